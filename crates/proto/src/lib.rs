@@ -1,0 +1,15 @@
+//! The IPC protocol between Rostfix services: one request and one reply type per service,
+//! serialized with serde (JSON) and framed by a 4-byte big-endian length.
+//!
+//! Every read is bounded: a frame longer than [`MAX_FRAME`] is refused before any
+//! allocation, so a confused or hostile peer on a local socket cannot make a service
+//! allocate without limit. Timeouts are the caller's business (set them on the socket).
+//! The wire format is documented in docs/ipc.md.
+
+mod frame;
+mod messages;
+mod status;
+
+pub use frame::{read_frame, read_message, write_frame, write_message, FrameError, MAX_FRAME};
+pub use messages::*;
+pub use status::{ChildStatus, StatusKind, STATUS_LEN};

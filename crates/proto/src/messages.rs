@@ -1,0 +1,106 @@
+//! The typed messages, one module section per service socket.
+
+use serde::{Deserialize, Serialize};
+
+/// Sent to trigger services (`public/qmgr`, `public/pickup`): one frame, then close.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Trigger {
+    /// New work may be waiting (a file in incoming/ or maildrop/), or a timer wake-up.
+    Wakeup,
+    /// Scan deferred/ now, ignoring retry times (`rostqueue -f`, `rostfix flush`).
+    Flush,
+    /// Deliver this queue id now, ignoring its retry time (`rostqueue -i ID`).
+    FlushId(String),
+}
+
+/// qmgr -> delivery agent (`private/local`, `private/smtp`, ...): deliver these
+/// recipients of one queue file. The agent reads the content from the queue file itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRequest {
+    /// Queue directory name relative to queue_directory, normally "active".
+    pub queue_name: String,
+    pub queue_id: String,
+    /// Envelope sender; empty for the null sender `<>`.
+    pub sender: String,
+    /// Next hop chosen by the resolver: for local, `$myhostname`; for smtp, a domain or
+    /// `[host]:port`.
+    pub nexthop: String,
+    /// Arrival time, seconds since the epoch, for `delay=` in log lines.
+    pub arrival: i64,
+    pub recipients: Vec<DeliveryRecipient>,
+}
+
+/// One recipient in a [`DeliveryRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecipient {
+    /// Byte offset of this recipient's record in the queue file: the agent marks it done
+    /// there (see rostfix_queue::QueueFile::mark_done) before answering.
+    pub offset: u64,
+    pub address: String,
+    /// The address as originally received (before aliasing); may equal `address`.
+    pub orig_address: String,
+}
+
+/// Final or temporary outcome for one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryStatus {
+    /// Delivered; the agent already marked the recipient done in the queue file.
+    Sent,
+    /// Temporary failure: qmgr keeps the recipient and retries later.
+    Deferred,
+    /// Permanent failure: qmgr asks bounce for a notice, then marks the recipient done.
+    Bounced,
+}
+
+/// Delivery agent -> qmgr: one result per requested recipient, same order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReply {
+    pub results: Vec<RecipientResult>,
+}
+
+/// Outcome for one recipient of a [`DeliveryRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientResult {
+    pub offset: u64,
+    pub status: DeliveryStatus,
+    /// Enhanced status code, e.g. "2.0.0", "4.4.1", "5.1.1".
+    pub dsn: String,
+    /// Human-readable text as logged in `status=... (text)`.
+    pub text: String,
+    /// Where it went: `local`, `mx.example.org[192.0.2.1]:25`, `none`.
+    pub relay: String,
+}
+
+/// qmgr -> bounce (`private/bounce`): write a non-delivery notice to the sender of
+/// `queue_id` for these recipients. The bounce service reads the original message from
+/// `queue_name/queue_id` to attach its headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BounceRequest {
+    pub queue_name: String,
+    pub queue_id: String,
+    /// The original envelope sender; empty for `<>` (then no notice is sent).
+    pub sender: String,
+    pub arrival: i64,
+    pub recipients: Vec<BouncedRecipient>,
+}
+
+/// One failed recipient in a [`BounceRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BouncedRecipient {
+    pub address: String,
+    pub orig_address: String,
+    pub dsn: String,
+    pub text: String,
+    pub relay: String,
+}
+
+/// bounce -> qmgr.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BounceReply {
+    /// A notice was queued under this id (already durable in incoming/).
+    Queued(String),
+    /// No notice is due (null sender: a bounce is never bounced).
+    NotNeeded,
+    /// Could not write the notice now; qmgr keeps the recipients and retries.
+    Failed(String),
+}

@@ -1,0 +1,19 @@
+//! The durable mail queue: queue directories, queue ids, and the versioned queue file
+//! format (docs/queue-format.md).
+//!
+//! A queue file is created under a temporary name, written, fsync'ed, given its queue id
+//! by link+unlink (never replacing an existing file), and its directory fsync'ed: only
+//! then may the caller acknowledge the message. Done recipients are marked in place by
+//! overwriting one byte and fsync'ing, so a crash never re-delivers them.
+
+mod error;
+mod file;
+mod id;
+mod layout;
+mod writer;
+
+pub use error::QueueError;
+pub use file::{Envelope, QueueFile, Recipient};
+pub use id::{is_valid_queue_id, QueueId};
+pub use layout::{list_queue, move_file, queue_path, set_retry_time, QueueName, ALL_QUEUES};
+pub use writer::QueueWriter;
