@@ -18,6 +18,13 @@ impl QueueWriter {
         todo!()
     }
 
+    /// The queue id this file will have once committed (known at creation: it is
+    /// derived from the creation time and the temporary file's inode), so smtpd can put
+    /// it in the Received: header and log it before the message is acknowledged.
+    pub fn queue_id(&self) -> &str {
+        todo!()
+    }
+
     /// Appends message content (any bytes; line endings stored as given: callers store LF).
     pub fn write_content(&mut self, data: &[u8]) -> Result<(), QueueError> {
         let _ = data;
