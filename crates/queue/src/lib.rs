@@ -10,10 +10,12 @@ mod error;
 mod file;
 mod id;
 mod layout;
+mod logs;
 mod writer;
 
 pub use error::QueueError;
 pub use file::{Envelope, QueueFile, Recipient};
 pub use id::{is_valid_queue_id, QueueId};
+pub use logs::{append_defer_reason, read_defer_reasons, remove_message_logs};
 pub use layout::{list_queue, move_file, queue_path, set_retry_time, QueueName, ALL_QUEUES};
 pub use writer::QueueWriter;
