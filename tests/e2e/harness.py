@@ -1,0 +1,276 @@
+"""Boots real Rostfix instances for end-to-end tests.
+
+Each Instance has its own temporary configuration directory, queue directory, log file
+and loopback port; master is started as root through `rostfix start`, so chroot and
+privilege dropping really happen. stop() always runs (fixtures call it in a finally),
+and anything still alive that carries the instance's MAIL_CONFIG is killed.
+"""
+
+import os
+import pwd
+import grp
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("ROSTFIX_BIN", REPO / "target" / "debug"))
+MAIL_OWNER = "rostfix"
+SETGID_GROUP = "rostdrop"
+TEST_USERS = ["rftest1", "rftest2"]
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
+    """Polls predicate until it returns a truthy value; raises with `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def ensure_system_users(homes_root):
+    """The suite's own user and group, and ordinary users to deliver to."""
+    if not _group_exists(SETGID_GROUP):
+        subprocess.run(["groupadd", "--system", SETGID_GROUP], check=True)
+    if not _user_exists(MAIL_OWNER):
+        subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir",
+                        "/nonexistent", "--shell", "/usr/sbin/nologin", MAIL_OWNER],
+                       check=True)
+    for user in TEST_USERS:
+        home = Path(homes_root) / user
+        if _user_exists(user):
+            subprocess.run(["usermod", "--home", str(home), user], check=True)
+        else:
+            subprocess.run(["useradd", "--no-create-home", "--home-dir", str(home),
+                            "--shell", "/bin/sh", user], check=True)
+        home.mkdir(parents=True, exist_ok=True)
+        pw = pwd.getpwnam(user)
+        os.chown(home, pw.pw_uid, pw.pw_gid)
+        os.chmod(home, 0o755)
+
+
+def remove_test_users():
+    for user in TEST_USERS:
+        if _user_exists(user):
+            subprocess.run(["userdel", user], check=False)
+
+
+def _user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _group_exists(name):
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+class Instance:
+    """One private Rostfix: config, queue, log, port. Use as a context manager."""
+
+    def __init__(self, base, main_extra=None, master_extra=""):
+        self.base = Path(tempfile.mkdtemp(prefix="rostfix-e2e-", dir=base))
+        os.chmod(self.base, 0o755)
+        self.conf = self.base / "etc"
+        self.queue = self.base / "queue"
+        self.maillog = self.base / "maillog"
+        self.bindir = self.base / "bin"
+        self.port = free_port()
+        self.conf.mkdir()
+        self.bindir.mkdir()
+        self._install_commands()
+        settings = {
+            "queue_directory": str(self.queue),
+            "daemon_directory": str(BIN),
+            "command_directory": str(self.bindir),
+            "data_directory": str(self.base / "data"),
+            "maillog_file": str(self.maillog),
+            "mail_owner": MAIL_OWNER,
+            "setgid_group": SETGID_GROUP,
+            "myhostname": "mx.rostfix.test",
+            "mydomain": "rostfix.test",
+            "mydestination": "$myhostname, localhost.$mydomain, localhost, $mydomain",
+            "mynetworks": "127.0.0.0/8",
+            "inet_interfaces": "127.0.0.1",
+            "home_mailbox": "Maildir/",
+            "service_throttle_time": "2s",
+            "minimal_backoff_time": "5s",
+            "maximal_backoff_time": "10s",
+            "queue_run_delay": "5s",
+        }
+        settings.update(main_extra or {})
+        lines = ["# written by tests/e2e/harness.py"]
+        lines += [f"{k} = {v}" for k, v in settings.items()]
+        (self.conf / "main.cf").write_text("\n".join(lines) + "\n")
+        master = f"""# written by tests/e2e/harness.py
+127.0.0.1:{self.port} inet n - y - - smtpd
+pickup    unix  n       -       y       60      1       pickup
+qmgr      unix  n       -       n       300     1       qmgr
+bounce    unix  -       -       y       -       0       bounce
+smtp      unix  -       -       y       -       -       smtp
+relay     unix  -       -       y       -       -       smtp
+local     unix  -       n       n       -       -       local
+""" + master_extra
+        (self.conf / "master.cf").write_text(master)
+        os.chmod(self.conf / "main.cf", 0o644)
+        os.chmod(self.conf / "master.cf", 0o644)
+
+    def _install_commands(self):
+        """sendmail and friends in command_directory; rostdrop setgid as installed."""
+        for name in ["sendmail", "rostqueue", "rostsuper", "rostconf", "rostfix"]:
+            (self.bindir / name).symlink_to(BIN / name)
+        drop = self.bindir / "rostdrop"
+        shutil.copy2(BIN / "rostdrop", drop)
+        if is_root():
+            os.chown(drop, 0, grp.getgrnam(SETGID_GROUP).gr_gid)
+            os.chmod(drop, 0o2755)
+
+    # -- running commands -------------------------------------------------------------
+
+    def cmd(self, name, *args, check=True, user=None, input=None, timeout=60):
+        argv = [str(BIN / name), "-c", str(self.conf), *args]
+        return self._run(argv, check=check, user=user, input=input, timeout=timeout)
+
+    def _run(self, argv, check=True, user=None, input=None, timeout=60):
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+        kwargs = {}
+        if user is not None:
+            pw = pwd.getpwnam(user)
+            kwargs["user"] = pw.pw_uid
+            kwargs["group"] = pw.pw_gid
+            kwargs["extra_groups"] = []
+            kwargs["cwd"] = "/"
+            env["HOME"] = pw.pw_dir
+            env["USER"] = env["LOGNAME"] = user
+        proc = subprocess.run(argv, capture_output=True, input=input, env=env,
+                              timeout=timeout, **kwargs)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{argv} exited {proc.returncode}\nstdout: {proc.stdout!r}\n"
+                f"stderr: {proc.stderr!r}\nlog:\n{self.log_text()[-4000:]}")
+        return proc
+
+    def start(self):
+        self.cmd("rostfix", "start")
+        wait_for(self.accepting, what="smtpd to accept connections")
+
+    def stop(self):
+        self.cmd("rostfix", "stop", check=False, timeout=60)
+        self.kill_leftovers()
+
+    def kill_leftovers(self, sig=signal.SIGKILL):
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def accepting(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                s.settimeout(5)
+                return s.recv(512).startswith(b"220")
+        except OSError:
+            return False
+
+    def pids(self):
+        """Every live process started for this instance (master and its children)."""
+        marker = f"MAIL_CONFIG={self.conf}".encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            is_master = (cmdline and cmdline[0].endswith(b"/master")
+                         and str(self.conf).encode() in cmdline)
+            if marker in env or is_master:
+                found.append(int(entry))
+        return found
+
+    def processes(self):
+        """{pid: program name} of this instance's processes."""
+        out = {}
+        for pid in self.pids():
+            try:
+                exe = os.readlink(f"/proc/{pid}/exe")
+            except OSError:
+                continue
+            out[pid] = os.path.basename(exe.replace(" (deleted)", ""))
+        return out
+
+    # -- observing ---------------------------------------------------------------------
+
+    def log_text(self):
+        try:
+            return self.maillog.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def queue_ids(self, *queues):
+        ids = []
+        for q in queues or ("incoming", "active", "deferred", "hold"):
+            d = self.queue / q
+            if d.is_dir():
+                ids += [n for n in os.listdir(d) if not n.startswith("tmp.")]
+        return ids
+
+    def wait_queue_empty(self, timeout=60):
+        wait_for(lambda: not self.queue_ids("incoming", "active", "maildrop"),
+                 timeout=timeout, what="the queue to drain")
+
+    def smtp(self, source_address=None):
+        kwargs = {"timeout": 30}
+        if source_address:
+            kwargs["source_address"] = (source_address, 0)
+        return smtplib.SMTP("127.0.0.1", self.port, **kwargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        if exc[0] is None and os.environ.get("ROSTFIX_KEEP") is None:
+            shutil.rmtree(self.base, ignore_errors=True)
+        return False
+
+
+def maildir_messages(user, folder="Maildir"):
+    """[(path, bytes)] of the messages in the user's Maildir/new, oldest first."""
+    new = Path(pwd.getpwnam(user).pw_dir) / folder / "new"
+    if not new.is_dir():
+        return []
+    paths = sorted(new.iterdir(), key=lambda p: p.stat().st_mtime)
+    return [(p, p.read_bytes()) for p in paths]
+
+
+def reset_maildir(user, folder="Maildir"):
+    shutil.rmtree(Path(pwd.getpwnam(user).pw_dir) / folder, ignore_errors=True)

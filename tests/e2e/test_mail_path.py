@@ -1,0 +1,129 @@
+"""The foundation's mail path end to end: SMTP and sendmail in, Maildir out, as the user."""
+
+import os
+import pwd
+import re
+import subprocess
+
+import harness
+from harness import maildir_messages, wait_for
+
+BODY = (b"From: Alice <alice@example.org>\r\n"
+        b"To: rftest1@mx.rostfix.test\r\n"
+        b"Subject: foundation test\r\n"
+        b"Message-ID: <foundation-1@example.org>\r\n"
+        b"\r\n"
+        b"Hello rftest1.\r\n"
+        b"..a line that starts with a dot\r\n"
+        b"\r\n"
+        b"Last line, with trailing spaces   \r\n")
+
+
+def our_header_names(delivered, sent_lf):
+    """The names of the header lines we put before the message that was sent."""
+    assert delivered.endswith(sent_lf), "delivered message does not end with what was sent"
+    prefix = delivered[: len(delivered) - len(sent_lf)].decode()
+    names = []
+    for line in prefix.split("\n"):
+        if not line:
+            continue
+        if line[0] in " \t":
+            continue
+        names.append(line.split(":", 1)[0])
+    return names
+
+
+def expected_lf(body):
+    # On the wire lines end CRLF and leading dots are stuffed; in the Maildir lines end
+    # LF and the stuffing is gone.
+    text = body.replace(b"\r\n", b"\n")
+    return text.replace(b"\n..a line", b"\n.a line")
+
+
+def assert_owned_by(path, user):
+    pw = pwd.getpwnam(user)
+    st = os.stat(path)
+    assert (st.st_uid, st.st_gid) == (pw.pw_uid, pw.pw_gid), f"{path} owned by {st.st_uid}"
+
+
+def test_smtplib_to_maildir(instance):
+    with instance.smtp() as s:
+        s.ehlo("client.example.org")
+        # smtplib stuffs dots itself; send the raw already-stuffed form through data().
+        code, resp = s.docmd("MAIL FROM:<alice@example.org>")
+        assert code == 250, resp
+        code, resp = s.docmd("RCPT TO:<rftest1@mx.rostfix.test>")
+        assert code == 250, resp
+        code, resp = s.docmd("DATA")
+        assert code == 354, resp
+        s.send(BODY + b".\r\n")
+        code, resp = s.getreply()
+        assert code == 250, resp
+        queue_id = re.search(rb"queued as ([0-9A-F]+)", resp).group(1).decode()
+    msgs = wait_for(lambda: maildir_messages("rftest1"), what="delivery to rftest1")
+    assert len(msgs) == 1
+    path, data = msgs[0]
+    assert_owned_by(path, "rftest1")
+    names = our_header_names(data, expected_lf(BODY))
+    assert names == ["Return-Path", "Delivered-To", "Received"], names
+    assert data.startswith(b"Return-Path: <alice@example.org>\n")
+    assert b"Delivered-To: rftest1@mx.rostfix.test\n" in data
+    instance.wait_queue_empty()
+    log = instance.log_text()
+    # The message's life is traceable by its queue id, in Postfix's shape.
+    for pattern in [rf"rostfix/smtpd\[\d+\]: {queue_id}: client=",
+                    rf"rostfix/qmgr\[\d+\]: {queue_id}: from=<alice@example.org>, size=\d+, nrcpt=1 \(queue active\)",
+                    rf"rostfix/local\[\d+\]: {queue_id}: to=<rftest1@mx.rostfix.test>, relay=local, .*dsn=2\.0\.0, status=sent",
+                    rf"rostfix/qmgr\[\d+\]: {queue_id}: removed"]:
+        assert re.search(pattern, log), f"log lacks {pattern!r}:\n{log[-3000:]}"
+
+
+def test_swaks_to_maildir(instance):
+    proc = subprocess.run(
+        ["swaks", "--server", f"127.0.0.1:{instance.port}", "--from", "bob@example.org",
+         "--to", "rftest2@mx.rostfix.test", "--header", "Subject: via swaks",
+         "--body", "swaks body line\n.dot line\n", "--helo", "swaks.example.org"],
+        capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    assert b"250 2.0.0 Ok: queued as" in proc.stdout
+    msgs = wait_for(lambda: maildir_messages("rftest2"), what="delivery to rftest2")
+    path, data = msgs[0]
+    assert_owned_by(path, "rftest2")
+    assert b"Subject: via swaks\n" in data
+    assert b"\nswaks body line\n.dot line\n" in data
+    assert b"\r" not in data
+
+
+def test_sendmail_t_as_ordinary_user(instance):
+    message = (b"To: Second <rftest2@mx.rostfix.test>\n"
+               b"Bcc: rftest1@mx.rostfix.test\n"
+               b"Subject: from sendmail\n"
+               b"\n"
+               b"sent by rftest1 with sendmail -t\n")
+    proc = instance._run([str(instance.bindir / "sendmail"), "-C", str(instance.conf), "-t"],
+                         user="rftest1", input=message)
+    assert proc.returncode == 0
+    for user in ("rftest1", "rftest2"):
+        msgs = wait_for(lambda: maildir_messages(user), what=f"delivery to {user}")
+        path, data = msgs[0]
+        assert_owned_by(path, user)
+        assert b"sent by rftest1 with sendmail -t\n" in data
+        assert b"Subject: from sendmail\n" in data
+        assert b"Bcc:" not in data, "Bcc header must be removed with -t"
+        assert data.startswith(b"Return-Path: <rftest1@"), data[:200]
+    log = instance.log_text()
+    uid = pwd.getpwnam("rftest1").pw_uid
+    assert re.search(rf"rostfix/pickup\[\d+\]: [0-9A-F]+: uid={uid} from=<rftest1@", log), log[-3000:]
+
+
+def test_unknown_local_user_bounces_to_sender(instance):
+    with instance.smtp() as s:
+        s.sendmail("rftest1@mx.rostfix.test", ["nosuchuser@mx.rostfix.test"],
+                   b"Subject: to nobody\r\n\r\nbody\r\n")
+    msgs = wait_for(lambda: maildir_messages("rftest1"), what="the bounce to the sender")
+    data = msgs[0][1]
+    assert b"Return-Path: <>\n" in data
+    assert b"multipart/report" in data and b"report-type=delivery-status" in data
+    assert b"nosuchuser@mx.rostfix.test" in data
+    assert b"Status: 5.1.1" in data
+    instance.wait_queue_empty()

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests talk to (real peers, not mocks). As root it
+# installs what is missing; otherwise it prints the exact command to run and goes on,
+# so the tests that need a missing peer are skipped with that reason.
+set -eu
+
+# package:command-or-file that proves it is installed
+NEEDED="python3-pytest:/usr/lib/python3/dist-packages/pytest swaks:/usr/bin/swaks"
+
+missing=""
+for item in $NEEDED; do
+    pkg=${item%%:*}
+    probe=${item#*:}
+    [ -e "$probe" ] || missing="$missing $pkg"
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+if [ "$(id -u)" = 0 ]; then
+    echo "setup-deps: installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing
+else
+    echo "setup-deps: missing test peers:$missing"
+    echo "setup-deps: install them with: sudo apt-get install$missing"
+    echo "setup-deps: (end-to-end tests also need root: they start master as root)"
+fi
