@@ -1,6 +1,92 @@
-//! rostdrop: not yet written (see crates/rostdrop/Cargo.toml for its job).
+//! rostdrop: the set-group-id (setgid_group) helper that writes locally submitted mail
+//! into `maildrop/`, like Postfix's postdrop. Its caller is treated as hostile: see
+//! hardening.rs (process hygiene), trust.rs (configuration directory), validate.rs
+//! (envelope) and maildrop.rs (the write itself).
+
+mod args;
+mod hardening;
+mod help;
+mod maildrop;
+mod sysexits;
+mod trigger;
+mod trust;
+mod validate;
+
+use args::{Command, DropArgs};
+use rostfix_config::MainCf;
+use std::path::Path;
+use std::process::exit;
+use std::time::{SystemTime, UNIX_EPOCH};
+use sysexits::*;
+
+fn fatal(code: i32, msg: impl std::fmt::Display) -> ! {
+    eprintln!("rostdrop: fatal: {msg}");
+    exit(code);
+}
 
 fn main() {
-    eprintln!("rostdrop: not implemented yet");
-    std::process::exit(1);
+    hardening::ensure_std_fds();
+    hardening::private_umask();
+    // Read before the environment is cleared; trusted only after trust.rs says so.
+    let mail_config = std::env::var_os("MAIL_CONFIG");
+    hardening::clear_environment();
+
+    let mut argv = Vec::new();
+    for a in std::env::args_os().skip(1) {
+        match a.into_string() {
+            Ok(s) => argv.push(s),
+            Err(_) => fatal(EX_DATAERR, "argument is not valid UTF-8"),
+        }
+    }
+    let args = match args::parse_args(&argv) {
+        Ok(Command::Help) => {
+            print!("{}", help::HELP);
+            exit(0);
+        }
+        Ok(Command::Drop(d)) => d,
+        Err(e) => {
+            eprintln!("rostdrop: {e}");
+            eprintln!("{}", help::USAGE);
+            exit(EX_USAGE);
+        }
+    };
+    run(&args, mail_config.as_deref())
+}
+
+fn run(args: &DropArgs, mail_config: Option<&std::ffi::OsStr>) -> ! {
+    let uid = nix::unistd::getuid().as_raw();
+    let config_dir = trust::choose_config_dir(args.config_dir.as_deref(), mail_config, uid)
+        .unwrap_or_else(|e| fatal(EX_NOPERM, e));
+    let config = MainCf::load(&config_dir).unwrap_or_else(|e| fatal(EX_CONFIG, e));
+    if let Err(e) = validate::validate_envelope(&args.sender, &args.recipients) {
+        fatal(EX_DATAERR, e);
+    }
+    let queue_directory = config.get("queue_directory");
+    if let Err(e) = std::env::set_current_dir(&queue_directory) {
+        fatal(EX_TEMPFAIL, format!("chdir {queue_directory}: {e}"));
+    }
+    let limit = u64::try_from(config.get_int("message_size_limit")).unwrap_or(0);
+    let arrival_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let envelope = maildrop::build_envelope(&args.sender, &args.recipients, uid, arrival_us);
+
+    hardening::defer_signals();
+    let stdin = std::io::stdin().lock();
+    if let Err(e) = maildrop::write_maildrop(
+        Path::new("."),
+        &envelope,
+        stdin,
+        limit,
+        hardening::interrupted,
+    ) {
+        fatal(e.exit_code(), e);
+    }
+    // The message is safe in maildrop/; a lost wake-up only delays it to pickup's
+    // next periodic scan.
+    if let Err(e) = trigger::send_wakeup(Path::new("public/pickup")) {
+        eprintln!("rostdrop: warning: {e}");
+    }
+    exit(0);
 }
