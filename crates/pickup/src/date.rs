@@ -1,0 +1,104 @@
+//! RFC 5322 dates for the Received: header pickup adds, and the local UTC offset from
+//! the C library (inside the chroot without zoneinfo this is UTC). Same code as
+//! sendmail's date.rs: there is no shared crate for it yet.
+
+/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Broken-down local time: (year, month 1-12, day, hour, minute, second, weekday 0=Sun).
+pub fn broken_down(unix: i64, offset_secs: i32) -> (i64, u32, u32, u32, u32, u32, usize) {
+    let local = unix + i64::from(offset_secs);
+    let days = local.div_euclid(86_400);
+    let secs = local.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let weekday = (days + 4).rem_euclid(7) as usize;
+    (
+        y,
+        m,
+        d,
+        (secs / 3600) as u32,
+        (secs / 60 % 60) as u32,
+        (secs % 60) as u32,
+        weekday,
+    )
+}
+
+/// Formats `unix` seconds at the given offset from UTC.
+pub fn format_rfc5322(unix: i64, offset_secs: i32) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, mo, d, h, mi, s, wd) = broken_down(unix, offset_secs);
+    let sign = if offset_secs < 0 { '-' } else { '+' };
+    let off = offset_secs.unsigned_abs() / 60;
+    format!(
+        "{}, {} {} {} {:02}:{:02}:{:02} {}{:02}{:02}",
+        DAYS[wd],
+        d,
+        MONTHS[(mo - 1) as usize],
+        y,
+        h,
+        mi,
+        s,
+        sign,
+        off / 60,
+        off % 60
+    )
+}
+
+/// The local offset from UTC at `unix`, in seconds; 0 if the C library cannot tell.
+pub fn local_offset(unix: i64) -> i32 {
+    let t: libc::time_t = unix as libc::time_t;
+    // SAFETY: `tm` is plain old data, so all-zero is a valid value; localtime_r only
+    // writes into the `tm` we pass and reads `t`, both valid for the call's duration.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: see above; both pointers are to live, properly aligned locals.
+    let res = unsafe { libc::localtime_r(&t, &mut tm) };
+    if res.is_null() {
+        0
+    } else {
+        tm.tm_gmtoff as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(format_rfc5322(0, 0), "Thu, 1 Jan 1970 00:00:00 +0000");
+        // 2024-02-29 12:34:56 UTC, a leap day.
+        assert_eq!(
+            format_rfc5322(1_709_210_096, 0),
+            "Thu, 29 Feb 2024 12:34:56 +0000"
+        );
+        assert_eq!(
+            format_rfc5322(1_709_210_096, 3600),
+            "Thu, 29 Feb 2024 13:34:56 +0100"
+        );
+        assert_eq!(
+            format_rfc5322(1_709_210_096, -(5 * 3600 + 1800)),
+            "Thu, 29 Feb 2024 07:04:56 -0530"
+        );
+        // Offset crossing midnight back into the previous day.
+        assert_eq!(format_rfc5322(0, -3600), "Wed, 31 Dec 1969 23:00:00 -0100");
+    }
+
+    #[test]
+    fn local_offset_is_sane() {
+        assert!(local_offset(1_709_210_096).abs() <= 14 * 3600);
+    }
+}
