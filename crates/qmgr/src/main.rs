@@ -1,6 +1,64 @@
-//! qmgr: not yet written (see crates/qmgr/Cargo.toml for its job).
+//! qmgr: the queue manager. One long-lived process (master.cf: maxproc 1, wakeup 300).
+//!
+//! Moves mail from incoming/ (and due mail from deferred/) into active/, resolves each
+//! pending recipient to a (transport, nexthop), sends delivery requests to
+//! `private/TRANSPORT` within per-destination concurrency limits, and applies the
+//! per-recipient results: done, deferred (backoff, defer log) or bounced (a notice via
+//! `private/bounce`, then done). See docs/ARCHITECTURE.md "Mail path".
+//!
+//! Design: the main loop (manager.rs) owns every piece of queue state; blocking socket
+//! work runs in short-lived threads (a trigger listener per socket, one worker per
+//! request) that report over a channel. Scheduling rules live in pure, unit-tested
+//! modules: resolve, backoff, schedule, message.
+
+mod backoff;
+mod event;
+mod ipc;
+mod logline;
+mod manager;
+mod message;
+mod resolve;
+mod schedule;
+mod settings;
+mod trigger;
+
+use manager::Manager;
+use rostfix_service::Service;
+use settings::Settings;
+use std::path::PathBuf;
 
 fn main() {
-    eprintln!("qmgr: not implemented yet");
-    std::process::exit(1);
+    let mut service = match Service::init("qmgr") {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("qmgr: fatal: {e}");
+            std::process::exit(1);
+        }
+    };
+    let listeners = service.take_listeners();
+    let settings = Settings::load(&service.config);
+    for entry in &settings.unsupported_mydestination {
+        log::warn!("mydestination: table lookup \"{entry}\" is not supported yet; ignored");
+    }
+    if let Err(e) = service.confine() {
+        log::error!("fatal: {e}");
+        std::process::exit(1);
+    }
+    if listeners.is_empty() {
+        log::warn!("no trigger socket inherited from master; relying on periodic queue scans");
+    }
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    for fd in listeners {
+        if let Err(e) = trigger::spawn_listener(fd, tx.clone()) {
+            log::error!("fatal: cannot start trigger listener: {e}");
+            std::process::exit(1);
+        }
+    }
+    // After confine the working directory is queue_directory (or the chroot).
+    let mut manager = Manager::new(PathBuf::from("."), settings, tx);
+    manager.recover();
+    manager.scan_incoming();
+    manager.run(rx, &|| service.master_alive());
+    std::process::exit(0);
 }

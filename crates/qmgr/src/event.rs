@@ -1,0 +1,36 @@
+//! What the helper threads report to the main loop, which owns all queue state.
+
+use crate::ipc::CallError;
+use crate::resolve::Route;
+use rostfix_proto::{BounceReply, BouncedRecipient, DeliveryRecipient, DeliveryReply, Trigger};
+
+/// One message on the main loop's channel.
+#[derive(Debug)]
+pub enum Event {
+    /// A trigger read from public/qmgr.
+    Trigger(Trigger),
+    /// A delivery request finished.
+    Delivered(DeliveryOutcome),
+    /// A bounce request finished.
+    Bounced(BounceOutcome),
+}
+
+/// The result of one delivery request.
+#[derive(Debug)]
+pub struct DeliveryOutcome {
+    pub queue_id: String,
+    pub route: Route,
+    pub requested: Vec<DeliveryRecipient>,
+    pub reply: Result<DeliveryReply, CallError>,
+}
+
+/// The result of one bounce request.
+#[derive(Debug)]
+pub struct BounceOutcome {
+    pub queue_id: String,
+    /// The recipients' record offsets and what was reported for them.
+    pub recipients: Vec<(u64, BouncedRecipient)>,
+    /// An expiry notice (log `status=expired`) rather than an agent's bounce.
+    pub expired: bool,
+    pub reply: Result<BounceReply, CallError>,
+}

@@ -1,0 +1,384 @@
+//! The in-memory state of one message in active/ and the pure rules applied to it:
+//! turning a delivery agent's reply into sent / bounced / deferred recipients, and
+//! deciding what happens to the file once no request is outstanding (remove, defer with
+//! backoff, or expire and return to sender). The main loop does the file operations.
+
+use crate::backoff::RetryPolicy;
+use rostfix_proto::{BouncedRecipient, DeliveryRecipient, DeliveryReply, DeliveryStatus};
+use std::collections::BTreeMap;
+
+/// DSN and text when the agent cannot be reached or its reply is unusable.
+pub const UNAVAILABLE_DSN: &str = "4.3.0";
+pub const UNAVAILABLE_TEXT: &str = "mail transport unavailable";
+/// DSN and text of an expired message's notice.
+pub const EXPIRED_DSN: &str = "4.4.7";
+pub const EXPIRED_TEXT: &str = "message delivery timed out";
+/// Reason kept when the bounce service could not queue a notice.
+pub const BOUNCE_FAILURE_TEXT: &str = "bounce or trace service failure";
+
+/// One recipient still tracked by qmgr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcptState {
+    pub address: String,
+    pub orig_address: String,
+    /// Delivered or bounced (the queue file says so too).
+    pub done: bool,
+    /// Latest defer reason seen in this pass through active/.
+    pub last_reason: Option<String>,
+}
+
+/// A message in active/.
+#[derive(Debug, Clone)]
+pub struct ActiveMessage {
+    pub id: String,
+    pub sender: String,
+    /// Arrival, seconds since the epoch.
+    pub arrival: i64,
+    /// Recipients that were pending when the file was read, by record offset.
+    pub recipients: BTreeMap<u64, RcptState>,
+    /// Delivery requests and bounce jobs not yet finished (queued or in flight).
+    pub outstanding: usize,
+    /// The expiry notice was already attempted in this pass: never loop on it.
+    pub expire_tried: bool,
+}
+
+impl ActiveMessage {
+    pub fn new(id: &str, sender: &str, arrival: i64) -> ActiveMessage {
+        ActiveMessage {
+            id: id.to_string(),
+            sender: sender.to_string(),
+            arrival,
+            recipients: BTreeMap::new(),
+            outstanding: 0,
+            expire_tried: false,
+        }
+    }
+
+    pub fn add_recipient(&mut self, offset: u64, address: &str, orig_address: &str) {
+        self.recipients.insert(
+            offset,
+            RcptState {
+                address: address.into(),
+                orig_address: orig_address.into(),
+                done: false,
+                last_reason: None,
+            },
+        );
+    }
+
+    pub fn set_done(&mut self, offset: u64) {
+        if let Some(r) = self.recipients.get_mut(&offset) {
+            r.done = true;
+        }
+    }
+
+    pub fn set_reason(&mut self, offset: u64, reason: &str) {
+        if let Some(r) = self.recipients.get_mut(&offset) {
+            r.last_reason = Some(reason.to_string());
+        }
+    }
+
+    /// Offsets of recipients not yet done.
+    pub fn pending(&self) -> Vec<u64> {
+        self.recipients
+            .iter()
+            .filter(|(_, r)| !r.done)
+            .map(|(o, _)| *o)
+            .collect()
+    }
+
+    /// The delivery-request form of a recipient.
+    pub fn delivery_recipient(&self, offset: u64) -> Option<DeliveryRecipient> {
+        self.recipients.get(&offset).map(|r| DeliveryRecipient {
+            offset,
+            address: r.address.clone(),
+            orig_address: r.orig_address.clone(),
+        })
+    }
+}
+
+/// A recipient to defer, and whether qmgr must log it (the agent did not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    pub offset: u64,
+    pub address: String,
+    pub dsn: String,
+    pub text: String,
+    pub log_by_qmgr: bool,
+}
+
+/// A delivery reply sorted into what qmgr has to do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Classified {
+    /// Delivered and marked done by the agent.
+    pub sent: Vec<u64>,
+    /// Permanent failures: a notice is due, then they are marked done.
+    pub bounced: Vec<(u64, BouncedRecipient)>,
+    /// Stay queued.
+    pub deferred: Vec<Deferral>,
+    /// Anomalies in the reply, phrased for the log.
+    pub warnings: Vec<String>,
+}
+
+/// Matches an agent's reply (or the failure to get one) against the request. Results
+/// are matched by offset, never trusted for recipients we did not ask about; a
+/// requested recipient without a result stays queued (it may be retried, never lost).
+pub fn classify(
+    requested: &[DeliveryRecipient],
+    reply: Result<&DeliveryReply, &str>,
+) -> Classified {
+    let mut out = Classified::default();
+    let reply = match reply {
+        Ok(r) => r,
+        Err(why) => {
+            out.warnings
+                .push(format!("delivery agent unavailable: {why}"));
+            for r in requested {
+                out.deferred.push(Deferral {
+                    offset: r.offset,
+                    address: r.address.clone(),
+                    dsn: UNAVAILABLE_DSN.into(),
+                    text: UNAVAILABLE_TEXT.into(),
+                    log_by_qmgr: true,
+                });
+            }
+            return out;
+        }
+    };
+    let mut answered: BTreeMap<u64, &rostfix_proto::RecipientResult> = BTreeMap::new();
+    for res in &reply.results {
+        if !requested.iter().any(|r| r.offset == res.offset) {
+            out.warnings.push(format!(
+                "delivery agent reported unrequested recipient offset {}",
+                res.offset
+            ));
+        } else if answered.insert(res.offset, res).is_some() {
+            out.warnings.push(format!(
+                "delivery agent reported offset {} twice; using the last",
+                res.offset
+            ));
+        }
+    }
+    for r in requested {
+        match answered.get(&r.offset) {
+            Some(res) => match res.status {
+                DeliveryStatus::Sent => out.sent.push(r.offset),
+                DeliveryStatus::Bounced => out.bounced.push((
+                    r.offset,
+                    BouncedRecipient {
+                        address: r.address.clone(),
+                        orig_address: r.orig_address.clone(),
+                        dsn: res.dsn.clone(),
+                        text: res.text.clone(),
+                        relay: res.relay.clone(),
+                    },
+                )),
+                DeliveryStatus::Deferred => out.deferred.push(Deferral {
+                    offset: r.offset,
+                    address: r.address.clone(),
+                    dsn: res.dsn.clone(),
+                    text: res.text.clone(),
+                    log_by_qmgr: false,
+                }),
+            },
+            None => {
+                out.warnings
+                    .push(format!("delivery agent gave no result for <{}>", r.address));
+                out.deferred.push(Deferral {
+                    offset: r.offset,
+                    address: r.address.clone(),
+                    dsn: UNAVAILABLE_DSN.into(),
+                    text: UNAVAILABLE_TEXT.into(),
+                    log_by_qmgr: true,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// What to do with a message whose requests have all finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Every recipient is done: delete the file and its logs.
+    Remove,
+    /// Move to deferred/ with this retry time.
+    Defer { retry_at: i64 },
+    /// Too old: bounce the pending recipients (with [`EXPIRED_DSN`]), then remove.
+    Expire { pending: Vec<u64> },
+}
+
+/// Decides a finished message's fate at `now`.
+pub fn completion(msg: &ActiveMessage, now: i64, policy: &RetryPolicy) -> Completion {
+    let pending = msg.pending();
+    if pending.is_empty() {
+        Completion::Remove
+    } else if !msg.expire_tried && policy.is_expired(now, msg.arrival, &msg.sender) {
+        Completion::Expire { pending }
+    } else {
+        Completion::Defer {
+            retry_at: policy.next_retry(now, msg.arrival),
+        }
+    }
+}
+
+/// The diagnostic of an expired recipient: the timeout plus why it was last deferred.
+pub fn expired_text(last_reason: Option<&str>) -> String {
+    match last_reason {
+        Some(r) if !r.is_empty() => format!("{EXPIRED_TEXT}: {r}"),
+        _ => EXPIRED_TEXT.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rostfix_proto::RecipientResult;
+
+    fn rcpt(offset: u64) -> DeliveryRecipient {
+        DeliveryRecipient {
+            offset,
+            address: format!("u{offset}@example.net"),
+            orig_address: format!("u{offset}@example.net"),
+        }
+    }
+
+    fn result(offset: u64, status: DeliveryStatus, dsn: &str) -> RecipientResult {
+        RecipientResult {
+            offset,
+            status,
+            dsn: dsn.into(),
+            text: format!("text {offset}"),
+            relay: "local".into(),
+        }
+    }
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        minimal_backoff: 300,
+        maximal_backoff: 4000,
+        maximal_queue_lifetime: 86400,
+        bounce_queue_lifetime: 3600,
+    };
+
+    #[test]
+    fn results_are_sorted_by_status() {
+        let req = [rcpt(10), rcpt(20), rcpt(30)];
+        let reply = DeliveryReply {
+            results: vec![
+                result(10, DeliveryStatus::Sent, "2.0.0"),
+                result(20, DeliveryStatus::Bounced, "5.1.1"),
+                result(30, DeliveryStatus::Deferred, "4.2.2"),
+            ],
+        };
+        let c = classify(&req, Ok(&reply));
+        assert_eq!(c.sent, vec![10]);
+        assert_eq!(c.bounced.len(), 1);
+        assert_eq!(c.bounced[0].0, 20);
+        assert_eq!(c.bounced[0].1.dsn, "5.1.1");
+        assert_eq!(c.bounced[0].1.address, "u20@example.net");
+        assert_eq!(c.deferred.len(), 1);
+        assert_eq!(c.deferred[0].offset, 30);
+        assert_eq!(c.deferred[0].text, "text 30");
+        assert!(!c.deferred[0].log_by_qmgr);
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn unreachable_agent_defers_everything_with_4_3_0() {
+        let c = classify(
+            &[rcpt(1), rcpt(2)],
+            Err("connect: No such file or directory"),
+        );
+        assert!(c.sent.is_empty() && c.bounced.is_empty());
+        assert_eq!(c.deferred.len(), 2);
+        assert!(c
+            .deferred
+            .iter()
+            .all(|d| d.dsn == "4.3.0" && d.text == "mail transport unavailable" && d.log_by_qmgr));
+    }
+
+    #[test]
+    fn missing_and_foreign_results_never_lose_or_invent_recipients() {
+        let req = [rcpt(1), rcpt(2)];
+        let reply = DeliveryReply {
+            results: vec![
+                result(1, DeliveryStatus::Sent, "2.0.0"),
+                result(999, DeliveryStatus::Sent, "2.0.0"),
+            ],
+        };
+        let c = classify(&req, Ok(&reply));
+        assert_eq!(c.sent, vec![1]);
+        assert_eq!(
+            c.deferred.iter().map(|d| d.offset).collect::<Vec<_>>(),
+            vec![2]
+        );
+        assert_eq!(c.warnings.len(), 2);
+    }
+
+    #[test]
+    fn which_recipients_stay_pending() {
+        let mut m = ActiveMessage::new("ID", "a@b", 1000);
+        for o in [1, 2, 3] {
+            m.add_recipient(o, &format!("u{o}@x"), "");
+        }
+        let reply = DeliveryReply {
+            results: vec![
+                result(1, DeliveryStatus::Sent, "2.0.0"),
+                result(2, DeliveryStatus::Deferred, "4.0.0"),
+                result(3, DeliveryStatus::Bounced, "5.0.0"),
+            ],
+        };
+        let req: Vec<_> = [1, 2, 3]
+            .iter()
+            .filter_map(|o| m.delivery_recipient(*o))
+            .collect();
+        let c = classify(&req, Ok(&reply));
+        for o in &c.sent {
+            m.set_done(*o);
+        }
+        // Bounced recipients stay pending until the notice is queued.
+        assert_eq!(m.pending(), vec![2, 3]);
+        m.set_done(3);
+        assert_eq!(m.pending(), vec![2]);
+    }
+
+    #[test]
+    fn completion_rules() {
+        let mut m = ActiveMessage::new("ID", "a@b", 1000);
+        m.add_recipient(1, "x@y", "x@y");
+        assert_eq!(
+            completion(&m, 1010, &POLICY),
+            Completion::Defer { retry_at: 1310 }
+        );
+        assert_eq!(
+            completion(&m, 1000 + 86401, &POLICY),
+            Completion::Expire { pending: vec![1] }
+        );
+        m.expire_tried = true;
+        assert!(matches!(
+            completion(&m, 1000 + 86401, &POLICY),
+            Completion::Defer { .. }
+        ));
+        m.set_done(1);
+        assert_eq!(completion(&m, 1010, &POLICY), Completion::Remove);
+    }
+
+    #[test]
+    fn null_sender_expires_sooner() {
+        let mut m = ActiveMessage::new("ID", "", 1000);
+        m.add_recipient(1, "x@y", "x@y");
+        assert!(matches!(
+            completion(&m, 1000 + 3601, &POLICY),
+            Completion::Expire { .. }
+        ));
+    }
+
+    #[test]
+    fn expired_text_carries_last_reason() {
+        assert_eq!(expired_text(None), "message delivery timed out");
+        assert_eq!(
+            expired_text(Some("connection refused")),
+            "message delivery timed out: connection refused"
+        );
+    }
+}
