@@ -5,14 +5,25 @@
 //! `MasterCf` holds the service entries of master.cf. Errors name file, line and
 //! parameter. Unknown parameters are warnings, never errors.
 
+mod edit;
 mod error;
+mod expand;
+mod lines;
 mod main_cf;
 mod master_cf;
 mod params;
-mod edit;
 
+#[cfg(test)]
+mod tests;
+
+pub use edit::{
+    comment_out_main_cf, edit_main_cf, edit_main_cf_with, edit_master_cf_entry, MainCfEdit,
+};
 pub use error::ConfigError;
 pub use main_cf::{config_dir, MainCf, Setting, DEFAULT_CONFIG_DIR};
-pub use master_cf::{MasterCf, ServiceEntry, ServiceType, Wakeup};
-pub use params::{lookup_param, ParamDef, ParamKind, PARAMS};
-pub use edit::{edit_main_cf, edit_master_cf_entry};
+pub use master_cf::{
+    parse_master_cf_raw, MasterCf, RawServiceEntry, ServiceEntry, ServiceType, Wakeup,
+};
+pub use params::{
+    check_value, lookup_param, parse_bool, parse_int, parse_time, ParamDef, ParamKind, PARAMS,
+};

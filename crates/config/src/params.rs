@@ -1,4 +1,13 @@
 //! The table of known parameters: name, default (unexpanded, Postfix syntax) and kind.
+//!
+//! Defaults are Postfix's (`src/global/mail_params.h`) at compatibility level 3.6,
+//! except where Rostfix's own names and paths differ (mail_owner, queue_directory, ...).
+//! Where Postfix computes a default from the compatibility level we give the value it
+//! computes for level 3.6 (e.g. append_dot_mydomain = no, smtputf8_enable = yes).
+//! A few defaults are dynamic and computed by `MainCf` (they are empty here):
+//! `config_directory` (the directory loaded), `myhostname` (the system host name,
+//! `.localdomain` appended when it has no dot), `mydomain` (myhostname minus its first
+//! label), and `process_name` / `service_name` (set by each daemon).
 
 /// What a parameter's value must look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,11 +31,597 @@ pub struct ParamDef {
     pub kind: ParamKind,
 }
 
+/// Shorthand so the table below stays one line per parameter.
+const fn p(name: &'static str, default: &'static str, kind: ParamKind) -> ParamDef {
+    ParamDef {
+        name,
+        default,
+        kind,
+    }
+}
+
 /// Every parameter Rostfix knows, sorted by name (postconf -d prints them in this order).
-pub static PARAMS: &[ParamDef] = &[];
+pub static PARAMS: &[ParamDef] = &[
+    p("2bounce_notice_recipient", "postmaster", ParamKind::Str),
+    p("access_map_reject_code", "554", ParamKind::Int),
+    p("alias_database", "hash:/etc/aliases", ParamKind::List),
+    p("alias_maps", "hash:/etc/aliases", ParamKind::List),
+    p("allow_mail_to_commands", "alias, forward", ParamKind::List),
+    p("allow_mail_to_files", "alias, forward", ParamKind::List),
+    p("allow_min_user", "no", ParamKind::Bool),
+    p("allow_percent_hack", "yes", ParamKind::Bool),
+    p("alternate_config_directories", "", ParamKind::List),
+    p("always_add_missing_headers", "no", ParamKind::Bool),
+    p("always_bcc", "", ParamKind::Str),
+    p("append_at_myorigin", "yes", ParamKind::Bool),
+    p("append_dot_mydomain", "no", ParamKind::Bool),
+    p("application_event_drain_time", "100s", ParamKind::Time('s')),
+    p("authorized_flush_users", "static:anyone", ParamKind::List),
+    p("authorized_mailq_users", "static:anyone", ParamKind::List),
+    p("authorized_submit_users", "static:anyone", ParamKind::List),
+    p("biff", "yes", ParamKind::Bool),
+    p("body_checks", "", ParamKind::List),
+    p("body_checks_size_limit", "51200", ParamKind::Int),
+    p("bounce_notice_recipient", "postmaster", ParamKind::Str),
+    p("bounce_queue_lifetime", "5d", ParamKind::Time('d')),
+    p("bounce_size_limit", "50000", ParamKind::Int),
+    p("bounce_template_file", "", ParamKind::Str),
+    p("broken_sasl_auth_clients", "no", ParamKind::Bool),
+    p(
+        "canonical_classes",
+        "envelope_sender, envelope_recipient, header_sender, header_recipient",
+        ParamKind::List,
+    ),
+    p("canonical_maps", "", ParamKind::List),
+    p("command_directory", "/usr/sbin", ParamKind::Str),
+    p(
+        "command_expansion_filter",
+        "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        ParamKind::Str,
+    ),
+    p("command_time_limit", "1000s", ParamKind::Time('s')),
+    p("compatibility_level", "3.6", ParamKind::Str),
+    p("config_directory", "", ParamKind::Str),
+    p("content_filter", "", ParamKind::Str),
+    p("daemon_directory", "/usr/lib/rostfix", ParamKind::Str),
+    p("daemon_timeout", "18000s", ParamKind::Time('s')),
+    p("data_directory", "/var/lib/rostfix", ParamKind::Str),
+    p("debug_peer_level", "2", ParamKind::Int),
+    p("debug_peer_list", "", ParamKind::List),
+    p("debugger_command", "", ParamKind::Str),
+    p("default_database_type", "hash", ParamKind::Str),
+    p("default_delivery_slot_cost", "5", ParamKind::Int),
+    p(
+        "default_destination_concurrency_limit",
+        "20",
+        ParamKind::Int,
+    ),
+    p("default_destination_recipient_limit", "50", ParamKind::Int),
+    p("default_extra_recipient_limit", "1000", ParamKind::Int),
+    p("default_privs", "nobody", ParamKind::Str),
+    p("default_process_limit", "100", ParamKind::Int),
+    p("default_recipient_limit", "20000", ParamKind::Int),
+    p("default_transport", "smtp", ParamKind::Str),
+    p("defer_transports", "", ParamKind::List),
+    p("delay_notice_recipient", "postmaster", ParamKind::Str),
+    p("delay_warning_time", "0h", ParamKind::Time('h')),
+    p("deliver_lock_attempts", "20", ParamKind::Int),
+    p("deliver_lock_delay", "1s", ParamKind::Time('s')),
+    p("disable_dns_lookups", "no", ParamKind::Bool),
+    p("disable_mime_input_processing", "no", ParamKind::Bool),
+    p("disable_mime_output_conversion", "no", ParamKind::Bool),
+    p("disable_vrfy_command", "no", ParamKind::Bool),
+    p("double_bounce_sender", "double-bounce", ParamKind::Str),
+    p("duplicate_filter_limit", "1000", ParamKind::Int),
+    p("empty_address_recipient", "MAILER-DAEMON", ParamKind::Str),
+    p("enable_long_queue_ids", "no", ParamKind::Bool),
+    p("error_notice_recipient", "postmaster", ParamKind::Str),
+    p("expand_owner_alias", "no", ParamKind::Bool),
+    p("export_environment", "TZ MAIL_CONFIG LANG", ParamKind::List),
+    p("fallback_transport", "", ParamKind::Str),
+    p("fork_attempts", "5", ParamKind::Int),
+    p("fork_delay", "1s", ParamKind::Time('s')),
+    p(
+        "forward_path",
+        "$home/.forward${recipient_delimiter}${extension}, $home/.forward",
+        ParamKind::List,
+    ),
+    p("hash_queue_depth", "1", ParamKind::Int),
+    p("hash_queue_names", "deferred, defer", ParamKind::List),
+    p("header_checks", "", ParamKind::List),
+    p("header_size_limit", "102400", ParamKind::Int),
+    p("home_mailbox", "", ParamKind::Str),
+    p("hopcount_limit", "50", ParamKind::Int),
+    p("html_directory", "no", ParamKind::Str),
+    p(
+        "import_environment",
+        "MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ XAUTHORITY DISPLAY LANG=C",
+        ParamKind::List,
+    ),
+    p("in_flow_delay", "1s", ParamKind::Time('s')),
+    p("inet_interfaces", "all", ParamKind::List),
+    p("inet_protocols", "all", ParamKind::List),
+    p("initial_destination_concurrency", "5", ParamKind::Int),
+    p("invalid_hostname_reject_code", "501", ParamKind::Int),
+    p("ipc_idle", "5s", ParamKind::Time('s')),
+    p("ipc_timeout", "3600s", ParamKind::Time('s')),
+    p("line_length_limit", "2048", ParamKind::Int),
+    p("local_command_shell", "", ParamKind::Str),
+    p("local_destination_concurrency_limit", "2", ParamKind::Int),
+    p("local_destination_recipient_limit", "1", ParamKind::Int),
+    p(
+        "local_header_rewrite_clients",
+        "permit_inet_interfaces",
+        ParamKind::List,
+    ),
+    p(
+        "local_recipient_maps",
+        "proxy:unix:passwd.byname $alias_maps",
+        ParamKind::List,
+    ),
+    p("local_transport", "local:$myhostname", ParamKind::Str),
+    p("luser_relay", "", ParamKind::Str),
+    p("mail_name", "Rostfix", ParamKind::Str),
+    p("mail_owner", "rostfix", ParamKind::Str),
+    p("mail_spool_directory", "/var/mail", ParamKind::Str),
+    p("mail_version", "0.1.0", ParamKind::Str),
+    p("mailbox_command", "", ParamKind::Str),
+    p("mailbox_command_maps", "", ParamKind::List),
+    p("mailbox_delivery_lock", "fcntl, dotlock", ParamKind::List),
+    p("mailbox_size_limit", "51200000", ParamKind::Int),
+    p("mailbox_transport", "", ParamKind::Str),
+    p("mailbox_transport_maps", "", ParamKind::List),
+    p("maillog_file", "", ParamKind::Str),
+    p(
+        "maillog_file_prefixes",
+        "/var, /dev/stdout",
+        ParamKind::List,
+    ),
+    p("mailq_path", "/usr/bin/mailq", ParamKind::Str),
+    p("manpage_directory", "/usr/share/man", ParamKind::Str),
+    p("maps_rbl_reject_code", "554", ParamKind::Int),
+    p(
+        "masquerade_classes",
+        "envelope_sender, header_sender, header_recipient",
+        ParamKind::List,
+    ),
+    p("masquerade_domains", "", ParamKind::List),
+    p("masquerade_exceptions", "", ParamKind::List),
+    p("max_idle", "100s", ParamKind::Time('s')),
+    p("max_use", "100", ParamKind::Int),
+    p("maximal_backoff_time", "4000s", ParamKind::Time('s')),
+    p("maximal_queue_lifetime", "5d", ParamKind::Time('d')),
+    p(
+        "message_drop_headers",
+        "bcc, content-length, resent-bcc, return-path",
+        ParamKind::List,
+    ),
+    p("message_size_limit", "10240000", ParamKind::Int),
+    p("meta_directory", "/etc/rostfix", ParamKind::Str),
+    p("milter_command_timeout", "30s", ParamKind::Time('s')),
+    p("milter_connect_timeout", "30s", ParamKind::Time('s')),
+    p("milter_content_timeout", "300s", ParamKind::Time('s')),
+    p("milter_default_action", "tempfail", ParamKind::Str),
+    p("milter_macro_daemon_name", "$myhostname", ParamKind::Str),
+    p("milter_macro_v", "$mail_name $mail_version", ParamKind::Str),
+    p("milter_protocol", "6", ParamKind::Str),
+    p("minimal_backoff_time", "300s", ParamKind::Time('s')),
+    p(
+        "mydestination",
+        "$myhostname, localhost.$mydomain, localhost",
+        ParamKind::List,
+    ),
+    p("mydomain", "", ParamKind::Str),
+    p("myhostname", "", ParamKind::Str),
+    p("mynetworks", "127.0.0.0/8 [::1]/128", ParamKind::List),
+    p("mynetworks_style", "host", ParamKind::Str),
+    p("myorigin", "$myhostname", ParamKind::Str),
+    p("nested_header_checks", "$header_checks", ParamKind::List),
+    p("newaliases_path", "/usr/bin/newaliases", ParamKind::Str),
+    p("non_fqdn_reject_code", "504", ParamKind::Int),
+    p("non_smtpd_milters", "", ParamKind::List),
+    p("notify_classes", "resource, software", ParamKind::List),
+    p("owner_request_special", "yes", ParamKind::Bool),
+    p("plaintext_reject_code", "450", ParamKind::Int),
+    p("postlog_service_name", "postlog", ParamKind::Str),
+    p(
+        "prepend_delivered_header",
+        "command, file, forward",
+        ParamKind::List,
+    ),
+    p("process_id_directory", "pid", ParamKind::Str),
+    p("process_name", "", ParamKind::Str),
+    p(
+        "propagate_unmatched_extensions",
+        "canonical, virtual",
+        ParamKind::List,
+    ),
+    p("proxy_interfaces", "", ParamKind::List),
+    p("qmgr_fudge_factor", "100", ParamKind::Int),
+    p("qmgr_message_active_limit", "20000", ParamKind::Int),
+    p("qmgr_message_recipient_limit", "20000", ParamKind::Int),
+    p("queue_directory", "/var/spool/rostfix", ParamKind::Str),
+    p("queue_minfree", "0", ParamKind::Int),
+    p("queue_run_delay", "300s", ParamKind::Time('s')),
+    p("queue_service_name", "qmgr", ParamKind::Str),
+    p("readme_directory", "no", ParamKind::Str),
+    p("receive_override_options", "", ParamKind::List),
+    p("recipient_bcc_maps", "", ParamKind::List),
+    p("recipient_canonical_maps", "", ParamKind::List),
+    p("recipient_delimiter", "", ParamKind::Str),
+    p("reject_code", "554", ParamKind::Int),
+    p("relay_domains", "", ParamKind::List),
+    p("relay_domains_reject_code", "554", ParamKind::Int),
+    p("relay_recipient_maps", "", ParamKind::List),
+    p("relay_transport", "relay", ParamKind::Str),
+    p("relayhost", "", ParamKind::Str),
+    p("resolve_dequoted_address", "yes", ParamKind::Bool),
+    p("sample_directory", "/etc/rostfix", ParamKind::Str),
+    p("sender_bcc_maps", "", ParamKind::List),
+    p("sender_canonical_maps", "", ParamKind::List),
+    p("sendmail_path", "/usr/sbin/sendmail", ParamKind::Str),
+    p("service_name", "", ParamKind::Str),
+    p("service_throttle_time", "60s", ParamKind::Time('s')),
+    p("setgid_group", "rostdrop", ParamKind::Str),
+    p("show_user_unknown_table_name", "yes", ParamKind::Bool),
+    p("smtp_address_preference", "any", ParamKind::Str),
+    p("smtp_bind_address", "", ParamKind::Str),
+    p("smtp_bind_address6", "", ParamKind::Str),
+    p("smtp_connect_timeout", "30s", ParamKind::Time('s')),
+    p("smtp_data_done_timeout", "600s", ParamKind::Time('s')),
+    p("smtp_data_init_timeout", "120s", ParamKind::Time('s')),
+    p("smtp_data_xfer_timeout", "180s", ParamKind::Time('s')),
+    p("smtp_enforce_tls", "no", ParamKind::Bool),
+    p("smtp_helo_name", "$myhostname", ParamKind::Str),
+    p("smtp_helo_timeout", "300s", ParamKind::Time('s')),
+    p("smtp_host_lookup", "dns", ParamKind::List),
+    p("smtp_line_length_limit", "998", ParamKind::Int),
+    p("smtp_mail_timeout", "300s", ParamKind::Time('s')),
+    p("smtp_mx_address_limit", "5", ParamKind::Int),
+    p("smtp_mx_session_limit", "2", ParamKind::Int),
+    p("smtp_quit_timeout", "300s", ParamKind::Time('s')),
+    p("smtp_rcpt_timeout", "300s", ParamKind::Time('s')),
+    p("smtp_sasl_auth_enable", "no", ParamKind::Bool),
+    p("smtp_sasl_mechanism_filter", "", ParamKind::List),
+    p("smtp_sasl_password_maps", "", ParamKind::List),
+    p(
+        "smtp_sasl_security_options",
+        "noplaintext, noanonymous",
+        ParamKind::List,
+    ),
+    p(
+        "smtp_sasl_tls_security_options",
+        "$smtp_sasl_security_options",
+        ParamKind::List,
+    ),
+    p("smtp_sasl_type", "cyrus", ParamKind::Str),
+    p("smtp_skip_5xx_greeting", "yes", ParamKind::Bool),
+    p("smtp_tls_CAfile", "", ParamKind::Str),
+    p("smtp_tls_CApath", "", ParamKind::Str),
+    p("smtp_tls_cert_file", "", ParamKind::Str),
+    p("smtp_tls_ciphers", "medium", ParamKind::Str),
+    p("smtp_tls_exclude_ciphers", "", ParamKind::List),
+    p("smtp_tls_key_file", "$smtp_tls_cert_file", ParamKind::Str),
+    p("smtp_tls_loglevel", "0", ParamKind::Int),
+    p("smtp_tls_mandatory_ciphers", "medium", ParamKind::Str),
+    p("smtp_tls_mandatory_protocols", ">=TLSv1", ParamKind::List),
+    p("smtp_tls_note_starttls_offer", "no", ParamKind::Bool),
+    p("smtp_tls_policy_maps", "", ParamKind::List),
+    p("smtp_tls_protocols", ">=TLSv1", ParamKind::List),
+    p("smtp_tls_security_level", "", ParamKind::Str),
+    p("smtp_tls_session_cache_database", "", ParamKind::Str),
+    p(
+        "smtp_tls_session_cache_timeout",
+        "3600s",
+        ParamKind::Time('s'),
+    ),
+    p("smtp_tls_wrappermode", "no", ParamKind::Bool),
+    p("smtp_use_tls", "no", ParamKind::Bool),
+    p("smtpd_authorized_xforward_hosts", "", ParamKind::List),
+    p(
+        "smtpd_banner",
+        "$myhostname ESMTP $mail_name",
+        ParamKind::Str,
+    ),
+    p("smtpd_client_connection_count_limit", "50", ParamKind::Int),
+    p("smtpd_client_connection_rate_limit", "0", ParamKind::Int),
+    p("smtpd_client_message_rate_limit", "0", ParamKind::Int),
+    p("smtpd_client_port_logging", "no", ParamKind::Bool),
+    p("smtpd_client_recipient_rate_limit", "0", ParamKind::Int),
+    p("smtpd_client_restrictions", "", ParamKind::List),
+    p("smtpd_data_restrictions", "", ParamKind::List),
+    p("smtpd_delay_reject", "yes", ParamKind::Bool),
+    p("smtpd_discard_ehlo_keywords", "", ParamKind::List),
+    p("smtpd_end_of_data_restrictions", "", ParamKind::List),
+    p("smtpd_enforce_tls", "no", ParamKind::Bool),
+    p("smtpd_error_sleep_time", "1s", ParamKind::Time('s')),
+    p("smtpd_etrn_restrictions", "", ParamKind::List),
+    p("smtpd_forbid_bare_newline", "normalize", ParamKind::Str),
+    p(
+        "smtpd_forbid_bare_newline_exclusions",
+        "$mynetworks",
+        ParamKind::List,
+    ),
+    p(
+        "smtpd_forbid_bare_newline_reject_code",
+        "550",
+        ParamKind::Int,
+    ),
+    p("smtpd_forbid_unauth_pipelining", "yes", ParamKind::Bool),
+    p("smtpd_hard_error_limit", "20", ParamKind::Int),
+    p("smtpd_helo_required", "no", ParamKind::Bool),
+    p("smtpd_helo_restrictions", "", ParamKind::List),
+    p("smtpd_history_flush_threshold", "100", ParamKind::Int),
+    p("smtpd_junk_command_limit", "100", ParamKind::Int),
+    p("smtpd_milters", "", ParamKind::List),
+    p("smtpd_noop_commands", "", ParamKind::List),
+    p("smtpd_peername_lookup", "yes", ParamKind::Bool),
+    p("smtpd_proxy_filter", "", ParamKind::Str),
+    p("smtpd_recipient_limit", "1000", ParamKind::Int),
+    p("smtpd_recipient_overshoot_limit", "1000", ParamKind::Int),
+    p("smtpd_recipient_restrictions", "", ParamKind::List),
+    p("smtpd_reject_unlisted_recipient", "yes", ParamKind::Bool),
+    p("smtpd_reject_unlisted_sender", "no", ParamKind::Bool),
+    p(
+        "smtpd_relay_restrictions",
+        "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination",
+        ParamKind::List,
+    ),
+    p("smtpd_sasl_auth_enable", "no", ParamKind::Bool),
+    p("smtpd_sasl_authenticated_header", "no", ParamKind::Bool),
+    p("smtpd_sasl_exceptions_networks", "", ParamKind::List),
+    p("smtpd_sasl_local_domain", "", ParamKind::Str),
+    p("smtpd_sasl_path", "smtpd", ParamKind::Str),
+    p(
+        "smtpd_sasl_security_options",
+        "noanonymous",
+        ParamKind::List,
+    ),
+    p("smtpd_sasl_service", "smtp", ParamKind::Str),
+    p(
+        "smtpd_sasl_tls_security_options",
+        "$smtpd_sasl_security_options",
+        ParamKind::List,
+    ),
+    p("smtpd_sasl_type", "cyrus", ParamKind::Str),
+    p("smtpd_sender_login_maps", "", ParamKind::List),
+    p("smtpd_sender_restrictions", "", ParamKind::List),
+    p("smtpd_soft_error_limit", "10", ParamKind::Int),
+    p("smtpd_timeout", "300s", ParamKind::Time('s')),
+    p("smtpd_tls_CAfile", "", ParamKind::Str),
+    p("smtpd_tls_CApath", "", ParamKind::Str),
+    p("smtpd_tls_ask_ccert", "no", ParamKind::Bool),
+    p("smtpd_tls_auth_only", "no", ParamKind::Bool),
+    p("smtpd_tls_cert_file", "", ParamKind::Str),
+    p("smtpd_tls_chain_files", "", ParamKind::List),
+    p("smtpd_tls_ciphers", "medium", ParamKind::Str),
+    p("smtpd_tls_dcert_file", "", ParamKind::Str),
+    p("smtpd_tls_dh1024_param_file", "", ParamKind::Str),
+    p(
+        "smtpd_tls_dkey_file",
+        "$smtpd_tls_dcert_file",
+        ParamKind::Str,
+    ),
+    p("smtpd_tls_eccert_file", "", ParamKind::Str),
+    p(
+        "smtpd_tls_eckey_file",
+        "$smtpd_tls_eccert_file",
+        ParamKind::Str,
+    ),
+    p("smtpd_tls_eecdh_grade", "auto", ParamKind::Str),
+    p("smtpd_tls_exclude_ciphers", "", ParamKind::List),
+    p("smtpd_tls_key_file", "$smtpd_tls_cert_file", ParamKind::Str),
+    p("smtpd_tls_loglevel", "0", ParamKind::Int),
+    p("smtpd_tls_mandatory_ciphers", "medium", ParamKind::Str),
+    p("smtpd_tls_mandatory_protocols", ">=TLSv1", ParamKind::List),
+    p("smtpd_tls_protocols", ">=TLSv1", ParamKind::List),
+    p("smtpd_tls_received_header", "no", ParamKind::Bool),
+    p("smtpd_tls_req_ccert", "no", ParamKind::Bool),
+    p("smtpd_tls_security_level", "", ParamKind::Str),
+    p("smtpd_tls_session_cache_database", "", ParamKind::Str),
+    p(
+        "smtpd_tls_session_cache_timeout",
+        "3600s",
+        ParamKind::Time('s'),
+    ),
+    p("smtpd_tls_wrappermode", "no", ParamKind::Bool),
+    p("smtpd_upstream_proxy_protocol", "", ParamKind::Str),
+    p("smtpd_upstream_proxy_timeout", "5s", ParamKind::Time('s')),
+    p("smtpd_use_tls", "no", ParamKind::Bool),
+    p("smtputf8_enable", "yes", ParamKind::Bool),
+    p("soft_bounce", "no", ParamKind::Bool),
+    p("stale_lock_time", "500s", ParamKind::Time('s')),
+    p("strict_8bitmime", "no", ParamKind::Bool),
+    p("strict_rfc821_envelopes", "no", ParamKind::Bool),
+    p("swap_bangpath", "yes", ParamKind::Bool),
+    p("syslog_facility", "mail", ParamKind::Str),
+    p("syslog_name", "rostfix", ParamKind::Str),
+    p("transport_maps", "", ParamKind::List),
+    p("transport_retry_time", "60s", ParamKind::Time('s')),
+    p("trigger_timeout", "10s", ParamKind::Time('s')),
+    p("undisclosed_recipients_header", "", ParamKind::Str),
+    p("unknown_address_reject_code", "450", ParamKind::Int),
+    p("unknown_client_reject_code", "450", ParamKind::Int),
+    p("unknown_hostname_reject_code", "450", ParamKind::Int),
+    p("unknown_local_recipient_reject_code", "550", ParamKind::Int),
+    p("unknown_relay_recipient_reject_code", "550", ParamKind::Int),
+    p("unknown_virtual_alias_reject_code", "550", ParamKind::Int),
+    p("unknown_virtual_mailbox_reject_code", "550", ParamKind::Int),
+    p("unverified_recipient_reject_code", "450", ParamKind::Int),
+    p(
+        "virtual_alias_domains",
+        "$virtual_alias_maps",
+        ParamKind::List,
+    ),
+    p("virtual_alias_maps", "$virtual_maps", ParamKind::List),
+    p("virtual_mailbox_base", "", ParamKind::Str),
+    p(
+        "virtual_mailbox_domains",
+        "$virtual_mailbox_maps",
+        ParamKind::List,
+    ),
+    p("virtual_mailbox_maps", "", ParamKind::List),
+    p("virtual_maps", "", ParamKind::List),
+    p("virtual_transport", "virtual", ParamKind::Str),
+];
 
 /// Looks a parameter up by name.
 pub fn lookup_param(name: &str) -> Option<&'static ParamDef> {
-    let _ = name;
-    todo!()
+    PARAMS
+        .binary_search_by(|def| def.name.cmp(name))
+        .ok()
+        .map(|index| &PARAMS[index])
+}
+
+/// Parses a yes/no value (also true/false, any case).
+pub fn parse_bool(value: &str) -> Option<bool> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("yes") || value.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case("no") || value.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Parses a non-negative integer.
+pub fn parse_int(value: &str) -> Option<i64> {
+    let value = value.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse::<i64>().ok()
+}
+
+/// Parses a time `N[smhdw]`; a bare number is in `default_unit`. Returns seconds.
+pub fn parse_time(value: &str, default_unit: char) -> Option<u64> {
+    let value = value.trim();
+    let (digits, unit) = match value.char_indices().last() {
+        Some((index, c)) if c.is_ascii_alphabetic() => (&value[..index], c),
+        Some(_) => (value, default_unit),
+        None => return None,
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number: u64 = digits.parse().ok()?;
+    let scale: u64 = match unit.to_ascii_lowercase() {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86400,
+        'w' => 7 * 86400,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
+
+/// Checks an (expanded) value against a kind; `Err` says what was expected.
+pub fn check_value(kind: ParamKind, value: &str) -> Result<(), String> {
+    match kind {
+        ParamKind::Str | ParamKind::List => Ok(()),
+        ParamKind::Bool => parse_bool(value)
+            .map(|_| ())
+            .ok_or_else(|| "expected yes or no".to_string()),
+        ParamKind::Int => parse_int(value)
+            .map(|_| ())
+            .ok_or_else(|| "expected a non-negative integer".to_string()),
+        ParamKind::Time(unit) => parse_time(value, unit).map(|_| ()).ok_or_else(|| {
+            format!(
+                "expected a time: a number with an optional unit s, m, h, d or w (default {unit})"
+            )
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_unique() {
+        for pair in PARAMS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} before {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_for_their_kind() {
+        for def in PARAMS {
+            if !def.default.contains('$') {
+                assert!(check_value(def.kind, def.default).is_ok(), "{}", def.name);
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_finds_known_and_rejects_unknown() {
+        assert_eq!(
+            lookup_param("queue_directory").map(|d| d.default),
+            Some("/var/spool/rostfix")
+        );
+        assert_eq!(
+            lookup_param("2bounce_notice_recipient").map(|d| d.default),
+            Some("postmaster")
+        );
+        assert_eq!(
+            lookup_param("maximal_queue_lifetime").map(|d| d.kind),
+            Some(ParamKind::Time('d'))
+        );
+        assert!(lookup_param("no_such_thing").is_none());
+        assert!(lookup_param("").is_none());
+    }
+
+    #[test]
+    fn brief_defaults() {
+        let want = [
+            (
+                "mydestination",
+                "$myhostname, localhost.$mydomain, localhost",
+            ),
+            ("mynetworks", "127.0.0.0/8 [::1]/128"),
+            ("smtpd_banner", "$myhostname ESMTP $mail_name"),
+            ("local_transport", "local:$myhostname"),
+            ("max_idle", "100s"),
+            ("delay_warning_time", "0h"),
+            ("notify_classes", "resource, software"),
+            ("home_mailbox", ""),
+        ];
+        for (name, default) in want {
+            assert_eq!(
+                lookup_param(name).map(|d| d.default),
+                Some(default),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_parse() {
+        assert_eq!(parse_bool("Yes"), Some(true));
+        assert_eq!(parse_bool("FALSE"), Some(false));
+        assert_eq!(parse_bool("maybe"), None);
+        assert_eq!(parse_int("10240000"), Some(10_240_000));
+        assert_eq!(parse_int("-1"), None);
+        assert_eq!(parse_int("10k"), None);
+        assert_eq!(parse_int(""), None);
+        assert_eq!(parse_int("99999999999999999999999"), None);
+        assert_eq!(parse_time("100s", 's'), Some(100));
+        assert_eq!(parse_time("5d", 's'), Some(5 * 86400));
+        assert_eq!(parse_time("5", 'd'), Some(5 * 86400));
+        assert_eq!(parse_time("2w", 's'), Some(14 * 86400));
+        assert_eq!(parse_time("3m", 's'), Some(180));
+        assert_eq!(parse_time("1h", 's'), Some(3600));
+        assert_eq!(parse_time("s", 's'), None);
+        assert_eq!(parse_time("10x", 's'), None);
+        assert_eq!(parse_time("lots", 's'), None);
+        assert_eq!(parse_time("", 's'), None);
+        assert_eq!(parse_time("99999999999999999999w", 's'), None);
+    }
 }

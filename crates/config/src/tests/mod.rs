@@ -1,0 +1,7 @@
+//! Tests that cross modules: main.cf, master.cf, edits, the shipped and fixture files.
+
+mod edits;
+mod fixtures;
+mod main_cf;
+mod master_cf;
+mod support;
