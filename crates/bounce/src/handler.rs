@@ -1,0 +1,205 @@
+//! One bounce request: validate it, read the original message's headers, write the
+//! notice into incoming/ through the queue library, wake qmgr, and say what happened.
+//! The null sender never gets a notice (a bounce is never bounced).
+
+use crate::notice::{build, Notice, MAX_RETURNED_HEADERS};
+use crate::trigger::wake_qmgr;
+use rostfix_proto::{BounceReply, BounceRequest};
+use rostfix_queue::{is_valid_queue_id, Envelope, QueueFile, QueueName, QueueWriter, Recipient};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// More recipients than any delivery request carries; a request beyond this is not ours.
+const MAX_RECIPIENTS: usize = 10_000;
+
+/// Masks control characters for log lines.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// What the request asks for, before any file is touched.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Write a notice about `queue` / queue_id.
+    Notify(QueueName),
+    /// Nothing to do (null sender, no recipients); the text is for the log.
+    NotNeeded(&'static str),
+    /// A malformed request.
+    Refuse(String),
+}
+
+/// Decides what to do with a request (pure).
+pub fn plan(req: &BounceRequest) -> Plan {
+    if !is_plain_id(&req.queue_id) {
+        return Plan::Refuse(format!("invalid queue id \"{}\"", printable(&req.queue_id)));
+    }
+    let Some(queue) = QueueName::parse(&req.queue_name) else {
+        return Plan::Refuse(format!(
+            "invalid queue name \"{}\"",
+            printable(&req.queue_name)
+        ));
+    };
+    if req.recipients.len() > MAX_RECIPIENTS {
+        return Plan::Refuse(format!("too many recipients: {}", req.recipients.len()));
+    }
+    if req.sender.is_empty() {
+        return Plan::NotNeeded("sender is null; no notice");
+    }
+    if req.recipients.is_empty() {
+        return Plan::NotNeeded("no failed recipients; no notice");
+    }
+    if !is_valid_queue_id(&req.queue_id) {
+        return Plan::Refuse(format!("invalid queue id \"{}\"", printable(&req.queue_id)));
+    }
+    Plan::Notify(queue)
+}
+
+/// A queue id never contains a path separator or dot, whatever else is checked later.
+fn is_plain_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Handles one request (working directory: queue_directory).
+pub fn handle(req: &BounceRequest, myhostname: &str) -> BounceReply {
+    let id = printable(&req.queue_id);
+    let queue = match plan(req) {
+        Plan::Notify(q) => q,
+        Plan::NotNeeded(why) => {
+            log::info!("{id}: {why}");
+            return BounceReply::NotNeeded;
+        }
+        Plan::Refuse(why) => {
+            log::warn!("bad bounce request: {why}");
+            return BounceReply::Failed(why);
+        }
+    };
+    let root = Path::new(".");
+    let headers = match QueueFile::open(root, queue, &req.queue_id).and_then(|f| f.read_content()) {
+        Ok(content) => {
+            let mut content = content;
+            let keep = crate::notice::header_block(&content, MAX_RETURNED_HEADERS).len();
+            content.truncate(keep);
+            Some(content)
+        }
+        Err(e) => {
+            log::warn!("{id}: cannot read the original message for the notice: {e}");
+            None
+        }
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let envelope = Envelope {
+        sender: String::new(),
+        arrival_us: now.saturating_mul(1_000_000),
+        attrs: vec![("rewrite_context".to_string(), "local".to_string())],
+        recipients: vec![Recipient {
+            address: req.sender.clone(),
+            orig_address: req.sender.clone(),
+            ..Recipient::default()
+        }],
+    };
+    let mut writer = match QueueWriter::create(root, QueueName::Incoming, &envelope) {
+        Ok(w) => w,
+        Err(e) => {
+            log::warn!("{id}: cannot create the notice: {e}");
+            return BounceReply::Failed(e.to_string());
+        }
+    };
+    let new_id = writer.queue_id().to_string();
+    let notice = build(&Notice {
+        myhostname,
+        queue_id: &req.queue_id,
+        new_id: &new_id,
+        sender: &req.sender,
+        arrival: req.arrival,
+        now,
+        recipients: &req.recipients,
+        original_headers: headers.as_deref(),
+    });
+    if let Err(e) = writer.write_content(&notice) {
+        log::warn!("{id}: cannot write the notice: {e}");
+        writer.abort();
+        return BounceReply::Failed(e.to_string());
+    }
+    let new_id = match writer.commit() {
+        Ok(n) => n,
+        Err(e) => {
+            log::warn!("{id}: cannot commit the notice: {e}");
+            return BounceReply::Failed(e.to_string());
+        }
+    };
+    log::info!("{id}: sender non-delivery notification: {new_id}");
+    if let Err(e) = wake_qmgr(Path::new("public/qmgr")) {
+        log::warn!("cannot wake qmgr: {e}; the notice waits for its next scan");
+    }
+    BounceReply::Queued(new_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rostfix_proto::BouncedRecipient;
+
+    fn req(id: &str, queue: &str, sender: &str, n: usize) -> BounceRequest {
+        BounceRequest {
+            queue_name: queue.into(),
+            queue_id: id.into(),
+            sender: sender.into(),
+            arrival: 0,
+            recipients: (0..n)
+                .map(|i| BouncedRecipient {
+                    address: format!("u{i}@x"),
+                    orig_address: String::new(),
+                    dsn: "5.1.1".into(),
+                    text: "no".into(),
+                    relay: "local".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn path_tricks_in_the_id_are_refused_before_any_lookup() {
+        // is_plain_id rejects these before the queue library is consulted.
+        for bad in ["../etc/passwd", "", "ABC/DEF", "A.B"] {
+            assert!(
+                matches!(plan(&req(bad, "active", "a@b", 1)), Plan::Refuse(_)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn null_sender_and_empty_requests_need_no_notice() {
+        assert_eq!(
+            plan(&req("3F2A81C0D4E", "active", "", 2)),
+            Plan::NotNeeded("sender is null; no notice")
+        );
+        assert!(matches!(
+            plan(&req("3F2A81C0D4E", "active", "a@b", 0)),
+            Plan::NotNeeded(_)
+        ));
+    }
+
+    #[test]
+    fn bad_queue_name_and_huge_requests_are_refused() {
+        assert!(matches!(
+            plan(&req("3F2A81C0D4E", "../x", "a@b", 1)),
+            Plan::Refuse(_)
+        ));
+        assert!(matches!(
+            plan(&req("3F2A81C0D4E", "active", "a@b", MAX_RECIPIENTS + 1)),
+            Plan::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn plain_id_check() {
+        assert!(is_plain_id("3F2A81C0D4E"));
+        assert!(!is_plain_id("3F2A 81"));
+        assert!(!is_plain_id(""));
+    }
+}
