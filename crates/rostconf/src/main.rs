@@ -1,6 +1,73 @@
-//! rostconf: not yet written (see crates/rostconf/Cargo.toml for its job).
+//! rostconf: the Rostfix configuration utility, a postconf work-alike. It shows main.cf
+//! parameters (all, named, explicit, defaults, expanded), edits main.cf keeping its
+//! comments and order, and shows and edits master.cf entries.
+
+mod args;
+mod edit;
+mod help;
+mod master;
+mod show;
+
+use args::{ArgsError, Command, Mode, Options};
+use std::io::Write;
+use std::process::exit;
+
+/// sysexits.h EX_USAGE.
+const EX_USAGE: i32 = 64;
+
+/// Why rostconf stops.
+#[derive(Debug, thiserror::Error)]
+pub enum Fatal {
+    #[error("{0}")]
+    Config(#[from] rostfix_config::ConfigError),
+    #[error("{0}")]
+    BadSetting(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("write to standard output: {0}")]
+    Output(std::io::Error),
+}
 
 fn main() {
-    eprintln!("rostconf: not implemented yet");
-    std::process::exit(1);
+    let options = match args::parse_args(std::env::args().skip(1)) {
+        Ok(Command::Help) => {
+            print!("{}", help::HELP);
+            exit(0);
+        }
+        Ok(Command::Run(options)) => options,
+        Err(error) => usage(&error),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = run(&options, &mut out).and_then(|()| out.flush().map_err(Fatal::Output));
+    match result {
+        Ok(()) => exit(0),
+        Err(Fatal::Usage(message)) => usage(&ArgsError::BadArgument(message)),
+        // A closed pipe (`rostconf | head`) is not worth a message.
+        Err(Fatal::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => exit(0),
+        Err(error) => {
+            eprintln!("rostconf: fatal: {error}");
+            exit(1);
+        }
+    }
+}
+
+fn usage(error: &ArgsError) -> ! {
+    eprintln!("rostconf: {error}");
+    eprintln!("{}", help::USAGE);
+    exit(EX_USAGE);
+}
+
+/// Does what the options ask, in the configuration directory they select.
+fn run(options: &Options, out: &mut impl Write) -> Result<(), Fatal> {
+    let dir = rostfix_config::config_dir(options.config_dir.as_deref());
+    match options.mode {
+        Mode::Show => show::show(options, &dir, out),
+        Mode::Edit => edit::set(&dir, &options.args),
+        Mode::Remove => edit::remove(&dir, &options.args),
+        Mode::CommentOut => edit::comment_out(&dir, &options.args),
+        Mode::MasterShow => master::show(&dir, &options.args, out),
+        Mode::MasterEdit => master::edit(&dir, &options.args),
+        Mode::MasterRemove => master::remove(&dir, &options.args),
+    }
 }

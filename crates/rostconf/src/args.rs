@@ -1,0 +1,269 @@
+//! Command-line parsing: postconf's options, clustered like getopt (`-nx`, `-MX`).
+
+use std::path::PathBuf;
+
+/// What the command was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Show main.cf parameters (default, -n, -d, -h, -x).
+    Show,
+    /// -e or `name=value` arguments: set parameters in main.cf.
+    Edit,
+    /// -X: remove parameters from main.cf.
+    Remove,
+    /// -#: comment out parameters in main.cf.
+    CommentOut,
+    /// -M: show master.cf entries.
+    MasterShow,
+    /// -M service/type='entry': replace or add master.cf entries.
+    MasterEdit,
+    /// -MX service/type: delete master.cf entries.
+    MasterRemove,
+}
+
+/// Parsed options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub config_dir: Option<PathBuf>,
+    pub mode: Mode,
+    /// -n: explicit main.cf settings only.
+    pub explicit_only: bool,
+    /// -d: defaults instead of main.cf's values.
+    pub defaults: bool,
+    /// -h: values without `name = `.
+    pub values_only: bool,
+    /// -x: expand `$name` in values.
+    pub expand: bool,
+    /// Parameter names, `name=value` pairs, or master.cf service selectors.
+    pub args: Vec<String>,
+}
+
+/// The command line asked for --help, or for work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Run(Options),
+}
+
+/// Why the command line was refused (usage error, exit 64).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArgsError {
+    #[error("invalid option -- '{0}'")]
+    UnknownOption(char),
+    #[error("unrecognized option '{0}'")]
+    UnknownLongOption(String),
+    #[error("option requires an argument -- '{0}'")]
+    MissingValue(char),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadArgument(String),
+}
+
+/// Parses the arguments after the program name. Options may follow operands, as with
+/// GNU getopt; `--` ends the options.
+pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, ArgsError> {
+    let mut config_dir = None;
+    let (mut edit, mut remove, mut comment, mut master) = (false, false, false, false);
+    let (mut explicit_only, mut defaults, mut values_only, mut expand) =
+        (false, false, false, false);
+    let mut args = Vec::new();
+    let mut argv = argv.into_iter();
+    let mut options_done = false;
+    while let Some(arg) = argv.next() {
+        if options_done || arg == "-" || !arg.starts_with('-') {
+            args.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            options_done = true;
+            continue;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            return match long {
+                "help" => Ok(Command::Help),
+                _ => Err(ArgsError::UnknownLongOption(arg)),
+            };
+        }
+        let cluster: Vec<char> = arg[1..].chars().collect();
+        let mut index = 0;
+        while index < cluster.len() {
+            let flag = cluster[index];
+            index += 1;
+            match flag {
+                'c' => {
+                    let rest: String = cluster[index..].iter().collect();
+                    index = cluster.len();
+                    let value = if rest.is_empty() {
+                        argv.next().ok_or(ArgsError::MissingValue('c'))?
+                    } else {
+                        rest
+                    };
+                    config_dir = Some(PathBuf::from(value));
+                }
+                'e' => edit = true,
+                'X' => remove = true,
+                '#' => comment = true,
+                'M' => master = true,
+                'n' => explicit_only = true,
+                'd' => defaults = true,
+                'h' => values_only = true,
+                'x' => expand = true,
+                other => return Err(ArgsError::UnknownOption(other)),
+            }
+        }
+    }
+    let mode = choose_mode(edit, remove, comment, master, &args)?;
+    if mode != Mode::Show
+        && mode != Mode::MasterShow
+        && (explicit_only || defaults || values_only || expand)
+    {
+        return Err(ArgsError::Conflict(
+            "-n, -d, -h and -x only apply when showing parameters".into(),
+        ));
+    }
+    if explicit_only && defaults {
+        return Err(ArgsError::Conflict("-n and -d cannot be combined".into()));
+    }
+    if mode != Mode::Show && mode != Mode::MasterShow && args.is_empty() {
+        return Err(ArgsError::BadArgument(
+            "nothing to change: give parameter names or settings".into(),
+        ));
+    }
+    Ok(Command::Run(Options {
+        config_dir,
+        mode,
+        explicit_only,
+        defaults,
+        values_only,
+        expand,
+        args,
+    }))
+}
+
+/// Works out the mode from the flags and operands, refusing mixtures.
+fn choose_mode(
+    edit: bool,
+    remove: bool,
+    comment: bool,
+    master: bool,
+    args: &[String],
+) -> Result<Mode, ArgsError> {
+    let any_setting = args.iter().any(|arg| arg.contains('='));
+    if master {
+        if edit || comment {
+            return Err(ArgsError::Conflict("-M combines only with -X".into()));
+        }
+        if remove {
+            if any_setting {
+                return Err(ArgsError::BadArgument(
+                    "-MX takes service/type names, not entries".into(),
+                ));
+            }
+            return Ok(Mode::MasterRemove);
+        }
+        if any_setting {
+            if let Some(bad) = args.iter().find(|arg| !arg.contains('=')) {
+                return Err(ArgsError::BadArgument(format!(
+                    "-M edit needs service/type=entry, got \"{bad}\""
+                )));
+            }
+            return Ok(Mode::MasterEdit);
+        }
+        return Ok(Mode::MasterShow);
+    }
+    match (edit || any_setting, remove, comment) {
+        (true, false, false) => {
+            if let Some(bad) = args.iter().find(|arg| !arg.contains('=')) {
+                return Err(ArgsError::BadArgument(format!(
+                    "-e needs name=value, got \"{bad}\""
+                )));
+            }
+            Ok(Mode::Edit)
+        }
+        (false, true, false) => Ok(Mode::Remove),
+        (false, false, true) => Ok(Mode::CommentOut),
+        (false, false, false) => Ok(Mode::Show),
+        _ => Err(ArgsError::Conflict(
+            "choose one of -e (or name=value), -X and -#".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, ArgsError> {
+        parse_args(args.iter().map(|a| a.to_string()))
+    }
+
+    fn run(args: &[&str]) -> Options {
+        match parse(args) {
+            Ok(Command::Run(options)) => options,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn show_flags_cluster_and_permute() {
+        let options = run(&["-nx", "myhostname", "-c", "/tmp/c", "-h"]);
+        assert_eq!(options.mode, Mode::Show);
+        assert!(
+            options.explicit_only && options.expand && options.values_only && !options.defaults
+        );
+        assert_eq!(options.config_dir, Some(PathBuf::from("/tmp/c")));
+        assert_eq!(options.args, vec!["myhostname"]);
+        assert_eq!(
+            run(&["-c/etc/x", "-d"]).config_dir,
+            Some(PathBuf::from("/etc/x"))
+        );
+    }
+
+    #[test]
+    fn edit_modes() {
+        assert_eq!(run(&["-e", "a=1", "b = 2"]).mode, Mode::Edit);
+        assert_eq!(run(&["a=1"]).mode, Mode::Edit);
+        assert_eq!(run(&["-X", "a", "b"]).mode, Mode::Remove);
+        assert_eq!(run(&["-#", "a"]).mode, Mode::CommentOut);
+        assert_eq!(run(&["-M"]).mode, Mode::MasterShow);
+        assert_eq!(run(&["-M", "smtp/inet"]).mode, Mode::MasterShow);
+        assert_eq!(
+            run(&["-M", "smtp/inet=smtp inet n - n - - smtpd"]).mode,
+            Mode::MasterEdit
+        );
+        assert_eq!(run(&["-MX", "smtp/inet"]).mode, Mode::MasterRemove);
+        assert_eq!(run(&["-M", "-X", "smtp/inet"]).mode, Mode::MasterRemove);
+        assert_eq!(run(&["--", "-weird"]).args, vec!["-weird"]);
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert_eq!(parse(&["-q"]), Err(ArgsError::UnknownOption('q')));
+        assert_eq!(parse(&["-c"]), Err(ArgsError::MissingValue('c')));
+        assert!(matches!(
+            parse(&["--verbose"]),
+            Err(ArgsError::UnknownLongOption(_))
+        ));
+        assert!(matches!(
+            parse(&["-e", "a=1", "b"]),
+            Err(ArgsError::BadArgument(_))
+        ));
+        assert!(matches!(
+            parse(&["-e", "-X", "a"]),
+            Err(ArgsError::Conflict(_))
+        ));
+        assert!(matches!(parse(&["-X"]), Err(ArgsError::BadArgument(_))));
+        assert!(matches!(parse(&["-Xn", "a"]), Err(ArgsError::Conflict(_))));
+        assert!(matches!(parse(&["-nd"]), Err(ArgsError::Conflict(_))));
+        assert!(matches!(
+            parse(&["-Me", "a=b"]),
+            Err(ArgsError::Conflict(_))
+        ));
+        assert!(matches!(
+            parse(&["-MX", "a/b=c"]),
+            Err(ArgsError::BadArgument(_))
+        ));
+        assert_eq!(parse(&["-n", "--help"]), Ok(Command::Help));
+    }
+}
