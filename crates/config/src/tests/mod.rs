@@ -2,6 +2,7 @@
 
 mod edits;
 mod fixtures;
+mod installed;
 mod main_cf;
 mod master_cf;
 mod support;
