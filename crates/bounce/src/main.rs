@@ -69,7 +69,7 @@ fn serve_one<S: Read + Write>(stream: &mut S, myhostname: &str) {
             return;
         }
     };
-    let reply = handler::handle(&req, myhostname);
+    let reply = handler::handle(&req, myhostname, std::path::Path::new("."));
     if let Err(e) = write_message(stream, &reply) {
         // qmgr will retry; a queued notice may then be sent twice, never lost.
         log::warn!("cannot answer qmgr: {e}");

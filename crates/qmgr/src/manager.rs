@@ -614,3 +614,7 @@ impl Manager {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "manager_tests.rs"]
+mod tests;

@@ -1,0 +1,405 @@
+//! Tests of the main loop against the real queue library and fake delivery agents and
+//! bounce service on unix sockets in a temporary queue directory. Skipped (loudly)
+//! while the queue library is still `todo!()`.
+
+use super::*;
+use crate::backoff::RetryPolicy;
+use crate::resolve::ResolveConfig;
+use crate::schedule::Limits;
+use rostfix_proto::{read_message, write_message, DeliveryReply, DeliveryStatus, RecipientResult};
+use rostfix_queue::{Envelope, QueueWriter, Recipient};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// True when the queue library is implemented (its functions do not panic).
+fn queue_ready() -> bool {
+    let dir = std::env::temp_dir();
+    let ok = std::panic::catch_unwind(|| {
+        let _ = is_valid_queue_id("ABCDEF");
+        let _ = remove_message_logs(&dir, "ABCDEF0000");
+        let _ = read_defer_reasons(&dir, "ABCDEF0000");
+    })
+    .is_ok();
+    if !ok {
+        eprintln!("skipped: rostfix-queue is not implemented yet");
+    }
+    ok
+}
+
+fn queue_root(name: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("qm-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for d in [
+        "incoming", "active", "deferred", "hold", "corrupt", "defer", "bounce", "private", "public",
+    ] {
+        std::fs::create_dir_all(root.join(d)).expect("create queue dir");
+    }
+    root
+}
+
+fn settings() -> Settings {
+    let dest = vec!["mail.example.org".to_string(), "localhost".to_string()];
+    let (resolve, _) = ResolveConfig::new(
+        "mail.example.org",
+        &dest,
+        "local:mail.example.org",
+        "smtp",
+        "",
+    );
+    Settings {
+        resolve,
+        unsupported_mydestination: vec![],
+        limits: Limits {
+            local_concurrency: 2,
+            default_concurrency: 20,
+            local_recipients: 1,
+            default_recipients: 50,
+            transport_concurrency: HashMap::new(),
+            transport_recipients: HashMap::new(),
+            total_concurrency: 100,
+        },
+        retry: RetryPolicy {
+            minimal_backoff: 300,
+            maximal_backoff: 4000,
+            maximal_queue_lifetime: 5 * 86400,
+            bounce_queue_lifetime: 5 * 86400,
+        },
+        queue_run_delay: Duration::from_secs(300),
+        active_limit: 100,
+        ipc_timeout: Duration::from_secs(10),
+    }
+}
+
+fn queue_message(root: &Path, sender: &str, rcpts: &[&str], arrival: i64) -> String {
+    let env = Envelope {
+        sender: sender.into(),
+        arrival_us: arrival * 1_000_000,
+        attrs: vec![],
+        recipients: rcpts
+            .iter()
+            .map(|a| Recipient {
+                address: a.to_string(),
+                orig_address: a.to_string(),
+                ..Recipient::default()
+            })
+            .collect(),
+    };
+    let mut w = QueueWriter::create(root, QueueName::Incoming, &env).expect("create");
+    w.write_content(b"Subject: test\n\nhello\n")
+        .expect("content");
+    w.commit().expect("commit")
+}
+
+/// A fake delivery agent: `verdict(address)` decides each recipient; sent ones are
+/// marked done in the queue file first, as real agents do.
+fn agent(
+    root: &Path,
+    name: &str,
+    verdict: fn(&str) -> DeliveryStatus,
+) -> Arc<Mutex<Vec<DeliveryRequest>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = UnixListener::bind(root.join("private").join(name)).expect("bind agent");
+    let (root, log, name) = (root.to_path_buf(), Arc::clone(&seen), name.to_string());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let Ok(req) = read_message::<_, DeliveryRequest>(&mut s) else {
+                continue;
+            };
+            let mut results = Vec::new();
+            for r in &req.recipients {
+                let status = verdict(&r.address);
+                if status == DeliveryStatus::Sent {
+                    let path = queue_path(&root, QueueName::Active, &req.queue_id);
+                    QueueFile::mark_done(&path, r.offset).expect("agent marks done");
+                }
+                let (dsn, text) = match status {
+                    DeliveryStatus::Sent => ("2.0.0", "delivered to mailbox"),
+                    DeliveryStatus::Deferred => ("4.4.1", "connection refused"),
+                    DeliveryStatus::Bounced => ("5.1.1", "unknown user"),
+                };
+                results.push(RecipientResult {
+                    offset: r.offset,
+                    status,
+                    dsn: dsn.into(),
+                    text: text.into(),
+                    relay: name.clone(),
+                });
+            }
+            log.lock().expect("lock").push(req);
+            let _ = write_message(&mut s, &DeliveryReply { results });
+        }
+    });
+    seen
+}
+
+/// A fake bounce service answering every request with `reply`.
+fn bounce_service(root: &Path, reply: BounceReply) -> Arc<Mutex<Vec<BounceRequest>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = UnixListener::bind(root.join("private").join("bounce")).expect("bind bounce");
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let Ok(req) = read_message::<_, BounceRequest>(&mut s) else {
+                continue;
+            };
+            log.lock().expect("lock").push(req);
+            let _ = write_message(&mut s, &reply);
+        }
+    });
+    seen
+}
+
+fn local_verdict(address: &str) -> DeliveryStatus {
+    if address.starts_with("dave") {
+        DeliveryStatus::Bounced
+    } else {
+        DeliveryStatus::Sent
+    }
+}
+
+fn always_defer(_: &str) -> DeliveryStatus {
+    DeliveryStatus::Deferred
+}
+
+fn manager(root: &Path) -> (Manager, Receiver<Event>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    (Manager::new(root.to_path_buf(), settings(), tx), rx)
+}
+
+/// Drives the loop until no message is active (or a deadline passes).
+fn run_until_idle(m: &mut Manager, rx: &Receiver<Event>) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    m.dispatch();
+    while !m.messages.is_empty() && Instant::now() < deadline {
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(200)) {
+            m.handle(ev);
+        }
+        m.dispatch();
+    }
+    assert!(
+        m.messages.is_empty(),
+        "messages still active: {:?}",
+        m.messages.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(m.sched.in_flight(), 0);
+    assert_eq!(m.bounce_jobs, 0);
+}
+
+fn exists(root: &Path, q: QueueName, id: &str) -> bool {
+    queue_path(root, q, id).exists()
+}
+
+#[test]
+fn all_sent_removes_the_file() {
+    if !queue_ready() {
+        return;
+    }
+    let root = queue_root("sent");
+    let local = agent(&root, "local", local_verdict);
+    let id = queue_message(
+        &root,
+        "alice@example.org",
+        &["bob@localhost", "root"],
+        now_secs(),
+    );
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    for q in [QueueName::Incoming, QueueName::Active, QueueName::Deferred] {
+        assert!(!exists(&root, q, &id), "{id} left in {q:?}");
+    }
+    let reqs = local.lock().expect("lock");
+    assert_eq!(reqs.len(), 2, "one recipient per local request");
+    assert!(reqs.iter().all(|r| r.nexthop == "mail.example.org"
+        && r.queue_name == "active"
+        && r.sender == "alice@example.org"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn mixed_results_defer_the_message_and_bounce_the_failed() {
+    if !queue_ready() {
+        return;
+    }
+    let root = queue_root("mixed");
+    let _local = agent(&root, "local", local_verdict);
+    let smtp = agent(&root, "smtp", always_defer);
+    let bounces = bounce_service(&root, BounceReply::Queued("B0000001".into()));
+    let id = queue_message(
+        &root,
+        "alice@example.org",
+        &["bob@localhost", "dave@localhost", "carol@Example.NET"],
+        now_secs(),
+    );
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+
+    assert!(exists(&root, QueueName::Deferred, &id));
+    assert!(!exists(&root, QueueName::Active, &id));
+    let qf = QueueFile::open(&root, QueueName::Deferred, &id).expect("deferred file");
+    let pending: Vec<&str> = qf.pending().map(|r| r.address.as_str()).collect();
+    assert_eq!(
+        pending,
+        ["carol@Example.NET"],
+        "sent and bounced recipients are done"
+    );
+
+    let b = bounces.lock().expect("lock");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].sender, "alice@example.org");
+    assert_eq!(b[0].recipients.len(), 1);
+    assert_eq!(b[0].recipients[0].address, "dave@localhost");
+    assert_eq!(b[0].recipients[0].dsn, "5.1.1");
+
+    assert_eq!(smtp.lock().expect("lock")[0].nexthop, "example.net");
+    let reasons = read_defer_reasons(&root, &id).expect("defer log");
+    assert_eq!(
+        reasons,
+        vec![(
+            "carol@Example.NET".to_string(),
+            "connection refused".to_string()
+        )]
+    );
+
+    let mtime = std::fs::metadata(queue_path(&root, QueueName::Deferred, &id))
+        .and_then(|md| md.modified())
+        .expect("mtime")
+        .duration_since(UNIX_EPOCH)
+        .expect("after epoch")
+        .as_secs() as i64;
+    assert!(
+        (now_secs() + 295..=now_secs() + 305).contains(&mtime),
+        "retry in minimal_backoff_time"
+    );
+
+    // Not due yet: a normal deferred scan leaves it alone.
+    m.scan_deferred(false);
+    assert!(m.messages.is_empty());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn missing_agent_defers_with_transport_unavailable() {
+    if !queue_ready() {
+        return;
+    }
+    let root = queue_root("noagent");
+    let id = queue_message(
+        &root,
+        "alice@example.org",
+        &["carol@example.net"],
+        now_secs(),
+    );
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    assert!(exists(&root, QueueName::Deferred, &id));
+    let reasons = read_defer_reasons(&root, &id).expect("defer log");
+    assert_eq!(
+        reasons,
+        vec![(
+            "carol@example.net".to_string(),
+            "mail transport unavailable".to_string()
+        )]
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn expired_message_is_returned_to_sender_and_removed() {
+    if !queue_ready() {
+        return;
+    }
+    let root = queue_root("expired");
+    let _smtp = agent(&root, "smtp", always_defer);
+    let bounces = bounce_service(&root, BounceReply::Queued("B0000002".into()));
+    let id = queue_message(
+        &root,
+        "alice@example.org",
+        &["carol@example.net"],
+        now_secs() - 6 * 86400,
+    );
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    for q in [QueueName::Active, QueueName::Deferred] {
+        assert!(!exists(&root, q, &id), "{id} left in {q:?}");
+    }
+    let b = bounces.lock().expect("lock");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].recipients[0].dsn, "4.4.7");
+    assert_eq!(
+        b[0].recipients[0].text,
+        "message delivery timed out: connection refused"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn failed_bounce_keeps_the_recipient_queued() {
+    if !queue_ready() {
+        return;
+    }
+    let root = queue_root("bouncefail");
+    let _local = agent(&root, "local", local_verdict);
+    let _bounce = bounce_service(&root, BounceReply::Failed("disk full".into()));
+    let id = queue_message(&root, "alice@example.org", &["dave@localhost"], now_secs());
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    let qf = QueueFile::open(&root, QueueName::Deferred, &id).expect("deferred");
+    assert_eq!(qf.pending().count(), 1);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn corrupt_file_goes_to_corrupt() {
+    if !queue_ready() {
+        return;
+    }
+    let root = queue_root("corrupt");
+    std::fs::write(
+        root.join("incoming").join("ABCDEF12345"),
+        b"this is not a queue file",
+    )
+    .expect("write");
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    assert!(exists(&root, QueueName::Corrupt, "ABCDEF12345"));
+    assert!(!exists(&root, QueueName::Active, "ABCDEF12345"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn recover_then_flush_id_delivers_a_deferred_message_now() {
+    if !queue_ready() {
+        return;
+    }
+    let root = queue_root("recover");
+    let local = agent(&root, "local", local_verdict);
+    let id = queue_message(&root, "alice@example.org", &["bob@localhost"], now_secs());
+    // A crash left it in active/.
+    move_file(&root, QueueName::Incoming, QueueName::Active, &id).expect("move");
+    let (mut m, rx) = manager(&root);
+    m.recover();
+    assert!(exists(&root, QueueName::Incoming, &id));
+    // Pretend it was deferred until far in the future.
+    move_file(&root, QueueName::Incoming, QueueName::Deferred, &id).expect("move");
+    set_retry_time(
+        &queue_path(&root, QueueName::Deferred, &id),
+        system_time(now_secs() + 86400),
+    )
+    .expect("mtime");
+    m.scan_deferred(false);
+    assert!(m.messages.is_empty(), "not due");
+    m.on_trigger(Trigger::FlushId(id.clone()));
+    run_until_idle(&mut m, &rx);
+    assert_eq!(local.lock().expect("lock").len(), 1);
+    assert!(!exists(&root, QueueName::Deferred, &id));
+    let _ = std::fs::remove_dir_all(&root);
+}
