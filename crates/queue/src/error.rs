@@ -5,7 +5,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The file cannot be parsed: truncated, unknown record, missing end record, bad
     /// version. The caller moves it to corrupt/ and logs this text.
     #[error("{path}: corrupt queue file: {reason}")]

@@ -1,6 +1,10 @@
 //! Reading queue files and marking recipients done.
 
-use crate::{QueueError, QueueName};
+use crate::parse::{self, Depth, ParseError};
+use crate::record::{REC_DONE, REC_RCPT};
+use crate::{is_valid_queue_id, queue_path, QueueError, QueueName};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// The envelope of a message.
@@ -19,7 +23,10 @@ pub struct Envelope {
 impl Envelope {
     /// The first attribute with this name.
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -54,31 +61,116 @@ impl QueueFile {
     /// [`QueueError::Corrupt`] for anything that does not parse (the caller moves the file
     /// to corrupt/), [`QueueError::NotFound`] if it is gone.
     pub fn open(root: &Path, queue: QueueName, id: &str) -> Result<QueueFile, QueueError> {
-        let _ = (root, queue, id);
-        todo!()
+        if !is_valid_queue_id(id) {
+            return Err(QueueError::Invalid {
+                what: "queue id",
+                value: id.to_string(),
+            });
+        }
+        let mut qf = QueueFile::open_path(&queue_path(root, queue, id), queue)?;
+        qf.id = id.to_string();
+        Ok(qf)
     }
 
     /// Parses a file at any path (maildrop files have no queue id names).
+    /// `id` is the file name (whatever it is).
     pub fn open_path(path: &Path, queue: QueueName) -> Result<QueueFile, QueueError> {
-        let _ = (path, queue);
-        todo!()
+        let (file, len) = open_existing(path, false)?;
+        let parsed = parse::parse(file, len, Depth::Full).map_err(|e| map_parse(path, e))?;
+        let id = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(QueueFile {
+            id,
+            queue,
+            path: path.to_path_buf(),
+            envelope: parsed.envelope,
+            content_len: parsed.content_len,
+            content_offset: parsed.content_offset,
+        })
     }
 
     /// The whole message content (headers and body, CRLF or LF as stored: LF).
     pub fn read_content(&self) -> Result<Vec<u8>, QueueError> {
-        let _ = self.content_offset;
-        todo!()
+        let (file, len) = open_existing(&self.path, false)?;
+        parse::read_content(file, len, self.content_offset).map_err(|e| map_parse(&self.path, e))
     }
 
     /// Marks the recipient whose record starts at `offset` as done and fsyncs. Idempotent.
     /// Refuses offsets that do not point at a recipient record.
+    ///
+    /// The offset must be one of the recipient records of the envelope (checked by
+    /// parsing the envelope, so a content byte that happens to be `R` is never touched),
+    /// and the byte there must be `R` or `D`.
     pub fn mark_done(path: &Path, offset: u64) -> Result<(), QueueError> {
-        let _ = (path, offset);
-        todo!()
+        let (file, len) = open_existing(path, true)?;
+        let parsed = parse::parse(&file, len, Depth::Envelope).map_err(|e| map_parse(path, e))?;
+        if !parsed
+            .envelope
+            .recipients
+            .iter()
+            .any(|r| r.offset == offset)
+        {
+            return Err(QueueError::Invalid {
+                what: "recipient offset",
+                value: offset.to_string(),
+            });
+        }
+        let io = |source| QueueError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut b = [0u8; 1];
+        file.read_exact_at(&mut b, offset).map_err(io)?;
+        match b[0] {
+            REC_DONE => Ok(()),
+            REC_RCPT => {
+                file.write_all_at(&[REC_DONE], offset).map_err(io)?;
+                file.sync_all().map_err(io)
+            }
+            _ => Err(QueueError::Invalid {
+                what: "recipient offset",
+                value: offset.to_string(),
+            }),
+        }
     }
 
     /// Recipients not yet done.
     pub fn pending(&self) -> impl Iterator<Item = &Recipient> {
         self.envelope.recipients.iter().filter(|r| !r.done)
+    }
+}
+
+/// Opens an existing file (read-only or read-write) and returns it with its size.
+fn open_existing(path: &Path, write: bool) -> Result<(File, u64), QueueError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    let len = file.metadata().map_err(|e| io_err(path, e))?.len();
+    Ok((file, len))
+}
+
+/// NotFound for a missing file, Io otherwise.
+pub(crate) fn io_err(path: &Path, source: std::io::Error) -> QueueError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        QueueError::NotFound(path.to_path_buf())
+    } else {
+        QueueError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+fn map_parse(path: &Path, e: ParseError) -> QueueError {
+    match e {
+        ParseError::Io(source) => io_err(path, source),
+        ParseError::Corrupt(reason) => QueueError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        },
     }
 }

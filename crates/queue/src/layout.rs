@@ -1,6 +1,8 @@
 //! Queue directories under queue_directory and moving files between them.
 
-use crate::QueueError;
+use crate::file::io_err;
+use crate::{is_valid_queue_id, QueueError};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -52,18 +54,53 @@ pub fn queue_path(root: &Path, queue: QueueName, id: &str) -> PathBuf {
 /// Renames `root/from/id` to `root/to/id` and fsyncs the target directory (the source
 /// directory too), so the move survives a crash. NotFound if the source is gone.
 pub fn move_file(root: &Path, from: QueueName, to: QueueName, id: &str) -> Result<(), QueueError> {
-    let _ = (root, from, to, id);
-    todo!()
+    if !is_valid_queue_id(id) {
+        return Err(QueueError::Invalid {
+            what: "queue id",
+            value: id.to_string(),
+        });
+    }
+    let src = queue_path(root, from, id);
+    let dst = queue_path(root, to, id);
+    std::fs::rename(&src, &dst).map_err(|e| io_err(&src, e))?;
+    // The new name first: once it is durable the file can no longer be lost.
+    fsync_dir(&root.join(to.as_str()))?;
+    if from != to {
+        fsync_dir(&root.join(from.as_str()))?;
+    }
+    Ok(())
+}
+
+/// Fsyncs a directory so the names created or removed in it survive a crash.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), QueueError> {
+    let io = |source| QueueError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    File::open(dir).map_err(io)?.sync_all().map_err(io)
 }
 
 /// The file names in `root/queue` that are valid queue ids (temporary files skipped).
+/// Sorted, so listings are stable. A missing directory is [`QueueError::NotFound`].
 pub fn list_queue(root: &Path, queue: QueueName) -> Result<Vec<String>, QueueError> {
-    let _ = (root, queue);
-    todo!()
+    let dir = root.join(queue.as_str());
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+        let entry = entry.map_err(|e| io_err(&dir, e))?;
+        if let Some(name) = entry.file_name().to_str() {
+            if is_valid_queue_id(name) {
+                ids.push(name.to_string());
+            }
+        }
+    }
+    ids.sort();
+    Ok(ids)
 }
 
 /// Sets the file's mtime: in deferred/ it means "do not retry before".
+/// Only the mtime changes (futimens with the access time omitted); a read-only
+/// descriptor suffices for the file's owner.
 pub fn set_retry_time(path: &Path, when: SystemTime) -> Result<(), QueueError> {
-    let _ = (path, when);
-    todo!()
+    let file = File::open(path).map_err(|e| io_err(path, e))?;
+    file.set_modified(when).map_err(|e| io_err(path, e))
 }

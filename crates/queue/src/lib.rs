@@ -8,14 +8,20 @@
 
 mod error;
 mod file;
+#[cfg(test)]
+mod format_tests;
 mod id;
 mod layout;
 mod logs;
+mod parse;
+mod record;
+#[cfg(test)]
+mod tempdir;
 mod writer;
 
 pub use error::QueueError;
 pub use file::{Envelope, QueueFile, Recipient};
 pub use id::{is_valid_queue_id, QueueId};
-pub use logs::{append_defer_reason, read_defer_reasons, remove_message_logs};
 pub use layout::{list_queue, move_file, queue_path, set_retry_time, QueueName, ALL_QUEUES};
+pub use logs::{append_defer_reason, read_defer_reasons, remove_message_logs};
 pub use writer::QueueWriter;

@@ -1,50 +1,249 @@
 //! Writing a new queue file durably.
 
+use crate::file::io_err;
+use crate::id::make_queue_id;
+use crate::layout::fsync_dir;
+use crate::record::*;
 use crate::{Envelope, QueueError, QueueId, QueueName};
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Makes temporary names unique within this process; the pid makes them unique between
+/// processes.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// How many temporary names to try before giving up (stale files of a dead process with
+/// our pid could occupy a few).
+const TEMP_TRIES: u32 = 100;
 
 /// A queue file being written under a temporary name.
 #[derive(Debug)]
 pub struct QueueWriter {
-    _private: (),
+    /// `root/queue`.
+    dir: PathBuf,
+    /// `root/queue/tmp.PID.N`.
+    temp: PathBuf,
+    id: QueueId,
+    /// None once committed or aborted.
+    out: Option<BufWriter<File>>,
+    /// Content not yet written as an `N` record (less than one full record).
+    chunk: Vec<u8>,
+    content_len: u64,
+}
+
+/// Refuses values that would break the format or let a value forge a line in logs.
+fn check_text(what: &'static str, value: &str) -> Result<(), QueueError> {
+    if value.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) || value.len() as u64 > MAX_RECORD / 4
+    {
+        return Err(QueueError::Invalid {
+            what,
+            value: value.escape_debug().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Encodes the envelope records (`V` through `M`), validating every field.
+pub(crate) fn encode_envelope(env: &Envelope) -> Result<Vec<u8>, QueueError> {
+    let mut out = Vec::new();
+    encode_record(REC_VERSION, MAGIC, &mut out);
+    encode_record(REC_TIME, env.arrival_us.to_string().as_bytes(), &mut out);
+    check_text("sender", &env.sender)?;
+    encode_record(REC_SENDER, env.sender.as_bytes(), &mut out);
+    for (name, value) in &env.attrs {
+        check_text("attribute name", name)?;
+        check_text("attribute value", value)?;
+        if name.is_empty() || name.contains('=') {
+            return Err(QueueError::Invalid {
+                what: "attribute name",
+                value: name.escape_debug().to_string(),
+            });
+        }
+        encode_record(REC_ATTR, format!("{name}={value}").as_bytes(), &mut out);
+    }
+    for r in &env.recipients {
+        check_text("recipient", &r.address)?;
+        check_text("original recipient", &r.orig_address)?;
+        check_text("notify", &r.notify)?;
+        let payload = format!("{}\0{}\0{}", r.address, r.orig_address, r.notify);
+        encode_record(
+            if r.done { REC_DONE } else { REC_RCPT },
+            payload.as_bytes(),
+            &mut out,
+        );
+    }
+    encode_record(REC_MESSAGE, b"", &mut out);
+    Ok(out)
+}
+
+/// Creates `dir/tmp.PID.N` exclusively, mode 0600.
+fn create_temp(dir: &Path) -> Result<(PathBuf, File), QueueError> {
+    let pid = std::process::id();
+    let mut last = None;
+    for _ in 0..TEMP_TRIES {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("tmp.{pid}.{n}"));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(path),
+            Err(e) => return Err(io_err(&path, e)),
+        }
+    }
+    let path = last.unwrap_or_else(|| dir.to_path_buf());
+    Err(QueueError::Io {
+        path,
+        source: std::io::Error::other("no free temporary file name"),
+    })
 }
 
 impl QueueWriter {
     /// Creates a temporary file (mode 0600, O_EXCL) in `root/queue/` and writes the
     /// envelope records. Addresses and attributes containing NUL, CR or LF are refused
     /// with [`QueueError::Invalid`].
-    pub fn create(root: &Path, queue: QueueName, envelope: &Envelope) -> Result<QueueWriter, QueueError> {
-        let _ = (root, queue, envelope);
-        todo!()
+    pub fn create(
+        root: &Path,
+        queue: QueueName,
+        envelope: &Envelope,
+    ) -> Result<QueueWriter, QueueError> {
+        let header = encode_envelope(envelope)?;
+        let dir = root.join(queue.as_str());
+        let (temp, file) = create_temp(&dir)?;
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        // From here on, dropping `w` removes the temporary file.
+        let mut w = QueueWriter {
+            id: String::new(),
+            dir,
+            temp,
+            out: None,
+            chunk: Vec::new(),
+            content_len: 0,
+        };
+        let inode = file.metadata().map_err(|e| io_err(&w.temp, e))?.ino();
+        w.id = make_queue_id(micros, inode);
+        let mut out = BufWriter::with_capacity(MAX_CONTENT_RECORD + 16, file);
+        out.write_all(&header).map_err(|e| io_err(&w.temp, e))?;
+        w.out = Some(out);
+        Ok(w)
     }
 
     /// The queue id this file will have once committed (known at creation: it is
     /// derived from the creation time and the temporary file's inode), so smtpd can put
     /// it in the Received: header and log it before the message is acknowledged.
     pub fn queue_id(&self) -> &str {
-        todo!()
+        &self.id
+    }
+
+    /// Writes one record through the buffer.
+    fn record(&mut self, rtype: u8, payload: &[u8]) -> Result<(), QueueError> {
+        let Some(out) = self.out.as_mut() else {
+            return Err(QueueError::Invalid {
+                what: "queue writer state",
+                value: "finished".into(),
+            });
+        };
+        let mut head = Vec::with_capacity(1 + MAX_VARINT_BYTES);
+        head.push(rtype);
+        encode_varint(payload.len() as u64, &mut head);
+        out.write_all(&head)
+            .and_then(|()| out.write_all(payload))
+            .map_err(|e| io_err(&self.temp, e))
     }
 
     /// Appends message content (any bytes; line endings stored as given: callers store LF).
+    /// Content is cut into records of 64 KiB whatever the sizes of the calls.
     pub fn write_content(&mut self, data: &[u8]) -> Result<(), QueueError> {
-        let _ = data;
-        todo!()
+        self.content_len += data.len() as u64;
+        let mut data = data;
+        if !self.chunk.is_empty() {
+            let take = (MAX_CONTENT_RECORD - self.chunk.len()).min(data.len());
+            self.chunk.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.chunk.len() == MAX_CONTENT_RECORD {
+                let chunk = std::mem::take(&mut self.chunk);
+                self.record(REC_CONTENT, &chunk)?;
+            }
+        }
+        while data.len() >= MAX_CONTENT_RECORD {
+            self.record(REC_CONTENT, &data[..MAX_CONTENT_RECORD])?;
+            data = &data[MAX_CONTENT_RECORD..];
+        }
+        self.chunk.extend_from_slice(data);
+        Ok(())
     }
 
     /// Content bytes written so far (for message_size_limit checks).
     pub fn content_len(&self) -> u64 {
-        todo!()
+        self.content_len
     }
 
     /// Writes the end record, fsyncs the file, names it by its queue id (link + unlink,
     /// never replacing), fsyncs the directory. Only after this returns Ok may mail be
     /// acknowledged.
-    pub fn commit(self) -> Result<QueueId, QueueError> {
-        todo!()
+    ///
+    /// A file already holding the id can only be a stale leftover (the inode is ours
+    /// while our file lives): that is an error, and the temporary file is removed.
+    pub fn commit(mut self) -> Result<QueueId, QueueError> {
+        if !self.chunk.is_empty() {
+            let chunk = std::mem::take(&mut self.chunk);
+            self.record(REC_CONTENT, &chunk)?;
+        }
+        self.record(REC_END, b"")?;
+        let Some(out) = self.out.take() else {
+            return Err(QueueError::Invalid {
+                what: "queue writer state",
+                value: "finished".into(),
+            });
+        };
+        // Keep `self.out` None only after success; on error Drop removes the temp file
+        // regardless of `out`.
+        let file = out
+            .into_inner()
+            .map_err(|e| io_err(&self.temp, e.into_error()))?;
+        file.sync_all().map_err(|e| io_err(&self.temp, e))?;
+        drop(file);
+        let final_path = self.dir.join(&self.id);
+        std::fs::hard_link(&self.temp, &final_path).map_err(|e| QueueError::Io {
+            path: final_path.clone(),
+            source: e,
+        })?;
+        if let Err(e) = std::fs::remove_file(&self.temp) {
+            // The message is safe under its id; a leftover temporary name is only clutter.
+            log::warn!("cannot remove {}: {e}", self.temp.display());
+        }
+        // Nothing left for Drop to remove.
+        self.temp = PathBuf::new();
+        fsync_dir(&self.dir)?;
+        Ok(std::mem::take(&mut self.id))
     }
 
     /// Removes the temporary file (client went away, size limit, ...).
     pub fn abort(self) {
-        todo!()
+        // Drop does the work.
+    }
+}
+
+impl Drop for QueueWriter {
+    /// An uncommitted writer never leaves its temporary file behind, whatever path
+    /// (error, panic, forgotten abort) dropped it.
+    fn drop(&mut self) {
+        if !self.temp.as_os_str().is_empty() {
+            if let Err(e) = std::fs::remove_file(&self.temp) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    log::warn!("cannot remove {}: {e}", self.temp.display());
+                }
+            }
+        }
     }
 }
