@@ -5,12 +5,26 @@
 //! lines from many processes never interleave) or, when that is empty, to syslog's
 //! `/dev/log` (connected before chroot). Warnings are prefixed `warning: `, errors
 //! `error: `, as Postfix does; debug lines only with `-v`.
+//!
+//! CR, LF and NUL in any logged text become spaces, so text from a client can never
+//! forge a log line. Messages longer than 8 KiB are cut.
+
+mod line;
+mod logger;
+mod sink;
+mod stamp;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("{path}: {source}")]
-    Open { path: std::path::PathBuf, #[source] source: std::io::Error },
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("a logger is already installed")]
     AlreadyInstalled,
 }
@@ -20,22 +34,113 @@ pub enum LogError {
 pub enum LogTarget {
     /// Append to this file.
     File(std::path::PathBuf),
-    /// syslog via /dev/log, facility mail.
+    /// syslog via /dev/log, facility mail. When /dev/log cannot be reached, whole
+    /// file-shaped lines go to standard error instead.
     Syslog,
-    /// Standard error (commands, foreground debugging).
+    /// Standard error (commands, foreground debugging): `service: msg`, like Postfix's
+    /// commands (`postqueue: warning: ...`).
     Stderr,
 }
 
+/// Set by the first [`init`]; a second call is refused before it opens anything.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
 /// Installs the global logger for `syslog_name/service` (e.g. "rostfix", "smtpd").
 /// `hostname` is the host column. `verbose` enables debug lines.
-pub fn init(syslog_name: &str, service: &str, hostname: &str, target: LogTarget, verbose: bool) -> Result<(), LogError> {
-    let _ = (syslog_name, service, hostname, target, verbose);
-    todo!()
+///
+/// Call before any chroot: it loads the time zone and opens the log file or connects to
+/// /dev/log. May be called once per process; later calls return
+/// [`LogError::AlreadyInstalled`].
+pub fn init(
+    syslog_name: &str,
+    service: &str,
+    hostname: &str,
+    target: LogTarget,
+    verbose: bool,
+) -> Result<(), LogError> {
+    if INSTALLED.swap(true, Ordering::SeqCst) {
+        return Err(LogError::AlreadyInstalled);
+    }
+    stamp::load_zone();
+    let sink = match sink::Sink::open(&target) {
+        Ok(sink) => sink,
+        Err(e) => {
+            // Nothing was installed: let the caller retry with another target.
+            INSTALLED.store(false, Ordering::SeqCst);
+            return Err(e);
+        }
+    };
+    let logger = logger::Logger {
+        spec: line::LineSpec {
+            hostname: hostname.to_string(),
+            syslog_name: syslog_name.to_string(),
+            service: service.to_string(),
+        },
+        sink,
+        verbose,
+    };
+    let max_level = logger.max_level();
+    // The logger lives for the rest of the process; leaking it is how `log` wants it.
+    let logger: &'static logger::Logger = Box::leak(Box::new(logger));
+    log::set_logger(logger).map_err(|_| LogError::AlreadyInstalled)?;
+    log::set_max_level(max_level);
+    Ok(())
 }
 
 /// Formats one line exactly as written to a file (without the trailing newline), for
 /// tests and for tools that print log-shaped output. `unix_time` is seconds.
-pub fn format_line(unix_time: i64, hostname: &str, syslog_name: &str, service: &str, pid: u32, level: log::Level, msg: &str) -> String {
-    let _ = (unix_time, hostname, syslog_name, service, pid, level, msg);
-    todo!()
+pub fn format_line(
+    unix_time: i64,
+    hostname: &str,
+    syslog_name: &str,
+    service: &str,
+    pid: u32,
+    level: log::Level,
+    msg: &str,
+) -> String {
+    let spec = line::LineSpec {
+        hostname: hostname.to_string(),
+        syslog_name: syslog_name.to_string(),
+        service: service.to_string(),
+    };
+    spec.file_line(stamp::Stamp::local(unix_time), pid, level, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_line_uses_local_time_and_postfix_shape() {
+        stamp::load_zone();
+        let t = 1_732_354_512;
+        let line = format_line(t, "mx", "rostfix", "qmgr", 42, log::Level::Warn, "a\nb");
+        let mut expected = String::new();
+        stamp::Stamp::local(t).write_to(&mut expected);
+        expected.push_str(" mx rostfix/qmgr[42]: warning: a b");
+        assert_eq!(line, expected);
+        // `Mon DD HH:MM:SS ` is always 16 characters.
+        assert_eq!(&line[15..16], " ");
+        assert_eq!(&line[16..], "mx rostfix/qmgr[42]: warning: a b");
+    }
+
+    #[test]
+    fn init_installs_once_and_writes_to_the_file() {
+        let path =
+            std::env::temp_dir().join(format!("rostfix-maillog-init-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        init("rostfix", "unit", "h", LogTarget::File(path.clone()), false).unwrap();
+        log::warn!("first\r\nline");
+        log::debug!("not verbose");
+        let again = init("rostfix", "unit", "h", LogTarget::Stderr, false);
+        assert!(matches!(again, Err(LogError::AlreadyInstalled)));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let suffix = format!(
+            " h rostfix/unit[{}]: warning: first  line\n",
+            std::process::id()
+        );
+        assert!(text.ends_with(&suffix), "{text:?}");
+        assert_eq!(text.lines().count(), 1);
+    }
 }

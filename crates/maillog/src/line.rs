@@ -1,0 +1,218 @@
+//! Building log lines: level prefixes, sanitising, and the three shapes (file, syslog
+//! datagram, stderr).
+
+use crate::stamp::Stamp;
+use log::Level;
+
+/// Longest message text kept in one line; longer text is cut (on a character boundary)
+/// and marked, so a hostile peer cannot make one log write unbounded.
+pub(crate) const MAX_MSG: usize = 8192;
+
+/// syslog facility "mail".
+const FACILITY_MAIL: u8 = 2;
+
+/// Postfix's severity word before the message; info and debug have none.
+pub(crate) fn level_prefix(level: Level) -> &'static str {
+    match level {
+        Level::Error => "error: ",
+        Level::Warn => "warning: ",
+        Level::Info | Level::Debug | Level::Trace => "",
+    }
+}
+
+/// syslog PRI for facility mail: facility * 8 + severity.
+pub(crate) fn syslog_pri(level: Level) -> u8 {
+    let severity = match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    };
+    FACILITY_MAIL * 8 + severity
+}
+
+/// Appends `text` with CR, LF and NUL replaced by spaces, so text from the network can
+/// never start a forged log line (or cut one short for C readers).
+pub(crate) fn push_sanitized(out: &mut String, text: &str) {
+    out.extend(text.chars().map(|c| {
+        if matches!(c, '\r' | '\n' | '\0') {
+            ' '
+        } else {
+            c
+        }
+    }));
+}
+
+/// Appends the level prefix and the sanitised message, cut at [`MAX_MSG`] bytes.
+fn push_message(out: &mut String, level: Level, msg: &str) {
+    out.push_str(level_prefix(level));
+    if msg.len() <= MAX_MSG {
+        push_sanitized(out, msg);
+    } else {
+        let mut cut = MAX_MSG;
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        push_sanitized(out, &msg[..cut]);
+        out.push_str("...[truncated]");
+    }
+}
+
+/// Appends `syslog_name/service[pid]: `.
+fn push_tag(out: &mut String, syslog_name: &str, service: &str, pid: u32) {
+    push_sanitized(out, syslog_name);
+    out.push('/');
+    push_sanitized(out, service);
+    out.push('[');
+    out.push_str(&pid.to_string());
+    out.push_str("]: ");
+}
+
+/// The parts of a line that do not change between lines of one process.
+#[derive(Debug, Clone)]
+pub(crate) struct LineSpec {
+    pub hostname: String,
+    pub syslog_name: String,
+    pub service: String,
+}
+
+impl LineSpec {
+    /// `Mon DD HH:MM:SS host name/service[pid]: prefix msg` (no newline).
+    pub(crate) fn file_line(&self, stamp: Stamp, pid: u32, level: Level, msg: &str) -> String {
+        let mut out = String::with_capacity(64 + msg.len().min(MAX_MSG));
+        stamp.write_to(&mut out);
+        out.push(' ');
+        push_sanitized(&mut out, &self.hostname);
+        out.push(' ');
+        push_tag(&mut out, &self.syslog_name, &self.service, pid);
+        push_message(&mut out, level, msg);
+        out
+    }
+
+    /// `<PRI>Mon DD HH:MM:SS name/service[pid]: prefix msg` (syslogd adds the host).
+    pub(crate) fn syslog_line(&self, stamp: Stamp, pid: u32, level: Level, msg: &str) -> String {
+        let mut out = String::with_capacity(64 + msg.len().min(MAX_MSG));
+        out.push('<');
+        out.push_str(&syslog_pri(level).to_string());
+        out.push('>');
+        stamp.write_to(&mut out);
+        out.push(' ');
+        push_tag(&mut out, &self.syslog_name, &self.service, pid);
+        push_message(&mut out, level, msg);
+        out
+    }
+
+    /// `service: prefix msg`, as Postfix's commands print on stderr.
+    pub(crate) fn stderr_line(&self, level: Level, msg: &str) -> String {
+        let mut out = String::with_capacity(32 + msg.len().min(MAX_MSG));
+        push_sanitized(&mut out, &self.service);
+        out.push_str(": ");
+        push_message(&mut out, level, msg);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> LineSpec {
+        LineSpec {
+            hostname: "mx.example.org".into(),
+            syslog_name: "rostfix".into(),
+            service: "smtpd".into(),
+        }
+    }
+
+    // 2024-11-23 09:35:12 UTC
+    const T: i64 = 1_732_354_512;
+
+    #[test]
+    fn file_line_shape() {
+        let line = spec().file_line(Stamp::utc(T), 1234, Level::Info, "3F2A81C0D4E: client=x");
+        assert_eq!(
+            line,
+            "Nov 23 09:35:12 mx.example.org rostfix/smtpd[1234]: 3F2A81C0D4E: client=x"
+        );
+    }
+
+    #[test]
+    fn level_prefixes() {
+        let s = spec();
+        let st = Stamp::utc(T);
+        assert!(s
+            .file_line(st, 1, Level::Warn, "m")
+            .ends_with("[1]: warning: m"));
+        assert!(s
+            .file_line(st, 1, Level::Error, "m")
+            .ends_with("[1]: error: m"));
+        assert!(s.file_line(st, 1, Level::Debug, "m").ends_with("[1]: m"));
+        assert!(s.file_line(st, 1, Level::Trace, "m").ends_with("[1]: m"));
+    }
+
+    #[test]
+    fn syslog_line_shape_and_priority() {
+        let s = spec();
+        let st = Stamp::utc(T);
+        assert_eq!(
+            s.syslog_line(st, 7, Level::Info, "hello"),
+            "<22>Nov 23 09:35:12 rostfix/smtpd[7]: hello"
+        );
+        assert!(s.syslog_line(st, 7, Level::Error, "x").starts_with("<19>"));
+        assert!(s.syslog_line(st, 7, Level::Warn, "x").starts_with("<20>"));
+        assert!(s.syslog_line(st, 7, Level::Debug, "x").starts_with("<23>"));
+    }
+
+    #[test]
+    fn stderr_line_shape() {
+        let s = LineSpec {
+            service: "rostqueue".into(),
+            ..spec()
+        };
+        assert_eq!(
+            s.stderr_line(Level::Warn, "mail system is down"),
+            "rostqueue: warning: mail system is down"
+        );
+    }
+
+    #[test]
+    fn forged_lines_are_flattened() {
+        let line = spec().file_line(
+            Stamp::utc(T),
+            1,
+            Level::Info,
+            "a\r\nNov 23 09:35:12 mx rostfix/qmgr[2]: X: removed\0z",
+        );
+        assert!(!line.contains(['\r', '\n', '\0']));
+        assert!(line.ends_with("a  Nov 23 09:35:12 mx rostfix/qmgr[2]: X: removed z"));
+    }
+
+    #[test]
+    fn names_are_sanitized_too() {
+        let s = LineSpec {
+            hostname: "h\nx".into(),
+            syslog_name: "r\r".into(),
+            service: "s\0".into(),
+        };
+        let line = s.file_line(Stamp::utc(T), 1, Level::Info, "m");
+        assert_eq!(line, "Nov 23 09:35:12 h x r /s [1]: m");
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        let msg = "é".repeat(MAX_MSG); // 2 bytes each
+        let line = spec().stderr_line(Level::Info, &msg);
+        assert!(line.ends_with("...[truncated]"));
+        assert!(line.len() <= "smtpd: ".len() + MAX_MSG + "...[truncated]".len());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_control_line_breaks_ever(msg in ".*", host in ".*") {
+            let s = LineSpec { hostname: host, ..spec() };
+            let line = s.file_line(Stamp::utc(T), 1, Level::Warn, &msg);
+            proptest::prop_assert!(!line.contains(['\r', '\n', '\0']));
+            proptest::prop_assert!(line.starts_with("Nov 23 09:35:12 "));
+        }
+    }
+}
