@@ -14,4 +14,5 @@ pub mod destination;
 pub mod failure;
 pub mod headers;
 pub mod logline;
+pub mod privileges;
 pub mod recipient;

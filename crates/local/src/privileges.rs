@@ -1,0 +1,127 @@
+//! Delivering with the recipient's identity, like Postfix's set_eugid(): only the
+//! EFFECTIVE user and group ids (and the supplementary groups) change, so the process
+//! can return to root after each delivery. [`PrivGuard`] restores root when dropped
+//! and aborts the process if it cannot: carrying on with a wrong identity would deliver
+//! the next recipient's mail with someone else's rights.
+//!
+//! When the agent does not run as root (a developer's `make run`) nothing switches and
+//! every delivery happens as the invoking user.
+//!
+//! The effective ids are per process (glibc applies them to every thread), so only a
+//! single-threaded process, like the local daemon, may switch.
+
+use nix::unistd::{geteuid, setegid, seteuid, setgroups, Gid, Uid};
+
+/// Who a delivery runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: Uid,
+    pub gid: Gid,
+}
+
+impl Identity {
+    /// The current effective identity.
+    pub fn current() -> Identity {
+        Identity {
+            uid: geteuid(),
+            gid: nix::unistd::getegid(),
+        }
+    }
+}
+
+/// Switching identity failed (before anything was delivered).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot switch to uid {uid} gid {gid}: {what}: {source}")]
+pub struct PrivError {
+    uid: Uid,
+    gid: Gid,
+    what: &'static str,
+    #[source]
+    source: nix::Error,
+}
+
+/// True when this process has root's effective uid and so must switch per delivery.
+pub fn running_as_root() -> bool {
+    geteuid().is_root()
+}
+
+/// While alive, the process runs with another effective identity; dropping it returns
+/// to root.
+#[must_use = "the identity is restored when the guard is dropped"]
+#[derive(Debug)]
+pub struct PrivGuard {
+    switched: bool,
+}
+
+impl PrivGuard {
+    /// Switches to `id` when running as root: setgroups([gid]), setegid(gid),
+    /// seteuid(uid), in this order because changing groups needs root. Not root: a
+    /// guard that does nothing.
+    pub fn assume(id: Identity) -> Result<PrivGuard, PrivError> {
+        if !running_as_root() {
+            return Ok(PrivGuard { switched: false });
+        }
+        // Created first so that a failure half way (groups changed, euid not) is undone
+        // by Drop as well.
+        let guard = PrivGuard { switched: true };
+        let fail = |what, source| PrivError {
+            uid: id.uid,
+            gid: id.gid,
+            what,
+            source,
+        };
+        setgroups(&[id.gid]).map_err(|e| fail("setgroups", e))?;
+        setegid(id.gid).map_err(|e| fail("setegid", e))?;
+        seteuid(id.uid).map_err(|e| fail("seteuid", e))?;
+        Ok(guard)
+    }
+
+    /// Whether this guard really switched (false when not running as root).
+    pub fn switched(&self) -> bool {
+        self.switched
+    }
+}
+
+/// Back to root: the uid first (only root may change the group ids), then gid, groups.
+fn restore_root() -> nix::Result<()> {
+    seteuid(Uid::from_raw(0))?;
+    setegid(Gid::from_raw(0))?;
+    setgroups(&[Gid::from_raw(0)])
+}
+
+impl Drop for PrivGuard {
+    fn drop(&mut self) {
+        if self.switched {
+            if let Err(e) = restore_root() {
+                log::error!("cannot restore root privileges: {e}; aborting");
+                eprintln!("local: cannot restore root privileges: {e}; aborting");
+                std::process::abort();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Switching for real is tested in tests/privileges.rs, in a process of its own:
+    // it changes the ids of every thread, which would disturb parallel unit tests.
+
+    #[test]
+    fn non_root_guard_is_a_no_op() {
+        if running_as_root() {
+            eprintln!("note: running as root; the no-op path is covered by non-root runs");
+            return;
+        }
+        let before = Identity::current();
+        let g = PrivGuard::assume(Identity {
+            uid: Uid::from_raw(0),
+            gid: Gid::from_raw(0),
+        })
+        .expect("no-op guard");
+        assert!(!g.switched());
+        drop(g);
+        assert_eq!(Identity::current(), before);
+    }
+}
