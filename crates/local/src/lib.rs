@@ -11,8 +11,13 @@
 //! recipient elimination, X-Original-To. Until then every known user gets its mailbox.
 
 pub mod destination;
+pub mod dotlock;
 pub mod failure;
 pub mod headers;
 pub mod logline;
+pub mod mbox;
 pub mod privileges;
 pub mod recipient;
+
+#[cfg(test)]
+mod testdir;
