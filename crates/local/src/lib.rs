@@ -15,6 +15,7 @@ pub mod dotlock;
 pub mod failure;
 pub mod headers;
 pub mod logline;
+pub mod maildir;
 pub mod mbox;
 pub mod privileges;
 pub mod recipient;
