@@ -10,6 +10,8 @@
 //! mailbox_transport, fallback_transport, delivery to files and commands, duplicate
 //! recipient elimination, X-Original-To. Until then every known user gets its mailbox.
 
+pub mod agent;
+pub mod deliver;
 pub mod destination;
 pub mod dotlock;
 pub mod failure;
@@ -19,6 +21,7 @@ pub mod maildir;
 pub mod mbox;
 pub mod privileges;
 pub mod recipient;
+pub mod server;
 
 #[cfg(test)]
 mod testdir;
