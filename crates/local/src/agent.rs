@@ -172,3 +172,182 @@ fn log_result(
     .line();
     log::info!("{line}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::privileges::Identity;
+    use crate::testdir::TestDir;
+    use rostfix_proto::DeliveryRecipient;
+    use rostfix_queue::{Envelope, QueueWriter, Recipient};
+    use std::path::PathBuf;
+
+    fn settings() -> Settings {
+        Settings {
+            hostname: "mx.example.org".into(),
+            home_mailbox: "Maildir/".into(),
+            mail_spool_directory: "/nonexistent".into(),
+            recipient_delimiter: "+".into(),
+            mailbox_size_limit: 0,
+            lock_wait: Duration::from_secs(5),
+        }
+    }
+
+    fn queue_message(root: &Path, rcpts: &[&str], content: &[u8]) -> String {
+        std::fs::create_dir_all(root.join("active")).unwrap();
+        let env = Envelope {
+            sender: "bob@example.org".into(),
+            arrival_us: 1_700_000_000_000_000,
+            attrs: vec![],
+            recipients: rcpts
+                .iter()
+                .map(|a| Recipient {
+                    address: a.to_string(),
+                    orig_address: a.to_string(),
+                    ..Recipient::default()
+                })
+                .collect(),
+        };
+        let mut w = QueueWriter::create(root, QueueName::Active, &env).unwrap();
+        w.write_content(content).unwrap();
+        w.commit().unwrap()
+    }
+
+    fn request(root: &Path, id: &str) -> DeliveryRequest {
+        let qf = QueueFile::open(root, QueueName::Active, id).unwrap();
+        DeliveryRequest {
+            queue_name: "active".into(),
+            queue_id: id.into(),
+            sender: qf.envelope.sender.clone(),
+            nexthop: "mx.example.org".into(),
+            arrival: 1_700_000_000,
+            recipients: qf
+                .envelope
+                .recipients
+                .iter()
+                .map(|r| DeliveryRecipient {
+                    offset: r.offset,
+                    address: r.address.clone(),
+                    orig_address: r.orig_address.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn delivers_marks_done_and_reports_each_recipient() {
+        let t = TestDir::new("agent");
+        let root = t.path().join("queue");
+        let home = t.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let content = b"Received: from x\nDelivered-To: loop@example.org\nSubject: hi\n\nbody\n";
+        let id = queue_message(
+            &root,
+            &[
+                "alice+x@example.org",
+                "ghost@example.org",
+                "loop@example.org",
+            ],
+            content,
+        );
+        let req = request(&root, &id);
+        let home2: PathBuf = home.clone();
+        let lookup = move |name: &str| {
+            let me = Identity::current();
+            Ok(["alice", "loop"].contains(&name).then(|| UserInfo {
+                name: name.to_string(),
+                uid: me.uid,
+                gid: me.gid,
+                home: home2.join(name),
+            }))
+        };
+        let reply = handle_request(&settings(), &req, &root, lookup, SystemTime::now());
+        let got: Vec<_> = reply
+            .results
+            .iter()
+            .map(|r| (r.offset, r.status, r.dsn.as_str(), r.relay.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    req.recipients[0].offset,
+                    DeliveryStatus::Sent,
+                    "2.0.0",
+                    "local"
+                ),
+                (
+                    req.recipients[1].offset,
+                    DeliveryStatus::Bounced,
+                    "5.1.1",
+                    "local"
+                ),
+                (
+                    req.recipients[2].offset,
+                    DeliveryStatus::Bounced,
+                    "5.4.6",
+                    "local"
+                ),
+            ]
+        );
+        assert_eq!(reply.results[0].text, "delivered to maildir");
+        assert_eq!(reply.results[1].text, "unknown user: \"ghost\"");
+        // Only the delivered recipient is marked done; qmgr marks bounced ones later.
+        let qf = QueueFile::open(&root, QueueName::Active, &id).unwrap();
+        let done: Vec<bool> = qf.envelope.recipients.iter().map(|r| r.done).collect();
+        assert_eq!(done, vec![true, false, false]);
+        let new: Vec<_> = std::fs::read_dir(home.join("alice/Maildir/new"))
+            .unwrap()
+            .collect();
+        assert_eq!(new.len(), 1);
+        let data = std::fs::read(new[0].as_ref().unwrap().path()).unwrap();
+        let mut want =
+            b"Return-Path: <bob@example.org>\nDelivered-To: alice+x@example.org\n".to_vec();
+        want.extend_from_slice(content);
+        assert_eq!(data, want);
+    }
+
+    #[test]
+    fn unreadable_queue_file_defers_everyone() {
+        let t = TestDir::new("agent-missing");
+        let mut req = DeliveryRequest {
+            queue_name: "active".into(),
+            queue_id: "ABCDEF0123".into(),
+            sender: String::new(),
+            nexthop: "h".into(),
+            arrival: 0,
+            recipients: vec![
+                DeliveryRecipient {
+                    offset: 10,
+                    address: "a".into(),
+                    orig_address: "a".into(),
+                },
+                DeliveryRecipient {
+                    offset: 20,
+                    address: "b".into(),
+                    orig_address: "b".into(),
+                },
+            ],
+        };
+        let none = |_: &str| Ok(None);
+        let reply = handle_request(&settings(), &req, t.path(), none, SystemTime::now());
+        assert!(reply
+            .results
+            .iter()
+            .all(|r| r.status == DeliveryStatus::Deferred && r.dsn == "4.3.0"));
+        assert_eq!(
+            reply.results.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![10, 20]
+        );
+        req.queue_id = "../../etc/passwd".into();
+        let reply = handle_request(&settings(), &req, t.path(), none, SystemTime::now());
+        assert!(
+            reply.results[0].text.starts_with("bad queue id"),
+            "{}",
+            reply.results[0].text
+        );
+        req.queue_name = "nowhere".into();
+        let reply = handle_request(&settings(), &req, t.path(), none, SystemTime::now());
+        assert!(reply.results[0].text.starts_with("bad queue name"));
+    }
+}

@@ -3,7 +3,7 @@
 //! DeliveryReply, close.
 
 use crate::agent::handle_request;
-use crate::deliver::{system_user, Settings};
+use crate::deliver::{system_user, Settings, UserInfo};
 use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -12,8 +12,18 @@ use std::time::{Duration, SystemTime};
 /// How long qmgr may take to send its request, and to read our reply.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Serves one request on `stream` (timeouts already set by the caller).
+/// Serves one request on `stream` (timeouts already set by the caller), looking users
+/// up in the system's passwd database.
 pub fn serve_stream<S: Read + Write>(settings: &Settings, stream: &mut S, queue_root: &Path) {
+    serve_stream_with(settings, stream, queue_root, system_user)
+}
+
+/// [`serve_stream`] with another user lookup (tests).
+pub fn serve_stream_with<S, L>(settings: &Settings, stream: &mut S, queue_root: &Path, lookup: L)
+where
+    S: Read + Write,
+    L: Fn(&str) -> Result<Option<UserInfo>, String>,
+{
     let req: DeliveryRequest = match read_message(stream) {
         Ok(r) => r,
         Err(FrameError::Closed) => return,
@@ -23,10 +33,75 @@ pub fn serve_stream<S: Read + Write>(settings: &Settings, stream: &mut S, queue_
         }
     };
     let received = SystemTime::now();
-    let reply = handle_request(settings, &req, queue_root, system_user, received);
+    let reply = handle_request(settings, &req, queue_root, lookup, received);
     if let Err(e) = write_message(stream, &reply) {
         // qmgr will not learn the outcome and will retry the recipients it did not
         // hear about; the delivered ones are already marked done in the queue file.
         log::warn!("{}: sending delivery reply: {e}", req.queue_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TestDir;
+    use rostfix_proto::{DeliveryRecipient, DeliveryReply, DeliveryStatus};
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn one_request_one_reply() {
+        let t = TestDir::new("server");
+        let settings = Settings {
+            hostname: "h".into(),
+            home_mailbox: "Maildir/".into(),
+            mail_spool_directory: "/nonexistent".into(),
+            recipient_delimiter: String::new(),
+            mailbox_size_limit: 0,
+            lock_wait: Duration::from_secs(1),
+        };
+        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+        let req = DeliveryRequest {
+            queue_name: "active".into(),
+            queue_id: "ABCDEF123".into(),
+            sender: String::new(),
+            nexthop: "h".into(),
+            arrival: 0,
+            recipients: vec![DeliveryRecipient {
+                offset: 7,
+                address: "x".into(),
+                orig_address: "x".into(),
+            }],
+        };
+        write_message(&mut ours, &req).unwrap();
+        let root = t.path().to_path_buf();
+        serve_stream_with(&settings, &mut theirs, &root, |_: &str| Ok(None));
+        let reply: DeliveryReply = read_message(&mut ours).unwrap();
+        // No such queue file: deferred, the recipient untouched.
+        assert_eq!(reply.results.len(), 1);
+        assert_eq!(reply.results[0].offset, 7);
+        assert_eq!(reply.results[0].status, DeliveryStatus::Deferred);
+        assert_eq!(reply.results[0].dsn, "4.3.0");
+    }
+
+    #[test]
+    fn garbage_and_eof_are_ignored() {
+        let settings = Settings {
+            hostname: "h".into(),
+            home_mailbox: String::new(),
+            mail_spool_directory: "/nonexistent".into(),
+            recipient_delimiter: String::new(),
+            mailbox_size_limit: 0,
+            lock_wait: Duration::from_secs(1),
+        };
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        drop(ours);
+        serve_stream_with(&settings, &mut theirs, Path::new("."), |_: &str| Ok(None));
+        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+        rostfix_proto::write_frame(&mut ours, b"not json").unwrap();
+        serve_stream_with(&settings, &mut theirs, Path::new("."), |_: &str| Ok(None));
+        drop(theirs);
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut ours, &mut rest).unwrap();
+        assert!(rest.is_empty(), "no reply to a malformed request");
     }
 }
