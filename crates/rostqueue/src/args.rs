@@ -1,0 +1,170 @@
+//! Command-line parsing: postqueue's options, clustered like getopt (`-pc DIR` is
+//! refused, `-c DIR -p` and `-cDIR -p` are fine).
+
+use std::path::PathBuf;
+
+/// What the command was asked to do (exactly one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// -p: the traditional mailq listing.
+    List,
+    /// -j: one JSON object per message.
+    Json,
+    /// -f: flush the queue.
+    Flush,
+    /// -i ID: deliver one message now.
+    FlushId(String),
+}
+
+/// Parsed options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub config_dir: Option<PathBuf>,
+    pub mode: Mode,
+}
+
+/// The command line asked for --help, or for work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Run(Options),
+}
+
+/// Why the command line was refused (usage error, exit 64).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArgsError {
+    #[error("invalid option -- '{0}'")]
+    UnknownOption(char),
+    #[error("unrecognized option '{0}'")]
+    UnknownLongOption(String),
+    #[error("option requires an argument -- '{0}'")]
+    MissingValue(char),
+    #[error("only one of -f, -i, -j, -p may be given")]
+    Conflict,
+    #[error("one of -f, -i, -j, -p is required")]
+    NoMode,
+    #[error("unexpected argument '{0}'")]
+    Operand(String),
+    #[error("invalid queue id '{0}'")]
+    BadId(String),
+}
+
+fn set_mode(slot: &mut Option<Mode>, mode: Mode) -> Result<(), ArgsError> {
+    if slot.is_some() {
+        return Err(ArgsError::Conflict);
+    }
+    *slot = Some(mode);
+    Ok(())
+}
+
+/// Parses the arguments after the program name.
+pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, ArgsError> {
+    let mut config_dir = None;
+    let mut mode = None;
+    let mut argv = argv.into_iter();
+    while let Some(arg) = argv.next() {
+        if arg == "--help" {
+            return Ok(Command::Help);
+        }
+        if arg.starts_with("--") {
+            return Err(ArgsError::UnknownLongOption(arg));
+        }
+        let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
+            return Err(ArgsError::Operand(arg));
+        };
+        for (i, c) in flags.char_indices() {
+            match c {
+                'c' | 'i' => {
+                    // The value is the rest of this word, or the next word.
+                    let rest = &flags[i + c.len_utf8()..];
+                    let value = if rest.is_empty() {
+                        argv.next().ok_or(ArgsError::MissingValue(c))?
+                    } else {
+                        rest.to_string()
+                    };
+                    if c == 'c' {
+                        config_dir = Some(PathBuf::from(value));
+                    } else {
+                        if !rostfix_queue::is_valid_queue_id(&value) {
+                            return Err(ArgsError::BadId(value));
+                        }
+                        set_mode(&mut mode, Mode::FlushId(value))?;
+                    }
+                    break;
+                }
+                'p' => set_mode(&mut mode, Mode::List)?,
+                'j' => set_mode(&mut mode, Mode::Json)?,
+                'f' => set_mode(&mut mode, Mode::Flush)?,
+                // Verbose logging: accepted for compatibility, nothing more to say.
+                'v' => {}
+                other => return Err(ArgsError::UnknownOption(other)),
+            }
+        }
+    }
+    let mode = mode.ok_or(ArgsError::NoMode)?;
+    Ok(Command::Run(Options { config_dir, mode }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, ArgsError> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    fn run(config_dir: Option<&str>, mode: Mode) -> Result<Command, ArgsError> {
+        Ok(Command::Run(Options {
+            config_dir: config_dir.map(PathBuf::from),
+            mode,
+        }))
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse(&["-p"]), run(None, Mode::List));
+        assert_eq!(parse(&["-j"]), run(None, Mode::Json));
+        assert_eq!(parse(&["-f"]), run(None, Mode::Flush));
+        assert_eq!(
+            parse(&["-i", "ABCDEF12"]),
+            run(None, Mode::FlushId("ABCDEF12".into()))
+        );
+        assert_eq!(
+            parse(&["-iABCDEF12"]),
+            run(None, Mode::FlushId("ABCDEF12".into()))
+        );
+        assert_eq!(parse(&["--help"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn config_dir_forms() {
+        assert_eq!(
+            parse(&["-c", "/etc/x", "-p"]),
+            run(Some("/etc/x"), Mode::List)
+        );
+        assert_eq!(parse(&["-c/etc/x", "-p"]), run(Some("/etc/x"), Mode::List));
+        assert_eq!(
+            parse(&["-vp", "-c", "/etc/x"]),
+            run(Some("/etc/x"), Mode::List)
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(parse(&[]), Err(ArgsError::NoMode));
+        assert_eq!(parse(&["-p", "-j"]), Err(ArgsError::Conflict));
+        assert_eq!(parse(&["-pf"]), Err(ArgsError::Conflict));
+        assert_eq!(parse(&["-x"]), Err(ArgsError::UnknownOption('x')));
+        assert_eq!(parse(&["-c"]), Err(ArgsError::MissingValue('c')));
+        assert_eq!(parse(&["-i"]), Err(ArgsError::MissingValue('i')));
+        assert_eq!(parse(&["-i", "../x"]), Err(ArgsError::BadId("../x".into())));
+        assert_eq!(
+            parse(&["-p", "extra"]),
+            Err(ArgsError::Operand("extra".into()))
+        );
+        assert_eq!(
+            parse(&["--list"]),
+            Err(ArgsError::UnknownLongOption("--list".into()))
+        );
+    }
+}
