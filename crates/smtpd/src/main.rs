@@ -1,6 +1,134 @@
-//! smtpd: not yet written (see crates/smtpd/Cargo.toml for its job).
+//! smtpd: the SMTP server. Started by master for each `smtpd` line of master.cf; serves
+//! one client at a time on the listening sockets it inherits, writes accepted mail into
+//! `incoming/` itself and wakes qmgr.
+//!
+//! Startup order matters: the configuration is read and checked BEFORE confinement
+//! (main.cf is outside the chroot), then the process confines itself (chroot into
+//! queue_directory, drop to mail_owner) and only then talks to any client.
+
+mod address;
+mod cidr;
+mod client;
+mod command;
+mod data;
+mod headers;
+mod io;
+mod policy;
+mod queue_sink;
+mod received;
+mod reply;
+mod session;
+mod settings;
+mod sink;
+mod stats;
+mod trigger;
+
+use client::ClientInfo;
+use queue_sink::SpoolSink;
+use rostfix_service::{Connection, Service, ServiceError};
+use session::Session;
+use settings::{Settings, SettingsError};
+use std::path::Path;
+
+const HELP: &str = "\
+NAME
+    smtpd - Rostfix SMTP server
+
+SYNOPSIS
+    smtpd -n NAME -t TYPE [-c] [-u] [-v] [-o name=value]...
+
+DESCRIPTION
+    Receives mail over ESMTP (RFC 5321) on the listening sockets inherited from
+    master(8) and writes it into the incoming queue. Supports PIPELINING, SIZE, VRFY
+    (always 252), ENHANCEDSTATUSCODES and 8BITMIME. Only CR LF . CR LF ends message
+    data. Mail for domains outside mydestination is accepted only from clients in
+    mynetworks. Not meant to be run by hand: master starts it.
+
+OPTIONS
+    -n NAME     service name from master.cf
+    -t TYPE     service type (inet, unix)
+    -c          chroot into queue_directory
+    -u          run as mail_owner
+    -v          verbose logging
+    -o n=v      override a main.cf parameter
+
+    Parameters used: myhostname, smtpd_banner, mydestination, mynetworks,
+    message_size_limit, smtpd_timeout, smtpd_recipient_limit, line_length_limit,
+    hopcount_limit, smtpd_hard_error_limit, smtpd_junk_command_limit.
+
+EXIT STATUS
+    0 when master stops it normally, 1 on a startup error.
+
+SEE ALSO
+    master(8), qmgr(8), rostconf(1), main.cf(5)
+";
+
+/// Why smtpd could not start.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
 
 fn main() {
-    eprintln!("smtpd: not implemented yet");
-    std::process::exit(1);
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return;
+    }
+    if let Err(e) = run() {
+        log::error!("fatal: {e}");
+        eprintln!("smtpd: fatal: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), StartError> {
+    let mut svc = Service::init("smtpd")?;
+    let listeners = svc.take_listeners();
+    let system_hostname = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok());
+    let (settings, warnings) = Settings::from_lookup(|name| svc.config.get(name), system_hostname)?;
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    svc.confine()?;
+    svc.serve(listeners, move |_svc, conn| handle(&settings, conn))
+}
+
+/// Serves one client connection to the end.
+fn handle(settings: &Settings, conn: Connection) {
+    // After confine() the working directory is queue_directory.
+    let sink = SpoolSink::new(Path::new("."));
+    match conn {
+        Connection::Tcp(stream) => {
+            let client = match stream.peer_addr() {
+                Ok(addr) => ClientInfo::from_ip(addr.ip()),
+                Err(e) => {
+                    log::warn!("getpeername: {e}");
+                    return;
+                }
+            };
+            if let Err(e) = stream
+                .set_read_timeout(Some(settings.timeout))
+                .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))
+            {
+                log::warn!("cannot set socket timeouts for {}: {e}", client.log_name());
+                return;
+            }
+            Session::new(settings, client, sink).run(&stream, &stream);
+        }
+        Connection::Unix(stream) => {
+            if let Err(e) = stream
+                .set_read_timeout(Some(settings.timeout))
+                .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))
+            {
+                log::warn!("cannot set socket timeouts: {e}");
+                return;
+            }
+            Session::new(settings, ClientInfo::local_socket(), sink).run(&stream, &stream);
+        }
+    }
 }

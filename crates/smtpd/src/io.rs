@@ -1,0 +1,171 @@
+//! The session's connection: a buffered reader for commands and data, and a reply
+//! buffer that is flushed only when the reader has no more buffered input. That is
+//! PIPELINING done right: a client that sends a group of commands gets all their
+//! replies in one write, in order, and the server never blocks on a read while replies
+//! are still waiting to go out.
+//!
+//! Command lines are read with a hard length limit: an over-long line is skipped up to
+//! its LF without being stored, so a client cannot make us buffer unbounded data.
+
+use crate::reply::Reply;
+use std::io::{self, BufRead, BufReader, Read, Write};
+
+/// Read buffer size; also the most a single read pulls from the socket.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// Result of reading one command line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineRead {
+    /// The line without its LF and an optional CR before it.
+    Line(Vec<u8>),
+    /// Longer than the limit; skipped through its LF.
+    TooLong,
+    /// The client closed the connection (a partial last line is dropped).
+    Eof,
+}
+
+/// Buffered input plus pending replies.
+pub struct SmtpIo<R: Read, W: Write> {
+    reader: BufReader<R>,
+    writer: W,
+    pending: Vec<u8>,
+}
+
+/// Timeouts show up as WouldBlock (SO_RCVTIMEO on Linux) or TimedOut.
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+impl<R: Read, W: Write> SmtpIo<R, W> {
+    pub fn new(input: R, output: W) -> Self {
+        SmtpIo {
+            reader: BufReader::with_capacity(READ_BUFFER, input),
+            writer: output,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Queues a reply; it goes out at the next flush.
+    pub fn send(&mut self, reply: &Reply) {
+        reply.render_into(&mut self.pending);
+    }
+
+    /// Writes the pending replies.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            let result = self
+                .writer
+                .write_all(&self.pending)
+                .and_then(|()| self.writer.flush());
+            self.pending.clear();
+            result?;
+        }
+        Ok(())
+    }
+
+    /// The buffered input, reading more (after flushing replies) when it is empty.
+    /// An empty slice means end of input.
+    pub fn fill(&mut self) -> io::Result<&[u8]> {
+        if self.reader.buffer().is_empty() {
+            self.flush()?;
+            loop {
+                match self.reader.fill_buf() {
+                    Ok(_) => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(self.reader.buffer())
+    }
+
+    /// Marks `n` bytes of the buffered input as used.
+    pub fn consume(&mut self, n: usize) {
+        self.reader.consume(n);
+    }
+
+    /// Reads one line of at most `limit` bytes (not counting CR LF).
+    pub fn read_line(&mut self, limit: usize) -> io::Result<LineRead> {
+        let mut line = Vec::new();
+        let mut too_long = false;
+        loop {
+            let (used, complete) = {
+                let buf = self.fill()?;
+                if buf.is_empty() {
+                    return Ok(LineRead::Eof);
+                }
+                let (chunk, complete) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => (&buf[..i], true),
+                    None => (buf, false),
+                };
+                // One extra byte of room for the CR of CR LF.
+                if !too_long && line.len() + chunk.len() <= limit + 1 {
+                    line.extend_from_slice(chunk);
+                } else {
+                    too_long = true;
+                    line = Vec::new();
+                }
+                (chunk.len() + usize::from(complete), complete)
+            };
+            self.consume(used);
+            if complete {
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if too_long || line.len() > limit {
+                    return Ok(LineRead::TooLong);
+                }
+                return Ok(LineRead::Line(line));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_with_and_without_cr() {
+        let mut io = SmtpIo::new(&b"HELO a\r\nNOOP\nQUIT"[..], Vec::new());
+        assert_eq!(
+            io.read_line(100).unwrap(),
+            LineRead::Line(b"HELO a".to_vec())
+        );
+        assert_eq!(io.read_line(100).unwrap(), LineRead::Line(b"NOOP".to_vec()));
+        assert_eq!(io.read_line(100).unwrap(), LineRead::Eof);
+    }
+
+    #[test]
+    fn too_long_resyncs_at_next_lf() {
+        let input = [vec![b'x'; 50_000], b"\r\nNOOP\r\n".to_vec()].concat();
+        let mut io = SmtpIo::new(&input[..], Vec::new());
+        assert_eq!(io.read_line(100).unwrap(), LineRead::TooLong);
+        assert_eq!(io.read_line(100).unwrap(), LineRead::Line(b"NOOP".to_vec()));
+    }
+
+    #[test]
+    fn limit_is_exclusive_of_crlf() {
+        let mut io = SmtpIo::new(&b"12345\r\n123456\r\n"[..], Vec::new());
+        assert_eq!(io.read_line(5).unwrap(), LineRead::Line(b"12345".to_vec()));
+        assert_eq!(io.read_line(5).unwrap(), LineRead::TooLong);
+    }
+
+    #[test]
+    fn replies_flushed_before_blocking_read() {
+        let mut out = Vec::new();
+        {
+            let mut io = SmtpIo::new(&b"A\r\nB\r\n"[..], &mut out);
+            io.send(&Reply::new(250, "2.0.0", "one"));
+            // Buffer empty: flushes before the first read.
+            assert_eq!(io.read_line(10).unwrap(), LineRead::Line(b"A".to_vec()));
+            io.send(&Reply::new(250, "2.0.0", "two"));
+            // "B" is already buffered: no flush yet.
+            assert_eq!(io.read_line(10).unwrap(), LineRead::Line(b"B".to_vec()));
+        }
+        assert_eq!(out, b"250 2.0.0 one\r\n");
+    }
+}

@@ -1,0 +1,69 @@
+//! The real [`QueueSink`]: queue files in `incoming/` through
+//! `rostfix_queue::QueueWriter` (relative to the working directory, which is
+//! queue_directory after confinement), and a qmgr wake-up after each commit.
+
+use crate::sink::{QueueSink, QueuedMessage, SinkError};
+use crate::trigger::send_wakeup;
+use rostfix_queue::{Envelope, QueueName, QueueWriter};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// qmgr's trigger socket, relative to queue_directory.
+const QMGR_SOCKET: &str = "public/qmgr";
+/// How long a wake-up may take before we give up on it.
+const TRIGGER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Writes queue files under `root` (normally ".").
+#[derive(Debug, Clone)]
+pub struct SpoolSink {
+    root: PathBuf,
+}
+
+impl SpoolSink {
+    pub fn new(root: &Path) -> SpoolSink {
+        SpoolSink {
+            root: root.to_path_buf(),
+        }
+    }
+}
+
+/// A queue file being written.
+#[derive(Debug)]
+pub struct SpoolMessage {
+    writer: QueueWriter,
+    id: String,
+}
+
+impl QueueSink for SpoolSink {
+    type Message = SpoolMessage;
+
+    fn create(&mut self, envelope: &Envelope) -> Result<SpoolMessage, SinkError> {
+        let writer = QueueWriter::create(&self.root, QueueName::Incoming, envelope)?;
+        let id = writer.queue_id().to_string();
+        Ok(SpoolMessage { writer, id })
+    }
+
+    fn committed(&mut self, queue_id: &str) {
+        if let Err(e) = send_wakeup(&self.root.join(QMGR_SOCKET), TRIGGER_TIMEOUT) {
+            log::warn!("{queue_id}: cannot wake up qmgr via {QMGR_SOCKET}: {e}");
+        }
+    }
+}
+
+impl QueuedMessage for SpoolMessage {
+    fn queue_id(&self) -> &str {
+        &self.id
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
+        Ok(self.writer.write_content(data)?)
+    }
+
+    fn commit(self) -> Result<String, SinkError> {
+        Ok(self.writer.commit()?)
+    }
+
+    fn abort(self) {
+        self.writer.abort();
+    }
+}

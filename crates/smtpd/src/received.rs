@@ -1,0 +1,135 @@
+//! The `Received:` header smtpd prepends, and the RFC 5322 date it ends with.
+//!
+//! The date is written in UTC (`+0000 (UTC)`): inside the chroot there is no zoneinfo,
+//! and a correct UTC time is better than a guessed local offset.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What the Received: header says about one message.
+#[derive(Debug, Clone)]
+pub struct ReceivedInfo<'a> {
+    /// HELO/EHLO argument, or the client name when the client sent none.
+    pub helo: &'a str,
+    pub client_name: &'a str,
+    /// `192.0.2.1` or `IPv6:2001:db8::1` (the form inside the brackets).
+    pub client_literal: &'a str,
+    pub myhostname: &'a str,
+    /// "SMTP" or "ESMTP".
+    pub protocol: &'a str,
+    pub queue_id: &'a str,
+    /// Present only when the message has exactly one recipient (privacy, as Postfix).
+    pub single_recipient: Option<&'a str>,
+    pub unix_time: i64,
+}
+
+/// The header with LF line endings and TAB continuation lines, ending in LF.
+pub fn received_header(r: &ReceivedInfo<'_>) -> String {
+    let mut h = format!(
+        "Received: from {} ({} [{}])\n\tby {} (Rostfix) with {} id {}",
+        r.helo, r.client_name, r.client_literal, r.myhostname, r.protocol, r.queue_id
+    );
+    match r.single_recipient {
+        Some(rcpt) => h.push_str(&format!(
+            "\n\tfor <{}>; {}\n",
+            rcpt,
+            rfc5322_date(r.unix_time)
+        )),
+        None => h.push_str(&format!(";\n\t{}\n", rfc5322_date(r.unix_time))),
+    }
+    h
+}
+
+/// Seconds since the epoch, now.
+pub fn now_unix() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
+}
+
+/// `Mon, 23 Nov 2025 09:35:12 +0000 (UTC)`.
+pub fn rfc5322_date(unix_time: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix_time.div_euclid(86_400);
+    let secs = unix_time.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{}, {} {} {} {:02}:{:02}:{:02} +0000 (UTC)",
+        DAYS[days.rem_euclid(7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month 1-12, day 1-31), proleptic Gregorian
+/// (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000 (UTC)");
+        assert_eq!(
+            rfc5322_date(951_782_400),
+            "Tue, 29 Feb 2000 00:00:00 +0000 (UTC)"
+        );
+        assert_eq!(
+            rfc5322_date(1_763_890_512),
+            "Sun, 23 Nov 2025 09:35:12 +0000 (UTC)"
+        );
+        assert_eq!(
+            rfc5322_date(4_102_444_799),
+            "Thu, 31 Dec 2099 23:59:59 +0000 (UTC)"
+        );
+    }
+
+    fn info(rcpt: Option<&str>) -> String {
+        received_header(&ReceivedInfo {
+            helo: "client.example",
+            client_name: "unknown",
+            client_literal: "192.0.2.1",
+            myhostname: "mx.example.com",
+            protocol: "ESMTP",
+            queue_id: "3F2A81C0D4E",
+            single_recipient: rcpt,
+            unix_time: 0,
+        })
+    }
+
+    #[test]
+    fn header_with_one_recipient() {
+        assert_eq!(
+            info(Some("u@example.com")),
+            "Received: from client.example (unknown [192.0.2.1])\n\tby mx.example.com (Rostfix) with ESMTP id 3F2A81C0D4E\n\tfor <u@example.com>; Thu, 1 Jan 1970 00:00:00 +0000 (UTC)\n"
+        );
+    }
+
+    #[test]
+    fn header_without_for() {
+        assert_eq!(
+            info(None),
+            "Received: from client.example (unknown [192.0.2.1])\n\tby mx.example.com (Rostfix) with ESMTP id 3F2A81C0D4E;\n\tThu, 1 Jan 1970 00:00:00 +0000 (UTC)\n"
+        );
+    }
+}

@@ -1,0 +1,514 @@
+//! One SMTP session: the state machine from the greeting to QUIT, over any
+//! `Read + Write` (a TCP socket in production, in-memory buffers in tests), handing
+//! accepted messages to a [`QueueSink`].
+//!
+//! Protocol state: HELO/EHLO (optional, as with Postfix's default
+//! `smtpd_helo_required = no`), one mail transaction at a time (MAIL, RCPT..., DATA),
+//! RSET/HELO/EHLO reset it. Every reply carries an enhanced status code except the
+//! greeting, the HELO/EHLO replies and 354, as in Postfix. Errors (4xx/5xx replies) are
+//! counted; at `smtpd_hard_error_limit` the session ends with 421. A read timeout ends it
+//! with 421 too. TLS, AUTH and restriction lists are later layers: the command
+//! dispatch in [`Session::dispatch`] is where they hook in.
+
+use crate::client::ClientInfo;
+use crate::command::{parse_command, Command, CommandError, PathArg};
+use crate::data::DataMachine;
+use crate::headers::HeaderScanner;
+use crate::io::{is_timeout, LineRead, SmtpIo};
+use crate::policy::{check_relay, RelayVerdict};
+use crate::received::{now_unix, received_header, ReceivedInfo};
+use crate::reply::Reply;
+use crate::settings::Settings;
+use crate::sink::{QueueSink, QueuedMessage};
+use crate::stats::CommandStats;
+use rostfix_queue::{Envelope, Recipient};
+use std::io::{Read, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Content is handed to the queue in pieces of about this size.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    Quit,
+    /// The client closed the connection without QUIT.
+    Lost,
+    Timeout,
+    TooManyErrors,
+    /// An HTTP or header-like line: not an SMTP client.
+    Forbidden,
+}
+
+/// The current mail transaction.
+#[derive(Debug, Clone)]
+struct Transaction {
+    sender: String,
+    recipients: Vec<String>,
+}
+
+/// What the DATA phase ended with.
+enum DataOutcome {
+    Reply(Reply),
+    Timeout,
+    Lost,
+}
+
+/// One client session.
+pub struct Session<'a, S: QueueSink> {
+    cfg: &'a Settings,
+    client: ClientInfo,
+    /// Client address is in mynetworks.
+    trusted: bool,
+    sink: S,
+    helo: Option<String>,
+    esmtp: bool,
+    txn: Option<Transaction>,
+    errors: u32,
+    junk: u32,
+    stats: CommandStats,
+    /// Upper-case name of the last command, for "lost connection after X".
+    last: String,
+}
+
+impl<'a, S: QueueSink> Session<'a, S> {
+    pub fn new(cfg: &'a Settings, client: ClientInfo, sink: S) -> Self {
+        let trusted = client.ip.is_some_and(|ip| cfg.mynetworks.contains(ip));
+        Session {
+            cfg,
+            client,
+            trusted,
+            sink,
+            helo: None,
+            esmtp: false,
+            txn: None,
+            errors: 0,
+            junk: 0,
+            stats: CommandStats::default(),
+            last: "CONNECT".into(),
+        }
+    }
+
+    /// Runs the whole session and logs connect/disconnect.
+    pub fn run<R: Read, W: Write>(&mut self, input: R, output: W) -> SessionEnd {
+        let who = self.client.log_name();
+        log::info!("connect from {who}");
+        let mut io = SmtpIo::new(input, output);
+        io.send(&Reply::plain(220, vec![self.cfg.banner.clone()]));
+        let end = self.command_loop(&mut io);
+        if let Err(e) = io.flush() {
+            log::debug!("flush to {who} failed: {e}");
+        }
+        log::info!("disconnect from {who} {}", self.stats.summary());
+        end
+    }
+
+    fn command_loop<R: Read, W: Write>(&mut self, io: &mut SmtpIo<R, W>) -> SessionEnd {
+        let who = self.client.log_name();
+        loop {
+            if self.errors >= self.cfg.hard_error_limit {
+                log::info!("too many errors after {} from {who}", self.last);
+                io.send(&Reply::new(
+                    421,
+                    "4.7.0",
+                    format!("{} Error: too many errors", self.cfg.myhostname),
+                ));
+                return SessionEnd::TooManyErrors;
+            }
+            let line = match io.read_line(self.cfg.line_length_limit) {
+                Ok(LineRead::Line(line)) => line,
+                Ok(LineRead::TooLong) => {
+                    self.finish(
+                        "unknown",
+                        io,
+                        Reply::new(500, "5.5.2", "Error: line too long"),
+                    );
+                    continue;
+                }
+                Ok(LineRead::Eof) => {
+                    log::info!("lost connection after {} from {who}", self.last);
+                    return SessionEnd::Lost;
+                }
+                Err(e) if is_timeout(&e) => return self.timeout(io),
+                Err(e) => {
+                    log::info!("lost connection after {} from {who}: {e}", self.last);
+                    return SessionEnd::Lost;
+                }
+            };
+            match parse_command(&line) {
+                Ok(cmd) => {
+                    self.last = cmd.name().to_ascii_uppercase();
+                    if let Some(end) = self.dispatch(cmd, io) {
+                        return end;
+                    }
+                }
+                Err(CommandError::Forbidden(_)) => {
+                    let shown: String = String::from_utf8_lossy(&line).chars().take(100).collect();
+                    log::warn!("non-SMTP command from {who}: {shown}");
+                    self.stats.record("unknown", false);
+                    io.send(&Reply::new(
+                        221,
+                        "2.7.0",
+                        "Error: I can break rules, too. Goodbye.",
+                    ));
+                    return SessionEnd::Forbidden;
+                }
+                Err(e) => {
+                    self.last = e.name().to_ascii_uppercase();
+                    let reply = error_reply(&e);
+                    self.finish(e.name(), io, reply);
+                }
+            }
+        }
+    }
+
+    /// Sends a command's final reply, counting it for statistics and the error limit.
+    fn finish<R: Read, W: Write>(&mut self, name: &str, io: &mut SmtpIo<R, W>, reply: Reply) {
+        if reply.is_error() {
+            self.errors = self.errors.saturating_add(1);
+        }
+        self.stats.record(name, !reply.is_error());
+        io.send(&reply);
+    }
+
+    fn timeout<R: Read, W: Write>(&mut self, io: &mut SmtpIo<R, W>) -> SessionEnd {
+        log::info!(
+            "timeout after {} from {}",
+            self.last,
+            self.client.log_name()
+        );
+        io.send(&Reply::new(
+            421,
+            "4.4.2",
+            format!("{} Error: timeout exceeded", self.cfg.myhostname),
+        ));
+        SessionEnd::Timeout
+    }
+
+    /// Runs one command; Some(end) when the session is over.
+    fn dispatch<R: Read, W: Write>(
+        &mut self,
+        cmd: Command,
+        io: &mut SmtpIo<R, W>,
+    ) -> Option<SessionEnd> {
+        let name = cmd.name();
+        let reply = match cmd {
+            Command::Helo(host) => self.helo(host, false),
+            Command::Ehlo(host) => self.helo(host, true),
+            Command::Mail(arg) => self.mail(arg),
+            Command::Rcpt(arg) => self.rcpt(arg),
+            Command::Data => match self.data(io) {
+                DataOutcome::Reply(r) => r,
+                DataOutcome::Timeout => {
+                    self.stats.record(name, false);
+                    return Some(self.timeout(io));
+                }
+                DataOutcome::Lost => {
+                    self.stats.record(name, false);
+                    log::info!("lost connection after DATA from {}", self.client.log_name());
+                    return Some(SessionEnd::Lost);
+                }
+            },
+            Command::Rset => {
+                self.junk_command();
+                self.txn = None;
+                Reply::new(250, "2.0.0", "Ok")
+            }
+            Command::Noop => {
+                self.junk_command();
+                Reply::new(250, "2.0.0", "Ok")
+            }
+            Command::Vrfy(what) => {
+                self.junk_command();
+                // We cannot verify without the local delivery agent's knowledge;
+                // RFC 5321 3.5.3 says 252 then.
+                Reply::new(252, "2.0.0", what)
+            }
+            Command::Help => {
+                self.junk_command();
+                Reply::new(
+                    214,
+                    "2.0.0",
+                    "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT",
+                )
+            }
+            Command::Quit => {
+                self.finish(name, io, Reply::new(221, "2.0.0", "Bye"));
+                return Some(SessionEnd::Quit);
+            }
+        };
+        self.finish(name, io, reply);
+        None
+    }
+
+    /// Postfix's smtpd_junk_command_limit: NOOP/RSET/VRFY/HELP floods become errors.
+    fn junk_command(&mut self) {
+        self.junk = self.junk.saturating_add(1);
+        if self.junk > self.cfg.junk_command_limit {
+            self.errors = self.errors.saturating_add(1);
+        }
+    }
+
+    fn helo(&mut self, host: String, esmtp: bool) -> Reply {
+        // RFC 5321 4.1.4: HELO/EHLO in a session resets the transaction.
+        self.txn = None;
+        self.helo = Some(host);
+        self.esmtp = esmtp;
+        let mut lines = vec![self.cfg.myhostname.clone()];
+        if esmtp {
+            lines.push("PIPELINING".into());
+            lines.push(match self.cfg.message_size_limit {
+                0 => "SIZE".into(),
+                n => format!("SIZE {n}"),
+            });
+            lines.push("VRFY".into());
+            lines.push("ENHANCEDSTATUSCODES".into());
+            lines.push("8BITMIME".into());
+        }
+        Reply::plain(250, lines)
+    }
+
+    fn mail(&mut self, arg: PathArg) -> Reply {
+        if self.txn.is_some() {
+            return Reply::new(503, "5.5.1", "Error: nested MAIL command");
+        }
+        for (key, value) in &arg.params {
+            match (key.as_str(), value.as_deref()) {
+                ("SIZE", Some(v)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                    // A number too large for u64 is certainly over any limit.
+                    let size = v.parse::<u64>().unwrap_or(u64::MAX);
+                    let limit = self.cfg.message_size_limit;
+                    if limit > 0 && size > limit {
+                        return Reply::new(552, "5.3.4", "Message size exceeds fixed limit");
+                    }
+                }
+                ("SIZE", _) => return Reply::new(501, "5.5.4", "Bad message size syntax"),
+                ("BODY", Some(v))
+                    if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => {}
+                ("BODY", _) => return Reply::new(501, "5.5.4", "Unsupported BODY parameter value"),
+                (other, _) => {
+                    return Reply::new(555, "5.5.4", format!("Unsupported option: {other}"))
+                }
+            }
+        }
+        self.txn = Some(Transaction {
+            sender: arg.address,
+            recipients: Vec::new(),
+        });
+        Reply::new(250, "2.1.0", "Ok")
+    }
+
+    fn rcpt(&mut self, arg: PathArg) -> Reply {
+        let Some(txn) = self.txn.as_ref() else {
+            return Reply::new(503, "5.5.1", "Error: need MAIL command");
+        };
+        if let Some((key, _)) = arg.params.first() {
+            return Reply::new(555, "5.5.4", format!("Unsupported option: {key}"));
+        }
+        if txn.recipients.len() >= self.cfg.recipient_limit {
+            return Reply::new(452, "4.5.3", "Error: too many recipients");
+        }
+        if check_relay(&arg.address, self.trusted, &self.cfg.mydestination) == RelayVerdict::Denied
+        {
+            let reply = Reply::new(
+                554,
+                "5.7.1",
+                format!("<{}>: Relay access denied", arg.address),
+            );
+            self.log_reject("NOQUEUE", "RCPT", &reply, &txn.sender, &arg.address);
+            return reply;
+        }
+        if let Some(txn) = self.txn.as_mut() {
+            txn.recipients.push(arg.address);
+        }
+        Reply::new(250, "2.1.5", "Ok")
+    }
+
+    fn protocol(&self) -> &'static str {
+        if self.esmtp {
+            "ESMTP"
+        } else {
+            "SMTP"
+        }
+    }
+
+    /// `ID: reject: STAGE from C: REPLY; from=<s> to=<r> proto=P helo=<h>`.
+    fn log_reject(&self, id: &str, stage: &str, reply: &Reply, sender: &str, rcpt: &str) {
+        let helo = match &self.helo {
+            Some(h) => format!(" helo=<{h}>"),
+            None => String::new(),
+        };
+        log::info!(
+            "{id}: reject: {stage} from {}: {}; from=<{sender}> to=<{rcpt}> proto={}{helo}",
+            self.client.log_name(),
+            reply.log_text(),
+            self.protocol()
+        );
+    }
+
+    fn envelope(&self, txn: &Transaction) -> Envelope {
+        let arrival_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let mut attrs = vec![
+            ("client_name".to_string(), self.client.name.clone()),
+            ("client_address".to_string(), self.client.addr()),
+        ];
+        if let Some(h) = &self.helo {
+            attrs.push(("helo_name".to_string(), h.clone()));
+        }
+        attrs.push(("protocol".to_string(), self.protocol().to_string()));
+        Envelope {
+            sender: txn.sender.clone(),
+            arrival_us,
+            attrs,
+            recipients: txn
+                .recipients
+                .iter()
+                .map(|r| Recipient {
+                    address: r.clone(),
+                    orig_address: r.clone(),
+                    ..Recipient::default()
+                })
+                .collect(),
+        }
+    }
+
+    /// DATA: creates the queue file, streams the content into it, commits.
+    fn data<R: Read, W: Write>(&mut self, io: &mut SmtpIo<R, W>) -> DataOutcome {
+        let txn = match self.txn.take() {
+            None => {
+                return DataOutcome::Reply(Reply::new(503, "5.5.1", "Error: need RCPT command"))
+            }
+            Some(t) if t.recipients.is_empty() => {
+                self.txn = Some(t);
+                return DataOutcome::Reply(Reply::new(554, "5.5.1", "Error: no valid recipients"));
+            }
+            Some(t) => t,
+        };
+        let write_error =
+            || DataOutcome::Reply(Reply::new(451, "4.3.0", "Error: queue file write error"));
+        let mut msg = match self.sink.create(&self.envelope(&txn)) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("queue file create failed: {e}");
+                return write_error();
+            }
+        };
+        let id = msg.queue_id().to_string();
+        let who = self.client.log_name();
+        log::info!("{id}: client={who}");
+        let client_literal = self.client.received_literal();
+        let single = match txn.recipients.as_slice() {
+            [one] => Some(one.as_str()),
+            _ => None,
+        };
+        let header = received_header(&ReceivedInfo {
+            helo: self.helo.as_deref().unwrap_or(&self.client.name),
+            client_name: &self.client.name,
+            client_literal: &client_literal,
+            myhostname: &self.cfg.myhostname,
+            protocol: self.protocol(),
+            queue_id: &id,
+            single_recipient: single,
+            unix_time: now_unix(),
+        });
+        let mut failed = msg.write(header.as_bytes()).err();
+        let mut size = header.len() as u64;
+        let limit = self.cfg.message_size_limit;
+        let mut too_big = limit > 0 && size > limit;
+
+        io.send(&Reply::plain(
+            354,
+            vec!["End data with <CR><LF>.<CR><LF>".into()],
+        ));
+        let mut machine = DataMachine::new();
+        let mut scanner = HeaderScanner::new();
+        let mut out = Vec::with_capacity(WRITE_CHUNK + 1024);
+        loop {
+            let step = match io.fill() {
+                Ok([]) => None,
+                Ok(buf) => Some((machine.feed(buf, &mut out), buf.len())),
+                Err(e) if is_timeout(&e) => {
+                    msg.abort();
+                    return DataOutcome::Timeout;
+                }
+                Err(e) => {
+                    log::debug!("read error in DATA from {who}: {e}");
+                    None
+                }
+            };
+            let Some((end, available)) = step else {
+                msg.abort();
+                return DataOutcome::Lost;
+            };
+            io.consume(end.unwrap_or(available));
+            if out.len() >= WRITE_CHUNK || end.is_some() {
+                scanner.feed(&out);
+                size = size.saturating_add(out.len() as u64);
+                too_big |= limit > 0 && size > limit;
+                // Past the limit (or after a write error) the rest is read and dropped.
+                if !too_big && failed.is_none() {
+                    failed = msg.write(&out).err();
+                }
+                out.clear();
+            }
+            if end.is_some() {
+                break;
+            }
+        }
+
+        let rcpt = txn.recipients.first().map(String::as_str).unwrap_or("");
+        if let Some(e) = failed {
+            log::warn!("{id}: queue file write error: {e}");
+            msg.abort();
+            return write_error();
+        }
+        if too_big {
+            msg.abort();
+            let reply = Reply::new(552, "5.3.4", "Error: message file too big");
+            self.log_reject(&id, "DATA", &reply, &txn.sender, rcpt);
+            return DataOutcome::Reply(reply);
+        }
+        // Our own Received: header makes one more hop.
+        if scanner.received_count() >= self.cfg.hopcount_limit {
+            msg.abort();
+            let reply = Reply::new(554, "5.4.0", "Error: too many hops");
+            self.log_reject(&id, "DATA", &reply, &txn.sender, rcpt);
+            return DataOutcome::Reply(reply);
+        }
+        if let Some(mid) = scanner.message_id() {
+            log::info!("{id}: message-id={mid}");
+        }
+        match msg.commit() {
+            Ok(queued) => {
+                self.sink.committed(&queued);
+                DataOutcome::Reply(Reply::new(250, "2.0.0", format!("Ok: queued as {queued}")))
+            }
+            Err(e) => {
+                log::warn!("{id}: queue file commit failed: {e}");
+                write_error()
+            }
+        }
+    }
+}
+
+/// The reply for a line that did not parse.
+fn error_reply(e: &CommandError) -> Reply {
+    match e {
+        CommandError::BadSyntax => Reply::new(500, "5.5.2", "Error: bad syntax"),
+        CommandError::BadUtf8 => Reply::new(500, "5.5.2", "Error: bad UTF-8 syntax"),
+        CommandError::Unknown(_) | CommandError::Forbidden(_) => {
+            Reply::new(502, "5.5.2", "Error: command not recognized")
+        }
+        CommandError::Usage { usage, .. } => Reply::new(501, "5.5.4", *usage),
+        CommandError::BadSender(_) => Reply::new(501, "5.1.7", "Bad sender address syntax"),
+        CommandError::BadRecipient(_) => Reply::new(501, "5.1.3", "Bad recipient address syntax"),
+        CommandError::BadParam { .. } => Reply::new(501, "5.5.4", "Syntax error in parameters"),
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,599 @@
+//! Whole-session tests over in-memory streams with a fake queue.
+
+use super::*;
+use crate::cidr::NetworkList;
+use crate::sink::SinkError;
+use proptest::prelude::*;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::rc::Rc;
+
+/// A committed message as the fake queue keeps it.
+#[derive(Debug, Clone)]
+struct Stored {
+    id: String,
+    envelope: Envelope,
+    content: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    next: u32,
+    queued: Vec<Stored>,
+    woken: Vec<String>,
+    aborted: u32,
+    fail_create: bool,
+    fail_write: bool,
+}
+
+/// The fake queue: state shared with the messages it hands out.
+#[derive(Clone, Default)]
+struct FakeSink(Rc<RefCell<Shared>>);
+
+struct FakeMessage {
+    shared: Rc<RefCell<Shared>>,
+    stored: Stored,
+}
+
+impl QueueSink for FakeSink {
+    type Message = FakeMessage;
+
+    fn create(&mut self, envelope: &Envelope) -> Result<FakeMessage, SinkError> {
+        let mut s = self.0.borrow_mut();
+        if s.fail_create {
+            return Err(SinkError::Other("disk full".into()));
+        }
+        s.next += 1;
+        let id = format!("ABC{:03}", s.next);
+        Ok(FakeMessage {
+            shared: self.0.clone(),
+            stored: Stored {
+                id,
+                envelope: envelope.clone(),
+                content: Vec::new(),
+            },
+        })
+    }
+
+    fn committed(&mut self, queue_id: &str) {
+        self.0.borrow_mut().woken.push(queue_id.to_string());
+    }
+}
+
+impl QueuedMessage for FakeMessage {
+    fn queue_id(&self) -> &str {
+        &self.stored.id
+    }
+    fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
+        if self.shared.borrow().fail_write {
+            return Err(SinkError::Other("i/o error".into()));
+        }
+        self.stored.content.extend_from_slice(data);
+        Ok(())
+    }
+    fn commit(self) -> Result<String, SinkError> {
+        let id = self.stored.id.clone();
+        self.shared.borrow_mut().queued.push(self.stored);
+        Ok(id)
+    }
+    fn abort(self) {
+        self.shared.borrow_mut().aborted += 1;
+    }
+}
+
+fn settings() -> Settings {
+    let mut s = Settings::defaults("mx.example.com");
+    s.mynetworks = NetworkList::parse(["127.0.0.0/8", "[::1]/128"]).unwrap();
+    s
+}
+
+fn outside() -> ClientInfo {
+    ClientInfo::from_ip("192.0.2.7".parse().unwrap())
+}
+
+fn inside() -> ClientInfo {
+    ClientInfo::from_ip("127.0.0.1".parse().unwrap())
+}
+
+/// Runs a session on `input`; returns the reply lines, how it ended, and the sink.
+fn session(
+    cfg: &Settings,
+    client: ClientInfo,
+    input: &[u8],
+) -> (Vec<String>, SessionEnd, FakeSink) {
+    let sink = FakeSink::default();
+    let mut out = Vec::new();
+    let end = Session::new(cfg, client, sink.clone()).run(input, &mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.is_empty() || text.ends_with("\r\n"));
+    let lines = text.split_terminator("\r\n").map(str::to_string).collect();
+    (lines, end, sink)
+}
+
+fn codes(lines: &[String]) -> Vec<&str> {
+    lines.iter().map(|l| &l[..4]).collect()
+}
+
+#[test]
+fn full_transaction_queues_the_message() {
+    let input = b"EHLO client.example\r\nMAIL FROM:<alice@client.example> SIZE=100 BODY=8BITMIME\r\n\
+RCPT TO:<bob@mx.example.com>\r\nDATA\r\nSubject: hi\r\nMessage-ID: <m1@client.example>\r\n\r\n..dot\r\nbody\r\n.\r\nQUIT\r\n";
+    let (lines, end, sink) = session(&settings(), outside(), input);
+    assert_eq!(end, SessionEnd::Quit);
+    assert_eq!(
+        lines,
+        vec![
+            "220 mx.example.com ESMTP Rostfix",
+            "250-mx.example.com",
+            "250-PIPELINING",
+            "250-SIZE 10240000",
+            "250-VRFY",
+            "250-ENHANCEDSTATUSCODES",
+            "250 8BITMIME",
+            "250 2.1.0 Ok",
+            "250 2.1.5 Ok",
+            "354 End data with <CR><LF>.<CR><LF>",
+            "250 2.0.0 Ok: queued as ABC001",
+            "221 2.0.0 Bye",
+        ]
+    );
+    let shared = sink.0.borrow();
+    assert_eq!(shared.queued.len(), 1);
+    assert_eq!(shared.woken, vec!["ABC001"]);
+    let m = &shared.queued[0];
+    assert_eq!(m.envelope.sender, "alice@client.example");
+    assert_eq!(m.envelope.recipients.len(), 1);
+    assert_eq!(m.envelope.recipients[0].address, "bob@mx.example.com");
+    assert_eq!(m.envelope.recipients[0].orig_address, "bob@mx.example.com");
+    assert_eq!(m.envelope.attr("client_name"), Some("unknown"));
+    assert_eq!(m.envelope.attr("client_address"), Some("192.0.2.7"));
+    assert_eq!(m.envelope.attr("helo_name"), Some("client.example"));
+    assert_eq!(m.envelope.attr("protocol"), Some("ESMTP"));
+    let content = String::from_utf8(m.content.clone()).unwrap();
+    assert!(content.starts_with(
+        "Received: from client.example (unknown [192.0.2.7])\n\tby mx.example.com (Rostfix) with ESMTP id ABC001\n\tfor <bob@mx.example.com>; "
+    ), "{content}");
+    assert!(
+        content
+            .ends_with("+0000 (UTC)\nSubject: hi\nMessage-ID: <m1@client.example>\n\n.dot\nbody\n"),
+        "{content}"
+    );
+}
+
+#[test]
+fn pipelined_commands_get_replies_in_order_in_one_write() {
+    /// Records every write separately.
+    struct Writes(Vec<Vec<u8>>);
+    impl Write for Writes {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.push(b.to_vec());
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    /// Hands out one chunk per read.
+    struct Chunks(VecDeque<Vec<u8>>);
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.pop_front() {
+                Some(c) => {
+                    buf[..c.len()].copy_from_slice(&c);
+                    Ok(c.len())
+                }
+                None => Ok(0),
+            }
+        }
+    }
+    let cfg = settings();
+    let chunks = Chunks(VecDeque::from(vec![
+        b"EHLO c\r\n".to_vec(),
+        b"MAIL FROM:<a@c>\r\nRCPT TO:<x@mx.example.com>\r\nRCPT TO:<y@elsewhere.example>\r\nRCPT TO:<z@localhost>\r\nDATA\r\n".to_vec(),
+        b"hello\r\n.\r\nQUIT\r\n".to_vec(),
+    ]));
+    let mut writes = Writes(Vec::new());
+    let end = Session::new(&cfg, outside(), FakeSink::default()).run(chunks, &mut writes);
+    assert_eq!(end, SessionEnd::Quit);
+    let writes: Vec<String> = writes
+        .0
+        .into_iter()
+        .map(|w| String::from_utf8(w).unwrap())
+        .collect();
+    assert_eq!(writes.len(), 4, "{writes:?}");
+    assert!(writes[0].starts_with("220 "));
+    assert!(writes[1].starts_with("250-mx.example.com"));
+    assert_eq!(
+        writes[2],
+        "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n554 5.7.1 <y@elsewhere.example>: Relay access denied\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+    );
+    assert_eq!(
+        writes[3],
+        "250 2.0.0 Ok: queued as ABC001\r\n221 2.0.0 Bye\r\n"
+    );
+}
+
+#[test]
+fn sequence_errors() {
+    let input = b"RCPT TO:<a@mx.example.com>\r\nDATA\r\nMAIL FROM:<>\r\nMAIL FROM:<x@y>\r\nDATA\r\nQUIT\r\n";
+    let (lines, _, sink) = session(&settings(), outside(), input);
+    assert_eq!(
+        lines[1..],
+        [
+            "503 5.5.1 Error: need MAIL command",
+            "503 5.5.1 Error: need RCPT command",
+            "250 2.1.0 Ok",
+            "503 5.5.1 Error: nested MAIL command",
+            "554 5.5.1 Error: no valid recipients",
+            "221 2.0.0 Bye",
+        ]
+    );
+    assert!(sink.0.borrow().queued.is_empty());
+}
+
+#[test]
+fn relay_control() {
+    let input = b"HELO c\r\nMAIL FROM:<a@c>\r\nRCPT TO:<v@victim.example>\r\nRCPT TO:<u%victim.example@mx.example.com>\r\n\
+RCPT TO:<\"u@victim.example\"@mx.example.com>\r\nRCPT TO:<@mx.example.com:u@victim.example>\r\nRCPT TO:<postmaster>\r\n\
+RCPT TO:<U@MX.EXAMPLE.COM.>\r\nQUIT\r\n";
+    let (lines, _, _) = session(&settings(), outside(), input);
+    assert_eq!(
+        lines[1..],
+        [
+            "250 mx.example.com",
+            "250 2.1.0 Ok",
+            "554 5.7.1 <v@victim.example>: Relay access denied",
+            "554 5.7.1 <u%victim.example@mx.example.com>: Relay access denied",
+            "554 5.7.1 <\"u@victim.example\"@mx.example.com>: Relay access denied",
+            "554 5.7.1 <u@victim.example>: Relay access denied",
+            "250 2.1.5 Ok",
+            "250 2.1.5 Ok",
+            "221 2.0.0 Bye",
+        ]
+    );
+    // The same from mynetworks is relayed.
+    let (lines, _, _) = session(&settings(), inside(), input);
+    assert_eq!(codes(&lines[3..8]), vec!["250 "; 5]);
+}
+
+#[test]
+fn helo_gives_smtp_protocol() {
+    let input = b"HELO c.example\r\nMAIL FROM:<>\r\nRCPT TO:<a@mx.example.com>\r\nRCPT TO:<b@mx.example.com>\r\nDATA\r\nx\r\n.\r\n";
+    let (lines, end, sink) = session(&settings(), outside(), input);
+    assert_eq!(end, SessionEnd::Lost);
+    assert_eq!(lines.last().unwrap(), "250 2.0.0 Ok: queued as ABC001");
+    let shared = sink.0.borrow();
+    let m = &shared.queued[0];
+    assert_eq!(m.envelope.sender, "");
+    assert_eq!(m.envelope.attr("protocol"), Some("SMTP"));
+    let content = String::from_utf8(m.content.clone()).unwrap();
+    // Two recipients: no "for" clause.
+    assert!(content.contains("with SMTP id ABC001;\n\t"), "{content}");
+    assert!(!content.contains("for <"));
+}
+
+#[test]
+fn size_limits() {
+    let mut cfg = settings();
+    cfg.message_size_limit = 1000;
+    let big = "x".repeat(1200);
+    let input = format!(
+        "EHLO c\r\nMAIL FROM:<a@c> SIZE=5000\r\nMAIL FROM:<a@c> SIZE=abc\r\nMAIL FROM:<a@c> SIZE=99999999999999999999999\r\n\
+MAIL FROM:<a@c> SIZE=500\r\nRCPT TO:<a@mx.example.com>\r\nDATA\r\n{big}\r\n.\r\nNOOP\r\nQUIT\r\n"
+    );
+    let (lines, end, sink) = session(&cfg, outside(), input.as_bytes());
+    assert_eq!(end, SessionEnd::Quit);
+    assert!(lines.contains(&"250-SIZE 1000".to_string()));
+    let tail: Vec<&str> = lines
+        .iter()
+        .skip_while(|l| !l.starts_with("250 8BITMIME"))
+        .skip(1)
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "552 5.3.4 Message size exceeds fixed limit",
+            "501 5.5.4 Bad message size syntax",
+            "552 5.3.4 Message size exceeds fixed limit",
+            "250 2.1.0 Ok",
+            "250 2.1.5 Ok",
+            "354 End data with <CR><LF>.<CR><LF>",
+            "552 5.3.4 Error: message file too big",
+            "250 2.0.0 Ok",
+            "221 2.0.0 Bye",
+        ]
+    );
+    let shared = sink.0.borrow();
+    assert!(shared.queued.is_empty());
+    assert_eq!(shared.aborted, 1);
+}
+
+#[test]
+fn mail_parameters() {
+    let input = b"EHLO c\r\nMAIL FROM:<a@c> BODY=7BIT\r\nRSET\r\nMAIL FROM:<a@c> BODY=BINARYMIME\r\nMAIL FROM:<a@c> AUTH=<>\r\n\
+MAIL FROM:<a b>\r\nMAIL FROM:<a@c>\r\nRCPT TO:<a@mx.example.com> NOTIFY=NEVER\r\nRCPT TO:<>\r\nRCPT TO:<a@>\r\nQUIT\r\n";
+    let (lines, _, _) = session(&settings(), outside(), input);
+    let tail: Vec<&str> = lines.iter().skip(7).map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        [
+            "250 2.1.0 Ok",
+            "250 2.0.0 Ok",
+            "501 5.5.4 Unsupported BODY parameter value",
+            "555 5.5.4 Unsupported option: AUTH",
+            "501 5.1.7 Bad sender address syntax",
+            "250 2.1.0 Ok",
+            "555 5.5.4 Unsupported option: NOTIFY",
+            "501 5.1.3 Bad recipient address syntax",
+            "501 5.1.3 Bad recipient address syntax",
+            "221 2.0.0 Bye",
+        ]
+    );
+}
+
+#[test]
+fn misc_commands() {
+    let input = b"noop\r\nhelp\r\nvrfy root\r\nVRFY\r\nXYZZY\r\n\r\nHELO\r\nDATA x\r\nquit\r\n";
+    let (lines, _, _) = session(&settings(), outside(), input);
+    assert_eq!(
+        lines[1..],
+        [
+            "250 2.0.0 Ok",
+            "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT",
+            "252 2.0.0 root",
+            "501 5.5.4 Syntax: VRFY address",
+            "502 5.5.2 Error: command not recognized",
+            "500 5.5.2 Error: bad syntax",
+            "501 5.5.4 Syntax: HELO hostname",
+            "501 5.5.4 Syntax: DATA",
+            "221 2.0.0 Bye",
+        ]
+    );
+}
+
+#[test]
+fn recipient_limit() {
+    let mut cfg = settings();
+    cfg.recipient_limit = 2;
+    let input = b"MAIL FROM:<a@c>\r\nRCPT TO:<a@localhost>\r\nRCPT TO:<b@localhost>\r\nRCPT TO:<c@localhost>\r\nQUIT\r\n";
+    let (lines, _, _) = session(&cfg, outside(), input);
+    assert_eq!(lines[4], "452 4.5.3 Error: too many recipients");
+}
+
+#[test]
+fn long_line_and_resync() {
+    let mut cfg = settings();
+    cfg.line_length_limit = 100;
+    let input = [
+        b"NOOP ".to_vec(),
+        vec![b'a'; 10_000],
+        b"\r\nNOOP\r\nQUIT\r\n".to_vec(),
+    ]
+    .concat();
+    let (lines, end, _) = session(&cfg, outside(), &input);
+    assert_eq!(end, SessionEnd::Quit);
+    assert_eq!(
+        lines[1..],
+        [
+            "500 5.5.2 Error: line too long",
+            "250 2.0.0 Ok",
+            "221 2.0.0 Bye"
+        ]
+    );
+}
+
+#[test]
+fn too_many_errors() {
+    let input = "BOGUS\r\n".repeat(50);
+    let (lines, end, _) = session(&settings(), outside(), input.as_bytes());
+    assert_eq!(end, SessionEnd::TooManyErrors);
+    assert_eq!(lines.len(), 1 + 20 + 1);
+    assert_eq!(
+        lines.last().unwrap(),
+        "421 4.7.0 mx.example.com Error: too many errors"
+    );
+}
+
+#[test]
+fn junk_command_flood_ends_in_errors() {
+    let mut cfg = settings();
+    cfg.junk_command_limit = 5;
+    cfg.hard_error_limit = 3;
+    let input = "NOOP\r\n".repeat(20);
+    let (lines, end, _) = session(&cfg, outside(), input.as_bytes());
+    assert_eq!(end, SessionEnd::TooManyErrors);
+    assert_eq!(lines.len(), 1 + 8 + 1);
+}
+
+#[test]
+fn forbidden_commands_hang_up() {
+    let (lines, end, _) = session(&settings(), outside(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(end, SessionEnd::Forbidden);
+    assert_eq!(
+        lines[1],
+        "221 2.7.0 Error: I can break rules, too. Goodbye."
+    );
+    assert_eq!(lines.len(), 2);
+}
+
+#[test]
+fn timeout_gives_421() {
+    struct Slow(bool);
+    impl Read for Slow {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 {
+                return Err(io::Error::new(io::ErrorKind::WouldBlock, "timed out"));
+            }
+            self.0 = true;
+            let data = b"HELO c\r\nMAIL FROM:<a@c>\r\nRCPT TO:<a@localhost>\r\nDATA\r\npartial";
+            buf[..data.len()].copy_from_slice(data);
+            Ok(data.len())
+        }
+    }
+    let cfg = settings();
+    let sink = FakeSink::default();
+    let mut out = Vec::new();
+    let end = Session::new(&cfg, outside(), sink.clone()).run(Slow(false), &mut out);
+    assert_eq!(end, SessionEnd::Timeout);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.ends_with("354 End data with <CR><LF>.<CR><LF>\r\n421 4.4.2 mx.example.com Error: timeout exceeded\r\n"), "{text}");
+    assert_eq!(sink.0.borrow().aborted, 1);
+    assert!(sink.0.borrow().queued.is_empty());
+}
+
+#[test]
+fn queue_errors_give_451() {
+    let cfg = settings();
+    let input = b"MAIL FROM:<a@c>\r\nRCPT TO:<a@localhost>\r\nDATA\r\nMAIL FROM:<a@c>\r\nRCPT TO:<a@localhost>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n";
+    let sink = FakeSink::default();
+    sink.0.borrow_mut().fail_create = true;
+    let mut out = Vec::new();
+    Session::new(&cfg, outside(), sink.clone()).run(&input[..], &mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(
+            "250 2.1.5 Ok\r\n451 4.3.0 Error: queue file write error\r\n250 2.1.0 Ok\r\n"
+        ),
+        "{text}"
+    );
+
+    let sink = FakeSink::default();
+    sink.0.borrow_mut().fail_write = true;
+    let input = b"MAIL FROM:<a@c>\r\nRCPT TO:<a@localhost>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n";
+    let mut out = Vec::new();
+    Session::new(&cfg, outside(), sink.clone()).run(&input[..], &mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.ends_with("354 End data with <CR><LF>.<CR><LF>\r\n451 4.3.0 Error: queue file write error\r\n221 2.0.0 Bye\r\n"), "{text}");
+    assert_eq!(sink.0.borrow().aborted, 1);
+    assert!(sink.0.borrow().woken.is_empty());
+}
+
+#[test]
+fn hop_count_limit() {
+    let mut cfg = settings();
+    cfg.hopcount_limit = 3;
+    let ok = "Received: a\r\nReceived: b\r\n\r\nbody\r\n";
+    let loop_ = "Received: a\r\nReceived: b\r\nReceived: c\r\n\r\nbody\r\n";
+    let input = format!(
+        "MAIL FROM:<a@c>\r\nRCPT TO:<a@localhost>\r\nDATA\r\n{ok}.\r\nMAIL FROM:<a@c>\r\nRCPT TO:<a@localhost>\r\nDATA\r\n{loop_}.\r\nQUIT\r\n"
+    );
+    let (lines, _, sink) = session(&cfg, outside(), input.as_bytes());
+    assert!(lines.contains(&"250 2.0.0 Ok: queued as ABC001".to_string()));
+    assert!(lines.contains(&"554 5.4.0 Error: too many hops".to_string()));
+    assert_eq!(sink.0.borrow().queued.len(), 1);
+}
+
+#[test]
+fn smuggled_end_of_data_stays_content() {
+    let input = b"MAIL FROM:<a@c>\r\nRCPT TO:<a@localhost>\r\nDATA\r\nhello\n.\nMAIL FROM:<evil@x>\r\nRCPT TO:<b@localhost>\r\nDATA\r\nbad\r\n.\r\nQUIT\r\n";
+    let (lines, end, sink) = session(&settings(), outside(), input);
+    assert_eq!(end, SessionEnd::Quit);
+    assert_eq!(
+        lines[1..],
+        [
+            "250 2.1.0 Ok",
+            "250 2.1.5 Ok",
+            "354 End data with <CR><LF>.<CR><LF>",
+            "250 2.0.0 Ok: queued as ABC001",
+            "221 2.0.0 Bye"
+        ]
+    );
+    let shared = sink.0.borrow();
+    let content = String::from_utf8(shared.queued[0].content.clone()).unwrap();
+    assert!(
+        content.ends_with("hello\n\nMAIL FROM:<evil@x>\nRCPT TO:<b@localhost>\nDATA\nbad\n"),
+        "{content}"
+    );
+}
+
+#[test]
+fn ehlo_resets_transaction() {
+    let input = b"MAIL FROM:<a@c>\r\nEHLO x\r\nRCPT TO:<a@localhost>\r\nQUIT\r\n";
+    let (lines, _, _) = session(&settings(), outside(), input);
+    assert!(lines.contains(&"503 5.5.1 Error: need MAIL command".to_string()));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn arbitrary_input_never_panics_and_replies_are_well_formed(
+        input in proptest::collection::vec(any::<u8>(), 0..2048)
+    ) {
+        let (lines, _, _) = session(&settings(), outside(), &input);
+        for l in &lines {
+            let b = l.as_bytes();
+            prop_assert!(b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && (b[3] == b' ' || b[3] == b'-'), "{l:?}");
+        }
+    }
+
+    #[test]
+    fn command_soup_never_panics(
+        cmds in proptest::collection::vec(prop_oneof![
+            Just("EHLO x".to_string()), Just("HELO y".to_string()), Just("MAIL FROM:<a@b>".to_string()),
+            Just("RCPT TO:<u@localhost>".to_string()), Just("RCPT TO:<u@far.example>".to_string()),
+            Just("DATA".to_string()), Just(".".to_string()), Just("RSET".to_string()), Just("NOOP".to_string()),
+            "[ -~]{0,40}",
+        ], 0..40),
+        ends in proptest::collection::vec(prop_oneof![Just("\r\n"), Just("\n"), Just("\r")], 40),
+    ) {
+        let mut input = String::new();
+        for (c, e) in cmds.iter().zip(ends.iter()) {
+            input.push_str(c);
+            input.push_str(e);
+        }
+        let (lines, _, _) = session(&settings(), outside(), input.as_bytes());
+        for l in &lines {
+            let b = l.as_bytes();
+            prop_assert!(b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && (b[3] == b' ' || b[3] == b'-'), "{l:?}");
+        }
+    }
+}
+
+#[test]
+fn real_socket_timeout_and_pipelining() {
+    use std::io::{BufRead, BufReader};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, peer) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let cfg = settings();
+        let sink = FakeSink::default();
+        let end =
+            Session::new(&cfg, ClientInfo::from_ip(peer.ip()), sink.clone()).run(&stream, &stream);
+        let queued = sink.0.borrow().queued.len();
+        (end, queued)
+    });
+    let mut client = TcpStream::connect(addr).unwrap();
+    client
+        .write_all(b"EHLO t\r\nMAIL FROM:<a@t>\r\nRCPT TO:<x@far.example>\r\nDATA\r\nhi\r\n.\r\n")
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    loop {
+        let mut l = String::new();
+        if reader.read_line(&mut l).unwrap() == 0 {
+            break;
+        }
+        lines.push(l.trim_end().to_string());
+    }
+    let (end, queued) = server.join().unwrap();
+    assert_eq!(end, SessionEnd::Timeout);
+    // 127.0.0.1 is in mynetworks: the foreign recipient is relayed.
+    assert_eq!(queued, 1);
+    assert!(
+        lines.contains(&"250 2.0.0 Ok: queued as ABC001".to_string()),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        "421 4.4.2 mx.example.com Error: timeout exceeded"
+    );
+}

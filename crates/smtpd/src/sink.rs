@@ -1,0 +1,40 @@
+//! Where accepted messages go: a trait so that the session can be tested with an
+//! in-memory queue, and the real implementation ([`crate::queue_sink`]) writes queue
+//! files through `rostfix_queue::QueueWriter`.
+
+use rostfix_queue::Envelope;
+
+/// Why a message could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    Queue(#[from] rostfix_queue::QueueError),
+    /// Failures of test doubles.
+    #[cfg(test)]
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Creates queue files.
+pub trait QueueSink {
+    type Message: QueuedMessage;
+
+    /// Starts a new message with this envelope (called when DATA begins).
+    fn create(&mut self, envelope: &Envelope) -> Result<Self::Message, SinkError>;
+
+    /// Called after a successful commit: wake the queue manager. Failures are the
+    /// implementation's to log; the message is safe already.
+    fn committed(&mut self, queue_id: &str);
+}
+
+/// One message being written.
+pub trait QueuedMessage {
+    /// The id the message will have (known before commit, for Received: and logs).
+    fn queue_id(&self) -> &str;
+    /// Appends content (LF line endings).
+    fn write(&mut self, data: &[u8]) -> Result<(), SinkError>;
+    /// Makes the message durable; only after Ok may the client be told 250.
+    fn commit(self) -> Result<String, SinkError>;
+    /// Throws the message away.
+    fn abort(self);
+}
