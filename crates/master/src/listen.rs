@@ -1,0 +1,170 @@
+//! Opening the listening sockets of a service: inet (SO_REUSEADDR, v6-only for IPv6)
+//! and unix (stale socket removed, mode and owner set). All are non-blocking and
+//! close-on-exec in master; the child gets them as fds 4.. with close-on-exec cleared.
+
+use crate::error::io;
+use crate::plan::Endpoint;
+use crate::MasterError;
+use nix::sys::socket::{
+    bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+    SockaddrStorage, UnixAddr,
+};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+
+/// Listen backlog of every socket (Postfix uses 100 as well).
+const BACKLOG: i32 = 100;
+
+/// Who should own private unix sockets (mail_owner, when master runs as root).
+#[derive(Debug, Clone, Copy)]
+pub struct SocketOwner {
+    pub uid: nix::unistd::Uid,
+    pub gid: nix::unistd::Gid,
+}
+
+fn flags() -> SockFlag {
+    SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK
+}
+
+fn backlog() -> Result<Backlog, MasterError> {
+    Backlog::new(BACKLOG).map_err(|e| MasterError::sys("listen backlog", io(e)))
+}
+
+/// Opens one listening TCP socket.
+pub fn open_inet(addr: SocketAddr) -> Result<OwnedFd, MasterError> {
+    let what = || format!("bind {addr}");
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, flags(), None)
+        .map_err(|e| MasterError::sys(what(), io(e)))?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| MasterError::sys(what(), io(e)))?;
+    if addr.is_ipv6() {
+        // So that [::]:25 and 0.0.0.0:25 can both be bound, as Postfix does.
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true).map_err(|e| MasterError::sys(what(), io(e)))?;
+    }
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))
+        .map_err(|e| MasterError::sys(what(), io(e)))?;
+    listen(&fd, backlog()?).map_err(|e| MasterError::sys(what(), io(e)))?;
+    Ok(fd)
+}
+
+/// Opens one listening unix socket at `path`, replacing a stale socket (never any other
+/// kind of file). Public sockets get mode 0666 (the 0710 directory restricts access);
+/// private ones are given to `owner` when set.
+pub fn open_unix(
+    path: &Path,
+    public: bool,
+    owner: Option<SocketOwner>,
+) -> Result<OwnedFd, MasterError> {
+    let what = || path.display().to_string();
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(|e| MasterError::sys(what(), e))?;
+        }
+        Ok(_) => {
+            return Err(MasterError::sys(
+                what(),
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "exists and is not a socket",
+                ),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(MasterError::sys(what(), e)),
+    }
+    let fd = socket(AddressFamily::Unix, SockType::Stream, flags(), None)
+        .map_err(|e| MasterError::sys(what(), io(e)))?;
+    let addr = UnixAddr::new(path).map_err(|e| MasterError::sys(what(), io(e)))?;
+    bind(fd.as_raw_fd(), &addr).map_err(|e| MasterError::sys(what(), io(e)))?;
+    if public {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+            .map_err(|e| MasterError::sys(what(), e))?;
+    } else if let Some(owner) = owner {
+        nix::unistd::chown(path, Some(owner.uid), Some(owner.gid))
+            .map_err(|e| MasterError::sys(what(), io(e)))?;
+    }
+    listen(&fd, backlog()?).map_err(|e| MasterError::sys(what(), io(e)))?;
+    Ok(fd)
+}
+
+/// Opens every endpoint of a service; on any failure the ones already opened are
+/// closed (and their unix sockets removed).
+pub fn open_all(
+    endpoints: &[Endpoint],
+    public: bool,
+    owner: Option<SocketOwner>,
+) -> Result<Vec<OwnedFd>, MasterError> {
+    let mut fds = Vec::new();
+    for (index, endpoint) in endpoints.iter().enumerate() {
+        let opened = match endpoint {
+            Endpoint::Inet(addr) => open_inet(*addr),
+            Endpoint::Unix(path) => open_unix(path, public, owner),
+        };
+        match opened {
+            Ok(fd) => fds.push(fd),
+            Err(e) => {
+                drop(fds);
+                remove_unix(&endpoints[..index]);
+                return Err(e);
+            }
+        }
+    }
+    Ok(fds)
+}
+
+/// Removes the unix sockets among `endpoints` (after closing them).
+pub fn remove_unix(endpoints: &[Endpoint]) {
+    for endpoint in endpoints {
+        if let Endpoint::Unix(path) = endpoint {
+            if let Err(e) = std::fs::remove_file(path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    log::warn!("remove {}: {e}", path.display());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn unix_socket_replaces_stale_socket_but_not_files() {
+        let dir = std::env::temp_dir().join(format!("master-listen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("qmgr");
+        let _ = std::fs::remove_file(&path);
+        let first = open_unix(&path, true, None).unwrap();
+        drop(first);
+        let second = open_unix(&path, true, None).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o666
+        );
+        std::os::unix::net::UnixStream::connect(&path).unwrap();
+        drop(second);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "not a socket").unwrap();
+        assert!(open_unix(&path, true, None).is_err());
+        assert!(path.is_file(), "a regular file is left alone");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn inet_socket_listens() {
+        let fd = open_inet("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = std::net::TcpListener::from(fd);
+        let addr = listener.local_addr().unwrap();
+        std::net::TcpStream::connect(addr).unwrap();
+        // Binding the same port again while it listens fails.
+        assert!(open_inet(addr).is_err());
+    }
+}
