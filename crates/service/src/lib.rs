@@ -15,6 +15,16 @@
 //! After [`Service::confine`] the working directory is queue_directory (or `/` inside
 //! the chroot, which is the same place): every queue path is relative, e.g.
 //! `incoming/ID`, `public/qmgr`.
+//!
+//! A daemon started by hand (no fd 3) works too: status reports are no-ops and
+//! [`Service::master_alive`] stays true.
+
+mod args;
+mod confine;
+mod inherit;
+mod serve;
+mod signals;
+mod status;
 
 use rostfix_config::MainCf;
 use std::os::fd::OwnedFd;
@@ -37,7 +47,11 @@ pub enum ServiceError {
     #[error("unknown user {0} (mail_owner)")]
     UnknownUser(String),
     #[error("{what}: {source}")]
-    Sys { what: String, #[source] source: std::io::Error },
+    Sys {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Parsed command line of a daemon.
@@ -50,10 +64,21 @@ pub struct ServiceArgs {
     pub chroot: bool,
     pub unpriv: bool,
     pub verbose: bool,
+    /// `-l`: master runs at most one process of this service (maxproc 1).
+    pub single: bool,
+    /// `-z`: master runs any number of processes of this service (maxproc 0).
+    pub unlimited: bool,
     /// `-o` overrides in order.
     pub overrides: Vec<(String, String)>,
     /// Arguments master.cf gave that the skeleton does not know.
     pub extra: Vec<String>,
+}
+
+impl ServiceArgs {
+    /// Parses a daemon's arguments (without argv\[0\]); see the crate documentation.
+    pub fn parse(argv: &[String]) -> Result<ServiceArgs, ServiceError> {
+        args::parse_args(argv)
+    }
 }
 
 /// A daemon's runtime: configuration, arguments, inherited sockets.
@@ -78,14 +103,71 @@ impl Service {
     /// Parses `std::env::args()`, loads main.cf from MAIL_CONFIG, applies `-o` overrides,
     /// starts logging as `syslog_name/program`. Logs each config warning once.
     pub fn init(program: &str) -> Result<Service, ServiceError> {
-        let _ = program;
-        todo!()
+        // First, before this process opens anything: see which inherited fds are real.
+        inherit::snapshot();
+        signals::ignore_sigpipe().map_err(|source| ServiceError::Sys {
+            what: "ignore SIGPIPE".to_string(),
+            source,
+        })?;
+        let argv = std::env::args_os()
+            .skip(1)
+            .map(|a| {
+                a.into_string()
+                    .map_err(|a| ServiceError::Usage(format!("argument is not UTF-8: {a:?}")))
+            })
+            .collect::<Result<Vec<String>, ServiceError>>()?;
+        let args = ServiceArgs::parse(&argv)?;
+        let config_dir = rostfix_config::config_dir(None);
+        let mut config = MainCf::load(&config_dir)?;
+        for (name, value) in &args.overrides {
+            config.set_override(name, value)?;
+        }
+        let generation_env = std::env::var("GENERATION").ok();
+        let generation = parse_generation(generation_env.as_deref());
+
+        let maillog_file = config.get("maillog_file");
+        let target = if maillog_file.is_empty() {
+            rostfix_maillog::LogTarget::Syslog
+        } else {
+            rostfix_maillog::LogTarget::File(PathBuf::from(maillog_file))
+        };
+        rostfix_maillog::init(
+            &config.get("syslog_name"),
+            program,
+            &config.get("myhostname"),
+            target,
+            args.verbose,
+        )?;
+        for warning in config.warnings() {
+            log::warn!("{warning}");
+        }
+        for warning in inherit::startup_warnings() {
+            log::warn!("{warning}");
+        }
+        if generation.is_none() {
+            if let Some(bad) = &generation_env {
+                log::warn!("ignoring malformed GENERATION={bad:?}");
+            }
+        }
+        log::debug!(
+            "service {} type {} generation {}",
+            args.name,
+            args.service_type,
+            generation.unwrap_or(0)
+        );
+        Ok(Service {
+            args,
+            config,
+            config_dir,
+            generation: generation.unwrap_or(0),
+            program: program.to_string(),
+        })
     }
 
     /// The listening sockets inherited from master (fds 4.., LISTEN_FDS of them).
-    /// Call once; later calls return an empty list.
+    /// Call once; later calls return an empty list. They are close-on-exec.
     pub fn take_listeners(&mut self) -> Vec<OwnedFd> {
-        todo!()
+        inherit::take_listeners()
     }
 
     /// chdir(queue_directory); when root: chroot(".") if `-c`, drop to mail_owner if `-u`
@@ -93,29 +175,112 @@ impl Service {
     /// `-u` (local) keep root. When not root, does neither and logs once that it runs
     /// unconfined as the invoking user.
     pub fn confine(&mut self) -> Result<(), ServiceError> {
-        todo!()
+        confine::confine(
+            &self.args,
+            &self.config.get("queue_directory"),
+            &self.config.get("mail_owner"),
+        )
     }
 
     /// The single-client server loop: waits for a connection on any listener, reports
     /// TAKEN, calls `handler`, reports AVAIL; exits the process after `max_use` clients,
     /// after `max_idle` with no client, or when master goes away (status pipe broken) or
     /// on SIGTERM between clients. Never returns.
+    ///
+    /// SIGTERM during a client lets the handler finish (so a delivery is never cut in
+    /// half), then the process exits; master's SIGKILL after its grace period remains
+    /// the backstop for a handler that hangs.
     pub fn serve<H>(mut self, listeners: Vec<OwnedFd>, mut handler: H) -> !
     where
         H: FnMut(&mut Service, Connection),
     {
-        let _ = (&mut self, listeners, &mut handler);
-        todo!()
+        if let Err(e) = signals::catch_sigterm() {
+            log::warn!("cannot catch SIGTERM: {e}");
+        }
+        let listeners: Vec<serve::Listener> = listeners
+            .into_iter()
+            .filter_map(|fd| match serve::Listener::from_fd(fd) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    log::warn!("ignoring inherited listening socket: {e}");
+                    None
+                }
+            })
+            .collect();
+        if listeners.is_empty() {
+            log::error!("no listening sockets inherited from master (LISTEN_FDS); exiting");
+            std::process::exit(1);
+        }
+        let max_idle = self.config.get_time("max_idle");
+        let limits = serve::Limits {
+            max_use: u64::try_from(self.config.get_int("max_use")).unwrap_or(0),
+            max_idle: (!max_idle.is_zero()).then_some(max_idle),
+        };
+        let status = status::StatusPipe {
+            fd: inherit::status_fd(),
+            pid: std::process::id() as i32,
+            generation: self.generation,
+        };
+        let stop = serve::run_loop(
+            &listeners,
+            status,
+            limits,
+            &signals::terminate_requested,
+            &mut |conn| handler(&mut self, conn),
+        );
+        match stop {
+            serve::Stop::MaxUse => log::debug!("max_use reached; exiting"),
+            serve::Stop::Idle => log::debug!("idle timeout; exiting"),
+            serve::Stop::MasterGone => log::debug!("master is gone; exiting"),
+            serve::Stop::Terminated => log::debug!("terminated by SIGTERM; exiting"),
+        }
+        std::process::exit(0)
     }
 
     /// True while master is alive (the status pipe still has a reader). Long-running
-    /// services (qmgr, pickup) poll this to exit when master is gone.
+    /// services (qmgr, pickup) poll this to exit when master is gone. Always true when
+    /// the process was not started by master (no status pipe).
     pub fn master_alive(&self) -> bool {
-        todo!()
+        status::StatusPipe {
+            fd: inherit::status_fd(),
+            pid: 0,
+            generation: self.generation,
+        }
+        .alive()
     }
 
     /// The raw status pipe fd, for event loops that want POLLERR on it (master gone).
+    /// None when the process was not started by master.
     pub fn status_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        todo!()
+        inherit::status_fd()
+    }
+}
+
+/// GENERATION as a number; None when missing or malformed (then 0 is used).
+fn parse_generation(value: Option<&str>) -> Option<u32> {
+    value?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_values() {
+        assert_eq!(parse_generation(Some("7")), Some(7));
+        assert_eq!(parse_generation(Some(" 12 ")), Some(12));
+        assert_eq!(parse_generation(Some("x")), None);
+        assert_eq!(parse_generation(Some("-1")), None);
+        assert_eq!(parse_generation(None), None);
+    }
+
+    #[test]
+    fn public_parse_matches_master_argv() {
+        let argv: Vec<String> = ["-n", "smtp", "-t", "unix", "-u"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let a = ServiceArgs::parse(&argv).unwrap();
+        assert_eq!((a.name.as_str(), a.unpriv), ("smtp", true));
     }
 }
