@@ -213,6 +213,9 @@ fn lock_reload_and_stop_with_zero_services() {
         "{log}"
     );
     assert!(log.contains("terminating on signal 15"), "{log}");
+    let uid = nix::unistd::geteuid();
+    let warned = format!("warning: not running as root: services run as uid {uid} without chroot");
+    assert_eq!(log.contains(&warned), !uid.is_root(), "{log}");
     let mut stderr = String::new();
     master
         .stderr

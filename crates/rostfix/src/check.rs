@@ -1,0 +1,138 @@
+//! `rostfix check` (also the first step of start): configuration loads, users and
+//! groups exist, queue directories are right, master.cf's programs are installed.
+
+use crate::dirs::{ensure_queue_dirs, Ids};
+use crate::Fatal;
+use rostfix_config::{MainCf, MasterCf, ServiceType};
+use std::path::{Path, PathBuf};
+
+/// What a successful check found, for the commands that follow it.
+#[derive(Debug)]
+pub struct Checked {
+    pub queue_directory: PathBuf,
+    pub daemon_directory: PathBuf,
+}
+
+/// `path` if absolute, else relative to the current directory (as master resolves it).
+pub fn absolute(path: &str) -> PathBuf {
+    let path = PathBuf::from(path);
+    if path.is_absolute() {
+        return path;
+    }
+    std::env::current_dir()
+        .map(|cwd| cwd.join(&path))
+        .unwrap_or(path)
+}
+
+/// The ids the queue directories are given; checks mail_owner and setgid_group exist
+/// (when root; otherwise everything belongs to the invoker).
+fn ids(main: &MainCf) -> Result<Ids, Fatal> {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        return Ok(Ids {
+            root,
+            mail_uid: 0,
+            mail_gid: 0,
+            setgid_gid: 0,
+        });
+    }
+    let owner_name = main.get("mail_owner");
+    let owner = nix::unistd::User::from_name(&owner_name)
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            Fatal::Check(format!(
+                "mail_owner: unknown user \"{owner_name}\"; create it or set mail_owner"
+            ))
+        })?;
+    if owner.uid.is_root() {
+        return Err(Fatal::Check(format!(
+            "mail_owner: user \"{owner_name}\" must not be root"
+        )));
+    }
+    let group_name = main.get("setgid_group");
+    let group = nix::unistd::Group::from_name(&group_name)
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            Fatal::Check(format!(
+                "setgid_group: unknown group \"{group_name}\"; create it or set setgid_group"
+            ))
+        })?;
+    Ok(Ids {
+        root,
+        mail_uid: owner.uid.as_raw(),
+        mail_gid: owner.gid.as_raw(),
+        setgid_gid: group.gid.as_raw(),
+    })
+}
+
+/// Runs every check; warnings go to `warn` (phrased without `warning: `).
+pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, Fatal> {
+    let main = MainCf::load(config_dir)?;
+    for warning in main.warnings() {
+        warn(warning);
+    }
+    let limit = u32::try_from(main.get_int("default_process_limit")).unwrap_or(u32::MAX);
+    let master = MasterCf::load(config_dir, limit)?;
+    let ids = ids(&main)?;
+    let queue_directory = absolute(&main.get("queue_directory"));
+    for warning in ensure_queue_dirs(&queue_directory, &ids).map_err(Fatal::Check)? {
+        warn(&warning);
+    }
+    let daemon_directory = absolute(&main.get("daemon_directory"));
+    for command in missing_programs(&master, &daemon_directory, &|path| path.is_file()) {
+        warn(&format!(
+            "{}: no such program (named in master.cf)",
+            daemon_directory.join(command).display()
+        ));
+    }
+    Ok(Checked {
+        queue_directory,
+        daemon_directory,
+    })
+}
+
+/// Each command of an inet/unix master.cf entry that daemon_directory lacks, once.
+pub fn missing_programs(
+    master: &MasterCf,
+    daemon_directory: &Path,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Vec<String> {
+    let mut missing: Vec<String> = Vec::new();
+    for entry in &master.services {
+        if !matches!(entry.service_type, ServiceType::Inet | ServiceType::Unix) {
+            continue;
+        }
+        if !missing.contains(&entry.command) && !exists(&daemon_directory.join(&entry.command)) {
+            missing.push(entry.command.clone());
+        }
+    }
+    missing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_programs_once_each() {
+        let text = "smtp inet n - y - - smtpd\n\
+                    cleanup unix n - y - 0 cleanup\n\
+                    relay unix - - y - - smtp\n\
+                    smtp unix - - y - - smtp\n\
+                    postlog unix-dgram n - n - 1 postlogd\n";
+        let master = MasterCf::parse(text, Path::new("/etc/rf/master.cf"), 100).unwrap();
+        let exists = |p: &Path| p.ends_with("smtpd");
+        assert_eq!(
+            missing_programs(&master, Path::new("/usr/lib/rf"), &exists),
+            ["cleanup", "smtp"]
+        );
+    }
+
+    #[test]
+    fn absolute_paths() {
+        assert_eq!(absolute("/var/spool"), PathBuf::from("/var/spool"));
+        assert!(absolute("spool").is_absolute());
+    }
+}
