@@ -85,7 +85,10 @@ mod tests {
     #[test]
     fn oversized_length_refused_without_allocation() {
         let buf = [0xffu8, 0xff, 0xff, 0xff];
-        assert!(matches!(read_frame(&mut &buf[..]), Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            read_frame(&mut &buf[..]),
+            Err(FrameError::TooLarge(_))
+        ));
     }
 
     #[test]

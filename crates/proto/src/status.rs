@@ -45,7 +45,11 @@ impl ChildStatus {
             b'A' => StatusKind::Avail,
             _ => return None,
         };
-        Some(ChildStatus { pid, generation, kind })
+        Some(ChildStatus {
+            pid,
+            generation,
+            kind,
+        })
     }
 }
 
@@ -55,13 +59,22 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let s = ChildStatus { pid: 4242, generation: 7, kind: StatusKind::Taken };
+        let s = ChildStatus {
+            pid: 4242,
+            generation: 7,
+            kind: StatusKind::Taken,
+        };
         assert_eq!(ChildStatus::decode(&s.encode()), Some(s));
     }
 
     #[test]
     fn bad_kind() {
-        let mut b = ChildStatus { pid: 1, generation: 1, kind: StatusKind::Avail }.encode();
+        let mut b = ChildStatus {
+            pid: 1,
+            generation: 1,
+            kind: StatusKind::Avail,
+        }
+        .encode();
         b[8] = b'x';
         assert_eq!(ChildStatus::decode(&b), None);
     }

@@ -20,7 +20,14 @@ fn sendmail(args: &[&str]) -> (i32, String, String) {
 fn help_is_a_manual_page() {
     let (code, out, _) = sendmail(&["--help"]);
     assert_eq!(code, 0);
-    for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "SEE ALSO"] {
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "EXIT STATUS",
+        "SEE ALSO",
+    ] {
         assert!(out.contains(section), "missing {section}");
     }
 }
