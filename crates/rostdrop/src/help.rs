@@ -28,7 +28,8 @@ DESCRIPTION
 OPTIONS
     -c DIR        Configuration directory. Honoured (as is MAIL_CONFIG) only
                   for root, or when DIR, each directory above it and its
-                  main.cf are owned by root and not writable by group or other.
+                  main.cf are owned by root and not writable by group or other
+                  (a directory above DIR may be a root-owned sticky one, /tmp).
     -f SENDER     Envelope sender; empty for the null sender.
     --            End of options; recipients follow.
     --help        Show this text.

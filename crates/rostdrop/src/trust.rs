@@ -3,7 +3,10 @@
 //! message_size_limit, ...), so `-c DIR` and `MAIL_CONFIG` are honoured only for root
 //! or for a directory that only root can change: the directory, every directory above
 //! it, and its main.cf owned by root and not writable by group or other (so the
-//! checked path cannot be swapped afterwards). The canonical path is returned and used,
+//! checked path cannot be swapped afterwards). A directory ABOVE it may instead be a
+//! root-owned sticky directory such as /tmp: the sticky bit stops other users from
+//! renaming or removing the root-owned entry inside it, so the path still cannot be
+//! swapped. The canonical path is returned and used,
 //! so a symbolic link checked now cannot be re-pointed later.
 
 use rostfix_config::DEFAULT_CONFIG_DIR;
@@ -50,6 +53,15 @@ pub fn root_only(uid: u32, mode: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Like [`root_only`], but also accepts a root-owned sticky directory (mode 1777 /tmp):
+/// only for directories above the configuration directory, see the module comment.
+pub fn root_only_ancestor(uid: u32, mode: u32) -> Result<(), String> {
+    if uid == 0 && mode & 0o1000 != 0 {
+        return Ok(());
+    }
+    root_only(uid, mode)
+}
+
 /// Checks `dir` as described in the module comment; returns its canonical path.
 pub fn check_trusted_dir(dir: &Path) -> Result<PathBuf, TrustError> {
     let refuse = |reason: String| TrustError {
@@ -64,7 +76,12 @@ pub fn check_trusted_dir(dir: &Path) -> Result<PathBuf, TrustError> {
         if !meta.is_dir() {
             return Err(refuse(format!("{}: not a directory", p.display())));
         }
-        root_only(meta.uid(), meta.mode()).map_err(|r| refuse(format!("{}: {r}", p.display())))?;
+        let verdict = if p == canonical {
+            root_only(meta.uid(), meta.mode())
+        } else {
+            root_only_ancestor(meta.uid(), meta.mode())
+        };
+        verdict.map_err(|r| refuse(format!("{}: {r}", p.display())))?;
         cur = p.parent();
     }
     let main_cf = canonical.join("main.cf");
@@ -116,6 +133,36 @@ mod tests {
         assert!(root_only(0, 0o40775).is_err());
         assert!(root_only(0, 0o41777).is_err());
         assert!(root_only(0, 0o100666).is_err());
+    }
+
+    #[test]
+    fn sticky_root_ancestor_accepted_only_as_ancestor() {
+        assert!(root_only_ancestor(0, 0o41777).is_ok());
+        assert!(root_only_ancestor(1000, 0o41777).is_err());
+        assert!(root_only_ancestor(0, 0o40777).is_err());
+        assert!(root_only(0, 0o41777).is_err());
+    }
+
+    #[test]
+    fn config_dir_under_tmp_is_trusted_when_root_owned() {
+        if !is_root() {
+            eprintln!("skipped: needs root to create a root-owned directory under /tmp");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("rostdrop-sticky-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("main.cf"), "").unwrap();
+        std::fs::set_permissions(dir.join("main.cf"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let ok = check_trusted_dir(&dir);
+        // The directory itself must still be root-only even under a sticky parent.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let refused = check_trusted_dir(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(ok.is_ok(), "{ok:?}");
+        assert!(refused.is_err());
     }
 
     #[test]
