@@ -143,6 +143,18 @@ fn empty_content_and_null_sender() {
 }
 
 #[test]
+fn final_mode_is_applied_before_the_file_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TempRoot::new();
+    let mut w = QueueWriter::create(t.path(), QueueName::Maildrop, &sample_env()).unwrap();
+    w.set_final_mode(0o444);
+    w.write_content(b"x\n").unwrap();
+    let id = w.commit().unwrap();
+    let meta = std::fs::metadata(t.path().join("maildrop").join(&id)).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o444);
+}
+
+#[test]
 fn file_is_private_and_open_path_works_on_any_name() {
     use std::os::unix::fs::PermissionsExt;
     let t = TempRoot::new();

@@ -33,6 +33,8 @@ pub struct QueueWriter {
     /// Content not yet written as an `N` record (less than one full record).
     chunk: Vec<u8>,
     content_len: u64,
+    /// Mode given to the file before it is named (see [`QueueWriter::set_final_mode`]).
+    final_mode: Option<u32>,
 }
 
 /// Refuses values that would break the format or let a value forge a line in logs.
@@ -129,6 +131,7 @@ impl QueueWriter {
             out: None,
             chunk: Vec::new(),
             content_len: 0,
+            final_mode: None,
         };
         let inode = file.metadata().map_err(|e| io_err(&w.temp, e))?.ino();
         w.id = make_queue_id(micros, inode);
@@ -183,6 +186,14 @@ impl QueueWriter {
         Ok(())
     }
 
+    /// Gives the file this mode (fchmod) before it is named at commit. rostdrop uses
+    /// 0444, as Postfix's postdrop does: the submitting user owns a maildrop file and
+    /// pickup, running as mail_owner, must be able to read it; the 0730 maildrop
+    /// directory keeps other users from listing it.
+    pub fn set_final_mode(&mut self, mode: u32) {
+        self.final_mode = Some(mode & 0o777);
+    }
+
     /// Content bytes written so far (for message_size_limit checks).
     pub fn content_len(&self) -> u64 {
         self.content_len
@@ -211,8 +222,12 @@ impl QueueWriter {
         let file = out
             .into_inner()
             .map_err(|e| io_err(&self.temp, e.into_error()))?;
+        if let Some(mode) = self.final_mode {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| io_err(&self.temp, e))?;
+        }
         file.sync_all().map_err(|e| io_err(&self.temp, e))?;
-        drop(file);
         let final_path = self.dir.join(&self.id);
         std::fs::hard_link(&self.temp, &final_path).map_err(|e| QueueError::Io {
             path: final_path.clone(),
@@ -224,7 +239,19 @@ impl QueueWriter {
         }
         // Nothing left for Drop to remove.
         self.temp = PathBuf::new();
-        fsync_dir(&self.dir)?;
+        match fsync_dir(&self.dir) {
+            Ok(()) => {}
+            Err(QueueError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                // rostdrop may write into maildrop/ (mode 0730) but not open it for
+                // reading, so it cannot fsync the directory. syncfs through the file
+                // it just wrote flushes the file system, directory entry included.
+                nix::unistd::syncfs(&file).map_err(|e| io_err(&self.dir, e.into()))?;
+            }
+            Err(e) => return Err(e),
+        }
+        drop(file);
         Ok(std::mem::take(&mut self.id))
     }
 

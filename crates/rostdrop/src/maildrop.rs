@@ -67,6 +67,8 @@ pub fn write_maildrop<R: Read>(
 ) -> Result<String, DropError> {
     let mut writer =
         QueueWriter::create(root, QueueName::Maildrop, envelope).map_err(DropError::Create)?;
+    // Owned by the submitting user; pickup (mail_owner) must read it. See set_final_mode.
+    writer.set_final_mode(0o444);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match input.read(&mut buf) {
