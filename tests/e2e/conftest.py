@@ -33,7 +33,10 @@ def workdir():
     yield base
     if harness.is_root():
         harness.remove_test_users()
-    shutil.rmtree(base, ignore_errors=True)
+    if os.environ.get("ROSTFIX_KEEP") is None:
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        print(f"\nROSTFIX_KEEP: instances kept under {base}")
 
 
 @pytest.fixture

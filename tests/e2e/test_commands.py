@@ -31,7 +31,7 @@ def test_rostconf_n_d_e(make_instance):
     assert text.startswith("# leading comment\n") and text.endswith(
         "# trailing comment\nmessage_size_limit = 2048000\n"), text
     assert "myhostname = other.rostfix.test\n" in text
-    assert text.index("myhostname") < text.index("queue_directory"), "edited in place"
+    assert text.index("myhostname = other") < text.index("mydomain ="), "edited in place"
     assert inst.cmd("rostconf", "-h", "message_size_limit").stdout.strip() == b"2048000"
     inst.cmd("rostconf", "-X", "message_size_limit")
     assert "message_size_limit" not in main.read_text()
