@@ -1,0 +1,1 @@
+//! Lookup tables in Postfix's `type:name` syntax. Not written yet (issue 5).

@@ -1,0 +1,6 @@
+//! rostmap: not written yet (issue 5).
+
+fn main() {
+    eprintln!("rostmap: not implemented yet");
+    std::process::exit(1);
+}
