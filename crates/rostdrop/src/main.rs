@@ -55,8 +55,11 @@ fn main() {
 
 fn run(args: &DropArgs, mail_config: Option<&std::ffi::OsStr>) -> ! {
     let uid = nix::unistd::getuid().as_raw();
-    let config_dir = trust::choose_config_dir(args.config_dir.as_deref(), mail_config, uid)
-        .unwrap_or_else(|e| fatal(EX_NOPERM, e));
+    let privileged = nix::unistd::getegid() != nix::unistd::getgid()
+        || nix::unistd::geteuid() != nix::unistd::getuid();
+    let config_dir =
+        trust::choose_config_dir(args.config_dir.as_deref(), mail_config, uid, privileged)
+            .unwrap_or_else(|e| fatal(EX_NOPERM, e));
     let config = MainCf::load(&config_dir).unwrap_or_else(|e| fatal(EX_CONFIG, e));
     if let Err(e) = validate::validate_envelope(&args.sender, &args.recipients) {
         fatal(EX_DATAERR, e);

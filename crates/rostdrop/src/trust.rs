@@ -23,18 +23,24 @@ pub struct TrustError {
 }
 
 /// The directory to use: `-c DIR`, else `MAIL_CONFIG`, else the default. A directory
-/// other than the default must pass [`check_trusted_dir`] unless the real uid is 0.
+/// other than the default must pass [`check_trusted_dir`] unless the real uid is 0 or
+/// rostdrop runs without privileges the caller lacks (`privileged` false: not
+/// installed set-group-id, as in a developer's `make run`), where the caller could
+/// write the files itself and the check would protect nothing.
 pub fn choose_config_dir(
     cli: Option<&Path>,
     env: Option<&OsStr>,
     real_uid: u32,
+    privileged: bool,
 ) -> Result<PathBuf, TrustError> {
     let asked = cli
         .map(Path::to_path_buf)
         .or_else(|| env.filter(|e| !e.is_empty()).map(PathBuf::from));
     match asked {
         None => Ok(PathBuf::from(DEFAULT_CONFIG_DIR)),
-        Some(dir) if real_uid == 0 || dir == Path::new(DEFAULT_CONFIG_DIR) => Ok(dir),
+        Some(dir) if real_uid == 0 || !privileged || dir == Path::new(DEFAULT_CONFIG_DIR) => {
+            Ok(dir)
+        }
         Some(dir) => check_trusted_dir(&dir),
     }
 }
@@ -126,6 +132,13 @@ mod tests {
     }
 
     #[test]
+    fn unprivileged_rostdrop_takes_any_directory() {
+        // Not set-group-id: the caller could write maildrop/ directly, nothing to guard.
+        let d = choose_config_dir(Some(Path::new("/nonexistent/x")), None, 1000, false);
+        assert_eq!(d, Ok(PathBuf::from("/nonexistent/x")));
+    }
+
+    #[test]
     fn owner_and_mode_rules() {
         assert!(root_only(0, 0o40755).is_ok());
         assert!(root_only(0, 0o100644).is_ok());
@@ -167,25 +180,30 @@ mod tests {
 
     #[test]
     fn default_and_root_need_no_check() {
-        let d = choose_config_dir(None, None, 1000).unwrap();
+        let d = choose_config_dir(None, None, 1000, true).unwrap();
         assert_eq!(d, PathBuf::from(DEFAULT_CONFIG_DIR));
-        let d = choose_config_dir(None, Some(OsStr::new("")), 1000).unwrap();
+        let d = choose_config_dir(None, Some(OsStr::new("")), 1000, true).unwrap();
         assert_eq!(d, PathBuf::from(DEFAULT_CONFIG_DIR));
-        let d = choose_config_dir(Some(Path::new("/nonexistent/x")), None, 0).unwrap();
+        let d = choose_config_dir(Some(Path::new("/nonexistent/x")), None, 0, true).unwrap();
         assert_eq!(d, PathBuf::from("/nonexistent/x"));
     }
 
     #[test]
     fn untrusted_for_users() {
         // /tmp is world-writable: anything below it is refused, even if root owns it.
-        let err = choose_config_dir(None, Some(OsStr::new("/tmp")), 1000).unwrap_err();
+        let err = choose_config_dir(None, Some(OsStr::new("/tmp")), 1000, true).unwrap_err();
         assert!(err
             .to_string()
             .contains("not a trusted configuration directory"));
-        assert!(choose_config_dir(Some(Path::new("/nonexistent/x")), None, 1000).is_err());
+        assert!(choose_config_dir(Some(Path::new("/nonexistent/x")), None, 1000, true).is_err());
         // -c wins over MAIL_CONFIG.
-        let err =
-            choose_config_dir(Some(Path::new("/tmp")), Some(OsStr::new("/etc")), 1000).unwrap_err();
+        let err = choose_config_dir(
+            Some(Path::new("/tmp")),
+            Some(OsStr::new("/etc")),
+            1000,
+            true,
+        )
+        .unwrap_err();
         assert_eq!(err.dir, PathBuf::from("/tmp"));
     }
 
@@ -207,7 +225,10 @@ mod tests {
         let main_cf = dir.join("main.cf");
         std::fs::write(&main_cf, "myhostname = x\n").unwrap();
         std::fs::set_permissions(&main_cf, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(choose_config_dir(Some(&dir), None, 1000), Ok(dir.clone()));
+        assert_eq!(
+            choose_config_dir(Some(&dir), None, 1000, true),
+            Ok(dir.clone())
+        );
 
         // A symlink to it resolves to the canonical path.
         let link = dir.with_extension("link");
