@@ -1,9 +1,11 @@
 """The foundation's mail path end to end: SMTP and sendmail in, Maildir out, as the user."""
 
+import mailbox
 import os
 import pwd
 import re
 import subprocess
+import time
 
 import harness
 from harness import maildir_messages, wait_for
@@ -127,3 +129,50 @@ def test_unknown_local_user_bounces_to_sender(instance):
     assert b"nosuchuser@mx.rostfix.test" in data
     assert b"Status: 5.1.1" in data
     instance.wait_queue_empty()
+
+
+def test_mbox_under_mail_spool_directory(make_instance):
+    inst = make_instance(start=False)
+    spool = inst.base / "spool"
+    spool.mkdir()
+    os.chmod(spool, 0o1777)
+    inst.cmd("rostconf", "-e", "home_mailbox=", f"mail_spool_directory={spool}")
+    inst.start()
+    with inst.smtp() as s:
+        for n in range(3):
+            s.sendmail("alice@example.org", ["rftest1@mx.rostfix.test"],
+                       f"Subject: mbox {n}\r\n\r\nFrom the start of a line\r\nbody {n}\r\n".encode())
+    mbox = spool / "rftest1"
+    wait_for(lambda: mbox.exists() and mbox.read_bytes().count(b"\nSubject: mbox") == 3,
+             what="three messages in the mbox")
+    inst.wait_queue_empty()
+    assert_owned_by(mbox, "rftest1")
+    assert os.stat(mbox).st_mode & 0o777 == 0o600
+    msgs = list(mailbox.mbox(str(mbox)))
+    assert [m["Subject"] for m in msgs] == ["mbox 0", "mbox 1", "mbox 2"]
+    data = mbox.read_bytes()
+    assert data.startswith(b"From alice@example.org ")
+    assert b"\n>From the start of a line\n" in data, "From_ lines in the body are quoted"
+    assert not (spool / "rftest1.lock").exists()
+
+
+def test_failed_delivery_is_deferred_then_flushed(instance):
+    home = pwd.getpwnam("rftest2").pw_dir
+    os.chmod(home, 0o500)  # rftest2 cannot create Maildir/: local must defer
+    try:
+        with instance.smtp() as s:
+            s.sendmail("alice@example.org", ["rftest2@mx.rostfix.test"],
+                       b"Subject: deferred locally\r\n\r\nlater\r\n")
+        wait_for(lambda: instance.queue_ids("deferred"), what="the message to be deferred")
+        qid = instance.queue_ids("deferred")[0]
+        retry = os.stat(instance.queue / "deferred" / qid).st_mtime
+        assert retry > time.time(), "a deferred message carries its next retry time"
+        log = instance.log_text()
+        assert re.search(rf"{qid}: to=<rftest2@mx.rostfix.test>, relay=local, .*status=deferred", log), log[-2000:]
+        assert not maildir_messages("rftest2")
+    finally:
+        os.chmod(home, 0o755)
+    instance.cmd("rostqueue", "-f")
+    wait_for(lambda: maildir_messages("rftest2"), what="delivery after the flush")
+    instance.wait_queue_empty()
+    assert not instance.queue_ids("deferred")
