@@ -1,1 +1,144 @@
-//! Lookup tables in Postfix's `type:name` syntax. Not written yet (issue 5).
+//! Lookup tables in Postfix's `type:name` syntax, for every parameter that takes a
+//! table (alias_maps, virtual_alias_maps, transport_maps, check_*_access, ...).
+//!
+//! [`open_map`] parses `type:name` and returns a [`Map`]; [`Map::lookup`] answers
+//! `Ok(Some(value))`, `Ok(None)` for "not found", or `Err(MapError)` for a lookup
+//! error — which callers must turn into a temporary failure, never a fall-through.
+//!
+//! # Types
+//!
+//! | type | source | keys |
+//! |------|--------|------|
+//! | `texthash:FILE` | FILE (postmap(5) syntax) read into memory | folded to lower case |
+//! | `hash:FILE`, `btree:FILE` | `FILE.rdb` built by `rostmap FILE` | folded to lower case |
+//! | `inline:{ k=v, { k = v w } }` | the name itself | folded |
+//! | `static:value`, `static:{ v w }` | the name itself; every key finds it | — |
+//! | `regexp:FILE`, `pcre:FILE` | regexp_table(5) / pcre_table(5) syntax | matched as is |
+//! | `cidr:FILE` | cidr_table(5) syntax | an IP address |
+//! | `unix:passwd.byname`, `unix:group.byname` | getpwnam / getgrnam | as is |
+//!
+//! `proxy:type:name` is accepted and opens `type:name` directly (there is no proxymap
+//! service; every process reads its tables itself).
+//!
+//! Source file syntax (postmap(5)): `key whitespace value`; blank lines and lines whose
+//! first non-blank character is `#` are ignored; a line starting with white space
+//! continues the previous one. For a duplicate key the first entry wins (with a
+//! warning). Aliases source (aliases(5), built with `rostmap -a` / `rostalias`) is
+//! `name: value, value`, the key without the colon.
+//!
+//! `regexp:` and `pcre:` both use the Rust `regex` crate: no backreferences or
+//! look-around, guaranteed linear-time matching. See [`regexp`] for the flags.
+//!
+//! # Reloading
+//!
+//! File-backed tables remember the mtime, size and inode of their files; at most once
+//! per second ([`reload::CHECK_INTERVAL`]) a lookup re-checks them and re-reads the
+//! table when any changed, so an edited (and, for hash/btree, rebuilt) table is in
+//! force without restarting anything.
+//!
+//! # The `.rdb` file format (version 1)
+//!
+//! `hash:` and `btree:` read `FILE.rdb`, written by `rostmap` atomically (a temporary
+//! file in the same directory, fsync, rename). All integers are little-endian u32.
+//!
+//! ```text
+//! offset 0   8 bytes  magic "ROSTRDB\0"
+//! offset 8   u32      version (1)
+//! offset 12  u32      N, the number of entries
+//! offset 16  N x u32  index: offset of entry i, relative to the data section
+//! 16 + 4N    data:    N entries, each: u32 key length, key bytes (UTF-8),
+//!                                      u32 value length, value bytes (UTF-8)
+//! ```
+//!
+//! Entries are sorted by key bytes with no duplicates, so a lookup is a binary search
+//! through the index. Keys are stored already folded to lower case. A reader checks
+//! the magic, version, that every entry lies inside the file, is UTF-8 and that keys
+//! strictly increase; any failure is [`MapError::Corrupt`]. If `FILE.rdb` is missing,
+//! or older than `FILE`, opening fails with [`MapError::Stale`] naming both files
+//! (run `rostmap FILE`). hash and btree are the same format (both are ordered).
+
+pub mod address;
+pub mod cidr;
+pub mod error;
+pub mod hash;
+pub mod inline;
+pub mod rdb;
+pub mod regexp;
+pub mod reload;
+pub mod source;
+pub mod unix;
+
+pub use address::{address_queries, lookup_address};
+pub use error::MapError;
+
+use std::path::Path;
+
+/// An open lookup table.
+pub trait Map: Send + Sync {
+    /// Look `key` up: `Ok(None)` is "not found"; `Err` is a lookup error (temporary).
+    fn lookup(&self, key: &str) -> Result<Option<String>, MapError>;
+    /// The table as `type:name`, for log messages.
+    fn spec(&self) -> &str;
+    /// True for tables matched by pattern (regexp, pcre, cidr, static), which
+    /// [`lookup_address`] asks only with the full address.
+    fn is_pattern(&self) -> bool {
+        false
+    }
+    /// Every entry in key order, for tables that can list them (`rostmap -s`).
+    fn entries(&self) -> Option<Result<Vec<(String, String)>, MapError>> {
+        None
+    }
+}
+
+/// The table types [`open_map`] knows (for `rostconf -m`).
+pub const MAP_TYPES: &[&str] = &[
+    "btree", "cidr", "hash", "inline", "pcre", "regexp", "static", "texthash", "unix",
+];
+
+/// Split `type:name`; the name may itself contain colons.
+pub fn split_spec(spec: &str) -> Result<(&str, &str), MapError> {
+    match spec.split_once(':') {
+        Some((t, n)) if !t.is_empty() => Ok((t, n)),
+        _ => Err(MapError::BadSpec {
+            spec: spec.to_string(),
+            reason: "need type:name".into(),
+        }),
+    }
+}
+
+/// Open a table given as `type:name`.
+pub fn open_map(spec: &str) -> Result<Box<dyn Map>, MapError> {
+    let (kind, name) = split_spec(spec)?;
+    if kind == "proxy" {
+        return open_map(name);
+    }
+    let need_name = || {
+        if name.is_empty() {
+            Err(MapError::BadSpec {
+                spec: spec.to_string(),
+                reason: "empty table name".into(),
+            })
+        } else {
+            Ok(Path::new(name))
+        }
+    };
+    Ok(match kind {
+        "texthash" => Box::new(hash::TextHash::open(spec, need_name()?)?),
+        "hash" | "btree" => Box::new(hash::Indexed::open(spec, need_name()?)?),
+        "inline" => Box::new(inline::InlineMap::open(spec, name)?),
+        "static" => Box::new(inline::StaticMap::open(spec, name)?),
+        "regexp" => Box::new(regexp::RegexpMap::open(
+            spec,
+            need_name()?,
+            regexp::Dialect::Regexp,
+        )?),
+        "pcre" => Box::new(regexp::RegexpMap::open(
+            spec,
+            need_name()?,
+            regexp::Dialect::Pcre,
+        )?),
+        "cidr" => Box::new(cidr::CidrMap::open(spec, need_name()?)?),
+        "unix" => Box::new(unix::UnixMap::open(spec, name)?),
+        other => return Err(MapError::UnknownType(other.to_string())),
+    })
+}

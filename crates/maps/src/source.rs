@@ -1,0 +1,191 @@
+//! Readers for table source text: the postmap(5) shape (`key value`, `#` comments,
+//! continuation lines that start with white space) and the aliases(5) shape
+//! (`name: value, value`). Both give logical entries with the line they started on.
+
+/// One logical line: the text with continuations joined by a single space, and the
+/// 1-based number of the line it started on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogicalLine {
+    /// 1-based line number of the first physical line.
+    pub line: usize,
+    /// The joined text, trimmed.
+    pub text: String,
+}
+
+/// Split source text into logical lines as Postfix's `readllines` does: blank lines and
+/// lines whose first non-blank character is `#` are dropped; a line that starts with
+/// white space continues the previous logical line. Invalid UTF-8 is replaced, never
+/// a panic.
+pub fn logical_lines(bytes: &[u8]) -> Vec<LogicalLine> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: Vec<LogicalLine> = Vec::new();
+    let mut current: Option<LogicalLine> = None;
+    for (idx, raw) in text.split('\n').enumerate() {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            // Postfix: comments and blank lines end nothing and continue nothing.
+            continue;
+        }
+        let starts_blank = raw.starts_with([' ', '\t']);
+        match current.as_mut() {
+            Some(cur) if starts_blank => {
+                cur.text.push(' ');
+                cur.text.push_str(trimmed);
+            }
+            _ => {
+                if let Some(done) = current.take() {
+                    out.push(done);
+                }
+                current = Some(LogicalLine {
+                    line: idx + 1,
+                    text: trimmed.to_string(),
+                });
+            }
+        }
+    }
+    if let Some(done) = current {
+        out.push(done);
+    }
+    out
+}
+
+/// One table entry from a source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Line the entry started on.
+    pub line: usize,
+    /// The key (already case-folded when the reader was asked to).
+    pub key: String,
+    /// The value, as written (trimmed).
+    pub value: String,
+}
+
+/// Parse postmap(5) source: each logical line is `key whitespace value`. A line with a
+/// key and no value gets an empty value, as postmap does (with a warning there).
+pub fn parse_postmap(bytes: &[u8], fold: bool) -> Vec<Entry> {
+    logical_lines(bytes)
+        .into_iter()
+        .map(|l| {
+            let (key, value) = match l.text.find([' ', '\t']) {
+                Some(pos) => (&l.text[..pos], l.text[pos..].trim()),
+                None => (l.text.as_str(), ""),
+            };
+            Entry {
+                line: l.line,
+                key: fold_key(key, fold),
+                value: value.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Parse aliases(5) source: `name: value, value`. The name may be double-quoted; the
+/// colon is not part of the key. Lines without a colon are skipped (postalias warns).
+pub fn parse_aliases(bytes: &[u8], fold: bool) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for l in logical_lines(bytes) {
+        let text = l.text.as_str();
+        let (name, rest) = if let Some(quoted) = text.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (&quoted[..end], quoted[end + 1..].trim_start()),
+                None => {
+                    log::warn!("line {}: unbalanced quote in alias name", l.line);
+                    continue;
+                }
+            }
+        } else {
+            match text.find(':') {
+                Some(pos) => (text[..pos].trim_end(), &text[pos..]),
+                None => {
+                    log::warn!("line {}: need name:value pair", l.line);
+                    continue;
+                }
+            }
+        };
+        let Some(value) = rest.strip_prefix(':') else {
+            log::warn!("line {}: need name:value pair", l.line);
+            continue;
+        };
+        out.push(Entry {
+            line: l.line,
+            key: fold_key(name, fold),
+            value: value.trim().to_string(),
+        });
+    }
+    out
+}
+
+/// Lower-case a key when folding is on (Postfix folds fixed-string table keys).
+pub fn fold_key(key: &str, fold: bool) -> String {
+    if fold {
+        key.to_lowercase()
+    } else {
+        key.to_string()
+    }
+}
+
+/// Drop later duplicates of a key, keeping the first, as postmap does (it warns
+/// "duplicate entry" and ignores the later one).
+pub fn dedup_first(entries: Vec<Entry>) -> Vec<Entry> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        if seen.insert(e.key.clone()) {
+            out.push(e);
+        } else {
+            log::warn!("line {}: duplicate entry: \"{}\"", e.line, e.key);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuation_and_comments() {
+        let src = b"# comment\nfoo   bar\n  baz\n\n   # indented comment\nQux\tquux  \r\nlone\n";
+        let e = parse_postmap(src, true);
+        assert_eq!(e.len(), 3);
+        assert_eq!(
+            (e[0].line, e[0].key.as_str(), e[0].value.as_str()),
+            (2, "foo", "bar baz")
+        );
+        assert_eq!((e[1].key.as_str(), e[1].value.as_str()), ("qux", "quux"));
+        assert_eq!((e[2].key.as_str(), e[2].value.as_str()), ("lone", ""));
+    }
+
+    #[test]
+    fn fold_only_keys() {
+        let e = parse_postmap(b"User@Example.COM Some Value\n", true);
+        assert_eq!(e[0].key, "user@example.com");
+        assert_eq!(e[0].value, "Some Value");
+        let e = parse_postmap(b"User@Example.COM v\n", false);
+        assert_eq!(e[0].key, "User@Example.COM");
+    }
+
+    #[test]
+    fn aliases_shape() {
+        let src = b"Postmaster: root\nteam: alice,\n  bob, |\"/bin/cmd\"\n\"odd name\": carol\nbroken line\n";
+        let e = parse_aliases(src, true);
+        assert_eq!(e.len(), 3);
+        assert_eq!(
+            (e[0].key.as_str(), e[0].value.as_str()),
+            ("postmaster", "root")
+        );
+        assert_eq!(e[1].value, "alice, bob, |\"/bin/cmd\"");
+        assert_eq!(
+            (e[2].key.as_str(), e[2].value.as_str()),
+            ("odd name", "carol")
+        );
+    }
+
+    #[test]
+    fn duplicates_keep_first() {
+        let e = dedup_first(parse_postmap(b"a 1\nA 2\nb 3\n", true));
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].value, "1");
+    }
+}
