@@ -3,7 +3,6 @@
 //! The null sender never gets a notice (a bounce is never bounced).
 
 use crate::notice::{build, Notice, MAX_RETURNED_HEADERS};
-use crate::trigger::wake_qmgr;
 use rostfix_proto::{BounceReply, BounceRequest};
 use rostfix_queue::{is_valid_queue_id, Envelope, QueueFile, QueueName, QueueWriter, Recipient};
 use std::path::Path;
@@ -131,7 +130,11 @@ pub fn handle(req: &BounceRequest, myhostname: &str, root: &Path) -> BounceReply
         }
     };
     log::info!("{id}: sender non-delivery notification: {new_id}");
-    if let Err(e) = wake_qmgr(&root.join("public").join("qmgr")) {
+    if let Err(e) = rostfix_proto::send_trigger(
+        &root.join("public").join("qmgr"),
+        &rostfix_proto::Trigger::Wakeup,
+        std::time::Duration::from_secs(10),
+    ) {
         log::warn!("cannot wake qmgr: {e}; the notice waits for its next scan");
     }
     BounceReply::Queued(new_id)

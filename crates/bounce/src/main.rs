@@ -12,7 +12,6 @@
 mod date;
 mod handler;
 mod notice;
-mod trigger;
 
 use rostfix_proto::{read_message, write_message, BounceRequest, FrameError};
 use rostfix_service::{Connection, Service};

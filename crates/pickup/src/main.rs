@@ -8,7 +8,6 @@ mod date;
 mod envelope;
 mod process;
 mod qualify;
-mod trigger;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use process::{pickup_file, PickupError, Settings};
@@ -83,7 +82,11 @@ fn scan(settings: &Settings) {
         match pickup_file(root, &name, settings) {
             Ok(q) => {
                 log::info!("{}: uid={} from=<{}>", q.new_id, q.uid, q.sender);
-                if let Err(e) = trigger::send_wakeup(Path::new("public/qmgr")) {
+                if let Err(e) = rostfix_proto::send_trigger(
+                    Path::new("public/qmgr"),
+                    &rostfix_proto::Trigger::Wakeup,
+                    std::time::Duration::from_secs(2),
+                ) {
                     log::warn!("{e}");
                 }
             }

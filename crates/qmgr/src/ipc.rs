@@ -7,7 +7,6 @@ use rostfix_proto::{
     FrameError,
 };
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -27,27 +26,6 @@ pub enum CallError {
     Exchange { path: String, source: FrameError },
 }
 
-/// Connects to a unix stream socket, giving up after `timeout`. Linux bounds a blocking
-/// unix connect (full backlog) by the socket's send timeout, so setting SO_SNDTIMEO
-/// first makes the connect itself time out.
-pub fn connect(path: &Path, timeout: Duration) -> std::io::Result<UnixStream> {
-    use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, UnixAddr};
-    use nix::sys::time::{TimeVal, TimeValLike};
-    let fd = socket::socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    let micros = i64::try_from(timeout.as_micros())
-        .unwrap_or(i64::MAX)
-        .max(1);
-    socket::setsockopt(&fd, sockopt::SendTimeout, &TimeVal::microseconds(micros))?;
-    let addr = UnixAddr::new(path)?;
-    socket::connect(fd.as_raw_fd(), &addr)?;
-    Ok(UnixStream::from(fd))
-}
-
 /// Connects and sets the read/write timeout for the exchange that follows.
 fn open(
     path: &Path,
@@ -58,7 +36,8 @@ fn open(
         path: path.display().to_string(),
         source,
     };
-    let stream = connect(path, connect_timeout).map_err(err)?;
+    let stream = rostfix_proto::connect_unix(path, connect_timeout)
+        .map_err(|e| err(std::io::Error::other(e)))?;
     stream.set_read_timeout(Some(io_timeout)).map_err(err)?;
     stream.set_write_timeout(Some(io_timeout)).map_err(err)?;
     Ok(stream)

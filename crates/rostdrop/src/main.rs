@@ -8,7 +8,6 @@ mod hardening;
 mod help;
 mod maildrop;
 mod sysexits;
-mod trigger;
 mod trust;
 mod validate;
 
@@ -88,7 +87,11 @@ fn run(args: &DropArgs, mail_config: Option<&std::ffi::OsStr>) -> ! {
     }
     // The message is safe in maildrop/; a lost wake-up only delays it to pickup's
     // next periodic scan.
-    if let Err(e) = trigger::send_wakeup(Path::new("public/pickup")) {
+    if let Err(e) = rostfix_proto::send_trigger(
+        Path::new("public/pickup"),
+        &rostfix_proto::Trigger::Wakeup,
+        std::time::Duration::from_secs(2),
+    ) {
         eprintln!("rostdrop: warning: {e}");
     }
     exit(0);

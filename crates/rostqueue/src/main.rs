@@ -8,7 +8,6 @@ mod json;
 mod listing;
 mod localtime;
 mod scan;
-mod trigger;
 
 use args::{ArgsError, Command, Mode, Options};
 use rostfix_config::{config_dir, MainCf};
@@ -31,7 +30,7 @@ enum Fatal {
     #[error("{0}")]
     Scan(#[from] scan::ScanError),
     #[error("Cannot flush mail queue - mail system is down ({0})")]
-    Trigger(#[from] trigger::TriggerError),
+    Trigger(#[from] rostfix_proto::TriggerError),
     #[error("write to standard output: {0}")]
     Output(std::io::Error),
 }
@@ -92,12 +91,12 @@ fn run(options: &Options) -> Result<(), Fatal> {
             out.flush().map_err(Fatal::Output)
         }
         Mode::Flush => {
-            trigger::send_trigger(&root.join("public/qmgr"), &Trigger::Flush, timeout)?;
+            rostfix_proto::send_trigger(&root.join("public/qmgr"), &Trigger::Flush, timeout)?;
             wake_pickup(&root, timeout);
             Ok(())
         }
         Mode::FlushId(id) => {
-            trigger::send_trigger(
+            rostfix_proto::send_trigger(
                 &root.join("public/qmgr"),
                 &Trigger::FlushId(id.clone()),
                 timeout,
@@ -110,7 +109,9 @@ fn run(options: &Options) -> Result<(), Fatal> {
 /// Mail waiting in maildrop/ is part of "the queue" too; pickup being unreachable when
 /// qmgr answered is odd but not fatal to the flush.
 fn wake_pickup(root: &Path, timeout: std::time::Duration) {
-    if let Err(e) = trigger::send_trigger(&root.join("public/pickup"), &Trigger::Wakeup, timeout) {
+    if let Err(e) =
+        rostfix_proto::send_trigger(&root.join("public/pickup"), &Trigger::Wakeup, timeout)
+    {
         eprintln!("rostqueue: warning: {e}");
     }
 }
