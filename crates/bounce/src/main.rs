@@ -9,7 +9,6 @@
 //! (delay_warning_time), success notices (NOTIFY=SUCCESS), RET=FULL (the whole message
 //! returned) and double-bounce to postmaster are not implemented yet.
 
-mod date;
 mod handler;
 mod notice;
 

@@ -4,7 +4,7 @@
 //! so the structure is unit-tested. Text from delivery agents and addresses is cleaned
 //! of control characters and length-capped so it can never break the MIME structure.
 
-use crate::date::{compact_timestamp, rfc5322_date};
+use rostfix_maillog::date::{compact_timestamp, format_rfc5322};
 use rostfix_proto::BouncedRecipient;
 
 /// Longest diagnostic text carried (a header line must stay under 998 bytes).
@@ -133,7 +133,7 @@ fn delivery_status(n: &Notice) -> String {
         clean(n.myhostname, 200),
         clean(n.queue_id, 64),
         clean(n.sender, 500),
-        rfc5322_date(n.arrival)
+        format_rfc5322(n.arrival, 0)
     );
     for r in n.recipients {
         let addr = clean(&r.address, 500);
@@ -198,9 +198,9 @@ pub fn build(n: &Notice) -> Vec<u8> {
              \n\
              This is a MIME-encapsulated message.\n\
              \n",
-            rfc5322_date(n.now),
+            format_rfc5322(n.now, 0),
             clean(n.sender, 500),
-            compact_timestamp(n.now),
+            compact_timestamp(n.now, 0),
             clean(n.new_id, 64),
         )
         .as_bytes(),

@@ -4,7 +4,6 @@
 //! connection, 5 s to send it) and scans maildrop/ after each, and at least every 60 s;
 //! it exits when master goes away.
 
-mod date;
 mod envelope;
 mod process;
 mod qualify;
@@ -46,7 +45,7 @@ fn main() {
         }
     }
     // Load the time zone before the chroot hides /etc/localtime (glibc caches it).
-    let _ = date::local_offset(0);
+    let _ = rostfix_maillog::date::local_offset(0);
     if let Err(e) = service.confine() {
         log::error!("fatal: {e}");
         std::process::exit(1);

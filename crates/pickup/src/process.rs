@@ -6,8 +6,8 @@
 //! before the maildrop/ file is unlinked, a crash makes the next scan queue the message
 //! a second time (a duplicate, never a loss).
 
-use crate::date::{format_rfc5322, local_offset};
 use crate::envelope::{incoming_envelope, received_header};
+use rostfix_maillog::date::{format_rfc5322, local_offset};
 use rostfix_queue::{queue_path, QueueError, QueueFile, QueueName, QueueWriter};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;

@@ -4,8 +4,8 @@
 //! Message-Id: added when missing. Pure: the clock, pid and host names come in.
 
 use crate::addr_list::parse_address_list;
-use crate::date::{broken_down, format_rfc5322};
 use crate::headers::{from_value, Message};
+use rostfix_maillog::date::{broken_down, format_rfc5322};
 
 /// Everything about the submission that does not come from the message itself.
 #[derive(Debug, Clone)]

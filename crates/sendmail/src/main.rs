@@ -6,7 +6,6 @@
 mod addr_list;
 mod args;
 mod compose;
-mod date;
 mod headers;
 mod help;
 mod input;
@@ -137,7 +136,7 @@ fn run(opts: &Options) -> Result<i32, Fatal> {
         myorigin: &myorigin,
         now_unix,
         now_nanos: now.subsec_nanos(),
-        utc_offset: date::local_offset(now_unix),
+        utc_offset: rostfix_maillog::date::local_offset(now_unix),
         pid: std::process::id(),
     };
     let submission = compose(&content, &ctx).ok_or(Fatal::NoRecipients)?;

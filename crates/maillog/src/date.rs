@@ -1,19 +1,9 @@
-//! RFC 5322 dates (`Mon, 23 Nov 2026 09:35:12 +0100`) for the Date: header, and the
-//! local UTC offset from the C library (so TZ and /etc/localtime are honoured).
+//! RFC 5322 dates (`Mon, 23 Nov 2026 09:35:12 +0100`) for the Date:, Received: and
+//! notice headers every program writes, and the local UTC offset from the C library
+//! (so TZ and /etc/localtime are honoured; call [`crate::init`] or [`local_offset`]
+//! once before a chroot so libc has the zone cached).
 
-/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+use crate::stamp::civil_from_days;
 
 /// Broken-down local time: (year, month 1-12, day, hour, minute, second, weekday 0=Sun).
 pub fn broken_down(unix: i64, offset_secs: i32) -> (i64, u32, u32, u32, u32, u32, usize) {
@@ -57,6 +47,12 @@ pub fn format_rfc5322(unix: i64, offset_secs: i32) -> String {
     )
 }
 
+/// `YYYYMMDDhhmmss` at the given offset, for Message-Id values.
+pub fn compact_timestamp(unix: i64, offset_secs: i32) -> String {
+    let (y, mo, d, h, mi, s, _) = broken_down(unix, offset_secs);
+    format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}")
+}
+
 /// The local offset from UTC at `unix`, in seconds; 0 if the C library cannot tell.
 pub fn local_offset(unix: i64) -> i32 {
     let t: libc::time_t = unix as libc::time_t;
@@ -94,6 +90,11 @@ mod tests {
         );
         // Offset crossing midnight back into the previous day.
         assert_eq!(format_rfc5322(0, -3600), "Wed, 31 Dec 1969 23:00:00 -0100");
+    }
+
+    #[test]
+    fn compact_stamp() {
+        assert_eq!(compact_timestamp(1_709_210_096, 0), "20240229123456");
     }
 
     #[test]
