@@ -64,6 +64,14 @@ impl Map for TextHash {
     fn spec(&self) -> &str {
         &self.spec
     }
+    fn entries(&self) -> Option<Result<Vec<(String, String)>, MapError>> {
+        Some(self.table.get().map(|t| {
+            let mut v: Vec<(String, String)> =
+                t.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            v.sort();
+            v
+        }))
+    }
 }
 
 /// Open the .rdb for `source`, refusing one that is missing or older than its source.

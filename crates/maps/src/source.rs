@@ -12,41 +12,51 @@ pub struct LogicalLine {
     pub text: String,
 }
 
-/// Split source text into logical lines as Postfix's `readllines` does: blank lines and
-/// lines whose first non-blank character is `#` are dropped; a line that starts with
-/// white space continues the previous logical line. Invalid UTF-8 is replaced, never
-/// a panic.
+/// Split source text into logical lines as Postfix's `readllines` does: a line that
+/// starts with white space continues the previous logical line (only the newline is
+/// removed; the continuation keeps its leading white space, so postmap and rostmap
+/// give the same value); an empty line or a `#` comment in column 0 ends a logical
+/// line, while an indented comment is skipped without ending it; continuation text
+/// with nothing to continue is ignored with a warning. Invalid UTF-8 is replaced,
+/// never a panic.
 pub fn logical_lines(bytes: &[u8]) -> Vec<LogicalLine> {
     let text = String::from_utf8_lossy(bytes);
     let mut out: Vec<LogicalLine> = Vec::new();
     let mut current: Option<LogicalLine> = None;
+    let finish = |cur: &mut Option<LogicalLine>, out: &mut Vec<LogicalLine>| {
+        if let Some(mut done) = cur.take() {
+            done.text = done.text.trim().to_string();
+            out.push(done);
+        }
+    };
     for (idx, raw) in text.split('\n').enumerate() {
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            // Postfix: comments and blank lines end nothing and continue nothing.
+        let starts_blank = raw.starts_with([' ', '\t']);
+        if trimmed.is_empty() || (trimmed.starts_with('#') && !starts_blank) {
+            finish(&mut current, &mut out);
             continue;
         }
-        let starts_blank = raw.starts_with([' ', '\t']);
-        match current.as_mut() {
-            Some(cur) if starts_blank => {
-                cur.text.push(' ');
-                cur.text.push_str(trimmed);
-            }
-            _ => {
-                if let Some(done) = current.take() {
-                    out.push(done);
-                }
-                current = Some(LogicalLine {
-                    line: idx + 1,
-                    text: trimmed.to_string(),
-                });
-            }
+        if trimmed.starts_with('#') {
+            continue;
         }
+        if starts_blank {
+            match current.as_mut() {
+                Some(cur) => cur.text.push_str(raw),
+                None => log::warn!(
+                    "line {}: logical line must not start with whitespace",
+                    idx + 1
+                ),
+            }
+            continue;
+        }
+        finish(&mut current, &mut out);
+        current = Some(LogicalLine {
+            line: idx + 1,
+            text: raw.to_string(),
+        });
     }
-    if let Some(done) = current {
-        out.push(done);
-    }
+    finish(&mut current, &mut out);
     out
 }
 
@@ -151,10 +161,21 @@ mod tests {
         assert_eq!(e.len(), 3);
         assert_eq!(
             (e[0].line, e[0].key.as_str(), e[0].value.as_str()),
-            (2, "foo", "bar baz")
+            (2, "foo", "bar  baz")
         );
         assert_eq!((e[1].key.as_str(), e[1].value.as_str()), ("qux", "quux"));
         assert_eq!((e[2].key.as_str(), e[2].value.as_str()), ("lone", ""));
+    }
+
+    #[test]
+    fn blank_line_and_column0_comment_end_a_line() {
+        let e = parse_postmap(
+            b"a 1\n\n  orphan\nb 2\n  # indented\n  more\n#c\n  lost\n",
+            true,
+        );
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].value, "1");
+        assert_eq!(e[1].value, "2  more");
     }
 
     #[test]
@@ -175,7 +196,7 @@ mod tests {
             (e[0].key.as_str(), e[0].value.as_str()),
             ("postmaster", "root")
         );
-        assert_eq!(e[1].value, "alice, bob, |\"/bin/cmd\"");
+        assert_eq!(e[1].value, "alice,  bob, |\"/bin/cmd\"");
         assert_eq!(
             (e[2].key.as_str(), e[2].value.as_str()),
             ("odd name", "carol")
