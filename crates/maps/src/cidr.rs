@@ -1,7 +1,8 @@
 //! `cidr:` tables (cidr_table(5)): `network/prefix result` or a bare address, IPv4 and
 //! IPv6 (optionally in `[ ]`), `!` to negate a pattern; the first match wins. Host bits
 //! set below the prefix are an error, as in Postfix. A key that is not an IP address
-//! matches nothing. (Postfix 3.2's `if`/`endif` in cidr tables is not supported yet.)
+//! matches nothing. `if pattern` ... `endif` blocks (Postfix 3.2) nest; a rule of the
+//! other address family never matches, negated or not.
 
 use crate::error::MapError;
 use crate::reload::Watched;
@@ -18,10 +19,41 @@ struct Rule {
     result: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Rule(Rule),
+    If { cond: Rule, body: Vec<Node> },
+}
+
+/// An open `if` block while parsing: condition and line (None at top level), body.
+type Block = (Option<(Rule, usize)>, Vec<Node>);
+
 /// A parsed cidr table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CidrTable {
-    rules: Vec<Rule>,
+    nodes: Vec<Node>,
+}
+
+impl Rule {
+    fn matches(&self, key_bits: u128, key_width: u8) -> bool {
+        let (net_bits, width) = bits(self.net);
+        width == key_width && (key_bits & mask(width, self.prefix) == net_bits) != self.negate
+    }
+}
+
+fn find_in(nodes: &[Node], key_bits: u128, key_width: u8) -> Option<String> {
+    for node in nodes {
+        match node {
+            Node::Rule(r) if r.matches(key_bits, key_width) => return Some(r.result.clone()),
+            Node::If { cond, body } if cond.matches(key_bits, key_width) => {
+                if let Some(found) = find_in(body, key_bits, key_width) {
+                    return Some(found);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn strip_brackets(s: &str) -> &str {
@@ -77,36 +109,64 @@ fn parse_pattern(pat: &str) -> Result<(IpAddr, u8), String> {
 impl CidrTable {
     /// Parse table text; `path` only names the file in errors.
     pub fn parse(bytes: &[u8], path: &Path) -> Result<CidrTable, MapError> {
-        let mut rules = Vec::new();
+        let err = |line: usize, reason: String| MapError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        };
+        // Open `if` blocks: (condition, its line, body so far); the bottom is the top level.
+        let mut stack: Vec<Block> = vec![(None, Vec::new())];
         for l in logical_lines(bytes) {
-            let (pat, result) = match l.text.find(char::is_whitespace) {
+            let (word, rest) = match l.text.find(char::is_whitespace) {
                 Some(p) => (&l.text[..p], l.text[p..].trim()),
                 None => (l.text.as_str(), ""),
+            };
+            if word.eq_ignore_ascii_case("endif") {
+                if !rest.is_empty() || stack.len() == 1 {
+                    return Err(err(l.line, "ENDIF without matching IF".into()));
+                }
+                if let Some((Some((cond, _)), body)) = stack.pop() {
+                    if let Some(top) = stack.last_mut() {
+                        top.1.push(Node::If { cond, body });
+                    }
+                }
+                continue;
+            }
+            let is_if = word.eq_ignore_ascii_case("if");
+            let (pat, result) = if is_if {
+                match rest.find(char::is_whitespace) {
+                    Some(_) => return Err(err(l.line, "garbage after IF pattern".into())),
+                    None => (rest, ""),
+                }
+            } else {
+                (word, rest)
             };
             let (negate, pat) = match pat.strip_prefix('!') {
                 Some(p) => (true, p),
                 None => (false, pat),
             };
-            let (net, prefix) = parse_pattern(pat).map_err(|reason| MapError::Syntax {
-                path: path.to_path_buf(),
-                line: l.line,
-                reason,
-            })?;
-            if result.is_empty() {
-                return Err(MapError::Syntax {
-                    path: path.to_path_buf(),
-                    line: l.line,
-                    reason: "no lookup result".into(),
-                });
+            let (net, prefix) = parse_pattern(pat).map_err(|r| err(l.line, r))?;
+            if result.is_empty() && !is_if {
+                return Err(err(l.line, "no lookup result".into()));
             }
-            rules.push(Rule {
+            let rule = Rule {
                 net,
                 prefix,
                 negate,
                 result: result.to_string(),
-            });
+            };
+            if is_if {
+                stack.push((Some((rule, l.line)), Vec::new()));
+            } else if let Some(top) = stack.last_mut() {
+                top.1.push(Node::Rule(rule));
+            }
         }
-        Ok(CidrTable { rules })
+        if stack.len() > 1 {
+            let line = stack.last().and_then(|s| s.0.as_ref()).map_or(0, |c| c.1);
+            return Err(err(line, "IF has no matching ENDIF".into()));
+        }
+        let nodes = stack.pop().map(|s| s.1).unwrap_or_default();
+        Ok(CidrTable { nodes })
     }
 
     /// Result of the first rule matching `key` (an IP address, brackets allowed).
@@ -118,15 +178,7 @@ impl CidrTable {
             v4 => v4,
         };
         let (key_bits, key_width) = bits(ip);
-        self.rules
-            .iter()
-            .find(|r| {
-                let (net_bits, width) = bits(r.net);
-                // A rule of the other address family never matches, negated or not
-                // (as in Postfix's cidr_match).
-                width == key_width && (key_bits & mask(width, r.prefix) == net_bits) != r.negate
-            })
-            .map(|r| r.result.clone())
+        find_in(&self.nodes, key_bits, key_width)
     }
 }
 
@@ -196,6 +248,19 @@ mod tests {
         assert_eq!(t.find("2001:db9::1"), None);
         assert_eq!(t.find("::ffff:192.0.2.1").as_deref(), Some("outside"));
         assert_eq!(t.find("10.9.9.9"), None);
+    }
+
+    #[test]
+    fn if_endif_blocks() {
+        let t = table(
+            "if 10.0.0.0/8\n!10.1.0.0/16 ten-not-one\nendif\nif !192.168.0.0/16\n0.0.0.0/0 v4\nendif\n",
+        );
+        assert_eq!(t.find("10.2.0.1").as_deref(), Some("ten-not-one"));
+        assert_eq!(t.find("10.1.0.1").as_deref(), Some("v4"));
+        assert_eq!(t.find("192.168.1.1"), None);
+        assert_eq!(t.find("2001:db8::1"), None);
+        assert!(CidrTable::parse(b"if 10.0.0.0/8\n", Path::new("t")).is_err());
+        assert!(CidrTable::parse(b"endif\n", Path::new("t")).is_err());
     }
 
     #[test]
