@@ -54,6 +54,19 @@ pub fn encode(entries: &[Entry]) -> Result<Vec<u8>, String> {
 /// Write `entries` to `db` atomically: a temporary file in the same directory, fsync,
 /// then rename over the old file, so a reader sees the old table or the new one.
 pub fn write_atomic(db: &Path, entries: &[Entry]) -> Result<(), MapError> {
+    write_atomic_like(db, entries, None)
+}
+
+/// [`write_atomic`], giving the new file the permission bits of `like` (the source
+/// file) and, when run as root, its owner and group — before the rename, so a secret
+/// table (sasl_passwd) is never readable by others even for a moment.
+pub fn write_atomic_like(
+    db: &Path,
+    entries: &[Entry],
+    like: Option<&Path>,
+) -> Result<(), MapError> {
+    use std::os::unix::fs::MetadataExt;
+    let like_md = like.and_then(|p| std::fs::metadata(p).ok());
     let bytes = encode(entries).map_err(|reason| MapError::Corrupt {
         path: db.to_path_buf(),
         reason,
@@ -62,7 +75,18 @@ pub fn write_atomic(db: &Path, entries: &[Entry]) -> Result<(), MapError> {
     tmp.push(format!(".tmp.{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if like_md.is_some() { 0o600 } else { 0o644 })
+            .open(&tmp)?;
+        if let Some(md) = &like_md {
+            if nix::unistd::geteuid().is_root() {
+                std::os::unix::fs::fchown(&f, Some(md.uid()), Some(md.gid()))?;
+            }
+            f.set_permissions(md.permissions())?;
+        }
         f.write_all(&bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, db)

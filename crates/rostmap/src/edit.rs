@@ -3,7 +3,7 @@
 //! it atomically (temporary file + rename) and then rebuild the .rdb.
 
 use rostfix_maps::hash::{read_source, SourceSyntax};
-use rostfix_maps::rdb::{rdb_path, write_atomic};
+use rostfix_maps::rdb::{rdb_path, write_atomic_like};
 use rostfix_maps::source::{parse_aliases, parse_postmap};
 use rostfix_maps::MapError;
 use std::io::Write;
@@ -14,10 +14,10 @@ pub fn is_indexed(kind: &str) -> bool {
     matches!(kind, "hash" | "btree")
 }
 
-/// Build `source`.rdb from `source`.
+/// Build `source`.rdb from `source`, with the source's owner and permission bits.
 pub fn build(source: &Path, syntax: SourceSyntax) -> Result<usize, MapError> {
     let entries = read_source(source, syntax)?;
-    write_atomic(&rdb_path(source), &entries)?;
+    write_atomic_like(&rdb_path(source), &entries, Some(source))?;
     Ok(entries.len())
 }
 
@@ -26,9 +26,18 @@ fn write_source_atomic(path: &Path, text: &str) -> Result<(), MapError> {
     tmp.push(format!(".rostmap.{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        // Keep the source's permission bits (it may be readable only by root).
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        // Created private, then given the source's owner and permission bits (it may
+        // be readable only by root), so it is never more open than the old file.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         if let Ok(md) = std::fs::metadata(path) {
+            if nix::unistd::geteuid().is_root() {
+                std::os::unix::fs::fchown(&f, Some(md.uid()), Some(md.gid()))?;
+            }
             f.set_permissions(md.permissions())?;
         }
         f.write_all(text.as_bytes())?;

@@ -61,9 +61,16 @@ fn hash_table_like_postmap() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("virtual.rdb") && err.contains(path), "{err}");
 
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
     let out = run_in(&d, &[path], None);
     assert!(out.status.success(), "{out:?}");
-    assert!(d.join("virtual.rdb").exists());
+    // The index is as private as its source (sasl_passwd must stay unreadable).
+    let mode = std::fs::metadata(d.join("virtual.rdb"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
     let table = format!("hash:{path}");
     // postmap folds keys when building and when querying; the first duplicate wins.
     assert_eq!(q(&d, &table, "ALICE@example.com"), (0, "alice\n".into()));
