@@ -22,6 +22,8 @@ pub enum Command {
     Quit,
     Vrfy(String),
     Help,
+    /// RFC 3207; takes no arguments.
+    Starttls,
 }
 
 impl Command {
@@ -38,6 +40,7 @@ impl Command {
             Command::Quit => "quit",
             Command::Vrfy(_) => "vrfy",
             Command::Help => "help",
+            Command::Starttls => "starttls",
         }
     }
 }
@@ -116,6 +119,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
         "DATA" => no_args(rest, "data", "Syntax: DATA", Command::Data),
         "RSET" => no_args(rest, "rset", "Syntax: RSET", Command::Rset),
         "QUIT" => no_args(rest, "quit", "Syntax: QUIT", Command::Quit),
+        "STARTTLS" => no_args(rest, "starttls", "Syntax: STARTTLS", Command::Starttls),
         // RFC 5321 4.1.1.9: NOOP may carry a string, which is ignored.
         "NOOP" => Ok(Command::Noop),
         "HELP" => Ok(Command::Help),
@@ -425,7 +429,15 @@ mod tests {
     #[test]
     fn unknown_forbidden_and_bad_bytes() {
         assert_eq!(p("XYZZY"), Err(CommandError::Unknown("XYZZY".into())));
-        assert_eq!(p("STARTTLS"), Err(CommandError::Unknown("STARTTLS".into())));
+        assert_eq!(p("ETRN x"), Err(CommandError::Unknown("ETRN".into())));
+        assert_eq!(p("starttls"), Ok(Command::Starttls));
+        assert!(matches!(
+            p("STARTTLS x"),
+            Err(CommandError::Usage {
+                verb: "starttls",
+                ..
+            })
+        ));
         assert_eq!(
             p("GET / HTTP/1.0"),
             Err(CommandError::Forbidden("GET".into()))

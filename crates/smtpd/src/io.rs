@@ -8,7 +8,10 @@
 //! its LF without being stored, so a client cannot make us buffer unbounded data.
 
 use crate::reply::Reply;
-use std::io::{self, BufRead, BufReader, Read, Write};
+#[cfg(test)]
+use crate::tls::Duplex;
+use crate::tls::{TlsInfo, Transport};
+use std::io::{self, BufRead, BufReader};
 
 /// Read buffer size; also the most a single read pulls from the socket.
 const READ_BUFFER: usize = 16 * 1024;
@@ -24,10 +27,9 @@ pub enum LineRead {
     Eof,
 }
 
-/// Buffered input plus pending replies.
-pub struct SmtpIo<R: Read, W: Write> {
-    reader: BufReader<R>,
-    writer: W,
+/// Buffered input plus pending replies, over one transport (writes bypass the buffer).
+pub struct SmtpIo<T: Transport> {
+    reader: BufReader<T>,
     pending: Vec<u8>,
 }
 
@@ -39,13 +41,43 @@ pub fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-impl<R: Read, W: Write> SmtpIo<R, W> {
+#[cfg(test)]
+impl<R: std::io::Read, W: std::io::Write> SmtpIo<Duplex<R, W>> {
+    /// Separate input and output, no TLS (tests).
     pub fn new(input: R, output: W) -> Self {
+        SmtpIo::over(Duplex { input, output })
+    }
+}
+
+impl<T: Transport> SmtpIo<T> {
+    pub fn over(transport: T) -> Self {
         SmtpIo {
-            reader: BufReader::with_capacity(READ_BUFFER, input),
-            writer: output,
+            reader: BufReader::with_capacity(READ_BUFFER, transport),
             pending: Vec::new(),
         }
+    }
+
+    /// Whether STARTTLS can be offered on this connection.
+    pub fn tls_available(&self) -> bool {
+        self.reader.get_ref().tls_available()
+    }
+
+    /// Drops whatever input the client sent after the current command and is already
+    /// buffered; returns how many bytes. Used at STARTTLS: plaintext pipelined after it
+    /// must never be read as if it came over TLS (CVE-2011-0411).
+    pub fn discard_buffered(&mut self) -> usize {
+        let n = self.reader.buffer().len();
+        self.reader.consume(n);
+        n
+    }
+
+    /// STARTTLS after its 220: flushes the replies, discards buffered plaintext, and
+    /// runs the handshake; from then on every read and write goes through TLS.
+    pub fn start_tls(&mut self) -> io::Result<(TlsInfo, usize)> {
+        let discarded = self.discard_buffered();
+        self.flush()?;
+        let info = self.reader.get_mut().start_tls()?;
+        Ok((info, discarded))
     }
 
     /// Queues a reply; it goes out at the next flush.
@@ -56,10 +88,10 @@ impl<R: Read, W: Write> SmtpIo<R, W> {
     /// Writes the pending replies.
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.pending.is_empty() {
-            let result = self
-                .writer
+            let writer = self.reader.get_mut();
+            let result = writer
                 .write_all(&self.pending)
-                .and_then(|()| self.writer.flush());
+                .and_then(|()| writer.flush());
             self.pending.clear();
             result?;
         }
@@ -167,5 +199,16 @@ mod tests {
             assert_eq!(io.read_line(10).unwrap(), LineRead::Line(b"B".to_vec()));
         }
         assert_eq!(out, b"250 2.0.0 one\r\n");
+    }
+
+    #[test]
+    fn discard_drops_only_buffered_input() {
+        let mut io = SmtpIo::new(&b"STARTTLS\r\nRSET\r\nMAIL FROM:<a>\r\n"[..], Vec::new());
+        assert_eq!(
+            io.read_line(100).unwrap(),
+            LineRead::Line(b"STARTTLS".to_vec())
+        );
+        assert_eq!(io.discard_buffered(), 21);
+        assert_eq!(io.read_line(100).unwrap(), LineRead::Eof);
     }
 }

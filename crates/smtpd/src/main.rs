@@ -4,7 +4,9 @@
 //!
 //! Startup order matters: the configuration is read and checked BEFORE confinement
 //! (main.cf is outside the chroot), then the process confines itself (chroot into
-//! queue_directory, drop to mail_owner) and only then talks to any client.
+//! queue_directory, drop to mail_owner) and only then talks to any client. The TLS
+//! certificate and key are loaded before confinement too; `rostfix reload` restarts
+//! smtpd, which is how a renewed certificate is picked up.
 
 mod address;
 mod cidr;
@@ -21,6 +23,7 @@ mod session;
 mod settings;
 mod sink;
 mod stats;
+mod tls;
 mod trigger;
 
 use client::ClientInfo;
@@ -29,6 +32,8 @@ use rostfix_service::{Connection, Service, ServiceError};
 use session::Session;
 use settings::{Settings, SettingsError};
 use std::path::Path;
+use std::sync::Arc;
+use tls::NetStream;
 
 const HELP: &str = "\
 NAME
@@ -40,7 +45,9 @@ SYNOPSIS
 DESCRIPTION
     Receives mail over ESMTP (RFC 5321) on the listening sockets inherited from
     master(8) and writes it into the incoming queue. Supports PIPELINING, SIZE, VRFY
-    (always 252), ENHANCEDSTATUSCODES and 8BITMIME. Only CR LF . CR LF ends message
+    (always 252), ENHANCEDSTATUSCODES, 8BITMIME and STARTTLS (RFC 3207, with
+    rustls; TLS 1.2 and 1.3 only), or implicit TLS with smtpd_tls_wrappermode=yes
+    (port 465). Only CR LF . CR LF ends message
     data. Mail for domains outside mydestination is accepted only from clients in
     mynetworks. Not meant to be run by hand: master starts it.
 
@@ -54,7 +61,10 @@ OPTIONS
 
     Parameters used: myhostname, smtpd_banner, mydestination, mynetworks,
     message_size_limit, smtpd_timeout, smtpd_recipient_limit, line_length_limit,
-    hopcount_limit, smtpd_hard_error_limit, smtpd_junk_command_limit.
+    hopcount_limit, smtpd_hard_error_limit, smtpd_junk_command_limit,
+    smtpd_tls_security_level (none, may, encrypt; or the legacy smtpd_use_tls and
+    smtpd_enforce_tls), smtpd_tls_cert_file, smtpd_tls_key_file,
+    smtpd_tls_wrappermode, smtpd_tls_protocols, smtpd_tls_mandatory_protocols.
 
 EXIT STATUS
     0 when master stops it normally, 1 on a startup error.
@@ -94,12 +104,29 @@ fn run() -> Result<(), StartError> {
     for w in warnings {
         log::warn!("{w}");
     }
+    // Before confine(): the certificate files are outside the chroot. A missing or
+    // bad certificate is not fatal: STARTTLS is then simply not offered (and with
+    // `encrypt`, mail is refused), as Postfix does.
+    let tls_config = if settings.tls.wanted() {
+        match settings.tls.load() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log::warn!("cannot load TLS certificate and key: {e}; TLS is not available");
+                None
+            }
+        }
+    } else {
+        None
+    };
     svc.confine()?;
-    svc.serve(listeners, move |_svc, conn| handle(&settings, conn))
+    svc.serve(listeners, move |_svc, conn| {
+        handle(&settings, tls_config.clone(), conn)
+    })
 }
 
 /// Serves one client connection to the end.
-fn handle(settings: &Settings, conn: Connection) {
+fn handle(settings: &Settings, tls: Option<Arc<rustls::ServerConfig>>, conn: Connection) {
+    let wrapper = settings.tls.wrappermode;
     // After confine() the working directory is queue_directory.
     let sink = SpoolSink::new(Path::new("."));
     match conn {
@@ -118,7 +145,7 @@ fn handle(settings: &Settings, conn: Connection) {
                 log::warn!("cannot set socket timeouts for {}: {e}", client.log_name());
                 return;
             }
-            Session::new(settings, client, sink).run(&stream, &stream);
+            Session::new(settings, client, sink).run_over(NetStream::new(stream, tls), wrapper);
         }
         Connection::Unix(stream) => {
             if let Err(e) = stream
@@ -128,7 +155,8 @@ fn handle(settings: &Settings, conn: Connection) {
                 log::warn!("cannot set socket timeouts: {e}");
                 return;
             }
-            Session::new(settings, ClientInfo::local_socket(), sink).run(&stream, &stream);
+            Session::new(settings, ClientInfo::local_socket(), sink)
+                .run_over(NetStream::new(stream, tls), wrapper);
         }
     }
 }

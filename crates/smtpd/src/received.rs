@@ -17,6 +17,8 @@ pub struct ReceivedInfo<'a> {
     /// "SMTP" or "ESMTP".
     pub protocol: &'a str,
     pub queue_id: &'a str,
+    /// `TLSv1.3 with cipher ... (256/256 bits)` when the session was encrypted.
+    pub tls: Option<&'a str>,
     /// Present only when the message has exactly one recipient (privacy, as Postfix).
     pub single_recipient: Option<&'a str>,
     pub unix_time: i64,
@@ -25,9 +27,17 @@ pub struct ReceivedInfo<'a> {
 /// The header with LF line endings and TAB continuation lines, ending in LF.
 pub fn received_header(r: &ReceivedInfo<'_>) -> String {
     let mut h = format!(
-        "Received: from {} ({} [{}])\n\tby {} (Rostfix) with {} id {}",
-        r.helo, r.client_name, r.client_literal, r.myhostname, r.protocol, r.queue_id
+        "Received: from {} ({} [{}])\n",
+        r.helo, r.client_name, r.client_literal
     );
+    // Postfix puts the TLS note on its own continuation line before "by".
+    if let Some(tls) = r.tls {
+        h.push_str(&format!("\t(using {tls})\n"));
+    }
+    h.push_str(&format!(
+        "\tby {} (Rostfix) with {} id {}",
+        r.myhostname, r.protocol, r.queue_id
+    ));
     match r.single_recipient {
         Some(rcpt) => h.push_str(&format!(
             "\n\tfor <{}>; {}\n",
@@ -112,6 +122,7 @@ mod tests {
             myhostname: "mx.example.com",
             protocol: "ESMTP",
             queue_id: "3F2A81C0D4E",
+            tls: None,
             single_recipient: rcpt,
             unix_time: 0,
         })
@@ -130,6 +141,25 @@ mod tests {
         assert_eq!(
             info(None),
             "Received: from client.example (unknown [192.0.2.1])\n\tby mx.example.com (Rostfix) with ESMTP id 3F2A81C0D4E;\n\tThu, 1 Jan 1970 00:00:00 +0000 (UTC)\n"
+        );
+    }
+
+    #[test]
+    fn header_with_tls_note() {
+        let h = received_header(&ReceivedInfo {
+            helo: "c.example",
+            client_name: "unknown",
+            client_literal: "127.0.0.1",
+            myhostname: "mx.example.com",
+            protocol: "ESMTPS",
+            queue_id: "ABC",
+            single_recipient: Some("u@example.com"),
+            tls: Some("TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits)"),
+            unix_time: 0,
+        });
+        assert_eq!(
+            h,
+            "Received: from c.example (unknown [127.0.0.1])\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits))\n\tby mx.example.com (Rostfix) with ESMTPS id ABC\n\tfor <u@example.com>; Thu, 1 Jan 1970 00:00:00 +0000 (UTC)\n"
         );
     }
 }

@@ -7,8 +7,14 @@
 //! RSET/HELO/EHLO reset it. Every reply carries an enhanced status code except the
 //! greeting, the HELO/EHLO replies and 354, as in Postfix. Errors (4xx/5xx replies) are
 //! counted; at `smtpd_hard_error_limit` the session ends with 421. A read timeout ends it
-//! with 421 too. TLS, AUTH and restriction lists are later layers: the command
-//! dispatch in [`Session::dispatch`] is where they hook in.
+//! with 421 too. AUTH and restriction lists are later layers: the command dispatch in
+//! [`Session::dispatch`] is where they hook in.
+//!
+//! TLS (RFC 3207): STARTTLS is offered in EHLO only while the session is plain and a
+//! certificate is loaded. Input the client pipelined after STARTTLS is discarded before
+//! the handshake (CVE-2011-0411), and after it the session starts over (no HELO, no
+//! transaction). With smtpd_tls_security_level=encrypt, only EHLO HELO STARTTLS NOOP
+//! QUIT RSET HELP are allowed before TLS; the rest get 530.
 
 use crate::client::ClientInfo;
 use crate::command::{parse_command, Command, CommandError, PathArg};
@@ -21,8 +27,10 @@ use crate::reply::Reply;
 use crate::settings::Settings;
 use crate::sink::{QueueSink, QueuedMessage};
 use crate::stats::CommandStats;
+#[cfg(test)]
+use crate::tls::Duplex;
+use crate::tls::{SecurityLevel, TlsInfo, Transport};
 use rostfix_queue::{Envelope, Recipient};
-use std::io::{Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Content is handed to the queue in pieces of about this size.
@@ -69,6 +77,8 @@ pub struct Session<'a, S: QueueSink> {
     stats: CommandStats,
     /// Upper-case name of the last command, for "lost connection after X".
     last: String,
+    /// Set once the TLS handshake completed.
+    tls: Option<TlsInfo>,
 }
 
 impl<'a, S: QueueSink> Session<'a, S> {
@@ -86,14 +96,26 @@ impl<'a, S: QueueSink> Session<'a, S> {
             junk: 0,
             stats: CommandStats::default(),
             last: "CONNECT".into(),
+            tls: None,
         }
     }
 
     /// Runs the whole session and logs connect/disconnect.
-    pub fn run<R: Read, W: Write>(&mut self, input: R, output: W) -> SessionEnd {
+    #[cfg(test)]
+    pub fn run<R: std::io::Read, W: std::io::Write>(&mut self, input: R, output: W) -> SessionEnd {
+        self.run_over(Duplex { input, output }, false)
+    }
+
+    /// Runs the whole session over `transport`; `wrapper` (smtpd_tls_wrappermode) does
+    /// the TLS handshake before the greeting.
+    pub fn run_over<T: Transport>(&mut self, transport: T, wrapper: bool) -> SessionEnd {
         let who = self.client.log_name();
         log::info!("connect from {who}");
-        let mut io = SmtpIo::new(input, output);
+        let mut io = SmtpIo::over(transport);
+        if wrapper && !self.handshake(&mut io) {
+            log::info!("disconnect from {who} {}", self.stats.summary());
+            return SessionEnd::Lost;
+        }
         io.send(&Reply::plain(220, vec![self.cfg.banner.clone()]));
         let end = self.command_loop(&mut io);
         if let Err(e) = io.flush() {
@@ -103,7 +125,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
         end
     }
 
-    fn command_loop<R: Read, W: Write>(&mut self, io: &mut SmtpIo<R, W>) -> SessionEnd {
+    fn command_loop<T: Transport>(&mut self, io: &mut SmtpIo<T>) -> SessionEnd {
         let who = self.client.log_name();
         loop {
             if self.errors >= self.cfg.hard_error_limit {
@@ -163,7 +185,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
     }
 
     /// Sends a command's final reply, counting it for statistics and the error limit.
-    fn finish<R: Read, W: Write>(&mut self, name: &str, io: &mut SmtpIo<R, W>, reply: Reply) {
+    fn finish<T: Transport>(&mut self, name: &str, io: &mut SmtpIo<T>, reply: Reply) {
         if reply.is_error() {
             self.errors = self.errors.saturating_add(1);
         }
@@ -171,7 +193,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
         io.send(&reply);
     }
 
-    fn timeout<R: Read, W: Write>(&mut self, io: &mut SmtpIo<R, W>) -> SessionEnd {
+    fn timeout<T: Transport>(&mut self, io: &mut SmtpIo<T>) -> SessionEnd {
         log::info!(
             "timeout after {} from {}",
             self.last,
@@ -185,16 +207,88 @@ impl<'a, S: QueueSink> Session<'a, S> {
         SessionEnd::Timeout
     }
 
+    /// The TLS handshake; false (logged) when it failed and the session must end.
+    fn handshake<T: Transport>(&mut self, io: &mut SmtpIo<T>) -> bool {
+        let who = self.client.log_name();
+        match io.start_tls() {
+            Ok((info, discarded)) => {
+                if discarded > 0 {
+                    log::info!("discarded {discarded} bytes of pipelined plaintext after STARTTLS from {who}");
+                }
+                log::info!(
+                    "Anonymous TLS connection established from {who}: {}",
+                    info.summary()
+                );
+                self.tls = Some(info);
+                true
+            }
+            Err(e) if is_timeout(&e) => {
+                log::info!("timeout in TLS handshake from {who}");
+                false
+            }
+            Err(e) => {
+                log::warn!("TLS handshake failed from {who}: {e}");
+                false
+            }
+        }
+    }
+
+    /// STARTTLS: 220, the handshake, then a fresh session state (RFC 3207 4.2).
+    fn starttls<T: Transport>(&mut self, io: &mut SmtpIo<T>) -> Option<SessionEnd> {
+        let name = "starttls";
+        let reply = if self.tls.is_some() {
+            Reply::new(554, "5.5.1", "Error: TLS already active")
+        } else if self.cfg.tls.level == SecurityLevel::None && !io.tls_available() {
+            Reply::new(502, "5.5.1", "Error: command not implemented")
+        } else if !io.tls_available() {
+            Reply::new(454, "4.7.0", "TLS not available")
+        } else {
+            self.finish(name, io, Reply::new(220, "2.0.0", "Ready to start TLS"));
+            if !self.handshake(io) {
+                log::info!(
+                    "lost connection after STARTTLS from {}",
+                    self.client.log_name()
+                );
+                return Some(SessionEnd::Lost);
+            }
+            self.helo = None;
+            self.esmtp = false;
+            self.txn = None;
+            return None;
+        };
+        self.finish(name, io, reply);
+        None
+    }
+
+    /// smtpd_tls_security_level=encrypt: what may be done before TLS.
+    fn needs_tls_first(&self, cmd: &Command) -> bool {
+        self.cfg.tls.level == SecurityLevel::Encrypt
+            && self.tls.is_none()
+            && !matches!(
+                cmd,
+                Command::Ehlo(_)
+                    | Command::Helo(_)
+                    | Command::Starttls
+                    | Command::Noop
+                    | Command::Quit
+                    | Command::Rset
+                    | Command::Help
+            )
+    }
+
     /// Runs one command; Some(end) when the session is over.
-    fn dispatch<R: Read, W: Write>(
-        &mut self,
-        cmd: Command,
-        io: &mut SmtpIo<R, W>,
-    ) -> Option<SessionEnd> {
+    fn dispatch<T: Transport>(&mut self, cmd: Command, io: &mut SmtpIo<T>) -> Option<SessionEnd> {
         let name = cmd.name();
+        if self.needs_tls_first(&cmd) {
+            let reply = Reply::new(530, "5.7.0", "Must issue a STARTTLS command first");
+            self.finish(name, io, reply);
+            return None;
+        }
+        let offer_tls = self.tls.is_none() && io.tls_available();
         let reply = match cmd {
-            Command::Helo(host) => self.helo(host, false),
-            Command::Ehlo(host) => self.helo(host, true),
+            Command::Starttls => return self.starttls(io),
+            Command::Helo(host) => self.helo(host, false, offer_tls),
+            Command::Ehlo(host) => self.helo(host, true, offer_tls),
             Command::Mail(arg) => self.mail(arg),
             Command::Rcpt(arg) => self.rcpt(arg),
             Command::Data => match self.data(io) {
@@ -249,7 +343,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
         }
     }
 
-    fn helo(&mut self, host: String, esmtp: bool) -> Reply {
+    fn helo(&mut self, host: String, esmtp: bool, offer_tls: bool) -> Reply {
         // RFC 5321 4.1.4: HELO/EHLO in a session resets the transaction.
         self.txn = None;
         self.helo = Some(host);
@@ -262,6 +356,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 n => format!("SIZE {n}"),
             });
             lines.push("VRFY".into());
+            if offer_tls {
+                lines.push("STARTTLS".into());
+            }
             lines.push("ENHANCEDSTATUSCODES".into());
             lines.push("8BITMIME".into());
         }
@@ -325,10 +422,10 @@ impl<'a, S: QueueSink> Session<'a, S> {
     }
 
     fn protocol(&self) -> &'static str {
-        if self.esmtp {
-            "ESMTP"
-        } else {
-            "SMTP"
+        match (self.esmtp, self.tls.is_some()) {
+            (true, true) => "ESMTPS",
+            (true, false) => "ESMTP",
+            (false, _) => "SMTP",
         }
     }
 
@@ -376,7 +473,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
     }
 
     /// DATA: creates the queue file, streams the content into it, commits.
-    fn data<R: Read, W: Write>(&mut self, io: &mut SmtpIo<R, W>) -> DataOutcome {
+    fn data<T: Transport>(&mut self, io: &mut SmtpIo<T>) -> DataOutcome {
         let txn = match self.txn.take() {
             None => {
                 return DataOutcome::Reply(Reply::new(503, "5.5.1", "Error: need RCPT command"))
@@ -404,6 +501,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             [one] => Some(one.as_str()),
             _ => None,
         };
+        let tls_note = self.tls.as_ref().map(TlsInfo::summary);
         let header = received_header(&ReceivedInfo {
             helo: self.helo.as_deref().unwrap_or(&self.client.name),
             client_name: &self.client.name,
@@ -411,6 +509,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             myhostname: &self.cfg.myhostname,
             protocol: self.protocol(),
             queue_id: &id,
+            tls: tls_note.as_deref(),
             single_recipient: single,
             unix_time: now_unix(),
         });

@@ -6,7 +6,7 @@ use crate::sink::SinkError;
 use proptest::prelude::*;
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Read, Write};
 use std::rc::Rc;
 
 /// A committed message as the fake queue keeps it.
@@ -596,4 +596,181 @@ fn real_socket_timeout_and_pipelining() {
         lines.last().unwrap(),
         "421 4.4.2 mx.example.com Error: timeout exceeded"
     );
+}
+
+/// A transport whose input arrives in the given chunks (one per read) and which can
+/// "start TLS": it writes a `<TLS>` marker into the output so tests can tell the
+/// replies sent before the handshake from those after it.
+struct FakeTls {
+    chunks: VecDeque<Vec<u8>>,
+    out: Rc<RefCell<Vec<u8>>>,
+    available: bool,
+}
+
+impl Read for FakeTls {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.chunks.pop_front() {
+            None => Ok(0),
+            Some(c) => {
+                assert!(c.len() <= buf.len());
+                buf[..c.len()].copy_from_slice(&c);
+                Ok(c.len())
+            }
+        }
+    }
+}
+
+impl Write for FakeTls {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.out.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for FakeTls {
+    fn start_tls(&mut self) -> Result<TlsInfo, io::Error> {
+        if !self.available {
+            return Err(io::Error::other("no TLS"));
+        }
+        self.available = false;
+        self.out.borrow_mut().extend_from_slice(b"<TLS>\r\n");
+        Ok(TlsInfo {
+            protocol: "TLSv1.3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
+            bits: 256,
+        })
+    }
+    fn tls_available(&self) -> bool {
+        self.available
+    }
+}
+
+/// Runs a session over FakeTls; returns (reply lines before `<TLS>`, lines after, sink).
+fn tls_session(
+    cfg: &Settings,
+    chunks: &[&[u8]],
+    available: bool,
+    wrapper: bool,
+) -> (Vec<String>, Vec<String>, FakeSink) {
+    let sink = FakeSink::default();
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let t = FakeTls {
+        chunks: chunks.iter().map(|c| c.to_vec()).collect(),
+        out: out.clone(),
+        available,
+    };
+    Session::new(cfg, inside(), sink.clone()).run_over(t, wrapper);
+    let text = String::from_utf8(out.borrow().clone()).unwrap();
+    let (before, after) = text.split_once("<TLS>\r\n").unwrap_or((&text, ""));
+    let split = |s: &str| s.split_terminator("\r\n").map(str::to_string).collect();
+    (split(before), split(after), sink)
+}
+
+fn tls_cfg(level: SecurityLevel) -> Settings {
+    let mut cfg = settings();
+    cfg.tls.level = level;
+    cfg
+}
+
+#[test]
+fn starttls_advertised_only_before_tls_and_state_resets() {
+    let cfg = tls_cfg(SecurityLevel::May);
+    let (before, after, _) = tls_session(
+        &cfg,
+        &[
+            b"EHLO c.example\r\nMAIL FROM:<a@c.example>\r\nSTARTTLS\r\n",
+            b"RCPT TO:<u@localhost>\r\nEHLO c.example\r\nSTARTTLS\r\nQUIT\r\n",
+        ],
+        true,
+        false,
+    );
+    assert!(before.contains(&"250-STARTTLS".to_string()), "{before:?}");
+    assert_eq!(before.last().unwrap(), "220 2.0.0 Ready to start TLS");
+    // The transaction started before TLS is gone.
+    assert_eq!(after[0], "503 5.5.1 Error: need MAIL command");
+    assert!(!after.iter().any(|l| l.contains("STARTTLS")), "{after:?}");
+    assert!(after.contains(&"554 5.5.1 Error: TLS already active".to_string()));
+    assert_eq!(after.last().unwrap(), "221 2.0.0 Bye");
+}
+
+#[test]
+fn pipelined_plaintext_after_starttls_is_discarded() {
+    let cfg = tls_cfg(SecurityLevel::May);
+    // RSET and a MAIL ride in the same packet as STARTTLS: an attacker's injection.
+    let (before, after, _) = tls_session(
+        &cfg,
+        &[
+            b"EHLO c\r\nSTARTTLS\r\nRSET\r\nMAIL FROM:<evil@x>\r\n",
+            b"NOOP\r\nQUIT\r\n",
+        ],
+        true,
+        false,
+    );
+    assert_eq!(before.last().unwrap(), "220 2.0.0 Ready to start TLS");
+    assert_eq!(after, ["250 2.0.0 Ok", "221 2.0.0 Bye"]);
+}
+
+#[test]
+fn starttls_refusals() {
+    let (_, _, _) = tls_session(&settings(), &[], false, false);
+    let (lines, _, _) = session(&settings(), inside(), b"EHLO c\r\nSTARTTLS\r\nQUIT\r\n");
+    assert!(!lines.iter().any(|l| l.contains("STARTTLS")));
+    assert_eq!(
+        lines[lines.len() - 2],
+        "502 5.5.1 Error: command not implemented"
+    );
+    let cfg = tls_cfg(SecurityLevel::Encrypt);
+    let (lines, _, _) = session(&cfg, inside(), b"EHLO c\r\nSTARTTLS\r\nQUIT\r\n");
+    assert!(!lines.iter().any(|l| l.contains("STARTTLS")));
+    assert_eq!(lines[lines.len() - 2], "454 4.7.0 TLS not available");
+    let cfg = tls_cfg(SecurityLevel::May);
+    let (before, after, _) = tls_session(&cfg, &[b"STARTTLS now\r\nQUIT\r\n"], true, false);
+    assert_eq!(before[1..], ["501 5.5.4 Syntax: STARTTLS", "221 2.0.0 Bye"]);
+    assert!(after.is_empty());
+}
+
+#[test]
+fn encrypt_requires_starttls_first() {
+    let cfg = tls_cfg(SecurityLevel::Encrypt);
+    let (before, after, sink) = tls_session(
+        &cfg,
+        &[
+            b"EHLO c\r\nMAIL FROM:<a@c>\r\nRCPT TO:<u@localhost>\r\nDATA\r\nVRFY u\r\nNOOP\r\nRSET\r\nHELP\r\nSTARTTLS\r\n",
+            b"EHLO c\r\nMAIL FROM:<a@c>\r\nRCPT TO:<u@localhost>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n",
+        ],
+        true,
+        false,
+    );
+    let must = "530 5.7.0 Must issue a STARTTLS command first";
+    let n = before.len();
+    assert_eq!(before[n - 8..n - 4], [must, must, must, must]);
+    assert!(before[n - 4..n - 1].iter().all(|l| l.starts_with("2")));
+    let codes: Vec<&str> = after.iter().map(|l| &l[..4]).collect();
+    assert!(
+        codes.ends_with(&["250 ", "250 ", "354 ", "250 ", "221 "]),
+        "{after:?}"
+    );
+    let q = sink.0.borrow();
+    let content = String::from_utf8_lossy(&q.queued[0].content).to_string();
+    assert!(
+        content.contains(
+            "\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits))\n\tby mx.example.com (Rostfix) with ESMTPS id"
+        ),
+        "{content}"
+    );
+}
+
+#[test]
+fn wrapper_mode_handshakes_before_the_banner() {
+    let cfg = tls_cfg(SecurityLevel::None);
+    let (before, after, _) = tls_session(&cfg, &[b"EHLO c\r\nQUIT\r\n"], true, true);
+    assert!(before.is_empty());
+    assert!(after[0].starts_with("220 mx.example.com"));
+    assert!(!after.iter().any(|l| l.contains("STARTTLS")));
+    // No certificate: the connection is closed without a banner.
+    let (before, after, _) = tls_session(&cfg, &[b"EHLO c\r\n"], false, true);
+    assert!(before.is_empty() && after.is_empty());
 }

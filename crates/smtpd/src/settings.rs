@@ -7,6 +7,7 @@
 
 use crate::cidr::{Cidr, CidrError, NetworkList};
 use crate::policy::normalize_domain;
+use crate::tls::{SecurityLevel, TlsError, TlsSettings};
 use std::time::Duration;
 
 /// Why the settings are unusable.
@@ -16,6 +17,8 @@ pub enum SettingsError {
     BadValue { name: &'static str, value: String },
     #[error("mynetworks: {0}")]
     Networks(#[from] CidrError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("myhostname is empty and the system host name is unknown")]
     NoHostname,
 }
@@ -37,6 +40,7 @@ pub struct Settings {
     pub hopcount_limit: u32,
     pub hard_error_limit: u32,
     pub junk_command_limit: u32,
+    pub tls: TlsSettings,
 }
 
 impl Settings {
@@ -54,6 +58,14 @@ impl Settings {
             hopcount_limit: 50,
             hard_error_limit: 20,
             junk_command_limit: 100,
+            tls: TlsSettings {
+                level: SecurityLevel::None,
+                cert_file: String::new(),
+                key_file: String::new(),
+                wrappermode: false,
+                protocols: ">=TLSv1.2".into(),
+                protocols_param: "smtpd_tls_protocols",
+            },
         }
     }
 
@@ -123,6 +135,7 @@ impl Settings {
             "smtpd_junk_command_limit",
             u64::from(s.junk_command_limit),
         )?);
+        s.tls = TlsSettings::from_lookup(&get)?;
         Ok((s, warnings))
     }
 }

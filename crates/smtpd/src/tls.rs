@@ -1,0 +1,437 @@
+//! TLS for smtpd with rustls (ring provider): the smtpd_tls_* settings, loading the
+//! certificate chain and key into a `ServerConfig`, and [`NetStream`], the connection
+//! that starts plain and can be upgraded in place (STARTTLS, or at once in wrapper mode).
+//!
+//! Certificates are read once at process start, BEFORE confinement (the files are
+//! usually outside the chroot and readable only by root). `rostfix reload` makes master
+//! restart its children, so a reload picks up a renewed certificate: no in-process
+//! reloading is needed.
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ProtocolVersion, ServerConfig, ServerConnection, StreamOwned};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+/// smtpd_tls_security_level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityLevel {
+    None,
+    May,
+    Encrypt,
+}
+
+/// Why the TLS settings or files are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("bad {name} value: {value}")]
+    BadValue { name: &'static str, value: String },
+    #[error("cannot read certificate file {path}: {source}")]
+    Cert {
+        path: String,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("no certificate in {0}")]
+    NoCert(String),
+    #[error("cannot read private key file {path}: {source}")]
+    Key {
+        path: String,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("smtpd_tls_cert_file is not set")]
+    NoCertFile,
+    #[error("no usable TLS protocol version left by {0}")]
+    NoProtocols(&'static str),
+    #[error("TLS setup: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The smtpd_tls_* parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub level: SecurityLevel,
+    pub cert_file: String,
+    pub key_file: String,
+    pub wrappermode: bool,
+    /// smtpd_tls_protocols (level may) or smtpd_tls_mandatory_protocols (encrypt).
+    pub protocols: String,
+    pub protocols_param: &'static str,
+}
+
+fn yes(v: &str) -> bool {
+    matches!(v.trim().to_ascii_lowercase().as_str(), "yes" | "true" | "1")
+}
+
+impl TlsSettings {
+    /// Reads the parameters; the legacy smtpd_use_tls=yes means `may` and
+    /// smtpd_enforce_tls=yes means `encrypt` when smtpd_tls_security_level is empty.
+    pub fn from_lookup(get: &impl Fn(&str) -> String) -> Result<TlsSettings, TlsError> {
+        let raw = get("smtpd_tls_security_level");
+        let level = match raw.trim().to_ascii_lowercase().as_str() {
+            "" if yes(&get("smtpd_enforce_tls")) => SecurityLevel::Encrypt,
+            "" if yes(&get("smtpd_use_tls")) => SecurityLevel::May,
+            "" | "none" => SecurityLevel::None,
+            "may" => SecurityLevel::May,
+            "encrypt" => SecurityLevel::Encrypt,
+            _ => {
+                return Err(TlsError::BadValue {
+                    name: "smtpd_tls_security_level",
+                    value: raw.trim().to_string(),
+                })
+            }
+        };
+        let (protocols_param, default) = match level {
+            SecurityLevel::Encrypt => ("smtpd_tls_mandatory_protocols", ">=TLSv1.2"),
+            _ => ("smtpd_tls_protocols", ">=TLSv1.2"),
+        };
+        let protocols = match get(protocols_param).trim() {
+            "" => default.to_string(),
+            p => p.to_string(),
+        };
+        // Checked now so a typo is a startup error, not a silent downgrade.
+        parse_protocols(&protocols, protocols_param)?;
+        let cert_file = get("smtpd_tls_cert_file").trim().to_string();
+        let key_file = match get("smtpd_tls_key_file").trim() {
+            // Postfix's default: smtpd_tls_key_file = $smtpd_tls_cert_file.
+            "" => cert_file.clone(),
+            k => k.to_string(),
+        };
+        Ok(TlsSettings {
+            level,
+            cert_file,
+            key_file,
+            wrappermode: yes(&get("smtpd_tls_wrappermode")),
+            protocols,
+            protocols_param,
+        })
+    }
+
+    /// Whether any TLS is wanted at all (STARTTLS or wrapper mode).
+    pub fn wanted(&self) -> bool {
+        self.wrappermode || self.level != SecurityLevel::None
+    }
+
+    /// Loads the certificate chain and key. Call before confinement.
+    pub fn load(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        if self.cert_file.is_empty() {
+            return Err(TlsError::NoCertFile);
+        }
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert_file)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|source| TlsError::Cert {
+                path: self.cert_file.clone(),
+                source,
+            })?;
+        if certs.is_empty() {
+            return Err(TlsError::NoCert(self.cert_file.clone()));
+        }
+        // PKCS#8, PKCS#1 (RSA) and SEC1 (EC) keys are all accepted.
+        let key = PrivateKeyDer::from_pem_file(&self.key_file).map_err(|source| TlsError::Key {
+            path: self.key_file.clone(),
+            source,
+        })?;
+        let versions = parse_protocols(&self.protocols, self.protocols_param)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions)?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+        Ok(Arc::new(config))
+    }
+}
+
+/// Postfix protocol lists: `>=TLSv1.2`, `<=TLSv1.3`, `!SSLv2, !SSLv3, !TLSv1`, or a
+/// list of versions to allow. rustls speaks only TLS 1.2 and 1.3, so older ones can be
+/// excluded but never enabled.
+pub fn parse_protocols(
+    spec: &str,
+    name: &'static str,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
+    const ORDER: [&str; 6] = ["SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
+    let bad = || TlsError::BadValue {
+        name,
+        value: spec.to_string(),
+    };
+    let rank = |v: &str| ORDER.iter().position(|o| o.eq_ignore_ascii_case(v));
+    let mut allowed = [true; 6];
+    let mut included: Option<[bool; 6]> = None;
+    for item in spec
+        .split(|c: char| c == ',' || c == ':' || c.is_whitespace())
+        .filter(|i| !i.is_empty())
+    {
+        if let Some(v) = item.strip_prefix(">=") {
+            let r = rank(v).ok_or_else(bad)?;
+            allowed.iter_mut().take(r).for_each(|a| *a = false);
+        } else if let Some(v) = item.strip_prefix("<=") {
+            let r = rank(v).ok_or_else(bad)?;
+            allowed.iter_mut().skip(r + 1).for_each(|a| *a = false);
+        } else if let Some(v) = item.strip_prefix('!') {
+            allowed[rank(v).ok_or_else(bad)?] = false;
+        } else {
+            let r = rank(item).ok_or_else(bad)?;
+            included.get_or_insert([false; 6])[r] = true;
+        }
+    }
+    if let Some(inc) = included {
+        for (a, i) in allowed.iter_mut().zip(inc) {
+            *a &= i;
+        }
+    }
+    let mut versions = Vec::new();
+    if allowed[5] {
+        versions.push(&rustls::version::TLS13);
+    }
+    if allowed[4] {
+        versions.push(&rustls::version::TLS12);
+    }
+    if versions.is_empty() {
+        return Err(TlsError::NoProtocols(name));
+    }
+    Ok(versions)
+}
+
+/// What was negotiated, for the log and the Received: header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `TLSv1.3`.
+    pub protocol: String,
+    /// rustls' suite name, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+    pub bits: u32,
+}
+
+impl TlsInfo {
+    fn from_connection(conn: &ServerConnection) -> TlsInfo {
+        let protocol = match conn.protocol_version() {
+            Some(ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+            Some(ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+            Some(other) => format!("{other:?}"),
+            None => "unknown".to_string(),
+        };
+        let cipher = conn
+            .negotiated_cipher_suite()
+            .map(|s| {
+                let suite = s.suite();
+                suite
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{suite:?}"))
+            })
+            .unwrap_or_else(|| "unknown".to_string());
+        TlsInfo {
+            bits: cipher_bits(&cipher),
+            protocol,
+            cipher,
+        }
+    }
+
+    /// `TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits)`, Postfix's form.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} with cipher {} ({}/{} bits)",
+            self.protocol, self.cipher, self.bits, self.bits
+        )
+    }
+}
+
+/// Symmetric key size from the suite name (all rustls suites are AES-GCM or ChaCha20).
+fn cipher_bits(name: &str) -> u32 {
+    if name.contains("AES_128") {
+        128
+    } else {
+        256
+    }
+}
+
+/// A connection able to switch to TLS; the session talks through it.
+pub trait Transport: Read + Write {
+    /// Runs the server handshake on this connection. Only called while plain.
+    fn start_tls(&mut self) -> Result<TlsInfo, io::Error>;
+    /// Whether a TLS configuration is loaded, i.e. STARTTLS can be offered.
+    fn tls_available(&self) -> bool;
+}
+
+/// A plain or TLS socket (TCP or UNIX-domain).
+pub enum NetStream<S: Read + Write> {
+    Plain(S, Option<Arc<ServerConfig>>),
+    Tls(Box<StreamOwned<ServerConnection, S>>),
+    /// Only while a handshake failed half-way; every I/O then fails.
+    Broken,
+}
+
+impl<S: Read + Write> NetStream<S> {
+    pub fn new(sock: S, tls: Option<Arc<ServerConfig>>) -> Self {
+        NetStream::Plain(sock, tls)
+    }
+}
+
+fn broken() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "TLS handshake failed earlier")
+}
+
+impl<S: Read + Write> Read for NetStream<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            NetStream::Plain(s, _) => s.read(buf),
+            NetStream::Tls(t) => t.read(buf),
+            NetStream::Broken => Err(broken()),
+        }
+    }
+}
+
+impl<S: Read + Write> Write for NetStream<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            NetStream::Plain(s, _) => s.write(buf),
+            NetStream::Tls(t) => t.write(buf),
+            NetStream::Broken => Err(broken()),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            NetStream::Plain(s, _) => s.flush(),
+            NetStream::Tls(t) => t.flush(),
+            NetStream::Broken => Err(broken()),
+        }
+    }
+}
+
+impl<S: Read + Write> Transport for NetStream<S> {
+    /// The socket's SO_RCVTIMEO/SO_SNDTIMEO (smtpd_timeout) bound every handshake read
+    /// and write, as they bound plain reads; later TLS reads go through the same socket.
+    fn start_tls(&mut self) -> Result<TlsInfo, io::Error> {
+        let (mut sock, config) = match std::mem::replace(self, NetStream::Broken) {
+            NetStream::Plain(s, Some(c)) => (s, c),
+            other => {
+                *self = other;
+                return Err(io::Error::other("TLS not available"));
+            }
+        };
+        let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut sock)?;
+        }
+        let info = TlsInfo::from_connection(&conn);
+        *self = NetStream::Tls(Box::new(StreamOwned::new(conn, sock)));
+        Ok(info)
+    }
+
+    fn tls_available(&self) -> bool {
+        matches!(self, NetStream::Plain(_, Some(_)))
+    }
+}
+
+/// Separate input and output without TLS: the unit tests' in-memory transport.
+#[cfg(test)]
+pub struct Duplex<R, W> {
+    pub input: R,
+    pub output: W,
+}
+
+#[cfg(test)]
+impl<R: Read, W> Read for Duplex<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+#[cfg(test)]
+impl<R, W: Write> Write for Duplex<R, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.output.flush()
+    }
+}
+
+#[cfg(test)]
+impl<R: Read, W: Write> Transport for Duplex<R, W> {
+    fn start_tls(&mut self) -> Result<TlsInfo, io::Error> {
+        Err(io::Error::other("TLS not available"))
+    }
+    fn tls_available(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<TlsSettings, TlsError> {
+        let map: HashMap<&str, &str> = pairs.iter().copied().collect();
+        TlsSettings::from_lookup(&|n: &str| map.get(n).copied().unwrap_or("").to_string())
+    }
+
+    #[test]
+    fn levels_and_legacy_names() {
+        assert_eq!(load(&[]).unwrap().level, SecurityLevel::None);
+        assert_eq!(
+            load(&[("smtpd_use_tls", "yes")]).unwrap().level,
+            SecurityLevel::May
+        );
+        assert_eq!(
+            load(&[("smtpd_enforce_tls", "yes"), ("smtpd_use_tls", "yes")])
+                .unwrap()
+                .level,
+            SecurityLevel::Encrypt
+        );
+        let s = load(&[
+            ("smtpd_tls_security_level", "encrypt"),
+            ("smtpd_use_tls", "no"),
+        ])
+        .unwrap();
+        assert_eq!(s.level, SecurityLevel::Encrypt);
+        assert_eq!(s.protocols_param, "smtpd_tls_mandatory_protocols");
+        assert!(load(&[("smtpd_tls_security_level", "dane")]).is_err());
+        let s = load(&[
+            ("smtpd_tls_cert_file", "/c.pem"),
+            ("smtpd_tls_wrappermode", "yes"),
+        ])
+        .unwrap();
+        assert_eq!(s.key_file, "/c.pem");
+        assert!(s.wrappermode && s.wanted());
+    }
+
+    fn names(spec: &str) -> Vec<ProtocolVersion> {
+        parse_protocols(spec, "p")
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect()
+    }
+
+    #[test]
+    fn protocol_lists() {
+        use ProtocolVersion::{TLSv1_2, TLSv1_3};
+        assert_eq!(names(">=TLSv1.2"), vec![TLSv1_3, TLSv1_2]);
+        assert_eq!(names(">=TLSv1.3"), vec![TLSv1_3]);
+        assert_eq!(
+            names("!SSLv2, !SSLv3, !TLSv1, !TLSv1.1"),
+            vec![TLSv1_3, TLSv1_2]
+        );
+        assert_eq!(names("!SSLv2:!TLSv1.2"), vec![TLSv1_3]);
+        assert_eq!(names("TLSv1.2"), vec![TLSv1_2]);
+        assert_eq!(names("<=TLSv1.2"), vec![TLSv1_2]);
+        assert!(parse_protocols("TLSv1", "p").is_err());
+        assert!(parse_protocols(">=TLSv9", "p").is_err());
+        assert!(load(&[("smtpd_tls_protocols", "bogus")]).is_err());
+    }
+
+    #[test]
+    fn missing_files_are_errors() {
+        let s = load(&[("smtpd_tls_security_level", "may")]).unwrap();
+        assert!(matches!(s.load(), Err(TlsError::NoCertFile)));
+        let s = load(&[("smtpd_tls_cert_file", "/nonexistent/cert.pem")]).unwrap();
+        assert!(s.load().is_err());
+    }
+
+    #[test]
+    fn bits_from_suite_names() {
+        assert_eq!(cipher_bits("TLS13_AES_128_GCM_SHA256"), 128);
+        assert_eq!(cipher_bits("TLS13_AES_256_GCM_SHA384"), 256);
+        assert_eq!(cipher_bits("TLS13_CHACHA20_POLY1305_SHA256"), 256);
+    }
+}
