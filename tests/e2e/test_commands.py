@@ -4,7 +4,7 @@ import json
 import re
 import socket
 
-from harness import wait_for
+from harness import free_port, wait_for
 
 
 def test_rostconf_n_d_e(make_instance):
@@ -40,9 +40,16 @@ def test_rostconf_n_d_e(make_instance):
     assert m[:2] == ["local", "unix"] and m[-1] == "local", m
 
 
-def test_queue_listing_json_and_delete(instance):
-    # From mynetworks a foreign domain is relayed; the smtp transport defers it (remote
-    # delivery comes with the outbound issue), so it waits in deferred/.
+def deferring_instance(make_instance):
+    """An instance whose remote mail goes to a relayhost where nothing listens, so it is
+    deferred (and no DNS query leaves the machine)."""
+    return make_instance(main_extra={"relayhost": f"[127.0.0.1]:{free_port()}"})
+
+
+def test_queue_listing_json_and_delete(make_instance):
+    instance = deferring_instance(make_instance)
+    # From mynetworks a foreign domain is relayed; the relayhost refuses connections, so
+    # the smtp transport defers it and it waits in deferred/.
     with instance.smtp() as s:
         s.sendmail("alice@example.org", ["bob@remote.example"],
                    b"Subject: deferred\r\n\r\nwaiting\r\n")
@@ -74,7 +81,8 @@ def test_queue_listing_json_and_delete(instance):
     assert instance.cmd("rostqueue", "-p").stdout.decode().strip() == "Mail queue is empty"
 
 
-def test_rostsuper_d_all(instance):
+def test_rostsuper_d_all(make_instance):
+    instance = deferring_instance(make_instance)
     with instance.smtp() as s:
         for n in range(3):
             s.sendmail("alice@example.org", [f"u{n}@remote.example"], b"Subject: x\r\n\r\nx\r\n")

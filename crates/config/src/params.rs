@@ -256,6 +256,9 @@ pub static PARAMS: &[ParamDef] = &[
     p("relay_transport", "relay", ParamKind::Str),
     p("relayhost", "", ParamKind::Str),
     p("resolve_dequoted_address", "yes", ParamKind::Bool),
+    // Rostfix-specific: "host:port" name servers used instead of /etc/resolv.conf
+    // (tests point the smtp client at a local DNS server); empty = the system resolver.
+    p("rostfix_dns_servers", "", ParamKind::List),
     p("sample_directory", "/etc/rostfix", ParamKind::Str),
     p("sender_bcc_maps", "", ParamKind::List),
     p("sender_canonical_maps", "", ParamKind::List),

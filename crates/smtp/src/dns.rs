@@ -1,0 +1,218 @@
+//! MX and address lookups with hickory-resolver, run on a tokio current-thread runtime
+//! with `block_on` (this agent handles one delivery at a time). The resolver is built
+//! before the service chroots, so it has read /etc/resolv.conf (or the test servers
+//! of `rostfix_dns_servers`, `ip:port` entries, a Rostfix-specific parameter).
+//!
+//! Results map to Postfix's verdicts: NXDOMAIN is a permanent "Host or domain name
+//! not found" (5.4.4), a null MX (RFC 7505, `0 .`) is "does not accept mail" (5.1.0),
+//! anything else (timeout, SERVFAIL, no server) is temporary (4.4.3).
+
+use crate::nexthop::order_mx;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::TokioResolver;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why a lookup gave no usable answer.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// The name does not exist (NXDOMAIN), or has no address at all.
+    #[error("Host or domain name not found. Name service error for name={name} type={rtype}: Host not found")]
+    NotFound { name: String, rtype: &'static str },
+    /// The domain publishes a null MX.
+    #[error("Domain {0} does not accept mail (nullMX)")]
+    NullMx(String),
+    /// A temporary failure.
+    #[error("Host or domain name not found. Name service error for name={name} type={rtype}: Host not found, try again")]
+    Temporary { name: String, rtype: &'static str },
+}
+
+/// Cannot set up the resolver.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    #[error("cannot start the DNS runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot read the resolver configuration: {0}")]
+    Config(String),
+    #[error("bad rostfix_dns_servers entry {0:?}: want ip:port")]
+    Server(String),
+}
+
+/// A blocking facade over the async resolver.
+pub struct Dns {
+    runtime: tokio::runtime::Runtime,
+    resolver: TokioResolver,
+}
+
+impl Dns {
+    /// Builds the resolver: `servers` (from rostfix_dns_servers) when not empty, else
+    /// the system configuration. Call before chroot.
+    pub fn new(servers: &[String], timeout: Duration) -> Result<Dns, SetupError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(SetupError::Runtime)?;
+        let mut builder = if servers.is_empty() {
+            TokioResolver::builder_tokio().map_err(|e| SetupError::Config(e.to_string()))?
+        } else {
+            let mut configs = Vec::new();
+            for s in servers {
+                let addr: SocketAddr = s.parse().map_err(|_| SetupError::Server(s.clone()))?;
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                configs.push(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]));
+            }
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(configs),
+                TokioRuntimeProvider::default(),
+            )
+            .with_options(ResolverOpts::default())
+        };
+        let opts = builder.options_mut();
+        opts.timeout = timeout;
+        opts.attempts = 2;
+        // Mail domains are absolute: never try search-list suffixes.
+        opts.ndots = 0;
+        let resolver = {
+            let _guard = runtime.enter();
+            builder
+                .build()
+                .map_err(|e| SetupError::Config(e.to_string()))?
+        };
+        Ok(Dns { runtime, resolver })
+    }
+
+    /// MX hosts of `domain` in delivery order, or `None` when it has no MX records
+    /// (the caller then uses the domain's own addresses).
+    pub fn mx(&self, domain: &str) -> Result<Option<Vec<String>>, LookupError> {
+        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        let answer = self
+            .runtime
+            .block_on(self.resolver.mx_lookup(fqdn.as_str()));
+        let lookup = match answer {
+            Ok(l) => l,
+            Err(e) => {
+                return match classify(&e) {
+                    Class::NxDomain => Err(LookupError::NotFound {
+                        name: domain.into(),
+                        rtype: "MX",
+                    }),
+                    Class::NoData => Ok(None),
+                    Class::Temporary => Err(LookupError::Temporary {
+                        name: domain.into(),
+                        rtype: "MX",
+                    }),
+                }
+            }
+        };
+        let mut hosts = Vec::new();
+        for record in lookup.answers() {
+            if let RData::MX(mx) = &record.data {
+                hosts.push((mx.preference, mx.exchange.to_ascii()));
+            }
+        }
+        if hosts.is_empty() {
+            return Ok(None);
+        }
+        mx_hosts(domain, hosts).map(Some)
+    }
+
+    /// IPv4 and IPv6 addresses of `host`.
+    pub fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, LookupError> {
+        let fqdn = format!("{}.", host.trim_end_matches('.'));
+        match self
+            .runtime
+            .block_on(self.resolver.lookup_ip(fqdn.as_str()))
+        {
+            Ok(ips) => {
+                let list: Vec<IpAddr> = ips.iter().collect();
+                if list.is_empty() {
+                    Err(LookupError::NotFound {
+                        name: host.into(),
+                        rtype: "A",
+                    })
+                } else {
+                    Ok(list)
+                }
+            }
+            Err(e) => Err(match classify(&e) {
+                Class::NxDomain | Class::NoData => LookupError::NotFound {
+                    name: host.into(),
+                    rtype: "A",
+                },
+                Class::Temporary => LookupError::Temporary {
+                    name: host.into(),
+                    rtype: "A",
+                },
+            }),
+        }
+    }
+}
+
+/// Applies the null MX rule and the preference order to raw MX answers.
+pub fn mx_hosts(domain: &str, hosts: Vec<(u16, String)>) -> Result<Vec<String>, LookupError> {
+    let is_root = |h: &str| h.is_empty() || h == ".";
+    if hosts.iter().any(|(_, h)| is_root(h)) {
+        // RFC 7505: a null MX (alone, as it must be) means no mail at all.
+        return Err(LookupError::NullMx(domain.into()));
+    }
+    Ok(order_mx(hosts, crate::nexthop::weak_rand())
+        .into_iter()
+        .map(|(_, h)| h.trim_end_matches('.').to_ascii_lowercase())
+        .collect())
+}
+
+enum Class {
+    NxDomain,
+    NoData,
+    Temporary,
+}
+
+fn classify(e: &NetError) -> Class {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(nr)) => {
+            if nr.response_code == ResponseCode::NXDomain {
+                Class::NxDomain
+            } else {
+                Class::NoData
+            }
+        }
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => Class::NxDomain,
+        _ => Class::Temporary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_mx_and_order() {
+        assert_eq!(
+            mx_hosts("n.test", vec![(0, ".".into())]),
+            Err(LookupError::NullMx("n.test".into()))
+        );
+        assert_eq!(
+            mx_hosts(
+                "b.test",
+                vec![(20, "MX2.b.test.".into()), (10, "mx1.b.test.".into())]
+            ),
+            Ok(vec!["mx1.b.test".to_string(), "mx2.b.test".to_string()])
+        );
+    }
+
+    #[test]
+    fn bad_server_entry_is_rejected() {
+        assert!(matches!(
+            Dns::new(&["nonsense".into()], Duration::from_secs(1)),
+            Err(SetupError::Server(_))
+        ));
+    }
+}
