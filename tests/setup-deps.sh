@@ -5,7 +5,7 @@
 set -eu
 
 # package:command-or-file that proves it is installed
-NEEDED="python3-pytest:/usr/lib/python3/dist-packages/pytest swaks:/usr/bin/swaks"
+NEEDED="python3-pytest:/usr/lib/python3/dist-packages/pytest swaks:/usr/bin/swaks dnsmasq-base:/usr/sbin/dnsmasq"
 
 missing=""
 for item in $NEEDED; do

@@ -49,7 +49,8 @@ def test_relayhost_delivers_to_second_instance(make_instance):
                      a_log), a_log
     a.wait_queue_empty()
     assert not a.queue_ids("deferred")
-    assert "to=<rftest2@b.test>" in b.log_text()
+    # B logs its local delivery just after the Maildir file appears.
+    wait_for(lambda: "to=<rftest2@b.test>" in b.log_text(), what="B's delivery log line")
 
 
 def test_relayhost_down_defers_with_connect_error(make_instance):
@@ -106,3 +107,19 @@ def test_null_mx_bounces(make_instance, dnsmasq):
     wait_for(lambda: "status=bounced" in a.log_text(), timeout=40, what="the bounce")
     assert re.search(r"to=<someone@null\.test>, relay=none, .*dsn=5\.1\.0, status=bounced "
                      r"\(Domain null\.test does not accept mail \(nullMX\)\)", a.log_text()), a.log_text()
+
+
+def test_nxdomain_bounces_and_unanswered_name_defers(make_instance, dnsmasq):
+    a = make_instance(main_extra={"rostfix_dns_servers": f"127.0.0.1:{dnsmasq}"})
+    send(a, "someone@nx.test", "nxdomain")
+    # dnsmasq has no upstream for other names: it refuses, which is temporary.
+    send(a, "someone@elsewhere.test", "no answer")
+    wait_for(lambda: "to=<someone@nx.test>" in a.log_text()
+             and "to=<someone@elsewhere.test>" in a.log_text(), timeout=60, what="both verdicts")
+    log = a.log_text()
+    assert re.search(r"to=<someone@nx\.test>, relay=none, .*dsn=5\.4\.4, status=bounced "
+                     r"\(Host or domain name not found\. Name service error for name=nx\.test "
+                     r"type=MX: Host not found\)", log), log
+    assert re.search(r"to=<someone@elsewhere\.test>, relay=none, .*dsn=4\.4\.3, "
+                     r"status=deferred \(Host or domain name not found\. Name service error "
+                     r"for name=elsewhere\.test type=MX: Host not found, try again\)", log), log
