@@ -122,6 +122,10 @@ class Instance:
             "minimal_backoff_time": "5s",
             "maximal_backoff_time": "10s",
             "queue_run_delay": "5s",
+            # Tests never send traffic off the machine: a DNS lookup no test asked for
+            # goes to a closed loopback port and fails there (tests that need DNS
+            # start their own server and override this).
+            "rostfix_dns_servers": "127.0.0.1:9",
         }
         settings.update(main_extra or {})
         lines = ["# written by tests/e2e/harness.py"]
