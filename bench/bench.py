@@ -528,7 +528,10 @@ def parse_args():
 
 
 def main():
-    cfg = parse_args()
+    try:
+        cfg = parse_args()
+    except SystemExit as e:
+        return 64 if e.code == 2 else e.code  # EX_USAGE on bad arguments
     if os.geteuid() != 0:
         print("bench: must run as root (master, chroot, local delivery)", file=sys.stderr)
         return 77
