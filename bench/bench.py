@@ -276,6 +276,8 @@ class Rostfix:
 
     def stop(self):
         self.inst.stop()
+        if not os.environ.get("BENCH_KEEP"):  # its queue and log, for a post-mortem
+            shutil.rmtree(self.inst.base, ignore_errors=True)
 
     def master_pid(self):
         for pid, prog in self.inst.processes().items():
