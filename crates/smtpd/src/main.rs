@@ -24,7 +24,6 @@ mod settings;
 mod sink;
 mod stats;
 mod tls;
-mod trigger;
 
 use client::ClientInfo;
 use queue_sink::SpoolSink;

@@ -3,7 +3,6 @@
 //! queue_directory after confinement), and a qmgr wake-up after each commit.
 
 use crate::sink::{QueueSink, QueuedMessage, SinkError};
-use crate::trigger::send_wakeup;
 use rostfix_queue::{Envelope, QueueName, QueueWriter};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,7 +43,11 @@ impl QueueSink for SpoolSink {
     }
 
     fn committed(&mut self, queue_id: &str) {
-        if let Err(e) = send_wakeup(&self.root.join(QMGR_SOCKET), TRIGGER_TIMEOUT) {
+        if let Err(e) = rostfix_proto::send_trigger(
+            &self.root.join(QMGR_SOCKET),
+            &rostfix_proto::Trigger::Wakeup,
+            TRIGGER_TIMEOUT,
+        ) {
             log::warn!("{queue_id}: cannot wake up qmgr via {QMGR_SOCKET}: {e}");
         }
     }

@@ -57,40 +57,13 @@ pub fn now_unix() -> i64 {
     }
 }
 
-/// `Mon, 23 Nov 2025 09:35:12 +0000 (UTC)`.
+/// `Mon, 23 Nov 2025 09:35:12 +0000 (UTC)`: UTC because the chroot has no zone data
+/// and a Received: date must not depend on what libc cached.
 pub fn rfc5322_date(unix_time: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = unix_time.div_euclid(86_400);
-    let secs = unix_time.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
     format!(
-        "{}, {} {} {} {:02}:{:02}:{:02} +0000 (UTC)",
-        DAYS[days.rem_euclid(7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
+        "{} (UTC)",
+        rostfix_maillog::date::format_rfc5322(unix_time, 0)
     )
-}
-
-/// Days since 1970-01-01 to (year, month 1-12, day 1-31), proleptic Gregorian
-/// (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
