@@ -43,13 +43,13 @@ fn open(
     Ok(stream)
 }
 
-/// Sends a delivery request to `private/TRANSPORT` and waits for the reply.
-pub fn deliver(
+/// One request, one reply, on a fresh connection: every service exchange qmgr makes.
+fn call<Req: serde::Serialize, Rep: serde::de::DeserializeOwned>(
     path: &Path,
-    req: &DeliveryRequest,
+    req: &Req,
     connect_timeout: Duration,
     io_timeout: Duration,
-) -> Result<DeliveryReply, CallError> {
+) -> Result<Rep, CallError> {
     let mut stream = open(path, connect_timeout, io_timeout)?;
     let err = |source| CallError::Exchange {
         path: path.display().to_string(),
@@ -59,6 +59,16 @@ pub fn deliver(
     read_message(&mut (&stream).take(MAX_REPLY)).map_err(err)
 }
 
+/// Sends a delivery request to `private/TRANSPORT` and waits for the reply.
+pub fn deliver(
+    path: &Path,
+    req: &DeliveryRequest,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+) -> Result<DeliveryReply, CallError> {
+    call(path, req, connect_timeout, io_timeout)
+}
+
 /// Asks `private/bounce` for a non-delivery notice.
 pub fn bounce(
     path: &Path,
@@ -66,13 +76,7 @@ pub fn bounce(
     connect_timeout: Duration,
     io_timeout: Duration,
 ) -> Result<BounceReply, CallError> {
-    let mut stream = open(path, connect_timeout, io_timeout)?;
-    let err = |source| CallError::Exchange {
-        path: path.display().to_string(),
-        source,
-    };
-    write_message(&mut stream, req).map_err(err)?;
-    read_message(&mut (&stream).take(MAX_REPLY)).map_err(err)
+    call(path, req, connect_timeout, io_timeout)
 }
 
 #[cfg(test)]
