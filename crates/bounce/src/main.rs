@@ -10,6 +10,7 @@
 //! returned) and double-bounce to postmaster are not implemented yet.
 
 mod handler;
+mod help;
 mod notice;
 
 use rostfix_proto::{read_message, write_message, BounceRequest, FrameError};
@@ -23,6 +24,10 @@ const MAX_REQUEST: u64 = 4 * 1024 * 1024;
 const DEFAULT_IPC_TIMEOUT: Duration = Duration::from_secs(3600);
 
 fn main() {
+    if std::env::args().skip(1).any(|a| a == "--help") {
+        print!("{}", help::HELP);
+        return;
+    }
     let mut service = match Service::init("bounce") {
         Ok(s) => s,
         Err(e) => {

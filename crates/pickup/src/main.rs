@@ -5,6 +5,7 @@
 //! it exits when master goes away.
 
 mod envelope;
+mod help;
 mod process;
 mod qualify;
 
@@ -26,6 +27,10 @@ const TRIGGER_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_TRIGGER: u64 = 4096;
 
 fn main() {
+    if std::env::args().skip(1).any(|a| a == "--help") {
+        print!("{}", help::HELP);
+        return;
+    }
     let mut service = match Service::init("pickup") {
         Ok(s) => s,
         Err(e) => {

@@ -13,6 +13,7 @@
 
 mod backoff;
 mod event;
+mod help;
 mod ipc;
 mod logline;
 mod manager;
@@ -28,6 +29,10 @@ use settings::Settings;
 use std::path::PathBuf;
 
 fn main() {
+    if std::env::args().skip(1).any(|a| a == "--help") {
+        print!("{}", help::HELP);
+        return;
+    }
     let mut service = match Service::init("qmgr") {
         Ok(s) => s,
         Err(e) => {

@@ -17,6 +17,7 @@
 
 mod deliver;
 mod dns;
+mod help;
 mod logline;
 mod nexthop;
 mod reply;
@@ -37,6 +38,10 @@ const DNS_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_IPC_TIMEOUT: Duration = Duration::from_secs(3600);
 
 fn main() {
+    if std::env::args().skip(1).any(|a| a == "--help") {
+        print!("{}", help::HELP);
+        return;
+    }
     let mut service = match Service::init("smtp") {
         Ok(s) => s,
         Err(e) => {

@@ -1,0 +1,49 @@
+//! The manual page printed by `bounce --help`.
+
+/// The text of `bounce --help`.
+pub const HELP: &str = r#"NAME
+    bounce - the Rostfix delivery status notification service
+
+SYNOPSIS
+    bounce -n bounce -t unix [-c] [-u] [-o name=value]...
+
+DESCRIPTION
+    Started by master(8) (`bounce unix - - y - 0 bounce`). For each request from
+    qmgr it queues an RFC 3464 non-delivery notice (multipart/report with a text
+    part, message/delivery-status and the original headers) to the sender, and
+    wakes qmgr. The null sender never gets a notice.
+    Partial: no delay warnings, success notices, full-message return or double
+    bounces to postmaster yet.
+
+OPTIONS
+    Set by master(8), never typed by hand: -n NAME (service), -t TYPE, -c (chroot
+    into queue_directory), -u (run as mail_owner), -l, -z, -v, -o name=value
+    (main.cf override for this service only). --help prints this text.
+
+EXIT STATUS
+    0 when it retires normally (master gone, max_use, max_idle), 1 on a fatal
+    startup error.
+
+SEE ALSO
+    qmgr(8), master(8)
+"#;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn manual_page_sections() {
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "EXIT STATUS",
+            "SEE ALSO",
+        ] {
+            assert!(
+                super::HELP.contains(&format!("\n{section}\n")) || super::HELP.starts_with(section),
+                "{section}"
+            );
+        }
+    }
+}

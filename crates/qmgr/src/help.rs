@@ -1,0 +1,54 @@
+//! The manual page printed by `qmgr --help`.
+
+/// The text of `qmgr --help`.
+pub const HELP: &str = r#"NAME
+    qmgr - the Rostfix queue manager
+
+SYNOPSIS
+    qmgr -n qmgr -t unix [-u] [-o name=value]...
+
+DESCRIPTION
+    Started by master(8) from master.cf (`qmgr unix n - n 300 1 qmgr`). Moves
+    mail from incoming/ to active/, resolves each recipient to a transport and next
+    hop (mydestination -> local_transport, else default_transport via relayhost or
+    the domain), sends delivery requests to private/TRANSPORT with per-destination
+    concurrency limits, asks private/bounce for notices, and moves what failed
+    temporarily to deferred/ with a retry time between minimal_backoff_time and
+    maximal_backoff_time until maximal_queue_lifetime. Woken through public/qmgr by
+    smtpd, pickup, bounce, rostqueue -f and master's timer. At start it moves
+    active/ back to incoming/, so a crash loses nothing.
+    Partial: fixed concurrency (no slow start or dead destinations); no
+    transport_maps, relay_domains or virtual address classes yet.
+
+OPTIONS
+    Set by master(8), never typed by hand: -n NAME (service), -t TYPE, -c (chroot
+    into queue_directory), -u (run as mail_owner), -l, -z, -v, -o name=value
+    (main.cf override for this service only). --help prints this text.
+
+EXIT STATUS
+    0 when it retires normally (master gone, max_use, max_idle), 1 on a fatal
+    startup error.
+
+SEE ALSO
+    master(8), smtpd(8), local(8), smtp(8), bounce(8), rostqueue(1)
+"#;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn manual_page_sections() {
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "EXIT STATUS",
+            "SEE ALSO",
+        ] {
+            assert!(
+                super::HELP.contains(&format!("\n{section}\n")) || super::HELP.starts_with(section),
+                "{section}"
+            );
+        }
+    }
+}
