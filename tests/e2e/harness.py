@@ -22,7 +22,12 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("ROSTFIX_BIN", REPO / "target" / "debug"))
 MAIL_OWNER = "rostfix"
 SETGID_GROUP = "rostdrop"
-TEST_USERS = ["rftest1", "rftest2"]
+# Ordinary users to deliver to. The prefix can be changed so that two suites running at
+# once on one machine (developers, helpers) do not share users and their homes.
+TEST_USER_PREFIX = os.environ.get("ROSTFIX_TEST_USER_PREFIX", "rftest")
+USER1 = TEST_USER_PREFIX + "1"
+USER2 = TEST_USER_PREFIX + "2"
+TEST_USERS = [USER1, USER2]
 
 
 def is_root():

@@ -5,6 +5,7 @@ import re
 import socket
 
 from harness import free_port, wait_for
+from harness import USER1
 
 
 def test_rostconf_n_d_e(make_instance):
@@ -131,5 +132,5 @@ def test_reload_keeps_serving(instance):
             return s.recv(512)
     wait_for(lambda: b"reloaded" in banner(), what="the new banner after reload")
     with instance.smtp() as s:
-        s.sendmail("alice@example.org", ["rftest1@mx.rostfix.test"], b"Subject: r\r\n\r\nr\r\n")
+        s.sendmail("alice@example.org", [f"{USER1}@mx.rostfix.test"], b"Subject: r\r\n\r\nr\r\n")
     instance.wait_queue_empty()

@@ -6,13 +6,14 @@ import threading
 import time
 
 from harness import maildir_messages, wait_for
+from harness import USER1
 
 TOTAL = 200
 SENDERS = 4
 
 
 def message(n):
-    return (f"From: crash@example.org\r\nTo: rftest1@mx.rostfix.test\r\n"
+    return (f"From: crash@example.org\r\nTo: {USER1}@mx.rostfix.test\r\n"
             f"Subject: crash-test-{n:04d}\r\n\r\nmessage {n}\r\n").encode()
 
 
@@ -25,7 +26,7 @@ def send_range(instance, numbers, acked, stop, errors):
             if s is None:
                 s = instance.smtp()
                 s.ehlo("crash.example.org")
-            s.sendmail("crash@example.org", ["rftest1@mx.rostfix.test"], message(n))
+            s.sendmail("crash@example.org", [f"{USER1}@mx.rostfix.test"], message(n))
             acked.add(n)  # only after the 250 reply to the end of DATA
         except (smtplib.SMTPException, OSError) as e:
             errors.append((n, repr(e)))
@@ -41,7 +42,7 @@ def send_range(instance, numbers, acked, stop, errors):
 
 def delivered_counts():
     counts = {}
-    for _, data in maildir_messages("rftest1"):
+    for _, data in maildir_messages(USER1):
         m = re.search(rb"Subject: crash-test-(\d+)", data)
         assert m, data[:300]
         n = int(m.group(1))
@@ -60,7 +61,7 @@ def test_kill_9_everything_loses_nothing(instance):
     for t in threads:
         t.start()
     # Kill while messages are being both accepted and delivered.
-    wait_for(lambda: len(acked) >= 40 and maildir_messages("rftest1"), timeout=60,
+    wait_for(lambda: len(acked) >= 40 and maildir_messages(USER1), timeout=60,
              what="mail to flow before the kill")
     pids = instance.pids()
     instance.kill_leftovers()

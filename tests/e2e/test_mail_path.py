@@ -9,16 +9,17 @@ import time
 
 import harness
 from harness import maildir_messages, wait_for
+from harness import USER1, USER2
 
-BODY = (b"From: Alice <alice@example.org>\r\n"
-        b"To: rftest1@mx.rostfix.test\r\n"
-        b"Subject: foundation test\r\n"
-        b"Message-ID: <foundation-1@example.org>\r\n"
-        b"\r\n"
-        b"Hello rftest1.\r\n"
-        b"..a line that starts with a dot\r\n"
-        b"\r\n"
-        b"Last line, with trailing spaces   \r\n")
+BODY = ("From: Alice <alice@example.org>\r\n"
+        f"To: {USER1}@mx.rostfix.test\r\n"
+        "Subject: foundation test\r\n"
+        "Message-ID: <foundation-1@example.org>\r\n"
+        "\r\n"
+        f"Hello {USER1}.\r\n"
+        "..a line that starts with a dot\r\n"
+        "\r\n"
+        "Last line, with trailing spaces   \r\n").encode()
 
 
 def our_header_names(delivered, sent_lf):
@@ -54,7 +55,7 @@ def test_smtplib_to_maildir(instance):
         # smtplib stuffs dots itself; send the raw already-stuffed form through data().
         code, resp = s.docmd("MAIL FROM:<alice@example.org>")
         assert code == 250, resp
-        code, resp = s.docmd("RCPT TO:<rftest1@mx.rostfix.test>")
+        code, resp = s.docmd(f"RCPT TO:<{USER1}@mx.rostfix.test>")
         assert code == 250, resp
         code, resp = s.docmd("DATA")
         assert code == 354, resp
@@ -62,20 +63,20 @@ def test_smtplib_to_maildir(instance):
         code, resp = s.getreply()
         assert code == 250, resp
         queue_id = re.search(rb"queued as ([0-9A-F]+)", resp).group(1).decode()
-    msgs = wait_for(lambda: maildir_messages("rftest1"), what="delivery to rftest1")
+    msgs = wait_for(lambda: maildir_messages(USER1), what=f"delivery to {USER1}")
     assert len(msgs) == 1
     path, data = msgs[0]
-    assert_owned_by(path, "rftest1")
+    assert_owned_by(path, USER1)
     names = our_header_names(data, expected_lf(BODY))
     assert names == ["Return-Path", "Delivered-To", "Received"], names
     assert data.startswith(b"Return-Path: <alice@example.org>\n")
-    assert b"Delivered-To: rftest1@mx.rostfix.test\n" in data
+    assert f"Delivered-To: {USER1}@mx.rostfix.test\n".encode() in data
     instance.wait_queue_empty()
     log = instance.log_text()
     # The message's life is traceable by its queue id, in Postfix's shape.
     for pattern in [rf"rostfix/smtpd\[\d+\]: {queue_id}: client=",
                     rf"rostfix/qmgr\[\d+\]: {queue_id}: from=<alice@example.org>, size=\d+, nrcpt=1 \(queue active\)",
-                    rf"rostfix/local\[\d+\]: {queue_id}: to=<rftest1@mx.rostfix.test>, relay=local, .*dsn=2\.0\.0, status=sent",
+                    rf"rostfix/local\[\d+\]: {queue_id}: to=<{USER1}@mx.rostfix.test>, relay=local, .*dsn=2\.0\.0, status=sent",
                     rf"rostfix/qmgr\[\d+\]: {queue_id}: removed"]:
         assert re.search(pattern, log), f"log lacks {pattern!r}:\n{log[-3000:]}"
 
@@ -83,46 +84,46 @@ def test_smtplib_to_maildir(instance):
 def test_swaks_to_maildir(instance):
     proc = subprocess.run(
         ["swaks", "--server", f"127.0.0.1:{instance.port}", "--from", "bob@example.org",
-         "--to", "rftest2@mx.rostfix.test", "--header", "Subject: via swaks",
+         "--to", f"{USER2}@mx.rostfix.test", "--header", "Subject: via swaks",
          "--body", "swaks body line\n.dot line\n", "--helo", "swaks.example.org"],
         capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     assert b"250 2.0.0 Ok: queued as" in proc.stdout
-    msgs = wait_for(lambda: maildir_messages("rftest2"), what="delivery to rftest2")
+    msgs = wait_for(lambda: maildir_messages(USER2), what=f"delivery to {USER2}")
     path, data = msgs[0]
-    assert_owned_by(path, "rftest2")
+    assert_owned_by(path, USER2)
     assert b"Subject: via swaks\n" in data
     assert b"\nswaks body line\n.dot line\n" in data
     assert b"\r" not in data
 
 
 def test_sendmail_t_as_ordinary_user(instance):
-    message = (b"To: Second <rftest2@mx.rostfix.test>\n"
-               b"Bcc: rftest1@mx.rostfix.test\n"
-               b"Subject: from sendmail\n"
-               b"\n"
-               b"sent by rftest1 with sendmail -t\n")
+    message = (f"To: Second <{USER2}@mx.rostfix.test>\n"
+               f"Bcc: {USER1}@mx.rostfix.test\n"
+               "Subject: from sendmail\n"
+               "\n"
+               f"sent by {USER1} with sendmail -t\n").encode()
     proc = instance._run([str(instance.bindir / "sendmail"), "-C", str(instance.conf), "-t"],
-                         user="rftest1", input=message)
+                         user=USER1, input=message)
     assert proc.returncode == 0
-    for user in ("rftest1", "rftest2"):
+    for user in (USER1, USER2):
         msgs = wait_for(lambda: maildir_messages(user), what=f"delivery to {user}")
         path, data = msgs[0]
         assert_owned_by(path, user)
-        assert b"sent by rftest1 with sendmail -t\n" in data
+        assert f"sent by {USER1} with sendmail -t\n".encode() in data
         assert b"Subject: from sendmail\n" in data
         assert b"Bcc:" not in data, "Bcc header must be removed with -t"
-        assert data.startswith(b"Return-Path: <rftest1@"), data[:200]
+        assert data.startswith(f"Return-Path: <{USER1}@".encode()), data[:200]
     log = instance.log_text()
-    uid = pwd.getpwnam("rftest1").pw_uid
-    assert re.search(rf"rostfix/pickup\[\d+\]: [0-9A-F]+: uid={uid} from=<rftest1@", log), log[-3000:]
+    uid = pwd.getpwnam(USER1).pw_uid
+    assert re.search(rf"rostfix/pickup\[\d+\]: [0-9A-F]+: uid={uid} from=<{USER1}@", log), log[-3000:]
 
 
 def test_unknown_local_user_bounces_to_sender(instance):
     with instance.smtp() as s:
-        s.sendmail("rftest1@mx.rostfix.test", ["nosuchuser@mx.rostfix.test"],
+        s.sendmail(f"{USER1}@mx.rostfix.test", ["nosuchuser@mx.rostfix.test"],
                    b"Subject: to nobody\r\n\r\nbody\r\n")
-    msgs = wait_for(lambda: maildir_messages("rftest1"), what="the bounce to the sender")
+    msgs = wait_for(lambda: maildir_messages(USER1), what="the bounce to the sender")
     data = msgs[0][1]
     assert b"Return-Path: <>\n" in data
     assert b"multipart/report" in data and b"report-type=delivery-status" in data
@@ -140,13 +141,13 @@ def test_mbox_under_mail_spool_directory(make_instance):
     inst.start()
     with inst.smtp() as s:
         for n in range(3):
-            s.sendmail("alice@example.org", ["rftest1@mx.rostfix.test"],
+            s.sendmail("alice@example.org", [f"{USER1}@mx.rostfix.test"],
                        f"Subject: mbox {n}\r\n\r\nFrom the start of a line\r\nbody {n}\r\n".encode())
-    mbox = spool / "rftest1"
+    mbox = spool / USER1
     wait_for(lambda: mbox.exists() and mbox.read_bytes().count(b"\nSubject: mbox") == 3,
              what="three messages in the mbox")
     inst.wait_queue_empty()
-    assert_owned_by(mbox, "rftest1")
+    assert_owned_by(mbox, USER1)
     assert os.stat(mbox).st_mode & 0o777 == 0o600
     msgs = list(mailbox.mbox(str(mbox)))
     # local delivers two at a time, so arrival order in the mbox is not fixed.
@@ -154,26 +155,26 @@ def test_mbox_under_mail_spool_directory(make_instance):
     data = mbox.read_bytes()
     assert data.startswith(b"From alice@example.org ")
     assert b"\n>From the start of a line\n" in data, "From_ lines in the body are quoted"
-    assert not (spool / "rftest1.lock").exists()
+    assert not (spool / f"{USER1}.lock").exists()
 
 
 def test_failed_delivery_is_deferred_then_flushed(instance):
-    home = pwd.getpwnam("rftest2").pw_dir
-    os.chmod(home, 0o500)  # rftest2 cannot create Maildir/: local must defer
+    home = pwd.getpwnam(USER2).pw_dir
+    os.chmod(home, 0o500)  # USER2 cannot create Maildir/: local must defer
     try:
         with instance.smtp() as s:
-            s.sendmail("alice@example.org", ["rftest2@mx.rostfix.test"],
+            s.sendmail("alice@example.org", [f"{USER2}@mx.rostfix.test"],
                        b"Subject: deferred locally\r\n\r\nlater\r\n")
         wait_for(lambda: instance.queue_ids("deferred"), what="the message to be deferred")
         qid = instance.queue_ids("deferred")[0]
         retry = os.stat(instance.queue / "deferred" / qid).st_mtime
         assert retry > time.time(), "a deferred message carries its next retry time"
         log = instance.log_text()
-        assert re.search(rf"{qid}: to=<rftest2@mx.rostfix.test>, relay=local, .*status=deferred", log), log[-2000:]
-        assert not maildir_messages("rftest2")
+        assert re.search(rf"{qid}: to=<{USER2}@mx.rostfix.test>, relay=local, .*status=deferred", log), log[-2000:]
+        assert not maildir_messages(USER2)
     finally:
         os.chmod(home, 0o755)
     instance.cmd("rostqueue", "-f")
-    wait_for(lambda: maildir_messages("rftest2"), what="delivery after the flush")
+    wait_for(lambda: maildir_messages(USER2), what="delivery after the flush")
     instance.wait_queue_empty()
     assert not instance.queue_ids("deferred")

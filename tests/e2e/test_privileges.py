@@ -7,6 +7,7 @@ import signal
 import socket
 
 from harness import MAIL_OWNER, wait_for
+from harness import USER1
 
 
 def proc_status(pid):
@@ -89,7 +90,7 @@ def test_killed_smtpd_is_replaced(instance):
     client.close()
     # ... and the next client is served by a new smtpd, end to end.
     with instance.smtp() as s:
-        s.sendmail("alice@example.org", ["rftest1@mx.rostfix.test"],
+        s.sendmail("alice@example.org", [f"{USER1}@mx.rostfix.test"],
                    b"Subject: after kill\r\n\r\nstill here\r\n")
     new = [pid for pid, name in instance.processes().items() if name == "smtpd"]
     assert new and not set(new) & set(smtpds)

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from harness import free_port, maildir_messages, wait_for
+from harness import USER2
 
 
 def make_b(make_instance):
@@ -35,30 +36,30 @@ def send(inst, rcpt, subject):
 def test_relayhost_delivers_to_second_instance(make_instance):
     b = make_b(make_instance)
     a = make_instance(main_extra={"relayhost": "[127.0.0.2]:25"})
-    send(a, "rftest2@b.test", "via relayhost")
-    msgs = wait_for(lambda: maildir_messages("rftest2"), timeout=40,
+    send(a, f"{USER2}@b.test", "via relayhost")
+    msgs = wait_for(lambda: maildir_messages(USER2), timeout=40,
                     what="delivery to B's Maildir")
     data = msgs[0][1]
     assert b"Subject: via relayhost" in data
     # Dot-stuffing undone by B: the body line is unchanged.
     assert b"\n.leading dot\n" in data
     a_log = a.log_text()
-    assert re.search(r"rostfix/smtp\[\d+\]: [0-9A-F]+: to=<rftest2@b\.test>, "
+    assert re.search(rf"rostfix/smtp\[\d+\]: [0-9A-F]+: to=<{USER2}@b\.test>, "
                      r"relay=127\.0\.0\.2\[127\.0\.0\.2\]:25, delay=[\d.]+, "
                      r"delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, dsn=2\.0\.0, status=sent \(250 ",
                      a_log), a_log
     a.wait_queue_empty()
     assert not a.queue_ids("deferred")
     # B logs its local delivery just after the Maildir file appears.
-    wait_for(lambda: "to=<rftest2@b.test>" in b.log_text(), what="B's delivery log line")
+    wait_for(lambda: f"to=<{USER2}@b.test>" in b.log_text(), what="B's delivery log line")
 
 
 def test_relayhost_down_defers_with_connect_error(make_instance):
     port = free_port()
     a = make_instance(main_extra={"relayhost": f"[127.0.0.1]:{port}"})
-    send(a, "rftest2@b.test", "nobody listening")
+    send(a, f"{USER2}@b.test", "nobody listening")
     wait_for(lambda: a.queue_ids("deferred"), what="the message to be deferred")
-    assert re.search(rf"to=<rftest2@b\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:{port}, .*"
+    assert re.search(rf"to=<{USER2}@b\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:{port}, .*"
                      rf"dsn=4\.4\.1, status=deferred \(connect to 127\.0\.0\.1\[127\.0\.0\.1\]:{port}: "
                      r"Connection refused\)", a.log_text()), a.log_text()
 
@@ -91,13 +92,13 @@ def dnsmasq():
 def test_mx_lookup_skips_dead_first_mx(make_instance, dnsmasq):
     make_b(make_instance)
     a = make_instance(main_extra={"rostfix_dns_servers": f"127.0.0.1:{dnsmasq}"})
-    send(a, "rftest2@b.test", "via mx")
-    msgs = wait_for(lambda: maildir_messages("rftest2"), timeout=60,
+    send(a, f"{USER2}@b.test", "via mx")
+    msgs = wait_for(lambda: maildir_messages(USER2), timeout=60,
                     what="delivery via the second MX")
     assert b"Subject: via mx" in msgs[0][1]
     log = a.log_text()
     assert "connect to mx1.b.test[127.0.0.3]:25: Connection refused" in log, log
-    assert re.search(r"to=<rftest2@b\.test>, relay=mx2\.b\.test\[127\.0\.0\.2\]:25, .*"
+    assert re.search(rf"to=<{USER2}@b\.test>, relay=mx2\.b\.test\[127\.0\.0\.2\]:25, .*"
                      r"dsn=2\.0\.0, status=sent", log), log
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import harness
 from harness import maildir_messages, wait_for
+from harness import USER1
 
 RSA_CN = "rsa.rostfix.test"
 EC_CN = "ec.rostfix.test"
@@ -64,12 +65,12 @@ def no_verify():
 
 
 def message(subject):
-    return (f"From: alice@example.org\r\nTo: rftest1@mx.rostfix.test\r\n"
+    return (f"From: alice@example.org\r\nTo: {USER1}@mx.rostfix.test\r\n"
             f"Subject: {subject}\r\n\r\nover TLS\r\n")
 
 
 def delivered_with(subject):
-    for _, data in maildir_messages("rftest1"):
+    for _, data in maildir_messages(USER1):
         if f"Subject: {subject}".encode() in data:
             return data
     return None
@@ -84,7 +85,7 @@ def test_starttls_with_smtplib_delivers_and_notes_tls(tls):
         assert not s.has_extn("starttls"), "STARTTLS offered again inside TLS"
         code, resp = s.docmd("STARTTLS")
         assert (code, resp) == (554, b"5.5.1 Error: TLS already active")
-        s.sendmail("alice@example.org", ["rftest1@mx.rostfix.test"], message("starttls-1"))
+        s.sendmail("alice@example.org", [f"{USER1}@mx.rostfix.test"], message("starttls-1"))
     wait_for(lambda: delivered_with("starttls-1"), what="delivery")
     data = delivered_with("starttls-1").decode()
     assert "\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits))\n\tby " in data
@@ -131,7 +132,7 @@ def test_implicit_tls_on_the_wrapper_port_delivers(tls):
         code, _ = s.ehlo("client.example.org")
         assert code == 250
         assert not s.has_extn("starttls")
-        s.sendmail("alice@example.org", ["rftest1@mx.rostfix.test"], message("wrapper-1"))
+        s.sendmail("alice@example.org", [f"{USER1}@mx.rostfix.test"], message("wrapper-1"))
     wait_for(lambda: delivered_with("wrapper-1"), what="delivery")
     assert "with ESMTPS id" in delivered_with("wrapper-1").decode()
 
