@@ -53,6 +53,8 @@ pub static PARAMS: &[ParamDef] = &[
     p("alternate_config_directories", "", ParamKind::List),
     p("always_add_missing_headers", "no", ParamKind::Bool),
     p("always_bcc", "", ParamKind::Str),
+    p("anvil_rate_time_unit", "60s", ParamKind::Time('s')),
+    p("anvil_status_update_time", "600s", ParamKind::Time('s')),
     p("append_at_myorigin", "yes", ParamKind::Bool),
     p("append_dot_mydomain", "no", ParamKind::Bool),
     p("application_event_drain_time", "100s", ParamKind::Time('s')),
@@ -307,6 +309,9 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: "host:port" name servers used instead of /etc/resolv.conf
     // (tests point the smtp client at a local DNS server); empty = the system resolver.
     p("rostfix_dns_servers", "", ParamKind::List),
+    // Rostfix-specific: smtpd waits this long before its greeting and rejects a client
+    // that talks first (Postfix does this only in postscreen); 0 = off.
+    p("rostfix_smtpd_greet_pause", "0s", ParamKind::Time('s')),
     p("sample_directory", "/etc/rostfix", ParamKind::Str),
     p("sender_bcc_maps", "", ParamKind::List),
     p("sender_canonical_maps", "", ParamKind::List),
@@ -395,8 +400,14 @@ pub static PARAMS: &[ParamDef] = &[
         "$myhostname ESMTP $mail_name",
         ParamKind::Str,
     ),
+    p("smtpd_client_auth_rate_limit", "0", ParamKind::Int),
     p("smtpd_client_connection_count_limit", "50", ParamKind::Int),
     p("smtpd_client_connection_rate_limit", "0", ParamKind::Int),
+    p(
+        "smtpd_client_event_limit_exceptions",
+        "$mynetworks",
+        ParamKind::List,
+    ),
     p("smtpd_client_message_rate_limit", "0", ParamKind::Int),
     p("smtpd_client_port_logging", "no", ParamKind::Bool),
     p("smtpd_client_recipient_rate_limit", "0", ParamKind::Int),
@@ -408,7 +419,8 @@ pub static PARAMS: &[ParamDef] = &[
     p("smtpd_enforce_tls", "no", ParamKind::Bool),
     p("smtpd_error_sleep_time", "1s", ParamKind::Time('s')),
     p("smtpd_etrn_restrictions", "", ParamKind::List),
-    p("smtpd_forbid_bare_newline", "normalize", ParamKind::Str),
+    // Rostfix default: yes (Postfix 3.9: normalize); issue 3 asks for rejection on.
+    p("smtpd_forbid_bare_newline", "yes", ParamKind::Str),
     p(
         "smtpd_forbid_bare_newline_exclusions",
         "$mynetworks",
