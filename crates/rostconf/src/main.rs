@@ -5,6 +5,7 @@
 mod args;
 mod edit;
 mod help;
+mod import;
 mod master;
 mod show;
 
@@ -29,6 +30,10 @@ pub enum Fatal {
 }
 
 fn main() {
+    // `rostconf import ...` has its own arguments (import.rs).
+    if std::env::args().nth(1).as_deref() == Some("import") {
+        exit(import::main(&std::env::args().skip(2).collect::<Vec<_>>()));
+    }
     let options = match args::parse_args(std::env::args().skip(1)) {
         Ok(Command::Help) => {
             print!("{}", help::HELP);

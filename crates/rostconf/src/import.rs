@@ -1,0 +1,336 @@
+//! `rostconf import [-n] [SOURCE [TARGET]]`: carries a Postfix configuration
+//! (default /etc/postfix) into a Rostfix one (default /etc/rostfix): main.cf and
+//! master.cf translated (translate.rs), the files beside them copied and their table
+//! indexes rebuilt (files.rs), and a report of what could not be carried, including
+//! mail left in Postfix's queue (queue.rs), written to TARGET/IMPORT-REPORT and printed.
+//! The Debian package runs it once at installation when /etc/postfix exists.
+
+mod files;
+mod queue;
+mod translate;
+
+use rostfix_config::{lookup_param, MainCf, MasterCf};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use translate::{Note, PathMap};
+
+/// sysexits.h EX_USAGE.
+const EX_USAGE: i32 = 64;
+
+pub const HELP: &str = "\
+NAME
+    rostconf import - carry a Postfix configuration into Rostfix
+
+SYNOPSIS
+    rostconf import [-n] [SOURCE [TARGET]]
+
+DESCRIPTION
+    Reads Postfix's configuration directory SOURCE (default /etc/postfix) and writes
+    a Rostfix configuration into TARGET (default $MAIL_CONFIG or /etc/rostfix):
+
+    - main.cf: every setting is kept, comments too; paths move (/etc/postfix ->
+      TARGET, /var/spool/postfix -> /var/spool/rostfix, /var/lib/postfix ->
+      /var/lib/rostfix), syslog_name's postfix becomes rostfix, Postfix's
+      installation parameters (daemon_directory, command_directory, sendmail_path,
+      readme_directory, ...) and its accounts (mail_owner = postfix, setgid_group =
+      postdrop) are commented out so Rostfix's defaults apply, lmdb/cdb/dbm tables
+      become hash tables. Parameters Rostfix does not know are kept and reported.
+    - master.cf: services whose command Rostfix has (a program in daemon_directory)
+      are kept with paths and syslog_name translated; the others (cleanup, tlsmgr,
+      trivial-rewrite, pipe, ...) are commented out with the reason.
+    - every other file of SOURCE (table sources, sasl/, certificates) is copied with
+      its owner and mode; Postfix's indexes (.db, .lmdb) are not: the hash and btree
+      tables named in main.cf, and the aliases, are rebuilt with rostmap/rostalias.
+    - TARGET/main.cf and master.cf as they were are saved as *.pre-import first.
+
+    What could not be carried, other programs' files that point into Postfix's queue
+    directory (e.g. Dovecot's auth socket), and the messages still in Postfix's queue
+    (with the command that re-injects them) are listed in TARGET/IMPORT-REPORT, which
+    is also printed.
+
+OPTIONS
+    -n      dry run: print the report, write nothing.
+    --help  this text.
+
+EXIT STATUS
+    0 imported; 1 a file could not be read, translated or written (nothing is
+    written when the translation does not load); 64 usage error.
+
+SEE ALSO
+    rostconf(8), rostmap(8), docs/packaging.md
+";
+
+/// Why an import stops.
+#[derive(Debug, thiserror::Error)]
+enum ImportError {
+    #[error("read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the translated {0} does not load, nothing written: {1}")]
+    Invalid(&'static str, rostfix_config::ConfigError),
+}
+
+/// Runs `rostconf import` with the arguments after `import`; returns the exit status.
+pub fn main(args: &[String]) -> i32 {
+    let mut dry_run = false;
+    let mut operands = Vec::new();
+    for arg in args {
+        match arg.as_str() {
+            "--help" => {
+                print!("{HELP}");
+                return 0;
+            }
+            "-n" => dry_run = true,
+            other if other.starts_with('-') => return usage(&format!("invalid option {other}")),
+            other => operands.push(PathBuf::from(other)),
+        }
+    }
+    if operands.len() > 2 {
+        return usage("too many operands");
+    }
+    let source = operands
+        .first()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("/etc/postfix"));
+    let target = operands
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| rostfix_config::config_dir(None));
+    match import(&source, &target, dry_run) {
+        Ok(report) => {
+            print!("{report}");
+            0
+        }
+        Err(error) => {
+            eprintln!("rostconf: fatal: import: {error}");
+            1
+        }
+    }
+}
+
+fn usage(message: &str) -> i32 {
+    eprintln!("rostconf: import: {message}");
+    eprintln!("usage: rostconf import [-n] [SOURCE [TARGET]]");
+    EX_USAGE
+}
+
+fn read(path: &Path) -> Result<String, ImportError> {
+    std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The last `name = value` of a Postfix main.cf, read without Rostfix's value checks.
+fn postfix_setting(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .filter(|line| !line.starts_with([' ', '\t', '#']))
+        .filter_map(|line| line.split_once('='))
+        .filter(|(key, _)| key.trim() == name)
+        .map(|(_, value)| value.trim().to_string())
+        .next_back()
+}
+
+/// Where Rostfix's daemons are: beside this program in a build tree (which has
+/// `master` next to `rostconf`), else daemon_directory's default.
+fn daemon_directory() -> PathBuf {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .filter(|dir| dir.join("master").exists());
+    beside.unwrap_or_else(|| {
+        PathBuf::from(lookup_param("daemon_directory").map_or("/usr/lib/rostfix", |d| d.default))
+    })
+}
+
+fn import(source: &Path, target: &Path, dry_run: bool) -> Result<String, ImportError> {
+    let main_text = read(&source.join("main.cf"))?;
+    let master_text = read(&source.join("master.cf"))?;
+    let postfix_queue = postfix_setting(&main_text, "queue_directory")
+        .unwrap_or_else(|| "/var/spool/postfix".into());
+    let paths = PathMap::new(source, target, &postfix_queue);
+    let daemons = daemon_directory();
+    let available = |command: &str| !command.contains('/') && daemons.join(command).is_file();
+
+    let main = translate::main_cf(&main_text, &paths);
+    let master = translate::master_cf(&master_text, &paths, &available);
+    let main_path = target.join("main.cf");
+    let loaded =
+        MainCf::parse(&main.text, &main_path).map_err(|e| ImportError::Invalid("main.cf", e))?;
+    let services = MasterCf::parse(&master.text, &target.join("master.cf"), 100)
+        .map_err(|e| ImportError::Invalid("master.cf", e))?;
+
+    let mut notes: Vec<Note> = main.notes.into_iter().chain(master.notes).collect();
+    let mut carried = vec![format!(
+        "main.cf ({} settings), master.cf ({} services)",
+        loaded.explicit().len(),
+        services.services.len()
+    )];
+    if dry_run {
+        carried.push("(dry run: nothing written)".into());
+    } else {
+        write_files(
+            source,
+            target,
+            &main.text,
+            &master.text,
+            &mut carried,
+            &mut notes,
+        )?;
+        let settings: Vec<(String, String)> = loaded
+            .explicit()
+            .into_iter()
+            .map(|setting| (setting.name, setting.raw))
+            .collect();
+        let expand = |value: &str| {
+            loaded
+                .expand_text(value)
+                .unwrap_or_else(|_| value.to_string())
+        };
+        for (spec, alias) in translate::indexed_tables(&settings, &expand) {
+            match files::rebuild(&spec, alias, target) {
+                Ok(()) => carried.push(format!(
+                    "table {spec}: index rebuilt with {}",
+                    if alias { "rostalias" } else { "rostmap" }
+                )),
+                Err(why) => notes.push(Note::NotCarried(format!("table {spec}: {why}"))),
+            }
+        }
+    }
+    sasl_notes(&loaded, &mut notes);
+    for file in queue::files_mentioning(Path::new("/etc/dovecot"), &postfix_queue) {
+        notes.push(Note::NotCarried(format!(
+            "{} refers to {postfix_queue}: point it at /var/spool/rostfix (e.g. Dovecot's \
+             auth and lmtp unix_listener paths) and restart that program",
+            file.display()
+        )));
+    }
+    let report = render(source, target, &carried, &notes, &postfix_queue);
+    if !dry_run {
+        let path = target.join("IMPORT-REPORT");
+        files::write_atomic(&path, &report, 0o644)
+            .map_err(|source| ImportError::Write { path, source })?;
+    }
+    Ok(report)
+}
+
+/// Backs up TARGET's main.cf/master.cf, copies SOURCE's other files, writes the
+/// translated files.
+fn write_files(
+    source: &Path,
+    target: &Path,
+    main: &str,
+    master: &str,
+    carried: &mut Vec<String>,
+    notes: &mut Vec<Note>,
+) -> Result<(), ImportError> {
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ImportError::Write { path, source }
+    };
+    std::fs::create_dir_all(target).map_err(write_error(target))?;
+    for name in ["main.cf", "master.cf"] {
+        let (current, backup) = (target.join(name), target.join(format!("{name}.pre-import")));
+        if current.exists() && !backup.exists() {
+            std::fs::copy(&current, &backup).map_err(write_error(&backup))?;
+        }
+    }
+    match files::copy_tree(source, target) {
+        Ok(copied) if !copied.is_empty() => {
+            let names: Vec<String> = copied.iter().map(|p| p.display().to_string()).collect();
+            carried.push(format!("files (owner and mode kept): {}", names.join(", ")));
+        }
+        Ok(_) => {}
+        Err(error) => notes.push(Note::NotCarried(format!(
+            "copying the other files of {}: {error}",
+            source.display()
+        ))),
+    }
+    for (name, text) in [("main.cf", main), ("master.cf", master)] {
+        let path = target.join(name);
+        files::write_atomic(&path, text, 0o644).map_err(write_error(&path))?;
+    }
+    Ok(())
+}
+
+/// SASL: Postfix defaults smtpd_sasl_type to cyrus; Rostfix talks to Dovecot only.
+fn sasl_notes(loaded: &MainCf, notes: &mut Vec<Note>) {
+    let enabled = loaded
+        .raw("smtpd_sasl_auth_enable")
+        .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+    let kind = loaded.raw("smtpd_sasl_type").unwrap_or("cyrus");
+    if enabled && kind != "dovecot" {
+        notes.push(Note::NotCarried(format!(
+            "smtpd_sasl_type = {kind}: Rostfix authenticates through Dovecot's auth socket \
+             only; configure smtpd_sasl_type = dovecot and smtpd_sasl_path"
+        )));
+    }
+}
+
+fn render(
+    source: &Path,
+    target: &Path,
+    carried: &[String],
+    notes: &[Note],
+    postfix_queue: &str,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Rostfix: import of the Postfix configuration {} into {}\n",
+        source.display(),
+        target.display()
+    );
+    let _ = writeln!(out, "Carried:");
+    for line in carried {
+        let _ = writeln!(out, "  - {line}");
+    }
+    let section = |out: &mut String, title: &str, want_translated: bool| {
+        let lines: Vec<&String> = notes
+            .iter()
+            .filter_map(|note| match note {
+                Note::Translated(text) if want_translated => Some(text),
+                Note::NotCarried(text) if !want_translated => Some(text),
+                _ => None,
+            })
+            .collect();
+        let _ = writeln!(out, "\n{title}:");
+        if lines.is_empty() {
+            let _ = writeln!(out, "  (none)");
+        }
+        for line in lines {
+            let _ = writeln!(out, "  - {line}");
+        }
+    };
+    section(&mut out, "Translated", true);
+    section(&mut out, "Not carried or needing attention", false);
+    let pending = queue::pending_messages(Path::new(postfix_queue));
+    let _ = writeln!(out, "\nPostfix's queue ({postfix_queue}):");
+    if pending.is_empty() {
+        let _ = writeln!(out, "  no messages waiting.");
+    } else {
+        let total: usize = pending.iter().map(|(_, ids)| ids.len()).sum();
+        let _ = writeln!(
+            out,
+            "  {total} message(s) in Postfix's queue format, which Rostfix does not read:"
+        );
+        for (queue, ids) in &pending {
+            let _ = writeln!(out, "    {queue}: {}", ids.join(" "));
+        }
+        let helper = daemon_directory().join("requeue-postfix");
+        let _ = writeln!(
+            out,
+            "  Re-inject them into Rostfix (uses postcat from Postfix's .deb, then sendmail):\n    \
+             {} {postfix_queue}",
+            helper.display()
+        );
+    }
+    out
+}
