@@ -76,6 +76,7 @@ pub static PARAMS: &[ParamDef] = &[
     ),
     p("canonical_maps", "", ParamKind::List),
     p("command_directory", "/usr/sbin", ParamKind::Str),
+    p("command_execution_directory", "", ParamKind::Str),
     p(
         "command_expansion_filter",
         "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
@@ -119,6 +120,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("enable_long_queue_ids", "no", ParamKind::Bool),
     p("error_notice_recipient", "postmaster", ParamKind::Str),
     p("expand_owner_alias", "no", ParamKind::Bool),
+    p("expansion_size_limit", "1000", ParamKind::Int),
     p("export_environment", "TZ MAIL_CONFIG LANG", ParamKind::List),
     p("fallback_transport", "", ParamKind::Str),
     p("fork_attempts", "5", ParamKind::Int),
@@ -311,6 +313,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("rostfix_dns_servers", "", ParamKind::List),
     // Rostfix-specific: smtpd waits this long before its greeting and rejects a client
     // that talks first (Postfix does this only in postscreen); 0 = off.
+    p("rostfix_maildir_extension_folders", "no", ParamKind::Bool),
     p("rostfix_smtpd_greet_pause", "0s", ParamKind::Time('s')),
     p("sample_directory", "/etc/rostfix", ParamKind::Str),
     p("sender_bcc_maps", "", ParamKind::List),
@@ -539,15 +542,20 @@ pub static PARAMS: &[ParamDef] = &[
         ParamKind::List,
     ),
     p("virtual_alias_maps", "$virtual_maps", ParamKind::List),
+    p("virtual_gid_maps", "", ParamKind::List),
     p("virtual_mailbox_base", "", ParamKind::Str),
     p(
         "virtual_mailbox_domains",
         "$virtual_mailbox_maps",
         ParamKind::List,
     ),
+    p("virtual_mailbox_limit", "51200000", ParamKind::Int),
+    p("virtual_mailbox_lock", "fcntl, dotlock", ParamKind::List),
     p("virtual_mailbox_maps", "", ParamKind::List),
     p("virtual_maps", "", ParamKind::List),
+    p("virtual_minimum_uid", "100", ParamKind::Int),
     p("virtual_transport", "virtual", ParamKind::Str),
+    p("virtual_uid_maps", "", ParamKind::List),
 ];
 
 /// Looks a parameter up by name.
