@@ -95,10 +95,26 @@ pub static PARAMS: &[ParamDef] = &[
     p("default_database_type", "hash", ParamKind::Str),
     p("default_delivery_slot_cost", "5", ParamKind::Int),
     p(
+        "default_destination_concurrency_failed_cohort_limit",
+        "1",
+        ParamKind::Int,
+    ),
+    p(
         "default_destination_concurrency_limit",
         "20",
         ParamKind::Int,
     ),
+    p(
+        "default_destination_concurrency_negative_feedback",
+        "1",
+        ParamKind::Str,
+    ),
+    p(
+        "default_destination_concurrency_positive_feedback",
+        "1",
+        ParamKind::Str,
+    ),
+    p("default_destination_rate_delay", "0s", ParamKind::Time('s')),
     p("default_destination_recipient_limit", "50", ParamKind::Int),
     p("default_extra_recipient_limit", "1000", ParamKind::Int),
     p("default_privs", "nobody", ParamKind::Str),
@@ -274,6 +290,11 @@ pub static PARAMS: &[ParamDef] = &[
     p("non_smtpd_milters", "", ParamKind::List),
     p("notify_classes", "resource, software", ParamKind::List),
     p("owner_request_special", "yes", ParamKind::Bool),
+    p(
+        "parent_domain_matches_subdomains",
+        "debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps",
+        ParamKind::List,
+    ),
     p("plaintext_reject_code", "450", ParamKind::Int),
     p("postlog_service_name", "postlog", ParamKind::Str),
     p(
@@ -536,12 +557,15 @@ pub static PARAMS: &[ParamDef] = &[
     p("unknown_virtual_alias_reject_code", "550", ParamKind::Int),
     p("unknown_virtual_mailbox_reject_code", "550", ParamKind::Int),
     p("unverified_recipient_reject_code", "450", ParamKind::Int),
+    p("virtual_alias_address_length_limit", "1000", ParamKind::Int),
     p(
         "virtual_alias_domains",
         "$virtual_alias_maps",
         ParamKind::List,
     ),
+    p("virtual_alias_expansion_limit", "1000", ParamKind::Int),
     p("virtual_alias_maps", "$virtual_maps", ParamKind::List),
+    p("virtual_alias_recursion_limit", "1000", ParamKind::Int),
     p("virtual_gid_maps", "", ParamKind::List),
     p("virtual_mailbox_base", "", ParamKind::Str),
     p(
