@@ -1,5 +1,6 @@
-//! rostdrop's command line: `rostdrop [-c DIR] -f SENDER [--] RCPT...`. Strict: the
-//! only caller is sendmail, so anything unexpected is a usage error.
+//! rostdrop's command line: `rostdrop [-c DIR] [-N NOTIFY] [-R RET] [-V ENVID]
+//! [-B BODY] -f SENDER [--] RCPT...`. Strict: the only caller is sendmail, so anything
+//! unexpected is a usage error; the DSN values are checked in validate.rs.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,14 @@ pub struct DropArgs {
     pub config_dir: Option<PathBuf>,
     pub sender: String,
     pub recipients: Vec<String>,
+    /// `-N`: DSN NOTIFY for every recipient.
+    pub notify: Option<String>,
+    /// `-R`: DSN RET.
+    pub ret: Option<String>,
+    /// `-V`: DSN ENVID.
+    pub envid: Option<String>,
+    /// `-B`: body type.
+    pub body: Option<String>,
 }
 
 /// Why the command line was refused.
@@ -35,6 +44,7 @@ pub enum ArgsError {
 pub fn parse_args(args: &[String]) -> Result<Command, ArgsError> {
     let mut config_dir = None;
     let mut sender = None;
+    let (mut notify, mut ret, mut envid, mut body) = (None, None, None, None);
     let mut i = 0;
     while i < args.len() {
         let arg = args[i].as_str();
@@ -49,7 +59,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, ArgsError> {
             break;
         }
         let opt = arg[1..].chars().next().unwrap_or('-');
-        if opt != 'c' && opt != 'f' {
+        if !matches!(opt, 'c' | 'f' | 'N' | 'R' | 'V' | 'B') {
             return Err(ArgsError::Unknown(arg.to_string()));
         }
         let value = if arg.len() > 2 {
@@ -58,10 +68,13 @@ pub fn parse_args(args: &[String]) -> Result<Command, ArgsError> {
             i += 1;
             args.get(i).cloned().ok_or(ArgsError::MissingValue(opt))?
         };
-        if opt == 'c' {
-            config_dir = Some(PathBuf::from(value));
-        } else {
-            sender = Some(value);
+        match opt {
+            'c' => config_dir = Some(PathBuf::from(value)),
+            'N' => notify = Some(value),
+            'R' => ret = Some(value),
+            'V' => envid = Some(value),
+            'B' => body = Some(value),
+            _ => sender = Some(value),
         }
         i += 1;
     }
@@ -74,6 +87,10 @@ pub fn parse_args(args: &[String]) -> Result<Command, ArgsError> {
         config_dir,
         sender,
         recipients,
+        notify,
+        ret,
+        envid,
+        body,
     }))
 }
 
@@ -93,8 +110,25 @@ mod tests {
                 config_dir: Some("/etc/x".into()),
                 sender: "joe".into(),
                 recipients: vec!["-a@b".into(), "c".into()],
+                notify: None,
+                ret: None,
+                envid: None,
+                body: None,
             }))
         );
+    }
+
+    #[test]
+    fn dsn_options() {
+        let Ok(Command::Drop(d)) = p(&[
+            "-N", "NEVER", "-RHDRS", "-V", "x1", "-B", "7BIT", "-f", "s", "r",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(d.notify.as_deref(), Some("NEVER"));
+        assert_eq!(d.ret.as_deref(), Some("HDRS"));
+        assert_eq!(d.envid.as_deref(), Some("x1"));
+        assert_eq!(d.body.as_deref(), Some("7BIT"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The `--help` text (man-page style) and the usage line.
 
 /// One-line usage, printed with exit 64 on a bad command line.
-pub const USAGE: &str = "usage: rostdrop [-c DIR] -f SENDER -- RCPT...";
+pub const USAGE: &str =
+    "usage: rostdrop [-c DIR] [-N NOTIFY] [-R RET] [-V ENVID] [-B BODY] -f SENDER -- RCPT...";
 
 /// The manual page.
 pub const HELP: &str = "\
@@ -9,7 +10,8 @@ NAME
     rostdrop - Rostfix mail posting utility
 
 SYNOPSIS
-    rostdrop [-c DIR] -f SENDER -- RECIPIENT...
+    rostdrop [-c DIR] [-N NOTIFY] [-R RET] [-V ENVID] [-B BODY] -f SENDER
+             -- RECIPIENT...
 
 DESCRIPTION
     rostdrop is run by sendmail(1), set-group-id to setgid_group, to write a
@@ -31,13 +33,18 @@ OPTIONS
                   main.cf are owned by root and not writable by group or other
                   (a directory above DIR may be a root-owned sticky one, /tmp).
     -f SENDER     Envelope sender; empty for the null sender.
+    -N NOTIFY     DSN NOTIFY stored with every recipient: NEVER, or SUCCESS,
+                  FAILURE, DELAY joined by commas in that order.
+    -R RET        DSN RET (FULL or HDRS), stored as attribute dsn_ret.
+    -V ENVID      DSN ENVID (printable ASCII), stored as attribute dsn_envid.
+    -B BODY       7BIT or 8BITMIME, stored as attribute body_type.
     --            End of options; recipients follow.
     --help        Show this text.
 
 EXIT STATUS
-    0 queued; 64 usage error; 65 bad address or message file too big;
-    73 cannot create the queue file; 74 error reading input; 75 temporary
-    failure (write error, queue directory missing, interrupted);
+    0 queued; 64 usage error; 65 bad address, DSN value or message file too
+    big; 73 cannot create the queue file; 74 error reading input; 75
+    temporary failure (write error, queue file system full, interrupted);
     77 untrusted configuration directory; 78 configuration error.
 
 SEE ALSO

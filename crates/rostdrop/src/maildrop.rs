@@ -28,6 +28,13 @@ impl DropError {
         use crate::sysexits::*;
         match self {
             DropError::Create(QueueError::Invalid { .. }) => EX_DATAERR,
+            // A full queue file system (blocks or inodes) or quota is temporary, as
+            // Postfix's postdrop/sendmail report it: try again later.
+            DropError::Create(QueueError::Io { source, .. })
+                if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
+            {
+                EX_TEMPFAIL
+            }
             DropError::Create(_) => EX_CANTCREAT,
             DropError::Write(_) | DropError::Interrupted => EX_TEMPFAIL,
             DropError::Read(_) => EX_IOERR,
@@ -36,20 +43,48 @@ impl DropError {
     }
 }
 
+/// DSN and body-type settings from sendmail (validated), stored like smtpd stores
+/// them: NOTIFY in each recipient record, the rest as `dsn_ret`, `dsn_envid` and
+/// `body_type` attributes (docs/queue-format.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DsnSettings {
+    pub notify: Option<String>,
+    pub ret: Option<String>,
+    pub envid: Option<String>,
+    pub body: Option<String>,
+}
+
 /// The envelope rostdrop writes: pickup trusts the file owner, `uid` is informative.
-pub fn build_envelope(sender: &str, recipients: &[String], uid: u32, arrival_us: i64) -> Envelope {
+pub fn build_envelope(
+    sender: &str,
+    recipients: &[String],
+    uid: u32,
+    arrival_us: i64,
+    dsn: &DsnSettings,
+) -> Envelope {
+    let mut attrs = vec![
+        ("uid".into(), uid.to_string()),
+        ("rewrite_context".into(), "local".into()),
+    ];
+    for (name, value) in [
+        ("body_type", &dsn.body),
+        ("dsn_ret", &dsn.ret),
+        ("dsn_envid", &dsn.envid),
+    ] {
+        if let Some(v) = value {
+            attrs.push((name.to_string(), v.clone()));
+        }
+    }
     Envelope {
         sender: sender.to_string(),
         arrival_us,
-        attrs: vec![
-            ("uid".into(), uid.to_string()),
-            ("rewrite_context".into(), "local".into()),
-        ],
+        attrs,
         recipients: recipients
             .iter()
             .map(|r| Recipient {
                 address: r.clone(),
                 orig_address: r.clone(),
+                notify: dsn.notify.clone().unwrap_or_default(),
                 ..Recipient::default()
             })
             .collect(),
@@ -112,7 +147,13 @@ mod tests {
 
     #[test]
     fn envelope_carries_uid_and_context() {
-        let e = build_envelope("joe", &["a@x".into(), "b".into()], 1000, 5);
+        let e = build_envelope(
+            "joe",
+            &["a@x".into(), "b".into()],
+            1000,
+            5,
+            &DsnSettings::default(),
+        );
         assert_eq!(e.sender, "joe");
         assert_eq!(e.arrival_us, 5);
         assert_eq!(e.attr("uid"), Some("1000"));
@@ -121,6 +162,18 @@ mod tests {
         assert_eq!(e.recipients[1].address, "b");
         assert_eq!(e.recipients[1].orig_address, "b");
         assert!(!e.recipients[0].done);
+        assert_eq!(e.recipients[0].notify, "");
+        let dsn = DsnSettings {
+            notify: Some("SUCCESS,DELAY".into()),
+            ret: Some("HDRS".into()),
+            envid: Some("x1".into()),
+            body: None,
+        };
+        let e = build_envelope("joe", &["a@x".into()], 1000, 5, &dsn);
+        assert_eq!(e.recipients[0].notify, "SUCCESS,DELAY");
+        assert_eq!(e.attr("dsn_ret"), Some("HDRS"));
+        assert_eq!(e.attr("dsn_envid"), Some("x1"));
+        assert_eq!(e.attr("body_type"), None);
     }
 
     /// A queue_directory with an empty maildrop/.
@@ -141,7 +194,7 @@ mod tests {
             return;
         }
         let root = queue_root("ok");
-        let env = build_envelope("joe", &["a@x".into()], 1000, 7);
+        let env = build_envelope("joe", &["a@x".into()], 1000, 7, &DsnSettings::default());
         let id = write_maildrop(&root, &env, &b"Subject: hi\n\nbody\n"[..], 100, || false).unwrap();
         let qf = rostfix_queue::QueueFile::open(&root, QueueName::Maildrop, &id).unwrap();
         assert_eq!(qf.envelope.sender, "joe");
@@ -158,7 +211,7 @@ mod tests {
             return;
         }
         let root = queue_root("big");
-        let env = build_envelope("joe", &["a@x".into()], 1000, 7);
+        let env = build_envelope("joe", &["a@x".into()], 1000, 7, &DsnSettings::default());
         let big = vec![b'x'; 200_000];
         assert!(matches!(
             write_maildrop(&root, &env, &big[..], 100_000, || false),
@@ -181,7 +234,7 @@ mod tests {
             return;
         }
         let root = std::env::temp_dir().join(format!("rostdrop-none-{}", std::process::id()));
-        let env = build_envelope("joe", &["a@x".into()], 1000, 7);
+        let env = build_envelope("joe", &["a@x".into()], 1000, 7, &DsnSettings::default());
         let err = write_maildrop(&root, &env, &b""[..], 0, || false).unwrap_err();
         assert_eq!(err.exit_code(), 73);
     }

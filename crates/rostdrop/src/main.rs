@@ -63,6 +63,20 @@ fn run(args: &DropArgs, mail_config: Option<&std::ffi::OsStr>) -> ! {
     if let Err(e) = validate::validate_envelope(&args.sender, &args.recipients) {
         fatal(EX_DATAERR, e);
     }
+    if let Err(e) = validate::validate_dsn(
+        args.notify.as_deref(),
+        args.ret.as_deref(),
+        args.envid.as_deref(),
+        args.body.as_deref(),
+    ) {
+        fatal(EX_DATAERR, e);
+    }
+    let dsn = maildrop::DsnSettings {
+        notify: args.notify.clone(),
+        ret: args.ret.clone(),
+        envid: args.envid.clone(),
+        body: args.body.clone(),
+    };
     let queue_directory = config.get("queue_directory");
     if let Err(e) = std::env::set_current_dir(&queue_directory) {
         fatal(EX_TEMPFAIL, format!("chdir {queue_directory}: {e}"));
@@ -72,7 +86,7 @@ fn run(args: &DropArgs, mail_config: Option<&std::ffi::OsStr>) -> ! {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let envelope = maildrop::build_envelope(&args.sender, &args.recipients, uid, arrival_us);
+    let envelope = maildrop::build_envelope(&args.sender, &args.recipients, uid, arrival_us, &dsn);
 
     hardening::defer_signals();
     let stdin = std::io::stdin().lock();

@@ -19,6 +19,58 @@ pub enum ValidationError {
     EmptyRecipient,
     #[error("too many recipients: {0} (limit {MAX_RECIPIENTS})")]
     TooManyRecipients(usize),
+    #[error("bad DSN or body option: {0}")]
+    BadOption(String),
+}
+
+/// Checks the DSN and body-type values sendmail passes (already canonical there):
+/// NOTIFY `NEVER` or a `SUCCESS,FAILURE,DELAY` subset in that order, RET `FULL` or
+/// `HDRS`, ENVID 1..100 printable ASCII, BODY `7BIT` or `8BITMIME`. They end up in
+/// queue file records and DSNs, so nothing else gets through.
+pub fn validate_dsn(
+    notify: Option<&str>,
+    ret: Option<&str>,
+    envid: Option<&str>,
+    body: Option<&str>,
+) -> Result<(), ValidationError> {
+    let bad = |what: &str, v: &str| {
+        Err(ValidationError::BadOption(format!(
+            "{what} {}",
+            v.escape_default()
+        )))
+    };
+    if let Some(n) = notify {
+        let ok = n == "NEVER"
+            || [
+                "SUCCESS",
+                "FAILURE",
+                "DELAY",
+                "SUCCESS,FAILURE",
+                "SUCCESS,DELAY",
+                "FAILURE,DELAY",
+                "SUCCESS,FAILURE,DELAY",
+            ]
+            .contains(&n);
+        if !ok {
+            return bad("NOTIFY", n);
+        }
+    }
+    if let Some(r) = ret {
+        if r != "FULL" && r != "HDRS" {
+            return bad("RET", r);
+        }
+    }
+    if let Some(e) = envid {
+        if e.is_empty() || e.len() > 100 || !e.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+            return bad("ENVID", e);
+        }
+    }
+    if let Some(b) = body {
+        if b != "7BIT" && b != "8BITMIME" {
+            return bad("BODY", b);
+        }
+    }
+    Ok(())
 }
 
 /// Checks one address. `what` is "sender" or "recipient" for the message.
@@ -65,6 +117,26 @@ mod tests {
         );
         let max = "a".repeat(MAX_ADDRESS_LEN);
         assert_eq!(validate_envelope(&max, std::slice::from_ref(&max)), Ok(()));
+    }
+
+    #[test]
+    fn dsn_values() {
+        assert_eq!(
+            validate_dsn(
+                Some("SUCCESS,DELAY"),
+                Some("FULL"),
+                Some("a+b"),
+                Some("8BITMIME")
+            ),
+            Ok(())
+        );
+        assert_eq!(validate_dsn(None, None, None, None), Ok(()));
+        assert!(validate_dsn(Some("DELAY,SUCCESS"), None, None, None).is_err());
+        assert!(validate_dsn(Some("NEVER,DELAY"), None, None, None).is_err());
+        assert!(validate_dsn(None, Some("full"), None, None).is_err());
+        assert!(validate_dsn(None, None, Some("a b"), None).is_err());
+        assert!(validate_dsn(None, None, Some(""), None).is_err());
+        assert!(validate_dsn(None, None, None, Some("BINARYMIME")).is_err());
     }
 
     #[test]

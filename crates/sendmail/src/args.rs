@@ -2,10 +2,12 @@
 //! clusters (`-ti`, `-fsender` or `-f sender`), option parsing stops at the first
 //! non-option (Postfix uses getopt with `+` on Linux), `--` ends the options.
 //!
-//! Options that make sense only for a full sendmail (modes `-bs`, `-bp`, `-bi`, queue
-//! runs `-q`, `-I`) are refused as "not supported yet"; options that do not change
-//! what we do (`-odi`, `-oem`, `-B 8BITMIME`, `-n`, ...) are accepted, and unknown `-o`
-//! settings are ignored with a warning.
+//! Modes: `-bm` (default, submit), `-bs` (SMTP on stdin/stdout), `-bp` (list the
+//! queue), `-bi`/`-I` (newaliases), `-q` (flush), `-qRsite`/`-qSsite` (flush one site).
+//! `-bd`, `-bv`, `-bl` are refused as "not supported"; a periodic `-qINTERVAL` is
+//! ignored with a warning like Postfix does. DSN options (`-N`, `-R`, `-V`) and `-B`
+//! are checked and passed to rostdrop; options that do not change what we do (`-odi`,
+//! `-oem`, `-n`, ...) are accepted, and unknown `-o` settings are ignored with a warning.
 
 use std::path::PathBuf;
 
@@ -28,6 +30,35 @@ pub struct Options {
     pub recipients: Vec<String>,
     /// Warnings to print (ignored options), already phrased.
     pub warnings: Vec<String>,
+    /// What to do (`-b`, `-q`, `-I`, or the name we were called by).
+    pub mode: Mode,
+    /// `-N`: DSN NOTIFY for every recipient, canonical (`NEVER` or
+    /// `SUCCESS,FAILURE,DELAY` subset in that order); None when not given.
+    pub notify: Option<String>,
+    /// `-R`: DSN RET, `FULL` or `HDRS`.
+    pub ret: Option<&'static str>,
+    /// `-V`: DSN ENVID (printable ASCII, at most 100 characters).
+    pub envid: Option<String>,
+    /// `-B`: body type, `7BIT` or `8BITMIME`.
+    pub body: Option<&'static str>,
+}
+
+/// The sendmail mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// `-bm`: read a message from standard input and submit it.
+    #[default]
+    Submit,
+    /// `-bs`: an SMTP session on standard input and output.
+    Smtp,
+    /// `-bp`, or called as `mailq`: list the queue (rostqueue -p).
+    ListQueue,
+    /// `-bi`, `-I`, or called as `newaliases`: rebuild alias_database.
+    NewAliases,
+    /// `-q`: flush the queue (rostqueue -f).
+    Flush,
+    /// `-qRsite` / `-qSsite`: flush mail for one site (rostqueue -s site).
+    FlushSite(String),
 }
 
 /// The outcome of a successful parse.
@@ -35,8 +66,8 @@ pub struct Options {
 pub enum Command {
     /// `--help`.
     Help,
-    /// Submit a message.
-    Submit(Options),
+    /// Submit a message (or another mode, see [`Options::mode`]).
+    Submit(Box<Options>),
 }
 
 /// Why the command line was refused.
@@ -46,9 +77,12 @@ pub enum ArgsError {
     MissingValue(char),
     #[error("invalid option -- '{0}'")]
     Unknown(char),
-    /// A mode or option we know but do not implement (`-bs`, `-bp`, `-q`, ...).
-    #[error("{0} is not supported yet")]
+    /// A mode or option we know but do not implement (`-bd`, `-bv`, ...).
+    #[error("{0} is not supported")]
     Unsupported(String),
+    /// A DSN or body-type option with a value outside what RFC 3461 / 6152 allow.
+    #[error("{0}")]
+    BadValue(String),
 }
 
 /// Options that take a value (Postfix's getopt string `B:C:F:L:N:O:R:V:X:b:e:f:h:o:p:r:`).
@@ -73,14 +107,38 @@ fn takes_value(c: char) -> bool {
     )
 }
 
-/// Parses the arguments after the program name.
+/// Parses the arguments after the program name, as `sendmail`.
+#[cfg(test)]
 pub fn parse_args<I, S>(args: I) -> Result<Command, ArgsError>
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
+    parse_args_as(Mode::Submit, args)
+}
+
+/// The mode a program name implies: `mailq` lists the queue, `newaliases` rebuilds
+/// the aliases, anything else is sendmail.
+pub fn mode_for_name(argv0: &str) -> Mode {
+    match argv0.rsplit('/').next().unwrap_or(argv0) {
+        "mailq" => Mode::ListQueue,
+        "newaliases" => Mode::NewAliases,
+        _ => Mode::Submit,
+    }
+}
+
+/// Parses the arguments after the program name, starting in `mode` (see
+/// [`mode_for_name`]); `-b`/`-q`/`-I` change it.
+pub fn parse_args_as<I, S>(mode: Mode, args: I) -> Result<Command, ArgsError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
     let args: Vec<String> = args.into_iter().map(Into::into).collect();
-    let mut opts = Options::default();
+    let mut opts = Options {
+        mode,
+        ..Options::default()
+    };
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -100,11 +158,15 @@ where
         while j < cluster.len() {
             let c = cluster[j];
             if c == 'q' {
-                // -q with or without an attached interval: a queue run.
-                return Err(ArgsError::Unsupported(format!(
-                    "-{}",
-                    cluster[j..].iter().collect::<String>()
-                )));
+                // -q with or without an attached value: the rest of the cluster.
+                let rest: String = cluster[j + 1..].iter().collect();
+                apply_q(
+                    &mut opts,
+                    &rest,
+                    args.get(i + 1).map(String::as_str),
+                    &mut i,
+                )?;
+                break;
             }
             if takes_value(c) {
                 let value: String = if j + 1 < cluster.len() {
@@ -126,7 +188,7 @@ where
     }
     opts.recipients
         .extend(args[i.min(args.len())..].iter().cloned());
-    Ok(Command::Submit(opts))
+    Ok(Command::Submit(Box::new(opts)))
 }
 
 fn apply_flag(opts: &mut Options, c: char) -> Result<(), ArgsError> {
@@ -135,7 +197,7 @@ fn apply_flag(opts: &mut Options, c: char) -> Result<(), ArgsError> {
         'i' => opts.ignore_dots = true,
         'v' => opts.verbose = true,
         // -I is newaliases.
-        'I' => return Err(ArgsError::Unsupported("-I".into())),
+        'I' => opts.mode = Mode::NewAliases,
         // Accepted and meaningless here, as in Postfix: -G (gateway), -U (initial
         // submission), -c, -m (me too), -n (no aliasing), -x.
         'G' | 'U' | 'c' | 'm' | 'n' | 'x' => {}
@@ -149,16 +211,116 @@ fn apply_valued(opts: &mut Options, c: char, value: String) -> Result<(), ArgsEr
         'C' => opts.config_dir = Some(PathBuf::from(value)),
         'f' | 'r' => opts.sender = Some(value),
         'F' => opts.full_name = Some(value),
-        'b' if value != "m" => return Err(ArgsError::Unsupported(format!("-b{value}"))),
+        'b' => apply_b(opts, &value)?,
         'o' => apply_o(opts, &value),
-        'N' | 'R' | 'V' => opts.warnings.push(format!(
-            "-{c} option ignored: DSN options are not supported yet"
-        )),
+        'N' => opts.notify = Some(parse_notify(&value)?),
+        'R' => {
+            opts.ret = Some(match value.to_ascii_lowercase().as_str() {
+                "full" => "FULL",
+                "hdrs" => "HDRS",
+                _ => return Err(ArgsError::BadValue(format!("bad -R option: {value}"))),
+            })
+        }
+        'V' => {
+            if value.is_empty()
+                || value.len() > 100
+                || !value.bytes().all(|b| (0x21..0x7f).contains(&b))
+            {
+                return Err(ArgsError::BadValue(
+                    "bad -V option: envid must be 1 to 100 printable ASCII characters".into(),
+                ));
+            }
+            opts.envid = Some(value)
+        }
+        'B' => {
+            opts.body = Some(match value.to_ascii_uppercase().as_str() {
+                "7BIT" => "7BIT",
+                "8BITMIME" => "8BITMIME",
+                _ => return Err(ArgsError::BadValue(format!("bad -B option: {value}"))),
+            })
+        }
         'X' | 'O' | 'L' => opts.warnings.push(format!("-{c} {value} option ignored")),
-        // -B body type, -e error mode, -h hop count, -p protocol: no effect here.
+        // -e error mode, -h hop count, -p protocol: no effect here.
         _ => {}
     }
     Ok(())
+}
+
+/// `-bX`: the mode.
+fn apply_b(opts: &mut Options, value: &str) -> Result<(), ArgsError> {
+    opts.mode = match value {
+        "m" => Mode::Submit,
+        "s" => Mode::Smtp,
+        "p" => Mode::ListQueue,
+        "i" => Mode::NewAliases,
+        // -bd (daemon), -bv (verify), -bl, -bh, -bH: not offered, as in Postfix.
+        other => return Err(ArgsError::Unsupported(format!("-b{other}"))),
+    };
+    Ok(())
+}
+
+/// `-q`, `-qINTERVAL`, `-qRsite`, `-qSsite` (the site may be attached or the next
+/// word; `i` is advanced past a separate one).
+fn apply_q(
+    opts: &mut Options,
+    rest: &str,
+    next: Option<&str>,
+    i: &mut usize,
+) -> Result<(), ArgsError> {
+    if rest.is_empty() {
+        opts.mode = Mode::Flush;
+        return Ok(());
+    }
+    if let Some(site) = rest.strip_prefix('R').or_else(|| rest.strip_prefix('S')) {
+        let site = if site.is_empty() {
+            *i += 1;
+            next.ok_or(ArgsError::MissingValue('q'))?.to_string()
+        } else {
+            site.to_string()
+        };
+        opts.mode = Mode::FlushSite(site);
+        return Ok(());
+    }
+    if rest.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
+        // A queue-run interval: master and qmgr run the queue; Postfix ignores it too.
+        opts.warnings.push(format!(
+            "-q{rest} option ignored: the queue manager runs the queue"
+        ));
+        opts.mode = Mode::Flush;
+        return Ok(());
+    }
+    Err(ArgsError::Unsupported(format!("-q{rest}")))
+}
+
+/// `-N never` or `-N success,delay,failure` (any order, any case) -> canonical NOTIFY.
+pub fn parse_notify(value: &str) -> Result<String, ArgsError> {
+    let bad = || ArgsError::BadValue(format!("bad -N option: {value}"));
+    let mut flags = [false; 3];
+    let mut never = false;
+    for word in value.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
+        match word.to_ascii_lowercase().as_str() {
+            "never" => never = true,
+            "success" => flags[0] = true,
+            "failure" => flags[1] = true,
+            "delay" => flags[2] = true,
+            _ => return Err(bad()),
+        }
+    }
+    let any = flags.iter().any(|f| *f);
+    if never && any || !never && !any {
+        return Err(bad());
+    }
+    if never {
+        return Ok("NEVER".to_string());
+    }
+    let names = ["SUCCESS", "FAILURE", "DELAY"];
+    Ok(names
+        .iter()
+        .zip(flags)
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 /// `-oX...` settings. `-oi` matters; delivery mode (`-od*`), error mode (`-oe*`),
@@ -177,7 +339,7 @@ mod tests {
 
     fn submit(args: &[&str]) -> Options {
         match parse_args(args.iter().copied()) {
-            Ok(Command::Submit(o)) => o,
+            Ok(Command::Submit(o)) => *o,
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -223,21 +385,68 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_modes() {
-        for (args, what) in [
-            (&["-bs"][..], "-bs"),
-            (&["-bp"][..], "-bp"),
-            (&["-b", "i"][..], "-bi"),
-            (&["-q"][..], "-q"),
-            (&["-q30m"][..], "-q30m"),
-            (&["-I"][..], "-I"),
-        ] {
+    fn modes() {
+        assert_eq!(submit(&["-bs"]).mode, Mode::Smtp);
+        assert_eq!(submit(&["-bp"]).mode, Mode::ListQueue);
+        assert_eq!(submit(&["-b", "i"]).mode, Mode::NewAliases);
+        assert_eq!(submit(&["-I"]).mode, Mode::NewAliases);
+        assert_eq!(submit(&["-q"]).mode, Mode::Flush);
+        let o = submit(&["-q30m"]);
+        assert_eq!(o.mode, Mode::Flush);
+        assert_eq!(o.warnings.len(), 1);
+        assert_eq!(
+            submit(&["-qRexample.org"]).mode,
+            Mode::FlushSite("example.org".into())
+        );
+        assert_eq!(
+            submit(&["-qS", "example.org"]).mode,
+            Mode::FlushSite("example.org".into())
+        );
+        assert_eq!(submit(&["-bm", "x"]).mode, Mode::Submit);
+        for (args, what) in [(&["-bd"][..], "-bd"), (&["-bv", "x"][..], "-bv")] {
             assert_eq!(
                 parse_args(args.iter().copied()),
                 Err(ArgsError::Unsupported(what.into()))
             );
         }
-        assert!(matches!(parse_args(["-bm", "x"]), Ok(Command::Submit(_))));
+        assert_eq!(mode_for_name("/usr/bin/mailq"), Mode::ListQueue);
+        assert_eq!(mode_for_name("newaliases"), Mode::NewAliases);
+        assert_eq!(mode_for_name("sendmail"), Mode::Submit);
+        match parse_args_as(Mode::ListQueue, ["-v"]) {
+            Ok(Command::Submit(o)) => assert_eq!(o.mode, Mode::ListQueue),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn dsn_options() {
+        let o = submit(&[
+            "-N",
+            "delay,Success",
+            "-R",
+            "hdrs",
+            "-V",
+            "id-1",
+            "-B8bitmime",
+            "r",
+        ]);
+        assert_eq!(o.notify.as_deref(), Some("SUCCESS,DELAY"));
+        assert_eq!(o.ret, Some("HDRS"));
+        assert_eq!(o.envid.as_deref(), Some("id-1"));
+        assert_eq!(o.body, Some("8BITMIME"));
+        assert_eq!(submit(&["-Nnever", "r"]).notify.as_deref(), Some("NEVER"));
+        for bad in [
+            &["-N", "never,delay"][..],
+            &["-N", "sometimes"][..],
+            &["-R", "most"][..],
+            &["-V", "a b"][..],
+            &["-B", "binary"][..],
+        ] {
+            assert!(
+                matches!(parse_args(bad.iter().copied()), Err(ArgsError::BadValue(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

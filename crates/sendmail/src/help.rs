@@ -1,8 +1,8 @@
 //! The `--help` text (man-page style) and the short usage line for bad arguments.
 
 /// One-line usage, printed with exit 64 on a bad command line.
-pub const USAGE: &str =
-    "usage: sendmail [-C DIR] [-t] [-i] [-f sender] [-F fullname] [-oX...] [--] [recipient...]";
+pub const USAGE: &str = "usage: sendmail [-C DIR] [-t] [-i] [-f sender] [-F fullname] [-N dsn] [-R ret] [-V envid] [-B type] [-oX...] [--] [recipient...]
+       sendmail -bs | -bp | -bi | -q | -qRsite    (also: mailq, newaliases)";
 
 /// The manual page.
 pub const HELP: &str = "\
@@ -10,8 +10,12 @@ NAME
     sendmail - Rostfix to Sendmail compatibility interface
 
 SYNOPSIS
-    sendmail [-C DIR] [-t] [-i] [-oi] [-f sender] [-F fullname] [-odi] [-oX...]
-             [--] [recipient...]
+    sendmail [-C DIR] [-t] [-i] [-oi] [-f sender] [-F fullname] [-N dsn]
+             [-R ret] [-V envid] [-B type] [-odi] [-oX...] [--] [recipient...]
+    sendmail [-C DIR] -bs          (SMTP on standard input and output)
+    sendmail [-C DIR] -bp          (also: mailq)
+    sendmail [-C DIR] -bi          (also: -I, newaliases)
+    sendmail [-C DIR] -q | -qRsite
 
 DESCRIPTION
     sendmail reads a message from standard input and submits it for delivery
@@ -25,7 +29,20 @@ DESCRIPTION
     mbox-style \"From \" line is removed. The message may not exceed
     message_size_limit bytes.
 
-    Command-line recipients may be address lists (\"a@x, B <b@y>\").
+    Command-line recipients may be address lists (\"a@x, B <b@y>\"). Every
+    envelope address is checked for syntax first; a bad one ends sendmail with
+    exit status 65 and nothing is queued.
+
+    With -bs, sendmail speaks SMTP (RFC 5321 with PIPELINING, SIZE, 8BITMIME,
+    DSN and ENHANCEDSTATUSCODES) on standard input and output. Each message
+    accepted there takes the same path as above (rostdrop, maildrop, pickup),
+    so it is queued as the invoking user; the 250 reply to the end of DATA
+    comes only after rostdrop has committed the file. A client silent for
+    smtpd_timeout gets 421 and the session ends.
+
+    Called as mailq, sendmail lists the queue (rostqueue -p); called as
+    newaliases it rebuilds every hash: or btree: table of alias_database
+    with rostalias.
 
 OPTIONS
     -C DIR        Use the configuration in DIR instead of MAIL_CONFIG or
@@ -39,14 +56,25 @@ OPTIONS
                   removed.
     -v            Verbose.
     -bm           Read mail from standard input (the default).
-    -odi, -odb, -oem, -om, -G, -U, -n, -m, -x, -c, -B type, -h n, -p x
+    -bs           SMTP session on standard input and output.
+    -bp           List the queue (runs rostqueue -p).
+    -bi, -I       Rebuild the alias databases (runs rostalias).
+    -q            Flush the queue (runs rostqueue -f). -qINTERVAL is
+                  ignored with a warning: qmgr runs the queue itself.
+    -qRsite, -qSsite
+                  Flush mail for one site (runs rostqueue -s site).
+    -N dsn        DSN NOTIFY for every recipient: never, or a comma list of
+                  success, failure, delay. Stored with each recipient.
+    -R ret        DSN RET: full or hdrs.
+    -V envid      DSN ENVID (1 to 100 printable ASCII characters).
+    -B type       Body type: 7BIT or 8BITMIME.
+    -odi, -odb, -oem, -om, -G, -U, -n, -m, -x, -c, -h n, -p x
                   Accepted for compatibility and ignored.
     -oX...        Other -o settings are ignored with a warning.
     --            End of options.
     --help        Show this text.
 
-    Not supported yet: -bs, -bp, -bi, -bd, -bv, -q, -I, and DSN options
-    (-N, -R, -V are ignored with a warning).
+    Not supported: -bd, -bv, -bl, -bh (exit 64), as in Postfix.
 
 ENVIRONMENT
     MAIL_CONFIG   Configuration directory (overridden by -C).
@@ -54,10 +82,14 @@ ENVIRONMENT
 
 EXIT STATUS
     0 on success, else rostdrop's status or a sysexits code: 64 usage error or
-    no recipients, 65 message too big, 67 unknown user, 69 rostdrop could not
-    be run, 74 input error, 75 temporary failure, 78 configuration error.
+    no recipients, 65 bad address syntax or message too big, 67 unknown user,
+    69 rostdrop could not be run, 73 cannot create the queue file, 74 input
+    error, 75 temporary failure (among others the queue file system is full),
+    78 configuration error. -bp, -q and -bi return rostqueue's or rostalias's
+    status.
 
 SEE ALSO
-    rostdrop(1), pickup(8), rostqueue(1), main.cf: command_directory,
-    message_size_limit, myhostname, myorigin
+    rostdrop(1), pickup(8), rostqueue(1), rostmap(1) (rostalias), main.cf:
+    command_directory, message_size_limit, myhostname, myorigin,
+    alias_database, smtpd_banner, smtpd_timeout
 ";

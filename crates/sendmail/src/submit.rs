@@ -1,5 +1,6 @@
-//! Handing the message to rostdrop: `rostdrop [-c DIR] -f SENDER -- RCPT...` with the
-//! content on its standard input; rostdrop's exit status becomes ours.
+//! Handing the message to rostdrop: `rostdrop [-c DIR] [-N notify] [-R ret] [-V envid]
+//! [-B body] -f SENDER -- RCPT...` with the content on its standard input; rostdrop's
+//! exit status becomes ours.
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -23,6 +24,19 @@ pub enum SubmitError {
     Killed { path: PathBuf, signal: i32 },
 }
 
+/// DSN and body-type settings passed to rostdrop (already validated).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DropOptions {
+    /// NOTIFY for every recipient (canonical form).
+    pub notify: Option<String>,
+    /// RET: FULL or HDRS.
+    pub ret: Option<String>,
+    /// ENVID.
+    pub envid: Option<String>,
+    /// 7BIT or 8BITMIME.
+    pub body: Option<String>,
+}
+
 /// Runs rostdrop and returns its exit code.
 pub fn run_rostdrop(
     program: &Path,
@@ -30,16 +44,30 @@ pub fn run_rostdrop(
     sender: &str,
     recipients: &[String],
     content: &[u8],
+    dsn: &DropOptions,
 ) -> Result<i32, SubmitError> {
     let mut cmd = Command::new(program);
     if let Some(dir) = config_dir {
         cmd.arg("-c").arg(dir);
     }
+    for (flag, value) in [
+        ("-N", &dsn.notify),
+        ("-R", &dsn.ret),
+        ("-V", &dsn.envid),
+        ("-B", &dsn.body),
+    ] {
+        if let Some(v) = value {
+            cmd.arg(flag).arg(v);
+        }
+    }
     cmd.arg("-f")
         .arg(sender)
         .arg("--")
         .args(recipients)
-        .stdin(Stdio::piped());
+        .stdin(Stdio::piped())
+        // rostdrop prints nothing there; in -bs mode our stdout is the SMTP stream,
+        // which nothing but the session may write.
+        .stdout(Stdio::null());
     let mut child = cmd.spawn().map_err(|source| SubmitError::Spawn {
         path: program.to_path_buf(),
         source,

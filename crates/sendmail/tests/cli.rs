@@ -34,12 +34,15 @@ fn help_is_a_manual_page() {
 
 #[test]
 fn unsupported_modes_exit_64() {
-    let (code, _, err) = sendmail(&["-bs"]);
+    let (code, _, err) = sendmail(&["-bd"]);
     assert_eq!(code, 64);
-    assert_eq!(err.trim(), "sendmail: fatal: -bs is not supported yet");
-    let (code, _, err) = sendmail(&["-q"]);
+    assert_eq!(err.trim(), "sendmail: fatal: -bd is not supported");
+    let (code, _, err) = sendmail(&["-qX"]);
     assert_eq!(code, 64);
-    assert!(err.contains("-q is not supported yet"));
+    assert!(err.contains("-qX is not supported"));
+    let (code, _, err) = sendmail(&["-N", "sometimes", "r"]);
+    assert_eq!(code, 64);
+    assert!(err.contains("bad -N option"));
 }
 
 #[test]
