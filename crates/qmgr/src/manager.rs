@@ -279,8 +279,21 @@ impl Manager {
         );
         let arrival = qf.envelope.arrival_us.div_euclid(1_000_000);
         let mut msg = ActiveMessage::new(id, &qf.envelope.sender, arrival);
+        msg.forced_expire = std::fs::metadata(&qf.path)
+            .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0);
         let mut routed = Vec::new();
         for r in qf.pending() {
+            if msg.forced_expire {
+                // rostsuper -e: no delivery; finish() below bounces every pending one.
+                let orig = if r.orig_address.is_empty() {
+                    &r.address
+                } else {
+                    &r.orig_address
+                };
+                msg.add_recipient(r.offset, &r.address, orig);
+                msg.set_reason(r.offset, "message is administratively expired");
+                continue;
+            }
             let orig = if r.orig_address.is_empty() {
                 r.address.clone()
             } else {

@@ -40,6 +40,9 @@ pub struct ActiveMessage {
     pub outstanding: usize,
     /// The expiry notice was already attempted in this pass: never loop on it.
     pub expire_tried: bool,
+    /// `rostsuper -e` marked the file (owner-execute bit, docs/queue-format.md): bounce
+    /// the pending recipients now instead of delivering.
+    pub forced_expire: bool,
 }
 
 impl ActiveMessage {
@@ -51,6 +54,7 @@ impl ActiveMessage {
             recipients: BTreeMap::new(),
             outstanding: 0,
             expire_tried: false,
+            forced_expire: false,
         }
     }
 
@@ -213,7 +217,9 @@ pub fn completion(msg: &ActiveMessage, now: i64, policy: &RetryPolicy) -> Comple
     let pending = msg.pending();
     if pending.is_empty() {
         Completion::Remove
-    } else if !msg.expire_tried && policy.is_expired(now, msg.arrival, &msg.sender) {
+    } else if !msg.expire_tried
+        && (msg.forced_expire || policy.is_expired(now, msg.arrival, &msg.sender))
+    {
         Completion::Expire { pending }
     } else {
         Completion::Defer {
@@ -371,6 +377,27 @@ mod tests {
             completion(&m, 1000 + 3601, &POLICY),
             Completion::Expire { .. }
         ));
+    }
+
+    #[test]
+    fn forced_expire_bounces_a_young_message() {
+        let policy = RetryPolicy {
+            minimal_backoff: 300,
+            maximal_backoff: 4000,
+            maximal_queue_lifetime: 5 * 86400,
+            bounce_queue_lifetime: 86400,
+        };
+        let mut m = ActiveMessage::new("A1", "s@x", 1000);
+        m.add_recipient(1, "r@x", "r@x");
+        assert!(matches!(
+            completion(&m, 1001, &policy),
+            Completion::Defer { .. }
+        ));
+        m.forced_expire = true;
+        assert_eq!(
+            completion(&m, 1001, &policy),
+            Completion::Expire { pending: vec![1] }
+        );
     }
 
     #[test]
