@@ -106,12 +106,12 @@ pub static PARAMS: &[ParamDef] = &[
     ),
     p(
         "default_destination_concurrency_negative_feedback",
-        "1",
+        "1/concurrency",
         ParamKind::Str,
     ),
     p(
         "default_destination_concurrency_positive_feedback",
-        "1",
+        "1/concurrency",
         ParamKind::Str,
     ),
     p("default_destination_rate_delay", "0s", ParamKind::Time('s')),

@@ -15,6 +15,7 @@ mod layout;
 mod logs;
 mod parse;
 mod record;
+mod rewrite;
 #[cfg(test)]
 mod tempdir;
 mod writer;
@@ -23,5 +24,8 @@ pub use error::QueueError;
 pub use file::{Envelope, QueueFile, Recipient};
 pub use id::{is_valid_queue_id, QueueId};
 pub use layout::{list_queue, move_file, queue_path, set_retry_time, QueueName, ALL_QUEUES};
-pub use logs::{append_defer_reason, read_defer_reasons, remove_message_logs};
+pub use logs::{
+    append_defer_reason, delay_warned, mark_delay_warned, read_defer_reasons, remove_message_logs,
+};
+pub use rewrite::rewrite_envelope;
 pub use writer::QueueWriter;

@@ -103,6 +103,36 @@ pub fn remove_message_logs(root: &Path, id: &str) -> Result<(), QueueError> {
     Ok(())
 }
 
+/// The line that records, in `defer/ID`, that the delay warning was sent.
+const DELAY_WARNED: &str = "delay_warning=sent";
+
+/// Records durably (a block appended to `defer/id`, fsync'ed) that the sender was
+/// warned of the delay, so the warning goes out once per message.
+pub fn mark_delay_warned(root: &Path, id: &str) -> Result<(), QueueError> {
+    let path = log_path(root, "defer", id)?;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| io_err(&path, e))?;
+    file.write_all(format!("{DELAY_WARNED}\n\n").as_bytes())
+        .map_err(|e| io_err(&path, e))?;
+    file.sync_all().map_err(|e| io_err(&path, e))
+}
+
+/// True once [`mark_delay_warned`] was called for this message.
+pub fn delay_warned(root: &Path, id: &str) -> Result<bool, QueueError> {
+    let path = log_path(root, "defer", id)?;
+    match std::fs::read(&path) {
+        Ok(raw) => Ok(String::from_utf8_lossy(&raw)
+            .lines()
+            .any(|l| l == DELAY_WARNED)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err(&path, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +206,20 @@ mod tests {
             append_defer_reason(t.path(), "../x", "a", "b"),
             Err(QueueError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn delay_warning_mark_is_durable_and_ignored_by_the_reason_reader() {
+        let t = root();
+        let id = "ABCDEF5";
+        assert!(!delay_warned(t.path(), id).unwrap());
+        append_defer_reason(t.path(), id, "a@x", "r").unwrap();
+        mark_delay_warned(t.path(), id).unwrap();
+        assert!(delay_warned(t.path(), id).unwrap());
+        assert_eq!(read_defer_reasons(t.path(), id).unwrap().len(), 1);
+        // A reason text cannot forge the mark: it is on a reason= line.
+        append_defer_reason(t.path(), "ABCDEF6", "a@x", "x\ndelay_warning=sent").unwrap();
+        assert!(!delay_warned(t.path(), "ABCDEF6").unwrap());
     }
 
     #[test]

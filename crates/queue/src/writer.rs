@@ -83,7 +83,7 @@ pub(crate) fn encode_envelope(env: &Envelope) -> Result<Vec<u8>, QueueError> {
 }
 
 /// Creates `dir/tmp.PID.N` exclusively, mode 0600.
-fn create_temp(dir: &Path) -> Result<(PathBuf, File), QueueError> {
+pub(crate) fn create_temp(dir: &Path) -> Result<(PathBuf, File), QueueError> {
     let pid = std::process::id();
     let mut last = None;
     for _ in 0..TEMP_TRIES {
