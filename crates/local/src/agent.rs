@@ -2,9 +2,11 @@
 //! the delivered ones done in the queue file BEFORE answering (a crash after delivery
 //! must not deliver again), log each recipient Postfix-style, and build the reply.
 
-use crate::deliver::{deliver_recipient, Message, Settings, UserInfo};
+use crate::deliver::{Message, Settings};
+use crate::expand::{verdict, Expansion, Leaf, LocalConf, UserLookup};
 use crate::failure::Failure;
 use crate::logline::DeliveryLog;
+use crate::resubmit::Forwarder;
 use rostfix_proto::{DeliveryReply, DeliveryRequest, DeliveryStatus, RecipientResult};
 use rostfix_queue::{is_valid_queue_id, QueueFile, QueueName};
 use std::path::Path;
@@ -13,59 +15,98 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The relay name in replies and log lines.
 pub const RELAY: &str = "local";
 
+/// What a request is handled with.
+pub struct Context<'a> {
+    pub settings: &'a Settings,
+    pub conf: &'a LocalConf,
+    pub users: UserLookup<'a>,
+    pub forwarder: &'a mut dyn Forwarder,
+}
+
 /// Handles `req` against the queue under `queue_root` ("." after confine). `received`
 /// is when the request arrived, for the `delays=a/...` part of the log line.
-pub fn handle_request<L>(
-    settings: &Settings,
+pub fn handle_request(
+    cx: &mut Context<'_>,
     req: &DeliveryRequest,
     queue_root: &Path,
-    lookup: L,
     received: SystemTime,
-) -> DeliveryReply
-where
-    L: Fn(&str) -> Result<Option<UserInfo>, String>,
-{
-    let arrival = UNIX_EPOCH + Duration::from_secs(req.arrival.max(0) as u64);
-    let before = received.duration_since(arrival).unwrap_or_default();
-    let content = match read_message(req, queue_root) {
-        Ok(file_and_content) => file_and_content,
-        Err(f) => {
-            log::warn!("{}: {}", req.queue_id, f.text);
-            let results = req
-                .recipients
-                .iter()
-                .map(|r| {
-                    log_result(
-                        req,
-                        &r.address,
-                        &r.orig_address,
-                        &f,
-                        arrival,
-                        before,
-                        Duration::ZERO,
-                        "deferred",
-                    );
-                    result(r.offset, DeliveryStatus::Deferred, &f)
-                })
-                .collect();
-            return DeliveryReply { results };
-        }
+) -> DeliveryReply {
+    let (qf, content) = match load(req, queue_root, received) {
+        Ok(loaded) => loaded,
+        Err(reply) => return reply,
     };
-    let (qf, content) = content;
+    let msg = message(req, &content);
+    let mut expansion = Expansion::new(cx.settings, cx.conf, cx.users, msg);
+    let forwarder = &mut *cx.forwarder;
+    deliver_all(req, &qf, received, |address, orig| {
+        expansion.recipient(address, orig, forwarder)
+    })
+}
+
+/// The message of a request, delivered now.
+pub fn message<'m>(req: &'m DeliveryRequest, content: &'m [u8]) -> Message<'m> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let msg = Message {
+    Message {
         sender: &req.sender,
-        content: &content,
+        content,
         now,
-    };
+    }
+}
+
+/// Opens the request's queue file and reads its content; on failure the reply that
+/// defers every recipient (already logged).
+pub fn load(
+    req: &DeliveryRequest,
+    queue_root: &Path,
+    received: SystemTime,
+) -> Result<(QueueFile, Vec<u8>), DeliveryReply> {
+    let arrival = UNIX_EPOCH + Duration::from_secs(req.arrival.max(0) as u64);
+    let before = received.duration_since(arrival).unwrap_or_default();
+    read_message(req, queue_root).map_err(|f| {
+        log::warn!("{}: {}", req.queue_id, f.text);
+        let results = req
+            .recipients
+            .iter()
+            .map(|r| {
+                log_result(
+                    req,
+                    &r.address,
+                    &r.orig_address,
+                    &f,
+                    arrival,
+                    before,
+                    Duration::ZERO,
+                    "deferred",
+                );
+                result(r.offset, DeliveryStatus::Deferred, &f)
+            })
+            .collect();
+        DeliveryReply { results }
+    })
+}
+
+/// The request loop shared by local and virtual: `deliver` returns each recipient's
+/// leaves; sent recipients are marked done in the queue file before the reply, every
+/// leaf is logged, and the reply holds one verdict per recipient.
+pub fn deliver_all<D>(
+    req: &DeliveryRequest,
+    qf: &QueueFile,
+    received: SystemTime,
+    mut deliver: D,
+) -> DeliveryReply
+where
+    D: FnMut(&str, &str) -> Vec<Leaf>,
+{
+    let arrival = UNIX_EPOCH + Duration::from_secs(req.arrival.max(0) as u64);
+    let before = received.duration_since(arrival).unwrap_or_default();
     let mut results = Vec::with_capacity(req.recipients.len());
     for r in &req.recipients {
         let start = Instant::now();
-        let outcome = deliver_recipient(settings, msg, &r.address, &lookup);
+        let leaves = deliver(&r.address, &r.orig_address);
         let took = start.elapsed();
-        let (status, f) = match outcome {
+        let (status, f) = match verdict(&leaves) {
             Ok(text) => {
                 if let Err(e) = QueueFile::mark_done(&qf.path, r.offset) {
                     // The mail is in the mailbox: report it sent anyway. Deferring would
@@ -77,36 +118,60 @@ where
                         r.address
                     );
                 }
-                (
-                    DeliveryStatus::Sent,
-                    Failure {
-                        permanent: false,
-                        dsn: "2.0.0",
-                        text: text.to_string(),
-                    },
-                )
+                (DeliveryStatus::Sent, sent(text))
             }
             Err(f) if f.permanent => (DeliveryStatus::Bounced, f),
             Err(f) => (DeliveryStatus::Deferred, f),
         };
-        let word = match status {
-            DeliveryStatus::Sent => "sent",
-            DeliveryStatus::Bounced => "bounced",
-            DeliveryStatus::Deferred => "deferred",
-        };
-        log_result(
-            req,
-            &r.address,
-            &r.orig_address,
-            &f,
-            arrival,
-            before,
-            took,
-            word,
-        );
+        if leaves.is_empty() {
+            log_result(
+                req,
+                &r.address,
+                &r.orig_address,
+                &f,
+                arrival,
+                before,
+                took,
+                word(status),
+            );
+        }
+        for leaf in &leaves {
+            let (lf, lw) = match &leaf.result {
+                Ok(text) => (sent(text.clone()), "sent"),
+                Err(f) if f.permanent => (f.clone(), "bounced"),
+                Err(f) => (f.clone(), "deferred"),
+            };
+            // orig_to (the address as received) shows when expansion changed it.
+            log_result(
+                req,
+                &leaf.to,
+                &r.orig_address,
+                &lf,
+                arrival,
+                before,
+                took,
+                lw,
+            );
+        }
         results.push(result(r.offset, status, &f));
     }
     DeliveryReply { results }
+}
+
+fn sent(text: String) -> Failure {
+    Failure {
+        permanent: false,
+        dsn: "2.0.0",
+        text,
+    }
+}
+
+fn word(status: DeliveryStatus) -> &'static str {
+    match status {
+        DeliveryStatus::Sent => "sent",
+        DeliveryStatus::Bounced => "bounced",
+        DeliveryStatus::Deferred => "deferred",
+    }
 }
 
 /// Opens the queue file named by the request and reads its content. Any problem is a
@@ -176,11 +241,29 @@ fn log_result(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deliver::UserInfo;
     use crate::privileges::Identity;
     use crate::testdir::TestDir;
     use rostfix_proto::DeliveryRecipient;
     use rostfix_queue::{Envelope, QueueWriter, Recipient};
     use std::path::PathBuf;
+
+    fn run(
+        req: &DeliveryRequest,
+        root: &Path,
+        users: &dyn Fn(&str) -> Result<Option<UserInfo>, String>,
+    ) -> DeliveryReply {
+        let s = settings();
+        let conf = LocalConf::defaults(&["example.org", "mx.example.org"]);
+        let mut fwd = crate::resubmit::CollectingForwarder::default();
+        let mut cx = Context {
+            settings: &s,
+            conf: &conf,
+            users,
+            forwarder: &mut fwd,
+        };
+        handle_request(&mut cx, req, root, SystemTime::now())
+    }
 
     fn settings() -> Settings {
         Settings {
@@ -190,6 +273,7 @@ mod tests {
             recipient_delimiter: "+".into(),
             mailbox_size_limit: 0,
             lock_wait: Duration::from_secs(5),
+            extension_folders: false,
         }
     }
 
@@ -261,7 +345,7 @@ mod tests {
                 home: home2.join(name),
             }))
         };
-        let reply = handle_request(&settings(), &req, &root, lookup, SystemTime::now());
+        let reply = run(&req, &root, &lookup);
         let got: Vec<_> = reply
             .results
             .iter()
@@ -330,7 +414,7 @@ mod tests {
             ],
         };
         let none = |_: &str| Ok(None);
-        let reply = handle_request(&settings(), &req, t.path(), none, SystemTime::now());
+        let reply = run(&req, t.path(), &none);
         assert!(reply
             .results
             .iter()
@@ -340,14 +424,14 @@ mod tests {
             vec![10, 20]
         );
         req.queue_id = "../../etc/passwd".into();
-        let reply = handle_request(&settings(), &req, t.path(), none, SystemTime::now());
+        let reply = run(&req, t.path(), &none);
         assert!(
             reply.results[0].text.starts_with("bad queue id"),
             "{}",
             reply.results[0].text
         );
         req.queue_name = "nowhere".into();
-        let reply = handle_request(&settings(), &req, t.path(), none, SystemTime::now());
+        let reply = run(&req, t.path(), &none);
         assert!(reply.results[0].text.starts_with("bad queue name"));
     }
 }

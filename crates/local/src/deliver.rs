@@ -26,6 +26,9 @@ pub struct Settings {
     pub mailbox_size_limit: u64,
     /// How long to wait for each mailbox lock before deferring.
     pub lock_wait: Duration,
+    /// rostfix_maildir_extension_folders: mail for `user+ext` goes to the Maildir++
+    /// folder `.ext` of a Maildir mailbox (see [`extension_folder`]).
+    pub extension_folders: bool,
 }
 
 /// The passwd facts delivery needs.
@@ -94,7 +97,20 @@ where
             ))
         }
     };
-    let copy = delivered_copy(msg.sender, address, msg.content);
+    deliver_mailbox(settings, msg, address, &user, rcpt.extension.as_deref())
+}
+
+/// Delivers `msg` into the mailbox of `user` (already looked up), with a
+/// `Delivered-To: delivered_to` header. `extension` picks a Maildir++ folder when
+/// extension folders are on.
+pub fn deliver_mailbox(
+    settings: &Settings,
+    msg: Message<'_>,
+    delivered_to: &str,
+    user: &UserInfo,
+    extension: Option<&str>,
+) -> Result<&'static str, Failure> {
+    let copy = delivered_copy(msg.sender, delivered_to, msg.content);
     let ident = Identity {
         uid: user.uid,
         gid: user.gid,
@@ -106,6 +122,10 @@ where
         &user.home,
     ) {
         Destination::Maildir(dir) => {
+            let dir = match extension.and_then(extension_folder) {
+                Some(folder) if settings.extension_folders => dir.join(folder),
+                _ => dir,
+            };
             deliver_maildir(settings, &dir, &copy, ident, &user.name)?;
             Ok("delivered to maildir")
         }
@@ -115,6 +135,56 @@ where
             Ok("delivered to mailbox")
         }
     }
+}
+
+/// The Maildir++ folder (`.lists`) for an address extension, as Dovecot and Courier
+/// name folders; None for an extension that cannot safely be a folder name (empty,
+/// too long, or with characters other than letters, digits, `-` and `_`: a `.` would
+/// make a sub-folder, a `/` a path), whose mail then goes to the inbox.
+pub fn extension_folder(extension: &str) -> Option<String> {
+    let ok = !extension.is_empty()
+        && extension.len() <= 64
+        && extension
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    ok.then(|| format!(".{}", extension.to_ascii_lowercase()))
+}
+
+/// Appends `msg` to the file `path` (a `/path` destination in an alias, .forward or
+/// :include: file) as `ident`, mbox style (From_ line, quoting, blank line) under an
+/// fcntl lock. No dotlock: the file's directory is often not writable (/var/log),
+/// where Postfix's file delivery also lets the dotlock fail. `/dev/null` always
+/// succeeds.
+pub fn deliver_file(
+    settings: &Settings,
+    msg: Message<'_>,
+    delivered_to: &str,
+    path: &Path,
+    ident: Identity,
+) -> Result<(), Failure> {
+    if path == Path::new("/dev/null") {
+        return Ok(());
+    }
+    let copy = delivered_copy(msg.sender, delivered_to, msg.content);
+    let record = mbox::format_record(msg.sender, &mbox::asctime(msg.now), &copy);
+    let _guard = switch(ident)?;
+    let opts = MboxOptions {
+        size_limit: settings.mailbox_size_limit,
+        lock_wait: settings.lock_wait,
+        dotlock: false,
+        owner: None,
+    };
+    mbox::deliver(path, &record, &opts).map_err(|e| {
+        let f = mbox_failure(&e, path, &format!("uid {}", ident.uid));
+        Failure {
+            text: format!(
+                "cannot append message to file {}: {}",
+                path.display(),
+                f.text
+            ),
+            ..f
+        }
+    })
 }
 
 fn switch(ident: Identity) -> Result<PrivGuard, Failure> {
@@ -261,6 +331,7 @@ mod tests {
             recipient_delimiter: "+".into(),
             mailbox_size_limit: 0,
             lock_wait: Duration::from_secs(5),
+            extension_folders: false,
         }
     }
 

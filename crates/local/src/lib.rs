@@ -1,27 +1,41 @@
-//! The local delivery agent's logic (the `local` binary is a thin server around it):
-//! for each recipient of a delivery request, find the user, and append the message to
-//! the user's Maildir or mbox with the user's identity.
+//! The local and virtual delivery agents' logic (the `local` and `virtual` binaries are
+//! thin servers around it): for each recipient of a delivery request, expand aliases,
+//! `.forward` and `:include:` files ([`expand`]), and deliver to mailboxes (Maildir or
+//! mbox), files and commands with the right identity, forwarding what is not local
+//! back into the queue ([`resubmit`]); or, for `virtual`, into virtual_mailbox_base
+//! ([`virtual_mailbox`]).
 //!
-//! Covered now: recipient_delimiter extensions, the Delivered-To loop check, home_mailbox
-//! (Maildir or mbox), mail_spool_directory (mbox or Maildir), dotlock + fcntl locking,
-//! safe_open checks, mailbox_size_limit.
+//! Covered: alias_maps, owner-* senders, :include:, |command (sysexits mapping,
+//! command_time_limit), /file, ~/.forward (forward_path), allow_mail_to_commands /
+//! allow_mail_to_files, mailbox_command, luser_relay, expansion_size_limit, duplicate
+//! elimination, recipient_delimiter extensions (with optional Maildir++ folders), the
+//! Delivered-To loop check, home_mailbox (Maildir or mbox), mail_spool_directory,
+//! dotlock + fcntl locking, safe_open checks, mailbox_size_limit.
 //!
-//! Not yet (a later issue): aliases, `.forward` files, mailbox_command,
-//! mailbox_transport, fallback_transport, delivery to files and commands, duplicate
-//! recipient elimination, X-Original-To. Until then every known user gets its mailbox.
+//! Not yet: mailbox_transport(_maps), mailbox_command_maps, fallback_transport,
+//! X-Original-To, owner-* as the sender of bounces for local leaves (see [`expand`]).
 
 pub mod agent;
+pub mod attributes;
+pub mod command;
 pub mod deliver;
 pub mod destination;
 pub mod dotlock;
+pub mod expand;
+pub mod expansion_list;
 pub mod failure;
 pub mod headers;
+pub mod listfile;
 pub mod logline;
 pub mod maildir;
 pub mod mbox;
 pub mod privileges;
 pub mod recipient;
+pub mod resubmit;
 pub mod server;
+pub mod setup;
+pub mod sysexits;
+pub mod virtual_mailbox;
 
 #[cfg(test)]
 mod testdir;

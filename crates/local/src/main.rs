@@ -2,14 +2,14 @@
 //! `local unix - n n - - local`). Runs as root, without chroot, so that it can deliver
 //! with each recipient's identity; see the library (src/lib.rs) for what it delivers.
 
-use rostfix_local::deliver::Settings;
+use rostfix_local::agent::Context;
+use rostfix_local::deliver::system_user;
+use rostfix_local::privileges::{running_as_root, Identity};
+use rostfix_local::resubmit::QueueForwarder;
 use rostfix_local::server::{serve_stream, IO_TIMEOUT};
+use rostfix_local::setup::{local_conf, settings};
 use rostfix_service::{Connection, Service, ServiceError};
 use std::path::Path;
-use std::time::Duration;
-
-/// Per mailbox lock (dotlock, then fcntl): how long to wait before deferring.
-const LOCK_WAIT: Duration = Duration::from_secs(20);
 
 const HELP: &str = "\
 NAME
@@ -21,16 +21,40 @@ SYNOPSIS
 DESCRIPTION
     The local delivery agent. master starts it with a listening socket (fd 4) and a
     status pipe (fd 3); qmgr connects to private/local and sends one delivery request
-    per connection. For each recipient local finds the user (the address's local part,
-    lowercased, without the recipient_delimiter extension), adds Return-Path: and
-    Delivered-To: headers and appends the message, with the user's identity, to
-    $HOME/$home_mailbox (Maildir when it ends in /, else mbox) or, when home_mailbox is
-    empty, to $mail_spool_directory/USER. mbox files are locked with a dotlock and an
-    fcntl lock. Delivered recipients are marked done in the queue file before the
-    reply. Aliases and .forward files are not supported yet.
+    per connection. For each recipient local, like Postfix's local(8):
 
-    Parameters: myhostname, home_mailbox, mail_spool_directory, recipient_delimiter,
-    mailbox_size_limit, queue_directory.
+    - bounces it (5.4.6) when the message already has a Delivered-To: header with
+      this address (a mail forwarding loop);
+    - looks the local part up in alias_maps (with, then without its extension) and
+      delivers to every destination of the alias: addresses, \\user, |command,
+      /file, :include:/file (see aliases(5)); commands and files run as the alias
+      table file's owner, or default_privs when root owns it; owner-NAME becomes
+      the sender of forwarded copies;
+    - else finds the passwd user (luser_relay, or bounce 5.1.1, when unknown),
+      follows the first forward_path file ($home/.forward+EXT, $home/.forward),
+      read as the user, owned by the user or root, not group/world writable;
+    - else runs mailbox_command as the user, or appends the message to
+      $HOME/$home_mailbox (Maildir when it ends in /, else mbox) or
+      $mail_spool_directory/USER, adding Return-Path: and Delivered-To:. mbox
+      files are locked with a dotlock and an fcntl lock. With
+      rostfix_maildir_extension_folders = yes, mail for user+ext goes to the
+      Maildir++ folder .ext.
+
+    Commands run via /bin/sh -c (or local_command_shell) with SENDER, RECIPIENT,
+    USER, HOME, SHELL, LOGNAME, LOCAL, DOMAIN, EXTENSION, ORIGINAL_RECIPIENT, PATH
+    and the export_environment variables, in command_execution_directory, killed
+    after command_time_limit; exit codes map to DSN codes as sysexits(3) says
+    (75 defers, 67 bounces 5.1.1, ...). Addresses that are not local are written
+    back into the queue (incoming/) as a new message and qmgr is woken. Each final
+    destination gets the message once per request. Delivered recipients are marked
+    done in the queue file before the reply.
+
+    Parameters: myhostname, mydestination, myorigin, alias_maps, allow_mail_to_commands,
+    allow_mail_to_files, command_execution_directory, command_time_limit,
+    default_privs, expansion_size_limit, export_environment, forward_path,
+    home_mailbox, local_command_shell, luser_relay, mail_spool_directory,
+    mailbox_command, mailbox_size_limit, recipient_delimiter,
+    rostfix_maildir_extension_folders, queue_directory, mail_owner.
 
 OPTIONS
     -n NAME, -t TYPE    service name and type (from master.cf)
@@ -43,7 +67,7 @@ EXIT STATUS
     0 after serving its clients, 64 on bad arguments, 75 when it cannot start.
 
 SEE ALSO
-    master(8), qmgr(8), rostfix(1)
+    master(8), qmgr(8), virtual(8), rostfix(1), aliases(5), rostalias(1)
 ";
 
 fn main() {
@@ -63,30 +87,49 @@ fn main() {
         }
     };
     let listeners = service.take_listeners();
-    let settings = settings(&service);
+    let settings = settings(&service.config);
+    let conf = local_conf(&service.config);
+    let owner = mail_owner(&service);
     if let Err(e) = service.confine() {
         log::error!("fatal: {e}");
         std::process::exit(75);
     }
+    // After confine() the working directory is queue_directory.
+    let mut forwarder = QueueForwarder {
+        root: ".".into(),
+        owner,
+    };
     service.serve(listeners, move |_svc, conn| {
-        serve_connection(&settings, conn)
+        let mut cx = Context {
+            settings: &settings,
+            conf: &conf,
+            users: &system_user,
+            forwarder: &mut forwarder,
+        };
+        serve_connection(&mut cx, conn)
     })
 }
 
-fn settings(service: &Service) -> Settings {
-    let cfg = &service.config;
-    Settings {
-        hostname: cfg.get("myhostname"),
-        home_mailbox: cfg.get("home_mailbox"),
-        mail_spool_directory: cfg.get("mail_spool_directory"),
-        recipient_delimiter: cfg.get("recipient_delimiter"),
-        mailbox_size_limit: u64::try_from(cfg.get_int("mailbox_size_limit")).unwrap_or(0),
-        lock_wait: LOCK_WAIT,
+/// mail_owner's identity, for the queue files of forwarded mail (None when not root:
+/// then everything already runs as one user).
+fn mail_owner(service: &Service) -> Option<Identity> {
+    if !running_as_root() {
+        return None;
+    }
+    let name = service.config.get("mail_owner");
+    match system_user(&name) {
+        Ok(Some(u)) => Some(Identity {
+            uid: u.uid,
+            gid: u.gid,
+        }),
+        _ => {
+            log::error!("fatal: unknown mail_owner {name}");
+            std::process::exit(75);
+        }
     }
 }
 
-fn serve_connection(settings: &Settings, conn: Connection) {
-    // After confine() the working directory is queue_directory.
+fn serve_connection(cx: &mut Context<'_>, conn: Connection) {
     let root = Path::new(".");
     let timeouts = |r: std::io::Result<()>, w: std::io::Result<()>| {
         if let Err(e) = r.and(w) {
@@ -101,7 +144,7 @@ fn serve_connection(settings: &Settings, conn: Connection) {
                 s.set_read_timeout(Some(IO_TIMEOUT)),
                 s.set_write_timeout(Some(IO_TIMEOUT)),
             ) {
-                serve_stream(settings, &mut s, root);
+                serve_stream(cx, &mut s, root);
             }
         }
         Connection::Tcp(mut s) => {
@@ -109,7 +152,7 @@ fn serve_connection(settings: &Settings, conn: Connection) {
                 s.set_read_timeout(Some(IO_TIMEOUT)),
                 s.set_write_timeout(Some(IO_TIMEOUT)),
             ) {
-                serve_stream(settings, &mut s, root);
+                serve_stream(cx, &mut s, root);
             }
         }
     }

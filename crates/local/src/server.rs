@@ -2,8 +2,7 @@
 //! size by the proto framing and in time by a socket timeout), handle it, write one
 //! DeliveryReply, close.
 
-use crate::agent::handle_request;
-use crate::deliver::{system_user, Settings, UserInfo};
+use crate::agent::{handle_request, Context};
 use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -12,18 +11,8 @@ use std::time::{Duration, SystemTime};
 /// How long qmgr may take to send its request, and to read our reply.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Serves one request on `stream` (timeouts already set by the caller), looking users
-/// up in the system's passwd database.
-pub fn serve_stream<S: Read + Write>(settings: &Settings, stream: &mut S, queue_root: &Path) {
-    serve_stream_with(settings, stream, queue_root, system_user)
-}
-
-/// [`serve_stream`] with another user lookup (tests).
-pub fn serve_stream_with<S, L>(settings: &Settings, stream: &mut S, queue_root: &Path, lookup: L)
-where
-    S: Read + Write,
-    L: Fn(&str) -> Result<Option<UserInfo>, String>,
-{
+/// Serves one request on `stream` (timeouts already set by the caller).
+pub fn serve_stream<S: Read + Write>(cx: &mut Context<'_>, stream: &mut S, queue_root: &Path) {
     let req: DeliveryRequest = match read_message(stream) {
         Ok(r) => r,
         Err(FrameError::Closed) => return,
@@ -33,7 +22,7 @@ where
         }
     };
     let received = SystemTime::now();
-    let reply = handle_request(settings, &req, queue_root, lookup, received);
+    let reply = handle_request(cx, &req, queue_root, received);
     if let Err(e) = write_message(stream, &reply) {
         // qmgr will not learn the outcome and will retry the recipients it did not
         // hear about; the delivered ones are already marked done in the queue file.
@@ -44,9 +33,25 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deliver::{Settings, UserInfo};
+    use crate::expand::LocalConf;
+    use crate::resubmit::CollectingForwarder;
     use crate::testdir::TestDir;
     use rostfix_proto::{DeliveryRecipient, DeliveryReply, DeliveryStatus};
     use std::os::unix::net::UnixStream;
+
+    fn serve_with<S: Read + Write>(settings: &Settings, stream: &mut S, root: &Path) {
+        let conf = LocalConf::defaults(&["h"]);
+        let mut fwd = CollectingForwarder::default();
+        let none = |_: &str| -> Result<Option<UserInfo>, String> { Ok(None) };
+        let mut cx = Context {
+            settings,
+            conf: &conf,
+            users: &none,
+            forwarder: &mut fwd,
+        };
+        serve_stream(&mut cx, stream, root);
+    }
 
     #[test]
     fn one_request_one_reply() {
@@ -58,6 +63,7 @@ mod tests {
             recipient_delimiter: String::new(),
             mailbox_size_limit: 0,
             lock_wait: Duration::from_secs(1),
+            extension_folders: false,
         };
         let (mut ours, mut theirs) = UnixStream::pair().unwrap();
         let req = DeliveryRequest {
@@ -74,7 +80,7 @@ mod tests {
         };
         write_message(&mut ours, &req).unwrap();
         let root = t.path().to_path_buf();
-        serve_stream_with(&settings, &mut theirs, &root, |_: &str| Ok(None));
+        serve_with(&settings, &mut theirs, &root);
         let reply: DeliveryReply = read_message(&mut ours).unwrap();
         // No such queue file: deferred, the recipient untouched.
         assert_eq!(reply.results.len(), 1);
@@ -92,13 +98,14 @@ mod tests {
             recipient_delimiter: String::new(),
             mailbox_size_limit: 0,
             lock_wait: Duration::from_secs(1),
+            extension_folders: false,
         };
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         drop(ours);
-        serve_stream_with(&settings, &mut theirs, Path::new("."), |_: &str| Ok(None));
+        serve_with(&settings, &mut theirs, Path::new("."));
         let (mut ours, mut theirs) = UnixStream::pair().unwrap();
         rostfix_proto::write_frame(&mut ours, b"not json").unwrap();
-        serve_stream_with(&settings, &mut theirs, Path::new("."), |_: &str| Ok(None));
+        serve_with(&settings, &mut theirs, Path::new("."));
         drop(theirs);
         let mut rest = Vec::new();
         std::io::Read::read_to_end(&mut ours, &mut rest).unwrap();

@@ -17,6 +17,7 @@ fn settings(home_mailbox: &str, spool: &Path) -> Settings {
         recipient_delimiter: "+".into(),
         mailbox_size_limit: 0,
         lock_wait: Duration::from_secs(5),
+        extension_folders: false,
     }
 }
 

@@ -1,0 +1,118 @@
+//! `virtual`: the virtual mailbox delivery agent, started by master (master.cf:
+//! `virtual unix - n n - - virtual`). Runs as root, without chroot, so that it can
+//! deliver with each mailbox's mapped uid/gid; see rostfix_local::virtual_mailbox.
+
+use rostfix_local::agent::{deliver_all, load, message};
+use rostfix_local::expand::Leaf;
+use rostfix_local::server::IO_TIMEOUT;
+use rostfix_local::setup::virtual_conf;
+use rostfix_local::virtual_mailbox::{deliver_virtual, VirtualConf};
+use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
+use rostfix_service::{Connection, Service, ServiceError};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::SystemTime;
+
+const HELP: &str = "\
+NAME
+    virtual - Rostfix virtual mailbox delivery
+
+SYNOPSIS
+    virtual -n NAME -t TYPE [-c] [-u] [-v] [-o name=value]...
+
+DESCRIPTION
+    The virtual delivery agent, like Postfix's virtual(8). qmgr sends it the
+    recipients of virtual_mailbox_domains (virtual_transport = virtual). For each
+    recipient it looks the address up in virtual_mailbox_maps (full address, then
+    without the recipient_delimiter extension, then @domain), and delivers into
+    $virtual_mailbox_base/RESULT: a result ending in / is a Maildir, anything else
+    an mbox file (locked with fcntl, plus a dotlock when virtual_mailbox_lock says
+    so). The delivery runs with the uid and gid from virtual_uid_maps and
+    virtual_gid_maps (e.g. static:5000), which must not be below
+    virtual_minimum_uid. virtual_mailbox_limit caps message and mbox size.
+    Return-Path: and Delivered-To: are added; a message that already carries
+    Delivered-To: with the address bounces as a mail forwarding loop (5.4.6).
+    Unknown addresses bounce 5.1.1; lookup errors and configuration errors defer.
+    No aliases, .forward files or commands: that is local(8).
+
+OPTIONS
+    -n NAME, -t TYPE    service name and type (from master.cf)
+    -c, -u, -l, -z      chroot, unprivileged, maxproc flags set by master
+    -v                  verbose logging
+    -o name=value       override a main.cf parameter
+    --help              print this text
+
+EXIT STATUS
+    0 after serving its clients, 64 on bad arguments, 75 when it cannot start.
+
+SEE ALSO
+    local(8), qmgr(8), master(8), rostfix(1)
+";
+
+fn main() {
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return;
+    }
+    let mut service = match Service::init("virtual") {
+        Ok(s) => s,
+        Err(ServiceError::Usage(u)) => {
+            eprintln!("virtual: usage: {u}\nTry 'virtual --help'.");
+            std::process::exit(64);
+        }
+        Err(e) => {
+            eprintln!("virtual: fatal: {e}");
+            std::process::exit(75);
+        }
+    };
+    let listeners = service.take_listeners();
+    let conf = virtual_conf(&service.config);
+    if let Err(e) = service.confine() {
+        log::error!("fatal: {e}");
+        std::process::exit(75);
+    }
+    service.serve(listeners, move |_svc, conn| match conn {
+        Connection::Unix(mut s) => {
+            if s.set_read_timeout(Some(IO_TIMEOUT)).is_ok()
+                && s.set_write_timeout(Some(IO_TIMEOUT)).is_ok()
+            {
+                serve(&conf, &mut s);
+            }
+        }
+        Connection::Tcp(mut s) => {
+            if s.set_read_timeout(Some(IO_TIMEOUT)).is_ok()
+                && s.set_write_timeout(Some(IO_TIMEOUT)).is_ok()
+            {
+                serve(&conf, &mut s);
+            }
+        }
+    })
+}
+
+/// One request, one reply (queue paths are relative: confine() chdir'ed to the queue).
+fn serve<S: Read + Write>(conf: &VirtualConf, stream: &mut S) {
+    let req: DeliveryRequest = match read_message(stream) {
+        Ok(r) => r,
+        Err(FrameError::Closed) => return,
+        Err(e) => {
+            log::warn!("reading delivery request: {e}");
+            return;
+        }
+    };
+    let received = SystemTime::now();
+    let reply = match load(&req, Path::new("."), received) {
+        Err(reply) => reply,
+        Ok((qf, content)) => {
+            let msg = message(&req, &content);
+            deliver_all(&req, &qf, received, |address, _orig| {
+                vec![Leaf {
+                    to: address.to_string(),
+                    result: deliver_virtual(conf, msg, address).map(str::to_string),
+                }]
+            })
+        }
+    };
+    if let Err(e) = write_message(stream, &reply) {
+        log::warn!("{}: sending delivery reply: {e}", req.queue_id);
+    }
+}

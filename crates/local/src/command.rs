@@ -1,0 +1,276 @@
+//! Delivery to a command (`|command` in aliases, .forward and :include: files, and
+//! mailbox_command), as Postfix's pipe_command() does it: `/bin/sh -c COMMAND` (or
+//! local_command_shell followed by the command) with the message on standard input,
+//! run as the delivery's identity (real and effective ids, supplementary groups
+//! dropped), in its own process group, with a clean environment, file size limited by
+//! mailbox_size_limit (RLIMIT_FSIZE), killed with its whole process group after
+//! command_time_limit. A bounded amount of its output (standard output and error
+//! together) is kept for the bounce or defer reason; the exit status is mapped by
+//! [`crate::sysexits`].
+
+use crate::failure::Failure;
+use crate::privileges::{running_as_root, Identity};
+use crate::sysexits::{command_outcome, CommandEnd};
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How much command output is kept for the diagnostic (Postfix keeps about 2 KiB).
+pub const OUTPUT_KEEP: usize = 2048;
+
+/// After the command ended: how long to wait for its output pipe to close (a daemon
+/// it started may hold the pipe open forever; we stop listening then).
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
+/// How to run one command.
+#[derive(Debug, Clone)]
+pub struct CommandSpec<'a> {
+    /// The command text (after the `|`).
+    pub command: &'a str,
+    /// local_command_shell: empty means `/bin/sh -c`; else its words, then the command.
+    pub shell: &'a str,
+    /// Run as this identity (only when running as root).
+    pub ident: Identity,
+    /// The complete environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory (command_execution_directory), if any.
+    pub cwd: Option<PathBuf>,
+    /// The bytes written to the command's standard input.
+    pub input: &'a [u8],
+    /// command_time_limit.
+    pub time_limit: Duration,
+    /// mailbox_size_limit as RLIMIT_FSIZE; 0 = unlimited.
+    pub file_size_limit: u64,
+}
+
+/// The argument vector: `/bin/sh -c COMMAND`, or local_command_shell's words + COMMAND.
+pub fn argv(shell: &str, command: &str) -> Vec<String> {
+    let mut v: Vec<String> = if shell.trim().is_empty() {
+        vec!["/bin/sh".into(), "-c".into()]
+    } else {
+        shell.split_whitespace().map(String::from).collect()
+    };
+    v.push(command.to_string());
+    v
+}
+
+/// Output as Postfix reports it: tabs and newlines become spaces, other unprintable
+/// bytes underscores, surrounding space trimmed.
+pub fn printable_output(raw: &[u8]) -> String {
+    let s: String = String::from_utf8_lossy(raw)
+        .chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => ' ',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    s.trim().to_string()
+}
+
+/// Runs the command and maps its end to Ok (exit 0) or a [`Failure`].
+pub fn run_command(spec: &CommandSpec<'_>) -> Result<(), Failure> {
+    let args = argv(spec.shell, spec.command);
+    let (out_read, out_write) =
+        std::io::pipe().map_err(|e| Failure::defer("4.3.0", format!("cannot create pipe: {e}")))?;
+    let err_write = out_write
+        .try_clone()
+        .map_err(|e| Failure::defer("4.3.0", format!("cannot duplicate pipe: {e}")))?;
+    let mut cmd = Command::new(&args[0]);
+    cmd.args(&args[1..])
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(out_write))
+        .stderr(Stdio::from(err_write))
+        .process_group(0);
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    if running_as_root() {
+        // std calls setgroups(0) before setgid/setuid when the real uid is root, so
+        // the command keeps no supplementary group of ours.
+        cmd.uid(spec.ident.uid.as_raw())
+            .gid(spec.ident.gid.as_raw());
+    }
+    if spec.file_size_limit > 0 {
+        let limit = spec.file_size_limit as libc::rlim_t;
+        // SAFETY: the closure runs in the forked child before exec and calls only
+        // setrlimit(2), which is async-signal-safe; it touches no heap or locks (the
+        // rlimit value lives on the child's stack).
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        Failure::defer(
+            "4.3.0",
+            format!("cannot execute command \"{}\": {e}", spec.command),
+        )
+    })?;
+    // The parent's copies of the write ends are gone with `cmd`: EOF on out_read
+    // comes when the command (and its children) close theirs.
+    drop(cmd);
+
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = spec.input.to_vec();
+        // A command that does not read its input must not block us: the writer gets
+        // EPIPE (SIGPIPE is ignored in Rust programs) once the command exits.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_bounded(out_read));
+    });
+
+    let deadline = Instant::now() + spec.time_limit;
+    let end = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                break match (status.code(), status.signal()) {
+                    (Some(code), _) => CommandEnd::Exited(code),
+                    (None, Some(sig)) => CommandEnd::Signaled(sig),
+                    (None, None) => CommandEnd::Signaled(0),
+                };
+            }
+            Ok(None) if Instant::now() >= deadline => {
+                let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                break CommandEnd::TimedOut;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => {
+                return Err(Failure::defer(
+                    "4.3.0",
+                    format!("waiting for command \"{}\": {e}", spec.command),
+                ))
+            }
+        }
+    };
+    let output = rx.recv_timeout(OUTPUT_GRACE).unwrap_or_default();
+    command_outcome(end, spec.command, &printable_output(&output))
+}
+
+/// Reads the command's output to EOF, keeping the first [`OUTPUT_KEEP`] bytes.
+fn read_bounded(mut r: impl Read) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                let room = OUTPUT_KEEP.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TestDir;
+
+    fn spec<'a>(command: &'a str, input: &'a [u8]) -> CommandSpec<'a> {
+        CommandSpec {
+            command,
+            shell: "",
+            ident: Identity::current(),
+            env: vec![
+                ("PATH".into(), "/usr/bin:/bin".into()),
+                ("RECIPIENT".into(), "alice@example.org".into()),
+            ],
+            cwd: None,
+            input,
+            time_limit: Duration::from_secs(10),
+            file_size_limit: 0,
+        }
+    }
+
+    #[test]
+    fn input_env_and_success() {
+        let t = TestDir::new("cmd-ok");
+        let out = t.path().join("out");
+        let command = format!("cat > {0}; echo \"$RECIPIENT $HOME\" >> {0}", out.display());
+        run_command(&spec(&command, b"hello\n")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out).unwrap(),
+            "hello\nalice@example.org \n"
+        );
+    }
+
+    #[test]
+    fn exit_codes_and_output() {
+        let f = run_command(&spec("echo nope; exit 67", b"x")).unwrap_err();
+        assert_eq!((f.permanent, f.dsn), (true, "5.1.1"));
+        assert_eq!(f.text, "user unknown. Command output: nope");
+        let f = run_command(&spec("exit 75", b"x")).unwrap_err();
+        assert_eq!((f.permanent, f.dsn), (false, "4.3.0"));
+        let f = run_command(&spec("echo a >&2; exit 3", b"x")).unwrap_err();
+        assert_eq!(
+            f.text,
+            "Command died with status 3: \"echo a >&2; exit 3\". Command output: a"
+        );
+    }
+
+    #[test]
+    fn command_not_reading_input_is_fine() {
+        let big = vec![b'x'; 1 << 20];
+        run_command(&spec("true", &big)).unwrap();
+    }
+
+    #[test]
+    fn time_limit_kills_the_group() {
+        let mut s = spec("sleep 30 & sleep 30", b"");
+        s.time_limit = Duration::from_millis(300);
+        let start = Instant::now();
+        let f = run_command(&s).unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!((f.permanent, f.dsn), (true, "5.3.0"));
+        assert!(
+            f.text.starts_with("Command time limit exceeded"),
+            "{}",
+            f.text
+        );
+    }
+
+    #[test]
+    fn file_size_limit_applies() {
+        let t = TestDir::new("cmd-fsize");
+        let command = format!("head -c 10000 /dev/zero > {}", t.path().join("f").display());
+        let mut s = spec(&command, b"");
+        s.file_size_limit = 1000;
+        let f = run_command(&s).unwrap_err();
+        // head is killed by SIGXFSZ (or exits non-zero when it is ignored).
+        assert!(
+            f.text.contains("signal 25") || f.text.contains("status"),
+            "{}",
+            f.text
+        );
+    }
+
+    #[test]
+    fn argv_with_local_command_shell() {
+        assert_eq!(argv("", "x y"), vec!["/bin/sh", "-c", "x y"]);
+        assert_eq!(
+            argv("/usr/sbin/smrsh -c", "vacation"),
+            vec!["/usr/sbin/smrsh", "-c", "vacation"]
+        );
+        assert_eq!(printable_output(b" a\tb\nc\x01 "), "a b c_");
+    }
+}

@@ -1,0 +1,729 @@
+//! One local recipient, fully: aliases, `.forward`, `:include:`, commands, files,
+//! mailbox, and forwarding of whatever is not ours, in local(8)'s order:
+//!
+//! 1. Delivered-To loop check (at every level: a message that already carries
+//!    `Delivered-To: ADDRESS` bounces 5.4.6 "mail forwarding loop for ADDRESS").
+//! 2. Not a local domain (not empty, not myhostname / mydestination): forwarded, i.e.
+//!    queued again as a new message ([`crate::resubmit`]).
+//! 3. alias_maps, looked up with the lowercased local part, first with its extension,
+//!    then without. The value is a list ([`crate::expansion_list`]); commands and files
+//!    in it run with the alias table file's owner's identity, or default_privs when
+//!    root owns it. `owner-NAME`, when it exists, becomes the envelope sender of the
+//!    copies this alias forwards (so their bounces reach the list owner).
+//! 4. The passwd user (without extension); unknown: luser_relay if set, else bounce
+//!    5.1.1. Then forward_path (`.forward+ext`, `.forward`), read as the user.
+//! 5. mailbox_command if set (run as the user), else the mailbox (home_mailbox,
+//!    mail_spool_directory; a Maildir++ folder per extension when
+//!    rostfix_maildir_extension_folders = yes).
+//!
+//! Loops inside one expansion: a name already being expanded higher up (alias `a: a`,
+//! a .forward naming its own user) is not expanded again but delivered to the mailbox,
+//! as Postfix does; anything deeper than [`MAX_NESTING`] levels bounces 5.4.6.
+//! Duplicates: each final destination (mailbox, file, command with its identity,
+//! forwarded address) receives the message once per delivery request.
+//! allow_mail_to_commands / allow_mail_to_files name the classes (`alias`, `forward`,
+//! `include`) whose lists may contain commands and files; a refused one bounces 5.7.1.
+//!
+//! Every final destination is a [`Leaf`] with its own outcome, logged by the agent as
+//! one `to=` line each. The recipient's verdict for qmgr: deferred if any leaf was
+//! deferred (a retry then repeats the leaves that succeeded, as in Postfix), else
+//! bounced if any bounced, else sent. Partial: errors of leaves inside an alias go to
+//! the original sender through qmgr's bounce, not to `owner-NAME` (only forwarded
+//! copies carry the owner as sender).
+
+use crate::attributes::{command_environment, expand, Attributes};
+use crate::command::{run_command, CommandSpec};
+use crate::deliver::{deliver_file, deliver_mailbox, Message, Settings, UserInfo};
+use crate::expansion_list::{parse_file, parse_list, Item};
+use crate::failure::Failure;
+use crate::headers::{delivered_copy, has_delivered_to};
+use crate::listfile::{read_forward, read_include};
+use crate::mbox;
+use crate::privileges::{Identity, PrivGuard};
+use crate::recipient::{local_part, parse_recipient, plausible_user_name};
+use crate::resubmit::Forwarder;
+use rostfix_maps::Map;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Deepest nesting of aliases, .forward and :include: files.
+pub const MAX_NESTING: usize = 20;
+
+/// One alias table and who owns it.
+pub struct AliasTable {
+    pub map: Box<dyn Map>,
+    /// The owner of the table's file when not root: commands and files of its aliases
+    /// run as this identity. None: default_privs.
+    pub owner: Option<Identity>,
+}
+
+/// The main.cf values of local beyond the mailbox ones ([`Settings`]).
+pub struct LocalConf {
+    /// myhostname and the plain entries of mydestination, lowercased.
+    pub local_domains: Vec<String>,
+    pub myorigin: String,
+    pub aliases: Vec<AliasTable>,
+    /// Tables of alias_maps that could not be opened: every alias lookup defers.
+    pub alias_errors: Vec<String>,
+    /// allow_mail_to_commands / allow_mail_to_files classes, lowercased.
+    pub allow_commands: Vec<String>,
+    pub allow_files: Vec<String>,
+    /// forward_path entries, unexpanded.
+    pub forward_path: Vec<String>,
+    pub mailbox_command: String,
+    pub command_time_limit: Duration,
+    pub command_execution_directory: String,
+    pub local_command_shell: String,
+    pub export_environment: Vec<String>,
+    pub luser_relay: String,
+    pub expansion_size_limit: usize,
+    /// The default_privs user.
+    pub default_privs: Option<UserInfo>,
+    /// main.cf values that expansions may name (myhostname, mydomain, myorigin).
+    pub params: Vec<(String, String)>,
+}
+
+impl LocalConf {
+    /// Postfix's defaults with no alias table, for `local_domains` (tests and tools).
+    pub fn defaults(local_domains: &[&str]) -> LocalConf {
+        LocalConf {
+            local_domains: local_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            myorigin: local_domains
+                .first()
+                .copied()
+                .unwrap_or("localhost")
+                .to_string(),
+            aliases: Vec::new(),
+            alias_errors: Vec::new(),
+            allow_commands: vec!["alias".into(), "forward".into()],
+            allow_files: vec!["alias".into(), "forward".into()],
+            forward_path: vec![
+                "$home/.forward${recipient_delimiter}${extension}".into(),
+                "$home/.forward".into(),
+            ],
+            mailbox_command: String::new(),
+            command_time_limit: Duration::from_secs(1000),
+            command_execution_directory: String::new(),
+            local_command_shell: String::new(),
+            export_environment: vec!["TZ".into(), "MAIL_CONFIG".into(), "LANG".into()],
+            luser_relay: String::new(),
+            expansion_size_limit: 1000,
+            default_privs: None,
+            params: Vec::new(),
+        }
+    }
+}
+
+/// One final destination and its outcome (Ok: the status text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaf {
+    /// The address logged as `to=`.
+    pub to: String,
+    pub result: Result<String, Failure>,
+}
+
+/// The identity and user attributes commands and files of a list run with.
+#[derive(Debug, Clone)]
+struct Privs {
+    ident: Identity,
+    user: String,
+    home: String,
+    shell: String,
+}
+
+/// Where a list came from.
+#[derive(Debug, Clone)]
+struct Origin {
+    /// "alias", "forward" or "include" (the allow_mail_to_* classes).
+    class: &'static str,
+    privs: Privs,
+    /// `owner-NAME@myorigin` when the alias has an owner.
+    owner_sender: Option<String>,
+    /// The address whose expansion this list is (RECIPIENT of its commands).
+    address: String,
+}
+
+/// Looks a user up by name (the passwd database, or a test double).
+pub type UserLookup<'a> = &'a dyn Fn(&str) -> Result<Option<UserInfo>, String>;
+
+/// The expansion of one recipient.
+pub struct Expansion<'a> {
+    settings: &'a Settings,
+    conf: &'a LocalConf,
+    users: UserLookup<'a>,
+    msg: Message<'a>,
+    /// The top-level recipient: the Delivered-To of every copy.
+    top: String,
+    orig: String,
+    seen: HashSet<String>,
+    leaves: Vec<Leaf>,
+    /// (sender, address, leaf index) waiting to be queued.
+    forwards: Vec<(String, String, usize)>,
+    ancestors: Vec<String>,
+}
+
+impl<'a> Expansion<'a> {
+    pub fn new(
+        settings: &'a Settings,
+        conf: &'a LocalConf,
+        users: UserLookup<'a>,
+        msg: Message<'a>,
+    ) -> Expansion<'a> {
+        Expansion {
+            settings,
+            conf,
+            users,
+            msg,
+            top: String::new(),
+            orig: String::new(),
+            seen: HashSet::new(),
+            leaves: Vec::new(),
+            forwards: Vec::new(),
+            ancestors: Vec::new(),
+        }
+    }
+
+    /// Delivers one recipient of the request; returns its leaves. The duplicate filter
+    /// lives on across the recipients of one request.
+    pub fn recipient(
+        &mut self,
+        address: &str,
+        orig_address: &str,
+        forwarder: &mut dyn Forwarder,
+    ) -> Vec<Leaf> {
+        self.top = address.to_string();
+        self.orig = orig_address.to_string();
+        self.leaves.clear();
+        self.forwards.clear();
+        self.ancestors.clear();
+        self.deliver(address, 0, None, false);
+        self.flush_forwards(forwarder);
+        std::mem::take(&mut self.leaves)
+    }
+
+    fn leaf(&mut self, to: &str, result: Result<String, Failure>) {
+        self.leaves.push(Leaf {
+            to: to.to_string(),
+            result,
+        });
+    }
+
+    fn is_local(&self, address: &str) -> bool {
+        match address.rfind('@') {
+            None => true,
+            Some(at) => {
+                let domain = address[at + 1..].trim_end_matches('.').to_ascii_lowercase();
+                domain.is_empty() || self.conf.local_domains.contains(&domain)
+            }
+        }
+    }
+
+    fn deliver(&mut self, address: &str, level: usize, origin: Option<&Origin>, no_expand: bool) {
+        if level > MAX_NESTING {
+            let text = format!("mail forwarding loop for {address} (too many nested aliases)");
+            return self.leaf(address, Err(Failure::bounce("5.4.6", text)));
+        }
+        if has_delivered_to(self.msg.content, address) {
+            let text = format!("mail forwarding loop for {address}");
+            return self.leaf(address, Err(Failure::bounce("5.4.6", text)));
+        }
+        if !self.is_local(address) {
+            return self.forward(address, origin);
+        }
+        let rcpt = parse_recipient(address, &self.settings.recipient_delimiter);
+        if !no_expand {
+            match self.alias_lookup(address) {
+                Err(f) => return self.leaf(address, Err(f)),
+                Ok(Some((key, value, owner)))
+                    if !self.ancestors.contains(&format!("alias:{key}")) =>
+                {
+                    return self.expand_alias(address, &key, &value, owner, level);
+                }
+                Ok(_) => {}
+            }
+        }
+        self.deliver_user(
+            address,
+            &rcpt.user,
+            rcpt.extension.as_deref(),
+            level,
+            no_expand,
+        );
+    }
+
+    /// The first alias for the local part (with extension, then without).
+    fn alias_lookup(
+        &self,
+        address: &str,
+    ) -> Result<Option<(String, String, Option<Identity>)>, Failure> {
+        if self.conf.aliases.is_empty() && self.conf.alias_errors.is_empty() {
+            return Ok(None);
+        }
+        if let Some(e) = self.conf.alias_errors.first() {
+            return Err(Failure::defer(
+                "4.3.0",
+                format!("alias database unavailable: {e}"),
+            ));
+        }
+        let local = local_part(address).to_lowercase();
+        let rcpt = parse_recipient(address, &self.settings.recipient_delimiter);
+        let mut keys = vec![local.clone()];
+        if rcpt.user != local {
+            keys.push(rcpt.user);
+        }
+        for key in keys {
+            for table in &self.conf.aliases {
+                match table.map.lookup(&key) {
+                    Ok(Some(v)) => return Ok(Some((key, v, table.owner))),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(Failure::defer(
+                            "4.3.0",
+                            format!("alias database {} unavailable: {e}", table.map.spec()),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn privs_for(&self, owner: Option<Identity>) -> Result<Privs, Failure> {
+        if let Some(id) = owner {
+            let pw = nix::unistd::User::from_uid(id.uid).ok().flatten();
+            return Ok(Privs {
+                ident: id,
+                user: pw.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+                home: pw
+                    .as_ref()
+                    .map(|u| u.dir.display().to_string())
+                    .unwrap_or_default(),
+                shell: pw
+                    .map(|u| u.shell.display().to_string())
+                    .unwrap_or_default(),
+            });
+        }
+        let Some(u) = &self.conf.default_privs else {
+            return Err(Failure::defer(
+                "4.3.0",
+                "default_privs: unknown user; cannot run commands or write files for aliases",
+            ));
+        };
+        Ok(Privs {
+            ident: Identity {
+                uid: u.uid,
+                gid: u.gid,
+            },
+            user: u.name.clone(),
+            home: u.home.display().to_string(),
+            shell: shell_of(&u.name),
+        })
+    }
+
+    fn expand_alias(
+        &mut self,
+        address: &str,
+        key: &str,
+        value: &str,
+        owner: Option<Identity>,
+        level: usize,
+    ) {
+        let owner_sender = if key.starts_with("owner-") {
+            None
+        } else {
+            match self.alias_lookup(&format!("owner-{key}")) {
+                Ok(Some(_)) => Some(format!("owner-{key}@{}", self.conf.myorigin)),
+                _ => None,
+            }
+        };
+        let privs = match self.privs_for(owner) {
+            Ok(p) => p,
+            Err(f) => return self.leaf(address, Err(f)),
+        };
+        let origin = Origin {
+            class: "alias",
+            privs,
+            owner_sender,
+            address: address.to_string(),
+        };
+        let items = parse_list(value);
+        self.expand_items(address, items, &origin, format!("alias:{key}"), level);
+    }
+
+    fn expand_items(
+        &mut self,
+        address: &str,
+        items: Vec<Item>,
+        origin: &Origin,
+        marker: String,
+        level: usize,
+    ) {
+        if items.len() > self.conf.expansion_size_limit.max(1) {
+            let text = format!(
+                "unreasonable expansion size: {} destinations, expansion_size_limit is {}",
+                items.len(),
+                self.conf.expansion_size_limit
+            );
+            return self.leaf(address, Err(Failure::bounce("5.3.0", text)));
+        }
+        self.ancestors.push(marker);
+        for item in items {
+            self.item(item, level + 1, origin);
+        }
+        self.ancestors.pop();
+    }
+
+    fn deliver_user(
+        &mut self,
+        address: &str,
+        user: &str,
+        extension: Option<&str>,
+        level: usize,
+        no_expand: bool,
+    ) {
+        let unknown = || Failure::bounce("5.1.1", format!("unknown user: \"{user}\""));
+        let found = if plausible_user_name(user) {
+            (self.users)(user)
+        } else {
+            Ok(None)
+        };
+        let info = match found {
+            Ok(Some(u)) => u,
+            Ok(None) => return self.luser_relay(address, user, extension, level, unknown()),
+            Err(e) => {
+                let text = format!("user lookup for \"{user}\" failed: {e}");
+                return self.leaf(address, Err(Failure::defer("4.3.0", text)));
+            }
+        };
+        let attrs = self.attributes(address, &info, extension);
+        let ident = Identity {
+            uid: info.uid,
+            gid: info.gid,
+        };
+        let forward_marker = format!("forward:{}", info.name);
+        if !no_expand && !self.ancestors.contains(&forward_marker) {
+            match self.read_forward_file(&attrs, ident) {
+                Err(f) => return self.leaf(address, Err(f)),
+                Ok(Some(text)) => {
+                    let origin = Origin {
+                        class: "forward",
+                        privs: Privs {
+                            ident,
+                            user: attrs.user.clone(),
+                            home: attrs.home.clone(),
+                            shell: attrs.shell.clone(),
+                        },
+                        owner_sender: None,
+                        address: address.to_string(),
+                    };
+                    return self.expand_items(
+                        address,
+                        parse_file(&text),
+                        &origin,
+                        forward_marker,
+                        level,
+                    );
+                }
+                Ok(None) => {}
+            }
+        }
+        if !self.conf.mailbox_command.trim().is_empty() {
+            let cmd = self.conf.mailbox_command.clone();
+            if !self.seen.insert(format!("command:{}:{cmd}", info.uid)) {
+                return;
+            }
+            let result = self
+                .run(&cmd, ident, &attrs)
+                .map(|()| format!("delivered to command: {cmd}"));
+            return self.leaf(address, result);
+        }
+        let folder = if self.settings.extension_folders {
+            extension.unwrap_or("")
+        } else {
+            ""
+        };
+        if !self
+            .seen
+            .insert(format!("mailbox:{}:{}:{folder}", info.uid, info.name))
+        {
+            return;
+        }
+        let result = deliver_mailbox(self.settings, self.msg, &self.top, &info, extension)
+            .map(str::to_string);
+        self.leaf(address, result);
+    }
+
+    fn luser_relay(
+        &mut self,
+        address: &str,
+        user: &str,
+        extension: Option<&str>,
+        level: usize,
+        unknown: Failure,
+    ) {
+        let relay = self.conf.luser_relay.trim();
+        if relay.is_empty() || self.ancestors.iter().any(|a| a == "luser_relay") {
+            return self.leaf(address, Err(unknown));
+        }
+        let info = UserInfo {
+            name: user.to_string(),
+            uid: nix::unistd::Uid::from_raw(0),
+            gid: nix::unistd::Gid::from_raw(0),
+            home: PathBuf::new(),
+        };
+        let attrs = self.attributes(address, &info, extension);
+        let Some(target) = expand(relay, &attrs, &|n| self.param(n)) else {
+            return self.leaf(address, Err(unknown));
+        };
+        self.ancestors.push("luser_relay".into());
+        self.deliver(&target, level + 1, None, false);
+        self.ancestors.pop();
+    }
+
+    fn param(&self, name: &str) -> Option<String> {
+        self.conf
+            .params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn attributes(&self, address: &str, user: &UserInfo, extension: Option<&str>) -> Attributes {
+        let local = local_part(address).to_string();
+        let domain = address
+            .rfind('@')
+            .map(|at| address[at + 1..].to_string())
+            .unwrap_or_default();
+        Attributes {
+            user: user.name.clone(),
+            home: user.home.display().to_string(),
+            shell: shell_of(&user.name),
+            recipient: address.to_string(),
+            local,
+            domain,
+            extension: extension.map(str::to_string),
+            recipient_delimiter: self.settings.recipient_delimiter.clone(),
+            sender: self.msg.sender.to_string(),
+            original_recipient: self.orig.clone(),
+        }
+    }
+
+    /// The first forward_path file that exists and passes the checks, as its text.
+    fn read_forward_file(
+        &self,
+        attrs: &Attributes,
+        ident: Identity,
+    ) -> Result<Option<String>, Failure> {
+        for entry in &self.conf.forward_path {
+            let Some(path) = expand(entry, attrs, &|n| self.param(n)) else {
+                continue;
+            };
+            if path.is_empty() {
+                continue;
+            }
+            let found = {
+                let _guard =
+                    PrivGuard::assume(ident).map_err(|e| Failure::defer("4.3.0", e.to_string()))?;
+                read_forward(Path::new(&path), ident.uid)?
+            };
+            if let Some(f) = found {
+                return Ok(Some(f.text));
+            }
+        }
+        Ok(None)
+    }
+
+    fn item(&mut self, item: Item, level: usize, origin: &Origin) {
+        let cur = origin.address.clone();
+        match item {
+            Item::Address(a) => self.deliver(&a, level, Some(origin), false),
+            Item::NoExpand(u) => {
+                // `\user` keeps the domain of nothing: it names a local user.
+                let u = local_part(&u).to_string();
+                self.deliver(&u, level, Some(origin), true)
+            }
+            Item::File(path) => {
+                if !self.conf.allow_files.iter().any(|c| c == origin.class) {
+                    let text = format!("mail to file is restricted ({} {path})", origin.class);
+                    return self.leaf(&cur, Err(Failure::bounce("5.7.1", text)));
+                }
+                if !self.seen.insert(format!("file:{path}")) {
+                    return;
+                }
+                let result = deliver_file(
+                    self.settings,
+                    self.msg,
+                    &self.top,
+                    Path::new(&path),
+                    origin.privs.ident,
+                )
+                .map(|()| format!("delivered to file: {path}"));
+                self.leaf(&cur, result);
+            }
+            Item::Command(cmd) => {
+                if !self.conf.allow_commands.iter().any(|c| c == origin.class) {
+                    let text = format!("mail to command is restricted ({} |{cmd})", origin.class);
+                    return self.leaf(&cur, Err(Failure::bounce("5.7.1", text)));
+                }
+                if !self
+                    .seen
+                    .insert(format!("command:{}:{cmd}", origin.privs.ident.uid))
+                {
+                    return;
+                }
+                let user = UserInfo {
+                    name: origin.privs.user.clone(),
+                    uid: origin.privs.ident.uid,
+                    gid: origin.privs.ident.gid,
+                    home: PathBuf::from(&origin.privs.home),
+                };
+                let rcpt = parse_recipient(&cur, &self.settings.recipient_delimiter);
+                let mut attrs = self.attributes(&cur, &user, rcpt.extension.as_deref());
+                attrs.shell = origin.privs.shell.clone();
+                let result = self
+                    .run(&cmd, origin.privs.ident, &attrs)
+                    .map(|()| format!("delivered to command: {cmd}"));
+                self.leaf(&cur, result);
+            }
+            Item::Include(path) => {
+                let marker = format!("include:{path}");
+                if self.ancestors.contains(&marker) {
+                    return;
+                }
+                let read = {
+                    match PrivGuard::assume(origin.privs.ident) {
+                        Ok(_guard) => read_include(Path::new(&path)),
+                        Err(e) => Err(Failure::defer("4.3.0", e.to_string())),
+                    }
+                };
+                let list = match read {
+                    Ok(l) => l,
+                    Err(f) => return self.leaf(&cur, Err(f)),
+                };
+                // A non-root owner's file runs its commands and files as that owner;
+                // a root-owned one keeps the including list's identity.
+                let privs = if list.uid.is_root() {
+                    origin.privs.clone()
+                } else {
+                    match self.privs_for(Some(Identity {
+                        uid: list.uid,
+                        gid: list.gid,
+                    })) {
+                        Ok(p) => p,
+                        Err(f) => return self.leaf(&cur, Err(f)),
+                    }
+                };
+                let inner = Origin {
+                    class: "include",
+                    privs,
+                    owner_sender: origin.owner_sender.clone(),
+                    address: cur.clone(),
+                };
+                self.expand_items(&cur, parse_file(&list.text), &inner, marker, level);
+            }
+        }
+    }
+
+    fn run(&self, cmd: &str, ident: Identity, attrs: &Attributes) -> Result<(), Failure> {
+        let cwd = if self.conf.command_execution_directory.trim().is_empty() {
+            None
+        } else {
+            match expand(&self.conf.command_execution_directory, attrs, &|n| {
+                self.param(n)
+            }) {
+                Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
+                _ => None,
+            }
+        };
+        // Postfix gives a command the From_ line, Return-Path and Delivered-To, no
+        // quoting (procmail and friends expect exactly this).
+        let copy = delivered_copy(self.msg.sender, &self.top, self.msg.content);
+        let envelope = if self.msg.sender.is_empty() {
+            "MAILER-DAEMON"
+        } else {
+            self.msg.sender
+        };
+        let mut input = format!("From {envelope} {}\n", mbox::asctime(self.msg.now)).into_bytes();
+        input.extend_from_slice(&copy);
+        run_command(&CommandSpec {
+            command: cmd,
+            shell: &self.conf.local_command_shell,
+            ident,
+            env: command_environment(attrs, &self.conf.export_environment),
+            cwd,
+            input: &input,
+            time_limit: self.conf.command_time_limit,
+            file_size_limit: self.settings.mailbox_size_limit,
+        })
+    }
+
+    fn forward(&mut self, address: &str, origin: Option<&Origin>) {
+        if !self
+            .seen
+            .insert(format!("forward:{}", address.to_lowercase()))
+        {
+            return;
+        }
+        let sender = origin
+            .and_then(|o| o.owner_sender.clone())
+            .unwrap_or_else(|| self.msg.sender.to_string());
+        let idx = self.leaves.len();
+        self.leaf(address, Ok(String::new()));
+        self.forwards.push((sender, address.to_string(), idx));
+    }
+
+    /// Queues the forwarded addresses: one new message per envelope sender.
+    fn flush_forwards(&mut self, forwarder: &mut dyn Forwarder) {
+        let pending = std::mem::take(&mut self.forwards);
+        let mut senders: Vec<&str> = Vec::new();
+        for (s, _, _) in &pending {
+            if !senders.contains(&s.as_str()) {
+                senders.push(s);
+            }
+        }
+        for sender in senders {
+            let group: Vec<&(String, String, usize)> =
+                pending.iter().filter(|(s, _, _)| s == sender).collect();
+            let addrs: Vec<String> = group.iter().map(|(_, a, _)| a.clone()).collect();
+            let result = forwarder
+                .forward(sender, &addrs, &self.orig, &self.top, self.msg.content)
+                .map(|id| format!("forwarded as {id}"));
+            for (_, _, idx) in group {
+                self.leaves[*idx].result = result.clone();
+            }
+        }
+    }
+}
+
+/// The login shell of `name` (for SHELL), empty when unknown.
+fn shell_of(name: &str) -> String {
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|u| u.shell.display().to_string())
+        .unwrap_or_default()
+}
+
+/// The recipient's verdict from its leaves: deferred if any deferred, else bounced if
+/// any bounced, else sent. The Failure carries the text of the deciding leaf (for sent:
+/// the first leaf's status text, dsn 2.0.0).
+pub fn verdict(leaves: &[Leaf]) -> Result<String, Failure> {
+    if let Some(f) = leaves
+        .iter()
+        .filter_map(|l| l.result.as_ref().err())
+        .find(|f| !f.permanent)
+    {
+        return Err(f.clone());
+    }
+    if let Some(f) = leaves.iter().filter_map(|l| l.result.as_ref().err()).next() {
+        return Err(f.clone());
+    }
+    Ok(leaves
+        .iter()
+        .find_map(|l| l.result.as_ref().ok().cloned())
+        .unwrap_or_else(|| "delivered".to_string()))
+}
