@@ -38,4 +38,6 @@ pub mod sysexits;
 pub mod virtual_mailbox;
 
 #[cfg(test)]
+mod expand_tests;
+#[cfg(test)]
 mod testdir;

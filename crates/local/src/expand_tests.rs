@@ -1,0 +1,271 @@
+//! Unit tests of the expansion engine (expand.rs): aliases, includes, commands, files,
+//! .forward, duplicates, loops, owner-* senders and forwarding, with a fake passwd
+//! whose users all have the test's own identity (so nothing switches for real).
+
+use crate::deliver::{Message, Settings, UserInfo};
+use crate::expand::{verdict, AliasTable, Expansion, LocalConf};
+use crate::privileges::Identity;
+use crate::resubmit::CollectingForwarder;
+use crate::testdir::TestDir;
+use rostfix_maps::open_map;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn settings() -> Settings {
+    Settings {
+        hostname: "mx.example.org".into(),
+        home_mailbox: "Maildir/".into(),
+        mail_spool_directory: "/nonexistent".into(),
+        recipient_delimiter: "+".into(),
+        mailbox_size_limit: 0,
+        lock_wait: Duration::from_secs(5),
+        extension_folders: true,
+    }
+}
+
+fn me(name: &str, home: &Path) -> UserInfo {
+    let id = Identity::current();
+    UserInfo {
+        name: name.into(),
+        uid: id.uid,
+        gid: id.gid,
+        home: home.join(name),
+    }
+}
+
+fn conf(aliases: &str, home: &Path) -> LocalConf {
+    let mut c = LocalConf::defaults(&["example.org", "mx.example.org"]);
+    c.aliases = vec![AliasTable {
+        map: open_map(&format!("inline:{{ {aliases} }}")).unwrap(),
+        owner: None,
+    }];
+    c.default_privs = Some(me("nobody", home));
+    c
+}
+
+const CONTENT: &[u8] = b"Subject: hi\n\nbody\n";
+
+fn msg() -> Message<'static> {
+    Message {
+        sender: "carol@example.net",
+        content: CONTENT,
+        now: 1_700_000_000,
+    }
+}
+
+struct Run {
+    leaves: Vec<(String, Result<String, (bool, &'static str, String)>)>,
+    fwd: CollectingForwarder,
+}
+
+fn run(c: &LocalConf, home: &Path, rcpt: &str) -> Run {
+    run_msg(c, home, rcpt, msg())
+}
+
+fn run_msg(c: &LocalConf, home: &Path, rcpt: &str, m: Message<'_>) -> Run {
+    let s = settings();
+    let h: PathBuf = home.to_path_buf();
+    let users = move |n: &str| -> Result<Option<UserInfo>, String> {
+        Ok(["alice", "bob"].contains(&n).then(|| me(n, &h)))
+    };
+    for u in ["alice", "bob"] {
+        std::fs::create_dir_all(home.join(u)).unwrap();
+    }
+    let mut fwd = CollectingForwarder::default();
+    let mut e = Expansion::new(&s, c, &users, m);
+    let leaves = e
+        .recipient(rcpt, rcpt, &mut fwd)
+        .into_iter()
+        .map(|l| (l.to, l.result.map_err(|f| (f.permanent, f.dsn, f.text))))
+        .collect();
+    Run { leaves, fwd }
+}
+
+fn maildir_count(home: &Path, user: &str, folder: &str) -> usize {
+    std::fs::read_dir(home.join(user).join("Maildir").join(folder).join("new"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn alias_to_two_users_and_duplicates_once() {
+    let t = TestDir::new("exp-two");
+    let c = conf("{ both = alice, bob, Alice@mx.example.org }", t.path());
+    let r = run(&c, t.path(), "both@example.org");
+    let tos: Vec<_> = r.leaves.iter().map(|(to, _)| to.as_str()).collect();
+    assert_eq!(
+        tos,
+        vec!["alice", "bob"],
+        "the third is a duplicate of the first"
+    );
+    assert!(r.leaves.iter().all(|(_, res)| res.is_ok()));
+    assert_eq!(maildir_count(t.path(), "alice", ""), 1);
+    assert_eq!(maildir_count(t.path(), "bob", ""), 1);
+    let new = t.path().join("alice/Maildir/new");
+    let f = std::fs::read_dir(new)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let data = std::fs::read_to_string(f).unwrap();
+    assert!(data.starts_with("Return-Path: <carol@example.net>\nDelivered-To: both@example.org\n"));
+}
+
+#[test]
+fn command_and_file_from_alias() {
+    let t = TestDir::new("exp-cmdfile");
+    let out = t.path().join("cmd.out");
+    let file = t.path().join("copy.mbox");
+    let alias = format!(
+        "{{ pipe = \"|echo $RECIPIENT $SENDER $USER >{} ; cat >>{}\", {} }}",
+        out.display(),
+        out.display(),
+        file.display()
+    );
+    let c = conf(&alias, t.path());
+    let r = run(&c, t.path(), "pipe@example.org");
+    assert_eq!(r.leaves.len(), 2, "{:?}", r.leaves);
+    assert!(
+        r.leaves
+            .iter()
+            .all(|(to, res)| to == "pipe@example.org" && res.is_ok()),
+        "{:?}",
+        r.leaves
+    );
+    let got = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        got.starts_with("pipe@example.org carol@example.net nobody\nFrom carol@example.net "),
+        "{got}"
+    );
+    assert!(got.contains("\nDelivered-To: pipe@example.org\nSubject: hi\n"));
+    let mbox = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        mbox.starts_with("From carol@example.net ") && mbox.ends_with("body\n\n"),
+        "{mbox}"
+    );
+}
+
+#[test]
+fn include_lists_and_restricted_commands() {
+    let t = TestDir::new("exp-include");
+    let list = t.path().join("list");
+    std::fs::write(&list, "# members\nalice\nbob, \"|/bin/true\"\n").unwrap();
+    let c = conf(&format!("staff=:include:{}", list.display()), t.path());
+    let r = run(&c, t.path(), "staff@example.org");
+    assert_eq!(maildir_count(t.path(), "alice", ""), 1);
+    assert_eq!(maildir_count(t.path(), "bob", ""), 1);
+    // Commands are not allowed from include files by default.
+    let (_, res) = r.leaves.iter().find(|(_, res)| res.is_err()).unwrap();
+    let (perm, dsn, text) = res.clone().unwrap_err();
+    assert_eq!((perm, dsn), (true, "5.7.1"));
+    assert!(text.contains("mail to command is restricted"), "{text}");
+    let leaves: Vec<_> = r
+        .leaves
+        .iter()
+        .map(|(to, res)| crate::expand::Leaf {
+            to: to.clone(),
+            result: res.clone().map_err(|(p, d, t)| crate::failure::Failure {
+                permanent: p,
+                dsn: d,
+                text: t,
+            }),
+        })
+        .collect();
+    assert_eq!(verdict(&leaves).unwrap_err().dsn, "5.7.1");
+}
+
+#[test]
+fn forward_to_remote_with_owner_sender() {
+    let t = TestDir::new("exp-owner");
+    let c = conf(
+        "{ list = alice, dave@remote.test }, owner-list=alice",
+        t.path(),
+    );
+    let r = run(&c, t.path(), "list@example.org");
+    assert_eq!(r.fwd.sent.len(), 1);
+    let (sender, rcpts, orig, delivered) = &r.fwd.sent[0];
+    assert_eq!(sender, "owner-list@example.org");
+    assert_eq!(rcpts, &vec!["dave@remote.test".to_string()]);
+    assert_eq!(
+        (orig.as_str(), delivered.as_str()),
+        ("list@example.org", "list@example.org")
+    );
+    let fwd_leaf = r
+        .leaves
+        .iter()
+        .find(|(to, _)| to == "dave@remote.test")
+        .unwrap();
+    assert_eq!(fwd_leaf.1.as_deref(), Ok("forwarded as FWD1"));
+    // Without an owner alias the original sender stays.
+    let c = conf("other=dave@remote.test", t.path());
+    let r = run(&c, t.path(), "other@example.org");
+    assert_eq!(r.fwd.sent[0].0, "carol@example.net");
+}
+
+#[test]
+fn dot_forward_with_backslash_self_and_extension_folder() {
+    let t = TestDir::new("exp-forward");
+    let c = conf("x=y", t.path());
+    std::fs::create_dir_all(t.path().join("alice")).unwrap();
+    let fwd = t.path().join("alice/.forward");
+    std::fs::write(&fwd, "\\alice, ed@remote.test\n").unwrap();
+    let r = run(&c, t.path(), "alice@example.org");
+    assert_eq!(maildir_count(t.path(), "alice", ""), 1, "{:?}", r.leaves);
+    assert_eq!(r.fwd.sent[0].1, vec!["ed@remote.test".to_string()]);
+    assert_eq!(r.fwd.sent[0].0, "carol@example.net");
+    // .forward+lists wins for alice+lists; a self reference goes to the mailbox folder.
+    std::fs::write(t.path().join("alice/.forward+lists"), "alice+lists\n").unwrap();
+    let r = run(&c, t.path(), "alice+lists@example.org");
+    assert!(r.fwd.sent.is_empty(), "{:?}", r.fwd.sent);
+    assert_eq!(
+        maildir_count(t.path(), "alice", ".lists"),
+        1,
+        "{:?}",
+        r.leaves
+    );
+}
+
+#[test]
+fn loops_and_unknown_users() {
+    let t = TestDir::new("exp-loop");
+    let c = conf("a=b, b=a, self=self", t.path());
+    let r = run(&c, t.path(), "a@example.org");
+    let (_, res) = &r.leaves[0];
+    assert_eq!(
+        res.clone().unwrap_err().1,
+        "5.1.1",
+        "a -> b -> a stops and a is no user"
+    );
+    let r = run(&c, t.path(), "ghost@example.org");
+    assert_eq!(
+        r.leaves[0].1.clone().unwrap_err().2,
+        "unknown user: \"ghost\""
+    );
+    let looped = Message {
+        content: b"Delivered-To: bob@example.org\n\nx\n",
+        ..msg()
+    };
+    let c = conf("{ team = alice, bob@example.org }", t.path());
+    let r = run_msg(&c, t.path(), "team@example.org", looped);
+    let bad = r
+        .leaves
+        .iter()
+        .find(|(to, _)| to == "bob@example.org")
+        .unwrap();
+    assert_eq!(bad.1.clone().unwrap_err().1, "5.4.6");
+    assert_eq!(maildir_count(t.path(), "alice", ""), 1);
+}
+
+#[test]
+fn luser_relay_and_size_limit() {
+    let t = TestDir::new("exp-luser");
+    let mut c = conf("{ big = alice, bob, x@remote.test }", t.path());
+    c.luser_relay = "bob+$user@example.org".into();
+    let r = run(&c, t.path(), "nosuch@example.org");
+    assert!(r.leaves[0].1.is_ok(), "{:?}", r.leaves);
+    assert_eq!(maildir_count(t.path(), "bob", ".nosuch"), 1);
+    c.expansion_size_limit = 2;
+    let r = run(&c, t.path(), "big@example.org");
+    assert_eq!(r.leaves[0].1.clone().unwrap_err().1, "5.3.0");
+}
