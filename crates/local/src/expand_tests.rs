@@ -53,8 +53,11 @@ fn msg() -> Message<'static> {
     }
 }
 
+/// (permanent, dsn, text) of a failed leaf.
+type Fail = (bool, &'static str, String);
+
 struct Run {
-    leaves: Vec<(String, Result<String, (bool, &'static str, String)>)>,
+    leaves: Vec<(String, Result<String, Fail>)>,
     fwd: CollectingForwarder,
 }
 
