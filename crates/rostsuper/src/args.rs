@@ -1,5 +1,7 @@
-//! Command-line parsing: postsuper's -d, -h and -H (each repeatable, each taking a
-//! queue id, `ALL` or `-` for ids on standard input), then optional queue names.
+//! Command-line parsing: postsuper's -d, -h, -H, -r, -e and -f (each repeatable, each
+//! taking a queue id, `ALL` or `-` for ids on standard input), the flags -s (repair)
+//! and -p (purge temporary files), then optional queue names. Without any operation,
+//! -s and -p are done, as postsuper does.
 
 use rostfix_queue::QueueName;
 use std::path::PathBuf;
@@ -13,6 +15,12 @@ pub enum Action {
     Hold,
     /// -H: release from hold.
     Release,
+    /// -r: requeue (back to incoming/, resolved again).
+    Requeue,
+    /// -e: mark force-expired (qmgr bounces it at its next attempt).
+    Expire,
+    /// -f: mark force-expired and ask qmgr to attempt it now.
+    ExpireNow,
 }
 
 /// Which messages.
@@ -40,6 +48,10 @@ pub struct Options {
     pub operations: Vec<Operation>,
     /// Queue directory operands: limit the operations to these queues.
     pub queues: Vec<QueueName>,
+    /// -s: repair queue file names, owners and modes.
+    pub repair: bool,
+    /// -p: remove stale temporary files.
+    pub purge: bool,
 }
 
 /// The command line asked for --help, or for work.
@@ -58,7 +70,7 @@ pub enum ArgsError {
     UnknownLongOption(String),
     #[error("option requires an argument -- '{0}'")]
     MissingValue(char),
-    #[error("one of -d, -h, -H is required")]
+    #[error("one of -d, -h, -H, -r, -e, -f, -s, -p is required")]
     NoOperation,
     #[error("invalid queue name '{0}'")]
     BadQueue(String),
@@ -72,6 +84,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
     let mut config_dir = None;
     let mut operations = Vec::new();
     let mut queues = Vec::new();
+    let (mut repair, mut purge, mut any_flag) = (false, false, false);
     let mut argv = argv.into_iter();
     let mut options_done = false;
     while let Some(arg) = argv.next() {
@@ -94,8 +107,16 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
         };
         for (i, c) in flags.char_indices() {
             let action = match c {
-                'c' | 'd' | 'h' | 'H' => c,
+                'c' | 'd' | 'h' | 'H' | 'r' | 'e' | 'f' => c,
                 'v' => continue,
+                's' => {
+                    (repair, any_flag) = (true, true);
+                    continue;
+                }
+                'p' => {
+                    (purge, any_flag) = (true, true);
+                    continue;
+                }
                 other => return Err(ArgsError::UnknownOption(other)),
             };
             // The value is the rest of this word, or the next word.
@@ -112,6 +133,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
                 }
                 'd' => Action::Delete,
                 'h' => Action::Hold,
+                'r' => Action::Requeue,
+                'e' => Action::Expire,
+                'f' => Action::ExpireNow,
                 _ => Action::Release,
             };
             let target = match value.as_str() {
@@ -130,13 +154,19 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
             break;
         }
     }
-    if operations.is_empty() {
-        return Err(ArgsError::NoOperation);
+    if operations.is_empty() && !any_flag {
+        if !queues.is_empty() {
+            return Err(ArgsError::NoOperation);
+        }
+        // Bare `rostsuper`: structure check and purge, like postsuper.
+        (repair, purge) = (true, true);
     }
     Ok(Command::Run(Options {
         config_dir,
         operations,
         queues,
+        repair,
+        purge,
     }))
 }
 
@@ -168,8 +198,34 @@ mod tests {
                     op(Action::Release, Target::All),
                 ],
                 queues: vec![QueueName::Deferred, QueueName::Hold],
+                repair: false,
+                purge: false,
             }))
         );
+    }
+
+    #[test]
+    fn new_operations_and_flags() {
+        let Ok(Command::Run(o)) = parse(&["-r", "ALL", "-eABCDEF1", "-f", "-", "-sp"]) else {
+            panic!()
+        };
+        assert_eq!(
+            o.operations,
+            vec![
+                op(Action::Requeue, Target::All),
+                op(Action::Expire, Target::Id("ABCDEF1".into())),
+                op(Action::ExpireNow, Target::Stdin),
+            ]
+        );
+        assert!(o.repair && o.purge);
+        let Ok(Command::Run(o)) = parse(&[]) else {
+            panic!()
+        };
+        assert!(o.repair && o.purge && o.operations.is_empty());
+        let Ok(Command::Run(o)) = parse(&["-p"]) else {
+            panic!()
+        };
+        assert!(o.purge && !o.repair);
     }
 
     #[test]
@@ -182,7 +238,6 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(parse(&[]), Err(ArgsError::NoOperation));
         assert_eq!(parse(&["deferred"]), Err(ArgsError::NoOperation));
         assert_eq!(parse(&["-d"]), Err(ArgsError::MissingValue('d')));
         assert_eq!(parse(&["-x"]), Err(ArgsError::UnknownOption('x')));

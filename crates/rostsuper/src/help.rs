@@ -1,7 +1,7 @@
 //! The --help manual page and the usage line.
 
 /// Printed with a usage error (exit 64).
-pub const USAGE: &str = "usage: rostsuper [-c config_dir] [-d queue_id] [-h queue_id] [-H queue_id] [queue...]\n       rostsuper --help";
+pub const USAGE: &str = "usage: rostsuper [-c config_dir] [-d queue_id] [-h queue_id] [-H queue_id] [-r queue_id] [-e queue_id] [-f queue_id] [-s] [-p] [queue...]\n       rostsuper --help";
 
 /// The manual page.
 pub const HELP: &str = "\
@@ -10,11 +10,15 @@ NAME
 
 SYNOPSIS
        rostsuper [-c config_dir] [-d queue_id] [-h queue_id] [-H queue_id]
-                 [queue...]
+                 [-r queue_id] [-e queue_id] [-f queue_id] [-s] [-p] [queue...]
 
 DESCRIPTION
        rostsuper deletes messages from the mail queue, puts them on hold and
-       releases them. It works directly on queue_directory (from main.cf) and
+       releases them, requeues and expires them, repairs queue file names,
+       owners and modes, and removes stale temporary files. Without any
+       option it does -s and -p, as postsuper does. Every change is one
+       rename(2) or chmod(2), so it is safe while the mail system runs; qmgr is
+       woken afterwards so it acts at once. It works directly on queue_directory (from main.cf) and
        may be run only by root or by mail_owner.
 
        A queue_id argument is a queue id, ALL for every message in the queues
@@ -46,6 +50,34 @@ OPTIONS
               Release the message(s) from hold: move them to deferred/ with
               a retry time of now, so the next queue scan delivers them.
 
+       -r queue_id
+              Requeue the message(s): move them to incoming/ from the named
+              queues, by default hold, incoming, active and deferred. qmgr
+              resolves every pending recipient again (transport, relay and
+              rewriting settings changed since are applied); done recipients
+              stay done. A message being delivered when requeued may see a
+              recipient delivered twice, as with postsuper.
+
+       -e queue_id
+              Expire the message(s): set the owner-execute bit of the queue
+              file (see docs/queue-format.md). When qmgr next attempts the
+              message it returns it to the sender with reason \"message is
+              administratively expired\". Held mail is not attempted until
+              released.
+
+       -f queue_id
+              Like -e, then ask qmgr to attempt the message now (rostqueue -i).
+
+       -s     Structure repair, for incoming, active, deferred, hold and
+              corrupt (or the named queues): rename a file whose name does not
+              end in its inode number (after a restore from backup) together
+              with its defer and bounce logs, give files back to mail_owner
+              (as root) and set their mode to 0600, keeping the expire bit.
+
+       -p     Remove temporary files (tmp.PID.N) left by writers that crashed:
+              only when the writer process is gone and the file is a minute
+              old, or when it is a day old.
+
        -v     Accepted for compatibility; does nothing.
 
        --help Print this manual page.
@@ -53,9 +85,6 @@ OPTIONS
        queue...
               Limit the operations to these queue directories: maildrop,
               incoming, active, deferred, hold, corrupt.
-
-       The -r (requeue), -e/-f (expire), -s (repair) and -p (purge) options of
-       postsuper are not implemented yet.
 
 EXIT STATUS
        0      Success (including ids that were not found).

@@ -1,13 +1,17 @@
 //! rostsuper: the postsuper work-alike. Deletes queued messages (with their logs), puts
-//! them on hold and releases them, reporting each like postsuper does. Root or
-//! mail_owner only.
+//! them on hold and releases them, requeues and expires them, repairs queue file names
+//! and permissions and purges stale temporary files, reporting each like postsuper
+//! does. Root or mail_owner only. After a change qmgr is woken by a trigger so it
+//! acts on it at once.
 
 mod args;
 mod help;
 mod ops;
+mod repair;
 
-use args::{ArgsError, Command, Operation, Options, Target};
+use args::{Action, ArgsError, Command, Operation, Options, Target};
 use rostfix_config::{config_dir, MainCf};
+use rostfix_proto::Trigger;
 use rostfix_queue::{is_valid_queue_id, QueueName};
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -137,6 +141,34 @@ fn run(options: &Options) -> Result<bool, Fatal> {
     init_maillog(&cf);
     let root = PathBuf::from(cf.get("queue_directory"));
     let mut ok = true;
+    if options.purge {
+        let mut rep = repair::Report::default();
+        let n = repair::purge(&root, std::time::SystemTime::now(), &mut rep);
+        ok &= report_all(&rep);
+        if n > 0 {
+            report(&format!(
+                "Deleted: {n} temporary file{}",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    if options.repair {
+        let owner = if nix::unistd::getuid().is_root() {
+            nix::unistd::User::from_name(&cf.get("mail_owner"))
+                .ok()
+                .flatten()
+                .map(|u| (u.uid.as_raw(), u.gid.as_raw()))
+        } else {
+            None
+        };
+        let queues: Vec<QueueName> = if options.queues.is_empty() {
+            repair::REPAIR_QUEUES.to_vec()
+        } else {
+            options.queues.clone()
+        };
+        ok &= report_all(&repair::repair(&root, &queues, owner));
+    }
+    let mut wake = options.repair;
     for op in &options.operations {
         let queues = ops::source_queues(op.action, &options.queues);
         let ids = match &op.target {
@@ -152,15 +184,55 @@ fn run(options: &Options) -> Result<bool, Fatal> {
                 }
             },
         };
-        ok &= run_operation(&root, op, &ids, &queues);
+        let acted = run_operation(&root, op, &ids, &queues, &mut ok);
+        match op.action {
+            // postsuper -f: expire, then deliver (that is, bounce) now.
+            Action::ExpireNow => {
+                for id in &acted {
+                    let t = Trigger::FlushId(id.clone());
+                    let _ =
+                        rostfix_proto::send_trigger(&root.join("public/qmgr"), &t, TRIGGER_TIMEOUT);
+                }
+            }
+            Action::Requeue | Action::Release => wake |= !acted.is_empty(),
+            _ => {}
+        }
+    }
+    if wake {
+        // Not running is fine: qmgr scans incoming/ and deferred/ when it starts.
+        let _ = rostfix_proto::send_trigger(
+            &root.join("public/qmgr"),
+            &Trigger::Wakeup,
+            TRIGGER_TIMEOUT,
+        );
     }
     Ok(ok)
 }
 
-fn run_operation(root: &Path, op: &Operation, ids: &[String], queues: &[QueueName]) -> bool {
+/// How long a wake-up to qmgr may take before we give up on it.
+const TRIGGER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reports a repair/purge pass; false when it had warnings.
+fn report_all(rep: &repair::Report) -> bool {
+    for l in &rep.lines {
+        report(l);
+    }
+    for w in &rep.warnings {
+        warn(w);
+    }
+    rep.warnings.is_empty()
+}
+
+/// Applies one operation to `ids`; returns the ids acted on, clears `ok` on errors.
+fn run_operation(
+    root: &Path,
+    op: &Operation,
+    ids: &[String],
+    queues: &[QueueName],
+    ok: &mut bool,
+) -> Vec<String> {
     let (done_text, summary) = ops::wording(op.action);
-    let mut count = 0usize;
-    let mut ok = true;
+    let mut acted = Vec::new();
     for id in ids {
         if !is_valid_queue_id(id) {
             warn(&format!("invalid mail queue id: {}", id.escape_debug()));
@@ -169,20 +241,21 @@ fn run_operation(root: &Path, op: &Operation, ids: &[String], queues: &[QueueNam
         match ops::apply(root, op.action, id, queues) {
             Ok(true) => {
                 report(&format!("{id}: {done_text}"));
-                count += 1;
+                acted.push(id.clone());
             }
             Ok(false) => {}
             Err(e) => {
                 warn(&e.to_string());
-                ok = false;
+                *ok = false;
             }
         }
     }
+    let count = acted.len();
     if count > 0 {
         report(&format!(
             "{summary}: {count} message{}",
             if count == 1 { "" } else { "s" }
         ));
     }
-    ok
+    acted
 }
