@@ -1,0 +1,177 @@
+//! anvil's socket side: an acceptor thread per listening socket, a thread per client
+//! stream, and the supervising loop of the main thread.
+//!
+//! Bounds: at most [`MAX_STREAMS`] client streams at once (more are closed at once;
+//! smtpd then works without limits and warns), request frames of at most
+//! [`MAX_REQUEST`] bytes, and an idle stream is dropped after [`STREAM_IDLE`].
+
+use crate::table::Table;
+use rostfix_proto::{read_message, write_message, AnvilClient, AnvilRequest, FrameError};
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Client streams served at once.
+const MAX_STREAMS: usize = 4096;
+/// A request names a service and an address: a few hundred bytes.
+const MAX_REQUEST: u64 = 4096;
+/// An smtpd session that says nothing for this long is gone (smtpd_timeout is far
+/// shorter); its connection is counted down.
+const STREAM_IDLE: Duration = Duration::from_secs(3600);
+
+/// The table and the stream counter, shared by every thread.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    table: Arc<Mutex<Table>>,
+    streams: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    pub fn new(unit: Duration) -> Shared {
+        Shared {
+            table: Arc::new(Mutex::new(Table::new(unit))),
+            streams: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The table; a thread that panicked while holding it leaves consistent numbers
+    /// (every update is a few saturating adds), so poisoning is ignored.
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Starts accepting on an inherited listening socket.
+pub fn spawn_acceptor(fd: OwnedFd, shared: Shared) -> std::io::Result<()> {
+    let listener = UnixListener::from(fd);
+    // Master only polls the socket; we block in accept.
+    listener.set_nonblocking(false)?;
+    std::thread::Builder::new()
+        .name("accept".into())
+        .spawn(move || accept_loop(&listener, &shared))?;
+    Ok(())
+}
+
+fn accept_loop(listener: &UnixListener, shared: &Shared) {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if shared.streams.load(Ordering::Relaxed) >= MAX_STREAMS {
+                    log::warn!("too many clients ({MAX_STREAMS}); closing a new one");
+                    continue;
+                }
+                shared.streams.fetch_add(1, Ordering::Relaxed);
+                let s = shared.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("client".into())
+                    .spawn(move || {
+                        serve_stream(stream, &s);
+                        s.streams.fetch_sub(1, Ordering::Relaxed);
+                    });
+                if let Err(e) = spawned {
+                    shared.streams.fetch_sub(1, Ordering::Relaxed);
+                    log::warn!("cannot start a client thread: {e}");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::warn!("accept: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Answers one stream's requests until it closes, then counts its connections down.
+fn serve_stream(mut stream: UnixStream, shared: &Shared) {
+    let mut connected: Vec<AnvilClient> = Vec::new();
+    if let Err(e) = stream
+        .set_read_timeout(Some(STREAM_IDLE))
+        .and_then(|()| stream.set_write_timeout(Some(Duration::from_secs(10))))
+    {
+        log::warn!("cannot set socket timeouts: {e}");
+        return;
+    }
+    loop {
+        let req: AnvilRequest = match read_message(&mut (&mut stream).take(MAX_REQUEST)) {
+            Ok(r) => r,
+            Err(FrameError::Closed) => break,
+            Err(e) => {
+                log::debug!("client stream ends: {e}");
+                break;
+            }
+        };
+        let now = Instant::now();
+        let reply = {
+            let mut table = shared.table();
+            match &req {
+                AnvilRequest::Disconnect(c) => {
+                    // Only a connection this stream opened can be closed by it.
+                    if let Some(i) = connected.iter().position(|x| x == c) {
+                        connected.swap_remove(i);
+                        table.event(&req, now)
+                    } else {
+                        rostfix_proto::AnvilReply { count: 0, rate: 0 }
+                    }
+                }
+                AnvilRequest::Connect(c) => {
+                    connected.push(c.clone());
+                    table.event(&req, now)
+                }
+                _ => table.event(&req, now),
+            }
+        };
+        if let Err(e) = write_message(&mut stream, &reply) {
+            log::debug!("cannot answer a client: {e}");
+            break;
+        }
+    }
+    let now = Instant::now();
+    let mut table = shared.table();
+    for c in &connected {
+        table.disconnect(c, now);
+    }
+}
+
+/// The main thread: purge idle entries every second, log statistics, exit when
+/// master is gone.
+pub fn supervise(shared: &Shared, status_every: Duration, master_alive: &dyn Fn() -> bool) {
+    let mut last_status = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        if !master_alive() {
+            log::debug!("master is gone; exiting");
+            return;
+        }
+        let now = Instant::now();
+        let mut table = shared.table();
+        table.purge(now);
+        if now.saturating_duration_since(last_status) >= status_every {
+            last_status = now;
+            let m = std::mem::take(&mut table.maxima);
+            drop(table);
+            log_maxima(&m);
+        }
+    }
+}
+
+fn log_maxima(m: &crate::table::Maxima) {
+    let lines = [
+        ("connection count", &m.count),
+        ("connection rate", &m.connection_rate),
+        ("message rate", &m.message_rate),
+        ("recipient rate", &m.recipient_rate),
+    ];
+    for (what, slot) in lines {
+        if let Some((n, c)) = slot {
+            log::info!(
+                "statistics: max {what} {n} for ({}:{})",
+                c.service,
+                c.address
+            );
+        }
+    }
+}
