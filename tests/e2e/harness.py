@@ -140,6 +140,7 @@ class Instance:
 127.0.0.1:{self.port} inet n - y - - smtpd
 pickup    unix  n       -       y       60      1       pickup
 qmgr      unix  n       -       n       300     1       qmgr
+showq     unix  n       -       y       -       -       showq
 bounce    unix  -       -       y       -       0       bounce
 smtp      unix  -       -       y       -       -       smtp
 relay     unix  -       -       y       -       -       smtp
@@ -151,13 +152,15 @@ local     unix  -       n       n       -       -       local
 
     def _install_commands(self):
         """sendmail and friends in command_directory; rostdrop setgid as installed."""
-        for name in ["sendmail", "rostqueue", "rostsuper", "rostconf", "rostfix"]:
+        for name in ["sendmail", "rostsuper", "rostconf", "rostfix"]:
             (self.bindir / name).symlink_to(BIN / name)
-        drop = self.bindir / "rostdrop"
-        shutil.copy2(BIN / "rostdrop", drop)
-        if is_root():
-            os.chown(drop, 0, grp.getgrnam(SETGID_GROUP).gr_gid)
-            os.chmod(drop, 0o2755)
+        # rostqueue is set-group-id too, so ordinary users reach public/showq.
+        for name in ["rostdrop", "rostqueue"]:
+            drop = self.bindir / name
+            shutil.copy2(BIN / name, drop)
+            if is_root():
+                os.chown(drop, 0, grp.getgrnam(SETGID_GROUP).gr_gid)
+                os.chmod(drop, 0o2755)
 
     # -- running commands -------------------------------------------------------------
 

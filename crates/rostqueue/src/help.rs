@@ -19,12 +19,15 @@ DESCRIPTION
        rostqueue lists the mail queue and asks the queue manager to deliver
        queued mail now. It reads queue_directory from main.cf.
 
-       The listing reads the maildrop, active, incoming, deferred and hold
-       queues directly, so it needs read access to queue_directory: run it as
-       root or as mail_owner. (In Postfix, unprivileged users list the queue
-       through the showq service; Rostfix has no showq service yet, it will
-       come in a later release.) Files that cannot be parsed are not listed;
-       a warning names each one on standard error. Files in corrupt/ are not
+       The listing covers the maildrop, active, incoming, deferred and hold
+       queues. Root and mail_owner read them directly; any other user's
+       rostqueue asks the showq service (master.cf: showq unix n - y - -
+       showq) on public/showq, as postqueue does. public/ is open to the
+       setgid_group group only, so rostqueue is installed set-group-id
+       setgid_group (mode 2755), like rostdrop; run that way it honours -c
+       and MAIL_CONFIG only for a root-owned configuration directory that
+       only root can change. Files that cannot be parsed are not listed; a
+       warning names each one on standard error. Files in corrupt/ are not
        listed.
 
 OPTIONS
@@ -43,9 +46,9 @@ OPTIONS
        -j     Print one JSON object per message per line (JSON Lines), with
               postqueue's field names: queue_name, queue_id, arrival_time
               (seconds since the epoch), message_size, forced_expire, sender,
-              and recipients, a list of objects with address, orig_address
-              (only when it differs from address) and delay_reason (when
-              known). Readers should ignore fields they do not know.
+              and recipients, a list of objects with address and
+              delay_reason (when known). forced_expire is true after
+              rostsuper -e. Readers should ignore fields they do not know.
 
        -f     Flush the queue: ask qmgr (public/qmgr) to retry all deferred
               mail now, and wake pickup (public/pickup) for mail in maildrop.
@@ -60,9 +63,11 @@ OPTIONS
 EXIT STATUS
        0      Success.
        64     Bad command line (EX_USAGE).
-       69     The mail system is down: qmgr could not be reached (EX_UNAVAILABLE).
-       75     The queue could not be read, for example for lack of permission
-              (EX_TEMPFAIL).
+       69     The mail system is down: qmgr or showq could not be reached
+              (EX_UNAVAILABLE).
+       75     The queue could not be read (EX_TEMPFAIL).
+       77     Set-group-id and the configuration directory is not trusted
+              (EX_NOPERM).
        78     main.cf could not be loaded (EX_CONFIG).
 
 ENVIRONMENT
@@ -70,7 +75,8 @@ ENVIRONMENT
               The configuration directory when -c is not given.
 
 SEE ALSO
-       rostsuper(1) privileged queue operations, rostconf(1) configuration,
+       rostsuper(1) privileged queue operations, showq(8) the listing
+       service, sendmail(1) (mailq), rostconf(1) configuration,
        qmgr(8) queue manager, postqueue(1) the Postfix command it imitates,
        docs/queue-format.md the queue file format.
 ";

@@ -1,6 +1,9 @@
-//! postqueue -j: one JSON object per message per line, with postqueue's field names.
+//! postqueue -j: one JSON object per message per line, with postqueue's field names
+//! (queue_name, queue_id, arrival_time, message_size, forced_expire, sender,
+//! recipients with address and, when known, delay_reason) and nothing else, so
+//! scripts written for postqueue -j read it unchanged.
 
-use crate::scan::Listed;
+use rostfix_showq::Listed;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -18,9 +21,6 @@ struct JsonMessage<'a> {
 #[derive(Serialize)]
 struct JsonRecipient<'a> {
     address: &'a str,
-    /// Only when it differs from `address`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    orig_address: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     delay_reason: Option<&'a str>,
 }
@@ -33,15 +33,13 @@ pub fn write_json(out: &mut dyn Write, messages: &[Listed]) -> io::Result<()> {
             queue_id: &m.id,
             arrival_time: m.arrival,
             message_size: m.size,
-            // Forced expiry (postsuper -e) does not exist yet.
-            forced_expire: false,
+            forced_expire: m.forced_expire,
             sender: &m.sender,
             recipients: m
                 .recipients
                 .iter()
                 .map(|r| JsonRecipient {
                     address: &r.address,
-                    orig_address: (r.orig_address != r.address).then_some(r.orig_address.as_str()),
                     delay_reason: r.reason.as_deref(),
                 })
                 .collect(),
@@ -55,8 +53,8 @@ pub fn write_json(out: &mut dyn Write, messages: &[Listed]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::ListedRecipient;
     use rostfix_queue::QueueName;
+    use rostfix_showq::ListedRecipient;
 
     #[test]
     fn fields_and_optional_fields() {
@@ -66,6 +64,7 @@ mod tests {
             arrival: 1_606_123_512,
             size: 42,
             sender: "a\"b@x".into(),
+            forced_expire: false,
             recipients: vec![
                 ListedRecipient {
                     address: "r@x".into(),
@@ -86,7 +85,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(
             lines[0],
-            r#"{"queue_name":"deferred","queue_id":"ABCDEF1","arrival_time":1606123512,"message_size":42,"forced_expire":false,"sender":"a\"b@x","recipients":[{"address":"r@x"},{"address":"s@x","orig_address":"S@X","delay_reason":"later"}]}"#
+            r#"{"queue_name":"deferred","queue_id":"ABCDEF1","arrival_time":1606123512,"message_size":42,"forced_expire":false,"sender":"a\"b@x","recipients":[{"address":"r@x"},{"address":"s@x","delay_reason":"later"}]}"#
         );
     }
 }

@@ -1,8 +1,8 @@
 //! The traditional `mailq` listing, byte for byte as postqueue -p prints it for short
 //! queue ids (Postfix's showq_compat): heading, one block per message, a summary.
 
-use crate::scan::Listed;
 use rostfix_queue::QueueName;
+use rostfix_showq::Listed;
 use std::io::{self, Write};
 
 /// showq_compat's headings through its "%-11s %7s %-20s %s" format.
@@ -84,7 +84,7 @@ pub fn write_listing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::ListedRecipient;
+    use rostfix_showq::ListedRecipient;
 
     fn fake_time(_: i64) -> String {
         "Mon Nov 23 09:35:12 2020\n".to_string()
@@ -118,6 +118,7 @@ mod tests {
                 arrival: 0,
                 size: 1234,
                 sender: "alice@example.org".into(),
+                forced_expire: false,
                 recipients: vec![rcpt("bob@example.org", None)],
             },
             Listed {
@@ -126,6 +127,7 @@ mod tests {
                 arrival: 0,
                 size: 2048,
                 sender: "MAILER-DAEMON".into(),
+                forced_expire: false,
                 recipients: vec![
                     rcpt("a@x", Some("connect to x[1.2.3.4]:25: Connection refused")),
                     rcpt("b@x", Some("connect to x[1.2.3.4]:25: Connection refused")),
@@ -138,6 +140,7 @@ mod tests {
                 arrival: 0,
                 size: 10,
                 sender: "s@x".into(),
+                forced_expire: false,
                 recipients: vec![],
             },
         ];
@@ -175,6 +178,7 @@ mod tests {
             arrival: 0,
             size: 999,
             sender: "s\u{1b}[31m@x".into(),
+            forced_expire: false,
             recipients: vec![rcpt("r@x", Some(&long))],
         };
         let got = render(&[m]);

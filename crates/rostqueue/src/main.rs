@@ -1,17 +1,24 @@
 //! rostqueue: the postqueue work-alike. Lists the queue in postqueue's text (-p) or JSON
-//! Lines (-j) format by reading the queue directories directly, and sends flush
-//! triggers to qmgr (-f, -i ID).
+//! Lines (-j) format, and sends flush triggers to qmgr (-f, -i ID). Root and mail_owner
+//! read the queue directories directly; anyone else asks the showq service on
+//! public/showq, which rostqueue reaches by being installed set-group-id setgid_group
+//! (as Postfix's postqueue is set-group-id postdrop). Run that way, it honours `-c` and
+//! MAIL_CONFIG only for a root-owned configuration directory (rostdrop's rules).
 
 mod args;
 mod help;
 mod json;
 mod listing;
 mod localtime;
-mod scan;
+// The same rules as rostdrop's: one file, so the two set-group-id programs cannot
+// drift apart.
+#[path = "../../rostdrop/src/trust.rs"]
+mod trust;
 
 use args::{ArgsError, Command, Mode, Options};
 use rostfix_config::{config_dir, MainCf};
 use rostfix_proto::Trigger;
+use rostfix_showq::scan;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::exit;
@@ -20,7 +27,11 @@ use std::process::exit;
 const EX_USAGE: i32 = 64;
 const EX_UNAVAILABLE: i32 = 69;
 const EX_TEMPFAIL: i32 = 75;
+const EX_NOPERM: i32 = 77;
 const EX_CONFIG: i32 = 78;
+
+/// How long the showq service may take per read.
+const SHOWQ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why rostqueue stops.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +42,10 @@ enum Fatal {
     Scan(#[from] scan::ScanError),
     #[error("Cannot flush mail queue - mail system is down ({0})")]
     Trigger(#[from] rostfix_proto::TriggerError),
+    #[error("Queue report unavailable - mail system is down ({0})")]
+    Showq(#[from] rostfix_showq::ShowqError),
+    #[error("{0}")]
+    Trust(#[from] trust::TrustError),
     #[error("write to standard output: {0}")]
     Output(std::io::Error),
 }
@@ -40,7 +55,8 @@ impl Fatal {
         match self {
             Fatal::Config(_) => EX_CONFIG,
             Fatal::Scan(_) | Fatal::Output(_) => EX_TEMPFAIL,
-            Fatal::Trigger(_) => EX_UNAVAILABLE,
+            Fatal::Trigger(_) | Fatal::Showq(_) => EX_UNAVAILABLE,
+            Fatal::Trust(_) => EX_NOPERM,
         }
     }
 }
@@ -71,15 +87,62 @@ fn usage(error: &ArgsError) -> ! {
     exit(EX_USAGE);
 }
 
+/// True when this process has a group the real user lacks (installed set-group-id).
+fn set_id() -> bool {
+    nix::unistd::getegid() != nix::unistd::getgid()
+        || nix::unistd::geteuid() != nix::unistd::getuid()
+}
+
+/// The configuration directory, with rostdrop's trust rules when set-group-id.
+fn choose_config(options: &Options) -> Result<PathBuf, Fatal> {
+    if !set_id() {
+        return Ok(config_dir(options.config_dir.as_deref()));
+    }
+    let env = std::env::var_os("MAIL_CONFIG");
+    Ok(trust::choose_config_dir(
+        options.config_dir.as_deref(),
+        env.as_deref(),
+        nix::unistd::getuid().as_raw(),
+        true,
+    )?)
+}
+
+/// Root and mail_owner read the queue themselves.
+fn may_read_queue(cf: &MainCf) -> bool {
+    let uid = nix::unistd::getuid();
+    uid.is_root()
+        || nix::unistd::User::from_name(&cf.get("mail_owner"))
+            .ok()
+            .flatten()
+            .is_some_and(|u| u.uid == uid)
+}
+
+/// The listing: read directly when allowed and possible, else from showq.
+fn listing(cf: &MainCf, root: &Path) -> Result<Vec<scan::Listed>, Fatal> {
+    if may_read_queue(cf) {
+        let empty_sender = cf.get("empty_address_recipient");
+        let mut warn = |w: String| eprintln!("rostqueue: warning: {w}");
+        match scan::scan(root, &empty_sender, &mut warn) {
+            Ok(m) => return Ok(m),
+            // E.g. root squashed on a network file system: the service can still read.
+            Err(scan::ScanError::PermissionDenied(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (messages, warnings) = rostfix_showq::fetch(&root.join("public/showq"), SHOWQ_TIMEOUT)?;
+    for w in warnings {
+        eprintln!("rostqueue: warning: {w}");
+    }
+    Ok(messages)
+}
+
 fn run(options: &Options) -> Result<(), Fatal> {
-    let cf = MainCf::load(&config_dir(options.config_dir.as_deref()))?;
+    let cf = MainCf::load(&choose_config(options)?)?;
     let root = PathBuf::from(cf.get("queue_directory"));
     let timeout = cf.get_time("trigger_timeout");
     match &options.mode {
         Mode::List | Mode::Json => {
-            let empty_sender = cf.get("empty_address_recipient");
-            let mut warn = |w: String| eprintln!("rostqueue: warning: {w}");
-            let messages = scan::scan(&root, &empty_sender, &mut warn)?;
+            let messages = listing(&cf, &root)?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             if options.mode == Mode::List {

@@ -1,6 +1,6 @@
 //! Reading the queue directly (what Postfix's showq daemon does): every message in
 //! maildrop, active, incoming, deferred and hold with its pending recipients and their
-//! defer reasons. Corrupt files are skipped with a warning; files that vanish while we
+//! defer reasons. Used by the showq daemon and by a privileged rostqueue. Corrupt files are skipped with a warning; files that vanish while we
 //! look (delivered meanwhile) are skipped silently.
 
 use rostfix_queue::{list_queue, read_defer_reasons, QueueError, QueueFile, QueueName};
@@ -28,6 +28,8 @@ pub struct Listed {
     pub size: u64,
     /// Envelope sender, with `<>` shown as empty_address_recipient.
     pub sender: String,
+    /// The file carries the expire bit (rostsuper -e, docs/queue-format.md).
+    pub forced_expire: bool,
     pub recipients: Vec<ListedRecipient>,
 }
 
@@ -119,6 +121,7 @@ fn read_message(
     } else {
         meta.mtime()
     };
+    let forced_expire = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o100 != 0;
     let size = if qf.content_len > 0 {
         qf.content_len
     } else {
@@ -155,6 +158,7 @@ fn read_message(
         arrival,
         size,
         sender,
+        forced_expire,
         recipients: recipients.into_iter().map(|(_, r)| r).collect(),
     })
 }
