@@ -11,6 +11,10 @@ pub enum Trigger {
     Flush,
     /// Deliver this queue id now, ignoring its retry time (`rostqueue -i ID`).
     FlushId(String),
+    /// Deliver the deferred mail for this destination now (`rostqueue -s SITE`): the
+    /// messages with a pending recipient whose domain or next hop is SITE, and forget
+    /// that the destination was marked dead.
+    FlushSite(String),
 }
 
 /// qmgr -> delivery agent (`private/local`, `private/smtp`, ...): deliver these
@@ -82,6 +86,23 @@ pub struct BounceRequest {
     pub sender: String,
     pub arrival: i64,
     pub recipients: Vec<BouncedRecipient>,
+    /// Which notice: a non-delivery notice (the default, also for old senders), a delay
+    /// warning, or a success notice (NOTIFY=SUCCESS).
+    #[serde(default)]
+    pub kind: NoticeKind,
+}
+
+/// The kinds of delivery status notification the bounce service writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoticeKind {
+    /// Undeliverable: Action failed (RFC 3464).
+    #[default]
+    Failure,
+    /// Still being retried after delay_warning_time: Action delayed.
+    Delay,
+    /// Delivered (Action delivered) or handed to a host that may not send DSNs
+    /// (Action relayed), for recipients that asked with NOTIFY=SUCCESS.
+    Success,
 }
 
 /// One failed recipient in a [`BounceRequest`].
@@ -92,6 +113,13 @@ pub struct BouncedRecipient {
     pub dsn: String,
     pub text: String,
     pub relay: String,
+    /// The recipient's DSN NOTIFY value as received ("" = not given): the bounce
+    /// service leaves out recipients that did not ask for this kind of notice.
+    #[serde(default)]
+    pub notify: String,
+    /// For success notices: `delivered` (final delivery here) or `relayed`.
+    #[serde(default)]
+    pub action: String,
 }
 
 /// bounce -> qmgr.

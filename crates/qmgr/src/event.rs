@@ -1,8 +1,10 @@
 //! What the helper threads report to the main loop, which owns all queue state.
 
 use crate::ipc::CallError;
-use crate::resolve::Route;
-use rostfix_proto::{BounceReply, BouncedRecipient, DeliveryRecipient, DeliveryReply, Trigger};
+use crate::route::Route;
+use rostfix_proto::{
+    BounceReply, BouncedRecipient, DeliveryRecipient, DeliveryReply, NoticeKind, Trigger,
+};
 
 /// One message on the main loop's channel.
 #[derive(Debug)]
@@ -32,5 +34,7 @@ pub struct BounceOutcome {
     pub recipients: Vec<(u64, BouncedRecipient)>,
     /// An expiry notice (log `status=expired`) rather than an agent's bounce.
     pub expired: bool,
+    /// Non-delivery, delay warning or success notice.
+    pub kind: NoticeKind,
     pub reply: Result<BounceReply, CallError>,
 }

@@ -8,20 +8,28 @@
 //! new work and exits once nothing is in flight; messages left in active/ go back to
 //! incoming/ at the next start.
 
+use crate::builtin::{self, Builtin};
 use crate::event::{BounceOutcome, DeliveryOutcome, Event};
+use crate::expand::expand_envelope;
 use crate::ipc::{self, CallError};
 use crate::logline::{from_line, to_line};
 use crate::message::{
-    classify, completion, expired_text, ActiveMessage, Completion, BOUNCE_FAILURE_TEXT, EXPIRED_DSN,
+    classify, completion, expired_text, feedback, ActiveMessage, Classified, Completion,
+    BOUNCE_FAILURE_TEXT, EXPIRED_DSN,
 };
-use crate::resolve::resolve;
-use crate::schedule::{group, PendingRequest, Scheduler};
+use crate::route::{nexthop_host, Route};
+use crate::schedule::{group, Outcome, PendingRequest, Scheduler};
 use crate::settings::Settings;
-use rostfix_proto::{BounceReply, BounceRequest, BouncedRecipient, DeliveryRequest, Trigger};
-use rostfix_queue::{
-    append_defer_reason, is_valid_queue_id, list_queue, move_file, queue_path, read_defer_reasons,
-    remove_message_logs, set_retry_time, QueueError, QueueFile, QueueName,
+use rostfix_proto::{
+    BounceReply, BounceRequest, BouncedRecipient, DeliveryRecipient, DeliveryRequest, NoticeKind,
+    Trigger,
 };
+use rostfix_queue::{
+    append_defer_reason, delay_warned, is_valid_queue_id, list_queue, mark_delay_warned, move_file,
+    queue_path, read_defer_reasons, remove_message_logs, rewrite_envelope, set_retry_time,
+    QueueError, QueueFile, QueueName,
+};
+use rostfix_resolve::{domain_of, Resolver};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -37,6 +45,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_EVENTS_PER_TURN: usize = 1000;
 /// DSN of a recipient the resolver could not route (configuration error).
 const RESOLVE_DSN: &str = "4.3.5";
+/// DSN of mail deferred because its destination is marked dead.
+const SUSPENDED_DSN: &str = "4.4.1";
 
 fn now_secs() -> i64 {
     SystemTime::now()
@@ -59,8 +69,11 @@ pub struct Manager {
     /// queue_directory: "." after confine.
     root: PathBuf,
     settings: Settings,
+    resolver: Resolver,
     sched: Scheduler,
     messages: HashMap<String, ActiveMessage>,
+    /// Recipients held by the messages in `messages` (qmgr_message_recipient_limit).
+    rcpt_count: usize,
     bounce_jobs: usize,
     tx: Sender<Event>,
     next_incoming_scan: Instant,
@@ -69,14 +82,21 @@ pub struct Manager {
 }
 
 impl Manager {
-    pub fn new(root: PathBuf, settings: Settings, tx: Sender<Event>) -> Manager {
+    pub fn new(
+        root: PathBuf,
+        settings: Settings,
+        resolver: Resolver,
+        tx: Sender<Event>,
+    ) -> Manager {
         let sched = Scheduler::new(settings.limits.clone());
         let now = Instant::now();
         Manager {
             root,
             settings,
+            resolver,
             sched,
             messages: HashMap::new(),
+            rcpt_count: 0,
             bounce_jobs: 0,
             tx,
             next_incoming_scan: now,
@@ -176,13 +196,55 @@ impl Manager {
                 }
                 self.scan_incoming();
             }
+            Trigger::FlushSite(site) => self.flush_site(&site),
         }
         self.dispatch();
+    }
+
+    /// `rostqueue -s SITE`: deferred messages with a pending recipient whose domain or
+    /// next hop is SITE go to incoming/ now, and SITE is no longer considered dead.
+    fn flush_site(&mut self, site: &str) {
+        let want = nexthop_host(site);
+        if want.is_empty() || want.len() > 255 {
+            log::warn!("flush request for an invalid site ignored");
+            return;
+        }
+        let revived = self.sched.revive_site(&want);
+        let ids = match list_queue(&self.root, QueueName::Deferred) {
+            Ok(ids) => ids,
+            Err(e) => {
+                log::warn!("cannot scan deferred queue: {e}");
+                return;
+            }
+        };
+        let mut moved = 0;
+        for id in ids {
+            let Ok(qf) = QueueFile::open(&self.root, QueueName::Deferred, &id) else {
+                continue;
+            };
+            let matches = qf.pending().any(|r| {
+                nexthop_host(domain_of(&r.address)) == want
+                    || self
+                        .resolver
+                        .resolve(&r.address)
+                        .is_ok_and(|res| nexthop_host(&res.nexthop) == want)
+            });
+            if matches
+                && move_file(&self.root, QueueName::Deferred, QueueName::Incoming, &id).is_ok()
+            {
+                moved += 1;
+            }
+        }
+        log::info!(
+            "flush site {want}: {moved} message(s) requeued, {revived} dead destination(s) revived"
+        );
+        self.scan_incoming();
     }
 
     /// Room for more messages in active/.
     fn has_room(&self) -> bool {
         self.messages.len() < self.settings.active_limit
+            && self.rcpt_count < self.settings.recipient_limit
     }
 
     pub fn scan_incoming(&mut self) {
@@ -268,6 +330,16 @@ impl Manager {
                 return;
             }
         };
+        let qf = match self.expand_aliases(qf) {
+            Ok(qf) => qf,
+            Err(None) => return,
+            Err(Some((qf, why))) => {
+                // Cannot expand now: every pending recipient waits, none is delivered
+                // unexpanded (Postfix's cleanup would not have accepted the message).
+                self.defer_whole(&qf, &why);
+                return;
+            }
+        };
         log::info!(
             "{}",
             from_line(
@@ -279,29 +351,30 @@ impl Manager {
         );
         let arrival = qf.envelope.arrival_us.div_euclid(1_000_000);
         let mut msg = ActiveMessage::new(id, &qf.envelope.sender, arrival);
-        msg.forced_expire = std::fs::metadata(&qf.path)
-            .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0);
         let mut routed = Vec::new();
+        let mut builtins: Vec<(Builtin, String, DeliveryRecipient)> = Vec::new();
         for r in qf.pending() {
-            if msg.forced_expire {
-                // rostsuper -e: no delivery; finish() below bounces every pending one.
-                let orig = if r.orig_address.is_empty() {
-                    &r.address
-                } else {
-                    &r.orig_address
-                };
-                msg.add_recipient(r.offset, &r.address, orig);
-                msg.set_reason(r.offset, "message is administratively expired");
-                continue;
-            }
             let orig = if r.orig_address.is_empty() {
                 r.address.clone()
             } else {
                 r.orig_address.clone()
             };
             msg.add_recipient(r.offset, &r.address, &orig);
-            match resolve(&r.address, &self.settings.resolve) {
-                Ok(route) => routed.extend(msg.delivery_recipient(r.offset).map(|d| (route, d))),
+            msg.set_notify(r.offset, &r.notify);
+            let Some(d) = msg.delivery_recipient(r.offset) else {
+                continue;
+            };
+            match self.resolver.resolve(&r.address) {
+                Ok(res) => match Builtin::from_transport(&res.transport) {
+                    Some(b) => builtins.push((b, res.nexthop, d)),
+                    None => routed.push((
+                        Route {
+                            transport: res.transport,
+                            nexthop: res.nexthop,
+                        },
+                        d,
+                    )),
+                },
                 Err(e) => {
                     let text = e.to_string();
                     self.note_deferred(&mut msg, r.offset, &text);
@@ -321,12 +394,101 @@ impl Manager {
             }
         }
         let requests = group(id, routed, &self.settings.limits);
-        msg.outstanding = requests.len();
+        msg.outstanding = requests.len() + usize::from(!builtins.is_empty());
+        self.rcpt_count += msg.recipients.len();
         self.messages.insert(id.to_string(), msg);
         for r in requests {
             self.sched.enqueue(r);
         }
+        if !builtins.is_empty() {
+            self.run_builtins(id, builtins);
+        }
         self.finish_if_idle(id);
+    }
+
+    /// Expands virtual aliases once and stores the result in the file (atomically)
+    /// before anything is delivered. `Err(None)`: the file went away or is corrupt
+    /// (handled); `Err(Some(..))`: the expansion must wait (a table problem).
+    #[allow(clippy::result_large_err)]
+    fn expand_aliases(&mut self, qf: QueueFile) -> Result<QueueFile, Option<(QueueFile, String)>> {
+        let new = match expand_envelope(&self.resolver, &qf.envelope) {
+            Ok(Some(new)) => new,
+            Ok(None) => return Ok(qf),
+            Err(why) => {
+                log::warn!("{}: virtual alias expansion failed: {why}", qf.id);
+                return Err(Some((qf, why)));
+            }
+        };
+        if let Err(e) = rewrite_envelope(&qf.path, &new) {
+            let why = format!("cannot store the virtual alias expansion: {e}");
+            log::warn!("{}: {why}", qf.id);
+            return Err(Some((qf, why)));
+        }
+        match QueueFile::open(&self.root, QueueName::Active, &qf.id) {
+            Ok(f) => Ok(f),
+            Err(e) => {
+                log::warn!("{}: cannot re-read the rewritten queue file: {e}", qf.id);
+                Err(None)
+            }
+        }
+    }
+
+    /// Defers every pending recipient of a file in active/ with `why`, then moves it to
+    /// deferred/ (or expires it) through the normal completion rules.
+    fn defer_whole(&mut self, qf: &QueueFile, why: &str) {
+        let arrival = qf.envelope.arrival_us.div_euclid(1_000_000);
+        let mut msg = ActiveMessage::new(&qf.id, &qf.envelope.sender, arrival);
+        for r in qf.pending() {
+            msg.add_recipient(r.offset, &r.address, &r.orig_address);
+            msg.set_notify(r.offset, &r.notify);
+            self.note_deferred(&mut msg, r.offset, why);
+            log::info!(
+                "{}",
+                to_line(
+                    &qf.id,
+                    &r.address,
+                    &r.orig_address,
+                    now_f64() - arrival as f64,
+                    "4.3.0",
+                    &format!("deferred ({why})")
+                )
+            );
+        }
+        self.rcpt_count += msg.recipients.len();
+        self.messages.insert(qf.id.clone(), msg);
+        self.finish_if_idle(&qf.id);
+    }
+
+    /// qmgr's own transports: `discard` (marked done here), `error` (bounced),
+    /// `retry` (deferred), with Postfix-shaped log lines. Then the results go through
+    /// the same path as a delivery agent's reply.
+    fn run_builtins(&mut self, id: &str, list: Vec<(Builtin, String, DeliveryRecipient)>) {
+        let path = queue_path(&self.root, QueueName::Active, id);
+        let arrival = self.messages.get(id).map_or(0, |m| m.arrival);
+        let delay = now_f64() - arrival as f64;
+        let mut requested = Vec::new();
+        let mut results = Vec::new();
+        for (kind, text, d) in list {
+            let mut res = builtin::result(kind, &text, &d);
+            if kind == Builtin::Discard {
+                if let Err(e) = QueueFile::mark_done(&path, d.offset) {
+                    res = builtin::unavailable(&d, &format!("cannot mark done: {e}"));
+                }
+            }
+            log::info!("{}", builtin::log_line(id, &d, delay, &res));
+            requested.push(d);
+            results.push(res);
+        }
+        let outcome = DeliveryOutcome {
+            queue_id: id.to_string(),
+            route: Route {
+                transport: "builtin".into(),
+                nexthop: String::new(),
+            },
+            requested,
+            reply: Ok(rostfix_proto::DeliveryReply { results }),
+        };
+        self.apply_outcome(outcome, false);
     }
 
     /// Records a defer reason in the defer log and in memory.
@@ -342,20 +504,49 @@ impl Manager {
         msg.set_reason(offset, text);
     }
 
-    /// Starts every request the concurrency limits allow.
+    /// Defers the requests of dead destinations, then starts every request the
+    /// concurrency limits allow.
     fn dispatch(&mut self) {
         if self.stopping {
             return;
         }
-        while let Some(req) = self.sched.next() {
+        let now = Instant::now();
+        for (req, reason) in self.sched.take_suspended(now) {
+            self.defer_request(req, &reason);
+        }
+        while let Some(req) = self.sched.next(now) {
             self.spawn_delivery(req);
         }
+    }
+
+    /// A request that never started (its destination is dead): its recipients are
+    /// deferred with `reason`, logged by qmgr.
+    fn defer_request(&mut self, req: PendingRequest, reason: &str) {
+        let results = req
+            .recipients
+            .iter()
+            .map(|d| rostfix_proto::RecipientResult {
+                offset: d.offset,
+                status: rostfix_proto::DeliveryStatus::Deferred,
+                dsn: SUSPENDED_DSN.into(),
+                text: reason.to_string(),
+                relay: "none".into(),
+            })
+            .collect();
+        let outcome = DeliveryOutcome {
+            queue_id: req.queue_id,
+            route: req.route,
+            requested: req.recipients,
+            reply: Ok(rostfix_proto::DeliveryReply { results }),
+        };
+        self.apply_outcome(outcome, true);
     }
 
     fn spawn_delivery(&mut self, req: PendingRequest) {
         let Some(msg) = self.messages.get(&req.queue_id) else {
             // The message went away (cannot happen while requests are outstanding).
-            self.sched.finished(&req.route);
+            self.sched
+                .finished(&req.route, &Outcome::Success, Instant::now());
             return;
         };
         let request = DeliveryRequest {
@@ -394,8 +585,27 @@ impl Manager {
         }
     }
 
+    /// A delivery agent answered (or could not be reached): concurrency feedback, then
+    /// the per-recipient results.
     fn on_delivered(&mut self, o: DeliveryOutcome) {
-        self.sched.finished(&o.route);
+        let classified = Self::classify_outcome(&o);
+        let fb = feedback(o.reply.as_ref().err().map(ToString::to_string), &classified);
+        self.sched.finished(&o.route, &fb, Instant::now());
+        self.apply_outcome(o, false);
+        self.dispatch();
+    }
+
+    fn classify_outcome(o: &DeliveryOutcome) -> Classified {
+        match &o.reply {
+            Ok(reply) => classify(&o.requested, Ok(reply)),
+            Err(e) => classify(&o.requested, Err(&e.to_string())),
+        }
+    }
+
+    /// Applies the results of one request to its message: done, deferred (logged by
+    /// qmgr when the agent did not, or when `qmgr_logs_deferrals`), bounced (a notice,
+    /// then done), success notices for NOTIFY=SUCCESS.
+    fn apply_outcome(&mut self, o: DeliveryOutcome, qmgr_logs_deferrals: bool) {
         let Some(mut msg) = self.messages.remove(&o.queue_id) else {
             log::warn!(
                 "{}: delivery result for a message not in active",
@@ -404,22 +614,34 @@ impl Manager {
             return;
         };
         msg.outstanding = msg.outstanding.saturating_sub(1);
-        let failure = o.reply.as_ref().err().map(ToString::to_string);
-        let classified = match (&o.reply, &failure) {
-            (Ok(reply), _) => classify(&o.requested, Ok(reply)),
-            (Err(_), Some(why)) => classify(&o.requested, Err(why)),
-            (Err(_), None) => classify(&o.requested, Err("unknown error")),
-        };
+        let classified = Self::classify_outcome(&o);
         for w in &classified.warnings {
             log::warn!("{}: {w}", msg.id);
         }
+        let mut success_notices = Vec::new();
         for off in &classified.sent {
             msg.set_done(*off);
+            if let Some(r) = msg.recipients.get(off) {
+                if notify_has(&r.notify, "SUCCESS") {
+                    success_notices.push((
+                        *off,
+                        BouncedRecipient {
+                            address: r.address.clone(),
+                            orig_address: r.orig_address.clone(),
+                            dsn: "2.0.0".into(),
+                            text: success_text(&o, *off),
+                            relay: o.route.nexthop.clone(),
+                            notify: r.notify.clone(),
+                            action: success_action(&o.route.transport).into(),
+                        },
+                    ));
+                }
+            }
         }
         let delay = now_f64() - msg.arrival as f64;
         for d in &classified.deferred {
             self.note_deferred(&mut msg, d.offset, &d.text);
-            if d.log_by_qmgr {
+            if d.log_by_qmgr || qmgr_logs_deferrals {
                 let orig = msg
                     .recipients
                     .get(&d.offset)
@@ -439,18 +661,39 @@ impl Manager {
             }
         }
         let id = msg.id.clone();
-        let bounced = classified.bounced;
-        if !bounced.is_empty() {
-            msg.outstanding += 1;
-        }
+        let bounced: Vec<(u64, BouncedRecipient)> = classified
+            .bounced
+            .into_iter()
+            .map(|(off, mut b)| {
+                b.notify = msg
+                    .recipients
+                    .get(&off)
+                    .map(|r| r.notify.clone())
+                    .unwrap_or_default();
+                (off, b)
+            })
+            .collect();
+        msg.outstanding +=
+            usize::from(!bounced.is_empty()) + usize::from(!success_notices.is_empty());
         self.messages.insert(id.clone(), msg);
         if !bounced.is_empty() {
-            self.spawn_bounce(&id, bounced, false);
+            self.spawn_bounce(&id, bounced, false, NoticeKind::Failure);
+        }
+        if !success_notices.is_empty() {
+            self.spawn_bounce(&id, success_notices, false, NoticeKind::Success);
         }
         self.finish_if_idle(&id);
     }
 
-    fn spawn_bounce(&mut self, id: &str, recipients: Vec<(u64, BouncedRecipient)>, expired: bool) {
+    /// Sends a notice request for a message in active/ (counted in its outstanding
+    /// work by the caller, so the file stays while bounce reads it).
+    fn spawn_bounce(
+        &mut self,
+        id: &str,
+        recipients: Vec<(u64, BouncedRecipient)>,
+        expired: bool,
+        kind: NoticeKind,
+    ) {
         let Some(msg) = self.messages.get(id) else {
             return;
         };
@@ -460,12 +703,23 @@ impl Manager {
             sender: msg.sender.clone(),
             arrival: msg.arrival,
             recipients: recipients.iter().map(|(_, r)| r.clone()).collect(),
+            kind,
         };
+        self.send_notice(request, recipients, expired);
+    }
+
+    fn send_notice(
+        &mut self,
+        request: BounceRequest,
+        recipients: Vec<(u64, BouncedRecipient)>,
+        expired: bool,
+    ) {
         self.bounce_jobs += 1;
         let path = self.root.join("private").join("bounce");
         let tx = self.tx.clone();
         let io_timeout = self.settings.ipc_timeout;
         let for_thread = recipients.clone();
+        let (id, kind) = (request.queue_id.clone(), request.kind);
         let spawned = std::thread::Builder::new()
             .name("bounce".into())
             .spawn(move || {
@@ -474,14 +728,16 @@ impl Manager {
                     queue_id: request.queue_id,
                     recipients: for_thread,
                     expired,
+                    kind: request.kind,
                     reply,
                 }));
             });
         if let Err(e) = spawned {
             self.on_bounced(BounceOutcome {
-                queue_id: id.to_string(),
+                queue_id: id,
                 recipients,
                 expired,
+                kind,
                 reply: Err(CallError::Connect {
                     path: "worker thread".into(),
                     source: e,
@@ -492,11 +748,39 @@ impl Manager {
 
     fn on_bounced(&mut self, o: BounceOutcome) {
         self.bounce_jobs = self.bounce_jobs.saturating_sub(1);
+        if o.kind == NoticeKind::Delay {
+            // The message is in deferred/ by now; only the "warned once" mark changes.
+            match o.reply {
+                Ok(BounceReply::Queued(_)) | Ok(BounceReply::NotNeeded) => {
+                    if let Err(e) = mark_delay_warned(&self.root, &o.queue_id) {
+                        log::warn!("{}: cannot record the delay warning: {e}", o.queue_id);
+                    }
+                }
+                Ok(BounceReply::Failed(why)) => {
+                    log::warn!("{}: delay warning not sent: {why}", o.queue_id)
+                }
+                Err(e) => log::warn!("{}: delay warning not sent: {e}", o.queue_id),
+            }
+            return;
+        }
         let Some(mut msg) = self.messages.remove(&o.queue_id) else {
             log::warn!("{}: bounce result for a message not in active", o.queue_id);
             return;
         };
         msg.outstanding = msg.outstanding.saturating_sub(1);
+        if o.kind == NoticeKind::Success {
+            match &o.reply {
+                Ok(BounceReply::Queued(_)) | Ok(BounceReply::NotNeeded) => {}
+                Ok(BounceReply::Failed(why)) => {
+                    log::warn!("{}: success notice not sent: {why}", msg.id)
+                }
+                Err(e) => log::warn!("{}: success notice not sent: {e}", msg.id),
+            }
+            let id = msg.id.clone();
+            self.messages.insert(id.clone(), msg);
+            self.finish_if_idle(&id);
+            return;
+        }
         let path = queue_path(&self.root, QueueName::Active, &msg.id);
         match o.reply {
             Ok(BounceReply::Queued(_)) | Ok(BounceReply::NotNeeded) => {
@@ -556,14 +840,22 @@ impl Manager {
         }
     }
 
+    /// Forgets a message that leaves active/.
+    fn forget(&mut self, id: &str) -> Option<ActiveMessage> {
+        let msg = self.messages.remove(id)?;
+        self.rcpt_count = self.rcpt_count.saturating_sub(msg.recipients.len());
+        Some(msg)
+    }
+
     /// No request is outstanding: remove, defer or expire the message.
     fn finish(&mut self, id: &str) {
         let Some(msg) = self.messages.get_mut(id) else {
             return;
         };
-        match completion(msg, now_secs(), &self.settings.retry) {
+        let now = now_secs();
+        match completion(msg, now, &self.settings.retry) {
             Completion::Remove => {
-                self.messages.remove(id);
+                self.forget(id);
                 let path = queue_path(&self.root, QueueName::Active, id);
                 match std::fs::remove_file(&path) {
                     Ok(()) => log::info!("{id}: removed"),
@@ -577,8 +869,12 @@ impl Manager {
                 }
             }
             Completion::Defer { retry_at } => {
-                self.messages.remove(id);
-                self.defer_file(id, retry_at);
+                let Some(msg) = self.forget(id) else {
+                    return;
+                };
+                if self.defer_file(id, retry_at) {
+                    self.maybe_warn_delay(&msg, now);
+                }
             }
             Completion::Expire { pending } => {
                 msg.expire_tried = true;
@@ -605,27 +901,105 @@ impl Manager {
                                 dsn: EXPIRED_DSN.to_string(),
                                 text: expired_text(reason),
                                 relay: "none".to_string(),
+                                notify: r.notify.clone(),
+                                action: String::new(),
                             },
                         )
                     })
                     .collect();
                 msg.outstanding += 1;
-                self.spawn_bounce(id, recipients, true);
+                self.spawn_bounce(id, recipients, true, NoticeKind::Failure);
             }
         }
     }
 
-    /// Moves a file from active/ to deferred/ and sets its retry time.
-    fn defer_file(&self, id: &str, retry_at: i64) {
+    /// delay_warning_time: once the message has waited that long, its sender is told
+    /// once (the mark lives in defer/ID) which recipients are still being retried.
+    fn maybe_warn_delay(&mut self, msg: &ActiveMessage, now: i64) {
+        let warn_after = self.settings.delay_warning;
+        if warn_after <= 0 || now.saturating_sub(msg.arrival) < warn_after || msg.sender.is_empty()
+        {
+            return;
+        }
+        match delay_warned(&self.root, &msg.id) {
+            Ok(false) => {}
+            Ok(true) => return,
+            Err(e) => {
+                log::warn!("{}: cannot read the delay warning mark: {e}", msg.id);
+                return;
+            }
+        }
+        let recipients: Vec<(u64, BouncedRecipient)> = msg
+            .recipients
+            .iter()
+            .filter(|(_, r)| !r.done)
+            .map(|(off, r)| {
+                (
+                    *off,
+                    BouncedRecipient {
+                        address: r.address.clone(),
+                        orig_address: r.orig_address.clone(),
+                        dsn: "4.0.0".into(),
+                        text: r.last_reason.clone().unwrap_or_default(),
+                        relay: "none".into(),
+                        notify: r.notify.clone(),
+                        action: String::new(),
+                    },
+                )
+            })
+            .collect();
+        if recipients.is_empty() {
+            return;
+        }
+        let request = BounceRequest {
+            queue_name: QueueName::Deferred.as_str().to_string(),
+            queue_id: msg.id.clone(),
+            sender: msg.sender.clone(),
+            arrival: msg.arrival,
+            recipients: recipients.iter().map(|(_, r)| r.clone()).collect(),
+            kind: NoticeKind::Delay,
+        };
+        self.send_notice(request, recipients, false);
+    }
+
+    /// Moves a file from active/ to deferred/ and sets its retry time; false if the
+    /// file could not be moved.
+    fn defer_file(&self, id: &str, retry_at: i64) -> bool {
         if let Err(e) = move_file(&self.root, QueueName::Active, QueueName::Deferred, id) {
             log::warn!("{id}: cannot move to deferred: {e}");
-            return;
+            return false;
         }
         let path = queue_path(&self.root, QueueName::Deferred, id);
         if let Err(e) = set_retry_time(&path, system_time(retry_at)) {
             log::warn!("{id}: cannot set retry time: {e}");
         }
+        true
     }
+}
+
+/// True when a NOTIFY value (comma list) names `what`.
+fn notify_has(notify: &str, what: &str) -> bool {
+    notify
+        .split(',')
+        .any(|w| w.trim().eq_ignore_ascii_case(what))
+}
+
+/// Success notices say `delivered` for final delivery on this host (or discard), and
+/// `relayed` when the mail went on to another MTA that may not send DSNs itself
+/// (Rostfix's smtp client does not pass NOTIFY on yet).
+fn success_action(transport: &str) -> &'static str {
+    match transport {
+        "local" | "virtual" | "lmtp" | "builtin" => "delivered",
+        _ => "relayed",
+    }
+}
+
+fn success_text(o: &DeliveryOutcome, offset: u64) -> String {
+    o.reply
+        .as_ref()
+        .ok()
+        .and_then(|r| r.results.iter().find(|x| x.offset == offset))
+        .map_or_else(|| "delivered".to_string(), |x| x.text.clone())
 }
 
 #[cfg(test)]

@@ -4,8 +4,7 @@
 
 use super::*;
 use crate::backoff::RetryPolicy;
-use crate::resolve::ResolveConfig;
-use crate::schedule::Limits;
+use crate::schedule::{Limits, TransportPolicy};
 use rostfix_proto::{read_message, write_message, DeliveryReply, DeliveryStatus, RecipientResult};
 use rostfix_queue::{Envelope, QueueWriter, Recipient};
 use std::os::unix::net::UnixListener;
@@ -39,25 +38,25 @@ fn queue_root(name: &str) -> PathBuf {
 }
 
 fn settings() -> Settings {
-    let dest = vec!["mail.example.org".to_string(), "localhost".to_string()];
-    let (resolve, _) = ResolveConfig::new(
-        "mail.example.org",
-        &dest,
-        "local:mail.example.org",
-        "smtp",
-        "",
+    let mut per_transport = HashMap::new();
+    per_transport.insert(
+        "local".to_string(),
+        TransportPolicy {
+            concurrency_limit: 2,
+            recipient_limit: 1,
+            ..TransportPolicy::default()
+        },
     );
     Settings {
-        resolve,
-        unsupported_mydestination: vec![],
         limits: Limits {
-            local_concurrency: 2,
-            default_concurrency: 20,
-            local_recipients: 1,
-            default_recipients: 50,
-            transport_concurrency: HashMap::new(),
-            transport_recipients: HashMap::new(),
+            // One failure at concurrency 1 marks a destination dead.
+            default: TransportPolicy {
+                initial_concurrency: 1,
+                ..TransportPolicy::default()
+            },
+            per_transport,
             total_concurrency: 100,
+            dead_time: Duration::from_secs(300),
         },
         retry: RetryPolicy {
             minimal_backoff: 300,
@@ -67,11 +66,34 @@ fn settings() -> Settings {
         },
         queue_run_delay: Duration::from_secs(300),
         active_limit: 100,
+        recipient_limit: 1000,
         ipc_timeout: Duration::from_secs(10),
+        delay_warning: 0,
     }
 }
 
+fn resolver() -> Resolver {
+    Resolver::from_main_cf_text(
+        "myhostname = mail.example.org\nmydomain = example.org\nmyorigin = example.org\n\
+         mydestination = mail.example.org, localhost\n\
+         virtual_alias_maps = inline:{ { team@virt.example = bob@localhost, carol@example.net } }\n\
+         virtual_alias_domains = virt.example\n\
+         transport_maps = inline:{ { gone.example = error:5.1.2 domain is gone }, trash.example=discard: }\n",
+    )
+    .expect("resolver")
+}
+
 fn queue_message(root: &Path, sender: &str, rcpts: &[&str], arrival: i64) -> String {
+    queue_message_notify(root, sender, rcpts, arrival, "")
+}
+
+fn queue_message_notify(
+    root: &Path,
+    sender: &str,
+    rcpts: &[&str],
+    arrival: i64,
+    notify: &str,
+) -> String {
     let env = Envelope {
         sender: sender.into(),
         arrival_us: arrival * 1_000_000,
@@ -81,6 +103,7 @@ fn queue_message(root: &Path, sender: &str, rcpts: &[&str], arrival: i64) -> Str
             .map(|a| Recipient {
                 address: a.to_string(),
                 orig_address: a.to_string(),
+                notify: notify.to_string(),
                 ..Recipient::default()
             })
             .collect(),
@@ -166,7 +189,10 @@ fn always_defer(_: &str) -> DeliveryStatus {
 
 fn manager(root: &Path) -> (Manager, Receiver<Event>) {
     let (tx, rx) = std::sync::mpsc::channel();
-    (Manager::new(root.to_path_buf(), settings(), tx), rx)
+    (
+        Manager::new(root.to_path_buf(), settings(), resolver(), tx),
+        rx,
+    )
 }
 
 /// Drives the loop until no message is active (or a deadline passes).
@@ -401,5 +427,173 @@ fn recover_then_flush_id_delivers_a_deferred_message_now() {
     run_until_idle(&mut m, &rx);
     assert_eq!(local.lock().expect("lock").len(), 1);
     assert!(!exists(&root, QueueName::Deferred, &id));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn dead_verdict(address: &str) -> DeliveryStatus {
+    if address.ends_with("@dead.example") {
+        DeliveryStatus::Deferred
+    } else {
+        DeliveryStatus::Sent
+    }
+}
+
+#[test]
+fn virtual_aliases_are_expanded_once_and_stored_before_delivery() {
+    let root = queue_root("valias");
+    let local = agent(&root, "local", local_verdict);
+    let smtp = agent(&root, "smtp", always_defer);
+    let id = queue_message(
+        &root,
+        "alice@example.org",
+        &["team@virt.example", "nobody@virt.example"],
+        now_secs(),
+    );
+    let bounces = bounce_service(&root, BounceReply::Queued("B0000003".into()));
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    // bob was delivered locally, carol deferred remotely, nobody bounced (no mapping).
+    assert_eq!(
+        local.lock().expect("lock")[0].recipients[0].address,
+        "bob@localhost"
+    );
+    assert_eq!(
+        local.lock().expect("lock")[0].recipients[0].orig_address,
+        "team@virt.example"
+    );
+    assert_eq!(
+        smtp.lock().expect("lock")[0].recipients[0].address,
+        "carol@example.net"
+    );
+    let b = bounces.lock().expect("lock");
+    assert_eq!(b[0].recipients[0].address, "nobody@virt.example");
+    assert_eq!(b[0].recipients[0].dsn, "5.1.1");
+    assert_eq!(
+        b[0].recipients[0].text,
+        "User unknown in virtual alias table"
+    );
+    let qf = QueueFile::open(&root, QueueName::Deferred, &id).expect("deferred");
+    assert_eq!(qf.envelope.attr("alias_expanded"), Some("1"));
+    let all: Vec<(&str, bool)> = qf
+        .envelope
+        .recipients
+        .iter()
+        .map(|r| (r.address.as_str(), r.done))
+        .collect();
+    assert_eq!(
+        all,
+        [
+            ("bob@localhost", true),
+            ("carol@example.net", false),
+            ("nobody@virt.example", true)
+        ]
+    );
+    // A retry does not expand again.
+    m.on_trigger(Trigger::Flush);
+    run_until_idle(&mut m, &rx);
+    let qf = QueueFile::open(&root, QueueName::Deferred, &id).expect("deferred");
+    assert_eq!(qf.envelope.recipients.len(), 3);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn error_and_discard_transports_are_handled_by_qmgr() {
+    let root = queue_root("builtin");
+    let bounces = bounce_service(&root, BounceReply::Queued("B0000004".into()));
+    let id = queue_message(
+        &root,
+        "alice@example.org",
+        &["a@gone.example", "b@trash.example"],
+        now_secs(),
+    );
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    for q in [QueueName::Active, QueueName::Deferred] {
+        assert!(!exists(&root, q, &id));
+    }
+    let b = bounces.lock().expect("lock");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].recipients[0].address, "a@gone.example");
+    assert_eq!(b[0].recipients[0].dsn, "5.1.2");
+    assert_eq!(b[0].recipients[0].text, "domain is gone");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_dead_destination_does_not_hold_other_mail() {
+    let root = queue_root("dead");
+    let smtp = agent(&root, "smtp", dead_verdict);
+    let m1 = queue_message(&root, "alice@example.org", &["x@dead.example"], now_secs());
+    let m2 = queue_message(&root, "alice@example.org", &["y@dead.example"], now_secs());
+    let m3 = queue_message(&root, "alice@example.org", &["z@ok.example"], now_secs());
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    let seen = smtp.lock().expect("lock");
+    let to_dead = seen.iter().filter(|r| r.nexthop == "dead.example").count();
+    assert_eq!(
+        to_dead, 1,
+        "after the failure the destination is not tried again"
+    );
+    assert!(
+        !exists(&root, QueueName::Deferred, &m3),
+        "ok.example delivered"
+    );
+    assert!(exists(&root, QueueName::Deferred, &m1));
+    assert!(exists(&root, QueueName::Deferred, &m2));
+    let reasons = read_defer_reasons(&root, &m2).expect("log");
+    assert_eq!(
+        reasons[0].1,
+        "delivery temporarily suspended: connection refused"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn notify_success_gets_a_success_notice() {
+    let root = queue_root("success");
+    let _local = agent(&root, "local", local_verdict);
+    let bounces = bounce_service(&root, BounceReply::Queued("B0000005".into()));
+    let id = queue_message_notify(
+        &root,
+        "alice@example.org",
+        &["bob@localhost"],
+        now_secs(),
+        "SUCCESS,FAILURE",
+    );
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    assert!(!exists(&root, QueueName::Active, &id));
+    let b = bounces.lock().expect("lock");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].kind, NoticeKind::Success);
+    assert_eq!(b[0].recipients[0].action, "delivered");
+    assert_eq!(b[0].recipients[0].dsn, "2.0.0");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn flush_site_requeues_only_that_destination() {
+    let root = queue_root("site");
+    let a = queue_message(&root, "alice@example.org", &["u@a.example"], now_secs());
+    let b = queue_message(&root, "alice@example.org", &["u@b.example"], now_secs());
+    for id in [&a, &b] {
+        move_file(&root, QueueName::Incoming, QueueName::Deferred, id).expect("move");
+        set_retry_time(
+            &queue_path(&root, QueueName::Deferred, id),
+            system_time(now_secs() + 86400),
+        )
+        .expect("mtime");
+    }
+    let smtp = agent(&root, "smtp", local_verdict);
+    let (mut m, rx) = manager(&root);
+    m.on_trigger(Trigger::FlushSite("A.example".into()));
+    run_until_idle(&mut m, &rx);
+    assert!(!exists(&root, QueueName::Deferred, &a));
+    assert!(exists(&root, QueueName::Deferred, &b));
+    assert_eq!(smtp.lock().expect("lock").len(), 1);
     let _ = std::fs::remove_dir_all(&root);
 }

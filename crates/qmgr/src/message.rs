@@ -25,6 +25,8 @@ pub struct RcptState {
     pub done: bool,
     /// Latest defer reason seen in this pass through active/.
     pub last_reason: Option<String>,
+    /// DSN NOTIFY as queued ("" = not given).
+    pub notify: String,
 }
 
 /// A message in active/.
@@ -66,8 +68,15 @@ impl ActiveMessage {
                 orig_address: orig_address.into(),
                 done: false,
                 last_reason: None,
+                notify: String::new(),
             },
         );
+    }
+
+    pub fn set_notify(&mut self, offset: u64, notify: &str) {
+        if let Some(r) = self.recipients.get_mut(&offset) {
+            r.notify = notify.to_string();
+        }
     }
 
     pub fn set_done(&mut self, offset: u64) {
@@ -175,6 +184,8 @@ pub fn classify(
                         dsn: res.dsn.clone(),
                         text: res.text.clone(),
                         relay: res.relay.clone(),
+                        notify: String::new(),
+                        action: String::new(),
                     },
                 )),
                 DeliveryStatus::Deferred => out.deferred.push(Deferral {
@@ -199,6 +210,25 @@ pub fn classify(
         }
     }
     out
+}
+
+/// The concurrency feedback of one request: a failure when the agent could not be
+/// used, or when every recipient was deferred with a network/routing status (X.4.X:
+/// connection refused or lost, no route, DNS failure), i.e. the destination itself
+/// failed. Recipient-level deferrals (a 4xx to RCPT) count as success, as in Postfix.
+pub fn feedback(agent_error: Option<String>, c: &Classified) -> crate::schedule::Outcome {
+    use crate::schedule::Outcome;
+    if let Some(why) = agent_error {
+        return Outcome::Failure(why);
+    }
+    if c.sent.is_empty()
+        && c.bounced.is_empty()
+        && !c.deferred.is_empty()
+        && c.deferred.iter().all(|d| d.dsn.starts_with("4.4."))
+    {
+        return Outcome::Failure(c.deferred[0].text.clone());
+    }
+    Outcome::Success
 }
 
 /// What to do with a message whose requests have all finished.

@@ -1,57 +1,123 @@
-//! Delivery scheduling: recipients grouped into requests per destination (transport,
-//! nexthop) with a per-transport recipient limit, and per-destination concurrency
-//! bookkeeping that decides which queued request may start next. Destinations are
-//! served round-robin so one busy destination cannot starve the others. Pure: the
-//! caller starts the requests this hands out and reports each one finished.
+//! Delivery scheduling as Postfix's qmgr does it: recipients grouped into requests per
+//! destination (transport, nexthop) within the transport's recipient limit; per
+//! destination a concurrency window with slow start and feedback; dead destinations;
+//! rate delay; per-transport process limits. Destinations are served round-robin so
+//! one busy destination cannot starve the others. Pure (time is passed in): the caller
+//! starts what [`Scheduler::next`] hands out and reports each request finished.
 //!
-//! Partial: Postfix's adaptive concurrency (start at 5, grow on success, dead
-//! destinations after a failed cohort) is not implemented; the limit is fixed.
+//! - Slow start: a destination begins with `initial_destination_concurrency` requests
+//!   in flight (never above its limit). Each success adds the positive feedback
+//!   (`1/concurrency`: about +1 per window's worth of successes), each failure takes the
+//!   negative feedback, never below 1.
+//! - Dead: every failure adds 1/window to the failed-cohort count (a success resets it);
+//!   when it reaches `destination_concurrency_failed_cohort_limit` the destination is
+//!   dead for [`Limits::dead_time`] (Postfix: minimal_backoff_time). Its queued requests,
+//!   and new ones, are handed back by [`Scheduler::take_suspended`] to be deferred with
+//!   the last failure reason, so other mail is not held behind it. When the time is up
+//!   it starts again with the initial concurrency.
+//! - Rate delay: with `destination_rate_delay` > 0 a destination gets one request at a
+//!   time and waits that long after each before starting the next.
+//! - Process limit: the transport's master.cf maxproc caps its requests in flight over
+//!   all its destinations (0 = no cap).
 
-use crate::resolve::Route;
+use crate::route::Route;
 use rostfix_proto::DeliveryRecipient;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
-/// Recipient and concurrency limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A feedback amount: `N` or `N/concurrency` (relative to the current window).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Feedback {
+    Fixed(f64),
+    PerConcurrency(f64),
+}
+
+impl Feedback {
+    /// Parses Postfix's syntax; None for anything else.
+    pub fn parse(text: &str) -> Option<Feedback> {
+        let t = text.trim();
+        if let Some(n) = t.strip_suffix("/concurrency") {
+            n.trim().parse().ok().map(Feedback::PerConcurrency)
+        } else {
+            t.parse().ok().map(Feedback::Fixed)
+        }
+    }
+
+    fn amount(self, window: f64) -> f64 {
+        match self {
+            Feedback::Fixed(n) => n,
+            Feedback::PerConcurrency(n) => n / window.max(1.0),
+        }
+    }
+}
+
+/// The scheduling parameters of one transport.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransportPolicy {
+    /// `_destination_concurrency_limit` (at least 1).
+    pub concurrency_limit: usize,
+    /// `_destination_recipient_limit`; 0 = no limit.
+    pub recipient_limit: usize,
+    /// `_initial_destination_concurrency`.
+    pub initial_concurrency: usize,
+    pub positive_feedback: Feedback,
+    pub negative_feedback: Feedback,
+    /// `_destination_concurrency_failed_cohort_limit`; 0 = never dead.
+    pub failed_cohort_limit: usize,
+    /// `_destination_rate_delay`.
+    pub rate_delay: Duration,
+    /// master.cf maxproc of the transport; 0 = unlimited.
+    pub process_limit: usize,
+}
+
+impl Default for TransportPolicy {
+    /// Postfix's defaults for a remote transport.
+    fn default() -> Self {
+        TransportPolicy {
+            concurrency_limit: 20,
+            recipient_limit: 50,
+            initial_concurrency: 5,
+            positive_feedback: Feedback::PerConcurrency(1.0),
+            negative_feedback: Feedback::PerConcurrency(1.0),
+            failed_cohort_limit: 1,
+            rate_delay: Duration::ZERO,
+            process_limit: 0,
+        }
+    }
+}
+
+/// Every transport's policy.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
-    /// local_destination_concurrency_limit.
-    pub local_concurrency: usize,
-    /// default_destination_concurrency_limit.
-    pub default_concurrency: usize,
-    /// local_destination_recipient_limit; 0 = no limit.
-    pub local_recipients: usize,
-    /// default_destination_recipient_limit; 0 = no limit.
-    pub default_recipients: usize,
-    /// `TRANSPORT_destination_concurrency_limit` set explicitly in main.cf.
-    pub transport_concurrency: HashMap<String, usize>,
-    /// `TRANSPORT_destination_recipient_limit` set explicitly in main.cf.
-    pub transport_recipients: HashMap<String, usize>,
+    /// For transports without an entry.
+    pub default: TransportPolicy,
+    pub per_transport: HashMap<String, TransportPolicy>,
     /// Cap on requests in flight over all destinations (one thread each).
     pub total_concurrency: usize,
+    /// How long a dead destination stays dead.
+    pub dead_time: Duration,
 }
 
 impl Limits {
+    pub fn policy(&self, transport: &str) -> &TransportPolicy {
+        self.per_transport.get(transport).unwrap_or(&self.default)
+    }
+
     /// Requests allowed in flight to one destination of `transport` (at least 1).
     pub fn concurrency(&self, transport: &str) -> usize {
-        let n = match self.transport_concurrency.get(transport) {
-            Some(&n) => n,
-            None if transport == "local" => self.local_concurrency,
-            None => self.default_concurrency,
-        };
-        n.max(1)
+        let p = self.policy(transport);
+        if p.rate_delay > Duration::ZERO {
+            1
+        } else {
+            p.concurrency_limit.max(1)
+        }
     }
 
     /// Recipients per request for `transport`; `usize::MAX` when unlimited (0).
     pub fn recipients(&self, transport: &str) -> usize {
-        let n = match self.transport_recipients.get(transport) {
-            Some(&n) => n,
-            None if transport == "local" => self.local_recipients,
-            None => self.default_recipients,
-        };
-        if n == 0 {
-            usize::MAX
-        } else {
-            n
+        match self.policy(transport).recipient_limit {
+            0 => usize::MAX,
+            n => n,
         }
     }
 }
@@ -64,6 +130,16 @@ pub struct PendingRequest {
     pub recipients: Vec<DeliveryRecipient>,
 }
 
+/// How a finished request went, for the concurrency feedback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The destination answered (delivered, bounced, or a recipient-level deferral).
+    Success,
+    /// The destination could not be reached or failed as a whole; the reason is kept
+    /// for the mail deferred while it is dead.
+    Failure(String),
+}
+
 /// Groups a message's routed recipients into requests: one destination per request, at
 /// most the transport's recipient limit each, recipients in their original order.
 pub fn group(
@@ -71,7 +147,6 @@ pub fn group(
     routed: Vec<(Route, DeliveryRecipient)>,
     limits: &Limits,
 ) -> Vec<PendingRequest> {
-    // Keep destinations in first-seen order so requests come out deterministically.
     let mut order: Vec<Route> = Vec::new();
     let mut by_route: HashMap<Route, Vec<DeliveryRecipient>> = HashMap::new();
     for (route, rcpt) in routed {
@@ -106,12 +181,28 @@ pub fn group(
     out
 }
 
-/// Queued requests per destination and the count in flight.
+/// Per-destination state.
+#[derive(Debug)]
+struct Dest {
+    queue: VecDeque<PendingRequest>,
+    in_flight: usize,
+    /// Concurrency window (whole numbers).
+    window: f64,
+    /// Postfix's feedback accumulators: the window moves by one when they reach 1.
+    success: f64,
+    failure: f64,
+    fail_cohorts: f64,
+    dead_until: Option<Instant>,
+    reason: String,
+    not_before: Option<Instant>,
+}
+
+/// Queued requests and concurrency state per destination.
 #[derive(Debug)]
 pub struct Scheduler {
     limits: Limits,
-    queues: BTreeMap<Route, VecDeque<PendingRequest>>,
-    in_flight: HashMap<Route, usize>,
+    dests: BTreeMap<Route, Dest>,
+    per_transport: HashMap<String, usize>,
     total_in_flight: usize,
     /// The destination served last: the next pick starts after it (round-robin).
     cursor: Option<Route>,
@@ -121,62 +212,218 @@ impl Scheduler {
     pub fn new(limits: Limits) -> Scheduler {
         Scheduler {
             limits,
-            queues: BTreeMap::new(),
-            in_flight: HashMap::new(),
+            dests: BTreeMap::new(),
+            per_transport: HashMap::new(),
             total_in_flight: 0,
             cursor: None,
         }
     }
 
+    fn initial_window(&self, transport: &str) -> f64 {
+        let p = self.limits.policy(transport);
+        p.initial_concurrency
+            .clamp(1, self.limits.concurrency(transport)) as f64
+    }
+
+    fn dest(&mut self, route: &Route) -> &mut Dest {
+        let window = self.initial_window(&route.transport);
+        self.dests.entry(route.clone()).or_insert_with(|| Dest {
+            queue: VecDeque::new(),
+            in_flight: 0,
+            window,
+            success: 0.0,
+            failure: 0.0,
+            fail_cohorts: 0.0,
+            dead_until: None,
+            reason: String::new(),
+            not_before: None,
+        })
+    }
+
     pub fn enqueue(&mut self, req: PendingRequest) {
-        self.queues
-            .entry(req.route.clone())
-            .or_default()
-            .push_back(req);
+        let route = req.route.clone();
+        self.dest(&route).queue.push_back(req);
+    }
+
+    /// The current concurrency window of a destination.
+    #[cfg(test)]
+    pub fn window(&self, route: &Route) -> Option<usize> {
+        self.dests.get(route).map(|d| d.window as usize)
+    }
+
+    /// True while the destination is marked dead.
+    #[cfg(test)]
+    pub fn is_dead(&self, route: &Route, now: Instant) -> bool {
+        self.dests
+            .get(route)
+            .and_then(|d| d.dead_until)
+            .is_some_and(|t| now < t)
+    }
+
+    /// Queued requests of dead destinations, with the reason to defer them with.
+    /// Also revives destinations whose dead time is over.
+    pub fn take_suspended(&mut self, now: Instant) -> Vec<(PendingRequest, String)> {
+        let mut out = Vec::new();
+        let mut revive = Vec::new();
+        for (route, d) in &mut self.dests {
+            match d.dead_until {
+                Some(t) if now < t => {
+                    let reason = format!("delivery temporarily suspended: {}", d.reason);
+                    out.extend(d.queue.drain(..).map(|r| (r, reason.clone())));
+                }
+                Some(_) => revive.push(route.clone()),
+                None => {}
+            }
+        }
+        for route in revive {
+            self.revive(&route);
+        }
+        out
+    }
+
+    fn revive(&mut self, route: &Route) {
+        let window = self.initial_window(&route.transport);
+        if let Some(d) = self.dests.get_mut(route) {
+            d.dead_until = None;
+            d.fail_cohorts = 0.0;
+            d.window = window;
+        }
+    }
+
+    /// Forgets the dead mark of every destination whose next hop host or transport
+    /// next hop is `site` (`rostqueue -s`). Returns how many were revived.
+    pub fn revive_site(&mut self, site: &str) -> usize {
+        let site = crate::route::nexthop_host(site);
+        let routes: Vec<Route> = self
+            .dests
+            .iter()
+            .filter(|(r, d)| {
+                d.dead_until.is_some() && crate::route::nexthop_host(&r.nexthop) == site
+            })
+            .map(|(r, _)| r.clone())
+            .collect();
+        for r in &routes {
+            self.revive(r);
+        }
+        routes.len()
+    }
+
+    fn eligible(&self, route: &Route, d: &Dest, now: Instant) -> bool {
+        let policy = self.limits.policy(&route.transport);
+        let window = (d.window as usize).clamp(1, self.limits.concurrency(&route.transport));
+        !d.queue.is_empty()
+            && d.dead_until.is_none_or(|t| now >= t)
+            && d.in_flight < window
+            && d.not_before.is_none_or(|t| now >= t)
+            && (policy.process_limit == 0
+                || self
+                    .per_transport
+                    .get(&route.transport)
+                    .copied()
+                    .unwrap_or(0)
+                    < policy.process_limit)
     }
 
     /// The next request allowed to start, now counted as in flight; None when every
-    /// destination with work is at its limit, or the total cap is reached.
-    pub fn next(&mut self) -> Option<PendingRequest> {
+    /// destination with work is at its limit, dead, waiting for its rate delay, or the
+    /// total cap is reached.
+    pub fn next(&mut self, now: Instant) -> Option<PendingRequest> {
         if self.total_in_flight >= self.limits.total_concurrency.max(1) {
             return None;
         }
         let pick = {
             let after = self.cursor.as_ref();
-            let eligible = |(route, q): &(&Route, &VecDeque<PendingRequest>)| {
-                !q.is_empty()
-                    && self.in_flight.get(*route).copied().unwrap_or(0)
-                        < self.limits.concurrency(&route.transport)
-            };
             let tail = self
-                .queues
+                .dests
                 .iter()
                 .filter(|(r, _)| after.is_none_or(|a| *r > a));
             let head = self
-                .queues
+                .dests
                 .iter()
                 .filter(|(r, _)| after.is_some_and(|a| *r <= a));
-            tail.chain(head).find(eligible).map(|(r, _)| r.clone())
+            tail.chain(head)
+                .find(|(r, d)| self.eligible(r, d, now))
+                .map(|(r, _)| r.clone())
         }?;
-        let queue = self.queues.get_mut(&pick)?;
-        let req = queue.pop_front()?;
-        if queue.is_empty() {
-            self.queues.remove(&pick);
-        }
-        *self.in_flight.entry(pick.clone()).or_insert(0) += 1;
+        let d = self.dests.get_mut(&pick)?;
+        let req = d.queue.pop_front()?;
+        d.in_flight += 1;
+        *self
+            .per_transport
+            .entry(pick.transport.clone())
+            .or_insert(0) += 1;
         self.total_in_flight += 1;
         self.cursor = Some(pick);
         Some(req)
     }
 
-    /// A request to `route` finished (whatever its outcome): frees its slot.
-    pub fn finished(&mut self, route: &Route) {
-        if let Some(n) = self.in_flight.get_mut(route) {
+    /// A request to `route` finished: frees its slot and applies the feedback.
+    pub fn finished(&mut self, route: &Route, outcome: &Outcome, now: Instant) {
+        let policy = self.limits.policy(&route.transport).clone();
+        let limit = self.limits.concurrency(&route.transport) as f64;
+        let dead_time = self.limits.dead_time;
+        let Some(d) = self.dests.get_mut(route) else {
+            return;
+        };
+        if d.in_flight == 0 {
+            return;
+        }
+        d.in_flight -= 1;
+        self.total_in_flight = self.total_in_flight.saturating_sub(1);
+        if let Some(n) = self.per_transport.get_mut(&route.transport) {
             *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.in_flight.remove(route);
+        }
+        if policy.rate_delay > Duration::ZERO {
+            d.not_before = Some(now + policy.rate_delay);
+        }
+        match outcome {
+            Outcome::Success => {
+                d.fail_cohorts = 0.0;
+                d.success += policy.positive_feedback.amount(d.window);
+                if d.success >= 1.0 {
+                    d.success = 0.0;
+                    d.window = (d.window + 1.0).min(limit);
+                }
             }
-            self.total_in_flight = self.total_in_flight.saturating_sub(1);
+            Outcome::Failure(reason) => {
+                d.reason = reason.clone();
+                if d.dead_until.is_some() {
+                    return;
+                }
+                d.fail_cohorts += 1.0 / d.window.max(1.0);
+                if policy.failed_cohort_limit > 0
+                    && d.fail_cohorts >= policy.failed_cohort_limit as f64
+                {
+                    d.dead_until = Some(now + dead_time);
+                    log::warn!(
+                        "{}: destination {} marked dead for {}s: {reason}",
+                        route.transport,
+                        route.nexthop,
+                        dead_time.as_secs()
+                    );
+                } else {
+                    d.failure += policy.negative_feedback.amount(d.window);
+                    if d.failure >= 1.0 {
+                        d.failure = 0.0;
+                        d.window = (d.window - 1.0).max(1.0);
+                    }
+                }
+            }
+        }
+        self.gc(route, now);
+    }
+
+    /// Drops the state of an idle, healthy destination, as Postfix frees an empty queue
+    /// (the next message starts it again at the initial concurrency).
+    fn gc(&mut self, route: &Route, now: Instant) {
+        if let Some(d) = self.dests.get(route) {
+            if d.queue.is_empty()
+                && d.in_flight == 0
+                && d.dead_until.is_none()
+                && d.not_before.is_none_or(|t| t <= now)
+            {
+                self.dests.remove(route);
+            }
         }
     }
 
@@ -186,184 +433,10 @@ impl Scheduler {
 
     /// Requests waiting for a slot.
     pub fn queued(&self) -> usize {
-        self.queues.values().map(VecDeque::len).sum()
+        self.dests.values().map(|d| d.queue.len()).sum()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits() -> Limits {
-        Limits {
-            local_concurrency: 2,
-            default_concurrency: 20,
-            local_recipients: 1,
-            default_recipients: 50,
-            transport_concurrency: HashMap::new(),
-            transport_recipients: HashMap::new(),
-            total_concurrency: 100,
-        }
-    }
-
-    fn route(t: &str, n: &str) -> Route {
-        Route {
-            transport: t.into(),
-            nexthop: n.into(),
-        }
-    }
-
-    fn rcpt(i: u64) -> DeliveryRecipient {
-        DeliveryRecipient {
-            offset: i,
-            address: format!("u{i}@x"),
-            orig_address: format!("u{i}@x"),
-        }
-    }
-
-    #[test]
-    fn local_gets_one_recipient_per_request() {
-        let routed = (0..3).map(|i| (route("local", "h"), rcpt(i))).collect();
-        let reqs = group("ID1", routed, &limits());
-        assert_eq!(reqs.len(), 3);
-        assert!(reqs
-            .iter()
-            .all(|r| r.recipients.len() == 1 && r.queue_id == "ID1"));
-    }
-
-    #[test]
-    fn remote_recipients_grouped_by_destination_up_to_the_limit() {
-        let mut routed = Vec::new();
-        for i in 0..120 {
-            routed.push((route("smtp", "a.example"), rcpt(i)));
-        }
-        routed.push((route("smtp", "b.example"), rcpt(500)));
-        let reqs = group("ID", routed, &limits());
-        let sizes: Vec<(String, usize)> = reqs
-            .iter()
-            .map(|r| (r.route.nexthop.clone(), r.recipients.len()))
-            .collect();
-        assert_eq!(
-            sizes,
-            vec![
-                ("a.example".into(), 50),
-                ("a.example".into(), 50),
-                ("a.example".into(), 20),
-                ("b.example".into(), 1)
-            ]
-        );
-        // Order within a destination is kept.
-        assert_eq!(reqs[1].recipients[0].offset, 50);
-    }
-
-    #[test]
-    fn zero_recipient_limit_means_unlimited() {
-        let mut l = limits();
-        l.default_recipients = 0;
-        let routed = (0..200).map(|i| (route("smtp", "a"), rcpt(i))).collect();
-        assert_eq!(group("ID", routed, &l).len(), 1);
-    }
-
-    #[test]
-    fn per_transport_overrides() {
-        let mut l = limits();
-        l.transport_concurrency.insert("relay".into(), 3);
-        l.transport_recipients.insert("relay".into(), 2);
-        assert_eq!(l.concurrency("relay"), 3);
-        assert_eq!(l.recipients("relay"), 2);
-        assert_eq!(l.concurrency("smtp"), 20);
-        assert_eq!(l.concurrency("local"), 2);
-        l.local_concurrency = 0;
-        assert_eq!(
-            l.concurrency("local"),
-            1,
-            "a zero limit would stall delivery forever"
-        );
-    }
-
-    #[test]
-    fn local_concurrency_is_capped_at_two() {
-        let mut s = Scheduler::new(limits());
-        for r in group(
-            "ID",
-            (0..5).map(|i| (route("local", "h"), rcpt(i))).collect(),
-            &limits(),
-        ) {
-            s.enqueue(r);
-        }
-        assert!(s.next().is_some());
-        assert!(s.next().is_some());
-        assert!(s.next().is_none());
-        assert_eq!((s.in_flight(), s.queued()), (2, 3));
-        s.finished(&route("local", "h"));
-        let third = s.next().expect("a slot was freed");
-        assert_eq!(third.recipients[0].offset, 2);
-        assert!(s.next().is_none());
-    }
-
-    #[test]
-    fn smtp_concurrency_is_per_destination() {
-        let mut l = limits();
-        l.default_concurrency = 1;
-        let mut s = Scheduler::new(l);
-        for n in ["a", "a", "b"] {
-            s.enqueue(PendingRequest {
-                queue_id: "ID".into(),
-                route: route("smtp", n),
-                recipients: vec![rcpt(1)],
-            });
-        }
-        let first = s.next().expect("a");
-        let second = s.next().expect("b is independent of a");
-        assert_ne!(first.route, second.route);
-        assert!(s.next().is_none(), "a is at its limit");
-        s.finished(&route("smtp", "a"));
-        assert_eq!(s.next().map(|r| r.route), Some(route("smtp", "a")));
-    }
-
-    #[test]
-    fn round_robin_between_destinations() {
-        let mut s = Scheduler::new(limits());
-        for _ in 0..3 {
-            s.enqueue(PendingRequest {
-                queue_id: "A".into(),
-                route: route("smtp", "a"),
-                recipients: vec![rcpt(1)],
-            });
-            s.enqueue(PendingRequest {
-                queue_id: "B".into(),
-                route: route("smtp", "b"),
-                recipients: vec![rcpt(1)],
-            });
-        }
-        let order: Vec<String> = std::iter::from_fn(|| s.next())
-            .map(|r| r.route.nexthop)
-            .collect();
-        assert_eq!(order, ["a", "b", "a", "b", "a", "b"]);
-    }
-
-    #[test]
-    fn total_cap_applies_across_destinations() {
-        let mut l = limits();
-        l.total_concurrency = 2;
-        let mut s = Scheduler::new(l);
-        for n in ["a", "b", "c"] {
-            s.enqueue(PendingRequest {
-                queue_id: "ID".into(),
-                route: route("smtp", n),
-                recipients: vec![rcpt(1)],
-            });
-        }
-        assert!(s.next().is_some() && s.next().is_some());
-        assert!(s.next().is_none());
-        s.finished(&route("smtp", "a"));
-        assert!(s.next().is_some());
-    }
-
-    #[test]
-    fn finishing_an_unknown_route_changes_nothing() {
-        let mut s = Scheduler::new(limits());
-        s.finished(&route("smtp", "nowhere"));
-        assert_eq!(s.in_flight(), 0);
-    }
-}
+#[path = "schedule_tests.rs"]
+mod tests;

@@ -1,0 +1,302 @@
+//! Unit tests of the scheduler: grouping, limits, slow start, feedback, dead
+//! destinations, rate delay, process limits, round-robin.
+
+use super::*;
+
+fn policy(limit: usize, initial: usize) -> TransportPolicy {
+    TransportPolicy {
+        concurrency_limit: limit,
+        initial_concurrency: initial,
+        ..TransportPolicy::default()
+    }
+}
+
+fn limits() -> Limits {
+    let mut per_transport = HashMap::new();
+    per_transport.insert(
+        "local".to_string(),
+        TransportPolicy {
+            recipient_limit: 1,
+            ..policy(2, 5)
+        },
+    );
+    Limits {
+        default: TransportPolicy::default(),
+        per_transport,
+        total_concurrency: 100,
+        dead_time: Duration::from_secs(300),
+    }
+}
+
+fn route(t: &str, n: &str) -> Route {
+    Route {
+        transport: t.into(),
+        nexthop: n.into(),
+    }
+}
+
+fn rcpt(i: u64) -> DeliveryRecipient {
+    DeliveryRecipient {
+        offset: i,
+        address: format!("u{i}@x"),
+        orig_address: format!("u{i}@x"),
+    }
+}
+
+fn req(q: &str, r: &Route) -> PendingRequest {
+    PendingRequest {
+        queue_id: q.into(),
+        route: r.clone(),
+        recipients: vec![rcpt(1)],
+    }
+}
+
+fn drain(s: &mut Scheduler, now: Instant) -> Vec<PendingRequest> {
+    std::iter::from_fn(|| s.next(now)).collect()
+}
+
+#[test]
+fn feedback_syntax() {
+    assert_eq!(
+        Feedback::parse("1/concurrency"),
+        Some(Feedback::PerConcurrency(1.0))
+    );
+    assert_eq!(Feedback::parse(" 2 "), Some(Feedback::Fixed(2.0)));
+    assert_eq!(Feedback::parse("x"), None);
+}
+
+#[test]
+fn local_gets_one_recipient_per_request() {
+    let routed = (0..3).map(|i| (route("local", "h"), rcpt(i))).collect();
+    let reqs = group("ID1", routed, &limits());
+    assert_eq!(reqs.len(), 3);
+    assert!(reqs.iter().all(|r| r.recipients.len() == 1));
+}
+
+#[test]
+fn remote_recipients_grouped_by_destination_up_to_the_limit() {
+    let mut routed = Vec::new();
+    for i in 0..120 {
+        routed.push((route("smtp", "a.example"), rcpt(i)));
+    }
+    routed.push((route("smtp", "b.example"), rcpt(500)));
+    let sizes: Vec<(String, usize)> = group("ID", routed, &limits())
+        .iter()
+        .map(|r| (r.route.nexthop.clone(), r.recipients.len()))
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![
+            ("a.example".into(), 50),
+            ("a.example".into(), 50),
+            ("a.example".into(), 20),
+            ("b.example".into(), 1)
+        ]
+    );
+}
+
+#[test]
+fn zero_recipient_limit_means_unlimited() {
+    let mut l = limits();
+    l.default.recipient_limit = 0;
+    let routed = (0..200).map(|i| (route("smtp", "a"), rcpt(i))).collect();
+    assert_eq!(group("ID", routed, &l).len(), 1);
+}
+
+#[test]
+fn slow_start_then_growth_up_to_the_limit() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(limits());
+    let a = route("smtp", "a");
+    for i in 0..100 {
+        s.enqueue(req(&format!("M{i}"), &a));
+    }
+    // initial_destination_concurrency = 5.
+    assert_eq!(drain(&mut s, now).len(), 5);
+    // Each success adds 1/window: after 5 successes the window is about 6.
+    for _ in 0..5 {
+        s.finished(&a, &Outcome::Success, now);
+    }
+    let started = drain(&mut s, now).len();
+    assert_eq!(
+        started, 6,
+        "window grew by one after a window's worth of successes"
+    );
+    // It never passes default_destination_concurrency_limit (20).
+    for _ in 0..500 {
+        let n = s.in_flight();
+        for _ in 0..n {
+            s.finished(&a, &Outcome::Success, now);
+        }
+        for _ in 0..100 {
+            s.enqueue(req("X", &a));
+        }
+        let running = drain(&mut s, now).len();
+        assert!(running <= 20);
+    }
+    assert_eq!(s.window(&a), Some(20));
+}
+
+#[test]
+fn failures_shrink_the_window_and_kill_the_destination() {
+    let now = Instant::now();
+    let mut l = limits();
+    l.default.failed_cohort_limit = 2;
+    let mut s = Scheduler::new(l);
+    let a = route("smtp", "a");
+    for _ in 0..10 {
+        s.enqueue(req("M", &a));
+    }
+    assert_eq!(drain(&mut s, now).len(), 5);
+    for _ in 0..5 {
+        s.finished(&a, &Outcome::Failure("refused".into()), now);
+    }
+    assert_eq!(s.window(&a), Some(4), "a window's worth of failures: one less");
+    assert!(!s.is_dead(&a, now));
+    // Keep failing: cohorts accumulate 1/window each.
+    for _ in 0..10 {
+        s.enqueue(req("M", &a));
+        if let Some(_r) = s.next(now) {
+            s.finished(&a, &Outcome::Failure("refused".into()), now);
+        }
+    }
+    assert!(s.is_dead(&a, now));
+    assert!(
+        s.next(now).is_none(),
+        "nothing starts to a dead destination"
+    );
+    let suspended = s.take_suspended(now);
+    assert!(!suspended.is_empty());
+    assert!(suspended
+        .iter()
+        .all(|(_, why)| why == "delivery temporarily suspended: refused"));
+    // Later it is alive again at the initial concurrency.
+    let later = now + Duration::from_secs(301);
+    assert!(s.take_suspended(later).is_empty());
+    assert!(!s.is_dead(&a, later));
+}
+
+#[test]
+fn success_resets_the_failed_cohort_count() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(limits());
+    let a = route("smtp", "a");
+    for _ in 0..3 {
+        s.enqueue(req("M", &a));
+    }
+    let started = drain(&mut s, now);
+    assert_eq!(started.len(), 3);
+    s.finished(&a, &Outcome::Failure("x".into()), now);
+    s.finished(&a, &Outcome::Success, now);
+    s.finished(&a, &Outcome::Failure("x".into()), now);
+    assert!(!s.is_dead(&a, now));
+}
+
+#[test]
+fn dead_destination_does_not_hold_others() {
+    let now = Instant::now();
+    let mut l = limits();
+    l.default.initial_concurrency = 1;
+    let mut s = Scheduler::new(l);
+    let (a, b) = (route("smtp", "a"), route("smtp", "b"));
+    s.enqueue(req("M1", &a));
+    let first = s.next(now).expect("a starts");
+    s.finished(&first.route, &Outcome::Failure("timeout".into()), now);
+    assert!(s.is_dead(&a, now));
+    s.enqueue(req("M2", &a));
+    s.enqueue(req("M3", &b));
+    assert_eq!(s.next(now).map(|r| r.route), Some(b));
+    assert_eq!(s.take_suspended(now).len(), 1);
+    assert_eq!(s.revive_site("[A]:25"), 1);
+    assert!(!s.is_dead(&a, now));
+}
+
+#[test]
+fn rate_delay_spaces_deliveries() {
+    let now = Instant::now();
+    let mut l = limits();
+    l.default.rate_delay = Duration::from_secs(2);
+    let mut s = Scheduler::new(l);
+    let a = route("smtp", "a");
+    for _ in 0..3 {
+        s.enqueue(req("M", &a));
+    }
+    assert!(s.next(now).is_some());
+    assert!(s.next(now).is_none(), "one at a time");
+    s.finished(&a, &Outcome::Success, now);
+    assert!(
+        s.next(now + Duration::from_secs(1)).is_none(),
+        "waits the delay"
+    );
+    assert!(s.next(now + Duration::from_secs(2)).is_some());
+}
+
+#[test]
+fn process_limit_caps_a_transport_over_destinations() {
+    let now = Instant::now();
+    let mut l = limits();
+    l.default.process_limit = 3;
+    let mut s = Scheduler::new(l);
+    for n in ["a", "b", "c", "d"] {
+        for _ in 0..3 {
+            s.enqueue(req("M", &route("smtp", n)));
+        }
+    }
+    assert_eq!(drain(&mut s, now).len(), 3);
+    s.finished(&route("smtp", "a"), &Outcome::Success, now);
+    assert_eq!(drain(&mut s, now).len(), 1);
+}
+
+#[test]
+fn local_concurrency_is_capped_at_two() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(limits());
+    for r in group(
+        "ID",
+        (0..5).map(|i| (route("local", "h"), rcpt(i))).collect(),
+        &limits(),
+    ) {
+        s.enqueue(r);
+    }
+    assert_eq!(drain(&mut s, now).len(), 2);
+    assert_eq!((s.in_flight(), s.queued()), (2, 3));
+    s.finished(&route("local", "h"), &Outcome::Success, now);
+    let third = s.next(now).expect("a slot was freed");
+    assert_eq!(third.recipients[0].offset, 2);
+}
+
+#[test]
+fn round_robin_between_destinations() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(limits());
+    for _ in 0..3 {
+        s.enqueue(req("A", &route("smtp", "a")));
+        s.enqueue(req("B", &route("smtp", "b")));
+    }
+    let order: Vec<String> = drain(&mut s, now)
+        .into_iter()
+        .map(|r| r.route.nexthop)
+        .collect();
+    assert_eq!(order, ["a", "b", "a", "b", "a", "b"]);
+}
+
+#[test]
+fn total_cap_applies_across_destinations() {
+    let now = Instant::now();
+    let mut l = limits();
+    l.total_concurrency = 2;
+    let mut s = Scheduler::new(l);
+    for n in ["a", "b", "c"] {
+        s.enqueue(req("ID", &route("smtp", n)));
+    }
+    assert_eq!(drain(&mut s, now).len(), 2);
+    s.finished(&route("smtp", "a"), &Outcome::Success, now);
+    assert!(s.next(now).is_some());
+}
+
+#[test]
+fn finishing_an_unknown_route_changes_nothing() {
+    let mut s = Scheduler::new(limits());
+    s.finished(&route("smtp", "nowhere"), &Outcome::Success, Instant::now());
+    assert_eq!(s.in_flight(), 0);
+}
