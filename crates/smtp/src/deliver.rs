@@ -1,79 +1,108 @@
-//! One delivery request from qmgr, end to end: parse the next hop, find the servers (MX
-//! lookup or the bracketed host), read the message from the queue file, try each server
-//! address in turn until one gives recipient verdicts, mark sent recipients done in the
-//! queue file, and build the reply and the log lines.
+//! One delivery request from qmgr, end to end: parse the next hop, read the message and
+//! its DSN/8-bit/SMTPUTF8 attributes from the queue file, reuse a cached session to
+//! the destination or find the servers (MX lookup, the bracketed host, or the LMTP
+//! socket) and open one (TLS per policy, AUTH with the relayhost password), run the
+//! transaction, keep the session for the next request when it is still good, mark sent
+//! recipients done in the queue file, and build the reply and the log lines.
 //!
-//! Host selection follows Postfix: a connection failure, a lost connection, or a 4xx at
-//! greeting/EHLO/MAIL moves on to the next address (at most smtp_mx_address_limit);
-//! after the last one every recipient is deferred with the last failure's text.
+//! Host selection follows Postfix: a connection failure, a lost connection, a 4xx at
+//! greeting/EHLO/MAIL, or a TLS or AUTH failure moves on to the next address (at most
+//! smtp_mx_address_limit); after the last one every recipient gets the last failure.
 
+use crate::cache::Cache;
+use crate::conn::{Conn, Socket};
 use crate::dns::{Dns, LookupError};
+use crate::envelope::{has_8bit, headers_have_utf8, Envelope, Rcpt};
 use crate::logline::{self, Delays};
-use crate::nexthop;
-use crate::session::{self, Envelope, Outcome, SiteFailure, Timeouts};
+use crate::nexthop::{self, LmtpHop};
+use crate::policy;
+use crate::sasl;
+use crate::session::{self, Client, OpenOptions, Outcome, SaslRequest, SiteFailure, TlsRequest};
+use crate::settings::{Mode, Settings};
+use crate::tls::Level;
 use rostfix_proto::{DeliveryReply, DeliveryRequest, DeliveryStatus, RecipientResult};
 use rostfix_queue::{QueueFile, QueueName};
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// Settings read from main.cf once at start.
-pub struct Settings {
-    pub helo_name: String,
-    pub connect_timeout: Duration,
-    pub timeouts: Timeouts,
-    pub mx_address_limit: usize,
+/// The process-wide state a delivery uses.
+pub struct Agent {
+    pub settings: Settings,
+    pub dns: Option<Dns>,
+    pub cache: Arc<Cache>,
+}
+
+/// Where one connection attempt goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Addr {
+    Inet(IpAddr, u16),
+    Unix(String),
+}
+
+/// One server to try: host name (for texts, TLS names, SASL keys) and address.
+type Target = (String, Addr);
+
+/// The message as read from the queue file.
+struct Message {
+    content: Vec<u8>,
+    rcpts: Vec<Rcpt>,
+    ret: Option<String>,
+    envid: Option<String>,
+    eight_bit: bool,
+    smtputf8: bool,
 }
 
 /// Delivers `req`; returns the reply for qmgr and one log line per recipient.
-pub fn deliver(
-    req: &DeliveryRequest,
-    settings: &Settings,
-    dns: Option<&Dns>,
-) -> (DeliveryReply, Vec<String>) {
+pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<String>) {
     let started = Instant::now();
     let before = (now() - req.arrival as f64).max(0.0);
     let mut relay = "none".to_string();
-    let mut setup = 0.0;
-    let mut connect = 0.0;
-    let outcomes = match plan(req, settings, dns) {
+    let mut setup = started.elapsed().as_secs_f64();
+    let mut conn_use = 0;
+    let outcomes = match read_message(req) {
         Err(failure) => vec![failure; req.recipients.len()],
-        Ok((addresses, content)) => {
-            setup = started.elapsed().as_secs_f64();
-            attempt(
+        Ok(msg) => {
+            let env = Envelope {
+                sender: &req.sender,
+                recipients: &msg.rcpts,
+                content: &msg.content,
+                ret: msg.ret.as_deref(),
+                envid: msg.envid.as_deref(),
+                eight_bit: msg.eight_bit,
+                smtputf8: msg.smtputf8,
+            };
+            let mut run = Run {
                 req,
-                settings,
-                &addresses,
-                &content,
-                &mut relay,
-                &mut connect,
-            )
+                agent,
+                started,
+                setup: &mut setup,
+                relay: &mut relay,
+                conn_use: &mut conn_use,
+            };
+            run.deliver(&env)
         }
     };
     let total_agent = started.elapsed().as_secs_f64();
     let delays = Delays {
         total: before + total_agent,
-        parts: [
-            before,
-            setup,
-            connect.max(0.0),
-            (total_agent - setup - connect.max(0.0)).max(0.0),
-        ],
+        parts: [before, 0.0, setup, (total_agent - setup).max(0.0)],
     };
     let mut results = Vec::with_capacity(req.recipients.len());
     let mut lines = Vec::with_capacity(req.recipients.len());
     for (rcpt, mut o) in req.recipients.iter().zip(outcomes) {
         if o.status == DeliveryStatus::Sent {
             let path = Path::new(&req.queue_name).join(&req.queue_id);
-            if let Err(e) = QueueFile::mark_done(&path, rcpt.offset) {
+            if let Err(e) = rostfix_queue::QueueFile::mark_done(&path, rcpt.offset) {
                 // Delivered but not recorded: defer, so a retry may duplicate rather
                 // than the queue claim something it cannot prove.
                 log::warn!("{}: cannot update queue file: {e}", req.queue_id);
-                o = Outcome {
-                    status: DeliveryStatus::Deferred,
-                    dsn: "4.3.0".into(),
-                    text: format!("delivered but cannot update queue file: {e}"),
-                };
+                o = defer(
+                    "4.3.0",
+                    format!("delivered but cannot update queue file: {e}"),
+                );
             }
         }
         lines.push(logline::line(
@@ -81,6 +110,7 @@ pub fn deliver(
             &rcpt.address,
             &rcpt.orig_address,
             &relay,
+            conn_use,
             &delays,
             &o.dsn,
             o.status,
@@ -97,125 +127,296 @@ pub fn deliver(
     (DeliveryReply { results }, lines)
 }
 
-/// One server address to try: host name (for texts), address, port.
-type Target = (String, IpAddr, u16);
-
-/// Finds the addresses to try and reads the content; an error is the outcome of every
-/// recipient.
-fn plan(
-    req: &DeliveryRequest,
-    settings: &Settings,
-    dns: Option<&Dns>,
-) -> Result<(Vec<Target>, Vec<u8>), Outcome> {
-    let hop = nexthop::parse(&req.nexthop).map_err(|e| defer("4.3.5", e.to_string()))?;
+/// Reads content and per-message attributes from the queue file.
+fn read_message(req: &DeliveryRequest) -> Result<Message, Outcome> {
     let queue = QueueName::parse(&req.queue_name)
         .ok_or_else(|| defer("4.3.0", format!("bad queue name {:?}", req.queue_name)))?;
-    let content = QueueFile::open(Path::new("."), queue, &req.queue_id)
-        .and_then(|qf| qf.read_content())
+    let qf = QueueFile::open(Path::new("."), queue, &req.queue_id)
+        .map_err(|e| defer("4.3.0", format!("cannot read queue file: {e}")))?;
+    let content = qf
+        .read_content()
         .map_err(|e| defer("4.3.0", format!("cannot read message content: {e}")))?;
-
-    if let Ok(ip) = hop.host.parse::<IpAddr>() {
-        return Ok((vec![(ip.to_string(), ip, hop.port)], content));
-    }
-    let dns = dns.ok_or_else(|| defer("4.4.3", "no DNS resolver configuration".to_string()))?;
-    let (hosts, via_mx) = if hop.mx_lookup {
-        match dns.mx(&hop.host) {
-            Ok(Some(list)) => (list, true),
-            Ok(None) => (vec![hop.host.clone()], false),
-            Err(e) => return Err(lookup_failure(e)),
-        }
-    } else {
-        (vec![hop.host.clone()], false)
+    let envl = &qf.envelope;
+    let rcpts: Vec<Rcpt> = req
+        .recipients
+        .iter()
+        .map(|r| Rcpt {
+            address: r.address.clone(),
+            orig: r.orig_address.clone(),
+            notify: envl
+                .recipients
+                .iter()
+                .find(|q| q.offset == r.offset)
+                .map(|q| q.notify.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let attr = |n: &str| envl.attr(n).map(str::to_string).filter(|v| !v.is_empty());
+    let truthy = |n: &str| {
+        attr(n).is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "no" | "false"))
     };
-    let mut targets = Vec::new();
-    let mut last_err = None;
-    for host in hosts {
-        if targets.len() >= settings.mx_address_limit {
-            break;
-        }
-        let addrs = match host.parse::<IpAddr>() {
-            Ok(ip) => Ok(vec![ip]),
-            Err(_) => dns.addresses(&host),
-        };
-        match addrs {
-            Ok(list) => targets.extend(list.into_iter().map(|ip| (host.clone(), ip, hop.port))),
-            Err(e) => last_err = Some(e),
-        }
-    }
-    targets.truncate(settings.mx_address_limit.max(1));
-    if targets.is_empty() {
-        let e = last_err.unwrap_or(LookupError::Temporary {
-            name: hop.host.clone(),
-            rtype: "A",
-        });
-        // An MX host without addresses is the destination's temporary problem; the
-        // destination itself not existing is permanent.
-        return Err(match (&e, via_mx) {
-            (LookupError::NotFound { .. }, true) => defer("4.4.3", e.to_string()),
-            _ => lookup_failure(e),
-        });
-    }
-    Ok((targets, content))
+    let non_ascii_address =
+        !req.sender.is_ascii() || req.recipients.iter().any(|r| !r.address.is_ascii());
+    Ok(Message {
+        eight_bit: attr("body_type").is_some_and(|b| b.eq_ignore_ascii_case("8BITMIME"))
+            || has_8bit(&content),
+        smtputf8: non_ascii_address || (truthy("smtputf8") && headers_have_utf8(&content)),
+        ret: attr("dsn_ret"),
+        envid: attr("dsn_envid"),
+        content,
+        rcpts,
+    })
 }
 
-/// Tries the targets in order; `relay` and `connect` (seconds from the first attempt
-/// until the last TCP connection was up: connection set-up, failed attempts included,
-/// for the `c` column of `delays=`) are filled in.
-fn attempt(
-    req: &DeliveryRequest,
-    settings: &Settings,
-    targets: &[Target],
-    content: &[u8],
-    relay: &mut String,
-    connect: &mut f64,
-) -> Vec<Outcome> {
-    let started = Instant::now();
-    let recipients: Vec<String> = req.recipients.iter().map(|r| r.address.clone()).collect();
-    let env = Envelope {
-        helo_name: &settings.helo_name,
-        sender: &req.sender,
-        recipients: &recipients,
-        content,
-    };
-    let mut last: Option<SiteFailure> = None;
-    for (host, ip, port) in targets {
-        let addr = SocketAddr::new(*ip, *port);
-        let peer = format!("{host}[{ip}]");
-        *relay = format!("{peer}:{port}");
-        let stream = match TcpStream::connect_timeout(&addr, settings.connect_timeout) {
-            Ok(s) => s,
-            Err(e) => {
-                let why = match e.kind() {
-                    std::io::ErrorKind::ConnectionRefused => "Connection refused".to_string(),
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                        "Connection timed out".to_string()
-                    }
-                    _ => e.to_string(),
-                };
-                log::info!("{}: connect to {peer}:{port}: {why}", req.queue_id);
-                last = Some(SiteFailure {
-                    status: DeliveryStatus::Deferred,
-                    dsn: "4.4.1".into(),
-                    text: format!("connect to {peer}:{port}: {why}"),
-                    try_next: true,
-                });
-                continue;
+/// One request's delivery state.
+struct Run<'a> {
+    req: &'a DeliveryRequest,
+    agent: &'a Agent,
+    started: Instant,
+    setup: &'a mut f64,
+    relay: &'a mut String,
+    conn_use: &'a mut u32,
+}
+
+impl Run<'_> {
+    fn deliver(&mut self, env: &Envelope<'_>) -> Vec<Outcome> {
+        let n = env.recipients.len();
+        let s = &self.agent.settings;
+        let key = format!("{}:{}", s.mode.prefix(), self.req.nexthop);
+        if let Some(mut client) = self.agent.cache.take(&key) {
+            *self.setup = self.started.elapsed().as_secs_f64();
+            *self.relay = client.relay().to_string();
+            let r = client.transaction(env);
+            *self.conn_use = client.uses;
+            match r {
+                Ok(outcomes) => {
+                    self.keep(key, client);
+                    return outcomes;
+                }
+                // A reused session that breaks gets no second chance here: the
+                // recipients are deferred and retried with a fresh connection.
+                Err(f) => return site_outcomes(&f, n),
+            }
+        }
+        let (targets, nexthop_domain) = match self.targets() {
+            Ok(t) => t,
+            Err(o) => {
+                *self.setup = self.started.elapsed().as_secs_f64();
+                return vec![o; n];
             }
         };
-        *connect = started.elapsed().as_secs_f64();
-        match session::run(stream, &peer, &env, &settings.timeouts) {
-            Ok(outcomes) => return outcomes,
-            Err(f) if f.try_next => {
-                log::info!("{}: {}", req.queue_id, f.text);
-                last = Some(f);
+        let policy = match policy::lookup(&s.tls_policy_maps, &self.req.nexthop, s.tls_level) {
+            Ok(p) => p,
+            Err(e) => return vec![defer("4.7.5", e.to_string()); n],
+        };
+        let mut last: Option<SiteFailure> = None;
+        for (host, addr) in &targets {
+            let (peer, relay) = match addr {
+                Addr::Inet(ip, port) => (format!("{host}[{ip}]"), format!("{host}[{ip}]:{port}")),
+                Addr::Unix(path) => {
+                    let l = format!("{}[{path}]", s.myhostname);
+                    (l.clone(), l)
+                }
+            };
+            *self.relay = relay.clone();
+            let conn = match connect(addr, s) {
+                Ok(c) => c,
+                Err(why) => {
+                    let what = match addr {
+                        Addr::Inet(..) => relay.clone(),
+                        Addr::Unix(path) => path.clone(),
+                    };
+                    log::info!("{}: connect to {what}: {why}", self.req.queue_id);
+                    last = Some(SiteFailure {
+                        status: DeliveryStatus::Deferred,
+                        dsn: "4.4.1".into(),
+                        text: format!("connect to {what}: {why}"),
+                        try_next: true,
+                    });
+                    continue;
+                }
+            };
+            let creds = match &s.sasl {
+                Some(sasl_settings) => {
+                    match sasl::lookup(&sasl_settings.password_maps, &self.req.nexthop, host) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            *self.setup = self.started.elapsed().as_secs_f64();
+                            return vec![defer("4.3.0", e.to_string()); n];
+                        }
+                    }
+                }
+                None => None,
+            };
+            let match_patterns = policy.matches.clone().unwrap_or_else(|| {
+                if policy.level == Level::Secure {
+                    s.secure_match.clone()
+                } else {
+                    s.verify_match.clone()
+                }
+            });
+            let opts = OpenOptions {
+                helo_name: &s.helo_name,
+                lmtp: s.mode == Mode::Lmtp,
+                timeouts: &s.timeouts,
+                tls: (policy.level != Level::None).then(|| TlsRequest {
+                    level: policy.level,
+                    client: &s.tls,
+                    match_names: policy::match_names(&match_patterns, host, &nexthop_domain),
+                    loglevel: s.tls_loglevel,
+                }),
+                sasl: match (&s.sasl, &creds) {
+                    (Some(ss), Some(c)) => Some(SaslRequest {
+                        creds: c,
+                        plain_opts: ss.plain_opts,
+                        tls_opts: ss.tls_opts,
+                        soft_bounce: ss.soft_bounce,
+                    }),
+                    _ => None,
+                },
+                peer: &peer,
+                relay: &relay,
+                server_name: host,
+            };
+            let opened = session::open(conn, &opts);
+            *self.setup = self.started.elapsed().as_secs_f64();
+            let mut client = match opened {
+                Ok(c) => c,
+                Err(f) if f.try_next => {
+                    log::info!("{}: {}", self.req.queue_id, f.text);
+                    last = Some(f);
+                    continue;
+                }
+                Err(f) => return site_outcomes(&f, n),
+            };
+            let r = client.transaction(env);
+            *self.conn_use = client.uses;
+            match r {
+                Ok(outcomes) => {
+                    self.keep(key, client);
+                    return outcomes;
+                }
+                Err(f) => {
+                    if f.dsn != "4.4.2" {
+                        client.quit();
+                    }
+                    if f.try_next {
+                        log::info!("{}: {}", self.req.queue_id, f.text);
+                        last = Some(f);
+                        continue;
+                    }
+                    return site_outcomes(&f, n);
+                }
             }
-            Err(f) => return site_outcomes(&f, recipients.len()),
+        }
+        match last {
+            Some(f) => site_outcomes(&f, n),
+            None => vec![defer("4.4.3", "no server address to try".into()); n],
         }
     }
-    match last {
-        Some(f) => site_outcomes(&f, recipients.len()),
-        None => vec![defer("4.4.3", "no server address to try".into()); recipients.len()],
+
+    /// Caches a good session, or closes it.
+    fn keep(&self, key: String, mut client: Client<Conn>) {
+        let c = &self.agent.settings.cache;
+        let wanted = c.on_demand || c.destinations.iter().any(|d| d == &self.req.nexthop);
+        if wanted && client.reusable() {
+            self.agent.cache.put(key, client);
+        } else {
+            client.quit();
+        }
     }
+
+    /// The servers to try and the next-hop domain (for `secure` name matching).
+    fn targets(&self) -> Result<(Vec<Target>, String), Outcome> {
+        let s = &self.agent.settings;
+        let hop = match s.mode {
+            Mode::Lmtp => match nexthop::parse_lmtp(&self.req.nexthop) {
+                Ok(LmtpHop::Unix(path)) => {
+                    return Ok((
+                        vec![(s.myhostname.clone(), Addr::Unix(path))],
+                        String::new(),
+                    ))
+                }
+                Ok(LmtpHop::Inet(h)) => h,
+                Err(e) => return Err(defer("4.3.5", e.to_string())),
+            },
+            Mode::Smtp => {
+                nexthop::parse(&self.req.nexthop).map_err(|e| defer("4.3.5", e.to_string()))?
+            }
+        };
+        let domain = hop.host.clone();
+        if let Ok(ip) = hop.host.parse::<IpAddr>() {
+            return Ok((vec![(ip.to_string(), Addr::Inet(ip, hop.port))], domain));
+        }
+        let dns = self
+            .agent
+            .dns
+            .as_ref()
+            .ok_or_else(|| defer("4.4.3", "no DNS resolver configuration".to_string()))?;
+        let (hosts, via_mx) = if hop.mx_lookup {
+            match dns.mx(&hop.host) {
+                Ok(Some(list)) => (list, true),
+                Ok(None) => (vec![hop.host.clone()], false),
+                Err(e) => return Err(lookup_failure(e)),
+            }
+        } else {
+            (vec![hop.host.clone()], false)
+        };
+        let limit = s.mx_address_limit.max(1);
+        let mut targets = Vec::new();
+        let mut last_err = None;
+        for host in hosts {
+            if targets.len() >= limit {
+                break;
+            }
+            let addrs = match host.parse::<IpAddr>() {
+                Ok(ip) => Ok(vec![ip]),
+                Err(_) => dns.addresses(&host),
+            };
+            match addrs {
+                Ok(list) => targets.extend(
+                    list.into_iter()
+                        .map(|ip| (host.clone(), Addr::Inet(ip, hop.port))),
+                ),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        targets.truncate(limit);
+        if targets.is_empty() {
+            let e = last_err.unwrap_or(LookupError::Temporary {
+                name: hop.host.clone(),
+                rtype: "A",
+            });
+            // An MX host without addresses is the destination's temporary problem; the
+            // destination itself not existing is permanent.
+            return Err(match (&e, via_mx) {
+                (LookupError::NotFound { .. }, true) => defer("4.4.3", e.to_string()),
+                _ => lookup_failure(e),
+            });
+        }
+        Ok((targets, domain))
+    }
+}
+
+/// Opens the socket; the error is Postfix's wording.
+fn connect(addr: &Addr, s: &Settings) -> Result<Conn, String> {
+    let result = match addr {
+        Addr::Inet(ip, port) => {
+            TcpStream::connect_timeout(&SocketAddr::new(*ip, *port), s.connect_timeout)
+                .map(|t| Conn::Plain(Socket::Tcp(t)))
+        }
+        // Relative paths are below queue_directory, the working directory (and the
+        // chroot) of every service.
+        Addr::Unix(path) => UnixStream::connect(path).map(|u| Conn::Plain(Socket::Unix(u))),
+    };
+    result.map_err(|e| match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "Connection refused".to_string(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+            "Connection timed out".to_string()
+        }
+        std::io::ErrorKind::NotFound => "No such file or directory".to_string(),
+        _ => e.to_string(),
+    })
 }
 
 fn site_outcomes(f: &SiteFailure, n: usize) -> Vec<Outcome> {

@@ -1,20 +1,32 @@
-//! The manual page printed by `smtp --help`.
+//! The manual page printed by `smtp --help` (and `lmtp --help`).
 
 /// The text of `smtp --help`.
 pub const HELP: &str = r#"NAME
-    smtp - the Rostfix SMTP client delivery agent
+    smtp, lmtp - the Rostfix SMTP and LMTP client delivery agent
 
 SYNOPSIS
     smtp -n smtp -t unix [-c] [-u] [-o name=value]...
+    lmtp -n lmtp -t unix [-c] [-u] [-o name=value]...
 
 DESCRIPTION
     Started by master(8) for `smtp`/`relay` unix services. Answers qmgr's delivery
     requests: a next hop [host]:port is used as is, a domain gets an MX lookup
     (rostfix_dns_servers, else /etc/resolv.conf, read before the chroot), with
     A/AAAA fallback, null MX and NXDOMAIN bounced, other DNS failures deferred.
-    Speaks EHLO (HELO fallback), MAIL with SIZE, pipelined RCPTs, DATA; marks each
-    accepted recipient done in the queue file before answering qmgr.
-    Partial: no STARTTLS, client SASL, connection reuse or LMTP yet.
+    Speaks EHLO (HELO fallback), MAIL with SIZE, BODY=8BITMIME, SMTPUTF8 and DSN
+    RET/ENVID, RCPT with NOTIFY/ORCPT (when offered), pipelined RCPTs, DATA; marks
+    each accepted recipient done in the queue file before answering qmgr.
+    STARTTLS per smtp_tls_security_level (none, may, encrypt, verify, secure) and
+    smtp_tls_policy_maps; CAs from smtp_tls_CAfile, smtp_tls_CApath or the system
+    store. Client SASL (PLAIN, LOGIN) with smtp_sasl_password_maps when
+    smtp_sasl_auth_enable = yes. Idle sessions are kept for the next request to
+    the same destination (smtp_connection_cache_time_limit) and reused after RSET;
+    the delivery line then shows conn_use=N.
+    LMTP mode (command or service name lmtp): next hops unix:PATH (relative to
+    queue_directory), inet:host:port, host:port; LHLO; one reply per recipient;
+    lmtp_* parameters.
+    Partial: no 8-bit to 7-bit MIME conversion (8-bit mail is sent as is), no
+    dot-nexthop certificate matching, no DANE, a per-process connection cache.
 
 OPTIONS
     Set by master(8), never typed by hand: -n NAME (service), -t TYPE, -c (chroot

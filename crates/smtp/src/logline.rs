@@ -5,8 +5,10 @@
 use crate::reply::printable;
 use rostfix_proto::DeliveryStatus;
 
-/// The time columns: total delay and its four parts (before this agent, DNS/setup,
-/// connection and greeting, transmission), in seconds.
+/// The time columns: total delay and its four parts, in seconds: a = before the
+/// delivery agent (Postfix splits this into before qmgr and in qmgr; qmgr does not yet
+/// pass when it took the message, so b is 0), c = connection set-up (DNS, connect,
+/// greeting, EHLO, TLS, AUTH; RSET for a reused connection), d = transmission.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Delays {
     pub total: f64,
@@ -20,6 +22,7 @@ pub fn line(
     to: &str,
     orig_to: &str,
     relay: &str,
+    conn_use: u32,
     delays: &Delays,
     dsn: &str,
     status: DeliveryStatus,
@@ -36,8 +39,14 @@ pub fn line(
         DeliveryStatus::Bounced => "bounced",
     };
     let parts: Vec<String> = delays.parts.iter().map(|p| format_delay(*p)).collect();
+    // Postfix shows conn_use only for a reused connection.
+    let reuse = if conn_use > 1 {
+        format!(", conn_use={conn_use}")
+    } else {
+        String::new()
+    };
     format!(
-        "{}: to=<{}>{orig}, relay={}, delay={}, delays={}, dsn={}, status={status} ({})",
+        "{}: to=<{}>{orig}, relay={}{reuse}, delay={}, delays={}, dsn={}, status={status} ({})",
         printable(queue_id),
         printable(to),
         printable(relay),
@@ -78,14 +87,27 @@ mod tests {
             parts: [0.5, 0.0, 0.12, 12.4],
         };
         assert_eq!(
-            line("ABC", "bob@b.test", "b@b.test", "b.test[127.0.0.2]:25", &d, "2.0.0", DeliveryStatus::Sent, "250 2.0.0 Ok"),
+            line("ABC", "bob@b.test", "b@b.test", "b.test[127.0.0.2]:25", 1, &d, "2.0.0", DeliveryStatus::Sent, "250 2.0.0 Ok"),
             "ABC: to=<bob@b.test>, orig_to=<b@b.test>, relay=b.test[127.0.0.2]:25, delay=1.2, delays=0.50/0/0.12/12, dsn=2.0.0, status=sent (250 2.0.0 Ok)"
         );
+        assert!(line(
+            "A",
+            "b@x",
+            "",
+            "x[1.2.3.4]:25",
+            2,
+            &d,
+            "2.0.0",
+            DeliveryStatus::Sent,
+            "ok"
+        )
+        .contains("relay=x[1.2.3.4]:25, conn_use=2, delay=1.2,"));
         assert!(line(
             "A",
             "x\ny",
             "",
             "none",
+            0,
             &d,
             "4.0.0",
             DeliveryStatus::Deferred,

@@ -2,6 +2,10 @@
 //! (no MX lookup: connect to that host's addresses), `host:port` or `host` (MX lookup
 //! for host), port 25 by default. Also the MX ordering rule: by preference, shuffled
 //! among equal preferences so load spreads over equal-preference servers.
+//!
+//! LMTP next hops (lmtp(8)): `unix:path` (relative to queue_directory, or absolute),
+//! `inet:host:port`, `inet:[host]:port`, `host:port`, `host`; port 24 by default and
+//! never an MX lookup.
 
 use thiserror::Error;
 
@@ -61,6 +65,45 @@ pub fn parse(nexthop: &str) -> Result<NextHop, NextHopError> {
         port,
         mx_lookup,
     })
+}
+
+/// The LMTP default port.
+pub const LMTP_PORT: u16 = 24;
+
+/// Where an LMTP delivery goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LmtpHop {
+    Unix(String),
+    Inet(NextHop),
+}
+
+/// Parses an LMTP next hop (see the module doc).
+pub fn parse_lmtp(nexthop: &str) -> Result<LmtpHop, NextHopError> {
+    let s = nexthop.trim();
+    if let Some(path) = s.strip_prefix("unix:") {
+        if path.is_empty() || path.chars().any(char::is_control) {
+            return Err(NextHopError::Syntax(
+                nexthop.chars().filter(|c| !c.is_control()).collect(),
+            ));
+        }
+        return Ok(LmtpHop::Unix(path.to_string()));
+    }
+    let rest = s.strip_prefix("inet:").unwrap_or(s);
+    let mut hop = if rest.starts_with('[') {
+        parse(rest)?
+    } else {
+        // `host:port` in LMTP names the host itself: parse it as the bracketed form.
+        let (h, p) = match rest.rsplit_once(':') {
+            Some((h, p)) => (h, format!(":{p}")),
+            None => (rest, String::new()),
+        };
+        parse(&format!("[{h}]{p}"))?
+    };
+    if !rest.contains(':') || rest.ends_with(']') {
+        hop.port = LMTP_PORT;
+    }
+    hop.mx_lookup = false;
+    Ok(LmtpHop::Inet(hop))
 }
 
 /// Orders MX hosts by preference, shuffling equal preferences with `rand` (a source of
@@ -126,6 +169,32 @@ mod tests {
     }
 
     #[test]
+    fn lmtp_forms() {
+        assert_eq!(
+            parse_lmtp("unix:private/dovecot-lmtp"),
+            Ok(LmtpHop::Unix("private/dovecot-lmtp".into()))
+        );
+        assert_eq!(
+            parse_lmtp("inet:127.0.0.1:2424"),
+            Ok(LmtpHop::Inet(hop("127.0.0.1", 2424, false)))
+        );
+        assert_eq!(
+            parse_lmtp("mail.test:24"),
+            Ok(LmtpHop::Inet(hop("mail.test", 24, false)))
+        );
+        assert_eq!(
+            parse_lmtp("inet:[::1]:2424"),
+            Ok(LmtpHop::Inet(hop("::1", 2424, false)))
+        );
+        assert_eq!(
+            parse_lmtp("mail.test"),
+            Ok(LmtpHop::Inet(hop("mail.test", LMTP_PORT, false)))
+        );
+        assert!(parse_lmtp("unix:").is_err());
+        assert!(parse_lmtp("inet:").is_err());
+    }
+
+    #[test]
     fn rejects_bad_syntax() {
         for s in [
             "",
@@ -168,6 +237,7 @@ mod tests {
         #[test]
         fn parse_never_panics(s in "\\PC{0,40}") {
             let _ = parse(&s);
+            let _ = parse_lmtp(&s);
         }
     }
 }

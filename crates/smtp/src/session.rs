@@ -1,32 +1,26 @@
-//! The SMTP client conversation with one server, over any `Read + Write` transport so it
-//! is unit-tested against a scripted server: greeting, EHLO (HELO fallback on 5xx), MAIL
-//! FROM (with SIZE= when offered), RCPT TO per recipient (sent in one write when the
-//! server offers PIPELINING), DATA with the content converted to CRLF and dot-stuffed,
-//! QUIT. Every read is bounded in size (see `reply`) and in time (the Postfix
-//! `smtp_*_timeout` of the stage).
+//! The SMTP/LMTP client conversation with one server, over any [`Transport`] so it is
+//! unit-tested against a scripted server.
 //!
-//! The result is either one outcome per recipient, or a [`SiteFailure`] that concerns
-//! the whole message at this server (connection lost, 4xx greeting/EHLO/MAIL: try the
-//! next MX host; 5xx to HELO/MAIL: bounce everything). Partial: no STARTTLS, AUTH,
-//! 8BITMIME/SMTPUTF8 handling, DSN parameters or connection reuse yet (issue 4).
+//! [`open`] does the set-up: greeting, EHLO (HELO fallback on 5xx) or LHLO, STARTTLS per
+//! the TLS level (then EHLO again), AUTH when credentials are given. A [`Client`] then
+//! runs one [`Client::transaction`] per message (MAIL with SIZE/BODY/SMTPUTF8/DSN
+//! parameters, RCPT per recipient pipelined when offered, DATA dot-stuffed; in LMTP mode
+//! one reply per accepted recipient after the final dot), and may be kept for the next
+//! message: [`Client::reset`] (RSET) checks it is still usable. Every read is bounded in
+//! size (see `reply`) and in time (the Postfix `smtp_*_timeout` of the stage).
+//!
+//! Failures that concern the whole message at this server are [`SiteFailure`]s
+//! (connection lost, 4xx greeting/EHLO/MAIL, TLS or AUTH failure: try the next server;
+//! 5xx to HELO/MAIL: bounce everything).
 
+use crate::conn::{TlsStart, Transport};
+use crate::envelope::{mail_command, rcpt_command, Envelope, Offers};
 use crate::reply::{read_reply, Reply, ReplyError};
+use crate::sasl::{self, Credentials, Mechanism, SecurityOptions};
+use crate::tls::{Level, TlsClient, TlsInfo, Trust};
 use rostfix_proto::DeliveryStatus;
-use std::io::{BufReader, Read, Write};
-use std::time::Duration;
-
-/// A byte stream whose reads and writes can be given a deadline per stage.
-pub trait Transport: Read + Write {
-    fn set_timeout(&mut self, timeout: Duration) -> std::io::Result<()>;
-}
-
-impl Transport for std::net::TcpStream {
-    fn set_timeout(&mut self, timeout: Duration) -> std::io::Result<()> {
-        let t = Some(timeout.max(Duration::from_secs(1)));
-        self.set_read_timeout(t)?;
-        self.set_write_timeout(t)
-    }
-}
+use std::io::BufReader;
+use std::time::{Duration, Instant};
 
 /// The Postfix stage timeouts (smtp_helo_timeout, smtp_mail_timeout, ...).
 #[derive(Debug, Clone)]
@@ -38,28 +32,58 @@ pub struct Timeouts {
     pub data_xfer: Duration,
     pub data_done: Duration,
     pub quit: Duration,
+    pub rset: Duration,
+    pub starttls: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
+        let s = Duration::from_secs;
         Timeouts {
-            helo: Duration::from_secs(300),
-            mail: Duration::from_secs(300),
-            rcpt: Duration::from_secs(300),
-            data_init: Duration::from_secs(120),
-            data_xfer: Duration::from_secs(180),
-            data_done: Duration::from_secs(600),
-            quit: Duration::from_secs(300),
+            helo: s(300),
+            mail: s(300),
+            rcpt: s(300),
+            data_init: s(120),
+            data_xfer: s(180),
+            data_done: s(600),
+            quit: s(300),
+            rset: s(20),
+            starttls: s(300),
         }
     }
 }
 
-/// What one session delivers.
-pub struct Envelope<'a> {
+/// TLS wanted for this session.
+pub struct TlsRequest<'a> {
+    pub level: Level,
+    pub client: &'a TlsClient,
+    /// Names the certificate must match at verify/secure.
+    pub match_names: Vec<String>,
+    /// smtp_tls_loglevel: 1 and up log the "TLS connection established" line.
+    pub loglevel: i64,
+}
+
+/// AUTH wanted for this session.
+pub struct SaslRequest<'a> {
+    pub creds: &'a Credentials,
+    pub plain_opts: SecurityOptions,
+    pub tls_opts: SecurityOptions,
+    /// smtp_sasl_auth_soft_bounce: a 5xx AUTH reply defers instead of bouncing.
+    pub soft_bounce: bool,
+}
+
+/// How to set a session up.
+pub struct OpenOptions<'a> {
     pub helo_name: &'a str,
-    pub sender: &'a str,
-    pub recipients: &'a [String],
-    pub content: &'a [u8],
+    pub lmtp: bool,
+    pub timeouts: &'a Timeouts,
+    pub tls: Option<TlsRequest<'a>>,
+    pub sasl: Option<SaslRequest<'a>>,
+    /// `host[addr]` for texts, `host[addr]:port` for the TLS log line.
+    pub peer: &'a str,
+    pub relay: &'a str,
+    /// The server host name (rustls `ServerName`; never sent as SNI).
+    pub server_name: &'a str,
 }
 
 /// The outcome for one recipient.
@@ -80,127 +104,319 @@ pub struct SiteFailure {
     pub try_next: bool,
 }
 
-/// Runs one transaction with `peer` (the `host[ip]` label used in texts).
-pub fn run<T: Transport>(
-    stream: T,
-    peer: &str,
-    env: &Envelope<'_>,
-    timeouts: &Timeouts,
-) -> Result<Vec<Outcome>, SiteFailure> {
-    let mut s = Session {
-        io: BufReader::new(stream),
-        peer,
-    };
-    let result = s.transaction(env, timeouts);
-    // QUIT is a courtesy: its failure changes nothing that was decided. After a lost
-    // or timed-out connection (4.4.2) it would only wait for another timeout.
-    if !matches!(&result, Err(f) if f.dsn == "4.4.2") {
-        let _ = s.command("QUIT", timeouts.quit, "sending QUIT");
-    }
-    result
-}
-
-struct Session<'p, T: Transport> {
+/// An open session, ready for a transaction.
+pub struct Client<T: Transport> {
     io: BufReader<T>,
-    peer: &'p str,
+    peer: String,
+    relay: String,
+    offers: Offers,
+    lmtp: bool,
+    timeouts: Timeouts,
+    /// What TLS negotiated, if any.
+    pub tls: Option<TlsInfo>,
+    /// Transactions started on this connection (Postfix's conn_use).
+    pub uses: u32,
+    /// When the connection was made, for smtp_connection_reuse_time_limit.
+    pub created: Instant,
+    /// Set when the server closed the session (421) or lost it half-way.
+    broken: bool,
 }
 
-impl<T: Transport> Session<'_, T> {
-    fn transaction(
-        &mut self,
-        env: &Envelope<'_>,
-        t: &Timeouts,
-    ) -> Result<Vec<Outcome>, SiteFailure> {
+/// Greets, says EHLO/LHLO, starts TLS and authenticates as `opts` asks.
+pub fn open<T: Transport>(stream: T, opts: &OpenOptions<'_>) -> Result<Client<T>, SiteFailure> {
+    let mut c = Client {
+        io: BufReader::new(stream),
+        peer: opts.peer.to_string(),
+        relay: opts.relay.to_string(),
+        offers: Offers::default(),
+        lmtp: opts.lmtp,
+        timeouts: opts.timeouts.clone(),
+        tls: None,
+        uses: 0,
+        created: Instant::now(),
+        broken: false,
+    };
+    match c.setup(opts) {
+        Ok(()) => Ok(c),
+        Err(f) => {
+            if f.dsn != "4.4.2" {
+                c.quit();
+            }
+            Err(f)
+        }
+    }
+}
+
+impl<T: Transport> Client<T> {
+    fn setup(&mut self, opts: &OpenOptions<'_>) -> Result<(), SiteFailure> {
+        let t = opts.timeouts;
         self.set_timeout(t.helo, "receiving the initial server greeting")?;
         let greeting = self.read("receiving the initial server greeting")?;
         if greeting.class() != 2 {
             // smtp_skip_5xx_greeting: a 5xx greeting is treated as this host being
             // unusable, not as a verdict on the message.
-            return Err(SiteFailure {
-                status: DeliveryStatus::Deferred,
-                dsn: format!("4{}", &greeting.dsn()[1..]),
-                text: format!(
+            return Err(self.failure(
+                &format!("4{}", &greeting.dsn()[1..]),
+                format!(
                     "host {} refused to talk to me: {}",
                     self.peer,
                     greeting.text()
                 ),
-                try_next: true,
-            });
+            ));
         }
-        let ehlo = self.command(
-            &format!("EHLO {}", env.helo_name),
-            t.helo,
-            "performing the EHLO handshake",
-        )?;
-        let mut extensions = Vec::new();
-        match ehlo.class() {
-            2 => {
-                extensions = ehlo
-                    .lines
-                    .iter()
-                    .skip(1)
-                    .map(|l| l.to_ascii_uppercase())
-                    .collect()
+        let mut ext = self.hello(opts.helo_name, t)?;
+        if let Some(tls) = &opts.tls {
+            if tls.level != Level::None {
+                if let Some(again) = self.starttls(tls, opts, &ext)? {
+                    ext = again;
+                }
             }
-            5 => {
+        }
+        self.offers = Offers::from_extensions(&ext);
+        if let Some(sasl) = &opts.sasl {
+            self.authenticate(sasl, &ext, t)?;
+        }
+        Ok(())
+    }
+
+    /// EHLO (HELO after a 5xx in SMTP) or LHLO; returns the upper-cased keywords.
+    fn hello(&mut self, name: &str, t: &Timeouts) -> Result<Vec<String>, SiteFailure> {
+        let (verb, stage) = if self.lmtp {
+            ("LHLO", "performing the LHLO handshake")
+        } else {
+            ("EHLO", "performing the EHLO handshake")
+        };
+        let reply = self.command(&format!("{verb} {name}"), t.helo, stage)?;
+        match reply.class() {
+            2 => Ok(reply
+                .lines
+                .iter()
+                .skip(1)
+                .map(|l| l.to_ascii_uppercase())
+                .collect()),
+            5 if !self.lmtp => {
                 let helo = self.command(
-                    &format!("HELO {}", env.helo_name),
+                    &format!("HELO {name}"),
                     t.helo,
                     "performing the HELO handshake",
                 )?;
                 if helo.class() != 2 {
                     return Err(self.said(&helo, "HELO"));
                 }
+                Ok(Vec::new())
             }
-            _ => return Err(self.said(&ehlo, "EHLO")),
+            _ => Err(self.said(&reply, verb)),
         }
-        let pipelining = extensions.iter().any(|e| e == "PIPELINING");
-        let size_ext = extensions
-            .iter()
-            .find_map(|e| {
-                e.strip_prefix("SIZE")
-                    .map(|rest| rest.trim().parse::<u64>().unwrap_or(0))
-            })
-            .or_else(|| extensions.iter().any(|e| e == "SIZE").then_some(0));
+    }
 
-        let wire = to_wire(env.content);
-        let mut mail = format!("MAIL FROM:<{}>", env.sender);
-        if let Some(limit) = size_ext {
-            let size = wire.len() as u64;
-            if limit > 0 && size > limit {
-                return Err(SiteFailure {
-                    status: DeliveryStatus::Bounced,
-                    dsn: "5.3.4".into(),
-                    text: format!(
-                        "message size {size} exceeds size limit {limit} of server {}",
-                        self.peer
+    /// STARTTLS per the level; returns the keywords of the EHLO after the handshake,
+    /// or None when the session stays plaintext (level may, not offered or refused).
+    fn starttls(
+        &mut self,
+        tls: &TlsRequest<'_>,
+        opts: &OpenOptions<'_>,
+        ext: &[String],
+    ) -> Result<Option<Vec<String>>, SiteFailure> {
+        if !ext.iter().any(|e| e == "STARTTLS") {
+            if tls.level.mandatory() {
+                return Err(self.failure(
+                    "4.7.4",
+                    format!("TLS is required, but was not offered by host {}", self.peer),
+                ));
+            }
+            return Ok(None);
+        }
+        let reply = self.command("STARTTLS", opts.timeouts.starttls, "sending STARTTLS")?;
+        if reply.code != 220 {
+            if tls.level.mandatory() {
+                return Err(self.failure(
+                    "4.7.5",
+                    format!(
+                        "TLS is required, but host {} refused to start TLS: {}",
+                        self.peer,
+                        reply.text()
                     ),
-                    try_next: false,
-                });
+                ));
             }
-            mail.push_str(&format!(" SIZE={size}"));
+            return Ok(None);
         }
+        if !self.io.buffer().is_empty() {
+            // Data after the 220 was sent before TLS and cannot be trusted (the client
+            // side of CVE-2011-0411): give up on this server.
+            return Err(self.failure(
+                "4.7.5",
+                format!(
+                    "host {} sent unexpected data after STARTTLS reply",
+                    self.peer
+                ),
+            ));
+        }
+        let (config, verdict) = tls
+            .client
+            .config(tls.level, &tls.match_names)
+            .map_err(|e| self.failure("4.7.5", format!("Cannot start TLS: {e}")))?;
+        let start = TlsStart {
+            config,
+            verdict: &verdict,
+            server: opts.server_name,
+            timeout: opts.timeouts.starttls,
+        };
+        let info = self.io.get_mut().start_tls(&start).map_err(|e| {
+            // A dead connection: nothing more can be said on it.
+            SiteFailure {
+                status: DeliveryStatus::Deferred,
+                dsn: "4.4.2".into(),
+                text: format!(
+                    "Cannot start TLS: handshake failure with {}: {e}",
+                    self.peer
+                ),
+                try_next: true,
+            }
+        })?;
+        if tls.loglevel >= 1 {
+            log::info!(
+                "{} TLS connection established to {}: {}",
+                info.trust.word(),
+                opts.relay,
+                info.summary()
+            );
+        }
+        if tls.level.verifies() && info.trust != Trust::Verified {
+            let why = if info.trust == Trust::Untrusted {
+                "Server certificate not trusted"
+            } else {
+                "Server certificate not verified"
+            };
+            log::info!("{}: {why}", opts.relay);
+            self.tls = Some(info);
+            return Err(self.failure("4.7.5", why.to_string()));
+        }
+        self.tls = Some(info);
+        self.hello(opts.helo_name, opts.timeouts).map(Some)
+    }
 
+    fn authenticate(
+        &mut self,
+        req: &SaslRequest<'_>,
+        ext: &[String],
+        t: &Timeouts,
+    ) -> Result<(), SiteFailure> {
+        // A server that offers no AUTH gets the mail unauthenticated, as in Postfix.
+        let Some(offered) = sasl::offered(ext) else {
+            return Ok(());
+        };
+        let opts = if self.tls.is_some() {
+            req.tls_opts
+        } else {
+            req.plain_opts
+        };
+        let Some(mech) = sasl::choose(&offered, opts) else {
+            return Err(self.failure(
+                "4.7.0",
+                format!(
+                    "SASL authentication failed; cannot authenticate to server {}: no mechanism available",
+                    self.peer
+                ),
+            ));
+        };
+        let stage = "sending AUTH";
+        let reply = match mech {
+            Mechanism::Plain => self.command(
+                &format!("AUTH PLAIN {}", sasl::plain_response(req.creds)),
+                t.helo,
+                stage,
+            )?,
+            Mechanism::Login => {
+                let mut r = self.command("AUTH LOGIN", t.helo, stage)?;
+                for part in [&req.creds.user, &req.creds.password] {
+                    if r.code != 334 {
+                        break;
+                    }
+                    r = self.command(&sasl::base64(part.as_bytes()), t.helo, stage)?;
+                }
+                r
+            }
+        };
+        if reply.code == 235 {
+            return Ok(());
+        }
+        let mut dsn = reply.dsn();
+        if reply.class() != 4 && (req.soft_bounce || reply.class() != 5) {
+            dsn = format!("4{}", &dsn[1..]);
+        }
+        let text = format!(
+            "SASL authentication failed; server {} said: {}",
+            self.peer,
+            reply.text()
+        );
+        log::warn!("{text}");
+        Err(SiteFailure {
+            status: if dsn.starts_with('5') {
+                DeliveryStatus::Bounced
+            } else {
+                DeliveryStatus::Deferred
+            },
+            try_next: !dsn.starts_with('5'),
+            dsn,
+            text,
+        })
+    }
+
+    /// Delivers one message. On `Err` the connection must not be reused.
+    pub fn transaction(&mut self, env: &Envelope<'_>) -> Result<Vec<Outcome>, SiteFailure> {
+        self.uses += 1;
+        let t = self.timeouts.clone();
+        let offers = self.offers;
+        if env.smtputf8 && !offers.smtputf8 {
+            return Err(SiteFailure {
+                status: DeliveryStatus::Bounced,
+                dsn: "5.6.7".into(),
+                text: format!(
+                    "SMTPUTF8 is required, but was not offered by host {}",
+                    self.peer
+                ),
+                try_next: false,
+            });
+        }
+        let wire = to_wire(env.content);
+        let size = wire.len() as u64;
+        if let Some(limit) = offers.size.filter(|l| *l > 0 && size > *l) {
+            return Err(SiteFailure {
+                status: DeliveryStatus::Bounced,
+                dsn: "5.3.4".into(),
+                text: format!(
+                    "message size {size} exceeds size limit {limit} of server {}",
+                    self.peer
+                ),
+                try_next: false,
+            });
+        }
+        let mail = mail_command(env, &offers, size);
         let rcpt_cmds: Vec<String> = env
             .recipients
             .iter()
-            .map(|r| format!("RCPT TO:<{r}>"))
+            .map(|r| rcpt_command(r, &offers))
             .collect();
-        if pipelining {
+        self.set_timeout(t.mail, "sending MAIL FROM")?;
+        if offers.pipelining {
             // One write for the whole envelope; replies are then read in order.
             let mut batch = format!("{mail}\r\n");
             for c in &rcpt_cmds {
                 batch.push_str(c);
                 batch.push_str("\r\n");
             }
-            self.set_timeout(t.mail, "sending MAIL FROM")?;
             self.write(batch.as_bytes(), "sending MAIL FROM")?;
         } else {
-            self.set_timeout(t.mail, "sending MAIL FROM")?;
             self.write(format!("{mail}\r\n").as_bytes(), "sending MAIL FROM")?;
         }
         let mail_reply = self.read("sending MAIL FROM")?;
         if mail_reply.class() != 2 {
+            if offers.pipelining {
+                // Drain the pipelined RCPT replies so the session stays in step.
+                for _ in &rcpt_cmds {
+                    self.read("sending RCPT TO")?;
+                }
+            }
             return Err(self.said(&mail_reply, "MAIL FROM"));
         }
 
@@ -208,7 +424,7 @@ impl<T: Transport> Session<'_, T> {
         let mut accepted = Vec::new();
         for (i, cmd) in rcpt_cmds.iter().enumerate() {
             self.set_timeout(t.rcpt, "sending RCPT TO")?;
-            if !pipelining {
+            if !offers.pipelining {
                 self.write(format!("{cmd}\r\n").as_bytes(), "sending RCPT TO")?;
             }
             let reply = self.read("sending RCPT TO")?;
@@ -222,6 +438,7 @@ impl<T: Transport> Session<'_, T> {
                 for o in outcomes.iter_mut().filter(|o| o.is_none()) {
                     *o = Some(outcome.clone());
                 }
+                self.broken = true;
                 return Ok(finish(outcomes));
             }
             outcomes[i] = Some(outcome);
@@ -238,21 +455,61 @@ impl<T: Transport> Session<'_, T> {
         self.set_timeout(t.data_xfer, "sending message body")?;
         self.write(&wire, "sending message body")?;
         self.write(b".\r\n", "sending message body")?;
-        self.set_timeout(
-            t.data_done,
-            "sending end of data -- message may be sent more than once",
-        )?;
-        let done = self.read("sending end of data -- message may be sent more than once")?;
-        let outcome = if done.class() == 2 {
+        let stage = "sending end of data -- message may be sent more than once";
+        self.set_timeout(t.data_done, stage)?;
+        if !self.lmtp {
+            let done = self.read(stage)?;
+            let outcome = self.final_outcome(&done);
+            return Ok(fill(outcomes, &accepted, &outcome));
+        }
+        // LMTP: one reply per accepted recipient, in RCPT order. A connection lost
+        // half-way must not turn recipients already confirmed into retries.
+        for (n, &i) in accepted.iter().enumerate() {
+            match self.read(stage) {
+                Ok(reply) => outcomes[i] = Some(self.final_outcome(&reply)),
+                Err(f) => {
+                    for &j in &accepted[n..] {
+                        outcomes[j] = Some(Outcome {
+                            status: f.status,
+                            dsn: f.dsn.clone(),
+                            text: f.text.clone(),
+                        });
+                    }
+                    self.broken = true;
+                    return Ok(finish(outcomes));
+                }
+            }
+        }
+        Ok(finish(outcomes))
+    }
+
+    fn final_outcome(&self, reply: &Reply) -> Outcome {
+        if reply.class() == 2 {
             Outcome {
                 status: DeliveryStatus::Sent,
-                dsn: done.dsn(),
-                text: done.text(),
+                dsn: reply.dsn(),
+                text: reply.text(),
             }
         } else {
-            self.outcome(&done, "end of DATA")
-        };
-        Ok(fill(outcomes, &accepted, &outcome))
+            self.outcome(reply, "end of DATA")
+        }
+    }
+
+    /// RSET before reusing the connection; false when it is no longer usable.
+    pub fn reset(&mut self) -> bool {
+        let t = self.timeouts.rset;
+        matches!(self.command("RSET", t, "sending RSET"), Ok(r) if r.class() == 2)
+    }
+
+    /// QUIT, as a courtesy: its failure changes nothing that was decided.
+    pub fn quit(&mut self) {
+        let t = self.timeouts.quit;
+        let _ = self.command("QUIT", t, "sending QUIT");
+    }
+
+    /// The `host[addr]:port` label for `relay=`.
+    pub fn relay(&self) -> &str {
+        &self.relay
     }
 
     /// A non-2xx reply as a per-recipient outcome.
@@ -276,6 +533,16 @@ impl<T: Transport> Session<'_, T> {
             status: o.status,
             dsn: o.dsn,
             text: o.text,
+        }
+    }
+
+    /// A temporary failure at this server: try the next one.
+    fn failure(&self, dsn: &str, text: String) -> SiteFailure {
+        SiteFailure {
+            status: DeliveryStatus::Deferred,
+            dsn: dsn.into(),
+            text,
+            try_next: true,
         }
     }
 
@@ -305,26 +572,27 @@ impl<T: Transport> Session<'_, T> {
 
     /// Postfix's texts for a broken conversation; always worth another host.
     fn lost(&self, e: ReplyError, stage: &str) -> SiteFailure {
-        let (dsn, text) = match e {
-            ReplyError::Timeout => (
-                "4.4.2",
-                format!("conversation with {} timed out while {stage}", self.peer),
-            ),
-            ReplyError::Closed => (
-                "4.4.2",
-                format!("lost connection with {} while {stage}", self.peer),
-            ),
-            other => (
-                "4.4.2",
-                format!("error talking to {} while {stage}: {other}", self.peer),
-            ),
+        let text = match e {
+            ReplyError::Timeout => {
+                format!("conversation with {} timed out while {stage}", self.peer)
+            }
+            ReplyError::Closed => format!("lost connection with {} while {stage}", self.peer),
+            other => format!("error talking to {} while {stage}: {other}", self.peer),
         };
         SiteFailure {
             status: DeliveryStatus::Deferred,
-            dsn: dsn.into(),
+            dsn: "4.4.2".into(),
             text,
             try_next: true,
         }
+    }
+}
+
+impl<T: Transport> Client<T> {
+    /// Whether the session can carry another transaction (not after a 421 or a
+    /// connection lost in LMTP's reply phase).
+    pub fn reusable(&self) -> bool {
+        !self.broken && self.io.buffer().is_empty()
     }
 }
 
@@ -384,167 +652,5 @@ pub fn to_wire(content: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// A server that has already "said" everything in `script` and records what the
-    /// client writes.
-    struct Fake {
-        input: std::io::Cursor<Vec<u8>>,
-        written: Vec<u8>,
-    }
-
-    impl Read for Fake {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            self.input.read(buf)
-        }
-    }
-    impl Write for Fake {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.written.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl Transport for Fake {
-        fn set_timeout(&mut self, _: Duration) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl Transport for &mut Fake {
-        fn set_timeout(&mut self, _: Duration) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn fake(script: &str) -> Fake {
-        Fake {
-            input: std::io::Cursor::new(script.replace('\n', "\r\n").into_bytes()),
-            written: Vec::new(),
-        }
-    }
-
-    fn run_with(script: &str, rcpts: &[&str]) -> (Result<Vec<Outcome>, SiteFailure>, String) {
-        let mut f = fake(script);
-        let rcpts: Vec<String> = rcpts.iter().map(|s| s.to_string()).collect();
-        let env = Envelope {
-            helo_name: "a.test",
-            sender: "alice@a.test",
-            recipients: &rcpts,
-            content: b"Subject: hi\n\n.dot\nbody\n",
-        };
-        let r = run(&mut f, "b.test[127.0.0.2]", &env, &Timeouts::default());
-        (r, String::from_utf8_lossy(&f.written).into_owned())
-    }
-
-    #[test]
-    fn pipelined_delivery_with_per_recipient_failure() {
-        let (r, written) = run_with(
-            "220 b.test ESMTP\n250-b.test\n250-PIPELINING\n250 SIZE 100000\n250 2.1.0 Ok\n\
-             250 2.1.5 Ok\n550 5.1.1 <x@b.test>: User unknown\n354 go\n250 2.0.0 Ok: queued as Q1\n221 Bye\n",
-            &["bob@b.test", "x@b.test"],
-        );
-        let out = r.unwrap();
-        assert_eq!(out[0].status, DeliveryStatus::Sent);
-        assert_eq!(out[0].dsn, "2.0.0");
-        assert_eq!(out[0].text, "250 2.0.0 Ok: queued as Q1");
-        assert_eq!(out[1].status, DeliveryStatus::Bounced);
-        assert_eq!(out[1].dsn, "5.1.1");
-        assert_eq!(
-            out[1].text,
-            "host b.test[127.0.0.2] said: 550 5.1.1 <x@b.test>: User unknown (in reply to RCPT TO command)"
-        );
-        assert!(written.starts_with("EHLO a.test\r\nMAIL FROM:<alice@a.test> SIZE=28\r\nRCPT TO:<bob@b.test>\r\nRCPT TO:<x@b.test>\r\nDATA\r\n"));
-        assert!(written.contains("Subject: hi\r\n\r\n..dot\r\nbody\r\n.\r\nQUIT\r\n"));
-    }
-
-    #[test]
-    fn helo_fallback_and_temporary_rcpt() {
-        let (r, written) = run_with(
-            "220 old\n502 what\n250 old\n250 ok\n451 4.3.0 try later\n250 ok\n354 go\n250 sent\n221 bye\n",
-            &["a@b.test", "c@b.test"],
-        );
-        let out = r.unwrap();
-        assert_eq!(out[0].status, DeliveryStatus::Deferred);
-        assert_eq!(out[0].dsn, "4.3.0");
-        assert_eq!(out[1].status, DeliveryStatus::Sent);
-        assert_eq!(out[1].dsn, "2.0.0");
-        assert!(written.starts_with(
-            "EHLO a.test\r\nHELO a.test\r\nMAIL FROM:<alice@a.test>\r\nRCPT TO:<a@b.test>\r\n"
-        ));
-    }
-
-    #[test]
-    fn server_closing_421_mid_session_defers_the_rest() {
-        let (r, written) = run_with(
-            "220 x\n250 x\n250 ok\n250 ok\n421 4.7.0 closing\n",
-            &["a@b.test", "c@b.test", "d@b.test"],
-        );
-        let out = r.unwrap();
-        assert!(out
-            .iter()
-            .all(|o| o.status == DeliveryStatus::Deferred && o.dsn == "4.7.0"));
-        assert!(!written.contains("DATA"));
-    }
-
-    #[test]
-    fn greeting_and_mail_failures_are_site_failures() {
-        let (r, _) = run_with("421 busy\n", &["a@b.test"]);
-        let f = r.unwrap_err();
-        assert!(f.try_next);
-        assert_eq!(f.status, DeliveryStatus::Deferred);
-        let (r, _) = run_with("220 x\n250 x\n553 5.1.8 bad sender\n", &["a@b.test"]);
-        let f = r.unwrap_err();
-        assert!(!f.try_next);
-        assert_eq!(f.status, DeliveryStatus::Bounced);
-        assert_eq!(f.dsn, "5.1.8");
-        let (r, _) = run_with("220 x\n250 x\n451 later\n", &["a@b.test"]);
-        assert!(r.unwrap_err().try_next);
-    }
-
-    #[test]
-    fn lost_connection_is_a_site_failure() {
-        let (r, _) = run_with("220 x\n250 x\n250 ok\n250 ok\n354 go\n", &["a@b.test"]);
-        let f = r.unwrap_err();
-        assert!(f.try_next);
-        assert_eq!(f.dsn, "4.4.2");
-        assert!(f
-            .text
-            .starts_with("lost connection with b.test[127.0.0.2] while sending end of data"));
-    }
-
-    #[test]
-    fn data_rejection_and_size_limit() {
-        let (r, _) = run_with(
-            "220 x\n250 x\n250 ok\n250 ok\n554 5.5.0 no\n",
-            &["a@b.test"],
-        );
-        assert_eq!(r.unwrap()[0].status, DeliveryStatus::Bounced);
-        let (r, _) = run_with("220 x\n250-x\n250 SIZE 10\n", &["a@b.test"]);
-        assert_eq!(r.unwrap_err().dsn, "5.3.4");
-    }
-
-    #[test]
-    fn wire_conversion() {
-        assert_eq!(to_wire(b"a\n.b\n..c\nd"), b"a\r\n..b\r\n...c\r\nd\r\n");
-        assert_eq!(to_wire(b".\r\nx\r\n"), b"..\r\nx\r\n");
-        assert_eq!(to_wire(b""), b"");
-    }
-
-    proptest! {
-        #[test]
-        fn wire_never_has_bare_lf_or_lone_dot_line(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let w = to_wire(&data);
-            for (i, &b) in w.iter().enumerate() {
-                if b == b'\n' {
-                    prop_assert!(i > 0 && w[i - 1] == b'\r');
-                }
-            }
-            prop_assert!(!w.windows(5).any(|x| x == b"\r\n.\r\n"));
-            prop_assert!(!w.starts_with(b".\r\n"));
-        }
-    }
-}
+#[path = "session_tests.rs"]
+mod tests;

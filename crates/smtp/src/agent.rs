@@ -1,0 +1,114 @@
+//! The delivery agent's process: start-up (settings, TLS files, tables and the DNS
+//! resolver loaded before the chroot), then master's serve loop, one delivery request
+//! per qmgr connection. The `smtp` and `lmtp` binaries both run [`main`]; LMTP mode is
+//! chosen, as in Postfix, by the command name (`lmtp`) or the master.cf service name.
+
+use crate::cache::Cache;
+use crate::deliver::{self, Agent};
+use crate::dns;
+use crate::help;
+use crate::settings::{Mode, Settings};
+use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
+use rostfix_service::{Connection, Service};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// A delivery request is a few hundred bytes per recipient; 4 MiB is generous for 50
+/// recipients and still bounds what a confused peer makes us read.
+const MAX_REQUEST: u64 = 4 * 1024 * 1024;
+/// Per-query DNS timeout (two attempts per server).
+const DNS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Used when ipc_timeout is unset or zero.
+const DEFAULT_IPC_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Runs the agent; `program` is `smtp` or `lmtp` (the binary).
+pub fn main(program: &str) -> ! {
+    if std::env::args().skip(1).any(|a| a == "--help") {
+        print!("{}", help::HELP);
+        std::process::exit(0);
+    }
+    let mut service = match Service::init(program) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{program}: fatal: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mode = if program == "lmtp" || service.args.name == "lmtp" {
+        Mode::Lmtp
+    } else {
+        Mode::Smtp
+    };
+    let listeners = service.take_listeners();
+    // Everything outside the chroot is read now: CA files, client certificate,
+    // password and policy tables, /etc/resolv.conf.
+    let settings = match Settings::load(&service.config, mode) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("fatal: {e}");
+            std::process::exit(1);
+        }
+    };
+    // Without a resolver, MX destinations are deferred (bracketed IP next hops and
+    // LMTP sockets still work).
+    let dns = match dns::Dns::new(&service.config.get_list("rostfix_dns_servers"), DNS_TIMEOUT) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            log::warn!("DNS lookups disabled: {e}");
+            None
+        }
+    };
+    if let Err(e) = service.confine() {
+        log::error!("fatal: {e}");
+        std::process::exit(1);
+    }
+    let cache = Cache::start(settings.cache.time_limit, settings.cache.reuse_limit);
+    let agent = Agent {
+        settings,
+        dns,
+        cache,
+    };
+    let mut timeout = service.config.get_time("ipc_timeout");
+    if timeout.is_zero() {
+        timeout = DEFAULT_IPC_TIMEOUT;
+    }
+    service.serve(listeners, move |_svc, conn| {
+        let ok = match &conn {
+            Connection::Unix(s) => s
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| s.set_write_timeout(Some(timeout))),
+            Connection::Tcp(s) => s
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| s.set_write_timeout(Some(timeout))),
+        };
+        if let Err(e) = ok {
+            log::warn!("cannot set socket timeouts: {e}");
+            return;
+        }
+        match conn {
+            Connection::Unix(mut s) => handle(&mut s, &agent),
+            // master.cf declares the agent a unix service; answer anyway if someone
+            // configured otherwise, with the same bounds.
+            Connection::Tcp(mut s) => handle(&mut s, &agent),
+        }
+    })
+}
+
+/// Reads one request, delivers it, logs each recipient, answers qmgr.
+fn handle<S: Read + Write>(stream: &mut S, agent: &Agent) {
+    let request: DeliveryRequest = match read_message(&mut stream.take(MAX_REQUEST)) {
+        Ok(r) => r,
+        Err(FrameError::Closed) => return,
+        Err(e) => {
+            log::warn!("bad delivery request: {e}");
+            return;
+        }
+    };
+    let (reply, lines) = deliver::deliver(&request, agent);
+    for line in lines {
+        log::info!("{line}");
+    }
+    if let Err(e) = write_message(stream, &reply) {
+        log::warn!("{}: cannot send reply to qmgr: {e}", request.queue_id);
+    }
+}

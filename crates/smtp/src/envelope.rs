@@ -1,0 +1,212 @@
+//! What one transaction sends, and the MAIL FROM / RCPT TO parameters that depend on
+//! what the server offers: SIZE, BODY=8BITMIME, SMTPUTF8, and the DSN parameters
+//! (RET, ENVID on MAIL; NOTIFY, ORCPT on RCPT, RFC 3461) passed on only when the server
+//! announces DSN. Also the content checks that decide BODY=8BITMIME and SMTPUTF8.
+//!
+//! 8BITMIME: a message with 8-bit content goes to a server without 8BITMIME as it is
+//! (no BODY parameter, no conversion), which is what Postfix does with
+//! `disable_mime_output_conversion = yes`; Postfix's default would convert to
+//! quoted-printable first (not implemented: partial).
+//! SMTPUTF8: a message that needs it (UTF-8 in an envelope address, or received with
+//! SMTPUTF8 and UTF-8 in its headers) is bounced with 5.6.7 when the server lacks
+//! SMTPUTF8, as Postfix does.
+
+/// One recipient as the server should see it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rcpt {
+    pub address: String,
+    /// The original recipient for ORCPT (empty: none).
+    pub orig: String,
+    /// NOTIFY as received (`SUCCESS,FAILURE`, `NEVER`; empty: not given).
+    pub notify: String,
+}
+
+/// Everything one transaction carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    pub sender: &'a str,
+    pub recipients: &'a [Rcpt],
+    pub content: &'a [u8],
+    /// DSN RET (`FULL`/`HDRS`) and ENVID as received, if any.
+    pub ret: Option<&'a str>,
+    pub envid: Option<&'a str>,
+    /// The content has 8-bit bytes or was received with BODY=8BITMIME.
+    pub eight_bit: bool,
+    /// The message needs SMTPUTF8 (see module doc).
+    pub smtputf8: bool,
+}
+
+/// Which extensions the server announced that change the commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Offers {
+    pub dsn: bool,
+    pub eight_bit_mime: bool,
+    pub smtputf8: bool,
+    /// SIZE announced (Some(0): without a limit).
+    pub size: Option<u64>,
+    pub pipelining: bool,
+}
+
+impl Offers {
+    /// From the upper-cased EHLO keyword lines.
+    pub fn from_extensions(ext: &[String]) -> Offers {
+        let has = |k: &str| ext.iter().any(|e| e.split_whitespace().next() == Some(k));
+        Offers {
+            dsn: has("DSN"),
+            eight_bit_mime: has("8BITMIME"),
+            smtputf8: has("SMTPUTF8"),
+            pipelining: has("PIPELINING"),
+            size: ext.iter().find_map(|e| {
+                let mut w = e.split_whitespace();
+                (w.next() == Some("SIZE"))
+                    .then(|| w.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0))
+            }),
+        }
+    }
+}
+
+/// `MAIL FROM:<s>` with the parameters the server can take; `size` is the wire size.
+pub fn mail_command(env: &Envelope<'_>, offers: &Offers, size: u64) -> String {
+    let mut cmd = format!("MAIL FROM:<{}>", env.sender);
+    if offers.size.is_some() {
+        cmd.push_str(&format!(" SIZE={size}"));
+    }
+    if env.eight_bit && offers.eight_bit_mime {
+        cmd.push_str(" BODY=8BITMIME");
+    }
+    if env.smtputf8 && offers.smtputf8 {
+        cmd.push_str(" SMTPUTF8");
+    }
+    if offers.dsn {
+        if let Some(ret) = env.ret.filter(|r| !r.is_empty()) {
+            cmd.push_str(&format!(" RET={}", ret.to_ascii_uppercase()));
+        }
+        if let Some(id) = env.envid.filter(|r| !r.is_empty()) {
+            cmd.push_str(&format!(" ENVID={}", xtext(id)));
+        }
+    }
+    cmd
+}
+
+/// `RCPT TO:<r>` with NOTIFY and ORCPT when the server offers DSN.
+pub fn rcpt_command(r: &Rcpt, offers: &Offers) -> String {
+    let mut cmd = format!("RCPT TO:<{}>", r.address);
+    if offers.dsn {
+        if !r.notify.is_empty() {
+            cmd.push_str(&format!(" NOTIFY={}", r.notify.to_ascii_uppercase()));
+        }
+        if !r.orig.is_empty() {
+            // The queue keeps the bare address; an `rfc822;` prefix already present
+            // (an ORCPT passed through) is not doubled.
+            let addr = r
+                .orig
+                .strip_prefix("rfc822;")
+                .or_else(|| r.orig.strip_prefix("RFC822;"))
+                .unwrap_or(&r.orig);
+            cmd.push_str(&format!(" ORCPT=rfc822;{}", xtext(addr)));
+        }
+    }
+    cmd
+}
+
+/// RFC 3461 xtext: `+XX` for `+`, `=`, and bytes outside `!`..`~`.
+pub fn xtext(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether the content has bytes above 127 (8-bit data).
+pub fn has_8bit(content: &[u8]) -> bool {
+    content.iter().any(|b| *b > 127)
+}
+
+/// Whether the header section (up to the first empty line) has non-ASCII bytes.
+pub fn headers_have_utf8(content: &[u8]) -> bool {
+    let end = content
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .or_else(|| content.windows(4).position(|w| w == b"\r\n\r\n"))
+        .unwrap_or(content.len());
+    has_8bit(&content[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn env<'a>(rcpts: &'a [Rcpt]) -> Envelope<'a> {
+        Envelope {
+            sender: "a@x.test",
+            recipients: rcpts,
+            content: b"",
+            ret: Some("hdrs"),
+            envid: Some("id+1=2"),
+            eight_bit: true,
+            smtputf8: false,
+        }
+    }
+
+    #[test]
+    fn offers_parse() {
+        let ext: Vec<String> = ["PIPELINING", "SIZE 1000", "8BITMIME", "DSN", "AUTH PLAIN"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let o = Offers::from_extensions(&ext);
+        assert!(o.dsn && o.eight_bit_mime && o.pipelining && !o.smtputf8);
+        assert_eq!(o.size, Some(1000));
+        assert_eq!(Offers::from_extensions(&["SIZE".to_string()]).size, Some(0));
+    }
+
+    #[test]
+    fn mail_and_rcpt_parameters() {
+        let r = [Rcpt {
+            address: "b@y.test".into(),
+            orig: "B@y.test".into(),
+            notify: "success,failure".into(),
+        }];
+        let e = env(&r);
+        let all = Offers {
+            dsn: true,
+            eight_bit_mime: true,
+            smtputf8: true,
+            size: Some(0),
+            pipelining: true,
+        };
+        assert_eq!(
+            mail_command(&e, &all, 42),
+            "MAIL FROM:<a@x.test> SIZE=42 BODY=8BITMIME RET=HDRS ENVID=id+2B1+3D2"
+        );
+        assert_eq!(
+            rcpt_command(&r[0], &all),
+            "RCPT TO:<b@y.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;B@y.test"
+        );
+        let none = Offers::default();
+        assert_eq!(mail_command(&e, &none, 42), "MAIL FROM:<a@x.test>");
+        assert_eq!(rcpt_command(&r[0], &none), "RCPT TO:<b@y.test>");
+    }
+
+    #[test]
+    fn content_checks() {
+        assert!(has_8bit("é".as_bytes()));
+        assert!(!has_8bit(b"plain"));
+        assert!(headers_have_utf8("Subject: é\n\nbody".as_bytes()));
+        assert!(!headers_have_utf8("Subject: e\n\nbodé".as_bytes()));
+    }
+
+    proptest! {
+        #[test]
+        fn xtext_is_printable_ascii(s in "\\PC{0,40}") {
+            let x = xtext(&s);
+            prop_assert!(x.bytes().all(|b| (b'!'..=b'~').contains(&b) && b != b'='));
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! Unit tests of the client session against scripted servers.
+
+use super::*;
+use crate::envelope::Rcpt;
+use crate::sasl::parse_entry;
+use std::io::{Read, Write};
+
+use proptest::prelude::*;
+
+/// A server that has already "said" everything in `script` and records what the
+/// client writes. Reads return one line at a time, as a real server's replies arrive.
+struct Fake {
+    input: std::io::Cursor<Vec<u8>>,
+    written: Vec<u8>,
+}
+
+impl Read for Fake {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let pos = self.input.position() as usize;
+        let rest = &self.input.get_ref()[pos..];
+        let line = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let n = line.min(buf.len());
+        self.input.read(&mut buf[..n])
+    }
+}
+impl Write for Fake {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+impl Transport for Fake {
+    fn set_timeout(&mut self, _: Duration) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+impl Transport for &mut Fake {
+    fn set_timeout(&mut self, _: Duration) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn fake(script: &str) -> Fake {
+    Fake {
+        input: std::io::Cursor::new(script.replace('\n', "\r\n").into_bytes()),
+        written: Vec::new(),
+    }
+}
+
+fn opts<'a>(t: &'a Timeouts, lmtp: bool, sasl: Option<SaslRequest<'a>>) -> OpenOptions<'a> {
+    OpenOptions {
+        helo_name: "a.test",
+        lmtp,
+        timeouts: t,
+        tls: None,
+        sasl,
+        peer: "b.test[127.0.0.2]",
+        relay: "b.test[127.0.0.2]:25",
+        server_name: "b.test",
+    }
+}
+
+fn rcpts_of(rcpts: &[&str]) -> Vec<Rcpt> {
+    rcpts
+        .iter()
+        .map(|s| Rcpt {
+            address: s.to_string(),
+            orig: String::new(),
+            notify: String::new(),
+        })
+        .collect()
+}
+
+fn env_of(rcpts: &[Rcpt]) -> Envelope<'_> {
+    Envelope {
+        sender: "alice@a.test",
+        recipients: rcpts,
+        content: b"Subject: hi\n\n.dot\nbody\n",
+        ret: None,
+        envid: None,
+        eight_bit: false,
+        smtputf8: false,
+    }
+}
+
+/// open + one transaction + QUIT, as one delivery does.
+fn session(
+    script: &str,
+    env: &Envelope<'_>,
+    lmtp: bool,
+    sasl: Option<SaslRequest<'_>>,
+) -> (Result<Vec<Outcome>, SiteFailure>, String) {
+    let mut f = fake(script);
+    let t = Timeouts::default();
+    let r = match open(&mut f, &opts(&t, lmtp, sasl)) {
+        Ok(mut c) => {
+            let r = c.transaction(env);
+            if r.is_ok() {
+                c.quit();
+            }
+            r
+        }
+        Err(e) => Err(e),
+    };
+    (r, String::from_utf8_lossy(&f.written).into_owned())
+}
+
+fn run_with(script: &str, rcpts: &[&str]) -> (Result<Vec<Outcome>, SiteFailure>, String) {
+    let r = rcpts_of(rcpts);
+    session(script, &env_of(&r), false, None)
+}
+
+#[test]
+fn pipelined_delivery_with_per_recipient_failure() {
+    let (r, written) = run_with(
+        "220 b.test ESMTP\n250-b.test\n250-PIPELINING\n250 SIZE 100000\n250 2.1.0 Ok\n\
+         250 2.1.5 Ok\n550 5.1.1 <x@b.test>: User unknown\n354 go\n250 2.0.0 Ok: queued as Q1\n221 Bye\n",
+        &["bob@b.test", "x@b.test"],
+    );
+    let out = r.unwrap();
+    assert_eq!(out[0].status, DeliveryStatus::Sent);
+    assert_eq!(out[0].dsn, "2.0.0");
+    assert_eq!(out[0].text, "250 2.0.0 Ok: queued as Q1");
+    assert_eq!(out[1].status, DeliveryStatus::Bounced);
+    assert_eq!(out[1].dsn, "5.1.1");
+    assert_eq!(
+        out[1].text,
+        "host b.test[127.0.0.2] said: 550 5.1.1 <x@b.test>: User unknown (in reply to RCPT TO command)"
+    );
+    assert!(written.starts_with("EHLO a.test\r\nMAIL FROM:<alice@a.test> SIZE=28\r\nRCPT TO:<bob@b.test>\r\nRCPT TO:<x@b.test>\r\nDATA\r\n"));
+    assert!(written.contains("Subject: hi\r\n\r\n..dot\r\nbody\r\n.\r\nQUIT\r\n"));
+}
+
+#[test]
+fn helo_fallback_and_temporary_rcpt() {
+    let (r, written) = run_with(
+        "220 old\n502 what\n250 old\n250 ok\n451 4.3.0 try later\n250 ok\n354 go\n250 sent\n221 bye\n",
+        &["a@b.test", "c@b.test"],
+    );
+    let out = r.unwrap();
+    assert_eq!(out[0].status, DeliveryStatus::Deferred);
+    assert_eq!(out[0].dsn, "4.3.0");
+    assert_eq!(out[1].status, DeliveryStatus::Sent);
+    assert_eq!(out[1].dsn, "2.0.0");
+    assert!(written.starts_with(
+        "EHLO a.test\r\nHELO a.test\r\nMAIL FROM:<alice@a.test>\r\nRCPT TO:<a@b.test>\r\n"
+    ));
+}
+
+#[test]
+fn server_closing_421_mid_session_defers_the_rest() {
+    let (r, written) = run_with(
+        "220 x\n250 x\n250 ok\n250 ok\n421 4.7.0 closing\n",
+        &["a@b.test", "c@b.test", "d@b.test"],
+    );
+    let out = r.unwrap();
+    assert!(out
+        .iter()
+        .all(|o| o.status == DeliveryStatus::Deferred && o.dsn == "4.7.0"));
+    assert!(!written.contains("DATA"));
+}
+
+#[test]
+fn greeting_and_mail_failures_are_site_failures() {
+    let (r, _) = run_with("421 busy\n", &["a@b.test"]);
+    let f = r.unwrap_err();
+    assert!(f.try_next);
+    assert_eq!(f.status, DeliveryStatus::Deferred);
+    let (r, _) = run_with("220 x\n250 x\n553 5.1.8 bad sender\n", &["a@b.test"]);
+    let f = r.unwrap_err();
+    assert!(!f.try_next);
+    assert_eq!(f.status, DeliveryStatus::Bounced);
+    assert_eq!(f.dsn, "5.1.8");
+    let (r, _) = run_with("220 x\n250 x\n451 later\n", &["a@b.test"]);
+    assert!(r.unwrap_err().try_next);
+}
+
+#[test]
+fn lost_connection_is_a_site_failure() {
+    let (r, _) = run_with("220 x\n250 x\n250 ok\n250 ok\n354 go\n", &["a@b.test"]);
+    let f = r.unwrap_err();
+    assert!(f.try_next);
+    assert_eq!(f.dsn, "4.4.2");
+    assert!(f
+        .text
+        .starts_with("lost connection with b.test[127.0.0.2] while sending end of data"));
+}
+
+#[test]
+fn data_rejection_and_size_limit() {
+    let (r, _) = run_with(
+        "220 x\n250 x\n250 ok\n250 ok\n554 5.5.0 no\n",
+        &["a@b.test"],
+    );
+    assert_eq!(r.unwrap()[0].status, DeliveryStatus::Bounced);
+    let (r, _) = run_with("220 x\n250-x\n250 SIZE 10\n", &["a@b.test"]);
+    assert_eq!(r.unwrap_err().dsn, "5.3.4");
+}
+
+#[test]
+fn wire_conversion() {
+    assert_eq!(to_wire(b"a\n.b\n..c\nd"), b"a\r\n..b\r\n...c\r\nd\r\n");
+    assert_eq!(to_wire(b".\r\nx\r\n"), b"..\r\nx\r\n");
+    assert_eq!(to_wire(b""), b"");
+}
+
+proptest! {
+    #[test]
+    fn wire_never_has_bare_lf_or_lone_dot_line(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let w = to_wire(&data);
+        for (i, &b) in w.iter().enumerate() {
+            if b == b'\n' {
+                prop_assert!(i > 0 && w[i - 1] == b'\r');
+            }
+        }
+        prop_assert!(!w.windows(5).any(|x| x == b"\r\n.\r\n"));
+        prop_assert!(!w.starts_with(b".\r\n"));
+    }
+}
+
+#[test]
+fn lmtp_gives_one_reply_per_accepted_recipient() {
+    let (r, written) = session(
+        "220 lmtp\n250-d.test\n250 PIPELINING\n250 ok\n250 ok\n550 5.1.1 no\n250 ok\n354 go\n\
+         250 2.0.0 <a> Saved\n452 4.2.2 Quota exceeded\n221 bye\n",
+        &env_of(&rcpts_of(&["a@d.test", "x@d.test", "c@d.test"])),
+        true,
+        None,
+    );
+    let out = r.unwrap();
+    assert!(written.starts_with("LHLO a.test\r\n"));
+    assert_eq!(out[0].status, DeliveryStatus::Sent);
+    assert_eq!(out[1].status, DeliveryStatus::Bounced);
+    assert_eq!(out[2].status, DeliveryStatus::Deferred);
+    assert_eq!(out[2].dsn, "4.2.2");
+}
+
+#[test]
+fn lmtp_lost_after_first_reply_keeps_the_first_sent() {
+    let (r, _) = session(
+        "220 lmtp\n250 d.test\n250 ok\n250 ok\n250 ok\n354 go\n250 2.0.0 Saved\n",
+        &env_of(&rcpts_of(&["a@d.test", "c@d.test"])),
+        true,
+        None,
+    );
+    let out = r.unwrap();
+    assert_eq!(out[0].status, DeliveryStatus::Sent);
+    assert_eq!(out[1].status, DeliveryStatus::Deferred);
+    assert_eq!(out[1].dsn, "4.4.2");
+}
+
+fn sasl_req(c: &Credentials, soft: bool) -> SaslRequest<'_> {
+    SaslRequest {
+        creds: c,
+        plain_opts: SecurityOptions::parse(&["noanonymous".to_string()]),
+        tls_opts: SecurityOptions::parse(&["noanonymous".to_string()]),
+        soft_bounce: soft,
+    }
+}
+
+#[test]
+fn auth_plain_then_mail() {
+    let c = parse_entry("tim:tanstaaftanstaaf");
+    let (r, written) = session(
+        "220 x\n250-x\n250 AUTH LOGIN PLAIN\n235 2.7.0 ok\n250 ok\n250 ok\n354 go\n250 sent\n221 bye\n",
+        &env_of(&rcpts_of(&["a@b.test"])),
+        false,
+        Some(sasl_req(&c, true)),
+    );
+    assert_eq!(r.unwrap()[0].status, DeliveryStatus::Sent);
+    assert!(written.contains("AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\nMAIL FROM:"));
+}
+
+#[test]
+fn auth_login_exchange() {
+    let c = parse_entry("u:p");
+    let (r, written) = session(
+        "220 x\n250-x\n250 AUTH=LOGIN\n334 VXNlcm5hbWU6\n334 UGFzc3dvcmQ6\n235 ok\n250 ok\n250 ok\n354 go\n250 sent\n221 bye\n",
+        &env_of(&rcpts_of(&["a@b.test"])),
+        false,
+        Some(sasl_req(&c, true)),
+    );
+    assert_eq!(r.unwrap()[0].status, DeliveryStatus::Sent);
+    assert!(written.contains("AUTH LOGIN\r\ndQ==\r\ncA==\r\n"));
+}
+
+#[test]
+fn auth_rejected_defers_with_soft_bounce_and_hides_the_password() {
+    let c = parse_entry("u:secretpw");
+    let script = "220 x\n250-x\n250 AUTH PLAIN\n535 5.7.8 Error: authentication failed\n221 bye\n";
+    let (r, _) = session(
+        script,
+        &env_of(&rcpts_of(&["a@b.test"])),
+        false,
+        Some(sasl_req(&c, true)),
+    );
+    let f = r.unwrap_err();
+    assert_eq!(f.status, DeliveryStatus::Deferred);
+    assert_eq!(f.dsn, "4.7.8");
+    assert_eq!(
+        f.text,
+        "SASL authentication failed; server b.test[127.0.0.2] said: 535 5.7.8 Error: authentication failed"
+    );
+    assert!(!f.text.contains("secretpw"));
+    let (r, _) = session(
+        script,
+        &env_of(&rcpts_of(&["a@b.test"])),
+        false,
+        Some(sasl_req(&c, false)),
+    );
+    let f = r.unwrap_err();
+    assert_eq!(f.status, DeliveryStatus::Bounced);
+    assert_eq!(f.dsn, "5.7.8");
+}
+
+#[test]
+fn auth_without_a_worthy_mechanism_defers() {
+    let c = parse_entry("u:p");
+    let req = SaslRequest {
+        creds: &c,
+        plain_opts: SecurityOptions::parse(&["noplaintext".to_string()]),
+        tls_opts: SecurityOptions::default(),
+        soft_bounce: true,
+    };
+    let (r, written) = session(
+        "220 x\n250-x\n250 AUTH PLAIN LOGIN\n221 bye\n",
+        &env_of(&rcpts_of(&["a@b.test"])),
+        false,
+        Some(req),
+    );
+    let f = r.unwrap_err();
+    assert_eq!(f.dsn, "4.7.0");
+    assert!(f.text.contains("no mechanism available"));
+    assert!(!written.contains("AUTH"));
+}
+
+#[test]
+fn smtputf8_needed_but_not_offered_bounces() {
+    let r = rcpts_of(&["a@b.test"]);
+    let mut e = env_of(&r);
+    e.smtputf8 = true;
+    let (res, written) = session("220 x\n250-x\n250 8BITMIME\n221 bye\n", &e, false, None);
+    let f = res.unwrap_err();
+    assert_eq!(
+        (f.status, f.dsn.as_str()),
+        (DeliveryStatus::Bounced, "5.6.7")
+    );
+    assert!(!written.contains("MAIL FROM"));
+}
+
+#[test]
+fn rset_for_reuse_and_second_transaction() {
+    let mut f = fake(
+        "220 x\n250-x\n250 PIPELINING\n250 ok\n250 ok\n354 go\n250 one\n250 reset\n250 ok\n250 ok\n354 go\n250 two\n",
+    );
+    let t = Timeouts::default();
+    let r = rcpts_of(&["a@b.test"]);
+    let mut c = open(&mut f, &opts(&t, false, None)).unwrap();
+    assert_eq!(c.transaction(&env_of(&r)).unwrap()[0].text, "250 one");
+    assert!(c.reusable() && c.reset());
+    assert_eq!(c.transaction(&env_of(&r)).unwrap()[0].text, "250 two");
+    assert_eq!(c.uses, 2);
+}
+
+#[test]
+fn encrypt_level_without_starttls_offer_fails_over() {
+    let mut f = fake("220 x\n250-x\n250 PIPELINING\n221 bye\n");
+    let t = Timeouts::default();
+    let client = crate::tls::TlsClient::load(&crate::tls::TlsFiles {
+        ca_file: "",
+        ca_path: "",
+        append_default_ca: false,
+        cert_file: "",
+        key_file: "",
+        protocols: ("p", ">=TLSv1.2"),
+        mandatory_protocols: ("m", ">=TLSv1.2"),
+    })
+    .unwrap();
+    let mut o = opts(&t, false, None);
+    o.tls = Some(TlsRequest {
+        level: Level::Encrypt,
+        client: &client,
+        match_names: vec![],
+        loglevel: 0,
+    });
+    let err = open(&mut f, &o).err().unwrap();
+    assert_eq!(err.dsn, "4.7.4");
+    assert!(err.try_next);
+    assert_eq!(
+        err.text,
+        "TLS is required, but was not offered by host b.test[127.0.0.2]"
+    );
+    // May: the same server gets the mail in plaintext.
+    let mut f = fake("220 x\n250-x\n250 PIPELINING\n");
+    o.tls.as_mut().unwrap().level = Level::May;
+    assert!(open(&mut f, &o).is_ok());
+}

@@ -1,0 +1,476 @@
+//! Client TLS with rustls (ring provider): the smtp_tls_security_level values, the CA
+//! roots and optional client certificate loaded once before chroot, the per-connection
+//! `ClientConfig`, and the certificate check that decides whether a peer is
+//! Untrusted, Trusted (chain verified, name not matched) or Verified (chain and name),
+//! as Postfix's log words say.
+//!
+//! The handshake itself always completes (our verifier records the verdict instead of
+//! failing); the session then enforces the level, so `may`/`encrypt` deliver to
+//! self-signed peers and `verify`/`secure` defer with "Server certificate not trusted"
+//! or "... not verified", as Postfix does.
+//!
+//! CA roots: smtp_tls_CAfile and every PEM file in smtp_tls_CApath; the system store
+//! (/etc/ssl/certs/ca-certificates.crt) is added when tls_append_default_CA = yes OR
+//! when neither CAfile nor CApath is set. The latter deviates from Postfix, which then
+//! trusts nothing; without it `verify` could never succeed on a default installation.
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, ProtocolVersion,
+    RootCertStore, SignatureScheme, StreamOwned, SupportedProtocolVersion,
+};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Debian's bundle of the system CA store.
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// smtp_tls_security_level (and the level column of smtp_tls_policy_maps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    None,
+    May,
+    Encrypt,
+    Verify,
+    Secure,
+}
+
+impl Level {
+    /// Parses a level name; `dane` degrades to `may` as Postfix does without a
+    /// DNSSEC-validating resolver.
+    pub fn parse(s: &str) -> Option<Level> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Level::None,
+            "may" | "dane" => Level::May,
+            "encrypt" => Level::Encrypt,
+            "verify" => Level::Verify,
+            "secure" => Level::Secure,
+            _ => return None,
+        })
+    }
+
+    /// Whether the session must not go on in plaintext.
+    pub fn mandatory(self) -> bool {
+        self >= Level::Encrypt
+    }
+
+    /// Whether the certificate must be verified.
+    pub fn verifies(self) -> bool {
+        self >= Level::Verify
+    }
+}
+
+/// Postfix's trust words for the "TLS connection established" line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    Untrusted,
+    Trusted,
+    Verified,
+}
+
+impl Trust {
+    pub fn word(self) -> &'static str {
+        match self {
+            Trust::Untrusted => "Untrusted",
+            Trust::Trusted => "Trusted",
+            Trust::Verified => "Verified",
+        }
+    }
+}
+
+/// What a handshake negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `TLSv1.3`.
+    pub protocol: String,
+    /// rustls' suite name, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+    pub bits: u32,
+    pub trust: Trust,
+}
+
+impl TlsInfo {
+    /// `TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} with cipher {} ({}/{} bits)",
+            self.protocol, self.cipher, self.bits, self.bits
+        )
+    }
+}
+
+/// Why the TLS settings or files are unusable (a startup error).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("cannot read {what} {path}: {source}")]
+    Pem {
+        what: &'static str,
+        path: String,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("cannot read directory {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("bad {name} value: {value}")]
+    BadValue { name: String, value: String },
+    #[error("no usable TLS protocol version left by {0}")]
+    NoProtocols(String),
+    #[error("TLS setup: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Why a handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS setup: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Everything loaded once at start (before chroot).
+pub struct TlsClient {
+    provider: Arc<CryptoProvider>,
+    roots: Option<Arc<RootCertStore>>,
+    /// smtp_tls_protocols (opportunistic) and smtp_tls_mandatory_protocols.
+    versions: Vec<&'static SupportedProtocolVersion>,
+    mandatory_versions: Vec<&'static SupportedProtocolVersion>,
+    client_cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+}
+
+/// The file settings [`TlsClient::load`] needs.
+pub struct TlsFiles<'a> {
+    pub ca_file: &'a str,
+    pub ca_path: &'a str,
+    pub append_default_ca: bool,
+    pub cert_file: &'a str,
+    pub key_file: &'a str,
+    pub protocols: (&'a str, &'a str),
+    pub mandatory_protocols: (&'a str, &'a str),
+}
+
+impl TlsClient {
+    /// Loads roots and the client certificate. Call before confinement.
+    pub fn load(f: &TlsFiles<'_>) -> Result<TlsClient, TlsSetupError> {
+        let mut store = RootCertStore::empty();
+        let mut add = |certs: Vec<CertificateDer<'static>>| {
+            // A bundle may hold certificates webpki cannot use; skip those, as OpenSSL
+            // does, rather than refusing every one.
+            store.add_parsable_certificates(certs);
+        };
+        if !f.ca_file.is_empty() {
+            add(read_certs(Path::new(f.ca_file), "smtp_tls_CAfile")?);
+        }
+        if !f.ca_path.is_empty() {
+            let dir = std::fs::read_dir(f.ca_path).map_err(|source| TlsSetupError::Dir {
+                path: f.ca_path.to_string(),
+                source,
+            })?;
+            for entry in dir.flatten() {
+                let p = entry.path();
+                if p.is_file() {
+                    // Non-PEM files (hash links to the same PEMs, READMEs) are skipped.
+                    if let Ok(certs) = read_certs(&p, "smtp_tls_CApath") {
+                        add(certs);
+                    }
+                }
+            }
+        }
+        let none_given = f.ca_file.is_empty() && f.ca_path.is_empty();
+        if (f.append_default_ca || none_given) && Path::new(SYSTEM_CA_BUNDLE).is_file() {
+            add(read_certs(Path::new(SYSTEM_CA_BUNDLE), "system CA bundle")?);
+        }
+        let roots = (!store.is_empty()).then(|| Arc::new(store));
+        let client_cert = if f.cert_file.is_empty() {
+            None
+        } else {
+            let certs = read_certs(Path::new(f.cert_file), "smtp_tls_cert_file")?;
+            let key_path = if f.key_file.is_empty() {
+                f.cert_file
+            } else {
+                f.key_file
+            };
+            let key =
+                PrivateKeyDer::from_pem_file(key_path).map_err(|source| TlsSetupError::Pem {
+                    what: "smtp_tls_key_file",
+                    path: key_path.to_string(),
+                    source,
+                })?;
+            Some((certs, key))
+        };
+        Ok(TlsClient {
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            roots,
+            versions: parse_protocols(f.protocols.1, f.protocols.0)?,
+            mandatory_versions: parse_protocols(f.mandatory_protocols.1, f.mandatory_protocols.0)?,
+            client_cert,
+        })
+    }
+
+    /// A configuration for one connection at `level`, whose verifier checks the chain
+    /// against the roots and the certificate against any of `match_names`, recording
+    /// the verdict in the returned cell.
+    pub fn config(
+        &self,
+        level: Level,
+        match_names: &[String],
+    ) -> Result<(Arc<ClientConfig>, Arc<Mutex<Trust>>), rustls::Error> {
+        let verdict = Arc::new(Mutex::new(Trust::Untrusted));
+        let inner = match &self.roots {
+            Some(roots) => Some(
+                WebPkiServerVerifier::builder_with_provider(roots.clone(), self.provider.clone())
+                    .build()
+                    .map_err(|e| rustls::Error::General(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let names = match_names
+            .iter()
+            .filter_map(|n| ServerName::try_from(n.clone()).ok())
+            .collect();
+        let verifier = Arc::new(Recorder {
+            inner,
+            names,
+            verdict: verdict.clone(),
+            provider: self.provider.clone(),
+        });
+        let versions = if level.mandatory() {
+            &self.mandatory_versions
+        } else {
+            &self.versions
+        };
+        let builder = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(versions)?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let mut config = match &self.client_cert {
+            Some((certs, key)) => builder.with_client_auth_cert(certs.clone(), key.clone_key())?,
+            None => builder.with_no_client_auth(),
+        };
+        // Postfix sends no SNI unless smtp_tls_servername is set.
+        config.enable_sni = false;
+        Ok((Arc::new(config), verdict))
+    }
+}
+
+/// Runs the client handshake on `sock` and returns the TLS stream and what was agreed.
+pub fn handshake<S: Read + Write>(
+    config: Arc<ClientConfig>,
+    verdict: &Mutex<Trust>,
+    server: &str,
+    mut sock: S,
+) -> Result<(StreamOwned<ClientConnection, S>, TlsInfo), HandshakeError> {
+    // The name only feeds SNI (disabled) and the verifier (which uses its own list),
+    // so a placeholder is fine when `server` is not a valid DNS name or address.
+    let name = ServerName::try_from(server.to_string())
+        .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("static name"));
+    let mut conn = ClientConnection::new(config, name)?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock)?;
+    }
+    let trust = verdict.lock().map(|t| *t).unwrap_or(Trust::Untrusted);
+    let info = info_of(&conn, trust);
+    Ok((StreamOwned::new(conn, sock), info))
+}
+
+fn info_of(conn: &ClientConnection, trust: Trust) -> TlsInfo {
+    let protocol = match conn.protocol_version() {
+        Some(ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(other) => format!("{other:?}"),
+        None => "unknown".to_string(),
+    };
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map(|s| {
+            let suite = s.suite();
+            suite
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{suite:?}"))
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    TlsInfo {
+        bits: if cipher.contains("AES_128") { 128 } else { 256 },
+        protocol,
+        cipher,
+        trust,
+    }
+}
+
+/// Verifies and records, never refuses: the level decides later what a verdict means.
+/// Handshake signatures are always checked for real (a peer must own its key).
+#[derive(Debug)]
+struct Recorder {
+    inner: Option<Arc<WebPkiServerVerifier>>,
+    names: Vec<ServerName<'static>>,
+    verdict: Arc<Mutex<Trust>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut trust = Trust::Untrusted;
+        if let Some(v) = &self.inner {
+            // webpki checks the chain before the name, so a name error means the chain
+            // itself was good: Postfix's "Trusted".
+            let fallback = [ServerName::try_from("invalid.invalid").expect("static name")];
+            let names = if self.names.is_empty() {
+                &fallback[..]
+            } else {
+                &self.names[..]
+            };
+            for name in names {
+                match v.verify_server_cert(end_entity, intermediates, name, ocsp, now) {
+                    Ok(_) if !self.names.is_empty() => {
+                        trust = Trust::Verified;
+                        break;
+                    }
+                    Ok(_) => trust = Trust::Trusted,
+                    Err(rustls::Error::InvalidCertificate(
+                        CertificateError::NotValidForName
+                        | CertificateError::NotValidForNameContext { .. },
+                    )) => trust = Trust::Trusted,
+                    Err(_) => {}
+                }
+            }
+        }
+        if let Ok(mut v) = self.verdict.lock() {
+            *v = trust;
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn read_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| TlsSetupError::Pem {
+            what,
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Postfix protocol lists: `>=TLSv1.2`, `<=TLSv1.3`, `!SSLv2, !SSLv3`, or versions to
+/// allow. rustls speaks only TLS 1.2 and 1.3, so older ones can be excluded but never
+/// enabled.
+pub fn parse_protocols(
+    spec: &str,
+    name: &str,
+) -> Result<Vec<&'static SupportedProtocolVersion>, TlsSetupError> {
+    const ORDER: [&str; 6] = ["SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
+    let bad = || TlsSetupError::BadValue {
+        name: name.to_string(),
+        value: spec.to_string(),
+    };
+    let rank = |v: &str| ORDER.iter().position(|o| o.eq_ignore_ascii_case(v));
+    let mut allowed = [true; 6];
+    let mut included: Option<[bool; 6]> = None;
+    for item in spec
+        .split(|c: char| c == ',' || c == ':' || c.is_whitespace())
+        .filter(|i| !i.is_empty())
+    {
+        if let Some(v) = item.strip_prefix(">=") {
+            let r = rank(v).ok_or_else(bad)?;
+            allowed.iter_mut().take(r).for_each(|a| *a = false);
+        } else if let Some(v) = item.strip_prefix("<=") {
+            let r = rank(v).ok_or_else(bad)?;
+            allowed.iter_mut().skip(r + 1).for_each(|a| *a = false);
+        } else if let Some(v) = item.strip_prefix('!') {
+            allowed[rank(v).ok_or_else(bad)?] = false;
+        } else {
+            let r = rank(item).ok_or_else(bad)?;
+            included.get_or_insert([false; 6])[r] = true;
+        }
+    }
+    if let Some(inc) = included {
+        for (a, i) in allowed.iter_mut().zip(inc) {
+            *a &= i;
+        }
+    }
+    let mut versions = Vec::new();
+    if allowed[5] {
+        versions.push(&rustls::version::TLS13);
+    }
+    if allowed[4] {
+        versions.push(&rustls::version::TLS12);
+    }
+    if versions.is_empty() {
+        return Err(TlsSetupError::NoProtocols(name.to_string()));
+    }
+    Ok(versions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels() {
+        assert_eq!(Level::parse("Verify"), Some(Level::Verify));
+        assert_eq!(Level::parse("dane"), Some(Level::May));
+        assert_eq!(Level::parse("bogus"), None);
+        assert!(Level::Encrypt.mandatory() && !Level::May.mandatory());
+        assert!(Level::Secure.verifies() && !Level::Encrypt.verifies());
+    }
+
+    #[test]
+    fn protocols() {
+        assert_eq!(parse_protocols(">=TLSv1.3", "x").unwrap().len(), 1);
+        assert_eq!(parse_protocols("!SSLv2, !SSLv3", "x").unwrap().len(), 2);
+        assert!(parse_protocols("<=TLSv1.1", "x").is_err());
+        assert!(parse_protocols("TLSv9", "x").is_err());
+    }
+}
