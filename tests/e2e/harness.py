@@ -144,6 +144,7 @@ showq     unix  n       -       y       -       -       showq
 bounce    unix  -       -       y       -       0       bounce
 smtp      unix  -       -       y       -       -       smtp
 relay     unix  -       -       y       -       -       smtp
+lmtp      unix  -       -       y       -       -       lmtp
 local     unix  -       n       n       -       -       local
 """ + master_extra
         (self.conf / "master.cf").write_text(master)
