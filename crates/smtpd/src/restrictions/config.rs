@@ -1,0 +1,271 @@
+//! Everything the restrictions need from main.cf (and the `-o` overrides of the
+//! master.cf entry), read and opened once before smtpd confines itself: the seven
+//! lists, smtpd_delay_reject, relay_domains, local_recipient_maps and the resolver.
+
+use super::dns::Dns;
+use super::local::LocalRecipients;
+use super::{parse_list, Restriction, RestrictionError};
+use crate::restrictions::access::domain_keys;
+use rostfix_maps::Map;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Postfix's default for smtpd_relay_restrictions.
+pub const DEFAULT_RELAY: &str =
+    "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination";
+
+/// Domains we relay to (relay_domains): names (matching their subdomains too, as
+/// parent_domain_matches_subdomains says by default) and tables.
+#[derive(Clone, Default)]
+pub struct DomainList {
+    names: Vec<String>,
+    tables: Vec<Arc<dyn Map>>,
+}
+
+impl std::fmt::Debug for DomainList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DomainList({:?}, {} tables)",
+            self.names,
+            self.tables.len()
+        )
+    }
+}
+
+impl DomainList {
+    /// `Err` only for a failed table lookup (the caller answers 4xx).
+    pub fn matches(&self, domain: &str) -> Result<bool, rostfix_maps::MapError> {
+        let keys = domain_keys(domain);
+        if keys.iter().any(|k| self.names.contains(k)) {
+            return Ok(true);
+        }
+        for t in &self.tables {
+            for k in &keys {
+                if t.lookup(k)?.is_some() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    #[cfg(test)]
+    pub fn from_names(names: &[&str]) -> DomainList {
+        DomainList {
+            names: names
+                .iter()
+                .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+            tables: Vec::new(),
+        }
+    }
+}
+
+/// The lists and what evaluating them needs.
+#[derive(Debug, Clone, Default)]
+pub struct RestrictionConfig {
+    pub client: Vec<Restriction>,
+    pub helo: Vec<Restriction>,
+    pub sender: Vec<Restriction>,
+    pub relay: Vec<Restriction>,
+    pub recipient: Vec<Restriction>,
+    pub data: Vec<Restriction>,
+    pub end_of_data: Vec<Restriction>,
+    pub delay_reject: bool,
+    /// smtpd_reject_unlisted_recipient: the implicit reject_unlisted_recipient.
+    pub reject_unlisted_recipient: bool,
+    pub relay_domains: DomainList,
+    pub local: LocalRecipients,
+    pub dns: Option<Arc<Dns>>,
+}
+
+/// Why the restriction configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Restriction(#[from] RestrictionError),
+    #[error("cannot set up DNS for the restrictions: {0}")]
+    Dns(#[from] super::dns::DnsSetupError),
+}
+
+fn open_table(spec: &str) -> Result<Arc<dyn Map>, String> {
+    rostfix_maps::open_map(spec)
+        .map(Arc::from)
+        .map_err(|e| e.to_string())
+}
+
+fn yes(v: &str, default: bool) -> bool {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" => true,
+        "no" | "false" => false,
+        _ => default,
+    }
+}
+
+impl RestrictionConfig {
+    /// Postfix's defaults (the relay list only; nothing needs DNS or tables).
+    pub fn defaults() -> RestrictionConfig {
+        let relay =
+            parse_list("smtpd_relay_restrictions", DEFAULT_RELAY, &open_table).unwrap_or_default();
+        RestrictionConfig {
+            relay,
+            delay_reject: true,
+            ..RestrictionConfig::default()
+        }
+    }
+
+    /// Reads and checks every list. Returns warnings to log.
+    pub fn from_lookup(
+        get: &impl Fn(&str) -> String,
+    ) -> Result<(RestrictionConfig, Vec<String>), ConfigError> {
+        let mut warnings = Vec::new();
+        let list = |name: &'static str| parse_list(name, &get(name), &open_table);
+        let mut relay_text = get("smtpd_relay_restrictions");
+        if relay_text.trim().is_empty() {
+            // The configuration library gives Postfix's default for an unset
+            // parameter; an empty value here means "not set" (unit tests, an old
+            // configuration library). Documented in README: the default then applies.
+            relay_text = DEFAULT_RELAY.to_string();
+        }
+        let relay = parse_list("smtpd_relay_restrictions", &relay_text, &open_table)?;
+        let recipient = list("smtpd_recipient_restrictions")?;
+        if !relay
+            .iter()
+            .chain(recipient.iter())
+            .any(Restriction::restricts_relay)
+        {
+            return Err(RestrictionError::OpenRelay {
+                param: "smtpd_relay_restrictions",
+            }
+            .into());
+        }
+        let mut rc = RestrictionConfig {
+            client: list("smtpd_client_restrictions")?,
+            helo: list("smtpd_helo_restrictions")?,
+            sender: list("smtpd_sender_restrictions")?,
+            relay,
+            recipient,
+            data: list("smtpd_data_restrictions")?,
+            end_of_data: list("smtpd_end_of_data_restrictions")?,
+            delay_reject: yes(&get("smtpd_delay_reject"), true),
+            reject_unlisted_recipient: yes(&get("smtpd_reject_unlisted_recipient"), true),
+            relay_domains: DomainList::default(),
+            local: LocalRecipients::default(),
+            dns: None,
+        };
+        for item in get("relay_domains")
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+        {
+            if item.contains(':') || item.starts_with('/') {
+                let spec = if item.starts_with('/') {
+                    format!("texthash:{item}")
+                } else {
+                    item.to_string()
+                };
+                match open_table(&spec) {
+                    Ok(t) => rc.relay_domains.tables.push(t),
+                    Err(e) => warnings.push(format!("relay_domains: {spec}: {e}; skipped")),
+                }
+            } else {
+                rc.relay_domains
+                    .names
+                    .push(item.trim_end_matches('.').to_ascii_lowercase());
+            }
+        }
+        let unlisted_used = rc.reject_unlisted_recipient
+            || rc
+                .all()
+                .any(|r| matches!(r, Restriction::RejectUnlistedRecipient));
+        if unlisted_used {
+            let (local, w) = LocalRecipients::from_param(
+                &get("local_recipient_maps"),
+                &get("recipient_delimiter"),
+            );
+            rc.local = local;
+            warnings.extend(w);
+        }
+        if rc.all().any(Restriction::uses_dns) {
+            let servers: Vec<String> = get("rostfix_dns_servers")
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            rc.dns = Some(Arc::new(Dns::new(&servers, Duration::from_secs(5))?));
+        }
+        Ok((rc, warnings))
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Restriction> {
+        self.client
+            .iter()
+            .chain(&self.helo)
+            .chain(&self.sender)
+            .chain(&self.relay)
+            .chain(&self.recipient)
+            .chain(&self.data)
+            .chain(&self.end_of_data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<(RestrictionConfig, Vec<String>), ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        RestrictionConfig::from_lookup(&|n: &str| map.get(n).cloned().unwrap_or_default())
+    }
+
+    #[test]
+    fn defaults_and_relay_domains() {
+        let (rc, w) = load(&[("relay_domains", "Example.COM. other.test")]).unwrap();
+        assert!(w.is_empty());
+        assert_eq!(rc.relay.len(), 3);
+        assert!(rc.delay_reject);
+        assert!(rc.relay_domains.matches("example.com").unwrap());
+        assert!(rc.relay_domains.matches("sub.example.com").unwrap());
+        assert!(!rc.relay_domains.matches("example.net").unwrap());
+        assert!(rc.dns.is_none());
+    }
+
+    #[test]
+    fn open_relay_configuration_is_refused() {
+        let e = load(&[
+            ("smtpd_relay_restrictions", "permit"),
+            ("smtpd_recipient_restrictions", "permit_mynetworks"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("smtpd_relay_restrictions"), "{e}");
+        // The submission entry's lists are fine.
+        assert!(load(&[(
+            "smtpd_recipient_restrictions",
+            "permit_sasl_authenticated,reject"
+        )])
+        .is_ok());
+    }
+
+    #[test]
+    fn unknown_name_is_an_error() {
+        let e = load(&[("smtpd_helo_restrictions", "reject_bogus_thing")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "smtpd_helo_restrictions: unknown smtpd restriction: \"reject_bogus_thing\""
+        );
+    }
+
+    #[test]
+    fn dns_only_when_needed() {
+        let (rc, _) = load(&[
+            ("smtpd_client_restrictions", "reject_rbl_client bl.test"),
+            ("rostfix_dns_servers", "127.0.0.1:9"),
+        ])
+        .unwrap();
+        assert!(rc.dns.is_some());
+    }
+}

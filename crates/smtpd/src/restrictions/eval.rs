@@ -1,0 +1,572 @@
+//! Evaluating one restriction list (Postfix `src/smtpd/smtpd_check.c`).
+//!
+//! A list is walked in order: `permit`-type results end the list (the next list still
+//! runs), `reject`/`defer`-type results end the command with that reply, everything
+//! else goes on; the end of the list permits. `warn_if_reject` turns the next
+//! restriction's reject into a logged `reject_warning`. Lookup failures (tables, DNS)
+//! give 4xx, never a silent permit.
+//!
+//! Replies follow Postfix's texts, e.g. `554 5.7.1 <u@x>: Relay access denied`,
+//! `554 5.7.1 <u@x>: Recipient address rejected: Access denied`.
+
+use super::access::{address_keys, client_keys, domain_keys, parse_action, Action};
+use super::config::RestrictionConfig;
+use super::dns::{rbl_query, Answer};
+use super::{parse_list, AccessKind, Restriction};
+use crate::policy::check_relay;
+use crate::policy::RelayVerdict;
+use crate::reply::Reply;
+use std::net::IpAddr;
+
+/// Which list is being evaluated; decides the reply texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Client,
+    Helo,
+    Sender,
+    Relay,
+    Recipient,
+    Data,
+    EndOfData,
+}
+
+impl Stage {
+    fn class(self) -> &'static str {
+        match self {
+            Stage::Client => "Client host",
+            Stage::Helo => "Helo command",
+            Stage::Sender => "Sender address",
+            Stage::Relay | Stage::Recipient => "Recipient address",
+            Stage::Data => "Data command",
+            Stage::EndOfData => "End-of-data",
+        }
+    }
+}
+
+/// What the restrictions know about the session.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub client_name: &'a str,
+    pub client_addr: String,
+    pub client_ip: Option<IpAddr>,
+    /// `name[addr]`.
+    pub client_log: String,
+    pub helo: Option<&'a str>,
+    pub sender: Option<&'a str>,
+    pub recipient: Option<&'a str>,
+    /// The client is in mynetworks.
+    pub mynetworks: bool,
+    pub sasl_username: Option<&'a str>,
+    pub mydestination: &'a [String],
+}
+
+/// The outcome of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A permit-type restriction matched.
+    Permit,
+    /// The list ran out (also a permit).
+    Dunno,
+    Reject(Reply),
+}
+
+/// Something to log besides the verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// warn_if_reject: the reply that would have been sent.
+    RejectWarning(Reply),
+    /// An access table's WARN.
+    Warn(String),
+}
+
+/// `NNN X.Y.Z text` as one reply (the enhanced code may come from a table).
+pub fn reply(code: u16, enhanced: &str, text: String) -> Reply {
+    Reply::plain(code, vec![format!("{enhanced} {text}")])
+}
+
+fn temp_fail(name: &str) -> Reply {
+    reply(451, "4.3.0", format!("<{name}>: Temporary lookup failure"))
+}
+
+/// One step's result inside the walk.
+enum Step {
+    Go,
+    Permit,
+    Reject(Reply),
+}
+
+/// Evaluates `list` for `stage`. Notes (warnings) are appended to `notes`.
+pub fn evaluate(
+    list: &[Restriction],
+    stage: Stage,
+    facts: &Facts<'_>,
+    rc: &RestrictionConfig,
+    notes: &mut Vec<Note>,
+) -> Verdict {
+    evaluate_depth(list, stage, facts, rc, notes, 0)
+}
+
+fn evaluate_depth(
+    list: &[Restriction],
+    stage: Stage,
+    facts: &Facts<'_>,
+    rc: &RestrictionConfig,
+    notes: &mut Vec<Note>,
+    depth: u32,
+) -> Verdict {
+    let mut warn = false;
+    for r in list {
+        if matches!(r, Restriction::WarnIfReject) {
+            warn = true;
+            continue;
+        }
+        let step = one(r, stage, facts, rc, notes, depth);
+        match step {
+            Step::Go => {}
+            Step::Permit => return Verdict::Permit,
+            Step::Reject(reply) if warn => notes.push(Note::RejectWarning(reply)),
+            Step::Reject(reply) => return Verdict::Reject(reply),
+        }
+        warn = false;
+    }
+    Verdict::Dunno
+}
+
+/// The name a reply shows in `<...>` for this stage.
+fn reply_name<'a>(stage: Stage, f: &'a Facts<'_>) -> std::borrow::Cow<'a, str> {
+    match stage {
+        Stage::Client => f.client_log.as_str().into(),
+        Stage::Helo => f.helo.unwrap_or("").into(),
+        Stage::Sender => f.sender.unwrap_or("").into(),
+        Stage::Relay | Stage::Recipient => f.recipient.unwrap_or("").into(),
+        Stage::Data => "DATA".into(),
+        Stage::EndOfData => "END-OF-MESSAGE".into(),
+    }
+}
+
+fn one(
+    r: &Restriction,
+    stage: Stage,
+    f: &Facts<'_>,
+    rc: &RestrictionConfig,
+    notes: &mut Vec<Note>,
+    depth: u32,
+) -> Step {
+    let name = reply_name(stage, f);
+    let class = stage.class();
+    match r {
+        Restriction::Permit => Step::Permit,
+        Restriction::Reject => Step::Reject(reply(
+            554,
+            "5.7.1",
+            format!("<{name}>: {class} rejected: Access denied"),
+        )),
+        Restriction::Defer => Step::Reject(reply(
+            450,
+            "4.7.1",
+            format!("<{name}>: {class} rejected: Try again later"),
+        )),
+        Restriction::WarnIfReject => Step::Go,
+        Restriction::PermitMynetworks => permit_if(f.mynetworks),
+        Restriction::PermitSaslAuthenticated => permit_if(f.sasl_username.is_some()),
+        Restriction::PermitAuthDestination
+        | Restriction::RejectUnauthDestination
+        | Restriction::DeferUnauthDestination => {
+            let Some(rcpt) = f.recipient else {
+                return Step::Go;
+            };
+            let auth = match auth_destination(rcpt, f.mydestination, rc) {
+                Ok(a) => a,
+                Err(()) => return Step::Reject(temp_fail(rcpt)),
+            };
+            match (r, auth) {
+                (Restriction::PermitAuthDestination, true) => Step::Permit,
+                (Restriction::RejectUnauthDestination, false) => Step::Reject(reply(
+                    554,
+                    "5.7.1",
+                    format!("<{rcpt}>: Relay access denied"),
+                )),
+                (Restriction::DeferUnauthDestination, false) => Step::Reject(reply(
+                    454,
+                    "4.7.1",
+                    format!("<{rcpt}>: Relay access denied"),
+                )),
+                _ => Step::Go,
+            }
+        }
+        Restriction::RejectNonFqdnSender => non_fqdn_address(f.sender, "Sender address"),
+        Restriction::RejectNonFqdnRecipient => non_fqdn_address(f.recipient, "Recipient address"),
+        Restriction::RejectNonFqdnHelo => match f.helo {
+            Some(h) if !is_address_literal(h) && (!h.contains('.') || !valid_hostname(h)) => {
+                Step::Reject(reply(
+                    504,
+                    "5.5.2",
+                    format!("<{h}>: Helo command rejected: need fully-qualified hostname"),
+                ))
+            }
+            _ => Step::Go,
+        },
+        Restriction::RejectInvalidHelo => match f.helo {
+            Some(h) if !is_address_literal(h) && !valid_hostname(h) => Step::Reject(reply(
+                501,
+                "5.5.2",
+                format!("<{h}>: Helo command rejected: Invalid name"),
+            )),
+            _ => Step::Go,
+        },
+        Restriction::RejectUnknownSenderDomain => {
+            unknown_domain(f.sender, "Sender address", "4.1.8", f, rc)
+        }
+        Restriction::RejectUnknownRecipientDomain => {
+            unknown_domain(f.recipient, "Recipient address", "4.1.2", f, rc)
+        }
+        Restriction::RejectUnlistedRecipient => unlisted(f, rc),
+        Restriction::CheckAccess { kind, table } => {
+            let (keys, what) = match kind {
+                AccessKind::Client => (
+                    client_keys(f.client_name, &f.client_addr),
+                    f.client_log.clone(),
+                ),
+                AccessKind::Helo => match f.helo {
+                    Some(h) => (domain_keys(h), h.to_string()),
+                    None => return Step::Go,
+                },
+                AccessKind::Sender => match f.sender {
+                    // smtpd_null_access_lookup_key
+                    Some("") => (vec!["<>".to_string()], String::new()),
+                    Some(s) => (address_keys(s), s.to_string()),
+                    None => return Step::Go,
+                },
+                AccessKind::Recipient => match f.recipient {
+                    Some(rcpt) => (address_keys(rcpt), rcpt.to_string()),
+                    None => return Step::Go,
+                },
+            };
+            let keys = if table.is_pattern() {
+                keys.into_iter().take(1).collect()
+            } else {
+                keys
+            };
+            let access_class = match kind {
+                AccessKind::Client => "Client host",
+                AccessKind::Helo => "Helo command",
+                AccessKind::Sender => "Sender address",
+                AccessKind::Recipient => "Recipient address",
+            };
+            for k in &keys {
+                match table.lookup(k) {
+                    Ok(None) => continue,
+                    Ok(Some(value)) => {
+                        return access_result(
+                            &value,
+                            &what,
+                            access_class,
+                            stage,
+                            f,
+                            rc,
+                            notes,
+                            depth,
+                        )
+                    }
+                    Err(e) => {
+                        log::warn!("{}: table lookup error for {k}: {e}", table.spec());
+                        return Step::Reject(temp_fail(&what));
+                    }
+                }
+            }
+            Step::Go
+        }
+        Restriction::RejectRblClient { domain, want } => {
+            let (Some(ip), Some(dns)) = (f.client_ip, rc.dns.as_ref()) else {
+                return Step::Go;
+            };
+            let q = rbl_query(ip, domain);
+            rbl_result(
+                dns.a(&q),
+                want,
+                || dns.txt(&q),
+                &format!("Client host [{}]", f.client_addr),
+                domain,
+            )
+        }
+        Restriction::RejectRhsblSender { domain, want } => {
+            let (Some(sender), Some(dns)) = (f.sender, rc.dns.as_ref()) else {
+                return Step::Go;
+            };
+            let Some((_, sdom)) = sender.rsplit_once('@') else {
+                return Step::Go;
+            };
+            if sdom.is_empty() || is_address_literal(sdom) {
+                return Step::Go;
+            }
+            let q = format!(
+                "{}.{domain}",
+                sdom.trim_end_matches('.').to_ascii_lowercase()
+            );
+            rbl_result(
+                dns.a(&q),
+                want,
+                || dns.txt(&q),
+                &format!("Sender address [{sdom}]"),
+                domain,
+            )
+        }
+    }
+}
+
+fn permit_if(cond: bool) -> Step {
+    if cond {
+        Step::Permit
+    } else {
+        Step::Go
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn access_result(
+    value: &str,
+    what: &str,
+    class: &str,
+    stage: Stage,
+    f: &Facts<'_>,
+    rc: &RestrictionConfig,
+    notes: &mut Vec<Note>,
+    depth: u32,
+) -> Step {
+    match parse_action(value) {
+        Action::Permit => Step::Permit,
+        Action::Dunno => Step::Go,
+        Action::Reject(text) => Step::Reject(reply(
+            554,
+            "5.7.1",
+            format!(
+                "<{what}>: {class} rejected: {}",
+                text.as_deref().unwrap_or("Access denied")
+            ),
+        )),
+        Action::Defer(text) => Step::Reject(reply(
+            450,
+            "4.7.1",
+            format!(
+                "<{what}>: {class} rejected: {}",
+                text.as_deref().unwrap_or("Access denied")
+            ),
+        )),
+        Action::Code {
+            code,
+            enhanced,
+            text,
+        } => {
+            let default_enh = if code >= 500 { "5.7.1" } else { "4.7.1" };
+            Step::Reject(reply(
+                code,
+                enhanced.as_deref().unwrap_or(default_enh),
+                format!(
+                    "<{what}>: {class} rejected: {}",
+                    text.as_deref().unwrap_or("Access denied")
+                ),
+            ))
+        }
+        Action::Warn(text) => {
+            notes.push(Note::Warn(text));
+            Step::Go
+        }
+        Action::Restrictions(text) => {
+            // Nested lists are bounded so a table cannot make us recurse forever.
+            let nested = match parse_list("access table result", &text, &|spec| {
+                Err(format!(
+                    "table {spec} inside an access table result is not supported"
+                ))
+            }) {
+                Ok(l) if depth < 3 => l,
+                Ok(_) | Err(_) => {
+                    log::warn!("access table result {text:?} for {what} is not valid here");
+                    return Step::Reject(reply(
+                        451,
+                        "4.3.5",
+                        "Server configuration error".to_string(),
+                    ));
+                }
+            };
+            match evaluate_depth(&nested, stage, f, rc, notes, depth + 1) {
+                Verdict::Permit => Step::Permit,
+                Verdict::Dunno => Step::Go,
+                Verdict::Reject(r) => Step::Reject(r),
+            }
+        }
+    }
+}
+
+fn rbl_result(
+    answer: Answer<Vec<String>>,
+    want: &Option<String>,
+    txt: impl FnOnce() -> Option<String>,
+    what: &str,
+    domain: &str,
+) -> Step {
+    match answer {
+        Answer::Found(addrs) if want.as_ref().is_none_or(|w| addrs.contains(w)) => {
+            let reason = txt()
+                .map(|t| {
+                    format!(
+                        "; {}",
+                        t.chars().filter(|c| !c.is_control()).collect::<String>()
+                    )
+                })
+                .unwrap_or_default();
+            Step::Reject(reply(
+                554,
+                "5.7.1",
+                format!("Service unavailable; {what} blocked using {domain}{reason}"),
+            ))
+        }
+        // Postfix ignores a DNSBL it cannot reach rather than deferring all mail.
+        _ => Step::Go,
+    }
+}
+
+/// Local, or in relay_domains; routed local parts are always foreign.
+pub fn auth_destination(
+    rcpt: &str,
+    mydestination: &[String],
+    rc: &RestrictionConfig,
+) -> Result<bool, ()> {
+    match check_relay(rcpt, false, mydestination) {
+        RelayVerdict::Local => Ok(true),
+        _ => {
+            let (local, domain) = crate::address::split_mailbox(rcpt);
+            if local.contains(['%', '!', '@']) {
+                return Ok(false);
+            }
+            match domain {
+                Some(d) if !d.is_empty() => rc.relay_domains.matches(d).map_err(|e| {
+                    log::warn!("relay_domains lookup error for {d}: {e}");
+                }),
+                _ => Ok(false),
+            }
+        }
+    }
+}
+
+fn non_fqdn_address(addr: Option<&str>, class: &str) -> Step {
+    let Some(a) = addr.filter(|a| !a.is_empty()) else {
+        return Step::Go;
+    };
+    match a.rsplit_once('@') {
+        Some((_, d))
+            if !is_address_literal(d)
+                && (!d.trim_end_matches('.').contains('.') || !valid_hostname(d)) =>
+        {
+            Step::Reject(reply(
+                504,
+                "5.5.2",
+                format!("<{a}>: {class} rejected: need fully-qualified address"),
+            ))
+        }
+        _ => Step::Go,
+    }
+}
+
+fn unknown_domain(
+    addr: Option<&str>,
+    class: &str,
+    enhanced: &str,
+    f: &Facts<'_>,
+    rc: &RestrictionConfig,
+) -> Step {
+    let Some(a) = addr.filter(|a| !a.is_empty()) else {
+        return Step::Go;
+    };
+    let Some((_, d)) = a.rsplit_once('@') else {
+        return Step::Go;
+    };
+    if d.is_empty() || is_address_literal(d) || crate::policy::is_my_destination(d, f.mydestination)
+    {
+        return Step::Go;
+    }
+    let Some(dns) = rc.dns.as_ref() else {
+        return Step::Go;
+    };
+    match dns.domain_exists(d) {
+        Answer::Found(()) => Step::Go,
+        Answer::NotFound => Step::Reject(reply(
+            450,
+            if enhanced == "4.1.8" {
+                "4.1.8"
+            } else {
+                "4.1.2"
+            },
+            format!("<{a}>: {class} rejected: Domain not found"),
+        )),
+        Answer::TempFail => Step::Reject(temp_fail(a)),
+    }
+}
+
+fn unlisted(f: &Facts<'_>, rc: &RestrictionConfig) -> Step {
+    let Some(rcpt) = f.recipient else {
+        return Step::Go;
+    };
+    let (local, domain) = crate::address::split_mailbox(rcpt);
+    let is_local = match domain {
+        None => true,
+        Some(d) => crate::policy::is_my_destination(d, f.mydestination),
+    };
+    if !is_local || local.contains(['%', '!', '@']) {
+        return Step::Go;
+    }
+    match rc.local.known(local, domain) {
+        Ok(true) => Step::Go,
+        Ok(false) => Step::Reject(reply(
+            550,
+            "5.1.1",
+            format!("<{rcpt}>: Recipient address rejected: User unknown in local recipient table"),
+        )),
+        Err(e) => {
+            log::warn!("local_recipient_maps lookup error for {rcpt}: {e}");
+            Step::Reject(temp_fail(rcpt))
+        }
+    }
+}
+
+/// `[192.0.2.1]` or `[IPv6:2001:db8::1]`.
+pub fn is_address_literal(s: &str) -> bool {
+    let Some(inner) = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')) else {
+        return false;
+    };
+    match inner.get(..5) {
+        Some(p) if p.eq_ignore_ascii_case("IPv6:") => {
+            inner[5..].parse::<std::net::Ipv6Addr>().is_ok()
+        }
+        _ => inner.parse::<std::net::Ipv4Addr>().is_ok(),
+    }
+}
+
+/// Postfix's valid_hostname: labels of letters, digits, `-` and `_`, not starting or
+/// ending with `-`, at most 63 characters; at most 255 in all; not all-numeric.
+pub fn valid_hostname(h: &str) -> bool {
+    let h = h.strip_suffix('.').unwrap_or(h);
+    if h.is_empty() || h.len() > 255 {
+        return false;
+    }
+    let mut all_numeric = true;
+    for label in h.split('.') {
+        if label.is_empty()
+            || label.len() > 63
+            || label.starts_with('-')
+            || label.ends_with('-')
+            || !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return false;
+        }
+        if !label.bytes().all(|b| b.is_ascii_digit()) {
+            all_numeric = false;
+        }
+    }
+    !all_numeric
+}
+
+#[cfg(test)]
+#[path = "eval_tests.rs"]
+mod tests;

@@ -1,0 +1,284 @@
+//! Unit tests of the restriction evaluator: list semantics, Postfix's reply texts,
+//! access table actions, the relay decision and the open-relay battery.
+
+use super::*;
+use crate::restrictions::config::{DomainList, RestrictionConfig};
+use crate::restrictions::local::LocalRecipients;
+use std::sync::Arc;
+
+fn open(spec: &str) -> Result<Arc<dyn rostfix_maps::Map>, String> {
+    rostfix_maps::open_map(spec)
+        .map(Arc::from)
+        .map_err(|e| e.to_string())
+}
+
+fn list(text: &str) -> Vec<Restriction> {
+    parse_list("test", text, &open).unwrap()
+}
+
+fn dest() -> Vec<String> {
+    vec!["mx.test".into(), "localhost".into()]
+}
+
+fn facts<'a>(d: &'a [String], rcpt: Option<&'a str>) -> Facts<'a> {
+    Facts {
+        client_name: "unknown",
+        client_addr: "127.0.0.2".into(),
+        client_ip: Some("127.0.0.2".parse().unwrap()),
+        client_log: "unknown[127.0.0.2]".into(),
+        helo: Some("client.test"),
+        sender: Some("s@sender.test"),
+        recipient: rcpt,
+        mynetworks: false,
+        sasl_username: None,
+        mydestination: d,
+    }
+}
+
+fn rc() -> RestrictionConfig {
+    RestrictionConfig {
+        relay_domains: DomainList::from_names(&["relayed.test"]),
+        ..RestrictionConfig::defaults()
+    }
+}
+
+fn run(l: &str, stage: Stage, f: &Facts<'_>) -> (Verdict, Vec<Note>) {
+    let mut notes = Vec::new();
+    let v = evaluate(&list(l), stage, f, &rc(), &mut notes);
+    (v, notes)
+}
+
+fn rejected(v: &Verdict) -> String {
+    match v {
+        Verdict::Reject(r) => r.log_text(),
+        other => panic!("not rejected: {other:?}"),
+    }
+}
+
+#[test]
+fn default_relay_list() {
+    let d = dest();
+    let r = rc();
+    let mut notes = Vec::new();
+    let mut f = facts(&d, Some("u@victim.test"));
+    assert_eq!(
+        rejected(&evaluate(&r.relay, Stage::Relay, &f, &r, &mut notes)),
+        "454 4.7.1 <u@victim.test>: Relay access denied"
+    );
+    f.mynetworks = true;
+    assert_eq!(
+        evaluate(&r.relay, Stage::Relay, &f, &r, &mut notes),
+        Verdict::Permit
+    );
+    f.mynetworks = false;
+    f.sasl_username = Some("alice");
+    assert_eq!(
+        evaluate(&r.relay, Stage::Relay, &f, &r, &mut notes),
+        Verdict::Permit
+    );
+    f.sasl_username = None;
+    f.recipient = Some("u@mx.test");
+    assert_eq!(
+        evaluate(&r.relay, Stage::Relay, &f, &r, &mut notes),
+        Verdict::Dunno
+    );
+    f.recipient = Some("u@sub.relayed.test");
+    assert_eq!(
+        evaluate(&r.relay, Stage::Relay, &f, &r, &mut notes),
+        Verdict::Dunno
+    );
+}
+
+#[test]
+fn open_relay_battery_is_refused() {
+    let d = dest();
+    for rcpt in [
+        "u@victim.test",
+        "u%victim.test@mx.test",
+        "victim.test!u@mx.test",
+        "\"u@victim.test\"@mx.test",
+        "u@victim.test@mx.test",
+        "u@VICTIM.test",
+        "u@victim.test.",
+        "u@mx.test.victim.test",
+        "u@[127.0.0.1]",
+        "u%victim.test",
+        "victim.test!u",
+        "u%victim.test@relayed.test",
+    ] {
+        let f = facts(&d, Some(rcpt));
+        let (v, _) = run(
+            "permit_sasl_authenticated reject_unauth_destination",
+            Stage::Relay,
+            &f,
+        );
+        assert_eq!(
+            rejected(&v),
+            format!("554 5.7.1 <{rcpt}>: Relay access denied"),
+            "{rcpt}"
+        );
+        let mut f = f;
+        f.sasl_username = Some("alice");
+        let (v, _) = run(
+            "permit_sasl_authenticated reject_unauth_destination",
+            Stage::Relay,
+            &f,
+        );
+        assert_eq!(v, Verdict::Permit, "{rcpt}");
+    }
+}
+
+#[test]
+fn plain_actions_and_warn_if_reject() {
+    let d = dest();
+    let f = facts(&d, Some("u@mx.test"));
+    assert_eq!(
+        rejected(&run("reject", Stage::Recipient, &f).0),
+        "554 5.7.1 <u@mx.test>: Recipient address rejected: Access denied"
+    );
+    assert_eq!(
+        rejected(&run("defer", Stage::Sender, &f).0),
+        "450 4.7.1 <s@sender.test>: Sender address rejected: Try again later"
+    );
+    assert_eq!(
+        rejected(&run("reject", Stage::Client, &f).0),
+        "554 5.7.1 <unknown[127.0.0.2]>: Client host rejected: Access denied"
+    );
+    assert_eq!(
+        rejected(&run("reject", Stage::Data, &f).0),
+        "554 5.7.1 <DATA>: Data command rejected: Access denied"
+    );
+    assert_eq!(run("permit reject", Stage::Client, &f).0, Verdict::Permit);
+    assert_eq!(run("", Stage::Client, &f).0, Verdict::Dunno);
+    let (v, notes) = run("warn_if_reject reject permit", Stage::Helo, &f);
+    assert_eq!(v, Verdict::Permit);
+    assert_eq!(notes.len(), 1);
+    assert!(
+        matches!(&notes[0], Note::RejectWarning(r) if r.log_text().starts_with("554 5.7.1 <client.test>: Helo command rejected"))
+    );
+    // warn_if_reject applies to the next restriction only.
+    let (v, _) = run("warn_if_reject permit_mynetworks reject", Stage::Helo, &f);
+    assert!(matches!(v, Verdict::Reject(_)));
+}
+
+#[test]
+fn fqdn_and_helo_syntax() {
+    let d = dest();
+    let mut f = facts(&d, Some("u@localhost"));
+    assert_eq!(
+        rejected(&run("reject_non_fqdn_recipient", Stage::Recipient, &f).0),
+        "504 5.5.2 <u@localhost>: Recipient address rejected: need fully-qualified address"
+    );
+    f.recipient = Some("u@mx.test");
+    assert_eq!(
+        run("reject_non_fqdn_recipient", Stage::Recipient, &f).0,
+        Verdict::Dunno
+    );
+    f.sender = Some("");
+    assert_eq!(
+        run("reject_non_fqdn_sender", Stage::Sender, &f).0,
+        Verdict::Dunno
+    );
+    f.sender = Some("s@host");
+    assert!(matches!(
+        run("reject_non_fqdn_sender", Stage::Sender, &f).0,
+        Verdict::Reject(_)
+    ));
+    f.helo = Some("localhost");
+    assert_eq!(
+        rejected(&run("reject_non_fqdn_helo_hostname", Stage::Helo, &f).0),
+        "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname"
+    );
+    assert_eq!(
+        run("reject_invalid_helo_hostname", Stage::Helo, &f).0,
+        Verdict::Dunno
+    );
+    f.helo = Some("bad_host!name");
+    assert_eq!(
+        rejected(&run("reject_invalid_helo_hostname", Stage::Helo, &f).0),
+        "501 5.5.2 <bad_host!name>: Helo command rejected: Invalid name"
+    );
+    f.helo = Some("[127.0.0.2]");
+    assert_eq!(
+        run(
+            "reject_invalid_helo_hostname reject_non_fqdn_helo_hostname",
+            Stage::Helo,
+            &f
+        )
+        .0,
+        Verdict::Dunno
+    );
+    f.helo = Some("[300.1.1.1]");
+    assert!(matches!(
+        run("reject_invalid_helo_hostname", Stage::Helo, &f).0,
+        Verdict::Reject(_)
+    ));
+    assert!(valid_hostname("mx-1.example.com."));
+    assert!(!valid_hostname("-a.example"));
+    assert!(!valid_hostname("1.2.3.4"));
+    assert!(is_address_literal("[IPv6:::1]"));
+}
+
+#[test]
+fn access_tables() {
+    let d = dest();
+    let f = facts(&d, Some("u@mx.test"));
+    let t = "check_sender_access inline:{s@sender.test=OK}";
+    assert_eq!(run(t, Stage::Sender, &f).0, Verdict::Permit);
+    let t = "check_sender_access inline:{ { sender.test = REJECT no spam please } }";
+    assert_eq!(
+        rejected(&run(t, Stage::Sender, &f).0),
+        "554 5.7.1 <s@sender.test>: Sender address rejected: no spam please"
+    );
+    let t = "check_client_access inline:{ { 127.0.0 = 550 5.7.9 bad net } }";
+    assert_eq!(
+        rejected(&run(t, Stage::Client, &f).0),
+        "550 5.7.9 <unknown[127.0.0.2]>: Client host rejected: bad net"
+    );
+    let t = "check_client_access inline:{127.0.0=DEFER}";
+    assert_eq!(
+        rejected(&run(t, Stage::Client, &f).0),
+        "450 4.7.1 <unknown[127.0.0.2]>: Client host rejected: Access denied"
+    );
+    let t = "check_helo_access inline:{.test=DUNNO} check_helo_access inline:{test=450} permit";
+    assert_eq!(
+        rejected(&run(t, Stage::Helo, &f).0),
+        "450 4.7.1 <client.test>: Helo command rejected: Access denied"
+    );
+    let t = "check_recipient_access inline:{u@=WARN} permit";
+    let (v, notes) = run(t, Stage::Recipient, &f);
+    assert_eq!(v, Verdict::Permit);
+    assert_eq!(notes, vec![Note::Warn(String::new())]);
+    let t = "check_recipient_access inline:{mx.test=reject_unauth_destination}";
+    assert_eq!(run(t, Stage::Recipient, &f).0, Verdict::Dunno);
+    let t = "check_recipient_access inline:{mx.test=bogus_restriction}";
+    assert_eq!(
+        rejected(&run(t, Stage::Recipient, &f).0),
+        "451 4.3.5 Server configuration error"
+    );
+}
+
+#[test]
+fn unlisted_recipients() {
+    let d = dest();
+    let mut r = rc();
+    r.local = LocalRecipients::fixed(&["alice"], Vec::new());
+    let l = list("reject_unlisted_recipient");
+    let mut notes = Vec::new();
+    let f = facts(&d, Some("alice+x@mx.test"));
+    assert_eq!(
+        evaluate(&l, Stage::Recipient, &f, &r, &mut notes),
+        Verdict::Dunno
+    );
+    let f = facts(&d, Some("nobody@mx.test"));
+    assert_eq!(
+        rejected(&evaluate(&l, Stage::Recipient, &f, &r, &mut notes)),
+        "550 5.1.1 <nobody@mx.test>: Recipient address rejected: User unknown in local recipient table"
+    );
+    // Foreign domains are not ours to judge.
+    let f = facts(&d, Some("nobody@elsewhere.test"));
+    assert_eq!(
+        evaluate(&l, Stage::Recipient, &f, &r, &mut notes),
+        Verdict::Dunno
+    );
+}

@@ -1,0 +1,357 @@
+//! Postfix's SMTP access restriction lists (smtpd_client_restrictions,
+//! smtpd_helo_restrictions, smtpd_sender_restrictions, smtpd_relay_restrictions,
+//! smtpd_recipient_restrictions, smtpd_data_restrictions,
+//! smtpd_end_of_data_restrictions): parsing here, evaluation in [`eval`], the
+//! per-instance configuration in [`config`].
+//!
+//! A list is a sequence of restriction names, some followed by an argument
+//! (`check_client_access hash:/etc/rostfix/access`, `reject_rbl_client zen.example`).
+//! An unknown name is a configuration error naming the parameter, which stops smtpd at
+//! start, as Postfix does ("unknown smtpd restriction").
+
+pub mod access;
+pub mod config;
+pub mod dns;
+pub mod eval;
+pub mod local;
+
+use rostfix_maps::Map;
+use std::sync::Arc;
+
+/// Which lookup key a `check_*_access` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessKind {
+    Client,
+    Helo,
+    Sender,
+    Recipient,
+}
+
+/// One restriction.
+#[derive(Clone)]
+pub enum Restriction {
+    Permit,
+    Reject,
+    Defer,
+    /// Makes the next restriction log its reject instead of rejecting.
+    WarnIfReject,
+    PermitMynetworks,
+    PermitSaslAuthenticated,
+    PermitAuthDestination,
+    RejectUnauthDestination,
+    DeferUnauthDestination,
+    RejectUnknownSenderDomain,
+    RejectUnknownRecipientDomain,
+    RejectNonFqdnSender,
+    RejectNonFqdnRecipient,
+    RejectNonFqdnHelo,
+    RejectInvalidHelo,
+    RejectUnlistedRecipient,
+    CheckAccess {
+        kind: AccessKind,
+        table: Arc<dyn Map>,
+    },
+    /// `reject_rbl_client domain[=d.d.d.d]`.
+    RejectRblClient {
+        domain: String,
+        want: Option<String>,
+    },
+    /// `reject_rhsbl_sender domain[=d.d.d.d]`.
+    RejectRhsblSender {
+        domain: String,
+        want: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Restriction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Restriction::CheckAccess { kind, table } => {
+                write!(f, "CheckAccess({kind:?}, {})", table.spec())
+            }
+            Restriction::RejectRblClient { domain, .. } => write!(f, "RejectRblClient({domain})"),
+            Restriction::RejectRhsblSender { domain, .. } => {
+                write!(f, "RejectRhsblSender({domain})")
+            }
+            other => write!(f, "{}", other.name()),
+        }
+    }
+}
+
+impl Restriction {
+    /// The Postfix name (for logs and debugging).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Restriction::Permit => "permit",
+            Restriction::Reject => "reject",
+            Restriction::Defer => "defer",
+            Restriction::WarnIfReject => "warn_if_reject",
+            Restriction::PermitMynetworks => "permit_mynetworks",
+            Restriction::PermitSaslAuthenticated => "permit_sasl_authenticated",
+            Restriction::PermitAuthDestination => "permit_auth_destination",
+            Restriction::RejectUnauthDestination => "reject_unauth_destination",
+            Restriction::DeferUnauthDestination => "defer_unauth_destination",
+            Restriction::RejectUnknownSenderDomain => "reject_unknown_sender_domain",
+            Restriction::RejectUnknownRecipientDomain => "reject_unknown_recipient_domain",
+            Restriction::RejectNonFqdnSender => "reject_non_fqdn_sender",
+            Restriction::RejectNonFqdnRecipient => "reject_non_fqdn_recipient",
+            Restriction::RejectNonFqdnHelo => "reject_non_fqdn_helo_hostname",
+            Restriction::RejectInvalidHelo => "reject_invalid_helo_hostname",
+            Restriction::RejectUnlistedRecipient => "reject_unlisted_recipient",
+            Restriction::CheckAccess { kind, .. } => match kind {
+                AccessKind::Client => "check_client_access",
+                AccessKind::Helo => "check_helo_access",
+                AccessKind::Sender => "check_sender_access",
+                AccessKind::Recipient => "check_recipient_access",
+            },
+            Restriction::RejectRblClient { .. } => "reject_rbl_client",
+            Restriction::RejectRhsblSender { .. } => "reject_rhsbl_sender",
+        }
+    }
+
+    /// True for what satisfies Postfix's "the relay or recipient list must restrict
+    /// relaying" start-up check.
+    pub fn restricts_relay(&self) -> bool {
+        matches!(
+            self,
+            Restriction::Reject
+                | Restriction::Defer
+                | Restriction::RejectUnauthDestination
+                | Restriction::DeferUnauthDestination
+        )
+    }
+
+    /// Needs DNS lookups.
+    pub fn uses_dns(&self) -> bool {
+        matches!(
+            self,
+            Restriction::RejectUnknownSenderDomain
+                | Restriction::RejectUnknownRecipientDomain
+                | Restriction::RejectRblClient { .. }
+                | Restriction::RejectRhsblSender { .. }
+        )
+    }
+}
+
+/// A list that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RestrictionError {
+    #[error("{param}: unknown smtpd restriction: \"{name}\"")]
+    Unknown { param: &'static str, name: String },
+    #[error("{param}: {name} needs an argument")]
+    MissingArgument { param: &'static str, name: String },
+    #[error("{param}: {name}: cannot open table {table}: {reason}")]
+    Table {
+        param: &'static str,
+        name: String,
+        table: String,
+        reason: String,
+    },
+    #[error(
+        "{param}: specify at least one working instance of: reject_unauth_destination, \
+         defer_unauth_destination, reject, defer (in smtpd_relay_restrictions or \
+         smtpd_recipient_restrictions), or mail may be relayed for anyone"
+    )]
+    OpenRelay { param: &'static str },
+}
+
+/// Opens a `type:name` table for a `check_*_access` restriction.
+pub type TableOpener<'a> = dyn Fn(&str) -> Result<Arc<dyn Map>, String> + 'a;
+
+/// Parses one restriction list. Names are case-insensitive; commas and white space
+/// separate, as in every Postfix list.
+pub fn parse_list(
+    param: &'static str,
+    value: &str,
+    open: &TableOpener<'_>,
+) -> Result<Vec<Restriction>, RestrictionError> {
+    let words_vec = split_words(value);
+    let mut words = words_vec.iter().map(String::as_str);
+    let mut out = Vec::new();
+    while let Some(word) = words.next() {
+        let lower = word.to_ascii_lowercase();
+        let mut arg = |name: &str| {
+            words
+                .next()
+                .map(str::to_string)
+                .ok_or_else(|| RestrictionError::MissingArgument {
+                    param,
+                    name: name.to_string(),
+                })
+        };
+        let access = |kind, table: String| -> Result<Restriction, RestrictionError> {
+            let t = open(&table).map_err(|reason| RestrictionError::Table {
+                param,
+                name: lower.clone(),
+                table: table.clone(),
+                reason,
+            })?;
+            Ok(Restriction::CheckAccess { kind, table: t })
+        };
+        let r = match lower.as_str() {
+            "permit" => Restriction::Permit,
+            "reject" => Restriction::Reject,
+            "defer" => Restriction::Defer,
+            "warn_if_reject" => Restriction::WarnIfReject,
+            "permit_mynetworks" => Restriction::PermitMynetworks,
+            "permit_sasl_authenticated" => Restriction::PermitSaslAuthenticated,
+            "permit_auth_destination" => Restriction::PermitAuthDestination,
+            "reject_unauth_destination" => Restriction::RejectUnauthDestination,
+            "defer_unauth_destination" => Restriction::DeferUnauthDestination,
+            "reject_unknown_sender_domain" => Restriction::RejectUnknownSenderDomain,
+            "reject_unknown_recipient_domain" => Restriction::RejectUnknownRecipientDomain,
+            "reject_non_fqdn_sender" => Restriction::RejectNonFqdnSender,
+            "reject_non_fqdn_recipient" => Restriction::RejectNonFqdnRecipient,
+            // The second names are Postfix's pre-2.3 spellings, still accepted.
+            "reject_non_fqdn_helo_hostname" | "reject_non_fqdn_hostname" => {
+                Restriction::RejectNonFqdnHelo
+            }
+            "reject_invalid_helo_hostname" | "reject_invalid_hostname" => {
+                Restriction::RejectInvalidHelo
+            }
+            "reject_unlisted_recipient" | "check_recipient_maps" => {
+                Restriction::RejectUnlistedRecipient
+            }
+            "check_client_access" => access(AccessKind::Client, arg(&lower)?)?,
+            "check_helo_access" => access(AccessKind::Helo, arg(&lower)?)?,
+            "check_sender_access" => access(AccessKind::Sender, arg(&lower)?)?,
+            "check_recipient_access" => access(AccessKind::Recipient, arg(&lower)?)?,
+            "reject_rbl_client" => {
+                let (domain, want) = split_rbl(&arg(&lower)?);
+                Restriction::RejectRblClient { domain, want }
+            }
+            "reject_rhsbl_sender" => {
+                let (domain, want) = split_rbl(&arg(&lower)?);
+                Restriction::RejectRhsblSender { domain, want }
+            }
+            _ => {
+                return Err(RestrictionError::Unknown {
+                    param,
+                    name: word.to_string(),
+                })
+            }
+        };
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Splits at commas and white space outside `{ }`, so `inline:{ a=REJECT go away }`
+/// stays one word (Postfix's list syntax).
+pub fn split_words(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0u32;
+    for c in value.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth == 0 && (c == ',' || c.is_whitespace()) {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+        } else {
+            cur.push(c);
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// `zen.example=127.0.0.2` -> (`zen.example`, Some(`127.0.0.2`)).
+fn split_rbl(arg: &str) -> (String, Option<String>) {
+    match arg.split_once('=') {
+        Some((d, w)) => (d.trim_end_matches('.').to_ascii_lowercase(), Some(w.into())),
+        None => (arg.trim_end_matches('.').to_ascii_lowercase(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(spec: &str) -> Result<Arc<dyn Map>, String> {
+        rostfix_maps::open_map(spec)
+            .map(Arc::from)
+            .map_err(|e| e.to_string())
+    }
+
+    fn names(v: &[Restriction]) -> Vec<&'static str> {
+        v.iter().map(Restriction::name).collect()
+    }
+
+    #[test]
+    fn parses_postfix_defaults_and_arguments() {
+        let l = parse_list(
+            "smtpd_relay_restrictions",
+            "permit_mynetworks, permit_sasl_authenticated,defer_unauth_destination",
+            &open,
+        )
+        .unwrap();
+        assert_eq!(
+            names(&l),
+            vec![
+                "permit_mynetworks",
+                "permit_sasl_authenticated",
+                "defer_unauth_destination"
+            ]
+        );
+        let l = parse_list(
+            "smtpd_recipient_restrictions",
+            "check_recipient_access inline:{a@b=REJECT} REJECT_RBL_CLIENT zen.test=127.0.0.2\n reject_rhsbl_sender rhs.test. reject_non_fqdn_hostname reject",
+            &open,
+        )
+        .unwrap();
+        assert_eq!(
+            names(&l),
+            vec![
+                "check_recipient_access",
+                "reject_rbl_client",
+                "reject_rhsbl_sender",
+                "reject_non_fqdn_helo_hostname",
+                "reject"
+            ]
+        );
+        match &l[1] {
+            Restriction::RejectRblClient { domain, want } => {
+                assert_eq!(domain, "zen.test");
+                assert_eq!(want.as_deref(), Some("127.0.0.2"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &l[2] {
+            Restriction::RejectRhsblSender { domain, want } => {
+                assert_eq!(domain, "rhs.test");
+                assert!(want.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_list("x", "", &open).unwrap().is_empty());
+        assert_eq!(
+            split_words("a, check_x inline:{ k=REJECT go away, j=OK },b"),
+            vec!["a", "check_x", "inline:{ k=REJECT go away, j=OK }", "b"]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_parameter() {
+        let e = parse_list("smtpd_client_restrictions", "permit, rejetc", &open).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "smtpd_client_restrictions: unknown smtpd restriction: \"rejetc\""
+        );
+        let e = parse_list("smtpd_sender_restrictions", "check_sender_access", &open).unwrap_err();
+        assert!(matches!(e, RestrictionError::MissingArgument { .. }));
+        let e = parse_list(
+            "smtpd_sender_restrictions",
+            "check_sender_access nosuchtype:/x",
+            &open,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("nosuchtype:/x"), "{e}");
+    }
+}
