@@ -1,9 +1,16 @@
-//! One bounce request: validate it, read the original message's headers, write the
-//! notice into incoming/ through the queue library, wake qmgr, and say what happened.
-//! The null sender never gets a notice (a bounce is never bounced).
+//! One notice request: validate it, keep the recipients whose DSN NOTIFY asks for this
+//! kind of notice, read the original message (headers, or all of it for RET=FULL within
+//! bounce_size_limit), write the notice into incoming/ through the queue library, wake
+//! qmgr, and say what happened.
+//!
+//! The null sender never gets a notice (a bounce is never bounced). A non-delivery
+//! notice whose own sender is null (a bounce that bounced) becomes a double bounce to
+//! 2bounce_notice_recipient when notify_classes lists `2bounce`, sent from
+//! `$double_bounce_sender@$myhostname`; a failure of that one is discarded with a
+//! warning, never sent again: no loop.
 
 use crate::notice::{build, Notice, MAX_RETURNED_HEADERS};
-use rostfix_proto::{BounceReply, BounceRequest};
+use rostfix_proto::{BounceReply, BounceRequest, BouncedRecipient, NoticeKind};
 use rostfix_queue::{is_valid_queue_id, Envelope, QueueFile, QueueName, QueueWriter, Recipient};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,11 +25,46 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
+/// The main.cf values the bounce service uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceConfig {
+    pub myhostname: String,
+    /// bounce_size_limit: the largest original returned whole.
+    pub size_limit: usize,
+    /// notify_classes includes `2bounce`.
+    pub notify_2bounce: bool,
+    /// 2bounce_notice_recipient.
+    pub double_bounce_recipient: String,
+    /// `$double_bounce_sender@$myhostname`.
+    pub double_bounce_sender: String,
+}
+
+/// True when a NOTIFY value asks for `kind` (Postfix's defaults when NOTIFY was not
+/// given: failures and delays, no success notices).
+pub fn wants(notify: &str, kind: NoticeKind) -> bool {
+    let words: Vec<String> = notify
+        .split(',')
+        .map(|w| w.trim().to_ascii_uppercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let word = match kind {
+        NoticeKind::Failure => "FAILURE",
+        NoticeKind::Delay => "DELAY",
+        NoticeKind::Success => "SUCCESS",
+    };
+    if words.is_empty() {
+        return kind != NoticeKind::Success;
+    }
+    words.iter().any(|w| w == word)
+}
+
 /// What the request asks for, before any file is touched.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Plan {
-    /// Write a notice about `queue` / queue_id.
+    /// Write a notice about `queue` / queue_id to the sender.
     Notify(QueueName),
+    /// The null sender's message failed: a double bounce to the postmaster.
+    DoubleBounce(QueueName),
     /// Nothing to do (null sender, no recipients); the text is for the log.
     NotNeeded(&'static str),
     /// A malformed request.
@@ -30,7 +72,7 @@ pub enum Plan {
 }
 
 /// Decides what to do with a request (pure).
-pub fn plan(req: &BounceRequest) -> Plan {
+pub fn plan(req: &BounceRequest, cfg: &BounceConfig) -> Plan {
     if !is_plain_id(&req.queue_id) {
         return Plan::Refuse(format!("invalid queue id \"{}\"", printable(&req.queue_id)));
     }
@@ -43,14 +85,26 @@ pub fn plan(req: &BounceRequest) -> Plan {
     if req.recipients.len() > MAX_RECIPIENTS {
         return Plan::Refuse(format!("too many recipients: {}", req.recipients.len()));
     }
-    if req.sender.is_empty() {
-        return Plan::NotNeeded("sender is null; no notice");
-    }
     if req.recipients.is_empty() {
         return Plan::NotNeeded("no failed recipients; no notice");
     }
     if !is_valid_queue_id(&req.queue_id) {
         return Plan::Refuse(format!("invalid queue id \"{}\"", printable(&req.queue_id)));
+    }
+    if req.sender.eq_ignore_ascii_case(&cfg.double_bounce_sender) {
+        return Plan::NotNeeded("undeliverable postmaster notification discarded");
+    }
+    if req.sender.is_empty() {
+        return match req.kind {
+            NoticeKind::Failure if cfg.notify_2bounce => Plan::DoubleBounce(queue),
+            NoticeKind::Failure => {
+                Plan::NotNeeded("sender is null; no notice (2bounce not in notify_classes)")
+            }
+            _ => Plan::NotNeeded("sender is null; no notice"),
+        };
+    }
+    if !req.recipients.iter().any(|r| wants(&r.notify, req.kind)) {
+        return Plan::NotNeeded("no recipient asked for this notice (DSN NOTIFY)");
     }
     Plan::Notify(queue)
 }
@@ -61,10 +115,11 @@ fn is_plain_id(id: &str) -> bool {
 }
 
 /// Handles one request. `root` is queue_directory ("." after confine).
-pub fn handle(req: &BounceRequest, myhostname: &str, root: &Path) -> BounceReply {
+pub fn handle(req: &BounceRequest, cfg: &BounceConfig, root: &Path) -> BounceReply {
     let id = printable(&req.queue_id);
-    let queue = match plan(req) {
-        Plan::Notify(q) => q,
+    let (queue, postmaster) = match plan(req, cfg) {
+        Plan::Notify(q) => (q, false),
+        Plan::DoubleBounce(q) => (q, true),
         Plan::NotNeeded(why) => {
             log::info!("{id}: {why}");
             return BounceReply::NotNeeded;
@@ -74,28 +129,54 @@ pub fn handle(req: &BounceRequest, myhostname: &str, root: &Path) -> BounceReply
             return BounceReply::Failed(why);
         }
     };
-    let headers = match QueueFile::open(root, queue, &req.queue_id).and_then(|f| f.read_content()) {
-        Ok(content) => {
-            let mut content = content;
-            let keep = crate::notice::header_block(&content, MAX_RETURNED_HEADERS).len();
-            content.truncate(keep);
-            Some(content)
+    // A double bounce reports every recipient; a notice to the sender only those that
+    // asked for it.
+    let recipients: Vec<BouncedRecipient> = req
+        .recipients
+        .iter()
+        .filter(|r| postmaster || wants(&r.notify, req.kind))
+        .cloned()
+        .collect();
+    let original =
+        QueueFile::open(root, queue, &req.queue_id).and_then(|f| f.read_content().map(|c| (f, c)));
+    let (content, full, envid) = match original {
+        Ok((f, mut content)) => {
+            let ret_full = !f
+                .envelope
+                .attr("dsn_ret")
+                .is_some_and(|r| r.eq_ignore_ascii_case("HDRS"));
+            let full =
+                ret_full && req.kind == NoticeKind::Failure && content.len() <= cfg.size_limit;
+            if !full {
+                let keep = crate::notice::header_block(&content, MAX_RETURNED_HEADERS).len();
+                content.truncate(keep);
+            }
+            let envid = f.envelope.attr("dsn_envid").map(str::to_string);
+            (Some(content), full, envid)
         }
         Err(e) => {
             log::warn!("{id}: cannot read the original message for the notice: {e}");
-            None
+            (None, false, None)
         }
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let (to, notice_sender) = if postmaster {
+        (
+            cfg.double_bounce_recipient.clone(),
+            cfg.double_bounce_sender.clone(),
+        )
+    } else {
+        (req.sender.clone(), String::new())
+    };
     let envelope = Envelope {
-        sender: String::new(),
+        sender: notice_sender,
         arrival_us: now.saturating_mul(1_000_000),
         attrs: vec![("rewrite_context".to_string(), "local".to_string())],
         recipients: vec![Recipient {
-            address: req.sender.clone(),
-            orig_address: req.sender.clone(),
+            address: to.clone(),
+            orig_address: to.clone(),
             ..Recipient::default()
         }],
     };
@@ -108,14 +189,19 @@ pub fn handle(req: &BounceRequest, myhostname: &str, root: &Path) -> BounceReply
     };
     let new_id = writer.queue_id().to_string();
     let notice = build(&Notice {
-        myhostname,
+        myhostname: &cfg.myhostname,
         queue_id: &req.queue_id,
         new_id: &new_id,
         sender: &req.sender,
         arrival: req.arrival,
         now,
-        recipients: &req.recipients,
-        original_headers: headers.as_deref(),
+        recipients: &recipients,
+        original_headers: content.as_deref(),
+        kind: req.kind,
+        to: &to,
+        postmaster,
+        envid: envid.as_deref(),
+        full,
     });
     if let Err(e) = writer.write_content(&notice) {
         log::warn!("{id}: cannot write the notice: {e}");
@@ -129,7 +215,13 @@ pub fn handle(req: &BounceRequest, myhostname: &str, root: &Path) -> BounceReply
             return BounceReply::Failed(e.to_string());
         }
     };
-    log::info!("{id}: sender non-delivery notification: {new_id}");
+    let what = match (req.kind, postmaster) {
+        (_, true) => "postmaster non-delivery notification",
+        (NoticeKind::Failure, false) => "sender non-delivery notification",
+        (NoticeKind::Delay, false) => "sender delay notification",
+        (NoticeKind::Success, false) => "sender delivery status notification",
+    };
+    log::info!("{id}: {what}: {new_id}");
     if let Err(e) = rostfix_proto::send_trigger(
         &root.join("public").join("qmgr"),
         &rostfix_proto::Trigger::Wakeup,
@@ -158,8 +250,21 @@ mod tests {
                     dsn: "5.1.1".into(),
                     text: "no".into(),
                     relay: "local".into(),
+                    notify: String::new(),
+                    action: String::new(),
                 })
                 .collect(),
+            kind: NoticeKind::Failure,
+        }
+    }
+
+    fn cfg() -> BounceConfig {
+        BounceConfig {
+            myhostname: "mail.example.org".into(),
+            size_limit: 50_000,
+            notify_2bounce: true,
+            double_bounce_recipient: "postmaster".into(),
+            double_bounce_sender: "double-bounce@mail.example.org".into(),
         }
     }
 
@@ -168,7 +273,7 @@ mod tests {
         // is_plain_id rejects these before the queue library is consulted.
         for bad in ["../etc/passwd", "", "ABC/DEF", "A.B"] {
             assert!(
-                matches!(plan(&req(bad, "active", "a@b", 1)), Plan::Refuse(_)),
+                matches!(plan(&req(bad, "active", "a@b", 1), &cfg()), Plan::Refuse(_)),
                 "{bad}"
             );
         }
@@ -176,24 +281,62 @@ mod tests {
 
     #[test]
     fn null_sender_and_empty_requests_need_no_notice() {
+        // A failed bounce: a double bounce, if notify_classes has 2bounce.
         assert_eq!(
-            plan(&req("3F2A81C0D4E", "active", "", 2)),
-            Plan::NotNeeded("sender is null; no notice")
+            plan(&req("3F2A81C0D4E", "active", "", 2), &cfg()),
+            Plan::DoubleBounce(QueueName::Active)
         );
+        let mut no2 = cfg();
+        no2.notify_2bounce = false;
         assert!(matches!(
-            plan(&req("3F2A81C0D4E", "active", "a@b", 0)),
+            plan(&req("3F2A81C0D4E", "active", "", 2), &no2),
+            Plan::NotNeeded(_)
+        ));
+        // A failed double bounce: never again.
+        assert!(matches!(
+            plan(
+                &req("3F2A81C0D4E", "active", "double-bounce@mail.example.org", 2),
+                &cfg()
+            ),
+            Plan::NotNeeded(_)
+        ));
+        let mut delay = req("3F2A81C0D4E", "active", "", 2);
+        delay.kind = NoticeKind::Delay;
+        assert!(matches!(plan(&delay, &cfg()), Plan::NotNeeded(_)));
+        assert!(matches!(
+            plan(&req("3F2A81C0D4E", "active", "a@b", 0), &cfg()),
             Plan::NotNeeded(_)
         ));
     }
 
     #[test]
+    fn notify_decides_who_is_reported() {
+        assert!(wants("", NoticeKind::Failure));
+        assert!(wants("", NoticeKind::Delay));
+        assert!(!wants("", NoticeKind::Success));
+        assert!(!wants("NEVER", NoticeKind::Failure));
+        assert!(wants("success,delay", NoticeKind::Success));
+        assert!(!wants("SUCCESS", NoticeKind::Failure));
+        let mut r = req("3F2A81C0D4E", "active", "a@b", 2);
+        for x in &mut r.recipients {
+            x.notify = "NEVER".into();
+        }
+        assert!(matches!(plan(&r, &cfg()), Plan::NotNeeded(_)));
+        r.recipients[1].notify = "FAILURE".into();
+        assert_eq!(plan(&r, &cfg()), Plan::Notify(QueueName::Active));
+    }
+
+    #[test]
     fn bad_queue_name_and_huge_requests_are_refused() {
         assert!(matches!(
-            plan(&req("3F2A81C0D4E", "../x", "a@b", 1)),
+            plan(&req("3F2A81C0D4E", "../x", "a@b", 1), &cfg()),
             Plan::Refuse(_)
         ));
         assert!(matches!(
-            plan(&req("3F2A81C0D4E", "active", "a@b", MAX_RECIPIENTS + 1)),
+            plan(
+                &req("3F2A81C0D4E", "active", "a@b", MAX_RECIPIENTS + 1),
+                &cfg()
+            ),
             Plan::Refuse(_)
         ));
     }
@@ -236,7 +379,7 @@ mod tests {
 
         let mut r = req(&orig_id, "active", "alice@example.org", 1);
         r.arrival = 1_700_000_000;
-        let reply = handle(&r, "mail.example.org", &root);
+        let reply = handle(&r, &cfg(), &root);
         let BounceReply::Queued(new_id) = reply else {
             panic!("not queued: {reply:?}")
         };
@@ -257,7 +400,9 @@ mod tests {
         let returned =
             String::from_utf8(parsed.subparts[2].get_body_raw().expect("part 3")).expect("utf8");
         assert!(returned.contains("Subject: original"));
-        assert!(!returned.contains("secret body"));
+        // No RET given: the whole message comes back (Postfix's default), it is small.
+        assert_eq!(parsed.subparts[2].ctype.mimetype, "message/rfc822");
+        assert!(returned.contains("secret body"));
 
         let (mut s, _) = qmgr.accept().expect("qmgr was woken");
         let t: rostfix_proto::Trigger = rostfix_proto::read_message(&mut s).expect("trigger");

@@ -5,9 +5,14 @@
 //! `NotNeeded` for the null sender, `Failed` when the notice could not be written (qmgr
 //! then keeps the recipients and retries).
 //!
-//! Partial: Postfix's per-message bounce/defer logs kept by this service, delay warnings
-//! (delay_warning_time), success notices (NOTIFY=SUCCESS), RET=FULL (the whole message
-//! returned) and double-bounce to postmaster are not implemented yet.
+//! Notices: non-delivery (RET=FULL returns the message within bounce_size_limit, else
+//! its headers), delay warnings and success notices as qmgr asks (BounceRequest.kind),
+//! each only for recipients whose DSN NOTIFY wants it; a failed bounce becomes a double
+//! bounce to 2bounce_notice_recipient when notify_classes lists 2bounce.
+//!
+//! Partial: the per-message defer log is kept by qmgr (defer/ID), not by this service;
+//! postmaster copies for the `bounce`, `delay`, `resource`, `software` classes and
+//! bounce_template_file are not implemented.
 
 mod handler;
 mod help;
@@ -41,6 +46,21 @@ fn main() {
         std::process::exit(1);
     }
     let myhostname = service.config.get("myhostname");
+    let cfg = handler::BounceConfig {
+        myhostname: myhostname.clone(),
+        size_limit: usize::try_from(service.config.get_int("bounce_size_limit")).unwrap_or(50_000),
+        notify_2bounce: service
+            .config
+            .get_list("notify_classes")
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case("2bounce")),
+        double_bounce_recipient: service.config.get("2bounce_notice_recipient"),
+        double_bounce_sender: format!(
+            "{}@{}",
+            service.config.get("double_bounce_sender"),
+            myhostname
+        ),
+    };
     let mut timeout = service.config.get_time("ipc_timeout");
     if timeout.is_zero() {
         timeout = DEFAULT_IPC_TIMEOUT;
@@ -50,11 +70,11 @@ fn main() {
             Connection::Unix(mut s) => s
                 .set_read_timeout(Some(timeout))
                 .and_then(|()| s.set_write_timeout(Some(timeout)))
-                .map(|()| serve_one(&mut s, &myhostname)),
+                .map(|()| serve_one(&mut s, &cfg)),
             Connection::Tcp(mut s) => s
                 .set_read_timeout(Some(timeout))
                 .and_then(|()| s.set_write_timeout(Some(timeout)))
-                .map(|()| serve_one(&mut s, &myhostname)),
+                .map(|()| serve_one(&mut s, &cfg)),
         };
         if let Err(e) = result {
             log::warn!("cannot set socket timeouts: {e}");
@@ -63,7 +83,7 @@ fn main() {
 }
 
 /// Reads one request and answers it.
-fn serve_one<S: Read + Write>(stream: &mut S, myhostname: &str) {
+fn serve_one<S: Read + Write>(stream: &mut S, cfg: &handler::BounceConfig) {
     let req: BounceRequest = match read_message(&mut stream.take(MAX_REQUEST)) {
         Ok(r) => r,
         Err(FrameError::Closed) => return,
@@ -72,7 +92,7 @@ fn serve_one<S: Read + Write>(stream: &mut S, myhostname: &str) {
             return;
         }
     };
-    let reply = handler::handle(&req, myhostname, std::path::Path::new("."));
+    let reply = handler::handle(&req, cfg, std::path::Path::new("."));
     if let Err(e) = write_message(stream, &reply) {
         // qmgr will retry; a queued notice may then be sent twice, never lost.
         log::warn!("cannot answer qmgr: {e}");

@@ -1,11 +1,14 @@
-//! Builds the RFC 3464 non-delivery notice: a multipart/report with a human-readable
-//! explanation, a message/delivery-status part, and the returned message's headers as
-//! text/rfc822-headers. Pure (all inputs given, LF line endings as stored in the queue),
-//! so the structure is unit-tested. Text from delivery agents and addresses is cleaned
+//! Builds RFC 3464 delivery status notifications: a multipart/report with a
+//! human-readable explanation, a message/delivery-status part, and the returned message
+//! (text/rfc822-headers for its headers, message/rfc822 for the whole of it, RET=FULL
+//! within bounce_size_limit). Three kinds, as Postfix sends them: non-delivery
+//! (Action: failed), delay warning (Action: delayed) and success (Action: delivered or
+//! relayed); and the double bounce to the postmaster. Pure (all inputs given, LF line
+//! endings as stored in the queue), so the structure is unit-tested. Text from delivery agents and addresses is cleaned
 //! of control characters and length-capped so it can never break the MIME structure.
 
 use rostfix_maillog::date::{compact_timestamp, format_rfc5322};
-use rostfix_proto::BouncedRecipient;
+use rostfix_proto::{BouncedRecipient, NoticeKind};
 
 /// Longest diagnostic text carried (a header line must stay under 998 bytes).
 const MAX_TEXT: usize = 800;
@@ -29,6 +32,17 @@ pub struct Notice<'a> {
     pub recipients: &'a [BouncedRecipient],
     /// The original header block, None if the message could not be read.
     pub original_headers: Option<&'a [u8]>,
+    /// Which notice.
+    pub kind: NoticeKind,
+    /// Who gets it: the sender, or the postmaster for a double bounce.
+    pub to: &'a str,
+    /// A double bounce (a notice to the null sender failed): goes to the postmaster.
+    pub postmaster: bool,
+    /// RFC 3461 ENVID of the original, for Original-Envelope-Id.
+    pub envid: Option<&'a str>,
+    /// Return the whole message as message/rfc822 (RET=FULL within bounce_size_limit)
+    /// instead of its headers; `original_headers` then holds the whole message.
+    pub full: bool,
 }
 
 /// Control characters become spaces; long text is cut at a character boundary.
@@ -50,16 +64,21 @@ fn clean(s: &str, max: usize) -> String {
 /// The RFC 3463 status for a failed recipient: the agent's code if well formed
 /// (class 4 for expired mail, 5 for hard failures), else 5.0.0.
 pub fn dsn_status(dsn: &str) -> String {
+    status_of_class(dsn, &["4", "5"], "5.0.0")
+}
+
+/// `dsn` if well formed with a class in `classes`, else `fallback`.
+pub fn status_of_class(dsn: &str, classes: &[&str], fallback: &str) -> String {
     let parts: Vec<&str> = dsn.split('.').collect();
     let ok = parts.len() == 3
-        && matches!(parts[0], "4" | "5")
+        && classes.contains(&parts[0])
         && parts[1..]
             .iter()
             .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
     if ok {
         dsn.to_string()
     } else {
-        "5.0.0".to_string()
+        fallback.to_string()
     }
 }
 
@@ -101,13 +120,36 @@ fn boundary(n: &Notice, parts: &[&[u8]]) -> String {
 /// The explanation for people (part 1).
 fn explanation(n: &Notice) -> String {
     let host = clean(n.myhostname, 200);
+    let body = match (n.kind, n.postmaster) {
+        (_, true) => "The following bounce message could not be returned to its sender;\n\
+                      it is sent to the postmaster instead.\n"
+            .to_string(),
+        (NoticeKind::Failure, false) => {
+            "I'm sorry to have to inform you that your message could not\n\
+             be delivered to one or more recipients. It's attached below.\n\n\
+             For further assistance, please send mail to postmaster.\n\n\
+             If you do so, please include this problem report. You can\n\
+             delete your own text from the attached returned message.\n"
+                .to_string()
+        }
+        (NoticeKind::Delay, false) => {
+            "####################################################################\n\
+             # THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n\
+             ####################################################################\n\n\
+             Your message could not be delivered for more than some time.\n\
+             It will be retried until it is too old.\n"
+                .to_string()
+        }
+        (NoticeKind::Success, false) => {
+            "Your message was successfully delivered to the destination(s)\n\
+             listed below. If the message was delivered to mailbox you will\n\
+             receive no further notifications. Otherwise you may still receive\n\
+             notifications of mail delivery errors from other systems.\n"
+                .to_string()
+        }
+    };
     let mut t = format!(
-        "This is the mail system at host {host}.\n\n\
-         I'm sorry to have to inform you that your message could not\n\
-         be delivered to one or more recipients. It's attached below.\n\n\
-         For further assistance, please send mail to postmaster.\n\n\
-         If you do so, please include this problem report. You can\n\
-         delete your own text from the attached returned message.\n\n\
+        "This is the mail system at host {host}.\n\n{body}\n\
          \x20                  The mail system\n"
     );
     for r in n.recipients {
@@ -126,15 +168,35 @@ fn explanation(n: &Notice) -> String {
     t
 }
 
+/// Action and Status of one recipient for this kind of notice.
+fn action_status(n: &Notice, r: &BouncedRecipient) -> (&'static str, String) {
+    match n.kind {
+        NoticeKind::Failure => ("failed", dsn_status(&r.dsn)),
+        NoticeKind::Delay => ("delayed", status_of_class(&r.dsn, &["4"], "4.0.0")),
+        NoticeKind::Success => (
+            if r.action == "relayed" {
+                "relayed"
+            } else {
+                "delivered"
+            },
+            status_of_class(&r.dsn, &["2"], "2.0.0"),
+        ),
+    }
+}
+
 /// The machine-readable report (part 2).
 fn delivery_status(n: &Notice) -> String {
-    let mut t = format!(
+    let mut t = String::new();
+    if let Some(envid) = n.envid.filter(|e| !e.is_empty()) {
+        t.push_str(&format!("Original-Envelope-Id: {}\n", clean(envid, 100)));
+    }
+    t.push_str(&format!(
         "Reporting-MTA: dns; {}\nX-Rostfix-Queue-ID: {}\nX-Rostfix-Sender: rfc822; {}\nArrival-Date: {}\n",
         clean(n.myhostname, 200),
         clean(n.queue_id, 64),
         clean(n.sender, 500),
         format_rfc5322(n.arrival, 0)
-    );
+    ));
     for r in n.recipients {
         let addr = clean(&r.address, 500);
         let orig = clean(&r.orig_address, 500);
@@ -142,11 +204,12 @@ fn delivery_status(n: &Notice) -> String {
         if !orig.is_empty() && orig != addr {
             t.push_str(&format!("Original-Recipient: rfc822; {orig}\n"));
         }
-        t.push_str(&format!(
-            "Action: failed\nStatus: {}\nDiagnostic-Code: X-Rostfix; {}\n",
-            dsn_status(&r.dsn),
-            clean(&r.text, MAX_TEXT)
-        ));
+        let (action, status) = action_status(n, r);
+        t.push_str(&format!("Action: {action}\nStatus: {status}\n"));
+        let text = clean(&r.text, MAX_TEXT);
+        if !text.is_empty() {
+            t.push_str(&format!("Diagnostic-Code: X-Rostfix; {text}\n"));
+        }
     }
     t
 }
@@ -163,9 +226,19 @@ fn encoding(data: &[u8]) -> &'static str {
 pub fn build(n: &Notice) -> Vec<u8> {
     let text = explanation(n);
     let report = delivery_status(n);
-    let headers = n
-        .original_headers
-        .map(|h| header_block(h, MAX_RETURNED_HEADERS));
+    let headers = n.original_headers.map(|h| {
+        if n.full {
+            h
+        } else {
+            header_block(h, MAX_RETURNED_HEADERS)
+        }
+    });
+    let subject = match (n.kind, n.postmaster) {
+        (_, true) => "Postmaster Copy: Undelivered Mail",
+        (NoticeKind::Failure, false) => "Undelivered Mail Returned to Sender",
+        (NoticeKind::Delay, false) => "Delayed Mail (still being retried)",
+        (NoticeKind::Success, false) => "Successful Mail Delivery Report",
+    };
     let b = boundary(
         n,
         &[
@@ -187,7 +260,7 @@ pub fn build(n: &Notice) -> Vec<u8> {
         format!(
             "Date: {}\n\
              From: MAILER-DAEMON@{host} (Mail Delivery System)\n\
-             Subject: Undelivered Mail Returned to Sender\n\
+             Subject: {subject}\n\
              To: {}\n\
              Auto-Submitted: auto-replied\n\
              MIME-Version: 1.0\n\
@@ -199,7 +272,7 @@ pub fn build(n: &Notice) -> Vec<u8> {
              This is a MIME-encapsulated message.\n\
              \n",
             format_rfc5322(n.now, 0),
-            clean(n.sender, 500),
+            clean(n.to, 500),
             compact_timestamp(n.now, 0),
             clean(n.new_id, 64),
         )
@@ -228,11 +301,19 @@ pub fn build(n: &Notice) -> Vec<u8> {
         .as_bytes(),
     );
     if let Some(h) = headers {
+        let (description, ctype) = match (n.full, n.kind) {
+            (true, NoticeKind::Failure) => ("Undelivered Message", "message/rfc822"),
+            (true, NoticeKind::Delay) => ("Delayed Message", "message/rfc822"),
+            (true, NoticeKind::Success) => ("Message", "message/rfc822"),
+            (false, NoticeKind::Failure) => ("Undelivered Message Headers", "text/rfc822-headers"),
+            (false, NoticeKind::Delay) => ("Delayed Message Headers", "text/rfc822-headers"),
+            (false, NoticeKind::Success) => ("Message Headers", "text/rfc822-headers"),
+        };
         out.extend_from_slice(
             format!(
                 "--{b}\n\
-                 Content-Description: Undelivered Message Headers\n\
-                 Content-Type: text/rfc822-headers\n\
+                 Content-Description: {description}\n\
+                 Content-Type: {ctype}\n\
                  Content-Transfer-Encoding: {}\n\
                  \n",
                 encoding(h)
@@ -264,6 +345,8 @@ mod tests {
                 dsn: "5.1.1".into(),
                 text: "unknown user: \"bob\"".into(),
                 relay: "local".into(),
+                notify: String::new(),
+                action: String::new(),
             },
             BouncedRecipient {
                 address: "carol@example.org".into(),
@@ -271,6 +354,8 @@ mod tests {
                 dsn: "4.4.7".into(),
                 text: "message delivery timed out: mailbox full".into(),
                 relay: "none".into(),
+                notify: String::new(),
+                action: String::new(),
             },
         ]
     }
@@ -285,6 +370,11 @@ mod tests {
             now: 1_700_731_712,
             recipients: rcpts,
             original_headers: headers,
+            kind: NoticeKind::Failure,
+            to: "alice@example.org",
+            postmaster: false,
+            envid: None,
+            full: false,
         }
     }
 
@@ -357,6 +447,49 @@ mod tests {
         assert!(returned.contains("Subject: hello\n"));
         assert!(returned.contains("Received: from x\n\tby y\n"));
         assert!(!returned.contains("body line"), "only headers are returned");
+    }
+
+    #[test]
+    fn full_return_envid_and_kinds() {
+        let r = rcpts();
+        let mut n = notice(&r, Some(ORIGINAL));
+        n.full = true;
+        n.envid = Some("QQ314159");
+        let msg = build(&n);
+        let parsed = mailparse::parse_mail(&msg).expect("parses");
+        assert_eq!(parsed.subparts[2].ctype.mimetype, "message/rfc822");
+        let returned =
+            String::from_utf8_lossy(&parsed.subparts[2].get_body_raw().unwrap()).into_owned();
+        assert!(returned.contains("body line"), "the whole message");
+        let report = String::from_utf8(parsed.subparts[1].get_body_raw().unwrap()).unwrap();
+        assert!(report
+            .starts_with("Original-Envelope-Id: QQ314159\nReporting-MTA: dns; mail.example.org\n"));
+
+        let mut ok = rcpts();
+        ok[0].dsn = "2.0.0".into();
+        ok[0].action = "relayed".into();
+        ok.truncate(1);
+        let mut s = notice(&ok, Some(ORIGINAL));
+        s.kind = NoticeKind::Success;
+        let msg = build(&s);
+        let parsed = mailparse::parse_mail(&msg).expect("parses");
+        use mailparse::MailHeaderMap;
+        assert_eq!(
+            parsed.headers.get_first_value("Subject").as_deref(),
+            Some("Successful Mail Delivery Report")
+        );
+        let report = String::from_utf8(parsed.subparts[1].get_body_raw().unwrap()).unwrap();
+        assert!(report.contains("Action: relayed\nStatus: 2.0.0\n"));
+
+        let mut d = notice(&r, Some(ORIGINAL));
+        d.kind = NoticeKind::Delay;
+        let report = build(&d);
+        let text = String::from_utf8_lossy(&report);
+        assert!(text.contains("Subject: Delayed Mail (still being retried)"));
+        assert!(
+            text.contains("Action: delayed\nStatus: 4.0.0\n"),
+            "a 5.x code is not a delay status"
+        );
     }
 
     #[test]
