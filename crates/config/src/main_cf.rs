@@ -128,7 +128,7 @@ impl MainCf {
     }
 
     /// Warnings found while loading, each already phrased for the log, e.g.
-    /// `/etc/rostfix/main.cf, line 12: unused parameter: foo_bar=1`.
+    /// `/etc/rostfix/main.cf: unused parameter: foo_bar=1` (postconf's wording).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
@@ -310,8 +310,9 @@ impl MainCf {
         Ok(())
     }
 
-    /// `FILE, line N: unused parameter: NAME=VALUE` for each unknown name that no other
-    /// setting refers to (a user-defined `$name` is in use, as in Postfix).
+    /// `FILE: unused parameter: NAME=VALUE` (exactly postconf's warning) for each unknown
+    /// name that no other setting refers to (a user-defined `$name` is in use, as in
+    /// Postfix).
     fn unused_warnings(&self) -> Vec<String> {
         let referenced: HashSet<String> = self
             .settings
@@ -325,13 +326,12 @@ impl MainCf {
             })
             .map(|setting| {
                 format!(
-                    "{}, line {}: unused parameter: {}={}",
+                    "{}: unused parameter: {}={}",
                     setting
                         .file
                         .as_deref()
                         .unwrap_or(Path::new("main.cf"))
                         .display(),
-                    setting.line,
                     setting.name,
                     setting.raw
                 )

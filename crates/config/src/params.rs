@@ -475,6 +475,7 @@ pub static PARAMS: &[ParamDef] = &[
         "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination",
         ParamKind::List,
     ),
+    p("smtpd_restriction_classes", "", ParamKind::List),
     p("smtpd_sasl_auth_enable", "no", ParamKind::Bool),
     p("smtpd_sasl_authenticated_header", "no", ParamKind::Bool),
     p("smtpd_sasl_exceptions_networks", "", ParamKind::List),

@@ -1,4 +1,5 @@
-//! Command-line parsing: postconf's options, clustered like getopt (`-nx`, `-MX`).
+//! Command-line parsing: postconf's options, clustered like getopt (`-nx`, `-MX`,
+//! `-Mf`, `-Me`, `-M#`, `-PX`).
 
 use std::path::PathBuf;
 
@@ -19,6 +20,26 @@ pub enum Mode {
     MasterEdit,
     /// -MX service/type: delete master.cf entries.
     MasterRemove,
+    /// -M# service/type: comment out master.cf entries.
+    MasterCommentOut,
+    /// -F [service/type/field...]: show master.cf fields.
+    FieldShow,
+    /// -F service/type/field=value: change a master.cf field.
+    FieldEdit,
+    /// -P [service/type/name...]: show master.cf -o parameters.
+    ParamShow,
+    /// -P service/type/name=value: set a master.cf -o parameter.
+    ParamEdit,
+    /// -PX service/type/name: remove a master.cf -o parameter.
+    ParamRemove,
+    /// -l: mailbox lock methods.
+    LockTypes,
+    /// -m: lookup table types.
+    MapTypes,
+    /// -a: SASL server types.
+    SaslServerTypes,
+    /// -A: SASL client types.
+    SaslClientTypes,
 }
 
 /// Parsed options.
@@ -34,6 +55,8 @@ pub struct Options {
     pub values_only: bool,
     /// -x: expand `$name` in values.
     pub expand: bool,
+    /// -f (with -M): fold long master.cf entries like postconf -Mf.
+    pub fold: bool,
     /// Parameter names, `name=value` pairs, or master.cf service selectors.
     pub args: Vec<String>,
 }
@@ -65,6 +88,8 @@ pub enum ArgsError {
 pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, ArgsError> {
     let mut config_dir = None;
     let (mut edit, mut remove, mut comment, mut master) = (false, false, false, false);
+    let (mut fields, mut params, mut fold) = (false, false, false);
+    let mut info: Option<Mode> = None;
     let (mut explicit_only, mut defaults, mut values_only, mut expand) =
         (false, false, false, false);
     let mut args = Vec::new();
@@ -105,6 +130,13 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
                 'X' => remove = true,
                 '#' => comment = true,
                 'M' => master = true,
+                'F' => fields = true,
+                'P' => params = true,
+                'f' => fold = true,
+                'l' => info = Some(Mode::LockTypes),
+                'm' => info = Some(Mode::MapTypes),
+                'a' => info = Some(Mode::SaslServerTypes),
+                'A' => info = Some(Mode::SaslClientTypes),
                 'n' => explicit_only = true,
                 'd' => defaults = true,
                 'h' => values_only = true,
@@ -113,11 +145,26 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
             }
         }
     }
-    let mode = choose_mode(edit, remove, comment, master, &args)?;
-    if mode != Mode::Show
-        && mode != Mode::MasterShow
-        && (explicit_only || defaults || values_only || expand)
-    {
+    let mode = if let Some(info) = info {
+        if edit || remove || comment || master || fields || params || !args.is_empty() {
+            return Err(ArgsError::Conflict(
+                "-l, -m, -a and -A take no other option or argument".into(),
+            ));
+        }
+        info
+    } else if fields || params {
+        choose_field_mode(fields, params, edit, remove, comment, master, &args)?
+    } else {
+        choose_mode(edit, remove, comment, master, &args)?
+    };
+    if fold && mode != Mode::MasterShow {
+        return Err(ArgsError::Conflict("-f applies only to -M".into()));
+    }
+    let shows = matches!(
+        mode,
+        Mode::Show | Mode::MasterShow | Mode::FieldShow | Mode::ParamShow
+    );
+    if !shows && (explicit_only || defaults || values_only || expand) {
         return Err(ArgsError::Conflict(
             "-n, -d, -h and -x only apply when showing parameters".into(),
         ));
@@ -125,7 +172,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
     if explicit_only && defaults {
         return Err(ArgsError::Conflict("-n and -d cannot be combined".into()));
     }
-    if mode != Mode::Show && mode != Mode::MasterShow && args.is_empty() {
+    let takes_args = !shows
+        && !matches!(
+            mode,
+            Mode::LockTypes | Mode::MapTypes | Mode::SaslServerTypes | Mode::SaslClientTypes
+        );
+    if takes_args && args.is_empty() {
         return Err(ArgsError::BadArgument(
             "nothing to change: give parameter names or settings".into(),
         ));
@@ -137,8 +189,52 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
         defaults,
         values_only,
         expand,
+        fold,
         args,
     }))
+}
+
+/// -F and -P: show, edit (`=` in the arguments or -e), or -PX remove.
+fn choose_field_mode(
+    fields: bool,
+    params: bool,
+    edit: bool,
+    remove: bool,
+    comment: bool,
+    master: bool,
+    args: &[String],
+) -> Result<Mode, ArgsError> {
+    if fields && params || master || comment {
+        return Err(ArgsError::Conflict(
+            "-F and -P combine only with -e (and -P with -X)".into(),
+        ));
+    }
+    let any_setting = args.iter().any(|arg| arg.contains('='));
+    if remove {
+        if fields || any_setting {
+            return Err(ArgsError::BadArgument(
+                "-PX takes service/type/name, not settings (-FX is not possible)".into(),
+            ));
+        }
+        return Ok(Mode::ParamRemove);
+    }
+    if edit || any_setting {
+        if let Some(bad) = args.iter().find(|arg| !arg.contains('=')) {
+            return Err(ArgsError::BadArgument(format!(
+                "edit needs service/type/name=value, got \"{bad}\""
+            )));
+        }
+        return Ok(if fields {
+            Mode::FieldEdit
+        } else {
+            Mode::ParamEdit
+        });
+    }
+    Ok(if fields {
+        Mode::FieldShow
+    } else {
+        Mode::ParamShow
+    })
 }
 
 /// Works out the mode from the flags and operands, refusing mixtures.
@@ -151,8 +247,23 @@ fn choose_mode(
 ) -> Result<Mode, ArgsError> {
     let any_setting = args.iter().any(|arg| arg.contains('='));
     if master {
-        if edit || comment {
-            return Err(ArgsError::Conflict("-M combines only with -X".into()));
+        if edit && (comment || remove) || comment && remove {
+            return Err(ArgsError::Conflict(
+                "-M combines with one of -e, -X and -#".into(),
+            ));
+        }
+        if comment {
+            if any_setting {
+                return Err(ArgsError::BadArgument(
+                    "-M# takes service/type names, not entries".into(),
+                ));
+            }
+            return Ok(Mode::MasterCommentOut);
+        }
+        if edit && !any_setting {
+            return Err(ArgsError::BadArgument(
+                "-Me needs service/type=entry".into(),
+            ));
         }
         if remove {
             if any_setting {
@@ -235,6 +346,28 @@ mod tests {
         assert_eq!(run(&["-MX", "smtp/inet"]).mode, Mode::MasterRemove);
         assert_eq!(run(&["-M", "-X", "smtp/inet"]).mode, Mode::MasterRemove);
         assert_eq!(run(&["--", "-weird"]).args, vec!["-weird"]);
+        assert_eq!(
+            run(&["-Me", "smtp/inet=smtp inet n - n - - smtpd"]).mode,
+            Mode::MasterEdit
+        );
+        assert_eq!(run(&["-M#", "smtp/inet"]).mode, Mode::MasterCommentOut);
+        let o = run(&["-Mf"]);
+        assert!(o.fold && o.mode == Mode::MasterShow);
+    }
+
+    #[test]
+    fn field_and_parameter_modes() {
+        assert_eq!(run(&["-F"]).mode, Mode::FieldShow);
+        assert_eq!(run(&["-F", "smtp/inet/chroot"]).mode, Mode::FieldShow);
+        assert_eq!(run(&["-F", "smtp/inet/chroot=n"]).mode, Mode::FieldEdit);
+        assert_eq!(run(&["-Fe", "smtp/inet/chroot=n"]).mode, Mode::FieldEdit);
+        assert_eq!(run(&["-P"]).mode, Mode::ParamShow);
+        assert_eq!(run(&["-P", "s/inet/a=b"]).mode, Mode::ParamEdit);
+        assert_eq!(run(&["-PX", "s/inet/a"]).mode, Mode::ParamRemove);
+        assert_eq!(run(&["-l"]).mode, Mode::LockTypes);
+        assert_eq!(run(&["-m"]).mode, Mode::MapTypes);
+        assert_eq!(run(&["-a"]).mode, Mode::SaslServerTypes);
+        assert_eq!(run(&["-A"]).mode, Mode::SaslClientTypes);
     }
 
     #[test]
@@ -257,9 +390,17 @@ mod tests {
         assert!(matches!(parse(&["-Xn", "a"]), Err(ArgsError::Conflict(_))));
         assert!(matches!(parse(&["-nd"]), Err(ArgsError::Conflict(_))));
         assert!(matches!(
-            parse(&["-Me", "a=b"]),
+            parse(&["-MeX", "a=b"]),
             Err(ArgsError::Conflict(_))
         ));
+        assert!(matches!(parse(&["-nf"]), Err(ArgsError::Conflict(_))));
+        assert!(matches!(parse(&["-lm"]), Ok(Command::Run(_))));
+        assert!(matches!(parse(&["-m", "x"]), Err(ArgsError::Conflict(_))));
+        assert!(matches!(
+            parse(&["-FX", "a/b/c"]),
+            Err(ArgsError::BadArgument(_))
+        ));
+        assert!(matches!(parse(&["-FP"]), Err(ArgsError::Conflict(_))));
         assert!(matches!(
             parse(&["-MX", "a/b=c"]),
             Err(ArgsError::BadArgument(_))

@@ -4,10 +4,13 @@
 
 mod args;
 mod edit;
+mod fields;
 mod help;
 mod import;
+mod info;
 mod master;
 mod show;
+mod unused;
 
 use args::{ArgsError, Command, Mode, Options};
 use std::io::Write;
@@ -63,6 +66,14 @@ fn usage(error: &ArgsError) -> ! {
     exit(EX_USAGE);
 }
 
+/// One name per line.
+fn list(out: &mut impl Write, names: &[&str]) -> Result<(), Fatal> {
+    for n in names {
+        writeln!(out, "{n}").map_err(Fatal::Output)?;
+    }
+    Ok(())
+}
+
 /// Does what the options ask, in the configuration directory they select.
 fn run(options: &Options, out: &mut impl Write) -> Result<(), Fatal> {
     let dir = rostfix_config::config_dir(options.config_dir.as_deref());
@@ -71,7 +82,17 @@ fn run(options: &Options, out: &mut impl Write) -> Result<(), Fatal> {
         Mode::Edit => edit::set(&dir, &options.args),
         Mode::Remove => edit::remove(&dir, &options.args),
         Mode::CommentOut => edit::comment_out(&dir, &options.args),
-        Mode::MasterShow => master::show(&dir, &options.args, out),
+        Mode::MasterShow => master::show_folded(&dir, &options.args, options.fold, out),
+        Mode::MasterCommentOut => master::comment_out(&dir, &options.args),
+        Mode::FieldShow => fields::show_fields(&dir, &options.args, out),
+        Mode::FieldEdit => fields::edit_fields(&dir, &options.args),
+        Mode::ParamShow => fields::show_params(&dir, &options.args, out),
+        Mode::ParamEdit => fields::edit_params(&dir, &options.args, false),
+        Mode::ParamRemove => fields::edit_params(&dir, &options.args, true),
+        Mode::LockTypes => list(out, info::LOCK_TYPES),
+        Mode::MapTypes => list(out, &info::map_types()),
+        Mode::SaslServerTypes => list(out, info::SASL_SERVER_TYPES),
+        Mode::SaslClientTypes => list(out, info::SASL_CLIENT_TYPES),
         Mode::MasterEdit => master::edit(&dir, &options.args),
         Mode::MasterRemove => master::remove(&dir, &options.args),
     }

@@ -14,7 +14,7 @@ pub fn show(options: &Options, dir: &Path, out: &mut impl Write) -> Result<(), F
     } else {
         MainCf::load(dir)?
     };
-    for warning in config.warnings() {
+    for warning in crate::unused::warnings(&config, dir) {
         eprintln!("rostconf: warning: {warning}");
     }
     let names: Vec<String> = if options.args.is_empty() {

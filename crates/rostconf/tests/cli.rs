@@ -86,7 +86,7 @@ fn explicit_settings_sorted_with_unused_warning() {
     assert_eq!(
         err,
         format!(
-            "rostconf: warning: {}, line 9: unused parameter: my_custom=unused here\n",
+            "rostconf: warning: {}: unused parameter: my_custom=unused here\n",
             main_cf.display()
         )
     );

@@ -220,7 +220,7 @@ fn unknown_parameters_are_warnings() {
     let config = parse("biff = no\nfoo_bar = 1\n  2\n");
     assert_eq!(
         config.warnings(),
-        ["/etc/rostfix/main.cf, line 2: unused parameter: foo_bar=1 2"]
+        ["/etc/rostfix/main.cf: unused parameter: foo_bar=1 2"]
     );
     assert_eq!(config.raw("foo_bar"), Some("1 2"));
 }
