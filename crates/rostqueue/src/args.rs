@@ -14,6 +14,8 @@ pub enum Mode {
     Flush,
     /// -i ID: deliver one message now.
     FlushId(String),
+    /// -s SITE: deliver the deferred mail for one destination now.
+    FlushSite(String),
 }
 
 /// Parsed options.
@@ -39,14 +41,25 @@ pub enum ArgsError {
     UnknownLongOption(String),
     #[error("option requires an argument -- '{0}'")]
     MissingValue(char),
-    #[error("only one of -f, -i, -j, -p may be given")]
+    #[error("only one of -f, -i, -j, -p, -s may be given")]
     Conflict,
-    #[error("one of -f, -i, -j, -p is required")]
+    #[error("one of -f, -i, -j, -p, -s is required")]
     NoMode,
     #[error("unexpected argument '{0}'")]
     Operand(String),
     #[error("invalid queue id '{0}'")]
     BadId(String),
+    #[error("invalid site '{0}'")]
+    BadSite(String),
+}
+
+/// A site is a domain name or `[address]`: printable, no white space, not too long.
+fn valid_site(site: &str) -> bool {
+    !site.is_empty()
+        && site.len() <= 255
+        && site
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_[]:".contains(&b))
 }
 
 fn set_mode(slot: &mut Option<Mode>, mode: Mode) -> Result<(), ArgsError> {
@@ -74,7 +87,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
         };
         for (i, c) in flags.char_indices() {
             match c {
-                'c' | 'i' => {
+                'c' | 'i' | 's' => {
                     // The value is the rest of this word, or the next word.
                     let rest = &flags[i + c.len_utf8()..];
                     let value = if rest.is_empty() {
@@ -84,6 +97,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
                     };
                     if c == 'c' {
                         config_dir = Some(PathBuf::from(value));
+                    } else if c == 's' {
+                        if !valid_site(&value) {
+                            return Err(ArgsError::BadSite(value));
+                        }
+                        set_mode(&mut mode, Mode::FlushSite(value))?;
                     } else {
                         if !rostfix_queue::is_valid_queue_id(&value) {
                             return Err(ArgsError::BadId(value));
@@ -157,6 +175,12 @@ mod tests {
         assert_eq!(parse(&["-x"]), Err(ArgsError::UnknownOption('x')));
         assert_eq!(parse(&["-c"]), Err(ArgsError::MissingValue('c')));
         assert_eq!(parse(&["-i"]), Err(ArgsError::MissingValue('i')));
+        assert_eq!(
+            parse(&["-s", "example.com"]),
+            run(None, Mode::FlushSite("example.com".into()))
+        );
+        assert_eq!(parse(&["-s", "a b"]), Err(ArgsError::BadSite("a b".into())));
+        assert_eq!(parse(&["-s", "x", "-f"]), Err(ArgsError::Conflict));
         assert_eq!(parse(&["-i", "../x"]), Err(ArgsError::BadId("../x".into())));
         assert_eq!(
             parse(&["-p", "extra"]),

@@ -2,7 +2,7 @@
 
 /// Printed with a usage error (exit 64).
 pub const USAGE: &str =
-    "usage: rostqueue [-c config_dir] -p | -j | -f | -i queue_id\n       rostqueue --help";
+    "usage: rostqueue [-c config_dir] -p | -j | -f | -i queue_id | -s site\n       rostqueue --help";
 
 /// The manual page.
 pub const HELP: &str = "\
@@ -14,6 +14,7 @@ SYNOPSIS
        rostqueue [-c config_dir] -j
        rostqueue [-c config_dir] -f
        rostqueue [-c config_dir] -i queue_id
+       rostqueue [-c config_dir] -s site
 
 DESCRIPTION
        rostqueue lists the mail queue and asks the queue manager to deliver
@@ -55,6 +56,11 @@ OPTIONS
 
        -i queue_id
               Ask qmgr to deliver the message with this queue id now.
+
+       -s site
+              Ask qmgr to deliver now the deferred mail with a recipient whose
+              domain, or next hop host, is site, and to stop treating that
+              destination as dead.
 
        -v     Accepted for compatibility; does nothing.
 

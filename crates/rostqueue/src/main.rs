@@ -166,6 +166,14 @@ fn run(options: &Options) -> Result<(), Fatal> {
             )?;
             Ok(())
         }
+        Mode::FlushSite(site) => {
+            rostfix_proto::send_trigger(
+                &root.join("public/qmgr"),
+                &Trigger::FlushSite(site.clone()),
+                timeout,
+            )?;
+            Ok(())
+        }
     }
 }
 
