@@ -24,6 +24,8 @@ pub enum Command {
     Help,
     /// RFC 3207; takes no arguments.
     Starttls,
+    /// RFC 3030: `BDAT size [LAST]`; `size` octets of message data follow the line.
+    Bdat { size: u64, last: bool },
 }
 
 impl Command {
@@ -41,6 +43,7 @@ impl Command {
             Command::Vrfy(_) => "vrfy",
             Command::Help => "help",
             Command::Starttls => "starttls",
+            Command::Bdat { .. } => "bdat",
         }
     }
 }
@@ -128,10 +131,35 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
             usage: "Syntax: VRFY address",
         }),
         "VRFY" => Ok(Command::Vrfy(rest.to_string())),
+        "BDAT" => parse_bdat(rest),
         "CONNECT" | "GET" | "POST" => Err(CommandError::Forbidden(upper)),
         _ if verb.ends_with(':') => Err(CommandError::Forbidden(verb.to_string())),
         _ => Err(CommandError::Unknown(verb.to_string())),
     }
+}
+
+/// `BDAT size [LAST]`: size is 1 to 20 digits (RFC 3030 `chunk-size = 1*DIGIT`).
+fn parse_bdat(rest: &str) -> Result<Command, CommandError> {
+    let usage = CommandError::Usage {
+        verb: "bdat",
+        usage: "Syntax: BDAT count [LAST]",
+    };
+    let mut words = rest.split([' ', '\t']).filter(|w| !w.is_empty());
+    let size = match words.next() {
+        Some(w) if !w.is_empty() && w.len() <= 20 && w.bytes().all(|b| b.is_ascii_digit()) => {
+            w.parse::<u64>().map_err(|_| usage.clone())?
+        }
+        _ => return Err(usage),
+    };
+    let last = match words.next() {
+        None => false,
+        Some(w) if w.eq_ignore_ascii_case("LAST") => true,
+        Some(_) => return Err(usage),
+    };
+    if words.next().is_some() {
+        return Err(usage);
+    }
+    Ok(Command::Bdat { size, last })
 }
 
 fn one_word(rest: &str, verb: &'static str, usage: &'static str) -> Result<String, CommandError> {
@@ -424,6 +452,19 @@ mod tests {
             Err(CommandError::Usage { verb: "vrfy", .. })
         ));
         assert_eq!(p("vrfy root"), Ok(Command::Vrfy("root".into())));
+    }
+
+    #[test]
+    fn bdat_forms() {
+        assert_eq!(p("BDAT 100"), Ok(Command::Bdat { size: 100, last: false }));
+        assert_eq!(p("bdat 0 last"), Ok(Command::Bdat { size: 0, last: true }));
+        assert_eq!(p("BDAT 7 LAST"), Ok(Command::Bdat { size: 7, last: true }));
+        for bad in ["BDAT", "BDAT x", "BDAT -1", "BDAT 1 FIRST", "BDAT 1 LAST x", "BDAT 99999999999999999999999"] {
+            assert!(
+                matches!(p(bad), Err(CommandError::Usage { verb: "bdat", .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,10 @@
 //! stored as an empty line: it can never re-appear as an end-of-data marker later,
 //! because our SMTP client always sends CR LF and dot-stuffs.
 //!
+//! `smtpd_forbid_bare_newline = yes|reject`: the machine also remembers whether any line
+//! ended in a bare LF ([`DataMachine::saw_bare_lf`]); the session then rejects the
+//! message after its end (Postfix 3.9 semantics) instead of queueing it.
+//!
 //! The machine holds no line buffer, so lines of any length cost no memory; it can be
 //! fed the input in arbitrary pieces (the split may fall inside `CR LF . CR LF`).
 
@@ -41,6 +45,8 @@ pub struct DataMachine {
     state: State,
     /// The previous line ended with CR LF (true at the start of data).
     prev_crlf: bool,
+    /// Some line ended in LF without CR before it.
+    bare_lf: bool,
 }
 
 impl Default for DataMachine {
@@ -48,6 +54,7 @@ impl Default for DataMachine {
         DataMachine {
             state: State::LineStart,
             prev_crlf: true,
+            bare_lf: false,
         }
     }
 }
@@ -115,9 +122,15 @@ impl DataMachine {
         None
     }
 
+    /// Whether any line so far ended in a bare LF (smtpd_forbid_bare_newline).
+    pub fn saw_bare_lf(&self) -> bool {
+        self.bare_lf
+    }
+
     fn end_line(&mut self, out: &mut Vec<u8>, crlf: bool) {
         out.push(b'\n');
         self.prev_crlf = crlf;
+        self.bare_lf |= !crlf;
         self.state = State::LineStart;
     }
 }
@@ -191,6 +204,21 @@ mod tests {
         assert_eq!(run(b"x\n.\r\n").1, None);
         // ... but the line after it ended with CR LF, so the next one can.
         assert_eq!(run(b"x\n.\r\n.\r\n").1, Some(8));
+    }
+
+    #[test]
+    fn bare_lf_is_noticed() {
+        let mut m = DataMachine::new();
+        let mut out = Vec::new();
+        assert!(m.feed(b"a\r\nb\r\n.\r\n", &mut out).is_some());
+        assert!(!m.saw_bare_lf());
+        let mut m = DataMachine::new();
+        assert!(m.feed(b"a\nb\r\n.\r\n", &mut out).is_some());
+        assert!(m.saw_bare_lf());
+        // A bare CR is not a bare LF.
+        let mut m = DataMachine::new();
+        assert!(m.feed(b"a\rb\r\n.\r\n", &mut out).is_some());
+        assert!(!m.saw_bare_lf());
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum LineRead {
 pub struct SmtpIo<T: Transport> {
     reader: BufReader<T>,
     pending: Vec<u8>,
+    /// The last line [`SmtpIo::read_line`] returned ended in LF without CR.
+    last_bare_lf: bool,
 }
 
 /// Timeouts show up as WouldBlock (SO_RCVTIMEO on Linux) or TimedOut.
@@ -54,6 +56,7 @@ impl<T: Transport> SmtpIo<T> {
         SmtpIo {
             reader: BufReader::with_capacity(READ_BUFFER, transport),
             pending: Vec::new(),
+            last_bare_lf: false,
         }
     }
 
@@ -119,6 +122,11 @@ impl<T: Transport> SmtpIo<T> {
         self.reader.consume(n);
     }
 
+    /// Whether the last line read ended in a bare LF (smtpd_forbid_bare_newline).
+    pub fn last_line_bare_lf(&self) -> bool {
+        self.last_bare_lf
+    }
+
     /// Reads one line of at most `limit` bytes (not counting CR LF).
     pub fn read_line(&mut self, limit: usize) -> io::Result<LineRead> {
         let mut line = Vec::new();
@@ -144,7 +152,8 @@ impl<T: Transport> SmtpIo<T> {
             };
             self.consume(used);
             if complete {
-                if line.last() == Some(&b'\r') {
+                self.last_bare_lf = line.last() != Some(&b'\r');
+                if !self.last_bare_lf {
                     line.pop();
                 }
                 if too_long || line.len() > limit {

@@ -9,12 +9,17 @@
 //! smtpd, which is how a renewed certificate is picked up.
 
 mod address;
+mod anvil_client;
+mod chunk;
 mod cidr;
 mod client;
 mod command;
 mod data;
+mod dsn_params;
+mod gate;
 mod headers;
 mod io;
+mod limits;
 mod policy;
 mod queue_sink;
 mod received;
@@ -118,18 +123,24 @@ fn run() -> Result<(), StartError> {
         None
     };
     svc.confine()?;
+    let service = svc.args.name.clone();
     svc.serve(listeners, move |_svc, conn| {
-        handle(&settings, tls_config.clone(), conn)
+        handle(&settings, &service, tls_config.clone(), conn)
     })
 }
 
 /// Serves one client connection to the end.
-fn handle(settings: &Settings, tls: Option<Arc<rustls::ServerConfig>>, conn: Connection) {
+fn handle(
+    settings: &Settings,
+    service: &str,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    conn: Connection,
+) {
     let wrapper = settings.tls.wrappermode;
     // After confine() the working directory is queue_directory.
     let sink = SpoolSink::new(Path::new("."));
     match conn {
-        Connection::Tcp(stream) => {
+        Connection::Tcp(mut stream) => {
             let client = match stream.peer_addr() {
                 Ok(addr) => ClientInfo::from_ip(addr.ip()),
                 Err(e) => {
@@ -144,7 +155,13 @@ fn handle(settings: &Settings, tls: Option<Arc<rustls::ServerConfig>>, conn: Con
                 log::warn!("cannot set socket timeouts for {}: {e}", client.log_name());
                 return;
             }
-            Session::new(settings, client, sink).run_over(NetStream::new(stream, tls), wrapper);
+            // Pre-greeting check and anvil limits (gate.rs).
+            let Some(anvil) = gate::admit(settings, service, &client, &mut stream) else {
+                return;
+            };
+            Session::new(settings, client, sink)
+                .with_anvil(anvil)
+                .run_over(NetStream::new(stream, tls), wrapper);
         }
         Connection::Unix(stream) => {
             if let Err(e) = stream

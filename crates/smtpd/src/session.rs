@@ -15,17 +15,28 @@
 //! the handshake (CVE-2011-0411), and after it the session starts over (no HELO, no
 //! transaction). With smtpd_tls_security_level=encrypt, only EHLO HELO STARTTLS NOOP
 //! QUIT RSET HELP are allowed before TLS; the rest get 530.
+//!
+//! ESMTP extensions and limits kept in their own files: the MAIL/RCPT parameters (SIZE,
+//! BODY, SMTPUTF8, DSN) in dsn_params.rs, BDAT in bdat.rs and chunk.rs, the queue-file
+//! intake shared by DATA and BDAT in receive.rs, the soft error delay, bare-newline
+//! policy and header limit in limits.rs, and the anvil rate limits in anvil_client.rs.
+//! With smtpd_forbid_bare_newline = yes a command or message with a bare LF gets
+//! `550 5.5.2 <host> Error: bare <LF> received` and the session ends (Postfix 3.9).
 
+use crate::anvil_client::Anvil;
 use crate::client::ClientInfo;
 use crate::command::{parse_command, Command, CommandError, PathArg};
 use crate::data::DataMachine;
-use crate::headers::HeaderScanner;
+use crate::dsn_params::{
+    mail_params, needs_smtputf8, rcpt_params, utf8_without_smtputf8, MailParams, ParamPolicy,
+    RcptParams,
+};
 use crate::io::{is_timeout, LineRead, SmtpIo};
+use crate::limits::error_delay;
 use crate::policy::{check_relay, RelayVerdict};
-use crate::received::{now_unix, received_header, ReceivedInfo};
 use crate::reply::Reply;
 use crate::settings::Settings;
-use crate::sink::{QueueSink, QueuedMessage};
+use crate::sink::QueueSink;
 use crate::stats::CommandStats;
 #[cfg(test)]
 use crate::tls::Duplex;
@@ -46,13 +57,21 @@ pub enum SessionEnd {
     TooManyErrors,
     /// An HTTP or header-like line: not an SMTP client.
     Forbidden,
+    /// A bare LF under smtpd_forbid_bare_newline = yes.
+    BareNewline,
 }
 
 /// The current mail transaction.
 #[derive(Debug, Clone)]
 struct Transaction {
+    /// Tells this transaction's BDAT message from one of an earlier transaction.
+    serial: u64,
     sender: String,
     recipients: Vec<String>,
+    /// MAIL FROM parameters (SIZE, BODY, SMTPUTF8, RET, ENVID).
+    params: MailParams,
+    /// NOTIFY and ORCPT of each recipient, parallel to `recipients`.
+    rcpt_dsn: Vec<RcptParams>,
 }
 
 /// What the DATA phase ended with.
@@ -60,6 +79,8 @@ enum DataOutcome {
     Reply(Reply),
     Timeout,
     Lost,
+    /// A bare LF under smtpd_forbid_bare_newline = yes: reply and end the session.
+    BareNewline,
 }
 
 /// One client session.
@@ -79,6 +100,12 @@ pub struct Session<'a, S: QueueSink> {
     last: String,
     /// Set once the TLS handshake completed.
     tls: Option<TlsInfo>,
+    /// The message being received with BDAT, between chunks.
+    bdat_msg: Option<bdat::BdatMessage<S::Message>>,
+    /// Transactions started so far (the next one's serial).
+    serial: u64,
+    /// Per-client rate limits (anvil_client.rs); disabled unless main.rs sets it.
+    anvil: Anvil,
 }
 
 impl<'a, S: QueueSink> Session<'a, S> {
@@ -97,7 +124,22 @@ impl<'a, S: QueueSink> Session<'a, S> {
             stats: CommandStats::default(),
             last: "CONNECT".into(),
             tls: None,
+            bdat_msg: None,
+            serial: 0,
+            anvil: Anvil::disabled(),
         }
+    }
+
+    /// Uses `anvil` for the message, recipient (and AUTH) rate limits.
+    pub fn with_anvil(mut self, anvil: Anvil) -> Self {
+        self.anvil = anvil;
+        self
+    }
+
+    /// The per-client limits handle, for the AUTH layer (`auth_allowed`).
+    #[allow(dead_code)]
+    pub fn anvil(&mut self) -> &mut Anvil {
+        &mut self.anvil
     }
 
     /// Runs the whole session and logs connect/disconnect.
@@ -157,6 +199,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
                     return SessionEnd::Lost;
                 }
             };
+            if io.last_line_bare_lf() && self.cfg.proto.rejects_bare_lf(self.client.ip) {
+                return self.bare_newline(io, "unknown");
+            }
             match parse_command(&line) {
                 Ok(cmd) => {
                     self.last = cmd.name().to_ascii_uppercase();
@@ -184,10 +229,34 @@ impl<'a, S: QueueSink> Session<'a, S> {
         }
     }
 
+    /// smtpd_forbid_bare_newline: the reply, the log line, and the end of the session.
+    fn bare_newline<T: Transport>(&mut self, io: &mut SmtpIo<T>, name: &str) -> SessionEnd {
+        log::info!(
+            "bare <LF> received after {} from {}",
+            self.last,
+            self.client.log_name()
+        );
+        self.stats.record(name, false);
+        io.send(&Reply::new(
+            self.cfg.proto.bare_newline_code,
+            "5.5.2",
+            format!("{} Error: bare <LF> received", self.cfg.myhostname),
+        ));
+        SessionEnd::BareNewline
+    }
+
     /// Sends a command's final reply, counting it for statistics and the error limit.
+    /// Past smtpd_soft_error_limit an error reply is delayed by smtpd_error_sleep_time
+    /// (the replies before it are flushed first, so pipelined replies keep their order).
     fn finish<T: Transport>(&mut self, name: &str, io: &mut SmtpIo<T>, reply: Reply) {
         if reply.is_error() {
             self.errors = self.errors.saturating_add(1);
+            if let Some(pause) = error_delay(&self.cfg.proto, self.errors) {
+                if let Err(e) = io.flush() {
+                    log::debug!("flush failed: {e}");
+                }
+                std::thread::sleep(pause);
+            }
         }
         self.stats.record(name, !reply.is_error());
         io.send(&reply);
@@ -286,6 +355,19 @@ impl<'a, S: QueueSink> Session<'a, S> {
         }
         let offer_tls = self.tls.is_none() && io.tls_available();
         let reply = match cmd {
+            Command::Bdat { size, last } => match self.bdat(size, last, io) {
+                DataOutcome::Reply(r) => r,
+                DataOutcome::Timeout => {
+                    self.stats.record(name, false);
+                    return Some(self.timeout(io));
+                }
+                DataOutcome::Lost => {
+                    self.stats.record(name, false);
+                    log::info!("lost connection after BDAT from {}", self.client.log_name());
+                    return Some(SessionEnd::Lost);
+                }
+                DataOutcome::BareNewline => return Some(self.bare_newline(io, name)),
+            },
             Command::Starttls => return self.starttls(io),
             Command::Helo(host) => self.helo(host, false, offer_tls),
             Command::Ehlo(host) => self.helo(host, true, offer_tls),
@@ -302,6 +384,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
                     log::info!("lost connection after DATA from {}", self.client.log_name());
                     return Some(SessionEnd::Lost);
                 }
+                DataOutcome::BareNewline => return Some(self.bare_newline(io, name)),
             },
             Command::Rset => {
                 self.junk_command();
@@ -311,6 +394,10 @@ impl<'a, S: QueueSink> Session<'a, S> {
             Command::Noop => {
                 self.junk_command();
                 Reply::new(250, "2.0.0", "Ok")
+            }
+            Command::Vrfy(_) if self.cfg.proto.disable_vrfy => {
+                self.junk_command();
+                Reply::new(502, "5.5.1", "VRFY command is disabled")
             }
             Command::Vrfy(what) => {
                 self.junk_command();
@@ -323,7 +410,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 Reply::new(
                     214,
                     "2.0.0",
-                    "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT",
+                    "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT STARTTLS",
                 )
             }
             Command::Quit => {
@@ -355,12 +442,19 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 0 => "SIZE".into(),
                 n => format!("SIZE {n}"),
             });
-            lines.push("VRFY".into());
+            if !self.cfg.proto.disable_vrfy {
+                lines.push("VRFY".into());
+            }
             if offer_tls {
                 lines.push("STARTTLS".into());
             }
             lines.push("ENHANCEDSTATUSCODES".into());
             lines.push("8BITMIME".into());
+            lines.push("DSN".into());
+            if self.cfg.proto.smtputf8_enable {
+                lines.push("SMTPUTF8".into());
+            }
+            lines.push("CHUNKING".into());
         }
         Reply::plain(250, lines)
     }
@@ -369,28 +463,27 @@ impl<'a, S: QueueSink> Session<'a, S> {
         if self.txn.is_some() {
             return Reply::new(503, "5.5.1", "Error: nested MAIL command");
         }
-        for (key, value) in &arg.params {
-            match (key.as_str(), value.as_deref()) {
-                ("SIZE", Some(v)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
-                    // A number too large for u64 is certainly over any limit.
-                    let size = v.parse::<u64>().unwrap_or(u64::MAX);
-                    let limit = self.cfg.message_size_limit;
-                    if limit > 0 && size > limit {
-                        return Reply::new(552, "5.3.4", "Message size exceeds fixed limit");
-                    }
-                }
-                ("SIZE", _) => return Reply::new(501, "5.5.4", "Bad message size syntax"),
-                ("BODY", Some(v))
-                    if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => {}
-                ("BODY", _) => return Reply::new(501, "5.5.4", "Unsupported BODY parameter value"),
-                (other, _) => {
-                    return Reply::new(555, "5.5.4", format!("Unsupported option: {other}"))
-                }
-            }
+        let policy = ParamPolicy {
+            size_limit: self.cfg.message_size_limit,
+            smtputf8_enable: self.cfg.proto.smtputf8_enable,
+        };
+        let params = match mail_params(&arg.params, policy) {
+            Ok(p) => p,
+            Err(reply) => return reply,
+        };
+        if !params.smtputf8 && needs_smtputf8(&arg.address) {
+            return utf8_without_smtputf8();
         }
+        if !self.anvil.message_allowed() {
+            return self.anvil.message_rate_reply();
+        }
+        self.serial = self.serial.wrapping_add(1);
         self.txn = Some(Transaction {
+            serial: self.serial,
             sender: arg.address,
             recipients: Vec::new(),
+            params,
+            rcpt_dsn: Vec::new(),
         });
         Reply::new(250, "2.1.0", "Ok")
     }
@@ -399,8 +492,12 @@ impl<'a, S: QueueSink> Session<'a, S> {
         let Some(txn) = self.txn.as_ref() else {
             return Reply::new(503, "5.5.1", "Error: need MAIL command");
         };
-        if let Some((key, _)) = arg.params.first() {
-            return Reply::new(555, "5.5.4", format!("Unsupported option: {key}"));
+        let dsn = match rcpt_params(&arg.params, txn.params.smtputf8) {
+            Ok(d) => d,
+            Err(reply) => return reply,
+        };
+        if !txn.params.smtputf8 && needs_smtputf8(&arg.address) {
+            return utf8_without_smtputf8();
         }
         if txn.recipients.len() >= self.cfg.recipient_limit {
             return Reply::new(452, "4.5.3", "Error: too many recipients");
@@ -415,8 +512,12 @@ impl<'a, S: QueueSink> Session<'a, S> {
             self.log_reject("NOQUEUE", "RCPT", &reply, &txn.sender, &arg.address);
             return reply;
         }
+        if !self.anvil.recipient_allowed() {
+            return self.anvil.recipient_rate_reply();
+        }
         if let Some(txn) = self.txn.as_mut() {
             txn.recipients.push(arg.address);
+            txn.rcpt_dsn.push(dsn);
         }
         Reply::new(250, "2.1.5", "Ok")
     }
@@ -456,6 +557,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             attrs.push(("helo_name".to_string(), h.clone()));
         }
         attrs.push(("protocol".to_string(), self.protocol().to_string()));
+        attrs.extend(txn.params.attributes());
         Envelope {
             sender: txn.sender.clone(),
             arrival_us,
@@ -463,10 +565,17 @@ impl<'a, S: QueueSink> Session<'a, S> {
             recipients: txn
                 .recipients
                 .iter()
-                .map(|r| Recipient {
-                    address: r.clone(),
-                    orig_address: r.clone(),
-                    ..Recipient::default()
+                .enumerate()
+                .map(|(i, r)| {
+                    let dsn = txn.rcpt_dsn.get(i);
+                    Recipient {
+                        address: r.clone(),
+                        orig_address: dsn
+                            .and_then(|d| d.orcpt.clone())
+                            .unwrap_or_else(|| r.clone()),
+                        notify: dsn.map(|d| d.notify.clone()).unwrap_or_default(),
+                        ..Recipient::default()
+                    }
                 })
                 .collect(),
         }
@@ -474,6 +583,19 @@ impl<'a, S: QueueSink> Session<'a, S> {
 
     /// DATA: creates the queue file, streams the content into it, commits.
     fn data<T: Transport>(&mut self, io: &mut SmtpIo<T>) -> DataOutcome {
+        let serial = self.txn.as_ref().map(|t| t.serial);
+        if self
+            .bdat_msg
+            .as_ref()
+            .is_some_and(|b| Some(b.intake.serial) == serial)
+        {
+            // RFC 3030 3: DATA and BDAT cannot be mixed in one transaction.
+            return DataOutcome::Reply(Reply::new(
+                503,
+                "5.5.1",
+                "Error: BDAT and DATA cannot be mixed in one transaction",
+            ));
+        }
         let txn = match self.txn.take() {
             None => {
                 return DataOutcome::Reply(Reply::new(503, "5.5.1", "Error: need RCPT command"))
@@ -484,112 +606,55 @@ impl<'a, S: QueueSink> Session<'a, S> {
             }
             Some(t) => t,
         };
-        let write_error =
-            || DataOutcome::Reply(Reply::new(451, "4.3.0", "Error: queue file write error"));
-        let mut msg = match self.sink.create(&self.envelope(&txn)) {
-            Ok(m) => m,
-            Err(e) => {
-                log::warn!("queue file create failed: {e}");
-                return write_error();
-            }
+        let mut intake = match self.open_intake(&txn) {
+            Ok(i) => i,
+            Err(reply) => return DataOutcome::Reply(reply),
         };
-        let id = msg.queue_id().to_string();
-        let who = self.client.log_name();
-        log::info!("{id}: client={who}");
-        let client_literal = self.client.received_literal();
-        let single = match txn.recipients.as_slice() {
-            [one] => Some(one.as_str()),
-            _ => None,
-        };
-        let tls_note = self.tls.as_ref().map(TlsInfo::summary);
-        let header = received_header(&ReceivedInfo {
-            helo: self.helo.as_deref().unwrap_or(&self.client.name),
-            client_name: &self.client.name,
-            client_literal: &client_literal,
-            myhostname: &self.cfg.myhostname,
-            protocol: self.protocol(),
-            queue_id: &id,
-            tls: tls_note.as_deref(),
-            single_recipient: single,
-            unix_time: now_unix(),
-        });
-        let mut failed = msg.write(header.as_bytes()).err();
-        let mut size = header.len() as u64;
-        let limit = self.cfg.message_size_limit;
-        let mut too_big = limit > 0 && size > limit;
-
         io.send(&Reply::plain(
             354,
             vec!["End data with <CR><LF>.<CR><LF>".into()],
         ));
         let mut machine = DataMachine::new();
-        let mut scanner = HeaderScanner::new();
         let mut out = Vec::with_capacity(WRITE_CHUNK + 1024);
         loop {
             let step = match io.fill() {
                 Ok([]) => None,
                 Ok(buf) => Some((machine.feed(buf, &mut out), buf.len())),
                 Err(e) if is_timeout(&e) => {
-                    msg.abort();
+                    intake.abort();
                     return DataOutcome::Timeout;
                 }
                 Err(e) => {
-                    log::debug!("read error in DATA from {who}: {e}");
+                    log::debug!("read error in DATA from {}: {e}", self.client.log_name());
                     None
                 }
             };
             let Some((end, available)) = step else {
-                msg.abort();
+                intake.abort();
                 return DataOutcome::Lost;
             };
             io.consume(end.unwrap_or(available));
             if out.len() >= WRITE_CHUNK || end.is_some() {
-                scanner.feed(&out);
-                size = size.saturating_add(out.len() as u64);
-                too_big |= limit > 0 && size > limit;
-                // Past the limit (or after a write error) the rest is read and dropped.
-                if !too_big && failed.is_none() {
-                    failed = msg.write(&out).err();
-                }
+                intake.push(&out);
                 out.clear();
             }
             if end.is_some() {
                 break;
             }
         }
-
-        let rcpt = txn.recipients.first().map(String::as_str).unwrap_or("");
-        if let Some(e) = failed {
-            log::warn!("{id}: queue file write error: {e}");
-            msg.abort();
-            return write_error();
+        if machine.saw_bare_lf() && self.cfg.proto.rejects_bare_lf(self.client.ip) {
+            let id = intake.queue_id().to_string();
+            intake.abort();
+            let rcpt = txn.recipients.first().cloned().unwrap_or_default();
+            let reply = Reply::new(
+                self.cfg.proto.bare_newline_code,
+                "5.5.2",
+                format!("{} Error: bare <LF> received", self.cfg.myhostname),
+            );
+            self.log_reject(&id, "DATA", &reply, &txn.sender, &rcpt);
+            return DataOutcome::BareNewline;
         }
-        if too_big {
-            msg.abort();
-            let reply = Reply::new(552, "5.3.4", "Error: message file too big");
-            self.log_reject(&id, "DATA", &reply, &txn.sender, rcpt);
-            return DataOutcome::Reply(reply);
-        }
-        // Our own Received: header makes one more hop.
-        if scanner.received_count() >= self.cfg.hopcount_limit {
-            msg.abort();
-            let reply = Reply::new(554, "5.4.0", "Error: too many hops");
-            self.log_reject(&id, "DATA", &reply, &txn.sender, rcpt);
-            return DataOutcome::Reply(reply);
-        }
-        if let Some(mid) = scanner.message_id() {
-            log::info!("{id}: message-id={mid}");
-        }
-        match msg.commit() {
-            Ok(queued) => {
-                self.sink.committed(&queued);
-                DataOutcome::Reply(Reply::new(250, "2.0.0", format!("Ok: queued as {queued}")))
-            }
-            Err(e) => {
-                log::warn!("{id}: queue file commit failed: {e}");
-                write_error()
-            }
-        }
+        DataOutcome::Reply(self.close_intake(intake, &txn, "DATA"))
     }
 }
 
@@ -607,6 +672,11 @@ fn error_reply(e: &CommandError) -> Reply {
         CommandError::BadParam { .. } => Reply::new(501, "5.5.4", "Syntax error in parameters"),
     }
 }
+
+#[path = "bdat.rs"]
+mod bdat;
+#[path = "receive.rs"]
+mod receive;
 
 #[cfg(test)]
 #[path = "session_tests.rs"]

@@ -6,6 +6,7 @@
 //! the empty string, falls back to Postfix's default here.
 
 use crate::cidr::{Cidr, CidrError, NetworkList};
+use crate::limits::ProtoSettings;
 use crate::policy::normalize_domain;
 use crate::tls::{SecurityLevel, TlsError, TlsSettings};
 use std::time::Duration;
@@ -41,12 +42,16 @@ pub struct Settings {
     pub hard_error_limit: u32,
     pub junk_command_limit: u32,
     pub tls: TlsSettings,
+    /// Protocol safety and abuse limits (limits.rs).
+    pub proto: ProtoSettings,
 }
 
 impl Settings {
     /// Postfix's defaults for `myhostname`, with mynetworks = loopback.
     pub fn defaults(myhostname: &str) -> Settings {
+        let mynetworks = NetworkList::parse(["127.0.0.0/8", "[::1]/128"]).unwrap_or_default();
         Settings {
+            proto: ProtoSettings::defaults(&mynetworks),
             myhostname: myhostname.to_string(),
             banner: format!("{myhostname} ESMTP Rostfix"),
             mydestination: vec![normalize_domain(myhostname), "localhost".into()],
@@ -136,6 +141,7 @@ impl Settings {
             u64::from(s.junk_command_limit),
         )?);
         s.tls = TlsSettings::from_lookup(&get)?;
+        s.proto = ProtoSettings::from_lookup(&get, &s.mynetworks, &mut warnings)?;
         Ok((s, warnings))
     }
 }

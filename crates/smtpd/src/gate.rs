@@ -1,0 +1,104 @@
+//! The connect-time checks done before the SMTP greeting, for TCP clients: the
+//! pre-greeting check (`rostfix_smtpd_greet_pause`) and the anvil connection count and
+//! rate limits. Either can end the connection with one reply; otherwise the session
+//! gets the anvil handle for its per-command limits.
+//!
+//! Pre-greeting: Postfix does this in postscreen (postscreen_greet_wait), which Rostfix
+//! does not have; smtpd does it itself when the pause is non-zero. A client that sends
+//! anything before our 220 is a bot that does not wait for the server (RFC 5321 3.1);
+//! it gets `554 5.5.1 Error: SMTP protocol synchronization` and is logged as
+//! `PREGREET N after T from host[addr]: text`. Off by default (0s): a pause delays
+//! every honest client too. Skipped with smtpd_tls_wrappermode, where the client
+//! speaks first by design.
+
+use crate::anvil_client::{connection_reply, Anvil, ConnectVerdict};
+use crate::client::ClientInfo;
+use crate::limits::{pregreet_check, PreGreet};
+use crate::reply::Reply;
+use crate::settings::Settings;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Instant;
+
+/// The reply to a client that talked before the greeting.
+pub fn pregreet_reply() -> Reply {
+    Reply::new(554, "5.5.1", "Error: SMTP protocol synchronization")
+}
+
+/// Runs the checks; Some(anvil) when the session may go on, None when the client was
+/// answered (or vanished) and must be dropped.
+pub fn admit(
+    settings: &Settings,
+    service: &str,
+    client: &ClientInfo,
+    stream: &mut TcpStream,
+) -> Option<Anvil> {
+    let who = client.log_name();
+    let proto = &settings.proto;
+    if !proto.greet_pause.is_zero() && !settings.tls.wrappermode {
+        let started = Instant::now();
+        match pregreet_check(stream, proto.greet_pause, settings.timeout) {
+            Ok(PreGreet::Quiet) => {}
+            Ok(PreGreet::Talked(bytes)) => {
+                let shown: String = String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .take(60)
+                    .collect();
+                log::info!("connect from {who}");
+                log::info!(
+                    "PREGREET {} after {:.2} from {who}: {shown}",
+                    bytes.len(),
+                    started.elapsed().as_secs_f64()
+                );
+                let reply = pregreet_reply();
+                log::info!(
+                    "NOQUEUE: reject: CONNECT from {who}: {}; proto=SMTP",
+                    reply.log_text()
+                );
+                send(stream, &reply);
+                log::info!("disconnect from {who}");
+                return None;
+            }
+            Ok(PreGreet::Closed) => {
+                log::info!("connect from {who}");
+                log::info!("lost connection before the greeting from {who}");
+                log::info!("disconnect from {who}");
+                return None;
+            }
+            Err(e) => {
+                log::warn!("pre-greeting check for {who}: {e}");
+                return None;
+            }
+        }
+    }
+    if !proto.limits_apply(client.ip) {
+        return Some(Anvil::disabled());
+    }
+    let address = client.addr();
+    let (anvil, verdict) = Anvil::connect(
+        Path::new("."),
+        service,
+        &address,
+        &who,
+        proto.client_limits.clone(),
+    );
+    match verdict {
+        ConnectVerdict::Allowed => Some(anvil),
+        ConnectVerdict::TooManyConnections(_) | ConnectVerdict::RateExceeded(_) => {
+            log::info!("connect from {who}");
+            send(stream, &connection_reply(&settings.myhostname, &address));
+            log::info!("disconnect from {who}");
+            None
+        }
+    }
+}
+
+fn send(stream: &mut TcpStream, reply: &Reply) {
+    let mut out = Vec::new();
+    reply.render_into(&mut out);
+    if let Err(e) = stream.write_all(&out) {
+        log::debug!("cannot send the reply: {e}");
+    }
+}

@@ -1,0 +1,425 @@
+//! The protocol-safety and abuse-limit parameters of smtpd (read with the other
+//! settings, before confinement), and the small policies built on them:
+//!
+//! - `smtpd_soft_error_limit` / `smtpd_error_sleep_time`: past the soft limit every
+//!   error reply is delayed (the hard limit, in session.rs, hangs up);
+//! - `smtpd_forbid_bare_newline` (`no`, `normalize`, `yes` = `reject`) with
+//!   `smtpd_forbid_bare_newline_reject_code` and `_exclusions` (Postfix 3.9);
+//! - `header_size_limit`: the longest single (logical, folded) header line;
+//! - `disable_vrfy_command`, `smtputf8_enable`;
+//! - `rostfix_smtpd_greet_pause`: the pre-greeting check (see [`pregreet_check`]);
+//! - the anvil client limits (`smtpd_client_*_limit`, with
+//!   `smtpd_client_event_limit_exceptions`), enforced through [`crate::anvil_client`].
+
+use crate::cidr::{Cidr, NetworkList};
+use crate::settings::{parse_time, SettingsError};
+use std::net::{IpAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// smtpd_forbid_bare_newline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BareNewline {
+    /// Bare LF ends a line (the historical behaviour); end of data stays CR LF . CR LF.
+    No,
+    /// Postfix 3.9's default: the same, stated as "normalize to CR LF".
+    Normalize,
+    /// Reject a command or message that contains a bare LF.
+    Reject,
+}
+
+/// The per-client rate and count limits smtpd asks anvil about (0 = no limit).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientLimits {
+    pub connection_count: u32,
+    pub connection_rate: u32,
+    pub message_rate: u32,
+    pub recipient_rate: u32,
+    pub auth_rate: u32,
+}
+
+impl ClientLimits {
+    /// Whether any limit is set (if none, smtpd does not talk to anvil at all).
+    pub fn any(&self) -> bool {
+        self.connection_count > 0
+            || self.connection_rate > 0
+            || self.message_rate > 0
+            || self.recipient_rate > 0
+            || self.auth_rate > 0
+    }
+}
+
+/// What smtpd needs for protocol safety and limits.
+#[derive(Debug, Clone)]
+pub struct ProtoSettings {
+    pub soft_error_limit: u32,
+    pub error_sleep_time: Duration,
+    pub bare_newline: BareNewline,
+    pub bare_newline_code: u16,
+    pub bare_newline_exclusions: NetworkList,
+    pub header_size_limit: usize,
+    pub disable_vrfy: bool,
+    pub smtputf8_enable: bool,
+    /// rostfix_smtpd_greet_pause; zero = off.
+    pub greet_pause: Duration,
+    pub client_limits: ClientLimits,
+    pub limit_exceptions: NetworkList,
+}
+
+impl ProtoSettings {
+    /// Postfix's defaults (Rostfix: bare newlines rejected), exceptions = `mynetworks`.
+    pub fn defaults(mynetworks: &NetworkList) -> ProtoSettings {
+        ProtoSettings {
+            soft_error_limit: 10,
+            error_sleep_time: Duration::from_secs(1),
+            bare_newline: BareNewline::Reject,
+            bare_newline_code: 550,
+            bare_newline_exclusions: mynetworks.clone(),
+            header_size_limit: 102_400,
+            disable_vrfy: false,
+            smtputf8_enable: true,
+            greet_pause: Duration::ZERO,
+            client_limits: ClientLimits {
+                connection_count: 50,
+                ..ClientLimits::default()
+            },
+            limit_exceptions: mynetworks.clone(),
+        }
+    }
+
+    /// Reads the parameters through `get` (expanded values, "" when unset and unknown).
+    pub fn from_lookup(
+        get: &impl Fn(&str) -> String,
+        mynetworks: &NetworkList,
+        warnings: &mut Vec<String>,
+    ) -> Result<ProtoSettings, SettingsError> {
+        let mut s = ProtoSettings::defaults(mynetworks);
+        s.soft_error_limit = int(get, "smtpd_soft_error_limit", s.soft_error_limit)?;
+        s.error_sleep_time = time(get, "smtpd_error_sleep_time", s.error_sleep_time)?;
+        s.bare_newline = match get("smtpd_forbid_bare_newline")
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "" | "yes" | "reject" => BareNewline::Reject,
+            "normalize" => BareNewline::Normalize,
+            "no" => BareNewline::No,
+            other => {
+                return Err(SettingsError::BadValue {
+                    name: "smtpd_forbid_bare_newline",
+                    value: other.to_string(),
+                })
+            }
+        };
+        let code = int(get, "smtpd_forbid_bare_newline_reject_code", 550)?;
+        s.bare_newline_code = match code {
+            400..=599 => code as u16,
+            _ => {
+                return Err(SettingsError::BadValue {
+                    name: "smtpd_forbid_bare_newline_reject_code",
+                    value: code.to_string(),
+                })
+            }
+        };
+        if let Some(list) = networks(get, "smtpd_forbid_bare_newline_exclusions", warnings)? {
+            s.bare_newline_exclusions = list;
+        }
+        s.header_size_limit = int(get, "header_size_limit", 102_400)?.max(1) as usize;
+        s.disable_vrfy = boolean(get, "disable_vrfy_command", false)?;
+        s.smtputf8_enable = boolean(get, "smtputf8_enable", true)?;
+        s.greet_pause = time(get, "rostfix_smtpd_greet_pause", Duration::ZERO)?;
+        s.client_limits = ClientLimits {
+            connection_count: int(get, "smtpd_client_connection_count_limit", 50)?,
+            connection_rate: int(get, "smtpd_client_connection_rate_limit", 0)?,
+            message_rate: int(get, "smtpd_client_message_rate_limit", 0)?,
+            recipient_rate: int(get, "smtpd_client_recipient_rate_limit", 0)?,
+            auth_rate: int(get, "smtpd_client_auth_rate_limit", 0)?,
+        };
+        if let Some(list) = networks(get, "smtpd_client_event_limit_exceptions", warnings)? {
+            s.limit_exceptions = list;
+        }
+        Ok(s)
+    }
+
+    /// Whether a client at `ip` must not send bare LF (None: a local socket client,
+    /// which is treated like an excluded one).
+    pub fn rejects_bare_lf(&self, ip: Option<IpAddr>) -> bool {
+        self.bare_newline == BareNewline::Reject
+            && ip.is_some_and(|ip| !self.bare_newline_exclusions.contains(ip))
+    }
+
+    /// Whether the anvil limits apply to a client at `ip`.
+    pub fn limits_apply(&self, ip: Option<IpAddr>) -> bool {
+        self.client_limits.any() && ip.is_some_and(|ip| !self.limit_exceptions.contains(ip))
+    }
+}
+
+/// How long to pause before an error reply, given the session's error count so far
+/// (Postfix: after more than smtpd_soft_error_limit errors).
+pub fn error_delay(settings: &ProtoSettings, errors: u32) -> Option<Duration> {
+    (errors > settings.soft_error_limit && !settings.error_sleep_time.is_zero())
+        .then_some(settings.error_sleep_time)
+}
+
+/// What the pre-greeting check saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreGreet {
+    /// Silent for the whole pause: a well-behaved client.
+    Quiet,
+    /// Sent data before our greeting (the first bytes, for the log).
+    Talked(Vec<u8>),
+    /// Closed the connection during the pause.
+    Closed,
+}
+
+/// Waits `pause` before the greeting and reports whether the client talked first
+/// (Postfix's postscreen "pregreet" test, done in smtpd). Uses `peek`, so nothing the
+/// client sent is consumed; restores the session's read timeout afterwards.
+pub fn pregreet_check(
+    stream: &TcpStream,
+    pause: Duration,
+    session_timeout: Duration,
+) -> std::io::Result<PreGreet> {
+    let deadline = Instant::now() + pause;
+    let mut buf = [0u8; 64];
+    let outcome = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break PreGreet::Quiet;
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.peek(&mut buf) {
+            Ok(0) => break PreGreet::Closed,
+            Ok(n) => break PreGreet::Talked(buf[..n].to_vec()),
+            Err(e) if crate::io::is_timeout(&e) => break PreGreet::Quiet,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    stream.set_read_timeout(Some(session_timeout))?;
+    Ok(outcome)
+}
+
+/// Follows the length of the current logical (folded) header line of stored content
+/// (LF line endings) and says when one exceeds header_size_limit.
+#[derive(Debug, Clone)]
+pub struct HeaderSizeGuard {
+    limit: usize,
+    in_header: bool,
+    at_line_start: bool,
+    /// Length of the line being read, including earlier folded lines of the header.
+    current: usize,
+    exceeded: bool,
+}
+
+impl HeaderSizeGuard {
+    pub fn new(limit: usize) -> HeaderSizeGuard {
+        HeaderSizeGuard {
+            limit,
+            in_header: true,
+            at_line_start: true,
+            current: 0,
+            exceeded: false,
+        }
+    }
+
+    /// Whether some header was longer than the limit.
+    pub fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+
+    /// Feeds stored content in any pieces.
+    pub fn feed(&mut self, data: &[u8]) {
+        for &b in data {
+            if !self.in_header {
+                return;
+            }
+            if self.at_line_start {
+                match b {
+                    b'\n' => {
+                        // The empty line: the header is over.
+                        self.in_header = false;
+                        return;
+                    }
+                    b' ' | b'\t' => {}
+                    _ => self.current = 0,
+                }
+                self.at_line_start = false;
+            }
+            if b == b'\n' {
+                self.at_line_start = true;
+            } else {
+                self.current = self.current.saturating_add(1);
+                if self.current > self.limit {
+                    self.exceeded = true;
+                }
+            }
+        }
+    }
+}
+
+fn int(
+    get: &impl Fn(&str) -> String,
+    name: &'static str,
+    default: u32,
+) -> Result<u32, SettingsError> {
+    let v = get(name);
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(default);
+    }
+    v.parse::<u64>()
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        .map_err(|_| SettingsError::BadValue {
+            name,
+            value: v.to_string(),
+        })
+}
+
+fn time(
+    get: &impl Fn(&str) -> String,
+    name: &'static str,
+    default: Duration,
+) -> Result<Duration, SettingsError> {
+    let v = get(name);
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(default);
+    }
+    parse_time(v).ok_or_else(|| SettingsError::BadValue {
+        name,
+        value: v.to_string(),
+    })
+}
+
+fn boolean(
+    get: &impl Fn(&str) -> String,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, SettingsError> {
+    match get(name).trim().to_ascii_lowercase().as_str() {
+        "" => Ok(default),
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        other => Err(SettingsError::BadValue {
+            name,
+            value: other.to_string(),
+        }),
+    }
+}
+
+/// A network list parameter (the table gives the default, e.g. `$mynetworks`, so an
+/// explicitly empty value means "nobody"). Lookup tables are not supported here yet:
+/// they are skipped with a warning.
+fn networks(
+    get: &impl Fn(&str) -> String,
+    name: &'static str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<NetworkList>, SettingsError> {
+    let v = get(name);
+    let mut patterns = Vec::new();
+    for item in v
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|i| !i.is_empty())
+    {
+        if Cidr::parse(item).is_err() && (item.starts_with('/') || item.contains(':')) {
+            warnings.push(format!(
+                "{name}: lookup table {item} is not supported yet; ignored"
+            ));
+        } else {
+            patterns.push(item);
+        }
+    }
+    Ok(Some(NetworkList::parse(patterns)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<ProtoSettings, SettingsError> {
+        let map: HashMap<&str, &str> = pairs.iter().copied().collect();
+        let nets = NetworkList::parse(["127.0.0.0/8"]).unwrap();
+        let mut w = Vec::new();
+        ProtoSettings::from_lookup(
+            &|n| map.get(n).map(|v| v.to_string()).unwrap_or_default(),
+            &nets,
+            &mut w,
+        )
+    }
+
+    #[test]
+    fn values_and_defaults() {
+        let s = load(&[
+            ("smtpd_forbid_bare_newline", "normalize"),
+            ("smtpd_client_connection_count_limit", "3"),
+            ("smtpd_client_event_limit_exceptions", ""),
+            ("rostfix_smtpd_greet_pause", "2s"),
+            ("disable_vrfy_command", "yes"),
+        ])
+        .unwrap();
+        assert_eq!(s.bare_newline, BareNewline::Normalize);
+        assert_eq!(s.client_limits.connection_count, 3);
+        assert!(s.limits_apply("127.0.0.1".parse().ok()));
+        assert_eq!(s.greet_pause, Duration::from_secs(2));
+        assert!(s.disable_vrfy);
+        assert!(!s.rejects_bare_lf("192.0.2.1".parse().ok()));
+        let s = load(&[
+            ("smtpd_forbid_bare_newline_exclusions", "192.0.2.0/24"),
+            ("smtpd_client_event_limit_exceptions", "127.0.0.1"),
+        ])
+        .unwrap();
+        assert!(s.rejects_bare_lf("127.0.0.1".parse().ok()));
+        assert!(!s.rejects_bare_lf("192.0.2.7".parse().ok()));
+        assert!(!s.limits_apply("127.0.0.1".parse().ok()));
+        assert!(load(&[("smtpd_forbid_bare_newline", "maybe")]).is_err());
+        assert!(load(&[("smtpd_forbid_bare_newline_reject_code", "250")]).is_err());
+    }
+
+    #[test]
+    fn error_delay_after_soft_limit() {
+        let s = load(&[
+            ("smtpd_soft_error_limit", "2"),
+            ("smtpd_error_sleep_time", "1s"),
+        ])
+        .unwrap();
+        assert_eq!(error_delay(&s, 2), None);
+        assert_eq!(error_delay(&s, 3), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn header_size_guard_counts_folded_headers() {
+        let mut g = HeaderSizeGuard::new(10);
+        g.feed(b"A: 1234567\n");
+        assert!(!g.exceeded());
+        g.feed(b"B: 12\n 3456789\n");
+        assert!(g.exceeded(), "folded lines count together");
+        let mut g = HeaderSizeGuard::new(10);
+        g.feed(b"A: 1\n\nbody line far longer than ten bytes\n");
+        assert!(!g.exceeded(), "the body is not a header");
+        let mut g = HeaderSizeGuard::new(10);
+        for b in b"A: 12345678" {
+            g.feed(&[*b]);
+        }
+        assert!(g.exceeded());
+    }
+
+    #[test]
+    fn pregreet_sees_early_talkers() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut early = TcpStream::connect(addr).unwrap();
+        early.write_all(b"EHLO x\r\n").unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let got =
+            pregreet_check(&server, Duration::from_millis(300), Duration::from_secs(5)).unwrap();
+        assert_eq!(got, PreGreet::Talked(b"EHLO x\r\n".to_vec()));
+        let _quiet = TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let got =
+            pregreet_check(&server, Duration::from_millis(100), Duration::from_secs(5)).unwrap();
+        assert_eq!(got, PreGreet::Quiet);
+        assert_eq!(server.read_timeout().unwrap(), Some(Duration::from_secs(5)));
+    }
+}

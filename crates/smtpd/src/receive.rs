@@ -1,0 +1,165 @@
+//! Receiving one message's content into a queue file, shared by DATA and BDAT (a child
+//! module of session.rs, so it sees the session's state): [`Intake`] creates the queue
+//! file with our Received: header, takes stored content (LF line endings) in pieces,
+//! counts its size against message_size_limit and its headers against
+//! header_size_limit and hopcount_limit, and [`Session::close_intake`] turns the result
+//! into the final reply: commit and "250 2.0.0 Ok: queued as ID", or the reason why not.
+//!
+//! Past a limit or a write error the content is still accepted from the client (and
+//! dropped) until the end, so the session stays in sync; the reply comes at the end.
+
+use super::{Session, Transaction};
+use crate::headers::HeaderScanner;
+use crate::limits::HeaderSizeGuard;
+use crate::received::{now_unix, received_header, ReceivedInfo};
+use crate::reply::Reply;
+use crate::sink::{QueueSink, QueuedMessage, SinkError};
+use crate::tls::TlsInfo;
+
+/// A message being received.
+pub(super) struct Intake<M: QueuedMessage> {
+    /// The transaction it belongs to (BDAT spans commands; RSET may intervene).
+    pub(super) serial: u64,
+    msg: M,
+    id: String,
+    scanner: HeaderScanner,
+    header_guard: HeaderSizeGuard,
+    size: u64,
+    limit: u64,
+    too_big: bool,
+    failed: Option<SinkError>,
+}
+
+impl<M: QueuedMessage> Intake<M> {
+    /// Takes stored content; size and header checks, then the queue file.
+    pub(super) fn push(&mut self, content: &[u8]) {
+        if content.is_empty() {
+            return;
+        }
+        self.scanner.feed(content);
+        self.header_guard.feed(content);
+        self.size = self.size.saturating_add(content.len() as u64);
+        self.too_big |= self.limit > 0 && self.size > self.limit;
+        if !self.too_big && self.failed.is_none() && !self.header_guard.exceeded() {
+            self.failed = self.msg.write(content).err();
+        }
+    }
+
+    /// Already over message_size_limit.
+    pub(super) fn too_big(&self) -> bool {
+        self.too_big
+    }
+
+    pub(super) fn queue_id(&self) -> &str {
+        &self.id
+    }
+
+    /// Throws the message away.
+    pub(super) fn abort(self) {
+        self.msg.abort();
+    }
+}
+
+/// The reply when the queue file cannot be written.
+pub(super) fn write_error() -> Reply {
+    Reply::new(451, "4.3.0", "Error: queue file write error")
+}
+
+impl<S: QueueSink> Session<'_, S> {
+    /// Creates the queue file for `txn` and writes our Received: header.
+    pub(super) fn open_intake(&mut self, txn: &Transaction) -> Result<Intake<S::Message>, Reply> {
+        let mut msg = match self.sink.create(&self.envelope(txn)) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("queue file create failed: {e}");
+                return Err(write_error());
+            }
+        };
+        let id = msg.queue_id().to_string();
+        log::info!("{id}: client={}", self.client.log_name());
+        let client_literal = self.client.received_literal();
+        let single = match txn.recipients.as_slice() {
+            [one] => Some(one.as_str()),
+            _ => None,
+        };
+        let tls_note = self.tls.as_ref().map(TlsInfo::summary);
+        let header = received_header(&ReceivedInfo {
+            helo: self.helo.as_deref().unwrap_or(&self.client.name),
+            client_name: &self.client.name,
+            client_literal: &client_literal,
+            myhostname: &self.cfg.myhostname,
+            protocol: self.protocol(),
+            queue_id: &id,
+            tls: tls_note.as_deref(),
+            single_recipient: single,
+            unix_time: now_unix(),
+        });
+        let failed = msg.write(header.as_bytes()).err();
+        let size = header.len() as u64;
+        let limit = self.cfg.message_size_limit;
+        Ok(Intake {
+            serial: txn.serial,
+            msg,
+            id,
+            scanner: HeaderScanner::new(),
+            header_guard: HeaderSizeGuard::new(self.cfg.proto.header_size_limit),
+            size,
+            limit,
+            too_big: limit > 0 && size > limit,
+            failed,
+        })
+    }
+
+    /// Ends the message: the first failed check (write error, size, header size,
+    /// hops) decides the reply; otherwise the queue file is committed and qmgr woken.
+    pub(super) fn close_intake(
+        &mut self,
+        intake: Intake<S::Message>,
+        txn: &Transaction,
+        stage: &str,
+    ) -> Reply {
+        let Intake {
+            msg,
+            id,
+            scanner,
+            header_guard,
+            too_big,
+            failed,
+            ..
+        } = intake;
+        let rcpt = txn.recipients.first().map(String::as_str).unwrap_or("");
+        if let Some(e) = failed {
+            log::warn!("{id}: queue file write error: {e}");
+            msg.abort();
+            return write_error();
+        }
+        let refusal = if too_big {
+            Some(Reply::new(552, "5.3.4", "Error: message file too big"))
+        } else if header_guard.exceeded() {
+            Some(Reply::new(552, "5.6.0", "Error: message header too long"))
+        } else if scanner.received_count() >= self.cfg.hopcount_limit {
+            // Our own Received: header makes one more hop.
+            Some(Reply::new(554, "5.4.0", "Error: too many hops"))
+        } else {
+            None
+        };
+        if let Some(reply) = refusal {
+            msg.abort();
+            self.log_reject(&id, stage, &reply, &txn.sender, rcpt);
+            return reply;
+        }
+        if let Some(mid) = scanner.message_id() {
+            log::info!("{id}: message-id={mid}");
+        }
+        match msg.commit() {
+            Ok(queued) => {
+                self.sink.committed(&queued);
+                Reply::new(250, "2.0.0", format!("Ok: queued as {queued}"))
+            }
+            Err(e) => {
+                log::warn!("{id}: queue file commit failed: {e}");
+                write_error()
+            }
+        }
+    }
+}
