@@ -131,7 +131,12 @@ class Instance:
             # goes to a closed loopback port and fails there (tests that need DNS
             # start their own server and override this).
             "rostfix_dns_servers": "127.0.0.1:9",
+            # An empty alias table of the instance's own, so that local never reads
+            # the host's /etc/aliases (tests that need aliases override both).
+            "alias_maps": f"texthash:{self.conf / 'aliases'}",
+            "alias_database": f"texthash:{self.conf / 'aliases'}",
         }
+        (self.conf / "aliases").write_text("")
         settings.update(main_extra or {})
         lines = ["# written by tests/e2e/harness.py"]
         lines += [f"{k} = {v}" for k, v in settings.items()]
@@ -146,6 +151,8 @@ smtp      unix  -       -       y       -       -       smtp
 relay     unix  -       -       y       -       -       smtp
 lmtp      unix  -       -       y       -       -       lmtp
 local     unix  -       n       n       -       -       local
+anvil     unix  -       -       y       -       1       anvil
+virtual   unix  -       n       n       -       -       virtual
 """ + master_extra
         (self.conf / "master.cf").write_text(master)
         os.chmod(self.conf / "main.cf", 0o644)

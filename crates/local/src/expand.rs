@@ -269,7 +269,8 @@ impl<'a> Expansion<'a> {
                 format!("alias database unavailable: {e}"),
             ));
         }
-        let local = local_part(address).to_lowercase();
+        // The key is the internal (unquoted) form: "quoted name"@host -> quoted name.
+        let local = unquote_local(local_part(address)).to_lowercase();
         let rcpt = parse_recipient(address, &self.settings.recipient_delimiter);
         let mut keys = vec![local.clone()];
         if rcpt.user != local {
@@ -696,6 +697,14 @@ impl<'a> Expansion<'a> {
                 self.leaves[*idx].result = result.clone();
             }
         }
+    }
+}
+
+/// A local part without its RFC 5321 quoting (`"a b"` -> `a b`, `\"` -> `"`).
+pub fn unquote_local(local: &str) -> String {
+    match local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+        Some(inner) => inner.replace("\\\"", "\"").replace("\\\\", "\\"),
+        None => local.to_string(),
     }
 }
 

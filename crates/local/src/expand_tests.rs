@@ -272,3 +272,13 @@ fn luser_relay_and_size_limit() {
     let r = run(&c, t.path(), "big@example.org");
     assert_eq!(r.leaves[0].1.clone().unwrap_err().1, "5.3.0");
 }
+
+#[test]
+fn quoted_local_part_finds_the_alias() {
+    let t = TestDir::new("exp-quoted");
+    let c = conf("{ quoted name = bob }", t.path());
+    let r = run(&c, t.path(), "\"Quoted Name\"@example.org");
+    assert!(r.leaves[0].1.is_ok(), "{:?}", r.leaves);
+    assert_eq!(maildir_count(t.path(), "bob", ""), 1);
+    assert_eq!(crate::expand::unquote_local(r#""a\"b""#), "a\"b");
+}

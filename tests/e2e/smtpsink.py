@@ -1,0 +1,91 @@
+"""A minimal SMTP server on loopback for end-to-end tests: records every message it
+accepts (envelope and data) and can hand chosen recipients back to another SMTP server
+(a "remailer"), which is how a forwarding loop through a remote site is staged.
+Bounded: lines of at most 64 KiB, 30 s socket timeouts, stopped by stop()."""
+
+import smtplib
+import socket
+import socketserver
+import threading
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    timeout = 30
+
+    def _line(self):
+        line = self.rfile.readline(65536)
+        if not line:
+            raise ConnectionError("client went away")
+        return line.decode("latin-1").rstrip("\r\n")
+
+    def _send(self, text):
+        self.wfile.write((text + "\r\n").encode())
+
+    def handle(self):
+        sink = self.server.sink
+        self._send("220 sink.test ESMTP")
+        sender, rcpts = None, []
+        try:
+            while True:
+                line = self._line()
+                verb = line[:4].upper()
+                if verb in ("EHLO", "HELO"):
+                    self._send("250 sink.test")
+                elif verb == "MAIL":
+                    sender, rcpts = line.split(":", 1)[1].strip().split()[0].strip("<>"), []
+                    self._send("250 ok")
+                elif verb == "RCPT":
+                    rcpts.append(line.split(":", 1)[1].strip().split()[0].strip("<>"))
+                    self._send("250 ok")
+                elif verb == "DATA":
+                    self._send("354 go")
+                    data = []
+                    while True:
+                        l = self._line()
+                        if l == ".":
+                            break
+                        data.append(l[1:] if l.startswith("..") else l)
+                    sink.received(sender, rcpts, "\n".join(data) + "\n")
+                    self._send("250 queued")
+                elif verb == "QUIT":
+                    self._send("221 bye")
+                    return
+                else:
+                    self._send("250 ok")
+        except (ConnectionError, socket.timeout, OSError):
+            return
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+class Sink:
+    """Sink(port, remail={"rcpt@remote": ("127.0.0.1", port, "new@rcpt")})."""
+
+    def __init__(self, port, remail=None):
+        self.messages = []
+        self.remail = remail or {}
+        self.lock = threading.Lock()
+        self.server = _Server(("127.0.0.1", port), _Handler)
+        self.server.sink = self
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def received(self, sender, rcpts, data):
+        with self.lock:
+            self.messages.append((sender, rcpts, data))
+        for r in rcpts:
+            if r in self.remail:
+                host, port, to = self.remail[r]
+                with smtplib.SMTP(host, port, timeout=30) as s:
+                    s.sendmail(sender, [to], data.replace("\n", "\r\n").encode())
+
+    def for_rcpt(self, rcpt):
+        with self.lock:
+            return [m for m in self.messages if rcpt in m[1]]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
