@@ -24,7 +24,14 @@ COMMANDS
               parameter). As root, check that mail_owner and setgid_group
               exist. Create missing queue directories with their owners and
               modes, fix wrong ones (with a warning), and warn about programs
-              master.cf names that daemon_directory lacks.
+              master.cf names that daemon_directory lacks, queue files not
+              owned by mail_owner or open to group/other, rostdrop and
+              rostqueue in command_directory without group setgid_group and
+              mode 2755, main.cf/master.cf not owned by root or writable by
+              group/other, and hash:/btree: tables whose .rdb is older than
+              the source (\"database X.rdb is older than source file X\").
+              A table main.cf names that cannot be read is an error: check
+              exits 1 (start only warns).
     start     Run check, then start master (daemon_directory/master), which
               detaches once its sockets are open. Fails when the mail system
               is already running.

@@ -1,6 +1,11 @@
 //! `rostfix check` (also the first step of start): configuration loads, users and
-//! groups exist, queue directories are right, master.cf's programs are installed.
+//! groups exist, queue directories are right, master.cf's programs are installed,
+//! and the file checks of check_files.rs (queue files, set-group-id commands, config
+//! files, lookup tables).
 
+use crate::check_files::{
+    check_config_files, check_queue_files, check_setgid_commands, check_table, tables_in, Findings,
+};
 use crate::dirs::{ensure_queue_dirs, Ids};
 use crate::Fatal;
 use rostfix_config::{MainCf, MasterCf, ServiceType};
@@ -11,6 +16,9 @@ use std::path::{Path, PathBuf};
 pub struct Checked {
     pub queue_directory: PathBuf,
     pub daemon_directory: PathBuf,
+    /// Lookup tables that cannot be read: fatal for `rostfix check`, warnings for
+    /// start (a table may be fixed while the suite runs; maps reload it).
+    pub table_errors: Vec<String>,
 }
 
 /// `path` if absolute, else relative to the current directory (as master resolves it).
@@ -87,9 +95,36 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
             daemon_directory.join(command).display()
         ));
     }
+    let mut found = Findings::default();
+    check_queue_files(
+        &queue_directory,
+        ids.root.then_some(ids.mail_uid),
+        &mut found,
+    );
+    if ids.root {
+        let command_directory = absolute(&main.get("command_directory"));
+        let group = main.get("setgid_group");
+        check_setgid_commands(&command_directory, (&group, ids.setgid_gid), &mut found);
+    }
+    check_config_files(config_dir, ids.root, &mut found);
+    let mut seen = std::collections::HashSet::new();
+    for setting in main.explicit() {
+        let Ok(value) = main.expanded(&setting.name) else {
+            continue;
+        };
+        for (kind, path) in tables_in(&value) {
+            if seen.insert((kind.clone(), path.clone())) {
+                check_table(&kind, &path, &mut found);
+            }
+        }
+    }
+    for w in &found.warnings {
+        warn(w);
+    }
     Ok(Checked {
         queue_directory,
         daemon_directory,
+        table_errors: found.errors,
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod args;
 mod check;
+mod check_files;
 mod control;
 mod dirs;
 mod pidlock;
@@ -112,6 +113,17 @@ fn run(command: Command, config_dir: &Path, verbose: bool, say: &mut Say) -> Res
         say.warn(warning);
     }
     let checked = checked.transpose()?;
+    if let Some(c) = &checked {
+        for e in &c.table_errors {
+            say.warn(&format!("error: {e}"));
+        }
+        if command == Command::Check && !c.table_errors.is_empty() {
+            return Err(Fatal::Check(format!(
+                "{} lookup table(s) cannot be read",
+                c.table_errors.len()
+            )));
+        }
+    }
     let queue = match &checked {
         Some(checked) => checked.queue_directory.clone(),
         None => check::absolute(&MainCf::load(config_dir)?.get("queue_directory")),
