@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The daemons Rostfix ships; master runs only these.
-pub const SUPPORTED_COMMANDS: [&str; 6] = ["smtpd", "qmgr", "local", "smtp", "pickup", "bounce"];
+pub const SUPPORTED_COMMANDS: [&str; 7] =
+    ["smtpd", "qmgr", "local", "smtp", "pickup", "bounce", "lmtp"];
 
 /// master.cf's type column as written.
 pub fn type_name(service_type: ServiceType) -> &'static str {
