@@ -9,6 +9,7 @@ mod edit;
 mod error;
 mod expand;
 mod lines;
+mod list;
 mod main_cf;
 mod master_cf;
 mod params;
@@ -20,6 +21,7 @@ pub use edit::{
     comment_out_main_cf, edit_main_cf, edit_main_cf_with, edit_master_cf_entry, MainCfEdit,
 };
 pub use error::ConfigError;
+pub use list::split_list;
 pub use main_cf::{config_dir, MainCf, Setting, DEFAULT_CONFIG_DIR};
 pub use master_cf::{
     parse_master_cf_raw, MasterCf, RawServiceEntry, ServiceEntry, ServiceType, Wakeup,

@@ -281,13 +281,9 @@ impl MainCf {
         )
     }
 
-    /// List parameter: split on commas and white space, empty items dropped.
+    /// List parameter: split on commas and white space outside `{ }`, empty items dropped.
     pub fn get_list(&self, name: &str) -> Vec<String> {
-        self.get(name)
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|item| !item.is_empty())
-            .map(str::to_string)
-            .collect()
+        crate::list::split_list(&self.get(name))
     }
 
     /// Expands every explicit setting (catching loops) and checks known typed ones.
