@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The daemons Rostfix ships; master runs only these.
-pub const SUPPORTED_COMMANDS: [&str; 7] =
-    ["smtpd", "qmgr", "local", "smtp", "pickup", "bounce", "lmtp"];
+pub const SUPPORTED_COMMANDS: [&str; 10] = [
+    "smtpd", "qmgr", "local", "smtp", "pickup", "bounce", "lmtp", "virtual", "anvil", "showq",
+];
 
 /// master.cf's type column as written.
 pub fn type_name(service_type: ServiceType) -> &'static str {
