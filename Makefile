@@ -54,3 +54,14 @@ clean:
 	scripts/run-dev.sh stop >/dev/null 2>&1 || true
 	$(CARGO) clean
 	rm -rf run
+
+# Debian package (issue 6): target/deb/rostfix_VERSION_amd64.deb from the release
+# binaries (packaging/build-deb.sh, debhelper); DEB_VERSION=0.1.0-2 make deb for another
+# version. test-package needs root, debootstrap and network access to the Debian mirror:
+# it is not part of `make test` (docs/packaging.md says why).
+.PHONY: deb test-package
+deb: release
+	packaging/build-deb.sh
+
+test-package: release
+	tests/package/run.sh
