@@ -30,6 +30,7 @@ SYNOPSIS
        rostconf [-c config_dir] -P[e] service/type/name=value...
        rostconf [-c config_dir] -PX service/type/name...
        rostconf -l | -m | -a | -A
+       rostconf import [-n] [source [target]]
 
 DESCRIPTION
        rostconf shows and edits main.cf and master.cf, which use Postfix's syntax
@@ -37,6 +38,10 @@ DESCRIPTION
        \"name = value\", using main.cf's setting where there is one and the
        default otherwise. Given names, it prints only those; a name that is
        neither known nor set in main.cf gets a warning.
+
+       rostconf import carries a Postfix configuration (default /etc/postfix)
+       into a Rostfix one (default /etc/rostfix) and writes IMPORT-REPORT there;
+       \"rostconf import --help\" describes it.
 
        Edits keep comments, blank lines and the order of the file: a setting is
        replaced where it is (continuation lines included), new settings are
