@@ -531,6 +531,25 @@ mod tests {
             .any(|n| matches!(n, Note::NotCarried(t) if t.contains("maildrop/unix (pipe)"))));
     }
 
+    proptest::proptest! {
+        /// Any main.cf / master.cf text (disk input) translates without panicking,
+        /// and translating the result again changes nothing: the import can be rerun.
+        #[test]
+        fn translation_is_total_and_idempotent(
+            lines in proptest::collection::vec(
+                "[ \t#]?[a-z_]{0,14}( = |=| )?(/etc/postfix|/var/spool/postfix|postfix|lmdb:|hash:|mysql:|[a-z0-9/:$,{}. -]){0,6}",
+                0..12,
+            )
+        ) {
+            let text = lines.join("\n");
+            let once = main_cf(&text, &paths());
+            proptest::prop_assert_eq!(&main_cf(&once.text, &paths()).text, &once.text);
+            let once = master_cf(&text, &paths(), &rostfix_daemons);
+            let twice = master_cf(&once.text, &paths(), &rostfix_daemons);
+            proptest::prop_assert_eq!(&twice.text, &once.text);
+        }
+    }
+
     #[test]
     fn tables_to_index() {
         let settings = vec![
