@@ -16,7 +16,7 @@ use crate::client::ClientInfo;
 use crate::limits::{pregreet_check, PreGreet};
 use crate::reply::Reply;
 use crate::settings::Settings;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::Instant;
@@ -95,10 +95,32 @@ pub fn admit(
     }
 }
 
+/// Sends the one reply, then half-closes and drains what the client already sent: a
+/// close with unread input makes the kernel send RST, which can destroy our reply
+/// before the client reads it. Bounded: at most [`DRAIN_LIMIT`] bytes, [`DRAIN_TIME`].
 fn send(stream: &mut TcpStream, reply: &Reply) {
     let mut out = Vec::new();
     reply.render_into(&mut out);
     if let Err(e) = stream.write_all(&out) {
         log::debug!("cannot send the reply: {e}");
+        return;
+    }
+    if stream.shutdown(std::net::Shutdown::Write).is_err()
+        || stream.set_read_timeout(Some(DRAIN_TIME)).is_err()
+    {
+        return;
+    }
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    let mut drained = 0;
+    while drained < DRAIN_LIMIT && started.elapsed() < DRAIN_TIME {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
     }
 }
+
+/// How much input is read and dropped after a connect-time refusal.
+const DRAIN_LIMIT: usize = 64 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
