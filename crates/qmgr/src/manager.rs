@@ -351,6 +351,10 @@ impl Manager {
         );
         let arrival = qf.envelope.arrival_us.div_euclid(1_000_000);
         let mut msg = ActiveMessage::new(id, &qf.envelope.sender, arrival);
+        // rostsuper -e marks the file with the owner-execute bit (docs/queue-format.md).
+        msg.forced_expire = std::fs::metadata(&qf.path).is_ok_and(|m| {
+            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0
+        });
         let mut routed = Vec::new();
         let mut builtins: Vec<(Builtin, String, DeliveryRecipient)> = Vec::new();
         for r in qf.pending() {
@@ -361,6 +365,11 @@ impl Manager {
             };
             msg.add_recipient(r.offset, &r.address, &orig);
             msg.set_notify(r.offset, &r.notify);
+            if msg.forced_expire {
+                // No delivery: finish_if_idle below returns every pending one.
+                msg.set_reason(r.offset, "message is administratively expired");
+                continue;
+            }
             let Some(d) = msg.delivery_recipient(r.offset) else {
                 continue;
             };
