@@ -65,3 +65,16 @@ deb: release
 
 test-package: release
 	tests/package/run.sh
+
+# Fuzzing (issue 3), never part of `make test` (which only replays fuzz/corpus through
+# crates/smtpd/tests/fuzz_corpus.rs). Needs the nightly toolchain (rustup) and a C++
+# compiler for libFuzzer; installs cargo-fuzz when missing. FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= command_parser data_machine bdat_chunks
+.PHONY: fuzz
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	@rustup toolchain list | grep -q '^nightly' || { echo "make fuzz: needs 'rustup toolchain install nightly'" >&2; exit 1; }
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done

@@ -49,7 +49,8 @@ SYNOPSIS
 DESCRIPTION
     Receives mail over ESMTP (RFC 5321) on the listening sockets inherited from
     master(8) and writes it into the incoming queue. Supports PIPELINING, SIZE, VRFY
-    (always 252), ENHANCEDSTATUSCODES, 8BITMIME and STARTTLS (RFC 3207, with
+    (always 252, or off), ENHANCEDSTATUSCODES, 8BITMIME, DSN, SMTPUTF8, CHUNKING
+    (BDAT) and STARTTLS (RFC 3207, with
     rustls; TLS 1.2 and 1.3 only), or implicit TLS with smtpd_tls_wrappermode=yes
     (port 465). Only CR LF . CR LF ends message
     data. Mail for domains outside mydestination is accepted only from clients in
@@ -68,7 +69,14 @@ OPTIONS
     hopcount_limit, smtpd_hard_error_limit, smtpd_junk_command_limit,
     smtpd_tls_security_level (none, may, encrypt; or the legacy smtpd_use_tls and
     smtpd_enforce_tls), smtpd_tls_cert_file, smtpd_tls_key_file,
-    smtpd_tls_wrappermode, smtpd_tls_protocols, smtpd_tls_mandatory_protocols.
+    smtpd_tls_wrappermode, smtpd_tls_protocols, smtpd_tls_mandatory_protocols,
+    smtpd_soft_error_limit, smtpd_error_sleep_time, header_size_limit,
+    disable_vrfy_command, smtputf8_enable, smtpd_forbid_bare_newline (default yes)
+    with _reject_code and _exclusions, smtpd_client_connection_count_limit,
+    smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit,
+    smtpd_client_recipient_rate_limit, smtpd_client_auth_rate_limit (through
+    anvil(8)), smtpd_client_event_limit_exceptions, rostfix_smtpd_greet_pause.
+    See docs/smtpd-protocol.md.
 
 EXIT STATUS
     0 when master stops it normally, 1 on a startup error.
