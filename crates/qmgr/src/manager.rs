@@ -209,7 +209,7 @@ impl Manager {
             log::warn!("flush request for an invalid site ignored");
             return;
         }
-        let revived = self.sched.revive_site(&want);
+        let mut revived = self.sched.revive_site(&want);
         let ids = match list_queue(&self.root, QueueName::Deferred) {
             Ok(ids) => ids,
             Err(e) => {
@@ -222,13 +222,23 @@ impl Manager {
             let Ok(qf) = QueueFile::open(&self.root, QueueName::Deferred, &id) else {
                 continue;
             };
-            let matches = qf.pending().any(|r| {
-                nexthop_host(domain_of(&r.address)) == want
-                    || self
-                        .resolver
-                        .resolve(&r.address)
-                        .is_ok_and(|res| nexthop_host(&res.nexthop) == want)
+            // The destination qmgr tracks is the route's next hop (a transport_maps
+            // `[host]:port`, a relayhost): revive it too when the domain matched.
+            let mut hops = Vec::new();
+            let matches = qf.pending().fold(false, |found, r| {
+                let route = self.resolver.resolve(&r.address).ok();
+                let hit = nexthop_host(domain_of(&r.address)) == want
+                    || route
+                        .as_ref()
+                        .is_some_and(|res| nexthop_host(&res.nexthop) == want);
+                if hit {
+                    hops.extend(route.map(|res| res.nexthop));
+                }
+                found || hit
             });
+            for hop in hops {
+                revived += self.sched.revive_site(&hop);
+            }
             if matches
                 && move_file(&self.root, QueueName::Deferred, QueueName::Incoming, &id).is_ok()
             {
@@ -352,9 +362,8 @@ impl Manager {
         let arrival = qf.envelope.arrival_us.div_euclid(1_000_000);
         let mut msg = ActiveMessage::new(id, &qf.envelope.sender, arrival);
         // rostsuper -e marks the file with the owner-execute bit (docs/queue-format.md).
-        msg.forced_expire = std::fs::metadata(&qf.path).is_ok_and(|m| {
-            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0
-        });
+        msg.forced_expire = std::fs::metadata(&qf.path)
+            .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0);
         let mut routed = Vec::new();
         let mut builtins: Vec<(Builtin, String, DeliveryRecipient)> = Vec::new();
         for r in qf.pending() {
