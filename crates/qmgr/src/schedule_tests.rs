@@ -151,7 +151,11 @@ fn failures_shrink_the_window_and_kill_the_destination() {
     for _ in 0..5 {
         s.finished(&a, &Outcome::Failure("refused".into()), now);
     }
-    assert_eq!(s.window(&a), Some(4), "a window's worth of failures: one less");
+    assert_eq!(
+        s.window(&a),
+        Some(4),
+        "a window's worth of failures: one less"
+    );
     assert!(!s.is_dead(&a, now));
     // Keep failing: cohorts accumulate 1/window each.
     for _ in 0..10 {
