@@ -1,0 +1,215 @@
+"""Relay control and restriction lists end to end (issue 3, "What must be shown" 2):
+from 127.0.0.2 with mynetworks = 127.0.0.1/32 every attempt of an open-relay battery
+is refused and logged the Postfix way; the same recipients are accepted after AUTH.
+Plus access tables, a DNSBL and an unknown sender domain against a local dnsmasq, and a
+misspelt restriction name stopping smtpd with a message naming the parameter."""
+
+import re
+import shutil
+import smtplib
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import harness
+from harness import USER1, free_port, wait_for
+from saslpeer import PASSWORD, write_passwd
+
+LOGIN = "relay-user"
+
+# Local parts and domains that try to sneak mail past a relay check. mydestination is
+# mx.rostfix.test, localhost.rostfix.test, localhost, rostfix.test.
+BATTERY = [
+    "victim@far-away.test",                       # plain foreign domain
+    "victim%far-away.test@mx.rostfix.test",       # percent hack
+    "far-away.test!victim@mx.rostfix.test",       # bang path
+    "far-away.test!victim",                       # bang path, no domain
+    "victim%far-away.test",                       # percent hack, no domain
+    '"victim@far-away.test"@mx.rostfix.test',     # quoted @
+    '"victim@far-away.test"',                     # quoted @, no domain
+    "@mx.rostfix.test:victim@far-away.test",      # source route (RFC 5321 ignores it)
+    "@mx.rostfix.test,@localhost:victim@far-away.test",
+    "victim@FAR-AWAY.TEST",                       # different case
+    "victim@far-away.test.",                      # trailing dot
+    "victim@mx.rostfix.test.far-away.test",       # our name as a prefix
+    "victim@[127.0.0.1]",                         # address literal
+    "victim@[IPv6:::1]",
+    "victim%far-away.test@[127.0.0.1]",
+    "victim@far-away.test@mx.rostfix.test",       # two @
+]
+
+
+@pytest.fixture
+def relay(make_instance, workdir):
+    sasl_dir = Path(tempfile.mkdtemp(prefix="sasl-", dir=workdir))
+    path = write_passwd(sasl_dir / "sasl_passwd", {LOGIN: PASSWORD})
+    return make_instance(main_extra={
+        "mynetworks": "127.0.0.1/32",
+        "smtpd_sasl_auth_enable": "yes",
+        "smtpd_sasl_type": "rostfix",
+        "smtpd_sasl_path": str(path),
+        "smtpd_relay_restrictions":
+            "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
+    })
+
+
+def refused(s, addr):
+    code, text = s.docmd("RCPT", f"TO:<{addr}>")
+    return code, text
+
+
+def test_open_relay_battery_is_refused_then_accepted_after_auth(relay):
+    with relay.smtp(source_address="127.0.0.2") as s:
+        s.ehlo("relay-tester.test")
+        assert s.mail("spammer@relay-tester.test")[0] == 250
+        for addr in BATTERY:
+            code, text = refused(s, addr)
+            assert code in (501, 554), (addr, code, text)
+            if code == 554:
+                assert b"5.7.1" in text and b"Relay access denied" in text, (addr, text)
+        # A local recipient is still fine from outside.
+        assert s.rcpt(f"{USER1}@mx.rostfix.test")[0] == 250
+        s.rset()
+        s.user, s.password = LOGIN, PASSWORD
+        assert s.auth("PLAIN", s.auth_plain)[0] == 235
+        assert s.mail("user@relay-tester.test")[0] == 250
+        for addr in BATTERY:
+            code, text = refused(s, addr)
+            # Syntax errors stay syntax errors; everything else is now accepted.
+            assert code in (250, 501), (addr, code, text)
+        s.rset()
+    log = relay.log_text()
+    assert re.search(
+        r"NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.2\]: 554 5\.7\.1 "
+        r"<victim@far-away\.test>: Relay access denied; from=<spammer@relay-tester\.test> "
+        r"to=<victim@far-away\.test> proto=ESMTP helo=<relay-tester\.test>", log), log[-3000:]
+
+
+def test_mynetworks_client_may_relay(relay):
+    with relay.smtp() as s:   # from 127.0.0.1, inside mynetworks
+        s.ehlo("inside.test")
+        s.mail("a@inside.test")
+        assert s.rcpt("victim@far-away.test")[0] == 250
+        s.rset()
+
+
+def test_default_relay_restrictions_defer(make_instance):
+    inst = make_instance(main_extra={"mynetworks": "127.0.0.1/32"})
+    with inst.smtp(source_address="127.0.0.2") as s:
+        s.ehlo("c.test")
+        s.mail("a@c.test")
+        code, text = s.rcpt("victim@far-away.test")
+        assert (code, text) == (454, b"4.7.1 <victim@far-away.test>: Relay access denied")
+
+
+def test_access_tables_and_unlisted_recipient(make_instance, workdir):
+    d = Path(tempfile.mkdtemp(prefix="access-", dir=workdir))
+    (d / "client").write_text("127.0.0.3 REJECT go away\n127.0.0.4 OK\n")
+    (d / "sender").write_text("spam.test 550 5.7.9 no spam here\nwarn.test WARN looked at\n")
+    inst = make_instance(main_extra={
+        "mynetworks": "127.0.0.1/32",
+        "smtpd_client_restrictions": f"check_client_access texthash:{d}/client",
+        "smtpd_sender_restrictions": f"check_sender_access texthash:{d}/sender",
+        "smtpd_helo_restrictions": "reject_invalid_helo_hostname",
+        "smtpd_recipient_restrictions": "reject_non_fqdn_recipient",
+        "local_recipient_maps": "proxy:unix:passwd.byname",
+    })
+    with inst.smtp(source_address="127.0.0.3") as s:
+        s.ehlo("ok.test")
+        s.mail("a@ok.test")
+        code, text = s.rcpt(f"{USER1}@mx.rostfix.test")
+        assert (code, text) == (554, b"5.7.1 <unknown[127.0.0.3]>: Client host rejected: go away")
+    with inst.smtp(source_address="127.0.0.2") as s:
+        s.ehlo("ok.test")
+        s.mail("a@spam.test")
+        code, text = s.rcpt(f"{USER1}@mx.rostfix.test")
+        assert (code, text) == (550, b"5.7.9 <a@spam.test>: Sender address rejected: no spam here")
+        s.rset()
+        s.mail("a@warn.test")
+        assert s.rcpt(f"{USER1}@mx.rostfix.test")[0] == 250
+        code, text = s.rcpt("nosuchuser-xyzzy@mx.rostfix.test")
+        assert code == 550 and b"User unknown in local recipient table" in text
+        code, text = s.rcpt("someone@localhost")
+        assert code == 504 and b"need fully-qualified address" in text
+        s.rset()
+    with inst.smtp(source_address="127.0.0.2") as s:
+        s.ehlo("bad_name!")
+        s.mail("a@ok.test")
+        code, text = s.rcpt(f"{USER1}@mx.rostfix.test")
+        assert (code, text) == (501, b"5.5.2 <bad_name!>: Helo command rejected: Invalid name")
+    log = inst.log_text()
+    assert "NOQUEUE: warn: RCPT from unknown[127.0.0.2]: looked at; from=<a@warn.test>" in log
+
+
+@pytest.fixture
+def dnsmasq():
+    """127.0.0.2 listed in bl.test (with a TXT reason); nx.test does not exist;
+    ok.test has an address."""
+    exe = shutil.which("dnsmasq")
+    if exe is None:
+        pytest.skip("dnsmasq not installed (tests/setup-deps.sh)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "--no-daemon", f"--port={port}", "--listen-address=127.0.0.1",
+         "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root",
+         "--pid-file=", "--log-facility=-",
+         "--host-record=2.0.0.127.bl.test,127.0.0.2",
+         "--txt-record=2.0.0.127.bl.test,listed for testing",
+         "--host-record=ok.test,127.0.0.9",
+         "--address=/nx.test/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    if proc.poll() is not None:
+        pytest.fail("dnsmasq did not start: " + proc.stderr.read().decode(errors="replace"))
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_dnsbl_and_unknown_sender_domain(make_instance, dnsmasq):
+    inst = make_instance(main_extra={
+        "mynetworks": "127.0.0.1/32",
+        "rostfix_dns_servers": f"127.0.0.1:{dnsmasq}",
+        "smtpd_client_restrictions": "reject_rbl_client bl.test",
+        "smtpd_sender_restrictions": "reject_unknown_sender_domain",
+    })
+    with inst.smtp(source_address="127.0.0.2") as s:
+        s.ehlo("c.test")
+        s.mail("a@ok.test")
+        code, text = s.rcpt(f"{USER1}@mx.rostfix.test")
+        assert code == 554
+        assert text == (b"5.7.1 Service unavailable; Client host [127.0.0.2] blocked "
+                        b"using bl.test; listed for testing")
+    with inst.smtp(source_address="127.0.0.5") as s:
+        s.ehlo("c.test")
+        s.mail("a@ok.test")
+        assert s.rcpt(f"{USER1}@mx.rostfix.test")[0] == 250
+        s.rset()
+        s.mail("a@nx.test")
+        code, text = s.rcpt(f"{USER1}@mx.rostfix.test")
+        assert (code, text) == (450, b"4.1.8 <a@nx.test>: Sender address rejected: Domain not found")
+
+
+def test_unknown_restriction_is_a_clear_error(make_instance):
+    inst = make_instance(main_extra={"smtpd_client_restrictions": "permit_mynetwork"},
+                         start=False)
+    inst.cmd("rostfix", "start")
+    # master forks smtpd for the connection; smtpd refuses to start.
+    wait_for(lambda: "starting" in inst.log_text() or inst.pids(), what="master")
+    try:
+        with socket_connect(inst.port) as sock:
+            sock.settimeout(10)
+            data = sock.recv(100)
+    except OSError:
+        data = b""
+    assert not data.startswith(b"220")
+    wait_for(lambda: 'smtpd_client_restrictions: unknown smtpd restriction: "permit_mynetwork"'
+             in inst.log_text(), what="the fatal log line")
+
+
+def socket_connect(port):
+    import socket
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
