@@ -233,21 +233,37 @@ impl RegexpTable {
                 stack.push((Some((pattern, l.line)), Vec::new()));
                 continue;
             }
-            let result = parse_template(rest).map_err(|r| syntax(path, l.line, r))?;
-            let groups = pattern.re.captures_len() - 1;
-            for p in &result {
-                if let Piece::Group(n) = p {
-                    if negate {
-                        return Err(syntax(path, l.line, "$number in result of negated pattern"));
-                    }
-                    if *n > groups {
-                        return Err(syntax(
-                            path,
-                            l.line,
-                            format!("out of range replacement index \"{n}\""),
-                        ));
-                    }
+            // A bad result is skipped with a warning, as Postfix's dict_regexp does
+            // (postmap goes on and answers from the other rules).
+            let result = match parse_template(rest) {
+                Ok(r) => r,
+                Err(r) => {
+                    log::warn!(
+                        "{}, line {}: {r}: skipping this rule",
+                        path.display(),
+                        l.line
+                    );
+                    continue;
                 }
+            };
+            let groups = pattern.re.captures_len() - 1;
+            let bad = result.iter().find_map(|p| match p {
+                Piece::Group(_) if negate => {
+                    Some("$number found in negative match replacement text".to_string())
+                }
+                Piece::Group(0) => Some("bad replacement syntax".to_string()),
+                Piece::Group(n) if *n > groups => {
+                    Some(format!("out of range replacement index \"{n}\""))
+                }
+                _ => None,
+            });
+            if let Some(why) = bad {
+                log::warn!(
+                    "{}, line {}: {why}: skipping this rule",
+                    path.display(),
+                    l.line
+                );
+                continue;
             }
             if let Some(top) = stack.last_mut() {
                 top.1.push(Node::Rule {
@@ -414,11 +430,17 @@ mod tests {
             Some("/etc/t, line 2")
         );
         assert!(bad("/a/ x\n/b\n").starts_with("/etc/t, line 2: missing closing"));
-        assert!(bad("/(a)/ $2\n").contains("out of range"));
-        assert!(bad("!/(a)/ $1\n").contains("negated"));
         assert!(bad("if /a/\n/b/ c\n").contains("line 1: IF has no matching ENDIF"));
         assert!(bad("endif\n").contains("line 1"));
         assert!(bad("/a/q x\n").contains("unknown regexp option"));
+    }
+
+    #[test]
+    fn bad_results_skip_the_rule_like_postfix() {
+        // dict_regexp warns and skips; the other rules still answer.
+        let t = table("/(a)/ $2\n!/(a)/ $1\n/^(b)/ $0\n/(.)/ ok $1\n");
+        assert_eq!(t.find("a").as_deref(), Some("ok a"));
+        assert_eq!(t.find("b").as_deref(), Some("ok b"));
     }
 
     #[test]

@@ -120,8 +120,44 @@ pub fn parse_aliases(bytes: &[u8], fold: bool) -> Vec<Entry> {
         out.push(Entry {
             line: l.line,
             key: fold_key(name, fold),
-            value: value.trim().to_string(),
+            value: collapse_space(value.trim()),
         });
+    }
+    out
+}
+
+/// postalias stores the right-hand side as its RFC 822 tokenizer writes it back: runs
+/// of white space outside double quotes become one space (so a continuation line's
+/// indentation does not show in the value, and `postalias -q` and `rostalias -q`
+/// agree).
+fn collapse_space(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut in_quote = false;
+    let mut escaped = false;
+    let mut pending_space = false;
+    for c in value.chars() {
+        if in_quote {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_quote = false,
+                _ => {}
+            }
+            continue;
+        }
+        if c.is_whitespace() {
+            pending_space = true;
+            continue;
+        }
+        if pending_space && !out.is_empty() {
+            out.push(' ');
+        }
+        pending_space = false;
+        if c == '"' {
+            in_quote = true;
+        }
+        out.push(c);
     }
     out
 }
@@ -153,6 +189,12 @@ pub fn dedup_first(entries: Vec<Entry>) -> Vec<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alias_values_collapse_space_outside_quotes() {
+        let e = parse_aliases(b"team: alice,\n   bob\t, \"|cmd  a\"\n", true);
+        assert_eq!(e[0].value, "alice, bob , \"|cmd  a\"");
+    }
 
     #[test]
     fn continuation_and_comments() {
@@ -196,7 +238,8 @@ mod tests {
             (e[0].key.as_str(), e[0].value.as_str()),
             ("postmaster", "root")
         );
-        assert_eq!(e[1].value, "alice,  bob, |\"/bin/cmd\"");
+        // postalias -q gives "alice, bob, ..." (checked against Debian's postalias).
+        assert_eq!(e[1].value, "alice, bob, |\"/bin/cmd\"");
         assert_eq!(
             (e[2].key.as_str(), e[2].value.as_str()),
             ("odd name", "carol")

@@ -94,7 +94,7 @@ fn run(prog: &str, args: args::Args) -> Result<i32, String> {
     };
     let tables = tables(&args, prog)?;
     if let Some(key) = &args.query {
-        return query(&tables, key);
+        return query(&tables, key, args.aliases);
     }
     if args.show {
         return show(&tables, args.aliases);
@@ -149,7 +149,9 @@ fn find(maps: &[Box<dyn rostfix_maps::Map>], key: &str) -> Result<Option<String>
     Ok(None)
 }
 
-fn query(tables: &[String], key: &str) -> Result<i32, String> {
+/// `-q KEY` prints the value; `-q -` prints `key<TAB>value` per key found, or
+/// `key:<TAB>value` for aliases, as postmap and postalias do.
+fn query(tables: &[String], key: &str, aliases: bool) -> Result<i32, String> {
     let maps = open_all(tables)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -163,7 +165,8 @@ fn query(tables: &[String], key: &str) -> Result<i32, String> {
             }
             if let Some(v) = find(&maps, k).map_err(|e| e.to_string())? {
                 found_any = true;
-                let _ = writeln!(out, "{k}\t{v}");
+                let colon = if aliases { ":" } else { "" };
+                let _ = writeln!(out, "{k}{colon}\t{v}");
             }
         }
     } else if let Some(v) = find(&maps, key).map_err(|e| e.to_string())? {
