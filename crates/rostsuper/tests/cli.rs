@@ -248,7 +248,12 @@ fn hold_and_release() {
 fn usage_and_help() {
     let s = Setup::new("usage");
     // A bare `rostsuper` is -s -p, as with postsuper: no longer a usage error.
-    for args in [&["deferred"][..], &["-d"], &["-x"], &["-d", "ALL", "nosuchqueue"]] {
+    for args in [
+        &["deferred"][..],
+        &["-d"],
+        &["-x"],
+        &["-d", "ALL", "nosuchqueue"],
+    ] {
         let out = s.run(args);
         assert_eq!(out.status.code(), Some(64), "{args:?}");
         assert!(stderr(&out).contains("usage: rostsuper"), "{args:?}");
