@@ -350,7 +350,8 @@ fn unreadable_queue_asks_showq_and_says_mail_system_is_down() {
     // postqueue's "mail system is down", EX_UNAVAILABLE.
     assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
     assert!(
-        stderr(&out).starts_with("rostqueue: fatal: Queue report unavailable - mail system is down ("),
+        stderr(&out)
+            .starts_with("rostqueue: fatal: Queue report unavailable - mail system is down ("),
         "{}",
         stderr(&out)
     );
