@@ -202,8 +202,10 @@ grep -q '^#cleanup ' "$conf/master.cf" || fail "cleanup service not commented ou
 grep -q "deferred: $deferred_id" "$conf/IMPORT-REPORT" || fail "deferred message not reported"
 grep -q requeue-postfix "$conf/IMPORT-REPORT" || fail "no re-inject command in the report"
 [ -s "$root/etc/aliases.rdb" ] || fail "newaliases (rostalias) did not run"
-[ "$(in_root stat -c %G:%a /usr/sbin/rostdrop)" = rostdrop:2755 ] ||
-    fail "rostdrop is $(in_root stat -c %G:%a /usr/sbin/rostdrop), not rostdrop:2755"
+for program in rostdrop rostqueue; do
+    [ "$(in_root stat -c %G:%a /usr/sbin/$program)" = rostdrop:2755 ] ||
+        fail "$program is $(in_root stat -c %G:%a /usr/sbin/$program), not rostdrop:2755"
+done
 [ "$(in_root stat -c %U:%a /var/spool/rostfix/maildrop)" = rostfix:730 ] ||
     fail "queue directories not created"
 for file in usr/bin/mailq usr/bin/newaliases usr/lib/sendmail usr/sbin/sendmail \
@@ -211,6 +213,8 @@ for file in usr/bin/mailq usr/bin/newaliases usr/lib/sendmail usr/sbin/sendmail 
     [ -e "$root/$file" ] || fail "/$file missing"
 done
 master_running && fail "Rostfix started although policy-rc.d forbids it"
+grep -q "'rostfix check' failed" "$log" && { cat "$log"; fail "the imported configuration fails rostfix check"; }
+in_root rostfix check || fail "rostfix check fails on the imported configuration"
 
 step "start Rostfix (no systemd here: the init script, by hand)"
 in_root /etc/init.d/rostfix start
@@ -264,7 +268,7 @@ in_root getent group rostfix && fail "group rostfix left behind"
 for path in var/spool/rostfix etc/rostfix var/lib/rostfix usr/lib/rostfix usr/sbin/rostfix; do
     [ ! -e "$root/$path" ] || fail "/$path left behind"
 done
-in_root dpkg-statoverride --list /usr/sbin/rostdrop && fail "statoverride left behind"
+in_root dpkg-statoverride --list '/usr/sbin/*' && fail "statoverride left behind"
 
 step "done"
 echo "lintian (no errors; warnings and info below):"

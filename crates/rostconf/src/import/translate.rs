@@ -195,6 +195,12 @@ fn main_setting(name: &str, value: &str, paths: &PathMap, notes: &mut Vec<Note>)
             "{name} describes Postfix's installation; Rostfix's default applies"
         ));
     }
+    if name.ends_with("_tls_session_cache_database") {
+        return Setting::Drop(format!(
+            "{name}: Postfix's tlsmgr cache; Rostfix has no tlsmgr (rustls keeps TLS \
+             sessions in each process)"
+        ));
+    }
     match (name, value) {
         ("mail_owner", "postfix") | ("setgid_group", "postdrop") => {
             return Setting::Drop(format!(
@@ -443,6 +449,10 @@ mod tests {
         assert_eq!(loaded.raw("recipient_delimiter"), Some("+"));
         // Postfix's installation parameter is commented out, and said so.
         assert_eq!(loaded.raw("readme_directory"), None);
+        assert_eq!(loaded.raw("smtpd_tls_session_cache_database"), None);
+        assert!(result
+            .text
+            .contains("#smtp_tls_session_cache_database = btree:${data_directory}/smtp_scache"));
         assert!(result.text.contains("#readme_directory = no"));
         // Comments survive.
         assert!(result.text.contains("# TLS parameters"));
