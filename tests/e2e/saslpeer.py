@@ -49,6 +49,9 @@ class Dovecot:
         self.run_dir = self.dir / "run"
         self.socket = Path(queue_dir) / "private" / "auth"
         passwd = write_passwd(self.dir / "users", users)
+        # Dovecot's auth process runs as its internal user, not root.
+        internal = pwd.getpwnam("dovecot")
+        os.chown(passwd, internal.pw_uid, internal.pw_gid)
         owner = pwd.getpwnam(MAIL_OWNER)
         conf = f"""# written by tests/e2e/saslpeer.py
 instance_name = rostfix-e2e-{os.getpid()}-{id(self)}
@@ -88,9 +91,14 @@ service anvil {{
 
     def start(self):
         exe = shutil.which("dovecot") or "/usr/sbin/dovecot"
-        proc = subprocess.run([exe, "-c", str(self.conf)], capture_output=True, text=True)
+        # Dovecot daemonizes; its output goes to a file, not a pipe, which the daemon
+        # would hold open (and subprocess would wait on) until it stops.
+        with open(self.dir / "startup.log", "wb") as out:
+            proc = subprocess.run([exe, "-c", str(self.conf)], stdout=out, stderr=out,
+                                  stdin=subprocess.DEVNULL, timeout=60)
         if proc.returncode != 0:
-            raise AssertionError(f"dovecot did not start: {proc.stderr}\n{self.log()}")
+            startup = (self.dir / "startup.log").read_text(errors="replace")
+            raise AssertionError(f"dovecot did not start: {startup}\n{self.log()}")
         self.started = True
         wait_for(self.socket.exists, timeout=20, what="dovecot's auth socket")
 
