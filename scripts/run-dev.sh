@@ -32,7 +32,17 @@ if [ "$(id -u)" = 0 ]; then
         --home-dir /nonexistent --shell /usr/sbin/nologin rostfix
     chmod 0755 "$run" "$run/mail"
 fi
+# A demo AUTH user for the built-in SASL type (smtpd_sasl_type = rostfix): the
+# passwd-file holds a SHA512-CRYPT hash made with openssl, never the password.
+sasl_passwd="$conf/sasl_passwd"
+if [ ! -f "$sasl_passwd" ]; then
+    printf 'demo:{SHA512-CRYPT}%s\n' "$(openssl passwd -6 demo-password)" >"$sasl_passwd"
+    chmod 0600 "$sasl_passwd"
+fi
 "$bin/rostconf" -c "$conf" -e \
+    "smtpd_sasl_auth_enable=yes" \
+    "smtpd_sasl_type=rostfix" \
+    "smtpd_sasl_path=$sasl_passwd" \
     "queue_directory=$run/queue" \
     "daemon_directory=$bin" \
     "command_directory=$bin" \
@@ -66,5 +76,8 @@ or, without swaks:
     hello from sendmail
     END
 It lands in $run/mail/$user/new/.  Queue: $bin/rostqueue -c $conf -p
+AUTH (built-in SASL, user "demo", password "demo-password", in $sasl_passwd):
+    swaks --server 127.0.0.1:$port --auth PLAIN --auth-user demo \\
+          --auth-password demo-password --from demo@example.org --to $user@localhost
 Stop it with: make stop
 MSG
