@@ -25,7 +25,10 @@ pub enum Command {
     /// RFC 3207; takes no arguments.
     Starttls,
     /// RFC 3030: `BDAT size [LAST]`; `size` octets of message data follow the line.
-    Bdat { size: u64, last: bool },
+    Bdat {
+        size: u64,
+        last: bool,
+    },
 }
 
 impl Command {
@@ -456,10 +459,35 @@ mod tests {
 
     #[test]
     fn bdat_forms() {
-        assert_eq!(p("BDAT 100"), Ok(Command::Bdat { size: 100, last: false }));
-        assert_eq!(p("bdat 0 last"), Ok(Command::Bdat { size: 0, last: true }));
-        assert_eq!(p("BDAT 7 LAST"), Ok(Command::Bdat { size: 7, last: true }));
-        for bad in ["BDAT", "BDAT x", "BDAT -1", "BDAT 1 FIRST", "BDAT 1 LAST x", "BDAT 99999999999999999999999"] {
+        assert_eq!(
+            p("BDAT 100"),
+            Ok(Command::Bdat {
+                size: 100,
+                last: false
+            })
+        );
+        assert_eq!(
+            p("bdat 0 last"),
+            Ok(Command::Bdat {
+                size: 0,
+                last: true
+            })
+        );
+        assert_eq!(
+            p("BDAT 7 LAST"),
+            Ok(Command::Bdat {
+                size: 7,
+                last: true
+            })
+        );
+        for bad in [
+            "BDAT",
+            "BDAT x",
+            "BDAT -1",
+            "BDAT 1 FIRST",
+            "BDAT 1 LAST x",
+            "BDAT 99999999999999999999999",
+        ] {
             assert!(
                 matches!(p(bad), Err(CommandError::Usage { verb: "bdat", .. })),
                 "{bad}"

@@ -68,7 +68,9 @@ pub fn data_stream(input: &[u8]) {
         None => return,
     };
     let whole = feed_all(data, &[]);
-    let cuts: Vec<usize> = (1..4).map(|k| (seed * k * 7919) % (data.len() + 1)).collect();
+    let cuts: Vec<usize> = (1..4)
+        .map(|k| (seed * k * 7919) % (data.len() + 1))
+        .collect();
     let mut sorted = cuts.clone();
     sorted.sort_unstable();
     let split = feed_all(data, &sorted);
@@ -77,7 +79,10 @@ pub fn data_stream(input: &[u8]) {
     if let Some(n) = whole.1 {
         assert!(n <= data.len());
         let framed = [b"\r\n".as_slice(), &data[..n]].concat();
-        assert!(framed.ends_with(b"\r\n.\r\n"), "ended without CR LF . CR LF");
+        assert!(
+            framed.ends_with(b"\r\n.\r\n"),
+            "ended without CR LF . CR LF"
+        );
     }
     assert!(whole.0.len() <= data.len());
 }
