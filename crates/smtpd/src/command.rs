@@ -29,6 +29,11 @@ pub enum Command {
         size: u64,
         last: bool,
     },
+    /// RFC 4954: `AUTH mechanism [initial-response]` (handled in session_auth.rs).
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
 }
 
 impl Command {
@@ -47,6 +52,7 @@ impl Command {
             Command::Help => "help",
             Command::Starttls => "starttls",
             Command::Bdat { .. } => "bdat",
+            Command::Auth { .. } => "auth",
         }
     }
 }
@@ -135,6 +141,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
         }),
         "VRFY" => Ok(Command::Vrfy(rest.to_string())),
         "BDAT" => parse_bdat(rest),
+        "AUTH" => parse_auth(rest),
         "CONNECT" | "GET" | "POST" => Err(CommandError::Forbidden(upper)),
         _ if verb.ends_with(':') => Err(CommandError::Forbidden(verb.to_string())),
         _ => Err(CommandError::Unknown(verb.to_string())),
@@ -163,6 +170,21 @@ fn parse_bdat(rest: &str) -> Result<Command, CommandError> {
         return Err(usage);
     }
     Ok(Command::Bdat { size, last })
+}
+
+/// `AUTH mechanism [initial-response]`; the response is checked by the AUTH layer.
+fn parse_auth(rest: &str) -> Result<Command, CommandError> {
+    let usage = CommandError::Usage {
+        verb: "auth",
+        usage: "Syntax: AUTH mechanism",
+    };
+    let mut words = rest.split([' ', '\t']).filter(|w| !w.is_empty());
+    let mechanism = words.next().ok_or(usage.clone())?.to_string();
+    let initial = words.next().map(str::to_string);
+    if words.next().is_some() {
+        return Err(usage);
+    }
+    Ok(Command::Auth { mechanism, initial })
 }
 
 fn one_word(rest: &str, verb: &'static str, usage: &'static str) -> Result<String, CommandError> {
@@ -455,6 +477,40 @@ mod tests {
             Err(CommandError::Usage { verb: "vrfy", .. })
         ));
         assert_eq!(p("vrfy root"), Ok(Command::Vrfy("root".into())));
+    }
+
+    #[test]
+    fn auth_forms() {
+        assert_eq!(
+            p("AUTH PLAIN"),
+            Ok(Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial: None
+            })
+        );
+        assert_eq!(
+            p("auth login dXNlcg=="),
+            Ok(Command::Auth {
+                mechanism: "login".into(),
+                initial: Some("dXNlcg==".into())
+            })
+        );
+        assert_eq!(
+            p("AUTH PLAIN ="),
+            Ok(Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial: Some("=".into())
+            })
+        );
+        assert!(matches!(
+            p("AUTH"),
+            Err(CommandError::Usage { verb: "auth", .. })
+        ));
+        assert!(matches!(
+            p("AUTH A B C"),
+            Err(CommandError::Usage { verb: "auth", .. })
+        ));
+        assert_eq!(p("AUTH PLAIN x").unwrap().name(), "auth");
     }
 
     #[test]

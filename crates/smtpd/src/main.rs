@@ -10,6 +10,7 @@
 
 mod address;
 mod anvil_client;
+mod auth;
 mod chunk;
 mod cidr;
 mod client;
@@ -24,6 +25,8 @@ mod policy;
 mod queue_sink;
 mod received;
 mod reply;
+mod restrictions;
+mod sasl;
 mod session;
 mod settings;
 mod sink;
@@ -53,8 +56,11 @@ DESCRIPTION
     (BDAT) and STARTTLS (RFC 3207, with
     rustls; TLS 1.2 and 1.3 only), or implicit TLS with smtpd_tls_wrappermode=yes
     (port 465). Only CR LF . CR LF ends message
-    data. Mail for domains outside mydestination is accepted only from clients in
-    mynetworks. Not meant to be run by hand: master starts it.
+    data. AUTH (RFC 4954: PLAIN, LOGIN) through Dovecot's auth server or a
+    built-in passwd-file; Postfix's restriction lists decide who may send and
+    relay (by default: mynetworks and authenticated clients relay, others only
+    to local and relay_domains destinations). Not meant to be run by hand:
+    master starts it.
 
 OPTIONS
     -n NAME     service name from master.cf
@@ -76,6 +82,14 @@ OPTIONS
     smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit,
     smtpd_client_recipient_rate_limit, smtpd_client_auth_rate_limit (through
     anvil(8)), smtpd_client_event_limit_exceptions, rostfix_smtpd_greet_pause.
+    AUTH: smtpd_sasl_auth_enable, smtpd_sasl_type (dovecot, rostfix),
+    smtpd_sasl_path, smtpd_sasl_service, smtpd_sasl_authenticated_header,
+    smtpd_tls_auth_only. Restrictions: smtpd_client_restrictions,
+    smtpd_helo_restrictions, smtpd_sender_restrictions, smtpd_relay_restrictions,
+    smtpd_recipient_restrictions, smtpd_data_restrictions,
+    smtpd_end_of_data_restrictions, smtpd_delay_reject,
+    smtpd_reject_unlisted_recipient, local_recipient_maps, relay_domains,
+    rostfix_dns_servers. See README (SMTP AUTH and restrictions).
     See docs/smtpd-protocol.md.
 
 EXIT STATUS

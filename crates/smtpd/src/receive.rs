@@ -76,7 +76,11 @@ impl<S: QueueSink> Session<'_, S> {
             }
         };
         let id = msg.queue_id().to_string();
-        log::info!("{id}: client={}", self.client.log_name());
+        log::info!(
+            "{id}: client={}{}",
+            self.client.log_name(),
+            self.auth.log_suffix()
+        );
         let client_literal = self.client.received_literal();
         let single = match txn.recipients.as_slice() {
             [one] => Some(one.as_str()),
@@ -94,6 +98,14 @@ impl<S: QueueSink> Session<'_, S> {
             single_recipient: single,
             unix_time: now_unix(),
         });
+        // smtpd_sasl_authenticated_header: the AUTH identity, only when asked for.
+        let header = crate::auth::received_with_user(
+            header,
+            self.auth
+                .username
+                .as_deref()
+                .filter(|_| self.cfg.auth.authenticated_header),
+        );
         let failed = msg.write(header.as_bytes()).err();
         let size = header.len() as u64;
         let limit = self.cfg.message_size_limit;
@@ -141,7 +153,8 @@ impl<S: QueueSink> Session<'_, S> {
             // Our own Received: header makes one more hop.
             Some(Reply::new(554, "5.4.0", "Error: too many hops"))
         } else {
-            None
+            // smtpd_end_of_data_restrictions (session_auth.rs); logged just below.
+            self.restriction_check(super::CheckPoint::EndOfData, Some(&txn.sender), None)
         };
         if let Some(reply) = refusal {
             msg.abort();

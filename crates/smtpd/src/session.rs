@@ -33,7 +33,6 @@ use crate::dsn_params::{
 };
 use crate::io::{is_timeout, LineRead, SmtpIo};
 use crate::limits::error_delay;
-use crate::policy::{check_relay, RelayVerdict};
 use crate::reply::Reply;
 use crate::settings::Settings;
 use crate::sink::QueueSink;
@@ -106,6 +105,8 @@ pub struct Session<'a, S: QueueSink> {
     serial: u64,
     /// Per-client rate limits (anvil_client.rs); disabled unless main.rs sets it.
     anvil: Anvil,
+    /// SMTP AUTH state (session_auth.rs).
+    auth: crate::auth::AuthState,
 }
 
 impl<'a, S: QueueSink> Session<'a, S> {
@@ -127,6 +128,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             bdat_msg: None,
             serial: 0,
             anvil: Anvil::disabled(),
+            auth: crate::auth::AuthState::default(),
         }
     }
 
@@ -323,6 +325,8 @@ impl<'a, S: QueueSink> Session<'a, S> {
             self.helo = None;
             self.esmtp = false;
             self.txn = None;
+            // RFC 3207 4.2: forget everything learned before TLS, AUTH included.
+            self.auth = crate::auth::AuthState::default();
             return None;
         };
         self.finish(name, io, reply);
@@ -369,6 +373,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 DataOutcome::BareNewline => return Some(self.bare_newline(io, name)),
             },
             Command::Starttls => return self.starttls(io),
+            Command::Auth { mechanism, initial } => {
+                return self.auth_command(mechanism, initial, io)
+            }
             Command::Helo(host) => self.helo(host, false, offer_tls),
             Command::Ehlo(host) => self.helo(host, true, offer_tls),
             Command::Mail(arg) => self.mail(arg),
@@ -435,6 +442,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
         self.txn = None;
         self.helo = Some(host);
         self.esmtp = esmtp;
+        if let Some(reply) = self.restriction_check(CheckPoint::Helo, None, None) {
+            return reply;
+        }
         let mut lines = vec![self.cfg.myhostname.clone()];
         if esmtp {
             lines.push("PIPELINING".into());
@@ -447,6 +457,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
             }
             if offer_tls {
                 lines.push("STARTTLS".into());
+            }
+            if let Some(auth) = self.auth_ehlo_keyword() {
+                lines.push(auth);
             }
             lines.push("ENHANCEDSTATUSCODES".into());
             lines.push("8BITMIME".into());
@@ -473,6 +486,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
         };
         if !params.smtputf8 && needs_smtputf8(&arg.address) {
             return utf8_without_smtputf8();
+        }
+        if let Some(reply) = self.restriction_check(CheckPoint::Mail, Some(&arg.address), None) {
+            return reply;
         }
         if !self.anvil.message_allowed() {
             return self.anvil.message_rate_reply();
@@ -502,14 +518,10 @@ impl<'a, S: QueueSink> Session<'a, S> {
         if txn.recipients.len() >= self.cfg.recipient_limit {
             return Reply::new(452, "4.5.3", "Error: too many recipients");
         }
-        if check_relay(&arg.address, self.trusted, &self.cfg.mydestination) == RelayVerdict::Denied
+        // Client, HELO, sender (smtpd_delay_reject), relay and recipient lists.
+        if let Some(reply) =
+            self.restriction_check(CheckPoint::Rcpt, Some(&txn.sender), Some(&arg.address))
         {
-            let reply = Reply::new(
-                554,
-                "5.7.1",
-                format!("<{}>: Relay access denied", arg.address),
-            );
-            self.log_reject("NOQUEUE", "RCPT", &reply, &txn.sender, &arg.address);
             return reply;
         }
         if !self.anvil.recipient_allowed() {
@@ -523,10 +535,13 @@ impl<'a, S: QueueSink> Session<'a, S> {
     }
 
     fn protocol(&self) -> &'static str {
-        match (self.esmtp, self.tls.is_some()) {
-            (true, true) => "ESMTPS",
-            (true, false) => "ESMTP",
-            (false, _) => "SMTP",
+        // RFC 3848: the A for an authenticated session.
+        match (self.esmtp, self.tls.is_some(), self.auth.username.is_some()) {
+            (true, true, true) => "ESMTPSA",
+            (true, true, false) => "ESMTPS",
+            (true, false, true) => "ESMTPA",
+            (true, false, false) => "ESMTP",
+            (false, _, _) => "SMTP",
         }
     }
 
@@ -557,6 +572,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             attrs.push(("helo_name".to_string(), h.clone()));
         }
         attrs.push(("protocol".to_string(), self.protocol().to_string()));
+        attrs.extend(self.auth.queue_attrs());
         attrs.extend(txn.params.attributes());
         Envelope {
             sender: txn.sender.clone(),
@@ -604,7 +620,14 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 self.txn = Some(t);
                 return DataOutcome::Reply(Reply::new(554, "5.5.1", "Error: no valid recipients"));
             }
-            Some(t) => t,
+            Some(t) => {
+                if let Some(reply) = self.restriction_check(CheckPoint::Data, Some(&t.sender), None)
+                {
+                    self.txn = Some(t);
+                    return DataOutcome::Reply(reply);
+                }
+                t
+            }
         };
         let mut intake = match self.open_intake(&txn) {
             Ok(i) => i,
@@ -677,6 +700,9 @@ fn error_reply(e: &CommandError) -> Reply {
 mod bdat;
 #[path = "receive.rs"]
 mod receive;
+#[path = "session_auth.rs"]
+mod session_auth;
+use session_auth::CheckPoint;
 
 #[cfg(test)]
 #[path = "session_tests.rs"]

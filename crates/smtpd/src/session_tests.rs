@@ -115,6 +115,8 @@ fn codes(lines: &[String]) -> Vec<&str> {
     lines.iter().map(|l| &l[..4]).collect()
 }
 
+#[path = "auth_session_tests.rs"]
+mod auth_session_tests;
 #[path = "proto_tests.rs"]
 mod proto_tests;
 
@@ -212,7 +214,7 @@ fn pipelined_commands_get_replies_in_order_in_one_write() {
     assert!(writes[1].starts_with("250-mx.example.com"));
     assert_eq!(
         writes[2],
-        "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n554 5.7.1 <y@elsewhere.example>: Relay access denied\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+        "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n454 4.7.1 <y@elsewhere.example>: Relay access denied\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
     );
     assert_eq!(
         writes[3],
@@ -249,10 +251,10 @@ RCPT TO:<U@MX.EXAMPLE.COM.>\r\nQUIT\r\n";
         [
             "250 mx.example.com",
             "250 2.1.0 Ok",
-            "554 5.7.1 <v@victim.example>: Relay access denied",
-            "554 5.7.1 <u%victim.example@mx.example.com>: Relay access denied",
-            "554 5.7.1 <\"u@victim.example\"@mx.example.com>: Relay access denied",
-            "554 5.7.1 <u@victim.example>: Relay access denied",
+            "454 4.7.1 <v@victim.example>: Relay access denied",
+            "454 4.7.1 <u%victim.example@mx.example.com>: Relay access denied",
+            "454 4.7.1 <\"u@victim.example\"@mx.example.com>: Relay access denied",
+            "454 4.7.1 <u@victim.example>: Relay access denied",
             "250 2.1.5 Ok",
             "250 2.1.5 Ok",
             "221 2.0.0 Bye",

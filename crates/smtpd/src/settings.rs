@@ -22,6 +22,10 @@ pub enum SettingsError {
     Tls(#[from] TlsError),
     #[error("myhostname is empty and the system host name is unknown")]
     NoHostname,
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthConfigError),
+    #[error(transparent)]
+    Restrictions(#[from] crate::restrictions::config::ConfigError),
 }
 
 /// What smtpd needs from main.cf.
@@ -44,6 +48,10 @@ pub struct Settings {
     pub tls: TlsSettings,
     /// Protocol safety and abuse limits (limits.rs).
     pub proto: ProtoSettings,
+    /// SMTP AUTH (auth.rs).
+    pub auth: crate::auth::AuthSettings,
+    /// The restriction lists (restrictions/config.rs), shared: tables are not Clone.
+    pub restrictions: std::sync::Arc<crate::restrictions::config::RestrictionConfig>,
 }
 
 impl Settings {
@@ -52,6 +60,10 @@ impl Settings {
         let mynetworks = NetworkList::parse(["127.0.0.0/8", "[::1]/128"]).unwrap_or_default();
         Settings {
             proto: ProtoSettings::defaults(&mynetworks),
+            auth: crate::auth::AuthSettings::default(),
+            restrictions: std::sync::Arc::new(
+                crate::restrictions::config::RestrictionConfig::defaults(),
+            ),
             myhostname: myhostname.to_string(),
             banner: format!("{myhostname} ESMTP Rostfix"),
             mydestination: vec![normalize_domain(myhostname), "localhost".into()],
@@ -142,6 +154,13 @@ impl Settings {
         )?);
         s.tls = TlsSettings::from_lookup(&get)?;
         s.proto = ProtoSettings::from_lookup(&get, &s.mynetworks, &mut warnings)?;
+        let (auth, w) =
+            crate::auth::AuthSettings::from_lookup(&get, s.tls.level == SecurityLevel::Encrypt)?;
+        s.auth = auth;
+        warnings.extend(w);
+        let (rc, w) = crate::restrictions::config::RestrictionConfig::from_lookup(&get)?;
+        s.restrictions = std::sync::Arc::new(rc);
+        warnings.extend(w);
         Ok((s, warnings))
     }
 }
