@@ -152,7 +152,6 @@ relay     unix  -       -       y       -       -       smtp
 lmtp      unix  -       -       y       -       -       lmtp
 local     unix  -       n       n       -       -       local
 anvil     unix  -       -       y       -       1       anvil
-anvil     unix  -       -       y       -       1       anvil
 virtual   unix  -       n       n       -       -       virtual
 """ + master_extra
         (self.conf / "master.cf").write_text(master)
