@@ -25,6 +25,10 @@ def main() -> int:
     out = [
         f'.TH {name.upper()} {section} "" "rostfix {escape(version)}" "Rostfix"',
     ]
+    # The help indents section bodies for a terminal; man indents them itself, so
+    # the smallest indentation of the body lines is removed.
+    indents = [len(l) - len(l.lstrip()) for l in text if l.strip() and l[0] in " \t"]
+    common = min(indents, default=0)
     heading_seen = False
     for line in text:
         stripped = line.strip()
@@ -44,7 +48,7 @@ def main() -> int:
             out.append(escape(stripped))
             heading_seen = True
         elif stripped:
-            out.append(escape(line.rstrip()))
+            out.append(escape(line.rstrip()[common:] if line[:common].isspace() else line.strip()))
         else:
             out.append("")
     if heading_seen:
