@@ -225,7 +225,7 @@ fn alias_mode() {
     let out = run_in(&d, &["-a", "-s", &table], None);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "postmaster: root\nteam: alice,\tbob, |\"/usr/bin/cmd\"\n"
+        "postmaster: root\nteam: alice, bob, |\"/usr/bin/cmd\"\n"
     );
 }
 
