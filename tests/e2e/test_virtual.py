@@ -3,25 +3,17 @@ domains whose users are delivered by the `virtual` agent into virtual_mailbox_ba
 the mapped uid/gid (Maildir and mbox), and a virtual alias domain that rewrites to a
 local user and to a remote address (a loopback SMTP sink reached through relayhost).
 
-Routing virtual_mailbox_domains to virtual_transport and expanding virtual_alias_maps
-are qmgr's work (through crates/resolve); until qmgr does both, these tests are
-expected to fail (xfail, not strict: they pass as soon as it lands)."""
+qmgr routes virtual_mailbox_domains to virtual_transport and expands virtual_alias_maps
+(through crates/resolve); the virtual agent delivers."""
 
 import mailbox
 import os
 from pathlib import Path
 
-import pytest
-
 from harness import USER1, free_port, maildir_messages, wait_for
 from smtpsink import Sink
 
 UID_ONE, UID_TWO, GID = 61001, 61002, 61000
-
-QMGR_ROUTING = ("qmgr does not yet route virtual_mailbox_domains to virtual_transport "
-                "(crates/resolve integration in qmgr, the qmgr engineer's part)")
-QMGR_VALIAS = ("qmgr does not yet expand virtual_alias_maps (crates/resolve "
-               "integration in qmgr, the qmgr engineer's part)")
 
 
 def send(inst, rcpts, subject):
@@ -30,7 +22,6 @@ def send(inst, rcpts, subject):
                    f"From: sender@example.org\r\nSubject: {subject}\r\n\r\nFrom here\r\n".encode())
 
 
-@pytest.mark.xfail(reason=QMGR_ROUTING, strict=False)
 def test_two_virtual_mailbox_domains(make_instance, workdir):
     inst = make_instance(start=False)
     base = inst.base / "vmail"
@@ -72,7 +63,6 @@ def test_two_virtual_mailbox_domains(make_instance, workdir):
     assert "relay=virtual" in inst.log_text() or "delivered to maildir" in inst.log_text()
 
 
-@pytest.mark.xfail(reason=QMGR_VALIAS, strict=False)
 def test_virtual_alias_domain_to_local_and_remote(make_instance):
     sink_port = free_port()
     sink = Sink(sink_port)
