@@ -23,6 +23,17 @@ def uids(pid):
     return [int(x) for x in proc_status(pid)["Uid"].split()]
 
 
+def confined(pid, owner, name, timeout=10.0):
+    """Waits until `pid` runs with every uid = owner: True, or False if it exited
+    meanwhile; fails if it is still running with another uid after `timeout`."""
+    def state():
+        try:
+            return "confined" if set(uids(pid)) == {owner} else None
+        except FileNotFoundError:
+            return "gone"
+    return wait_for(state, timeout=timeout, what=f"{name}[{pid}] to drop to uid {owner}") == "confined"
+
+
 def caps(pid):
     st = proc_status(pid)
     return {k: int(st[k], 16) for k in ("CapEff", "CapPrm", "CapInh", "CapAmb")}
@@ -49,19 +60,25 @@ def test_processes_confined_as_configured(instance):
         seen = set()
         for pid, name in procs.items():
             seen.add(name)
-            root = os.readlink(f"/proc/{pid}/root")
             if name == "master":
+                root = os.readlink(f"/proc/{pid}/root")
                 assert uids(pid)[0] == 0, "master runs as root"
                 assert root == "/"
                 continue
             if name in ("smtpd", "pickup", "bounce", "smtp"):
-                # chroot=y, unpriv=y in master.cf
-                assert set(uids(pid)) == {owner}, f"{name}[{pid}] uids {uids(pid)}"
+                # chroot=y, unpriv=y in master.cf. A process master has just forked may
+                # still be initializing as root (reading tables and the password file
+                # before chroot); it must be confined before it serves anyone, so wait
+                # for that instead of judging it mid-start.
+                if not confined(pid, owner, name):
+                    continue
+                root = os.readlink(f"/proc/{pid}/root")
                 assert root == str(instance.queue), f"{name}[{pid}] root is {root}"
             elif name == "qmgr":
                 # chroot=n, unpriv=y
-                assert set(uids(pid)) == {owner}, f"qmgr uids {uids(pid)}"
-                assert root == "/"
+                if not confined(pid, owner, name):
+                    continue
+                assert os.readlink(f"/proc/{pid}/root") == "/"
             elif name == "local":
                 # unpriv=n: stays root to deliver as each recipient
                 assert uids(pid)[0] == 0

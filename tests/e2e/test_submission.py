@@ -1,5 +1,5 @@
 """Submission end to end (issue 3, "What must be shown" 3): the `submission` and
-`submissions` entries of ../shared/fixtures/ubuntu-dovecot-master.cf, with their -o
+`submissions` entries of the Ubuntu + Dovecot master.cf fixture (crates/config/testdata), with their -o
 overrides copied as written, on loopback ports. On the submission port without TLS,
 AUTH is not offered and MAIL is refused (smtpd_tls_security_level=encrypt); after
 STARTTLS and AUTH mail goes through, and without AUTH the recipient is refused
@@ -19,7 +19,9 @@ from harness import USER1, maildir_messages, wait_for
 from saslpeer import PASSWORD, write_passwd
 from test_tls import make_certs, no_verify
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ubuntu-dovecot-master.cf"
+# The repository's copy of ../shared/fixtures/ubuntu-dovecot-master.cf (the config crate's
+# tests load the same file), so the test runs from any checkout.
+FIXTURE = harness.REPO / "crates" / "config" / "testdata" / "ubuntu-dovecot-master.cf"
 LOGIN = "sub-user"
 
 
