@@ -1,7 +1,7 @@
 # Rostfix: build, run a private instance, test.
 #   make run    build and start a private instance on 127.0.0.1:$(RUN_PORT) (see README)
 #   make stop   stop that instance
-#   make test   install test peers (as root), then every unit and end-to-end test
+#   make test   install test peers (as root), lint, then every unit, end-to-end and package test
 #   make lint   rustfmt --check and clippy -D warnings
 
 CARGO ?= cargo
@@ -25,10 +25,14 @@ run: build
 stop:
 	scripts/run-dev.sh stop
 
+# The package test runs on the debug build just tested (docs/packaging.md says why);
+# `make test-package` runs it on the release build.
 test: build
 	tests/setup-deps.sh
+	$(MAKE) --no-print-directory lint
 	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory test-e2e
+	ROSTFIX_DEB_BINARIES=$${CARGO_TARGET_DIR:-$(CURDIR)/target}/debug tests/package/run.sh
 
 test-unit:
 	$(CARGO) test --workspace
@@ -58,7 +62,7 @@ clean:
 # Debian package (issue 6): target/deb/rostfix_VERSION_amd64.deb from the release
 # binaries (packaging/build-deb.sh, debhelper); DEB_VERSION=0.1.0-2 make deb for another
 # version. test-package needs root, debootstrap and network access to the Debian mirror:
-# it is not part of `make test` (docs/packaging.md says why).
+# `make test` runs the same test on the debug build (docs/packaging.md says why).
 .PHONY: deb test-package
 deb: release
 	packaging/build-deb.sh

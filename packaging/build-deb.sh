@@ -12,7 +12,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
-release=$target_dir/release
+# The binaries to package: the release build by default; `make test` packages the debug
+# build it has just tested (ROSTFIX_DEB_BINARIES=target/debug), which exercises the same
+# packaging, maintainer scripts and migration without a second, slower release build.
+release=${ROSTFIX_DEB_BINARIES:-$target_dir/release}
 deb_dir=${DEB_DIR:-$repo/target/deb}
 workspace_version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$repo/Cargo.toml")
 version=${1:-${DEB_VERSION:-$workspace_version-1}}

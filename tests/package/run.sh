@@ -14,7 +14,8 @@
 # maintainer scripts to start them, except in the upgrade step, where the init
 # script's restart is exercised). Everything is stopped and unmounted at the end,
 # even on failure.
-#   tests/package/run.sh          (make test-package; needs the release build)
+#   tests/package/run.sh          (make test-package: the release build; make test runs it
+#                                  on the debug build with ROSTFIX_DEB_BINARIES=target/debug)
 # Environment: ROSTFIX_PKG_CACHE (default /var/cache/rostfix-test), KEEP_ROOT=1 to
 # keep the root for inspection (processes are still stopped, /proc unmounted).
 set -euo pipefail
