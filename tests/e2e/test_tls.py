@@ -42,10 +42,11 @@ def tls(make_instance, workdir):
     """An instance with STARTTLS (may) on its main port, plus a wrapper-mode port, an
     encrypt-level port and an ECDSA-certificate port."""
     certs = make_certs(tempfile.mkdtemp(prefix="tls-", dir=workdir))
-    ports = {name: harness.free_port() for name in ("wrapper", "encrypt", "ec")}
+    ports = {name: harness.free_port() for name in ("wrapper", "encrypt", "ec", "noaes128")}
     master_extra = f"""127.0.0.1:{ports['wrapper']} inet n - y - - smtpd -o smtpd_tls_wrappermode=yes
 127.0.0.1:{ports['encrypt']} inet n - y - - smtpd -o smtpd_tls_security_level=encrypt
 127.0.0.1:{ports['ec']} inet n - y - - smtpd -o smtpd_tls_cert_file={certs}/ec.pem -o smtpd_tls_key_file={certs}/ec.key
+127.0.0.1:{ports['noaes128']} inet n - y - - smtpd -o smtpd_tls_exclude_ciphers=AES128,aNULL,RC4
 """
     inst = make_instance(main_extra={
         "smtpd_tls_security_level": "may",
@@ -111,6 +112,20 @@ def test_openssl_sees_tls13_and_the_configured_certificates(tls):
     # TLS 1.2 is still allowed by "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1".
     out = s_client(tls.port, "-tls1_2").stdout.decode(errors="replace")
     assert "TLSv1.2" in out, out
+
+
+def test_excluded_ciphers_are_not_negotiated(tls):
+    """smtpd_tls_exclude_ciphers = AES128 on one port: a TLS 1.2 client offering only
+    AES128 gets no handshake there, while the main port accepts the same client and the
+    excluding port still speaks TLS 1.2 with another cipher."""
+    only_aes128 = ("-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")
+    out = s_client(tls.port, *only_aes128).stdout.decode(errors="replace")
+    assert "ECDHE-RSA-AES128-GCM-SHA256" in out, out
+    r = s_client(tls.ports["noaes128"], *only_aes128)
+    out = r.stdout.decode(errors="replace")
+    assert "Cipher is ECDHE-RSA-AES128-GCM-SHA256" not in out, out
+    out = s_client(tls.ports["noaes128"], "-tls1_2").stdout.decode(errors="replace")
+    assert "TLSv1.2" in out and "AES128" not in out.split("Cipher is", 1)[-1][:60], out
 
 
 def test_tls10_and_tls11_clients_are_refused(tls):

@@ -32,6 +32,7 @@ mod settings;
 mod sink;
 mod stats;
 mod tls;
+mod tls_ciphers;
 
 use client::ClientInfo;
 use queue_sink::SpoolSink;

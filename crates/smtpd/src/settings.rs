@@ -82,6 +82,7 @@ impl Settings {
                 wrappermode: false,
                 protocols: ">=TLSv1.2".into(),
                 protocols_param: "smtpd_tls_protocols",
+                ciphers: crate::tls_ciphers::CipherPolicy::unrestricted(),
             },
         }
     }

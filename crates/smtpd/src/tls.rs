@@ -44,6 +44,8 @@ pub enum TlsError {
     NoProtocols(&'static str),
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error(transparent)]
+    Ciphers(#[from] crate::tls_ciphers::CipherError),
 }
 
 /// The smtpd_tls_* parameters.
@@ -56,6 +58,8 @@ pub struct TlsSettings {
     /// smtpd_tls_protocols (level may) or smtpd_tls_mandatory_protocols (encrypt).
     pub protocols: String,
     pub protocols_param: &'static str,
+    /// smtpd_tls_(mandatory_)ciphers and the exclusion lists.
+    pub ciphers: crate::tls_ciphers::CipherPolicy,
 }
 
 fn yes(v: &str) -> bool {
@@ -90,6 +94,8 @@ impl TlsSettings {
         };
         // Checked now so a typo is a startup error, not a silent downgrade.
         parse_protocols(&protocols, protocols_param)?;
+        let ciphers =
+            crate::tls_ciphers::CipherPolicy::from_lookup(get, level == SecurityLevel::Encrypt)?;
         let cert_file = get("smtpd_tls_cert_file").trim().to_string();
         let key_file = match get("smtpd_tls_key_file").trim() {
             // Postfix's default: smtpd_tls_key_file = $smtpd_tls_cert_file.
@@ -103,6 +109,7 @@ impl TlsSettings {
             wrappermode: yes(&get("smtpd_tls_wrappermode")),
             protocols,
             protocols_param,
+            ciphers,
         })
     }
 
@@ -131,7 +138,10 @@ impl TlsSettings {
             source,
         })?;
         let versions = parse_protocols(&self.protocols, self.protocols_param)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(
+            self.ciphers
+                .provider(rustls::crypto::ring::default_provider())?,
+        );
         let config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&versions)?
             .with_no_client_auth()
