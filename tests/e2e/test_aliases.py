@@ -37,6 +37,8 @@ def site(make_instance, workdir):
         "loop: loop@remote.test\n"
         "tempfail: \"|exit 75\"\n"
         "nouser: \"|exit 67\"\n"
+        f"owned: {USER1}, no-such-member-xyz\n"
+        f"owner-owned: {USER2}\n"
     )
     inst.cmd("rostmap", "-a", f"hash:{aliases}")
     main = (inst.conf / "main.cf").read_text()
@@ -113,6 +115,28 @@ def test_pipe_exit_codes(site):
                          and "5.1.1" in d.decode(errors="replace")
                          for _, d in maildir_messages(USER2)),
              what="the bounce notice for the 67 exit")
+
+
+def test_owner_alias_gets_the_members_failures(site):
+    """A member of `owned` does not exist: the notice goes to owner-owned (USER2), as
+    Postfix's local does, and the sender (whose site is the sink) hears nothing."""
+    inst, sink, _ = site
+    send(inst, "owned@mx.rostfix.test", "owned list", sender="poster@example.org")
+    wait_for(lambda: "owned list" in subjects(USER1), what="the existing member's copy")
+
+    def owner_notice():
+        for _, d in maildir_messages(USER2):
+            text = d.decode(errors="replace")
+            if "multipart/report" in text and "no-such-member-xyz" in text:
+                return text
+        return None
+    text = wait_for(owner_notice, what="the failure notice in owner-owned's mailbox")
+    assert "Subject: owned list" in text  # the returned message
+    assert "5.1.1" in text
+    log = inst.log_text()
+    assert "to=<owner-owned@mx.rostfix.test>" in log or f"to=<{USER2}>, orig_to=<owner-owned@" in log, log[-3000:]
+    time.sleep(2)  # a wrong notice to the sender would be on its way to the sink now
+    assert not sink.for_rcpt("poster@example.org"), "the sender got a notice"
 
 
 def test_include_list(site):

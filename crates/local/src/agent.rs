@@ -153,7 +153,11 @@ where
                 lw,
             );
         }
-        results.push(result(r.offset, status, &f));
+        let mut res = result(r.offset, status, &f);
+        if status == DeliveryStatus::Bounced {
+            res.notify_sender = crate::expand::bounce_owner(&leaves);
+        }
+        results.push(res);
     }
     DeliveryReply { results }
 }
@@ -205,6 +209,7 @@ fn result(offset: u64, status: DeliveryStatus, f: &Failure) -> RecipientResult {
         dsn: f.dsn.to_string(),
         text: f.text.clone(),
         relay: RELAY.to_string(),
+        notify_sender: None,
     }
 }
 

@@ -27,9 +27,9 @@
 //! Every final destination is a [`Leaf`] with its own outcome, logged by the agent as
 //! one `to=` line each. The recipient's verdict for qmgr: deferred if any leaf was
 //! deferred (a retry then repeats the leaves that succeeded, as in Postfix), else
-//! bounced if any bounced, else sent. Partial: errors of leaves inside an alias go to
-//! the original sender through qmgr's bounce, not to `owner-NAME` (only forwarded
-//! copies carry the owner as sender).
+//! bounced if any bounced, else sent. A leaf records the owner of the alias it came
+//! from: a bounce caused by it is reported to `owner-NAME` ([`bounce_owner`]), and
+//! forwarded copies carry the owner as their sender.
 
 use crate::attributes::{command_environment, expand, Attributes};
 use crate::command::{run_command, CommandSpec};
@@ -124,6 +124,10 @@ pub struct Leaf {
     /// The address logged as `to=`.
     pub to: String,
     pub result: Result<String, Failure>,
+    /// `owner-NAME@$myorigin` when this destination came from an alias with an owner:
+    /// its failure is reported to the owner, not to the sender (Postfix's
+    /// bounce_workaround).
+    pub owner: Option<String>,
 }
 
 /// The identity and user attributes commands and files of a list run with.
@@ -164,6 +168,9 @@ pub struct Expansion<'a> {
     /// (sender, address, leaf index) waiting to be queued.
     forwards: Vec<(String, String, usize)>,
     ancestors: Vec<String>,
+    /// The owner in effect for the list being expanded (innermost last; a list
+    /// without an owner pushes None, so an owner does not leak into a .forward).
+    owners: Vec<Option<String>>,
 }
 
 impl<'a> Expansion<'a> {
@@ -184,6 +191,7 @@ impl<'a> Expansion<'a> {
             leaves: Vec::new(),
             forwards: Vec::new(),
             ancestors: Vec::new(),
+            owners: Vec::new(),
         }
     }
 
@@ -200,15 +208,18 @@ impl<'a> Expansion<'a> {
         self.leaves.clear();
         self.forwards.clear();
         self.ancestors.clear();
+        self.owners.clear();
         self.deliver(address, 0, None, false);
         self.flush_forwards(forwarder);
         std::mem::take(&mut self.leaves)
     }
 
     fn leaf(&mut self, to: &str, result: Result<String, Failure>) {
+        let owner = self.owners.last().cloned().flatten();
         self.leaves.push(Leaf {
             to: to.to_string(),
             result,
+            owner,
         });
     }
 
@@ -372,9 +383,11 @@ impl<'a> Expansion<'a> {
             return self.leaf(address, Err(Failure::bounce("5.3.0", text)));
         }
         self.ancestors.push(marker);
+        self.owners.push(origin.owner_sender.clone());
         for item in items {
             self.item(item, level + 1, origin);
         }
+        self.owners.pop();
         self.ancestors.pop();
     }
 
@@ -720,6 +733,15 @@ fn shell_of(name: &str) -> String {
 /// The recipient's verdict from its leaves: deferred if any deferred, else bounced if
 /// any bounced, else sent. The Failure carries the text of the deciding leaf (for sent:
 /// the first leaf's status text, dsn 2.0.0).
+/// Who gets the non-delivery notice when [`verdict`] bounces the recipient: the owner
+/// of the alias the failed destination came from, if it has one (None: the sender).
+pub fn bounce_owner(leaves: &[Leaf]) -> Option<String> {
+    leaves
+        .iter()
+        .find(|l| l.result.is_err())
+        .and_then(|l| l.owner.clone())
+}
+
 pub fn verdict(leaves: &[Leaf]) -> Result<String, Failure> {
     if let Some(f) = leaves
         .iter()

@@ -58,6 +58,8 @@ type Fail = (bool, &'static str, String);
 
 struct Run {
     leaves: Vec<(String, Result<String, Fail>)>,
+    /// The owner recorded with each leaf, in the same order.
+    owners: Vec<Option<String>>,
     fwd: CollectingForwarder,
 }
 
@@ -76,12 +78,17 @@ fn run_msg(c: &LocalConf, home: &Path, rcpt: &str, m: Message<'_>) -> Run {
     }
     let mut fwd = CollectingForwarder::default();
     let mut e = Expansion::new(&s, c, &users, m);
-    let leaves = e
-        .recipient(rcpt, rcpt, &mut fwd)
+    let raw = e.recipient(rcpt, rcpt, &mut fwd);
+    let owners = raw.iter().map(|l| l.owner.clone()).collect();
+    let leaves = raw
         .into_iter()
         .map(|l| (l.to, l.result.map_err(|f| (f.permanent, f.dsn, f.text))))
         .collect();
-    Run { leaves, fwd }
+    Run {
+        leaves,
+        owners,
+        fwd,
+    }
 }
 
 fn maildir_count(home: &Path, user: &str, folder: &str) -> usize {
@@ -173,9 +180,58 @@ fn include_lists_and_restricted_commands() {
                 dsn: d,
                 text: t,
             }),
+            owner: None,
         })
         .collect();
     assert_eq!(verdict(&leaves).unwrap_err().dsn, "5.7.1");
+}
+
+#[test]
+fn failures_inside_an_owned_alias_are_reported_to_the_owner() {
+    let t = TestDir::new("exp-owner-bounce");
+    let c = conf(
+        "{ list = alice, nosuch }, owner-list=bob, { plain = alice, nosuch }",
+        t.path(),
+    );
+    let r = run(&c, t.path(), "list@example.org");
+    assert_eq!(maildir_count(t.path(), "alice", ""), 1);
+    let failed = r.leaves.iter().position(|(_, res)| res.is_err()).unwrap();
+    assert_eq!(r.leaves[failed].0, "nosuch");
+    assert_eq!(r.owners[failed].as_deref(), Some("owner-list@example.org"));
+    // The same list without an owner: the sender hears of it (no owner recorded).
+    let r = run(&c, t.path(), "plain@example.org");
+    assert!(r.owners.iter().all(Option::is_none));
+    // A top-level failure (no alias) has no owner either.
+    let r = run(&c, t.path(), "nosuch@example.org");
+    assert_eq!(r.owners, vec![None]);
+}
+
+#[test]
+fn bounce_owner_follows_the_failed_leaf() {
+    use crate::expand::{bounce_owner, Leaf};
+    let ok = |to: &str, owner: Option<&str>| Leaf {
+        to: to.into(),
+        result: Ok("delivered".into()),
+        owner: owner.map(str::to_string),
+    };
+    let bad = |to: &str, owner: Option<&str>| Leaf {
+        to: to.into(),
+        result: Err(crate::failure::Failure {
+            permanent: true,
+            dsn: "5.1.1",
+            text: "unknown user".into(),
+        }),
+        owner: owner.map(str::to_string),
+    };
+    assert_eq!(
+        bounce_owner(&[ok("a", Some("owner-x@h")), bad("b", None)]),
+        None
+    );
+    assert_eq!(
+        bounce_owner(&[ok("a", None), bad("b", Some("owner-x@h"))]).as_deref(),
+        Some("owner-x@h")
+    );
+    assert_eq!(bounce_owner(&[ok("a", Some("owner-x@h"))]), None);
 }
 
 #[test]

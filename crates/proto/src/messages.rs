@@ -73,6 +73,12 @@ pub struct RecipientResult {
     pub text: String,
     /// Where it went: `local`, `mx.example.org[192.0.2.1]:25`, `none`.
     pub relay: String,
+    /// For a bounced recipient: who gets the non-delivery notice instead of the
+    /// envelope sender. local sets it to `owner-NAME@$myorigin` when the failed
+    /// destination came from an alias with an owner (Postfix's bounce_workaround);
+    /// absent otherwise, and absent in replies of older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_sender: Option<String>,
 }
 
 /// qmgr -> bounce (`private/bounce`): write a non-delivery notice to the sender of

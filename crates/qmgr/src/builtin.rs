@@ -92,6 +92,7 @@ pub fn result(kind: Builtin, text: &str, d: &DeliveryRecipient) -> RecipientResu
         dsn,
         text,
         relay: "none".into(),
+        notify_sender: None,
     }
 }
 
@@ -103,6 +104,7 @@ pub fn unavailable(d: &DeliveryRecipient, why: &str) -> RecipientResult {
         dsn: "4.3.0".into(),
         text: why.to_string(),
         relay: "none".into(),
+        notify_sender: None,
     }
 }
 

@@ -119,6 +119,7 @@ mod tests {
                     dsn: "2.0.0".into(),
                     text: "ok".into(),
                     relay: "local".into(),
+                    notify_sender: None,
                 })
                 .collect();
             write_message(&mut s, &DeliveryReply { results }).expect("reply");

@@ -64,6 +64,10 @@ fn system_time(secs: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs.max(0).unsigned_abs())
 }
 
+/// Failure notices of one delivery, grouped by who gets them: None = the envelope
+/// sender, Some(owner) = an alias owner named by local.
+type NoticeGroup = (Option<String>, Vec<(u64, BouncedRecipient)>);
+
 /// The queue manager's state.
 pub struct Manager {
     /// queue_directory: "." after confine.
@@ -549,6 +553,7 @@ impl Manager {
                 dsn: SUSPENDED_DSN.into(),
                 text: reason.to_string(),
                 relay: "none".into(),
+                notify_sender: None,
             })
             .collect();
         let outcome = DeliveryOutcome {
@@ -691,11 +696,28 @@ impl Manager {
                 (off, b)
             })
             .collect();
-        msg.outstanding +=
-            usize::from(!bounced.is_empty()) + usize::from(!success_notices.is_empty());
+        // One failure notice per notice recipient: the envelope sender, or an alias
+        // owner that local named for destinations of its list (owner-NAME).
+        let owners: HashMap<u64, String> = match &o.reply {
+            Ok(reply) => reply
+                .results
+                .iter()
+                .filter_map(|r| r.notify_sender.clone().map(|s| (r.offset, s)))
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
+        let mut groups: Vec<NoticeGroup> = Vec::new();
+        for (off, b) in bounced {
+            let to = owners.get(&off).cloned();
+            match groups.iter_mut().find(|(t, _)| *t == to) {
+                Some((_, list)) => list.push((off, b)),
+                None => groups.push((to, vec![(off, b)])),
+            }
+        }
+        msg.outstanding += groups.len() + usize::from(!success_notices.is_empty());
         self.messages.insert(id.clone(), msg);
-        if !bounced.is_empty() {
-            self.spawn_bounce(&id, bounced, false, NoticeKind::Failure);
+        for (to, list) in groups {
+            self.spawn_notice(&id, list, false, NoticeKind::Failure, to);
         }
         if !success_notices.is_empty() {
             self.spawn_bounce(&id, success_notices, false, NoticeKind::Success);
@@ -712,13 +734,26 @@ impl Manager {
         expired: bool,
         kind: NoticeKind,
     ) {
+        self.spawn_notice(id, recipients, expired, kind, None);
+    }
+
+    /// As [`Self::spawn_bounce`], with the notice going to `notify_to` instead of the
+    /// envelope sender when given (an alias owner).
+    fn spawn_notice(
+        &mut self,
+        id: &str,
+        recipients: Vec<(u64, BouncedRecipient)>,
+        expired: bool,
+        kind: NoticeKind,
+        notify_to: Option<String>,
+    ) {
         let Some(msg) = self.messages.get(id) else {
             return;
         };
         let request = BounceRequest {
             queue_name: QueueName::Active.as_str().to_string(),
             queue_id: id.to_string(),
-            sender: msg.sender.clone(),
+            sender: notify_to.unwrap_or_else(|| msg.sender.clone()),
             arrival: msg.arrival,
             recipients: recipients.iter().map(|(_, r)| r.clone()).collect(),
             kind,

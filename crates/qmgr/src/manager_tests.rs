@@ -148,6 +148,7 @@ fn agent(
                     dsn: dsn.into(),
                     text: text.into(),
                     relay: name.clone(),
+                    notify_sender: None,
                 });
             }
             log.lock().expect("lock").push(req);

@@ -286,6 +286,7 @@ mod tests {
             dsn: dsn.into(),
             text: format!("text {offset}"),
             relay: "local".into(),
+            notify_sender: None,
         }
     }
 

@@ -122,6 +122,7 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
             dsn: o.dsn,
             text: o.text,
             relay: relay.clone(),
+            notify_sender: None,
         });
     }
     (DeliveryReply { results }, lines)

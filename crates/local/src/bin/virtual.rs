@@ -108,6 +108,7 @@ fn serve<S: Read + Write>(conf: &VirtualConf, stream: &mut S) {
                 vec![Leaf {
                     to: address.to_string(),
                     result: deliver_virtual(conf, msg, address).map(str::to_string),
+                    owner: None,
                 }]
             })
         }
