@@ -8,6 +8,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -165,7 +166,9 @@ def count_sent(inst):
 def test_concurrency_limit_per_destination_with_smtp_sink(make_instance, workdir):
     """2000 messages to 20 domains, each domain its own smtp-sink behind a counting
     relay: no destination ever has more connections open than
-    smtp_destination_concurrency_limit, and every message is delivered."""
+    smtp_destination_concurrency_limit (cached sessions included: qmgr sends the next
+    request for a destination on the agent stream that holds the session), sessions
+    are reused, and every message is delivered."""
     pfx = postfix_tools()
     limit, domains, per_domain = 3, 20, 100
     sinks, proxies = [], []
@@ -182,10 +185,6 @@ def test_concurrency_limit_per_destination_with_smtp_sink(make_instance, workdir
             "transport_maps": f"texthash:{transport}",
             "smtp_destination_concurrency_limit": str(limit),
             "smtp_destination_recipient_limit": "50",
-            # The smtp client's connection cache is per process: idle cached sessions
-            # of other processes would count as open connections without being
-            # deliveries. Measure qmgr's limit on deliveries, one connection each.
-            "smtp_connection_cache_on_demand": "no",
         })
         started = time.monotonic()
         for i in range(domains):
@@ -204,9 +203,15 @@ def test_concurrency_limit_per_destination_with_smtp_sink(make_instance, workdir
         # The limit was actually reached: deliveries did run in parallel.
         assert max(maxima) == limit, maxima
         assert sum(p.total for p in proxies) >= total // 50
+        # Connection reuse, visible at the sinks: far fewer connections than messages,
+        # and the delivery log says which deliveries reused a session.
+        connections = sum(p.total for p in proxies)
+        assert connections < total // 2, (connections, total)
+        assert re.search(r"conn_use=\d+", inst.log_text())
         assert "status=deferred" not in inst.log_text()
         inst.wait_queue_empty()
-        print(f"2000 messages in {elapsed:.1f}s, per-destination maxima {maxima}")
+        print(f"2000 messages in {elapsed:.1f}s, per-destination maxima {maxima}, "
+              f"{connections} connections")
     finally:
         for p in proxies:
             p.stop()

@@ -83,7 +83,7 @@ pub fn load(
                 result(r.offset, DeliveryStatus::Deferred, &f)
             })
             .collect();
-        DeliveryReply { results }
+        DeliveryReply::new(results)
     })
 }
 
@@ -159,7 +159,7 @@ where
         }
         results.push(res);
     }
-    DeliveryReply { results }
+    DeliveryReply::new(results)
 }
 
 fn sent(text: String) -> Failure {

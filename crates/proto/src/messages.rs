@@ -60,6 +60,23 @@ pub enum DeliveryStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryReply {
     pub results: Vec<RecipientResult>,
+    /// The agent keeps this connection open for another request to the same transport
+    /// and next hop (the smtp/lmtp agent, which keeps its SMTP session with it): qmgr
+    /// may send the next request for that destination on it, so the session is reused
+    /// without opening more connections than the destination's concurrency. Absent
+    /// (false) from agents that answer one request per connection.
+    #[serde(default)]
+    pub keep_open: bool,
+}
+
+impl DeliveryReply {
+    /// A reply from an agent that closes the connection after it (keep_open false).
+    pub fn new(results: Vec<RecipientResult>) -> DeliveryReply {
+        DeliveryReply {
+            results,
+            keep_open: false,
+        }
+    }
 }
 
 /// Outcome for one recipient of a [`DeliveryRequest`].

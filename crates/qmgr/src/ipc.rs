@@ -59,14 +59,51 @@ fn call<Req: serde::Serialize, Rep: serde::de::DeserializeOwned>(
     read_message(&mut (&stream).take(MAX_REPLY)).map_err(err)
 }
 
-/// Sends a delivery request to `private/TRANSPORT` and waits for the reply.
-pub fn deliver(
+/// Whether a stream kept from an earlier delivery is still open and quiet: the agent
+/// never writes unprompted, so readable data or end-of-file both mean "do not reuse".
+fn still_open(stream: &UnixStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let quiet = matches!(
+        (&*stream).read(&mut byte),
+        Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock
+    );
+    stream.set_nonblocking(false).is_ok() && quiet
+}
+
+/// A delivery request on `kept` (a stream the same agent offered to keep open for
+/// this destination) when it is still open, else on a fresh connection to
+/// `private/TRANSPORT`. Returns the reply and, when the agent offers again, the
+/// stream for the next request to the same destination.
+pub fn deliver_on(
+    kept: Option<UnixStream>,
     path: &Path,
     req: &DeliveryRequest,
     connect_timeout: Duration,
     io_timeout: Duration,
-) -> Result<DeliveryReply, CallError> {
-    call(path, req, connect_timeout, io_timeout)
+) -> (Result<DeliveryReply, CallError>, Option<UnixStream>) {
+    let stream = match kept.filter(still_open) {
+        Some(s) => s,
+        None => match open(path, connect_timeout, io_timeout) {
+            Ok(s) => s,
+            Err(e) => return (Err(e), None),
+        },
+    };
+    let err = |source| CallError::Exchange {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut stream = stream;
+    if let Err(e) = write_message(&mut stream, req) {
+        return (Err(err(e)), None);
+    }
+    match read_message::<_, DeliveryReply>(&mut (&stream).take(MAX_REPLY)) {
+        Ok(reply) if reply.keep_open => (Ok(reply), Some(stream)),
+        Ok(reply) => (Ok(reply), None),
+        Err(e) => (Err(err(e)), None),
+    }
 }
 
 /// Asks `private/bounce` for a non-delivery notice.
@@ -122,15 +159,17 @@ mod tests {
                     notify_sender: None,
                 })
                 .collect();
-            write_message(&mut s, &DeliveryReply { results }).expect("reply");
+            write_message(&mut s, &DeliveryReply::new(results)).expect("reply");
         });
-        let reply = deliver(
+        let (reply, kept) = deliver_on(
+            None,
             &path,
             &request(),
             Duration::from_secs(5),
             Duration::from_secs(5),
-        )
-        .expect("reply");
+        );
+        let reply = reply.expect("reply");
+        assert!(kept.is_none(), "a one-shot agent's stream is not kept");
         agent.join().expect("agent thread");
         assert_eq!(reply.results.len(), 1);
         assert_eq!(reply.results[0].offset, 7);
@@ -139,7 +178,8 @@ mod tests {
 
     #[test]
     fn missing_socket_is_a_connect_error() {
-        let r = deliver(
+        let (r, _) = deliver_on(
+            None,
             Path::new("/nonexistent/private/smtp"),
             &request(),
             Duration::from_secs(1),
@@ -156,7 +196,8 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).expect("bind test socket");
         let start = std::time::Instant::now();
-        let r = deliver(
+        let (r, _) = deliver_on(
+            None,
             &path,
             &request(),
             Duration::from_secs(1),
@@ -165,6 +206,57 @@ mod tests {
         assert!(matches!(r, Err(CallError::Exchange { .. })));
         assert!(start.elapsed() < Duration::from_secs(5));
         drop(listener);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn sent(req: &DeliveryRequest) -> Vec<RecipientResult> {
+        req.recipients
+            .iter()
+            .map(|r| RecipientResult {
+                offset: r.offset,
+                status: DeliveryStatus::Sent,
+                dsn: "2.0.0".into(),
+                text: "ok".into(),
+                relay: "smtp".into(),
+                notify_sender: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_kept_stream_carries_the_next_request_and_a_closed_one_is_replaced() {
+        let dir = std::env::temp_dir().join(format!("qmgr-ipc-keep-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("smtp");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind test socket");
+        // The agent: first connection serves two requests then closes; the second
+        // connection serves one. It counts connections.
+        let agent = std::thread::spawn(move || {
+            let mut connections = 0;
+            for served in [2, 1] {
+                let (mut s, _) = listener.accept().expect("accept");
+                connections += 1;
+                for _ in 0..served {
+                    let req: DeliveryRequest = read_message(&mut s).expect("request");
+                    let mut reply = DeliveryReply::new(sent(&req));
+                    reply.keep_open = true;
+                    write_message(&mut s, &reply).expect("reply");
+                }
+            }
+            connections
+        });
+        let t = Duration::from_secs(5);
+        let (r1, kept) = deliver_on(None, &path, &request(), t, t);
+        assert!(r1.is_ok() && kept.is_some());
+        let (r2, kept) = deliver_on(kept, &path, &request(), t, t);
+        assert!(r2.is_ok(), "second request on the kept stream");
+        // The agent closed that stream after two: give it a moment, then the kept
+        // stream must be recognised as closed and a new connection made.
+        std::thread::sleep(Duration::from_millis(100));
+        let (r3, _) = deliver_on(kept, &path, &request(), t, t);
+        assert!(r3.is_ok(), "third request on a new connection");
+        assert_eq!(agent.join().expect("agent thread"), 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -31,6 +31,7 @@ use rostfix_queue::{
 };
 use rostfix_resolve::{domain_of, Resolver};
 use std::collections::HashMap;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -80,6 +81,10 @@ pub struct Manager {
     rcpt_count: usize,
     bounce_jobs: usize,
     tx: Sender<Event>,
+    /// Agent streams kept open after a delivery, by destination, with when they went
+    /// idle (closed after settings.agent_idle_limit; the agent then closes its SMTP
+    /// session).
+    idle_agents: HashMap<Route, Vec<(UnixStream, Instant)>>,
     next_incoming_scan: Instant,
     next_deferred_scan: Instant,
     stopping: bool,
@@ -103,6 +108,7 @@ impl Manager {
             rcpt_count: 0,
             bounce_jobs: 0,
             tx,
+            idle_agents: HashMap::new(),
             next_incoming_scan: now,
             next_deferred_scan: now,
             stopping: false,
@@ -151,6 +157,7 @@ impl Manager {
                 );
                 self.stopping = true;
             }
+            self.close_idle_agents(self.stopping);
             if self.stopping {
                 if self.sched.in_flight() == 0 && self.bounce_jobs == 0 {
                     return;
@@ -166,6 +173,15 @@ impl Manager {
             }
             self.dispatch();
         }
+    }
+
+    /// Closes kept agent streams idle longer than the limit (all of them when `all`).
+    fn close_idle_agents(&mut self, all: bool) {
+        let limit = self.settings.agent_idle_limit;
+        self.idle_agents.retain(|_, streams| {
+            streams.retain(|(_, since)| !all && since.elapsed() < limit);
+            !streams.is_empty()
+        });
     }
 
     fn handle(&mut self, ev: Event) {
@@ -508,7 +524,8 @@ impl Manager {
                 nexthop: String::new(),
             },
             requested,
-            reply: Ok(rostfix_proto::DeliveryReply { results }),
+            reply: Ok(rostfix_proto::DeliveryReply::new(results)),
+            stream: None,
         };
         self.apply_outcome(outcome, false);
     }
@@ -560,7 +577,8 @@ impl Manager {
             queue_id: req.queue_id,
             route: req.route,
             requested: req.recipients,
-            reply: Ok(rostfix_proto::DeliveryReply { results }),
+            reply: Ok(rostfix_proto::DeliveryReply::new(results)),
+            stream: None,
         };
         self.apply_outcome(outcome, true);
     }
@@ -584,15 +602,25 @@ impl Manager {
         let tx = self.tx.clone();
         let io_timeout = self.settings.ipc_timeout;
         let (route, requested) = (req.route.clone(), req.recipients.clone());
+        // The most recently idle stream of the same agent for this destination, if
+        // any: its SMTP session is reused, and no connection is opened beyond the ones
+        // the concurrency limit already counts.
+        let kept = self
+            .idle_agents
+            .get_mut(&req.route)
+            .and_then(Vec::pop)
+            .map(|(stream, _)| stream);
         let spawned = std::thread::Builder::new()
             .name("deliver".into())
             .spawn(move || {
-                let reply = ipc::deliver(&path, &request, CONNECT_TIMEOUT, io_timeout);
+                let (reply, stream) =
+                    ipc::deliver_on(kept, &path, &request, CONNECT_TIMEOUT, io_timeout);
                 let _ = tx.send(Event::Delivered(DeliveryOutcome {
                     queue_id: request.queue_id,
                     route,
                     requested: request.recipients,
                     reply,
+                    stream,
                 }));
             });
         if let Err(e) = spawned {
@@ -604,13 +632,22 @@ impl Manager {
                     path: "worker thread".into(),
                     source: e,
                 }),
+                stream: None,
             });
         }
     }
 
     /// A delivery agent answered (or could not be reached): concurrency feedback, then
     /// the per-recipient results.
-    fn on_delivered(&mut self, o: DeliveryOutcome) {
+    fn on_delivered(&mut self, mut o: DeliveryOutcome) {
+        if let Some(stream) = o.stream.take() {
+            if !self.stopping {
+                self.idle_agents
+                    .entry(o.route.clone())
+                    .or_default()
+                    .push((stream, Instant::now()));
+            }
+        }
         let classified = Self::classify_outcome(&o);
         let fb = feedback(o.reply.as_ref().err().map(ToString::to_string), &classified);
         self.sched.finished(&o.route, &fb, Instant::now());

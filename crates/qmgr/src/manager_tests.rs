@@ -69,6 +69,7 @@ fn settings() -> Settings {
         recipient_limit: 1000,
         ipc_timeout: Duration::from_secs(10),
         delay_warning: 0,
+        agent_idle_limit: Duration::from_secs(2),
     }
 }
 
@@ -152,7 +153,7 @@ fn agent(
                 });
             }
             log.lock().expect("lock").push(req);
-            let _ = write_message(&mut s, &DeliveryReply { results });
+            let _ = write_message(&mut s, &DeliveryReply::new(results));
         }
     });
     seen

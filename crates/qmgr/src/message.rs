@@ -300,13 +300,11 @@ mod tests {
     #[test]
     fn results_are_sorted_by_status() {
         let req = [rcpt(10), rcpt(20), rcpt(30)];
-        let reply = DeliveryReply {
-            results: vec![
-                result(10, DeliveryStatus::Sent, "2.0.0"),
-                result(20, DeliveryStatus::Bounced, "5.1.1"),
-                result(30, DeliveryStatus::Deferred, "4.2.2"),
-            ],
-        };
+        let reply = DeliveryReply::new(vec![
+            result(10, DeliveryStatus::Sent, "2.0.0"),
+            result(20, DeliveryStatus::Bounced, "5.1.1"),
+            result(30, DeliveryStatus::Deferred, "4.2.2"),
+        ]);
         let c = classify(&req, Ok(&reply));
         assert_eq!(c.sent, vec![10]);
         assert_eq!(c.bounced.len(), 1);
@@ -337,12 +335,10 @@ mod tests {
     #[test]
     fn missing_and_foreign_results_never_lose_or_invent_recipients() {
         let req = [rcpt(1), rcpt(2)];
-        let reply = DeliveryReply {
-            results: vec![
-                result(1, DeliveryStatus::Sent, "2.0.0"),
-                result(999, DeliveryStatus::Sent, "2.0.0"),
-            ],
-        };
+        let reply = DeliveryReply::new(vec![
+            result(1, DeliveryStatus::Sent, "2.0.0"),
+            result(999, DeliveryStatus::Sent, "2.0.0"),
+        ]);
         let c = classify(&req, Ok(&reply));
         assert_eq!(c.sent, vec![1]);
         assert_eq!(
@@ -358,13 +354,11 @@ mod tests {
         for o in [1, 2, 3] {
             m.add_recipient(o, &format!("u{o}@x"), "");
         }
-        let reply = DeliveryReply {
-            results: vec![
-                result(1, DeliveryStatus::Sent, "2.0.0"),
-                result(2, DeliveryStatus::Deferred, "4.0.0"),
-                result(3, DeliveryStatus::Bounced, "5.0.0"),
-            ],
-        };
+        let reply = DeliveryReply::new(vec![
+            result(1, DeliveryStatus::Sent, "2.0.0"),
+            result(2, DeliveryStatus::Deferred, "4.0.0"),
+            result(3, DeliveryStatus::Bounced, "5.0.0"),
+        ]);
         let req: Vec<_> = [1, 2, 3]
             .iter()
             .filter_map(|o| m.delivery_recipient(*o))

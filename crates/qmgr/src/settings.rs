@@ -73,6 +73,10 @@ pub struct Settings {
     pub ipc_timeout: Duration,
     /// delay_warning_time in seconds; 0 = no delay warnings.
     pub delay_warning: i64,
+    /// How long an agent stream that offered to stay open (the smtp agent, holding
+    /// its SMTP session) is kept for the next request to the same destination:
+    /// smtp_connection_cache_time_limit.
+    pub agent_idle_limit: Duration,
 }
 
 fn int_or(p: &dyn ParamSource, name: &str, fallback: i64) -> i64 {
@@ -233,6 +237,11 @@ impl Settings {
             recipient_limit,
             ipc_timeout: Duration::from_secs(ipc_timeout.unsigned_abs()),
             delay_warning: secs_or(p, "delay_warning_time", 0).max(0),
+            agent_idle_limit: Duration::from_secs(
+                secs_or(p, "smtp_connection_cache_time_limit", 2)
+                    .max(0)
+                    .unsigned_abs(),
+            ),
         }
     }
 }

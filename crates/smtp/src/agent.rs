@@ -94,21 +94,35 @@ pub fn main(program: &str) -> ! {
     })
 }
 
-/// Reads one request, delivers it, logs each recipient, answers qmgr.
+/// Serves the requests qmgr sends on one stream: delivers each, logs each recipient,
+/// answers with keep_open so qmgr may send the next request for the same destination
+/// on the same stream (and so reuse the SMTP session this process keeps). When qmgr
+/// closes the stream, the cached sessions are closed too: an idle session must not
+/// outlive the stream that qmgr counts against the destination's concurrency.
 fn handle<S: Read + Write>(stream: &mut S, agent: &Agent) {
-    let request: DeliveryRequest = match read_message(&mut stream.take(MAX_REQUEST)) {
-        Ok(r) => r,
-        Err(FrameError::Closed) => return,
-        Err(e) => {
-            log::warn!("bad delivery request: {e}");
-            return;
+    let mut served = 0u32;
+    loop {
+        let request: DeliveryRequest =
+            match read_message(&mut Read::by_ref(stream).take(MAX_REQUEST)) {
+                Ok(r) => r,
+                Err(FrameError::Closed) => break,
+                // Waiting for a further request and qmgr went quiet: the end of the stream.
+                Err(_) if served > 0 => break,
+                Err(e) => {
+                    log::warn!("bad delivery request: {e}");
+                    break;
+                }
+            };
+        let (mut reply, lines) = deliver::deliver(&request, agent);
+        for line in lines {
+            log::info!("{line}");
         }
-    };
-    let (reply, lines) = deliver::deliver(&request, agent);
-    for line in lines {
-        log::info!("{line}");
+        reply.keep_open = true;
+        if let Err(e) = write_message(stream, &reply) {
+            log::warn!("{}: cannot send reply to qmgr: {e}", request.queue_id);
+            break;
+        }
+        served += 1;
     }
-    if let Err(e) = write_message(stream, &reply) {
-        log::warn!("{}: cannot send reply to qmgr: {e}", request.queue_id);
-    }
+    agent.cache.close_all();
 }

@@ -105,6 +105,18 @@ impl Cache {
         }
     }
 
+    /// Closes every idle session: qmgr has closed the request stream they belonged to,
+    /// so keeping them would open more connections to a destination than qmgr counts.
+    pub fn close_all(&self) {
+        let all: Vec<Entry> = match self.entries.lock() {
+            Ok(mut e) => e.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        for mut entry in all {
+            entry.client.quit();
+        }
+    }
+
     /// Closes entries idle longer than the limit.
     fn reap(&self, now: Instant) {
         let expired: Vec<Entry> = match self.entries.lock() {

@@ -125,7 +125,7 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
             notify_sender: None,
         });
     }
-    (DeliveryReply { results }, lines)
+    (DeliveryReply::new(results), lines)
 }
 
 /// Reads content and per-message attributes from the queue file.
