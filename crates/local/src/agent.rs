@@ -227,13 +227,15 @@ fn log_result(
     let total = SystemTime::now()
         .duration_since(arrival)
         .unwrap_or_default();
+    let (a, b) = req.split_before(before.as_secs_f64());
     let line = DeliveryLog {
         queue_id: &req.queue_id,
         to,
         orig_to,
         relay: RELAY,
         total,
-        before,
+        before: Duration::from_secs_f64(a),
+        in_qmgr: Duration::from_secs_f64(b),
         delivery,
         dsn: f.dsn,
         status,
@@ -320,6 +322,7 @@ mod tests {
                     orig_address: r.orig_address.clone(),
                 })
                 .collect(),
+            activated: None,
         }
     }
 
@@ -417,6 +420,7 @@ mod tests {
                     orig_address: "b".into(),
                 },
             ],
+            activated: None,
         };
         let none = |_: &str| Ok(None);
         let reply = run(&req, t.path(), &none);

@@ -32,8 +32,10 @@ pub struct DeliveryLog<'a> {
     pub relay: &'a str,
     /// Arrival to now.
     pub total: Duration,
-    /// Before this agent got the request (a), and the delivery itself (d).
+    /// Before qmgr took the message (a), in qmgr until this agent got the request (b),
+    /// and the delivery itself (d); local has no connection set-up (c = 0).
     pub before: Duration,
+    pub in_qmgr: Duration,
     pub delivery: Duration,
     pub dsn: &'a str,
     /// `sent`, `deferred`, `bounced`.
@@ -50,13 +52,14 @@ impl DeliveryLog<'_> {
             String::new()
         };
         format!(
-            "{}: to=<{}>{}, relay={}, delay={}, delays={}/0/0/{}, dsn={}, status={} ({})",
+            "{}: to=<{}>{}, relay={}, delay={}, delays={}/{}/0/{}, dsn={}, status={} ({})",
             self.queue_id,
             self.to,
             orig,
             self.relay,
             format_delay(self.total),
             format_delay(self.before),
+            format_delay(self.in_qmgr),
             format_delay(self.delivery),
             self.dsn,
             self.status,
@@ -89,6 +92,7 @@ mod tests {
             relay: "local",
             total: Duration::from_millis(120),
             before: Duration::from_millis(100),
+            in_qmgr: Duration::ZERO,
             delivery: Duration::from_millis(20),
             dsn: "2.0.0",
             status: "sent",

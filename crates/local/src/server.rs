@@ -77,6 +77,7 @@ mod tests {
                 address: "x".into(),
                 orig_address: "x".into(),
             }],
+            activated: None,
         };
         write_message(&mut ours, &req).unwrap();
         let root = t.path().to_path_buf();

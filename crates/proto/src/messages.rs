@@ -32,6 +32,25 @@ pub struct DeliveryRequest {
     /// Arrival time, seconds since the epoch, for `delay=` in log lines.
     pub arrival: i64,
     pub recipients: Vec<DeliveryRecipient>,
+    /// When qmgr took the message into the active queue, microseconds since the
+    /// epoch: splits `delays=a/b/...` into time before qmgr (a) and time in
+    /// qmgr (b). Absent from older senders: then b is 0 and a takes it all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated: Option<i64>,
+}
+
+impl DeliveryRequest {
+    /// `(a, b)` of Postfix's delays=a/b/c/d, given `before` = seconds from arrival to
+    /// the agent's receipt of this request: a = arrival to activation, b = the rest.
+    pub fn split_before(&self, before: f64) -> (f64, f64) {
+        match self.activated {
+            Some(us) => {
+                let a = (us as f64 / 1e6 - self.arrival as f64).clamp(0.0, before.max(0.0));
+                (a, (before - a).max(0.0))
+            }
+            None => (before, 0.0),
+        }
+    }
 }
 
 /// One recipient in a [`DeliveryRequest`].
@@ -154,4 +173,30 @@ pub enum BounceReply {
     NotNeeded,
     /// Could not write the notice now; qmgr keeps the recipients and retries.
     Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeliveryRequest;
+
+    #[test]
+    fn split_before_parts() {
+        let mut r = DeliveryRequest {
+            queue_name: "active".into(),
+            queue_id: "A".into(),
+            sender: String::new(),
+            nexthop: String::new(),
+            arrival: 100,
+            recipients: Vec::new(),
+            activated: None,
+        };
+        assert_eq!(r.split_before(3.0), (3.0, 0.0));
+        r.activated = Some(101_000_000);
+        assert_eq!(r.split_before(3.0), (1.0, 2.0));
+        // A clock step never yields negative parts.
+        r.activated = Some(99_000_000);
+        assert_eq!(r.split_before(3.0), (0.0, 3.0));
+        r.activated = Some(110_000_000);
+        assert_eq!(r.split_before(3.0), (3.0, 0.0));
+    }
 }

@@ -134,6 +134,7 @@ mod tests {
                 address: "x@y".into(),
                 orig_address: "x@y".into(),
             }],
+            activated: None,
         }
     }
 

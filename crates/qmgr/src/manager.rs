@@ -597,6 +597,7 @@ impl Manager {
             nexthop: req.route.nexthop.clone(),
             arrival: msg.arrival,
             recipients: req.recipients.clone(),
+            activated: Some(msg.activated),
         };
         let path = self.root.join("private").join(&req.route.transport);
         let tx = self.tx.clone();

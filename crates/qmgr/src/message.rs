@@ -45,6 +45,8 @@ pub struct ActiveMessage {
     /// `rostsuper -e` marked the file (owner-execute bit, docs/queue-format.md): bounce
     /// the pending recipients now instead of delivering.
     pub forced_expire: bool,
+    /// When qmgr took it into active/ (microseconds since the epoch), for delays=a/b.
+    pub activated: i64,
 }
 
 impl ActiveMessage {
@@ -57,6 +59,9 @@ impl ActiveMessage {
             outstanding: 0,
             expire_tried: false,
             forced_expire: false,
+            activated: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
         }
     }
 

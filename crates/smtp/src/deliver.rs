@@ -86,9 +86,10 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
         }
     };
     let total_agent = started.elapsed().as_secs_f64();
+    let (in_queue, in_qmgr) = req.split_before(before);
     let delays = Delays {
         total: before + total_agent,
-        parts: [before, 0.0, setup, (total_agent - setup).max(0.0)],
+        parts: [in_queue, in_qmgr, setup, (total_agent - setup).max(0.0)],
     };
     let mut results = Vec::with_capacity(req.recipients.len());
     let mut lines = Vec::with_capacity(req.recipients.len());

@@ -5,9 +5,9 @@
 use crate::reply::printable;
 use rostfix_proto::DeliveryStatus;
 
-/// The time columns: total delay and its four parts, in seconds: a = before the
-/// delivery agent (Postfix splits this into before qmgr and in qmgr; qmgr does not yet
-/// pass when it took the message, so b is 0), c = connection set-up (DNS, connect,
+/// The time columns: total delay and its four parts, in seconds: a = before qmgr took
+/// the message, b = in qmgr until this agent got it (from the request's `activated`),
+/// c = connection set-up (DNS, connect,
 /// greeting, EHLO, TLS, AUTH; RSET for a reused connection), d = transmission.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Delays {
