@@ -73,6 +73,7 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
                 envid: msg.envid.as_deref(),
                 eight_bit: msg.eight_bit,
                 smtputf8: msg.smtputf8,
+                mime_downgrade: agent.settings.mime_downgrade,
             };
             let mut run = Run {
                 req,

@@ -3,10 +3,9 @@
 //! (RET, ENVID on MAIL; NOTIFY, ORCPT on RCPT, RFC 3461) passed on only when the server
 //! announces DSN. Also the content checks that decide BODY=8BITMIME and SMTPUTF8.
 //!
-//! 8BITMIME: a message with 8-bit content goes to a server without 8BITMIME as it is
-//! (no BODY parameter, no conversion), which is what Postfix does with
-//! `disable_mime_output_conversion = yes`; Postfix's default would convert to
-//! quoted-printable first (not implemented: partial).
+//! 8BITMIME: a message with 8-bit content goes to a server without 8BITMIME converted
+//! to 7-bit MIME (quoted-printable, `downgrade.rs`), as Postfix does by default; with
+//! `disable_mime_output_conversion = yes` it goes as it is, without a BODY parameter.
 //! SMTPUTF8: a message that needs it (UTF-8 in an envelope address, or received with
 //! SMTPUTF8 and UTF-8 in its headers) is bounced with 5.6.7 when the server lacks
 //! SMTPUTF8, as Postfix does.
@@ -34,6 +33,8 @@ pub struct Envelope<'a> {
     pub eight_bit: bool,
     /// The message needs SMTPUTF8 (see module doc).
     pub smtputf8: bool,
+    /// Downgrade 8-bit content to 7-bit MIME for a server without 8BITMIME.
+    pub mime_downgrade: bool,
 }
 
 /// Which extensions the server announced that change the commands.
@@ -151,6 +152,7 @@ mod tests {
             envid: Some("id+1=2"),
             eight_bit: true,
             smtputf8: false,
+            mime_downgrade: true,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod cache;
 pub mod conn;
 pub mod deliver;
 pub mod dns;
+pub mod downgrade;
 pub mod envelope;
 pub mod help;
 pub mod logline;

@@ -378,7 +378,13 @@ impl<T: Transport> Client<T> {
                 try_next: false,
             });
         }
-        let wire = to_wire(env.content);
+        // RFC 6152: 8-bit content to a server without 8BITMIME is converted first.
+        let downgraded = if env.eight_bit && !offers.eight_bit_mime && env.mime_downgrade {
+            crate::downgrade::to_7bit(env.content)
+        } else {
+            None
+        };
+        let wire = to_wire(downgraded.as_deref().unwrap_or(env.content));
         let size = wire.len() as u64;
         if let Some(limit) = offers.size.filter(|l| *l > 0 && size > *l) {
             return Err(SiteFailure {

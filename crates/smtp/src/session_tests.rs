@@ -86,6 +86,7 @@ fn env_of(rcpts: &[Rcpt]) -> Envelope<'_> {
         envid: None,
         eight_bit: false,
         smtputf8: false,
+        mime_downgrade: true,
     }
 }
 
@@ -400,4 +401,33 @@ fn encrypt_level_without_starttls_offer_fails_over() {
     let mut f = fake("220 x\n250-x\n250 PIPELINING\n");
     o.tls.as_mut().unwrap().level = Level::May;
     assert!(open(&mut f, &o).is_ok());
+}
+
+/// A server without 8BITMIME gets 8-bit mail as quoted-printable (Postfix's default);
+/// with the conversion disabled, as it is; with 8BITMIME, as it is with BODY=8BITMIME.
+#[test]
+fn eight_bit_mail_is_downgraded_for_a_server_without_8bitmime() {
+    let rcpts = rcpts_of(&["bob@b.test"]);
+    let content = "Subject: hi\n\nna\u{ef}ve\n".as_bytes();
+    let mut env = env_of(&rcpts);
+    env.content = content;
+    env.eight_bit = true;
+    let plain = "220 b.test ESMTP\n250-b.test\n250 PIPELINING\n250 2.1.0 Ok\n250 2.1.5 Ok\n354 go\n250 2.0.0 Ok\n221 Bye\n";
+    let (r, written) = session(plain, &env, false, None);
+    assert!(r.is_ok(), "{r:?}");
+    assert!(!written.contains("BODY=8BITMIME"), "{written}");
+    assert!(
+        written.contains(
+            "Subject: hi\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nna=C3=AFve\r\n.\r\n"
+        ),
+        "{written}"
+    );
+    env.mime_downgrade = false;
+    let (_, written) = session(plain, &env, false, None);
+    assert!(written.contains("\r\n\r\nna\u{ef}ve\r\n.\r\n"), "{written}");
+    env.mime_downgrade = true;
+    let eight = "220 b.test ESMTP\n250-b.test\n250-PIPELINING\n250 8BITMIME\n250 2.1.0 Ok\n250 2.1.5 Ok\n354 go\n250 2.0.0 Ok\n221 Bye\n";
+    let (_, written) = session(eight, &env, false, None);
+    assert!(written.contains("BODY=8BITMIME"), "{written}");
+    assert!(written.contains("\r\n\r\nna\u{ef}ve\r\n.\r\n"), "{written}");
 }

@@ -69,6 +69,9 @@ pub struct Settings {
     pub tls_loglevel: i64,
     pub sasl: Option<SaslSettings>,
     pub cache: CacheSettings,
+    /// Convert 8-bit mail to quoted-printable for servers without 8BITMIME (Postfix's
+    /// default; `disable_mime_output_conversion = yes` sends it as is).
+    pub mime_downgrade: bool,
 }
 
 impl Settings {
@@ -121,6 +124,7 @@ impl Settings {
             Mode::Lmtp => 60,
         };
         Ok(Settings {
+            mime_downgrade: !cfg.get_bool("disable_mime_output_conversion"),
             mode,
             helo_name: cfg.get(&name(&format!("{helo}_name"))),
             myhostname: cfg.get("myhostname"),
