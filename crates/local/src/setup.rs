@@ -50,33 +50,9 @@ fn owner_of(spec: &str) -> Option<Identity> {
 }
 
 /// A list of tables: split at commas and white space outside `{...}`, so that
-/// `inline:{ a=b, c=d }` stays one table (MainCf::get_list splits inside braces).
+/// `inline:{ a=b, c=d }` stays one table (the config crate's list splitter).
 pub fn table_list(value: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut depth = 0usize;
-    for c in value.chars() {
-        match c {
-            '{' => {
-                depth += 1;
-                cur.push(c);
-            }
-            '}' => {
-                depth = depth.saturating_sub(1);
-                cur.push(c);
-            }
-            c if depth == 0 && (c == ',' || c.is_whitespace()) => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
+    rostfix_config::split_list(value)
 }
 
 /// Lowercased domain without trailing dot.

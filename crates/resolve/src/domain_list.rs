@@ -48,34 +48,8 @@ pub fn normalize_domain(domain: &str) -> String {
 }
 
 /// Splits a list value on commas and white space, keeping `{ ... }` groups (inline:
-/// tables) whole.
-pub fn split_list(value: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut depth = 0usize;
-    for c in value.chars() {
-        match c {
-            '{' => {
-                depth += 1;
-                cur.push(c);
-            }
-            '}' => {
-                depth = depth.saturating_sub(1);
-                cur.push(c);
-            }
-            c if depth == 0 && (c == ',' || c.is_whitespace()) => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
+/// tables) whole: the config crate's splitter, which every list parameter uses.
+pub use rostfix_config::split_list;
 
 /// True for `type:name` (a table), false for a plain domain or `[ip]`.
 fn is_table(entry: &str) -> bool {
