@@ -13,6 +13,7 @@ mod list;
 mod main_cf;
 mod master_cf;
 mod params;
+mod tls_protocols;
 
 #[cfg(test)]
 mod tests;
@@ -29,3 +30,4 @@ pub use master_cf::{
 pub use params::{
     check_value, lookup_param, parse_bool, parse_int, parse_time, ParamDef, ParamKind, PARAMS,
 };
+pub use tls_protocols::{parse_tls_protocols, ProtocolListError, TlsVersions};

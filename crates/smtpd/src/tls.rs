@@ -150,52 +150,25 @@ impl TlsSettings {
     }
 }
 
-/// Postfix protocol lists: `>=TLSv1.2`, `<=TLSv1.3`, `!SSLv2, !SSLv3, !TLSv1`, or a
-/// list of versions to allow. rustls speaks only TLS 1.2 and 1.3, so older ones can be
-/// excluded but never enabled.
+/// A Postfix protocol list (see rostfix_config::parse_tls_protocols) as rustls versions.
 pub fn parse_protocols(
     spec: &str,
     name: &'static str,
 ) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
-    const ORDER: [&str; 6] = ["SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
-    let bad = || TlsError::BadValue {
-        name,
-        value: spec.to_string(),
-    };
-    let rank = |v: &str| ORDER.iter().position(|o| o.eq_ignore_ascii_case(v));
-    let mut allowed = [true; 6];
-    let mut included: Option<[bool; 6]> = None;
-    for item in spec
-        .split(|c: char| c == ',' || c == ':' || c.is_whitespace())
-        .filter(|i| !i.is_empty())
-    {
-        if let Some(v) = item.strip_prefix(">=") {
-            let r = rank(v).ok_or_else(bad)?;
-            allowed.iter_mut().take(r).for_each(|a| *a = false);
-        } else if let Some(v) = item.strip_prefix("<=") {
-            let r = rank(v).ok_or_else(bad)?;
-            allowed.iter_mut().skip(r + 1).for_each(|a| *a = false);
-        } else if let Some(v) = item.strip_prefix('!') {
-            allowed[rank(v).ok_or_else(bad)?] = false;
-        } else {
-            let r = rank(item).ok_or_else(bad)?;
-            included.get_or_insert([false; 6])[r] = true;
-        }
-    }
-    if let Some(inc) = included {
-        for (a, i) in allowed.iter_mut().zip(inc) {
-            *a &= i;
-        }
-    }
+    use rostfix_config::ProtocolListError;
+    let allowed = rostfix_config::parse_tls_protocols(spec).map_err(|e| match e {
+        ProtocolListError::Unknown(_) => TlsError::BadValue {
+            name,
+            value: spec.to_string(),
+        },
+        ProtocolListError::NoneLeft => TlsError::NoProtocols(name),
+    })?;
     let mut versions = Vec::new();
-    if allowed[5] {
+    if allowed.tls13 {
         versions.push(&rustls::version::TLS13);
     }
-    if allowed[4] {
+    if allowed.tls12 {
         versions.push(&rustls::version::TLS12);
-    }
-    if versions.is_empty() {
-        return Err(TlsError::NoProtocols(name));
     }
     Ok(versions)
 }
