@@ -32,6 +32,9 @@ if [ "$(id -u)" = 0 ]; then
         --home-dir /nonexistent --shell /usr/sbin/nologin rostfix
     chmod 0755 "$run" "$run/mail"
 fi
+# The private instance keeps everything on this machine: remote recipients are refused
+# by the error transport (a notice goes to the sender, or to postmaster), and DNS
+# lookups go to a closed loopback port instead of the system's resolver.
 # A demo AUTH user for the built-in SASL type (smtpd_sasl_type = rostfix): the
 # passwd-file holds a SHA512-CRYPT hash made with openssl, never the password.
 sasl_passwd="$conf/sasl_passwd"
@@ -52,7 +55,9 @@ fi
     "home_mailbox=" \
     "inet_interfaces=127.0.0.1" \
     "mydestination=\$myhostname, localhost.\$mydomain, localhost" \
-    "mynetworks=127.0.0.0/8"
+    "mynetworks=127.0.0.0/8" \
+    "default_transport=error:5.7.1 this make run instance delivers to local Maildirs only (change default_transport in $conf/main.cf to send out)" \
+    "rostfix_dns_servers=127.0.0.1:9"
 "$bin/rostconf" -c "$conf" -MX smtp/inet >/dev/null 2>&1 || true
 "$bin/rostconf" -c "$conf" -M "127.0.0.1:$port/inet=127.0.0.1:$port inet n - y - - smtpd"
 
