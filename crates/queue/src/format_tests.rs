@@ -650,3 +650,29 @@ proptest! {
         prop_assert_eq!(qf.read_content().unwrap(), content);
     }
 }
+
+#[test]
+fn rename_file_in_a_batch_then_one_sync() {
+    let t = TempRoot::new();
+    let ids: Vec<String> = (0..3)
+        .map(|i| write_msg(t.path(), QueueName::Incoming, &sample_env(), &[b'a' + i]))
+        .collect();
+    for id in &ids {
+        rename_file(t.path(), QueueName::Incoming, QueueName::Active, id).unwrap();
+    }
+    sync_queue_dirs(t.path(), &[QueueName::Active, QueueName::Incoming]).unwrap();
+    assert!(list_queue(t.path(), QueueName::Incoming)
+        .unwrap()
+        .is_empty());
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(list_queue(t.path(), QueueName::Active).unwrap(), want);
+    assert!(matches!(
+        rename_file(t.path(), QueueName::Incoming, QueueName::Active, &ids[0]),
+        Err(QueueError::NotFound(_))
+    ));
+    assert!(matches!(
+        rename_file(t.path(), QueueName::Incoming, QueueName::Active, "../x"),
+        Err(QueueError::Invalid { .. })
+    ));
+}

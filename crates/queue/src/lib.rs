@@ -23,7 +23,10 @@ mod writer;
 pub use error::QueueError;
 pub use file::{Envelope, QueueFile, Recipient};
 pub use id::{is_valid_queue_id, QueueId};
-pub use layout::{list_queue, move_file, queue_path, set_retry_time, QueueName, ALL_QUEUES};
+pub use layout::{
+    list_queue, move_file, queue_path, rename_file, set_retry_time, sync_queue_dirs, QueueName,
+    ALL_QUEUES,
+};
 pub use logs::{
     append_defer_reason, delay_warned, mark_delay_warned, read_defer_reasons, remove_message_logs,
 };
