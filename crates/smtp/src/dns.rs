@@ -8,13 +8,11 @@
 //! anything else (timeout, SERVFAIL, no server) is temporary (4.4.3).
 
 use crate::nexthop::order_mx;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -32,16 +30,8 @@ pub enum LookupError {
     Temporary { name: String, rtype: &'static str },
 }
 
-/// Cannot set up the resolver.
-#[derive(Debug, Error)]
-pub enum SetupError {
-    #[error("cannot start the DNS runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error("cannot read the resolver configuration: {0}")]
-    Config(String),
-    #[error("bad rostfix_dns_servers entry {0:?}: want ip:port")]
-    Server(String),
-}
+/// Cannot set up the resolver (rostfix-dns builds it).
+pub use rostfix_dns::SetupError;
 
 /// A blocking facade over the async resolver.
 pub struct Dns {
@@ -53,39 +43,8 @@ impl Dns {
     /// Builds the resolver: `servers` (from rostfix_dns_servers) when not empty, else
     /// the system configuration. Call before chroot.
     pub fn new(servers: &[String], timeout: Duration) -> Result<Dns, SetupError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(SetupError::Runtime)?;
-        let mut builder = if servers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| SetupError::Config(e.to_string()))?
-        } else {
-            let mut configs = Vec::new();
-            for s in servers {
-                let addr: SocketAddr = s.parse().map_err(|_| SetupError::Server(s.clone()))?;
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                configs.push(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]));
-            }
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(configs),
-                TokioRuntimeProvider::default(),
-            )
-            .with_options(ResolverOpts::default())
-        };
-        let opts = builder.options_mut();
-        opts.timeout = timeout;
-        opts.attempts = 2;
-        // Mail domains are absolute: never try search-list suffixes.
-        opts.ndots = 0;
-        let resolver = {
-            let _guard = runtime.enter();
-            builder
-                .build()
-                .map_err(|e| SetupError::Config(e.to_string()))?
-        };
+        let rostfix_dns::Resolver { runtime, resolver } =
+            rostfix_dns::Resolver::new(servers, timeout)?;
         Ok(Dns { runtime, resolver })
     }
 

@@ -4,13 +4,11 @@
 //! time). Built before the chroot, from `rostfix_dns_servers` (`ip:port` entries) or
 //! /etc/resolv.conf.
 
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::TokioResolver;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// What a lookup found.
@@ -23,16 +21,8 @@ pub enum Answer<T> {
     TempFail,
 }
 
-/// Cannot set the resolver up.
-#[derive(Debug, thiserror::Error)]
-pub enum DnsSetupError {
-    #[error("cannot start the DNS runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error("cannot read the resolver configuration: {0}")]
-    Config(String),
-    #[error("bad rostfix_dns_servers entry {0:?}: want ip:port")]
-    Server(String),
-}
+/// Cannot set the resolver up (rostfix-dns builds it).
+pub use rostfix_dns::SetupError as DnsSetupError;
 
 /// A blocking facade over the async resolver.
 pub struct Dns {
@@ -49,38 +39,8 @@ impl std::fmt::Debug for Dns {
 impl Dns {
     /// Call before chroot: it reads /etc/resolv.conf when `servers` is empty.
     pub fn new(servers: &[String], timeout: Duration) -> Result<Dns, DnsSetupError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(DnsSetupError::Runtime)?;
-        let mut builder = if servers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| DnsSetupError::Config(e.to_string()))?
-        } else {
-            let mut configs = Vec::new();
-            for s in servers {
-                let addr: SocketAddr = s.parse().map_err(|_| DnsSetupError::Server(s.clone()))?;
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                configs.push(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]));
-            }
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(configs),
-                TokioRuntimeProvider::default(),
-            )
-            .with_options(ResolverOpts::default())
-        };
-        let opts = builder.options_mut();
-        opts.timeout = timeout;
-        opts.attempts = 2;
-        opts.ndots = 0;
-        let resolver = {
-            let _guard = runtime.enter();
-            builder
-                .build()
-                .map_err(|e| DnsSetupError::Config(e.to_string()))?
-        };
+        let rostfix_dns::Resolver { runtime, resolver } =
+            rostfix_dns::Resolver::new(servers, timeout)?;
         Ok(Dns { runtime, resolver })
     }
 

@@ -1,0 +1,92 @@
+//! The DNS resolver set-up shared by the smtp client (MX and address lookups) and
+//! smtpd (DNSBL and unknown-domain restrictions): hickory-resolver on a tokio
+//! current-thread runtime, used with `block_on` because each of those processes serves
+//! one delivery or client at a time. Built before the service chroots, so it has read
+//! /etc/resolv.conf, or uses the test servers of `rostfix_dns_servers` (`ip:port`
+//! entries, a Rostfix-specific parameter). Each lookup is bounded by `timeout` per
+//! attempt and two attempts.
+
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::TokioResolver;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Cannot set up the resolver.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot start the DNS runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot read the resolver configuration: {0}")]
+    Config(String),
+    #[error("bad rostfix_dns_servers entry {0:?}: want ip:port")]
+    Server(String),
+}
+
+/// The runtime and the resolver that runs on it.
+pub struct Resolver {
+    pub runtime: tokio::runtime::Runtime,
+    pub resolver: TokioResolver,
+}
+
+impl Resolver {
+    /// `servers` (from rostfix_dns_servers) when not empty, else the system
+    /// configuration. Call before chroot.
+    pub fn new(servers: &[String], timeout: Duration) -> Result<Resolver, SetupError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(SetupError::Runtime)?;
+        let mut builder = if servers.is_empty() {
+            TokioResolver::builder_tokio().map_err(|e| SetupError::Config(e.to_string()))?
+        } else {
+            let mut configs = Vec::new();
+            for s in servers {
+                let addr: SocketAddr = s.parse().map_err(|_| SetupError::Server(s.clone()))?;
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                configs.push(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]));
+            }
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(configs),
+                TokioRuntimeProvider::default(),
+            )
+            .with_options(ResolverOpts::default())
+        };
+        let opts = builder.options_mut();
+        opts.timeout = timeout;
+        opts.attempts = 2;
+        // Mail domains are absolute: never try search-list suffixes.
+        opts.ndots = 0;
+        let resolver = {
+            let _guard = runtime.enter();
+            builder
+                .build()
+                .map_err(|e| SetupError::Config(e.to_string()))?
+        };
+        Ok(Resolver { runtime, resolver })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_server_entries_are_named() {
+        let e = Resolver::new(&["not-an-address".into()], Duration::from_secs(1))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("bad rostfix_dns_servers entry \"not-an-address\": want ip:port")
+        );
+    }
+
+    #[test]
+    fn explicit_servers_build() {
+        assert!(Resolver::new(&["127.0.0.1:9".into()], Duration::from_secs(1)).is_ok());
+    }
+}
