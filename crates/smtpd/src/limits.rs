@@ -12,7 +12,7 @@
 //!   `smtpd_client_event_limit_exceptions`), enforced through [`crate::anvil_client`].
 
 use crate::cidr::{Cidr, NetworkList};
-use crate::settings::{parse_time, SettingsError};
+use crate::settings::{int_param, time_param as time, SettingsError};
 use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -257,38 +257,13 @@ impl HeaderSizeGuard {
     }
 }
 
+/// A count parameter as u32 (settings.rs's reader, clamped).
 fn int(
     get: &impl Fn(&str) -> String,
     name: &'static str,
     default: u32,
 ) -> Result<u32, SettingsError> {
-    let v = get(name);
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(default);
-    }
-    v.parse::<u64>()
-        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-        .map_err(|_| SettingsError::BadValue {
-            name,
-            value: v.to_string(),
-        })
-}
-
-fn time(
-    get: &impl Fn(&str) -> String,
-    name: &'static str,
-    default: Duration,
-) -> Result<Duration, SettingsError> {
-    let v = get(name);
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(default);
-    }
-    parse_time(v).ok_or_else(|| SettingsError::BadValue {
-        name,
-        value: v.to_string(),
-    })
+    int_param(get, name, u64::from(default)).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 fn boolean(

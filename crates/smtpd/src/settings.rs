@@ -192,7 +192,7 @@ fn is_table(item: &str) -> bool {
     }
 }
 
-fn int_param(
+pub(crate) fn int_param(
     get: &impl Fn(&str) -> String,
     name: &'static str,
     default: u64,
@@ -208,7 +208,7 @@ fn int_param(
     })
 }
 
-fn time_param(
+pub(crate) fn time_param(
     get: &impl Fn(&str) -> String,
     name: &'static str,
     default: Duration,
