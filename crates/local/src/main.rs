@@ -6,9 +6,9 @@ use rostfix_local::agent::Context;
 use rostfix_local::deliver::system_user;
 use rostfix_local::privileges::{running_as_root, Identity};
 use rostfix_local::resubmit::QueueForwarder;
-use rostfix_local::server::{serve_stream, IO_TIMEOUT};
+use rostfix_local::server::{init_service, serve_stream, set_timeouts};
 use rostfix_local::setup::{local_conf, settings};
-use rostfix_service::{Connection, Service, ServiceError};
+use rostfix_service::{Connection, Service};
 use std::path::Path;
 
 const HELP: &str = "\
@@ -75,17 +75,7 @@ fn main() {
         print!("{HELP}");
         return;
     }
-    let mut service = match Service::init("local") {
-        Ok(s) => s,
-        Err(ServiceError::Usage(u)) => {
-            eprintln!("local: usage: {u}\nTry 'local --help'.");
-            std::process::exit(64);
-        }
-        Err(e) => {
-            eprintln!("local: fatal: {e}");
-            std::process::exit(75);
-        }
-    };
+    let mut service = init_service("local");
     let listeners = service.take_listeners();
     let settings = settings(&service.config);
     let conf = local_conf(&service.config);
@@ -131,29 +121,11 @@ fn mail_owner(service: &Service) -> Option<Identity> {
 
 fn serve_connection(cx: &mut Context<'_>, conn: Connection) {
     let root = Path::new(".");
-    let timeouts = |r: std::io::Result<()>, w: std::io::Result<()>| {
-        if let Err(e) = r.and(w) {
-            log::warn!("cannot set socket timeouts: {e}");
-            return false;
-        }
-        true
-    };
+    if !set_timeouts(&conn) {
+        return;
+    }
     match conn {
-        Connection::Unix(mut s) => {
-            if timeouts(
-                s.set_read_timeout(Some(IO_TIMEOUT)),
-                s.set_write_timeout(Some(IO_TIMEOUT)),
-            ) {
-                serve_stream(cx, &mut s, root);
-            }
-        }
-        Connection::Tcp(mut s) => {
-            if timeouts(
-                s.set_read_timeout(Some(IO_TIMEOUT)),
-                s.set_write_timeout(Some(IO_TIMEOUT)),
-            ) {
-                serve_stream(cx, &mut s, root);
-            }
-        }
+        Connection::Unix(mut s) => serve_stream(cx, &mut s, root),
+        Connection::Tcp(mut s) => serve_stream(cx, &mut s, root),
     }
 }

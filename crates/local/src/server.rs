@@ -1,15 +1,47 @@
 //! One client connection from qmgr: read exactly one DeliveryRequest frame (bounded in
 //! size by the proto framing and in time by a socket timeout), handle it, write one
-//! DeliveryReply, close.
+//! DeliveryReply, close. Also the start-up and per-connection steps the local and
+//! virtual binaries share.
 
 use crate::agent::{handle_request, Context};
 use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
+use rostfix_service::{Connection, Service, ServiceError};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 /// How long qmgr may take to send its request, and to read our reply.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `Service::init(program)`, or the usage message (exit 64) / fatal error (exit 75).
+pub fn init_service(program: &str) -> Service {
+    match Service::init(program) {
+        Ok(s) => s,
+        Err(ServiceError::Usage(u)) => {
+            eprintln!("{program}: usage: {u}\nTry '{program} --help'.");
+            std::process::exit(64);
+        }
+        Err(e) => {
+            eprintln!("{program}: fatal: {e}");
+            std::process::exit(75);
+        }
+    }
+}
+
+/// Sets [`IO_TIMEOUT`] for reading and writing on qmgr's connection; false (logged)
+/// if that fails, and then the connection must not be served.
+pub fn set_timeouts(conn: &Connection) -> bool {
+    let t = Some(IO_TIMEOUT);
+    let set = match conn {
+        Connection::Unix(s) => s.set_read_timeout(t).and(s.set_write_timeout(t)),
+        Connection::Tcp(s) => s.set_read_timeout(t).and(s.set_write_timeout(t)),
+    };
+    if let Err(e) = set {
+        log::warn!("cannot set socket timeouts: {e}");
+        return false;
+    }
+    true
+}
 
 /// Serves one request on `stream` (timeouts already set by the caller).
 pub fn serve_stream<S: Read + Write>(cx: &mut Context<'_>, stream: &mut S, queue_root: &Path) {

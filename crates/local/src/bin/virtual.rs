@@ -4,11 +4,11 @@
 
 use rostfix_local::agent::{deliver_all, load, message};
 use rostfix_local::expand::Leaf;
-use rostfix_local::server::IO_TIMEOUT;
+use rostfix_local::server::{init_service, set_timeouts};
 use rostfix_local::setup::virtual_conf;
 use rostfix_local::virtual_mailbox::{deliver_virtual, VirtualConf};
 use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
-use rostfix_service::{Connection, Service, ServiceError};
+use rostfix_service::Connection;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::SystemTime;
@@ -54,37 +54,20 @@ fn main() {
         print!("{HELP}");
         return;
     }
-    let mut service = match Service::init("virtual") {
-        Ok(s) => s,
-        Err(ServiceError::Usage(u)) => {
-            eprintln!("virtual: usage: {u}\nTry 'virtual --help'.");
-            std::process::exit(64);
-        }
-        Err(e) => {
-            eprintln!("virtual: fatal: {e}");
-            std::process::exit(75);
-        }
-    };
+    let mut service = init_service("virtual");
     let listeners = service.take_listeners();
     let conf = virtual_conf(&service.config);
     if let Err(e) = service.confine() {
         log::error!("fatal: {e}");
         std::process::exit(75);
     }
-    service.serve(listeners, move |_svc, conn| match conn {
-        Connection::Unix(mut s) => {
-            if s.set_read_timeout(Some(IO_TIMEOUT)).is_ok()
-                && s.set_write_timeout(Some(IO_TIMEOUT)).is_ok()
-            {
-                serve(&conf, &mut s);
-            }
+    service.serve(listeners, move |_svc, conn| {
+        if !set_timeouts(&conn) {
+            return;
         }
-        Connection::Tcp(mut s) => {
-            if s.set_read_timeout(Some(IO_TIMEOUT)).is_ok()
-                && s.set_write_timeout(Some(IO_TIMEOUT)).is_ok()
-            {
-                serve(&conf, &mut s);
-            }
+        match conn {
+            Connection::Unix(mut s) => serve(&conf, &mut s),
+            Connection::Tcp(mut s) => serve(&conf, &mut s),
         }
     })
 }
