@@ -9,16 +9,20 @@ SYNOPSIS
 
 DESCRIPTION
     Started by master(8) from master.cf (`qmgr unix n - n 300 1 qmgr`). Moves
-    mail from incoming/ to active/, resolves each recipient to a transport and next
-    hop (mydestination -> local_transport, else default_transport via relayhost or
-    the domain), sends delivery requests to private/TRANSPORT with per-destination
-    concurrency limits, asks private/bounce for notices, and moves what failed
-    temporarily to deferred/ with a retry time between minimal_backoff_time and
+    mail from incoming/ to active/ (one directory fsync pair per scan), expands
+    virtual aliases once, resolves each recipient with Postfix's address classes
+    (local, virtual alias, virtual mailbox, relay, default; transport_maps,
+    relayhost; error:, discard: and retry: handled here), sends delivery requests
+    to private/TRANSPORT with per-destination concurrency (slow start, feedback,
+    dead destinations, rate delay), keeps an agent's stream open for the next
+    request to the same destination when the agent offers, asks private/bounce for
+    failure, delay and success notices, and moves what failed temporarily to
+    deferred/ with a retry time between minimal_backoff_time and
     maximal_backoff_time until maximal_queue_lifetime. Woken through public/qmgr by
-    smtpd, pickup, bounce, rostqueue -f and master's timer. At start it moves
+    smtpd, pickup, bounce, rostqueue -f/-s and master's timer. At start it moves
     active/ back to incoming/, so a crash loses nothing.
-    Partial: fixed concurrency (no slow start or dead destinations); no
-    transport_maps, relay_domains or virtual address classes yet.
+    Partial: a message is read whole; no sender-dependent routing, canonical_maps
+    or masquerading.
 
 OPTIONS
     Set by master(8), never typed by hand: -n NAME (service), -t TYPE, -c (chroot

@@ -19,14 +19,16 @@ DESCRIPTION
     STARTTLS per smtp_tls_security_level (none, may, encrypt, verify, secure) and
     smtp_tls_policy_maps; CAs from smtp_tls_CAfile, smtp_tls_CApath or the system
     store. Client SASL (PLAIN, LOGIN) with smtp_sasl_password_maps when
-    smtp_sasl_auth_enable = yes. Idle sessions are kept for the next request to
-    the same destination (smtp_connection_cache_time_limit) and reused after RSET;
-    the delivery line then shows conn_use=N.
+    smtp_sasl_auth_enable = yes. Serves requests on one qmgr stream until qmgr
+    closes it; the session to the destination is kept between them
+    (smtp_connection_cache_time_limit) and reused after RSET, the delivery line
+    then shows conn_use=N; closing the stream closes the session. 8-bit mail to a
+    server without 8BITMIME is converted to quoted-printable unless
+    disable_mime_output_conversion = yes.
     LMTP mode (command or service name lmtp): next hops unix:PATH (relative to
     queue_directory), inet:host:port, host:port; LHLO; one reply per recipient;
     lmtp_* parameters.
-    Partial: no 8-bit to 7-bit MIME conversion (8-bit mail is sent as is), no
-    dot-nexthop certificate matching, no DANE, a per-process connection cache.
+    Partial: no dot-nexthop certificate matching, no DANE.
 
 OPTIONS
     Set by master(8), never typed by hand: -n NAME (service), -t TYPE, -c (chroot
