@@ -9,11 +9,15 @@ SYNOPSIS
 
 DESCRIPTION
     Started by master(8) (`bounce unix - - y - 0 bounce`). For each request from
-    qmgr it queues an RFC 3464 non-delivery notice (multipart/report with a text
-    part, message/delivery-status and the original headers) to the sender, and
-    wakes qmgr. The null sender never gets a notice.
-    Partial: no delay warnings, success notices, full-message return or double
-    bounces to postmaster yet.
+    qmgr it queues an RFC 3464 notice (multipart/report with a text part,
+    message/delivery-status and the returned message or its headers per RET and
+    bounce_size_limit) to the sender, or to the alias owner qmgr names: failure,
+    delay warning or success, each only for recipients whose NOTIFY asks for it;
+    then it wakes qmgr. A notice to the null sender is not sent: a bounce that
+    bounces becomes one double bounce to 2bounce_notice_recipient when
+    notify_classes lists 2bounce, else it is dropped (never a loop).
+    Partial: no postmaster copies for the other notify_classes, no
+    bounce_template_file.
 
 OPTIONS
     Set by master(8), never typed by hand: -n NAME (service), -t TYPE, -c (chroot
