@@ -406,6 +406,12 @@ fn connect(addr: &Addr, s: &Settings) -> Result<Conn, String> {
     let result = match addr {
         Addr::Inet(ip, port) => {
             TcpStream::connect_timeout(&SocketAddr::new(*ip, *port), s.connect_timeout)
+                .and_then(|t| {
+                    // Every command group and the message are written whole, so
+                    // Nagle's algorithm could only delay them.
+                    t.set_nodelay(true)?;
+                    Ok(t)
+                })
                 .map(|t| Conn::Plain(Socket::Tcp(t)))
         }
         // Relative paths are below queue_directory, the working directory (and the

@@ -384,7 +384,7 @@ impl<T: Transport> Client<T> {
         } else {
             None
         };
-        let wire = to_wire(downgraded.as_deref().unwrap_or(env.content));
+        let mut wire = to_wire(downgraded.as_deref().unwrap_or(env.content));
         let size = wire.len() as u64;
         if let Some(limit) = offers.size.filter(|l| *l > 0 && size > *l) {
             return Err(SiteFailure {
@@ -405,12 +405,15 @@ impl<T: Transport> Client<T> {
             .collect();
         self.set_timeout(t.mail, "sending MAIL FROM")?;
         if offers.pipelining {
-            // One write for the whole envelope; replies are then read in order.
+            // One write for the whole envelope and DATA (RFC 2920 lets DATA end a
+            // group); the replies are then read in order. A round trip saved per
+            // message is much of a reused session's cost.
             let mut batch = format!("{mail}\r\n");
             for c in &rcpt_cmds {
                 batch.push_str(c);
                 batch.push_str("\r\n");
             }
+            batch.push_str("DATA\r\n");
             self.write(batch.as_bytes(), "sending MAIL FROM")?;
         } else {
             self.write(format!("{mail}\r\n").as_bytes(), "sending MAIL FROM")?;
@@ -418,10 +421,12 @@ impl<T: Transport> Client<T> {
         let mail_reply = self.read("sending MAIL FROM")?;
         if mail_reply.class() != 2 {
             if offers.pipelining {
-                // Drain the pipelined RCPT replies so the session stays in step.
+                // Drain the pipelined RCPT and DATA replies so the session stays in
+                // step; a DATA the server took anyway is ended empty.
                 for _ in &rcpt_cmds {
                     self.read("sending RCPT TO")?;
                 }
+                self.abandon_pipelined_data()?;
             }
             return Err(self.said(&mail_reply, "MAIL FROM"));
         }
@@ -450,17 +455,28 @@ impl<T: Transport> Client<T> {
             outcomes[i] = Some(outcome);
         }
         if accepted.is_empty() {
+            if offers.pipelining {
+                self.set_timeout(t.data_init, "sending DATA")?;
+                self.abandon_pipelined_data()?;
+            }
             return Ok(finish(outcomes));
         }
 
-        let data = self.command("DATA", t.data_init, "sending DATA")?;
+        let data = if offers.pipelining {
+            self.set_timeout(t.data_init, "sending DATA")?;
+            self.read("sending DATA")?
+        } else {
+            self.command("DATA", t.data_init, "sending DATA")?
+        };
         if data.code != 354 {
             let outcome = self.outcome(&data, "DATA");
             return Ok(fill(outcomes, &accepted, &outcome));
         }
         self.set_timeout(t.data_xfer, "sending message body")?;
+        // Body and end marker in one write: a separate small ".\r\n" would wait for
+        // the peer's delayed ACK of the body (Nagle), 40 ms per message on Linux.
+        wire.extend_from_slice(b".\r\n");
         self.write(&wire, "sending message body")?;
-        self.write(b".\r\n", "sending message body")?;
         let stage = "sending end of data -- message may be sent more than once";
         self.set_timeout(t.data_done, stage)?;
         if !self.lmtp {
@@ -499,6 +515,18 @@ impl<T: Transport> Client<T> {
         } else {
             self.outcome(reply, "end of DATA")
         }
+    }
+
+    /// Reads the reply to a pipelined DATA whose transaction is abandoned (MAIL or
+    /// every RCPT refused). RFC 2920 servers refuse it; one that answers 354 anyway is
+    /// given an empty message end, whose reply is read and ignored.
+    fn abandon_pipelined_data(&mut self) -> Result<(), SiteFailure> {
+        let reply = self.read("sending DATA")?;
+        if reply.code == 354 {
+            self.write(b".\r\n", "sending end of data")?;
+            self.read("sending end of data")?;
+        }
+        Ok(())
     }
 
     /// RSET before reusing the connection; false when it is no longer usable.

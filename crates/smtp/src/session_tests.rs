@@ -139,6 +139,48 @@ fn pipelined_delivery_with_per_recipient_failure() {
 }
 
 #[test]
+fn pipelined_data_refused_when_every_recipient_is() {
+    let (r, written) = run_with(
+        "220 b.test ESMTP\n250-b.test\n250 PIPELINING\n250 2.1.0 Ok\n\
+         550 5.1.1 unknown\n554 5.5.1 Error: no valid recipients\n221 Bye\n",
+        &["x@b.test"],
+    );
+    let out = r.unwrap();
+    assert_eq!(out[0].status, DeliveryStatus::Bounced);
+    // The refused DATA's reply was consumed: QUIT follows, no message was sent.
+    assert!(written.ends_with("RCPT TO:<x@b.test>\r\nDATA\r\nQUIT\r\n"));
+}
+
+#[test]
+fn pipelined_data_accepted_without_recipients_is_ended_empty() {
+    // A server that breaks RFC 2920 and says 354 with no recipient gets "." at once,
+    // and the session stays in step for QUIT.
+    let (r, written) = run_with(
+        "220 b.test ESMTP\n250-b.test\n250 PIPELINING\n250 2.1.0 Ok\n\
+         550 5.1.1 unknown\n354 go\n554 no recipients\n221 Bye\n",
+        &["x@b.test"],
+    );
+    assert_eq!(r.unwrap()[0].status, DeliveryStatus::Bounced);
+    assert!(written.ends_with("DATA\r\n.\r\nQUIT\r\n"));
+    assert!(!written.contains("Subject"));
+}
+
+#[test]
+fn pipelined_mail_refusal_drains_rcpt_and_data_replies() {
+    let mut f = fake(
+        "220 b.test ESMTP\n250-b.test\n250 PIPELINING\n553 5.1.8 bad sender\n\
+         503 5.5.1 need MAIL\n503 5.5.1 need MAIL\n250 2.0.0 Ok\n",
+    );
+    let t = Timeouts::default();
+    let r = rcpts_of(&["a@b.test"]);
+    let mut c = open(&mut f, &opts(&t, false, None)).unwrap();
+    let failure = c.transaction(&env_of(&r)).unwrap_err();
+    assert_eq!(failure.dsn, "5.1.8");
+    // In step: the next command's reply is RSET's own, not a leftover.
+    assert!(c.reset());
+}
+
+#[test]
 fn helo_fallback_and_temporary_rcpt() {
     let (r, written) = run_with(
         "220 old\n502 what\n250 old\n250 ok\n451 4.3.0 try later\n250 ok\n354 go\n250 sent\n221 bye\n",
