@@ -88,6 +88,12 @@ def test_kill_9_everything_loses_nothing(instance):
           f"{len(acked)} acknowledged in all, {len(lost)} lost, "
           f"{len(duplicates)} delivered twice {sorted(duplicates)}")
     assert not lost, f"acknowledged messages lost: {lost}"
+    # The fast path was on: qmgr moved finished messages' files to recycle/ and smtpd
+    # wrote new messages into them (one inode under two queue ids; the id ends with
+    # the inode number in hex).
+    ids = set(re.findall(r"smtpd\[\d+\]: ([0-9A-F]{6,}): client=", instance.log_text()))
+    inodes = [i[5:] for i in ids]
+    assert len(set(inodes)) < len(inodes), "no queue file was recycled during the test"
     # A duplicate is possible only for a delivery in flight at the kill: local's
     # concurrency bounds how many can be in flight at once.
     assert len(duplicates) <= 4, duplicates

@@ -86,7 +86,8 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
     let content = file.read_content().map_err(from_read_error)?;
 
     let mut writer =
-        QueueWriter::create(root, QueueName::Incoming, &envelope).map_err(|e| match e {
+        // pickup runs as mail_owner: it may reuse finished messages' files.
+        QueueWriter::create_recycled(root, QueueName::Incoming, &envelope).map_err(|e| match e {
             QueueError::Invalid { .. } => from_read_error(e),
             other => PickupError::Retry(other.to_string()),
         })?;

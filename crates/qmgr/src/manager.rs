@@ -27,7 +27,7 @@ use rostfix_proto::{
 use rostfix_queue::{
     append_defer_reason, delay_warned, is_valid_queue_id, list_queue, mark_delay_warned, move_file,
     queue_path, read_defer_reasons, remove_message_logs, rename_file, rewrite_envelope,
-    set_retry_time, sync_queue_dirs, QueueError, QueueFile, QueueName,
+    set_retry_time, sync_queue_dirs, QueueError, QueueFile, QueueName, Recycler,
 };
 use rostfix_resolve::{domain_of, Resolver};
 use std::collections::HashMap;
@@ -87,6 +87,13 @@ pub struct Manager {
     idle_agents: HashMap<Route, Vec<(UnixStream, Instant)>>,
     next_incoming_scan: Instant,
     next_deferred_scan: Instant,
+    /// A wakeup arrived since the last scan of incoming/. Wakeups only set this: the
+    /// loop scans once after draining its events, so a burst of arrivals (one trigger
+    /// per message from every smtpd) costs one scan and one directory-fsync pair, and
+    /// delivery results queued behind the triggers are not held up by a scan each.
+    scan_wanted: bool,
+    /// Where finished messages' files go (kept for smtpd and pickup to reuse).
+    recycler: Recycler,
     stopping: bool,
 }
 
@@ -99,6 +106,7 @@ impl Manager {
     ) -> Manager {
         let sched = Scheduler::new(settings.limits.clone());
         let now = Instant::now();
+        let recycler = Recycler::new(&root);
         Manager {
             root,
             settings,
@@ -111,6 +119,8 @@ impl Manager {
             idle_agents: HashMap::new(),
             next_incoming_scan: now,
             next_deferred_scan: now,
+            scan_wanted: false,
+            recycler,
             stopping: false,
         }
     }
@@ -165,7 +175,7 @@ impl Manager {
                 continue;
             }
             let now = Instant::now();
-            if now >= self.next_incoming_scan {
+            if self.scan_wanted || now >= self.next_incoming_scan {
                 self.scan_incoming();
             }
             if now >= self.next_deferred_scan {
@@ -196,10 +206,10 @@ impl Manager {
     fn on_trigger(&mut self, t: Trigger) {
         match t {
             Trigger::Wakeup => {
-                self.scan_incoming();
-                if Instant::now() >= self.next_deferred_scan {
-                    self.scan_deferred(false);
-                }
+                // The loop scans once it has drained its events (and looks at
+                // deferred/ when its timer is due).
+                self.scan_wanted = true;
+                return;
             }
             Trigger::Flush => {
                 self.scan_incoming();
@@ -279,6 +289,7 @@ impl Manager {
 
     pub fn scan_incoming(&mut self) {
         self.next_incoming_scan = Instant::now() + INCOMING_SCAN;
+        self.scan_wanted = false;
         let ids = match list_queue(&self.root, QueueName::Incoming) {
             Ok(ids) => ids,
             Err(e) => {
@@ -968,13 +979,9 @@ impl Manager {
         match completion(msg, now, &self.settings.retry) {
             Completion::Remove => {
                 self.forget(id);
-                let path = queue_path(&self.root, QueueName::Active, id);
-                match std::fs::remove_file(&path) {
-                    Ok(()) => log::info!("{id}: removed"),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        log::info!("{id}: removed")
-                    }
-                    Err(e) => log::warn!("{id}: cannot remove {}: {e}", path.display()),
+                match self.recycler.remove(&self.root, QueueName::Active, id) {
+                    Ok(()) | Err(QueueError::NotFound(_)) => log::info!("{id}: removed"),
+                    Err(e) => log::warn!("{id}: cannot remove: {e}"),
                 }
                 if let Err(e) = remove_message_logs(&self.root, id) {
                     log::warn!("{id}: cannot remove message logs: {e}");

@@ -676,3 +676,32 @@ fn rename_file_in_a_batch_then_one_sync() {
         Err(QueueError::Invalid { .. })
     ));
 }
+
+#[test]
+fn a_recycled_file_holds_only_the_new_message() {
+    use std::os::unix::fs::MetadataExt;
+    let q = TempRoot::new();
+    let root = q.path();
+    std::fs::create_dir(root.join(crate::RECYCLE_DIR)).unwrap();
+    let old = root.join(crate::RECYCLE_DIR).join("OLDFILE01");
+    std::fs::write(&old, vec![b'Z'; 20_000]).unwrap();
+    std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let inode = std::fs::metadata(&old).unwrap().ino();
+
+    let env = sample_env();
+    let mut w = QueueWriter::create_recycled(root, QueueName::Incoming, &env).unwrap();
+    w.write_content(b"Subject: new\n\nfresh\n").unwrap();
+    let id = w.commit().unwrap();
+
+    let path = queue_path(root, QueueName::Incoming, &id);
+    // The same inode, cut to the new message's length: nothing of the old one is left.
+    assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
+    assert!(!std::fs::read(&path).unwrap().contains(&b'Z'));
+    assert!(!old.exists());
+    let qf = QueueFile::open(root, QueueName::Incoming, &id).unwrap();
+    assert_eq!(strip_offsets(&qf.envelope), strip_offsets(&env));
+    assert_eq!(qf.read_content().unwrap(), b"Subject: new\n\nfresh\n");
+    // With the pool empty, the next writer creates a file as before.
+    let id2 = write_msg(root, QueueName::Incoming, &env, b"x\n");
+    assert_ne!(id2, id);
+}

@@ -1,9 +1,10 @@
 //! The durable mail queue: queue directories, queue ids, and the versioned queue file
 //! format (docs/queue-format.md).
 //!
-//! A queue file is created under a temporary name, written, fsync'ed, given its queue id
-//! by link+unlink (never replacing an existing file), and its directory fsync'ed: only
-//! then may the caller acknowledge the message. Done recipients are marked in place by
+//! A queue file is created under a temporary name (or taken from `recycle/`, see
+//! [`Recycler`]), written, fsync'ed, given its queue id by a rename that never replaces
+//! an existing file, and its directory fsync'ed: only then may the caller acknowledge
+//! the message. Done recipients are marked in place by
 //! overwriting one byte and fsync'ing, so a crash never re-delivers them.
 
 mod error;
@@ -15,6 +16,7 @@ mod layout;
 mod logs;
 mod parse;
 mod record;
+mod recycle;
 mod rewrite;
 #[cfg(test)]
 mod tempdir;
@@ -30,5 +32,6 @@ pub use layout::{
 pub use logs::{
     append_defer_reason, delay_warned, mark_delay_warned, read_defer_reasons, remove_message_logs,
 };
+pub use recycle::{Recycler, RECYCLE_DIR, RECYCLE_LIMIT, RECYCLE_MAX_SIZE};
 pub use rewrite::rewrite_envelope;
 pub use writer::QueueWriter;

@@ -35,6 +35,9 @@ pub struct QueueWriter {
     content_len: u64,
     /// Mode given to the file before it is named (see [`QueueWriter::set_final_mode`]).
     final_mode: Option<u32>,
+    /// The file came from `recycle/`: it may be longer than what is written, and is
+    /// truncated at commit.
+    recycled: bool,
 }
 
 /// Refuses values that would break the format or let a value forge a line in logs.
@@ -82,13 +85,17 @@ pub(crate) fn encode_envelope(env: &Envelope) -> Result<Vec<u8>, QueueError> {
     Ok(out)
 }
 
+/// The next `dir/tmp.PID.N` name of this process.
+fn temp_name(dir: &Path) -> PathBuf {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!("tmp.{}.{n}", std::process::id()))
+}
+
 /// Creates `dir/tmp.PID.N` exclusively, mode 0600.
 pub(crate) fn create_temp(dir: &Path) -> Result<(PathBuf, File), QueueError> {
-    let pid = std::process::id();
     let mut last = None;
     for _ in 0..TEMP_TRIES {
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("tmp.{pid}.{n}"));
+        let path = temp_name(dir);
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -107,6 +114,34 @@ pub(crate) fn create_temp(dir: &Path) -> Result<(PathBuf, File), QueueError> {
     })
 }
 
+/// Gives `temp` the name `target`, failing if `target` exists: one renameat2 with
+/// RENAME_NOREPLACE, or link + unlink where the file system lacks it.
+fn name_without_replacing(temp: &Path, target: &Path) -> Result<(), QueueError> {
+    use nix::errno::Errno;
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    let io = |source: std::io::Error| QueueError::Io {
+        path: target.to_path_buf(),
+        source,
+    };
+    match renameat2(
+        AT_FDCWD,
+        temp,
+        AT_FDCWD,
+        target,
+        RenameFlags::RENAME_NOREPLACE,
+    ) {
+        Ok(()) => return Ok(()),
+        Err(Errno::EINVAL | Errno::ENOSYS) => {}
+        Err(e) => return Err(io(e.into())),
+    }
+    std::fs::hard_link(temp, target).map_err(io)?;
+    if let Err(e) = std::fs::remove_file(temp) {
+        // The message is safe under its id; a leftover temporary name is only clutter.
+        log::warn!("cannot remove {}: {e}", temp.display());
+    }
+    Ok(())
+}
+
 impl QueueWriter {
     /// Creates a temporary file (mode 0600, O_EXCL) in `root/queue/` and writes the
     /// envelope records. Addresses and attributes containing NUL, CR or LF are refused
@@ -116,9 +151,39 @@ impl QueueWriter {
         queue: QueueName,
         envelope: &Envelope,
     ) -> Result<QueueWriter, QueueError> {
+        Self::create_from(root, queue, envelope, false)
+    }
+
+    /// As [`QueueWriter::create`], taking a finished message's file from `recycle/`
+    /// when there is one (see the recycle module). Only for writers running as
+    /// mail_owner: the file holds a previous message's bytes until overwritten.
+    pub fn create_recycled(
+        root: &Path,
+        queue: QueueName,
+        envelope: &Envelope,
+    ) -> Result<QueueWriter, QueueError> {
+        Self::create_from(root, queue, envelope, true)
+    }
+
+    fn create_from(
+        root: &Path,
+        queue: QueueName,
+        envelope: &Envelope,
+        recycle: bool,
+    ) -> Result<QueueWriter, QueueError> {
         let header = encode_envelope(envelope)?;
         let dir = root.join(queue.as_str());
-        let (temp, file) = create_temp(&dir)?;
+        let claimed = if recycle {
+            let temp = temp_name(&dir);
+            crate::recycle::claim(root, &temp).map(|file| (temp, file))
+        } else {
+            None
+        };
+        let recycled = claimed.is_some();
+        let (temp, file) = match claimed {
+            Some(pair) => pair,
+            None => create_temp(&dir)?,
+        };
         let micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros())
@@ -132,6 +197,7 @@ impl QueueWriter {
             chunk: Vec::new(),
             content_len: 0,
             final_mode: None,
+            recycled,
         };
         let inode = file.metadata().map_err(|e| io_err(&w.temp, e))?.ino();
         w.id = make_queue_id(micros, inode);
@@ -199,8 +265,8 @@ impl QueueWriter {
         self.content_len
     }
 
-    /// Writes the end record, fsyncs the file, names it by its queue id (link + unlink,
-    /// never replacing), fsyncs the directory. Only after this returns Ok may mail be
+    /// Writes the end record, fsyncs the file, names it by its queue id (never
+    /// replacing), fsyncs the directory. Only after this returns Ok may mail be
     /// acknowledged.
     ///
     /// A file already holding the id can only be a stale leftover (the inode is ours
@@ -219,9 +285,15 @@ impl QueueWriter {
         };
         // Keep `self.out` None only after success; on error Drop removes the temp file
         // regardless of `out`.
-        let file = out
+        let mut file = out
             .into_inner()
             .map_err(|e| io_err(&self.temp, e.into_error()))?;
+        if self.recycled {
+            // Cut off what is left of the previous message beyond our end record.
+            use std::io::Seek;
+            let end = file.stream_position().map_err(|e| io_err(&self.temp, e))?;
+            file.set_len(end).map_err(|e| io_err(&self.temp, e))?;
+        }
         if let Some(mode) = self.final_mode {
             use std::os::unix::fs::PermissionsExt;
             file.set_permissions(std::fs::Permissions::from_mode(mode))
@@ -229,14 +301,7 @@ impl QueueWriter {
         }
         file.sync_all().map_err(|e| io_err(&self.temp, e))?;
         let final_path = self.dir.join(&self.id);
-        std::fs::hard_link(&self.temp, &final_path).map_err(|e| QueueError::Io {
-            path: final_path.clone(),
-            source: e,
-        })?;
-        if let Err(e) = std::fs::remove_file(&self.temp) {
-            // The message is safe under its id; a leftover temporary name is only clutter.
-            log::warn!("cannot remove {}: {e}", self.temp.display());
-        }
+        name_without_replacing(&self.temp, &final_path)?;
         // Nothing left for Drop to remove.
         self.temp = PathBuf::new();
         match fsync_dir(&self.dir) {

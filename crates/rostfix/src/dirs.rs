@@ -31,7 +31,7 @@ const fn d(name: &'static str, owner: Owner, setgid_group: bool, mode: u32) -> D
 }
 
 /// Every directory under queue_directory.
-pub const QUEUE_DIRS: [DirSpec; 11] = [
+pub const QUEUE_DIRS: [DirSpec; 12] = [
     d("incoming", Owner::MailOwner, false, 0o700),
     d("active", Owner::MailOwner, false, 0o700),
     d("deferred", Owner::MailOwner, false, 0o700),
@@ -43,6 +43,7 @@ pub const QUEUE_DIRS: [DirSpec; 11] = [
     d("public", Owner::MailOwner, true, 0o710),
     d("maildrop", Owner::MailOwner, true, 0o730),
     d("pid", Owner::Root, false, 0o755),
+    d("recycle", Owner::MailOwner, false, 0o700),
 ];
 
 /// The ids directories are given to.

@@ -37,7 +37,8 @@ impl QueueSink for SpoolSink {
     type Message = SpoolMessage;
 
     fn create(&mut self, envelope: &Envelope) -> Result<SpoolMessage, SinkError> {
-        let writer = QueueWriter::create(&self.root, QueueName::Incoming, envelope)?;
+        // smtpd runs as mail_owner: it may reuse finished messages' files.
+        let writer = QueueWriter::create_recycled(&self.root, QueueName::Incoming, envelope)?;
         let id = writer.queue_id().to_string();
         Ok(SpoolMessage { writer, id })
     }
