@@ -541,7 +541,9 @@ impl Manager {
         for (kind, text, d) in list {
             let mut res = builtin::result(kind, &text, &d);
             if kind == Builtin::Discard {
-                if let Err(e) = QueueFile::mark_done(&path, d.offset) {
+                // Not synced: discarding again after a power loss changes nothing,
+                // and an fdatasync per message on this one thread held up the queue.
+                if let Err(e) = QueueFile::mark_done_unsynced(&path, d.offset) {
                     res = builtin::unavailable(&d, &format!("cannot mark done: {e}"));
                 }
             }

@@ -192,6 +192,29 @@ fn mark_done_survives_reopen_and_keeps_offsets() {
     let pending: Vec<&str> = again.pending().map(|r| r.address.as_str()).collect();
     assert_eq!(pending, ["bob@example.org"]);
     assert_eq!(again.read_content().unwrap(), b"body\n");
+    // The unsynced mark (discard) writes the same byte, with the same checks.
+    QueueFile::mark_done_unsynced(&qf.path, offsets[0]).unwrap();
+    let last = QueueFile::open(t.path(), QueueName::Active, &id).unwrap();
+    assert_eq!(last.pending().count(), 0);
+    assert!(QueueFile::mark_done_unsynced(&qf.path, offsets[0] + 1).is_err());
+}
+
+#[test]
+fn mark_done_many_marks_all_or_none() {
+    let t = TempRoot::new();
+    let id = write_msg(t.path(), QueueName::Active, &sample_env(), b"body\n");
+    let qf = QueueFile::open(t.path(), QueueName::Active, &id).unwrap();
+    let offsets: Vec<u64> = qf.envelope.recipients.iter().map(|r| r.offset).collect();
+    // One bad offset in the list: refused before any byte is written.
+    assert!(QueueFile::mark_done_many(&qf.path, &[offsets[0], offsets[1] + 1]).is_err());
+    let same = QueueFile::open(t.path(), QueueName::Active, &id).unwrap();
+    assert_eq!(same.pending().count(), 2);
+    QueueFile::mark_done_many(&qf.path, &offsets).unwrap();
+    QueueFile::mark_done_many(&qf.path, &offsets).unwrap(); // idempotent
+    QueueFile::mark_done_many(&qf.path, &[]).unwrap();
+    let done = QueueFile::open(t.path(), QueueName::Active, &id).unwrap();
+    assert_eq!(done.pending().count(), 0);
+    assert_eq!(done.read_content().unwrap(), b"body\n");
 }
 
 #[test]
