@@ -1,6 +1,6 @@
-//! One client connection from qmgr: read exactly one DeliveryRequest frame (bounded in
-//! size by the proto framing and in time by a socket timeout), handle it, write one
-//! DeliveryReply, close. Also the start-up and per-connection steps the local and
+//! One client connection from qmgr: read DeliveryRequest frames (each bounded in size
+//! by the proto framing and in time by a socket timeout), handle each, write one
+//! DeliveryReply each, until qmgr closes the stream. Also the start-up and per-connection steps the local and
 //! virtual binaries share.
 
 use crate::agent::{handle_request, Context};
@@ -43,22 +43,33 @@ pub fn set_timeouts(conn: &Connection) -> bool {
     true
 }
 
-/// Serves one request on `stream` (timeouts already set by the caller).
+/// Serves the requests qmgr sends on `stream` (timeouts already set by the caller),
+/// one after another. Each reply says keep_open: qmgr may send its next local delivery
+/// on the same stream, sparing a connection (and, every max_use connections, a new
+/// process) per delivery; it closes the stream when it has been idle a while.
 pub fn serve_stream<S: Read + Write>(cx: &mut Context<'_>, stream: &mut S, queue_root: &Path) {
-    let req: DeliveryRequest = match read_message(stream) {
-        Ok(r) => r,
-        Err(FrameError::Closed) => return,
-        Err(e) => {
-            log::warn!("reading delivery request: {e}");
+    let mut served = 0u32;
+    loop {
+        let req: DeliveryRequest = match read_message(stream) {
+            Ok(r) => r,
+            Err(FrameError::Closed) => return,
+            // Waiting for a further request and qmgr went quiet: the end of the stream.
+            Err(_) if served > 0 => return,
+            Err(e) => {
+                log::warn!("reading delivery request: {e}");
+                return;
+            }
+        };
+        let received = SystemTime::now();
+        let mut reply = handle_request(cx, &req, queue_root, received);
+        reply.keep_open = true;
+        if let Err(e) = write_message(stream, &reply) {
+            // qmgr will not learn the outcome and will retry the recipients it did not
+            // hear about; the delivered ones are already marked done in the queue file.
+            log::warn!("{}: sending delivery reply: {e}", req.queue_id);
             return;
         }
-    };
-    let received = SystemTime::now();
-    let reply = handle_request(cx, &req, queue_root, received);
-    if let Err(e) = write_message(stream, &reply) {
-        // qmgr will not learn the outcome and will retry the recipients it did not
-        // hear about; the delivered ones are already marked done in the queue file.
-        log::warn!("{}: sending delivery reply: {e}", req.queue_id);
+        served += 1;
     }
 }
 
@@ -86,7 +97,7 @@ mod tests {
     }
 
     #[test]
-    fn one_request_one_reply() {
+    fn each_request_on_a_stream_gets_its_reply() {
         let t = TestDir::new("server");
         let settings = Settings {
             hostname: "h".into(),
@@ -111,15 +122,22 @@ mod tests {
             }],
             activated: None,
         };
+        // Two requests on one stream, then qmgr closes it: two replies, each saying
+        // the stream may carry another.
         write_message(&mut ours, &req).unwrap();
+        write_message(&mut ours, &req).unwrap();
+        ours.shutdown(std::net::Shutdown::Write).unwrap();
         let root = t.path().to_path_buf();
         serve_with(&settings, &mut theirs, &root);
-        let reply: DeliveryReply = read_message(&mut ours).unwrap();
-        // No such queue file: deferred, the recipient untouched.
-        assert_eq!(reply.results.len(), 1);
-        assert_eq!(reply.results[0].offset, 7);
-        assert_eq!(reply.results[0].status, DeliveryStatus::Deferred);
-        assert_eq!(reply.results[0].dsn, "4.3.0");
+        for _ in 0..2 {
+            let reply: DeliveryReply = read_message(&mut ours).unwrap();
+            // No such queue file: deferred, the recipient untouched.
+            assert_eq!(reply.results.len(), 1);
+            assert_eq!(reply.results[0].offset, 7);
+            assert_eq!(reply.results[0].status, DeliveryStatus::Deferred);
+            assert_eq!(reply.results[0].dsn, "4.3.0");
+            assert!(reply.keep_open);
+        }
     }
 
     #[test]

@@ -84,14 +84,16 @@ fn main() {
     }
 
     let (tx, rx) = std::sync::mpsc::channel();
+    let wake_pending = trigger::WakePending::default();
     for fd in listeners {
-        if let Err(e) = trigger::spawn_listener(fd, tx.clone()) {
+        if let Err(e) = trigger::spawn_listener(fd, tx.clone(), wake_pending.clone()) {
             log::error!("fatal: cannot start trigger listener: {e}");
             std::process::exit(1);
         }
     }
     // After confine the working directory is queue_directory (or the chroot).
     let mut manager = Manager::new(PathBuf::from("."), settings, resolver, tx);
+    manager.share_wake_pending(wake_pending);
     manager.recover();
     manager.scan_incoming();
     manager.run(rx, &|| service.master_alive());

@@ -20,6 +20,7 @@ use crate::message::{
 use crate::route::{nexthop_host, Route};
 use crate::schedule::{group, Outcome, PendingRequest, Scheduler};
 use crate::settings::Settings;
+use crate::trigger::WakePending;
 use rostfix_proto::{
     BounceReply, BounceRequest, BouncedRecipient, DeliveryRecipient, DeliveryRequest, NoticeKind,
     Trigger,
@@ -94,6 +95,8 @@ pub struct Manager {
     scan_wanted: bool,
     /// Where finished messages' files go (kept for smtpd and pickup to reuse).
     recycler: Recycler,
+    /// Shared with the trigger listener, which drops wakeups while one is pending.
+    wake_pending: WakePending,
     stopping: bool,
 }
 
@@ -121,6 +124,7 @@ impl Manager {
             next_deferred_scan: now,
             scan_wanted: false,
             recycler,
+            wake_pending: WakePending::default(),
             stopping: false,
         }
     }
@@ -287,9 +291,15 @@ impl Manager {
             && self.rcpt_count < self.settings.recipient_limit
     }
 
+    /// Uses the trigger listener's flag (see [`WakePending`]).
+    pub fn share_wake_pending(&mut self, pending: WakePending) {
+        self.wake_pending = pending;
+    }
+
     pub fn scan_incoming(&mut self) {
         self.next_incoming_scan = Instant::now() + INCOMING_SCAN;
         self.scan_wanted = false;
+        self.wake_pending.clear();
         let ids = match list_queue(&self.root, QueueName::Incoming) {
             Ok(ids) => ids,
             Err(e) => {

@@ -8,7 +8,9 @@ use rostfix_proto::{read_message, FrameError, Trigger};
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A trigger frame is a few bytes of JSON; anything longer is not one.
@@ -26,18 +28,38 @@ pub fn read_trigger<R: Read>(r: R) -> Result<Option<Trigger>, FrameError> {
     }
 }
 
+/// Set by the listener when it passes a wakeup to the main loop, cleared by the main
+/// loop when it starts a scan of incoming/. Every smtpd sends a wakeup per message;
+/// while one is pending, more add nothing (the coming scan sees their files), so they
+/// are dropped here instead of waking the main loop once each: under load that thread
+/// waits for a CPU at every wakeup.
+#[derive(Debug, Clone, Default)]
+pub struct WakePending(Arc<AtomicBool>);
+
+impl WakePending {
+    /// Marks a wakeup pending; true if one already was.
+    fn set(&self) -> bool {
+        self.0.swap(true, Ordering::SeqCst)
+    }
+
+    /// Called as a scan of incoming/ begins: a wakeup after this starts another scan.
+    pub fn clear(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 /// Starts the listener thread for one inherited socket.
-pub fn spawn_listener(fd: OwnedFd, tx: Sender<Event>) -> std::io::Result<()> {
+pub fn spawn_listener(fd: OwnedFd, tx: Sender<Event>, pending: WakePending) -> std::io::Result<()> {
     let listener = UnixListener::from(fd);
     // master may hand the socket over non-blocking; this thread wants to block in accept.
     listener.set_nonblocking(false)?;
     std::thread::Builder::new()
         .name("trigger".into())
-        .spawn(move || accept_loop(listener, tx))?;
+        .spawn(move || accept_loop(listener, tx, pending))?;
     Ok(())
 }
 
-fn accept_loop(listener: UnixListener, tx: Sender<Event>) {
+fn accept_loop(listener: UnixListener, tx: Sender<Event>, pending: WakePending) {
     loop {
         let stream = match listener.accept() {
             Ok((s, _)) => s,
@@ -57,6 +79,7 @@ fn accept_loop(listener: UnixListener, tx: Sender<Event>) {
             continue;
         }
         match read_trigger(&stream) {
+            Ok(Some(Trigger::Wakeup)) if pending.set() => {}
             Ok(Some(t)) => {
                 if tx.send(Event::Trigger(t)).is_err() {
                     return; // the main loop is gone
@@ -110,7 +133,13 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let l = UnixListener::bind(&path).expect("bind");
         let (tx, rx) = std::sync::mpsc::channel();
-        spawn_listener(OwnedFd::from(l), tx).expect("spawn");
+        let pending = WakePending::default();
+        spawn_listener(OwnedFd::from(l), tx, pending.clone()).expect("spawn");
+        // Three wakeups before any scan: one reaches the main loop.
+        for _ in 0..3 {
+            let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+            write_message(&mut s, &Trigger::Wakeup).expect("write");
+        }
         // Garbage first: dropped, and the listener keeps serving.
         let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
         std::io::Write::write_all(&mut s, b"\x00\x00\x00\x02{x").expect("write");
@@ -118,8 +147,21 @@ mod tests {
         let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
         write_message(&mut s, &Trigger::Flush).expect("write");
         drop(s);
+        let mut got = Vec::new();
+        while let Ok(Event::Trigger(t)) = rx.recv_timeout(Duration::from_secs(2)) {
+            got.push(t);
+            if got.last() == Some(&Trigger::Flush) {
+                break;
+            }
+        }
+        assert_eq!(got, [Trigger::Wakeup, Trigger::Flush]);
+        // A scan began: the next wakeup goes through again.
+        pending.clear();
+        let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        write_message(&mut s, &Trigger::Wakeup).expect("write");
+        drop(s);
         match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Event::Trigger(t)) => assert_eq!(t, Trigger::Flush),
+            Ok(Event::Trigger(t)) => assert_eq!(t, Trigger::Wakeup),
             other => panic!("unexpected {other:?}"),
         }
         let _ = std::fs::remove_dir_all(&dir);
