@@ -24,8 +24,8 @@ pub struct DeliveryOutcome {
     pub route: Route,
     pub requested: Vec<DeliveryRecipient>,
     pub reply: Result<DeliveryReply, CallError>,
-    /// The agent's stream, when it offered to keep it open for the same destination.
-    pub stream: Option<std::os::unix::net::UnixStream>,
+    /// The worker (worker.rs) that ran the request; None when none did.
+    pub worker: Option<u64>,
 }
 
 /// The result of one bounce request.

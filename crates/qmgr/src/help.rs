@@ -14,8 +14,9 @@ DESCRIPTION
     (local, virtual alias, virtual mailbox, relay, default; transport_maps,
     relayhost; error:, discard: and retry: handled here), sends delivery requests
     to private/TRANSPORT with per-destination concurrency (slow start, feedback,
-    dead destinations, rate delay), keeps an agent's stream open for the next
-    request to the same destination when the agent offers, asks private/bounce for
+    dead destinations, rate delay) through one worker per parallel delivery, which
+    keeps the agent's stream open when the agent offers and queues the
+    destination's next request behind the running one, asks private/bounce for
     failure, delay and success notices, and moves what failed temporarily to
     deferred/ with a retry time between minimal_backoff_time and
     maximal_backoff_time until maximal_queue_lifetime. Woken through public/qmgr by

@@ -25,6 +25,7 @@ mod route;
 mod schedule;
 mod settings;
 mod trigger;
+mod worker;
 
 use manager::Manager;
 use rostfix_config::{MasterCf, ServiceType};

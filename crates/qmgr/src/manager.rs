@@ -21,6 +21,7 @@ use crate::route::{nexthop_host, Route};
 use crate::schedule::{group, Outcome, PendingRequest, Scheduler};
 use crate::settings::Settings;
 use crate::trigger::WakePending;
+use crate::worker::{unstarted, Job, Workers};
 use rostfix_proto::{
     BounceReply, BounceRequest, BouncedRecipient, DeliveryRecipient, DeliveryRequest, NoticeKind,
     Trigger,
@@ -32,7 +33,6 @@ use rostfix_queue::{
 };
 use rostfix_resolve::{domain_of, Resolver};
 use std::collections::HashMap;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -82,10 +82,9 @@ pub struct Manager {
     rcpt_count: usize,
     bounce_jobs: usize,
     tx: Sender<Event>,
-    /// Agent streams kept open after a delivery, by destination, with when they went
-    /// idle (closed after settings.agent_idle_limit; the agent then closes its SMTP
-    /// session).
-    idle_agents: HashMap<Route, Vec<(UnixStream, Instant)>>,
+    /// Delivery workers per destination (worker.rs); idle ones are retired after
+    /// settings.agent_idle_limit, which closes their agent stream and SMTP session.
+    workers: Workers,
     next_incoming_scan: Instant,
     next_deferred_scan: Instant,
     /// A wakeup arrived since the last scan of incoming/. Wakeups only set this: the
@@ -110,6 +109,7 @@ impl Manager {
         let sched = Scheduler::new(settings.limits.clone());
         let now = Instant::now();
         let recycler = Recycler::new(&root);
+        let workers = Workers::new(tx.clone(), CONNECT_TIMEOUT, settings.ipc_timeout);
         Manager {
             root,
             settings,
@@ -119,7 +119,7 @@ impl Manager {
             rcpt_count: 0,
             bounce_jobs: 0,
             tx,
-            idle_agents: HashMap::new(),
+            workers,
             next_incoming_scan: now,
             next_deferred_scan: now,
             scan_wanted: false,
@@ -191,11 +191,8 @@ impl Manager {
 
     /// Closes kept agent streams idle longer than the limit (all of them when `all`).
     fn close_idle_agents(&mut self, all: bool) {
-        let limit = self.settings.agent_idle_limit;
-        self.idle_agents.retain(|_, streams| {
-            streams.retain(|(_, since)| !all && since.elapsed() < limit);
-            !streams.is_empty()
-        });
+        self.workers
+            .retire_idle(self.settings.agent_idle_limit, all);
     }
 
     fn handle(&mut self, ev: Event) {
@@ -569,7 +566,7 @@ impl Manager {
             },
             requested,
             reply: Ok(rostfix_proto::DeliveryReply::new(results)),
-            stream: None,
+            worker: None,
         };
         self.apply_outcome(outcome, false);
     }
@@ -622,7 +619,7 @@ impl Manager {
             route: req.route,
             requested: req.recipients,
             reply: Ok(rostfix_proto::DeliveryReply::new(results)),
-            stream: None,
+            worker: None,
         };
         self.apply_outcome(outcome, true);
     }
@@ -640,62 +637,34 @@ impl Manager {
             sender: msg.sender.clone(),
             nexthop: req.route.nexthop.clone(),
             arrival: msg.arrival,
-            recipients: req.recipients.clone(),
+            recipients: req.recipients,
             activated: Some(msg.activated),
         };
-        let path = self.root.join("private").join(&req.route.transport);
-        let tx = self.tx.clone();
-        let io_timeout = self.settings.ipc_timeout;
-        let (route, requested) = (req.route.clone(), req.recipients.clone());
-        // The most recently idle stream of the same agent for this destination, if
-        // any: its SMTP session is reused, and no connection is opened beyond the ones
-        // the concurrency limit already counts.
-        let kept = self
-            .idle_agents
-            .get_mut(&req.route)
-            .and_then(Vec::pop)
-            .map(|(stream, _)| stream);
-        let spawned = std::thread::Builder::new()
-            .name("deliver".into())
-            .spawn(move || {
-                let (reply, stream) =
-                    ipc::deliver_on(kept, &path, &request, CONNECT_TIMEOUT, io_timeout);
-                let _ = tx.send(Event::Delivered(DeliveryOutcome {
-                    queue_id: request.queue_id,
-                    route,
-                    requested: request.recipients,
-                    reply,
-                    stream,
-                }));
-            });
-        if let Err(e) = spawned {
-            self.on_delivered(DeliveryOutcome {
-                queue_id: req.queue_id,
-                route: req.route,
-                requested,
-                reply: Err(CallError::Connect {
-                    path: "worker thread".into(),
-                    source: e,
-                }),
-                stream: None,
-            });
+        let job = Job {
+            path: self.root.join("private").join(&req.route.transport),
+            route: req.route,
+            request,
+        };
+        // At most the window's worth of workers (parallel deliveries); requests the
+        // scheduler allows beyond it wait in a worker's queue.
+        let window = self.sched.window_of(&job.route);
+        if let Err(failed) = self.workers.assign(job, window) {
+            let (job, e) = *failed;
+            self.on_delivered(unstarted(job, e));
         }
     }
 
     /// A delivery agent answered (or could not be reached): concurrency feedback, then
     /// the per-recipient results.
-    fn on_delivered(&mut self, mut o: DeliveryOutcome) {
-        if let Some(stream) = o.stream.take() {
-            if !self.stopping {
-                self.idle_agents
-                    .entry(o.route.clone())
-                    .or_default()
-                    .push((stream, Instant::now()));
-            }
+    fn on_delivered(&mut self, o: DeliveryOutcome) {
+        if let Some(id) = o.worker {
+            self.workers.done(&o.route, id);
         }
         let classified = Self::classify_outcome(&o);
         let fb = feedback(o.reply.as_ref().err().map(ToString::to_string), &classified);
         self.sched.finished(&o.route, &fb, Instant::now());
+        // Refill the workers' queues before this message's bookkeeping.
+        self.dispatch();
         self.apply_outcome(o, false);
         self.dispatch();
     }

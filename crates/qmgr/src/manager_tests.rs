@@ -57,6 +57,7 @@ fn settings() -> Settings {
             per_transport,
             total_concurrency: 100,
             dead_time: Duration::from_secs(300),
+            pipeline_depth: 1,
         },
         retry: RetryPolicy {
             minimal_backoff: 300,

@@ -96,6 +96,9 @@ pub struct Limits {
     pub total_concurrency: usize,
     /// How long a dead destination stays dead.
     pub dead_time: Duration,
+    /// Requests a destination may have handed out per slot of its concurrency window
+    /// (see [`Limits::depth`]); 1 = one request per parallel delivery.
+    pub pipeline_depth: usize,
 }
 
 impl Limits {
@@ -110,6 +113,19 @@ impl Limits {
             1
         } else {
             p.concurrency_limit.max(1)
+        }
+    }
+
+    /// Requests handed out per window slot: the manager runs at most the window's
+    /// worth of deliveries at once and queues the rest on those workers, so an agent
+    /// finds its next request waiting. 1 with a rate delay (the delay is between
+    /// deliveries) or a process limit of 1.
+    pub fn depth(&self, transport: &str) -> usize {
+        let p = self.policy(transport);
+        if p.rate_delay > Duration::ZERO || p.process_limit == 1 {
+            1
+        } else {
+            self.pipeline_depth.max(1)
         }
     }
 
@@ -195,6 +211,10 @@ struct Dest {
     dead_until: Option<Instant>,
     reason: String,
     not_before: Option<Instant>,
+    /// The last request finished with the destination answering: only then are
+    /// requests queued behind running ones (depth), so a destination that turns out
+    /// dead is tried no more often than its window allows.
+    proven: bool,
 }
 
 /// Queued requests and concurrency state per destination.
@@ -237,6 +257,7 @@ impl Scheduler {
             dead_until: None,
             reason: String::new(),
             not_before: None,
+            proven: false,
         })
     }
 
@@ -308,12 +329,31 @@ impl Scheduler {
         routes.len()
     }
 
+    fn clamped_window(&self, route: &Route, d: &Dest) -> usize {
+        (d.window as usize).clamp(1, self.limits.concurrency(&route.transport))
+    }
+
+    /// The destination's concurrency window now (the initial one when it has no
+    /// state): how many deliveries may run at once.
+    pub fn window_of(&self, route: &Route) -> usize {
+        match self.dests.get(route) {
+            Some(d) => self.clamped_window(route, d),
+            None => self.initial_window(&route.transport) as usize,
+        }
+    }
+
     fn eligible(&self, route: &Route, d: &Dest, now: Instant) -> bool {
         let policy = self.limits.policy(&route.transport);
-        let window = (d.window as usize).clamp(1, self.limits.concurrency(&route.transport));
+        let window = self.clamped_window(route, d);
         !d.queue.is_empty()
             && d.dead_until.is_none_or(|t| now >= t)
-            && d.in_flight < window
+            && d.in_flight
+                < window
+                    * if d.proven {
+                        self.limits.depth(&route.transport)
+                    } else {
+                        1
+                    }
             && d.not_before.is_none_or(|t| now >= t)
             && (policy.process_limit == 0
                 || self
@@ -378,6 +418,7 @@ impl Scheduler {
         }
         match outcome {
             Outcome::Success => {
+                d.proven = true;
                 d.fail_cohorts = 0.0;
                 d.success += policy.positive_feedback.amount(d.window);
                 if d.success >= 1.0 {
@@ -386,6 +427,7 @@ impl Scheduler {
                 }
             }
             Outcome::Failure(reason) => {
+                d.proven = false;
                 d.reason = reason.clone();
                 if d.dead_until.is_some() {
                     return;

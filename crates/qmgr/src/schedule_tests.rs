@@ -25,6 +25,7 @@ fn limits() -> Limits {
         per_transport,
         total_concurrency: 100,
         dead_time: Duration::from_secs(300),
+        pipeline_depth: 1,
     }
 }
 
@@ -303,4 +304,50 @@ fn finishing_an_unknown_route_changes_nothing() {
     let mut s = Scheduler::new(limits());
     s.finished(&route("smtp", "nowhere"), &Outcome::Success, Instant::now());
     assert_eq!(s.in_flight(), 0);
+}
+
+#[test]
+fn depth_hands_out_more_requests_than_the_window_except_with_a_rate_delay() {
+    let mut l = limits();
+    l.pipeline_depth = 2;
+    let mut s = Scheduler::new(l.clone());
+    let now = Instant::now();
+    let a = route("smtp", "a.example");
+    for i in 0..20 {
+        s.enqueue(req(&format!("Q{i}"), &a));
+    }
+    // Not proven yet: the initial window of 5 and no more.
+    assert_eq!(s.window_of(&a), 5);
+    let mut n = 0;
+    while s.next(now).is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 5);
+    // One answered: the window grows by feedback, and twice its size may be handed
+    // out (the rest wait behind running deliveries).
+    s.finished(&a, &Outcome::Success, now);
+    let w = s.window_of(&a);
+    while s.next(now).is_some() {
+        n += 1;
+    }
+    assert_eq!(n - 1, 2 * w);
+    // A failure stops the queueing ahead again.
+    s.finished(&a, &Outcome::Failure("down".into()), now);
+    assert!(s.next(now).is_none());
+
+    let mut slow = l;
+    slow.per_transport.insert(
+        "slow".into(),
+        TransportPolicy {
+            rate_delay: Duration::from_secs(1),
+            ..TransportPolicy::default()
+        },
+    );
+    let mut s = Scheduler::new(slow);
+    let b = route("slow", "b.example");
+    for i in 0..3 {
+        s.enqueue(req(&format!("R{i}"), &b));
+    }
+    assert!(s.next(now).is_some());
+    assert!(s.next(now).is_none(), "one at a time with a rate delay");
 }

@@ -19,6 +19,10 @@ use std::time::Duration;
 
 /// Requests in flight over all destinations (Postfix's default_process_limit).
 const TOTAL_CONCURRENCY: usize = 100;
+/// Requests handed out per slot of a destination's concurrency window: the second
+/// waits on the worker of a running delivery, so the agent finds it ready when it
+/// answers (schedule.rs, worker.rs). Not a parameter of Postfix's.
+const PIPELINE_DEPTH: usize = 2;
 
 /// The per-transport parameter suffixes (after `TRANSPORT_`).
 const SUFFIXES: &[&str] = &[
@@ -215,6 +219,7 @@ impl Settings {
             per_transport,
             total_concurrency: TOTAL_CONCURRENCY,
             dead_time: Duration::from_secs(retry.minimal_backoff.max(1).unsigned_abs()),
+            pipeline_depth: PIPELINE_DEPTH,
         };
         let queue_run_delay = secs_or(p, "queue_run_delay", 300).max(1);
         let active_limit = match to_usize(int_or(p, "qmgr_message_active_limit", 20000)) {

@@ -1,0 +1,290 @@
+//! Delivery workers: one thread per agent stream, per destination. A worker sends its
+//! requests one after another on the stream the agent keeps open (smtp, lmtp, local
+//! answer keep_open; for other agents it connects again per request), so the agent's
+//! next request is already waiting when it answers the last one, instead of after a
+//! round trip through the main loop, which under load waits for a CPU at every wakeup.
+//!
+//! A destination never has more workers than its concurrency window: that many
+//! deliveries at once, as Postfix counts them. The scheduler may hand out up to
+//! [`crate::schedule::Limits::depth`] requests per window slot; the extra ones wait in
+//! a worker's queue, never on a connection of their own. Workers are retired by the
+//! main loop when idle (their queue empty) longer than the agent idle limit: dropping
+//! the sender ends the thread, which closes the stream (and so the agent's cached
+//! SMTP session). A worker never ends on its own, so no request sent to it is lost.
+
+use crate::event::{DeliveryOutcome, Event};
+use crate::ipc::{self, CallError};
+use crate::route::Route;
+use rostfix_proto::DeliveryRequest;
+use std::collections::HashMap;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Sender};
+use std::time::{Duration, Instant};
+
+/// One request for a worker: what to send, and where.
+#[derive(Debug)]
+pub struct Job {
+    pub request: DeliveryRequest,
+    pub route: Route,
+    /// `private/TRANSPORT`.
+    pub path: PathBuf,
+}
+
+#[derive(Debug)]
+struct Worker {
+    id: u64,
+    tx: Sender<Job>,
+    /// Jobs sent and not yet reported back.
+    queued: usize,
+    idle_since: Instant,
+}
+
+/// Every destination's workers.
+#[derive(Debug)]
+pub struct Workers {
+    by_route: HashMap<Route, Vec<Worker>>,
+    next_id: u64,
+    events: Sender<Event>,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+}
+
+impl Workers {
+    pub fn new(events: Sender<Event>, connect_timeout: Duration, io_timeout: Duration) -> Self {
+        Workers {
+            by_route: HashMap::new(),
+            next_id: 0,
+            events,
+            connect_timeout,
+            io_timeout,
+        }
+    }
+
+    /// Gives `job` to a worker of its destination: an idle one (its stream and the
+    /// agent's session are reused), else a new one while the destination has fewer
+    /// than `window`, else the least busy. Err (with the job) when no thread could be
+    /// started.
+    pub fn assign(&mut self, job: Job, window: usize) -> Result<(), Box<(Job, std::io::Error)>> {
+        let list = self.by_route.entry(job.route.clone()).or_default();
+        let idle = list.iter().position(|w| w.queued == 0);
+        let pick = match idle {
+            Some(i) => Some(i),
+            None if list.len() < window.max(1) => None,
+            None => list
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, w)| w.queued)
+                .map(|(i, _)| i),
+        };
+        let index = match pick {
+            Some(i) => i,
+            None => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let tx = match spawn(
+                    id,
+                    self.events.clone(),
+                    self.connect_timeout,
+                    self.io_timeout,
+                ) {
+                    Ok(tx) => tx,
+                    Err(e) => return Err(Box::new((job, e))),
+                };
+                list.push(Worker {
+                    id,
+                    tx,
+                    queued: 0,
+                    idle_since: Instant::now(),
+                });
+                list.len() - 1
+            }
+        };
+        let worker = &mut list[index];
+        // Cannot fail: a worker's thread ends only after its sender is dropped here.
+        worker
+            .tx
+            .send(job)
+            .map_err(|e| Box::new((e.0, std::io::Error::other("delivery worker has ended"))))?;
+        worker.queued += 1;
+        Ok(())
+    }
+
+    /// A job of worker `id` for `route` was reported.
+    pub fn done(&mut self, route: &Route, id: u64) {
+        if let Some(w) = self
+            .by_route
+            .get_mut(route)
+            .and_then(|l| l.iter_mut().find(|w| w.id == id))
+        {
+            w.queued = w.queued.saturating_sub(1);
+            if w.queued == 0 {
+                w.idle_since = Instant::now();
+            }
+        }
+    }
+
+    /// Ends workers idle longer than `limit` (every idle one when `all`); busy ones
+    /// finish their queue first.
+    pub fn retire_idle(&mut self, limit: Duration, all: bool) {
+        self.by_route.retain(|_, list| {
+            list.retain(|w| w.queued > 0 || (!all && w.idle_since.elapsed() < limit));
+            !list.is_empty()
+        });
+    }
+
+    /// Workers of `route` (for tests).
+    #[cfg(test)]
+    pub fn count(&self, route: &Route) -> usize {
+        self.by_route.get(route).map_or(0, Vec::len)
+    }
+}
+
+/// Starts worker `id`'s thread; it serves jobs until its sender is dropped.
+fn spawn(
+    id: u64,
+    events: Sender<Event>,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+) -> std::io::Result<Sender<Job>> {
+    let (tx, rx) = channel::<Job>();
+    std::thread::Builder::new()
+        .name("deliver".into())
+        .spawn(move || {
+            let mut kept: Option<UnixStream> = None;
+            while let Ok(job) = rx.recv() {
+                let (reply, stream) = ipc::deliver_on(
+                    kept.take(),
+                    &job.path,
+                    &job.request,
+                    connect_timeout,
+                    io_timeout,
+                );
+                kept = stream;
+                let outcome = DeliveryOutcome {
+                    queue_id: job.request.queue_id,
+                    route: job.route,
+                    requested: job.request.recipients,
+                    reply,
+                    worker: Some(id),
+                };
+                if events.send(Event::Delivered(outcome)).is_err() {
+                    return; // the main loop is gone
+                }
+            }
+        })?;
+    Ok(tx)
+}
+
+/// The outcome of a job no worker could take.
+pub fn unstarted(job: Job, e: std::io::Error) -> DeliveryOutcome {
+    DeliveryOutcome {
+        queue_id: job.request.queue_id,
+        route: job.route,
+        requested: job.request.recipients,
+        reply: Err(CallError::Connect {
+            path: "worker thread".into(),
+            source: e,
+        }),
+        worker: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rostfix_proto::{
+        read_message, write_message, DeliveryRecipient, DeliveryReply, DeliveryStatus,
+        RecipientResult,
+    };
+    use std::os::unix::net::UnixListener;
+
+    fn job(route: &Route, path: &std::path::Path, n: u64) -> Job {
+        Job {
+            request: DeliveryRequest {
+                queue_name: "active".into(),
+                queue_id: format!("ABCDEF{n}"),
+                sender: String::new(),
+                nexthop: route.nexthop.clone(),
+                arrival: 0,
+                recipients: vec![DeliveryRecipient {
+                    offset: n,
+                    address: "a@b".into(),
+                    orig_address: "a@b".into(),
+                }],
+                activated: None,
+            },
+            route: route.clone(),
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// An agent that keeps its streams open and counts connections.
+    fn agent(path: &std::path::Path) -> std::sync::mpsc::Receiver<()> {
+        let listener = UnixListener::bind(path).unwrap();
+        let (conn_tx, conn_rx) = channel();
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { return };
+                let _ = conn_tx.send(());
+                std::thread::spawn(move || {
+                    while let Ok(req) = read_message::<_, DeliveryRequest>(&mut s) {
+                        let mut reply = DeliveryReply::new(vec![RecipientResult {
+                            offset: req.recipients[0].offset,
+                            status: DeliveryStatus::Sent,
+                            dsn: "2.0.0".into(),
+                            text: "ok".into(),
+                            relay: "x".into(),
+                            notify_sender: None,
+                        }]);
+                        reply.keep_open = true;
+                        if write_message(&mut s, &reply).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        conn_rx
+    }
+
+    #[test]
+    fn jobs_beyond_the_window_queue_on_existing_workers_and_streams() {
+        let dir = std::env::temp_dir().join(format!("qmgr-worker-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("local");
+        let conns = agent(&path);
+        let (events, rx) = channel();
+        let mut w = Workers::new(events, Duration::from_secs(5), Duration::from_secs(5));
+        let route = Route {
+            transport: "local".into(),
+            nexthop: "h".into(),
+        };
+        // Window 2, six jobs at once: two workers, three jobs each, two connections.
+        for n in 0..6 {
+            w.assign(job(&route, &path, n), 2).unwrap();
+        }
+        assert_eq!(w.count(&route), 2);
+        let mut offsets = Vec::new();
+        for _ in 0..6 {
+            match rx.recv_timeout(Duration::from_secs(5)).unwrap() {
+                Event::Delivered(o) => {
+                    assert!(o.reply.is_ok());
+                    w.done(&route, o.worker.unwrap());
+                    offsets.push(o.requested[0].offset);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        offsets.sort_unstable();
+        assert_eq!(offsets, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(conns.try_iter().count(), 2, "one connection per worker");
+        // Idle workers are kept until the limit, then retired.
+        w.retire_idle(Duration::from_secs(60), false);
+        assert_eq!(w.count(&route), 2);
+        w.retire_idle(Duration::from_secs(60), true);
+        assert_eq!(w.count(&route), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
