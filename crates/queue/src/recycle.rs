@@ -13,8 +13,8 @@
 //! a free file in `recycle/` or a writer's temporary file, which the usual clean-ups
 //! remove. Nothing in `recycle/` is mail: losing it loses nothing.
 //!
-//! Only files of mail_owner, with one link, mode 0600 and at most
-//! [`RECYCLE_MAX_SIZE`] bytes are taken or kept, and the pool is bounded by
+//! Only files of mail_owner, with one link and mode 0600 are kept (those over
+//! [`RECYCLE_MAX_SIZE`] emptied first) or taken, and the pool is bounded by
 //! [`RECYCLE_LIMIT`] (qmgr unlinks beyond it). Commands running as other users
 //! (rostdrop) never take from the pool: they could read a previous message's bytes.
 
@@ -30,12 +30,15 @@ use std::time::{Duration, Instant};
 /// The directory under queue_directory holding free files.
 pub const RECYCLE_DIR: &str = "recycle";
 
-/// Larger files are unlinked rather than kept: a pool of big files would hold disk
-/// space that newsletter-sized messages never need.
-pub const RECYCLE_MAX_SIZE: u64 = 64 * 1024;
+/// Files larger than this are emptied (truncated to 0) before they go into the pool,
+/// so the pool holds at most [`RECYCLE_LIMIT`] times this many bytes of blocks; what
+/// is kept is the inode, the costly part.
+pub const RECYCLE_MAX_SIZE: u64 = 8 * 1024;
 
-/// Most free files qmgr keeps (about 20 MB of 4 KB messages' blocks at worst).
-pub const RECYCLE_LIMIT: usize = 2000;
+/// Most free files qmgr keeps: a burst of this many messages (a newsletter run) goes
+/// through the queue without freeing an inode. At most 160 MB of blocks (see
+/// [`RECYCLE_MAX_SIZE`]), usually far less.
+pub const RECYCLE_LIMIT: usize = 20_000;
 
 /// Names a writer process read from a `recycle/` directory and has not tried yet.
 /// Listing the directory once per batch keeps the cost of finding a file off the
@@ -75,13 +78,18 @@ fn list_batch(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Whether a file may hold a new message: ours, regular, one link, private.
+/// Whether a file may go into the pool: ours, regular, one link, private.
 fn fit_for_reuse(meta: &std::fs::Metadata) -> bool {
     meta.is_file()
         && meta.nlink() == 1
         && meta.uid() == nix::unistd::geteuid().as_raw()
         && meta.mode() & 0o7777 == 0o600
-        && meta.len() <= RECYCLE_MAX_SIZE
+}
+
+/// Whether a file found in the pool may hold a new message: fit, and no larger than
+/// qmgr leaves them (anything else was not put there by qmgr).
+fn fit_to_claim(meta: &std::fs::Metadata) -> bool {
+    fit_for_reuse(meta) && meta.len() <= RECYCLE_MAX_SIZE
 }
 
 /// Takes a free file from `root/recycle/` by renaming it to `temp` (a writer's own
@@ -117,7 +125,7 @@ pub(crate) fn claim(root: &Path, temp: &Path) -> Option<File> {
         }
         let opened = OpenOptions::new().write(true).open(temp);
         match opened {
-            Ok(file) if file.metadata().is_ok_and(|m| fit_for_reuse(&m)) => return Some(file),
+            Ok(file) if file.metadata().is_ok_and(|m| fit_to_claim(&m)) => return Some(file),
             _ => {
                 // Not ours to reuse (or gone): it is no mail either, so it goes.
                 let _ = std::fs::remove_file(temp);
@@ -174,10 +182,16 @@ impl Recycler {
     pub fn remove(&mut self, root: &Path, queue: QueueName, id: &str) -> Result<(), QueueError> {
         let path = queue_path(root, queue, id);
         if let Some(dir) = self.dir.clone() {
-            let fit = std::fs::metadata(&path)
-                .map(|m| fit_for_reuse(&m))
-                .map_err(|e| io_err(&path, e))?;
-            if fit && self.has_room(&dir) {
+            let meta = std::fs::metadata(&path).map_err(|e| io_err(&path, e))?;
+            let fit = fit_for_reuse(&meta);
+            let emptied = meta.len() <= RECYCLE_MAX_SIZE
+                || (fit
+                    && OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|f| f.set_len(0))
+                        .is_ok());
+            if fit && emptied && self.has_room(&dir) {
                 match std::fs::rename(&path, dir.join(id)) {
                     Ok(()) => {
                         self.estimate += 1;
@@ -231,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn unfit_files_are_unlinked_not_kept() {
+    fn unfit_files_are_unlinked_and_big_ones_emptied() {
         let q = TempRoot::new();
         let root = q.path();
         std::fs::create_dir(root.join(RECYCLE_DIR)).unwrap();
@@ -246,11 +260,16 @@ mod tests {
         let mut r = Recycler::new(root);
         r.remove(root, QueueName::Active, "BIG01").unwrap();
         r.remove(root, QueueName::Active, "MODE1").unwrap();
-        assert_eq!(
-            std::fs::read_dir(root.join(RECYCLE_DIR)).unwrap().count(),
-            0
-        );
         assert!(!root.join("active/BIG01").exists());
+        assert!(!root.join("active/MODE1").exists());
+        // The big one is kept without its blocks; the world-readable one is gone.
+        let kept: Vec<_> = std::fs::read_dir(root.join(RECYCLE_DIR))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].file_name(), "BIG01");
+        assert_eq!(kept[0].metadata().unwrap().len(), 0);
         assert!(matches!(
             r.remove(root, QueueName::Active, "GONE1"),
             Err(QueueError::NotFound(_))
