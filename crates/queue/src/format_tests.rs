@@ -707,7 +707,7 @@ fn a_recycled_file_holds_only_the_new_message() {
     let root = q.path();
     std::fs::create_dir(root.join(crate::RECYCLE_DIR)).unwrap();
     let old = root.join(crate::RECYCLE_DIR).join("OLDFILE01");
-    std::fs::write(&old, vec![b'Z'; 20_000]).unwrap();
+    std::fs::write(&old, vec![b'Z'; crate::RECYCLE_MAX_SIZE as usize]).unwrap();
     std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let inode = std::fs::metadata(&old).unwrap().ino();
 
