@@ -20,8 +20,9 @@ SYNOPSIS
 
 DESCRIPTION
     The local delivery agent. master starts it with a listening socket (fd 4) and a
-    status pipe (fd 3); qmgr connects to private/local and sends one delivery request
-    per connection. For each recipient local, like Postfix's local(8):
+    status pipe (fd 3); qmgr connects to private/local and sends delivery requests
+    one after another on the connection, which local keeps open until qmgr closes
+    it. For each recipient local, like Postfix's local(8):
 
     - bounces it (5.4.6) when the message already has a Delivered-To: header with
       this address (a mail forwarding loop);

@@ -1,10 +1,10 @@
-//! One client connection from qmgr: read DeliveryRequest frames (each bounded in size
-//! by the proto framing and in time by a socket timeout), handle each, write one
-//! DeliveryReply each, until qmgr closes the stream. Also the start-up and per-connection steps the local and
+//! One client connection from qmgr: delivery requests served one after another on the
+//! kept stream (rostfix_proto::serve_delivery_stream bounds each in size; the socket
+//! timeout bounds it in time). Also the start-up and per-connection steps the local and
 //! virtual binaries share.
 
 use crate::agent::{handle_request, Context};
-use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
+use rostfix_proto::{serve_delivery_stream, StreamEnd};
 use rostfix_service::{Connection, Service, ServiceError};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -44,32 +44,14 @@ pub fn set_timeouts(conn: &Connection) -> bool {
 }
 
 /// Serves the requests qmgr sends on `stream` (timeouts already set by the caller),
-/// one after another. Each reply says keep_open: qmgr may send its next local delivery
-/// on the same stream, sparing a connection (and, every max_use connections, a new
-/// process) per delivery; it closes the stream when it has been idle a while.
+/// one after another, until qmgr closes it: one connection (and, every max_use
+/// connections, a new process) per idle period rather than per delivery.
 pub fn serve_stream<S: Read + Write>(cx: &mut Context<'_>, stream: &mut S, queue_root: &Path) {
-    let mut served = 0u32;
-    loop {
-        let req: DeliveryRequest = match read_message(stream) {
-            Ok(r) => r,
-            Err(FrameError::Closed) => return,
-            // Waiting for a further request and qmgr went quiet: the end of the stream.
-            Err(_) if served > 0 => return,
-            Err(e) => {
-                log::warn!("reading delivery request: {e}");
-                return;
-            }
-        };
-        let received = SystemTime::now();
-        let mut reply = handle_request(cx, &req, queue_root, received);
-        reply.keep_open = true;
-        if let Err(e) = write_message(stream, &reply) {
-            // qmgr will not learn the outcome and will retry the recipients it did not
-            // hear about; the delivered ones are already marked done in the queue file.
-            log::warn!("{}: sending delivery reply: {e}", req.queue_id);
-            return;
-        }
-        served += 1;
+    let end = serve_delivery_stream(stream, |req| {
+        handle_request(cx, req, queue_root, SystemTime::now())
+    });
+    if !matches!(end, StreamEnd::Done) {
+        log::warn!("{end}");
     }
 }
 
@@ -80,7 +62,10 @@ mod tests {
     use crate::expand::LocalConf;
     use crate::resubmit::CollectingForwarder;
     use crate::testdir::TestDir;
-    use rostfix_proto::{DeliveryRecipient, DeliveryReply, DeliveryStatus};
+    use rostfix_proto::{
+        read_message, write_message, DeliveryRecipient, DeliveryReply, DeliveryRequest,
+        DeliveryStatus,
+    };
     use std::os::unix::net::UnixStream;
 
     fn serve_with<S: Read + Write>(settings: &Settings, stream: &mut S, root: &Path) {

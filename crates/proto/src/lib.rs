@@ -6,12 +6,14 @@
 //! allocate without limit. Timeouts are the caller's business (set them on the socket).
 //! The wire format is documented in docs/ipc.md.
 
+mod agent_stream;
 mod anvil;
 mod client;
 mod frame;
 mod messages;
 mod status;
 
+pub use agent_stream::{serve_delivery_stream, StreamEnd, MAX_DELIVERY_REQUEST};
 pub use anvil::{AnvilClient, AnvilReply, AnvilRequest};
 pub use client::{connect_unix, send_trigger, TriggerError};
 pub use frame::{read_frame, read_message, write_frame, write_message, FrameError, MAX_FRAME};

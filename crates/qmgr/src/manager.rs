@@ -178,15 +178,21 @@ impl Manager {
                 }
                 continue;
             }
-            let now = Instant::now();
-            if self.scan_wanted || now >= self.next_incoming_scan {
-                self.scan_incoming();
-            }
-            if now >= self.next_deferred_scan {
-                self.scan_deferred(false);
-            }
-            self.dispatch();
+            self.after_events();
         }
+    }
+
+    /// What a loop turn does once its events are handled: the scans that are wanted
+    /// (one for any number of wakeups) or due, then dispatch.
+    fn after_events(&mut self) {
+        let now = Instant::now();
+        if self.scan_wanted || now >= self.next_incoming_scan {
+            self.scan_incoming();
+        }
+        if now >= self.next_deferred_scan {
+            self.scan_deferred(false);
+        }
+        self.dispatch();
     }
 
     /// Closes kept agent streams idle longer than the limit (all of them when `all`).
@@ -663,10 +669,10 @@ impl Manager {
         let classified = Self::classify_outcome(&o);
         let fb = feedback(o.reply.as_ref().err().map(ToString::to_string), &classified);
         self.sched.finished(&o.route, &fb, Instant::now());
-        // Refill the workers' queues before this message's bookkeeping.
+        // Refill the workers' queues before this message's bookkeeping (which frees
+        // no slot: `finished` did).
         self.dispatch();
         self.apply_outcome(o, false);
-        self.dispatch();
     }
 
     fn classify_outcome(o: &DeliveryOutcome) -> Classified {

@@ -222,6 +222,33 @@ fn exists(root: &Path, q: QueueName, id: &str) -> bool {
 }
 
 #[test]
+fn wakeups_only_ask_for_a_scan_which_the_loop_turn_makes_once() {
+    if !queue_ready() {
+        return;
+    }
+    let root = queue_root("wakeup");
+    let (mut m, _rx) = manager(&root);
+    m.scan_incoming();
+    m.scan_deferred(false);
+    let id = queue_message(&root, "alice@example.org", &["x@trash.example"], now_secs());
+    for _ in 0..3 {
+        m.handle(Event::Trigger(Trigger::Wakeup));
+    }
+    assert!(
+        exists(&root, QueueName::Incoming, &id),
+        "scanned by a wakeup itself"
+    );
+    assert!(m.scan_wanted);
+    m.after_events();
+    assert!(!m.scan_wanted);
+    // Activated and discarded by that one scan.
+    assert!(!exists(&root, QueueName::Incoming, &id));
+    assert!(!exists(&root, QueueName::Active, &id));
+    assert!(m.messages.is_empty());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn all_sent_removes_the_file() {
     if !queue_ready() {
         return;

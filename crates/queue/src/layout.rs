@@ -54,15 +54,7 @@ pub fn queue_path(root: &Path, queue: QueueName, id: &str) -> PathBuf {
 /// Renames `root/from/id` to `root/to/id` and fsyncs the target directory (the source
 /// directory too), so the move survives a crash. NotFound if the source is gone.
 pub fn move_file(root: &Path, from: QueueName, to: QueueName, id: &str) -> Result<(), QueueError> {
-    if !is_valid_queue_id(id) {
-        return Err(QueueError::Invalid {
-            what: "queue id",
-            value: id.to_string(),
-        });
-    }
-    let src = queue_path(root, from, id);
-    let dst = queue_path(root, to, id);
-    std::fs::rename(&src, &dst).map_err(|e| io_err(&src, e))?;
+    rename_file(root, from, to, id)?;
     // The new name first: once it is durable the file can no longer be lost.
     fsync_dir(&root.join(to.as_str()))?;
     if from != to {

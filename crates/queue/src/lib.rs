@@ -5,7 +5,8 @@
 //! [`Recycler`]), written, fsync'ed, given its queue id by a rename that never replaces
 //! an existing file, and its directory fsync'ed: only then may the caller acknowledge
 //! the message. Done recipients are marked in place by
-//! overwriting one byte and fsync'ing, so a crash never re-delivers them.
+//! overwriting one byte and fdatasync'ing, so a crash never re-delivers them (the
+//! discard transport's marks are not synced: discarding again changes nothing).
 
 mod error;
 mod file;

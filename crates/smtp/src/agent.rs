@@ -1,6 +1,6 @@
 //! The delivery agent's process: start-up (settings, TLS files, tables and the DNS
-//! resolver loaded before the chroot), then master's serve loop, one delivery request
-//! per qmgr connection. The `smtp` and `lmtp` binaries both run [`main`]; LMTP mode is
+//! resolver loaded before the chroot), then master's serve loop: the delivery requests
+//! qmgr sends on each connection, until it closes it. The `smtp` and `lmtp` binaries both run [`main`]; LMTP mode is
 //! chosen, as in Postfix, by the command name (`lmtp`) or the master.cf service name.
 
 use crate::cache::Cache;
@@ -8,14 +8,11 @@ use crate::deliver::{self, Agent};
 use crate::dns;
 use crate::help;
 use crate::settings::{Mode, Settings};
-use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
+use rostfix_proto::{serve_delivery_stream, StreamEnd};
 use rostfix_service::{Connection, Service};
 use std::io::{Read, Write};
 use std::time::Duration;
 
-/// A delivery request is a few hundred bytes per recipient; 4 MiB is generous for 50
-/// recipients and still bounds what a confused peer makes us read.
-const MAX_REQUEST: u64 = 4 * 1024 * 1024;
 /// Per-query DNS timeout (two attempts per server).
 const DNS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Used when ipc_timeout is unset or zero.
@@ -94,35 +91,21 @@ pub fn main(program: &str) -> ! {
     })
 }
 
-/// Serves the requests qmgr sends on one stream: delivers each, logs each recipient,
-/// answers with keep_open so qmgr may send the next request for the same destination
-/// on the same stream (and so reuse the SMTP session this process keeps). When qmgr
-/// closes the stream, the cached sessions are closed too: an idle session must not
-/// outlive the stream that qmgr counts against the destination's concurrency.
+/// Serves the requests qmgr sends on one stream (kept open: the next request for the
+/// same destination comes on it, and so reuses the SMTP session this process keeps),
+/// logging each recipient. When qmgr closes the stream, the cached sessions are closed
+/// too: an idle session must not outlive the stream that qmgr counts against the
+/// destination's concurrency.
 fn handle<S: Read + Write>(stream: &mut S, agent: &Agent) {
-    let mut served = 0u32;
-    loop {
-        let request: DeliveryRequest =
-            match read_message(&mut Read::by_ref(stream).take(MAX_REQUEST)) {
-                Ok(r) => r,
-                Err(FrameError::Closed) => break,
-                // Waiting for a further request and qmgr went quiet: the end of the stream.
-                Err(_) if served > 0 => break,
-                Err(e) => {
-                    log::warn!("bad delivery request: {e}");
-                    break;
-                }
-            };
-        let (mut reply, lines) = deliver::deliver(&request, agent);
+    let end = serve_delivery_stream(stream, |request| {
+        let (reply, lines) = deliver::deliver(request, agent);
         for line in lines {
             log::info!("{line}");
         }
-        reply.keep_open = true;
-        if let Err(e) = write_message(stream, &reply) {
-            log::warn!("{}: cannot send reply to qmgr: {e}", request.queue_id);
-            break;
-        }
-        served += 1;
+        reply
+    });
+    if !matches!(end, StreamEnd::Done) {
+        log::warn!("{end}");
     }
     agent.cache.close_all();
 }

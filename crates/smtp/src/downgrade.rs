@@ -62,25 +62,21 @@ fn entity(lines: &[&[u8]], out: &mut Vec<u8>, digest_part: bool, depth: usize) -
         copy_all(lines, out);
         return false;
     }
-    if head.ctype.starts_with("multipart/") {
-        if let Some(boundary) = &head.boundary {
-            let mut body_out = Vec::new();
+    // A composite entity is rewritten part by part and keeps 7bit; a multipart without
+    // a boundary cannot be split and is copied as it is.
+    let multipart_type = head.ctype.starts_with("multipart/");
+    let mut body_out = Vec::new();
+    let composite = if multipart_type {
+        head.boundary.as_ref().map(|boundary| {
             let digest = head.ctype == "multipart/digest";
-            let changed = multipart(body, boundary, &mut body_out, digest, depth);
-            finish(
-                header,
-                has_separator,
-                &head,
-                changed,
-                "7bit",
-                &body_out,
-                out,
-            );
-            return changed;
-        }
+            multipart(body, boundary, &mut body_out, digest, depth)
+        })
     } else if head.ctype == "message/rfc822" {
-        let mut body_out = Vec::new();
-        let changed = entity(body, &mut body_out, false, depth + 1);
+        Some(entity(body, &mut body_out, false, depth + 1))
+    } else {
+        None
+    };
+    if let Some(changed) = composite {
         finish(
             header,
             has_separator,
@@ -91,9 +87,11 @@ fn entity(lines: &[&[u8]], out: &mut Vec<u8>, digest_part: bool, depth: usize) -
             out,
         );
         return changed;
-    } else if matches!(head.cte.as_str(), "" | "7bit" | "8bit") && body.iter().any(|l| has_8bit(l))
+    }
+    if !multipart_type
+        && matches!(head.cte.as_str(), "" | "7bit" | "8bit")
+        && body.iter().any(|l| has_8bit(l))
     {
-        let mut body_out = Vec::new();
         for line in body {
             qp_line(line, &mut body_out);
         }
