@@ -43,6 +43,7 @@ test-e2e: build
 	$(PYTHON) -m pytest -v -p no:cacheprovider tests/e2e
 
 lint:
+	scripts/check-unsafe.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

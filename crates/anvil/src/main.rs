@@ -7,6 +7,8 @@
 //! down when the stream closes, whatever the peer did. The main thread exits when
 //! master goes away, and logs the maxima every anvil_status_update_time, as Postfix.
 
+#![forbid(unsafe_code)]
+
 mod help;
 mod server;
 mod table;

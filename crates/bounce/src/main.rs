@@ -14,6 +14,8 @@
 //! postmaster copies for the `bounce`, `delay`, `resource`, `software` classes and
 //! bounce_template_file are not implemented.
 
+#![forbid(unsafe_code)]
+
 mod handler;
 mod help;
 mod notice;

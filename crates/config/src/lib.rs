@@ -5,6 +5,8 @@
 //! `MasterCf` holds the service entries of master.cf. Errors name file, line and
 //! parameter. Unknown parameters are warnings, never errors.
 
+#![forbid(unsafe_code)]
+
 mod edit;
 mod error;
 mod expand;

@@ -6,6 +6,8 @@
 //! entries, a Rostfix-specific parameter). Each lookup is bounded by `timeout` per
 //! attempt and two attempts.
 
+#![forbid(unsafe_code)]
+
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;

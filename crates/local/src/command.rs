@@ -8,6 +8,8 @@
 //! together) is kept for the bounce or defer reason; the exit status is mapped by
 //! [`crate::sysexits`].
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use crate::failure::Failure;
 use crate::privileges::{running_as_root, Identity};
 use crate::sysexits::{command_outcome, CommandEnd};

@@ -15,6 +15,8 @@
 //! Not yet: mailbox_transport(_maps), mailbox_command_maps, fallback_transport,
 //! X-Original-To, owner-* as the sender of bounces for local leaves (see [`expand`]).
 
+#![deny(unsafe_code)]
+
 pub mod agent;
 pub mod attributes;
 pub mod command;

@@ -2,6 +2,8 @@
 //! `local unix - n n - - local`). Runs as root, without chroot, so that it can deliver
 //! with each recipient's identity; see the library (src/lib.rs) for what it delivers.
 
+#![deny(unsafe_code)]
+
 use rostfix_local::agent::Context;
 use rostfix_local::deliver::system_user;
 use rostfix_local::privileges::{running_as_root, Identity};

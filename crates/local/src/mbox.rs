@@ -8,6 +8,8 @@
 //! bounded retry loop rather than F_SETLKW, so a mail reader that never lets go cannot
 //! hang the agent: after the deadline the delivery is deferred.
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use crate::dotlock::{Dotlock, DotlockError};
 use crate::privileges::Identity;
 use nix::errno::Errno;

@@ -3,6 +3,8 @@
 //! (so TZ and /etc/localtime are honoured; call [`crate::init`] or [`local_offset`]
 //! once before a chroot so libc has the zone cached).
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use crate::stamp::civil_from_days;
 
 /// Broken-down local time: (year, month 1-12, day, hour, minute, second, weekday 0=Sun).

@@ -9,6 +9,8 @@
 //! CR, LF and NUL in any logged text become spaces, so text from a client can never
 //! forge a log line. Messages longer than 8 KiB are cut.
 
+#![deny(unsafe_code)]
+
 pub mod date;
 mod line;
 mod logger;

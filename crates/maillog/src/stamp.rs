@@ -4,6 +4,8 @@
 //! [`load_zone`] before a chroot keeps log times local even when /etc/localtime is no
 //! longer reachable.
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];

@@ -57,6 +57,8 @@
 //! or older than `FILE`, opening fails with [`MapError::Stale`] naming both files
 //! (run `rostmap FILE`). hash and btree are the same format (both are ordered).
 
+#![forbid(unsafe_code)]
+
 pub mod address;
 pub mod cidr;
 pub mod error;

@@ -2,6 +2,8 @@
 //! "ready" (exit 0) or its error text (printed, exit 1); the child starts a new session
 //! and does all setup before it reports.
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 

@@ -1,6 +1,8 @@
 //! master: supervises every Rostfix service (see args.rs for the manual page and
 //! docs/ARCHITECTURE.md, "master and its children", for the conventions).
 
+#![deny(unsafe_code)]
+
 mod args;
 mod book;
 mod child_args;

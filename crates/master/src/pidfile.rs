@@ -2,6 +2,8 @@
 //! second master (or `rostfix start`) can tell one is running, even after kill -9 (the
 //! kernel drops the lock with the process).
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use crate::error::io;
 use crate::MasterError;
 use std::fs::{File, OpenOptions};

@@ -4,6 +4,8 @@
 //! Everything the child needs (C strings, pointer arrays, scratch space) is prepared
 //! before fork, so the child only makes async-signal-safe system calls.
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;

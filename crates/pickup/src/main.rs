@@ -4,6 +4,8 @@
 //! connection, 5 s to send it) and scans maildrop/ after each, and at least every 60 s;
 //! it exits when master goes away.
 
+#![forbid(unsafe_code)]
+
 mod envelope;
 mod help;
 mod process;

@@ -6,6 +6,8 @@
 //! allocate without limit. Timeouts are the caller's business (set them on the socket).
 //! The wire format is documented in docs/ipc.md.
 
+#![forbid(unsafe_code)]
+
 mod agent_stream;
 mod anvil;
 mod client;

@@ -12,6 +12,8 @@
 //! modules: backoff, schedule, message, expand, builtin; address resolution is the
 //! rostfix-resolve crate.
 
+#![forbid(unsafe_code)]
+
 mod backoff;
 mod builtin;
 mod event;

@@ -8,6 +8,8 @@
 //! overwriting one byte and fdatasync'ing, so a crash never re-delivers them (the
 //! discard transport's marks are not synced: discarding again changes nothing).
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod file;
 #[cfg(test)]

@@ -53,6 +53,8 @@
 //! canonical rewriting, masquerade_domains, source routes and `%`/`!` address forms,
 //! relayhost lists (only one relayhost).
 
+#![forbid(unsafe_code)]
+
 pub mod canonical;
 pub mod domain_list;
 pub mod error;

@@ -2,6 +2,8 @@
 //! parameters (all, named, explicit, defaults, expanded), edits main.cf keeping its
 //! comments and order, and shows and edits master.cf entries.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod edit;
 mod fields;

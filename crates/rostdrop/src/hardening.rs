@@ -2,6 +2,8 @@
 //! descriptors that really exist, an environment with nothing we did not choose, a
 //! private umask, and signals that cannot leave a half-written file behind.
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use nix::sys::signal::{signal, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::stat::{umask, Mode};
 use std::os::fd::AsRawFd;

@@ -3,6 +3,8 @@
 //! hardening.rs (process hygiene), trust.rs (configuration directory), validate.rs
 //! (envelope) and maildrop.rs (the write itself).
 
+#![deny(unsafe_code)]
+
 mod args;
 mod hardening;
 mod help;

@@ -1,6 +1,8 @@
 //! rostfix: start, stop, reload, check and inspect the Rostfix mail system (the
 //! postfix(1) command). See args.rs for the manual page.
 
+#![deny(unsafe_code)]
+
 mod args;
 mod check;
 mod check_files;

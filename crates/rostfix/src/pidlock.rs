@@ -2,6 +2,8 @@
 //! The lock (not the file's content) is the truth: a master killed with -9 leaves the
 //! file but not the lock.
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 //! list or edit any lookup table, as postmap(1) and postalias(1) do. Run as
 //! `rostalias` (or with -a) it reads aliases(5) syntax and defaults to alias_database.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod edit;
 

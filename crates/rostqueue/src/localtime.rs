@@ -1,5 +1,7 @@
 //! asctime(3) of localtime(3) without a date crate: "Mon Nov 23 09:35:12 2020\n".
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -5,6 +5,8 @@
 //! (as Postfix's postqueue is set-group-id postdrop). Run that way, it honours `-c` and
 //! MAIL_CONFIG only for a root-owned configuration directory (rostdrop's rules).
 
+#![deny(unsafe_code)]
+
 mod args;
 mod help;
 mod json;

@@ -4,6 +4,8 @@
 //! does. Root or mail_owner only. After a change qmgr is woken by a trigger so it
 //! acts on it at once.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod help;
 mod ops;

@@ -5,6 +5,8 @@
 //! input/output (smtp_session.rs) whose messages take the same path; `-bp`/`mailq`,
 //! `-q`, `-bi`/`newaliases` run rostqueue or rostalias (delegate.rs).
 
+#![forbid(unsafe_code)]
+
 mod addr_list;
 mod address;
 mod args;

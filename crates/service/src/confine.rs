@@ -1,6 +1,8 @@
 //! Confinement after a daemon opened what it needs: chdir to queue_directory, then as
 //! root chroot there (`-c`) and become mail_owner with no capabilities (`-u`).
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use crate::{ServiceArgs, ServiceError};
 use caps::CapSet;
 use nix::unistd::{Gid, Uid, User};

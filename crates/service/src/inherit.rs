@@ -5,6 +5,8 @@
 //! daemon opens anything: a daemon started by hand without fd 3 would otherwise find
 //! its own log file or main.cf at fd 3 and mistake it for the status pipe.
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use crate::{LISTEN_FD_START, STATUS_FD};
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};

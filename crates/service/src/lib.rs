@@ -19,6 +19,8 @@
 //! A daemon started by hand (no fd 3) works too: status reports are no-ops and
 //! [`Service::master_alive`] stays true.
 
+#![deny(unsafe_code)]
+
 mod args;
 mod confine;
 mod inherit;

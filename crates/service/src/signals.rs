@@ -2,6 +2,8 @@
 //! error, not death) and, inside the serve loop, SIGTERM turned into a flag so a child
 //! finishes its current client and exits cleanly between clients.
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -2,6 +2,8 @@
 //! rostqueue that reads the queue itself, and the wire format between showq and
 //! rostqueue (wire.rs, documented in docs/ipc.md).
 
+#![forbid(unsafe_code)]
+
 pub mod scan;
 pub mod wire;
 

@@ -4,6 +4,8 @@
 //! wire.rs and docs/ipc.md) and the connection is closed. It reads only what rostqueue
 //! -p shows (envelope, pending recipients, defer reasons), never message content.
 
+#![forbid(unsafe_code)]
+
 mod help;
 
 use rostfix_service::{Connection, Service};

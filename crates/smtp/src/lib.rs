@@ -19,6 +19,8 @@
 //! Partial (see docs/ARCHITECTURE.md): no 8-bit to 7-bit MIME downgrade, no DANE, no
 //! dot-nexthop certificate matching, the connection cache is per process.
 
+#![forbid(unsafe_code)]
+
 pub mod agent;
 pub mod cache;
 pub mod conn;

@@ -6,6 +6,8 @@
 //! [`fuzzing`] holds the checks each fuzz target runs, so that `cargo fuzz` and the
 //! replay test assert exactly the same properties.
 
+#![deny(unsafe_code)]
+
 pub mod address;
 pub mod chunk;
 pub mod command;

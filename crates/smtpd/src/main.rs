@@ -8,6 +8,8 @@
 //! certificate and key are loaded before confinement too; `rostfix reload` restarts
 //! smtpd, which is how a renewed certificate is picked up.
 
+#![deny(unsafe_code)]
+
 mod address;
 mod anvil_client;
 mod auth;

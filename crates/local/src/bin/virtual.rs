@@ -2,6 +2,8 @@
 //! `virtual unix - n n - - virtual`). Runs as root, without chroot, so that it can
 //! deliver with each mailbox's mapped uid/gid; see rostfix_local::virtual_mailbox.
 
+#![deny(unsafe_code)]
+
 use rostfix_local::agent::{deliver_all, load, message};
 use rostfix_local::expand::Leaf;
 use rostfix_local::server::{init_service, set_timeouts};

@@ -9,6 +9,8 @@
 //! making every local recipient fail. An empty local_recipient_maps turns the check
 //! off, as in Postfix.
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use rostfix_maps::{address::split_extension, Map, MapError};
 use std::collections::HashSet;
 use std::sync::Arc;
