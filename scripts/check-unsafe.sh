@@ -20,7 +20,7 @@ for f in $(grep -rlE 'unsafe (\{|fn|impl)' crates --include='*.rs'); do
 done
 for f in $(grep -rl '^#!\[allow(unsafe_code)\]' crates --include='*.rs'); do
     n_unsafe=$(grep -cE 'unsafe (\{|fn|impl)' "$f" || true)
-    n_safety=$(grep -c 'SAFETY' "$f" || true)
+    n_safety=$(grep -cE 'SAFETY|# Safety' "$f" || true)
     if [ "$n_safety" -lt "$n_unsafe" ]; then
         echo "$f: $n_unsafe unsafe uses but only $n_safety SAFETY comments" >&2
         status=1
