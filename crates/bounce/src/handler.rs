@@ -10,6 +10,7 @@
 //! warning, never sent again: no loop.
 
 use crate::notice::{build, Notice, MAX_RETURNED_HEADERS};
+use rostfix_maillog::printable;
 use rostfix_proto::{BounceReply, BounceRequest, BouncedRecipient, NoticeKind};
 use rostfix_queue::{is_valid_queue_id, Envelope, QueueFile, QueueName, QueueWriter, Recipient};
 use std::path::Path;
@@ -17,13 +18,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// More recipients than any delivery request carries; a request beyond this is not ours.
 const MAX_RECIPIENTS: usize = 10_000;
-
-/// Masks control characters for log lines.
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
 
 /// The main.cf values the bounce service uses.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 use crate::deliver::{Message, Settings};
 use crate::expand::{verdict, Expansion, Leaf, LocalConf, UserLookup};
 use crate::failure::Failure;
-use crate::logline::DeliveryLog;
 use crate::resubmit::Forwarder;
+use rostfix_maillog::DeliveryLine;
 use rostfix_proto::{DeliveryReply, DeliveryRequest, DeliveryStatus, RecipientResult};
 use rostfix_queue::{is_valid_queue_id, QueueFile, QueueName};
 use std::path::Path;
@@ -228,20 +228,19 @@ fn log_result(
         .duration_since(arrival)
         .unwrap_or_default();
     let (a, b) = req.split_before(before.as_secs_f64());
-    let line = DeliveryLog {
+    let line = DeliveryLine {
         queue_id: &req.queue_id,
         to,
         orig_to,
         relay: RELAY,
-        total,
-        before: Duration::from_secs_f64(a),
-        in_qmgr: Duration::from_secs_f64(b),
-        delivery,
+        conn_use: 0,
+        delay: total.as_secs_f64(),
+        // Local sets up no connection (c = 0).
+        delays: [a, b, 0.0, delivery.as_secs_f64()],
         dsn: f.dsn,
         status,
-        text: &f.text,
-    }
-    .line();
+        text: Some(&f.text),
+    };
     log::info!("{line}");
 }
 

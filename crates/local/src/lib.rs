@@ -28,7 +28,6 @@ pub mod expansion_list;
 pub mod failure;
 pub mod headers;
 pub mod listfile;
-pub mod logline;
 pub mod maildir;
 pub mod mbox;
 pub mod privileges;

@@ -12,11 +12,13 @@
 #![deny(unsafe_code)]
 
 pub mod date;
+mod delivery;
 mod line;
 mod logger;
 mod sink;
 mod stamp;
 
+pub use delivery::{format_delay, printable, DeliveryLine};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Why logging could not be set up.

@@ -75,6 +75,17 @@ pub enum DeliveryStatus {
     Bounced,
 }
 
+impl DeliveryStatus {
+    /// The status word of Postfix's delivery log line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Deferred => "deferred",
+            DeliveryStatus::Bounced => "bounced",
+        }
+    }
+}
+
 /// Delivery agent -> qmgr: one result per requested recipient, same order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryReply {

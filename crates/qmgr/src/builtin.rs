@@ -8,7 +8,7 @@
 //! - `retry:TEXT`: the recipient is deferred (4.x.x; default 4.0.0), as Postfix 3.x's
 //!   retry(8).
 
-use crate::logline::{format_delay, printable};
+use rostfix_maillog::DeliveryLine;
 use rostfix_proto::{DeliveryRecipient, DeliveryStatus, RecipientResult};
 
 /// Which built-in transport.
@@ -110,23 +110,19 @@ pub fn unavailable(d: &DeliveryRecipient, why: &str) -> RecipientResult {
 
 /// `ID: to=<..>, relay=none, delay=.., delays=0/0/0/0, dsn=.., status=sent (..)`.
 pub fn log_line(id: &str, d: &DeliveryRecipient, delay: f64, r: &RecipientResult) -> String {
-    let orig = if d.orig_address.is_empty() || d.orig_address == d.address {
-        String::new()
-    } else {
-        format!(", orig_to=<{}>", printable(&d.orig_address))
-    };
-    let status = match r.status {
-        DeliveryStatus::Sent => "sent",
-        DeliveryStatus::Deferred => "deferred",
-        DeliveryStatus::Bounced => "bounced",
-    };
-    format!(
-        "{id}: to=<{}>{orig}, relay=none, delay={}, delays=0/0/0/0, dsn={}, status={status} ({})",
-        printable(&d.address),
-        format_delay(delay),
-        printable(&r.dsn),
-        printable(&r.text)
-    )
+    DeliveryLine {
+        queue_id: id,
+        to: &d.address,
+        orig_to: &d.orig_address,
+        relay: "none",
+        conn_use: 0,
+        delay,
+        delays: [0.0; 4],
+        dsn: &r.dsn,
+        status: r.status.as_str(),
+        text: Some(&r.text),
+    }
+    .to_string()
 }
 
 #[cfg(test)]
@@ -177,7 +173,7 @@ mod tests {
         let r = result(Builtin::Discard, "bye", &d());
         assert_eq!(
             log_line("ABC", &d(), 0.5, &r),
-            "ABC: to=<a@x>, orig_to=<list@x>, relay=none, delay=0.50, delays=0/0/0/0, dsn=2.0.0, status=sent (bye)"
+            "ABC: to=<a@x>, orig_to=<list@x>, relay=none, delay=0.5, delays=0/0/0/0, dsn=2.0.0, status=sent (bye)"
         );
     }
 }

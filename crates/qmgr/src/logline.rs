@@ -1,29 +1,9 @@
 //! The Postfix-shaped lines qmgr logs itself, built as strings so their shape is tested:
 //! `ID: from=<..>, size=N, nrcpt=N (queue active)`, and the `to=<..>` lines for
-//! recipients no delivery agent logged (transport unavailable, expired).
+//! recipients no delivery agent logged (transport unavailable, expired), the latter
+//! through maillog's one delivery-line formatter.
 
-/// Postfix's delay column: two decimals below 1 s, one below 10 s, whole seconds above.
-pub fn format_delay(secs: f64) -> String {
-    let secs = if secs.is_finite() && secs > 0.0 {
-        secs
-    } else {
-        0.0
-    };
-    if secs < 1.0 {
-        format!("{secs:.2}")
-    } else if secs < 10.0 {
-        format!("{secs:.1}")
-    } else {
-        format!("{}", secs.round() as i64)
-    }
-}
-
-/// Masks control characters so queue-file or agent text can never split a log line.
-pub fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
+use rostfix_maillog::{printable, DeliveryLine};
 
 /// `ID: from=<SENDER>, size=N, nrcpt=N (queue active)`.
 pub fn from_line(id: &str, sender: &str, size: u64, nrcpt: usize) -> String {
@@ -34,20 +14,29 @@ pub fn from_line(id: &str, sender: &str, size: u64, nrcpt: usize) -> String {
 }
 
 /// `ID: to=<ADDR>, relay=none, delay=D, delays=0/0/0/0, dsn=DSN, status=STATUS`.
-/// `status` is the whole status column, e.g. `deferred (mail transport unavailable)`.
-pub fn to_line(id: &str, address: &str, orig: &str, delay: f64, dsn: &str, status: &str) -> String {
-    let orig = if orig.is_empty() || orig == address {
-        String::new()
-    } else {
-        format!(", orig_to=<{}>", printable(orig))
-    };
-    format!(
-        "{id}: to=<{}>{orig}, relay=none, delay={}, delays=0/0/0/0, dsn={}, status={}",
-        printable(address),
-        format_delay(delay),
-        printable(dsn),
-        printable(status)
-    )
+/// `status` is Postfix's status word and `text` the reason in parentheses, if any.
+pub fn to_line(
+    id: &str,
+    address: &str,
+    orig: &str,
+    delay: f64,
+    dsn: &str,
+    status: &str,
+    text: Option<&str>,
+) -> String {
+    DeliveryLine {
+        queue_id: id,
+        to: address,
+        orig_to: orig,
+        relay: "none",
+        conn_use: 0,
+        delay,
+        delays: [0.0; 4],
+        dsn,
+        status,
+        text,
+    }
+    .to_string()
 }
 
 #[cfg(test)]
@@ -69,7 +58,7 @@ mod tests {
     #[test]
     fn to_line_shape() {
         assert_eq!(
-            to_line("A1", "bob@x", "bob@x", 12.4, "4.3.0", "deferred (mail transport unavailable)"),
+            to_line("A1", "bob@x", "bob@x", 12.4, "4.3.0", "deferred", Some("mail transport unavailable")),
             "A1: to=<bob@x>, relay=none, delay=12, delays=0/0/0/0, dsn=4.3.0, status=deferred (mail transport unavailable)"
         );
         assert!(to_line(
@@ -78,20 +67,17 @@ mod tests {
             "b@x",
             0.5,
             "4.4.7",
-            "expired, returned to sender"
+            "expired, returned to sender",
+            None
         )
-        .starts_with("A1: to=<bob@x>, orig_to=<b@x>, relay=none, delay=0.50,"));
+        .starts_with("A1: to=<bob@x>, orig_to=<b@x>, relay=none, delay=0.5,"));
     }
 
     #[test]
     fn control_characters_are_masked() {
-        assert!(!to_line("A", "a\nb", "", 0.0, "4.0.0", "deferred (x\ry)").contains(['\n', '\r']));
-    }
-
-    #[test]
-    fn delays() {
-        assert_eq!(format_delay(0.0), "0.00");
-        assert_eq!(format_delay(3.26), "3.3");
-        assert_eq!(format_delay(432000.2), "432000");
+        assert!(
+            !to_line("A", "a\nb", "", 0.0, "4.0.0", "deferred", Some("x\ry"))
+                .contains(['\n', '\r'])
+        );
     }
 }

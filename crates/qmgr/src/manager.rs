@@ -469,7 +469,8 @@ impl Manager {
                             &orig,
                             delay,
                             RESOLVE_DSN,
-                            &format!("deferred ({text})")
+                            "deferred",
+                            Some(&text)
                         )
                     );
                 }
@@ -533,7 +534,8 @@ impl Manager {
                     &r.orig_address,
                     now_f64() - arrival as f64,
                     "4.3.0",
-                    &format!("deferred ({why})")
+                    "deferred",
+                    Some(why)
                 )
             );
         }
@@ -735,7 +737,8 @@ impl Manager {
                         &orig,
                         delay,
                         &d.dsn,
-                        &format!("deferred ({})", d.text)
+                        "deferred",
+                        Some(&d.text)
                     )
                 );
             }
@@ -908,7 +911,8 @@ impl Manager {
                                         &r.orig_address,
                                         delay,
                                         &r.dsn,
-                                        "expired, returned to sender"
+                                        "expired, returned to sender",
+                                        None
                                     )
                                 );
                             }

@@ -13,13 +13,13 @@ use crate::cache::Cache;
 use crate::conn::{Conn, Socket};
 use crate::dns::{Dns, LookupError};
 use crate::envelope::{has_8bit, headers_have_utf8, Envelope, Rcpt};
-use crate::logline::{self, Delays};
 use crate::nexthop::{self, LmtpHop};
 use crate::policy;
 use crate::sasl;
 use crate::session::{self, Client, OpenOptions, Outcome, SaslRequest, SiteFailure, TlsRequest};
 use crate::settings::{Mode, Settings};
 use crate::tls::Level;
+use rostfix_maillog::DeliveryLine;
 use rostfix_proto::{DeliveryReply, DeliveryRequest, DeliveryStatus, RecipientResult};
 use rostfix_queue::{QueueFile, QueueName};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -88,10 +88,8 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
     };
     let total_agent = started.elapsed().as_secs_f64();
     let (in_queue, in_qmgr) = req.split_before(before);
-    let delays = Delays {
-        total: before + total_agent,
-        parts: [in_queue, in_qmgr, setup, (total_agent - setup).max(0.0)],
-    };
+    let delay = before + total_agent;
+    let delays = [in_queue, in_qmgr, setup, (total_agent - setup).max(0.0)];
     let mut results = Vec::with_capacity(req.recipients.len());
     let mut lines = Vec::with_capacity(req.recipients.len());
     // Every recipient the server took, marked done in one pass (one envelope parse,
@@ -119,17 +117,21 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
                 );
             }
         }
-        lines.push(logline::line(
-            &req.queue_id,
-            &rcpt.address,
-            &rcpt.orig_address,
-            &relay,
-            conn_use,
-            &delays,
-            &o.dsn,
-            o.status,
-            &o.text,
-        ));
+        lines.push(
+            DeliveryLine {
+                queue_id: &req.queue_id,
+                to: &rcpt.address,
+                orig_to: &rcpt.orig_address,
+                relay: &relay,
+                conn_use,
+                delay,
+                delays,
+                dsn: &o.dsn,
+                status: o.status.as_str(),
+                text: Some(&o.text),
+            }
+            .to_string(),
+        );
         results.push(RecipientResult {
             offset: rcpt.offset,
             status: o.status,

@@ -29,7 +29,6 @@ pub mod dns;
 pub mod downgrade;
 pub mod envelope;
 pub mod help;
-pub mod logline;
 pub mod nexthop;
 pub mod policy;
 pub mod reply;

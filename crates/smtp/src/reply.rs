@@ -2,6 +2,7 @@
 //! count), multi-line assembly (`250-...` continued by `250 ...`), and the mapping of a
 //! reply to an enhanced status code (RFC 3463) the way Postfix reports it.
 
+use rostfix_maillog::printable;
 use std::io::BufRead;
 use thiserror::Error;
 
@@ -139,13 +140,6 @@ fn read_line<R: BufRead>(reader: &mut R) -> Result<String, ReplyError> {
         buf.pop();
     }
     Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// Masks control characters so server text can never split or forge a log line.
-pub fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 #[cfg(test)]
