@@ -1,6 +1,5 @@
 //! Tests of the main loop against the real queue library and fake delivery agents and
-//! bounce service on unix sockets in a temporary queue directory. Skipped (loudly)
-//! while the queue library is still `todo!()`.
+//! bounce service on unix sockets in a temporary queue directory.
 
 use super::*;
 use crate::backoff::RetryPolicy;
@@ -10,21 +9,6 @@ use rostfix_queue::{Envelope, QueueWriter, Recipient};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-/// True when the queue library is implemented (its functions do not panic).
-fn queue_ready() -> bool {
-    let dir = std::env::temp_dir();
-    let ok = std::panic::catch_unwind(|| {
-        let _ = is_valid_queue_id("ABCDEF");
-        let _ = remove_message_logs(&dir, "ABCDEF0000");
-        let _ = read_defer_reasons(&dir, "ABCDEF0000");
-    })
-    .is_ok();
-    if !ok {
-        eprintln!("skipped: rostfix-queue is not implemented yet");
-    }
-    ok
-}
 
 fn queue_root(name: &str) -> PathBuf {
     let root = std::env::temp_dir().join(format!("qm-{}-{name}", std::process::id()));
@@ -223,9 +207,6 @@ fn exists(root: &Path, q: QueueName, id: &str) -> bool {
 
 #[test]
 fn wakeups_only_ask_for_a_scan_which_the_loop_turn_makes_once() {
-    if !queue_ready() {
-        return;
-    }
     let root = queue_root("wakeup");
     let (mut m, _rx) = manager(&root);
     m.scan_incoming();
@@ -250,9 +231,6 @@ fn wakeups_only_ask_for_a_scan_which_the_loop_turn_makes_once() {
 
 #[test]
 fn all_sent_removes_the_file() {
-    if !queue_ready() {
-        return;
-    }
     let root = queue_root("sent");
     let local = agent(&root, "local", local_verdict);
     let id = queue_message(
@@ -277,9 +255,6 @@ fn all_sent_removes_the_file() {
 
 #[test]
 fn mixed_results_defer_the_message_and_bounce_the_failed() {
-    if !queue_ready() {
-        return;
-    }
     let root = queue_root("mixed");
     let _local = agent(&root, "local", local_verdict);
     let smtp = agent(&root, "smtp", always_defer);
@@ -340,9 +315,6 @@ fn mixed_results_defer_the_message_and_bounce_the_failed() {
 
 #[test]
 fn missing_agent_defers_with_transport_unavailable() {
-    if !queue_ready() {
-        return;
-    }
     let root = queue_root("noagent");
     let id = queue_message(
         &root,
@@ -367,9 +339,6 @@ fn missing_agent_defers_with_transport_unavailable() {
 
 #[test]
 fn expired_message_is_returned_to_sender_and_removed() {
-    if !queue_ready() {
-        return;
-    }
     let root = queue_root("expired");
     let _smtp = agent(&root, "smtp", always_defer);
     let bounces = bounce_service(&root, BounceReply::Queued("B0000002".into()));
@@ -397,9 +366,6 @@ fn expired_message_is_returned_to_sender_and_removed() {
 
 #[test]
 fn failed_bounce_keeps_the_recipient_queued() {
-    if !queue_ready() {
-        return;
-    }
     let root = queue_root("bouncefail");
     let _local = agent(&root, "local", local_verdict);
     let _bounce = bounce_service(&root, BounceReply::Failed("disk full".into()));
@@ -414,9 +380,6 @@ fn failed_bounce_keeps_the_recipient_queued() {
 
 #[test]
 fn corrupt_file_goes_to_corrupt() {
-    if !queue_ready() {
-        return;
-    }
     let root = queue_root("corrupt");
     std::fs::write(
         root.join("incoming").join("ABCDEF12345"),
@@ -433,9 +396,6 @@ fn corrupt_file_goes_to_corrupt() {
 
 #[test]
 fn recover_then_flush_id_delivers_a_deferred_message_now() {
-    if !queue_ready() {
-        return;
-    }
     let root = queue_root("recover");
     let local = agent(&root, "local", local_verdict);
     let id = queue_message(&root, "alice@example.org", &["bob@localhost"], now_secs());
