@@ -28,8 +28,7 @@ fn assert_root() {
 
 #[test]
 fn deliveries_switch_to_the_recipient_and_back() {
-    if !geteuid().is_root() {
-        eprintln!("note: not root; privilege switching tests skipped");
+    if !rostfix_testsupport::root() {
         return;
     }
     let nobody = match system_user("nobody") {

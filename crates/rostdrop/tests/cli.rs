@@ -30,10 +30,6 @@ fn run(program: &str, args: &[&str], as_nobody: bool, mail_config: Option<&str>)
     panic!("{program}: text file busy for a second")
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 #[test]
 fn help_is_a_manual_page() {
     let out = rostdrop(&["--help"], false, None);
@@ -62,8 +58,7 @@ fn usage_errors_exit_64() {
 
 #[test]
 fn untrusted_config_dir_refused_to_users() {
-    if !is_root() {
-        eprintln!("skipped: needs root to run as nobody");
+    if !rostfix_testsupport::root() {
         return;
     }
     // Installed as it is in production: set-group-id (group `mail` stands in for

@@ -322,8 +322,7 @@ fn missing_config_is_a_config_error() {
 #[test]
 fn unreadable_queue_asks_showq_and_says_mail_system_is_down() {
     // Needs to drop privileges to see a permission error: only possible as root.
-    if !nix::unistd::geteuid().is_root() || !Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("skipped: needs root and setpriv");
+    if !rostfix_testsupport::root_with(&["/usr/bin/setpriv"]) {
         return;
     }
     let s = Setup::new("perm");

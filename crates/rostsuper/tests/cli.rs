@@ -275,8 +275,7 @@ fn usage_and_help() {
 
 #[test]
 fn refused_to_ordinary_users() {
-    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("skipped: needs root and setpriv");
+    if !rostfix_testsupport::root_with(&["/usr/bin/setpriv"]) {
         return;
     }
     let s = Setup::new("perm");
