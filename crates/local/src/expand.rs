@@ -18,7 +18,19 @@
 //!
 //! Loops inside one expansion: a name already being expanded higher up (alias `a: a`,
 //! a .forward naming its own user) is not expanded again but delivered to the mailbox,
-//! as Postfix does; anything deeper than [`MAX_NESTING`] levels bounces 5.4.6.
+//! as Postfix does; when that name is no user (alias `a: b`, `b: a`) it bounces 5.4.6
+//! as a loop, not 5.1.1. An `:include:` file already being expanded higher up (itself,
+//! or files including each other; the same file under any spelling of its path)
+//! bounces 5.4.6: skipping it silently could leave a recipient "delivered" with
+//! nothing stored. An include file already expanded with the same rights elsewhere in
+//! the recipient's expansion is skipped (its destinations were served), so a list
+//! naming one file many times is cheap. Anything deeper than [`MAX_NESTING`] levels
+//! (addresses and include files alike) bounces 5.4.6.
+//!
+//! Include rights (Postfix's local/include.c): a list with root's rights (a root-owned
+//! alias table, root's .forward) reads an include file as root and takes its owner's
+//! rights when that owner is not root. Any other list keeps its own rights and reads
+//! the file with them: an include never lends its owner's rights to whoever names it.
 //! Duplicates: each final destination (mailbox, file, command with its identity,
 //! forwarded address) receives the message once per delivery request.
 //! allow_mail_to_commands / allow_mail_to_files name the classes (`alias`, `forward`,
@@ -37,11 +49,12 @@ use crate::deliver::{deliver_file, deliver_mailbox, Message, Settings, UserInfo}
 use crate::expansion_list::{parse_file, parse_list, Item};
 use crate::failure::Failure;
 use crate::headers::{delivered_copy, has_delivered_to};
-use crate::listfile::{read_forward, read_include};
+use crate::listfile::{open_include, read_forward};
 use crate::mbox;
 use crate::privileges::{Identity, PrivGuard};
 use crate::recipient::{local_part, parse_recipient, plausible_user_name};
 use crate::resubmit::Forwarder;
+use nix::unistd::Uid;
 use rostfix_maps::Map;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -134,6 +147,10 @@ pub struct Leaf {
 #[derive(Debug, Clone)]
 struct Privs {
     ident: Identity,
+    /// The list has root's rights (a root-owned alias table, for which `ident` is
+    /// default_privs, or root's own .forward): only then does an :include: take its
+    /// file owner's rights.
+    root: bool,
     user: String,
     home: String,
     shell: String,
@@ -149,6 +166,18 @@ struct Origin {
     owner_sender: Option<String>,
     /// The address whose expansion this list is (RECIPIENT of its commands).
     address: String,
+}
+
+/// A local name to deliver to as a user (after aliases), and how it got there.
+#[derive(Clone, Copy)]
+struct UserTarget<'t> {
+    address: &'t str,
+    user: &'t str,
+    extension: Option<&'t str>,
+    /// `\user`: no .forward.
+    no_expand: bool,
+    /// The name is an alias already being expanded higher up.
+    alias_looped: bool,
 }
 
 /// Looks a user up by name (the passwd database, or a test double).
@@ -168,6 +197,10 @@ pub struct Expansion<'a> {
     /// (sender, address, leaf index) waiting to be queued.
     forwards: Vec<(String, String, usize)>,
     ancestors: Vec<String>,
+    /// Include files (uid of the rights, device, inode) expanded for this recipient.
+    includes_done: HashSet<(u32, u64, u64)>,
+    /// Include files (device, inode) already reported as a loop for this recipient.
+    include_loops: HashSet<(u64, u64)>,
     /// The owner in effect for the list being expanded (innermost last; a list
     /// without an owner pushes None, so an owner does not leak into a .forward).
     owners: Vec<Option<String>>,
@@ -191,6 +224,8 @@ impl<'a> Expansion<'a> {
             leaves: Vec::new(),
             forwards: Vec::new(),
             ancestors: Vec::new(),
+            includes_done: HashSet::new(),
+            include_loops: HashSet::new(),
             owners: Vec::new(),
         }
     }
@@ -208,6 +243,8 @@ impl<'a> Expansion<'a> {
         self.leaves.clear();
         self.forwards.clear();
         self.ancestors.clear();
+        self.includes_done.clear();
+        self.include_loops.clear();
         self.owners.clear();
         self.deliver(address, 0, None, false);
         self.flush_forwards(forwarder);
@@ -246,24 +283,27 @@ impl<'a> Expansion<'a> {
             return self.forward(address, origin);
         }
         let rcpt = parse_recipient(address, &self.settings.recipient_delimiter);
+        let mut alias_looped = false;
         if !no_expand {
             match self.alias_lookup(address) {
                 Err(f) => return self.leaf(address, Err(f)),
-                Ok(Some((key, value, owner)))
-                    if !self.ancestors.contains(&format!("alias:{key}")) =>
-                {
-                    return self.expand_alias(address, &key, &value, owner, level);
+                Ok(Some((key, value, owner))) => {
+                    if !self.ancestors.contains(&format!("alias:{key}")) {
+                        return self.expand_alias(address, &key, &value, owner, level);
+                    }
+                    alias_looped = true;
                 }
-                Ok(_) => {}
+                Ok(None) => {}
             }
         }
-        self.deliver_user(
+        let user = UserTarget {
             address,
-            &rcpt.user,
-            rcpt.extension.as_deref(),
-            level,
+            user: &rcpt.user,
+            extension: rcpt.extension.as_deref(),
             no_expand,
-        );
+            alias_looped,
+        };
+        self.deliver_user(&user, level);
     }
 
     /// The first alias for the local part (with extension, then without).
@@ -309,6 +349,7 @@ impl<'a> Expansion<'a> {
             let pw = nix::unistd::User::from_uid(id.uid).ok().flatten();
             return Ok(Privs {
                 ident: id,
+                root: id.uid.is_root(),
                 user: pw.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
                 home: pw
                     .as_ref()
@@ -330,6 +371,7 @@ impl<'a> Expansion<'a> {
                 uid: u.uid,
                 gid: u.gid,
             },
+            root: true,
             user: u.name.clone(),
             home: u.home.display().to_string(),
             shell: shell_of(&u.name),
@@ -391,14 +433,14 @@ impl<'a> Expansion<'a> {
         self.ancestors.pop();
     }
 
-    fn deliver_user(
-        &mut self,
-        address: &str,
-        user: &str,
-        extension: Option<&str>,
-        level: usize,
-        no_expand: bool,
-    ) {
+    fn deliver_user(&mut self, target: &UserTarget<'_>, level: usize) {
+        let UserTarget {
+            address,
+            user,
+            extension,
+            no_expand,
+            alias_looped,
+        } = *target;
         let unknown = || Failure::bounce("5.1.1", format!("unknown user: \"{user}\""));
         let found = if plausible_user_name(user) {
             (self.users)(user)
@@ -407,6 +449,13 @@ impl<'a> Expansion<'a> {
         };
         let info = match found {
             Ok(Some(u)) => u,
+            // An alias met again inside its own expansion falls through to the user of
+            // that name; when there is none the aliases loop, and saying "unknown user"
+            // would hide the real fault.
+            Ok(None) if alias_looped => {
+                let text = format!("mail forwarding loop for {address} (alias loop)");
+                return self.leaf(address, Err(Failure::bounce("5.4.6", text)));
+            }
             Ok(None) => return self.luser_relay(address, user, extension, level, unknown()),
             Err(e) => {
                 let text = format!("user lookup for \"{user}\" failed: {e}");
@@ -427,6 +476,7 @@ impl<'a> Expansion<'a> {
                         class: "forward",
                         privs: Privs {
                             ident,
+                            root: ident.uid.is_root(),
                             user: attrs.user.clone(),
                             home: attrs.home.clone(),
                             shell: attrs.shell.clone(),
@@ -603,43 +653,73 @@ impl<'a> Expansion<'a> {
                     .map(|()| format!("delivered to command: {cmd}"));
                 self.leaf(&cur, result);
             }
-            Item::Include(path) => {
-                let marker = format!("include:{path}");
-                if self.ancestors.contains(&marker) {
-                    return;
-                }
-                let read = {
-                    match PrivGuard::assume(origin.privs.ident) {
-                        Ok(_guard) => read_include(Path::new(&path)),
-                        Err(e) => Err(Failure::defer("4.3.0", e.to_string())),
-                    }
-                };
-                let list = match read {
-                    Ok(l) => l,
-                    Err(f) => return self.leaf(&cur, Err(f)),
-                };
-                // A non-root owner's file runs its commands and files as that owner;
-                // a root-owned one keeps the including list's identity.
-                let privs = if list.uid.is_root() {
-                    origin.privs.clone()
-                } else {
-                    match self.privs_for(Some(Identity {
-                        uid: list.uid,
-                        gid: list.gid,
-                    })) {
-                        Ok(p) => p,
-                        Err(f) => return self.leaf(&cur, Err(f)),
-                    }
-                };
-                let inner = Origin {
-                    class: "include",
-                    privs,
-                    owner_sender: origin.owner_sender.clone(),
-                    address: cur.clone(),
-                };
-                self.expand_items(&cur, parse_file(&list.text), &inner, marker, level);
-            }
+            Item::Include(path) => self.include(&path, level, origin),
         }
+    }
+
+    /// Expands an `:include:` file named in a list from `origin`, at nesting `level`.
+    fn include(&mut self, path: &str, level: usize, origin: &Origin) {
+        let cur = origin.address.clone();
+        if level > MAX_NESTING {
+            let text = format!(
+                "mail forwarding loop for {cur} (:include: nesting limit of {MAX_NESTING} exceeded)"
+            );
+            log::warn!(":include: nesting limit exceeded for {path}");
+            return self.leaf(&cur, Err(Failure::bounce("5.4.6", text)));
+        }
+        // A list with root's rights reads the file as root (it then takes the owner's
+        // rights below); any other list reads it with its own rights, so the kernel
+        // refuses what that user could not read.
+        let opened = if origin.privs.root {
+            open_include(Path::new(path))
+        } else {
+            match PrivGuard::assume(origin.privs.ident) {
+                Ok(_guard) => open_include(Path::new(path)),
+                Err(e) => Err(Failure::defer("4.3.0", e.to_string())),
+            }
+        };
+        let file = match opened {
+            Ok(f) => f,
+            Err(f) => return self.leaf(&cur, Err(f)),
+        };
+        let (dev, ino) = (file.dev, file.ino);
+        let marker = format!("include:{dev}:{ino}");
+        if self.ancestors.contains(&marker) {
+            // One notice per looping file, however many spellings of it the lists hold.
+            if self.include_loops.insert((dev, ino)) {
+                let text =
+                    format!("mail forwarding loop for {cur} (:include:{path} includes itself)");
+                self.leaf(&cur, Err(Failure::bounce("5.4.6", text)));
+            }
+            return;
+        }
+        let privs = match include_rights(origin.privs.root, file.uid) {
+            IncludeRights::FileOwner => match self.privs_for(Some(Identity {
+                uid: file.uid,
+                gid: file.gid,
+            })) {
+                Ok(p) => p,
+                Err(f) => return self.leaf(&cur, Err(f)),
+            },
+            IncludeRights::Inherit => origin.privs.clone(),
+        };
+        if !self
+            .includes_done
+            .insert((privs.ident.uid.as_raw(), dev, ino))
+        {
+            return;
+        }
+        let list = match file.read(Path::new(path)) {
+            Ok(l) => l,
+            Err(f) => return self.leaf(&cur, Err(f)),
+        };
+        let inner = Origin {
+            class: "include",
+            privs,
+            owner_sender: origin.owner_sender.clone(),
+            address: cur.clone(),
+        };
+        self.expand_items(&cur, parse_file(&list.text), &inner, marker, level);
     }
 
     fn run(&self, cmd: &str, ident: Identity, attrs: &Attributes) -> Result<(), Failure> {
@@ -710,6 +790,27 @@ impl<'a> Expansion<'a> {
                 self.leaves[*idx].result = result.clone();
             }
         }
+    }
+}
+
+/// Whose rights the commands and files of an :include: file run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IncludeRights {
+    /// The including list's rights.
+    Inherit,
+    /// The include file owner's rights.
+    FileOwner,
+}
+
+/// Postfix's rule (local/include.c): only a list with root's rights gives way to the
+/// include file owner (so an ordinary user's file named in /etc/aliases does not run
+/// as default_privs, which would hand that account to the user); a list with a user's
+/// rights keeps them, or naming a victim's file would borrow the victim's rights.
+pub(crate) fn include_rights(list_has_root_rights: bool, file_owner: Uid) -> IncludeRights {
+    if list_has_root_rights && !file_owner.is_root() {
+        IncludeRights::FileOwner
+    } else {
+        IncludeRights::Inherit
     }
 }
 

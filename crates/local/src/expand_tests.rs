@@ -291,11 +291,24 @@ fn loops_and_unknown_users() {
     let c = conf("a=b, b=a, self=self", t.path());
     let r = run(&c, t.path(), "a@example.org");
     let (_, res) = &r.leaves[0];
+    let (perm, dsn, text) = res.clone().unwrap_err();
     assert_eq!(
-        res.clone().unwrap_err().1,
-        "5.1.1",
-        "a -> b -> a stops and a is no user"
+        (perm, dsn),
+        (true, "5.4.6"),
+        "a -> b -> a stops and a is no user: a loop, not an unknown user"
     );
+    assert!(text.starts_with("mail forwarding loop for a"), "{text}");
+    let r = run(&c, t.path(), "self@example.org");
+    assert_eq!(r.leaves[0].1.clone().unwrap_err().1, "5.4.6");
+    // Looping through a real user's name ends in that user's mailbox (Postfix's rule).
+    let c2 = conf("alice=bob, bob=alice", t.path());
+    let r = run(&c2, t.path(), "alice@example.org");
+    assert!(
+        r.leaves.iter().all(|(_, res)| res.is_ok()),
+        "{:?}",
+        r.leaves
+    );
+    assert_eq!(maildir_count(t.path(), "alice", ""), 1);
     let r = run(&c, t.path(), "ghost@example.org");
     assert_eq!(
         r.leaves[0].1.clone().unwrap_err().2,
@@ -313,7 +326,11 @@ fn loops_and_unknown_users() {
         .find(|(to, _)| to == "bob@example.org")
         .unwrap();
     assert_eq!(bad.1.clone().unwrap_err().1, "5.4.6");
-    assert_eq!(maildir_count(t.path(), "alice", ""), 1);
+    assert_eq!(
+        maildir_count(t.path(), "alice", ""),
+        2,
+        "the alias loop's copy and team's"
+    );
 }
 
 #[test]
@@ -337,4 +354,148 @@ fn quoted_local_part_finds_the_alias() {
     assert!(r.leaves[0].1.is_ok(), "{:?}", r.leaves);
     assert_eq!(maildir_count(t.path(), "bob", ""), 1);
     assert_eq!(crate::expand::unquote_local(r#""a\"b""#), "a\"b");
+}
+
+/// Writes a list file (0644) into `dir`.
+fn list(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn failures(r: &Run) -> Vec<Fail> {
+    r.leaves
+        .iter()
+        .filter_map(|(_, res)| res.clone().err())
+        .collect()
+}
+
+#[test]
+fn include_nesting_is_limited() {
+    use crate::expand::MAX_NESTING;
+    let t = TestDir::new("exp-inc-deep");
+    // chain0 -> chain1 -> ... -> chainN -> alice; the alias is level 0, chain k is
+    // expanded at level k + 1, and alice one level below the last file.
+    let chain = |n: usize| {
+        for i in 0..n {
+            let next = t.path().join(format!("chain{}", i + 1));
+            list(
+                t.path(),
+                &format!("chain{i}"),
+                &format!(":include:{}\n", next.display()),
+            );
+        }
+        list(t.path(), &format!("chain{n}"), "alice\n");
+        conf(
+            &format!("deep=:include:{}", t.path().join("chain0").display()),
+            t.path(),
+        )
+    };
+    let c = chain(MAX_NESTING - 2);
+    let r = run(&c, t.path(), "deep@example.org");
+    assert!(failures(&r).is_empty(), "{:?}", r.leaves);
+    assert_eq!(maildir_count(t.path(), "alice", ""), 1);
+    // Far too deep: stopped at the limit (before the fix this recursed until the stack
+    // overflowed), one 5.4.6 bounce naming the nesting limit.
+    let c = chain(3000);
+    let r = run(&c, t.path(), "deep@example.org");
+    let f = failures(&r);
+    assert_eq!(f.len(), 1, "{:?}", r.leaves);
+    assert_eq!((f[0].0, f[0].1), (true, "5.4.6"));
+    assert!(f[0].2.contains(":include: nesting limit"), "{}", f[0].2);
+    assert_eq!(maildir_count(t.path(), "alice", ""), 1, "no second copy");
+}
+
+#[test]
+fn include_loops_bounce() {
+    let t = TestDir::new("exp-inc-loop");
+    let own = t.path().join("self");
+    list(t.path(), "self", &format!(":include:{}\n", own.display()));
+    let (ping, pong) = (t.path().join("ping"), t.path().join("pong"));
+    list(t.path(), "ping", &format!(":include:{}\n", pong.display()));
+    list(
+        t.path(),
+        "pong",
+        &format!("alice\n:include:{}\n", ping.display()),
+    );
+    let c = conf(
+        &format!(
+            "{{ selfinc = :include:{} }}, {{ mutual = :include:{} }}",
+            own.display(),
+            ping.display()
+        ),
+        t.path(),
+    );
+    // Before the fix, this expansion had no leaf at all, and the verdict of no leaves
+    // is "delivered": the message vanished.
+    let r = run(&c, t.path(), "selfinc@example.org");
+    let f = failures(&r);
+    assert_eq!(r.leaves.len(), 1, "{:?}", r.leaves);
+    assert_eq!((f[0].0, f[0].1), (true, "5.4.6"));
+    assert!(f[0]
+        .2
+        .starts_with("mail forwarding loop for selfinc@example.org"));
+    // Two files including each other: alice (in pong) gets her copy, and the loop is
+    // reported rather than skipped.
+    let r = run(&c, t.path(), "mutual@example.org");
+    assert_eq!(maildir_count(t.path(), "alice", ""), 1);
+    let f = failures(&r);
+    assert_eq!(f.len(), 1, "{:?}", r.leaves);
+    assert_eq!(f[0].1, "5.4.6");
+}
+
+#[test]
+fn includes_are_expanded_once_per_file_whatever_the_spelling() {
+    let t = TestDir::new("exp-inc-dedupe");
+    let members = list(t.path(), "members", "alice\nbob\n");
+    // Two lists naming the same member file (under different spellings): a duplicate,
+    // not a loop, so no failure; every member gets one copy.
+    let spelled = t.path().join(".").join("members");
+    let c = conf(
+        &format!(
+            "{{ both = :include:{}, :include:{} }}",
+            members.display(),
+            spelled.display()
+        ),
+        t.path(),
+    );
+    let r = run(&c, t.path(), "both@example.org");
+    assert!(failures(&r).is_empty(), "{:?}", r.leaves);
+    assert_eq!(maildir_count(t.path(), "alice", ""), 1);
+    assert_eq!(maildir_count(t.path(), "bob", ""), 1);
+    // A file listing hundreds of spellings of its own path: one loop notice and one
+    // read of the file, not a walk through every order of the spellings (which, with
+    // spellings told apart by their text, never finished).
+    let mut text = String::from("alice\n");
+    for i in 0..300 {
+        let spelling = format!("{}/{}many", t.path().display(), "./".repeat(i));
+        text.push_str(&format!(":include:{spelling}\n"));
+    }
+    let many = list(t.path(), "many", &text);
+    let c = conf(&format!("many=:include:{}", many.display()), t.path());
+    let started = std::time::Instant::now();
+    let r = run(&c, t.path(), "many@example.org");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let f = failures(&r);
+    assert_eq!(f.len(), 1, "{:?}", r.leaves);
+    assert_eq!(f[0].1, "5.4.6");
+    assert_eq!(
+        maildir_count(t.path(), "alice", ""),
+        2,
+        "one copy from each of 2 runs"
+    );
+}
+
+#[test]
+fn include_rights_follow_postfix() {
+    use crate::expand::{include_rights, IncludeRights};
+    use nix::unistd::Uid;
+    let (root, user2) = (Uid::from_raw(0), Uid::from_raw(1002));
+    // A user's list never borrows the include file owner's rights...
+    assert_eq!(include_rights(false, user2), IncludeRights::Inherit);
+    assert_eq!(include_rights(false, root), IncludeRights::Inherit);
+    // ...only root's rights (a root-owned alias table, root's .forward) give way to a
+    // non-root owner's.
+    assert_eq!(include_rights(true, user2), IncludeRights::FileOwner);
+    assert_eq!(include_rights(true, root), IncludeRights::Inherit);
 }

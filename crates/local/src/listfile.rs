@@ -1,8 +1,8 @@
 //! Reading `.forward` and `:include:` files. The caller already switched to the
-//! identity the file must be read with (the user for .forward, the alias owner or
-//! default_privs or the including file's owner for :include:), so the kernel enforces
-//! what that identity may read; these functions add Postfix's ownership rules and a
-//! size bound.
+//! identity the file must be read with (the user for .forward; for :include: the
+//! including list's rights, or root's when the list had root's rights, as Postfix
+//! does), so the kernel enforces what that identity may read; these functions add
+//! Postfix's ownership rules and a size bound.
 //!
 //! - `.forward`: must be a regular file owned by the user (or root) and not writable by
 //!   group or others; otherwise it is ignored with a warning, as a file anyone could
@@ -104,8 +104,32 @@ pub fn read_forward(path: &Path, uid: Uid) -> Result<Option<ListFile>, Failure> 
     }))
 }
 
-/// Reads an `:include:` file.
-pub fn read_include(path: &Path) -> Result<ListFile, Failure> {
+/// An `:include:` file that passed the checks, opened but not read yet: the expansion
+/// first compares its identity (device and inode, whatever path spelling named it)
+/// with the files already being expanded, so a loop or a duplicate costs an open and
+/// an fstat, not a read.
+#[derive(Debug)]
+pub struct OpenInclude {
+    file: File,
+    pub uid: Uid,
+    pub gid: Gid,
+    /// The device and inode: the file's identity for loop and duplicate checks.
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl OpenInclude {
+    /// Reads the whole list (bounded by [`MAX_LIST_FILE`]).
+    pub fn read(self, path: &Path) -> Result<ListFile, Failure> {
+        let (uid, gid) = (self.uid, self.gid);
+        let text = read_bounded(self.file, path)
+            .map_err(|e| Failure::defer("4.3.0", format!("cannot read {}: {e}", path.display())))?;
+        Ok(ListFile { text, uid, gid })
+    }
+}
+
+/// Opens an `:include:` file with the caller's current identity and checks it.
+pub fn open_include(path: &Path) -> Result<OpenInclude, Failure> {
     if !path.is_absolute() {
         return Err(Failure::bounce(
             "5.3.5",
@@ -139,13 +163,18 @@ pub fn read_include(path: &Path) -> Result<ListFile, Failure> {
             path.display()
         )));
     }
-    let text = read_bounded(file, path)
-        .map_err(|e| Failure::defer("4.3.0", format!("cannot read {}: {e}", path.display())))?;
-    Ok(ListFile {
-        text,
+    Ok(OpenInclude {
+        file,
         uid: Uid::from_raw(meta.uid()),
         gid: Gid::from_raw(meta.gid()),
+        dev: meta.dev(),
+        ino: meta.ino(),
     })
+}
+
+/// Opens, checks and reads an `:include:` file.
+pub fn read_include(path: &Path) -> Result<ListFile, Failure> {
+    open_include(path)?.read(path)
 }
 
 #[cfg(test)]
@@ -205,5 +234,20 @@ mod tests {
             read_include(Path::new("relative")).unwrap_err().dsn,
             "5.3.5"
         );
+    }
+
+    #[test]
+    fn include_identity_ignores_the_spelling() {
+        let t = TestDir::new("listfile-inc-id");
+        let p = t.path().join("list");
+        write(&p, "alice\n", 0o644);
+        let spelled = t.path().join(".").join("list");
+        let a = open_include(&p).unwrap();
+        let b = open_include(&spelled).unwrap();
+        assert_eq!((a.dev, a.ino), (b.dev, b.ino));
+        let other = t.path().join("other");
+        write(&other, "alice\n", 0o644);
+        assert_ne!(open_include(&other).unwrap().ino, a.ino);
+        assert_eq!(b.read(&spelled).unwrap().text, "alice\n");
     }
 }
