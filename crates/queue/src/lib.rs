@@ -19,6 +19,7 @@ mod parse;
 mod record;
 mod recycle;
 mod rewrite;
+mod stream;
 #[cfg(test)]
 mod tempdir;
 mod writer;
@@ -35,4 +36,5 @@ pub use logs::{
 };
 pub use recycle::{Recycler, RECYCLE_DIR, RECYCLE_LIMIT, RECYCLE_MAX_SIZE};
 pub use rewrite::rewrite_envelope;
+pub use stream::{RecordStream, StreamRecord};
 pub use writer::QueueWriter;
