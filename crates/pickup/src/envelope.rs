@@ -21,6 +21,9 @@ pub const MAX_RECIPIENTS: usize = 10_000;
 const MAX_FUTURE_US: i64 = 2 * 3600 * 1_000_000;
 /// How much of an ignored attribute's value a warning shows.
 const SHOWN_VALUE: usize = 50;
+/// Most warnings logged for one file: a file of a million forged attributes must not
+/// become a million log lines.
+const MAX_WARNINGS: usize = 20;
 
 /// Why a maildrop envelope cannot be queued (the file goes to corrupt/).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +42,8 @@ pub struct IncomingEnvelope {
     myorigin: String,
     env: Envelope,
     warnings: Vec<String>,
+    /// Warnings beyond MAX_WARNINGS, only counted.
+    suppressed: usize,
 }
 
 impl IncomingEnvelope {
@@ -56,13 +61,22 @@ impl IncomingEnvelope {
                 ..Envelope::default()
             },
             warnings: Vec::new(),
+            suppressed: 0,
+        }
+    }
+
+    fn warn(&mut self, text: String) {
+        if self.warnings.len() < MAX_WARNINGS {
+            self.warnings.push(text);
+        } else {
+            self.suppressed += 1;
         }
     }
 
     /// The file's arrival time, unless it lies in the future (then `now_us`).
     pub fn arrival(&mut self, claimed_us: i64, now_us: i64) {
         self.env.arrival_us = if claimed_us > now_us.saturating_add(MAX_FUTURE_US) {
-            self.warnings.push(format!(
+            self.warn(format!(
                 "uid={}: arrival time {} seconds in the future; using the current time",
                 self.owner_uid,
                 (claimed_us - now_us) / 1_000_000
@@ -80,17 +94,26 @@ impl IncomingEnvelope {
     /// Copies the attribute if a local submitter may set it.
     pub fn attribute(&mut self, name: &str, value: &str) {
         let uid = self.owner_uid;
+        if self.env.attr(name).is_some() && check_attribute(name, value).is_ok() {
+            // One of each is all rostdrop writes; more would only grow the queue file.
+            self.warn(format!(
+                "uid={uid}: ignoring attribute record: {}={} (duplicate)",
+                shown(name),
+                shown(value)
+            ));
+            return;
+        }
         match check_attribute(name, value) {
             Ok(()) => self.env.attrs.push((name.to_string(), value.to_string())),
             // What rostdrop itself writes: no news.
             Err(AttrRefusal::Trusted)
                 if (name == "uid" && value == uid.to_string())
                     || (name == "rewrite_context" && value == "local") => {}
-            Err(AttrRefusal::Trusted) if name == "uid" => self.warnings.push(format!(
+            Err(AttrRefusal::Trusted) if name == "uid" => self.warn(format!(
                 "uid={uid}: uid attribute {} differs from the file owner; using the owner",
                 shown(value)
             )),
-            Err(why) => self.warnings.push(format!(
+            Err(why) => self.warn(format!(
                 "uid={uid}: ignoring attribute record: {}={} ({why})",
                 shown(name),
                 shown(value)
@@ -100,7 +123,7 @@ impl IncomingEnvelope {
 
     /// An attribute too long to read: ignored, named by its first bytes.
     pub fn oversized_attribute(&mut self, head: &str, len: u64) {
-        self.warnings.push(format!(
+        self.warn(format!(
             "uid={}: ignoring attribute record of {len} bytes (over {MAX_ENVELOPE_RECORD}): {}...",
             self.owner_uid,
             shown(head)
@@ -123,7 +146,7 @@ impl IncomingEnvelope {
         let notify = if valid_notify(&r.notify) {
             r.notify.clone()
         } else {
-            self.warnings.push(format!(
+            self.warn(format!(
                 "uid={}: ignoring invalid NOTIFY {} of recipient {}",
                 self.owner_uid,
                 shown(&r.notify),
@@ -141,9 +164,15 @@ impl IncomingEnvelope {
     }
 
     /// The finished envelope and the warnings to log.
-    pub fn finish(self) -> Result<(Envelope, Vec<String>), EnvelopeError> {
+    pub fn finish(mut self) -> Result<(Envelope, Vec<String>), EnvelopeError> {
         if self.env.recipients.is_empty() {
             return Err(EnvelopeError::NoRecipients);
+        }
+        if self.suppressed > 0 {
+            self.warnings.push(format!(
+                "uid={}: {} more warnings about this file not logged",
+                self.owner_uid, self.suppressed
+            ));
         }
         Ok((self.env, self.warnings))
     }
@@ -292,6 +321,24 @@ mod tests {
         }
         assert!(w[0].contains("junk=a\\nbxxx"), "{}", w[0]);
         assert!(w[1].contains("of 8000000 bytes"), "{}", w[1]);
+    }
+
+    #[test]
+    fn duplicates_and_floods_are_bounded() {
+        let mut b = IncomingEnvelope::new(7, "example.org");
+        for _ in 0..1000 {
+            b.attribute("dsn_ret", "HDRS");
+            b.attribute("client_name", "x");
+        }
+        b.recipient(&rcpt("amy", "", "")).unwrap();
+        let (e, w) = b.finish().unwrap();
+        assert_eq!(e.attrs.iter().filter(|(n, _)| n == "dsn_ret").count(), 1);
+        assert_eq!(e.attrs.len(), 3);
+        assert_eq!(w.len(), MAX_WARNINGS + 1);
+        assert_eq!(
+            w.last().map(String::as_str),
+            Some("uid=7: 1979 more warnings about this file not logged")
+        );
     }
 
     #[test]

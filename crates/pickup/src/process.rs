@@ -219,6 +219,7 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
         .map_err(|e| PickupError::Retry(e.to_string()))?;
     // Dropping `writer` on any error below removes its temporary file.
     let mut size = 0u64;
+    let mut first = true;
     loop {
         let record = match next.take() {
             Some(r) => r,
@@ -234,6 +235,17 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
                         sender: envelope.sender,
                         limit,
                     });
+                }
+                if first && !chunk.is_empty() {
+                    first = false;
+                    if matches!(chunk[0], b' ' | b'\t') {
+                        // A leading folded line would continue pickup's own Received:
+                        // header; as Postfix does, an empty line first makes the
+                        // whole submission body instead.
+                        writer
+                            .write_content(b"\n")
+                            .map_err(|e| PickupError::Retry(e.to_string()))?;
+                    }
                 }
                 writer
                     .write_content(&chunk)
@@ -473,6 +485,26 @@ mod tests {
                 "{name}"
             );
         }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn leading_whitespace_cannot_extend_the_received_header() {
+        let root = queue_root("fold");
+        let name = drop_with(
+            &root,
+            vec![],
+            b"\tfrom trusted.example\nSubject: x\n\nbody\n",
+        );
+        let q = pickup_file(&root, &name, &settings()).unwrap();
+        let qf = QueueFile::open(&root, QueueName::Incoming, &q.new_id).unwrap();
+        let content = String::from_utf8(qf.read_content().unwrap()).unwrap();
+        assert!(
+            content.contains("\n\n\tfrom trusted.example\n"),
+            "{content}"
+        );
+        let headers = content.split("\n\n").next().unwrap();
+        assert!(!headers.contains("trusted.example"), "{headers}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
