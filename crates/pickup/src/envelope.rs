@@ -1,59 +1,188 @@
-//! The incoming/ envelope made from a maildrop/ file: pure, so it is tested without a
-//! queue. The file owner's uid is the only trusted identity (the `uid` attribute was
-//! written by the submitter's own rostdrop run and is believed only when it agrees);
-//! sender and recipients are qualified with `@$myorigin`; the Received: header Postfix's
-//! cleanup adds to local submissions is built here too.
+//! The incoming/ envelope made from the records of a maildrop/ file: pure, so it is
+//! tested without a queue. The file owner's uid is the only trusted identity (the
+//! `uid` attribute was written by the submitter and is believed only when it agrees);
+//! of the other attributes only those a local submitter may set are copied (see
+//! attrs.rs), and pickup adds `uid` and `rewrite_context=local` itself. Sender and
+//! recipients are qualified with `@$myorigin`; the Received: header Postfix's cleanup
+//! adds to local submissions is built here too.
 
+use crate::attrs::{check_attribute, valid_notify, AttrRefusal};
 use crate::qualify::qualify;
 use rostfix_queue::{Envelope, Recipient};
 
-/// The new envelope, and a warning when the `uid` attribute disagreed with the owner.
-pub fn incoming_envelope(
-    drop: &Envelope,
+/// Longest sender, attribute or recipient record pickup reads from a maildrop file. A
+/// recipient record holds two addresses of at most 320 bytes (rostdrop's limit) and a
+/// NOTIFY value; Postfix's pickup bounds records by line_length_limit (2048) likewise.
+pub const MAX_ENVELOPE_RECORD: u64 = 4096;
+/// Most recipients one maildrop file may name: rostdrop refuses more.
+pub const MAX_RECIPIENTS: usize = 10_000;
+/// An arrival time further ahead than this is replaced by the pickup time, as Postfix's
+/// pickup does with a maildrop file's future mtime.
+const MAX_FUTURE_US: i64 = 2 * 3600 * 1_000_000;
+/// How much of an ignored attribute's value a warning shows.
+const SHOWN_VALUE: usize = 50;
+/// Most warnings logged for one file: a file of a million forged attributes must not
+/// become a million log lines.
+const MAX_WARNINGS: usize = 20;
+
+/// Why a maildrop envelope cannot be queued (the file goes to corrupt/).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("no recipients")]
+    NoRecipients,
+    #[error("more than {MAX_RECIPIENTS} recipients")]
+    TooManyRecipients,
+}
+
+/// Collects the records of one maildrop file into the envelope pickup queues, noting
+/// a warning for everything it drops.
+#[derive(Debug)]
+pub struct IncomingEnvelope {
     owner_uid: u32,
-    myorigin: &str,
-) -> (Envelope, Option<String>) {
-    let claimed = drop.attr("uid");
-    let warning = match claimed {
-        Some(c) if c == owner_uid.to_string() => None,
-        Some(c) => Some(format!(
-            "uid attribute {c} differs from file owner {owner_uid}; using the owner"
-        )),
-        None => Some(format!(
-            "no uid attribute; using the file owner {owner_uid}"
-        )),
-    };
-    let mut attrs: Vec<(String, String)> = vec![("uid".into(), owner_uid.to_string())];
-    attrs.extend(drop.attrs.iter().filter(|(n, _)| n != "uid").cloned());
-    if !attrs.iter().any(|(n, _)| n == "rewrite_context") {
-        attrs.push(("rewrite_context".into(), "local".into()));
+    myorigin: String,
+    env: Envelope,
+    warnings: Vec<String>,
+    /// Warnings beyond MAX_WARNINGS, only counted.
+    suppressed: usize,
+}
+
+impl IncomingEnvelope {
+    /// Starts an envelope for a file owned by `owner_uid`, with the attributes pickup
+    /// vouches for.
+    pub fn new(owner_uid: u32, myorigin: &str) -> Self {
+        IncomingEnvelope {
+            owner_uid,
+            myorigin: myorigin.to_string(),
+            env: Envelope {
+                attrs: vec![
+                    ("uid".into(), owner_uid.to_string()),
+                    ("rewrite_context".into(), "local".into()),
+                ],
+                ..Envelope::default()
+            },
+            warnings: Vec::new(),
+            suppressed: 0,
+        }
     }
-    let recipients = drop
-        .recipients
-        .iter()
-        .filter(|r| !r.done)
-        .map(|r| {
-            let address = qualify(&r.address, myorigin);
-            let orig = if r.orig_address.is_empty() {
-                &r.address
-            } else {
-                &r.orig_address
-            };
-            Recipient {
-                address,
-                orig_address: qualify(orig, myorigin),
-                notify: r.notify.clone(),
-                ..Recipient::default()
-            }
-        })
-        .collect();
-    let env = Envelope {
-        sender: qualify(&drop.sender, myorigin),
-        arrival_us: drop.arrival_us,
-        attrs,
-        recipients,
-    };
-    (env, warning)
+
+    fn warn(&mut self, text: String) {
+        if self.warnings.len() < MAX_WARNINGS {
+            self.warnings.push(text);
+        } else {
+            self.suppressed += 1;
+        }
+    }
+
+    /// The file's arrival time, unless it lies in the future (then `now_us`).
+    pub fn arrival(&mut self, claimed_us: i64, now_us: i64) {
+        self.env.arrival_us = if claimed_us > now_us.saturating_add(MAX_FUTURE_US) {
+            self.warn(format!(
+                "uid={}: arrival time {} seconds in the future; using the current time",
+                self.owner_uid,
+                (claimed_us - now_us) / 1_000_000
+            ));
+            now_us
+        } else {
+            claimed_us
+        };
+    }
+
+    pub fn sender(&mut self, sender: &str) {
+        self.env.sender = qualify(sender, &self.myorigin);
+    }
+
+    /// Copies the attribute if a local submitter may set it.
+    pub fn attribute(&mut self, name: &str, value: &str) {
+        let uid = self.owner_uid;
+        if self.env.attr(name).is_some() && check_attribute(name, value).is_ok() {
+            // One of each is all rostdrop writes; more would only grow the queue file.
+            self.warn(format!(
+                "uid={uid}: ignoring attribute record: {}={} (duplicate)",
+                shown(name),
+                shown(value)
+            ));
+            return;
+        }
+        match check_attribute(name, value) {
+            Ok(()) => self.env.attrs.push((name.to_string(), value.to_string())),
+            // What rostdrop itself writes: no news.
+            Err(AttrRefusal::Trusted)
+                if (name == "uid" && value == uid.to_string())
+                    || (name == "rewrite_context" && value == "local") => {}
+            Err(AttrRefusal::Trusted) if name == "uid" => self.warn(format!(
+                "uid={uid}: uid attribute {} differs from the file owner; using the owner",
+                shown(value)
+            )),
+            Err(why) => self.warn(format!(
+                "uid={uid}: ignoring attribute record: {}={} ({why})",
+                shown(name),
+                shown(value)
+            )),
+        }
+    }
+
+    /// An attribute too long to read: ignored, named by its first bytes.
+    pub fn oversized_attribute(&mut self, head: &str, len: u64) {
+        self.warn(format!(
+            "uid={}: ignoring attribute record of {len} bytes (over {MAX_ENVELOPE_RECORD}): {}...",
+            self.owner_uid,
+            shown(head)
+        ));
+    }
+
+    /// Adds a pending recipient (done ones are skipped; an invalid NOTIFY is dropped).
+    pub fn recipient(&mut self, r: &Recipient) -> Result<(), EnvelopeError> {
+        if r.done {
+            return Ok(());
+        }
+        if self.env.recipients.len() >= MAX_RECIPIENTS {
+            return Err(EnvelopeError::TooManyRecipients);
+        }
+        let orig = if r.orig_address.is_empty() {
+            &r.address
+        } else {
+            &r.orig_address
+        };
+        let notify = if valid_notify(&r.notify) {
+            r.notify.clone()
+        } else {
+            self.warn(format!(
+                "uid={}: ignoring invalid NOTIFY {} of recipient {}",
+                self.owner_uid,
+                shown(&r.notify),
+                shown(&r.address)
+            ));
+            String::new()
+        };
+        self.env.recipients.push(Recipient {
+            address: qualify(&r.address, &self.myorigin),
+            orig_address: qualify(orig, &self.myorigin),
+            notify,
+            ..Recipient::default()
+        });
+        Ok(())
+    }
+
+    /// The finished envelope and the warnings to log.
+    pub fn finish(mut self) -> Result<(Envelope, Vec<String>), EnvelopeError> {
+        if self.env.recipients.is_empty() {
+            return Err(EnvelopeError::NoRecipients);
+        }
+        if self.suppressed > 0 {
+            self.warnings.push(format!(
+                "uid={}: {} more warnings about this file not logged",
+                self.owner_uid, self.suppressed
+            ));
+        }
+        Ok((self.env, self.warnings))
+    }
+}
+
+/// At most SHOWN_VALUE characters of a submitter's text, escaped for one log line.
+fn shown(text: &str) -> String {
+    let cut: String = text.chars().take(SHOWN_VALUE).collect();
+    let more = if cut.len() < text.len() { "..." } else { "" };
+    format!("{}{more}", cut.escape_default())
 }
 
 /// `Received: by HOST (Rostfix, from userid UID)\n\tid ID; DATE\n`, as Postfix writes
@@ -66,76 +195,183 @@ pub fn received_header(myhostname: &str, uid: u32, queue_id: &str, date: &str) -
 mod tests {
     use super::*;
 
-    fn drop_env(uid: Option<&str>) -> Envelope {
-        let mut attrs = vec![("rewrite_context".to_string(), "local".to_string())];
-        if let Some(u) = uid {
-            attrs.insert(0, ("uid".into(), u.into()));
+    fn rcpt(address: &str, orig: &str, notify: &str) -> Recipient {
+        Recipient {
+            address: address.into(),
+            orig_address: orig.into(),
+            notify: notify.into(),
+            ..Recipient::default()
         }
-        Envelope {
-            sender: "joe".into(),
-            arrival_us: 42,
-            attrs,
-            recipients: vec![
-                Recipient {
-                    address: "amy".into(),
-                    orig_address: "amy".into(),
-                    ..Recipient::default()
-                },
-                Recipient {
-                    address: "bob@x.org".into(),
-                    orig_address: String::new(),
-                    ..Recipient::default()
-                },
-                Recipient {
-                    address: "old".into(),
-                    done: true,
-                    ..Recipient::default()
-                },
-            ],
+    }
+
+    fn build(attrs: &[(&str, &str)]) -> (Envelope, Vec<String>) {
+        let mut b = IncomingEnvelope::new(1000, "example.org");
+        b.arrival(42, 100);
+        b.sender("joe");
+        for (n, v) in attrs {
+            b.attribute(n, v);
         }
+        b.recipient(&rcpt("amy", "amy", "")).unwrap();
+        b.finish().unwrap()
     }
 
     #[test]
     fn qualifies_and_keeps_arrival() {
-        let (e, w) = incoming_envelope(&drop_env(Some("1000")), 1000, "example.org");
-        assert!(w.is_none());
+        let mut b = IncomingEnvelope::new(1000, "example.org");
+        b.arrival(42, 100);
+        b.sender("joe");
+        b.attribute("uid", "1000");
+        b.attribute("rewrite_context", "local");
+        b.recipient(&rcpt("amy", "amy", "")).unwrap();
+        b.recipient(&rcpt("bob@x.org", "", "SUCCESS")).unwrap();
+        let mut done = rcpt("old", "old", "");
+        done.done = true;
+        b.recipient(&done).unwrap();
+        let (e, w) = b.finish().unwrap();
+        assert!(w.is_empty(), "{w:?}");
         assert_eq!(e.sender, "joe@example.org");
         assert_eq!(e.arrival_us, 42);
         let addrs: Vec<_> = e
             .recipients
             .iter()
-            .map(|r| (r.address.as_str(), r.orig_address.as_str()))
+            .map(|r| {
+                (
+                    r.address.as_str(),
+                    r.orig_address.as_str(),
+                    r.notify.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             addrs,
             vec![
-                ("amy@example.org", "amy@example.org"),
-                ("bob@x.org", "bob@x.org")
+                ("amy@example.org", "amy@example.org", ""),
+                ("bob@x.org", "bob@x.org", "SUCCESS")
             ]
         );
-        assert_eq!(e.attr("uid"), Some("1000"));
-        assert_eq!(e.attr("rewrite_context"), Some("local"));
+        assert_eq!(
+            e.attrs,
+            vec![
+                ("uid".to_string(), "1000".to_string()),
+                ("rewrite_context".to_string(), "local".to_string())
+            ]
+        );
     }
 
     #[test]
     fn owner_wins_over_claimed_uid() {
-        let (e, w) = incoming_envelope(&drop_env(Some("0")), 1000, "example.org");
+        let (e, w) = build(&[("uid", "0")]);
         assert_eq!(e.attr("uid"), Some("1000"));
         assert_eq!(e.attrs.iter().filter(|(n, _)| n == "uid").count(), 1);
-        assert!(w.unwrap().contains("differs from file owner 1000"));
-        let (e, w) = incoming_envelope(&drop_env(None), 1000, "example.org");
-        assert_eq!(e.attr("uid"), Some("1000"));
-        assert!(w.is_some());
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("uid attribute 0 differs"), "{w:?}");
+    }
+
+    #[test]
+    fn forged_attributes_are_dropped_with_a_warning() {
+        let forged = [
+            ("alias_expanded", "1"),
+            ("client_address", "203.0.113.9"),
+            ("client_name", "forged.example"),
+            ("sasl_username", "admin"),
+            ("protocol", "ESMTPA"),
+            ("rewrite_context", "remote"),
+            ("dsn_ret", "bogus"),
+        ];
+        let (e, w) = build(&forged);
+        assert_eq!(
+            e.attrs,
+            vec![
+                ("uid".to_string(), "1000".to_string()),
+                ("rewrite_context".to_string(), "local".to_string())
+            ]
+        );
+        assert_eq!(w.len(), forged.len());
+        assert!(w[0].starts_with("uid=1000: ignoring attribute record: alias_expanded=1"));
+        assert!(
+            w[5].contains("rewrite_context=remote (set by pickup itself)"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn permitted_attributes_are_kept() {
+        let (e, w) = build(&[
+            ("body_type", "8BITMIME"),
+            ("dsn_ret", "HDRS"),
+            ("dsn_envid", "x1"),
+        ]);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(e.attr("body_type"), Some("8BITMIME"));
+        assert_eq!(e.attr("dsn_ret"), Some("HDRS"));
+        assert_eq!(e.attr("dsn_envid"), Some("x1"));
+    }
+
+    #[test]
+    fn warnings_are_short_and_one_line() {
+        let mut b = IncomingEnvelope::new(7, "example.org");
+        b.attribute("junk", &format!("a\nb{}", "x".repeat(10_000)));
+        b.oversized_attribute("junk=xxxx", 8_000_000);
+        b.recipient(&rcpt("amy", "amy", "EVERYTHING")).unwrap();
+        let (e, w) = b.finish().unwrap();
+        assert_eq!(e.recipients[0].notify, "");
+        assert_eq!(w.len(), 3);
+        for line in &w {
+            assert!(!line.contains('\n') && line.len() < 300, "{line}");
+        }
+        assert!(w[0].contains("junk=a\\nbxxx"), "{}", w[0]);
+        assert!(w[1].contains("of 8000000 bytes"), "{}", w[1]);
+    }
+
+    #[test]
+    fn duplicates_and_floods_are_bounded() {
+        let mut b = IncomingEnvelope::new(7, "example.org");
+        for _ in 0..1000 {
+            b.attribute("dsn_ret", "HDRS");
+            b.attribute("client_name", "x");
+        }
+        b.recipient(&rcpt("amy", "", "")).unwrap();
+        let (e, w) = b.finish().unwrap();
+        assert_eq!(e.attrs.iter().filter(|(n, _)| n == "dsn_ret").count(), 1);
+        assert_eq!(e.attrs.len(), 3);
+        assert_eq!(w.len(), MAX_WARNINGS + 1);
+        assert_eq!(
+            w.last().map(String::as_str),
+            Some("uid=7: 1979 more warnings about this file not logged")
+        );
+    }
+
+    #[test]
+    fn future_arrival_is_clamped() {
+        let mut b = IncomingEnvelope::new(7, "example.org");
+        b.arrival(i64::MAX, 1_000_000);
+        b.recipient(&rcpt("amy", "", "")).unwrap();
+        let (e, w) = b.finish().unwrap();
+        assert_eq!(e.arrival_us, 1_000_000);
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn recipient_limits() {
+        let b = IncomingEnvelope::new(7, "example.org");
+        assert_eq!(b.finish().unwrap_err(), EnvelopeError::NoRecipients);
+        let mut b = IncomingEnvelope::new(7, "example.org");
+        for _ in 0..MAX_RECIPIENTS {
+            b.recipient(&rcpt("a", "", "")).unwrap();
+        }
+        assert_eq!(
+            b.recipient(&rcpt("a", "", "")),
+            Err(EnvelopeError::TooManyRecipients)
+        );
     }
 
     #[test]
     fn null_sender_stays_null() {
-        let mut d = drop_env(Some("5"));
-        d.sender.clear();
-        d.attrs.retain(|(n, _)| n != "rewrite_context");
-        let (e, _) = incoming_envelope(&d, 5, "example.org");
+        let mut b = IncomingEnvelope::new(5, "example.org");
+        b.sender("");
+        b.recipient(&rcpt("amy", "", "")).unwrap();
+        let (e, _) = b.finish().unwrap();
         assert_eq!(e.sender, "");
-        assert_eq!(e.attr("rewrite_context"), Some("local"));
     }
 
     #[test]

@@ -10,9 +10,13 @@ SYNOPSIS
 DESCRIPTION
     Started by master(8) (`pickup unix n - y 60 1 pickup`). Takes the files
     rostdrop(1) left in maildrop/, trusting the file owner's uid rather than
-    anything in the file, qualifies bare addresses with @$myorigin, adds a
-    Received: header, writes the message durably into incoming/, removes the
-    maildrop file and wakes qmgr. Unparseable files go to corrupt/.
+    anything in the file, copies only the sender, recipients and the attributes
+    a local submitter may set (body_type, dsn_ret, dsn_envid; others are ignored
+    with a warning), qualifies bare addresses with @$myorigin, adds a Received:
+    header, streams the content into incoming/ (a message over
+    message_size_limit is removed, not queued), removes the maildrop file and
+    wakes qmgr. Unparseable files go to corrupt/; entries that are not regular
+    files are removed, or logged once and skipped if they cannot be.
 
 OPTIONS
     Set by master(8), never typed by hand: -n NAME (service), -t TYPE, -c (chroot

@@ -6,15 +6,17 @@
 
 #![forbid(unsafe_code)]
 
+mod attrs;
 mod envelope;
 mod help;
 mod process;
 mod qualify;
+mod scan;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use process::{pickup_file, PickupError, Settings};
-use rostfix_queue::{list_queue, move_file, QueueName};
+use process::Settings;
 use rostfix_service::Service;
+use scan::Scanner;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
@@ -57,56 +59,33 @@ fn main() {
         log::error!("fatal: {e}");
         std::process::exit(1);
     }
-    let settings = Settings {
+    let mut scanner = Scanner::new(Settings {
         myhostname: service.config.get("myhostname"),
         myorigin: service.config.get("myorigin"),
-    };
+        message_size_limit: u64::try_from(service.config.get_int("message_size_limit"))
+            .unwrap_or(0),
+    });
 
     loop {
         if !service.master_alive() {
             log::info!("master is gone; exiting");
             std::process::exit(0);
         }
-        scan(&settings);
+        scanner.scan(Path::new("."), wake_qmgr);
         if wait_for_trigger(&service, &listeners) == Wait::MasterGone {
             std::process::exit(0);
         }
     }
 }
 
-/// Queues every maildrop file with a queue id name; corrupt ones go to corrupt/.
-fn scan(settings: &Settings) {
-    let root = Path::new(".");
-    let names = match list_queue(root, QueueName::Maildrop) {
-        Ok(n) => n,
-        Err(e) => {
-            log::warn!("scan maildrop: {e}");
-            return;
-        }
-    };
-    for name in names {
-        match pickup_file(root, &name, settings) {
-            Ok(q) => {
-                log::info!("{}: uid={} from=<{}>", q.new_id, q.uid, q.sender);
-                if let Err(e) = rostfix_proto::send_trigger(
-                    Path::new("public/qmgr"),
-                    &rostfix_proto::Trigger::Wakeup,
-                    std::time::Duration::from_secs(2),
-                ) {
-                    log::warn!("{e}");
-                }
-            }
-            Err(PickupError::Gone) => {}
-            Err(PickupError::Corrupt(reason)) => {
-                log::warn!("maildrop/{name}: corrupt queue file: {reason}; moved to corrupt/");
-                if let Err(e) = move_file(root, QueueName::Maildrop, QueueName::Corrupt, &name) {
-                    log::warn!("maildrop/{name}: move to corrupt/: {e}");
-                }
-            }
-            Err(PickupError::Retry(reason)) => {
-                log::warn!("maildrop/{name}: {reason}; will retry");
-            }
-        }
+/// Wakes qmgr for a message just queued.
+fn wake_qmgr(_: &process::Queued) {
+    if let Err(e) = rostfix_proto::send_trigger(
+        Path::new("public/qmgr"),
+        &rostfix_proto::Trigger::Wakeup,
+        std::time::Duration::from_secs(2),
+    ) {
+        log::warn!("{e}");
     }
 }
 

@@ -1,15 +1,23 @@
-//! Moving one maildrop/ file into incoming/: check the file, parse it, write a new
-//! queue file through QueueWriter (Received: header + the same content), commit, and
-//! only then unlink the maildrop file.
+//! Moving one maildrop/ file into incoming/: open it without following links and
+//! check it with fstat (a regular file; its owner is the submitter), then read it
+//! record by record: the envelope records through the rules of envelope.rs, the
+//! content records streamed one at a time into a new queue file (after pickup's
+//! Received: header) while their size is counted against message_size_limit. The new
+//! file is committed, and only then the maildrop file unlinked. No record is held in
+//! memory whole but one of at most 64 KiB, or an envelope record within
+//! MAX_ENVELOPE_RECORD.
 //!
 //! Crash window (accepted, as in Postfix): after the incoming/ file is committed and
 //! before the maildrop/ file is unlinked, a crash makes the next scan queue the message
 //! a second time (a duplicate, never a loss).
 
-use crate::envelope::{incoming_envelope, received_header};
+use crate::envelope::{received_header, IncomingEnvelope, MAX_ENVELOPE_RECORD};
 use rostfix_maillog::date::{format_rfc5322, local_offset};
-use rostfix_queue::{queue_path, QueueError, QueueFile, QueueName, QueueWriter};
-use std::os::unix::fs::MetadataExt;
+use rostfix_queue::{
+    queue_path, Envelope, QueueError, QueueName, QueueWriter, RecordStream, StreamRecord,
+};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,6 +26,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct Settings {
     pub myhostname: String,
     pub myorigin: String,
+    /// Largest message content accepted, in bytes; 0 means no limit.
+    pub message_size_limit: u64,
 }
 
 /// A message that made it into incoming/.
@@ -40,6 +50,23 @@ pub enum PickupError {
     /// Could not write now (disk full, ...): the file stays for the next scan.
     #[error("{0}")]
     Retry(String),
+    /// A directory, symbolic link, FIFO... that someone with the maildrop group's
+    /// write access put there: never a message. The caller removes it if it can.
+    #[error("not a regular file ({kind})")]
+    NotRegular {
+        uid: u32,
+        /// Inode number, so that an entry that cannot be removed is recognised later.
+        ino: u64,
+        kind: &'static str,
+    },
+    /// The content exceeds message_size_limit: rostdrop refuses such a message, so the
+    /// file was not written by it. The caller removes it; nothing was queued.
+    #[error("message file too big")]
+    TooBig {
+        uid: u32,
+        sender: String,
+        limit: u64,
+    },
 }
 
 fn from_read_error(e: QueueError) -> PickupError {
@@ -53,20 +80,109 @@ fn from_read_error(e: QueueError) -> PickupError {
     }
 }
 
-/// Queues `root/maildrop/name`; `root` is "." after confinement.
-pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queued, PickupError> {
-    let path = queue_path(root, QueueName::Maildrop, name);
-    let meta = match std::fs::symlink_metadata(&path) {
+/// The kind of a non-regular file, for the log.
+fn kind_of(ft: std::fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "directory"
+    } else if ft.is_symlink() {
+        "symbolic link"
+    } else if ft.is_fifo() {
+        "FIFO"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
+/// Opens a maildrop entry that must be a regular file: O_NOFOLLOW so a link swapped in
+/// after the scan's lstat is never followed to a file mail_owner may read, O_NONBLOCK
+/// so a FIFO cannot hang pickup, and fstat on what was actually opened.
+fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), PickupError> {
+    let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(PickupError::Gone),
         Err(e) => return Err(PickupError::Retry(format!("{}: {e}", path.display()))),
     };
+    let not_regular = |m: &std::fs::Metadata| PickupError::NotRegular {
+        uid: m.uid(),
+        ino: m.ino(),
+        kind: kind_of(m.file_type()),
+    };
     if !meta.file_type().is_file() {
-        return Err(PickupError::Corrupt(format!(
-            "not a regular file (uid {})",
-            meta.uid()
-        )));
+        return Err(not_regular(&meta));
     }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(PickupError::Gone),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(PickupError::NotRegular {
+                uid: meta.uid(),
+                ino: meta.ino(),
+                kind: "symbolic link",
+            })
+        }
+        // The owner made it unreadable: it would fail the same way at every scan.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(PickupError::Corrupt(format!("cannot open: {e}")))
+        }
+        Err(e) => return Err(PickupError::Retry(format!("{}: {e}", path.display()))),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| PickupError::Retry(format!("{}: fstat: {e}", path.display())))?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(&meta));
+    }
+    Ok((file, meta))
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Reads the envelope records up to the first content record (returned too, if any).
+fn read_envelope(
+    stream: &mut RecordStream,
+    owner: u32,
+    myorigin: &str,
+) -> Result<(Envelope, StreamRecord), PickupError> {
+    let mut incoming = IncomingEnvelope::new(owner, myorigin);
+    let now = now_us();
+    let first_content = loop {
+        match stream.next_record().map_err(from_read_error)? {
+            StreamRecord::Time(t) => incoming.arrival(t, now),
+            StreamRecord::Sender(s) => incoming.sender(&s),
+            StreamRecord::Attr { name, value } => incoming.attribute(&name, &value),
+            StreamRecord::OversizedAttr { head, len } => incoming.oversized_attribute(&head, len),
+            StreamRecord::Recipient(r) => incoming
+                .recipient(&r)
+                .map_err(|e| PickupError::Corrupt(e.to_string()))?,
+            other @ (StreamRecord::Content(_) | StreamRecord::End) => break other,
+        }
+    };
+    let (envelope, warnings) = incoming
+        .finish()
+        .map_err(|e| PickupError::Corrupt(e.to_string()))?;
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    Ok((envelope, first_content))
+}
+
+/// Queues `root/maildrop/name`; `root` is "." after confinement.
+pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queued, PickupError> {
+    let path = queue_path(root, QueueName::Maildrop, name);
+    let (file, meta) = open_regular(&path)?;
     if meta.nlink() > 1 {
         log::warn!(
             "maildrop/{name}: uid {}: file has {} links",
@@ -75,15 +191,10 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
         );
     }
     let owner = meta.uid();
-    let file = QueueFile::open_path(&path, QueueName::Maildrop).map_err(from_read_error)?;
-    let (envelope, warning) = incoming_envelope(&file.envelope, owner, &settings.myorigin);
-    if let Some(w) = warning {
-        log::warn!("maildrop/{name}: {w}");
-    }
-    if envelope.recipients.is_empty() {
-        return Err(PickupError::Corrupt("no recipients".into()));
-    }
-    let content = file.read_content().map_err(from_read_error)?;
+    let mut stream =
+        RecordStream::new(file, &path, MAX_ENVELOPE_RECORD).map_err(from_read_error)?;
+    let (envelope, first_content) = read_envelope(&mut stream, owner, &settings.myorigin)?;
+    let mut next = Some(first_content);
 
     let mut writer =
         // pickup runs as mail_owner: it may reuse finished messages' files.
@@ -103,12 +214,50 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
         &new_id,
         &format_rfc5322(now, local_offset(now)),
     );
-    let written = writer
+    writer
         .write_content(received.as_bytes())
-        .and_then(|()| writer.write_content(&content));
-    if let Err(e) = written {
-        writer.abort();
-        return Err(PickupError::Retry(e.to_string()));
+        .map_err(|e| PickupError::Retry(e.to_string()))?;
+    // Dropping `writer` on any error below removes its temporary file.
+    let mut size = 0u64;
+    let mut first = true;
+    loop {
+        let record = match next.take() {
+            Some(r) => r,
+            None => stream.next_record().map_err(from_read_error)?,
+        };
+        match record {
+            StreamRecord::Content(chunk) => {
+                size += chunk.len() as u64;
+                let limit = settings.message_size_limit;
+                if limit != 0 && size > limit {
+                    return Err(PickupError::TooBig {
+                        uid: owner,
+                        sender: envelope.sender,
+                        limit,
+                    });
+                }
+                if first && !chunk.is_empty() {
+                    first = false;
+                    if matches!(chunk[0], b' ' | b'\t') {
+                        // A leading folded line would continue pickup's own Received:
+                        // header; as Postfix does, an empty line first makes the
+                        // whole submission body instead.
+                        writer
+                            .write_content(b"\n")
+                            .map_err(|e| PickupError::Retry(e.to_string()))?;
+                    }
+                }
+                writer
+                    .write_content(&chunk)
+                    .map_err(|e| PickupError::Retry(e.to_string()))?;
+            }
+            StreamRecord::End => break,
+            other => {
+                return Err(PickupError::Corrupt(format!(
+                    "unexpected {other:?} in content"
+                )))
+            }
+        }
     }
     let new_id = writer
         .commit()
@@ -137,7 +286,7 @@ mod tests {
         }
         ready
     }
-    use rostfix_queue::{list_queue, Envelope, Recipient};
+    use rostfix_queue::{list_queue, QueueFile, Recipient};
     use std::path::PathBuf;
 
     fn queue_root(name: &str) -> PathBuf {
@@ -153,17 +302,26 @@ mod tests {
         Settings {
             myhostname: "mail.example.org".into(),
             myorigin: "example.org".into(),
+            message_size_limit: 100_000,
         }
     }
 
     fn drop_message(root: &Path, claimed_uid: &str) -> String {
-        let env = Envelope {
-            sender: "joe".into(),
-            arrival_us: 1_000_000,
-            attrs: vec![
+        drop_with(
+            root,
+            vec![
                 ("uid".into(), claimed_uid.into()),
                 ("rewrite_context".into(), "local".into()),
             ],
+            b"Subject: hi\n\nbody\n",
+        )
+    }
+
+    fn drop_with(root: &Path, attrs: Vec<(String, String)>, content: &[u8]) -> String {
+        let env = Envelope {
+            sender: "joe".into(),
+            arrival_us: 1_000_000,
+            attrs,
             recipients: vec![Recipient {
                 address: "amy".into(),
                 orig_address: "amy".into(),
@@ -171,7 +329,7 @@ mod tests {
             }],
         };
         let mut w = QueueWriter::create(root, QueueName::Maildrop, &env).unwrap();
-        w.write_content(b"Subject: hi\n\nbody\n").unwrap();
+        w.write_content(content).unwrap();
         w.commit().unwrap()
     }
 
@@ -246,10 +404,107 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", root.join("maildrop/ABCDEF777")).unwrap();
         let err = pickup_file(&root, "ABCDEF777", &settings()).unwrap_err();
         assert!(
-            matches!(&err, PickupError::Corrupt(r) if r.contains("not a regular file")),
+            matches!(
+                &err,
+                PickupError::NotRegular {
+                    kind: "symbolic link",
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(list_queue(&root, QueueName::Incoming).unwrap().is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn only_permitted_attributes_reach_incoming() {
+        let root = queue_root("forged");
+        let name = drop_with(
+            &root,
+            vec![
+                ("uid".into(), "0".into()),
+                ("alias_expanded".into(), "1".into()),
+                ("client_address".into(), "203.0.113.9".into()),
+                ("sasl_username".into(), "admin".into()),
+                ("rewrite_context".into(), "remote".into()),
+                ("junk".into(), "x".repeat(8 << 20)),
+                ("dsn_ret".into(), "HDRS".into()),
+            ],
+            b"Subject: hi\n\nbody\n",
+        );
+        let q = pickup_file(&root, &name, &settings()).unwrap();
+        let qf = QueueFile::open(&root, QueueName::Incoming, &q.new_id).unwrap();
+        let names: Vec<&str> = qf.envelope.attrs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["uid", "rewrite_context", "dsn_ret"]);
+        assert_eq!(qf.envelope.attr("rewrite_context"), Some("local"));
+        assert_eq!(qf.envelope.attr("uid"), Some(q.uid.to_string().as_str()));
+        let size = std::fs::metadata(&qf.path).unwrap().len();
+        assert!(size < 4096, "{size}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn content_over_the_limit_is_not_queued() {
+        let root = queue_root("big");
+        let content = vec![b'x'; 100_001];
+        let name = drop_with(&root, vec![], &content);
+        let err = pickup_file(&root, &name, &settings()).unwrap_err();
+        assert!(
+            matches!(&err, PickupError::TooBig { limit: 100_000, sender, .. } if sender == "joe@example.org"),
+            "{err}"
+        );
+        assert!(list_queue(&root, QueueName::Incoming).unwrap().is_empty());
+        assert_eq!(std::fs::read_dir(root.join("incoming")).unwrap().count(), 0);
+        // Exactly at the limit is queued; the limit counts the submitted content only.
+        let name = drop_with(&root, vec![], &content[..100_000]);
+        let q = pickup_file(&root, &name, &settings()).unwrap();
+        let qf = QueueFile::open(&root, QueueName::Incoming, &q.new_id).unwrap();
+        assert!(qf.content_len > 100_000);
+        // No limit at all.
+        let name = drop_with(&root, vec![], &content);
+        let mut unlimited = settings();
+        unlimited.message_size_limit = 0;
+        assert!(pickup_file(&root, &name, &unlimited).is_ok());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn non_regular_entries_are_reported_with_their_kind() {
+        let root = queue_root("special");
+        std::fs::create_dir(root.join("maildrop/ABCDEF100")).unwrap();
+        nix::unistd::mkfifo(
+            &root.join("maildrop/ABCDEF200"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        for (name, want) in [("ABCDEF100", "directory"), ("ABCDEF200", "FIFO")] {
+            let err = pickup_file(&root, name, &settings()).unwrap_err();
+            assert!(
+                matches!(err, PickupError::NotRegular { kind, .. } if kind == want),
+                "{name}"
+            );
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn leading_whitespace_cannot_extend_the_received_header() {
+        let root = queue_root("fold");
+        let name = drop_with(
+            &root,
+            vec![],
+            b"\tfrom trusted.example\nSubject: x\n\nbody\n",
+        );
+        let q = pickup_file(&root, &name, &settings()).unwrap();
+        let qf = QueueFile::open(&root, QueueName::Incoming, &q.new_id).unwrap();
+        let content = String::from_utf8(qf.read_content().unwrap()).unwrap();
+        assert!(
+            content.contains("\n\n\tfrom trusted.example\n"),
+            "{content}"
+        );
+        let headers = content.split("\n\n").next().unwrap();
+        assert!(!headers.contains("trusted.example"), "{headers}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -201,7 +201,7 @@ pub(crate) fn io_err(path: &Path, source: std::io::Error) -> QueueError {
     }
 }
 
-fn map_parse(path: &Path, e: ParseError) -> QueueError {
+pub(crate) fn map_parse(path: &Path, e: ParseError) -> QueueError {
     match e {
         ParseError::Io(source) => io_err(path, source),
         ParseError::Corrupt(reason) => QueueError::Corrupt {

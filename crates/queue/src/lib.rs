@@ -21,6 +21,7 @@ mod parse;
 mod record;
 mod recycle;
 mod rewrite;
+mod stream;
 #[cfg(test)]
 mod tempdir;
 mod writer;
@@ -37,4 +38,5 @@ pub use logs::{
 };
 pub use recycle::{Recycler, RECYCLE_DIR, RECYCLE_LIMIT, RECYCLE_MAX_SIZE};
 pub use rewrite::rewrite_envelope;
+pub use stream::{RecordStream, StreamRecord};
 pub use writer::QueueWriter;

@@ -43,7 +43,7 @@ pub(crate) struct Parsed {
 }
 
 /// A record type byte as it should appear in a reason: `'R'` or `0x00`.
-fn describe(t: u8) -> String {
+pub(crate) fn describe(t: u8) -> String {
     if t.is_ascii_graphic() {
         format!("'{}'", t as char)
     } else {
@@ -70,7 +70,7 @@ impl<R: Read + Seek> RecordReader<R> {
         })
     }
 
-    fn remaining(&self) -> u64 {
+    pub(crate) fn remaining(&self) -> u64 {
         self.len.saturating_sub(self.pos)
     }
 
@@ -129,7 +129,7 @@ impl<R: Read + Seek> RecordReader<R> {
     }
 
     /// Skips a payload whose length [`Self::header`] validated.
-    fn skip(&mut self, n: u64) -> Result<(), ParseError> {
+    pub(crate) fn skip(&mut self, n: u64) -> Result<(), ParseError> {
         if n > self.remaining() {
             return corrupt(format!("offset {}: truncated record", self.pos));
         }
@@ -140,7 +140,7 @@ impl<R: Read + Seek> RecordReader<R> {
     }
 
     /// The header of a record that must exist; a clean end here is a missing `E`.
-    fn need_header(&mut self) -> Result<(u64, u8, u64), ParseError> {
+    pub(crate) fn need_header(&mut self) -> Result<(u64, u8, u64), ParseError> {
         match self.header()? {
             Some(h) => Ok(h),
             None => corrupt("missing end record"),
@@ -148,12 +148,12 @@ impl<R: Read + Seek> RecordReader<R> {
     }
 }
 
-fn utf8(offset: u64, what: &str, bytes: Vec<u8>) -> Result<String, ParseError> {
+pub(crate) fn utf8(offset: u64, what: &str, bytes: Vec<u8>) -> Result<String, ParseError> {
     String::from_utf8(bytes).or_else(|_| corrupt(format!("offset {offset}: {what} is not UTF-8")))
 }
 
 /// Parses the arrival time: optional `-`, then 1..=19 ASCII digits, no other characters.
-fn parse_time(offset: u64, s: &str) -> Result<i64, ParseError> {
+pub(crate) fn parse_time(offset: u64, s: &str) -> Result<i64, ParseError> {
     let digits = s.strip_prefix('-').unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return corrupt(format!("offset {offset}: bad arrival time {s:?}"));
@@ -162,7 +162,11 @@ fn parse_time(offset: u64, s: &str) -> Result<i64, ParseError> {
         .or_else(|_| corrupt(format!("offset {offset}: bad arrival time {s:?}")))
 }
 
-fn parse_recipient(offset: u64, rtype: u8, payload: Vec<u8>) -> Result<Recipient, ParseError> {
+pub(crate) fn parse_recipient(
+    offset: u64,
+    rtype: u8,
+    payload: Vec<u8>,
+) -> Result<Recipient, ParseError> {
     let text = utf8(offset, "recipient", payload)?;
     let mut fields = text.split('\0');
     let (Some(address), Some(orig), Some(notify), None) =
