@@ -16,6 +16,7 @@ class _Handler(socketserver.StreamRequestHandler):
         line = self.rfile.readline(65536)
         if not line:
             raise ConnectionError("client went away")
+        self.last_raw = line
         return line.decode("latin-1").rstrip("\r\n")
 
     def _send(self, text):
@@ -39,13 +40,14 @@ class _Handler(socketserver.StreamRequestHandler):
                     self._send("250 ok")
                 elif verb == "DATA":
                     self._send("354 go")
-                    data = []
+                    data, raw = [], b""
                     while True:
                         l = self._line()
+                        raw += self.last_raw
                         if l == ".":
                             break
                         data.append(l[1:] if l.startswith("..") else l)
-                    sink.received(sender, rcpts, "\n".join(data) + "\n")
+                    sink.received(sender, rcpts, "\n".join(data) + "\n", raw)
                     self._send("250 queued")
                 elif verb == "QUIT":
                     self._send("221 bye")
@@ -66,6 +68,7 @@ class Sink:
 
     def __init__(self, port, remail=None):
         self.messages = []
+        self.raw = []
         self.remail = remail or {}
         self.lock = threading.Lock()
         self.server = _Server(("127.0.0.1", port), _Handler)
@@ -73,9 +76,11 @@ class Sink:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def received(self, sender, rcpts, data):
+    def received(self, sender, rcpts, data, raw=b""):
         with self.lock:
             self.messages.append((sender, rcpts, data))
+            # The DATA bytes exactly as they came, terminating ".\r\n" included.
+            self.raw.append(raw)
         for r in rcpts:
             if r in self.remail:
                 host, port, to = self.remail[r]

@@ -53,6 +53,9 @@ def tls(make_instance, workdir):
         "smtpd_tls_cert_file": f"{certs}/rsa.pem",
         "smtpd_tls_key_file": f"{certs}/rsa.key",
         "smtpd_tls_protocols": "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1",
+        # The injection test pipelines after STARTTLS on purpose, to show the
+        # plaintext discard; with the guard on it would get 554 5.5.0 instead.
+        "smtpd_forbid_unauth_pipelining": "no",
     }, master_extra=master_extra)
     inst.ports = ports
     return inst

@@ -661,25 +661,34 @@ fn finish(outcomes: Vec<Option<Outcome>>) -> Vec<Outcome> {
         .collect()
 }
 
-/// Message content as sent after DATA: bare LF becomes CRLF, a line starting with `.`
-/// gets another `.` (RFC 5321 4.5.2), and the last line is terminated. The final
+/// Message content as sent after DATA: every line ends in CR LF, a line starting with
+/// `.` gets another `.` (RFC 5321 4.5.2), and the last line is terminated. The final
 /// `.\r\n` is not included.
+///
+/// A line ends at LF (stored content ends lines in LF; a CR right before it is part of
+/// the line end). A CR anywhere else becomes a space, as Postfix's smtp client does:
+/// RFC 5321 2.3.8 forbids sending a bare CR, and a receiver that takes one for a line
+/// end would read `\r.\r` as the end of the data and what follows as commands.
 pub fn to_wire(content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + content.len() / 32 + 2);
     let mut line_start = true;
-    let mut prev = 0u8;
-    for &b in content {
-        if line_start && b == b'.' {
-            out.push(b'.');
+    for (i, &b) in content.iter().enumerate() {
+        match b {
+            b'\r' if content.get(i + 1) == Some(&b'\n') => {}
+            b'\n' => {
+                out.extend_from_slice(b"\r\n");
+                line_start = true;
+            }
+            _ => {
+                if line_start && b == b'.' {
+                    out.push(b'.');
+                }
+                out.push(if b == b'\r' { b' ' } else { b });
+                line_start = false;
+            }
         }
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        line_start = b == b'\n';
-        prev = b;
     }
-    if !content.is_empty() && !line_start {
+    if !line_start {
         out.extend_from_slice(b"\r\n");
     }
     out

@@ -253,13 +253,30 @@ fn wire_conversion() {
     assert_eq!(to_wire(b""), b"");
 }
 
+#[test]
+fn bare_cr_goes_out_as_a_space() {
+    // The smuggling sequence stays inside one line instead of ending the data early.
+    assert_eq!(
+        to_wire(b"a\r.\rMAIL FROM:<e@x>\n"),
+        b"a . MAIL FROM:<e@x>\r\n"
+    );
+    assert_eq!(to_wire(b"\r.\r\n"), b" .\r\n");
+    assert_eq!(to_wire(b"x\r"), b"x \r\n");
+    assert_eq!(to_wire(b"x\r\r\ny"), b"x \r\ny\r\n");
+    // A CR right before LF is the line end; a dot after it is stuffed.
+    assert_eq!(to_wire(b"a\r\n.\r\n"), b"a\r\n..\r\n");
+}
+
 proptest! {
     #[test]
-    fn wire_never_has_bare_lf_or_lone_dot_line(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+    fn wire_never_has_bare_cr_or_lf_or_lone_dot_line(data in proptest::collection::vec(any::<u8>(), 0..300)) {
         let w = to_wire(&data);
         for (i, &b) in w.iter().enumerate() {
             if b == b'\n' {
                 prop_assert!(i > 0 && w[i - 1] == b'\r');
+            }
+            if b == b'\r' {
+                prop_assert_eq!(w.get(i + 1), Some(&b'\n'));
             }
         }
         prop_assert!(!w.windows(5).any(|x| x == b"\r\n.\r\n"));

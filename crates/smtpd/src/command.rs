@@ -37,6 +37,23 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the client must wait for this command's reply before sending more
+    /// (RFC 2920 3.1: EHLO, DATA, VRFY, NOOP and QUIT end a pipelined group; HELO and
+    /// STARTTLS change what may follow, as Postfix also treats them). MAIL, RCPT, RSET
+    /// and BDAT (whose chunk follows its line by design) may be pipelined.
+    pub fn ends_group(&self) -> bool {
+        matches!(
+            self,
+            Command::Helo(_)
+                | Command::Ehlo(_)
+                | Command::Data
+                | Command::Noop
+                | Command::Quit
+                | Command::Vrfy(_)
+                | Command::Starttls
+        )
+    }
+
     /// Lowercase name used in the disconnect statistics.
     pub fn name(&self) -> &'static str {
         match self {

@@ -117,6 +117,39 @@ impl<T: Transport> SmtpIo<T> {
         Ok(self.reader.buffer())
     }
 
+    /// Whether the client sent input we have not used yet: buffered bytes, or bytes the
+    /// transport can hand over without waiting (pulled into the buffer here, so they
+    /// can be shown in the log). The end of input is not input: a client that sends
+    /// QUIT and shuts its side down did nothing wrong.
+    pub fn input_pending(&mut self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        if !self.reader.get_mut().input_ready() {
+            return false;
+        }
+        // Ready: this read returns at once.
+        matches!(self.fill(), Ok(buf) if !buf.is_empty())
+    }
+
+    /// The first `max` bytes of the buffered input, for a log line.
+    pub fn buffered_preview(&self, max: usize) -> &[u8] {
+        let buf = self.reader.buffer();
+        &buf[..buf.len().min(max)]
+    }
+
+    /// Throws away up to `limit` bytes of input the client has already sent, without
+    /// waiting for more; returns how many. Done before hanging up on a client: closing
+    /// a socket with unread input makes the kernel answer with RST, which can destroy
+    /// our last reply before the client reads it.
+    pub fn discard_sent_input(&mut self, limit: usize) -> usize {
+        let mut dropped = 0;
+        while dropped < limit && self.input_pending() {
+            dropped += self.discard_buffered();
+        }
+        dropped
+    }
+
     /// Marks `n` bytes of the buffered input as used.
     pub fn consume(&mut self, n: usize) {
         self.reader.consume(n);

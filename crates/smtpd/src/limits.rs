@@ -7,6 +7,8 @@
 //!   `smtpd_forbid_bare_newline_reject_code` and `_exclusions` (Postfix 3.9);
 //! - `header_size_limit`: the longest single (logical, folded) header line;
 //! - `disable_vrfy_command`, `smtputf8_enable`;
+//! - `smtpd_forbid_unauth_pipelining` (Postfix 3.9, default yes): see
+//!   [`ProtoSettings::forbids_pipelining`];
 //! - `rostfix_smtpd_greet_pause`: the pre-greeting check (see [`pregreet_check`]);
 //! - the anvil client limits (`smtpd_client_*_limit`, with
 //!   `smtpd_client_event_limit_exceptions`), enforced through [`crate::anvil_client`].
@@ -61,6 +63,8 @@ pub struct ProtoSettings {
     pub smtputf8_enable: bool,
     /// rostfix_smtpd_greet_pause; zero = off.
     pub greet_pause: Duration,
+    /// smtpd_forbid_unauth_pipelining.
+    pub forbid_unauth_pipelining: bool,
     pub client_limits: ClientLimits,
     pub limit_exceptions: NetworkList,
 }
@@ -78,6 +82,7 @@ impl ProtoSettings {
             disable_vrfy: false,
             smtputf8_enable: true,
             greet_pause: Duration::ZERO,
+            forbid_unauth_pipelining: true,
             client_limits: ClientLimits {
                 connection_count: 50,
                 ..ClientLimits::default()
@@ -127,6 +132,7 @@ impl ProtoSettings {
         s.disable_vrfy = boolean(get, "disable_vrfy_command", false)?;
         s.smtputf8_enable = boolean(get, "smtputf8_enable", true)?;
         s.greet_pause = time(get, "rostfix_smtpd_greet_pause", Duration::ZERO)?;
+        s.forbid_unauth_pipelining = boolean(get, "smtpd_forbid_unauth_pipelining", true)?;
         s.client_limits = ClientLimits {
             connection_count: int(get, "smtpd_client_connection_count_limit", 50)?,
             connection_rate: int(get, "smtpd_client_connection_rate_limit", 0)?,
@@ -145,6 +151,13 @@ impl ProtoSettings {
     pub fn rejects_bare_lf(&self, ip: Option<IpAddr>) -> bool {
         self.bare_newline == BareNewline::Reject
             && ip.is_some_and(|ip| !self.bare_newline_exclusions.contains(ip))
+    }
+
+    /// Whether improper pipelining ends the session of a client at `ip` that has not
+    /// authenticated. Local-socket clients (None) are left alone, as with bare LF: they
+    /// are local programs, not the network senders this stops.
+    pub fn forbids_pipelining(&self, ip: Option<IpAddr>, authenticated: bool) -> bool {
+        self.forbid_unauth_pipelining && ip.is_some() && !authenticated
     }
 
     /// Whether the anvil limits apply to a client at `ip`.
@@ -347,6 +360,10 @@ mod tests {
         assert!(s.rejects_bare_lf("127.0.0.1".parse().ok()));
         assert!(!s.rejects_bare_lf("192.0.2.7".parse().ok()));
         assert!(!s.limits_apply("127.0.0.1".parse().ok()));
+        assert!(s.forbid_unauth_pipelining, "Postfix 3.9's default");
+        let s = load(&[("smtpd_forbid_unauth_pipelining", "no")]).unwrap();
+        assert!(!s.forbids_pipelining("192.0.2.7".parse().ok(), false));
+        assert!(load(&[("smtpd_forbid_unauth_pipelining", "maybe")]).is_err());
         assert!(load(&[("smtpd_forbid_bare_newline", "maybe")]).is_err());
         assert!(load(&[("smtpd_forbid_bare_newline_reject_code", "250")]).is_err());
     }

@@ -22,6 +22,8 @@
 //! policy and header limit in limits.rs, and the anvil rate limits in anvil_client.rs.
 //! With smtpd_forbid_bare_newline = yes a command or message with a bare LF gets
 //! `550 5.5.2 <host> Error: bare <LF> received` and the session ends (Postfix 3.9).
+//! Input sent ahead of a reply the client had to wait for is improper pipelining
+//! (pipelining.rs): under smtpd_forbid_unauth_pipelining it ends the session with 554.
 
 use crate::anvil_client::Anvil;
 use crate::client::ClientInfo;
@@ -43,6 +45,10 @@ use crate::tls::{SecurityLevel, TlsInfo, Transport};
 use rostfix_queue::{Envelope, Recipient};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// At most this much input is read and dropped before hanging up on improper
+/// pipelining (see [`SmtpIo::discard_sent_input`]).
+const DISCARD_LIMIT: usize = 64 * 1024;
+
 /// Content is handed to the queue in pieces of about this size.
 const WRITE_CHUNK: usize = 64 * 1024;
 
@@ -58,6 +64,9 @@ pub enum SessionEnd {
     Forbidden,
     /// A bare LF under smtpd_forbid_bare_newline = yes.
     BareNewline,
+    /// Input sent before a reply it had to wait for, under
+    /// smtpd_forbid_unauth_pipelining (pipelining.rs).
+    ImproperPipelining,
 }
 
 /// The current mail transaction.
@@ -107,6 +116,8 @@ pub struct Session<'a, S: QueueSink> {
     anvil: Anvil,
     /// SMTP AUTH state (session_auth.rs).
     auth: crate::auth::AuthState,
+    /// Improper pipelining was seen (and logged) in this session.
+    ill_pipelining: bool,
 }
 
 impl<'a, S: QueueSink> Session<'a, S> {
@@ -129,6 +140,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             serial: 0,
             anvil: Anvil::disabled(),
             auth: crate::auth::AuthState::default(),
+            ill_pipelining: false,
         }
     }
 
@@ -160,10 +172,18 @@ impl<'a, S: QueueSink> Session<'a, S> {
             log::info!("disconnect from {who} {}", self.stats.summary());
             return SessionEnd::Lost;
         }
-        io.send(&Reply::plain(220, vec![self.cfg.banner.clone()]));
-        let end = self.command_loop(&mut io);
+        let end = match self.pipelining_before_greeting(&mut io, wrapper) {
+            Some(end) => end,
+            None => {
+                io.send(&Reply::plain(220, vec![self.cfg.banner.clone()]));
+                self.command_loop(&mut io)
+            }
+        };
         if let Err(e) = io.flush() {
             log::debug!("flush to {who} failed: {e}");
+        }
+        if end == SessionEnd::ImproperPipelining {
+            io.discard_sent_input(DISCARD_LIMIT);
         }
         log::info!("disconnect from {who} {}", self.stats.summary());
         end
@@ -207,6 +227,11 @@ impl<'a, S: QueueSink> Session<'a, S> {
             match parse_command(&line) {
                 Ok(cmd) => {
                     self.last = cmd.name().to_ascii_uppercase();
+                    if cmd.ends_group() {
+                        if let Some(end) = self.pipelining_after(cmd.name(), io) {
+                            return end;
+                        }
+                    }
                     if let Some(end) = self.dispatch(cmd, io) {
                         return end;
                     }
@@ -698,6 +723,8 @@ fn error_reply(e: &CommandError) -> Reply {
 
 #[path = "bdat.rs"]
 mod bdat;
+#[path = "pipelining.rs"]
+mod pipelining;
 #[path = "receive.rs"]
 mod receive;
 #[path = "session_auth.rs"]

@@ -82,9 +82,13 @@ impl QueuedMessage for FakeMessage {
     }
 }
 
+/// The scripts below send a whole session as one input, i.e. as one client write: the
+/// pipelining guard would stop most of them at EHLO, so it is off here and tested on
+/// its own in pipelining_tests.rs.
 fn settings() -> Settings {
     let mut s = Settings::defaults("mx.example.com");
     s.mynetworks = NetworkList::parse(["127.0.0.0/8", "[::1]/128"]).unwrap();
+    s.proto.forbid_unauth_pipelining = false;
     s
 }
 
@@ -117,6 +121,8 @@ fn codes(lines: &[String]) -> Vec<&str> {
 
 #[path = "auth_session_tests.rs"]
 mod auth_session_tests;
+#[path = "pipelining_tests.rs"]
+mod pipelining_tests;
 #[path = "proto_tests.rs"]
 mod proto_tests;
 
@@ -658,6 +664,9 @@ impl Transport for FakeTls {
     }
     fn tls_available(&self) -> bool {
         self.available
+    }
+    fn input_ready(&mut self) -> bool {
+        false
     }
 }
 

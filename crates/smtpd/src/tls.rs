@@ -11,6 +11,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ProtocolVersion, ServerConfig, ServerConnection, StreamOwned};
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 /// smtpd_tls_security_level.
@@ -232,6 +233,9 @@ pub trait Transport: Read + Write {
     fn start_tls(&mut self) -> Result<TlsInfo, io::Error>;
     /// Whether a TLS configuration is loaded, i.e. STARTTLS can be offered.
     fn tls_available(&self) -> bool;
+    /// Whether a read now would return at once (input the client already sent, or the
+    /// end of it) instead of waiting: the improper-pipelining check. Never blocks.
+    fn input_ready(&mut self) -> bool;
 }
 
 /// A plain or TLS socket (TCP or UNIX-domain).
@@ -279,7 +283,7 @@ impl<S: Read + Write> Write for NetStream<S> {
     }
 }
 
-impl<S: Read + Write> Transport for NetStream<S> {
+impl<S: Read + Write + AsFd> Transport for NetStream<S> {
     /// The socket's SO_RCVTIMEO/SO_SNDTIMEO (smtpd_timeout) bound every handshake read
     /// and write, as they bound plain reads; later TLS reads go through the same socket.
     fn start_tls(&mut self) -> Result<TlsInfo, io::Error> {
@@ -302,6 +306,37 @@ impl<S: Read + Write> Transport for NetStream<S> {
     fn tls_available(&self) -> bool {
         matches!(self, NetStream::Plain(_, Some(_)))
     }
+
+    fn input_ready(&mut self) -> bool {
+        match self {
+            NetStream::Plain(s, _) => readable_now(s),
+            NetStream::Tls(t) => {
+                // A readable socket may hold only part of a record, or no application
+                // data at all: one read of what is there (it cannot block), then ask
+                // rustls whether plaintext came out of it.
+                if readable_now(&t.sock) {
+                    match t.conn.read_tls(&mut t.sock) {
+                        Ok(0) => return true,
+                        Ok(_) => {}
+                        Err(e) => return e.kind() != io::ErrorKind::WouldBlock,
+                    }
+                }
+                match t.conn.process_new_packets() {
+                    Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
+                    // The next read fails at once with this error.
+                    Err(_) => true,
+                }
+            }
+            NetStream::Broken => true,
+        }
+    }
+}
+
+/// poll(2) with a zero timeout: whether the socket has input (or EOF) right now.
+fn readable_now(sock: &impl AsFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
 /// Separate input and output without TLS: the unit tests' in-memory transport.
@@ -334,6 +369,11 @@ impl<R: Read, W: Write> Transport for Duplex<R, W> {
         Err(io::Error::other("TLS not available"))
     }
     fn tls_available(&self) -> bool {
+        false
+    }
+    /// Only what the session already buffered counts as sent: the next read of an
+    /// in-memory input stands for the client's next write.
+    fn input_ready(&mut self) -> bool {
         false
     }
 }
