@@ -39,7 +39,7 @@ use crate::failure::Failure;
 use crate::headers::{delivered_copy, has_delivered_to};
 use crate::listfile::{read_forward, read_include};
 use crate::mbox;
-use crate::privileges::{Identity, PrivGuard};
+use crate::privileges::{unprivileged, Identity, PrivGuard};
 use crate::recipient::{local_part, parse_recipient, plausible_user_name};
 use crate::resubmit::Forwarder;
 use rostfix_maps::Map;
@@ -568,14 +568,12 @@ impl<'a> Expansion<'a> {
                 if !self.seen.insert(format!("file:{path}")) {
                     return;
                 }
-                let result = deliver_file(
-                    self.settings,
-                    self.msg,
-                    &self.top,
-                    Path::new(&path),
-                    origin.privs.ident,
-                )
-                .map(|()| format!("delivered to file: {path}"));
+                let result = self
+                    .unprivileged(origin.privs.ident)
+                    .and_then(|ident| {
+                        deliver_file(self.settings, self.msg, &self.top, Path::new(&path), ident)
+                    })
+                    .map(|()| format!("delivered to file: {path}"));
                 self.leaf(&cur, result);
             }
             Item::Command(cmd) => {
@@ -642,7 +640,20 @@ impl<'a> Expansion<'a> {
         }
     }
 
+    /// Commands and files never run as root: uid/gid 0 become default_privs'.
+    fn unprivileged(&self, ident: Identity) -> Result<Identity, Failure> {
+        let default = self.conf.default_privs.as_ref().map(|u| Identity {
+            uid: u.uid,
+            gid: u.gid,
+        });
+        unprivileged(ident, default).map_err(|e| {
+            log::warn!("{e}");
+            Failure::defer("4.3.0", e.to_string())
+        })
+    }
+
     fn run(&self, cmd: &str, ident: Identity, attrs: &Attributes) -> Result<(), Failure> {
+        let ident = self.unprivileged(ident)?;
         let cwd = if self.conf.command_execution_directory.trim().is_empty() {
             None
         } else {

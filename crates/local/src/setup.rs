@@ -95,7 +95,8 @@ pub fn local_conf(cfg: &MainCf) -> LocalConf {
         Ok(Some(u)) if !u.uid.is_root() => Some(u),
         Ok(Some(_)) => {
             log::warn!(
-                "default_privs must not be root; aliases cannot run commands or write files"
+                "default_privs must not be root: commands and files of aliases and of \
+                 mail for root are deferred"
             );
             None
         }
