@@ -128,6 +128,8 @@ pub fn local_conf(cfg: &MainCf) -> LocalConf {
         mailbox_command: cfg.get("mailbox_command"),
         command_time_limit: cfg.get_time("command_time_limit"),
         command_execution_directory: raw("command_execution_directory"),
+        command_expansion_filter: cfg.get("command_expansion_filter"),
+        execution_directory_expansion_filter: cfg.get("execution_directory_expansion_filter"),
         local_command_shell: cfg.get("local_command_shell"),
         export_environment: cfg.get_list("export_environment"),
         luser_relay: raw("luser_relay"),
