@@ -135,6 +135,11 @@ pub static PARAMS: &[ParamDef] = &[
     p("empty_address_recipient", "MAILER-DAEMON", ParamKind::Str),
     p("enable_long_queue_ids", "no", ParamKind::Bool),
     p("error_notice_recipient", "postmaster", ParamKind::Str),
+    p(
+        "execution_directory_expansion_filter",
+        "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        ParamKind::Str,
+    ),
     p("expand_owner_alias", "no", ParamKind::Bool),
     p("expansion_size_limit", "1000", ParamKind::Int),
     p("export_environment", "TZ MAIL_CONFIG LANG", ParamKind::List),

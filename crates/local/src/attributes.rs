@@ -8,6 +8,12 @@
 //! recipient_delimiter) makes the whole result "undefined": forward_path skips such
 //! an entry, exactly why `$home/.forward${recipient_delimiter}${extension}` is only
 //! tried for addresses with an extension.
+//!
+//! What reaches a command is censored as Postfix does: in its environment (SENDER,
+//! RECIPIENT, EXTENSION, ...) and in the values substituted into
+//! command_execution_directory, every character outside command_expansion_filter
+//! (resp. execution_directory_expansion_filter) becomes `_`, so text the client chose
+//! (an extension with backticks, `$(...)`, `;`) cannot act as shell syntax.
 
 /// The attributes of the recipient being delivered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,12 +59,31 @@ fn nonempty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
+/// `value` with every character not in `allowed` replaced by `_`.
+pub fn censor(value: &str, allowed: &str) -> String {
+    value
+        .chars()
+        .map(|c| if allowed.contains(c) { c } else { '_' })
+        .collect()
+}
+
 /// Expands `text`; None when a plain reference had no value. `params` answers names
 /// that are not attributes (main.cf parameters).
 pub fn expand(
     text: &str,
     attrs: &Attributes,
     params: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    expand_filtered(text, attrs, params, None)
+}
+
+/// [`expand`] with every substituted value [`censor`]ed by `filter` when given (the
+/// template's own text is the administrator's and stays as written).
+pub fn expand_filtered(
+    text: &str,
+    attrs: &Attributes,
+    params: &dyn Fn(&str) -> Option<String>,
+    filter: Option<&str>,
 ) -> Option<String> {
     let mut out = String::new();
     let mut rest = text;
@@ -98,11 +123,14 @@ pub fn expand(
             .map(str::to_string)
             .or_else(|| params(name).filter(|v| !v.is_empty()));
         match (cond, value) {
-            (Some(("?", t)), Some(_)) => out.push_str(&expand(t, attrs, params)?),
+            (Some(("?", t)), Some(_)) => out.push_str(&expand_filtered(t, attrs, params, filter)?),
             (Some(("?", _)), None) => {}
-            (Some((_, t)), None) => out.push_str(&expand(t, attrs, params)?),
+            (Some((_, t)), None) => out.push_str(&expand_filtered(t, attrs, params, filter)?),
             (Some(_), Some(_)) => {}
-            (None, Some(v)) => out.push_str(&v),
+            (None, Some(v)) => match filter {
+                Some(allowed) => out.push_str(&censor(&v, allowed)),
+                None => out.push_str(&v),
+            },
             (None, None) => return None,
         }
     }
@@ -114,14 +142,19 @@ pub fn expand(
 /// by export_environment copied from ours, PATH reset to the system default, then
 /// HOME, USER, LOGNAME, SHELL, SENDER, RECIPIENT, LOCAL, DOMAIN, EXTENSION and
 /// ORIGINAL_RECIPIENT (the last six as Postfix exports them, EXTENSION only when
-/// there is one).
-pub fn command_environment(attrs: &Attributes, export: &[String]) -> Vec<(String, String)> {
+/// there is one). The values set here (not the exported ones, which are ours) are
+/// [`censor`]ed by `filter` (command_expansion_filter).
+pub fn command_environment(
+    attrs: &Attributes,
+    export: &[String],
+    filter: &str,
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = export
         .iter()
         .filter(|name| name.as_str() != "PATH")
         .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
         .collect();
-    let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
+    let mut set = |k: &str, v: &str| env.push((k.to_string(), censor(v, filter)));
     set("PATH", "/usr/bin:/bin");
     set("HOME", &attrs.home);
     set("USER", &attrs.user);
@@ -199,9 +232,39 @@ mod tests {
         );
     }
 
+    const POSTFIX_FILTER: &str =
+        "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+    #[test]
+    fn environment_values_are_censored() {
+        let mut a = attrs(Some("x`id`$(reboot);|&"));
+        a.sender = "a&b 'c'@example.net".into();
+        a.recipient = "alice+x`id`@example.org".into();
+        let env = command_environment(&a, &[], POSTFIX_FILTER);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("EXTENSION"), Some("x_id___reboot____"));
+        assert_eq!(get("SENDER"), Some("a_b__c_@example.net"));
+        assert_eq!(get("RECIPIENT"), Some("alice+x_id_@example.org"));
+        assert_eq!(get("HOME"), Some("/home/alice"));
+    }
+
+    #[test]
+    fn filtered_expansion_censors_values_not_the_template() {
+        let a = attrs(Some("a/../`b`"));
+        let got = expand_filtered("/srv/$user;x/${extension}", &a, &no_params, Some("abc/."));
+        // `;` is the administrator's; the `..` of a value survives (both characters are
+        // in this filter) while the backticks do not.
+        assert_eq!(got.as_deref(), Some("/srv/a__c_;x/a/../_b_"));
+        assert_eq!(censor("ok-1", POSTFIX_FILTER), "ok-1");
+    }
+
     #[test]
     fn environment() {
-        let env = command_environment(&attrs(Some("lists")), &["NO_SUCH_VAR_X".into()]);
+        let env = command_environment(
+            &attrs(Some("lists")),
+            &["NO_SUCH_VAR_X".into()],
+            POSTFIX_FILTER,
+        );
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("PATH"), Some("/usr/bin:/bin"));
         assert_eq!(get("HOME"), Some("/home/alice"));
@@ -215,7 +278,7 @@ mod tests {
         assert_eq!(get("EXTENSION"), Some("lists"));
         assert_eq!(get("ORIGINAL_RECIPIENT"), Some("Alice+lists@example.org"));
         assert_eq!(get("NO_SUCH_VAR_X"), None);
-        let env = command_environment(&attrs(None), &[]);
+        let env = command_environment(&attrs(None), &[], POSTFIX_FILTER);
         assert!(!env.iter().any(|(k, _)| k == "EXTENSION"));
     }
 }

@@ -6,18 +6,22 @@
 //! mailbox_size_limit (RLIMIT_FSIZE), killed with its whole process group after
 //! command_time_limit. A bounded amount of its output (standard output and error
 //! together) is kept for the bounce or defer reason; the exit status is mapped by
-//! [`crate::sysexits`].
+//! [`crate::sysexits`]. Input, output and the wait happen in the calling thread on
+//! non-blocking pipes: no helper thread (and no copy of the message) can outlive the
+//! delivery when a daemon the command started holds the pipes.
 
 #![allow(unsafe_code)] // every unsafe block here states why it is sound
 
 use crate::failure::Failure;
 use crate::privileges::{running_as_root, Identity};
 use crate::sysexits::{command_outcome, CommandEnd};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How much command output is kept for the diagnostic (Postfix keeps about 2 KiB).
@@ -126,58 +130,124 @@ pub fn run_command(spec: &CommandSpec<'_>) -> Result<(), Failure> {
     // comes when the command (and its children) close theirs.
     drop(cmd);
 
-    if let Some(mut stdin) = child.stdin.take() {
-        let input = spec.input.to_vec();
-        // A command that does not read its input must not block us: the writer gets
-        // EPIPE (SIGPIPE is ignored in Rust programs) once the command exits.
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-    }
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(read_bounded(out_read));
-    });
+    let stdin = child.stdin.take();
+    let end = match pump(&mut child, stdin, out_read, spec) {
+        Ok(end) => end,
+        Err(e) => {
+            kill_group(&mut child);
+            return Err(Failure::defer(
+                "4.3.0",
+                format!("waiting for command \"{}\": {e}", spec.command),
+            ));
+        }
+    };
+    command_outcome(end.0, spec.command, &printable_output(&end.1))
+}
 
+fn kill_group(child: &mut std::process::Child) {
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+fn set_nonblocking(fd: &impl AsFd) -> std::io::Result<()> {
+    let flags = fcntl(fd, FcntlArg::F_GETFL)?;
+    fcntl(
+        fd,
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )?;
+    Ok(())
+}
+
+/// Feeds the input, collects the output and waits for the command, all in this
+/// thread with non-blocking pipes: no helper thread can outlive the delivery (a
+/// daemon the command started may hold either pipe forever without reading or
+/// writing; we stop at command_time_limit, and OUTPUT_GRACE after the command
+/// ended). Returns how it ended and the first [`OUTPUT_KEEP`] bytes of output.
+fn pump(
+    child: &mut std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    output: std::io::PipeReader,
+    spec: &CommandSpec<'_>,
+) -> std::io::Result<(CommandEnd, Vec<u8>)> {
+    let mut stdin = stdin;
+    let mut output = Some(output);
+    if let Some(w) = &stdin {
+        set_nonblocking(w)?;
+    }
+    if let Some(r) = &output {
+        set_nonblocking(r)?;
+    }
+    let mut written = 0usize;
+    let mut kept = Vec::new();
     let deadline = Instant::now() + spec.time_limit;
-    let end = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                break match (status.code(), status.signal()) {
+    let mut ended: Option<(CommandEnd, Instant)> = None;
+    loop {
+        if ended.is_none() {
+            if let Some(status) = child.try_wait()? {
+                let end = match (status.code(), status.signal()) {
                     (Some(code), _) => CommandEnd::Exited(code),
                     (None, Some(sig)) => CommandEnd::Signaled(sig),
                     (None, None) => CommandEnd::Signaled(0),
                 };
-            }
-            Ok(None) if Instant::now() >= deadline => {
-                let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-                let _ = child.wait();
-                break CommandEnd::TimedOut;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => {
-                return Err(Failure::defer(
-                    "4.3.0",
-                    format!("waiting for command \"{}\": {e}", spec.command),
-                ))
+                // Whatever input is left has no reader any more.
+                stdin = None;
+                ended = Some((end, Instant::now() + OUTPUT_GRACE));
+            } else if Instant::now() >= deadline {
+                kill_group(child);
+                return Ok((CommandEnd::TimedOut, kept));
             }
         }
-    };
-    let output = rx.recv_timeout(OUTPUT_GRACE).unwrap_or_default();
-    command_outcome(end, spec.command, &printable_output(&output))
-}
-
-/// Reads the command's output to EOF, keeping the first [`OUTPUT_KEEP`] bytes.
-fn read_bounded(mut r: impl Read) -> Vec<u8> {
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) | Err(_) => return kept,
-            Ok(n) => {
-                let room = OUTPUT_KEEP.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
+        if let Some((_, grace_end)) = &ended {
+            if output.is_none() || Instant::now() >= *grace_end {
+                return Ok((ended.map(|e| e.0).unwrap_or(CommandEnd::TimedOut), kept));
+            }
+        }
+        let mut fds = Vec::with_capacity(2);
+        if let Some(w) = &stdin {
+            fds.push(PollFd::new(w.as_fd(), PollFlags::POLLOUT));
+        }
+        if let Some(r) = &output {
+            fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
+        }
+        // Short waits: the exit of the command is noticed by try_wait, not by poll.
+        match poll(&mut fds, PollTimeout::from(10u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        drop(fds);
+        if let Some(w) = stdin.as_mut() {
+            match w.write(&spec.input[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // EPIPE: the command does not read its input; that is its business
+                // (SIGPIPE is ignored in Rust programs).
+                Err(_) => written = spec.input.len(),
+            }
+            if written >= spec.input.len() {
+                stdin = None;
+            }
+        }
+        if let Some(r) = output.as_mut() {
+            let mut buf = [0u8; 4096];
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) => {
+                        output = None;
+                        break;
+                    }
+                    Ok(n) => {
+                        let room = OUTPUT_KEEP.saturating_sub(kept.len());
+                        kept.extend_from_slice(&buf[..n.min(room)]);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        output = None;
+                        break;
+                    }
+                }
             }
         }
     }

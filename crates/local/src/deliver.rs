@@ -174,7 +174,7 @@ pub fn deliver_file(
         dotlock: false,
         owner: None,
     };
-    mbox::deliver(path, &record, &opts).map_err(|e| {
+    mbox::deliver_file(path, &record, &opts).map_err(|e| {
         let f = mbox_failure(&e, path, &format!("uid {}", ident.uid));
         Failure {
             text: format!(
@@ -311,6 +311,7 @@ fn mbox_failure(e: &MboxError, path: &Path, user: &str) -> Failure {
     );
     match e {
         MboxError::Full { .. } => Failure::bounce("5.2.2", text),
+        MboxError::Executable => Failure::bounce("5.7.1", text),
         _ => match e.io_error() {
             Some(io) => Failure::from_io(io, text),
             None => Failure::defer("4.2.0", text),

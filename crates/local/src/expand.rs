@@ -43,7 +43,7 @@
 //! from: a bounce caused by it is reported to `owner-NAME` ([`bounce_owner`]), and
 //! forwarded copies carry the owner as their sender.
 
-use crate::attributes::{command_environment, expand, Attributes};
+use crate::attributes::{command_environment, expand, expand_filtered, Attributes};
 use crate::command::{run_command, CommandSpec};
 use crate::deliver::{deliver_file, deliver_mailbox, Message, Settings, UserInfo};
 use crate::expansion_list::{parse_file, parse_list, Item};
@@ -51,7 +51,7 @@ use crate::failure::Failure;
 use crate::headers::{delivered_copy, has_delivered_to};
 use crate::listfile::{open_include, read_forward};
 use crate::mbox;
-use crate::privileges::{Identity, PrivGuard};
+use crate::privileges::{unprivileged, Identity, PrivGuard};
 use crate::recipient::{local_part, parse_recipient, plausible_user_name};
 use crate::resubmit::Forwarder;
 use nix::unistd::Uid;
@@ -59,6 +59,10 @@ use rostfix_maps::Map;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Postfix's default command_expansion_filter and execution_directory_expansion_filter.
+pub const POSTFIX_EXPANSION_FILTER: &str =
+    "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /// Deepest nesting of aliases, .forward and :include: files.
 pub const MAX_NESTING: usize = 20;
@@ -87,6 +91,11 @@ pub struct LocalConf {
     pub mailbox_command: String,
     pub command_time_limit: Duration,
     pub command_execution_directory: String,
+    /// command_expansion_filter / execution_directory_expansion_filter: the
+    /// characters allowed in a command's environment values and in the values
+    /// substituted into command_execution_directory (others become `_`).
+    pub command_expansion_filter: String,
+    pub execution_directory_expansion_filter: String,
     pub local_command_shell: String,
     pub export_environment: Vec<String>,
     pub luser_relay: String,
@@ -121,6 +130,8 @@ impl LocalConf {
             mailbox_command: String::new(),
             command_time_limit: Duration::from_secs(1000),
             command_execution_directory: String::new(),
+            command_expansion_filter: POSTFIX_EXPANSION_FILTER.into(),
+            execution_directory_expansion_filter: POSTFIX_EXPANSION_FILTER.into(),
             local_command_shell: String::new(),
             export_environment: vec!["TZ".into(), "MAIL_CONFIG".into(), "LANG".into()],
             luser_relay: String::new(),
@@ -618,14 +629,12 @@ impl<'a> Expansion<'a> {
                 if !self.seen.insert(format!("file:{path}")) {
                     return;
                 }
-                let result = deliver_file(
-                    self.settings,
-                    self.msg,
-                    &self.top,
-                    Path::new(&path),
-                    origin.privs.ident,
-                )
-                .map(|()| format!("delivered to file: {path}"));
+                let result = self
+                    .unprivileged(origin.privs.ident)
+                    .and_then(|ident| {
+                        deliver_file(self.settings, self.msg, &self.top, Path::new(&path), ident)
+                    })
+                    .map(|()| format!("delivered to file: {path}"));
                 self.leaf(&cur, result);
             }
             Item::Command(cmd) => {
@@ -722,13 +731,29 @@ impl<'a> Expansion<'a> {
         self.expand_items(&cur, parse_file(&list.text), &inner, marker, level);
     }
 
+    /// Commands and files never run as root: uid/gid 0 become default_privs'.
+    fn unprivileged(&self, ident: Identity) -> Result<Identity, Failure> {
+        let default = self.conf.default_privs.as_ref().map(|u| Identity {
+            uid: u.uid,
+            gid: u.gid,
+        });
+        unprivileged(ident, default).map_err(|e| {
+            log::warn!("{e}");
+            Failure::defer("4.3.0", e.to_string())
+        })
+    }
+
     fn run(&self, cmd: &str, ident: Identity, attrs: &Attributes) -> Result<(), Failure> {
+        let ident = self.unprivileged(ident)?;
         let cwd = if self.conf.command_execution_directory.trim().is_empty() {
             None
         } else {
-            match expand(&self.conf.command_execution_directory, attrs, &|n| {
-                self.param(n)
-            }) {
+            match expand_filtered(
+                &self.conf.command_execution_directory,
+                attrs,
+                &|n| self.param(n),
+                Some(&self.conf.execution_directory_expansion_filter),
+            ) {
                 Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
                 _ => None,
             }
@@ -747,7 +772,11 @@ impl<'a> Expansion<'a> {
             command: cmd,
             shell: &self.conf.local_command_shell,
             ident,
-            env: command_environment(attrs, &self.conf.export_environment),
+            env: command_environment(
+                attrs,
+                &self.conf.export_environment,
+                &self.conf.command_expansion_filter,
+            ),
             cwd,
             input: &input,
             time_limit: self.conf.command_time_limit,

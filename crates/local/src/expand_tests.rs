@@ -39,8 +39,17 @@ fn conf(aliases: &str, home: &Path) -> LocalConf {
         map: open_map(&format!("inline:{{ {aliases} }}")).unwrap(),
         owner: None,
     }];
-    c.default_privs = Some(me("nobody", home));
+    c.default_privs = Some(default_privs(home));
     c
+}
+
+/// "nobody" with the test's identity; as root, the real nobody: commands and files
+/// never run as root, so a root default_privs would refuse them.
+fn default_privs(home: &Path) -> UserInfo {
+    match crate::deliver::system_user("nobody") {
+        Ok(Some(u)) if crate::privileges::running_as_root() => u,
+        _ => me("nobody", home),
+    }
 }
 
 const CONTENT: &[u8] = b"Subject: hi\n\nbody\n";
@@ -125,17 +134,35 @@ fn alias_to_two_users_and_duplicates_once() {
 #[test]
 fn command_and_file_from_alias() {
     let t = TestDir::new("exp-cmdfile");
+    // As root the command runs as the real nobody, who must write here.
+    std::fs::set_permissions(
+        t.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let out = t.path().join("cmd.out");
     let file = t.path().join("copy.mbox");
+    // As root a file delivery switches the euid of this whole (multi-threaded) test
+    // process; it is left to tests/privileges.rs and the end-to-end tests then.
+    let as_root = crate::privileges::running_as_root();
+    let file_item = if as_root {
+        String::new()
+    } else {
+        format!(", {}", file.display())
+    };
     let alias = format!(
-        "{{ pipe = \"|echo $RECIPIENT $SENDER $USER >{} ; cat >>{}\", {} }}",
+        "{{ pipe = \"|echo $RECIPIENT $SENDER $USER >{} ; cat >>{}\"{file_item} }}",
         out.display(),
         out.display(),
-        file.display()
     );
     let c = conf(&alias, t.path());
     let r = run(&c, t.path(), "pipe@example.org");
-    assert_eq!(r.leaves.len(), 2, "{:?}", r.leaves);
+    assert_eq!(
+        r.leaves.len(),
+        if as_root { 1 } else { 2 },
+        "{:?}",
+        r.leaves
+    );
     assert!(
         r.leaves
             .iter()
@@ -149,11 +176,43 @@ fn command_and_file_from_alias() {
         "{got}"
     );
     assert!(got.contains("\nDelivered-To: pipe@example.org\nSubject: hi\n"));
-    let mbox = std::fs::read_to_string(&file).unwrap();
-    assert!(
-        mbox.starts_with("From carol@example.net ") && mbox.ends_with("body\n\n"),
-        "{mbox}"
+    if !as_root {
+        let mbox = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            mbox.starts_with("From carol@example.net ") && mbox.ends_with("body\n\n"),
+            "{mbox}"
+        );
+    }
+}
+
+#[test]
+fn commands_and_files_never_run_as_root() {
+    let t = TestDir::new("exp-root");
+    let out = t.path().join("never");
+    let alias = format!(
+        "{{ cmd = \"|touch {}\" }}, {{ file = {} }}",
+        out.display(),
+        out.display()
     );
+    let mut c = conf(&alias, t.path());
+    // A root default_privs: uid 0 has nothing to become, so both are refused.
+    c.default_privs = Some(UserInfo {
+        name: "root".into(),
+        uid: nix::unistd::Uid::from_raw(0),
+        gid: nix::unistd::Gid::from_raw(0),
+        home: "/root".into(),
+    });
+    for rcpt in ["cmd@example.org", "file@example.org"] {
+        let r = run(&c, t.path(), rcpt);
+        assert_eq!(r.leaves.len(), 1, "{:?}", r.leaves);
+        let (perm, dsn, text) = r.leaves[0].1.clone().unwrap_err();
+        assert_eq!((perm, dsn), (false, "4.3.0"));
+        assert!(
+            text.starts_with("refusing to deliver to a command or file with uid 0"),
+            "{text}"
+        );
+    }
+    assert!(!out.exists());
 }
 
 #[test]

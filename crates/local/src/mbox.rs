@@ -32,6 +32,10 @@ pub enum MboxError {
     WrongOwner(u32),
     #[error("cannot open file: file was replaced while opening it")]
     Replaced,
+    /// A `/file` destination with an execute bit: appending mail to a program or
+    /// script would let whoever writes mail change what it runs.
+    #[error("destination file is executable")]
+    Executable,
     #[error("cannot open file: {0}")]
     Open(#[source] io::Error),
     #[error("unable to lock for exclusive access: {0}")]
@@ -284,12 +288,34 @@ fn format_tm(tm: &libc::tm) -> String {
 
 /// The whole mbox delivery as one identity: dotlock (if wanted), open, lock, append.
 pub fn deliver(path: &Path, record: &[u8], opts: &MboxOptions) -> Result<(), MboxError> {
+    append_to(path, record, opts, false)
+}
+
+/// [`deliver`] for a `/file` destination of an alias, .forward or :include: list:
+/// like Postfix's local, an existing file with any execute bit is refused (checked on
+/// the opened file, so a rename in between cannot slip an executable in).
+pub fn deliver_file(path: &Path, record: &[u8], opts: &MboxOptions) -> Result<(), MboxError> {
+    append_to(path, record, opts, true)
+}
+
+fn append_to(
+    path: &Path,
+    record: &[u8],
+    opts: &MboxOptions,
+    refuse_executable: bool,
+) -> Result<(), MboxError> {
     let _dotlock = if opts.dotlock {
         Dotlock::acquire(path, opts.lock_wait)?
     } else {
         None
     };
     let mut mailbox = Mailbox::open(path, opts.owner)?;
+    if refuse_executable {
+        let mode = mailbox.file.metadata().map_err(MboxError::Open)?.mode();
+        if mode & 0o111 != 0 {
+            return Err(MboxError::Executable);
+        }
+    }
     mailbox.lock(opts.lock_wait)?;
     mailbox.append(record, opts.size_limit)
 }
@@ -299,6 +325,32 @@ mod tests {
     use super::*;
     use crate::testdir::TestDir;
     use proptest::prelude::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn file_destination_refuses_executables() {
+        let t = TestDir::new("mbox-exec");
+        let script = t.path().join("tool.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        for mode in [0o700, 0o610, 0o601] {
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(mode)).unwrap();
+            let o = MboxOptions {
+                dotlock: false,
+                ..opts()
+            };
+            let e = deliver_file(&script, b"From x\n\n", &o).unwrap_err();
+            assert!(matches!(e, MboxError::Executable), "{mode:o}: {e}");
+        }
+        assert_eq!(std::fs::read(&script).unwrap(), b"#!/bin/sh\n");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let o = MboxOptions {
+            dotlock: false,
+            ..opts()
+        };
+        deliver_file(&script, b"From x\n\n", &o).unwrap();
+        // A new file is created 0600 and accepted.
+        deliver_file(&t.path().join("new"), b"From x\n\n", &o).unwrap();
+    }
 
     fn opts() -> MboxOptions {
         MboxOptions {

@@ -40,6 +40,41 @@ pub struct PrivError {
     source: nix::Error,
 }
 
+/// A command or file delivery that would run as root, with no default_privs to run
+/// it as instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refusing to deliver to a command or file with {what} 0: default_privs is unknown or privileged"
+)]
+pub struct RootDelivery {
+    /// "uid" or "gid".
+    what: &'static str,
+}
+
+/// The identity a command or file delivery runs as, as Postfix's local(8) decides it:
+/// never root. A uid 0 (mail for root, its .forward and mailbox_command, lists that
+/// root owns) becomes default_privs' uid, a gid 0 default_privs' gid; when that is
+/// still 0 (or default_privs is unknown) the delivery is refused.
+pub fn unprivileged(
+    id: Identity,
+    default_privs: Option<Identity>,
+) -> Result<Identity, RootDelivery> {
+    let mut out = id;
+    if out.uid.is_root() {
+        out.uid = default_privs
+            .map(|d| d.uid)
+            .filter(|u| !u.is_root())
+            .ok_or(RootDelivery { what: "uid" })?;
+    }
+    if out.gid.as_raw() == 0 {
+        out.gid = default_privs
+            .map(|d| d.gid)
+            .filter(|g| g.as_raw() != 0)
+            .ok_or(RootDelivery { what: "gid" })?;
+    }
+    Ok(out)
+}
+
 /// True when this process has root's effective uid and so must switch per delivery.
 pub fn running_as_root() -> bool {
     geteuid().is_root()
@@ -107,6 +142,35 @@ mod tests {
 
     // Switching for real is tested in tests/privileges.rs, in a process of its own:
     // it changes the ids of every thread, which would disturb parallel unit tests.
+
+    fn id(uid: u32, gid: u32) -> Identity {
+        Identity {
+            uid: Uid::from_raw(uid),
+            gid: Gid::from_raw(gid),
+        }
+    }
+
+    #[test]
+    fn root_becomes_default_privs_for_commands_and_files() {
+        let nobody = Some(id(65534, 65534));
+        assert_eq!(unprivileged(id(0, 0), nobody), Ok(id(65534, 65534)));
+        // Only the privileged half is replaced.
+        assert_eq!(unprivileged(id(0, 100), nobody), Ok(id(65534, 100)));
+        assert_eq!(unprivileged(id(1000, 0), nobody), Ok(id(1000, 65534)));
+        assert_eq!(unprivileged(id(1000, 100), None), Ok(id(1000, 100)));
+    }
+
+    #[test]
+    fn root_default_privs_is_refused() {
+        let err = unprivileged(id(0, 0), Some(id(0, 0))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refusing to deliver to a command or file with uid 0: \
+             default_privs is unknown or privileged"
+        );
+        assert!(unprivileged(id(0, 5), None).is_err());
+        assert!(unprivileged(id(5, 0), Some(id(7, 0))).is_err());
+    }
 
     #[test]
     fn non_root_guard_is_a_no_op() {

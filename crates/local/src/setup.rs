@@ -8,7 +8,7 @@ use crate::privileges::Identity;
 use crate::virtual_mailbox::VirtualConf;
 use nix::unistd::{Gid, Uid};
 use rostfix_config::MainCf;
-use rostfix_maps::{open_map, split_spec, Map};
+use rostfix_maps::{open_map_with, split_spec, Map, OpenFlags};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -72,7 +72,9 @@ pub fn local_conf(cfg: &MainCf) -> LocalConf {
     let mut aliases = Vec::new();
     let mut alias_errors = Vec::new();
     for spec in table_list(&cfg.get("alias_maps")) {
-        match open_map(&spec) {
+        // Paranoid: an alias value can be a command or a file, so a regexp alias may
+        // not copy any of the (client-chosen) address into it.
+        match open_map_with(&spec, OpenFlags::PARANOID) {
             Ok(map) => aliases.push(AliasTable {
                 owner: owner_of(&spec),
                 map,
@@ -93,7 +95,8 @@ pub fn local_conf(cfg: &MainCf) -> LocalConf {
         Ok(Some(u)) if !u.uid.is_root() => Some(u),
         Ok(Some(_)) => {
             log::warn!(
-                "default_privs must not be root; aliases cannot run commands or write files"
+                "default_privs must not be root: commands and files of aliases and of \
+                 mail for root are deferred"
             );
             None
         }
@@ -125,6 +128,8 @@ pub fn local_conf(cfg: &MainCf) -> LocalConf {
         mailbox_command: cfg.get("mailbox_command"),
         command_time_limit: cfg.get_time("command_time_limit"),
         command_execution_directory: raw("command_execution_directory"),
+        command_expansion_filter: cfg.get("command_expansion_filter"),
+        execution_directory_expansion_filter: cfg.get("execution_directory_expansion_filter"),
         local_command_shell: cfg.get("local_command_shell"),
         export_environment: cfg.get_list("export_environment"),
         luser_relay: raw("luser_relay"),
@@ -140,7 +145,8 @@ pub fn local_conf(cfg: &MainCf) -> LocalConf {
 fn open_list(cfg: &MainCf, name: &str) -> Vec<Box<dyn Map>> {
     table_list(&cfg.get(name))
         .into_iter()
-        .filter_map(|spec| match open_map(&spec) {
+        // Paranoid: the results name mailbox paths and the ids deliveries run as.
+        .filter_map(|spec| match open_map_with(&spec, OpenFlags::PARANOID) {
             Ok(m) => Some(m),
             Err(e) => {
                 // Missing tables make every lookup "not found" (mailboxes) or a
@@ -208,5 +214,37 @@ mod tests {
         assert_eq!(c.forward_path, vec!["$home/.forward"]);
         assert_eq!(c.allow_commands, vec!["alias", "forward"]);
         assert_eq!(c.expansion_size_limit, 1000);
+    }
+
+    #[test]
+    fn alias_and_virtual_tables_refuse_regexp_substitution() {
+        let t = crate::testdir::TestDir::new("setup-paranoid");
+        let re = t.path().join("t.re");
+        std::fs::write(
+            &re,
+            "/^(.*)-archive@?.*$/ |/bin/echo $1\n/^u@v\\.test$/ v/u/\n",
+        )
+        .unwrap();
+        let cfg = MainCf::parse(
+            &format!(
+                "alias_maps = regexp:{0}\nvirtual_mailbox_maps = pcre:{0}\n\
+                 virtual_uid_maps = regexp:{0}\nvirtual_gid_maps = regexp:{0}\n",
+                re.display()
+            ),
+            Path::new("/dev/null"),
+        )
+        .unwrap();
+        let local = local_conf(&cfg);
+        let err = local.aliases[0].map.lookup("`id`-archive").unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("line 1: regular expression substitution is not allowed"),
+            "{err}"
+        );
+        let virt = virtual_conf(&cfg);
+        for maps in [&virt.mailbox_maps, &virt.uid_maps, &virt.gid_maps] {
+            assert!(maps[0].lookup("x-archive@v.test").is_err());
+            assert_eq!(maps[0].lookup("u@v.test").unwrap().as_deref(), Some("v/u/"));
+        }
     }
 }

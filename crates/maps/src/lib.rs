@@ -29,6 +29,18 @@
 //! `regexp:` and `pcre:` both use the Rust `regex` crate: no backreferences or
 //! look-around, guaranteed linear-time matching. See [`regexp`] for the flags.
 //!
+//! # Paranoid tables
+//!
+//! A caller whose results can become commands, files, mailbox paths, user ids or
+//! delivery transports opens its tables with [`open_map_with`] and
+//! [`OpenFlags::PARANOID`] (Postfix's DICT_FLAG_PARANOID, of which only NO_REGSUB
+//! matters here: there is no proxymap). A `regexp:`/`pcre:` rule of such a table
+//! that would copy `$1`... of the key into its result is refused: a lookup that
+//! matches it fails with [`MapError::Lookup`] naming the table and line, so the
+//! caller defers instead of letting the client's text reach a shell. Postfix skips
+//! such a rule at open time; failing the lookup instead keeps the mail in the queue
+//! rather than falling through to the next rule or "unknown user".
+//!
 //! # Reloading
 //!
 //! File-backed tables remember the mtime, size and inode of their files; at most once
@@ -108,11 +120,30 @@ pub fn split_spec(spec: &str) -> Result<(&str, &str), MapError> {
     }
 }
 
-/// Open a table given as `type:name`.
+/// How a caller opens a table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenFlags {
+    /// Refuse `$N` substitution of regexp/pcre match groups into results
+    /// (DICT_FLAG_NO_REGSUB): a lookup that hits such a rule is a lookup error.
+    pub no_regsub: bool,
+}
+
+impl OpenFlags {
+    /// For tables whose results can become commands, files or identities (local's
+    /// alias_maps, virtual's maps) or delivery routes (transport_maps).
+    pub const PARANOID: OpenFlags = OpenFlags { no_regsub: true };
+}
+
+/// Open a table given as `type:name`, with no restrictions.
 pub fn open_map(spec: &str) -> Result<Box<dyn Map>, MapError> {
+    open_map_with(spec, OpenFlags::default())
+}
+
+/// Open a table given as `type:name` with `flags`.
+pub fn open_map_with(spec: &str, flags: OpenFlags) -> Result<Box<dyn Map>, MapError> {
     let (kind, name) = split_spec(spec)?;
     if kind == "proxy" {
-        return open_map(name);
+        return open_map_with(name, flags);
     }
     let need_name = || {
         if name.is_empty() {
@@ -133,11 +164,13 @@ pub fn open_map(spec: &str) -> Result<Box<dyn Map>, MapError> {
             spec,
             need_name()?,
             regexp::Dialect::Regexp,
+            flags,
         )?),
         "pcre" => Box::new(regexp::RegexpMap::open(
             spec,
             need_name()?,
             regexp::Dialect::Pcre,
+            flags,
         )?),
         "cidr" => Box::new(cidr::CidrMap::open(spec, need_name()?)?),
         "unix" => Box::new(unix::UnixMap::open(spec, name)?),

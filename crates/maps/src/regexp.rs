@@ -4,11 +4,13 @@
 //! Both types use the Rust `regex` crate (no backreferences or look-around, linear-time
 //! matching); `pcre:` is a second name for the same engine with PCRE's flag letters.
 //! The first matching rule wins; the whole key is matched, not case-folded.
+//! Opened with [`OpenFlags::no_regsub`], a matching rule that substitutes a group is
+//! a lookup error (see the crate's "Paranoid tables").
 
 use crate::error::MapError;
 use crate::reload::Watched;
 use crate::source::logical_lines;
-use crate::Map;
+use crate::{Map, OpenFlags};
 use regex::{Regex, RegexBuilder};
 use std::path::{Path, PathBuf};
 
@@ -42,8 +44,15 @@ enum Piece {
 
 #[derive(Debug)]
 enum Node {
-    Rule { pat: Pattern, result: Vec<Piece> },
-    If { pat: Pattern, body: Vec<Node> },
+    Rule {
+        pat: Pattern,
+        result: Vec<Piece>,
+        line: usize,
+    },
+    If {
+        pat: Pattern,
+        body: Vec<Node>,
+    },
 }
 
 /// An open `if` block while parsing: its condition and line (None at top level) and
@@ -269,6 +278,7 @@ impl RegexpTable {
                 top.1.push(Node::Rule {
                     pat: pattern,
                     result,
+                    line: l.line,
                 });
             }
         }
@@ -282,27 +292,76 @@ impl RegexpTable {
 
     /// First matching rule's result with groups substituted.
     pub fn find(&self, key: &str) -> Option<String> {
-        find_in(&self.nodes, key)
+        self.lookup(key, false).unwrap_or_default()
+    }
+
+    /// Like [`RegexpTable::find`]; with `no_regsub`, a first matching rule that
+    /// would substitute a group is `Err(SubstitutionRefused)` instead.
+    pub fn lookup(
+        &self,
+        key: &str,
+        no_regsub: bool,
+    ) -> Result<Option<String>, SubstitutionRefused> {
+        find_in(&self.nodes, key, no_regsub).transpose()
+    }
+
+    /// The lines of the rules that substitute groups (to warn about at open time).
+    pub fn substituting_lines(&self) -> Vec<usize> {
+        let mut lines = Vec::new();
+        collect_substituting(&self.nodes, &mut lines);
+        lines
     }
 }
 
-fn find_in(nodes: &[Node], key: &str) -> Option<String> {
+/// A paranoid table's matching rule wanted to copy part of the key into its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubstitutionRefused {
+    /// The rule's line in the table file.
+    pub line: usize,
+}
+
+fn collect_substituting(nodes: &[Node], lines: &mut Vec<usize>) {
+    for node in nodes {
+        match node {
+            Node::If { body, .. } => collect_substituting(body, lines),
+            Node::Rule { result, line, .. } => {
+                if has_groups(result) {
+                    lines.push(*line);
+                }
+            }
+        }
+    }
+}
+
+fn has_groups(result: &[Piece]) -> bool {
+    result.iter().any(|p| matches!(p, Piece::Group(_)))
+}
+
+fn find_in(
+    nodes: &[Node],
+    key: &str,
+    no_regsub: bool,
+) -> Option<Result<String, SubstitutionRefused>> {
     for node in nodes {
         match node {
             Node::If { pat, body } => {
                 if pat.matches(key) {
-                    if let Some(found) = find_in(body, key) {
+                    if let Some(found) = find_in(body, key, no_regsub) {
                         return Some(found);
                     }
                 }
             }
-            Node::Rule { pat, result } => {
+            Node::Rule { pat, result, line } => {
                 if pat.negate {
+                    // Negated rules never have groups (refused when parsing).
                     if !pat.re.is_match(key) {
-                        return Some(render(result, None));
+                        return Some(Ok(render(result, None)));
                     }
                 } else if let Some(caps) = pat.re.captures(key) {
-                    return Some(render(result, Some(&caps)));
+                    if no_regsub && has_groups(result) {
+                        return Some(Err(SubstitutionRefused { line: *line }));
+                    }
+                    return Some(Ok(render(result, Some(&caps))));
                 }
             }
         }
@@ -329,29 +388,60 @@ fn render(result: &[Piece], caps: Option<&regex::Captures<'_>>) -> String {
 pub struct RegexpMap {
     spec: String,
     table: Watched<RegexpTable>,
+    no_regsub: bool,
 }
 
 impl RegexpMap {
     /// Read and compile `path` now.
-    pub fn open(spec: &str, path: &Path, dialect: Dialect) -> Result<RegexpMap, MapError> {
+    pub fn open(
+        spec: &str,
+        path: &Path,
+        dialect: Dialect,
+        flags: OpenFlags,
+    ) -> Result<RegexpMap, MapError> {
         let p: PathBuf = path.to_path_buf();
+        let no_regsub = flags.no_regsub;
+        let name = spec.to_string();
         let table = Watched::new(
             vec![p.clone()],
             Box::new(move || {
                 let bytes = std::fs::read(&p).map_err(|e| MapError::io(&p, e))?;
-                RegexpTable::parse(&bytes, &p, dialect)
+                let t = RegexpTable::parse(&bytes, &p, dialect)?;
+                if no_regsub {
+                    for line in t.substituting_lines() {
+                        log::warn!(
+                            "{name}, line {line}: regular expression substitution is not \
+                             allowed in this table: lookups that match this rule will fail"
+                        );
+                    }
+                }
+                Ok(t)
             }),
         )?;
         Ok(RegexpMap {
             spec: spec.to_string(),
             table,
+            no_regsub,
         })
     }
 }
 
 impl Map for RegexpMap {
     fn lookup(&self, key: &str) -> Result<Option<String>, MapError> {
-        Ok(self.table.get()?.find(key))
+        self.table
+            .get()?
+            .lookup(key, self.no_regsub)
+            .map_err(|refused| {
+                let reason = format!(
+                    "line {}: regular expression substitution is not allowed",
+                    refused.line
+                );
+                log::warn!("{}, {reason}", self.spec);
+                MapError::Lookup {
+                    table: self.spec.clone(),
+                    reason,
+                }
+            })
     }
     fn spec(&self) -> &str {
         &self.spec
@@ -441,6 +531,54 @@ mod tests {
         let t = table("/(a)/ $2\n!/(a)/ $1\n/^(b)/ $0\n/(.)/ ok $1\n");
         assert_eq!(t.find("a").as_deref(), Some("ok a"));
         assert_eq!(t.find("b").as_deref(), Some("ok b"));
+    }
+
+    #[test]
+    fn no_regsub_refuses_only_substituting_rules_that_match() {
+        let t = table(
+            "/^(.*)-archive$/ |/bin/echo $1\nif /^x/\n/^x(.)$/ $1\nendif\n/^plain$/ fixed $$1\n",
+        );
+        assert_eq!(
+            t.lookup("`id`-archive", true),
+            Err(SubstitutionRefused { line: 1 })
+        );
+        assert_eq!(t.lookup("xy", true), Err(SubstitutionRefused { line: 3 }));
+        // `$$` is a literal dollar, not a substitution.
+        assert_eq!(t.lookup("plain", true), Ok(Some("fixed $1".into())));
+        assert_eq!(t.lookup("other", true), Ok(None));
+        assert_eq!(
+            t.lookup("a-archive", false),
+            Ok(Some("|/bin/echo a".into()))
+        );
+        assert_eq!(t.substituting_lines(), vec![1, 3]);
+    }
+
+    #[test]
+    fn paranoid_map_lookup_is_a_table_error() {
+        let dir = std::env::temp_dir().join(format!("rostfix-regsub-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("aliases.re");
+        std::fs::write(&file, "/^(.*)-archive$/ |/bin/echo $1\n/^ok$/ root\n").unwrap();
+        let spec = format!("regexp:{}", file.display());
+        let paranoid = crate::open_map_with(&spec, OpenFlags::PARANOID).unwrap();
+        let err = paranoid.lookup("`id`-archive").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("{spec}: lookup error: line 1: regular expression substitution is not allowed")
+        );
+        assert_eq!(paranoid.lookup("ok").unwrap().as_deref(), Some("root"));
+        let pcre = crate::open_map_with(
+            &format!("proxy:pcre:{}", file.display()),
+            OpenFlags::PARANOID,
+        )
+        .unwrap();
+        assert!(pcre.lookup("a-archive").is_err());
+        let plain = crate::open_map(&spec).unwrap();
+        assert_eq!(
+            plain.lookup("a-archive").unwrap().as_deref(),
+            Some("|/bin/echo a")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -4,7 +4,7 @@ use crate::parse::{self, Depth, ParseError};
 use crate::record::{REC_DONE, REC_RCPT};
 use crate::{is_valid_queue_id, queue_path, QueueError, QueueName};
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The envelope of a message.
@@ -179,14 +179,25 @@ impl QueueFile {
 }
 
 /// Opens an existing file (read-only or read-write) and returns it with its size.
+/// Never through a symbolic link and only a regular file (O_NONBLOCK so that a FIFO
+/// cannot hang the open): the agents that read queue files run with root's real uid,
+/// and a link planted in a queue directory must not make them read or mark another
+/// file, as Postfix's queue readers refuse too.
 fn open_existing(path: &Path, write: bool) -> Result<(File, u64), QueueError> {
     let file = OpenOptions::new()
         .read(true)
         .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| io_err(path, e))?;
-    let len = file.metadata().map_err(|e| io_err(path, e))?.len();
-    Ok((file, len))
+    let meta = file.metadata().map_err(|e| io_err(path, e))?;
+    if !meta.is_file() {
+        return Err(QueueError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("not a regular file"),
+        });
+    }
+    Ok((file, meta.len()))
 }
 
 /// NotFound for a missing file, Io otherwise.

@@ -250,6 +250,28 @@ fn open_missing_and_bad_id() {
 }
 
 #[test]
+fn symlinks_and_fifos_are_not_queue_files() {
+    let t = TempRoot::new();
+    let id = QueueWriter::create(t.path(), QueueName::Active, &sample_env())
+        .and_then(|mut w| {
+            w.write_content(b"Subject: x\n\nbody\n")?;
+            w.commit()
+        })
+        .unwrap();
+    let real = t.path().join("active").join(&id);
+    let link = t.path().join("active").join("ABCDEF12345");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let err = QueueFile::open(t.path(), QueueName::Active, "ABCDEF12345").unwrap_err();
+    assert!(matches!(err, QueueError::Io { .. }), "{err}");
+    assert!(QueueFile::mark_done(&link, 0).is_err());
+    std::fs::remove_file(&link).unwrap();
+    nix::unistd::mkfifo(&link, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let err = QueueFile::open(t.path(), QueueName::Active, "ABCDEF12345").unwrap_err();
+    assert!(err.to_string().ends_with("not a regular file"), "{err}");
+    QueueFile::open(t.path(), QueueName::Active, &id).unwrap();
+}
+
+#[test]
 fn invalid_fields_are_refused() {
     let t = TempRoot::new();
     let bad = ["a\0b", "a\rb", "a\nb"];

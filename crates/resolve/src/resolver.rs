@@ -9,7 +9,7 @@ use crate::transport;
 use crate::virtual_alias::{self, split_addresses, ExpandError, ExpandLimits};
 use rostfix_config::MainCf;
 use rostfix_maps::address::{address_queries, split_extension};
-use rostfix_maps::{open_map, Map};
+use rostfix_maps::{open_map_with, Map, OpenFlags};
 use std::net::IpAddr;
 
 /// Diagnostic of an address in a virtual alias domain that has no mapping.
@@ -88,11 +88,15 @@ impl std::fmt::Debug for Resolver {
     }
 }
 
-fn open_tables(param: &str, value: &str) -> Result<Vec<Box<dyn Map>>, ResolveError> {
+fn open_tables(
+    param: &str,
+    value: &str,
+    flags: OpenFlags,
+) -> Result<Vec<Box<dyn Map>>, ResolveError> {
     split_list(value)
         .iter()
         .map(|spec| {
-            open_map(spec).map_err(|source| ResolveError::Open {
+            open_map_with(spec, flags).map_err(|source| ResolveError::Open {
                 param: param.to_string(),
                 source,
             })
@@ -176,9 +180,19 @@ impl Resolver {
             relay_transport: cfg.get("relay_transport").trim().to_string(),
             default_transport: cfg.get("default_transport").trim().to_string(),
             relayhost: cfg.get("relayhost").trim().to_string(),
-            transport_maps: open_tables("transport_maps", &cfg.get("transport_maps"))?,
+            transport_maps: open_tables(
+                "transport_maps",
+                &cfg.get("transport_maps"),
+                // As Postfix's trivial-rewrite (NO_REGSUB): a regexp transport must
+                // not build a transport or next hop out of the address.
+                OpenFlags::PARANOID,
+            )?,
             transport_parent_matches: parent_has("transport_maps"),
-            virtual_alias_maps: open_tables("virtual_alias_maps", &cfg.get("virtual_alias_maps"))?,
+            virtual_alias_maps: open_tables(
+                "virtual_alias_maps",
+                &cfg.get("virtual_alias_maps"),
+                OpenFlags::default(),
+            )?,
             recipient_delimiter: cfg.get("recipient_delimiter"),
             propagate_virtual_extension: cfg
                 .get_list("propagate_unmatched_extensions")

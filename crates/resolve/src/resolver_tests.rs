@@ -244,3 +244,27 @@ fn canonicalization_uses_myorigin() {
     assert_eq!(res.canonicalize("joe", true), "joe@example.com");
     assert_eq!(res.canonicalize("joe@host", true), "joe@host.example.com");
 }
+
+#[test]
+fn regexp_transport_maps_may_not_substitute_the_address() {
+    let dir = std::env::temp_dir().join(format!("rostfix-resolve-re-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("transport.re");
+    std::fs::write(
+        &file,
+        "/^(.*)@sub\\.x\\.org$/ smtp:[$1]\n/@x\\.org$/ smtp:[h]\n",
+    )
+    .unwrap();
+    let res = r(&format!("transport_maps = regexp:{}\n", file.display()));
+    // The client picks the local part: it must not choose the next hop.
+    let err = res
+        .resolve("evil.example@sub.x.org")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("regular expression substitution is not allowed"),
+        "{err}"
+    );
+    assert_eq!(route(&res, "u@x.org").2, "[h]");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
