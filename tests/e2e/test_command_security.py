@@ -1,9 +1,12 @@
-"""Root commands never operate by path in mail_owner's queue directories (issue 12
-item 1).
+"""Root commands never operate by path in mail_owner's queue directories, and
+set-group-id commands take a configuration directory only from the administrator's
+list (issue 12 items 1 and 10).
 
 rostsuper used to chmod (-s, -e) and utime (-H) by path as root after a stat: a
 mail_owner process that planted, or raced in, a symbolic link under a queue file's name
-had root change a file of its choice."""
+had root change a file of its choice. rostdrop and rostqueue used to accept any
+root-owned configuration directory from an ordinary user, instead of only those the
+default main.cf lists in alternate_config_directories."""
 
 import os
 import pwd
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import BIN, MAIL_OWNER
+from harness import BIN, MAIL_OWNER, USER1
 
 RUNS = 10
 # strace delays every statx(2) return by this many microseconds, widening the window
@@ -121,3 +124,41 @@ def test_rostsuper_repair_race_never_reaches_root_files(make_instance, secret):
         stop.touch()
         out, _ = racer.communicate(timeout=30)
     assert int(out.decode().strip() or "0") > 0, "the racer never swapped a file"
+
+
+# -- configuration directories of the set-group-id commands ---------------------------
+
+def other_config(inst):
+    """A root-owned copy of the instance's configuration in a root-owned directory."""
+    other = inst.base / "etc-other"
+    other.mkdir()
+    shutil.copy2(inst.conf / "main.cf", other / "main.cf")
+    shutil.copy2(inst.conf / "master.cf", other / "master.cf")
+    os.chmod(other, 0o755)
+    return other
+
+
+@pytest.mark.parametrize("command,args", [
+    ("rostqueue", ["-p"]),
+    ("rostdrop", ["-f", "alice@example.org", "--", "bob@example.org"]),
+])
+def test_setgid_commands_take_only_listed_config_dirs(make_instance, command, args):
+    inst = make_instance()
+    other = other_config(inst)
+    argv = [str(inst.bindir / command), "-c", str(other), *args]
+    refused = inst._run(argv, check=False, user=USER1, input=b"Subject: x\n\nx\n")
+    assert refused.returncode != 0
+    err = refused.stderr.decode()
+    assert "unauthorized configuration directory" in err and str(other) in err, err
+    assert "alternate_config_directories" in err, err
+
+    # MAIL_CONFIG is held to the same rule.
+    env_argv = ["/usr/bin/env", f"MAIL_CONFIG={other}", str(inst.bindir / command), *args]
+    refused = inst._run(env_argv, check=False, user=USER1, input=b"Subject: x\n\nx\n")
+    assert refused.returncode != 0
+    assert "unauthorized configuration directory" in refused.stderr.decode()
+
+    # Listed by the administrator in the default main.cf: accepted.
+    with inst.authorized_config_dir(other):
+        accepted = inst._run(argv, check=False, user=USER1, input=b"Subject: x\n\nx\n")
+    assert accepted.returncode == 0, accepted.stderr
