@@ -179,14 +179,24 @@ impl QueueFile {
 }
 
 /// Opens an existing file (read-only or read-write) and returns it with its size.
+/// Queue directories are mail_owner's and local opens their files as root, so a
+/// symbolic link there is refused (O_NOFOLLOW, ELOOP) rather than followed to a file
+/// mail_owner could not read, and a FIFO cannot stall the open (O_NONBLOCK; it then
+/// fails the regular-file check).
 fn open_existing(path: &Path, write: bool) -> Result<(File, u64), QueueError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let file = OpenOptions::new()
         .read(true)
         .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| io_err(path, e))?;
-    let len = file.metadata().map_err(|e| io_err(path, e))?.len();
-    Ok((file, len))
+    let meta = file.metadata().map_err(|e| io_err(path, e))?;
+    if !meta.is_file() {
+        let not_file = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+        return Err(io_err(path, not_file));
+    }
+    Ok((file, meta.len()))
 }
 
 /// NotFound for a missing file, Io otherwise.

@@ -172,6 +172,21 @@ fn file_is_private_and_open_path_works_on_any_name() {
 }
 
 #[test]
+fn a_symlink_or_fifo_in_a_queue_is_never_opened_through() {
+    let t = TempRoot::new();
+    let id = write_msg(t.path(), QueueName::Active, &sample_env(), b"hi\n");
+    let real = t.path().join("active").join(&id);
+    let link = t.path().join("active").join("ABCDEF1");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert!(QueueFile::open(t.path(), QueueName::Active, "ABCDEF1").is_err());
+    let fifo = t.path().join("active").join("ABCDEF2");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // Without O_NONBLOCK this open would wait for a writer forever.
+    assert!(QueueFile::open(t.path(), QueueName::Active, "ABCDEF2").is_err());
+    assert!(QueueFile::open(t.path(), QueueName::Active, &id).is_ok());
+}
+
+#[test]
 fn mark_done_survives_reopen_and_keeps_offsets() {
     let t = TempRoot::new();
     let id = write_msg(t.path(), QueueName::Active, &sample_env(), b"body\n");
