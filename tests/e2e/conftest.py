@@ -56,6 +56,7 @@ def make_instance(workdir):
     yield factory
     for inst in made:
         inst.stop()
+        inst.forget()
         if os.environ.get("ROSTFIX_KEEP") is None:
             shutil.rmtree(inst.base, ignore_errors=True)
 

@@ -34,6 +34,68 @@ def is_root():
     return os.geteuid() == 0
 
 
+# -- the default main.cf's list of authorized configuration directories ----------------
+# Set-group-id rostdrop and rostqueue (which ordinary users run, e.g. through sendmail)
+# accept an instance's -c directory only when the DEFAULT main.cf lists it in
+# alternate_config_directories, as Postfix's postdrop and postqueue do. The harness
+# keeps its instances there in a marked block, and removes the block (and a file it
+# created) when the last one is gone. e2e runs hold /tmp/rostfix-e2e.lock, so one
+# harness edits the file at a time.
+DEFAULT_CONFIG_DIR = Path("/etc/rostfix")
+_CREATED_MARK = "# created by tests/e2e/harness.py for test instances; removed after them"
+_BLOCK_BEGIN = "# BEGIN tests/e2e/harness.py: configuration directories of test instances"
+_BLOCK_END = "# END tests/e2e/harness.py"
+_authorized = []
+
+
+def _rewrite_default_main_cf():
+    main = DEFAULT_CONFIG_DIR / "main.cf"
+    try:
+        text = main.read_text()
+    except FileNotFoundError:
+        text = None
+    lines = [] if text is None else text.splitlines()
+    kept, inside = [], False
+    for line in lines:
+        if line == _BLOCK_BEGIN:
+            inside = True
+        elif line == _BLOCK_END:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    dirs = [d for d in _authorized if Path(d).is_dir()]
+    if not dirs and (text is None or kept in ([], [_CREATED_MARK])):
+        if text is not None:
+            main.unlink()
+            try:
+                DEFAULT_CONFIG_DIR.rmdir()
+            except OSError:
+                pass
+        return
+    if text is None:
+        DEFAULT_CONFIG_DIR.mkdir(mode=0o755, exist_ok=True)
+        kept = [_CREATED_MARK]
+    if dirs:
+        kept += [_BLOCK_BEGIN, "alternate_config_directories = " + ", ".join(dirs), _BLOCK_END]
+    tmp = main.with_name("main.cf.harness-tmp")
+    tmp.write_text("\n".join(kept) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, main)
+
+
+def authorize_config_dir(path):
+    """Lists `path` in the default main.cf's alternate_config_directories."""
+    if is_root() and str(path) not in _authorized:
+        _authorized.append(str(path))
+        _rewrite_default_main_cf()
+
+
+def revoke_config_dir(path):
+    if is_root() and str(path) in _authorized:
+        _authorized.remove(str(path))
+        _rewrite_default_main_cf()
+
+
 def free_port(host="127.0.0.1"):
     with socket.socket() as s:
         s.bind((host, 0))
@@ -157,6 +219,7 @@ virtual   unix  -       n       n       -       -       virtual
         (self.conf / "master.cf").write_text(master)
         os.chmod(self.conf / "main.cf", 0o644)
         os.chmod(self.conf / "master.cf", 0o644)
+        authorize_config_dir(self.conf)
 
     def _install_commands(self):
         """sendmail and friends in command_directory; rostdrop setgid as installed."""
@@ -273,11 +336,30 @@ virtual   unix  -       n       n       -       -       virtual
             kwargs["source_address"] = (source_address, 0)
         return smtplib.SMTP("127.0.0.1", self.port, **kwargs)
 
+    def authorized_config_dir(self, path):
+        """Context manager: `path` listed in the default main.cf while it runs."""
+        instance = self
+
+        class _Authorized:
+            def __enter__(self):
+                authorize_config_dir(path)
+                return instance
+
+            def __exit__(self, *exc):
+                revoke_config_dir(path)
+                return False
+        return _Authorized()
+
+    def forget(self):
+        """Takes the instance's directory off the default main.cf's list."""
+        revoke_config_dir(self.conf)
+
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop()
+        self.forget()
         if exc[0] is None and os.environ.get("ROSTFIX_KEEP") is None:
             shutil.rmtree(self.base, ignore_errors=True)
         return False

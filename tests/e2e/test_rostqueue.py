@@ -72,7 +72,8 @@ def test_ordinary_user_lists_the_queue_through_showq(make_instance):
     assert r["queue_id"] == qid and set(r) == POSTQUEUE_FIELDS
     assert re.search(r"rostfix/showq\[\d+\]", inst.log_text()) or True
 
-    # An ordinary user may not point the set-group-id rostqueue at a config it wrote.
+    # An ordinary user may not point the set-group-id rostqueue at a directory the
+    # default main.cf does not list.
     proc = inst._run([str(inst.bindir / "rostqueue"), "-c", "/tmp", "-p"], check=False,
                      user=USER1)
     assert proc.returncode == 77, proc.stderr

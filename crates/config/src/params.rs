@@ -279,6 +279,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("milter_macro_v", "$mail_name $mail_version", ParamKind::Str),
     p("milter_protocol", "6", ParamKind::Str),
     p("minimal_backoff_time", "300s", ParamKind::Time('s')),
+    p("multi_instance_directories", "", ParamKind::List),
     p(
         "mydestination",
         "$myhostname, localhost.$mydomain, localhost",

@@ -1,6 +1,13 @@
 //! Opening the listening sockets of a service: inet (SO_REUSEADDR, v6-only for IPv6)
-//! and unix (stale socket removed, mode and owner set). All are non-blocking and
-//! close-on-exec in master; the child gets them as fds 4.. with close-on-exec cleared.
+//! and unix (stale socket removed, mode from the umask at bind). All are non-blocking
+//! and close-on-exec in master; the child gets them as fds 4.. with close-on-exec
+//! cleared.
+//!
+//! public/ and private/ belong to mail_owner, whose daemons could plant a symbolic
+//! link there at any moment, so master (root) never works in them by path with
+//! root's rights: as Postfix's master does (set_eugid around the listener), every
+//! unlink, bind and connect there happens with mail_owner's effective ids, and the
+//! socket's mode comes from the umask at bind instead of a chmod/chown afterwards.
 
 use crate::error::io;
 use crate::plan::Endpoint;
@@ -9,19 +16,45 @@ use nix::sys::socket::{
     bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
     SockaddrStorage, UnixAddr,
 };
+use nix::sys::stat::{umask, Mode};
+use rostfix_privilege::{EugidGuard, Ids};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 /// Listen backlog of every socket (Postfix uses 100 as well).
 const BACKLOG: i32 = 100;
 
-/// Who should own private unix sockets (mail_owner, when master runs as root).
+/// Who owns public/ and private/ (mail_owner, when master runs as root): their
+/// sockets are made with these effective ids, and so belong to them.
 #[derive(Debug, Clone, Copy)]
 pub struct SocketOwner {
     pub uid: nix::unistd::Uid,
     pub gid: nix::unistd::Gid,
+}
+
+/// Mode bits a unix socket must NOT get: public ones are 0666 (the 0710 directory
+/// restricts access), private ones 0755 (only their owner may connect).
+const PUBLIC_UMASK: u32 = 0o111;
+const PRIVATE_UMASK: u32 = 0o022;
+
+/// Runs `work` with `owner`'s effective ids (none given: as we are).
+pub fn as_owner<T>(
+    owner: Option<SocketOwner>,
+    work: impl FnOnce() -> Result<T, MasterError>,
+) -> Result<T, MasterError> {
+    let _guard = match owner {
+        Some(owner) => Some(
+            EugidGuard::switch(Ids {
+                uid: owner.uid,
+                gid: owner.gid,
+            })
+            .map_err(|e| MasterError::sys("set_eugid", std::io::Error::other(e)))?,
+        ),
+        None => None,
+    };
+    work()
 }
 
 fn flags() -> SockFlag {
@@ -54,13 +87,18 @@ pub fn open_inet(addr: SocketAddr) -> Result<OwnedFd, MasterError> {
 }
 
 /// Opens one listening unix socket at `path`, replacing a stale socket (never any other
-/// kind of file). Public sockets get mode 0666 (the 0710 directory restricts access);
-/// private ones are given to `owner` when set.
+/// kind of file), with `owner`'s effective ids (see the module comment). Public sockets
+/// get mode 0666, private ones 0755.
 pub fn open_unix(
     path: &Path,
     public: bool,
     owner: Option<SocketOwner>,
 ) -> Result<OwnedFd, MasterError> {
+    as_owner(owner, || open_unix_here(path, public))
+}
+
+/// [`open_unix`] with the ids we have now.
+fn open_unix_here(path: &Path, public: bool) -> Result<OwnedFd, MasterError> {
     let what = || path.display().to_string();
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -81,14 +119,14 @@ pub fn open_unix(
     let fd = socket(AddressFamily::Unix, SockType::Stream, flags(), None)
         .map_err(|e| MasterError::sys(what(), io(e)))?;
     let addr = UnixAddr::new(path).map_err(|e| MasterError::sys(what(), io(e)))?;
-    bind(fd.as_raw_fd(), &addr).map_err(|e| MasterError::sys(what(), io(e)))?;
-    if public {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-            .map_err(|e| MasterError::sys(what(), e))?;
-    } else if let Some(owner) = owner {
-        nix::unistd::chown(path, Some(owner.uid), Some(owner.gid))
-            .map_err(|e| MasterError::sys(what(), io(e)))?;
-    }
+    // The mode is fixed at creation: no window in which the name could be swapped
+    // between bind and a chmod. master is single-threaded, so the umask change
+    // affects no other file creation.
+    let mask = if public { PUBLIC_UMASK } else { PRIVATE_UMASK };
+    let previous = umask(Mode::from_bits_truncate(mask));
+    let bound = bind(fd.as_raw_fd(), &addr);
+    umask(previous);
+    bound.map_err(|e| MasterError::sys(what(), io(e)))?;
     listen(&fd, backlog()?).map_err(|e| MasterError::sys(what(), io(e)))?;
     Ok(fd)
 }
@@ -110,7 +148,7 @@ pub fn open_all(
             Ok(fd) => fds.push(fd),
             Err(e) => {
                 drop(fds);
-                remove_unix(&endpoints[..index]);
+                remove_unix(&endpoints[..index], owner);
                 return Err(e);
             }
         }
@@ -118,16 +156,23 @@ pub fn open_all(
     Ok(fds)
 }
 
-/// Removes the unix sockets among `endpoints` (after closing them).
-pub fn remove_unix(endpoints: &[Endpoint]) {
-    for endpoint in endpoints {
-        if let Endpoint::Unix(path) = endpoint {
-            if let Err(e) = std::fs::remove_file(path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    log::warn!("remove {}: {e}", path.display());
+/// Removes the unix sockets among `endpoints` (after closing them), with `owner`'s
+/// effective ids.
+pub fn remove_unix(endpoints: &[Endpoint], owner: Option<SocketOwner>) {
+    let removed = as_owner(owner, || {
+        for endpoint in endpoints {
+            if let Endpoint::Unix(path) = endpoint {
+                if let Err(e) = std::fs::remove_file(path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        log::warn!("remove {}: {e}", path.display());
+                    }
                 }
             }
         }
+        Ok(())
+    });
+    if let Err(e) = removed {
+        log::warn!("{e}");
     }
 }
 
@@ -156,6 +201,67 @@ mod tests {
         assert!(open_unix(&path, true, None).is_err());
         assert!(path.is_file(), "a regular file is left alone");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn private_socket_mode_comes_from_the_umask() {
+        let dir = std::env::temp_dir().join(format!("master-listen-p-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("local");
+        let _ = std::fs::remove_file(&path);
+        let fd = open_unix(&path, false, None).unwrap();
+        let mode = std::fs::symlink_metadata(&path)
+            .unwrap()
+            .permissions()
+            .mode();
+        drop(fd);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(mode & 0o777, 0o755);
+    }
+
+    /// As root: the socket is made by the owner (so it belongs to them) and master is
+    /// root again afterwards. In a child: effective ids are process-wide and the test
+    /// harness runs other tests in threads.
+    #[test]
+    fn socket_made_with_the_owners_ids() {
+        use nix::sys::wait::{waitpid, WaitStatus};
+        use nix::unistd::{fork, ForkResult, Gid, Uid};
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("master-listen-o-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let path = dir.join("pickup");
+        // SAFETY: the child makes system calls and small allocations, then _exit.
+        let code = match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                let owner = SocketOwner {
+                    uid: Uid::from_raw(65534),
+                    gid: Gid::from_raw(65534),
+                };
+                let code = match open_unix(&path, true, Some(owner)) {
+                    Ok(_) if nix::unistd::geteuid().is_root() => 0,
+                    Ok(_) => 1,
+                    Err(_) => 2,
+                };
+                // SAFETY: leaves the child without the parent's atexit handlers.
+                unsafe { libc::_exit(code) }
+            }
+            ForkResult::Parent { child } => match waitpid(child, None).unwrap() {
+                WaitStatus::Exited(_, code) => code,
+                other => panic!("{other:?}"),
+            },
+        };
+        let meta = std::fs::symlink_metadata(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(code, 0);
+        let meta = meta.unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        assert_eq!(meta.mode() & 0o777, 0o666);
     }
 
     #[test]

@@ -52,8 +52,8 @@ impl Settings {
         self.plan.queue_directory.join("pid").join("master.pid")
     }
 
-    /// mail_owner's uid and gid when master runs as root (private sockets are given to
-    /// it); None otherwise.
+    /// mail_owner's uid and gid when master runs as root (unix sockets are made with
+    /// its effective ids, see listen.rs); None otherwise.
     pub fn socket_owner(&self) -> Result<Option<SocketOwner>, MasterError> {
         if !nix::unistd::geteuid().is_root() {
             return Ok(None);

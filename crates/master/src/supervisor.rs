@@ -4,7 +4,7 @@
 use crate::book::{Book, ExitHow, StatusEffect};
 use crate::child_args::{child_argv, child_env};
 use crate::error::io;
-use crate::listen::{open_all, remove_unix, SocketOwner};
+use crate::listen::{as_owner, open_all, remove_unix, SocketOwner};
 use crate::pidfile::PidFile;
 use crate::plan::{make_plan, Endpoint, Plan, PlannedService};
 use crate::settings::Settings;
@@ -290,9 +290,12 @@ impl Master {
             }
             for endpoint in &running.planned.endpoints {
                 if let Endpoint::Unix(path) = endpoint {
-                    match send_wakeup(path) {
-                        Ok(()) => log::debug!("wakeup sent to {}", path.display()),
-                        Err(e) => log::debug!("wakeup {}: {e}", path.display()),
+                    // connect(2) follows a symbolic link planted in public/ or
+                    // private/: only as their owner.
+                    match as_owner(self.owner, || Ok(send_wakeup(path))) {
+                        Ok(Ok(())) => log::debug!("wakeup sent to {}", path.display()),
+                        Ok(Err(e)) => log::debug!("wakeup {}: {e}", path.display()),
+                        Err(e) => log::warn!("wakeup {}: {e}", path.display()),
                     }
                 }
             }
@@ -494,7 +497,7 @@ impl Master {
         if running.planned.endpoints != planned.endpoints || visibility_changed {
             let listeners = std::mem::take(&mut running.listeners);
             drop(listeners);
-            remove_unix(&running.planned.endpoints);
+            remove_unix(&running.planned.endpoints, self.owner);
             running.listeners = open_all(&planned.endpoints, !planned.entry.private, self.owner)?;
         }
         let (status_read, status_write) = status_pipe()?;
@@ -525,7 +528,7 @@ impl Master {
         let key = running.planned.key.clone();
         let endpoints = running.planned.endpoints.clone();
         drop(running);
-        remove_unix(&endpoints);
+        remove_unix(&endpoints, self.owner);
         for pid in self.book.remove_service(&key) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         }
@@ -537,7 +540,7 @@ impl Master {
         for running in std::mem::take(&mut self.services) {
             let endpoints = running.planned.endpoints.clone();
             drop(running);
-            remove_unix(&endpoints);
+            remove_unix(&endpoints, self.owner);
         }
     }
 

@@ -1,15 +1,10 @@
-//! Process hygiene for a set-group-id program run by a possibly hostile user: standard
-//! descriptors that really exist, an environment with nothing we did not choose, a
-//! private umask, and signals that cannot leave a half-written file behind.
+//! Signals that cannot leave a half-written maildrop file behind. The rest of the
+//! start-up hygiene (standard descriptors, environment, umask) is shared with
+//! rostqueue: rostfix_privilege::hygiene.
 
 #![allow(unsafe_code)] // every unsafe block here states why it is sound
 
 use nix::sys::signal::{signal, SigHandler, SigSet, SigmaskHow, Signal};
-use nix::sys::stat::{umask, Mode};
-use std::os::fd::AsRawFd;
-
-/// Environment variables kept (time zone only; nothing else is read by us).
-const KEEP_ENV: &[&str] = &["TZ"];
 
 /// Signals that would otherwise kill us between creating and committing a file.
 const DEFERRED_SIGNALS: [Signal; 4] = [
@@ -18,45 +13,6 @@ const DEFERRED_SIGNALS: [Signal; 4] = [
     Signal::SIGQUIT,
     Signal::SIGTERM,
 ];
-
-/// Opens /dev/null on any of fds 0, 1, 2 the caller closed, so a file we open later
-/// can never become "stderr" and receive our error messages.
-pub fn ensure_std_fds() {
-    for fd in 0..3 {
-        if nix::fcntl::fcntl(
-            // SAFETY: the fd is only probed with F_GETFD and not kept.
-            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
-            nix::fcntl::FcntlArg::F_GETFD,
-        )
-        .is_err()
-        {
-            match std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-            {
-                // The lowest free descriptor is the closed one; keep it open for good.
-                Ok(f) if f.as_raw_fd() == fd => std::mem::forget(f),
-                Ok(_) | Err(_) => std::process::exit(crate::sysexits::EX_TEMPFAIL),
-            }
-        }
-    }
-}
-
-/// Removes every environment variable except [`KEEP_ENV`]. Call while single-threaded.
-pub fn clear_environment() {
-    let names: Vec<_> = std::env::vars_os().map(|(k, _)| k).collect();
-    for name in names {
-        if !KEEP_ENV.iter().any(|k| name == *k) {
-            std::env::remove_var(&name);
-        }
-    }
-}
-
-/// Files we create are private to us until pickup reads them.
-pub fn private_umask() {
-    umask(Mode::from_bits_truncate(0o077));
-}
 
 /// Blocks SIGHUP/SIGINT/SIGQUIT/SIGTERM (they stay pending, see [`interrupted`]) and
 /// ignores SIGXFSZ (a low RLIMIT_FSIZE then makes write fail, and we clean up).

@@ -21,8 +21,9 @@ DESCRIPTION
     rostdrop then wakes the pickup service (public/pickup), which also scans
     maildrop every 60 seconds.
 
-    rostdrop treats its caller as hostile: it clears the environment, refuses
-    untrusted configuration directories, checks every address (no control
+    rostdrop treats its caller as hostile: it keeps only the environment
+    import_environment names, refuses a configuration directory the default
+    main.cf does not list in alternate_config_directories, checks every address (no control
     characters, at most 320 bytes, at most 10000 recipients) and enforces
     message_size_limit, removing a partial file on any failure. It does not
     commit a message when interrupted by a signal.
@@ -45,7 +46,7 @@ EXIT STATUS
     0 queued; 64 usage error; 65 bad address, DSN value or message file too
     big; 73 cannot create the queue file; 74 error reading input; 75
     temporary failure (write error, queue file system full, interrupted);
-    77 untrusted configuration directory; 78 configuration error.
+    77 unauthorized configuration directory; 78 configuration error.
 
 SEE ALSO
     sendmail(1), pickup(8), main.cf: queue_directory, message_size_limit,

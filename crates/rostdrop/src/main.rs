@@ -1,7 +1,7 @@
 //! rostdrop: the set-group-id (setgid_group) helper that writes locally submitted mail
 //! into `maildrop/`, like Postfix's postdrop. Its caller is treated as hostile: see
-//! hardening.rs (process hygiene), trust.rs (configuration directory), validate.rs
-//! (envelope) and maildrop.rs (the write itself).
+//! rostfix_privilege (start-up hygiene, configuration directory), hardening.rs
+//! (signals), validate.rs (envelope) and maildrop.rs (the write itself).
 
 #![deny(unsafe_code)]
 
@@ -10,11 +10,12 @@ mod hardening;
 mod help;
 mod maildrop;
 mod sysexits;
-mod trust;
 mod validate;
 
 use args::{Command, DropArgs};
-use rostfix_config::MainCf;
+use rostfix_config::{MainCf, DEFAULT_CONFIG_DIR};
+use rostfix_privilege::config_dir::{choose_config_dir, running_set_id};
+use rostfix_privilege::hygiene::{harden, SavedEnvironment};
 use std::path::Path;
 use std::process::exit;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,11 +27,8 @@ fn fatal(code: i32, msg: impl std::fmt::Display) -> ! {
 }
 
 fn main() {
-    hardening::ensure_std_fds();
-    hardening::private_umask();
-    // Read before the environment is cleared; trusted only after trust.rs says so.
-    let mail_config = std::env::var_os("MAIL_CONFIG");
-    hardening::clear_environment();
+    // Files we create stay private to us until pickup reads them: umask 077.
+    let saved_env = harden(0o077).unwrap_or_else(|e| fatal(EX_TEMPFAIL, e));
 
     let mut argv = Vec::new();
     for a in std::env::args_os().skip(1) {
@@ -51,17 +49,23 @@ fn main() {
             exit(EX_USAGE);
         }
     };
-    run(&args, mail_config.as_deref())
+    run(&args, &saved_env)
 }
 
-fn run(args: &DropArgs, mail_config: Option<&std::ffi::OsStr>) -> ! {
+fn run(args: &DropArgs, saved_env: &SavedEnvironment) -> ! {
     let uid = nix::unistd::getuid().as_raw();
-    let privileged = nix::unistd::getegid() != nix::unistd::getgid()
-        || nix::unistd::geteuid() != nix::unistd::getuid();
-    let config_dir =
-        trust::choose_config_dir(args.config_dir.as_deref(), mail_config, uid, privileged)
-            .unwrap_or_else(|e| fatal(EX_NOPERM, e));
+    // Root, or a rostdrop not installed set-group-id (a developer's `make run`) whose
+    // caller could write the files itself, may name any directory.
+    let trusted = uid == 0 || !running_set_id();
+    let config_dir = choose_config_dir(
+        args.config_dir.as_deref(),
+        saved_env.get("MAIL_CONFIG").map(|v| v.as_os_str()),
+        trusted,
+        Path::new(DEFAULT_CONFIG_DIR),
+    )
+    .unwrap_or_else(|e| fatal(EX_NOPERM, e));
     let config = MainCf::load(&config_dir).unwrap_or_else(|e| fatal(EX_CONFIG, e));
+    saved_env.import(&config.get_list("import_environment"));
     if let Err(e) = validate::validate_envelope(&args.sender, &args.recipients) {
         fatal(EX_DATAERR, e);
     }

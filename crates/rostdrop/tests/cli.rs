@@ -1,5 +1,5 @@
 //! Runs the built `rostdrop` for the paths decided before main.cf is read: `--help`,
-//! usage errors, and refusing an untrusted configuration directory to a non-root user.
+//! usage errors, and refusing an unlisted configuration directory to a non-root user.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
@@ -84,7 +84,7 @@ fn untrusted_config_dir_refused_to_users() {
     assert_eq!(out.status.code(), Some(77));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.starts_with("rostdrop: fatal: /tmp: not a trusted configuration directory"),
+        err.starts_with("rostdrop: fatal: unauthorized configuration directory name: /tmp"),
         "{err}"
     );
 

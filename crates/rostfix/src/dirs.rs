@@ -1,5 +1,7 @@
 //! The queue directories with their owners and modes (docs/ARCHITECTURE.md's table):
-//! what each should be, what differs on disk, and the fixes.
+//! what each should be, what differs on disk, and the fixes. Fixes go through a
+//! descriptor opened with O_DIRECTORY|O_NOFOLLOW (fchown/fchmod), so a symbolic link
+//! in place of a directory is refused instead of followed as root.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -126,21 +128,31 @@ pub fn ensure_queue_dirs(queue: &Path, ids: &Ids) -> Result<Vec<String>, String>
                 wrong
             }
         };
+        if !wrong.ownership && !wrong.permissions {
+            continue;
+        }
+        let dir = open_dir_nofollow(&path)?;
         if let (true, Some((uid, gid))) = (wrong.ownership, owner) {
-            nix::unistd::chown(
-                &path,
-                Some(nix::unistd::Uid::from_raw(uid)),
-                Some(nix::unistd::Gid::from_raw(gid)),
-            )
-            .map_err(|e| format!("chown {}: {e}", path.display()))?;
+            std::os::unix::fs::fchown(&dir, Some(uid), Some(gid))
+                .map_err(|e| format!("chown {}: {e}", path.display()))?;
         }
         if wrong.permissions {
             // After chown: chown clears set-id bits, and the mode must be exact.
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            dir.set_permissions(std::fs::Permissions::from_mode(mode))
                 .map_err(|e| format!("chmod {}: {e}", path.display()))?;
         }
     }
     Ok(warnings)
+}
+
+/// Opens the directory `path` itself, never what a symbolic link there points to.
+fn open_dir_nofollow(path: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| format!("open {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -184,6 +196,19 @@ mod tests {
             Wrong::default(),
             "not root: owners not checked"
         );
+    }
+
+    #[test]
+    fn fixes_never_follow_a_link() {
+        let base = std::env::temp_dir().join(format!("rostfix-dirs-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("real")).unwrap();
+        std::os::unix::fs::symlink(base.join("real"), base.join("link")).unwrap();
+        let refused = open_dir_nofollow(&base.join("link"));
+        let opened = open_dir_nofollow(&base.join("real"));
+        std::fs::remove_dir_all(&base).unwrap();
+        assert!(refused.is_err());
+        assert!(opened.is_ok());
     }
 
     #[test]

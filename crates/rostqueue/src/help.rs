@@ -25,9 +25,10 @@ DESCRIPTION
        rostqueue asks the showq service (master.cf: showq unix n - y - -
        showq) on public/showq, as postqueue does. public/ is open to the
        setgid_group group only, so rostqueue is installed set-group-id
-       setgid_group (mode 2755), like rostdrop; run that way it honours -c
-       and MAIL_CONFIG only for a root-owned configuration directory that
-       only root can change. Files that cannot be parsed are not listed; a
+       setgid_group (mode 2755), like rostdrop; run that way by a user other
+       than root it honours -c and MAIL_CONFIG only for a directory that
+       the default main.cf lists in alternate_config_directories or
+       multi_instance_directories. Files that cannot be parsed are not listed; a
        warning names each one on standard error. Files in corrupt/ are not
        listed.
 

@@ -2,8 +2,10 @@
 //! Lines (-j) format, and sends flush triggers to qmgr (-f, -i ID). Root and mail_owner
 //! read the queue directories directly; anyone else asks the showq service on
 //! public/showq, which rostqueue reaches by being installed set-group-id setgid_group
-//! (as Postfix's postqueue is set-group-id postdrop). Run that way, it honours `-c` and
-//! MAIL_CONFIG only for a root-owned configuration directory (rostdrop's rules).
+//! (as Postfix's postqueue is set-group-id postdrop). Run that way by anyone but root,
+//! it honours `-c` and MAIL_CONFIG only for a directory the default main.cf lists in
+//! alternate_config_directories, and it starts like rostdrop (standard descriptors,
+//! environment per import_environment, umask): rostfix_privilege, shared by both.
 
 #![deny(unsafe_code)]
 
@@ -12,13 +14,11 @@ mod help;
 mod json;
 mod listing;
 mod localtime;
-// The same rules as rostdrop's: one file, so the two set-group-id programs cannot
-// drift apart.
-#[path = "../../rostdrop/src/trust.rs"]
-mod trust;
 
 use args::{ArgsError, Command, Mode, Options};
-use rostfix_config::{config_dir, MainCf};
+use rostfix_config::{MainCf, DEFAULT_CONFIG_DIR};
+use rostfix_privilege::config_dir::{choose_config_dir, running_set_id, ConfigDirError};
+use rostfix_privilege::hygiene::{harden, SavedEnvironment};
 use rostfix_proto::Trigger;
 use rostfix_showq::scan;
 use std::io::Write;
@@ -47,7 +47,7 @@ enum Fatal {
     #[error("Queue report unavailable - mail system is down ({0})")]
     Showq(#[from] rostfix_showq::ShowqError),
     #[error("{0}")]
-    Trust(#[from] trust::TrustError),
+    ConfigDir(#[from] ConfigDirError),
     #[error("write to standard output: {0}")]
     Output(std::io::Error),
 }
@@ -58,12 +58,19 @@ impl Fatal {
             Fatal::Config(_) => EX_CONFIG,
             Fatal::Scan(_) | Fatal::Output(_) => EX_TEMPFAIL,
             Fatal::Trigger(_) | Fatal::Showq(_) => EX_UNAVAILABLE,
-            Fatal::Trust(_) => EX_NOPERM,
+            Fatal::ConfigDir(_) => EX_NOPERM,
         }
     }
 }
 
 fn main() {
+    let saved_env = match harden(0o022) {
+        Ok(saved) => saved,
+        Err(e) => {
+            eprintln!("rostqueue: fatal: {e}");
+            exit(EX_TEMPFAIL);
+        }
+    };
     let options = match args::parse_args(std::env::args().skip(1)) {
         Ok(Command::Help) => {
             print!("{}", help::HELP);
@@ -72,7 +79,7 @@ fn main() {
         Ok(Command::Run(options)) => options,
         Err(error) => usage(&error),
     };
-    match run(&options) {
+    match run(&options, &saved_env) {
         Ok(()) => exit(0),
         // A closed pipe (`rostqueue -p | head`) is not worth a message.
         Err(Fatal::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => exit(0),
@@ -89,23 +96,15 @@ fn usage(error: &ArgsError) -> ! {
     exit(EX_USAGE);
 }
 
-/// True when this process has a group the real user lacks (installed set-group-id).
-fn set_id() -> bool {
-    nix::unistd::getegid() != nix::unistd::getgid()
-        || nix::unistd::geteuid() != nix::unistd::getuid()
-}
-
-/// The configuration directory, with rostdrop's trust rules when set-group-id.
-fn choose_config(options: &Options) -> Result<PathBuf, Fatal> {
-    if !set_id() {
-        return Ok(config_dir(options.config_dir.as_deref()));
-    }
-    let env = std::env::var_os("MAIL_CONFIG");
-    Ok(trust::choose_config_dir(
+/// The configuration directory: any for root or a rostqueue not installed set-id (its
+/// caller could read the queue itself), else the default or a listed one.
+fn choose_config(options: &Options, saved_env: &SavedEnvironment) -> Result<PathBuf, Fatal> {
+    let trusted = nix::unistd::getuid().is_root() || !running_set_id();
+    Ok(choose_config_dir(
         options.config_dir.as_deref(),
-        env.as_deref(),
-        nix::unistd::getuid().as_raw(),
-        true,
+        saved_env.get("MAIL_CONFIG").map(|v| v.as_os_str()),
+        trusted,
+        Path::new(DEFAULT_CONFIG_DIR),
     )?)
 }
 
@@ -138,8 +137,9 @@ fn listing(cf: &MainCf, root: &Path) -> Result<Vec<scan::Listed>, Fatal> {
     Ok(messages)
 }
 
-fn run(options: &Options) -> Result<(), Fatal> {
-    let cf = MainCf::load(&choose_config(options)?)?;
+fn run(options: &Options, saved_env: &SavedEnvironment) -> Result<(), Fatal> {
+    let cf = MainCf::load(&choose_config(options, saved_env)?)?;
+    saved_env.import(&cf.get_list("import_environment"));
     let root = PathBuf::from(cf.get("queue_directory"));
     let timeout = cf.get_time("trigger_timeout");
     match &options.mode {

@@ -9,6 +9,7 @@
 mod args;
 mod help;
 mod ops;
+mod owners;
 mod repair;
 
 use args::{Action, ArgsError, Command, Operation, Options, Target};
@@ -38,6 +39,12 @@ enum Fatal {
     NotPrivileged(String),
     #[error("read standard input: {0}")]
     Stdin(std::io::Error),
+    #[error("unknown mail_owner user {0}")]
+    UnknownOwner(String),
+    #[error("mail_owner {0} must not be root")]
+    RootOwner(String),
+    #[error("{0}")]
+    Drop(#[from] rostfix_privilege::UgidError),
 }
 
 impl Fatal {
@@ -45,7 +52,8 @@ impl Fatal {
         match self {
             Fatal::Config(_) => EX_CONFIG,
             Fatal::NotPrivileged(_) => EX_NOPERM,
-            Fatal::Stdin(_) => EX_TEMPFAIL,
+            Fatal::Stdin(_) | Fatal::Drop(_) => EX_TEMPFAIL,
+            Fatal::UnknownOwner(_) | Fatal::RootOwner(_) => EX_CONFIG,
         }
     }
 }
@@ -85,6 +93,19 @@ fn check_privilege(cf: &MainCf) -> Result<(), Fatal> {
     match nix::unistd::User::from_name(&owner) {
         Ok(Some(user)) if user.uid == uid => Ok(()),
         _ => Err(Fatal::NotPrivileged(owner)),
+    }
+}
+
+/// mail_owner's ids.
+fn mail_owner(cf: &MainCf) -> Result<rostfix_privilege::Ids, Fatal> {
+    let name = cf.get("mail_owner");
+    match nix::unistd::User::from_name(&name) {
+        Ok(Some(user)) if user.uid.is_root() => Err(Fatal::RootOwner(name)),
+        Ok(Some(user)) => Ok(rostfix_privilege::Ids {
+            uid: user.uid,
+            gid: user.gid,
+        }),
+        _ => Err(Fatal::UnknownOwner(name)),
     }
 }
 
@@ -143,6 +164,27 @@ fn run(options: &Options) -> Result<bool, Fatal> {
     init_maillog(&cf);
     let root = PathBuf::from(cf.get("queue_directory"));
     let mut ok = true;
+    let repair_queues: Vec<QueueName> = if options.queues.is_empty() {
+        repair::REPAIR_QUEUES.to_vec()
+    } else {
+        options.queues.clone()
+    };
+    if nix::unistd::geteuid().is_root() {
+        // Root's only work: giving files back to mail_owner, through descriptors
+        // (owners.rs). Then the rest as mail_owner, as postsuper does: the queue
+        // directories are mail_owner's, and a link planted there must not borrow root's
+        // rights for a chmod, utime, unlink or trigger.
+        let owner = mail_owner(&cf)?;
+        if options.repair {
+            ok &= report_all(&owners::fix_owners(
+                &root,
+                &repair_queues,
+                owner.uid.as_raw(),
+                owner.gid.as_raw(),
+            ));
+        }
+        rostfix_privilege::drop_to(owner)?;
+    }
     if options.purge {
         let mut rep = repair::Report::default();
         let n = repair::purge(&root, std::time::SystemTime::now(), &mut rep);
@@ -155,20 +197,7 @@ fn run(options: &Options) -> Result<bool, Fatal> {
         }
     }
     if options.repair {
-        let owner = if nix::unistd::getuid().is_root() {
-            nix::unistd::User::from_name(&cf.get("mail_owner"))
-                .ok()
-                .flatten()
-                .map(|u| (u.uid.as_raw(), u.gid.as_raw()))
-        } else {
-            None
-        };
-        let queues: Vec<QueueName> = if options.queues.is_empty() {
-            repair::REPAIR_QUEUES.to_vec()
-        } else {
-            options.queues.clone()
-        };
-        ok &= report_all(&repair::repair(&root, &queues, owner));
+        ok &= report_all(&repair::repair(&root, &repair_queues));
     }
     let mut wake = options.repair;
     for op in &options.operations {

@@ -6,8 +6,11 @@
 //!   the id its inode gives, with its defer/ and bounce/ logs; this happens after a
 //!   restore from backup, where inodes change. rename(2) never replaces an existing
 //!   name here (link + unlink), so two files cannot collapse into one;
-//! - ownership is set back to mail_owner (root only) and the mode to 0600, keeping the
-//!   expire bit (0100).
+//! - ownership is set back to mail_owner (root only, owners.rs, before rostsuper
+//!   becomes mail_owner) and the mode to 0600, keeping the expire bit (0100).
+//!
+//! Everything here runs as mail_owner (main.rs drops root first), so a symbolic link
+//! planted in a queue directory can only lead to mail_owner's own files.
 //!
 //! -p removes `tmp.PID.N` files (writers' unfinished files) whose writer process is
 //! gone and that are at least [`TMP_MIN_AGE`] old, or that are older than
@@ -77,9 +80,8 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-/// Renames, re-owns and re-modes queue files. `owner` is mail_owner's (uid, gid) when
-/// we may chown (root), else None.
-pub fn repair(root: &Path, queues: &[QueueName], owner: Option<(u32, u32)>) -> Report {
+/// Renames and re-modes queue files.
+pub fn repair(root: &Path, queues: &[QueueName]) -> Report {
     let mut rep = Report::default();
     for &q in queues {
         let dir = root.join(q.as_str());
@@ -94,19 +96,6 @@ pub fn repair(root: &Path, queues: &[QueueName], owner: Option<(u32, u32)>) -> R
             };
             if !meta.is_file() || !is_valid_queue_id(&name) {
                 continue;
-            }
-            if let Some((uid, gid)) = owner {
-                if meta.uid() != uid || meta.gid() != gid {
-                    match std::os::unix::fs::lchown(&path, Some(uid), Some(gid)) {
-                        Ok(()) => rep.lines.push(format!(
-                            "{}/{name}: owner {}:{} changed to {uid}:{gid}",
-                            q.as_str(),
-                            meta.uid(),
-                            meta.gid()
-                        )),
-                        Err(e) => rep.warnings.push(format!("{}: chown: {e}", path.display())),
-                    }
-                }
             }
             let mode = meta.permissions().mode() & 0o7777;
             let want = 0o600 | (mode & EXPIRE_BIT);
@@ -234,7 +223,7 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o744)).unwrap();
         std::fs::write(r.join("defer/12345FFFFFFFF"), b"recipient=a\n").unwrap();
         let ino = std::fs::metadata(&p).unwrap().ino();
-        let rep = repair(&r, &[QueueName::Deferred], None);
+        let rep = repair(&r, &[QueueName::Deferred]);
         let new = format!("12345{ino:X}");
         assert!(r.join("deferred").join(&new).exists(), "{rep:?}");
         assert!(r.join("defer").join(&new).exists());
@@ -245,7 +234,7 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o7777, 0o700, "expire bit kept, rest 0600");
         // A second pass finds nothing to do.
-        let rep = repair(&r, &[QueueName::Deferred], None);
+        let rep = repair(&r, &[QueueName::Deferred]);
         assert!(rep.lines.is_empty(), "{rep:?}");
         std::fs::remove_dir_all(&r).unwrap();
     }
