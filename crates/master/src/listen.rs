@@ -177,6 +177,7 @@ pub fn remove_unix(endpoints: &[Endpoint], owner: Option<SocketOwner>) {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // fork/_exit in tests, each stating why it is sound
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

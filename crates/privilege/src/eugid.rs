@@ -95,6 +95,7 @@ impl Drop for EugidGuard {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // fork/_exit in tests, each stating why it is sound
 mod tests {
     use super::*;
     use nix::sys::wait::{waitpid, WaitStatus};

@@ -3,6 +3,8 @@
 //! really exist, a umask of our choosing, and an environment reduced to what
 //! import_environment names, so nothing the caller set reaches us or a library.
 
+#![allow(unsafe_code)] // every unsafe block here states why it is sound
+
 use nix::sys::stat::{umask, Mode};
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -9,6 +9,8 @@
 //! - [`config_dir`]: which configuration directory such a command may use
 //!   (alternate_config_directories).
 
+#![deny(unsafe_code)]
+
 pub mod config_dir;
 pub mod eugid;
 pub mod hygiene;

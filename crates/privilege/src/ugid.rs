@@ -52,6 +52,7 @@ pub fn drop_to(ids: Ids) -> Result<(), UgidError> {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // fork/_exit in tests, each stating why it is sound
 mod tests {
     use super::*;
     use nix::sys::wait::{waitpid, WaitStatus};
