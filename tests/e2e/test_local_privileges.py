@@ -159,3 +159,31 @@ def test_command_environment_and_directory_are_filtered(make_instance):
     assert env["LOCAL"] == f"filt+{filtered_ext}"
     assert env["SENDER"] == "a_b@example.org"
     assert (out / "pwd").read_text().strip() == f"{out}/{filtered_ext}"
+
+
+def test_local_rests_as_mail_owner_between_deliveries(make_instance):
+    """Issue 12 item 10: local holds mail_owner's effective ids except while it
+    delivers (Postfix's local does), so a queue file or path that mail_owner controls
+    is never opened with root's rights between deliveries. Its real uid stays 0 so it
+    can take root back for the next recipient, which must still be delivered as that
+    recipient."""
+    from harness import MAIL_OWNER, USER1, USER2, maildir_messages
+    inst = make_instance()
+    owner = pwd.getpwnam(MAIL_OWNER).pw_uid
+    send(inst, "a@example.org", f"{USER1}@mx.rostfix.test", "first")
+    wait_for(lambda: maildir_messages(USER1), what=f"delivery to {USER1}")
+    local_pids = wait_for(
+        lambda: [p for p, n in inst.processes().items() if n == "local"] or None,
+        what="an idle local process")
+    for pid in local_pids:
+        with open(f"/proc/{pid}/status") as f:
+            status = dict(l.split(":", 1) for l in f if ":" in l)
+        real, effective, saved, _fs = (int(x) for x in status["Uid"].split())
+        assert real == 0, f"local[{pid}] real uid {real}"
+        assert effective == owner, f"local[{pid}] rests with euid {effective}, not {MAIL_OWNER}"
+        egid = int(status["Gid"].split()[1])
+        assert egid == pwd.getpwnam(MAIL_OWNER).pw_gid, f"local[{pid}] egid {egid}"
+    # The same process takes root back for the next delivery, as the recipient.
+    send(inst, "a@example.org", f"{USER2}@mx.rostfix.test", "second")
+    msgs = wait_for(lambda: maildir_messages(USER2), what=f"delivery to {USER2}")
+    assert os.stat(msgs[0][0]).st_uid == pwd.getpwnam(USER2).pw_uid

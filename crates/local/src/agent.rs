@@ -5,6 +5,7 @@
 use crate::deliver::{Message, Settings};
 use crate::expand::{verdict, Expansion, Leaf, LocalConf, UserLookup};
 use crate::failure::Failure;
+use crate::privileges::RootGuard;
 use crate::resubmit::Forwarder;
 use rostfix_maillog::DeliveryLine;
 use rostfix_proto::{DeliveryReply, DeliveryRequest, DeliveryStatus, RecipientResult};
@@ -104,7 +105,19 @@ where
     let mut results = Vec::with_capacity(req.recipients.len());
     for r in &req.recipients {
         let start = Instant::now();
-        let leaves = deliver(&r.address, &r.orig_address);
+        // Root only for the delivery itself: the queue file was read, and is marked
+        // below, with the resting identity (mail_owner).
+        let leaves = match RootGuard::regain() {
+            Ok(_root) => deliver(&r.address, &r.orig_address),
+            Err(e) => {
+                log::warn!("{}: {e}", req.queue_id);
+                vec![Leaf {
+                    to: r.address.clone(),
+                    result: Err(Failure::defer("4.3.0", e.to_string())),
+                    owner: None,
+                }]
+            }
+        };
         let took = start.elapsed();
         let (status, f) = match verdict(&leaves) {
             Ok(text) => {

@@ -6,11 +6,10 @@
 
 use rostfix_local::agent::Context;
 use rostfix_local::deliver::system_user;
-use rostfix_local::privileges::{running_as_root, Identity};
 use rostfix_local::resubmit::QueueForwarder;
-use rostfix_local::server::{init_service, serve_stream, set_timeouts};
+use rostfix_local::server::{init_service, mail_owner, rest, serve_stream, set_timeouts};
 use rostfix_local::setup::{local_conf, settings};
-use rostfix_service::{Connection, Service};
+use rostfix_service::Connection;
 use std::path::Path;
 
 const HELP: &str = "\
@@ -87,6 +86,7 @@ fn main() {
         log::error!("fatal: {e}");
         std::process::exit(75);
     }
+    rest(owner);
     // After confine() the working directory is queue_directory.
     let mut forwarder = QueueForwarder {
         root: ".".into(),
@@ -101,25 +101,6 @@ fn main() {
         };
         serve_connection(&mut cx, conn)
     })
-}
-
-/// mail_owner's identity, for the queue files of forwarded mail (None when not root:
-/// then everything already runs as one user).
-fn mail_owner(service: &Service) -> Option<Identity> {
-    if !running_as_root() {
-        return None;
-    }
-    let name = service.config.get("mail_owner");
-    match system_user(&name) {
-        Ok(Some(u)) => Some(Identity {
-            uid: u.uid,
-            gid: u.gid,
-        }),
-        _ => {
-            log::error!("fatal: unknown mail_owner {name}");
-            std::process::exit(75);
-        }
-    }
 }
 
 fn serve_connection(cx: &mut Context<'_>, conn: Connection) {

@@ -7,10 +7,17 @@
 //! When the agent does not run as root (a developer's `make run`) nothing switches and
 //! every delivery happens as the invoking user.
 //!
+//! Between deliveries, and while it reads and marks queue files, the agent rests with
+//! mail_owner's effective ids ([`rest_as`]), as Postfix's local does: a queue file a
+//! mail_owner process replaced by a link, or any other path mail_owner controls, is
+//! then opened with no more than mail_owner's rights. [`RootGuard`] takes root back
+//! for one recipient's delivery only.
+//!
 //! The effective ids are per process (glibc applies them to every thread), so only a
 //! single-threaded process, like the local daemon, may switch.
 
 use nix::unistd::{geteuid, setegid, seteuid, setgroups, Gid, Uid};
+use std::sync::OnceLock;
 
 /// Who a delivery runs as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +137,77 @@ impl Drop for PrivGuard {
             if let Err(e) = restore_root() {
                 log::error!("cannot restore root privileges: {e}; aborting");
                 eprintln!("local: cannot restore root privileges: {e}; aborting");
+                std::process::abort();
+            }
+        }
+    }
+}
+
+/// The identity the agent rests with between deliveries (set once, by [`rest_as`]).
+static RESTING: OnceLock<Identity> = OnceLock::new();
+
+/// Gives up root's effective ids for `id` (mail_owner) until a [`RootGuard`] takes them
+/// back; called once after confinement by a daemon running as root. The real uid stays
+/// 0, so root can be regained for each delivery.
+pub fn rest_as(id: Identity) -> Result<(), PrivError> {
+    if !running_as_root() {
+        return Ok(());
+    }
+    if RESTING.set(id).is_err() {
+        return Ok(());
+    }
+    become_resting(id).map_err(|(what, source)| PrivError {
+        uid: id.uid,
+        gid: id.gid,
+        what,
+        source,
+    })
+}
+
+fn become_resting(id: Identity) -> Result<(), (&'static str, nix::Error)> {
+    setgroups(&[id.gid]).map_err(|e| ("setgroups", e))?;
+    setegid(id.gid).map_err(|e| ("setegid", e))?;
+    seteuid(id.uid).map_err(|e| ("seteuid", e))
+}
+
+/// While alive, a resting agent has root's effective ids again (to switch to each
+/// recipient with [`PrivGuard`]); dropping it returns to the resting identity. An agent
+/// that never rested (not started as root, or before [`rest_as`]) gets a guard that
+/// does nothing.
+#[must_use = "the resting identity returns when the guard is dropped"]
+#[derive(Debug)]
+pub struct RootGuard {
+    resting: Option<Identity>,
+}
+
+impl RootGuard {
+    /// Takes root back for one delivery.
+    pub fn regain() -> Result<RootGuard, PrivError> {
+        let Some(&id) = RESTING.get() else {
+            return Ok(RootGuard { resting: None });
+        };
+        // Created first so that a failure half way returns to the resting identity.
+        let guard = RootGuard { resting: Some(id) };
+        restore_root().map_err(|source| PrivError {
+            uid: Uid::from_raw(0),
+            gid: Gid::from_raw(0),
+            what: "regain root",
+            source,
+        })?;
+        Ok(guard)
+    }
+}
+
+impl Drop for RootGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.resting {
+            if let Err((what, e)) = become_resting(id) {
+                // Going on as root would read the next queue file with root's rights.
+                log::error!("cannot return to uid {} ({what}): {e}; aborting", id.uid);
+                eprintln!(
+                    "local: cannot return to uid {} ({what}): {e}; aborting",
+                    id.uid
+                );
                 std::process::abort();
             }
         }

@@ -4,6 +4,8 @@
 //! virtual binaries share.
 
 use crate::agent::{handle_request, Context};
+use crate::deliver::system_user;
+use crate::privileges::{rest_as, running_as_root, Identity};
 use rostfix_proto::{serve_delivery_stream, StreamEnd};
 use rostfix_service::{Connection, Service, ServiceError};
 use std::io::{Read, Write};
@@ -52,6 +54,37 @@ pub fn serve_stream<S: Read + Write>(cx: &mut Context<'_>, stream: &mut S, queue
     });
     if !matches!(end, StreamEnd::Done) {
         log::warn!("{end}");
+    }
+}
+
+/// mail_owner's identity when running as root (None otherwise: then everything already
+/// runs as one user); an unknown mail_owner is fatal (exit 75).
+pub fn mail_owner(service: &Service) -> Option<Identity> {
+    if !running_as_root() {
+        return None;
+    }
+    let name = service.config.get("mail_owner");
+    match system_user(&name) {
+        Ok(Some(u)) => Some(Identity {
+            uid: u.uid,
+            gid: u.gid,
+        }),
+        _ => {
+            log::error!("fatal: unknown mail_owner {name}");
+            std::process::exit(75);
+        }
+    }
+}
+
+/// After confinement: rest with mail_owner's effective ids between deliveries (see
+/// crate::privileges); failing that is fatal (exit 75), since serving as root would
+/// open queue files with root's rights.
+pub fn rest(owner: Option<Identity>) {
+    if let Some(id) = owner {
+        if let Err(e) = rest_as(id) {
+            log::error!("fatal: {e}");
+            std::process::exit(75);
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use rostfix_local::agent::{deliver_all, load, message};
 use rostfix_local::expand::Leaf;
-use rostfix_local::server::{init_service, set_timeouts};
+use rostfix_local::server::{init_service, mail_owner, rest, set_timeouts};
 use rostfix_local::setup::virtual_conf;
 use rostfix_local::virtual_mailbox::{deliver_virtual, VirtualConf};
 use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
@@ -59,10 +59,12 @@ fn main() {
     let mut service = init_service("virtual");
     let listeners = service.take_listeners();
     let conf = virtual_conf(&service.config);
+    let owner = mail_owner(&service);
     if let Err(e) = service.confine() {
         log::error!("fatal: {e}");
         std::process::exit(75);
     }
+    rest(owner);
     service.serve(listeners, move |_svc, conn| {
         if !set_timeouts(&conn) {
             return;
