@@ -88,7 +88,10 @@ def tables(tmp_path):
     conf = tmp_path / "conf"
     conf.mkdir()
     # postmap reads main.cf; rostmap finds its default_database_type there too.
-    (conf / "main.cf").write_text(f"queue_directory = {tmp_path}/q\ncompatibility_level = 3.6\n")
+    # Postfix's commands refuse to run when mail_owner is no user: name one every
+    # machine has, since Postfix itself (and its postfix user) is not installed here.
+    (conf / "main.cf").write_text(f"queue_directory = {tmp_path}/q\ncompatibility_level = 3.6\n"
+                                  "mail_owner = nobody\nsetgid_group = nogroup\n")
     for name, text in [("hash", HASH), ("regexp", REGEXP), ("cidr", CIDR),
                        ("aliases", ALIASES)]:
         (conf / name).write_text(text)
