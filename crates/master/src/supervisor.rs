@@ -4,7 +4,9 @@
 use crate::book::{Book, ExitHow, StatusEffect};
 use crate::child_args::{child_argv, child_env};
 use crate::error::io;
-use crate::listen::{open_all, remove_unix, SocketOwner};
+use crate::listen::{
+    open_all, remove_unix, resize_backlog, service_backlog, warn_if_capped, SocketOwner,
+};
 use crate::pidfile::PidFile;
 use crate::plan::{make_plan, Endpoint, Plan, PlannedService};
 use crate::settings::Settings;
@@ -174,13 +176,29 @@ impl Master {
         Ok(master)
     }
 
+    /// The listen backlog of a service (warned about when the kernel caps it).
+    fn backlog_of(&self, planned: &PlannedService) -> i32 {
+        let backlog = service_backlog(
+            planned.entry.maxproc,
+            self.settings.default_process_limit,
+        );
+        warn_if_capped(&planned.key.to_string(), backlog);
+        backlog
+    }
+
     /// Sockets, status pipe, counters and wake-up timer of a new service.
     fn open_service(
         &mut self,
         planned: PlannedService,
         now: Instant,
     ) -> Result<Running, MasterError> {
-        let listeners = open_all(&planned.endpoints, !planned.entry.private, self.owner)?;
+        let backlog = self.backlog_of(&planned);
+        let listeners = open_all(
+            &planned.endpoints,
+            !planned.entry.private,
+            self.owner,
+            backlog,
+        )?;
         let (status_read, status_write) = status_pipe()?;
         self.book.set_service(&planned.key, planned.entry.maxproc);
         let wakeup = match (planned.entry.service_type, planned.entry.wakeup) {
@@ -495,7 +513,15 @@ impl Master {
             let listeners = std::mem::take(&mut running.listeners);
             drop(listeners);
             remove_unix(&running.planned.endpoints);
-            running.listeners = open_all(&planned.endpoints, !planned.entry.private, self.owner)?;
+            let backlog = self.backlog_of(&planned);
+            running.listeners = open_all(
+                &planned.endpoints,
+                !planned.entry.private,
+                self.owner,
+                backlog,
+            )?;
+        } else {
+            resize_backlog(&running.listeners, self.backlog_of(&planned))?;
         }
         let (status_read, status_write) = status_pipe()?;
         running.status_read = status_read;
