@@ -132,3 +132,54 @@ def test_burst_of_1000_connections_is_greeted_and_served(make_instance):
         assert m, data[:200]
         subjects.add(m.group(1))
     assert len(subjects) == BURST
+
+
+# -- item 2: a new master at once after kill -9 -----------------------------------------
+
+def master_pid(inst):
+    pids = [pid for pid, name in inst.processes().items() if name == "master"]
+    assert len(pids) == 1, inst.processes()
+    return pids[0]
+
+
+def test_start_right_after_master_was_killed_loses_nothing(make_instance):
+    inst = make_instance()
+    # A client in the middle of a transaction: an smtpd child is busy with it.
+    sock = socket.create_connection(("127.0.0.1", inst.port), timeout=30)
+    f = sock.makefile("rb")
+
+    def cmd(data):
+        sock.sendall(data)
+        return read_reply(f)
+
+    assert read_reply(f)[0].startswith("220")
+    assert cmd(b"EHLO orphan.test\r\n")[-1].startswith("250")
+    assert cmd(b"MAIL FROM:<orphan@example.org>\r\n")[0].startswith("250")
+    assert cmd(f"RCPT TO:<{USER1}@localhost>\r\n".encode())[0].startswith("250")
+
+    old = master_pid(inst)
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{old}").exists(), timeout=10, what="master's death")
+
+    started = time.time()
+    proc = inst.cmd("rostfix", "start", check=False, timeout=30)
+    took = time.time() - started
+    assert proc.returncode == 0, (proc.stderr, inst.log_text()[-3000:])
+    assert took < 5, took
+    wait_for(inst.accepting, timeout=10, what="the new master's smtpd")
+    assert master_pid(inst) != old
+
+    # The old child still finishes its client, and what it acknowledged is delivered
+    # under the new master.
+    assert cmd(b"DATA\r\n")[0].startswith("354")
+    reply = cmd(b"Subject: orphan-accepted\r\n\r\nacknowledged by an orphan\r\n.\r\n")
+    assert reply[0].startswith("250 2.0.0 Ok: queued"), reply
+    cmd(b"QUIT\r\n")
+    sock.close()
+    assert send_one(inst.port, "new-master", timeout=30) == (True, True)
+    wait_for(lambda: len(maildir_messages(USER1)) >= 2, timeout=60,
+             what="both messages delivered")
+    texts = b"".join(data for _, data in maildir_messages(USER1))
+    assert b"Subject: orphan-accepted" in texts
+    assert b"Subject: new-master" in texts
+    assert "master is gone: closing the listening sockets" in inst.log_text()
