@@ -105,7 +105,9 @@ pub(crate) fn watch(status: Option<BorrowedFd<'_>>, listeners: &[BorrowedFd<'_>]
             {
                 return;
             }
-            log::info!("master is gone: closing the listening sockets, finishing the current client");
+            log::info!(
+                "master is gone: closing the listening sockets, finishing the current client"
+            );
             for fd in &listeners {
                 // ENOTCONN and the like on a socket that is not TCP: nothing to free.
                 let _ = shutdown(std::os::fd::AsRawFd::as_raw_fd(fd), Shutdown::Read);
@@ -133,7 +135,12 @@ mod tests {
                 500
             }
         };
-        let got = classify(500, &parent, Duration::from_secs(5), Duration::from_millis(1));
+        let got = classify(
+            500,
+            &parent,
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+        );
         assert_eq!(got, PipeBroke::MasterDied);
         assert_eq!(calls.get(), 3);
     }
@@ -156,8 +163,8 @@ mod tests {
         // The kernel behaviour the watcher relies on: after shutdown(SHUT_RD) of a
         // listening socket that stays open, a new SO_REUSEADDR socket can bind the port.
         use nix::sys::socket::{
-            bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag,
-            SockType, SockaddrIn,
+            bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+            SockaddrIn,
         };
         use std::os::fd::AsRawFd;
         let open = || {
