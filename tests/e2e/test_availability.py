@@ -183,3 +183,65 @@ def test_start_right_after_master_was_killed_loses_nothing(make_instance):
     assert b"Subject: orphan-accepted" in texts
     assert b"Subject: new-master" in texts
     assert "master is gone: closing the listening sockets" in inst.log_text()
+
+
+# -- item 6: slowloris clients holding every smtpd process ------------------------------
+
+SLOW = 100  # smtpd's default maxproc (default_process_limit)
+
+
+def slowloris(port, greeted, stop):
+    """Connects, waits for the greeting, then sends one byte every 3 s, never a LF."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            if sock.recv(512).startswith(b"220"):
+                greeted.append(1)
+            while not stop.wait(3):
+                sock.sendall(b"X")
+    except OSError:
+        pass
+
+
+def test_slowloris_clients_do_not_lock_out_a_normal_client(make_instance):
+    inst = make_instance()
+    stop = threading.Event()
+    greeted = []
+    threads = [threading.Thread(target=slowloris, args=(inst.port, greeted, stop))
+               for _ in range(SLOW)]
+    try:
+        for t in threads:
+            t.start()
+        # Every smtpd process (maxproc 100) is now held by a slow client.
+        wait_for(lambda: len(greeted) == SLOW, timeout=60, what="100 slow clients greeted")
+        started = time.time()
+        outcome = send_one(inst.port, "not-locked-out", timeout=5)
+        took = time.time() - started
+        print(f"\nnormal client served in {took:.2f}s beside {SLOW} slowloris clients")
+        assert outcome == (True, True)
+        assert took < 5, took
+        assert "has reached its process limit" in inst.log_text()
+
+        # A slow client now meets a stress-mode smtpd: smtpd_timeout is 10 s and bounds
+        # the whole record, so one byte every 3 s does not keep it.
+        with socket.create_connection(("127.0.0.1", inst.port), timeout=30) as sock:
+            assert sock.recv(512).startswith(b"220")
+            t0 = time.time()
+            reply = b""
+            sock.settimeout(3)
+            while time.time() - t0 < 25:
+                try:
+                    sock.sendall(b"X")
+                    reply = sock.recv(512)
+                    break
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+            dropped_after = time.time() - t0
+        assert reply.startswith(b"421 4.4.2"), reply
+        assert 8 <= dropped_after < 16, dropped_after
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+    wait_for(lambda: maildir_messages(USER1), timeout=60, what="the normal client's mail")

@@ -11,6 +11,7 @@ use crate::pidfile::PidFile;
 use crate::plan::{make_plan, Endpoint, Plan, PlannedService};
 use crate::settings::Settings;
 use crate::spawn::SpawnSpec;
+use crate::stress::{AtLimit, Stress};
 use crate::wakeup::{send_wakeup, WakeupTimer};
 use crate::MasterError;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -45,6 +46,8 @@ struct Running {
     /// Bytes of an incomplete record (fewer than STATUS_LEN).
     pending: Vec<u8>,
     wakeup: Option<WakeupTimer>,
+    /// Stress mode (inet services only).
+    stress: Stress,
 }
 
 /// The signals master handles through its signalfd.
@@ -214,6 +217,7 @@ impl Master {
             status_write,
             pending: Vec::new(),
             wakeup,
+            stress: Stress::default(),
         })
     }
 
@@ -256,7 +260,10 @@ impl Master {
             for source in ready {
                 match source {
                     Source::Signals => signals_ready = true,
-                    Source::Status(index) => self.read_status(index),
+                    Source::Status(index) => {
+                        self.read_status(index);
+                        self.check_stress(index);
+                    }
                     Source::Listener(index) => {
                         if !spawn_for.contains(&index) {
                             spawn_for.push(index);
@@ -353,10 +360,45 @@ impl Master {
         }
     }
 
+    /// Enters stress mode when an inet service has just reached its process limit,
+    /// as Postfix's master does (see stress.rs).
+    fn check_stress(&mut self, index: usize) {
+        let now = Instant::now();
+        let running = &mut self.services[index];
+        let key = running.planned.key.clone();
+        if running.planned.entry.service_type != ServiceType::Inet || !self.book.at_limit(&key)
+        {
+            return;
+        }
+        if running.stress.at_limit(now) == AtLimit::Extend {
+            return;
+        }
+        log::warn!(
+            "service \"{key}\" has reached its process limit \"{}\": new clients may \
+             experience noticeable delays",
+            running.planned.entry.maxproc
+        );
+        // A fresh status pipe, as for a reload: the busy children finish their clients
+        // and exit; new ones run under stress.
+        let (status_read, status_write) = match status_pipe() {
+            Ok(pipe) => pipe,
+            Err(e) => {
+                log::warn!("{key}: cannot enter stress mode: {e}");
+                return;
+            }
+        };
+        running.status_read = status_read;
+        running.status_write = status_write;
+        running.pending.clear();
+        self.book.restart_service(&key);
+        log::info!("service {key}: restarted in stress mode (-o stress=yes)");
+    }
+
     fn spawn(&mut self, index: usize, now: Instant) {
+        let stress = self.services[index].stress.active(now);
         let running = &self.services[index];
         let planned = &running.planned;
-        let argv = child_argv(planned);
+        let argv = child_argv(planned, stress);
         let env = child_env(
             &self.settings.import_environment,
             &|name| std::env::var(name).ok(),
