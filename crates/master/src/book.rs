@@ -332,7 +332,10 @@ mod tests {
         assert!(!book.at_limit(&k));
         assert!(book.may_listen(&k, now));
         // The old children's records and exits no longer move the counters.
-        assert_eq!(book.status(&k, st(10, 1, StatusKind::Avail)), StatusEffect::Ignored);
+        assert_eq!(
+            book.status(&k, st(10, 1, StatusKind::Avail)),
+            StatusEffect::Ignored
+        );
         book.spawned(&k, 12, PathBuf::from("smtpd"));
         book.exited(10, ExitHow::Code(0), now, THROTTLE);
         assert_eq!(book.counters(&k).map(|c| (c.total, c.idle)), Some((1, 1)));

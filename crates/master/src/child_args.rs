@@ -122,7 +122,10 @@ mod tests {
                 "-v"
             ]
         );
-        assert_eq!(child_argv(&service(1, false, false, &[]), false)[5..], ["-l"]);
+        assert_eq!(
+            child_argv(&service(1, false, false, &[]), false)[5..],
+            ["-l"]
+        );
         assert_eq!(
             child_argv(&service(0, false, true, &[]), false)[5..],
             ["-u", "-z"]

@@ -366,8 +366,7 @@ impl Master {
         let now = Instant::now();
         let running = &mut self.services[index];
         let key = running.planned.key.clone();
-        if running.planned.entry.service_type != ServiceType::Inet || !self.book.at_limit(&key)
-        {
+        if running.planned.entry.service_type != ServiceType::Inet || !self.book.at_limit(&key) {
             return;
         }
         if running.stress.at_limit(now) == AtLimit::Extend {
