@@ -242,6 +242,27 @@ impl Book {
         })
     }
 
+    /// Whether every process of `key` is busy and no more may be started.
+    pub fn at_limit(&self, key: &ServiceKey) -> bool {
+        self.services
+            .get(key)
+            .is_some_and(|c| c.maxproc > 0 && c.idle == 0 && c.total >= c.maxproc)
+    }
+
+    /// Restarts one service (stress mode): its children stop counting, as after a
+    /// reload, and drain on their broken status pipe; new ones may be started.
+    pub fn restart_service(&mut self, key: &ServiceKey) {
+        for record in self.children.values_mut() {
+            if &record.key == key {
+                record.counted = false;
+            }
+        }
+        if let Some(counters) = self.services.get_mut(key) {
+            counters.total = 0;
+            counters.idle = 0;
+        }
+    }
+
     /// SIGHUP: a new generation. Every existing child is forgotten for counting (it
     /// drains on its broken status pipe) but stays known, to be reaped and logged.
     pub fn new_generation(&mut self) {
@@ -292,6 +313,33 @@ mod tests {
     }
 
     const THROTTLE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn at_limit_then_restart_makes_room_and_ignores_the_old_children() {
+        let now = Instant::now();
+        let mut book = Book::new(1);
+        let k = key("smtp");
+        book.set_service(&k, 2);
+        book.spawned(&k, 10, PathBuf::from("smtpd"));
+        book.status(&k, st(10, 1, StatusKind::Taken));
+        assert!(!book.at_limit(&k));
+        book.spawned(&k, 11, PathBuf::from("smtpd"));
+        assert!(!book.at_limit(&k), "one is still idle");
+        book.status(&k, st(11, 1, StatusKind::Taken));
+        assert!(book.at_limit(&k));
+        assert!(!book.may_listen(&k, now));
+        book.restart_service(&k);
+        assert!(!book.at_limit(&k));
+        assert!(book.may_listen(&k, now));
+        // The old children's records and exits no longer move the counters.
+        assert_eq!(
+            book.status(&k, st(10, 1, StatusKind::Avail)),
+            StatusEffect::Ignored
+        );
+        book.spawned(&k, 12, PathBuf::from("smtpd"));
+        book.exited(10, ExitHow::Code(0), now, THROTTLE);
+        assert_eq!(book.counters(&k).map(|c| (c.total, c.idle)), Some((1, 1)));
+    }
 
     #[test]
     fn listen_only_when_no_idle_and_below_limit() {

@@ -4,9 +4,11 @@
 use crate::plan::{type_name, PlannedService};
 use std::path::Path;
 
-/// `daemon_directory/COMMAND -n NAME -t TYPE [-c] [-u] [-l] [-z] ARGS...`; argv[0] is
-/// the program's full path.
-pub fn child_argv(service: &PlannedService) -> Vec<String> {
+/// `daemon_directory/COMMAND -n NAME -t TYPE [-c] [-u] [-l] [-z] [-o stress=yes]
+/// ARGS...`; argv[0] is the program's full path. `stress=yes` goes before the master.cf
+/// arguments, so that an explicit `-o` there still wins and non-option arguments stay
+/// last.
+pub fn child_argv(service: &PlannedService, stress: bool) -> Vec<String> {
     let entry = &service.entry;
     let mut argv = vec![
         service.program.display().to_string(),
@@ -26,6 +28,10 @@ pub fn child_argv(service: &PlannedService) -> Vec<String> {
     }
     if entry.maxproc == 0 {
         argv.push("-z".to_string());
+    }
+    if stress {
+        argv.push("-o".to_string());
+        argv.push("stress=yes".to_string());
     }
     argv.extend(entry.args.iter().cloned());
     argv
@@ -97,12 +103,10 @@ mod tests {
 
     #[test]
     fn argv_flags_follow_the_columns() {
-        let argv = child_argv(&service(
-            100,
-            true,
-            true,
-            &["-o", "smtpd_banner=hi there", "-v"],
-        ));
+        let argv = child_argv(
+            &service(100, true, true, &["-o", "smtpd_banner=hi there", "-v"]),
+            false,
+        );
         assert_eq!(
             argv,
             [
@@ -118,9 +122,19 @@ mod tests {
                 "-v"
             ]
         );
-        assert_eq!(child_argv(&service(1, false, false, &[]))[5..], ["-l"]);
-        assert_eq!(child_argv(&service(0, false, true, &[]))[5..], ["-u", "-z"]);
-        assert_eq!(child_argv(&service(5, false, false, &[])).len(), 5);
+        assert_eq!(
+            child_argv(&service(1, false, false, &[]), false)[5..],
+            ["-l"]
+        );
+        assert_eq!(
+            child_argv(&service(0, false, true, &[]), false)[5..],
+            ["-u", "-z"]
+        );
+        assert_eq!(child_argv(&service(5, false, false, &[]), false).len(), 5);
+        assert_eq!(
+            child_argv(&service(5, false, false, &["-o", "stress=", "x"]), true)[5..],
+            ["-o", "stress=yes", "-o", "stress=", "x"]
+        );
     }
 
     #[test]

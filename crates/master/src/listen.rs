@@ -23,8 +23,31 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
-/// Listen backlog of every socket (Postfix uses 100 as well).
-const BACKLOG: i32 = 100;
+/// Where Linux caps every listen backlog (a larger request is silently cut down).
+const SOMAXCONN_PATH: &str = "/proc/sys/net/core/somaxconn";
+
+/// The listen backlog of a service, as Postfix sizes it: the larger of its maxproc and
+/// default_process_limit, so that a burst as large as the process limit waits in the
+/// accept queue instead of falling back to SYN cookies or retransmits.
+pub fn service_backlog(maxproc: u32, default_process_limit: u32) -> i32 {
+    i32::try_from(maxproc.max(default_process_limit).max(1)).unwrap_or(i32::MAX)
+}
+
+/// Warns when the kernel will cut `wanted` down (net.core.somaxconn, 4096 by default
+/// since Linux 5.4): the burst the service can absorb is then the kernel's limit.
+pub fn warn_if_capped(service: &str, wanted: i32) {
+    let Ok(text) = std::fs::read_to_string(SOMAXCONN_PATH) else {
+        return;
+    };
+    if let Ok(cap) = text.trim().parse::<i32>() {
+        if cap < wanted {
+            log::warn!(
+                "service {service}: listen backlog {wanted} exceeds net.core.somaxconn \
+                 {cap}; the kernel uses {cap}"
+            );
+        }
+    }
+}
 
 /// Who owns public/ and private/ (mail_owner, when master runs as root): their
 /// sockets are made with these effective ids, and so belong to them.
@@ -61,12 +84,12 @@ fn flags() -> SockFlag {
     SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK
 }
 
-fn backlog() -> Result<Backlog, MasterError> {
-    Backlog::new(BACKLOG).map_err(|e| MasterError::sys("listen backlog", io(e)))
+fn backlog(size: i32) -> Result<Backlog, MasterError> {
+    Backlog::new(size).map_err(|e| MasterError::sys("listen backlog", io(e)))
 }
 
 /// Opens one listening TCP socket.
-pub fn open_inet(addr: SocketAddr) -> Result<OwnedFd, MasterError> {
+pub fn open_inet(addr: SocketAddr, backlog_size: i32) -> Result<OwnedFd, MasterError> {
     let what = || format!("bind {addr}");
     let family = if addr.is_ipv4() {
         AddressFamily::Inet
@@ -82,7 +105,7 @@ pub fn open_inet(addr: SocketAddr) -> Result<OwnedFd, MasterError> {
     }
     bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))
         .map_err(|e| MasterError::sys(what(), io(e)))?;
-    listen(&fd, backlog()?).map_err(|e| MasterError::sys(what(), io(e)))?;
+    listen(&fd, backlog(backlog_size)?).map_err(|e| MasterError::sys(what(), io(e)))?;
     Ok(fd)
 }
 
@@ -93,12 +116,13 @@ pub fn open_unix(
     path: &Path,
     public: bool,
     owner: Option<SocketOwner>,
+    backlog_size: i32,
 ) -> Result<OwnedFd, MasterError> {
-    as_owner(owner, || open_unix_here(path, public))
+    as_owner(owner, || open_unix_here(path, public, backlog_size))
 }
 
 /// [`open_unix`] with the ids we have now.
-fn open_unix_here(path: &Path, public: bool) -> Result<OwnedFd, MasterError> {
+fn open_unix_here(path: &Path, public: bool, backlog_size: i32) -> Result<OwnedFd, MasterError> {
     let what = || path.display().to_string();
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -127,8 +151,17 @@ fn open_unix_here(path: &Path, public: bool) -> Result<OwnedFd, MasterError> {
     let bound = bind(fd.as_raw_fd(), &addr);
     umask(previous);
     bound.map_err(|e| MasterError::sys(what(), io(e)))?;
-    listen(&fd, backlog()?).map_err(|e| MasterError::sys(what(), io(e)))?;
+    listen(&fd, backlog(backlog_size)?).map_err(|e| MasterError::sys(what(), io(e)))?;
     Ok(fd)
+}
+
+/// Gives sockets that already listen a new backlog (a reload changed maxproc or
+/// default_process_limit); Linux applies a repeated listen(2) to the accept queue.
+pub fn resize_backlog(fds: &[OwnedFd], backlog_size: i32) -> Result<(), MasterError> {
+    for fd in fds {
+        listen(fd, backlog(backlog_size)?).map_err(|e| MasterError::sys("listen", io(e)))?;
+    }
+    Ok(())
 }
 
 /// Opens every endpoint of a service; on any failure the ones already opened are
@@ -137,12 +170,13 @@ pub fn open_all(
     endpoints: &[Endpoint],
     public: bool,
     owner: Option<SocketOwner>,
+    backlog_size: i32,
 ) -> Result<Vec<OwnedFd>, MasterError> {
     let mut fds = Vec::new();
     for (index, endpoint) in endpoints.iter().enumerate() {
         let opened = match endpoint {
-            Endpoint::Inet(addr) => open_inet(*addr),
-            Endpoint::Unix(path) => open_unix(path, public, owner),
+            Endpoint::Inet(addr) => open_inet(*addr, backlog_size),
+            Endpoint::Unix(path) => open_unix(path, public, owner, backlog_size),
         };
         match opened {
             Ok(fd) => fds.push(fd),
@@ -188,9 +222,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("qmgr");
         let _ = std::fs::remove_file(&path);
-        let first = open_unix(&path, true, None).unwrap();
+        let first = open_unix(&path, true, None, 100).unwrap();
         drop(first);
-        let second = open_unix(&path, true, None).unwrap();
+        let second = open_unix(&path, true, None, 100).unwrap();
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o666
@@ -199,7 +233,7 @@ mod tests {
         drop(second);
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, "not a socket").unwrap();
-        assert!(open_unix(&path, true, None).is_err());
+        assert!(open_unix(&path, true, None, 100).is_err());
         assert!(path.is_file(), "a regular file is left alone");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -210,7 +244,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("local");
         let _ = std::fs::remove_file(&path);
-        let fd = open_unix(&path, false, None).unwrap();
+        let fd = open_unix(&path, false, None, 100).unwrap();
         let mode = std::fs::symlink_metadata(&path)
             .unwrap()
             .permissions()
@@ -244,7 +278,7 @@ mod tests {
                     uid: Uid::from_raw(65534),
                     gid: Gid::from_raw(65534),
                 };
-                let code = match open_unix(&path, true, Some(owner)) {
+                let code = match open_unix(&path, true, Some(owner), 100) {
                     Ok(_) if nix::unistd::geteuid().is_root() => 0,
                     Ok(_) => 1,
                     Err(_) => 2,
@@ -267,11 +301,43 @@ mod tests {
 
     #[test]
     fn inet_socket_listens() {
-        let fd = open_inet("127.0.0.1:0".parse().unwrap()).unwrap();
+        let fd = open_inet("127.0.0.1:0".parse().unwrap(), 100).unwrap();
         let listener = std::net::TcpListener::from(fd);
         let addr = listener.local_addr().unwrap();
         std::net::TcpStream::connect(addr).unwrap();
         // Binding the same port again while it listens fails.
-        assert!(open_inet(addr).is_err());
+        assert!(open_inet(addr, 100).is_err());
+    }
+
+    #[test]
+    fn backlog_is_the_larger_of_maxproc_and_the_default_limit() {
+        assert_eq!(service_backlog(1100, 100), 1100);
+        assert_eq!(service_backlog(2, 100), 100);
+        // maxproc 0 (unlimited) and default_process_limit 0 still listen.
+        assert_eq!(service_backlog(0, 0), 1);
+        assert_eq!(service_backlog(u32::MAX, 100), i32::MAX);
+    }
+
+    #[test]
+    fn the_requested_backlog_reaches_the_kernel() {
+        // The kernel shows a listener's backlog as Send-Q in sock_diag; simplest to
+        // check its effect: more connections than 100 complete without accept().
+        let fd = open_inet("127.0.0.1:0".parse().unwrap(), 300).unwrap();
+        let listener = std::net::TcpListener::from(fd);
+        let addr = listener.local_addr().unwrap();
+        let clients: Vec<std::net::TcpStream> = (0..250)
+            .map(|_| {
+                // With a backlog of 100 the SYN of the 102nd would be dropped and
+                // connect() would retry for minutes: bound it.
+                std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+                    .unwrap()
+            })
+            .collect();
+        listener.set_nonblocking(true).unwrap();
+        let mut accepted = 0;
+        while listener.accept().is_ok() {
+            accepted += 1;
+        }
+        assert_eq!(accepted, clients.len());
     }
 }

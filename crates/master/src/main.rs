@@ -14,6 +14,7 @@ mod pidfile;
 mod plan;
 mod settings;
 mod spawn;
+mod stress;
 mod supervisor;
 mod wakeup;
 

@@ -4,11 +4,14 @@
 use crate::book::{Book, ExitHow, StatusEffect};
 use crate::child_args::{child_argv, child_env};
 use crate::error::io;
-use crate::listen::{as_owner, open_all, remove_unix, SocketOwner};
+use crate::listen::{
+    as_owner, open_all, remove_unix, resize_backlog, service_backlog, warn_if_capped, SocketOwner,
+};
 use crate::pidfile::PidFile;
 use crate::plan::{make_plan, Endpoint, Plan, PlannedService};
 use crate::settings::Settings;
 use crate::spawn::SpawnSpec;
+use crate::stress::{AtLimit, Stress};
 use crate::wakeup::{send_wakeup, WakeupTimer};
 use crate::MasterError;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -43,6 +46,8 @@ struct Running {
     /// Bytes of an incomplete record (fewer than STATUS_LEN).
     pending: Vec<u8>,
     wakeup: Option<WakeupTimer>,
+    /// Stress mode (inet services only).
+    stress: Stress,
 }
 
 /// The signals master handles through its signalfd.
@@ -174,13 +179,26 @@ impl Master {
         Ok(master)
     }
 
+    /// The listen backlog of a service (warned about when the kernel caps it).
+    fn backlog_of(&self, planned: &PlannedService) -> i32 {
+        let backlog = service_backlog(planned.entry.maxproc, self.settings.default_process_limit);
+        warn_if_capped(&planned.key.to_string(), backlog);
+        backlog
+    }
+
     /// Sockets, status pipe, counters and wake-up timer of a new service.
     fn open_service(
         &mut self,
         planned: PlannedService,
         now: Instant,
     ) -> Result<Running, MasterError> {
-        let listeners = open_all(&planned.endpoints, !planned.entry.private, self.owner)?;
+        let backlog = self.backlog_of(&planned);
+        let listeners = open_all(
+            &planned.endpoints,
+            !planned.entry.private,
+            self.owner,
+            backlog,
+        )?;
         let (status_read, status_write) = status_pipe()?;
         self.book.set_service(&planned.key, planned.entry.maxproc);
         let wakeup = match (planned.entry.service_type, planned.entry.wakeup) {
@@ -199,6 +217,7 @@ impl Master {
             status_write,
             pending: Vec::new(),
             wakeup,
+            stress: Stress::default(),
         })
     }
 
@@ -241,7 +260,10 @@ impl Master {
             for source in ready {
                 match source {
                     Source::Signals => signals_ready = true,
-                    Source::Status(index) => self.read_status(index),
+                    Source::Status(index) => {
+                        self.read_status(index);
+                        self.check_stress(index);
+                    }
                     Source::Listener(index) => {
                         if !spawn_for.contains(&index) {
                             spawn_for.push(index);
@@ -341,10 +363,44 @@ impl Master {
         }
     }
 
+    /// Enters stress mode when an inet service has just reached its process limit,
+    /// as Postfix's master does (see stress.rs).
+    fn check_stress(&mut self, index: usize) {
+        let now = Instant::now();
+        let running = &mut self.services[index];
+        let key = running.planned.key.clone();
+        if running.planned.entry.service_type != ServiceType::Inet || !self.book.at_limit(&key) {
+            return;
+        }
+        if running.stress.at_limit(now) == AtLimit::Extend {
+            return;
+        }
+        log::warn!(
+            "service \"{key}\" has reached its process limit \"{}\": new clients may \
+             experience noticeable delays",
+            running.planned.entry.maxproc
+        );
+        // A fresh status pipe, as for a reload: the busy children finish their clients
+        // and exit; new ones run under stress.
+        let (status_read, status_write) = match status_pipe() {
+            Ok(pipe) => pipe,
+            Err(e) => {
+                log::warn!("{key}: cannot enter stress mode: {e}");
+                return;
+            }
+        };
+        running.status_read = status_read;
+        running.status_write = status_write;
+        running.pending.clear();
+        self.book.restart_service(&key);
+        log::info!("service {key}: restarted in stress mode (-o stress=yes)");
+    }
+
     fn spawn(&mut self, index: usize, now: Instant) {
+        let stress = self.services[index].stress.active(now);
         let running = &self.services[index];
         let planned = &running.planned;
-        let argv = child_argv(planned);
+        let argv = child_argv(planned, stress);
         let env = child_env(
             &self.settings.import_environment,
             &|name| std::env::var(name).ok(),
@@ -498,7 +554,15 @@ impl Master {
             let listeners = std::mem::take(&mut running.listeners);
             drop(listeners);
             remove_unix(&running.planned.endpoints, self.owner);
-            running.listeners = open_all(&planned.endpoints, !planned.entry.private, self.owner)?;
+            let backlog = self.backlog_of(&planned);
+            running.listeners = open_all(
+                &planned.endpoints,
+                !planned.entry.private,
+                self.owner,
+                backlog,
+            )?;
+        } else {
+            resize_backlog(&running.listeners, self.backlog_of(&planned))?;
         }
         let (status_read, status_write) = status_pipe()?;
         running.status_read = status_read;

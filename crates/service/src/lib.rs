@@ -24,6 +24,7 @@
 mod args;
 mod confine;
 mod inherit;
+mod orphan;
 mod serve;
 mod signals;
 mod status;
@@ -107,6 +108,7 @@ impl Service {
     pub fn init(program: &str) -> Result<Service, ServiceError> {
         // First, before this process opens anything: see which inherited fds are real.
         inherit::snapshot();
+        orphan::note_parent();
         signals::ignore_sigpipe().map_err(|source| ServiceError::Sys {
             what: "ignore SIGPIPE".to_string(),
             source,
@@ -223,6 +225,9 @@ impl Service {
             pid: std::process::id() as i32,
             generation: self.generation,
         };
+        let listener_fds: Vec<_> = listeners.iter().map(serve::Listener::as_fd).collect();
+        orphan::watch(status.fd, &listener_fds);
+        drop(listener_fds);
         let stop = serve::run_loop(
             &listeners,
             status,

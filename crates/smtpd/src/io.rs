@@ -6,12 +6,17 @@
 //!
 //! Command lines are read with a hard length limit: an over-long line is skipped up to
 //! its LF without being stored, so a client cannot make us buffer unbounded data.
+//!
+//! With smtpd_per_record_deadline, smtpd_timeout bounds a whole record (a command
+//! line, a line of message content) instead of each read: a client trickling one byte
+//! at a time can no longer hold a session for ever.
 
 use crate::reply::Reply;
 #[cfg(test)]
 use crate::tls::Duplex;
 use crate::tls::{TlsInfo, Transport};
 use std::io::{self, BufRead, BufReader};
+use std::time::{Duration, Instant};
 
 /// Read buffer size; also the most a single read pulls from the socket.
 const READ_BUFFER: usize = 16 * 1024;
@@ -33,6 +38,10 @@ pub struct SmtpIo<T: Transport> {
     pending: Vec<u8>,
     /// The last line [`SmtpIo::read_line`] returned ended in LF without CR.
     last_bare_lf: bool,
+    /// smtpd_per_record_deadline: the time a whole record may take.
+    record_limit: Option<Duration>,
+    /// When the record being read began (its first wait for input).
+    record_start: Option<Instant>,
 }
 
 /// Timeouts show up as WouldBlock (SO_RCVTIMEO on Linux) or TimedOut.
@@ -57,6 +66,29 @@ impl<T: Transport> SmtpIo<T> {
             reader: BufReader::with_capacity(READ_BUFFER, transport),
             pending: Vec::new(),
             last_bare_lf: false,
+            record_limit: None,
+            record_start: None,
+        }
+    }
+
+    /// Turns the per-record deadline on: from now on `limit` bounds each record.
+    pub fn set_record_deadline(&mut self, limit: Duration) {
+        self.record_limit = Some(limit);
+    }
+
+    /// Before a read from the socket: under a per-record deadline, the time left for
+    /// the current record becomes the read timeout; none left is a timeout.
+    fn arm_deadline(&mut self) -> io::Result<()> {
+        let Some(limit) = self.record_limit else {
+            return Ok(());
+        };
+        let started = *self.record_start.get_or_insert_with(Instant::now);
+        match limit.checked_sub(started.elapsed()) {
+            Some(left) if !left.is_zero() => self.reader.get_mut().set_read_timeout(left),
+            _ => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "per-record deadline exceeded",
+            )),
         }
     }
 
@@ -71,6 +103,7 @@ impl<T: Transport> SmtpIo<T> {
     pub fn discard_buffered(&mut self) -> usize {
         let n = self.reader.buffer().len();
         self.reader.consume(n);
+        self.record_start = None;
         n
     }
 
@@ -79,6 +112,11 @@ impl<T: Transport> SmtpIo<T> {
     pub fn start_tls(&mut self) -> io::Result<(TlsInfo, usize)> {
         let discarded = self.discard_buffered();
         self.flush()?;
+        if let Some(limit) = self.record_limit {
+            // The handshake is a record of its own: a fresh deadline, not what the
+            // STARTTLS line left.
+            self.reader.get_mut().set_read_timeout(limit)?;
+        }
         let info = self.reader.get_mut().start_tls()?;
         Ok((info, discarded))
     }
@@ -106,6 +144,7 @@ impl<T: Transport> SmtpIo<T> {
     pub fn fill(&mut self) -> io::Result<&[u8]> {
         if self.reader.buffer().is_empty() {
             self.flush()?;
+            self.arm_deadline()?;
             loop {
                 match self.reader.fill_buf() {
                     Ok(_) => break,
@@ -150,8 +189,13 @@ impl<T: Transport> SmtpIo<T> {
         dropped
     }
 
-    /// Marks `n` bytes of the buffered input as used.
+    /// Marks `n` bytes of the buffered input as used. A line end among them completes
+    /// a record: the next one gets a fresh deadline.
     pub fn consume(&mut self, n: usize) {
+        let buffered = self.reader.buffer();
+        if buffered[..n.min(buffered.len())].contains(&b'\n') {
+            self.record_start = None;
+        }
         self.reader.consume(n);
     }
 
@@ -201,6 +245,72 @@ impl<T: Transport> SmtpIo<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::NetStream;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    /// A client that sends `data` one byte every `pace`, over a real socket whose
+    /// per-read timeout is `timeout`.
+    fn trickle(
+        data: &'static [u8],
+        pace: Duration,
+        timeout: Duration,
+    ) -> SmtpIo<NetStream<UnixStream>> {
+        let (server, mut client) = UnixStream::pair().unwrap();
+        server.set_read_timeout(Some(timeout)).unwrap();
+        std::thread::spawn(move || {
+            for byte in data {
+                std::thread::sleep(pace);
+                if client.write_all(&[*byte]).is_err() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        });
+        SmtpIo::over(NetStream::new(server, None))
+    }
+
+    #[test]
+    fn per_read_timeout_lets_a_trickling_client_through() {
+        let mut io = trickle(
+            b"NOOP\r\n",
+            Duration::from_millis(60),
+            Duration::from_millis(300),
+        );
+        assert_eq!(io.read_line(100).unwrap(), LineRead::Line(b"NOOP".to_vec()));
+    }
+
+    #[test]
+    fn per_record_deadline_stops_a_trickling_client() {
+        let mut io = trickle(
+            b"NOOP NOOP NOOP\r\n",
+            Duration::from_millis(60),
+            Duration::from_millis(300),
+        );
+        io.set_record_deadline(Duration::from_millis(300));
+        let start = Instant::now();
+        let err = io.read_line(100).unwrap_err();
+        assert!(is_timeout(&err), "{err:?}");
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_millis(800),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn each_complete_line_gets_a_fresh_deadline() {
+        // Every line takes ~200 ms of a 300 ms deadline: three lines in a row pass.
+        let mut io = trickle(
+            b"A1\nB2\nC3\n",
+            Duration::from_millis(65),
+            Duration::from_millis(300),
+        );
+        io.set_record_deadline(Duration::from_millis(300));
+        for want in [&b"A1"[..], b"B2", b"C3"] {
+            assert_eq!(io.read_line(100).unwrap(), LineRead::Line(want.to_vec()));
+        }
+    }
 
     #[test]
     fn lines_with_and_without_cr() {

@@ -74,7 +74,9 @@ OPTIONS
     -o n=v      override a main.cf parameter
 
     Parameters used: myhostname, smtpd_banner, mydestination, mynetworks,
-    message_size_limit, smtpd_timeout, smtpd_recipient_limit, line_length_limit,
+    message_size_limit, smtpd_timeout, smtpd_per_record_deadline (both shrink
+    under stress=yes, which master passes at the process limit),
+    smtpd_recipient_limit, line_length_limit,
     hopcount_limit, smtpd_hard_error_limit, smtpd_junk_command_limit,
     smtpd_tls_security_level (none, may, encrypt; or the legacy smtpd_use_tls and
     smtpd_enforce_tls), smtpd_tls_cert_file, smtpd_tls_key_file,

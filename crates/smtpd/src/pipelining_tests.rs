@@ -52,6 +52,9 @@ impl Transport for Script {
     fn input_ready(&mut self) -> bool {
         self.ready_after.is_some_and(|n| self.reads >= n)
     }
+    fn set_read_timeout(&mut self, _: std::time::Duration) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 struct Run {

@@ -168,6 +168,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
         let who = self.client.log_name();
         log::info!("connect from {who}");
         let mut io = SmtpIo::over(transport);
+        if self.cfg.per_record_deadline {
+            io.set_record_deadline(self.cfg.timeout);
+        }
         if wrapper && !self.handshake(&mut io) {
             log::info!("disconnect from {who} {}", self.stats.summary());
             return SessionEnd::Lost;

@@ -668,6 +668,9 @@ impl Transport for FakeTls {
     fn input_ready(&mut self) -> bool {
         false
     }
+    fn set_read_timeout(&mut self, _: std::time::Duration) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Runs a session over FakeTls; returns (reply lines before `<TLS>`, lines after, sink).

@@ -40,6 +40,9 @@ pub struct Settings {
     /// Bytes; 0 means no limit.
     pub message_size_limit: u64,
     pub timeout: Duration,
+    /// smtpd_per_record_deadline: `timeout` bounds a whole record, not each read
+    /// (Postfix's default turns it on under stress).
+    pub per_record_deadline: bool,
     pub recipient_limit: usize,
     pub line_length_limit: usize,
     pub hopcount_limit: u32,
@@ -70,6 +73,7 @@ impl Settings {
             mynetworks: NetworkList::parse(["127.0.0.0/8", "[::1]/128"]).unwrap_or_default(),
             message_size_limit: 10_240_000,
             timeout: Duration::from_secs(300),
+            per_record_deadline: false,
             recipient_limit: 1000,
             line_length_limit: 2048,
             hopcount_limit: 50,
@@ -134,6 +138,7 @@ impl Settings {
         }
         s.message_size_limit = int_param(&get, "message_size_limit", s.message_size_limit)?;
         s.timeout = time_param(&get, "smtpd_timeout", s.timeout)?;
+        s.per_record_deadline = bool_param(&get, "smtpd_per_record_deadline", false)?;
         s.recipient_limit =
             int_param(&get, "smtpd_recipient_limit", s.recipient_limit as u64)? as usize;
         s.line_length_limit =
@@ -208,6 +213,23 @@ pub(crate) fn int_param(
     })
 }
 
+pub(crate) fn bool_param(
+    get: &impl Fn(&str) -> String,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, SettingsError> {
+    let v = get(name);
+    match v.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(default),
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        other => Err(SettingsError::BadValue {
+            name,
+            value: other.to_string(),
+        }),
+    }
+}
+
 pub(crate) fn time_param(
     get: &impl Fn(&str) -> String,
     name: &'static str,
@@ -268,7 +290,15 @@ mod tests {
         assert_eq!(s.message_size_limit, 10_240_000);
         assert_eq!(s.timeout, Duration::from_secs(300));
         assert_eq!(s.hard_error_limit, 20);
+        assert!(!s.per_record_deadline);
         assert!(s.mynetworks.contains("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn per_record_deadline_is_read() {
+        let (s, _) = load(&[("smtpd_per_record_deadline", "yes")]).unwrap();
+        assert!(s.per_record_deadline);
+        assert!(load(&[("smtpd_per_record_deadline", "maybe")]).is_err());
     }
 
     #[test]

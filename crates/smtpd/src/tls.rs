@@ -13,6 +13,7 @@ use rustls::{ProtocolVersion, ServerConfig, ServerConnection, StreamOwned};
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// smtpd_tls_security_level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +237,8 @@ pub trait Transport: Read + Write {
     /// Whether a read now would return at once (input the client already sent, or the
     /// end of it) instead of waiting: the improper-pipelining check. Never blocks.
     fn input_ready(&mut self) -> bool;
+    /// Bounds the next reads from the socket (smtpd_per_record_deadline moves it).
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()>;
 }
 
 /// A plain or TLS socket (TCP or UNIX-domain).
@@ -307,6 +310,18 @@ impl<S: Read + Write + AsFd> Transport for NetStream<S> {
         matches!(self, NetStream::Plain(_, Some(_)))
     }
 
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        let fd = match &*self {
+            NetStream::Plain(s, _) => s.as_fd(),
+            NetStream::Tls(t) => t.sock.as_fd(),
+            NetStream::Broken => return Err(broken()),
+        };
+        let micros = i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX);
+        let tv = nix::sys::time::TimeVal::new(micros / 1_000_000, (micros % 1_000_000) as _);
+        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
+            .map_err(io::Error::from)
+    }
+
     fn input_ready(&mut self) -> bool {
         match self {
             NetStream::Plain(s, _) => readable_now(s),
@@ -375,6 +390,9 @@ impl<R: Read, W: Write> Transport for Duplex<R, W> {
     /// in-memory input stands for the client's next write.
     fn input_ready(&mut self) -> bool {
         false
+    }
+    fn set_read_timeout(&mut self, _: Duration) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -337,3 +337,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn stress_defaults_follow_the_stress_parameter() {
+    // Postfix's defaults: master passes `-o stress=yes` to a service at its process
+    // limit, and smtpd's timeouts and error limits shrink.
+    let mut config = parse("myhostname = mail.example.org\n");
+    assert_eq!(config.get("stress"), "");
+    assert_eq!(config.get_time("smtpd_timeout"), Duration::from_secs(300));
+    assert_eq!(config.get_int("smtpd_hard_error_limit"), 20);
+    assert_eq!(config.get_int("smtpd_junk_command_limit"), 100);
+    assert!(!config.get_bool("smtpd_per_record_deadline"));
+    config.set_override("stress", "yes").unwrap();
+    assert_eq!(config.get_time("smtpd_timeout"), Duration::from_secs(10));
+    assert_eq!(config.get_int("smtpd_hard_error_limit"), 1);
+    assert_eq!(config.get_int("smtpd_junk_command_limit"), 1);
+    assert!(config.get_bool("smtpd_per_record_deadline"));
+    // An explicit main.cf value may use the same syntax.
+    let mut config = parse("smtpd_timeout = ${stress?{5}:{60}}s\n");
+    assert_eq!(config.get_time("smtpd_timeout"), Duration::from_secs(60));
+    config.set_override("stress", "yes").unwrap();
+    assert_eq!(config.get_time("smtpd_timeout"), Duration::from_secs(5));
+}
