@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import harness
 from harness import BIN, USER1, USER2, maildir_messages, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,14 +85,16 @@ def postfix_tools():
 
 
 @pytest.fixture
-def tables(tmp_path):
+def tables(tmp_path, workdir):
     conf = tmp_path / "conf"
     conf.mkdir()
     # postmap reads main.cf; rostmap finds its default_database_type there too.
-    # Postfix's commands refuse to run when mail_owner is no user: name one every
-    # machine has, since Postfix itself (and its postfix user) is not installed here.
+    # Postfix's commands refuse to run when mail_owner or setgid_group does not exist:
+    # name the test session's (the workdir fixture creates them), since Postfix itself
+    # and its postfix user are not installed here.
     (conf / "main.cf").write_text(f"queue_directory = {tmp_path}/q\ncompatibility_level = 3.6\n"
-                                  "mail_owner = nobody\nsetgid_group = nogroup\n")
+                                  f"mail_owner = {harness.MAIL_OWNER}\n"
+                                  f"setgid_group = {harness.SETGID_GROUP}\n")
     for name, text in [("hash", HASH), ("regexp", REGEXP), ("cidr", CIDR),
                        ("aliases", ALIASES)]:
         (conf / name).write_text(text)
