@@ -1,42 +1,20 @@
 //! One client connection from qmgr: delivery requests served one after another on the
 //! kept stream (rostfix_proto::serve_delivery_stream bounds each in size; the socket
-//! timeout bounds it in time). Also the start-up and per-connection steps the local and
-//! virtual binaries share.
+//! timeout bounds it in time). Also the per-connection steps the local and virtual
+//! binaries share.
 
 use crate::agent::{handle_request, Context};
 use rostfix_proto::{serve_delivery_stream, StreamEnd};
-use rostfix_service::{Connection, Service, ServiceError};
+use rostfix_service::Connection;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// How long qmgr may take to send its request, and to read our reply.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// `Service::init(program)`, or the usage message (exit 64) / fatal error (exit 75).
-pub fn init_service(program: &str) -> Service {
-    match Service::init(program) {
-        Ok(s) => s,
-        Err(ServiceError::Usage(u)) => {
-            eprintln!("{program}: usage: {u}\nTry '{program} --help'.");
-            std::process::exit(64);
-        }
-        Err(e) => {
-            eprintln!("{program}: fatal: {e}");
-            std::process::exit(75);
-        }
-    }
-}
-
-/// Sets [`IO_TIMEOUT`] for reading and writing on qmgr's connection; false (logged)
-/// if that fails, and then the connection must not be served.
-pub fn set_timeouts(conn: &Connection) -> bool {
-    let t = Some(IO_TIMEOUT);
-    let set = match conn {
-        Connection::Unix(s) => s.set_read_timeout(t).and(s.set_write_timeout(t)),
-        Connection::Tcp(s) => s.set_read_timeout(t).and(s.set_write_timeout(t)),
-    };
-    if let Err(e) = set {
+/// Bounds qmgr's connection by ipc_timeout (docs/ipc.md): how long qmgr may take to
+/// send a request and to read our reply. False (logged) if that fails, and then the
+/// connection must not be served.
+pub fn set_timeouts(conn: &Connection, ipc_timeout: Duration) -> bool {
+    if let Err(e) = conn.set_timeouts(ipc_timeout) {
         log::warn!("cannot set socket timeouts: {e}");
         return false;
     }
