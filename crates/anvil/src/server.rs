@@ -1,5 +1,5 @@
-//! anvil's socket side: an acceptor thread per listening socket, a thread per client
-//! stream, and the supervising loop of the main thread.
+//! anvil's socket side: a thread per client stream (the service skeleton accepts
+//! them), and the supervising loop of the main thread.
 //!
 //! Bounds: at most [`MAX_STREAMS`] client streams at once (more are closed at once;
 //! smtpd then works without limits and warns), request frames of at most
@@ -7,9 +7,9 @@
 
 use crate::table::Table;
 use rostfix_proto::{read_message, write_message, AnvilClient, AnvilRequest, FrameError};
+use rostfix_service::Connection;
 use std::io::Read;
-use std::os::fd::OwnedFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -44,44 +44,31 @@ impl Shared {
     }
 }
 
-/// Starts accepting on an inherited listening socket.
-pub fn spawn_acceptor(fd: OwnedFd, shared: Shared) -> std::io::Result<()> {
-    let listener = UnixListener::from(fd);
-    // Master only polls the socket; we block in accept.
-    listener.set_nonblocking(false)?;
-    std::thread::Builder::new()
-        .name("accept".into())
-        .spawn(move || accept_loop(&listener, &shared))?;
-    Ok(())
-}
-
-fn accept_loop(listener: &UnixListener, shared: &Shared) {
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                if shared.streams.load(Ordering::Relaxed) >= MAX_STREAMS {
-                    log::warn!("too many clients ({MAX_STREAMS}); closing a new one");
-                    continue;
-                }
-                shared.streams.fetch_add(1, Ordering::Relaxed);
-                let s = shared.clone();
-                let spawned = std::thread::Builder::new()
-                    .name("client".into())
-                    .spawn(move || {
-                        serve_stream(stream, &s);
-                        s.streams.fetch_sub(1, Ordering::Relaxed);
-                    });
-                if let Err(e) = spawned {
-                    shared.streams.fetch_sub(1, Ordering::Relaxed);
-                    log::warn!("cannot start a client thread: {e}");
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::warn!("accept: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+/// Takes one new client stream (from the skeleton's acceptor thread): starts its
+/// thread, or closes it at once when MAX_STREAMS are already served.
+pub fn start_stream(conn: Connection, shared: &Shared) {
+    let stream = match conn {
+        Connection::Unix(s) => s,
+        Connection::Tcp(_) => {
+            log::warn!("ignoring a TCP client: anvil is a unix service");
+            return;
         }
+    };
+    if shared.streams.load(Ordering::Relaxed) >= MAX_STREAMS {
+        log::warn!("too many clients ({MAX_STREAMS}); closing a new one");
+        return;
+    }
+    shared.streams.fetch_add(1, Ordering::Relaxed);
+    let s = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("client".into())
+        .spawn(move || {
+            serve_stream(stream, &s);
+            s.streams.fetch_sub(1, Ordering::Relaxed);
+        });
+    if let Err(e) = spawned {
+        shared.streams.fetch_sub(1, Ordering::Relaxed);
+        log::warn!("cannot start a client thread: {e}");
     }
 }
 

@@ -21,34 +21,37 @@ mod help;
 mod notice;
 
 use rostfix_proto::{read_message, write_message, BounceRequest, FrameError};
-use rostfix_service::{Connection, Service};
+use rostfix_service::{Connection, Daemon, Service, Shape};
 use std::io::{Read, Write};
-use std::time::Duration;
 
 /// A bounce request lists addresses and short texts; 4 MiB bounds a confused peer.
 const MAX_REQUEST: u64 = 4 * 1024 * 1024;
-/// Used when ipc_timeout is unset or zero.
-const DEFAULT_IPC_TIMEOUT: Duration = Duration::from_secs(3600);
 
 fn main() {
-    if std::env::args().skip(1).any(|a| a == "--help") {
-        print!("{}", help::HELP);
-        return;
-    }
-    let mut service = match Service::init("bounce") {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("bounce: fatal: {e}");
-            std::process::exit(1);
-        }
-    };
-    let listeners = service.take_listeners();
-    if let Err(e) = service.confine() {
-        log::error!("fatal: {e}");
-        std::process::exit(1);
-    }
+    rostfix_service::run(Daemon {
+        program: "bounce",
+        help: help::HELP,
+        before_confine: |_: &mut Service| Ok(()),
+        after_confine: |service: &mut Service, ()| {
+            let cfg = bounce_config(service);
+            let timeout = service.ipc_timeout();
+            Ok(Shape::Single(Box::new(move |_svc, conn| {
+                if let Err(e) = conn.set_timeouts(timeout) {
+                    log::warn!("cannot set socket timeouts: {e}");
+                    return;
+                }
+                match conn {
+                    Connection::Unix(mut s) => serve_one(&mut s, &cfg),
+                    Connection::Tcp(mut s) => serve_one(&mut s, &cfg),
+                }
+            })))
+        },
+    })
+}
+
+fn bounce_config(service: &Service) -> handler::BounceConfig {
     let myhostname = service.config.get("myhostname");
-    let cfg = handler::BounceConfig {
+    handler::BounceConfig {
         myhostname: myhostname.clone(),
         size_limit: usize::try_from(service.config.get_int("bounce_size_limit")).unwrap_or(50_000),
         notify_2bounce: service
@@ -62,26 +65,7 @@ fn main() {
             service.config.get("double_bounce_sender"),
             myhostname
         ),
-    };
-    let mut timeout = service.config.get_time("ipc_timeout");
-    if timeout.is_zero() {
-        timeout = DEFAULT_IPC_TIMEOUT;
     }
-    service.serve(listeners, move |_svc, conn| {
-        let result = match conn {
-            Connection::Unix(mut s) => s
-                .set_read_timeout(Some(timeout))
-                .and_then(|()| s.set_write_timeout(Some(timeout)))
-                .map(|()| serve_one(&mut s, &cfg)),
-            Connection::Tcp(mut s) => s
-                .set_read_timeout(Some(timeout))
-                .and_then(|()| s.set_write_timeout(Some(timeout)))
-                .map(|()| serve_one(&mut s, &cfg)),
-        };
-        if let Err(e) = result {
-            log::warn!("cannot set socket timeouts: {e}");
-        }
-    })
 }
 
 /// Reads one request and answers it.

@@ -7,10 +7,11 @@
 use rostfix_local::agent::Context;
 use rostfix_local::deliver::system_user;
 use rostfix_local::resubmit::QueueForwarder;
-use rostfix_local::server::{init_service, mail_owner, rest, serve_stream, set_timeouts};
+use rostfix_local::server::{mail_owner, rest, serve_stream, set_timeouts};
 use rostfix_local::setup::{local_conf, settings};
-use rostfix_service::Connection;
+use rostfix_service::{Connection, Daemon, Service, Shape};
 use std::path::Path;
+use std::time::Duration;
 
 const HELP: &str = "\
 NAME
@@ -66,46 +67,43 @@ OPTIONS
     --help              print this text
 
 EXIT STATUS
-    0 after serving its clients, 64 on bad arguments, 75 when it cannot start.
+    0 after serving its clients, 64 on bad arguments, 1 when it cannot start.
 
 SEE ALSO
     master(8), qmgr(8), virtual(8), rostfix(1), aliases(5), rostalias(1)
 ";
 
 fn main() {
-    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
-        print!("{HELP}");
-        return;
-    }
-    let mut service = init_service("local");
-    let listeners = service.take_listeners();
-    let settings = settings(&service.config);
-    let conf = local_conf(&service.config);
-    let owner = mail_owner(&service);
-    if let Err(e) = service.confine() {
-        log::error!("fatal: {e}");
-        std::process::exit(75);
-    }
-    rest(owner);
-    // After confine() the working directory is queue_directory.
-    let mut forwarder = QueueForwarder {
-        root: ".".into(),
-        owner,
-    };
-    service.serve(listeners, move |_svc, conn| {
-        let mut cx = Context {
-            settings: &settings,
-            conf: &conf,
-            users: &system_user,
-            forwarder: &mut forwarder,
-        };
-        serve_connection(&mut cx, conn)
+    rostfix_service::run(Daemon {
+        program: "local",
+        help: HELP,
+        before_confine: |service: &mut Service| mail_owner(service),
+        after_confine: |service: &mut Service, owner| {
+            rest(owner)?;
+            let settings = settings(&service.config);
+            let conf = local_conf(&service.config);
+            let ipc_timeout = service.ipc_timeout();
+            // After confine() the working directory is queue_directory.
+            let mut forwarder = QueueForwarder {
+                root: ".".into(),
+                owner,
+            };
+            Ok(Shape::Single(Box::new(move |_svc, conn| {
+                let mut cx = Context {
+                    settings: &settings,
+                    conf: &conf,
+                    users: &system_user,
+                    forwarder: &mut forwarder,
+                };
+                serve_connection(&mut cx, conn, ipc_timeout)
+            })))
+        },
     })
 }
 
-fn serve_connection(cx: &mut Context<'_>, conn: Connection) {
+fn serve_connection(cx: &mut Context<'_>, conn: Connection, ipc_timeout: Duration) {
     let root = Path::new(".");
-    if !set_timeouts(&conn) {
+    if !set_timeouts(&conn, ipc_timeout) {
         return;
     }
     match conn {

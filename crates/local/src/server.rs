@@ -1,44 +1,22 @@
 //! One client connection from qmgr: delivery requests served one after another on the
 //! kept stream (rostfix_proto::serve_delivery_stream bounds each in size; the socket
-//! timeout bounds it in time). Also the start-up and per-connection steps the local and
-//! virtual binaries share.
+//! timeout bounds it in time). Also the per-connection steps the local and virtual
+//! binaries share.
 
 use crate::agent::{handle_request, Context};
 use crate::deliver::system_user;
 use crate::privileges::{rest_as, running_as_root, Identity};
 use rostfix_proto::{serve_delivery_stream, StreamEnd};
-use rostfix_service::{Connection, Service, ServiceError};
+use rostfix_service::{Connection, Service, ServiceError, StartError};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// How long qmgr may take to send its request, and to read our reply.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// `Service::init(program)`, or the usage message (exit 64) / fatal error (exit 75).
-pub fn init_service(program: &str) -> Service {
-    match Service::init(program) {
-        Ok(s) => s,
-        Err(ServiceError::Usage(u)) => {
-            eprintln!("{program}: usage: {u}\nTry '{program} --help'.");
-            std::process::exit(64);
-        }
-        Err(e) => {
-            eprintln!("{program}: fatal: {e}");
-            std::process::exit(75);
-        }
-    }
-}
-
-/// Sets [`IO_TIMEOUT`] for reading and writing on qmgr's connection; false (logged)
-/// if that fails, and then the connection must not be served.
-pub fn set_timeouts(conn: &Connection) -> bool {
-    let t = Some(IO_TIMEOUT);
-    let set = match conn {
-        Connection::Unix(s) => s.set_read_timeout(t).and(s.set_write_timeout(t)),
-        Connection::Tcp(s) => s.set_read_timeout(t).and(s.set_write_timeout(t)),
-    };
-    if let Err(e) = set {
+/// Bounds qmgr's connection by ipc_timeout (docs/ipc.md): how long qmgr may take to
+/// send a request and to read our reply. False (logged) if that fails, and then the
+/// connection must not be served.
+pub fn set_timeouts(conn: &Connection, ipc_timeout: Duration) -> bool {
+    if let Err(e) = conn.set_timeouts(ipc_timeout) {
         log::warn!("cannot set socket timeouts: {e}");
         return false;
     }
@@ -58,33 +36,28 @@ pub fn serve_stream<S: Read + Write>(cx: &mut Context<'_>, stream: &mut S, queue
 }
 
 /// mail_owner's identity when running as root (None otherwise: then everything already
-/// runs as one user); an unknown mail_owner is fatal (exit 75).
-pub fn mail_owner(service: &Service) -> Option<Identity> {
+/// runs as one user), for the queue files of forwarded mail and the resting identity.
+pub fn mail_owner(service: &Service) -> Result<Option<Identity>, StartError> {
     if !running_as_root() {
-        return None;
+        return Ok(None);
     }
     let name = service.config.get("mail_owner");
     match system_user(&name) {
-        Ok(Some(u)) => Some(Identity {
+        Ok(Some(u)) => Ok(Some(Identity {
             uid: u.uid,
             gid: u.gid,
-        }),
-        _ => {
-            log::error!("fatal: unknown mail_owner {name}");
-            std::process::exit(75);
-        }
+        })),
+        _ => Err(ServiceError::UnknownUser(name).into()),
     }
 }
 
 /// After confinement: rest with mail_owner's effective ids between deliveries (see
-/// crate::privileges); failing that is fatal (exit 75), since serving as root would
-/// open queue files with root's rights.
-pub fn rest(owner: Option<Identity>) {
-    if let Some(id) = owner {
-        if let Err(e) = rest_as(id) {
-            log::error!("fatal: {e}");
-            std::process::exit(75);
-        }
+/// crate::privileges). Failing that stops the start, since serving as root would open
+/// queue files with root's rights.
+pub fn rest(owner: Option<Identity>) -> Result<(), StartError> {
+    match owner {
+        Some(id) => rest_as(id).map_err(StartError::daemon),
+        None => Ok(()),
     }
 }
 

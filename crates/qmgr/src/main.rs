@@ -32,10 +32,11 @@ mod worker;
 use manager::Manager;
 use rostfix_config::{MasterCf, ServiceType};
 use rostfix_resolve::Resolver;
-use rostfix_service::Service;
+use rostfix_service::{Daemon, Service, Shape, StartError};
 use settings::Settings;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// master.cf maxproc of every unix service (the transports qmgr may call), read before
 /// the chroot. An unreadable master.cf means no per-transport caps (master would not
@@ -56,49 +57,39 @@ fn process_limits(service: &Service) -> HashMap<String, usize> {
     }
 }
 
-fn main() {
-    if std::env::args().skip(1).any(|a| a == "--help") {
-        print!("{}", help::HELP);
-        return;
-    }
-    let mut service = match Service::init("qmgr") {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("qmgr: fatal: {e}");
-            std::process::exit(1);
-        }
-    };
-    let listeners = service.take_listeners();
-    let settings = Settings::load(&service.config, &process_limits(&service));
-    // Tables are opened before the chroot (their paths are outside it).
-    let resolver = match Resolver::from_config(&service.config) {
-        Ok(r) => r,
-        Err(e) => {
-            log::error!("fatal: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = service.confine() {
-        log::error!("fatal: {e}");
-        std::process::exit(1);
-    }
-    if listeners.is_empty() {
-        log::warn!("no trigger socket inherited from master; relying on periodic queue scans");
-    }
+/// What qmgr opens before the chroot.
+struct Opened {
+    settings: Settings,
+    resolver: Resolver,
+}
 
-    let (tx, rx) = std::sync::mpsc::channel();
-    let wake_pending = trigger::WakePending::default();
-    for fd in listeners {
-        if let Err(e) = trigger::spawn_listener(fd, tx.clone(), wake_pending.clone()) {
-            log::error!("fatal: cannot start trigger listener: {e}");
-            std::process::exit(1);
-        }
-    }
-    // After confine the working directory is queue_directory (or the chroot).
-    let mut manager = Manager::new(PathBuf::from("."), settings, resolver, tx);
-    manager.share_wake_pending(wake_pending);
-    manager.recover();
-    manager.scan_incoming();
-    manager.run(rx, &|| service.master_alive());
-    std::process::exit(0);
+fn main() {
+    rostfix_service::run(Daemon {
+        program: "qmgr",
+        help: help::HELP,
+        before_confine: |service: &mut Service| {
+            Ok(Opened {
+                settings: Settings::load(&service.config, &process_limits(service)),
+                // Tables are opened before the chroot (their paths are outside it).
+                resolver: Resolver::from_config(&service.config).map_err(StartError::daemon)?,
+            })
+        },
+        after_confine: |_: &mut Service, opened: Opened| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let wake_pending = trigger::WakePending::default();
+            let on_trigger = trigger::forwarder(tx.clone(), wake_pending.clone());
+            // After confine the working directory is queue_directory (or the chroot).
+            let mut manager =
+                Manager::new(PathBuf::from("."), opened.settings, opened.resolver, tx);
+            manager.share_wake_pending(wake_pending);
+            Ok(Shape::Event {
+                on_trigger: Arc::new(on_trigger),
+                main_loop: Box::new(move |service: &Service| {
+                    manager.recover();
+                    manager.scan_incoming();
+                    manager.run(rx, &|| service.master_alive());
+                }),
+            })
+        },
+    })
 }

@@ -22,16 +22,23 @@
 #![deny(unsafe_code)]
 
 mod args;
+mod background;
 mod confine;
+mod daemon;
 mod inherit;
 mod orphan;
 mod serve;
 mod signals;
 mod status;
+mod trigger;
+
+pub use daemon::{fatal, run, ClientHandler, Daemon, Shape, StartError, TriggerHandler};
+pub use trigger::{read_trigger, MAX_TRIGGER, TRIGGER_TIMEOUT};
 
 use rostfix_config::MainCf;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// First inherited listening socket.
 pub const LISTEN_FD_START: i32 = 4;
@@ -101,6 +108,23 @@ pub enum Connection {
     Tcp(std::net::TcpStream),
     Unix(std::os::unix::net::UnixStream),
 }
+
+impl Connection {
+    /// Bounds every read and write on the connection by `timeout`.
+    pub fn set_timeouts(&self, timeout: Duration) -> std::io::Result<()> {
+        match self {
+            Connection::Tcp(s) => s
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| s.set_write_timeout(Some(timeout))),
+            Connection::Unix(s) => s
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| s.set_write_timeout(Some(timeout))),
+        }
+    }
+}
+
+/// ipc_timeout when main.cf sets it to zero (a zero socket timeout would mean none).
+const DEFAULT_IPC_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl Service {
     /// Parses `std::env::args()`, loads main.cf from MAIL_CONFIG, applies `-o` overrides,
@@ -201,30 +225,16 @@ impl Service {
         if let Err(e) = signals::catch_sigterm() {
             log::warn!("cannot catch SIGTERM: {e}");
         }
-        let listeners: Vec<serve::Listener> = listeners
-            .into_iter()
-            .filter_map(|fd| match serve::Listener::from_fd(fd) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    log::warn!("ignoring inherited listening socket: {e}");
-                    None
-                }
-            })
-            .collect();
+        let listeners = serve::listeners(listeners);
         if listeners.is_empty() {
-            log::error!("no listening sockets inherited from master (LISTEN_FDS); exiting");
-            std::process::exit(1);
+            fatal(&self.program, &StartError::NoListener);
         }
         let max_idle = self.config.get_time("max_idle");
         let limits = serve::Limits {
             max_use: u64::try_from(self.config.get_int("max_use")).unwrap_or(0),
             max_idle: (!max_idle.is_zero()).then_some(max_idle),
         };
-        let status = status::StatusPipe {
-            fd: inherit::status_fd(),
-            pid: std::process::id() as i32,
-            generation: self.generation,
-        };
+        let status = self.status_pipe();
         let listener_fds: Vec<_> = listeners.iter().map(serve::Listener::as_fd).collect();
         orphan::watch(status.fd, &listener_fds);
         drop(listener_fds);
@@ -254,6 +264,26 @@ impl Service {
             generation: self.generation,
         }
         .alive()
+    }
+
+    /// Where this process reports TAKEN/AVAIL.
+    fn status_pipe(&self) -> status::StatusPipe<'static> {
+        status::StatusPipe {
+            fd: inherit::status_fd(),
+            pid: std::process::id() as i32,
+            generation: self.generation,
+        }
+    }
+
+    /// How long one side of a service exchange (delivery, bounce) may wait for the
+    /// other: main.cf's ipc_timeout (docs/ipc.md, "Framing").
+    pub fn ipc_timeout(&self) -> Duration {
+        let t = self.config.get_time("ipc_timeout");
+        if t.is_zero() {
+            DEFAULT_IPC_TIMEOUT
+        } else {
+            t
+        }
     }
 
     /// The raw status pipe fd, for event loops that want POLLERR on it (master gone).

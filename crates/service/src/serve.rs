@@ -45,6 +45,14 @@ impl Listener {
         Ok(listener)
     }
 
+    /// For a thread of its own that waits in accept (background.rs).
+    pub(crate) fn set_blocking(&self) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(false),
+            Listener::Unix(l) => l.set_nonblocking(false),
+        }
+    }
+
     pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
             Listener::Tcp(l) => l.as_fd(),
@@ -54,7 +62,7 @@ impl Listener {
 
     /// Accepts one client and makes its socket blocking (the handler does plain reads
     /// and writes with timeouts).
-    fn accept(&self) -> io::Result<Connection> {
+    pub(crate) fn accept(&self) -> io::Result<Connection> {
         match self {
             Listener::Tcp(l) => {
                 let (stream, _) = l.accept()?;
@@ -68,6 +76,19 @@ impl Listener {
             }
         }
     }
+}
+
+/// Wraps the inherited fds; one that is not a usable socket is logged and skipped.
+pub(crate) fn listeners(fds: Vec<OwnedFd>) -> Vec<Listener> {
+    fds.into_iter()
+        .filter_map(|fd| match Listener::from_fd(fd) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::warn!("ignoring inherited listening socket: {e}");
+                None
+            }
+        })
+        .collect()
 }
 
 /// What one wait on the listeners produced.

@@ -8,7 +8,7 @@
 
 mod help;
 
-use rostfix_service::{Connection, Service};
+use rostfix_service::{Connection, Daemon, Service, Shape};
 use rostfix_showq::{scan, send_listing};
 use std::io::Write;
 use std::path::Path;
@@ -18,31 +18,22 @@ use std::time::Duration;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn main() {
-    if std::env::args().skip(1).any(|a| a == "--help") {
-        print!("{}", help::HELP);
-        return;
-    }
-    let mut service = match Service::init("showq") {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("showq: fatal: {e}");
-            std::process::exit(1);
-        }
-    };
-    let listeners = service.take_listeners();
-    if let Err(e) = service.confine() {
-        log::error!("fatal: {e}");
-        std::process::exit(1);
-    }
-    let empty_sender = service.config.get("empty_address_recipient");
-    service.serve(listeners, move |_svc, conn| match conn {
-        Connection::Unix(mut s) => match s.set_write_timeout(Some(WRITE_TIMEOUT)) {
-            Ok(()) => serve_one(&mut s, &empty_sender),
-            Err(e) => log::warn!("cannot set socket timeout: {e}"),
-        },
-        Connection::Tcp(mut s) => match s.set_write_timeout(Some(WRITE_TIMEOUT)) {
-            Ok(()) => serve_one(&mut s, &empty_sender),
-            Err(e) => log::warn!("cannot set socket timeout: {e}"),
+    rostfix_service::run(Daemon {
+        program: "showq",
+        help: help::HELP,
+        before_confine: |_: &mut Service| Ok(()),
+        after_confine: |service: &mut Service, ()| {
+            let empty_sender = service.config.get("empty_address_recipient");
+            Ok(Shape::Single(Box::new(move |_svc, conn| match conn {
+                Connection::Unix(mut s) => match s.set_write_timeout(Some(WRITE_TIMEOUT)) {
+                    Ok(()) => serve_one(&mut s, &empty_sender),
+                    Err(e) => log::warn!("cannot set socket timeout: {e}"),
+                },
+                Connection::Tcp(mut s) => match s.set_write_timeout(Some(WRITE_TIMEOUT)) {
+                    Ok(()) => serve_one(&mut s, &empty_sender),
+                    Err(e) => log::warn!("cannot set socket timeout: {e}"),
+                },
+            })))
         },
     })
 }

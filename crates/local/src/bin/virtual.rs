@@ -6,11 +6,11 @@
 
 use rostfix_local::agent::{deliver_all, load, message};
 use rostfix_local::expand::Leaf;
-use rostfix_local::server::{init_service, mail_owner, rest, set_timeouts};
+use rostfix_local::server::{mail_owner, rest, set_timeouts};
 use rostfix_local::setup::virtual_conf;
 use rostfix_local::virtual_mailbox::{deliver_virtual, VirtualConf};
 use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
-use rostfix_service::Connection;
+use rostfix_service::{Connection, Daemon, Service, Shape};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::SystemTime;
@@ -45,34 +45,31 @@ OPTIONS
     --help              print this text
 
 EXIT STATUS
-    0 after serving its clients, 64 on bad arguments, 75 when it cannot start.
+    0 after serving its clients, 64 on bad arguments, 1 when it cannot start.
 
 SEE ALSO
     local(8), qmgr(8), master(8), rostfix(1)
 ";
 
 fn main() {
-    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
-        print!("{HELP}");
-        return;
-    }
-    let mut service = init_service("virtual");
-    let listeners = service.take_listeners();
-    let conf = virtual_conf(&service.config);
-    let owner = mail_owner(&service);
-    if let Err(e) = service.confine() {
-        log::error!("fatal: {e}");
-        std::process::exit(75);
-    }
-    rest(owner);
-    service.serve(listeners, move |_svc, conn| {
-        if !set_timeouts(&conn) {
-            return;
-        }
-        match conn {
-            Connection::Unix(mut s) => serve(&conf, &mut s),
-            Connection::Tcp(mut s) => serve(&conf, &mut s),
-        }
+    rostfix_service::run(Daemon {
+        program: "virtual",
+        help: HELP,
+        before_confine: |service: &mut Service| mail_owner(service),
+        after_confine: |service: &mut Service, owner| {
+            rest(owner)?;
+            let conf = virtual_conf(&service.config);
+            let ipc_timeout = service.ipc_timeout();
+            Ok(Shape::Single(Box::new(move |_svc, conn| {
+                if !set_timeouts(&conn, ipc_timeout) {
+                    return;
+                }
+                match conn {
+                    Connection::Unix(mut s) => serve(&conf, &mut s),
+                    Connection::Tcp(mut s) => serve(&conf, &mut s),
+                }
+            })))
+        },
     })
 }
 
