@@ -15,6 +15,11 @@ use std::time::{Duration, SystemTime};
 /// How long qmgr may take to send its request, and to read our reply.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// EXIT STATUS in the manual pages of local and virtual: what [`init_service`] and
+/// their main loops return.
+pub const AGENT_EXIT_STATUS: &str =
+    "0 after serving its clients, 64 on bad arguments, 75 when it cannot start.";
+
 /// `Service::init(program)`, or the usage message (exit 64) / fatal error (exit 75).
 pub fn init_service(program: &str) -> Service {
     match Service::init(program) {

@@ -24,6 +24,7 @@
 mod args;
 mod confine;
 mod inherit;
+pub mod manual;
 mod serve;
 mod signals;
 mod status;
