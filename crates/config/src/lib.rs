@@ -10,6 +10,7 @@
 mod edit;
 mod error;
 mod expand;
+pub mod getopt;
 mod lines;
 mod list;
 mod main_cf;

@@ -7,71 +7,59 @@
 use rostfix_local::agent::Context;
 use rostfix_local::deliver::system_user;
 use rostfix_local::resubmit::QueueForwarder;
-use rostfix_local::server::{mail_owner, rest, serve_stream, set_timeouts};
+use rostfix_local::server::{mail_owner, rest, serve_stream, set_timeouts, AGENT_EXIT_STATUS};
 use rostfix_local::setup::{local_conf, settings};
+use rostfix_service::manual::Manual;
 use rostfix_service::{Connection, Daemon, Service, Shape};
 use std::path::Path;
 use std::time::Duration;
 
-const HELP: &str = "\
-NAME
-    local - Rostfix local mail delivery
+/// The text of `local --help`.
+const HELP: Manual = Manual {
+    name: "local - Rostfix local mail delivery",
+    synopsis: "local -n NAME -t TYPE [-c] [-u] [-v] [-o name=value]...",
+    description: "\
+The local delivery agent. master starts it with a listening socket (fd 4) and a
+status pipe (fd 3); qmgr connects to private/local and sends delivery requests
+one after another on the connection, which local keeps open until qmgr closes
+it. For each recipient local, like Postfix's local(8):
 
-SYNOPSIS
-    local -n NAME -t TYPE [-c] [-u] [-v] [-o name=value]...
+- bounces it (5.4.6) when the message already has a Delivered-To: header with
+  this address (a mail forwarding loop);
+- looks the local part up in alias_maps (with, then without its extension) and
+  delivers to every destination of the alias: addresses, \\user, |command,
+  /file, :include:/file (see aliases(5)); commands and files run as the alias
+  table file's owner, or default_privs when root owns it; owner-NAME becomes
+  the sender of forwarded copies;
+- else finds the passwd user (luser_relay, or bounce 5.1.1, when unknown),
+  follows the first forward_path file ($home/.forward+EXT, $home/.forward),
+  read as the user, owned by the user or root, not group/world writable;
+- else runs mailbox_command as the user, or appends the message to
+  $HOME/$home_mailbox (Maildir when it ends in /, else mbox) or
+  $mail_spool_directory/USER, adding Return-Path: and Delivered-To:. mbox
+  files are locked with a dotlock and an fcntl lock. With
+  rostfix_maildir_extension_folders = yes, mail for user+ext goes to the
+  Maildir++ folder .ext.
 
-DESCRIPTION
-    The local delivery agent. master starts it with a listening socket (fd 4) and a
-    status pipe (fd 3); qmgr connects to private/local and sends delivery requests
-    one after another on the connection, which local keeps open until qmgr closes
-    it. For each recipient local, like Postfix's local(8):
+Commands run via /bin/sh -c (or local_command_shell) with SENDER, RECIPIENT,
+USER, HOME, SHELL, LOGNAME, LOCAL, DOMAIN, EXTENSION, ORIGINAL_RECIPIENT, PATH
+and the export_environment variables, in command_execution_directory, killed
+after command_time_limit; exit codes map to DSN codes as sysexits(3) says
+(75 defers, 67 bounces 5.1.1, ...). Addresses that are not local are written
+back into the queue (incoming/) as a new message and qmgr is woken. Each final
+destination gets the message once per request. Delivered recipients are marked
+done in the queue file before the reply.
 
-    - bounces it (5.4.6) when the message already has a Delivered-To: header with
-      this address (a mail forwarding loop);
-    - looks the local part up in alias_maps (with, then without its extension) and
-      delivers to every destination of the alias: addresses, \\user, |command,
-      /file, :include:/file (see aliases(5)); commands and files run as the alias
-      table file's owner, or default_privs when root owns it; owner-NAME becomes
-      the sender of forwarded copies;
-    - else finds the passwd user (luser_relay, or bounce 5.1.1, when unknown),
-      follows the first forward_path file ($home/.forward+EXT, $home/.forward),
-      read as the user, owned by the user or root, not group/world writable;
-    - else runs mailbox_command as the user, or appends the message to
-      $HOME/$home_mailbox (Maildir when it ends in /, else mbox) or
-      $mail_spool_directory/USER, adding Return-Path: and Delivered-To:. mbox
-      files are locked with a dotlock and an fcntl lock. With
-      rostfix_maildir_extension_folders = yes, mail for user+ext goes to the
-      Maildir++ folder .ext.
-
-    Commands run via /bin/sh -c (or local_command_shell) with SENDER, RECIPIENT,
-    USER, HOME, SHELL, LOGNAME, LOCAL, DOMAIN, EXTENSION, ORIGINAL_RECIPIENT, PATH
-    and the export_environment variables, in command_execution_directory, killed
-    after command_time_limit; exit codes map to DSN codes as sysexits(3) says
-    (75 defers, 67 bounces 5.1.1, ...). Addresses that are not local are written
-    back into the queue (incoming/) as a new message and qmgr is woken. Each final
-    destination gets the message once per request. Delivered recipients are marked
-    done in the queue file before the reply.
-
-    Parameters: myhostname, mydestination, myorigin, alias_maps, allow_mail_to_commands,
-    allow_mail_to_files, command_execution_directory, command_time_limit,
-    default_privs, expansion_size_limit, export_environment, forward_path,
-    home_mailbox, local_command_shell, luser_relay, mail_spool_directory,
-    mailbox_command, mailbox_size_limit, recipient_delimiter,
-    rostfix_maildir_extension_folders, queue_directory, mail_owner.
-
-OPTIONS
-    -n NAME, -t TYPE    service name and type (from master.cf)
-    -c, -u, -l, -z      chroot, unprivileged, maxproc flags set by master
-    -v                  verbose logging
-    -o name=value       override a main.cf parameter
-    --help              print this text
-
-EXIT STATUS
-    0 after serving its clients, 64 on bad arguments, 1 when it cannot start.
-
-SEE ALSO
-    master(8), qmgr(8), virtual(8), rostfix(1), aliases(5), rostalias(1)
-";
+Parameters: myhostname, mydestination, myorigin, alias_maps, allow_mail_to_commands,
+allow_mail_to_files, command_execution_directory, command_time_limit,
+default_privs, expansion_size_limit, export_environment, forward_path,
+home_mailbox, local_command_shell, luser_relay, mail_spool_directory,
+mailbox_command, mailbox_size_limit, recipient_delimiter,
+rostfix_maildir_extension_folders, queue_directory, mail_owner.",
+    more_options: "",
+    exit_status: AGENT_EXIT_STATUS,
+    see_also: "master(8), qmgr(8), virtual(8), rostfix(1), aliases(5), rostalias(1)",
+};
 
 fn main() {
     rostfix_service::run(Daemon {
@@ -109,5 +97,13 @@ fn serve_connection(cx: &mut Context<'_>, conn: Connection, ipc_timeout: Duratio
     match conn {
         Connection::Unix(mut s) => serve_stream(cx, &mut s, root),
         Connection::Tcp(mut s) => serve_stream(cx, &mut s, root),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn manual_page_sections() {
+        rostfix_service::manual::assert_complete(&super::HELP);
     }
 }

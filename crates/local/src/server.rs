@@ -12,6 +12,10 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+/// EXIT STATUS in the manual pages of local and virtual.
+pub const AGENT_EXIT_STATUS: &str =
+    "0 after serving its clients, 64 on bad arguments, 1 when it cannot start.";
+
 /// Bounds qmgr's connection by ipc_timeout (docs/ipc.md): how long qmgr may take to
 /// send a request and to read our reply. False (logged) if that fails, and then the
 /// connection must not be served.

@@ -1,6 +1,7 @@
 //! Command-line parsing: postconf's options, clustered like getopt (`-nx`, `-MX`,
 //! `-Mf`, `-Me`, `-M#`, `-PX`).
 
+use rostfix_config::getopt::{Getopt, GetoptError, Opt, Ordering};
 use std::path::PathBuf;
 
 /// What the command was asked to do.
@@ -62,21 +63,13 @@ pub struct Options {
 }
 
 /// The command line asked for --help, or for work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Help,
-    Run(Options),
-}
+pub type Command = rostfix_config::getopt::Command<Options>;
 
 /// Why the command line was refused (usage error, exit 64).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArgsError {
-    #[error("invalid option -- '{0}'")]
-    UnknownOption(char),
-    #[error("unrecognized option '{0}'")]
-    UnknownLongOption(String),
-    #[error("option requires an argument -- '{0}'")]
-    MissingValue(char),
+    #[error(transparent)]
+    Getopt(#[from] GetoptError),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -93,56 +86,38 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
     let (mut explicit_only, mut defaults, mut values_only, mut expand) =
         (false, false, false, false);
     let mut args = Vec::new();
-    let mut argv = argv.into_iter();
-    let mut options_done = false;
-    while let Some(arg) = argv.next() {
-        if options_done || arg == "-" || !arg.starts_with('-') {
-            args.push(arg);
-            continue;
-        }
-        if arg == "--" {
-            options_done = true;
-            continue;
-        }
-        if let Some(long) = arg.strip_prefix("--") {
-            return match long {
-                "help" => Ok(Command::Help),
-                _ => Err(ArgsError::UnknownLongOption(arg)),
-            };
-        }
-        let cluster: Vec<char> = arg[1..].chars().collect();
-        let mut index = 0;
-        while index < cluster.len() {
-            let flag = cluster[index];
-            index += 1;
-            match flag {
-                'c' => {
-                    let rest: String = cluster[index..].iter().collect();
-                    index = cluster.len();
-                    let value = if rest.is_empty() {
-                        argv.next().ok_or(ArgsError::MissingValue('c'))?
-                    } else {
-                        rest
-                    };
-                    config_dir = Some(PathBuf::from(value));
-                }
-                'e' => edit = true,
-                'X' => remove = true,
-                '#' => comment = true,
-                'M' => master = true,
-                'F' => fields = true,
-                'P' => params = true,
-                'f' => fold = true,
-                'l' => info = Some(Mode::LockTypes),
-                'm' => info = Some(Mode::MapTypes),
-                'a' => info = Some(Mode::SaslServerTypes),
-                'A' => info = Some(Mode::SaslClientTypes),
-                'n' => explicit_only = true,
-                'd' => defaults = true,
-                'h' => values_only = true,
-                'x' => expand = true,
-                other => return Err(ArgsError::UnknownOption(other)),
+    for opt in Getopt::new("c:eX#MFPflmaAndhx", argv, Ordering::Permute) {
+        let flag = match opt? {
+            Opt::Operand(arg) => {
+                args.push(arg);
+                continue;
             }
+            Opt::Long(word) if word == "--help" => return Ok(Command::Help),
+            Opt::Long(word) => return Err(GetoptError::UnknownLong(word).into()),
+            Opt::Value('c', dir) => {
+                config_dir = Some(PathBuf::from(dir));
+                continue;
+            }
+            Opt::Flag(flag) => flag,
+            Opt::Value(other, _) => return Err(GetoptError::Unknown(other).into()),
+        };
+        match flag {
+            'e' => edit = true,
+            'X' => remove = true,
+            '#' => comment = true,
+            'M' => master = true,
+            'F' => fields = true,
+            'P' => params = true,
+            'f' => fold = true,
+            'l' => info = Some(Mode::LockTypes),
+            'm' => info = Some(Mode::MapTypes),
+            'a' => info = Some(Mode::SaslServerTypes),
+            'A' => info = Some(Mode::SaslClientTypes),
+            'n' => explicit_only = true,
+            'd' => defaults = true,
+            'h' => values_only = true,
+            'x' => expand = true,
+            other => return Err(GetoptError::Unknown(other).into()),
         }
     }
     let mode = if let Some(info) = info {
@@ -372,12 +347,12 @@ mod tests {
 
     #[test]
     fn usage_errors() {
-        assert_eq!(parse(&["-q"]), Err(ArgsError::UnknownOption('q')));
-        assert_eq!(parse(&["-c"]), Err(ArgsError::MissingValue('c')));
-        assert!(matches!(
+        assert_eq!(parse(&["-q"]), Err(GetoptError::Unknown('q').into()));
+        assert_eq!(parse(&["-c"]), Err(GetoptError::MissingValue('c').into()));
+        assert_eq!(
             parse(&["--verbose"]),
-            Err(ArgsError::UnknownLongOption(_))
-        ));
+            Err(GetoptError::UnknownLong("--verbose".into()).into())
+        );
         assert!(matches!(
             parse(&["-e", "a=1", "b"]),
             Err(ArgsError::BadArgument(_))

@@ -9,13 +9,11 @@ mod files;
 mod queue;
 mod translate;
 
+use rostfix_config::getopt::EX_USAGE;
 use rostfix_config::{lookup_param, MainCf, MasterCf};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use translate::{Note, PathMap};
-
-/// sysexits.h EX_USAGE.
-const EX_USAGE: i32 = 64;
 
 pub const HELP: &str = "\
 NAME

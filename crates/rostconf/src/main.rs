@@ -14,12 +14,10 @@ mod master;
 mod show;
 mod unused;
 
-use args::{ArgsError, Command, Mode, Options};
+use args::{ArgsError, Mode, Options};
+use rostfix_config::getopt::{options_or_exit, usage_exit};
 use std::io::Write;
 use std::process::exit;
-
-/// sysexits.h EX_USAGE.
-const EX_USAGE: i32 = 64;
 
 /// Why rostconf stops.
 #[derive(Debug, thiserror::Error)]
@@ -39,20 +37,20 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("import") {
         exit(import::main(&std::env::args().skip(2).collect::<Vec<_>>()));
     }
-    let options = match args::parse_args(std::env::args().skip(1)) {
-        Ok(Command::Help) => {
-            print!("{}", help::HELP);
-            exit(0);
-        }
-        Ok(Command::Run(options)) => options,
-        Err(error) => usage(&error),
-    };
+    let options = options_or_exit(
+        args::parse_args(std::env::args().skip(1)),
+        "rostconf",
+        help::HELP,
+        help::USAGE,
+    );
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = run(&options, &mut out).and_then(|()| out.flush().map_err(Fatal::Output));
     match result {
         Ok(()) => exit(0),
-        Err(Fatal::Usage(message)) => usage(&ArgsError::BadArgument(message)),
+        Err(Fatal::Usage(message)) => {
+            usage_exit("rostconf", &ArgsError::BadArgument(message), help::USAGE)
+        }
         // A closed pipe (`rostconf | head`) is not worth a message.
         Err(Fatal::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => exit(0),
         Err(error) => {
@@ -60,12 +58,6 @@ fn main() {
             exit(1);
         }
     }
-}
-
-fn usage(error: &ArgsError) -> ! {
-    eprintln!("rostconf: {error}");
-    eprintln!("{}", help::USAGE);
-    exit(EX_USAGE);
 }
 
 /// One name per line.

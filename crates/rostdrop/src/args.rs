@@ -2,14 +2,11 @@
 //! [-B BODY] -f SENDER [--] RCPT...`. Strict: the only caller is sendmail, so anything
 //! unexpected is a usage error; the DSN values are checked in validate.rs.
 
+use rostfix_config::getopt::{Getopt, GetoptError, Opt, Ordering};
 use std::path::PathBuf;
 
-/// A parsed command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Help,
-    Drop(DropArgs),
-}
+/// A parsed command line: --help, or what to drop.
+pub type Command = rostfix_config::getopt::Command<DropArgs>;
 
 /// What to drop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,10 +27,8 @@ pub struct DropArgs {
 /// Why the command line was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArgsError {
-    #[error("option requires an argument -- '{0}'")]
-    MissingValue(char),
-    #[error("invalid option -- '{0}'")]
-    Unknown(String),
+    #[error(transparent)]
+    Getopt(#[from] GetoptError),
     #[error("missing -f sender")]
     NoSender,
     #[error("no recipients specified")]
@@ -45,45 +40,29 @@ pub fn parse_args(args: &[String]) -> Result<Command, ArgsError> {
     let mut config_dir = None;
     let mut sender = None;
     let (mut notify, mut ret, mut envid, mut body) = (None, None, None, None);
-    let mut i = 0;
-    while i < args.len() {
-        let arg = args[i].as_str();
-        if arg == "--help" {
-            return Ok(Command::Help);
+    let mut recipients = Vec::new();
+    let words = args.iter().cloned();
+    for opt in Getopt::new("c:f:N:R:V:B:", words, Ordering::StopAtOperand) {
+        match opt? {
+            Opt::Long(word) if word == "--help" => return Ok(Command::Help),
+            Opt::Long(word) => return Err(GetoptError::UnknownLong(word).into()),
+            Opt::Operand(word) => recipients.push(word),
+            Opt::Value('c', value) => config_dir = Some(PathBuf::from(value)),
+            Opt::Value('f', value) => sender = Some(value),
+            Opt::Value('N', value) => notify = Some(value),
+            Opt::Value('R', value) => ret = Some(value),
+            Opt::Value('V', value) => envid = Some(value),
+            Opt::Value('B', value) => body = Some(value),
+            Opt::Value(other, _) | Opt::Flag(other) => {
+                return Err(GetoptError::Unknown(other).into())
+            }
         }
-        if arg == "--" {
-            i += 1;
-            break;
-        }
-        if !arg.starts_with('-') || arg == "-" {
-            break;
-        }
-        let opt = arg[1..].chars().next().unwrap_or('-');
-        if !matches!(opt, 'c' | 'f' | 'N' | 'R' | 'V' | 'B') {
-            return Err(ArgsError::Unknown(arg.to_string()));
-        }
-        let value = if arg.len() > 2 {
-            arg[2..].to_string()
-        } else {
-            i += 1;
-            args.get(i).cloned().ok_or(ArgsError::MissingValue(opt))?
-        };
-        match opt {
-            'c' => config_dir = Some(PathBuf::from(value)),
-            'N' => notify = Some(value),
-            'R' => ret = Some(value),
-            'V' => envid = Some(value),
-            'B' => body = Some(value),
-            _ => sender = Some(value),
-        }
-        i += 1;
     }
     let sender = sender.ok_or(ArgsError::NoSender)?;
-    let recipients = args[i.min(args.len())..].to_vec();
     if recipients.is_empty() {
         return Err(ArgsError::NoRecipients);
     }
-    Ok(Command::Drop(DropArgs {
+    Ok(Command::Run(DropArgs {
         config_dir,
         sender,
         recipients,
@@ -106,7 +85,7 @@ mod tests {
     fn full_form() {
         assert_eq!(
             p(&["-c", "/etc/x", "-f", "joe", "--", "-a@b", "c"]),
-            Ok(Command::Drop(DropArgs {
+            Ok(Command::Run(DropArgs {
                 config_dir: Some("/etc/x".into()),
                 sender: "joe".into(),
                 recipients: vec!["-a@b".into(), "c".into()],
@@ -120,7 +99,7 @@ mod tests {
 
     #[test]
     fn dsn_options() {
-        let Ok(Command::Drop(d)) = p(&[
+        let Ok(Command::Run(d)) = p(&[
             "-N", "NEVER", "-RHDRS", "-V", "x1", "-B", "7BIT", "-f", "s", "r",
         ]) else {
             panic!()
@@ -133,11 +112,11 @@ mod tests {
 
     #[test]
     fn attached_values_and_null_sender() {
-        let Ok(Command::Drop(d)) = p(&["-f", "", "--", "r"]) else {
+        let Ok(Command::Run(d)) = p(&["-f", "", "--", "r"]) else {
             panic!()
         };
         assert_eq!(d.sender, "");
-        let Ok(Command::Drop(d)) = p(&["-fjoe", "-c/x", "r"]) else {
+        let Ok(Command::Run(d)) = p(&["-fjoe", "-c/x", "r"]) else {
             panic!()
         };
         assert_eq!(
@@ -150,8 +129,8 @@ mod tests {
     fn errors() {
         assert_eq!(p(&["--", "r"]), Err(ArgsError::NoSender));
         assert_eq!(p(&["-f", "s", "--"]), Err(ArgsError::NoRecipients));
-        assert_eq!(p(&["-f"]), Err(ArgsError::MissingValue('f')));
-        assert_eq!(p(&["-x", "r"]), Err(ArgsError::Unknown("-x".into())));
+        assert_eq!(p(&["-f"]), Err(GetoptError::MissingValue('f').into()));
+        assert_eq!(p(&["-x", "r"]), Err(GetoptError::Unknown('x').into()));
         assert_eq!(p(&["--help"]), Ok(Command::Help));
     }
 }

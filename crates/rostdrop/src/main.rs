@@ -12,7 +12,8 @@ mod maildrop;
 mod sysexits;
 mod validate;
 
-use args::{Command, DropArgs};
+use args::DropArgs;
+use rostfix_config::getopt::options_or_exit;
 use rostfix_config::{MainCf, DEFAULT_CONFIG_DIR};
 use rostfix_privilege::config_dir::{choose_config_dir, running_set_id};
 use rostfix_privilege::hygiene::{harden, SavedEnvironment};
@@ -37,18 +38,7 @@ fn main() {
             Err(_) => fatal(EX_DATAERR, "argument is not valid UTF-8"),
         }
     }
-    let args = match args::parse_args(&argv) {
-        Ok(Command::Help) => {
-            print!("{}", help::HELP);
-            exit(0);
-        }
-        Ok(Command::Drop(d)) => d,
-        Err(e) => {
-            eprintln!("rostdrop: {e}");
-            eprintln!("{}", help::USAGE);
-            exit(EX_USAGE);
-        }
-    };
+    let args = options_or_exit(args::parse_args(&argv), "rostdrop", help::HELP, help::USAGE);
     run(&args, &saved_env)
 }
 

@@ -1,5 +1,6 @@
 //! Command-line parsing for rostmap / rostalias, and the man-page style help text.
 
+use rostfix_config::getopt::{Getopt, GetoptError, Opt, Ordering};
 use std::path::PathBuf;
 
 /// What the command was asked to do.
@@ -23,55 +24,40 @@ pub struct Args {
     pub tables: Vec<String>,
 }
 
+/// Why the command line was refused (usage error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgsError {
+    #[error(transparent)]
+    Getopt(#[from] GetoptError),
+    #[error("-q, -d, -s and -i are mutually exclusive")]
+    Exclusive,
+}
+
 /// Parse arguments (without argv[0]). Flags may be clustered (`-sN`) and option
 /// values attached (`-qkey`) or separate, as getopt allows.
-pub fn parse(argv: &[String], aliases: bool) -> Result<Args, String> {
+pub fn parse(argv: &[String], aliases: bool) -> Result<Args, ArgsError> {
     let mut a = Args {
         aliases,
         ..Args::default()
     };
-    let mut i = 0;
-    while i < argv.len() {
-        let arg = &argv[i];
-        i += 1;
-        if arg == "--help" || arg == "-h" {
-            a.help = true;
-            continue;
-        }
-        if arg == "--" {
-            a.tables.extend(argv[i..].iter().cloned());
-            break;
-        }
-        let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
-            a.tables.push(arg.clone());
-            continue;
-        };
-        for (pos, c) in flags.char_indices() {
-            match c {
-                'a' => a.aliases = true,
-                's' => a.show = true,
-                'i' => a.incremental = true,
-                // -N (include the null byte), -n, -v, -w, -r, -o, -p: accepted; the
-                // .rdb format has no null-byte variants and the rest change nothing here.
-                'N' | 'n' | 'v' | 'w' | 'r' | 'o' | 'p' => {}
-                'c' | 'q' | 'd' => {
-                    let rest = &flags[pos + 1..];
-                    let value = if !rest.is_empty() {
-                        rest.to_string()
-                    } else if i < argv.len() {
-                        i += 1;
-                        argv[i - 1].clone()
-                    } else {
-                        return Err(format!("option requires an argument -- '{c}'"));
-                    };
-                    match c {
-                        'c' => a.config_dir = Some(PathBuf::from(value)),
-                        'q' => a.query = Some(value),
-                        _ => a.delete.push(value),
-                    }
-                    break;
-                }
-                other => return Err(format!("invalid option -- '{other}'")),
+    let words = argv.iter().cloned();
+    for opt in Getopt::new("asiNnvwrophc:q:d:", words, Ordering::Permute) {
+        match opt? {
+            Opt::Long(word) if word == "--help" => a.help = true,
+            Opt::Long(word) => return Err(GetoptError::UnknownLong(word).into()),
+            Opt::Operand(table) => a.tables.push(table),
+            Opt::Flag('h') => a.help = true,
+            Opt::Flag('a') => a.aliases = true,
+            Opt::Flag('s') => a.show = true,
+            Opt::Flag('i') => a.incremental = true,
+            // -N (include the null byte), -n, -v, -w, -r, -o, -p: accepted; the .rdb
+            // format has no null-byte variants and the rest change nothing here.
+            Opt::Flag('N' | 'n' | 'v' | 'w' | 'r' | 'o' | 'p') => {}
+            Opt::Value('c', dir) => a.config_dir = Some(PathBuf::from(dir)),
+            Opt::Value('q', key) => a.query = Some(key),
+            Opt::Value('d', key) => a.delete.push(key),
+            Opt::Flag(other) | Opt::Value(other, _) => {
+                return Err(GetoptError::Unknown(other).into())
             }
         }
     }
@@ -80,7 +66,7 @@ pub fn parse(argv: &[String], aliases: bool) -> Result<Args, String> {
         + usize::from(a.show)
         + usize::from(a.incremental);
     if modes > 1 {
-        return Err("-q, -d, -s and -i are mutually exclusive".into());
+        return Err(ArgsError::Exclusive);
     }
     Ok(a)
 }
@@ -145,7 +131,7 @@ SEE ALSO
 mod tests {
     use super::*;
 
-    fn p(v: &[&str]) -> Result<Args, String> {
+    fn p(v: &[&str]) -> Result<Args, ArgsError> {
         parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>(), false)
     }
 
@@ -158,9 +144,9 @@ mod tests {
         let a = p(&["-Na", "-d", "k1", "-d", "k2", "f"]).unwrap();
         assert!(a.aliases);
         assert_eq!(a.delete, ["k1", "k2"]);
-        assert!(p(&["-q"]).is_err());
-        assert!(p(&["-z"]).is_err());
-        assert!(p(&["-s", "-q", "k", "f"]).is_err());
+        assert_eq!(p(&["-q"]), Err(GetoptError::MissingValue('q').into()));
+        assert_eq!(p(&["-z"]), Err(GetoptError::Unknown('z').into()));
+        assert_eq!(p(&["-s", "-q", "k", "f"]), Err(ArgsError::Exclusive));
         assert!(p(&["--help"]).unwrap().help);
     }
 }

@@ -1,6 +1,7 @@
-//! Command-line parsing: postqueue's options, clustered like getopt (`-pc DIR` is
-//! refused, `-c DIR -p` and `-cDIR -p` are fine).
+//! Command-line parsing: postqueue's options, clustered like getopt (`-vp`, `-c DIR -p`,
+//! `-cDIR -p`); operands are refused.
 
+use rostfix_config::getopt::{Getopt, GetoptError, Opt, Ordering};
 use std::path::PathBuf;
 
 /// What the command was asked to do (exactly one).
@@ -26,21 +27,13 @@ pub struct Options {
 }
 
 /// The command line asked for --help, or for work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Help,
-    Run(Options),
-}
+pub type Command = rostfix_config::getopt::Command<Options>;
 
 /// Why the command line was refused (usage error, exit 64).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArgsError {
-    #[error("invalid option -- '{0}'")]
-    UnknownOption(char),
-    #[error("unrecognized option '{0}'")]
-    UnknownLongOption(String),
-    #[error("option requires an argument -- '{0}'")]
-    MissingValue(char),
+    #[error(transparent)]
+    Getopt(#[from] GetoptError),
     #[error("only one of -f, -i, -j, -p, -s may be given")]
     Conflict,
     #[error("one of -f, -i, -j, -p, -s is required")]
@@ -74,48 +67,31 @@ fn set_mode(slot: &mut Option<Mode>, mode: Mode) -> Result<(), ArgsError> {
 pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, ArgsError> {
     let mut config_dir = None;
     let mut mode = None;
-    let mut argv = argv.into_iter();
-    while let Some(arg) = argv.next() {
-        if arg == "--help" {
-            return Ok(Command::Help);
-        }
-        if arg.starts_with("--") {
-            return Err(ArgsError::UnknownLongOption(arg));
-        }
-        let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
-            return Err(ArgsError::Operand(arg));
-        };
-        for (i, c) in flags.char_indices() {
-            match c {
-                'c' | 'i' | 's' => {
-                    // The value is the rest of this word, or the next word.
-                    let rest = &flags[i + c.len_utf8()..];
-                    let value = if rest.is_empty() {
-                        argv.next().ok_or(ArgsError::MissingValue(c))?
-                    } else {
-                        rest.to_string()
-                    };
-                    if c == 'c' {
-                        config_dir = Some(PathBuf::from(value));
-                    } else if c == 's' {
-                        if !valid_site(&value) {
-                            return Err(ArgsError::BadSite(value));
-                        }
-                        set_mode(&mut mode, Mode::FlushSite(value))?;
-                    } else {
-                        if !rostfix_queue::is_valid_queue_id(&value) {
-                            return Err(ArgsError::BadId(value));
-                        }
-                        set_mode(&mut mode, Mode::FlushId(value))?;
-                    }
-                    break;
+    for opt in Getopt::new("c:i:s:pjfv", argv, Ordering::Permute) {
+        match opt? {
+            Opt::Long(word) if word == "--help" => return Ok(Command::Help),
+            Opt::Long(word) => return Err(GetoptError::UnknownLong(word).into()),
+            Opt::Operand(word) => return Err(ArgsError::Operand(word)),
+            Opt::Value('c', dir) => config_dir = Some(PathBuf::from(dir)),
+            Opt::Value('s', site) => {
+                if !valid_site(&site) {
+                    return Err(ArgsError::BadSite(site));
                 }
-                'p' => set_mode(&mut mode, Mode::List)?,
-                'j' => set_mode(&mut mode, Mode::Json)?,
-                'f' => set_mode(&mut mode, Mode::Flush)?,
-                // Verbose logging: accepted for compatibility, nothing more to say.
-                'v' => {}
-                other => return Err(ArgsError::UnknownOption(other)),
+                set_mode(&mut mode, Mode::FlushSite(site))?;
+            }
+            Opt::Value('i', id) => {
+                if !rostfix_queue::is_valid_queue_id(&id) {
+                    return Err(ArgsError::BadId(id));
+                }
+                set_mode(&mut mode, Mode::FlushId(id))?;
+            }
+            Opt::Flag('p') => set_mode(&mut mode, Mode::List)?,
+            Opt::Flag('j') => set_mode(&mut mode, Mode::Json)?,
+            Opt::Flag('f') => set_mode(&mut mode, Mode::Flush)?,
+            // Verbose logging: accepted for compatibility, nothing more to say.
+            Opt::Flag('v') => {}
+            Opt::Flag(other) | Opt::Value(other, _) => {
+                return Err(GetoptError::Unknown(other).into())
             }
         }
     }
@@ -172,9 +148,9 @@ mod tests {
         assert_eq!(parse(&[]), Err(ArgsError::NoMode));
         assert_eq!(parse(&["-p", "-j"]), Err(ArgsError::Conflict));
         assert_eq!(parse(&["-pf"]), Err(ArgsError::Conflict));
-        assert_eq!(parse(&["-x"]), Err(ArgsError::UnknownOption('x')));
-        assert_eq!(parse(&["-c"]), Err(ArgsError::MissingValue('c')));
-        assert_eq!(parse(&["-i"]), Err(ArgsError::MissingValue('i')));
+        assert_eq!(parse(&["-x"]), Err(GetoptError::Unknown('x').into()));
+        assert_eq!(parse(&["-c"]), Err(GetoptError::MissingValue('c').into()));
+        assert_eq!(parse(&["-i"]), Err(GetoptError::MissingValue('i').into()));
         assert_eq!(
             parse(&["-s", "example.com"]),
             run(None, Mode::FlushSite("example.com".into()))
@@ -188,7 +164,7 @@ mod tests {
         );
         assert_eq!(
             parse(&["--list"]),
-            Err(ArgsError::UnknownLongOption("--list".into()))
+            Err(GetoptError::UnknownLong("--list".into()).into())
         );
     }
 }

@@ -15,7 +15,8 @@ mod json;
 mod listing;
 mod localtime;
 
-use args::{ArgsError, Command, Mode, Options};
+use args::{Mode, Options};
+use rostfix_config::getopt::options_or_exit;
 use rostfix_config::{MainCf, DEFAULT_CONFIG_DIR};
 use rostfix_privilege::config_dir::{choose_config_dir, running_set_id, ConfigDirError};
 use rostfix_privilege::hygiene::{harden, SavedEnvironment};
@@ -26,7 +27,6 @@ use std::path::{Path, PathBuf};
 use std::process::exit;
 
 /// sysexits.h codes.
-const EX_USAGE: i32 = 64;
 const EX_UNAVAILABLE: i32 = 69;
 const EX_TEMPFAIL: i32 = 75;
 const EX_NOPERM: i32 = 77;
@@ -71,14 +71,12 @@ fn main() {
             exit(EX_TEMPFAIL);
         }
     };
-    let options = match args::parse_args(std::env::args().skip(1)) {
-        Ok(Command::Help) => {
-            print!("{}", help::HELP);
-            exit(0);
-        }
-        Ok(Command::Run(options)) => options,
-        Err(error) => usage(&error),
-    };
+    let options = options_or_exit(
+        args::parse_args(std::env::args().skip(1)),
+        "rostqueue",
+        help::HELP,
+        help::USAGE,
+    );
     match run(&options, &saved_env) {
         Ok(()) => exit(0),
         // A closed pipe (`rostqueue -p | head`) is not worth a message.
@@ -88,12 +86,6 @@ fn main() {
             exit(error.exit_code());
         }
     }
-}
-
-fn usage(error: &ArgsError) -> ! {
-    eprintln!("rostqueue: {error}");
-    eprintln!("{}", help::USAGE);
-    exit(EX_USAGE);
 }
 
 /// The configuration directory: any for root or a rostqueue not installed set-id (its

@@ -3,6 +3,7 @@
 //! and -p (purge temporary files), then optional queue names. Without any operation,
 //! -s and -p are done, as postsuper does.
 
+use rostfix_config::getopt::{Getopt, GetoptError, Opt, Ordering};
 use rostfix_queue::QueueName;
 use std::path::PathBuf;
 
@@ -55,21 +56,13 @@ pub struct Options {
 }
 
 /// The command line asked for --help, or for work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Help,
-    Run(Options),
-}
+pub type Command = rostfix_config::getopt::Command<Options>;
 
 /// Why the command line was refused (usage error, exit 64).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArgsError {
-    #[error("invalid option -- '{0}'")]
-    UnknownOption(char),
-    #[error("unrecognized option '{0}'")]
-    UnknownLongOption(String),
-    #[error("option requires an argument -- '{0}'")]
-    MissingValue(char),
+    #[error(transparent)]
+    Getopt(#[from] GetoptError),
     #[error("one of -d, -h, -H, -r, -e, -f, -s, -p is required")]
     NoOperation,
     #[error("invalid queue name '{0}'")]
@@ -85,74 +78,52 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
     let mut operations = Vec::new();
     let mut queues = Vec::new();
     let (mut repair, mut purge, mut any_flag) = (false, false, false);
-    let mut argv = argv.into_iter();
-    let mut options_done = false;
-    while let Some(arg) = argv.next() {
-        if !options_done && arg == "--help" {
-            return Ok(Command::Help);
-        }
-        if !options_done && arg == "--" {
-            options_done = true;
-            continue;
-        }
-        if !options_done && arg.starts_with("--") {
-            return Err(ArgsError::UnknownLongOption(arg));
-        }
-        let flags = match arg.strip_prefix('-') {
-            Some(flags) if !options_done && !flags.is_empty() => flags,
-            _ => {
-                queues.push(QueueName::parse(&arg).ok_or(ArgsError::BadQueue(arg.clone()))?);
+    for opt in Getopt::new("c:d:h:H:r:e:f:spv", argv, Ordering::Permute) {
+        let (letter, value) = match opt? {
+            Opt::Long(word) if word == "--help" => return Ok(Command::Help),
+            Opt::Long(word) => return Err(GetoptError::UnknownLong(word).into()),
+            Opt::Operand(word) => {
+                queues.push(QueueName::parse(&word).ok_or(ArgsError::BadQueue(word.clone()))?);
                 continue;
             }
-        };
-        for (i, c) in flags.char_indices() {
-            let action = match c {
-                'c' | 'd' | 'h' | 'H' | 'r' | 'e' | 'f' => c,
-                'v' => continue,
-                's' => {
-                    (repair, any_flag) = (true, true);
-                    continue;
-                }
-                'p' => {
-                    (purge, any_flag) = (true, true);
-                    continue;
-                }
-                other => return Err(ArgsError::UnknownOption(other)),
-            };
-            // The value is the rest of this word, or the next word.
-            let rest = &flags[i + c.len_utf8()..];
-            let value = if rest.is_empty() {
-                argv.next().ok_or(ArgsError::MissingValue(c))?
-            } else {
-                rest.to_string()
-            };
-            let action = match action {
-                'c' => {
-                    config_dir = Some(PathBuf::from(value));
-                    break;
-                }
-                'd' => Action::Delete,
-                'h' => Action::Hold,
-                'r' => Action::Requeue,
-                'e' => Action::Expire,
-                'f' => Action::ExpireNow,
-                _ => Action::Release,
-            };
-            let target = match value.as_str() {
-                "ALL" => Target::All,
-                "-" => Target::Stdin,
-                _ => Target::Id(value),
-            };
-            if target == Target::Stdin
-                && operations
-                    .iter()
-                    .any(|o: &Operation| o.target == Target::Stdin)
-            {
-                return Err(ArgsError::StdinTwice);
+            Opt::Flag('v') => continue,
+            Opt::Flag('s') => {
+                (repair, any_flag) = (true, true);
+                continue;
             }
-            operations.push(Operation { action, target });
-            break;
+            Opt::Flag('p') => {
+                (purge, any_flag) = (true, true);
+                continue;
+            }
+            Opt::Flag(other) => return Err(GetoptError::Unknown(other).into()),
+            Opt::Value(letter, value) => (letter, value),
+        };
+        let action = match letter {
+            'c' => {
+                config_dir = Some(PathBuf::from(value));
+                continue;
+            }
+            'd' => Action::Delete,
+            'h' => Action::Hold,
+            'H' => Action::Release,
+            'r' => Action::Requeue,
+            'e' => Action::Expire,
+            'f' => Action::ExpireNow,
+            other => return Err(GetoptError::Unknown(other).into()),
+        };
+        let target = match value.as_str() {
+            "ALL" => Target::All,
+            "-" => Target::Stdin,
+            _ => Target::Id(value),
+        };
+        if target == Target::Stdin
+            && operations
+                .iter()
+                .any(|o: &Operation| o.target == Target::Stdin)
+        {
+            return Err(ArgsError::StdinTwice);
         }
+        operations.push(Operation { action, target });
     }
     if operations.is_empty() && !any_flag {
         if !queues.is_empty() {
@@ -239,8 +210,8 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(parse(&["deferred"]), Err(ArgsError::NoOperation));
-        assert_eq!(parse(&["-d"]), Err(ArgsError::MissingValue('d')));
-        assert_eq!(parse(&["-x"]), Err(ArgsError::UnknownOption('x')));
+        assert_eq!(parse(&["-d"]), Err(GetoptError::MissingValue('d').into()));
+        assert_eq!(parse(&["-x"]), Err(GetoptError::Unknown('x').into()));
         assert_eq!(
             parse(&["-d", "ALL", "nosuch"]),
             Err(ArgsError::BadQueue("nosuch".into()))
@@ -248,7 +219,7 @@ mod tests {
         assert_eq!(parse(&["-d", "-", "-h", "-"]), Err(ArgsError::StdinTwice));
         assert_eq!(
             parse(&["--delete"]),
-            Err(ArgsError::UnknownLongOption("--delete".into()))
+            Err(GetoptError::UnknownLong("--delete".into()).into())
         );
         assert_eq!(parse(&["--help"]), Ok(Command::Help));
     }

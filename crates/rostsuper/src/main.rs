@@ -12,7 +12,8 @@ mod ops;
 mod owners;
 mod repair;
 
-use args::{Action, ArgsError, Command, Operation, Options, Target};
+use args::{Action, Operation, Options, Target};
+use rostfix_config::getopt::options_or_exit;
 use rostfix_config::{config_dir, MainCf};
 use rostfix_proto::Trigger;
 use rostfix_queue::{is_valid_queue_id, QueueName};
@@ -21,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::exit;
 
 /// sysexits.h codes.
-const EX_USAGE: i32 = 64;
 const EX_TEMPFAIL: i32 = 75;
 const EX_NOPERM: i32 = 77;
 const EX_CONFIG: i32 = 78;
@@ -59,14 +59,12 @@ impl Fatal {
 }
 
 fn main() {
-    let options = match args::parse_args(std::env::args().skip(1)) {
-        Ok(Command::Help) => {
-            print!("{}", help::HELP);
-            exit(0);
-        }
-        Ok(Command::Run(options)) => options,
-        Err(error) => usage(&error),
-    };
+    let options = options_or_exit(
+        args::parse_args(std::env::args().skip(1)),
+        "rostsuper",
+        help::HELP,
+        help::USAGE,
+    );
     match run(&options) {
         Ok(true) => exit(0),
         Ok(false) => exit(EX_TEMPFAIL),
@@ -75,12 +73,6 @@ fn main() {
             exit(error.exit_code());
         }
     }
-}
-
-fn usage(error: &ArgsError) -> ! {
-    eprintln!("rostsuper: {error}");
-    eprintln!("{}", help::USAGE);
-    exit(EX_USAGE);
 }
 
 /// Root, or the user named by mail_owner.

@@ -91,7 +91,7 @@ pub struct Daemon<Before, After> {
     /// The name for logs and `fatal:` lines (`qmgr`).
     pub program: &'static str,
     /// Printed for `--help` / `-h`.
-    pub help: &'static str,
+    pub help: crate::manual::Manual,
     /// Runs before confinement: open what the chroot or the dropped privileges would
     /// hide (tables, /etc/passwd look-ups, the time zone).
     pub before_confine: Before,
@@ -106,12 +106,22 @@ pub struct Daemon<Before, After> {
 /// A whole daemon (docs/ARCHITECTURE.md shows the same):
 ///
 /// ```no_run
+/// use rostfix_service::manual::{Manual, RETIRING_EXIT_STATUS};
 /// use rostfix_service::{Connection, Daemon, Service, Shape};
+///
+/// const HELP: Manual = Manual {
+///     name: "echo - says back what it is told",
+///     synopsis: "echo -n echo -t unix [-u]",
+///     description: "Writes back every byte a client sends.",
+///     more_options: "",
+///     exit_status: RETIRING_EXIT_STATUS,
+///     see_also: "master(8)",
+/// };
 ///
 /// fn main() {
 ///     rostfix_service::run(Daemon {
 ///         program: "echo",
-///         help: "echo - says back what it is told\n",
+///         help: HELP,
 ///         before_confine: |_: &mut Service| Ok(()),
 ///         after_confine: |service: &mut Service, ()| {
 ///             let timeout = service.ipc_timeout();

@@ -26,6 +26,7 @@ mod background;
 mod confine;
 mod daemon;
 mod inherit;
+pub mod manual;
 mod orphan;
 mod serve;
 mod signals;

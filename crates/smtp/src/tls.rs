@@ -14,14 +14,15 @@
 //! when neither CAfile nor CApath is set. The latter deviates from Postfix, which then
 //! trusts nothing; without it `verify` could never succeed on a default installation.
 
+use rostfix_tls::Negotiated;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
-    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, ProtocolVersion,
-    RootCertStore, SignatureScheme, StreamOwned, SupportedProtocolVersion,
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
+    SignatureScheme, StreamOwned, SupportedProtocolVersion,
 };
 use std::io::{Read, Write};
 use std::path::Path;
@@ -83,24 +84,17 @@ impl Trust {
     }
 }
 
-/// What a handshake negotiated.
+/// What a handshake negotiated, and what the certificate check made of the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsInfo {
-    /// `TLSv1.3`.
-    pub protocol: String,
-    /// rustls' suite name, e.g. `TLS13_AES_256_GCM_SHA384`.
-    pub cipher: String,
-    pub bits: u32,
+    pub negotiated: Negotiated,
     pub trust: Trust,
 }
 
 impl TlsInfo {
     /// `TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits)`.
     pub fn summary(&self) -> String {
-        format!(
-            "{} with cipher {} ({}/{} bits)",
-            self.protocol, self.cipher, self.bits, self.bits
-        )
+        self.negotiated.summary()
     }
 }
 
@@ -276,33 +270,11 @@ pub fn handshake<S: Read + Write>(
         conn.complete_io(&mut sock)?;
     }
     let trust = verdict.lock().map(|t| *t).unwrap_or(Trust::Untrusted);
-    let info = info_of(&conn, trust);
-    Ok((StreamOwned::new(conn, sock), info))
-}
-
-fn info_of(conn: &ClientConnection, trust: Trust) -> TlsInfo {
-    let protocol = match conn.protocol_version() {
-        Some(ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-        Some(ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-        Some(other) => format!("{other:?}"),
-        None => "unknown".to_string(),
-    };
-    let cipher = conn
-        .negotiated_cipher_suite()
-        .map(|s| {
-            let suite = s.suite();
-            suite
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("{suite:?}"))
-        })
-        .unwrap_or_else(|| "unknown".to_string());
-    TlsInfo {
-        bits: if cipher.contains("AES_128") { 128 } else { 256 },
-        protocol,
-        cipher,
+    let info = TlsInfo {
+        negotiated: Negotiated::of(&conn),
         trust,
-    }
+    };
+    Ok((StreamOwned::new(conn, sock), info))
 }
 
 /// Verifies and records, never refuses: the level decides later what a verdict means.
@@ -409,21 +381,13 @@ pub fn parse_protocols(
     name: &str,
 ) -> Result<Vec<&'static SupportedProtocolVersion>, TlsSetupError> {
     use rostfix_config::ProtocolListError;
-    let allowed = rostfix_config::parse_tls_protocols(spec).map_err(|e| match e {
+    rostfix_tls::protocol_versions(spec).map_err(|e| match e {
         ProtocolListError::Unknown(_) => TlsSetupError::BadValue {
             name: name.to_string(),
             value: spec.to_string(),
         },
         ProtocolListError::NoneLeft => TlsSetupError::NoProtocols(name.to_string()),
-    })?;
-    let mut versions = Vec::new();
-    if allowed.tls13 {
-        versions.push(&rustls::version::TLS13);
-    }
-    if allowed.tls12 {
-        versions.push(&rustls::version::TLS12);
-    }
-    Ok(versions)
+    })
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ mod tls_ciphers;
 
 use client::ClientInfo;
 use queue_sink::SpoolSink;
+use rostfix_service::manual::Manual;
 use rostfix_service::{Connection, Service, ServiceError};
 use session::Session;
 use settings::{Settings, SettingsError};
@@ -45,64 +46,48 @@ use std::path::Path;
 use std::sync::Arc;
 use tls::NetStream;
 
-const HELP: &str = "\
-NAME
-    smtpd - Rostfix SMTP server
-
-SYNOPSIS
-    smtpd -n NAME -t TYPE [-c] [-u] [-v] [-o name=value]...
-
-DESCRIPTION
-    Receives mail over ESMTP (RFC 5321) on the listening sockets inherited from
-    master(8) and writes it into the incoming queue. Supports PIPELINING, SIZE, VRFY
-    (always 252, or off), ENHANCEDSTATUSCODES, 8BITMIME, DSN, SMTPUTF8, CHUNKING
-    (BDAT) and STARTTLS (RFC 3207, with
-    rustls; TLS 1.2 and 1.3 only), or implicit TLS with smtpd_tls_wrappermode=yes
-    (port 465). Only CR LF . CR LF ends message
-    data. AUTH (RFC 4954: PLAIN, LOGIN) through Dovecot's auth server or a
-    built-in passwd-file; Postfix's restriction lists decide who may send and
-    relay (by default: mynetworks and authenticated clients relay, others only
-    to local and relay_domains destinations). Not meant to be run by hand:
-    master starts it.
-
-OPTIONS
-    -n NAME     service name from master.cf
-    -t TYPE     service type (inet, unix)
-    -c          chroot into queue_directory
-    -u          run as mail_owner
-    -v          verbose logging
-    -o n=v      override a main.cf parameter
-
-    Parameters used: myhostname, smtpd_banner, mydestination, mynetworks,
-    message_size_limit, smtpd_timeout, smtpd_per_record_deadline (both shrink
-    under stress=yes, which master passes at the process limit),
-    smtpd_recipient_limit, line_length_limit,
-    hopcount_limit, smtpd_hard_error_limit, smtpd_junk_command_limit,
-    smtpd_tls_security_level (none, may, encrypt; or the legacy smtpd_use_tls and
-    smtpd_enforce_tls), smtpd_tls_cert_file, smtpd_tls_key_file,
-    smtpd_tls_wrappermode, smtpd_tls_protocols, smtpd_tls_mandatory_protocols,
-    smtpd_soft_error_limit, smtpd_error_sleep_time, header_size_limit,
-    disable_vrfy_command, smtputf8_enable, smtpd_forbid_bare_newline (default yes)
-    with _reject_code and _exclusions, smtpd_client_connection_count_limit,
-    smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit,
-    smtpd_client_recipient_rate_limit, smtpd_client_auth_rate_limit (through
-    anvil(8)), smtpd_client_event_limit_exceptions, rostfix_smtpd_greet_pause.
-    AUTH: smtpd_sasl_auth_enable, smtpd_sasl_type (dovecot, rostfix),
-    smtpd_sasl_path, smtpd_sasl_service, smtpd_sasl_authenticated_header,
-    smtpd_tls_auth_only. Restrictions: smtpd_client_restrictions,
-    smtpd_helo_restrictions, smtpd_sender_restrictions, smtpd_relay_restrictions,
-    smtpd_recipient_restrictions, smtpd_data_restrictions,
-    smtpd_end_of_data_restrictions, smtpd_delay_reject,
-    smtpd_reject_unlisted_recipient, local_recipient_maps, relay_domains,
-    rostfix_dns_servers. See README (SMTP AUTH and restrictions).
-    See docs/smtpd-protocol.md.
-
-EXIT STATUS
-    0 when master stops it normally, 1 on a startup error.
-
-SEE ALSO
-    master(8), qmgr(8), rostconf(1), main.cf(5)
-";
+/// The text of `smtpd --help`.
+const HELP: Manual = Manual {
+    name: "smtpd - Rostfix SMTP server",
+    synopsis: "smtpd -n NAME -t TYPE [-c] [-u] [-v] [-o name=value]...",
+    description: "\
+Receives mail over ESMTP (RFC 5321) on the listening sockets inherited from
+master(8) and writes it into the incoming queue. Supports PIPELINING, SIZE, VRFY
+(always 252, or off), ENHANCEDSTATUSCODES, 8BITMIME, DSN, SMTPUTF8, CHUNKING
+(BDAT) and STARTTLS (RFC 3207, with
+rustls; TLS 1.2 and 1.3 only), or implicit TLS with smtpd_tls_wrappermode=yes
+(port 465). Only CR LF . CR LF ends message
+data. AUTH (RFC 4954: PLAIN, LOGIN) through Dovecot's auth server or a
+built-in passwd-file; Postfix's restriction lists decide who may send and
+relay (by default: mynetworks and authenticated clients relay, others only
+to local and relay_domains destinations). Not meant to be run by hand:
+master starts it.",
+    more_options: "\
+Parameters used: myhostname, smtpd_banner, mydestination, mynetworks,
+message_size_limit, smtpd_timeout, smtpd_per_record_deadline (both shrink
+under stress=yes, which master passes at the process limit),
+smtpd_recipient_limit, line_length_limit, hopcount_limit, smtpd_hard_error_limit, smtpd_junk_command_limit,
+smtpd_tls_security_level (none, may, encrypt; or the legacy smtpd_use_tls and
+smtpd_enforce_tls), smtpd_tls_cert_file, smtpd_tls_key_file,
+smtpd_tls_wrappermode, smtpd_tls_protocols, smtpd_tls_mandatory_protocols,
+smtpd_soft_error_limit, smtpd_error_sleep_time, header_size_limit,
+disable_vrfy_command, smtputf8_enable, smtpd_forbid_bare_newline (default yes)
+with _reject_code and _exclusions, smtpd_client_connection_count_limit,
+smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit,
+smtpd_client_recipient_rate_limit, smtpd_client_auth_rate_limit (through
+anvil(8)), smtpd_client_event_limit_exceptions, rostfix_smtpd_greet_pause.
+AUTH: smtpd_sasl_auth_enable, smtpd_sasl_type (dovecot, rostfix),
+smtpd_sasl_path, smtpd_sasl_service, smtpd_sasl_authenticated_header,
+smtpd_tls_auth_only. Restrictions: smtpd_client_restrictions,
+smtpd_helo_restrictions, smtpd_sender_restrictions, smtpd_relay_restrictions,
+smtpd_recipient_restrictions, smtpd_data_restrictions,
+smtpd_end_of_data_restrictions, smtpd_delay_reject,
+smtpd_reject_unlisted_recipient, local_recipient_maps, relay_domains,
+rostfix_dns_servers. See README (SMTP AUTH and restrictions).
+See docs/smtpd-protocol.md.",
+    exit_status: "0 when master stops it normally, 1 on a startup error.",
+    see_also: "master(8), qmgr(8), rostconf(1), main.cf(5)",
+};
 
 /// Why smtpd could not start.
 #[derive(Debug, thiserror::Error)]
@@ -201,5 +186,13 @@ fn handle(
             Session::new(settings, ClientInfo::local_socket(), sink)
                 .run_over(NetStream::new(stream, tls), wrapper);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn manual_page_sections() {
+        rostfix_service::manual::assert_complete(&super::HELP);
     }
 }

@@ -9,7 +9,7 @@
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ProtocolVersion, ServerConfig, ServerConnection, StreamOwned};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -158,75 +158,17 @@ pub fn parse_protocols(
     name: &'static str,
 ) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
     use rostfix_config::ProtocolListError;
-    let allowed = rostfix_config::parse_tls_protocols(spec).map_err(|e| match e {
+    rostfix_tls::protocol_versions(spec).map_err(|e| match e {
         ProtocolListError::Unknown(_) => TlsError::BadValue {
             name,
             value: spec.to_string(),
         },
         ProtocolListError::NoneLeft => TlsError::NoProtocols(name),
-    })?;
-    let mut versions = Vec::new();
-    if allowed.tls13 {
-        versions.push(&rustls::version::TLS13);
-    }
-    if allowed.tls12 {
-        versions.push(&rustls::version::TLS12);
-    }
-    Ok(versions)
+    })
 }
 
 /// What was negotiated, for the log and the Received: header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsInfo {
-    /// `TLSv1.3`.
-    pub protocol: String,
-    /// rustls' suite name, e.g. `TLS13_AES_256_GCM_SHA384`.
-    pub cipher: String,
-    pub bits: u32,
-}
-
-impl TlsInfo {
-    fn from_connection(conn: &ServerConnection) -> TlsInfo {
-        let protocol = match conn.protocol_version() {
-            Some(ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-            Some(ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-            Some(other) => format!("{other:?}"),
-            None => "unknown".to_string(),
-        };
-        let cipher = conn
-            .negotiated_cipher_suite()
-            .map(|s| {
-                let suite = s.suite();
-                suite
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("{suite:?}"))
-            })
-            .unwrap_or_else(|| "unknown".to_string());
-        TlsInfo {
-            bits: cipher_bits(&cipher),
-            protocol,
-            cipher,
-        }
-    }
-
-    /// `TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits)`, Postfix's form.
-    pub fn summary(&self) -> String {
-        format!(
-            "{} with cipher {} ({}/{} bits)",
-            self.protocol, self.cipher, self.bits, self.bits
-        )
-    }
-}
-
-/// Symmetric key size from the suite name (all rustls suites are AES-GCM or ChaCha20).
-fn cipher_bits(name: &str) -> u32 {
-    if name.contains("AES_128") {
-        128
-    } else {
-        256
-    }
-}
+pub use rostfix_tls::Negotiated as TlsInfo;
 
 /// A connection able to switch to TLS; the session talks through it.
 pub trait Transport: Read + Write {
@@ -301,7 +243,7 @@ impl<S: Read + Write + AsFd> Transport for NetStream<S> {
         while conn.is_handshaking() {
             conn.complete_io(&mut sock)?;
         }
-        let info = TlsInfo::from_connection(&conn);
+        let info = TlsInfo::of(&conn);
         *self = NetStream::Tls(Box::new(StreamOwned::new(conn, sock)));
         Ok(info)
     }
@@ -399,6 +341,7 @@ impl<R: Read, W: Write> Transport for Duplex<R, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::ProtocolVersion;
     use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<TlsSettings, TlsError> {
@@ -467,12 +410,5 @@ mod tests {
         assert!(matches!(s.load(), Err(TlsError::NoCertFile)));
         let s = load(&[("smtpd_tls_cert_file", "/nonexistent/cert.pem")]).unwrap();
         assert!(s.load().is_err());
-    }
-
-    #[test]
-    fn bits_from_suite_names() {
-        assert_eq!(cipher_bits("TLS13_AES_128_GCM_SHA256"), 128);
-        assert_eq!(cipher_bits("TLS13_AES_256_GCM_SHA384"), 256);
-        assert_eq!(cipher_bits("TLS13_CHACHA20_POLY1305_SHA256"), 256);
     }
 }

@@ -6,50 +6,38 @@
 
 use rostfix_local::agent::{deliver_all, load, message};
 use rostfix_local::expand::Leaf;
-use rostfix_local::server::{mail_owner, rest, set_timeouts};
+use rostfix_local::server::{mail_owner, rest, set_timeouts, AGENT_EXIT_STATUS};
 use rostfix_local::setup::virtual_conf;
 use rostfix_local::virtual_mailbox::{deliver_virtual, VirtualConf};
 use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
+use rostfix_service::manual::Manual;
 use rostfix_service::{Connection, Daemon, Service, Shape};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::SystemTime;
 
-const HELP: &str = "\
-NAME
-    virtual - Rostfix virtual mailbox delivery
-
-SYNOPSIS
-    virtual -n NAME -t TYPE [-c] [-u] [-v] [-o name=value]...
-
-DESCRIPTION
-    The virtual delivery agent, like Postfix's virtual(8). qmgr sends it the
-    recipients of virtual_mailbox_domains (virtual_transport = virtual). For each
-    recipient it looks the address up in virtual_mailbox_maps (full address, then
-    without the recipient_delimiter extension, then @domain), and delivers into
-    $virtual_mailbox_base/RESULT: a result ending in / is a Maildir, anything else
-    an mbox file (locked with fcntl, plus a dotlock when virtual_mailbox_lock says
-    so). The delivery runs with the uid and gid from virtual_uid_maps and
-    virtual_gid_maps (e.g. static:5000), which must not be below
-    virtual_minimum_uid. virtual_mailbox_limit caps message and mbox size.
-    Return-Path: and Delivered-To: are added; a message that already carries
-    Delivered-To: with the address bounces as a mail forwarding loop (5.4.6).
-    Unknown addresses bounce 5.1.1; lookup errors and configuration errors defer.
-    No aliases, .forward files or commands: that is local(8).
-
-OPTIONS
-    -n NAME, -t TYPE    service name and type (from master.cf)
-    -c, -u, -l, -z      chroot, unprivileged, maxproc flags set by master
-    -v                  verbose logging
-    -o name=value       override a main.cf parameter
-    --help              print this text
-
-EXIT STATUS
-    0 after serving its clients, 64 on bad arguments, 1 when it cannot start.
-
-SEE ALSO
-    local(8), qmgr(8), master(8), rostfix(1)
-";
+/// The text of `virtual --help`.
+const HELP: Manual = Manual {
+    name: "virtual - Rostfix virtual mailbox delivery",
+    synopsis: "virtual -n NAME -t TYPE [-c] [-u] [-v] [-o name=value]...",
+    description: "\
+The virtual delivery agent, like Postfix's virtual(8). qmgr sends it the
+recipients of virtual_mailbox_domains (virtual_transport = virtual). For each
+recipient it looks the address up in virtual_mailbox_maps (full address, then
+without the recipient_delimiter extension, then @domain), and delivers into
+$virtual_mailbox_base/RESULT: a result ending in / is a Maildir, anything else
+an mbox file (locked with fcntl, plus a dotlock when virtual_mailbox_lock says
+so). The delivery runs with the uid and gid from virtual_uid_maps and
+virtual_gid_maps (e.g. static:5000), which must not be below
+virtual_minimum_uid. virtual_mailbox_limit caps message and mbox size.
+Return-Path: and Delivered-To: are added; a message that already carries
+Delivered-To: with the address bounces as a mail forwarding loop (5.4.6).
+Unknown addresses bounce 5.1.1; lookup errors and configuration errors defer.
+No aliases, .forward files or commands: that is local(8).",
+    more_options: "",
+    exit_status: AGENT_EXIT_STATUS,
+    see_also: "local(8), qmgr(8), master(8), rostfix(1)",
+};
 
 fn main() {
     rostfix_service::run(Daemon {
@@ -99,5 +87,13 @@ fn serve<S: Read + Write>(conf: &VirtualConf, stream: &mut S) {
     };
     if let Err(e) = write_message(stream, &reply) {
         log::warn!("{}: sending delivery reply: {e}", req.queue_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn manual_page_sections() {
+        rostfix_service::manual::assert_complete(&super::HELP);
     }
 }
