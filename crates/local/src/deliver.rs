@@ -188,7 +188,7 @@ pub fn deliver_file(
 }
 
 fn switch(ident: Identity) -> Result<PrivGuard, Failure> {
-    PrivGuard::assume(ident).map_err(|e| Failure::defer("4.3.0", e.to_string()))
+    PrivGuard::switch(ident).map_err(|e| Failure::defer("4.3.0", e.to_string()))
 }
 
 fn deliver_maildir(

@@ -602,7 +602,7 @@ impl<'a> Expansion<'a> {
             }
             let found = {
                 let _guard =
-                    PrivGuard::assume(ident).map_err(|e| Failure::defer("4.3.0", e.to_string()))?;
+                    PrivGuard::switch(ident).map_err(|e| Failure::defer("4.3.0", e.to_string()))?;
                 read_forward(Path::new(&path), ident.uid)?
             };
             if let Some(f) = found {
@@ -682,7 +682,7 @@ impl<'a> Expansion<'a> {
         let opened = if origin.privs.root {
             open_include(Path::new(path))
         } else {
-            match PrivGuard::assume(origin.privs.ident) {
+            match PrivGuard::switch(origin.privs.ident) {
                 Ok(_guard) => open_include(Path::new(path)),
                 Err(e) => Err(Failure::defer("4.3.0", e.to_string())),
             }

@@ -19,22 +19,13 @@
 use nix::unistd::{geteuid, setegid, seteuid, setgroups, Gid, Uid};
 use std::sync::OnceLock;
 
-/// Who a delivery runs as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Identity {
-    pub uid: Uid,
-    pub gid: Gid,
-}
+/// Who a delivery runs as (the privilege crate's user and group ids).
+pub use rostfix_privilege::Ids as Identity;
 
-impl Identity {
-    /// The current effective identity.
-    pub fn current() -> Identity {
-        Identity {
-            uid: geteuid(),
-            gid: nix::unistd::getegid(),
-        }
-    }
-}
+/// While alive, the process runs with another effective identity; dropping it returns
+/// to root (aborting the process if it cannot). The privilege crate's guard, which
+/// master and rostsuper use too.
+pub use rostfix_privilege::EugidGuard as PrivGuard;
 
 /// Switching identity failed (before anything was delivered).
 #[derive(Debug, thiserror::Error)]
@@ -87,60 +78,11 @@ pub fn running_as_root() -> bool {
     geteuid().is_root()
 }
 
-/// While alive, the process runs with another effective identity; dropping it returns
-/// to root.
-#[must_use = "the identity is restored when the guard is dropped"]
-#[derive(Debug)]
-pub struct PrivGuard {
-    switched: bool,
-}
-
-impl PrivGuard {
-    /// Switches to `id` when running as root: setgroups([gid]), setegid(gid),
-    /// seteuid(uid), in this order because changing groups needs root. Not root: a
-    /// guard that does nothing.
-    pub fn assume(id: Identity) -> Result<PrivGuard, PrivError> {
-        if !running_as_root() {
-            return Ok(PrivGuard { switched: false });
-        }
-        // Created first so that a failure half way (groups changed, euid not) is undone
-        // by Drop as well.
-        let guard = PrivGuard { switched: true };
-        let fail = |what, source| PrivError {
-            uid: id.uid,
-            gid: id.gid,
-            what,
-            source,
-        };
-        setgroups(&[id.gid]).map_err(|e| fail("setgroups", e))?;
-        setegid(id.gid).map_err(|e| fail("setegid", e))?;
-        seteuid(id.uid).map_err(|e| fail("seteuid", e))?;
-        Ok(guard)
-    }
-
-    /// Whether this guard really switched (false when not running as root).
-    pub fn switched(&self) -> bool {
-        self.switched
-    }
-}
-
 /// Back to root: the uid first (only root may change the group ids), then gid, groups.
 fn restore_root() -> nix::Result<()> {
     seteuid(Uid::from_raw(0))?;
     setegid(Gid::from_raw(0))?;
     setgroups(&[Gid::from_raw(0)])
-}
-
-impl Drop for PrivGuard {
-    fn drop(&mut self) {
-        if self.switched {
-            if let Err(e) = restore_root() {
-                log::error!("cannot restore root privileges: {e}; aborting");
-                eprintln!("local: cannot restore root privileges: {e}; aborting");
-                std::process::abort();
-            }
-        }
-    }
 }
 
 /// The identity the agent rests with between deliveries (set once, by [`rest_as`]).
@@ -257,7 +199,7 @@ mod tests {
             return;
         }
         let before = Identity::current();
-        let g = PrivGuard::assume(Identity {
+        let g = PrivGuard::switch(Identity {
             uid: Uid::from_raw(0),
             gid: Gid::from_raw(0),
         })

@@ -101,7 +101,7 @@ impl Forwarder for QueueForwarder {
         let id = {
             let _guard = match self.owner {
                 Some(id) => Some(
-                    PrivGuard::assume(id).map_err(|e| Failure::defer("4.3.0", e.to_string()))?,
+                    PrivGuard::switch(id).map_err(|e| Failure::defer("4.3.0", e.to_string()))?,
                 ),
                 None => None,
             };

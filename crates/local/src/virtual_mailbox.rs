@@ -119,7 +119,7 @@ pub fn deliver_virtual(
         gid: Gid::from_raw(gid),
     };
     let copy = delivered_copy(msg.sender, address, msg.content);
-    let _guard = PrivGuard::assume(ident).map_err(|e| Failure::defer("4.3.0", e.to_string()))?;
+    let _guard = PrivGuard::switch(ident).map_err(|e| Failure::defer("4.3.0", e.to_string()))?;
     if value.ends_with('/') {
         maildir::deliver(&path, &copy, &conf.hostname, conf.limit, ident.uid)
             .map(|_| "delivered to maildir")

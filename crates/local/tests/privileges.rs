@@ -57,7 +57,7 @@ fn run(base: &Path, nobody: &UserInfo) {
 
     // The guard itself.
     {
-        let g = PrivGuard::assume(ident).unwrap();
+        let g = PrivGuard::switch(ident).unwrap();
         assert!(g.switched());
         assert_eq!(geteuid(), nobody.uid);
         assert_eq!(getegid(), nobody.gid);

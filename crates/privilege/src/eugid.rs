@@ -65,6 +65,11 @@ impl EugidGuard {
         Ok(guard)
     }
 
+    /// Whether this guard really switched (false when the process was not root).
+    pub fn switched(&self) -> bool {
+        self.saved.is_some()
+    }
+
     /// Runs `work` as `ids` (see [`EugidGuard::switch`]) and returns to root.
     pub fn run_as<T, E: From<EugidError>>(
         ids: Ids,

@@ -26,3 +26,13 @@ pub struct Ids {
     pub uid: nix::unistd::Uid,
     pub gid: nix::unistd::Gid,
 }
+
+impl Ids {
+    /// The process's effective ids now.
+    pub fn current() -> Ids {
+        Ids {
+            uid: nix::unistd::geteuid(),
+            gid: nix::unistd::getegid(),
+        }
+    }
+}
