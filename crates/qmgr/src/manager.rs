@@ -98,6 +98,8 @@ pub struct Manager {
     messages: HashMap<String, ActiveMessage>,
     /// The lock of every message this qmgr owns in active/ (module doc).
     locks: HashMap<String, QueueLock>,
+    /// Files that could not be opened, retried on their own backoff.
+    unreadable: Unreadable,
     /// Recipients held by the messages in `messages` (qmgr_message_recipient_limit).
     rcpt_count: usize,
     bounce_jobs: usize,
@@ -138,6 +140,7 @@ impl Manager {
             sched,
             messages: HashMap::new(),
             locks: HashMap::new(),
+            unreadable: Unreadable::default(),
             rcpt_count: 0,
             bounce_jobs: 0,
             tx,
@@ -192,7 +195,7 @@ impl Manager {
                 }
                 Ok(LockAttempt::Gone) => continue,
                 Err(e) => {
-                    log::warn!("{id}: cannot lock queue file: {e}");
+                    self.set_aside(&id, &e);
                     continue;
                 }
             };
@@ -415,6 +418,9 @@ impl Manager {
             if !self.has_room() {
                 break;
             }
+            if self.unreadable.is_waiting(&id, now) {
+                continue;
+            }
             if !force {
                 let path = queue_path(&self.root, QueueName::Deferred, &id);
                 let due = std::fs::metadata(&path)
@@ -459,8 +465,7 @@ impl Manager {
             }
             Ok(LockAttempt::Gone) => return true,
             Err(e) => {
-                // Not ours to deliver without the lock: recovered by a later scan.
-                log::warn!("{id}: cannot lock queue file: {e}");
+                self.set_aside(id, &e);
                 return true;
             }
         }
@@ -481,15 +486,12 @@ impl Manager {
                 return true;
             }
             Err(e) => {
-                log::warn!("{id}: cannot read queue file: {e}; will retry later");
-                self.defer_file(
-                    id,
-                    now_secs().saturating_add(self.settings.retry.minimal_backoff),
-                );
                 self.release(id);
+                self.set_aside(id, &e);
                 return true;
             }
         };
+        self.unreadable.cleared(id);
         let qf = match self.expand_aliases(qf) {
             Ok(qf) => qf,
             Err(None) => {
@@ -1049,6 +1051,26 @@ impl Manager {
         }
     }
 
+    /// A file in active/ that cannot be opened goes back to deferred/ and waits for its
+    /// own backoff ([`Unreadable`]); the warning is logged once per file.
+    fn set_aside(&mut self, id: &str, e: &QueueError) {
+        let retry = &self.settings.retry;
+        let now = now_secs();
+        if self
+            .unreadable
+            .failed(id, now, retry.minimal_backoff, retry.maximal_backoff)
+        {
+            log::warn!(
+                "{id}: cannot open queue file: {e}; left in deferred and retried with backoff \
+                 (check its owner and mode: rostfix check reports, rostsuper -s repairs)"
+            );
+        }
+        match move_file(&self.root, QueueName::Active, QueueName::Deferred, id) {
+            Ok(()) | Err(QueueError::NotFound(_)) => {}
+            Err(e) => log::warn!("{id}: cannot move to deferred: {e}"),
+        }
+    }
+
     /// Gives up the ownership of a file that left active/ (or is about to be recycled).
     fn release(&mut self, id: &str) {
         self.locks.remove(id);
@@ -1215,6 +1237,11 @@ fn success_text(o: &DeliveryOutcome, offset: u64) -> String {
         .and_then(|r| r.results.iter().find(|x| x.offset == offset))
         .map_or_else(|| "delivered".to_string(), |x| x.text.clone())
 }
+
+// Declared here rather than in main.rs, which another change is reshaping.
+#[path = "unreadable.rs"]
+mod unreadable;
+use unreadable::Unreadable;
 
 #[cfg(test)]
 #[path = "manager_tests.rs"]
