@@ -100,6 +100,9 @@ pub struct Manager {
     locks: HashMap<String, QueueLock>,
     /// Files that could not be opened, retried on their own backoff.
     unreadable: Unreadable,
+    /// Finished messages whose move to deferred/ failed (a full file system): with
+    /// their retry times, still locked, moved again every loop turn until it works.
+    stranded: Vec<(String, i64)>,
     /// Recipients held by the messages in `messages` (qmgr_message_recipient_limit).
     rcpt_count: usize,
     bounce_jobs: usize,
@@ -141,6 +144,7 @@ impl Manager {
             messages: HashMap::new(),
             locks: HashMap::new(),
             unreadable: Unreadable::default(),
+            stranded: Vec::new(),
             rcpt_count: 0,
             bounce_jobs: 0,
             tx,
@@ -249,6 +253,7 @@ impl Manager {
     /// (one for any number of wakeups) or due, then dispatch.
     fn after_events(&mut self) {
         let now = Instant::now();
+        self.retry_stranded();
         if now >= self.next_orphan_scan {
             // Requeued orphans are taken in by the scan just below.
             self.scan_wanted |= self.recover_orphans().requeued > 0;
@@ -1051,6 +1056,29 @@ impl Manager {
         }
     }
 
+    /// Moves the stranded files to deferred/ again (the first failure was logged).
+    fn retry_stranded(&mut self) {
+        if self.stranded.is_empty() {
+            return;
+        }
+        let mut still = Vec::new();
+        for (id, retry_at) in std::mem::take(&mut self.stranded) {
+            match move_file(&self.root, QueueName::Active, QueueName::Deferred, &id) {
+                Ok(()) => {
+                    log::info!("{id}: moved to deferred after an earlier failure");
+                    let path = queue_path(&self.root, QueueName::Deferred, &id);
+                    if let Err(e) = set_retry_time(&path, system_time(retry_at)) {
+                        log::warn!("{id}: cannot set retry time: {e}");
+                    }
+                    self.release(&id);
+                }
+                Err(QueueError::NotFound(_)) => self.release(&id),
+                Err(_) => still.push((id, retry_at)),
+            }
+        }
+        self.stranded = still;
+    }
+
     /// A file in active/ that cannot be opened goes back to deferred/ and waits for its
     /// own backoff ([`Unreadable`]); the warning is logged once per file.
     fn set_aside(&mut self, id: &str, e: &QueueError) {
@@ -1106,10 +1134,12 @@ impl Manager {
                 let Some(msg) = self.forget(id) else {
                     return;
                 };
-                let deferred = self.defer_file(id, retry_at);
-                self.release(id);
-                if deferred {
+                if self.defer_file(id, retry_at) {
+                    self.release(id);
                     self.maybe_warn_delay(&msg, now);
+                } else {
+                    // Left in active/ it would wait for the next qmgr start.
+                    self.stranded.push((id.to_string(), retry_at));
                 }
             }
             Completion::Expire { pending } => {

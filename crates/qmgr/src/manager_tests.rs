@@ -633,3 +633,30 @@ fn a_message_skipped_by_one_scan_is_not_delivered_by_two_managers() {
     assert!(exists(&root, QueueName::Active, &id));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_failed_move_to_deferred_is_retried_until_it_works() {
+    let root = queue_root("stranded");
+    let _local = agent(&root, "local", always_defer);
+    let id = queue_message(&root, "alice@example.org", &["bob@localhost"], now_secs());
+    // deferred/ cannot take the file (as on a full file system).
+    std::fs::remove_dir_all(root.join("deferred")).expect("rmdir");
+    std::fs::write(root.join("deferred"), b"").expect("block it");
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    assert!(exists(&root, QueueName::Active, &id), "stranded in active");
+    assert_eq!(m.stranded.len(), 1);
+    // Still owned: another qmgr would not requeue it meanwhile.
+    assert_eq!(m.recover_orphans(), Orphans::default());
+    m.retry_stranded();
+    assert_eq!(m.stranded.len(), 1, "kept while the move fails");
+    // Space returns.
+    std::fs::remove_file(root.join("deferred")).expect("unblock");
+    std::fs::create_dir(root.join("deferred")).expect("mkdir");
+    m.after_events();
+    assert!(m.stranded.is_empty());
+    assert!(exists(&root, QueueName::Deferred, &id));
+    assert!(!exists(&root, QueueName::Active, &id));
+    let _ = std::fs::remove_dir_all(&root);
+}
