@@ -4,9 +4,15 @@
 //! files (moves, done marks after bounces, defer logs, removal), so there are no locks.
 //!
 //! Timers: incoming/ is rescanned every [`INCOMING_SCAN`] as a safety net against lost
-//! triggers, deferred/ every queue_run_delay. When master goes away, qmgr stops taking
-//! new work and exits once nothing is in flight; messages left in active/ go back to
-//! incoming/ at the next start.
+//! triggers, deferred/ every queue_run_delay. When master goes away (it stopped, or it
+//! reloaded and started a new qmgr), qmgr stops taking new work and exits once nothing
+//! is in flight.
+//!
+//! Every message this qmgr has in memory is locked ([`QueueLock`]) from its activation
+//! until it leaves active/, so that another qmgr (the new one after a reload, while
+//! this one finishes) never requeues or delivers it. Files in active/ that nobody
+//! locks were left by a qmgr that has exited: they go back to incoming/, at start and
+//! every [`ORPHAN_SCAN`] after (an exiting qmgr leaves its unstarted messages there).
 
 use crate::builtin::{self, Builtin};
 use crate::event::{BounceOutcome, DeliveryOutcome, Event};
@@ -28,8 +34,9 @@ use rostfix_proto::{
 };
 use rostfix_queue::{
     append_defer_reason, delay_warned, is_valid_queue_id, list_queue, mark_delay_warned, move_file,
-    queue_path, read_defer_reasons, remove_message_logs, rename_file, rewrite_envelope,
-    set_retry_time, sync_queue_dirs, QueueError, QueueFile, QueueName, Recycler,
+    queue_path, read_defer_reasons, remove_message_logs, rename_file, rewrite_envelope_locked,
+    set_retry_time, sync_queue_dirs, LockAttempt, QueueError, QueueFile, QueueLock, QueueName,
+    Recycler,
 };
 use rostfix_resolve::{domain_of, Resolver};
 use std::collections::HashMap;
@@ -39,6 +46,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often incoming/ is scanned without a trigger.
 const INCOMING_SCAN: Duration = Duration::from_secs(5);
+/// How often active/ is checked for files no qmgr owns any more.
+const ORPHAN_SCAN: Duration = Duration::from_secs(5);
 /// Longest sleep of the loop: bounds how late timers and the master check run.
 const TICK: Duration = Duration::from_secs(1);
 /// Connecting to a delivery agent or the bounce service.
@@ -70,6 +79,15 @@ fn system_time(secs: i64) -> SystemTime {
 /// sender, Some(owner) = an alias owner named by local.
 type NoticeGroup = (Option<String>, Vec<(u64, BouncedRecipient)>);
 
+/// What one look for orphans in active/ found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Orphans {
+    /// Moved back to incoming/.
+    requeued: usize,
+    /// Locked by another process (a qmgr finishing its work).
+    busy: usize,
+}
+
 /// The queue manager's state.
 pub struct Manager {
     /// queue_directory: "." after confine.
@@ -78,6 +96,13 @@ pub struct Manager {
     resolver: Resolver,
     sched: Scheduler,
     messages: HashMap<String, ActiveMessage>,
+    /// The lock of every message this qmgr owns in active/ (module doc).
+    locks: HashMap<String, QueueLock>,
+    /// Files that could not be opened, retried on their own backoff.
+    unreadable: Unreadable,
+    /// Finished messages whose move to deferred/ failed (a full file system): with
+    /// their retry times, still locked, moved again every loop turn until it works.
+    stranded: Vec<(String, i64)>,
     /// Recipients held by the messages in `messages` (qmgr_message_recipient_limit).
     rcpt_count: usize,
     bounce_jobs: usize,
@@ -87,6 +112,7 @@ pub struct Manager {
     workers: Workers,
     next_incoming_scan: Instant,
     next_deferred_scan: Instant,
+    next_orphan_scan: Instant,
     /// A wakeup arrived since the last scan of incoming/. Wakeups only set this: the
     /// loop scans once after draining its events, so a burst of arrivals (one trigger
     /// per message from every smtpd) costs one scan and one directory-fsync pair, and
@@ -116,12 +142,16 @@ impl Manager {
             resolver,
             sched,
             messages: HashMap::new(),
+            locks: HashMap::new(),
+            unreadable: Unreadable::default(),
+            stranded: Vec::new(),
             rcpt_count: 0,
             bounce_jobs: 0,
             tx,
             workers,
             next_incoming_scan: now,
             next_deferred_scan: now,
+            next_orphan_scan: now + ORPHAN_SCAN,
             scan_wanted: false,
             recycler,
             wake_pending: WakePending::default(),
@@ -129,23 +159,60 @@ impl Manager {
         }
     }
 
-    /// Crash recovery: whatever is in active/ was being delivered when the previous qmgr
-    /// died. Back to incoming/; only a delivery that was in flight can repeat.
+    /// Recovery at start: files in active/ that no qmgr locks were left by one that
+    /// exited or died; they go back to incoming/. Files another qmgr still locks (the
+    /// previous one after a reload, finishing its deliveries) are left to it and
+    /// looked at again every [`ORPHAN_SCAN`].
     pub fn recover(&mut self) {
+        let busy = self.recover_orphans().busy;
+        if busy > 0 {
+            log::info!(
+                "{busy} message(s) in active are still owned by the previous queue manager; \
+                 they are requeued when it has finished"
+            );
+        }
+    }
+
+    /// Requeues the unlocked files of active/ that are not ours.
+    fn recover_orphans(&mut self) -> Orphans {
+        self.next_orphan_scan = Instant::now() + ORPHAN_SCAN;
         let ids = match list_queue(&self.root, QueueName::Active) {
             Ok(ids) => ids,
             Err(e) => {
                 log::warn!("cannot list active queue: {e}");
-                return;
+                return Orphans::default();
             }
         };
+        let mut found = Orphans::default();
         for id in ids {
+            if self.locks.contains_key(&id) || self.messages.contains_key(&id) {
+                continue;
+            }
+            let path = queue_path(&self.root, QueueName::Active, &id);
+            // Held while moving: the owner test and the move are one step for any
+            // other qmgr, which locks before it touches a file in active/.
+            let _lock = match QueueLock::try_acquire(&path) {
+                Ok(LockAttempt::Acquired(lock)) => lock,
+                Ok(LockAttempt::Busy) => {
+                    found.busy += 1;
+                    continue;
+                }
+                Ok(LockAttempt::Gone) => continue,
+                Err(e) => {
+                    self.set_aside(&id, &e);
+                    continue;
+                }
+            };
             match move_file(&self.root, QueueName::Active, QueueName::Incoming, &id) {
-                Ok(()) => log::info!("{id}: requeued from active to incoming (qmgr restart)"),
+                Ok(()) => {
+                    found.requeued += 1;
+                    log::info!("{id}: requeued from active to incoming (qmgr restart)")
+                }
                 Err(QueueError::NotFound(_)) => {}
                 Err(e) => log::warn!("{id}: cannot requeue from active: {e}"),
             }
         }
+        found
     }
 
     /// Runs until master is gone and nothing is in flight.
@@ -186,6 +253,11 @@ impl Manager {
     /// (one for any number of wakeups) or due, then dispatch.
     fn after_events(&mut self) {
         let now = Instant::now();
+        self.retry_stranded();
+        if now >= self.next_orphan_scan {
+            // Requeued orphans are taken in by the scan just below.
+            self.scan_wanted |= self.recover_orphans().requeued > 0;
+        }
         if self.scan_wanted || now >= self.next_incoming_scan {
             self.scan_incoming();
         }
@@ -351,6 +423,9 @@ impl Manager {
             if !self.has_room() {
                 break;
             }
+            if self.unreadable.is_waiting(&id, now) {
+                continue;
+            }
             if !force {
                 let path = queue_path(&self.root, QueueName::Deferred, &id);
                 let due = std::fs::metadata(&path)
@@ -383,6 +458,22 @@ impl Manager {
                 return false;
             }
         }
+        match QueueLock::try_acquire(&queue_path(&self.root, QueueName::Active, id)) {
+            Ok(LockAttempt::Acquired(lock)) => {
+                self.locks.insert(id.to_string(), lock);
+            }
+            Ok(LockAttempt::Busy) => {
+                // Another qmgr still owns this file (it was moving it out of active/
+                // as we moved it in); it stays here and is recovered once released.
+                log::info!("{id}: skipped, still being delivered");
+                return true;
+            }
+            Ok(LockAttempt::Gone) => return true,
+            Err(e) => {
+                self.set_aside(id, &e);
+                return true;
+            }
+        }
         let qf = match QueueFile::open(&self.root, QueueName::Active, id) {
             Ok(f) => f,
             Err(QueueError::Corrupt { reason, .. }) => {
@@ -392,21 +483,26 @@ impl Manager {
                         "{id}: corrupt queue file: {reason}; cannot move to corrupt: {e}"
                     ),
                 }
+                self.release(id);
                 return true;
             }
-            Err(QueueError::NotFound(_)) => return true,
+            Err(QueueError::NotFound(_)) => {
+                self.release(id);
+                return true;
+            }
             Err(e) => {
-                log::warn!("{id}: cannot read queue file: {e}; will retry later");
-                self.defer_file(
-                    id,
-                    now_secs().saturating_add(self.settings.retry.minimal_backoff),
-                );
+                self.release(id);
+                self.set_aside(id, &e);
                 return true;
             }
         };
+        self.unreadable.cleared(id);
         let qf = match self.expand_aliases(qf) {
             Ok(qf) => qf,
-            Err(None) => return true,
+            Err(None) => {
+                self.release(id);
+                return true;
+            }
             Err(Some((qf, why))) => {
                 // Cannot expand now: every pending recipient waits, none is delivered
                 // unexpanded (Postfix's cleanup would not have accepted the message).
@@ -503,10 +599,16 @@ impl Manager {
                 return Err(Some((qf, why)));
             }
         };
-        if let Err(e) = rewrite_envelope(&qf.path, &new) {
-            let why = format!("cannot store the virtual alias expansion: {e}");
-            log::warn!("{}: {why}", qf.id);
-            return Err(Some((qf, why)));
+        match rewrite_envelope_locked(&qf.path, &new) {
+            // The old lock covers the replaced (unlinked) inode now.
+            Ok(lock) => {
+                self.locks.insert(qf.id.clone(), lock);
+            }
+            Err(e) => {
+                let why = format!("cannot store the virtual alias expansion: {e}");
+                log::warn!("{}: {why}", qf.id);
+                return Err(Some((qf, why)));
+            }
         }
         match QueueFile::open(&self.root, QueueName::Active, &qf.id) {
             Ok(f) => Ok(f),
@@ -954,6 +1056,54 @@ impl Manager {
         }
     }
 
+    /// Moves the stranded files to deferred/ again (the first failure was logged).
+    fn retry_stranded(&mut self) {
+        if self.stranded.is_empty() {
+            return;
+        }
+        let mut still = Vec::new();
+        for (id, retry_at) in std::mem::take(&mut self.stranded) {
+            match move_file(&self.root, QueueName::Active, QueueName::Deferred, &id) {
+                Ok(()) => {
+                    log::info!("{id}: moved to deferred after an earlier failure");
+                    let path = queue_path(&self.root, QueueName::Deferred, &id);
+                    if let Err(e) = set_retry_time(&path, system_time(retry_at)) {
+                        log::warn!("{id}: cannot set retry time: {e}");
+                    }
+                    self.release(&id);
+                }
+                Err(QueueError::NotFound(_)) => self.release(&id),
+                Err(_) => still.push((id, retry_at)),
+            }
+        }
+        self.stranded = still;
+    }
+
+    /// A file in active/ that cannot be opened goes back to deferred/ and waits for its
+    /// own backoff ([`Unreadable`]); the warning is logged once per file.
+    fn set_aside(&mut self, id: &str, e: &QueueError) {
+        let retry = &self.settings.retry;
+        let now = now_secs();
+        if self
+            .unreadable
+            .failed(id, now, retry.minimal_backoff, retry.maximal_backoff)
+        {
+            log::warn!(
+                "{id}: cannot open queue file: {e}; left in deferred and retried with backoff \
+                 (check its owner and mode: rostfix check reports, rostsuper -s repairs)"
+            );
+        }
+        match move_file(&self.root, QueueName::Active, QueueName::Deferred, id) {
+            Ok(()) | Err(QueueError::NotFound(_)) => {}
+            Err(e) => log::warn!("{id}: cannot move to deferred: {e}"),
+        }
+    }
+
+    /// Gives up the ownership of a file that left active/ (or is about to be recycled).
+    fn release(&mut self, id: &str) {
+        self.locks.remove(id);
+    }
+
     /// Forgets a message that leaves active/.
     fn forget(&mut self, id: &str) -> Option<ActiveMessage> {
         let msg = self.messages.remove(id)?;
@@ -970,6 +1120,8 @@ impl Manager {
         match completion(msg, now, &self.settings.retry) {
             Completion::Remove => {
                 self.forget(id);
+                // Before the file can be recycled into a new message.
+                self.release(id);
                 match self.recycler.remove(&self.root, QueueName::Active, id) {
                     Ok(()) | Err(QueueError::NotFound(_)) => log::info!("{id}: removed"),
                     Err(e) => log::warn!("{id}: cannot remove: {e}"),
@@ -983,7 +1135,11 @@ impl Manager {
                     return;
                 };
                 if self.defer_file(id, retry_at) {
+                    self.release(id);
                     self.maybe_warn_delay(&msg, now);
+                } else {
+                    // Left in active/ it would wait for the next qmgr start.
+                    self.stranded.push((id.to_string(), retry_at));
                 }
             }
             Completion::Expire { pending } => {
@@ -1111,6 +1267,11 @@ fn success_text(o: &DeliveryOutcome, offset: u64) -> String {
         .and_then(|r| r.results.iter().find(|x| x.offset == offset))
         .map_or_else(|| "delivered".to_string(), |x| x.text.clone())
 }
+
+// Declared here rather than in main.rs, which another change is reshaping.
+#[path = "unreadable.rs"]
+mod unreadable;
+use unreadable::Unreadable;
 
 #[cfg(test)]
 #[path = "manager_tests.rs"]

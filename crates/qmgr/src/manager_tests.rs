@@ -587,3 +587,76 @@ fn flush_site_requeues_only_that_destination() {
     assert_eq!(smtp.lock().expect("lock").len(), 1);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_new_qmgr_leaves_the_old_ones_messages_alone_until_it_lets_go() {
+    let root = queue_root("handover");
+    let local = agent(&root, "local", local_verdict);
+    let id = queue_message(&root, "alice@example.org", &["bob@localhost"], now_secs());
+    // The old qmgr activated the message (its delivery is about to start).
+    let (mut old, _old_rx) = manager(&root);
+    old.scan_incoming();
+    assert!(old.messages.contains_key(&id));
+    assert!(exists(&root, QueueName::Active, &id));
+    // A reload starts a new qmgr while the old one still owns the file.
+    let (mut new, rx) = manager(&root);
+    new.recover();
+    assert!(
+        exists(&root, QueueName::Active, &id),
+        "requeued under the old qmgr"
+    );
+    new.scan_incoming();
+    assert!(new.messages.is_empty());
+    assert_eq!(new.recover_orphans().busy, 1);
+    // The old qmgr exits with the message not started: the file is an orphan now.
+    drop(old);
+    let found = new.recover_orphans();
+    assert_eq!((found.requeued, found.busy), (1, 0));
+    new.scan_incoming();
+    run_until_idle(&mut new, &rx);
+    assert_eq!(local.lock().expect("lock").len(), 1, "delivered once");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_message_skipped_by_one_scan_is_not_delivered_by_two_managers() {
+    let root = queue_root("twoscans");
+    let id = queue_message(&root, "alice@example.org", &["bob@localhost"], now_secs());
+    let (mut first, _rx1) = manager(&root);
+    first.scan_incoming();
+    // Another qmgr sees the file back in incoming/ while the first still holds it
+    // (as when the first was moving it out): it must not take it.
+    move_file(&root, QueueName::Active, QueueName::Incoming, &id).expect("move");
+    let (mut second, _rx2) = manager(&root);
+    second.scan_incoming();
+    assert!(second.messages.is_empty(), "owned by the first qmgr");
+    assert!(exists(&root, QueueName::Active, &id));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_failed_move_to_deferred_is_retried_until_it_works() {
+    let root = queue_root("stranded");
+    let _local = agent(&root, "local", always_defer);
+    let id = queue_message(&root, "alice@example.org", &["bob@localhost"], now_secs());
+    // deferred/ cannot take the file (as on a full file system).
+    std::fs::remove_dir_all(root.join("deferred")).expect("rmdir");
+    std::fs::write(root.join("deferred"), b"").expect("block it");
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    assert!(exists(&root, QueueName::Active, &id), "stranded in active");
+    assert_eq!(m.stranded.len(), 1);
+    // Still owned: another qmgr would not requeue it meanwhile.
+    assert_eq!(m.recover_orphans(), Orphans::default());
+    m.retry_stranded();
+    assert_eq!(m.stranded.len(), 1, "kept while the move fails");
+    // Space returns.
+    std::fs::remove_file(root.join("deferred")).expect("unblock");
+    std::fs::create_dir(root.join("deferred")).expect("mkdir");
+    m.after_events();
+    assert!(m.stranded.is_empty());
+    assert!(exists(&root, QueueName::Deferred, &id));
+    assert!(!exists(&root, QueueName::Active, &id));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -16,6 +16,7 @@ mod file;
 mod format_tests;
 mod id;
 mod layout;
+mod lock;
 mod logs;
 mod parse;
 mod record;
@@ -33,10 +34,11 @@ pub use layout::{
     list_queue, move_file, queue_path, rename_file, set_retry_time, sync_queue_dirs, QueueName,
     ALL_QUEUES,
 };
+pub use lock::{LockAttempt, QueueLock};
 pub use logs::{
     append_defer_reason, delay_warned, mark_delay_warned, read_defer_reasons, remove_message_logs,
 };
 pub use recycle::{Recycler, RECYCLE_DIR, RECYCLE_LIMIT, RECYCLE_MAX_SIZE};
-pub use rewrite::rewrite_envelope;
+pub use rewrite::{rewrite_envelope, rewrite_envelope_locked};
 pub use stream::{RecordStream, StreamRecord};
 pub use writer::QueueWriter;

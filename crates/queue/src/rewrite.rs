@@ -10,7 +10,7 @@
 use crate::file::io_err;
 use crate::parse::{self, Depth};
 use crate::writer::{create_temp, encode_envelope};
-use crate::{layout::fsync_dir, Envelope, QueueError};
+use crate::{layout::fsync_dir, Envelope, QueueError, QueueLock};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -30,6 +30,20 @@ impl Drop for TempGuard<'_> {
 /// are written as given), keeping the content byte for byte and the file's mode.
 /// Record offsets change: callers re-open the file afterwards.
 pub fn rewrite_envelope(path: &Path, envelope: &Envelope) -> Result<(), QueueError> {
+    rewrite(path, envelope, false).map(drop)
+}
+
+/// As [`rewrite_envelope`], for a file whose [`QueueLock`] the caller holds: the new
+/// file is locked before it takes the name, so it is never seen unlocked, and its lock
+/// is returned (the old one now covers an unlinked inode).
+pub fn rewrite_envelope_locked(path: &Path, envelope: &Envelope) -> Result<QueueLock, QueueError> {
+    rewrite(path, envelope, true)?.ok_or_else(|| QueueError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other("rewritten file was not locked"),
+    })
+}
+
+fn rewrite(path: &Path, envelope: &Envelope, lock: bool) -> Result<Option<QueueLock>, QueueError> {
     let header = encode_envelope(envelope)?;
     let mut old = File::open(path).map_err(|e| io_err(path, e))?;
     let meta = old.metadata().map_err(|e| io_err(path, e))?;
@@ -57,10 +71,17 @@ pub fn rewrite_envelope(path: &Path, envelope: &Envelope) -> Result<(), QueueErr
     }
     out.set_permissions(meta.permissions()).map_err(io)?;
     out.sync_all().map_err(io)?;
+    let held = if lock {
+        let file = File::open(&temp).map_err(io)?;
+        Some(QueueLock::lock_new_file(file, &temp)?)
+    } else {
+        None
+    };
     drop(out);
     std::fs::rename(&temp, path).map_err(io)?;
     guard.0 = None;
-    fsync_dir(dir)
+    fsync_dir(dir)?;
+    Ok(held)
 }
 
 #[cfg(test)]

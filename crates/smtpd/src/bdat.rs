@@ -95,7 +95,7 @@ impl<S: QueueSink> Session<'_, S> {
         let mut msg = self.bdat_msg.take();
         let read = self.read_chunk(size, io, msg.as_mut());
         let Some(mut msg) = msg else {
-            return DataOutcome::Reply(super::receive::write_error());
+            return DataOutcome::Reply(super::receive::generic_write_error());
         };
         match read {
             Read::Done => {}

@@ -33,6 +33,7 @@ mod session;
 mod settings;
 mod sink;
 mod stats;
+mod storage;
 mod tls;
 mod tls_ciphers;
 

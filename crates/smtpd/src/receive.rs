@@ -60,8 +60,18 @@ impl<M: QueuedMessage> Intake<M> {
     }
 }
 
-/// The reply when the queue file cannot be written.
-pub(super) fn write_error() -> Reply {
+/// The reply when the queue file cannot be written: 452 4.3.1 when the file system
+/// is full, as Postfix answers, else a generic 451 4.3.0.
+pub(super) fn write_error(e: &SinkError) -> Reply {
+    if crate::storage::is_out_of_space(e) {
+        crate::storage::insufficient_storage()
+    } else {
+        generic_write_error()
+    }
+}
+
+/// The reply for a queue file that cannot be written, the cause unknown.
+pub(super) fn generic_write_error() -> Reply {
     Reply::new(451, "4.3.0", "Error: queue file write error")
 }
 
@@ -72,7 +82,7 @@ impl<S: QueueSink> Session<'_, S> {
             Ok(m) => m,
             Err(e) => {
                 log::warn!("queue file create failed: {e}");
-                return Err(write_error());
+                return Err(write_error(&e));
             }
         };
         let id = msg.queue_id().to_string();
@@ -143,7 +153,7 @@ impl<S: QueueSink> Session<'_, S> {
         if let Some(e) = failed {
             log::warn!("{id}: queue file write error: {e}");
             msg.abort();
-            return write_error();
+            return write_error(&e);
         }
         let refusal = if too_big {
             Some(Reply::new(552, "5.3.4", "Error: message file too big"))
@@ -171,7 +181,7 @@ impl<S: QueueSink> Session<'_, S> {
             }
             Err(e) => {
                 log::warn!("{id}: queue file commit failed: {e}");
-                write_error()
+                write_error(&e)
             }
         }
     }

@@ -500,6 +500,16 @@ impl<'a, S: QueueSink> Session<'a, S> {
         Reply::plain(250, lines)
     }
 
+    /// Postfix's smtpd_check_queue (storage.rs): no MAIL while the queue is short of
+    /// space.
+    fn queue_space_check(&self) -> Option<Reply> {
+        let free = self.sink.free_space()?;
+        let why =
+            crate::storage::shortage(free, self.cfg.queue_minfree, self.cfg.message_size_limit)?;
+        log::warn!("{why}");
+        Some(crate::storage::insufficient_storage())
+    }
+
     fn mail(&mut self, arg: PathArg) -> Reply {
         if self.txn.is_some() {
             return Reply::new(503, "5.5.1", "Error: nested MAIL command");
@@ -520,6 +530,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
         }
         if !self.anvil.message_allowed() {
             return self.anvil.message_rate_reply();
+        }
+        if let Some(reply) = self.queue_space_check() {
+            return reply;
         }
         self.serial = self.serial.wrapping_add(1);
         self.txn = Some(Transaction {

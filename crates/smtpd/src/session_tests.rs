@@ -25,6 +25,10 @@ struct Shared {
     aborted: u32,
     fail_create: bool,
     fail_write: bool,
+    /// What free_space reports (None: unknown).
+    free: Option<u64>,
+    /// Writes fail with ENOSPC.
+    disk_full: bool,
 }
 
 /// The fake queue: state shared with the messages it hands out.
@@ -59,6 +63,10 @@ impl QueueSink for FakeSink {
     fn committed(&mut self, queue_id: &str) {
         self.0.borrow_mut().woken.push(queue_id.to_string());
     }
+
+    fn free_space(&self) -> Option<u64> {
+        self.0.borrow().free
+    }
 }
 
 impl QueuedMessage for FakeMessage {
@@ -68,6 +76,12 @@ impl QueuedMessage for FakeMessage {
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
         if self.shared.borrow().fail_write {
             return Err(SinkError::Other("i/o error".into()));
+        }
+        if self.shared.borrow().disk_full {
+            return Err(SinkError::Queue(rostfix_queue::QueueError::Io {
+                path: "incoming/ABC".into(),
+                source: io::Error::from_raw_os_error(libc::ENOSPC),
+            }));
         }
         self.stored.content.extend_from_slice(data);
         Ok(())
@@ -798,4 +812,49 @@ fn wrapper_mode_handshakes_before_the_banner() {
     // No certificate: the connection is closed without a banner.
     let (before, after, _) = tls_session(&cfg, &[b"EHLO c\r\n"], false, true);
     assert!(before.is_empty() && after.is_empty());
+}
+
+#[test]
+fn mail_is_refused_with_452_while_the_queue_is_short_of_space() {
+    let mut cfg = settings();
+    cfg.queue_minfree = 5_000_000;
+    cfg.message_size_limit = 1_000_000;
+    let input = b"MAIL FROM:<a@c>\r\nQUIT\r\n";
+    let run = |cfg: &Settings, free: u64| {
+        let sink = FakeSink::default();
+        sink.0.borrow_mut().free = Some(free);
+        let mut out = Vec::new();
+        Session::new(cfg, outside(), sink).run(&input[..], &mut out);
+        String::from_utf8(out).unwrap()
+    };
+    let text = run(&cfg, 5_000_000);
+    assert!(
+        text.contains("\r\n452 4.3.1 Insufficient system storage\r\n"),
+        "{text}"
+    );
+    let text = run(&cfg, 5_000_001);
+    assert!(text.contains("\r\n250 2.1.0 Ok\r\n"), "{text}");
+    // 1.5 times message_size_limit must be free even without queue_minfree.
+    cfg.queue_minfree = 0;
+    let text = run(&cfg, 1_400_000);
+    assert!(
+        text.contains("\r\n452 4.3.1 Insufficient system storage\r\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_full_disk_during_data_answers_452_4_3_1() {
+    let cfg = settings();
+    let sink = FakeSink::default();
+    sink.0.borrow_mut().disk_full = true;
+    let input = b"MAIL FROM:<a@c>\r\nRCPT TO:<a@localhost>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n";
+    let mut out = Vec::new();
+    Session::new(&cfg, outside(), sink.clone()).run(&input[..], &mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("\r\n452 4.3.1 Insufficient system storage\r\n221"),
+        "{text}"
+    );
+    assert!(sink.0.borrow().queued.is_empty());
 }

@@ -39,6 +39,8 @@ pub struct Settings {
     pub mynetworks: NetworkList,
     /// Bytes; 0 means no limit.
     pub message_size_limit: u64,
+    /// queue_minfree: bytes that must stay free in the queue file system.
+    pub queue_minfree: u64,
     pub timeout: Duration,
     /// smtpd_per_record_deadline: `timeout` bounds a whole record, not each read
     /// (Postfix's default turns it on under stress).
@@ -72,6 +74,7 @@ impl Settings {
             mydestination: vec![normalize_domain(myhostname), "localhost".into()],
             mynetworks: NetworkList::parse(["127.0.0.0/8", "[::1]/128"]).unwrap_or_default(),
             message_size_limit: 10_240_000,
+            queue_minfree: 0,
             timeout: Duration::from_secs(300),
             per_record_deadline: false,
             recipient_limit: 1000,
@@ -137,6 +140,7 @@ impl Settings {
             s.mynetworks = NetworkList::parse(patterns)?;
         }
         s.message_size_limit = int_param(&get, "message_size_limit", s.message_size_limit)?;
+        s.queue_minfree = int_param(&get, "queue_minfree", s.queue_minfree)?;
         s.timeout = time_param(&get, "smtpd_timeout", s.timeout)?;
         s.per_record_deadline = bool_param(&get, "smtpd_per_record_deadline", false)?;
         s.recipient_limit =

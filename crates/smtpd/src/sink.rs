@@ -25,6 +25,11 @@ pub trait QueueSink {
     /// Called after a successful commit: wake the queue manager. Failures are the
     /// implementation's to log; the message is safe already.
     fn committed(&mut self, queue_id: &str);
+
+    /// Bytes free for queue files; None when unknown (then MAIL is not refused).
+    fn free_space(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One message being written.
