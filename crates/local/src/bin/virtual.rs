@@ -4,7 +4,7 @@
 
 #![deny(unsafe_code)]
 
-use rostfix_local::agent::{deliver_all, load, message};
+use rostfix_local::agent::{deliver_all, load, message, set_relay};
 use rostfix_local::expand::Leaf;
 use rostfix_local::server::{init_service, mail_owner, rest, set_timeouts};
 use rostfix_local::setup::virtual_conf;
@@ -57,6 +57,7 @@ fn main() {
         return;
     }
     let mut service = init_service("virtual");
+    set_relay("virtual");
     let listeners = service.take_listeners();
     let conf = virtual_conf(&service.config);
     let owner = mail_owner(&service);
