@@ -21,7 +21,12 @@ from saslpeer import PASSWORD, write_passwd
 LOGIN = "relay-user"
 
 # Local parts and domains that try to sneak mail past a relay check. mydestination is
-# mx.rostfix.test, localhost.rostfix.test, localhost, rostfix.test.
+# mx.rostfix.test, localhost.rostfix.test, localhost, rostfix.test; inet_interfaces is
+# 127.0.0.1. Postfix's resolver strips a local domain (or our own [address]) and then
+# opens a quoted local part, swaps a bang path and applies the percent hack, so every
+# one of these resolves to victim@far-away.test (or another foreign domain): 554 5.7.1
+# from a stranger, 250 after AUTH. None is a syntax error. smtpd ignores a source route
+# (RFC 5321 4.1.1.3), so its reply names the address without it.
 BATTERY = [
     "victim@far-away.test",                       # plain foreign domain
     "victim%far-away.test@mx.rostfix.test",       # percent hack
@@ -35,8 +40,7 @@ BATTERY = [
     "victim@FAR-AWAY.TEST",                       # different case
     "victim@far-away.test.",                      # trailing dot
     "victim@mx.rostfix.test.far-away.test",       # our name as a prefix
-    "victim@[127.0.0.1]",                         # address literal
-    "victim@[IPv6:::1]",
+    "victim@[IPv6:::1]",                          # address literal, not our interface
     "victim%far-away.test@[127.0.0.1]",
     "victim@far-away.test@mx.rostfix.test",       # two @
 ]
@@ -61,15 +65,17 @@ def refused(s, addr):
     return code, text
 
 
+def without_route(addr):
+    return addr.rsplit(":", 1)[1] if addr.startswith("@") else addr
+
+
 def test_open_relay_battery_is_refused_then_accepted_after_auth(relay):
     with relay.smtp(source_address="127.0.0.2") as s:
         s.ehlo("relay-tester.test")
         assert s.mail("spammer@relay-tester.test")[0] == 250
         for addr in BATTERY:
-            code, text = refused(s, addr)
-            assert code in (501, 554), (addr, code, text)
-            if code == 554:
-                assert b"5.7.1" in text and b"Relay access denied" in text, (addr, text)
+            assert refused(s, addr) == (
+                554, f"5.7.1 <{without_route(addr)}>: Relay access denied".encode()), addr
         # A local recipient is still fine from outside.
         assert s.rcpt(f"{USER1}@mx.rostfix.test")[0] == 250
         s.rset()
@@ -77,15 +83,27 @@ def test_open_relay_battery_is_refused_then_accepted_after_auth(relay):
         assert s.auth("PLAIN", s.auth_plain)[0] == 235
         assert s.mail("user@relay-tester.test")[0] == 250
         for addr in BATTERY:
-            code, text = refused(s, addr)
-            # Syntax errors stay syntax errors; everything else is now accepted.
-            assert code in (250, 501), (addr, code, text)
+            assert refused(s, addr) == (250, b"2.1.5 Ok"), addr
         s.rset()
     log = relay.log_text()
     assert re.search(
         r"NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.2\]: 554 5\.7\.1 "
         r"<victim@far-away\.test>: Relay access denied; from=<spammer@relay-tester\.test> "
         r"to=<victim@far-away\.test> proto=ESMTP helo=<relay-tester\.test>", log), log[-3000:]
+
+
+@pytest.mark.xfail(strict=True, reason="smtpd's relay check knows mydestination only, not "
+                   "the [address] literals of inet_interfaces that the resolver treats as local")
+def test_own_address_literal_is_a_local_destination(relay):
+    """user@[127.0.0.1] is local mail when 127.0.0.1 is ours (Postfix's resolve_local):
+    no relay refusal, but an unknown local user is refused as such, AUTH or not."""
+    unknown = b"5.1.1 <victim@[127.0.0.1]>: Recipient address rejected: " \
+              b"User unknown in local recipient table"
+    with relay.smtp(source_address="127.0.0.2") as s:
+        s.ehlo("relay-tester.test")
+        assert s.mail("spammer@relay-tester.test")[0] == 250
+        assert refused(s, f"{USER1}@[127.0.0.1]") == (250, b"2.1.5 Ok")
+        assert refused(s, "victim@[127.0.0.1]") == (550, unknown)
 
 
 def test_mynetworks_client_may_relay(relay):

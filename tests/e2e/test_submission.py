@@ -71,10 +71,35 @@ def submission(make_instance, workdir):
     return inst
 
 
-def test_fixture_entries_carry_their_overrides(submission):
-    sub = "\n".join(fixture_entry("submission"))
-    assert "-o smtpd_tls_security_level=encrypt" in sub
-    assert "-o smtpd_recipient_restrictions=permit_sasl_authenticated,reject" in sub
+def smtpd_argvs(inst, service):
+    """The argv of each of the instance's smtpd processes for master.cf entry `service`."""
+    out = []
+    for pid, name in inst.processes().items():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+        except OSError:
+            continue
+        if name == "smtpd" and argv[argv.index("-n") + 1] == service:
+            out.append(argv)
+    return out
+
+
+def test_master_gives_each_service_its_own_overrides(submission):
+    """master starts each entry's smtpd with that entry's -o lines, in order and as
+    written, and the port 25 smtpd with none of them."""
+    for name in ("submission", "submissions"):
+        service = f"127.0.0.1:{submission.ports[name]}"
+        with socket.create_connection(("127.0.0.1", submission.ports[name]), timeout=10):
+            argvs = wait_for(lambda s=service: smtpd_argvs(submission, s),
+                             what=f"master to start smtpd for {service}")
+        expected = [word for line in fixture_entry(name)[1:] for word in line.split()]
+        assert expected[:2] == ["-o", f"syslog_name=postfix/{name}"], expected
+        for argv in argvs:
+            assert argv[-len(expected):] == expected, argv
+    plain = smtpd_argvs(submission, f"127.0.0.1:{submission.port}")
+    assert plain, "no smtpd for the port 25 entry"
+    for argv in plain:
+        assert "-o" not in argv, argv
 
 
 def test_port_587_without_tls_offers_no_auth_and_refuses_mail(submission):

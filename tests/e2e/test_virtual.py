@@ -8,6 +8,7 @@ qmgr routes virtual_mailbox_domains to virtual_transport and expands virtual_ali
 
 import mailbox
 import os
+import re
 from pathlib import Path
 
 from harness import USER1, free_port, maildir_messages, wait_for
@@ -60,7 +61,12 @@ def test_two_virtual_mailbox_domains(make_instance, workdir):
     assert (st.st_uid, st.st_gid) == (UID_TWO, GID)
     msgs = list(mailbox.mbox(str(box)))
     assert [m["Subject"] for m in msgs] == ["to two"]
-    assert "relay=virtual" in inst.log_text() or "delivered to maildir" in inst.log_text()
+    log = inst.log_text()
+    for rcpt, where in (("a@one.test", "maildir"), ("b@one.test", "maildir"),
+                        ("c@two.test", "mailbox")):
+        assert re.search(rf": to=<{rcpt}>, relay=virtual, delay=[\d.]+, delays=[\d./]+, "
+                         rf"dsn=2\.0\.0, status=sent \(delivered to {where}\)", log), \
+            (rcpt, log[-3000:])
 
 
 def test_virtual_alias_domain_to_local_and_remote(make_instance):

@@ -13,8 +13,20 @@ use rostfix_queue::{is_valid_queue_id, QueueFile, QueueName};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The relay name in replies and log lines.
+/// The relay name in replies and log lines of the local agent.
 pub const RELAY: &str = "local";
+
+static AGENT_RELAY: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Names the agent in `relay=` for the rest of the process: the virtual agent shares
+/// this request loop, and Postfix's virtual(8) logs `relay=virtual`, not `local`.
+pub fn set_relay(name: &'static str) {
+    let _ = AGENT_RELAY.set(name);
+}
+
+fn relay() -> &'static str {
+    AGENT_RELAY.get().copied().unwrap_or(RELAY)
+}
 
 /// What a request is handled with.
 pub struct Context<'a> {
@@ -221,7 +233,7 @@ fn result(offset: u64, status: DeliveryStatus, f: &Failure) -> RecipientResult {
         status,
         dsn: f.dsn.to_string(),
         text: f.text.clone(),
-        relay: RELAY.to_string(),
+        relay: relay().to_string(),
         notify_sender: None,
     }
 }
@@ -245,7 +257,7 @@ fn log_result(
         queue_id: &req.queue_id,
         to,
         orig_to,
-        relay: RELAY,
+        relay: relay(),
         conn_use: 0,
         delay: total.as_secs_f64(),
         // Local sets up no connection (c = 0).

@@ -4,7 +4,7 @@
 
 #![deny(unsafe_code)]
 
-use rostfix_local::agent::{deliver_all, load, message};
+use rostfix_local::agent::{deliver_all, load, message, set_relay};
 use rostfix_local::expand::Leaf;
 use rostfix_local::server::{mail_owner, rest, set_timeouts, AGENT_EXIT_STATUS};
 use rostfix_local::setup::virtual_conf;
@@ -43,7 +43,10 @@ fn main() {
     rostfix_service::run(Daemon {
         program: "virtual",
         help: HELP,
-        before_confine: |service: &mut Service| mail_owner(service),
+        before_confine: |service: &mut Service| {
+            set_relay("virtual");
+            mail_owner(service)
+        },
         after_confine: |service: &mut Service, owner| {
             rest(owner)?;
             let conf = virtual_conf(&service.config);
