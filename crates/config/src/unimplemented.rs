@@ -186,6 +186,7 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("milter_connect_timeout", Milters),
     u("milter_content_timeout", Milters),
     u("milter_default_action", Milters),
+    u("milter_macro_daemon_name", Milters),
     u("milter_macro_v", Milters),
     u("milter_protocol", Milters),
     u("mynetworks_style", SmtpServer),
