@@ -2,7 +2,7 @@
 #   make run    build and start a private instance on 127.0.0.1:$(RUN_PORT) (see README)
 #   make stop   stop that instance
 #   make test   install test peers (as root), lint, then every unit, end-to-end and package test
-#   make lint   rustfmt --check and clippy -D warnings
+#   make lint   rustfmt --check, clippy -D warnings, unsafe and unimplemented-list checks
 
 CARGO ?= cargo
 PYTHON ?= /usr/bin/python3
@@ -46,6 +46,7 @@ test-e2e: build
 
 lint:
 	scripts/check-unsafe.sh
+	scripts/check-unimplemented.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

@@ -3,7 +3,9 @@
 //! `MainCf` holds the explicit settings of main.cf (with file and line for each) plus
 //! `-o` overrides, and expands `$name` / `${name}` against them and the defaults.
 //! `MasterCf` holds the service entries of master.cf. Errors name file, line and
-//! parameter. Unknown parameters are warnings, never errors.
+//! parameter. Unknown parameters are warnings, never errors; so are known parameters
+//! Rostfix accepts without implementing them (`UNIMPLEMENTED`, reported by
+//! `ineffective` when a setting asks for what they would do).
 
 #![forbid(unsafe_code)]
 
@@ -11,12 +13,14 @@ mod edit;
 mod error;
 mod expand;
 pub mod getopt;
+pub mod ineffective;
 mod lines;
 mod list;
 mod main_cf;
 mod master_cf;
 mod params;
 mod tls_protocols;
+mod unimplemented;
 
 #[cfg(test)]
 mod tests;
@@ -34,3 +38,6 @@ pub use params::{
     check_value, lookup_param, parse_bool, parse_int, parse_time, ParamDef, ParamKind, PARAMS,
 };
 pub use tls_protocols::{parse_tls_protocols, ProtocolListError, TlsVersions};
+pub use unimplemented::{
+    lookup_unimplemented, trailing_comment, Stops, Unimplemented, UNIMPLEMENTED,
+};

@@ -128,7 +128,10 @@ impl MainCf {
     }
 
     /// Warnings found while loading, each already phrased for the log, e.g.
-    /// `/etc/rostfix/main.cf: unused parameter: foo_bar=1` (postconf's wording).
+    /// `/etc/rostfix/main.cf: unused parameter: foo_bar=1` (postconf's wording). Every
+    /// daemon logs these at its start; the settings that have no effect in Rostfix are
+    /// found by `ineffective::setting_warnings` instead, which master logs once at start
+    /// and reload (not once per smtpd process) and `rostfix check` prints.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }

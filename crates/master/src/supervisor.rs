@@ -19,6 +19,7 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use rostfix_config::ineffective::setting_warnings;
 use rostfix_config::{MainCf, MasterCf, ServiceType};
 use rostfix_proto::{ChildStatus, STATUS_LEN};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -76,13 +77,18 @@ fn status_pipe() -> Result<(OwnedFd, OwnedFd), MasterError> {
     Ok((read, write))
 }
 
-/// Loads main.cf and master.cf and plans the services; logs the skipped entries.
-fn load(config_dir: &Path, cwd: &Path) -> Result<(MainCf, Settings, Plan), MasterError> {
+/// Loads main.cf and master.cf and plans the services. The warnings are main.cf's
+/// unused parameters, then the settings of main.cf and master.cf `-o` that have no
+/// effect in Rostfix (logged at start and at each reload, so a setting that does
+/// nothing never passes in silence).
+fn load(config_dir: &Path, cwd: &Path) -> Result<(Vec<String>, Settings, Plan), MasterError> {
     let main = MainCf::load(config_dir)?;
     let settings = Settings::from_main(&main, cwd)?;
     let master = MasterCf::load(config_dir, settings.default_process_limit)?;
     let plan = make_plan(&master, &settings.plan, &|path| path.is_file())?;
-    Ok((main, settings, plan))
+    let mut warnings = main.warnings().to_vec();
+    warnings.extend(setting_warnings(&main, Some(&master)));
+    Ok((warnings, settings, plan))
 }
 
 /// The master process once set up.
@@ -128,13 +134,13 @@ impl Master {
             target,
             verbose,
         )?;
-        for warning in main.warnings() {
-            log::warn!("{warning}");
-        }
         // Sockets and the pid file get predictable modes whatever umask we inherited.
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
 
-        let (_, settings, plan) = load(config_dir, &cwd)?;
+        let (warnings, settings, plan) = load(config_dir, &cwd)?;
+        for warning in &warnings {
+            log::warn!("{warning}");
+        }
         let pid_dir = settings.plan.queue_directory.join("pid");
         if !pid_dir.is_dir() {
             std::fs::create_dir_all(&pid_dir)
@@ -496,7 +502,7 @@ impl Master {
 
     /// SIGHUP: re-read the configuration; on error keep the old one.
     fn reload(&mut self) {
-        let (_, settings, plan) = match load(&self.config_dir, &self.cwd) {
+        let (warnings, settings, plan) = match load(&self.config_dir, &self.cwd) {
             Ok(loaded) => loaded,
             Err(e) => {
                 log::error!("reload failed, keeping the running configuration: {e}");
@@ -510,8 +516,8 @@ impl Master {
                 return;
             }
         };
-        for skipped in &plan.skipped {
-            log::warn!("{skipped}");
+        for warning in warnings.iter().chain(&plan.skipped) {
+            log::warn!("{warning}");
         }
         self.settings = settings;
         self.owner = owner;

@@ -10,7 +10,9 @@ mod queue;
 mod translate;
 
 use rostfix_config::getopt::EX_USAGE;
-use rostfix_config::{lookup_param, MainCf, MasterCf};
+use rostfix_config::ineffective::{self, Ineffective};
+use rostfix_config::{lookup_param, MainCf, MasterCf, Stops};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use translate::{Note, PathMap};
@@ -40,6 +42,10 @@ DESCRIPTION
       its owner and mode; Postfix's indexes (.db, .lmdb) are not: the hash and btree
       tables named in main.cf, and the aliases, are rebuilt with rostmap/rostalias.
     - TARGET/main.cf and master.cf as they were are saved as *.pre-import first.
+
+    Settings Rostfix accepts but does not implement (header_checks, milters,
+    soft_bounce = yes, ...) are listed with file, line and parameter, grouped by what
+    stops working; so are values with a trailing `# comment`.
 
     What could not be carried, other programs' files that point into Postfix's queue
     directory (e.g. Dovecot's auth socket), and the messages still in Postfix's queue
@@ -210,7 +216,8 @@ fn import(source: &Path, target: &Path, dry_run: bool) -> Result<String, ImportE
             file.display()
         )));
     }
-    let report = render(source, target, &carried, &notes, &postfix_queue);
+    let mut report = render(source, target, &carried, &notes, &postfix_queue);
+    report.push_str(&not_implemented(&loaded, &services));
     if !dry_run {
         let path = target.join("IMPORT-REPORT");
         files::write_atomic(&path, &report, 0o644)
@@ -256,6 +263,52 @@ fn write_files(
         files::write_atomic(&path, text, 0o644).map_err(write_error(&path))?;
     }
     Ok(())
+}
+
+/// IMPORT-REPORT's section of the settings Rostfix accepts but does not implement,
+/// grouped by what stops working, each with file, line and parameter; then the values
+/// with a trailing `# comment`.
+fn not_implemented(loaded: &MainCf, services: &MasterCf) -> String {
+    let mut groups: BTreeMap<Stops, Vec<Ineffective>> = BTreeMap::new();
+    for found in ineffective::in_main_cf(loaded)
+        .into_iter()
+        .chain(ineffective::in_master_cf(services, loaded))
+    {
+        groups.entry(found.entry.stops).or_default().push(found);
+    }
+    let mut out = String::from(
+        "\nAccepted but not implemented by Rostfix (the setting has no effect), by what stops \
+         working:\n",
+    );
+    if groups.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for (stops, found) in &groups {
+        let _ = writeln!(out, "  {stops}:");
+        for item in found {
+            let service = item
+                .service
+                .as_deref()
+                .map(|name| format!(" (-o of service {name})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    - {}, line {}: {} = {}{service}",
+                item.file.display(),
+                item.line,
+                item.param,
+                item.value
+            );
+        }
+    }
+    let comments = ineffective::comment_warnings(loaded);
+    if !comments.is_empty() {
+        out.push_str("\nValues with a trailing comment (kept as part of the value):\n");
+        for line in comments {
+            let _ = writeln!(out, "  - {line}");
+        }
+    }
+    out
 }
 
 /// SASL: Postfix defaults smtpd_sasl_type to cyrus; Rostfix talks to Dovecot only.
@@ -331,4 +384,58 @@ fn render(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_groups_settings_without_effect() {
+        let main = MainCf::parse(
+            "header_checks = regexp:/etc/rostfix/header_checks\nsoft_bounce = yes\n\
+             relayhost = [mx] # ISP\nbiff = no\n",
+            Path::new("/etc/rostfix/main.cf"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let master = MasterCf::parse(
+            "smtp inet n - y - - smtpd\n  -o smtpd_milters=inet:127.0.0.1:8891\n",
+            Path::new("/etc/rostfix/master.cf"),
+            100,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let text = not_implemented(&main, &master);
+        assert!(
+            text.contains(
+                "  content inspection:\n    - /etc/rostfix/main.cf, line 1: header_checks = \
+                 regexp:/etc/rostfix/header_checks\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  milters:\n    - /etc/rostfix/master.cf, line 1: smtpd_milters = inet:127.0.0.1:8891 (-o of service smtp/inet)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/etc/rostfix/main.cf, line 2: soft_bounce = yes"),
+            "{text}"
+        );
+        // Line 4 sets what Rostfix does anyway (no comsat): nothing to report.
+        assert!(!text.contains("main.cf, line 4"), "{text}");
+        assert!(
+            text.contains("/etc/rostfix/main.cf, line 3: parameter relayhost: "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn report_says_none_when_everything_has_effect() {
+        let main = MainCf::parse(
+            "myhostname = mx.example\n",
+            Path::new("/etc/rostfix/main.cf"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let text = not_implemented(&main, &MasterCf::default());
+        assert!(text.ends_with("working:\n  (none)\n"), "{text}");
+    }
 }

@@ -1,4 +1,5 @@
-//! `rostfix check` (also the first step of start): configuration loads, users and
+//! `rostfix check` (also the first step of start): configuration loads (its warnings
+//! include the settings Rostfix accepts but does not implement), users and
 //! groups exist, queue directories are right, master.cf's programs are installed,
 //! and the file checks of check_files.rs (queue files, set-group-id commands, config
 //! files, lookup tables).
@@ -8,6 +9,7 @@ use crate::check_files::{
 };
 use crate::dirs::{ensure_queue_dirs, Ids};
 use crate::Fatal;
+use rostfix_config::ineffective::setting_warnings;
 use rostfix_config::{MainCf, MasterCf, ServiceType};
 use std::path::{Path, PathBuf};
 
@@ -83,6 +85,9 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
     }
     let limit = u32::try_from(main.get_int("default_process_limit")).unwrap_or(u32::MAX);
     let master = MasterCf::load(config_dir, limit)?;
+    for warning in setting_warnings(&main, Some(&master)) {
+        warn(&warning);
+    }
     let ids = ids(&main)?;
     let queue_directory = absolute(&main.get("queue_directory"));
     for warning in ensure_queue_dirs(&queue_directory, &ids).map_err(Fatal::Check)? {

@@ -194,6 +194,7 @@ mod tests {
                     "permit_sasl_authenticated, reject".into()
                 ),
                 ("smtpd_helo_required".into(), "yes".into()),
+                // unimplemented-ok: only a sample -o value for the parser.
                 ("milter_macro_daemon_name".into(), "ORIGINATING".into()),
                 ("empty_ok".into(), String::new()),
             ]

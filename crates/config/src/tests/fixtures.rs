@@ -109,3 +109,39 @@ fn ubuntu_master_cf_loads_with_overrides() {
         }
     }
 }
+
+#[test]
+fn ubuntu_settings_without_effect_are_the_tls_cache_and_milter_macro() {
+    let dir = manifest_dir().join("testdata");
+    let main_path = dir.join("ubuntu-dovecot-main.cf");
+    let master_path = dir.join("ubuntu-dovecot-master.cf");
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let main = MainCf::parse(&read(&main_path), &main_path).unwrap_or_else(|e| panic!("{e}"));
+    let master =
+        MasterCf::parse(&read(&master_path), &master_path, 100).unwrap_or_else(|e| panic!("{e}"));
+    let found: Vec<(String, Option<String>)> = crate::ineffective::in_main_cf(&main)
+        .into_iter()
+        .chain(crate::ineffective::in_master_cf(&master, &main))
+        .map(|item| (item.param, item.service))
+        .collect();
+    // biff = no is what Rostfix does anyway; the TLS session cache and the milter
+    // macro (no milters) really are settings without effect.
+    let service = |name: &str| Some(name.to_string());
+    assert_eq!(
+        found,
+        vec![
+            ("smtp_tls_session_cache_database".to_string(), None),
+            (
+                "milter_macro_daemon_name".to_string(),
+                service("submission/inet")
+            ),
+            (
+                "milter_macro_daemon_name".to_string(),
+                service("submissions/inet")
+            ),
+        ]
+    );
+    assert!(crate::ineffective::comment_warnings(&main).is_empty());
+}

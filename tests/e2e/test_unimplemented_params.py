@@ -1,0 +1,107 @@
+"""A parameter Rostfix accepts but does not implement never passes in silence (issue 16):
+master logs each such setting of main.cf and master.cf -o with file, line and
+parameter at start and at reload, `rostfix check` prints them, and `rostconf import`
+lists them in IMPORT-REPORT grouped by what stops working. Settings that ask for what
+Rostfix does anyway (soft_bounce = no, biff = no) stay quiet."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from harness import BIN, free_port, wait_for
+
+FIXTURES = Path(__file__).resolve().parents[2] / "crates" / "config" / "testdata"
+
+
+def message(path, line, param, stops, service=None):
+    where = f" (-o of service {service})" if service else ""
+    return (f"{path}, line {line}: parameter {param}{where} is not implemented by Rostfix; "
+            f"its setting has no effect ({stops})")
+
+
+def line_of(path, prefix):
+    for number, text in enumerate(path.read_text().splitlines(), start=1):
+        if text.startswith(prefix):
+            return number
+    raise AssertionError(f"{prefix!r} not in {path}")
+
+
+def test_start_reload_and_check_name_file_line_and_parameter(make_instance):
+    inst = make_instance(start=False)
+    main = inst.conf / "main.cf"
+    master = inst.conf / "master.cf"
+    checks = inst.conf / "header_checks"
+    checks.write_text("/^Subject: spam/ REJECT\n")
+    main.write_text(main.read_text()
+                    + f"header_checks = regexp:{checks}\n"
+                    + "soft_bounce = yes\n"
+                    + "biff = no\n"
+                    + "smtpd_banner = $myhostname ESMTP # our banner\n")
+    sub_port = free_port()
+    master.write_text(master.read_text()
+                      + f"127.0.0.1:{sub_port} inet n - y - - smtpd\n"
+                      + "  -o smtpd_milters=inet:127.0.0.1:8891\n"
+                      + "  -o soft_bounce=no\n")
+    header_line = line_of(main, "header_checks =")
+    bounce_line = line_of(main, "soft_bounce =")
+    banner_line = line_of(main, "smtpd_banner =")
+    sub_line = line_of(master, f"127.0.0.1:{sub_port} inet")
+    expected = [
+        message(main, header_line, "header_checks", "content inspection"),
+        message(main, bounce_line, "soft_bounce", "bounces and notices"),
+        message(master, sub_line, "smtpd_milters", "milters",
+                service=f"127.0.0.1:{sub_port}/inet"),
+    ]
+
+    check = inst.cmd("rostfix", "check")
+    err = check.stderr.decode()
+    for text in expected:
+        assert f"warning: {text}" in err, err
+    assert f"{main}, line {banner_line}: parameter smtpd_banner: the value ends in " \
+        "\"# our banner\"" in err, err
+    # What Rostfix does anyway is not reported: no false alarms.
+    assert "parameter biff" not in err and "parameter soft_bounce (-o" not in err, err
+
+    inst.start()
+    log = inst.log_text()
+    master_lines = [line for line in log.splitlines() if "/master[" in line]
+    for text in expected:
+        assert any(line.endswith(f"warning: {text}") for line in master_lines), log
+
+    # A setting added later is reported by the reload that reads it.
+    main.write_text(main.read_text() + "always_bcc = audit@rostfix.test\n")
+    bcc = message(main, line_of(main, "always_bcc ="), "always_bcc", "automatic BCC")
+    inst.cmd("rostfix", "reload")
+    wait_for(lambda: f"warning: {bcc}" in inst.log_text(),
+             what="the reload's warning for always_bcc")
+
+
+def test_import_report_groups_what_stops_working(workdir):
+    source = Path(workdir) / "import-src"
+    target = Path(workdir) / "import-dst"
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir()
+    main = (FIXTURES / "ubuntu-dovecot-main.cf").read_text()
+    (source / "main.cf").write_text(main + "header_checks = regexp:/etc/postfix/header_checks\n"
+                                    "soft_bounce = yes\nsoft_bounce = yes\n")
+    (source / "master.cf").write_text((FIXTURES / "ubuntu-dovecot-master.cf").read_text())
+    proc = subprocess.run(
+        [str(BIN / "rostconf"), "import", "-n", str(source), str(target)],
+        capture_output=True, env={"PATH": "/usr/bin:/bin", "LANG": "C"}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = proc.stdout.decode()
+    section = report.split("Accepted but not implemented by Rostfix", 1)[1]
+    # The translation adds lines of its own at the top (the report names the lines of
+    # the translated files); the later of the two soft_bounce lines is the one reported.
+    translated = target / "main.cf"
+    found = re.search(rf"  content inspection:\n    - {re.escape(str(translated))}, line (\d+): "
+                      rf"header_checks = regexp:{re.escape(str(target))}/header_checks\n",
+                      section)
+    assert found, report
+    soft_bounce = int(found.group(1)) + 2
+    assert f"  bounces and notices:\n    - {translated}, line {soft_bounce}: soft_bounce = yes\n" \
+        in section, report
+    assert "  milters:\n" in section and "milter_macro_daemon_name = ORIGINATING " \
+        "(-o of service submission/inet)" in section, report
+    assert "biff" not in section, report
