@@ -188,6 +188,35 @@ pub enum BounceReply {
     Failed(String),
 }
 
+/// showq -> client (`public/showq`): one record per queued message, then `End`. The
+/// client sends nothing; showq closes after `End`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShowqRecord {
+    Message(ShowqMessage),
+    End { warnings: Vec<String> },
+}
+
+/// A listed message, field names as in postqueue -j.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowqMessage {
+    pub queue_name: QueueName,
+    pub queue_id: QueueId,
+    pub arrival_time: i64,
+    pub message_size: u64,
+    pub forced_expire: bool,
+    pub sender: String,
+    pub recipients: Vec<ShowqRecipient>,
+}
+
+/// A pending recipient of a [`ShowqMessage`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowqRecipient {
+    pub address: String,
+    pub orig_address: String,
+    /// Why the last attempt failed, from defer/ID; null when unknown.
+    pub delay_reason: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
