@@ -20,7 +20,7 @@ mod handler;
 mod help;
 mod notice;
 
-use rostfix_proto::{read_message, write_message, BounceRequest, FrameError};
+use rostfix_proto::{read_message, write_message, BounceReply, BounceRequest, FrameError};
 use rostfix_service::{Connection, Daemon, Service, Shape};
 use std::io::{Read, Write};
 
@@ -74,7 +74,11 @@ fn serve_one<S: Read + Write>(stream: &mut S, cfg: &handler::BounceConfig) {
         Ok(r) => r,
         Err(FrameError::Closed) => return,
         Err(e) => {
+            // A bad queue name, queue id or status code ends here, at decode.
             log::warn!("bad bounce request: {e}");
+            if matches!(e, FrameError::Malformed(_)) {
+                let _ = write_message(stream, &BounceReply::Failed(e.to_string()));
+            }
             return;
         }
     };
@@ -82,5 +86,44 @@ fn serve_one<S: Read + Write>(stream: &mut S, cfg: &handler::BounceConfig) {
     if let Err(e) = write_message(stream, &reply) {
         // qmgr will retry; a queued notice may then be sent twice, never lost.
         log::warn!("cannot answer qmgr: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn a_request_naming_a_bad_queue_file_is_refused_at_decode() {
+        let cfg = handler::BounceConfig {
+            myhostname: "mail.example.org".into(),
+            size_limit: 50_000,
+            notify_2bounce: true,
+            double_bounce_recipient: "postmaster".into(),
+            double_bounce_sender: "double-bounce@mail.example.org".into(),
+        };
+        for (id, queue) in [
+            ("../etc/passwd", "active"),
+            ("ABC/DEF", "active"),
+            ("A.B", "active"),
+            ("3F2A81C0D4E", "../x"),
+        ] {
+            let (mut qmgr, mut bounce) = UnixStream::pair().expect("pair");
+            let json = format!(
+                r#"{{"queue_name":"{queue}","queue_id":"{id}","sender":"a@b","arrival":0,"recipients":[]}}"#
+            );
+            rostfix_proto::write_frame(&mut qmgr, json.as_bytes()).expect("send");
+            serve_one(&mut bounce, &cfg);
+            drop(bounce);
+            let reply: BounceReply = read_message(&mut qmgr).expect("reply");
+            let BounceReply::Failed(why) = reply else {
+                panic!("{id} {queue}: {reply:?}")
+            };
+            assert!(
+                why.contains("invalid queue id") || why.contains("unknown variant"),
+                "{why}"
+            );
+        }
     }
 }

@@ -342,7 +342,7 @@ mod tests {
             BouncedRecipient {
                 address: "bob@example.org".into(),
                 orig_address: "bob@example.org".into(),
-                dsn: "5.1.1".into(),
+                dsn: "5.1.1".parse().unwrap(),
                 text: "unknown user: \"bob\"".into(),
                 relay: "local".into(),
                 notify: String::new(),
@@ -351,7 +351,7 @@ mod tests {
             BouncedRecipient {
                 address: "carol@example.org".into(),
                 orig_address: "info@example.org".into(),
-                dsn: "4.4.7".into(),
+                dsn: "4.4.7".parse().unwrap(),
                 text: "message delivery timed out: mailbox full".into(),
                 relay: "none".into(),
                 notify: String::new(),
@@ -466,7 +466,7 @@ mod tests {
             .starts_with("Original-Envelope-Id: QQ314159\nReporting-MTA: dns; mail.example.org\n"));
 
         let mut ok = rcpts();
-        ok[0].dsn = "2.0.0".into();
+        ok[0].dsn = "2.0.0".parse().unwrap();
         ok[0].action = "relayed".into();
         ok.truncate(1);
         let mut s = notice(&ok, Some(ORIGINAL));

@@ -24,7 +24,7 @@ use crate::headers::delivery_headers;
 use crate::privileges::{Identity, PrivGuard};
 use rostfix_queue::{Envelope, QueueName, QueueWriter, Recipient};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Where forwarded messages go (a trait so expansion can be tested without a queue).
 pub trait Forwarder {
@@ -48,9 +48,6 @@ pub struct QueueForwarder {
     /// mail_owner; None when not running as root (nothing to switch).
     pub owner: Option<Identity>,
 }
-
-/// How long to try to reach qmgr's trigger socket.
-const TRIGGER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The content of a forwarded copy: the Delivered-To line, then the original.
 pub fn forwarded_content(delivered_to: &str, content: &[u8]) -> Vec<u8> {
@@ -111,10 +108,7 @@ impl Forwarder for QueueForwarder {
                 .map_err(fail)?;
             w.commit().map_err(fail)?.to_string()
         };
-        let trigger = self.root.join("public/qmgr");
-        if let Err(e) =
-            rostfix_proto::send_trigger(&trigger, &rostfix_proto::Trigger::Wakeup, TRIGGER_TIMEOUT)
-        {
+        if let Err(e) = rostfix_proto::wake_qmgr(&self.root) {
             log::warn!("{id}: cannot wake qmgr: {e}");
         }
         Ok(id)

@@ -105,8 +105,8 @@ mod tests {
         };
         let (mut ours, mut theirs) = UnixStream::pair().unwrap();
         let req = DeliveryRequest {
-            queue_name: "active".into(),
-            queue_id: "ABCDEF123".into(),
+            queue_name: rostfix_queue::QueueName::Active,
+            queue_id: "ABCDEF123".parse().unwrap(),
             sender: String::new(),
             nexthop: "h".into(),
             arrival: 0,

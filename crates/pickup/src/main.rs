@@ -52,11 +52,7 @@ fn main() {
 
 /// Wakes qmgr for a message just queued.
 fn wake_qmgr(_: &process::Queued) {
-    if let Err(e) = rostfix_proto::send_trigger(
-        Path::new("public/qmgr"),
-        &rostfix_proto::Trigger::Wakeup,
-        Duration::from_secs(2),
-    ) {
+    if let Err(e) = rostfix_proto::wake_qmgr(Path::new(".")) {
         log::warn!("{e}");
     }
 }

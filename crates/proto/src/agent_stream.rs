@@ -6,6 +6,7 @@
 
 use crate::frame::{read_message, write_message, FrameError};
 use crate::messages::{DeliveryReply, DeliveryRequest};
+use crate::names::QueueId;
 use std::fmt;
 use std::io::{Read, Write};
 
@@ -22,7 +23,10 @@ pub enum StreamEnd {
     BadRequest(FrameError),
     /// The reply to `queue_id` could not be written (qmgr will retry the recipients it
     /// did not hear about; those delivered are marked done in the queue file).
-    ReplyFailed { queue_id: String, error: FrameError },
+    ReplyFailed {
+        queue_id: QueueId,
+        error: FrameError,
+    },
 }
 
 impl fmt::Display for StreamEnd {
@@ -73,8 +77,8 @@ mod tests {
 
     fn request(id: &str) -> DeliveryRequest {
         DeliveryRequest {
-            queue_name: "active".into(),
-            queue_id: id.into(),
+            queue_name: crate::QueueName::Active,
+            queue_id: QueueId::new(id).unwrap(),
             sender: String::new(),
             nexthop: "h".into(),
             arrival: 0,
@@ -86,17 +90,17 @@ mod tests {
     #[test]
     fn serves_every_request_until_closed_with_keep_open() {
         let (mut qmgr, mut agent) = UnixStream::pair().unwrap();
-        for id in ["A1", "A2", "A3"] {
+        for id in ["AAAAA1", "AAAAA2", "AAAAA3"] {
             write_message(&mut qmgr, &request(id)).unwrap();
         }
         qmgr.shutdown(std::net::Shutdown::Write).unwrap();
         let mut seen = Vec::new();
         let end = serve_delivery_stream(&mut agent, |r| {
-            seen.push(r.queue_id.clone());
+            seen.push(r.queue_id.to_string());
             DeliveryReply::new(Vec::new())
         });
         assert!(matches!(end, StreamEnd::Done));
-        assert_eq!(seen, ["A1", "A2", "A3"]);
+        assert_eq!(seen, ["AAAAA1", "AAAAA2", "AAAAA3"]);
         for _ in 0..3 {
             let reply: DeliveryReply = read_message(&mut qmgr).unwrap();
             assert!(reply.keep_open);

@@ -13,6 +13,8 @@ mod anvil;
 mod client;
 mod frame;
 mod messages;
+mod names;
+mod sockets;
 mod status;
 
 pub use agent_stream::{serve_delivery_stream, StreamEnd, MAX_DELIVERY_REQUEST};
@@ -20,4 +22,9 @@ pub use anvil::{AnvilClient, AnvilReply, AnvilRequest};
 pub use client::{connect_unix, send_trigger, TriggerError};
 pub use frame::{read_frame, read_message, write_frame, write_message, FrameError, MAX_FRAME};
 pub use messages::*;
+pub use names::{is_valid_dsn, is_valid_queue_id, Dsn, NameError, QueueId, QueueName, ALL_QUEUES};
+pub use sockets::{
+    transport_socket, wake_pickup, wake_qmgr, ANVIL_SOCKET, BOUNCE_SOCKET, PICKUP_SOCKET,
+    QMGR_SOCKET, SHOWQ_SOCKET, WAKEUP_TIMEOUT,
+};
 pub use status::{ChildStatus, StatusKind, STATUS_LEN};

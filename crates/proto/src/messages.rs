@@ -1,5 +1,6 @@
 //! The typed messages, one module section per service socket.
 
+use crate::names::{Dsn, QueueId, QueueName};
 use serde::{Deserialize, Serialize};
 
 /// Sent to trigger services (`public/qmgr`, `public/pickup`): one frame, then close.
@@ -21,9 +22,10 @@ pub enum Trigger {
 /// recipients of one queue file. The agent reads the content from the queue file itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryRequest {
-    /// Queue directory name relative to queue_directory, normally "active".
-    pub queue_name: String,
-    pub queue_id: String,
+    /// Queue directory relative to queue_directory, normally "active" on the wire.
+    pub queue_name: QueueName,
+    /// Checked when decoded: a request naming anything else is refused.
+    pub queue_id: QueueId,
     /// Envelope sender; empty for the null sender `<>`.
     pub sender: String,
     /// Next hop chosen by the resolver: for local, `$myhostname`; for smtp, a domain or
@@ -115,7 +117,7 @@ pub struct RecipientResult {
     pub offset: u64,
     pub status: DeliveryStatus,
     /// Enhanced status code, e.g. "2.0.0", "4.4.1", "5.1.1".
-    pub dsn: String,
+    pub dsn: Dsn,
     /// Human-readable text as logged in `status=... (text)`.
     pub text: String,
     /// Where it went: `local`, `mx.example.org[192.0.2.1]:25`, `none`.
@@ -133,8 +135,8 @@ pub struct RecipientResult {
 /// `queue_name/queue_id` to attach its headers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BounceRequest {
-    pub queue_name: String,
-    pub queue_id: String,
+    pub queue_name: QueueName,
+    pub queue_id: QueueId,
     /// The original envelope sender; empty for `<>` (then no notice is sent).
     pub sender: String,
     pub arrival: i64,
@@ -163,7 +165,7 @@ pub enum NoticeKind {
 pub struct BouncedRecipient {
     pub address: String,
     pub orig_address: String,
-    pub dsn: String,
+    pub dsn: Dsn,
     pub text: String,
     pub relay: String,
     /// The recipient's DSN NOTIFY value as received ("" = not given): the bounce
@@ -186,15 +188,148 @@ pub enum BounceReply {
     Failed(String),
 }
 
+/// showq -> client (`public/showq`): one record per queued message, then `End`. The
+/// client sends nothing; showq closes after `End`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShowqRecord {
+    Message(ShowqMessage),
+    End { warnings: Vec<String> },
+}
+
+/// A listed message, field names as in postqueue -j.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowqMessage {
+    pub queue_name: QueueName,
+    pub queue_id: QueueId,
+    pub arrival_time: i64,
+    pub message_size: u64,
+    pub forced_expire: bool,
+    pub sender: String,
+    pub recipients: Vec<ShowqRecipient>,
+}
+
+/// A pending recipient of a [`ShowqMessage`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowqRecipient {
+    pub address: String,
+    pub orig_address: String,
+    /// Why the last attempt failed, from defer/ID; null when unknown.
+    pub delay_reason: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
-    use super::DeliveryRequest;
+    use super::*;
+    use crate::FrameError;
+
+    fn request() -> DeliveryRequest {
+        DeliveryRequest {
+            queue_name: QueueName::Active,
+            queue_id: QueueId::new("3F2A81C0D4E").unwrap(),
+            sender: "a@example.org".into(),
+            nexthop: "h".into(),
+            arrival: 100,
+            recipients: vec![DeliveryRecipient {
+                offset: 7,
+                address: "b@example.org".into(),
+                orig_address: "b@example.org".into(),
+            }],
+            activated: None,
+        }
+    }
+
+    /// `request()` encoded, with `field`'s value replaced by `bad`, then decoded.
+    fn decode_with<T: serde::Serialize + serde::de::DeserializeOwned>(
+        msg: &T,
+        field: &str,
+        bad: &str,
+    ) -> Result<T, FrameError> {
+        let mut v = serde_json::to_value(msg).unwrap();
+        let mut slot = &mut v;
+        for part in field.split('/') {
+            slot = match part.parse::<usize>() {
+                Ok(i) => &mut slot[i],
+                Err(_) => &mut slot[part],
+            };
+        }
+        *slot = serde_json::Value::String(bad.into());
+        let mut frame = Vec::new();
+        crate::write_frame(&mut frame, v.to_string().as_bytes()).unwrap();
+        crate::read_message(&mut frame.as_slice())
+    }
+
+    #[test]
+    fn a_delivery_request_with_a_bad_queue_id_or_name_is_refused_at_decode() {
+        let good = request();
+        assert_eq!(decode_with(&good, "queue_id", "3F2A81C0D4E").unwrap(), good);
+        for (field, bad, says) in [
+            ("queue_id", "../../etc/passwd", "invalid queue id"),
+            ("queue_id", "tmp.12.3", "invalid queue id"),
+            ("queue_id", "", "invalid queue id"),
+            ("queue_name", "../active", "unknown variant"),
+            ("queue_name", "Active", "unknown variant"),
+        ] {
+            match decode_with(&good, field, bad) {
+                Err(FrameError::Malformed(e)) => assert!(e.to_string().contains(says), "{e}"),
+                other => panic!("{field}={bad:?} decoded: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn replies_and_bounce_requests_with_a_bad_dsn_are_refused_at_decode() {
+        let reply = DeliveryReply::new(vec![RecipientResult {
+            offset: 7,
+            status: DeliveryStatus::Bounced,
+            dsn: Dsn::new("5.1.1").unwrap(),
+            text: "unknown user".into(),
+            relay: "local".into(),
+            notify_sender: None,
+        }]);
+        assert_eq!(
+            decode_with(&reply, "results/0/dsn", "5.1.1").unwrap(),
+            reply
+        );
+        let e = decode_with(&reply, "results/0/dsn", "5.1").unwrap_err();
+        assert!(
+            e.to_string().contains("invalid enhanced status code"),
+            "{e}"
+        );
+
+        let bounce = BounceRequest {
+            queue_name: QueueName::Active,
+            queue_id: QueueId::new("3F2A81C0D4E").unwrap(),
+            sender: "a@example.org".into(),
+            arrival: 0,
+            recipients: vec![BouncedRecipient {
+                address: "b@example.org".into(),
+                orig_address: "b@example.org".into(),
+                dsn: Dsn::new("5.1.1").unwrap(),
+                text: "unknown user".into(),
+                relay: "local".into(),
+                notify: String::new(),
+                action: String::new(),
+            }],
+            kind: NoticeKind::Failure,
+        };
+        assert_eq!(
+            decode_with(&bounce, "queue_id", "3F2A81C0D4E").unwrap(),
+            bounce
+        );
+        for (field, bad) in [
+            ("recipients/0/dsn", "x.1.1"),
+            ("queue_id", "a/b"),
+            ("queue_name", "/etc"),
+        ] {
+            assert!(decode_with(&bounce, field, bad).is_err(), "{field}={bad:?}");
+        }
+    }
 
     #[test]
     fn split_before_parts() {
         let mut r = DeliveryRequest {
-            queue_name: "active".into(),
-            queue_id: "A".into(),
+            queue_name: QueueName::Active,
+            queue_id: QueueId::new("AAAAAA").unwrap(),
             sender: String::new(),
             nexthop: String::new(),
             arrival: 100,

@@ -9,7 +9,7 @@
 //!   retry(8).
 
 use rostfix_maillog::DeliveryLine;
-use rostfix_proto::{DeliveryRecipient, DeliveryStatus, RecipientResult};
+use rostfix_proto::{DeliveryRecipient, DeliveryStatus, Dsn, RecipientResult};
 
 /// Which built-in transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub fn result(kind: Builtin, text: &str, d: &DeliveryRecipient) -> RecipientResu
     RecipientResult {
         offset: d.offset,
         status,
-        dsn,
+        dsn: Dsn::or_class(&dsn, status),
         text,
         relay: "none".into(),
         notify_sender: None,
@@ -101,7 +101,7 @@ pub fn unavailable(d: &DeliveryRecipient, why: &str) -> RecipientResult {
     RecipientResult {
         offset: d.offset,
         status: DeliveryStatus::Deferred,
-        dsn: "4.3.0".into(),
+        dsn: Dsn::or_class("4.3.0", DeliveryStatus::Deferred),
         text: why.to_string(),
         relay: "none".into(),
         notify_sender: None,

@@ -124,8 +124,8 @@ mod tests {
 
     fn request() -> DeliveryRequest {
         DeliveryRequest {
-            queue_name: "active".into(),
-            queue_id: "ABCDEF".into(),
+            queue_name: rostfix_proto::QueueName::Active,
+            queue_id: "ABCDEF".parse().unwrap(),
             sender: "a@b".into(),
             nexthop: "h".into(),
             arrival: 0,
@@ -154,7 +154,7 @@ mod tests {
                 .map(|r| RecipientResult {
                     offset: r.offset,
                     status: DeliveryStatus::Sent,
-                    dsn: "2.0.0".into(),
+                    dsn: "2.0.0".parse().unwrap(),
                     text: "ok".into(),
                     relay: "local".into(),
                     notify_sender: None,
@@ -216,7 +216,7 @@ mod tests {
             .map(|r| RecipientResult {
                 offset: r.offset,
                 status: DeliveryStatus::Sent,
-                dsn: "2.0.0".into(),
+                dsn: "2.0.0".parse().unwrap(),
                 text: "ok".into(),
                 relay: "smtp".into(),
                 notify_sender: None,

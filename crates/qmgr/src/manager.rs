@@ -29,8 +29,8 @@ use crate::settings::Settings;
 use crate::trigger::WakePending;
 use crate::worker::{unstarted, Job, Workers};
 use rostfix_proto::{
-    BounceReply, BounceRequest, BouncedRecipient, DeliveryRecipient, DeliveryRequest, NoticeKind,
-    Trigger,
+    transport_socket, BounceReply, BounceRequest, BouncedRecipient, DeliveryRecipient,
+    DeliveryRequest, DeliveryStatus, Dsn, NoticeKind, QueueId, Trigger, BOUNCE_SOCKET,
 };
 use rostfix_queue::{
     append_defer_reason, delay_warned, is_valid_queue_id, list_queue, mark_delay_warned, move_file,
@@ -718,7 +718,7 @@ impl Manager {
             .map(|d| rostfix_proto::RecipientResult {
                 offset: d.offset,
                 status: rostfix_proto::DeliveryStatus::Deferred,
-                dsn: SUSPENDED_DSN.into(),
+                dsn: Dsn::or_class(SUSPENDED_DSN, DeliveryStatus::Deferred),
                 text: reason.to_string(),
                 relay: "none".into(),
                 notify_sender: None,
@@ -735,6 +735,10 @@ impl Manager {
     }
 
     fn spawn_delivery(&mut self, req: PendingRequest) {
+        let queue_id = match QueueId::new(req.queue_id.as_str()) {
+            Ok(id) => id,
+            Err(e) => return self.defer_request(req, &e.to_string()),
+        };
         let Some(msg) = self.messages.get(&req.queue_id) else {
             // The message went away (cannot happen while requests are outstanding).
             self.sched
@@ -742,8 +746,8 @@ impl Manager {
             return;
         };
         let request = DeliveryRequest {
-            queue_name: QueueName::Active.as_str().to_string(),
-            queue_id: req.queue_id.clone(),
+            queue_name: QueueName::Active,
+            queue_id,
             sender: msg.sender.clone(),
             nexthop: req.route.nexthop.clone(),
             arrival: msg.arrival,
@@ -751,7 +755,7 @@ impl Manager {
             activated: Some(msg.activated),
         };
         let job = Job {
-            path: self.root.join("private").join(&req.route.transport),
+            path: self.root.join(transport_socket(&req.route.transport)),
             route: req.route,
             request,
         };
@@ -812,7 +816,7 @@ impl Manager {
                         BouncedRecipient {
                             address: r.address.clone(),
                             orig_address: r.orig_address.clone(),
-                            dsn: "2.0.0".into(),
+                            dsn: Dsn::or_class("2.0.0", DeliveryStatus::Sent),
                             text: success_text(&o, *off),
                             relay: o.route.nexthop.clone(),
                             notify: r.notify.clone(),
@@ -909,12 +913,12 @@ impl Manager {
         kind: NoticeKind,
         notify_to: Option<String>,
     ) {
-        let Some(msg) = self.messages.get(id) else {
+        let (Some(msg), Ok(queue_id)) = (self.messages.get(id), QueueId::new(id)) else {
             return;
         };
         let request = BounceRequest {
-            queue_name: QueueName::Active.as_str().to_string(),
-            queue_id: id.to_string(),
+            queue_name: QueueName::Active,
+            queue_id,
             sender: notify_to.unwrap_or_else(|| msg.sender.clone()),
             arrival: msg.arrival,
             recipients: recipients.iter().map(|(_, r)| r.clone()).collect(),
@@ -930,7 +934,7 @@ impl Manager {
         expired: bool,
     ) {
         self.bounce_jobs += 1;
-        let path = self.root.join("private").join("bounce");
+        let path = self.root.join(BOUNCE_SOCKET);
         let tx = self.tx.clone();
         let io_timeout = self.settings.ipc_timeout;
         let for_thread = recipients.clone();
@@ -940,7 +944,7 @@ impl Manager {
             .spawn(move || {
                 let reply = ipc::bounce(&path, &request, CONNECT_TIMEOUT, io_timeout);
                 let _ = tx.send(Event::Bounced(BounceOutcome {
-                    queue_id: request.queue_id,
+                    queue_id: request.queue_id.into(),
                     recipients: for_thread,
                     expired,
                     kind: request.kind,
@@ -949,7 +953,7 @@ impl Manager {
             });
         if let Err(e) = spawned {
             self.on_bounced(BounceOutcome {
-                queue_id: id,
+                queue_id: id.into(),
                 recipients,
                 expired,
                 kind,
@@ -1164,7 +1168,7 @@ impl Manager {
                             BouncedRecipient {
                                 address: r.address.clone(),
                                 orig_address: r.orig_address.clone(),
-                                dsn: EXPIRED_DSN.to_string(),
+                                dsn: Dsn::or_class(EXPIRED_DSN, DeliveryStatus::Deferred),
                                 text: expired_text(reason),
                                 relay: "none".to_string(),
                                 notify: r.notify.clone(),
@@ -1205,7 +1209,7 @@ impl Manager {
                     BouncedRecipient {
                         address: r.address.clone(),
                         orig_address: r.orig_address.clone(),
-                        dsn: "4.0.0".into(),
+                        dsn: Dsn::or_class("4.0.0", DeliveryStatus::Deferred),
                         text: r.last_reason.clone().unwrap_or_default(),
                         relay: "none".into(),
                         notify: r.notify.clone(),
@@ -1217,9 +1221,13 @@ impl Manager {
         if recipients.is_empty() {
             return;
         }
+        // Listed ids are valid ones; a request cannot carry anything else.
+        let Ok(queue_id) = QueueId::new(msg.id.as_str()) else {
+            return;
+        };
         let request = BounceRequest {
-            queue_name: QueueName::Deferred.as_str().to_string(),
-            queue_id: msg.id.clone(),
+            queue_name: QueueName::Deferred,
+            queue_id,
             sender: msg.sender.clone(),
             arrival: msg.arrival,
             recipients: recipients.iter().map(|(_, r)| r.clone()).collect(),

@@ -131,7 +131,7 @@ fn agent(
                 results.push(RecipientResult {
                     offset: r.offset,
                     status,
-                    dsn: dsn.into(),
+                    dsn: dsn.parse().unwrap(),
                     text: text.into(),
                     relay: name.clone(),
                     notify_sender: None,
@@ -248,7 +248,7 @@ fn all_sent_removes_the_file() {
     let reqs = local.lock().expect("lock");
     assert_eq!(reqs.len(), 2, "one recipient per local request");
     assert!(reqs.iter().all(|r| r.nexthop == "mail.example.org"
-        && r.queue_name == "active"
+        && r.queue_name == rostfix_proto::QueueName::Active
         && r.sender == "alice@example.org"));
     let _ = std::fs::remove_dir_all(&root);
 }

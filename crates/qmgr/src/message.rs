@@ -196,7 +196,7 @@ pub fn classify(
                 DeliveryStatus::Deferred => out.deferred.push(Deferral {
                     offset: r.offset,
                     address: r.address.clone(),
-                    dsn: res.dsn.clone(),
+                    dsn: res.dsn.to_string(),
                     text: res.text.clone(),
                     log_by_qmgr: false,
                 }),
@@ -288,7 +288,7 @@ mod tests {
         RecipientResult {
             offset,
             status,
-            dsn: dsn.into(),
+            dsn: dsn.parse().unwrap(),
             text: format!("text {offset}"),
             relay: "local".into(),
             notify_sender: None,

@@ -162,7 +162,7 @@ fn spawn(
                 );
                 kept = stream;
                 let outcome = DeliveryOutcome {
-                    queue_id: job.request.queue_id,
+                    queue_id: job.request.queue_id.into(),
                     route: job.route,
                     requested: job.request.recipients,
                     reply,
@@ -179,7 +179,7 @@ fn spawn(
 /// The outcome of a job no worker could take.
 pub fn unstarted(job: Job, e: std::io::Error) -> DeliveryOutcome {
     DeliveryOutcome {
-        queue_id: job.request.queue_id,
+        queue_id: job.request.queue_id.into(),
         route: job.route,
         requested: job.request.recipients,
         reply: Err(CallError::Connect {
@@ -202,8 +202,8 @@ mod tests {
     fn job(route: &Route, path: &std::path::Path, n: u64) -> Job {
         Job {
             request: DeliveryRequest {
-                queue_name: "active".into(),
-                queue_id: format!("ABCDEF{n}"),
+                queue_name: rostfix_proto::QueueName::Active,
+                queue_id: format!("ABCDEF{n}").parse().unwrap(),
                 sender: String::new(),
                 nexthop: route.nexthop.clone(),
                 arrival: 0,
@@ -232,7 +232,7 @@ mod tests {
                         let mut reply = DeliveryReply::new(vec![RecipientResult {
                             offset: req.recipients[0].offset,
                             status: DeliveryStatus::Sent,
-                            dsn: "2.0.0".into(),
+                            dsn: "2.0.0".parse().unwrap(),
                             text: "ok".into(),
                             relay: "x".into(),
                             notify_sender: None,

@@ -6,45 +6,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// The queue directories that hold queue files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum QueueName {
-    Maildrop,
-    Incoming,
-    Active,
-    Deferred,
-    Hold,
-    Corrupt,
-}
-
-/// All of them, in the order rostqueue lists them.
-pub const ALL_QUEUES: [QueueName; 6] = [
-    QueueName::Maildrop,
-    QueueName::Incoming,
-    QueueName::Active,
-    QueueName::Deferred,
-    QueueName::Hold,
-    QueueName::Corrupt,
-];
-
-impl QueueName {
-    /// The directory name, e.g. "incoming".
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            QueueName::Maildrop => "maildrop",
-            QueueName::Incoming => "incoming",
-            QueueName::Active => "active",
-            QueueName::Deferred => "deferred",
-            QueueName::Hold => "hold",
-            QueueName::Corrupt => "corrupt",
-        }
-    }
-
-    /// Parses a directory name.
-    pub fn parse(s: &str) -> Option<QueueName> {
-        ALL_QUEUES.iter().copied().find(|q| q.as_str() == s)
-    }
-}
+// The queue directories are a wire type too (delivery and bounce requests name one):
+// defined in rostfix_proto, re-exported here.
+pub use rostfix_proto::{QueueName, ALL_QUEUES};
 
 /// `root/queue/id`. `root` is queue_directory, or "." inside a chroot / after chdir.
 pub fn queue_path(root: &Path, queue: QueueName, id: &str) -> PathBuf {

@@ -21,6 +21,7 @@ mod logs;
 mod parse;
 mod record;
 mod recycle;
+mod requested;
 mod rewrite;
 mod stream;
 #[cfg(test)]
@@ -29,7 +30,7 @@ mod writer;
 
 pub use error::QueueError;
 pub use file::{Envelope, QueueFile, Recipient};
-pub use id::{is_valid_queue_id, QueueId};
+pub use id::is_valid_queue_id;
 pub use layout::{
     list_queue, move_file, queue_path, rename_file, set_retry_time, sync_queue_dirs, QueueName,
     ALL_QUEUES,
@@ -39,6 +40,8 @@ pub use logs::{
     append_defer_reason, delay_warned, mark_delay_warned, read_defer_reasons, remove_message_logs,
 };
 pub use recycle::{Recycler, RECYCLE_DIR, RECYCLE_LIMIT, RECYCLE_MAX_SIZE};
+pub use requested::{open_requested, NamesQueueFile, RequestedError, RequestedMessage};
 pub use rewrite::{rewrite_envelope, rewrite_envelope_locked};
+pub use rostfix_proto::QueueId;
 pub use stream::{RecordStream, StreamRecord};
 pub use writer::QueueWriter;

@@ -4,7 +4,7 @@ use crate::file::io_err;
 use crate::id::make_queue_id;
 use crate::layout::fsync_dir;
 use crate::record::*;
-use crate::{Envelope, QueueError, QueueId, QueueName};
+use crate::{Envelope, QueueError, QueueName};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -27,7 +27,7 @@ pub struct QueueWriter {
     dir: PathBuf,
     /// `root/queue/tmp.PID.N`.
     temp: PathBuf,
-    id: QueueId,
+    id: String,
     /// None once committed or aborted.
     out: Option<BufWriter<File>>,
     /// Content not yet written as an `N` record (less than one full record).
@@ -271,7 +271,7 @@ impl QueueWriter {
     ///
     /// A file already holding the id can only be a stale leftover (the inode is ours
     /// while our file lives): that is an error, and the temporary file is removed.
-    pub fn commit(mut self) -> Result<QueueId, QueueError> {
+    pub fn commit(mut self) -> Result<String, QueueError> {
         if !self.chunk.is_empty() {
             let chunk = std::mem::take(&mut self.chunk);
             self.record(REC_CONTENT, &chunk)?;

@@ -97,11 +97,7 @@ fn run(args: &DropArgs, saved_env: &SavedEnvironment) -> ! {
     }
     // The message is safe in maildrop/; a lost wake-up only delays it to pickup's
     // next periodic scan.
-    if let Err(e) = rostfix_proto::send_trigger(
-        Path::new("public/pickup"),
-        &rostfix_proto::Trigger::Wakeup,
-        std::time::Duration::from_secs(2),
-    ) {
+    if let Err(e) = rostfix_proto::wake_pickup(Path::new(".")) {
         eprintln!("rostdrop: warning: {e}");
     }
     exit(0);

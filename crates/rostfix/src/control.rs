@@ -87,7 +87,7 @@ pub fn reload(queue_directory: &Path) -> Result<(), Fatal> {
 /// Sends `Trigger::Flush` to public/qmgr.
 pub fn flush(queue_directory: &Path) -> Result<(), Fatal> {
     running(queue_directory)?.ok_or_else(not_running)?;
-    let path = queue_directory.join("public").join("qmgr");
+    let path = queue_directory.join(rostfix_proto::QMGR_SOCKET);
     let fail =
         |e: &dyn std::fmt::Display| Fatal::Check(format!("cannot flush: {}: {e}", path.display()));
     let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| fail(&e))?;

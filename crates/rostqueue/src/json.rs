@@ -60,7 +60,7 @@ mod tests {
     fn fields_and_optional_fields() {
         let m = Listed {
             queue: QueueName::Deferred,
-            id: "ABCDEF1".into(),
+            id: rostfix_queue::QueueId::new("ABCDEF1").unwrap(),
             arrival: 1_606_123_512,
             size: 42,
             sender: "a\"b@x".into(),

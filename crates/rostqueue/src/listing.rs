@@ -114,7 +114,7 @@ mod tests {
         let messages = vec![
             Listed {
                 queue: QueueName::Active,
-                id: "3F2A81C0D4E".into(),
+                id: "3F2A81C0D4E".parse().unwrap(),
                 arrival: 0,
                 size: 1234,
                 sender: "alice@example.org".into(),
@@ -123,7 +123,7 @@ mod tests {
             },
             Listed {
                 queue: QueueName::Deferred,
-                id: "1E2401C0D4F".into(),
+                id: "1E2401C0D4F".parse().unwrap(),
                 arrival: 0,
                 size: 2048,
                 sender: "MAILER-DAEMON".into(),
@@ -136,7 +136,7 @@ mod tests {
             },
             Listed {
                 queue: QueueName::Hold,
-                id: "ABCDEF".into(),
+                id: "ABCDEF".parse().unwrap(),
                 arrival: 0,
                 size: 10,
                 sender: "s@x".into(),
@@ -174,7 +174,7 @@ mod tests {
         let long = "x".repeat(100);
         let m = Listed {
             queue: QueueName::Incoming,
-            id: "ABCDEF1".into(),
+            id: "ABCDEF1".parse().unwrap(),
             arrival: 0,
             size: 999,
             sender: "s\u{1b}[31m@x".into(),

@@ -20,7 +20,7 @@ use rostfix_config::getopt::options_or_exit;
 use rostfix_config::{MainCf, DEFAULT_CONFIG_DIR};
 use rostfix_privilege::config_dir::{choose_config_dir, running_set_id, ConfigDirError};
 use rostfix_privilege::hygiene::{harden, SavedEnvironment};
-use rostfix_proto::Trigger;
+use rostfix_proto::{Trigger, PICKUP_SOCKET, QMGR_SOCKET, SHOWQ_SOCKET};
 use rostfix_showq::scan;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -122,7 +122,7 @@ fn listing(cf: &MainCf, root: &Path) -> Result<Vec<scan::Listed>, Fatal> {
             Err(e) => return Err(e.into()),
         }
     }
-    let (messages, warnings) = rostfix_showq::fetch(&root.join("public/showq"), SHOWQ_TIMEOUT)?;
+    let (messages, warnings) = rostfix_showq::fetch(&root.join(SHOWQ_SOCKET), SHOWQ_TIMEOUT)?;
     for w in warnings {
         eprintln!("rostqueue: warning: {w}");
     }
@@ -148,13 +148,13 @@ fn run(options: &Options, saved_env: &SavedEnvironment) -> Result<(), Fatal> {
             out.flush().map_err(Fatal::Output)
         }
         Mode::Flush => {
-            rostfix_proto::send_trigger(&root.join("public/qmgr"), &Trigger::Flush, timeout)?;
+            rostfix_proto::send_trigger(&root.join(QMGR_SOCKET), &Trigger::Flush, timeout)?;
             wake_pickup(&root, timeout);
             Ok(())
         }
         Mode::FlushId(id) => {
             rostfix_proto::send_trigger(
-                &root.join("public/qmgr"),
+                &root.join(QMGR_SOCKET),
                 &Trigger::FlushId(id.clone()),
                 timeout,
             )?;
@@ -162,7 +162,7 @@ fn run(options: &Options, saved_env: &SavedEnvironment) -> Result<(), Fatal> {
         }
         Mode::FlushSite(site) => {
             rostfix_proto::send_trigger(
-                &root.join("public/qmgr"),
+                &root.join(QMGR_SOCKET),
                 &Trigger::FlushSite(site.clone()),
                 timeout,
             )?;
@@ -175,7 +175,7 @@ fn run(options: &Options, saved_env: &SavedEnvironment) -> Result<(), Fatal> {
 /// qmgr answered is odd but not fatal to the flush.
 fn wake_pickup(root: &Path, timeout: std::time::Duration) {
     if let Err(e) =
-        rostfix_proto::send_trigger(&root.join("public/pickup"), &Trigger::Wakeup, timeout)
+        rostfix_proto::send_trigger(&root.join(PICKUP_SOCKET), &Trigger::Wakeup, timeout)
     {
         eprintln!("rostqueue: warning: {e}");
     }

@@ -15,7 +15,7 @@ mod repair;
 use args::{Action, Operation, Options, Target};
 use rostfix_config::getopt::options_or_exit;
 use rostfix_config::{config_dir, MainCf};
-use rostfix_proto::Trigger;
+use rostfix_proto::{Trigger, QMGR_SOCKET};
 use rostfix_queue::{is_valid_queue_id, QueueName};
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -213,8 +213,11 @@ fn run(options: &Options) -> Result<bool, Fatal> {
             Action::ExpireNow => {
                 for id in &acted {
                     let t = Trigger::FlushId(id.clone());
-                    let _ =
-                        rostfix_proto::send_trigger(&root.join("public/qmgr"), &t, TRIGGER_TIMEOUT);
+                    let _ = rostfix_proto::send_trigger(
+                        &root.join(QMGR_SOCKET),
+                        &t,
+                        rostfix_proto::WAKEUP_TIMEOUT,
+                    );
                 }
             }
             Action::Requeue | Action::Release => wake |= !acted.is_empty(),
@@ -223,17 +226,10 @@ fn run(options: &Options) -> Result<bool, Fatal> {
     }
     if wake {
         // Not running is fine: qmgr scans incoming/ and deferred/ when it starts.
-        let _ = rostfix_proto::send_trigger(
-            &root.join("public/qmgr"),
-            &Trigger::Wakeup,
-            TRIGGER_TIMEOUT,
-        );
+        let _ = rostfix_proto::wake_qmgr(&root);
     }
     Ok(ok)
 }
-
-/// How long a wake-up to qmgr may take before we give up on it.
-const TRIGGER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reports a repair/purge pass; false when it had warnings.
 fn report_all(rep: &repair::Report) -> bool {

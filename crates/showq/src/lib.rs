@@ -7,5 +7,6 @@
 pub mod scan;
 pub mod wire;
 
+pub use rostfix_proto::{ShowqMessage, ShowqRecipient, ShowqRecord};
 pub use scan::{scan, Listed, ListedRecipient, ScanError, LISTED_QUEUES};
-pub use wire::{fetch, send_listing, ShowqError, ShowqRecord, WireMessage, WireRecipient};
+pub use wire::{fetch, send_listing, ShowqError};

@@ -3,7 +3,7 @@
 //! defer reasons. Used by the showq daemon and by a privileged rostqueue. Corrupt files are skipped with a warning; files that vanish while we
 //! look (delivered meanwhile) are skipped silently.
 
-use rostfix_queue::{list_queue, read_defer_reasons, QueueError, QueueFile, QueueName};
+use rostfix_queue::{list_queue, read_defer_reasons, QueueError, QueueFile, QueueId, QueueName};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub const LISTED_QUEUES: [QueueName; 5] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     pub queue: QueueName,
-    pub id: String,
+    pub id: QueueId,
     /// Seconds since the epoch (the file's mtime when the file has no arrival time).
     pub arrival: i64,
     /// Content size in bytes (the file size when the content is empty).
@@ -110,6 +110,10 @@ fn read_message(
     id: &str,
     empty_sender: &str,
 ) -> Result<Listed, QueueError> {
+    let queue_id = QueueId::new(id).map_err(|_| QueueError::Invalid {
+        what: "queue id",
+        value: id.to_string(),
+    })?;
     let qf = QueueFile::open(root, queue, id)?;
     let meta = std::fs::metadata(&qf.path).map_err(|source| QueueError::Io {
         path: qf.path.clone(),
@@ -154,7 +158,7 @@ fn read_message(
     recipients.sort_by_key(|(rank, _)| *rank);
     Ok(Listed {
         queue,
-        id: id.to_string(),
+        id: queue_id,
         arrival,
         size,
         sender,

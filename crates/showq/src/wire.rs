@@ -1,15 +1,17 @@
-//! The showq wire format (docs/ipc.md): the client connects to `public/showq` and sends
-//! nothing; showq answers with one length-framed JSON record per queued message, then
-//! one `End` record carrying the scan's warnings, and closes. The client formats the
-//! listing itself (mailq text or JSON lines), so both formats come from one service.
+//! Both ends of the showq exchange (docs/ipc.md; its types, rostfix_proto's
+//! ShowqRecord, live with the other IPC messages): the client connects to
+//! `public/showq` and sends nothing; showq answers with one length-framed JSON record
+//! per queued message, then one `End` record carrying the scan's warnings, and closes.
+//! The client formats the listing itself (mailq text or JSON lines), so both formats
+//! come from one service.
 //!
 //! Every read is bounded: frames by rostfix-proto's MAX_FRAME, the record count by
 //! [`MAX_RECORDS`], time by the socket timeout the caller gives.
 
 use crate::scan::{Listed, ListedRecipient};
-use rostfix_proto::{read_message, write_message, FrameError};
-use rostfix_queue::QueueName;
-use serde::{Deserialize, Serialize};
+use rostfix_proto::{
+    read_message, write_message, FrameError, ShowqMessage, ShowqRecipient, ShowqRecord,
+};
 use std::io::{BufReader, BufWriter, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -19,33 +21,6 @@ use std::time::Duration;
 /// broken or hostile.
 pub const MAX_RECORDS: usize = 10_000_000;
 
-/// One record on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ShowqRecord {
-    Message(WireMessage),
-    End { warnings: Vec<String> },
-}
-
-/// A listed message, field names as in postqueue -j.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireMessage {
-    pub queue_name: String,
-    pub queue_id: String,
-    pub arrival_time: i64,
-    pub message_size: u64,
-    pub forced_expire: bool,
-    pub sender: String,
-    pub recipients: Vec<WireRecipient>,
-}
-
-/// A pending recipient on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireRecipient {
-    pub address: String,
-    pub orig_address: String,
-    pub delay_reason: Option<String>,
-}
-
 /// Why the listing could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum ShowqError {
@@ -53,16 +28,14 @@ pub enum ShowqError {
     Connect(String, std::io::Error),
     #[error("read from showq service: {0}")]
     Read(#[from] FrameError),
-    #[error("showq service sent a message in an unknown queue: {0}")]
-    BadQueue(String),
     #[error("showq service sent more than {MAX_RECORDS} records")]
     TooMany,
 }
 
-impl From<&Listed> for WireMessage {
-    fn from(m: &Listed) -> WireMessage {
-        WireMessage {
-            queue_name: m.queue.as_str().to_string(),
+impl From<&Listed> for ShowqMessage {
+    fn from(m: &Listed) -> ShowqMessage {
+        ShowqMessage {
+            queue_name: m.queue,
             queue_id: m.id.clone(),
             arrival_time: m.arrival,
             message_size: m.size,
@@ -71,7 +44,7 @@ impl From<&Listed> for WireMessage {
             recipients: m
                 .recipients
                 .iter()
-                .map(|r| WireRecipient {
+                .map(|r| ShowqRecipient {
                     address: r.address.clone(),
                     orig_address: r.orig_address.clone(),
                     delay_reason: r.reason.clone(),
@@ -81,12 +54,10 @@ impl From<&Listed> for WireMessage {
     }
 }
 
-impl TryFrom<WireMessage> for Listed {
-    type Error = ShowqError;
-    fn try_from(m: WireMessage) -> Result<Listed, ShowqError> {
-        let queue = QueueName::parse(&m.queue_name).ok_or(ShowqError::BadQueue(m.queue_name))?;
-        Ok(Listed {
-            queue,
+impl From<ShowqMessage> for Listed {
+    fn from(m: ShowqMessage) -> Listed {
+        Listed {
+            queue: m.queue_name,
             id: m.queue_id,
             arrival: m.arrival_time,
             size: m.message_size,
@@ -101,7 +72,7 @@ impl TryFrom<WireMessage> for Listed {
                     reason: r.delay_reason,
                 })
                 .collect(),
-        })
+        }
     }
 }
 
@@ -113,7 +84,7 @@ pub fn send_listing<W: Write>(
 ) -> Result<(), FrameError> {
     let mut w = BufWriter::new(out);
     for m in messages {
-        write_message(&mut w, &ShowqRecord::Message(WireMessage::from(m)))?;
+        write_message(&mut w, &ShowqRecord::Message(ShowqMessage::from(m)))?;
     }
     write_message(
         &mut w,
@@ -133,7 +104,7 @@ pub fn read_listing<R: std::io::Read>(r: &mut R) -> Result<(Vec<Listed>, Vec<Str
                 if out.len() >= MAX_RECORDS {
                     return Err(ShowqError::TooMany);
                 }
-                out.push(Listed::try_from(m)?);
+                out.push(Listed::from(m));
             }
             ShowqRecord::End { warnings } => return Ok((out, warnings)),
         }
@@ -153,11 +124,12 @@ pub fn fetch(socket: &Path, timeout: Duration) -> Result<(Vec<Listed>, Vec<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rostfix_queue::QueueName;
 
     fn sample() -> Listed {
         Listed {
             queue: QueueName::Deferred,
-            id: "ABCDEF1".into(),
+            id: "ABCDEF1".parse().unwrap(),
             arrival: 1_606_123_512,
             size: 42,
             sender: "s@x".into(),
@@ -185,12 +157,13 @@ mod tests {
         send_listing(&mut buf, &[sample()], &[]).unwrap();
         assert!(read_listing(&mut &buf[..buf.len() - 3]).is_err());
         let mut bad = Vec::new();
-        let mut m = WireMessage::from(&sample());
-        m.queue_name = "../etc".into();
-        write_message(&mut bad, &ShowqRecord::Message(m)).unwrap();
+        let json = serde_json::to_string(&ShowqRecord::Message(ShowqMessage::from(&sample())))
+            .unwrap()
+            .replace("\"deferred\"", "\"../etc\"");
+        rostfix_proto::write_frame(&mut bad, json.as_bytes()).unwrap();
         assert!(matches!(
             read_listing(&mut &bad[..]),
-            Err(ShowqError::BadQueue(_))
+            Err(ShowqError::Read(FrameError::Malformed(_)))
         ));
     }
 }

@@ -20,8 +20,8 @@ use crate::session::{self, Client, OpenOptions, Outcome, SaslRequest, SiteFailur
 use crate::settings::{Mode, Settings};
 use crate::tls::Level;
 use rostfix_maillog::DeliveryLine;
-use rostfix_proto::{DeliveryReply, DeliveryRequest, DeliveryStatus, RecipientResult};
-use rostfix_queue::{QueueFile, QueueName};
+use rostfix_proto::{DeliveryReply, DeliveryRequest, DeliveryStatus, Dsn, RecipientResult};
+use rostfix_queue::{open_requested, queue_path, RequestedMessage};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -101,7 +101,7 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
         .filter(|(_, o)| o.status == DeliveryStatus::Sent)
         .map(|(r, _)| r.offset)
         .collect();
-    let path = Path::new(&req.queue_name).join(&req.queue_id);
+    let path = queue_path(Path::new("."), req.queue_name, &req.queue_id);
     let marked = rostfix_queue::QueueFile::mark_done_many(&path, &sent);
     if let Err(e) = &marked {
         log::warn!("{}: cannot update queue file: {e}", req.queue_id);
@@ -135,7 +135,7 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
         results.push(RecipientResult {
             offset: rcpt.offset,
             status: o.status,
-            dsn: o.dsn,
+            dsn: Dsn::or_class(&o.dsn, o.status),
             text: o.text,
             relay: relay.clone(),
             notify_sender: None,
@@ -146,14 +146,9 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
 
 /// Reads content and per-message attributes from the queue file.
 fn read_message(req: &DeliveryRequest) -> Result<Message, Outcome> {
-    let queue = QueueName::parse(&req.queue_name)
-        .ok_or_else(|| defer("4.3.0", format!("bad queue name {:?}", req.queue_name)))?;
-    let qf = QueueFile::open(Path::new("."), queue, &req.queue_id)
-        .map_err(|e| defer("4.3.0", format!("cannot read queue file: {e}")))?;
-    let content = qf
-        .read_content()
-        .map_err(|e| defer("4.3.0", format!("cannot read message content: {e}")))?;
-    let envl = &qf.envelope;
+    let RequestedMessage { file, content } =
+        open_requested(Path::new("."), req).map_err(|e| defer("4.3.0", e.to_string()))?;
+    let envl = &file.envelope;
     let rcpts: Vec<Rcpt> = req
         .recipients
         .iter()

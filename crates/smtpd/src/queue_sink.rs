@@ -3,14 +3,9 @@
 //! queue_directory after confinement), and a qmgr wake-up after each commit.
 
 use crate::sink::{QueueSink, QueuedMessage, SinkError};
+use rostfix_proto::QMGR_SOCKET;
 use rostfix_queue::{Envelope, QueueName, QueueWriter};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// qmgr's trigger socket, relative to queue_directory.
-const QMGR_SOCKET: &str = "public/qmgr";
-/// How long a wake-up may take before we give up on it.
-const TRIGGER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Writes queue files under `root` (normally ".").
 #[derive(Debug, Clone)]
@@ -59,11 +54,7 @@ impl QueueSink for SpoolSink {
     }
 
     fn committed(&mut self, queue_id: &str) {
-        if let Err(e) = rostfix_proto::send_trigger(
-            &self.root.join(QMGR_SOCKET),
-            &rostfix_proto::Trigger::Wakeup,
-            TRIGGER_TIMEOUT,
-        ) {
+        if let Err(e) = rostfix_proto::wake_qmgr(&self.root) {
             log::warn!("{queue_id}: cannot wake up qmgr via {QMGR_SOCKET}: {e}");
         }
     }

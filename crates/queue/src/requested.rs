@@ -1,0 +1,103 @@
+//! Opening the queue file a request names (a delivery request from qmgr, a bounce
+//! request): the one way local, virtual, smtp/lmtp and bounce read the message they
+//! were asked about. The request's queue name and id were checked when it was
+//! decoded (rostfix_proto's typed names), so what is left are the file's own failures.
+
+use crate::{QueueError, QueueFile, QueueName};
+use rostfix_proto::{BounceRequest, DeliveryRequest, QueueId};
+use std::path::Path;
+
+/// The parsed queue file and its message content.
+#[derive(Debug)]
+pub struct RequestedMessage {
+    pub file: QueueFile,
+    pub content: Vec<u8>,
+}
+
+/// Why the requested message could not be read; each is temporary for a delivery
+/// (qmgr looks at the file again).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestedError {
+    #[error("cannot read queue file: {0}")]
+    Open(QueueError),
+    #[error("cannot read message content: {0}")]
+    Content(QueueError),
+}
+
+/// Something that names one queue file.
+pub trait NamesQueueFile {
+    fn queue_file(&self) -> (QueueName, &QueueId);
+}
+
+impl NamesQueueFile for DeliveryRequest {
+    fn queue_file(&self) -> (QueueName, &QueueId) {
+        (self.queue_name, &self.queue_id)
+    }
+}
+
+impl NamesQueueFile for BounceRequest {
+    fn queue_file(&self) -> (QueueName, &QueueId) {
+        (self.queue_name, &self.queue_id)
+    }
+}
+
+/// Opens and parses the queue file `req` names under `root` (queue_directory, "."
+/// after chdir) and reads its content.
+pub fn open_requested(
+    root: &Path,
+    req: &impl NamesQueueFile,
+) -> Result<RequestedMessage, RequestedError> {
+    let (queue, id) = req.queue_file();
+    let file = QueueFile::open(root, queue, id).map_err(RequestedError::Open)?;
+    let content = file.read_content().map_err(RequestedError::Content)?;
+    Ok(RequestedMessage { file, content })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tempdir::TempRoot;
+    use crate::{Envelope, QueueWriter, Recipient};
+
+    fn request(id: &str) -> DeliveryRequest {
+        DeliveryRequest {
+            queue_name: QueueName::Active,
+            queue_id: QueueId::new(id).unwrap(),
+            sender: String::new(),
+            nexthop: String::new(),
+            arrival: 0,
+            recipients: Vec::new(),
+            activated: None,
+        }
+    }
+
+    #[test]
+    fn reads_the_named_file_and_says_which_step_failed() {
+        let dir = TempRoot::new();
+        let root = dir.path();
+        let env = Envelope {
+            sender: "a@example.org".into(),
+            recipients: vec![Recipient {
+                address: "b@example.org".into(),
+                ..Recipient::default()
+            }],
+            ..Envelope::default()
+        };
+        let mut w = QueueWriter::create(root, QueueName::Active, &env).unwrap();
+        w.write_content(b"Subject: x\n\nbody\n").unwrap();
+        let id = w.commit().unwrap();
+        let got = open_requested(root, &request(&id)).unwrap();
+        assert_eq!(got.content, b"Subject: x\n\nbody\n");
+        assert_eq!(got.file.envelope.sender, "a@example.org");
+
+        let gone = open_requested(root, &request("ABCDEF0")).unwrap_err();
+        assert!(matches!(
+            gone,
+            RequestedError::Open(QueueError::NotFound(_))
+        ));
+        assert!(
+            gone.to_string().starts_with("cannot read queue file: "),
+            "{gone}"
+        );
+    }
+}
