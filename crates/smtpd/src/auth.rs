@@ -1,5 +1,5 @@
 //! SMTP AUTH (RFC 4954) settings and per-session state; the command itself runs in
-//! session_auth.rs (a child of session.rs, so it can use the session's I/O).
+//! session/auth.rs (a child of session/mod.rs, so it can use the session's I/O).
 //!
 //! Parameters: smtpd_sasl_auth_enable, smtpd_sasl_type (`dovecot` or `rostfix`),
 //! smtpd_sasl_path, smtpd_sasl_service, smtpd_sasl_authenticated_header,

@@ -2,7 +2,7 @@
 //! settings, before confinement), and the small policies built on them:
 //!
 //! - `smtpd_soft_error_limit` / `smtpd_error_sleep_time`: past the soft limit every
-//!   error reply is delayed (the hard limit, in session.rs, hangs up);
+//!   error reply is delayed (the hard limit, in session/mod.rs, hangs up);
 //! - `smtpd_forbid_bare_newline` (`no`, `normalize`, `yes` = `reject`) with
 //!   `smtpd_forbid_bare_newline_reject_code` and `_exclusions` (Postfix 3.9);
 //! - `header_size_limit`: the longest single (logical, folded) header line;

@@ -10,41 +10,10 @@
 
 #![deny(unsafe_code)]
 
-mod address;
-mod anvil_client;
-mod auth;
-mod chunk;
-mod cidr;
-mod client;
-mod command;
-mod data;
-mod dsn_params;
-mod gate;
-mod headers;
-mod io;
-mod limits;
-mod policy;
-mod queue_sink;
-mod received;
-mod reply;
-mod restrictions;
-mod sasl;
-mod session;
-mod settings;
-mod sink;
-mod stats;
-mod tls;
-mod tls_ciphers;
-
-use client::ClientInfo;
-use queue_sink::SpoolSink;
 use rostfix_service::manual::Manual;
-use rostfix_service::{Connection, Service, ServiceError};
-use session::Session;
-use settings::{Settings, SettingsError};
-use std::path::Path;
-use std::sync::Arc;
-use tls::NetStream;
+use rostfix_service::{Service, ServiceError};
+use rostfix_smtpd::connection;
+use rostfix_smtpd::settings::{Settings, SettingsError};
 
 /// The text of `smtpd --help`.
 const HELP: Manual = Manual {
@@ -137,56 +106,8 @@ fn run() -> Result<(), StartError> {
     svc.confine()?;
     let service = svc.args.name.clone();
     svc.serve(listeners, move |_svc, conn| {
-        handle(&settings, &service, tls_config.clone(), conn)
+        connection::handle(&settings, &service, tls_config.clone(), conn)
     })
-}
-
-/// Serves one client connection to the end.
-fn handle(
-    settings: &Settings,
-    service: &str,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    conn: Connection,
-) {
-    let wrapper = settings.tls.wrappermode;
-    // After confine() the working directory is queue_directory.
-    let sink = SpoolSink::new(Path::new("."));
-    match conn {
-        Connection::Tcp(mut stream) => {
-            let client = match stream.peer_addr() {
-                Ok(addr) => ClientInfo::from_ip(addr.ip()),
-                Err(e) => {
-                    log::warn!("getpeername: {e}");
-                    return;
-                }
-            };
-            if let Err(e) = stream
-                .set_read_timeout(Some(settings.timeout))
-                .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))
-            {
-                log::warn!("cannot set socket timeouts for {}: {e}", client.log_name());
-                return;
-            }
-            // Pre-greeting check and anvil limits (gate.rs).
-            let Some(anvil) = gate::admit(settings, service, &client, &mut stream) else {
-                return;
-            };
-            Session::new(settings, client, sink)
-                .with_anvil(anvil)
-                .run_over(NetStream::new(stream, tls), wrapper);
-        }
-        Connection::Unix(stream) => {
-            if let Err(e) = stream
-                .set_read_timeout(Some(settings.timeout))
-                .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))
-            {
-                log::warn!("cannot set socket timeouts: {e}");
-                return;
-            }
-            Session::new(settings, ClientInfo::local_socket(), sink)
-                .run_over(NetStream::new(stream, tls), wrapper);
-        }
-    }
 }
 
 #[cfg(test)]
