@@ -11,9 +11,10 @@
 #![deny(unsafe_code)]
 
 use rostfix_service::manual::Manual;
-use rostfix_service::{Service, ServiceError};
+use rostfix_service::{Daemon, Service, Shape, StartError};
 use rostfix_smtpd::connection;
-use rostfix_smtpd::settings::{Settings, SettingsError};
+use rostfix_smtpd::settings::Settings;
+use std::sync::Arc;
 
 /// The text of `smtpd --help`.
 const HELP: Manual = Manual {
@@ -58,40 +59,37 @@ See docs/smtpd-protocol.md.",
     see_also: "master(8), qmgr(8), rostconf(1), main.cf(5)",
 };
 
-/// Why smtpd could not start.
-#[derive(Debug, thiserror::Error)]
-enum StartError {
-    #[error(transparent)]
-    Service(#[from] ServiceError),
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
-}
-
 fn main() {
-    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
-        print!("{HELP}");
-        return;
-    }
-    if let Err(e) = run() {
-        log::error!("fatal: {e}");
-        eprintln!("smtpd: fatal: {e}");
-        std::process::exit(1);
-    }
+    rostfix_service::run(Daemon {
+        program: "smtpd",
+        help: HELP,
+        before_confine: |svc: &mut Service| load(svc),
+        after_confine: |svc: &mut Service, (settings, tls_config): Loaded| {
+            let service = svc.args.name.clone();
+            Ok(Shape::Single(Box::new(move |_svc, conn| {
+                connection::handle(&settings, &service, tls_config.clone(), conn)
+            })))
+        },
+    })
 }
 
-fn run() -> Result<(), StartError> {
-    let mut svc = Service::init("smtpd")?;
-    let listeners = svc.take_listeners();
+/// What is read before confinement: the settings and, when TLS is wanted and the files
+/// load, the TLS server configuration.
+type Loaded = (Settings, Option<Arc<rustls::ServerConfig>>);
+
+/// Reads and checks the settings and loads the TLS certificate: both live outside the
+/// chroot.
+fn load(svc: &Service) -> Result<Loaded, StartError> {
     let system_hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok());
-    let (settings, warnings) = Settings::from_lookup(|name| svc.config.get(name), system_hostname)?;
+    let (settings, warnings) = Settings::from_lookup(|name| svc.config.get(name), system_hostname)
+        .map_err(StartError::daemon)?;
     for w in warnings {
         log::warn!("{w}");
     }
-    // Before confine(): the certificate files are outside the chroot. A missing or
-    // bad certificate is not fatal: STARTTLS is then simply not offered (and with
-    // `encrypt`, mail is refused), as Postfix does.
+    // A missing or bad certificate is not fatal: STARTTLS is then simply not offered
+    // (and with `encrypt`, mail is refused), as Postfix does.
     let tls_config = if settings.tls.wanted() {
         match settings.tls.load() {
             Ok(c) => Some(c),
@@ -103,11 +101,7 @@ fn run() -> Result<(), StartError> {
     } else {
         None
     };
-    svc.confine()?;
-    let service = svc.args.name.clone();
-    svc.serve(listeners, move |_svc, conn| {
-        connection::handle(&settings, &service, tls_config.clone(), conn)
-    })
+    Ok((settings, tls_config))
 }
 
 #[cfg(test)]
