@@ -83,8 +83,8 @@ fn load(svc: &Service) -> Result<Loaded, StartError> {
     let system_hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok());
-    let (settings, warnings) = Settings::from_lookup(|name| svc.config.get(name), system_hostname)
-        .map_err(StartError::daemon)?;
+    let (settings, warnings) =
+        Settings::from_config(&svc.config, system_hostname).map_err(StartError::daemon)?;
     for w in warnings {
         log::warn!("{w}");
     }
