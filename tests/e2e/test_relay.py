@@ -224,8 +224,10 @@ def test_unknown_restriction_is_a_clear_error(make_instance):
     except OSError:
         data = b""
     assert not data.startswith(b"220")
-    wait_for(lambda: 'smtpd_client_restrictions: unknown smtpd restriction: "permit_mynetwork"'
-             in inst.log_text(), what="the fatal log line")
+    # Postfix's shape: `smtpd[PID]: fatal: ...`, not `error: fatal: ...`.
+    wait_for(lambda: ']: fatal: smtpd_client_restrictions: unknown smtpd restriction: '
+             '"permit_mynetwork"' in inst.log_text(), what="the fatal log line")
+    assert "error: fatal:" not in inst.log_text()
 
 
 def socket_connect(port):

@@ -35,7 +35,8 @@ pub use master_cf::{
     parse_master_cf_raw, MasterCf, RawServiceEntry, ServiceEntry, ServiceType, Wakeup,
 };
 pub use params::{
-    check_value, lookup_param, parse_bool, parse_int, parse_time, ParamDef, ParamKind, PARAMS,
+    check_value, lookup_param, parse_bool, parse_duration, parse_int, parse_time, ParamDef,
+    ParamKind, PARAMS,
 };
 pub use tls_protocols::{parse_tls_protocols, ProtocolListError, TlsVersions};
 pub use unimplemented::{

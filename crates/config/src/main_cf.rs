@@ -284,6 +284,58 @@ impl MainCf {
         )
     }
 
+    /// Size or count parameter as u64 (bytes, recipients...): get_int, never negative.
+    pub fn get_u64(&self, name: &str) -> u64 {
+        u64::try_from(self.get_int(name)).unwrap_or(0)
+    }
+
+    /// Count parameter as u32, clamped: a limit too large for u32 means "no limit" in
+    /// practice, as it does in Postfix's int-typed parameters.
+    pub fn get_u32(&self, name: &str) -> u32 {
+        u32::try_from(self.get_u64(name)).unwrap_or(u32::MAX)
+    }
+
+    /// The error for a value of `name` that has the right type but is still unusable
+    /// (a reply code out of range, an unknown keyword): [`ConfigError::BadValue`] with
+    /// the main.cf file and line that set it, [`ConfigError::BadOverride`] for `-o`,
+    /// and the main.cf path with line 0 for a default.
+    pub fn bad_value(&self, name: &str, expected: impl Into<String>) -> ConfigError {
+        let value = self.get(name);
+        let expected = expected.into();
+        let setting = self
+            .overrides
+            .iter()
+            .chain(self.settings.iter().rev())
+            .find(|setting| setting.name == name);
+        match setting {
+            Some(Setting {
+                file: None, raw, ..
+            }) => ConfigError::BadOverride {
+                param: name.to_string(),
+                value: raw.clone(),
+                expected,
+            },
+            Some(Setting {
+                file: Some(file),
+                line,
+                ..
+            }) => ConfigError::BadValue {
+                file: file.clone(),
+                line: *line,
+                param: name.to_string(),
+                value,
+                expected,
+            },
+            None => ConfigError::BadValue {
+                file: self.dir.join("main.cf"),
+                line: 0,
+                param: name.to_string(),
+                value,
+                expected,
+            },
+        }
+    }
+
     /// List parameter: split on commas and white space outside `{ }`, empty items dropped.
     pub fn get_list(&self, name: &str) -> Vec<String> {
         crate::list::split_list(&self.get(name))

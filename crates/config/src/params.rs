@@ -533,6 +533,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("smtpd_tls_key_file", "$smtpd_tls_cert_file", ParamKind::Str),
     p("smtpd_tls_loglevel", "0", ParamKind::Int),
     p("smtpd_tls_mandatory_ciphers", "medium", ParamKind::Str),
+    p("smtpd_tls_mandatory_exclude_ciphers", "", ParamKind::List),
     p("smtpd_tls_mandatory_protocols", ">=TLSv1", ParamKind::List),
     p("smtpd_tls_protocols", ">=TLSv1", ParamKind::List),
     p("smtpd_tls_received_header", "no", ParamKind::Bool),
@@ -647,6 +648,12 @@ pub fn parse_time(value: &str, default_unit: char) -> Option<u64> {
         _ => return None,
     };
     number.checked_mul(scale)
+}
+
+/// [`parse_time`] as a Duration: the one time parser, for daemons that read a time
+/// from somewhere other than main.cf (qmgr's per-transport settings, say).
+pub fn parse_duration(value: &str, default_unit: char) -> Option<std::time::Duration> {
+    parse_time(value, default_unit).map(std::time::Duration::from_secs)
 }
 
 /// Checks an (expanded) value against a kind; `Err` says what was expected.

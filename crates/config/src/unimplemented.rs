@@ -57,8 +57,6 @@ pub enum Stops {
     Debugging,
     /// syslog facility and logging safeguards.
     Logging,
-    /// queue_minfree: refusing mail when the disk is low.
-    ResourceLimits,
     /// Timing and sizing knobs of Postfix's implementation that Rostfix's does not have.
     Tuning,
 }
@@ -84,7 +82,6 @@ impl Stops {
             Stops::CommandAccess => "command access control",
             Stops::Debugging => "debugging",
             Stops::Logging => "logging",
-            Stops::ResourceLimits => "resource limits",
             Stops::Tuning => "tuning (no effect)",
         }
     }
@@ -199,7 +196,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("prepend_delivered_header", LocalDelivery),
     u("process_id_directory", Tuning),
     u("qmgr_fudge_factor", Tuning),
-    u("queue_minfree", ResourceLimits),
     u("queue_service_name", Tuning),
     u("receive_override_options", ContentInspection),
     u("recipient_bcc_maps", AutomaticBcc),

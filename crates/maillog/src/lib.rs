@@ -4,7 +4,8 @@
 //! Written to `maillog_file` (opened O_APPEND before any chroot, one write per line so
 //! lines from many processes never interleave) or, when that is empty, to syslog's
 //! `/dev/log` (connected before chroot). Warnings are prefixed `warning: `, errors
-//! `error: `, as Postfix does; debug lines only with `-v`.
+//! `error: `, as Postfix does; debug lines only with `-v`. The error a process exits on
+//! is logged with [`fatal!`] and prefixed `fatal: `, as Postfix's msg_fatal does.
 //!
 //! CR, LF and NUL in any logged text become spaces, so text from a client can never
 //! forge a log line. Messages longer than 8 KiB are cut.
@@ -20,6 +21,24 @@ mod stamp;
 
 pub use delivery::{format_delay, printable, DeliveryLine};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The `log` target that marks an error line as fatal: the logger prints it with
+/// `fatal: ` instead of `error: `. Use it through [`fatal!`].
+pub const FATAL_TARGET: &str = "fatal";
+
+/// Logs the error the process is about to exit on: `fatal: MESSAGE` (at error level,
+/// so syslog and level filters treat it as one), where `log::error!` would print
+/// `error: MESSAGE`.
+#[macro_export]
+macro_rules! fatal {
+    ($($arg:tt)+) => {
+        $crate::__log::error!(target: $crate::FATAL_TARGET, $($arg)+)
+    };
+}
+
+/// For [`fatal!`]: the caller need not depend on `log` under that name.
+#[doc(hidden)]
+pub use log as __log;
 
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -11,24 +11,49 @@ pub(crate) const MAX_MSG: usize = 8192;
 /// syslog facility "mail".
 const FACILITY_MAIL: u8 = 2;
 
-/// Postfix's severity word before the message; info and debug have none.
-pub(crate) fn level_prefix(level: Level) -> &'static str {
-    match level {
-        Level::Error => "error: ",
-        Level::Warn => "warning: ",
-        Level::Info | Level::Debug | Level::Trace => "",
+/// Postfix's severities: the `log` crate's levels plus fatal, the error a process
+/// exits on, which `log` has no level for (see [`crate::FATAL_TARGET`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Severity {
+    Fatal,
+    Error,
+    Warning,
+    Info,
+    Debug,
+}
+
+impl From<Level> for Severity {
+    fn from(level: Level) -> Severity {
+        match level {
+            Level::Error => Severity::Error,
+            Level::Warn => Severity::Warning,
+            Level::Info => Severity::Info,
+            Level::Debug | Level::Trace => Severity::Debug,
+        }
     }
 }
 
-/// syslog PRI for facility mail: facility * 8 + severity.
-pub(crate) fn syslog_pri(level: Level) -> u8 {
-    let severity = match level {
-        Level::Error => 3,
-        Level::Warn => 4,
-        Level::Info => 6,
-        Level::Debug | Level::Trace => 7,
+/// Postfix's severity word before the message; info and debug have none.
+pub(crate) fn level_prefix(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Fatal => "fatal: ",
+        Severity::Error => "error: ",
+        Severity::Warning => "warning: ",
+        Severity::Info | Severity::Debug => "",
+    }
+}
+
+/// syslog PRI for facility mail: facility * 8 + severity. Fatal is LOG_CRIT, as
+/// Postfix's msg_fatal logs it.
+pub(crate) fn syslog_pri(severity: Severity) -> u8 {
+    let code = match severity {
+        Severity::Fatal => 2,
+        Severity::Error => 3,
+        Severity::Warning => 4,
+        Severity::Info => 6,
+        Severity::Debug => 7,
     };
-    FACILITY_MAIL * 8 + severity
+    FACILITY_MAIL * 8 + code
 }
 
 /// Appends `text` with CR, LF and NUL replaced by spaces, so text from the network can
@@ -44,8 +69,8 @@ pub(crate) fn push_sanitized(out: &mut String, text: &str) {
 }
 
 /// Appends the level prefix and the sanitised message, cut at [`MAX_MSG`] bytes.
-fn push_message(out: &mut String, level: Level, msg: &str) {
-    out.push_str(level_prefix(level));
+fn push_message(out: &mut String, severity: Severity, msg: &str) {
+    out.push_str(level_prefix(severity));
     if msg.len() <= MAX_MSG {
         push_sanitized(out, msg);
     } else {
@@ -78,21 +103,34 @@ pub(crate) struct LineSpec {
 
 impl LineSpec {
     /// `Mon DD HH:MM:SS host name/service[pid]: prefix msg` (no newline).
-    pub(crate) fn file_line(&self, stamp: Stamp, pid: u32, level: Level, msg: &str) -> String {
+    pub(crate) fn file_line(
+        &self,
+        stamp: Stamp,
+        pid: u32,
+        level: impl Into<Severity>,
+        msg: &str,
+    ) -> String {
         let mut out = String::with_capacity(64 + msg.len().min(MAX_MSG));
         stamp.write_to(&mut out);
         out.push(' ');
         push_sanitized(&mut out, &self.hostname);
         out.push(' ');
         push_tag(&mut out, &self.syslog_name, &self.service, pid);
-        push_message(&mut out, level, msg);
+        push_message(&mut out, level.into(), msg);
         out
     }
 
     /// `<PRI>Mon DD HH:MM:SS name/service[pid]: prefix msg` (syslogd adds the host).
-    pub(crate) fn syslog_line(&self, stamp: Stamp, pid: u32, level: Level, msg: &str) -> String {
+    pub(crate) fn syslog_line(
+        &self,
+        stamp: Stamp,
+        pid: u32,
+        level: impl Into<Severity>,
+        msg: &str,
+    ) -> String {
         let mut out = String::with_capacity(64 + msg.len().min(MAX_MSG));
         out.push('<');
+        let level = level.into();
         out.push_str(&syslog_pri(level).to_string());
         out.push('>');
         stamp.write_to(&mut out);
@@ -103,11 +141,11 @@ impl LineSpec {
     }
 
     /// `service: prefix msg`, as Postfix's commands print on stderr.
-    pub(crate) fn stderr_line(&self, level: Level, msg: &str) -> String {
+    pub(crate) fn stderr_line(&self, level: impl Into<Severity>, msg: &str) -> String {
         let mut out = String::with_capacity(32 + msg.len().min(MAX_MSG));
         push_sanitized(&mut out, &self.service);
         out.push_str(": ");
-        push_message(&mut out, level, msg);
+        push_message(&mut out, level.into(), msg);
         out
     }
 }
@@ -148,6 +186,9 @@ mod tests {
             .ends_with("[1]: error: m"));
         assert!(s.file_line(st, 1, Level::Debug, "m").ends_with("[1]: m"));
         assert!(s.file_line(st, 1, Level::Trace, "m").ends_with("[1]: m"));
+        assert!(s
+            .file_line(st, 1, Severity::Fatal, "m")
+            .ends_with("[1]: fatal: m"));
     }
 
     #[test]
@@ -161,6 +202,9 @@ mod tests {
         assert!(s.syslog_line(st, 7, Level::Error, "x").starts_with("<19>"));
         assert!(s.syslog_line(st, 7, Level::Warn, "x").starts_with("<20>"));
         assert!(s.syslog_line(st, 7, Level::Debug, "x").starts_with("<23>"));
+        assert!(s
+            .syslog_line(st, 7, Severity::Fatal, "x")
+            .starts_with("<18>"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The `log::Log` implementation: filters by level and hands records to the sink.
 
-use crate::line::LineSpec;
+use crate::line::{LineSpec, Severity};
 use crate::sink::Sink;
 use log::{Level, LevelFilter, Metadata, Record};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -45,9 +45,14 @@ impl log::Log for Logger {
                 &owned
             }
         };
+        let severity = if record.level() == Level::Error && record.target() == crate::FATAL_TARGET {
+            Severity::Fatal
+        } else {
+            Severity::from(record.level())
+        };
         // The pid is read per line: a forked child must not log under its parent's pid.
         self.sink
-            .emit(&self.spec, now, std::process::id(), record.level(), msg);
+            .emit(&self.spec, now, std::process::id(), severity, msg);
     }
 
     fn flush(&self) {}
@@ -144,6 +149,26 @@ mod tests {
         assert!(text.contains(": detail\n"));
         assert_eq!(quiet.max_level(), LevelFilter::Info);
         assert_eq!(loud.max_level(), LevelFilter::Trace);
+    }
+
+    #[test]
+    fn fatal_target_logs_fatal_not_error() {
+        let path = temp_path("fatal");
+        let _ = std::fs::remove_file(&path);
+        let l = logger(&path, false);
+        l.log(
+            &Record::builder()
+                .level(Level::Error)
+                .target(crate::FATAL_TARGET)
+                .args(format_args!("bad config"))
+                .build(),
+        );
+        record(&l, Level::Error, "plain");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(text.contains("]: fatal: bad config\n"), "{text}");
+        assert!(!text.contains("error: fatal:"), "{text}");
+        assert!(text.contains("]: error: plain\n"), "{text}");
     }
 
     #[test]

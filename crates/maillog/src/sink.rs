@@ -1,10 +1,9 @@
 //! Where finished lines go: an O_APPEND file, syslog's /dev/log, or stderr. Each line is
 //! handed to the kernel in one write so lines of concurrent processes never interleave.
 
-use crate::line::LineSpec;
+use crate::line::{LineSpec, Severity};
 use crate::stamp::Stamp;
 use crate::{LogError, LogTarget};
-use log::Level;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -37,7 +36,14 @@ impl Sink {
 
     /// Formats and writes one record. Failures are dropped: logging must never take a
     /// daemon down, and there is nowhere better to report them.
-    pub(crate) fn emit(&self, spec: &LineSpec, unix_time: i64, pid: u32, level: Level, msg: &str) {
+    pub(crate) fn emit(
+        &self,
+        spec: &LineSpec,
+        unix_time: i64,
+        pid: u32,
+        level: Severity,
+        msg: &str,
+    ) {
         match self {
             Sink::File(file) => {
                 let line = spec.file_line(Stamp::local(unix_time), pid, level, msg);

@@ -82,7 +82,7 @@ fn main() {
             std::process::exit(master.run());
         }
         Err(e) => {
-            log::error!("fatal: {e}");
+            rostfix_maillog::fatal!("{e}");
             match ready {
                 Some(pipe) => pipe.failed(&e.to_string()),
                 None => eprintln!("master: fatal: {e}"),

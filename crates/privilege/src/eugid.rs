@@ -91,7 +91,7 @@ impl Drop for EugidGuard {
     fn drop(&mut self) {
         if let Some(saved) = &self.saved {
             if let Err(e) = restore(saved) {
-                log::error!("fatal: cannot restore root privileges: {e}");
+                rostfix_maillog::fatal!("cannot restore root privileges: {e}");
                 eprintln!("fatal: cannot restore root privileges: {e}");
                 std::process::abort();
             }

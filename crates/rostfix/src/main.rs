@@ -57,7 +57,7 @@ impl Say {
         if !matches!(error, Fatal::Quiet) {
             eprintln!("{}: fatal: {error}", self.prefix);
             if LOGGING.load(Ordering::Relaxed) {
-                log::error!("fatal: {error}");
+                rostfix_maillog::fatal!("{error}");
             }
         }
         std::process::exit(1);

@@ -159,7 +159,7 @@ pub fn fatal(program: &str, e: &StartError) -> ! {
         }
         _ => eprintln!("{program}: fatal: {e}"),
     }
-    log::error!("fatal: {e}");
+    rostfix_maillog::fatal!("{e}");
     std::process::exit(e.exit_code())
 }
 

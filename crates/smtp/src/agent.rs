@@ -9,43 +9,52 @@ use crate::dns;
 use crate::help;
 use crate::settings::{Mode, Settings};
 use rostfix_proto::{serve_delivery_stream, StreamEnd};
-use rostfix_service::{Connection, Service};
+use rostfix_service::{Connection, Daemon, Service, Shape, StartError};
 use std::io::{Read, Write};
 use std::time::Duration;
 
 /// Per-query DNS timeout (two attempts per server).
 const DNS_TIMEOUT: Duration = Duration::from_secs(10);
-/// Used when ipc_timeout is unset or zero.
-const DEFAULT_IPC_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Runs the agent; `program` is `smtp` or `lmtp` (the binary).
-pub fn main(program: &str) -> ! {
-    if std::env::args().skip(1).any(|a| a == "--help") {
-        print!("{}", help::HELP);
-        std::process::exit(0);
-    }
-    let mut service = match Service::init(program) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{program}: fatal: {e}");
-            std::process::exit(1);
-        }
-    };
+pub fn main(program: &'static str) -> ! {
+    rostfix_service::run(Daemon {
+        program,
+        help: help::HELP,
+        before_confine: move |service: &mut Service| load(program, service),
+        after_confine: |service: &mut Service, (settings, dns): (Settings, Option<dns::Dns>)| {
+            let cache = Cache::start(settings.cache.time_limit, settings.cache.reuse_limit);
+            let agent = Agent {
+                settings,
+                dns,
+                cache,
+            };
+            let timeout = service.ipc_timeout();
+            Ok(Shape::Single(Box::new(move |_svc, conn| {
+                if let Err(e) = conn.set_timeouts(timeout) {
+                    log::warn!("cannot set socket timeouts: {e}");
+                    return;
+                }
+                match conn {
+                    Connection::Unix(mut s) => handle(&mut s, &agent),
+                    // master.cf declares the agent a unix service; answer anyway if
+                    // someone configured otherwise, with the same bounds.
+                    Connection::Tcp(mut s) => handle(&mut s, &agent),
+                }
+            })))
+        },
+    })
+}
+
+/// Everything outside the chroot, read before confinement: CA files, client
+/// certificate, password and policy tables, /etc/resolv.conf.
+fn load(program: &str, service: &Service) -> Result<(Settings, Option<dns::Dns>), StartError> {
     let mode = if program == "lmtp" || service.args.name == "lmtp" {
         Mode::Lmtp
     } else {
         Mode::Smtp
     };
-    let listeners = service.take_listeners();
-    // Everything outside the chroot is read now: CA files, client certificate,
-    // password and policy tables, /etc/resolv.conf.
-    let settings = match Settings::load(&service.config, mode) {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("fatal: {e}");
-            std::process::exit(1);
-        }
-    };
+    let settings = Settings::load(&service.config, mode).map_err(StartError::daemon)?;
     // Without a resolver, MX destinations are deferred (bracketed IP next hops and
     // LMTP sockets still work).
     let dns = match dns::Dns::new(&service.config.get_list("rostfix_dns_servers"), DNS_TIMEOUT) {
@@ -55,40 +64,7 @@ pub fn main(program: &str) -> ! {
             None
         }
     };
-    if let Err(e) = service.confine() {
-        log::error!("fatal: {e}");
-        std::process::exit(1);
-    }
-    let cache = Cache::start(settings.cache.time_limit, settings.cache.reuse_limit);
-    let agent = Agent {
-        settings,
-        dns,
-        cache,
-    };
-    let mut timeout = service.config.get_time("ipc_timeout");
-    if timeout.is_zero() {
-        timeout = DEFAULT_IPC_TIMEOUT;
-    }
-    service.serve(listeners, move |_svc, conn| {
-        let ok = match &conn {
-            Connection::Unix(s) => s
-                .set_read_timeout(Some(timeout))
-                .and_then(|()| s.set_write_timeout(Some(timeout))),
-            Connection::Tcp(s) => s
-                .set_read_timeout(Some(timeout))
-                .and_then(|()| s.set_write_timeout(Some(timeout))),
-        };
-        if let Err(e) = ok {
-            log::warn!("cannot set socket timeouts: {e}");
-            return;
-        }
-        match conn {
-            Connection::Unix(mut s) => handle(&mut s, &agent),
-            // master.cf declares the agent a unix service; answer anyway if someone
-            // configured otherwise, with the same bounds.
-            Connection::Tcp(mut s) => handle(&mut s, &agent),
-        }
-    })
+    Ok((settings, dns))
 }
 
 /// Serves the requests qmgr sends on one stream (kept open: the next request for the

@@ -177,8 +177,7 @@ impl Anvil {
         }
     }
 
-    /// AUTH: false when smtpd_client_auth_rate_limit is exceeded. For the AUTH layer.
-    #[allow(dead_code)] // used by the AUTH layer (session_auth.rs)
+    /// AUTH: false when smtpd_client_auth_rate_limit is exceeded.
     pub fn auth_allowed(&mut self) -> bool {
         let limit = self.limits.auth_rate;
         if limit == 0 {
@@ -215,7 +214,6 @@ impl Anvil {
         )
     }
 
-    #[allow(dead_code)] // used by the AUTH layer (session_auth.rs)
     pub fn auth_rate_reply(&self) -> Reply {
         Reply::new(
             450,

@@ -1,5 +1,5 @@
 //! SMTP AUTH (RFC 4954) settings and per-session state; the command itself runs in
-//! session_auth.rs (a child of session.rs, so it can use the session's I/O).
+//! session/auth.rs (a child of session/mod.rs, so it can use the session's I/O).
 //!
 //! Parameters: smtpd_sasl_auth_enable, smtpd_sasl_type (`dovecot` or `rostfix`),
 //! smtpd_sasl_path, smtpd_sasl_service, smtpd_sasl_authenticated_header,
@@ -8,7 +8,7 @@
 
 use crate::sasl::passwd::PasswdDb;
 use crate::sasl::{SaslConfig, SaslServer};
-use crate::settings::parse_time;
+use rostfix_config::MainCf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +21,6 @@ pub enum AuthConfigError {
     Type(String),
     #[error("smtpd_sasl_type = rostfix: {0}")]
     Passwd(crate::sasl::SaslError),
-    #[error("bad {name} value: {value}")]
-    BadValue { name: &'static str, value: String },
 }
 
 /// What AUTH needs from main.cf.
@@ -48,32 +46,22 @@ impl Default for AuthSettings {
     }
 }
 
-fn yes(v: &str) -> bool {
-    matches!(v.trim().to_ascii_lowercase().as_str(), "yes" | "true")
-}
-
 impl AuthSettings {
     /// Reads the parameters; opens the passwd-file of the built-in type now (before
     /// confinement). Returns warnings to log.
-    pub fn from_lookup(
-        get: &impl Fn(&str) -> String,
+    pub fn from_config(
+        cf: &MainCf,
         tls_encrypt: bool,
     ) -> Result<(AuthSettings, Vec<String>), AuthConfigError> {
         let mut warnings = Vec::new();
         let mut s = AuthSettings {
-            authenticated_header: yes(&get("smtpd_sasl_authenticated_header")),
-            tls_auth_only: tls_encrypt || yes(&get("smtpd_tls_auth_only")),
+            authenticated_header: cf.get_bool("smtpd_sasl_authenticated_header"),
+            tls_auth_only: tls_encrypt || cf.get_bool("smtpd_tls_auth_only"),
+            failure_delay: cf.get_time("smtpd_error_sleep_time"),
             ..AuthSettings::default()
         };
-        let sleep = get("smtpd_error_sleep_time");
-        if !sleep.trim().is_empty() {
-            s.failure_delay =
-                parse_time(sleep.trim()).ok_or_else(|| AuthConfigError::BadValue {
-                    name: "smtpd_error_sleep_time",
-                    value: sleep.trim().to_string(),
-                })?;
-        }
-        if !yes(&get("smtpd_sasl_auth_enable")) {
+        let get = |name: &str| cf.get(name);
+        if !cf.get_bool("smtpd_sasl_auth_enable") {
             return Ok((s, warnings));
         }
         let path = get("smtpd_sasl_path").trim().to_string();
@@ -163,15 +151,11 @@ pub fn received_with_user(header: String, user: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use crate::settings::test_config;
 
     fn load(pairs: &[(&str, &str)], enc: bool) -> Result<AuthSettings, AuthConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        AuthSettings::from_lookup(&|n: &str| map.get(n).cloned().unwrap_or_default(), enc)
-            .map(|(s, _)| s)
+        let cf = test_config(pairs).expect("valid main.cf");
+        AuthSettings::from_config(&cf, enc).map(|(s, _)| s)
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub enum Command {
         size: u64,
         last: bool,
     },
-    /// RFC 4954: `AUTH mechanism [initial-response]` (handled in session_auth.rs).
+    /// RFC 4954: `AUTH mechanism [initial-response]` (handled in session/auth.rs).
     Auth {
         mechanism: String,
         initial: Option<String>,

@@ -1,7 +1,7 @@
-//! The parts of smtpd that take raw client bytes, as a library for the fuzz targets in
-//! the repository's `fuzz/` directory and for the corpus replay test
-//! (tests/fuzz_corpus.rs). The `smtpd` binary compiles the same files as its own
-//! modules; this library adds nothing to it.
+//! smtpd, the SMTP server, as a library: the `smtpd` binary (src/main.rs) only starts
+//! the service and hands each client to [`connection::handle`]; the fuzz targets in the
+//! repository's `fuzz/` directory and the corpus replay test (tests/fuzz_corpus.rs) use
+//! the parsers that take raw client bytes.
 //!
 //! [`fuzzing`] holds the checks each fuzz target runs, so that `cargo fuzz` and the
 //! replay test assert exactly the same properties.
@@ -9,9 +9,30 @@
 #![deny(unsafe_code)]
 
 pub mod address;
+mod anvil_client;
+mod auth;
 pub mod chunk;
+mod cidr;
+mod client;
 pub mod command;
+pub mod connection;
 pub mod data;
 pub mod dsn_params;
 pub mod fuzzing;
+mod gate;
+mod headers;
+mod io;
+mod limits;
+mod policy;
+mod queue_sink;
+mod received;
 pub mod reply;
+mod restrictions;
+mod sasl;
+mod session;
+pub mod settings;
+mod sink;
+mod stats;
+mod storage;
+mod tls;
+mod tls_ciphers;

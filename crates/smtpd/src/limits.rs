@@ -2,7 +2,7 @@
 //! settings, before confinement), and the small policies built on them:
 //!
 //! - `smtpd_soft_error_limit` / `smtpd_error_sleep_time`: past the soft limit every
-//!   error reply is delayed (the hard limit, in session.rs, hangs up);
+//!   error reply is delayed (the hard limit, in session/mod.rs, hangs up);
 //! - `smtpd_forbid_bare_newline` (`no`, `normalize`, `yes` = `reject`) with
 //!   `smtpd_forbid_bare_newline_reject_code` and `_exclusions` (Postfix 3.9);
 //! - `header_size_limit`: the longest single (logical, folded) header line;
@@ -14,7 +14,8 @@
 //!   `smtpd_client_event_limit_exceptions`), enforced through [`crate::anvil_client`].
 
 use crate::cidr::{Cidr, NetworkList};
-use crate::settings::{int_param, time_param as time, SettingsError};
+use crate::settings::SettingsError;
+use rostfix_config::MainCf;
 use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -70,80 +71,61 @@ pub struct ProtoSettings {
 }
 
 impl ProtoSettings {
-    /// Postfix's defaults (Rostfix: bare newlines rejected), exceptions = `mynetworks`.
-    pub fn defaults(mynetworks: &NetworkList) -> ProtoSettings {
-        ProtoSettings {
-            soft_error_limit: 10,
-            error_sleep_time: Duration::from_secs(1),
-            bare_newline: BareNewline::Reject,
-            bare_newline_code: 550,
-            bare_newline_exclusions: mynetworks.clone(),
-            header_size_limit: 102_400,
-            disable_vrfy: false,
-            smtputf8_enable: true,
-            greet_pause: Duration::ZERO,
-            forbid_unauth_pipelining: true,
-            client_limits: ClientLimits {
-                connection_count: 50,
-                ..ClientLimits::default()
-            },
-            limit_exceptions: mynetworks.clone(),
-        }
-    }
-
-    /// Reads the parameters through `get` (expanded values, "" when unset and unknown).
-    pub fn from_lookup(
-        get: &impl Fn(&str) -> String,
-        mynetworks: &NetworkList,
+    /// Reads the parameters through the configuration's typed getters (defaults live in
+    /// its parameter registry). Values of the wrong type were refused when main.cf was
+    /// loaded; an unusable value of the right type is reported the same way.
+    pub fn from_config(
+        cf: &MainCf,
         warnings: &mut Vec<String>,
     ) -> Result<ProtoSettings, SettingsError> {
-        let mut s = ProtoSettings::defaults(mynetworks);
-        s.soft_error_limit = int(get, "smtpd_soft_error_limit", s.soft_error_limit)?;
-        s.error_sleep_time = time(get, "smtpd_error_sleep_time", s.error_sleep_time)?;
-        s.bare_newline = match get("smtpd_forbid_bare_newline")
+        let bare_newline = match cf
+            .get("smtpd_forbid_bare_newline")
             .trim()
             .to_ascii_lowercase()
             .as_str()
         {
-            "" | "yes" | "reject" => BareNewline::Reject,
+            "yes" | "reject" => BareNewline::Reject,
             "normalize" => BareNewline::Normalize,
             "no" => BareNewline::No,
-            other => {
-                return Err(SettingsError::BadValue {
-                    name: "smtpd_forbid_bare_newline",
-                    value: other.to_string(),
-                })
-            }
-        };
-        let code = int(get, "smtpd_forbid_bare_newline_reject_code", 550)?;
-        s.bare_newline_code = match code {
-            400..=599 => code as u16,
             _ => {
-                return Err(SettingsError::BadValue {
-                    name: "smtpd_forbid_bare_newline_reject_code",
-                    value: code.to_string(),
-                })
+                return Err(cf
+                    .bad_value("smtpd_forbid_bare_newline", "expected yes, no or normalize")
+                    .into())
             }
         };
-        if let Some(list) = networks(get, "smtpd_forbid_bare_newline_exclusions", warnings)? {
-            s.bare_newline_exclusions = list;
-        }
-        s.header_size_limit = int(get, "header_size_limit", 102_400)?.max(1) as usize;
-        s.disable_vrfy = boolean(get, "disable_vrfy_command", false)?;
-        s.smtputf8_enable = boolean(get, "smtputf8_enable", true)?;
-        s.greet_pause = time(get, "rostfix_smtpd_greet_pause", Duration::ZERO)?;
-        s.forbid_unauth_pipelining = boolean(get, "smtpd_forbid_unauth_pipelining", true)?;
-        s.client_limits = ClientLimits {
-            connection_count: int(get, "smtpd_client_connection_count_limit", 50)?,
-            connection_rate: int(get, "smtpd_client_connection_rate_limit", 0)?,
-            message_rate: int(get, "smtpd_client_message_rate_limit", 0)?,
-            recipient_rate: int(get, "smtpd_client_recipient_rate_limit", 0)?,
-            auth_rate: int(get, "smtpd_client_auth_rate_limit", 0)?,
+        let code_param = "smtpd_forbid_bare_newline_reject_code";
+        let bare_newline_code = match cf.get_u64(code_param) {
+            code @ 400..=599 => code as u16,
+            _ => {
+                return Err(cf
+                    .bad_value(code_param, "expected a 4xx or 5xx code")
+                    .into())
+            }
         };
-        if let Some(list) = networks(get, "smtpd_client_event_limit_exceptions", warnings)? {
-            s.limit_exceptions = list;
-        }
-        Ok(s)
+        Ok(ProtoSettings {
+            soft_error_limit: cf.get_u32("smtpd_soft_error_limit"),
+            error_sleep_time: cf.get_time("smtpd_error_sleep_time"),
+            bare_newline,
+            bare_newline_code,
+            bare_newline_exclusions: networks(
+                cf,
+                "smtpd_forbid_bare_newline_exclusions",
+                warnings,
+            )?,
+            header_size_limit: cf.get_u64("header_size_limit").max(1) as usize,
+            disable_vrfy: cf.get_bool("disable_vrfy_command"),
+            smtputf8_enable: cf.get_bool("smtputf8_enable"),
+            greet_pause: cf.get_time("rostfix_smtpd_greet_pause"),
+            forbid_unauth_pipelining: cf.get_bool("smtpd_forbid_unauth_pipelining"),
+            client_limits: ClientLimits {
+                connection_count: cf.get_u32("smtpd_client_connection_count_limit"),
+                connection_rate: cf.get_u32("smtpd_client_connection_rate_limit"),
+                message_rate: cf.get_u32("smtpd_client_message_rate_limit"),
+                recipient_rate: cf.get_u32("smtpd_client_recipient_rate_limit"),
+                auth_rate: cf.get_u32("smtpd_client_auth_rate_limit"),
+            },
+            limit_exceptions: networks(cf, "smtpd_client_event_limit_exceptions", warnings)?,
+        })
     }
 
     /// Whether a client at `ip` must not send bare LF (None: a local socket client,
@@ -270,40 +252,15 @@ impl HeaderSizeGuard {
     }
 }
 
-/// A count parameter as u32 (settings.rs's reader, clamped).
-fn int(
-    get: &impl Fn(&str) -> String,
-    name: &'static str,
-    default: u32,
-) -> Result<u32, SettingsError> {
-    int_param(get, name, u64::from(default)).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-}
-
-fn boolean(
-    get: &impl Fn(&str) -> String,
-    name: &'static str,
-    default: bool,
-) -> Result<bool, SettingsError> {
-    match get(name).trim().to_ascii_lowercase().as_str() {
-        "" => Ok(default),
-        "yes" | "true" => Ok(true),
-        "no" | "false" => Ok(false),
-        other => Err(SettingsError::BadValue {
-            name,
-            value: other.to_string(),
-        }),
-    }
-}
-
 /// A network list parameter (the table gives the default, e.g. `$mynetworks`, so an
 /// explicitly empty value means "nobody"). Lookup tables are not supported here yet:
 /// they are skipped with a warning.
 fn networks(
-    get: &impl Fn(&str) -> String,
+    cf: &MainCf,
     name: &'static str,
     warnings: &mut Vec<String>,
-) -> Result<Option<NetworkList>, SettingsError> {
-    let v = get(name);
+) -> Result<NetworkList, SettingsError> {
+    let v = cf.get(name);
     let mut patterns = Vec::new();
     for item in v
         .split(|c: char| c == ',' || c.is_whitespace())
@@ -317,23 +274,18 @@ fn networks(
             patterns.push(item);
         }
     }
-    Ok(Some(NetworkList::parse(patterns)?))
+    Ok(NetworkList::parse(patterns)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use crate::settings::test_config;
 
     fn load(pairs: &[(&str, &str)]) -> Result<ProtoSettings, SettingsError> {
-        let map: HashMap<&str, &str> = pairs.iter().copied().collect();
-        let nets = NetworkList::parse(["127.0.0.0/8"]).unwrap();
-        let mut w = Vec::new();
-        ProtoSettings::from_lookup(
-            &|n| map.get(n).map(|v| v.to_string()).unwrap_or_default(),
-            &nets,
-            &mut w,
-        )
+        let mut pairs = pairs.to_vec();
+        pairs.insert(0, ("mynetworks", "127.0.0.0/8"));
+        ProtoSettings::from_config(&test_config(&pairs)?, &mut Vec::new())
     }
 
     #[test]

@@ -10,42 +10,11 @@
 
 #![deny(unsafe_code)]
 
-mod address;
-mod anvil_client;
-mod auth;
-mod chunk;
-mod cidr;
-mod client;
-mod command;
-mod data;
-mod dsn_params;
-mod gate;
-mod headers;
-mod io;
-mod limits;
-mod policy;
-mod queue_sink;
-mod received;
-mod reply;
-mod restrictions;
-mod sasl;
-mod session;
-mod settings;
-mod sink;
-mod stats;
-mod storage;
-mod tls;
-mod tls_ciphers;
-
-use client::ClientInfo;
-use queue_sink::SpoolSink;
 use rostfix_service::manual::Manual;
-use rostfix_service::{Connection, Service, ServiceError};
-use session::Session;
-use settings::{Settings, SettingsError};
-use std::path::Path;
+use rostfix_service::{Daemon, Service, Shape, StartError};
+use rostfix_smtpd::connection;
+use rostfix_smtpd::settings::Settings;
 use std::sync::Arc;
-use tls::NetStream;
 
 /// The text of `smtpd --help`.
 const HELP: Manual = Manual {
@@ -90,40 +59,37 @@ See docs/smtpd-protocol.md.",
     see_also: "master(8), qmgr(8), rostconf(1), main.cf(5)",
 };
 
-/// Why smtpd could not start.
-#[derive(Debug, thiserror::Error)]
-enum StartError {
-    #[error(transparent)]
-    Service(#[from] ServiceError),
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
-}
-
 fn main() {
-    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
-        print!("{HELP}");
-        return;
-    }
-    if let Err(e) = run() {
-        log::error!("fatal: {e}");
-        eprintln!("smtpd: fatal: {e}");
-        std::process::exit(1);
-    }
+    rostfix_service::run(Daemon {
+        program: "smtpd",
+        help: HELP,
+        before_confine: |svc: &mut Service| load(svc),
+        after_confine: |svc: &mut Service, (settings, tls_config): Loaded| {
+            let service = svc.args.name.clone();
+            Ok(Shape::Single(Box::new(move |_svc, conn| {
+                connection::handle(&settings, &service, tls_config.clone(), conn)
+            })))
+        },
+    })
 }
 
-fn run() -> Result<(), StartError> {
-    let mut svc = Service::init("smtpd")?;
-    let listeners = svc.take_listeners();
+/// What is read before confinement: the settings and, when TLS is wanted and the files
+/// load, the TLS server configuration.
+type Loaded = (Settings, Option<Arc<rustls::ServerConfig>>);
+
+/// Reads and checks the settings and loads the TLS certificate: both live outside the
+/// chroot.
+fn load(svc: &Service) -> Result<Loaded, StartError> {
     let system_hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok());
-    let (settings, warnings) = Settings::from_lookup(|name| svc.config.get(name), system_hostname)?;
+    let (settings, warnings) =
+        Settings::from_config(&svc.config, system_hostname).map_err(StartError::daemon)?;
     for w in warnings {
         log::warn!("{w}");
     }
-    // Before confine(): the certificate files are outside the chroot. A missing or
-    // bad certificate is not fatal: STARTTLS is then simply not offered (and with
-    // `encrypt`, mail is refused), as Postfix does.
+    // A missing or bad certificate is not fatal: STARTTLS is then simply not offered
+    // (and with `encrypt`, mail is refused), as Postfix does.
     let tls_config = if settings.tls.wanted() {
         match settings.tls.load() {
             Ok(c) => Some(c),
@@ -135,59 +101,7 @@ fn run() -> Result<(), StartError> {
     } else {
         None
     };
-    svc.confine()?;
-    let service = svc.args.name.clone();
-    svc.serve(listeners, move |_svc, conn| {
-        handle(&settings, &service, tls_config.clone(), conn)
-    })
-}
-
-/// Serves one client connection to the end.
-fn handle(
-    settings: &Settings,
-    service: &str,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    conn: Connection,
-) {
-    let wrapper = settings.tls.wrappermode;
-    // After confine() the working directory is queue_directory.
-    let sink = SpoolSink::new(Path::new("."));
-    match conn {
-        Connection::Tcp(mut stream) => {
-            let client = match stream.peer_addr() {
-                Ok(addr) => ClientInfo::from_ip(addr.ip()),
-                Err(e) => {
-                    log::warn!("getpeername: {e}");
-                    return;
-                }
-            };
-            if let Err(e) = stream
-                .set_read_timeout(Some(settings.timeout))
-                .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))
-            {
-                log::warn!("cannot set socket timeouts for {}: {e}", client.log_name());
-                return;
-            }
-            // Pre-greeting check and anvil limits (gate.rs).
-            let Some(anvil) = gate::admit(settings, service, &client, &mut stream) else {
-                return;
-            };
-            Session::new(settings, client, sink)
-                .with_anvil(anvil)
-                .run_over(NetStream::new(stream, tls), wrapper);
-        }
-        Connection::Unix(stream) => {
-            if let Err(e) = stream
-                .set_read_timeout(Some(settings.timeout))
-                .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))
-            {
-                log::warn!("cannot set socket timeouts: {e}");
-                return;
-            }
-            Session::new(settings, ClientInfo::local_socket(), sink)
-                .run_over(NetStream::new(stream, tls), wrapper);
-        }
-    }
+    Ok((settings, tls_config))
 }
 
 #[cfg(test)]

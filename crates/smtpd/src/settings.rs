@@ -1,21 +1,23 @@
 //! The main.cf parameters smtpd uses, read once before confinement and validated.
 //!
-//! [`Settings::from_lookup`] takes a `name -> expanded value` function (main.rs passes
-//! `MainCf::get`) so that the parsing is testable without a configuration file, and so
-//! that a parameter the configuration library does not (yet) know, which expands to
-//! the empty string, falls back to Postfix's default here.
+//! [`Settings::from_config`] reads them through the configuration crate's typed getters:
+//! the defaults are those of its parameter registry (crates/config/src/params.rs), and a
+//! value of the wrong type was already refused, naming file, line and parameter, when
+//! main.cf was loaded.
 
 use crate::cidr::{Cidr, CidrError, NetworkList};
 use crate::limits::ProtoSettings;
 use crate::policy::normalize_domain;
 use crate::tls::{SecurityLevel, TlsError, TlsSettings};
+use rostfix_config::MainCf;
 use std::time::Duration;
 
 /// Why the settings are unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("bad {name} value: {value}")]
-    BadValue { name: &'static str, value: String },
+    /// A value main.cf accepted by type but smtpd cannot use (file, line, parameter).
+    #[error(transparent)]
+    Config(#[from] rostfix_config::ConfigError),
     #[error("mynetworks: {0}")]
     Networks(#[from] CidrError),
     #[error(transparent)]
@@ -60,123 +62,95 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Postfix's defaults for `myhostname`, with mynetworks = loopback.
+    /// For tests: the settings of a main.cf that sets only `myhostname`, and turns off
+    /// the unlisted-recipient check (`local_recipient_maps =`), which would read the
+    /// system's users and aliases.
+    #[cfg(test)]
     pub fn defaults(myhostname: &str) -> Settings {
-        let mynetworks = NetworkList::parse(["127.0.0.0/8", "[::1]/128"]).unwrap_or_default();
-        Settings {
-            proto: ProtoSettings::defaults(&mynetworks),
-            auth: crate::auth::AuthSettings::default(),
-            restrictions: std::sync::Arc::new(
-                crate::restrictions::config::RestrictionConfig::defaults(),
-            ),
-            myhostname: myhostname.to_string(),
-            banner: format!("{myhostname} ESMTP Rostfix"),
-            mydestination: vec![normalize_domain(myhostname), "localhost".into()],
-            mynetworks: NetworkList::parse(["127.0.0.0/8", "[::1]/128"]).unwrap_or_default(),
-            message_size_limit: 10_240_000,
-            queue_minfree: 0,
-            timeout: Duration::from_secs(300),
-            per_record_deadline: false,
-            recipient_limit: 1000,
-            line_length_limit: 2048,
-            hopcount_limit: 50,
-            hard_error_limit: 20,
-            junk_command_limit: 100,
-            tls: TlsSettings {
-                level: SecurityLevel::None,
-                cert_file: String::new(),
-                key_file: String::new(),
-                wrappermode: false,
-                protocols: ">=TLSv1.2".into(),
-                protocols_param: "smtpd_tls_protocols",
-                ciphers: crate::tls_ciphers::CipherPolicy::unrestricted(),
-            },
-        }
+        let cf = test_config(&[("myhostname", myhostname), ("local_recipient_maps", "")])
+            .expect("myhostname is valid");
+        Settings::from_config(&cf, None)
+            .expect("the registry's defaults are valid")
+            .0
     }
 
-    /// Reads every parameter through `get`. Returns the settings and warnings to log
-    /// (table lookups in mydestination/mynetworks are not supported yet and skipped).
-    pub fn from_lookup(
-        get: impl Fn(&str) -> String,
+    /// Reads every parameter through the configuration's typed getters; the defaults
+    /// are its registry's. `system_hostname` stands in when myhostname is empty. Returns
+    /// the settings and warnings to log (table lookups in mydestination/mynetworks are
+    /// not supported yet and skipped).
+    pub fn from_config(
+        cf: &MainCf,
         system_hostname: Option<String>,
     ) -> Result<(Settings, Vec<String>), SettingsError> {
         let mut warnings = Vec::new();
-        let myhostname = match get("myhostname").trim() {
+        let myhostname = match cf.get("myhostname").trim() {
             "" => system_hostname
                 .filter(|h| !h.is_empty())
                 .ok_or(SettingsError::NoHostname)?,
             h => h.to_string(),
         };
-        let mut s = Settings::defaults(&myhostname);
-        let banner = get("smtpd_banner");
-        if !banner.trim().is_empty() {
-            s.banner = banner.trim().to_string();
-        }
-        let dest = get("mydestination");
-        if !dest.trim().is_empty() {
-            s.mydestination = Vec::new();
-            for item in split_list(&dest) {
-                if is_table(item) {
-                    warnings.push(format!(
-                        "mydestination: lookup table {item} is not supported yet; ignored"
-                    ));
-                } else {
-                    s.mydestination.push(normalize_domain(item));
-                }
+        let get = |name: &str| cf.get(name);
+        let mut mydestination = Vec::new();
+        for item in split_list(&cf.get("mydestination")) {
+            if is_table(item) {
+                warnings.push(format!(
+                    "mydestination: lookup table {item} is not supported yet; ignored"
+                ));
+            } else {
+                mydestination.push(normalize_domain(item));
             }
         }
-        let nets = get("mynetworks");
-        if !nets.trim().is_empty() {
-            let mut patterns = Vec::new();
-            for item in split_list(&nets) {
-                if Cidr::parse(item).is_err() && is_table(item) {
-                    warnings.push(format!(
-                        "mynetworks: lookup table {item} is not supported yet; ignored"
-                    ));
-                } else {
-                    patterns.push(item);
-                }
+        let mut patterns = Vec::new();
+        let nets = cf.get("mynetworks");
+        for item in split_list(&nets) {
+            if Cidr::parse(item).is_err() && is_table(item) {
+                warnings.push(format!(
+                    "mynetworks: lookup table {item} is not supported yet; ignored"
+                ));
+            } else {
+                patterns.push(item);
             }
-            s.mynetworks = NetworkList::parse(patterns)?;
         }
-        s.message_size_limit = int_param(&get, "message_size_limit", s.message_size_limit)?;
-        s.queue_minfree = int_param(&get, "queue_minfree", s.queue_minfree)?;
-        s.timeout = time_param(&get, "smtpd_timeout", s.timeout)?;
-        s.per_record_deadline = bool_param(&get, "smtpd_per_record_deadline", false)?;
-        s.recipient_limit =
-            int_param(&get, "smtpd_recipient_limit", s.recipient_limit as u64)? as usize;
-        s.line_length_limit =
-            int_param(&get, "line_length_limit", s.line_length_limit as u64)?.max(64) as usize;
-        s.hopcount_limit = clamp_u32(int_param(
-            &get,
-            "hopcount_limit",
-            u64::from(s.hopcount_limit),
-        )?);
-        s.hard_error_limit = clamp_u32(int_param(
-            &get,
-            "smtpd_hard_error_limit",
-            u64::from(s.hard_error_limit),
-        )?);
-        s.junk_command_limit = clamp_u32(int_param(
-            &get,
-            "smtpd_junk_command_limit",
-            u64::from(s.junk_command_limit),
-        )?);
-        s.tls = TlsSettings::from_lookup(&get)?;
-        s.proto = ProtoSettings::from_lookup(&get, &s.mynetworks, &mut warnings)?;
+        let mynetworks = NetworkList::parse(patterns)?;
+        let tls = TlsSettings::from_lookup(&get)?;
+        let proto = ProtoSettings::from_config(cf, &mut warnings)?;
         let (auth, w) =
-            crate::auth::AuthSettings::from_lookup(&get, s.tls.level == SecurityLevel::Encrypt)?;
-        s.auth = auth;
+            crate::auth::AuthSettings::from_config(cf, tls.level == SecurityLevel::Encrypt)?;
         warnings.extend(w);
         let (rc, w) = crate::restrictions::config::RestrictionConfig::from_lookup(&get)?;
-        s.restrictions = std::sync::Arc::new(rc);
         warnings.extend(w);
-        Ok((s, warnings))
+        let settings = Settings {
+            banner: cf.get("smtpd_banner").trim().to_string(),
+            myhostname,
+            mydestination,
+            mynetworks,
+            message_size_limit: cf.get_u64("message_size_limit"),
+            queue_minfree: cf.get_u64("queue_minfree"),
+            timeout: cf.get_time("smtpd_timeout"),
+            per_record_deadline: cf.get_bool("smtpd_per_record_deadline"),
+            recipient_limit: cf.get_u64("smtpd_recipient_limit") as usize,
+            line_length_limit: cf.get_u64("line_length_limit").max(64) as usize,
+            hopcount_limit: cf.get_u32("hopcount_limit"),
+            hard_error_limit: cf.get_u32("smtpd_hard_error_limit"),
+            junk_command_limit: cf.get_u32("smtpd_junk_command_limit"),
+            tls,
+            proto,
+            auth,
+            restrictions: std::sync::Arc::new(rc),
+        };
+        Ok((settings, warnings))
     }
 }
 
-fn clamp_u32(v: u64) -> u32 {
-    u32::try_from(v).unwrap_or(u32::MAX)
+/// A main.cf holding `pairs`, for tests: parsed, so values of the wrong type fail here
+/// the way a real main.cf fails to load.
+#[cfg(test)]
+pub(crate) fn test_config(pairs: &[(&str, &str)]) -> Result<MainCf, SettingsError> {
+    let text: String = pairs.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    Ok(MainCf::parse(
+        &text,
+        std::path::Path::new("/etc/rostfix/main.cf"),
+    )?)
 }
 
 /// Postfix list syntax: commas and white space separate.
@@ -201,96 +175,33 @@ fn is_table(item: &str) -> bool {
     }
 }
 
-pub(crate) fn int_param(
-    get: &impl Fn(&str) -> String,
-    name: &'static str,
-    default: u64,
-) -> Result<u64, SettingsError> {
-    let v = get(name);
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(default);
-    }
-    v.parse().map_err(|_| SettingsError::BadValue {
-        name,
-        value: v.to_string(),
-    })
-}
-
-pub(crate) fn bool_param(
-    get: &impl Fn(&str) -> String,
-    name: &'static str,
-    default: bool,
-) -> Result<bool, SettingsError> {
-    let v = get(name);
-    match v.trim().to_ascii_lowercase().as_str() {
-        "" => Ok(default),
-        "yes" | "true" => Ok(true),
-        "no" | "false" => Ok(false),
-        other => Err(SettingsError::BadValue {
-            name,
-            value: other.to_string(),
-        }),
-    }
-}
-
-pub(crate) fn time_param(
-    get: &impl Fn(&str) -> String,
-    name: &'static str,
-    default: Duration,
-) -> Result<Duration, SettingsError> {
-    let v = get(name);
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(default);
-    }
-    parse_time(v).ok_or_else(|| SettingsError::BadValue {
-        name,
-        value: v.to_string(),
-    })
-}
-
-/// `300`, `300s`, `5m`, `1h`, `1d`, `1w` (bare numbers are seconds).
-pub fn parse_time(v: &str) -> Option<Duration> {
-    let (num, unit) = match v.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&v[..i], c),
-        _ => (v, 's'),
-    };
-    let n: u64 = num.parse().ok()?;
-    let mult = match unit.to_ascii_lowercase() {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        'w' => 604_800,
-        _ => return None,
-    };
-    Some(Duration::from_secs(n.checked_mul(mult)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<(Settings, Vec<String>), SettingsError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::from_lookup(
-            |n| map.get(n).cloned().unwrap_or_default(),
-            Some("sys.example".into()),
-        )
+        // The system host name comes through myhostname's computed default.
+        let mut pairs = pairs.to_vec();
+        if !pairs.iter().any(|(k, _)| *k == "myhostname") {
+            pairs.insert(0, ("myhostname", "sys.example"));
+        }
+        // Not the system's users and aliases (restrictions/config.rs has its own tests).
+        pairs.insert(0, ("local_recipient_maps", ""));
+        Settings::from_config(&test_config(&pairs)?, None)
     }
 
     #[test]
     fn defaults_when_unset() {
         let (s, w) = load(&[]).unwrap();
-        assert!(w.is_empty());
+        assert!(w.is_empty(), "{w:?}");
         assert_eq!(s.myhostname, "sys.example");
         assert_eq!(s.banner, "sys.example ESMTP Rostfix");
-        assert_eq!(s.mydestination, vec!["sys.example", "localhost"]);
+        // The registry's default, `$myhostname, localhost.$mydomain, localhost`, which
+        // main.cf readers always saw (smtpd's own copy said `$myhostname, localhost`).
+        assert_eq!(
+            s.mydestination,
+            vec!["sys.example", "localhost.localdomain", "localhost"]
+        );
         assert_eq!(s.message_size_limit, 10_240_000);
         assert_eq!(s.timeout, Duration::from_secs(300));
         assert_eq!(s.hard_error_limit, 20);
@@ -318,7 +229,8 @@ mod tests {
             ("hopcount_limit", "3"),
         ])
         .unwrap();
-        assert_eq!(w.len(), 2);
+        // mydestination, mynetworks, and the two lists that default to $mynetworks.
+        assert_eq!(w.len(), 4, "{w:?}");
         assert_eq!(s.banner, "mx.example.com ESMTP hi");
         assert_eq!(s.mydestination, vec!["mx.example.com", "localhost"]);
         assert!(s.mynetworks.contains("192.0.2.9".parse().unwrap()));
@@ -334,16 +246,7 @@ mod tests {
         assert!(load(&[("message_size_limit", "lots")]).is_err());
         assert!(load(&[("smtpd_timeout", "5x")]).is_err());
         assert!(load(&[("mynetworks", "300.0.0.0/8")]).is_err());
-        assert!(Settings::from_lookup(|_| String::new(), None).is_err());
-    }
-
-    #[test]
-    fn times() {
-        assert_eq!(parse_time("300"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_time("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_time("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_time("2d"), Some(Duration::from_secs(172_800)));
-        assert_eq!(parse_time("s"), None);
-        assert_eq!(parse_time(""), None);
+        let no_name = test_config(&[("myhostname", "")]).unwrap();
+        assert!(Settings::from_config(&no_name, None).is_err());
     }
 }

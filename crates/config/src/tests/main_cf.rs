@@ -167,6 +167,36 @@ fn typed_getters() {
         vec!["resource", "software"]
     );
     assert_eq!(config.get_list("home_mailbox"), Vec::<String>::new());
+    assert_eq!(config.get_u64("max_use"), 7);
+    assert_eq!(config.get_u32("message_size_limit"), 10_240_000);
+}
+
+#[test]
+fn unsigned_getters_clamp() {
+    let config = parse("smtpd_recipient_limit = 99999999999\n");
+    assert_eq!(config.get_u64("smtpd_recipient_limit"), 99_999_999_999);
+    assert_eq!(config.get_u32("smtpd_recipient_limit"), u32::MAX);
+}
+
+#[test]
+fn bad_value_names_where_the_value_came_from() {
+    let mut config = parse("\nsmtpd_forbid_bare_newline = maybe\n");
+    assert_eq!(
+        config
+            .bad_value("smtpd_forbid_bare_newline", "expected yes, no or normalize")
+            .to_string(),
+        "/etc/rostfix/main.cf, line 2: bad value for parameter smtpd_forbid_bare_newline: \
+         \"maybe\": expected yes, no or normalize"
+    );
+    config
+        .set_override("smtpd_forbid_bare_newline", "perhaps")
+        .unwrap();
+    assert_eq!(
+        config
+            .bad_value("smtpd_forbid_bare_newline", "expected yes")
+            .to_string(),
+        "override -o smtpd_forbid_bare_newline=perhaps: expected yes"
+    );
 }
 
 #[test]

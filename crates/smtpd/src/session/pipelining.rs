@@ -1,4 +1,4 @@
-//! Improper command pipelining (RFC 2920 3.1), a child module of session.rs.
+//! Improper command pipelining (RFC 2920 3.1), a child module of session/mod.rs.
 //!
 //! Some commands end a pipelined group: the client must read their reply before it
 //! sends anything else ([`crate::command::Command::ends_group`]), and nothing may come

@@ -1,4 +1,4 @@
-//! Whole-session tests of AUTH and the restriction hooks (a child of session_tests.rs,
+//! Whole-session tests of AUTH and the restriction hooks (a child of session/tests/mod.rs,
 //! using its fake queue and helpers).
 
 use super::*;

@@ -1,5 +1,5 @@
-//! The session's AUTH command (RFC 4954) and its restriction checks, kept out of
-//! session.rs (this is a child module of it, so it can use the session's fields).
+//! The session's AUTH command (RFC 4954), a child module of session/mod.rs so it can
+//! use the session's fields.
 //!
 //! AUTH: offered in EHLO when smtpd_sasl_auth_enable is on, the back end answers and,
 //! with smtpd_tls_auth_only (or level encrypt), only after TLS. `AUTH mech [initial]`,
@@ -9,18 +9,11 @@
 //! smtpd_hard_error_limit like every error reply. A second AUTH after success gets 503,
 //! as does AUTH inside a mail transaction. Nothing the client sends in the exchange is
 //! logged: only the mechanism and the back end's reason.
-//!
-//! Restrictions: [`Session::restriction_check`] evaluates the lists of
-//! crate::restrictions at the stage Postfix does; with smtpd_delay_reject = yes
-//! (default) the client, HELO and sender lists run at RCPT, before the relay and
-//! recipient lists. Rejects are logged as `NOQUEUE: reject: RCPT from ...`.
 
 use super::{Session, SessionEnd};
 use crate::auth::clean;
 use crate::io::{is_timeout, LineRead, SmtpIo};
 use crate::reply::Reply;
-use crate::restrictions::eval::{evaluate, Facts, Note, Stage, Verdict};
-use crate::restrictions::Restriction;
 use crate::sasl::{ConnInfo, SaslError, Step};
 use crate::sink::QueueSink;
 use crate::tls::Transport;
@@ -36,17 +29,6 @@ const MAX_ROUNDS: usize = 8;
 /// Strict base64 (RFC 4648, padding required): what Postfix's Dovecot client demands.
 fn strict_base64(s: &str) -> bool {
     base64::engine::general_purpose::STANDARD.decode(s).is_ok()
-}
-
-/// Where a restriction check happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CheckPoint {
-    Helo,
-    Mail,
-    Rcpt,
-    Data,
-    /// After the message content; the caller logs the refusal with the queue id.
-    EndOfData,
 }
 
 impl<S: QueueSink> Session<'_, S> {
@@ -254,130 +236,6 @@ impl<S: QueueSink> Session<'_, S> {
             }
             std::thread::sleep(pause);
         }
-    }
-
-    /// The facts the restriction lists look at.
-    fn facts<'b>(&'b self, sender: Option<&'b str>, recipient: Option<&'b str>) -> Facts<'b> {
-        Facts {
-            client_name: &self.client.name,
-            client_addr: self.client.addr(),
-            client_ip: self.client.ip,
-            client_log: self.client.log_name(),
-            helo: self.helo.as_deref(),
-            sender,
-            recipient,
-            mynetworks: self.trusted,
-            sasl_username: self.auth.username.as_deref(),
-            mydestination: &self.cfg.mydestination,
-        }
-    }
-
-    /// Runs the lists due at `point`; Some(reply) when the command is refused (the
-    /// refusal is logged). `sender`/`recipient` are those of the command or transaction.
-    pub(super) fn restriction_check(
-        &self,
-        point: CheckPoint,
-        sender: Option<&str>,
-        recipient: Option<&str>,
-    ) -> Option<Reply> {
-        let rc = &self.cfg.restrictions;
-        let delay = rc.delay_reject;
-        let mut lists: Vec<(&[Restriction], Stage)> = Vec::new();
-        match point {
-            CheckPoint::Helo if !delay => {
-                lists.push((&rc.client, Stage::Client));
-                lists.push((&rc.helo, Stage::Helo));
-            }
-            CheckPoint::Mail if !delay => {
-                lists.push((&rc.client, Stage::Client));
-                lists.push((&rc.helo, Stage::Helo));
-                lists.push((&rc.sender, Stage::Sender));
-            }
-            CheckPoint::Rcpt => {
-                if delay {
-                    lists.push((&rc.client, Stage::Client));
-                    lists.push((&rc.helo, Stage::Helo));
-                    lists.push((&rc.sender, Stage::Sender));
-                }
-                lists.push((&rc.relay, Stage::Relay));
-                lists.push((&rc.recipient, Stage::Recipient));
-            }
-            CheckPoint::Data => lists.push((&rc.data, Stage::Data)),
-            CheckPoint::EndOfData => lists.push((&rc.end_of_data, Stage::EndOfData)),
-            _ => {}
-        }
-        let facts = self.facts(sender, recipient);
-        let mut notes = Vec::new();
-        let mut verdict = None;
-        for (list, stage) in lists {
-            if let Verdict::Reject(r) = evaluate(list, stage, &facts, rc, &mut notes) {
-                verdict = Some(r);
-                break;
-            }
-        }
-        if verdict.is_none() && point == CheckPoint::Rcpt && rc.reject_unlisted_recipient {
-            // smtpd_reject_unlisted_recipient = yes: the implicit check after the lists.
-            if let Verdict::Reject(r) = evaluate(
-                &[Restriction::RejectUnlistedRecipient],
-                Stage::Recipient,
-                &facts,
-                rc,
-                &mut notes,
-            ) {
-                verdict = Some(r);
-            }
-        }
-        let stage_name = match point {
-            CheckPoint::Helo => "HELO",
-            CheckPoint::Mail => "MAIL",
-            CheckPoint::Rcpt => "RCPT",
-            CheckPoint::Data => "DATA",
-            CheckPoint::EndOfData => "END-OF-MESSAGE",
-        };
-        for n in &notes {
-            match n {
-                Note::RejectWarning(r) => self.log_check(
-                    "reject_warning",
-                    stage_name,
-                    &r.log_text(),
-                    sender,
-                    recipient,
-                ),
-                Note::Warn(text) => {
-                    self.log_check("warn", stage_name, &clean(text), sender, recipient)
-                }
-            }
-        }
-        if let Some(r) = verdict.as_ref().filter(|_| point != CheckPoint::EndOfData) {
-            self.log_check("reject", stage_name, &r.log_text(), sender, recipient);
-        }
-        verdict
-    }
-
-    /// `NOQUEUE: reject: RCPT from C: REPLY; from=<s> to=<r> proto=P helo=<h>`.
-    fn log_check(
-        &self,
-        what: &str,
-        stage: &str,
-        text: &str,
-        sender: Option<&str>,
-        recipient: Option<&str>,
-    ) {
-        let mut tail = String::new();
-        if let Some(s) = sender {
-            tail.push_str(&format!(" from=<{s}>"));
-        }
-        if let Some(r) = recipient {
-            tail.push_str(&format!(" to=<{r}>"));
-        }
-        tail.push_str(&format!(" proto={}", self.protocol()));
-        if let Some(h) = &self.helo {
-            tail.push_str(&format!(" helo=<{h}>"));
-        }
-        log::info!(
-            "NOQUEUE: {what}: {stage} from {}: {text};{tail}",
-            self.client.log_name()
-        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! Session tests for the protocol completeness and abuse-limit layer: BDAT, DSN,
 //! SMTPUTF8, BODY, VRFY off, bare newlines, the soft error delay, the header size
-//! limit, sequencing. A child of session_tests.rs, reusing its fake queue.
+//! limit, sequencing. A child of session/tests/mod.rs, reusing its fake queue.
 
 use super::*;
 use crate::limits::BareNewline;

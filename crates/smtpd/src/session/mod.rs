@@ -114,7 +114,7 @@ pub struct Session<'a, S: QueueSink> {
     serial: u64,
     /// Per-client rate limits (anvil_client.rs); disabled unless main.rs sets it.
     anvil: Anvil,
-    /// SMTP AUTH state (session_auth.rs).
+    /// SMTP AUTH state (auth.rs).
     auth: crate::auth::AuthState,
     /// Improper pipelining was seen (and logged) in this session.
     ill_pipelining: bool,
@@ -148,12 +148,6 @@ impl<'a, S: QueueSink> Session<'a, S> {
     pub fn with_anvil(mut self, anvil: Anvil) -> Self {
         self.anvil = anvil;
         self
-    }
-
-    /// The per-client limits handle, for the AUTH layer (`auth_allowed`).
-    #[allow(dead_code)]
-    pub fn anvil(&mut self) -> &mut Anvil {
-        &mut self.anvil
     }
 
     /// Runs the whole session and logs connect/disconnect.
@@ -737,16 +731,12 @@ fn error_reply(e: &CommandError) -> Reply {
     }
 }
 
-#[path = "bdat.rs"]
+mod auth;
 mod bdat;
-#[path = "pipelining.rs"]
+mod checks;
 mod pipelining;
-#[path = "receive.rs"]
 mod receive;
-#[path = "session_auth.rs"]
-mod session_auth;
-use session_auth::CheckPoint;
+use checks::CheckPoint;
 
 #[cfg(test)]
-#[path = "session_tests.rs"]
 mod tests;

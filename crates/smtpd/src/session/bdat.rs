@@ -1,4 +1,4 @@
-//! BDAT (RFC 3030 CHUNKING), a child module of session.rs.
+//! BDAT (RFC 3030 CHUNKING), a child module of session/mod.rs.
 //!
 //! Every BDAT command is followed by exactly `size` octets, whatever the reply will be:
 //! the chunk is always read (and dropped when the command fails), so the session never

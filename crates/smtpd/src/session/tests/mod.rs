@@ -98,7 +98,7 @@ impl QueuedMessage for FakeMessage {
 
 /// The scripts below send a whole session as one input, i.e. as one client write: the
 /// pipelining guard would stop most of them at EHLO, so it is off here and tested on
-/// its own in pipelining_tests.rs.
+/// its own in pipelining.rs.
 fn settings() -> Settings {
     let mut s = Settings::defaults("mx.example.com");
     s.mynetworks = NetworkList::parse(["127.0.0.0/8", "[::1]/128"]).unwrap();
@@ -133,12 +133,9 @@ fn codes(lines: &[String]) -> Vec<&str> {
     lines.iter().map(|l| &l[..4]).collect()
 }
 
-#[path = "auth_session_tests.rs"]
-mod auth_session_tests;
-#[path = "pipelining_tests.rs"]
-mod pipelining_tests;
-#[path = "proto_tests.rs"]
-mod proto_tests;
+mod auth;
+mod pipelining;
+mod proto;
 
 #[test]
 fn full_transaction_queues_the_message() {
@@ -518,7 +515,7 @@ fn hop_count_limit() {
 fn smuggled_end_of_data_stays_content() {
     let input = b"MAIL FROM:<a@c>\r\nRCPT TO:<a@localhost>\r\nDATA\r\nhello\n.\nMAIL FROM:<evil@x>\r\nRCPT TO:<b@localhost>\r\nDATA\r\nbad\r\n.\r\nQUIT\r\n";
     // smtpd_forbid_bare_newline = normalize: the bare LFs are kept as line ends (the
-    // default, yes, is tested in proto_tests.rs).
+    // default, yes, is tested in proto.rs).
     let mut cfg = settings();
     cfg.proto.bare_newline = crate::limits::BareNewline::Normalize;
     let (lines, end, sink) = session(&cfg, outside(), input);

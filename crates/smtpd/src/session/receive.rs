@@ -1,5 +1,5 @@
 //! Receiving one message's content into a queue file, shared by DATA and BDAT (a child
-//! module of session.rs, so it sees the session's state): [`Intake`] creates the queue
+//! module of session/mod.rs, so it sees the session's state): [`Intake`] creates the queue
 //! file with our Received: header, takes stored content (LF line endings) in pieces,
 //! counts its size against message_size_limit and its headers against
 //! header_size_limit and hopcount_limit, and [`Session::close_intake`] turns the result
@@ -163,7 +163,7 @@ impl<S: QueueSink> Session<'_, S> {
             // Our own Received: header makes one more hop.
             Some(Reply::new(554, "5.4.0", "Error: too many hops"))
         } else {
-            // smtpd_end_of_data_restrictions (session_auth.rs); logged just below.
+            // smtpd_end_of_data_restrictions (checks.rs); logged just below.
             self.restriction_check(super::CheckPoint::EndOfData, Some(&txn.sender), None)
         };
         if let Some(reply) = refusal {

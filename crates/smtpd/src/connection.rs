@@ -1,0 +1,61 @@
+//! One client connection, from the socket master handed over to the end of its SMTP
+//! session: socket timeouts, the pre-greeting and anvil gate for TCP clients, then a
+//! [`Session`] over plain or TLS transport that writes into the incoming queue.
+
+use crate::client::ClientInfo;
+use crate::gate;
+use crate::queue_sink::SpoolSink;
+use crate::session::Session;
+use crate::settings::Settings;
+use crate::tls::NetStream;
+use rostfix_service::Connection;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Serves one client connection to the end.
+pub fn handle(
+    settings: &Settings,
+    service: &str,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    conn: Connection,
+) {
+    let wrapper = settings.tls.wrappermode;
+    // After confine() the working directory is queue_directory.
+    let sink = SpoolSink::new(Path::new("."));
+    match conn {
+        Connection::Tcp(mut stream) => {
+            let client = match stream.peer_addr() {
+                Ok(addr) => ClientInfo::from_ip(addr.ip()),
+                Err(e) => {
+                    log::warn!("getpeername: {e}");
+                    return;
+                }
+            };
+            if let Err(e) = stream
+                .set_read_timeout(Some(settings.timeout))
+                .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))
+            {
+                log::warn!("cannot set socket timeouts for {}: {e}", client.log_name());
+                return;
+            }
+            // Pre-greeting check and anvil limits (gate.rs).
+            let Some(anvil) = gate::admit(settings, service, &client, &mut stream) else {
+                return;
+            };
+            Session::new(settings, client, sink)
+                .with_anvil(anvil)
+                .run_over(NetStream::new(stream, tls), wrapper);
+        }
+        Connection::Unix(stream) => {
+            if let Err(e) = stream
+                .set_read_timeout(Some(settings.timeout))
+                .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))
+            {
+                log::warn!("cannot set socket timeouts: {e}");
+                return;
+            }
+            Session::new(settings, ClientInfo::local_socket(), sink)
+                .run_over(NetStream::new(stream, tls), wrapper);
+        }
+    }
+}
