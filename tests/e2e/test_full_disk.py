@@ -35,8 +35,8 @@ from pathlib import Path
 
 import pytest
 
-import smtpsink
 from harness import free_port, wait_for
+from holdsink import HoldingSink
 
 FS_SIZE = 32 * 1024 * 1024
 MINFREE = 4 * 1024 * 1024
@@ -135,30 +135,6 @@ class SmallFs:
                 subprocess.run(["umount", "-l", str(self.mnt)], capture_output=True)
             self.mounted = False
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-# -- the relayhost -----------------------------------------------------------------------
-
-class _HoldingHandler(smtpsink._Handler):
-    """While the sink holds, a connection gets no greeting; the client times out."""
-
-    def handle(self):
-        if self.server.sink.holding:
-            self.connection.settimeout(60)
-            try:
-                while self.connection.recv(4096):
-                    pass
-            except OSError:
-                pass
-            return
-        super().handle()
-
-
-class HoldingSink(smtpsink.Sink):
-    def __init__(self, port):
-        self.holding = True
-        super().__init__(port)
-        self.server.RequestHandlerClass = _HoldingHandler
 
 
 # -- mail ---------------------------------------------------------------------------------
