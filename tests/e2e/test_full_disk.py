@@ -50,7 +50,7 @@ RCPT = "someone@far.test"
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mkfs.ext4") is None or shutil.which("losetup") is None,
-    reason="mkfs.ext4 or losetup missing: run tests/setup-deps.sh")
+    reason="mkfs.ext4 or losetup missing: run tests/setup-deps.sh (e2fsprogs, mount)")
 
 
 # -- the file system -------------------------------------------------------------------
