@@ -164,7 +164,9 @@ class Instance:
         self.base = Path(tempfile.mkdtemp(prefix="rostfix-e2e-", dir=base))
         os.chmod(self.base, 0o755)
         self.conf = self.base / "etc"
-        self.queue = self.base / "queue"
+        # A test may put the queue elsewhere (a small file system of its own, to fill
+        # it): the instance then observes that directory.
+        self.queue = Path((main_extra or {}).get("queue_directory", self.base / "queue"))
         self.maillog = self.base / "maillog"
         self.bindir = self.base / "bin"
         self.port = free_port()

@@ -1,18 +1,20 @@
 //! Acceptor threads for the shapes whose main thread runs the daemon's own loop
-//! (multi_server, event_server): one thread per listener blocks in accept and hands
-//! each client over, reporting TAKEN before and AVAIL after the hand-over.
+//! (multi_server, event_server): one thread per listener waits for a client and hands
+//! it over, reporting TAKEN before and AVAIL after the hand-over. A thread stops
+//! accepting as soon as the status pipe breaks (reload, or master gone), as Postfix's
+//! old generation does: a process that is only finishing its work must not take the
+//! clients (qmgr's wake-up triggers) meant for its successor.
 
 use crate::daemon::StartError;
-use crate::serve::Listener;
+use crate::serve::{wait_for_client, Listener, Waited};
 use crate::status::StatusPipe;
 use crate::Connection;
 use rostfix_proto::StatusKind;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// Starts one acceptor thread per listener. The threads never end on their own: the
-/// process exits when the daemon's main loop returns.
+/// Starts one acceptor thread per listener. A thread ends when the status pipe breaks;
+/// the process exits when the daemon's main loop returns.
 pub(crate) fn spawn_acceptors(
     listeners: Vec<OwnedFd>,
     status: StatusPipe<'static>,
@@ -23,33 +25,33 @@ pub(crate) fn spawn_acceptors(
         source,
     };
     for listener in crate::serve::listeners(listeners) {
-        // The thread waits in accept; the flag is shared with master, which only polls.
-        listener.set_blocking().map_err(failed)?;
         let on_client = Arc::clone(&on_client);
         std::thread::Builder::new()
             .name("accept".into())
-            .spawn(move || accept_loop(&listener, status, &*on_client))
+            .spawn(move || accept_loop(listener, status, &*on_client))
             .map_err(failed)?;
     }
     Ok(())
 }
 
-fn accept_loop(listener: &Listener, status: StatusPipe<'_>, on_client: &dyn Fn(Connection)) {
+/// Serves clients until the status pipe breaks, then closes this process's copy of
+/// the listener (master's stays open for the next generation).
+fn accept_loop(listener: Listener, status: StatusPipe<'_>, on_client: &dyn Fn(Connection)) {
+    // Polling with the status pipe rather than blocking in accept: a thread blocked in
+    // accept cannot see the reload and would take the next client. The listener is
+    // non-blocking (serve::listeners), so a client another process took first costs
+    // one wasted wake-up, not a thread stuck in accept.
     loop {
-        match listener.accept() {
-            Ok(conn) => {
+        match wait_for_client(std::slice::from_ref(&listener), status.fd, None) {
+            Waited::Client(conn) => {
                 // Master gone is the main loop's to notice; a report it cannot read
                 // changes nothing.
                 let _ = status.report(StatusKind::Taken);
                 on_client(conn);
                 let _ = status.report(StatusKind::Avail);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                log::warn!("accept: {e}");
-                std::thread::sleep(Duration::from_millis(200));
-            }
+            Waited::Timeout | Waited::Again => {}
+            Waited::MasterGone => return,
         }
     }
 }
@@ -61,6 +63,7 @@ mod tests {
     use std::io::Read;
     use std::os::unix::net::{UnixListener, UnixStream};
     use std::sync::mpsc;
+    use std::time::Duration;
 
     #[test]
     fn every_client_is_handed_over_between_taken_and_avail() {
@@ -103,6 +106,46 @@ mod tests {
             .collect();
         use StatusKind::{Avail, Taken};
         assert_eq!(kinds, [Taken, Avail, Taken, Avail]);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn a_broken_status_pipe_stops_accepting_and_leaves_clients_to_the_next_generation() {
+        let path = std::env::temp_dir().join(format!(
+            "rostfix-service-bg-reload-{}.sock",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).expect("bind");
+        // Master's copy of the listening socket, which outlives the old generation.
+        let master_copy = l.try_clone().expect("dup");
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let w: &'static OwnedFd = Box::leak(Box::new(w));
+        let listener = crate::serve::listeners(vec![OwnedFd::from(l)])
+            .pop()
+            .expect("listener");
+        let (done_tx, done_rx) = mpsc::channel();
+        let (client_tx, client_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let status = StatusPipe {
+                fd: Some(std::os::fd::AsFd::as_fd(w)),
+                pid: 5,
+                generation: 1,
+            };
+            accept_loop(listener, status, &|_conn| {
+                let _ = client_tx.send(());
+            });
+            let _ = done_tx.send(());
+        });
+        // A reload: master closes its end of the old generation's pipe.
+        drop(r);
+        assert_eq!(done_rx.recv_timeout(Duration::from_secs(5)), Ok(()));
+        // A client that comes after the reload waits for the new generation: still in the
+        // backlog of master's copy, never handed to the old process.
+        let _c = UnixStream::connect(&path).expect("connect");
+        master_copy.set_nonblocking(true).expect("nonblocking");
+        assert!(master_copy.accept().is_ok(), "the client is still waiting");
+        assert!(client_rx.try_recv().is_err());
         let _ = std::fs::remove_file(path);
     }
 }

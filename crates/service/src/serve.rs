@@ -45,14 +45,6 @@ impl Listener {
         Ok(listener)
     }
 
-    /// For a thread of its own that waits in accept (background.rs).
-    pub(crate) fn set_blocking(&self) -> io::Result<()> {
-        match self {
-            Listener::Tcp(l) => l.set_nonblocking(false),
-            Listener::Unix(l) => l.set_nonblocking(false),
-        }
-    }
-
     pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
             Listener::Tcp(l) => l.as_fd(),
