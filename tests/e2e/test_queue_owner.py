@@ -29,6 +29,10 @@ def test_wrong_owner_is_logged_once_and_backed_off(make_instance):
     wait_for(lambda: inst.queue_ids("deferred"), what="the message to be deferred")
     [bad] = inst.queue_ids("deferred")
     path = inst.queue / "deferred" / bad
+    # qmgr renames the file into deferred/ and then sets its retry time (the mtime, in
+    # the future): chowning it between the two would make that second step fail too.
+    wait_for(lambda: path.stat().st_mtime > time.time(),
+             what="qmgr to set the deferred file's retry time")
     pw = pwd.getpwnam(USER1)
     os.chown(path, pw.pw_uid, pw.pw_gid)
     os.chmod(path, 0o600)
