@@ -329,7 +329,8 @@ impl Manager {
             reply: Ok(rostfix_proto::DeliveryReply::new(results)),
             worker: None,
         };
-        self.apply_outcome(outcome, true);
+        let classified = Self::classify_outcome(&outcome);
+        self.apply_outcome(outcome, classified, true);
     }
 
     fn spawn_delivery(&mut self, req: PendingRequest) {

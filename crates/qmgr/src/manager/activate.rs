@@ -337,7 +337,8 @@ impl Manager {
             reply: Ok(rostfix_proto::DeliveryReply::new(results)),
             worker: None,
         };
-        self.apply_outcome(outcome, false);
+        let classified = Self::classify_outcome(&outcome);
+        self.apply_outcome(outcome, classified, false);
     }
 
     /// Records a defer reason in the defer log and in memory.

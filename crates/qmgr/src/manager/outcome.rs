@@ -1,5 +1,5 @@
 //! Outcome handling: what qmgr does with each delivery reply and each bounce-service
-//! reply. A reply is classified, gives the scheduler its concurrency feedback,
+//! reply. A reply is classified once, gives the scheduler its concurrency feedback,
 //! then marks recipients done, records deferrals, and sends failure, success and
 //! delay notices; a message with nothing outstanding is removed, deferred (with its
 //! retry time) or expired.
@@ -29,7 +29,7 @@ type NoticeGroup = (Option<String>, Vec<(u64, BouncedRecipient)>);
 
 impl Manager {
     /// A delivery agent answered (or could not be reached): concurrency feedback, then
-    /// the per-recipient results.
+    /// the per-recipient results, both from the one classification of the reply.
     pub(super) fn on_delivered(&mut self, o: DeliveryOutcome) {
         if let Some(id) = o.worker {
             self.workers.done(&o.route, id);
@@ -40,9 +40,11 @@ impl Manager {
         // Refill the workers' queues before this message's bookkeeping (which frees
         // no slot: `finished` did).
         self.dispatch();
-        self.apply_outcome(o, false);
+        self.apply_outcome(o, classified, false);
     }
 
+    /// Sorts a reply into sent, bounced and deferred recipients (message.rs `classify`);
+    /// called once per reply, whose result every later step takes as an argument.
     pub(super) fn classify_outcome(o: &DeliveryOutcome) -> Classified {
         match &o.reply {
             Ok(reply) => classify(&o.requested, Ok(reply)),
@@ -50,10 +52,16 @@ impl Manager {
         }
     }
 
-    /// Applies the results of one request to its message: done, deferred (logged by
-    /// qmgr when the agent did not, or when `qmgr_logs_deferrals`), bounced (a notice,
-    /// then done), success notices for NOTIFY=SUCCESS.
-    pub(super) fn apply_outcome(&mut self, o: DeliveryOutcome, qmgr_logs_deferrals: bool) {
+    /// Applies the results of one request (`classified` from [`Self::classify_outcome`]
+    /// of `o`) to its message: done, deferred (logged by qmgr when the agent did not, or
+    /// when `qmgr_logs_deferrals`), bounced (a notice, then done), success notices for
+    /// NOTIFY=SUCCESS.
+    pub(super) fn apply_outcome(
+        &mut self,
+        o: DeliveryOutcome,
+        classified: Classified,
+        qmgr_logs_deferrals: bool,
+    ) {
         let Some(mut msg) = self.messages.remove(&o.queue_id) else {
             log::warn!(
                 "{}: delivery result for a message not in active",
@@ -62,7 +70,6 @@ impl Manager {
             return;
         };
         msg.outstanding = msg.outstanding.saturating_sub(1);
-        let classified = Self::classify_outcome(&o);
         for w in &classified.warnings {
             log::warn!("{}: {w}", msg.id);
         }
