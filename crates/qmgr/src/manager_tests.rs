@@ -1,11 +1,17 @@
 //! Tests of the main loop against the real queue library and fake delivery agents and
 //! bounce service on unix sockets in a temporary queue directory.
 
+use super::recovery::Orphans;
 use super::*;
 use crate::backoff::RetryPolicy;
 use crate::schedule::{Limits, TransportPolicy};
-use rostfix_proto::{read_message, write_message, DeliveryReply, DeliveryStatus, RecipientResult};
-use rostfix_queue::{Envelope, QueueWriter, Recipient};
+use rostfix_proto::{
+    read_message, write_message, BounceReply, BounceRequest, DeliveryReply, DeliveryStatus,
+    NoticeKind, RecipientResult,
+};
+use rostfix_queue::{
+    queue_path, read_defer_reasons, set_retry_time, Envelope, QueueWriter, Recipient,
+};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};

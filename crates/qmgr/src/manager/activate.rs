@@ -1,0 +1,356 @@
+//! Activation: how a message gets into active/ and into the scheduler. Scans of
+//! incoming/ and of due deferred/ files rename them into active/ (the directories are
+//! synced once per scan), lock and read each file, expand virtual aliases once and
+//! store the result, resolve every pending recipient to a route or to one of qmgr's
+//! own transports, and queue the delivery requests.
+
+use super::{now_f64, now_secs, Manager, INCOMING_SCAN};
+use crate::builtin::{self, Builtin};
+use crate::event::DeliveryOutcome;
+use crate::expand::expand_envelope;
+use crate::logline::{from_line, to_line};
+use crate::message::ActiveMessage;
+use crate::route::Route;
+use crate::schedule::group;
+use rostfix_proto::DeliveryRecipient;
+use rostfix_queue::{
+    append_defer_reason, list_queue, move_file, queue_path, rename_file, rewrite_envelope_locked,
+    sync_queue_dirs, LockAttempt, QueueError, QueueFile, QueueLock, QueueName,
+};
+use std::time::{Instant, UNIX_EPOCH};
+
+/// DSN of a recipient the resolver could not route (configuration error).
+const RESOLVE_DSN: &str = "4.3.5";
+
+impl Manager {
+    pub fn scan_incoming(&mut self) {
+        self.next_incoming_scan = Instant::now() + INCOMING_SCAN;
+        self.scan_wanted = false;
+        self.wake_pending.clear();
+        let ids = match list_queue(&self.root, QueueName::Incoming) {
+            Ok(ids) => ids,
+            Err(e) => {
+                log::warn!("cannot scan incoming queue: {e}");
+                return;
+            }
+        };
+        let mut moved = 0;
+        for id in ids {
+            if !self.has_room() {
+                break;
+            }
+            moved += usize::from(self.activate(QueueName::Incoming, &id));
+        }
+        self.sync_activated(QueueName::Incoming, moved);
+    }
+
+    /// Makes the renames of one scan durable with one fsync of active/ and one of the
+    /// source directory, before any of those messages is handed to an agent (the
+    /// caller dispatches after the scan). Two fsyncs per message on qmgr's one thread
+    /// were what held mail in incoming/ under load.
+    pub(super) fn sync_activated(&self, from: QueueName, moved: usize) {
+        if moved == 0 {
+            return;
+        }
+        if let Err(e) = sync_queue_dirs(&self.root, &[QueueName::Active, from]) {
+            // The files are in active/ either way; a crash before the names reach the
+            // disk leaves them in `from`, where the next qmgr finds them again.
+            log::warn!("cannot sync the active queue directory: {e}");
+        }
+    }
+
+    /// Moves due deferred messages (all of them when `force`) into active/.
+    pub(super) fn scan_deferred(&mut self, force: bool) {
+        self.next_deferred_scan = Instant::now() + self.settings.queue_run_delay;
+        let ids = match list_queue(&self.root, QueueName::Deferred) {
+            Ok(ids) => ids,
+            Err(e) => {
+                log::warn!("cannot scan deferred queue: {e}");
+                return;
+            }
+        };
+        let now = now_secs();
+        let mut moved = 0;
+        for id in ids {
+            if !self.has_room() {
+                break;
+            }
+            if self.unreadable.is_waiting(&id, now) {
+                continue;
+            }
+            if !force {
+                let path = queue_path(&self.root, QueueName::Deferred, &id);
+                let due = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .map(|t| {
+                        t.duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs() as i64)
+                    })
+                    .map(|retry| crate::backoff::is_due(retry, now));
+                if !matches!(due, Ok(true)) {
+                    continue;
+                }
+            }
+            moved += usize::from(self.activate(QueueName::Deferred, &id));
+        }
+        self.sync_activated(QueueName::Deferred, moved);
+    }
+
+    /// Moves one file into active/ (a rename: the caller syncs the directories once per
+    /// scan), reads it, resolves and queues its recipients. True if it was moved.
+    pub(super) fn activate(&mut self, from: QueueName, id: &str) -> bool {
+        if self.messages.contains_key(id) {
+            return false;
+        }
+        match rename_file(&self.root, from, QueueName::Active, id) {
+            Ok(()) => {}
+            Err(QueueError::NotFound(_)) => return false,
+            Err(e) => {
+                log::warn!("{id}: cannot move to active: {e}");
+                return false;
+            }
+        }
+        match QueueLock::try_acquire(&queue_path(&self.root, QueueName::Active, id)) {
+            Ok(LockAttempt::Acquired(lock)) => {
+                self.locks.insert(id.to_string(), lock);
+            }
+            Ok(LockAttempt::Busy) => {
+                // Another qmgr still owns this file (it was moving it out of active/
+                // as we moved it in); it stays here and is recovered once released.
+                log::info!("{id}: skipped, still being delivered");
+                return true;
+            }
+            Ok(LockAttempt::Gone) => return true,
+            Err(e) => {
+                self.set_aside(id, &e);
+                return true;
+            }
+        }
+        let qf = match QueueFile::open(&self.root, QueueName::Active, id) {
+            Ok(f) => f,
+            Err(QueueError::Corrupt { reason, .. }) => {
+                match move_file(&self.root, QueueName::Active, QueueName::Corrupt, id) {
+                    Ok(()) => log::warn!("{id}: corrupt queue file: {reason}; moved to corrupt"),
+                    Err(e) => log::warn!(
+                        "{id}: corrupt queue file: {reason}; cannot move to corrupt: {e}"
+                    ),
+                }
+                self.release(id);
+                return true;
+            }
+            Err(QueueError::NotFound(_)) => {
+                self.release(id);
+                return true;
+            }
+            Err(e) => {
+                self.release(id);
+                self.set_aside(id, &e);
+                return true;
+            }
+        };
+        self.unreadable.cleared(id);
+        let qf = match self.expand_aliases(qf) {
+            Ok(qf) => qf,
+            Err(None) => {
+                self.release(id);
+                return true;
+            }
+            Err(Some((qf, why))) => {
+                // Cannot expand now: every pending recipient waits, none is delivered
+                // unexpanded (Postfix's cleanup would not have accepted the message).
+                self.defer_whole(&qf, &why);
+                return true;
+            }
+        };
+        log::info!(
+            "{}",
+            from_line(
+                id,
+                &qf.envelope.sender,
+                qf.content_len,
+                qf.envelope.recipients.len()
+            )
+        );
+        let arrival = qf.envelope.arrival_us.div_euclid(1_000_000);
+        let mut msg = ActiveMessage::new(id, &qf.envelope.sender, arrival);
+        // rostsuper -e marks the file with the owner-execute bit (docs/queue-format.md).
+        msg.forced_expire = std::fs::metadata(&qf.path)
+            .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0);
+        let mut routed = Vec::new();
+        let mut builtins: Vec<(Builtin, String, DeliveryRecipient)> = Vec::new();
+        for r in qf.pending() {
+            let orig = if r.orig_address.is_empty() {
+                r.address.clone()
+            } else {
+                r.orig_address.clone()
+            };
+            msg.add_recipient(r.offset, &r.address, &orig);
+            msg.set_notify(r.offset, &r.notify);
+            if msg.forced_expire {
+                // No delivery: finish_if_idle below returns every pending one.
+                msg.set_reason(r.offset, "message is administratively expired");
+                continue;
+            }
+            let Some(d) = msg.delivery_recipient(r.offset) else {
+                continue;
+            };
+            match self.resolver.resolve(&r.address) {
+                Ok(res) => match Builtin::from_transport(&res.transport) {
+                    Some(b) => builtins.push((b, res.nexthop, d)),
+                    None => routed.push((
+                        Route {
+                            transport: res.transport,
+                            nexthop: res.nexthop,
+                        },
+                        d,
+                    )),
+                },
+                Err(e) => {
+                    let text = e.to_string();
+                    self.note_deferred(&mut msg, r.offset, &text);
+                    let delay = now_f64() - arrival as f64;
+                    log::info!(
+                        "{}",
+                        to_line(
+                            id,
+                            &r.address,
+                            &orig,
+                            delay,
+                            RESOLVE_DSN,
+                            "deferred",
+                            Some(&text)
+                        )
+                    );
+                }
+            }
+        }
+        let requests = group(id, routed, &self.settings.limits);
+        msg.outstanding = requests.len() + usize::from(!builtins.is_empty());
+        self.rcpt_count += msg.recipients.len();
+        self.messages.insert(id.to_string(), msg);
+        for r in requests {
+            self.sched.enqueue(r);
+        }
+        if !builtins.is_empty() {
+            self.run_builtins(id, builtins);
+        }
+        self.finish_if_idle(id);
+        true
+    }
+
+    /// Expands virtual aliases once and stores the result in the file (atomically)
+    /// before anything is delivered. `Err(None)`: the file went away or is corrupt
+    /// (handled); `Err(Some(..))`: the expansion must wait (a table problem).
+    #[allow(clippy::result_large_err)]
+    pub(super) fn expand_aliases(
+        &mut self,
+        qf: QueueFile,
+    ) -> Result<QueueFile, Option<(QueueFile, String)>> {
+        let new = match expand_envelope(&self.resolver, &qf.envelope) {
+            Ok(Some(new)) => new,
+            Ok(None) => return Ok(qf),
+            Err(why) => {
+                log::warn!("{}: virtual alias expansion failed: {why}", qf.id);
+                return Err(Some((qf, why)));
+            }
+        };
+        match rewrite_envelope_locked(&qf.path, &new) {
+            // The old lock covers the replaced (unlinked) inode now.
+            Ok(lock) => {
+                self.locks.insert(qf.id.clone(), lock);
+            }
+            Err(e) => {
+                let why = format!("cannot store the virtual alias expansion: {e}");
+                log::warn!("{}: {why}", qf.id);
+                return Err(Some((qf, why)));
+            }
+        }
+        match QueueFile::open(&self.root, QueueName::Active, &qf.id) {
+            Ok(f) => Ok(f),
+            Err(e) => {
+                log::warn!("{}: cannot re-read the rewritten queue file: {e}", qf.id);
+                Err(None)
+            }
+        }
+    }
+
+    /// Defers every pending recipient of a file in active/ with `why`, then moves it to
+    /// deferred/ (or expires it) through the normal completion rules.
+    pub(super) fn defer_whole(&mut self, qf: &QueueFile, why: &str) {
+        let arrival = qf.envelope.arrival_us.div_euclid(1_000_000);
+        let mut msg = ActiveMessage::new(&qf.id, &qf.envelope.sender, arrival);
+        for r in qf.pending() {
+            msg.add_recipient(r.offset, &r.address, &r.orig_address);
+            msg.set_notify(r.offset, &r.notify);
+            self.note_deferred(&mut msg, r.offset, why);
+            log::info!(
+                "{}",
+                to_line(
+                    &qf.id,
+                    &r.address,
+                    &r.orig_address,
+                    now_f64() - arrival as f64,
+                    "4.3.0",
+                    "deferred",
+                    Some(why)
+                )
+            );
+        }
+        self.rcpt_count += msg.recipients.len();
+        self.messages.insert(qf.id.clone(), msg);
+        self.finish_if_idle(&qf.id);
+    }
+
+    /// qmgr's own transports: `discard` (marked done here), `error` (bounced),
+    /// `retry` (deferred), with Postfix-shaped log lines. Then the results go through
+    /// the same path as a delivery agent's reply.
+    pub(super) fn run_builtins(
+        &mut self,
+        id: &str,
+        list: Vec<(Builtin, String, DeliveryRecipient)>,
+    ) {
+        let path = queue_path(&self.root, QueueName::Active, id);
+        let arrival = self.messages.get(id).map_or(0, |m| m.arrival);
+        let delay = now_f64() - arrival as f64;
+        let mut requested = Vec::new();
+        let mut results = Vec::new();
+        for (kind, text, d) in list {
+            let mut res = builtin::result(kind, &text, &d);
+            if kind == Builtin::Discard {
+                // Not synced: discarding again after a power loss changes nothing,
+                // and an fdatasync per message on this one thread held up the queue.
+                if let Err(e) = QueueFile::mark_done_unsynced(&path, d.offset) {
+                    res = builtin::unavailable(&d, &format!("cannot mark done: {e}"));
+                }
+            }
+            log::info!("{}", builtin::log_line(id, &d, delay, &res));
+            requested.push(d);
+            results.push(res);
+        }
+        let outcome = DeliveryOutcome {
+            queue_id: id.to_string(),
+            route: Route {
+                transport: "builtin".into(),
+                nexthop: String::new(),
+            },
+            requested,
+            reply: Ok(rostfix_proto::DeliveryReply::new(results)),
+            worker: None,
+        };
+        let classified = Self::classify_outcome(&outcome);
+        self.apply_outcome(outcome, classified, false);
+    }
+
+    /// Records a defer reason in the defer log and in memory.
+    pub(super) fn note_deferred(&self, msg: &mut ActiveMessage, offset: u64, text: &str) {
+        let address = msg
+            .recipients
+            .get(&offset)
+            .map(|r| r.address.clone())
+            .unwrap_or_default();
+        if let Err(e) = append_defer_reason(&self.root, &msg.id, &address, text) {
+            log::warn!("{}: cannot record defer reason: {e}", msg.id);
+        }
+        msg.set_reason(offset, text);
+    }
+}
