@@ -89,7 +89,6 @@ impl Settings {
                 .ok_or(SettingsError::NoHostname)?,
             h => h.to_string(),
         };
-        let get = |name: &str| cf.get(name);
         let mut mydestination = Vec::new();
         for item in split_list(&cf.get("mydestination")) {
             if is_table(item) {
@@ -112,12 +111,12 @@ impl Settings {
             }
         }
         let mynetworks = NetworkList::parse(patterns)?;
-        let tls = TlsSettings::from_lookup(&get)?;
+        let tls = TlsSettings::from_config(cf)?;
         let proto = ProtoSettings::from_config(cf, &mut warnings)?;
         let (auth, w) =
             crate::auth::AuthSettings::from_config(cf, tls.level == SecurityLevel::Encrypt)?;
         warnings.extend(w);
-        let (rc, w) = crate::restrictions::config::RestrictionConfig::from_lookup(&get)?;
+        let (rc, w) = crate::restrictions::config::RestrictionConfig::from_config(cf)?;
         warnings.extend(w);
         let settings = Settings {
             banner: cf.get("smtpd_banner").trim().to_string(),

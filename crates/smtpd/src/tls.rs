@@ -64,18 +64,15 @@ pub struct TlsSettings {
     pub ciphers: crate::tls_ciphers::CipherPolicy,
 }
 
-fn yes(v: &str) -> bool {
-    matches!(v.trim().to_ascii_lowercase().as_str(), "yes" | "true" | "1")
-}
-
 impl TlsSettings {
     /// Reads the parameters; the legacy smtpd_use_tls=yes means `may` and
     /// smtpd_enforce_tls=yes means `encrypt` when smtpd_tls_security_level is empty.
-    pub fn from_lookup(get: &impl Fn(&str) -> String) -> Result<TlsSettings, TlsError> {
+    pub fn from_config(cf: &rostfix_config::MainCf) -> Result<TlsSettings, TlsError> {
+        let get = |name: &str| cf.get(name);
         let raw = get("smtpd_tls_security_level");
         let level = match raw.trim().to_ascii_lowercase().as_str() {
-            "" if yes(&get("smtpd_enforce_tls")) => SecurityLevel::Encrypt,
-            "" if yes(&get("smtpd_use_tls")) => SecurityLevel::May,
+            "" if cf.get_bool("smtpd_enforce_tls") => SecurityLevel::Encrypt,
+            "" if cf.get_bool("smtpd_use_tls") => SecurityLevel::May,
             "" | "none" => SecurityLevel::None,
             "may" => SecurityLevel::May,
             "encrypt" => SecurityLevel::Encrypt,
@@ -97,7 +94,7 @@ impl TlsSettings {
         // Checked now so a typo is a startup error, not a silent downgrade.
         parse_protocols(&protocols, protocols_param)?;
         let ciphers =
-            crate::tls_ciphers::CipherPolicy::from_lookup(get, level == SecurityLevel::Encrypt)?;
+            crate::tls_ciphers::CipherPolicy::from_lookup(&get, level == SecurityLevel::Encrypt)?;
         let cert_file = get("smtpd_tls_cert_file").trim().to_string();
         let key_file = match get("smtpd_tls_key_file").trim() {
             // Postfix's default: smtpd_tls_key_file = $smtpd_tls_cert_file.
@@ -108,7 +105,7 @@ impl TlsSettings {
             level,
             cert_file,
             key_file,
-            wrappermode: yes(&get("smtpd_tls_wrappermode")),
+            wrappermode: cf.get_bool("smtpd_tls_wrappermode"),
             protocols,
             protocols_param,
             ciphers,
@@ -342,11 +339,9 @@ impl<R: Read, W: Write> Transport for Duplex<R, W> {
 mod tests {
     use super::*;
     use rustls::ProtocolVersion;
-    use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<TlsSettings, TlsError> {
-        let map: HashMap<&str, &str> = pairs.iter().copied().collect();
-        TlsSettings::from_lookup(&|n: &str| map.get(n).copied().unwrap_or("").to_string())
+        TlsSettings::from_config(&crate::settings::test_config(pairs).expect("main.cf parses"))
     }
 
     #[test]

@@ -95,14 +95,6 @@ fn open_table(spec: &str) -> Result<Arc<dyn Map>, String> {
         .map_err(|e| e.to_string())
 }
 
-fn yes(v: &str, default: bool) -> bool {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "yes" | "true" => true,
-        "no" | "false" => false,
-        _ => default,
-    }
-}
-
 impl RestrictionConfig {
     /// Postfix's defaults (the relay list only; nothing needs DNS or tables).
     pub fn defaults() -> RestrictionConfig {
@@ -116,16 +108,16 @@ impl RestrictionConfig {
     }
 
     /// Reads and checks every list. Returns warnings to log.
-    pub fn from_lookup(
-        get: &impl Fn(&str) -> String,
+    pub fn from_config(
+        cf: &rostfix_config::MainCf,
     ) -> Result<(RestrictionConfig, Vec<String>), ConfigError> {
+        let get = |name: &str| cf.get(name);
         let mut warnings = Vec::new();
         let list = |name: &'static str| parse_list(name, &get(name), &open_table);
         let mut relay_text = get("smtpd_relay_restrictions");
         if relay_text.trim().is_empty() {
-            // The configuration library gives Postfix's default for an unset
-            // parameter; an empty value here means "not set" (unit tests, an old
-            // configuration library). Documented in README: the default then applies.
+            // Only an explicitly empty setting gets here (unset, the registry gives
+            // Postfix's default). README documents that the default then applies.
             relay_text = DEFAULT_RELAY.to_string();
         }
         let relay = parse_list("smtpd_relay_restrictions", &relay_text, &open_table)?;
@@ -148,8 +140,8 @@ impl RestrictionConfig {
             recipient,
             data: list("smtpd_data_restrictions")?,
             end_of_data: list("smtpd_end_of_data_restrictions")?,
-            delay_reject: yes(&get("smtpd_delay_reject"), true),
-            reject_unlisted_recipient: yes(&get("smtpd_reject_unlisted_recipient"), true),
+            delay_reject: cf.get_bool("smtpd_delay_reject"),
+            reject_unlisted_recipient: cf.get_bool("smtpd_reject_unlisted_recipient"),
             relay_domains: DomainList::default(),
             local: LocalRecipients::default(),
             dns: None,
@@ -212,20 +204,19 @@ impl RestrictionConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
+    /// A main.cf of `pairs`; local_recipient_maps is empty unless given, so the tests do
+    /// not depend on this machine's /etc/aliases.
     fn load(pairs: &[(&str, &str)]) -> Result<(RestrictionConfig, Vec<String>), ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        RestrictionConfig::from_lookup(&|n: &str| map.get(n).cloned().unwrap_or_default())
+        let mut all = vec![("local_recipient_maps", "")];
+        all.extend_from_slice(pairs);
+        RestrictionConfig::from_config(&crate::settings::test_config(&all).expect("main.cf parses"))
     }
 
     #[test]
     fn defaults_and_relay_domains() {
         let (rc, w) = load(&[("relay_domains", "Example.COM. other.test")]).unwrap();
-        assert!(w.is_empty());
+        assert!(w.is_empty(), "{w:?}");
         assert_eq!(rc.relay.len(), 3);
         assert!(rc.delay_reject);
         assert!(rc.relay_domains.matches("example.com").unwrap());
