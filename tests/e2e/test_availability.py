@@ -137,8 +137,17 @@ def test_burst_of_1000_connections_is_greeted_and_served(make_instance):
 # -- item 2: a new master at once after kill -9 -----------------------------------------
 
 def master_pid(inst):
-    pids = [pid for pid, name in inst.processes().items() if name == "master"]
-    assert len(pids) == 1, inst.processes()
+    """The supervisor itself: a child master has just forked is also named "master"
+    until it execs, so keep only the master whose parent is not a master."""
+    procs = inst.processes()
+    masters = [pid for pid, name in procs.items() if name == "master"]
+
+    def parent(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+
+    pids = [pid for pid in masters if parent(pid) not in masters]
+    assert len(pids) == 1, procs
     return pids[0]
 
 
