@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// anvil's socket, relative to queue_directory (the working directory after confine).
-pub const ANVIL_SOCKET: &str = "private/anvil";
+pub use rostfix_proto::ANVIL_SOCKET;
 /// How long one anvil call may take.
 pub const ANVIL_TIMEOUT: Duration = Duration::from_secs(2);
 /// An anvil reply is two numbers.
