@@ -382,3 +382,16 @@ def reset_maildir(user, folder="Maildir"):
         # A test may leave a file (or link) where the Maildir goes, to make delivery fail.
         path.unlink()
     shutil.rmtree(path, ignore_errors=True)
+
+
+def read_reply(f):
+    """One (possibly multi-line) SMTP reply from a socket file: its lines, or [] at end
+    of input."""
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            return lines
+        lines.append(line.decode(errors="replace").rstrip("\r\n"))
+        if len(line) < 4 or line[3:4] != b"-":
+            return lines

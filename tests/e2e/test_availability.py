@@ -12,20 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from harness import maildir_messages, wait_for
+from harness import maildir_messages, read_reply, wait_for
 from harness import USER1
-
-
-def read_reply(f):
-    """One (possibly multi-line) reply: its lines, or [] at end of input."""
-    lines = []
-    while True:
-        line = f.readline()
-        if not line:
-            return lines
-        lines.append(line.decode(errors="replace").rstrip("\r\n"))
-        if len(line) < 4 or line[3:4] != b"-":
-            return lines
 
 
 def send_one(port, subject, timeout):

@@ -12,20 +12,8 @@ import socket
 import threading
 import time
 
-from harness import maildir_messages, wait_for
+from harness import maildir_messages, read_reply, wait_for
 from harness import USER1, USER2
-
-
-def read_reply(f):
-    """One (possibly multi-line) reply from a socket file: its lines."""
-    lines = []
-    while True:
-        line = f.readline()
-        if not line:
-            return lines
-        lines.append(line.decode(errors="replace").rstrip("\r\n"))
-        if len(line) < 4 or line[3:4] != b"-":
-            return lines
 
 
 class Client:
