@@ -36,8 +36,7 @@ fn main() {
             let cfg = bounce_config(service);
             let timeout = service.ipc_timeout();
             Ok(Shape::Single(Box::new(move |_svc, conn| {
-                if let Err(e) = conn.set_timeouts(timeout) {
-                    log::warn!("cannot set socket timeouts: {e}");
+                if !conn.bound_or_refuse(timeout) {
                     return;
                 }
                 match conn {

@@ -7,7 +7,7 @@
 use rostfix_local::agent::Context;
 use rostfix_local::deliver::system_user;
 use rostfix_local::resubmit::QueueForwarder;
-use rostfix_local::server::{mail_owner, rest, serve_stream, set_timeouts, AGENT_EXIT_STATUS};
+use rostfix_local::server::{mail_owner, rest, serve_stream, AGENT_EXIT_STATUS};
 use rostfix_local::setup::{local_conf, settings};
 use rostfix_service::manual::Manual;
 use rostfix_service::{Connection, Daemon, Service, Shape};
@@ -91,7 +91,7 @@ fn main() {
 
 fn serve_connection(cx: &mut Context<'_>, conn: Connection, ipc_timeout: Duration) {
     let root = Path::new(".");
-    if !set_timeouts(&conn, ipc_timeout) {
+    if !conn.bound_or_refuse(ipc_timeout) {
         return;
     }
     match conn {

@@ -7,25 +7,14 @@ use crate::agent::{handle_request, Context};
 use crate::deliver::system_user;
 use crate::privileges::{rest_as, running_as_root, Identity};
 use rostfix_proto::{serve_delivery_stream, StreamEnd};
-use rostfix_service::{Connection, Service, ServiceError, StartError};
+use rostfix_service::{Service, ServiceError, StartError};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// EXIT STATUS in the manual pages of local and virtual.
 pub const AGENT_EXIT_STATUS: &str =
     "0 after serving its clients, 64 on bad arguments, 1 when it cannot start.";
-
-/// Bounds qmgr's connection by ipc_timeout (docs/ipc.md): how long qmgr may take to
-/// send a request and to read our reply. False (logged) if that fails, and then the
-/// connection must not be served.
-pub fn set_timeouts(conn: &Connection, ipc_timeout: Duration) -> bool {
-    if let Err(e) = conn.set_timeouts(ipc_timeout) {
-        log::warn!("cannot set socket timeouts: {e}");
-        return false;
-    }
-    true
-}
 
 /// Serves the requests qmgr sends on `stream` (timeouts already set by the caller),
 /// one after another, until qmgr closes it: one connection (and, every max_use
@@ -77,6 +66,7 @@ mod tests {
         DeliveryStatus,
     };
     use std::os::unix::net::UnixStream;
+    use std::time::Duration;
 
     fn serve_with<S: Read + Write>(settings: &Settings, stream: &mut S, root: &Path) {
         let conf = LocalConf::defaults(&["h"]);

@@ -122,6 +122,18 @@ impl Connection {
                 .and_then(|()| s.set_write_timeout(Some(timeout))),
         }
     }
+
+    /// [`Connection::set_timeouts`], logging a failure: false means the connection must
+    /// not be served, since its reads and writes would have no bound.
+    pub fn bound_or_refuse(&self, timeout: Duration) -> bool {
+        match self.set_timeouts(timeout) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("cannot set socket timeouts: {e}");
+                false
+            }
+        }
+    }
 }
 
 /// ipc_timeout when main.cf sets it to zero (a zero socket timeout would mean none).

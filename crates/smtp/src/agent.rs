@@ -31,8 +31,7 @@ pub fn main(program: &'static str) -> ! {
             };
             let timeout = service.ipc_timeout();
             Ok(Shape::Single(Box::new(move |_svc, conn| {
-                if let Err(e) = conn.set_timeouts(timeout) {
-                    log::warn!("cannot set socket timeouts: {e}");
+                if !conn.bound_or_refuse(timeout) {
                     return;
                 }
                 match conn {

@@ -6,7 +6,7 @@
 
 use rostfix_local::agent::{deliver_all, load, message, set_relay};
 use rostfix_local::expand::Leaf;
-use rostfix_local::server::{mail_owner, rest, set_timeouts, AGENT_EXIT_STATUS};
+use rostfix_local::server::{mail_owner, rest, AGENT_EXIT_STATUS};
 use rostfix_local::setup::virtual_conf;
 use rostfix_local::virtual_mailbox::{deliver_virtual, VirtualConf};
 use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
@@ -52,7 +52,7 @@ fn main() {
             let conf = virtual_conf(&service.config);
             let ipc_timeout = service.ipc_timeout();
             Ok(Shape::Single(Box::new(move |_svc, conn| {
-                if !set_timeouts(&conn, ipc_timeout) {
+                if !conn.bound_or_refuse(ipc_timeout) {
                     return;
                 }
                 match conn {
