@@ -371,6 +371,33 @@ impl<'a, S: QueueSink> Session<'a, S> {
             )
     }
 
+    /// The reply to a DATA or BDAT command (`name`), or how the session ended while the
+    /// message text was read.
+    fn message_reply<T: Transport>(
+        &mut self,
+        outcome: DataOutcome,
+        name: &str,
+        io: &mut SmtpIo<T>,
+    ) -> Result<Reply, SessionEnd> {
+        match outcome {
+            DataOutcome::Reply(r) => Ok(r),
+            DataOutcome::Timeout => {
+                self.stats.record(name, false);
+                Err(self.timeout(io))
+            }
+            DataOutcome::Lost => {
+                self.stats.record(name, false);
+                log::info!(
+                    "lost connection after {} from {}",
+                    name.to_ascii_uppercase(),
+                    self.client.log_name()
+                );
+                Err(SessionEnd::Lost)
+            }
+            DataOutcome::BareNewline => Err(self.bare_newline(io, name)),
+        }
+    }
+
     /// Runs one command; Some(end) when the session is over.
     fn dispatch<T: Transport>(&mut self, cmd: Command, io: &mut SmtpIo<T>) -> Option<SessionEnd> {
         let name = cmd.name();
@@ -381,19 +408,13 @@ impl<'a, S: QueueSink> Session<'a, S> {
         }
         let offer_tls = self.tls.is_none() && io.tls_available();
         let reply = match cmd {
-            Command::Bdat { size, last } => match self.bdat(size, last, io) {
-                DataOutcome::Reply(r) => r,
-                DataOutcome::Timeout => {
-                    self.stats.record(name, false);
-                    return Some(self.timeout(io));
+            Command::Bdat { size, last } => {
+                let outcome = self.bdat(size, last, io);
+                match self.message_reply(outcome, name, io) {
+                    Ok(r) => r,
+                    Err(end) => return Some(end),
                 }
-                DataOutcome::Lost => {
-                    self.stats.record(name, false);
-                    log::info!("lost connection after BDAT from {}", self.client.log_name());
-                    return Some(SessionEnd::Lost);
-                }
-                DataOutcome::BareNewline => return Some(self.bare_newline(io, name)),
-            },
+            }
             Command::Starttls => return self.starttls(io),
             Command::Auth { mechanism, initial } => {
                 return self.auth_command(mechanism, initial, io)
@@ -402,19 +423,13 @@ impl<'a, S: QueueSink> Session<'a, S> {
             Command::Ehlo(host) => self.helo(host, true, offer_tls),
             Command::Mail(arg) => self.mail(arg),
             Command::Rcpt(arg) => self.rcpt(arg),
-            Command::Data => match self.data(io) {
-                DataOutcome::Reply(r) => r,
-                DataOutcome::Timeout => {
-                    self.stats.record(name, false);
-                    return Some(self.timeout(io));
+            Command::Data => {
+                let outcome = self.data(io);
+                match self.message_reply(outcome, name, io) {
+                    Ok(r) => r,
+                    Err(end) => return Some(end),
                 }
-                DataOutcome::Lost => {
-                    self.stats.record(name, false);
-                    log::info!("lost connection after DATA from {}", self.client.log_name());
-                    return Some(SessionEnd::Lost);
-                }
-                DataOutcome::BareNewline => return Some(self.bare_newline(io, name)),
-            },
+            }
             Command::Rset => {
                 self.junk_command();
                 self.txn = None;
