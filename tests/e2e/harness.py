@@ -96,10 +96,31 @@ def revoke_config_dir(path):
         _rewrite_default_main_cf()
 
 
+_HANDED_OUT_PORTS = set()
+_NEXT_PORT = [20000 + (os.getpid() % 1000) * 10]
+
+
 def free_port(host="127.0.0.1"):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, never the same twice in one test session.
+
+    Ports come from 20000-32767, below the kernel's ephemeral range (32768+): a port the
+    kernel hands out for port 0 can come back on the next call, and any outgoing
+    connection may take it in between, so two services of one master.cf once got the same
+    port ("duplicate service") and a listener once lost its port to a client socket."""
+    while True:
+        port = _NEXT_PORT[0]
+        _NEXT_PORT[0] = 20000 + (port - 20000 + 1) % 12768
+        if port in _HANDED_OUT_PORTS:
+            if len(_HANDED_OUT_PORTS) >= 12768:
+                raise AssertionError("free_port: every port of 20000-32767 handed out")
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _HANDED_OUT_PORTS.add(port)
+        return port
 
 
 def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
