@@ -5,17 +5,15 @@ Plus access tables, a DNSBL and an unknown sender domain against a local dnsmasq
 misspelt restriction name stopping smtpd with a message naming the parameter."""
 
 import re
-import shutil
 import smtplib
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+import dns_server
 import harness
-from harness import USER1, free_port, wait_for
+from harness import USER1, wait_for
 from saslpeer import PASSWORD, write_passwd
 
 LOGIN = "relay-user"
@@ -166,25 +164,12 @@ def test_access_tables_and_unlisted_recipient(make_instance, workdir):
 def dnsmasq():
     """127.0.0.2 listed in bl.test (with a TXT reason); nx.test does not exist;
     ok.test has an address."""
-    exe = shutil.which("dnsmasq")
-    if exe is None:
-        pytest.skip("dnsmasq not installed (tests/setup-deps.sh)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "--no-daemon", f"--port={port}", "--listen-address=127.0.0.1",
-         "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root",
-         "--pid-file=", "--log-facility=-",
-         "--host-record=2.0.0.127.bl.test,127.0.0.2",
-         "--txt-record=2.0.0.127.bl.test,listed for testing",
-         "--host-record=ok.test,127.0.0.9",
-         "--address=/nx.test/"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(0.5)
-    if proc.poll() is not None:
-        pytest.fail("dnsmasq did not start: " + proc.stderr.read().decode(errors="replace"))
-    yield port
-    proc.terminate()
-    proc.wait(timeout=10)
+    with dns_server.dnsmasq([
+            "--host-record=2.0.0.127.bl.test,127.0.0.2",
+            "--txt-record=2.0.0.127.bl.test,listed for testing",
+            "--host-record=ok.test,127.0.0.9",
+            "--address=/nx.test/"]) as port:
+        yield port
 
 
 def test_dnsbl_and_unknown_sender_domain(make_instance, dnsmasq):

@@ -1,0 +1,43 @@
+"""A private DNS server for the tests: dnsmasq on a free 127.0.0.1 port, answering only
+the records a test gives it (no upstream, no /etc/hosts), stopped when the test ends.
+smtpd and the smtp client are pointed at it with `rostfix_dns_servers = 127.0.0.1:PORT`.
+
+Records are dnsmasq options, e.g. `--host-record=ok.test,127.0.0.9`,
+`--txt-record=ok.test,"v=spf1 -all"`, `--ptr-record=9.0.0.127.in-addr.arpa,ok.test`,
+`--mx-host=ok.test,mx.ok.test,10`, `--address=/nx.test/` (NXDOMAIN for the subtree)."""
+
+import contextlib
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from harness import free_port
+
+
+@contextlib.contextmanager
+def dnsmasq(records):
+    """Yields the port of a dnsmasq serving `records`; skips the test when dnsmasq is
+    not installed (tests/setup-deps.sh installs it)."""
+    exe = shutil.which("dnsmasq", path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if exe is None:
+        pytest.skip("dnsmasq not installed (tests/setup-deps.sh)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "--no-daemon", f"--port={port}", "--listen-address=127.0.0.1",
+         "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root",
+         "--pid-file=", "--log-facility=-", *records],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        if proc.poll() is not None:
+            pytest.fail("dnsmasq did not start: " + proc.stderr.read().decode(errors="replace"))
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
