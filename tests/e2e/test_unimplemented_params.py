@@ -105,3 +105,36 @@ def test_import_report_groups_what_stops_working(workdir):
     assert "  milters:\n" in section and "milter_macro_daemon_name = ORIGINATING " \
         "(-o of service submission/inet)" in section, report
     assert "biff" not in section, report
+
+
+def test_per_transport_limits_and_unreadable_table_types(make_instance):
+    """No false alarm for TRANSPORT_destination_* of a master.cf service (qmgr reads
+    them); postconf's "unused parameter" when no service has that name; a report for a
+    per-transport knob qmgr does not read; and `rostfix check` fails naming file, line
+    and parameter of a table type Rostfix cannot read (proxy:mysql:), while dev: random
+    sources, inet: sockets and URLs in the banner are not taken for tables."""
+    inst = make_instance(start=False)
+    main = inst.conf / "main.cf"
+    main.write_text(main.read_text()
+                    + "relay_destination_concurrency_limit = 3\n"
+                    + "nosuch_destination_rate_delay = 1s\n"
+                    + "relay_time_limit = 100s\n"
+                    + "tls_random_source = dev:/dev/urandom\n"
+                    + "smtpd_banner = $myhostname ESMTP see https://example.org/policy\n")
+    check = inst.cmd("rostfix", "check", check=False)
+    err = check.stderr.decode()
+    assert "relay_destination_concurrency_limit" not in err, err
+    assert f"{main}: unused parameter: nosuch_destination_rate_delay=1s" in err, err
+    assert (f"{main}, line {line_of(main, 'relay_time_limit =')}: parameter relay_time_limit "
+            "is not implemented by Rostfix") in err, err
+    assert check.returncode == 0, err
+    assert "dev:" not in err and "https:" not in err, err
+
+    main.write_text(main.read_text()
+                    + "virtual_mailbox_maps = proxy:mysql:/etc/rostfix/mysql-virtual.cf\n")
+    check = inst.cmd("rostfix", "check", check=False)
+    err = check.stderr.decode()
+    assert check.returncode != 0, err
+    assert (f"{main}, line {line_of(main, 'virtual_mailbox_maps =')}: parameter "
+            "virtual_mailbox_maps: table type mysql is not supported by Rostfix: "
+            "proxy:mysql:/etc/rostfix/mysql-virtual.cf") in err, err

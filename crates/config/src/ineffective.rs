@@ -122,6 +122,7 @@ pub fn setting_warnings(main: &MainCf, master: Option<&MasterCf>) -> Vec<String>
     out.extend(in_main_cf(main).iter().map(ToString::to_string));
     if let Some(master) = master {
         out.extend(in_master_cf(master, main).iter().map(ToString::to_string));
+        out.extend(crate::per_transport::warnings(main, master));
     }
     out
 }

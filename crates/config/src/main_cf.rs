@@ -373,7 +373,10 @@ impl MainCf {
         self.settings
             .iter()
             .filter(|setting| {
-                lookup_param(&setting.name).is_none() && !referenced.contains(&setting.name)
+                lookup_param(&setting.name).is_none()
+                    && !referenced.contains(&setting.name)
+                    // Judged against master.cf's services by per_transport::warnings.
+                    && crate::per_transport::split(&setting.name).is_none()
             })
             .map(|setting| {
                 format!(

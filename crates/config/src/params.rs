@@ -561,6 +561,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("syslog_facility", "mail", ParamKind::Str),
     p("syslog_name", "rostfix", ParamKind::Str),
     p("tls_append_default_CA", "no", ParamKind::Bool),
+    p("tls_random_source", "dev:/dev/urandom", ParamKind::Str),
     p("transport_maps", "", ParamKind::List),
     p("transport_retry_time", "60s", ParamKind::Time('s')),
     p("trigger_timeout", "10s", ParamKind::Time('s')),

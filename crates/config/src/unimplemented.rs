@@ -262,6 +262,9 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     // Postfix's default is yes; Rostfix passes `!` forms unchanged, as `no` does.
     fixed("swap_bangpath", AddressRewriting, "no"),
     u("syslog_facility", Logging),
+    // rustls draws from the kernel's generator (getrandom), which is what the
+    // default dev:/dev/urandom names; another source is not honoured.
+    u("tls_random_source", Tls),
     u("transport_retry_time", Tuning),
     u("undisclosed_recipients_header", HeaderProcessing),
     u("unknown_address_reject_code", ReplyCodes),

@@ -22,17 +22,6 @@ const TOTAL_CONCURRENCY: usize = 100;
 /// answers (schedule.rs, worker.rs). Not a parameter of Postfix's.
 const PIPELINE_DEPTH: usize = 2;
 
-/// The per-transport parameter suffixes (after `TRANSPORT_`).
-const SUFFIXES: &[&str] = &[
-    "destination_concurrency_limit",
-    "destination_recipient_limit",
-    "initial_destination_concurrency",
-    "destination_concurrency_positive_feedback",
-    "destination_concurrency_negative_feedback",
-    "destination_concurrency_failed_cohort_limit",
-    "destination_rate_delay",
-];
-
 /// Everything qmgr reads from the configuration besides the resolver.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -126,7 +115,7 @@ impl Settings {
         let mut explicit = HashMap::new();
         let mut transports: Vec<String> = vec!["local".into()];
         for name in p.explicit().into_iter().map(|setting| setting.name) {
-            for suffix in SUFFIXES {
+            for suffix in rostfix_config::per_transport::QMGR_SUFFIXES {
                 if let Some(t) = name.strip_suffix(&format!("_{suffix}")) {
                     if t != "default" && !t.is_empty() {
                         explicit.insert(name.clone(), p.get(&name));

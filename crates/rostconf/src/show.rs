@@ -2,7 +2,7 @@
 
 use crate::args::Options;
 use crate::Fatal;
-use rostfix_config::{lookup_param, MainCf, PARAMS};
+use rostfix_config::{ineffective, lookup_param, MainCf, PARAMS};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
@@ -16,6 +16,15 @@ pub fn show(options: &Options, dir: &Path, out: &mut impl Write) -> Result<(), F
     };
     for warning in crate::unused::warnings(&config, dir) {
         eprintln!("rostconf: warning: {warning}");
+    }
+    if !options.defaults {
+        // The settings that have no effect, as `rostfix check` and master report them,
+        // so `rostconf -n` after an import shows what does not carry.
+        let limit = u32::try_from(config.get_int("default_process_limit").max(1)).unwrap_or(100);
+        let master = rostfix_config::MasterCf::load(dir, limit).ok();
+        for warning in ineffective::setting_warnings(&config, master.as_ref()) {
+            eprintln!("rostconf: warning: {warning}");
+        }
     }
     let names: Vec<String> = if options.args.is_empty() {
         all_names(&config, options.explicit_only)

@@ -123,6 +123,9 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
             }
         }
     }
+    found
+        .errors
+        .extend(crate::check_tables::unsupported_tables(&main, &master));
     for w in &found.warnings {
         warn(w);
     }
