@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import USER1, free_port, wait_for
+from harness import USER1, free_port, maildir_messages, wait_for
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 pytestmark = pytest.mark.skipif(
@@ -166,3 +166,43 @@ def test_lmtp_unknown_user_bounces_per_recipient(make_instance, dovecot):
     assert re.search(r"to=<nosuchuser@mx\.rostfix\.test>, relay=mx\.rostfix\.test\[private/"
                      r"dovecot-lmtp\], .*dsn=5\.1\.1, status=bounced \(host mx\.rostfix\.test"
                      r"\[private/dovecot-lmtp\] said: 550 5\.1\.1 ", inst.log_text()), inst.log_text()
+
+
+def test_mailbox_transport_passes_local_users_to_dovecot_lmtp(make_instance, dovecot):
+    """mailbox_transport = lmtp:unix:private/dovecot-lmtp (the Ubuntu/Dovecot guides'
+    LMTP variant): local expands aliases, then hands the user's mail to the lmtp agent,
+    which logs the delivery; the mail is in Dovecot's store (IMAP), not in a mailbox of
+    local's; an unknown name goes to fallback_transport, whose 5.1.1 bounces."""
+    inst = make_instance(main_extra={
+        "mailbox_transport": "lmtp:unix:private/dovecot-lmtp",
+        "fallback_transport": "lmtp:unix:private/dovecot-lmtp",
+        "local_recipient_maps": "",
+    }, start=False)
+    # texthash: postmap's format (no colon), as the harness's alias_maps is.
+    (inst.conf / "aliases").write_text(f"info {USER1}\n")
+    inst.start()
+    imap_port = dovecot(str(inst.queue / "private" / "dovecot-lmtp"))
+    before = len(maildir_messages(USER1))
+    with inst.smtp() as s:
+        s.sendmail("alice@example.org", ["info@mx.rostfix.test"],
+                   b"Subject: via mailbox_transport\r\n\r\nhello dovecot\r\n")
+    msgs = wait_for(lambda: imap_messages(imap_port), timeout=40,
+                    what="the message in Dovecot's INBOX")
+    assert b"Subject: via mailbox_transport" in msgs[0]
+    line = (rf"rostfix/lmtp\[\d+\]: [0-9A-F]+: to=<{USER1}@mx\.rostfix\.test>, "
+            r"orig_to=<info@mx\.rostfix\.test>, relay=mx\.rostfix\.test\[private/dovecot-lmtp\], "
+            r"delay=[\d.]+, delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, dsn=2\.0\.0, status=sent ")
+    wait_for(lambda: re.search(line, inst.log_text()), timeout=20,
+             what="the lmtp delivery log line")
+    inst.wait_queue_empty()
+    # local wrote no line of its own for it, and nothing into the user's Maildir.
+    assert not re.search(r"rostfix/local\[\d+\]: [0-9A-F]+: to=<.*status=sent", inst.log_text())
+    assert len(maildir_messages(USER1)) == before
+
+    with inst.smtp() as s:
+        s.sendmail("alice@example.org", ["nosuchuser@mx.rostfix.test"],
+                   b"Subject: nobody\r\n\r\nbody\r\n")
+    wait_for(lambda: re.search(r"rostfix/lmtp\[\d+\]: [0-9A-F]+: to=<nosuchuser@mx\.rostfix\.test>,"
+                               r" .*dsn=5\.1\.1, status=bounced", inst.log_text()),
+             what="the fallback transport's bounce")
+    inst.wait_queue_empty()

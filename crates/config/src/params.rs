@@ -144,6 +144,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("expansion_size_limit", "1000", ParamKind::Int),
     p("export_environment", "TZ MAIL_CONFIG LANG", ParamKind::List),
     p("fallback_transport", "", ParamKind::Str),
+    p("fallback_transport_maps", "", ParamKind::List),
     p("fork_attempts", "5", ParamKind::Int),
     p("fork_delay", "1s", ParamKind::Time('s')),
     p(

@@ -50,6 +50,7 @@ pub fn handle_request(
     };
     let msg = message(req, &content);
     let mut expansion = Expansion::new(cx.settings, cx.conf, cx.users, msg);
+    expansion.set_pass_context(crate::pass::PassContext::new(req, queue_root));
     let forwarder = &mut *cx.forwarder;
     deliver_all(req, &qf, received, |address, orig| {
         expansion.recipient(address, orig, forwarder)
@@ -127,6 +128,7 @@ where
                     to: r.address.clone(),
                     result: Err(Failure::defer("4.3.0", e.to_string())),
                     owner: None,
+                    passed: false,
                 }]
             }
         };
@@ -160,7 +162,7 @@ where
                 word(status),
             );
         }
-        for leaf in &leaves {
+        for leaf in leaves.iter().filter(|leaf| !leaf.passed) {
             let (lf, lw) = match &leaf.result {
                 Ok(text) => (sent(text.clone()), "sent"),
                 Err(f) if f.permanent => (f.clone(), "bounced"),

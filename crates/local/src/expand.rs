@@ -99,6 +99,14 @@ pub struct LocalConf {
     pub local_command_shell: String,
     pub export_environment: Vec<String>,
     pub luser_relay: String,
+    /// mailbox_transport_maps (keyed by user name) and mailbox_transport: where a
+    /// local user's mail goes instead of the mailbox (Dovecot LMTP).
+    pub mailbox_transport_maps: Vec<Box<dyn Map>>,
+    pub mailbox_transport: String,
+    /// fallback_transport_maps and fallback_transport: where mail for a name that is
+    /// no passwd user goes, before luser_relay.
+    pub fallback_transport_maps: Vec<Box<dyn Map>>,
+    pub fallback_transport: String,
     pub expansion_size_limit: usize,
     /// The default_privs user.
     pub default_privs: Option<UserInfo>,
@@ -135,6 +143,10 @@ impl LocalConf {
             local_command_shell: String::new(),
             export_environment: vec!["TZ".into(), "MAIL_CONFIG".into(), "LANG".into()],
             luser_relay: String::new(),
+            mailbox_transport_maps: Vec::new(),
+            mailbox_transport: String::new(),
+            fallback_transport_maps: Vec::new(),
+            fallback_transport: String::new(),
             expansion_size_limit: 1000,
             default_privs: None,
             params: Vec::new(),
@@ -152,6 +164,9 @@ pub struct Leaf {
     /// its failure is reported to the owner, not to the sender (Postfix's
     /// bounce_workaround).
     pub owner: Option<String>,
+    /// Handed to another agent (mailbox_transport, fallback_transport), which logged
+    /// it: the agent loop logs no line of its own for this destination.
+    pub passed: bool,
 }
 
 /// The identity and user attributes commands and files of a list run with.
@@ -215,6 +230,8 @@ pub struct Expansion<'a> {
     /// The owner in effect for the list being expanded (innermost last; a list
     /// without an owner pushes None, so an owner does not leak into a .forward).
     owners: Vec<Option<String>>,
+    /// The request, for mailbox_transport and fallback_transport.
+    pass_cx: Option<crate::pass::PassContext>,
 }
 
 impl<'a> Expansion<'a> {
@@ -238,6 +255,7 @@ impl<'a> Expansion<'a> {
             includes_done: HashSet::new(),
             include_loops: HashSet::new(),
             owners: Vec::new(),
+            pass_cx: None,
         }
     }
 
@@ -268,7 +286,63 @@ impl<'a> Expansion<'a> {
             to: to.to_string(),
             result,
             owner,
+            passed: false,
         });
+    }
+
+    /// The transport mailbox_transport_maps or mailbox_transport (or the fallback_
+    /// pair) names for `user`; a table that fails defers.
+    fn transport_for(
+        &self,
+        maps: &[Box<dyn Map>],
+        fixed: &str,
+        user: &str,
+    ) -> Result<Option<String>, Failure> {
+        for map in maps {
+            match map.lookup(user) {
+                Ok(Some(found)) => return Ok(Some(found)),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Failure::defer(
+                        "4.3.0",
+                        format!("transport table lookup for \"{user}\" failed: {e}"),
+                    ))
+                }
+            }
+        }
+        let fixed = fixed.trim();
+        Ok((!fixed.is_empty()).then(|| fixed.to_string()))
+    }
+
+    /// Hands `address` to `transport` ([`crate::pass`]) once per request.
+    fn pass_to(&mut self, transport: &str, address: &str) {
+        let qualified = if address.contains('@') {
+            address.to_string()
+        } else {
+            format!("{address}@{}", self.conf.myorigin)
+        };
+        if !self.seen.insert(format!("pass:{transport}:{qualified}")) {
+            return;
+        }
+        let result = match &self.pass_cx {
+            Some(cx) => crate::pass::pass(cx, transport, &qualified, &self.orig),
+            None => Err(Failure::defer(
+                "4.3.5",
+                format!("mail transport unavailable: {transport}"),
+            )),
+        };
+        let owner = self.owners.last().cloned().flatten();
+        self.leaves.push(Leaf {
+            to: qualified,
+            result,
+            owner,
+            passed: self.pass_cx.is_some(),
+        });
+    }
+
+    /// Where this request's passed recipients are sent from (the agent sets it).
+    pub fn set_pass_context(&mut self, cx: crate::pass::PassContext) {
+        self.pass_cx = Some(cx);
     }
 
     fn is_local(&self, address: &str) -> bool {
@@ -467,7 +541,18 @@ impl<'a> Expansion<'a> {
                 let text = format!("mail forwarding loop for {address} (alias loop)");
                 return self.leaf(address, Err(Failure::bounce("5.4.6", text)));
             }
-            Ok(None) => return self.luser_relay(address, user, extension, level, unknown()),
+            Ok(None) => {
+                match self.transport_for(
+                    &self.conf.fallback_transport_maps,
+                    &self.conf.fallback_transport,
+                    user,
+                ) {
+                    Err(f) => return self.leaf(address, Err(f)),
+                    Ok(Some(transport)) => return self.pass_to(&transport, address),
+                    Ok(None) => {}
+                }
+                return self.luser_relay(address, user, extension, level, unknown());
+            }
             Err(e) => {
                 let text = format!("user lookup for \"{user}\" failed: {e}");
                 return self.leaf(address, Err(Failure::defer("4.3.0", text)));
@@ -505,6 +590,15 @@ impl<'a> Expansion<'a> {
                 }
                 Ok(None) => {}
             }
+        }
+        match self.transport_for(
+            &self.conf.mailbox_transport_maps,
+            &self.conf.mailbox_transport,
+            &info.name,
+        ) {
+            Err(f) => return self.leaf(address, Err(f)),
+            Ok(Some(transport)) => return self.pass_to(&transport, address),
+            Ok(None) => {}
         }
         if !self.conf.mailbox_command.trim().is_empty() {
             let cmd = self.conf.mailbox_command.clone();

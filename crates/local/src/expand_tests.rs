@@ -240,6 +240,7 @@ fn include_lists_and_restricted_commands() {
                 text: t,
             }),
             owner: None,
+            passed: false,
         })
         .collect();
     assert_eq!(verdict(&leaves).unwrap_err().dsn, "5.7.1");
@@ -272,6 +273,7 @@ fn bounce_owner_follows_the_failed_leaf() {
         to: to.into(),
         result: Ok("delivered".into()),
         owner: owner.map(str::to_string),
+        passed: false,
     };
     let bad = |to: &str, owner: Option<&str>| Leaf {
         to: to.into(),
@@ -281,6 +283,7 @@ fn bounce_owner_follows_the_failed_leaf() {
             text: "unknown user".into(),
         }),
         owner: owner.map(str::to_string),
+        passed: false,
     };
     assert_eq!(
         bounce_owner(&[ok("a", Some("owner-x@h")), bad("b", None)]),

@@ -30,6 +30,7 @@ pub mod headers;
 pub mod listfile;
 pub mod maildir;
 pub mod mbox;
+pub mod pass;
 pub mod privileges;
 pub mod recipient;
 pub mod resubmit;

@@ -133,6 +133,10 @@ pub fn local_conf(cfg: &MainCf) -> LocalConf {
         local_command_shell: cfg.get("local_command_shell"),
         export_environment: cfg.get_list("export_environment"),
         luser_relay: raw("luser_relay"),
+        mailbox_transport_maps: open_list(cfg, "mailbox_transport_maps"),
+        mailbox_transport: cfg.get("mailbox_transport"),
+        fallback_transport_maps: open_list(cfg, "fallback_transport_maps"),
+        fallback_transport: cfg.get("fallback_transport"),
         expansion_size_limit: usize::try_from(cfg.get_int("expansion_size_limit")).unwrap_or(1000),
         default_privs,
         params: ["myhostname", "mydomain", "myorigin"]

@@ -93,12 +93,13 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
     let mut results = Vec::with_capacity(req.recipients.len());
     let mut lines = Vec::with_capacity(req.recipients.len());
     // Every recipient the server took, marked done in one pass (one envelope parse,
-    // one fdatasync) after the server's reply.
+    // one fdatasync) after the server's reply. Offset 0 is a recipient local passed
+    // on (mailbox_transport): local records its outcome (docs/ipc.md).
     let sent: Vec<u64> = req
         .recipients
         .iter()
         .zip(&outcomes)
-        .filter(|(_, o)| o.status == DeliveryStatus::Sent)
+        .filter(|(r, o)| o.status == DeliveryStatus::Sent && r.offset != 0)
         .map(|(r, _)| r.offset)
         .collect();
     let path = queue_path(Path::new("."), req.queue_name, &req.queue_id);

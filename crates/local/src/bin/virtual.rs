@@ -84,6 +84,7 @@ fn serve<S: Read + Write>(conf: &VirtualConf, stream: &mut S) {
                     to: address.to_string(),
                     result: deliver_virtual(conf, msg, address).map(str::to_string),
                     owner: None,
+                    passed: false,
                 }]
             })
         }
