@@ -1,6 +1,9 @@
 """Policy delegation and sender login maps end to end (issue 13, part 1):
 check_policy_service against a real postgrey (greylisting: 450 first, then 250 once
-the delay has passed, with postgrey's PREPEND header above our Received:), a policy
+the delay has passed, with postgrey's PREPEND header above our Received:), against
+Debian's policyd-spf (postfix-policyd-spf-python, unpacked by
+tests/fetch-policyd-spf.sh, its DNS pointed at the test dnsmasq: SPF fail is refused
+with 550 5.7.23, a pass gets its Received-SPF header), a policy
 server that hangs or talks garbage (default_action after the time limit), and
 smtpd_sender_login_maps refusing an authenticated user who sends as someone else,
 from a hash table and from a pcre table, with Postfix's reply texts."""
@@ -17,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import harness
+from dns_server import dnsmasq
 from harness import USER1, maildir_messages, wait_for
 from saslpeer import PASSWORD, write_passwd
 
@@ -186,3 +190,99 @@ def test_sender_login_maps(make_instance, workdir, table):
         assert s.mail("alice@rostfix.test")[0] == 250
     assert "NOQUEUE: reject: MAIL from unknown[127.0.0.2]: 553 5.7.1 <bob@rostfix.test>: " \
            "Sender address rejected: not owned by user alice@rostfix.test;" in inst.log_text()
+
+
+# Runs policyd-spf with pydns (what python3-spf uses when dnspython is absent) pointed
+# at the test dnsmasq: policyd-spf has no resolver setting of its own, and pydns reads
+# only /etc/resolv.conf, so the defaults are overridden before policyd-spf starts.
+SPF_WRAPPER = """
+import sys, runpy
+import spf, DNS
+DNS.defaults['server'] = ['127.0.0.1']
+DNS.defaults['port'] = int(sys.argv.pop(1))
+sys.argv[0] = 'policyd-spf'
+runpy.run_path(sys.argv.pop(1), run_name='__main__')
+"""
+
+SPF_CONF = """debugLevel = 1
+TestOnly = 1
+HELO_reject = Off
+Mail_From_reject = Fail
+PermError_reject = False
+TempError_Defer = False
+skip_addresses = 192.0.2.0/24
+"""
+
+
+@pytest.fixture
+def policyd_spf(workdir):
+    """policyd-spf behind a socket, one process per connection on stdin/stdout as
+    Postfix's spawn(8) runs it (Rostfix has no spawn service: the test does its job);
+    yields (port, dns port)."""
+    here = Path(__file__).resolve().parent.parent
+    fetched = subprocess.run([str(here / "fetch-policyd-spf.sh")], capture_output=True, text=True)
+    if fetched.returncode != 0:
+        pytest.skip("postfix-policyd-spf-python unavailable: " + fetched.stderr.strip())
+    script = Path(fetched.stdout.strip()) / "usr/bin/policyd-spf"
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import spf, DNS, spf_engine"])
+    if probe.returncode != 0:
+        pytest.skip("python3-spf-engine not installed (tests/setup-deps.sh)")
+    conf = Path(tempfile.mkdtemp(prefix="spf-", dir=workdir)) / "policyd-spf.conf"
+    conf.write_text(SPF_CONF)
+    records = [
+        '--txt-record=spf-fail.test,v=spf1 ip4:192.0.2.1 -all',
+        '--txt-record=spf-pass.test,v=spf1 ip4:127.0.0.1 -all',
+    ]
+    with dnsmasq(records) as dns_port:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        children = []
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                children.append(subprocess.Popen(
+                    ["/usr/bin/python3", "-c", SPF_WRAPPER, str(dns_port), str(script),
+                     str(conf)],
+                    stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.DEVNULL))
+                conn.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        try:
+            yield listener.getsockname()[1]
+        finally:
+            listener.close()
+            for c in children:
+                c.kill()
+                c.wait()
+
+
+def test_policyd_spf_rejects_spf_fail(make_instance, policyd_spf):
+    inst = make_instance(main_extra={
+        "smtpd_recipient_restrictions":
+            f"reject_unauth_destination, check_policy_service inet:127.0.0.1:{policyd_spf}",
+    })
+    rcpt = f"{USER1}@mx.rostfix.test"
+    with inst.smtp() as s:
+        s.ehlo("client.test")
+        s.mail("someone@spf-fail.test")
+        code, text = s.rcpt(rcpt)
+        assert code == 550, (code, text)
+        assert text.startswith(f"5.7.23 <{rcpt}>: Recipient address rejected: "
+                               "Message rejected due to: SPF fail".encode()), text
+        s.rset()
+        s.sendmail("someone@spf-pass.test", [rcpt],
+                   "Subject: spf-passed\r\n\r\nfrom an authorized address\r\n")
+
+    def delivered():
+        for _, data in maildir_messages(USER1):
+            if b"Subject: spf-passed" in data:
+                return data
+        return None
+
+    data = wait_for(delivered, what="SPF pass delivered")
+    assert b"Received-SPF: Pass" in data, data[:1500]
