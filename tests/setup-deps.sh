@@ -5,12 +5,15 @@
 set -eu
 
 # package:command-or-file that proves it is installed
-NEEDED="python3-pytest:/usr/lib/python3/dist-packages/pytest strace:/usr/bin/strace swaks:/usr/bin/swaks libio-socket-ssl-perl:/usr/share/perl5/IO/Socket/SSL.pm dnsmasq-base:/usr/sbin/dnsmasq python3-aiosmtpd:/usr/lib/python3/dist-packages/aiosmtpd dovecot-lmtpd:/usr/lib/dovecot/lmtp dovecot-imapd:/usr/lib/dovecot/imap dovecot-core:/usr/sbin/dovecot e2fsprogs:/sbin/mke2fs mount:/sbin/losetup"
+NEEDED="python3-pytest:/usr/lib/python3/dist-packages/pytest strace:/usr/bin/strace swaks:/usr/bin/swaks libio-socket-ssl-perl:/usr/share/perl5/IO/Socket/SSL.pm dnsmasq-base:/usr/sbin/dnsmasq python3-aiosmtpd:/usr/lib/python3/dist-packages/aiosmtpd dovecot-lmtpd:/usr/lib/dovecot/lmtp dovecot-imapd:/usr/lib/dovecot/imap dovecot-core:/usr/sbin/dovecot e2fsprogs:/sbin/mke2fs mount:/sbin/losetup postgrey:/usr/sbin/postgrey python3-spf-engine:/usr/lib/python3/dist-packages/spf_engine"
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)
 # for the concurrency test and the benchmark.
 "$(dirname "$0")/fetch-postfix-tools.sh" >/dev/null ||
     echo "setup-deps: Postfix test tools unavailable; the concurrency test will skip"
+# Debian's policyd-spf (its package depends on postfix, so it is only unpacked).
+"$(dirname "$0")/fetch-policyd-spf.sh" >/dev/null ||
+    echo "setup-deps: policyd-spf unavailable; the SPF policy test will skip"
 
 missing=""
 for item in $NEEDED; do

@@ -365,11 +365,13 @@ impl MainCf {
     /// name that no other setting refers to (a user-defined `$name` is in use, as in
     /// Postfix).
     fn unused_warnings(&self) -> Vec<String> {
-        let referenced: HashSet<String> = self
+        // A smtpd_restriction_classes name is a parameter smtpd reads, as in Postfix.
+        let mut referenced: HashSet<String> = self
             .settings
             .iter()
             .flat_map(|setting| referenced_names(&setting.raw))
             .collect();
+        referenced.extend(self.get_list("smtpd_restriction_classes"));
         self.settings
             .iter()
             .filter(|setting| {

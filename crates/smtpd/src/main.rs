@@ -52,8 +52,12 @@ smtpd_tls_auth_only. Restrictions: smtpd_client_restrictions,
 smtpd_helo_restrictions, smtpd_sender_restrictions, smtpd_relay_restrictions,
 smtpd_recipient_restrictions, smtpd_data_restrictions,
 smtpd_end_of_data_restrictions, smtpd_delay_reject,
-smtpd_reject_unlisted_recipient, local_recipient_maps, relay_domains,
-rostfix_dns_servers. See README (SMTP AUTH and restrictions).
+smtpd_reject_unlisted_recipient, smtpd_reject_unlisted_sender,
+local_recipient_maps, relay_domains, rostfix_dns_servers, smtpd_restriction_classes,
+smtpd_sender_login_maps, inet_interfaces (permit_inet_interfaces), and for
+check_policy_service smtpd_policy_service_timeout, _max_idle, _max_ttl, _try_limit,
+_retry_delay, _request_limit, _default_action, _policy_context. See README (SMTP AUTH
+and restrictions).
 See docs/smtpd-protocol.md.",
     exit_status: "0 when master stops it normally, 1 on a startup error.",
     see_also: "master(8), qmgr(8), rostconf(1), main.cf(5)",

@@ -21,6 +21,14 @@ pub enum Action {
     },
     /// `WARN text`: log, go on.
     Warn(String),
+    /// `DEFER_IF_PERMIT [text]`: a permit at the end of the check becomes 450.
+    DeferIfPermit(Option<String>),
+    /// `DEFER_IF_REJECT [text]`: a later 5xx reject becomes 450.
+    DeferIfReject(Option<String>),
+    /// `PREPEND header: text`.
+    Prepend(String),
+    /// HOLD, DISCARD, FILTER, REDIRECT, BCC: known, not supported by smtpd yet.
+    Unsupported(String),
     /// Anything else: another restriction list (`permit_sasl_authenticated`,
     /// `reject_unauth_destination`, ...), parsed by the caller.
     Restrictions(String),
@@ -35,7 +43,13 @@ pub fn parse_action(value: &str) -> Action {
     };
     let text = (!rest.is_empty()).then(|| rest.to_string());
     match word.to_ascii_uppercase().as_str() {
-        "OK" | "PERMIT" => Action::Permit,
+        "OK" | "PERMIT" | "RELAY" => Action::Permit,
+        "DEFER_IF_PERMIT" => Action::DeferIfPermit(text),
+        "DEFER_IF_REJECT" => Action::DeferIfReject(text),
+        "PREPEND" => Action::Prepend(rest.to_string()),
+        "HOLD" | "DISCARD" | "FILTER" | "REDIRECT" | "BCC" => {
+            Action::Unsupported(value.to_string())
+        }
         "REJECT" => Action::Reject(text),
         "DEFER" => Action::Defer(text),
         "DUNNO" => Action::Dunno,
@@ -151,6 +165,20 @@ mod tests {
         );
         assert_eq!(parse_action("DEFER"), Action::Defer(None));
         assert_eq!(parse_action("DUNNO"), Action::Dunno);
+        assert_eq!(parse_action("relay"), Action::Permit);
+        assert_eq!(
+            parse_action("DEFER_IF_PERMIT Greylisted"),
+            Action::DeferIfPermit(Some("Greylisted".into()))
+        );
+        assert_eq!(parse_action("defer_if_reject"), Action::DeferIfReject(None));
+        assert_eq!(
+            parse_action("PREPEND X-Policy: yes"),
+            Action::Prepend("X-Policy: yes".into())
+        );
+        assert_eq!(
+            parse_action("HOLD spam"),
+            Action::Unsupported("HOLD spam".into())
+        );
         assert_eq!(parse_action("WARN look"), Action::Warn("look".into()));
         assert_eq!(
             parse_action("550 5.7.2 no thanks"),

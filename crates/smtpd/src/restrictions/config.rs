@@ -4,9 +4,13 @@
 
 use super::dns::Dns;
 use super::local::LocalRecipients;
-use super::{parse_list, Restriction, RestrictionError};
+use super::login_maps::SenderLoginMaps;
+use super::policy_service::PolicySpec;
+use super::{parse_list, parse_list_in, ParseContext, Restriction, RestrictionError};
 use crate::restrictions::access::domain_keys;
 use rostfix_maps::Map;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,9 +79,22 @@ pub struct RestrictionConfig {
     pub delay_reject: bool,
     /// smtpd_reject_unlisted_recipient: the implicit reject_unlisted_recipient.
     pub reject_unlisted_recipient: bool,
+    /// smtpd_reject_unlisted_sender: the implicit reject_unlisted_sender.
+    pub reject_unlisted_sender: bool,
     pub relay_domains: DomainList,
     pub local: LocalRecipients,
     pub dns: Option<Arc<Dns>>,
+    /// smtpd_restriction_classes: lower-case name -> its list.
+    pub classes: HashMap<String, Vec<Restriction>>,
+    pub class_names: Vec<String>,
+    /// smtpd_sender_login_maps (login_maps.rs).
+    pub sender_login: SenderLoginMaps,
+    /// Our own addresses (inet_interfaces) for permit_inet_interfaces.
+    pub inet_interfaces: Vec<IpAddr>,
+    /// For policy requests: `stress`, compatibility_level, mail_version.
+    pub stress: bool,
+    pub compatibility_level: String,
+    pub mail_version: String,
 }
 
 /// Why the restriction configuration is unusable.
@@ -113,14 +130,31 @@ impl RestrictionConfig {
     ) -> Result<(RestrictionConfig, Vec<String>), ConfigError> {
         let get = |name: &str| cf.get(name);
         let mut warnings = Vec::new();
-        let list = |name: &'static str| parse_list(name, &get(name), &open_table);
+        let policy = PolicySpec::from_main_cf(cf);
+        let class_names: Vec<String> = cf
+            .get_list("smtpd_restriction_classes")
+            .into_iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        let ctx = ParseContext {
+            open: &open_table,
+            classes: &class_names,
+            policy: &policy,
+        };
+        let list = |name: &'static str| parse_list_in(name, &get(name), &ctx);
+        let mut classes = HashMap::new();
+        for name in &class_names {
+            // The parameter name is not 'static; errors name the class list instead.
+            let l = parse_list_in("smtpd_restriction_classes", &get(name), &ctx)?;
+            classes.insert(name.clone(), l);
+        }
         let mut relay_text = get("smtpd_relay_restrictions");
         if relay_text.trim().is_empty() {
             // Only an explicitly empty setting gets here (unset, the registry gives
             // Postfix's default). README documents that the default then applies.
             relay_text = DEFAULT_RELAY.to_string();
         }
-        let relay = parse_list("smtpd_relay_restrictions", &relay_text, &open_table)?;
+        let relay = parse_list_in("smtpd_relay_restrictions", &relay_text, &ctx)?;
         let recipient = list("smtpd_recipient_restrictions")?;
         if !relay
             .iter()
@@ -142,10 +176,43 @@ impl RestrictionConfig {
             end_of_data: list("smtpd_end_of_data_restrictions")?,
             delay_reject: cf.get_bool("smtpd_delay_reject"),
             reject_unlisted_recipient: cf.get_bool("smtpd_reject_unlisted_recipient"),
+            reject_unlisted_sender: false,
             relay_domains: DomainList::default(),
             local: LocalRecipients::default(),
             dns: None,
+            classes,
+            class_names: class_names.clone(),
+            sender_login: SenderLoginMaps::default(),
+            inet_interfaces: Vec::new(),
+            stress: cf.get("stress") == "yes",
+            compatibility_level: cf.get("compatibility_level"),
+            mail_version: cf.get("mail_version"),
         };
+        for spec in cf.get_list("smtpd_sender_login_maps") {
+            let t = open_table(&spec).map_err(|reason| RestrictionError::Table {
+                param: "smtpd_sender_login_maps",
+                name: "smtpd_sender_login_maps".into(),
+                table: spec.clone(),
+                reason,
+            })?;
+            rc.sender_login.tables.push(t);
+        }
+        if rc
+            .all()
+            .any(|r| matches!(r, Restriction::PermitInetInterfaces))
+        {
+            rc.inet_interfaces = super::interfaces::own_addresses(&cf.get_list("inet_interfaces"));
+        }
+        if rc
+            .all()
+            .any(|r| matches!(r, Restriction::SenderLoginMismatch(_)))
+            && rc.sender_login.tables.is_empty()
+        {
+            warnings.push(
+                "restriction reject_*_sender_login_mismatch has no effect: smtpd_sender_login_maps is empty"
+                    .to_string(),
+            );
+        }
         for item in get("relay_domains")
             .split(|c: char| c == ',' || c.is_whitespace())
             .filter(|s| !s.is_empty())
@@ -166,10 +233,15 @@ impl RestrictionConfig {
                     .push(item.trim_end_matches('.').to_ascii_lowercase());
             }
         }
+        rc.reject_unlisted_sender = cf.get_bool("smtpd_reject_unlisted_sender");
         let unlisted_used = rc.reject_unlisted_recipient
-            || rc
-                .all()
-                .any(|r| matches!(r, Restriction::RejectUnlistedRecipient));
+            || rc.reject_unlisted_sender
+            || rc.all().any(|r| {
+                matches!(
+                    r,
+                    Restriction::RejectUnlistedRecipient | Restriction::RejectUnlistedSender
+                )
+            });
         if unlisted_used {
             let (local, w) = LocalRecipients::from_param(
                 &get("local_recipient_maps"),
@@ -190,8 +262,10 @@ impl RestrictionConfig {
     }
 
     fn all(&self) -> impl Iterator<Item = &Restriction> {
-        self.client
-            .iter()
+        self.classes
+            .values()
+            .flatten()
+            .chain(&self.client)
             .chain(&self.helo)
             .chain(&self.sender)
             .chain(&self.relay)

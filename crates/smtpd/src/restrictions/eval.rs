@@ -12,7 +12,9 @@
 use super::access::{address_keys, client_keys, domain_keys, parse_action, Action};
 use super::config::RestrictionConfig;
 use super::dns::{rbl_query, Answer};
-use super::{parse_list, AccessKind, Restriction};
+use super::login_maps::LoginVerdict;
+use super::policy_request::{request_attributes, SessionFacts};
+use super::{parse_list_in, AccessKind, ParseContext, Restriction};
 use crate::policy::check_relay;
 use crate::policy::RelayVerdict;
 use crate::reply::Reply;
@@ -58,6 +60,8 @@ pub struct Facts<'a> {
     pub mynetworks: bool,
     pub sasl_username: Option<&'a str>,
     pub mydestination: &'a [String],
+    /// What policy servers and a few restrictions see besides (policy_request.rs).
+    pub session: SessionFacts<'a>,
 }
 
 /// The outcome of a list.
@@ -77,6 +81,13 @@ pub enum Note {
     RejectWarning(Reply),
     /// An access table's WARN.
     Warn(String),
+    /// defer_if_permit (or a table's DEFER_IF_PERMIT): a permit at the end of the
+    /// check becomes this reply. Only the first is kept, as in Postfix.
+    DeferIfPermit(Reply),
+    /// defer_if_reject: a later 5xx reject becomes this reply.
+    DeferIfReject(Reply),
+    /// An access table or policy server's PREPEND: a header for the message.
+    Prepend(String),
 }
 
 /// `NNN X.Y.Z text` as one reply (the enhanced code may come from a table).
@@ -125,11 +136,38 @@ fn evaluate_depth(
             Step::Go => {}
             Step::Permit => return Verdict::Permit,
             Step::Reject(reply) if warn => notes.push(Note::RejectWarning(reply)),
-            Step::Reject(reply) => return Verdict::Reject(reply),
+            Step::Reject(reply) => return Verdict::Reject(defer_instead(reply, notes)),
         }
         warn = false;
     }
     Verdict::Dunno
+}
+
+/// Nested restriction lists (classes, access table results) stop here: Postfix's
+/// limit, so a class that names itself ends in a 451, not a stack overflow.
+pub const MAX_DEPTH: u32 = 100;
+
+/// A 5xx reject after a defer_if_reject becomes that deferral (Postfix's
+/// smtpd_check_reject).
+fn defer_instead(reply: Reply, notes: &[Note]) -> Reply {
+    if !reply.log_text().starts_with('5') {
+        return reply;
+    }
+    notes
+        .iter()
+        .find_map(|n| match n {
+            Note::DeferIfReject(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or(reply)
+}
+
+fn server_config_error() -> Step {
+    Step::Reject(reply(
+        451,
+        "4.3.5",
+        "Server configuration error".to_string(),
+    ))
 }
 
 /// The name a reply shows in `<...>` for this stage.
@@ -289,6 +327,120 @@ fn one(
                 domain,
             )
         }
+        Restriction::CheckPolicyService(client) => {
+            let attrs = request_attributes(f, &client.spec.policy_context);
+            let borrowed: Vec<(&str, String)> = attrs.into_iter().collect();
+            let action = match client.query(&borrowed) {
+                Ok(a) => a,
+                Err(e) => {
+                    log::warn!("{}: {e}; using default_action", client.spec.name);
+                    client.spec.default_action.clone()
+                }
+            };
+            access_result(&action, &name, class, stage, f, rc, notes, depth)
+        }
+        Restriction::Class(cname) => {
+            let Some(list) = rc.classes.get(&cname.to_ascii_lowercase()) else {
+                log::warn!("restriction class {cname} is not defined");
+                return server_config_error();
+            };
+            if depth >= MAX_DEPTH {
+                log::warn!("restriction class {cname} causes unreasonable recursion");
+                return server_config_error();
+            }
+            match evaluate_depth(list, stage, f, rc, notes, depth + 1) {
+                Verdict::Permit => Step::Permit,
+                Verdict::Dunno => Step::Go,
+                Verdict::Reject(r) => Step::Reject(r),
+            }
+        }
+        Restriction::SenderLoginMismatch(which) => {
+            let Some(sender) = f.sender.filter(|s| !s.is_empty()) else {
+                return Step::Go;
+            };
+            match rc.sender_login.check(*which, sender, f.sasl_username) {
+                LoginVerdict::Ok => Step::Go,
+                LoginVerdict::NotOwned => Step::Reject(reply(
+                    553,
+                    "5.7.1",
+                    format!(
+                        "<{sender}>: Sender address rejected: not owned by user {}",
+                        f.sasl_username.unwrap_or("")
+                    ),
+                )),
+                LoginVerdict::NotLoggedIn => Step::Reject(reply(
+                    553,
+                    "5.7.1",
+                    format!("<{sender}>: Sender address rejected: not logged in"),
+                )),
+                LoginVerdict::LookupFailed => Step::Reject(temp_fail(sender)),
+            }
+        }
+        Restriction::CheckSaslAccess(table) => {
+            let Some(user) = f.sasl_username else {
+                return Step::Go;
+            };
+            match table.lookup(user) {
+                Ok(None) => Step::Go,
+                Ok(Some(value)) => {
+                    let sane: String = user
+                        .chars()
+                        .map(|c| if c.is_control() { '_' } else { c })
+                        .collect();
+                    access_result(&value, &sane, "SASL login name", stage, f, rc, notes, depth)
+                }
+                Err(e) => {
+                    log::warn!("{}: table lookup error for {user}: {e}", table.spec());
+                    Step::Reject(temp_fail(user))
+                }
+            }
+        }
+        Restriction::RejectUnlistedSender => unlisted_sender(f, rc),
+        Restriction::RejectMultiRecipientBounce => {
+            // At RCPT the count is of recipients before this one.
+            let limit = usize::from(f.session.protocol_state != "RCPT");
+            if f.sender == Some("") && f.session.recipient_count > limit {
+                Step::Reject(reply(
+                    550,
+                    "5.5.3",
+                    format!("<{name}>: {class} rejected: Multi-recipient bounce"),
+                ))
+            } else {
+                Step::Go
+            }
+        }
+        Restriction::PermitInetInterfaces => permit_if(
+            f.client_ip
+                .is_some_and(|ip| rc.inet_interfaces.contains(&ip)),
+        ),
+        Restriction::RejectUnauthPipelining => {
+            if f.session.ill_pipelining {
+                Step::Reject(reply(
+                    503,
+                    "5.5.0",
+                    format!("<{name}>: {class} rejected: Improper use of SMTP command pipelining"),
+                ))
+            } else {
+                Step::Go
+            }
+        }
+        Restriction::ClientCert(_) => Step::Go,
+        Restriction::DeferIfPermit => {
+            defer_if_permit(
+                notes,
+                format!("<{name}>: {class} rejected: defer_if_permit requested"),
+                "4.7.1",
+            );
+            Step::Go
+        }
+        Restriction::DeferIfReject => {
+            defer_if_reject(
+                notes,
+                format!("<{name}>: {class} rejected: defer_if_reject requested"),
+                "4.7.1",
+            );
+            Step::Go
+        }
         Restriction::RejectRhsblSender { domain, want } => {
             let (Some(sender), Some(dns)) = (f.sender, rc.dns.as_ref()) else {
                 return Step::Go;
@@ -310,6 +462,48 @@ fn one(
                 &format!("Sender address [{sdom}]"),
                 domain,
             )
+        }
+    }
+}
+
+/// Remembers the first defer_if_permit reply (450, Postfix's access_map_defer_code).
+fn defer_if_permit(notes: &mut Vec<Note>, text: String, enhanced: &str) {
+    if !notes.iter().any(|n| matches!(n, Note::DeferIfPermit(_))) {
+        notes.push(Note::DeferIfPermit(reply(450, enhanced, text)));
+    }
+}
+
+/// Remembers the first defer_if_reject reply.
+fn defer_if_reject(notes: &mut Vec<Note>, text: String, enhanced: &str) {
+    if !notes.iter().any(|n| matches!(n, Note::DeferIfReject(_))) {
+        notes.push(Note::DeferIfReject(reply(450, enhanced, text)));
+    }
+}
+
+/// reject_unlisted_sender: a sender in one of our local domains that the local
+/// recipient tables do not know (Postfix's check_sender_rcpt_maps for the local class).
+fn unlisted_sender(f: &Facts<'_>, rc: &RestrictionConfig) -> Step {
+    let Some(sender) = f.sender.filter(|s| !s.is_empty()) else {
+        return Step::Go;
+    };
+    let (local, domain) = crate::address::split_mailbox(sender);
+    let is_local = match domain {
+        None => true,
+        Some(d) => crate::policy::is_my_destination(d, f.mydestination),
+    };
+    if !is_local || local.contains(['%', '!', '@']) {
+        return Step::Go;
+    }
+    match rc.local.known(local, domain) {
+        Ok(true) => Step::Go,
+        Ok(false) => Step::Reject(reply(
+            550,
+            "5.1.0",
+            format!("<{sender}>: Sender address rejected: User unknown in local recipient table"),
+        )),
+        Err(e) => {
+            log::warn!("local_recipient_maps lookup error for {sender}: {e}");
+            Step::Reject(temp_fail(sender))
         }
     }
 }
@@ -371,14 +565,66 @@ fn access_result(
             notes.push(Note::Warn(text));
             Step::Go
         }
+        Action::DeferIfPermit(text) => {
+            let (enh, text) = enhanced_or(text, "4.7.1");
+            defer_if_permit(
+                notes,
+                format!(
+                    "<{what}>: {class} rejected: {}",
+                    text.unwrap_or("Service unavailable".into())
+                ),
+                &enh,
+            );
+            Step::Go
+        }
+        Action::DeferIfReject(text) => {
+            let (enh, text) = enhanced_or(text, "4.7.1");
+            defer_if_reject(
+                notes,
+                format!(
+                    "<{what}>: {class} rejected: {}",
+                    text.unwrap_or("Service unavailable".into())
+                ),
+                &enh,
+            );
+            Step::Go
+        }
+        Action::Prepend(header) => {
+            if stage == Stage::EndOfData {
+                log::warn!("access table: action PREPEND must be used before smtpd_end_of_data_restrictions");
+            } else if !is_header(&header) {
+                log::warn!("access table entry \"PREPEND {header}\" requires header: text");
+            } else {
+                notes.push(Note::Prepend(header));
+            }
+            Step::Go
+        }
+        Action::Unsupported(action) => {
+            // HOLD, DISCARD, FILTER, REDIRECT, BCC need queue support smtpd does not
+            // have yet: say so instead of ignoring it silently.
+            log::warn!("access table action {action} for <{what}> is not supported yet; ignored");
+            Step::Go
+        }
         Action::Restrictions(text) => {
+            if text.contains(':') {
+                log::warn!("access table has entry with lookup table: {text}");
+                log::warn!("do not specify lookup tables inside SMTPD access maps");
+                log::warn!("define a restriction class and specify its name instead.");
+                return server_config_error();
+            }
+            let policy = super::policy_service::PolicySpec::builtin();
+            let ctx = ParseContext {
+                open: &|spec| {
+                    Err(format!(
+                        "table {spec} inside an access table result is not supported"
+                    ))
+                },
+                classes: &rc.class_names,
+                policy: &policy,
+            };
             // Nested lists are bounded so a table cannot make us recurse forever.
-            let nested = match parse_list("access table result", &text, &|spec| {
-                Err(format!(
-                    "table {spec} inside an access table result is not supported"
-                ))
-            }) {
-                Ok(l) if depth < 3 => l,
+            let nested = match parse_list_in("access table result", &text, &ctx) {
+                Ok(l) if depth < MAX_DEPTH => l,
                 Ok(_) | Err(_) => {
                     log::warn!("access table result {text:?} for {what} is not valid here");
                     return Step::Reject(reply(
@@ -394,6 +640,39 @@ fn access_result(
                 Verdict::Reject(r) => Step::Reject(r),
             }
         }
+    }
+}
+
+/// `4.7.2 text` -> ("4.7.2", Some("text")); else the default and the text as is.
+fn enhanced_or(text: Option<String>, default: &str) -> (String, Option<String>) {
+    let Some(t) = text else {
+        return (default.to_string(), None);
+    };
+    let (first, rest) = t.split_once(' ').unwrap_or((t.as_str(), ""));
+    let parts: Vec<&str> = first.split('.').collect();
+    if parts.len() == 3
+        && parts[0] == "4"
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        let rest = rest.trim();
+        (
+            first.to_string(),
+            (!rest.is_empty()).then(|| rest.to_string()),
+        )
+    } else {
+        (default.to_string(), Some(t))
+    }
+}
+
+/// `Name: value` with a name of printable ASCII other than the colon.
+fn is_header(text: &str) -> bool {
+    match text.split_once(':') {
+        Some((name, _)) => {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+        }
+        None => false,
     }
 }
 

@@ -4,6 +4,7 @@
 use super::*;
 use crate::restrictions::config::{DomainList, RestrictionConfig};
 use crate::restrictions::local::LocalRecipients;
+use crate::restrictions::parse_list;
 use std::sync::Arc;
 
 fn open(spec: &str) -> Result<Arc<dyn rostfix_maps::Map>, String> {
@@ -32,6 +33,7 @@ fn facts<'a>(d: &'a [String], rcpt: Option<&'a str>) -> Facts<'a> {
         mynetworks: false,
         sasl_username: None,
         mydestination: d,
+        session: Default::default(),
     }
 }
 
@@ -280,5 +282,148 @@ fn unlisted_recipients() {
     assert_eq!(
         evaluate(&l, Stage::Recipient, &f, &r, &mut notes),
         Verdict::Dunno
+    );
+}
+
+/// An rc with smtpd_restriction_classes from `pairs` (name, list).
+fn rc_with_classes(pairs: &[(&str, &str)]) -> RestrictionConfig {
+    let names: Vec<String> = pairs.iter().map(|(n, _)| n.to_string()).collect();
+    let policy = crate::restrictions::policy_service::PolicySpec::builtin();
+    let ctx = crate::restrictions::ParseContext {
+        open: &open,
+        classes: &names,
+        policy: &policy,
+    };
+    let mut r = rc();
+    for (n, l) in pairs {
+        let parsed = crate::restrictions::parse_list_in("class", l, &ctx).unwrap();
+        r.classes.insert(n.to_string(), parsed);
+    }
+    r.class_names = names;
+    r
+}
+
+#[test]
+fn restriction_classes_as_names_and_table_results() {
+    let d = dest();
+    let r = rc_with_classes(&[
+        ("strict", "reject_non_fqdn_sender, reject"),
+        ("loop_a", "loop_b"),
+        ("loop_b", "loop_a"),
+        (
+            "via_table",
+            "check_sender_access inline:{s@sender.test=strict}",
+        ),
+    ]);
+    let f = facts(&d, Some("u@mx.test"));
+    let mut notes = Vec::new();
+    assert_eq!(
+        rejected(&evaluate(
+            &r.classes["strict"],
+            Stage::Recipient,
+            &f,
+            &r,
+            &mut notes
+        )),
+        "554 5.7.1 <u@mx.test>: Recipient address rejected: Access denied"
+    );
+    // A class named by an access table result, as Postfix allows.
+    assert_eq!(
+        rejected(&evaluate(
+            &r.classes["via_table"],
+            Stage::Sender,
+            &f,
+            &r,
+            &mut notes
+        )),
+        "554 5.7.1 <s@sender.test>: Sender address rejected: Access denied"
+    );
+    // Classes that name each other end in a 451 at the depth limit, not a crash.
+    assert_eq!(
+        rejected(&evaluate(
+            &r.classes["loop_a"],
+            Stage::Recipient,
+            &f,
+            &r,
+            &mut notes
+        )),
+        "451 4.3.5 Server configuration error"
+    );
+}
+
+#[test]
+fn defer_if_permit_and_defer_if_reject() {
+    let d = dest();
+    let f = facts(&d, Some("u@mx.test"));
+    let (v, notes) = run("defer_if_permit, permit", Stage::Recipient, &f);
+    assert_eq!(v, Verdict::Permit);
+    assert!(matches!(&notes[..], [Note::DeferIfPermit(r)]
+        if r.log_text() == "450 4.7.1 <u@mx.test>: Recipient address rejected: defer_if_permit requested"));
+    let (v, _) = run("defer_if_reject, reject", Stage::Recipient, &f);
+    assert_eq!(
+        rejected(&v),
+        "450 4.7.1 <u@mx.test>: Recipient address rejected: defer_if_reject requested"
+    );
+    // A table's DEFER_IF_PERMIT carries its text and enhanced code.
+    let (_, notes) = run(
+        "check_recipient_access inline:{ { u@mx.test=DEFER_IF_PERMIT 4.7.2 greylisted } }",
+        Stage::Recipient,
+        &f,
+    );
+    assert!(matches!(&notes[..], [Note::DeferIfPermit(r)]
+        if r.log_text() == "450 4.7.2 <u@mx.test>: Recipient address rejected: greylisted"));
+}
+
+#[test]
+fn policy_server_down_gives_the_default_action() {
+    let d = dest();
+    let f = facts(&d, Some("u@mx.test"));
+    // A port nobody listens on: connect fails at once, try_limit=1.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (v, _) = run(
+        &format!("check_policy_service {{ inet:127.0.0.1:{port}, try_limit=1 }}"),
+        Stage::Recipient,
+        &f,
+    );
+    assert_eq!(
+        rejected(&v),
+        "451 4.3.5 <u@mx.test>: Recipient address rejected: Server configuration problem"
+    );
+    let (v, _) = run(
+        &format!(
+            "check_policy_service {{ inet:127.0.0.1:{port}, try_limit=1, default_action=DUNNO }}"
+        ),
+        Stage::Recipient,
+        &f,
+    );
+    assert_eq!(v, Verdict::Dunno);
+}
+
+#[test]
+fn multi_recipient_bounce_and_unauth_pipelining() {
+    let d = dest();
+    let mut f = facts(&d, Some("u@mx.test"));
+    f.sender = Some("");
+    f.session.protocol_state = "RCPT";
+    f.session.recipient_count = 1;
+    let (v, _) = run("reject_multi_recipient_bounce", Stage::Recipient, &f);
+    assert_eq!(
+        rejected(&v),
+        "550 5.5.3 <u@mx.test>: Recipient address rejected: Multi-recipient bounce"
+    );
+    f.session.recipient_count = 0;
+    assert_eq!(
+        run("reject_multi_recipient_bounce", Stage::Recipient, &f).0,
+        Verdict::Dunno
+    );
+    f.session.ill_pipelining = true;
+    let (v, _) = run("reject_unauth_pipelining", Stage::Recipient, &f);
+    assert_eq!(
+        rejected(&v),
+        "503 5.5.0 <u@mx.test>: Recipient address rejected: Improper use of SMTP command pipelining"
     );
 }

@@ -13,7 +13,12 @@ pub mod access;
 pub mod config;
 pub mod dns;
 pub mod eval;
+pub mod interfaces;
 pub mod local;
+pub mod login_maps;
+pub mod policy_codec;
+pub mod policy_request;
+pub mod policy_service;
 
 use rostfix_maps::Map;
 use std::sync::Arc;
@@ -61,6 +66,24 @@ pub enum Restriction {
         domain: String,
         want: Option<String>,
     },
+    /// `check_policy_service server` (policy_service.rs).
+    CheckPolicyService(Arc<policy_service::PolicyClient>),
+    /// A smtpd_restriction_classes name, looked up when evaluated.
+    Class(String),
+    /// reject_{,authenticated_,known_,unauthenticated_}sender_login_mismatch.
+    SenderLoginMismatch(login_maps::Mismatch),
+    /// `check_sasl_access table`: keyed by the SASL login name.
+    CheckSaslAccess(Arc<dyn Map>),
+    RejectUnlistedSender,
+    RejectMultiRecipientBounce,
+    PermitInetInterfaces,
+    RejectUnauthPipelining,
+    DeferIfPermit,
+    DeferIfReject,
+    /// permit_tls_clientcerts, permit_tls_all_clientcerts, check_ccert_access: smtpd
+    /// never asks for a client certificate (smtpd_tls_ask_ccert is not implemented),
+    /// so, as in Postfix without one, these never match; start-up says so.
+    ClientCert(&'static str),
 }
 
 impl std::fmt::Debug for Restriction {
@@ -73,6 +96,8 @@ impl std::fmt::Debug for Restriction {
             Restriction::RejectRhsblSender { domain, .. } => {
                 write!(f, "RejectRhsblSender({domain})")
             }
+            Restriction::CheckPolicyService(c) => write!(f, "CheckPolicyService({})", c.spec.name),
+            Restriction::Class(name) => write!(f, "Class({name})"),
             other => write!(f, "{}", other.name()),
         }
     }
@@ -106,6 +131,17 @@ impl Restriction {
             },
             Restriction::RejectRblClient { .. } => "reject_rbl_client",
             Restriction::RejectRhsblSender { .. } => "reject_rhsbl_sender",
+            Restriction::CheckPolicyService(_) => "check_policy_service",
+            Restriction::Class(_) => "restriction class",
+            Restriction::SenderLoginMismatch(m) => m.name(),
+            Restriction::CheckSaslAccess(_) => "check_sasl_access",
+            Restriction::RejectUnlistedSender => "reject_unlisted_sender",
+            Restriction::RejectMultiRecipientBounce => "reject_multi_recipient_bounce",
+            Restriction::PermitInetInterfaces => "permit_inet_interfaces",
+            Restriction::RejectUnauthPipelining => "reject_unauth_pipelining",
+            Restriction::DeferIfPermit => "defer_if_permit",
+            Restriction::DeferIfReject => "defer_if_reject",
+            Restriction::ClientCert(name) => name,
         }
     }
 
@@ -147,6 +183,12 @@ pub enum RestrictionError {
         table: String,
         reason: String,
     },
+    #[error("{param}: check_policy_service {server}: {reason}")]
+    Policy {
+        param: &'static str,
+        server: String,
+        reason: policy_service::SpecError,
+    },
     #[error(
         "{param}: specify at least one working instance of: reject_unauth_destination, \
          defer_unauth_destination, reject, defer (in smtpd_relay_restrictions or \
@@ -158,6 +200,14 @@ pub enum RestrictionError {
 /// Opens a `type:name` table for a `check_*_access` restriction.
 pub type TableOpener<'a> = dyn Fn(&str) -> Result<Arc<dyn Map>, String> + 'a;
 
+/// What parsing a list needs besides the text: the table opener, the
+/// smtpd_restriction_classes names and the policy service defaults.
+pub struct ParseContext<'a> {
+    pub open: &'a TableOpener<'a>,
+    pub classes: &'a [String],
+    pub policy: &'a policy_service::PolicySpec,
+}
+
 /// Parses one restriction list. Names are case-insensitive; commas and white space
 /// separate, as in every Postfix list.
 pub fn parse_list(
@@ -165,6 +215,22 @@ pub fn parse_list(
     value: &str,
     open: &TableOpener<'_>,
 ) -> Result<Vec<Restriction>, RestrictionError> {
+    let policy = policy_service::PolicySpec::builtin();
+    let ctx = ParseContext {
+        open,
+        classes: &[],
+        policy: &policy,
+    };
+    parse_list_in(param, value, &ctx)
+}
+
+/// [`parse_list`] knowing the restriction classes and policy defaults.
+pub fn parse_list_in(
+    param: &'static str,
+    value: &str,
+    ctx: &ParseContext<'_>,
+) -> Result<Vec<Restriction>, RestrictionError> {
+    let open = ctx.open;
     let words_vec = split_words(value);
     let mut words = words_vec.iter().map(String::as_str);
     let mut out = Vec::new();
@@ -224,12 +290,49 @@ pub fn parse_list(
                 let (domain, want) = split_rbl(&arg(&lower)?);
                 Restriction::RejectRhsblSender { domain, want }
             }
-            _ => {
-                return Err(RestrictionError::Unknown {
-                    param,
-                    name: word.to_string(),
-                })
+            "check_policy_service" => {
+                let server = arg(&lower)?;
+                let spec =
+                    policy_service::PolicySpec::parse(&server, ctx.policy).map_err(|reason| {
+                        RestrictionError::Policy {
+                            param,
+                            server: server.clone(),
+                            reason,
+                        }
+                    })?;
+                Restriction::CheckPolicyService(Arc::new(policy_service::PolicyClient::new(spec)))
             }
+            "check_sasl_access" => {
+                let table = arg(&lower)?;
+                match access(AccessKind::Client, table)? {
+                    Restriction::CheckAccess { table, .. } => Restriction::CheckSaslAccess(table),
+                    other => other,
+                }
+            }
+            "reject_unlisted_sender" => Restriction::RejectUnlistedSender,
+            "reject_multi_recipient_bounce" => Restriction::RejectMultiRecipientBounce,
+            "permit_inet_interfaces" => Restriction::PermitInetInterfaces,
+            "reject_unauth_pipelining" => Restriction::RejectUnauthPipelining,
+            "defer_if_permit" => Restriction::DeferIfPermit,
+            "defer_if_reject" => Restriction::DeferIfReject,
+            "permit_tls_clientcerts" => Restriction::ClientCert("permit_tls_clientcerts"),
+            "permit_tls_all_clientcerts" => Restriction::ClientCert("permit_tls_all_clientcerts"),
+            "check_ccert_access" => {
+                access(AccessKind::Client, arg(&lower)?)?;
+                Restriction::ClientCert("check_ccert_access")
+            }
+            w => match login_maps::Mismatch::from_name(w) {
+                Some(m) => Restriction::SenderLoginMismatch(m),
+                None if ctx.classes.iter().any(|c| c.eq_ignore_ascii_case(w)) => {
+                    Restriction::Class(w.to_string())
+                }
+                None => {
+                    return Err(RestrictionError::Unknown {
+                        param,
+                        name: word.to_string(),
+                    })
+                }
+            },
         };
         out.push(r);
     }

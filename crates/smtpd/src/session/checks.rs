@@ -8,6 +8,7 @@ use super::Session;
 use crate::auth::clean;
 use crate::reply::Reply;
 use crate::restrictions::eval::{evaluate, Facts, Note, Stage, Verdict};
+use crate::restrictions::policy_request::SessionFacts;
 use crate::restrictions::Restriction;
 use crate::sink::QueueSink;
 
@@ -22,9 +23,46 @@ pub(super) enum CheckPoint {
     EndOfData,
 }
 
+impl CheckPoint {
+    /// Postfix's protocol_state for a policy request.
+    fn state(self) -> &'static str {
+        match self {
+            CheckPoint::Helo => "HELO",
+            CheckPoint::Mail => "MAIL",
+            CheckPoint::Rcpt => "RCPT",
+            CheckPoint::Data => "DATA",
+            CheckPoint::EndOfData => "END-OF-MESSAGE",
+        }
+    }
+}
+
 impl<S: QueueSink> Session<'_, S> {
     /// The facts the restriction lists look at.
-    fn facts<'b>(&'b self, sender: Option<&'b str>, recipient: Option<&'b str>) -> Facts<'b> {
+    fn facts<'b>(
+        &'b self,
+        point: CheckPoint,
+        sender: Option<&'b str>,
+        recipient: Option<&'b str>,
+    ) -> Facts<'b> {
+        let rc = &self.cfg.restrictions;
+        let txn = self.txn.as_ref();
+        let session = SessionFacts {
+            protocol_state: point.state(),
+            protocol_name: if self.esmtp { "ESMTP" } else { "SMTP" },
+            queue_id: "",
+            recipient_count: txn.map_or(0, |t| t.recipients.len()),
+            instance: format!("{:x}.{:x}", std::process::id(), self.serial),
+            sasl_method: self.auth.method.as_deref(),
+            sasl_sender: None,
+            size: txn.and_then(|t| t.params.size).unwrap_or(0),
+            encryption_protocol: self.tls.as_ref().map(|t| t.protocol.as_str()),
+            encryption_cipher: self.tls.as_ref().map(|t| t.cipher.as_str()),
+            encryption_keysize: self.tls.as_ref().map_or(0, |t| t.bits),
+            stress: rc.stress,
+            compatibility_level: &rc.compatibility_level,
+            mail_version: &rc.mail_version,
+            ill_pipelining: self.ill_pipelining,
+        };
         Facts {
             client_name: &self.client.name,
             client_addr: self.client.addr(),
@@ -36,6 +74,7 @@ impl<S: QueueSink> Session<'_, S> {
             mynetworks: self.trusted,
             sasl_username: self.auth.username.as_deref(),
             mydestination: &self.cfg.mydestination,
+            session,
         }
     }
 
@@ -73,13 +112,37 @@ impl<S: QueueSink> Session<'_, S> {
             CheckPoint::EndOfData => lists.push((&rc.end_of_data, Stage::EndOfData)),
             _ => {}
         }
-        let facts = self.facts(sender, recipient);
+        let facts = self.facts(point, sender, recipient);
         let mut notes = Vec::new();
         let mut verdict = None;
         for (list, stage) in lists {
             if let Verdict::Reject(r) = evaluate(list, stage, &facts, rc, &mut notes) {
                 verdict = Some(r);
                 break;
+            }
+        }
+        if verdict.is_none() {
+            // A permit ends as the deferral defer_if_permit asked for (Postfix checks
+            // this at the end of each stage's lists).
+            verdict = notes.iter().find_map(|n| match n {
+                Note::DeferIfPermit(r) => Some(r.clone()),
+                _ => None,
+            });
+        }
+        if verdict.is_none()
+            && matches!(point, CheckPoint::Rcpt | CheckPoint::Mail)
+            && rc.reject_unlisted_sender
+            && (point == CheckPoint::Rcpt) == delay
+        {
+            // smtpd_reject_unlisted_sender = yes: the implicit check.
+            if let Verdict::Reject(r) = evaluate(
+                &[Restriction::RejectUnlistedSender],
+                Stage::Sender,
+                &facts,
+                rc,
+                &mut notes,
+            ) {
+                verdict = Some(r);
             }
         }
         if verdict.is_none() && point == CheckPoint::Rcpt && rc.reject_unlisted_recipient {
@@ -94,6 +157,7 @@ impl<S: QueueSink> Session<'_, S> {
                 verdict = Some(r);
             }
         }
+        let mut prepends = Vec::new();
         let stage_name = match point {
             CheckPoint::Helo => "HELO",
             CheckPoint::Mail => "MAIL",
@@ -113,7 +177,12 @@ impl<S: QueueSink> Session<'_, S> {
                 Note::Warn(text) => {
                     self.log_check("warn", stage_name, &clean(text), sender, recipient)
                 }
+                Note::Prepend(header) if verdict.is_none() => prepends.push(header.clone()),
+                Note::Prepend(_) | Note::DeferIfPermit(_) | Note::DeferIfReject(_) => {}
             }
+        }
+        if !prepends.is_empty() {
+            self.prepend.borrow_mut().extend(prepends);
         }
         if let Some(r) = verdict.as_ref().filter(|_| point != CheckPoint::EndOfData) {
             self.log_check("reject", stage_name, &r.log_text(), sender, recipient);

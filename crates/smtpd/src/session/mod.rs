@@ -118,6 +118,9 @@ pub struct Session<'a, S: QueueSink> {
     auth: crate::auth::AuthState,
     /// Improper pipelining was seen (and logged) in this session.
     ill_pipelining: bool,
+    /// Headers the restrictions' PREPEND actions asked for, for this transaction
+    /// (a cell: the checks run on a shared borrow of the session).
+    prepend: std::cell::RefCell<Vec<String>>,
 }
 
 impl<'a, S: QueueSink> Session<'a, S> {
@@ -141,6 +144,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             anvil: Anvil::disabled(),
             auth: crate::auth::AuthState::default(),
             ill_pipelining: false,
+            prepend: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -534,6 +538,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
         if !params.smtputf8 && needs_smtputf8(&arg.address) {
             return utf8_without_smtputf8();
         }
+        self.prepend.get_mut().clear();
         if let Some(reply) = self.restriction_check(CheckPoint::Mail, Some(&arg.address), None) {
             return reply;
         }

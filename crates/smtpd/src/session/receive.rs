@@ -116,6 +116,13 @@ impl<S: QueueSink> Session<'_, S> {
                 .as_deref()
                 .filter(|_| self.cfg.auth.authenticated_header),
         );
+        // PREPEND results of the restrictions go above our Received:, as in Postfix.
+        let mut top = String::new();
+        for h in self.prepend.take() {
+            top.push_str(&h);
+            top.push('\n');
+        }
+        let header = top + &header;
         let failed = msg.write(header.as_bytes()).err();
         let size = header.len() as u64;
         let limit = self.cfg.message_size_limit;
