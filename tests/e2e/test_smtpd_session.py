@@ -290,3 +290,51 @@ def test_sasl_noplaintext_hides_plain_before_tls(make_instance, workdir):
         assert s.esmtp_features.get("auth", "").split() == ["PLAIN", "LOGIN"], s.esmtp_features
         code, _ = s.docmd("AUTH", "PLAIN " + plain_blob(LOGIN, PASSWORD))
         assert code == 235
+
+
+# ---------------------------------------------------------------- TLS certificates
+
+def served_subject(port, servername=None, sigalgs=None):
+    """The subject of the certificate smtpd presents after STARTTLS (openssl s_client)."""
+    argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-starttls", "smtp",
+            "-brief"]
+    if servername:
+        argv += ["-servername", servername]
+    else:
+        argv += ["-noservername"]
+    if sigalgs:
+        argv += ["-sigalgs", sigalgs]
+    out = subprocess.run(argv, input=b"QUIT\r\n", capture_output=True, timeout=30)
+    text = (out.stdout + out.stderr).decode(errors="replace")
+    m = re.search(r"Peer certificate: (.*)", text)
+    assert m, text
+    return m.group(1)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_chain_files_and_sni_pick_the_certificate(make_instance, workdir):
+    certs = make_certs(tempfile.mkdtemp(prefix="tls-", dir=workdir))
+    # Chain files: key first, then the certificate, as Postfix documents them.
+    for name in ("rsa", "ec"):
+        (certs / f"{name}.chain").write_bytes((certs / f"{name}.key").read_bytes()
+                                              + (certs / f"{name}.pem").read_bytes())
+        (certs / f"{name}.chain").chmod(0o600)
+    (certs / "sni").write_text(f"sni.rostfix.test {certs}/ec.chain\n")
+    sni_port = harness.free_port()
+    inst = make_instance(main_extra={
+        "smtpd_tls_security_level": "may",
+        "smtpd_tls_chain_files": f"{certs}/rsa.chain",
+        "tls_server_sni_maps": f"texthash:{certs}/sni",
+    }, master_extra=f"127.0.0.1:{sni_port} inet n - y - - smtpd"
+                    f" -o smtpd_tls_chain_files={certs}/rsa.chain,{certs}/ec.chain"
+                    " -o tls_server_sni_maps=\n")
+    assert "CN = rsa.rostfix.test" in served_subject(inst.port)
+    assert "CN = ec.rostfix.test" in served_subject(inst.port, "sni.rostfix.test")
+    assert "CN = rsa.rostfix.test" in served_subject(inst.port, "other.rostfix.test")
+    # Two chain files (RSA, ECDSA): a client that verifies only ECDSA gets that one.
+    assert "CN = rsa.rostfix.test" in served_subject(sni_port)
+    assert "CN = ec.rostfix.test" in served_subject(
+        sni_port, sigalgs="ECDSA+SHA256:ECDSA+SHA384")
+    # smtpd_tls_loglevel = 0 (the default): the handshakes above were not logged.
+    wait_for(lambda: inst.log_text().count("disconnect from") >= 5, what="sessions ended")
+    assert "TLS connection established" not in inst.log_text()

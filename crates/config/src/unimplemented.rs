@@ -238,7 +238,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("smtpd_tls_CAfile", Tls),
     u("smtpd_tls_CApath", Tls),
     u("smtpd_tls_ask_ccert", Tls),
-    u("smtpd_tls_chain_files", Tls),
     u("smtpd_tls_dcert_file", Tls),
     u("smtpd_tls_dh1024_param_file", Tls),
     u("smtpd_tls_dkey_file", Tls),

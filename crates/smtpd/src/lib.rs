@@ -37,4 +37,5 @@ mod sink;
 mod stats;
 mod storage;
 mod tls;
+mod tls_certs;
 mod tls_ciphers;
