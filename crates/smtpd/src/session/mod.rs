@@ -324,6 +324,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
     /// The TLS handshake; false (logged) when it failed and the session must end.
     fn handshake<T: Transport>(&mut self, io: &mut SmtpIo<T>) -> bool {
         let who = self.client.log_name();
+        if self.cfg.session.tls_loglevel >= 2 {
+            log::info!("setting up TLS connection from {who}");
+        }
         match io.start_tls() {
             Ok((info, discarded)) => {
                 if discarded > 0 {
