@@ -233,7 +233,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("smtpd_recipient_overshoot_limit", SmtpServer),
     u("smtpd_reject_unlisted_sender", RecipientValidation),
     u("smtpd_sasl_exceptions_networks", Sasl),
-    u("smtpd_sasl_local_domain", Sasl),
     u("smtpd_sender_login_maps", Sasl),
     u("smtpd_tls_CAfile", Tls),
     u("smtpd_tls_CApath", Tls),
