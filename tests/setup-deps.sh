@@ -4,8 +4,24 @@
 # so the tests that need a missing peer are skipped with that reason.
 set -eu
 
-# package:command-or-file that proves it is installed
-NEEDED="python3-pytest:/usr/lib/python3/dist-packages/pytest strace:/usr/bin/strace swaks:/usr/bin/swaks libio-socket-ssl-perl:/usr/share/perl5/IO/Socket/SSL.pm dnsmasq-base:/usr/sbin/dnsmasq python3-aiosmtpd:/usr/lib/python3/dist-packages/aiosmtpd dovecot-lmtpd:/usr/lib/dovecot/lmtp dovecot-imapd:/usr/lib/dovecot/imap dovecot-core:/usr/sbin/dovecot e2fsprogs:/sbin/mke2fs mount:/sbin/losetup postgrey:/usr/sbin/postgrey python3-spf-engine:/usr/lib/python3/dist-packages/spf_engine"
+# One package:probe per line (probe: a file that proves it is installed), so
+# additions by different changes do not collide.
+NEEDED="
+    python3-pytest:/usr/lib/python3/dist-packages/pytest
+    strace:/usr/bin/strace
+    swaks:/usr/bin/swaks
+    libio-socket-ssl-perl:/usr/share/perl5/IO/Socket/SSL.pm
+    dnsmasq-base:/usr/sbin/dnsmasq
+    python3-aiosmtpd:/usr/lib/python3/dist-packages/aiosmtpd
+    dovecot-lmtpd:/usr/lib/dovecot/lmtp
+    dovecot-imapd:/usr/lib/dovecot/imap
+    dovecot-core:/usr/sbin/dovecot
+    e2fsprogs:/sbin/mke2fs
+    mount:/sbin/losetup
+    postgrey:/usr/sbin/postgrey
+    python3-spf-engine:/usr/lib/python3/dist-packages/spf_engine
+    haproxy:/usr/sbin/haproxy
+"
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)
 # for the concurrency test and the benchmark.

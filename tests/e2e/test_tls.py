@@ -56,6 +56,10 @@ def tls(make_instance, workdir):
         # The injection test pipelines after STARTTLS on purpose, to show the
         # plaintext discard; with the guard on it would get 554 5.5.0 instead.
         "smtpd_forbid_unauth_pipelining": "no",
+        # The cipher note in Received and the handshake summary in the log are
+        # asked for here; both are off by default (test_smtpd_session.py).
+        "smtpd_tls_received_header": "yes",
+        "smtpd_tls_loglevel": "1",
     }, master_extra=master_extra)
     inst.ports = ports
     return inst

@@ -3,6 +3,7 @@
 //!
 //! Parameters: smtpd_sasl_auth_enable, smtpd_sasl_type (`dovecot` or `rostfix`),
 //! smtpd_sasl_path, smtpd_sasl_service, smtpd_sasl_authenticated_header,
+//! smtpd_sasl_local_domain (the realm of logins without one, built-in type only),
 //! smtpd_tls_auth_only (implied by smtpd_tls_security_level = encrypt) and
 //! smtpd_error_sleep_time (the pause after a failed AUTH).
 
@@ -82,6 +83,9 @@ impl AuthSettings {
             "rostfix" => {
                 let (db, w) = PasswdDb::load(&path).map_err(AuthConfigError::Passwd)?;
                 warnings.extend(w);
+                // Dovecot ignores the realm Postfix passes it; so does our Dovecot
+                // client, and only the built-in table applies it.
+                let db = db.with_realm(&get("smtpd_sasl_local_domain"));
                 SaslConfig::Rostfix(Arc::new(db))
             }
             other => return Err(AuthConfigError::Type(other.to_string())),

@@ -34,6 +34,10 @@ pub enum Command {
         mechanism: String,
         initial: Option<String>,
     },
+    /// Postfix's `XCLIENT attr=value...` (the raw arguments; session/xclient.rs).
+    Xclient(String),
+    /// Postfix's `XFORWARD attr=value...` (the raw arguments; session/xclient.rs).
+    Xforward(String),
 }
 
 impl Command {
@@ -70,6 +74,8 @@ impl Command {
             Command::Starttls => "starttls",
             Command::Bdat { .. } => "bdat",
             Command::Auth { .. } => "auth",
+            Command::Xclient(_) => "xclient",
+            Command::Xforward(_) => "xforward",
         }
     }
 }
@@ -94,8 +100,8 @@ pub enum CommandError {
     /// A verb we do not know (its name, for logs).
     #[error("command not recognized: {0}")]
     Unknown(String),
-    /// `CONNECT`, `GET`, `POST` or a header-like word: someone speaks HTTP or pastes a
-    /// message at us; Postfix hangs up on those (smtpd_forbidden_commands).
+    /// A header-like word (`Subject:`): someone pastes a message at us; Postfix hangs
+    /// up on those, and on the unknown verbs in smtpd_forbidden_commands.
     #[error("forbidden command: {0}")]
     Forbidden(String),
     /// Wrong arguments; the text is the usage string, e.g. `Syntax: HELO hostname`.
@@ -159,7 +165,10 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
         "VRFY" => Ok(Command::Vrfy(rest.to_string())),
         "BDAT" => parse_bdat(rest),
         "AUTH" => parse_auth(rest),
-        "CONNECT" | "GET" | "POST" => Err(CommandError::Forbidden(upper)),
+        "XCLIENT" => Ok(Command::Xclient(rest.to_string())),
+        "XFORWARD" => Ok(Command::Xforward(rest.to_string())),
+        // Other verbs Postfix hangs up on (CONNECT, GET, POST ...) are in
+        // smtpd_forbidden_commands, which the session matches against Unknown.
         _ if verb.ends_with(':') => Err(CommandError::Forbidden(verb.to_string())),
         _ => Err(CommandError::Unknown(verb.to_string())),
     }
@@ -582,9 +591,9 @@ mod tests {
         ));
         assert_eq!(
             p("GET / HTTP/1.0"),
-            Err(CommandError::Forbidden("GET".into()))
+            Err(CommandError::Unknown("GET".into()))
         );
-        assert_eq!(p("post /"), Err(CommandError::Forbidden("POST".into())));
+        assert_eq!(p("post /"), Err(CommandError::Unknown("post".into())));
         assert_eq!(
             p("Subject: hi"),
             Err(CommandError::Forbidden("Subject:".into()))

@@ -1,16 +1,58 @@
 //! One client connection, from the socket master handed over to the end of its SMTP
-//! session: socket timeouts, the pre-greeting and anvil gate for TCP clients, then a
+//! session: the PROXY header when smtpd runs behind HAProxy (haproxy.rs), socket
+//! timeouts, the pre-greeting and anvil gate for TCP clients, then a
 //! [`Session`] over plain or TLS transport that writes into the incoming queue.
 
 use crate::client::ClientInfo;
 use crate::gate;
+use crate::haproxy;
 use crate::queue_sink::SpoolSink;
+use crate::reply::Reply;
 use crate::session::Session;
 use crate::settings::Settings;
 use crate::tls::NetStream;
 use rostfix_service::Connection;
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
+
+/// smtpd_upstream_proxy_protocol = haproxy: the client the proxy announces
+/// (Some(None) for a LOCAL header: the socket's peer stands). On a bad, slow or missing
+/// header the client is told 421 and dropped (None), as Postfix hangs up when it cannot
+/// know whom it talks to.
+fn proxied_client(
+    settings: &Settings,
+    stream: &mut TcpStream,
+    limit: std::time::Duration,
+) -> Option<Option<ClientInfo>> {
+    match haproxy::receive(stream, limit) {
+        Ok(p) => Some(
+            p.endpoints
+                .map(|(client, _)| ClientInfo::from_ip(client.ip())),
+        ),
+        Err(e) => {
+            log::warn!("{e}");
+            let who = "unknown[unknown]";
+            log::info!("connect from {who}");
+            let reply = Reply::new(
+                421,
+                "4.3.0",
+                format!("{} Server local error", settings.myhostname),
+            );
+            let mut out = Vec::new();
+            reply.render_into(&mut out);
+            if let Err(e) = stream
+                .set_write_timeout(Some(settings.timeout))
+                .and_then(|()| stream.write_all(&out))
+            {
+                log::debug!("write to {who} failed: {e}");
+            }
+            log::info!("disconnect from {who}");
+            None
+        }
+    }
+}
 
 /// Serves one client connection to the end.
 pub fn handle(
@@ -24,13 +66,20 @@ pub fn handle(
     let sink = SpoolSink::new(Path::new("."));
     match conn {
         Connection::Tcp(mut stream) => {
-            let client = match stream.peer_addr() {
+            let mut client = match stream.peer_addr() {
                 Ok(addr) => ClientInfo::from_ip(addr.ip()),
                 Err(e) => {
                     log::warn!("getpeername: {e}");
                     return;
                 }
             };
+            if let Some(limit) = settings.session.upstream_proxy {
+                match proxied_client(settings, &mut stream, limit) {
+                    Some(Some(real)) => client = real,
+                    Some(None) => {}
+                    None => return,
+                }
+            }
             if let Err(e) = stream
                 .set_read_timeout(Some(settings.timeout))
                 .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))

@@ -8,6 +8,8 @@
 //!   split, ends only after CR LF . CR LF, and never reports more bytes than it got.
 //! - [`bdat_stream`]: the BDAT chunk decoder gives the same result however the input is
 //!   cut into chunks, and drops exactly the CR of each CR LF pair, nothing else.
+//! - [`proxy_header`]: the HAProxy PROXY header reader stays within its bound and
+//!   agrees with the parser.
 
 use crate::chunk::ChunkDecoder;
 use crate::command::{parse_command, Command};
@@ -111,4 +113,22 @@ pub fn bdat_stream(input: &[u8]) {
     assert_eq!(count(&out, b'\n'), count(data, b'\n'));
     let crlf = data.windows(2).filter(|w| *w == b"\r\n").count();
     assert_eq!(out.len(), data.len() - crlf);
+}
+
+/// Fuzz target `proxy_header`: the PROXY header reader stops within MAX_HEADER bytes
+/// and never past what it was given; an accepted header claims no more bytes than were
+/// read, and parsing what was read gives the same result as parsing the whole input
+/// (the reader never stops short of a header the parser would accept).
+pub fn proxy_header(input: &[u8]) {
+    use crate::haproxy::{collect, parse, MAX_HEADER};
+    let mut rest = input;
+    let Ok(got) = collect(&mut rest) else {
+        return;
+    };
+    assert!(got.len() <= MAX_HEADER);
+    assert_eq!(got.len() + rest.len(), input.len());
+    if let Ok(p) = parse(&got) {
+        assert!(p.len <= got.len());
+        assert_eq!(parse(input).map(|q| q.endpoints), Ok(p.endpoints));
+    }
 }

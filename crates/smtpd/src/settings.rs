@@ -28,6 +28,8 @@ pub enum SettingsError {
     Auth(#[from] crate::auth::AuthConfigError),
     #[error(transparent)]
     Restrictions(#[from] crate::restrictions::config::ConfigError),
+    #[error(transparent)]
+    Session(#[from] crate::session_options::OptionsError),
 }
 
 /// What smtpd needs from main.cf.
@@ -59,6 +61,9 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
     /// The restriction lists (restrictions/config.rs), shared: tables are not Clone.
     pub restrictions: std::sync::Arc<crate::restrictions::config::RestrictionConfig>,
+    /// HELO required, forbidden commands, EHLO keywords, SASL security options,
+    /// upstream proxy, XCLIENT/XFORWARD hosts, TLS logging (session_options.rs).
+    pub session: crate::session_options::SessionOptions,
 }
 
 impl Settings {
@@ -118,6 +123,7 @@ impl Settings {
         warnings.extend(w);
         let (rc, w) = crate::restrictions::config::RestrictionConfig::from_config(cf)?;
         warnings.extend(w);
+        let session = crate::session_options::SessionOptions::from_config(cf, &mut warnings)?;
         let settings = Settings {
             banner: cf.get("smtpd_banner").trim().to_string(),
             myhostname,
@@ -136,6 +142,7 @@ impl Settings {
             proto,
             auth,
             restrictions: std::sync::Arc::new(rc),
+            session,
         };
         Ok((settings, warnings))
     }

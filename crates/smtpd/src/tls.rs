@@ -1,5 +1,5 @@
-//! TLS for smtpd with rustls (ring provider): the smtpd_tls_* settings, loading the
-//! certificate chain and key into a `ServerConfig`, and [`NetStream`], the connection
+//! TLS for smtpd with rustls (ring provider): the smtpd_tls_* settings, the
+//! `ServerConfig` over the chains tls_certs.rs loads (SNI included), and [`NetStream`], the connection
 //! that starts plain and can be upgraded in place (STARTTLS, or at once in wrapper mode).
 //!
 //! Certificates are read once at process start, BEFORE confinement (the files are
@@ -7,8 +7,6 @@
 //! restart its children, so a reload picks up a renewed certificate: no in-process
 //! reloading is needed.
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
@@ -28,20 +26,10 @@ pub enum SecurityLevel {
 pub enum TlsError {
     #[error("bad {name} value: {value}")]
     BadValue { name: &'static str, value: String },
-    #[error("cannot read certificate file {path}: {source}")]
-    Cert {
-        path: String,
-        source: rustls::pki_types::pem::Error,
-    },
-    #[error("no certificate in {0}")]
-    NoCert(String),
-    #[error("cannot read private key file {path}: {source}")]
-    Key {
-        path: String,
-        source: rustls::pki_types::pem::Error,
-    },
-    #[error("smtpd_tls_cert_file is not set")]
+    #[error("neither smtpd_tls_chain_files nor smtpd_tls_cert_file is set")]
     NoCertFile,
+    #[error(transparent)]
+    Certs(#[from] crate::tls_certs::CertError),
     #[error("no usable TLS protocol version left by {0}")]
     NoProtocols(&'static str),
     #[error("TLS setup: {0}")]
@@ -56,6 +44,10 @@ pub struct TlsSettings {
     pub level: SecurityLevel,
     pub cert_file: String,
     pub key_file: String,
+    /// smtpd_tls_chain_files: preferred over cert_file/key_file when set.
+    pub chain_files: Vec<String>,
+    /// tls_server_sni_maps (Postfix list of tables).
+    pub sni_maps: String,
     pub wrappermode: bool,
     /// smtpd_tls_protocols (level may) or smtpd_tls_mandatory_protocols (encrypt).
     pub protocols: String,
@@ -105,6 +97,13 @@ impl TlsSettings {
             level,
             cert_file,
             key_file,
+            chain_files: cf
+                .get("smtpd_tls_chain_files")
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect(),
+            sni_maps: cf.get("tls_server_sni_maps").trim().to_string(),
             wrappermode: cf.get_bool("smtpd_tls_wrappermode"),
             protocols,
             protocols_param,
@@ -119,32 +118,27 @@ impl TlsSettings {
 
     /// Loads the certificate chain and key. Call before confinement.
     pub fn load(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        if self.cert_file.is_empty() {
-            return Err(TlsError::NoCertFile);
-        }
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert_file)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|source| TlsError::Cert {
-                path: self.cert_file.clone(),
-                source,
-            })?;
-        if certs.is_empty() {
-            return Err(TlsError::NoCert(self.cert_file.clone()));
-        }
-        // PKCS#8, PKCS#1 (RSA) and SEC1 (EC) keys are all accepted.
-        let key = PrivateKeyDer::from_pem_file(&self.key_file).map_err(|source| TlsError::Key {
-            path: self.key_file.clone(),
-            source,
-        })?;
         let versions = parse_protocols(&self.protocols, self.protocols_param)?;
-        let provider = Arc::new(
-            self.ciphers
-                .provider(rustls::crypto::ring::default_provider())?,
-        );
-        let config = ServerConfig::builder_with_provider(provider)
+        let provider = self
+            .ciphers
+            .provider(rustls::crypto::ring::default_provider())?;
+        let chains = if !self.chain_files.is_empty() {
+            crate::tls_certs::load_chain_files(&provider, &self.chain_files)?
+        } else if !self.cert_file.is_empty() {
+            vec![crate::tls_certs::load_pair(
+                &provider,
+                &self.cert_file,
+                &self.key_file,
+            )?]
+        } else {
+            return Err(TlsError::NoCertFile);
+        };
+        let resolver =
+            crate::tls_certs::CertResolver::new(chains).with_sni_maps(&provider, &self.sni_maps)?;
+        let config = ServerConfig::builder_with_provider(Arc::new(provider))
             .with_protocol_versions(&versions)?
             .with_no_client_auth()
-            .with_single_cert(certs, key)?;
+            .with_cert_resolver(Arc::new(resolver));
         Ok(Arc::new(config))
     }
 }

@@ -34,3 +34,8 @@ fn data_machine_corpus() {
 fn bdat_chunks_corpus() {
     replay("bdat_chunks", fuzzing::bdat_stream);
 }
+
+#[test]
+fn proxy_header_corpus() {
+    replay("proxy_header", fuzzing::proxy_header);
+}

@@ -107,6 +107,8 @@ struct Loaded {
 pub struct PasswdDb {
     path: String,
     state: Mutex<Loaded>,
+    /// smtpd_sasl_local_domain: the realm of logins given without one.
+    realm: Option<String>,
 }
 
 fn stamp(path: &str) -> Stamp {
@@ -177,6 +179,7 @@ impl PasswdDb {
             PasswdDb {
                 path: path.to_string(),
                 state: Mutex::new(Loaded { users, stamp: st }),
+                realm: None,
             },
             warnings,
         ))
@@ -187,6 +190,7 @@ impl PasswdDb {
     pub fn from_text(text: &str) -> PasswdDb {
         PasswdDb {
             path: "test".into(),
+            realm: None,
             state: Mutex::new(Loaded {
                 users: parse(text, "test").0,
                 stamp: None,
@@ -196,6 +200,23 @@ impl PasswdDb {
 
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// smtpd_sasl_local_domain, as Cyrus SASL applies it: a login without `@` is the
+    /// user of this realm (`alice` is `alice@example.com`); empty means none.
+    pub fn with_realm(mut self, realm: &str) -> PasswdDb {
+        let realm = realm.trim();
+        self.realm = (!realm.is_empty()).then(|| realm.to_string());
+        self
+    }
+
+    /// The name a login is known by: `login@realm` when a realm is set and the login
+    /// has none.
+    pub fn qualify(&self, login: &str) -> String {
+        match &self.realm {
+            Some(realm) if !login.contains('@') => format!("{login}@{realm}"),
+            _ => login.to_string(),
+        }
     }
 
     /// True when `user` exists and `password` matches.
@@ -252,9 +273,10 @@ impl BuiltinServer {
         }
     }
 
-    fn check(&self, user: &str, password: &str) -> Step {
-        if self.db.verify(user, password) {
-            Step::Success(user.to_string())
+    fn check(&self, login: &str, password: &str) -> Step {
+        let user = self.db.qualify(login);
+        if self.db.verify(&user, password) {
+            Step::Success(user)
         } else {
             failure("authentication failure")
         }
@@ -427,6 +449,32 @@ mod tests {
         );
         assert!(matches!(
             s.start("PLAIN", Some(&b64(b"alice secret1")), &conn)
+                .unwrap(),
+            Step::Failure { .. }
+        ));
+    }
+
+    #[test]
+    fn local_domain_qualifies_bare_logins() {
+        let text = format!("alice@example.com:{SHA512}\n");
+        let db = Arc::new(PasswdDb::from_text(&text).with_realm("example.com"));
+        let conn = ConnInfo::default();
+        let mut s = BuiltinServer::new(Arc::clone(&db));
+        assert_eq!(
+            s.start("PLAIN", Some(&b64(b"\0alice\0secret1")), &conn)
+                .unwrap(),
+            Step::Success("alice@example.com".into())
+        );
+        assert_eq!(
+            s.start("PLAIN", Some(&b64(b"\0alice@example.com\0secret1")), &conn)
+                .unwrap(),
+            Step::Success("alice@example.com".into())
+        );
+        // Without the realm, the bare login is another (unknown) user.
+        let db = Arc::new(PasswdDb::from_text(&text).with_realm(""));
+        let mut s = BuiltinServer::new(db);
+        assert!(matches!(
+            s.start("PLAIN", Some(&b64(b"\0alice\0secret1")), &conn)
                 .unwrap(),
             Step::Failure { .. }
         ));

@@ -43,8 +43,16 @@ impl<S: QueueSink> Session<'_, S> {
         if !self.auth_possible() {
             return None;
         }
+        let security = self.sasl_security();
         let server = self.auth_server()?;
-        match server.mechanisms() {
+        let allowed = match server.mechanisms() {
+            Ok(m) => Ok(m
+                .into_iter()
+                .filter(|m| security.allows(&m.to_ascii_uppercase()))
+                .collect::<Vec<_>>()),
+            Err(e) => Err(e),
+        };
+        match allowed {
             Ok(m) if !m.is_empty() => Some(format!("AUTH {}", m.join(" "))),
             Ok(_) => None,
             Err(e) => {
@@ -52,6 +60,16 @@ impl<S: QueueSink> Session<'_, S> {
                 self.auth.server = None;
                 None
             }
+        }
+    }
+
+    /// smtpd_sasl_tls_security_options once TLS is on, smtpd_sasl_security_options
+    /// before.
+    fn sasl_security(&self) -> crate::session_options::SaslSecurity {
+        if self.tls.is_some() {
+            self.cfg.session.sasl_tls
+        } else {
+            self.cfg.session.sasl_plain
         }
     }
 
@@ -95,6 +113,20 @@ impl<S: QueueSink> Session<'_, S> {
                 501,
                 "5.5.2",
                 "Error: authentication failed: Invalid base64 data in initial response",
+            ))
+        } else if !self.sasl_security().allows(&mech.to_ascii_uppercase()) {
+            // A mechanism the security options exclude is refused as one the
+            // server does not know, as Postfix's mechanism filter makes it.
+            let why = format!("Invalid authentication mechanism: '{}'", clean(&mech));
+            log::warn!(
+                "{}: SASL {} authentication failed: {why}",
+                self.client.log_name(),
+                clean(&mech)
+            );
+            Some(Reply::new(
+                535,
+                "5.7.8",
+                format!("Error: authentication failed: {why}"),
             ))
         } else if !self.anvil.auth_allowed() {
             // smtpd_client_auth_rate_limit lives in anvil (anvil_client.rs).

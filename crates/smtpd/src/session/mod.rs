@@ -121,11 +121,19 @@ pub struct Session<'a, S: QueueSink> {
     /// Headers the restrictions' PREPEND actions asked for, for this transaction
     /// (a cell: the checks run on a shared borrow of the session).
     prepend: std::cell::RefCell<Vec<String>>,
+    /// The connecting client is in smtpd_authorized_xclient_hosts /
+    /// smtpd_authorized_xforward_hosts (decided once, as Postfix does).
+    xclient_allowed: bool,
+    xforward_allowed: bool,
+    /// XFORWARD's description of the next message's original client.
+    forward: Option<xclient::Forwarded>,
 }
 
 impl<'a, S: QueueSink> Session<'a, S> {
     pub fn new(cfg: &'a Settings, client: ClientInfo, sink: S) -> Self {
         let trusted = client.ip.is_some_and(|ip| cfg.mynetworks.contains(ip));
+        let xclient_allowed = cfg.session.xclient_hosts.contains(client.ip);
+        let xforward_allowed = cfg.session.xforward_hosts.contains(client.ip);
         Session {
             cfg,
             client,
@@ -145,6 +153,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
             auth: crate::auth::AuthState::default(),
             ill_pipelining: false,
             prepend: std::cell::RefCell::new(Vec::new()),
+            xclient_allowed,
+            xforward_allowed,
+            forward: None,
         }
     }
 
@@ -237,16 +248,11 @@ impl<'a, S: QueueSink> Session<'a, S> {
                         return end;
                     }
                 }
-                Err(CommandError::Forbidden(_)) => {
-                    let shown: String = String::from_utf8_lossy(&line).chars().take(100).collect();
-                    log::warn!("non-SMTP command from {who}: {shown}");
-                    self.stats.record("unknown", false);
-                    io.send(&Reply::new(
-                        221,
-                        "2.7.0",
-                        "Error: I can break rules, too. Goodbye.",
-                    ));
-                    return SessionEnd::Forbidden;
+                Err(CommandError::Forbidden(_)) => return self.forbidden(io, &line),
+                Err(CommandError::Unknown(verb))
+                    if self.cfg.session.forbidden_commands.matches(&verb) =>
+                {
+                    return self.forbidden(io, &line)
                 }
                 Err(e) => {
                     self.last = e.name().to_ascii_uppercase();
@@ -255,6 +261,21 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 }
             }
         }
+    }
+
+    /// A header-like line or a verb in smtpd_forbidden_commands: not an SMTP client
+    /// (a web browser, a pasted message); Postfix's reply and hang-up.
+    fn forbidden<T: Transport>(&mut self, io: &mut SmtpIo<T>, line: &[u8]) -> SessionEnd {
+        let who = self.client.log_name();
+        let shown: String = String::from_utf8_lossy(line).chars().take(100).collect();
+        log::warn!("non-SMTP command from {who}: {shown}");
+        self.stats.record("unknown", false);
+        io.send(&Reply::new(
+            221,
+            "2.7.0",
+            "Error: I can break rules, too. Goodbye.",
+        ));
+        SessionEnd::Forbidden
     }
 
     /// smtpd_forbid_bare_newline: the reply, the log line, and the end of the session.
@@ -307,15 +328,21 @@ impl<'a, S: QueueSink> Session<'a, S> {
     /// The TLS handshake; false (logged) when it failed and the session must end.
     fn handshake<T: Transport>(&mut self, io: &mut SmtpIo<T>) -> bool {
         let who = self.client.log_name();
+        if self.cfg.session.tls_loglevel >= 2 {
+            log::info!("setting up TLS connection from {who}");
+        }
         match io.start_tls() {
             Ok((info, discarded)) => {
                 if discarded > 0 {
                     log::info!("discarded {discarded} bytes of pipelined plaintext after STARTTLS from {who}");
                 }
-                log::info!(
-                    "Anonymous TLS connection established from {who}: {}",
-                    info.summary()
-                );
+                // smtpd_tls_loglevel: 0 logs nothing of TLS, 1 the summary line.
+                if self.cfg.session.tls_loglevel >= 1 {
+                    log::info!(
+                        "Anonymous TLS connection established from {who}: {}",
+                        info.summary()
+                    );
+                }
                 self.tls = Some(info);
                 true
             }
@@ -423,12 +450,18 @@ impl<'a, S: QueueSink> Session<'a, S> {
             Command::Auth { mechanism, initial } => {
                 return self.auth_command(mechanism, initial, io)
             }
+            Command::Xclient(args) => self.xclient(&args),
+            Command::Xforward(args) => self.xforward(&args),
             Command::Helo(host) => self.helo(host, false, offer_tls),
             Command::Ehlo(host) => self.helo(host, true, offer_tls),
             Command::Mail(arg) => self.mail(arg),
             Command::Rcpt(arg) => self.rcpt(arg),
             Command::Data => {
                 let outcome = self.data(io);
+                if self.txn.is_none() {
+                    // XFORWARD describes one message.
+                    self.forward = None;
+                }
                 match self.message_reply(outcome, name, io) {
                     Ok(r) => r,
                     Err(end) => return Some(end),
@@ -437,6 +470,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             Command::Rset => {
                 self.junk_command();
                 self.txn = None;
+                self.forward = None;
                 Reply::new(250, "2.0.0", "Ok")
             }
             Command::Noop => {
@@ -481,6 +515,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
     fn helo(&mut self, host: String, esmtp: bool, offer_tls: bool) -> Reply {
         // RFC 5321 4.1.4: HELO/EHLO in a session resets the transaction.
         self.txn = None;
+        self.forward = None;
         self.helo = Some(host);
         self.esmtp = esmtp;
         if let Some(reply) = self.restriction_check(CheckPoint::Helo, None, None) {
@@ -509,6 +544,15 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 lines.push("SMTPUTF8".into());
             }
             lines.push("CHUNKING".into());
+            if self.xclient_allowed {
+                lines.push(
+                    "XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT".into(),
+                );
+            }
+            if self.xforward_allowed {
+                lines.push("XFORWARD NAME ADDR PROTO HELO SOURCE PORT IDENT".into());
+            }
+            self.discard_ehlo_keywords(&mut lines);
         }
         Reply::plain(250, lines)
     }
@@ -524,6 +568,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
     }
 
     fn mail(&mut self, arg: PathArg) -> Reply {
+        if self.cfg.session.helo_required && self.helo.is_none() {
+            return Reply::new(503, "5.5.1", "Error: send HELO/EHLO first");
+        }
         if self.txn.is_some() {
             return Reply::new(503, "5.5.1", "Error: nested MAIL command");
         }
@@ -628,6 +675,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
         }
         attrs.push(("protocol".to_string(), self.protocol().to_string()));
         attrs.extend(self.auth.queue_attrs());
+        attrs.extend(self.forwarded_attrs());
         attrs.extend(txn.params.attributes());
         Envelope {
             sender: txn.sender.clone(),
@@ -754,8 +802,10 @@ fn error_reply(e: &CommandError) -> Reply {
 mod auth;
 mod bdat;
 mod checks;
+mod ehlo_discard;
 mod pipelining;
 mod receive;
+mod xclient;
 use checks::CheckPoint;
 
 #[cfg(test)]

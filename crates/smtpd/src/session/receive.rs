@@ -87,16 +87,23 @@ impl<S: QueueSink> Session<'_, S> {
         };
         let id = msg.queue_id().to_string();
         log::info!(
-            "{id}: client={}{}",
+            "{id}: client={}{}{}",
             self.client.log_name(),
-            self.auth.log_suffix()
+            self.auth.log_suffix(),
+            self.forwarded_log()
         );
         let client_literal = self.client.received_literal();
         let single = match txn.recipients.as_slice() {
             [one] => Some(one.as_str()),
             _ => None,
         };
-        let tls_note = self.tls.as_ref().map(TlsInfo::summary);
+        // smtpd_tls_received_header: the cipher only when asked for (Postfix's default
+        // keeps it out of headers that travel with the message).
+        let tls_note = self
+            .tls
+            .as_ref()
+            .filter(|_| self.cfg.session.tls_received_header)
+            .map(TlsInfo::summary);
         let header = received_header(&ReceivedInfo {
             helo: self.helo.as_deref().unwrap_or(&self.client.name),
             client_name: &self.client.name,

@@ -134,6 +134,7 @@ fn codes(lines: &[String]) -> Vec<&str> {
 }
 
 mod auth;
+mod options;
 mod pipelining;
 mod proto;
 
@@ -770,7 +771,8 @@ fn starttls_refusals() {
 
 #[test]
 fn encrypt_requires_starttls_first() {
-    let cfg = tls_cfg(SecurityLevel::Encrypt);
+    let mut cfg = tls_cfg(SecurityLevel::Encrypt);
+    cfg.session.tls_received_header = true;
     let (before, after, sink) = tls_session(
         &cfg,
         &[
@@ -797,6 +799,29 @@ fn encrypt_requires_starttls_first() {
         ),
         "{content}"
     );
+}
+
+/// smtpd_tls_received_header = no (the default): the cipher stays out of Received.
+#[test]
+fn no_cipher_in_received_by_default() {
+    let cfg = tls_cfg(SecurityLevel::May);
+    let (_, after, sink) = tls_session(
+        &cfg,
+        &[
+            b"EHLO c\r\nSTARTTLS\r\n",
+            b"EHLO c\r\nMAIL FROM:<a@c>\r\nRCPT TO:<u@localhost>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n",
+        ],
+        true,
+        false,
+    );
+    assert!(
+        after.iter().any(|l| l.starts_with("250 2.0.0 Ok: queued")),
+        "{after:?}"
+    );
+    let q = sink.0.borrow();
+    let content = String::from_utf8_lossy(&q.queued[0].content).to_string();
+    assert!(!content.contains("(using "), "{content}");
+    assert!(content.contains(") with ESMTPS id"), "{content}");
 }
 
 #[test]
