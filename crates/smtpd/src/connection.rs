@@ -24,13 +24,17 @@ pub fn handle(
     let sink = SpoolSink::new(Path::new("."));
     match conn {
         Connection::Tcp(mut stream) => {
-            let client = match stream.peer_addr() {
+            let mut client = match stream.peer_addr() {
                 Ok(addr) => ClientInfo::from_ip(addr.ip()),
                 Err(e) => {
                     log::warn!("getpeername: {e}");
                     return;
                 }
             };
+            let rc = &settings.restrictions;
+            if let (true, Some(dns)) = (rc.peername_lookup, rc.dns.as_ref()) {
+                crate::peer_name::resolve(&mut client, dns.as_ref());
+            }
             if let Err(e) = stream
                 .set_read_timeout(Some(settings.timeout))
                 .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))

@@ -23,6 +23,7 @@ mod gate;
 mod headers;
 mod io;
 mod limits;
+mod peer_name;
 mod policy;
 mod queue_sink;
 mod received;

@@ -4,7 +4,7 @@
 
 use super::dns::Dns;
 use super::local::LocalRecipients;
-use super::{parse_list, Restriction, RestrictionError};
+use super::{parse_list, split_words, Restriction, RestrictionError};
 use crate::restrictions::access::domain_keys;
 use rostfix_maps::Map;
 use std::sync::Arc;
@@ -78,6 +78,10 @@ pub struct RestrictionConfig {
     pub relay_domains: DomainList,
     pub local: LocalRecipients,
     pub dns: Option<Arc<Dns>>,
+    /// smtpd_peername_lookup: look the client's name up at connect (peer_name.rs).
+    pub peername_lookup: bool,
+    pub unknown_codes: super::unknown::UnknownCodes,
+    pub rbl_replies: super::dnsxl::RblReplies,
 }
 
 /// Why the restriction configuration is unusable.
@@ -87,6 +91,10 @@ pub enum ConfigError {
     Restriction(#[from] RestrictionError),
     #[error("cannot set up DNS for the restrictions: {0}")]
     Dns(#[from] super::dns::DnsSetupError),
+    #[error("{0}")]
+    ReplyCode(String),
+    #[error("rbl_reply_maps: {table}: {reason}")]
+    RblReplyMap { table: String, reason: String },
 }
 
 fn open_table(spec: &str) -> Result<Arc<dyn Map>, String> {
@@ -145,7 +153,42 @@ impl RestrictionConfig {
             relay_domains: DomainList::default(),
             local: LocalRecipients::default(),
             dns: None,
+            peername_lookup: cf.get_bool("smtpd_peername_lookup"),
+            unknown_codes: super::unknown::UnknownCodes::from_config(cf)
+                .map_err(ConfigError::ReplyCode)?,
+            rbl_replies: super::dnsxl::RblReplies {
+                // Raw: its $rbl_* names are expanded per reply, not from main.cf.
+                default_template: cf
+                    .raw("default_rbl_reply")
+                    .map(str::to_string)
+                    .or_else(|| cf.default_raw("default_rbl_reply"))
+                    .unwrap_or_default(),
+                maps: Vec::new(),
+                code: u16::try_from(cf.get_int("maps_rbl_reject_code"))
+                    .ok()
+                    .filter(|c| (400..600).contains(c))
+                    .ok_or_else(|| {
+                        ConfigError::ReplyCode(
+                            "maps_rbl_reject_code: want a 4xx or 5xx reply code".into(),
+                        )
+                    })?,
+            },
         };
+        for spec in split_words(&get("rbl_reply_maps")) {
+            let t = open_table(&spec).map_err(|reason| ConfigError::RblReplyMap {
+                table: spec.clone(),
+                reason,
+            })?;
+            rc.rbl_replies.maps.push(t);
+        }
+        for r in rc.all() {
+            if let Restriction::Unverified(name) = r {
+                warnings.push(format!(
+                    "{name}: address verification is not implemented by Rostfix; \
+                     the restriction is skipped"
+                ));
+            }
+        }
         for item in get("relay_domains")
             .split(|c: char| c == ',' || c.is_whitespace())
             .filter(|s| !s.is_empty())
@@ -178,7 +221,7 @@ impl RestrictionConfig {
             rc.local = local;
             warnings.extend(w);
         }
-        if rc.all().any(Restriction::uses_dns) {
+        if rc.peername_lookup || rc.all().any(Restriction::uses_dns) {
             let servers: Vec<String> = get("rostfix_dns_servers")
                 .split(|c: char| c == ',' || c.is_whitespace())
                 .filter(|s| !s.is_empty())
@@ -215,7 +258,11 @@ mod tests {
 
     #[test]
     fn defaults_and_relay_domains() {
-        let (rc, w) = load(&[("relay_domains", "Example.COM. other.test")]).unwrap();
+        let (rc, w) = load(&[
+            ("relay_domains", "Example.COM. other.test"),
+            ("smtpd_peername_lookup", "no"),
+        ])
+        .unwrap();
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(rc.relay.len(), 3);
         assert!(rc.delay_reject);

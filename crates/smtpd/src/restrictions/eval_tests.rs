@@ -2,6 +2,7 @@
 //! access table actions, the relay decision and the open-relay battery.
 
 use super::*;
+use crate::client::NameStatus;
 use crate::restrictions::config::{DomainList, RestrictionConfig};
 use crate::restrictions::local::LocalRecipients;
 use std::sync::Arc;
@@ -23,6 +24,9 @@ fn dest() -> Vec<String> {
 fn facts<'a>(d: &'a [String], rcpt: Option<&'a str>) -> Facts<'a> {
     Facts {
         client_name: "unknown",
+        reverse_client_name: "unknown",
+        name_status: NameStatus::Perm,
+        reverse_name_status: NameStatus::Perm,
         client_addr: "127.0.0.2".into(),
         client_ip: Some("127.0.0.2".parse().unwrap()),
         client_log: "unknown[127.0.0.2]".into(),

@@ -12,8 +12,11 @@
 pub mod access;
 pub mod config;
 pub mod dns;
+pub mod dnsxl;
 pub mod eval;
 pub mod local;
+pub mod server_access;
+pub mod unknown;
 
 use rostfix_maps::Map;
 use std::sync::Arc;
@@ -51,16 +54,16 @@ pub enum Restriction {
         kind: AccessKind,
         table: Arc<dyn Map>,
     },
-    /// `reject_rbl_client domain[=d.d.d.d]`.
-    RejectRblClient {
-        domain: String,
-        want: Option<String>,
-    },
-    /// `reject_rhsbl_sender domain[=d.d.d.d]`.
-    RejectRhsblSender {
-        domain: String,
-        want: Option<String>,
-    },
+    RejectUnknownClient,
+    RejectUnknownReverseClient,
+    RejectUnknownHelo,
+    /// reject_rbl_client, reject_rhsbl_*, permit_dnswl_client, permit_rhswl_client.
+    Dnsxl(dnsxl::Dnsxl),
+    /// check_*_{mx,ns,a}_access.
+    ServerAccess(server_access::ServerAccess),
+    /// reject_unverified_sender / _recipient: address verification is not built
+    /// (issue 14), so these warn and go on.
+    Unverified(&'static str),
 }
 
 impl std::fmt::Debug for Restriction {
@@ -69,10 +72,8 @@ impl std::fmt::Debug for Restriction {
             Restriction::CheckAccess { kind, table } => {
                 write!(f, "CheckAccess({kind:?}, {})", table.spec())
             }
-            Restriction::RejectRblClient { domain, .. } => write!(f, "RejectRblClient({domain})"),
-            Restriction::RejectRhsblSender { domain, .. } => {
-                write!(f, "RejectRhsblSender({domain})")
-            }
+            Restriction::Dnsxl(x) => write!(f, "{}({})", x.kind.name(), x.arg),
+            Restriction::ServerAccess(s) => write!(f, "{s:?}"),
             other => write!(f, "{}", other.name()),
         }
     }
@@ -104,8 +105,12 @@ impl Restriction {
                 AccessKind::Sender => "check_sender_access",
                 AccessKind::Recipient => "check_recipient_access",
             },
-            Restriction::RejectRblClient { .. } => "reject_rbl_client",
-            Restriction::RejectRhsblSender { .. } => "reject_rhsbl_sender",
+            Restriction::RejectUnknownClient => "reject_unknown_client_hostname",
+            Restriction::RejectUnknownReverseClient => "reject_unknown_reverse_client_hostname",
+            Restriction::RejectUnknownHelo => "reject_unknown_helo_hostname",
+            Restriction::Dnsxl(x) => x.kind.name(),
+            Restriction::ServerAccess(s) => s.name(),
+            Restriction::Unverified(name) => name,
         }
     }
 
@@ -127,8 +132,9 @@ impl Restriction {
             self,
             Restriction::RejectUnknownSenderDomain
                 | Restriction::RejectUnknownRecipientDomain
-                | Restriction::RejectRblClient { .. }
-                | Restriction::RejectRhsblSender { .. }
+                | Restriction::RejectUnknownHelo
+                | Restriction::Dnsxl(_)
+                | Restriction::ServerAccess(_)
         )
     }
 }
@@ -140,6 +146,12 @@ pub enum RestrictionError {
     Unknown { param: &'static str, name: String },
     #[error("{param}: {name} needs an argument")]
     MissingArgument { param: &'static str, name: String },
+    #[error("{param}: {name}: {reason}")]
+    BadArgument {
+        param: &'static str,
+        name: String,
+        reason: dnsxl::PatternError,
+    },
     #[error("{param}: {name}: cannot open table {table}: {reason}")]
     Table {
         param: &'static str,
@@ -188,6 +200,28 @@ pub fn parse_list(
             })?;
             Ok(Restriction::CheckAccess { kind, table: t })
         };
+        if let Some((of, rtype)) = server_access::parse_name(&lower) {
+            let table = arg(&lower)?;
+            let t = open(&table).map_err(|reason| RestrictionError::Table {
+                param,
+                name: lower.clone(),
+                table: table.clone(),
+                reason,
+            })?;
+            out.push(server_access::restriction(of, rtype, t));
+            continue;
+        }
+        if let Some(kind) = dnsxl::DnsxlKind::from_name(&lower) {
+            let x = dnsxl::Dnsxl::parse(kind, &arg(&lower)?).map_err(|reason| {
+                RestrictionError::BadArgument {
+                    param,
+                    name: lower.clone(),
+                    reason,
+                }
+            })?;
+            out.push(Restriction::Dnsxl(x));
+            continue;
+        }
         let r = match lower.as_str() {
             "permit" => Restriction::Permit,
             "reject" => Restriction::Reject,
@@ -216,14 +250,16 @@ pub fn parse_list(
             "check_helo_access" => access(AccessKind::Helo, arg(&lower)?)?,
             "check_sender_access" => access(AccessKind::Sender, arg(&lower)?)?,
             "check_recipient_access" => access(AccessKind::Recipient, arg(&lower)?)?,
-            "reject_rbl_client" => {
-                let (domain, want) = split_rbl(&arg(&lower)?);
-                Restriction::RejectRblClient { domain, want }
+            // The second names are Postfix's older spellings, still accepted.
+            "reject_unknown_client_hostname" | "reject_unknown_client" => {
+                Restriction::RejectUnknownClient
             }
-            "reject_rhsbl_sender" => {
-                let (domain, want) = split_rbl(&arg(&lower)?);
-                Restriction::RejectRhsblSender { domain, want }
+            "reject_unknown_reverse_client_hostname" => Restriction::RejectUnknownReverseClient,
+            "reject_unknown_helo_hostname" | "reject_unknown_hostname" => {
+                Restriction::RejectUnknownHelo
             }
+            "reject_unverified_sender" => Restriction::Unverified("reject_unverified_sender"),
+            "reject_unverified_recipient" => Restriction::Unverified("reject_unverified_recipient"),
             _ => {
                 return Err(RestrictionError::Unknown {
                     param,
@@ -260,14 +296,6 @@ pub fn split_words(value: &str) -> Vec<String> {
         out.push(cur);
     }
     out
-}
-
-/// `zen.example=127.0.0.2` -> (`zen.example`, Some(`127.0.0.2`)).
-fn split_rbl(arg: &str) -> (String, Option<String>) {
-    match arg.split_once('=') {
-        Some((d, w)) => (d.trim_end_matches('.').to_ascii_lowercase(), Some(w.into())),
-        None => (arg.trim_end_matches('.').to_ascii_lowercase(), None),
-    }
 }
 
 #[cfg(test)]
@@ -317,16 +345,16 @@ mod tests {
             ]
         );
         match &l[1] {
-            Restriction::RejectRblClient { domain, want } => {
-                assert_eq!(domain, "zen.test");
-                assert_eq!(want.as_deref(), Some("127.0.0.2"));
+            Restriction::Dnsxl(x) => {
+                assert_eq!(x.domain, "zen.test");
+                assert!(x.want.is_some());
             }
             other => panic!("{other:?}"),
         }
         match &l[2] {
-            Restriction::RejectRhsblSender { domain, want } => {
-                assert_eq!(domain, "rhs.test");
-                assert!(want.is_none());
+            Restriction::Dnsxl(x) => {
+                assert_eq!(x.domain, "rhs.test");
+                assert!(x.want.is_none());
             }
             other => panic!("{other:?}"),
         }

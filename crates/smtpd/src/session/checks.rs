@@ -27,6 +27,9 @@ impl<S: QueueSink> Session<'_, S> {
     fn facts<'b>(&'b self, sender: Option<&'b str>, recipient: Option<&'b str>) -> Facts<'b> {
         Facts {
             client_name: &self.client.name,
+            reverse_client_name: &self.client.reverse_name,
+            name_status: self.client.name_status,
+            reverse_name_status: self.client.reverse_name_status,
             client_addr: self.client.addr(),
             client_ip: self.client.ip,
             client_log: self.client.log_name(),
