@@ -29,6 +29,9 @@ pub use rostfix_dns::SetupError as DnsSetupError;
 pub struct Dns {
     runtime: tokio::runtime::Runtime,
     resolver: TokioResolver,
+    /// rostfix_dns_servers, for the PTR queries that bypass hickory (ptr_query.rs).
+    servers: Vec<std::net::SocketAddr>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Dns {
@@ -42,7 +45,13 @@ impl Dns {
     pub fn new(servers: &[String], timeout: Duration) -> Result<Dns, DnsSetupError> {
         let rostfix_dns::Resolver { runtime, resolver } =
             rostfix_dns::Resolver::new_dns_only(servers, timeout)?;
-        Ok(Dns { runtime, resolver })
+        Ok(Dns {
+            runtime,
+            resolver,
+            // Resolver::new_dns_only has checked that each entry parses.
+            servers: servers.iter().filter_map(|s| s.parse().ok()).collect(),
+            timeout,
+        })
     }
 
     fn fqdn(name: &str) -> String {
@@ -146,6 +155,9 @@ impl Dns {
 
     /// The names a PTR query for `ip` gives.
     pub fn ptr(&self, ip: IpAddr) -> Answer<Vec<String>> {
+        if !self.servers.is_empty() {
+            return super::ptr_query::ptr(&self.servers, ip, self.timeout);
+        }
         let name = hickory_resolver::proto::rr::Name::from(ip).to_ascii();
         match self.lookup(&name, RecordType::PTR) {
             Answer::Found(names) => Answer::Found(

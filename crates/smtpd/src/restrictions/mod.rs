@@ -15,6 +15,7 @@ pub mod dns;
 pub mod dnsxl;
 pub mod eval;
 pub mod local;
+pub mod ptr_query;
 pub mod server_access;
 pub mod unknown;
 
