@@ -424,6 +424,73 @@ mod tests {
         assert_eq!(domain_query("bad_name!", "rhs.test"), None);
     }
 
+    fn reply_for(replies: RblReplies, x: &Dnsxl) -> String {
+        let d: Vec<String> = Vec::new();
+        let f = Facts {
+            client_name: "unknown",
+            reverse_client_name: "unknown",
+            name_status: crate::client::NameStatus::Perm,
+            reverse_name_status: crate::client::NameStatus::Perm,
+            client_addr: "192.0.2.1".into(),
+            client_ip: Some("192.0.2.1".parse().unwrap()),
+            client_log: "unknown[192.0.2.1]".into(),
+            helo: Some("h.test"),
+            sender: Some("s@x.test"),
+            recipient: None,
+            mynetworks: false,
+            sasl_username: None,
+            mydestination: &d,
+        };
+        let rc = super::super::config::RestrictionConfig {
+            rbl_replies: replies,
+            ..Default::default()
+        };
+        reject_reply(
+            x,
+            "192.0.2.1",
+            "Client host",
+            || Some("see http://bl.test/$x".into()),
+            &f,
+            &rc,
+        )
+        .log_text()
+    }
+
+    #[test]
+    fn reply_templates() {
+        let x = Dnsxl::parse(DnsxlKind::RblClient, "bl.test=127.0.0.2").unwrap();
+        assert_eq!(
+            reply_for(RblReplies::default(), &x),
+            "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using bl.test; \
+             see http://bl.test/$x"
+        );
+        let table: Arc<dyn Map> = Arc::from(
+            rostfix_maps::open_map(
+                "inline:{ { bl.test=450 4.7.1 $client_address from $helo_name is listed: $rbl_reason } }",
+            )
+            .unwrap(),
+        );
+        let replies = RblReplies {
+            maps: vec![table],
+            ..RblReplies::default()
+        };
+        assert_eq!(
+            reply_for(replies, &x),
+            "450 4.7.1 192.0.2.1 from h.test is listed: see http://bl.test/$x"
+        );
+        let replies = RblReplies {
+            default_template: "$rbl_code go away".into(),
+            code: 550,
+            ..RblReplies::default()
+        };
+        assert_eq!(reply_for(replies, &x), "550 5.7.1 go away");
+        let replies = RblReplies {
+            default_template: "blocked".into(),
+            ..RblReplies::default()
+        };
+        assert_eq!(reply_for(replies, &x), "450 4.7.1 Service unavailable");
+    }
+
     #[test]
     fn dsn_forms() {
         assert!(is_dsn("5.7.1"));

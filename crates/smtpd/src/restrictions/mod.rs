@@ -367,6 +367,51 @@ mod tests {
     }
 
     #[test]
+    fn dns_names_parse() {
+        let l = parse_list(
+            "smtpd_client_restrictions",
+            "reject_unknown_client_hostname reject_unknown_client \
+             reject_unknown_reverse_client_hostname reject_unknown_helo_hostname \
+             reject_unknown_hostname permit_dnswl_client wl.test \
+             permit_rhswl_client rwl.test reject_rhsbl_client a.test \
+             reject_rhsbl_reverse_client b.test reject_rhsbl_helo c.test \
+             reject_rhsbl_recipient d.test reject_rbl e.test \
+             check_helo_mx_access inline:{x=OK} check_reverse_client_ns_access inline:{x=OK} \
+             check_recipient_a_access inline:{x=OK} reject_unverified_sender \
+             reject_unverified_recipient",
+            &open,
+        )
+        .unwrap();
+        assert_eq!(
+            names(&l),
+            vec![
+                "reject_unknown_client_hostname",
+                "reject_unknown_client_hostname",
+                "reject_unknown_reverse_client_hostname",
+                "reject_unknown_helo_hostname",
+                "reject_unknown_helo_hostname",
+                "permit_dnswl_client",
+                "permit_rhswl_client",
+                "reject_rhsbl_client",
+                "reject_rhsbl_reverse_client",
+                "reject_rhsbl_helo",
+                "reject_rhsbl_recipient",
+                "reject_rbl_client",
+                "check_helo_mx_access",
+                "check_reverse_client_ns_access",
+                "check_recipient_a_access",
+                "reject_unverified_sender",
+                "reject_unverified_recipient",
+            ]
+        );
+        assert_eq!(l.iter().filter(|r| r.uses_dns()).count(), 12);
+        let e = parse_list("p", "reject_rbl_client bl.test=127.0.0.[9..2]", &open).unwrap_err();
+        assert!(matches!(e, RestrictionError::BadArgument { .. }), "{e}");
+        let e = parse_list("p", "check_client_mx_access", &open).unwrap_err();
+        assert!(matches!(e, RestrictionError::MissingArgument { .. }), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_parameter() {
         let e = parse_list("smtpd_client_restrictions", "permit, rejetc", &open).unwrap_err();
         assert_eq!(
