@@ -39,6 +39,8 @@ def dns():
             "--mx-host=badmx.test,mx.badmx.test,10",
             "--host-record=mx.badmx.test,127.0.0.66",
             "--host-record=goodmx.test,127.0.0.67",
+            # RFC 7505 null MX: the domain says it takes no mail.
+            "--mx-host=nullmx.test,.,0",
             "--address=/nx.test/"]) as port:
         yield port
 
@@ -156,6 +158,10 @@ def test_name_keyed_access_mx_access_rhsbl_and_unknown_helo(make_instance, dns, 
         s.mail("a@nx.test")
         assert s.rcpt(RCPT) == (550, b"5.1.8 <a@nx.test>: Sender address rejected: "
                                      b"Domain not found")
+        s.rset()
+        s.mail("a@nullmx.test")
+        assert s.rcpt(RCPT) == (550, b"5.7.27 <a@nullmx.test>: Sender address rejected: "
+                                     b"Domain nullmx.test does not accept mail (nullMX)")
         s.rset()
         s.mail("a@goodmx.test")
         assert s.rcpt(RCPT)[0] == 250

@@ -53,7 +53,10 @@ smtpd_helo_restrictions, smtpd_sender_restrictions, smtpd_relay_restrictions,
 smtpd_recipient_restrictions, smtpd_data_restrictions,
 smtpd_end_of_data_restrictions, smtpd_delay_reject,
 smtpd_reject_unlisted_recipient, local_recipient_maps, relay_domains,
-rostfix_dns_servers. See README (SMTP AUTH and restrictions).
+rostfix_dns_servers, smtpd_peername_lookup (the client's name: PTR plus
+forward confirmation), unknown_client_reject_code,
+unknown_hostname_reject_code, unknown_address_reject_code,
+maps_rbl_reject_code, default_rbl_reply, rbl_reply_maps. See README (SMTP AUTH and restrictions).
 See docs/smtpd-protocol.md.",
     exit_status: "0 when master stops it normally, 1 on a startup error.",
     see_also: "master(8), qmgr(8), rostconf(1), main.cf(5)",

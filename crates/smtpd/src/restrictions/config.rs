@@ -221,13 +221,22 @@ impl RestrictionConfig {
             rc.local = local;
             warnings.extend(w);
         }
-        if rc.peername_lookup || rc.all().any(Restriction::uses_dns) {
+        let needs_dns = rc.all().any(Restriction::uses_dns);
+        if rc.peername_lookup || needs_dns {
             let servers: Vec<String> = get("rostfix_dns_servers")
                 .split(|c: char| c == ',' || c.is_whitespace())
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect();
-            rc.dns = Some(Arc::new(Dns::new(&servers, Duration::from_secs(5))?));
+            match Dns::new(&servers, Duration::from_secs(5)) {
+                Ok(dns) => rc.dns = Some(Arc::new(dns)),
+                Err(e) if needs_dns => return Err(e.into()),
+                // Names alone are not worth refusing all mail over: clients stay
+                // unknown[addr], as with smtpd_peername_lookup = no.
+                Err(e) => warnings.push(format!(
+                    "cannot set up DNS for client name lookups: {e}; clients are not named"
+                )),
+            }
         }
         Ok((rc, warnings))
     }
