@@ -181,3 +181,41 @@ def test_unverified_restrictions_warn_instead_of_stopping_smtpd(make_instance, d
         assert s.rcpt(RCPT)[0] == 250
     wait_for(lambda: "reject_unverified_sender: address verification is not implemented"
              in inst.log_text(), what="the warning")
+
+
+def test_dnsbl_patterns_allow_list_and_reply_maps(make_instance, workdir):
+    """127.0.0.21 is on bl.test with 127.0.0.3 (inside [2..5]: refused with the
+    rbl_reply_maps text); 127.0.0.22 with 127.0.0.10 (outside: accepted); 127.0.0.23 is on
+    bl.test too but also on the allow list wl.test, which comes first, yet does not let
+    it relay (Postfix's permit_dnswl_client safety)."""
+    with dns_server.dnsmasq([
+            "--host-record=21.0.0.127.bl.test,127.0.0.3",
+            "--txt-record=21.0.0.127.bl.test,spam source",
+            "--host-record=22.0.0.127.bl.test,127.0.0.10",
+            "--host-record=23.0.0.127.bl.test,127.0.0.2",
+            "--host-record=23.0.0.127.wl.test,127.0.0.2"]) as port:
+        d = Path(tempfile.mkdtemp(prefix="rblreply-", dir=workdir))
+        (d / "rbl_reply").write_text(
+            "bl.test 521 5.7.1 $client_address is on $rbl_domain: $rbl_reason\n")
+        inst = make_instance(main_extra=base(
+            port,
+            # The allow list sits in the relay list: listed clients skip the
+            # DNSBL below, but must never be let relay by it.
+            smtpd_relay_restrictions=("permit_dnswl_client wl.test, "
+                                      "reject_rbl_client bl.test=127.0.0.[2..5], "
+                                      "reject_unauth_destination"),
+            rbl_reply_maps=f"texthash:{d}/rbl_reply"))
+        with inst.smtp(source_address="127.0.0.21") as s:
+            s.ehlo("good.dnstest.test")
+            s.mail("a@goodmx.test")
+            assert s.rcpt(RCPT) == (521, b"5.7.1 127.0.0.21 is on bl.test: spam source")
+        for addr in ["127.0.0.22", "127.0.0.23"]:
+            with inst.smtp(source_address=addr) as s:
+                s.ehlo("good.dnstest.test")
+                s.mail("a@goodmx.test")
+                assert s.rcpt(RCPT)[0] == 250, addr
+        with inst.smtp(source_address="127.0.0.23") as s:
+            s.ehlo("good.dnstest.test")
+            s.mail("a@goodmx.test")
+            # Not permitted by the allow list, so the block list refuses it.
+            assert s.rcpt("victim@far-away.test") == (521, b"5.7.1 127.0.0.23 is on bl.test:")

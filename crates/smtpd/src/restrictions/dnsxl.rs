@@ -9,7 +9,7 @@
 //! `$rbl_reason` (the list's TXT) and client/sender variables are expanded.
 
 use super::dns::{rbl_query, Answer, Dns};
-use super::eval::{auth_destination, fix_dsn, reply, valid_hostname, Facts, Stage, Step};
+use super::eval::{auth_destination, fix_dsn, reply, valid_hostname, Facts, Step};
 use rostfix_maps::Map;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -172,7 +172,6 @@ impl std::fmt::Debug for RblReplies {
 /// Evaluates one list restriction.
 pub(super) fn check(
     x: &Dnsxl,
-    stage: Stage,
     f: &Facts<'_>,
     dns: Option<&Dns>,
     rc: &super::config::RestrictionConfig,
@@ -180,8 +179,9 @@ pub(super) fn check(
     let Some(dns) = dns else {
         return Step::Go;
     };
-    if x.kind.permits() && stage != Stage::Client {
-        // Postfix's safety: an allow list never lets a client relay.
+    if x.kind.permits() {
+        // Postfix's safety: at RCPT (whichever list runs there under
+        // smtpd_delay_reject) an allow list never lets a client relay.
         if let Some(rcpt) = f.recipient {
             if !matches!(auth_destination(rcpt, f.mydestination, rc), Ok(true)) {
                 return Step::Go;

@@ -274,7 +274,7 @@ fn one(
         Restriction::RejectUnknownClient => unknown::client(f, rc),
         Restriction::RejectUnknownReverseClient => unknown::reverse_client(f, rc),
         Restriction::RejectUnknownHelo => unknown::helo(f, rc),
-        Restriction::Dnsxl(x) => dnsxl::check(x, stage, f, rc.dns.as_deref(), rc),
+        Restriction::Dnsxl(x) => dnsxl::check(x, f, rc.dns.as_deref(), rc),
         Restriction::ServerAccess(sa) => {
             let ctx = Ctx {
                 stage,
