@@ -149,6 +149,17 @@ impl Expander<'_> {
     }
 }
 
+/// Expands a template whose `$name`s are not main.cf parameters but values of the
+/// moment (default_rbl_reply's `$rbl_code`, `$client_address`...): `lookup` gives
+/// each value, which is used literally (a `$` in it is not expanded again).
+pub fn expand_template(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let escaped = |name: &str| lookup(name).map(|v| v.replace('$', "$$"));
+    Expander { lookup: &escaped }.expand(text, 0)
+}
+
 /// Names a value refers to with `$name`, `${name...}` or `$(name...)` (also inside
 /// conditional text), for the unused-parameter check.
 pub(crate) fn referenced_names(text: &str) -> Vec<String> {

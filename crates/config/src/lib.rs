@@ -30,6 +30,7 @@ pub use edit::{
     comment_out_main_cf, edit_main_cf, edit_main_cf_with, edit_master_cf_entry, MainCfEdit,
 };
 pub use error::ConfigError;
+pub use expand::expand_template;
 pub use list::split_list;
 pub use main_cf::{config_dir, MainCf, Setting, DEFAULT_CONFIG_DIR};
 pub use master_cf::{

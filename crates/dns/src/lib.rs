@@ -8,7 +8,9 @@
 
 #![forbid(unsafe_code)]
 
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;
 use std::net::SocketAddr;
@@ -35,6 +37,22 @@ impl Resolver {
     /// `servers` (from rostfix_dns_servers) when not empty, else the system
     /// configuration. Call before chroot.
     pub fn new(servers: &[String], timeout: Duration) -> Result<Resolver, SetupError> {
+        Resolver::build(servers, timeout, true)
+    }
+
+    /// Like [`Resolver::new`], but with explicit `servers` the answers come from them
+    /// alone, never from /etc/hosts: smtpd's client-name lookups must see exactly the
+    /// records a test server holds (the system configuration still reads
+    /// /etc/hosts, as the C library's resolver does for Postfix).
+    pub fn new_dns_only(servers: &[String], timeout: Duration) -> Result<Resolver, SetupError> {
+        Resolver::build(servers, timeout, servers.is_empty())
+    }
+
+    fn build(
+        servers: &[String],
+        timeout: Duration,
+        hosts_file: bool,
+    ) -> Result<Resolver, SetupError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -62,6 +80,9 @@ impl Resolver {
         opts.attempts = 2;
         // Mail domains are absolute: never try search-list suffixes.
         opts.ndots = 0;
+        if !hosts_file {
+            opts.use_hosts_file = ResolveHosts::Never;
+        }
         let resolver = {
             let _guard = runtime.enter();
             builder

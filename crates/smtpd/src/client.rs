@@ -1,23 +1,45 @@
-//! Who the client is, in the forms logs and headers need. Reverse DNS is not done
-//! (yet), so the name is always `unknown`, as Postfix logs a client without a name.
+//! Who the client is, in the forms logs and headers need. The name comes from
+//! [`crate::peer_name`] (PTR plus forward confirmation, Postfix's smtpd_peer.c);
+//! `name` is the verified name or `unknown`, `reverse_name` the unverified PTR name,
+//! and each has Postfix's status (client_name_status / reverse_name_status) so
+//! reject_unknown_client_hostname can tell a temporary failure from a permanent one.
 
 use crate::cidr::normalize_ip;
 use std::net::IpAddr;
 
+/// How a name lookup ended (Postfix's SMTPD_PEER_CODE_*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NameStatus {
+    Ok,
+    /// A DNS timeout or server failure: the caller answers 450.
+    Temp,
+    /// No PTR, a malformed name, or lookups turned off.
+    Perm,
+    /// The PTR name does not resolve back to the address.
+    Forged,
+}
+
 /// The connected client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientInfo {
-    /// Verified host name, or "unknown".
+    /// Verified host name, or "unknown". XCLIENT NAME= may set it too.
     pub name: String,
+    /// The PTR name, unverified, or "unknown".
+    pub reverse_name: String,
+    pub name_status: NameStatus,
+    pub reverse_name_status: NameStatus,
     /// The address (IPv4-mapped IPv6 shown as IPv4); None for a UNIX-domain client.
     pub ip: Option<IpAddr>,
 }
 
 impl ClientInfo {
-    /// A TCP client without reverse DNS.
+    /// A TCP client whose name is not (yet) known.
     pub fn from_ip(ip: IpAddr) -> ClientInfo {
         ClientInfo {
             name: "unknown".into(),
+            reverse_name: "unknown".into(),
+            name_status: NameStatus::Perm,
+            reverse_name_status: NameStatus::Perm,
             ip: Some(normalize_ip(ip)),
         }
     }
@@ -26,6 +48,9 @@ impl ClientInfo {
     pub fn local_socket() -> ClientInfo {
         ClientInfo {
             name: "localhost".into(),
+            reverse_name: "localhost".into(),
+            name_status: NameStatus::Ok,
+            reverse_name_status: NameStatus::Ok,
             ip: None,
         }
     }
@@ -38,7 +63,7 @@ impl ClientInfo {
         }
     }
 
-    /// `unknown[192.0.2.1]`, the form used in every log line.
+    /// `name[192.0.2.1]` or `unknown[192.0.2.1]`, the form used in every log line.
     pub fn log_name(&self) -> String {
         format!("{}[{}]", self.name, self.addr())
     }

@@ -80,6 +80,10 @@ pub fn handle(
                     None => return,
                 }
             }
+            let rc = &settings.restrictions;
+            if let (true, Some(dns)) = (rc.peername_lookup, rc.dns.as_ref()) {
+                crate::peer_name::resolve(&mut client, dns.as_ref());
+            }
             if let Err(e) = stream
                 .set_read_timeout(Some(settings.timeout))
                 .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))

@@ -24,6 +24,7 @@ pub mod haproxy;
 mod headers;
 mod io;
 mod limits;
+mod peer_name;
 mod policy;
 mod queue_sink;
 mod received;

@@ -62,8 +62,11 @@ smtpd_reject_unlisted_recipient, smtpd_reject_unlisted_sender,
 local_recipient_maps, relay_domains, rostfix_dns_servers, smtpd_restriction_classes,
 smtpd_sender_login_maps, inet_interfaces (permit_inet_interfaces), and for
 check_policy_service smtpd_policy_service_timeout, _max_idle, _max_ttl, _try_limit,
-_retry_delay, _request_limit, _default_action, _policy_context. See README (SMTP AUTH
-and restrictions).
+_retry_delay, _request_limit, _default_action, _policy_context;
+smtpd_peername_lookup (the client's name: PTR plus forward confirmation),
+unknown_client_reject_code, unknown_hostname_reject_code,
+unknown_address_reject_code, maps_rbl_reject_code, default_rbl_reply,
+rbl_reply_maps. See README (SMTP AUTH and restrictions).
 See docs/smtpd-protocol.md.",
     exit_status: "0 when master stops it normally, 1 on a startup error.",
     see_also: "master(8), qmgr(8), rostconf(1), main.cf(5)",

@@ -6,7 +6,7 @@ use super::dns::Dns;
 use super::local::LocalRecipients;
 use super::login_maps::SenderLoginMaps;
 use super::policy_service::PolicySpec;
-use super::{parse_list, parse_list_in, ParseContext, Restriction, RestrictionError};
+use super::{parse_list, parse_list_in, split_words, ParseContext, Restriction, RestrictionError};
 use crate::restrictions::access::domain_keys;
 use rostfix_maps::Map;
 use std::collections::HashMap;
@@ -95,6 +95,10 @@ pub struct RestrictionConfig {
     pub stress: bool,
     pub compatibility_level: String,
     pub mail_version: String,
+    /// smtpd_peername_lookup: look the client's name up at connect (peer_name.rs).
+    pub peername_lookup: bool,
+    pub unknown_codes: super::unknown::UnknownCodes,
+    pub rbl_replies: super::dnsxl::RblReplies,
 }
 
 /// Why the restriction configuration is unusable.
@@ -104,6 +108,10 @@ pub enum ConfigError {
     Restriction(#[from] RestrictionError),
     #[error("cannot set up DNS for the restrictions: {0}")]
     Dns(#[from] super::dns::DnsSetupError),
+    #[error("{0}")]
+    ReplyCode(String),
+    #[error("rbl_reply_maps: {table}: {reason}")]
+    RblReplyMap { table: String, reason: String },
 }
 
 fn open_table(spec: &str) -> Result<Arc<dyn Map>, String> {
@@ -187,6 +195,26 @@ impl RestrictionConfig {
             stress: cf.get("stress") == "yes",
             compatibility_level: cf.get("compatibility_level"),
             mail_version: cf.get("mail_version"),
+            peername_lookup: cf.get_bool("smtpd_peername_lookup"),
+            unknown_codes: super::unknown::UnknownCodes::from_config(cf)
+                .map_err(ConfigError::ReplyCode)?,
+            rbl_replies: super::dnsxl::RblReplies {
+                // Raw: its $rbl_* names are expanded per reply, not from main.cf.
+                default_template: cf
+                    .raw("default_rbl_reply")
+                    .map(str::to_string)
+                    .or_else(|| cf.default_raw("default_rbl_reply"))
+                    .unwrap_or_default(),
+                maps: Vec::new(),
+                code: u16::try_from(cf.get_int("maps_rbl_reject_code"))
+                    .ok()
+                    .filter(|c| (400..600).contains(c))
+                    .ok_or_else(|| {
+                        ConfigError::ReplyCode(
+                            "maps_rbl_reject_code: want a 4xx or 5xx reply code".into(),
+                        )
+                    })?,
+            },
         };
         for spec in cf.get_list("smtpd_sender_login_maps") {
             let t = open_table(&spec).map_err(|reason| RestrictionError::Table {
@@ -212,6 +240,21 @@ impl RestrictionConfig {
                 "restriction reject_*_sender_login_mismatch has no effect: smtpd_sender_login_maps is empty"
                     .to_string(),
             );
+        }
+        for spec in split_words(&get("rbl_reply_maps")) {
+            let t = open_table(&spec).map_err(|reason| ConfigError::RblReplyMap {
+                table: spec.clone(),
+                reason,
+            })?;
+            rc.rbl_replies.maps.push(t);
+        }
+        for r in rc.all() {
+            if let Restriction::Unverified(name) = r {
+                warnings.push(format!(
+                    "{name}: address verification is not implemented by Rostfix; \
+                     the restriction is skipped"
+                ));
+            }
         }
         for item in get("relay_domains")
             .split(|c: char| c == ',' || c.is_whitespace())
@@ -250,13 +293,22 @@ impl RestrictionConfig {
             rc.local = local;
             warnings.extend(w);
         }
-        if rc.all().any(Restriction::uses_dns) {
+        let needs_dns = rc.all().any(Restriction::uses_dns);
+        if rc.peername_lookup || needs_dns {
             let servers: Vec<String> = get("rostfix_dns_servers")
                 .split(|c: char| c == ',' || c.is_whitespace())
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect();
-            rc.dns = Some(Arc::new(Dns::new(&servers, Duration::from_secs(5))?));
+            match Dns::new(&servers, Duration::from_secs(5)) {
+                Ok(dns) => rc.dns = Some(Arc::new(dns)),
+                Err(e) if needs_dns => return Err(e.into()),
+                // Names alone are not worth refusing all mail over: clients stay
+                // unknown[addr], as with smtpd_peername_lookup = no.
+                Err(e) => warnings.push(format!(
+                    "cannot set up DNS for client name lookups: {e}; clients are not named"
+                )),
+            }
         }
         Ok((rc, warnings))
     }
@@ -289,7 +341,11 @@ mod tests {
 
     #[test]
     fn defaults_and_relay_domains() {
-        let (rc, w) = load(&[("relay_domains", "Example.COM. other.test")]).unwrap();
+        let (rc, w) = load(&[
+            ("relay_domains", "Example.COM. other.test"),
+            ("smtpd_peername_lookup", "no"),
+        ])
+        .unwrap();
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(rc.relay.len(), 3);
         assert!(rc.delay_reject);

@@ -1,5 +1,6 @@
-//! DNS for the restrictions (reject_unknown_*_domain, reject_rbl_client,
-//! reject_rhsbl_sender): hickory-resolver on a tokio current-thread runtime with
+//! DNS for the client's name (PTR and its forward confirmation) and the restrictions
+//! (reject_unknown_*, DNS block and allow lists, check_*_{mx,ns,a}_access):
+//! hickory-resolver on a tokio current-thread runtime with
 //! `block_on`, the same pattern as the smtp client (smtpd serves one client at a
 //! time). Built before the chroot, from `rostfix_dns_servers` (`ip:port` entries) or
 //! /etc/resolv.conf.
@@ -28,6 +29,9 @@ pub use rostfix_dns::SetupError as DnsSetupError;
 pub struct Dns {
     runtime: tokio::runtime::Runtime,
     resolver: TokioResolver,
+    /// rostfix_dns_servers, for the PTR queries that bypass hickory (ptr_query.rs).
+    servers: Vec<std::net::SocketAddr>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Dns {
@@ -40,8 +44,14 @@ impl Dns {
     /// Call before chroot: it reads /etc/resolv.conf when `servers` is empty.
     pub fn new(servers: &[String], timeout: Duration) -> Result<Dns, DnsSetupError> {
         let rostfix_dns::Resolver { runtime, resolver } =
-            rostfix_dns::Resolver::new(servers, timeout)?;
-        Ok(Dns { runtime, resolver })
+            rostfix_dns::Resolver::new_dns_only(servers, timeout)?;
+        Ok(Dns {
+            runtime,
+            resolver,
+            // Resolver::new_dns_only has checked that each entry parses.
+            servers: servers.iter().filter_map(|s| s.parse().ok()).collect(),
+            timeout,
+        })
     }
 
     fn fqdn(name: &str) -> String {
@@ -62,6 +72,8 @@ impl Dns {
                         RData::A(a) => out.push(a.0.to_string()),
                         RData::AAAA(a) => out.push(a.0.to_string()),
                         RData::MX(mx) => out.push(mx.exchange.to_ascii()),
+                        RData::NS(ns) => out.push(ns.0.to_ascii()),
+                        RData::PTR(ptr) => out.push(ptr.0.to_ascii()),
                         RData::TXT(t) => out.push(
                             t.txt_data
                                 .iter()
@@ -99,6 +111,114 @@ impl Dns {
         }
     }
 
+    /// Postfix's reject_unknown_mailhost: MX first, then A/AAAA; a null MX (RFC 7505)
+    /// is told apart because Postfix rejects it with its own text.
+    pub fn mail_host(&self, domain: &str) -> MailHost {
+        let mut temp = false;
+        match self.lookup(domain, RecordType::MX) {
+            Answer::Found(hosts) if hosts.iter().all(|h| is_root(h)) => return MailHost::NullMx,
+            Answer::Found(_) => return MailHost::Found,
+            Answer::NotFound => {}
+            Answer::TempFail => temp = true,
+        }
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            match self.lookup(domain, rtype) {
+                Answer::Found(_) => return MailHost::Found,
+                Answer::NotFound => {}
+                Answer::TempFail => temp = true,
+            }
+        }
+        if temp {
+            MailHost::TempFail
+        } else {
+            MailHost::NotFound
+        }
+    }
+
+    /// Postfix's reject_unknown_hostname (HELO names): A or AAAA, else MX (a null MX
+    /// counts, MTA names may have one).
+    pub fn host_exists(&self, name: &str) -> Answer<()> {
+        let mut temp = false;
+        for rtype in [RecordType::A, RecordType::AAAA, RecordType::MX] {
+            match self.lookup(name, rtype) {
+                Answer::Found(_) => return Answer::Found(()),
+                Answer::NotFound => {}
+                Answer::TempFail => temp = true,
+            }
+        }
+        if temp {
+            Answer::TempFail
+        } else {
+            Answer::NotFound
+        }
+    }
+
+    /// The names a PTR query for `ip` gives.
+    pub fn ptr(&self, ip: IpAddr) -> Answer<Vec<String>> {
+        if !self.servers.is_empty() {
+            return super::ptr_query::ptr(&self.servers, ip, self.timeout);
+        }
+        let name = hickory_resolver::proto::rr::Name::from(ip).to_ascii();
+        match self.lookup(&name, RecordType::PTR) {
+            Answer::Found(names) => Answer::Found(
+                names
+                    .into_iter()
+                    .map(|n| n.trim_end_matches('.').to_string())
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// The addresses of `name` in the client's family (A for IPv4, AAAA for IPv6), as
+    /// Postfix's forward confirmation asks.
+    pub fn addresses(&self, name: &str, v6: bool) -> Answer<Vec<IpAddr>> {
+        let rtype = if v6 { RecordType::AAAA } else { RecordType::A };
+        match self.lookup(name, rtype) {
+            Answer::Found(v) => Answer::Found(v.iter().filter_map(|a| a.parse().ok()).collect()),
+            Answer::NotFound => Answer::NotFound,
+            Answer::TempFail => Answer::TempFail,
+        }
+    }
+
+    /// MX or NS host names of `domain` (trailing dot removed); a null MX is NotFound.
+    pub fn servers(&self, domain: &str, ns: bool) -> Answer<Vec<String>> {
+        let rtype = if ns { RecordType::NS } else { RecordType::MX };
+        match self.lookup(domain, rtype) {
+            Answer::Found(v) => {
+                let hosts: Vec<String> = v
+                    .iter()
+                    .filter(|h| !is_root(h))
+                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                    .collect();
+                if hosts.is_empty() {
+                    Answer::NotFound
+                } else {
+                    Answer::Found(hosts)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Every A and AAAA address of `host`.
+    pub fn all_addresses(&self, host: &str) -> Answer<Vec<IpAddr>> {
+        let mut out = Vec::new();
+        let mut temp = false;
+        for v6 in [false, true] {
+            match self.addresses(host, v6) {
+                Answer::Found(v) => out.extend(v),
+                Answer::NotFound => {}
+                Answer::TempFail => temp = true,
+            }
+        }
+        match (out.is_empty(), temp) {
+            (false, _) => Answer::Found(out),
+            (true, true) => Answer::TempFail,
+            (true, false) => Answer::NotFound,
+        }
+    }
+
     /// A records of a DNSBL query name.
     pub fn a(&self, name: &str) -> Answer<Vec<String>> {
         self.lookup(name, RecordType::A)
@@ -111,6 +231,21 @@ impl Dns {
             _ => None,
         }
     }
+}
+
+/// What reject_unknown_{sender,recipient}_domain found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailHost {
+    Found,
+    /// The only MX is `.` (RFC 7505): the domain says it takes no mail.
+    NullMx,
+    NotFound,
+    TempFail,
+}
+
+/// `.` or empty: the root, a null MX's exchange.
+fn is_root(host: &str) -> bool {
+    host.trim_end_matches('.').is_empty()
 }
 
 fn is_not_found(e: &NetError) -> bool {

@@ -11,10 +11,10 @@
 
 use super::access::{address_keys, client_keys, domain_keys, parse_action, Action};
 use super::config::RestrictionConfig;
-use super::dns::{rbl_query, Answer};
 use super::login_maps::LoginVerdict;
 use super::policy_request::{request_attributes, SessionFacts};
-use super::{parse_list_in, AccessKind, ParseContext, Restriction};
+use super::{dnsxl, parse_list_in, server_access, unknown, AccessKind, ParseContext, Restriction};
+use crate::client::NameStatus;
 use crate::policy::check_relay;
 use crate::policy::RelayVerdict;
 use crate::reply::Reply;
@@ -49,6 +49,10 @@ impl Stage {
 #[derive(Debug, Clone)]
 pub struct Facts<'a> {
     pub client_name: &'a str,
+    /// The PTR name, unverified, or "unknown".
+    pub reverse_client_name: &'a str,
+    pub name_status: NameStatus,
+    pub reverse_name_status: NameStatus,
     pub client_addr: String,
     pub client_ip: Option<IpAddr>,
     /// `name[addr]`.
@@ -99,8 +103,18 @@ fn temp_fail(name: &str) -> Reply {
     reply(451, "4.3.0", format!("<{name}>: Temporary lookup failure"))
 }
 
+/// The enhanced status code with its class made to agree with the reply code, as
+/// Postfix's smtpd_check_reject does (`550` with `4.7.1` gives `5.7.1`).
+pub(super) fn fix_dsn(code: u16, enhanced: &str) -> String {
+    let class = if code >= 500 { '5' } else { '4' };
+    match enhanced.split_once('.') {
+        Some((_, rest)) => format!("{class}.{rest}"),
+        None => enhanced.to_string(),
+    }
+}
+
 /// One step's result inside the walk.
-enum Step {
+pub(super) enum Step {
     Go,
     Permit,
     Reject(Reply),
@@ -252,12 +266,8 @@ fn one(
             )),
             _ => Step::Go,
         },
-        Restriction::RejectUnknownSenderDomain => {
-            unknown_domain(f.sender, "Sender address", "4.1.8", f, rc)
-        }
-        Restriction::RejectUnknownRecipientDomain => {
-            unknown_domain(f.recipient, "Recipient address", "4.1.2", f, rc)
-        }
+        Restriction::RejectUnknownSenderDomain => unknown::address(f.sender, true, f, rc),
+        Restriction::RejectUnknownRecipientDomain => unknown::address(f.recipient, false, f, rc),
         Restriction::RejectUnlistedRecipient => unlisted(f, rc),
         Restriction::CheckAccess { kind, table } => {
             let (keys, what) = match kind {
@@ -291,41 +301,32 @@ fn one(
                 AccessKind::Sender => "Sender address",
                 AccessKind::Recipient => "Recipient address",
             };
-            for k in &keys {
-                match table.lookup(k) {
-                    Ok(None) => continue,
-                    Ok(Some(value)) => {
-                        return access_result(
-                            &value,
-                            &what,
-                            access_class,
-                            stage,
-                            f,
-                            rc,
-                            notes,
-                            depth,
-                        )
-                    }
-                    Err(e) => {
-                        log::warn!("{}: table lookup error for {k}: {e}", table.spec());
-                        return Step::Reject(temp_fail(&what));
-                    }
-                }
-            }
-            Step::Go
-        }
-        Restriction::RejectRblClient { domain, want } => {
-            let (Some(ip), Some(dns)) = (f.client_ip, rc.dns.as_ref()) else {
-                return Step::Go;
+            let ctx = Ctx {
+                stage,
+                f,
+                rc,
+                depth,
             };
-            let q = rbl_query(ip, domain);
-            rbl_result(
-                dns.a(&q),
-                want,
-                || dns.txt(&q),
-                &format!("Client host [{}]", f.client_addr),
-                domain,
-            )
+            table_step(table.as_ref(), &keys, &what, access_class, &ctx, notes).unwrap_or(Step::Go)
+        }
+        Restriction::RejectUnknownClient => unknown::client(f, rc),
+        Restriction::RejectUnknownReverseClient => unknown::reverse_client(f, rc),
+        Restriction::RejectUnknownHelo => unknown::helo(f, rc),
+        Restriction::Dnsxl(x) => dnsxl::check(x, f, rc.dns.as_deref(), rc),
+        Restriction::ServerAccess(sa) => {
+            let ctx = Ctx {
+                stage,
+                f,
+                rc,
+                depth,
+            };
+            server_access::check(sa, f, rc.dns.as_deref(), &mut |keys, what, class| {
+                table_step(sa.table.as_ref(), keys, what, class, &ctx, notes)
+            })
+        }
+        Restriction::Unverified(name) => {
+            log::warn!("{name}: address verification is not implemented; restriction skipped");
+            Step::Go
         }
         Restriction::CheckPolicyService(client) => {
             let attrs = request_attributes(f, &client.spec.policy_context);
@@ -441,29 +442,42 @@ fn one(
             );
             Step::Go
         }
-        Restriction::RejectRhsblSender { domain, want } => {
-            let (Some(sender), Some(dns)) = (f.sender, rc.dns.as_ref()) else {
-                return Step::Go;
-            };
-            let Some((_, sdom)) = sender.rsplit_once('@') else {
-                return Step::Go;
-            };
-            if sdom.is_empty() || is_address_literal(sdom) {
-                return Step::Go;
+    }
+}
+
+/// What a table hit needs to be evaluated in place.
+struct Ctx<'c, 'f> {
+    stage: Stage,
+    f: &'c Facts<'f>,
+    rc: &'c RestrictionConfig,
+    depth: u32,
+}
+
+/// Looks `keys` up in order; the first hit decides (access(5) semantics), None when
+/// no key is in the table. A lookup error answers 4xx, never a silent permit.
+fn table_step(
+    table: &dyn rostfix_maps::Map,
+    keys: &[String],
+    what: &str,
+    class: &str,
+    ctx: &Ctx<'_, '_>,
+    notes: &mut Vec<Note>,
+) -> Option<Step> {
+    for k in keys {
+        match table.lookup(k) {
+            Ok(None) => continue,
+            Ok(Some(value)) => {
+                return Some(access_result(
+                    &value, what, class, ctx.stage, ctx.f, ctx.rc, notes, ctx.depth,
+                ))
             }
-            let q = format!(
-                "{}.{domain}",
-                sdom.trim_end_matches('.').to_ascii_lowercase()
-            );
-            rbl_result(
-                dns.a(&q),
-                want,
-                || dns.txt(&q),
-                &format!("Sender address [{sdom}]"),
-                domain,
-            )
+            Err(e) => {
+                log::warn!("{}: table lookup error for {k}: {e}", table.spec());
+                return Some(Step::Reject(temp_fail(what)));
+            }
         }
     }
+    None
 }
 
 /// Remembers the first defer_if_permit reply (450, Postfix's access_map_defer_code).
@@ -676,34 +690,6 @@ fn is_header(text: &str) -> bool {
     }
 }
 
-fn rbl_result(
-    answer: Answer<Vec<String>>,
-    want: &Option<String>,
-    txt: impl FnOnce() -> Option<String>,
-    what: &str,
-    domain: &str,
-) -> Step {
-    match answer {
-        Answer::Found(addrs) if want.as_ref().is_none_or(|w| addrs.contains(w)) => {
-            let reason = txt()
-                .map(|t| {
-                    format!(
-                        "; {}",
-                        t.chars().filter(|c| !c.is_control()).collect::<String>()
-                    )
-                })
-                .unwrap_or_default();
-            Step::Reject(reply(
-                554,
-                "5.7.1",
-                format!("Service unavailable; {what} blocked using {domain}{reason}"),
-            ))
-        }
-        // Postfix ignores a DNSBL it cannot reach rather than deferring all mail.
-        _ => Step::Go,
-    }
-}
-
 /// Local, or in relay_domains; routed local parts are always foreign.
 pub fn auth_destination(
     rcpt: &str,
@@ -743,41 +729,6 @@ fn non_fqdn_address(addr: Option<&str>, class: &str) -> Step {
             ))
         }
         _ => Step::Go,
-    }
-}
-
-fn unknown_domain(
-    addr: Option<&str>,
-    class: &str,
-    enhanced: &str,
-    f: &Facts<'_>,
-    rc: &RestrictionConfig,
-) -> Step {
-    let Some(a) = addr.filter(|a| !a.is_empty()) else {
-        return Step::Go;
-    };
-    let Some((_, d)) = a.rsplit_once('@') else {
-        return Step::Go;
-    };
-    if d.is_empty() || is_address_literal(d) || crate::policy::is_my_destination(d, f.mydestination)
-    {
-        return Step::Go;
-    }
-    let Some(dns) = rc.dns.as_ref() else {
-        return Step::Go;
-    };
-    match dns.domain_exists(d) {
-        Answer::Found(()) => Step::Go,
-        Answer::NotFound => Step::Reject(reply(
-            450,
-            if enhanced == "4.1.8" {
-                "4.1.8"
-            } else {
-                "4.1.2"
-            },
-            format!("<{a}>: {class} rejected: Domain not found"),
-        )),
-        Answer::TempFail => Step::Reject(temp_fail(a)),
     }
 }
 

@@ -2,6 +2,7 @@
 //! access table actions, the relay decision and the open-relay battery.
 
 use super::*;
+use crate::client::NameStatus;
 use crate::restrictions::config::{DomainList, RestrictionConfig};
 use crate::restrictions::local::LocalRecipients;
 use crate::restrictions::parse_list;
@@ -24,6 +25,9 @@ fn dest() -> Vec<String> {
 fn facts<'a>(d: &'a [String], rcpt: Option<&'a str>) -> Facts<'a> {
     Facts {
         client_name: "unknown",
+        reverse_client_name: "unknown",
+        name_status: NameStatus::Perm,
+        reverse_name_status: NameStatus::Perm,
         client_addr: "127.0.0.2".into(),
         client_ip: Some("127.0.0.2".parse().unwrap()),
         client_log: "unknown[127.0.0.2]".into(),
@@ -352,6 +356,55 @@ fn restriction_classes_as_names_and_table_results() {
 }
 
 #[test]
+fn unknown_client_hostname_follows_the_name_status() {
+    let d = dest();
+    let mut rc = rc();
+    rc.unknown_codes.client = 550;
+    let run_with = |name_status, reverse_name_status, l: &str| {
+        let f = Facts {
+            name_status,
+            reverse_name_status,
+            ..facts(&d, Some("u@mx.test"))
+        };
+        evaluate(&list(l), Stage::Client, &f, &rc, &mut Vec::new())
+    };
+    let client = "reject_unknown_client_hostname";
+    assert_eq!(
+        rejected(&run_with(NameStatus::Forged, NameStatus::Ok, client)),
+        "550 5.7.25 Client host rejected: cannot find your hostname, [127.0.0.2]"
+    );
+    assert_eq!(
+        rejected(&run_with(
+            NameStatus::Perm,
+            NameStatus::Perm,
+            "reject_unknown_client"
+        )),
+        "550 5.7.25 Client host rejected: cannot find your hostname, [127.0.0.2]"
+    );
+    assert_eq!(
+        rejected(&run_with(NameStatus::Temp, NameStatus::Temp, client)),
+        "450 4.7.25 Client host rejected: cannot find your hostname, [127.0.0.2]"
+    );
+    assert_eq!(
+        run_with(NameStatus::Ok, NameStatus::Ok, client),
+        Verdict::Dunno
+    );
+    let reverse = "reject_unknown_reverse_client_hostname";
+    assert_eq!(
+        run_with(NameStatus::Forged, NameStatus::Ok, reverse),
+        Verdict::Dunno
+    );
+    assert_eq!(
+        rejected(&run_with(NameStatus::Perm, NameStatus::Perm, reverse)),
+        "550 5.7.1 Client host rejected: cannot find your reverse hostname, [127.0.0.2]"
+    );
+    assert_eq!(
+        rejected(&run_with(NameStatus::Temp, NameStatus::Temp, reverse)),
+        "450 4.7.1 Client host rejected: cannot find your reverse hostname, [127.0.0.2]"
+    );
+}
+
+#[test]
 fn defer_if_permit_and_defer_if_reject() {
     let d = dest();
     let f = facts(&d, Some("u@mx.test"));
@@ -397,6 +450,25 @@ fn policy_server_down_gives_the_default_action() {
         &format!(
             "check_policy_service {{ inet:127.0.0.1:{port}, try_limit=1, default_action=DUNNO }}"
         ),
+        Stage::Recipient,
+        &f,
+    );
+    assert_eq!(v, Verdict::Dunno);
+}
+
+#[test]
+fn dsn_class_follows_the_code() {
+    assert_eq!(fix_dsn(550, "4.7.1"), "5.7.1");
+    assert_eq!(fix_dsn(450, "5.1.8"), "4.1.8");
+    assert_eq!(fix_dsn(556, "4.1.10"), "5.1.10");
+}
+
+#[test]
+fn unverified_restrictions_go_on() {
+    let d = dest();
+    let f = facts(&d, Some("u@mx.test"));
+    let (v, _) = run(
+        "reject_unverified_recipient, reject_unverified_sender",
         Stage::Recipient,
         &f,
     );

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod config;
 pub mod dns;
+pub mod dnsxl;
 pub mod eval;
 pub mod interfaces;
 pub mod local;
@@ -19,6 +20,9 @@ pub mod login_maps;
 pub mod policy_codec;
 pub mod policy_request;
 pub mod policy_service;
+pub mod ptr_query;
+pub mod server_access;
+pub mod unknown;
 
 use rostfix_maps::Map;
 use std::sync::Arc;
@@ -56,16 +60,6 @@ pub enum Restriction {
         kind: AccessKind,
         table: Arc<dyn Map>,
     },
-    /// `reject_rbl_client domain[=d.d.d.d]`.
-    RejectRblClient {
-        domain: String,
-        want: Option<String>,
-    },
-    /// `reject_rhsbl_sender domain[=d.d.d.d]`.
-    RejectRhsblSender {
-        domain: String,
-        want: Option<String>,
-    },
     /// `check_policy_service server` (policy_service.rs).
     CheckPolicyService(Arc<policy_service::PolicyClient>),
     /// A smtpd_restriction_classes name, looked up when evaluated.
@@ -84,6 +78,16 @@ pub enum Restriction {
     /// never asks for a client certificate (smtpd_tls_ask_ccert is not implemented),
     /// so, as in Postfix without one, these never match; start-up says so.
     ClientCert(&'static str),
+    RejectUnknownClient,
+    RejectUnknownReverseClient,
+    RejectUnknownHelo,
+    /// reject_rbl_client, reject_rhsbl_*, permit_dnswl_client, permit_rhswl_client.
+    Dnsxl(dnsxl::Dnsxl),
+    /// check_*_{mx,ns,a}_access.
+    ServerAccess(server_access::ServerAccess),
+    /// reject_unverified_sender / _recipient: address verification is not built
+    /// (issue 14), so these warn and go on.
+    Unverified(&'static str),
 }
 
 impl std::fmt::Debug for Restriction {
@@ -92,12 +96,10 @@ impl std::fmt::Debug for Restriction {
             Restriction::CheckAccess { kind, table } => {
                 write!(f, "CheckAccess({kind:?}, {})", table.spec())
             }
-            Restriction::RejectRblClient { domain, .. } => write!(f, "RejectRblClient({domain})"),
-            Restriction::RejectRhsblSender { domain, .. } => {
-                write!(f, "RejectRhsblSender({domain})")
-            }
             Restriction::CheckPolicyService(c) => write!(f, "CheckPolicyService({})", c.spec.name),
             Restriction::Class(name) => write!(f, "Class({name})"),
+            Restriction::Dnsxl(x) => write!(f, "{}({})", x.kind.name(), x.arg),
+            Restriction::ServerAccess(s) => write!(f, "{s:?}"),
             other => write!(f, "{}", other.name()),
         }
     }
@@ -129,8 +131,6 @@ impl Restriction {
                 AccessKind::Sender => "check_sender_access",
                 AccessKind::Recipient => "check_recipient_access",
             },
-            Restriction::RejectRblClient { .. } => "reject_rbl_client",
-            Restriction::RejectRhsblSender { .. } => "reject_rhsbl_sender",
             Restriction::CheckPolicyService(_) => "check_policy_service",
             Restriction::Class(_) => "restriction class",
             Restriction::SenderLoginMismatch(m) => m.name(),
@@ -142,6 +142,12 @@ impl Restriction {
             Restriction::DeferIfPermit => "defer_if_permit",
             Restriction::DeferIfReject => "defer_if_reject",
             Restriction::ClientCert(name) => name,
+            Restriction::RejectUnknownClient => "reject_unknown_client_hostname",
+            Restriction::RejectUnknownReverseClient => "reject_unknown_reverse_client_hostname",
+            Restriction::RejectUnknownHelo => "reject_unknown_helo_hostname",
+            Restriction::Dnsxl(x) => x.kind.name(),
+            Restriction::ServerAccess(s) => s.name(),
+            Restriction::Unverified(name) => name,
         }
     }
 
@@ -163,8 +169,9 @@ impl Restriction {
             self,
             Restriction::RejectUnknownSenderDomain
                 | Restriction::RejectUnknownRecipientDomain
-                | Restriction::RejectRblClient { .. }
-                | Restriction::RejectRhsblSender { .. }
+                | Restriction::RejectUnknownHelo
+                | Restriction::Dnsxl(_)
+                | Restriction::ServerAccess(_)
         )
     }
 }
@@ -176,6 +183,12 @@ pub enum RestrictionError {
     Unknown { param: &'static str, name: String },
     #[error("{param}: {name} needs an argument")]
     MissingArgument { param: &'static str, name: String },
+    #[error("{param}: {name}: {reason}")]
+    BadArgument {
+        param: &'static str,
+        name: String,
+        reason: dnsxl::PatternError,
+    },
     #[error("{param}: {name}: cannot open table {table}: {reason}")]
     Table {
         param: &'static str,
@@ -254,6 +267,28 @@ pub fn parse_list_in(
             })?;
             Ok(Restriction::CheckAccess { kind, table: t })
         };
+        if let Some((of, rtype)) = server_access::parse_name(&lower) {
+            let table = arg(&lower)?;
+            let t = open(&table).map_err(|reason| RestrictionError::Table {
+                param,
+                name: lower.clone(),
+                table: table.clone(),
+                reason,
+            })?;
+            out.push(server_access::restriction(of, rtype, t));
+            continue;
+        }
+        if let Some(kind) = dnsxl::DnsxlKind::from_name(&lower) {
+            let x = dnsxl::Dnsxl::parse(kind, &arg(&lower)?).map_err(|reason| {
+                RestrictionError::BadArgument {
+                    param,
+                    name: lower.clone(),
+                    reason,
+                }
+            })?;
+            out.push(Restriction::Dnsxl(x));
+            continue;
+        }
         let r = match lower.as_str() {
             "permit" => Restriction::Permit,
             "reject" => Restriction::Reject,
@@ -282,14 +317,16 @@ pub fn parse_list_in(
             "check_helo_access" => access(AccessKind::Helo, arg(&lower)?)?,
             "check_sender_access" => access(AccessKind::Sender, arg(&lower)?)?,
             "check_recipient_access" => access(AccessKind::Recipient, arg(&lower)?)?,
-            "reject_rbl_client" => {
-                let (domain, want) = split_rbl(&arg(&lower)?);
-                Restriction::RejectRblClient { domain, want }
+            // The second names are Postfix's older spellings, still accepted.
+            "reject_unknown_client_hostname" | "reject_unknown_client" => {
+                Restriction::RejectUnknownClient
             }
-            "reject_rhsbl_sender" => {
-                let (domain, want) = split_rbl(&arg(&lower)?);
-                Restriction::RejectRhsblSender { domain, want }
+            "reject_unknown_reverse_client_hostname" => Restriction::RejectUnknownReverseClient,
+            "reject_unknown_helo_hostname" | "reject_unknown_hostname" => {
+                Restriction::RejectUnknownHelo
             }
+            "reject_unverified_sender" => Restriction::Unverified("reject_unverified_sender"),
+            "reject_unverified_recipient" => Restriction::Unverified("reject_unverified_recipient"),
             "check_policy_service" => {
                 let server = arg(&lower)?;
                 let spec =
@@ -365,14 +402,6 @@ pub fn split_words(value: &str) -> Vec<String> {
     out
 }
 
-/// `zen.example=127.0.0.2` -> (`zen.example`, Some(`127.0.0.2`)).
-fn split_rbl(arg: &str) -> (String, Option<String>) {
-    match arg.split_once('=') {
-        Some((d, w)) => (d.trim_end_matches('.').to_ascii_lowercase(), Some(w.into())),
-        None => (arg.trim_end_matches('.').to_ascii_lowercase(), None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,16 +449,16 @@ mod tests {
             ]
         );
         match &l[1] {
-            Restriction::RejectRblClient { domain, want } => {
-                assert_eq!(domain, "zen.test");
-                assert_eq!(want.as_deref(), Some("127.0.0.2"));
+            Restriction::Dnsxl(x) => {
+                assert_eq!(x.domain, "zen.test");
+                assert!(x.want.is_some());
             }
             other => panic!("{other:?}"),
         }
         match &l[2] {
-            Restriction::RejectRhsblSender { domain, want } => {
-                assert_eq!(domain, "rhs.test");
-                assert!(want.is_none());
+            Restriction::Dnsxl(x) => {
+                assert_eq!(x.domain, "rhs.test");
+                assert!(x.want.is_none());
             }
             other => panic!("{other:?}"),
         }
@@ -438,6 +467,51 @@ mod tests {
             split_words("a, check_x inline:{ k=REJECT go away, j=OK },b"),
             vec!["a", "check_x", "inline:{ k=REJECT go away, j=OK }", "b"]
         );
+    }
+
+    #[test]
+    fn dns_names_parse() {
+        let l = parse_list(
+            "smtpd_client_restrictions",
+            "reject_unknown_client_hostname reject_unknown_client \
+             reject_unknown_reverse_client_hostname reject_unknown_helo_hostname \
+             reject_unknown_hostname permit_dnswl_client wl.test \
+             permit_rhswl_client rwl.test reject_rhsbl_client a.test \
+             reject_rhsbl_reverse_client b.test reject_rhsbl_helo c.test \
+             reject_rhsbl_recipient d.test reject_rbl e.test \
+             check_helo_mx_access inline:{x=OK} check_reverse_client_ns_access inline:{x=OK} \
+             check_recipient_a_access inline:{x=OK} reject_unverified_sender \
+             reject_unverified_recipient",
+            &open,
+        )
+        .unwrap();
+        assert_eq!(
+            names(&l),
+            vec![
+                "reject_unknown_client_hostname",
+                "reject_unknown_client_hostname",
+                "reject_unknown_reverse_client_hostname",
+                "reject_unknown_helo_hostname",
+                "reject_unknown_helo_hostname",
+                "permit_dnswl_client",
+                "permit_rhswl_client",
+                "reject_rhsbl_client",
+                "reject_rhsbl_reverse_client",
+                "reject_rhsbl_helo",
+                "reject_rhsbl_recipient",
+                "reject_rbl_client",
+                "check_helo_mx_access",
+                "check_reverse_client_ns_access",
+                "check_recipient_a_access",
+                "reject_unverified_sender",
+                "reject_unverified_recipient",
+            ]
+        );
+        assert_eq!(l.iter().filter(|r| r.uses_dns()).count(), 12);
+        let e = parse_list("p", "reject_rbl_client bl.test=127.0.0.[9..2]", &open).unwrap_err();
+        assert!(matches!(e, RestrictionError::BadArgument { .. }), "{e}");
+        let e = parse_list("p", "check_client_mx_access", &open).unwrap_err();
+        assert!(matches!(e, RestrictionError::MissingArgument { .. }), "{e}");
     }
 
     #[test]

@@ -65,6 +65,9 @@ impl<S: QueueSink> Session<'_, S> {
         };
         Facts {
             client_name: &self.client.name,
+            reverse_client_name: &self.client.reverse_name,
+            name_status: self.client.name_status,
+            reverse_name_status: self.client.reverse_name_status,
             client_addr: self.client.addr(),
             client_ip: self.client.ip,
             client_log: self.client.log_name(),

@@ -668,6 +668,10 @@ impl<'a, S: QueueSink> Session<'a, S> {
             .unwrap_or(0);
         let mut attrs = vec![
             ("client_name".to_string(), self.client.name.clone()),
+            (
+                "reverse_client_name".to_string(),
+                self.client.reverse_name.clone(),
+            ),
             ("client_address".to_string(), self.client.addr()),
         ];
         if let Some(h) = &self.helo {
