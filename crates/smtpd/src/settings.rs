@@ -28,6 +28,9 @@ pub enum SettingsError {
     Auth(#[from] crate::auth::AuthConfigError),
     #[error(transparent)]
     Restrictions(#[from] crate::restrictions::config::ConfigError),
+    /// A header_checks/body_checks table that does not open.
+    #[error(transparent)]
+    Content(#[from] rostfix_inspect::SettingsError),
 }
 
 /// What smtpd needs from main.cf.
@@ -59,6 +62,11 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
     /// The restriction lists (restrictions/config.rs), shared: tables are not Clone.
     pub restrictions: std::sync::Arc<crate::restrictions::config::RestrictionConfig>,
+    /// header_checks and friends; None under receive_override_options =
+    /// no_header_body_checks or when no table is set.
+    pub content_checks: Option<std::sync::Arc<rostfix_inspect::ContentChecks>>,
+    /// receive_override_options.
+    pub receive_overrides: rostfix_inspect::ReceiveOverrides,
 }
 
 impl Settings {
@@ -118,6 +126,15 @@ impl Settings {
         warnings.extend(w);
         let (rc, w) = crate::restrictions::config::RestrictionConfig::from_config(cf)?;
         warnings.extend(w);
+        let (receive_overrides, w) = rostfix_inspect::ReceiveOverrides::from_config(cf);
+        warnings.extend(w);
+        let content_checks = if receive_overrides.no_header_body_checks {
+            None
+        } else {
+            Some(rostfix_inspect::ContentChecks::from_config(cf)?)
+                .filter(|c| !c.is_empty())
+                .map(std::sync::Arc::new)
+        };
         let settings = Settings {
             banner: cf.get("smtpd_banner").trim().to_string(),
             myhostname,
@@ -136,6 +153,8 @@ impl Settings {
             proto,
             auth,
             restrictions: std::sync::Arc::new(rc),
+            content_checks,
+            receive_overrides,
         };
         Ok((settings, warnings))
     }
