@@ -106,9 +106,9 @@ impl ReceiveOverrides {
             .find(|s| s.name == "receive_override_options")
             .map(|s| match s.file {
                 Some(file) => format!("{}, line {}", file.display(), s.line),
-                None => "-o receive_override_options".to_string(),
+                None => "master.cf -o".to_string(),
             })
-            .unwrap_or_else(|| "receive_override_options".to_string());
+            .unwrap_or_else(|| "main.cf".to_string());
         for word in cf.get_list("receive_override_options") {
             match word.to_ascii_lowercase().as_str() {
                 "no_header_body_checks" => o.no_header_body_checks = true,
