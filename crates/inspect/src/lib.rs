@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod action;
+pub mod fuzzing;
 pub mod inspector;
 pub mod mime;
 pub mod outcome;

@@ -98,6 +98,8 @@ pub struct Splitter {
     line: Vec<u8>,
     /// The line being read continues a body line already passed on in pieces.
     mid_line: bool,
+    /// The rest of the current line goes out raw (a header line too long to keep).
+    raw_line: bool,
     /// The logical header being collected (none when empty and `!in_header`).
     header: Vec<u8>,
     in_header: bool,
@@ -118,6 +120,7 @@ impl Splitter {
             boundaries: Vec::new(),
             line: Vec::new(),
             mid_line: false,
+            raw_line: false,
             header: Vec::new(),
             in_header: false,
             header_overflow: false,
@@ -134,6 +137,11 @@ impl Splitter {
                 None => (chunk, false),
             };
             self.take(text, out);
+            if complete && self.raw_line {
+                self.raw_line = false;
+                out(Event::Raw(b"\n"));
+                continue;
+            }
             if complete {
                 let line = std::mem::take(&mut self.line);
                 self.line_done(&line, true, out);
@@ -155,6 +163,10 @@ impl Splitter {
 
     /// Appends line bytes; a body line past the piece size goes out in pieces.
     fn take(&mut self, mut text: &[u8], out: &mut dyn FnMut(Event<'_>)) {
+        if self.raw_line {
+            out(Event::Raw(text));
+            return;
+        }
         loop {
             let in_body = self.mode == Mode::Body;
             let room = LINE_PIECE.saturating_sub(self.line.len());
@@ -188,7 +200,8 @@ impl Splitter {
         out(Event::Raw(start));
         // Whatever follows is body: the block cannot be parsed further.
         self.mode = Mode::Body;
-        self.mid_line = true;
+        self.mid_line = false;
+        self.raw_line = true;
         self.announced = Announced::Other;
         self.body_offset = 0;
     }

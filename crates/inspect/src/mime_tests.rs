@@ -174,6 +174,33 @@ fn header_over_the_cap_passes_uninspected() {
     assert!(evs.contains(&h(HeaderKind::Primary, "X: y")), "{evs:?}");
 }
 
+#[test]
+fn a_header_line_past_the_cap_is_raw_however_cut() {
+    let mut input = b"Subject: ".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 3 * LINE_PIECE));
+    input.extend_from_slice(b"\nX: y\n\nbody\n");
+    let (whole, _) = run_pieces(&[&input], true, 64);
+    for cut in [
+        1,
+        100,
+        LINE_PIECE,
+        LINE_PIECE + 100,
+        2 * LINE_PIECE + 70,
+        input.len() - 3,
+    ] {
+        let (evs, rebuilt) = run_pieces(&[&input[..cut], &input[cut..]], true, 64);
+        assert_eq!(rebuilt, input, "cut {cut}");
+        let structural = |v: &[Ev]| {
+            v.iter()
+                .filter(|e| !matches!(e, Ev::Raw(_)))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(structural(&evs), structural(&whole), "cut {cut}");
+    }
+    assert!(whole.contains(&b("X: y", 0)), "{whole:?}");
+}
+
 proptest! {
     #[test]
     fn round_trips_however_cut(
