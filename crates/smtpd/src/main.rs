@@ -54,6 +54,9 @@ smtpd_recipient_restrictions, smtpd_data_restrictions,
 smtpd_end_of_data_restrictions, smtpd_delay_reject,
 smtpd_reject_unlisted_recipient, local_recipient_maps, relay_domains,
 rostfix_dns_servers. See README (SMTP AUTH and restrictions).
+Content inspection: header_checks, mime_header_checks, nested_header_checks,
+body_checks, body_checks_size_limit, disable_mime_input_processing,
+receive_override_options (docs/content-inspection.md).
 See docs/smtpd-protocol.md.",
     exit_status: "0 when master stops it normally, 1 on a startup error.",
     see_also: "master(8), qmgr(8), rostconf(1), main.cf(5)",
