@@ -84,6 +84,21 @@ fn is_dsn(code: &str) -> bool {
     matches!(c, "2" | "4" | "5") && digits(s, 3) && digits(d, 3)
 }
 
+/// `transport:destination` with a master.cf service name as transport and no white
+/// space: what qmgr can route by (a value it cannot parse would hold the message).
+pub fn is_filter_target(text: &str) -> bool {
+    let Some((transport, _)) = text.split_once(':') else {
+        return false;
+    };
+    !transport.is_empty()
+        && !transport.starts_with('.')
+        && transport.len() <= 64
+        && transport
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// Is `text` shaped like a header (`Name: value`), as PREPEND/REPLACE of a header need?
 pub fn is_header_text(text: &str) -> bool {
     match text.find(':') {
@@ -121,6 +136,16 @@ mod tests {
         assert_eq!(with_dsn("5.7.1", "go away", "x"), "5.7.1 go away");
         assert_eq!(with_dsn("5.7.1", "4.7.0 later", "x"), "4.7.0 later");
         assert_eq!(with_dsn("5.7.1", "5.1.1.1 odd", "x"), "5.7.1 5.1.1.1 odd");
+    }
+
+    #[test]
+    fn filter_targets() {
+        assert!(is_filter_target("smtp:[127.0.0.1]:10025"));
+        assert!(is_filter_target("scan:"));
+        assert!(!is_filter_target("smtp"));
+        assert!(!is_filter_target(":x"));
+        assert!(!is_filter_target("../x:y"));
+        assert!(!is_filter_target("smtp:a b"));
     }
 
     #[test]

@@ -203,7 +203,7 @@ impl Judge {
                 Edit::Keep
             }
             Action::Filter(text) => {
-                if !matches!(text.split_once(':'), Some((t, _)) if !t.is_empty()) {
+                if !action::is_filter_target(&text) {
                     log::warn!("{id}: bad FILTER action \"{text}\" in {spec} map -- need transport:destination");
                     return Edit::Keep;
                 }
