@@ -79,11 +79,14 @@ def inst(workdir):
                    "body_checks_size_limit = 1000\n")
     instance.port2 = free_port()
     instance.port3 = free_port()
+    instance.port4 = free_port()
     with open(conf / "master.cf", "a") as master:
         master.write(f"127.0.0.1:{instance.port2} inet n - y - - smtpd\n"
                      f"  -o header_checks=regexp:{conf}/port2_checks\n"
                      f"127.0.0.1:{instance.port3} inet n - y - - smtpd\n"
-                     "  -o receive_override_options=no_header_body_checks,no_such_option\n")
+                     "  -o receive_override_options=no_header_body_checks,no_such_option\n"
+                     f"127.0.0.1:{instance.port4} inet n - y - - smtpd\n"
+                     "  -o disable_mime_input_processing=yes\n")
     instance.start()
     yield instance
     instance.stop()
@@ -274,6 +277,17 @@ def test_attachment_header_hits_mime_header_checks(inst):
     # The same header name at the top, as a plain header of the message, is not a part's.
     ok = body.replace("setup.exe", "notes.txt")
     code, _, _, msgid = send(inst, "mime ok", MULTIPART, ok)
+    assert code == 250
+    delivered(USER1, msgid)
+
+
+def test_disable_mime_input_processing_makes_parts_body(inst):
+    body = ('--==b1==\nContent-Type: application/octet-stream\n'
+            'Content-Disposition: attachment; filename="setup.exe"\n\nTVqQ\n--==b1==--\n')
+    code, text, _, _ = send(inst, "mime", MULTIPART, body)
+    assert (code, text) == (550, "5.7.1 attachment type not allowed")
+    # Without MIME processing the part's headers are body lines: body_checks only.
+    code, _, _, msgid = send(inst, "mime off", MULTIPART, body, port=inst.port4)
     assert code == 250
     delivered(USER1, msgid)
 

@@ -111,3 +111,19 @@ fn our_received_header_is_inspected_too() {
         "{content}"
     );
 }
+
+#[test]
+fn reject_answers_the_last_bdat() {
+    let cfg = with_checks("/^Subject: no/ REJECT not this\n", "/^x$/ DUNNO\n");
+    let body = "Subject: no\r\n\r\nhi\r\n";
+    let input = format!(
+        "EHLO c\r\nMAIL FROM:<s@c>\r\nRCPT TO:<a@localhost>\r\nBDAT {} LAST\r\n{body}QUIT\r\n",
+        body.len()
+    );
+    let (lines, _, sink) = session(&cfg, inside(), input.as_bytes());
+    assert!(
+        lines.contains(&"550 5.7.1 not this".to_string()),
+        "{lines:?}"
+    );
+    assert!(sink.0.borrow().queued.is_empty());
+}
