@@ -31,10 +31,8 @@ def test_start_reload_and_check_name_file_line_and_parameter(make_instance):
     inst = make_instance(start=False)
     main = inst.conf / "main.cf"
     master = inst.conf / "master.cf"
-    checks = inst.conf / "header_checks"
-    checks.write_text("/^Subject: spam/ REJECT\n")
     main.write_text(main.read_text()
-                    + f"header_checks = regexp:{checks}\n"
+                    + "masquerade_domains = rostfix.test\n"
                     + "soft_bounce = yes\n"
                     + "biff = no\n"
                     + "smtpd_banner = $myhostname ESMTP # our banner\n")
@@ -43,12 +41,12 @@ def test_start_reload_and_check_name_file_line_and_parameter(make_instance):
                       + f"127.0.0.1:{sub_port} inet n - y - - smtpd\n"
                       + "  -o smtpd_milters=inet:127.0.0.1:8891\n"
                       + "  -o soft_bounce=no\n")
-    header_line = line_of(main, "header_checks =")
+    masquerade_line = line_of(main, "masquerade_domains =")
     bounce_line = line_of(main, "soft_bounce =")
     banner_line = line_of(main, "smtpd_banner =")
     sub_line = line_of(master, f"127.0.0.1:{sub_port} inet")
     expected = [
-        message(main, header_line, "header_checks", "content inspection"),
+        message(main, masquerade_line, "masquerade_domains", "address rewriting"),
         message(main, bounce_line, "soft_bounce", "bounces and notices"),
         message(master, sub_line, "smtpd_milters", "milters",
                 service=f"127.0.0.1:{sub_port}/inet"),
@@ -83,7 +81,7 @@ def test_import_report_groups_what_stops_working(workdir):
     shutil.rmtree(source, ignore_errors=True)
     source.mkdir()
     main = (FIXTURES / "ubuntu-dovecot-main.cf").read_text()
-    (source / "main.cf").write_text(main + "header_checks = regexp:/etc/postfix/header_checks\n"
+    (source / "main.cf").write_text(main + "masquerade_domains = example.com\n"
                                     "soft_bounce = yes\nsoft_bounce = yes\n")
     (source / "master.cf").write_text((FIXTURES / "ubuntu-dovecot-master.cf").read_text())
     proc = subprocess.run(
@@ -95,8 +93,8 @@ def test_import_report_groups_what_stops_working(workdir):
     # The translation adds lines of its own at the top (the report names the lines of
     # the translated files); the later of the two soft_bounce lines is the one reported.
     translated = target / "main.cf"
-    found = re.search(rf"  content inspection:\n    - {re.escape(str(translated))}, line (\d+): "
-                      rf"header_checks = regexp:{re.escape(str(target))}/header_checks\n",
+    found = re.search(rf"  address rewriting:\n    - {re.escape(str(translated))}, line (\d+): "
+                      r"masquerade_domains = example\.com\n",
                       section)
     assert found, report
     soft_bounce = int(found.group(1)) + 2

@@ -138,13 +138,13 @@ mod tests {
 
     #[test]
     fn main_cf_settings_name_file_line_and_group() {
-        let main = main_cf("myhostname = mx.example\nheader_checks = regexp:/etc/x\nsoft_bounce = no\nbiff = no\nswap_bangpath = yes\n");
+        let main = main_cf("myhostname = mx.example\nsmtpd_milters = inet:127.0.0.1:8891\nsoft_bounce = no\nbiff = no\nswap_bangpath = yes\n");
         let found: Vec<String> = in_main_cf(&main).iter().map(ToString::to_string).collect();
         assert_eq!(
             found,
             vec![
-                "/etc/rostfix/main.cf, line 2: parameter header_checks is not implemented by \
-                 Rostfix; its setting has no effect (content inspection)"
+                "/etc/rostfix/main.cf, line 2: parameter smtpd_milters is not implemented by \
+                 Rostfix; its setting has no effect (milters)"
                     .to_string(),
                 "/etc/rostfix/main.cf, line 5: parameter swap_bangpath is not implemented by \
                  Rostfix; its setting has no effect (address rewriting)"
@@ -155,10 +155,12 @@ mod tests {
 
     #[test]
     fn values_are_compared_expanded() {
-        // nested_header_checks defaults to $header_checks: same value, nothing new.
-        let main = main_cf("header_checks = regexp:/etc/x\nnested_header_checks = regexp:/etc/x\n");
+        // milter_macro_daemon_name defaults to $myhostname: same value, nothing new.
+        let main = main_cf(
+            "myhostname = mx.example\nmilter_macro_daemon_name = mx.example\nsmtpd_milters = inet:x:1\n",
+        );
         let names: Vec<String> = in_main_cf(&main).into_iter().map(|i| i.param).collect();
-        assert_eq!(names, vec!["header_checks".to_string()]);
+        assert_eq!(names, vec!["smtpd_milters".to_string()]);
         let main = main_cf("x = yes\nsoft_bounce = $x\n");
         assert_eq!(in_main_cf(&main).len(), 1);
     }

@@ -284,6 +284,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("milter_macro_daemon_name", "$myhostname", ParamKind::Str),
     p("milter_macro_v", "$mail_name $mail_version", ParamKind::Str),
     p("milter_protocol", "6", ParamKind::Str),
+    p("mime_header_checks", "$header_checks", ParamKind::List),
     p("minimal_backoff_time", "300s", ParamKind::Time('s')),
     p("multi_instance_directories", "", ParamKind::List),
     p(

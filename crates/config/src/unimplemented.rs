@@ -134,8 +134,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("authorized_submit_users", CommandAccess),
     // Rostfix never notifies comsat: `biff = no` is what it does.
     fixed("biff", LocalDelivery, "no"),
-    u("body_checks", ContentInspection),
-    u("body_checks_size_limit", ContentInspection),
     u("bounce_notice_recipient", Bounces),
     u("bounce_template_file", Bounces),
     u("broken_sasl_auth_clients", Sasl),
@@ -154,7 +152,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("deliver_lock_attempts", LocalDelivery),
     u("deliver_lock_delay", LocalDelivery),
     u("disable_dns_lookups", Routing),
-    u("disable_mime_input_processing", ContentInspection),
     u("duplicate_filter_limit", LocalDelivery),
     u("enable_long_queue_ids", Tuning),
     u("error_notice_recipient", Bounces),
@@ -163,7 +160,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("fork_delay", Tuning),
     u("hash_queue_depth", Tuning),
     u("hash_queue_names", Tuning),
-    u("header_checks", ContentInspection),
     u("in_flow_delay", Tuning),
     u("invalid_hostname_reject_code", ReplyCodes),
     u("ipc_idle", Tuning),
@@ -183,7 +179,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("milter_macro_v", Milters),
     u("milter_protocol", Milters),
     u("mynetworks_style", SmtpServer),
-    u("nested_header_checks", ContentInspection),
     u("non_fqdn_reject_code", ReplyCodes),
     u("non_smtpd_milters", Milters),
     u("owner_request_special", LocalDelivery),
@@ -193,7 +188,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("process_id_directory", Tuning),
     u("qmgr_fudge_factor", Tuning),
     u("queue_service_name", Tuning),
-    u("receive_override_options", ContentInspection),
     u("recipient_bcc_maps", AutomaticBcc),
     u("recipient_canonical_maps", AddressRewriting),
     u("reject_code", ReplyCodes),
@@ -362,8 +356,8 @@ mod tests {
         assert!(ineffective("soft_bounce", "no", "no").is_none());
         assert!(ineffective("soft_bounce", "No", "no").is_none());
         assert!(ineffective("soft_bounce", "yes", "no").is_some());
-        assert!(ineffective("header_checks", "", "").is_none());
-        assert!(ineffective("header_checks", "regexp:/etc/x", "").is_some());
+        assert!(ineffective("smtpd_milters", "", "").is_none());
+        assert!(ineffective("smtpd_milters", "inet:127.0.0.1:8891", "").is_some());
         assert!(ineffective("daemon_timeout", "5h", "18000s").is_none());
         assert!(ineffective("myhostname", "x", "y").is_none());
     }

@@ -132,6 +132,11 @@ fn compile(pat: &str, flags: &str, dialect: Dialect) -> Result<Regex, String> {
             _ => return Err(format!("unknown regexp option \"{f}\"")),
         }
     }
+    if dialect == Dialect::Regexp {
+        // POSIX regcomp without REG_NEWLINE (the `m` flag): `.` and `[^...]` match a
+        // newline too, which header_checks relies on for folded headers.
+        dotall = !multi;
+    }
     let source = if anchored {
         format!(r"\A(?:{pat})")
     } else {
@@ -458,6 +463,18 @@ mod tests {
 
     fn table(src: &str) -> RegexpTable {
         RegexpTable::parse(src.as_bytes(), Path::new("t"), Dialect::Regexp).unwrap()
+    }
+
+    #[test]
+    fn posix_dot_matches_newline_unless_m() {
+        let re = compile("^Subject: a.b$", "", Dialect::Regexp).unwrap();
+        assert!(re.is_match("Subject: a\nb"));
+        let re = compile("^b$", "m", Dialect::Regexp).unwrap();
+        assert!(re.is_match("a\nb"));
+        let re = compile("a.b", "m", Dialect::Regexp).unwrap();
+        assert!(!re.is_match("a\nb"));
+        // PCRE keeps its own default: no newline without `s`.
+        assert!(!compile("a.b", "", Dialect::Pcre).unwrap().is_match("a\nb"));
     }
 
     #[test]

@@ -15,8 +15,14 @@ with a warning), qualifies bare addresses with @$myorigin, adds a Received:
 header, streams the content into incoming/ (a message over
 message_size_limit is removed, not queued), removes the maildrop file and
 wakes qmgr. Unparseable files go to corrupt/; entries that are not regular
-files are removed, or logged once and skipped if they cannot be.",
-    more_options: "",
+files are removed, or logged once and skipped if they cannot be. The content
+goes through header_checks, mime_header_checks, nested_header_checks and
+body_checks as smtpd's does; a REJECT returns the message to its sender in a
+non-delivery notice (docs/content-inspection.md).",
+    more_options: "\
+Parameters used: myhostname, myorigin, message_size_limit, header_checks,
+mime_header_checks, nested_header_checks, body_checks, body_checks_size_limit,
+disable_mime_input_processing, header_size_limit, receive_override_options.",
     exit_status: RETIRING_EXIT_STATUS,
     see_also: "sendmail(1), rostdrop(1), qmgr(8)",
 };

@@ -7,17 +7,24 @@
 #![forbid(unsafe_code)]
 
 mod attrs;
+mod bounce;
 mod envelope;
 mod help;
 mod process;
 mod qualify;
 mod scan;
+mod verdict;
 
 use process::Settings;
-use rostfix_service::{Daemon, Service, Shape};
+use rostfix_inspect::{ContentChecks, ReceiveOverrides};
+use rostfix_service::{Daemon, Service, Shape, StartError};
 use scan::Scanner;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// What is read before confinement: the content tables and receive_override_options.
+type Loaded = (Option<Arc<ContentChecks>>, ReceiveOverrides);
 
 /// Longest pause between scans.
 const SCAN_INTERVAL: Duration = Duration::from_secs(60);
@@ -26,13 +33,27 @@ fn main() {
     rostfix_service::run(Daemon {
         program: "pickup",
         help: help::HELP,
-        before_confine: |_: &mut Service| {
+        before_confine: |service: &mut Service| {
             // Load the time zone before the chroot hides /etc/localtime (glibc caches it).
             let _ = rostfix_maillog::date::local_offset(0);
-            Ok(())
+            // The content tables live outside the chroot: open them now.
+            let (overrides, warnings) = ReceiveOverrides::from_config(&service.config);
+            for w in warnings {
+                log::warn!("{w}");
+            }
+            let content_checks = if overrides.no_header_body_checks {
+                None
+            } else {
+                Some(ContentChecks::from_config(&service.config).map_err(StartError::daemon)?)
+                    .filter(|c| !c.is_empty())
+                    .map(Arc::new)
+            };
+            Ok((content_checks, overrides))
         },
-        after_confine: |service: &mut Service, ()| {
+        after_confine: |service: &mut Service, (content_checks, overrides): Loaded| {
             let mut scanner = Scanner::new(Settings {
+                content_checks,
+                no_address_mappings: overrides.no_address_mappings,
                 myhostname: service.config.get("myhostname"),
                 myorigin: service.config.get("myorigin"),
                 message_size_limit: u64::try_from(service.config.get_int("message_size_limit"))
@@ -51,7 +72,12 @@ fn main() {
 }
 
 /// Wakes qmgr for a message just queued.
-fn wake_qmgr(_: &process::Queued) {
+fn wake_qmgr(q: &process::Queued) {
+    // Held, discarded and bounced messages give qmgr nothing to do (the bounce
+    // service wakes it for its notice).
+    if q.fate != verdict::Fate::Queued {
+        return;
+    }
     if let Err(e) = rostfix_proto::wake_qmgr(Path::new(".")) {
         log::warn!("{e}");
     }

@@ -12,6 +12,8 @@
 //! a second time (a duplicate, never a loss).
 
 use crate::envelope::{received_header, IncomingEnvelope, MAX_ENVELOPE_RECORD};
+use crate::verdict::Fate;
+use rostfix_inspect::{ContentChecks, Inspector, LogContext};
 use rostfix_maillog::date::{format_rfc5322, local_offset};
 use rostfix_queue::{
     queue_path, Envelope, QueueError, QueueName, QueueWriter, RecordStream, StreamRecord,
@@ -19,6 +21,7 @@ use rostfix_queue::{
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What pickup needs from main.cf.
@@ -28,6 +31,11 @@ pub struct Settings {
     pub myorigin: String,
     /// Largest message content accepted, in bytes; 0 means no limit.
     pub message_size_limit: u64,
+    /// header_checks and friends (None: none set, or receive_override_options =
+    /// no_header_body_checks).
+    pub content_checks: Option<Arc<ContentChecks>>,
+    /// receive_override_options = no_address_mappings.
+    pub no_address_mappings: bool,
 }
 
 /// A message that made it into incoming/.
@@ -36,6 +44,8 @@ pub struct Queued {
     pub new_id: String,
     pub uid: u32,
     pub sender: String,
+    /// Where content inspection sent it.
+    pub fate: Fate,
 }
 
 /// Why a maildrop file was not queued.
@@ -193,7 +203,13 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
     let owner = meta.uid();
     let mut stream =
         RecordStream::new(file, &path, MAX_ENVELOPE_RECORD).map_err(from_read_error)?;
-    let (envelope, first_content) = read_envelope(&mut stream, owner, &settings.myorigin)?;
+    let (mut envelope, first_content) = read_envelope(&mut stream, owner, &settings.myorigin)?;
+    if settings.no_address_mappings {
+        // Addresses were rewritten before an after-queue filter handed the mail back.
+        envelope
+            .attrs
+            .push(("alias_expanded".to_string(), "1".to_string()));
+    }
     let mut next = Some(first_content);
 
     let mut writer =
@@ -214,9 +230,24 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
         &new_id,
         &format_rfc5322(now, local_offset(now)),
     );
-    writer
-        .write_content(received.as_bytes())
-        .map_err(|e| PickupError::Retry(e.to_string()))?;
+    let mut inspector = Inspector::new(
+        settings.content_checks.clone(),
+        LogContext {
+            queue_id: new_id.clone(),
+            origin: "local".to_string(),
+            sender: envelope.sender.clone(),
+            recipient: envelope.recipients.first().map(|r| r.address.clone()),
+            proto: None,
+            helo: None,
+        },
+    );
+    let mut staged = Vec::new();
+    write_inspected(
+        &mut writer,
+        &mut inspector,
+        &mut staged,
+        received.as_bytes(),
+    )?;
     // Dropping `writer` on any error below removes its temporary file.
     let mut size = 0u64;
     let mut first = true;
@@ -242,14 +273,10 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
                         // A leading folded line would continue pickup's own Received:
                         // header; as Postfix does, an empty line first makes the
                         // whole submission body instead.
-                        writer
-                            .write_content(b"\n")
-                            .map_err(|e| PickupError::Retry(e.to_string()))?;
+                        write_inspected(&mut writer, &mut inspector, &mut staged, b"\n")?;
                     }
                 }
-                writer
-                    .write_content(&chunk)
-                    .map_err(|e| PickupError::Retry(e.to_string()))?;
+                write_inspected(&mut writer, &mut inspector, &mut staged, &chunk)?;
             }
             StreamRecord::End => break,
             other => {
@@ -259,18 +286,36 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
             }
         }
     }
-    let new_id = writer
-        .commit()
+    staged.clear();
+    let outcome = inspector.finish(&mut staged);
+    writer
+        .write_content(&staged)
         .map_err(|e| PickupError::Retry(e.to_string()))?;
+    let (new_id, fate) = crate::verdict::apply(root, writer, &envelope, &outcome)?;
+    // The message is queued (or settled); the leftover would be queued again by the next scan.
     if let Err(e) = std::fs::remove_file(&path) {
-        // The message is queued; the leftover would be queued again by the next scan.
         log::warn!("maildrop/{name}: remove after queueing as {new_id}: {e}");
     }
     Ok(Queued {
         new_id,
         uid: owner,
         sender: envelope.sender,
+        fate,
     })
+}
+
+/// Writes content through the inspection into the new queue file.
+fn write_inspected(
+    writer: &mut QueueWriter,
+    inspector: &mut Inspector,
+    staged: &mut Vec<u8>,
+    data: &[u8],
+) -> Result<(), PickupError> {
+    staged.clear();
+    inspector.feed(data, staged);
+    writer
+        .write_content(staged)
+        .map_err(|e| PickupError::Retry(e.to_string()))
 }
 
 #[cfg(test)]
@@ -285,7 +330,7 @@ mod tests {
     fn queue_root(name: &str) -> PathBuf {
         let root = std::env::temp_dir().join(format!("pickup-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        for d in ["maildrop", "incoming", "corrupt"] {
+        for d in ["maildrop", "incoming", "corrupt", "hold"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         root
@@ -296,6 +341,8 @@ mod tests {
             myhostname: "mail.example.org".into(),
             myorigin: "example.org".into(),
             message_size_limit: 100_000,
+            content_checks: None,
+            no_address_mappings: false,
         }
     }
 
@@ -488,6 +535,71 @@ mod tests {
         );
         let headers = content.split("\n\n").next().unwrap();
         assert!(!headers.contains("trusted.example"), "{headers}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Settings whose header_checks is this regexp table.
+    fn checking(root: &Path, rules: &str) -> Settings {
+        let table = root.join("header_checks");
+        std::fs::write(&table, rules).unwrap();
+        let mut s = settings();
+        let spec = format!("regexp:{}", table.display());
+        s.content_checks = Some(Arc::new(ContentChecks {
+            header: vec![rostfix_maps_open(&spec)],
+            mime: vec![],
+            nested: vec![],
+            body: vec![],
+            body_size_limit: 51200,
+            mime_processing: true,
+            header_cap: 102_400,
+        }));
+        s
+    }
+
+    fn rostfix_maps_open(spec: &str) -> Box<dyn rostfix_maps::Map> {
+        rostfix_maps::open_map(spec).unwrap()
+    }
+
+    #[test]
+    fn content_checks_hold_discard_and_edit() {
+        let root = queue_root("checks");
+        let s = checking(
+            &root,
+            "/^Subject: hold/ HOLD\n/^Subject: drop/ DISCARD\n/^X-Old:/ REPLACE X-New: 1\n",
+        );
+        let attrs = || vec![("rewrite_context".to_string(), "local".to_string())];
+        let held = drop_with(&root, attrs(), b"Subject: hold me\nX-Old: 0\n\nbody\n");
+        let q = pickup_file(&root, &held, &s).unwrap();
+        assert_eq!(q.fate, Fate::Held);
+        let qf = QueueFile::open(&root, QueueName::Hold, &q.new_id).unwrap();
+        let content = String::from_utf8(qf.read_content().unwrap()).unwrap();
+        assert!(
+            content.ends_with("\nSubject: hold me\nX-New: 1\n\nbody\n"),
+            "{content}"
+        );
+        let dropped = drop_with(&root, attrs(), b"Subject: drop me\n\nbody\n");
+        assert_eq!(
+            pickup_file(&root, &dropped, &s).unwrap().fate,
+            Fate::Discarded
+        );
+        assert!(list_queue(&root, QueueName::Incoming).unwrap().is_empty());
+        assert!(list_queue(&root, QueueName::Maildrop).unwrap().is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_reject_without_bounce_service_stays_in_maildrop() {
+        let root = queue_root("reject");
+        let s = checking(&root, "/^Subject: bad/ REJECT go away\n");
+        let attrs = vec![("rewrite_context".to_string(), "local".to_string())];
+        let name = drop_with(&root, attrs, b"Subject: bad\n\nbody\n");
+        assert!(matches!(
+            pickup_file(&root, &name, &s),
+            Err(PickupError::Retry(_))
+        ));
+        assert_eq!(list_queue(&root, QueueName::Maildrop).unwrap(), [name]);
+        assert!(list_queue(&root, QueueName::Hold).unwrap().is_empty());
+        assert!(list_queue(&root, QueueName::Incoming).unwrap().is_empty());
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -121,6 +121,8 @@ mod tests {
             myhostname: "mail.example.org".into(),
             myorigin: "example.org".into(),
             message_size_limit: limit,
+            content_checks: None,
+            no_address_mappings: false,
         })
     }
 

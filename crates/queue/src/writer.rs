@@ -271,7 +271,25 @@ impl QueueWriter {
     ///
     /// A file already holding the id can only be a stale leftover (the inode is ours
     /// while our file lives): that is an error, and the temporary file is removed.
-    pub fn commit(mut self) -> Result<String, QueueError> {
+    pub fn commit(self) -> Result<String, QueueError> {
+        self.commit_to(None, None)
+    }
+
+    /// As [`QueueWriter::commit`], naming the file in queue `into` instead of the one
+    /// it was created in (content inspection's HOLD commits straight into `hold/`, so
+    /// qmgr never sees it in `incoming/`), and with `envelope` in place of the one
+    /// given at creation (REDIRECT, FILTER and BCC change the recipients or attributes
+    /// after the content was read). The new envelope is put in before the file is
+    /// named, so no reader ever sees the old one.
+    pub fn commit_to(
+        mut self,
+        into: Option<QueueName>,
+        envelope: Option<&Envelope>,
+    ) -> Result<String, QueueError> {
+        if let Some(env) = envelope {
+            // Refuse a bad envelope before anything is written.
+            encode_envelope(env)?;
+        }
         if !self.chunk.is_empty() {
             let chunk = std::mem::take(&mut self.chunk);
             self.record(REC_CONTENT, &chunk)?;
@@ -300,10 +318,25 @@ impl QueueWriter {
                 .map_err(|e| io_err(&self.temp, e))?;
         }
         file.sync_all().map_err(|e| io_err(&self.temp, e))?;
-        let final_path = self.dir.join(&self.id);
+        if let Some(env) = envelope {
+            // Same directory, same temporary name: the rewritten file replaces ours
+            // atomically and keeps its mode; the queue id stays the one already logged
+            // (made from our inode at a time only we held it, so still unique).
+            crate::rewrite::rewrite_envelope(&self.temp, env)?;
+        }
+        let final_dir = match (into, self.dir.parent()) {
+            (Some(queue), Some(root)) => root.join(queue.as_str()),
+            _ => self.dir.clone(),
+        };
+        let final_path = final_dir.join(&self.id);
         name_without_replacing(&self.temp, &final_path)?;
         // Nothing left for Drop to remove.
         self.temp = PathBuf::new();
+        if final_dir != self.dir {
+            // The temporary name left this directory.
+            fsync_dir(&self.dir)?;
+            self.dir = final_dir;
+        }
         match fsync_dir(&self.dir) {
             Ok(()) => {}
             Err(QueueError::Io { source, .. })
@@ -337,5 +370,65 @@ impl Drop for QueueWriter {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{list_queue, QueueFile, QueueName, QueueWriter, Recipient};
+
+    #[test]
+    fn commit_into_another_queue_with_a_new_envelope() {
+        let t = crate::tempdir::TempRoot::new();
+        let env = crate::Envelope {
+            sender: "s@x".into(),
+            arrival_us: 7,
+            attrs: vec![],
+            recipients: vec![Recipient {
+                address: "a@x".into(),
+                orig_address: "a@x".into(),
+                ..Recipient::default()
+            }],
+        };
+        let mut w = QueueWriter::create(t.path(), QueueName::Incoming, &env).unwrap();
+        w.write_content(b"Subject: s\n\nbody\n").unwrap();
+        let mut new = env.clone();
+        new.recipients[0].address = "r@y".into();
+        new.attrs
+            .push(("filter".into(), "smtp:[127.0.0.1]:10025".into()));
+        let id = w.commit_to(Some(QueueName::Hold), Some(&new)).unwrap();
+        assert!(list_queue(t.path(), QueueName::Incoming)
+            .unwrap()
+            .is_empty());
+        // No temporary file is left behind in incoming/ either.
+        assert_eq!(
+            std::fs::read_dir(t.path().join("incoming"))
+                .unwrap()
+                .count(),
+            0
+        );
+        let qf = QueueFile::open(t.path(), QueueName::Hold, &id).unwrap();
+        assert_eq!(qf.envelope.recipients[0].address, "r@y");
+        assert_eq!(qf.envelope.attr("filter"), Some("smtp:[127.0.0.1]:10025"));
+        assert_eq!(qf.read_content().unwrap(), b"Subject: s\n\nbody\n");
+    }
+
+    #[test]
+    fn a_bad_new_envelope_commits_nothing() {
+        let t = crate::tempdir::TempRoot::new();
+        let env = crate::Envelope {
+            sender: "s@x".into(),
+            ..crate::Envelope::default()
+        };
+        let w = QueueWriter::create(t.path(), QueueName::Incoming, &env).unwrap();
+        let mut bad = env.clone();
+        bad.sender = "s\n@x".into();
+        assert!(w.commit_to(None, Some(&bad)).is_err());
+        assert_eq!(
+            std::fs::read_dir(t.path().join("incoming"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }

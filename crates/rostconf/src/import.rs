@@ -43,7 +43,7 @@ DESCRIPTION
       tables named in main.cf, and the aliases, are rebuilt with rostmap/rostalias.
     - TARGET/main.cf and master.cf as they were are saved as *.pre-import first.
 
-    Settings Rostfix accepts but does not implement (header_checks, milters,
+    Settings Rostfix accepts but does not implement (milters, always_bcc,
     soft_bounce = yes, ...) are listed with file, line and parameter, grouped by what
     stops working; so are values with a trailing `# comment`.
 
@@ -393,7 +393,7 @@ mod tests {
     #[test]
     fn report_groups_settings_without_effect() {
         let main = MainCf::parse(
-            "header_checks = regexp:/etc/rostfix/header_checks\nsoft_bounce = yes\n\
+            "always_bcc = archive@example.com\nsoft_bounce = yes\n\
              relayhost = [mx] # ISP\nbiff = no\n",
             Path::new("/etc/rostfix/main.cf"),
         )
@@ -407,8 +407,8 @@ mod tests {
         let text = not_implemented(&main, &master);
         assert!(
             text.contains(
-                "  content inspection:\n    - /etc/rostfix/main.cf, line 1: header_checks = \
-                 regexp:/etc/rostfix/header_checks\n"
+                "  automatic BCC:\n    - /etc/rostfix/main.cf, line 1: always_bcc = \
+                 archive@example.com\n"
             ),
             "{text}"
         );

@@ -67,6 +67,9 @@ smtpd_peername_lookup (the client's name: PTR plus forward confirmation),
 unknown_client_reject_code, unknown_hostname_reject_code,
 unknown_address_reject_code, maps_rbl_reject_code, default_rbl_reply,
 rbl_reply_maps. See README (SMTP AUTH and restrictions).
+Content inspection: header_checks, mime_header_checks, nested_header_checks,
+body_checks, body_checks_size_limit, disable_mime_input_processing,
+receive_override_options (docs/content-inspection.md).
 See docs/smtpd-protocol.md.",
     exit_status: "0 when master stops it normally, 1 on a startup error.",
     see_also: "master(8), qmgr(8), rostconf(1), main.cf(5)",

@@ -69,8 +69,9 @@ impl QueuedMessage for SpoolMessage {
         Ok(self.writer.write_content(data)?)
     }
 
-    fn commit(self) -> Result<String, SinkError> {
-        Ok(self.writer.commit()?)
+    fn commit_as(self, hold: bool, envelope: Option<&Envelope>) -> Result<String, SinkError> {
+        let into = hold.then_some(QueueName::Hold);
+        Ok(self.writer.commit_to(into, envelope)?)
     }
 
     fn abort(self) {

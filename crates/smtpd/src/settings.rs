@@ -30,6 +30,9 @@ pub enum SettingsError {
     Restrictions(#[from] crate::restrictions::config::ConfigError),
     #[error(transparent)]
     Session(#[from] crate::session_options::OptionsError),
+    /// A header_checks/body_checks table that does not open.
+    #[error(transparent)]
+    Content(#[from] rostfix_inspect::SettingsError),
 }
 
 /// What smtpd needs from main.cf.
@@ -64,6 +67,11 @@ pub struct Settings {
     /// HELO required, forbidden commands, EHLO keywords, SASL security options,
     /// upstream proxy, XCLIENT/XFORWARD hosts, TLS logging (session_options.rs).
     pub session: crate::session_options::SessionOptions,
+    /// header_checks and friends; None under receive_override_options =
+    /// no_header_body_checks or when no table is set.
+    pub content_checks: Option<std::sync::Arc<rostfix_inspect::ContentChecks>>,
+    /// receive_override_options.
+    pub receive_overrides: rostfix_inspect::ReceiveOverrides,
 }
 
 impl Settings {
@@ -121,9 +129,21 @@ impl Settings {
         let (auth, w) =
             crate::auth::AuthSettings::from_config(cf, tls.level == SecurityLevel::Encrypt)?;
         warnings.extend(w);
-        let (rc, w) = crate::restrictions::config::RestrictionConfig::from_config(cf)?;
+        let (mut rc, w) = crate::restrictions::config::RestrictionConfig::from_config(cf)?;
         warnings.extend(w);
         let session = crate::session_options::SessionOptions::from_config(cf, &mut warnings)?;
+        let (receive_overrides, w) = rostfix_inspect::ReceiveOverrides::from_config(cf);
+        warnings.extend(w);
+        if receive_overrides.no_unknown_recipient_checks {
+            without_unknown_recipient_checks(&mut rc);
+        }
+        let content_checks = if receive_overrides.no_header_body_checks {
+            None
+        } else {
+            Some(rostfix_inspect::ContentChecks::from_config(cf)?)
+                .filter(|c| !c.is_empty())
+                .map(std::sync::Arc::new)
+        };
         let settings = Settings {
             banner: cf.get("smtpd_banner").trim().to_string(),
             myhostname,
@@ -143,8 +163,29 @@ impl Settings {
             auth,
             restrictions: std::sync::Arc::new(rc),
             session,
+            content_checks,
+            receive_overrides,
         };
         Ok((settings, warnings))
+    }
+}
+
+/// receive_override_options = no_unknown_recipient_checks: reject_unlisted_recipient
+/// (explicit, or implied by smtpd_reject_unlisted_recipient) answers DUNNO, as on the
+/// port where an after-queue filter hands mail back that was checked on the way in.
+fn without_unknown_recipient_checks(rc: &mut crate::restrictions::config::RestrictionConfig) {
+    use crate::restrictions::Restriction;
+    rc.reject_unlisted_recipient = false;
+    for list in [
+        &mut rc.client,
+        &mut rc.helo,
+        &mut rc.sender,
+        &mut rc.relay,
+        &mut rc.recipient,
+        &mut rc.data,
+        &mut rc.end_of_data,
+    ] {
+        list.retain(|r| !matches!(r, Restriction::RejectUnlistedRecipient));
     }
 }
 
@@ -194,6 +235,38 @@ mod tests {
         // Not the system's users and aliases (restrictions/config.rs has its own tests).
         pairs.insert(0, ("local_recipient_maps", ""));
         Settings::from_config(&test_config(&pairs)?, None)
+    }
+
+    #[test]
+    fn no_unknown_recipient_checks_drops_reject_unlisted_recipient() {
+        use crate::restrictions::Restriction;
+        let unlisted = |s: &Settings| {
+            s.restrictions.reject_unlisted_recipient
+                || s.restrictions
+                    .recipient
+                    .iter()
+                    .any(|r| matches!(r, Restriction::RejectUnlistedRecipient))
+        };
+        let pairs = [(
+            "smtpd_recipient_restrictions",
+            "reject_unlisted_recipient, permit_mynetworks, reject_unauth_destination",
+        )];
+        let (s, _) = load(&pairs).unwrap();
+        assert!(unlisted(&s));
+        let mut with = pairs.to_vec();
+        with.push((
+            "receive_override_options",
+            "no_unknown_recipient_checks, no_milters",
+        ));
+        let (s, w) = load(&with).unwrap();
+        assert!(!unlisted(&s));
+        assert!(w.is_empty(), "{w:?}");
+        assert!(s.receive_overrides.no_milters);
+        let (_, w) = load(&[("receive_override_options", "no_such")]).unwrap();
+        assert_eq!(
+            w,
+            ["/etc/rostfix/main.cf, line 3: receive_override_options: unknown option: no_such"]
+        );
     }
 
     #[test]

@@ -38,8 +38,10 @@ pub trait QueuedMessage {
     fn queue_id(&self) -> &str;
     /// Appends content (LF line endings).
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError>;
-    /// Makes the message durable; only after Ok may the client be told 250.
-    fn commit(self) -> Result<String, SinkError>;
+    /// Makes the message durable; only after Ok may the client be told 250. Into the
+    /// hold queue when `hold`, and with `envelope` in place of the one given at
+    /// creation (content inspection's HOLD, REDIRECT, FILTER, BCC).
+    fn commit_as(self, hold: bool, envelope: Option<&Envelope>) -> Result<String, SinkError>;
     /// Throws the message away.
     fn abort(self);
 }

@@ -681,6 +681,12 @@ impl<'a, S: QueueSink> Session<'a, S> {
         attrs.extend(self.auth.queue_attrs());
         attrs.extend(self.forwarded_attrs());
         attrs.extend(txn.params.attributes());
+        if self.cfg.receive_overrides.no_address_mappings {
+            // receive_override_options = no_address_mappings: the addresses were
+            // already rewritten before an after-queue filter handed the mail back;
+            // qmgr must not expand virtual aliases a second time.
+            attrs.push(("alias_expanded".to_string(), "1".to_string()));
+        }
         Envelope {
             sender: txn.sender.clone(),
             arrival_us,

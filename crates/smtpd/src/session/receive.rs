@@ -5,6 +5,14 @@
 //! header_size_limit and hopcount_limit, and [`Session::close_intake`] turns the result
 //! into the final reply: commit and "250 2.0.0 Ok: queued as ID", or the reason why not.
 //!
+//! The content goes through content inspection (crates/inspect: header_checks,
+//! body_checks, ...) on its way to the queue file, our Received: header included as
+//! Postfix's cleanup sees it; the inspection's verdict is applied at the end: REJECT
+//! and DEFER answer the DATA command (the `reject:` line was logged when the table
+//! matched), DISCARD answers 250 without queueing (Postfix's cleanup removes a
+//! discarded message too: nothing is left to keep durable), HOLD commits into hold/,
+//! REDIRECT, FILTER and BCC commit with the changed envelope.
+//!
 //! Past a limit or a write error the content is still accepted from the client (and
 //! dropped) until the end, so the session stays in sync; the reply comes at the end.
 
@@ -15,6 +23,8 @@ use crate::received::{now_unix, received_header, ReceivedInfo};
 use crate::reply::Reply;
 use crate::sink::{QueueSink, QueuedMessage, SinkError};
 use crate::tls::TlsInfo;
+use rostfix_inspect::{Inspector, LogContext, Verdict};
+use rostfix_queue::Envelope;
 
 /// A message being received.
 pub(super) struct Intake<M: QueuedMessage> {
@@ -22,6 +32,11 @@ pub(super) struct Intake<M: QueuedMessage> {
     pub(super) serial: u64,
     msg: M,
     id: String,
+    /// The envelope the file was created with (REDIRECT, FILTER, BCC change a copy).
+    envelope: Envelope,
+    inspector: Inspector,
+    /// Inspected content on its way to the queue file.
+    staged: Vec<u8>,
     scanner: HeaderScanner,
     header_guard: HeaderSizeGuard,
     size: u64,
@@ -41,7 +56,16 @@ impl<M: QueuedMessage> Intake<M> {
         self.size = self.size.saturating_add(content.len() as u64);
         self.too_big |= self.limit > 0 && self.size > self.limit;
         if !self.too_big && self.failed.is_none() && !self.header_guard.exceeded() {
-            self.failed = self.msg.write(content).err();
+            self.write_inspected(content);
+        }
+    }
+
+    /// Writes content through the inspection.
+    fn write_inspected(&mut self, content: &[u8]) {
+        self.staged.clear();
+        self.inspector.feed(content, &mut self.staged);
+        if !self.staged.is_empty() {
+            self.failed = self.msg.write(&self.staged).err();
         }
     }
 
@@ -78,7 +102,8 @@ pub(super) fn generic_write_error() -> Reply {
 impl<S: QueueSink> Session<'_, S> {
     /// Creates the queue file for `txn` and writes our Received: header.
     pub(super) fn open_intake(&mut self, txn: &Transaction) -> Result<Intake<S::Message>, Reply> {
-        let mut msg = match self.sink.create(&self.envelope(txn)) {
+        let envelope = self.envelope(txn);
+        let msg = match self.sink.create(&envelope) {
             Ok(m) => m,
             Err(e) => {
                 log::warn!("queue file create failed: {e}");
@@ -130,20 +155,35 @@ impl<S: QueueSink> Session<'_, S> {
             top.push('\n');
         }
         let header = top + &header;
-        let failed = msg.write(header.as_bytes()).err();
+        let inspector = Inspector::new(
+            self.cfg.content_checks.clone(),
+            LogContext {
+                queue_id: id.clone(),
+                origin: self.client.log_name(),
+                sender: txn.sender.clone(),
+                recipient: txn.recipients.first().cloned(),
+                proto: Some(self.protocol().to_string()),
+                helo: self.helo.clone(),
+            },
+        );
         let size = header.len() as u64;
         let limit = self.cfg.message_size_limit;
-        Ok(Intake {
+        let mut intake = Intake {
             serial: txn.serial,
             msg,
             id,
+            envelope,
+            inspector,
+            staged: Vec::new(),
             scanner: HeaderScanner::new(),
             header_guard: HeaderSizeGuard::new(self.cfg.proto.header_size_limit),
             size,
             limit,
             too_big: limit > 0 && size > limit,
-            failed,
-        })
+            failed: None,
+        };
+        intake.write_inspected(header.as_bytes());
+        Ok(intake)
     }
 
     /// Ends the message: the first failed check (write error, size, header size,
@@ -155,8 +195,11 @@ impl<S: QueueSink> Session<'_, S> {
         stage: &str,
     ) -> Reply {
         let Intake {
-            msg,
+            mut msg,
             id,
+            envelope,
+            inspector,
+            mut staged,
             scanner,
             header_guard,
             too_big,
@@ -164,6 +207,12 @@ impl<S: QueueSink> Session<'_, S> {
             ..
         } = intake;
         let rcpt = txn.recipients.first().map(String::as_str).unwrap_or("");
+        staged.clear();
+        let outcome = inspector.finish(&mut staged);
+        let failed = match failed {
+            None if !staged.is_empty() => msg.write(&staged).err(),
+            other => other,
+        };
         if let Some(e) = failed {
             log::warn!("{id}: queue file write error: {e}");
             msg.abort();
@@ -185,12 +234,30 @@ impl<S: QueueSink> Session<'_, S> {
             self.log_reject(&id, stage, &reply, &txn.sender, rcpt);
             return reply;
         }
+        let hold = match outcome.verdict() {
+            Verdict::Reject { code, dsn, text } => {
+                // Logged as `ID: reject: header ...` when the table matched.
+                msg.abort();
+                // The DSN code is the table's (`REJECT 4.7.0 text` is allowed), so
+                // it is part of the text rather than a fixed enhanced code.
+                return Reply::plain(code, vec![format!("{dsn} {text}")]);
+            }
+            Verdict::Discard => {
+                // Logged as `ID: discard: ...`; Postfix answers as if queued.
+                msg.abort();
+                return Reply::new(250, "2.0.0", format!("Ok: queued as {id}"));
+            }
+            Verdict::Queue { hold } => hold,
+        };
         if let Some(mid) = scanner.message_id() {
             log::info!("{id}: message-id={mid}");
         }
-        match msg.commit() {
+        let new_envelope = outcome.rewrite_envelope(&envelope);
+        match msg.commit_as(hold, new_envelope.as_ref()) {
             Ok(queued) => {
-                self.sink.committed(&queued);
+                if !hold {
+                    self.sink.committed(&queued);
+                }
                 Reply::new(250, "2.0.0", format!("Ok: queued as {queued}"))
             }
             Err(e) => {

@@ -29,6 +29,8 @@ struct Shared {
     free: Option<u64>,
     /// Writes fail with ENOSPC.
     disk_full: bool,
+    /// Ids committed into the hold queue.
+    held: Vec<String>,
 }
 
 /// The fake queue: state shared with the messages it hands out.
@@ -86,9 +88,16 @@ impl QueuedMessage for FakeMessage {
         self.stored.content.extend_from_slice(data);
         Ok(())
     }
-    fn commit(self) -> Result<String, SinkError> {
+    fn commit_as(mut self, hold: bool, envelope: Option<&Envelope>) -> Result<String, SinkError> {
         let id = self.stored.id.clone();
-        self.shared.borrow_mut().queued.push(self.stored);
+        if let Some(env) = envelope {
+            self.stored.envelope = env.clone();
+        }
+        let mut shared = self.shared.borrow_mut();
+        if hold {
+            shared.held.push(id.clone());
+        }
+        shared.queued.push(self.stored);
         Ok(id)
     }
     fn abort(self) {
@@ -135,6 +144,7 @@ fn codes(lines: &[String]) -> Vec<&str> {
 
 mod auth;
 mod options;
+mod content;
 mod pipelining;
 mod proto;
 
