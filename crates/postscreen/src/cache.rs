@@ -90,7 +90,18 @@ impl Cache {
         cleanup_every: u64,
         now: u64,
     ) -> Result<(Cache, Vec<String>), CacheError> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        // data_directory is not made by anyone else; Postfix's `postfix check` would.
+        if let Some(parent) = path.parent().filter(|p| !p.exists()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|source| CacheError::Open {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+        }
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

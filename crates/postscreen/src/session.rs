@@ -215,10 +215,28 @@ impl Session<'_> {
                 if let Some(reply) = self.final_reply.clone() {
                     self.send(&reply);
                 }
+                self.discard_pending();
             }
             log::info!("DISCONNECT {}", self.who());
         } else {
             self.hand_off();
+        }
+    }
+
+    /// Reads and drops what the client already sent (a pregreeting client's bytes,
+    /// say): closing a socket with unread input makes the kernel reset the connection,
+    /// and a reset can destroy our last reply before the client has read it.
+    fn discard_pending(&mut self) {
+        use std::io::Read;
+        if self.stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            match self.stream.read(&mut buf) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
         }
     }
 
