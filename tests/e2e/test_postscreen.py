@@ -6,14 +6,17 @@ delivered) and, remembered in the cache, skips the tests next time (PASS OLD); t
 pipelining test catches a client that pipelines without PIPELINING being offered."""
 
 import re
+import shutil
 import smtplib
 import socket
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 import dns_server
-from harness import USER1, maildir_messages, read_reply, wait_for
+from harness import BIN, USER1, maildir_messages, read_reply, wait_for
 
 # Short waits keep the tests quick; Postfix's default greet wait is 6s.
 BASE = {
@@ -214,3 +217,44 @@ def test_denylisted_client_is_dropped(make_instance, tmp_path):
         greeting = read_reply(f)
         assert len(greeting) == 1 and greeting[0].startswith("220 "), greeting
     assert f"ALLOWLISTED [127.0.0.7]:{port}" in inst.log_text()
+
+
+def test_import_keeps_postscreen_and_says_what_its_helpers_became(workdir):
+    """Postfix's own postscreen set-up: `rostconf import` keeps postscreen and the
+    smtpd pass service (before, it commented postscreen out and nothing listened on
+    port 25), explains dnsblog and tlsproxy, and reports only the postscreen
+    settings that do nothing."""
+    source = Path(workdir) / "postscreen-src"
+    target = Path(workdir) / "postscreen-dst"
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir()
+    (source / "main.cf").write_text(
+        "postscreen_access_list = permit_mynetworks, cidr:/etc/postfix/postscreen_access.cidr\n"
+        "postscreen_blacklist_action = drop\n"
+        "postscreen_greet_action = enforce\n"
+        "postscreen_dnsbl_sites = zen.spamhaus.org*3 bl.mailspike.net\n"
+        "postscreen_dnsbl_threshold = 3\n"
+        "postscreen_dnsbl_action = enforce\n"
+        "postscreen_upstream_proxy_protocol = haproxy\n")
+    (source / "postscreen_access.cidr").write_text("192.0.2.0/24 reject\n")
+    (source / "master.cf").write_text(
+        "smtp      inet  n       -       y       -       1       postscreen\n"
+        "smtpd     pass  -       -       y       -       -       smtpd\n"
+        "dnsblog   unix  -       -       y       -       0       dnsblog\n"
+        "tlsproxy  unix  -       -       y       -       0       tlsproxy\n")
+    proc = subprocess.run(
+        [str(BIN / "rostconf"), "import", "-n", str(source), str(target)],
+        capture_output=True, env={"PATH": "/usr/bin:/bin", "LANG": "C"}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = proc.stdout.decode()
+    assert "(postscreen): commented out" not in report, report
+    assert "smtpd/pass" not in report or "smtpd/pass (smtpd): commented out" not in report
+    for helper in ["dnsblog/unix (dnsblog)", "tlsproxy/unix (tlsproxy)"]:
+        assert re.search(rf"{re.escape(helper)}: commented out: not needed, folded into "
+                         r"postscreen", report), report
+    section = report.split("Accepted but not implemented by Rostfix", 1)[1]
+    assert "postscreen_upstream_proxy_protocol = haproxy" in section, report
+    for implemented in ["postscreen_dnsbl_sites", "postscreen_greet_action",
+                        "postscreen_access_list", "postscreen_blacklist_action"]:
+        assert implemented not in section, report
+        assert f"unused parameter: {implemented}" not in report, report

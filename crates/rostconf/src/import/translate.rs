@@ -286,6 +286,10 @@ fn missing_service_reason(command: &str) -> &'static str {
         "tlsmgr" => "rustls keeps TLS session state in each process",
         "postlogd" => "logging goes to maillog_file or syslog directly",
         "pipe" | "spawn" => "pipe/spawn delivery is not implemented yet; deliver another way",
+        "dnsblog" => "not needed, folded into postscreen (it does its DNSBL lookups itself)",
+        "tlsproxy" => {
+            "not needed, folded into postscreen (it hands clients to smtpd, which does TLS)"
+        }
         _ => "not implemented in this Rostfix version",
     }
 }
@@ -539,6 +543,33 @@ mod tests {
             .notes
             .iter()
             .any(|n| matches!(n, Note::NotCarried(t) if t.contains("maildrop/unix (pipe)"))));
+    }
+
+    #[test]
+    fn postscreen_and_its_pass_service_are_kept_and_its_helpers_explained() {
+        let text = "\
+smtp      inet  n       -       y       -       1       postscreen
+smtpd     pass  -       -       y       -       -       smtpd
+dnsblog   unix  -       -       y       -       0       dnsblog
+tlsproxy  unix  -       -       y       -       0       tlsproxy
+";
+        let with_postscreen = |c: &str| rostfix_daemons(c) || c == "postscreen";
+        let result = master_cf(text, &paths(), &with_postscreen);
+        let master = MasterCf::parse(&result.text, Path::new("master.cf"), 100).unwrap();
+        let names: Vec<String> = master
+            .services
+            .iter()
+            .map(|s| format!("{}/{} {}", s.name, s.service_type, s.command))
+            .collect();
+        assert_eq!(names, ["smtp/inet postscreen", "smtpd/pass smtpd"]);
+        for helper in ["dnsblog/unix (dnsblog)", "tlsproxy/unix (tlsproxy)"] {
+            assert!(
+                result.notes.iter().any(|n| matches!(n,
+                Note::NotCarried(t) if t.contains(helper) && t.contains("folded into postscreen"))),
+                "{helper}: {:?}",
+                result.notes
+            );
+        }
     }
 
     proptest::proptest! {
