@@ -219,6 +219,38 @@ def test_denylisted_client_is_dropped(make_instance, tmp_path):
     assert f"ALLOWLISTED [127.0.0.7]:{port}" in inst.log_text()
 
 
+def test_connection_limits_bound_the_clients_being_screened(make_instance):
+    """One process screens every client, so the limits are what keeps a flood from
+    taking it over: per address (postscreen_client_connection_count_limit) and in
+    all (postscreen_pre_queue_limit)."""
+    inst = screened(make_instance, {
+        "postscreen_greet_wait": "4s",
+        "postscreen_client_connection_count_limit": "1",
+        "postscreen_pre_queue_limit": "2",
+    })
+    held = []
+    try:
+        for source in ["127.0.0.8", "127.0.0.9"]:
+            sock, f = connect(inst, source)
+            held.append(sock)
+            assert f.readline().startswith(b"220-")
+        sock, f = connect(inst, "127.0.0.8")
+        with sock:
+            assert read_reply(f) == ["421 4.7.0 Error: too many connections"]
+            port = sock.getsockname()[1]
+        assert f"NOQUEUE: reject: CONNECT from [127.0.0.8]:{port}: too many connections" \
+            in inst.log_text()
+        sock, f = connect(inst, "127.0.0.10")
+        with sock:
+            assert read_reply(f) == ["421 4.3.2 All screening ports are busy"]
+            port = sock.getsockname()[1]
+        assert f"reject: connect from [127.0.0.10]:{port}: all screening ports busy" \
+            in inst.log_text()
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def test_import_keeps_postscreen_and_says_what_its_helpers_became(workdir):
     """Postfix's own postscreen set-up: `rostconf import` keeps postscreen and the
     smtpd pass service (before, it commented postscreen out and nothing listened on

@@ -200,7 +200,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("postscreen_enforce_tls", Tls),
     u("postscreen_helo_required", SmtpServer),
     u("postscreen_post_queue_limit", Tuning),
-    u("postscreen_pre_queue_limit", Tuning),
     u("postscreen_reject_footer", ReplyCodes),
     u("postscreen_reject_footer_maps", ReplyCodes),
     u("postscreen_tls_security_level", Tls),

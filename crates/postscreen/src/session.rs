@@ -33,6 +33,11 @@ pub struct Ctx {
     concurrency: Mutex<HashMap<IpAddr, u32>>,
 }
 
+/// Reading the per-address counts also gives the total being screened.
+fn total(map: &HashMap<IpAddr, u32>) -> u32 {
+    map.values().sum()
+}
+
 impl Ctx {
     pub fn new(settings: Settings, cache: Option<Cache>, dnsbl: Option<Arc<Dnsbl>>) -> Ctx {
         Ctx {
@@ -45,12 +50,14 @@ impl Ctx {
 
     fn enter(&self, ip: IpAddr) -> Slot<'_> {
         let mut map = self.concurrency.lock().unwrap_or_else(|p| p.into_inner());
+        let screening = total(&map);
         let count = map.entry(ip).or_insert(0);
         *count += 1;
         Slot {
             ctx: self,
             ip,
             count: *count,
+            screening: screening + 1,
         }
     }
 
@@ -74,6 +81,8 @@ struct Slot<'a> {
     ctx: &'a Ctx,
     ip: IpAddr,
     count: u32,
+    /// Clients being screened, this one included.
+    screening: u32,
 }
 
 impl Drop for Slot<'_> {
@@ -487,6 +496,13 @@ pub fn serve(ctx: &Ctx, stream: TcpStream) {
     if !s.enforced && !s.todo.iter().any(|&t| t) {
         log::info!("PASS OLD {}", s.who());
         s.conclude();
+        return;
+    }
+    // Clients that skip the tests were let through above; the others need a place.
+    let pre_queue = ctx.settings.pre_queue_limit;
+    if pre_queue > 0 && slot.screening > pre_queue {
+        log::info!("reject: connect from {}: all screening ports busy", s.who());
+        s.drop_session("421 4.3.2 All screening ports are busy");
         return;
     }
     if (s.todo[Test::Pregreet as usize] || s.todo[Test::Dnsbl as usize]) && !s.early_tests(now) {

@@ -59,6 +59,8 @@ pub struct Settings {
     pub command_time_limit: Duration,
     pub command_count_limit: u32,
     pub connection_count_limit: u32,
+    /// Clients screened at once; more are told 421 (0 = no limit).
+    pub pre_queue_limit: u32,
     pub cache_map: String,
     pub cache_retention: u64,
     pub cache_cleanup: u64,
@@ -186,6 +188,7 @@ impl Settings {
             command_time_limit: cf.get_time("postscreen_command_time_limit"),
             command_count_limit: cf.get_u32("postscreen_command_count_limit"),
             connection_count_limit: cf.get_u32("postscreen_client_connection_count_limit"),
+            pre_queue_limit: cf.get_u32("postscreen_pre_queue_limit"),
             cache_map: cf.get("postscreen_cache_map").trim().to_string(),
             cache_retention: cf.get_time("postscreen_cache_retention_time").as_secs(),
             cache_cleanup: cf.get_time("postscreen_cache_cleanup_interval").as_secs(),
@@ -265,6 +268,7 @@ mod tests {
         );
         assert_eq!(s.forbidden_commands, ["CONNECT", "GET", "POST"]);
         assert_eq!(s.smtpd_service, "smtpd");
+        assert_eq!(s.pre_queue_limit, 100);
     }
 
     #[test]
