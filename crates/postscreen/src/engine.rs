@@ -8,7 +8,7 @@
 
 use crate::action::Action;
 use crate::cache::Test;
-use crate::reply::{escape, soften};
+use crate::reply::escape;
 use crate::session::{unix_now, Session};
 use std::io::{self, BufRead, BufReader};
 use std::net::TcpStream;
@@ -339,7 +339,7 @@ fn answer(s: &mut Session<'_>, d: &mut Dialogue, command: &str, args: &str) -> b
             (None, _) => "503 5.5.1 Error: need MAIL command".into(),
             (Some(_), None) => "501 5.5.4 Syntax: RCPT TO:<address>".into(),
             (Some(sender), Some(rcpt)) => {
-                let reply = soften(&s.rcpt_reply, s.settings().soft_bounce);
+                let reply = s.rcpt_reply.clone();
                 log::info!(
                     "NOQUEUE: reject: RCPT from {}: {reply}; from=<{sender}>, to=<{rcpt}>, proto={}, helo=<{}>",
                     s.who(),
@@ -369,7 +369,7 @@ fn answer(s: &mut Session<'_>, d: &mut Dialogue, command: &str, args: &str) -> b
             if s.settings().disable_vrfy {
                 "502 5.5.1 VRFY command is disabled".into()
             } else {
-                soften(&s.rcpt_reply, s.settings().soft_bounce)
+                s.rcpt_reply.clone()
             }
         }
         "ETRN" => {

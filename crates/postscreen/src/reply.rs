@@ -1,6 +1,6 @@
 //! Small text helpers shared by the screening and the dummy SMTP engine: how a
-//! client's bytes are shown in a log line, how an elapsed time is written (Postfix's
-//! two significant digits), and the soft_bounce softening of a 5xx reply.
+//! client's bytes are shown in a log line and how an elapsed time is written
+//! (Postfix's two significant digits).
 
 use std::time::Duration;
 
@@ -37,20 +37,6 @@ pub fn elapsed(d: Duration) -> String {
     }
 }
 
-/// With soft_bounce, a 5xx reply (and its 5.x.x status) becomes 4xx, as in smtpd.
-pub fn soften(reply: &str, soft_bounce: bool) -> String {
-    let mut bytes = reply.as_bytes().to_vec();
-    if soft_bounce {
-        if bytes.first() == Some(&b'5') {
-            bytes[0] = b'4';
-        }
-        if bytes.get(4) == Some(&b'5') && bytes.get(5) == Some(&b'.') {
-            bytes[4] = b'4';
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,11 +49,9 @@ mod tests {
     }
 
     #[test]
-    fn times_and_soft_bounce() {
+    fn times() {
         assert_eq!(elapsed(Duration::from_millis(50)), "0.05");
         assert_eq!(elapsed(Duration::from_millis(1240)), "1.2");
         assert_eq!(elapsed(Duration::from_secs(16)), "16");
-        assert_eq!(soften("550 5.7.1 No", true), "450 4.7.1 No");
-        assert_eq!(soften("550 5.7.1 No", false), "550 5.7.1 No");
     }
 }

@@ -70,7 +70,6 @@ pub struct Settings {
     pub message_size_limit: u64,
     pub disable_vrfy: bool,
     pub line_length_limit: usize,
-    pub soft_bounce: bool,
     /// The `pass` service that takes clients: private/NAME.
     pub smtpd_service: String,
     pub dns_servers: Vec<String>,
@@ -199,7 +198,6 @@ impl Settings {
             line_length_limit: usize::try_from(cf.get_u64("line_length_limit"))
                 .unwrap_or(usize::MAX)
                 .max(512),
-            soft_bounce: cf.get_bool("soft_bounce"),
             smtpd_service: cf.get("smtpd_service_name").trim().to_string(),
             dns_servers: cf.get_list("rostfix_dns_servers"),
         };
