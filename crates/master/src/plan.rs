@@ -3,7 +3,7 @@
 
 use crate::endpoint::{inet_endpoints, Protocols};
 use crate::MasterError;
-use rostfix_config::{MasterCf, ServiceEntry, ServiceType};
+use rostfix_config::{folded_into_postscreen, MasterCf, ServiceEntry, ServiceType};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -21,18 +21,6 @@ pub const SUPPORTED_COMMANDS: [&str; 11] = [
     "showq",
     "postscreen",
 ];
-
-/// Postfix helpers whose work Rostfix's postscreen does itself: their entries are
-/// skipped with this reason rather than as "not supported".
-pub fn folded_into_postscreen(command: &str) -> Option<&'static str> {
-    match command {
-        "dnsblog" => Some("postscreen does its DNSBL lookups itself"),
-        "tlsproxy" => {
-            Some("postscreen hands clients to smtpd before any STARTTLS, and smtpd does TLS itself")
-        }
-        _ => None,
-    }
-}
 
 /// master.cf's type column as written.
 pub fn type_name(service_type: ServiceType) -> &'static str {

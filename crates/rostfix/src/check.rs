@@ -94,6 +94,18 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
         warn(&warning);
     }
     let daemon_directory = absolute(&main.get("daemon_directory"));
+    for entry in &master.services {
+        if let Some(why) = rostfix_config::folded_into_postscreen(&entry.command) {
+            warn(&format!(
+                "{}, line {}: service {} ({}) is not needed, folded into postscreen: {why}; \
+                 it is not run",
+                entry.file.display(),
+                entry.line,
+                entry.name,
+                entry.command
+            ));
+        }
+    }
     for command in missing_programs(&master, &daemon_directory, &|path| path.is_file()) {
         warn(&format!(
             "{}: no such program (named in master.cf)",
@@ -133,7 +145,8 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
     })
 }
 
-/// Each command of an inet/unix master.cf entry that daemon_directory lacks, once.
+/// Each command of an inet/unix/pass master.cf entry that daemon_directory lacks, once
+/// (dnsblog and tlsproxy are not run at all: postscreen does their work).
 pub fn missing_programs(
     master: &MasterCf,
     daemon_directory: &Path,
@@ -141,7 +154,11 @@ pub fn missing_programs(
 ) -> Vec<String> {
     let mut missing: Vec<String> = Vec::new();
     for entry in &master.services {
-        if !matches!(entry.service_type, ServiceType::Inet | ServiceType::Unix) {
+        let runs = matches!(
+            entry.service_type,
+            ServiceType::Inet | ServiceType::Unix | ServiceType::Pass
+        );
+        if !runs || rostfix_config::folded_into_postscreen(&entry.command).is_some() {
             continue;
         }
         if !missing.contains(&entry.command) && !exists(&daemon_directory.join(&entry.command)) {
@@ -161,12 +178,14 @@ mod tests {
                     cleanup unix n - y - 0 cleanup\n\
                     relay unix - - y - - smtp\n\
                     smtp unix - - y - - smtp\n\
-                    postlog unix-dgram n - n - 1 postlogd\n";
+                    postlog unix-dgram n - n - 1 postlogd\n\
+                    dnsblog unix - - y - 0 dnsblog\n\
+                    smtpd pass - - y - - smtpdx\n";
         let master = MasterCf::parse(text, Path::new("/etc/rf/master.cf"), 100).unwrap();
         let exists = |p: &Path| p.ends_with("smtpd");
         assert_eq!(
             missing_programs(&master, Path::new("/usr/lib/rf"), &exists),
-            ["cleanup", "smtp"]
+            ["cleanup", "smtp", "smtpdx"]
         );
     }
 

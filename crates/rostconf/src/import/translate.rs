@@ -286,10 +286,6 @@ fn missing_service_reason(command: &str) -> &'static str {
         "tlsmgr" => "rustls keeps TLS session state in each process",
         "postlogd" => "logging goes to maillog_file or syslog directly",
         "pipe" | "spawn" => "pipe/spawn delivery is not implemented yet; deliver another way",
-        "dnsblog" => "not needed, folded into postscreen (it does its DNSBL lookups itself)",
-        "tlsproxy" => {
-            "not needed, folded into postscreen (it hands clients to smtpd, which does TLS)"
-        }
         _ => "not implemented in this Rostfix version",
     }
 }
@@ -315,6 +311,18 @@ pub fn master_cf(text: &str, paths: &PathMap, available: &dyn Fn(&str) -> bool) 
             comment_out(&mut out.text, block, "fewer than 8 fields");
             continue;
         };
+        if let Some(why) = rostfix_config::folded_into_postscreen(command) {
+            out.notes.push(Note::NotCarried(format!(
+                "master.cf: {service}/{service_type} ({command}): commented out: not needed, \
+                 folded into postscreen: {why}"
+            )));
+            comment_out(
+                &mut out.text,
+                block,
+                &format!("not needed, folded into postscreen: {why}"),
+            );
+            continue;
+        }
         if !available(command) {
             let reason = missing_service_reason(command);
             out.notes.push(Note::NotCarried(format!(
