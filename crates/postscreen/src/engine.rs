@@ -262,7 +262,7 @@ fn deep_ttls(s: &Session<'_>) -> Vec<(Test, u64)> {
         (Test::BareNewline, st.bare_newline),
     ]
     .into_iter()
-    .filter_map(|(t, cfg)| cfg.map(|c| (t, c.ttl)))
+    .map(|(t, cfg)| (t, cfg.ttl))
     .collect()
 }
 
@@ -289,9 +289,8 @@ fn deep_fail(
         Test::NonSmtp => settings.non_smtp,
         _ => settings.bare_newline,
     };
-    // Forced on for an enforced client while disabled: log only, as enforce.
-    let action = config.map_or(Action::Enforce, |c| c.action);
-    let min_ttl = settings.dnsbl_min_ttl;
+    let action = config.action;
+    let min_ttl = settings.min_ttl();
     match action {
         Action::Ignore => {
             s.pass[i] = true;
@@ -430,6 +429,132 @@ fn ehlo_reply(s: &Session<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::{serve, Ctx};
+    use crate::settings::Settings;
+    use rostfix_config::MainCf;
+    use std::io::{BufRead, Write};
+    use std::net::TcpListener;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// A client connected to a screening thread configured by `main_cf` (no cache,
+    /// no DNS, no access list, no pregreet test unless `main_cf` sets a banner).
+    fn screened(main_cf: &str) -> (BufReader<TcpStream>, std::thread::JoinHandle<()>) {
+        let text = format!(
+            "myhostname = mx.example\npostscreen_access_list =\npostscreen_greet_banner =\n{main_cf}"
+        );
+        let cf = MainCf::parse(&text, Path::new("/etc/rostfix/main.cf")).unwrap();
+        let (settings, _) = Settings::from_config(&cf).unwrap();
+        let ctx = Arc::new(Ctx::new(settings, None, None));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let thread = std::thread::spawn(move || serve(&ctx, server));
+        (BufReader::new(client), thread)
+    }
+
+    fn reply(client: &mut BufReader<TcpStream>) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            if client.read_line(&mut line).unwrap() == 0 {
+                return lines;
+            }
+            let line = line.trim_end().to_string();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                return lines;
+            }
+        }
+    }
+
+    fn send(client: &mut BufReader<TcpStream>, bytes: &[u8]) {
+        client.get_mut().write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn bare_newline_is_dropped_when_told_to() {
+        let (mut c, t) = screened(
+            "postscreen_bare_newline_enable = yes\npostscreen_bare_newline_action = drop\n",
+        );
+        assert_eq!(reply(&mut c), ["220 mx.example ESMTP Rostfix"]);
+        send(&mut c, b"EHLO client.example\n");
+        assert_eq!(reply(&mut c), ["521 5.5.1 Protocol error"]);
+        assert!(reply(&mut c).is_empty(), "connection closed");
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn http_and_header_lines_are_not_smtp() {
+        for line in [&b"GET / HTTP/1.0\r\n"[..], b"Subject: hello\r\n"] {
+            let (mut c, t) = screened("postscreen_non_smtp_command_enable = yes\n");
+            reply(&mut c);
+            send(&mut c, line);
+            assert_eq!(
+                reply(&mut c),
+                ["521 5.7.0 Error: I can break rules, too. Goodbye."]
+            );
+            t.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_polite_client_passes_at_rcpt_and_is_asked_to_come_back() {
+        let (mut c, t) = screened(
+            "postscreen_pipelining_enable = yes\npostscreen_bare_newline_enable = yes\n\
+             postscreen_non_smtp_command_enable = yes\n",
+        );
+        reply(&mut c);
+        send(&mut c, b"EHLO client.example\r\n");
+        let ehlo = reply(&mut c);
+        assert_eq!(ehlo[0], "250-mx.example");
+        assert!(!ehlo.iter().any(|l| l.contains("PIPELINING")), "{ehlo:?}");
+        send(&mut c, b"MAIL FROM:<a@example.org>\r\n");
+        assert_eq!(reply(&mut c), ["250 2.1.0 Ok"]);
+        send(&mut c, b"RCPT TO:<b@example.net>\r\n");
+        assert_eq!(reply(&mut c), ["450 4.3.2 Service currently unavailable"]);
+        send(&mut c, b"DATA\r\n");
+        assert_eq!(reply(&mut c), ["554 5.5.1 Error: no valid recipients"]);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn a_pregreeting_client_under_enforce_gets_no_banner_and_550_at_rcpt() {
+        let (mut c, t) = screened(
+            "postscreen_greet_banner = $smtpd_banner\npostscreen_greet_wait = 1s\n\
+             postscreen_greet_action = enforce\n",
+        );
+        let mut first = String::new();
+        c.read_line(&mut first).unwrap();
+        assert_eq!(first, "220-mx.example ESMTP Rostfix\r\n");
+        send(&mut c, b"EHLO early.example\r\n");
+        // No "220 " greeting: the EHLO is answered directly.
+        assert_eq!(reply(&mut c)[0], "250-mx.example");
+        send(
+            &mut c,
+            b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n",
+        );
+        assert_eq!(reply(&mut c), ["250 2.1.0 Ok"]);
+        assert_eq!(reply(&mut c), ["550 5.5.1 Protocol error"]);
+        send(&mut c, b"QUIT\r\n");
+        assert_eq!(reply(&mut c), ["221 2.0.0 Bye"]);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn a_silent_client_that_passes_is_handed_over_or_told_421() {
+        // No smtpd pass service in a unit test: the hand-over fails with 421.
+        let (mut c, t) = screened("postscreen_greet_banner = hi\npostscreen_greet_wait = 1s\n");
+        assert_eq!(
+            reply(&mut c),
+            ["220-hi", "421 4.3.2 All server ports are busy"]
+        );
+        t.join().unwrap();
+    }
 
     #[test]
     fn headers_and_addresses() {

@@ -267,9 +267,9 @@ impl Session<'_> {
         let enabled = [
             s.pregreet_enabled(),
             s.dnsbl_enabled(),
-            s.pipelining.is_some(),
-            s.non_smtp.is_some(),
-            s.bare_newline.is_some(),
+            s.pipelining.enabled,
+            s.non_smtp.enabled,
+            s.bare_newline.enabled,
         ];
         for ((todo, on), stamp) in self.todo.iter_mut().zip(enabled).zip(self.stamps) {
             *todo = on && now >= stamp;

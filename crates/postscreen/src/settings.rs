@@ -27,9 +27,12 @@ pub enum SettingsError {
     ReplyMap(rostfix_maps::MapError),
 }
 
-/// One deep (after-greeting) protocol test: its action and how long a pass lasts.
+/// One deep (after-greeting) protocol test: whether it is on, its action (also used
+/// when it is off but forced on for a client under enforcement, as in Postfix) and
+/// how long a pass lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeepTest {
+    pub enabled: bool,
     pub action: Action,
     pub ttl: u64,
 }
@@ -52,9 +55,9 @@ pub struct Settings {
     pub dnsbl_timeout: Duration,
     pub dnsbl_min_ttl: u64,
     pub dnsbl_max_ttl: u64,
-    pub pipelining: Option<DeepTest>,
-    pub non_smtp: Option<DeepTest>,
-    pub bare_newline: Option<DeepTest>,
+    pub pipelining: DeepTest,
+    pub non_smtp: DeepTest,
+    pub bare_newline: DeepTest,
     pub forbidden_commands: Vec<String>,
     pub command_time_limit: Duration,
     pub command_count_limit: u32,
@@ -98,14 +101,12 @@ fn deep(
     enable: &'static str,
     act: &'static str,
     ttl: &'static str,
-) -> Result<Option<DeepTest>, SettingsError> {
-    if !cf.get_bool(enable) {
-        return Ok(None);
-    }
-    Ok(Some(DeepTest {
+) -> Result<DeepTest, SettingsError> {
+    Ok(DeepTest {
+        enabled: cf.get_bool(enable),
         action: action(cf, act)?,
         ttl: cf.get_time(ttl).as_secs(),
-    }))
+    })
 }
 
 impl Settings {
@@ -220,6 +221,21 @@ impl Settings {
         }
     }
 
+    /// The shortest pass any test gives (Postfix's psc_min_ttl): how long an ignored
+    /// deep-test failure still counts as a pass.
+    pub fn min_ttl(&self) -> u64 {
+        [
+            self.greet_ttl,
+            self.dnsbl_min_ttl,
+            self.pipelining.ttl,
+            self.non_smtp.ttl,
+            self.bare_newline.ttl,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(0)
+    }
+
     pub fn pregreet_enabled(&self) -> bool {
         !self.greet_banner.is_empty()
     }
@@ -258,7 +274,17 @@ mod tests {
         assert_eq!((s.dnsbl_min_ttl, s.dnsbl_max_ttl), (60, 3600));
         assert_eq!(s.greet_banner, "mx.example ESMTP Rostfix");
         assert!(s.pregreet_enabled() && !s.dnsbl_enabled());
-        assert!(s.pipelining.is_none() && s.non_smtp.is_none() && s.bare_newline.is_none());
+        assert!(!s.pipelining.enabled && !s.non_smtp.enabled && !s.bare_newline.enabled);
+        assert_eq!(
+            (
+                s.pipelining.action,
+                s.non_smtp.action,
+                s.bare_newline.action
+            ),
+            (Action::Enforce, Action::Drop, Action::Ignore)
+        );
+        assert_eq!(s.pipelining.ttl, 30 * 86400);
+        assert_eq!(s.min_ttl(), 60);
         assert_eq!(s.greet_ttl, 86400);
         assert_eq!(
             s.cache_map,
