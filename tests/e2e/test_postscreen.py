@@ -251,6 +251,32 @@ def test_connection_limits_bound_the_clients_being_screened(make_instance):
             sock.close()
 
 
+def test_a_reload_lets_sessions_under_way_finish(make_instance):
+    """After `rostfix reload` the old postscreen stops taking clients but finishes the
+    ones it has (it used to exit at once, cutting them off), and the new one serves
+    new clients."""
+    inst = screened(make_instance, {"postscreen_pipelining_enable": "yes"})
+    sock, f = connect(inst, "127.0.0.11")
+    with sock:
+        assert read_reply(f)[-1].startswith("220 ")
+        inst.cmd("rostfix", "reload")
+        wait_for(lambda: "reload -- version" in inst.log_text(), what="the reload")
+        time.sleep(3)  # longer than the old process used to live after a reload
+        for command, want in [(b"EHLO during.example", "250 "),
+                              (b"MAIL FROM:<a@example.org>", "250 "),
+                              (f"RCPT TO:<{USER1}@mx.rostfix.test>".encode(), "450 4.3.2"),
+                              (b"QUIT", "221 ")]:
+            sock.sendall(command + b"\r\n")
+            got = read_reply(f)
+            assert got and got[-1].startswith(want), (command, got)
+    wait_for(lambda: "PASS NEW [127.0.0.11]" in inst.log_text(),
+             what="PASS NEW from the old postscreen")
+    with smtplib.SMTP("127.0.0.1", inst.port, timeout=30,
+                      source_address=("127.0.0.11", 0)) as s:
+        assert s.ehlo("during.example")[0] == 250
+    assert "PASS OLD [127.0.0.11]" in inst.log_text()
+
+
 def test_import_keeps_postscreen_and_says_what_its_helpers_became(workdir):
     """Postfix's own postscreen set-up: `rostconf import` keeps postscreen and the
     smtpd pass service (before, it commented postscreen out and nothing listened on

@@ -2,7 +2,8 @@
 //! each test it passed stays passed. Held in memory and written to a small text file
 //! of Rostfix's own (not Postfix's btree format): the path of postscreen_cache_map
 //! with its `type:` (btree, hash, lmdb, proxy:...) ignored. The file is opened before
-//! the chroot and kept open, rewritten whole after each change; one line per client,
+//! the chroot and kept open, rewritten whole after each change, merged first with
+//! what another postscreen process (a reload's old one) wrote; one line per client,
 //! `ADDRESS PREGREET DNSBL PIPELINING NON_SMTP BARE_NEWLINE`, each a Unix time (0 =
 //! not passed). Entries whose every time is older than postscreen_cache_retention_time
 //! are dropped at load and every postscreen_cache_cleanup_interval.
@@ -149,7 +150,7 @@ impl Cache {
         }
         cache.file = Some(file);
         cache.remove_expired(now);
-        if let Err(e) = cache.save() {
+        if let Err(e) = cache.save(Some(now)) {
             warnings.push(format!("{}: write: {e}", path.display()));
         }
         Ok((cache, warnings))
@@ -163,11 +164,12 @@ impl Cache {
     /// Records `stamps` for `addr` and writes the file.
     pub fn put(&mut self, addr: IpAddr, stamps: Stamps, now: u64) -> io::Result<()> {
         self.entries.insert(addr, stamps);
-        if now.saturating_sub(self.last_cleanup) >= self.cleanup_every && self.cleanup_every > 0 {
-            self.remove_expired(now);
+        let cleanup =
+            self.cleanup_every > 0 && now.saturating_sub(self.last_cleanup) >= self.cleanup_every;
+        if cleanup {
             self.last_cleanup = now;
         }
-        self.save()
+        self.save(cleanup.then_some(now))
     }
 
     fn remove_expired(&mut self, now: u64) {
@@ -176,7 +178,29 @@ impl Cache {
             .retain(|_, stamps| stamps.iter().any(|&t| t > horizon));
     }
 
-    fn save(&mut self) -> io::Result<()> {
+    /// Writes the file, first taking in what another postscreen wrote there since
+    /// (during a reload the old process finishes its clients while the new one takes
+    /// new ones): per client and test, the later time wins. `cleanup_at`: drop the
+    /// entries past retention, after the merge so that none comes back from the file.
+    fn save(&mut self, cleanup_at: Option<u64>) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        if let Some(file) = self.file.as_mut() {
+            file.seek(SeekFrom::Start(0))?;
+            file.read_to_end(&mut bytes)?;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines = text.lines();
+        if lines.next() == Some(HEADER) {
+            for (addr, theirs) in lines.filter_map(parse_line) {
+                let ours = self.entries.entry(addr).or_insert([0; TEST_COUNT]);
+                for (o, t) in ours.iter_mut().zip(theirs) {
+                    *o = (*o).max(t);
+                }
+            }
+        }
+        if let Some(now) = cleanup_at {
+            self.remove_expired(now);
+        }
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };
@@ -253,6 +277,36 @@ mod tests {
         let (c, _) = Cache::open(&path, 100, 10, 1200).unwrap();
         assert_eq!(c.get(addr), Some([2000, 1500, 0, 0, 0]));
         assert_eq!(c.get(old), None);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn a_memory_cache_forgets_old_entries_at_cleanup() {
+        let mut c = Cache::in_memory(100, 10, 1000);
+        let old: IpAddr = "192.0.2.5".parse().unwrap();
+        let young: IpAddr = "192.0.2.6".parse().unwrap();
+        c.put(old, [1001, 0, 0, 0, 0], 1000).unwrap();
+        c.put(young, [1500, 0, 0, 0, 0], 1005).unwrap();
+        assert!(c.get(old).is_some());
+        // At 1200 the cleanup is due and 1001 is past the 100 s retention.
+        c.put(young, [1600, 0, 0, 0, 0], 1200).unwrap();
+        assert_eq!(c.get(old), None);
+        assert_eq!(c.get(young), Some([1600, 0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn two_processes_sharing_the_file_keep_each_others_entries() {
+        let path = temp_path("shared");
+        let (a_addr, b_addr): (IpAddr, IpAddr) =
+            ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let (mut old, _) = Cache::open(&path, 1000, 0, 1000).unwrap();
+        let (mut new, _) = Cache::open(&path, 1000, 0, 1000).unwrap();
+        new.put(b_addr, [5000, 0, 0, 0, 0], 1000).unwrap();
+        old.put(a_addr, [4000, 0, 0, 0, 0], 1000).unwrap();
+        new.put(a_addr, [0, 3000, 0, 0, 0], 1000).unwrap();
+        let (merged, _) = Cache::open(&path, 1000, 0, 1000).unwrap();
+        assert_eq!(merged.get(a_addr), Some([4000, 3000, 0, 0, 0]));
+        assert_eq!(merged.get(b_addr), Some([5000, 0, 0, 0, 0]));
         let _ = std::fs::remove_file(path);
     }
 

@@ -23,6 +23,10 @@ use session::Ctx;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a postscreen whose master went away (a reload) keeps serving the clients
+/// it already has.
+const DRAIN_TIME: Duration = Duration::from_secs(100);
+
 const HELP: Manual = Manual {
     name: "postscreen - Rostfix zombie blocker",
     synopsis: "postscreen -n NAME -t inet [-c] [-u] [-v] [-o name=value]...",
@@ -73,6 +77,12 @@ fn main() {
                 main_loop: Box::new(move |service: &Service| {
                     while service.master_alive() {
                         std::thread::sleep(Duration::from_secs(1));
+                    }
+                    // A reload: the acceptors have stopped and the next generation
+                    // takes new clients; let the clients under way finish (bounded).
+                    let deadline = std::time::Instant::now() + DRAIN_TIME;
+                    while ctx.active() > 0 && std::time::Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(200));
                     }
                     log::debug!("master is gone; exiting");
                 }),

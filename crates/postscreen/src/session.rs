@@ -48,6 +48,11 @@ impl Ctx {
         }
     }
 
+    /// Clients being served now.
+    pub fn active(&self) -> u32 {
+        total(&self.concurrency.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     fn enter(&self, ip: IpAddr) -> Slot<'_> {
         let mut map = self.concurrency.lock().unwrap_or_else(|p| p.into_inner());
         let screening = total(&map);
