@@ -106,6 +106,9 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
             ));
         }
     }
+    if let Some(warning) = postscreen_without_pass(&master) {
+        warn(&warning);
+    }
     for command in missing_programs(&master, &daemon_directory, &|path| path.is_file()) {
         warn(&format!(
             "{}: no such program (named in master.cf)",
@@ -143,6 +146,26 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
         daemon_directory,
         table_errors: found.errors,
     })
+}
+
+/// postscreen hands clients to a `pass` service: without one, every client that
+/// passes is told 421.
+pub fn postscreen_without_pass(master: &MasterCf) -> Option<String> {
+    let postscreen = master.services.iter().find(|e| e.command == "postscreen")?;
+    if master
+        .services
+        .iter()
+        .any(|e| e.service_type == ServiceType::Pass)
+    {
+        return None;
+    }
+    Some(format!(
+        "{}, line {}: service {} runs postscreen but master.cf has no pass service \
+         (e.g. \"smtpd pass - - y - - smtpd\"): clients that pass would be refused with 421",
+        postscreen.file.display(),
+        postscreen.line,
+        postscreen.name
+    ))
 }
 
 /// Each command of an inet/unix/pass master.cf entry that daemon_directory lacks, once
@@ -187,6 +210,20 @@ mod tests {
             missing_programs(&master, Path::new("/usr/lib/rf"), &exists),
             ["cleanup", "smtp", "smtpdx"]
         );
+    }
+
+    #[test]
+    fn postscreen_needs_a_pass_service() {
+        let alone = "smtp inet n - y - 1 postscreen\n";
+        let master = MasterCf::parse(alone, Path::new("/etc/rf/master.cf"), 100).unwrap();
+        let warning = postscreen_without_pass(&master).unwrap();
+        assert!(warning.starts_with("/etc/rf/master.cf, line 1: service smtp runs postscreen"));
+        let paired = "smtp inet n - y - 1 postscreen\nsmtpd pass - - y - - smtpd\n";
+        let master = MasterCf::parse(paired, Path::new("/etc/rf/master.cf"), 100).unwrap();
+        assert_eq!(postscreen_without_pass(&master), None);
+        let none = "smtp inet n - y - - smtpd\n";
+        let master = MasterCf::parse(none, Path::new("/etc/rf/master.cf"), 100).unwrap();
+        assert_eq!(postscreen_without_pass(&master), None);
     }
 
     #[test]
