@@ -34,7 +34,8 @@ pub use expand::expand_template;
 pub use list::split_list;
 pub use main_cf::{config_dir, MainCf, Setting, DEFAULT_CONFIG_DIR};
 pub use master_cf::{
-    parse_master_cf_raw, MasterCf, RawServiceEntry, ServiceEntry, ServiceType, Wakeup,
+    folded_into_postscreen, parse_master_cf_raw, MasterCf, RawServiceEntry, ServiceEntry,
+    ServiceType, Wakeup,
 };
 pub use params::{
     check_value, lookup_param, parse_bool, parse_duration, parse_int, parse_time, ParamDef,

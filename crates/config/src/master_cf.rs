@@ -223,6 +223,19 @@ fn normalize_braced(word: &str) -> String {
     }
 }
 
+/// Postfix helper services whose work Rostfix's postscreen does itself (`dnsblog`,
+/// `tlsproxy`): the reason, shared by master (which skips them), `rostfix check` and
+/// `rostconf import`, so all three say the same thing.
+pub fn folded_into_postscreen(command: &str) -> Option<&'static str> {
+    match command {
+        "dnsblog" => Some("postscreen does its DNSBL lookups itself"),
+        "tlsproxy" => {
+            Some("postscreen hands clients to smtpd before any STARTTLS, and smtpd does TLS")
+        }
+        _ => None,
+    }
+}
+
 /// Reads master.cf into its entries as written; only the word count and braces are
 /// checked here.
 pub fn parse_master_cf_raw(text: &str, file: &Path) -> Result<Vec<RawServiceEntry>, ConfigError> {

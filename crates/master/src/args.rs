@@ -25,8 +25,11 @@ DESCRIPTION
     it served anyone throttles its service for service_throttle_time. Services
     with a wakeup time are sent a wake-up trigger at start and every N seconds.
 
-    Only the services Rostfix ships (smtpd, qmgr, local, smtp, pickup, bounce)
-    run; other master.cf entries are logged once and skipped.
+    Only the services Rostfix ships (smtpd, qmgr, local, smtp, lmtp, pickup,
+    bounce, virtual, anvil, showq, postscreen) run, as inet, unix or pass (a
+    unix socket whose connections carry a client socket, for smtpd behind
+    postscreen) services; other master.cf entries are logged once and skipped
+    (dnsblog and tlsproxy as not needed: postscreen does their work).
 
     master locks queue_directory/pid/master.pid while it runs. SIGHUP makes it
     re-read main.cf and master.cf; SIGTERM stops every child and exits.

@@ -3,13 +3,23 @@
 
 use crate::endpoint::{inet_endpoints, Protocols};
 use crate::MasterError;
-use rostfix_config::{MasterCf, ServiceEntry, ServiceType};
+use rostfix_config::{folded_into_postscreen, MasterCf, ServiceEntry, ServiceType};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The daemons Rostfix ships; master runs only these.
-pub const SUPPORTED_COMMANDS: [&str; 10] = [
-    "smtpd", "qmgr", "local", "smtp", "pickup", "bounce", "lmtp", "virtual", "anvil", "showq",
+pub const SUPPORTED_COMMANDS: [&str; 11] = [
+    "smtpd",
+    "qmgr",
+    "local",
+    "smtp",
+    "pickup",
+    "bounce",
+    "lmtp",
+    "virtual",
+    "anvil",
+    "showq",
+    "postscreen",
 ];
 
 /// master.cf's type column as written.
@@ -95,7 +105,20 @@ pub fn make_plan(
                 entry.command
             )
         };
-        let supported_type = matches!(entry.service_type, ServiceType::Inet | ServiceType::Unix);
+        if let Some(why) = folded_into_postscreen(&entry.command) {
+            plan.skipped.push(format!(
+                "{}: service {key} ({}) is not needed, folded into postscreen: {why}; skipped",
+                where_(entry),
+                entry.command
+            ));
+            continue;
+        }
+        // `pass` services listen on a unix socket like `unix` ones; the child receives
+        // client connections over it (rostfix_service::pass).
+        let supported_type = matches!(
+            entry.service_type,
+            ServiceType::Inet | ServiceType::Unix | ServiceType::Pass
+        );
         // Postfix runs bounce under three names; Rostfix's bounce serves the one name.
         let bounce_alias =
             entry.command == "bounce" && (entry.name == "defer" || entry.name == "trace");
@@ -314,5 +337,29 @@ mod tests {
             services: vec![entry(1, "../x", ServiceType::Unix, true, "local")],
         };
         assert!(make_plan(&master, &settings(), &all_exist).is_err());
+    }
+
+    #[test]
+    fn postscreen_and_its_pass_service_run_and_its_helpers_are_folded() {
+        let master = MasterCf {
+            services: vec![
+                entry(1, "smtp", ServiceType::Inet, false, "postscreen"),
+                entry(2, "smtpd", ServiceType::Pass, true, "smtpd"),
+                entry(3, "dnsblog", ServiceType::Unix, true, "dnsblog"),
+                entry(4, "tlsproxy", ServiceType::Unix, true, "tlsproxy"),
+            ],
+        };
+        let plan = make_plan(&master, &settings(), &all_exist).unwrap();
+        let keys: Vec<String> = plan.services.iter().map(|s| s.key.to_string()).collect();
+        assert_eq!(keys, ["smtp/inet", "smtpd/pass"]);
+        assert_eq!(
+            plan.services[1].endpoints,
+            vec![Endpoint::Unix("/var/spool/rostfix/private/smtpd".into())]
+        );
+        assert_eq!(plan.skipped.len(), 2);
+        assert!(plan.skipped[0]
+            .contains("dnsblog/unix (dnsblog) is not needed, folded into postscreen"));
+        assert!(plan.skipped[1]
+            .contains("tlsproxy/unix (tlsproxy) is not needed, folded into postscreen"));
     }
 }

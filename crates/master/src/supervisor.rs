@@ -375,7 +375,13 @@ impl Master {
         let now = Instant::now();
         let running = &mut self.services[index];
         let key = running.planned.key.clone();
-        if running.planned.entry.service_type != ServiceType::Inet || !self.book.at_limit(&key) {
+        // Postfix gives stress mode only to services that may run more than one
+        // process: a single-process service (postscreen, maxproc 1) is "at its limit"
+        // as soon as it takes a client, and restarting it would gain nothing.
+        if running.planned.entry.service_type != ServiceType::Inet
+            || running.planned.entry.maxproc <= 1
+            || !self.book.at_limit(&key)
+        {
             return;
         }
         if running.stress.at_limit(now) == AtLimit::Extend {

@@ -94,6 +94,21 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
         warn(&warning);
     }
     let daemon_directory = absolute(&main.get("daemon_directory"));
+    for entry in &master.services {
+        if let Some(why) = rostfix_config::folded_into_postscreen(&entry.command) {
+            warn(&format!(
+                "{}, line {}: service {} ({}) is not needed, folded into postscreen: {why}; \
+                 it is not run",
+                entry.file.display(),
+                entry.line,
+                entry.name,
+                entry.command
+            ));
+        }
+    }
+    if let Some(warning) = postscreen_without_pass(&master) {
+        warn(&warning);
+    }
     for command in missing_programs(&master, &daemon_directory, &|path| path.is_file()) {
         warn(&format!(
             "{}: no such program (named in master.cf)",
@@ -136,7 +151,28 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
     })
 }
 
-/// Each command of an inet/unix master.cf entry that daemon_directory lacks, once.
+/// postscreen hands clients to a `pass` service: without one, every client that
+/// passes is told 421.
+pub fn postscreen_without_pass(master: &MasterCf) -> Option<String> {
+    let postscreen = master.services.iter().find(|e| e.command == "postscreen")?;
+    if master
+        .services
+        .iter()
+        .any(|e| e.service_type == ServiceType::Pass)
+    {
+        return None;
+    }
+    Some(format!(
+        "{}, line {}: service {} runs postscreen but master.cf has no pass service \
+         (e.g. \"smtpd pass - - y - - smtpd\"): clients that pass would be refused with 421",
+        postscreen.file.display(),
+        postscreen.line,
+        postscreen.name
+    ))
+}
+
+/// Each command of an inet/unix/pass master.cf entry that daemon_directory lacks, once
+/// (dnsblog and tlsproxy are not run at all: postscreen does their work).
 pub fn missing_programs(
     master: &MasterCf,
     daemon_directory: &Path,
@@ -144,7 +180,11 @@ pub fn missing_programs(
 ) -> Vec<String> {
     let mut missing: Vec<String> = Vec::new();
     for entry in &master.services {
-        if !matches!(entry.service_type, ServiceType::Inet | ServiceType::Unix) {
+        let runs = matches!(
+            entry.service_type,
+            ServiceType::Inet | ServiceType::Unix | ServiceType::Pass
+        );
+        if !runs || rostfix_config::folded_into_postscreen(&entry.command).is_some() {
             continue;
         }
         if !missing.contains(&entry.command) && !exists(&daemon_directory.join(&entry.command)) {
@@ -164,13 +204,29 @@ mod tests {
                     cleanup unix n - y - 0 cleanup\n\
                     relay unix - - y - - smtp\n\
                     smtp unix - - y - - smtp\n\
-                    postlog unix-dgram n - n - 1 postlogd\n";
+                    postlog unix-dgram n - n - 1 postlogd\n\
+                    dnsblog unix - - y - 0 dnsblog\n\
+                    smtpd pass - - y - - smtpdx\n";
         let master = MasterCf::parse(text, Path::new("/etc/rf/master.cf"), 100).unwrap();
         let exists = |p: &Path| p.ends_with("smtpd");
         assert_eq!(
             missing_programs(&master, Path::new("/usr/lib/rf"), &exists),
-            ["cleanup", "smtp"]
+            ["cleanup", "smtp", "smtpdx"]
         );
+    }
+
+    #[test]
+    fn postscreen_needs_a_pass_service() {
+        let alone = "smtp inet n - y - 1 postscreen\n";
+        let master = MasterCf::parse(alone, Path::new("/etc/rf/master.cf"), 100).unwrap();
+        let warning = postscreen_without_pass(&master).unwrap();
+        assert!(warning.starts_with("/etc/rf/master.cf, line 1: service smtp runs postscreen"));
+        let paired = "smtp inet n - y - 1 postscreen\nsmtpd pass - - y - - smtpd\n";
+        let master = MasterCf::parse(paired, Path::new("/etc/rf/master.cf"), 100).unwrap();
+        assert_eq!(postscreen_without_pass(&master), None);
+        let none = "smtp inet n - y - - smtpd\n";
+        let master = MasterCf::parse(none, Path::new("/etc/rf/master.cf"), 100).unwrap();
+        assert_eq!(postscreen_without_pass(&master), None);
     }
 
     #[test]

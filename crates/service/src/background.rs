@@ -24,7 +24,7 @@ pub(crate) fn spawn_acceptors(
         what: "acceptor",
         source,
     };
-    for listener in crate::serve::listeners(listeners) {
+    for listener in crate::serve::listeners(listeners, false) {
         let on_client = Arc::clone(&on_client);
         std::thread::Builder::new()
             .name("accept".into())
@@ -121,7 +121,7 @@ mod tests {
         let master_copy = l.try_clone().expect("dup");
         let (r, w) = nix::unistd::pipe().expect("pipe");
         let w: &'static OwnedFd = Box::leak(Box::new(w));
-        let listener = crate::serve::listeners(vec![OwnedFd::from(l)])
+        let listener = crate::serve::listeners(vec![OwnedFd::from(l)], false)
             .pop()
             .expect("listener");
         let (done_tx, done_rx) = mpsc::channel();

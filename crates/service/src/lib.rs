@@ -28,6 +28,7 @@ mod daemon;
 mod inherit;
 pub mod manual;
 mod orphan;
+pub mod pass;
 mod serve;
 mod signals;
 mod status;
@@ -238,7 +239,7 @@ impl Service {
         if let Err(e) = signals::catch_sigterm() {
             log::warn!("cannot catch SIGTERM: {e}");
         }
-        let listeners = serve::listeners(listeners);
+        let listeners = serve::listeners(listeners, self.args.service_type == "pass");
         if listeners.is_empty() {
             fatal(&self.program, &StartError::NoListener);
         }

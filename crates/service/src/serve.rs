@@ -18,17 +18,21 @@ use std::time::{Duration, Instant};
 pub(crate) enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
+    /// A `pass` service's unix socket: each connection on it carries one client TCP
+    /// connection (crate::pass), and that client is what the handler gets.
+    Pass(UnixListener),
 }
 
 impl Listener {
     /// Wraps an inherited fd after asking the kernel what family it is.
-    pub(crate) fn from_fd(fd: OwnedFd) -> io::Result<Listener> {
+    pub(crate) fn from_fd(fd: OwnedFd, pass: bool) -> io::Result<Listener> {
         use nix::sys::socket::{getsockname, AddressFamily, SockaddrLike, SockaddrStorage};
         let addr: SockaddrStorage = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
         let listener = match addr.family() {
             Some(AddressFamily::Inet | AddressFamily::Inet6) => {
                 Listener::Tcp(TcpListener::from(fd))
             }
+            Some(AddressFamily::Unix) if pass => Listener::Pass(UnixListener::from(fd)),
             Some(AddressFamily::Unix) => Listener::Unix(UnixListener::from(fd)),
             other => {
                 return Err(io::Error::other(format!(
@@ -40,7 +44,7 @@ impl Listener {
         // master only polls the socket, so it does not care.
         match &listener {
             Listener::Tcp(l) => l.set_nonblocking(true)?,
-            Listener::Unix(l) => l.set_nonblocking(true)?,
+            Listener::Unix(l) | Listener::Pass(l) => l.set_nonblocking(true)?,
         }
         Ok(listener)
     }
@@ -48,7 +52,7 @@ impl Listener {
     pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
             Listener::Tcp(l) => l.as_fd(),
-            Listener::Unix(l) => l.as_fd(),
+            Listener::Unix(l) | Listener::Pass(l) => l.as_fd(),
         }
     }
 
@@ -66,14 +70,30 @@ impl Listener {
                 stream.set_nonblocking(false)?;
                 Ok(Connection::Unix(stream))
             }
+            Listener::Pass(l) => {
+                let (channel, _) = l.accept()?;
+                channel.set_nonblocking(false)?;
+                // The sender writes the message right after connecting; a sender that
+                // connects and says nothing must not hold this process.
+                channel.set_read_timeout(Some(PASS_TIMEOUT))?;
+                let stream = crate::pass::receive_connection(&channel).map_err(|e| match e {
+                    crate::pass::PassError::Io(e) => e,
+                    other => io::Error::other(other.to_string()),
+                })?;
+                Ok(Connection::Tcp(stream))
+            }
         }
     }
 }
 
+/// How long a `pass` service waits for the descriptor after a sender connected.
+const PASS_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Wraps the inherited fds; one that is not a usable socket is logged and skipped.
-pub(crate) fn listeners(fds: Vec<OwnedFd>) -> Vec<Listener> {
+/// `pass`: the service's type is `pass` (its unix sockets carry client connections).
+pub(crate) fn listeners(fds: Vec<OwnedFd>, pass: bool) -> Vec<Listener> {
     fds.into_iter()
-        .filter_map(|fd| match Listener::from_fd(fd) {
+        .filter_map(|fd| match Listener::from_fd(fd, pass) {
             Ok(l) => Some(l),
             Err(e) => {
                 log::warn!("ignoring inherited listening socket: {e}");
@@ -244,7 +264,7 @@ mod tests {
     fn unix_listener(name: &str) -> (Listener, PathBuf) {
         let path = socket_path(name);
         let l = UnixListener::bind(&path).unwrap();
-        (Listener::from_fd(OwnedFd::from(l)).unwrap(), path)
+        (Listener::from_fd(OwnedFd::from(l), false).unwrap(), path)
     }
 
     #[test]
@@ -266,7 +286,7 @@ mod tests {
         let (l, path) = unix_listener("family");
         assert!(matches!(l, Listener::Unix(_)));
         let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let t = Listener::from_fd(OwnedFd::from(tcp)).unwrap();
+        let t = Listener::from_fd(OwnedFd::from(tcp), false).unwrap();
         assert!(matches!(t, Listener::Tcp(_)));
         // Non-blocking: with nobody connecting, accept fails at once with WouldBlock.
         let err = l.accept().unwrap_err();
@@ -296,7 +316,7 @@ mod tests {
     fn tcp_clients_come_back_as_tcp() {
         let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = tcp.local_addr().unwrap();
-        let l = Listener::from_fd(OwnedFd::from(tcp)).unwrap();
+        let l = Listener::from_fd(OwnedFd::from(tcp), false).unwrap();
         let _client = std::net::TcpStream::connect(addr).unwrap();
         let got = wait_for_client(std::slice::from_ref(&l), None, Some(Duration::from_secs(5)));
         assert!(matches!(got, Waited::Client(Connection::Tcp(_))), "{got:?}");

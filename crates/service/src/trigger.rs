@@ -54,7 +54,7 @@ pub(crate) fn serve_triggers(
     every: Option<Duration>,
     mut on_trigger: crate::daemon::TriggerHandler,
 ) {
-    let listeners = crate::serve::listeners(listeners);
+    let listeners = crate::serve::listeners(listeners, false);
     let status = service.status_pipe();
     trigger_loop(&listeners, status, every, &mut |t| {
         on_trigger(&mut service, t)
@@ -139,7 +139,10 @@ mod tests {
         ));
         let _ = std::fs::remove_file(&path);
         let l = UnixListener::bind(&path).expect("bind");
-        (Listener::from_fd(OwnedFd::from(l)).expect("listener"), path)
+        (
+            Listener::from_fd(OwnedFd::from(l), false).expect("listener"),
+            path,
+        )
     }
 
     #[test]

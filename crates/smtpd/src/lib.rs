@@ -12,7 +12,7 @@ pub mod address;
 mod anvil_client;
 mod auth;
 pub mod chunk;
-mod cidr;
+pub mod cidr;
 mod client;
 pub mod command;
 pub mod connection;

@@ -311,6 +311,18 @@ pub fn master_cf(text: &str, paths: &PathMap, available: &dyn Fn(&str) -> bool) 
             comment_out(&mut out.text, block, "fewer than 8 fields");
             continue;
         };
+        if let Some(why) = rostfix_config::folded_into_postscreen(command) {
+            out.notes.push(Note::NotCarried(format!(
+                "master.cf: {service}/{service_type} ({command}): commented out: not needed, \
+                 folded into postscreen: {why}"
+            )));
+            comment_out(
+                &mut out.text,
+                block,
+                &format!("not needed, folded into postscreen: {why}"),
+            );
+            continue;
+        }
         if !available(command) {
             let reason = missing_service_reason(command);
             out.notes.push(Note::NotCarried(format!(
@@ -539,6 +551,33 @@ mod tests {
             .notes
             .iter()
             .any(|n| matches!(n, Note::NotCarried(t) if t.contains("maildrop/unix (pipe)"))));
+    }
+
+    #[test]
+    fn postscreen_and_its_pass_service_are_kept_and_its_helpers_explained() {
+        let text = "\
+smtp      inet  n       -       y       -       1       postscreen
+smtpd     pass  -       -       y       -       -       smtpd
+dnsblog   unix  -       -       y       -       0       dnsblog
+tlsproxy  unix  -       -       y       -       0       tlsproxy
+";
+        let with_postscreen = |c: &str| rostfix_daemons(c) || c == "postscreen";
+        let result = master_cf(text, &paths(), &with_postscreen);
+        let master = MasterCf::parse(&result.text, Path::new("master.cf"), 100).unwrap();
+        let names: Vec<String> = master
+            .services
+            .iter()
+            .map(|s| format!("{}/{} {}", s.name, s.service_type, s.command))
+            .collect();
+        assert_eq!(names, ["smtp/inet postscreen", "smtpd/pass smtpd"]);
+        for helper in ["dnsblog/unix (dnsblog)", "tlsproxy/unix (tlsproxy)"] {
+            assert!(
+                result.notes.iter().any(|n| matches!(n,
+                Note::NotCarried(t) if t.contains(helper) && t.contains("folded into postscreen"))),
+                "{helper}: {:?}",
+                result.notes
+            );
+        }
     }
 
     proptest::proptest! {

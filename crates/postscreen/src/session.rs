@@ -1,0 +1,522 @@
+//! One client's screening, on its own thread (Postfix's postscreen.c and
+//! postscreen_early.c): CONNECT, the per-client connection limit, the permanent
+//! access list, the temporary allowlist (cache), the tests before the greeting
+//! (pregreet and DNSBL, side by side during postscreen_greet_wait), then either the
+//! hand-over to smtpd or postscreen's own SMTP engine (crate::engine) for clients
+//! under enforcement or due for the deep protocol tests.
+
+use crate::action::Action;
+use crate::cache::{Cache, Stamps, Test, TEST_COUNT};
+use crate::lookup::Dnsbl;
+use crate::reply::{elapsed, escape};
+use crate::settings::Settings;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How much a pregreeting client's early bytes are looked at (and logged).
+const PEEK_SIZE: usize = 1024;
+/// Longest wait for the client's socket before the DNS channel is checked again.
+const TICK: Duration = Duration::from_millis(50);
+/// Bound on writing one reply to a client.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every client thread shares.
+pub struct Ctx {
+    pub settings: Settings,
+    pub cache: Option<Mutex<Cache>>,
+    pub dnsbl: Option<Arc<Dnsbl>>,
+    concurrency: Mutex<HashMap<IpAddr, u32>>,
+}
+
+/// Reading the per-address counts also gives the total being screened.
+fn total(map: &HashMap<IpAddr, u32>) -> u32 {
+    map.values().sum()
+}
+
+impl Ctx {
+    pub fn new(settings: Settings, cache: Option<Cache>, dnsbl: Option<Arc<Dnsbl>>) -> Ctx {
+        Ctx {
+            settings,
+            cache: cache.map(Mutex::new),
+            dnsbl,
+            concurrency: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Clients being served now.
+    pub fn active(&self) -> u32 {
+        total(&self.concurrency.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn enter(&self, ip: IpAddr) -> Slot<'_> {
+        let mut map = self.concurrency.lock().unwrap_or_else(|p| p.into_inner());
+        let screening = total(&map);
+        let count = map.entry(ip).or_insert(0);
+        *count += 1;
+        Slot {
+            ctx: self,
+            ip,
+            count: *count,
+            screening: screening + 1,
+        }
+    }
+
+    fn cached(&self, ip: IpAddr) -> Option<Stamps> {
+        let cache = self.cache.as_ref()?;
+        cache.lock().unwrap_or_else(|p| p.into_inner()).get(ip)
+    }
+
+    fn remember(&self, ip: IpAddr, stamps: Stamps, now: u64) {
+        if let Some(cache) = &self.cache {
+            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = cache.put(ip, stamps, now) {
+                log::warn!("cannot update the postscreen cache: {e}");
+            }
+        }
+    }
+}
+
+/// One client's place in the per-address connection count, given back on drop.
+struct Slot<'a> {
+    ctx: &'a Ctx,
+    ip: IpAddr,
+    count: u32,
+    /// Clients being screened, this one included.
+    screening: u32,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut map = self
+            .ctx
+            .concurrency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// An IPv4 client seen through an IPv6 socket is logged and looked up as IPv4.
+fn plain(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
+/// The state of one session.
+pub struct Session<'a> {
+    pub ctx: &'a Ctx,
+    pub stream: TcpStream,
+    pub client: SocketAddr,
+    pub start: Instant,
+    pub stamps: Stamps,
+    pub todo: [bool; TEST_COUNT],
+    pub pass: [bool; TEST_COUNT],
+    /// The client has no cache entry (or never passed an enabled test): PASS NEW.
+    pub new: bool,
+    /// A failed test is enforced: the client stays in postscreen's engine and every
+    /// RCPT gets `rcpt_reply`.
+    pub enforced: bool,
+    pub rcpt_reply: String,
+    /// Never hand this client to smtpd.
+    pub noforward: bool,
+    pub hangup: bool,
+    pub pregreet_failed: bool,
+    pub final_reply: Option<String>,
+}
+
+impl Session<'_> {
+    /// `[addr]:port` as every log line shows the client.
+    pub fn who(&self) -> String {
+        format!("[{}]:{}", self.client.ip(), self.client.port())
+    }
+
+    /// Best-effort write of one reply line (CRLF added).
+    pub fn send(&mut self, reply: &str) -> bool {
+        let mut text = String::with_capacity(reply.len() + 2);
+        text.push_str(reply);
+        text.push_str("\r\n");
+        self.stream.write_all(text.as_bytes()).is_ok()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.ctx.settings
+    }
+
+    /// Fails a test: drop ends the session with `drop_reply`; enforce keeps the client
+    /// in the engine with `enforce_reply` for RCPT; ignore changes nothing (the test
+    /// simply does not pass and is repeated next time). Returns false when the session
+    /// is over.
+    pub fn fail(&mut self, action: Action, drop_reply: &str, enforce_reply: &str) -> bool {
+        match action {
+            Action::Drop => {
+                self.drop_session(drop_reply);
+                false
+            }
+            Action::Enforce => {
+                self.enforce(enforce_reply);
+                true
+            }
+            Action::Ignore => true,
+        }
+    }
+
+    fn enforce(&mut self, reply: &str) {
+        self.enforced = true;
+        self.noforward = true;
+        self.rcpt_reply = reply.to_string();
+    }
+
+    /// Replies `reply` and hangs up.
+    pub fn drop_session(&mut self, reply: &str) {
+        self.noforward = true;
+        self.final_reply = Some(reply.to_string());
+        self.conclude();
+    }
+
+    /// The client went away.
+    pub fn hang_up(&mut self, phase: &str) {
+        log::info!(
+            "HANGUP after {} from {} in {phase}",
+            elapsed(self.start.elapsed()),
+            self.who()
+        );
+        self.hangup = true;
+        self.noforward = true;
+        self.conclude();
+    }
+
+    /// Postfix's psc_conclude: log the final PASS, update the cache, then hand the
+    /// client to smtpd or say the last word and hang up.
+    pub fn conclude(&mut self) {
+        if self.enforced {
+            self.pass = [false; TEST_COUNT];
+        }
+        let any_pass = self.pass.iter().any(|&p| p);
+        let all_done = (0..TEST_COUNT).all(|t| !self.todo[t] || self.pass[t]);
+        if any_pass && all_done {
+            log::info!(
+                "PASS {} {}",
+                if self.new { "NEW" } else { "OLD" },
+                self.who()
+            );
+        }
+        if any_pass {
+            self.ctx.remember(self.client.ip(), self.stamps, unix_now());
+        }
+        if self.noforward {
+            if !self.hangup {
+                if let Some(reply) = self.final_reply.clone() {
+                    self.send(&reply);
+                }
+                self.discard_pending();
+            }
+            log::info!("DISCONNECT {}", self.who());
+        } else {
+            self.hand_off();
+        }
+    }
+
+    /// Reads and drops what the client already sent (a pregreeting client's bytes,
+    /// say): closing a socket with unread input makes the kernel reset the connection,
+    /// and a reset can destroy our last reply before the client has read it.
+    fn discard_pending(&mut self) {
+        use std::io::Read;
+        if self.stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            match self.stream.read(&mut buf) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    }
+
+    /// Sends the client's socket to smtpd over the `pass` service.
+    fn hand_off(&mut self) {
+        let service = format!("private/{}", self.settings().smtpd_service);
+        let sent = UnixStream::connect(&service).and_then(|channel| {
+            channel.set_write_timeout(Some(WRITE_TIMEOUT))?;
+            rostfix_service::pass::send_connection(&channel, &self.stream.as_fd())
+        });
+        if let Err(e) = sent {
+            log::warn!("cannot pass connection to service {service}: {e}");
+            self.send("421 4.3.2 All server ports are busy");
+        }
+    }
+
+    fn set_todo(&mut self, now: u64) {
+        let s = &self.ctx.settings;
+        let enabled = [
+            s.pregreet_enabled(),
+            s.dnsbl_enabled(),
+            s.pipelining.enabled,
+            s.non_smtp.enabled,
+            s.bare_newline.enabled,
+        ];
+        for ((todo, on), stamp) in self.todo.iter_mut().zip(enabled).zip(self.stamps) {
+            *todo = on && now >= stamp;
+        }
+        self.new = enabled
+            .iter()
+            .zip(self.stamps)
+            .any(|(&on, stamp)| on && stamp == 0);
+    }
+
+    fn deep_pending(&self) -> bool {
+        [Test::Pipelining, Test::NonSmtp, Test::BareNewline]
+            .iter()
+            .any(|&t| self.todo[t as usize] && !self.pass[t as usize])
+    }
+
+    /// The tests before the greeting. Returns false when the session is over.
+    fn early_tests(&mut self, now: u64) -> bool {
+        let settings = &self.ctx.settings;
+        let pregreet = self.todo[Test::Pregreet as usize];
+        let mut dns = None;
+        let mut pending = 0;
+        if self.todo[Test::Dnsbl as usize] {
+            if let Some(dnsbl) = &self.ctx.dnsbl {
+                let domains = crate::dnsbl::domains(&settings.dnsbl_sites);
+                pending = domains.len();
+                match dnsbl.start(self.client.ip(), domains) {
+                    Ok(rx) => dns = Some(rx),
+                    Err(e) => log::warn!("cannot start DNSBL lookups: {e}"),
+                }
+            }
+        }
+        if pregreet {
+            let banner = format!("220-{}", settings.greet_banner);
+            if !self.send(&banner) {
+                self.hang_up("tests before SMTP handshake");
+                return false;
+            }
+        }
+        let deadline = self.start + settings.greet_wait;
+        let mut replies = Vec::new();
+        let mut watching = pregreet;
+        loop {
+            if let Some(rx) = &dns {
+                while let Ok(reply) = rx.try_recv() {
+                    replies.push(reply);
+                    pending = pending.saturating_sub(1);
+                }
+            }
+            let dns_done = dns.is_none() || pending == 0;
+            let left = deadline.saturating_duration_since(Instant::now());
+            // The pregreet test lasts the whole wait; a DNSBL-only check ends early.
+            if left.is_zero() || (dns_done && !pregreet) {
+                break;
+            }
+            let slice = left.min(TICK);
+            if watching {
+                match crate::wait::readable(&self.stream, slice) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        let mut buf = [0u8; PEEK_SIZE];
+                        match self.stream.peek(&mut buf) {
+                            Ok(0) | Err(_) => {
+                                self.hang_up("tests before SMTP handshake");
+                                return false;
+                            }
+                            Ok(n) => {
+                                log::info!(
+                                    "PREGREET {n} after {} from {}: {}",
+                                    elapsed(self.start.elapsed()),
+                                    self.who(),
+                                    escape(&buf[..n], 100)
+                                );
+                                watching = false;
+                                let action = self.ctx.settings.greet_action;
+                                self.pregreet_failed = action != Action::Ignore;
+                                // Under `ignore` the test still does not pass
+                                // (watching is off), so it is repeated next time.
+                                if !self.fail(
+                                    action,
+                                    "521 5.5.1 Protocol error",
+                                    "550 5.5.1 Protocol error",
+                                ) {
+                                    return false;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("poll {}: {e}", self.who());
+                        self.hang_up("tests before SMTP handshake");
+                        return false;
+                    }
+                }
+            } else if let Some(rx) = &dns {
+                if let Ok(reply) = rx.recv_timeout(slice) {
+                    replies.push(reply);
+                    pending = pending.saturating_sub(1);
+                }
+            } else {
+                std::thread::sleep(slice);
+            }
+        }
+        if pregreet && watching {
+            self.pass[Test::Pregreet as usize] = true;
+            self.stamps[Test::Pregreet as usize] = now + self.ctx.settings.greet_ttl;
+        }
+        if self.todo[Test::Dnsbl as usize] {
+            return self.judge_dnsbl(&replies, now);
+        }
+        true
+    }
+
+    fn judge_dnsbl(&mut self, replies: &[crate::dnsbl::Reply], now: u64) -> bool {
+        let settings = &self.ctx.settings;
+        let score = crate::dnsbl::score(&settings.dnsbl_sites, replies);
+        let ttl = settings.dnsbl_ttl(score.ttl);
+        let althresh = settings.dnsbl_allowlist_threshold;
+        if !self.enforced
+            && score.rank < settings.dnsbl_threshold
+            && althresh < 0
+            && score.rank <= althresh
+        {
+            // Allowlisted by score: the other tests count as passed for as long as
+            // the DNSBL result lasts.
+            for t in 0..TEST_COUNT {
+                if t == Test::Dnsbl as usize {
+                    continue;
+                }
+                if self.todo[t] {
+                    self.pass[t] = true;
+                }
+                self.stamps[t] = self.stamps[t].max(now + ttl);
+            }
+        }
+        if score.rank < settings.dnsbl_threshold {
+            self.pass[Test::Dnsbl as usize] = true;
+            self.stamps[Test::Dnsbl as usize] = now + ttl;
+            return true;
+        }
+        log::info!("DNSBL rank {} for {}", score.rank, self.who());
+        let name = score
+            .listed_by
+            .as_deref()
+            .map(|d| settings.dnsbl_display_name(d))
+            .unwrap_or_default();
+        let text = format!(
+            "5.7.1 Service unavailable; client [{}] blocked using {name}",
+            self.client.ip()
+        );
+        let action = settings.dnsbl_action;
+        self.fail(action, &format!("521 {text}"), &format!("550 {text}"))
+    }
+}
+
+/// Screens one client to its end.
+pub fn serve(ctx: &Ctx, stream: TcpStream) {
+    let (Ok(client), Ok(server)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
+    let (client, server) = (plain(client), plain(server));
+    log::info!(
+        "CONNECT from [{}]:{} to [{}]:{}",
+        client.ip(),
+        client.port(),
+        server.ip(),
+        server.port()
+    );
+    if let Err(e) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
+        log::warn!("cannot set socket timeouts: {e}");
+        return;
+    }
+    let slot = ctx.enter(client.ip());
+    let mut s = Session {
+        ctx,
+        stream,
+        client,
+        start: Instant::now(),
+        stamps: [0; TEST_COUNT],
+        todo: [false; TEST_COUNT],
+        pass: [false; TEST_COUNT],
+        new: true,
+        enforced: false,
+        rcpt_reply: "450 4.3.2 Service currently unavailable".to_string(),
+        noforward: false,
+        hangup: false,
+        pregreet_failed: false,
+        final_reply: None,
+    };
+    let limit = ctx.settings.connection_count_limit;
+    if limit > 0 && slot.count > limit {
+        log::info!(
+            "NOQUEUE: reject: CONNECT from {}: too many connections",
+            s.who()
+        );
+        s.drop_session("421 4.7.0 Error: too many connections");
+        return;
+    }
+    match ctx.settings.access.check(client.ip()) {
+        crate::access::Verdict::Allowlisted => {
+            log::info!("ALLOWLISTED {}", s.who());
+            s.conclude();
+            return;
+        }
+        crate::access::Verdict::Denylisted => {
+            log::info!("DENYLISTED {}", s.who());
+            if !s.fail(
+                ctx.settings.denylist_action,
+                "521 5.3.2 Service currently unavailable",
+                "550 5.3.2 Service currently unavailable",
+            ) {
+                return;
+            }
+        }
+        crate::access::Verdict::Unknown => {}
+    }
+    let now = unix_now();
+    if !s.enforced {
+        if let Some(stamps) = ctx.cached(client.ip()) {
+            s.stamps = stamps;
+        }
+    }
+    s.set_todo(now);
+    if !s.enforced && !s.todo.iter().any(|&t| t) {
+        log::info!("PASS OLD {}", s.who());
+        s.conclude();
+        return;
+    }
+    // Clients that skip the tests were let through above; the others need a place.
+    let pre_queue = ctx.settings.pre_queue_limit;
+    if pre_queue > 0 && slot.screening > pre_queue {
+        log::info!("reject: connect from {}: all screening ports busy", s.who());
+        s.drop_session("421 4.3.2 All screening ports are busy");
+        return;
+    }
+    if (s.todo[Test::Pregreet as usize] || s.todo[Test::Dnsbl as usize]) && !s.early_tests(now) {
+        return;
+    }
+    if s.noforward || s.deep_pending() {
+        crate::engine::run(&mut s);
+    } else {
+        s.conclude();
+    }
+    drop(slot);
+}
