@@ -141,7 +141,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("broken_sasl_auth_clients", Sasl),
     u("canonical_classes", AddressRewriting),
     u("canonical_maps", AddressRewriting),
-    u("content_filter", ContentInspection),
     u("daemon_timeout", Tuning),
     u("debug_peer_level", Debugging),
     u("debug_peer_list", Debugging),

@@ -14,7 +14,7 @@ mod qualify;
 mod scan;
 
 use process::Settings;
-use rostfix_service::{Daemon, Service, Shape};
+use rostfix_service::{Daemon, Service, Shape, StartError};
 use scan::Scanner;
 use std::path::Path;
 use std::time::Duration;
@@ -32,7 +32,11 @@ fn main() {
             Ok(())
         },
         after_confine: |service: &mut Service, ()| {
+            let content_filter =
+                rostfix_queue::ContentFilter::parse(&service.config.get("content_filter"))
+                    .map_err(StartError::daemon)?;
             let mut scanner = Scanner::new(Settings {
+                content_filter,
                 myhostname: service.config.get("myhostname"),
                 myorigin: service.config.get("myorigin"),
                 message_size_limit: u64::try_from(service.config.get_int("message_size_limit"))

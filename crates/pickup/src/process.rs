@@ -28,6 +28,8 @@ pub struct Settings {
     pub myorigin: String,
     /// Largest message content accepted, in bytes; 0 means no limit.
     pub message_size_limit: u64,
+    /// content_filter: every message picked up is marked for it (`filter` attribute).
+    pub content_filter: Option<rostfix_queue::ContentFilter>,
 }
 
 /// A message that made it into incoming/.
@@ -193,7 +195,14 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
     let owner = meta.uid();
     let mut stream =
         RecordStream::new(file, &path, MAX_ENVELOPE_RECORD).map_err(from_read_error)?;
-    let (envelope, first_content) = read_envelope(&mut stream, owner, &settings.myorigin)?;
+    let (mut envelope, first_content) = read_envelope(&mut stream, owner, &settings.myorigin)?;
+    // Set here, after the maildrop attributes were screened: a local user cannot
+    // choose (or skip) the filter, since attrs.rs never copies a `filter` record.
+    if let Some(f) = &settings.content_filter {
+        envelope
+            .attrs
+            .push((rostfix_queue::FILTER_ATTR.to_string(), f.to_attr()));
+    }
     let mut next = Some(first_content);
 
     let mut writer =
@@ -296,6 +305,7 @@ mod tests {
             myhostname: "mail.example.org".into(),
             myorigin: "example.org".into(),
             message_size_limit: 100_000,
+            content_filter: None,
         }
     }
 
@@ -424,6 +434,30 @@ mod tests {
         assert_eq!(qf.envelope.attr("uid"), Some(q.uid.to_string().as_str()));
         let size = std::fs::metadata(&qf.path).unwrap().len();
         assert!(size < 4096, "{size}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn content_filter_marks_the_message_and_a_forged_filter_is_dropped() {
+        let root = queue_root("filter");
+        // A local user's own `filter` record would let them pick (or dodge) the filter.
+        let name = drop_with(
+            &root,
+            vec![("filter".into(), "local:evil".into())],
+            b"Subject: hi\n\nbody\n",
+        );
+        let mut s = settings();
+        s.content_filter = rostfix_queue::ContentFilter::parse("scan:[127.0.0.1]:10026").unwrap();
+        let q = pickup_file(&root, &name, &s).unwrap();
+        let qf = QueueFile::open(&root, QueueName::Incoming, &q.new_id).unwrap();
+        let filters: Vec<&str> = qf
+            .envelope
+            .attrs
+            .iter()
+            .filter(|(n, _)| n == "filter")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(filters, ["scan:[127.0.0.1]:10026"]);
         std::fs::remove_dir_all(&root).unwrap();
     }
 

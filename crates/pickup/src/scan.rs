@@ -121,6 +121,7 @@ mod tests {
             myhostname: "mail.example.org".into(),
             myorigin: "example.org".into(),
             message_size_limit: limit,
+            content_filter: None,
         })
     }
 

@@ -28,6 +28,8 @@ pub enum SettingsError {
     Auth(#[from] crate::auth::AuthConfigError),
     #[error(transparent)]
     Restrictions(#[from] crate::restrictions::config::ConfigError),
+    #[error("content_filter: {0}")]
+    ContentFilter(#[from] rostfix_queue::FilterError),
 }
 
 /// What smtpd needs from main.cf.
@@ -59,6 +61,9 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
     /// The restriction lists (restrictions/config.rs), shared: tables are not Clone.
     pub restrictions: std::sync::Arc<crate::restrictions::config::RestrictionConfig>,
+    /// content_filter: written as the `filter` attribute of every message received
+    /// (master.cf `-o content_filter=` on the re-entry smtpd turns it off).
+    pub content_filter: Option<rostfix_queue::ContentFilter>,
 }
 
 impl Settings {
@@ -136,6 +141,7 @@ impl Settings {
             proto,
             auth,
             restrictions: std::sync::Arc::new(rc),
+            content_filter: rostfix_queue::ContentFilter::parse(&cf.get("content_filter"))?,
         };
         Ok((settings, warnings))
     }

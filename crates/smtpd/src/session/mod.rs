@@ -624,6 +624,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
         attrs.push(("protocol".to_string(), self.protocol().to_string()));
         attrs.extend(self.auth.queue_attrs());
         attrs.extend(txn.params.attributes());
+        if let Some(f) = &self.cfg.content_filter {
+            attrs.push((rostfix_queue::FILTER_ATTR.to_string(), f.to_attr()));
+        }
         Envelope {
             sender: txn.sender.clone(),
             arrival_us,
