@@ -5,7 +5,7 @@
 set -eu
 
 # package:command-or-file that proves it is installed
-NEEDED="python3-pytest:/usr/lib/python3/dist-packages/pytest strace:/usr/bin/strace swaks:/usr/bin/swaks libio-socket-ssl-perl:/usr/share/perl5/IO/Socket/SSL.pm dnsmasq-base:/usr/sbin/dnsmasq python3-aiosmtpd:/usr/lib/python3/dist-packages/aiosmtpd dovecot-lmtpd:/usr/lib/dovecot/lmtp dovecot-imapd:/usr/lib/dovecot/imap dovecot-core:/usr/sbin/dovecot e2fsprogs:/sbin/mke2fs mount:/sbin/losetup"
+NEEDED="python3-pytest:/usr/lib/python3/dist-packages/pytest strace:/usr/bin/strace swaks:/usr/bin/swaks libio-socket-ssl-perl:/usr/share/perl5/IO/Socket/SSL.pm dnsmasq-base:/usr/sbin/dnsmasq python3-aiosmtpd:/usr/lib/python3/dist-packages/aiosmtpd dovecot-lmtpd:/usr/lib/dovecot/lmtp dovecot-imapd:/usr/lib/dovecot/imap dovecot-core:/usr/sbin/dovecot e2fsprogs:/sbin/mke2fs mount:/sbin/losetup amavisd-new:/usr/sbin/amavisd"
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)
 # for the concurrency test and the benchmark.
