@@ -19,6 +19,7 @@ mod list;
 mod main_cf;
 mod master_cf;
 mod params;
+pub mod table_types;
 mod tls_protocols;
 mod unimplemented;
 
