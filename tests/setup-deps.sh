@@ -21,6 +21,7 @@ NEEDED="
     postgrey:/usr/sbin/postgrey
     python3-spf-engine:/usr/lib/python3/dist-packages/spf_engine
     haproxy:/usr/sbin/haproxy
+    amavisd-new:/usr/sbin/amavisd
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

@@ -134,5 +134,5 @@ def test_per_transport_limits_and_unreadable_table_types(make_instance):
     err = check.stderr.decode()
     assert check.returncode != 0, err
     assert (f"{main}, line {line_of(main, 'virtual_mailbox_maps =')}: parameter "
-            "virtual_mailbox_maps: table type mysql is not supported by Rostfix: "
-            "proxy:mysql:/etc/rostfix/mysql-virtual.cf") in err, err
+            "virtual_mailbox_maps: table proxy:mysql:/etc/rostfix/mysql-virtual.cf: type "
+            "mysql is not implemented by Rostfix; lookups in it fail") in err, err

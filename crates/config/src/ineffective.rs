@@ -116,7 +116,8 @@ pub fn comment_warnings(main: &MainCf) -> Vec<String> {
 }
 
 /// Every warning of this module for a loaded configuration: main.cf's trailing
-/// comments, then main.cf's and master.cf's settings that have no effect.
+/// comments, then main.cf's and master.cf's settings that have no effect, then the
+/// tables of a type Rostfix lacks (table_types.rs).
 pub fn setting_warnings(main: &MainCf, master: Option<&MasterCf>) -> Vec<String> {
     let mut out = comment_warnings(main);
     out.extend(in_main_cf(main).iter().map(ToString::to_string));
@@ -124,6 +125,7 @@ pub fn setting_warnings(main: &MainCf, master: Option<&MasterCf>) -> Vec<String>
         out.extend(in_master_cf(master, main).iter().map(ToString::to_string));
         out.extend(crate::per_transport::warnings(main, master));
     }
+    out.extend(crate::table_types::table_warnings(main, master));
     out
 }
 

@@ -20,6 +20,7 @@ mod main_cf;
 mod master_cf;
 mod params;
 pub mod per_transport;
+pub mod table_types;
 mod tls_protocols;
 mod unimplemented;
 

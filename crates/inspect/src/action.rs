@@ -86,17 +86,10 @@ fn is_dsn(code: &str) -> bool {
 
 /// `transport:destination` with a master.cf service name as transport and no white
 /// space: what qmgr can route by (a value it cannot parse would hold the message).
+/// The same rule as content_filter's (rostfix_queue::ContentFilter), plus the colon
+/// a FILTER action must have.
 pub fn is_filter_target(text: &str) -> bool {
-    let Some((transport, _)) = text.split_once(':') else {
-        return false;
-    };
-    !transport.is_empty()
-        && !transport.starts_with('.')
-        && transport.len() <= 64
-        && transport
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+    text.contains(':') && matches!(rostfix_queue::ContentFilter::parse(text), Ok(Some(_)))
 }
 
 /// Is `text` shaped like a header (`Name: value`), as PREPEND/REPLACE of a header need?

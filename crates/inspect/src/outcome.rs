@@ -45,9 +45,9 @@ pub enum Verdict {
     Queue { hold: bool },
 }
 
-/// The queue attribute naming the after-queue content filter qmgr routes through,
-/// value `transport:destination` as the FILTER action or content_filter give it.
-pub const FILTER_ATTR: &str = "filter";
+/// The queue attribute naming the after-queue content filter qmgr routes through
+/// (one definition, shared with content_filter: crates/queue/src/filter.rs).
+pub use rostfix_queue::FILTER_ATTR;
 
 impl Outcome {
     /// The writer's decision: a refusal wins over a discard, which wins over hold.

@@ -51,9 +51,13 @@ fn main() {
             Ok((content_checks, overrides))
         },
         after_confine: |service: &mut Service, (content_checks, overrides): Loaded| {
+            let content_filter =
+                rostfix_queue::ContentFilter::parse(&service.config.get("content_filter"))
+                    .map_err(StartError::daemon)?;
             let mut scanner = Scanner::new(Settings {
                 content_checks,
                 no_address_mappings: overrides.no_address_mappings,
+                content_filter,
                 myhostname: service.config.get("myhostname"),
                 myorigin: service.config.get("myorigin"),
                 message_size_limit: u64::try_from(service.config.get_int("message_size_limit"))

@@ -36,6 +36,8 @@ pub struct Settings {
     pub content_checks: Option<Arc<ContentChecks>>,
     /// receive_override_options = no_address_mappings.
     pub no_address_mappings: bool,
+    /// content_filter: every message picked up is marked for it (`filter` attribute).
+    pub content_filter: Option<rostfix_queue::ContentFilter>,
 }
 
 /// A message that made it into incoming/.
@@ -210,6 +212,13 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
             .attrs
             .push(("alias_expanded".to_string(), "1".to_string()));
     }
+    // Set here, after the maildrop attributes were screened: a local user cannot
+    // choose (or skip) the filter, since attrs.rs never copies a `filter` record.
+    if let Some(f) = &settings.content_filter {
+        envelope
+            .attrs
+            .push((rostfix_queue::FILTER_ATTR.to_string(), f.to_attr()));
+    }
     let mut next = Some(first_content);
 
     let mut writer =
@@ -343,6 +352,7 @@ mod tests {
             message_size_limit: 100_000,
             content_checks: None,
             no_address_mappings: false,
+            content_filter: None,
         }
     }
 
@@ -471,6 +481,30 @@ mod tests {
         assert_eq!(qf.envelope.attr("uid"), Some(q.uid.to_string().as_str()));
         let size = std::fs::metadata(&qf.path).unwrap().len();
         assert!(size < 4096, "{size}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn content_filter_marks_the_message_and_a_forged_filter_is_dropped() {
+        let root = queue_root("filter");
+        // A local user's own `filter` record would let them pick (or dodge) the filter.
+        let name = drop_with(
+            &root,
+            vec![("filter".into(), "local:evil".into())],
+            b"Subject: hi\n\nbody\n",
+        );
+        let mut s = settings();
+        s.content_filter = rostfix_queue::ContentFilter::parse("scan:[127.0.0.1]:10026").unwrap();
+        let q = pickup_file(&root, &name, &s).unwrap();
+        let qf = QueueFile::open(&root, QueueName::Incoming, &q.new_id).unwrap();
+        let filters: Vec<&str> = qf
+            .envelope
+            .attrs
+            .iter()
+            .filter(|(n, _)| n == "filter")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(filters, ["scan:[127.0.0.1]:10026"]);
         std::fs::remove_dir_all(&root).unwrap();
     }
 

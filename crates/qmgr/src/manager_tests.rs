@@ -61,6 +61,8 @@ fn settings() -> Settings {
         ipc_timeout: Duration::from_secs(10),
         delay_warning: 0,
         agent_idle_limit: Duration::from_secs(2),
+        default_filter_nexthop: String::new(),
+        myhostname: "mail.example.org".into(),
     }
 }
 
@@ -86,10 +88,21 @@ fn queue_message_notify(
     arrival: i64,
     notify: &str,
 ) -> String {
+    queue_message_attrs(root, sender, rcpts, arrival, notify, vec![])
+}
+
+fn queue_message_attrs(
+    root: &Path,
+    sender: &str,
+    rcpts: &[&str],
+    arrival: i64,
+    notify: &str,
+    attrs: Vec<(String, String)>,
+) -> String {
     let env = Envelope {
         sender: sender.into(),
         arrival_us: arrival * 1_000_000,
-        attrs: vec![],
+        attrs,
         recipients: rcpts
             .iter()
             .map(|a| Recipient {
@@ -664,5 +677,85 @@ fn a_failed_move_to_deferred_is_retried_until_it_works() {
     assert!(m.stranded.is_empty());
     assert!(exists(&root, QueueName::Deferred, &id));
     assert!(!exists(&root, QueueName::Active, &id));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_filter_attribute_overrides_every_recipients_route() {
+    let root = queue_root("filter");
+    let scan = agent(&root, "scan", local_verdict);
+    let local = agent(&root, "local", local_verdict);
+    let filter = |v: &str| vec![("filter".to_string(), v.to_string())];
+    // Local, remote and error-routed recipients alike go to the filter.
+    let id = queue_message_attrs(
+        &root,
+        "alice@example.org",
+        &["bob@localhost", "x@remote.example", "a@gone.example"],
+        now_secs(),
+        "",
+        filter("scan:[127.0.0.1]:10024"),
+    );
+    // No destination: the recipient's domain, as Postfix's qmgr.
+    queue_message_attrs(
+        &root,
+        "alice@example.org",
+        &["y@other.example"],
+        now_secs(),
+        "",
+        filter("scan:"),
+    );
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    assert!(!exists(&root, QueueName::Active, &id));
+    assert!(
+        local.lock().expect("lock").is_empty(),
+        "filtered mail went to local"
+    );
+    let reqs = scan.lock().expect("lock");
+    let mut seen: Vec<(String, String)> = reqs
+        .iter()
+        .flat_map(|r| {
+            r.recipients
+                .iter()
+                .map(|x| (x.address.clone(), r.nexthop.clone()))
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (
+                "a@gone.example".to_string(),
+                "[127.0.0.1]:10024".to_string()
+            ),
+            ("bob@localhost".to_string(), "[127.0.0.1]:10024".to_string()),
+            (
+                "x@remote.example".to_string(),
+                "[127.0.0.1]:10024".to_string()
+            ),
+            ("y@other.example".to_string(), "other.example".to_string()),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_bad_filter_attribute_defers_instead_of_skipping_the_filter() {
+    let root = queue_root("badfilter");
+    let local = agent(&root, "local", local_verdict);
+    let id = queue_message_attrs(
+        &root,
+        "alice@example.org",
+        &["bob@localhost"],
+        now_secs(),
+        "",
+        vec![("filter".to_string(), "../../x:y".to_string())],
+    );
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    assert!(local.lock().expect("lock").is_empty());
+    assert!(exists(&root, QueueName::Deferred, &id));
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -39,6 +39,10 @@ pub struct Settings {
     /// its SMTP session) is kept for the next request to the same destination:
     /// smtp_connection_cache_time_limit.
     pub agent_idle_limit: Duration,
+    /// default_filter_nexthop and myhostname: the next hop of a content filter that
+    /// names none (see `ContentFilter::nexthop_for`).
+    pub default_filter_nexthop: String,
+    pub myhostname: String,
 }
 
 fn int(main: &MainCf, name: &str) -> i64 {
@@ -175,6 +179,8 @@ impl Settings {
                     .max(0)
                     .unsigned_abs(),
             ),
+            default_filter_nexthop: p.get("default_filter_nexthop"),
+            myhostname: p.get("myhostname"),
         }
     }
 }

@@ -12,6 +12,7 @@
 
 mod error;
 mod file;
+mod filter;
 #[cfg(test)]
 mod format_tests;
 mod id;
@@ -30,6 +31,7 @@ mod writer;
 
 pub use error::QueueError;
 pub use file::{Envelope, QueueFile, Recipient};
+pub use filter::{ContentFilter, FilterError, FILTER_ATTR};
 pub use id::is_valid_queue_id;
 pub use layout::{
     list_queue, move_file, queue_path, rename_file, set_retry_time, sync_queue_dirs, QueueName,

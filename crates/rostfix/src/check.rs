@@ -85,8 +85,13 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
     }
     let limit = u32::try_from(main.get_int("default_process_limit")).unwrap_or(u32::MAX);
     let master = MasterCf::load(config_dir, limit)?;
+    // A table type Rostfix cannot read fails the check (every lookup in it would
+    // fail); master only warns at start, as for other unreadable tables.
+    let unreadable = rostfix_config::table_types::table_warnings(&main, Some(&master));
     for warning in setting_warnings(&main, Some(&master)) {
-        warn(&warning);
+        if !unreadable.contains(&warning) {
+            warn(&warning);
+        }
     }
     let ids = ids(&main)?;
     let queue_directory = absolute(&main.get("queue_directory"));
@@ -126,6 +131,7 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
         let group = main.get("setgid_group");
         check_setgid_commands(&command_directory, (&group, ids.setgid_gid), &mut found);
     }
+    found.errors.extend(unreadable);
     check_config_files(config_dir, ids.root, &mut found);
     let mut seen = std::collections::HashSet::new();
     for setting in main.explicit() {
@@ -138,9 +144,6 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
             }
         }
     }
-    found
-        .errors
-        .extend(crate::check_tables::unsupported_tables(&main, &master));
     for w in &found.warnings {
         warn(w);
     }

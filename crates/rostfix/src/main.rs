@@ -6,7 +6,6 @@
 mod args;
 mod check;
 mod check_files;
-mod check_tables;
 mod control;
 mod dirs;
 mod pidlock;

@@ -53,6 +53,7 @@ struct Message {
     envid: Option<String>,
     eight_bit: bool,
     smtputf8: bool,
+    xforward: crate::xforward::Attributes,
 }
 
 /// Delivers `req`; returns the reply for qmgr and one log line per recipient.
@@ -74,6 +75,7 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
                 eight_bit: msg.eight_bit,
                 smtputf8: msg.smtputf8,
                 mime_downgrade: agent.settings.mime_downgrade,
+                xforward: agent.settings.send_xforward.then_some(&msg.xforward),
             };
             let mut run = Run {
                 req,
@@ -176,6 +178,7 @@ fn read_message(req: &DeliveryRequest) -> Result<Message, Outcome> {
         smtputf8: non_ascii_address || (truthy("smtputf8") && headers_have_utf8(&content)),
         ret: attr("dsn_ret"),
         envid: attr("dsn_envid"),
+        xforward: crate::xforward::Attributes::from_queue(|n| envl.attr(n), &req.queue_id),
         content,
         rcpts,
     })

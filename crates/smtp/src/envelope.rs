@@ -35,6 +35,9 @@ pub struct Envelope<'a> {
     pub smtputf8: bool,
     /// Downgrade 8-bit content to 7-bit MIME for a server without 8BITMIME.
     pub mime_downgrade: bool,
+    /// The original client, sent with XFORWARD when the server offers it
+    /// (smtp_send_xforward_command = yes); None: never sent.
+    pub xforward: Option<&'a crate::xforward::Attributes>,
 }
 
 /// Which extensions the server announced that change the commands.
@@ -46,6 +49,8 @@ pub struct Offers {
     /// SIZE announced (Some(0): without a limit).
     pub size: Option<u64>,
     pub pipelining: bool,
+    /// XFORWARD announced, with the attribute names it takes.
+    pub xforward: Option<crate::xforward::Offered>,
 }
 
 impl Offers {
@@ -57,6 +62,7 @@ impl Offers {
             eight_bit_mime: has("8BITMIME"),
             smtputf8: has("SMTPUTF8"),
             pipelining: has("PIPELINING"),
+            xforward: crate::xforward::Offered::from_extensions(ext),
             size: ext.iter().find_map(|e| {
                 let mut w = e.split_whitespace();
                 (w.next() == Some("SIZE"))
@@ -153,6 +159,7 @@ mod tests {
             eight_bit: true,
             smtputf8: false,
             mime_downgrade: true,
+            xforward: None,
         }
     }
 
@@ -182,6 +189,7 @@ mod tests {
             smtputf8: true,
             size: Some(0),
             pipelining: true,
+            xforward: None,
         };
         assert_eq!(
             mail_command(&e, &all, 42),

@@ -36,3 +36,4 @@ pub mod sasl;
 pub mod session;
 pub mod settings;
 pub mod tls;
+pub mod xforward;

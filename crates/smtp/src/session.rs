@@ -397,6 +397,16 @@ impl<T: Transport> Client<T> {
                 try_next: false,
             });
         }
+        if let (Some(x), Some(offered)) = (env.xforward, offers.xforward) {
+            // Not pipelined: Postfix waits for each XFORWARD reply too, and a refusal
+            // must stop the transaction before MAIL.
+            for cmd in x.commands(offered) {
+                let reply = self.command(&cmd, t.mail, "sending XFORWARD")?;
+                if reply.class() != 2 {
+                    return Err(self.said(&reply, "XFORWARD"));
+                }
+            }
+        }
         let mail = mail_command(env, &offers, size);
         let rcpt_cmds: Vec<String> = env
             .recipients

@@ -87,6 +87,7 @@ fn env_of(rcpts: &[Rcpt]) -> Envelope<'_> {
         eight_bit: false,
         smtputf8: false,
         mime_downgrade: true,
+        xforward: None,
     }
 }
 
@@ -489,4 +490,63 @@ fn eight_bit_mail_is_downgraded_for_a_server_without_8bitmime() {
     let (_, written) = session(eight, &env, false, None);
     assert!(written.contains("BODY=8BITMIME"), "{written}");
     assert!(written.contains("\r\n\r\nna\u{ef}ve\r\n.\r\n"), "{written}");
+}
+
+#[test]
+fn xforward_goes_before_mail_when_offered_and_wanted() {
+    let r = rcpts_of(&["bob@b.test"]);
+    let x = crate::xforward::Attributes::from_queue(
+        |n| match n {
+            "client_address" => Some("192.0.2.9"),
+            "client_name" => Some("c.example"),
+            _ => None,
+        },
+        "QID1",
+    );
+    let mut env = env_of(&r);
+    env.xforward = Some(&x);
+    let (out, written) = session(
+        "220 b.test ESMTP\n250-b.test\n250 XFORWARD NAME ADDR IDENT\n250 2.0.0 Ok\n\
+         250 2.1.0 Ok\n250 2.1.5 Ok\n354 go\n250 2.0.0 Ok\n221 Bye\n",
+        &env,
+        false,
+        None,
+    );
+    assert_eq!(out.unwrap()[0].status, DeliveryStatus::Sent);
+    assert!(
+        written.starts_with(
+            "EHLO a.test\r\nXFORWARD NAME=c.example ADDR=192.0.2.9 IDENT=QID1\r\nMAIL FROM:<alice@a.test>\r\n"
+        ),
+        "{written}"
+    );
+    // Not offered: nothing sent, even when configured.
+    let (_, written) = session(
+        "220 b.test ESMTP\n250 b.test\n250 2.1.0 Ok\n250 2.1.5 Ok\n354 go\n250 2.0.0 Ok\n221 Bye\n",
+        &env,
+        false,
+        None,
+    );
+    assert!(!written.contains("XFORWARD"), "{written}");
+}
+
+#[test]
+fn a_refused_xforward_fails_the_message_before_mail() {
+    let r = rcpts_of(&["bob@b.test"]);
+    let x = crate::xforward::Attributes::default();
+    let mut env = env_of(&r);
+    env.xforward = Some(&x);
+    let (out, written) = session(
+        "220 b.test ESMTP\n250-b.test\n250 XFORWARD ADDR\n421 4.7.0 go away\n221 Bye\n",
+        &env,
+        false,
+        None,
+    );
+    let f = out.unwrap_err();
+    assert_eq!(f.status, DeliveryStatus::Deferred);
+    assert!(
+        f.text.ends_with("(in reply to XFORWARD command)"),
+        "{}",
+        f.text
+    );
+    assert!(!written.contains("MAIL FROM"), "{written}");
 }

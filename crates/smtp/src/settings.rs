@@ -72,6 +72,8 @@ pub struct Settings {
     /// Convert 8-bit mail to quoted-printable for servers without 8BITMIME (Postfix's
     /// default; `disable_mime_output_conversion = yes` sends it as is).
     pub mime_downgrade: bool,
+    /// smtp_send_xforward_command / lmtp_send_xforward_command.
+    pub send_xforward: bool,
 }
 
 impl Settings {
@@ -125,6 +127,7 @@ impl Settings {
         };
         Ok(Settings {
             mime_downgrade: !cfg.get_bool("disable_mime_output_conversion"),
+            send_xforward: cfg.get_bool(&name("send_xforward_command")),
             mode,
             helo_name: cfg.get(&name(&format!("{helo}_name"))),
             myhostname: cfg.get("myhostname"),

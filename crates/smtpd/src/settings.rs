@@ -33,6 +33,8 @@ pub enum SettingsError {
     /// A header_checks/body_checks table that does not open.
     #[error(transparent)]
     Content(#[from] rostfix_inspect::SettingsError),
+    #[error("content_filter: {0}")]
+    ContentFilter(#[from] rostfix_queue::FilterError),
 }
 
 /// What smtpd needs from main.cf.
@@ -72,6 +74,9 @@ pub struct Settings {
     pub content_checks: Option<std::sync::Arc<rostfix_inspect::ContentChecks>>,
     /// receive_override_options.
     pub receive_overrides: rostfix_inspect::ReceiveOverrides,
+    /// content_filter: written as the `filter` attribute of every message received
+    /// (master.cf `-o content_filter=` on the re-entry smtpd turns it off).
+    pub content_filter: Option<rostfix_queue::ContentFilter>,
 }
 
 impl Settings {
@@ -165,6 +170,7 @@ impl Settings {
             session,
             content_checks,
             receive_overrides,
+            content_filter: rostfix_queue::ContentFilter::parse(&cf.get("content_filter"))?,
         };
         Ok((settings, warnings))
     }

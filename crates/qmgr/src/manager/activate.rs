@@ -15,7 +15,8 @@ use crate::schedule::group;
 use rostfix_proto::DeliveryRecipient;
 use rostfix_queue::{
     append_defer_reason, list_queue, move_file, queue_path, rename_file, rewrite_envelope_locked,
-    sync_queue_dirs, LockAttempt, QueueError, QueueFile, QueueLock, QueueName,
+    sync_queue_dirs, ContentFilter, LockAttempt, QueueError, QueueFile, QueueLock, QueueName,
+    FILTER_ATTR,
 };
 use std::time::{Instant, UNIX_EPOCH};
 
@@ -171,6 +172,18 @@ impl Manager {
                 qf.envelope.recipients.len()
             )
         );
+        // A message marked for a content filter goes there whatever its recipients'
+        // routes (Postfix's FILTER record overrides the resolver); one that cannot be
+        // parsed waits rather than skip the filter.
+        let filter = match qf.envelope.attr(FILTER_ATTR).map(ContentFilter::parse) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(f))) => Some(f),
+            Some(Err(e)) => {
+                log::warn!("{id}: bad content filter attribute: {e}");
+                self.defer_whole(&qf, &format!("bad content filter: {e}"));
+                return true;
+            }
+        };
         let arrival = qf.envelope.arrival_us.div_euclid(1_000_000);
         let mut msg = ActiveMessage::new(id, &qf.envelope.sender, arrival);
         // rostsuper -e marks the file with the owner-execute bit (docs/queue-format.md).
@@ -194,16 +207,24 @@ impl Manager {
             let Some(d) = msg.delivery_recipient(r.offset) else {
                 continue;
             };
-            match self.resolver.resolve(&r.address) {
-                Ok(res) => match Builtin::from_transport(&res.transport) {
-                    Some(b) => builtins.push((b, res.nexthop, d)),
-                    None => routed.push((
-                        Route {
-                            transport: res.transport,
-                            nexthop: res.nexthop,
-                        },
-                        d,
-                    )),
+            let resolved = match &filter {
+                Some(f) => Ok((
+                    f.transport.clone(),
+                    f.nexthop_for(
+                        &self.settings.default_filter_nexthop,
+                        &r.address,
+                        &self.settings.myhostname,
+                    ),
+                )),
+                None => self
+                    .resolver
+                    .resolve(&r.address)
+                    .map(|res| (res.transport, res.nexthop)),
+            };
+            match resolved {
+                Ok((transport, nexthop)) => match Builtin::from_transport(&transport) {
+                    Some(b) => builtins.push((b, nexthop, d)),
+                    None => routed.push((Route { transport, nexthop }, d)),
                 },
                 Err(e) => {
                     let text = e.to_string();

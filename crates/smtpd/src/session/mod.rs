@@ -687,6 +687,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
             // qmgr must not expand virtual aliases a second time.
             attrs.push(("alias_expanded".to_string(), "1".to_string()));
         }
+        if let Some(f) = &self.cfg.content_filter {
+            attrs.push((rostfix_queue::FILTER_ATTR.to_string(), f.to_attr()));
+        }
         Envelope {
             sender: txn.sender.clone(),
             arrival_us,

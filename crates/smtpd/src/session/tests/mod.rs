@@ -143,8 +143,8 @@ fn codes(lines: &[String]) -> Vec<&str> {
 }
 
 mod auth;
-mod options;
 mod content;
+mod options;
 mod pipelining;
 mod proto;
 
@@ -195,6 +195,24 @@ RCPT TO:<bob@mx.example.com>\r\nDATA\r\nSubject: hi\r\nMessage-ID: <m1@client.ex
             .ends_with("+0000 (UTC)\nSubject: hi\nMessage-ID: <m1@client.example>\n\n.dot\nbody\n"),
         "{content}"
     );
+}
+
+#[test]
+fn content_filter_is_written_as_the_filter_attribute_only_when_set() {
+    let input = b"EHLO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@mx.example.com>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+    let mut s = settings();
+    s.content_filter =
+        rostfix_queue::ContentFilter::parse("smtp-amavis:[127.0.0.1]:10024").unwrap();
+    let (_, _, sink) = session(&s, outside(), input);
+    let shared = sink.0.borrow();
+    assert_eq!(
+        shared.queued[0].envelope.attr("filter"),
+        Some("smtp-amavis:[127.0.0.1]:10024")
+    );
+    drop(shared);
+    // The re-entry smtpd (`-o content_filter=`) must not filter again: that loops.
+    let (_, _, sink) = session(&settings(), outside(), input);
+    assert_eq!(sink.0.borrow().queued[0].envelope.attr("filter"), None);
 }
 
 #[test]

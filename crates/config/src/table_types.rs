@@ -1,0 +1,155 @@
+//! Lookup tables of a type Rostfix does not have (mysql, pgsql, ldap, socketmap,
+//! proxy:...) named in main.cf or a master.cf `-o`: the daemon that opens one fails,
+//! so `rostfix check`, master and `rostconf import` name each with file, line and
+//! parameter before anything starts, instead of a daemon dying at its first lookup.
+
+use crate::main_cf::MainCf;
+use crate::master_cf::MasterCf;
+use crate::params::lookup_param;
+use std::path::Path;
+
+/// Postfix table types Rostfix's maps crate does not open.
+const UNSUPPORTED: &[&str] = &[
+    "cdb",
+    "dbm",
+    "environ",
+    "fail",
+    "internal",
+    "ldap",
+    "lmdb",
+    "memcache",
+    "mongodb",
+    "mysql",
+    "netinfo",
+    "nis",
+    "nisplus",
+    "pgsql",
+    "pipemap",
+    "randmap",
+    "sdbm",
+    "socketmap",
+    "sqlite",
+    "tcp",
+    "unionmap",
+];
+
+/// The unsupported `type:name` words of a value (with a `proxy:` prefix kept whole).
+/// `proxy:` itself is fine: Rostfix opens the table behind it directly
+/// (`proxy:unix:passwd.byname`), so only the type after it counts.
+pub fn unsupported_tables(value: &str) -> Vec<String> {
+    value
+        .split([',', ' ', '\t', '\n', '{', '}'])
+        .filter(|word| {
+            let mut inner = *word;
+            while let Some(rest) = inner.strip_prefix("proxy:") {
+                inner = rest;
+            }
+            inner
+                .split_once(':')
+                .is_some_and(|(kind, rest)| !rest.is_empty() && UNSUPPORTED.contains(&kind))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+fn warning(file: &Path, line: usize, param: &str, service: Option<&str>, table: &str) -> String {
+    let service = service.map_or(String::new(), |s| format!(" (-o of service {s})"));
+    let kind = table.strip_prefix("proxy:").unwrap_or(table);
+    let kind = kind.split(':').next().unwrap_or(kind);
+    format!(
+        "{}, line {line}: parameter {param}{service}: table {table}: type {kind} is not \
+         implemented by Rostfix; lookups in it fail",
+        file.display()
+    )
+}
+
+/// One warning per unsupported table in main.cf's explicit settings and master.cf's
+/// `-o` overrides of parameters Rostfix knows (unknown ones are reported as unused).
+pub fn table_warnings(main: &MainCf, master: Option<&MasterCf>) -> Vec<String> {
+    let mut out = Vec::new();
+    for setting in main.explicit() {
+        let Some(file) = &setting.file else { continue };
+        if lookup_param(&setting.name).is_none() {
+            continue;
+        }
+        let value = main.expanded(&setting.name).unwrap_or(setting.raw.clone());
+        for table in unsupported_tables(&value) {
+            out.push(warning(file, setting.line, &setting.name, None, &table));
+        }
+    }
+    for service in master.map(|m| m.services.as_slice()).unwrap_or_default() {
+        for (name, value) in service.overrides() {
+            if lookup_param(&name).is_none() {
+                continue;
+            }
+            let value = main.expand_text(&value).unwrap_or(value);
+            let id = format!("{}/{}", service.name, service.service_type);
+            for table in unsupported_tables(&value) {
+                out.push(warning(
+                    &service.file,
+                    service.line,
+                    &name,
+                    Some(&id),
+                    &table,
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_sql_ldap_socketmap_and_proxy_tables_only() {
+        assert_eq!(
+            unsupported_tables("proxy:mysql:/etc/postfix/a.cf, hash:/etc/b ldap:/etc/c"),
+            ["proxy:mysql:/etc/postfix/a.cf", "ldap:/etc/c"]
+        );
+        assert_eq!(
+            unsupported_tables("check_sasl_access socketmap:unix:/tmp/podop.socket:senderrate"),
+            ["socketmap:unix:/tmp/podop.socket:senderrate"]
+        );
+        // Services, transports, policy servers and ciphers are not tables.
+        for value in [
+            "check_policy_service inet:127.0.0.1:10023",
+            "lmtp:unix:private/dovecot-lmtp",
+            "smtp-amavis:[127.0.0.1]:10024",
+            "ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384",
+            "tcp",
+            "proxy:unix:passwd.byname",
+            "dev:/dev/urandom",
+            "$myhostname ESMTP see https://example.org/policy",
+        ] {
+            assert!(unsupported_tables(value).is_empty(), "{value}");
+        }
+    }
+
+    #[test]
+    fn names_file_line_parameter_and_service() {
+        let main = MainCf::parse(
+            "db = pgsql\nvirtual_mailbox_maps = proxy:$db:/etc/rostfix/v.cf\nproxy_read_maps = proxy:mysql:/x\n",
+            Path::new("/etc/rostfix/main.cf"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let master = MasterCf::parse(
+            "smtp inet n - n - - smtpd\n  -o smtpd_sender_login_maps=mysql:/etc/rostfix/s.cf\n",
+            Path::new("/etc/rostfix/master.cf"),
+            100,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            table_warnings(&main, Some(&master)),
+            [
+                "/etc/rostfix/main.cf, line 2: parameter virtual_mailbox_maps: table \
+                 proxy:pgsql:/etc/rostfix/v.cf: type pgsql is not implemented by Rostfix; \
+                 lookups in it fail",
+                "/etc/rostfix/master.cf, line 1: parameter smtpd_sender_login_maps (-o of \
+                 service smtp/inet): table mysql:/etc/rostfix/s.cf: type mysql is not \
+                 implemented by Rostfix; lookups in it fail",
+            ]
+        );
+    }
+}
