@@ -497,10 +497,23 @@ fn defer_if_reject(notes: &mut Vec<Note>, text: String, enhanced: &str) {
 /// reject_unlisted_sender: a sender in one of our local domains that the local
 /// recipient tables do not know (Postfix's check_sender_rcpt_maps for the local class).
 fn unlisted_sender(f: &Facts<'_>, rc: &RestrictionConfig) -> Step {
-    let Some(sender) = f.sender.filter(|s| !s.is_empty()) else {
-        return Step::Go;
-    };
-    let (local, domain) = crate::address::split_mailbox(sender);
+    match f.sender.filter(|s| !s.is_empty()) {
+        Some(sender) => unlisted_local(sender, "Sender address", "5.1.0", f, rc),
+        None => Step::Go,
+    }
+}
+
+/// An address of one of our local domains that local_recipient_maps does not know:
+/// `550 DSN <addr>: CLASS rejected: User unknown in local recipient table`; a table
+/// that fails answers 4xx. Routed local parts are not ours to judge.
+fn unlisted_local(
+    addr: &str,
+    class: &str,
+    dsn: &str,
+    f: &Facts<'_>,
+    rc: &RestrictionConfig,
+) -> Step {
+    let (local, domain) = crate::address::split_mailbox(addr);
     let is_local = match domain {
         None => true,
         Some(d) => crate::policy::is_my_destination(d, f.mydestination),
@@ -512,12 +525,12 @@ fn unlisted_sender(f: &Facts<'_>, rc: &RestrictionConfig) -> Step {
         Ok(true) => Step::Go,
         Ok(false) => Step::Reject(reply(
             550,
-            "5.1.0",
-            format!("<{sender}>: Sender address rejected: User unknown in local recipient table"),
+            dsn,
+            format!("<{addr}>: {class} rejected: User unknown in local recipient table"),
         )),
         Err(e) => {
-            log::warn!("local_recipient_maps lookup error for {sender}: {e}");
-            Step::Reject(temp_fail(sender))
+            log::warn!("local_recipient_maps lookup error for {addr}: {e}");
+            Step::Reject(temp_fail(addr))
         }
     }
 }
@@ -733,28 +746,9 @@ fn non_fqdn_address(addr: Option<&str>, class: &str) -> Step {
 }
 
 fn unlisted(f: &Facts<'_>, rc: &RestrictionConfig) -> Step {
-    let Some(rcpt) = f.recipient else {
-        return Step::Go;
-    };
-    let (local, domain) = crate::address::split_mailbox(rcpt);
-    let is_local = match domain {
-        None => true,
-        Some(d) => crate::policy::is_my_destination(d, f.mydestination),
-    };
-    if !is_local || local.contains(['%', '!', '@']) {
-        return Step::Go;
-    }
-    match rc.local.known(local, domain) {
-        Ok(true) => Step::Go,
-        Ok(false) => Step::Reject(reply(
-            550,
-            "5.1.1",
-            format!("<{rcpt}>: Recipient address rejected: User unknown in local recipient table"),
-        )),
-        Err(e) => {
-            log::warn!("local_recipient_maps lookup error for {rcpt}: {e}");
-            Step::Reject(temp_fail(rcpt))
-        }
+    match f.recipient {
+        Some(rcpt) => unlisted_local(rcpt, "Recipient address", "5.1.1", f, rc),
+        None => Step::Go,
     }
 }
 
