@@ -94,11 +94,12 @@ impl Dns {
         }
     }
 
-    /// Does `domain` have an MX, A or AAAA record (Postfix's "domain exists" test)?
-    pub fn domain_exists(&self, domain: &str) -> Answer<()> {
+    /// Whether `name` has a record of any of `types`, asked in that order: Found at
+    /// the first, TempFail when none was found and a lookup failed.
+    fn any_of(&self, name: &str, types: &[RecordType]) -> Answer<()> {
         let mut temp = false;
-        for rtype in [RecordType::MX, RecordType::A, RecordType::AAAA] {
-            match self.lookup(domain, rtype) {
+        for rtype in types {
+            match self.lookup(name, *rtype) {
                 Answer::Found(_) => return Answer::Found(()),
                 Answer::NotFound => {}
                 Answer::TempFail => temp = true,
@@ -121,36 +122,18 @@ impl Dns {
             Answer::NotFound => {}
             Answer::TempFail => temp = true,
         }
-        for rtype in [RecordType::A, RecordType::AAAA] {
-            match self.lookup(domain, rtype) {
-                Answer::Found(_) => return MailHost::Found,
-                Answer::NotFound => {}
-                Answer::TempFail => temp = true,
-            }
-        }
-        if temp {
-            MailHost::TempFail
-        } else {
-            MailHost::NotFound
+        match self.any_of(domain, &[RecordType::A, RecordType::AAAA]) {
+            Answer::Found(()) => MailHost::Found,
+            Answer::TempFail => MailHost::TempFail,
+            Answer::NotFound if temp => MailHost::TempFail,
+            Answer::NotFound => MailHost::NotFound,
         }
     }
 
     /// Postfix's reject_unknown_hostname (HELO names): A or AAAA, else MX (a null MX
     /// counts, MTA names may have one).
     pub fn host_exists(&self, name: &str) -> Answer<()> {
-        let mut temp = false;
-        for rtype in [RecordType::A, RecordType::AAAA, RecordType::MX] {
-            match self.lookup(name, rtype) {
-                Answer::Found(_) => return Answer::Found(()),
-                Answer::NotFound => {}
-                Answer::TempFail => temp = true,
-            }
-        }
-        if temp {
-            Answer::TempFail
-        } else {
-            Answer::NotFound
-        }
+        self.any_of(name, &[RecordType::A, RecordType::AAAA, RecordType::MX])
     }
 
     /// The names a PTR query for `ip` gives.
