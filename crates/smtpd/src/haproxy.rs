@@ -268,21 +268,8 @@ pub fn receive(stream: &mut TcpStream, timeout: Duration) -> Result<Proxied, Rec
     })
 }
 
-/// Postfix's escape(): printable ASCII as is, the rest as C escapes.
-fn escape(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for &b in bytes {
-        match b {
-            b'\r' => out.push_str("\\r"),
-            b'\n' => out.push_str("\\n"),
-            b'\t' => out.push_str("\\t"),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\{b:03o}")),
-        }
-    }
-    out
-}
+/// Postfix's escape(), shared with the pipelining log lines.
+use crate::session::escape;
 
 #[cfg(test)]
 #[path = "haproxy_tests.rs"]

@@ -817,6 +817,8 @@ mod bdat;
 mod checks;
 mod ehlo_discard;
 mod pipelining;
+/// Client bytes made printable for a log line (also for the PROXY header warnings).
+pub(crate) use pipelining::escape;
 mod receive;
 mod xclient;
 use checks::CheckPoint;
