@@ -418,7 +418,7 @@ fn parse_content_type(value: &[u8]) -> Announced {
     let Some(media) = parts.next() else {
         return Announced::Other;
     };
-    let media = trim(media).to_ascii_lowercase();
+    let media = media.trim_ascii().to_ascii_lowercase();
     if media == b"message/rfc822" {
         return Announced::Message;
     }
@@ -429,10 +429,10 @@ fn parse_content_type(value: &[u8]) -> Announced {
         let Some(eq) = param.iter().position(|&b| b == b'=') else {
             continue;
         };
-        if !trim(&param[..eq]).eq_ignore_ascii_case(b"boundary") {
+        if !param[..eq].trim_ascii().eq_ignore_ascii_case(b"boundary") {
             continue;
         }
-        let value = trim(&param[eq + 1..]);
+        let value = param[eq + 1..].trim_ascii();
         let value = match value.strip_prefix(b"\"") {
             Some(q) => q.split(|&b| b == b'"').next().unwrap_or(q),
             None => value.split(|&b| b == b' ').next().unwrap_or(value),
@@ -443,18 +443,6 @@ fn parse_content_type(value: &[u8]) -> Announced {
         return Announced::Multipart(value.to_vec());
     }
     Announced::Other
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &s[start..end.max(start)]
 }
 
 #[cfg(test)]

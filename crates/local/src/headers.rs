@@ -18,7 +18,7 @@ pub fn delivery_headers(sender: &str, address: &str) -> Vec<u8> {
 pub fn has_delivered_to(content: &[u8], address: &str) -> bool {
     let want = address.trim().as_bytes();
     header_fields(content).any(|(name, value)| {
-        name.eq_ignore_ascii_case(b"delivered-to") && trim(&value).eq_ignore_ascii_case(want)
+        name.eq_ignore_ascii_case(b"delivered-to") && value.trim_ascii().eq_ignore_ascii_case(want)
     })
 }
 
@@ -36,7 +36,7 @@ fn header_fields(content: &[u8]) -> impl Iterator<Item = (&[u8], Vec<u8>)> {
             continue;
         }
         let colon = line.iter().position(|&b| b == b':')?;
-        let name = trim(&line[..colon]);
+        let name = line[..colon].trim_ascii();
         let mut value = line[colon + 1..].to_vec();
         while let Some(next) = lines.peek() {
             let next = strip_cr(next);
@@ -53,18 +53,6 @@ fn header_fields(content: &[u8]) -> impl Iterator<Item = (&[u8], Vec<u8>)> {
 
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &s[start..end]
 }
 
 /// The complete copy to store: the prepended headers, then the content, with a final
