@@ -199,6 +199,16 @@ def test_dnsbl_and_unknown_sender_domain(make_instance, dnsmasq):
 def test_unknown_restriction_is_a_clear_error(make_instance):
     inst = make_instance(main_extra={"smtpd_client_restrictions": "permit_mynetwork"},
                          start=False)
+    # `rostfix check` says so before anything starts, naming file, line and parameter.
+    check = inst.cmd("rostfix", "check", check=False)
+    main = inst.conf / "main.cf"
+    line = next(n for n, text in enumerate(main.read_text().splitlines(), start=1)
+                if text.startswith("smtpd_client_restrictions"))
+    assert check.returncode != 0, check.stderr
+    assert (f"{main}, line {line}: smtpd of service 127.0.0.1:{inst.port}/inet "
+            f"({inst.conf / 'master.cf'}, line 2) cannot start: smtpd_client_restrictions: "
+            'unknown smtpd restriction: "permit_mynetwork"') in check.stderr.decode(), \
+        check.stderr
     inst.cmd("rostfix", "start")
     # master forks smtpd for the connection; smtpd refuses to start.
     wait_for(lambda: "starting" in inst.log_text() or inst.pids(), what="master")

@@ -132,6 +132,9 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
         check_setgid_commands(&command_directory, (&group, ids.setgid_gid), &mut found);
     }
     found.errors.extend(unreadable);
+    found
+        .errors
+        .extend(crate::check_smtpd::smtpd_start_errors(&main, &master));
     check_config_files(config_dir, ids.root, &mut found);
     let mut seen = std::collections::HashSet::new();
     for setting in main.explicit() {

@@ -6,6 +6,7 @@
 mod args;
 mod check;
 mod check_files;
+mod check_smtpd;
 mod control;
 mod dirs;
 mod pidlock;
