@@ -260,6 +260,7 @@ pub static PARAMS: &[ParamDef] = &[
     ),
     p("mailq_path", "/usr/bin/mailq", ParamKind::Str),
     p("manpage_directory", "/usr/share/man", ParamKind::Str),
+    p("maps_rbl_domains", "", ParamKind::List),
     p("maps_rbl_reject_code", "554", ParamKind::Int),
     p(
         "masquerade_classes",
@@ -310,6 +311,7 @@ pub static PARAMS: &[ParamDef] = &[
         "debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps",
         ParamKind::List,
     ),
+    p("permit_mx_backup_networks", "", ParamKind::List),
     p("plaintext_reject_code", "450", ParamKind::Int),
     p("postlog_service_name", "postlog", ParamKind::Str),
     p("postscreen_access_list", "permit_mynetworks", ParamKind::List),

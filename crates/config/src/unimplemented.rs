@@ -181,7 +181,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("non_fqdn_reject_code", ReplyCodes),
     u("non_smtpd_milters", Milters),
     u("owner_request_special", LocalDelivery),
-    u("plaintext_reject_code", ReplyCodes),
     u("postlog_service_name", Logging),
     u("postscreen_allowlist_interfaces", SmtpServer),
     u("postscreen_command_filter", SmtpServer),

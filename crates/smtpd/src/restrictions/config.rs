@@ -91,6 +91,12 @@ pub struct RestrictionConfig {
     pub sender_login: SenderLoginMaps,
     /// Our own addresses (inet_interfaces) for permit_inet_interfaces.
     pub inet_interfaces: Vec<IpAddr>,
+    /// plaintext_reject_code, for reject_plaintext_session.
+    pub plaintext_reject_code: u16,
+    /// maps_rbl_domains, for the deprecated reject_maps_rbl.
+    pub maps_rbl_domains: Vec<String>,
+    /// permit_mx_backup_networks: the MX hosts' addresses permit_mx_backup accepts.
+    pub mx_backup_networks: crate::cidr::NetworkList,
     /// For policy requests: `stress`, compatibility_level, mail_version.
     pub stress: bool,
     pub compatibility_level: String,
@@ -112,6 +118,8 @@ pub enum ConfigError {
     ReplyCode(String),
     #[error("rbl_reply_maps: {table}: {reason}")]
     RblReplyMap { table: String, reason: String },
+    #[error("permit_mx_backup_networks: {0}")]
+    BackupNetworks(#[from] crate::cidr::CidrError),
 }
 
 fn open_table(spec: &str) -> Result<Arc<dyn Map>, String> {
@@ -192,6 +200,9 @@ impl RestrictionConfig {
             class_names: class_names.clone(),
             sender_login: SenderLoginMaps::default(),
             inet_interfaces: Vec::new(),
+            plaintext_reject_code: 450,
+            maps_rbl_domains: Vec::new(),
+            mx_backup_networks: crate::cidr::NetworkList::default(),
             stress: cf.get("stress") == "yes",
             compatibility_level: cf.get("compatibility_level"),
             mail_version: cf.get("mail_version"),
@@ -225,10 +236,22 @@ impl RestrictionConfig {
             })?;
             rc.sender_login.tables.push(t);
         }
-        if rc
-            .all()
-            .any(|r| matches!(r, Restriction::PermitInetInterfaces))
-        {
+        rc.plaintext_reject_code = u16::try_from(cf.get_int("plaintext_reject_code"))
+            .ok()
+            .filter(|c| (400..600).contains(c))
+            .ok_or_else(|| {
+                ConfigError::ReplyCode("plaintext_reject_code: want a 4xx or 5xx reply code".into())
+            })?;
+        rc.maps_rbl_domains = cf.get_list("maps_rbl_domains");
+        let backup_nets = cf.get_list("permit_mx_backup_networks");
+        rc.mx_backup_networks =
+            crate::cidr::NetworkList::parse(backup_nets.iter().map(String::as_str))?;
+        if rc.all().any(|r| {
+            matches!(
+                r,
+                Restriction::PermitInetInterfaces | Restriction::PermitMxBackup
+            )
+        }) {
             rc.inet_interfaces = super::interfaces::own_addresses(&cf.get_list("inet_interfaces"));
         }
         if rc

@@ -130,6 +130,20 @@ impl Dns {
         }
     }
 
+    /// The MX host names of `domain` (a null MX gives none).
+    pub fn mx_hosts(&self, domain: &str) -> Answer<Vec<String>> {
+        match self.lookup(domain, RecordType::MX) {
+            Answer::Found(hosts) => Answer::Found(
+                hosts
+                    .into_iter()
+                    .filter(|h| !is_root(h))
+                    .map(|h| h.trim_end_matches('.').to_string())
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
     /// Postfix's reject_unknown_hostname (HELO names): A or AAAA, else MX (a null MX
     /// counts, MTA names may have one).
     pub fn host_exists(&self, name: &str) -> Answer<()> {

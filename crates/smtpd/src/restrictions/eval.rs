@@ -13,7 +13,9 @@ use super::access::{address_keys, client_keys, domain_keys, parse_action, Action
 use super::config::RestrictionConfig;
 use super::login_maps::LoginVerdict;
 use super::policy_request::{request_attributes, SessionFacts};
-use super::{dnsxl, parse_list_in, server_access, unknown, AccessKind, ParseContext, Restriction};
+use super::{
+    dnsxl, legacy, parse_list_in, server_access, unknown, AccessKind, ParseContext, Restriction,
+};
 use crate::client::NameStatus;
 use crate::policy::check_relay;
 use crate::policy::RelayVerdict;
@@ -223,6 +225,7 @@ fn one(
         Restriction::PermitSaslAuthenticated => permit_if(f.sasl_username.is_some()),
         Restriction::PermitAuthDestination
         | Restriction::RejectUnauthDestination
+        | Restriction::CheckRelayDomains
         | Restriction::DeferUnauthDestination => {
             let Some(rcpt) = f.recipient else {
                 return Step::Go;
@@ -233,11 +236,13 @@ fn one(
             };
             match (r, auth) {
                 (Restriction::PermitAuthDestination, true) => Step::Permit,
-                (Restriction::RejectUnauthDestination, false) => Step::Reject(reply(
-                    554,
-                    "5.7.1",
-                    format!("<{rcpt}>: Relay access denied"),
-                )),
+                (Restriction::RejectUnauthDestination | Restriction::CheckRelayDomains, false) => {
+                    Step::Reject(reply(
+                        554,
+                        "5.7.1",
+                        format!("<{rcpt}>: Relay access denied"),
+                    ))
+                }
                 (Restriction::DeferUnauthDestination, false) => Step::Reject(reply(
                     454,
                     "4.7.1",
@@ -275,6 +280,10 @@ fn one(
                     client_keys(f.client_name, &f.client_addr),
                     f.client_log.clone(),
                 ),
+                AccessKind::ReverseClient => (
+                    client_keys(f.reverse_client_name, &f.client_addr),
+                    f.client_log.clone(),
+                ),
                 AccessKind::Helo => match f.helo {
                     Some(h) => (domain_keys(h), h.to_string()),
                     None => return Step::Go,
@@ -296,7 +305,7 @@ fn one(
                 keys
             };
             let access_class = match kind {
-                AccessKind::Client => "Client host",
+                AccessKind::Client | AccessKind::ReverseClient => "Client host",
                 AccessKind::Helo => "Helo command",
                 AccessKind::Sender => "Sender address",
                 AccessKind::Recipient => "Recipient address",
@@ -311,6 +320,12 @@ fn one(
         }
         Restriction::RejectUnknownClient => unknown::client(f, rc),
         Restriction::RejectUnknownReverseClient => unknown::reverse_client(f, rc),
+        Restriction::RejectUnknownForwardClient => legacy::forward_client(f, rc),
+        Restriction::RejectPlaintextSession => legacy::plaintext_session(f, rc),
+        Restriction::PermitMxBackup => legacy::mx_backup(f, rc),
+        Restriction::Sleep(seconds) => legacy::sleep(*seconds),
+        Restriction::PermitNakedIpAddress => legacy::naked_ip_address(f),
+        Restriction::RejectMapsRbl => legacy::maps_rbl(f, rc),
         Restriction::RejectUnknownHelo => unknown::helo(f, rc),
         Restriction::Dnsxl(x) => dnsxl::check(x, f, rc.dns.as_deref(), rc),
         Restriction::ServerAccess(sa) => {

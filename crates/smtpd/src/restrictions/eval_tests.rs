@@ -499,3 +499,68 @@ fn multi_recipient_bounce_and_unauth_pipelining() {
         "503 5.5.0 <u@mx.test>: Recipient address rejected: Improper use of SMTP command pipelining"
     );
 }
+
+#[test]
+fn legacy_and_session_restrictions() {
+    let d = dest();
+    let mut f = facts(&d, Some("u@victim.test"));
+    // reject_plaintext_session: only a TLS session passes.
+    assert_eq!(
+        rejected(&run("reject_plaintext_session", Stage::Recipient, &f).0),
+        "450 4.7.1 Session encryption is required"
+    );
+    f.session.encryption_protocol = Some("TLSv1.3");
+    assert_eq!(
+        run("reject_plaintext_session", Stage::Recipient, &f).0,
+        Verdict::Dunno
+    );
+    // check_relay_domains acts as reject_unauth_destination.
+    assert_eq!(
+        rejected(&run("check_relay_domains", Stage::Recipient, &f).0),
+        "554 5.7.1 <u@victim.test>: Relay access denied"
+    );
+    assert!(list("check_relay_domains")[0].restricts_relay());
+    // permit_naked_ip_address: a bare address in HELO, not a bracketed one.
+    f.helo = Some("192.0.2.7");
+    assert_eq!(
+        run("permit_naked_ip_address", Stage::Helo, &f).0,
+        Verdict::Permit
+    );
+    f.helo = Some("[192.0.2.7]");
+    assert_eq!(
+        run("permit_naked_ip_address", Stage::Helo, &f).0,
+        Verdict::Dunno
+    );
+    assert_eq!(run("sleep 0", Stage::Helo, &f).0, Verdict::Dunno);
+}
+
+#[test]
+fn forward_client_hostname_and_reverse_name_access() {
+    let d = dest();
+    let mut f = facts(&d, Some("u@mx.test"));
+    let rule = "reject_unknown_forward_client_hostname";
+    // A PTR name whose forward lookup finds other addresses still resolves.
+    f.reverse_name_status = NameStatus::Ok;
+    f.name_status = NameStatus::Forged;
+    assert_eq!(run(rule, Stage::Client, &f).0, Verdict::Dunno);
+    f.name_status = NameStatus::Perm;
+    assert_eq!(
+        rejected(&run(rule, Stage::Client, &f).0),
+        "450 4.7.25 Client host rejected: cannot find your hostname, [127.0.0.2]"
+    );
+    f.name_status = NameStatus::Temp;
+    assert!(rejected(&run(rule, Stage::Client, &f).0).starts_with("450 4.7.25"));
+    // check_reverse_client_hostname_access looks the unverified PTR name up.
+    f.reverse_client_name = "host.spammy.test";
+    assert_eq!(
+        rejected(
+            &run(
+                "check_reverse_client_hostname_access inline:{spammy.test=REJECT}",
+                Stage::Client,
+                &f
+            )
+            .0
+        ),
+        "554 5.7.1 <unknown[127.0.0.2]>: Client host rejected: Access denied"
+    );
+}

@@ -15,6 +15,7 @@ pub mod dns;
 pub mod dnsxl;
 pub mod eval;
 pub mod interfaces;
+pub mod legacy;
 pub mod local;
 pub mod login_maps;
 pub mod policy_codec;
@@ -31,6 +32,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessKind {
     Client,
+    /// check_reverse_client_hostname_access: the unverified PTR name, then the address.
+    ReverseClient,
     Helo,
     Sender,
     Recipient,
@@ -80,6 +83,17 @@ pub enum Restriction {
     ClientCert(&'static str),
     RejectUnknownClient,
     RejectUnknownReverseClient,
+    RejectUnknownForwardClient,
+    RejectPlaintextSession,
+    PermitMxBackup,
+    /// `sleep SECONDS` (legacy.rs bounds it).
+    Sleep(u64),
+    /// Deprecated in Postfix: a HELO that is a bare IP address.
+    PermitNakedIpAddress,
+    /// Deprecated in Postfix: reject_rbl_client for each of maps_rbl_domains.
+    RejectMapsRbl,
+    /// Removed in Postfix 2.2; acts as reject_unauth_destination.
+    CheckRelayDomains,
     RejectUnknownHelo,
     /// reject_rbl_client, reject_rhsbl_*, permit_dnswl_client, permit_rhswl_client.
     Dnsxl(dnsxl::Dnsxl),
@@ -127,6 +141,7 @@ impl Restriction {
             Restriction::RejectUnlistedRecipient => "reject_unlisted_recipient",
             Restriction::CheckAccess { kind, .. } => match kind {
                 AccessKind::Client => "check_client_access",
+                AccessKind::ReverseClient => "check_reverse_client_hostname_access",
                 AccessKind::Helo => "check_helo_access",
                 AccessKind::Sender => "check_sender_access",
                 AccessKind::Recipient => "check_recipient_access",
@@ -144,6 +159,13 @@ impl Restriction {
             Restriction::ClientCert(name) => name,
             Restriction::RejectUnknownClient => "reject_unknown_client_hostname",
             Restriction::RejectUnknownReverseClient => "reject_unknown_reverse_client_hostname",
+            Restriction::RejectUnknownForwardClient => "reject_unknown_forward_client_hostname",
+            Restriction::RejectPlaintextSession => "reject_plaintext_session",
+            Restriction::PermitMxBackup => "permit_mx_backup",
+            Restriction::Sleep(_) => "sleep",
+            Restriction::PermitNakedIpAddress => "permit_naked_ip_address",
+            Restriction::RejectMapsRbl => "reject_maps_rbl",
+            Restriction::CheckRelayDomains => "check_relay_domains",
             Restriction::RejectUnknownHelo => "reject_unknown_helo_hostname",
             Restriction::Dnsxl(x) => x.kind.name(),
             Restriction::ServerAccess(s) => s.name(),
@@ -160,6 +182,7 @@ impl Restriction {
                 | Restriction::Defer
                 | Restriction::RejectUnauthDestination
                 | Restriction::DeferUnauthDestination
+                | Restriction::CheckRelayDomains
         )
     }
 
@@ -172,6 +195,8 @@ impl Restriction {
                 | Restriction::RejectUnknownHelo
                 | Restriction::Dnsxl(_)
                 | Restriction::ServerAccess(_)
+                | Restriction::PermitMxBackup
+                | Restriction::RejectMapsRbl
         )
     }
 }
@@ -314,6 +339,43 @@ pub fn parse_list_in(
                 Restriction::RejectUnlistedRecipient
             }
             "check_client_access" => access(AccessKind::Client, arg(&lower)?)?,
+            "check_reverse_client_hostname_access" => {
+                access(AccessKind::ReverseClient, arg(&lower)?)?
+            }
+            "reject_unknown_forward_client_hostname" => Restriction::RejectUnknownForwardClient,
+            "reject_plaintext_session" => Restriction::RejectPlaintextSession,
+            "permit_mx_backup" => Restriction::PermitMxBackup,
+            "sleep" => {
+                let text = arg(&lower)?;
+                let seconds = text
+                    .parse()
+                    .map_err(|_| RestrictionError::MissingArgument {
+                        param,
+                        name: format!("sleep (a number of seconds, not \"{text}\")"),
+                    })?;
+                Restriction::Sleep(seconds)
+            }
+            "permit_naked_ip_address" => {
+                log::warn!(
+                    "{param}: restriction permit_naked_ip_address is deprecated; use \
+                     permit_mynetworks or permit_sasl_authenticated instead"
+                );
+                Restriction::PermitNakedIpAddress
+            }
+            "reject_maps_rbl" => {
+                log::warn!(
+                    "{param}: restriction reject_maps_rbl is deprecated; use reject_rbl_client \
+                     DOMAIN instead (it checks the maps_rbl_domains lists)"
+                );
+                Restriction::RejectMapsRbl
+            }
+            "check_relay_domains" => {
+                log::warn!(
+                    "{param}: restriction check_relay_domains was removed in Postfix 2.2; \
+                     it acts as reject_unauth_destination"
+                );
+                Restriction::CheckRelayDomains
+            }
             "check_helo_access" => access(AccessKind::Helo, arg(&lower)?)?,
             "check_sender_access" => access(AccessKind::Sender, arg(&lower)?)?,
             "check_recipient_access" => access(AccessKind::Recipient, arg(&lower)?)?,
@@ -479,7 +541,7 @@ mod tests {
              permit_rhswl_client rwl.test reject_rhsbl_client a.test \
              reject_rhsbl_reverse_client b.test reject_rhsbl_helo c.test \
              reject_rhsbl_recipient d.test reject_rbl e.test \
-             check_helo_mx_access inline:{x=OK} check_reverse_client_ns_access inline:{x=OK} \
+             check_helo_mx_access inline:{x=OK} check_reverse_client_hostname_ns_access inline:{x=OK} \
              check_recipient_a_access inline:{x=OK} reject_unverified_sender \
              reject_unverified_recipient",
             &open,
@@ -501,7 +563,7 @@ mod tests {
                 "reject_rhsbl_recipient",
                 "reject_rbl_client",
                 "check_helo_mx_access",
-                "check_reverse_client_ns_access",
+                "check_reverse_client_hostname_ns_access",
                 "check_recipient_a_access",
                 "reject_unverified_sender",
                 "reject_unverified_recipient",
@@ -530,5 +592,107 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("nosuchtype:/x"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod postfix_names {
+    use super::*;
+
+    /// Every restriction name Postfix 3.x's smtpd accepts (smtpd_check.c), with a
+    /// sample argument where it takes one: each must parse, never stop smtpd.
+    const POSTFIX_NAMES: &[&str] = &[
+        "permit",
+        "reject",
+        "defer",
+        "warn_if_reject",
+        "defer_if_permit",
+        "defer_if_reject",
+        "reject_unauth_pipelining",
+        "permit_mynetworks",
+        "permit_sasl_authenticated",
+        "permit_tls_clientcerts",
+        "permit_tls_all_clientcerts",
+        "check_ccert_access inline:{x=OK}",
+        "check_client_access inline:{x=OK}",
+        "check_reverse_client_hostname_access inline:{x=OK}",
+        "check_client_a_access inline:{x=OK}",
+        "check_client_mx_access inline:{x=OK}",
+        "check_client_ns_access inline:{x=OK}",
+        "check_reverse_client_hostname_a_access inline:{x=OK}",
+        "check_reverse_client_hostname_mx_access inline:{x=OK}",
+        "check_reverse_client_hostname_ns_access inline:{x=OK}",
+        "check_helo_access inline:{x=OK}",
+        "check_helo_a_access inline:{x=OK}",
+        "check_helo_mx_access inline:{x=OK}",
+        "check_helo_ns_access inline:{x=OK}",
+        "check_sender_access inline:{x=OK}",
+        "check_sender_a_access inline:{x=OK}",
+        "check_sender_mx_access inline:{x=OK}",
+        "check_sender_ns_access inline:{x=OK}",
+        "check_recipient_access inline:{x=OK}",
+        "check_recipient_a_access inline:{x=OK}",
+        "check_recipient_mx_access inline:{x=OK}",
+        "check_recipient_ns_access inline:{x=OK}",
+        "check_sasl_access inline:{x=OK}",
+        "check_policy_service inet:127.0.0.1:9",
+        "reject_unknown_client_hostname",
+        "reject_unknown_reverse_client_hostname",
+        "reject_unknown_forward_client_hostname",
+        "reject_unknown_client",
+        "reject_invalid_helo_hostname",
+        "reject_invalid_hostname",
+        "reject_non_fqdn_helo_hostname",
+        "reject_non_fqdn_hostname",
+        "reject_unknown_helo_hostname",
+        "reject_unknown_hostname",
+        "reject_non_fqdn_sender",
+        "reject_non_fqdn_recipient",
+        "reject_unknown_sender_domain",
+        "reject_unknown_recipient_domain",
+        "reject_unlisted_sender",
+        "reject_unlisted_recipient",
+        "check_recipient_maps",
+        "reject_unverified_sender",
+        "reject_unverified_recipient",
+        "reject_rbl_client zen.test",
+        "reject_rbl zen.test",
+        "reject_rhsbl_client rhs.test",
+        "reject_rhsbl_reverse_client rhs.test",
+        "reject_rhsbl_helo rhs.test",
+        "reject_rhsbl_sender rhs.test",
+        "reject_rhsbl_recipient rhs.test",
+        "permit_dnswl_client wl.test",
+        "permit_rhswl_client wl.test",
+        "reject_unauth_destination",
+        "defer_unauth_destination",
+        "permit_auth_destination",
+        "permit_mx_backup",
+        "reject_multi_recipient_bounce",
+        "reject_sender_login_mismatch",
+        "reject_authenticated_sender_login_mismatch",
+        "reject_known_sender_login_mismatch",
+        "reject_unauthenticated_sender_login_mismatch",
+        "permit_inet_interfaces",
+        "reject_plaintext_session",
+        "sleep 1",
+        "permit_naked_ip_address",
+        "reject_maps_rbl",
+        "check_relay_domains",
+    ];
+
+    #[test]
+    fn every_postfix_restriction_name_parses() {
+        let open = |spec: &str| {
+            rostfix_maps::open_map(spec)
+                .map(Arc::from)
+                .map_err(|e| e.to_string())
+        };
+        let unknown: Vec<&str> = POSTFIX_NAMES
+            .iter()
+            .copied()
+            .filter(|name| parse_list("smtpd_recipient_restrictions", name, &open).is_err())
+            .collect();
+        assert!(unknown.is_empty(), "not accepted: {unknown:?}");
     }
 }

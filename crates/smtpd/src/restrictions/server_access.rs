@@ -46,7 +46,7 @@ impl std::fmt::Debug for ServerAccess {
 
 const OFS: [(&str, ServerOf); 5] = [
     ("client", ServerOf::Client),
-    ("reverse_client", ServerOf::ReverseClient),
+    ("reverse_client_hostname", ServerOf::ReverseClient),
     ("helo", ServerOf::Helo),
     ("sender", ServerOf::Sender),
     ("recipient", ServerOf::Recipient),
@@ -75,9 +75,9 @@ impl ServerAccess {
                 "check_client_a_access",
             ],
             [
-                "check_reverse_client_mx_access",
-                "check_reverse_client_ns_access",
-                "check_reverse_client_a_access",
+                "check_reverse_client_hostname_mx_access",
+                "check_reverse_client_hostname_ns_access",
+                "check_reverse_client_hostname_a_access",
             ],
             [
                 "check_helo_mx_access",
@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(
-            parse_name("check_reverse_client_ns_access"),
+            parse_name("check_reverse_client_hostname_ns_access"),
             Some((ServerOf::ReverseClient, ServerType::Ns))
         );
         assert_eq!(
