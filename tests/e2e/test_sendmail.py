@@ -151,3 +151,23 @@ def test_mailq_and_newaliases_are_sendmail(make_instance):
 
     proc = sendmail(inst, "-q", user=None)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_fifo_pickup_and_qmgr_of_older_master_cf_run(make_instance):
+    """Older Postfix master.cf files run pickup and qmgr as `fifo` services; master
+    runs them on the unix sockets Rostfix's triggers use, says so, and mail goes
+    through (before, both were skipped and nothing was ever delivered)."""
+    inst = make_instance(start=False)
+    master = inst.conf / "master.cf"
+    text = master.read_text()
+    text = text.replace("pickup    unix  n", "pickup    fifo  n").replace(
+        "qmgr      unix  n", "qmgr      fifo  n")
+    master.write_text(text)
+    inst.start()
+    wait_for(lambda: "service pickup/fifo (pickup) runs as pickup/unix" in inst.log_text(),
+             what="master's note on the fifo entry")
+    before = len(maildir_messages(USER2))
+    proc = sendmail(inst, f"{USER2}@mx.rostfix.test",
+                    input=b"Subject: through a fifo pickup\n\nbody\n")
+    assert proc.returncode == 0, proc.stderr
+    wait_for(lambda: len(maildir_messages(USER2)) > before, what=f"delivery to {USER2}")

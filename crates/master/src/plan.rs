@@ -94,6 +94,22 @@ pub fn make_plan(
 ) -> Result<Plan, MasterError> {
     let mut plan = Plan::default();
     for entry in &master.services {
+        let fifo_entry;
+        let entry = match fifo_as_unix(entry) {
+            Some(unix) => {
+                plan.skipped.push(format!(
+                    "{}: service {}/fifo ({}) runs as {}/unix: Rostfix's wake-up triggers \
+                     use a unix socket at the same path",
+                    where_(entry),
+                    entry.name,
+                    entry.command,
+                    entry.name
+                ));
+                fifo_entry = unix;
+                &fifo_entry
+            }
+            None => entry,
+        };
         let key = ServiceKey {
             name: entry.name.clone(),
             service_type: entry.service_type,
@@ -154,6 +170,20 @@ pub fn make_plan(
     Ok(plan)
 }
 
+/// Postfix's older master.cf runs pickup and qmgr as `fifo` services (triggers are
+/// written into a FIFO). Rostfix's triggers are unix stream sockets at the same path
+/// (public/pickup, public/qmgr), so such an entry runs as the `unix` service.
+fn fifo_as_unix(entry: &ServiceEntry) -> Option<ServiceEntry> {
+    if entry.service_type != ServiceType::Fifo
+        || !matches!(entry.command.as_str(), "pickup" | "qmgr")
+    {
+        return None;
+    }
+    let mut unix = entry.clone();
+    unix.service_type = ServiceType::Unix;
+    Some(unix)
+}
+
 fn endpoints_of(
     entry: &ServiceEntry,
     key: &ServiceKey,
@@ -191,6 +221,22 @@ fn endpoints_of(
 mod tests {
     use super::*;
     use rostfix_config::Wakeup;
+
+    #[test]
+    fn fifo_pickup_and_qmgr_run_as_unix_services() {
+        let master = MasterCf {
+            services: vec![
+                entry(1, "pickup", ServiceType::Fifo, false, "pickup"),
+                entry(2, "qmgr", ServiceType::Fifo, false, "qmgr"),
+                entry(3, "other", ServiceType::Fifo, false, "smtpd"),
+            ],
+        };
+        let plan = make_plan(&master, &settings(), &|_| true).unwrap();
+        let keys: Vec<String> = plan.services.iter().map(|s| s.key.to_string()).collect();
+        assert_eq!(keys, vec!["pickup/unix", "qmgr/unix"]);
+        assert!(plan.skipped[0].contains("service pickup/fifo (pickup) runs as pickup/unix"));
+        assert!(plan.skipped[2].contains("service other/fifo (smtpd) is not supported yet"));
+    }
 
     fn entry(
         line: usize,
