@@ -228,6 +228,11 @@ def test_connection_limits_bound_the_clients_being_screened(make_instance):
         "postscreen_client_connection_count_limit": "1",
         "postscreen_pre_queue_limit": "2",
     })
+    # The harness's readiness probe (from 127.0.0.1) holds a screening slot until
+    # postscreen sees it gone, at the end of the greet wait: without this the first
+    # client below could meet "all screening ports are busy" (seen once under load).
+    wait_for(lambda: log_has(inst, r"DISCONNECT \[127\.0\.0\.1\]:"), timeout=30,
+             what="the end of the readiness probe's screening")
     held = []
     try:
         for source in ["127.0.0.8", "127.0.0.9"]:
