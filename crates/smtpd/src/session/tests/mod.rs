@@ -147,6 +147,7 @@ mod content;
 mod options;
 mod pipelining;
 mod proto;
+mod queue_actions;
 
 #[test]
 fn full_transaction_queues_the_message() {
