@@ -147,6 +147,7 @@ mod content;
 mod options;
 mod pipelining;
 mod proto;
+mod proxy;
 mod queue_actions;
 
 #[test]
