@@ -26,6 +26,8 @@ mod io;
 mod limits;
 mod peer_name;
 mod policy;
+mod proxy_client;
+pub mod proxy_filter;
 mod queue_sink;
 mod received;
 pub mod reply;

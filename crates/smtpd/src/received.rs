@@ -35,9 +35,13 @@ pub fn received_header(r: &ReceivedInfo<'_>) -> String {
         h.push_str(&format!("\t(using {tls})\n"));
     }
     h.push_str(&format!(
-        "\tby {} (Rostfix) with {} id {}",
-        r.myhostname, r.protocol, r.queue_id
+        "\tby {} (Rostfix) with {}",
+        r.myhostname, r.protocol
     ));
+    // No queue file, no id: a before-queue filter's smtpd assigns it (Postfix too).
+    if !r.queue_id.is_empty() {
+        h.push_str(&format!(" id {}", r.queue_id));
+    }
     match r.single_recipient {
         Some(rcpt) => h.push_str(&format!(
             "\n\tfor <{}>; {}\n",

@@ -35,6 +35,8 @@ pub enum SettingsError {
     Content(#[from] rostfix_inspect::SettingsError),
     #[error("content_filter: {0}")]
     ContentFilter(#[from] rostfix_queue::FilterError),
+    #[error(transparent)]
+    ProxyFilter(#[from] crate::proxy_filter::ProxySettingsError),
 }
 
 /// What smtpd needs from main.cf.
@@ -77,6 +79,9 @@ pub struct Settings {
     /// content_filter: written as the `filter` attribute of every message received
     /// (master.cf `-o content_filter=` on the re-entry smtpd turns it off).
     pub content_filter: Option<rostfix_queue::ContentFilter>,
+    /// smtpd_proxy_filter: the before-queue filter the transactions are relayed to
+    /// (session/proxy.rs); None when empty.
+    pub proxy_filter: Option<crate::proxy_filter::ProxySettings>,
 }
 
 impl Settings {
@@ -171,6 +176,7 @@ impl Settings {
             content_checks,
             receive_overrides,
             content_filter: rostfix_queue::ContentFilter::parse(&cf.get("content_filter"))?,
+            proxy_filter: crate::proxy_filter::ProxySettings::from_config(cf)?,
         };
         Ok((settings, warnings))
     }

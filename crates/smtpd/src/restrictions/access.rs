@@ -2,6 +2,8 @@
 //! hit parsed into an [`Action`], and the lookup keys Postfix tries for a client, a
 //! HELO name or an address.
 
+use super::queue_actions::QueueKind;
+
 /// The result of a table hit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -27,8 +29,9 @@ pub enum Action {
     DeferIfReject(Option<String>),
     /// `PREPEND header: text`.
     Prepend(String),
-    /// HOLD, DISCARD, FILTER, REDIRECT, BCC: known, not supported by smtpd yet.
-    Unsupported(String),
+    /// HOLD, DISCARD, FILTER, REDIRECT, BCC and the text after the word: actions on
+    /// the whole message (queue_actions.rs).
+    Queue(QueueKind, String),
     /// Anything else: another restriction list (`permit_sasl_authenticated`,
     /// `reject_unauth_destination`, ...), parsed by the caller.
     Restrictions(String),
@@ -41,15 +44,15 @@ pub fn parse_action(value: &str) -> Action {
         Some(i) => (&value[..i], value[i..].trim()),
         None => (value, ""),
     };
+    if let Some(kind) = QueueKind::from_word(word) {
+        return Action::Queue(kind, rest.to_string());
+    }
     let text = (!rest.is_empty()).then(|| rest.to_string());
     match word.to_ascii_uppercase().as_str() {
         "OK" | "PERMIT" | "RELAY" => Action::Permit,
         "DEFER_IF_PERMIT" => Action::DeferIfPermit(text),
         "DEFER_IF_REJECT" => Action::DeferIfReject(text),
         "PREPEND" => Action::Prepend(rest.to_string()),
-        "HOLD" | "DISCARD" | "FILTER" | "REDIRECT" | "BCC" => {
-            Action::Unsupported(value.to_string())
-        }
         "REJECT" => Action::Reject(text),
         "DEFER" => Action::Defer(text),
         "DUNNO" => Action::Dunno,
@@ -177,7 +180,15 @@ mod tests {
         );
         assert_eq!(
             parse_action("HOLD spam"),
-            Action::Unsupported("HOLD spam".into())
+            Action::Queue(QueueKind::Hold, "spam".into())
+        );
+        assert_eq!(
+            parse_action("redirect  a@b.example "),
+            Action::Queue(QueueKind::Redirect, "a@b.example".into())
+        );
+        assert_eq!(
+            parse_action("DISCARD"),
+            Action::Queue(QueueKind::Discard, "".into())
         );
         assert_eq!(parse_action("WARN look"), Action::Warn("look".into()));
         assert_eq!(

@@ -105,6 +105,9 @@ pub struct RestrictionConfig {
     pub peername_lookup: bool,
     pub unknown_codes: super::unknown::UnknownCodes,
     pub rbl_replies: super::dnsxl::RblReplies,
+    /// smtpd_proxy_filter is set: no queue file here, so HOLD, DISCARD, FILTER,
+    /// REDIRECT and BCC are unavailable (queue_actions.rs).
+    pub proxy_filter: bool,
 }
 
 /// Why the restriction configuration is unusable.
@@ -226,7 +229,9 @@ impl RestrictionConfig {
                         )
                     })?,
             },
+            proxy_filter: false,
         };
+        rc.proxy_filter = !cf.get("smtpd_proxy_filter").trim().is_empty();
         for spec in cf.get_list("smtpd_sender_login_maps") {
             let t = open_table(&spec).map_err(|reason| RestrictionError::Table {
                 param: "smtpd_sender_login_maps",

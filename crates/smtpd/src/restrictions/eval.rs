@@ -94,6 +94,8 @@ pub enum Note {
     DeferIfReject(Reply),
     /// An access table or policy server's PREPEND: a header for the message.
     Prepend(String),
+    /// HOLD, DISCARD, FILTER, REDIRECT or BCC for the message (queue_actions.rs).
+    Queue(super::queue_actions::Triggered),
 }
 
 /// `NNN X.Y.Z text` as one reply (the enhanced code may come from a table).
@@ -353,7 +355,8 @@ fn one(
                     client.spec.default_action.clone()
                 }
             };
-            access_result(&action, &name, class, stage, f, rc, notes, depth)
+            let table = client.spec.name.as_str();
+            access_result(&action, &name, class, table, stage, f, rc, notes, depth)
         }
         Restriction::Class(cname) => {
             let Some(list) = rc.classes.get(&cname.to_ascii_lowercase()) else {
@@ -403,7 +406,17 @@ fn one(
                         .chars()
                         .map(|c| if c.is_control() { '_' } else { c })
                         .collect();
-                    access_result(&value, &sane, "SASL login name", stage, f, rc, notes, depth)
+                    access_result(
+                        &value,
+                        &sane,
+                        "SASL login name",
+                        table.spec(),
+                        stage,
+                        f,
+                        rc,
+                        notes,
+                        depth,
+                    )
                 }
                 Err(e) => {
                     log::warn!("{}: table lookup error for {user}: {e}", table.spec());
@@ -483,7 +496,15 @@ fn table_step(
             Ok(None) => continue,
             Ok(Some(value)) => {
                 return Some(access_result(
-                    &value, what, class, ctx.stage, ctx.f, ctx.rc, notes, ctx.depth,
+                    &value,
+                    what,
+                    class,
+                    table.spec(),
+                    ctx.stage,
+                    ctx.f,
+                    ctx.rc,
+                    notes,
+                    ctx.depth,
                 ))
             }
             Err(e) => {
@@ -563,6 +584,7 @@ fn access_result(
     value: &str,
     what: &str,
     class: &str,
+    table: &str,
     stage: Stage,
     f: &Facts<'_>,
     rc: &RestrictionConfig,
@@ -641,11 +663,8 @@ fn access_result(
             }
             Step::Go
         }
-        Action::Unsupported(action) => {
-            // HOLD, DISCARD, FILTER, REDIRECT, BCC need queue support smtpd does not
-            // have yet: say so instead of ignoring it silently.
-            log::warn!("access table action {action} for <{what}> is not supported yet; ignored");
-            Step::Go
+        Action::Queue(kind, text) => {
+            super::queue_actions::step(kind, &text, value.trim(), what, class, table, f, rc, notes)
         }
         Action::Restrictions(text) => {
             if text.contains(':') {

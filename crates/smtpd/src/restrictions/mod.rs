@@ -22,6 +22,7 @@ pub mod policy_codec;
 pub mod policy_request;
 pub mod policy_service;
 pub mod ptr_query;
+pub mod queue_actions;
 pub mod server_access;
 pub mod unknown;
 

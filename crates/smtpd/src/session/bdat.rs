@@ -55,6 +55,10 @@ impl<S: QueueSink> Session<'_, S> {
                 "5.7.0",
                 "Must issue a STARTTLS command first",
             ))
+        } else if self.cfg.proxy_filter.is_some() {
+            // CHUNKING is not offered with a before-queue filter (proxy.rs): a BDAT
+            // must not reach our queue past the filter.
+            Some(Reply::new(502, "5.5.1", "Error: command not implemented"))
         } else {
             match &self.txn {
                 None => Some(Reply::new(503, "5.5.1", "Error: need MAIL command")),

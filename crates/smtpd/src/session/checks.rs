@@ -12,6 +12,16 @@ use crate::restrictions::policy_request::SessionFacts;
 use crate::restrictions::Restriction;
 use crate::sink::QueueSink;
 
+/// A DISCARD action among `notes`.
+fn discarded(notes: &[Note]) -> bool {
+    notes.iter().any(|n| {
+        matches!(
+            n,
+            Note::Queue(t) if t.action == crate::restrictions::queue_actions::QueueAction::Discard
+        )
+    })
+}
+
 /// Where a restriction check happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CheckPoint {
@@ -91,6 +101,11 @@ impl<S: QueueSink> Session<'_, S> {
     ) -> Option<Reply> {
         let rc = &self.cfg.restrictions;
         let delay = rc.delay_reject;
+        if point != CheckPoint::Helo && point != CheckPoint::Mail && self.actions.borrow().discard {
+            // A DISCARD action ends every later restriction of the transaction (Postfix's
+            // generic_checks): the message goes nowhere whatever they would say.
+            return None;
+        }
         let mut lists: Vec<(&[Restriction], Stage)> = Vec::new();
         match point {
             CheckPoint::Helo if !delay => {
@@ -123,7 +138,11 @@ impl<S: QueueSink> Session<'_, S> {
                 verdict = Some(r);
                 break;
             }
+            if discarded(&notes) {
+                break;
+            }
         }
+        let discard = discarded(&notes);
         if verdict.is_none() {
             // A permit ends as the deferral defer_if_permit asked for (Postfix checks
             // this at the end of each stage's lists).
@@ -133,6 +152,7 @@ impl<S: QueueSink> Session<'_, S> {
             });
         }
         if verdict.is_none()
+            && !discard
             && matches!(point, CheckPoint::Rcpt | CheckPoint::Mail)
             && rc.reject_unlisted_sender
             && (point == CheckPoint::Rcpt) == delay
@@ -148,7 +168,11 @@ impl<S: QueueSink> Session<'_, S> {
                 verdict = Some(r);
             }
         }
-        if verdict.is_none() && point == CheckPoint::Rcpt && rc.reject_unlisted_recipient {
+        if verdict.is_none()
+            && !discard
+            && point == CheckPoint::Rcpt
+            && rc.reject_unlisted_recipient
+        {
             // smtpd_reject_unlisted_recipient = yes: the implicit check after the lists.
             if let Verdict::Reject(r) = evaluate(
                 &[Restriction::RejectUnlistedRecipient],
@@ -181,6 +205,13 @@ impl<S: QueueSink> Session<'_, S> {
                     self.log_check("warn", stage_name, &clean(text), sender, recipient)
                 }
                 Note::Prepend(header) if verdict.is_none() => prepends.push(header.clone()),
+                Note::Queue(t) => {
+                    // Logged when the table matched and kept for the message even
+                    // when this command is refused, as Postfix's saved_flags are.
+                    if self.actions.borrow_mut().record(&t.action) {
+                        self.log_check(t.action.log_word(), stage_name, &t.text, sender, recipient);
+                    }
+                }
                 Note::Prepend(_) | Note::DeferIfPermit(_) | Note::DeferIfReject(_) => {}
             }
         }
@@ -194,7 +225,7 @@ impl<S: QueueSink> Session<'_, S> {
     }
 
     /// `NOQUEUE: reject: RCPT from C: REPLY; from=<s> to=<r> proto=P helo=<h>`.
-    fn log_check(
+    pub(super) fn log_check(
         &self,
         what: &str,
         stage: &str,
@@ -202,6 +233,15 @@ impl<S: QueueSink> Session<'_, S> {
         sender: Option<&str>,
         recipient: Option<&str>,
     ) {
+        let tail = self.whatsup(sender, recipient);
+        log::info!(
+            "NOQUEUE: {what}: {stage} from {}: {text};{tail}",
+            self.client.log_name()
+        );
+    }
+
+    /// ` from=<s> to=<r> proto=P helo=<h>` (Postfix's smtpd_whatsup).
+    pub(super) fn whatsup(&self, sender: Option<&str>, recipient: Option<&str>) -> String {
         let mut tail = String::new();
         if let Some(s) = sender {
             tail.push_str(&format!(" from=<{s}>"));
@@ -213,9 +253,6 @@ impl<S: QueueSink> Session<'_, S> {
         if let Some(h) = &self.helo {
             tail.push_str(&format!(" helo=<{h}>"));
         }
-        log::info!(
-            "NOQUEUE: {what}: {stage} from {}: {text};{tail}",
-            self.client.log_name()
-        );
+        tail
     }
 }

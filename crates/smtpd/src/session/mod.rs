@@ -80,6 +80,8 @@ struct Transaction {
     params: MailParams,
     /// NOTIFY and ORCPT of each recipient, parallel to `recipients`.
     rcpt_dsn: Vec<RcptParams>,
+    /// The MAIL command as the client sent it, for smtpd_proxy_filter (proxy.rs).
+    mail_line: String,
 }
 
 /// What the DATA phase ended with.
@@ -121,12 +123,19 @@ pub struct Session<'a, S: QueueSink> {
     /// Headers the restrictions' PREPEND actions asked for, for this transaction
     /// (a cell: the checks run on a shared borrow of the session).
     prepend: std::cell::RefCell<Vec<String>>,
+    /// HOLD, DISCARD, FILTER, REDIRECT, BCC the restrictions asked for, for this
+    /// transaction (a cell for the same reason).
+    actions: std::cell::RefCell<crate::restrictions::queue_actions::QueueActions>,
     /// The connecting client is in smtpd_authorized_xclient_hosts /
     /// smtpd_authorized_xforward_hosts (decided once, as Postfix does).
     xclient_allowed: bool,
     xforward_allowed: bool,
     /// XFORWARD's description of the next message's original client.
     forward: Option<xclient::Forwarded>,
+    /// The current command line as received (smtpd_proxy_filter relays it).
+    line: String,
+    /// The before-queue filter connection of this transaction (proxy.rs).
+    proxy: proxy::ProxyState,
 }
 
 impl<'a, S: QueueSink> Session<'a, S> {
@@ -153,9 +162,12 @@ impl<'a, S: QueueSink> Session<'a, S> {
             auth: crate::auth::AuthState::default(),
             ill_pipelining: false,
             prepend: std::cell::RefCell::new(Vec::new()),
+            actions: std::cell::RefCell::default(),
             xclient_allowed,
             xforward_allowed,
             forward: None,
+            line: String::new(),
+            proxy: proxy::ProxyState::default(),
         }
     }
 
@@ -238,6 +250,11 @@ impl<'a, S: QueueSink> Session<'a, S> {
             }
             match parse_command(&line) {
                 Ok(cmd) => {
+                    if self.cfg.proxy_filter.is_some() {
+                        self.line = String::from_utf8_lossy(&line)
+                            .trim_end_matches(['\r', '\n'])
+                            .to_string();
+                    }
                     self.last = cmd.name().to_ascii_uppercase();
                     if cmd.ends_group() {
                         if let Some(end) = self.pipelining_after(cmd.name(), io) {
@@ -469,6 +486,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             }
             Command::Rset => {
                 self.junk_command();
+                self.proxy_close();
                 self.txn = None;
                 self.forward = None;
                 Reply::new(250, "2.0.0", "Ok")
@@ -496,6 +514,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 )
             }
             Command::Quit => {
+                self.proxy_close();
                 self.finish(name, io, Reply::new(221, "2.0.0", "Bye"));
                 return Some(SessionEnd::Quit);
             }
@@ -514,6 +533,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
 
     fn helo(&mut self, host: String, esmtp: bool, offer_tls: bool) -> Reply {
         // RFC 5321 4.1.4: HELO/EHLO in a session resets the transaction.
+        self.proxy_close();
         self.txn = None;
         self.forward = None;
         self.helo = Some(host);
@@ -543,7 +563,10 @@ impl<'a, S: QueueSink> Session<'a, S> {
             if self.cfg.proto.smtputf8_enable {
                 lines.push("SMTPUTF8".into());
             }
-            lines.push("CHUNKING".into());
+            if self.cfg.proxy_filter.is_none() {
+                // BDAT is not relayed to a before-queue filter (proxy.rs).
+                lines.push("CHUNKING".into());
+            }
             if self.xclient_allowed {
                 lines.push(
                     "XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT".into(),
@@ -586,6 +609,8 @@ impl<'a, S: QueueSink> Session<'a, S> {
             return utf8_without_smtputf8();
         }
         self.prepend.get_mut().clear();
+        *self.actions.get_mut() = Default::default();
+        self.proxy_close();
         if let Some(reply) = self.restriction_check(CheckPoint::Mail, Some(&arg.address), None) {
             return reply;
         }
@@ -602,6 +627,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             recipients: Vec::new(),
             params,
             rcpt_dsn: Vec::new(),
+            mail_line: std::mem::take(&mut self.line),
         });
         Reply::new(250, "2.1.0", "Ok")
     }
@@ -628,6 +654,10 @@ impl<'a, S: QueueSink> Session<'a, S> {
         }
         if !self.anvil.recipient_allowed() {
             return self.anvil.recipient_rate_reply();
+        }
+        let command = std::mem::take(&mut self.line);
+        if let Err(reply) = self.proxy_rcpt(&command) {
+            return reply;
         }
         if let Some(txn) = self.txn.as_mut() {
             txn.recipients.push(arg.address);
@@ -745,6 +775,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 t
             }
         };
+        if self.cfg.proxy_filter.is_some() {
+            return self.proxy_data(txn, io);
+        }
         let mut intake = match self.open_intake(&txn) {
             Ok(i) => i,
             Err(reply) => return DataOutcome::Reply(reply),
@@ -819,6 +852,7 @@ mod ehlo_discard;
 mod pipelining;
 /// Client bytes made printable for a log line (also for the PROXY header warnings).
 pub(crate) use pipelining::escape;
+mod proxy;
 mod receive;
 mod xclient;
 use checks::CheckPoint;

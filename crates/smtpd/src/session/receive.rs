@@ -117,44 +117,7 @@ impl<S: QueueSink> Session<'_, S> {
             self.auth.log_suffix(),
             self.forwarded_log()
         );
-        let client_literal = self.client.received_literal();
-        let single = match txn.recipients.as_slice() {
-            [one] => Some(one.as_str()),
-            _ => None,
-        };
-        // smtpd_tls_received_header: the cipher only when asked for (Postfix's default
-        // keeps it out of headers that travel with the message).
-        let tls_note = self
-            .tls
-            .as_ref()
-            .filter(|_| self.cfg.session.tls_received_header)
-            .map(TlsInfo::summary);
-        let header = received_header(&ReceivedInfo {
-            helo: self.helo.as_deref().unwrap_or(&self.client.name),
-            client_name: &self.client.name,
-            client_literal: &client_literal,
-            myhostname: &self.cfg.myhostname,
-            protocol: self.protocol(),
-            queue_id: &id,
-            tls: tls_note.as_deref(),
-            single_recipient: single,
-            unix_time: now_unix(),
-        });
-        // smtpd_sasl_authenticated_header: the AUTH identity, only when asked for.
-        let header = crate::auth::received_with_user(
-            header,
-            self.auth
-                .username
-                .as_deref()
-                .filter(|_| self.cfg.auth.authenticated_header),
-        );
-        // PREPEND results of the restrictions go above our Received:, as in Postfix.
-        let mut top = String::new();
-        for h in self.prepend.take() {
-            top.push_str(&h);
-            top.push('\n');
-        }
-        let header = top + &header;
+        let header = self.header_block(txn, &id);
         let inspector = Inspector::new(
             self.cfg.content_checks.clone(),
             LogContext {
@@ -186,6 +149,49 @@ impl<S: QueueSink> Session<'_, S> {
         Ok(intake)
     }
 
+    /// What goes before the client's content: the restrictions' PREPEND headers and
+    /// our Received: header (`id` empty: none, as for a before-queue filter).
+    pub(super) fn header_block(&mut self, txn: &Transaction, id: &str) -> String {
+        let client_literal = self.client.received_literal();
+        let single = match txn.recipients.as_slice() {
+            [one] => Some(one.as_str()),
+            _ => None,
+        };
+        // smtpd_tls_received_header: the cipher only when asked for (Postfix's default
+        // keeps it out of headers that travel with the message).
+        let tls_note = self
+            .tls
+            .as_ref()
+            .filter(|_| self.cfg.session.tls_received_header)
+            .map(TlsInfo::summary);
+        let header = received_header(&ReceivedInfo {
+            helo: self.helo.as_deref().unwrap_or(&self.client.name),
+            client_name: &self.client.name,
+            client_literal: &client_literal,
+            myhostname: &self.cfg.myhostname,
+            protocol: self.protocol(),
+            queue_id: id,
+            tls: tls_note.as_deref(),
+            single_recipient: single,
+            unix_time: now_unix(),
+        });
+        // smtpd_sasl_authenticated_header: the AUTH identity, only when asked for.
+        let header = crate::auth::received_with_user(
+            header,
+            self.auth
+                .username
+                .as_deref()
+                .filter(|_| self.cfg.auth.authenticated_header),
+        );
+        // PREPEND results of the restrictions go above our Received:, as in Postfix.
+        let mut top = String::new();
+        for h in self.prepend.take() {
+            top.push_str(&h);
+            top.push('\n');
+        }
+        top + &header
+    }
+
     /// Ends the message: the first failed check (write error, size, header size,
     /// hops) decides the reply; otherwise the queue file is committed and qmgr woken.
     pub(super) fn close_intake(
@@ -208,7 +214,9 @@ impl<S: QueueSink> Session<'_, S> {
         } = intake;
         let rcpt = txn.recipients.first().map(String::as_str).unwrap_or("");
         staged.clear();
-        let outcome = inspector.finish(&mut staged);
+        let mut outcome = inspector.finish(&mut staged);
+        // The access-table and policy actions of the transaction (queue_actions.rs).
+        self.actions.borrow().merge_into(&mut outcome);
         let failed = match failed {
             None if !staged.is_empty() => msg.write(&staged).err(),
             other => other,

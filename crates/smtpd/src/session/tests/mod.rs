@@ -147,6 +147,8 @@ mod content;
 mod options;
 mod pipelining;
 mod proto;
+mod proxy;
+mod queue_actions;
 
 #[test]
 fn full_transaction_queues_the_message() {
