@@ -53,7 +53,7 @@ if [ "$(id -u)" = 0 ]; then
     commands="$run/bin"
     mkdir -p "$commands"
     for f in "$bin"/*; do
-        [ -f "$f" ] && [ -x "$f" ] || continue
+        if [ ! -f "$f" ] || [ ! -x "$f" ]; then continue; fi
         name=${f##*/}
         case $name in
             rostdrop|rostqueue)
