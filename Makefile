@@ -68,7 +68,11 @@ clean:
 # version. test-package needs root, debootstrap and network access to the Debian mirror:
 # `make test` runs the same test on the debug build (docs/packaging.md says why).
 .PHONY: deb test-package
-deb: release
+# Its build dependencies first: installed when run as root (like `make test`'s peers),
+# else the apt-get line to run is printed (packaging/build-deps.sh).
+deb:
+	packaging/build-deps.sh
+	$(MAKE) --no-print-directory release
 	packaging/build-deb.sh
 
 test-package: release

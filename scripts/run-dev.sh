@@ -2,9 +2,10 @@
 # `make run` / `make stop`: a private Rostfix instance for trying things out.
 # Config from etc/ copied to run/etc and pointed at run/ (queue, log, mail), smtpd on
 # 127.0.0.1:$RUN_PORT, local delivery into Maildirs under run/mail/USER/.
+# ROSTFIX_RUN_DIR puts the instance elsewhere (the tests use it).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-run="$top/run"
+run=${ROSTFIX_RUN_DIR:-$top/run}
 bin="$top/target/debug"
 port=${RUN_PORT:-2525}
 conf="$run/etc"
@@ -32,6 +33,39 @@ if [ "$(id -u)" = 0 ]; then
         --home-dir /nonexistent --shell /usr/sbin/nologin rostfix
     chmod 0755 "$run" "$run/mail"
 fi
+user=$(id -un)
+# The instance's own aliases, so that the README's first message (to root@localhost)
+# is delivered on a machine without /etc/aliases too: local defers every local
+# recipient while an alias_maps table cannot be read, as Postfix's does. Root's mail
+# goes to whoever runs the instance.
+aliases="$conf/aliases"
+[ -f "$aliases" ] || cp "$top/etc/aliases" "$aliases"
+if [ "$user" != root ] && ! grep -q '^root:' "$aliases"; then
+    printf '# make run: root'"'"'s mail goes to the user running the instance.\nroot: %s\n' \
+        "$user" >>"$aliases"
+fi
+commands=$bin
+if [ "$(id -u)" = 0 ]; then
+    # Started by root the suite checks its set-group-id commands as installed (group
+    # setgid_group, mode 2755). The instance gets its own command_directory holding
+    # such copies of rostdrop and rostqueue (the build's files stay as cargo made
+    # them) and links to the other commands.
+    commands="$run/bin"
+    mkdir -p "$commands"
+    for f in "$bin"/*; do
+        if [ ! -f "$f" ] || [ ! -x "$f" ]; then continue; fi
+        name=${f##*/}
+        case $name in
+            rostdrop|rostqueue)
+                rm -f "$commands/$name"
+                cp "$f" "$commands/$name"
+                chgrp rostdrop "$commands/$name"
+                chmod 2755 "$commands/$name"
+                ;;
+            *) ln -sfn "$f" "$commands/$name" ;;
+        esac
+    done
+fi
 # The private instance keeps everything on this machine: remote recipients are refused
 # by the error transport (a notice goes to the sender, or to postmaster), and DNS
 # lookups go to a closed loopback port instead of the system's resolver.
@@ -48,7 +82,9 @@ fi
     "smtpd_sasl_path=$sasl_passwd" \
     "queue_directory=$run/queue" \
     "daemon_directory=$bin" \
-    "command_directory=$bin" \
+    "command_directory=$commands" \
+    "alias_maps=hash:$aliases" \
+    "alias_database=hash:$aliases" \
     "data_directory=$run/data" \
     "maillog_file=$run/maillog" \
     "mail_spool_directory=$run/mail/" \
@@ -58,6 +94,7 @@ fi
     "mynetworks=127.0.0.0/8" \
     "default_transport=error:5.7.1 this make run instance delivers to local Maildirs only (change default_transport in $conf/main.cf to send out)" \
     "rostfix_dns_servers=127.0.0.1:9"
+"$bin/rostmap" -c "$conf" -a "hash:$aliases"
 "$bin/rostconf" -c "$conf" -MX smtp/inet >/dev/null 2>&1 || true
 "$bin/rostconf" -c "$conf" -M "127.0.0.1:$port/inet=127.0.0.1:$port inet n - y - - smtpd"
 
@@ -67,7 +104,6 @@ else
     "$bin/rostfix" -c "$conf" start
 fi
 
-user=$(id -un)
 cat <<MSG
 
 Rostfix is running (configuration $conf, log $run/maillog).

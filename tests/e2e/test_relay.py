@@ -90,8 +90,6 @@ def test_open_relay_battery_is_refused_then_accepted_after_auth(relay):
         r"to=<victim@far-away\.test> proto=ESMTP helo=<relay-tester\.test>", log), log[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason="smtpd's relay check knows mydestination only, not "
-                   "the [address] literals of inet_interfaces that the resolver treats as local")
 def test_own_address_literal_is_a_local_destination(relay):
     """user@[127.0.0.1] is local mail when 127.0.0.1 is ours (Postfix's resolve_local):
     no relay refusal, but an unknown local user is refused as such, AUTH or not."""

@@ -314,13 +314,20 @@ impl<'a> Expansion<'a> {
         Ok((!fixed.is_empty()).then(|| fixed.to_string()))
     }
 
-    /// Hands `address` to `transport` ([`crate::pass`]) once per request.
-    fn pass_to(&mut self, transport: &str, address: &str) {
-        let qualified = if address.contains('@') {
+    /// A bare name from a list gets `@$myorigin`, as Postfix's local has the address
+    /// canonicalized before it resolves it: the delivery is then logged as
+    /// `to=<alice@example.com>`, not `to=<alice>`.
+    fn qualify(&self, address: &str) -> String {
+        if address.contains('@') || self.conf.myorigin.is_empty() {
             address.to_string()
         } else {
             format!("{address}@{}", self.conf.myorigin)
-        };
+        }
+    }
+
+    /// Hands `address` to `transport` ([`crate::pass`]) once per request.
+    fn pass_to(&mut self, transport: &str, address: &str) {
+        let qualified = self.qualify(address);
         if !self.seen.insert(format!("pass:{transport}:{qualified}")) {
             return;
         }
@@ -709,10 +716,18 @@ impl<'a> Expansion<'a> {
     fn item(&mut self, item: Item, level: usize, origin: &Origin) {
         let cur = origin.address.clone();
         match item {
-            Item::Address(a) => self.deliver(&a, level, Some(origin), false),
+            Item::Address(a) => {
+                let a = self.qualify(&a);
+                self.deliver(&a, level, Some(origin), false)
+            }
             Item::NoExpand(u) => {
-                // `\user` keeps the domain of nothing: it names a local user.
-                let u = local_part(&u).to_string();
+                // `\user` names a local user whatever domain it carries: qualified
+                // only with a domain that keeps it local.
+                let bare = local_part(&u);
+                let u = match self.qualify(bare) {
+                    q if self.is_local(&q) => q,
+                    _ => bare.to_string(),
+                };
                 self.deliver(&u, level, Some(origin), true)
             }
             Item::File(path) => {

@@ -114,8 +114,8 @@ fn alias_to_two_users_and_duplicates_once() {
     let tos: Vec<_> = r.leaves.iter().map(|(to, _)| to.as_str()).collect();
     assert_eq!(
         tos,
-        vec!["alice", "bob"],
-        "the third is a duplicate of the first"
+        vec!["alice@example.org", "bob@example.org"],
+        "bare names take @$myorigin (logged so); the third is a duplicate of the first"
     );
     assert!(r.leaves.iter().all(|(_, res)| res.is_ok()));
     assert_eq!(maildir_count(t.path(), "alice", ""), 1);
@@ -247,6 +247,22 @@ fn include_lists_and_restricted_commands() {
 }
 
 #[test]
+fn backslash_user_stays_local_when_myorigin_is_not() {
+    let t = TestDir::new("exp-noexpand");
+    let mut c = conf("{ alice = \\alice, bob }", t.path());
+    c.myorigin = "elsewhere.example".into();
+    let r = run(&c, t.path(), "alice@example.org");
+    // `\alice` is delivered here (bare, since @elsewhere.example would leave); `bob`
+    // becomes bob@elsewhere.example and is forwarded, as Postfix's local would.
+    assert_eq!(r.leaves[0].0, "alice");
+    assert!(r.leaves[0].1.is_ok(), "{:?}", r.leaves);
+    assert_eq!(maildir_count(t.path(), "alice", ""), 1);
+    assert_eq!(maildir_count(t.path(), "bob", ""), 0);
+    assert_eq!(r.fwd.sent.len(), 1);
+    assert_eq!(r.fwd.sent[0].1, vec!["bob@elsewhere.example".to_string()]);
+}
+
+#[test]
 fn failures_inside_an_owned_alias_are_reported_to_the_owner() {
     let t = TestDir::new("exp-owner-bounce");
     let c = conf(
@@ -256,7 +272,7 @@ fn failures_inside_an_owned_alias_are_reported_to_the_owner() {
     let r = run(&c, t.path(), "list@example.org");
     assert_eq!(maildir_count(t.path(), "alice", ""), 1);
     let failed = r.leaves.iter().position(|(_, res)| res.is_err()).unwrap();
-    assert_eq!(r.leaves[failed].0, "nosuch");
+    assert_eq!(r.leaves[failed].0, "nosuch@example.org");
     assert_eq!(r.owners[failed].as_deref(), Some("owner-list@example.org"));
     // The same list without an owner: the sender hears of it (no owner recorded).
     let r = run(&c, t.path(), "plain@example.org");

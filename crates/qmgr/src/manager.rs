@@ -136,8 +136,15 @@ impl Manager {
         }
     }
 
-    /// Runs until master is gone and nothing is in flight.
-    pub fn run(mut self, rx: Receiver<Event>, master_alive: &dyn Fn() -> bool) {
+    /// Runs until master is gone (or a reload retired this qmgr) and nothing is in
+    /// flight. `master_alive` polls the status pipe; `reloaded`, asked once it broke,
+    /// says whether master still runs.
+    pub fn run(
+        mut self,
+        rx: Receiver<Event>,
+        master_alive: &dyn Fn() -> bool,
+        reloaded: &dyn Fn() -> bool,
+    ) {
         loop {
             match rx.recv_timeout(TICK) {
                 Ok(ev) => self.handle(ev),
@@ -152,11 +159,20 @@ impl Manager {
                 }
             }
             if !self.stopping && !master_alive() {
-                log::info!(
-                    "master is gone: finishing {} deliveries in flight, then exiting ({} not started stay queued)",
-                    self.sched.in_flight(),
-                    self.sched.queued()
-                );
+                // After a reload the new qmgr takes over at once: routine, so not
+                // logged as an event (Postfix's qmgr says nothing either).
+                if reloaded() {
+                    log::debug!(
+                        "reload: finishing {} deliveries in flight, then exiting",
+                        self.sched.in_flight()
+                    );
+                } else {
+                    log::info!(
+                        "master is gone: finishing {} deliveries in flight, then exiting ({} not started stay queued)",
+                        self.sched.in_flight(),
+                        self.sched.queued()
+                    );
+                }
                 self.stopping = true;
             }
             self.close_idle_agents(self.stopping);

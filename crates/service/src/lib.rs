@@ -35,6 +35,7 @@ mod status;
 mod trigger;
 
 pub use daemon::{fatal, run, ClientHandler, Daemon, Shape, StartError, TriggerHandler};
+pub use orphan::PipeBroke;
 pub use trigger::{read_trigger, MAX_TRIGGER, TRIGGER_TIMEOUT};
 
 use rostfix_config::MainCf;
@@ -278,6 +279,15 @@ impl Service {
             generation: self.generation,
         }
         .alive()
+    }
+
+    /// Once [`Service::master_alive`] is false: whether master itself died (we were
+    /// re-parented) or a reload retired this process's generation (master runs on and
+    /// started new processes). Blocks up to two seconds while the re-parenting that
+    /// follows a dying master's closed pipe may still come. A routine reload is no
+    /// news for the log; a dead master is.
+    pub fn why_pipe_broke(&self) -> PipeBroke {
+        orphan::classify_now()
     }
 
     /// Where this process reports TAKEN/AVAIL.

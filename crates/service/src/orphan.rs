@@ -30,9 +30,10 @@ pub(crate) fn note_parent() {
     let _ = FIRST_PARENT.set(nix::unistd::getppid().as_raw());
 }
 
-/// What the watcher concluded once the status pipe broke.
+/// Why the status pipe broke (what the watcher concluded, and what
+/// [`crate::Service::why_pipe_broke`] tells long-running services).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PipeBroke {
+pub enum PipeBroke {
     /// Re-parented: master is dead; the listeners must go now.
     MasterDied,
     /// Same parent: a reload (master keeps the sockets); nothing to do.
@@ -56,6 +57,16 @@ pub(crate) fn classify(
         }
         std::thread::sleep(step);
     }
+}
+
+/// [`classify`] against the parent noted at start-up; a process that noted none was
+/// not started by master, and has no master to be reloaded by.
+pub(crate) fn classify_now() -> PipeBroke {
+    let Some(&first) = FIRST_PARENT.get() else {
+        return PipeBroke::MasterDied;
+    };
+    let parent = || nix::unistd::getppid().as_raw();
+    classify(first, &parent, REPARENT_WAIT, Duration::from_millis(10))
 }
 
 /// Blocks until the status pipe's reader is gone.

@@ -47,6 +47,10 @@ pub struct Settings {
     pub banner: String,
     /// Lowercased, trailing dot removed.
     pub mydestination: Vec<String>,
+    /// mydestination plus the `[address]` literals of our inet_interfaces and
+    /// proxy_interfaces addresses: every domain whose mail is local (Postfix's
+    /// resolve_local), as the relay and local-recipient checks see them.
+    pub local_destinations: Vec<String>,
     pub mynetworks: NetworkList,
     /// Bytes; 0 means no limit.
     pub message_size_limit: u64,
@@ -122,6 +126,7 @@ impl Settings {
                 mydestination.push(normalize_domain(item));
             }
         }
+        let local_destinations = local_destinations(cf, &mydestination);
         let mut patterns = Vec::new();
         let nets = cf.get("mynetworks");
         for item in split_list(&nets) {
@@ -158,6 +163,7 @@ impl Settings {
             banner: cf.get("smtpd_banner").trim().to_string(),
             myhostname,
             mydestination,
+            local_destinations,
             mynetworks,
             message_size_limit: cf.get_u64("message_size_limit"),
             queue_minfree: cf.get_u64("queue_minfree"),
@@ -199,6 +205,21 @@ fn without_unknown_recipient_checks(rc: &mut crate::restrictions::config::Restri
     ] {
         list.retain(|r| !matches!(r, Restriction::RejectUnlistedRecipient));
     }
+}
+
+/// mydestination and the `[address]` literals of inet_interfaces and proxy_interfaces
+/// (`all` meaning every address of this host), without repeats.
+fn local_destinations(cf: &MainCf, mydestination: &[String]) -> Vec<String> {
+    let mut interfaces = cf.get_list("inet_interfaces");
+    interfaces.extend(cf.get_list("proxy_interfaces"));
+    let mut out = mydestination.to_vec();
+    for ip in crate::restrictions::interfaces::own_addresses(&interfaces) {
+        let literal = crate::policy::address_literal(ip);
+        if !out.contains(&literal) {
+            out.push(literal);
+        }
+    }
+    out
 }
 
 /// A main.cf holding `pairs`, for tests: parsed, so values of the wrong type fail here
@@ -324,12 +345,36 @@ mod tests {
         assert_eq!(w.len(), 4, "{w:?}");
         assert_eq!(s.banner, "mx.example.com ESMTP hi");
         assert_eq!(s.mydestination, vec!["mx.example.com", "localhost"]);
+        // inet_interfaces defaults to all: at least the loopback literals are ours.
+        assert!(s
+            .local_destinations
+            .starts_with(&["mx.example.com".to_string(), "localhost".to_string()]));
+        assert!(s.local_destinations.contains(&"[127.0.0.1]".to_string()));
         assert!(s.mynetworks.contains("192.0.2.9".parse().unwrap()));
         assert!(!s.mynetworks.contains("127.0.0.1".parse().unwrap()));
         assert_eq!(s.message_size_limit, 1000);
         assert_eq!(s.timeout, Duration::from_secs(10));
         assert_eq!(s.recipient_limit, 5);
         assert_eq!(s.hopcount_limit, 3);
+    }
+
+    #[test]
+    fn interface_literals_are_local_destinations() {
+        let (s, _) = load(&[
+            ("mydestination", "mx.example.com"),
+            ("inet_interfaces", "127.0.0.1"),
+            ("proxy_interfaces", "192.0.2.7, [2001:db8::7], 127.0.0.1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.local_destinations,
+            vec![
+                "mx.example.com",
+                "[127.0.0.1]",
+                "[192.0.2.7]",
+                "[ipv6:2001:db8::7]"
+            ]
+        );
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub struct Facts<'a> {
     /// The client is in mynetworks.
     pub mynetworks: bool,
     pub sasl_username: Option<&'a str>,
+    /// Every local domain: mydestination and our interfaces' `[address]` literals.
     pub mydestination: &'a [String],
     /// What policy servers and a few restrictions see besides (policy_request.rs).
     pub session: SessionFacts<'a>,

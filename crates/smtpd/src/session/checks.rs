@@ -86,7 +86,7 @@ impl<S: QueueSink> Session<'_, S> {
             recipient,
             mynetworks: self.trusted,
             sasl_username: self.auth.username.as_deref(),
-            mydestination: &self.cfg.mydestination,
+            mydestination: &self.cfg.local_destinations,
             session,
         }
     }
