@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 pub struct Checked {
     pub queue_directory: PathBuf,
     pub daemon_directory: PathBuf,
-    /// Lookup tables that cannot be read: fatal for `rostfix check`, warnings for
-    /// start (a table may be fixed while the suite runs; maps reload it).
-    pub table_errors: Vec<String>,
+    /// What stops mail: lookup tables that cannot be read (or whose type Rostfix
+    /// lacks) and smtpd services that cannot start. Fatal for `rostfix check`,
+    /// warnings for start (a table may be fixed while the suite runs; maps reload it).
+    pub errors: Vec<String>,
 }
 
 /// `path` if absolute, else relative to the current directory (as master resolves it).
@@ -153,7 +154,7 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
     Ok(Checked {
         queue_directory,
         daemon_directory,
-        table_errors: found.errors,
+        errors: found.errors,
     })
 }
 

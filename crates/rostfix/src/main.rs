@@ -117,13 +117,14 @@ fn run(command: Command, config_dir: &Path, verbose: bool, say: &mut Say) -> Res
     }
     let checked = checked.transpose()?;
     if let Some(c) = &checked {
-        for e in &c.table_errors {
-            say.warn(&format!("error: {e}"));
+        for e in &c.errors {
+            say.warn(e);
         }
-        if command == Command::Check && !c.table_errors.is_empty() {
+        if command == Command::Check && !c.errors.is_empty() {
             return Err(Fatal::Check(format!(
-                "{} lookup table(s) cannot be read",
-                c.table_errors.len()
+                "{} problem(s) above stop mail (unreadable lookup tables, smtpd services \
+                 that cannot start)",
+                c.errors.len()
             )));
         }
     }
