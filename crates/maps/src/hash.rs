@@ -74,7 +74,10 @@ impl Map for TextHash {
     }
 }
 
-/// Open the .rdb for `source`, refusing one that is missing or older than its source.
+/// Open the .rdb for `source`, refusing one that is missing. One older than its source
+/// is used with a warning, as Postfix does ("database X is older than source file Y"):
+/// an edited table whose rostmap was forgotten must not stop every daemon that reads
+/// it; `rostfix check` names it too.
 pub fn open_indexed_file(source: &Path) -> Result<Rdb, MapError> {
     let db = rdb_path(source);
     let db_md = std::fs::metadata(&db);
@@ -90,11 +93,11 @@ pub fn open_indexed_file(source: &Path) -> Result<Rdb, MapError> {
         (Ok(d), Ok(s)) => {
             if let (Ok(dm), Ok(sm)) = (d.modified(), s.modified()) {
                 if dm < sm {
-                    return Err(MapError::Stale {
-                        db,
-                        state: "older than",
-                        source_file: source.to_path_buf(),
-                    });
+                    log::warn!(
+                        "database {} is older than source file {}",
+                        db.display(),
+                        source.display()
+                    );
                 }
             }
         }

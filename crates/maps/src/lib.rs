@@ -66,8 +66,8 @@
 //! through the index. Keys are stored already folded to lower case. A reader checks
 //! the magic, version, that every entry lies inside the file, is UTF-8 and that keys
 //! strictly increase; any failure is [`MapError::Corrupt`]. If `FILE.rdb` is missing,
-//! or older than `FILE`, opening fails with [`MapError::Stale`] naming both files
-//! (run `rostmap FILE`). hash and btree are the same format (both are ordered).
+//! opening fails with [`MapError::Stale`] naming both files (run `rostmap FILE`); one
+//! older than `FILE` is used with Postfix's warning. hash and btree are the same format (both are ordered).
 
 #![forbid(unsafe_code)]
 
