@@ -13,7 +13,10 @@ use super::access::{address_keys, client_keys, domain_keys, parse_action, Action
 use super::config::RestrictionConfig;
 use super::login_maps::LoginVerdict;
 use super::policy_request::{request_attributes, SessionFacts};
-use super::{dnsxl, parse_list_in, server_access, unknown, AccessKind, ParseContext, Restriction};
+use super::{
+    dnsxl, implicit_access, parse_list_in, server_access, unknown, AccessKind, ParseContext,
+    Restriction,
+};
 use crate::client::NameStatus;
 use crate::policy::check_relay;
 use crate::policy::RelayVerdict;
@@ -33,7 +36,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    fn class(self) -> &'static str {
+    pub(crate) fn class(self) -> &'static str {
         match self {
             Stage::Client => "Client host",
             Stage::Helo => "Helo command",
@@ -309,6 +312,26 @@ fn one(
             };
             table_step(table.as_ref(), &keys, &what, access_class, &ctx, notes).unwrap_or(Step::Go)
         }
+        Restriction::StageAccess(table) => match implicit_access::kind_for(stage) {
+            Some(kind) => one(
+                &Restriction::CheckAccess {
+                    kind,
+                    table: table.clone(),
+                },
+                stage,
+                f,
+                rc,
+                notes,
+                depth,
+            ),
+            None => {
+                log::warn!(
+                    "{}",
+                    implicit_access::no_default_warning(stage, table.spec())
+                );
+                server_config_error()
+            }
+        },
         Restriction::RejectUnknownClient => unknown::client(f, rc),
         Restriction::RejectUnknownReverseClient => unknown::reverse_client(f, rc),
         Restriction::RejectUnknownHelo => unknown::helo(f, rc),
