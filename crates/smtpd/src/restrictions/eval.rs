@@ -713,7 +713,8 @@ fn is_header(text: &str) -> bool {
     }
 }
 
-/// Local, or in relay_domains; routed local parts are always foreign.
+/// Local, a virtual alias or mailbox domain, or in relay_domains (Postfix's
+/// permit_auth_destination); routed local parts are always foreign.
 pub fn auth_destination(
     rcpt: &str,
     mydestination: &[String],
@@ -726,12 +727,18 @@ pub fn auth_destination(
             if local.contains(['%', '!', '@']) {
                 return Ok(false);
             }
-            match domain {
-                Some(d) if !d.is_empty() => rc.relay_domains.matches(d).map_err(|e| {
-                    log::warn!("relay_domains lookup error for {d}: {e}");
-                }),
-                _ => Ok(false),
+            let Some(d) = domain.filter(|d| !d.is_empty()) else {
+                return Ok(false);
+            };
+            // Postfix's order: final delivery (the virtual classes), then relay_domains.
+            if rc.virtual_domains.matches(d).map_err(|e| {
+                log::warn!("{e}");
+            })? {
+                return Ok(true);
             }
+            rc.relay_domains.matches(d).map_err(|e| {
+                log::warn!("relay_domains lookup error for {d}: {e}");
+            })
         }
     }
 }

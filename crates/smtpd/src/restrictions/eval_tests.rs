@@ -552,3 +552,45 @@ fn list_in(text: &str, r: &RestrictionConfig) -> Vec<Restriction> {
     };
     crate::restrictions::parse_list_in("test", text, &ctx).unwrap()
 }
+
+#[test]
+fn virtual_domains_are_authorized_destinations() {
+    let d = dest();
+    let cf = rostfix_config::MainCf::parse(
+        "virtual_mailbox_domains = inline:{ mbox.test=OK }\nvirtual_alias_domains = alias.test\n",
+        std::path::Path::new("/etc/rostfix/main.cf"),
+    )
+    .unwrap();
+    let mut r = rc();
+    r.virtual_domains =
+        crate::restrictions::virtual_domains::VirtualDomains::from_config(&cf).unwrap();
+    let mut notes = Vec::new();
+    let l = list("reject_unauth_destination");
+    for rcpt in ["u@mbox.test", "u@alias.test", "u@relayed.test", "u@mx.test"] {
+        let f = facts(&d, Some(rcpt));
+        assert_eq!(
+            evaluate(&l, Stage::Recipient, &f, &r, &mut notes),
+            Verdict::Dunno,
+            "{rcpt}"
+        );
+    }
+    // Elsewhere, or routed through a virtual domain: relaying.
+    for rcpt in ["u@far.test", "u%far.test@mbox.test"] {
+        let f = facts(&d, Some(rcpt));
+        assert_eq!(
+            rejected(&evaluate(&l, Stage::Recipient, &f, &r, &mut notes)),
+            format!("554 5.7.1 <{rcpt}>: Relay access denied")
+        );
+    }
+    let f = facts(&d, Some("u@alias.test"));
+    assert_eq!(
+        evaluate(
+            &list("permit_auth_destination"),
+            Stage::Recipient,
+            &f,
+            &r,
+            &mut notes
+        ),
+        Verdict::Permit
+    );
+}

@@ -24,6 +24,7 @@ pub mod policy_service;
 pub mod ptr_query;
 pub mod server_access;
 pub mod unknown;
+pub mod virtual_domains;
 
 use rostfix_maps::Map;
 use std::sync::Arc;
