@@ -1,5 +1,6 @@
-//! The server's certificates: smtpd_tls_chain_files (one file per algorithm, each with
-//! a private key and its certificate chain, in either order), or the older
+//! The server's certificates: smtpd_tls_chain_files (PEM files read as one stream, in
+//! which each private key is followed by its certificate chain, so a key may sit in one
+//! file and its chain in the next, as Postfix allows), or the older
 //! smtpd_tls_cert_file / smtpd_tls_key_file pair; and tls_server_sni_maps, which picks
 //! other chains by the name the client asks for (TLS SNI).
 //!
@@ -14,7 +15,7 @@
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::pem::{PemObject, SectionKind};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub enum CertError {
         path: String,
         source: rustls_pki_types::pem::Error,
     },
+    #[error("no private key before the certificate chain in {0}")]
+    NoKey(String),
     #[error("unusable private key in {path}: {source}")]
     BadKey { path: String, source: rustls::Error },
     #[error("tls_server_sni_maps: {0}")]
@@ -77,12 +80,128 @@ pub fn load_pair(
     Ok(Arc::new(CertifiedKey::new(certs, signer)))
 }
 
-/// One chain per file of smtpd_tls_chain_files (or of an SNI table value).
+/// One PEM object of a chain file, in file order.
+enum Pem {
+    Key(PrivateKeyDer<'static>),
+    Cert(CertificateDer<'static>),
+}
+
+/// A key and the certificates that belong to it, before the key is loaded.
+struct Group {
+    key: Option<PrivateKeyDer<'static>>,
+    certs: Vec<CertificateDer<'static>>,
+    /// The key came after its certificates (a one-file "cert then key" layout): the
+    /// group is complete, and a further certificate starts the next one.
+    key_last: bool,
+    /// Where the group's objects came from, for errors.
+    files: Vec<String>,
+}
+
+impl Group {
+    fn new() -> Group {
+        Group {
+            key: None,
+            certs: Vec::new(),
+            key_last: false,
+            files: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.key.is_none() && self.certs.is_empty()
+    }
+
+    fn note(&mut self, file: &str) {
+        if self.files.last().map(String::as_str) != Some(file) {
+            self.files.push(file.to_string());
+        }
+    }
+}
+
+/// Splits the objects of all files, taken as one concatenated stream, into
+/// (key, chain) pairs: Postfix's `key1, cert1, [chain1], key2, cert2, ...`. A file that
+/// puts its certificate before its key is accepted too, as a self-contained pair.
+fn group_objects(
+    objects: Vec<(String, Pem)>,
+) -> Result<Vec<(PrivateKeyDer<'static>, Vec<CertificateDer<'static>>)>, CertError> {
+    let mut groups = Vec::new();
+    let mut cur = Group::new();
+    for (file, obj) in objects {
+        match obj {
+            Pem::Key(key) => {
+                if cur.key.is_some() {
+                    groups.push(std::mem::replace(&mut cur, Group::new()));
+                }
+                cur.key_last = !cur.certs.is_empty();
+                cur.key = Some(key);
+            }
+            Pem::Cert(cert) => {
+                if cur.key.is_some() && cur.key_last {
+                    groups.push(std::mem::replace(&mut cur, Group::new()));
+                }
+                cur.certs.push(cert);
+            }
+        }
+        cur.note(&file);
+    }
+    if !cur.is_empty() {
+        groups.push(cur);
+    }
+    groups
+        .into_iter()
+        .map(|g| {
+            let files = g.files.join(", ");
+            match g.key {
+                None => Err(CertError::NoKey(files)),
+                Some(_) if g.certs.is_empty() => Err(CertError::NoCert(files)),
+                Some(key) => Ok((key, g.certs)),
+            }
+        })
+        .collect()
+}
+
+/// The chains of smtpd_tls_chain_files (or of an SNI table value): every file's PEM
+/// objects in the order listed, as though the files were one.
 pub fn load_chain_files(
     provider: &CryptoProvider,
     files: &[String],
 ) -> Result<Vec<Arc<CertifiedKey>>, CertError> {
-    files.iter().map(|f| load_pair(provider, f, f)).collect()
+    let mut objects = Vec::new();
+    for file in files {
+        let sections = <(SectionKind, Vec<u8>)>::pem_file_iter(file)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|source| CertError::Cert {
+                path: file.clone(),
+                source,
+            })?;
+        for (kind, der) in sections {
+            let obj = match kind {
+                SectionKind::Certificate => Pem::Cert(CertificateDer::from(der)),
+                _ => match PrivateKeyDer::from_pem(kind, der) {
+                    Some(key) => Pem::Key(key),
+                    // Parameters, CRLs and the like have no place in a chain.
+                    None => continue,
+                },
+            };
+            objects.push((file.clone(), obj));
+        }
+    }
+    if objects.is_empty() {
+        return Err(CertError::NoCert(files.join(", ")));
+    }
+    group_objects(objects)?
+        .into_iter()
+        .map(|(key, certs)| {
+            let signer = provider
+                .key_provider
+                .load_private_key(key)
+                .map_err(|source| CertError::BadKey {
+                    path: files.join(", "),
+                    source,
+                })?;
+            Ok(Arc::new(CertifiedKey::new(certs, signer)))
+        })
+        .collect()
 }
 
 /// Picks the chain for each handshake: by SNI name when the table has one, else the
@@ -214,6 +333,79 @@ mod tests {
         assert_eq!(tag(r.candidates(Some("example.org"))), 0);
         assert_eq!(tag(r.candidates(Some("other.example"))), 0);
         assert_eq!(tag(r.candidates(None)), 0);
+    }
+
+    fn key(tag: u8) -> Pem {
+        Pem::Key(PrivateKeyDer::Pkcs8(vec![tag].into()))
+    }
+
+    fn cert(tag: u8) -> Pem {
+        Pem::Cert(CertificateDer::from(vec![tag]))
+    }
+
+    /// (key tag, cert tags) of each group.
+    fn grouped(objects: Vec<(&str, Pem)>) -> Result<Vec<(u8, Vec<u8>)>, CertError> {
+        let objects = objects
+            .into_iter()
+            .map(|(f, o)| (f.to_string(), o))
+            .collect();
+        Ok(group_objects(objects)?
+            .into_iter()
+            .map(|(k, certs)| {
+                (
+                    k.secret_der()[0],
+                    certs.iter().map(|c| c.as_ref()[0]).collect(),
+                )
+            })
+            .collect())
+    }
+
+    #[test]
+    fn chain_files_are_one_stream_of_key_then_chain() {
+        // docker-mailserver's form: the key in one file, its certificate in the next.
+        assert_eq!(
+            grouped(vec![("k.pem", key(1)), ("c.pem", cert(10))]).unwrap(),
+            vec![(1, vec![10])]
+        );
+        // Two algorithms in one file, each key before its chain (with an issuer).
+        assert_eq!(
+            grouped(vec![
+                ("a", key(1)),
+                ("a", cert(10)),
+                ("a", cert(11)),
+                ("a", key(2)),
+                ("a", cert(20)),
+            ])
+            .unwrap(),
+            vec![(1, vec![10, 11]), (2, vec![20])]
+        );
+        // One file per algorithm, each holding its certificate and then its key.
+        assert_eq!(
+            grouped(vec![
+                ("rsa", cert(10)),
+                ("rsa", key(1)),
+                ("ec", cert(20)),
+                ("ec", key(2)),
+            ])
+            .unwrap(),
+            vec![(1, vec![10]), (2, vec![20])]
+        );
+    }
+
+    #[test]
+    fn a_key_without_chain_or_a_chain_without_key_is_an_error() {
+        assert!(matches!(
+            grouped(vec![("k.pem", key(1))]),
+            Err(CertError::NoCert(f)) if f == "k.pem"
+        ));
+        assert!(matches!(
+            grouped(vec![("a", key(1)), ("b", key(2)), ("b", cert(20))]),
+            Err(CertError::NoCert(f)) if f == "a"
+        ));
+        assert!(matches!(
+            grouped(vec![("c.pem", cert(10))]),
+            Err(CertError::NoKey(f)) if f == "c.pem"
+        ));
     }
 
     #[test]

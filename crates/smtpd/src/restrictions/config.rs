@@ -1,6 +1,7 @@
 //! Everything the restrictions need from main.cf (and the `-o` overrides of the
 //! master.cf entry), read and opened once before smtpd confines itself: the seven
-//! lists, smtpd_delay_reject, relay_domains, local_recipient_maps and the resolver.
+//! lists, smtpd_delay_reject, relay_domains, the virtual domain lists,
+//! local_recipient_maps and the resolver.
 
 use super::dns::Dns;
 use super::local::LocalRecipients;
@@ -82,6 +83,8 @@ pub struct RestrictionConfig {
     /// smtpd_reject_unlisted_sender: the implicit reject_unlisted_sender.
     pub reject_unlisted_sender: bool,
     pub relay_domains: DomainList,
+    /// virtual_alias_domains and virtual_mailbox_domains: final destinations too.
+    pub virtual_domains: super::virtual_domains::VirtualDomains,
     pub local: LocalRecipients,
     pub dns: Option<Arc<Dns>>,
     /// smtpd_restriction_classes: lower-case name -> its list.
@@ -119,6 +122,8 @@ pub enum ConfigError {
     Dns(#[from] super::dns::DnsSetupError),
     #[error("{0}")]
     ReplyCode(String),
+    #[error(transparent)]
+    VirtualDomains(#[from] rostfix_resolve::ResolveError),
     #[error("rbl_reply_maps: {table}: {reason}")]
     RblReplyMap { table: String, reason: String },
     #[error("permit_mx_backup_networks: {0}")]
@@ -197,6 +202,7 @@ impl RestrictionConfig {
             reject_unlisted_recipient: cf.get_bool("smtpd_reject_unlisted_recipient"),
             reject_unlisted_sender: false,
             relay_domains: DomainList::default(),
+            virtual_domains: super::virtual_domains::VirtualDomains::from_config(cf)?,
             local: LocalRecipients::default(),
             dns: None,
             classes,

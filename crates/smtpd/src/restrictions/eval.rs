@@ -14,7 +14,8 @@ use super::config::RestrictionConfig;
 use super::login_maps::LoginVerdict;
 use super::policy_request::{request_attributes, SessionFacts};
 use super::{
-    dnsxl, legacy, parse_list_in, server_access, unknown, AccessKind, ParseContext, Restriction,
+    dnsxl, implicit_access, legacy, parse_list_in, server_access, unknown, AccessKind,
+    ParseContext, Restriction,
 };
 use crate::client::NameStatus;
 use crate::policy::check_relay;
@@ -35,7 +36,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    fn class(self) -> &'static str {
+    pub(crate) fn class(self) -> &'static str {
         match self {
             Stage::Client => "Client host",
             Stage::Helo => "Helo command",
@@ -321,6 +322,26 @@ fn one(
             };
             table_step(table.as_ref(), &keys, &what, access_class, &ctx, notes).unwrap_or(Step::Go)
         }
+        Restriction::StageAccess(table) => match implicit_access::kind_for(stage) {
+            Some(kind) => one(
+                &Restriction::CheckAccess {
+                    kind,
+                    table: table.clone(),
+                },
+                stage,
+                f,
+                rc,
+                notes,
+                depth,
+            ),
+            None => {
+                log::warn!(
+                    "{}",
+                    implicit_access::no_default_warning(stage, table.spec())
+                );
+                server_config_error()
+            }
+        },
         Restriction::RejectUnknownClient => unknown::client(f, rc),
         Restriction::RejectUnknownReverseClient => unknown::reverse_client(f, rc),
         Restriction::RejectUnknownForwardClient => legacy::forward_client(f, rc),
@@ -738,7 +759,8 @@ fn is_header(text: &str) -> bool {
     }
 }
 
-/// Local, or in relay_domains; routed local parts are always foreign.
+/// Local, a virtual alias or mailbox domain, or in relay_domains (Postfix's
+/// permit_auth_destination); routed local parts are always foreign.
 pub fn auth_destination(
     rcpt: &str,
     mydestination: &[String],
@@ -751,12 +773,18 @@ pub fn auth_destination(
             if local.contains(['%', '!', '@']) {
                 return Ok(false);
             }
-            match domain {
-                Some(d) if !d.is_empty() => rc.relay_domains.matches(d).map_err(|e| {
-                    log::warn!("relay_domains lookup error for {d}: {e}");
-                }),
-                _ => Ok(false),
+            let Some(d) = domain.filter(|d| !d.is_empty()) else {
+                return Ok(false);
+            };
+            // Postfix's order: final delivery (the virtual classes), then relay_domains.
+            if rc.virtual_domains.matches(d).map_err(|e| {
+                log::warn!("{e}");
+            })? {
+                return Ok(true);
             }
+            rc.relay_domains.matches(d).map_err(|e| {
+                log::warn!("relay_domains lookup error for {d}: {e}");
+            })
         }
     }
 }

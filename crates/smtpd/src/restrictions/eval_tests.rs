@@ -564,3 +564,98 @@ fn forward_client_hostname_and_reverse_name_access() {
         "554 5.7.1 <unknown[127.0.0.2]>: Client host rejected: Access denied"
     );
 }
+
+#[test]
+fn a_bare_table_is_the_access_check_of_its_stage() {
+    let d = dest();
+    let f = facts(&d, Some("u@mx.test"));
+    // modoboa's `check_recipient_access pgsql:a pgsql:b`: the second table is read as
+    // a recipient access table too.
+    let t = "check_recipient_access inline:{x@y=OK} inline:{ { u@mx.test = REJECT gone } }";
+    assert_eq!(
+        rejected(&run(t, Stage::Recipient, &f).0),
+        "554 5.7.1 <u@mx.test>: Recipient address rejected: gone"
+    );
+    // The same table in the sender list is keyed by the sender.
+    let t = "inline:{ { sender.test = REJECT no } }";
+    assert_eq!(
+        rejected(&run(t, Stage::Sender, &f).0),
+        "554 5.7.1 <s@sender.test>: Sender address rejected: no"
+    );
+    assert_eq!(run(t, Stage::Recipient, &f).0, Verdict::Dunno);
+    let t = "inline:{ { 127.0.0.2 = REJECT } }";
+    assert_eq!(
+        rejected(&run(t, Stage::Client, &f).0),
+        "554 5.7.1 <unknown[127.0.0.2]>: Client host rejected: Access denied"
+    );
+    // No access check belongs to DATA: Postfix's server configuration error.
+    assert_eq!(
+        rejected(&run(t, Stage::Data, &f).0),
+        "451 4.3.5 Server configuration error"
+    );
+    // A class takes the stage of the list that names it.
+    let r = rc_with_classes(&[("by_stage", "inline:{ { sender.test = REJECT no } }")]);
+    let mut notes = Vec::new();
+    let class = list_in("by_stage", &r);
+    assert!(matches!(
+        evaluate(&class, Stage::Sender, &f, &r, &mut notes),
+        Verdict::Reject(_)
+    ));
+    assert_eq!(
+        evaluate(&class, Stage::Recipient, &f, &r, &mut notes),
+        Verdict::Dunno
+    );
+}
+
+/// A list of one class name, parsed knowing `r`'s classes.
+fn list_in(text: &str, r: &RestrictionConfig) -> Vec<Restriction> {
+    let policy = crate::restrictions::policy_service::PolicySpec::builtin();
+    let ctx = crate::restrictions::ParseContext {
+        open: &open,
+        classes: &r.class_names,
+        policy: &policy,
+    };
+    crate::restrictions::parse_list_in("test", text, &ctx).unwrap()
+}
+
+#[test]
+fn virtual_domains_are_authorized_destinations() {
+    let d = dest();
+    let cf = rostfix_config::MainCf::parse(
+        "virtual_mailbox_domains = inline:{ mbox.test=OK }\nvirtual_alias_domains = alias.test\n",
+        std::path::Path::new("/etc/rostfix/main.cf"),
+    )
+    .unwrap();
+    let mut r = rc();
+    r.virtual_domains =
+        crate::restrictions::virtual_domains::VirtualDomains::from_config(&cf).unwrap();
+    let mut notes = Vec::new();
+    let l = list("reject_unauth_destination");
+    for rcpt in ["u@mbox.test", "u@alias.test", "u@relayed.test", "u@mx.test"] {
+        let f = facts(&d, Some(rcpt));
+        assert_eq!(
+            evaluate(&l, Stage::Recipient, &f, &r, &mut notes),
+            Verdict::Dunno,
+            "{rcpt}"
+        );
+    }
+    // Elsewhere, or routed through a virtual domain: relaying.
+    for rcpt in ["u@far.test", "u%far.test@mbox.test"] {
+        let f = facts(&d, Some(rcpt));
+        assert_eq!(
+            rejected(&evaluate(&l, Stage::Recipient, &f, &r, &mut notes)),
+            format!("554 5.7.1 <{rcpt}>: Relay access denied")
+        );
+    }
+    let f = facts(&d, Some("u@alias.test"));
+    assert_eq!(
+        evaluate(
+            &list("permit_auth_destination"),
+            Stage::Recipient,
+            &f,
+            &r,
+            &mut notes
+        ),
+        Verdict::Permit
+    );
+}

@@ -14,6 +14,7 @@ pub mod config;
 pub mod dns;
 pub mod dnsxl;
 pub mod eval;
+pub mod implicit_access;
 pub mod interfaces;
 pub mod legacy;
 pub mod local;
@@ -25,6 +26,7 @@ pub mod ptr_query;
 pub mod queue_actions;
 pub mod server_access;
 pub mod unknown;
+pub mod virtual_domains;
 
 use rostfix_maps::Map;
 use std::sync::Arc;
@@ -64,6 +66,9 @@ pub enum Restriction {
         kind: AccessKind,
         table: Arc<dyn Map>,
     },
+    /// A bare `type:table`: the access check of the stage it is evaluated at
+    /// (implicit_access.rs).
+    StageAccess(Arc<dyn Map>),
     /// `check_policy_service server` (policy_service.rs).
     CheckPolicyService(Arc<policy_service::PolicyClient>),
     /// A smtpd_restriction_classes name, looked up when evaluated.
@@ -111,6 +116,7 @@ impl std::fmt::Debug for Restriction {
             Restriction::CheckAccess { kind, table } => {
                 write!(f, "CheckAccess({kind:?}, {})", table.spec())
             }
+            Restriction::StageAccess(table) => write!(f, "StageAccess({})", table.spec()),
             Restriction::CheckPolicyService(c) => write!(f, "CheckPolicyService({})", c.spec.name),
             Restriction::Class(name) => write!(f, "Class({name})"),
             Restriction::Dnsxl(x) => write!(f, "{}({})", x.kind.name(), x.arg),
@@ -147,6 +153,7 @@ impl Restriction {
                 AccessKind::Sender => "check_sender_access",
                 AccessKind::Recipient => "check_recipient_access",
             },
+            Restriction::StageAccess(_) => "access table",
             Restriction::CheckPolicyService(_) => "check_policy_service",
             Restriction::Class(_) => "restriction class",
             Restriction::SenderLoginMismatch(m) => m.name(),
@@ -426,6 +433,10 @@ pub fn parse_list_in(
                 None if ctx.classes.iter().any(|c| c.eq_ignore_ascii_case(w)) => {
                     Restriction::Class(w.to_string())
                 }
+                None if word.contains(':') => match access(AccessKind::Client, word.to_string())? {
+                    Restriction::CheckAccess { table, .. } => Restriction::StageAccess(table),
+                    other => other,
+                },
                 None => {
                     return Err(RestrictionError::Unknown {
                         param,
