@@ -83,6 +83,7 @@ pub mod regexp;
 pub mod reload;
 pub mod source;
 pub mod sql;
+pub mod surrogate;
 pub mod unix;
 
 pub use address::{address_queries, lookup_address};
