@@ -22,6 +22,8 @@ NEEDED="
     python3-spf-engine:/usr/lib/python3/dist-packages/spf_engine
     haproxy:/usr/sbin/haproxy
     amavisd-new:/usr/sbin/amavisd
+    postgresql-15:/usr/lib/postgresql/15/bin/postgres
+    mariadb-server:/usr/sbin/mariadbd
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)
@@ -46,8 +48,19 @@ if [ "$(id -u)" = 0 ]; then
     echo "setup-deps: installing:$missing"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # Database servers (postgresql, mariadb) would start system services on 5432/3306
+    # from their postinst; the tests start their own on private ports, so service
+    # starts are refused during the install (policy-rc.d, exit 101 = "not allowed").
+    own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        own_policy=yes
+    fi
     # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $missing
+    apt-get install -y -qq --no-install-recommends $missing || status=$?
+    [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+    [ "${status:-0}" = 0 ] || exit "$status"
 else
     echo "setup-deps: missing test peers:$missing"
     echo "setup-deps: install them with: sudo apt-get install$missing"

@@ -109,7 +109,7 @@ def test_per_transport_limits_and_unreadable_table_types(make_instance):
     """No false alarm for TRANSPORT_destination_* of a master.cf service (qmgr reads
     them); postconf's "unused parameter" when no service has that name; a report for a
     per-transport knob qmgr does not read; and `rostfix check` fails naming file, line
-    and parameter of a table type Rostfix cannot read (proxy:mysql:), while dev: random
+    and parameter of a table type Rostfix cannot read (proxy:ldap:), while dev: random
     sources, inet: sockets and URLs in the banner are not taken for tables."""
     inst = make_instance(start=False)
     main = inst.conf / "main.cf"
@@ -129,10 +129,10 @@ def test_per_transport_limits_and_unreadable_table_types(make_instance):
     assert "dev:" not in err and "https:" not in err, err
 
     main.write_text(main.read_text()
-                    + "virtual_mailbox_maps = proxy:mysql:/etc/rostfix/mysql-virtual.cf\n")
+                    + "virtual_mailbox_maps = proxy:ldap:/etc/rostfix/ldap-virtual.cf\n")
     check = inst.cmd("rostfix", "check", check=False)
     err = check.stderr.decode()
     assert check.returncode != 0, err
     assert (f"{main}, line {line_of(main, 'virtual_mailbox_maps =')}: parameter "
-            "virtual_mailbox_maps: table proxy:mysql:/etc/rostfix/mysql-virtual.cf: type "
-            "mysql is not implemented by Rostfix; lookups in it fail") in err, err
+            "virtual_mailbox_maps: table proxy:ldap:/etc/rostfix/ldap-virtual.cf: type "
+            "ldap is not implemented by Rostfix; lookups in it fail") in err, err

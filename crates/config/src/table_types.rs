@@ -1,4 +1,4 @@
-//! Lookup tables of a type Rostfix does not have (mysql, pgsql, ldap, socketmap,
+//! Lookup tables of a type Rostfix does not have (ldap, memcache, socketmap, tcp,
 //! proxy:...) named in main.cf or a master.cf `-o`: the daemon that opens one fails,
 //! so `rostfix check`, master and `rostconf import` name each with file, line and
 //! parameter before anything starts, instead of a daemon dying at its first lookup.
@@ -19,16 +19,13 @@ const UNSUPPORTED: &[&str] = &[
     "lmdb",
     "memcache",
     "mongodb",
-    "mysql",
     "netinfo",
     "nis",
     "nisplus",
-    "pgsql",
     "pipemap",
     "randmap",
     "sdbm",
     "socketmap",
-    "sqlite",
     "tcp",
     "unionmap",
 ];
@@ -105,8 +102,10 @@ mod tests {
     #[test]
     fn finds_sql_ldap_socketmap_and_proxy_tables_only() {
         assert_eq!(
-            unsupported_tables("proxy:mysql:/etc/postfix/a.cf, hash:/etc/b ldap:/etc/c"),
-            ["proxy:mysql:/etc/postfix/a.cf", "ldap:/etc/c"]
+            unsupported_tables(
+                "proxy:ldap:/etc/postfix/a.cf, hash:/etc/b pgsql:/etc/d.cf memcache:/etc/c"
+            ),
+            ["proxy:ldap:/etc/postfix/a.cf", "memcache:/etc/c"]
         );
         assert_eq!(
             unsupported_tables("check_sasl_access socketmap:unix:/tmp/podop.socket:senderrate"),
@@ -130,12 +129,12 @@ mod tests {
     #[test]
     fn names_file_line_parameter_and_service() {
         let main = MainCf::parse(
-            "db = pgsql\nvirtual_mailbox_maps = proxy:$db:/etc/rostfix/v.cf\nproxy_read_maps = proxy:mysql:/x\n",
+            "db = ldap\nvirtual_mailbox_maps = proxy:$db:/etc/rostfix/v.cf\nproxy_read_maps = proxy:tcp:/x\n",
             Path::new("/etc/rostfix/main.cf"),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let master = MasterCf::parse(
-            "smtp inet n - n - - smtpd\n  -o smtpd_sender_login_maps=mysql:/etc/rostfix/s.cf\n",
+            "smtp inet n - n - - smtpd\n  -o smtpd_sender_login_maps=memcache:/etc/rostfix/s.cf\n",
             Path::new("/etc/rostfix/master.cf"),
             100,
         )
@@ -144,10 +143,10 @@ mod tests {
             table_warnings(&main, Some(&master)),
             [
                 "/etc/rostfix/main.cf, line 2: parameter virtual_mailbox_maps: table \
-                 proxy:pgsql:/etc/rostfix/v.cf: type pgsql is not implemented by Rostfix; \
+                 proxy:ldap:/etc/rostfix/v.cf: type ldap is not implemented by Rostfix; \
                  lookups in it fail",
                 "/etc/rostfix/master.cf, line 1: parameter smtpd_sender_login_maps (-o of \
-                 service smtp/inet): table mysql:/etc/rostfix/s.cf: type mysql is not \
+                 service smtp/inet): table memcache:/etc/rostfix/s.cf: type memcache is not \
                  implemented by Rostfix; lookups in it fail",
             ]
         );

@@ -8,6 +8,7 @@ use crate::privileges::Identity;
 use crate::virtual_mailbox::VirtualConf;
 use nix::unistd::{Gid, Uid};
 use rostfix_config::MainCf;
+use rostfix_maps::surrogate::Surrogate;
 use rostfix_maps::{open_map_with, split_spec, Map, OpenFlags};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -150,13 +151,14 @@ fn open_list(cfg: &MainCf, name: &str) -> Vec<Box<dyn Map>> {
     table_list(&cfg.get(name))
         .into_iter()
         // Paranoid: the results name mailbox paths and the ids deliveries run as.
-        .filter_map(|spec| match open_map_with(&spec, OpenFlags::PARANOID) {
-            Ok(m) => Some(m),
+        .map(|spec| match open_map_with(&spec, OpenFlags::PARANOID) {
+            Ok(m) => m,
             Err(e) => {
-                // Missing tables make every lookup "not found" (mailboxes) or a
-                // configuration error (uid/gid), never a delivery to a wrong place.
+                // A table that cannot be opened (unreadable SQL configuration, missing
+                // file) answers every lookup with an error, so mail is deferred until
+                // it is fixed; skipping it bounced every recipient as unknown.
                 log::warn!("{name}: cannot open {spec}: {e}");
-                None
+                Box::new(Surrogate::new(&spec, &e)) as Box<dyn Map>
             }
         })
         .collect()

@@ -16,9 +16,11 @@
 //! | `regexp:FILE`, `pcre:FILE` | regexp_table(5) / pcre_table(5) syntax | matched as is |
 //! | `cidr:FILE` | cidr_table(5) syntax | an IP address |
 //! | `unix:passwd.byname`, `unix:group.byname` | getpwnam / getgrnam | as is |
+//! | `pgsql:FILE`, `mysql:FILE`, `sqlite:FILE` | a query per lookup, FILE in pgsql_table(5) / mysql_table(5) / sqlite_table(5) syntax (see [`sql`]) | folded |
 //!
 //! `proxy:type:name` is accepted and opens `type:name` directly (there is no proxymap
-//! service; every process reads its tables itself).
+//! service yet; every process reads its tables, and opens its database
+//! connections, itself).
 //!
 //! Source file syntax (postmap(5)): `key whitespace value`; blank lines and lines whose
 //! first non-blank character is `#` are ignored; a line starting with white space
@@ -80,6 +82,8 @@ pub mod rdb;
 pub mod regexp;
 pub mod reload;
 pub mod source;
+pub mod sql;
+pub mod surrogate;
 pub mod unix;
 
 pub use address::{address_queries, lookup_address};
@@ -106,7 +110,8 @@ pub trait Map: Send + Sync {
 
 /// The table types [`open_map`] knows (for `rostconf -m`).
 pub const MAP_TYPES: &[&str] = &[
-    "btree", "cidr", "hash", "inline", "pcre", "regexp", "static", "texthash", "unix",
+    "btree", "cidr", "hash", "inline", "mysql", "pcre", "pgsql", "regexp", "sqlite", "static",
+    "texthash", "unix",
 ];
 
 /// Split `type:name`; the name may itself contain colons.
@@ -174,6 +179,7 @@ pub fn open_map_with(spec: &str, flags: OpenFlags) -> Result<Box<dyn Map>, MapEr
         )?),
         "cidr" => Box::new(cidr::CidrMap::open(spec, need_name()?)?),
         "unix" => Box::new(unix::UnixMap::open(spec, name)?),
+        "pgsql" | "mysql" | "sqlite" => sql::open(spec, kind, need_name()?)?,
         other => return Err(MapError::UnknownType(other.to_string())),
     })
 }
