@@ -22,6 +22,7 @@ NEEDED="
     python3-spf-engine:/usr/lib/python3/dist-packages/spf_engine
     haproxy:/usr/sbin/haproxy
     amavisd-new:/usr/sbin/amavisd
+    shellcheck:/usr/bin/shellcheck
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)
