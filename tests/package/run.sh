@@ -2,13 +2,17 @@
 # The package test (issue 6), as root: in a fresh Debian root (debootstrap, cached by
 # base-root.sh) with Postfix configured from the ubuntu-dovecot fixtures and one
 # message deferred in Postfix's queue, it checks that
-#   1. apt-get install ./rostfix_V1.deb removes Postfix, imports its configuration
-#      into /etc/rostfix, and once started Rostfix delivers a message sent by SMTP to
-#      the local user's Maildir (and requeue-postfix delivers the Postfix leftover);
+#   1. apt-get install ./rostfix_V1.deb ./rostfix-postfix-compat_V1.deb removes
+#      Postfix, imports its configuration into /etc/rostfix (IMPORT-REPORT and the
+#      postinst give Dovecot's socket changes), and once started Rostfix delivers a
+#      message sent by SMTP to the local user's Maildir; requeue-postfix delivers the
+#      Postfix leftover and keeps a held one held with its arrival time; Postfix's
+#      command names (postqueue -p, postconf -n, postcat -q, postsuper -d ALL) work;
 #   2. an upgrade to V2 keeps mail queued while Rostfix was stopped and delivers it;
 #   3. apt-get remove stops Rostfix and keeps /etc/rostfix;
 #   4. apt-get purge leaves nothing (dpkg -L, the accounts, /var/spool/rostfix);
-#   5. lintian reports no errors on the .deb.
+#   5. lintian reports no errors on the .debs; the maintainer scripts pass sh -n and
+#      the shellcheck linter, and define every error handler they call.
 # The root shares this machine's network: every service listens on 127.0.0.1 high
 # ports; no systemd inside, so services are started by hand (policy-rc.d forbids
 # maintainer scripts to start them, except in the upgrade step, where the init
@@ -29,13 +33,13 @@ if [ "$(id -u)" != 0 ]; then
     exit 0
 fi
 missing=""
-for tool in debootstrap lintian dh dpkg-buildpackage; do
+for tool in debootstrap lintian dh dpkg-buildpackage shellcheck; do
     command -v "$tool" >/dev/null || missing="$missing $tool"
 done
 if [ -n "$missing" ]; then
     echo "package-test: installing:$missing"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        debootstrap lintian debhelper dpkg-dev >/dev/null
+        debootstrap lintian debhelper dpkg-dev shellcheck >/dev/null
 fi
 
 cache=${ROSTFIX_PKG_CACHE:-/var/cache/rostfix-test}
@@ -121,10 +125,27 @@ v1="$ws_version-1" v2="$ws_version-2"
 DEB_DIR=$work/debs "$repo/packaging/build-deb.sh" "$v1" >/dev/null
 DEB_DIR=$work/debs "$repo/packaging/build-deb.sh" "$v2" >/dev/null
 deb1=$work/debs/rostfix_${v1}_amd64.deb deb2=$work/debs/rostfix_${v2}_amd64.deb
+compat1=$work/debs/rostfix-postfix-compat_${v1}_amd64.deb
+compat2=$work/debs/rostfix-postfix-compat_${v2}_amd64.deb
 
 step "lintian"
-lintian --fail-on error --suppress-tags-from-file /dev/null "$deb1" | tee "$work/lintian.txt" ||
+lintian --fail-on error --suppress-tags-from-file /dev/null "$deb1" "$compat1" | tee "$work/lintian.txt" ||
     fail "lintian reports errors (above)"
+
+step "maintainer scripts: sh -n, shellcheck, every error handler defined"
+dpkg-deb -e "$deb1" "$work/control"
+for script in postinst prerm postrm; do
+    sh -n "$work/control/$script" || fail "$script: sh -n fails"
+    # debhelper's snippets call `|| HANDLER` (dh_installinit --error-handler).
+    for handler in $(sed -n 's/.*|| *\([A-Za-z_][A-Za-z_0-9]*\)$/\1/p' "$work/control/$script" | sort -u); do
+        case $handler in true | false) continue ;; esac
+        grep -q "^$handler()" "$work/control/$script" ||
+            fail "$script calls $handler, which it does not define"
+    done
+done
+shellcheck "$work/control/postinst" "$work/control/prerm" "$work/control/postrm" \
+    "$repo/packaging/requeue-postfix" "$repo/packaging/copy-chroot-files" ||
+    fail "shellcheck reports problems in the maintainer scripts (above)"
 
 step "Debian root with Postfix (cache: $cache)"
 "$here/base-root.sh" "$cache/bookworm-postfix.tar.gz"
@@ -159,20 +180,51 @@ sed -e "s#^smtp      inet#127.0.0.1:$smtp_port inet#" \
     -e 's#smtpd_sasl_auth_enable=yes#smtpd_sasl_auth_enable=no#' \
     "$fixtures/ubuntu-dovecot-master.cf" >"$root/etc/postfix/master.cf"
 printf 'alias@example.org pkguser\n' >"$root/etc/postfix/virtual"
+# The guide's Dovecot sockets in Postfix's queue directory (only the file: Dovecot
+# itself is not installed in this root).
+mkdir -p "$root/etc/dovecot/conf.d"
+cat >"$root/etc/dovecot/conf.d/10-master.conf" <<'EOF'
+service auth {
+  unix_listener /var/spool/postfix/private/auth {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+service lmtp {
+  unix_listener /var/spool/postfix/private/dovecot-lmtp {
+    mode = 0600
+    user = postfix
+    group = postfix
+  }
+}
+EOF
 in_root postmap /etc/postfix/virtual
 in_root newaliases
 
-step "one message deferred in Postfix's queue"
+step "two messages deferred in Postfix's queue, one of them then held"
 in_root postconf -e defer_transports=local
 in_root postfix start >/dev/null 2>&1
-printf 'Subject: left-in-postfix\n\nqueued by postfix\n' |
-    in_root /usr/sbin/sendmail -f root@example.org pkguser@example.org
-deadline=$(($(date +%s) + 60))
-until [ -n "$(find "$root/var/spool/postfix/deferred" -type f 2>/dev/null)" ]; do
-    [ "$(date +%s)" -lt "$deadline" ] || fail "Postfix did not defer the message"
-    sleep 0.5
+for subject in held-in-postfix left-in-postfix; do
+    printf 'Subject: %s\n\nqueued by postfix\n' "$subject" |
+        in_root /usr/sbin/sendmail -f root@example.org pkguser@example.org
+    deadline=$(($(date +%s) + 60))
+    until [ -n "$(find "$root/var/spool/postfix/deferred" -type f 2>/dev/null)" ]; do
+        [ "$(date +%s)" -lt "$deadline" ] || fail "Postfix did not defer the message"
+        sleep 0.5
+    done
+    id=$(basename "$(find "$root/var/spool/postfix/deferred" -type f | head -n 1)")
+    if [ "$subject" = held-in-postfix ]; then
+        in_root postsuper -h "$id" >/dev/null 2>&1
+        held_id=$id
+        arrived=$(in_root postcat -e -q "$id" | sed -n 's/^message_arrival_time: //p' | head -n 1)
+        held_arrival=$(in_root date -d "$arrived" +%s)
+    else
+        deferred_id=$id
+    fi
 done
-deferred_id=$(basename "$(find "$root/var/spool/postfix/deferred" -type f | head -n 1)")
+# The requeue must keep the arrival time, not take the time of the switch.
+sleep 2
 in_root postconf -X defer_transports
 in_root postfix stop >/dev/null 2>&1
 deadline=$(($(date +%s) + 30))
@@ -180,11 +232,12 @@ while [ -n "$(root_pids)" ]; do
     [ "$(date +%s)" -lt "$deadline" ] || fail "Postfix did not stop"
     sleep 0.5
 done
-echo "deferred in Postfix: $deferred_id"
+echo "deferred in Postfix: $deferred_id; held: $held_id (arrived $held_arrival)"
 
 step "install V1: replaces Postfix, imports its configuration"
-cp "$deb1" "$deb2" "$root/tmp/"
-in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "/tmp/${deb1##*/}" >"$log" 2>&1 ||
+cp "$deb1" "$deb2" "$compat1" "$compat2" "$root/tmp/"
+in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "/tmp/${deb1##*/}" \
+    "/tmp/${compat1##*/}" >"$log" 2>&1 ||
     { cat "$log"; fail "apt-get install of V1 failed"; }
 grep -E 'Removing postfix|importing|rostfix' "$log" || true
 [ "$(in_root dpkg-query -W -f '${db:Status-Abbrev}' postfix)" = "rc " ] ||
@@ -201,6 +254,20 @@ grep -q "^127.0.0.1:$smtp_port inet" "$conf/master.cf" || fail "smtp service not
 grep -q 'syslog_name=rostfix/submission' "$conf/master.cf" || fail "syslog_name not translated"
 grep -q '^#cleanup ' "$conf/master.cf" || fail "cleanup service not commented out"
 grep -q "deferred: $deferred_id" "$conf/IMPORT-REPORT" || fail "deferred message not reported"
+grep -q "hold: $held_id" "$conf/IMPORT-REPORT" || fail "held message not reported"
+# Dovecot: the report gives each listener as it must become (path, user, group), and
+# the postinst printed it, since AUTH and LMTP are down until it is done.
+for socket in auth dovecot-lmtp; do
+    tr '\n' '|' <"$conf/IMPORT-REPORT" | grep -qF "with|        unix_listener /var/spool/rostfix/private/$socket {|          mode = 06" ||
+        { cat "$conf/IMPORT-REPORT"; fail "IMPORT-REPORT lacks the new $socket listener"; }
+done
+[ "$(grep -c '^          user = rostfix$' "$conf/IMPORT-REPORT")" = 2 ] ||
+    fail "IMPORT-REPORT does not give the sockets to user rostfix"
+[ "$(grep -c '^          group = rostfix$' "$conf/IMPORT-REPORT")" = 2 ] ||
+    fail "IMPORT-REPORT does not give the sockets to group rostfix"
+grep -q "Dovecot still uses Postfix's queue directory" "$log" &&
+    grep -q 'unix_listener /var/spool/rostfix/private/auth {' "$log" ||
+    { cat "$log"; fail "the postinst did not print Dovecot's changes"; }
 grep -q requeue-postfix "$conf/IMPORT-REPORT" || fail "no re-inject command in the report"
 [ -s "$root/etc/aliases.rdb" ] || fail "newaliases (rostalias) did not run"
 for program in rostdrop rostqueue; do
@@ -228,9 +295,31 @@ step "a message sent by SMTP lands in the local user's Maildir"
 smtp_send "$smtp_port" pkguser@example.org after-install
 wait_maildir after-install 60 || fail "SMTP message not delivered to Maildir"
 
-step "requeue-postfix hands Postfix's deferred message to Rostfix"
-in_root /usr/lib/rostfix/requeue-postfix
+step "requeue-postfix hands Postfix's messages to Rostfix: deferred delivered, held kept held"
+in_root /usr/lib/rostfix/requeue-postfix | tee "$work/requeue.txt"
 wait_maildir left-in-postfix 60 || fail "Postfix's deferred message not delivered"
+# postcat's section markers, if any, are not part of the message.
+grep -rqs '^\*\*\* ' "$root/home/pkguser/Maildir/new/" && fail "postcat's marker lines were delivered"
+new_held=$(sed -n "s/^requeue-postfix: $held_id: .*: queued as \([0-9A-F]*\) (held).*/\1/p" "$work/requeue.txt")
+[ -n "$new_held" ] || fail "requeue-postfix did not queue $held_id as held"
+[ -f "$root/var/spool/rostfix/hold/$new_held" ] || fail "$new_held is not in Rostfix's hold queue"
+grep -rqs '^Subject: held-in-postfix$' "$root/home/pkguser/Maildir/new/" &&
+    fail "the message held in Postfix was delivered"
+in_root rostqueue -j | grep -q "\"queue_id\":\"$new_held\",\"arrival_time\":$held_arrival," ||
+    { in_root rostqueue -j; fail "$new_held does not keep Postfix's arrival time $held_arrival"; }
+
+step "Postfix's command names after the switch (rostfix-postfix-compat)"
+in_root postconf -n | grep -qx 'myhostname = mail.example.org' || fail "postconf -n"
+in_root postqueue -p | grep -q "^$new_held!" || { in_root postqueue -p; fail "postqueue -p"; }
+in_root postcat -q "$new_held" >"$work/postcat.txt" || fail "postcat -q $new_held fails"
+grep -qx "\*\*\* ENVELOPE RECORDS hold/$new_held \*\*\*" "$work/postcat.txt" &&
+    grep -qx 'Subject: held-in-postfix' "$work/postcat.txt" &&
+    grep -qx 'recipient: pkguser@example.org' "$work/postcat.txt" ||
+    { cat "$work/postcat.txt"; fail "postcat -q does not show the message"; }
+in_root postmap -q alias@example.org hash:/etc/rostfix/virtual | grep -qx pkguser || fail "postmap -q"
+in_root postsuper -d ALL 2>&1 | grep -q "Deleted: 1 message" || fail "postsuper -d ALL"
+in_root postqueue -p | grep -qx 'Mail queue is empty' || fail "postsuper -d ALL left mail queued"
+in_root postfix status || fail "postfix status"
 
 step "upgrade V1 -> V2 keeps mail queued while stopped, restarts, delivers it"
 in_root rostfix stop
@@ -240,7 +329,8 @@ printf 'Subject: queued-before-upgrade\n\nwaiting in maildrop\n' |
 # Let the maintainer scripts start services this time (a policy-rc.d that allows:
 # without one invoke-rc.d blocks when there is no init system): the restart path.
 printf '#!/bin/sh\nexit 0\n' >"$root/usr/sbin/policy-rc.d"
-in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "/tmp/${deb2##*/}" >"$log" 2>&1 ||
+in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "/tmp/${deb2##*/}" \
+    "/tmp/${compat2##*/}" >"$log" 2>&1 ||
     { cat "$log"; fail "apt-get install of V2 failed"; }
 [ "$(in_root dpkg-query -W -f '${Version}' rostfix)" = "$v2" ] || fail "not upgraded"
 grep -q 'Starting Rostfix mail transfer agent' "$log" ||
@@ -258,6 +348,7 @@ in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q rostfix >"$log" 
 sleep 1
 [ -z "$(root_pids)" ] || fail "processes still running after remove: $(root_pids)"
 [ -f "$conf/main.cf" ] || fail "remove deleted /etc/rostfix/main.cf"
+[ ! -e "$root/usr/sbin/postqueue" ] || fail "rostfix-postfix-compat's links left after remove"
 
 step "apt-get purge leaves nothing behind"
 in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q rostfix >"$log" 2>&1 ||
