@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds rostfix_VERSION_amd64.deb (issue 6) from the release binaries with debhelper:
+# Builds rostfix_VERSION_amd64.deb (issue 6) and rostfix-postfix-compat_VERSION_amd64.deb
+# (Postfix's command names) from the release binaries with debhelper:
 #   packaging/build-deb.sh [VERSION]       (make deb; DEB_VERSION=... make deb)
 # Stages a binary-only debhelper tree under $DEB_DIR/stage (default target/deb):
 # debian/ from packaging/debian, a changelog entry for VERSION, and root/ with the
@@ -81,6 +82,19 @@ ln -s rostmap.8 "$root/usr/share/man/man8/rostalias.8"
 ln -s ../man8/sendmail.8 "$root/usr/share/man/man1/mailq.1"
 ln -s ../man8/sendmail.8 "$root/usr/share/man/man1/newaliases.1"
 
+# rostfix-postfix-compat: Postfix's command names as links to ours, in a package of
+# their own rather than through update-alternatives: Postfix does not register those
+# names as alternatives, so the links could only exist once Postfix is gone anyway,
+# and a package that conflicts with postfix says so to dpkg, is removed in one
+# command, and lets an administrator who wants only Rostfix's names go without them.
+compat=$stage/root-compat
+install -d "$compat/usr/sbin" "$compat/usr/share/man/man8"
+for pair in postconf:rostconf postqueue:rostqueue postsuper:rostsuper postmap:rostmap \
+    postalias:rostmap postcat:rostcat postfix:rostfix; do
+    ln -s "${pair#*:}" "$compat/usr/sbin/${pair%%:*}"
+    ln -s "${pair#*:}.8.gz" "$compat/usr/share/man/man8/${pair%%:*}.8.gz"
+done
+
 # Documentation an administrator needs after installing.
 install -m 0644 "$repo/README.md" "$root/usr/share/doc/rostfix/"
 for doc in ARCHITECTURE.md packaging.md; do
@@ -100,6 +114,8 @@ CHANGELOG
     tail -40 "$deb_dir/build.log" >&2
     exit 1
 }
-mv "$deb_dir/stage/rostfix_${version}_amd64.deb" "$deb_dir/"
+mv "$deb_dir/stage/rostfix_${version}_amd64.deb" \
+    "$deb_dir/stage/rostfix-postfix-compat_${version}_amd64.deb" "$deb_dir/"
 rm -f "$deb_dir/stage/"*.buildinfo "$deb_dir/stage/"*.changes
 echo "$deb_dir/rostfix_${version}_amd64.deb"
+echo "$deb_dir/rostfix-postfix-compat_${version}_amd64.deb"

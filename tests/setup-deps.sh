@@ -24,6 +24,7 @@ NEEDED="
     amavisd-new:/usr/sbin/amavisd
     postgresql-15:/usr/lib/postgresql/15/bin/postgres
     mariadb-server:/usr/sbin/mariadbd
+    shellcheck:/usr/bin/shellcheck
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

@@ -5,6 +5,7 @@
 //! mail left in Postfix's queue (queue.rs), written to TARGET/IMPORT-REPORT and printed.
 //! The Debian package runs it once at installation when /etc/postfix exists.
 
+mod dovecot;
 mod files;
 mod queue;
 mod translate;
@@ -48,9 +49,12 @@ DESCRIPTION
     stops working; so are values with a trailing `# comment`.
 
     What could not be carried, other programs' files that point into Postfix's queue
-    directory (e.g. Dovecot's auth socket), and the messages still in Postfix's queue
-    (with the command that re-injects them) are listed in TARGET/IMPORT-REPORT, which
-    is also printed.
+    directory, and the messages still in Postfix's queue (with the command that
+    re-injects them) are listed in TARGET/IMPORT-REPORT, which is also printed.
+    Dovecot's unix_listener blocks for its auth and LMTP sockets in Postfix's queue
+    directory get a section of their own with each block as it must become: the path
+    in Rostfix's queue directory, user mail_owner and group mail_owner's group
+    (Dovecot's files are not edited; restart Dovecot after editing them).
 
 OPTIONS
     -n      dry run: print the report, write nothing.
@@ -209,14 +213,26 @@ fn import(source: &Path, target: &Path, dry_run: bool) -> Result<String, ImportE
         }
     }
     sasl_notes(&loaded, &mut notes);
-    for file in queue::files_mentioning(Path::new("/etc/dovecot"), &postfix_queue) {
-        notes.push(Note::NotCarried(format!(
-            "{} refers to {postfix_queue}: point it at /var/spool/rostfix (e.g. Dovecot's \
-             auth and lmtp unix_listener paths) and restart that program",
-            file.display()
-        )));
+    let dovecot_dir = Path::new(DOVECOT_DIR);
+    let listeners = dovecot::listeners(dovecot_dir, &postfix_queue);
+    let dovecot = dovecot::report(&listeners, &postfix_queue, &socket_owner(&loaded));
+    // Mentions other than the listeners above still need a look by hand.
+    for file in queue::files_mentioning(dovecot_dir, &postfix_queue) {
+        if !listeners.iter().any(|l| l.file == file) {
+            notes.push(Note::NotCarried(format!(
+                "{} refers to {postfix_queue}: point it at Rostfix's queue directory and \
+                 restart that program",
+                file.display()
+            )));
+        }
     }
     let mut report = render(source, target, &carried, &notes, &postfix_queue);
+    if !dovecot.is_empty() {
+        let _ = writeln!(report, "\n{DOVECOT_HEADING}");
+        for item in &dovecot {
+            let _ = writeln!(report, "  - {item}");
+        }
+    }
     report.push_str(&not_implemented(&loaded, &services));
     if !dry_run {
         let path = target.join("IMPORT-REPORT");
@@ -224,6 +240,31 @@ fn import(source: &Path, target: &Path, dry_run: bool) -> Result<String, ImportE
             .map_err(|source| ImportError::Write { path, source })?;
     }
     Ok(report)
+}
+
+/// Where Dovecot's configuration is looked for.
+const DOVECOT_DIR: &str = "/etc/dovecot";
+
+/// The heading of IMPORT-REPORT's Dovecot section; the package's postinst prints the
+/// section from this line to the next empty one (docs/packaging.md).
+const DOVECOT_HEADING: &str =
+    "Dovecot (SMTP AUTH and LMTP delivery fail until this is done, in Dovecot's files):";
+
+/// Rostfix's queue directory, mail_owner and mail_owner's group: what Dovecot's
+/// sockets must become. The group is mail_owner's primary group when the account
+/// exists (the package creates it before it imports), else a group of the same name.
+fn socket_owner(loaded: &MainCf) -> dovecot::Target {
+    let user = loaded.get("mail_owner");
+    let group = nix::unistd::User::from_name(&user)
+        .ok()
+        .flatten()
+        .and_then(|account| nix::unistd::Group::from_gid(account.gid).ok().flatten())
+        .map_or_else(|| user.clone(), |group| group.name);
+    dovecot::Target {
+        queue_directory: loaded.get("queue_directory"),
+        user,
+        group,
+    }
 }
 
 /// Backs up TARGET's main.cf/master.cf, copies SOURCE's other files, writes the

@@ -25,7 +25,8 @@ fn main() {
         .and_then(|a| std::path::Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "rostmap".into());
-    let alias_name = prog == "rostalias";
+    // postalias is the rostfix-postfix-compat package's link, named as Postfix names it.
+    let alias_name = matches!(prog.as_str(), "rostalias" | "postalias");
     let args = match args::parse(argv.get(1..).unwrap_or_default(), alias_name) {
         Ok(a) => a,
         Err(e) => {
