@@ -199,7 +199,12 @@ impl Run<'_> {
         let n = env.recipients.len();
         let s = &self.agent.settings;
         let key = format!("{}:{}", s.mode.prefix(), self.req.nexthop);
-        if let Some(mut client) = self.agent.cache.take(&key) {
+        let cached = if self.cacheable() {
+            self.agent.cache.take(&key)
+        } else {
+            None
+        };
+        if let Some(mut client) = cached {
             *self.setup = self.started.elapsed().as_secs_f64();
             *self.relay = client.relay().to_string();
             let r = client.transaction(env);
@@ -254,7 +259,20 @@ impl Run<'_> {
             };
             let creds = match &s.sasl {
                 Some(sasl_settings) => {
-                    match sasl::lookup(&sasl_settings.password_maps, &self.req.nexthop, host) {
+                    let by_sender = if sasl_settings.sender_dependent {
+                        sasl::lookup_sender(
+                            &sasl_settings.password_maps,
+                            &self.req.sender,
+                            &sasl_settings.delimiter,
+                        )
+                    } else {
+                        Ok(None)
+                    };
+                    let found = by_sender.and_then(|c| match c {
+                        Some(c) => Ok(Some(c)),
+                        None => sasl::lookup(&sasl_settings.password_maps, &self.req.nexthop, host),
+                    });
+                    match found {
                         Ok(c) => c,
                         Err(e) => {
                             *self.setup = self.started.elapsed().as_secs_f64();
@@ -331,10 +349,22 @@ impl Run<'_> {
         }
     }
 
+    /// False with sender-dependent authentication: as Postfix, no session is cached
+    /// or reused then, since it is logged in with one sender's credentials.
+    fn cacheable(&self) -> bool {
+        !self
+            .agent
+            .settings
+            .sasl
+            .as_ref()
+            .is_some_and(|s| s.sender_dependent)
+    }
+
     /// Caches a good session, or closes it.
     fn keep(&self, key: String, mut client: Client<Conn>) {
         let c = &self.agent.settings.cache;
-        let wanted = c.on_demand || c.destinations.iter().any(|d| d == &self.req.nexthop);
+        let wanted = self.cacheable()
+            && (c.on_demand || c.destinations.iter().any(|d| d == &self.req.nexthop));
         if wanted && client.reusable() {
             self.agent.cache.put(key, client);
         } else {

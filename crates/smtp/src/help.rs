@@ -19,7 +19,8 @@ each accepted recipient done in the queue file before answering qmgr.
 STARTTLS per smtp_tls_security_level (none, may, encrypt, verify, secure) and
 smtp_tls_policy_maps; CAs from smtp_tls_CAfile, smtp_tls_CApath or the system
 store. Client SASL (PLAIN, LOGIN) with smtp_sasl_password_maps when
-smtp_sasl_auth_enable = yes. Serves requests on one qmgr stream until qmgr
+smtp_sasl_auth_enable = yes; with smtp_sender_dependent_authentication = yes
+the envelope sender is looked up first and no session is cached. Serves requests on one qmgr stream until qmgr
 closes it; the session to the destination is kept between them
 (smtp_connection_cache_time_limit) and reused after RSET, the delivery line
 then shows conn_use=N; closing the stream closes the session. 8-bit mail to a
