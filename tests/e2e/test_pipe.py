@@ -102,8 +102,8 @@ def test_pipe_delivers_as_user_with_flags_and_macros(make_instance, workdir):
     assert int(args[args.index("-s") + 1]) > 0
     assert stdin.startswith(
         f"Return-Path: <{USER2}@rostfix.test>\n"
-        "Delivered-To: alice+tag@one.test\n"
-        "X-Original-To: Alice+Tag@ONE.test\n"), stdin
+        "X-Original-To: Alice+Tag@ONE.test\n"
+        "Delivered-To: alice+tag@one.test\n"), stdin
     assert "Subject: piped\n" in stdin and "\nFrom the body\n" in stdin
 
     # Two recipients, one invocation: ${recipient} repeated as Postfix does.

@@ -1,5 +1,5 @@
 //! The bytes written to the command's standard input: the envelope lines the flags ask
-//! for (From_, Return-Path:, Delivered-To:, X-Original-To:, in Postfix's order), then
+//! for (From_, Return-Path:, X-Original-To:, Delivered-To:, in Postfix's order), then
 //! the message with `>`/`.` quoting, the `eol=` line end and the `B` blank line.
 
 use crate::flags::Flags;
@@ -37,14 +37,14 @@ pub fn command_input(content: &[u8], env: &Envelope<'_>, flags: &Flags, eol: &st
     if flags.return_path {
         line(format!("Return-Path: <{}>", env.sender), &mut out);
     }
+    if flags.original_to {
+        line(format!("X-Original-To: {}", env.original), &mut out);
+    }
     if flags.delivered_to {
         line(
             format!("Delivered-To: {}", env.recipient.to_lowercase()),
             &mut out,
         );
-    }
-    if flags.original_to {
-        line(format!("X-Original-To: {}", env.original), &mut out);
     }
     let mut last_empty = false;
     let body = content.strip_suffix(b"\n").unwrap_or(content);
@@ -88,7 +88,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(got).unwrap(),
             "From MAILER-DAEMON  Thu Dec  3 19:00:00 2026\nReturn-Path: <>\n\
-             Delivered-To: alice@example.org\nX-Original-To: alias@Example.org\n\
+             X-Original-To: alias@Example.org\nDelivered-To: alice@example.org\n\
              Subject: x\n\nbody\n"
         );
     }

@@ -31,6 +31,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// The process-wide state a delivery uses.
 pub struct Agent {
     pub settings: Settings,
+    /// master.cf `flags=` (D, O, R): headers prepended to the message sent.
+    pub header_flags: crate::header_flags::HeaderFlags,
     pub dns: Option<Dns>,
     pub cache: Arc<Cache>,
 }
@@ -63,13 +65,29 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
     let mut relay = "none".to_string();
     let mut setup = started.elapsed().as_secs_f64();
     let mut conn_use = 0;
+    let flags = agent.header_flags;
     let outcomes = match read_message(req) {
         Err(failure) => vec![failure; req.recipients.len()],
+        Ok(_) if flags.needs_single_recipient() && req.recipients.len() > 1 => {
+            log::warn!(
+                "{}: flags=D or flags=O requires {}_destination_recipient_limit = 1",
+                req.queue_id,
+                agent.settings.mode.prefix()
+            );
+            let o = defer("4.3.5", "mail system configuration error".into());
+            vec![o; req.recipients.len()]
+        }
         Ok(msg) => {
+            let prepended = match (flags.any(), msg.rcpts.first()) {
+                (true, Some(r)) => {
+                    Some(flags.prepend(&req.sender, &r.address, &r.orig, &msg.content))
+                }
+                _ => None,
+            };
             let env = Envelope {
                 sender: &req.sender,
                 recipients: &msg.rcpts,
-                content: &msg.content,
+                content: prepended.as_deref().unwrap_or(&msg.content),
                 ret: msg.ret.as_deref(),
                 envid: msg.envid.as_deref(),
                 eight_bit: msg.eight_bit,

@@ -26,6 +26,9 @@ closes it; the session to the destination is kept between them
 then shows conn_use=N; closing the stream closes the session. 8-bit mail to a
 server without 8BITMIME is converted to quoted-printable unless
 disable_mime_output_conversion = yes.
+master.cf flags=DORX (Postfix 3.0): D prepends Delivered-To:, O
+X-Original-To:, R Return-Path: (D and O need
+TRANSPORT_destination_recipient_limit = 1).
 LMTP mode (command or service name lmtp): next hops unix:PATH (relative to
 queue_directory), inet:host:port, host:port; LHLO; one reply per recipient;
 lmtp_* parameters.
