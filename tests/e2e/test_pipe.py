@@ -115,11 +115,8 @@ def test_pipe_delivers_as_user_with_flags_and_macros(make_instance, workdir):
     assert bstdin.startswith("Return-Path: <>\n")
 
     log = inst.log_text()
-    assert re.search(rf"{qid}: to=<alice\+tag@one\.test>, orig_to=<Alice\+Tag@ONE\.test>, "
-                     r"relay=recorder, .*dsn=2\.0\.0, status=sent \(delivered via recorder "
-                     r"service\)", log, re.I) or re.search(
-        rf"{qid}: to=<Alice\+Tag@ONE\.test>, relay=recorder, .*dsn=2\.0\.0, status=sent "
-        r"\(delivered via recorder service\)", log), log
+    assert re.search(rf"{qid}: to=<Alice\+Tag@ONE\.test>, relay=recorder, .*dsn=2\.0\.0, "
+                     r"status=sent \(delivered via recorder service\)", log), log
     assert "to=<b@many.test>, relay=batch," in log
 
 
@@ -166,3 +163,52 @@ def test_user_root_is_refused(make_instance, workdir):
     # mail waits (deferred), as with Postfix.
     wait_for(lambda: inst.queue_ids("deferred"), timeout=60, what="the message deferred")
     assert calls(out) == []
+
+
+DOVECOT_LDA = Path("/usr/lib/dovecot/dovecot-lda")
+
+
+@pytest.mark.skipif(not DOVECOT_LDA.exists(), reason="dovecot-core not installed")
+def test_pipe_to_dovecot_lda(make_instance, workdir):
+    """The Debian/Dovecot wiki entry: pipe flags=DRO user=... argv=dovecot-lda -f
+    ${sender} -a ${recipient}, with a private Dovecot configuration; the message lands
+    in the Maildir Dovecot keeps for the user, with the headers the flags add."""
+    d = Path(workdir) / f"lda-{os.getpid()}"
+    if d.exists():
+        shutil.rmtree(d)
+    (d / "mail").mkdir(parents=True)
+    os.chmod(d, 0o755)
+    os.chmod(d / "mail", 0o1777)
+    conf = d / "dovecot.conf"
+    conf.write_text(f"""# written by tests/e2e/test_pipe.py
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = /dev/stderr
+mail_location = maildir:{d}/mail/%n
+first_valid_uid = 1
+ssl = no
+""")
+    os.chmod(conf, 0o644)
+    t = transport_table(workdir, [("lda.test", "dovecot:")])
+    master = (f"dovecot unix - n n - - pipe flags=DRO user={USER1} "
+              f"argv={DOVECOT_LDA} -c {conf} -f ${{sender}} -a ${{recipient}}\n")
+    inst = make_instance(main_extra={
+        "transport_maps": f"texthash:{t}",
+        "dovecot_destination_recipient_limit": "1",
+    }, master_extra=master)
+    with inst.smtp() as s:
+        s.sendmail(f"{USER2}@rostfix.test", ["Box@lda.test"],
+                   b"Subject: through dovecot-lda\r\n\r\nhello lda\r\n")
+    new = d / "mail" / USER1 / "new"
+    wait_for(lambda: new.is_dir() and list(new.iterdir()), timeout=30,
+             what="the message in Dovecot's Maildir")
+    f = next(new.iterdir())
+    assert f.stat().st_uid == pwd.getpwnam(USER1).pw_uid
+    data = f.read_text()
+    assert data.startswith(f"Return-Path: <{USER2}@rostfix.test>\n"), data
+    assert "X-Original-To: Box@lda.test\nDelivered-To: box@lda.test\n" in data, data
+    assert "Subject: through dovecot-lda\n" in data and "hello lda" in data
+    wait_for(lambda: re.search(r"to=<Box@lda\.test>, relay=dovecot, .*dsn=2\.0\.0, "
+                               r"status=sent \(delivered via dovecot service\)",
+                               inst.log_text()), timeout=20, what="the delivery line")
+    inst.wait_queue_empty()
