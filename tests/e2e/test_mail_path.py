@@ -68,7 +68,8 @@ def test_smtplib_to_maildir(instance):
     path, data = msgs[0]
     assert_owned_by(path, USER1)
     names = our_header_names(data, expected_lf(BODY))
-    assert names == ["Return-Path", "Delivered-To", "Received"], names
+    # local adds X-Original-To (the recipient as received) as Postfix's local does.
+    assert names == ["Return-Path", "X-Original-To", "Delivered-To", "Received"], names
     assert data.startswith(b"Return-Path: <alice@example.org>\n")
     assert f"Delivered-To: {USER1}@mx.rostfix.test\n".encode() in data
     instance.wait_queue_empty()

@@ -36,6 +36,10 @@ pub const UNIMPLEMENTED_SUFFIXES: &[&str] = &[
     "time_limit",
 ];
 
+/// Suffixes the pipe delivery agent reads for its own service (crates/pipe: the
+/// command's time limit); set for a service of another command they do nothing.
+pub const PIPE_SUFFIXES: &[&str] = &["time_limit"];
+
 /// A name split into its transport and a per-transport suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PerTransport<'a> {
@@ -82,6 +86,12 @@ pub fn split(name: &str) -> Option<PerTransport<'_>> {
 /// does not read.
 pub fn warnings(main: &MainCf, master: &MasterCf) -> Vec<String> {
     let services: HashSet<&str> = master.services.iter().map(|s| s.name.as_str()).collect();
+    let pipes: HashSet<&str> = master
+        .services
+        .iter()
+        .filter(|s| s.command == "pipe")
+        .map(|s| s.name.as_str())
+        .collect();
     let mut out = Vec::new();
     for setting in main.explicit() {
         if crate::lookup_param(&setting.name).is_some() {
@@ -100,7 +110,9 @@ pub fn warnings(main: &MainCf, master: &MasterCf) -> Vec<String> {
                 setting.name,
                 setting.raw
             ));
-        } else if !split.implemented {
+        } else if !(split.implemented
+            || PIPE_SUFFIXES.contains(&split.suffix) && pipes.contains(split.transport))
+        {
             out.push(format!(
                 "{}, line {}: parameter {} is not implemented by Rostfix; its setting has no \
                  effect (the {} part of per-transport scheduling: Rostfix's qmgr reads only \
@@ -142,7 +154,8 @@ mod tests {
             "relay_destination_concurrency_limit = 4\n\
              dovecot_destination_recipient_limit = 1\n\
              nosuch_destination_rate_delay = 1s\n\
-             dovecot_time_limit = 100s\n",
+             dovecot_time_limit = 100s\n\
+             relay_time_limit = 100s\n",
             Path::new("/etc/rostfix/main.cf"),
         )
         .unwrap();
@@ -158,7 +171,8 @@ mod tests {
             vec![
                 "/etc/rostfix/main.cf: unused parameter: nosuch_destination_rate_delay=1s"
                     .to_string(),
-                "/etc/rostfix/main.cf, line 4: parameter dovecot_time_limit is not implemented \
+                // dovecot is a pipe service, which reads its time limit; relay is not.
+                "/etc/rostfix/main.cf, line 5: parameter relay_time_limit is not implemented \
                  by Rostfix; its setting has no effect (the time_limit part of per-transport \
                  scheduling: Rostfix's qmgr reads only the *_destination_* limits and the rate \
                  delay)"

@@ -64,6 +64,8 @@ pub fn message<'m>(req: &'m DeliveryRequest, content: &'m [u8]) -> Message<'m> {
         .map_or(0, |d| d.as_secs() as i64);
     Message {
         sender: &req.sender,
+        // Set per recipient by the agents (Expansion, virtual's loop).
+        original: "",
         content,
         now,
     }
@@ -402,8 +404,9 @@ mod tests {
             .collect();
         assert_eq!(new.len(), 1);
         let data = std::fs::read(new[0].as_ref().unwrap().path()).unwrap();
-        let mut want =
-            b"Return-Path: <bob@example.org>\nDelivered-To: alice+x@example.org\n".to_vec();
+        let mut want = b"Return-Path: <bob@example.org>\nX-Original-To: alice+x@example.org\n\
+              Delivered-To: alice+x@example.org\n"
+            .to_vec();
         want.extend_from_slice(content);
         assert_eq!(data, want);
     }

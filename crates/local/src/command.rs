@@ -79,13 +79,21 @@ pub fn printable_output(raw: &[u8]) -> String {
 
 /// Runs the command and maps its end to Ok (exit 0) or a [`Failure`].
 pub fn run_command(spec: &CommandSpec<'_>) -> Result<(), Failure> {
-    let args = argv(spec.shell, spec.command);
+    run_argv(&argv(spec.shell, spec.command), spec)
+}
+
+/// Executes `args` directly (no shell: pipe(8)'s argv= words), otherwise as
+/// [`run_command`]; `spec.command` and `spec.shell` only name the command in texts.
+pub fn run_argv(args: &[String], spec: &CommandSpec<'_>) -> Result<(), Failure> {
+    let Some(program) = args.first() else {
+        return Err(Failure::bounce("5.3.5", "empty command"));
+    };
     let (out_read, out_write) =
         std::io::pipe().map_err(|e| Failure::defer("4.3.0", format!("cannot create pipe: {e}")))?;
     let err_write = out_write
         .try_clone()
         .map_err(|e| Failure::defer("4.3.0", format!("cannot duplicate pipe: {e}")))?;
-    let mut cmd = Command::new(&args[0]);
+    let mut cmd = Command::new(program);
     cmd.args(&args[1..])
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))

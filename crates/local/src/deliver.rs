@@ -59,6 +59,9 @@ pub fn system_user(name: &str) -> Result<Option<UserInfo>, String> {
 pub struct Message<'a> {
     /// Envelope sender, "" for `<>`.
     pub sender: &'a str,
+    /// The recipient being delivered as the message arrived (before virtual and
+    /// local aliases), for `X-Original-To:`; "" when unknown.
+    pub original: &'a str,
     /// Stored content (headers and body, LF line ends).
     pub content: &'a [u8],
     /// Delivery time (seconds since the epoch) for the mbox `From ` line.
@@ -110,7 +113,7 @@ pub fn deliver_mailbox(
     user: &UserInfo,
     extension: Option<&str>,
 ) -> Result<&'static str, Failure> {
-    let copy = delivered_copy(msg.sender, delivered_to, msg.content);
+    let copy = delivered_copy(msg.sender, msg.original, delivered_to, msg.content);
     let ident = Identity {
         uid: user.uid,
         gid: user.gid,
@@ -165,7 +168,7 @@ pub fn deliver_file(
     if path == Path::new("/dev/null") {
         return Ok(());
     }
-    let copy = delivered_copy(msg.sender, delivered_to, msg.content);
+    let copy = delivered_copy(msg.sender, msg.original, delivered_to, msg.content);
     let record = mbox::format_record(msg.sender, &mbox::asctime(msg.now), &copy);
     let _guard = switch(ident)?;
     let opts = MboxOptions {
@@ -357,6 +360,7 @@ mod tests {
     fn msg() -> Message<'static> {
         Message {
             sender: "bob@example.org",
+            original: "",
             content: CONTENT,
             now: 1_700_000_000,
         }

@@ -628,8 +628,12 @@ impl<'a> Expansion<'a> {
         {
             return;
         }
-        let result = deliver_mailbox(self.settings, self.msg, &self.top, &info, extension)
-            .map(str::to_string);
+        let msg = Message {
+            original: &self.orig,
+            ..self.msg
+        };
+        let result =
+            deliver_mailbox(self.settings, msg, &self.top, &info, extension).map(str::to_string);
         self.leaf(address, result);
     }
 
@@ -741,7 +745,11 @@ impl<'a> Expansion<'a> {
                 let result = self
                     .unprivileged(origin.privs.ident)
                     .and_then(|ident| {
-                        deliver_file(self.settings, self.msg, &self.top, Path::new(&path), ident)
+                        let msg = Message {
+                            original: &self.orig,
+                            ..self.msg
+                        };
+                        deliver_file(self.settings, msg, &self.top, Path::new(&path), ident)
                     })
                     .map(|()| format!("delivered to file: {path}"));
                 self.leaf(&cur, result);
@@ -869,7 +877,7 @@ impl<'a> Expansion<'a> {
         };
         // Postfix gives a command the From_ line, Return-Path and Delivered-To, no
         // quoting (procmail and friends expect exactly this).
-        let copy = delivered_copy(self.msg.sender, &self.top, self.msg.content);
+        let copy = delivered_copy(self.msg.sender, &self.orig, &self.top, self.msg.content);
         let envelope = if self.msg.sender.is_empty() {
             "MAILER-DAEMON"
         } else {

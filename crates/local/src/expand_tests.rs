@@ -57,6 +57,7 @@ const CONTENT: &[u8] = b"Subject: hi\n\nbody\n";
 fn msg() -> Message<'static> {
     Message {
         sender: "carol@example.net",
+        original: "",
         content: CONTENT,
         now: 1_700_000_000,
     }
@@ -128,7 +129,43 @@ fn alias_to_two_users_and_duplicates_once() {
         .unwrap()
         .path();
     let data = std::fs::read_to_string(f).unwrap();
-    assert!(data.starts_with("Return-Path: <carol@example.net>\nDelivered-To: both@example.org\n"));
+    assert!(data.starts_with(
+        "Return-Path: <carol@example.net>\nX-Original-To: both@example.org\n\
+         Delivered-To: both@example.org\n"
+    ));
+}
+
+#[test]
+fn x_original_to_is_the_address_as_received() {
+    // Postfix's local(8): the original recipient (before virtual aliases, as the
+    // queue file keeps it), above Delivered-To (the local address being delivered).
+    let t = TestDir::new("exp-orig");
+    let c = conf("{ both = alice }", t.path());
+    let s = settings();
+    let h: PathBuf = t.path().to_path_buf();
+    let users = move |n: &str| -> Result<Option<UserInfo>, String> {
+        Ok((n == "alice").then(|| me(n, &h)))
+    };
+    std::fs::create_dir_all(t.path().join("alice")).unwrap();
+    let mut fwd = CollectingForwarder::default();
+    let mut e = Expansion::new(&s, &c, &users, msg());
+    let leaves = e.recipient("both@example.org", "Sales@Virtual.test", &mut fwd);
+    assert!(leaves.iter().all(|l| l.result.is_ok()));
+    let new = t.path().join("alice/Maildir/new");
+    let f = std::fs::read_dir(new)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let data = std::fs::read_to_string(f).unwrap();
+    assert!(
+        data.starts_with(
+            "Return-Path: <carol@example.net>\nX-Original-To: Sales@Virtual.test\n\
+             Delivered-To: both@example.org\n"
+        ),
+        "{data}"
+    );
 }
 
 #[test]

@@ -1,15 +1,18 @@
-//! The headers local prepends (`Return-Path:`, `Delivered-To:`) and the Delivered-To
-//! loop check, on the stored message content (LF line ends, as the queue keeps it).
+//! The headers local and virtual prepend (`Return-Path:`, `X-Original-To:`,
+//! `Delivered-To:`, in Postfix's mail_copy order) and the Delivered-To loop check, on
+//! the stored message content (LF line ends, as the queue keeps it).
 
 /// The lines prepended to every delivered copy: `Return-Path: <SENDER>` (`<>` for the
-/// null sender) and `Delivered-To: ADDRESS` (lowercased, as Postfix writes it).
-pub fn delivery_headers(sender: &str, address: &str) -> Vec<u8> {
-    format!(
-        "Return-Path: <{}>\nDelivered-To: {}\n",
-        sender,
-        address.to_lowercase()
-    )
-    .into_bytes()
+/// null sender), `X-Original-To: ORIGINAL` (the recipient as the message arrived,
+/// before aliases; omitted when unknown) and `Delivered-To: ADDRESS` (lowercased, as
+/// Postfix writes it).
+pub fn delivery_headers(sender: &str, original: &str, address: &str) -> Vec<u8> {
+    let mut out = format!("Return-Path: <{sender}>\n");
+    if !original.is_empty() {
+        out.push_str(&format!("X-Original-To: {original}\n"));
+    }
+    out.push_str(&format!("Delivered-To: {}\n", address.to_lowercase()));
+    out.into_bytes()
 }
 
 /// True when the message header (everything before the first empty line) already has
@@ -57,8 +60,8 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 
 /// The complete copy to store: the prepended headers, then the content, with a final
 /// newline added if the stored content lacks one (as Postfix's mail_copy does).
-pub fn delivered_copy(sender: &str, address: &str, content: &[u8]) -> Vec<u8> {
-    let mut out = delivery_headers(sender, address);
+pub fn delivered_copy(sender: &str, original: &str, address: &str, content: &[u8]) -> Vec<u8> {
+    let mut out = delivery_headers(sender, original, address);
     out.reserve(content.len() + 1);
     out.extend_from_slice(content);
     if !out.ends_with(b"\n") {
@@ -77,12 +80,12 @@ mod tests {
     #[test]
     fn prepended_headers() {
         assert_eq!(
-            delivery_headers("", "Bob@Example.org"),
+            delivery_headers("", "", "Bob@Example.org"),
             b"Return-Path: <>\nDelivered-To: bob@example.org\n"
         );
         assert_eq!(
-            delivered_copy("a@b", "c@d", b"Subject: x\n\nbody"),
-            b"Return-Path: <a@b>\nDelivered-To: c@d\nSubject: x\n\nbody\n"
+            delivered_copy("a@b", "Alias@D", "c@d", b"Subject: x\n\nbody"),
+            b"Return-Path: <a@b>\nX-Original-To: Alias@D\nDelivered-To: c@d\nSubject: x\n\nbody\n"
         );
     }
 
@@ -114,7 +117,7 @@ mod tests {
         #[test]
         fn never_panics(data in proptest::collection::vec(any::<u8>(), 0..256), a in ".{0,20}") {
             let _ = has_delivered_to(&data, &a);
-            let copy = delivered_copy("s", &a, &data);
+            let copy = delivered_copy("s", "", &a, &data);
             prop_assert!(copy.ends_with(b"\n"));
         }
     }

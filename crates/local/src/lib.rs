@@ -12,8 +12,10 @@
 //! Delivered-To loop check, home_mailbox (Maildir or mbox), mail_spool_directory,
 //! dotlock + fcntl locking, safe_open checks, mailbox_size_limit.
 //!
-//! Not yet: mailbox_transport(_maps), mailbox_command_maps, fallback_transport,
-//! X-Original-To, owner-* as the sender of bounces for local leaves (see [`expand`]).
+//! X-Original-To (the recipient as received) on every stored copy.
+//!
+//! Not yet: mailbox_command_maps, owner-* as the sender of bounces for local leaves
+//! (see [`expand`]).
 
 #![deny(unsafe_code)]
 

@@ -36,7 +36,8 @@ it. For each recipient local, like Postfix's local(8):
   read as the user, owned by the user or root, not group/world writable;
 - else runs mailbox_command as the user, or appends the message to
   $HOME/$home_mailbox (Maildir when it ends in /, else mbox) or
-  $mail_spool_directory/USER, adding Return-Path: and Delivered-To:. mbox
+  $mail_spool_directory/USER, adding Return-Path:, X-Original-To: (the
+  recipient as received) and Delivered-To:. mbox
   files are locked with a dotlock and an fcntl lock. With
   rostfix_maildir_extension_folders = yes, mail for user+ext goes to the
   Maildir++ folder .ext.

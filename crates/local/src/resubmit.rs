@@ -53,7 +53,7 @@ pub struct QueueForwarder {
 pub fn forwarded_content(delivered_to: &str, content: &[u8]) -> Vec<u8> {
     // delivery_headers() gives "Return-Path:\nDelivered-To:\n"; a forwarded copy
     // carries only the Delivered-To line (the Return-Path is added at final delivery).
-    let headers = delivery_headers("", delivered_to);
+    let headers = delivery_headers("", "", delivered_to);
     let delivered = headers
         .split(|&b| b == b'\n')
         .find(|l| l.starts_with(b"Delivered-To:"))

@@ -118,7 +118,7 @@ pub fn deliver_virtual(
         uid: Uid::from_raw(uid),
         gid: Gid::from_raw(gid),
     };
-    let copy = delivered_copy(msg.sender, address, msg.content);
+    let copy = delivered_copy(msg.sender, msg.original, address, msg.content);
     let _guard = PrivGuard::switch(ident).map_err(|e| Failure::defer("4.3.0", e.to_string()))?;
     if value.ends_with('/') {
         maildir::deliver(&path, &copy, &conf.hostname, conf.limit, ident.uid)
@@ -188,6 +188,7 @@ mod tests {
     fn msg() -> Message<'static> {
         Message {
             sender: "carol@example.net",
+            original: "Info@Alias.test",
             content: b"Subject: hi\n\nFrom me\n",
             now: 1_700_000_000,
         }
@@ -212,7 +213,7 @@ mod tests {
         );
         let mbox = std::fs::read_to_string(t.path().join("two.test/bob")).unwrap();
         assert!(mbox.starts_with("From carol@example.net "));
-        assert!(mbox.contains("Delivered-To: bob@two.test\n"));
+        assert!(mbox.contains("X-Original-To: Info@Alias.test\nDelivered-To: bob@two.test\n"));
         assert!(mbox.contains("\n>From me\n"));
         deliver_virtual(&c, msg(), "anyone@three.test").unwrap();
         assert!(t.path().join("three.test/catchall/new").is_dir());

@@ -77,6 +77,7 @@ fn run(base: &Path, nobody: &UserInfo) {
     };
     let msg = Message {
         sender: "a@b",
+        original: "",
         content: b"Subject: x\n\nhi\n",
         now: 0,
     };

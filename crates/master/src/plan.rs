@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The daemons Rostfix ships; master runs only these.
-pub const SUPPORTED_COMMANDS: [&str; 11] = [
+pub const SUPPORTED_COMMANDS: [&str; 12] = [
     "smtpd",
     "qmgr",
     "local",
@@ -20,6 +20,7 @@ pub const SUPPORTED_COMMANDS: [&str; 11] = [
     "anvil",
     "showq",
     "postscreen",
+    "pipe",
 ];
 
 /// master.cf's type column as written.

@@ -272,7 +272,10 @@ impl Manager {
             // `[host]:port`, a relayhost): revive it too when the domain matched.
             let mut hops = Vec::new();
             let matches = qf.pending().fold(false, |found, r| {
-                let route = self.resolver.resolve(&r.address).ok();
+                let route = self
+                    .resolver
+                    .resolve_from(Some(&qf.envelope.sender), &r.address)
+                    .ok();
                 let hit = nexthop_host(domain_of(&r.address)) == want
                     || route
                         .as_ref()

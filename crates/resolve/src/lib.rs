@@ -48,8 +48,11 @@
 //! tables are opened once; file-backed tables reload themselves when the file changes
 //! (rostfix-maps), plain domain names need a restart of the process holding them.
 //!
-//! Not done (partial): sender_dependent_relayhost_maps and
-//! sender_dependent_default_transport_maps, canonical_maps / sender and recipient
+//! - [`Resolver::resolve_from`]: the same with the envelope sender, for
+//!   sender_dependent_relayhost_maps and sender_dependent_default_transport_maps
+//!   ([`sender_dependent`]).
+//!
+//! Not done (partial): canonical_maps / sender and recipient
 //! canonical rewriting, masquerade_domains, source routes and `%`/`!` address forms,
 //! relayhost lists (only one relayhost).
 
@@ -60,7 +63,10 @@ pub mod domain_list;
 pub mod error;
 pub mod resolver;
 #[cfg(test)]
+mod resolver_sender_tests;
+#[cfg(test)]
 mod resolver_tests;
+pub mod sender_dependent;
 pub mod transport;
 pub mod virtual_alias;
 

@@ -5,6 +5,7 @@
 use crate::canonical::Canonical;
 use crate::domain_list::{normalize_domain, split_list, DomainList};
 use crate::error::ResolveError;
+use crate::sender_dependent::SenderDependent;
 use crate::transport;
 use crate::virtual_alias::{self, split_addresses, ExpandError, ExpandLimits};
 use rostfix_config::MainCf;
@@ -69,6 +70,7 @@ pub struct Resolver {
     relay_transport: String,
     default_transport: String,
     relayhost: String,
+    sender_dependent: SenderDependent,
     transport_maps: Vec<Box<dyn Map>>,
     transport_parent_matches: bool,
     virtual_alias_maps: Vec<Box<dyn Map>>,
@@ -180,6 +182,7 @@ impl Resolver {
             relay_transport: cfg.get("relay_transport").trim().to_string(),
             default_transport: cfg.get("default_transport").trim().to_string(),
             relayhost: cfg.get("relayhost").trim().to_string(),
+            sender_dependent: SenderDependent::from_config(cfg)?,
             transport_maps: open_tables(
                 "transport_maps",
                 &cfg.get("transport_maps"),
@@ -270,17 +273,47 @@ impl Resolver {
         })
     }
 
-    /// Transport and next hop of `address` (already canonical and alias-expanded).
+    /// Transport and next hop of `address` (already canonical and alias-expanded),
+    /// without sender-dependent routing (see [`Resolver::resolve_from`]).
     pub fn resolve(&self, address: &str) -> Result<Resolution, ResolveError> {
+        self.resolve_from(None, address)
+    }
+
+    /// Transport and next hop of `address` for mail from `sender` (empty: `<>`):
+    /// sender_dependent_relayhost_maps and sender_dependent_default_transport_maps
+    /// apply when a sender is given.
+    pub fn resolve_from(
+        &self,
+        sender: Option<&str>,
+        address: &str,
+    ) -> Result<Resolution, ResolveError> {
         let class = self.classify(address)?;
         let domain = normalize_domain(domain_of(address));
-        let relay_or_domain = || {
-            if self.relayhost.is_empty() {
-                domain.clone()
-            } else {
-                self.relayhost.clone()
-            }
+        let sender = sender.filter(|_| !self.sender_dependent.is_empty());
+        let sender_local = match sender {
+            Some(s) if !s.is_empty() => self.is_local_domain(domain_of(s))?,
+            _ => false,
         };
+        let sender_relayhost = match (sender, class) {
+            (Some(s), AddressClass::Relay | AddressClass::Default) => self
+                .sender_dependent
+                .relayhost(s, &self.recipient_delimiter, sender_local)?,
+            _ => None,
+        };
+        let sender_transport = match (sender, class) {
+            (Some(s), AddressClass::Default) => self.sender_dependent.default_transport(
+                s,
+                &self.recipient_delimiter,
+                sender_local,
+            )?,
+            _ => None,
+        };
+        let relay_or_domain = || match &sender_relayhost {
+            Some(relay) => relay.clone(),
+            None if self.relayhost.is_empty() => domain.clone(),
+            None => self.relayhost.clone(),
+        };
+        let default_transport = sender_transport.as_ref().unwrap_or(&self.default_transport);
         let (spec, fallback, default_nexthop) = match class {
             AddressClass::Local => (&self.local_transport, "local", self.myhostname.clone()),
             AddressClass::VirtualAlias => {
@@ -292,7 +325,7 @@ impl Resolver {
             }
             AddressClass::VirtualMailbox => (&self.virtual_transport, "virtual", domain.clone()),
             AddressClass::Relay => (&self.relay_transport, "relay", relay_or_domain()),
-            AddressClass::Default => (&self.default_transport, "smtp", relay_or_domain()),
+            AddressClass::Default => (default_transport, "smtp", relay_or_domain()),
         };
         let (t, n) = transport::split_transport(spec);
         let mut transport = if t.is_empty() { fallback } else { t }.to_string();

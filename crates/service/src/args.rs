@@ -24,7 +24,14 @@ pub(crate) fn parse_args(argv: &[String]) -> Result<ServiceArgs, ServiceError> {
             break;
         }
         let Some(body) = arg.strip_prefix('-').filter(|b| is_known_option(b)) else {
-            // Not ours (a plain word, or a flag only the daemon knows): keep it.
+            if !arg.starts_with('-') {
+                // The first plain word ends the options, as getopt does: pipe's
+                // `argv=/usr/bin/spamc -u spamd -e /usr/sbin/sendmail -oi` must reach
+                // the daemon whole, not lose `-u` and `-oi` to the skeleton.
+                args.extra.extend(argv[i - 1..].iter().cloned());
+                break;
+            }
+            // A flag only the daemon knows: keep it.
             args.extra.push(arg.clone());
             continue;
         };
@@ -138,6 +145,39 @@ mod tests {
     }
 
     #[test]
+    fn options_end_at_the_first_plain_word() {
+        let a = parse(&[
+            "-n",
+            "spamassassin",
+            "-t",
+            "unix",
+            "-o",
+            "a=b",
+            "user=spamd",
+            "argv=/usr/bin/spamc",
+            "-u",
+            "spamd",
+            "-oi",
+            "-n",
+        ])
+        .unwrap();
+        assert!(!a.unpriv);
+        assert_eq!(a.name, "spamassassin");
+        assert_eq!(a.overrides, vec![("a".into(), "b".into())]);
+        assert_eq!(
+            a.extra,
+            vec![
+                "user=spamd",
+                "argv=/usr/bin/spamc",
+                "-u",
+                "spamd",
+                "-oi",
+                "-n"
+            ]
+        );
+    }
+
+    #[test]
     fn master_style_command_line() {
         let a = parse(&["-n", "127.0.0.1:2525", "-t", "inet", "-c", "-u", "-l"]).unwrap();
         assert_eq!(a.name, "127.0.0.1:2525");
@@ -217,9 +257,11 @@ mod tests {
             "-c",
         ])
         .unwrap();
+        // After the first plain word everything is the daemon's, `--` included (a
+        // command in pipe's argv= may use it).
         assert_eq!(
             a.extra,
-            vec!["flags=DRhu", "-x", "-cq", "argv=/bin/cat", "-c"]
+            vec!["flags=DRhu", "-x", "-cq", "argv=/bin/cat", "--", "-c"]
         );
         assert!(
             !a.chroot,

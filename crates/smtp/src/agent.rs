@@ -6,6 +6,7 @@
 use crate::cache::Cache;
 use crate::deliver::{self, Agent};
 use crate::dns;
+use crate::header_flags::HeaderFlags;
 use crate::help;
 use crate::settings::{Mode, Settings};
 use rostfix_proto::{serve_delivery_stream, StreamEnd};
@@ -23,9 +24,12 @@ pub fn main(program: &'static str) -> ! {
         help: help::HELP,
         before_confine: move |service: &mut Service| load(program, service),
         after_confine: |service: &mut Service, (settings, dns): (Settings, Option<dns::Dns>)| {
+            let header_flags =
+                HeaderFlags::parse(&service.args.extra).map_err(StartError::daemon)?;
             let cache = Cache::start(settings.cache.time_limit, settings.cache.reuse_limit);
             let agent = Agent {
                 settings,
+                header_flags,
                 dns,
                 cache,
             };

@@ -31,6 +31,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// The process-wide state a delivery uses.
 pub struct Agent {
     pub settings: Settings,
+    /// master.cf `flags=` (D, O, R): headers prepended to the message sent.
+    pub header_flags: crate::header_flags::HeaderFlags,
     pub dns: Option<Dns>,
     pub cache: Arc<Cache>,
 }
@@ -63,13 +65,29 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
     let mut relay = "none".to_string();
     let mut setup = started.elapsed().as_secs_f64();
     let mut conn_use = 0;
+    let flags = agent.header_flags;
     let outcomes = match read_message(req) {
         Err(failure) => vec![failure; req.recipients.len()],
+        Ok(_) if flags.needs_single_recipient() && req.recipients.len() > 1 => {
+            log::warn!(
+                "{}: flags=D or flags=O requires {}_destination_recipient_limit = 1",
+                req.queue_id,
+                agent.settings.mode.prefix()
+            );
+            let o = defer("4.3.5", "mail system configuration error".into());
+            vec![o; req.recipients.len()]
+        }
         Ok(msg) => {
+            let prepended = match (flags.any(), msg.rcpts.first()) {
+                (true, Some(r)) => {
+                    Some(flags.prepend(&req.sender, &r.address, &r.orig, &msg.content))
+                }
+                _ => None,
+            };
             let env = Envelope {
                 sender: &req.sender,
                 recipients: &msg.rcpts,
-                content: &msg.content,
+                content: prepended.as_deref().unwrap_or(&msg.content),
                 ret: msg.ret.as_deref(),
                 envid: msg.envid.as_deref(),
                 eight_bit: msg.eight_bit,
@@ -199,7 +217,12 @@ impl Run<'_> {
         let n = env.recipients.len();
         let s = &self.agent.settings;
         let key = format!("{}:{}", s.mode.prefix(), self.req.nexthop);
-        if let Some(mut client) = self.agent.cache.take(&key) {
+        let cached = if self.cacheable() {
+            self.agent.cache.take(&key)
+        } else {
+            None
+        };
+        if let Some(mut client) = cached {
             *self.setup = self.started.elapsed().as_secs_f64();
             *self.relay = client.relay().to_string();
             let r = client.transaction(env);
@@ -254,7 +277,20 @@ impl Run<'_> {
             };
             let creds = match &s.sasl {
                 Some(sasl_settings) => {
-                    match sasl::lookup(&sasl_settings.password_maps, &self.req.nexthop, host) {
+                    let by_sender = if sasl_settings.sender_dependent {
+                        sasl::lookup_sender(
+                            &sasl_settings.password_maps,
+                            &self.req.sender,
+                            &sasl_settings.delimiter,
+                        )
+                    } else {
+                        Ok(None)
+                    };
+                    let found = by_sender.and_then(|c| match c {
+                        Some(c) => Ok(Some(c)),
+                        None => sasl::lookup(&sasl_settings.password_maps, &self.req.nexthop, host),
+                    });
+                    match found {
                         Ok(c) => c,
                         Err(e) => {
                             *self.setup = self.started.elapsed().as_secs_f64();
@@ -331,10 +367,22 @@ impl Run<'_> {
         }
     }
 
+    /// False with sender-dependent authentication: as Postfix, no session is cached
+    /// or reused then, since it is logged in with one sender's credentials.
+    fn cacheable(&self) -> bool {
+        !self
+            .agent
+            .settings
+            .sasl
+            .as_ref()
+            .is_some_and(|s| s.sender_dependent)
+    }
+
     /// Caches a good session, or closes it.
     fn keep(&self, key: String, mut client: Client<Conn>) {
         let c = &self.agent.settings.cache;
-        let wanted = c.on_demand || c.destinations.iter().any(|d| d == &self.req.nexthop);
+        let wanted = self.cacheable()
+            && (c.on_demand || c.destinations.iter().any(|d| d == &self.req.nexthop));
         if wanted && client.reusable() {
             self.agent.cache.put(key, client);
         } else {

@@ -19,12 +19,16 @@ each accepted recipient done in the queue file before answering qmgr.
 STARTTLS per smtp_tls_security_level (none, may, encrypt, verify, secure) and
 smtp_tls_policy_maps; CAs from smtp_tls_CAfile, smtp_tls_CApath or the system
 store. Client SASL (PLAIN, LOGIN) with smtp_sasl_password_maps when
-smtp_sasl_auth_enable = yes. Serves requests on one qmgr stream until qmgr
+smtp_sasl_auth_enable = yes; with smtp_sender_dependent_authentication = yes
+the envelope sender is looked up first and no session is cached. Serves requests on one qmgr stream until qmgr
 closes it; the session to the destination is kept between them
 (smtp_connection_cache_time_limit) and reused after RSET, the delivery line
 then shows conn_use=N; closing the stream closes the session. 8-bit mail to a
 server without 8BITMIME is converted to quoted-printable unless
 disable_mime_output_conversion = yes.
+master.cf flags=DORX (Postfix 3.0): D prepends Delivered-To:, O
+X-Original-To:, R Return-Path: (D and O need
+TRANSPORT_destination_recipient_limit = 1).
 LMTP mode (command or service name lmtp): next hops unix:PATH (relative to
 queue_directory), inet:host:port, host:port; LHLO; one reply per recipient;
 lmtp_* parameters.

@@ -28,6 +28,7 @@ pub mod deliver;
 pub mod dns;
 pub mod downgrade;
 pub mod envelope;
+pub mod header_flags;
 pub mod help;
 pub mod nexthop;
 pub mod policy;

@@ -3,8 +3,10 @@
 //! under smtp_sasl_security_options / smtp_sasl_tls_security_options, and the PLAIN
 //! and LOGIN encodings.
 //!
-//! Key order as Postfix's smtp_sasl_passwd_lookup: the server host name first, then the
-//! next hop as written, then (Rostfix addition) the bare next-hop host or domain.
+//! Key order as Postfix's smtp_sasl_passwd_lookup: with
+//! smtp_sender_dependent_authentication the envelope sender first ([`lookup_sender`]),
+//! then the server host name, then the next hop as written, then (Rostfix addition)
+//! the bare next-hop host or domain.
 //!
 //! Only PLAIN (preferred) and LOGIN are implemented; both send the password in the
 //! clear inside the session, so `noplaintext` refuses them (and with Postfix's default
@@ -60,6 +62,27 @@ pub fn lookup(
                 Ok(None) => {}
                 Err(e) => return Err(SaslError::Lookup(key.clone(), e.to_string())),
             }
+        }
+    }
+    Ok(None)
+}
+
+/// With smtp_sender_dependent_authentication: credentials for mail from `sender`,
+/// looked up in mail_addr_find order (`user+ext@domain`, `user@domain`, `@domain`)
+/// before the host and next-hop keys of [`lookup`]. The null sender has none.
+pub fn lookup_sender(
+    maps: &[Box<dyn Map>],
+    sender: &str,
+    delimiter: &str,
+) -> Result<Option<Credentials>, SaslError> {
+    if sender.is_empty() {
+        return Ok(None);
+    }
+    for map in maps {
+        match rostfix_maps::address::lookup_address(map.as_ref(), sender, delimiter, false) {
+            Ok(Some(value)) => return Ok(Some(parse_entry(&value))),
+            Ok(None) => {}
+            Err(e) => return Err(SaslError::Lookup(sender.to_string(), e.to_string())),
         }
     }
     Ok(None)
@@ -244,6 +267,20 @@ mod tests {
         assert_eq!(u("[relay.test]:25", "relay.test"), Some("c".into()));
         assert_eq!(u("[relay.test]:25", "10.0.0.1"), Some("c".into()));
         assert_eq!(u("other.test", "mx.other.test"), None);
+    }
+
+    #[test]
+    fn sender_keys_come_first_when_asked() {
+        let maps = vec![open_map(
+            "inline:{ news@shop.test=news:n1, @shop.test=shop:s1, [relay.test]:587=relay:r1 }",
+        )
+        .unwrap()];
+        let u = |sender: &str| lookup_sender(&maps, sender, "+").unwrap().map(|c| c.user);
+        assert_eq!(u("news+x@shop.test"), Some("news".into()));
+        assert_eq!(u("sales@shop.test"), Some("shop".into()));
+        assert_eq!(u("someone@else.test"), None);
+        // The null sender is never a key: the next hop's credentials apply.
+        assert_eq!(u(""), None);
     }
 
     proptest! {

@@ -43,6 +43,12 @@ pub struct SaslSettings {
     pub plain_opts: SecurityOptions,
     pub tls_opts: SecurityOptions,
     pub soft_bounce: bool,
+    /// smtp_sender_dependent_authentication: credentials by envelope sender first;
+    /// sessions are then never cached (a session logged in for one sender must not
+    /// carry another sender's mail).
+    pub sender_dependent: bool,
+    /// recipient_delimiter, for the sender keys.
+    pub delimiter: String,
 }
 
 /// Connection cache settings.
@@ -116,6 +122,8 @@ impl Settings {
                 plain_opts: SecurityOptions::parse(&plain),
                 tls_opts: SecurityOptions::parse(&cfg.get_list(&name("sasl_tls_security_options"))),
                 soft_bounce: cfg.get_bool(&name("sasl_auth_soft_bounce")),
+                sender_dependent: cfg.get_bool(&name("sender_dependent_authentication")),
+                delimiter: cfg.get("recipient_delimiter"),
             })
         } else {
             None

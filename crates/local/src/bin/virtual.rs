@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 use rostfix_local::agent::{deliver_all, load, message, set_relay};
+use rostfix_local::deliver::Message;
 use rostfix_local::expand::Leaf;
 use rostfix_local::server::{mail_owner, rest, AGENT_EXIT_STATUS};
 use rostfix_local::setup::virtual_conf;
@@ -30,7 +31,8 @@ an mbox file (locked with fcntl, plus a dotlock when virtual_mailbox_lock says
 so). The delivery runs with the uid and gid from virtual_uid_maps and
 virtual_gid_maps (e.g. static:5000), which must not be below
 virtual_minimum_uid. virtual_mailbox_limit caps message and mbox size.
-Return-Path: and Delivered-To: are added; a message that already carries
+Return-Path:, X-Original-To: (the recipient as received) and Delivered-To:
+are added; a message that already carries
 Delivered-To: with the address bounces as a mail forwarding loop (5.4.6).
 Unknown addresses bounce 5.1.1; lookup errors and configuration errors defer.
 No aliases, .forward files or commands: that is local(8).",
@@ -79,7 +81,11 @@ fn serve<S: Read + Write>(conf: &VirtualConf, stream: &mut S) {
         Err(reply) => reply,
         Ok((qf, content)) => {
             let msg = message(&req, &content);
-            deliver_all(&req, &qf, received, |address, _orig| {
+            deliver_all(&req, &qf, received, |address, orig| {
+                let msg = Message {
+                    original: orig,
+                    ..msg
+                };
                 vec![Leaf {
                     to: address.to_string(),
                     result: deliver_virtual(conf, msg, address).map(str::to_string),

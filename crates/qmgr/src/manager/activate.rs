@@ -216,9 +216,11 @@ impl Manager {
                         &self.settings.myhostname,
                     ),
                 )),
+                // The sender matters: sender_dependent_relayhost_maps and
+                // sender_dependent_default_transport_maps.
                 None => self
                     .resolver
-                    .resolve(&r.address)
+                    .resolve_from(Some(&qf.envelope.sender), &r.address)
                     .map(|res| (res.transport, res.nexthop)),
             };
             match resolved {

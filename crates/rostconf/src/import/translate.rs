@@ -285,7 +285,7 @@ fn missing_service_reason(command: &str) -> &'static str {
         "trivial-rewrite" => "qmgr resolves addresses itself",
         "tlsmgr" => "rustls keeps TLS session state in each process",
         "postlogd" => "logging goes to maillog_file or syslog directly",
-        "pipe" | "spawn" => "pipe/spawn delivery is not implemented yet; deliver another way",
+        "spawn" => "spawn is not implemented yet",
         _ => "not implemented in this Rostfix version",
     }
 }
