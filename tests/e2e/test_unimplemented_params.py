@@ -136,3 +136,27 @@ def test_per_transport_limits_and_unreadable_table_types(make_instance):
     assert (f"{main}, line {line_of(main, 'virtual_mailbox_maps =')}: parameter "
             "virtual_mailbox_maps: table proxy:ldap:/etc/rostfix/ldap-virtual.cf: type "
             "ldap is not implemented by Rostfix; lookups in it fail") in err, err
+
+
+def test_names_referenced_from_master_cf_are_not_unused(make_instance):
+    """The Debian/Ubuntu guides define mua_client_restrictions in main.cf and use it
+    only from master.cf (`-o smtpd_client_restrictions=$mua_client_restrictions`):
+    no "unused parameter" for it, from rostfix check or at start; a misspelt -o name
+    still is."""
+    inst = make_instance(start=False)
+    main = inst.conf / "main.cf"
+    master = inst.conf / "master.cf"
+    main.write_text(main.read_text()
+                    + "mua_client_restrictions = permit_sasl_authenticated, reject\n")
+    port = free_port()
+    master.write_text(master.read_text()
+                      + f"127.0.0.1:{port} inet n - y - - smtpd\n"
+                      + "  -o smtpd_client_restrictions=$mua_client_restrictions\n"
+                      + "  -o smtpd_tls_securty_level=encrypt\n")
+    err = inst.cmd("rostfix", "check", check=False).stderr.decode()
+    assert "mua_client_restrictions" not in err, err
+    assert f"{master}: unused parameter: smtpd_tls_securty_level=encrypt" in err, err
+    inst.start()
+    wait_for(lambda: "unused parameter: smtpd_tls_securty_level" in inst.log_text(),
+             what="master's warning for the misspelt -o name")
+    assert "unused parameter: mua_client_restrictions" not in inst.log_text()

@@ -23,6 +23,7 @@ pub mod per_transport;
 pub mod table_types;
 mod tls_protocols;
 mod unimplemented;
+pub mod unused;
 
 #[cfg(test)]
 mod tests;

@@ -128,10 +128,10 @@ impl MainCf {
     }
 
     /// Warnings found while loading, each already phrased for the log, e.g.
-    /// `/etc/rostfix/main.cf: unused parameter: foo_bar=1` (postconf's wording). Every
-    /// daemon logs these at its start; the settings that have no effect in Rostfix are
-    /// found by `ineffective::setting_warnings` instead, which master logs once at start
-    /// and reload (not once per smtpd process) and `rostfix check` prints.
+    /// `/etc/rostfix/main.cf: unused parameter: foo_bar=1` (postconf's wording), judged
+    /// on main.cf alone: `unused::warnings` judges them against master.cf too, which is
+    /// what master (at start and reload), `rostfix check` and rostconf report. The
+    /// settings that have no effect in Rostfix are `ineffective::setting_warnings`.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }

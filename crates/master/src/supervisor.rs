@@ -86,7 +86,7 @@ fn load(config_dir: &Path, cwd: &Path) -> Result<(Vec<String>, Settings, Plan), 
     let settings = Settings::from_main(&main, cwd)?;
     let master = MasterCf::load(config_dir, settings.default_process_limit)?;
     let plan = make_plan(&master, &settings.plan, &|path| path.is_file())?;
-    let mut warnings = main.warnings().to_vec();
+    let mut warnings = rostfix_config::unused::warnings(&main, Some(&master));
     warnings.extend(setting_warnings(&main, Some(&master)));
     Ok((warnings, settings, plan))
 }

@@ -12,7 +12,6 @@ mod import;
 mod info;
 mod master;
 mod show;
-mod unused;
 
 use args::{ArgsError, Mode, Options};
 use rostfix_config::getopt::{options_or_exit, usage_exit};

@@ -14,14 +14,15 @@ pub fn show(options: &Options, dir: &Path, out: &mut impl Write) -> Result<(), F
     } else {
         MainCf::load(dir)?
     };
-    for warning in crate::unused::warnings(&config, dir) {
-        eprintln!("rostconf: warning: {warning}");
-    }
     if !options.defaults {
-        // The settings that have no effect, as `rostfix check` and master report them,
-        // so `rostconf -n` after an import shows what does not carry.
+        // Unused parameters judged against master.cf too, and the settings that have no
+        // effect, as `rostfix check` and master report them, so `rostconf -n` after an
+        // import shows what does not carry.
         let limit = u32::try_from(config.get_int("default_process_limit").max(1)).unwrap_or(100);
         let master = rostfix_config::MasterCf::load(dir, limit).ok();
+        for warning in rostfix_config::unused::warnings(&config, master.as_ref()) {
+            eprintln!("rostconf: warning: {warning}");
+        }
         for warning in ineffective::setting_warnings(&config, master.as_ref()) {
             eprintln!("rostconf: warning: {warning}");
         }

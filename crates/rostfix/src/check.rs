@@ -81,11 +81,11 @@ fn ids(main: &MainCf) -> Result<Ids, Fatal> {
 /// Runs every check; warnings go to `warn` (phrased without `warning: `).
 pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, Fatal> {
     let main = MainCf::load(config_dir)?;
-    for warning in main.warnings() {
-        warn(warning);
-    }
     let limit = u32::try_from(main.get_int("default_process_limit")).unwrap_or(u32::MAX);
     let master = MasterCf::load(config_dir, limit)?;
+    for warning in rostfix_config::unused::warnings(&main, Some(&master)) {
+        warn(&warning);
+    }
     // A table type Rostfix cannot read fails the check (every lookup in it would
     // fail); master only warns at start, as for other unreadable tables.
     let unreadable = rostfix_config::table_types::table_warnings(&main, Some(&master));

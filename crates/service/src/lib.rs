@@ -181,9 +181,6 @@ impl Service {
             target,
             args.verbose,
         )?;
-        for warning in config.warnings() {
-            log::warn!("{warning}");
-        }
         for warning in inherit::startup_warnings() {
             log::warn!("{warning}");
         }
