@@ -71,13 +71,13 @@ def test_mail_after_a_reload_is_taken_in_while_the_old_qmgr_finishes(make_instan
                             what="the first message in active/")
         wait_for(lambda: sink.held >= 1, timeout=10, what="its delivery to be in flight")
         inst.cmd("rostfix", "reload")
-        wait_for(lambda: "finishing 1 deliveries in flight" in inst.log_text(), timeout=10,
-                 what="the old qmgr to notice the reload")
-        # The old generation lets go of the trigger socket (master keeps it open).
+        # The old generation notices the reload (silently, as Postfix's qmgr: a routine
+        # reload logs nothing alarming) and lets go of the trigger socket (master keeps
+        # it open).
         inode = listening_socket_inode(inst.queue / "public" / "qmgr")
         assert inode is not None
-        wait_for(lambda: not holds_socket(int(old_qmgr), inode), timeout=5,
-                 what="the old qmgr to close its copy of public/qmgr")
+        wait_for(lambda: not holds_socket(int(old_qmgr), inode), timeout=10,
+                 what="the old qmgr to notice the reload and close its copy of public/qmgr")
         assert os.path.isdir(f"/proc/{old_qmgr}"), "the old qmgr is still finishing"
         second = send(inst, "after")
         # Well before the old qmgr's delivery can end (HOLD seconds).
