@@ -16,6 +16,7 @@ mod messages;
 mod names;
 mod sockets;
 mod status;
+mod xtext;
 
 pub use agent_stream::{serve_delivery_stream, StreamEnd, MAX_DELIVERY_REQUEST};
 pub use anvil::{AnvilClient, AnvilReply, AnvilRequest};
@@ -28,3 +29,4 @@ pub use sockets::{
     QMGR_SOCKET, SHOWQ_SOCKET, WAKEUP_TIMEOUT,
 };
 pub use status::{ChildStatus, StatusKind, STATUS_LEN};
+pub use xtext::xtext;

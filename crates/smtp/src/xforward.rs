@@ -123,18 +123,7 @@ impl Attributes {
     }
 }
 
-/// xtext (RFC 3461): `+`, `=`, controls, space and non-ASCII as `+HH`.
-fn xtext(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
-}
+use rostfix_proto::xtext;
 
 /// The largest index <= `at` that is a char boundary of `s` (xtext output is ASCII,
 /// so this is `at` in practice).

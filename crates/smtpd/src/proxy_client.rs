@@ -386,18 +386,7 @@ fn xforward_commands(client: &ClientAttrs, offered: &[String]) -> Vec<String> {
     out
 }
 
-/// xtext (RFC 3461): `+`, `=`, controls, space and non-ASCII as `+HH`.
-fn xtext(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
-}
+use rostfix_proto::xtext;
 
 /// LF-ended text to SMTP DATA text: CRLF, and a `.` doubled at the start of a line.
 fn encode_data(data: &[u8], line_start: &mut bool, out: &mut Vec<u8>) {
