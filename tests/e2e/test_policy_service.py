@@ -2,12 +2,14 @@
 check_policy_service against a real postgrey (greylisting: 450 first, then 250 once
 the delay has passed, with postgrey's PREPEND header above our Received:), against
 Debian's policyd-spf (postfix-policyd-spf-python, unpacked by
-tests/fetch-policyd-spf.sh, its DNS pointed at the test dnsmasq: SPF fail is refused
+tests/fetch-policyd-spf.sh, run per connection by our spawn(8) service as Ubuntu's guide
+wires it, its DNS pointed at the test dnsmasq: SPF fail is refused
 with 550 5.7.23, a pass gets its Received-SPF header), a policy
 server that hangs or talks garbage (default_action after the time limit), and
 smtpd_sender_login_maps refusing an authenticated user who sends as someone else,
 from a hash table and from a pcre table, with Postfix's reply texts."""
 
+import os
 import re
 import shutil
 import socket
@@ -216,9 +218,10 @@ skip_addresses = 192.0.2.0/24
 
 @pytest.fixture
 def policyd_spf(workdir):
-    """policyd-spf behind a socket, one process per connection on stdin/stdout as
-    Postfix's spawn(8) runs it (Rostfix has no spawn service: the test does its job);
-    yields (port, dns port)."""
+    """policyd-spf as Ubuntu's guide wires it: a master.cf spawn(8) service
+    (`policyd-spf unix - n n - 0 spawn user=nobody argv=...`) that runs one policyd-spf
+    per connection on its standard streams, named by smtpd as
+    check_policy_service unix:private/policyd-spf. Yields the master.cf entry."""
     here = Path(__file__).resolve().parent.parent
     fetched = subprocess.run([str(here / "fetch-policyd-spf.sh")], capture_output=True, text=True)
     if fetched.returncode != 0:
@@ -227,45 +230,32 @@ def policyd_spf(workdir):
     probe = subprocess.run(["/usr/bin/python3", "-c", "import spf, DNS, spf_engine"])
     if probe.returncode != 0:
         pytest.skip("python3-spf-engine not installed (tests/setup-deps.sh)")
-    conf = Path(tempfile.mkdtemp(prefix="spf-", dir=workdir)) / "policyd-spf.conf"
+    folder = Path(tempfile.mkdtemp(prefix="spf-", dir=workdir))
+    os.chmod(folder, 0o755)
+    conf = folder / "policyd-spf.conf"
     conf.write_text(SPF_CONF)
+    wrapper = folder / "policyd-spf-wrapper.py"
+    wrapper.write_text(SPF_WRAPPER)
+    for f in (conf, wrapper):
+        os.chmod(f, 0o644)
     records = [
         '--txt-record=spf-fail.test,v=spf1 ip4:192.0.2.1 -all',
         '--txt-record=spf-pass.test,v=spf1 ip4:127.0.0.1 -all',
     ]
     with dnsmasq(records) as dns_port:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        children = []
-
-        def serve():
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-                children.append(subprocess.Popen(
-                    ["/usr/bin/python3", "-c", SPF_WRAPPER, str(dns_port), str(script),
-                     str(conf)],
-                    stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.DEVNULL))
-                conn.close()
-
-        threading.Thread(target=serve, daemon=True).start()
-        try:
-            yield listener.getsockname()[1]
-        finally:
-            listener.close()
-            for c in children:
-                c.kill()
-                c.wait()
+        # The command runs as nobody: the unpacked script must be readable by it.
+        subprocess.run(["chmod", "-R", "a+rX", str(script.parents[2])], check=True)
+        yield (f"policyd-spf unix - n n - 0 spawn user=nobody argv=/usr/bin/python3 "
+               f"{wrapper} {dns_port} {script} {conf}\n")
 
 
 def test_policyd_spf_rejects_spf_fail(make_instance, policyd_spf):
     inst = make_instance(main_extra={
         "smtpd_recipient_restrictions":
-            f"reject_unauth_destination, check_policy_service inet:127.0.0.1:{policyd_spf}",
-    })
+            "reject_unauth_destination, check_policy_service unix:private/policyd-spf",
+        # Ubuntu's guide sets it so: policyd-spf may take its time on slow DNS.
+        "policyd-spf_time_limit": "3600",
+    }, master_extra=policyd_spf)
     rcpt = f"{USER1}@mx.rostfix.test"
     with inst.smtp() as s:
         s.ehlo("client.test")
@@ -286,3 +276,5 @@ def test_policyd_spf_rejects_spf_fail(make_instance, policyd_spf):
 
     data = wait_for(delivered, what="SPF pass delivered")
     assert b"Received-SPF: Pass" in data, data[:1500]
+    # The per-service time limit is read by spawn: no "unused parameter" alarm.
+    assert "policyd-spf_time_limit" not in inst.log_text(), inst.log_text()[-2000:]

@@ -36,8 +36,9 @@ pub const UNIMPLEMENTED_SUFFIXES: &[&str] = &[
     "time_limit",
 ];
 
-/// Suffixes the pipe delivery agent reads for its own service (crates/pipe: the
-/// command's time limit); set for a service of another command they do nothing.
+/// Suffixes pipe and spawn read for their own service (the command's time limit,
+/// crates/pipe/src/command_env.rs); set for a service of another command they do
+/// nothing.
 pub const PIPE_SUFFIXES: &[&str] = &["time_limit"];
 
 /// A name split into its transport and a per-transport suffix.
@@ -89,7 +90,7 @@ pub fn warnings(main: &MainCf, master: &MasterCf) -> Vec<String> {
     let pipes: HashSet<&str> = master
         .services
         .iter()
-        .filter(|s| s.command == "pipe")
+        .filter(|s| s.command == "pipe" || s.command == "spawn")
         .map(|s| s.name.as_str())
         .collect();
     let mut out = Vec::new();

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The daemons Rostfix ships; master runs only these.
-pub const SUPPORTED_COMMANDS: [&str; 12] = [
+pub const SUPPORTED_COMMANDS: [&str; 13] = [
     "smtpd",
     "qmgr",
     "local",
@@ -21,6 +21,7 @@ pub const SUPPORTED_COMMANDS: [&str; 12] = [
     "showq",
     "postscreen",
     "pipe",
+    "spawn",
 ];
 
 /// master.cf's type column as written.

@@ -130,7 +130,7 @@ pub fn deliver(
             command: &program,
             shell: "",
             ident: pipe.ident,
-            env: environment(&pipe.export_environment),
+            env: crate::command_env::environment(&pipe.export_environment),
             cwd: args.directory.clone(),
             input: &input,
             time_limit: pipe.time_limit,
@@ -138,18 +138,6 @@ pub fn deliver(
         },
     )?;
     Ok(format!("delivered via {} service", pipe.transport))
-}
-
-/// The command's environment: export_environment's variables as pipe has them, and a
-/// fixed PATH (never pipe's own: the command must not depend on how master started).
-fn environment(export: &[String]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = export
-        .iter()
-        .filter(|name| name.as_str() != "PATH")
-        .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
-        .collect();
-    env.push(("PATH".into(), "/usr/bin:/bin".into()));
-    env
 }
 
 #[cfg(test)]

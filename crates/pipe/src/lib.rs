@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod args;
+pub mod command_env;
 pub mod copy;
 pub mod flags;
 pub mod identity;

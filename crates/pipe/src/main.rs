@@ -5,11 +5,11 @@
 
 #![deny(unsafe_code)]
 
-use rostfix_config::{parse_time, MainCf};
 use rostfix_local::agent::set_relay;
 use rostfix_local::server::{mail_owner, rest, AGENT_EXIT_STATUS};
 use rostfix_pipe::agent::{handle_request, Pipe};
 use rostfix_pipe::args::PipeArgs;
+use rostfix_pipe::command_env::time_limit;
 use rostfix_pipe::identity::command_identity;
 use rostfix_proto::{serve_delivery_stream, StreamEnd};
 use rostfix_service::manual::Manual;
@@ -87,18 +87,6 @@ fn main() {
             })))
         },
     })
-}
-
-/// TRANSPORT_time_limit when set, else command_time_limit.
-fn time_limit(cfg: &MainCf, transport: &str) -> Duration {
-    let own = cfg
-        .raw(&format!("{transport}_time_limit"))
-        .and_then(|raw| cfg.expand_text(raw).ok())
-        .and_then(|v| parse_time(v.trim(), 's'));
-    match own {
-        Some(secs) => Duration::from_secs(secs),
-        None => cfg.get_time("command_time_limit"),
-    }
 }
 
 fn serve_connection(pipe: &Pipe, conn: Connection, ipc_timeout: Duration) {

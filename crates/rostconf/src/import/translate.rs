@@ -285,7 +285,8 @@ fn missing_service_reason(command: &str) -> &'static str {
         "trivial-rewrite" => "qmgr resolves addresses itself",
         "tlsmgr" => "rustls keeps TLS session state in each process",
         "postlogd" => "logging goes to maillog_file or syslog directly",
-        "spawn" => "spawn is not implemented yet",
+        "error" | "discard" => "qmgr carries out the error:, retry: and discard: transports itself",
+        "scache" => "the smtp client keeps its own connection cache",
         _ => "not implemented in this Rostfix version",
     }
 }
