@@ -14,6 +14,7 @@ of the same data. SQL tables (pgsql:, mysql:) are built, but no database server 
 in this test (test_sql_tables.py runs real ones): they become texthash tables too. A case that still fails for a missing
 feature is marked xfail(strict=True) naming it, so that it flips when it lands."""
 
+import os
 import re
 import shutil
 import smtplib
@@ -487,3 +488,71 @@ def test_start_accept_and_refuse(make_instance, workdir, corpus_dns, policy_stan
         # The stand-in was really asked, about the accepted recipient.
         asked = [r.get("recipient") for r in policy_stand_in.requests]
         assert case.accept in asked, policy_stand_in.requests
+
+
+# ---- the import report, per configuration (issue 16: never silent) ----
+
+# The report sections that list what did not carry over as it was.
+REPORTED_SECTIONS = ("Translated:", "Not carried or needing attention:",
+                     "Accepted but not implemented by Rostfix")
+
+
+def reported_items(report, conf):
+    """The report's bullet lines in the sections above, the import's target folder
+    written as $CONF so that the list does not depend on the test's folder."""
+    items, keep = [], False
+    for line in report.splitlines():
+        if line and not line.startswith(" "):
+            keep = line.startswith(REPORTED_SECTIONS)
+            continue
+        if keep and line.lstrip().startswith("- "):
+            items.append(line.strip()[2:].replace(str(conf), "$CONF"))
+    return sorted(set(items))
+
+
+def source_parameters(case_dir):
+    """Every main.cf parameter (service None) and master.cf `-o` parameter (with the
+    name of its service) the configuration sets."""
+    out = {(name, None) for name in main_settings((case_dir / "main.cf").read_text())}
+    service = None
+    for line in (case_dir / "master.cf").read_text().splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            service = line.split()[0]
+        for m in re.finditer(r"(?:^|\s)-o\s+([A-Za-z0-9_.-]+)=", line):
+            if line[:1].isspace():
+                out.add((m.group(1), service))
+    return out
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
+def test_import_reports_each_parameter(tmp_path, case):
+    """`rostconf import` reports, per configuration, exactly the list in
+    tests/corpus/NAME/EXPECTED-REPORT (what was translated, not carried, or accepted
+    without effect), and drops no parameter without a line: each one the source sets is
+    still set in the imported files or named in the report. After a change that
+    implements a parameter, regenerate with ROSTFIX_UPDATE_EXPECTED=1 and review the
+    diff: a line that disappears is a parameter that now works."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    report = rostconf_import(CORPUS / case.name, conf)
+    assert report == (conf / "IMPORT-REPORT").read_text()
+    items = reported_items(report, conf)
+    expected_file = CORPUS / case.name / "EXPECTED-REPORT"
+    if os.environ.get("ROSTFIX_UPDATE_EXPECTED") == "1":
+        expected_file.write_text("".join(i + "\n" for i in items))
+    expected = expected_file.read_text().splitlines()
+    assert items == expected, "\n".join(
+        [f"+ {i}" for i in items if i not in expected]
+        + [f"- {i}" for i in expected if i not in items])
+
+    imported_main = main_settings((conf / "main.cf").read_text())
+    imported_master = (conf / "master.cf").read_text()
+    # A `-o` of a service the import commented out goes with it: the report names
+    # the service.
+    silent = [(name, service) for name, service in source_parameters(CORPUS / case.name)
+              if name not in imported_main
+              and not re.search(rf"(?m)^\s+-o\s+{re.escape(name)}=", imported_master)
+              and not re.search(rf"\b{re.escape(name)}\b", report)
+              and not (service and re.search(
+                  rf"(?m)master\.cf: {re.escape(service)}/\S+ .*commented out", report))]
+    assert not silent, f"dropped without a line in the report: {silent}"

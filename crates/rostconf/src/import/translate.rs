@@ -95,10 +95,11 @@ const INSTALLATION_PARAMS: &[&str] = &[
     "mailq_path",
 ];
 
-/// Table types Rostfix reads (rostfix_maps::MAP_TYPES, plus `proxy:` which it strips).
-const MAP_TYPES: &[&str] = &[
-    "btree", "cidr", "hash", "inline", "pcre", "regexp", "static", "texthash", "unix", "proxy",
-];
+/// Whether Rostfix reads tables of this type: the maps crate's own list (so a type
+/// added there is never reported as unreadable here), plus `proxy:`, which it strips.
+fn readable_type(kind: &str) -> bool {
+    kind == "proxy" || rostfix_maps::MAP_TYPES.contains(&kind)
+}
 
 /// Indexed types Postfix has and Rostfix does not: the same source file is rebuilt
 /// as `hash:` (rostmap's .rdb).
@@ -173,7 +174,13 @@ pub fn main_cf(text: &str, paths: &PathMap) -> Translated {
                 )));
                 out.text.push_str(&format!("{name} = {new}\n"));
             }
-            Setting::Drop(reason) => comment_out(&mut out.text, block, &reason),
+            Setting::Drop(reason) => {
+                // Never dropped without a line in the report, not only in the file.
+                out.notes.push(Note::Translated(format!(
+                    "main.cf: {name}: commented out: {reason}"
+                )));
+                comment_out(&mut out.text, block, &reason)
+            }
         }
     }
     out
@@ -238,6 +245,20 @@ fn main_setting(name: &str, value: &str, paths: &PathMap, notes: &mut Vec<Note>)
     Setting::Keep
 }
 
+/// Whether `kind:rest` names a table of a type Rostfix cannot read (looking through
+/// `proxy:` at the type it wraps).
+fn unreadable(kind: &str, rest: &str) -> bool {
+    if kind == "proxy" {
+        return rest
+            .split_once(':')
+            .is_some_and(|(inner, name)| unreadable(inner, name));
+    }
+    !kind.is_empty()
+        && kind.chars().all(|c| c.is_ascii_lowercase())
+        && (rest.starts_with('/') || rest.starts_with('$'))
+        && !readable_type(kind)
+}
+
 /// Rewrites table types Rostfix lacks; notes the ones it cannot read at all.
 fn table_types(value: &str) -> (String, Vec<String>) {
     let mut notes = Vec::new();
@@ -257,12 +278,7 @@ fn table_types(value: &str) -> (String, Vec<String>) {
                     ));
                     format!("hash:{rest}")
                 }
-                Some((kind, rest))
-                    if !kind.is_empty()
-                        && kind.chars().all(|c| c.is_ascii_lowercase())
-                        && (rest.starts_with('/') || rest.starts_with('$'))
-                        && !MAP_TYPES.contains(&kind) =>
-                {
+                Some((kind, rest)) if unreadable(kind, rest) => {
                     notes.push(format!(
                         "{word}: Rostfix cannot read {kind} tables yet; the setting is kept \
                          but that table will not be consulted"
@@ -477,6 +493,7 @@ mod tests {
                     setgid_group = postdrop\nqueue_directory = /var/spool/postfix\n\
                     syslog_name = postfix/main\nvirtual_alias_maps = hash:/etc/postfix/virtual,\n\
                     \tlmdb:/etc/postfix/more\nrelay_domains = mysql:/etc/postfix/relay.cf\n\
+                    transport_maps = proxy:mongodb:/etc/postfix/t.cf\n\
                     mail_owner_x = 1\n";
         let result = main_cf(text, &paths());
         let loaded = MainCf::parse(&result.text, Path::new("main.cf")).expect("loads");
@@ -510,7 +527,14 @@ mod tests {
             })
             .collect();
         assert!(not_carried.iter().any(|n| n.contains("lmdb")));
-        assert!(not_carried.iter().any(|n| n.contains("mysql")));
+        // mysql: is read now; Postfix 3.9's mongodb: is not, also behind proxy:.
+        assert!(!not_carried.iter().any(|n| n.contains("mysql")));
+        assert!(not_carried.iter().any(|n| n.contains("proxy:mongodb")));
+        // Every commented-out setting has its line in the report, not only in the file.
+        assert!(result
+            .notes
+            .iter()
+            .any(|n| matches!(n, Note::Translated(t) if t.contains("daemon_directory: commented out"))));
         assert!(not_carried.iter().any(|n| n.contains("mail_owner_x")));
     }
 
