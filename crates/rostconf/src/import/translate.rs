@@ -531,10 +531,9 @@ mod tests {
         assert!(!not_carried.iter().any(|n| n.contains("mysql")));
         assert!(not_carried.iter().any(|n| n.contains("proxy:mongodb")));
         // Every commented-out setting has its line in the report, not only in the file.
-        assert!(result
-            .notes
-            .iter()
-            .any(|n| matches!(n, Note::Translated(t) if t.contains("daemon_directory: commented out"))));
+        assert!(result.notes.iter().any(
+            |n| matches!(n, Note::Translated(t) if t.contains("daemon_directory: commented out"))
+        ));
         assert!(not_carried.iter().any(|n| n.contains("mail_owner_x")));
     }
 
