@@ -36,6 +36,8 @@ pub struct Settings {
     pub content_checks: Option<Arc<ContentChecks>>,
     /// receive_override_options = no_address_mappings.
     pub no_address_mappings: bool,
+    /// Canonical mapping, masquerading, automatic BCC (None: no_address_mappings).
+    pub rewrite: Option<Arc<rostfix_rewrite::Rewriter>>,
     /// content_filter: every message picked up is marked for it (`filter` attribute).
     pub content_filter: Option<rostfix_queue::ContentFilter>,
 }
@@ -191,6 +193,37 @@ fn read_envelope(
     Ok((envelope, first_content))
 }
 
+/// cleanup's envelope rewriting (crates/rewrite): sender and recipients through
+/// canonical maps and masquerading, then the automatic BCC recipients, which get
+/// NOTIFY=NEVER. A failed table lookup leaves the file for the next scan.
+fn rewrite_envelope(
+    rw: &rostfix_rewrite::Rewriter,
+    envelope: &mut Envelope,
+) -> Result<(), PickupError> {
+    let failed = |e: rostfix_rewrite::RewriteError| PickupError::Retry(e.to_string());
+    envelope.sender = rw.rewrite_sender(&envelope.sender).map_err(failed)?;
+    for r in &mut envelope.recipients {
+        r.address = rw.rewrite_recipient(&r.address).map_err(failed)?;
+    }
+    let current: Vec<String> = envelope
+        .recipients
+        .iter()
+        .map(|r| r.address.clone())
+        .collect();
+    for b in rw
+        .bcc_recipients(&envelope.sender, &current)
+        .map_err(failed)?
+    {
+        envelope.recipients.push(rostfix_queue::Recipient {
+            orig_address: b.clone(),
+            address: b,
+            notify: "NEVER".to_string(),
+            ..rostfix_queue::Recipient::default()
+        });
+    }
+    Ok(())
+}
+
 /// Queues `root/maildrop/name`; `root` is "." after confinement.
 pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queued, PickupError> {
     let path = queue_path(root, QueueName::Maildrop, name);
@@ -206,6 +239,9 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
     let mut stream =
         RecordStream::new(file, &path, MAX_ENVELOPE_RECORD).map_err(from_read_error)?;
     let (mut envelope, first_content) = read_envelope(&mut stream, owner, &settings.myorigin)?;
+    if let Some(rw) = &settings.rewrite {
+        rewrite_envelope(rw, &mut envelope)?;
+    }
     if settings.no_address_mappings {
         // Addresses were rewritten before an after-queue filter handed the mail back.
         envelope
@@ -250,6 +286,14 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
             helo: None,
         },
     );
+    if let Some(rw) = settings.rewrite.clone() {
+        // Local submissions always get their headers rewritten (Postfix's `local`
+        // rewriting context: unqualified header addresses get @$myorigin).
+        inspector = inspector.with_header_rewrite(Box::new(move |header: &str| {
+            rw.rewrite_header(header, &rostfix_rewrite::HeaderContext::Local)
+                .map_err(|e| e.to_string())
+        }));
+    }
     let mut staged = Vec::new();
     write_inspected(
         &mut writer,
@@ -352,6 +396,7 @@ mod tests {
             message_size_limit: 100_000,
             content_checks: None,
             no_address_mappings: false,
+            rewrite: None,
             content_filter: None,
         }
     }

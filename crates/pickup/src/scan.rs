@@ -123,6 +123,7 @@ mod tests {
             message_size_limit: limit,
             content_checks: None,
             no_address_mappings: false,
+            rewrite: None,
             content_filter: None,
         })
     }

@@ -37,6 +37,9 @@ pub enum SettingsError {
     ContentFilter(#[from] rostfix_queue::FilterError),
     #[error(transparent)]
     ProxyFilter(#[from] crate::proxy_filter::ProxySettingsError),
+    /// canonical, masquerading or BCC parameters that cannot be used.
+    #[error(transparent)]
+    Rewrite(#[from] rostfix_rewrite::RewriteError),
 }
 
 /// What smtpd needs from main.cf.
@@ -86,6 +89,12 @@ pub struct Settings {
     /// smtpd_proxy_filter: the before-queue filter the transactions are relayed to
     /// (session/proxy.rs); None when empty.
     pub proxy_filter: Option<crate::proxy_filter::ProxySettings>,
+    /// Canonical mapping, masquerading, automatic BCC (crates/rewrite); None under
+    /// receive_override_options = no_address_mappings.
+    pub rewrite: Option<std::sync::Arc<rostfix_rewrite::Rewriter>>,
+    /// inet_interfaces addresses, for local_header_rewrite_clients'
+    /// permit_inet_interfaces.
+    pub own_addresses: Vec<std::net::IpAddr>,
 }
 
 impl Settings {
@@ -183,6 +192,16 @@ impl Settings {
             receive_overrides,
             content_filter: rostfix_queue::ContentFilter::parse(&cf.get("content_filter"))?,
             proxy_filter: crate::proxy_filter::ProxySettings::from_config(cf)?,
+            rewrite: if receive_overrides.no_address_mappings {
+                None
+            } else {
+                Some(std::sync::Arc::new(rostfix_rewrite::Rewriter::from_config(
+                    cf,
+                )?))
+            },
+            own_addresses: crate::restrictions::interfaces::own_addresses(
+                &cf.get_list("inet_interfaces"),
+            ),
         };
         Ok((settings, warnings))
     }

@@ -854,6 +854,7 @@ mod pipelining;
 pub(crate) use pipelining::escape;
 mod proxy;
 mod receive;
+mod rewrite;
 mod xclient;
 use checks::CheckPoint;
 

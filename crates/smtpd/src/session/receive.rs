@@ -102,7 +102,8 @@ pub(super) fn generic_write_error() -> Reply {
 impl<S: QueueSink> Session<'_, S> {
     /// Creates the queue file for `txn` and writes our Received: header.
     pub(super) fn open_intake(&mut self, txn: &Transaction) -> Result<Intake<S::Message>, Reply> {
-        let envelope = self.envelope(txn);
+        // cleanup's address rewriting and automatic BCC (session/rewrite.rs).
+        let envelope = self.rewrite_envelope(self.envelope(txn))?;
         let msg = match self.sink.create(&envelope) {
             Ok(m) => m,
             Err(e) => {
@@ -129,6 +130,10 @@ impl<S: QueueSink> Session<'_, S> {
                 helo: self.helo.clone(),
             },
         );
+        let inspector = match self.header_rewrite() {
+            Some(rewrite) => inspector.with_header_rewrite(rewrite),
+            None => inspector,
+        };
         let size = header.len() as u64;
         let limit = self.cfg.message_size_limit;
         let mut intake = Intake {
