@@ -151,3 +151,78 @@ def test_sender_canonical_via_sendmail(make_instance):
     assert header(msg, "From") == ["Test.One@rostfix.test"], msg
     # Unqualified header recipients get @$myorigin in the local context.
     assert header(msg, "To") == [f"{USER2}@mx.rostfix.test"], msg
+
+
+RECIPIENT_REGEXP = r"""# recipient_canonical_maps: NAME.alias@rostfix.test -> NAME@rostfix.test
+/^(.+)\.alias@rostfix\.test$/	$1@rostfix.test
+"""
+
+HEADER_PORTS = """127.0.0.1:{remote} inet n - y - - smtpd
+    -o local_header_rewrite_clients=permit_sasl_authenticated
+    -o remote_header_rewrite_domain=remote.invalid
+127.0.0.1:{plain} inet n - y - - smtpd
+    -o local_header_rewrite_clients=permit_sasl_authenticated
+"""
+
+
+def test_regexp_percent_hack_and_header_contexts(make_instance):
+    """A regexp recipient_canonical_maps on envelope and To:, the percent hack
+    (`user%domain`) through SMTP and sendmail, and the three header contexts:
+    local (our interface: @$myorigin), remote_header_rewrite_domain, none."""
+    fresh()
+    remote, plain = free_port(), free_port()
+    inst = make_instance(master_extra=HEADER_PORTS.format(remote=remote, plain=plain),
+                         start=False)
+    (inst.conf / "recipient_canonical").write_text(RECIPIENT_REGEXP)
+    with open(inst.conf / "main.cf", "a") as main:
+        main.write(f"recipient_canonical_maps = regexp:{inst.conf}/recipient_canonical\n"
+                   "sender_canonical_maps = inline:{ carol@client.example=carol@corp.example }\n")
+    inst.start()
+    body = (f"From: carol@client.example\r\nTo: {USER1}.alias@rostfix.test\r\n"
+            f"Cc: {USER2}%rostfix.test, nobody\r\nSubject: regexp\r\n\r\nhello\r\n").encode()
+    with inst.smtp() as s:
+        s.sendmail("carol@client.example", [f"{USER1}.alias@rostfix.test"], body)
+    msg = one_message(USER1)
+    assert header(msg, "Return-Path") == ["<carol@corp.example>"], msg
+    assert header(msg, "From") == ["carol@corp.example"], msg
+    assert header(msg, "To") == [f"{USER1}@rostfix.test"], msg
+    # Header addresses get the percent hack and @$myorigin (the client is on our
+    # interface: permit_inet_interfaces).
+    assert header(msg, "Cc") == [f"{USER2}@rostfix.test, nobody@mx.rostfix.test"], msg
+    # The percent hack on the envelope: a trusted client's user%domain is delivered
+    # to user@domain.
+    fresh()
+    with inst.smtp() as s:
+        s.sendmail("carol@client.example", [f"{USER2}%rostfix.test"],
+                   b"Subject: percent smtp\r\n\r\nhello\r\n")
+    assert b"percent smtp" in one_message(USER2)
+    # remote_header_rewrite_domain: a client outside local_header_rewrite_clients
+    # gets its unqualified header addresses completed with that domain; the
+    # envelope is rewritten all the same.
+    fresh()
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", remote, timeout=30) as s:
+        s.sendmail("carol@client.example", [f"{USER1}.alias@rostfix.test"],
+                   b"From: carol@client.example\r\nCc: nobody\r\n"
+                   b"Subject: remote\r\n\r\nhello\r\n")
+    msg = one_message(USER1)
+    assert header(msg, "Return-Path") == ["<carol@corp.example>"], msg
+    assert header(msg, "From") == ["carol@corp.example"], msg
+    assert header(msg, "Cc") == ["nobody@remote.invalid"], msg
+    # Neither: headers are left as they came; the envelope is still rewritten.
+    fresh()
+    with smtplib.SMTP("127.0.0.1", plain, timeout=30) as s:
+        s.sendmail("carol@client.example", [f"{USER1}.alias@rostfix.test"],
+                   f"From: carol@client.example\r\nTo: {USER1}.alias@rostfix.test\r\n"
+                   "Subject: plain\r\n\r\nhello\r\n".encode())
+    msg = one_message(USER1)
+    assert header(msg, "Return-Path") == ["<carol@corp.example>"], msg
+    assert header(msg, "From") == ["carol@client.example"], msg
+    assert header(msg, "To") == [f"{USER1}.alias@rostfix.test"], msg
+    # sendmail: the percent hack before @$myorigin would be appended.
+    fresh()
+    proc = inst._run([str(inst.bindir / "sendmail"), "-C", str(inst.conf),
+                      f"{USER2}%rostfix.test"], check=False, user=USER1,
+                     input=b"Subject: percent sendmail\n\nhello\n")
+    assert proc.returncode == 0, proc
+    assert b"percent sendmail" in one_message(USER2)

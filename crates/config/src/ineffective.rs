@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn main_cf_settings_name_file_line_and_group() {
-        let main = main_cf("myhostname = mx.example\nsmtpd_milters = inet:127.0.0.1:8891\nsoft_bounce = no\nbiff = no\nswap_bangpath = yes\n");
+        let main = main_cf("myhostname = mx.example\nsmtpd_milters = inet:127.0.0.1:8891\nsoft_bounce = no\nbiff = no\nresolve_dequoted_address = no\n");
         let found: Vec<String> = in_main_cf(&main).iter().map(ToString::to_string).collect();
         assert_eq!(
             found,
@@ -148,7 +148,7 @@ mod tests {
                 "/etc/rostfix/main.cf, line 2: parameter smtpd_milters is not implemented by \
                  Rostfix; its setting has no effect (milters)"
                     .to_string(),
-                "/etc/rostfix/main.cf, line 5: parameter swap_bangpath is not implemented by \
+                "/etc/rostfix/main.cf, line 5: parameter resolve_dequoted_address is not implemented by \
                  Rostfix; its setting has no effect (address rewriting)"
                     .to_string(),
             ]

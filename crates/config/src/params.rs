@@ -411,6 +411,11 @@ pub static PARAMS: &[ParamDef] = &[
     p("readme_directory", "no", ParamKind::Str),
     p("receive_override_options", "", ParamKind::List),
     p("recipient_bcc_maps", "", ParamKind::List),
+    p(
+        "recipient_canonical_classes",
+        "envelope_recipient, header_recipient",
+        ParamKind::List,
+    ),
     p("recipient_canonical_maps", "", ParamKind::List),
     p("recipient_delimiter", "", ParamKind::Str),
     p("reject_code", "554", ParamKind::Int),
@@ -420,6 +425,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("relay_recipient_maps", "", ParamKind::List),
     p("relay_transport", "relay", ParamKind::Str),
     p("relayhost", "", ParamKind::Str),
+    p("remote_header_rewrite_domain", "", ParamKind::Str),
     p("resolve_dequoted_address", "yes", ParamKind::Bool),
     // Rostfix-specific: "host:port" name servers used instead of /etc/resolv.conf
     // (tests point the smtp client at a local DNS server); empty = the system resolver.
@@ -430,6 +436,11 @@ pub static PARAMS: &[ParamDef] = &[
     p("rostfix_smtpd_greet_pause", "0s", ParamKind::Time('s')),
     p("sample_directory", "/etc/rostfix", ParamKind::Str),
     p("sender_bcc_maps", "", ParamKind::List),
+    p(
+        "sender_canonical_classes",
+        "envelope_sender, header_sender",
+        ParamKind::List,
+    ),
     p("sender_canonical_maps", "", ParamKind::List),
     p("sender_dependent_default_transport_maps", "", ParamKind::List),
     p("sender_dependent_relayhost_maps", "", ParamKind::List),

@@ -121,8 +121,6 @@ use Stops::*;
 pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("access_map_reject_code", ReplyCodes),
     u("allow_min_user", RecipientValidation),
-    // Postfix's default is yes; Rostfix passes `%` forms unchanged, as `no` does.
-    fixed("allow_percent_hack", AddressRewriting, "no"),
     u("always_add_missing_headers", HeaderProcessing),
     u("application_event_drain_time", Tuning),
     u("authorized_flush_users", CommandAccess),
@@ -236,8 +234,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("stale_lock_time", LocalDelivery),
     u("strict_8bitmime", SmtpServer),
     u("strict_rfc821_envelopes", SmtpServer),
-    // Postfix's default is yes; Rostfix passes `!` forms unchanged, as `no` does.
-    fixed("swap_bangpath", AddressRewriting, "no"),
     u("syslog_facility", Logging),
     // rustls draws from the kernel's generator (getrandom), which is what the
     // default dev:/dev/urandom names; another source is not honoured.

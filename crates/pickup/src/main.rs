@@ -72,6 +72,7 @@ fn main() {
                 no_address_mappings: overrides.no_address_mappings,
                 rewrite,
                 content_filter,
+                forms: rostfix_rewrite::AddressForms::from_config(&service.config),
                 myhostname: service.config.get("myhostname"),
                 myorigin: service.config.get("myorigin"),
                 message_size_limit: u64::try_from(service.config.get_int("message_size_limit"))

@@ -40,6 +40,9 @@ pub struct Settings {
     pub rewrite: Option<Arc<rostfix_rewrite::Rewriter>>,
     /// content_filter: every message picked up is marked for it (`filter` attribute).
     pub content_filter: Option<rostfix_queue::ContentFilter>,
+    /// swap_bangpath, allow_percent_hack: applied even under no_address_mappings,
+    /// as cleanup's trivial-rewrite step is.
+    pub forms: rostfix_rewrite::AddressForms,
 }
 
 /// A message that made it into incoming/.
@@ -168,9 +171,9 @@ fn now_us() -> i64 {
 fn read_envelope(
     stream: &mut RecordStream,
     owner: u32,
-    myorigin: &str,
+    settings: &Settings,
 ) -> Result<(Envelope, StreamRecord), PickupError> {
-    let mut incoming = IncomingEnvelope::new(owner, myorigin);
+    let mut incoming = IncomingEnvelope::new(owner, &settings.myorigin).with_forms(settings.forms);
     let now = now_us();
     let first_content = loop {
         match stream.next_record().map_err(from_read_error)? {
@@ -193,37 +196,6 @@ fn read_envelope(
     Ok((envelope, first_content))
 }
 
-/// cleanup's envelope rewriting (crates/rewrite): sender and recipients through
-/// canonical maps and masquerading, then the automatic BCC recipients, which get
-/// NOTIFY=NEVER. A failed table lookup leaves the file for the next scan.
-fn rewrite_envelope(
-    rw: &rostfix_rewrite::Rewriter,
-    envelope: &mut Envelope,
-) -> Result<(), PickupError> {
-    let failed = |e: rostfix_rewrite::RewriteError| PickupError::Retry(e.to_string());
-    envelope.sender = rw.rewrite_sender(&envelope.sender).map_err(failed)?;
-    for r in &mut envelope.recipients {
-        r.address = rw.rewrite_recipient(&r.address).map_err(failed)?;
-    }
-    let current: Vec<String> = envelope
-        .recipients
-        .iter()
-        .map(|r| r.address.clone())
-        .collect();
-    for b in rw
-        .bcc_recipients(&envelope.sender, &current)
-        .map_err(failed)?
-    {
-        envelope.recipients.push(rostfix_queue::Recipient {
-            orig_address: b.clone(),
-            address: b,
-            notify: "NEVER".to_string(),
-            ..rostfix_queue::Recipient::default()
-        });
-    }
-    Ok(())
-}
-
 /// Queues `root/maildrop/name`; `root` is "." after confinement.
 pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queued, PickupError> {
     let path = queue_path(root, QueueName::Maildrop, name);
@@ -238,9 +210,12 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
     let owner = meta.uid();
     let mut stream =
         RecordStream::new(file, &path, MAX_ENVELOPE_RECORD).map_err(from_read_error)?;
-    let (mut envelope, first_content) = read_envelope(&mut stream, owner, &settings.myorigin)?;
+    let (mut envelope, first_content) = read_envelope(&mut stream, owner, settings)?;
     if let Some(rw) = &settings.rewrite {
-        rewrite_envelope(rw, &mut envelope)?;
+        // cleanup's envelope rewriting (crates/rewrite); a failed table lookup
+        // leaves the file for the next scan.
+        rw.rewrite_envelope(&mut envelope)
+            .map_err(|e| PickupError::Retry(e.to_string()))?;
     }
     if settings.no_address_mappings {
         // Addresses were rewritten before an after-queue filter handed the mail back.
@@ -398,6 +373,7 @@ mod tests {
             no_address_mappings: false,
             rewrite: None,
             content_filter: None,
+            forms: rostfix_rewrite::AddressForms::default(),
         }
     }
 

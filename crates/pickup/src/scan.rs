@@ -125,6 +125,7 @@ mod tests {
             no_address_mappings: false,
             rewrite: None,
             content_filter: None,
+            forms: rostfix_rewrite::AddressForms::default(),
         })
     }
 

@@ -160,12 +160,7 @@ impl Resolver {
         let mut ifaces = cfg.get_list("inet_interfaces");
         ifaces.extend(cfg.get_list("proxy_interfaces"));
         Ok(Resolver {
-            canonical: Canonical {
-                myorigin: normalize_domain(&cfg.get("myorigin")),
-                mydomain: normalize_domain(&cfg.get("mydomain")),
-                append_at_myorigin: cfg.get_bool("append_at_myorigin"),
-                append_dot_mydomain: cfg.get_bool("append_dot_mydomain"),
-            },
+            canonical: Canonical::from_config(cfg),
             mydestination: list("mydestination", parent_has("mydestination"))?,
             own_addresses: interface_addresses(&ifaces),
             virtual_alias_domains: list(

@@ -19,9 +19,11 @@
 //! when it applies (receive_override_options = no_address_mappings turns it off).
 //!
 //! Partial (documented): header addresses are rewritten as the text between `<>` or
-//! the bare addr-spec, without RFC 5322 unquoting and re-quoting of the local part;
-//! swap_bangpath and allow_percent_hack stay unimplemented (such addresses pass
-//! unchanged).
+//! the bare addr-spec, without RFC 5322 unquoting and re-quoting of the local part.
+//! Before the tables every address is put in trivial-rewrite's canonical form
+//! (rostfix_resolve::canonical: `@$myorigin`, swap_bangpath and allow_percent_hack for
+//! addresses without `@`); routing `user%site@ourdomain` to `site` (the resolve half
+//! of the percent hack) is not done.
 
 #![forbid(unsafe_code)]
 
@@ -34,3 +36,4 @@ pub mod rewriter;
 pub use error::RewriteError;
 pub use header::HeaderRole;
 pub use rewriter::{ClientRule, HeaderContext, Rewriter};
+pub use rostfix_resolve::canonical::AddressForms;

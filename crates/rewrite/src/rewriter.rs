@@ -1,12 +1,14 @@
 //! The rewriting parameters read once at start, and the operations smtpd and pickup
 //! call where Postfix's cleanup would, in its order (cleanup_addr.c):
 //!
-//! 1. the envelope sender: sender_canonical_maps, then canonical_maps (when
-//!    canonical_classes has envelope_sender), then masquerading (masquerade_classes
-//!    has envelope_sender); sender_bcc_maps is asked with the result;
-//! 2. each recipient: recipient_canonical_maps, canonical_maps, masquerading
-//!    (envelope_recipient, not in masquerade_classes by default); recipient_bcc_maps
-//!    is asked with the result;
+//! 0. every envelope address is first put in trivial-rewrite's canonical form in the
+//!    local context (rostfix_resolve::canonical: `@$myorigin`, `!` and `%` forms);
+//! 1. the envelope sender: sender_canonical_maps (when sender_canonical_classes has
+//!    envelope_sender), then canonical_maps (canonical_classes), then masquerading
+//!    (masquerade_classes); sender_bcc_maps is asked with the result;
+//! 2. each recipient: recipient_canonical_maps (recipient_canonical_classes),
+//!    canonical_maps, masquerading (envelope_recipient, not in masquerade_classes by
+//!    default); recipient_bcc_maps is asked with the result;
 //! 3. always_bcc; every BCC address is rewritten as a recipient and added once,
 //!    with DSN NOTIFY=NEVER (Postfix never sends notices about automatic BCCs);
 //! 4. the address headers ([`crate::header`]) of the header_sender and
@@ -22,6 +24,7 @@ use crate::masquerade::Masquerade;
 use rostfix_config::MainCf;
 use rostfix_maps::address::lookup_address;
 use rostfix_maps::{open_map, Map};
+use rostfix_resolve::canonical::Canonical;
 
 /// Which address classes a feature applies to (canonical_classes, masquerade_classes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,6 +113,8 @@ pub struct Rewriter {
     sender_canonical: Vec<Box<dyn Map>>,
     recipient_canonical: Vec<Box<dyn Map>>,
     canonical_classes: Classes,
+    sender_canonical_classes: Classes,
+    recipient_canonical_classes: Classes,
     masquerade: Masquerade,
     masquerade_classes: Classes,
     always_bcc: String,
@@ -118,6 +123,9 @@ pub struct Rewriter {
     lookup: LookupContext,
     client_rules: Vec<ClientRule>,
     remote_domain: String,
+    /// trivial-rewrite's canonical form (myorigin, `!` and `%` forms), applied before
+    /// the tables as cleanup's rewrite_internal does.
+    trivial: Canonical,
 }
 
 impl std::fmt::Debug for Rewriter {
@@ -164,6 +172,14 @@ impl Rewriter {
                 "canonical_classes",
                 &cf.get_list("canonical_classes"),
             )?,
+            sender_canonical_classes: Classes::parse(
+                "sender_canonical_classes",
+                &cf.get_list("sender_canonical_classes"),
+            )?,
+            recipient_canonical_classes: Classes::parse(
+                "recipient_canonical_classes",
+                &cf.get_list("recipient_canonical_classes"),
+            )?,
             masquerade: Masquerade {
                 domains: cf.get_list("masquerade_domains"),
                 exceptions: cf
@@ -187,65 +203,66 @@ impl Rewriter {
             },
             client_rules: ClientRule::parse_list(&cf.get_list("local_header_rewrite_clients"))?,
             remote_domain: cf.get("remote_header_rewrite_domain").trim().to_string(),
+            trivial: Canonical::from_config(cf),
         })
+    }
+
+    /// One address of class `class` (one of the four [`Classes`] flags, picked by the
+    /// function): its own table (sender_ or recipient_canonical_maps, under its own
+    /// class list), canonical_maps (canonical_classes), then masquerading
+    /// (masquerade_classes), as cleanup_addr.c does.
+    fn rewrite_class(
+        &self,
+        address: &str,
+        class: fn(&Classes) -> bool,
+        sender: bool,
+    ) -> Result<String, RewriteError> {
+        let (own, own_classes) = if sender {
+            (&self.sender_canonical, &self.sender_canonical_classes)
+        } else {
+            (&self.recipient_canonical, &self.recipient_canonical_classes)
+        };
+        let mut a = address.to_string();
+        if class(own_classes) {
+            a = map11(own, &a, &self.lookup)?;
+        }
+        if class(&self.canonical_classes) {
+            a = map11(&self.canonical, &a, &self.lookup)?;
+        }
+        if class(&self.masquerade_classes) && !self.masquerade.is_empty() {
+            a = self.masquerade.apply(&a);
+        }
+        Ok(a)
     }
 
     /// The rewriting of a sender-class address (envelope or header).
     fn sender_address(&self, address: &str, header: bool) -> Result<String, RewriteError> {
-        let (canon, masq) = if header {
-            (
-                self.canonical_classes.header_sender,
-                self.masquerade_classes.header_sender,
-            )
+        if header {
+            self.rewrite_class(address, |c| c.header_sender, true)
         } else {
-            (
-                self.canonical_classes.envelope_sender,
-                self.masquerade_classes.envelope_sender,
-            )
-        };
-        let mut a = address.to_string();
-        if canon {
-            a = map11(&self.sender_canonical, &a, &self.lookup)?;
-            a = map11(&self.canonical, &a, &self.lookup)?;
+            self.rewrite_class(address, |c| c.envelope_sender, true)
         }
-        if masq && !self.masquerade.is_empty() {
-            a = self.masquerade.apply(&a);
-        }
-        Ok(a)
     }
 
     /// The rewriting of a recipient-class address (envelope or header).
     fn recipient_address(&self, address: &str, header: bool) -> Result<String, RewriteError> {
-        let (canon, masq) = if header {
-            (
-                self.canonical_classes.header_recipient,
-                self.masquerade_classes.header_recipient,
-            )
+        if header {
+            self.rewrite_class(address, |c| c.header_recipient, false)
         } else {
-            (
-                self.canonical_classes.envelope_recipient,
-                self.masquerade_classes.envelope_recipient,
-            )
-        };
-        let mut a = address.to_string();
-        if canon {
-            a = map11(&self.recipient_canonical, &a, &self.lookup)?;
-            a = map11(&self.canonical, &a, &self.lookup)?;
+            self.rewrite_class(address, |c| c.envelope_recipient, false)
         }
-        if masq && !self.masquerade.is_empty() {
-            a = self.masquerade.apply(&a);
-        }
-        Ok(a)
     }
 
-    /// The envelope sender as queued (the null sender stays null).
+    /// The envelope sender as queued (the null sender stays null). Envelope
+    /// addresses are first put in canonical form in the local context, whoever sent
+    /// them, as cleanup does.
     pub fn rewrite_sender(&self, sender: &str) -> Result<String, RewriteError> {
-        self.sender_address(sender, false)
+        self.sender_address(&self.trivial.canonicalize(sender, true), false)
     }
 
     /// An envelope recipient as queued.
     pub fn rewrite_recipient(&self, recipient: &str) -> Result<String, RewriteError> {
-        self.recipient_address(recipient, false)
+        self.recipient_address(&self.trivial.canonicalize(recipient, true), false)
     }
 
     /// The first address a BCC table gives for `key`.
@@ -291,7 +308,6 @@ impl Rewriter {
         }
         let mut out: Vec<String> = Vec::new();
         for b in raw {
-            let b = self.qualify(&b, &self.lookup.myorigin);
             let b = self.rewrite_recipient(&b)?;
             let dup = |x: &String| x.eq_ignore_ascii_case(&b);
             if !recipients.iter().any(dup) && !out.iter().any(dup) {
@@ -299,6 +315,34 @@ impl Rewriter {
             }
         }
         Ok(out)
+    }
+
+    /// A queue envelope rewritten in place, as the writers of new queue files need:
+    /// the sender, each recipient (its original address kept), then the automatic
+    /// BCC recipients appended with NOTIFY=NEVER (Postfix sends no notices about
+    /// them). A lookup error leaves the message to be tried again later.
+    pub fn rewrite_envelope(
+        &self,
+        envelope: &mut rostfix_queue::Envelope,
+    ) -> Result<(), RewriteError> {
+        envelope.sender = self.rewrite_sender(&envelope.sender)?;
+        for r in &mut envelope.recipients {
+            r.address = self.rewrite_recipient(&r.address)?;
+        }
+        let current: Vec<String> = envelope
+            .recipients
+            .iter()
+            .map(|r| r.address.clone())
+            .collect();
+        for b in self.bcc_recipients(&envelope.sender, &current)? {
+            envelope.recipients.push(rostfix_queue::Recipient {
+                orig_address: b.clone(),
+                address: b,
+                notify: "NEVER".to_string(),
+                ..rostfix_queue::Recipient::default()
+            });
+        }
+        Ok(())
     }
 
     fn qualify(&self, address: &str, domain: &str) -> String {
@@ -339,12 +383,14 @@ impl Rewriter {
         let Some(role) = role_of(name) else {
             return Ok(None);
         };
-        let domain = match context {
-            HeaderContext::Local => self.lookup.myorigin.as_str(),
-            HeaderContext::Remote(d) => d.as_str(),
-        };
         rewrite_addresses(header, |a| {
-            let a = self.qualify(a, domain);
+            let a = match context {
+                HeaderContext::Local => self.trivial.canonicalize(a, true),
+                HeaderContext::Remote(d) => {
+                    let forms = self.trivial.forms.apply(a);
+                    self.qualify(forms.as_deref().unwrap_or(a), d)
+                }
+            };
             match role {
                 HeaderRole::Sender => self.sender_address(&a, true),
                 HeaderRole::Recipient => self.recipient_address(&a, true),

@@ -171,3 +171,73 @@ fn automatic_bcc() {
     assert_eq!(bcc, ["archive-in@example.com"]);
     assert!(rw("").bcc_recipients("a@b", &rcpts).expect("ok").is_empty());
 }
+
+#[test]
+fn envelope_addresses_are_canonical_before_the_tables() {
+    let r = rw("recipient_canonical_maps = inline:{ joe@site.test=jo@site.test }\n");
+    // allow_percent_hack and swap_bangpath (Postfix's defaults: yes), then the table.
+    assert_eq!(
+        r.rewrite_recipient("joe%site.test").expect("ok"),
+        "jo@site.test"
+    );
+    assert_eq!(
+        r.rewrite_recipient("site.test!joe").expect("ok"),
+        "jo@site.test"
+    );
+    assert_eq!(r.rewrite_sender("ann").expect("ok"), "ann@example.com");
+    let h = r.rewrite_header("To: joe%site.test", &HeaderContext::Local);
+    assert_eq!(h.expect("ok").as_deref(), Some("To: jo@site.test"));
+    let off = rw("allow_percent_hack = no\nswap_bangpath = no\n");
+    assert_eq!(
+        off.rewrite_recipient("joe%site.test").expect("ok"),
+        "joe%site.test@example.com"
+    );
+    assert_eq!(
+        off.rewrite_recipient("site.test!joe").expect("ok"),
+        "site.test!joe@example.com"
+    );
+}
+
+#[test]
+fn each_table_has_its_own_classes() {
+    // canonical_classes does not limit sender_canonical_maps; its own list does.
+    let r = rw(
+        "sender_canonical_maps = inline:{ joe@example.com=js@example.com }\n\
+         canonical_classes = envelope_sender\n",
+    );
+    let h = r.rewrite_header("From: joe@example.com", &HeaderContext::Local);
+    assert_eq!(h.expect("ok").as_deref(), Some("From: js@example.com"));
+    let r = rw(
+        "sender_canonical_maps = inline:{ joe@example.com=js@example.com }\n\
+         sender_canonical_classes = envelope_sender\n",
+    );
+    let h = r.rewrite_header("From: joe@example.com", &HeaderContext::Local);
+    assert_eq!(h.expect("ok"), None);
+    assert_eq!(
+        r.rewrite_sender("joe@example.com").expect("ok"),
+        "js@example.com"
+    );
+}
+
+#[test]
+fn envelope_rewritten_in_place() {
+    let r = rw(
+        "recipient_canonical_maps = inline:{ info@example.com=sales@example.com }\n\
+         always_bcc = audit\n",
+    );
+    let mut env = rostfix_queue::Envelope {
+        sender: "joe".into(),
+        recipients: vec![rostfix_queue::Recipient {
+            address: "info@example.com".into(),
+            orig_address: "info@example.com".into(),
+            ..rostfix_queue::Recipient::default()
+        }],
+        ..rostfix_queue::Envelope::default()
+    };
+    r.rewrite_envelope(&mut env).expect("ok");
+    assert_eq!(env.sender, "joe@example.com");
+    assert_eq!(env.recipients[0].address, "sales@example.com");
+    assert_eq!(env.recipients[0].orig_address, "info@example.com");
+    assert_eq!(env.recipients[1].address, "audit@example.com");
+    assert_eq!(env.recipients[1].notify, "NEVER");
+}

@@ -326,6 +326,16 @@ impl RestrictionConfig {
             );
             rc.local = local;
             warnings.extend(w);
+            let mapping: Vec<(&str, String)> = [
+                "canonical_maps",
+                "sender_canonical_maps",
+                "recipient_canonical_maps",
+                "virtual_alias_maps",
+            ]
+            .into_iter()
+            .map(|p| (p, get(p)))
+            .collect();
+            warnings.extend(rc.local.add_mapping_tables(&mapping));
         }
         let needs_dns = rc.all().any(Restriction::uses_dns);
         if rc.peername_lookup || needs_dns {

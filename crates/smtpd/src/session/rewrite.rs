@@ -10,7 +10,7 @@ use super::Session;
 use crate::reply::Reply;
 use crate::sink::QueueSink;
 use rostfix_inspect::HeaderRewrite;
-use rostfix_queue::{Envelope, Recipient};
+use rostfix_queue::Envelope;
 use rostfix_rewrite::rewriter::ClientFacts;
 
 /// The reply when a rewriting table fails: try again later, as Postfix's cleanup.
@@ -26,33 +26,10 @@ fn lookup_problem(e: &rostfix_rewrite::RewriteError) -> Reply {
 impl<S: QueueSink> Session<'_, S> {
     /// `envelope` with its addresses rewritten and the BCC recipients added.
     pub(super) fn rewrite_envelope(&self, mut envelope: Envelope) -> Result<Envelope, Reply> {
-        let Some(rw) = &self.cfg.rewrite else {
-            return Ok(envelope);
-        };
-        envelope.sender = rw
-            .rewrite_sender(&envelope.sender)
-            .map_err(|e| lookup_problem(&e))?;
-        for r in &mut envelope.recipients {
-            r.address = rw
-                .rewrite_recipient(&r.address)
+        if let Some(rw) = &self.cfg.rewrite {
+            rw.rewrite_envelope(&mut envelope)
                 .map_err(|e| lookup_problem(&e))?;
         }
-        let current: Vec<String> = envelope
-            .recipients
-            .iter()
-            .map(|r| r.address.clone())
-            .collect();
-        let bcc = rw
-            .bcc_recipients(&envelope.sender, &current)
-            .map_err(|e| lookup_problem(&e))?;
-        envelope
-            .recipients
-            .extend(bcc.into_iter().map(|b| Recipient {
-                orig_address: b.clone(),
-                address: b,
-                notify: "NEVER".to_string(),
-                ..Recipient::default()
-            }));
         Ok(envelope)
     }
 
