@@ -5,7 +5,9 @@ validates from the zone's key (rostfix_dnssec_trust_anchor, smtp_dns_support_lev
 dnssec). Shown: a matching TLSA record delivers and logs Verified; a mismatching one
 defers and nothing is sent, not even in the clear; only PKIX records (unusable) means
 mandatory unauthenticated TLS; an unsigned (insecure) zone falls back to opportunistic
-TLS with `dane` and is deferred with `dane-only`."""
+TLS with `dane` and is deferred with `dane-only`; a DANE-TA record naming the CA of
+the chain the server sends delivers Verified; a TLSA answer that fails validation
+(signed delegation, unsigned child) defers with "TLSA lookup error"."""
 
 import hashlib
 import re
@@ -16,6 +18,27 @@ import pytest
 from harness import USER2, wait_for
 from peers import certs, start_peer  # noqa: F401 (fixtures)
 from signed_dns import signed_dns
+
+
+def cert_sha256(cert):
+    der = subprocess.run(["openssl", "x509", "-in", str(cert), "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def chain_for(certs, host):
+    """A certificate for `host` signed by the test CA, with the CA after it (the chain
+    the peer sends)."""
+    def run(*argv):
+        subprocess.run(list(argv), check=True, capture_output=True, cwd=certs)
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}",
+        "-keyout", f"{host}.key", "-out", f"{host}.csr")
+    (certs / f"{host}.cnf").write_text(f"subjectAltName=DNS:{host}\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", f"{host}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", f"{host}.cnf", "-out", f"{host}.pem")
+    chain = certs / f"{host}.chain.pem"
+    chain.write_text((certs / f"{host}.pem").read_text() + (certs / "ca.pem").read_text())
+    return chain, certs / f"{host}.key"
 
 
 def spki_sha256(cert):
@@ -33,8 +56,14 @@ def zone(port, digest):
         records += [f"{name}.test. IN MX 10 mx.{name}.test.",
                     f"mx.{name}.test. IN A 127.0.0.1",
                     f"_{port}._tcp.mx.{name}.test. IN TLSA {tlsa}"]
+    # mx.tlsafail.test is in the signed root, but its TLSA name sits in a child zone
+    # the root says is signed (a DS record) that is served unsigned: bogus.
+    records += ["tlsafail.test. IN MX 10 mx.tlsafail.test.",
+                "mx.tlsafail.test. IN A 127.0.0.1",
+                "_tcp.mx.tlsafail.test. IN DS 12345 13 2 " + "ab" * 32]
     plain = {"plain.test.": ["plain.test. IN MX 10 mx.plain.test.",
-                             "mx.plain.test. IN A 127.0.0.1"]}
+                             "mx.plain.test. IN A 127.0.0.1"],
+             "_tcp.mx.tlsafail.test.": [f"_{port}._tcp.mx.tlsafail.test. IN TLSA 3 1 1 {digest}"]}
     return records, plain
 
 
@@ -116,3 +145,29 @@ def test_insecure_zone_with_dane_only_defers(make_instance, dane_setup):
     assert re.search(r"dsn=4\.7\.5, status=deferred \(non DNSSEC destination\)", log), log
     assert "TLS connection established" not in log
     assert peer.messages() == []
+
+
+def test_tlsa_lookup_failure_defers(make_instance, dane_setup):
+    peer = dane_setup[0]
+    a = instance_for(make_instance, dane_setup, "tlsafail.test")
+    send(a, "dane tlsa bogus")
+    wait_for(lambda: a.queue_ids("deferred"), timeout=30, what="the message to be deferred")
+    log = a.log_text()
+    assert re.search(rf"dsn=4\.7\.5, status=deferred \(TLSA lookup error for "
+                     rf"mx\.tlsafail\.test:{peer.port}\)", log), log
+    assert peer.messages() == []
+
+
+def test_dane_ta_record_verifies_the_chain(make_instance, workdir, certs, start_peer):
+    chain, key = chain_for(certs, "mx.ta.test")
+    peer = start_peer(chain, key)
+    records = ["ta.test. IN MX 10 mx.ta.test.", "mx.ta.test. IN A 127.0.0.1",
+               f"_{peer.port}._tcp.mx.ta.test. IN TLSA 2 0 1 {cert_sha256(certs / 'ca.pem')}"]
+    with signed_dns(workdir / f"dns-ta-{peer.port}", records) as (dns_port, anchor):
+        a = instance_for(make_instance, (peer, dns_port, anchor), "ta.test")
+        send(a, "dane ta")
+        msgs = wait_for(peer.messages, timeout=30, what="delivery to the peer")
+        assert b"Subject: dane ta" in msgs[0]
+        wait_for(lambda: "status=sent" in a.log_text(), what="the delivery log line")
+        assert re.search(rf"Verified TLS connection established to mx\.ta\.test\[127\.0\.0\.1\]:"
+                         rf"{peer.port}", a.log_text()), a.log_text()
