@@ -56,6 +56,8 @@ def zone(port, digest):
         records += [f"{name}.test. IN MX 10 mx.{name}.test.",
                     f"mx.{name}.test. IN A 127.0.0.1",
                     f"_{port}._tcp.mx.{name}.test. IN TLSA {tlsa}"]
+    # Signed, but no TLSA records (a validated denial).
+    records += ["notlsa.test. IN MX 10 mx.notlsa.test.", "mx.notlsa.test. IN A 127.0.0.1"]
     # mx.tlsafail.test is in the signed root, but its TLSA name sits in a child zone
     # the root says is signed (a DS record) that is served unsigned: bogus.
     records += ["tlsafail.test. IN MX 10 mx.tlsafail.test.",
@@ -124,6 +126,23 @@ def test_unusable_tlsa_means_mandatory_unauthenticated_tls(make_instance, dane_s
     msgs = wait_for(peer.messages, timeout=30, what="delivery to the peer")
     assert b"tls=yes" in msgs[0]
     assert "Untrusted TLS connection established to mx.pkix.test[127.0.0.1]" in a.log_text()
+
+
+def test_signed_zone_without_tlsa(make_instance, dane_setup):
+    """dane: opportunistic TLS; dane-only: deferred, nothing sent."""
+    peer = dane_setup[0]
+    a = instance_for(make_instance, dane_setup, "notlsa.test", level="dane-only")
+    send(a, "dane-only notlsa")
+    wait_for(lambda: a.queue_ids("deferred"), timeout=30, what="the message to be deferred")
+    assert re.search(r"dsn=4\.7\.5, status=deferred \(no TLSA records found\)",
+                     a.log_text()), a.log_text()
+    assert peer.messages() == []
+    a.stop()
+    b = instance_for(make_instance, dane_setup, "notlsa.test")
+    send(b, "dane notlsa")
+    msgs = wait_for(peer.messages, timeout=30, what="delivery to the peer")
+    assert b"tls=yes" in msgs[0] and b"Subject: dane notlsa" in msgs[0]
+    assert "Untrusted TLS connection established to mx.notlsa.test[127.0.0.1]" in b.log_text()
 
 
 def test_insecure_zone_with_dane_is_opportunistic(make_instance, dane_setup):

@@ -238,6 +238,20 @@ fn classify(e: &NetError) -> Class {
             }
         }
         NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => Class::NxDomain,
+        // A validating resolver's negative answer whose denial is provably insecure
+        // (an unsigned zone) is an ordinary "no such name/data"; a bogus one stays a
+        // temporary failure, so that a forged denial cannot switch DANE off.
+        NetError::Dns(DnsError::Nsec {
+            proof: Proof::Insecure,
+            response,
+            ..
+        }) => {
+            if response.response_code == ResponseCode::NXDomain {
+                Class::NxDomain
+            } else {
+                Class::NoData
+            }
+        }
         _ => Class::Temporary,
     }
 }
