@@ -196,6 +196,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("lmtp_data_done_timeout", "600s", ParamKind::Time('s')),
     p("lmtp_data_init_timeout", "120s", ParamKind::Time('s')),
     p("lmtp_data_xfer_timeout", "180s", ParamKind::Time('s')),
+    p("lmtp_dns_support_level", "", ParamKind::Str),
     p("lmtp_lhlo_name", "$myhostname", ParamKind::Str),
     p("lmtp_lhlo_timeout", "300s", ParamKind::Time('s')),
     p("lmtp_mail_timeout", "300s", ParamKind::Time('s')),
@@ -424,6 +425,9 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: "host:port" name servers used instead of /etc/resolv.conf
     // (tests point the smtp client at a local DNS server); empty = the system resolver.
     p("rostfix_dns_servers", "", ParamKind::List),
+    // Rostfix-specific: a file of DNSKEY records trusted for DNSSEC validation
+    // (smtp_dns_support_level = dnssec); empty = the IANA root keys.
+    p("rostfix_dnssec_trust_anchor", "", ParamKind::Str),
     // Rostfix-specific: smtpd waits this long before its greeting and rejects a client
     // that talks first (Postfix does this only in postscreen); 0 = off.
     p("rostfix_maildir_extension_folders", "no", ParamKind::Bool),
@@ -457,6 +461,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("smtp_data_done_timeout", "600s", ParamKind::Time('s')),
     p("smtp_data_init_timeout", "120s", ParamKind::Time('s')),
     p("smtp_data_xfer_timeout", "180s", ParamKind::Time('s')),
+    p("smtp_dns_support_level", "", ParamKind::Str),
     p("smtp_enforce_tls", "no", ParamKind::Bool),
     p("smtp_helo_name", "$myhostname", ParamKind::Str),
     p("smtp_helo_timeout", "300s", ParamKind::Time('s')),

@@ -57,8 +57,11 @@ impl Default for Timeouts {
 pub struct TlsRequest<'a> {
     pub level: Level,
     pub client: &'a TlsClient,
-    /// Names the certificate must match at verify/secure.
+    /// Names the certificate must match at verify/secure (and, at the DANE level,
+    /// for DANE-TA records).
     pub match_names: Vec<String>,
+    /// Usable TLSA records when `level` is a DANE level.
+    pub dane: Option<std::sync::Arc<Vec<crate::dane::Tlsa>>>,
     /// smtp_tls_loglevel: 1 and up log the "TLS connection established" line.
     pub loglevel: i64,
 }
@@ -253,7 +256,7 @@ impl<T: Transport> Client<T> {
         }
         let (config, verdict) = tls
             .client
-            .config(tls.level, &tls.match_names)
+            .config(tls.level, &tls.match_names, tls.dane.clone())
             .map_err(|e| self.failure("4.7.5", format!("Cannot start TLS: {e}")))?;
         let start = TlsStart {
             config,

@@ -448,6 +448,7 @@ fn encrypt_level_without_starttls_offer_fails_over() {
         level: Level::Encrypt,
         client: &client,
         match_names: vec![],
+        dane: None,
         loglevel: 0,
     });
     let err = open(&mut f, &o).err().unwrap();
