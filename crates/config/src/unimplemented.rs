@@ -262,7 +262,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("unknown_relay_recipient_reject_code", ReplyCodes),
     u("unknown_virtual_alias_reject_code", ReplyCodes),
     u("unknown_virtual_mailbox_reject_code", ReplyCodes),
-    u("unverified_recipient_reject_code", ReplyCodes),
     u("virtual_maps", AddressRewriting),
 ];
 

@@ -88,6 +88,7 @@ fn env_of(rcpts: &[Rcpt]) -> Envelope<'_> {
         smtputf8: false,
         mime_downgrade: true,
         xforward: None,
+        probe: false,
     }
 }
 
