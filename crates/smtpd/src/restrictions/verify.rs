@@ -77,12 +77,19 @@ impl Default for VerifySettings {
 impl VerifySettings {
     /// Reads the parameters; a bad reply code or tempfail action is a start-up error.
     pub fn from_config(cf: &rostfix_config::MainCf) -> Result<VerifySettings, String> {
+        // Postfix's ranges: 200..499 for the defer codes, 200..599 for the reject
+        // codes; a 2xx code lets the address through (smtpd_check.c).
         let code = |name: &str| -> Result<u16, String> {
             let v = cf.get_int(name);
+            let max = if name.ends_with("_defer_code") {
+                500
+            } else {
+                600
+            };
             u16::try_from(v)
                 .ok()
-                .filter(|c| (400..600).contains(c))
-                .ok_or_else(|| format!("{name} = {v}: want a 4xx or 5xx reply code"))
+                .filter(|c| (200..max).contains(c))
+                .ok_or_else(|| format!("{name} = {v}: want a reply code from 200 to {}", max - 1))
         };
         let action = |name: &str| -> Result<bool, String> {
             match cf.get(name).trim() {
@@ -91,12 +98,13 @@ impl VerifySettings {
                 other => Err(format!("{name} = {other}: want defer_if_permit or defer")),
             }
         };
-        let codes = |class: &str| -> Result<VerifyCodes, String> {
+        // Literal names, one set per class, so each parameter is findable by name.
+        let codes = |[defer, reject, reason, tempfail]: [&str; 4]| -> Result<VerifyCodes, String> {
             Ok(VerifyCodes {
-                defer_code: code(&format!("unverified_{class}_defer_code"))?,
-                reject_code: code(&format!("unverified_{class}_reject_code"))?,
-                reject_reason: cf.get(&format!("unverified_{class}_reject_reason")),
-                defer_if_permit: action(&format!("unverified_{class}_tempfail_action"))?,
+                defer_code: code(defer)?,
+                reject_code: code(reject)?,
+                reject_reason: cf.get(reason),
+                defer_if_permit: action(tempfail)?,
             })
         };
         let sender = cf.get("address_verify_sender");
@@ -109,8 +117,18 @@ impl VerifySettings {
             }
         }
         Ok(VerifySettings {
-            recipient: codes("recipient")?,
-            sender: codes("sender")?,
+            recipient: codes([
+                "unverified_recipient_defer_code",
+                "unverified_recipient_reject_code",
+                "unverified_recipient_reject_reason",
+                "unverified_recipient_tempfail_action",
+            ])?,
+            sender: codes([
+                "unverified_sender_defer_code",
+                "unverified_sender_reject_code",
+                "unverified_sender_reject_reason",
+                "unverified_sender_tempfail_action",
+            ])?,
             poll_count: u32::try_from(cf.get_int("address_verify_poll_count")).unwrap_or(3),
             poll_delay: cf.get_time("address_verify_poll_delay"),
             root: PathBuf::from("."),
@@ -179,6 +197,10 @@ pub(super) fn check(
     } else {
         codes.reject_reason.clone()
     };
+    if code < 400 {
+        // A 2xx code: the site chose to let such addresses through.
+        return Step::Go;
+    }
     if code < 500 {
         let text = format!("<{address}>: {class} rejected: unverified address: {why}");
         temp(codes.defer_if_permit, code, enhanced, text, notes)
