@@ -179,7 +179,19 @@ pub(super) fn check(
             None => return Step::Go,
         }
     };
-    let (status, text) = match query(s, address) {
+    decide(address, class, enhanced, codes, query(s, address), notes)
+}
+
+/// The reply for verify's answer (or its failure) about `address`.
+fn decide(
+    address: &str,
+    class: &str,
+    enhanced: &str,
+    codes: &VerifyCodes,
+    answer: Result<(VerifyStatus, String), String>,
+    notes: &mut Vec<Note>,
+) -> Step {
+    let (status, text) = match answer {
         Ok(answer) => answer,
         Err(why) => {
             log::warn!("verify service failure: {why}");
@@ -231,3 +243,7 @@ fn temp(
         Step::Reject(r)
     }
 }
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;
