@@ -96,3 +96,43 @@ def test_probe_cache_and_delivery(make_instance, workdir):
         assert "bad@verify.test\tundeliverable\t" in cache
     finally:
         sink.stop()
+
+
+def test_unverified_sender_with_an_unreachable_next_hop(make_instance, workdir):
+    """reject_unverified_sender: the sender's domain goes to a port nobody listens on,
+    so the probe is deferred (reported once, never retried or bounced) and the client
+    is told to retry with the connection error as the reason."""
+    closed = free_port()
+    transport = table(workdir, "transport", [("down.test", f"smtp:[127.0.0.1]:{closed}")])
+    inst = make_instance(
+        main_extra={
+            "transport_maps": f"texthash:{transport}",
+            "smtpd_sender_restrictions": "reject_unverified_sender",
+            "address_verify_poll_count": "1",
+        },
+        master_extra=MASTER_VERIFY,
+    )
+
+    def rcpt_for_sender():
+        with inst.smtp() as s:
+            s.ehlo("client.test")
+            s.mail("someone@down.test")
+            code, text = s.rcpt(f"{USER1}@rostfix.test")
+            return code, text.decode()
+
+    code, text = rcpt_for_sender()
+    assert code == 450, text
+    assert "<someone@down.test>: Sender address rejected: unverified address: " \
+        "Address verification in progress" in text
+
+    def deferred():
+        c, t = rcpt_for_sender()
+        return (c, t) if "connect to" in t else None
+    code, text = wait_for(deferred, timeout=30, interval=0.5, what="the probe's deferral")
+    assert code == 450
+    assert text.startswith("4.1.7 <someone@down.test>: Sender address rejected: "
+                           "unverified address: connect to 127.0.0.1"), text
+    inst.wait_queue_empty()
+    log = inst.log_text()
+    assert "to=<someone@down.test>" in log
+    assert "sender non-delivery notification" not in log

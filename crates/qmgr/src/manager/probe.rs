@@ -9,8 +9,9 @@
 //! here qmgr does, since it already holds every outcome, including those no agent
 //! sees (resolver failures, builtin transports).
 
-use super::Manager;
+use super::{now_f64, Manager};
 use crate::event::DeliveryOutcome;
+use crate::logline::to_line;
 use crate::message::{ActiveMessage, Classified};
 use rostfix_proto::{verify_call, VerifyRequest, VerifyStatus};
 use std::path::PathBuf;
@@ -54,6 +55,27 @@ impl Manager {
         }
         for d in &classified.deferred {
             msg.set_reason(d.offset, &d.text);
+            if d.log_by_qmgr {
+                // No agent answered: the probe's line is qmgr's to write.
+                let orig = msg
+                    .recipients
+                    .get(&d.offset)
+                    .map(|r| r.orig_address.clone())
+                    .unwrap_or_default();
+                let delay = now_f64() - msg.arrival as f64;
+                log::info!(
+                    "{}",
+                    to_line(
+                        &msg.id,
+                        &d.address,
+                        &orig,
+                        delay,
+                        &d.dsn,
+                        "deferred",
+                        Some(&d.text)
+                    )
+                );
+            }
         }
         self.report_to_verify(&msg.id, updates);
     }
