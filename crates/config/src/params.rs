@@ -51,7 +51,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("address_verify_negative_cache", "yes", ParamKind::Bool),
     p("address_verify_negative_expire_time", "3d", ParamKind::Time('s')),
     p("address_verify_negative_refresh_time", "3h", ParamKind::Time('s')),
-    p("address_verify_poll_count", "3", ParamKind::Int),
+    p("address_verify_poll_count", "${stress?{1}:{3}}", ParamKind::Int),
     p("address_verify_poll_delay", "3s", ParamKind::Time('s')),
     p("address_verify_positive_expire_time", "31d", ParamKind::Time('s')),
     p("address_verify_positive_refresh_time", "7d", ParamKind::Time('s')),
