@@ -105,6 +105,7 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
                 smtputf8: msg.smtputf8,
                 mime_downgrade: agent.settings.mime_downgrade,
                 xforward: agent.settings.send_xforward.then_some(&msg.xforward),
+                probe: req.probe,
             };
             let mut run = Run {
                 req,
@@ -159,7 +160,11 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
                 delay,
                 delays,
                 dsn: &o.dsn,
-                status: o.status.as_str(),
+                status: if req.probe {
+                    probe_status(o.status)
+                } else {
+                    o.status.as_str()
+                },
                 text: Some(&o.text),
             }
             .to_string(),
@@ -174,6 +179,15 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
         });
     }
     (DeliveryReply::new(results), lines)
+}
+
+/// A probe's log word, as Postfix logs verification results.
+fn probe_status(s: DeliveryStatus) -> &'static str {
+    match s {
+        DeliveryStatus::Sent => "deliverable",
+        DeliveryStatus::Bounced => "undeliverable",
+        DeliveryStatus::Deferred => "deferred",
+    }
 }
 
 /// Reads content and per-message attributes from the queue file.
