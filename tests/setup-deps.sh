@@ -27,6 +27,8 @@ NEEDED="
     shellcheck:/usr/bin/shellcheck
     nsd:/usr/sbin/nsd
     ldnsutils:/usr/bin/ldns-signzone
+    pflogsumm:/usr/sbin/pflogsumm
+    prometheus-postfix-exporter:/usr/bin/prometheus-postfix-exporter
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)
