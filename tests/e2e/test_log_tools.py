@@ -7,9 +7,9 @@ smtpd rejects with 550. Each tool's counts must equal that mix, and the exporter
 find no line it cannot parse.
 
 The exporter reads the log from its end, as `tail -F` does: it is started after master
-has written its first lines and before any mail is sent. Rostfix's showq speaks our own
-framed protocol, not Postfix 3's (docs/operations.md says why), so the exporter's showq
-scrape is pointed at a path that does not exist and only its log metrics are checked."""
+has written its first lines and before any mail is sent. Its queue metrics come from a
+second showq service speaking Postfix 3's showq protocol (rostfix_showq_protocol =
+postfix; the default showq speaks our framed JSON for rostqueue)."""
 
 import re
 import shutil
@@ -75,13 +75,13 @@ class SmtpSink:
 class Exporter:
     """prometheus-postfix-exporter tailing `logfile` on a loopback port."""
 
-    def __init__(self, logfile, workdir):
+    def __init__(self, logfile, showq, workdir):
         self.port = free_port()
         self.stderr = open(Path(workdir) / f"exporter-{self.port}.log", "w+")
         self.proc = subprocess.Popen(
             [EXPORTER, f"--web.listen-address=127.0.0.1:{self.port}",
              f"--postfix.logfile_path={logfile}",
-             f"--postfix.showq_path={Path(workdir) / 'no-showq-here'}",
+             f"--postfix.showq_path={showq}",
              "--log.unsupported"],
             stdout=self.stderr, stderr=subprocess.STDOUT)
         wait_for(self._up, timeout=15, what="the exporter to answer")
@@ -163,7 +163,9 @@ def log_instance(make_instance, workdir):
     transport.write_text(f"sent.test smtp:[127.0.0.1]:{good.port}\n"
                          f"defer.test smtp:[127.0.0.1]:{bad.port}\n")
     transport.chmod(0o644)
-    inst = make_instance({
+    # A second showq speaking Postfix 3's protocol, where the exporter reads the queue.
+    showq = "postfix-showq unix n - y - - showq -o rostfix_showq_protocol=postfix\n"
+    inst = make_instance(master_extra=showq, main_extra={
         "syslog_name": "postfix",
         "transport_maps": f"texthash:{transport}",
         "smtpd_recipient_restrictions": "permit_mynetworks, reject_unauth_destination",
@@ -192,7 +194,7 @@ def test_prometheus_postfix_exporter_counts_what_was_sent(log_instance, workdir)
     inst = log_instance
     wait_for(lambda: inst.maillog.exists() and inst.maillog.stat().st_size > 0,
              what="master's first log lines")
-    exporter = Exporter(inst.maillog, workdir)
+    exporter = Exporter(inst.maillog, inst.queue / "public/postfix-showq", workdir)
     try:
         send_mix(inst)
         settle(inst)
@@ -219,6 +221,16 @@ def test_prometheus_postfix_exporter_counts_what_was_sent(log_instance, workdir)
         assert m("postfix_smtp_delivery_delay_seconds_count") == 4 * accepted
         assert m("postfix_smtp_status_deferred") == DEFERRED
         assert m("postfix_smtpd_messages_rejected_total", {"code": "550"}) == REJECTED
+        # The deferred messages wait in the deferred queue, read through showq in
+        # Postfix's format: their number, and their sizes as qmgr logged them.
+        assert m("postfix_up", {"path": str(inst.queue / "public/postfix-showq")}) == 1
+        assert m("postfix_showq_message_size_bytes_count", {"queue": "deferred"}) == DEFERRED
+        assert m("postfix_showq_message_size_bytes_count", {"queue": "active"}) == 0
+        log = inst.log_text()
+        deferred_ids = set(re.findall(r"\]: (\w+): to=<[^>]*>.*status=deferred", log))
+        sizes = {i: int(n) for i, n in re.findall(r"\]: (\w+): from=<[^>]*>, size=(\d+)", log)}
+        assert m("postfix_showq_message_size_bytes_sum", {"queue": "deferred"}) == \
+            sum(sizes[i] for i in deferred_ids)
         unsupported = m("postfix_unsupported_log_entries_total") or 0
         assert unsupported == 0, exporter.output()[-3000:]
     finally:

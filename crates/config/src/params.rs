@@ -444,9 +444,13 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: a file of DNSKEY records trusted for DNSSEC validation
     // (smtp_dns_support_level = dnssec); empty = the IANA root keys.
     p("rostfix_dnssec_trust_anchor", "", ParamKind::Str),
+    p("rostfix_maildir_extension_folders", "no", ParamKind::Bool),
+    // Rostfix-specific: the format a showq service answers in: rostfix (framed JSON,
+    // for rostqueue) or postfix (Postfix 3's showq stream, for tools written against
+    // Postfix such as prometheus-postfix-exporter); set per service with -o.
+    p("rostfix_showq_protocol", "rostfix", ParamKind::Str),
     // Rostfix-specific: smtpd waits this long before its greeting and rejects a client
     // that talks first (Postfix does this only in postscreen); 0 = off.
-    p("rostfix_maildir_extension_folders", "no", ParamKind::Bool),
     p("rostfix_smtpd_greet_pause", "0s", ParamKind::Time('s')),
     p("sample_directory", "/etc/rostfix", ParamKind::Str),
     p("sender_bcc_maps", "", ParamKind::List),
