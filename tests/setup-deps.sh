@@ -25,6 +25,10 @@ NEEDED="
     postgresql-15:/usr/lib/postgresql/15/bin/postgres
     mariadb-server:/usr/sbin/mariadbd
     shellcheck:/usr/bin/shellcheck
+    nsd:/usr/sbin/nsd
+    ldnsutils:/usr/bin/ldns-signzone
+    pflogsumm:/usr/sbin/pflogsumm
+    prometheus-postfix-exporter:/usr/bin/prometheus-postfix-exporter
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)
