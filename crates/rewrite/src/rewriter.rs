@@ -257,7 +257,14 @@ impl Rewriter {
     /// addresses are first put in canonical form in the local context, whoever sent
     /// them, as cleanup does.
     pub fn rewrite_sender(&self, sender: &str) -> Result<String, RewriteError> {
-        self.sender_address(&self.trivial.canonicalize(sender, true), false)
+        let canonical = self.trivial.canonicalize(sender, true);
+        // MAILER-DAEMON@$myorigin is the null sender, so that mail from it is never
+        // answered with a bounce (cleanup does this since Postfix 2000-05-20).
+        let daemon = self.trivial.canonicalize("MAILER-DAEMON", true);
+        if canonical.eq_ignore_ascii_case(&daemon) {
+            return Ok(String::new());
+        }
+        self.sender_address(&canonical, false)
     }
 
     /// An envelope recipient as queued.

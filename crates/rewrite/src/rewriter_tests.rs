@@ -241,3 +241,17 @@ fn envelope_rewritten_in_place() {
     assert_eq!(env.recipients[1].address, "audit@example.com");
     assert_eq!(env.recipients[1].notify, "NEVER");
 }
+
+#[test]
+fn mailer_daemon_is_the_null_sender() {
+    let r = rw("");
+    assert_eq!(r.rewrite_sender("MAILER-DAEMON").expect("ok"), "");
+    assert_eq!(
+        r.rewrite_sender("mailer-daemon@Example.com").expect("ok"),
+        ""
+    );
+    assert_eq!(
+        r.rewrite_sender("mailer-daemon@other.test").expect("ok"),
+        "mailer-daemon@other.test"
+    );
+}
