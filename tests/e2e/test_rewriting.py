@@ -196,6 +196,13 @@ def test_regexp_percent_hack_and_header_contexts(make_instance):
         s.sendmail("carol@client.example", [f"{USER2}%rostfix.test"],
                    b"Subject: percent smtp\r\n\r\nhello\r\n")
     assert b"percent smtp" in one_message(USER2)
+    # The resolve half: user%domain@ourdomain goes to user@domain (qmgr), not to a
+    # local user named `user%domain`.
+    fresh()
+    with inst.smtp() as s:
+        s.sendmail("carol@client.example", [f"{USER2}%rostfix.test@mx.rostfix.test"],
+                   b"Subject: percent routed\r\n\r\nhello\r\n")
+    assert b"percent routed" in one_message(USER2)
     # remote_header_rewrite_domain: a client outside local_header_rewrite_clients
     # gets its unqualified header addresses completed with that domain; the
     # envelope is rewritten all the same.

@@ -10,8 +10,7 @@
 //! swapped (`site!user` -> `user@site`, swap_bangpath) or else its last `%` made the
 //! `@` (`user%site` -> `user@site`, allow_percent_hack) — see [`AddressForms`]. The
 //! other half of the `%`/`!` hacks, `user%site@ourdomain` routed to `site`, is
-//! trivial-rewrite's resolve step and is not done (partial): such an address is
-//! delivered locally (smtpd refuses it from clients without relay rights, as Postfix).
+//! trivial-rewrite's resolve step: `Resolver::route_local_part`, which qmgr applies.
 
 /// swap_bangpath and allow_percent_hack: the old address forms rewritten to `@` form.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -23,7 +23,7 @@
 //! Before the tables every address is put in trivial-rewrite's canonical form
 //! (rostfix_resolve::canonical: `@$myorigin`, swap_bangpath and allow_percent_hack for
 //! addresses without `@`); routing `user%site@ourdomain` to `site` (the resolve half
-//! of the percent hack) is not done.
+//! of the percent hack) is qmgr's, through rostfix_resolve.
 
 #![forbid(unsafe_code)]
 
