@@ -123,6 +123,16 @@ def free_port(host="127.0.0.1"):
         return port
 
 
+def stop_process(proc, timeout=5):
+    """SIGTERM, then SIGKILL if `proc` (a Popen) has not exited within `timeout`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
     """Polls predicate until it returns a truthy value; raises with `what` on timeout."""
     deadline = time.monotonic() + timeout

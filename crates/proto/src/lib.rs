@@ -13,6 +13,7 @@ mod anvil;
 mod client;
 mod frame;
 mod messages;
+mod metrics;
 mod names;
 mod sockets;
 mod status;
@@ -24,6 +25,7 @@ pub use anvil::{AnvilClient, AnvilReply, AnvilRequest};
 pub use client::{connect_unix, send_trigger, TriggerError};
 pub use frame::{read_frame, read_message, write_frame, write_message, FrameError, MAX_FRAME};
 pub use messages::*;
+pub use metrics::{MetricSample, MetricsReport, SampleKind, MAX_METRICS_SAMPLES, METRICS_SOCKET};
 pub use names::{is_valid_dsn, is_valid_queue_id, Dsn, NameError, QueueId, QueueName, ALL_QUEUES};
 pub use sockets::{
     transport_socket, wake_pickup, wake_qmgr, ANVIL_SOCKET, BOUNCE_SOCKET, PICKUP_SOCKET,
