@@ -8,7 +8,7 @@
 
 mod help;
 
-use rostfix_service::{Connection, Daemon, Service, Shape};
+use rostfix_service::{Connection, Daemon, Passed, Service, Shape};
 use rostfix_showq::{scan, send_listing};
 use std::io::Write;
 use std::path::Path;
@@ -29,10 +29,12 @@ fn main() {
                     Ok(()) => serve_one(&mut s, &empty_sender),
                     Err(e) => log::warn!("cannot set socket timeout: {e}"),
                 },
-                Connection::Tcp(mut s) => match s.set_write_timeout(Some(WRITE_TIMEOUT)) {
-                    Ok(()) => serve_one(&mut s, &empty_sender),
-                    Err(e) => log::warn!("cannot set socket timeout: {e}"),
-                },
+                Connection::Tcp(mut s) | Connection::Passed(Passed { stream: mut s, .. }) => {
+                    match s.set_write_timeout(Some(WRITE_TIMEOUT)) {
+                        Ok(()) => serve_one(&mut s, &empty_sender),
+                        Err(e) => log::warn!("cannot set socket timeout: {e}"),
+                    }
+                }
             })))
         },
     })
