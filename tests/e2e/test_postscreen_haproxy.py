@@ -5,6 +5,7 @@ its cache use that client; the connection handed to smtpd carries the client's
 endpoints with it, so smtpd's log and Received name the real client too."""
 
 import re
+import select
 import smtplib
 import socket
 import tempfile
@@ -28,12 +29,16 @@ def behind_haproxy(make_instance, workdir):
     access = d / "access.cidr"
     access.write_text("127.0.0.1/32 reject\n")
     access.chmod(0o644)
+    # smtpd's own restriction, which must see the client postscreen passed on.
+    (d / "client").write_text("127.0.0.4 REJECT refused by smtpd\n")
+    (d / "client").chmod(0o644)
     postscreen = harness.free_port()
     inst = make_instance(main_extra={
         "postscreen_greet_wait": "1s",
         "postscreen_access_list": f"permit_mynetworks, cidr:{access}",
         "postscreen_denylist_action": "drop",
         "postscreen_upstream_proxy_timeout": "2s",
+        "smtpd_client_restrictions": f"check_client_access texthash:{d}/client",
         # No test client is in mynetworks (permit_mynetworks would skip the tests).
         "mynetworks": "192.0.2.1/32",
     }, master_extra=(
@@ -94,6 +99,17 @@ def test_postscreen_and_smtpd_see_the_client_behind_haproxy(behind_haproxy, vers
         assert read_reply(f)[0].startswith("221")
     assert f"PASS OLD [127.0.0.3]:{again}" in inst.log_text()
 
+    # 127.0.0.4 passes postscreen, and smtpd's client restriction refuses it by its
+    # real address (the socket's peer is HAProxy's 127.0.0.1, which the table lacks).
+    with smtplib.SMTP("127.0.0.1", port, timeout=30,
+                      source_address=("127.0.0.4", 0)) as s:
+        s.ehlo("refused.example")
+        assert s.mail("a@example.org")[0] == 250
+        code, text = s.rcpt(f"{USER1}@mx.rostfix.test")
+        assert code == 554 and b"Client host rejected: refused by smtpd" in text, text
+    assert re.search(r"smtpd\[\d+\]: NOQUEUE: reject: RCPT from \S+\[127\.0\.0\.4\]",
+                     inst.log_text()), inst.log_text()
+
 
 def test_a_bad_or_missing_proxy_header_is_refused(behind_haproxy):
     """Straight at postscreen's port, without HAProxy: no client can be named, so
@@ -107,14 +123,39 @@ def test_a_bad_or_missing_proxy_header_is_refused(behind_haproxy):
     wait_for(lambda: "haproxy read: bad or missing client address: "
              "PROXY TCP4 300.1.1.1 127.0.0.1 1 25\\r\\n" in inst.log_text(),
              what="the bad header's warning")
+    # A v1 line is at most 107 bytes: one without its LF by then is refused unread.
+    # (Exactly 107 bytes are sent, so none is left unread to make the close a reset.)
+    long_line = b"PROXY TCP4 127.0.0.9 127.0.0.1 1 25" + b" " * 72
+    sock = socket.create_connection(("127.0.0.1", direct), timeout=20)
+    with sock:
+        sock.sendall(long_line)
+        assert read_reply(sock.makefile("rb")) == ["421 4.3.2 No system resources"]
+    wait_for(lambda: "haproxy read: missing protocol header terminator: PROXY TCP4 "
+             "127.0.0.9 127.0.0.1 1 25 " in inst.log_text(), what="the long line's warning")
+
     # A client that says nothing is cut off after postscreen_upstream_proxy_timeout.
     started = time.monotonic()
     sock = socket.create_connection(("127.0.0.1", direct), timeout=20)
     with sock:
         assert read_reply(sock.makefile("rb")) == ["421 4.3.2 No system resources"]
-    assert time.monotonic() - started < 10
+    assert 1.5 < time.monotonic() - started < 10
     wait_for(lambda: "postscreen" in inst.log_text()
              and "warning: haproxy read: time limit exceeded" in inst.log_text(),
              what="the timeout's warning")
+
+    # One that trickles a byte at a time is cut off at the same overall limit, not
+    # per byte: the header's read has one deadline.
+    started = time.monotonic()
+    sock = socket.create_connection(("127.0.0.1", direct), timeout=20)
+    with sock:
+        for byte in b"PROXY TCP4 127.0.0.9 127.0.0.1 1 25\r\n":
+            readable, _, _ = select.select([sock], [], [], 0.3)
+            if readable:
+                break
+            sock.sendall(bytes([byte]))
+        assert read_reply(sock.makefile("rb")) == ["421 4.3.2 No system resources"]
+    assert 1.5 < time.monotonic() - started < 5
+    wait_for(lambda: inst.log_text().count("warning: haproxy read: time limit exceeded")
+             >= 2, what="the trickle's timeout warning")
     assert "CONNECT from" not in "".join(
         l for l in inst.log_text().splitlines() if f":{direct}" in l)
