@@ -1,5 +1,5 @@
 //! One client connection, from the socket master handed over to the end of its SMTP
-//! session: the PROXY header when smtpd runs behind HAProxy (haproxy.rs), socket
+//! session: the PROXY header when smtpd runs behind HAProxy (rostfix_proto::haproxy), socket
 //! timeouts, the pre-greeting and anvil gate for TCP clients, then a
 //! [`Session`] over plain or TLS transport that writes into the incoming queue.
 
