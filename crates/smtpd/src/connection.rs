@@ -1,7 +1,8 @@
 //! One client connection, from the socket master handed over to the end of its SMTP
-//! session: the PROXY header when smtpd runs behind HAProxy (rostfix_proto::haproxy), socket
-//! timeouts, the pre-greeting and anvil gate for TCP clients, then a
-//! [`Session`] over plain or TLS transport that writes into the incoming queue.
+//! session: the PROXY header when smtpd runs behind HAProxy (rostfix_proto::haproxy),
+//! or the endpoints postscreen sent with a passed connection; socket timeouts, the
+//! pre-greeting and anvil gate for TCP clients, then a [`Session`] over plain or TLS
+//! transport that writes into the incoming queue.
 
 use crate::client::ClientInfo;
 use crate::gate;
