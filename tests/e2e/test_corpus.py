@@ -101,12 +101,7 @@ CASES = [
               "custom_postscreen_whitelist.cidr are created empty at container start",
               "milters emptied (issue 15)", "tls_server_sni_maps: /opt/postfix sni.map "
               "is generated at container start", "smtpd_sasl_path: the dovecot "
-              "container's inet socket is not there"],
-         xfail="port 10025 is postscreen behind haproxy (postscreen_upstream_proxy_protocol"
-               " = haproxy), which Rostfix's postscreen does not implement: it takes the "
-               "PROXY header for a pregreeting (554 5.5.0 improper command pipelining). "
-               "It must read the header and hand the real client address to smtpd "
-               "with the descriptor (`rostfix check` says the parameter has no effect)"),
+              "container's inet socket is not there"],),
     Case("mailu", check_names=["type socketmap is not implemented", "smtpd_milters"],
          main={"smtpd_milters": "", "smtpd_sasl_type": "dovecot",
                "smtpd_sasl_path": "private/auth"},
@@ -510,6 +505,12 @@ REPORTED_SECTIONS = ("Translated:", "Not carried or needing attention:",
                      "Accepted but not implemented by Rostfix")
 
 
+# The import checks that each table's source exists on the machine it runs on: the
+# line for the host's own /etc/aliases comes and goes with the host (a machine that
+# ever had Postfix installed has the file), so it is left out of the comparison.
+HOST_DEPENDENT = re.compile(r"^table [a-z]+:/etc/aliases: ")
+
+
 def reported_items(report, conf):
     """The report's bullet lines in the sections above, the import's target folder
     written as $CONF so that the list does not depend on the test's folder."""
@@ -519,7 +520,9 @@ def reported_items(report, conf):
             keep = line.startswith(REPORTED_SECTIONS)
             continue
         if keep and line.lstrip().startswith("- "):
-            items.append(line.strip()[2:].replace(str(conf), "$CONF"))
+            item = line.strip()[2:].replace(str(conf), "$CONF")
+            if not HOST_DEPENDENT.match(item):
+                items.append(item)
     return sorted(set(items))
 
 

@@ -36,6 +36,7 @@ mod trigger;
 
 pub use daemon::{fatal, run, ClientHandler, Daemon, Shape, StartError, TriggerHandler};
 pub use orphan::PipeBroke;
+pub use pass::Passed;
 pub use trigger::{read_trigger, MAX_TRIGGER, TRIGGER_TIMEOUT};
 
 use rostfix_config::MainCf;
@@ -110,6 +111,9 @@ pub struct Service {
 pub enum Connection {
     Tcp(std::net::TcpStream),
     Unix(std::os::unix::net::UnixStream),
+    /// A client TCP connection received on a `pass` service, with the endpoints its
+    /// sender (postscreen) established.
+    Passed(pass::Passed),
 }
 
 impl Connection {
@@ -122,6 +126,10 @@ impl Connection {
             Connection::Unix(s) => s
                 .set_read_timeout(Some(timeout))
                 .and_then(|()| s.set_write_timeout(Some(timeout))),
+            Connection::Passed(p) => p
+                .stream
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| p.stream.set_write_timeout(Some(timeout))),
         }
     }
 
@@ -168,12 +176,10 @@ impl Service {
         let generation_env = std::env::var("GENERATION").ok();
         let generation = parse_generation(generation_env.as_deref());
 
-        let maillog_file = config.get("maillog_file");
-        let target = if maillog_file.is_empty() {
-            rostfix_maillog::LogTarget::Syslog
-        } else {
-            rostfix_maillog::LogTarget::File(PathBuf::from(maillog_file))
-        };
+        let target = rostfix_maillog::target_for(
+            &config.get("maillog_file"),
+            &config.get("rostfix_maillog_format"),
+        )?;
         rostfix_maillog::init(
             &config.get("syslog_name"),
             program,

@@ -851,7 +851,6 @@ mod checks;
 mod ehlo_discard;
 mod pipelining;
 /// Client bytes made printable for a log line (also for the PROXY header warnings).
-pub(crate) use pipelining::escape;
 mod proxy;
 mod receive;
 mod rewrite;
