@@ -106,7 +106,7 @@ CASES = [
                "PROXY header for a pregreeting (554 5.5.0 improper command pipelining). "
                "It must read the header and hand the real client address to smtpd "
                "with the descriptor (`rostfix check` says the parameter has no effect)"),
-    Case("mailu", check_names=["type socketmap is not implemented", "smtpd_milters"],
+    Case("mailu", check_names=["smtpd_milters"],
          main={"smtpd_milters": "", "smtpd_sasl_type": "dovecot",
                "smtpd_sasl_path": "private/auth"},
          files={"tls_policy.map": "", "transport.map": ""},
@@ -244,8 +244,8 @@ def main_settings(text):
     return out
 
 
-# Tables the corpus cannot serve here: types Rostfix lacks (issue 14) and SQL tables,
-# whose servers only test_sql_tables.py runs. They become texthash tables (T).
+# Tables the corpus cannot serve here: network tables (SQL, LDAP, socketmap, tcp,
+# memcache), whose servers only test_sql_tables.py and test_net_tables.py run. They become texthash tables (T).
 UNSUPPORTED = re.compile(r"(?:proxy:)?(?:mysql|pgsql|ldap|sqlite|socketmap|tcp|memcache)"
                          r":[^\s,]+|\$\{podop\}\w+")
 
