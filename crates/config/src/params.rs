@@ -400,6 +400,21 @@ pub static PARAMS: &[ParamDef] = &[
         ParamKind::List,
     ),
     p("proxy_interfaces", "", ParamKind::List),
+    // Postfix's default, less the parameters Rostfix does not have.
+    p(
+        "proxy_read_maps",
+        "$local_recipient_maps $mydestination $virtual_alias_maps $virtual_alias_domains \
+         $virtual_mailbox_maps $virtual_mailbox_domains $relay_recipient_maps $relay_domains \
+         $canonical_maps $sender_canonical_maps $recipient_canonical_maps $transport_maps \
+         $mynetworks $smtpd_sender_login_maps $sender_bcc_maps $recipient_bcc_maps \
+         $alias_maps $smtpd_client_restrictions $smtpd_helo_restrictions \
+         $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions \
+         $sender_dependent_relayhost_maps $smtp_sasl_password_maps \
+         $sender_dependent_default_transport_maps $smtp_tls_policy_maps \
+         $mailbox_transport_maps $fallback_transport_maps $virtual_uid_maps \
+         $virtual_gid_maps $mailbox_command_maps",
+        ParamKind::List,
+    ),
     p("qmgr_fudge_factor", "100", ParamKind::Int),
     p("qmgr_message_active_limit", "20000", ParamKind::Int),
     p("qmgr_message_recipient_limit", "20000", ParamKind::Int),
@@ -427,6 +442,9 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: smtpd waits this long before its greeting and rejects a client
     // that talks first (Postfix does this only in postscreen); 0 = off.
     p("rostfix_maildir_extension_folders", "no", ParamKind::Bool),
+    // Rostfix-specific: how many instances of one table (each with its own database
+    // connection) a proxymap process opens at most; lookups beyond wait their turn.
+    p("rostfix_proxymap_pool_size", "4", ParamKind::Int),
     p("rostfix_smtpd_greet_pause", "0s", ParamKind::Time('s')),
     p("sample_directory", "/etc/rostfix", ParamKind::Str),
     p("sender_bcc_maps", "", ParamKind::List),

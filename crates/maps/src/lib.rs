@@ -22,9 +22,8 @@
 //! | `socketmap:inet:HOST:PORT:NAME`, `socketmap:unix:PATH:NAME` | Sendmail's socketmap protocol (see [`socketmap`]) | as is (pattern) |
 //! | `tcp:HOST:PORT` | tcp_table(5)'s `get` protocol (see [`tcp`]) | folded |
 //!
-//! `proxy:type:name` is accepted and opens `type:name` directly (there is no proxymap
-//! service yet; every process reads its tables, and opens its database
-//! connections, itself).
+//! `proxy:type:name` asks the proxymap service when its socket is there (see
+//! [`proxy`]), and opens `type:name` directly otherwise.
 //!
 //! Source file syntax (postmap(5)): `key whitespace value`; blank lines and lines whose
 //! first non-blank character is `#` are ignored; a line starting with white space
@@ -40,7 +39,7 @@
 //! A caller whose results can become commands, files, mailbox paths, user ids or
 //! delivery transports opens its tables with [`open_map_with`] and
 //! [`OpenFlags::PARANOID`] (Postfix's DICT_FLAG_PARANOID, of which only NO_REGSUB
-//! matters here: there is no proxymap). A `regexp:`/`pcre:` rule of such a table
+//! matters here; proxymap is told of it). A `regexp:`/`pcre:` rule of such a table
 //! that would copy `$1`... of the key into its result is refused: a lookup that
 //! matches it fails with [`MapError::Lookup`] naming the table and line, so the
 //! caller defers instead of letting the client's text reach a shell. Postfix skips
@@ -86,6 +85,7 @@ pub mod inline;
 pub mod ldap;
 pub mod memcache;
 pub mod netio;
+pub mod proxy;
 pub mod rdb;
 pub mod regexp;
 pub mod reload;
@@ -172,7 +172,7 @@ pub fn open_map(spec: &str) -> Result<Box<dyn Map>, MapError> {
 pub fn open_map_with(spec: &str, flags: OpenFlags) -> Result<Box<dyn Map>, MapError> {
     let (kind, name) = split_spec(spec)?;
     if kind == "proxy" {
-        return open_map_with(name, flags);
+        return Ok(Box::new(proxy::ProxyMap::open(spec, name, flags)?));
     }
     let need_name = || {
         if name.is_empty() {
