@@ -28,6 +28,10 @@ NEEDED="
     ldap-utils:/usr/bin/ldapsearch
     memcached:/usr/bin/memcached
     shellcheck:/usr/bin/shellcheck
+    nsd:/usr/sbin/nsd
+    ldnsutils:/usr/bin/ldns-signzone
+    pflogsumm:/usr/sbin/pflogsumm
+    prometheus-postfix-exporter:/usr/bin/prometheus-postfix-exporter
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

@@ -26,6 +26,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// `fatal: ` instead of `error: `. Use it through [`fatal!`].
 pub const FATAL_TARGET: &str = "fatal";
 
+/// The `log` target of the lines Postfix's cleanup(8) writes (`ID: message-id=<...>`,
+/// content-check actions such as `ID: reject: header ...`). Rostfix has no cleanup
+/// daemon: whichever process receives the message writes them, and the logger tags
+/// them `cleanup` as Postfix does, so that log readers (pflogsumm, the Prometheus
+/// postfix exporter) count them where they expect them. Use it through [`cleanup!`].
+pub const CLEANUP_TARGET: &str = "cleanup";
+
+/// Logs an info line in cleanup's name (see [`CLEANUP_TARGET`]).
+#[macro_export]
+macro_rules! cleanup {
+    ($($arg:tt)+) => {
+        $crate::__log::info!(target: $crate::CLEANUP_TARGET, $($arg)+)
+    };
+}
+
 /// Logs the error the process is about to exit on: `fatal: MESSAGE` (at error level,
 /// so syslog and level filters treat it as one), where `log::error!` would print
 /// `error: MESSAGE`.
@@ -94,12 +109,18 @@ pub fn init(
             return Err(e);
         }
     };
+    let spec = line::LineSpec {
+        hostname: hostname.to_string(),
+        syslog_name: syslog_name.to_string(),
+        service: service.to_string(),
+    };
+    let cleanup_spec = line::LineSpec {
+        service: CLEANUP_TARGET.to_string(),
+        ..spec.clone()
+    };
     let logger = logger::Logger {
-        spec: line::LineSpec {
-            hostname: hostname.to_string(),
-            syslog_name: syslog_name.to_string(),
-            service: service.to_string(),
-        },
+        spec,
+        cleanup_spec,
         sink,
         verbose,
     };
