@@ -17,7 +17,7 @@ from harness import USER1, maildir_messages, wait_for
 from test_sql_tables import PG_BIN, pgsql_server, run_as  # noqa: F401 (fixture)
 
 POOL = 3
-SESSIONS = 120
+SESSIONS = 200
 QUERY = "SELECT name FROM localuser WHERE name='%s'"
 PROXYMAP = "proxymap  unix  -       -       n       -       1       proxymap\n"
 
