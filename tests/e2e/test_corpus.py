@@ -511,6 +511,12 @@ REPORTED_SECTIONS = ("Translated:", "Not carried or needing attention:",
                      "Accepted but not implemented by Rostfix")
 
 
+# The import checks that each table's source exists on the machine it runs on: the
+# line for the host's own /etc/aliases comes and goes with the host (a machine that
+# ever had Postfix installed has the file), so it is left out of the comparison.
+HOST_DEPENDENT = re.compile(r"^table [a-z]+:/etc/aliases: ")
+
+
 def reported_items(report, conf):
     """The report's bullet lines in the sections above, the import's target folder
     written as $CONF so that the list does not depend on the test's folder."""
@@ -520,7 +526,9 @@ def reported_items(report, conf):
             keep = line.startswith(REPORTED_SECTIONS)
             continue
         if keep and line.lstrip().startswith("- "):
-            items.append(line.strip()[2:].replace(str(conf), "$CONF"))
+            item = line.strip()[2:].replace(str(conf), "$CONF")
+            if not HOST_DEPENDENT.match(item):
+                items.append(item)
     return sorted(set(items))
 
 

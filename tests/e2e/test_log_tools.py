@@ -11,6 +11,7 @@ has written its first lines and before any mail is sent. Its queue metrics come 
 second showq service speaking Postfix 3's showq protocol (rostfix_showq_protocol =
 postfix; the default showq speaks our framed JSON for rostqueue)."""
 
+import json
 import re
 import shutil
 import smtplib
@@ -22,15 +23,25 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, free_port, wait_for
+from harness import REPO, USER1, free_port, wait_for
 
 TOOLS = REPO / "tests" / "fetch-postfix-tools.sh"
-EXPORTER = shutil.which("prometheus-postfix-exporter")
 PFLOGSUMM = shutil.which("pflogsumm")
 
 SENT = 3
 DEFERRED = 2
 REJECTED = 2
+
+
+def exporter_binary():
+    """Debian's exporter, unpacked (its package would install postfix), or None."""
+    proc = subprocess.run(
+        [str(REPO / "tests" / "fetch-deb.sh"), "prometheus-postfix-exporter",
+         "usr/bin/prometheus-postfix-exporter"],
+        capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        return None
+    return str(Path(proc.stdout.strip()) / "usr/bin/prometheus-postfix-exporter")
 
 
 def postfix_tools():
@@ -75,11 +86,11 @@ class SmtpSink:
 class Exporter:
     """prometheus-postfix-exporter tailing `logfile` on a loopback port."""
 
-    def __init__(self, logfile, showq, workdir):
+    def __init__(self, binary, logfile, showq, workdir):
         self.port = free_port()
         self.stderr = open(Path(workdir) / f"exporter-{self.port}.log", "w+")
         self.proc = subprocess.Popen(
-            [EXPORTER, f"--web.listen-address=127.0.0.1:{self.port}",
+            [binary, f"--web.listen-address=127.0.0.1:{self.port}",
              f"--postfix.logfile_path={logfile}",
              f"--postfix.showq_path={showq}",
              "--log.unsupported"],
@@ -154,8 +165,8 @@ def send_mix(inst):
 
 @pytest.fixture
 def log_instance(make_instance, workdir):
-    if EXPORTER is None or PFLOGSUMM is None:
-        pytest.skip("needs prometheus-postfix-exporter and pflogsumm (tests/setup-deps.sh)")
+    if PFLOGSUMM is None:
+        pytest.skip("needs pflogsumm (tests/setup-deps.sh)")
     pfx = postfix_tools()
     good = SmtpSink(pfx)
     bad = SmtpSink(pfx, reject="rcpt")
@@ -192,9 +203,12 @@ def settle(inst):
 
 def test_prometheus_postfix_exporter_counts_what_was_sent(log_instance, workdir):
     inst = log_instance
+    binary = exporter_binary()
+    if binary is None:
+        pytest.skip("prometheus-postfix-exporter unavailable (tests/fetch-deb.sh)")
     wait_for(lambda: inst.maillog.exists() and inst.maillog.stat().st_size > 0,
              what="master's first log lines")
-    exporter = Exporter(inst.maillog, inst.queue / "public/postfix-showq", workdir)
+    exporter = Exporter(binary, inst.maillog, inst.queue / "public/postfix-showq", workdir)
     try:
         send_mix(inst)
         settle(inst)
@@ -260,3 +274,31 @@ def test_pflogsumm_counts_what_was_sent(log_instance):
     assert count("rejected") == REJECTED, report
     assert count("bounced") == 0, report
     assert count("connections") == probes + SENT + DEFERRED + REJECTED, report
+
+
+def test_json_log_lines_carry_the_text_lines_fields(make_instance):
+    """rostfix_maillog_format = json: every line of maillog_file is one JSON object,
+    and one message's life (smtpd, cleanup, qmgr, local) is there under its queue_id
+    with the programs and texts the text format has."""
+    inst = make_instance({"rostfix_maillog_format": "json"})
+    with inst.smtp() as s:
+        s.send_message(message(f"{USER1}@rostfix.test", 1))
+
+    def delivered():
+        return "status=sent" in inst.log_text()
+    wait_for(delivered, timeout=30, what="local delivery in the log")
+    events = [json.loads(line) for line in inst.log_text().splitlines()]
+    for e in events:
+        assert set(e) >= {"time", "host", "program", "pid", "severity", "message"}, e
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", e["time"]), e
+        assert e["host"] == "mx.rostfix.test"
+    sent = [e for e in events if "status=sent" in e["message"]]
+    assert len(sent) == 1 and sent[0]["program"] == "rostfix/local", sent
+    qid = sent[0]["queue_id"]
+    life = [(e["program"], e["message"].split("=")[0]) for e in events
+            if e.get("queue_id") == qid]
+    assert ("rostfix/smtpd", "client") in life, life
+    assert ("rostfix/cleanup", "message-id") in life, life
+    assert ("rostfix/qmgr", "from") in life, life
+    assert ("rostfix/qmgr", "removed") in life, life
+    assert any(e["program"] == "rostfix/master" for e in events), events[:3]
