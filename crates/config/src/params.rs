@@ -460,11 +460,11 @@ pub static PARAMS: &[ParamDef] = &[
     // (smtp_dns_support_level = dnssec); empty = the IANA root keys.
     p("rostfix_dnssec_trust_anchor", "", ParamKind::Str),
     p("rostfix_maildir_extension_folders", "no", ParamKind::Bool),
-    // Rostfix-specific: where the metrics service answers Prometheus (HTTP, no auth).
-    p("rostfix_metrics_listen", "127.0.0.1:9155", ParamKind::Str),
     // Rostfix-specific: maillog_file lines as Postfix's text (text) or one JSON object
     // per line (json) for log pipelines; syslog always gets text.
     p("rostfix_maillog_format", "text", ParamKind::Str),
+    // Rostfix-specific: where the metrics service answers Prometheus (HTTP, no auth).
+    p("rostfix_metrics_listen", "127.0.0.1:9155", ParamKind::Str),
     // Rostfix-specific: how many instances of one table (each with its own database
     // connection) a proxymap process opens at most; lookups beyond wait their turn.
     p("rostfix_proxymap_pool_size", "4", ParamKind::Int),
