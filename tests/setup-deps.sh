@@ -32,6 +32,7 @@ NEEDED="
     ldnsutils:/usr/bin/ldns-signzone
     pflogsumm:/usr/sbin/pflogsumm
     prometheus:/usr/bin/prometheus
+    redis-server:/usr/bin/redis-server
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

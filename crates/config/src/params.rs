@@ -455,6 +455,10 @@ pub static PARAMS: &[ParamDef] = &[
     p("resolve_dequoted_address", "yes", ParamKind::Bool),
     // Rostfix-specific: "host:port" name servers used instead of /etc/resolv.conf
     // (tests point the smtp client at a local DNS server); empty = the system resolver.
+    // Rostfix-specific: anvil shares client rates with other machines through this
+    // Redis server (host:port; empty = this machine's own limits only).
+    p("rostfix_anvil_redis_prefix", "rostfix:anvil:", ParamKind::Str),
+    p("rostfix_anvil_redis_server", "", ParamKind::Str),
     p("rostfix_dns_servers", "", ParamKind::List),
     // Rostfix-specific: a file of DNSKEY records trusted for DNSSEC validation
     // (smtp_dns_support_level = dnssec); empty = the IANA root keys.
