@@ -643,6 +643,7 @@ pub static PARAMS: &[ParamDef] = &[
     ),
     p("smtpd_tls_eecdh_grade", "auto", ParamKind::Str),
     p("smtpd_tls_exclude_ciphers", "", ParamKind::List),
+    p("smtpd_tls_fingerprint_digest", "sha256", ParamKind::Str),
     p("smtpd_tls_key_file", "$smtpd_tls_cert_file", ParamKind::Str),
     p("smtpd_tls_loglevel", "0", ParamKind::Int),
     p("smtpd_tls_mandatory_ciphers", "medium", ParamKind::Str),

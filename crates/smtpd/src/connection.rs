@@ -58,7 +58,7 @@ fn proxied_client(
 pub fn handle(
     settings: &Settings,
     service: &str,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<crate::tls::TlsServer>>,
     conn: Connection,
 ) {
     let wrapper = settings.tls.wrappermode;

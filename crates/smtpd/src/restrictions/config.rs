@@ -67,6 +67,18 @@ impl DomainList {
     }
 }
 
+/// relay_clientcerts' tables (Debug shows their names).
+#[derive(Clone, Default)]
+pub struct ClientCertMaps(pub Vec<Arc<dyn Map>>);
+
+impl std::fmt::Debug for ClientCertMaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|t| t.spec()))
+            .finish()
+    }
+}
+
 /// The lists and what evaluating them needs.
 #[derive(Debug, Clone, Default)]
 pub struct RestrictionConfig {
@@ -98,6 +110,8 @@ pub struct RestrictionConfig {
     pub plaintext_reject_code: u16,
     /// maps_rbl_domains, for the deprecated reject_maps_rbl.
     pub maps_rbl_domains: Vec<String>,
+    /// relay_clientcerts: fingerprints permit_tls_clientcerts accepts.
+    pub relay_clientcerts: ClientCertMaps,
     /// permit_mx_backup_networks: the MX hosts' addresses permit_mx_backup accepts.
     pub mx_backup_networks: crate::cidr::NetworkList,
     /// For policy requests: `stress`, compatibility_level, mail_version.
@@ -212,6 +226,7 @@ impl RestrictionConfig {
             plaintext_reject_code: 450,
             maps_rbl_domains: Vec::new(),
             mx_backup_networks: crate::cidr::NetworkList::default(),
+            relay_clientcerts: ClientCertMaps::default(),
             stress: cf.get("stress") == "yes",
             compatibility_level: cf.get("compatibility_level"),
             mail_version: cf.get("mail_version"),
@@ -254,6 +269,30 @@ impl RestrictionConfig {
                 ConfigError::ReplyCode("plaintext_reject_code: want a 4xx or 5xx reply code".into())
             })?;
         rc.maps_rbl_domains = cf.get_list("maps_rbl_domains");
+        for spec in split_words(&get("relay_clientcerts")) {
+            let t = open_table(&spec).map_err(|reason| RestrictionError::Table {
+                param: "relay_clientcerts",
+                name: "relay_clientcerts".into(),
+                table: spec.clone(),
+                reason,
+            })?;
+            rc.relay_clientcerts.0.push(t);
+        }
+        let ask_ccert = cf.get_bool("smtpd_tls_ask_ccert")
+            || (cf.get_bool("smtpd_tls_req_ccert")
+                && cf.get("smtpd_tls_security_level").trim() == "encrypt");
+        for r in rc.all() {
+            if matches!(
+                r,
+                Restriction::PermitTlsClientcerts { .. } | Restriction::CheckCcertAccess(_)
+            ) && !ask_ccert
+            {
+                warnings.push(format!(
+                    "{} is requested, but \"smtpd_tls_ask_ccert = no\"",
+                    r.name()
+                ));
+            }
+        }
         let backup_nets = cf.get_list("permit_mx_backup_networks");
         rc.mx_backup_networks =
             crate::cidr::NetworkList::parse(backup_nets.iter().map(String::as_str))?;

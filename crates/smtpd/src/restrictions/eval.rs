@@ -475,7 +475,64 @@ fn one(
                 Step::Go
             }
         }
-        Restriction::ClientCert(_) => Step::Go,
+        Restriction::CheckCcertAccess(table) => {
+            let Some(cert) = f.session.ccert else {
+                return Step::Go;
+            };
+            let ctx = Ctx {
+                stage,
+                f,
+                rc,
+                depth,
+            };
+            // Each key on its own, so a DUNNO for the certificate still lets its
+            // key's entry decide (Postfix's search order: cert, then pubkey).
+            for key in [&cert.cert_fingerprint, &cert.pkey_fingerprint] {
+                if key.is_empty() {
+                    continue;
+                }
+                let keys = [key.clone()];
+                match table_step(
+                    table.as_ref(),
+                    &keys,
+                    &cert.subject_cn,
+                    "Client certificate",
+                    &ctx,
+                    notes,
+                ) {
+                    None | Some(Step::Go) => continue,
+                    Some(step) => return step,
+                }
+            }
+            Step::Go
+        }
+        Restriction::PermitTlsClientcerts { all } => {
+            let Some(cert) = f.session.ccert else {
+                return Step::Go;
+            };
+            if *all && cert.trusted {
+                return Step::Permit;
+            }
+            // Fingerprints match whether or not a CA vouches for the certificate.
+            for key in [&cert.pkey_fingerprint, &cert.cert_fingerprint] {
+                if key.is_empty() {
+                    continue;
+                }
+                for table in &rc.relay_clientcerts.0 {
+                    match table.lookup(key) {
+                        Ok(None) => {}
+                        Ok(Some(_)) => return Step::Permit,
+                        Err(e) => {
+                            log::warn!(
+                                "relay_clientcerts: lookup error for fingerprint '{key}': {e}"
+                            );
+                            return Step::Reject(temp_fail(&name));
+                        }
+                    }
+                }
+            }
+            Step::Go
+        }
         Restriction::DeferIfPermit => {
             defer_if_permit(
                 notes,

@@ -72,6 +72,8 @@ impl<S: QueueSink> Session<'_, S> {
             compatibility_level: &rc.compatibility_level,
             mail_version: &rc.mail_version,
             ill_pipelining: self.ill_pipelining,
+            ccert: self.ccert.as_ref(),
+            etrn_domain: None,
         };
         Facts {
             client_name: &self.client.name,

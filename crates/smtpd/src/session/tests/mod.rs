@@ -692,17 +692,18 @@ impl Write for FakeTls {
 }
 
 impl Transport for FakeTls {
-    fn start_tls(&mut self) -> Result<TlsInfo, io::Error> {
+    fn start_tls(&mut self) -> Result<(TlsInfo, Option<crate::ccert::ClientCert>), io::Error> {
         if !self.available {
             return Err(io::Error::other("no TLS"));
         }
         self.available = false;
         self.out.borrow_mut().extend_from_slice(b"<TLS>\r\n");
-        Ok(TlsInfo {
+        let info = TlsInfo {
             protocol: "TLSv1.3".into(),
             cipher: "TLS13_AES_256_GCM_SHA384".into(),
             bits: 256,
-        })
+        };
+        Ok((info, None))
     }
     fn tls_available(&self) -> bool {
         self.available
@@ -825,7 +826,7 @@ fn encrypt_requires_starttls_first() {
     let content = String::from_utf8_lossy(&q.queued[0].content).to_string();
     assert!(
         content.contains(
-            "\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits))\n\tby mx.example.com (Rostfix) with ESMTPS id"
+            "\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits))\n\t(No client certificate requested)\n\tby mx.example.com (Rostfix) with ESMTPS id"
         ),
         "{content}"
     );
