@@ -1,5 +1,5 @@
-"""TLS client certificates in smtpd, end to end with Python's ssl client and
-OpenSSL-made certificates: smtpd_tls_ask_ccert, smtpd_tls_req_ccert (encrypt level),
+"""TLS client certificates in smtpd, end to end with Python's ssl client, swaks
+--tls-cert and openssl s_client -cert, and OpenSSL-made certificates: smtpd_tls_ask_ccert, smtpd_tls_req_ccert (encrypt level),
 check_ccert_access (certificate fingerprint), permit_tls_clientcerts
 (relay_clientcerts, public-key fingerprint of an untrusted certificate),
 permit_tls_all_clientcerts (smtpd_tls_CAfile), and the Received: note of
@@ -182,3 +182,55 @@ def test_received_header_notes_the_certificate_only_when_asked(inst, pki):
     assert "(using TLSv1.3" in delivered("ccert-noted")
     assert "Client CN" not in delivered("ccert-plain")
     assert "(using " not in delivered("ccert-plain")
+
+
+@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks not installed")
+def test_swaks_tls_cert_relays_only_with_a_listed_certificate(inst, pki):
+    def swaks(*cert):
+        return subprocess.run(
+            ["swaks", "--server", f"127.0.0.1:{inst.port}", "--tls", *cert,
+             "--ehlo", "client.example.org", "--from", "alice@example.org",
+             "--to", "bob@remote.example", "--quit-after", "RCPT", "--timeout", "30"],
+            capture_output=True, text=True, timeout=90)
+    listed = swaks("--tls-cert", str(pki / "stranger.pem"), "--tls-key", str(pki / "stranger.key"))
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "<~  250 2.1.5 Ok" in listed.stdout
+    bare = swaks()
+    assert bare.returncode != 0
+    assert "<~* 554 5.7.1 <bob@remote.example>: Relay access denied" in bare.stdout, bare.stdout
+
+
+def s_client(port, pki, who, commands):
+    """`openssl s_client -starttls smtp` presenting `who`'s certificate; sends each
+    command after the previous reply (no pipelining) and returns everything read."""
+    args = ["openssl", "s_client", "-quiet", "-crlf", "-starttls", "smtp",
+            "-connect", f"127.0.0.1:{port}", "-cert", str(pki / f"{who}.pem"),
+            "-key", str(pki / f"{who}.key")]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    out = []
+    try:
+        for cmd in commands:
+            proc.stdin.write(cmd + "\n")
+            proc.stdin.flush()
+            while True:
+                line = proc.stdout.readline()
+                out.append(line)
+                if not line or line[3:4] == " ":
+                    break
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    return "".join(out)
+
+
+def test_openssl_s_client_cert_by_fingerprint(inst, pki):
+    rcpt = ["EHLO client.example.org", "MAIL FROM:<alice@example.org>",
+            "RCPT TO:<bob@remote.example>", "QUIT"]
+    ok = s_client(inst.port, pki, "trusted", rcpt)
+    assert "250 2.1.5 Ok" in ok, ok
+    banned = s_client(inst.port, pki, "banned", rcpt)
+    assert ("554 5.7.1 <banned.rostfix.test>: Client certificate rejected: Access denied"
+            in banned), banned
+    assert ("reject: RCPT from unknown[127.0.0.1]: 554 5.7.1 <banned.rostfix.test>: "
+            "Client certificate rejected: Access denied" in inst.log_text())

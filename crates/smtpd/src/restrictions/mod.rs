@@ -10,6 +10,8 @@
 //! start, as Postfix does ("unknown smtpd restriction").
 
 pub mod access;
+#[cfg(test)]
+mod ccert_tests;
 pub mod config;
 pub mod dns;
 pub mod dnsxl;

@@ -47,11 +47,12 @@ pub fn request_attributes(f: &Facts<'_>, policy_context: &str) -> Vec<(&'static 
     let cert = |field: fn(&crate::ccert::ClientCert) -> &String| {
         s.ccert.map(field).cloned().unwrap_or_default()
     };
+    // Postfix sends the names only of a trusted certificate, xtext-quoted with no
+    // extra specials: `=` stays as it is, so "+3D" (only ever from `=`) is undone.
     let trusted_name = |field: fn(&crate::ccert::ClientCert) -> &String| {
         s.ccert
             .filter(|c| c.trusted)
-            .map(field)
-            .cloned()
+            .map(|c| rostfix_proto::xtext(field(c)).replace("+3D", "="))
             .unwrap_or_default()
     };
     // Postfix sends recipient_count only once the recipients are final.
