@@ -262,7 +262,7 @@ impl<S: QueueSink> Session<'_, S> {
             Verdict::Queue { hold } => hold,
         };
         if let Some(mid) = scanner.message_id() {
-            log::info!("{id}: message-id={mid}");
+            rostfix_maillog::cleanup!("{id}: message-id={mid}");
         }
         let new_envelope = outcome.rewrite_envelope(&envelope);
         match msg.commit_as(hold, new_envelope.as_ref()) {
