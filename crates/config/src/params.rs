@@ -169,6 +169,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("export_environment", "TZ MAIL_CONFIG LANG", ParamKind::List),
     p("fallback_transport", "", ParamKind::Str),
     p("fallback_transport_maps", "", ParamKind::List),
+    p("fast_flush_domains", "$relay_domains", ParamKind::List),
     p("fork_attempts", "5", ParamKind::Int),
     p("fork_delay", "1s", ParamKind::Time('s')),
     p(

@@ -234,7 +234,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("smtp_tls_session_cache_timeout", Tuning),
     u("smtp_tls_wrappermode", Tls),
     u("smtpd_client_port_logging", Logging),
-    u("smtpd_etrn_restrictions", SmtpServer),
     u("smtpd_history_flush_threshold", Tuning),
     u("smtpd_milters", Milters),
     u("smtpd_noop_commands", SmtpServer),

@@ -55,6 +55,32 @@ impl DomainList {
         Ok(false)
     }
 
+    /// A list of names, `type:table`s and `/file`s (as texthash); a table that does
+    /// not open is skipped with a warning.
+    fn parse(param: &str, value: &str, warnings: &mut Vec<String>) -> DomainList {
+        let mut list = DomainList::default();
+        for item in value
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+        {
+            if item.contains(':') || item.starts_with('/') {
+                let spec = if item.starts_with('/') {
+                    format!("texthash:{item}")
+                } else {
+                    item.to_string()
+                };
+                match open_table(&spec) {
+                    Ok(t) => list.tables.push(t),
+                    Err(e) => warnings.push(format!("{param}: {spec}: {e}; skipped")),
+                }
+            } else {
+                list.names
+                    .push(item.trim_end_matches('.').to_ascii_lowercase());
+            }
+        }
+        list
+    }
+
     #[cfg(test)]
     pub fn from_names(names: &[&str]) -> DomainList {
         DomainList {
@@ -89,6 +115,10 @@ pub struct RestrictionConfig {
     pub recipient: Vec<Restriction>,
     pub data: Vec<Restriction>,
     pub end_of_data: Vec<Restriction>,
+    /// smtpd_etrn_restrictions.
+    pub etrn: Vec<Restriction>,
+    /// fast_flush_domains: the domains ETRN may flush.
+    pub fast_flush_domains: DomainList,
     pub delay_reject: bool,
     /// smtpd_reject_unlisted_recipient: the implicit reject_unlisted_recipient.
     pub reject_unlisted_recipient: bool,
@@ -214,6 +244,8 @@ impl RestrictionConfig {
             recipient,
             data: list("smtpd_data_restrictions")?,
             end_of_data: list("smtpd_end_of_data_restrictions")?,
+            etrn: list("smtpd_etrn_restrictions")?,
+            fast_flush_domains: DomainList::default(),
             delay_reject: cf.get_bool("smtpd_delay_reject"),
             reject_unlisted_recipient: cf.get_bool("smtpd_reject_unlisted_recipient"),
             reject_unlisted_sender: false,
@@ -326,26 +358,12 @@ impl RestrictionConfig {
         }
         rc.verify =
             super::verify::VerifySettings::from_config(cf).map_err(ConfigError::ReplyCode)?;
-        for item in get("relay_domains")
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty())
-        {
-            if item.contains(':') || item.starts_with('/') {
-                let spec = if item.starts_with('/') {
-                    format!("texthash:{item}")
-                } else {
-                    item.to_string()
-                };
-                match open_table(&spec) {
-                    Ok(t) => rc.relay_domains.tables.push(t),
-                    Err(e) => warnings.push(format!("relay_domains: {spec}: {e}; skipped")),
-                }
-            } else {
-                rc.relay_domains
-                    .names
-                    .push(item.trim_end_matches('.').to_ascii_lowercase());
-            }
-        }
+        rc.relay_domains = DomainList::parse("relay_domains", &get("relay_domains"), &mut warnings);
+        rc.fast_flush_domains = DomainList::parse(
+            "fast_flush_domains",
+            &get("fast_flush_domains"),
+            &mut warnings,
+        );
         rc.reject_unlisted_sender = cf.get_bool("smtpd_reject_unlisted_sender");
         let unlisted_used = rc.reject_unlisted_recipient
             || rc.reject_unlisted_sender
@@ -394,6 +412,7 @@ impl RestrictionConfig {
             .chain(&self.recipient)
             .chain(&self.data)
             .chain(&self.end_of_data)
+            .chain(&self.etrn)
     }
 }
 

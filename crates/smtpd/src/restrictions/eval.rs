@@ -33,6 +33,8 @@ pub enum Stage {
     Recipient,
     Data,
     EndOfData,
+    /// smtpd_etrn_restrictions.
+    Etrn,
 }
 
 impl Stage {
@@ -44,6 +46,7 @@ impl Stage {
             Stage::Relay | Stage::Recipient => "Recipient address",
             Stage::Data => "Data command",
             Stage::EndOfData => "End-of-data",
+            Stage::Etrn => "Etrn command",
         }
     }
 }
@@ -199,6 +202,7 @@ fn reply_name<'a>(stage: Stage, f: &'a Facts<'_>) -> std::borrow::Cow<'a, str> {
         Stage::Relay | Stage::Recipient => f.recipient.unwrap_or("").into(),
         Stage::Data => "DATA".into(),
         Stage::EndOfData => "END-OF-MESSAGE".into(),
+        Stage::Etrn => f.session.etrn_domain.unwrap_or("").into(),
     }
 }
 
@@ -302,6 +306,10 @@ fn one(
                     Some(rcpt) => (address_keys(rcpt), rcpt.to_string()),
                     None => return Step::Go,
                 },
+                AccessKind::Etrn => match f.session.etrn_domain {
+                    Some(d) => (domain_keys(d), d.to_string()),
+                    None => return Step::Go,
+                },
             };
             let keys = if table.is_pattern() {
                 keys.into_iter().take(1).collect()
@@ -313,6 +321,7 @@ fn one(
                 AccessKind::Helo => "Helo command",
                 AccessKind::Sender => "Sender address",
                 AccessKind::Recipient => "Recipient address",
+                AccessKind::Etrn => "Etrn command",
             };
             let ctx = Ctx {
                 stage,

@@ -43,6 +43,8 @@ pub enum AccessKind {
     Helo,
     Sender,
     Recipient,
+    /// check_etrn_access: the ETRN command's domain and its parents.
+    Etrn,
 }
 
 /// One restriction.
@@ -160,6 +162,7 @@ impl Restriction {
                 AccessKind::Helo => "check_helo_access",
                 AccessKind::Sender => "check_sender_access",
                 AccessKind::Recipient => "check_recipient_access",
+                AccessKind::Etrn => "check_etrn_access",
             },
             Restriction::StageAccess(_) => "access table",
             Restriction::CheckPolicyService(_) => "check_policy_service",
@@ -397,6 +400,7 @@ pub fn parse_list_in(
             "check_helo_access" => access(AccessKind::Helo, arg(&lower)?)?,
             "check_sender_access" => access(AccessKind::Sender, arg(&lower)?)?,
             "check_recipient_access" => access(AccessKind::Recipient, arg(&lower)?)?,
+            "check_etrn_access" => access(AccessKind::Etrn, arg(&lower)?)?,
             // The second names are Postfix's older spellings, still accepted.
             "reject_unknown_client_hostname" | "reject_unknown_client" => {
                 Restriction::RejectUnknownClient

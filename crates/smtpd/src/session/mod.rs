@@ -114,6 +114,8 @@ pub struct Session<'a, S: QueueSink> {
     tls: Option<TlsInfo>,
     /// The client's certificate, when one was asked for (smtpd_tls_ask_ccert) and sent.
     ccert: Option<crate::ccert::ClientCert>,
+    /// The ETRN domain while smtpd_etrn_restrictions run (policy requests, replies).
+    etrn_domain: Option<String>,
     /// The message being received with BDAT, between chunks.
     bdat_msg: Option<bdat::BdatMessage<S::Message>>,
     /// Transactions started so far (the next one's serial).
@@ -161,6 +163,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             last: "CONNECT".into(),
             tls: None,
             ccert: None,
+            etrn_domain: None,
             bdat_msg: None,
             serial: 0,
             anvil: Anvil::disabled(),
@@ -562,6 +565,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 // RFC 5321 3.5.3 says 252 then.
                 Reply::new(252, "2.0.0", what)
             }
+            Command::Etrn(arg) => self.etrn(&arg),
             Command::Help => {
                 self.junk_command();
                 Reply::new(
@@ -608,6 +612,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             if !self.cfg.proto.disable_vrfy {
                 lines.push("VRFY".into());
             }
+            lines.push("ETRN".into());
             if offer_tls {
                 lines.push("STARTTLS".into());
             }
@@ -906,6 +911,7 @@ mod auth;
 mod bdat;
 mod checks;
 mod ehlo_discard;
+mod etrn;
 mod pipelining;
 /// Client bytes made printable for a log line (also for the PROXY header warnings).
 pub(crate) use pipelining::escape;

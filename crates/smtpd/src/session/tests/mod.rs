@@ -31,6 +31,8 @@ struct Shared {
     disk_full: bool,
     /// Ids committed into the hold queue.
     held: Vec<String>,
+    /// Sites ETRN asked to flush.
+    flushed: Vec<String>,
 }
 
 /// The fake queue: state shared with the messages it hands out.
@@ -68,6 +70,11 @@ impl QueueSink for FakeSink {
 
     fn free_space(&self) -> Option<u64> {
         self.0.borrow().free
+    }
+
+    fn flush_site(&mut self, site: &str) -> Result<(), String> {
+        self.0.borrow_mut().flushed.push(site.to_string());
+        Ok(())
     }
 }
 
@@ -144,6 +151,7 @@ fn codes(lines: &[String]) -> Vec<&str> {
 
 mod auth;
 mod content;
+mod etrn;
 mod options;
 mod pipelining;
 mod proto;
@@ -164,6 +172,7 @@ RCPT TO:<bob@mx.example.com>\r\nDATA\r\nSubject: hi\r\nMessage-ID: <m1@client.ex
             "250-PIPELINING",
             "250-SIZE 10240000",
             "250-VRFY",
+            "250-ETRN",
             "250-ENHANCEDSTATUSCODES",
             "250-8BITMIME",
             "250-DSN",
@@ -371,7 +380,7 @@ fn mail_parameters() {
     let input = b"EHLO c\r\nMAIL FROM:<a@c> BODY=7BIT\r\nRSET\r\nMAIL FROM:<a@c> BODY=BINARYMIME\r\nMAIL FROM:<a@c> AUTH=<>\r\nRSET\r\n\
 MAIL FROM:<a b>\r\nMAIL FROM:<a@c>\r\nRCPT TO:<a@mx.example.com> NOTIFY=NEVER\r\nRCPT TO:<>\r\nRCPT TO:<a@>\r\nQUIT\r\n";
     let (lines, _, _) = session(&settings(), outside(), input);
-    let tail: Vec<&str> = lines.iter().skip(10).map(String::as_str).collect();
+    let tail: Vec<&str> = lines.iter().skip(11).map(String::as_str).collect();
     assert_eq!(
         tail,
         [
