@@ -29,6 +29,7 @@ NEEDED="
     nsd:/usr/sbin/nsd
     ldnsutils:/usr/bin/ldns-signzone
     pflogsumm:/usr/sbin/pflogsumm
+    prometheus:/usr/bin/prometheus
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

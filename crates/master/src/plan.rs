@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The daemons Rostfix ships; master runs only these.
-pub const SUPPORTED_COMMANDS: [&str; 14] = [
+pub const SUPPORTED_COMMANDS: [&str; 15] = [
     "smtpd",
     "qmgr",
     "local",
@@ -23,6 +23,7 @@ pub const SUPPORTED_COMMANDS: [&str; 14] = [
     "pipe",
     "spawn",
     "verify",
+    "metrics",
 ];
 
 /// master.cf's type column as written.
