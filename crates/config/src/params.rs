@@ -446,11 +446,11 @@ pub static PARAMS: &[ParamDef] = &[
     // (smtp_dns_support_level = dnssec); empty = the IANA root keys.
     p("rostfix_dnssec_trust_anchor", "", ParamKind::Str),
     p("rostfix_maildir_extension_folders", "no", ParamKind::Bool),
-    // Rostfix-specific: where the metrics service answers Prometheus (HTTP, no auth).
-    p("rostfix_metrics_listen", "127.0.0.1:9155", ParamKind::Str),
     // Rostfix-specific: maillog_file lines as Postfix's text (text) or one JSON object
     // per line (json) for log pipelines; syslog always gets text.
     p("rostfix_maillog_format", "text", ParamKind::Str),
+    // Rostfix-specific: where the metrics service answers Prometheus (HTTP, no auth).
+    p("rostfix_metrics_listen", "127.0.0.1:9155", ParamKind::Str),
     // Rostfix-specific: the format a showq service answers in: rostfix (framed JSON,
     // for rostqueue) or postfix (Postfix 3's showq stream, for tools written against
     // Postfix such as prometheus-postfix-exporter); set per service with -o.

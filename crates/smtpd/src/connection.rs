@@ -60,7 +60,7 @@ fn proxied_client(
 fn serve_tcp(
     settings: &Settings,
     service: &str,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<crate::tls::TlsServer>>,
     mut stream: TcpStream,
     mut client: ClientInfo,
 ) {
