@@ -2,15 +2,17 @@
 --tls-cert and openssl s_client -cert, and OpenSSL-made certificates: smtpd_tls_ask_ccert, smtpd_tls_req_ccert (encrypt level),
 check_ccert_access (certificate fingerprint), permit_tls_clientcerts
 (relay_clientcerts, public-key fingerprint of an untrusted certificate),
-permit_tls_all_clientcerts (smtpd_tls_CAfile), and the Received: note of
-smtpd_tls_received_header."""
+permit_tls_all_clientcerts (smtpd_tls_CAfile), the ccert_* attributes a policy
+service gets, and the Received: note of smtpd_tls_received_header."""
 
 import hashlib
 import shutil
 import smtplib
+import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -234,3 +236,70 @@ def test_openssl_s_client_cert_by_fingerprint(inst, pki):
             in banned), banned
     assert ("reject: RCPT from unknown[127.0.0.1]: 554 5.7.1 <banned.rostfix.test>: "
             "Client certificate rejected: Access denied" in inst.log_text())
+
+
+class RecordingPolicy:
+    """A policy server that records each request's attributes and answers DUNNO."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.requests = []
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        with c, c.makefile("rb") as f:
+            attrs = {}
+            for line in f:
+                line = line.rstrip(b"\n").decode()
+                if line:
+                    name, _, value = line.partition("=")
+                    attrs[name] = value
+                    continue
+                self.requests.append(attrs)
+                attrs = {}
+                c.sendall(b"action=DUNNO\n\n")
+
+    def close(self):
+        self.sock.close()
+
+
+def test_policy_service_gets_the_certificate(make_instance, pki):
+    policy = RecordingPolicy()
+    try:
+        inst = make_instance(main_extra={
+            "smtpd_tls_security_level": "may",
+            "smtpd_tls_cert_file": f"{pki}/server.pem",
+            "smtpd_tls_key_file": f"{pki}/server.key",
+            "smtpd_tls_ask_ccert": "yes",
+            "smtpd_tls_CAfile": f"{pki}/ca.pem",
+            "smtpd_recipient_restrictions":
+                f"reject_unauth_destination, check_policy_service inet:127.0.0.1:{policy.port}",
+        })
+        for who in ("trusted", "stranger"):
+            s = client(inst.port, pki, who)
+            s.ehlo("client.example.org")
+            s.mail("alice@example.org")
+            assert s.rcpt(f"{USER1}@mx.rostfix.test")[0] == 250
+            s.close()
+        wait_for(lambda: len(policy.requests) == 2, what="two policy requests")
+    finally:
+        policy.close()
+    trusted, stranger = policy.requests
+    # Names only for a certificate the CAs vouch for, xtext-quoted (space is +20).
+    assert trusted["ccert_subject"] == "trusted.rostfix.test"
+    assert trusted["ccert_issuer"] == "Rostfix+20Test+20CA"
+    assert trusted["ccert_fingerprint"] == cert_fp(pki / "trusted.pem")
+    assert trusted["ccert_pubkey_fingerprint"] == pkey_fp(pki / "trusted.pem")
+    assert stranger["ccert_subject"] == "" and stranger["ccert_issuer"] == ""
+    assert stranger["ccert_fingerprint"] == cert_fp(pki / "stranger.pem")
