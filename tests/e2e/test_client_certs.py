@@ -1,6 +1,7 @@
 """TLS client certificates in smtpd, end to end with Python's ssl client, swaks
 --tls-cert and openssl s_client -cert, and OpenSSL-made certificates:
-smtpd_tls_ask_ccert, smtpd_tls_req_ccert (encrypt level), check_ccert_access (certificate fingerprint), permit_tls_clientcerts
+smtpd_tls_ask_ccert, smtpd_tls_req_ccert (encrypt level),
+check_ccert_access (certificate fingerprint), permit_tls_clientcerts
 (relay_clientcerts, public-key fingerprint of an untrusted certificate),
 permit_tls_all_clientcerts (smtpd_tls_CAfile), the ccert_* attributes a policy
 service gets, and the Received: note of smtpd_tls_received_header."""
