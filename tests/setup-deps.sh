@@ -25,6 +25,9 @@ NEEDED="
     amavisd-new:/usr/sbin/amavisd
     postgresql-15:/usr/lib/postgresql/15/bin/postgres
     mariadb-server:/usr/sbin/mariadbd
+    slapd:/usr/sbin/slapd
+    ldap-utils:/usr/bin/ldapsearch
+    memcached:/usr/bin/memcached
     shellcheck:/usr/bin/shellcheck
     nsd:/usr/sbin/nsd
     ldnsutils:/usr/bin/ldns-signzone
