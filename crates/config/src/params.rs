@@ -169,6 +169,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("export_environment", "TZ MAIL_CONFIG LANG", ParamKind::List),
     p("fallback_transport", "", ParamKind::Str),
     p("fallback_transport_maps", "", ParamKind::List),
+    p("fast_flush_domains", "$relay_domains", ParamKind::List),
     p("fork_attempts", "5", ParamKind::Int),
     p("fork_delay", "1s", ParamKind::Time('s')),
     p(
@@ -695,6 +696,7 @@ pub static PARAMS: &[ParamDef] = &[
     ),
     p("smtpd_tls_eecdh_grade", "auto", ParamKind::Str),
     p("smtpd_tls_exclude_ciphers", "", ParamKind::List),
+    p("smtpd_tls_fingerprint_digest", "sha256", ParamKind::Str),
     p("smtpd_tls_key_file", "$smtpd_tls_cert_file", ParamKind::Str),
     p("smtpd_tls_loglevel", "0", ParamKind::Int),
     p("smtpd_tls_mandatory_ciphers", "medium", ParamKind::Str),
