@@ -25,6 +25,10 @@ NEEDED="
     postgresql-15:/usr/lib/postgresql/15/bin/postgres
     mariadb-server:/usr/sbin/mariadbd
     shellcheck:/usr/bin/shellcheck
+    python3-milter:/usr/lib/python3/dist-packages/Milter
+    opendkim:/usr/sbin/opendkim
+    opendkim-tools:/usr/sbin/opendkim-genkey
+    python3-dkim:/usr/lib/python3/dist-packages/dkim
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

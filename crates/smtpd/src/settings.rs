@@ -37,6 +37,8 @@ pub enum SettingsError {
     ContentFilter(#[from] rostfix_queue::FilterError),
     #[error(transparent)]
     ProxyFilter(#[from] crate::proxy_filter::ProxySettingsError),
+    #[error("smtpd_milters: {0}")]
+    Milters(#[from] rostfix_milter::ConfigError),
 }
 
 /// What smtpd needs from main.cf.
@@ -86,6 +88,8 @@ pub struct Settings {
     /// smtpd_proxy_filter: the before-queue filter the transactions are relayed to
     /// (session/proxy.rs); None when empty.
     pub proxy_filter: Option<crate::proxy_filter::ProxySettings>,
+    /// smtpd_milters with the milter_* settings; None when the list is empty.
+    pub milters: Option<std::sync::Arc<rostfix_milter::MilterConfig>>,
 }
 
 impl Settings {
@@ -183,6 +187,12 @@ impl Settings {
             receive_overrides,
             content_filter: rostfix_queue::ContentFilter::parse(&cf.get("content_filter"))?,
             proxy_filter: crate::proxy_filter::ProxySettings::from_config(cf)?,
+            milters: Some(rostfix_milter::MilterConfig::from_main_cf(
+                cf,
+                "smtpd_milters",
+            )?)
+            .filter(|m| !m.is_empty())
+            .map(std::sync::Arc::new),
         };
         Ok((settings, warnings))
     }
