@@ -13,7 +13,6 @@ The two broken milters are small socket servers here: a misbehaving peer cannot 
 had from a package (a real libmilter program never stops answering on purpose)."""
 
 import contextlib
-import os
 import shutil
 import socket
 import struct
@@ -27,7 +26,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dns_server import dnsmasq  # noqa: E402
-from harness import USER1, free_port, maildir_messages, wait_for  # noqa: E402
+from harness import USER1, USER2, free_port, maildir_messages, wait_for  # noqa: E402
 
 RCPT = f"{USER1}@rostfix.test"
 SELECTOR = "e2e"
@@ -40,6 +39,28 @@ def _txt_chunks(txt_file):
     inner = text[text.index("(") + 1:text.index(")")]
     value = "".join(part for i, part in enumerate(inner.split('"')) if i % 2 == 1)
     return [value[i:i + 200] for i in range(0, len(value), 200)]
+
+
+@contextlib.contextmanager
+def _daemon(argv, port, what):
+    """Runs `argv` (a milter) until the block ends, once it listens on `port`."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def listening():
+            if proc.poll() is not None:
+                pytest.fail(f"{what} exited: " + proc.stderr.read().decode(errors="replace"))
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return True
+            return False
+        wait_for(listening, what=f"{what} listening")
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextlib.contextmanager
@@ -65,26 +86,10 @@ Canonicalization relaxed/simple
 RequireSafeKeys false
 PidFile {keys / 'opendkim.pid'}
 """)
-    proc = subprocess.Popen([exe, "-f", "-x", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        def listening():
-            if proc.poll() is not None:
-                pytest.fail("opendkim exited: " + proc.stderr.read().decode(errors="replace"))
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                return True
-            return False
-        wait_for(listening, what="opendkim listening")
+    with _daemon([exe, "-f", "-x", str(conf)], port, "opendkim"):
         chunks = _txt_chunks(keys / (SELECTOR + ".txt"))
         record = f"--txt-record={SELECTOR}._domainkey.rostfix.test," + ",".join(chunks)
         yield port, [record]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _dns_txt(dns_port):
@@ -102,8 +107,8 @@ def _dns_txt(dns_port):
     return lookup
 
 
-def _delivered(subject):
-    for _, data in maildir_messages(USER1):
+def _delivered(subject, user=USER1):
+    for _, data in maildir_messages(user):
         if f"Subject: {subject}".encode() in data:
             return data
     return None
@@ -281,3 +286,64 @@ def test_milter_closing_in_body_default_accept(make_instance, broken):
                    f"To: {RCPT}\r\nSubject: mid-body-accept\r\n\r\nbody text\r\n")
     assert milter.closed_in_body.is_set()
     wait_for(lambda: _delivered("mid-body-accept"), what="mail past a failed milter")
+
+
+@pytest.fixture(scope="module")
+def pymilter():
+    """The libmilter test milter (pymilter_peer.py) on a free port."""
+    try:
+        import Milter  # noqa: F401
+    except ImportError:
+        pytest.skip("python3-milter not installed (tests/setup-deps.sh)")
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).parent / "pymilter_peer.py"), str(port),
+            f"{USER2}@rostfix.test"]
+    with _daemon(argv, port, "pymilter peer"):
+        yield port
+
+
+def test_libmilter_modifications_applied(make_instance, pymilter):
+    inst = make_instance(main_extra={"smtpd_milters": f"inet:127.0.0.1:{pymilter}"})
+    with inst.smtp() as s:
+        s.ehlo("client.test")
+        s.sendmail("alice@rostfix.test", [RCPT],
+                   f"To: {RCPT}\r\nSubject: edit-me\r\nX-Change: first\r\n"
+                   "X-Change: second\r\nX-Delete: gone\r\n\r\noriginal body\r\n")
+    # The first recipient was deleted, the added one got the message.
+    data = wait_for(lambda: _delivered("edit-me", USER2), what="edited mail delivered")
+    assert _delivered("edit-me") is None
+    head, _, body = data.partition(b"\n\n")
+    assert body == b"replaced by the milter\n", data
+    assert b"Return-Path: <changed@rostfix.test>" in head, head
+    assert b"X-Change: first\n" in head and b"X-Change: changed by milter\n" in head, head
+    assert b"X-Delete" not in head and b"X-Milter-Top: inserted" in head, head
+    macros = [line for line in head.split(b"\n") if line.startswith(b"X-Milter-Macros:")]
+    assert macros, head
+    qid = inst.log_text().split(": client=")[0].split()[-1]
+    assert macros[0] == (f"X-Milter-Macros: i={qid} j=mx.rostfix.test "
+                         "mail_addr=alice@rostfix.test daemon_name=mx.rostfix.test").encode(), \
+        (macros, qid)
+
+
+def test_libmilter_replies(make_instance, pymilter):
+    inst = make_instance(main_extra={"smtpd_milters": f"inet:127.0.0.1:{pymilter}"})
+    with inst.smtp() as s:
+        s.ehlo("client.test")
+        s.mail("alice@rostfix.test")
+        code, text = s.rcpt(f"{USER2}@rostfix.test")
+        assert (code, text) == (550, b"5.7.9 blocked by the test milter"), (code, text)
+        assert s.rcpt(RCPT)[0] == 250
+        code, text = s.data(f"To: {RCPT}\r\nSubject: reject-me\r\n\r\nx\r\n")
+        assert (code, text) == (550, b"5.7.1 Command rejected"), (code, text)
+        s.rset()
+        s.sendmail("alice@rostfix.test", [RCPT],
+                   f"To: {RCPT}\r\nSubject: discard-me\r\n\r\nx\r\n")
+        s.sendmail("alice@rostfix.test", [RCPT],
+                   f"To: {RCPT}\r\nSubject: quarantine-me\r\n\r\nx\r\n")
+    log = inst.log_text()
+    assert "milter-reject: RCPT from" in log, log[-3000:]
+    assert "milter-discard: END-OF-MESSAGE" in log, log[-3000:]
+    assert "milter-hold: END-OF-MESSAGE" in log, log[-3000:]
+    wait_for(lambda: len(inst.queue_ids("hold")) == 1, what="quarantined mail on hold")
+    time.sleep(1)
+    assert _delivered("discard-me") is None and _delivered("quarantine-me") is None
