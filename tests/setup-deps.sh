@@ -25,6 +25,9 @@ NEEDED="
     postgresql-15:/usr/lib/postgresql/15/bin/postgres
     mariadb-server:/usr/sbin/mariadbd
     shellcheck:/usr/bin/shellcheck
+    nsd:/usr/sbin/nsd
+    ldnsutils:/usr/bin/ldns-signzone
+    pflogsumm:/usr/sbin/pflogsumm
     python3-milter:/usr/lib/python3/dist-packages/Milter
     opendkim:/usr/sbin/opendkim
     opendkim-tools:/usr/sbin/opendkim-genkey
@@ -38,6 +41,11 @@ NEEDED="
 # Debian's policyd-spf (its package depends on postfix, so it is only unpacked).
 "$(dirname "$0")/fetch-policyd-spf.sh" >/dev/null ||
     echo "setup-deps: policyd-spf unavailable; the SPF policy test will skip"
+# Debian's prometheus-postfix-exporter (its package depends on postfix and rsyslog, so
+# it is only unpacked; the binary is self-contained).
+"$(dirname "$0")/fetch-deb.sh" prometheus-postfix-exporter \
+    usr/bin/prometheus-postfix-exporter >/dev/null ||
+    echo "setup-deps: prometheus-postfix-exporter unavailable; its log test will skip"
 
 missing=""
 for item in $NEEDED; do

@@ -34,9 +34,15 @@ class _Handler(socketserver.StreamRequestHandler):
                     self._send("250 sink.test")
                 elif verb == "MAIL":
                     sender, rcpts = line.split(":", 1)[1].strip().split()[0].strip("<>"), []
+                    with sink.lock:
+                        sink.senders.append(sender)
                     self._send("250 ok")
                 elif verb == "RCPT":
-                    rcpts.append(line.split(":", 1)[1].strip().split()[0].strip("<>"))
+                    rcpt = line.split(":", 1)[1].strip().split()[0].strip("<>")
+                    if rcpt in sink.rcpt_replies:
+                        self._send(sink.rcpt_replies[rcpt])
+                        continue
+                    rcpts.append(rcpt)
                     self._send("250 ok")
                 elif verb == "DATA":
                     self._send("354 go")
@@ -64,10 +70,14 @@ class _Server(socketserver.ThreadingTCPServer):
 
 
 class Sink:
-    """Sink(port, remail={"rcpt@remote": ("127.0.0.1", port, "new@rcpt")})."""
+    """Sink(port, remail={"rcpt@remote": ("127.0.0.1", port, "new@rcpt")},
+    rcpt_replies={"rcpt@remote": "550 5.1.1 no such user"}): RCPT for a listed
+    address gets that reply instead of 250. `senders` lists every MAIL FROM."""
 
-    def __init__(self, port, remail=None):
+    def __init__(self, port, remail=None, rcpt_replies=None):
         self.messages = []
+        self.senders = []
+        self.rcpt_replies = rcpt_replies or {}
         self.raw = []
         self.remail = remail or {}
         self.lock = threading.Lock()

@@ -172,15 +172,19 @@ def test_name_keyed_access_mx_access_rhsbl_and_unknown_helo(make_instance, dns, 
                                      b"Host not found")
 
 
-def test_unverified_restrictions_warn_instead_of_stopping_smtpd(make_instance, dns):
+def test_unverified_sender_without_verify_service_defers(make_instance, dns):
+    """No verify entry in master.cf: reject_unverified_sender cannot get an answer, so
+    (as Postfix) the client is told to retry, with a warning, rather than let through
+    or refused (test_verify.py runs the service)."""
     inst = make_instance(main_extra=base(
         dns, smtpd_sender_restrictions="reject_unverified_sender"))
     with inst.smtp(source_address="127.0.0.11") as s:
         s.ehlo("good.dnstest.test")
         s.mail("a@goodmx.test")
-        assert s.rcpt(RCPT)[0] == 250
-    wait_for(lambda: "reject_unverified_sender: address verification is not implemented"
-             in inst.log_text(), what="the warning")
+        code, text = s.rcpt(RCPT)
+        assert code == 450
+        assert b"<a@goodmx.test>: Sender address rejected: address verification problem" in text
+    wait_for(lambda: "warning: verify service failure" in inst.log_text(), what="the warning")
 
 
 def test_dnsbl_patterns_allow_list_and_reply_maps(make_instance, workdir):

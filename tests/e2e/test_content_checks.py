@@ -111,12 +111,13 @@ def send(inst, subject, extra_headers="", body="hello\n", rcpt=RCPT, port=None):
 
 def action_line(inst, action, content, text=None, origin=r"\S+\[127\.0\.0\.1\]",
                 rcpt=RCPT, smtp=True):
-    """Waits for `ID: ACTION: header CONTENT from ORIGIN; from=<S> to=<R> proto=ESMTP
-    helo=<client.test>[: TEXT]` (Postfix's cleanup shape) and returns the queue id."""
+    """Waits for `cleanup[PID]: ID: ACTION: header CONTENT from ORIGIN; from=<S> to=<R>
+    proto=ESMTP helo=<client.test>[: TEXT]` (Postfix's cleanup line, in cleanup's name
+    though smtpd or pickup wrote it) and returns the queue id."""
     tail = " proto=ESMTP helo=<client.test>" if smtp else ""
     kind = "body" if content.startswith("body ") else "header"
     content = content.removeprefix("body ")
-    pattern = (rf"(\w+): {action}: {kind} {re.escape(content)} from {origin}; "
+    pattern = (rf"/cleanup\[\d+\]: (\w+): {action}: {kind} {re.escape(content)} from {origin}; "
                rf"from=<{re.escape(SENDER)}> to=<{re.escape(rcpt)}>{tail}")
     if text is not None:
         pattern += rf": {re.escape(text)}$"

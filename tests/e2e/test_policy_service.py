@@ -197,11 +197,22 @@ def test_sender_login_maps(make_instance, workdir, table):
 # Runs policyd-spf with pydns (what python3-spf uses when dnspython is absent) pointed
 # at the test dnsmasq: policyd-spf has no resolver setting of its own, and pydns reads
 # only /etc/resolv.conf, so the defaults are overridden before policyd-spf starts.
+# pyspf resolves through dnspython when that is installed (python3-dkim pulls it in)
+# and through pydns otherwise: point whichever it uses at the test's dnsmasq.
 SPF_WRAPPER = """
 import sys, runpy
 import spf, DNS
+port = int(sys.argv.pop(1))
 DNS.defaults['server'] = ['127.0.0.1']
-DNS.defaults['port'] = int(sys.argv.pop(1))
+DNS.defaults['port'] = port
+try:
+    import dns.resolver
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = ['127.0.0.1']
+    resolver.port = port
+    dns.resolver.default_resolver = resolver
+except ImportError:
+    pass
 sys.argv[0] = 'policyd-spf'
 runpy.run_path(sys.argv.pop(1), run_name='__main__')
 """
@@ -236,17 +247,19 @@ def policyd_spf(workdir):
     conf.write_text(SPF_CONF)
     wrapper = folder / "policyd-spf-wrapper.py"
     wrapper.write_text(SPF_WRAPPER)
-    for f in (conf, wrapper):
+    # The command runs as nobody, and the checkout (tests/.cache) may sit under a
+    # folder nobody cannot enter (CI clones under /root): run a copy from here.
+    copied = folder / "policyd-spf"
+    shutil.copyfile(script, copied)
+    for f in (conf, wrapper, copied):
         os.chmod(f, 0o644)
     records = [
         '--txt-record=spf-fail.test,v=spf1 ip4:192.0.2.1 -all',
         '--txt-record=spf-pass.test,v=spf1 ip4:127.0.0.1 -all',
     ]
     with dnsmasq(records) as dns_port:
-        # The command runs as nobody: the unpacked script must be readable by it.
-        subprocess.run(["chmod", "-R", "a+rX", str(script.parents[2])], check=True)
         yield (f"policyd-spf unix - n n - 0 spawn user=nobody argv=/usr/bin/python3 "
-               f"{wrapper} {dns_port} {script} {conf}\n")
+               f"{wrapper} {dns_port} {copied} {conf}\n")
 
 
 def test_policyd_spf_rejects_spf_fail(make_instance, policyd_spf):

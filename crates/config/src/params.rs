@@ -44,6 +44,22 @@ const fn p(name: &'static str, default: &'static str, kind: ParamKind) -> ParamD
 pub static PARAMS: &[ParamDef] = &[
     p("2bounce_notice_recipient", "postmaster", ParamKind::Str),
     p("access_map_reject_code", "554", ParamKind::Int),
+    p("address_verify_cache_cleanup_interval", "12h", ParamKind::Time('s')),
+    p("address_verify_default_transport", "$default_transport", ParamKind::Str),
+    p("address_verify_local_transport", "$local_transport", ParamKind::Str),
+    p("address_verify_map", "btree:$data_directory/verify_cache", ParamKind::Str),
+    p("address_verify_negative_cache", "yes", ParamKind::Bool),
+    p("address_verify_negative_expire_time", "3d", ParamKind::Time('s')),
+    p("address_verify_negative_refresh_time", "3h", ParamKind::Time('s')),
+    p("address_verify_poll_count", "${stress?{1}:{3}}", ParamKind::Int),
+    p("address_verify_poll_delay", "3s", ParamKind::Time('s')),
+    p("address_verify_positive_expire_time", "31d", ParamKind::Time('s')),
+    p("address_verify_positive_refresh_time", "7d", ParamKind::Time('s')),
+    p("address_verify_relay_transport", "$relay_transport", ParamKind::Str),
+    p("address_verify_relayhost", "$relayhost", ParamKind::Str),
+    p("address_verify_sender", "$double_bounce_sender", ParamKind::Str),
+    p("address_verify_transport_maps", "$transport_maps", ParamKind::List),
+    p("address_verify_virtual_transport", "$virtual_transport", ParamKind::Str),
     p("alias_database", "hash:/etc/aliases", ParamKind::List),
     p("alias_maps", "hash:/etc/aliases", ParamKind::List),
     p("allow_mail_to_commands", "alias, forward", ParamKind::List),
@@ -196,6 +212,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("lmtp_data_done_timeout", "600s", ParamKind::Time('s')),
     p("lmtp_data_init_timeout", "120s", ParamKind::Time('s')),
     p("lmtp_data_xfer_timeout", "180s", ParamKind::Time('s')),
+    p("lmtp_dns_support_level", "", ParamKind::Str),
     p("lmtp_lhlo_name", "$myhostname", ParamKind::Str),
     p("lmtp_lhlo_timeout", "300s", ParamKind::Time('s')),
     p("lmtp_mail_timeout", "300s", ParamKind::Time('s')),
@@ -431,9 +448,19 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: "host:port" name servers used instead of /etc/resolv.conf
     // (tests point the smtp client at a local DNS server); empty = the system resolver.
     p("rostfix_dns_servers", "", ParamKind::List),
+    // Rostfix-specific: a file of DNSKEY records trusted for DNSSEC validation
+    // (smtp_dns_support_level = dnssec); empty = the IANA root keys.
+    p("rostfix_dnssec_trust_anchor", "", ParamKind::Str),
+    p("rostfix_maildir_extension_folders", "no", ParamKind::Bool),
+    // Rostfix-specific: maillog_file lines as Postfix's text (text) or one JSON object
+    // per line (json) for log pipelines; syslog always gets text.
+    p("rostfix_maillog_format", "text", ParamKind::Str),
+    // Rostfix-specific: the format a showq service answers in: rostfix (framed JSON,
+    // for rostqueue) or postfix (Postfix 3's showq stream, for tools written against
+    // Postfix such as prometheus-postfix-exporter); set per service with -o.
+    p("rostfix_showq_protocol", "rostfix", ParamKind::Str),
     // Rostfix-specific: smtpd waits this long before its greeting and rejects a client
     // that talks first (Postfix does this only in postscreen); 0 = off.
-    p("rostfix_maildir_extension_folders", "no", ParamKind::Bool),
     p("rostfix_smtpd_greet_pause", "0s", ParamKind::Time('s')),
     p("sample_directory", "/etc/rostfix", ParamKind::Str),
     p("sender_bcc_maps", "", ParamKind::List),
@@ -464,6 +491,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("smtp_data_done_timeout", "600s", ParamKind::Time('s')),
     p("smtp_data_init_timeout", "120s", ParamKind::Time('s')),
     p("smtp_data_xfer_timeout", "180s", ParamKind::Time('s')),
+    p("smtp_dns_support_level", "", ParamKind::Str),
     p("smtp_enforce_tls", "no", ParamKind::Bool),
     p("smtp_helo_name", "$myhostname", ParamKind::Str),
     p("smtp_helo_timeout", "300s", ParamKind::Time('s')),
@@ -694,7 +722,14 @@ pub static PARAMS: &[ParamDef] = &[
     p("unknown_relay_recipient_reject_code", "550", ParamKind::Int),
     p("unknown_virtual_alias_reject_code", "550", ParamKind::Int),
     p("unknown_virtual_mailbox_reject_code", "550", ParamKind::Int),
+    p("unverified_recipient_defer_code", "450", ParamKind::Int),
     p("unverified_recipient_reject_code", "450", ParamKind::Int),
+    p("unverified_recipient_reject_reason", "", ParamKind::Str),
+    p("unverified_recipient_tempfail_action", "defer_if_permit", ParamKind::Str),
+    p("unverified_sender_defer_code", "450", ParamKind::Int),
+    p("unverified_sender_reject_code", "450", ParamKind::Int),
+    p("unverified_sender_reject_reason", "", ParamKind::Str),
+    p("unverified_sender_tempfail_action", "defer_if_permit", ParamKind::Str),
     p("virtual_alias_address_length_limit", "1000", ParamKind::Int),
     p(
         "virtual_alias_domains",

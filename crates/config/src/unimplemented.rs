@@ -123,6 +123,13 @@ use Stops::*;
 /// Sorted by name (a test checks it, and that every name is in `PARAMS`).
 pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("access_map_reject_code", ReplyCodes),
+    // Probes are routed like mail: these overrides for probes alone are not read.
+    u("address_verify_default_transport", Routing),
+    u("address_verify_local_transport", Routing),
+    u("address_verify_relay_transport", Routing),
+    u("address_verify_relayhost", Routing),
+    u("address_verify_transport_maps", Routing),
+    u("address_verify_virtual_transport", Routing),
     u("allow_min_user", RecipientValidation),
     // Postfix's default is yes; Rostfix passes `%` forms unchanged, as `no` does.
     fixed("allow_percent_hack", AddressRewriting, "no"),
@@ -254,7 +261,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("unknown_relay_recipient_reject_code", ReplyCodes),
     u("unknown_virtual_alias_reject_code", ReplyCodes),
     u("unknown_virtual_mailbox_reject_code", ReplyCodes),
-    u("unverified_recipient_reject_code", ReplyCodes),
     u("virtual_maps", AddressRewriting),
 ];
 

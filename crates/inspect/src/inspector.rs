@@ -274,7 +274,8 @@ impl Judge {
         if !text.is_empty() {
             line.push_str(&format!(": {text}"));
         }
-        log::info!("{line}");
+        // Postfix's cleanup writes these lines: log them in its name.
+        rostfix_maillog::cleanup!("{line}");
     }
 }
 

@@ -183,6 +183,7 @@ mod tests {
             arrival: 0,
             recipients: Vec::new(),
             activated: None,
+            probe: false,
         };
         let dir = std::env::temp_dir().join(format!("rostfix-pass-{}", std::process::id()));
         let cx = PassContext::new(&req, &dir);

@@ -106,6 +106,7 @@ mod tests {
                 orig_address: "x".into(),
             }],
             activated: None,
+            probe: false,
         };
         // Two requests on one stream, then qmgr closes it: two replies, each saying
         // the stream may carry another.

@@ -7,6 +7,9 @@
 //! `error: `, as Postfix does; debug lines only with `-v`. The error a process exits on
 //! is logged with [`fatal!`] and prefixed `fatal: `, as Postfix's msg_fatal does.
 //!
+//! With `rostfix_maillog_format = json` the file gets one JSON object per line instead
+//! (json.rs); syslog and stderr stay text.
+//!
 //! CR, LF and NUL in any logged text become spaces, so text from a client can never
 //! forge a log line. Messages longer than 8 KiB are cut.
 
@@ -14,6 +17,7 @@
 
 pub mod date;
 mod delivery;
+mod json;
 mod line;
 mod logger;
 mod sink;
@@ -25,6 +29,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The `log` target that marks an error line as fatal: the logger prints it with
 /// `fatal: ` instead of `error: `. Use it through [`fatal!`].
 pub const FATAL_TARGET: &str = "fatal";
+
+/// The `log` target of the lines Postfix's cleanup(8) writes (`ID: message-id=<...>`,
+/// content-check actions such as `ID: reject: header ...`). Rostfix has no cleanup
+/// daemon: whichever process receives the message writes them, and the logger tags
+/// them `cleanup` as Postfix does, so that log readers (pflogsumm, the Prometheus
+/// postfix exporter) count them where they expect them. Use it through [`cleanup!`].
+pub const CLEANUP_TARGET: &str = "cleanup";
+
+/// Logs an info line in cleanup's name (see [`CLEANUP_TARGET`]).
+#[macro_export]
+macro_rules! cleanup {
+    ($($arg:tt)+) => {
+        $crate::__log::info!(target: $crate::CLEANUP_TARGET, $($arg)+)
+    };
+}
 
 /// Logs the error the process is about to exit on: `fatal: MESSAGE` (at error level,
 /// so syslog and level filters treat it as one), where `log::error!` would print
@@ -51,6 +70,8 @@ pub enum LogError {
     },
     #[error("a logger is already installed")]
     AlreadyInstalled,
+    #[error("rostfix_maillog_format = {0}: expected text or json")]
+    Format(String),
 }
 
 /// Where log lines go.
@@ -58,12 +79,27 @@ pub enum LogError {
 pub enum LogTarget {
     /// Append to this file.
     File(std::path::PathBuf),
+    /// Append one JSON object per line to this file (`rostfix_maillog_format = json`).
+    JsonFile(std::path::PathBuf),
     /// syslog via /dev/log, facility mail. When /dev/log cannot be reached, whole
     /// file-shaped lines go to standard error instead.
     Syslog,
     /// Standard error (commands, foreground debugging): `service: msg`, like Postfix's
     /// commands (`postqueue: warning: ...`).
     Stderr,
+}
+
+/// The target for `maillog_file` and `rostfix_maillog_format` as main.cf sets them:
+/// syslog when the file is empty, else the file as text or (format `json`) JSON lines.
+/// An unknown format is refused, naming the parameter.
+pub fn target_for(maillog_file: &str, format: &str) -> Result<LogTarget, LogError> {
+    let path = std::path::PathBuf::from(maillog_file);
+    match (maillog_file.is_empty(), format) {
+        (_, f) if f != "text" && f != "json" => Err(LogError::Format(f.to_string())),
+        (true, _) => Ok(LogTarget::Syslog),
+        (false, "json") => Ok(LogTarget::JsonFile(path)),
+        (false, _) => Ok(LogTarget::File(path)),
+    }
 }
 
 /// Set by the first [`init`]; a second call is refused before it opens anything.
@@ -94,12 +130,18 @@ pub fn init(
             return Err(e);
         }
     };
+    let spec = line::LineSpec {
+        hostname: hostname.to_string(),
+        syslog_name: syslog_name.to_string(),
+        service: service.to_string(),
+    };
+    let cleanup_spec = line::LineSpec {
+        service: CLEANUP_TARGET.to_string(),
+        ..spec.clone()
+    };
     let logger = logger::Logger {
-        spec: line::LineSpec {
-            hostname: hostname.to_string(),
-            syslog_name: syslog_name.to_string(),
-            service: service.to_string(),
-        },
+        spec,
+        cleanup_spec,
         sink,
         verbose,
     };

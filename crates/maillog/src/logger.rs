@@ -9,6 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug)]
 pub(crate) struct Logger {
     pub spec: LineSpec,
+    /// `spec` with the service `cleanup`, for lines logged to [`crate::CLEANUP_TARGET`].
+    pub cleanup_spec: LineSpec,
     pub sink: Sink,
     pub verbose: bool,
 }
@@ -50,9 +52,13 @@ impl log::Log for Logger {
         } else {
             Severity::from(record.level())
         };
+        let spec = if record.target() == crate::CLEANUP_TARGET {
+            &self.cleanup_spec
+        } else {
+            &self.spec
+        };
         // The pid is read per line: a forked child must not log under its parent's pid.
-        self.sink
-            .emit(&self.spec, now, std::process::id(), severity, msg);
+        self.sink.emit(spec, now, std::process::id(), severity, msg);
     }
 
     fn flush(&self) {}
@@ -70,12 +76,17 @@ mod tests {
     }
 
     fn logger(path: &Path, verbose: bool) -> Logger {
+        let spec = LineSpec {
+            hostname: "host.example".into(),
+            syslog_name: "rostfix".into(),
+            service: "test".into(),
+        };
         Logger {
-            spec: LineSpec {
-                hostname: "host.example".into(),
-                syslog_name: "rostfix".into(),
-                service: "test".into(),
+            cleanup_spec: LineSpec {
+                service: "cleanup".into(),
+                ..spec.clone()
             },
+            spec,
             sink: Sink::open(&LogTarget::File(path.to_path_buf())).unwrap(),
             verbose,
         }
@@ -169,6 +180,32 @@ mod tests {
         assert!(text.contains("]: fatal: bad config\n"), "{text}");
         assert!(!text.contains("error: fatal:"), "{text}");
         assert!(text.contains("]: error: plain\n"), "{text}");
+    }
+
+    #[test]
+    fn cleanup_target_logs_in_cleanups_name() {
+        let path = temp_path("cleanup");
+        let _ = std::fs::remove_file(&path);
+        let l = logger(&path, false);
+        l.log(
+            &Record::builder()
+                .level(Level::Info)
+                .target(crate::CLEANUP_TARGET)
+                .args(format_args!("ABC: message-id=<m@h>"))
+                .build(),
+        );
+        record(&l, Level::Info, "ABC: client=x");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let pid = std::process::id();
+        assert!(
+            text.contains(&format!(" rostfix/cleanup[{pid}]: ABC: message-id=<m@h>\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(" rostfix/test[{pid}]: ABC: client=x\n")),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Where finished lines go: an O_APPEND file, syslog's /dev/log, or stderr. Each line is
+//! Where finished lines go: an O_APPEND file (text or JSON lines), syslog's /dev/log,
+//! or stderr. Each line is
 //! handed to the kernel in one write so lines of concurrent processes never interleave.
 
 use crate::line::{LineSpec, Severity};
@@ -17,6 +18,8 @@ const DEV_LOG: &str = "/dev/log";
 #[derive(Debug)]
 pub(crate) enum Sink {
     File(File),
+    /// One JSON object per line (json.rs).
+    JsonFile(File),
     Syslog(UnixDatagram),
     /// Postfix command style: `service: msg`.
     Stderr,
@@ -29,6 +32,7 @@ impl Sink {
     pub(crate) fn open(target: &LogTarget) -> Result<Sink, LogError> {
         match target {
             LogTarget::File(path) => open_file(path).map(Sink::File),
+            LogTarget::JsonFile(path) => open_file(path).map(Sink::JsonFile),
             LogTarget::Syslog => Ok(connect_syslog().map_or(Sink::StderrFull, Sink::Syslog)),
             LogTarget::Stderr => Ok(Sink::Stderr),
         }
@@ -48,6 +52,9 @@ impl Sink {
             Sink::File(file) => {
                 let line = spec.file_line(Stamp::local(unix_time), pid, level, msg);
                 write_line(&mut &*file, line);
+            }
+            Sink::JsonFile(file) => {
+                write_line(&mut &*file, spec.json_line(unix_time, pid, level, msg));
             }
             Sink::Syslog(socket) => {
                 let line = spec.syslog_line(Stamp::local(unix_time), pid, level, msg);

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The daemons Rostfix ships; master runs only these.
-pub const SUPPORTED_COMMANDS: [&str; 13] = [
+pub const SUPPORTED_COMMANDS: [&str; 14] = [
     "smtpd",
     "qmgr",
     "local",
@@ -22,6 +22,7 @@ pub const SUPPORTED_COMMANDS: [&str; 13] = [
     "postscreen",
     "pipe",
     "spawn",
+    "verify",
 ];
 
 /// master.cf's type column as written.

@@ -123,10 +123,10 @@ impl Master {
             .map_err(|e| MasterError::sys("signalfd", io(e)))?;
         let cwd = std::env::current_dir().map_err(|e| MasterError::sys("getcwd", e))?;
         let main = MainCf::load(config_dir)?;
-        let target = match main.get("maillog_file") {
-            file if file.is_empty() => rostfix_maillog::LogTarget::Syslog,
-            file => rostfix_maillog::LogTarget::File(PathBuf::from(file)),
-        };
+        let target = rostfix_maillog::target_for(
+            &main.get("maillog_file"),
+            &main.get("rostfix_maillog_format"),
+        )?;
         rostfix_maillog::init(
             &main.get("syslog_name"),
             "master",

@@ -84,6 +84,7 @@ mod tests {
             arrival: 0,
             recipients: Vec::new(),
             activated: None,
+            probe: false,
         }
     }
 

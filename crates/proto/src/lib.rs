@@ -16,6 +16,7 @@ mod messages;
 mod names;
 mod sockets;
 mod status;
+mod verify;
 mod xtext;
 
 pub use agent_stream::{serve_delivery_stream, StreamEnd, MAX_DELIVERY_REQUEST};
@@ -29,4 +30,8 @@ pub use sockets::{
     QMGR_SOCKET, SHOWQ_SOCKET, WAKEUP_TIMEOUT,
 };
 pub use status::{ChildStatus, StatusKind, STATUS_LEN};
+pub use verify::{
+    verify_call, VerifyCallError, VerifyReply, VerifyRequest, VerifyStatus, MAX_VERIFY_ADDRESS,
+    MAX_VERIFY_TEXT, VERIFY_SOCKET,
+};
 pub use xtext::xtext;

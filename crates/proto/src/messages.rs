@@ -39,6 +39,12 @@ pub struct DeliveryRequest {
     /// qmgr (b). Absent from older senders: then b is 0 and a takes it all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activated: Option<i64>,
+    /// An address verification probe (the queue file's `verify_probe` attribute):
+    /// the agent finds out whether each recipient would be accepted and delivers
+    /// nothing (smtp/lmtp: MAIL and RCPT, then RSET; local and the others: accept).
+    /// Absent (false) from older senders.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
 }
 
 impl DeliveryRequest {
@@ -235,6 +241,7 @@ mod tests {
                 orig_address: "b@example.org".into(),
             }],
             activated: None,
+            probe: false,
         }
     }
 
@@ -335,6 +342,7 @@ mod tests {
             arrival: 100,
             recipients: Vec::new(),
             activated: None,
+            probe: false,
         };
         assert_eq!(r.split_before(3.0), (3.0, 0.0));
         r.activated = Some(101_000_000);

@@ -135,6 +135,7 @@ mod tests {
                 orig_address: "x@y".into(),
             }],
             activated: None,
+            probe: false,
         }
     }
 

@@ -371,6 +371,7 @@ impl Manager {
             arrival: msg.arrival,
             recipients: req.recipients,
             activated: Some(msg.activated),
+            probe: msg.probe,
         };
         let job = Job {
             path: self.root.join(transport_socket(&req.route.transport)),
@@ -394,6 +395,7 @@ impl Manager {
 
 mod activate;
 mod outcome;
+mod probe;
 mod recovery;
 mod unreadable;
 use unreadable::Unreadable;

@@ -759,3 +759,91 @@ fn a_bad_filter_attribute_defers_instead_of_skipping_the_filter() {
     assert!(exists(&root, QueueName::Deferred, &id));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A fake verify service recording every request.
+fn verify_service(root: &Path) -> Arc<Mutex<Vec<rostfix_proto::VerifyRequest>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = UnixListener::bind(root.join("private").join("verify")).expect("bind verify");
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let Ok(req) = read_message::<_, rostfix_proto::VerifyRequest>(&mut s) else {
+                continue;
+            };
+            log.lock().expect("lock").push(req);
+            let _ = write_message(&mut s, &rostfix_proto::VerifyReply::Updated);
+        }
+    });
+    seen
+}
+
+#[test]
+fn a_probe_reports_to_verify_and_is_never_bounced_or_retried() {
+    use rostfix_proto::{VerifyRequest, VerifyStatus};
+    let root = queue_root("probe");
+    let local = agent(&root, "local", local_verdict);
+    let smtp = agent(&root, "smtp", always_defer);
+    let bounces = bounce_service(&root, BounceReply::Queued("B0000001".into()));
+    let verify = verify_service(&root);
+    let id = queue_message_attrs(
+        &root,
+        "double-bounce@example.org",
+        &["bob@localhost", "dave@localhost", "carol@Example.NET"],
+        now_secs(),
+        "",
+        vec![("verify_probe".into(), "1".into())],
+    );
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+
+    assert!(local.lock().expect("lock").iter().all(|r| r.probe));
+    assert!(smtp.lock().expect("lock").iter().all(|r| r.probe));
+    assert!(
+        bounces.lock().expect("lock").is_empty(),
+        "a probe is never bounced"
+    );
+    for q in [QueueName::Active, QueueName::Deferred, QueueName::Incoming] {
+        assert!(!exists(&root, q, &id), "probe left in {q:?}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while verify.lock().expect("lock").len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut got: Vec<(String, VerifyStatus, String)> = verify
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|r| match r {
+            VerifyRequest::Update {
+                address,
+                status,
+                text,
+            } => Some((address.clone(), *status, text.clone())),
+            VerifyRequest::Query { .. } => None,
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![
+            (
+                "bob@localhost".to_string(),
+                VerifyStatus::Deliverable,
+                "delivered to mailbox".to_string()
+            ),
+            (
+                "carol@Example.NET".to_string(),
+                VerifyStatus::Deferred,
+                "connection refused".to_string()
+            ),
+            (
+                "dave@localhost".to_string(),
+                VerifyStatus::Undeliverable,
+                "unknown user".to_string()
+            ),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -47,6 +47,9 @@ pub struct ActiveMessage {
     pub forced_expire: bool,
     /// When qmgr took it into active/ (microseconds since the epoch), for delays=a/b.
     pub activated: i64,
+    /// An address verification probe (manager/probe.rs): outcomes go to verify,
+    /// never into notices or retries.
+    pub probe: bool,
 }
 
 impl ActiveMessage {
@@ -59,6 +62,7 @@ impl ActiveMessage {
             outstanding: 0,
             expire_tried: false,
             forced_expire: false,
+            probe: false,
             activated: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),

@@ -213,6 +213,7 @@ mod tests {
                     orig_address: "a@b".into(),
                 }],
                 activated: None,
+                probe: false,
             },
             route: route.clone(),
             path: path.to_path_buf(),

@@ -67,9 +67,12 @@ impl Say {
 
 /// Opens the mail log when main.cf loads and the log can be written; never fatal.
 fn start_logging(main: &MainCf, verbose: bool) {
-    let target = match main.get("maillog_file") {
-        file if file.is_empty() => rostfix_maillog::LogTarget::Syslog,
-        file => rostfix_maillog::LogTarget::File(file.into()),
+    let Ok(target) = rostfix_maillog::target_for(
+        &main.get("maillog_file"),
+        &main.get("rostfix_maillog_format"),
+    ) else {
+        // `rostfix check` and master report the bad value; a command just runs unlogged.
+        return;
     };
     if rostfix_maillog::init(
         &main.get("syslog_name"),

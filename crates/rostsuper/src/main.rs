@@ -105,13 +105,16 @@ fn mail_owner(cf: &MainCf) -> Result<rostfix_privilege::Ids, Fatal> {
 /// file or a reachable /dev/log: the maillog crate's stderr fallback would print every
 /// line twice.
 fn init_maillog(cf: &MainCf) {
-    let file = cf.get("maillog_file");
-    let target = if !file.is_empty() {
-        rostfix_maillog::LogTarget::File(PathBuf::from(file))
-    } else if Path::new("/dev/log").exists() {
-        rostfix_maillog::LogTarget::Syslog
-    } else {
-        return;
+    let target = match rostfix_maillog::target_for(
+        &cf.get("maillog_file"),
+        &cf.get("rostfix_maillog_format"),
+    ) {
+        Ok(rostfix_maillog::LogTarget::Syslog) if !Path::new("/dev/log").exists() => return,
+        Ok(target) => target,
+        Err(e) => {
+            eprintln!("rostsuper: warning: cannot log to the mail log: {e}");
+            return;
+        }
     };
     if let Err(e) = rostfix_maillog::init(
         &cf.get("syslog_name"),

@@ -168,12 +168,10 @@ impl Service {
         let generation_env = std::env::var("GENERATION").ok();
         let generation = parse_generation(generation_env.as_deref());
 
-        let maillog_file = config.get("maillog_file");
-        let target = if maillog_file.is_empty() {
-            rostfix_maillog::LogTarget::Syslog
-        } else {
-            rostfix_maillog::LogTarget::File(PathBuf::from(maillog_file))
-        };
+        let target = rostfix_maillog::target_for(
+            &config.get("maillog_file"),
+            &config.get("rostfix_maillog_format"),
+        )?;
         rostfix_maillog::init(
             &config.get("syslog_name"),
             program,

@@ -18,7 +18,15 @@ postqueue is. A client connects and sends nothing; showq sends one
 record per message in maildrop, active, incoming, deferred and hold
 (queue, id, arrival time, size, forced expiry, sender, and the pending
 recipients with their delay reasons), then an end record with any
-warnings, and closes (docs/ipc.md). Message content is never read.",
+warnings, and closes (docs/ipc.md). Message content is never read.
+
+With -o rostfix_showq_protocol=postfix the listing is in Postfix 3's
+showq format instead (protocol announcement, then name/value attribute
+groups per message), for tools written against Postfix's showq socket
+such as prometheus-postfix-exporter. Run it as a second service:
+
+    postfix-showq unix n    -       y       -       -       showq
+      -o rostfix_showq_protocol=postfix",
     more_options: "",
     exit_status: "\
 0 when it stops after max_idle or max_use, or when master goes away;

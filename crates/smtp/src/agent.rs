@@ -60,7 +60,15 @@ fn load(program: &str, service: &Service) -> Result<(Settings, Option<dns::Dns>)
     let settings = Settings::load(&service.config, mode).map_err(StartError::daemon)?;
     // Without a resolver, MX destinations are deferred (bracketed IP next hops and
     // LMTP sockets still work).
-    let dns = match dns::Dns::new(&service.config.get_list("rostfix_dns_servers"), DNS_TIMEOUT) {
+    let servers = service.config.get_list("rostfix_dns_servers");
+    let anchor = service.config.get("rostfix_dnssec_trust_anchor");
+    let anchor = (!anchor.trim().is_empty()).then(|| std::path::PathBuf::from(anchor.trim()));
+    let made = if settings.dnssec {
+        dns::Dns::validating(&servers, DNS_TIMEOUT, anchor.as_deref())
+    } else {
+        dns::Dns::new(&servers, DNS_TIMEOUT)
+    };
+    let dns = match made {
         Ok(d) => Some(d),
         Err(e) => {
             log::warn!("DNS lookups disabled: {e}");

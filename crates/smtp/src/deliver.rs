@@ -11,6 +11,7 @@
 
 use crate::cache::Cache;
 use crate::conn::{Conn, Socket};
+use crate::dane;
 use crate::dns::{Dns, LookupError};
 use crate::envelope::{has_8bit, headers_have_utf8, Envelope, Rcpt};
 use crate::nexthop::{self, LmtpHop};
@@ -44,8 +45,18 @@ enum Addr {
     Unix(String),
 }
 
-/// One server to try: host name (for texts, TLS names, SASL keys) and address.
-type Target = (String, Addr);
+/// One server to try: host name (for texts, TLS names, SASL keys), address, and
+/// whether DNSSEC proved the address records (for DANE).
+type Target = (String, Addr, bool);
+
+/// The servers for a next hop, with what DANE needs to know about the lookups.
+struct Targets {
+    list: Vec<Target>,
+    /// The next-hop domain (for `secure` name matching).
+    domain: String,
+    /// The DNSSEC status of the MX set, when there was one.
+    mx_secure: Option<bool>,
+}
 
 /// The message as read from the queue file.
 struct Message {
@@ -94,6 +105,7 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
                 smtputf8: msg.smtputf8,
                 mime_downgrade: agent.settings.mime_downgrade,
                 xforward: agent.settings.send_xforward.then_some(&msg.xforward),
+                probe: req.probe,
             };
             let mut run = Run {
                 req,
@@ -148,7 +160,11 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
                 delay,
                 delays,
                 dsn: &o.dsn,
-                status: o.status.as_str(),
+                status: if req.probe {
+                    probe_status(o.status)
+                } else {
+                    o.status.as_str()
+                },
                 text: Some(&o.text),
             }
             .to_string(),
@@ -163,6 +179,15 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
         });
     }
     (DeliveryReply::new(results), lines)
+}
+
+/// A probe's log word, as Postfix logs verification results.
+fn probe_status(s: DeliveryStatus) -> &'static str {
+    match s {
+        DeliveryStatus::Sent => "deliverable",
+        DeliveryStatus::Bounced => "undeliverable",
+        DeliveryStatus::Deferred => "deferred",
+    }
 }
 
 /// Reads content and per-message attributes from the queue file.
@@ -237,7 +262,11 @@ impl Run<'_> {
                 Err(f) => return site_outcomes(&f, n),
             }
         }
-        let (targets, nexthop_domain) = match self.targets() {
+        let Targets {
+            list: targets,
+            domain: nexthop_domain,
+            mx_secure,
+        } = match self.targets() {
             Ok(t) => t,
             Err(o) => {
                 *self.setup = self.started.elapsed().as_secs_f64();
@@ -249,7 +278,72 @@ impl Run<'_> {
             Err(e) => return vec![defer("4.7.5", e.to_string()); n],
         };
         let mut last: Option<SiteFailure> = None;
-        for (host, addr) in &targets {
+        for (host, addr, host_secure) in &targets {
+            // The DANE levels become may, encrypt or dane for this server, or skip it.
+            let (level, tlsa_records, dane_names) = match policy.level {
+                Level::Dane(dl) => {
+                    let port = match addr {
+                        Addr::Inet(_, port) => *port,
+                        Addr::Unix(_) => 0,
+                    };
+                    let facts = dane::Facts {
+                        level: dl,
+                        dnssec: s.dnssec && self.agent.dns.as_ref().is_some_and(Dns::is_validating),
+                        mx_secure,
+                        host_secure: *host_secure,
+                        nexthop: &self.req.nexthop,
+                        host,
+                        port,
+                    };
+                    let (decision, warning) = if port == 0 {
+                        // Postfix: DANE is invalid for delivery over unix-domain sockets.
+                        let text = format!(
+                            "{}: the \"{}\" security level is invalid for delivery via unix-domain sockets",
+                            self.req.nexthop,
+                            dl.name()
+                        );
+                        (
+                            dane::Decision::Defer {
+                                dsn: "4.7.0",
+                                text: "client TLS configuration problem".into(),
+                            },
+                            Some(text),
+                        )
+                    } else {
+                        dane::decide(&facts, || match &self.agent.dns {
+                            Some(d) => d.tlsa(host, port),
+                            None => dane::TlsaAnswer::Error,
+                        })
+                    };
+                    if let Some(w) = warning {
+                        log::warn!("{w}");
+                    }
+                    match decision {
+                        dane::Decision::May => (Level::May, None, None),
+                        dane::Decision::Encrypt => (Level::Encrypt, None, None),
+                        dane::Decision::Dane(records) => {
+                            // The TLSA base domain, and the next-hop domain when it was
+                            // the MX query name (Postfix's DANE match list).
+                            let mut names = vec![host.clone()];
+                            if mx_secure.is_some() && !names.contains(&nexthop_domain) {
+                                names.push(nexthop_domain.clone());
+                            }
+                            (policy.level, Some(Arc::new(records)), Some(names))
+                        }
+                        dane::Decision::Defer { dsn, text } => {
+                            log::info!("{}: {text}", self.req.queue_id);
+                            last = Some(SiteFailure {
+                                status: DeliveryStatus::Deferred,
+                                dsn: dsn.into(),
+                                text,
+                                try_next: true,
+                            });
+                            continue;
+                        }
+                    }
+                }
+                other => (other, None, None),
+            };
             let (peer, relay) = match addr {
                 Addr::Inet(ip, port) => (format!("{host}[{ip}]"), format!("{host}[{ip}]:{port}")),
                 Addr::Unix(path) => {
@@ -301,7 +395,7 @@ impl Run<'_> {
                 None => None,
             };
             let match_patterns = policy.matches.clone().unwrap_or_else(|| {
-                if policy.level == Level::Secure {
+                if level == Level::Secure {
                     s.secure_match.clone()
                 } else {
                     s.verify_match.clone()
@@ -311,10 +405,13 @@ impl Run<'_> {
                 helo_name: &s.helo_name,
                 lmtp: s.mode == Mode::Lmtp,
                 timeouts: &s.timeouts,
-                tls: (policy.level != Level::None).then(|| TlsRequest {
-                    level: policy.level,
+                tls: (level != Level::None).then(|| TlsRequest {
+                    level,
                     client: &s.tls,
-                    match_names: policy::match_names(&match_patterns, host, &nexthop_domain),
+                    match_names: dane_names.clone().unwrap_or_else(|| {
+                        policy::match_names(&match_patterns, host, &nexthop_domain)
+                    }),
+                    dane: tlsa_records.clone(),
                     loglevel: s.tls_loglevel,
                 }),
                 sasl: match (&s.sasl, &creds) {
@@ -391,15 +488,16 @@ impl Run<'_> {
     }
 
     /// The servers to try and the next-hop domain (for `secure` name matching).
-    fn targets(&self) -> Result<(Vec<Target>, String), Outcome> {
+    fn targets(&self) -> Result<Targets, Outcome> {
         let s = &self.agent.settings;
         let hop = match s.mode {
             Mode::Lmtp => match nexthop::parse_lmtp(&self.req.nexthop) {
                 Ok(LmtpHop::Unix(path)) => {
-                    return Ok((
-                        vec![(s.myhostname.clone(), Addr::Unix(path))],
-                        String::new(),
-                    ))
+                    return Ok(Targets {
+                        list: vec![(s.myhostname.clone(), Addr::Unix(path), false)],
+                        domain: String::new(),
+                        mx_secure: None,
+                    })
                 }
                 Ok(LmtpHop::Inet(h)) => h,
                 Err(e) => return Err(defer("4.3.5", e.to_string())),
@@ -410,22 +508,27 @@ impl Run<'_> {
         };
         let domain = hop.host.clone();
         if let Ok(ip) = hop.host.parse::<IpAddr>() {
-            return Ok((vec![(ip.to_string(), Addr::Inet(ip, hop.port))], domain));
+            return Ok(Targets {
+                list: vec![(ip.to_string(), Addr::Inet(ip, hop.port), false)],
+                domain,
+                mx_secure: None,
+            });
         }
         let dns = self
             .agent
             .dns
             .as_ref()
             .ok_or_else(|| defer("4.4.3", "no DNS resolver configuration".to_string()))?;
-        let (hosts, via_mx) = if hop.mx_lookup {
+        let (hosts, mx_secure) = if hop.mx_lookup {
             match dns.mx(&hop.host) {
-                Ok(Some(list)) => (list, true),
-                Ok(None) => (vec![hop.host.clone()], false),
+                Ok(Some(list)) => (list.value, Some(list.secure)),
+                Ok(None) => (vec![hop.host.clone()], None),
                 Err(e) => return Err(lookup_failure(e)),
             }
         } else {
-            (vec![hop.host.clone()], false)
+            (vec![hop.host.clone()], None)
         };
+        let via_mx = mx_secure.is_some();
         let limit = s.mx_address_limit.max(1);
         let mut targets = Vec::new();
         let mut last_err = None;
@@ -434,13 +537,17 @@ impl Run<'_> {
                 break;
             }
             let addrs = match host.parse::<IpAddr>() {
-                Ok(ip) => Ok(vec![ip]),
+                Ok(ip) => Ok(crate::dns::Checked {
+                    value: vec![ip],
+                    secure: false,
+                }),
                 Err(_) => dns.addresses(&host),
             };
             match addrs {
                 Ok(list) => targets.extend(
-                    list.into_iter()
-                        .map(|ip| (host.clone(), Addr::Inet(ip, hop.port))),
+                    list.value
+                        .into_iter()
+                        .map(|ip| (host.clone(), Addr::Inet(ip, hop.port), list.secure)),
                 ),
                 Err(e) => last_err = Some(e),
             }
@@ -458,7 +565,11 @@ impl Run<'_> {
                 _ => lookup_failure(e),
             });
         }
-        Ok((targets, domain))
+        Ok(Targets {
+            list: targets,
+            domain,
+            mx_secure,
+        })
     }
 }
 

@@ -6,13 +6,21 @@
 //! Results map to Postfix's verdicts: NXDOMAIN is a permanent "Host or domain name
 //! not found" (5.4.4), a null MX (RFC 7505, `0 .`) is "does not accept mail" (5.1.0),
 //! anything else (timeout, SERVFAIL, no server) is temporary (4.4.3).
+//!
+//! With smtp_dns_support_level = dnssec the resolver validates (see rostfix-dns), a
+//! bogus answer fails as a temporary error, and each answer says whether DNSSEC proved
+//! it ([`Checked::secure`]); DANE needs that for the MX set, the host addresses and the
+//! TLSA records ([`Dns::tlsa`]).
 
+use crate::dane::{Tlsa, TlsaAnswer};
 use crate::nexthop::order_mx;
 use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::Proof;
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::rr::{RData, Record};
 use hickory_resolver::TokioResolver;
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -37,6 +45,16 @@ pub use rostfix_dns::SetupError;
 pub struct Dns {
     runtime: tokio::runtime::Runtime,
     resolver: TokioResolver,
+    /// Whether the resolver validates DNSSEC (smtp_dns_support_level = dnssec).
+    validating: bool,
+}
+
+/// An answer, and whether DNSSEC validation proved every record of it (never true
+/// without validation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked<T> {
+    pub value: T,
+    pub secure: bool,
 }
 
 impl Dns {
@@ -45,12 +63,84 @@ impl Dns {
     pub fn new(servers: &[String], timeout: Duration) -> Result<Dns, SetupError> {
         let rostfix_dns::Resolver { runtime, resolver } =
             rostfix_dns::Resolver::new(servers, timeout)?;
-        Ok(Dns { runtime, resolver })
+        Ok(Dns {
+            runtime,
+            resolver,
+            validating: false,
+        })
+    }
+
+    /// A validating resolver (smtp_dns_support_level = dnssec), trusting the DNSKEY
+    /// records of `anchor_file` or, without one, the IANA root keys.
+    pub fn validating(
+        servers: &[String],
+        timeout: Duration,
+        anchor_file: Option<&Path>,
+    ) -> Result<Dns, SetupError> {
+        let rostfix_dns::Resolver { runtime, resolver } =
+            rostfix_dns::Resolver::validating(servers, timeout, anchor_file)?;
+        Ok(Dns {
+            runtime,
+            resolver,
+            validating: true,
+        })
+    }
+
+    /// Whether answers carry DNSSEC proof.
+    pub fn is_validating(&self) -> bool {
+        self.validating
+    }
+
+    fn secure(&self, records: &[Record]) -> bool {
+        self.validating && !records.is_empty() && records.iter().all(|r| r.proof == Proof::Secure)
+    }
+
+    /// The TLSA records at `_port._tcp.host`: usable for DANE only when validated, so
+    /// an insecure answer counts as none (RFC 7672 section 2.2); SERVFAIL, bogus
+    /// answers and timeouts are errors.
+    pub fn tlsa(&self, host: &str, port: u16) -> TlsaAnswer {
+        let qname = format!("_{port}._tcp.{}.", host.trim_end_matches('.'));
+        let answer = self
+            .runtime
+            .block_on(self.resolver.tlsa_lookup(qname.as_str()));
+        let lookup = match answer {
+            Ok(l) => l,
+            Err(e) => {
+                return match classify(&e) {
+                    Class::NxDomain | Class::NoData => TlsaAnswer::NotFound,
+                    Class::Temporary => {
+                        log::warn!("DANE TLSA lookup problem: {qname}: {e}");
+                        TlsaAnswer::Error
+                    }
+                }
+            }
+        };
+        if !self.secure(lookup.answers()) {
+            return TlsaAnswer::NotFound;
+        }
+        let records: Vec<Tlsa> = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TLSA(t) => Some(Tlsa {
+                    usage: t.cert_usage.into(),
+                    selector: t.selector.into(),
+                    mtype: t.matching.into(),
+                    data: t.cert_data.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        if records.is_empty() {
+            TlsaAnswer::NotFound
+        } else {
+            TlsaAnswer::Records(records)
+        }
     }
 
     /// MX hosts of `domain` in delivery order, or `None` when it has no MX records
     /// (the caller then uses the domain's own addresses).
-    pub fn mx(&self, domain: &str) -> Result<Option<Vec<String>>, LookupError> {
+    pub fn mx(&self, domain: &str) -> Result<Option<Checked<Vec<String>>>, LookupError> {
         let fqdn = format!("{}.", domain.trim_end_matches('.'));
         let answer = self
             .runtime
@@ -80,11 +170,12 @@ impl Dns {
         if hosts.is_empty() {
             return Ok(None);
         }
-        mx_hosts(domain, hosts).map(Some)
+        let secure = self.secure(lookup.answers());
+        mx_hosts(domain, hosts).map(|value| Some(Checked { value, secure }))
     }
 
     /// IPv4 and IPv6 addresses of `host`.
-    pub fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, LookupError> {
+    pub fn addresses(&self, host: &str) -> Result<Checked<Vec<IpAddr>>, LookupError> {
         let fqdn = format!("{}.", host.trim_end_matches('.'));
         match self
             .runtime
@@ -98,7 +189,10 @@ impl Dns {
                         rtype: "A",
                     })
                 } else {
-                    Ok(list)
+                    Ok(Checked {
+                        value: list,
+                        secure: self.secure(ips.as_lookup().answers()),
+                    })
                 }
             }
             Err(e) => Err(match classify(&e) {
@@ -144,6 +238,20 @@ fn classify(e: &NetError) -> Class {
             }
         }
         NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => Class::NxDomain,
+        // A validating resolver's negative answer whose denial is provably insecure
+        // (an unsigned zone) is an ordinary "no such name/data"; a bogus one stays a
+        // temporary failure, so that a forged denial cannot switch DANE off.
+        NetError::Dns(DnsError::Nsec {
+            proof: Proof::Insecure,
+            response,
+            ..
+        }) => {
+            if response.response_code == ResponseCode::NXDomain {
+                Class::NxDomain
+            } else {
+                Class::NoData
+            }
+        }
         _ => Class::Temporary,
     }
 }

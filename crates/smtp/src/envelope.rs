@@ -38,6 +38,8 @@ pub struct Envelope<'a> {
     /// The original client, sent with XFORWARD when the server offers it
     /// (smtp_send_xforward_command = yes); None: never sent.
     pub xforward: Option<&'a crate::xforward::Attributes>,
+    /// An address verification probe: MAIL and RCPT only, then RSET (session.rs).
+    pub probe: bool,
 }
 
 /// Which extensions the server announced that change the commands.
@@ -160,6 +162,7 @@ mod tests {
             smtputf8: false,
             mime_downgrade: true,
             xforward: None,
+            probe: false,
         }
     }
 

@@ -24,6 +24,8 @@
 pub mod agent;
 pub mod cache;
 pub mod conn;
+pub mod dane;
+pub mod dane_verify;
 pub mod deliver;
 pub mod dns;
 pub mod downgrade;

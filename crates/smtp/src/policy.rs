@@ -146,6 +146,20 @@ mod tests {
     }
 
     #[test]
+    fn dane_levels_per_destination() {
+        use crate::dane::DaneLevel;
+        let maps = vec![open_map("inline:{ a.test=dane, b.test=dane-only }").unwrap()];
+        assert_eq!(
+            lookup(&maps, "a.test", Level::May).unwrap().level,
+            Level::Dane(DaneLevel::Dane)
+        );
+        assert_eq!(
+            lookup(&maps, "b.test", Level::May).unwrap().level,
+            Level::Dane(DaneLevel::DaneOnly)
+        );
+    }
+
+    #[test]
     fn match_keywords() {
         let pats: Vec<String> = ["hostname", "nexthop", "dot-nexthop", "mx.x.test"]
             .iter()

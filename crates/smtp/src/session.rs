@@ -57,8 +57,11 @@ impl Default for Timeouts {
 pub struct TlsRequest<'a> {
     pub level: Level,
     pub client: &'a TlsClient,
-    /// Names the certificate must match at verify/secure.
+    /// Names the certificate must match at verify/secure (and, at the DANE level,
+    /// for DANE-TA records).
     pub match_names: Vec<String>,
+    /// Usable TLSA records when `level` is a DANE level.
+    pub dane: Option<std::sync::Arc<Vec<crate::dane::Tlsa>>>,
     /// smtp_tls_loglevel: 1 and up log the "TLS connection established" line.
     pub loglevel: i64,
 }
@@ -253,7 +256,7 @@ impl<T: Transport> Client<T> {
         }
         let (config, verdict) = tls
             .client
-            .config(tls.level, &tls.match_names)
+            .config(tls.level, &tls.match_names, tls.dane.clone())
             .map_err(|e| self.failure("4.7.5", format!("Cannot start TLS: {e}")))?;
         let start = TlsStart {
             config,
@@ -423,7 +426,9 @@ impl<T: Transport> Client<T> {
                 batch.push_str(c);
                 batch.push_str("\r\n");
             }
-            batch.push_str("DATA\r\n");
+            if !env.probe {
+                batch.push_str("DATA\r\n");
+            }
             self.write(batch.as_bytes(), "sending MAIL FROM")?;
         } else {
             self.write(format!("{mail}\r\n").as_bytes(), "sending MAIL FROM")?;
@@ -436,7 +441,11 @@ impl<T: Transport> Client<T> {
                 for _ in &rcpt_cmds {
                     self.read("sending RCPT TO")?;
                 }
-                self.abandon_pipelined_data()?;
+                if env.probe {
+                    self.end_probe()?;
+                } else {
+                    self.abandon_pipelined_data()?;
+                }
             }
             return Err(self.said(&mail_reply, "MAIL FROM"));
         }
@@ -450,6 +459,14 @@ impl<T: Transport> Client<T> {
             }
             let reply = self.read("sending RCPT TO")?;
             if reply.class() == 2 {
+                if env.probe {
+                    // A probe's answer is this reply: nothing goes past RCPT.
+                    outcomes[i] = Some(Outcome {
+                        status: DeliveryStatus::Sent,
+                        dsn: reply.dsn(),
+                        text: reply.text(),
+                    });
+                }
                 accepted.push(i);
                 continue;
             }
@@ -463,6 +480,10 @@ impl<T: Transport> Client<T> {
                 return Ok(finish(outcomes));
             }
             outcomes[i] = Some(outcome);
+        }
+        if env.probe {
+            self.end_probe()?;
+            return Ok(finish(outcomes));
         }
         if accepted.is_empty() {
             if offers.pipelining {
@@ -535,6 +556,17 @@ impl<T: Transport> Client<T> {
         if reply.code == 354 {
             self.write(b".\r\n", "sending end of data")?;
             self.read("sending end of data")?;
+        }
+        Ok(())
+    }
+
+    /// Ends a probe's transaction with RSET, so the session is clean for reuse or
+    /// QUIT; a refused RSET makes the session unusable but decides nothing.
+    fn end_probe(&mut self) -> Result<(), SiteFailure> {
+        let t = self.timeouts.rset;
+        let reply = self.command("RSET", t, "sending RSET")?;
+        if reply.class() != 2 {
+            self.broken = true;
         }
         Ok(())
     }

@@ -88,6 +88,7 @@ fn env_of(rcpts: &[Rcpt]) -> Envelope<'_> {
         smtputf8: false,
         mime_downgrade: true,
         xforward: None,
+        probe: false,
     }
 }
 
@@ -448,6 +449,7 @@ fn encrypt_level_without_starttls_offer_fails_over() {
         level: Level::Encrypt,
         client: &client,
         match_names: vec![],
+        dane: None,
         loglevel: 0,
     });
     let err = open(&mut f, &o).err().unwrap();
@@ -549,4 +551,52 @@ fn a_refused_xforward_fails_the_message_before_mail() {
         f.text
     );
     assert!(!written.contains("MAIL FROM"), "{written}");
+}
+
+#[test]
+fn a_probe_stops_after_rcpt_and_resets() {
+    let r = rcpts_of(&["bob@b.test", "x@b.test"]);
+    let env = Envelope {
+        probe: true,
+        ..env_of(&r)
+    };
+    let (out, written) = session(
+        "220 b.test ESMTP\n250-b.test\n250 PIPELINING\n250 2.1.0 Ok\n\
+         250 2.1.5 Ok\n550 5.1.1 <x@b.test>: User unknown\n250 2.0.0 Reset\n221 Bye\n",
+        &env,
+        false,
+        None,
+    );
+    let out = out.unwrap();
+    assert_eq!(out[0].status, DeliveryStatus::Sent);
+    assert_eq!(out[0].text, "250 2.1.5 Ok");
+    assert_eq!(out[1].status, DeliveryStatus::Bounced);
+    assert!(out[1].text.contains("User unknown"), "{}", out[1].text);
+    // No DATA, no content: MAIL and RCPT in one batch, then RSET and QUIT.
+    assert_eq!(
+        written,
+        "EHLO a.test\r\nMAIL FROM:<alice@a.test>\r\nRCPT TO:<bob@b.test>\r\n\
+         RCPT TO:<x@b.test>\r\nRSET\r\nQUIT\r\n"
+    );
+}
+
+#[test]
+fn a_probe_without_pipelining_refused_at_mail_still_resets() {
+    let r = rcpts_of(&["bob@b.test"]);
+    let env = Envelope {
+        probe: true,
+        ..env_of(&r)
+    };
+    let (out, written) = session(
+        "220 b.test ESMTP\n250 b.test\n250 2.1.0 Ok\n450 4.2.0 try later\n250 Reset\n221 Bye\n",
+        &env,
+        false,
+        None,
+    );
+    assert_eq!(out.unwrap()[0].status, DeliveryStatus::Deferred);
+    assert!(!written.contains("DATA"));
+    assert!(
+        written.ends_with("RCPT TO:<bob@b.test>\r\nRSET\r\nQUIT\r\n"),
+        "{written}"
+    );
 }

@@ -69,6 +69,8 @@ pub struct Settings {
     pub mx_address_limit: usize,
     pub tls: TlsClient,
     pub tls_level: Level,
+    /// smtp_dns_support_level = dnssec: lookups validate DNSSEC (needed for DANE).
+    pub dnssec: bool,
     pub tls_policy_maps: Vec<Box<dyn Map>>,
     pub verify_match: Vec<String>,
     pub secure_match: Vec<String>,
@@ -103,6 +105,7 @@ impl Settings {
             starttls: time("starttls_timeout", 300),
         };
         let tls_level = tls_level(cfg, p)?;
+        let dnssec = dns_support_level(cfg, p)?;
         let tls = TlsClient::load(&TlsFiles {
             ca_file: &cfg.get(&name("tls_CAfile")),
             ca_path: &cfg.get(&name("tls_CApath")),
@@ -147,6 +150,7 @@ impl Settings {
                 .unwrap_or(5),
             tls,
             tls_level,
+            dnssec,
             tls_policy_maps: open_maps(cfg, &name("tls_policy_maps"))?,
             verify_match: cfg.get_list(&name("tls_verify_cert_match")),
             secure_match: cfg.get_list(&name("tls_secure_cert_match")),
@@ -159,6 +163,22 @@ impl Settings {
                 reuse_limit: nonzero(cfg.get_time(&name("connection_reuse_time_limit")), 300),
             },
         })
+    }
+}
+
+/// smtp_dns_support_level: `dnssec` (validating lookups) or not. `disabled` (no DNS
+/// at all, host names from the system's name service) is accepted but acts as
+/// `enabled`: this client always uses DNS.
+fn dns_support_level(cfg: &MainCf, p: &str) -> Result<bool, SettingsError> {
+    let param = format!("{p}_dns_support_level");
+    let raw = cfg.get(&param);
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "dnssec" => Ok(true),
+        "" | "enabled" | "disabled" => Ok(false),
+        _ => Err(SettingsError::Level {
+            name: param,
+            value: raw,
+        }),
     }
 }
 

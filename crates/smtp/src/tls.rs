@@ -2,7 +2,8 @@
 //! roots and optional client certificate loaded once before chroot, the per-connection
 //! `ClientConfig`, and the certificate check that decides whether a peer is
 //! Untrusted, Trusted (chain verified, name not matched) or Verified (chain and name),
-//! as Postfix's log words say.
+//! as Postfix's log words say. At the DANE levels the verdict comes from the TLSA
+//! records instead (`dane_verify.rs`): Verified when they match, else Untrusted.
 //!
 //! The handshake itself always completes (our verifier records the verdict instead of
 //! failing); the session then enforces the level, so `may`/`encrypt` deliver to
@@ -14,6 +15,7 @@
 //! when neither CAfile nor CApath is set. The latter deviates from Postfix, which then
 //! trusts nothing; without it `verify` could never succeed on a default installation.
 
+use crate::dane::{DaneLevel, Tlsa};
 use rostfix_tls::Negotiated;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -31,24 +33,28 @@ use std::sync::{Arc, Mutex};
 /// Debian's bundle of the system CA store.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// smtp_tls_security_level (and the level column of smtp_tls_policy_maps).
+/// smtp_tls_security_level (and the level column of smtp_tls_policy_maps). The DANE
+/// levels are resolved per server before connecting (`dane.rs`): a session runs at
+/// `Dane` only with usable TLSA records, otherwise at `may` or `encrypt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     None,
     May,
     Encrypt,
+    Dane(DaneLevel),
     Verify,
     Secure,
 }
 
 impl Level {
-    /// Parses a level name; `dane` degrades to `may` as Postfix does without a
-    /// DNSSEC-validating resolver.
+    /// Parses a level name.
     pub fn parse(s: &str) -> Option<Level> {
         Some(match s.trim().to_ascii_lowercase().as_str() {
             "none" => Level::None,
-            "may" | "dane" => Level::May,
+            "may" => Level::May,
             "encrypt" => Level::Encrypt,
+            "dane" => Level::Dane(DaneLevel::Dane),
+            "dane-only" => Level::Dane(DaneLevel::DaneOnly),
             "verify" => Level::Verify,
             "secure" => Level::Secure,
             _ => return None,
@@ -62,7 +68,7 @@ impl Level {
 
     /// Whether the certificate must be verified.
     pub fn verifies(self) -> bool {
-        self >= Level::Verify
+        self >= Level::Dane(DaneLevel::Dane)
     }
 }
 
@@ -211,10 +217,12 @@ impl TlsClient {
     /// A configuration for one connection at `level`, whose verifier checks the chain
     /// against the roots and the certificate against any of `match_names`, recording
     /// the verdict in the returned cell.
+    /// With `dane` records the verdict comes from them alone (no CA roots).
     pub fn config(
         &self,
         level: Level,
         match_names: &[String],
+        dane: Option<Arc<Vec<Tlsa>>>,
     ) -> Result<(Arc<ClientConfig>, Arc<Mutex<Trust>>), rustls::Error> {
         let verdict = Arc::new(Mutex::new(Trust::Untrusted));
         let inner = match &self.roots {
@@ -231,6 +239,7 @@ impl TlsClient {
             .collect();
         let verifier = Arc::new(Recorder {
             inner,
+            dane,
             names,
             verdict: verdict.clone(),
             provider: self.provider.clone(),
@@ -282,6 +291,8 @@ pub fn handshake<S: Read + Write>(
 #[derive(Debug)]
 struct Recorder {
     inner: Option<Arc<WebPkiServerVerifier>>,
+    /// Usable TLSA records at the DANE levels.
+    dane: Option<Arc<Vec<Tlsa>>>,
     names: Vec<ServerName<'static>>,
     verdict: Arc<Mutex<Trust>>,
     provider: Arc<CryptoProvider>,
@@ -297,7 +308,18 @@ impl ServerCertVerifier for Recorder {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let mut trust = Trust::Untrusted;
-        if let Some(v) = &self.inner {
+        if let Some(records) = &self.dane {
+            if crate::dane_verify::verified(
+                records,
+                end_entity,
+                intermediates,
+                &self.names,
+                now,
+                &self.provider,
+            ) {
+                trust = Trust::Verified;
+            }
+        } else if let Some(v) = &self.inner {
             // webpki checks the chain before the name, so a name error means the chain
             // itself was good: Postfix's "Trusted".
             let fallback = [ServerName::try_from("invalid.invalid").expect("static name")];
@@ -397,10 +419,16 @@ mod tests {
     #[test]
     fn levels() {
         assert_eq!(Level::parse("Verify"), Some(Level::Verify));
-        assert_eq!(Level::parse("dane"), Some(Level::May));
+        assert_eq!(Level::parse("dane"), Some(Level::Dane(DaneLevel::Dane)));
+        assert_eq!(
+            Level::parse("Dane-Only"),
+            Some(Level::Dane(DaneLevel::DaneOnly))
+        );
         assert_eq!(Level::parse("bogus"), None);
         assert!(Level::Encrypt.mandatory() && !Level::May.mandatory());
         assert!(Level::Secure.verifies() && !Level::Encrypt.verifies());
+        let dane = Level::Dane(DaneLevel::Dane);
+        assert!(dane.mandatory() && dane.verifies());
     }
 
     #[test]

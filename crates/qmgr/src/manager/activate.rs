@@ -186,6 +186,7 @@ impl Manager {
         };
         let arrival = qf.envelope.arrival_us.div_euclid(1_000_000);
         let mut msg = ActiveMessage::new(id, &qf.envelope.sender, arrival);
+        msg.probe = qf.envelope.attr(super::probe::PROBE_ATTR) == Some("1");
         // rostsuper -e marks the file with the owner-execute bit (docs/queue-format.md).
         msg.forced_expire = std::fs::metadata(&qf.path)
             .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0);

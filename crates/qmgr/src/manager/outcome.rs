@@ -73,6 +73,13 @@ impl Manager {
         for w in &classified.warnings {
             log::warn!("{}: {w}", msg.id);
         }
+        if msg.probe {
+            self.apply_probe_outcome(&mut msg, &o, classified);
+            let id = msg.id.clone();
+            self.messages.insert(id.clone(), msg);
+            self.finish_if_idle(&id);
+            return;
+        }
         let mut success_notices = Vec::new();
         for off in &classified.sent {
             msg.set_done(*off);
@@ -336,6 +343,12 @@ impl Manager {
 
     /// No request is outstanding: remove, defer or expire the message.
     pub(super) fn finish(&mut self, id: &str) {
+        let Some(msg) = self.messages.get_mut(id) else {
+            return;
+        };
+        if msg.probe {
+            self.finish_probe(id);
+        }
         let Some(msg) = self.messages.get_mut(id) else {
             return;
         };

@@ -111,6 +111,8 @@ pub struct RestrictionConfig {
     /// smtpd_proxy_filter is set: no queue file here, so HOLD, DISCARD, FILTER,
     /// REDIRECT and BCC are unavailable (queue_actions.rs).
     pub proxy_filter: bool,
+    /// reject_unverified_recipient/sender (verify.rs).
+    pub verify: super::verify::VerifySettings,
 }
 
 /// Why the restriction configuration is unusable.
@@ -236,6 +238,7 @@ impl RestrictionConfig {
                     })?,
             },
             proxy_filter: false,
+            verify: Default::default(),
         };
         rc.proxy_filter = !cf.get("smtpd_proxy_filter").trim().is_empty();
         for spec in cf.get_list("smtpd_sender_login_maps") {
@@ -282,14 +285,8 @@ impl RestrictionConfig {
             })?;
             rc.rbl_replies.maps.push(t);
         }
-        for r in rc.all() {
-            if let Restriction::Unverified(name) = r {
-                warnings.push(format!(
-                    "{name}: address verification is not implemented by Rostfix; \
-                     the restriction is skipped"
-                ));
-            }
-        }
+        rc.verify =
+            super::verify::VerifySettings::from_config(cf).map_err(ConfigError::ReplyCode)?;
         for item in get("relay_domains")
             .split(|c: char| c == ',' || c.is_whitespace())
             .filter(|s| !s.is_empty())

@@ -364,8 +364,7 @@ fn one(
             })
         }
         Restriction::Unverified(name) => {
-            log::warn!("{name}: address verification is not implemented; restriction skipped");
-            Step::Go
+            super::verify::check(*name == "reject_unverified_sender", f, &rc.verify, notes)
         }
         Restriction::CheckPolicyService(client) => {
             let attrs = request_attributes(f, &client.spec.policy_context);

@@ -26,6 +26,7 @@ pub mod ptr_query;
 pub mod queue_actions;
 pub mod server_access;
 pub mod unknown;
+pub mod verify;
 pub mod virtual_domains;
 
 use rostfix_maps::Map;

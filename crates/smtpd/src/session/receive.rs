@@ -315,7 +315,7 @@ impl<S: QueueSink> Session<'_, S> {
             }
         }
         if let Some(mid) = scanner.message_id() {
-            log::info!("{id}: message-id={mid}");
+            rostfix_maillog::cleanup!("{id}: message-id={mid}");
         }
         match msg.commit_as(hold, new_envelope.as_ref()) {
             Ok(queued) => {
