@@ -366,8 +366,15 @@ fn one_message(
     let mut edited = msg.clone();
     let mut edited_env = env.clone();
     let mut new_body = None;
+    // Each packet is bounded in size and time; their number is bounded here, so a
+    // milter cannot make smtpd hold more than MAX_EDIT_BYTES of edits.
+    let mut edit_bytes = 0usize;
     loop {
         let r = m.receive("end of message")?;
+        edit_bytes = edit_bytes.saturating_add(r.data_len());
+        if edit_bytes > MAX_EDIT_BYTES {
+            return Err(MilterError::TooManyEdits(MAX_EDIT_BYTES));
+        }
         if let Some(needed) = action_needed(&r) {
             if m.actions & needed == 0 {
                 log::warn!(
@@ -393,6 +400,10 @@ fn one_message(
         return Ok(d);
     }
 }
+
+/// Most modification data one milter may send for one message: a replaced body of
+/// up to message_size_limit's default with ample room for headers and recipients.
+const MAX_EDIT_BYTES: usize = 64 * 1024 * 1024;
 
 /// The SMFIF_ action a modification needs, None for a reply that is not one.
 fn action_needed(r: &Response) -> Option<u32> {

@@ -22,6 +22,8 @@ pub enum MilterError {
     Codec(#[from] CodecError),
     #[error("unexpected reply '{0:?}' during {1}")]
     Unexpected(Box<Response>, &'static str),
+    #[error("milter sent more than {0} bytes of modifications for one message")]
+    TooManyEdits(usize),
     #[error("milter speaks protocol version {0}, we need at least 2")]
     Version(u32),
 }

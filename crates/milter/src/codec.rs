@@ -189,6 +189,23 @@ pub enum Response {
     Shutdown,
 }
 
+impl Response {
+    /// The bytes a reply carries, to bound what a milter's edits may make us hold.
+    pub fn data_len(&self) -> usize {
+        match self {
+            Response::AddHeader { name, value }
+            | Response::InsHeader { name, value, .. }
+            | Response::ChgHeader { name, value, .. } => name.len() + value.len(),
+            Response::AddRcpt { rcpt: a, args } | Response::ChgFrom { from: a, args } => {
+                a.len() + args.as_ref().map_or(0, String::len)
+            }
+            Response::DelRcpt(s) | Response::Quarantine(s) | Response::ReplyCode(s) => s.len(),
+            Response::ReplBody(b) => b.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// Splits NUL-terminated strings; the last may lack its NUL.
 fn strings(data: &[u8]) -> Vec<String> {
     let data = data.strip_suffix(&[0]).unwrap_or(data);
