@@ -32,6 +32,8 @@ NEEDED="
     opendkim:/usr/sbin/opendkim
     opendkim-tools:/usr/sbin/opendkim-genkey
     python3-dkim:/usr/lib/python3/dist-packages/dkim
+    rspamd:/usr/bin/rspamd
+    python3-dnspython:/usr/lib/python3/dist-packages/dns
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

@@ -8,6 +8,8 @@ milters of main.cf, as Postfix's MILTER_README wires them.
 - A milter that never answers and one that closes its connection in the middle of
   the body are handled by milter_default_action within the milter timeouts: accept
   delivers the mail, tempfail answers 451 4.7.1 and queues nothing; no session hangs.
+- A libmilter program (python3-milter) sees the macros and gets every reply and
+  modification applied; rspamd's milter rejects GTUBE and lets ham through.
 
 The two broken milters are small socket servers here: a misbehaving peer cannot be
 had from a package (a real libmilter program never stops answering on purpose)."""
@@ -249,6 +251,8 @@ def test_silent_milter_default_tempfail_refuses(make_instance, broken):
         assert text.startswith(b"4.7.1 "), text
     assert time.monotonic() - started < 15
     assert inst.queue_ids() == []
+    assert f"warning: milter inet:127.0.0.1:{milter.port}: timed out during negotiation" \
+        in inst.log_text(), inst.log_text()[-2000:]
 
 
 def test_milter_closing_in_body_default_tempfail(make_instance, broken):
@@ -269,6 +273,8 @@ def test_milter_closing_in_body_default_tempfail(make_instance, broken):
         assert text.startswith(b"4.7.1 "), text
     assert milter.closed_in_body.is_set()
     assert time.monotonic() - started < 15
+    assert f"warning: milter inet:127.0.0.1:{milter.port}: connection closed by the milter " \
+        "during body" in inst.log_text(), inst.log_text()[-2000:]
     time.sleep(1)
     assert _delivered("mid-body") is None
     assert inst.queue_ids() == []
@@ -347,3 +353,61 @@ def test_libmilter_replies(make_instance, pymilter):
     wait_for(lambda: len(inst.queue_ids("hold")) == 1, what="quarantined mail on hold")
     time.sleep(1)
     assert _delivered("discard-me") is None and _delivered("quarantine-me") is None
+
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+@pytest.fixture(scope="module")
+def rspamd(workdir):
+    """Debian's rspamd (its milter proxy and scanner, no controller) on free ports
+    with a private run/db directory; the stock rules otherwise."""
+    exe = shutil.which("rspamd", path="/usr/bin:/usr/sbin")
+    if exe is None:
+        pytest.skip("rspamd not installed (tests/setup-deps.sh)")
+    base = Path(workdir) / "rspamd"
+    for sub in ("local.d", "run", "db"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    port, scanner = free_port(), free_port()
+    conf = Path("/etc/rspamd/rspamd.conf").read_text()
+    for stock, ours in (("11333", f"{scanner}"),
+                        ("11334", f"{free_port()}\";\n    enabled = false; #"),
+                        ("11332", f"{port}"),
+                        ("11335", f"{free_port()}")):
+        conf = conf.replace(f'bind_socket = "localhost:{stock}', f'bind_socket = "127.0.0.1:{ours}')
+    (base / "rspamd.conf").write_text(conf)
+    # The milter proxy hands each message to the scanner worker on its free port.
+    (base / "local.d" / "worker-proxy.inc").write_text(
+        f'upstream "local" {{\n  default = yes;\n  hosts = "127.0.0.1:{scanner}";\n}}\n')
+    (base / "local.d" / "logging.inc").write_text('type = "console";\nlevel = "warning";\n')
+    argv = [exe, "-f", "-i", "-u", "root", "-g", "root", "-c", str(base / "rspamd.conf")]
+    for var, path in (("LOCAL_CONFDIR", base), ("DBDIR", base / "db"), ("RUNDIR", base / "run"),
+                      ("LOGDIR", base)):
+        argv += ["--var", f"{var}={path}"]
+    with _daemon(argv, port, "rspamd"):
+        def scanner_up():
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", scanner), 1):
+                return True
+            return False
+        wait_for(scanner_up, what="rspamd's scanner worker")
+        yield port
+
+
+def test_rspamd_rejects_gtube(make_instance, rspamd):
+    inst = make_instance(main_extra={
+        "smtpd_milters": f"inet:127.0.0.1:{rspamd}",
+        "milter_default_action": "tempfail",
+    })
+    with inst.smtp() as s:
+        s.ehlo("client.test")
+        s.mail("alice@rostfix.test")
+        assert s.rcpt(RCPT)[0] == 250
+        code, text = s.data(f"To: {RCPT}\r\nSubject: gtube\r\n\r\n{GTUBE}\r\n")
+        assert code == 554 and text.startswith(b"5.7.1 "), (code, text)
+        s.rset()
+        s.sendmail("alice@rostfix.test", [RCPT],
+                   f"From: alice@rostfix.test\r\nTo: {RCPT}\r\nSubject: ham\r\n\r\n"
+                   "An ordinary message.\r\n")
+    wait_for(lambda: _delivered("ham"), what="ham past rspamd")
+    assert _delivered("gtube") is None
+    assert "milter-reject: END-OF-MESSAGE" in inst.log_text()

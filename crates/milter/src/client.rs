@@ -20,6 +20,8 @@ pub enum MilterError {
     Connect(std::io::Error),
     #[error("{0}")]
     Codec(#[from] CodecError),
+    #[error("{0} during {1}")]
+    Read(CodecError, &'static str),
     #[error("unexpected reply '{0:?}' during {1}")]
     Unexpected(Box<Response>, &'static str),
     #[error("milter sent more than {0} bytes of modifications for one message")]
@@ -202,7 +204,7 @@ impl Milter {
             .as_mut()
             .ok_or_else(|| CodecError::Io(std::io::ErrorKind::NotConnected.into()))?;
         loop {
-            let (code, data) = read_packet(s)?;
+            let (code, data) = read_packet(s).map_err(|e| MilterError::Read(e, during))?;
             match Response::decode(code, &data)? {
                 Response::Progress => continue,
                 Response::Shutdown => {

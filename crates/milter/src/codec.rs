@@ -102,8 +102,22 @@ pub enum CodecError {
     Malformed(char),
     #[error("unknown milter reply code '{0}'")]
     UnknownCode(char),
+    #[error("connection closed by the milter")]
+    Closed,
+    #[error("timed out")]
+    Timeout,
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// An I/O error of a read, named as a milter log line should name it.
+fn read_error(e: std::io::Error) -> CodecError {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::UnexpectedEof => CodecError::Closed,
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => CodecError::Timeout,
+        _ => CodecError::Io(e),
+    }
 }
 
 /// One packet: command byte, then data.
@@ -126,7 +140,7 @@ pub fn put_str(out: &mut Vec<u8>, s: &str) {
 /// Reads one packet: (code, data). At most [`MAX_PACKET`] bytes.
 pub fn read_packet<R: Read>(input: &mut R) -> Result<(u8, Vec<u8>), CodecError> {
     let mut len = [0u8; 4];
-    input.read_exact(&mut len)?;
+    input.read_exact(&mut len).map_err(read_error)?;
     let len = u32::from_be_bytes(len) as usize;
     if len == 0 {
         return Err(CodecError::Empty);
@@ -135,7 +149,7 @@ pub fn read_packet<R: Read>(input: &mut R) -> Result<(u8, Vec<u8>), CodecError> 
         return Err(CodecError::TooLong(len));
     }
     let mut buf = vec![0u8; len];
-    input.read_exact(&mut buf)?;
+    input.read_exact(&mut buf).map_err(read_error)?;
     let code = buf[0];
     buf.remove(0);
     Ok((code, buf))
@@ -307,7 +321,7 @@ mod tests {
     fn reads_packets_and_caps_their_size() {
         let mut input: &[u8] = &[0, 0, 0, 1, b'c', 0, 0, 0, 2, b'h'];
         assert_eq!(read_packet(&mut input).unwrap(), (b'c', vec![]));
-        assert!(matches!(read_packet(&mut input), Err(CodecError::Io(_))));
+        assert!(matches!(read_packet(&mut input), Err(CodecError::Closed)));
         let huge = ((MAX_PACKET + 1) as u32).to_be_bytes();
         assert!(matches!(
             read_packet(&mut &huge[..]),
