@@ -68,7 +68,7 @@ def _daemon(argv, port, what):
 @contextlib.contextmanager
 def opendkim(workdir):
     """Yields (milter port, [dnsmasq TXT options]) of an opendkim signing for
-    rostfix.test with a fresh key."""
+    rostfix.test with a fresh key (mail from 127.0.0.1) and verifying (from others)."""
     exe = shutil.which("opendkim", path="/usr/sbin:/usr/bin")
     if exe is None:
         pytest.skip("opendkim not installed (tests/setup-deps.sh)")
@@ -83,7 +83,9 @@ Socket inet:{port}@127.0.0.1
 Domain rostfix.test
 Selector {SELECTOR}
 KeyFile {keys / (SELECTOR + '.private')}
-Mode s
+Mode sv
+AlwaysAddARHeader yes
+AuthservID mx.rostfix.test
 Canonicalization relaxed/simple
 RequireSafeKeys false
 PidFile {keys / 'opendkim.pid'}
@@ -127,7 +129,7 @@ def test_opendkim_signs_and_signature_verifies(make_instance, workdir):
         body = "Signed by OpenDKIM through smtpd_milters.\r\n" * 3
         with inst.smtp() as s:
             s.ehlo("client.test")
-            s.sendmail(f"alice@rostfix.test", [RCPT],
+            s.sendmail("alice@rostfix.test", [RCPT],
                        f"From: alice@rostfix.test\r\nTo: {RCPT}\r\n"
                        f"Subject: dkim-signed\r\n\r\n{body}")
         data = wait_for(lambda: _delivered("dkim-signed"), what="signed mail delivered")
@@ -138,12 +140,21 @@ def test_opendkim_signs_and_signature_verifies(make_instance, workdir):
         # The signature covers the body: a changed body no longer verifies.
         tampered = message.replace(b"Signed by OpenDKIM", b"Signed by someone")
         assert not dkim.verify(tampered, dnsfunc=_dns_txt(dns_port))
+        # Mail from outside (not OpenDKIM's InternalHosts) is verified, not signed:
+        # OpenDKIM's Authentication-Results reaches the mailbox.
+        with inst.smtp(source_address="127.0.0.2") as s:
+            s.ehlo("outside.test")
+            s.sendmail("bob@outside.test", [RCPT],
+                       f"From: bob@outside.test\r\nTo: {RCPT}\r\nSubject: inbound\r\n\r\nhi\r\n")
+        data = wait_for(lambda: _delivered("inbound"), what="inbound mail delivered")
+        assert b"Authentication-Results: mx.rostfix.test; dkim=none" in data, data[:2000]
+        assert b"DKIM-Signature:" not in data, data[:2000]
 
 
 class BrokenMilter(threading.Thread):
     """A milter socket server that misbehaves: `mode` "silent" reads and never
     answers; "close-in-body" negotiates, answers CONTINUE to every event and closes
-    the connection at the first body chunk."""
+    the connection at the first body chunk; "garbage" answers MAIL with noise."""
 
     def __init__(self, mode):
         super().__init__(daemon=True)
@@ -182,6 +193,10 @@ class BrokenMilter(threading.Thread):
                 if code is None:
                     return
                 if self.mode == "silent":
+                    continue
+                if self.mode == "garbage" and code == b"M":
+                    # A length far past the packet limit, then noise.
+                    conn.sendall(b"\xff\xff\xff\xf0garbage")
                     continue
                 if code == b"O":
                     # Version 6, no modifications, every event with a reply.
@@ -278,6 +293,21 @@ def test_milter_closing_in_body_default_tempfail(make_instance, broken):
     time.sleep(1)
     assert _delivered("mid-body") is None
     assert inst.queue_ids() == []
+
+
+def test_garbage_milter_default_reject(make_instance, broken):
+    milter = broken("garbage")
+    inst = make_instance(main_extra={
+        "smtpd_milters": f"{{ inet:127.0.0.1:{milter.port}, default_action=reject }}",
+    })
+    with inst.smtp() as s:
+        s.ehlo("client.test")
+        code, text = s.docmd("MAIL FROM:<alice@rostfix.test>")
+        assert (code, text) == (550, b"5.7.1 Command rejected"), (code, text)
+        # The milter is out: its default action answers the rest of the session.
+        code, text = s.docmd("MAIL FROM:<alice@rostfix.test>")
+        assert code == 550, (code, text)
+    assert "exceeds the limit during mail" in inst.log_text(), inst.log_text()[-2000:]
 
 
 def test_milter_closing_in_body_default_accept(make_instance, broken):
@@ -380,6 +410,9 @@ def rspamd(workdir):
     (base / "local.d" / "worker-proxy.inc").write_text(
         f'upstream "local" {{\n  default = yes;\n  hosts = "127.0.0.1:{scanner}";\n}}\n')
     (base / "local.d" / "logging.inc").write_text('type = "console";\nlevel = "warning";\n')
+    # rspamd's result headers on the mail it passes (X-Spamd-Result and friends).
+    (base / "local.d" / "milter_headers.conf").write_text(
+        "extended_spam_headers = true;\nskip_local = false;\nskip_authenticated = false;\n")
     argv = [exe, "-f", "-i", "-u", "root", "-g", "root", "-c", str(base / "rspamd.conf")]
     for var, path in (("LOCAL_CONFDIR", base), ("DBDIR", base / "db"), ("RUNDIR", base / "run"),
                       ("LOGDIR", base)):
@@ -408,6 +441,7 @@ def test_rspamd_rejects_gtube(make_instance, rspamd):
         s.sendmail("alice@rostfix.test", [RCPT],
                    f"From: alice@rostfix.test\r\nTo: {RCPT}\r\nSubject: ham\r\n\r\n"
                    "An ordinary message.\r\n")
-    wait_for(lambda: _delivered("ham"), what="ham past rspamd")
+    ham = wait_for(lambda: _delivered("ham"), what="ham past rspamd")
+    assert b"\nX-Spamd-Result: default: False [" in ham, ham[:2000]
     assert _delivered("gtube") is None
     assert "milter-reject: END-OF-MESSAGE" in inst.log_text()
