@@ -24,10 +24,14 @@ NEEDED="
     amavisd-new:/usr/sbin/amavisd
     postgresql-15:/usr/lib/postgresql/15/bin/postgres
     mariadb-server:/usr/sbin/mariadbd
+    slapd:/usr/sbin/slapd
+    ldap-utils:/usr/bin/ldapsearch
+    memcached:/usr/bin/memcached
     shellcheck:/usr/bin/shellcheck
     nsd:/usr/sbin/nsd
     ldnsutils:/usr/bin/ldns-signzone
     pflogsumm:/usr/sbin/pflogsumm
+    prometheus:/usr/bin/prometheus
     python3-milter:/usr/lib/python3/dist-packages/Milter
     opendkim:/usr/sbin/opendkim
     opendkim-tools:/usr/sbin/opendkim-genkey

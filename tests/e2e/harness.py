@@ -6,6 +6,7 @@ privilege dropping really happen. stop() always runs (fixtures call it in a fina
 and anything still alive that carries the instance's MAIL_CONFIG is killed.
 """
 
+import contextlib
 import os
 import pwd
 import grp
@@ -121,6 +122,16 @@ def free_port(host="127.0.0.1"):
                 continue
         _HANDED_OUT_PORTS.add(port)
         return port
+
+
+def stop_process(proc, timeout=5):
+    """SIGTERM, then SIGKILL if `proc` (a Popen) has not exited within `timeout`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
@@ -416,3 +427,53 @@ def read_reply(f):
         lines.append(line.decode(errors="replace").rstrip("\r\n"))
         if len(line) < 4 or line[3:4] != b"-":
             return lines
+
+
+# ---------------------------------------------------------------- HAProxy
+
+_HAPROXY_CFG = """global
+    maxconn 20
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend v2
+    bind 127.0.0.1:{v2}
+    default_backend proxied_v2
+frontend v1
+    bind 127.0.0.1:{v1}
+    default_backend proxied_v1
+backend proxied_v2
+    server s 127.0.0.1:{target} send-proxy-v2
+backend proxied_v1
+    server s 127.0.0.1:{target} send-proxy
+"""
+
+
+@contextlib.contextmanager
+def haproxy_in_front(directory, target):
+    """The Debian package's HAProxy on two fresh loopback ports, both forwarding to
+    127.0.0.1:`target` with a PROXY header: "v2" (send-proxy-v2) and "v1" (send-proxy).
+    Yields {"v1": port, "v2": port}; HAProxy is stopped on exit. Skips the test when
+    haproxy is not installed (tests/setup-deps.sh)."""
+    import pytest
+    if shutil.which("haproxy") is None:
+        pytest.skip("haproxy not installed (tests/setup-deps.sh)")
+    ports = {"v2": free_port(), "v1": free_port()}
+    cfg = Path(directory) / "haproxy.cfg"
+    cfg.write_text(_HAPROXY_CFG.format(target=target, **ports))
+    proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", ports["v1"]), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_for(listening, what="haproxy listening")
+        yield ports
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -101,13 +101,8 @@ CASES = [
               "custom_postscreen_whitelist.cidr are created empty at container start",
               "milters emptied (issue 15)", "tls_server_sni_maps: /opt/postfix sni.map "
               "is generated at container start", "smtpd_sasl_path: the dovecot "
-              "container's inet socket is not there"],
-         xfail="port 10025 is postscreen behind haproxy (postscreen_upstream_proxy_protocol"
-               " = haproxy), which Rostfix's postscreen does not implement: it takes the "
-               "PROXY header for a pregreeting (554 5.5.0 improper command pipelining). "
-               "It must read the header and hand the real client address to smtpd "
-               "with the descriptor (`rostfix check` says the parameter has no effect)"),
-    Case("mailu", check_names=["type socketmap is not implemented", "smtpd_milters"],
+              "container's inet socket is not there"],),
+    Case("mailu", check_names=["smtpd_milters"],
          main={"smtpd_milters": "", "smtpd_sasl_type": "dovecot",
                "smtpd_sasl_path": "private/auth"},
          files={"tls_policy.map": "", "transport.map": ""},
@@ -250,8 +245,9 @@ def main_settings(text):
     return out
 
 
-# Tables the corpus cannot serve here: types Rostfix lacks (issue 14) and SQL tables,
-# whose servers only test_sql_tables.py runs. They become texthash tables (T).
+# Tables the corpus cannot serve here: network tables (SQL, LDAP, socketmap, tcp,
+# memcache), whose servers only test_sql_tables.py and test_net_tables.py run. They
+# become texthash tables (T).
 UNSERVED_TYPES = ["mysql", "pgsql", "ldap", "sqlite", "socketmap", "tcp", "memcache"]
 
 

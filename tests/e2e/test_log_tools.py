@@ -14,7 +14,6 @@ postfix; the default showq speaks our framed JSON for rostqueue)."""
 import json
 import re
 import shutil
-import smtplib
 import subprocess
 import time
 import urllib.request
@@ -23,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, USER1, free_port, wait_for
+from harness import REPO, USER1, free_port, stop_process, wait_for
+from postfix_tools import SmtpSink, postfix_tools
 
-TOOLS = REPO / "tests" / "fetch-postfix-tools.sh"
 PFLOGSUMM = shutil.which("pflogsumm")
 
 SENT = 3
@@ -42,45 +41,6 @@ def exporter_binary():
     if proc.returncode != 0:
         return None
     return str(Path(proc.stdout.strip()) / "usr/bin/prometheus-postfix-exporter")
-
-
-def postfix_tools():
-    proc = subprocess.run([str(TOOLS)], capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        pytest.skip(f"Postfix's smtp-sink unavailable: {proc.stderr.strip()}")
-    return Path(proc.stdout.strip())
-
-
-class SmtpSink:
-    """Postfix's smtp-sink on a loopback port; `reject` names commands answered 4xx."""
-
-    def __init__(self, pfx, reject=None):
-        self.port = free_port()
-        argv = [str(pfx / "usr/sbin/smtp-sink"), "-u", "nobody"]
-        if reject:
-            argv += ["-r", reject]
-        argv += [f"127.0.0.1:{self.port}", "64"]
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C",
-               "LD_LIBRARY_PATH": str(pfx / "usr/lib/postfix")}
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        import socket
-
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_for(up, timeout=10, what="smtp-sink to listen")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class Exporter:
@@ -128,12 +88,7 @@ class Exporter:
         return self.stderr.read()
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout=5)
         self.stderr.close()
 
 

@@ -298,7 +298,8 @@ def test_import_keeps_postscreen_and_says_what_its_helpers_became(workdir):
         "postscreen_dnsbl_sites = zen.spamhaus.org*3 bl.mailspike.net\n"
         "postscreen_dnsbl_threshold = 3\n"
         "postscreen_dnsbl_action = enforce\n"
-        "postscreen_upstream_proxy_protocol = haproxy\n")
+        "postscreen_upstream_proxy_protocol = haproxy\n"
+        "postscreen_watchdog_timeout = 20s\n")
     (source / "postscreen_access.cidr").write_text("192.0.2.0/24 reject\n")
     (source / "master.cf").write_text(
         "smtp      inet  n       -       y       -       1       postscreen\n"
@@ -316,8 +317,9 @@ def test_import_keeps_postscreen_and_says_what_its_helpers_became(workdir):
         assert re.search(rf"{re.escape(helper)}: commented out: not needed, folded into "
                          r"postscreen", report), report
     section = report.split("Accepted but not implemented by Rostfix", 1)[1]
-    assert "postscreen_upstream_proxy_protocol = haproxy" in section, report
+    assert "postscreen_watchdog_timeout = 20s" in section, report
     for implemented in ["postscreen_dnsbl_sites", "postscreen_greet_action",
+                        "postscreen_upstream_proxy_protocol",
                         "postscreen_access_list", "postscreen_blacklist_action"]:
         assert implemented not in section, report
         assert f"unused parameter: {implemented}" not in report, report

@@ -59,32 +59,10 @@ class Raw:
 
 # ---------------------------------------------------------------- HAProxy
 
-HAPROXY_CFG = """global
-    maxconn 20
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend v2
-    bind 127.0.0.1:{v2}
-    default_backend smtpd_v2
-frontend v1
-    bind 127.0.0.1:{v1}
-    default_backend smtpd_v1
-backend smtpd_v2
-    server s 127.0.0.1:{smtpd} send-proxy-v2
-backend smtpd_v1
-    server s 127.0.0.1:{smtpd} send-proxy
-"""
-
-
 @pytest.fixture
 def behind_haproxy(make_instance, workdir):
     """An instance whose second smtpd port expects the PROXY protocol, a client table
     refusing 127.0.0.2, and HAProxy in front of that port (v2 and v1 frontends)."""
-    if shutil.which("haproxy") is None:
-        pytest.skip("haproxy not installed (tests/setup-deps.sh)")
     d = Path(tempfile.mkdtemp(prefix="haproxy-", dir=workdir))
     (d / "client").write_text("127.0.0.2 REJECT proxied client refused\n")
     proxied = harness.free_port()
@@ -93,23 +71,9 @@ def behind_haproxy(make_instance, workdir):
         "smtpd_upstream_proxy_timeout": "2s",
     }, master_extra=f"127.0.0.1:{proxied} inet n - y - - smtpd"
                     " -o smtpd_upstream_proxy_protocol=haproxy\n")
-    ports = {"v2": harness.free_port(), "v1": harness.free_port(), "smtpd": proxied}
-    (d / "haproxy.cfg").write_text(HAPROXY_CFG.format(**ports))
-    proc = subprocess.Popen(["haproxy", "-db", "-f", str(d / "haproxy.cfg")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def listening():
-            try:
-                socket.create_connection(("127.0.0.1", ports["v1"]), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_for(listening, what="haproxy listening")
-        inst.proxy_ports = ports
+    with harness.haproxy_in_front(d, proxied) as ports:
+        inst.proxy_ports = dict(ports, smtpd=proxied)
         yield inst
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize("version", ["v2", "v1"])

@@ -110,7 +110,7 @@ def test_per_transport_limits_and_unreadable_table_types(make_instance):
     """No false alarm for TRANSPORT_destination_* of a master.cf service (qmgr reads
     them); postconf's "unused parameter" when no service has that name; a report for a
     per-transport knob qmgr does not read; and `rostfix check` fails naming file, line
-    and parameter of a table type Rostfix cannot read (proxy:ldap:), while dev: random
+    and parameter of a table type Rostfix cannot read (proxy:mongodb:), while dev: random
     sources, inet: sockets and URLs in the banner are not taken for tables."""
     inst = make_instance(start=False)
     main = inst.conf / "main.cf"
@@ -130,13 +130,13 @@ def test_per_transport_limits_and_unreadable_table_types(make_instance):
     assert "dev:" not in err and "https:" not in err, err
 
     main.write_text(main.read_text()
-                    + "virtual_mailbox_maps = proxy:ldap:/etc/rostfix/ldap-virtual.cf\n")
+                    + "virtual_mailbox_maps = proxy:mongodb:/etc/rostfix/mongo-virtual.cf\n")
     check = inst.cmd("rostfix", "check", check=False)
     err = check.stderr.decode()
     assert check.returncode != 0, err
     assert (f"{main}, line {line_of(main, 'virtual_mailbox_maps =')}: parameter "
-            "virtual_mailbox_maps: table proxy:ldap:/etc/rostfix/ldap-virtual.cf: type "
-            "ldap is not implemented by Rostfix; lookups in it fail") in err, err
+            "virtual_mailbox_maps: table proxy:mongodb:/etc/rostfix/mongo-virtual.cf: type "
+            "mongodb is not implemented by Rostfix; lookups in it fail") in err, err
 
 
 def test_names_referenced_from_master_cf_are_not_unused(make_instance):

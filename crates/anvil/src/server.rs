@@ -49,7 +49,7 @@ impl Shared {
 pub fn start_stream(conn: Connection, shared: &Shared) {
     let stream = match conn {
         Connection::Unix(s) => s,
-        Connection::Tcp(_) => {
+        Connection::Tcp(_) | Connection::Passed(_) => {
             log::warn!("ignoring a TCP client: anvil is a unix service");
             return;
         }

@@ -21,7 +21,7 @@ mod help;
 mod notice;
 
 use rostfix_proto::{read_message, write_message, BounceReply, BounceRequest, FrameError};
-use rostfix_service::{Connection, Daemon, Service, Shape};
+use rostfix_service::{Connection, Daemon, Passed, Service, Shape};
 use std::io::{Read, Write};
 
 /// A bounce request lists addresses and short texts; 4 MiB bounds a confused peer.
@@ -41,7 +41,9 @@ fn main() {
                 }
                 match conn {
                     Connection::Unix(mut s) => serve_one(&mut s, &cfg),
-                    Connection::Tcp(mut s) => serve_one(&mut s, &cfg),
+                    Connection::Tcp(mut s) | Connection::Passed(Passed { stream: mut s, .. }) => {
+                        serve_one(&mut s, &cfg)
+                    }
                 }
             })))
         },

@@ -424,6 +424,21 @@ pub static PARAMS: &[ParamDef] = &[
         ParamKind::List,
     ),
     p("proxy_interfaces", "", ParamKind::List),
+    // Postfix's default, less the parameters Rostfix does not have.
+    p(
+        "proxy_read_maps",
+        "$local_recipient_maps $mydestination $virtual_alias_maps $virtual_alias_domains \
+         $virtual_mailbox_maps $virtual_mailbox_domains $relay_recipient_maps $relay_domains \
+         $canonical_maps $sender_canonical_maps $recipient_canonical_maps $transport_maps \
+         $mynetworks $smtpd_sender_login_maps $sender_bcc_maps $recipient_bcc_maps \
+         $alias_maps $smtpd_client_restrictions $smtpd_helo_restrictions \
+         $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions \
+         $sender_dependent_relayhost_maps $smtp_sasl_password_maps \
+         $sender_dependent_default_transport_maps $smtp_tls_policy_maps \
+         $mailbox_transport_maps $fallback_transport_maps $virtual_uid_maps \
+         $virtual_gid_maps $mailbox_command_maps",
+        ParamKind::List,
+    ),
     p("qmgr_fudge_factor", "100", ParamKind::Int),
     p("qmgr_message_active_limit", "20000", ParamKind::Int),
     p("qmgr_message_recipient_limit", "20000", ParamKind::Int),
@@ -455,6 +470,11 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: maillog_file lines as Postfix's text (text) or one JSON object
     // per line (json) for log pipelines; syslog always gets text.
     p("rostfix_maillog_format", "text", ParamKind::Str),
+    // Rostfix-specific: where the metrics service answers Prometheus (HTTP, no auth).
+    p("rostfix_metrics_listen", "127.0.0.1:9155", ParamKind::Str),
+    // Rostfix-specific: how many instances of one table (each with its own database
+    // connection) a proxymap process opens at most; lookups beyond wait their turn.
+    p("rostfix_proxymap_pool_size", "4", ParamKind::Int),
     // Rostfix-specific: the format a showq service answers in: rostfix (framed JSON,
     // for rostqueue) or postfix (Postfix 3's showq stream, for tools written against
     // Postfix such as prometheus-postfix-exporter); set per service with -o.

@@ -192,8 +192,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("postscreen_reject_footer", ReplyCodes),
     u("postscreen_reject_footer_maps", ReplyCodes),
     u("postscreen_tls_security_level", Tls),
-    u("postscreen_upstream_proxy_protocol", SmtpServer),
-    u("postscreen_upstream_proxy_timeout", Tuning),
     u("postscreen_use_tls", Tls),
     u("postscreen_watchdog_timeout", Tuning),
     u("postscreen_whitelist_interfaces", SmtpServer),

@@ -10,7 +10,7 @@ use rostfix_local::resubmit::QueueForwarder;
 use rostfix_local::server::{mail_owner, rest, serve_stream, AGENT_EXIT_STATUS};
 use rostfix_local::setup::{local_conf, settings};
 use rostfix_service::manual::Manual;
-use rostfix_service::{Connection, Daemon, Service, Shape};
+use rostfix_service::{Connection, Daemon, Passed, Service, Shape};
 use std::path::Path;
 use std::time::Duration;
 
@@ -97,7 +97,9 @@ fn serve_connection(cx: &mut Context<'_>, conn: Connection, ipc_timeout: Duratio
     }
     match conn {
         Connection::Unix(mut s) => serve_stream(cx, &mut s, root),
-        Connection::Tcp(mut s) => serve_stream(cx, &mut s, root),
+        Connection::Tcp(mut s) | Connection::Passed(Passed { stream: mut s, .. }) => {
+            serve_stream(cx, &mut s, root)
+        }
     }
 }
 

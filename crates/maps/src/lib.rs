@@ -17,10 +17,13 @@
 //! | `cidr:FILE` | cidr_table(5) syntax | an IP address |
 //! | `unix:passwd.byname`, `unix:group.byname` | getpwnam / getgrnam | as is |
 //! | `pgsql:FILE`, `mysql:FILE`, `sqlite:FILE` | a query per lookup, FILE in pgsql_table(5) / mysql_table(5) / sqlite_table(5) syntax (see [`sql`]) | folded |
+//! | `ldap:FILE` | a search per lookup, FILE in ldap_table(5) syntax (see [`ldap`]) | folded |
+//! | `memcache:FILE` | memcached, optionally caching a `backup` table, memcache_table(5) (see [`memcache`]) | folded |
+//! | `socketmap:inet:HOST:PORT:NAME`, `socketmap:unix:PATH:NAME` | Sendmail's socketmap protocol (see [`socketmap`]) | as is (pattern) |
+//! | `tcp:HOST:PORT` | tcp_table(5)'s `get` protocol (see [`tcp`]) | folded |
 //!
-//! `proxy:type:name` is accepted and opens `type:name` directly (there is no proxymap
-//! service yet; every process reads its tables, and opens its database
-//! connections, itself).
+//! `proxy:type:name` asks the proxymap service when its socket is there (see
+//! [`proxy`]), and opens `type:name` directly otherwise.
 //!
 //! Source file syntax (postmap(5)): `key whitespace value`; blank lines and lines whose
 //! first non-blank character is `#` are ignored; a line starting with white space
@@ -36,7 +39,7 @@
 //! A caller whose results can become commands, files, mailbox paths, user ids or
 //! delivery transports opens its tables with [`open_map_with`] and
 //! [`OpenFlags::PARANOID`] (Postfix's DICT_FLAG_PARANOID, of which only NO_REGSUB
-//! matters here: there is no proxymap). A `regexp:`/`pcre:` rule of such a table
+//! matters here; proxymap is told of it). A `regexp:`/`pcre:` rule of such a table
 //! that would copy `$1`... of the key into its result is refused: a lookup that
 //! matches it fails with [`MapError::Lookup`] naming the table and line, so the
 //! caller defers instead of letting the client's text reach a shell. Postfix skips
@@ -75,15 +78,22 @@
 
 pub mod address;
 pub mod cidr;
+pub mod domain;
 pub mod error;
 pub mod hash;
 pub mod inline;
+pub mod ldap;
+pub mod memcache;
+pub mod netio;
+pub mod proxy;
 pub mod rdb;
 pub mod regexp;
 pub mod reload;
+pub mod socketmap;
 pub mod source;
 pub mod sql;
 pub mod surrogate;
+pub mod tcp;
 pub mod unix;
 
 pub use address::{address_queries, lookup_address};
@@ -110,8 +120,22 @@ pub trait Map: Send + Sync {
 
 /// The table types [`open_map`] knows (for `rostconf -m`).
 pub const MAP_TYPES: &[&str] = &[
-    "btree", "cidr", "hash", "inline", "mysql", "pcre", "pgsql", "regexp", "sqlite", "static",
-    "texthash", "unix",
+    "btree",
+    "cidr",
+    "hash",
+    "inline",
+    "ldap",
+    "memcache",
+    "mysql",
+    "pcre",
+    "pgsql",
+    "regexp",
+    "socketmap",
+    "sqlite",
+    "static",
+    "tcp",
+    "texthash",
+    "unix",
 ];
 
 /// Split `type:name`; the name may itself contain colons.
@@ -148,7 +172,7 @@ pub fn open_map(spec: &str) -> Result<Box<dyn Map>, MapError> {
 pub fn open_map_with(spec: &str, flags: OpenFlags) -> Result<Box<dyn Map>, MapError> {
     let (kind, name) = split_spec(spec)?;
     if kind == "proxy" {
-        return open_map_with(name, flags);
+        return Ok(Box::new(proxy::ProxyMap::open(spec, name, flags)?));
     }
     let need_name = || {
         if name.is_empty() {
@@ -180,6 +204,10 @@ pub fn open_map_with(spec: &str, flags: OpenFlags) -> Result<Box<dyn Map>, MapEr
         "cidr" => Box::new(cidr::CidrMap::open(spec, need_name()?)?),
         "unix" => Box::new(unix::UnixMap::open(spec, name)?),
         "pgsql" | "mysql" | "sqlite" => sql::open(spec, kind, need_name()?)?,
+        "ldap" => Box::new(ldap::LdapMap::open(spec, need_name()?)?),
+        "memcache" => Box::new(memcache::MemcacheMap::open(spec, need_name()?)?),
+        "socketmap" => Box::new(socketmap::SocketMap::open(spec, name)?),
+        "tcp" => Box::new(tcp::TcpMap::open(spec, name)?),
         other => return Err(MapError::UnknownType(other.to_string())),
     })
 }

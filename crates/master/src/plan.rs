@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The daemons Rostfix ships; master runs only these.
-pub const SUPPORTED_COMMANDS: [&str; 14] = [
+pub const SUPPORTED_COMMANDS: [&str; 16] = [
     "smtpd",
     "qmgr",
     "local",
@@ -22,7 +22,9 @@ pub const SUPPORTED_COMMANDS: [&str; 14] = [
     "postscreen",
     "pipe",
     "spawn",
+    "proxymap",
     "verify",
+    "metrics",
 ];
 
 /// master.cf's type column as written.

@@ -13,7 +13,7 @@ use rostfix_pipe::command_env::time_limit;
 use rostfix_pipe::identity::command_identity;
 use rostfix_proto::{serve_delivery_stream, StreamEnd};
 use rostfix_service::manual::Manual;
-use rostfix_service::{Connection, Daemon, Service, Shape, StartError};
+use rostfix_service::{Connection, Daemon, Passed, Service, Shape, StartError};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -95,7 +95,9 @@ fn serve_connection(pipe: &Pipe, conn: Connection, ipc_timeout: Duration) {
     }
     match conn {
         Connection::Unix(mut s) => serve_stream(pipe, &mut s),
-        Connection::Tcp(mut s) => serve_stream(pipe, &mut s),
+        Connection::Tcp(mut s) | Connection::Passed(Passed { stream: mut s, .. }) => {
+            serve_stream(pipe, &mut s)
+        }
     }
 }
 

@@ -60,6 +60,8 @@ postscreen_command_time_limit, postscreen_client_connection_count_limit,
 postscreen_pre_queue_limit,
 postscreen_disable_vrfy_command, postscreen_cache_map,
 postscreen_cache_retention_time, postscreen_cache_cleanup_interval,
+postscreen_upstream_proxy_protocol (haproxy, PROXY v1 and v2),
+postscreen_upstream_proxy_timeout,
 smtpd_service_name, smtpd_banner, mynetworks, rostfix_dns_servers.",
     exit_status: RETIRING_EXIT_STATUS,
     see_also: "master(8), smtpd(8), docs/postscreen.md",
@@ -135,7 +137,7 @@ fn load(svc: &Service) -> Result<Arc<Ctx>, StartError> {
 /// postscreen_greet_wait) never holds up the others.
 fn start_client(ctx: &Arc<Ctx>, conn: Connection) {
     let Connection::Tcp(stream) = conn else {
-        log::warn!("postscreen takes TCP clients only; closing a unix-domain connection");
+        log::warn!("postscreen takes TCP clients only; closing a connection of another kind");
         return;
     };
     let ctx = Arc::clone(ctx);

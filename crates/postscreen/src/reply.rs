@@ -7,20 +7,8 @@ use std::time::Duration;
 /// At most `max` characters of `bytes`, with CR, LF, TAB and other non-printables
 /// written as C escapes (`\r\n`), so a log line stays one line.
 pub fn escape(bytes: &[u8], max: usize) -> String {
-    let mut out = String::new();
-    for &b in bytes {
-        if out.len() >= max {
-            break;
-        }
-        match b {
-            b'\r' => out.push_str("\\r"),
-            b'\n' => out.push_str("\\n"),
-            b'\t' => out.push_str("\\t"),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\{b:03o}")),
-        }
-    }
+    // Every byte shows as at least one character, so `max` bytes are enough.
+    let mut out = rostfix_proto::log_escape(&bytes[..bytes.len().min(max)]);
     out.truncate(max);
     out
 }

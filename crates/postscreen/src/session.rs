@@ -127,7 +127,10 @@ fn plain(addr: SocketAddr) -> SocketAddr {
 pub struct Session<'a> {
     pub ctx: &'a Ctx,
     pub stream: TcpStream,
+    /// The real client (behind HAProxy, the one its PROXY header named).
     pub client: SocketAddr,
+    /// The address and port the client connected to, passed on to smtpd.
+    pub server: SocketAddr,
     pub start: Instant,
     pub stamps: Stamps,
     pub todo: [bool; TEST_COUNT],
@@ -259,7 +262,12 @@ impl Session<'_> {
         let service = format!("private/{}", self.settings().smtpd_service);
         let sent = UnixStream::connect(&service).and_then(|channel| {
             channel.set_write_timeout(Some(WRITE_TIMEOUT))?;
-            rostfix_service::pass::send_connection(&channel, &self.stream.as_fd())
+            let endpoints = rostfix_proto::PassedEndpoints {
+                client: self.client,
+                server: self.server,
+            };
+            rostfix_service::pass::send_connection(&channel, &self.stream.as_fd(), &endpoints)
+                .map_err(|e| std::io::Error::other(e.to_string()))
         });
         if let Err(e) = sent {
             log::warn!("cannot pass connection to service {service}: {e}");
@@ -430,10 +438,52 @@ impl Session<'_> {
     }
 }
 
+/// postscreen_upstream_proxy_protocol = haproxy: the endpoints the PROXY header names
+/// (the socket's own for a v2 LOCAL header, the proxy's health check). A bad, slow or
+/// missing header gets Postfix's 421 and the connection is closed (None): postscreen
+/// cannot screen a client it cannot name.
+fn proxied_endpoints(
+    stream: &mut TcpStream,
+    socket: (SocketAddr, SocketAddr),
+    limit: Duration,
+) -> Option<(SocketAddr, SocketAddr)> {
+    use rostfix_proto::haproxy::{receive, ReceiveError};
+    let got = receive(stream, limit);
+    // Back to postscreen's own bounds: the engine sets its read timeouts itself.
+    if let Err(e) = stream.set_read_timeout(None) {
+        log::warn!("cannot reset socket timeout: {e}");
+        return None;
+    }
+    match got {
+        Ok(p) => Some(p.endpoints.unwrap_or(socket)),
+        Err(e) => {
+            match e {
+                // postscreen's wording for this one differs from smtpd's.
+                ReceiveError::Timeout => log::warn!("haproxy read: time limit exceeded"),
+                e => log::warn!("{e}"),
+            }
+            // Best effort, as in Postfix: the client may be gone already.
+            let _ = stream.write_all(b"421 4.3.2 No system resources\r\n");
+            None
+        }
+    }
+}
+
 /// Screens one client to its end.
-pub fn serve(ctx: &Ctx, stream: TcpStream) {
+pub fn serve(ctx: &Ctx, mut stream: TcpStream) {
     let (Ok(client), Ok(server)) = (stream.peer_addr(), stream.local_addr()) else {
         return;
+    };
+    if let Err(e) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
+        log::warn!("cannot set socket timeouts: {e}");
+        return;
+    }
+    let (client, server) = match ctx.settings.upstream_proxy {
+        None => (client, server),
+        Some(limit) => match proxied_endpoints(&mut stream, (client, server), limit) {
+            Some(endpoints) => endpoints,
+            None => return,
+        },
     };
     let (client, server) = (plain(client), plain(server));
     log::info!(
@@ -443,15 +493,12 @@ pub fn serve(ctx: &Ctx, stream: TcpStream) {
         server.ip(),
         server.port()
     );
-    if let Err(e) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
-        log::warn!("cannot set socket timeouts: {e}");
-        return;
-    }
     let slot = ctx.enter(client.ip());
     let mut s = Session {
         ctx,
         stream,
         client,
+        server,
         start: Instant::now(),
         stamps: [0; TEST_COUNT],
         todo: [false; TEST_COUNT],

@@ -25,6 +25,8 @@ pub enum SettingsError {
     Number { param: &'static str, value: String },
     #[error("postscreen_dnsbl_reply_map: {0}")]
     ReplyMap(rostfix_maps::MapError),
+    #[error("unsupported postscreen_upstream_proxy_protocol: \"{0}\" (want haproxy or empty)")]
+    ProxyProtocol(String),
 }
 
 /// One deep (after-greeting) protocol test: whether it is on, its action (also used
@@ -76,6 +78,9 @@ pub struct Settings {
     /// The `pass` service that takes clients: private/NAME.
     pub smtpd_service: String,
     pub dns_servers: Vec<String>,
+    /// Some(postscreen_upstream_proxy_timeout) with postscreen_upstream_proxy_protocol
+    /// = haproxy: every connection starts with a PROXY header naming the real client.
+    pub upstream_proxy: Option<Duration>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -151,7 +156,13 @@ impl Settings {
             })
             .map(|c| c.to_ascii_uppercase())
             .collect();
+        let upstream_proxy = match cf.get("postscreen_upstream_proxy_protocol").trim() {
+            "" => None,
+            "haproxy" => Some(cf.get_time("postscreen_upstream_proxy_timeout")),
+            other => return Err(SettingsError::ProxyProtocol(other.to_string())),
+        };
         let settings = Settings {
+            upstream_proxy,
             access,
             denylist_action: action(cf, "postscreen_denylist_action")?,
             greet_banner: cf.get("postscreen_greet_banner").trim().to_string(),

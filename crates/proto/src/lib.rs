@@ -12,8 +12,12 @@ mod agent_stream;
 mod anvil;
 mod client;
 mod frame;
+pub mod haproxy;
+mod log_escape;
 mod messages;
+mod metrics;
 mod names;
+mod passed;
 mod sockets;
 mod status;
 mod verify;
@@ -23,8 +27,11 @@ pub use agent_stream::{serve_delivery_stream, StreamEnd, MAX_DELIVERY_REQUEST};
 pub use anvil::{AnvilClient, AnvilReply, AnvilRequest};
 pub use client::{connect_unix, send_trigger, TriggerError};
 pub use frame::{read_frame, read_message, write_frame, write_message, FrameError, MAX_FRAME};
+pub use log_escape::log_escape;
 pub use messages::*;
+pub use metrics::{MetricSample, MetricsReport, SampleKind, MAX_METRICS_SAMPLES, METRICS_SOCKET};
 pub use names::{is_valid_dsn, is_valid_queue_id, Dsn, NameError, QueueId, QueueName, ALL_QUEUES};
+pub use passed::PassedEndpoints;
 pub use sockets::{
     transport_socket, wake_pickup, wake_qmgr, ANVIL_SOCKET, BOUNCE_SOCKET, PICKUP_SOCKET,
     QMGR_SOCKET, SHOWQ_SOCKET, WAKEUP_TIMEOUT,

@@ -63,6 +63,9 @@ struct Opened {
     resolver: Resolver,
 }
 
+/// How often qmgr's counts go to the metrics service.
+const METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn main() {
     rostfix_service::run(Daemon {
         program: "qmgr",
@@ -82,6 +85,7 @@ fn main() {
             let mut manager =
                 Manager::new(PathBuf::from("."), opened.settings, opened.resolver, tx);
             manager.share_wake_pending(wake_pending);
+            manager.metrics().spawn_flusher(METRICS_EVERY);
             Ok(Shape::Event {
                 on_trigger: Arc::new(on_trigger),
                 main_loop: Box::new(move |service: &Service| {

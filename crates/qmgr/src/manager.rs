@@ -26,6 +26,7 @@ use crate::schedule::{Outcome, PendingRequest, Scheduler};
 use crate::settings::Settings;
 use crate::trigger::WakePending;
 use crate::worker::{unstarted, Job, Workers};
+use rostfix_metrics::Reporter;
 use rostfix_proto::{transport_socket, DeliveryRequest, DeliveryStatus, Dsn, QueueId, Trigger};
 use rostfix_queue::{
     is_valid_queue_id, list_queue, move_file, QueueError, QueueFile, QueueLock, QueueName, Recycler,
@@ -34,6 +35,7 @@ use rostfix_resolve::{domain_of, Resolver};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often incoming/ is scanned without a trigger.
@@ -100,6 +102,8 @@ pub struct Manager {
     /// Shared with the trigger listener, which drops wakeups while one is pending.
     wake_pending: WakePending,
     stopping: bool,
+    /// Counts for the metrics service (crates/metrics); main.rs starts its flusher.
+    metrics: Arc<Reporter>,
 }
 
 impl Manager {
@@ -113,6 +117,7 @@ impl Manager {
         let now = Instant::now();
         let recycler = Recycler::new(&root);
         let workers = Workers::new(tx.clone(), CONNECT_TIMEOUT, settings.ipc_timeout);
+        let metrics = Arc::new(Reporter::new("qmgr", &root));
         Manager {
             root,
             settings,
@@ -133,7 +138,13 @@ impl Manager {
             recycler,
             wake_pending: WakePending::default(),
             stopping: false,
+            metrics,
         }
+    }
+
+    /// The reporter of this qmgr's counts (its flusher is started by main.rs).
+    pub fn metrics(&self) -> Arc<Reporter> {
+        self.metrics.clone()
     }
 
     /// Runs until master is gone (or a reload retired this qmgr) and nothing is in

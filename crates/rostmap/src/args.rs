@@ -109,6 +109,9 @@ OPTIONS
     -N, -n     Accepted for compatibility; the .rdb format has no null-byte variants.
     -q KEY     Print the value of KEY from the first table that has it. With -q -,
                read keys from standard input and print \"key<TAB>value\" for each found.
+               A proxy:type:name table is asked of the running proxymap
+               ($queue_directory/private/proxymap) when its socket is reachable,
+               and opened here otherwise.
     -s         Print every entry, \"key<TAB>value\" (\"key: value\" in aliases mode).
     --help     This text.
 

@@ -60,6 +60,10 @@ fn load_config(args: &args::Args) -> Result<MainCf, String> {
 /// with no table uses alias_database.
 fn tables(args: &args::Args, prog: &str) -> Result<Vec<String>, String> {
     let config = load_config(args)?;
+    // proxy: tables are answered by the running proxymap, as postmap -q does.
+    rostfix_maps::proxy::set_socket(
+        std::path::Path::new(&config.get("queue_directory")).join(rostfix_maps::proxy::SOCKET),
+    );
     let mut names = args.tables.clone();
     if names.is_empty() {
         if !args.aliases {

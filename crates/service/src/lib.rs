@@ -36,6 +36,7 @@ mod trigger;
 
 pub use daemon::{fatal, run, ClientHandler, Daemon, Shape, StartError, TriggerHandler};
 pub use orphan::PipeBroke;
+pub use pass::Passed;
 pub use trigger::{read_trigger, MAX_TRIGGER, TRIGGER_TIMEOUT};
 
 use rostfix_config::MainCf;
@@ -110,6 +111,9 @@ pub struct Service {
 pub enum Connection {
     Tcp(std::net::TcpStream),
     Unix(std::os::unix::net::UnixStream),
+    /// A client TCP connection received on a `pass` service, with the endpoints its
+    /// sender (postscreen) established.
+    Passed(pass::Passed),
 }
 
 impl Connection {
@@ -122,6 +126,10 @@ impl Connection {
             Connection::Unix(s) => s
                 .set_read_timeout(Some(timeout))
                 .and_then(|()| s.set_write_timeout(Some(timeout))),
+            Connection::Passed(p) => p
+                .stream
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| p.stream.set_write_timeout(Some(timeout))),
         }
     }
 

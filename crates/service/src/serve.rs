@@ -76,11 +76,11 @@ impl Listener {
                 // The sender writes the message right after connecting; a sender that
                 // connects and says nothing must not hold this process.
                 channel.set_read_timeout(Some(PASS_TIMEOUT))?;
-                let stream = crate::pass::receive_connection(&channel).map_err(|e| match e {
+                let passed = crate::pass::receive_connection(&channel).map_err(|e| match e {
                     crate::pass::PassError::Io(e) => e,
                     other => io::Error::other(other.to_string()),
                 })?;
-                Ok(Connection::Tcp(stream))
+                Ok(Connection::Passed(passed))
             }
         }
     }

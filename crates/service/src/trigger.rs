@@ -33,7 +33,7 @@ pub(crate) fn receive(conn: Connection, level: log::Level) -> Option<Trigger> {
             .set_read_timeout(Some(TRIGGER_TIMEOUT))
             .map_err(FrameError::Io)
             .and_then(|()| read_trigger(s)),
-        Connection::Tcp(s) => s
+        Connection::Tcp(s) | Connection::Passed(crate::Passed { stream: s, .. }) => s
             .set_read_timeout(Some(TRIGGER_TIMEOUT))
             .map_err(FrameError::Io)
             .and_then(|()| read_trigger(s)),

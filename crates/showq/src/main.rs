@@ -12,7 +12,7 @@
 
 mod help;
 
-use rostfix_service::{Connection, Daemon, Service, Shape, StartError};
+use rostfix_service::{Connection, Daemon, Passed, Service, Shape, StartError};
 use rostfix_showq::{scan, send_listing, send_postfix_listing, Listed};
 use std::io::Write;
 use std::path::Path;
@@ -33,10 +33,12 @@ fn main() {
                     Ok(()) => serve_one(&mut s, &empty_sender, protocol),
                     Err(e) => log::warn!("cannot set socket timeout: {e}"),
                 },
-                Connection::Tcp(mut s) => match s.set_write_timeout(Some(WRITE_TIMEOUT)) {
-                    Ok(()) => serve_one(&mut s, &empty_sender, protocol),
-                    Err(e) => log::warn!("cannot set socket timeout: {e}"),
-                },
+                Connection::Tcp(mut s) | Connection::Passed(Passed { stream: mut s, .. }) => {
+                    match s.set_write_timeout(Some(WRITE_TIMEOUT)) {
+                        Ok(()) => serve_one(&mut s, &empty_sender, protocol),
+                        Err(e) => log::warn!("cannot set socket timeout: {e}"),
+                    }
+                }
             })))
         },
     })

@@ -10,7 +10,7 @@ use crate::header_flags::HeaderFlags;
 use crate::help;
 use crate::settings::{Mode, Settings};
 use rostfix_proto::{serve_delivery_stream, StreamEnd};
-use rostfix_service::{Connection, Daemon, Service, Shape, StartError};
+use rostfix_service::{Connection, Daemon, Passed, Service, Shape, StartError};
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -42,7 +42,9 @@ pub fn main(program: &'static str) -> ! {
                     Connection::Unix(mut s) => handle(&mut s, &agent),
                     // master.cf declares the agent a unix service; answer anyway if
                     // someone configured otherwise, with the same bounds.
-                    Connection::Tcp(mut s) => handle(&mut s, &agent),
+                    Connection::Tcp(mut s) | Connection::Passed(Passed { stream: mut s, .. }) => {
+                        handle(&mut s, &agent)
+                    }
                 }
             })))
         },

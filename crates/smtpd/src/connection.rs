@@ -1,16 +1,17 @@
 //! One client connection, from the socket master handed over to the end of its SMTP
-//! session: the PROXY header when smtpd runs behind HAProxy (haproxy.rs), socket
-//! timeouts, the pre-greeting and anvil gate for TCP clients, then a
-//! [`Session`] over plain or TLS transport that writes into the incoming queue.
+//! session: the PROXY header when smtpd runs behind HAProxy (rostfix_proto::haproxy),
+//! or the endpoints postscreen sent with a passed connection; socket timeouts, the
+//! pre-greeting and anvil gate for TCP clients, then a [`Session`] over plain or TLS
+//! transport that writes into the incoming queue.
 
 use crate::client::ClientInfo;
 use crate::gate;
-use crate::haproxy;
 use crate::queue_sink::SpoolSink;
 use crate::reply::Reply;
 use crate::session::Session;
 use crate::settings::Settings;
 use crate::tls::NetStream;
+use rostfix_proto::haproxy;
 use rostfix_service::Connection;
 use std::io::Write;
 use std::net::TcpStream;
@@ -54,6 +55,38 @@ fn proxied_client(
     }
 }
 
+/// A TCP client whose address is known: its name, socket timeouts, the pre-greeting
+/// and anvil gate, then the session.
+fn serve_tcp(
+    settings: &Settings,
+    service: &str,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut stream: TcpStream,
+    mut client: ClientInfo,
+) {
+    let wrapper = settings.tls.wrappermode;
+    // After confine() the working directory is queue_directory.
+    let sink = SpoolSink::new(Path::new("."));
+    let rc = &settings.restrictions;
+    if let (true, Some(dns)) = (rc.peername_lookup, rc.dns.as_ref()) {
+        crate::peer_name::resolve(&mut client, dns.as_ref());
+    }
+    if let Err(e) = stream
+        .set_read_timeout(Some(settings.timeout))
+        .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))
+    {
+        log::warn!("cannot set socket timeouts for {}: {e}", client.log_name());
+        return;
+    }
+    // Pre-greeting check and anvil limits (gate.rs).
+    let Some(anvil) = gate::admit(settings, service, &client, &mut stream) else {
+        return;
+    };
+    Session::new(settings, client, sink)
+        .with_anvil(anvil)
+        .run_over(NetStream::new(stream, tls), wrapper);
+}
+
 /// Serves one client connection to the end.
 pub fn handle(
     settings: &Settings,
@@ -80,24 +113,14 @@ pub fn handle(
                     None => return,
                 }
             }
-            let rc = &settings.restrictions;
-            if let (true, Some(dns)) = (rc.peername_lookup, rc.dns.as_ref()) {
-                crate::peer_name::resolve(&mut client, dns.as_ref());
-            }
-            if let Err(e) = stream
-                .set_read_timeout(Some(settings.timeout))
-                .and_then(|()| stream.set_write_timeout(Some(settings.timeout)))
-            {
-                log::warn!("cannot set socket timeouts for {}: {e}", client.log_name());
-                return;
-            }
-            // Pre-greeting check and anvil limits (gate.rs).
-            let Some(anvil) = gate::admit(settings, service, &client, &mut stream) else {
-                return;
-            };
-            Session::new(settings, client, sink)
-                .with_anvil(anvil)
-                .run_over(NetStream::new(stream, tls), wrapper);
+            serve_tcp(settings, service, tls, stream, client);
+        }
+        // From postscreen: the client it screened (behind HAProxy, the one the PROXY
+        // header named, which the socket's peer is not). postscreen has read the
+        // header already, so smtpd_upstream_proxy_protocol does not apply here.
+        Connection::Passed(passed) => {
+            let client = ClientInfo::from_ip(passed.endpoints.client.ip());
+            serve_tcp(settings, service, tls, passed.stream, client);
         }
         Connection::Unix(stream) => {
             if let Err(e) = stream

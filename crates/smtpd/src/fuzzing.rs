@@ -120,7 +120,7 @@ pub fn bdat_stream(input: &[u8]) {
 /// read, and parsing what was read gives the same result as parsing the whole input
 /// (the reader never stops short of a header the parser would accept).
 pub fn proxy_header(input: &[u8]) {
-    use crate::haproxy::{collect, parse, MAX_HEADER};
+    use rostfix_proto::haproxy::{collect, parse, MAX_HEADER};
     let mut rest = input;
     let Ok(got) = collect(&mut rest) else {
         return;

@@ -20,7 +20,6 @@ pub mod data;
 pub mod dsn_params;
 pub mod fuzzing;
 mod gate;
-pub mod haproxy;
 mod headers;
 mod io;
 mod limits;

@@ -10,7 +10,7 @@ use rostfix_local::server::{mail_owner, rest, AGENT_EXIT_STATUS};
 use rostfix_pipe::command_env::{environment, time_limit};
 use rostfix_pipe::identity::check;
 use rostfix_service::manual::Manual;
-use rostfix_service::{Connection, Daemon, Service, Shape, StartError};
+use rostfix_service::{Connection, Daemon, Passed, Service, Shape, StartError};
 use rostfix_spawn::args::SpawnArgs;
 use rostfix_spawn::run::{run, Ended, SpawnCommand};
 use std::os::fd::OwnedFd;
@@ -103,7 +103,7 @@ fn identity(
 fn serve(command: &SpawnCommand, conn: Connection) {
     let fd: OwnedFd = match conn {
         Connection::Unix(s) => s.into(),
-        Connection::Tcp(s) => s.into(),
+        Connection::Tcp(s) | Connection::Passed(Passed { stream: s, .. }) => s.into(),
     };
     let program = command.argv.first().map(String::as_str).unwrap_or("");
     let ended = match RootGuard::regain() {

@@ -141,7 +141,7 @@ pub fn now() -> u64 {
 pub fn start_stream(conn: Connection, shared: &Shared) {
     let stream = match conn {
         Connection::Unix(s) => s,
-        Connection::Tcp(_) => {
+        Connection::Tcp(_) | Connection::Passed(_) => {
             log::warn!("ignoring a TCP client: verify is a unix service");
             return;
         }

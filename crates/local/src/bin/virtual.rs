@@ -12,7 +12,7 @@ use rostfix_local::setup::virtual_conf;
 use rostfix_local::virtual_mailbox::{deliver_virtual, VirtualConf};
 use rostfix_proto::{read_message, write_message, DeliveryRequest, FrameError};
 use rostfix_service::manual::Manual;
-use rostfix_service::{Connection, Daemon, Service, Shape};
+use rostfix_service::{Connection, Daemon, Passed, Service, Shape};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::SystemTime;
@@ -59,7 +59,9 @@ fn main() {
                 }
                 match conn {
                     Connection::Unix(mut s) => serve(&conf, &mut s),
-                    Connection::Tcp(mut s) => serve(&conf, &mut s),
+                    Connection::Tcp(mut s) | Connection::Passed(Passed { stream: mut s, .. }) => {
+                        serve(&conf, &mut s)
+                    }
                 }
             })))
         },

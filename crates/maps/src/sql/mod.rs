@@ -15,8 +15,9 @@ pub mod pgsql;
 pub mod sqlite;
 pub mod template;
 
+use crate::domain::DomainFilter;
 use crate::error::MapError;
-use crate::{open_map, Map};
+use crate::Map;
 use config::{Flavour, SqlConfig};
 use std::path::Path;
 use std::sync::Mutex;
@@ -92,15 +93,9 @@ pub struct SqlMap<K: Connector> {
     spec: String,
     cfg: SqlConfig,
     needs: Needs,
-    domains: Vec<DomainItem>,
+    domains: DomainFilter,
     connector: K,
     servers: Mutex<Vec<Server<K::Conn>>>,
-}
-
-/// One entry of the `domain` list.
-enum DomainItem {
-    Name(String),
-    Table(Box<dyn Map>),
 }
 
 impl<K: Connector> SqlMap<K> {
@@ -108,14 +103,7 @@ impl<K: Connector> SqlMap<K> {
     /// unreachable server is a lookup-time (temporary) error, not an open failure.
     pub fn new(spec: &str, cfg: SqlConfig, connector: K) -> Result<SqlMap<K>, MapError> {
         let needs = Needs::of(&[&cfg.query, &cfg.result_format]);
-        let mut domains = Vec::new();
-        for item in &cfg.domain {
-            if item.contains(':') {
-                domains.push(DomainItem::Table(open_map(item)?));
-            } else {
-                domains.push(DomainItem::Name(item.to_lowercase()));
-            }
-        }
+        let domains = DomainFilter::new(&cfg.domain)?;
         // A lone server is listed twice, as Postfix does, so one failed attempt does
         // not leave the table without a server until retry_interval has passed.
         let mut names = if cfg.hosts.is_empty() {
@@ -142,32 +130,6 @@ impl<K: Connector> SqlMap<K> {
             connector,
             servers: Mutex::new(servers),
         })
-    }
-
-    /// The `domain` filter: Ok(false) when the key is not to be looked up.
-    fn domain_allows(&self, key: &str) -> Result<bool, MapError> {
-        if self.domains.is_empty() {
-            return Ok(true);
-        }
-        let Some(at) = key.rfind('@') else {
-            return Ok(false);
-        };
-        if at == 0 {
-            return Ok(false);
-        }
-        let domain = &key[at + 1..];
-        for item in &self.domains {
-            match item {
-                DomainItem::Name(name) if name == domain => return Ok(true),
-                DomainItem::Name(_) => {}
-                DomainItem::Table(t) => {
-                    if t.lookup(domain)?.is_some() {
-                        return Ok(true);
-                    }
-                }
-            }
-        }
-        Ok(false)
     }
 
     /// Run the query for `key` on the first server that answers.
@@ -248,7 +210,7 @@ impl<K: Connector> Map for SqlMap<K> {
         // Fixed-string keys are folded as for every Postfix table of this kind; a NUL
         // cannot be sent in a query string.
         let key = key.to_lowercase();
-        if key.is_empty() || key.contains('\0') || !self.domain_allows(&key)? {
+        if key.is_empty() || key.contains('\0') || !self.domains.allows(&key)? {
             return Ok(None);
         }
         if self

@@ -172,6 +172,8 @@ impl Manager {
                 qf.envelope.recipients.len()
             )
         );
+        self.metrics
+            .add("rostfix_messages_activated_total", &[], 1.0);
         // A message marked for a content filter goes there whatever its recipients'
         // routes (Postfix's FILTER record overrides the resolver); one that cannot be
         // parsed waits rather than skip the filter.

@@ -80,6 +80,7 @@ impl Manager {
             self.finish_if_idle(&id);
             return;
         }
+        self.count_outcome(&o.route.transport, &msg, &classified);
         let mut success_notices = Vec::new();
         for off in &classified.sent {
             msg.set_done(*off);
@@ -163,6 +164,28 @@ impl Manager {
             self.spawn_bounce(&id, success_notices, false, NoticeKind::Success);
         }
         self.finish_if_idle(&id);
+    }
+
+    /// Reports one reply's recipients per outcome, and their delays, to the metrics
+    /// service (the same classification the log lines come from).
+    fn count_outcome(&self, transport: &str, msg: &ActiveMessage, c: &Classified) {
+        let delay = (now_f64() - msg.arrival as f64).max(0.0);
+        for (status, n) in [
+            ("sent", c.sent.len()),
+            ("bounced", c.bounced.len()),
+            ("deferred", c.deferred.len()),
+        ] {
+            if n == 0 {
+                continue;
+            }
+            let labels = [("transport", transport), ("status", status)];
+            self.metrics
+                .add("rostfix_delivery_recipients_total", &labels, n as f64);
+            for _ in 0..n {
+                self.metrics
+                    .observe("rostfix_delivery_delay_seconds", &labels, delay);
+            }
+        }
     }
 
     /// Sends a notice request for a message in active/ (counted in its outstanding

@@ -885,7 +885,6 @@ mod ehlo_discard;
 mod milter;
 mod pipelining;
 /// Client bytes made printable for a log line (also for the PROXY header warnings).
-pub(crate) use pipelining::escape;
 mod proxy;
 mod receive;
 mod xclient;

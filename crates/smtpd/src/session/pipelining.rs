@@ -85,30 +85,6 @@ impl<S: QueueSink> Session<'_, S> {
     }
 }
 
-/// Client bytes as printable text for a log line: control and non-ASCII bytes as C
-/// escapes (`\r`, `\n`, `\t`, otherwise three octal digits), as Postfix shows them.
-pub(crate) fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for &b in bytes {
-        match b {
-            b'\r' => out.push_str("\\r"),
-            b'\n' => out.push_str("\\n"),
-            b'\t' => out.push_str("\\t"),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\{b:03o}")),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape;
-
-    #[test]
-    fn escape_shows_line_ends_and_binary() {
-        assert_eq!(escape(b"MAIL FROM:<a@b>\r\n"), "MAIL FROM:<a@b>\\r\\n");
-        assert_eq!(escape(b"a\tb\\c\x00\xff"), "a\\tb\\\\c\\000\\377");
-    }
-}
+/// Client bytes as printable text for a log line (shared with the PROXY header
+/// warnings, hence in rostfix_proto).
+pub(crate) use rostfix_proto::log_escape as escape;

@@ -136,12 +136,27 @@ fn collect_stops_at_the_header() {
 }
 
 #[test]
+fn the_longest_v1_line_fits_and_one_more_byte_does_not() {
+    let a = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+    let line = format!("PROXY TCP6 {a} {a} 65535 65535\r\n");
+    assert!(line.len() <= MAX_V1);
+    let mut r = line.as_bytes();
+    assert_eq!(parse(&collect(&mut r).unwrap()).unwrap().len, line.len());
+    // Padding inside the line past 107 bytes: refused after reading MAX_V1 bytes.
+    let padded = format!("PROXY TCP6 {a}{} {a} 65535 65535\r\n", " ".repeat(10));
+    let mut r = padded.as_bytes();
+    let got = collect(&mut r).unwrap();
+    assert_eq!(got.len(), MAX_V1);
+    assert_eq!(parse(&got), Err(ProxyError::NoTerminator));
+}
+
+#[test]
 fn collect_is_bounded() {
     let mut long = b"PROXY ".to_vec();
     long.extend(std::iter::repeat_n(b'A', 10_000));
     let mut r = &long[..];
     let got = collect(&mut r).unwrap();
-    assert_eq!(got.len(), MAX_HEADER);
+    assert_eq!(got.len(), MAX_V1);
     assert_eq!(parse(&got), Err(ProxyError::NoTerminator));
     // A v2 length of 65535 reads no more than MAX_HEADER bytes.
     let mut huge = V2_SIGNATURE.to_vec();

@@ -1,20 +1,29 @@
 //! The HAProxy PROXY protocol (v1 text and v2 binary) that a load balancer sends before
-//! the SMTP greeting when `smtpd_upstream_proxy_protocol = haproxy`: the real client's
-//! address and port replace those of the socket, whose peer is only the proxy.
+//! the SMTP greeting when `smtpd_upstream_proxy_protocol = haproxy` (smtpd) or
+//! `postscreen_upstream_proxy_protocol = haproxy` (postscreen): the real client's
+//! address and port replace those of the socket, whose peer is only the proxy. One
+//! parser for both daemons, so they accept and refuse exactly the same headers.
 //!
 //! Postfix's rules: only TCP over IPv4/IPv6 is accepted (v1 `UNKNOWN` would sidestep
 //! address-based access control and is refused), a v2 `LOCAL` command keeps the
 //! socket's own endpoints (the proxy's health check), TLVs are skipped, and a header
 //! that does not parse ends the connection with Postfix's error text. Reads never go
 //! past the header (what follows belongs to the SMTP session), are bounded by
-//! [`MAX_HEADER`] bytes and, in [`receive`], by smtpd_upstream_proxy_timeout overall.
+//! [`MAX_V1`] bytes for a v1 line and [`MAX_HEADER`] for v2 and, in [`receive`], by the
+//! daemon's *_upstream_proxy_timeout overall.
 
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-/// Postfix's HAPROXY_HEADER_MAX_LEN: the largest header read (v1 is at most 107).
+/// Postfix's HAPROXY_HEADER_MAX_LEN: the largest header read (a v2 header whose
+/// length field says more is refused as short once this much has arrived).
 pub const MAX_HEADER: usize = 536;
+
+/// The longest v1 line the protocol allows, CRLF included ("PROXY TCP6" with two
+/// full-length IPv6 addresses and ports): a line without LF by then is refused
+/// without reading further.
+pub const MAX_V1: usize = 107;
 
 /// The twelve bytes that start a v2 header.
 const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
@@ -75,7 +84,7 @@ pub fn parse(buf: &[u8]) -> Result<Proxied, ProxyError> {
 fn parse_v1(buf: &[u8]) -> Result<Proxied, ProxyError> {
     let end = buf
         .iter()
-        .take(MAX_HEADER)
+        .take(MAX_V1)
         .position(|&b| b == b'\n')
         .ok_or(ProxyError::NoTerminator)?;
     let line = std::str::from_utf8(&buf[..end]).map_err(|_| ProxyError::V1Header)?;
@@ -191,14 +200,15 @@ fn parse_v2(buf: &[u8]) -> Result<Proxied, ProxyError> {
 }
 
 /// Reads exactly one header's bytes from `r` and never more: the first six bytes tell
-/// v1 from v2; v2 then says its length, v1 ends at LF. At most [`MAX_HEADER`] bytes.
+/// v1 from v2; v2 then says its length, v1 ends at LF. At most [`MAX_V1`] bytes of a
+/// v1 line and [`MAX_HEADER`] of a v2 header.
 /// Returns what was read (the parse error, if any, is [`parse`]'s to find).
 pub fn collect<R: Read>(r: &mut R) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 6];
     r.read_exact(&mut buf)?;
     if buf == b"PROXY " {
         let mut byte = [0u8; 1];
-        while buf.len() < MAX_HEADER && buf.last() != Some(&b'\n') {
+        while buf.len() < MAX_V1 && buf.last() != Some(&b'\n') {
             r.read_exact(&mut byte)?;
             buf.push(byte[0]);
         }
@@ -233,7 +243,7 @@ pub enum ReceiveError {
 }
 
 /// A socket read whose every call is bounded by what is left until `deadline`, so a
-/// proxy trickling bytes cannot hold the process past smtpd_upstream_proxy_timeout.
+/// proxy trickling bytes cannot hold the process past the upstream proxy timeout.
 struct DeadlineReader<'a> {
     stream: &'a mut TcpStream,
     deadline: Instant,
@@ -268,8 +278,7 @@ pub fn receive(stream: &mut TcpStream, timeout: Duration) -> Result<Proxied, Rec
     })
 }
 
-/// Postfix's escape(), shared with the pipelining log lines.
-use crate::session::escape;
+use crate::log_escape::log_escape as escape;
 
 #[cfg(test)]
 #[path = "haproxy_tests.rs"]

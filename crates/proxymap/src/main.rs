@@ -1,0 +1,42 @@
+//! proxymap: table lookups on behalf of other daemons (Postfix's proxymap(8)), for
+//! tables written `proxy:type:name`. master.cf: `proxymap unix - - n - - proxymap`.
+//!
+//! Design: the service skeleton's multi shape (as anvil): a thread per client
+//! stream, a bounded pool of open instances per table shared between them
+//! (server.rs, pool.rs). proxy_read_maps is read
+//! once at start; a reload starts new processes.
+
+#![forbid(unsafe_code)]
+
+mod help;
+mod pool;
+mod server;
+
+use rostfix_service::{Daemon, Service, Shape};
+use std::sync::Arc;
+
+fn main() {
+    rostfix_service::run(Daemon {
+        program: "proxymap",
+        help: help::HELP,
+        before_confine: |_: &mut Service| Ok(()),
+        after_confine: |service: &mut Service, ()| {
+            let value = service
+                .config
+                .expanded("proxy_read_maps")
+                .unwrap_or_else(|_| service.config.get("proxy_read_maps"));
+            let pool_size = service.config.get_int("rostfix_proxymap_pool_size");
+            let pool_size = usize::try_from(pool_size).unwrap_or(1).max(1);
+            let shared = server::Shared::new(server::approved(&value), pool_size);
+            Ok(Shape::Multi {
+                on_client: Arc::new(move |conn| server::start_stream(conn, &shared)),
+                main_loop: Box::new(move |service: &Service| loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    if !service.master_alive() {
+                        return;
+                    }
+                }),
+            })
+        },
+    })
+}
