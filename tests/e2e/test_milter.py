@@ -445,3 +445,16 @@ def test_rspamd_rejects_gtube(make_instance, rspamd):
     assert b"\nX-Spamd-Result: default: False [" in ham, ham[:2000]
     assert _delivered("gtube") is None
     assert "milter-reject: END-OF-MESSAGE" in inst.log_text()
+
+
+def test_unedited_message_kept_byte_for_byte(make_instance, pymilter):
+    """A milter that changes nothing leaves the content as the client sent it, raw
+    8-bit header bytes included (the parsed form would turn them into U+FFFD)."""
+    inst = make_instance(main_extra={"smtpd_milters": f"inet:127.0.0.1:{pymilter}"})
+    raw = (f"To: {RCPT}\r\nSubject: latin1\r\nX-Latin1: caf\xe9\r\n\r\nbody\r\n"
+           .encode("latin-1"))
+    with inst.smtp() as s:
+        s.ehlo("client.test")
+        s.sendmail("alice@rostfix.test", [RCPT], raw)
+    data = wait_for(lambda: _delivered("latin1"), what="8-bit header mail delivered")
+    assert b"X-Latin1: caf\xe9\n\nbody\n" in data, data

@@ -240,11 +240,15 @@ impl<S: QueueSink> Session<'_, S> {
         let Some(milters) = self.milters.as_mut() else {
             return MessageVerdict::Queue(content.to_vec(), EnvelopeEdits::default());
         };
-        let mut msg = Message::parse(content);
+        let original = Message::parse(content);
+        let mut msg = original.clone();
         let mut edits = EnvelopeEdits::default();
         let verdict = milters.message(&mut msg, &mut edits, &|n| macros.get(n).cloned());
         milters.end_message();
         match verdict {
+            // Unedited content is queued byte for byte: the parsed form holds header
+            // text as UTF-8 (lossy for raw 8-bit headers) and always has a separator.
+            Verdict::Continue if msg == original => MessageVerdict::Queue(content.to_vec(), edits),
             Verdict::Continue => MessageVerdict::Queue(msg.render(), edits),
             Verdict::Discard => {
                 self.log_milter(
