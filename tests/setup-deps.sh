@@ -10,6 +10,7 @@ NEEDED="
     python3-pytest:/usr/lib/python3/dist-packages/pytest
     strace:/usr/bin/strace
     swaks:/usr/bin/swaks
+    openssl:/usr/bin/openssl
     libio-socket-ssl-perl:/usr/share/perl5/IO/Socket/SSL.pm
     dnsmasq-base:/usr/sbin/dnsmasq
     python3-aiosmtpd:/usr/lib/python3/dist-packages/aiosmtpd
@@ -32,6 +33,7 @@ NEEDED="
     ldnsutils:/usr/bin/ldns-signzone
     pflogsumm:/usr/sbin/pflogsumm
     prometheus:/usr/bin/prometheus
+    redis-server:/usr/bin/redis-server
     python3-milter:/usr/lib/python3/dist-packages/Milter
     opendkim:/usr/sbin/opendkim
     opendkim-tools:/usr/sbin/opendkim-genkey

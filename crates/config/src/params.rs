@@ -169,6 +169,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("export_environment", "TZ MAIL_CONFIG LANG", ParamKind::List),
     p("fallback_transport", "", ParamKind::Str),
     p("fallback_transport_maps", "", ParamKind::List),
+    p("fast_flush_domains", "$relay_domains", ParamKind::List),
     p("fork_attempts", "5", ParamKind::Int),
     p("fork_delay", "1s", ParamKind::Time('s')),
     p(
@@ -462,6 +463,10 @@ pub static PARAMS: &[ParamDef] = &[
     p("resolve_dequoted_address", "yes", ParamKind::Bool),
     // Rostfix-specific: "host:port" name servers used instead of /etc/resolv.conf
     // (tests point the smtp client at a local DNS server); empty = the system resolver.
+    // Rostfix-specific: anvil shares client rates with other machines through this
+    // Redis server (host:port; empty = this machine's own limits only).
+    p("rostfix_anvil_redis_prefix", "rostfix:anvil:", ParamKind::Str),
+    p("rostfix_anvil_redis_server", "", ParamKind::Str),
     p("rostfix_dns_servers", "", ParamKind::List),
     // Rostfix-specific: a file of DNSKEY records trusted for DNSSEC validation
     // (smtp_dns_support_level = dnssec); empty = the IANA root keys.
@@ -698,6 +703,7 @@ pub static PARAMS: &[ParamDef] = &[
     ),
     p("smtpd_tls_eecdh_grade", "auto", ParamKind::Str),
     p("smtpd_tls_exclude_ciphers", "", ParamKind::List),
+    p("smtpd_tls_fingerprint_digest", "sha256", ParamKind::Str),
     p("smtpd_tls_key_file", "$smtpd_tls_cert_file", ParamKind::Str),
     p("smtpd_tls_loglevel", "0", ParamKind::Int),
     p("smtpd_tls_mandatory_ciphers", "medium", ParamKind::Str),

@@ -178,6 +178,9 @@ impl<S: QueueSink> Session<'_, S> {
             .as_ref()
             .filter(|_| self.cfg.session.tls_received_header)
             .map(TlsInfo::summary);
+        let cert_note = tls_note.as_ref().map(|_| {
+            crate::received::client_cert_note(self.ccert.as_ref(), self.cfg.tls.ask_ccert)
+        });
         let header = received_header(&ReceivedInfo {
             helo: self.helo.as_deref().unwrap_or(&self.client.name),
             client_name: &self.client.name,
@@ -186,6 +189,7 @@ impl<S: QueueSink> Session<'_, S> {
             protocol: self.protocol(),
             queue_id: id,
             tls: tls_note.as_deref(),
+            client_cert: cert_note.as_deref(),
             single_recipient: single,
             unix_time: now_unix(),
         });
