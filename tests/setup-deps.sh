@@ -34,6 +34,12 @@ NEEDED="
     pflogsumm:/usr/sbin/pflogsumm
     prometheus:/usr/bin/prometheus
     redis-server:/usr/bin/redis-server
+    python3-milter:/usr/lib/python3/dist-packages/Milter
+    opendkim:/usr/sbin/opendkim
+    opendkim-tools:/usr/sbin/opendkim-genkey
+    python3-dkim:/usr/lib/python3/dist-packages/dkim
+    rspamd:/usr/bin/rspamd
+    python3-dnspython:/usr/lib/python3/dist-packages/dns
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

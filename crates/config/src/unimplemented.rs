@@ -25,7 +25,7 @@ use std::fmt;
 pub enum Stops {
     /// header_checks, body_checks, content_filter, smtpd_proxy_filter ...
     ContentInspection,
-    /// Milter protocol: no milter is ever contacted.
+    /// Milter protocol for mail not received by smtpd (non_smtpd_milters).
     Milters,
     /// canonical and masquerading rewrites, `%` and `!` address forms.
     AddressRewriting,
@@ -165,13 +165,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("mailbox_delivery_lock", LocalDelivery),
     u("maillog_file_prefixes", Logging),
     u("message_drop_headers", HeaderProcessing),
-    u("milter_command_timeout", Milters),
-    u("milter_connect_timeout", Milters),
-    u("milter_content_timeout", Milters),
-    u("milter_default_action", Milters),
-    u("milter_macro_daemon_name", Milters),
-    u("milter_macro_v", Milters),
-    u("milter_protocol", Milters),
     u("mynetworks_style", SmtpServer),
     u("non_fqdn_reject_code", ReplyCodes),
     u("non_smtpd_milters", Milters),
@@ -217,7 +210,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("smtp_tls_wrappermode", Tls),
     u("smtpd_client_port_logging", Logging),
     u("smtpd_history_flush_threshold", Tuning),
-    u("smtpd_milters", Milters),
     u("smtpd_noop_commands", SmtpServer),
     u("smtpd_proxy_options", ContentInspection),
     u("smtpd_recipient_overshoot_limit", SmtpServer),
@@ -349,8 +341,8 @@ mod tests {
         assert!(ineffective("soft_bounce", "no", "no").is_none());
         assert!(ineffective("soft_bounce", "No", "no").is_none());
         assert!(ineffective("soft_bounce", "yes", "no").is_some());
-        assert!(ineffective("smtpd_milters", "", "").is_none());
-        assert!(ineffective("smtpd_milters", "inet:127.0.0.1:8891", "").is_some());
+        assert!(ineffective("non_smtpd_milters", "", "").is_none());
+        assert!(ineffective("non_smtpd_milters", "inet:127.0.0.1:8891", "").is_some());
         assert!(ineffective("daemon_timeout", "5h", "18000s").is_none());
         assert!(ineffective("myhostname", "x", "y").is_none());
     }

@@ -40,6 +40,8 @@ pub enum SettingsError {
     /// canonical, masquerading or BCC parameters that cannot be used.
     #[error(transparent)]
     Rewrite(#[from] rostfix_rewrite::RewriteError),
+    #[error("smtpd_milters: {0}")]
+    Milters(#[from] rostfix_milter::ConfigError),
 }
 
 /// What smtpd needs from main.cf.
@@ -95,6 +97,8 @@ pub struct Settings {
     /// inet_interfaces addresses, for local_header_rewrite_clients'
     /// permit_inet_interfaces.
     pub own_addresses: Vec<std::net::IpAddr>,
+    /// smtpd_milters with the milter_* settings; None when the list is empty.
+    pub milters: Option<std::sync::Arc<rostfix_milter::MilterConfig>>,
 }
 
 impl Settings {
@@ -202,6 +206,12 @@ impl Settings {
             own_addresses: crate::restrictions::interfaces::own_addresses(
                 &cf.get_list("inet_interfaces"),
             ),
+            milters: Some(rostfix_milter::MilterConfig::from_main_cf(
+                cf,
+                "smtpd_milters",
+            )?)
+            .filter(|m| !m.is_empty())
+            .map(std::sync::Arc::new),
         };
         Ok((settings, warnings))
     }

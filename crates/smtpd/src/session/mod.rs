@@ -142,6 +142,12 @@ pub struct Session<'a, S: QueueSink> {
     line: String,
     /// The before-queue filter connection of this transaction (proxy.rs).
     proxy: proxy::ProxyState,
+    /// smtpd_milters of this session (milter.rs), connected before the greeting.
+    milters: Option<rostfix_milter::Milters>,
+    /// A milter refused the connection: the reply to every command but QUIT.
+    milter_denied: Option<Reply>,
+    /// A milter said DISCARD before the end of the message.
+    milter_discard: bool,
 }
 
 impl<'a, S: QueueSink> Session<'a, S> {
@@ -176,6 +182,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
             forward: None,
             line: String::new(),
             proxy: proxy::ProxyState::default(),
+            milters: None,
+            milter_denied: None,
+            milter_discard: false,
         }
     }
 
@@ -196,6 +205,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
     pub fn run_over<T: Transport>(&mut self, transport: T, wrapper: bool) -> SessionEnd {
         let who = self.client.log_name();
         log::info!("connect from {who}");
+        self.milter_connect();
         let mut io = SmtpIo::over(transport);
         if self.cfg.per_record_deadline {
             io.set_record_deadline(self.cfg.timeout);
@@ -222,6 +232,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
         if end == SessionEnd::ImproperPipelining {
             io.discard_sent_input(DISCARD_LIMIT);
         }
+        self.milter_quit();
         log::info!("disconnect from {who} {}", self.stats.summary());
         end
     }
@@ -514,6 +525,17 @@ impl<'a, S: QueueSink> Session<'a, S> {
             self.finish(name, io, reply);
             return None;
         }
+        if let Some(denied) = &self.milter_denied {
+            // BDAT falls through: its chunk must be read, and with no MAIL it fails.
+            if !matches!(
+                cmd,
+                Command::Quit | Command::Rset | Command::Noop | Command::Bdat { .. }
+            ) {
+                let reply = denied.clone();
+                self.finish(name, io, reply);
+                return None;
+            }
+        }
         let offer_tls = self.tls.is_none() && io.tls_available();
         let reply = match cmd {
             Command::Bdat { size, last } => {
@@ -547,6 +569,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             Command::Rset => {
                 self.junk_command();
                 self.proxy_close();
+                self.milter_abort();
                 self.txn = None;
                 self.forward = None;
                 Reply::new(250, "2.0.0", "Ok")
@@ -595,11 +618,15 @@ impl<'a, S: QueueSink> Session<'a, S> {
     fn helo(&mut self, host: String, esmtp: bool, offer_tls: bool) -> Reply {
         // RFC 5321 4.1.4: HELO/EHLO in a session resets the transaction.
         self.proxy_close();
+        self.milter_abort();
         self.txn = None;
         self.forward = None;
-        self.helo = Some(host);
+        self.helo = Some(host.clone());
         self.esmtp = esmtp;
         if let Some(reply) = self.restriction_check(CheckPoint::Helo, None, None) {
+            return reply;
+        }
+        if let Some(reply) = self.milter_helo(&host, if esmtp { "EHLO" } else { "HELO" }) {
             return reply;
         }
         let mut lines = vec![self.cfg.myhostname.clone()];
@@ -682,6 +709,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
         if let Some(reply) = self.queue_space_check() {
             return reply;
         }
+        if let Some(reply) = self.milter_mail(&arg.address, &arg.params) {
+            return reply;
+        }
         self.serial = self.serial.wrapping_add(1);
         self.txn = Some(Transaction {
             serial: self.serial,
@@ -716,6 +746,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
         }
         if !self.anvil.recipient_allowed() {
             return self.anvil.recipient_rate_reply();
+        }
+        if let Some(reply) = self.milter_rcpt(&arg.address, &arg.params) {
+            return reply;
         }
         let command = std::mem::take(&mut self.line);
         if let Err(reply) = self.proxy_rcpt(&command) {
@@ -912,6 +945,7 @@ mod bdat;
 mod checks;
 mod ehlo_discard;
 mod etrn;
+mod milter;
 mod pipelining;
 /// Client bytes made printable for a log line (also for the PROXY header warnings).
 mod proxy;
