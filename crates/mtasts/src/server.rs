@@ -1,0 +1,253 @@
+//! The mtasts service's request handling: for one domain, the `_mta-sts` TXT lookup,
+//! the cache, and when the id is new or the cached policy expired, the HTTPS fetch
+//! (RFC 8461 section 5.1). A fetch that fails leaves a cached policy in force; with
+//! none, the domain has no policy. A failed fetch is not retried for
+//! [`RETRY_AFTER`], so a policy host that hangs costs one fetch timeout, not one per
+//! delivery.
+//!
+//! Bounds: request frames of at most [`MAX_REQUEST`] bytes, [`IO_TIMEOUT`] to send
+//! one, at most [`MAX_STREAMS`] clients at once; DNS lookups and fetches are bounded
+//! by their own timeouts.
+
+use hickory_resolver::proto::rr::RData;
+use rostfix_mtasts::cache::{Cache, Entry};
+use rostfix_mtasts::fetch::Fetcher;
+use rostfix_mtasts::policy::{self, Policy};
+use rostfix_mtasts::protocol::{MtaStsReply, MtaStsRequest, MAX_DOMAIN};
+use rostfix_mtasts::txt;
+use rostfix_proto::{read_message, write_message};
+use rostfix_service::Connection;
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const MAX_REQUEST: u64 = 4096;
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_STREAMS: usize = 256;
+/// Seconds a failed fetch for a domain is not retried.
+pub const RETRY_AFTER: u64 = 300;
+
+/// What the client threads share.
+#[derive(Clone)]
+pub struct Shared {
+    cache: Arc<Mutex<Cache>>,
+    /// One resolver (a current-thread runtime): lookups take turns.
+    dns: Arc<Mutex<rostfix_dns::Resolver>>,
+    fetcher: Arc<Fetcher>,
+    /// Domain -> (TXT id, Unix seconds) of the last failed fetch.
+    failed: Arc<Mutex<HashMap<String, (String, u64)>>>,
+    streams: Arc<AtomicUsize>,
+}
+
+/// A lock whose holder panicked still guards consistent data (every change is one
+/// insert): poisoning is ignored.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub fn new(cache: Cache, dns: rostfix_dns::Resolver, fetcher: Fetcher) -> Shared {
+        Shared {
+            cache: Arc::new(Mutex::new(cache)),
+            dns: Arc::new(Mutex::new(dns)),
+            fetcher: Arc::new(fetcher),
+            failed: Arc::new(Mutex::new(HashMap::new())),
+            streams: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The policy for `domain` now.
+    pub fn resolve(&self, domain: &str) -> MtaStsReply {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        if !valid_domain(&domain) {
+            return no_policy("not a domain name");
+        }
+        let now = now();
+        let id = self.txt_id(&domain);
+        let cached = lock(&self.cache).get(&domain, now).cloned();
+        let id = match (id, cached) {
+            (Some(id), Some(c)) if c.id == id => return reply(c),
+            (Some(id), cached) => {
+                let recent = lock(&self.failed)
+                    .get(&domain)
+                    .is_some_and(|(fid, at)| *fid == id && now < at + RETRY_AFTER);
+                if recent {
+                    return match cached {
+                        Some(c) => reply(c),
+                        None => no_policy("policy fetch failed recently"),
+                    };
+                }
+                (id, cached)
+            }
+            (None, Some(c)) => return reply(c),
+            (None, None) => return no_policy("no valid _mta-sts TXT record"),
+        };
+        let (id, cached) = id;
+        match self.fetch(&domain) {
+            Ok(policy) => {
+                log::info!(
+                    "{domain}: MTA-STS policy id {id} fetched: mode {}, max_age {}, mx {}",
+                    policy.mode.name(),
+                    policy.max_age,
+                    policy.mx.join(" ")
+                );
+                lock(&self.failed).remove(&domain);
+                let entry = Entry {
+                    domain: domain.clone(),
+                    id,
+                    fetched: now,
+                    policy,
+                };
+                if let Err(e) = lock(&self.cache).put(entry.clone(), now) {
+                    log::warn!("mta-sts cache: {e}");
+                }
+                reply(entry)
+            }
+            Err(why) => {
+                log::warn!("{domain}: MTA-STS policy fetch failed: {why}");
+                lock(&self.failed).insert(domain.clone(), (id, now));
+                match cached {
+                    Some(c) => {
+                        log::info!("{domain}: using the cached MTA-STS policy id {}", c.id);
+                        reply(c)
+                    }
+                    None => no_policy(&format!("policy fetch failed: {why}")),
+                }
+            }
+        }
+    }
+
+    /// The id of the domain's one valid STSv1 TXT record; lookup failures count as
+    /// no record (the cache decides then).
+    fn txt_id(&self, domain: &str) -> Option<String> {
+        let qname = format!("_mta-sts.{domain}.");
+        let dns = lock(&self.dns);
+        let answer = dns
+            .runtime
+            .block_on(dns.resolver.txt_lookup(qname.as_str()));
+        let lookup = match answer {
+            Ok(l) => l,
+            Err(e) => {
+                log::debug!("{qname}: {e}");
+                return None;
+            }
+        };
+        let records: Vec<String> = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(t) => Some(
+                    t.txt_data
+                        .iter()
+                        .map(|d| String::from_utf8_lossy(d).into_owned())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect();
+        txt::policy_id(&records)
+    }
+
+    fn fetch(&self, domain: &str) -> Result<Policy, String> {
+        let host = format!("mta-sts.{domain}.");
+        let addrs: Vec<IpAddr> = {
+            let dns = lock(&self.dns);
+            match dns.runtime.block_on(dns.resolver.lookup_ip(host.as_str())) {
+                Ok(l) => l.iter().collect(),
+                Err(e) => return Err(format!("address lookup for {host}: {e}")),
+            }
+        };
+        let body = self
+            .fetcher
+            .fetch(domain, &addrs)
+            .map_err(|e| format!("https://mta-sts.{domain}/.well-known/mta-sts.txt: {e}"))?;
+        policy::parse(&body).map_err(|e| e.to_string())
+    }
+}
+
+fn reply(e: Entry) -> MtaStsReply {
+    MtaStsReply::Policy {
+        policy: e.policy,
+        id: e.id,
+    }
+}
+
+fn no_policy(why: &str) -> MtaStsReply {
+    MtaStsReply::NoPolicy { why: why.into() }
+}
+
+fn valid_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= MAX_DOMAIN.min(253)
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Takes one new connection (from the skeleton's acceptor thread) onto a thread.
+pub fn start_stream(conn: Connection, shared: &Shared) {
+    let Connection::Unix(stream) = conn else {
+        log::warn!("ignoring a TCP client: mtasts is a unix service");
+        return;
+    };
+    if shared.streams.load(Ordering::Relaxed) >= MAX_STREAMS {
+        log::warn!("too many clients ({MAX_STREAMS}); closing a new one");
+        return;
+    }
+    shared.streams.fetch_add(1, Ordering::Relaxed);
+    let s = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("client".into())
+        .spawn(move || {
+            serve_one(stream, &s);
+            s.streams.fetch_sub(1, Ordering::Relaxed);
+        });
+    if let Err(e) = spawned {
+        shared.streams.fetch_sub(1, Ordering::Relaxed);
+        log::warn!("cannot start a client thread: {e}");
+    }
+}
+
+fn serve_one(mut stream: UnixStream, shared: &Shared) {
+    if let Err(e) = stream
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))
+    {
+        log::warn!("cannot set socket timeouts: {e}");
+        return;
+    }
+    let reply = match read_message::<_, MtaStsRequest>(&mut (&mut stream).take(MAX_REQUEST)) {
+        Ok(req) => shared.resolve(&req.domain),
+        Err(e) => {
+            log::warn!("bad mtasts request: {e}");
+            return;
+        }
+    };
+    if let Err(e) = write_message(&mut stream, &reply) {
+        log::debug!("cannot answer a client: {e}");
+    }
+}
+
+/// The main thread: exit when master is gone.
+pub fn supervise(master_alive: &dyn Fn() -> bool) {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        if !master_alive() {
+            log::debug!("master is gone; exiting");
+            return;
+        }
+    }
+}
