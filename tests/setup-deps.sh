@@ -32,6 +32,7 @@ NEEDED="
     ldnsutils:/usr/bin/ldns-signzone
     pflogsumm:/usr/sbin/pflogsumm
     prometheus:/usr/bin/prometheus
+    nginx-light:/usr/sbin/nginx
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

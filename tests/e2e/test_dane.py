@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from harness import USER2, wait_for
-from peers import certs, start_peer  # noqa: F401 (fixtures)
+from peers import certs, chain_for, start_peer  # noqa: F401 (fixtures)
 from signed_dns import signed_dns
 
 
@@ -24,21 +24,6 @@ def cert_sha256(cert):
     der = subprocess.run(["openssl", "x509", "-in", str(cert), "-outform", "DER"],
                          check=True, capture_output=True).stdout
     return hashlib.sha256(der).hexdigest()
-
-
-def chain_for(certs, host):
-    """A certificate for `host` signed by the test CA, with the CA after it (the chain
-    the peer sends)."""
-    def run(*argv):
-        subprocess.run(list(argv), check=True, capture_output=True, cwd=certs)
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}",
-        "-keyout", f"{host}.key", "-out", f"{host}.csr")
-    (certs / f"{host}.cnf").write_text(f"subjectAltName=DNS:{host}\nextendedKeyUsage=serverAuth\n")
-    run("openssl", "x509", "-req", "-in", f"{host}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", f"{host}.cnf", "-out", f"{host}.pem")
-    chain = certs / f"{host}.chain.pem"
-    chain.write_text((certs / f"{host}.pem").read_text() + (certs / "ca.pem").read_text())
-    return chain, certs / f"{host}.key"
 
 
 def spki_sha256(cert):

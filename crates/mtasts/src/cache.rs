@@ -68,11 +68,21 @@ impl Cache {
     /// Opens (creating) the file and loads its fresh entries; malformed lines are
     /// reported and dropped.
     pub fn open(path: &Path, now: u64) -> Result<(Cache, Vec<String>), CacheError> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let open_err = |source| CacheError::Open {
             path: path.to_path_buf(),
             source,
         };
+        if let Some(parent) = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(open_err)?;
+        }
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

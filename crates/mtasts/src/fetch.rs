@@ -117,9 +117,21 @@ impl Fetcher {
         let request = format!(
             "GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\nUser-Agent: rostfix-mtasts\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
         );
-        tls.sock
-            .set_write_timeout(Some(remaining(deadline, self.timeout)?))
-            .map_err(FetchError::Io)?;
+        // The handshake step by step, each socket operation bounded by what is left
+        // of the deadline (a server that trickles bytes cannot stretch it).
+        loop {
+            let left = remaining(deadline, self.timeout)?;
+            tls.sock
+                .set_write_timeout(Some(left))
+                .and_then(|()| tls.sock.set_read_timeout(Some(left)))
+                .map_err(FetchError::Io)?;
+            if !tls.conn.is_handshaking() {
+                break;
+            }
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .map_err(|e| io_error(e, self.timeout))?;
+        }
         tls.write_all(request.as_bytes())
             .map_err(|e| io_error(e, self.timeout))?;
         tls.flush().map_err(|e| io_error(e, self.timeout))?;

@@ -88,11 +88,7 @@ pub fn parse(body: &[u8]) -> Result<Policy, PolicyError> {
             "max_age" => {
                 max_age.get_or_insert(parse_max_age(value));
             }
-            "mx" => {
-                if valid_pattern(value) {
-                    mx.push(value.to_ascii_lowercase());
-                }
-            }
+            "mx" if valid_pattern(value) => mx.push(value.to_ascii_lowercase()),
             // Unknown fields are ignored (section 3.2), extensions included.
             _ => {}
         }
