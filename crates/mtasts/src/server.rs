@@ -16,12 +16,11 @@ use rostfix_mtasts::policy::{self, Policy};
 use rostfix_mtasts::protocol::{MtaStsReply, MtaStsRequest, MAX_DOMAIN};
 use rostfix_mtasts::txt;
 use rostfix_proto::{read_message, write_message};
-use rostfix_service::Connection;
+use rostfix_service::{ClientThreads, Connection};
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,7 +39,7 @@ pub struct Shared {
     fetcher: Arc<Fetcher>,
     /// Domain -> (TXT id, Unix seconds) of the last failed fetch.
     failed: Arc<Mutex<HashMap<String, (String, u64)>>>,
-    streams: Arc<AtomicUsize>,
+    threads: ClientThreads,
 }
 
 /// A lock whose holder panicked still guards consistent data (every change is one
@@ -56,7 +55,7 @@ impl Shared {
             dns: Arc::new(Mutex::new(dns)),
             fetcher: Arc::new(fetcher),
             failed: Arc::new(Mutex::new(HashMap::new())),
-            streams: Arc::new(AtomicUsize::new(0)),
+            threads: ClientThreads::new("mtasts", MAX_STREAMS),
         }
     }
 
@@ -199,26 +198,10 @@ pub fn now() -> u64 {
 
 /// Takes one new connection (from the skeleton's acceptor thread) onto a thread.
 pub fn start_stream(conn: Connection, shared: &Shared) {
-    let Connection::Unix(stream) = conn else {
-        log::warn!("ignoring a TCP client: mtasts is a unix service");
-        return;
-    };
-    if shared.streams.load(Ordering::Relaxed) >= MAX_STREAMS {
-        log::warn!("too many clients ({MAX_STREAMS}); closing a new one");
-        return;
-    }
-    shared.streams.fetch_add(1, Ordering::Relaxed);
     let s = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("client".into())
-        .spawn(move || {
-            serve_one(stream, &s);
-            s.streams.fetch_sub(1, Ordering::Relaxed);
-        });
-    if let Err(e) = spawned {
-        shared.streams.fetch_sub(1, Ordering::Relaxed);
-        log::warn!("cannot start a client thread: {e}");
-    }
+    shared
+        .threads
+        .start(conn, move |stream| serve_one(stream, &s));
 }
 
 fn serve_one(mut stream: UnixStream, shared: &Shared) {
