@@ -10,6 +10,7 @@ NEEDED="
     python3-pytest:/usr/lib/python3/dist-packages/pytest
     strace:/usr/bin/strace
     swaks:/usr/bin/swaks
+    openssl:/usr/bin/openssl
     libio-socket-ssl-perl:/usr/share/perl5/IO/Socket/SSL.pm
     dnsmasq-base:/usr/sbin/dnsmasq
     python3-aiosmtpd:/usr/lib/python3/dist-packages/aiosmtpd
@@ -33,6 +34,13 @@ NEEDED="
     pflogsumm:/usr/sbin/pflogsumm
     prometheus:/usr/bin/prometheus
     nginx-light:/usr/sbin/nginx
+    redis-server:/usr/bin/redis-server
+    python3-milter:/usr/lib/python3/dist-packages/Milter
+    opendkim:/usr/sbin/opendkim
+    opendkim-tools:/usr/sbin/opendkim-genkey
+    python3-dkim:/usr/lib/python3/dist-packages/dkim
+    rspamd:/usr/bin/rspamd
+    python3-dnspython:/usr/lib/python3/dist-packages/dns
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

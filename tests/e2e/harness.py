@@ -124,6 +124,15 @@ def free_port(host="127.0.0.1"):
         return port
 
 
+def listening(port, host="127.0.0.1"):
+    """True when something accepts TCP connections on host:port."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def stop_process(proc, timeout=5):
     """SIGTERM, then SIGKILL if `proc` (a Popen) has not exited within `timeout`."""
     proc.terminate()

@@ -2,13 +2,12 @@
 accepts (or answers 4xx to chosen commands), unpacked from Debian's postfix package by
 tests/fetch-postfix-tools.sh, never installed."""
 
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from harness import REPO, free_port, stop_process, wait_for
+from harness import REPO, free_port, listening, stop_process, wait_for
 
 TOOLS = REPO / "tests" / "fetch-postfix-tools.sh"
 
@@ -34,14 +33,7 @@ class SmtpSink:
                "LD_LIBRARY_PATH": str(pfx / "usr/lib/postfix")}
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_for(up, timeout=10, what="smtp-sink to listen")
+        wait_for(lambda: listening(self.port), timeout=10, what="smtp-sink to listen")
 
     def stop(self):
         stop_process(self.proc, timeout=5)

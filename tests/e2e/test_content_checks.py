@@ -358,4 +358,6 @@ def test_sendmail_hold(inst):
     sendmail(inst, "hold-me locally")
     qid = action_line(inst, "hold", "Subject: hold-me locally", "held for review",
                       origin="local", rcpt=OTHER, smtp=False)
-    assert qid in inst.queue_ids("hold")
+    # pickup logs the action while it writes the queue file, as cleanup does: the
+    # file reaches hold/ a moment later.
+    wait_for(lambda: qid in inst.queue_ids("hold"), what=f"{qid} in hold/")

@@ -17,7 +17,14 @@ smtpd_client_message_rate_limit, smtpd_client_recipient_rate_limit and
 smtpd_client_auth_rate_limit. A session's connection is counted down when its
 stream closes. Every anvil_status_update_time the largest numbers seen are
 logged as \"statistics:\" lines. If anvil is not running smtpd works without
-these limits and logs a warning.",
+these limits and logs a warning.
+
+With rostfix_anvil_redis_server = host:port (an IP address: anvil runs
+chrooted) the rates are counted in that Redis server too, shared by every
+machine using the same rostfix_anvil_redis_prefix (sliding window counter,
+one round trip per event); connection counts stay per machine. When Redis
+cannot answer anvil uses its own counts, logs the switch, and tries Redis
+again every 5 seconds.",
     more_options: "",
     exit_status: "0 when master goes away, 1 on a fatal startup error.",
     see_also: "smtpd(8), master(8)",

@@ -6,12 +6,15 @@
 //! shared behind a mutex; a thread per client stream reads requests and answers each
 //! at once; a stream's open connections are counted down when the stream closes,
 //! whatever the peer did. The main thread exits when master goes away, and logs the
-//! maxima every anvil_status_update_time, as Postfix.
+//! maxima every anvil_status_update_time, as Postfix. With rostfix_anvil_redis_server
+//! the rates are shared with other machines through Redis (shared_limits.rs).
 
 #![forbid(unsafe_code)]
 
 mod help;
+mod resp;
 mod server;
+mod shared_limits;
 mod table;
 
 use rostfix_service::{Daemon, Service, Shape};
@@ -32,7 +35,16 @@ fn main() {
             if status_every.is_zero() {
                 status_every = Duration::from_secs(600);
             }
-            let shared = server::Shared::new(unit);
+            let redis = service.config.get("rostfix_anvil_redis_server");
+            let redis = (!redis.is_empty()).then(|| {
+                log::info!("client rate limits shared through redis server {redis}");
+                shared_limits::SharedLimits::new(
+                    &redis,
+                    &service.config.get("rostfix_anvil_redis_prefix"),
+                    unit,
+                )
+            });
+            let shared = server::Shared::new(unit, redis);
             let for_clients = shared.clone();
             Ok(Shape::Multi {
                 on_client: Arc::new(move |conn| server::start_stream(conn, &for_clients)),

@@ -5,6 +5,7 @@
 //! smtpd then works without limits and warns), request frames of at most
 //! [`MAX_REQUEST`] bytes, and an idle stream is dropped after [`STREAM_IDLE`].
 
+use crate::shared_limits::{Kind, SharedLimits};
 use crate::table::Table;
 use rostfix_proto::{read_message, write_message, AnvilClient, AnvilRequest, FrameError};
 use rostfix_service::{ClientThreads, Connection};
@@ -21,19 +22,37 @@ const MAX_REQUEST: u64 = 4096;
 /// shorter); its connection is counted down.
 const STREAM_IDLE: Duration = Duration::from_secs(3600);
 
-/// The table and the stream counter, shared by every thread.
+/// The table and the stream counter, shared by every thread, and the Redis-shared
+/// rates when configured (shared_limits.rs).
 #[derive(Debug, Clone)]
 pub struct Shared {
     table: Arc<Mutex<Table>>,
     threads: ClientThreads,
+    redis: Option<Arc<Mutex<SharedLimits>>>,
 }
 
 impl Shared {
-    pub fn new(unit: Duration) -> Shared {
+    pub fn new(unit: Duration, redis: Option<SharedLimits>) -> Shared {
         Shared {
             table: Arc::new(Mutex::new(Table::new(unit))),
             threads: ClientThreads::new("anvil", MAX_STREAMS),
+            redis: redis.map(|r| Arc::new(Mutex::new(r))),
         }
+    }
+
+    /// The rate across machines for this event when Redis shares them; None when it
+    /// is not configured or cannot answer (the local rate stands).
+    fn shared_rate(&self, req: &AnvilRequest) -> Option<u32> {
+        let redis = self.redis.as_ref()?;
+        let (kind, who) = match req {
+            AnvilRequest::Connect(c) => (Kind::Connection, c),
+            AnvilRequest::Message(c) => (Kind::Message, c),
+            AnvilRequest::Recipient(c) => (Kind::Recipient, c),
+            AnvilRequest::Auth(c) => (Kind::Auth, c),
+            AnvilRequest::Disconnect(_) => return None,
+        };
+        let mut redis = redis.lock().unwrap_or_else(|p| p.into_inner());
+        redis.count(kind, &who.address)
     }
 
     /// The table; a thread that panicked while holding it leaves consistent numbers
@@ -72,7 +91,7 @@ fn serve_stream(mut stream: UnixStream, shared: &Shared) {
             }
         };
         let now = Instant::now();
-        let reply = {
+        let mut reply = {
             let mut table = shared.table();
             match &req {
                 AnvilRequest::Disconnect(c) => {
@@ -91,6 +110,10 @@ fn serve_stream(mut stream: UnixStream, shared: &Shared) {
                 _ => table.event(&req, now),
             }
         };
+        // The local table counts every event, so that it is ready when Redis fails.
+        if let Some(rate) = shared.shared_rate(&req) {
+            reply.rate = rate;
+        }
         if let Err(e) = write_message(&mut stream, &reply) {
             log::debug!("cannot answer a client: {e}");
             break;

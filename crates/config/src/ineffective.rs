@@ -140,15 +140,15 @@ mod tests {
 
     #[test]
     fn main_cf_settings_name_file_line_and_group() {
-        let main = main_cf("myhostname = mx.example\nsmtpd_milters = inet:127.0.0.1:8891\nsoft_bounce = no\nbiff = no\nswap_bangpath = yes\n");
+        let main = main_cf("myhostname = mx.example\nnon_smtpd_milters = inet:127.0.0.1:8891\nsoft_bounce = no\nbiff = no\nresolve_dequoted_address = no\n");
         let found: Vec<String> = in_main_cf(&main).iter().map(ToString::to_string).collect();
         assert_eq!(
             found,
             vec![
-                "/etc/rostfix/main.cf, line 2: parameter smtpd_milters is not implemented by \
+                "/etc/rostfix/main.cf, line 2: parameter non_smtpd_milters is not implemented by \
                  Rostfix; its setting has no effect (milters)"
                     .to_string(),
-                "/etc/rostfix/main.cf, line 5: parameter swap_bangpath is not implemented by \
+                "/etc/rostfix/main.cf, line 5: parameter resolve_dequoted_address is not implemented by \
                  Rostfix; its setting has no effect (address rewriting)"
                     .to_string(),
             ]
@@ -159,10 +159,10 @@ mod tests {
     fn values_are_compared_expanded() {
         // milter_macro_daemon_name defaults to $myhostname: same value, nothing new.
         let main = main_cf(
-            "myhostname = mx.example\nmilter_macro_daemon_name = mx.example\nsmtpd_milters = inet:x:1\n",
+            "myhostname = mx.example\nmilter_macro_daemon_name = mx.example\nnon_smtpd_milters = inet:x:1\n",
         );
         let names: Vec<String> = in_main_cf(&main).into_iter().map(|i| i.param).collect();
-        assert_eq!(names, vec!["smtpd_milters".to_string()]);
+        assert_eq!(names, vec!["non_smtpd_milters".to_string()]);
         let main = main_cf("x = yes\nsoft_bounce = $x\n");
         assert_eq!(in_main_cf(&main).len(), 1);
     }
@@ -171,7 +171,7 @@ mod tests {
     fn master_cf_overrides_name_service() {
         let main = main_cf("milter = inet:127.0.0.1:8891\n");
         let master = MasterCf::parse(
-            "smtp inet n - n - - smtpd\n  -o smtpd_milters=$milter\n  -o soft_bounce=no\n  -o smtpd_tls_security_level=may\n",
+            "smtp inet n - n - - smtpd\n  -o non_smtpd_milters=$milter\n  -o soft_bounce=no\n  -o smtpd_tls_security_level=may\n",
             Path::new("/etc/rostfix/master.cf"),
             100,
         )
@@ -183,7 +183,7 @@ mod tests {
         assert_eq!(
             found,
             vec![
-                "/etc/rostfix/master.cf, line 1: parameter smtpd_milters (-o of service \
+                "/etc/rostfix/master.cf, line 1: parameter non_smtpd_milters (-o of service \
                   smtp/inet) is not implemented by Rostfix; its setting has no effect (milters)"
                     .to_string()
             ]

@@ -169,6 +169,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("export_environment", "TZ MAIL_CONFIG LANG", ParamKind::List),
     p("fallback_transport", "", ParamKind::Str),
     p("fallback_transport_maps", "", ParamKind::List),
+    p("fast_flush_domains", "$relay_domains", ParamKind::List),
     p("fork_attempts", "5", ParamKind::Int),
     p("fork_delay", "1s", ParamKind::Time('s')),
     p(
@@ -301,12 +302,19 @@ pub static PARAMS: &[ParamDef] = &[
     p("message_size_limit", "10240000", ParamKind::Int),
     p("meta_directory", "/etc/rostfix", ParamKind::Str),
     p("milter_command_timeout", "30s", ParamKind::Time('s')),
+    p("milter_connect_macros", "j {daemon_name} {daemon_addr} v _", ParamKind::List),
     p("milter_connect_timeout", "30s", ParamKind::Time('s')),
     p("milter_content_timeout", "300s", ParamKind::Time('s')),
+    p("milter_data_macros", "i", ParamKind::List),
     p("milter_default_action", "tempfail", ParamKind::Str),
+    p("milter_end_of_data_macros", "i", ParamKind::List),
+    p("milter_end_of_header_macros", "i", ParamKind::List),
+    p("milter_helo_macros", "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}", ParamKind::List),
     p("milter_macro_daemon_name", "$myhostname", ParamKind::Str),
     p("milter_macro_v", "$mail_name $mail_version", ParamKind::Str),
+    p("milter_mail_macros", "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}", ParamKind::List),
     p("milter_protocol", "6", ParamKind::Str),
+    p("milter_rcpt_macros", "i {rcpt_addr} {rcpt_host} {rcpt_mailer}", ParamKind::List),
     p("mime_header_checks", "$header_checks", ParamKind::List),
     p("minimal_backoff_time", "300s", ParamKind::Time('s')),
     p("multi_instance_directories", "", ParamKind::List),
@@ -443,6 +451,11 @@ pub static PARAMS: &[ParamDef] = &[
     p("readme_directory", "no", ParamKind::Str),
     p("receive_override_options", "", ParamKind::List),
     p("recipient_bcc_maps", "", ParamKind::List),
+    p(
+        "recipient_canonical_classes",
+        "envelope_recipient, header_recipient",
+        ParamKind::List,
+    ),
     p("recipient_canonical_maps", "", ParamKind::List),
     p("recipient_delimiter", "", ParamKind::Str),
     p("reject_code", "554", ParamKind::Int),
@@ -452,9 +465,14 @@ pub static PARAMS: &[ParamDef] = &[
     p("relay_recipient_maps", "", ParamKind::List),
     p("relay_transport", "relay", ParamKind::Str),
     p("relayhost", "", ParamKind::Str),
+    p("remote_header_rewrite_domain", "", ParamKind::Str),
     p("resolve_dequoted_address", "yes", ParamKind::Bool),
     // Rostfix-specific: "host:port" name servers used instead of /etc/resolv.conf
     // (tests point the smtp client at a local DNS server); empty = the system resolver.
+    // Rostfix-specific: anvil shares client rates with other machines through this
+    // Redis server (host:port; empty = this machine's own limits only).
+    p("rostfix_anvil_redis_prefix", "rostfix:anvil:", ParamKind::Str),
+    p("rostfix_anvil_redis_server", "", ParamKind::Str),
     p("rostfix_dns_servers", "", ParamKind::List),
     // Rostfix-specific: a file of DNSKEY records trusted for DNSSEC validation
     // (smtp_dns_support_level = dnssec); empty = the IANA root keys.
@@ -486,6 +504,11 @@ pub static PARAMS: &[ParamDef] = &[
     p("rostfix_smtpd_greet_pause", "0s", ParamKind::Time('s')),
     p("sample_directory", "/etc/rostfix", ParamKind::Str),
     p("sender_bcc_maps", "", ParamKind::List),
+    p(
+        "sender_canonical_classes",
+        "envelope_sender, header_sender",
+        ParamKind::List,
+    ),
     p("sender_canonical_maps", "", ParamKind::List),
     p("sender_dependent_default_transport_maps", "", ParamKind::List),
     p("sender_dependent_relayhost_maps", "", ParamKind::List),
@@ -700,6 +723,7 @@ pub static PARAMS: &[ParamDef] = &[
     ),
     p("smtpd_tls_eecdh_grade", "auto", ParamKind::Str),
     p("smtpd_tls_exclude_ciphers", "", ParamKind::List),
+    p("smtpd_tls_fingerprint_digest", "sha256", ParamKind::Str),
     p("smtpd_tls_key_file", "$smtpd_tls_cert_file", ParamKind::Str),
     p("smtpd_tls_loglevel", "0", ParamKind::Int),
     p("smtpd_tls_mandatory_ciphers", "medium", ParamKind::Str),

@@ -25,14 +25,12 @@ use std::fmt;
 pub enum Stops {
     /// header_checks, body_checks, content_filter, smtpd_proxy_filter ...
     ContentInspection,
-    /// Milter protocol: no milter is ever contacted.
+    /// Milter protocol for mail not received by smtpd (non_smtpd_milters).
     Milters,
     /// canonical and masquerading rewrites, `%` and `!` address forms.
     AddressRewriting,
     /// Headers added or removed by Postfix's cleanup.
     HeaderProcessing,
-    /// always_bcc, sender_bcc_maps, recipient_bcc_maps.
-    AutomaticBcc,
     /// Which transport or host mail goes to.
     Routing,
     /// Rejecting unknown recipients or senders at RCPT/MAIL time.
@@ -69,7 +67,6 @@ impl Stops {
             Stops::Milters => "milters",
             Stops::AddressRewriting => "address rewriting",
             Stops::HeaderProcessing => "header processing",
-            Stops::AutomaticBcc => "automatic BCC",
             Stops::Routing => "routing",
             Stops::RecipientValidation => "recipient validation",
             Stops::ReplyCodes => "reply codes",
@@ -131,10 +128,7 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("address_verify_transport_maps", Routing),
     u("address_verify_virtual_transport", Routing),
     u("allow_min_user", RecipientValidation),
-    // Postfix's default is yes; Rostfix passes `%` forms unchanged, as `no` does.
-    fixed("allow_percent_hack", AddressRewriting, "no"),
     u("always_add_missing_headers", HeaderProcessing),
-    u("always_bcc", AutomaticBcc),
     u("application_event_drain_time", Tuning),
     u("authorized_flush_users", CommandAccess),
     u("authorized_mailq_users", CommandAccess),
@@ -144,8 +138,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("bounce_notice_recipient", Bounces),
     u("bounce_template_file", Bounces),
     u("broken_sasl_auth_clients", Sasl),
-    u("canonical_classes", AddressRewriting),
-    u("canonical_maps", AddressRewriting),
     u("daemon_timeout", Tuning),
     u("debug_peer_level", Debugging),
     u("debug_peer_list", Debugging),
@@ -169,21 +161,10 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("in_flow_delay", Tuning),
     u("invalid_hostname_reject_code", ReplyCodes),
     u("ipc_idle", Tuning),
-    u("local_header_rewrite_clients", AddressRewriting),
     u("mailbox_command_maps", Routing),
     u("mailbox_delivery_lock", LocalDelivery),
     u("maillog_file_prefixes", Logging),
-    u("masquerade_classes", AddressRewriting),
-    u("masquerade_domains", AddressRewriting),
-    u("masquerade_exceptions", AddressRewriting),
     u("message_drop_headers", HeaderProcessing),
-    u("milter_command_timeout", Milters),
-    u("milter_connect_timeout", Milters),
-    u("milter_content_timeout", Milters),
-    u("milter_default_action", Milters),
-    u("milter_macro_daemon_name", Milters),
-    u("milter_macro_v", Milters),
-    u("milter_protocol", Milters),
     u("mynetworks_style", SmtpServer),
     u("non_fqdn_reject_code", ReplyCodes),
     u("non_smtpd_milters", Milters),
@@ -206,15 +187,10 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("process_id_directory", Tuning),
     u("qmgr_fudge_factor", Tuning),
     u("queue_service_name", Tuning),
-    u("recipient_bcc_maps", AutomaticBcc),
-    u("recipient_canonical_maps", AddressRewriting),
     u("reject_code", ReplyCodes),
-    u("relay_clientcerts", Tls),
     u("relay_domains_reject_code", ReplyCodes),
     u("relay_recipient_maps", RecipientValidation),
     u("resolve_dequoted_address", AddressRewriting),
-    u("sender_bcc_maps", AutomaticBcc),
-    u("sender_canonical_maps", AddressRewriting),
     u("show_user_unknown_table_name", RecipientValidation),
     u("smtp_address_preference", SmtpClient),
     u("smtp_bind_address", SmtpClient),
@@ -233,30 +209,22 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("smtp_tls_session_cache_timeout", Tuning),
     u("smtp_tls_wrappermode", Tls),
     u("smtpd_client_port_logging", Logging),
-    u("smtpd_etrn_restrictions", SmtpServer),
     u("smtpd_history_flush_threshold", Tuning),
-    u("smtpd_milters", Milters),
     u("smtpd_noop_commands", SmtpServer),
     u("smtpd_proxy_options", ContentInspection),
     u("smtpd_recipient_overshoot_limit", SmtpServer),
     u("smtpd_sasl_exceptions_networks", Sasl),
-    u("smtpd_tls_CAfile", Tls),
-    u("smtpd_tls_CApath", Tls),
-    u("smtpd_tls_ask_ccert", Tls),
     u("smtpd_tls_dcert_file", Tls),
     u("smtpd_tls_dh1024_param_file", Tls),
     u("smtpd_tls_dkey_file", Tls),
     u("smtpd_tls_eccert_file", Tls),
     u("smtpd_tls_eckey_file", Tls),
     u("smtpd_tls_eecdh_grade", Tls),
-    u("smtpd_tls_req_ccert", Tls),
     u("smtpd_tls_session_cache_timeout", Tuning),
     u("soft_bounce", Bounces),
     u("stale_lock_time", LocalDelivery),
     u("strict_8bitmime", SmtpServer),
     u("strict_rfc821_envelopes", SmtpServer),
-    // Postfix's default is yes; Rostfix passes `!` forms unchanged, as `no` does.
-    fixed("swap_bangpath", AddressRewriting, "no"),
     u("syslog_facility", Logging),
     // rustls draws from the kernel's generator (getrandom), which is what the
     // default dev:/dev/urandom names; another source is not honoured.
@@ -373,8 +341,8 @@ mod tests {
         assert!(ineffective("soft_bounce", "no", "no").is_none());
         assert!(ineffective("soft_bounce", "No", "no").is_none());
         assert!(ineffective("soft_bounce", "yes", "no").is_some());
-        assert!(ineffective("smtpd_milters", "", "").is_none());
-        assert!(ineffective("smtpd_milters", "inet:127.0.0.1:8891", "").is_some());
+        assert!(ineffective("non_smtpd_milters", "", "").is_none());
+        assert!(ineffective("non_smtpd_milters", "inet:127.0.0.1:8891", "").is_some());
         assert!(ineffective("daemon_timeout", "5h", "18000s").is_none());
         assert!(ineffective("myhostname", "x", "y").is_none());
     }

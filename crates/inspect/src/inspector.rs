@@ -7,6 +7,11 @@
 //! [`Outcome`]. Every action is logged in Postfix's shape:
 //! `ID: reject: header Subject: x from name[addr]; from=<s> to=<r> proto=ESMTP
 //! helo=<h>: 5.7.1 text`.
+//!
+//! A header rewriter ([`HeaderRewrite`], set with [`Inspector::with_header_rewrite`])
+//! is applied to each primary header after the header tables, as cleanup rewrites
+//! address headers after header_checks (crates/rewrite does the rewriting; this crate
+//! only calls it, so neither depends on the other).
 
 use crate::action::{self, Action};
 use crate::mime::{Event, HeaderKind, Splitter};
@@ -42,6 +47,13 @@ enum Edit {
     Prepend(String),
 }
 
+/// Rewrites one primary header (`Name: value`, folding included): `Ok(None)` keeps
+/// it, `Err(reason)` is a table lookup problem (the message is deferred).
+pub type HeaderRewrite = Box<dyn FnMut(&str) -> Result<Option<String>, String> + Send>;
+
+/// Header size limit used when only a rewriter needs headers split out.
+const REWRITE_HEADER_CAP: usize = 102_400;
+
 /// The decisions part, apart from the splitter so both can be borrowed at once.
 struct Judge {
     checks: Option<Arc<ContentChecks>>,
@@ -49,6 +61,8 @@ struct Judge {
     outcome: Outcome,
     /// Still inspecting (no REJECT, DEFER or DISCARD yet).
     active: bool,
+    /// Address header rewriting (canonical, masquerading), when enabled.
+    rewrite: Option<HeaderRewrite>,
 }
 
 /// A message's content inspection.
@@ -72,13 +86,29 @@ impl Inspector {
                 checks,
                 ctx,
                 outcome: Outcome::default(),
+                rewrite: None,
             },
         }
     }
 
+    /// Adds address header rewriting; without content tables the headers are then
+    /// split out for it alone (MIME processing on, as Postfix's default).
+    pub fn with_header_rewrite(mut self, rewrite: HeaderRewrite) -> Inspector {
+        if self.judge.checks.is_none() {
+            self.splitter = Splitter::new(true, REWRITE_HEADER_CAP);
+        }
+        self.judge.rewrite = Some(rewrite);
+        self
+    }
+
+    /// Neither tables nor a rewriter: the content passes as it is.
+    fn passthrough(&self) -> bool {
+        self.judge.checks.is_none() && self.judge.rewrite.is_none()
+    }
+
     /// Takes stored content (LF line endings); appends what to write to `out`.
     pub fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        if self.judge.checks.is_none() {
+        if self.passthrough() {
             out.extend_from_slice(data);
             return;
         }
@@ -88,7 +118,7 @@ impl Inspector {
 
     /// The end of the content: the rest to write, and the decisions.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Outcome {
-        if self.judge.checks.is_some() {
+        if !self.passthrough() {
             let judge = &mut self.judge;
             self.splitter.finish(&mut |e| judge.event(e, out));
         }
@@ -106,6 +136,10 @@ impl Judge {
         match event {
             Event::Header { kind, text, eol } => {
                 let edit = self.inspect(Class::Header, kind_tables(kind), text);
+                let edit = match kind {
+                    HeaderKind::Primary => self.rewrite_header(edit, text),
+                    _ => edit,
+                };
                 emit(edit, text, eol, out);
             }
             Event::Body { text, eol, offset } => {
@@ -122,6 +156,33 @@ impl Judge {
             }
             Event::Separator => out.push(b'\n'),
             Event::Raw(bytes) => out.extend_from_slice(bytes),
+        }
+    }
+
+    /// Applies the header rewriter to what the header tables left of a header.
+    fn rewrite_header(&mut self, edit: Edit, text: &[u8]) -> Edit {
+        let Some(rewrite) = self.rewrite.as_mut() else {
+            return edit;
+        };
+        let original = String::from_utf8_lossy(text);
+        let (subject, rebuild): (&str, fn(String) -> Edit) = match &edit {
+            Edit::Keep => (original.as_ref(), Edit::Replace),
+            Edit::Replace(new) => (new.as_str(), Edit::Replace),
+            Edit::Drop | Edit::Prepend(_) => return edit,
+        };
+        match rewrite(subject) {
+            Ok(Some(new)) => rebuild(new),
+            Ok(None) => edit,
+            Err(e) => {
+                log::warn!(
+                    "{}: {e} -- message not accepted, try again later",
+                    self.ctx.queue_id
+                );
+                self.outcome.reject.get_or_insert_with(|| {
+                    "4.3.0 Error: address rewriting table lookup problem".into()
+                });
+                edit
+            }
         }
     }
 

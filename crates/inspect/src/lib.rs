@@ -22,6 +22,6 @@ pub mod mime;
 pub mod outcome;
 pub mod settings;
 
-pub use inspector::Inspector;
+pub use inspector::{HeaderRewrite, Inspector};
 pub use outcome::{LogContext, Outcome, Verdict};
 pub use settings::{ContentChecks, ReceiveOverrides, SettingsError};

@@ -3,7 +3,8 @@
 //! `uid` attribute was written by the submitter and is believed only when it agrees);
 //! of the other attributes only those a local submitter may set are copied (see
 //! attrs.rs), and pickup adds `uid` and `rewrite_context=local` itself. Sender and
-//! recipients are qualified with `@$myorigin`; the Received: header Postfix's cleanup
+//! recipients get swap_bangpath / allow_percent_hack ([`IncomingEnvelope::with_forms`])
+//! and are qualified with `@$myorigin`; the Received: header Postfix's cleanup
 //! adds to local submissions is built here too.
 
 use crate::attrs::{check_attribute, valid_notify, AttrRefusal};
@@ -40,6 +41,8 @@ pub enum EnvelopeError {
 pub struct IncomingEnvelope {
     owner_uid: u32,
     myorigin: String,
+    /// swap_bangpath, allow_percent_hack (off unless set).
+    forms: rostfix_rewrite::AddressForms,
     env: Envelope,
     warnings: Vec<String>,
     /// Warnings beyond MAX_WARNINGS, only counted.
@@ -53,6 +56,7 @@ impl IncomingEnvelope {
         IncomingEnvelope {
             owner_uid,
             myorigin: myorigin.to_string(),
+            forms: rostfix_rewrite::AddressForms::default(),
             env: Envelope {
                 attrs: vec![
                     ("uid".into(), owner_uid.to_string()),
@@ -87,8 +91,21 @@ impl IncomingEnvelope {
         };
     }
 
+    /// Turns `site!user` and `user%site` into `user@site` before qualification, as
+    /// trivial-rewrite does in cleanup (otherwise `@$myorigin` would be appended).
+    pub fn with_forms(mut self, forms: rostfix_rewrite::AddressForms) -> Self {
+        self.forms = forms;
+        self
+    }
+
+    /// `addr` in `@` form and qualified.
+    fn canonical(&self, addr: &str) -> String {
+        let swapped = self.forms.apply(addr);
+        qualify(swapped.as_deref().unwrap_or(addr), &self.myorigin)
+    }
+
     pub fn sender(&mut self, sender: &str) {
-        self.env.sender = qualify(sender, &self.myorigin);
+        self.env.sender = self.canonical(sender);
     }
 
     /// Copies the attribute if a local submitter may set it.
@@ -155,8 +172,8 @@ impl IncomingEnvelope {
             String::new()
         };
         self.env.recipients.push(Recipient {
-            address: qualify(&r.address, &self.myorigin),
-            orig_address: qualify(orig, &self.myorigin),
+            address: self.canonical(&r.address),
+            orig_address: self.canonical(orig),
             notify,
             ..Recipient::default()
         });
@@ -380,5 +397,27 @@ mod tests {
             received_header("mail.example.org", 1000, "3F2A81C0D4E", "Thu, 1 Jan 1970 00:00:00 +0000"),
             "Received: by mail.example.org (Rostfix, from userid 1000)\n\tid 3F2A81C0D4E; Thu, 1 Jan 1970 00:00:00 +0000\n"
         );
+    }
+
+    #[test]
+    fn bang_path_and_percent_forms_before_qualification() {
+        let forms = rostfix_rewrite::AddressForms {
+            swap_bangpath: true,
+            percent_hack: true,
+        };
+        let mut b = IncomingEnvelope::new(7, "example.org").with_forms(forms);
+        b.sender("site.test!joe");
+        b.recipient(&rcpt("amy%other.test", "amy%other.test", ""))
+            .unwrap();
+        let (env, _) = b.finish().unwrap();
+        assert_eq!(env.sender, "joe@site.test");
+        assert_eq!(env.recipients[0].address, "amy@other.test");
+        // Without the flags (swap_bangpath = no ...) they are local parts.
+        let mut b = IncomingEnvelope::new(7, "example.org");
+        b.sender("site.test!joe");
+        b.recipient(&rcpt("amy%other.test", "", "")).unwrap();
+        let (env, _) = b.finish().unwrap();
+        assert_eq!(env.sender, "site.test!joe@example.org");
+        assert_eq!(env.recipients[0].address, "amy%other.test@example.org");
     }
 }

@@ -11,7 +11,11 @@ Started by master(8) (`pickup unix n - y 60 1 pickup`). Takes the files
 rostdrop(1) left in maildrop/, trusting the file owner's uid rather than
 anything in the file, copies only the sender, recipients and the attributes
 a local submitter may set (body_type, dsn_ret, dsn_envid; others are ignored
-with a warning), qualifies bare addresses with @$myorigin, adds a Received:
+with a warning), turns site!user and user%site into user@site
+(swap_bangpath, allow_percent_hack), qualifies bare addresses with
+@$myorigin, rewrites the envelope and the address headers through the
+canonical tables, masquerading and automatic BCC (docs/rewriting.md),
+adds a Received:
 header, streams the content into incoming/ (a message over
 message_size_limit is removed, not queued), removes the maildrop file and
 wakes qmgr. Unparseable files go to corrupt/; entries that are not regular
@@ -22,7 +26,12 @@ non-delivery notice (docs/content-inspection.md).",
     more_options: "\
 Parameters used: myhostname, myorigin, message_size_limit, header_checks,
 mime_header_checks, nested_header_checks, body_checks, body_checks_size_limit,
-disable_mime_input_processing, header_size_limit, receive_override_options.",
+disable_mime_input_processing, header_size_limit, receive_override_options,
+canonical_maps, sender_canonical_maps, recipient_canonical_maps,
+canonical_classes, sender_canonical_classes, recipient_canonical_classes,
+masquerade_domains, masquerade_exceptions, masquerade_classes, always_bcc,
+sender_bcc_maps, recipient_bcc_maps, swap_bangpath, allow_percent_hack,
+propagate_unmatched_extensions, recipient_delimiter.",
     exit_status: RETIRING_EXIT_STATUS,
     see_also: "sendmail(1), rostdrop(1), qmgr(8)",
 };

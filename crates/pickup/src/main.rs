@@ -23,8 +23,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What is read before confinement: the content tables and receive_override_options.
-type Loaded = (Option<Arc<ContentChecks>>, ReceiveOverrides);
+/// What is read before confinement: the content tables, receive_override_options and
+/// the address rewriting tables (None under no_address_mappings).
+type Loaded = (
+    Option<Arc<ContentChecks>>,
+    ReceiveOverrides,
+    Option<Arc<rostfix_rewrite::Rewriter>>,
+);
 
 /// Longest pause between scans.
 const SCAN_INTERVAL: Duration = Duration::from_secs(60);
@@ -48,16 +53,26 @@ fn main() {
                     .filter(|c| !c.is_empty())
                     .map(Arc::new)
             };
-            Ok((content_checks, overrides))
+            let rewrite = if overrides.no_address_mappings {
+                None
+            } else {
+                Some(Arc::new(
+                    rostfix_rewrite::Rewriter::from_config(&service.config)
+                        .map_err(StartError::daemon)?,
+                ))
+            };
+            Ok((content_checks, overrides, rewrite))
         },
-        after_confine: |service: &mut Service, (content_checks, overrides): Loaded| {
+        after_confine: |service: &mut Service, (content_checks, overrides, rewrite): Loaded| {
             let content_filter =
                 rostfix_queue::ContentFilter::parse(&service.config.get("content_filter"))
                     .map_err(StartError::daemon)?;
             let mut scanner = Scanner::new(Settings {
                 content_checks,
                 no_address_mappings: overrides.no_address_mappings,
+                rewrite,
                 content_filter,
+                forms: rostfix_rewrite::AddressForms::from_config(&service.config),
                 myhostname: service.config.get("myhostname"),
                 myorigin: service.config.get("myorigin"),
                 message_size_limit: u64::try_from(service.config.get_int("message_size_limit"))

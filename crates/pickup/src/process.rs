@@ -36,8 +36,13 @@ pub struct Settings {
     pub content_checks: Option<Arc<ContentChecks>>,
     /// receive_override_options = no_address_mappings.
     pub no_address_mappings: bool,
+    /// Canonical mapping, masquerading, automatic BCC (None: no_address_mappings).
+    pub rewrite: Option<Arc<rostfix_rewrite::Rewriter>>,
     /// content_filter: every message picked up is marked for it (`filter` attribute).
     pub content_filter: Option<rostfix_queue::ContentFilter>,
+    /// swap_bangpath, allow_percent_hack: applied even under no_address_mappings,
+    /// as cleanup's trivial-rewrite step is.
+    pub forms: rostfix_rewrite::AddressForms,
 }
 
 /// A message that made it into incoming/.
@@ -166,9 +171,9 @@ fn now_us() -> i64 {
 fn read_envelope(
     stream: &mut RecordStream,
     owner: u32,
-    myorigin: &str,
+    settings: &Settings,
 ) -> Result<(Envelope, StreamRecord), PickupError> {
-    let mut incoming = IncomingEnvelope::new(owner, myorigin);
+    let mut incoming = IncomingEnvelope::new(owner, &settings.myorigin).with_forms(settings.forms);
     let now = now_us();
     let first_content = loop {
         match stream.next_record().map_err(from_read_error)? {
@@ -205,7 +210,13 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
     let owner = meta.uid();
     let mut stream =
         RecordStream::new(file, &path, MAX_ENVELOPE_RECORD).map_err(from_read_error)?;
-    let (mut envelope, first_content) = read_envelope(&mut stream, owner, &settings.myorigin)?;
+    let (mut envelope, first_content) = read_envelope(&mut stream, owner, settings)?;
+    if let Some(rw) = &settings.rewrite {
+        // cleanup's envelope rewriting (crates/rewrite); a failed table lookup
+        // leaves the file for the next scan.
+        rw.rewrite_envelope(&mut envelope)
+            .map_err(|e| PickupError::Retry(e.to_string()))?;
+    }
     if settings.no_address_mappings {
         // Addresses were rewritten before an after-queue filter handed the mail back.
         envelope
@@ -250,6 +261,14 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
             helo: None,
         },
     );
+    if let Some(rw) = settings.rewrite.clone() {
+        // Local submissions always get their headers rewritten (Postfix's `local`
+        // rewriting context: unqualified header addresses get @$myorigin).
+        inspector = inspector.with_header_rewrite(Box::new(move |header: &str| {
+            rw.rewrite_header(header, &rostfix_rewrite::HeaderContext::Local)
+                .map_err(|e| e.to_string())
+        }));
+    }
     let mut staged = Vec::new();
     write_inspected(
         &mut writer,
@@ -352,7 +371,9 @@ mod tests {
             message_size_limit: 100_000,
             content_checks: None,
             no_address_mappings: false,
+            rewrite: None,
             content_filter: None,
+            forms: rostfix_rewrite::AddressForms::default(),
         }
     }
 

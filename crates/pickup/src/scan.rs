@@ -123,7 +123,9 @@ mod tests {
             message_size_limit: limit,
             content_checks: None,
             no_address_mappings: false,
+            rewrite: None,
             content_filter: None,
+            forms: rostfix_rewrite::AddressForms::default(),
         })
     }
 

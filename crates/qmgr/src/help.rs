@@ -21,8 +21,8 @@ deferred/ with a retry time between minimal_backoff_time and
 maximal_backoff_time until maximal_queue_lifetime. Woken through public/qmgr by
 smtpd, pickup, bounce, rostqueue -f/-s and master's timer. At start it moves
 active/ back to incoming/, so a crash loses nothing.
-Partial: a message is read whole; no sender-dependent routing, canonical_maps
-or masquerading.",
+Partial: a message is read whole; no sender-dependent routing. canonical_maps
+and masquerading are done before queueing by smtpd and pickup.",
     more_options: "",
     exit_status: RETIRING_EXIT_STATUS,
     see_also: "master(8), smtpd(8), local(8), smtp(8), bounce(8), rostqueue(1)",

@@ -52,9 +52,11 @@
 //!   sender_dependent_relayhost_maps and sender_dependent_default_transport_maps
 //!   ([`sender_dependent`]).
 //!
-//! Not done (partial): canonical_maps / sender and recipient
-//! canonical rewriting, masquerade_domains, source routes and `%`/`!` address forms,
-//! relayhost lists (only one relayhost).
+//! - [`Resolver::route_local_part`]: the resolve half of allow_percent_hack /
+//!   swap_bangpath (`user%site@ourdomain` -> `user@site`); the rewrite half, for
+//!   addresses without `@`, is in [`canonical`].
+//!
+//! Not done (partial): relayhost lists (only one relayhost). canonical_maps and masquerading are crates/rewrite's (cleanup's work).
 
 #![forbid(unsafe_code)]
 

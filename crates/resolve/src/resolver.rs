@@ -160,12 +160,7 @@ impl Resolver {
         let mut ifaces = cfg.get_list("inet_interfaces");
         ifaces.extend(cfg.get_list("proxy_interfaces"));
         Ok(Resolver {
-            canonical: Canonical {
-                myorigin: normalize_domain(&cfg.get("myorigin")),
-                mydomain: normalize_domain(&cfg.get("mydomain")),
-                append_at_myorigin: cfg.get_bool("append_at_myorigin"),
-                append_dot_mydomain: cfg.get_bool("append_dot_mydomain"),
-            },
+            canonical: Canonical::from_config(cfg),
             mydestination: list("mydestination", parent_has("mydestination"))?,
             own_addresses: interface_addresses(&ifaces),
             virtual_alias_domains: list(
@@ -416,6 +411,28 @@ impl Resolver {
             }
         }
         Ok(None)
+    }
+
+    /// The resolve half of swap_bangpath and allow_percent_hack, as trivial-rewrite's
+    /// resolve_addr: while the domain is one of ours and the local part is a bang path
+    /// or `user%site`, the domain goes and the local part is made `user@site`
+    /// (`user%site@ourdomain` -> `user@site`). Other addresses come back unchanged.
+    /// Bounded: each round removes a domain, and at most 10 rounds are done.
+    pub fn route_local_part(&self, address: &str) -> Result<String, ResolveError> {
+        let mut current = address.to_string();
+        for _ in 0..10 {
+            let Some(at) = current.rfind('@') else {
+                break;
+            };
+            if !self.is_local_domain(&current[at + 1..])? {
+                break;
+            }
+            match self.canonical.forms.apply(&current[..at]) {
+                Some(routed) if routed.contains('@') => current = routed,
+                _ => break,
+            }
+        }
+        Ok(current)
     }
 
     /// True if virtual_alias_maps is set (expansion can change anything).

@@ -268,3 +268,27 @@ fn regexp_transport_maps_may_not_substitute_the_address() {
     assert_eq!(route(&res, "u@x.org").2, "[h]");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn percent_and_bang_routed_from_our_domains() {
+    let res = Resolver::from_main_cf_text(
+        "myhostname = mx.example.com\nmydomain = example.com\nmyorigin = example.com\n\
+         mydestination = example.com, localhost\n",
+    )
+    .unwrap();
+    let r = |a: &str| res.route_local_part(a).unwrap();
+    assert_eq!(r("joe%far.org@example.com"), "joe@far.org");
+    assert_eq!(r("far.org!joe@example.com"), "joe@far.org");
+    // Through several of our domains; never for a domain not ours.
+    assert_eq!(r("joe%localhost@example.com"), "joe@localhost");
+    assert_eq!(r("joe%far.org@other.net"), "joe%far.org@other.net");
+    assert_eq!(r("joe@example.com"), "joe@example.com");
+    let off = Resolver::from_main_cf_text(
+        "myorigin = example.com\nmydestination = example.com\nallow_percent_hack = no\n",
+    )
+    .unwrap();
+    assert_eq!(
+        off.route_local_part("joe%far.org@example.com").unwrap(),
+        "joe%far.org@example.com"
+    );
+}

@@ -44,7 +44,7 @@ DESCRIPTION
       tables named in main.cf, and the aliases, are rebuilt with rostmap/rostalias.
     - TARGET/main.cf and master.cf as they were are saved as *.pre-import first.
 
-    Settings Rostfix accepts but does not implement (milters, always_bcc,
+    Settings Rostfix accepts but does not implement (milters, message_drop_headers,
     soft_bounce = yes, ...) are listed with file, line and parameter, grouped by what
     stops working; so are values with a trailing `# comment`.
 
@@ -434,13 +434,13 @@ mod tests {
     #[test]
     fn report_groups_settings_without_effect() {
         let main = MainCf::parse(
-            "always_bcc = archive@example.com\nsoft_bounce = yes\n\
+            "message_drop_headers = x-original-to\nsoft_bounce = yes\n\
              relayhost = [mx] # ISP\nbiff = no\n",
             Path::new("/etc/rostfix/main.cf"),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let master = MasterCf::parse(
-            "smtp inet n - y - - smtpd\n  -o smtpd_milters=inet:127.0.0.1:8891\n",
+            "smtp inet n - y - - smtpd\n  -o non_smtpd_milters=inet:127.0.0.1:8891\n",
             Path::new("/etc/rostfix/master.cf"),
             100,
         )
@@ -448,13 +448,13 @@ mod tests {
         let text = not_implemented(&main, &master);
         assert!(
             text.contains(
-                "  automatic BCC:\n    - /etc/rostfix/main.cf, line 1: always_bcc = \
-                 archive@example.com\n"
+                "  header processing:\n    - /etc/rostfix/main.cf, line 1: message_drop_headers = \
+                 x-original-to\n"
             ),
             "{text}"
         );
         assert!(
-            text.contains("  milters:\n    - /etc/rostfix/master.cf, line 1: smtpd_milters = inet:127.0.0.1:8891 (-o of service smtp/inet)\n"),
+            text.contains("  milters:\n    - /etc/rostfix/master.cf, line 1: non_smtpd_milters = inet:127.0.0.1:8891 (-o of service smtp/inet)\n"),
             "{text}"
         );
         assert!(

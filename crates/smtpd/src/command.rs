@@ -38,6 +38,8 @@ pub enum Command {
     Xclient(String),
     /// Postfix's `XFORWARD attr=value...` (the raw arguments; session/xclient.rs).
     Xforward(String),
+    /// ETRN and its argument as sent (RFC 1985; checked by the session).
+    Etrn(String),
 }
 
 impl Command {
@@ -76,6 +78,7 @@ impl Command {
             Command::Auth { .. } => "auth",
             Command::Xclient(_) => "xclient",
             Command::Xforward(_) => "xforward",
+            Command::Etrn(_) => "etrn",
         }
     }
 }
@@ -167,6 +170,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
         "AUTH" => parse_auth(rest),
         "XCLIENT" => Ok(Command::Xclient(rest.to_string())),
         "XFORWARD" => Ok(Command::Xforward(rest.to_string())),
+        "ETRN" => Ok(Command::Etrn(rest.to_string())),
         // Other verbs Postfix hangs up on (CONNECT, GET, POST ...) are in
         // smtpd_forbidden_commands, which the session matches against Unknown.
         _ if verb.ends_with(':') => Err(CommandError::Forbidden(verb.to_string())),
@@ -580,7 +584,7 @@ mod tests {
     #[test]
     fn unknown_forbidden_and_bad_bytes() {
         assert_eq!(p("XYZZY"), Err(CommandError::Unknown("XYZZY".into())));
-        assert_eq!(p("ETRN x"), Err(CommandError::Unknown("ETRN".into())));
+        assert_eq!(p("etrn @x.test"), Ok(Command::Etrn("@x.test".into())));
         assert_eq!(p("starttls"), Ok(Command::Starttls));
         assert!(matches!(
             p("STARTTLS x"),

@@ -60,7 +60,7 @@ fn proxied_client(
 fn serve_tcp(
     settings: &Settings,
     service: &str,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<crate::tls::TlsServer>>,
     mut stream: TcpStream,
     mut client: ClientInfo,
 ) {
@@ -91,7 +91,7 @@ fn serve_tcp(
 pub fn handle(
     settings: &Settings,
     service: &str,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<crate::tls::TlsServer>>,
     conn: Connection,
 ) {
     let wrapper = settings.tls.wrappermode;

@@ -109,7 +109,9 @@ impl<T: Transport> SmtpIo<T> {
 
     /// STARTTLS after its 220: flushes the replies, discards buffered plaintext, and
     /// runs the handshake; from then on every read and write goes through TLS.
-    pub fn start_tls(&mut self) -> io::Result<(TlsInfo, usize)> {
+    pub fn start_tls(
+        &mut self,
+    ) -> io::Result<((TlsInfo, Option<crate::ccert::ClientCert>), usize)> {
         let discarded = self.discard_buffered();
         self.flush()?;
         if let Some(limit) = self.record_limit {

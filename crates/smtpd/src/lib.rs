@@ -11,6 +11,8 @@
 pub mod address;
 mod anvil_client;
 mod auth;
+mod ccert;
+mod ccert_der;
 pub mod chunk;
 pub mod cidr;
 mod client;
@@ -41,3 +43,6 @@ mod storage;
 mod tls;
 mod tls_certs;
 mod tls_ciphers;
+
+/// What main.rs loads before confinement and hands to each connection.
+pub use tls::TlsServer;

@@ -91,7 +91,7 @@ fn main() {
 
 /// What is read before confinement: the settings and, when TLS is wanted and the files
 /// load, the TLS server configuration.
-type Loaded = (Settings, Option<Arc<rustls::ServerConfig>>);
+type Loaded = (Settings, Option<Arc<rostfix_smtpd::TlsServer>>);
 
 /// Reads and checks the settings and loads the TLS certificate: both live outside the
 /// chroot.

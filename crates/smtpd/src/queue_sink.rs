@@ -53,6 +53,17 @@ impl QueueSink for SpoolSink {
         }
     }
 
+    /// Rostfix has no separate flush service: qmgr's site flush retries the deferred
+    /// mail for the domain (as `rostqueue -s` does).
+    fn flush_site(&mut self, site: &str) -> Result<(), String> {
+        rostfix_proto::send_trigger(
+            &self.root.join(QMGR_SOCKET),
+            &rostfix_proto::Trigger::FlushSite(site.to_string()),
+            rostfix_proto::WAKEUP_TIMEOUT,
+        )
+        .map_err(|e| e.to_string())
+    }
+
     fn committed(&mut self, queue_id: &str) {
         if let Err(e) = rostfix_proto::wake_qmgr(&self.root) {
             log::warn!("{queue_id}: cannot wake up qmgr via {QMGR_SOCKET}: {e}");

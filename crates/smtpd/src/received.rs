@@ -19,6 +19,9 @@ pub struct ReceivedInfo<'a> {
     pub queue_id: &'a str,
     /// `TLSv1.3 with cipher ... (256/256 bits)` when the session was encrypted.
     pub tls: Option<&'a str>,
+    /// With `tls`: what Postfix says of the client certificate (`Client CN "x",
+    /// Issuer "y" (verified OK)`, `No client certificate requested` ...).
+    pub client_cert: Option<&'a str>,
     /// Present only when the message has exactly one recipient (privacy, as Postfix).
     pub single_recipient: Option<&'a str>,
     pub unix_time: i64,
@@ -33,6 +36,9 @@ pub fn received_header(r: &ReceivedInfo<'_>) -> String {
     // Postfix puts the TLS note on its own continuation line before "by".
     if let Some(tls) = r.tls {
         h.push_str(&format!("\t(using {tls})\n"));
+        if let Some(cert) = r.client_cert {
+            h.push_str(&format!("\t({cert})\n"));
+        }
     }
     h.push_str(&format!(
         "\tby {} (Rostfix) with {}",
@@ -51,6 +57,39 @@ pub fn received_header(r: &ReceivedInfo<'_>) -> String {
         None => h.push_str(&format!(";\n\t{}\n", rfc5322_date(r.unix_time))),
     }
     h
+}
+
+/// The client-certificate line's text, as Postfix writes it under
+/// smtpd_tls_received_header; `asked` is smtpd_tls_ask_ccert.
+pub fn client_cert_note(cert: Option<&crate::ccert::ClientCert>, asked: bool) -> String {
+    match cert {
+        Some(c) => format!(
+            "Client CN \"{}\", Issuer \"{}\" ({})",
+            comment_safe(&c.subject_cn),
+            comment_safe(&c.issuer_cn),
+            if c.trusted {
+                "verified OK"
+            } else {
+                "not verified"
+            }
+        ),
+        None if asked => "Client did not present a certificate".into(),
+        None => "No client certificate requested".into(),
+    }
+}
+
+/// A certificate name made safe inside a header comment's quoted text: control
+/// characters dropped, quotes, parentheses and backslashes escaped (the names come
+/// from the client).
+fn comment_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if matches!(c, '"' | '(' | ')' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Seconds since the epoch, now.
@@ -100,6 +139,7 @@ mod tests {
             protocol: "ESMTP",
             queue_id: "3F2A81C0D4E",
             tls: None,
+            client_cert: None,
             single_recipient: rcpt,
             unix_time: 0,
         })
@@ -132,11 +172,38 @@ mod tests {
             queue_id: "ABC",
             single_recipient: Some("u@example.com"),
             tls: Some("TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits)"),
+            client_cert: Some("No client certificate requested"),
             unix_time: 0,
         });
         assert_eq!(
             h,
-            "Received: from c.example (unknown [127.0.0.1])\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits))\n\tby mx.example.com (Rostfix) with ESMTPS id ABC\n\tfor <u@example.com>; Thu, 1 Jan 1970 00:00:00 +0000 (UTC)\n"
+            "Received: from c.example (unknown [127.0.0.1])\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits))\n\t(No client certificate requested)\n\tby mx.example.com (Rostfix) with ESMTPS id ABC\n\tfor <u@example.com>; Thu, 1 Jan 1970 00:00:00 +0000 (UTC)\n"
+        );
+    }
+
+    #[test]
+    fn client_cert_notes() {
+        use crate::ccert::ClientCert;
+        let mut c = ClientCert {
+            subject_cn: "relay (\"one\")\u{7}".into(),
+            issuer_cn: "Test CA".into(),
+            cert_fingerprint: String::new(),
+            pkey_fingerprint: String::new(),
+            trusted: true,
+        };
+        assert_eq!(
+            client_cert_note(Some(&c), true),
+            "Client CN \"relay \\(\\\"one\\\"\\)\", Issuer \"Test CA\" (verified OK)"
+        );
+        c.trusted = false;
+        assert!(client_cert_note(Some(&c), true).ends_with("(not verified)"));
+        assert_eq!(
+            client_cert_note(None, true),
+            "Client did not present a certificate"
+        );
+        assert_eq!(
+            client_cert_note(None, false),
+            "No client certificate requested"
         );
     }
 }

@@ -37,6 +37,11 @@ pub enum SettingsError {
     ContentFilter(#[from] rostfix_queue::FilterError),
     #[error(transparent)]
     ProxyFilter(#[from] crate::proxy_filter::ProxySettingsError),
+    /// canonical, masquerading or BCC parameters that cannot be used.
+    #[error(transparent)]
+    Rewrite(#[from] rostfix_rewrite::RewriteError),
+    #[error("smtpd_milters: {0}")]
+    Milters(#[from] rostfix_milter::ConfigError),
 }
 
 /// What smtpd needs from main.cf.
@@ -86,6 +91,14 @@ pub struct Settings {
     /// smtpd_proxy_filter: the before-queue filter the transactions are relayed to
     /// (session/proxy.rs); None when empty.
     pub proxy_filter: Option<crate::proxy_filter::ProxySettings>,
+    /// Canonical mapping, masquerading, automatic BCC (crates/rewrite); None under
+    /// receive_override_options = no_address_mappings.
+    pub rewrite: Option<std::sync::Arc<rostfix_rewrite::Rewriter>>,
+    /// inet_interfaces addresses, for local_header_rewrite_clients'
+    /// permit_inet_interfaces.
+    pub own_addresses: Vec<std::net::IpAddr>,
+    /// smtpd_milters with the milter_* settings; None when the list is empty.
+    pub milters: Option<std::sync::Arc<rostfix_milter::MilterConfig>>,
 }
 
 impl Settings {
@@ -183,6 +196,22 @@ impl Settings {
             receive_overrides,
             content_filter: rostfix_queue::ContentFilter::parse(&cf.get("content_filter"))?,
             proxy_filter: crate::proxy_filter::ProxySettings::from_config(cf)?,
+            rewrite: if receive_overrides.no_address_mappings {
+                None
+            } else {
+                Some(std::sync::Arc::new(rostfix_rewrite::Rewriter::from_config(
+                    cf,
+                )?))
+            },
+            own_addresses: crate::restrictions::interfaces::own_addresses(
+                &cf.get_list("inet_interfaces"),
+            ),
+            milters: Some(rostfix_milter::MilterConfig::from_main_cf(
+                cf,
+                "smtpd_milters",
+            )?)
+            .filter(|m| !m.is_empty())
+            .map(std::sync::Arc::new),
         };
         Ok((settings, warnings))
     }

@@ -26,6 +26,11 @@ pub trait QueueSink {
     /// implementation's to log; the message is safe already.
     fn committed(&mut self, queue_id: &str);
 
+    /// ETRN: asks the queue manager to deliver the deferred mail for `site` now.
+    fn flush_site(&mut self, site: &str) -> Result<(), String> {
+        Err(format!("no queue manager to flush {site}"))
+    }
+
     /// Bytes free for queue files; None when unknown (then MAIL is not refused).
     fn free_space(&self) -> Option<u64> {
         None

@@ -36,6 +36,8 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error(transparent)]
     Ciphers(#[from] crate::tls_ciphers::CipherError),
+    #[error(transparent)]
+    Ca(#[from] crate::ccert::CaError),
 }
 
 /// The smtpd_tls_* parameters.
@@ -54,6 +56,23 @@ pub struct TlsSettings {
     pub protocols_param: &'static str,
     /// smtpd_tls_(mandatory_)ciphers and the exclusion lists.
     pub ciphers: crate::tls_ciphers::CipherPolicy,
+    /// smtpd_tls_ask_ccert, or smtpd_tls_req_ccert in effect.
+    pub ask_ccert: bool,
+    /// smtpd_tls_req_ccert with smtpd_tls_security_level=encrypt (Postfix ignores it
+    /// otherwise, with a warning).
+    pub req_ccert: bool,
+    /// smtpd_tls_CAfile, smtpd_tls_CApath: the CAs client certificates chain to.
+    pub ca_file: String,
+    pub ca_path: String,
+    /// smtpd_tls_fingerprint_digest.
+    pub digest: crate::ccert::Digest,
+}
+
+/// What a STARTTLS handshake needs: the rustls configuration and, when client
+/// certificates are asked for, the check that judges them.
+pub struct TlsServer {
+    pub config: Arc<ServerConfig>,
+    pub ccert: Option<Arc<crate::ccert::CertCheck>>,
 }
 
 impl TlsSettings {
@@ -93,7 +112,23 @@ impl TlsSettings {
             "" => cert_file.clone(),
             k => k.to_string(),
         };
+        let req = cf.get_bool("smtpd_tls_req_ccert");
+        let req_ccert = req && level == SecurityLevel::Encrypt;
+        if req && !req_ccert {
+            log::warn!("Can't require client certs unless TLS is required");
+        }
+        let raw_digest = get("smtpd_tls_fingerprint_digest");
+        let digest =
+            crate::ccert::Digest::parse(&raw_digest).ok_or_else(|| TlsError::BadValue {
+                name: "smtpd_tls_fingerprint_digest",
+                value: raw_digest.trim().to_string(),
+            })?;
         Ok(TlsSettings {
+            ask_ccert: req_ccert || cf.get_bool("smtpd_tls_ask_ccert"),
+            req_ccert,
+            ca_file: get("smtpd_tls_CAfile").trim().to_string(),
+            ca_path: get("smtpd_tls_CApath").trim().to_string(),
+            digest,
             level,
             cert_file,
             key_file,
@@ -116,8 +151,9 @@ impl TlsSettings {
         self.wrappermode || self.level != SecurityLevel::None
     }
 
-    /// Loads the certificate chain and key. Call before confinement.
-    pub fn load(&self) -> Result<Arc<ServerConfig>, TlsError> {
+    /// Loads the certificate chain and key, and the client-certificate CAs. Call
+    /// before confinement.
+    pub fn load(&self) -> Result<Arc<TlsServer>, TlsError> {
         let versions = parse_protocols(&self.protocols, self.protocols_param)?;
         let provider = self
             .ciphers
@@ -135,11 +171,28 @@ impl TlsSettings {
         };
         let resolver =
             crate::tls_certs::CertResolver::new(chains).with_sni_maps(&provider, &self.sni_maps)?;
-        let config = ServerConfig::builder_with_provider(Arc::new(provider))
-            .with_protocol_versions(&versions)?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(resolver));
-        Ok(Arc::new(config))
+        let provider = Arc::new(provider);
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)?;
+        let (builder, ccert) = if self.ask_ccert {
+            let check = Arc::new(crate::ccert::CertCheck::load(
+                &provider,
+                self.digest,
+                &self.ca_file,
+                &self.ca_path,
+            )?);
+            (
+                builder.with_client_cert_verifier(check.clone()),
+                Some(check),
+            )
+        } else {
+            (builder.with_no_client_auth(), None)
+        };
+        let config = builder.with_cert_resolver(Arc::new(resolver));
+        Ok(Arc::new(TlsServer {
+            config: Arc::new(config),
+            ccert,
+        }))
     }
 }
 
@@ -163,8 +216,9 @@ pub use rostfix_tls::Negotiated as TlsInfo;
 
 /// A connection able to switch to TLS; the session talks through it.
 pub trait Transport: Read + Write {
-    /// Runs the server handshake on this connection. Only called while plain.
-    fn start_tls(&mut self) -> Result<TlsInfo, io::Error>;
+    /// Runs the server handshake on this connection. Only called while plain. With
+    /// the client's certificate, when one was asked for and sent.
+    fn start_tls(&mut self) -> Result<(TlsInfo, Option<crate::ccert::ClientCert>), io::Error>;
     /// Whether a TLS configuration is loaded, i.e. STARTTLS can be offered.
     fn tls_available(&self) -> bool;
     /// Whether a read now would return at once (input the client already sent, or the
@@ -176,14 +230,14 @@ pub trait Transport: Read + Write {
 
 /// A plain or TLS socket (TCP or UNIX-domain).
 pub enum NetStream<S: Read + Write> {
-    Plain(S, Option<Arc<ServerConfig>>),
+    Plain(S, Option<Arc<TlsServer>>),
     Tls(Box<StreamOwned<ServerConnection, S>>),
     /// Only while a handshake failed half-way; every I/O then fails.
     Broken,
 }
 
 impl<S: Read + Write> NetStream<S> {
-    pub fn new(sock: S, tls: Option<Arc<ServerConfig>>) -> Self {
+    pub fn new(sock: S, tls: Option<Arc<TlsServer>>) -> Self {
         NetStream::Plain(sock, tls)
     }
 }
@@ -222,21 +276,25 @@ impl<S: Read + Write> Write for NetStream<S> {
 impl<S: Read + Write + AsFd> Transport for NetStream<S> {
     /// The socket's SO_RCVTIMEO/SO_SNDTIMEO (smtpd_timeout) bound every handshake read
     /// and write, as they bound plain reads; later TLS reads go through the same socket.
-    fn start_tls(&mut self) -> Result<TlsInfo, io::Error> {
-        let (mut sock, config) = match std::mem::replace(self, NetStream::Broken) {
+    fn start_tls(&mut self) -> Result<(TlsInfo, Option<crate::ccert::ClientCert>), io::Error> {
+        let (mut sock, server) = match std::mem::replace(self, NetStream::Broken) {
             NetStream::Plain(s, Some(c)) => (s, c),
             other => {
                 *self = other;
                 return Err(io::Error::other("TLS not available"));
             }
         };
-        let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        let mut conn = ServerConnection::new(server.config.clone()).map_err(io::Error::other)?;
         while conn.is_handshaking() {
             conn.complete_io(&mut sock)?;
         }
         let info = TlsInfo::of(&conn);
+        let ccert = match (&server.ccert, conn.peer_certificates()) {
+            (Some(check), Some(chain)) => check.judge(chain),
+            _ => None,
+        };
         *self = NetStream::Tls(Box::new(StreamOwned::new(conn, sock)));
-        Ok(info)
+        Ok((info, ccert))
     }
 
     fn tls_available(&self) -> bool {
@@ -313,7 +371,7 @@ impl<R, W: Write> Write for Duplex<R, W> {
 
 #[cfg(test)]
 impl<R: Read, W: Write> Transport for Duplex<R, W> {
-    fn start_tls(&mut self) -> Result<TlsInfo, io::Error> {
+    fn start_tls(&mut self) -> Result<(TlsInfo, Option<crate::ccert::ClientCert>), io::Error> {
         Err(io::Error::other("TLS not available"))
     }
     fn tls_available(&self) -> bool {

@@ -111,7 +111,7 @@ fn ubuntu_master_cf_loads_with_overrides() {
 }
 
 #[test]
-fn ubuntu_settings_without_effect_are_the_tls_cache_and_milter_macro() {
+fn ubuntu_settings_without_effect_are_the_tls_cache() {
     let dir = manifest_dir().join("testdata");
     let main_path = dir.join("ubuntu-dovecot-main.cf");
     let master_path = dir.join("ubuntu-dovecot-master.cf");
@@ -126,22 +126,11 @@ fn ubuntu_settings_without_effect_are_the_tls_cache_and_milter_macro() {
         .chain(crate::ineffective::in_master_cf(&master, &main))
         .map(|item| (item.param, item.service))
         .collect();
-    // biff = no is what Rostfix does anyway; the TLS session cache and the milter
-    // macro (no milters) really are settings without effect.
-    let service = |name: &str| Some(name.to_string());
+    // biff = no is what Rostfix does anyway; the TLS session cache really is a
+    // setting without effect (the milter macro has one now that smtpd_milters work).
     assert_eq!(
         found,
-        vec![
-            ("smtp_tls_session_cache_database".to_string(), None),
-            (
-                "milter_macro_daemon_name".to_string(),
-                service("submission/inet")
-            ),
-            (
-                "milter_macro_daemon_name".to_string(),
-                service("submissions/inet")
-            ),
-        ]
+        vec![("smtp_tls_session_cache_database".to_string(), None)]
     );
     assert!(crate::ineffective::comment_warnings(&main).is_empty());
 }

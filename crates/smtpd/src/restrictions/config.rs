@@ -55,6 +55,32 @@ impl DomainList {
         Ok(false)
     }
 
+    /// A list of names, `type:table`s and `/file`s (as texthash); a table that does
+    /// not open is skipped with a warning.
+    fn parse(param: &str, value: &str, warnings: &mut Vec<String>) -> DomainList {
+        let mut list = DomainList::default();
+        for item in value
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+        {
+            if item.contains(':') || item.starts_with('/') {
+                let spec = if item.starts_with('/') {
+                    format!("texthash:{item}")
+                } else {
+                    item.to_string()
+                };
+                match open_table(&spec) {
+                    Ok(t) => list.tables.push(t),
+                    Err(e) => warnings.push(format!("{param}: {spec}: {e}; skipped")),
+                }
+            } else {
+                list.names
+                    .push(item.trim_end_matches('.').to_ascii_lowercase());
+            }
+        }
+        list
+    }
+
     #[cfg(test)]
     pub fn from_names(names: &[&str]) -> DomainList {
         DomainList {
@@ -64,6 +90,18 @@ impl DomainList {
                 .collect(),
             tables: Vec::new(),
         }
+    }
+}
+
+/// relay_clientcerts' tables (Debug shows their names).
+#[derive(Clone, Default)]
+pub struct ClientCertMaps(pub Vec<Arc<dyn Map>>);
+
+impl std::fmt::Debug for ClientCertMaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|t| t.spec()))
+            .finish()
     }
 }
 
@@ -77,6 +115,10 @@ pub struct RestrictionConfig {
     pub recipient: Vec<Restriction>,
     pub data: Vec<Restriction>,
     pub end_of_data: Vec<Restriction>,
+    /// smtpd_etrn_restrictions.
+    pub etrn: Vec<Restriction>,
+    /// fast_flush_domains: the domains ETRN may flush.
+    pub fast_flush_domains: DomainList,
     pub delay_reject: bool,
     /// smtpd_reject_unlisted_recipient: the implicit reject_unlisted_recipient.
     pub reject_unlisted_recipient: bool,
@@ -98,6 +140,8 @@ pub struct RestrictionConfig {
     pub plaintext_reject_code: u16,
     /// maps_rbl_domains, for the deprecated reject_maps_rbl.
     pub maps_rbl_domains: Vec<String>,
+    /// relay_clientcerts: fingerprints permit_tls_clientcerts accepts.
+    pub relay_clientcerts: ClientCertMaps,
     /// permit_mx_backup_networks: the MX hosts' addresses permit_mx_backup accepts.
     pub mx_backup_networks: crate::cidr::NetworkList,
     /// For policy requests: `stress`, compatibility_level, mail_version.
@@ -200,6 +244,8 @@ impl RestrictionConfig {
             recipient,
             data: list("smtpd_data_restrictions")?,
             end_of_data: list("smtpd_end_of_data_restrictions")?,
+            etrn: list("smtpd_etrn_restrictions")?,
+            fast_flush_domains: DomainList::default(),
             delay_reject: cf.get_bool("smtpd_delay_reject"),
             reject_unlisted_recipient: cf.get_bool("smtpd_reject_unlisted_recipient"),
             reject_unlisted_sender: false,
@@ -214,6 +260,7 @@ impl RestrictionConfig {
             plaintext_reject_code: 450,
             maps_rbl_domains: Vec::new(),
             mx_backup_networks: crate::cidr::NetworkList::default(),
+            relay_clientcerts: ClientCertMaps::default(),
             stress: cf.get("stress") == "yes",
             compatibility_level: cf.get("compatibility_level"),
             mail_version: cf.get("mail_version"),
@@ -257,6 +304,30 @@ impl RestrictionConfig {
                 ConfigError::ReplyCode("plaintext_reject_code: want a 4xx or 5xx reply code".into())
             })?;
         rc.maps_rbl_domains = cf.get_list("maps_rbl_domains");
+        for spec in split_words(&get("relay_clientcerts")) {
+            let t = open_table(&spec).map_err(|reason| RestrictionError::Table {
+                param: "relay_clientcerts",
+                name: "relay_clientcerts".into(),
+                table: spec.clone(),
+                reason,
+            })?;
+            rc.relay_clientcerts.0.push(t);
+        }
+        let ask_ccert = cf.get_bool("smtpd_tls_ask_ccert")
+            || (cf.get_bool("smtpd_tls_req_ccert")
+                && cf.get("smtpd_tls_security_level").trim() == "encrypt");
+        for r in rc.all() {
+            if matches!(
+                r,
+                Restriction::PermitTlsClientcerts { .. } | Restriction::CheckCcertAccess(_)
+            ) && !ask_ccert
+            {
+                warnings.push(format!(
+                    "{} is requested, but \"smtpd_tls_ask_ccert = no\"",
+                    r.name()
+                ));
+            }
+        }
         let backup_nets = cf.get_list("permit_mx_backup_networks");
         rc.mx_backup_networks =
             crate::cidr::NetworkList::parse(backup_nets.iter().map(String::as_str))?;
@@ -287,26 +358,12 @@ impl RestrictionConfig {
         }
         rc.verify =
             super::verify::VerifySettings::from_config(cf).map_err(ConfigError::ReplyCode)?;
-        for item in get("relay_domains")
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty())
-        {
-            if item.contains(':') || item.starts_with('/') {
-                let spec = if item.starts_with('/') {
-                    format!("texthash:{item}")
-                } else {
-                    item.to_string()
-                };
-                match open_table(&spec) {
-                    Ok(t) => rc.relay_domains.tables.push(t),
-                    Err(e) => warnings.push(format!("relay_domains: {spec}: {e}; skipped")),
-                }
-            } else {
-                rc.relay_domains
-                    .names
-                    .push(item.trim_end_matches('.').to_ascii_lowercase());
-            }
-        }
+        rc.relay_domains = DomainList::parse("relay_domains", &get("relay_domains"), &mut warnings);
+        rc.fast_flush_domains = DomainList::parse(
+            "fast_flush_domains",
+            &get("fast_flush_domains"),
+            &mut warnings,
+        );
         rc.reject_unlisted_sender = cf.get_bool("smtpd_reject_unlisted_sender");
         let unlisted_used = rc.reject_unlisted_recipient
             || rc.reject_unlisted_sender
@@ -323,6 +380,16 @@ impl RestrictionConfig {
             );
             rc.local = local;
             warnings.extend(w);
+            let mapping: Vec<(&str, String)> = [
+                "canonical_maps",
+                "sender_canonical_maps",
+                "recipient_canonical_maps",
+                "virtual_alias_maps",
+            ]
+            .into_iter()
+            .map(|p| (p, get(p)))
+            .collect();
+            warnings.extend(rc.local.add_mapping_tables(&mapping));
         }
         let needs_dns = rc.all().any(Restriction::uses_dns);
         if rc.peername_lookup || needs_dns {
@@ -355,6 +422,7 @@ impl RestrictionConfig {
             .chain(&self.recipient)
             .chain(&self.data)
             .chain(&self.end_of_data)
+            .chain(&self.etrn)
     }
 }
 

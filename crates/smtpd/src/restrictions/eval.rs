@@ -33,6 +33,8 @@ pub enum Stage {
     Recipient,
     Data,
     EndOfData,
+    /// smtpd_etrn_restrictions.
+    Etrn,
 }
 
 impl Stage {
@@ -44,6 +46,7 @@ impl Stage {
             Stage::Relay | Stage::Recipient => "Recipient address",
             Stage::Data => "Data command",
             Stage::EndOfData => "End-of-data",
+            Stage::Etrn => "Etrn command",
         }
     }
 }
@@ -199,6 +202,7 @@ fn reply_name<'a>(stage: Stage, f: &'a Facts<'_>) -> std::borrow::Cow<'a, str> {
         Stage::Relay | Stage::Recipient => f.recipient.unwrap_or("").into(),
         Stage::Data => "DATA".into(),
         Stage::EndOfData => "END-OF-MESSAGE".into(),
+        Stage::Etrn => f.session.etrn_domain.unwrap_or("").into(),
     }
 }
 
@@ -302,6 +306,10 @@ fn one(
                     Some(rcpt) => (address_keys(rcpt), rcpt.to_string()),
                     None => return Step::Go,
                 },
+                AccessKind::Etrn => match f.session.etrn_domain {
+                    Some(d) => (domain_keys(d), d.to_string()),
+                    None => return Step::Go,
+                },
             };
             let keys = if table.is_pattern() {
                 keys.into_iter().take(1).collect()
@@ -313,6 +321,7 @@ fn one(
                 AccessKind::Helo => "Helo command",
                 AccessKind::Sender => "Sender address",
                 AccessKind::Recipient => "Recipient address",
+                AccessKind::Etrn => "Etrn command",
             };
             let ctx = Ctx {
                 stage,
@@ -474,7 +483,64 @@ fn one(
                 Step::Go
             }
         }
-        Restriction::ClientCert(_) => Step::Go,
+        Restriction::CheckCcertAccess(table) => {
+            let Some(cert) = f.session.ccert else {
+                return Step::Go;
+            };
+            let ctx = Ctx {
+                stage,
+                f,
+                rc,
+                depth,
+            };
+            // Each key on its own, so a DUNNO for the certificate still lets its
+            // key's entry decide (Postfix's search order: cert, then pubkey).
+            for key in [&cert.cert_fingerprint, &cert.pkey_fingerprint] {
+                if key.is_empty() {
+                    continue;
+                }
+                let keys = [key.clone()];
+                match table_step(
+                    table.as_ref(),
+                    &keys,
+                    &cert.subject_cn,
+                    "Client certificate",
+                    &ctx,
+                    notes,
+                ) {
+                    None | Some(Step::Go) => continue,
+                    Some(step) => return step,
+                }
+            }
+            Step::Go
+        }
+        Restriction::PermitTlsClientcerts { all } => {
+            let Some(cert) = f.session.ccert else {
+                return Step::Go;
+            };
+            if *all && cert.trusted {
+                return Step::Permit;
+            }
+            // Fingerprints match whether or not a CA vouches for the certificate.
+            for key in [&cert.pkey_fingerprint, &cert.cert_fingerprint] {
+                if key.is_empty() {
+                    continue;
+                }
+                for table in &rc.relay_clientcerts.0 {
+                    match table.lookup(key) {
+                        Ok(None) => {}
+                        Ok(Some(_)) => return Step::Permit,
+                        Err(e) => {
+                            log::warn!(
+                                "relay_clientcerts: lookup error for fingerprint '{key}': {e}"
+                            );
+                            return Step::Reject(temp_fail(&name));
+                        }
+                    }
+                }
+            }
+            Step::Go
+        }
         Restriction::DeferIfPermit => {
             defer_if_permit(
                 notes,

@@ -15,6 +15,7 @@ pub fn kind_for(stage: Stage) -> Option<AccessKind> {
         Stage::Helo => Some(AccessKind::Helo),
         Stage::Sender => Some(AccessKind::Sender),
         Stage::Relay | Stage::Recipient => Some(AccessKind::Recipient),
+        Stage::Etrn => Some(AccessKind::Etrn),
         Stage::Data | Stage::EndOfData => None,
     }
 }

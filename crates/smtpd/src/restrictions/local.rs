@@ -8,6 +8,12 @@
 //! `hash:/etc/aliases` without its `.rdb`) is skipped with a warning rather than
 //! making every local recipient fail. An empty local_recipient_maps turns the check
 //! off, as in Postfix.
+//!
+//! As Postfix's check_rcpt_maps, an address that canonical_maps,
+//! sender_canonical_maps, recipient_canonical_maps or virtual_alias_maps has a key
+//! for is known too: it is rewritten before delivery, so the table vouches for it
+//! ([`LocalRecipients::add_mapping_tables`]). Partial: the sender and recipient
+//! tables are both asked for either class.
 
 #![allow(unsafe_code)] // every unsafe block here states why it is sound
 
@@ -22,6 +28,8 @@ pub struct LocalRecipients {
     enabled: bool,
     users: Option<Arc<HashSet<String>>>,
     tables: Vec<Arc<dyn Map>>,
+    /// Address rewriting tables whose keys count as known addresses.
+    mapping: Vec<Arc<dyn Map>>,
     delimiter: String,
 }
 
@@ -67,6 +75,7 @@ impl LocalRecipients {
             enabled: false,
             users: None,
             tables: Vec::new(),
+            mapping: Vec::new(),
             delimiter: delimiter.to_string(),
         };
         for spec in value
@@ -96,6 +105,7 @@ impl LocalRecipients {
             enabled: true,
             users: Some(Arc::new(users.iter().map(|u| u.to_string()).collect())),
             tables,
+            mapping: Vec::new(),
             delimiter: "+".into(),
         }
     }
@@ -103,6 +113,43 @@ impl LocalRecipients {
     #[cfg(test)]
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// Opens the rewriting tables (`(param, value)` pairs) whose keys are known
+    /// addresses too. Returns warnings for tables that cannot be opened (skipped, as
+    /// local_recipient_maps tables are).
+    pub fn add_mapping_tables(&mut self, params: &[(&str, String)]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (param, value) in params {
+            for spec in rostfix_config::split_list(value) {
+                match rostfix_maps::open_map(&spec) {
+                    Ok(m) => self.mapping.push(Arc::from(m)),
+                    Err(e) => warnings.push(format!(
+                        "{param}: cannot open {spec}: {e}; not used by reject_unlisted_*"
+                    )),
+                }
+            }
+        }
+        warnings
+    }
+
+    /// Does a rewriting table have `address` (of a local domain) as a key? Fixed
+    /// tables are asked `user+ext@domain`, `user@domain`, `user+ext`, `user`,
+    /// `@domain`; pattern tables the address.
+    fn mapped(&self, address: &str) -> Result<bool, MapError> {
+        for t in &self.mapping {
+            let queries = if t.is_pattern() {
+                vec![address.to_string()]
+            } else {
+                rostfix_maps::address::address_queries(address, &self.delimiter, true)
+            };
+            for q in queries {
+                if t.lookup(&q)?.is_some() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Is `local@domain` (domain already known to be local) a known recipient?
@@ -130,7 +177,7 @@ impl LocalRecipients {
                 }
             }
         }
-        Ok(false)
+        self.mapped(&keys[0])
     }
 }
 
@@ -166,5 +213,25 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert!(lr.known("root", Some("mx.test")).unwrap());
         assert!(!lr.known("no-such-user-xyzzy", Some("mx.test")).unwrap());
+    }
+
+    #[test]
+    fn rewriting_table_keys_are_known() {
+        let mut lr = LocalRecipients::fixed(&["alice"], Vec::new());
+        let w = lr.add_mapping_tables(&[
+            (
+                "recipient_canonical_maps",
+                "inline:{ info@mx.test=alice@mx.test }".to_string(),
+            ),
+            (
+                "virtual_alias_maps",
+                "inline:{ sales=alice, @alias.test=alice }".to_string(),
+            ),
+        ]);
+        assert!(w.is_empty(), "{w:?}");
+        assert!(lr.known("info", Some("mx.test")).unwrap());
+        assert!(lr.known("Sales+x", Some("mx.test")).unwrap());
+        assert!(lr.known("anyone", Some("alias.test")).unwrap());
+        assert!(!lr.known("nobody", Some("mx.test")).unwrap());
     }
 }

@@ -10,6 +10,8 @@
 //! start, as Postfix does ("unknown smtpd restriction").
 
 pub mod access;
+#[cfg(test)]
+mod ccert_tests;
 pub mod config;
 pub mod dns;
 pub mod dnsxl;
@@ -41,6 +43,8 @@ pub enum AccessKind {
     Helo,
     Sender,
     Recipient,
+    /// check_etrn_access: the ETRN command's domain and its parents.
+    Etrn,
 }
 
 /// One restriction.
@@ -84,10 +88,14 @@ pub enum Restriction {
     RejectUnauthPipelining,
     DeferIfPermit,
     DeferIfReject,
-    /// permit_tls_clientcerts, permit_tls_all_clientcerts, check_ccert_access: smtpd
-    /// never asks for a client certificate (smtpd_tls_ask_ccert is not implemented),
-    /// so, as in Postfix without one, these never match; start-up says so.
-    ClientCert(&'static str),
+    /// permit_tls_clientcerts (`all` false) and permit_tls_all_clientcerts (`all`
+    /// true): relay_clientcerts fingerprints, or (`all`) any trusted certificate.
+    PermitTlsClientcerts {
+        all: bool,
+    },
+    /// `check_ccert_access table`: keyed by the client certificate's fingerprint,
+    /// then its public key's.
+    CheckCcertAccess(Arc<dyn Map>),
     RejectUnknownClient,
     RejectUnknownReverseClient,
     RejectUnknownForwardClient,
@@ -118,6 +126,7 @@ impl std::fmt::Debug for Restriction {
                 write!(f, "CheckAccess({kind:?}, {})", table.spec())
             }
             Restriction::StageAccess(table) => write!(f, "StageAccess({})", table.spec()),
+            Restriction::CheckCcertAccess(table) => write!(f, "CheckCcertAccess({})", table.spec()),
             Restriction::CheckPolicyService(c) => write!(f, "CheckPolicyService({})", c.spec.name),
             Restriction::Class(name) => write!(f, "Class({name})"),
             Restriction::Dnsxl(x) => write!(f, "{}({})", x.kind.name(), x.arg),
@@ -153,6 +162,7 @@ impl Restriction {
                 AccessKind::Helo => "check_helo_access",
                 AccessKind::Sender => "check_sender_access",
                 AccessKind::Recipient => "check_recipient_access",
+                AccessKind::Etrn => "check_etrn_access",
             },
             Restriction::StageAccess(_) => "access table",
             Restriction::CheckPolicyService(_) => "check_policy_service",
@@ -165,7 +175,9 @@ impl Restriction {
             Restriction::RejectUnauthPipelining => "reject_unauth_pipelining",
             Restriction::DeferIfPermit => "defer_if_permit",
             Restriction::DeferIfReject => "defer_if_reject",
-            Restriction::ClientCert(name) => name,
+            Restriction::PermitTlsClientcerts { all: false } => "permit_tls_clientcerts",
+            Restriction::PermitTlsClientcerts { all: true } => "permit_tls_all_clientcerts",
+            Restriction::CheckCcertAccess(_) => "check_ccert_access",
             Restriction::RejectUnknownClient => "reject_unknown_client_hostname",
             Restriction::RejectUnknownReverseClient => "reject_unknown_reverse_client_hostname",
             Restriction::RejectUnknownForwardClient => "reject_unknown_forward_client_hostname",
@@ -388,6 +400,7 @@ pub fn parse_list_in(
             "check_helo_access" => access(AccessKind::Helo, arg(&lower)?)?,
             "check_sender_access" => access(AccessKind::Sender, arg(&lower)?)?,
             "check_recipient_access" => access(AccessKind::Recipient, arg(&lower)?)?,
+            "check_etrn_access" => access(AccessKind::Etrn, arg(&lower)?)?,
             // The second names are Postfix's older spellings, still accepted.
             "reject_unknown_client_hostname" | "reject_unknown_client" => {
                 Restriction::RejectUnknownClient
@@ -423,12 +436,12 @@ pub fn parse_list_in(
             "reject_unauth_pipelining" => Restriction::RejectUnauthPipelining,
             "defer_if_permit" => Restriction::DeferIfPermit,
             "defer_if_reject" => Restriction::DeferIfReject,
-            "permit_tls_clientcerts" => Restriction::ClientCert("permit_tls_clientcerts"),
-            "permit_tls_all_clientcerts" => Restriction::ClientCert("permit_tls_all_clientcerts"),
-            "check_ccert_access" => {
-                access(AccessKind::Client, arg(&lower)?)?;
-                Restriction::ClientCert("check_ccert_access")
-            }
+            "permit_tls_clientcerts" => Restriction::PermitTlsClientcerts { all: false },
+            "permit_tls_all_clientcerts" => Restriction::PermitTlsClientcerts { all: true },
+            "check_ccert_access" => match access(AccessKind::Client, arg(&lower)?)? {
+                Restriction::CheckAccess { table, .. } => Restriction::CheckCcertAccess(table),
+                other => other,
+            },
             w => match login_maps::Mismatch::from_name(w) {
                 Some(m) => Restriction::SenderLoginMismatch(m),
                 None if ctx.classes.iter().any(|c| c.eq_ignore_ascii_case(w)) => {

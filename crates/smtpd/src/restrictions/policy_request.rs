@@ -34,12 +34,27 @@ pub struct SessionFacts<'a> {
     pub mail_version: &'a str,
     /// Improper pipelining was seen (reject_unauth_pipelining).
     pub ill_pipelining: bool,
+    /// The client's TLS certificate (smtpd_tls_ask_ccert).
+    pub ccert: Option<&'a crate::ccert::ClientCert>,
+    /// The ETRN command's domain, while smtpd_etrn_restrictions run.
+    pub etrn_domain: Option<&'a str>,
 }
 
 /// The request for `facts`, ending with the server's policy_context.
 pub fn request_attributes(f: &Facts<'_>, policy_context: &str) -> Vec<(&'static str, String)> {
     let s = &f.session;
     let opt = |v: Option<&str>| v.unwrap_or("").to_string();
+    let cert = |field: fn(&crate::ccert::ClientCert) -> &String| {
+        s.ccert.map(field).cloned().unwrap_or_default()
+    };
+    // Postfix sends the names only of a trusted certificate, xtext-quoted with no
+    // extra specials: `=` stays as it is, so "+3D" (only ever from `=`) is undone.
+    let trusted_name = |field: fn(&crate::ccert::ClientCert) -> &String| {
+        s.ccert
+            .filter(|c| c.trusted)
+            .map(|c| rostfix_proto::xtext(field(c)).replace("+3D", "="))
+            .unwrap_or_default()
+    };
     // Postfix sends recipient_count only once the recipients are final.
     let rcpt_count = match s.protocol_state {
         "DATA" | "END-OF-MESSAGE" => s.recipient_count,
@@ -62,15 +77,15 @@ pub fn request_attributes(f: &Facts<'_>, policy_context: &str) -> Vec<(&'static 
         ("queue_id", s.queue_id.into()),
         ("instance", s.instance.clone()),
         ("size", s.size.to_string()),
-        ("etrn_domain", String::new()),
+        ("etrn_domain", opt(s.etrn_domain)),
         ("stress", if s.stress { "yes" } else { "" }.into()),
         ("sasl_method", opt(s.sasl_method)),
         ("sasl_username", opt(f.sasl_username)),
         ("sasl_sender", opt(s.sasl_sender)),
-        ("ccert_subject", String::new()),
-        ("ccert_issuer", String::new()),
-        ("ccert_fingerprint", String::new()),
-        ("ccert_pubkey_fingerprint", String::new()),
+        ("ccert_subject", trusted_name(|c| &c.subject_cn)),
+        ("ccert_issuer", trusted_name(|c| &c.issuer_cn)),
+        ("ccert_fingerprint", cert(|c| &c.cert_fingerprint)),
+        ("ccert_pubkey_fingerprint", cert(|c| &c.pkey_fingerprint)),
         ("encryption_protocol", opt(s.encryption_protocol)),
         ("encryption_cipher", opt(s.encryption_cipher)),
         ("encryption_keysize", s.encryption_keysize.to_string()),

@@ -31,6 +31,8 @@ pub(super) enum CheckPoint {
     Data,
     /// After the message content; the caller logs the refusal with the queue id.
     EndOfData,
+    /// ETRN, its domain in the session's `etrn_domain`.
+    Etrn,
 }
 
 impl CheckPoint {
@@ -42,6 +44,7 @@ impl CheckPoint {
             CheckPoint::Rcpt => "RCPT",
             CheckPoint::Data => "DATA",
             CheckPoint::EndOfData => "END-OF-MESSAGE",
+            CheckPoint::Etrn => "ETRN",
         }
     }
 }
@@ -72,6 +75,8 @@ impl<S: QueueSink> Session<'_, S> {
             compatibility_level: &rc.compatibility_level,
             mail_version: &rc.mail_version,
             ill_pipelining: self.ill_pipelining,
+            ccert: self.ccert.as_ref(),
+            etrn_domain: self.etrn_domain.as_deref(),
         };
         Facts {
             client_name: &self.client.name,
@@ -128,6 +133,13 @@ impl<S: QueueSink> Session<'_, S> {
             }
             CheckPoint::Data => lists.push((&rc.data, Stage::Data)),
             CheckPoint::EndOfData => lists.push((&rc.end_of_data, Stage::EndOfData)),
+            CheckPoint::Etrn => {
+                if delay {
+                    lists.push((&rc.client, Stage::Client));
+                    lists.push((&rc.helo, Stage::Helo));
+                }
+                lists.push((&rc.etrn, Stage::Etrn));
+            }
             _ => {}
         }
         let facts = self.facts(point, sender, recipient);
@@ -185,13 +197,7 @@ impl<S: QueueSink> Session<'_, S> {
             }
         }
         let mut prepends = Vec::new();
-        let stage_name = match point {
-            CheckPoint::Helo => "HELO",
-            CheckPoint::Mail => "MAIL",
-            CheckPoint::Rcpt => "RCPT",
-            CheckPoint::Data => "DATA",
-            CheckPoint::EndOfData => "END-OF-MESSAGE",
-        };
+        let stage_name = point.state();
         for n in &notes {
             match n {
                 Note::RejectWarning(r) => self.log_check(

@@ -67,6 +67,8 @@ pub enum SessionEnd {
     /// Input sent before a reply it had to wait for, under
     /// smtpd_forbid_unauth_pipelining (pipelining.rs).
     ImproperPipelining,
+    /// smtpd_tls_req_ccert: the client had no trusted certificate.
+    CertRequired,
 }
 
 /// The current mail transaction.
@@ -110,6 +112,10 @@ pub struct Session<'a, S: QueueSink> {
     last: String,
     /// Set once the TLS handshake completed.
     tls: Option<TlsInfo>,
+    /// The client's certificate, when one was asked for (smtpd_tls_ask_ccert) and sent.
+    ccert: Option<crate::ccert::ClientCert>,
+    /// The ETRN domain while smtpd_etrn_restrictions run (policy requests, replies).
+    etrn_domain: Option<String>,
     /// The message being received with BDAT, between chunks.
     bdat_msg: Option<bdat::BdatMessage<S::Message>>,
     /// Transactions started so far (the next one's serial).
@@ -136,6 +142,12 @@ pub struct Session<'a, S: QueueSink> {
     line: String,
     /// The before-queue filter connection of this transaction (proxy.rs).
     proxy: proxy::ProxyState,
+    /// smtpd_milters of this session (milter.rs), connected before the greeting.
+    milters: Option<rostfix_milter::Milters>,
+    /// A milter refused the connection: the reply to every command but QUIT.
+    milter_denied: Option<Reply>,
+    /// A milter said DISCARD before the end of the message.
+    milter_discard: bool,
 }
 
 impl<'a, S: QueueSink> Session<'a, S> {
@@ -156,6 +168,8 @@ impl<'a, S: QueueSink> Session<'a, S> {
             stats: CommandStats::default(),
             last: "CONNECT".into(),
             tls: None,
+            ccert: None,
+            etrn_domain: None,
             bdat_msg: None,
             serial: 0,
             anvil: Anvil::disabled(),
@@ -168,6 +182,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
             forward: None,
             line: String::new(),
             proxy: proxy::ProxyState::default(),
+            milters: None,
+            milter_denied: None,
+            milter_discard: false,
         }
     }
 
@@ -188,6 +205,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
     pub fn run_over<T: Transport>(&mut self, transport: T, wrapper: bool) -> SessionEnd {
         let who = self.client.log_name();
         log::info!("connect from {who}");
+        self.milter_connect();
         let mut io = SmtpIo::over(transport);
         if self.cfg.per_record_deadline {
             io.set_record_deadline(self.cfg.timeout);
@@ -196,7 +214,12 @@ impl<'a, S: QueueSink> Session<'a, S> {
             log::info!("disconnect from {who} {}", self.stats.summary());
             return SessionEnd::Lost;
         }
-        let end = match self.pipelining_before_greeting(&mut io, wrapper) {
+        let refused = if wrapper {
+            self.refuse_without_cert(&mut io, false)
+        } else {
+            None
+        };
+        let end = match refused.or_else(|| self.pipelining_before_greeting(&mut io, wrapper)) {
             Some(end) => end,
             None => {
                 io.send(&Reply::plain(220, vec![self.cfg.banner.clone()]));
@@ -209,6 +232,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
         if end == SessionEnd::ImproperPipelining {
             io.discard_sent_input(DISCARD_LIMIT);
         }
+        self.milter_quit();
         log::info!("disconnect from {who} {}", self.stats.summary());
         end
     }
@@ -349,18 +373,34 @@ impl<'a, S: QueueSink> Session<'a, S> {
             log::info!("setting up TLS connection from {who}");
         }
         match io.start_tls() {
-            Ok((info, discarded)) => {
+            Ok(((info, ccert), discarded)) => {
                 if discarded > 0 {
                     log::info!("discarded {discarded} bytes of pipelined plaintext after STARTTLS from {who}");
                 }
-                // smtpd_tls_loglevel: 0 logs nothing of TLS, 1 the summary line.
-                if self.cfg.session.tls_loglevel >= 1 {
+                // smtpd_tls_loglevel: 0 logs nothing of TLS, 1 the summary line, 2
+                // the client certificate's names and fingerprints too.
+                if let (Some(c), true) = (&ccert, self.cfg.session.tls_loglevel >= 2) {
                     log::info!(
-                        "Anonymous TLS connection established from {who}: {}",
+                        "{who}: subject_CN={}, issuer={}, cert fingerprint={}, pkey fingerprint={}",
+                        c.subject_cn,
+                        c.issuer_cn,
+                        c.cert_fingerprint,
+                        c.pkey_fingerprint
+                    );
+                }
+                if self.cfg.session.tls_loglevel >= 1 {
+                    let kind = match &ccert {
+                        None => "Anonymous",
+                        Some(c) if c.trusted => "Trusted",
+                        Some(_) => "Untrusted",
+                    };
+                    log::info!(
+                        "{kind} TLS connection established from {who}: {}",
                         info.summary()
                     );
                 }
                 self.tls = Some(info);
+                self.ccert = ccert;
                 true
             }
             Err(e) if is_timeout(&e) => {
@@ -372,6 +412,34 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 false
             }
         }
+    }
+
+    /// smtpd_tls_req_ccert after a handshake without a trusted client certificate:
+    /// Postfix's 421, sent (after STARTTLS) in answer to the client's next command,
+    /// since the TLS session itself is sound and can carry the reason.
+    fn refuse_without_cert<T: Transport>(
+        &mut self,
+        io: &mut SmtpIo<T>,
+        await_command: bool,
+    ) -> Option<SessionEnd> {
+        if !self.cfg.tls.req_ccert || self.ccert.as_ref().is_some_and(|c| c.trusted) {
+            return None;
+        }
+        let why = match self.ccert {
+            Some(_) => "Client certificate not trusted",
+            None => "No client certificate presented",
+        };
+        log::info!("NOQUEUE: abort: TLS from {}: {why}", self.client.log_name());
+        if await_command {
+            // Whatever it says (EHLO, normally) gets the 421; its content is moot.
+            let _ = io.read_line(self.cfg.line_length_limit);
+        }
+        io.send(&Reply::new(
+            421,
+            "4.7.1",
+            format!("{} Error: {why}", self.cfg.myhostname),
+        ));
+        Some(SessionEnd::CertRequired)
     }
 
     /// STARTTLS: 220, the handshake, then a fresh session state (RFC 3207 4.2).
@@ -391,6 +459,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
                     self.client.log_name()
                 );
                 return Some(SessionEnd::Lost);
+            }
+            if let Some(end) = self.refuse_without_cert(io, true) {
+                return Some(end);
             }
             self.helo = None;
             self.esmtp = false;
@@ -454,6 +525,17 @@ impl<'a, S: QueueSink> Session<'a, S> {
             self.finish(name, io, reply);
             return None;
         }
+        if let Some(denied) = &self.milter_denied {
+            // BDAT falls through: its chunk must be read, and with no MAIL it fails.
+            if !matches!(
+                cmd,
+                Command::Quit | Command::Rset | Command::Noop | Command::Bdat { .. }
+            ) {
+                let reply = denied.clone();
+                self.finish(name, io, reply);
+                return None;
+            }
+        }
         let offer_tls = self.tls.is_none() && io.tls_available();
         let reply = match cmd {
             Command::Bdat { size, last } => {
@@ -487,6 +569,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             Command::Rset => {
                 self.junk_command();
                 self.proxy_close();
+                self.milter_abort();
                 self.txn = None;
                 self.forward = None;
                 Reply::new(250, "2.0.0", "Ok")
@@ -505,6 +588,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 // RFC 5321 3.5.3 says 252 then.
                 Reply::new(252, "2.0.0", what)
             }
+            Command::Etrn(arg) => self.etrn(&arg),
             Command::Help => {
                 self.junk_command();
                 Reply::new(
@@ -534,11 +618,15 @@ impl<'a, S: QueueSink> Session<'a, S> {
     fn helo(&mut self, host: String, esmtp: bool, offer_tls: bool) -> Reply {
         // RFC 5321 4.1.4: HELO/EHLO in a session resets the transaction.
         self.proxy_close();
+        self.milter_abort();
         self.txn = None;
         self.forward = None;
-        self.helo = Some(host);
+        self.helo = Some(host.clone());
         self.esmtp = esmtp;
         if let Some(reply) = self.restriction_check(CheckPoint::Helo, None, None) {
+            return reply;
+        }
+        if let Some(reply) = self.milter_helo(&host, if esmtp { "EHLO" } else { "HELO" }) {
             return reply;
         }
         let mut lines = vec![self.cfg.myhostname.clone()];
@@ -551,6 +639,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
             if !self.cfg.proto.disable_vrfy {
                 lines.push("VRFY".into());
             }
+            lines.push("ETRN".into());
             if offer_tls {
                 lines.push("STARTTLS".into());
             }
@@ -620,6 +709,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
         if let Some(reply) = self.queue_space_check() {
             return reply;
         }
+        if let Some(reply) = self.milter_mail(&arg.address, &arg.params) {
+            return reply;
+        }
         self.serial = self.serial.wrapping_add(1);
         self.txn = Some(Transaction {
             serial: self.serial,
@@ -654,6 +746,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
         }
         if !self.anvil.recipient_allowed() {
             return self.anvil.recipient_rate_reply();
+        }
+        if let Some(reply) = self.milter_rcpt(&arg.address, &arg.params) {
+            return reply;
         }
         let command = std::mem::take(&mut self.line);
         if let Err(reply) = self.proxy_rcpt(&command) {
@@ -849,10 +944,13 @@ mod auth;
 mod bdat;
 mod checks;
 mod ehlo_discard;
+mod etrn;
+mod milter;
 mod pipelining;
 /// Client bytes made printable for a log line (also for the PROXY header warnings).
 mod proxy;
 mod receive;
+mod rewrite;
 mod xclient;
 use checks::CheckPoint;
 

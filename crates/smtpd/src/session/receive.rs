@@ -16,6 +16,7 @@
 //! Past a limit or a write error the content is still accepted from the client (and
 //! dropped) until the end, so the session stays in sync; the reply comes at the end.
 
+use super::milter::{apply_envelope_edits, MessageVerdict};
 use super::{Session, Transaction};
 use crate::headers::HeaderScanner;
 use crate::limits::HeaderSizeGuard;
@@ -39,6 +40,10 @@ pub(super) struct Intake<M: QueuedMessage> {
     staged: Vec<u8>,
     scanner: HeaderScanner,
     header_guard: HeaderSizeGuard,
+    /// With smtpd_milters the content is kept here, not written, until the milters
+    /// have seen (and maybe edited) it; bounded by message_size_limit since `push`
+    /// stops passing content on once the message is too big.
+    held: Option<Vec<u8>>,
     size: u64,
     limit: u64,
     too_big: bool,
@@ -64,8 +69,12 @@ impl<M: QueuedMessage> Intake<M> {
     fn write_inspected(&mut self, content: &[u8]) {
         self.staged.clear();
         self.inspector.feed(content, &mut self.staged);
-        if !self.staged.is_empty() {
-            self.failed = self.msg.write(&self.staged).err();
+        if self.staged.is_empty() {
+            return;
+        }
+        match &mut self.held {
+            Some(held) => held.extend_from_slice(&self.staged),
+            None => self.failed = self.msg.write(&self.staged).err(),
         }
     }
 
@@ -102,7 +111,12 @@ pub(super) fn generic_write_error() -> Reply {
 impl<S: QueueSink> Session<'_, S> {
     /// Creates the queue file for `txn` and writes our Received: header.
     pub(super) fn open_intake(&mut self, txn: &Transaction) -> Result<Intake<S::Message>, Reply> {
-        let envelope = self.envelope(txn);
+        // The milters' DATA event, before the client may send content.
+        if let Some(reply) = self.milter_data("DATA", &txn.sender) {
+            return Err(reply);
+        }
+        // cleanup's address rewriting and automatic BCC (session/rewrite.rs).
+        let envelope = self.rewrite_envelope(self.envelope(txn))?;
         let msg = match self.sink.create(&envelope) {
             Ok(m) => m,
             Err(e) => {
@@ -129,6 +143,10 @@ impl<S: QueueSink> Session<'_, S> {
                 helo: self.helo.clone(),
             },
         );
+        let inspector = match self.header_rewrite() {
+            Some(rewrite) => inspector.with_header_rewrite(rewrite),
+            None => inspector,
+        };
         let size = header.len() as u64;
         let limit = self.cfg.message_size_limit;
         let mut intake = Intake {
@@ -140,6 +158,7 @@ impl<S: QueueSink> Session<'_, S> {
             staged: Vec::new(),
             scanner: HeaderScanner::new(),
             header_guard: HeaderSizeGuard::new(self.cfg.proto.header_size_limit),
+            held: self.milters_active().then(Vec::new),
             size,
             limit,
             too_big: limit > 0 && size > limit,
@@ -164,6 +183,9 @@ impl<S: QueueSink> Session<'_, S> {
             .as_ref()
             .filter(|_| self.cfg.session.tls_received_header)
             .map(TlsInfo::summary);
+        let cert_note = tls_note.as_ref().map(|_| {
+            crate::received::client_cert_note(self.ccert.as_ref(), self.cfg.tls.ask_ccert)
+        });
         let header = received_header(&ReceivedInfo {
             helo: self.helo.as_deref().unwrap_or(&self.client.name),
             client_name: &self.client.name,
@@ -172,6 +194,7 @@ impl<S: QueueSink> Session<'_, S> {
             protocol: self.protocol(),
             queue_id: id,
             tls: tls_note.as_deref(),
+            client_cert: cert_note.as_deref(),
             single_recipient: single,
             unix_time: now_unix(),
         });
@@ -208,6 +231,7 @@ impl<S: QueueSink> Session<'_, S> {
             mut staged,
             scanner,
             header_guard,
+            mut held,
             too_big,
             failed,
             ..
@@ -217,9 +241,13 @@ impl<S: QueueSink> Session<'_, S> {
         let mut outcome = inspector.finish(&mut staged);
         // The access-table and policy actions of the transaction (queue_actions.rs).
         self.actions.borrow().merge_into(&mut outcome);
-        let failed = match failed {
-            None if !staged.is_empty() => msg.write(&staged).err(),
-            other => other,
+        let failed = match (failed, held.as_mut()) {
+            (None, Some(held)) => {
+                held.extend_from_slice(&staged);
+                None
+            }
+            (None, None) if !staged.is_empty() => msg.write(&staged).err(),
+            (other, _) => other,
         };
         if let Some(e) = failed {
             log::warn!("{id}: queue file write error: {e}");
@@ -257,10 +285,47 @@ impl<S: QueueSink> Session<'_, S> {
             }
             Verdict::Queue { hold } => hold,
         };
+        let mut hold = hold;
+        let mut new_envelope = outcome.rewrite_envelope(&envelope);
+        if let Some(content) = held {
+            let edits = match self.milter_message(&id, &content, txn) {
+                MessageVerdict::Queue(content, edits) => {
+                    if let Err(e) = msg.write(&content) {
+                        log::warn!("{id}: queue file write error: {e}");
+                        msg.abort();
+                        return write_error(&e);
+                    }
+                    edits
+                }
+                MessageVerdict::Refuse(reply) => {
+                    msg.abort();
+                    return reply;
+                }
+                MessageVerdict::Discard => {
+                    msg.abort();
+                    return Reply::new(250, "2.0.0", format!("Ok: queued as {id}"));
+                }
+            };
+            if edits.quarantine.is_some() {
+                hold = true;
+                self.log_milter(
+                    &id,
+                    "milter-hold",
+                    "END-OF-MESSAGE",
+                    "milter triggers HOLD action",
+                    Some(&txn.sender),
+                    Some(rcpt),
+                );
+            }
+            if !edits.is_empty() {
+                let mut env = new_envelope.unwrap_or_else(|| envelope.clone());
+                apply_envelope_edits(&mut env, &edits);
+                new_envelope = Some(env);
+            }
+        }
         if let Some(mid) = scanner.message_id() {
             rostfix_maillog::cleanup!("{id}: message-id={mid}");
         }
-        let new_envelope = outcome.rewrite_envelope(&envelope);
         match msg.commit_as(hold, new_envelope.as_ref()) {
             Ok(queued) => {
                 if !hold {

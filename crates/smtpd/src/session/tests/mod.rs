@@ -31,6 +31,8 @@ struct Shared {
     disk_full: bool,
     /// Ids committed into the hold queue.
     held: Vec<String>,
+    /// Sites ETRN asked to flush.
+    flushed: Vec<String>,
 }
 
 /// The fake queue: state shared with the messages it hands out.
@@ -68,6 +70,11 @@ impl QueueSink for FakeSink {
 
     fn free_space(&self) -> Option<u64> {
         self.0.borrow().free
+    }
+
+    fn flush_site(&mut self, site: &str) -> Result<(), String> {
+        self.0.borrow_mut().flushed.push(site.to_string());
+        Ok(())
     }
 }
 
@@ -144,6 +151,7 @@ fn codes(lines: &[String]) -> Vec<&str> {
 
 mod auth;
 mod content;
+mod etrn;
 mod options;
 mod pipelining;
 mod proto;
@@ -164,6 +172,7 @@ RCPT TO:<bob@mx.example.com>\r\nDATA\r\nSubject: hi\r\nMessage-ID: <m1@client.ex
             "250-PIPELINING",
             "250-SIZE 10240000",
             "250-VRFY",
+            "250-ETRN",
             "250-ENHANCEDSTATUSCODES",
             "250-8BITMIME",
             "250-DSN",
@@ -371,7 +380,7 @@ fn mail_parameters() {
     let input = b"EHLO c\r\nMAIL FROM:<a@c> BODY=7BIT\r\nRSET\r\nMAIL FROM:<a@c> BODY=BINARYMIME\r\nMAIL FROM:<a@c> AUTH=<>\r\nRSET\r\n\
 MAIL FROM:<a b>\r\nMAIL FROM:<a@c>\r\nRCPT TO:<a@mx.example.com> NOTIFY=NEVER\r\nRCPT TO:<>\r\nRCPT TO:<a@>\r\nQUIT\r\n";
     let (lines, _, _) = session(&settings(), outside(), input);
-    let tail: Vec<&str> = lines.iter().skip(10).map(String::as_str).collect();
+    let tail: Vec<&str> = lines.iter().skip(11).map(String::as_str).collect();
     assert_eq!(
         tail,
         [
@@ -692,17 +701,18 @@ impl Write for FakeTls {
 }
 
 impl Transport for FakeTls {
-    fn start_tls(&mut self) -> Result<TlsInfo, io::Error> {
+    fn start_tls(&mut self) -> Result<(TlsInfo, Option<crate::ccert::ClientCert>), io::Error> {
         if !self.available {
             return Err(io::Error::other("no TLS"));
         }
         self.available = false;
         self.out.borrow_mut().extend_from_slice(b"<TLS>\r\n");
-        Ok(TlsInfo {
+        let info = TlsInfo {
             protocol: "TLSv1.3".into(),
             cipher: "TLS13_AES_256_GCM_SHA384".into(),
             bits: 256,
-        })
+        };
+        Ok((info, None))
     }
     fn tls_available(&self) -> bool {
         self.available
@@ -825,7 +835,7 @@ fn encrypt_requires_starttls_first() {
     let content = String::from_utf8_lossy(&q.queued[0].content).to_string();
     assert!(
         content.contains(
-            "\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits))\n\tby mx.example.com (Rostfix) with ESMTPS id"
+            "\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits))\n\t(No client certificate requested)\n\tby mx.example.com (Rostfix) with ESMTPS id"
         ),
         "{content}"
     );

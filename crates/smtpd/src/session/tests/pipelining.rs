@@ -43,7 +43,7 @@ impl Write for Script {
 }
 
 impl Transport for Script {
-    fn start_tls(&mut self) -> Result<TlsInfo, io::Error> {
+    fn start_tls(&mut self) -> Result<(TlsInfo, Option<crate::ccert::ClientCert>), io::Error> {
         Err(io::Error::other("TLS not available"))
     }
     fn tls_available(&self) -> bool {

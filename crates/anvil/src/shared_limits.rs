@@ -1,0 +1,174 @@
+//! Rate counts shared by several Rostfix machines through Redis
+//! (`rostfix_anvil_redis_server`, issue 20): a client that uses up its
+//! smtpd_client_*_rate_limit on one machine is refused by the others.
+//!
+//! The algorithm is the sliding window counter: per client address and event kind, one
+//! Redis counter per `anvil_rate_time_unit` window (INCR, expiring after two windows);
+//! the rate is the current window's count plus the previous window's weighted by how
+//! much of it still overlaps the sliding window. One pipelined round trip per event.
+//! Windows are numbered from the Unix epoch, so machines must keep their clocks in
+//! step (NTP); keys are `PREFIX + kind + ":" + address + ":" + window`, with no
+//! service name, so every service and machine sharing the prefix shares the limit.
+//!
+//! Only rates are shared. Simultaneous connection counts stay per machine: a machine
+//! that crashed would leave its connections counted in Redis, refusing clients that
+//! are not connected at all.
+//!
+//! When Redis cannot be reached (or answers wrongly), anvil answers from its local
+//! table, as without Redis, and logs the switch once; it tries Redis again at most
+//! every [`RETRY_EVERY`] so a dead server does not slow every event, and logs when
+//! shared limits are back.
+
+use crate::resp::{Connection, Reply, RespError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Bound on connecting to Redis and on each round trip.
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long anvil keeps to local limits after Redis failed before it tries again.
+pub const RETRY_EVERY: Duration = Duration::from_secs(5);
+
+/// The event kinds, as they appear in keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Connection,
+    Message,
+    Recipient,
+    Auth,
+}
+
+impl Kind {
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Connection => "conn",
+            Kind::Message => "msg",
+            Kind::Recipient => "rcpt",
+            Kind::Auth => "auth",
+        }
+    }
+}
+
+/// The sliding window estimate: `current` plus the part of `previous` that the window
+/// ending now still covers (`elapsed` is the fraction of the current window gone).
+pub fn sliding_rate(previous: u64, current: u64, elapsed: f64) -> u32 {
+    let weight = (1.0 - elapsed).clamp(0.0, 1.0);
+    let estimate = current as f64 + previous as f64 * weight;
+    u32::try_from(estimate.ceil() as u64).unwrap_or(u32::MAX)
+}
+
+/// The connection to Redis and whether it is usable.
+#[derive(Debug)]
+pub struct SharedLimits {
+    address: String,
+    prefix: String,
+    unit: Duration,
+    conn: Option<Connection>,
+    /// Set while Redis is failing: when it was last tried.
+    down_since: Option<Instant>,
+}
+
+impl SharedLimits {
+    pub fn new(address: &str, prefix: &str, unit: Duration) -> SharedLimits {
+        SharedLimits {
+            address: address.to_string(),
+            prefix: prefix.to_string(),
+            unit: unit.max(Duration::from_secs(1)),
+            conn: None,
+            down_since: None,
+        }
+    }
+
+    /// Counts one event of `kind` from `address` and returns the shared rate, or None
+    /// when Redis cannot answer (the caller then uses its local rate).
+    pub fn count(&mut self, kind: Kind, address: &str) -> Option<u32> {
+        if let Some(since) = self.down_since {
+            if since.elapsed() < RETRY_EVERY {
+                return None;
+            }
+        }
+        match self.try_count(kind, address) {
+            Ok(rate) => {
+                if self.down_since.take().is_some() {
+                    log::info!(
+                        "redis server {} reachable again: client rate limits are shared",
+                        self.address
+                    );
+                }
+                Some(rate)
+            }
+            Err(e) => {
+                self.conn = None;
+                if self.down_since.is_none() {
+                    log::warn!(
+                        "redis server {}: {e}; using this machine's own client rate limits",
+                        self.address
+                    );
+                }
+                self.down_since = Some(Instant::now());
+                None
+            }
+        }
+    }
+
+    fn try_count(&mut self, kind: Kind, address: &str) -> Result<u32, RespError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let unit = self.unit.as_secs_f64();
+        let window = (now / unit).floor() as u64;
+        let elapsed = (now - window as f64 * unit) / unit;
+        let key = |w: u64| format!("{}{}:{address}:{w}", self.prefix, kind.key());
+        let ttl_ms = (self.unit.as_millis() * 2).to_string();
+        let commands = vec![
+            vec!["INCR".to_string(), key(window)],
+            vec!["PEXPIRE".to_string(), key(window), ttl_ms],
+            vec!["GET".to_string(), key(window.saturating_sub(1))],
+        ];
+        if self.conn.is_none() {
+            self.conn = Some(Connection::open(&self.address, REDIS_TIMEOUT)?);
+        }
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| RespError::Protocol("no connection".into()))?;
+        let replies = conn.pipeline(&commands)?;
+        let current = match replies.first() {
+            Some(Reply::Integer(n)) => u64::try_from(*n).unwrap_or(0),
+            other => return Err(RespError::Protocol(format!("INCR answered {other:?}"))),
+        };
+        let previous = match replies.get(2) {
+            Some(Reply::Bulk(None)) => 0,
+            Some(Reply::Bulk(Some(v))) => std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| RespError::Protocol("previous window is not a number".into()))?,
+            other => return Err(RespError::Protocol(format!("GET answered {other:?}"))),
+        };
+        Ok(sliding_rate(previous, current, elapsed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sliding_window_weights_the_previous_window() {
+        assert_eq!(sliding_rate(0, 3, 0.5), 3);
+        assert_eq!(sliding_rate(10, 1, 0.0), 11);
+        assert_eq!(sliding_rate(10, 1, 0.75), 4);
+        assert_eq!(sliding_rate(10, 1, 1.0), 1);
+        assert_eq!(sliding_rate(u64::MAX, 1, 0.0), u32::MAX);
+    }
+
+    #[test]
+    fn unreachable_redis_answers_none_and_waits_before_retrying() {
+        // Port 9 on loopback: nothing listens (the tests' DNS default uses it too).
+        let mut s = SharedLimits::new("127.0.0.1:9", "t:", Duration::from_secs(60));
+        assert_eq!(s.count(Kind::Connection, "192.0.2.1"), None);
+        assert!(s.down_since.is_some());
+        let tried = s.down_since;
+        assert_eq!(s.count(Kind::Connection, "192.0.2.1"), None);
+        assert_eq!(s.down_since, tried, "no new attempt within RETRY_EVERY");
+    }
+}

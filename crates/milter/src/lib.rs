@@ -1,0 +1,18 @@
+//! The Sendmail milter protocol (version 6) client behind smtpd_milters and
+//! non_smtpd_milters: the wire codec (codec.rs), main.cf settings (config.rs), one
+//! milter connection (client.rs), the ordered list of a session's milters (chain.rs)
+//! and the message model milter edits apply to (message.rs).
+//!
+//! Not implemented (see docs/milters.md): the unknown-command event, macro lists the
+//! milter requests in its negotiation reply (SMFIR_SETSYMLIST; the configured
+//! milter_*_macros are always sent), SMFIP_HDR_LEADSPC, and SMFIP_RCPT_REJ.
+
+pub mod chain;
+pub mod client;
+pub mod codec;
+pub mod config;
+pub mod message;
+
+pub use chain::{ConnectInfo, MacroLookup, Milters, Verdict};
+pub use config::{ConfigError, DefaultAction, MilterConfig, MilterSpec};
+pub use message::{EnvelopeEdits, Message};

@@ -1,0 +1,311 @@
+//! A message as milters see and change it: the header fields (name and raw value, the
+//! value being everything after the colon, folding kept as LF line breaks) and the body
+//! (LF line endings, as in a Rostfix queue file), plus the envelope changes milters ask
+//! for. [`Message::parse`] splits stored content, [`Message::render`] joins it again,
+//! [`Message::apply`] performs one end-of-message modification the way Postfix's
+//! cleanup does (header indexes are 1-based and count fields of the same name).
+
+use crate::codec::Response;
+
+/// A header field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    /// After the colon, with its leading space and any folded lines (LF-joined).
+    pub value: String,
+}
+
+impl Header {
+    /// The value as libmilter expects it without SMFIP_HDR_LEADSPC: the leading
+    /// white space of the first line dropped, line breaks as CRLF.
+    pub fn milter_value(&self) -> String {
+        self.value
+            .trim_start_matches([' ', '\t'])
+            .replace('\n', "\r\n")
+    }
+}
+
+/// The content of one message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Message {
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+}
+
+/// Envelope changes requested by milters (addresses without angle brackets).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EnvelopeEdits {
+    /// CHGFROM: the new sender and its ESMTP arguments.
+    pub sender: Option<(String, Option<String>)>,
+    /// ADDRCPT / ADDRCPT_PAR.
+    pub add_rcpts: Vec<(String, Option<String>)>,
+    /// DELRCPT.
+    pub del_rcpts: Vec<String>,
+    /// QUARANTINE: the reason; the message goes to the hold queue.
+    pub quarantine: Option<String>,
+}
+
+impl EnvelopeEdits {
+    pub fn is_empty(&self) -> bool {
+        self.sender.is_none() && self.add_rcpts.is_empty() && self.del_rcpts.is_empty()
+    }
+}
+
+/// Strips one pair of angle brackets: milters send `<a@b>` or `a@b`.
+pub fn strip_brackets(addr: &str) -> &str {
+    let a = addr.trim();
+    a.strip_prefix('<')
+        .and_then(|s| s.strip_suffix('>'))
+        .unwrap_or(a)
+}
+
+/// Milter text (CRLF line breaks, maybe bare LF) to stored form (LF).
+fn to_lf(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "")
+}
+
+impl Message {
+    /// Splits stored content (LF line endings) at the first empty line.
+    pub fn parse(content: &[u8]) -> Message {
+        let mut headers: Vec<Header> = Vec::new();
+        let mut pos = 0;
+        while pos < content.len() {
+            let end = content[pos..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(content.len(), |i| pos + i);
+            let line = &content[pos..end];
+            let next = (end + 1).min(content.len());
+            if line.is_empty() {
+                pos = next;
+                break;
+            }
+            let text = String::from_utf8_lossy(line);
+            let folded = matches!(line[0], b' ' | b'\t');
+            match (folded, headers.last_mut(), text.split_once(':')) {
+                (true, Some(last), _) => {
+                    last.value.push('\n');
+                    last.value.push_str(&text);
+                }
+                (false, _, Some((name, value)))
+                    if !name.is_empty() && !name.contains([' ', '\t']) =>
+                {
+                    headers.push(Header {
+                        name: name.to_string(),
+                        value: value.to_string(),
+                    });
+                }
+                // Not a header line: the body starts here (no separator line).
+                _ => break,
+            }
+            pos = next;
+        }
+        Message {
+            headers,
+            body: content[pos..].to_vec(),
+        }
+    }
+
+    /// The stored form: headers, an empty line, the body.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + 64 * self.headers.len());
+        for h in &self.headers {
+            out.extend_from_slice(h.name.as_bytes());
+            out.push(b':');
+            out.extend_from_slice(h.value.as_bytes());
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// The body with CRLF line endings, as milters receive it.
+    pub fn crlf_body(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + self.body.len() / 32);
+        for b in &self.body {
+            if *b == b'\n' {
+                out.push(b'\r');
+            }
+            out.push(*b);
+        }
+        out
+    }
+
+    /// Position of the `index`-th (1-based) header called `name`.
+    fn nth(&self, name: &str, index: u32) -> Option<usize> {
+        let index = usize::try_from(index).ok()?.max(1);
+        self.headers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.name.eq_ignore_ascii_case(name))
+            .nth(index - 1)
+            .map(|(i, _)| i)
+    }
+
+    /// Applies one modification; a new body is returned in pieces, so `new_body`
+    /// collects REPLBODY data (CRLF) until the end. Returns false for a reply that is
+    /// not a modification.
+    pub fn apply(
+        &mut self,
+        change: Response,
+        env: &mut EnvelopeEdits,
+        new_body: &mut Option<Vec<u8>>,
+    ) -> bool {
+        // Without SMFIP_HDR_LEADSPC the milter's value lacks the space after the colon.
+        let field = |value: &str| format!(" {}", to_lf(value));
+        match change {
+            Response::AddHeader { name, value } => self.headers.push(Header {
+                name,
+                value: field(&value),
+            }),
+            Response::InsHeader { index, name, value } => {
+                let at = usize::try_from(index)
+                    .unwrap_or(usize::MAX)
+                    .min(self.headers.len());
+                self.headers.insert(
+                    at,
+                    Header {
+                        name,
+                        value: field(&value),
+                    },
+                );
+            }
+            Response::ChgHeader { index, name, value } => match self.nth(&name, index) {
+                Some(at) if value.is_empty() => {
+                    self.headers.remove(at);
+                }
+                Some(at) => self.headers[at].value = field(&value),
+                // Changing a header that is not there adds it (libmilter's rule).
+                None if !value.is_empty() => self.headers.push(Header {
+                    name,
+                    value: field(&value),
+                }),
+                None => {}
+            },
+            Response::AddRcpt { rcpt, args } => {
+                env.add_rcpts
+                    .push((strip_brackets(&rcpt).to_string(), args));
+            }
+            Response::DelRcpt(rcpt) => env.del_rcpts.push(strip_brackets(&rcpt).to_string()),
+            Response::ChgFrom { from, args } => {
+                env.sender = Some((strip_brackets(&from).to_string(), args));
+            }
+            Response::ReplBody(data) => new_body.get_or_insert_with(Vec::new).extend(data),
+            Response::Quarantine(reason) => env.quarantine = Some(reason),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Installs a replacement body collected from REPLBODY pieces (CRLF to LF).
+    pub fn replace_body(&mut self, crlf: &[u8]) {
+        let mut body = Vec::with_capacity(crlf.len());
+        let mut i = 0;
+        while i < crlf.len() {
+            if crlf[i] == b'\r' && crlf.get(i + 1) == Some(&b'\n') {
+                i += 1;
+                continue;
+            }
+            body.push(crlf[i]);
+            i += 1;
+        }
+        self.body = body;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG: &[u8] =
+        b"Received: from x\n\tby y\nSubject: hi\nX-A: 1\nx-a: 2\n\nbody line\nsecond\n";
+
+    #[test]
+    fn parses_and_renders_unchanged() {
+        let m = Message::parse(MSG);
+        assert_eq!(m.headers.len(), 4);
+        assert_eq!(m.headers[0].value, " from x\n\tby y");
+        assert_eq!(m.headers[0].milter_value(), "from x\r\n\tby y");
+        assert_eq!(m.body, b"body line\nsecond\n");
+        assert_eq!(m.render(), MSG);
+        assert_eq!(m.crlf_body(), b"body line\r\nsecond\r\n");
+    }
+
+    #[test]
+    fn header_modifications_follow_libmilter_indexes() {
+        let mut m = Message::parse(MSG);
+        let mut env = EnvelopeEdits::default();
+        let mut body = None;
+        let chg = |index, value: &str| Response::ChgHeader {
+            index,
+            name: "X-A".into(),
+            value: value.into(),
+        };
+        assert!(m.apply(chg(2, "two"), &mut env, &mut body));
+        assert_eq!(m.headers[3].value, " two");
+        assert!(m.apply(chg(1, ""), &mut env, &mut body));
+        assert_eq!(m.headers.len(), 3);
+        let ins = Response::InsHeader {
+            index: 0,
+            name: "X-Top".into(),
+            value: "t".into(),
+        };
+        assert!(m.apply(ins, &mut env, &mut body));
+        assert_eq!(m.headers[0].name, "X-Top");
+        let add = Response::AddHeader {
+            name: "X-End".into(),
+            value: "a\r\n\tb".into(),
+        };
+        assert!(m.apply(add, &mut env, &mut body));
+        assert!(m.render().starts_with(
+            b"X-Top: t\nReceived: from x\n\tby y\nSubject: hi\nx-a: two\nX-End: a\n\tb\n\n"
+        ));
+        assert!(!m.apply(Response::Continue, &mut env, &mut body));
+    }
+
+    #[test]
+    fn envelope_and_body_changes() {
+        let mut m = Message::parse(MSG);
+        let mut env = EnvelopeEdits::default();
+        let mut body = None;
+        m.apply(Response::DelRcpt("<a@x>".into()), &mut env, &mut body);
+        m.apply(
+            Response::AddRcpt {
+                rcpt: "<b@x>".into(),
+                args: None,
+            },
+            &mut env,
+            &mut body,
+        );
+        m.apply(
+            Response::ChgFrom {
+                from: "<s@x>".into(),
+                args: None,
+            },
+            &mut env,
+            &mut body,
+        );
+        m.apply(Response::ReplBody(b"new\r\n".to_vec()), &mut env, &mut body);
+        m.apply(
+            Response::ReplBody(b"body\r\n".to_vec()),
+            &mut env,
+            &mut body,
+        );
+        assert_eq!(env.del_rcpts, ["a@x"]);
+        assert_eq!(env.add_rcpts, [("b@x".to_string(), None)]);
+        assert_eq!(env.sender, Some(("s@x".to_string(), None)));
+        m.replace_body(&body.unwrap());
+        assert_eq!(m.body, b"new\nbody\n");
+    }
+
+    #[test]
+    fn content_without_separator_or_headers() {
+        let m = Message::parse(b"not a header line\nmore\n");
+        assert!(m.headers.is_empty());
+        assert_eq!(m.body, b"not a header line\nmore\n");
+        let m = Message::parse(b"A: b\n");
+        assert_eq!(m.headers.len(), 1);
+        assert!(m.body.is_empty());
+    }
+}
