@@ -355,7 +355,7 @@ impl Run<'_> {
             // DANE wins over MTA-STS (RFC 8461 section 2); explicit verify and secure
             // stand as configured.
             let sts = match &sts_policy {
-                Some(p) if tlsa_records.is_none() && level < Level::Dane(dane::DaneLevel::Dane) => {
+                Some(p) if mta_sts::applies(level, tlsa_records.is_some()) => {
                     Some(mta_sts::for_host(p, &nexthop_domain, host))
                 }
                 _ => None,

@@ -9,6 +9,8 @@
 //! No policy, or a service that cannot be asked, means delivery as without MTA-STS
 //! (section 5: a missing policy is never a reason to hold mail).
 
+use crate::dane::DaneLevel;
+use crate::tls::Level;
 use rostfix_mtasts::policy::{Mode, Policy};
 use rostfix_mtasts::protocol::{policy_call, MtaStsReply};
 use std::path::Path;
@@ -34,6 +36,13 @@ pub fn lookup(domain: &str, timeout: Duration, queue_id: &str) -> Option<Policy>
             None
         }
     }
+}
+
+/// Whether a policy is consulted for a host to be reached at `level` (after the
+/// DANE decision): not when DANE authenticates it (`dane`: usable TLSA records), and
+/// not at verify or secure, which already require verified TLS.
+pub fn applies(level: Level, dane: bool) -> bool {
+    !dane && level < Level::Dane(DaneLevel::Dane)
 }
 
 /// What the policy does for one MX host.
@@ -92,6 +101,19 @@ mod tests {
             for_host(&p, "sts.example", "a.b.sts.example"),
             Action::Skip(_)
         ));
+    }
+
+    #[test]
+    fn dane_and_explicit_verification_win() {
+        assert!(applies(Level::None, false));
+        assert!(applies(Level::May, false));
+        assert!(applies(Level::Encrypt, false));
+        // DANE with usable TLSA records: RFC 8461 section 2.
+        assert!(!applies(Level::Dane(DaneLevel::Dane), true));
+        assert!(!applies(Level::Dane(DaneLevel::DaneOnly), true));
+        // DANE that fell back is passed as the may or encrypt it became (above).
+        assert!(!applies(Level::Verify, false));
+        assert!(!applies(Level::Secure, false));
     }
 
     #[test]
