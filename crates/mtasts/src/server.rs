@@ -68,24 +68,15 @@ impl Shared {
         let now = now();
         let id = self.txt_id(&domain);
         let cached = lock(&self.cache).get(&domain, now).cloned();
-        let id = match (id, cached) {
-            (Some(id), Some(c)) if c.id == id => return reply(c),
-            (Some(id), cached) => {
-                let recent = lock(&self.failed)
-                    .get(&domain)
-                    .is_some_and(|(fid, at)| *fid == id && now < at + RETRY_AFTER);
-                if recent {
-                    return match cached {
-                        Some(c) => reply(c),
-                        None => no_policy("policy fetch failed recently"),
-                    };
-                }
-                (id, cached)
-            }
-            (None, Some(c)) => return reply(c),
-            (None, None) => return no_policy("no valid _mta-sts TXT record"),
+        let failed_id = lock(&self.failed)
+            .get(&domain)
+            .filter(|(_, at)| now < at + RETRY_AFTER)
+            .map(|(fid, _)| fid.clone());
+        let (id, cached) = match next_step(id, cached, failed_id.as_deref()) {
+            Step::Use(c) => return reply(c),
+            Step::NoPolicy(why) => return no_policy(why),
+            Step::Fetch { id, cached } => (id, cached),
         };
-        let (id, cached) = id;
         match self.fetch(&domain) {
             Ok(policy) => {
                 log::info!(
@@ -168,6 +159,34 @@ impl Shared {
     }
 }
 
+/// What [`Shared::resolve`] does after the TXT lookup (RFC 8461 section 5.1).
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Answer with this cached policy.
+    Use(Entry),
+    /// Fetch the policy of this id; on failure fall back to `cached`.
+    Fetch {
+        id: String,
+        cached: Option<Entry>,
+    },
+    NoPolicy(&'static str),
+}
+
+/// The decision table of docs/mta-sts.md: `id` from the TXT record, the fresh cached
+/// entry, and the id of a fetch that failed less than [`RETRY_AFTER`] ago.
+fn next_step(id: Option<String>, cached: Option<Entry>, failed_id: Option<&str>) -> Step {
+    match (id, cached) {
+        (Some(id), Some(c)) if c.id == id => Step::Use(c),
+        (Some(id), cached) if failed_id == Some(id.as_str()) => match cached {
+            Some(c) => Step::Use(c),
+            None => Step::NoPolicy("policy fetch failed recently"),
+        },
+        (Some(id), cached) => Step::Fetch { id, cached },
+        (None, Some(c)) => Step::Use(c),
+        (None, None) => Step::NoPolicy("no valid _mta-sts TXT record"),
+    }
+}
+
 fn reply(e: Entry) -> MtaStsReply {
     MtaStsReply::Policy {
         policy: e.policy,
@@ -232,5 +251,85 @@ pub fn supervise(master_alive: &dyn Fn() -> bool) {
             log::debug!("master is gone; exiting");
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rostfix_mtasts::policy::Mode;
+
+    fn entry(id: &str) -> Entry {
+        Entry {
+            domain: "example.org".into(),
+            id: id.into(),
+            fetched: 0,
+            policy: Policy {
+                mode: Mode::Enforce,
+                mx: vec!["mx.example.org".into()],
+                max_age: 86400,
+            },
+        }
+    }
+
+    #[test]
+    fn the_cached_policy_serves_while_its_id_is_published() {
+        assert_eq!(
+            next_step(Some("a".into()), Some(entry("a")), None),
+            Step::Use(entry("a"))
+        );
+    }
+
+    #[test]
+    fn a_new_id_refetches_and_keeps_the_old_policy_for_a_failure() {
+        assert_eq!(
+            next_step(Some("b".into()), Some(entry("a")), None),
+            Step::Fetch {
+                id: "b".into(),
+                cached: Some(entry("a"))
+            }
+        );
+        assert_eq!(
+            next_step(Some("b".into()), None, None),
+            Step::Fetch {
+                id: "b".into(),
+                cached: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_recent_failure_for_the_same_id_is_not_retried() {
+        assert_eq!(
+            next_step(Some("b".into()), Some(entry("a")), Some("b")),
+            Step::Use(entry("a"))
+        );
+        assert!(matches!(
+            next_step(Some("b".into()), None, Some("b")),
+            Step::NoPolicy(_)
+        ));
+        // A different id is a new policy: fetched at once.
+        assert!(matches!(
+            next_step(Some("c".into()), None, Some("b")),
+            Step::Fetch { .. }
+        ));
+    }
+
+    #[test]
+    fn without_a_txt_record_the_cache_decides() {
+        assert_eq!(
+            next_step(None, Some(entry("a")), None),
+            Step::Use(entry("a"))
+        );
+        assert!(matches!(next_step(None, None, None), Step::NoPolicy(_)));
+    }
+
+    #[test]
+    fn domains_are_checked_before_any_lookup() {
+        assert!(valid_domain("mta-sts.example.org"));
+        assert!(!valid_domain(""));
+        assert!(!valid_domain("a..b"));
+        assert!(!valid_domain("a b.example"));
+        assert!(!valid_domain(&"a".repeat(300)));
     }
 }
