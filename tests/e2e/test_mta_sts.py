@@ -10,7 +10,8 @@ defers and nothing is sent (not even in the clear); enforce skips an MX host out
 the policy; testing delivers and logs the failure; the cached policy is enforced
 after a restart with nginx stopped (no second fetch); a 10 MB policy and a policy
 host that never answers cost a bounded time and the mail goes out as without
-MTA-STS."""
+MTA-STS; DANE wins over an enforced policy (a signed zone served by nsd,
+tests/e2e/signed_dns.py, with a TLSA record for a self-signed peer)."""
 
 import re
 import shutil
@@ -24,6 +25,8 @@ import pytest
 from dns_server import dnsmasq
 from harness import USER2, free_port, stop_process, wait_for
 from peers import certs, chain_for, start_peer  # noqa: F401 (fixtures)
+from signed_dns import signed_dns
+from test_dane import spki_sha256
 
 NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin")
 pytestmark = [
@@ -71,10 +74,13 @@ class Hanging:
 
 
 class Nginx:
-    def __init__(self, base, cert, key, port):
+    """nginx serving https://mta-sts.DOMAIN/.well-known/mta-sts.txt for each of
+    `policies` (domain -> body; None: no file) on 127.0.0.1:port."""
+
+    def __init__(self, base, cert, key, port, policies=POLICIES):
         self.base = base
         www = base / "www"
-        for domain, body in POLICIES.items():
+        for domain, body in policies.items():
             if body is not None:
                 d = www / f"mta-sts.{domain}" / ".well-known"
                 d.mkdir(parents=True)
@@ -263,3 +269,43 @@ def test_huge_or_silent_policy_hosts_cost_bounded_time(make_instance, sts, workd
     assert re.search(r"big\.test: MTA-STS policy fetch failed: \S+: answer larger than 65536 "
                      r"bytes", log), log
     assert re.search(r"slow\.test: MTA-STS policy fetch failed: \S+: timed out after 3s", log), log
+
+
+def test_dane_wins_over_an_enforced_policy(make_instance, workdir, certs, start_peer):
+    # The enforced policy does not list the MX host (and the peer's certificate is
+    # self-signed): applied on top of DANE it would skip the host and defer the mail.
+    peer = start_peer(certs / "self.pem", certs / "self.key")
+    https_port = free_port()
+    https_chain, https_key = chain_for(certs, "mta-sts.dane.test")
+    records = ["dane.test. IN MX 10 mx.dane.test.",
+               "mx.dane.test. IN A 127.0.0.1",
+               f"_{peer.port}._tcp.mx.dane.test. IN TLSA 3 1 1 {spki_sha256(certs / 'self.pem')}",
+               '_mta-sts.dane.test. IN TXT "v=STSv1; id=1;"',
+               "mta-sts.dane.test. IN A 127.0.0.1"]
+    base = workdir / f"nginx-{https_port}"
+    base.mkdir()
+    policy = "version: STSv1\nmode: enforce\nmx: mx.elsewhere.test\nmax_age: 86400\n"
+    nginx = Nginx(base, https_chain, https_key, https_port, {"dane.test": policy})
+    try:
+        with signed_dns(workdir / f"dns-{peer.port}", records) as (dns_port, anchor):
+            a = make_instance(master_extra=MTASTS_SERVICE, main_extra={
+                "relayhost": f"dane.test:{peer.port}",
+                "smtp_tls_security_level": "dane",
+                "smtp_dns_support_level": "dnssec",
+                "rostfix_dns_servers": f"127.0.0.1:{dns_port}",
+                "rostfix_dnssec_trust_anchor": str(anchor),
+                "smtp_tls_loglevel": "1",
+                "rostfix_mta_sts_enable": "yes",
+                "rostfix_mta_sts_CAfile": str(certs / "ca.pem"),
+                "rostfix_mta_sts_https_port": str(https_port),
+            })
+            send(a, "b.test", "dane first")
+            msgs = wait_for(peer.messages, timeout=30, what="delivery to the peer")
+            assert b"Subject: dane first" in msgs[0]
+            wait_for(lambda: "status=sent" in a.log_text(), what="the delivery log line")
+            log = a.log_text()
+            assert "dane.test: MTA-STS policy id 1 fetched: mode enforce" in log, log
+            assert re.search(r"Verified TLS connection established to mx\.dane\.test"
+                             r"\[127\.0\.0\.1\]", log), log
+    finally:
+        nginx.stop()
