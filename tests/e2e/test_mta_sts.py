@@ -5,8 +5,9 @@ test CA made here (rostfix_mta_sts_CAfile, rostfix_mta_sts_https_port); the next
 is an aiosmtpd peer with STARTTLS whose certificate, from the same CA, names only
 mx.enf.test. The mtasts service fetches and caches the policies.
 
-Shown: enforce with a good certificate delivers Verified; enforce with a wrong name
-defers and nothing is sent (not even in the clear); enforce skips an MX host outside
+Shown: enforce with a good certificate delivers Verified; enforce with a wrong name,
+or through a proxy that strips STARTTLS (tests/e2e/starttls_strip.py), defers and
+nothing is sent (not even in the clear); enforce skips an MX host outside
 the policy; testing delivers and logs the failure; the cached policy is enforced
 after a restart with nginx stopped (no second fetch); a 10 MB policy and a policy
 host that never answers cost a bounded time and the mail goes out as without
@@ -17,7 +18,6 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -26,6 +26,7 @@ from dns_server import dnsmasq
 from harness import USER2, free_port, stop_process, wait_for
 from peers import certs, chain_for, start_peer  # noqa: F401 (fixtures)
 from signed_dns import signed_dns
+from starttls_strip import Listener, StarttlsStripper
 from test_dane import spki_sha256
 
 NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin")
@@ -46,31 +47,6 @@ POLICIES = {
                 + "x: " + "y" * (10 * 1024 * 1024) + "\n",
     "slow.test": None,
 }
-
-
-class Hanging:
-    """A TCP server on 127.0.0.2 that accepts and then never says a word."""
-
-    def __init__(self, port):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.2", port))
-        self.sock.listen(16)
-        self.held = []
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-
-    def close(self):
-        self.sock.close()
-        for c in self.held:
-            c.close()
 
 
 class Nginx:
@@ -154,7 +130,8 @@ def sts(workdir, certs, start_peer):
         records.append(f"--host-record=mta-sts.{domain},{ip}")
     base = workdir / f"nginx-{https_port}"
     base.mkdir()
-    hanging = Hanging(https_port)
+    # mta-sts.slow.test: accepts and then never says a word.
+    hanging = Listener("127.0.0.2", https_port, lambda client: None)
     nginx = Nginx(base, https_chain, https_key, https_port)
     try:
         with dnsmasq(records) as dns_port:
@@ -165,9 +142,13 @@ def sts(workdir, certs, start_peer):
         hanging.close()
 
 
-def instance_for(make_instance, sts, workdir):
+def instance_for(make_instance, sts, workdir, ports=None):
+    """An instance with MTA-STS on, routing each test domain to the peer (or to the
+    port `ports` gives for it)."""
+    ports = ports or {}
     transport = sts["base"] / "transport"
-    transport.write_text("".join(f"{d} smtp:{d}:{sts['peer'].port}\n" for d in POLICIES))
+    transport.write_text("".join(f"{d} smtp:{d}:{ports.get(d, sts['peer'].port)}\n"
+                                 for d in POLICIES))
     return make_instance(master_extra=MTASTS_SERVICE, main_extra={
         "transport_maps": f"texthash:{transport}",
         "smtp_tls_security_level": "may",
@@ -187,8 +168,8 @@ def send(inst, domain, subject):
                    f"Subject: {subject}\r\n\r\nbody\r\n".encode())
 
 
-def deferred_line(domain, reason):
-    return re.compile(rf"to=<{USER2}@{re.escape(domain)}>, relay=\S+, .*dsn=4\.7\.5, "
+def deferred_line(domain, reason, dsn="4.7.5"):
+    return re.compile(rf"to=<{USER2}@{re.escape(domain)}>, relay=\S+, .*dsn={re.escape(dsn)}, "
                       rf"status=deferred \({re.escape(reason)}\)")
 
 
@@ -212,6 +193,21 @@ def test_enforce_with_a_wrong_name_defers_and_sends_nothing(make_instance, sts, 
     wait_for(lambda: deferred_line("wrong.test", reason).search(a.log_text()), timeout=30,
              what="the deferral")
     assert sts["peer"].messages() == []
+
+
+def test_enforce_with_starttls_stripped_defers_and_sends_nothing(make_instance, sts, workdir):
+    proxy = StarttlsStripper(sts["peer"].port)
+    try:
+        a = instance_for(make_instance, sts, workdir, ports={"enf.test": proxy.port})
+        send(a, "enf.test", "must not go in clear")
+        reason = ("TLS is required, but was not offered by host mx.enf.test[127.0.0.1] "
+                  "(MTA-STS policy of enf.test requires verified TLS)")
+        wait_for(lambda: deferred_line("enf.test", reason, "4.7.4").search(a.log_text()),
+                 timeout=30, what="the deferral")
+        assert proxy.connections >= 1
+        assert sts["peer"].messages() == []
+    finally:
+        proxy.close()
 
 
 def test_enforce_skips_an_mx_host_outside_the_policy(make_instance, sts, workdir):
