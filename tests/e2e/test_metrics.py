@@ -5,12 +5,21 @@ loopback port); it receives a known mix: recipients relayed to Postfix's smtp-si
 user (bounced by local; sent with a null sender so no notice follows). Debian's
 Prometheus scrapes the endpoint every second; its query API must then give exactly that
 mix per transport and status, the delay histogram's count, and the deferred queue's
-size from the queue gauges."""
+size from the queue gauges.
+
+The second test gives smtpd a known mix (messages accepted, recipients refused with
+550 at RCPT, one failed AUTH after STARTTLS) with max_use = 1, so every count comes
+from a process's flush at exit; relayed over STARTTLS to an aiosmtpd peer it also
+shows smtp's outbound TLS. It checks contrib/grafana-rostfix.json against the live
+endpoint: every series the dashboard queries is served, and Prometheus accepts each
+of its expressions."""
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -18,7 +27,12 @@ from pathlib import Path
 import pytest
 
 from harness import free_port, stop_process, wait_for
+from peers import certs, start_peer  # noqa: F401 (fixtures)
 from postfix_tools import SmtpSink, postfix_tools
+from saslpeer import PASSWORD, plain_blob, write_passwd
+from test_tls import no_verify
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "contrib" / "grafana-rostfix.json"
 
 PROMETHEUS = shutil.which("prometheus")
 
@@ -58,8 +72,12 @@ class Prometheus:
         """{labels-as-tuple: value} of an instant query."""
         url = (f"http://127.0.0.1:{self.port}/api/v1/query?"
                + urllib.parse.urlencode({"query": expr}))
-        with urllib.request.urlopen(url, timeout=5) as r:
-            body = json.load(r)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                body = json.load(r)
+        except urllib.error.HTTPError as e:
+            # A bad expression is a 400 with the parser's message.
+            raise AssertionError(f"{expr}: {e.read().decode(errors='replace')}") from e
         assert body["status"] == "success", body
         return {tuple(sorted(s["metric"].items())): float(s["value"][1])
                 for s in body["data"]["result"]}
@@ -67,6 +85,13 @@ class Prometheus:
     def stop(self):
         stop_process(self.proc, timeout=10)
         self.log.close()
+
+
+def metrics_instance(make_instance, metrics_port, main_extra):
+    """An instance running the metrics service on loopback port `metrics_port`."""
+    return make_instance(
+        master_extra="metrics unix - - y - 1 metrics\n",
+        main_extra={"rostfix_metrics_listen": f"127.0.0.1:{metrics_port}", **main_extra})
 
 
 def test_prometheus_scrapes_delivery_counts_and_queue_sizes(make_instance, workdir):
@@ -81,18 +106,15 @@ def test_prometheus_scrapes_delivery_counts_and_queue_sizes(make_instance, workd
     transport.chmod(0o644)
     prom = None
     try:
-        inst = make_instance(
-            master_extra="metrics unix - - y - 1 metrics\n",
-            main_extra={
-                "rostfix_metrics_listen": f"127.0.0.1:{metrics_port}",
-                "transport_maps": f"texthash:{transport}",
-                # Unknown local users are accepted, then bounced by local.
-                "local_recipient_maps": "",
-                # One attempt per deferred recipient within the test.
-                "minimal_backoff_time": "300s",
-                "maximal_backoff_time": "600s",
-                "queue_run_delay": "300s",
-            })
+        inst = metrics_instance(make_instance, metrics_port, {
+            "transport_maps": f"texthash:{transport}",
+            # Unknown local users are accepted, then bounced by local.
+            "local_recipient_maps": "",
+            # One attempt per deferred recipient within the test.
+            "minimal_backoff_time": "300s",
+            "maximal_backoff_time": "600s",
+            "queue_run_delay": "300s",
+        })
         prom = Prometheus(f"127.0.0.1:{metrics_port}", workdir)
         with inst.smtp() as s:
             for i in range(SENT):
@@ -130,3 +152,128 @@ def test_prometheus_scrapes_delivery_counts_and_queue_sizes(make_instance, workd
             prom.stop()
         good.stop()
         bad.stop()
+
+
+ACCEPTED = 3
+REJECTED = 2
+LOGIN = "metrics-user"
+
+
+def dashboard_exprs():
+    """Every PromQL expression of contrib/grafana-rostfix.json's panels."""
+    dash = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    assert exprs, "the dashboard queries nothing"
+    return exprs
+
+
+def test_grafana_dashboard_parses_and_covers_the_issue():
+    dash = json.loads(DASHBOARD.read_text())
+    assert dash["uid"] and dash["title"]
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)), ids
+    text = " ".join(dashboard_exprs())
+    # The panels the brief asks for: outcome rates, delay quantiles, queue sizes and
+    # smtpd's rejects.
+    assert "rate(rostfix_delivery_recipients_total" in text
+    assert "histogram_quantile(0.99, sum by (le) (rate(rostfix_delivery_delay_seconds_bucket" in text
+    assert "rostfix_queue_messages" in text
+    assert "rostfix_smtpd_rejects_total" in text
+
+
+def served_names(metrics_port):
+    """The series names the live endpoint serves (histograms as _bucket/_sum/_count)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {m.group(1) for m in re.finditer(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", text, re.M)}
+
+
+def test_prometheus_scrapes_smtpd_counts_and_the_dashboard_matches(
+        make_instance, workdir, certs, start_peer):
+    if PROMETHEUS is None:
+        pytest.skip("needs prometheus (tests/setup-deps.sh)")
+    peer = start_peer(certs / "self.pem", certs / "self.key")
+    sasl_dir = Path(tempfile.mkdtemp(prefix="sasl-", dir=workdir))
+    passwd = write_passwd(sasl_dir / "sasl_passwd", {LOGIN: PASSWORD})
+    metrics_port = free_port()
+    prom = None
+    try:
+        inst = metrics_instance(make_instance, metrics_port, {
+            # One client per process: counts reach the service only through the
+            # flush at exit (the 5 s flusher never gets its turn).
+            "max_use": "1",
+            "relayhost": f"[127.0.0.1]:{peer.port}",
+            "smtp_tls_security_level": "may",
+            "smtpd_tls_cert_file": str(certs / "server.pem"),
+            "smtpd_tls_key_file": str(certs / "server.key"),
+            "smtpd_tls_security_level": "may",
+            "smtpd_sasl_auth_enable": "yes",
+            "smtpd_sasl_type": "rostfix",
+            "smtpd_sasl_path": str(passwd),
+        })
+        prom = Prometheus(f"127.0.0.1:{metrics_port}", workdir)
+        with inst.smtp() as s:
+            for i in range(ACCEPTED):
+                # The last one is large: the size histogram must tell them apart.
+                body = "x\r\n" if i < ACCEPTED - 1 else ("y" * 70 + "\r\n") * 400
+                s.sendmail("a@client.test", [f"r{i}@far.test"],
+                           f"Subject: m{i}\r\n\r\n{body}".encode())
+            s.mail("a@client.test")
+            for i in range(REJECTED):
+                code, text = s.rcpt(f"nosuchuser{i}@mx.rostfix.test")
+                assert code == 550, (code, text)
+            s.rset()
+        with inst.smtp() as s:
+            s.ehlo("client.test")
+            s.starttls(context=no_verify())
+            s.ehlo("client.test")
+            code, text = s.docmd("AUTH", "PLAIN " + plain_blob(LOGIN, "wrong-password"))
+            assert code == 535, (code, text)
+        wait_for(lambda: len(peer.messages()) == ACCEPTED, timeout=45,
+                 what="relayed messages at the peer")
+
+        want = {
+            "sum(rostfix_smtpd_messages_accepted_total)": {(): ACCEPTED},
+            "sum by (stage, restriction, code) (rostfix_smtpd_rejects_total)": {
+                (("code", "550"), ("restriction", "smtpd_reject_unlisted_recipient"),
+                 ("stage", "RCPT")): REJECTED},
+            "sum by (mechanism, result) (rostfix_smtpd_auth_total)": {
+                (("mechanism", "PLAIN"), ("result", "failure")): 1},
+            # Python's ssl and rustls agree on TLS 1.3.
+            "sum by (version) (rostfix_smtpd_tls_handshakes_total)": {
+                (("version", "TLSv1.3"),): 1},
+            "sum(rostfix_smtpd_message_size_bytes_count)": {(): ACCEPTED},
+            'sum(rostfix_smtpd_message_size_bytes_bucket{le="4000"})': {(): ACCEPTED - 1},
+            'sum(rostfix_smtpd_message_size_bytes_bucket{le="64000"})': {(): ACCEPTED},
+            'sum by (status) (rostfix_delivery_recipients_total)': {
+                (("status", "sent"),): ACCEPTED},
+        }
+
+        def counted():
+            return all(prom.query(q) == v for q, v in want.items())
+        try:
+            wait_for(counted, timeout=45, what="prometheus to see smtpd's counts")
+        except AssertionError:
+            got = {q: prom.query(q) for q in want}
+            raise AssertionError(f"prometheus has {got}, want {want}\n"
+                                 f"log:\n{inst.log_text()[-3000:]}")
+        # Each client was its own smtpd process; the harness's readiness probe may
+        # add one.
+        conns = prom.query("sum(rostfix_smtpd_connections_total)")
+        assert 2 <= list(conns.values())[0] <= 3, conns
+        # Outbound: one handshake per smtp session (max_use = 1 rules out reuse
+        # across processes, the connection cache may still carry one over).
+        out = prom.query("sum by (version) (rostfix_smtp_tls_handshakes_total)")
+        assert set(out) == {(("version", "TLSv1.3"),)}, out
+        assert 1 <= out[(("version", "TLSv1.3"),)] <= ACCEPTED, out
+
+        # The dashboard: every series it queries is served, and Prometheus parses
+        # each expression ($__rate_interval is Grafana's; any range stands in).
+        names = served_names(metrics_port)
+        used = {n for e in dashboard_exprs() for n in re.findall(r"\brostfix_[a-z0-9_]+", e)}
+        assert used <= names, f"dashboard uses series the endpoint does not serve: {used - names}"
+        for expr in dashboard_exprs():
+            prom.query(expr.replace("$__rate_interval", "1m"))
+    finally:
+        if prom:
+            prom.stop()

@@ -12,9 +12,11 @@ the queue sizes, to Prometheus. master.cf:
 
     metrics   unix  -       -       y       -       1       metrics
 
-Daemons report to private/metrics every few seconds (qmgr today:
-recipients sent, bounced and deferred per transport, delivery delays,
-messages activated). GET /metrics on rostfix_metrics_listen (default
+Daemons report to private/metrics every few seconds (qmgr: recipients
+sent, bounced and deferred per transport, delivery delays, messages
+activated; smtpd: connections, rejects by stage, restriction and code,
+AUTH results, TLS handshakes, accepted messages and their sizes; smtp:
+outbound TLS handshakes). GET /metrics on rostfix_metrics_listen (default
 127.0.0.1:9155) answers in Prometheus's text format, adding the number
 of messages and the oldest message's age per queue, read from the queue
 directories at each scrape. Counts are kept in memory: a restart starts

@@ -6,8 +6,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod process;
 pub mod registry;
 pub mod reporter;
 
-pub use registry::{Registry, DELAY_BUCKETS};
+pub use registry::{Registry, DELAY_BUCKETS, SIZE_BUCKETS};
 pub use reporter::Reporter;

@@ -13,7 +13,7 @@ mod help;
 mod http;
 mod queue_gauges;
 
-use rostfix_metrics::Registry;
+use rostfix_metrics::{Registry, SIZE_BUCKETS};
 use rostfix_proto::{read_message, MetricsReport, MAX_METRICS_SAMPLES};
 use rostfix_service::{Connection, Daemon, Service, Shape, StartError};
 use std::net::TcpListener;
@@ -71,6 +71,35 @@ fn describe(mut r: Registry) -> Registry {
     r.describe(
         "rostfix_messages_activated_total",
         "Messages qmgr moved into the active queue (new and retried).",
+    );
+    r.describe(
+        "rostfix_smtpd_connections_total",
+        "Client connections smtpd served, by master.cf service name.",
+    );
+    r.describe(
+        "rostfix_smtpd_rejects_total",
+        "Refusals smtpd sent, by SMTP stage, restriction (list or limit) and reply code.",
+    );
+    r.describe(
+        "rostfix_smtpd_auth_total",
+        "SMTP AUTH exchanges by mechanism and result (success, failure).",
+    );
+    r.describe(
+        "rostfix_smtpd_tls_handshakes_total",
+        "Inbound TLS handshakes completed, by protocol version and cipher suite.",
+    );
+    r.describe(
+        "rostfix_smtpd_messages_accepted_total",
+        "Messages smtpd accepted into the queue (or a before-queue filter accepted).",
+    );
+    r.describe(
+        "rostfix_smtpd_message_size_bytes",
+        "Size of each accepted message as message_size_limit counts it.",
+    );
+    r.set_buckets("rostfix_smtpd_message_size_bytes", &SIZE_BUCKETS);
+    r.describe(
+        "rostfix_smtp_tls_handshakes_total",
+        "Outbound TLS handshakes the smtp client completed, by protocol version and cipher.",
     );
     r.describe(
         "rostfix_queue_messages",

@@ -13,18 +13,47 @@ pub const DELAY_BUCKETS: [f64; 12] = [
     0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0,
 ];
 
+/// Histogram bucket bounds in bytes for message sizes: from a one-line notice to
+/// Postfix's default message_size_limit (10240000) and beyond.
+pub const SIZE_BUCKETS: [f64; 10] = [
+    1_000.0,
+    4_000.0,
+    16_000.0,
+    64_000.0,
+    256_000.0,
+    1_000_000.0,
+    4_000_000.0,
+    10_240_000.0,
+    25_000_000.0,
+    50_000_000.0,
+];
+
 /// Most distinct series kept; samples for new series beyond it are dropped (counted
 /// in `rostfix_metrics_dropped_samples_total`).
 pub const MAX_SERIES: usize = 5_000;
 
 type Key = (String, Vec<(String, String)>);
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Histogram {
-    /// Per bucket of [`DELAY_BUCKETS`], not cumulative; the +Inf bucket is `count`.
-    buckets: [u64; DELAY_BUCKETS.len()],
+    /// The upper bounds, ascending: the family's from [`Registry::set_buckets`], else
+    /// [`DELAY_BUCKETS`].
+    bounds: &'static [f64],
+    /// Per bound, not cumulative; the +Inf bucket is `count`.
+    buckets: Vec<u64>,
     sum: f64,
     count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
 }
 
 /// Counters, histograms and gauges by series.
@@ -34,6 +63,9 @@ pub struct Registry {
     histograms: BTreeMap<Key, Histogram>,
     gauges: BTreeMap<Key, f64>,
     help: BTreeMap<String, String>,
+    /// Bucket bounds per histogram family named here; the wire format carries only
+    /// observations, so the service, not the reporter, knows the buckets.
+    buckets: BTreeMap<String, &'static [f64]>,
     dropped: u64,
 }
 
@@ -94,6 +126,12 @@ impl Registry {
         self.help.insert(name.to_string(), help.to_string());
     }
 
+    /// Gives histogram family `name` its own bucket bounds (ascending) instead of
+    /// [`DELAY_BUCKETS`]; set before its first observation.
+    pub fn set_buckets(&mut self, name: &str, bounds: &'static [f64]) {
+        self.buckets.insert(name.to_string(), bounds);
+    }
+
     fn series(&self) -> usize {
         self.counters.len() + self.histograms.len() + self.gauges.len()
     }
@@ -123,8 +161,12 @@ impl Registry {
                     self.dropped += 1;
                     return;
                 }
-                let h = self.histograms.entry(key).or_default();
-                if let Some(i) = DELAY_BUCKETS.iter().position(|b| s.value <= *b) {
+                let bounds = self.buckets.get(&s.name).copied().unwrap_or(&DELAY_BUCKETS);
+                let h = self
+                    .histograms
+                    .entry(key)
+                    .or_insert_with(|| Histogram::new(bounds));
+                if let Some(i) = h.bounds.iter().position(|b| s.value <= *b) {
                     h.buckets[i] += 1;
                 }
                 h.sum += s.value;
@@ -182,7 +224,7 @@ impl Registry {
         for ((name, labels), h) in &self.histograms {
             header(&mut out, name, "histogram");
             let mut cumulative = 0;
-            for (bound, n) in DELAY_BUCKETS.iter().zip(h.buckets) {
+            for (bound, n) in h.bounds.iter().zip(&h.buckets) {
                 cumulative += n;
                 let _ = write!(out, "{name}_bucket");
                 write_labels(&mut out, labels, Some(("le", &number(*bound))));
@@ -260,6 +302,32 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("d_seconds_count{t=\"smtp\"} 4\n"), "{text}");
+    }
+
+    #[test]
+    fn a_family_with_its_own_buckets_uses_them() {
+        let mut r = Registry::default();
+        r.set_buckets("s_bytes", &SIZE_BUCKETS);
+        for (name, v) in [
+            ("s_bytes", 3_000.0),
+            ("s_bytes", 2e6),
+            ("d_seconds", 3_000.0),
+        ] {
+            r.apply(&MetricSample {
+                kind: SampleKind::Observe,
+                ..add(name, &[], v)
+            });
+        }
+        let text = r.render();
+        assert!(text.contains("s_bytes_bucket{le=\"1000\"} 0\n"), "{text}");
+        assert!(text.contains("s_bytes_bucket{le=\"4000\"} 1\n"), "{text}");
+        assert!(
+            text.contains("s_bytes_bucket{le=\"4000000\"} 2\n"),
+            "{text}"
+        );
+        assert!(!text.contains("s_bytes_bucket{le=\"0.1\"}"), "{text}");
+        // Others keep the delay buckets.
+        assert!(text.contains("d_seconds_bucket{le=\"3600\"} 1\n"), "{text}");
     }
 
     #[test]

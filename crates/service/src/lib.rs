@@ -26,6 +26,7 @@ mod background;
 mod client_threads;
 mod confine;
 mod daemon;
+mod exit_hooks;
 mod inherit;
 pub mod manual;
 mod orphan;
@@ -37,6 +38,7 @@ mod trigger;
 
 pub use client_threads::ClientThreads;
 pub use daemon::{fatal, run, ClientHandler, Daemon, Shape, StartError, TriggerHandler};
+pub use exit_hooks::at_exit;
 pub use orphan::PipeBroke;
 pub use pass::Passed;
 pub use trigger::{read_trigger, MAX_TRIGGER, TRIGGER_TIMEOUT};
@@ -233,7 +235,7 @@ impl Service {
     /// The single-client server loop: waits for a connection on any listener, reports
     /// TAKEN, calls `handler`, reports AVAIL; exits the process after `max_use` clients,
     /// after `max_idle` with no client, or when master goes away (status pipe broken) or
-    /// on SIGTERM between clients. Never returns.
+    /// on SIGTERM between clients, after running the [`at_exit`] hooks. Never returns.
     ///
     /// SIGTERM during a client lets the handler finish (so a delivery is never cut in
     /// half), then the process exits; master's SIGKILL after its grace period remains
@@ -271,6 +273,7 @@ impl Service {
             serve::Stop::MasterGone => log::debug!("master is gone; exiting"),
             serve::Stop::Terminated => log::debug!("terminated by SIGTERM; exiting"),
         }
+        exit_hooks::run();
         std::process::exit(0)
     }
 

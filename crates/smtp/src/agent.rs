@@ -27,6 +27,8 @@ pub fn main(program: &'static str) -> ! {
             let header_flags =
                 HeaderFlags::parse(&service.args.extra).map_err(StartError::daemon)?;
             let cache = Cache::start(settings.cache.time_limit, settings.cache.reuse_limit);
+            // Outbound TLS counts (tls.rs); the working directory is queue_directory.
+            rostfix_metrics::process::start(program, std::path::Path::new("."));
             let agent = Agent {
                 settings,
                 header_flags,

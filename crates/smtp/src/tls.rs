@@ -283,6 +283,16 @@ pub fn handshake<S: Read + Write>(
         negotiated: Negotiated::of(&conn),
         trust,
     };
+    // For the metrics endpoint (rostfix_metrics::process, started by agent.rs); the
+    // suite and version names are a fixed set, so the labels stay bounded.
+    rostfix_metrics::process::add(
+        "rostfix_smtp_tls_handshakes_total",
+        &[
+            ("version", &info.negotiated.protocol),
+            ("cipher", &info.negotiated.cipher),
+        ],
+        1.0,
+    );
     Ok((StreamOwned::new(conn, sock), info))
 }
 

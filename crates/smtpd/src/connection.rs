@@ -95,6 +95,7 @@ pub fn handle(
     conn: Connection,
 ) {
     let wrapper = settings.tls.wrappermode;
+    crate::metrics::connection(service);
     // After confine() the working directory is queue_directory.
     let sink = SpoolSink::new(Path::new("."));
     match conn {

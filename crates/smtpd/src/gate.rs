@@ -53,6 +53,7 @@ pub fn admit(
                     started.elapsed().as_secs_f64()
                 );
                 let reply = pregreet_reply();
+                crate::metrics::reject("CONNECT", "rostfix_smtpd_greet_pause", reply.code());
                 log::info!(
                     "NOQUEUE: reject: CONNECT from {who}: {}; proto=SMTP",
                     reply.log_text()
@@ -88,7 +89,9 @@ pub fn admit(
         ConnectVerdict::Allowed => Some(anvil),
         ConnectVerdict::TooManyConnections(_) | ConnectVerdict::RateExceeded(_) => {
             log::info!("connect from {who}");
-            send(stream, &connection_reply(&settings.myhostname, &address));
+            let reply = connection_reply(&settings.myhostname, &address);
+            crate::metrics::reject("CONNECT", "anvil", reply.code());
+            send(stream, &reply);
             log::info!("disconnect from {who}");
             None
         }

@@ -25,6 +25,7 @@ mod gate;
 mod headers;
 mod io;
 mod limits;
+pub mod metrics;
 mod peer_name;
 mod policy;
 mod proxy_client;

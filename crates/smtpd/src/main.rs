@@ -82,6 +82,8 @@ fn main() {
         before_confine: |svc: &mut Service| load(svc),
         after_confine: |svc: &mut Service, (settings, tls_config): Loaded| {
             let service = svc.args.name.clone();
+            // After confinement the working directory is queue_directory.
+            rostfix_smtpd::metrics::start(std::path::Path::new("."));
             Ok(Shape::Single(Box::new(move |_svc, conn| {
                 connection::handle(&settings, &service, tls_config.clone(), conn)
             })))

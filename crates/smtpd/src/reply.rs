@@ -39,6 +39,11 @@ impl Reply {
         }
     }
 
+    /// The three-digit reply code.
+    pub fn code(&self) -> u16 {
+        self.code
+    }
+
     /// 4xx and 5xx replies count as client errors.
     pub fn is_error(&self) -> bool {
         self.code >= 400

@@ -215,6 +215,7 @@ impl<S: QueueSink> Session<'_, S> {
                     };
                 }
                 Ok(Step::Success(user)) => {
+                    crate::metrics::auth(&mech, true);
                     self.auth.username = Some(user);
                     self.auth.method = Some(mech);
                     self.finish(
@@ -227,6 +228,7 @@ impl<S: QueueSink> Session<'_, S> {
                 Ok(Step::Failure { reason, temporary }) => {
                     let reason = clean(&reason);
                     log::warn!("{who}: SASL {mech} authentication failed: {reason}");
+                    crate::metrics::auth(&mech, false);
                     let reply = if temporary {
                         Reply::new(
                             454,

@@ -121,7 +121,13 @@ impl<S: QueueSink> Session<'_, S> {
                 let reply = Reply::new(552, "5.3.4", "Error: message file too big");
                 if let Some(txn) = self.txn.take() {
                     let rcpt = txn.recipients.first().cloned().unwrap_or_default();
-                    self.log_reject(&id, "BDAT", &reply, &txn.sender, &rcpt);
+                    self.log_reject(
+                        &id,
+                        ("BDAT", "message_size_limit"),
+                        &reply,
+                        &txn.sender,
+                        &rcpt,
+                    );
                 }
                 return DataOutcome::Reply(reply);
             }

@@ -145,9 +145,12 @@ impl<S: QueueSink> Session<'_, S> {
         let facts = self.facts(point, sender, recipient);
         let mut notes = Vec::new();
         let mut verdict = None;
+        // Which list or implicit check refused, for the metrics (crate::metrics).
+        let mut class = "";
         for (list, stage) in lists {
             if let Verdict::Reject(r) = evaluate(list, stage, &facts, rc, &mut notes) {
                 verdict = Some(r);
+                class = list_parameter(stage);
                 break;
             }
             if discarded(&notes) {
@@ -162,6 +165,7 @@ impl<S: QueueSink> Session<'_, S> {
                 Note::DeferIfPermit(r) => Some(r.clone()),
                 _ => None,
             });
+            class = "defer_if_permit";
         }
         if verdict.is_none()
             && !discard
@@ -178,6 +182,7 @@ impl<S: QueueSink> Session<'_, S> {
                 &mut notes,
             ) {
                 verdict = Some(r);
+                class = "smtpd_reject_unlisted_sender";
             }
         }
         if verdict.is_none()
@@ -194,6 +199,7 @@ impl<S: QueueSink> Session<'_, S> {
                 &mut notes,
             ) {
                 verdict = Some(r);
+                class = "smtpd_reject_unlisted_recipient";
             }
         }
         let mut prepends = Vec::new();
@@ -225,7 +231,9 @@ impl<S: QueueSink> Session<'_, S> {
             self.prepend.borrow_mut().extend(prepends);
         }
         if let Some(r) = verdict.as_ref().filter(|_| point != CheckPoint::EndOfData) {
+            // End of data is logged and counted by the caller (log_reject).
             self.log_check("reject", stage_name, &r.log_text(), sender, recipient);
+            crate::metrics::reject(stage_name, class, r.code());
         }
         verdict
     }
@@ -260,5 +268,19 @@ impl<S: QueueSink> Session<'_, S> {
             tail.push_str(&format!(" helo=<{h}>"));
         }
         tail
+    }
+}
+
+/// The main.cf parameter of a restriction list: the `restriction` label of a reject.
+fn list_parameter(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Client => "smtpd_client_restrictions",
+        Stage::Helo => "smtpd_helo_restrictions",
+        Stage::Sender => "smtpd_sender_restrictions",
+        Stage::Relay => "smtpd_relay_restrictions",
+        Stage::Recipient => "smtpd_recipient_restrictions",
+        Stage::Data => "smtpd_data_restrictions",
+        Stage::EndOfData => "smtpd_end_of_data_restrictions",
+        Stage::Etrn => "smtpd_etrn_restrictions",
     }
 }

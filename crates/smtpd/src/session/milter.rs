@@ -109,6 +109,7 @@ impl<S: QueueSink> Session<'_, S> {
             Verdict::Continue | Verdict::Discard => {}
             Verdict::Reply { code, text } => {
                 let reply = verdict_reply(code, &text);
+                crate::metrics::reject("CONNECT", "milter", reply.code());
                 log::info!(
                     "NOQUEUE: milter-reject: CONNECT from {}: {}; proto=SMTP",
                     self.client.log_name(),
@@ -138,6 +139,7 @@ impl<S: QueueSink> Session<'_, S> {
             }
             Verdict::Reply { code, text } => {
                 let reply = verdict_reply(code, &text);
+                crate::metrics::reject(stage, "milter", reply.code());
                 self.log_milter(
                     "NOQUEUE",
                     "milter-reject",
@@ -263,6 +265,7 @@ impl<S: QueueSink> Session<'_, S> {
             }
             Verdict::Reply { code, text } => {
                 let reply = verdict_reply(code, &text);
+                crate::metrics::reject("END-OF-MESSAGE", "milter", reply.code());
                 // Postfix's cleanup logs the text without the numeric code.
                 let first = text.split("\r\n").next().unwrap_or("").to_string();
                 self.log_milter(

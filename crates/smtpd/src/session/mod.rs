@@ -52,6 +52,11 @@ const DISCARD_LIMIT: usize = 64 * 1024;
 /// Content is handed to the queue in pieces of about this size.
 const WRITE_CHUNK: usize = 64 * 1024;
 
+/// The restriction class of a bare-LF refusal in the metrics (crate::metrics).
+const BARE_LF: &str = "smtpd_forbid_bare_newline";
+/// The restriction class of an smtpd_end_of_data_restrictions refusal.
+const END_OF_DATA: &str = "smtpd_end_of_data_restrictions";
+
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEnd {
@@ -399,6 +404,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
                         info.summary()
                     );
                 }
+                crate::metrics::tls_handshake(&info.protocol, &info.cipher);
                 self.tls = Some(info);
                 self.ccert = ccert;
                 true
@@ -772,8 +778,17 @@ impl<'a, S: QueueSink> Session<'a, S> {
         }
     }
 
-    /// `ID: reject: STAGE from C: REPLY; from=<s> to=<r> proto=P helo=<h>`.
-    fn log_reject(&self, id: &str, stage: &str, reply: &Reply, sender: &str, rcpt: &str) {
+    /// `ID: reject: STAGE from C: REPLY; from=<s> to=<r> proto=P helo=<h>`, counted
+    /// for the metrics endpoint under `restriction` (the limit or list that refused).
+    fn log_reject(
+        &self,
+        id: &str,
+        (stage, restriction): (&str, &str),
+        reply: &Reply,
+        sender: &str,
+        rcpt: &str,
+    ) {
+        crate::metrics::reject(stage, restriction, reply.code());
         let helo = match &self.helo {
             Some(h) => format!(" helo=<{h}>"),
             None => String::new(),
@@ -918,7 +933,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 "5.5.2",
                 format!("{} Error: bare <LF> received", self.cfg.myhostname),
             );
-            self.log_reject(&id, "DATA", &reply, &txn.sender, &rcpt);
+            self.log_reject(&id, ("DATA", BARE_LF), &reply, &txn.sender, &rcpt);
             return DataOutcome::BareNewline;
         }
         DataOutcome::Reply(self.close_intake(intake, &txn, "DATA"))

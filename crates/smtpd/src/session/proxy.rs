@@ -169,23 +169,35 @@ impl<S: QueueSink> Session<'_, S> {
                 "5.5.2",
                 format!("{} Error: bare <LF> received", self.cfg.myhostname),
             );
-            self.log_reject("NOQUEUE", "DATA", &reply, &txn.sender, &rcpt);
+            self.log_reject(
+                "NOQUEUE",
+                ("DATA", super::BARE_LF),
+                &reply,
+                &txn.sender,
+                &rcpt,
+            );
             return DataOutcome::BareNewline;
         }
         // Without the final dot the filter never takes the message: dropping the
         // connection is how the refusals below keep it from being queued.
         let refusal = if let Some(e) = failed {
             log::warn!("{e}");
-            Some(proxy_failure())
+            Some((proxy_failure(), "proxy"))
         } else if limit > 0 && size > limit {
-            Some(Reply::new(552, "5.3.4", "Error: message file too big"))
+            let reply = Reply::new(552, "5.3.4", "Error: message file too big");
+            Some((reply, "message_size_limit"))
         } else if scanner.received_count() >= self.cfg.hopcount_limit {
-            Some(Reply::new(554, "5.4.0", "Error: too many hops"))
+            Some((
+                Reply::new(554, "5.4.0", "Error: too many hops"),
+                "hopcount_limit",
+            ))
         } else {
             self.restriction_check(super::CheckPoint::EndOfData, Some(&txn.sender), None)
+                .map(|r| (r, super::END_OF_DATA))
         };
-        if let Some(reply) = refusal {
-            self.log_reject("NOQUEUE", "END-OF-MESSAGE", &reply, &txn.sender, &rcpt);
+        if let Some((reply, class)) = refusal {
+            let stage = ("END-OF-MESSAGE", class);
+            self.log_reject("NOQUEUE", stage, &reply, &txn.sender, &rcpt);
             return DataOutcome::Reply(reply);
         }
         let (reply, accepted) = match conn.finish() {
@@ -199,6 +211,10 @@ impl<S: QueueSink> Session<'_, S> {
             }
         };
         conn.quit();
+        if accepted {
+            // The before-queue filter queued it: accepted as far as the client knows.
+            crate::metrics::accepted(size);
+        }
         log::info!(
             "proxy-{}: END-OF-MESSAGE: {};{}",
             if accepted { "accept" } else { "reject" },

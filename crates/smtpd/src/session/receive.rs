@@ -234,6 +234,7 @@ impl<S: QueueSink> Session<'_, S> {
             mut held,
             too_big,
             failed,
+            size,
             ..
         } = intake;
         let rcpt = txn.recipients.first().map(String::as_str).unwrap_or("");
@@ -255,24 +256,31 @@ impl<S: QueueSink> Session<'_, S> {
             return write_error(&e);
         }
         let refusal = if too_big {
-            Some(Reply::new(552, "5.3.4", "Error: message file too big"))
+            let reply = Reply::new(552, "5.3.4", "Error: message file too big");
+            Some((reply, "message_size_limit"))
         } else if header_guard.exceeded() {
-            Some(Reply::new(552, "5.6.0", "Error: message header too long"))
+            let reply = Reply::new(552, "5.6.0", "Error: message header too long");
+            Some((reply, "header_size_limit"))
         } else if scanner.received_count() >= self.cfg.hopcount_limit {
             // Our own Received: header makes one more hop.
-            Some(Reply::new(554, "5.4.0", "Error: too many hops"))
+            Some((
+                Reply::new(554, "5.4.0", "Error: too many hops"),
+                "hopcount_limit",
+            ))
         } else {
             // smtpd_end_of_data_restrictions (checks.rs); logged just below.
             self.restriction_check(super::CheckPoint::EndOfData, Some(&txn.sender), None)
+                .map(|r| (r, super::END_OF_DATA))
         };
-        if let Some(reply) = refusal {
+        if let Some((reply, class)) = refusal {
             msg.abort();
-            self.log_reject(&id, stage, &reply, &txn.sender, rcpt);
+            self.log_reject(&id, (stage, class), &reply, &txn.sender, rcpt);
             return reply;
         }
         let hold = match outcome.verdict() {
             Verdict::Reject { code, dsn, text } => {
                 // Logged as `ID: reject: header ...` when the table matched.
+                crate::metrics::reject(stage, "header_body_checks", code);
                 msg.abort();
                 // The DSN code is the table's (`REJECT 4.7.0 text` is allowed), so
                 // it is part of the text rather than a fixed enhanced code.
@@ -331,6 +339,8 @@ impl<S: QueueSink> Session<'_, S> {
                 if !hold {
                     self.sink.committed(&queued);
                 }
+                // As message_size_limit counts it: our Received: header and the content.
+                crate::metrics::accepted(size);
                 Reply::new(250, "2.0.0", format!("Ok: queued as {queued}"))
             }
             Err(e) => {
