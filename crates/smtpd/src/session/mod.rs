@@ -943,6 +943,7 @@ fn error_reply(e: &CommandError) -> Reply {
 mod auth;
 mod bdat;
 mod checks;
+mod dkim;
 mod ehlo_discard;
 mod etrn;
 mod milter;
