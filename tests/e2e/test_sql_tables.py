@@ -229,15 +229,28 @@ def test_postfixadmin_virtual_domains_from_sql(make_instance, request, server_fi
                    b"From: sender@example.org\r\nSubject: direct\r\n\r\nhi\r\n")
         s.sendmail("sender@example.org", ["info@one.test"],
                    b"From: sender@example.org\r\nSubject: via alias\r\n\r\nhi\r\n")
+        # A user no mailbox or alias row names is refused at RCPT, as Postfix's
+        # reject_unlisted_recipient does for virtual mailbox domains.
+        s.ehlo("client.test")
+        s.mail("sender@example.org")
+        code, text = s.rcpt("nobody@one.test")
+        assert (code, text) == (550, b"5.1.1 <nobody@one.test>: Recipient address "
+                                     b"rejected: User unknown in virtual mailbox table")
+        s.rset()
     for box in ("one.test/a", "two.test/b"):
         wait_for(lambda box=box: len(messages(base, box)) == 2, what=f"{box}'s Maildir")
         subjects = sorted(re.search(r"Subject: (.*)", m).group(1) for m in messages(base, box))
         assert subjects == ["direct", "via alias"], (box, subjects)
 
-    # The database goes away: mail waits in the queue, nothing bounces. (smtpd does not
-    # look recipients of virtual domains up at RCPT yet, so the 4xx there is not shown.)
+    # The database goes away: smtpd answers RCPT with a temporary error (never
+    # "unknown"); mail already queued waits, nothing bounces.
     server.stop()
     try:
+        with inst.smtp() as s:
+            s.ehlo("client.test")
+            s.mail("sender@example.org")
+            code, _ = s.rcpt("a@one.test")
+            assert 400 <= code < 500, code
         sendmail(inst, "a@one.test", "during outage")
         wait_for(lambda: re.search(r"to=<a@one\.test>.*status=deferred", inst.log_text()),
                  timeout=60, what="the message to be deferred")

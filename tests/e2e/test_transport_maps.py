@@ -6,8 +6,11 @@ addresses, with an unknown alias bounced as "User unknown in virtual alias table
 import email
 import email.policy
 import os
+import smtplib
 import tempfile
 from pathlib import Path
+
+import pytest
 
 from harness import USER1, USER2, free_port, maildir_messages, wait_for
 from smtpsink import Sink
@@ -77,8 +80,18 @@ def test_virtual_alias_domain(make_instance, workdir):
         with inst.smtp() as s:
             s.sendmail(f"{USER1}@rostfix.test", ["info@valias.test"],
                        b"Subject: to the alias\r\n\r\nx\r\n")
-            s.sendmail(f"{USER1}@rostfix.test", ["nobody@valias.test"],
-                       b"Subject: unknown\r\n\r\nx\r\n")
+            # smtpd refuses an address of the alias domain that the table lacks, as
+            # Postfix's reject_unlisted_recipient does (no accept-then-bounce)...
+            with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+                s.sendmail(f"{USER1}@rostfix.test", ["nobody@valias.test"],
+                           b"Subject: unknown\r\n\r\nx\r\n")
+            assert refused.value.recipients["nobody@valias.test"] == (
+                550, b"5.1.1 <nobody@valias.test>: Recipient address rejected: "
+                     b"User unknown in virtual alias table")
+        # ...while locally submitted mail to it is bounced by qmgr.
+        inst._run([str(inst.bindir / "sendmail"), "-C", str(inst.conf), "-f",
+                   f"{USER1}@rostfix.test", "nobody@valias.test"],
+                  input=b"Subject: unknown\n\nx\n")
         wait_for(lambda: sink.messages, timeout=30, what="the remote alias target")
         assert sink.messages[0][1] == ["someone@remote.test"]
         wait_for(lambda: maildir_messages(USER2), timeout=30, what="the local alias target")

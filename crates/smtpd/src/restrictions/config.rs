@@ -128,6 +128,9 @@ pub struct RestrictionConfig {
     /// virtual_alias_domains and virtual_mailbox_domains: final destinations too.
     pub virtual_domains: super::virtual_domains::VirtualDomains,
     pub local: LocalRecipients,
+    /// The virtual alias, virtual mailbox and relay recipient tables of
+    /// reject_unlisted_* for non-local domains (unlisted.rs).
+    pub class_tables: super::unlisted::ClassTables,
     pub dns: Option<Arc<Dns>>,
     /// smtpd_restriction_classes: lower-case name -> its list.
     pub classes: HashMap<String, Vec<Restriction>>,
@@ -252,6 +255,7 @@ impl RestrictionConfig {
             relay_domains: DomainList::default(),
             virtual_domains: super::virtual_domains::VirtualDomains::from_config(cf)?,
             local: LocalRecipients::default(),
+            class_tables: super::unlisted::ClassTables::default(),
             dns: None,
             classes,
             class_names: class_names.clone(),
@@ -390,6 +394,7 @@ impl RestrictionConfig {
             .map(|p| (p, get(p)))
             .collect();
             warnings.extend(rc.local.add_mapping_tables(&mapping));
+            rc.class_tables = super::unlisted::ClassTables::from_config(cf, &mut warnings)?;
         }
         let needs_dns = rc.all().any(Restriction::uses_dns);
         if rc.peername_lookup || needs_dns {

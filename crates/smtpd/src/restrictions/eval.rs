@@ -641,8 +641,14 @@ fn unlisted_local(
         None => true,
         Some(d) => crate::policy::is_my_destination(d, f.mydestination),
     };
-    if !is_local || local.contains(['%', '!', '@']) {
+    if local.contains(['%', '!', '@']) {
         return Step::Go;
+    }
+    if !is_local {
+        return match domain {
+            Some(d) => unlisted_elsewhere(addr, d, class, dsn, rc),
+            None => Step::Go,
+        };
     }
     match rc.local.known(local, domain) {
         Ok(true) => Step::Go,
@@ -653,6 +659,42 @@ fn unlisted_local(
         )),
         Err(e) => {
             log::warn!("local_recipient_maps lookup error for {addr}: {e}");
+            Step::Reject(temp_fail(addr))
+        }
+    }
+}
+
+/// The same for an address outside the local domains: virtual alias, virtual mailbox
+/// and relay recipient tables (unlisted.rs); canonical and virtual alias keys vouch
+/// for an address as they do for local ones.
+fn unlisted_elsewhere(
+    addr: &str,
+    domain: &str,
+    class: &str,
+    dsn: &str,
+    rc: &RestrictionConfig,
+) -> Step {
+    let lower = addr.to_lowercase();
+    let domain = domain.to_lowercase();
+    let verdict = rc
+        .class_tables
+        .check(&lower, &domain, |d| rc.relay_domains.matches(d));
+    match verdict {
+        Ok(super::unlisted::Verdict::Known) => Step::Go,
+        Ok(super::unlisted::Verdict::Unknown(table)) => match rc.local.mapped(&lower) {
+            Ok(true) => Step::Go,
+            Ok(false) => Step::Reject(reply(
+                550,
+                dsn,
+                format!("<{addr}>: {class} rejected: User unknown in {table}"),
+            )),
+            Err(e) => {
+                log::warn!("address mapping lookup error for {addr}: {e}");
+                Step::Reject(temp_fail(addr))
+            }
+        },
+        Err(e) => {
+            log::warn!("recipient table lookup error for {addr}: {e}");
             Step::Reject(temp_fail(addr))
         }
     }

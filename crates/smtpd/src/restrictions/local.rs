@@ -136,7 +136,7 @@ impl LocalRecipients {
     /// Does a rewriting table have `address` (of a local domain) as a key? Fixed
     /// tables are asked `user+ext@domain`, `user@domain`, `user+ext`, `user`,
     /// `@domain`; pattern tables the address.
-    fn mapped(&self, address: &str) -> Result<bool, MapError> {
+    pub fn mapped(&self, address: &str) -> Result<bool, MapError> {
         for t in &self.mapping {
             let queries = if t.is_pattern() {
                 vec![address.to_string()]

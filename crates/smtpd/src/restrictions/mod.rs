@@ -28,6 +28,7 @@ pub mod ptr_query;
 pub mod queue_actions;
 pub mod server_access;
 pub mod unknown;
+pub mod unlisted;
 pub mod verify;
 pub mod virtual_domains;
 
