@@ -61,8 +61,6 @@ def dkim_main(d):
         "rostfix_dkim_signing_table": f"refile:{d}/SigningTable",
         # 127.0.0.2 is outside: it signs only after AUTH.
         "mynetworks": "127.0.0.1/32",
-        "smtpd_sasl_auth_enable": "yes",
-        "smtpd_sasl_type": "rostfix",
     }
 
 
@@ -71,6 +69,8 @@ def signing(make_instance, keys, workdir):
     d, records = keys
     main = dkim_main(d)
     sasl_dir = Path(tempfile.mkdtemp(prefix="sasl-", dir=workdir))
+    main["smtpd_sasl_auth_enable"] = "yes"
+    main["smtpd_sasl_type"] = "rostfix"
     main["smtpd_sasl_path"] = str(write_passwd(sasl_dir / "sasl_passwd", {LOGIN: PASSWORD}))
     return make_instance(main_extra=main), records
 
