@@ -101,6 +101,15 @@ pub fn load_key(path: &str) -> Result<LoadedKey, DkimError> {
             mode,
         });
     }
+    // Owned by root (the daemons read keys as root) or by whoever reads it (a test,
+    // `rostfix dkim-keygen` run by a user): never by a third user who could read it.
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(DkimError::KeyOwner {
+            path: path.to_string(),
+            uid: meta.uid(),
+        });
+    }
     let pem = std::fs::read(path).map_err(io)?;
     parse_key(&pem).map_err(|reason| DkimError::BadKey {
         path: path.to_string(),

@@ -110,6 +110,21 @@ mod tests {
     }
 
     #[test]
+    fn key_of_another_user_is_refused() {
+        let dir = std::env::temp_dir().join(format!("dkim-owner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("k");
+        write_key(&p, &ed25519_pem().unwrap()).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            // nobody's key: not root's, not ours.
+            std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+            let e = load_key(p.to_str().unwrap()).unwrap_err();
+            assert!(e.to_string().contains("owned by uid 65534"), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn unsafe_key_mode_is_refused() {
         let dir = std::env::temp_dir().join(format!("dkim-mode-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -35,6 +35,9 @@ pub enum DkimError {
     /// Group- or world-accessible private key (OpenDKIM's RequireSafeKeys).
     #[error("{path}: private key is accessible by group or others (mode {mode:o}); chmod 600 it")]
     UnsafeKey { path: String, mode: u32 },
+    /// A private key owned by another user than root or the reader.
+    #[error("{path}: private key is owned by uid {uid}, not root; chown root it")]
+    KeyOwner { path: String, uid: u32 },
     #[error("{path}: not a usable RSA or Ed25519 private key: {reason}")]
     BadKey { path: String, reason: String },
     #[error("signing table {table}: key name {name} is not in the key table")]
