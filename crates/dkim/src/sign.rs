@@ -117,11 +117,14 @@ impl Signer {
     /// Signs `message` (queue form, LF line endings) when the SigningTable has a key
     /// for its From: address; None when it has none or there is no usable From:.
     pub fn sign(&self, message: &[u8]) -> Result<Option<Signed>, DkimError> {
-        let head = header_block(message);
-        let Some(from) = header_values(head, "From")
-            .next()
-            .and_then(|v| from_address(&v))
-        else {
+        let fields = header_fields(header_block(message));
+        let value_of = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        let Some(from) = value_of("From").and_then(from_address) else {
             return Ok(None);
         };
         let Some(key) = self.table.lookup(&from).and_then(|n| self.keys.get(n)) else {
@@ -136,7 +139,7 @@ impl Signer {
         let mut names: Vec<&str> = SIGNED
             .iter()
             .copied()
-            .filter(|n| header_values(head, n).next().is_some())
+            .filter(|n| value_of(n).is_some())
             .collect();
         // Oversigning: one more From than the message has.
         names.push("From");
@@ -193,26 +196,27 @@ fn header_block(message: &[u8]) -> &[u8] {
     message
 }
 
-/// The unfolded values of every `name:` header in `head`.
-fn header_values<'a>(head: &'a [u8], name: &'a str) -> impl Iterator<Item = String> + 'a {
-    let text = String::from_utf8_lossy(head).into_owned();
-    let mut fields: Vec<String> = Vec::new();
+/// The header fields of `head`, unfolded: (name, value trimmed), in order.
+fn header_fields(head: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(head);
+    let mut lines: Vec<String> = Vec::new();
     for line in text.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.starts_with([' ', '\t']) {
-            if let Some(last) = fields.last_mut() {
+            if let Some(last) = lines.last_mut() {
                 last.push_str(line);
             }
         } else if !line.is_empty() {
-            fields.push(line.to_string());
+            lines.push(line.to_string());
         }
     }
-    fields.into_iter().filter_map(move |f| {
-        let (n, v) = f.split_once(':')?;
-        n.trim_end()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_string())
-    })
+    lines
+        .into_iter()
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            Some((n.trim_end().to_string(), v.trim().to_string()))
+        })
+        .collect()
 }
 
 /// The first address of a From: value, lowercased: `Name <a@b>`, `"x, y" <a@b>`,
@@ -240,6 +244,11 @@ pub fn from_address(value: &str) -> Option<String> {
         None => plain.split(',').next().unwrap_or(""),
     }
     .trim();
+    // RFC 5321's limits (64 + 1 + 255): longer is no address we hold a key for, and
+    // keeps the table lookups small whatever a client sends.
+    if addr.len() > 320 {
+        return None;
+    }
     let (local, domain) = addr.rsplit_once('@')?;
     if local.is_empty() || domain.is_empty() || domain.contains(char::is_whitespace) {
         return None;
@@ -282,14 +291,23 @@ mod tests {
             Some("j@example.com")
         );
         assert_eq!(from_address("undisclosed-recipients:;"), None);
+        assert_eq!(
+            from_address(&format!("{}@example.com", "a".repeat(400))),
+            None
+        );
     }
 
     #[test]
     fn headers_unfolded_and_block_ends_at_blank_line() {
         let m = b"Subject: a\n b\nFrom: x@y\n\nFrom: not@header\n";
         let head = header_block(m);
-        assert_eq!(header_values(head, "subject").collect::<Vec<_>>(), ["a b"]);
-        assert_eq!(header_values(head, "From").collect::<Vec<_>>(), ["x@y"]);
+        assert_eq!(
+            header_fields(head),
+            [
+                ("Subject".to_string(), "a b".to_string()),
+                ("From".to_string(), "x@y".to_string())
+            ]
+        );
     }
 
     #[test]
