@@ -33,6 +33,7 @@ NEEDED="
     ldnsutils:/usr/bin/ldns-signzone
     pflogsumm:/usr/sbin/pflogsumm
     prometheus:/usr/bin/prometheus
+    nginx-light:/usr/sbin/nginx
     redis-server:/usr/bin/redis-server
     python3-milter:/usr/lib/python3/dist-packages/Milter
     opendkim:/usr/sbin/opendkim

@@ -37,6 +37,22 @@ def make_ca_and_server_cert(directory):
     return d
 
 
+def chain_for(certs, host, *more):
+    """A certificate for `host` (and the names in `more`) signed by the test CA in
+    `certs`, with the CA after it (the chain a server sends), and its key."""
+    def run(*argv):
+        subprocess.run(list(argv), check=True, capture_output=True, cwd=certs)
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}",
+        "-keyout", f"{host}.key", "-out", f"{host}.csr")
+    sans = ",".join(f"DNS:{n}" for n in (host, *more))
+    (certs / f"{host}.cnf").write_text(f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", f"{host}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", f"{host}.cnf", "-out", f"{host}.pem")
+    chain = certs / f"{host}.chain.pem"
+    chain.write_text((certs / f"{host}.pem").read_text() + (certs / "ca.pem").read_text())
+    return chain, certs / f"{host}.key"
+
+
 class Peer:
     """A running smtp_peer.py."""
 

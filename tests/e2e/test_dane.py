@@ -7,7 +7,9 @@ defers and nothing is sent, not even in the clear; only PKIX records (unusable) 
 mandatory unauthenticated TLS; an unsigned (insecure) zone falls back to opportunistic
 TLS with `dane` and is deferred with `dane-only`; a DANE-TA record naming the CA of
 the chain the server sends delivers Verified; a TLSA answer that fails validation
-(signed delegation, unsigned child) defers with "TLSA lookup error"."""
+(signed delegation, unsigned child) defers with "TLSA lookup error"; a proxy that
+strips STARTTLS (tests/e2e/starttls_strip.py) gets the mail deferred, never sent in
+the clear."""
 
 import hashlib
 import re
@@ -16,29 +18,15 @@ import subprocess
 import pytest
 
 from harness import USER2, wait_for
-from peers import certs, start_peer  # noqa: F401 (fixtures)
+from peers import certs, chain_for, start_peer  # noqa: F401 (fixtures)
 from signed_dns import signed_dns
+from starttls_strip import StarttlsStripper
 
 
 def cert_sha256(cert):
     der = subprocess.run(["openssl", "x509", "-in", str(cert), "-outform", "DER"],
                          check=True, capture_output=True).stdout
     return hashlib.sha256(der).hexdigest()
-
-
-def chain_for(certs, host):
-    """A certificate for `host` signed by the test CA, with the CA after it (the chain
-    the peer sends)."""
-    def run(*argv):
-        subprocess.run(list(argv), check=True, capture_output=True, cwd=certs)
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}",
-        "-keyout", f"{host}.key", "-out", f"{host}.csr")
-    (certs / f"{host}.cnf").write_text(f"subjectAltName=DNS:{host}\nextendedKeyUsage=serverAuth\n")
-    run("openssl", "x509", "-req", "-in", f"{host}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", f"{host}.cnf", "-out", f"{host}.pem")
-    chain = certs / f"{host}.chain.pem"
-    chain.write_text((certs / f"{host}.pem").read_text() + (certs / "ca.pem").read_text())
-    return chain, certs / f"{host}.key"
 
 
 def spki_sha256(cert):
@@ -190,3 +178,23 @@ def test_dane_ta_record_verifies_the_chain(make_instance, workdir, certs, start_
         wait_for(lambda: "status=sent" in a.log_text(), what="the delivery log line")
         assert re.search(rf"Verified TLS connection established to mx\.ta\.test\[127\.0\.0\.1\]:"
                          rf"{peer.port}", a.log_text()), a.log_text()
+
+
+def test_stripped_starttls_defers_and_sends_nothing(make_instance, workdir, certs, start_peer):
+    # A man in the middle (tests/e2e/starttls_strip.py) hides STARTTLS; the TLSA
+    # records name his port, which is where the MX host is reached.
+    peer = start_peer(certs / "self.pem", certs / "self.key")
+    proxy = StarttlsStripper(peer.port)
+    try:
+        records, plain = zone(proxy.port, spki_sha256(certs / "self.pem"))
+        with signed_dns(workdir / f"dns-{proxy.port}", records, plain) as (dns_port, anchor):
+            a = instance_for(make_instance, (proxy, dns_port, anchor), "good.test")
+            send(a, "stripped")
+            wait_for(lambda: a.queue_ids("deferred"), timeout=30, what="the deferral")
+            assert re.search(r"dsn=4\.7\.4, status=deferred \(TLS is required, but was not "
+                             r"offered by host mx\.good\.test\[127\.0\.0\.1\]\)",
+                             a.log_text()), a.log_text()
+            assert proxy.connections >= 1
+            assert peer.messages() == []
+    finally:
+        proxy.close()

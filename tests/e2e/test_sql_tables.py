@@ -5,7 +5,8 @@ mailbox, alias) with two virtual domains.
 
 For each server: virtual_mailbox_domains, virtual_mailbox_maps and virtual_alias_maps
 come from SQL (through `proxy:` for the domains, which opens the same table);
-mail to both domains is delivered into Maildirs by the virtual agent, an alias from
+mail to both domains is delivered into Maildirs by the virtual agent (and, in the last
+test, into Dovecot over LMTP, read back over IMAP), an alias from
 SQL expands to two mailboxes, `rostmap -q` answers from the table; then the database
 is stopped: mail is deferred (never bounced) and delivered once the database is back."""
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import MAIL_OWNER, free_port, wait_for
+from harness import MAIL_OWNER, free_port, stop_process, wait_for
 
 UID, GID = 61101, 61100
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -264,3 +265,58 @@ def test_postfixadmin_virtual_domains_from_sql(make_instance, request, server_fi
     assert PASSWORD not in log and "s3cret" not in log
     wait_for(lambda: not inst.queue_ids("deferred", "active", "incoming"),
              what="the queue to empty")
+
+
+def test_postfixadmin_domains_delivered_into_dovecot_over_lmtp(make_instance, pgsql_server,
+                                                              workdir):
+    """The postfixadmin layout as such servers run it: domains, mailboxes and aliases
+    from PostgreSQL, virtual_transport = lmtp to Dovecot, mail read back over IMAP for
+    a mailbox of each domain (the alias expands to both)."""
+    from test_lmtp import DOVECOT, dovecot_conf
+    if not Path("/usr/lib/dovecot/lmtp").exists():
+        pytest.skip("dovecot-lmtpd is not installed (tests/setup-deps.sh)")
+    import imaplib
+
+    inst = make_instance(start=False)
+    configure(inst, pgsql_server)
+    socket = inst.queue / "private" / "dovecot-lmtp"
+    main = inst.conf / "main.cf"
+    main.write_text(main.read_text() + "virtual_transport = lmtp:unix:private/dovecot-lmtp\n")
+    d = Path(tempfile.mkdtemp(prefix="dovecot-sql-", dir=workdir))
+    d.chmod(0o755)
+    (d / "mail").mkdir()
+    (d / "mail").chmod(0o1777)
+    # Dovecot's own user list (username_format=%n: the local part of a@one.test).
+    (d / "users").write_text("".join(
+        f"{u}:{{PLAIN}}pw-{u}:{UID}:{GID}::{d}/mail/{u}::\n" for u in ("a", "b")))
+    imap_port = free_port()
+    (d / "dovecot.conf").write_text(dovecot_conf(d, socket, imap_port, UID, GID))
+    inst.start()
+    proc = subprocess.Popen([DOVECOT, "-F", "-c", str(d / "dovecot.conf")],
+                            stdout=subprocess.DEVNULL, stderr=open(d / "stderr", "wb"))
+    try:
+        wait_for(lambda: socket.exists() or proc.poll() is not None, timeout=20,
+                 what="Dovecot's LMTP socket")
+        assert proc.poll() is None, (d / "stderr").read_text()
+        with inst.smtp() as s:
+            s.sendmail("sender@example.org", ["info@one.test"],
+                       b"From: sender@example.org\r\nSubject: via sql alias\r\n\r\nhi\r\n")
+
+        def inbox(user):
+            imap = imaplib.IMAP4("127.0.0.1", imap_port)
+            try:
+                imap.login(user, f"pw-{user}")
+                imap.select("INBOX", readonly=True)
+                _, data = imap.search(None, "ALL")
+                return [imap.fetch(n, "(RFC822)")[1][0][1] for n in data[0].split()]
+            finally:
+                imap.logout()
+        for user in ("a", "b"):
+            got = wait_for(lambda user=user: inbox(user), timeout=30,
+                           what=f"{user}'s mail over IMAP")
+            assert b"Subject: via sql alias" in got[0]
+        log = inst.log_text()
+        assert re.search(r"to=<a@one\.test>, orig_to=<info@one\.test>, relay=.*lmtp.*"
+                         r"status=sent", log), log[-3000:]
+    finally:
+        stop_process(proc, timeout=15)

@@ -8,10 +8,9 @@
 use crate::shared_limits::{Kind, SharedLimits};
 use crate::table::Table;
 use rostfix_proto::{read_message, write_message, AnvilClient, AnvilRequest, FrameError};
-use rostfix_service::Connection;
+use rostfix_service::{ClientThreads, Connection};
 use std::io::Read;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ const STREAM_IDLE: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone)]
 pub struct Shared {
     table: Arc<Mutex<Table>>,
-    streams: Arc<AtomicUsize>,
+    threads: ClientThreads,
     redis: Option<Arc<Mutex<SharedLimits>>>,
 }
 
@@ -36,7 +35,7 @@ impl Shared {
     pub fn new(unit: Duration, redis: Option<SharedLimits>) -> Shared {
         Shared {
             table: Arc::new(Mutex::new(Table::new(unit))),
-            streams: Arc::new(AtomicUsize::new(0)),
+            threads: ClientThreads::new("anvil", MAX_STREAMS),
             redis: redis.map(|r| Arc::new(Mutex::new(r))),
         }
     }
@@ -66,29 +65,10 @@ impl Shared {
 /// Takes one new client stream (from the skeleton's acceptor thread): starts its
 /// thread, or closes it at once when MAX_STREAMS are already served.
 pub fn start_stream(conn: Connection, shared: &Shared) {
-    let stream = match conn {
-        Connection::Unix(s) => s,
-        Connection::Tcp(_) | Connection::Passed(_) => {
-            log::warn!("ignoring a TCP client: anvil is a unix service");
-            return;
-        }
-    };
-    if shared.streams.load(Ordering::Relaxed) >= MAX_STREAMS {
-        log::warn!("too many clients ({MAX_STREAMS}); closing a new one");
-        return;
-    }
-    shared.streams.fetch_add(1, Ordering::Relaxed);
     let s = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("client".into())
-        .spawn(move || {
-            serve_stream(stream, &s);
-            s.streams.fetch_sub(1, Ordering::Relaxed);
-        });
-    if let Err(e) = spawned {
-        shared.streams.fetch_sub(1, Ordering::Relaxed);
-        log::warn!("cannot start a client thread: {e}");
-    }
+    shared
+        .threads
+        .start(conn, move |stream| serve_stream(stream, &s));
 }
 
 /// Answers one stream's requests until it closes, then counts its connections down.

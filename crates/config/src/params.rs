@@ -488,6 +488,15 @@ pub static PARAMS: &[ParamDef] = &[
     p("rostfix_maillog_format", "text", ParamKind::Str),
     // Rostfix-specific: where the metrics service answers Prometheus (HTTP, no auth).
     p("rostfix_metrics_listen", "127.0.0.1:9155", ParamKind::Str),
+    // Rostfix-specific: MTA-STS (RFC 8461) in the smtp client, through the mtasts
+    // service (docs/mta-sts.md): the switch, the CA file that authenticates policy
+    // hosts (empty = the system store), the policy cache file, the HTTPS port of
+    // policy hosts (443; tests use another) and the total time one fetch may take.
+    p("rostfix_mta_sts_CAfile", "", ParamKind::Str),
+    p("rostfix_mta_sts_cache", "$data_directory/mta_sts_cache", ParamKind::Str),
+    p("rostfix_mta_sts_enable", "no", ParamKind::Bool),
+    p("rostfix_mta_sts_fetch_timeout", "10s", ParamKind::Time('s')),
+    p("rostfix_mta_sts_https_port", "443", ParamKind::Int),
     // Rostfix-specific: how many instances of one table (each with its own database
     // connection) a proxymap process opens at most; lookups beyond wait their turn.
     p("rostfix_proxymap_pool_size", "4", ParamKind::Int),

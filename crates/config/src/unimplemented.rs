@@ -189,7 +189,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("queue_service_name", Tuning),
     u("reject_code", ReplyCodes),
     u("relay_domains_reject_code", ReplyCodes),
-    u("relay_recipient_maps", RecipientValidation),
     u("resolve_dequoted_address", AddressRewriting),
     u("show_user_unknown_table_name", RecipientValidation),
     u("smtp_address_preference", SmtpClient),

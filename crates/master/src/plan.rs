@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The daemons Rostfix ships; master runs only these.
-pub const SUPPORTED_COMMANDS: [&str; 16] = [
+pub const SUPPORTED_COMMANDS: [&str; 17] = [
     "smtpd",
     "qmgr",
     "local",
@@ -25,6 +25,7 @@ pub const SUPPORTED_COMMANDS: [&str; 16] = [
     "proxymap",
     "verify",
     "metrics",
+    "mtasts",
 ];
 
 /// master.cf's type column as written.

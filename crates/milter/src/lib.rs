@@ -7,6 +7,8 @@
 //! milter requests in its negotiation reply (SMFIR_SETSYMLIST; the configured
 //! milter_*_macros are always sent), SMFIP_HDR_LEADSPC, and SMFIP_RCPT_REJ.
 
+#![forbid(unsafe_code)]
+
 pub mod chain;
 pub mod client;
 pub mod codec;

@@ -16,11 +16,10 @@ use crate::pool::Pool;
 use rostfix_maps::proxy::MAX_REQUEST;
 use rostfix_maps::socketmap::{decode, encode};
 use rostfix_maps::OpenFlags;
-use rostfix_service::Connection;
+use rostfix_service::{ClientThreads, Connection};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,7 +38,7 @@ pub struct Shared {
     approved: Arc<HashSet<String>>,
     pool_size: usize,
     pools: Arc<Mutex<Pools>>,
-    streams: Arc<AtomicUsize>,
+    threads: ClientThreads,
 }
 
 /// The `type:name` tables a proxy_read_maps value approves: its `proxy:` words,
@@ -60,7 +59,7 @@ impl Shared {
             approved: Arc::new(approved),
             pool_size,
             pools: Arc::new(Mutex::new(HashMap::new())),
-            streams: Arc::new(AtomicUsize::new(0)),
+            threads: ClientThreads::new("proxymap", MAX_STREAMS),
         }
     }
 
@@ -110,26 +109,10 @@ impl Shared {
 
 /// Takes one new client stream: starts its thread, or closes it when too many.
 pub fn start_stream(conn: Connection, shared: &Shared) {
-    let Connection::Unix(stream) = conn else {
-        log::warn!("ignoring a TCP client: proxymap is a unix service");
-        return;
-    };
-    if shared.streams.load(Ordering::Relaxed) >= MAX_STREAMS {
-        log::warn!("too many clients ({MAX_STREAMS}); closing a new one");
-        return;
-    }
-    shared.streams.fetch_add(1, Ordering::Relaxed);
     let s = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("client".into())
-        .spawn(move || {
-            serve_stream(stream, &s);
-            s.streams.fetch_sub(1, Ordering::Relaxed);
-        });
-    if let Err(e) = spawned {
-        shared.streams.fetch_sub(1, Ordering::Relaxed);
-        log::warn!("cannot start a client thread: {e}");
-    }
+    shared
+        .threads
+        .start(conn, move |stream| serve_stream(stream, &s));
 }
 
 fn serve_stream(stream: UnixStream, shared: &Shared) {

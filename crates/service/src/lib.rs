@@ -23,6 +23,7 @@
 
 mod args;
 mod background;
+mod client_threads;
 mod confine;
 mod daemon;
 mod inherit;
@@ -34,6 +35,7 @@ mod signals;
 mod status;
 mod trigger;
 
+pub use client_threads::ClientThreads;
 pub use daemon::{fatal, run, ClientHandler, Daemon, Shape, StartError, TriggerHandler};
 pub use orphan::PipeBroke;
 pub use pass::Passed;

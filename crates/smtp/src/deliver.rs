@@ -14,12 +14,13 @@ use crate::conn::{Conn, Socket};
 use crate::dane;
 use crate::dns::{Dns, LookupError};
 use crate::envelope::{has_8bit, headers_have_utf8, Envelope, Rcpt};
+use crate::mta_sts;
 use crate::nexthop::{self, LmtpHop};
 use crate::policy;
 use crate::sasl;
 use crate::session::{self, Client, OpenOptions, Outcome, SaslRequest, SiteFailure, TlsRequest};
 use crate::settings::{Mode, Settings};
-use crate::tls::Level;
+use crate::tls::{Level, Trust};
 use rostfix_maillog::DeliveryLine;
 use rostfix_proto::{DeliveryReply, DeliveryRequest, DeliveryStatus, Dsn, RecipientResult};
 use rostfix_queue::{open_requested, queue_path, RequestedMessage};
@@ -277,6 +278,13 @@ impl Run<'_> {
             Ok(p) => p,
             Err(e) => return vec![defer("4.7.5", e.to_string()); n],
         };
+        // MTA-STS: only for a domain whose MX hosts were looked up (docs/mta-sts.md).
+        let sts_policy = match (s.mta_sts, mx_secure) {
+            (Some(timeout), Some(_)) => {
+                mta_sts::lookup(&nexthop_domain, timeout, &self.req.queue_id)
+            }
+            _ => None,
+        };
         let mut last: Option<SiteFailure> = None;
         for (host, addr, host_secure) in &targets {
             // The DANE levels become may, encrypt or dane for this server, or skip it.
@@ -344,6 +352,38 @@ impl Run<'_> {
                 }
                 other => (other, None, None),
             };
+            // DANE wins over MTA-STS (RFC 8461 section 2); explicit verify and secure
+            // stand as configured.
+            let sts = match &sts_policy {
+                Some(p) if mta_sts::applies(level, tlsa_records.is_some()) => {
+                    Some(mta_sts::for_host(p, &nexthop_domain, host))
+                }
+                _ => None,
+            };
+            let (level, sts_names) = match &sts {
+                None => (level, None),
+                Some(mta_sts::Action::Skip(text)) => {
+                    log::info!("{}: {text}", self.req.queue_id);
+                    last = Some(SiteFailure {
+                        status: DeliveryStatus::Deferred,
+                        dsn: "4.7.5".into(),
+                        text: text.clone(),
+                        try_next: true,
+                    });
+                    continue;
+                }
+                Some(mta_sts::Action::Enforce) => (Level::Secure, Some(vec![host.clone()])),
+                Some(mta_sts::Action::Test { mismatch }) => {
+                    if let Some(text) = mismatch {
+                        log::warn!(
+                            "{}: MTA-STS policy testing: {text}; delivering anyway",
+                            self.req.queue_id
+                        );
+                    }
+                    // TLS is tried so that its outcome can be reported.
+                    (level.max(Level::May), Some(vec![host.clone()]))
+                }
+            };
             let (peer, relay) = match addr {
                 Addr::Inet(ip, port) => (format!("{host}[{ip}]"), format!("{host}[{ip}]:{port}")),
                 Addr::Unix(path) => {
@@ -408,7 +448,7 @@ impl Run<'_> {
                 tls: (level != Level::None).then(|| TlsRequest {
                     level,
                     client: &s.tls,
-                    match_names: dane_names.clone().unwrap_or_else(|| {
+                    match_names: dane_names.clone().or(sts_names).unwrap_or_else(|| {
                         policy::match_names(&match_patterns, host, &nexthop_domain)
                     }),
                     dane: tlsa_records.clone(),
@@ -431,13 +471,35 @@ impl Run<'_> {
             *self.setup = self.started.elapsed().as_secs_f64();
             let mut client = match opened {
                 Ok(c) => c,
-                Err(f) if f.try_next => {
+                Err(mut f) if f.try_next => {
+                    if sts == Some(mta_sts::Action::Enforce) && f.dsn.starts_with("4.7.") {
+                        f.text = format!(
+                            "{} (MTA-STS policy of {nexthop_domain} requires verified TLS)",
+                            f.text
+                        );
+                    }
                     log::info!("{}: {}", self.req.queue_id, f.text);
                     last = Some(f);
                     continue;
                 }
                 Err(f) => return site_outcomes(&f, n),
             };
+            if let Some(mta_sts::Action::Test { .. }) = sts {
+                let failure = match &client.tls {
+                    None => Some("TLS was not negotiated".to_string()),
+                    Some(info) if info.trust != Trust::Verified => Some(format!(
+                        "{} TLS connection: certificate not verified for {host}",
+                        info.trust.word()
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(why) = failure {
+                    log::warn!(
+                        "{}: MTA-STS policy testing of {nexthop_domain}: {peer}: {why}; delivering anyway",
+                        self.req.queue_id
+                    );
+                }
+            }
             let r = client.transaction(env);
             *self.conn_use = client.uses;
             match r {

@@ -32,6 +32,7 @@ pub mod downgrade;
 pub mod envelope;
 pub mod header_flags;
 pub mod help;
+pub mod mta_sts;
 pub mod nexthop;
 pub mod policy;
 pub mod reply;

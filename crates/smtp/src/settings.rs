@@ -82,6 +82,9 @@ pub struct Settings {
     pub mime_downgrade: bool,
     /// smtp_send_xforward_command / lmtp_send_xforward_command.
     pub send_xforward: bool,
+    /// rostfix_mta_sts_enable (SMTP only): how long to wait for the mtasts service's
+    /// answer (its fetch timeout plus DNS time); `None` = MTA-STS off.
+    pub mta_sts: Option<Duration>,
 }
 
 impl Settings {
@@ -136,7 +139,10 @@ impl Settings {
             // lmtp_connect_timeout defaults to 0 (the system's); bound it anyway.
             Mode::Lmtp => 60,
         };
+        let mta_sts = (mode == Mode::Smtp && cfg.get_bool("rostfix_mta_sts_enable"))
+            .then(|| cfg.get_time("rostfix_mta_sts_fetch_timeout") + Duration::from_secs(25));
         Ok(Settings {
+            mta_sts,
             mime_downgrade: !cfg.get_bool("disable_mime_output_conversion"),
             send_xforward: cfg.get_bool(&name("send_xforward_command")),
             mode,

@@ -10,11 +10,10 @@ use crate::probe;
 use rostfix_proto::{
     read_message, write_message, VerifyReply, VerifyRequest, VerifyStatus, MAX_VERIFY_ADDRESS,
 };
-use rostfix_service::Connection;
+use rostfix_service::{ClientThreads, Connection};
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,7 +29,7 @@ const MAX_STREAMS: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct Shared {
     cache: Arc<Mutex<Cache>>,
-    streams: Arc<AtomicUsize>,
+    threads: ClientThreads,
     /// queue_directory ("." after confine).
     root: PathBuf,
     /// address_verify_sender, qualified; "" = `<>`.
@@ -42,7 +41,7 @@ impl Shared {
     pub fn new(cache: Cache, root: PathBuf, sender: String, myhostname: String) -> Shared {
         Shared {
             cache: Arc::new(Mutex::new(cache)),
-            streams: Arc::new(AtomicUsize::new(0)),
+            threads: ClientThreads::new("verify", MAX_STREAMS),
             root,
             sender,
             myhostname,
@@ -139,29 +138,10 @@ pub fn now() -> u64 {
 
 /// Takes one new connection (from the skeleton's acceptor thread) onto a thread.
 pub fn start_stream(conn: Connection, shared: &Shared) {
-    let stream = match conn {
-        Connection::Unix(s) => s,
-        Connection::Tcp(_) | Connection::Passed(_) => {
-            log::warn!("ignoring a TCP client: verify is a unix service");
-            return;
-        }
-    };
-    if shared.streams.load(Ordering::Relaxed) >= MAX_STREAMS {
-        log::warn!("too many clients ({MAX_STREAMS}); closing a new one");
-        return;
-    }
-    shared.streams.fetch_add(1, Ordering::Relaxed);
     let s = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("client".into())
-        .spawn(move || {
-            serve_one(stream, &s);
-            s.streams.fetch_sub(1, Ordering::Relaxed);
-        });
-    if let Err(e) = spawned {
-        shared.streams.fetch_sub(1, Ordering::Relaxed);
-        log::warn!("cannot start a client thread: {e}");
-    }
+    shared
+        .threads
+        .start(conn, move |stream| serve_one(stream, &s));
 }
 
 fn serve_one(mut stream: UnixStream, shared: &Shared) {

@@ -1,7 +1,8 @@
 //! Everything the restrictions need from main.cf (and the `-o` overrides of the
-//! master.cf entry), read and opened once before smtpd confines itself: the seven
-//! lists, smtpd_delay_reject, relay_domains, the virtual domain lists,
-//! local_recipient_maps and the resolver.
+//! master.cf entry), read and opened once before smtpd confines itself: the eight
+//! smtpd_*_restrictions lists (client, helo, sender, relay, recipient, data,
+//! end_of_data, etrn), smtpd_delay_reject, relay_domains, the virtual domain lists,
+//! the recipient tables of reject_unlisted_* and the resolver.
 
 use super::dns::Dns;
 use super::local::LocalRecipients;
