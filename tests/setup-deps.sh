@@ -39,6 +39,7 @@ NEEDED="
     opendkim:/usr/sbin/opendkim
     opendkim-tools:/usr/sbin/opendkim-genkey
     python3-dkim:/usr/lib/python3/dist-packages/dkim
+    python3-nacl:/usr/lib/python3/dist-packages/nacl
     rspamd:/usr/bin/rspamd
     python3-dnspython:/usr/lib/python3/dist-packages/dns
 "

@@ -473,6 +473,11 @@ pub static PARAMS: &[ParamDef] = &[
     // Redis server (host:port; empty = this machine's own limits only).
     p("rostfix_anvil_redis_prefix", "rostfix:anvil:", ParamKind::Str),
     p("rostfix_anvil_redis_server", "", ParamKind::Str),
+    // Rostfix-specific: native DKIM signing (crates/dkim, docs/dkim.md): OpenDKIM's
+    // KeyTable and SigningTable files as they are (`refile:` for wildcard patterns);
+    // both empty = no signing.
+    p("rostfix_dkim_key_table", "", ParamKind::Str),
+    p("rostfix_dkim_signing_table", "", ParamKind::Str),
     p("rostfix_dns_servers", "", ParamKind::List),
     // Rostfix-specific: a file of DNSKEY records trusted for DNSSEC validation
     // (smtp_dns_support_level = dnssec); empty = the IANA root keys.

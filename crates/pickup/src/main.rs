@@ -29,6 +29,7 @@ type Loaded = (
     Option<Arc<ContentChecks>>,
     ReceiveOverrides,
     Option<Arc<rostfix_rewrite::Rewriter>>,
+    Option<Arc<rostfix_dkim::Signer>>,
 );
 
 /// Longest pause between scans.
@@ -61,9 +62,17 @@ fn main() {
                         .map_err(StartError::daemon)?,
                 ))
             };
-            Ok((content_checks, overrides, rewrite))
+            // DKIM keys are readable by root only: read them before privileges go.
+            let dkim = rostfix_dkim::Signer::load(
+                &service.config.get("rostfix_dkim_key_table"),
+                &service.config.get("rostfix_dkim_signing_table"),
+            )
+            .map_err(StartError::daemon)?
+            .map(Arc::new);
+            Ok((content_checks, overrides, rewrite, dkim))
         },
-        after_confine: |service: &mut Service, (content_checks, overrides, rewrite): Loaded| {
+        after_confine: |service: &mut Service,
+                        (content_checks, overrides, rewrite, dkim): Loaded| {
             let content_filter =
                 rostfix_queue::ContentFilter::parse(&service.config.get("content_filter"))
                     .map_err(StartError::daemon)?;
@@ -73,6 +82,7 @@ fn main() {
                 rewrite,
                 content_filter,
                 forms: rostfix_rewrite::AddressForms::from_config(&service.config),
+                dkim,
                 myhostname: service.config.get("myhostname"),
                 myorigin: service.config.get("myorigin"),
                 message_size_limit: u64::try_from(service.config.get_int("message_size_limit"))

@@ -43,6 +43,9 @@ pub struct Settings {
     /// swap_bangpath, allow_percent_hack: applied even under no_address_mappings,
     /// as cleanup's trivial-rewrite step is.
     pub forms: rostfix_rewrite::AddressForms,
+    /// Native DKIM signing (crates/dkim): locally submitted mail is signed when its
+    /// From: has a key, as OpenDKIM signs what Postfix's pickup hands its milter.
+    pub dkim: Option<Arc<rostfix_dkim::Signer>>,
 }
 
 /// A message that made it into incoming/.
@@ -270,12 +273,14 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
         }));
     }
     let mut staged = Vec::new();
-    write_inspected(
-        &mut writer,
-        &mut inspector,
-        &mut staged,
-        received.as_bytes(),
-    )?;
+    // With DKIM signing the content is kept until the signature over all of it is
+    // made (bounded by message_size_limit, checked below as it grows).
+    let mut held = settings.dkim.as_ref().map(|_| Vec::new());
+    let mut out = Out {
+        writer: &mut writer,
+        held: &mut held,
+    };
+    write_inspected(&mut out, &mut inspector, &mut staged, received.as_bytes())?;
     // Dropping `writer` on any error below removes its temporary file.
     let mut size = 0u64;
     let mut first = true;
@@ -301,10 +306,10 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
                         // A leading folded line would continue pickup's own Received:
                         // header; as Postfix does, an empty line first makes the
                         // whole submission body instead.
-                        write_inspected(&mut writer, &mut inspector, &mut staged, b"\n")?;
+                        write_inspected(&mut out, &mut inspector, &mut staged, b"\n")?;
                     }
                 }
-                write_inspected(&mut writer, &mut inspector, &mut staged, &chunk)?;
+                write_inspected(&mut out, &mut inspector, &mut staged, &chunk)?;
             }
             StreamRecord::End => break,
             other => {
@@ -316,9 +321,27 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
     }
     staged.clear();
     let outcome = inspector.finish(&mut staged);
-    writer
-        .write_content(&staged)
-        .map_err(|e| PickupError::Retry(e.to_string()))?;
+    out.write(&staged)?;
+    if let (Some(content), Some(signer)) = (held, settings.dkim.as_ref()) {
+        // Signed over the content as queued (after header_checks and rewriting).
+        let signed = signer.sign(&content).map_err(|e| {
+            // Left in maildrop for the next scan, as OpenDKIM tempfails it.
+            PickupError::Retry(format!("DKIM signing failed: {e}"))
+        })?;
+        if let Some(sig) = &signed {
+            log::info!(
+                "{new_id}: DKIM-Signature field added (s={}, d={})",
+                sig.selector,
+                sig.domain
+            );
+            writer
+                .write_content(sig.header.as_bytes())
+                .map_err(|e| PickupError::Retry(e.to_string()))?;
+        }
+        writer
+            .write_content(&content)
+            .map_err(|e| PickupError::Retry(e.to_string()))?;
+    }
     let (new_id, fate) = crate::verdict::apply(root, writer, &envelope, &outcome)?;
     // The message is queued (or settled); the leftover would be queued again by the next scan.
     if let Err(e) = std::fs::remove_file(&path) {
@@ -332,18 +355,37 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
     })
 }
 
+/// Where inspected content goes: the queue file, or memory until it is signed.
+struct Out<'a> {
+    writer: &'a mut QueueWriter,
+    held: &'a mut Option<Vec<u8>>,
+}
+
+impl Out<'_> {
+    fn write(&mut self, data: &[u8]) -> Result<(), PickupError> {
+        match self.held {
+            Some(held) => {
+                held.extend_from_slice(data);
+                Ok(())
+            }
+            None => self
+                .writer
+                .write_content(data)
+                .map_err(|e| PickupError::Retry(e.to_string())),
+        }
+    }
+}
+
 /// Writes content through the inspection into the new queue file.
 fn write_inspected(
-    writer: &mut QueueWriter,
+    out: &mut Out<'_>,
     inspector: &mut Inspector,
     staged: &mut Vec<u8>,
     data: &[u8],
 ) -> Result<(), PickupError> {
     staged.clear();
     inspector.feed(data, staged);
-    writer
-        .write_content(staged)
-        .map_err(|e| PickupError::Retry(e.to_string()))
+    out.write(staged)
 }
 
 #[cfg(test)]
@@ -374,6 +416,7 @@ mod tests {
             rewrite: None,
             content_filter: None,
             forms: rostfix_rewrite::AddressForms::default(),
+            dkim: None,
         }
     }
 

@@ -126,6 +126,7 @@ mod tests {
             rewrite: None,
             content_filter: None,
             forms: rostfix_rewrite::AddressForms::default(),
+            dkim: None,
         })
     }
 

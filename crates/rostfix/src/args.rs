@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// One-line usage, printed with exit 64 on a bad command line.
 pub const USAGE: &str =
-    "usage: rostfix [-c DIR] [-v] start|start-fg|stop|reload|status|check|flush";
+    "usage: rostfix [-c DIR] [-v] start|start-fg|stop|reload|status|check|flush\n       rostfix dkim-keygen [-a rsa|ed25519] [-b BITS] [-D DIR] DOMAIN SELECTOR";
 
 /// The manual page.
 pub const HELP: &str = "\
@@ -43,6 +43,9 @@ COMMANDS
               services finish their clients and are replaced.
     status    Say whether master runs (and its process ID).
     flush     Ask qmgr (public/qmgr) to retry deferred mail now.
+    dkim-keygen [-a rsa|ed25519] [-b BITS] [-D DIR] DOMAIN SELECTOR
+              Make a DKIM signing key and print the TXT record to publish
+              (rostfix dkim-keygen --help; docs/dkim.md).
 
 OPTIONS
     -c DIR    Configuration directory (default: MAIL_CONFIG, else /etc/rostfix).

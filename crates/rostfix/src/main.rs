@@ -9,6 +9,7 @@ mod check_files;
 mod check_smtpd;
 mod control;
 mod dirs;
+mod dkim_keygen;
 mod pidlock;
 
 use args::Command;
@@ -178,7 +179,12 @@ fn run(command: Command, config_dir: &Path, verbose: bool, say: &mut Say) -> Res
 }
 
 fn main() {
-    let options = match args::parse_args(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // A tool of its own with its own options (no main.cf needed).
+    if argv.first().map(String::as_str) == Some("dkim-keygen") {
+        std::process::exit(dkim_keygen::main(&argv[1..]));
+    }
+    let options = match args::parse_args(argv) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("rostfix: {message}\n{}", args::USAGE);

@@ -42,6 +42,9 @@ pub enum SettingsError {
     Rewrite(#[from] rostfix_rewrite::RewriteError),
     #[error("smtpd_milters: {0}")]
     Milters(#[from] rostfix_milter::ConfigError),
+    /// A DKIM table or key that cannot be read: the daemon does not start.
+    #[error("rostfix_dkim_key_table/rostfix_dkim_signing_table: {0}")]
+    Dkim(#[from] rostfix_dkim::DkimError),
 }
 
 /// What smtpd needs from main.cf.
@@ -99,6 +102,9 @@ pub struct Settings {
     pub own_addresses: Vec<std::net::IpAddr>,
     /// smtpd_milters with the milter_* settings; None when the list is empty.
     pub milters: Option<std::sync::Arc<rostfix_milter::MilterConfig>>,
+    /// Native DKIM signing (crates/dkim): tables and keys read here, before
+    /// confinement; None when rostfix_dkim_key_table/_signing_table are empty.
+    pub dkim: Option<std::sync::Arc<rostfix_dkim::Signer>>,
 }
 
 impl Settings {
@@ -211,6 +217,11 @@ impl Settings {
                 "smtpd_milters",
             )?)
             .filter(|m| !m.is_empty())
+            .map(std::sync::Arc::new),
+            dkim: rostfix_dkim::Signer::load(
+                &cf.get("rostfix_dkim_key_table"),
+                &cf.get("rostfix_dkim_signing_table"),
+            )?
             .map(std::sync::Arc::new),
         };
         Ok((settings, warnings))

@@ -958,6 +958,7 @@ fn error_reply(e: &CommandError) -> Reply {
 mod auth;
 mod bdat;
 mod checks;
+mod dkim;
 mod ehlo_discard;
 mod etrn;
 mod milter;

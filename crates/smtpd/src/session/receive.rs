@@ -40,9 +40,10 @@ pub(super) struct Intake<M: QueuedMessage> {
     staged: Vec<u8>,
     scanner: HeaderScanner,
     header_guard: HeaderSizeGuard,
-    /// With smtpd_milters the content is kept here, not written, until the milters
-    /// have seen (and maybe edited) it; bounded by message_size_limit since `push`
-    /// stops passing content on once the message is too big.
+    /// With smtpd_milters or DKIM signing the content is kept here, not written,
+    /// until the milters have seen (and maybe edited) it and the signature over the
+    /// final content is made; bounded by message_size_limit since `push` stops
+    /// passing content on once the message is too big.
     held: Option<Vec<u8>>,
     size: u64,
     limit: u64,
@@ -158,7 +159,7 @@ impl<S: QueueSink> Session<'_, S> {
             staged: Vec::new(),
             scanner: HeaderScanner::new(),
             header_guard: HeaderSizeGuard::new(self.cfg.proto.header_size_limit),
-            held: self.milters_active().then(Vec::new),
+            held: (self.milters_active() || self.dkim_signs()).then(Vec::new),
             size,
             limit,
             too_big: limit > 0 && size > limit,
@@ -296,24 +297,39 @@ impl<S: QueueSink> Session<'_, S> {
         let mut hold = hold;
         let mut new_envelope = outcome.rewrite_envelope(&envelope);
         if let Some(content) = held {
-            let edits = match self.milter_message(&id, &content, txn) {
-                MessageVerdict::Queue(content, edits) => {
-                    if let Err(e) = msg.write(&content) {
-                        log::warn!("{id}: queue file write error: {e}");
+            let (content, edits) = if self.milters_active() {
+                match self.milter_message(&id, &content, txn) {
+                    MessageVerdict::Queue(content, edits) => (content, edits),
+                    MessageVerdict::Refuse(reply) => {
                         msg.abort();
-                        return write_error(&e);
+                        return reply;
                     }
-                    edits
+                    MessageVerdict::Discard => {
+                        msg.abort();
+                        return Reply::new(250, "2.0.0", format!("Ok: queued as {id}"));
+                    }
                 }
-                MessageVerdict::Refuse(reply) => {
+            } else {
+                (content, Default::default())
+            };
+            // Signed last, over the content as queued (after header_checks and the
+            // milters' edits), so nothing we do afterwards breaks the signature.
+            let signature = match self.dkim_signature(&id, &content) {
+                Ok(sig) => sig,
+                Err(reply) => {
                     msg.abort();
                     return reply;
                 }
-                MessageVerdict::Discard => {
-                    msg.abort();
-                    return Reply::new(250, "2.0.0", format!("Ok: queued as {id}"));
-                }
             };
+            let written = match signature {
+                Some(sig) => msg.write(sig.as_bytes()).and_then(|()| msg.write(&content)),
+                None => msg.write(&content),
+            };
+            if let Err(e) = written {
+                log::warn!("{id}: queue file write error: {e}");
+                msg.abort();
+                return write_error(&e);
+            }
             if edits.quarantine.is_some() {
                 hold = true;
                 self.log_milter(

@@ -151,6 +151,7 @@ fn codes(lines: &[String]) -> Vec<&str> {
 
 mod auth;
 mod content;
+mod dkim;
 mod etrn;
 mod options;
 mod pipelining;

@@ -1,0 +1,41 @@
+//! Native DKIM signing in smtpd (a child module of session/mod.rs): which mail is
+//! signed follows OpenDKIM's defaults for a milter behind Postfix: mail from
+//! SASL-authenticated clients and from clients in mynetworks, never mail relayed in
+//! from elsewhere (which is the mail to verify, not to sign). The key is chosen by
+//! the From: address (crates/dkim).
+
+use super::Session;
+use crate::reply::Reply;
+use crate::sink::QueueSink;
+
+impl<S: QueueSink> Session<'_, S> {
+    /// Mail of this session is to be signed.
+    pub(super) fn dkim_signs(&self) -> bool {
+        self.cfg.dkim.is_some() && (self.trusted || self.auth.username.is_some())
+    }
+
+    /// The DKIM-Signature: header for the final `content` (LF form), or None when
+    /// this session's mail is not signed or no key matches its From:. A signing
+    /// failure is a temporary error, as OpenDKIM's default answer to it: mail that
+    /// should carry a signature is not sent without one.
+    pub(super) fn dkim_signature(&self, id: &str, content: &[u8]) -> Result<Option<String>, Reply> {
+        let Some(signer) = self.cfg.dkim.as_ref().filter(|_| self.dkim_signs()) else {
+            return Ok(None);
+        };
+        match signer.sign(content) {
+            Ok(Some(signed)) => {
+                log::info!(
+                    "{id}: DKIM-Signature field added (s={}, d={})",
+                    signed.selector,
+                    signed.domain
+                );
+                Ok(Some(signed.header))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                log::warn!("{id}: DKIM signing failed: {e}");
+                Err(Reply::new(451, "4.7.0", "Error: DKIM signing failed"))
+            }
+        }
+    }
+}
