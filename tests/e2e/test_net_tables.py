@@ -6,8 +6,9 @@ started and stopped by the test.
 virtual_alias_maps = memcache:(backup ldap:), socketmap:..., tcp:...: mail to each
 rewritten address reaches the local users' Maildirs; an LDAP group address expands to
 two users; `rostmap -q` answers from every type, and a server's TEMP / 400 reply is a
-lookup error, not "not found". Then slapd is stopped: mail to an address not in the
-cache is deferred, never bounced, and delivered once slapd is back."""
+lookup error, not "not found". Then slapd is stopped: smtpd answers RCPT for an
+address not in the cache with 451 (it cannot tell whether it exists), and mail to it
+submitted locally is deferred, never bounced, and delivered once slapd is back."""
 
 import os
 import shutil
@@ -268,13 +269,20 @@ def test_ldap_memcache_socketmap_tcp_tables(make_instance, peers):
     wait_for(lambda: subjects(USER1) == ["sock-tcp", "team"], what=f"{USER1}'s mail")
     wait_for(lambda: subjects(USER2) == ["sock-tcp", "team"], what=f"{USER2}'s mail")
 
-    # slapd goes away: alice@ is not cached, so her mail waits in the queue; nothing
-    # bounces. It is delivered once slapd is back.
+    # slapd goes away: alice@ is not cached. smtpd cannot tell whether she exists
+    # (reject_unlisted_recipient looks her up in virtual_alias_maps) and answers
+    # 451 4.3.0, never 550, as Postfix does; mail submitted locally waits in the queue,
+    # nothing bounces, and it is delivered once slapd is back.
     slapd.stop()
     try:
         with inst.smtp() as s:
-            s.sendmail("sender@example.org", ["alice@corp.test"],
-                       b"From: sender@example.org\r\nSubject: outage\r\n\r\nhi\r\n")
+            s.ehlo("client.test")
+            s.mail("sender@example.org")
+            assert s.rcpt("alice@corp.test") == (
+                451, b"4.3.0 <alice@corp.test>: Temporary lookup failure")
+        inst._run([str(inst.bindir / "sendmail"), "-C", str(inst.conf), "-f",
+                   "sender@example.org", "alice@corp.test"],
+                  input=b"From: sender@example.org\nSubject: outage\n\nhi\n")
         wait_for(lambda: "status=deferred" in inst.log_text(), timeout=60,
                  what="the message to be deferred")
     finally:
