@@ -240,6 +240,9 @@ pub static PARAMS: &[ParamDef] = &[
     p("lmtp_tls_CAfile", "", ParamKind::Str),
     p("lmtp_tls_CApath", "", ParamKind::Str),
     p("lmtp_tls_cert_file", "", ParamKind::Str),
+    // Postfix's default is an expression: dane when lmtp_tls_security_level is dane,
+    // else may; empty here means that (crates/smtp/src/settings.rs).
+    p("lmtp_tls_dane_insecure_mx_policy", "", ParamKind::Str),
     p("lmtp_tls_key_file", "$lmtp_tls_cert_file", ParamKind::Str),
     p("lmtp_tls_loglevel", "0", ParamKind::Int),
     p("lmtp_tls_mandatory_protocols", ">=TLSv1", ParamKind::List),
@@ -576,6 +579,9 @@ pub static PARAMS: &[ParamDef] = &[
     p("smtp_tls_CApath", "", ParamKind::Str),
     p("smtp_tls_cert_file", "", ParamKind::Str),
     p("smtp_tls_ciphers", "medium", ParamKind::Str),
+    // Postfix's default is an expression: dane when smtp_tls_security_level is dane,
+    // else may; empty here means that (crates/smtp/src/settings.rs).
+    p("smtp_tls_dane_insecure_mx_policy", "", ParamKind::Str),
     p("smtp_tls_exclude_ciphers", "", ParamKind::List),
     p("smtp_tls_key_file", "$smtp_tls_cert_file", ParamKind::Str),
     p("smtp_tls_loglevel", "0", ParamKind::Int),

@@ -14,9 +14,9 @@
 //! | TLSA records, none usable                   | encrypt         | defer          |
 //! | usable TLSA records                         | dane            | dane           |
 //!
-//! An insecure MX set with `dane` goes on to the host's own TLSA records, as Postfix's
-//! default smtp_tls_dane_insecure_mx_policy = dane does (its "half-dane"); that
-//! parameter itself is not implemented. Usable records are DANE-TA(2) and DANE-EE(3)
+//! An insecure MX set with `dane` goes on to the host's own TLSA records when
+//! smtp_tls_dane_insecure_mx_policy is `dane` (Postfix's "half-dane", its default when
+//! the main.cf level is dane), or gets opportunistic TLS when it is `may`. Usable records are DANE-TA(2) and DANE-EE(3)
 //! with selector 0 or 1 and matching type 0, 1 or 2; PKIX-TA(0) and PKIX-EE(1) are
 //! unusable for SMTP (RFC 7672 section 3.1.3). How a certificate is checked against
 //! the records is in `dane_verify.rs`.
@@ -100,6 +100,8 @@ pub struct Facts<'a> {
     pub mx_secure: Option<bool>,
     /// The DNSSEC status of the server's address records.
     pub host_secure: bool,
+    /// smtp_tls_dane_insecure_mx_policy = may.
+    pub insecure_mx_may: bool,
     /// For texts: the next hop, the server host name and port.
     pub nexthop: &'a str,
     pub host: &'a str,
@@ -134,6 +136,9 @@ pub fn decide(f: &Facts<'_>, tlsa: impl FnOnce() -> TlsaAnswer) -> (Decision, Op
     }
     if f.mx_secure == Some(false) && f.level == DaneLevel::DaneOnly {
         return (dest_failure("non DNSSEC destination"), None);
+    }
+    if f.mx_secure == Some(false) && f.insecure_mx_may {
+        return (Decision::May, None);
     }
     // RFC 7672 section 2.2.2: no TLSA lookup for a host whose address is not secure.
     let answer = if f.host_secure {
@@ -188,6 +193,7 @@ mod tests {
             dnssec: true,
             mx_secure,
             host_secure,
+            insecure_mx_may: false,
             nexthop: "example.test",
             host: "mx.example.test",
             port: 25,
@@ -281,6 +287,30 @@ mod tests {
         assert_eq!(
             run(&f, TlsaAnswer::NotFound).0,
             defer("no TLSA records found")
+        );
+        // smtp_tls_dane_insecure_mx_policy = may: opportunistic, no TLSA lookup.
+        let f = Facts {
+            insecure_mx_may: true,
+            ..facts(DaneLevel::Dane, Some(false), true)
+        };
+        let (d, asked) = run(&f, TlsaAnswer::Records(vec![rec(3, 1, 1)]));
+        assert_eq!((d, asked), (Decision::May, false));
+        // ...which changes nothing for a signed MX set, nor for dane-only.
+        let f = Facts {
+            insecure_mx_may: true,
+            ..facts(DaneLevel::Dane, Some(true), true)
+        };
+        assert_eq!(
+            run(&f, TlsaAnswer::Records(vec![rec(3, 1, 1)])).0,
+            Decision::Dane(vec![rec(3, 1, 1)])
+        );
+        let f = Facts {
+            insecure_mx_may: true,
+            ..facts(DaneLevel::DaneOnly, Some(false), true)
+        };
+        assert_eq!(
+            run(&f, TlsaAnswer::NotFound).0,
+            defer("non DNSSEC destination")
         );
     }
 

@@ -299,6 +299,7 @@ impl Run<'_> {
                         dnssec: s.dnssec && self.agent.dns.as_ref().is_some_and(Dns::is_validating),
                         mx_secure,
                         host_secure: *host_secure,
+                        insecure_mx_may: s.dane_insecure_mx_may,
                         nexthop: &self.req.nexthop,
                         host,
                         port,

@@ -3,6 +3,7 @@
 //! while still readable). SMTP mode reads `smtp_*` parameters, LMTP mode the `lmtp_*`
 //! twins Postfix has (`lmtp_lhlo_timeout` for the HELO timeout, `lmtp_lhlo_name`).
 
+use crate::dane::DaneLevel;
 use crate::sasl::SecurityOptions;
 use crate::session::Timeouts;
 use crate::tls::{Level, TlsClient, TlsFiles, TlsSetupError};
@@ -71,6 +72,9 @@ pub struct Settings {
     pub tls_level: Level,
     /// smtp_dns_support_level = dnssec: lookups validate DNSSEC (needed for DANE).
     pub dnssec: bool,
+    /// smtp_tls_dane_insecure_mx_policy = may: a `dane` destination whose MX set is
+    /// not DNSSEC-signed gets opportunistic TLS instead of its hosts' TLSA records.
+    pub dane_insecure_mx_may: bool,
     pub tls_policy_maps: Vec<Box<dyn Map>>,
     pub verify_match: Vec<String>,
     pub secure_match: Vec<String>,
@@ -109,6 +113,7 @@ impl Settings {
         };
         let tls_level = tls_level(cfg, p)?;
         let dnssec = dns_support_level(cfg, p)?;
+        let dane_insecure_mx_may = dane_insecure_mx_policy(cfg, p, &tls_level)?;
         let tls = TlsClient::load(&TlsFiles {
             ca_file: &cfg.get(&name("tls_CAfile")),
             ca_path: &cfg.get(&name("tls_CApath")),
@@ -157,6 +162,7 @@ impl Settings {
             tls,
             tls_level,
             dnssec,
+            dane_insecure_mx_may,
             tls_policy_maps: open_maps(cfg, &name("tls_policy_maps"))?,
             verify_match: cfg.get_list(&name("tls_verify_cert_match")),
             secure_match: cfg.get_list(&name("tls_secure_cert_match")),
@@ -181,6 +187,25 @@ fn dns_support_level(cfg: &MainCf, p: &str) -> Result<bool, SettingsError> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "dnssec" => Ok(true),
         "" | "enabled" | "disabled" => Ok(false),
+        _ => Err(SettingsError::Level {
+            name: param,
+            value: raw,
+        }),
+    }
+}
+
+/// smtp_tls_dane_insecure_mx_policy: `dane` (look up the TLSA records of the hosts of an
+/// unsigned MX set, Postfix's "half-dane") or `may` (opportunistic TLS for them). Empty
+/// is Postfix's default expression: `dane` when the main.cf level is `dane`, else `may`
+/// (so a `dane` entry in smtp_tls_policy_maps under a global `may` gets `may`). Returns
+/// whether the policy is `may`.
+fn dane_insecure_mx_policy(cfg: &MainCf, p: &str, level: &Level) -> Result<bool, SettingsError> {
+    let param = format!("{p}_tls_dane_insecure_mx_policy");
+    let raw = cfg.get(&param);
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(!matches!(level, Level::Dane(DaneLevel::Dane))),
+        "dane" => Ok(false),
+        "may" => Ok(true),
         _ => Err(SettingsError::Level {
             name: param,
             value: raw,
@@ -256,5 +281,34 @@ pub fn nonzero(d: Duration, default_secs: u64) -> Duration {
         Duration::from_secs(default_secs)
     } else {
         d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(text: &str) -> Result<bool, SettingsError> {
+        let cf = MainCf::parse(text, std::path::Path::new("/etc/rostfix/main.cf"))
+            .expect("main.cf parses");
+        let level = tls_level(&cf, "smtp")?;
+        dane_insecure_mx_policy(&cf, "smtp", &level)
+    }
+
+    #[test]
+    fn insecure_mx_policy_follows_postfix_default_expression() {
+        // Default: dane when the main.cf level is dane, else may.
+        assert!(!policy("smtp_tls_security_level = dane\n").unwrap());
+        assert!(policy("smtp_tls_security_level = may\n").unwrap());
+        assert!(policy("smtp_tls_security_level = dane-only\n").unwrap());
+        assert!(
+            policy("smtp_tls_security_level = dane\nsmtp_tls_dane_insecure_mx_policy = may\n")
+                .unwrap()
+        );
+        assert!(!policy(
+            "smtp_tls_security_level = may\nsmtp_tls_dane_insecure_mx_policy = dane\n"
+        )
+        .unwrap());
+        assert!(policy("smtp_tls_dane_insecure_mx_policy = maybe\n").is_err());
     }
 }
