@@ -320,3 +320,30 @@ def test_postfixadmin_domains_delivered_into_dovecot_over_lmtp(make_instance, pg
                          r"status=sent", log), log[-3000:]
     finally:
         stop_process(proc, timeout=15)
+
+
+def test_two_instances_share_virtual_users_in_postgresql(make_instance, pgsql_server):
+    """Several Rostfix machines sharing one PostgreSQL (issue 20, docs/operations.md):
+    a mailbox added in SQL is accepted by both instances at once, with no reload, and
+    a user neither knows is refused by both. The row is removed again at the end (the
+    server is shared by the session's tests)."""
+    insts = []
+    for _ in range(2):
+        inst = make_instance(start=False)
+        configure(inst, pgsql_server)
+        inst.start()
+        insts.append(inst)
+
+    def rcpt(inst, address):
+        with inst.smtp() as s:
+            s.ehlo("client.test")
+            s.mail("sender@example.org")
+            return s.rcpt(address)[0]
+    assert [rcpt(i, "carol@one.test") for i in insts] == [550, 550]
+    pgsql_server.psql("mail", "INSERT INTO mailbox VALUES "
+                              "('carol@one.test', 'one.test/carol/', 'one.test', 1)")
+    try:
+        assert [rcpt(i, "carol@one.test") for i in insts] == [250, 250]
+        assert [rcpt(i, "dave@one.test") for i in insts] == [550, 550]
+    finally:
+        pgsql_server.psql("mail", "DELETE FROM mailbox WHERE username = 'carol@one.test'")
