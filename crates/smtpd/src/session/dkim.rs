@@ -3,6 +3,12 @@
 //! SASL-authenticated clients and from clients in mynetworks, never mail relayed in
 //! from elsewhere (which is the mail to verify, not to sign). The key is chosen by
 //! the From: address (crates/dkim).
+//!
+//! `receive_override_options = no_milters` turns signing off too, as it turns off the
+//! OpenDKIM milter that native signing replaces: that is how Postfix's FILTER_README
+//! wires a content filter's re-injection smtpd on 127.0.0.1, and without it mail from
+//! outside coming back from the filter (from 127.0.0.1, inside mynetworks) would be
+//! signed, a forged From: of ours included.
 
 use super::Session;
 use crate::reply::Reply;
@@ -11,7 +17,9 @@ use crate::sink::QueueSink;
 impl<S: QueueSink> Session<'_, S> {
     /// Mail of this session is to be signed.
     pub(super) fn dkim_signs(&self) -> bool {
-        self.cfg.dkim.is_some() && (self.trusted || self.auth.username.is_some())
+        self.cfg.dkim.is_some()
+            && !self.cfg.receive_overrides.no_milters
+            && (self.trusted || self.auth.username.is_some())
     }
 
     /// The DKIM-Signature: header for the final `content` (LF form), or None when

@@ -56,6 +56,16 @@ fn mynetworks_mail_is_signed_first_in_the_queue_file() {
 }
 
 #[test]
+fn reinjection_with_no_milters_is_not_signed() {
+    let (mut cfg, dir) = signing_settings("reinject");
+    cfg.receive_overrides.no_milters = true;
+    let (_, _, sink) = session(&cfg, inside(), INPUT);
+    let content = String::from_utf8(sink.0.borrow().queued[0].content.clone()).unwrap();
+    assert!(!content.contains("DKIM-Signature"), "{content}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn outside_mail_is_not_signed() {
     let (cfg, dir) = signing_settings("out");
     let (_, _, sink) = session(&cfg, outside(), INPUT);
