@@ -146,6 +146,64 @@ impl Conn {
     }
 }
 
+/// One kept connection to a table server, shared by a table's lookups: opened on first
+/// use, replaced once when a kept connection fails (the server may have closed an idle
+/// one), dropped after any error so the next lookup starts afresh.
+pub struct KeptConn {
+    endpoint: String,
+    timeout: Duration,
+    conn: std::sync::Mutex<Option<Conn>>,
+}
+
+impl KeptConn {
+    /// Nothing is connected until the first [`KeptConn::ask`].
+    pub fn new(endpoint: &str, timeout: Duration) -> KeptConn {
+        KeptConn {
+            endpoint: endpoint.to_string(),
+            timeout,
+            conn: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The endpoint, for error texts.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Sends `request` and reads the reply with `read`; the error text names the
+    /// endpoint.
+    pub fn ask<T>(
+        &self,
+        request: &[u8],
+        read: impl Fn(&mut BufReader<Stream>) -> io::Result<T>,
+    ) -> Result<T, String> {
+        let mut guard = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let had = guard.is_some();
+        for attempt in 0..2 {
+            let conn = match guard.as_mut() {
+                Some(c) => c,
+                None => guard.insert(
+                    Conn::open(&self.endpoint, self.timeout)
+                        .map_err(|e| format!("connect to {}: {e}", self.endpoint))?,
+                ),
+            };
+            match conn.send(request).and_then(|()| read(&mut conn.reader)) {
+                Ok(reply) => return Ok(reply),
+                Err(e) => {
+                    *guard = None;
+                    if attempt == 1 || !had {
+                        return Err(format!("{}: {e}", self.endpoint));
+                    }
+                }
+            }
+        }
+        Err("no reply".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,10 +9,9 @@
 //! bytes) and every read and write by a timeout.
 
 use crate::error::MapError;
-use crate::netio::Conn;
+use crate::netio::KeptConn;
 use crate::Map;
 use std::io::{self, BufRead};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Longest reply accepted (Postfix's socketmap_max_reply_size default).
@@ -60,9 +59,8 @@ pub fn decode<R: BufRead>(r: &mut R, limit: usize) -> io::Result<Vec<u8>> {
 /// A socketmap: table.
 pub struct SocketMap {
     spec: String,
-    endpoint: String,
     name: String,
-    conn: Mutex<Option<Conn>>,
+    conn: KeptConn,
 }
 
 impl SocketMap {
@@ -85,9 +83,8 @@ impl SocketMap {
         }
         Ok(SocketMap {
             spec: spec.to_string(),
-            endpoint: endpoint.to_string(),
             name: name.to_string(),
-            conn: Mutex::new(None),
+            conn: KeptConn::new(endpoint, TIMEOUT),
         })
     }
 
@@ -98,35 +95,11 @@ impl SocketMap {
         }
     }
 
-    /// One request and reply; a kept connection that fails is replaced once.
+    /// One request and reply over the kept connection.
     fn ask(&self, request: &[u8]) -> Result<Vec<u8>, MapError> {
-        let mut guard = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let had = guard.is_some();
-        for attempt in 0..2 {
-            let conn = match guard.as_mut() {
-                Some(c) => c,
-                None => guard.insert(
-                    Conn::open(&self.endpoint, TIMEOUT)
-                        .map_err(|e| self.error(format!("connect to {}: {e}", self.endpoint)))?,
-                ),
-            };
-            match conn
-                .send(request)
-                .and_then(|()| decode(&mut conn.reader, MAX_REPLY))
-            {
-                Ok(reply) => return Ok(reply),
-                Err(e) => {
-                    *guard = None;
-                    if attempt == 1 || !had {
-                        return Err(self.error(format!("{}: {e}", self.endpoint)));
-                    }
-                }
-            }
-        }
-        Err(self.error("no reply".into()))
+        self.conn
+            .ask(request, |r| decode(r, MAX_REPLY))
+            .map_err(|e| self.error(e))
     }
 }
 

@@ -8,9 +8,8 @@
 //! values); a kept connection that fails is replaced once.
 
 use crate::error::MapError;
-use crate::netio::{read_line, Conn};
+use crate::netio::{read_line, KeptConn};
 use crate::Map;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Longest reply line.
@@ -52,8 +51,7 @@ pub fn unquote(text: &str) -> Option<String> {
 /// A tcp: table.
 pub struct TcpMap {
     spec: String,
-    endpoint: String,
-    conn: Mutex<Option<Conn>>,
+    conn: KeptConn,
 }
 
 impl TcpMap {
@@ -70,8 +68,7 @@ impl TcpMap {
         }
         Ok(TcpMap {
             spec: spec.to_string(),
-            endpoint: format!("inet:{name}"),
-            conn: Mutex::new(None),
+            conn: KeptConn::new(&format!("inet:{name}"), TIMEOUT),
         })
     }
 
@@ -82,34 +79,11 @@ impl TcpMap {
         }
     }
 
+    /// One request line and reply line over the kept connection.
     fn ask(&self, request: &[u8]) -> Result<String, MapError> {
-        let mut guard = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let had = guard.is_some();
-        for attempt in 0..2 {
-            let conn = match guard.as_mut() {
-                Some(c) => c,
-                None => guard.insert(
-                    Conn::open(&self.endpoint, TIMEOUT)
-                        .map_err(|e| self.error(format!("connect to {}: {e}", self.endpoint)))?,
-                ),
-            };
-            match conn
-                .send(request)
-                .and_then(|()| read_line(&mut conn.reader, MAX_LINE))
-            {
-                Ok(line) => return Ok(line),
-                Err(e) => {
-                    *guard = None;
-                    if attempt == 1 || !had {
-                        return Err(self.error(format!("{}: {e}", self.endpoint)));
-                    }
-                }
-            }
-        }
-        Err(self.error("no reply".into()))
+        self.conn
+            .ask(request, |r| read_line(r, MAX_LINE))
+            .map_err(|e| self.error(e))
     }
 }
 
