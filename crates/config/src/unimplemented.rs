@@ -197,8 +197,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("smtp_tls_exclude_ciphers", Tls),
     u("smtp_tls_mandatory_ciphers", Tls),
     u("smtp_tls_note_starttls_offer", Tls),
-    u("smtp_tls_session_cache_database", Tuning),
-    u("smtp_tls_session_cache_timeout", Tuning),
     u("smtp_tls_wrappermode", Tls),
     u("smtpd_client_port_logging", Logging),
     u("smtpd_history_flush_threshold", Tuning),
