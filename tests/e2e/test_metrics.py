@@ -17,6 +17,7 @@ of its expressions."""
 import json
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import urllib.error
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import free_port, stop_process, wait_for
+from harness import free_port, read_reply, stop_process, wait_for
 from peers import certs, start_peer  # noqa: F401 (fixtures)
 from postfix_tools import SmtpSink, postfix_tools
 from saslpeer import PASSWORD, plain_blob, write_passwd
@@ -101,8 +102,10 @@ def test_prometheus_scrapes_delivery_counts_and_queue_sizes(make_instance, workd
     good, bad = SmtpSink(pfx), SmtpSink(pfx, reject="rcpt")
     metrics_port = free_port()
     transport = Path(workdir) / f"transport-metrics-{good.port}"
+    closed = free_port()  # nothing listens: a dead destination
     transport.write_text(f"sent.test smtp:[127.0.0.1]:{good.port}\n"
-                         f"defer.test smtp:[127.0.0.1]:{bad.port}\n")
+                         f"defer.test smtp:[127.0.0.1]:{bad.port}\n"
+                         f"dead.test smtp:[127.0.0.1]:{closed}\n")
     transport.chmod(0o644)
     prom = None
     try:
@@ -114,6 +117,9 @@ def test_prometheus_scrapes_delivery_counts_and_queue_sizes(make_instance, workd
             "minimal_backoff_time": "300s",
             "maximal_backoff_time": "600s",
             "queue_run_delay": "300s",
+            # A window of one: one failed connection is a failed cohort, so the
+            # destination nobody listens on is declared dead at once.
+            "smtp_initial_destination_concurrency": "1",
         })
         prom = Prometheus(f"127.0.0.1:{metrics_port}", workdir)
         with inst.smtp() as s:
@@ -123,9 +129,10 @@ def test_prometheus_scrapes_delivery_counts_and_queue_sizes(make_instance, workd
                 s.sendmail("sender@sent.test", [f"r{i}@defer.test"], f"Subject: d{i}\n\nx\n")
             for i in range(BOUNCED):
                 s.sendmail("<>", [f"nosuchuser{i}@rostfix.test"], f"Subject: b{i}\n\nx\n")
+            s.sendmail("sender@sent.test", ["r@dead.test"], "Subject: dead\n\nx\n")
 
         want = {(("status", "sent"), ("transport", "smtp")): SENT,
-                (("status", "deferred"), ("transport", "smtp")): DEFERRED,
+                (("status", "deferred"), ("transport", "smtp")): DEFERRED + 1,
                 (("status", "bounced"), ("transport", "local")): BOUNCED}
 
         def counted():
@@ -138,11 +145,26 @@ def test_prometheus_scrapes_delivery_counts_and_queue_sizes(make_instance, workd
             raise AssertionError(f"prometheus has {got}, want {want}\n"
                                  f"log:\n{inst.log_text()[-3000:]}")
         delays = prom.query("sum(rostfix_delivery_delay_seconds_count)")
-        assert list(delays.values()) == [SENT + DEFERRED + BOUNCED], delays
+        assert list(delays.values()) == [SENT + DEFERRED + BOUNCED + 1], delays
         activated = prom.query("sum(rostfix_messages_activated_total)")
-        assert list(activated.values()) == [SENT + DEFERRED + BOUNCED], activated
+        assert list(activated.values()) == [SENT + DEFERRED + BOUNCED + 1], activated
         queued = prom.query('rostfix_queue_messages{queue="deferred"}')
-        assert list(queued.values()) == [DEFERRED], queued
+        assert list(queued.values()) == [DEFERRED + 1], queued
+        # qmgr's gauges: the destination that refuses connections is dead, the
+        # others are known with nothing in flight once everything is done.
+        # qmgr's gauges: the destination that refuses connections is dead (and
+        # known, with nothing in flight); destinations that went idle are forgotten.
+        def dead_count():
+            got = prom.query('sum by (transport) (rostfix_qmgr_dead_destinations)')
+            return got.get((("transport", "smtp"),))
+        try:
+            wait_for(lambda: dead_count() == 1, timeout=30, what="the dead destination gauge")
+        except AssertionError:
+            raise AssertionError(f"{prom.query('rostfix_qmgr_dead_destinations')}\n"
+                                 f"{inst.log_text()[-2500:]}")
+        conc = prom.query('sum by (destination) '
+                          '(rostfix_qmgr_destination_concurrency{transport="smtp"})')
+        assert conc.get((("destination", f"[127.0.0.1]:{closed}"),)) == 0, conc
         active = prom.query('rostfix_queue_messages{queue="active"}')
         assert list(active.values()) == [0], active
         up = prom.query('up{job="rostfix"}')
@@ -229,6 +251,16 @@ def test_prometheus_scrapes_smtpd_counts_and_the_dashboard_matches(
             s.ehlo("client.test")
             code, text = s.docmd("AUTH", "PLAIN " + plain_blob(LOGIN, "wrong-password"))
             assert code == 535, (code, text)
+        # A client that asks for TLS and then sends no ClientHello but garbage.
+        with socket.create_connection(("127.0.0.1", inst.port), timeout=30) as raw:
+            f = raw.makefile("rb")
+            read_reply(f)
+            raw.sendall(b"EHLO client.test\r\n")
+            read_reply(f)
+            raw.sendall(b"STARTTLS\r\n")
+            assert read_reply(f)[0].startswith("220")
+            raw.sendall(b"this is not a TLS record\r\n" * 4)
+            f.read()  # smtpd hangs up
         wait_for(lambda: len(peer.messages()) == ACCEPTED, timeout=45,
                  what="relayed messages at the peer")
 
@@ -242,6 +274,8 @@ def test_prometheus_scrapes_smtpd_counts_and_the_dashboard_matches(
             # Python's ssl and rustls agree on TLS 1.3.
             "sum by (version) (rostfix_smtpd_tls_handshakes_total)": {
                 (("version", "TLSv1.3"),): 1},
+            "sum by (reason) (rostfix_smtpd_tls_handshake_failures_total)": {
+                (("reason", "error"),): 1},
             "sum(rostfix_smtpd_message_size_bytes_count)": {(): ACCEPTED},
             'sum(rostfix_smtpd_message_size_bytes_bucket{le="4000"})': {(): ACCEPTED - 1},
             'sum(rostfix_smtpd_message_size_bytes_bucket{le="64000"})': {(): ACCEPTED},
@@ -260,7 +294,7 @@ def test_prometheus_scrapes_smtpd_counts_and_the_dashboard_matches(
         # Each client was its own smtpd process; the harness's readiness probe may
         # add one.
         conns = prom.query("sum(rostfix_smtpd_connections_total)")
-        assert 2 <= list(conns.values())[0] <= 3, conns
+        assert 3 <= list(conns.values())[0] <= 4, conns
         # Outbound: one handshake per smtp session (max_use = 1 rules out reuse
         # across processes, the connection cache may still carry one over).
         out = prom.query("sum by (version) (rostfix_smtp_tls_handshakes_total)")

@@ -36,6 +36,13 @@ pub fn add(name: &str, labels: &[(&str, &str)], value: f64) {
     }
 }
 
+/// Sets gauge `name{labels}` (nothing before [`start`]).
+pub fn set(name: &str, labels: &[(&str, &str)], value: f64) {
+    if let Some(r) = REPORTER.get() {
+        r.set(name, labels, value);
+    }
+}
+
 /// Records one observation in histogram `name{labels}` (nothing before [`start`]).
 pub fn observe(name: &str, labels: &[(&str, &str)], value: f64) {
     if let Some(r) = REPORTER.get() {

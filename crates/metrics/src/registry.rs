@@ -172,6 +172,13 @@ impl Registry {
                 h.sum += s.value;
                 h.count += 1;
             }
+            SampleKind::Set => {
+                if full && !self.gauges.contains_key(&key) {
+                    self.dropped += 1;
+                    return;
+                }
+                self.gauges.insert(key, s.value);
+            }
         }
     }
 

@@ -22,6 +22,7 @@ type Labels = Vec<(String, String)>;
 #[derive(Debug, Default)]
 struct Pending {
     counters: BTreeMap<(String, Labels), f64>,
+    gauges: BTreeMap<(String, Labels), f64>,
     observations: Vec<MetricSample>,
 }
 
@@ -79,6 +80,13 @@ impl Reporter {
             .or_insert(0.0) += value;
     }
 
+    /// Sets gauge `name{labels}` (the latest value before a flush wins).
+    pub fn set(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.lock()
+            .gauges
+            .insert((name.to_string(), owned(labels)), value);
+    }
+
     /// Records one observation in histogram `name{labels}`.
     pub fn observe(&self, name: &str, labels: &[(&str, &str)], value: f64) {
         let mut p = self.lock();
@@ -105,6 +113,17 @@ impl Reporter {
                 value,
             })
             .collect();
+        samples.extend(
+            pending
+                .gauges
+                .into_iter()
+                .map(|((name, labels), value)| MetricSample {
+                    name,
+                    labels,
+                    kind: SampleKind::Set,
+                    value,
+                }),
+        );
         samples.extend(pending.observations);
         samples.truncate(MAX_METRICS_SAMPLES);
         (!samples.is_empty()).then(|| MetricsReport {

@@ -22,6 +22,9 @@ pub enum SampleKind {
     Add,
     /// Records `value` once in a histogram (its sum, count and buckets).
     Observe,
+    /// Sets a gauge to `value` (the reporter's latest state, e.g. qmgr's concurrency
+    /// per destination).
+    Set,
 }
 
 /// One update of one series: `name{labels}`.

@@ -44,6 +44,8 @@ const INCOMING_SCAN: Duration = Duration::from_secs(5);
 const ORPHAN_SCAN: Duration = Duration::from_secs(5);
 /// Longest sleep of the loop: bounds how late timers and the master check run.
 const TICK: Duration = Duration::from_secs(1);
+/// How often the destination gauges are taken (the metrics flush interval).
+const GAUGE_EVERY: Duration = Duration::from_secs(5);
 /// Connecting to a delivery agent or the bounce service.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events handled per loop turn before timers get a look in.
@@ -92,6 +94,8 @@ pub struct Manager {
     next_incoming_scan: Instant,
     next_deferred_scan: Instant,
     next_orphan_scan: Instant,
+    /// When the destination gauges go to the metrics service next.
+    next_gauges: Instant,
     /// A wakeup arrived since the last scan of incoming/. Wakeups only set this: the
     /// loop scans once after draining its events, so a burst of arrivals (one trigger
     /// per message from every smtpd) costs one scan and one directory-fsync pair, and
@@ -134,6 +138,7 @@ impl Manager {
             next_incoming_scan: now,
             next_deferred_scan: now,
             next_orphan_scan: now + ORPHAN_SCAN,
+            next_gauges: now,
             scan_wanted: false,
             recycler,
             wake_pending: WakePending::default(),
@@ -201,6 +206,10 @@ impl Manager {
     /// (one for any number of wakeups) or due, then dispatch.
     fn after_events(&mut self) {
         let now = Instant::now();
+        if now >= self.next_gauges {
+            self.report_destinations(now);
+            self.next_gauges = now + GAUGE_EVERY;
+        }
         self.retry_stranded();
         if now >= self.next_orphan_scan {
             // Requeued orphans are taken in by the scan just below.
@@ -213,6 +222,31 @@ impl Manager {
             self.scan_deferred(false);
         }
         self.dispatch();
+    }
+
+    /// Per-destination concurrency and the dead destinations, as gauges for the
+    /// metrics service (bounded there by its series cap). A destination the scheduler
+    /// has forgotten keeps its last value: qmgr forgets only idle ones, reported at 0.
+    fn report_destinations(&self, now: Instant) {
+        let mut dead: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
+        for (route, in_flight, is_dead) in self.sched.destination_states(now) {
+            self.metrics.set(
+                "rostfix_qmgr_destination_concurrency",
+                &[
+                    ("transport", route.transport.as_str()),
+                    ("destination", route.nexthop.as_str()),
+                ],
+                in_flight as f64,
+            );
+            *dead.entry(route.transport.as_str()).or_insert(0.0) += f64::from(u8::from(is_dead));
+        }
+        for (transport, n) in dead {
+            self.metrics.set(
+                "rostfix_qmgr_dead_destinations",
+                &[("transport", transport)],
+                n,
+            );
+        }
     }
 
     /// Closes kept agent streams idle longer than the limit (all of them when `all`).

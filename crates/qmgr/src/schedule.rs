@@ -311,6 +311,15 @@ impl Scheduler {
         }
     }
 
+    /// For the metrics service: each known destination's deliveries in flight and
+    /// whether it is dead now.
+    pub fn destination_states(&self, now: Instant) -> Vec<(&Route, usize, bool)> {
+        self.dests
+            .iter()
+            .map(|(r, d)| (r, d.in_flight, d.dead_until.is_some_and(|t| now < t)))
+            .collect()
+    }
+
     /// Forgets the dead mark of every destination whose next hop host or transport
     /// next hop is `site` (`rostqueue -s`). Returns how many were revived.
     pub fn revive_site(&mut self, site: &str) -> usize {

@@ -127,7 +127,14 @@ impl Transport for Conn {
             Conn::Plain(sock) => {
                 sock.set_timeout(start.timeout)?;
                 let (stream, info) =
-                    tls::handshake(start.config.clone(), start.recorder, start.server, sock)?;
+                    tls::handshake(start.config.clone(), start.recorder, start.server, sock)
+                        .inspect_err(|_| {
+                            rostfix_metrics::process::add(
+                                "rostfix_smtp_tls_handshake_failures_total",
+                                &[],
+                                1.0,
+                            )
+                        })?;
                 *self = Conn::Tls(Box::new(stream));
                 Ok(info)
             }

@@ -72,6 +72,14 @@ pub fn tls_handshake(version: &str, cipher: &str) {
     );
 }
 
+/// One inbound TLS handshake that failed: `timeout` or `error`.
+pub fn tls_handshake_failure(why: &str) {
+    add(
+        "rostfix_smtpd_tls_handshake_failures_total",
+        &[("reason", why)],
+    );
+}
+
 /// One message accepted into the queue, `size` bytes as queued (the log's size=).
 pub fn accepted(size: u64) {
     add("rostfix_smtpd_messages_accepted_total", &[]);

@@ -411,10 +411,12 @@ impl<'a, S: QueueSink> Session<'a, S> {
             }
             Err(e) if is_timeout(&e) => {
                 log::info!("timeout in TLS handshake from {who}");
+                crate::metrics::tls_handshake_failure("timeout");
                 false
             }
             Err(e) => {
                 log::warn!("TLS handshake failed from {who}: {e}");
+                crate::metrics::tls_handshake_failure("error");
                 false
             }
         }
