@@ -9,11 +9,13 @@ delivered, an unknown one is refused with 550, and with the database stopped the
 answer is 4xx, never "unknown". rostmap -q answers through proxymap too, and a table
 not listed in proxy_read_maps is refused with Postfix's words."""
 
+import os
+import pwd
 import smtplib
 import threading
 import time
 
-from harness import USER1, maildir_messages, wait_for
+from harness import MAIL_OWNER, USER1, maildir_messages, wait_for
 from test_sql_tables import PG_BIN, pgsql_server, run_as  # noqa: F401 (fixture)
 
 POOL = 3
@@ -126,3 +128,46 @@ def test_proxy_pgsql_from_chrooted_smtpd_keeps_connections_at_pool_size(make_ins
         s.ehlo("client.test")
         s.mail("sender@example.org")
         wait_for(lambda: s.rcpt(known)[0] == 250, timeout=30, what="the database back")
+
+
+PROXYWRITE = "proxywrite unix  -       -       n       -       1       proxymap\n"
+
+
+def test_proxywrite_writes_proxy_write_maps_and_proxy_read_maps_keeps_braces(make_instance):
+    """The proxywrite service (proxymap under that name, as Postfix's master.cf has it)
+    really writes the tables of proxy_write_maps: the btree file is created and
+    changed by proxywrite, running as the mail owner, not by the root rostmap that
+    asked; a table not listed is refused. proxy_read_maps keeps an inline:{ a=b, c=d }
+    table whole (it is split as Postfix splits lists, braces grouping)."""
+    inst = make_instance(start=False, master_extra=PROXYMAP + PROXYWRITE)
+    data = inst.base / "cache"
+    data.mkdir()
+    owner = pwd.getpwnam(MAIL_OWNER)
+    os.chown(data, owner.pw_uid, owner.pw_gid)
+    cache = f"btree:{data}/writable"
+    inline = "inline:{ a=b, c=d }"
+    with open(inst.conf / "main.cf", "a") as main:
+        main.write(f"proxy_write_maps = proxy:{cache}\n"
+                   f"proxy_read_maps = proxy:{inline}, proxy:{cache}\n")
+    inst.start()
+
+    q = inst.cmd("rostmap", "-q", "c", f"proxy:{inline}")
+    assert q.stdout.decode().strip() == "d"
+
+    inst.cmd("rostmap", "-i", f"proxy:{cache}", input=b"Key1 value one\nkey2 two\n")
+    rdb = data / "writable.rdb"
+    assert rdb.stat().st_uid == owner.pw_uid, "written by proxywrite, not by rostmap"
+    # The file itself holds the entries: read directly, and through proxymap.
+    assert inst.cmd("rostmap", "-q", "key1", cache).stdout.decode().strip() == "value one"
+    assert inst.cmd("rostmap", "-q", "KEY2", f"proxy:{cache}").stdout.decode().strip() == "two"
+    inst.cmd("rostmap", "-d", "key1", f"proxy:{cache}")
+    assert inst.cmd("rostmap", "-q", "key1", cache, check=False).returncode == 1
+    assert inst.cmd("rostmap", "-d", "key1", f"proxy:{cache}", check=False).returncode == 1
+    assert inst.cmd("rostmap", "-q", "key2", cache).stdout.decode().strip() == "two"
+
+    other = f"btree:{data}/other"
+    r = inst.cmd("rostmap", "-i", f"proxy:{other}", input=b"k v\n", check=False)
+    assert r.returncode != 0
+    assert f'proxywrite service is not configured for table "{other}"' in r.stderr.decode(), r
+    assert not (data / "other.rdb").exists()
+    wait_for(lambda: "main.cf:proxy_write_maps" in inst.log_text(), what="proxywrite's warning")
