@@ -8,6 +8,7 @@ off (header addresses still qualified), quoted local parts, and table lookups in
 local_header_rewrite_clients. Delivery is real: local users' Maildirs, a loopback SMTP sink as relayhost."""
 
 import re
+import time
 
 from harness import USER1, USER2, free_port, maildir_messages, reset_maildir, wait_for
 from smtpsink import Sink
@@ -285,3 +286,29 @@ def test_quoted_local_parts_no_address_mappings_and_client_tables(make_instance)
                        b"Cc: nobody\r\nSubject: table\r\n\r\nhi\r\n")
         msg = one_message(USER1)
         assert header(msg, "Cc") == [want], (port, msg)
+
+
+def test_percent_hack_routing_is_applied_at_each_resolution(make_instance):
+    """user%site@ourdomain is routed to user@site when qmgr resolves it, as Postfix's
+    trivial-rewrite does, not stored so in the queue file: while the relayhost is
+    down the queued recipient is still user%site@ourdomain (logged to=<user@site>,
+    orig_to=<...%...>), and after allow_percent_hack = no and a reload the same queued
+    message resolves to the local part `user%site` (no such user: bounced)."""
+    import json
+    inst = make_instance(main_extra={"relayhost": f"[127.0.0.1]:{free_port()}"})
+    routed = "joe%far.example@mx.rostfix.test"
+    with inst.smtp() as s:
+        s.sendmail(f"{USER1}@rostfix.test", [routed], b"Subject: percent\r\n\r\nhi\r\n")
+    wait_for(lambda: inst.queue_ids("deferred"), what="the message to be deferred")
+    log = inst.log_text()
+    assert f"to=<joe@far.example>, orig_to=<{routed}>" in log, log[-3000:]
+    queued = json.loads(inst.cmd("rostqueue", "-j").stdout.decode())
+    assert [r["address"] for r in queued["recipients"]] == [routed], queued
+
+    with open(inst.conf / "main.cf", "a") as main:
+        main.write("allow_percent_hack = no\n")
+    inst.cmd("rostfix", "reload")
+    time.sleep(1)
+    inst.cmd("rostqueue", "-f")
+    wait_for(lambda: f"to=<{routed}>" in inst.log_text() and "status=bounced"
+             in inst.log_text(), timeout=60, what="the local part to be bounced")

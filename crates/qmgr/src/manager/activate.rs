@@ -200,7 +200,39 @@ impl Manager {
             } else {
                 r.orig_address.clone()
             };
-            msg.add_recipient(r.offset, &r.address, &orig);
+            // The resolve half of allow_percent_hack / swap_bangpath, at each
+            // activation as Postfix's resolve does (the queue file keeps the address
+            // as received; the current main.cf decides): user%site@ourdomain is
+            // delivered to user@site, orig_to keeping the original. A content filter
+            // gets the address unresolved, as Postfix's qmgr gives it.
+            let address = match &filter {
+                Some(_) => Ok(r.address.clone()),
+                None => self.resolver.route_local_part(&r.address),
+            };
+            let address = match address {
+                Ok(a) => a,
+                Err(e) => {
+                    msg.add_recipient(r.offset, &r.address, &orig);
+                    msg.set_notify(r.offset, &r.notify);
+                    let text = e.to_string();
+                    self.note_deferred(&mut msg, r.offset, &text);
+                    let delay = now_f64() - arrival as f64;
+                    log::info!(
+                        "{}",
+                        to_line(
+                            id,
+                            &r.address,
+                            &orig,
+                            delay,
+                            RESOLVE_DSN,
+                            "deferred",
+                            Some(&text)
+                        )
+                    );
+                    continue;
+                }
+            };
+            msg.add_recipient(r.offset, &address, &orig);
             msg.set_notify(r.offset, &r.notify);
             if msg.forced_expire {
                 // No delivery: finish_if_idle below returns every pending one.
@@ -223,7 +255,7 @@ impl Manager {
                 // sender_dependent_default_transport_maps.
                 None => self
                     .resolver
-                    .resolve_from(Some(&qf.envelope.sender), &r.address)
+                    .resolve_from(Some(&qf.envelope.sender), &address)
                     .map(|res| (res.transport, res.nexthop)),
             };
             match resolved {
