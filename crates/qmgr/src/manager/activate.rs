@@ -209,30 +209,8 @@ impl Manager {
                 Some(_) => Ok(r.address.clone()),
                 None => self.resolver.route_local_part(&r.address),
             };
-            let address = match address {
-                Ok(a) => a,
-                Err(e) => {
-                    msg.add_recipient(r.offset, &r.address, &orig);
-                    msg.set_notify(r.offset, &r.notify);
-                    let text = e.to_string();
-                    self.note_deferred(&mut msg, r.offset, &text);
-                    let delay = now_f64() - arrival as f64;
-                    log::info!(
-                        "{}",
-                        to_line(
-                            id,
-                            &r.address,
-                            &orig,
-                            delay,
-                            RESOLVE_DSN,
-                            "deferred",
-                            Some(&text)
-                        )
-                    );
-                    continue;
-                }
-            };
-            msg.add_recipient(r.offset, &address, &orig);
+            // A routing failure defers below, with the resolution's failures.
+            msg.add_recipient(r.offset, address.as_deref().unwrap_or(&r.address), &orig);
             msg.set_notify(r.offset, &r.notify);
             if msg.forced_expire {
                 // No delivery: finish_if_idle below returns every pending one.
@@ -253,9 +231,8 @@ impl Manager {
                 )),
                 // The sender matters: sender_dependent_relayhost_maps and
                 // sender_dependent_default_transport_maps.
-                None => self
-                    .resolver
-                    .resolve_from(Some(&qf.envelope.sender), &address)
+                None => address
+                    .and_then(|a| self.resolver.resolve_from(Some(&qf.envelope.sender), &a))
                     .map(|res| (res.transport, res.nexthop)),
             };
             match resolved {
