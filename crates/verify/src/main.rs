@@ -40,7 +40,9 @@ fn main() {
             let times = times(service);
             let now = server::now();
             let spec = service.config.get("address_verify_map");
-            if spec.trim().is_empty() {
+            if spec.trim().is_empty() || spec.trim().starts_with("proxy:") {
+                // proxy: tables are opened after confinement, where proxywrite's
+                // socket is found (and a direct fallback writes as the mail owner).
                 return Ok(Cache::in_memory(times, now));
             }
             let path = cache::cache_path(spec.trim()).map_err(StartError::daemon)?;
@@ -52,6 +54,17 @@ fn main() {
         },
         after_confine: |service: &mut Service, cache: Cache| {
             let cf = &service.config;
+            let spec = cf.get("address_verify_map");
+            let cache = if spec.trim().starts_with("proxy:") {
+                let table = rostfix_maps::open_map_for_write(
+                    spec.trim(),
+                    rostfix_maps::OpenFlags::default(),
+                )
+                .map_err(StartError::daemon)?;
+                Cache::with_table(table, times(service), server::now())
+            } else {
+                cache
+            };
             let sender = probe::probe_sender(&cf.get("address_verify_sender"), &cf.get("myorigin"));
             let shared =
                 server::Shared::new(cache, PathBuf::from("."), sender, cf.get("myhostname"));
