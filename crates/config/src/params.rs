@@ -250,6 +250,12 @@ pub static PARAMS: &[ParamDef] = &[
     p("lmtp_tls_protocols", ">=TLSv1", ParamKind::List),
     p("lmtp_tls_secure_cert_match", "nexthop", ParamKind::List),
     p("lmtp_tls_security_level", "", ParamKind::Str),
+    p("lmtp_tls_session_cache_database", "", ParamKind::Str),
+    p(
+        "lmtp_tls_session_cache_timeout",
+        "3600s",
+        ParamKind::Time('s'),
+    ),
     p("lmtp_tls_verify_cert_match", "hostname", ParamKind::List),
     p("local_command_shell", "", ParamKind::Str),
     p("local_destination_concurrency_limit", "2", ParamKind::Int),

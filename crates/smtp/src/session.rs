@@ -254,13 +254,13 @@ impl<T: Transport> Client<T> {
                 ),
             ));
         }
-        let (config, verdict) = tls
+        let (config, recorder) = tls
             .client
             .config(tls.level, &tls.match_names, tls.dane.clone())
             .map_err(|e| self.failure("4.7.5", format!("Cannot start TLS: {e}")))?;
         let start = TlsStart {
             config,
-            verdict: &verdict,
+            recorder: &recorder,
             server: opts.server_name,
             timeout: opts.timeouts.starttls,
         };
@@ -276,6 +276,9 @@ impl<T: Transport> Client<T> {
                 try_next: true,
             }
         })?;
+        if info.resumed && tls.loglevel >= 2 {
+            log::info!("{}: Reusing old session", opts.relay);
+        }
         if tls.loglevel >= 1 {
             log::info!(
                 "{} TLS connection established to {}: {}",

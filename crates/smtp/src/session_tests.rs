@@ -442,6 +442,7 @@ fn encrypt_level_without_starttls_offer_fails_over() {
         key_file: "",
         protocols: ("p", ">=TLSv1.2"),
         mandatory_protocols: ("m", ">=TLSv1.2"),
+        session_cache: ("", std::time::Duration::ZERO),
     })
     .unwrap();
     let mut o = opts(&t, false, None);
