@@ -145,20 +145,19 @@ def test_unverified_sender_with_an_unreachable_next_hop(make_instance, workdir):
 
 
 def test_cache_through_proxywrite_from_a_chrooted_verify(make_instance, workdir):
-    """address_verify_map = proxy:btree:...: a chrooted verify cannot reach the
-    table's directory, so the answers it caches are written by the proxywrite
-    service (proxy_write_maps' default lists $address_verify_map); they are in the
-    table's file, and a restarted mail system answers from it without a new probe."""
-    import pwd
-    from harness import MAIL_OWNER
+    """address_verify_map = proxy:btree:$data_directory/verify_cache: a chrooted verify
+    cannot reach data_directory (root's, mode 0700), so the answers it caches are
+    written by the proxywrite service (proxy_write_maps' default lists
+    $address_verify_map), which opened the table before dropping privileges; they are
+    in the table's file, and a restarted mail system answers from it without a new
+    probe."""
     port = free_port()
-    data = Path(tempfile.mkdtemp(prefix="verify-data-", dir=workdir))
-    owner = pwd.getpwnam(MAIL_OWNER)
-    os.chown(data, owner.pw_uid, owner.pw_gid)
-    cache = f"btree:{data}/verify_cache"
-    inst = verifying(make_instance, workdir, port, {"address_verify_map": f"proxy:{cache}"},
-                     "verify    unix  -       -       y       -       1       verify\n"
-                     "proxywrite unix -       -       n       -       1       proxymap\n")
+    inst = verifying(
+        make_instance, workdir, port,
+        {"address_verify_map": "proxy:btree:$data_directory/verify_cache"},
+        "verify    unix  -       -       y       -       1       verify\n"
+        "proxywrite unix -       -       n       -       1       proxymap\n")
+    cache = f"btree:{inst.base / 'data'}/verify_cache"
     sink = Sink(port, rcpt_replies={"bad@verify.test": "550 5.1.1 <bad@verify.test>: no such user"})
     try:
         assert rcpt_reply(inst, "bad@verify.test")[0] == 450
@@ -166,6 +165,7 @@ def test_cache_through_proxywrite_from_a_chrooted_verify(make_instance, workdir)
                  interval=0.5, what="the cached 550")
         stored = inst.cmd("rostmap", "-q", "bad@verify.test", cache).stdout.decode()
         assert stored.startswith("undeliverable\t") and "no such user" in stored, stored
+        assert not (inst.base / "data" / "verify_cache").exists(), "no text cache"
         probes = sink.senders.count("double-bounce@mx.rostfix.test")
         inst.stop()
         inst.start()

@@ -111,8 +111,6 @@ pub fn open_indexed_file(source: &Path) -> Result<Rdb, MapError> {
 pub struct Indexed {
     spec: String,
     table: Watched<Rdb>,
-    /// Set when opened for writing: FILE.rdb.
-    db: Option<PathBuf>,
 }
 
 impl Indexed {
@@ -124,82 +122,13 @@ impl Indexed {
         Ok(Indexed {
             spec: spec.to_string(),
             table,
-            db: None,
         })
-    }
-
-    /// Open `source`.rdb to write it, creating it empty (mode 0600) when missing, as
-    /// Postfix creates a cache's btree file. Each update or delete rewrites the whole
-    /// file atomically under an exclusive lock on `source`.rdb.lock, so concurrent
-    /// writers (proxywrite's pooled instances, several processes) never lose one
-    /// another's change: fine for the small tables written this way (caches, a few
-    /// thousand entries), not a database.
-    pub fn open_for_write(spec: &str, source: &Path) -> Result<Indexed, MapError> {
-        let db = rdb_path(source);
-        if !db.exists() {
-            let _lock = write_lock(&db)?;
-            if !db.exists() {
-                crate::rdb::write_atomic(&db, &[])?;
-            }
-        }
-        let loaded = db.clone();
-        let table = Watched::new(vec![db.clone()], Box::new(move || Rdb::open(&loaded)))?;
-        Ok(Indexed {
-            spec: spec.to_string(),
-            table,
-            db: Some(db),
-        })
-    }
-
-    /// Apply `change` to the entries of the file opened for writing, under the lock.
-    fn rewrite<R>(
-        &self,
-        change: impl FnOnce(&mut Vec<crate::source::Entry>) -> R,
-    ) -> Result<R, MapError> {
-        let Some(db) = &self.db else {
-            return Err(MapError::NotWritable {
-                table: self.spec.clone(),
-                reason: "table not opened for writing".into(),
-            });
-        };
-        let _lock = write_lock(db)?;
-        // Read afresh under the lock: another writer may have changed it since.
-        let mut entries: Vec<crate::source::Entry> = Rdb::open(db)?
-            .entries()
-            .into_iter()
-            .map(|(key, value)| crate::source::Entry {
-                line: 0,
-                key,
-                value,
-            })
-            .collect();
-        let result = change(&mut entries);
-        entries.sort_by(|a, b| a.key.as_bytes().cmp(b.key.as_bytes()));
-        crate::rdb::write_atomic(db, &entries)?;
-        self.table.reload_now()?;
-        Ok(result)
     }
 
     /// All entries in key order.
     pub fn entries(&self) -> Result<Vec<(String, String)>, MapError> {
         Ok(self.table.get()?.entries())
     }
-}
-
-/// An exclusive lock on `db`.lock, held while the guard lives.
-fn write_lock(db: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, MapError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut path = db.as_os_str().to_os_string();
-    path.push(".lock");
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| MapError::io(&path, e))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, errno)| MapError::io(&path, std::io::Error::from(errno)))
 }
 
 impl Map for Indexed {
@@ -211,56 +140,5 @@ impl Map for Indexed {
     }
     fn entries(&self) -> Option<Result<Vec<(String, String)>, MapError>> {
         Some(Indexed::entries(self))
-    }
-    fn update(&self, key: &str, value: &str) -> Result<(), MapError> {
-        let (key, value) = (key.to_lowercase(), value.to_string());
-        self.rewrite(
-            move |entries| match entries.iter_mut().find(|e| e.key == key) {
-                Some(e) => e.value = value,
-                None => entries.push(crate::source::Entry {
-                    line: 0,
-                    key,
-                    value,
-                }),
-            },
-        )
-    }
-    fn delete(&self, key: &str) -> Result<bool, MapError> {
-        let key = key.to_lowercase();
-        self.rewrite(move |entries| {
-            let before = entries.len();
-            entries.retain(|e| e.key != key);
-            entries.len() != before
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Map;
-
-    #[test]
-    fn a_table_opened_for_writing_is_created_updated_and_deleted_from() {
-        let dir = std::env::temp_dir().join(format!("rostfix-hash-write-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let source = dir.join("cache");
-        let w = Indexed::open_for_write("btree:cache", &source).unwrap();
-        assert_eq!(w.lookup("a").unwrap(), None);
-        w.update("A", "1").unwrap();
-        w.update("b", "2").unwrap();
-        w.update("a", "3").unwrap();
-        // Seen at once by the writer, and by a reader opened afterwards.
-        assert_eq!(w.lookup("a").unwrap(), Some("3".into()));
-        let r = Indexed::open("btree:cache", &source).unwrap();
-        assert_eq!(
-            r.entries().unwrap(),
-            [("a".into(), "3".into()), ("b".into(), "2".into())]
-        );
-        assert!(w.delete("a").unwrap());
-        assert!(!w.delete("a").unwrap());
-        assert_eq!(w.lookup("a").unwrap(), None);
-        assert!(r.update("x", "y").is_err(), "opened read-only");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -26,7 +26,7 @@
 //! [`proxy`]), and opens `type:name` directly otherwise; opened with
 //! [`open_map_for_write`], its updates and deletes go to the proxywrite service.
 //! `hash:` and `btree:` tables opened for writing are updated in place (see
-//! [`hash::Indexed::open_for_write`]).
+//! [`writable`]).
 //!
 //! Source file syntax (postmap(5)): `key whitespace value`; blank lines and lines whose
 //! first non-blank character is `#` are ignored; a line starting with white space
@@ -98,6 +98,7 @@ pub mod sql;
 pub mod surrogate;
 pub mod tcp;
 pub mod unix;
+pub mod writable;
 
 pub use address::{address_queries, lookup_address};
 pub use error::MapError;
@@ -198,10 +199,9 @@ pub fn open_map_for_write(spec: &str, flags: OpenFlags) -> Result<Box<dyn Map>, 
         "proxy" => Ok(Box::new(proxy::ProxyMap::open_for_write(
             spec, name, flags,
         )?)),
-        "hash" | "btree" if !name.is_empty() => Ok(Box::new(hash::Indexed::open_for_write(
-            spec,
-            Path::new(name),
-        )?)),
+        "hash" | "btree" if !name.is_empty() => {
+            Ok(Box::new(writable::Writable::open(spec, Path::new(name))?))
+        }
         _ => open_map_with(spec, flags),
     }
 }

@@ -75,19 +75,6 @@ impl<T> Watched<T> {
     }
 }
 
-impl<T> Watched<T> {
-    /// Load now, whatever the files' stamps say: after this process changed a file
-    /// itself (within the same second, which the stamps may not show).
-    pub fn reload_now(&self) -> Result<(), MapError> {
-        let value = (self.load)()?;
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.value = Arc::new(value);
-        st.stamps = self.files.iter().map(stamp).collect();
-        st.checked = Instant::now();
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

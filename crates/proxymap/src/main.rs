@@ -20,8 +20,7 @@ fn main() {
     rostfix_service::run(Daemon {
         program: "proxymap",
         help: help::HELP,
-        before_confine: |_: &mut Service| Ok(()),
-        after_confine: |service: &mut Service, ()| {
+        before_confine: |service: &mut Service| {
             // As Postfix's proxymap(8): run under the service name proxywrite it
             // serves proxy_write_maps and writes; otherwise proxy_read_maps, read-only.
             let write = service.args.name == rostfix_maps::proxy::WRITE_SERVICE;
@@ -37,6 +36,14 @@ fn main() {
             let pool_size = service.config.get_int("rostfix_proxymap_pool_size");
             let pool_size = usize::try_from(pool_size).unwrap_or(1).max(1);
             let shared = server::Shared::new(server::approved(&value), pool_size, write);
+            if write {
+                // Writable tables live in root's data_directory: opened now, their
+                // descriptors kept (docs/tables.md).
+                shared.preopen_writable();
+            }
+            Ok(shared)
+        },
+        after_confine: |_: &mut Service, shared: server::Shared| {
             Ok(Shape::Multi {
                 on_client: Arc::new(move |conn| server::start_stream(conn, &shared)),
                 main_loop: Box::new(move |service: &Service| loop {

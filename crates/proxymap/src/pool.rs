@@ -46,6 +46,22 @@ impl Pool {
         }
     }
 
+    /// A pool of the one instance `map`, already open (proxywrite's tables, opened
+    /// before confinement: no more can be opened afterwards).
+    pub fn with_instance(table: &str, flags: OpenFlags, map: Box<dyn Map>) -> Pool {
+        Pool {
+            table: table.to_string(),
+            flags,
+            write: true,
+            size: 1,
+            state: Mutex::new(State {
+                idle: vec![map],
+                open: 1,
+            }),
+            freed: Condvar::new(),
+        }
+    }
+
     /// Look `key` up in a free instance.
     pub fn lookup(&self, key: &str) -> Result<Option<String>, MapError> {
         self.with(|map| map.lookup(key))

@@ -70,6 +70,22 @@ impl Shared {
         }
     }
 
+    /// proxywrite: opens every approved table for writing now (before confinement,
+    /// as root: the files are in data_directory), one kept instance per table. A
+    /// table that cannot be opened now is logged and opened on its first request.
+    pub fn preopen_writable(&self) {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        for table in self.approved.iter() {
+            match rostfix_maps::open_map_for_write(table, OpenFlags::default()) {
+                Ok(map) => {
+                    let pool = Pool::with_instance(table, OpenFlags::default(), map);
+                    pools.insert((table.clone(), false), Arc::new(pool));
+                }
+                Err(e) => log::warn!("proxy_write_maps: {table}: {e}"),
+            }
+        }
+    }
+
     /// The reply text for one request body.
     pub fn answer(&self, body: &[u8]) -> String {
         let Ok(body) = std::str::from_utf8(body) else {

@@ -14,7 +14,8 @@
 //! the proxywrite service) keeps the entries in that table instead
 //! ([`Cache::with_table`]): each address is read from the table the first time it is
 //! asked, and every change is written to it (`STATUS TAB UPDATED TAB PROBED TAB
-//! TEXT` as the value), through proxywrite when it runs. Partial: expired entries
+//! TEXT` as the value), through proxywrite when it runs (else the table itself,
+//! opened before confinement). Partial: expired entries
 //! left in such a table are ignored when read, and overwritten or deleted when their
 //! address comes up again, but not swept (no sequential walk through proxywrite).
 
@@ -202,6 +203,11 @@ impl Cache {
             table: Some(Table(table)),
             ..Cache::in_memory(times, now)
         }
+    }
+
+    /// Whether the entries live in a table.
+    pub fn has_table(&self) -> bool {
+        self.table.is_some()
     }
 
     /// Reads the entry of key `k` from the table into memory, once.
