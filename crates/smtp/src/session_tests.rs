@@ -89,6 +89,8 @@ fn env_of(rcpts: &[Rcpt]) -> Envelope<'_> {
         mime_downgrade: true,
         xforward: None,
         probe: false,
+        requiretls: false,
+        tls_optional: false,
     }
 }
 
@@ -559,6 +561,8 @@ fn a_probe_stops_after_rcpt_and_resets() {
     let r = rcpts_of(&["bob@b.test", "x@b.test"]);
     let env = Envelope {
         probe: true,
+        requiretls: false,
+        tls_optional: false,
         ..env_of(&r)
     };
     let (out, written) = session(
@@ -586,6 +590,8 @@ fn a_probe_without_pipelining_refused_at_mail_still_resets() {
     let r = rcpts_of(&["bob@b.test"]);
     let env = Envelope {
         probe: true,
+        requiretls: false,
+        tls_optional: false,
         ..env_of(&r)
     };
     let (out, written) = session(
