@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from harness import USER1, USER2, free_port, maildir_messages, wait_for
+from peers import make_ca_and_server_cert
 
 SLAPD = "/usr/sbin/slapd"
 MEMCACHED = "/usr/bin/memcached"
@@ -62,9 +63,14 @@ mailRoutingAddress: {USER2}@localhost
 
 
 class Slapd:
-    def __init__(self):
+    """slapd on 127.0.0.1:port (ldap://); with `certs` (a test CA's directory from
+    make_ca_and_server_cert) also ldaps:// on tls_port, and every operation needs TLS
+    (`security tls=1`), so a table that does not really use TLS is refused."""
+
+    def __init__(self, certs=None):
         self.dir = Path(tempfile.mkdtemp(prefix="rostfix-slapd-"))
         self.port = free_port()
+        self.tls_port = free_port() if certs else None
         self.proc = None
         (self.dir / "db").mkdir()
         schema = "/etc/ldap/schema"
@@ -76,20 +82,28 @@ class Slapd:
             f"database mdb\nsuffix \"{SUFFIX}\"\nrootdn \"cn=admin,{SUFFIX}\"\n"
             f"rootpw {BIND_PW}\ndirectory {self.dir}/db\n"
             # Reading needs a bind: the table's bind_dn/bind_pw are exercised.
-            f"access to * by dn.exact=\"cn=admin,{SUFFIX}\" read by anonymous auth\n")
+            f"access to * by dn.exact=\"cn=admin,{SUFFIX}\" read by anonymous auth\n" +
+            (f"TLSCACertificateFile {certs}/ca.pem\nTLSCertificateFile {certs}/server.pem\n"
+             f"TLSCertificateKeyFile {certs}/server.key\nsecurity tls=1\n" if certs else ""))
         (self.dir / "data.ldif").write_text(LDIF)
         subprocess.run(["slapadd", "-f", self.conf, "-l", self.dir / "data.ldif"],
                        check=True, capture_output=True, timeout=60)
         self.start()
 
     def start(self):
+        urls = f"ldap://127.0.0.1:{self.port}/"
+        if self.tls_port:
+            urls += f" ldaps://127.0.0.1:{self.tls_port}/"
         self.proc = subprocess.Popen(
-            [SLAPD, "-f", self.conf, "-h", f"ldap://127.0.0.1:{self.port}/", "-d", "0"],
+            [SLAPD, "-f", self.conf, "-h", urls, "-d", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.port)) == 0
+            for port in filter(None, (self.port, self.tls_port)):
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) != 0:
+                        return False
+            return True
         wait_for(up, timeout=30, what="slapd to listen")
 
     def stop(self):
@@ -293,3 +307,68 @@ def test_ldap_memcache_socketmap_tcp_tables(make_instance, peers):
     log = inst.log_text()
     assert "status=bounced" not in log, log[-3000:]
     assert BIND_PW not in log
+
+
+@pytest.fixture
+def tls_slapd(workdir):
+    if not os.path.exists(SLAPD) or shutil.which("openssl") is None:
+        pytest.skip("slapd/openssl are not installed (tests/setup-deps.sh)")
+    certs = Path(tempfile.mkdtemp(prefix="rostfix-ldap-ca-", dir=workdir))
+    make_ca_and_server_cert(certs)
+    slapd = Slapd(certs)
+    try:
+        yield slapd, certs
+    finally:
+        slapd.close()
+        shutil.rmtree(certs, ignore_errors=True)
+
+
+def test_ldap_start_tls_and_ldaps(make_instance, tls_slapd):
+    """start_tls = yes and ldaps:// against a slapd that refuses every operation
+    without TLS, with tls_require_cert / tls_ca_cert_file as ldap_table(5) says; then
+    mail is delivered through an alias found over ldaps://."""
+    slapd, certs = tls_slapd
+    inst = make_instance(start=False)
+    common = (f"search_base = ou=people,{SUFFIX}\nversion = 3\n"
+              "query_filter = (mailLocalAddress=%s)\nresult_attribute = mailRoutingAddress\n"
+              f"bind_dn = cn=admin,{SUFFIX}\nbind_pw = {BIND_PW}\ntimeout = 5\n")
+
+    def table(name, text):
+        cf = inst.conf / f"{name}.cf"
+        cf.write_text(common + text)
+        os.chmod(cf, 0o644)
+        return f"ldap:{cf}"
+
+    plain = f"server_host = 127.0.0.1\nserver_port = {slapd.port}\n"
+    ldaps = f"server_host = ldaps://127.0.0.1:{slapd.tls_port}\n"
+    good_ca = f"tls_require_cert = yes\ntls_ca_cert_file = {certs}/ca.pem\n"
+    wrong_ca = f"tls_require_cert = yes\ntls_ca_cert_file = {certs}/self.pem\n"
+    answers = {
+        # slapd's security tls=1: without TLS the bind is refused.
+        table("cleartext", plain): None,
+        table("starttls", plain + "start_tls = yes\n" + good_ca): f"{USER1}@localhost",
+        table("ldaps", ldaps + good_ca): f"{USER1}@localhost",
+        # tls_require_cert = no (the default) checks no certificate, as Postfix.
+        table("ldaps-noverify", ldaps + f"tls_ca_cert_file = {certs}/self.pem\n"):
+            f"{USER1}@localhost",
+        table("starttls-noverify", plain + "start_tls = yes\n"): f"{USER1}@localhost",
+        # A certificate from a CA the table does not trust: refused, a lookup error.
+        table("starttls-wrongca", plain + "start_tls = yes\n" + wrong_ca): None,
+        table("ldaps-wrongca", ldaps + wrong_ca): None,
+    }
+    for spec, want in answers.items():
+        r = inst.cmd("rostmap", "-q", "alice@corp.test", spec, check=False)
+        if want is None:
+            assert r.returncode not in (0, 1) and b"lookup error" in r.stderr, (spec, r)
+        else:
+            assert (r.returncode, r.stdout.decode().strip()) == (0, want), (spec, r)
+
+    main = inst.conf / "main.cf"
+    main.write_text(main.read_text() + "virtual_alias_domains = corp.test\n"
+                    f"virtual_alias_maps = {table('aliases', ldaps + good_ca)}\n")
+    inst.start()
+    with inst.smtp() as s:
+        s.sendmail("sender@example.org", ["bob@corp.test"],
+                   b"From: sender@example.org\r\nSubject: over-ldaps\r\n\r\nhi\r\n")
+    wait_for(lambda: subjects(USER2) == ["over-ldaps"], what=f"{USER2}'s mail")
+    assert BIND_PW not in inst.log_text()

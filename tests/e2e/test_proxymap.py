@@ -13,7 +13,7 @@ import smtplib
 import threading
 import time
 
-from harness import USER1, maildir_messages, wait_for
+from harness import MAIL_OWNER, USER1, maildir_messages, wait_for
 from test_sql_tables import PG_BIN, pgsql_server, run_as  # noqa: F401 (fixture)
 
 POOL = 3
@@ -126,3 +126,50 @@ def test_proxy_pgsql_from_chrooted_smtpd_keeps_connections_at_pool_size(make_ins
         s.ehlo("client.test")
         s.mail("sender@example.org")
         wait_for(lambda: s.rcpt(known)[0] == 250, timeout=30, what="the database back")
+
+
+PROXYWRITE = "proxywrite unix  -       -       n       -       1       proxymap\n"
+
+
+def test_proxywrite_writes_proxy_write_maps_and_proxy_read_maps_keeps_braces(make_instance):
+    """The proxywrite service (proxymap under that name, as Postfix's master.cf has it)
+    really writes the tables of proxy_write_maps: the btree file, in a directory only
+    root may enter (as data_directory), is created by proxywrite before it drops
+    privileges and changed by it on behalf of a rostmap run as the mail owner, who
+    could not write there itself; a table not listed is refused. proxy_read_maps
+    keeps an inline:{ a=b, c=d } table whole (split as Postfix splits lists)."""
+    inst = make_instance(start=False, master_extra=PROXYMAP + PROXYWRITE)
+    data = inst.base / "cache"
+    data.mkdir(mode=0o700)
+    cache = f"btree:{data}/writable"
+    inline = "inline:{ a=b, c=d }"
+    with open(inst.conf / "main.cf", "a") as main:
+        main.write(f"proxy_write_maps = proxy:{cache}\n"
+                   f"proxy_read_maps = proxy:{inline}\n")
+    inst.start()
+
+    q = inst.cmd("rostmap", "-q", "c", f"proxy:{inline}")
+    assert q.stdout.decode().strip() == "d"
+
+    def as_owner(*args, input=None):
+        return inst.cmd("rostmap", *args, user=MAIL_OWNER, input=input, check=False)
+    r = as_owner("-i", f"proxy:{cache}", input=b"Key1 value one\nkey2 two\n")
+    assert r.returncode == 0, r
+    rdb = data / "writable.rdb"
+    assert (rdb.stat().st_uid, rdb.stat().st_mode & 0o777) == (0, 0o600)
+    # The file itself holds the entries.
+    assert inst.cmd("rostmap", "-q", "KEY1", cache).stdout.decode().strip() == "value one"
+    assert as_owner("-d", "key1", f"proxy:{cache}").returncode == 0
+    assert inst.cmd("rostmap", "-q", "key1", cache, check=False).returncode == 1
+    assert as_owner("-d", "key1", f"proxy:{cache}").returncode == 1
+    assert inst.cmd("rostmap", "-q", "key2", cache).stdout.decode().strip() == "two"
+    # Without proxywrite the mail owner cannot write there.
+    direct = as_owner("-i", cache, input=b"k v\n")
+    assert direct.returncode != 0, direct
+
+    other = f"btree:{data}/other"
+    r = as_owner("-i", f"proxy:{other}", input=b"k v\n")
+    assert r.returncode != 0
+    assert f'proxywrite service is not configured for table "{other}"' in r.stderr.decode(), r
+    assert not (data / "other.rdb").exists()
+    wait_for(lambda: "main.cf:proxy_write_maps" in inst.log_text(), what="proxywrite's warning")

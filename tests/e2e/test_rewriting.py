@@ -3,10 +3,12 @@ sender_canonical_maps and recipient_canonical_maps rewrite the envelope and the 
 headers, canonical_classes limits which, masquerade_domains with a `!` exception and
 masquerade_exceptions, automatic BCC (sender_bcc_maps, recipient_bcc_maps, always_bcc)
 delivering copies, both for SMTP (smtpd) and for sendmail (pickup), and
-receive_override_options = no_address_mappings on a re-entry smtpd turning all of it
-off. Delivery is real: local users' Maildirs, a loopback SMTP sink as relayhost."""
+receive_override_options = no_address_mappings on a re-entry smtpd turning the tables
+off (header addresses still qualified), quoted local parts, and table lookups in
+local_header_rewrite_clients. Delivery is real: local users' Maildirs, a loopback SMTP sink as relayhost."""
 
 import re
+import time
 
 from harness import USER1, USER2, free_port, maildir_messages, reset_maildir, wait_for
 from smtpsink import Sink
@@ -233,3 +235,80 @@ def test_regexp_percent_hack_and_header_contexts(make_instance):
                      input=b"Subject: percent sendmail\n\nhello\n")
     assert proc.returncode == 0, proc
     assert b"percent sendmail" in one_message(USER2)
+
+
+TABLE_PORTS = """127.0.0.1:{listed} inet n - y - - smtpd
+    -o local_header_rewrite_clients=inline:{{127.0.0.1=yes}}
+127.0.0.1:{unlisted} inet n - y - - smtpd
+    -o local_header_rewrite_clients=check_address_map,inline:{{127.0.0.9=yes}}
+"""
+
+
+def test_quoted_local_parts_no_address_mappings_and_client_tables(make_instance):
+    """Header addresses as Postfix's cleanup treats them: a quoted local part is
+    looked up unquoted and a result that needs quotes is re-quoted; under
+    receive_override_options = no_address_mappings unqualified header addresses are
+    still completed with @$myorigin (tables stay off); local_header_rewrite_clients
+    accepts a table looked up with the client's address (bare, or after
+    check_address_map)."""
+    fresh()
+    reentry, listed, unlisted = free_port(), free_port(), free_port()
+    inst = make_instance(
+        main_extra={
+            "canonical_maps": f"inline:{{ {{john doe@rostfix.test={USER1}@rostfix.test}}, "
+                              "{ann@rostfix.test=\"ann smith\"@rostfix.test} }",
+        },
+        master_extra=REENTRY.format(port=reentry)
+        + TABLE_PORTS.format(listed=listed, unlisted=unlisted))
+    with inst.smtp() as s:
+        s.sendmail(f"{USER2}@rostfix.test", [f"{USER1}@rostfix.test"],
+                   b"From: John <\"john doe\"@rostfix.test>\r\nTo: ann@rostfix.test\r\n"
+                   b"Cc: \"bob\"@rostfix.test\r\nSubject: quoted\r\n\r\nhello\r\n")
+    msg = one_message(USER1)
+    assert header(msg, "From") == [f"John <{USER1}@rostfix.test>"], msg
+    assert header(msg, "To") == ["\"ann smith\"@rostfix.test"], msg
+    # Nothing to change: kept as written.
+    assert header(msg, "Cc") == ["\"bob\"@rostfix.test"], msg
+
+    import smtplib
+    fresh()
+    with smtplib.SMTP("127.0.0.1", reentry, timeout=30) as s:
+        s.sendmail(f"{USER2}@rostfix.test", [f"{USER1}@rostfix.test"],
+                   b"From: ann@rostfix.test\r\nCc: nobody\r\nSubject: re-entry\r\n\r\nhi\r\n")
+    msg = one_message(USER1)
+    assert header(msg, "Cc") == ["nobody@mx.rostfix.test"], msg
+    assert header(msg, "From") == ["ann@rostfix.test"], msg  # no canonical_maps
+
+    for port, want in ((listed, "nobody@mx.rostfix.test"), (unlisted, "nobody")):
+        fresh()
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+            s.sendmail(f"{USER2}@rostfix.test", [f"{USER1}@rostfix.test"],
+                       b"Cc: nobody\r\nSubject: table\r\n\r\nhi\r\n")
+        msg = one_message(USER1)
+        assert header(msg, "Cc") == [want], (port, msg)
+
+
+def test_percent_hack_routing_is_applied_at_each_resolution(make_instance):
+    """user%site@ourdomain is routed to user@site when qmgr resolves it, as Postfix's
+    trivial-rewrite does, not stored so in the queue file: while the relayhost is
+    down the queued recipient is still user%site@ourdomain (logged to=<user@site>,
+    orig_to=<...%...>), and after allow_percent_hack = no and a reload the same queued
+    message resolves to the local part `user%site` (no such user: bounced)."""
+    import json
+    inst = make_instance(main_extra={"relayhost": f"[127.0.0.1]:{free_port()}"})
+    routed = "joe%far.example@mx.rostfix.test"
+    with inst.smtp() as s:
+        s.sendmail(f"{USER1}@rostfix.test", [routed], b"Subject: percent\r\n\r\nhi\r\n")
+    wait_for(lambda: inst.queue_ids("deferred"), what="the message to be deferred")
+    log = inst.log_text()
+    assert f"to=<joe@far.example>, orig_to=<{routed}>" in log, log[-3000:]
+    queued = json.loads(inst.cmd("rostqueue", "-j").stdout.decode())
+    assert [r["address"] for r in queued["recipients"]] == [routed], queued
+
+    with open(inst.conf / "main.cf", "a") as main:
+        main.write("allow_percent_hack = no\n")
+    inst.cmd("rostfix", "reload")
+    time.sleep(1)
+    inst.cmd("rostqueue", "-f")
+    wait_for(lambda: f"to=<{routed}>" in inst.log_text() and "status=bounced"
+             in inst.log_text(), timeout=60, what="the local part to be bounced")

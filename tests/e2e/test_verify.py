@@ -33,10 +33,10 @@ def rcpt_reply(inst, rcpt):
         return code, text.decode()
 
 
-def test_probe_cache_and_delivery(make_instance, workdir):
-    port = free_port()
+def verifying(make_instance, workdir, port, main_extra=None, master_extra=MASTER_VERIFY):
+    """An instance whose recipients in verify.test are verified against 127.0.0.1:port."""
     transport = table(workdir, "transport", [("verify.test", f"smtp:[127.0.0.1]:{port}")])
-    inst = make_instance(
+    return make_instance(
         main_extra={
             "relay_domains": "verify.test",
             "transport_maps": f"texthash:{transport}",
@@ -44,9 +44,15 @@ def test_probe_cache_and_delivery(make_instance, workdir):
             "unverified_recipient_reject_code": "550",
             # One query per RCPT: the first answer is "in progress" at once.
             "address_verify_poll_count": "1",
+            **(main_extra or {}),
         },
-        master_extra=MASTER_VERIFY,
+        master_extra=master_extra,
     )
+
+
+def test_probe_cache_and_delivery(make_instance, workdir):
+    port = free_port()
+    inst = verifying(make_instance, workdir, port)
     sink = Sink(port, rcpt_replies={"bad@verify.test": "550 5.1.1 <bad@verify.test>: no such user"})
     try:
         # First RCPT: nothing known, a probe is started, the client is told to retry.
@@ -136,3 +142,35 @@ def test_unverified_sender_with_an_unreachable_next_hop(make_instance, workdir):
     log = inst.log_text()
     assert "to=<someone@down.test>" in log
     assert "sender non-delivery notification" not in log
+
+
+def test_cache_through_proxywrite_from_a_chrooted_verify(make_instance, workdir):
+    """address_verify_map = proxy:btree:$data_directory/verify_cache: a chrooted verify
+    cannot reach data_directory (root's, mode 0700), so the answers it caches are
+    written by the proxywrite service (proxy_write_maps' default lists
+    $address_verify_map), which opened the table before dropping privileges; they are
+    in the table's file, and a restarted mail system answers from it without a new
+    probe."""
+    port = free_port()
+    inst = verifying(
+        make_instance, workdir, port,
+        {"address_verify_map": "proxy:btree:$data_directory/verify_cache"},
+        "verify    unix  -       -       y       -       1       verify\n"
+        "proxywrite unix -       -       n       -       1       proxymap\n")
+    cache = f"btree:{inst.base / 'data'}/verify_cache"
+    sink = Sink(port, rcpt_replies={"bad@verify.test": "550 5.1.1 <bad@verify.test>: no such user"})
+    try:
+        assert rcpt_reply(inst, "bad@verify.test")[0] == 450
+        wait_for(lambda: rcpt_reply(inst, "bad@verify.test")[0] == 550, timeout=30,
+                 interval=0.5, what="the cached 550")
+        stored = inst.cmd("rostmap", "-q", "bad@verify.test", cache).stdout.decode()
+        assert stored.startswith("undeliverable\t") and "no such user" in stored, stored
+        assert not (inst.base / "data" / "verify_cache").exists(), "no text cache"
+        probes = sink.senders.count("double-bounce@mx.rostfix.test")
+        inst.stop()
+        inst.start()
+        code, text = rcpt_reply(inst, "bad@verify.test")
+        assert code == 550 and "no such user" in text, (code, text)
+        assert sink.senders.count("double-bounce@mx.rostfix.test") == probes
+    finally:
+        sink.stop()

@@ -449,6 +449,13 @@ pub static PARAMS: &[ParamDef] = &[
          $virtual_gid_maps $mailbox_command_maps",
         ParamKind::List,
     ),
+    // The tables the proxywrite service may update: Postfix's default, less the SASL
+    // authentication caches Rostfix does not have.
+    p(
+        "proxy_write_maps",
+        "$address_verify_map $postscreen_cache_map",
+        ParamKind::List,
+    ),
     p("qmgr_fudge_factor", "100", ParamKind::Int),
     p("qmgr_message_active_limit", "20000", ParamKind::Int),
     p("qmgr_message_recipient_limit", "20000", ParamKind::Int),

@@ -63,6 +63,15 @@ pub enum MapError {
         /// What failed.
         reason: String,
     },
+    /// An update or delete on a table that cannot be written (a type with no write
+    /// support, or a proxy: table whose service refuses it).
+    #[error("{table}: {reason}")]
+    NotWritable {
+        /// The table as `type:name`.
+        table: String,
+        /// Why not.
+        reason: String,
+    },
 }
 
 impl MapError {

@@ -23,7 +23,10 @@
 //! | `tcp:HOST:PORT` | tcp_table(5)'s `get` protocol (see [`tcp`]) | folded |
 //!
 //! `proxy:type:name` asks the proxymap service when its socket is there (see
-//! [`proxy`]), and opens `type:name` directly otherwise.
+//! [`proxy`]), and opens `type:name` directly otherwise; opened with
+//! [`open_map_for_write`], its updates and deletes go to the proxywrite service.
+//! `hash:` and `btree:` tables opened for writing are updated in place (see
+//! [`writable`]).
 //!
 //! Source file syntax (postmap(5)): `key whitespace value`; blank lines and lines whose
 //! first non-blank character is `#` are ignored; a line starting with white space
@@ -95,6 +98,7 @@ pub mod sql;
 pub mod surrogate;
 pub mod tcp;
 pub mod unix;
+pub mod writable;
 
 pub use address::{address_queries, lookup_address};
 pub use error::MapError;
@@ -115,6 +119,23 @@ pub trait Map: Send + Sync {
     /// Every entry in key order, for tables that can list them (`rostmap -s`).
     fn entries(&self) -> Option<Result<Vec<(String, String)>, MapError>> {
         None
+    }
+    /// Set `key` to `value` (Postfix's dict_update), for tables opened with
+    /// [`open_map_for_write`]; most types cannot be written.
+    fn update(&self, key: &str, value: &str) -> Result<(), MapError> {
+        let _ = (key, value);
+        Err(MapError::NotWritable {
+            table: self.spec().to_string(),
+            reason: "this table type does not support update".into(),
+        })
+    }
+    /// Remove `key`: `Ok(false)` when it was not there (Postfix's dict_delete).
+    fn delete(&self, key: &str) -> Result<bool, MapError> {
+        let _ = key;
+        Err(MapError::NotWritable {
+            table: self.spec().to_string(),
+            reason: "this table type does not support delete".into(),
+        })
     }
 }
 
@@ -166,6 +187,23 @@ impl OpenFlags {
 /// Open a table given as `type:name`, with no restrictions.
 pub fn open_map(spec: &str) -> Result<Box<dyn Map>, MapError> {
     open_map_with(spec, OpenFlags::default())
+}
+
+/// Open a table to write it (Postfix's O_RDWR|O_CREAT open): `hash:` and `btree:`
+/// work on FILE.rdb itself, created empty when missing (a cache has no source file);
+/// `proxy:` sends writes to the proxywrite service. Other types open as for reading
+/// and refuse [`Map::update`] and [`Map::delete`].
+pub fn open_map_for_write(spec: &str, flags: OpenFlags) -> Result<Box<dyn Map>, MapError> {
+    let (kind, name) = split_spec(spec)?;
+    match kind {
+        "proxy" => Ok(Box::new(proxy::ProxyMap::open_for_write(
+            spec, name, flags,
+        )?)),
+        "hash" | "btree" if !name.is_empty() => {
+            Ok(Box::new(writable::Writable::open(spec, Path::new(name))?))
+        }
+        _ => open_map_with(spec, flags),
+    }
 }
 
 /// Open a table given as `type:name` with `flags`.

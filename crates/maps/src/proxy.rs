@@ -9,6 +9,13 @@
 //! proxy_read_maps). Everything but OK and NOTFOUND is a lookup error, which callers
 //! treat as temporary (4xx, defer): an unreachable database is never "not found".
 //!
+//! Writes (Postfix's proxywrite service): a table opened with
+//! [`crate::open_map_for_write`] talks to `private/proxywrite` instead (lookups too,
+//! as Postfix's client does), with two more requests: `TABLE \0 update \0 KEY \0
+//! VALUE` and `TABLE \0 delete \0 KEY`, answered `OK ` (deleted: `NOTFOUND ` when the
+//! key was not there) or an error. proxywrite serves only the tables listed in
+//! proxy_write_maps; proxymap refuses writes.
+//!
 //! Where the socket is: `private/proxymap` relative to the working directory, which
 //! for every daemon after confinement is the queue directory (inside the chroot or
 //! not); a command run elsewhere (`rostmap`) names it with [`set_socket`]. When it
@@ -29,6 +36,8 @@ use std::time::Duration;
 
 /// The proxymap socket, relative to the queue directory.
 pub const SOCKET: &str = "private/proxymap";
+/// The proxywrite service's socket name, beside [`SOCKET`].
+pub const WRITE_SERVICE: &str = "proxywrite";
 /// Longest reply accepted.
 pub const MAX_REPLY: usize = 100_000;
 /// Longest request proxymap accepts (a table name and a key).
@@ -46,11 +55,16 @@ pub fn set_socket(path: PathBuf) {
     let _ = SOCKET_PATH.set(path);
 }
 
-fn socket() -> PathBuf {
-    SOCKET_PATH
+fn socket(write: bool) -> PathBuf {
+    let read = SOCKET_PATH
         .get()
         .cloned()
-        .unwrap_or_else(|| PathBuf::from(SOCKET))
+        .unwrap_or_else(|| PathBuf::from(SOCKET));
+    if write {
+        read.with_file_name(WRITE_SERVICE)
+    } else {
+        read
+    }
 }
 
 /// Table types whose lookups match patterns (see [`Map::is_pattern`]).
@@ -61,6 +75,8 @@ pub struct ProxyMap {
     spec: String,
     inner: String,
     flags: OpenFlags,
+    /// Opened for writing: every request goes to proxywrite.
+    write: bool,
     /// `inner` opened here, when proxymap's socket was not there.
     direct: OnceLock<Box<dyn Map>>,
     conn: Mutex<Option<Conn>>,
@@ -72,22 +88,56 @@ pub fn request(table: &str, flags: OpenFlags, key: &str) -> Vec<u8> {
     encode(format!("{table}\0{flags}\0{key}").as_bytes())
 }
 
+/// The request setting `key` to `value` in `table`.
+pub fn update_request(table: &str, key: &str, value: &str) -> Vec<u8> {
+    encode(format!("{table}\0update\0{key}\0{value}").as_bytes())
+}
+
+/// The request removing `key` from `table`.
+pub fn delete_request(table: &str, key: &str) -> Vec<u8> {
+    encode(format!("{table}\0delete\0{key}").as_bytes())
+}
+
 impl ProxyMap {
     /// `spec` is `proxy:inner`. Opens `inner` directly now when there is no proxymap
     /// socket, so that its errors are open errors.
     pub fn open(spec: &str, inner: &str, flags: OpenFlags) -> Result<ProxyMap, MapError> {
+        ProxyMap::open_as(spec, inner, flags, false)
+    }
+
+    /// As [`ProxyMap::open`], for writing through proxywrite (without its socket,
+    /// `inner` is opened here for writing).
+    pub fn open_for_write(spec: &str, inner: &str, flags: OpenFlags) -> Result<ProxyMap, MapError> {
+        ProxyMap::open_as(spec, inner, flags, true)
+    }
+
+    fn open_as(
+        spec: &str,
+        inner: &str,
+        flags: OpenFlags,
+        write: bool,
+    ) -> Result<ProxyMap, MapError> {
         let map = ProxyMap {
             spec: spec.to_string(),
             inner: inner.to_string(),
             flags,
+            write,
             direct: OnceLock::new(),
             conn: Mutex::new(None),
         };
         crate::split_spec(inner)?;
-        if !socket().exists() {
-            let _ = map.direct.set(open_map_with(inner, flags)?);
+        if !socket(write).exists() {
+            let _ = map.direct.set(map.open_inner()?);
         }
         Ok(map)
+    }
+
+    fn open_inner(&self) -> Result<Box<dyn Map>, MapError> {
+        if self.write {
+            crate::open_map_for_write(&self.inner, self.flags)
+        } else {
+            open_map_with(&self.inner, self.flags)
+        }
     }
 
     fn error(&self, reason: String) -> MapError {
@@ -102,22 +152,22 @@ impl ProxyMap {
         if let Some(m) = self.direct.get() {
             return Ok(m.as_ref());
         }
-        let opened = open_map_with(&self.inner, self.flags)?;
+        let opened = self.open_inner()?;
         Ok(self.direct.get_or_init(|| opened).as_ref())
     }
 
-    /// Ask proxymap; None when there is no proxymap socket here.
-    fn ask(&self, key: &str) -> Option<Result<Vec<u8>, MapError>> {
+    /// Send `req` to proxymap (proxywrite when opened for writing) and read its
+    /// reply; None when there is no such socket here.
+    fn ask(&self, req: &[u8]) -> Option<Result<Vec<u8>, MapError>> {
         let mut guard = self
             .conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let path = socket();
+        let path = socket(self.write);
         if guard.is_none() && !path.exists() {
             return None;
         }
         let endpoint = format!("unix:{}", path.display());
-        let req = request(&self.inner, self.flags, key);
         let had = guard.is_some();
         for attempt in 0..2 {
             let conn = match guard.as_mut() {
@@ -132,7 +182,7 @@ impl ProxyMap {
                 },
             };
             match conn
-                .send(&req)
+                .send(req)
                 .and_then(|()| decode(&mut conn.reader, MAX_REPLY))
             {
                 Ok(reply) => return Some(Ok(reply)),
@@ -161,14 +211,49 @@ pub fn parse_reply(reply: &str) -> Result<Option<String>, String> {
     }
 }
 
+impl ProxyMap {
+    /// The reply to `req` parsed; None when there is no socket.
+    fn call(&self, req: &[u8]) -> Option<Result<Option<String>, MapError>> {
+        let reply = self.ask(req)?;
+        Some(reply.and_then(|r| {
+            let r = String::from_utf8(r).map_err(|_| self.error("reply is not UTF-8".into()))?;
+            parse_reply(&r).map_err(|e| self.error(e))
+        }))
+    }
+}
+
 impl Map for ProxyMap {
     fn lookup(&self, key: &str) -> Result<Option<String>, MapError> {
-        let Some(reply) = self.ask(key) else {
-            return self.direct()?.lookup(key);
-        };
-        let reply =
-            String::from_utf8(reply?).map_err(|_| self.error("reply is not UTF-8".into()))?;
-        parse_reply(&reply).map_err(|e| self.error(e))
+        match self.call(&request(&self.inner, self.flags, key)) {
+            Some(answer) => answer,
+            None => self.direct()?.lookup(key),
+        }
+    }
+
+    fn update(&self, key: &str, value: &str) -> Result<(), MapError> {
+        if !self.write {
+            return Err(MapError::NotWritable {
+                table: self.spec.clone(),
+                reason: "not opened for writing".into(),
+            });
+        }
+        match self.call(&update_request(&self.inner, key, value)) {
+            Some(answer) => answer.map(|_| ()),
+            None => self.direct()?.update(key, value),
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, MapError> {
+        if !self.write {
+            return Err(MapError::NotWritable {
+                table: self.spec.clone(),
+                reason: "not opened for writing".into(),
+            });
+        }
+        match self.call(&delete_request(&self.inner, key)) {
+            Some(answer) => answer.map(|found| found.is_some()),
+            None => self.direct()?.delete(key),
+        }
     }
 
     fn spec(&self) -> &str {

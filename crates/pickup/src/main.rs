@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What is read before confinement: the content tables, receive_override_options and
-/// the address rewriting tables (None under no_address_mappings).
+/// the address rewriting (without tables under no_address_mappings).
 type Loaded = (
     Option<Arc<ContentChecks>>,
     ReceiveOverrides,
@@ -54,14 +54,16 @@ fn main() {
                     .filter(|c| !c.is_empty())
                     .map(Arc::new)
             };
-            let rewrite = if overrides.no_address_mappings {
-                None
-            } else {
-                Some(Arc::new(
+            // no_address_mappings: no tables, masquerading or BCC, but addresses
+            // still put in canonical form and headers qualified, as Postfix's cleanup.
+            let rewrite = Some(Arc::new(
+                if overrides.no_address_mappings {
+                    rostfix_rewrite::Rewriter::without_mappings(&service.config)
+                } else {
                     rostfix_rewrite::Rewriter::from_config(&service.config)
-                        .map_err(StartError::daemon)?,
-                ))
-            };
+                }
+                .map_err(StartError::daemon)?,
+            ));
             // DKIM keys are readable by root only: read them before privileges go.
             let dkim = rostfix_dkim::Signer::load(
                 &service.config.get("rostfix_dkim_key_table"),

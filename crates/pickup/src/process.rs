@@ -36,7 +36,8 @@ pub struct Settings {
     pub content_checks: Option<Arc<ContentChecks>>,
     /// receive_override_options = no_address_mappings.
     pub no_address_mappings: bool,
-    /// Canonical mapping, masquerading, automatic BCC (None: no_address_mappings).
+    /// Canonical mapping, masquerading, automatic BCC (without tables under
+    /// no_address_mappings; None only in tests).
     pub rewrite: Option<Arc<rostfix_rewrite::Rewriter>>,
     /// content_filter: every message picked up is marked for it (`filter` attribute).
     pub content_filter: Option<rostfix_queue::ContentFilter>,

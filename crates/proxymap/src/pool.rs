@@ -5,7 +5,7 @@
 //! Instances are opened on demand and kept: an idle connection is closed by the
 //! table itself (idle_interval) and reopened on its next lookup.
 
-use rostfix_maps::{open_map_with, Map, MapError, OpenFlags};
+use rostfix_maps::{open_map_for_write, open_map_with, Map, MapError, OpenFlags};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -22,17 +22,21 @@ struct State {
 pub struct Pool {
     table: String,
     flags: OpenFlags,
+    /// proxywrite's pools open their tables for writing.
+    write: bool,
     size: usize,
     state: Mutex<State>,
     freed: Condvar,
 }
 
 impl Pool {
-    /// A pool of at most `size` (at least 1) instances of `table`; none open yet.
-    pub fn new(table: &str, flags: OpenFlags, size: usize) -> Pool {
+    /// A pool of at most `size` (at least 1) instances of `table`, opened for
+    /// writing when `write`; none open yet.
+    pub fn new(table: &str, flags: OpenFlags, size: usize, write: bool) -> Pool {
         Pool {
             table: table.to_string(),
             flags,
+            write,
             size: size.max(1),
             state: Mutex::new(State {
                 idle: Vec::new(),
@@ -42,10 +46,31 @@ impl Pool {
         }
     }
 
+    /// A pool of the one instance `map`, already open (proxywrite's tables, opened
+    /// before confinement: no more can be opened afterwards).
+    pub fn with_instance(table: &str, flags: OpenFlags, map: Box<dyn Map>) -> Pool {
+        Pool {
+            table: table.to_string(),
+            flags,
+            write: true,
+            size: 1,
+            state: Mutex::new(State {
+                idle: vec![map],
+                open: 1,
+            }),
+            freed: Condvar::new(),
+        }
+    }
+
     /// Look `key` up in a free instance.
     pub fn lookup(&self, key: &str) -> Result<Option<String>, MapError> {
+        self.with(|map| map.lookup(key))
+    }
+
+    /// Run `op` on a free instance.
+    pub fn with<R>(&self, op: impl FnOnce(&dyn Map) -> Result<R, MapError>) -> Result<R, MapError> {
         let map = self.take()?;
-        let result = map.lookup(key);
+        let result = op(map.as_ref());
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.idle.push(map);
         drop(state);
@@ -66,7 +91,12 @@ impl Pool {
                 state.open += 1;
                 drop(state);
                 // Opened without the lock: opening a file table can take a while.
-                return open_map_with(&self.table, self.flags).inspect_err(|_| {
+                let opened = if self.write {
+                    open_map_for_write(&self.table, self.flags)
+                } else {
+                    open_map_with(&self.table, self.flags)
+                };
+                return opened.inspect_err(|_| {
                     let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                     state.open -= 1;
                 });
@@ -94,7 +124,7 @@ mod tests {
 
     #[test]
     fn instances_never_exceed_the_size() {
-        let pool = Arc::new(Pool::new("inline:{a=b}", OpenFlags::default(), 2));
+        let pool = Arc::new(Pool::new("inline:{a=b}", OpenFlags::default(), 2, false));
         let threads: Vec<_> = (0..16)
             .map(|_| {
                 let p = pool.clone();
@@ -115,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_failed_open_frees_its_place() {
-        let pool = Pool::new("hash:/nonexistent/table", OpenFlags::default(), 1);
+        let pool = Pool::new("hash:/nonexistent/table", OpenFlags::default(), 1, false);
         assert!(pool.lookup("a").is_err());
         assert!(pool.lookup("a").is_err());
         assert_eq!(pool.state.lock().unwrap().open, 0);

@@ -1,6 +1,9 @@
 //! proxymap's socket side: a thread per client stream, each reading netstring
 //! requests `TABLE \0 FLAGS \0 KEY` and answering `OK value`, `NOTFOUND `,
-//! `TEMP reason`, `PERM reason` or `DENIED reason` (docs/ipc.md).
+//! `TEMP reason`, `PERM reason` or `DENIED reason` (docs/ipc.md). Run as the
+//! `proxywrite` service, it also takes `TABLE \0 update \0 KEY \0 VALUE` and
+//! `TABLE \0 delete \0 KEY`, for the tables of proxy_write_maps (opened for writing),
+//! as Postfix's proxymap(8) does under that service name.
 //!
 //! Each table gets a [`Pool`] on first use, shared by every stream (so a database
 //! sees at most rostfix_proxymap_pool_size connections per table from this
@@ -36,30 +39,50 @@ type Pools = HashMap<(String, bool), Arc<Pool>>;
 #[derive(Clone)]
 pub struct Shared {
     approved: Arc<HashSet<String>>,
+    /// The proxywrite role: tables of proxy_write_maps, writes allowed.
+    write: bool,
     pool_size: usize,
     pools: Arc<Mutex<Pools>>,
     threads: ClientThreads,
 }
 
-/// The `type:name` tables a proxy_read_maps value approves: its `proxy:` words,
-/// without the prefix (Postfix ignores the other words, which are there because the
-/// default lists whole parameters).
+/// The `type:name` tables a proxy_read_maps (or proxy_write_maps) value approves:
+/// its `proxy:` words, without the prefix (Postfix ignores the other words, which are
+/// there because the default lists whole parameters). Words are split as Postfix
+/// splits lists, so `proxy:inline:{ a=b, c=d }` stays one table.
 pub fn approved(value: &str) -> HashSet<String> {
-    value
-        .split([',', ' ', '\t', '\n', '\r'])
-        .filter_map(|w| w.strip_prefix("proxy:"))
+    rostfix_config::split_list(value)
+        .into_iter()
+        .filter_map(|w| w.strip_prefix("proxy:").map(str::to_string))
         .filter(|w| !w.is_empty())
-        .map(str::to_string)
         .collect()
 }
 
 impl Shared {
-    pub fn new(approved: HashSet<String>, pool_size: usize) -> Shared {
+    /// `write`: the proxywrite role (`approved` from proxy_write_maps).
+    pub fn new(approved: HashSet<String>, pool_size: usize, write: bool) -> Shared {
         Shared {
             approved: Arc::new(approved),
+            write,
             pool_size,
             pools: Arc::new(Mutex::new(HashMap::new())),
             threads: ClientThreads::new("proxymap", MAX_STREAMS),
+        }
+    }
+
+    /// proxywrite: opens every approved table for writing now (before confinement,
+    /// as root: the files are in data_directory), one kept instance per table. A
+    /// table that cannot be opened now is logged and opened on its first request.
+    pub fn preopen_writable(&self) {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        for table in self.approved.iter() {
+            match rostfix_maps::open_map_for_write(table, OpenFlags::default()) {
+                Ok(map) => {
+                    let pool = Pool::with_instance(table, OpenFlags::default(), map);
+                    pools.insert((table.clone(), false), Arc::new(pool));
+                }
+                Err(e) => log::warn!("proxy_write_maps: {table}: {e}"),
+            }
         }
     }
 
@@ -73,19 +96,36 @@ impl Shared {
         else {
             return "PERM malformed request".into();
         };
-        let paranoid = match flags {
-            "0" => false,
-            "paranoid" => true,
+        let (paranoid, op) = match flags {
+            "0" => (false, Op::Lookup),
+            "paranoid" => (true, Op::Lookup),
+            "update" => match key.split_once('\0') {
+                Some((key, value)) => (false, Op::Update(key, value)),
+                None => return "PERM malformed request".into(),
+            },
+            "delete" => (false, Op::Delete),
             _ => return "PERM unknown flags".into(),
+        };
+        let (service, access, param) = if self.write {
+            ("proxywrite", "read-write", "proxy_write_maps")
+        } else {
+            ("proxymap", "read-only", "proxy_read_maps")
         };
         if !self.approved.contains(table) {
             // Postfix's words, on both sides.
             log::warn!("request for unapproved table: \"{table}\"");
             log::warn!(
-                "to approve this table for read-only access, list proxy:{table} in \
-                 main.cf:proxy_read_maps"
+                "to approve this table for {access} access, list proxy:{table} in \
+                 main.cf:{param}"
             );
-            return format!("DENIED proxymap service is not configured for table \"{table}\"");
+            return format!("DENIED {service} service is not configured for table \"{table}\"");
+        }
+        if !self.write && op != Op::Lookup {
+            log::warn!("update or delete request for table \"{table}\" to the proxymap service");
+            return format!(
+                "DENIED proxymap service is read-only: list proxy:{table} in \
+                 proxy_write_maps and use the proxywrite service"
+            );
         }
         let pool = {
             let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
@@ -96,15 +136,35 @@ impl Shared {
             };
             pools
                 .entry((table.to_string(), paranoid))
-                .or_insert_with(|| Arc::new(Pool::new(table, flags, self.pool_size)))
+                .or_insert_with(|| Arc::new(Pool::new(table, flags, self.pool_size, self.write)))
                 .clone()
         };
-        match pool.lookup(key) {
+        let result = match op {
+            Op::Lookup => pool.lookup(key),
+            Op::Update(key, value) => pool
+                .with(|m| m.update(key, value))
+                .map(|()| Some(String::new())),
+            Op::Delete => pool
+                .with(|m| m.delete(key))
+                .map(|found| found.then(String::new)),
+        };
+        match result {
             Ok(Some(v)) => format!("OK {v}"),
             Ok(None) => "NOTFOUND ".into(),
+            // A table type that cannot be written will not learn to on a retry.
+            Err(e @ rostfix_maps::MapError::NotWritable { .. }) => format!("PERM {e}"),
             Err(e) => format!("TEMP {e}"),
         }
     }
+}
+
+/// What a request asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op<'a> {
+    Lookup,
+    /// The key is the request's; the value is this.
+    Update(&'a str, &'a str),
+    Delete,
 }
 
 /// Takes one new client stream: starts its thread, or closes it when too many.
@@ -154,6 +214,7 @@ mod tests {
         let shared = Shared::new(
             approved("$alias_maps proxy:inline:{a=b} , hash:/etc/x proxy:static:yes"),
             2,
+            false,
         );
         assert_eq!(shared.answer(b"inline:{a=b}\x000\x00a"), "OK b");
         assert!(shared
@@ -169,5 +230,46 @@ mod tests {
             .answer(b"inline:{a=b}\x00odd\x00a")
             .starts_with("PERM "));
         assert!(shared.answer(b"no separators").starts_with("PERM "));
+        // proxymap never writes.
+        assert!(shared
+            .answer(b"inline:{a=b}\x00update\x00a\x00c")
+            .starts_with("DENIED proxymap service is read-only"));
+    }
+
+    #[test]
+    fn braces_keep_an_inline_table_whole() {
+        let set = approved("proxy:inline:{ a=b, c=d }, proxy:static:{ x y }\tproxy:cidr:/x");
+        let want: HashSet<String> = ["inline:{ a=b, c=d }", "static:{ x y }", "cidr:/x"]
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(set, want);
+        let shared = Shared::new(set, 1, false);
+        assert_eq!(shared.answer(b"inline:{ a=b, c=d }\x000\x00c"), "OK d");
+    }
+
+    #[test]
+    fn proxywrite_updates_and_deletes_approved_tables() {
+        let dir = std::env::temp_dir().join(format!("rostfix-proxywrite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let table = format!("btree:{}/cache", dir.display());
+        let shared = Shared::new(approved(&format!("proxy:{table}")), 2, true);
+        let ask = |req: String| shared.answer(req.as_bytes());
+        assert_eq!(ask(format!("{table}\x00update\x00K\x00v 1")), "OK ");
+        assert_eq!(ask(format!("{table}\x000\x00k")), "OK v 1");
+        // The file itself holds it: another reader sees it.
+        let direct = rostfix_maps::open_map(&table).unwrap();
+        assert_eq!(direct.lookup("k").unwrap(), Some("v 1".into()));
+        assert_eq!(ask(format!("{table}\x00delete\x00k")), "OK ");
+        assert_eq!(ask(format!("{table}\x00delete\x00k")), "NOTFOUND ");
+        assert_eq!(ask(format!("{table}\x000\x00k")), "NOTFOUND ");
+        assert!(ask("btree:/other\x00update\x00k\x00v".into())
+            .starts_with("DENIED proxywrite service is not configured for table"));
+        // A type that cannot be written is a permanent error.
+        let inline = Shared::new(approved("proxy:inline:{a=b}"), 1, true);
+        assert!(inline
+            .answer(b"inline:{a=b}\x00update\x00a\x00c")
+            .starts_with("PERM "));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,9 +5,10 @@
 //!
 //! Each pending recipient is canonicalized (in the message's rewrite context: `local`
 //! for pickup and bounce mail, otherwise remote) and expanded through
-//! virtual_alias_maps, and each result that is `user%site@ourdomain` (or a bang path
-//! at our domain) is routed to `user@site`; the results replace it, keeping its original address (ORCPT or
-//! the address as received) and NOTIFY. Done recipients are copied. Duplicates (same
+//! virtual_alias_maps; the results replace it, keeping its original address (ORCPT or
+//! the address as received) and NOTIFY. A result `user%site@ourdomain` is stored as
+//! it is: routing it to `user@site` is the resolver's, at each activation (see
+//! manager/activate.rs), as trivial-rewrite's resolve does in Postfix. Done recipients are copied. Duplicates (same
 //! address and original address) are kept once. The attribute `alias_expanded=1` marks
 //! the file so a later activation does not expand again.
 
@@ -32,14 +33,9 @@ pub fn expand_envelope(resolver: &Resolver, env: &Envelope) -> Result<Option<Env
             continue;
         }
         let canonical = resolver.canonicalize(&r.address, local_context);
-        let mut expanded = resolver
+        let expanded = resolver
             .expand_virtual(&canonical)
             .map_err(|e| e.to_string())?;
-        // user%site@ourdomain -> user@site (allow_percent_hack, swap_bangpath): what
-        // trivial-rewrite's resolve does after cleanup's virtual alias expansion.
-        for a in &mut expanded {
-            *a = resolver.route_local_part(a).map_err(|e| e.to_string())?;
-        }
         let orig = if r.orig_address.is_empty() {
             r.address.clone()
         } else {

@@ -319,7 +319,8 @@ impl Manager {
             let matches = qf.pending().fold(false, |found, r| {
                 let route = self
                     .resolver
-                    .resolve_from(Some(&qf.envelope.sender), &r.address)
+                    .route_local_part(&r.address)
+                    .and_then(|a| self.resolver.resolve_from(Some(&qf.envelope.sender), &a))
                     .ok();
                 let hit = nexthop_host(domain_of(&r.address)) == want
                     || route

@@ -10,7 +10,8 @@
 //! swapped (`site!user` -> `user@site`, swap_bangpath) or else its last `%` made the
 //! `@` (`user%site` -> `user@site`, allow_percent_hack) — see [`AddressForms`]. The
 //! other half of the `%`/`!` hacks, `user%site@ourdomain` routed to `site`, is
-//! trivial-rewrite's resolve step: `Resolver::route_local_part`, which qmgr applies.
+//! trivial-rewrite's resolve step: `Resolver::route_local_part`, which qmgr applies at each
+//! activation (not stored in the queue file).
 
 /// swap_bangpath and allow_percent_hack: the old address forms rewritten to `@` form.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -72,10 +72,10 @@ fn lookup_one(
         let Some(value) = map.lookup(&query).map_err(failed)? else {
             continue;
         };
-        let mut parts = value
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty());
-        let first = parts.next().unwrap_or("").to_string();
+        // Split as an address list, quotes respected, each address internal.
+        let parts = crate::quote::split_result(&value);
+        let mut parts = parts.iter();
+        let first = parts.next().cloned().unwrap_or_default();
         if parts.next().is_some() {
             log::warn!(
                 "{}: multi-valued canonical lookup result for {address}: using {first}",

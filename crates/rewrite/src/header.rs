@@ -8,8 +8,8 @@
 //! An address is the text inside `<...>` (a source route `@a,@b:` before it is kept
 //! and skipped), or else a bare addr-spec: an item of the comma-separated list up to
 //! its first comment. Display names, comments, group names (`team: a@b, c@d;`) and the
-//! folding of the header are kept as they are. Partial: the local part is handled as
-//! written (no unquoting and re-quoting of quoted strings).
+//! folding of the header are kept as they are. A quoted local part (`"john doe"@x`)
+//! is one address; the caller unquotes and re-quotes it ([`crate::quote`]).
 
 /// Which address class a header belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +147,7 @@ fn push_item(
     let text = &value[s..e];
     let lead = text.len() - text.trim_start().len();
     let trimmed = text.trim();
-    if trimmed.is_empty() || trimmed.chars().any(char::is_whitespace) {
+    if trimmed.is_empty() || crate::quote::has_unquoted_space(trimmed) {
         // Empty, or not an addr-spec (a display name without `<>`): left alone.
         return;
     }
@@ -218,6 +218,12 @@ mod tests {
         assert_eq!(upper("From: <>"), "From: <>");
         assert_eq!(upper("From: Ann Smith"), "From: Ann Smith");
         assert_eq!(upper("To: joe"), "To: JOE");
+        // A quoted local part with a space is one address, bare or in <>.
+        assert_eq!(upper("To: \"john doe\"@x"), "To: \"JOHN DOE\"@X");
+        assert_eq!(
+            upper("To: John <\"john doe\"@x>, \"a b\"@y (c)"),
+            "To: John <\"JOHN DOE\"@X>, \"A B\"@Y (c)"
+        );
     }
 
     #[test]

@@ -16,11 +16,12 @@
 //!   automatic BCC recipients, then each address header.
 //!
 //! Everything here is a pure function of addresses and tables; the callers decide
-//! when it applies (receive_override_options = no_address_mappings turns it off).
+//! when it applies. Under receive_override_options = no_address_mappings the tables,
+//! masquerading and BCC are off ([`Rewriter::without_mappings`]) but addresses are
+//! still put in canonical form, headers included, as Postfix's cleanup does.
 //!
-//! Partial (documented): header addresses are rewritten as the text between `<>` or
-//! the bare addr-spec, without RFC 5322 unquoting and re-quoting of the local part.
-//! Before the tables every address is put in trivial-rewrite's canonical form
+//! Header addresses are looked up unquoted and written back re-quoted, as Postfix
+//! does ([`quote`]). Before the tables every address is put in trivial-rewrite's canonical form
 //! (rostfix_resolve::canonical: `@$myorigin`, swap_bangpath and allow_percent_hack for
 //! addresses without `@`); routing `user%site@ourdomain` to `site` (the resolve half
 //! of the percent hack) is qmgr's, through rostfix_resolve.
@@ -31,6 +32,7 @@ pub mod canonical;
 pub mod error;
 pub mod header;
 pub mod masquerade;
+pub mod quote;
 pub mod rewriter;
 
 pub use error::RewriteError;

@@ -16,6 +16,13 @@
 //!    matches local_header_rewrite_clients (mail submitted with sendmail always
 //!    does), or remote_header_rewrite_domain is set. Unqualified header addresses get
 //!    `@$myorigin` in the local context, `@$remote_header_rewrite_domain` otherwise.
+//!    Each header address is looked up unquoted and written back re-quoted
+//!    ([`crate::quote`]); one that nothing changes keeps its text as written.
+//!
+//! Under receive_override_options = no_address_mappings ([`Rewriter::without_mappings`])
+//! steps 1-3 keep only the canonical form (no tables, masquerading or BCC), and
+//! header addresses are still qualified, as Postfix's cleanup still calls
+//! trivial-rewrite when CLEANUP_FLAG_MAP_OK is off.
 
 use crate::canonical::{map11, split_address, LookupContext};
 use crate::error::RewriteError;
@@ -58,44 +65,70 @@ impl Classes {
     }
 }
 
-/// One element of local_header_rewrite_clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One element of local_header_rewrite_clients (Postfix's smtpd_check_rewrite).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientRule {
     /// The client's address is one of this host's interface addresses.
     PermitInetInterfaces,
     PermitMynetworks,
     PermitSaslAuthenticated,
-    /// `static:all` (any static: value): every client.
-    Everyone,
+    /// permit_tls_clientcerts: the client certificate's fingerprint is in
+    /// relay_clientcerts.
+    PermitTlsClientcerts,
+    /// permit_tls_all_clientcerts: any client certificate a trusted CA signed.
+    PermitTlsAllClientcerts,
+    /// `check_address_map type:table`, or a bare `type:table`: the client's address
+    /// is found in the table (`static:all` finds every client).
+    Table(String),
 }
 
 impl ClientRule {
-    /// Parses the list; names Postfix has that Rostfix lacks are errors too, so a
-    /// configuration never silently rewrites less than it asks for.
-    pub fn parse_list(words: &[String]) -> Result<Vec<ClientRule>, RewriteError> {
-        words
-            .iter()
-            .map(|w| match w.to_ascii_lowercase().as_str() {
-                "permit_inet_interfaces" => Ok(ClientRule::PermitInetInterfaces),
-                "permit_mynetworks" => Ok(ClientRule::PermitMynetworks),
-                "permit_sasl_authenticated" => Ok(ClientRule::PermitSaslAuthenticated),
-                lower if lower.starts_with("static:") => Ok(ClientRule::Everyone),
-                _ => Err(RewriteError::Unknown {
-                    param: "local_header_rewrite_clients",
-                    what: "or unimplemented client rule",
-                    word: w.clone(),
-                }),
-            })
-            .collect()
+    /// Parses the list. A word Postfix does not know there is skipped with Postfix's
+    /// warning ("invalid request"), as Postfix does at each use.
+    pub fn parse_list(words: &[String]) -> Vec<ClientRule> {
+        let mut rules = Vec::new();
+        let mut words = words.iter();
+        while let Some(w) = words.next() {
+            let rule = match w.to_ascii_lowercase().as_str() {
+                "permit_inet_interfaces" => ClientRule::PermitInetInterfaces,
+                "permit_mynetworks" => ClientRule::PermitMynetworks,
+                "permit_sasl_authenticated" => ClientRule::PermitSaslAuthenticated,
+                "permit_tls_clientcerts" => ClientRule::PermitTlsClientcerts,
+                "permit_tls_all_clientcerts" => ClientRule::PermitTlsAllClientcerts,
+                "check_address_map" => match words.next() {
+                    Some(table) => ClientRule::Table(table.clone()),
+                    None => {
+                        log::warn!(
+                            "parameter local_header_rewrite_clients: check_address_map \
+                             requires a table name"
+                        );
+                        continue;
+                    }
+                },
+                _ if w.contains(':') => ClientRule::Table(w.clone()),
+                _ => {
+                    log::warn!("parameter local_header_rewrite_clients: invalid request: {w}");
+                    continue;
+                }
+            };
+            rules.push(rule);
+        }
+        rules
     }
 }
 
 /// What smtpd knows about its client, for local_header_rewrite_clients.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientFacts {
+    /// The client's IP address (None: not a TCP client).
+    pub address: Option<std::net::IpAddr>,
     pub own_interface: bool,
     pub in_mynetworks: bool,
     pub sasl_authenticated: bool,
+    /// The client sent a certificate a trusted CA signed.
+    pub ccert_trusted: bool,
+    /// The fingerprints of the client's certificate and public key (empty: none).
+    pub ccert_fingerprints: Vec<String>,
 }
 
 /// How header addresses are rewritten for a message.
@@ -121,7 +154,10 @@ pub struct Rewriter {
     sender_bcc: Vec<Box<dyn Map>>,
     recipient_bcc: Vec<Box<dyn Map>>,
     lookup: LookupContext,
-    client_rules: Vec<ClientRule>,
+    /// local_header_rewrite_clients, with each table rule's table opened.
+    client_rules: Vec<(ClientRule, Option<Box<dyn Map>>)>,
+    /// relay_clientcerts, opened when permit_tls_clientcerts is used.
+    relay_clientcerts: Vec<Box<dyn Map>>,
     remote_domain: String,
     /// trivial-rewrite's canonical form (myorigin, `!` and `%` forms), applied before
     /// the tables as cleanup's rewrite_internal does.
@@ -152,6 +188,49 @@ impl Rewriter {
     /// Reads the parameters and opens the tables (a missing table stops the daemon
     /// at start, as in Postfix).
     pub fn from_config(cf: &MainCf) -> Result<Rewriter, RewriteError> {
+        Rewriter::build(cf, true)
+    }
+
+    /// For receive_override_options = no_address_mappings: no canonical tables,
+    /// masquerading or automatic BCC (none is opened), but addresses still put in
+    /// canonical form and header addresses still qualified in a header rewriting
+    /// context, as Postfix's cleanup does without CLEANUP_FLAG_MAP_OK.
+    pub fn without_mappings(cf: &MainCf) -> Result<Rewriter, RewriteError> {
+        Rewriter::build(cf, false)
+    }
+
+    fn build(cf: &MainCf, mappings: bool) -> Result<Rewriter, RewriteError> {
+        let tables = |param| {
+            if mappings {
+                open_list(cf, param)
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let client_rules: Vec<(ClientRule, Option<Box<dyn Map>>)> =
+            ClientRule::parse_list(&cf.get_list("local_header_rewrite_clients"))
+                .into_iter()
+                .map(|rule| {
+                    let table = match &rule {
+                        ClientRule::Table(spec) => {
+                            Some(open_map(spec).map_err(|source| RewriteError::Open {
+                                param: "local_header_rewrite_clients",
+                                source,
+                            })?)
+                        }
+                        _ => None,
+                    };
+                    Ok((rule, table))
+                })
+                .collect::<Result<_, RewriteError>>()?;
+        let relay_clientcerts = if client_rules
+            .iter()
+            .any(|(r, _)| *r == ClientRule::PermitTlsClientcerts)
+        {
+            open_list(cf, "relay_clientcerts")?
+        } else {
+            Vec::new()
+        };
         let myorigin = cf.get("myorigin").trim().to_ascii_lowercase();
         let mut local_domains = vec![myorigin.clone()];
         for d in cf.get_list("mydestination") {
@@ -165,9 +244,9 @@ impl Rewriter {
             .iter()
             .any(|w| w.eq_ignore_ascii_case("canonical"));
         Ok(Rewriter {
-            canonical: open_list(cf, "canonical_maps")?,
-            sender_canonical: open_list(cf, "sender_canonical_maps")?,
-            recipient_canonical: open_list(cf, "recipient_canonical_maps")?,
+            canonical: tables("canonical_maps")?,
+            sender_canonical: tables("sender_canonical_maps")?,
+            recipient_canonical: tables("recipient_canonical_maps")?,
             canonical_classes: Classes::parse(
                 "canonical_classes",
                 &cf.get_list("canonical_classes"),
@@ -181,7 +260,11 @@ impl Rewriter {
                 &cf.get_list("recipient_canonical_classes"),
             )?,
             masquerade: Masquerade {
-                domains: cf.get_list("masquerade_domains"),
+                domains: if mappings {
+                    cf.get_list("masquerade_domains")
+                } else {
+                    Vec::new()
+                },
                 exceptions: cf
                     .get_list("masquerade_exceptions")
                     .iter()
@@ -192,16 +275,21 @@ impl Rewriter {
                 "masquerade_classes",
                 &cf.get_list("masquerade_classes"),
             )?,
-            always_bcc: cf.get("always_bcc").trim().to_string(),
-            sender_bcc: open_list(cf, "sender_bcc_maps")?,
-            recipient_bcc: open_list(cf, "recipient_bcc_maps")?,
+            always_bcc: if mappings {
+                cf.get("always_bcc").trim().to_string()
+            } else {
+                String::new()
+            },
+            sender_bcc: tables("sender_bcc_maps")?,
+            recipient_bcc: tables("recipient_bcc_maps")?,
             lookup: LookupContext {
                 delimiters: cf.get("recipient_delimiter").to_string(),
                 propagate,
                 myorigin,
                 local_domains,
             },
-            client_rules: ClientRule::parse_list(&cf.get_list("local_header_rewrite_clients"))?,
+            client_rules,
+            relay_clientcerts,
             remote_domain: cf.get("remote_header_rewrite_domain").trim().to_string(),
             trivial: Canonical::from_config(cf),
         })
@@ -360,21 +448,58 @@ impl Rewriter {
         }
     }
 
-    /// The header rewriting context for a client (None: headers are left alone).
-    pub fn header_context(&self, client: ClientFacts) -> Option<HeaderContext> {
-        let local = self.client_rules.iter().any(|r| match r {
+    /// The header rewriting context for a client (None: headers are left alone). A
+    /// table that fails is an error: Postfix answers 451 4.3.0 then.
+    pub fn header_context(
+        &self,
+        client: &ClientFacts,
+    ) -> Result<Option<HeaderContext>, RewriteError> {
+        for (rule, table) in &self.client_rules {
+            if self.client_matches(rule, table.as_deref(), client)? {
+                return Ok(Some(HeaderContext::Local));
+            }
+        }
+        if self.remote_domain.is_empty() {
+            Ok(None)
+        } else {
+            Ok(Some(HeaderContext::Remote(self.remote_domain.clone())))
+        }
+    }
+
+    fn client_matches(
+        &self,
+        rule: &ClientRule,
+        table: Option<&dyn Map>,
+        client: &ClientFacts,
+    ) -> Result<bool, RewriteError> {
+        let find = |map: &dyn Map, key: &str| {
+            map.lookup(key)
+                .map(|v| v.is_some())
+                .map_err(|source| RewriteError::Lookup {
+                    spec: map.spec().to_string(),
+                    source,
+                })
+        };
+        Ok(match rule {
             ClientRule::PermitInetInterfaces => client.own_interface,
             ClientRule::PermitMynetworks => client.in_mynetworks,
             ClientRule::PermitSaslAuthenticated => client.sasl_authenticated,
-            ClientRule::Everyone => true,
-        });
-        if local {
-            Some(HeaderContext::Local)
-        } else if !self.remote_domain.is_empty() {
-            Some(HeaderContext::Remote(self.remote_domain.clone()))
-        } else {
-            None
-        }
+            ClientRule::PermitTlsAllClientcerts => client.ccert_trusted,
+            ClientRule::PermitTlsClientcerts => {
+                for key in client.ccert_fingerprints.iter().filter(|k| !k.is_empty()) {
+                    for map in &self.relay_clientcerts {
+                        if find(map.as_ref(), key)? {
+                            return Ok(true);
+                        }
+                    }
+                }
+                false
+            }
+            ClientRule::Table(_) => match (table, client.address) {
+                (Some(map), Some(ip)) => find(map, &ip.to_string())?,
+                _ => false,
+            },
+        })
     }
 
     /// One logical header (`Name: value`, folding included) rewritten, or None when
@@ -390,18 +515,25 @@ impl Rewriter {
         let Some(role) = role_of(name) else {
             return Ok(None);
         };
-        rewrite_addresses(header, |a| {
+        rewrite_addresses(header, |external| {
+            // Tables see the internal form; the result goes back quoted where needed.
+            let internal = crate::quote::unquote(external);
             let a = match context {
-                HeaderContext::Local => self.trivial.canonicalize(a, true),
+                HeaderContext::Local => self.trivial.canonicalize(&internal, true),
                 HeaderContext::Remote(d) => {
-                    let forms = self.trivial.forms.apply(a);
-                    self.qualify(forms.as_deref().unwrap_or(a), d)
+                    let forms = self.trivial.forms.apply(&internal);
+                    self.qualify(forms.as_deref().unwrap_or(&internal), d)
                 }
             };
-            match role {
-                HeaderRole::Sender => self.sender_address(&a, true),
-                HeaderRole::Recipient => self.recipient_address(&a, true),
-            }
+            let a = match role {
+                HeaderRole::Sender => self.sender_address(&a, true)?,
+                HeaderRole::Recipient => self.recipient_address(&a, true)?,
+            };
+            Ok(if a == internal {
+                external.to_string()
+            } else {
+                crate::quote::quote_local(&a)
+            })
         })
     }
 }

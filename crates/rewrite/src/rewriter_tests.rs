@@ -124,27 +124,111 @@ fn header_context_from_client_rules() {
         own_interface: true,
         ..ClientFacts::default()
     };
-    assert_eq!(r.header_context(inet), Some(HeaderContext::Local));
-    assert_eq!(r.header_context(ClientFacts::default()), None);
+    let ctx = |r: &Rewriter, f: &ClientFacts| r.header_context(f).expect("no lookup error");
+    assert_eq!(ctx(&r, &inet), Some(HeaderContext::Local));
+    assert_eq!(ctx(&r, &ClientFacts::default()), None);
     let r = rw(
         "local_header_rewrite_clients = permit_mynetworks, permit_sasl_authenticated\n\
          remote_header_rewrite_domain = domain.invalid\n",
     );
     assert_eq!(
-        r.header_context(inet),
+        ctx(&r, &inet),
         Some(HeaderContext::Remote("domain.invalid".into()))
     );
     let sasl = ClientFacts {
         sasl_authenticated: true,
         ..ClientFacts::default()
     };
-    assert_eq!(r.header_context(sasl), Some(HeaderContext::Local));
-    let bad = MainCf::parse(
-        "local_header_rewrite_clients = permit_nobody\n",
-        Path::new("m"),
+    assert_eq!(ctx(&r, &sasl), Some(HeaderContext::Local));
+    // Postfix skips a word it does not know, with a warning.
+    let r = rw("local_header_rewrite_clients = permit_nobody, permit_sasl_authenticated\n");
+    assert_eq!(ctx(&r, &sasl), Some(HeaderContext::Local));
+}
+
+#[test]
+fn client_rules_postfix_accepts() {
+    let from = |ip: &str| ClientFacts {
+        address: Some(ip.parse().expect("ip")),
+        ..ClientFacts::default()
+    };
+    let r = rw(
+        "local_header_rewrite_clients = check_address_map inline:{ 192.0.2.1=yes }, \
+         inline:{ 198.51.100.7=ok }, permit_tls_all_clientcerts, permit_tls_clientcerts\n\
+         relay_clientcerts = inline:{ AA:BB=client }\n",
+    );
+    let ctx = |f: &ClientFacts| r.header_context(f).expect("no lookup error");
+    assert_eq!(ctx(&from("192.0.2.1")), Some(HeaderContext::Local));
+    assert_eq!(ctx(&from("198.51.100.7")), Some(HeaderContext::Local));
+    assert_eq!(ctx(&from("203.0.113.9")), None);
+    let trusted = ClientFacts {
+        ccert_trusted: true,
+        ..from("203.0.113.9")
+    };
+    assert_eq!(ctx(&trusted), Some(HeaderContext::Local));
+    let listed = ClientFacts {
+        ccert_fingerprints: vec!["AA:BB".into()],
+        ..from("203.0.113.9")
+    };
+    assert_eq!(ctx(&listed), Some(HeaderContext::Local));
+    // static:all: every client, as a table that finds every key.
+    let r = rw("local_header_rewrite_clients = static:all\n");
+    assert_eq!(
+        r.header_context(&from("203.0.113.9")).expect("ok"),
+        Some(HeaderContext::Local)
+    );
+}
+
+#[test]
+fn quoted_local_parts_are_looked_up_unquoted_and_requoted() {
+    let r = rw(
+        "canonical_maps = inline:{ {john doe@example.com=jd@example.com}, \
+         {jd2@example.com=\"jane q\"@example.com} }\n",
+    );
+    let local = HeaderContext::Local;
+    let h = |text: &str| r.rewrite_header(text, &local).expect("ok");
+    assert_eq!(
+        h("From: John <\"john doe\"@example.com>").as_deref(),
+        Some("From: John <jd@example.com>")
+    );
+    assert_eq!(
+        h("To: jd2@example.com").as_deref(),
+        Some("To: \"jane q\"@example.com")
+    );
+    // Unqualified: qualified, quotes kept where needed.
+    assert_eq!(
+        h("Cc: \"ann smith\"").as_deref(),
+        Some("Cc: \"ann smith\"@example.com")
+    );
+    // Nothing to change: the text stays as written, quotes and all.
+    assert_eq!(h("To: \"bob\"@example.com"), None);
+}
+
+#[test]
+fn no_address_mappings_still_qualifies_headers() {
+    let cf = MainCf::parse(
+        "myorigin = example.com\ncanonical_maps = inline:{ joe@example.com=js@example.com }\n\
+         always_bcc = audit@example.com\n",
+        Path::new("/etc/rostfix/main.cf"),
     )
-    .expect("parse");
-    assert!(Rewriter::from_config(&bad).is_err());
+    .expect("main.cf");
+    let r = Rewriter::without_mappings(&cf).expect("rewriter");
+    let local = HeaderContext::Local;
+    assert_eq!(
+        r.rewrite_header("To: joe, ann@other.test", &local)
+            .expect("ok")
+            .as_deref(),
+        Some("To: joe@example.com, ann@other.test")
+    );
+    assert_eq!(
+        r.rewrite_header("From: joe@example.com", &local)
+            .expect("ok"),
+        None
+    );
+    assert_eq!(r.rewrite_recipient("joe").expect("ok"), "joe@example.com");
+    assert!(r
+        .bcc_recipients("joe@example.com", &[])
+        .expect("ok")
+        .is_empty());
 }
 
 #[test]

@@ -115,7 +115,12 @@ fn run(prog: &str, args: args::Args) -> Result<i32, String> {
             "hash" | "btree" | "texthash" | "regexp" | "pcre" | "cidr"
         );
         let indexed = edit::is_indexed(kind);
-        if !args.delete.is_empty() {
+        if kind == "proxy" && (!args.delete.is_empty() || args.incremental) {
+            // A Rostfix addition: postmap cannot write through proxymap, but the
+            // tables of proxy_write_maps are written by the proxywrite service (which
+            // owns them), so -d and -i ask it.
+            deleted += proxy_write(spec, &args, syntax)?;
+        } else if !args.delete.is_empty() {
             if !file_backed {
                 return Err(format!("{spec}: -d needs a file-backed table"));
             }
@@ -137,6 +142,32 @@ fn run(prog: &str, args: args::Args) -> Result<i32, String> {
         return Ok(1);
     }
     Ok(0)
+}
+
+/// `-d KEY...` or `-i` on a `proxy:` table: deletes or updates through proxywrite.
+/// Returns how many keys were deleted.
+fn proxy_write(spec: &str, args: &args::Args, syntax: SourceSyntax) -> Result<usize, String> {
+    let map = rostfix_maps::open_map_for_write(spec, rostfix_maps::OpenFlags::default())
+        .map_err(|e| e.to_string())?;
+    let mut deleted = 0;
+    for key in &args.delete {
+        if map.delete(key).map_err(|e| e.to_string())? {
+            deleted += 1;
+        }
+    }
+    if args.incremental {
+        let mut input = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut input)
+            .map_err(|e| format!("read standard input: {e}"))?;
+        let entries = match syntax {
+            SourceSyntax::Postmap => rostfix_maps::source::parse_postmap(&input, true),
+            SourceSyntax::Aliases => rostfix_maps::source::parse_aliases(&input, true),
+        };
+        for e in entries {
+            map.update(&e.key, &e.value).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(deleted)
 }
 
 fn open_all(tables: &[String]) -> Result<Vec<Box<dyn rostfix_maps::Map>>, String> {

@@ -94,7 +94,7 @@ pub struct Settings {
     /// smtpd_proxy_filter: the before-queue filter the transactions are relayed to
     /// (session/proxy.rs); None when empty.
     pub proxy_filter: Option<crate::proxy_filter::ProxySettings>,
-    /// Canonical mapping, masquerading, automatic BCC (crates/rewrite); None under
+    /// Canonical mapping, masquerading, automatic BCC (crates/rewrite); without tables under
     /// receive_override_options = no_address_mappings.
     pub rewrite: Option<std::sync::Arc<rostfix_rewrite::Rewriter>>,
     /// inet_interfaces addresses, for local_header_rewrite_clients'
@@ -202,13 +202,15 @@ impl Settings {
             receive_overrides,
             content_filter: rostfix_queue::ContentFilter::parse(&cf.get("content_filter"))?,
             proxy_filter: crate::proxy_filter::ProxySettings::from_config(cf)?,
-            rewrite: if receive_overrides.no_address_mappings {
-                None
-            } else {
-                Some(std::sync::Arc::new(rostfix_rewrite::Rewriter::from_config(
-                    cf,
-                )?))
-            },
+            // no_address_mappings: no tables, masquerading or BCC, but addresses still
+            // put in canonical form and headers qualified, as Postfix's cleanup.
+            rewrite: Some(std::sync::Arc::new(
+                if receive_overrides.no_address_mappings {
+                    rostfix_rewrite::Rewriter::without_mappings(cf)?
+                } else {
+                    rostfix_rewrite::Rewriter::from_config(cf)?
+                },
+            )),
             own_addresses: crate::restrictions::interfaces::own_addresses(
                 &cf.get_list("inet_interfaces"),
             ),

@@ -9,6 +9,15 @@
 //! one): `ADDRESS TAB STATUS TAB UPDATED TAB PROBED TAB TEXT`, times in Unix seconds
 //! (0 = never). At start and every address_verify_cache_cleanup_interval the expired
 //! entries are dropped and the file is rewritten with one line per live entry.
+//!
+//! `address_verify_map = proxy:TYPE:PATH` (Postfix's way to share the cache through
+//! the proxywrite service) keeps the entries in that table instead
+//! ([`Cache::with_table`]): each address is read from the table the first time it is
+//! asked, and every change is written to it (`STATUS TAB UPDATED TAB PROBED TAB
+//! TEXT` as the value), through proxywrite when it runs (else the table itself,
+//! opened before confinement). Partial: expired entries
+//! left in such a table are ignored when read, and overwritten or deleted when their
+//! address comes up again, but not swept (no sequential walk through proxywrite).
 
 use rostfix_proto::VerifyStatus;
 use std::collections::HashMap;
@@ -86,11 +95,21 @@ pub struct Answer {
     pub probe: bool,
 }
 
-/// The cache: memory plus, when there is one, its file.
+/// A lookup table that holds the entries (address_verify_map = proxy:...).
+pub struct Table(pub Box<dyn rostfix_maps::Map>);
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.spec())
+    }
+}
+
+/// The cache: memory plus, when there is one, its file or its table.
 #[derive(Debug)]
 pub struct Cache {
     entries: HashMap<String, Entry>,
     file: Option<File>,
+    table: Option<Table>,
     times: Times,
     last_cleanup: u64,
 }
@@ -110,6 +129,7 @@ impl Cache {
         Cache {
             entries: HashMap::new(),
             file: None,
+            table: None,
             times,
             last_cleanup: now,
         }
@@ -176,6 +196,37 @@ impl Cache {
         Ok((cache, warnings))
     }
 
+    /// A cache whose entries live in `table` (opened for writing: through
+    /// proxywrite for a `proxy:` table).
+    pub fn with_table(table: Box<dyn rostfix_maps::Map>, times: Times, now: u64) -> Cache {
+        Cache {
+            table: Some(Table(table)),
+            ..Cache::in_memory(times, now)
+        }
+    }
+
+    /// Whether the entries live in a table.
+    pub fn has_table(&self) -> bool {
+        self.table.is_some()
+    }
+
+    /// Reads the entry of key `k` from the table into memory, once.
+    fn load(&mut self, k: &str) -> io::Result<()> {
+        let Some(Table(table)) = &self.table else {
+            return Ok(());
+        };
+        if self.entries.contains_key(k) {
+            return Ok(());
+        }
+        let found = table.lookup(k).map_err(io::Error::other)?;
+        if let Some((_, e)) = found.and_then(|v| parse_line(&format!("{k}\t{v}"))) {
+            if e.status != VerifyStatus::Unknown || e.probed != 0 {
+                self.entries.insert(k.to_string(), e);
+            }
+        }
+        Ok(())
+    }
+
     /// The entry of `address`, as stored (expired or not).
     #[cfg(test)]
     pub fn get(&self, address: &str) -> Option<&Entry> {
@@ -187,6 +238,7 @@ impl Cache {
     /// the next queries within [`PROBE_TTL`] do not send another).
     pub fn query(&mut self, address: &str, now: u64) -> io::Result<Answer> {
         let k = key(address);
+        self.load(&k)?;
         let fresh = self
             .entries
             .get(&k)
@@ -224,6 +276,7 @@ impl Cache {
         now: u64,
     ) -> io::Result<()> {
         let k = key(address);
+        self.load(&k)?;
         if status != VerifyStatus::Deliverable {
             if self.entries.get(&k).is_some_and(|e| {
                 e.status == VerifyStatus::Deliverable && !self.times.expired(e, now)
@@ -297,8 +350,18 @@ impl Cache {
         Ok(())
     }
 
-    /// Appends one line (None: a deletion, status `-`).
+    /// Appends one line (None: a deletion, status `-`), or writes the table.
     fn append(&mut self, k: &str, entry: Option<&Entry>) -> io::Result<()> {
+        if let Some(Table(table)) = &self.table {
+            return match entry {
+                Some(_) => {
+                    let line = format_line(k, entry);
+                    let value = line[k.len() + 1..].trim_end_matches('\n');
+                    table.update(k, value).map_err(io::Error::other)
+                }
+                None => table.delete(k).map(|_| ()).map_err(io::Error::other),
+            };
+        }
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };

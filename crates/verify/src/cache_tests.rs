@@ -204,3 +204,55 @@ proptest! {
         prop_assert_eq!(back, e);
     }
 }
+
+#[test]
+fn a_table_cache_reads_and_writes_its_table() {
+    let path = temp_path("table");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let spec = format!("btree:{}", path.display());
+    let open = || rostfix_maps::open_map_for_write(&spec, rostfix_maps::OpenFlags::default());
+    let mut c = Cache::with_table(open().unwrap(), T, 10000);
+    assert!(c.query("ok@x.example", 10100).unwrap().probe);
+    c.update("ok@x.example", VerifyStatus::Deliverable, "250 ok", 10200)
+        .unwrap();
+    c.update(
+        "bad@x.example",
+        VerifyStatus::Undeliverable,
+        "550 no\tsuch",
+        10200,
+    )
+    .unwrap();
+    // Another process (a restarted verify) finds the answers in the table.
+    let mut again = Cache::with_table(open().unwrap(), T, 10300);
+    let a = again.query("ok@x.example", 10300).unwrap();
+    assert_eq!(
+        (a.status, a.text.as_str(), a.probe),
+        (VerifyStatus::Deliverable, "250 ok", false)
+    );
+    let b = again.query("bad@x.example", 10300).unwrap();
+    assert_eq!(
+        (b.status, b.text.as_str()),
+        (VerifyStatus::Undeliverable, "550 no such")
+    );
+    // The table itself holds them, as the proxywrite service would write them.
+    let direct = rostfix_maps::open_map(&spec).unwrap();
+    assert!(direct
+        .lookup("ok@x.example")
+        .unwrap()
+        .is_some_and(|v| v.starts_with("deliverable\t10200\t")));
+    // Without the negative cache a failure removes the entry from the table too.
+    let mut no_neg = Cache::with_table(
+        open().unwrap(),
+        Times {
+            negative_cache: false,
+            ..T
+        },
+        10400,
+    );
+    no_neg
+        .update("bad@x.example", VerifyStatus::Undeliverable, "550", 10400)
+        .unwrap();
+    let reread = rostfix_maps::open_map(&spec).unwrap();
+    assert_eq!(reread.lookup("bad@x.example").unwrap(), None);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

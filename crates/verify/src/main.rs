@@ -43,6 +43,22 @@ fn main() {
             if spec.trim().is_empty() {
                 return Ok(Cache::in_memory(times, now));
             }
+            if let Some(inner) = spec.trim().strip_prefix("proxy:") {
+                let socket = std::path::Path::new(&service.config.get("queue_directory"))
+                    .join("private")
+                    .join(rostfix_maps::proxy::WRITE_SERVICE);
+                if socket.exists() {
+                    // Through proxywrite, connected after confinement (the socket's
+                    // path is relative to the queue directory, chroot or not).
+                    return Ok(Cache::in_memory(times, now));
+                }
+                // No proxywrite service: the table itself, opened now as root (it is
+                // in data_directory), its descriptor kept.
+                let table =
+                    rostfix_maps::open_map_for_write(inner, rostfix_maps::OpenFlags::default())
+                        .map_err(StartError::daemon)?;
+                return Ok(Cache::with_table(table, times, now));
+            }
             let path = cache::cache_path(spec.trim()).map_err(StartError::daemon)?;
             let (cache, warnings) = Cache::open(&path, times, now).map_err(StartError::daemon)?;
             for w in warnings {
@@ -52,6 +68,17 @@ fn main() {
         },
         after_confine: |service: &mut Service, cache: Cache| {
             let cf = &service.config;
+            let spec = cf.get("address_verify_map");
+            let cache = if spec.trim().starts_with("proxy:") && !cache.has_table() {
+                let table = rostfix_maps::open_map_for_write(
+                    spec.trim(),
+                    rostfix_maps::OpenFlags::default(),
+                )
+                .map_err(StartError::daemon)?;
+                Cache::with_table(table, times(service), server::now())
+            } else {
+                cache
+            };
             let sender = probe::probe_sender(&cf.get("address_verify_sender"), &cf.get("myorigin"));
             let shared =
                 server::Shared::new(cache, PathBuf::from("."), sender, cf.get("myhostname"));

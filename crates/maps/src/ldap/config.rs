@@ -58,6 +58,27 @@ pub struct LdapConfig {
     pub size_limit: usize,
     /// `dereference` (0-3).
     pub dereference: u8,
+    /// `start_tls`: StartTLS on each `ldap://` connection before the bind.
+    pub start_tls: bool,
+    /// The TLS settings, used by `start_tls` and `ldaps://` servers.
+    pub tls: TlsSettings,
+}
+
+/// ldap_table(5)'s `tls_*` settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `tls_require_cert` (default no): verify the server's certificate chain and
+    /// name. With `no` the certificate is not checked at all, as OpenLDAP's
+    /// TLS_REQCERT never that Postfix sets then.
+    pub require_cert: bool,
+    /// `tls_ca_cert_file`: PEM CA certificates.
+    pub ca_cert_file: String,
+    /// `tls_ca_cert_dir`: a directory of PEM CA certificates.
+    pub ca_cert_dir: String,
+    /// `tls_cert`: the client certificate (PEM), for servers that ask for one.
+    pub cert: String,
+    /// `tls_key`: its key (PEM); the certificate file when empty.
+    pub key: String,
 }
 
 fn number(
@@ -101,6 +122,9 @@ const NOT_DONE: &[&str] = &[
     "terminal_result_attribute",
 ];
 
+/// TLS settings of OpenLDAP that have no meaning with rustls: accepted, logged, unused.
+const IGNORED: &[&str] = &["tls_cipher_suite", "tls_random_file"];
+
 /// The `server_host` words as URLs (`host`, `host:port`, `ldap://host:port`, ...).
 fn server_urls(hosts: &str, port: u16) -> Vec<String> {
     hosts
@@ -142,11 +166,15 @@ impl LdapConfig {
                 return Err(bad(format!("{name} is not implemented by Rostfix")));
             }
         }
-        if boolean(&s, "start_tls", false, file)? {
-            return Err(bad(
-                "start_tls is not implemented by Rostfix (use ldapi:// or a loopback server)"
-                    .into(),
-            ));
+        let start_tls = boolean(&s, "start_tls", false, file)?;
+        for name in IGNORED {
+            if s.get(*name).is_some_and(|v| !v.is_empty()) {
+                log::warn!(
+                    "{}: {name} is ignored: rustls chooses among its own strong suites \
+                     and needs no random file",
+                    file.display()
+                );
+            }
         }
         let bind = match get("bind", "yes").to_ascii_lowercase().as_str() {
             "yes" | "true" | "1" => true,
@@ -156,12 +184,13 @@ impl LdapConfig {
         let port = number(&s, "server_port", 389, file)?;
         let port = u16::try_from(port).map_err(|_| bad(format!("bad server_port {port}")))?;
         let servers = server_urls(&get("server_host", "localhost"), port);
-        if let Some(url) = servers
-            .iter()
-            .find(|u| !u.starts_with("ldap://") && !u.starts_with("ldapi://"))
-        {
+        if let Some(url) = servers.iter().find(|u| {
+            !["ldap://", "ldaps://", "ldapi://"]
+                .iter()
+                .any(|p| u.starts_with(p))
+        }) {
             return Err(bad(format!(
-                "server_host {url}: only ldap:// and ldapi:// are implemented (no TLS)"
+                "server_host {url}: only ldap://, ldaps:// and ldapi:// are implemented"
             )));
         }
         let scope = match get("scope", "sub").to_ascii_lowercase().as_str() {
@@ -215,6 +244,14 @@ impl LdapConfig {
             expansion_limit,
             size_limit: number(&s, "size_limit", expansion_limit as u64, file)? as usize,
             dereference,
+            start_tls,
+            tls: TlsSettings {
+                require_cert: boolean(&s, "tls_require_cert", false, file)?,
+                ca_cert_file: get("tls_ca_cert_file", ""),
+                ca_cert_dir: get("tls_ca_cert_dir", ""),
+                cert: get("tls_cert", ""),
+                key: get("tls_key", ""),
+            },
         })
     }
 }
@@ -267,11 +304,35 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings() {
+        let c = parse(
+            "server_host = ldaps://ldap.x:636 ldap://ldap.y\nstart_tls = yes\n\
+             tls_require_cert = yes\ntls_ca_cert_file = /etc/ca.pem\ntls_ca_cert_dir = /etc/cas\n\
+             tls_cert = /etc/c.pem\ntls_key = /etc/c.key\ntls_cipher_suite = HIGH\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.servers, ["ldaps://ldap.x:636", "ldap://ldap.y"]);
+        assert!(c.start_tls);
+        assert_eq!(
+            c.tls,
+            TlsSettings {
+                require_cert: true,
+                ca_cert_file: "/etc/ca.pem".into(),
+                ca_cert_dir: "/etc/cas".into(),
+                cert: "/etc/c.pem".into(),
+                key: "/etc/c.key".into(),
+            }
+        );
+        let d = parse("server_host = ldap.x\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!d.start_tls && !d.tls.require_cert);
+    }
+
+    #[test]
     fn refuses_what_is_not_done() {
-        assert!(parse("start_tls = yes\n").is_err());
         assert!(parse("special_result_attribute = member\n").is_err());
         assert!(parse("bind = sasl\n").is_err());
-        assert!(parse("server_host = ldaps://x\n").is_err());
+        assert!(parse("server_host = ldapx://x\n").is_err());
+        assert!(parse("tls_require_cert = maybe\n").is_err());
         assert!(parse("scope = deep\n").is_err());
         assert!(parse("version = 4\n").is_err());
         assert!(parse("query_filter = (x=%q)\n").is_err());

@@ -10,15 +10,17 @@
 //!
 //! The client is the `ldap3` crate's synchronous API, which runs its own small tokio
 //! runtime per connection: it is the one mature LDAP client in Rust, and
-//! [`Map::lookup`] is synchronous. It is built without TLS: `start_tls` and
-//! `ldaps://` are refused at open time (a documented gap), `ldap://` on loopback and
-//! `ldapi://` work.
+//! [`Map::lookup`] is synchronous. TLS goes through its rustls build: `ldaps://`
+//! servers, and `start_tls = yes` on `ldap://` ones (the StartTLS operation before the
+//! bind, so the password never crosses in clear); see [`tls`] for the certificate
+//! checks.
 //!
 //! A server that cannot be reached, a timeout, or a search failure (other than "no
 //! such object", which is "not found") is [`MapError::Lookup`], so the caller defers
 //! instead of bouncing.
 
 pub mod config;
+pub mod tls;
 
 use crate::domain::DomainFilter;
 use crate::error::MapError;
@@ -41,6 +43,11 @@ pub struct LdapMap {
     cfg: LdapConfig,
     needs: Needs,
     domains: DomainFilter,
+    /// The TLS client configuration when the table uses TLS; made at open time (the
+    /// files may be outside a later chroot), and a failure is kept to be reported at
+    /// each lookup as a temporary error, as Postfix does when it cannot set the TLS
+    /// options.
+    tls: Option<Result<std::sync::Arc<rustls::ClientConfig>, String>>,
     conn: Mutex<Option<LdapConn>>,
 }
 
@@ -60,7 +67,15 @@ impl LdapMap {
     pub fn open(spec: &str, file: &Path) -> Result<LdapMap, MapError> {
         let cfg = LdapConfig::load(file)?;
         let needs = Needs::of(&[&cfg.query_filter, &cfg.search_base, &cfg.result_format]);
+        let uses_tls = cfg.start_tls || cfg.servers.iter().any(|u| u.starts_with("ldaps://"));
+        let tls = uses_tls.then(|| {
+            tls::client_config(&cfg.tls).map_err(|e| {
+                log::warn!("{spec}: {e}");
+                e.to_string()
+            })
+        });
         Ok(LdapMap {
+            tls,
             spec: spec.to_string(),
             domains: DomainFilter::new(&cfg.domain)?,
             needs,
@@ -79,8 +94,20 @@ impl LdapMap {
     /// Connect (and bind) to the first server that answers.
     fn connect(&self) -> Result<LdapConn, MapError> {
         let mut last = String::from("no server_host");
+        let tls = match &self.tls {
+            Some(Err(e)) => return Err(self.lookup_error(e.clone())),
+            Some(Ok(config)) => Some(config),
+            None => None,
+        };
         for url in &self.cfg.servers {
-            let settings = LdapConnSettings::new().set_conn_timeout(self.cfg.timeout);
+            let mut settings = LdapConnSettings::new().set_conn_timeout(self.cfg.timeout);
+            if let Some(config) = tls {
+                // StartTLS only on ldap:// URLs: ldaps:// is TLS from the start and
+                // ldapi:// is a local socket (ldap3 ignores it there too).
+                settings = settings
+                    .set_config(config.clone())
+                    .set_starttls(self.cfg.start_tls && url.starts_with("ldap://"));
+            }
             let mut conn = match LdapConn::with_settings(settings, url) {
                 Ok(c) => c,
                 Err(e) => {

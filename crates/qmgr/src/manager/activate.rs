@@ -200,7 +200,17 @@ impl Manager {
             } else {
                 r.orig_address.clone()
             };
-            msg.add_recipient(r.offset, &r.address, &orig);
+            // The resolve half of allow_percent_hack / swap_bangpath, at each
+            // activation as Postfix's resolve does (the queue file keeps the address
+            // as received; the current main.cf decides): user%site@ourdomain is
+            // delivered to user@site, orig_to keeping the original. A content filter
+            // gets the address unresolved, as Postfix's qmgr gives it.
+            let address = match &filter {
+                Some(_) => Ok(r.address.clone()),
+                None => self.resolver.route_local_part(&r.address),
+            };
+            // A routing failure defers below, with the resolution's failures.
+            msg.add_recipient(r.offset, address.as_deref().unwrap_or(&r.address), &orig);
             msg.set_notify(r.offset, &r.notify);
             if msg.forced_expire {
                 // No delivery: finish_if_idle below returns every pending one.
@@ -221,9 +231,8 @@ impl Manager {
                 )),
                 // The sender matters: sender_dependent_relayhost_maps and
                 // sender_dependent_default_transport_maps.
-                None => self
-                    .resolver
-                    .resolve_from(Some(&qf.envelope.sender), &r.address)
+                None => address
+                    .and_then(|a| self.resolver.resolve_from(Some(&qf.envelope.sender), &a))
                     .map(|res| (res.transport, res.nexthop)),
             };
             match resolved {

@@ -353,7 +353,21 @@ pub fn master_cf(text: &str, paths: &PathMap, available: &dyn Fn(&str) -> bool) 
             continue;
         }
         let mut changed = false;
-        for line in block {
+        let mut block: Vec<String> = block.iter().map(|l| l.to_string()).collect();
+        if *command == "proxymap" && fields.get(6).is_some_and(|m| *m != "1") {
+            // Rostfix's proxymap serves every client from one process, threaded;
+            // with more processes each would have its own pool per table, and
+            // rostfix_proxymap_pool_size would no longer bound a database's
+            // connections. Postfix's proxymap is single-threaded, hence its `-`.
+            block[0] = replace_field(&block[0], 6, "1");
+            out.notes.push(Note::Translated(format!(
+                "master.cf: {service}/{service_type} (proxymap): maxproc {} -> 1: one \
+                 threaded process, so rostfix_proxymap_pool_size bounds each table's \
+                 connections",
+                fields[6]
+            )));
+        }
+        for line in &block {
             let new = paths
                 .apply(line)
                 .replace("syslog_name=postfix", "syslog_name=rostfix");
@@ -368,6 +382,28 @@ pub fn master_cf(text: &str, paths: &PathMap, available: &dyn Fn(&str) -> bool) 
         }
     }
     out
+}
+
+/// `line` with its whitespace-separated field `index` (0-based) replaced by `with`,
+/// the spacing kept.
+fn replace_field(line: &str, index: usize, with: &str) -> String {
+    let mut field = 0;
+    let mut in_field = false;
+    for (i, c) in line.char_indices() {
+        if c.is_whitespace() {
+            in_field = false;
+        } else if !in_field {
+            in_field = true;
+            if field == index {
+                let end = line[i..]
+                    .find(char::is_whitespace)
+                    .map_or(line.len(), |e| i + e);
+                return format!("{}{with}{}", &line[..i], &line[end..]);
+            }
+            field += 1;
+        }
+    }
+    line.to_string()
 }
 
 fn push_lines(out: &mut String, block: &[&str]) {
@@ -621,6 +657,21 @@ tlsproxy  unix  -       -       y       -       0       tlsproxy
             let twice = master_cf(&once.text, &paths(), &rostfix_daemons);
             proptest::prop_assert_eq!(&twice.text, &once.text);
         }
+    }
+
+    #[test]
+    fn proxymap_gets_one_process() {
+        let text = "proxymap  unix  -       -       n       -       -       proxymap\n\
+                    proxywrite unix -       -       n       -       1       proxymap\n";
+        let result = master_cf(text, &paths(), &|c: &str| c == "proxymap");
+        assert_eq!(
+            result.text,
+            "proxymap  unix  -       -       n       -       1       proxymap\n\
+             proxywrite unix -       -       n       -       1       proxymap\n"
+        );
+        assert_eq!(result.notes.len(), 1, "{:?}", result.notes);
+        assert_eq!(replace_field("a  b\tc", 1, "xy"), "a  xy\tc");
+        assert_eq!(replace_field("a b", 5, "x"), "a b");
     }
 
     #[test]

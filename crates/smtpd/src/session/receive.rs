@@ -117,6 +117,8 @@ impl<S: QueueSink> Session<'_, S> {
             return Err(reply);
         }
         // cleanup's address rewriting and automatic BCC (session/rewrite.rs).
+        // Decided before the queue file exists: a failed table lookup here is 451.
+        let header_rewrite = self.header_rewrite()?;
         let envelope = self.rewrite_envelope(self.envelope(txn))?;
         let msg = match self.sink.create(&envelope) {
             Ok(m) => m,
@@ -144,7 +146,7 @@ impl<S: QueueSink> Session<'_, S> {
                 helo: self.helo.clone(),
             },
         );
-        let inspector = match self.header_rewrite() {
+        let inspector = match header_rewrite {
             Some(rewrite) => inspector.with_header_rewrite(rewrite),
             None => inspector,
         };
