@@ -111,6 +111,19 @@ def _dns_txt(dns_port):
     return lookup
 
 
+def assert_opendkim_signed(data, dns_port):
+    """`data` (as delivered) carries OpenDKIM's signature with our selector, dkimpy
+    verifies it, and a changed body no longer does."""
+    import dkim
+
+    assert b"DKIM-Signature:" in data, data[:2000]
+    assert f"s={SELECTOR};".encode() in data.replace(b" ", b"").replace(b"\n\t", b""), data
+    message = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert dkim.verify(message, dnsfunc=_dns_txt(dns_port)), data[:2000]
+    tampered = message.replace(b"Signed by OpenDKIM", b"Signed by someone")
+    assert not dkim.verify(tampered, dnsfunc=_dns_txt(dns_port))
+
+
 def _delivered(subject, user=USER1):
     for _, data in maildir_messages(user):
         if f"Subject: {subject}".encode() in data:
@@ -119,8 +132,6 @@ def _delivered(subject, user=USER1):
 
 
 def test_opendkim_signs_and_signature_verifies(make_instance, workdir):
-    import dkim
-
     with opendkim(workdir) as (milter_port, records), dnsmasq(records) as dns_port:
         inst = make_instance(main_extra={
             "smtpd_milters": f"inet:127.0.0.1:{milter_port}",
@@ -133,13 +144,7 @@ def test_opendkim_signs_and_signature_verifies(make_instance, workdir):
                        f"From: alice@rostfix.test\r\nTo: {RCPT}\r\n"
                        f"Subject: dkim-signed\r\n\r\n{body}")
         data = wait_for(lambda: _delivered("dkim-signed"), what="signed mail delivered")
-        assert b"DKIM-Signature:" in data, data[:2000]
-        assert f"s={SELECTOR};".encode() in data.replace(b" ", b"").replace(b"\n\t", b""), data
-        message = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        assert dkim.verify(message, dnsfunc=_dns_txt(dns_port)), data[:2000]
-        # The signature covers the body: a changed body no longer verifies.
-        tampered = message.replace(b"Signed by OpenDKIM", b"Signed by someone")
-        assert not dkim.verify(tampered, dnsfunc=_dns_txt(dns_port))
+        assert_opendkim_signed(data, dns_port)
         # Mail from outside (not OpenDKIM's InternalHosts) is verified, not signed:
         # OpenDKIM's Authentication-Results reaches the mailbox.
         with inst.smtp(source_address="127.0.0.2") as s:

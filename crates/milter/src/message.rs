@@ -49,6 +49,28 @@ impl EnvelopeEdits {
     pub fn is_empty(&self) -> bool {
         self.sender.is_none() && self.add_rcpts.is_empty() && self.del_rcpts.is_empty()
     }
+
+    /// Applies CHGFROM, DELRCPT and ADDRCPT to the envelope to be queued (smtpd's and
+    /// pickup's, the one place both take milter envelope changes from).
+    pub fn apply_to(&self, env: &mut rostfix_queue::Envelope) {
+        if let Some((sender, _args)) = &self.sender {
+            // ESMTP arguments of CHGFROM (e.g. a new SIZE) are not applied.
+            env.sender = sender.clone();
+        }
+        env.recipients.retain(|r| {
+            !self.del_rcpts.iter().any(|d| {
+                d.eq_ignore_ascii_case(&r.address) || d.eq_ignore_ascii_case(&r.orig_address)
+            })
+        });
+        for (addr, _args) in &self.add_rcpts {
+            // ADDRCPT_PAR arguments (NOTIFY=, ORCPT=) are not applied.
+            env.recipients.push(rostfix_queue::Recipient {
+                address: addr.clone(),
+                orig_address: addr.clone(),
+                ..rostfix_queue::Recipient::default()
+            });
+        }
+    }
 }
 
 /// Strips one pair of angle brackets: milters send `<a@b>` or `a@b`.

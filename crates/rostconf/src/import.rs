@@ -440,7 +440,7 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let master = MasterCf::parse(
-            "smtp inet n - y - - smtpd\n  -o non_smtpd_milters=inet:127.0.0.1:8891\n",
+            "smtp inet n - y - - smtpd\n  -o defer_transports=smtp\n",
             Path::new("/etc/rostfix/master.cf"),
             100,
         )
@@ -454,7 +454,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("  milters:\n    - /etc/rostfix/master.cf, line 1: non_smtpd_milters = inet:127.0.0.1:8891 (-o of service smtp/inet)\n"),
+            text.contains("  routing:\n    - /etc/rostfix/master.cf, line 1: defer_transports = smtp (-o of service smtp/inet)\n"),
             "{text}"
         );
         assert!(

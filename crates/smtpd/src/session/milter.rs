@@ -11,7 +11,6 @@ use super::{Session, Transaction};
 use crate::reply::Reply;
 use crate::sink::QueueSink;
 use rostfix_milter::{ConnectInfo, EnvelopeEdits, Message, Milters, Verdict};
-use rostfix_queue::{Envelope, Recipient};
 use std::collections::HashMap;
 
 /// The milters' decision on a finished message.
@@ -319,26 +318,4 @@ fn milter_args(address: &str, params: &[(String, Option<String>)]) -> Vec<String
         });
     }
     args
-}
-
-/// Applies the milters' envelope changes to `env` (CHGFROM, DELRCPT, ADDRCPT).
-pub(super) fn apply_envelope_edits(env: &mut Envelope, edits: &EnvelopeEdits) {
-    if let Some((sender, _args)) = &edits.sender {
-        // ESMTP arguments of CHGFROM (e.g. a new SIZE) are not applied.
-        env.sender = sender.clone();
-    }
-    env.recipients.retain(|r| {
-        !edits
-            .del_rcpts
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(&r.address) || d.eq_ignore_ascii_case(&r.orig_address))
-    });
-    for (addr, _args) in &edits.add_rcpts {
-        // ADDRCPT_PAR arguments (NOTIFY=, ORCPT=) are not applied.
-        env.recipients.push(Recipient {
-            address: addr.clone(),
-            orig_address: addr.clone(),
-            ..Recipient::default()
-        });
-    }
 }
