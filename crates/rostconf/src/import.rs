@@ -7,6 +7,7 @@
 
 mod dovecot;
 mod files;
+mod opendkim;
 mod queue;
 mod translate;
 
@@ -23,7 +24,7 @@ NAME
     rostconf import - carry a Postfix configuration into Rostfix
 
 SYNOPSIS
-    rostconf import [-n] [SOURCE [TARGET]]
+    rostconf import [-n] [--native-dkim] [--opendkim-conf FILE] [SOURCE [TARGET]]
 
 DESCRIPTION
     Reads Postfix's configuration directory SOURCE (default /etc/postfix) and writes
@@ -44,7 +45,7 @@ DESCRIPTION
       tables named in main.cf, and the aliases, are rebuilt with rostmap/rostalias.
     - TARGET/main.cf and master.cf as they were are saved as *.pre-import first.
 
-    Settings Rostfix accepts but does not implement (milters, message_drop_headers,
+    Settings Rostfix accepts but does not implement (message_drop_headers,
     soft_bounce = yes, ...) are listed with file, line and parameter, grouped by what
     stops working; so are values with a trailing `# comment`.
 
@@ -56,8 +57,19 @@ DESCRIPTION
     in Rostfix's queue directory, user mail_owner and group mail_owner's group
     (Dovecot's files are not edited; restart Dovecot after editing them).
 
+    OpenDKIM: a milter in smtpd_milters or non_smtpd_milters that is the Socket of
+    /etc/opendkim.conf is kept, and the report says Rostfix can sign natively with
+    the same KeyTable and SigningTable. With --native-dkim, rostfix_dkim_key_table
+    and rostfix_dkim_signing_table are set to OpenDKIM's tables (read in place) and
+    the milter is removed from the lists, provided Rostfix's signer loads those
+    tables and keys as they are (else the milter stays and the report says why).
+
 OPTIONS
     -n      dry run: print the report, write nothing.
+    --native-dkim
+            replace the OpenDKIM milter by native DKIM signing (see above).
+    --opendkim-conf FILE
+            OpenDKIM's configuration (default /etc/opendkim.conf).
     --help  this text.
 
 EXIT STATUS
@@ -85,17 +97,38 @@ enum ImportError {
     Invalid(&'static str, rostfix_config::ConfigError),
 }
 
+/// The command line's choices.
+struct Options {
+    dry_run: bool,
+    /// --native-dkim: replace the OpenDKIM milter by native signing.
+    native_dkim: bool,
+    opendkim_conf: PathBuf,
+}
+
 /// Runs `rostconf import` with the arguments after `import`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    let mut dry_run = false;
+    let mut options = Options {
+        dry_run: false,
+        native_dkim: false,
+        opendkim_conf: PathBuf::from(opendkim::DEFAULT_CONF),
+    };
     let mut operands = Vec::new();
-    for arg in args {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--help" => {
                 print!("{HELP}");
                 return 0;
             }
-            "-n" => dry_run = true,
+            "-n" => options.dry_run = true,
+            "--native-dkim" => options.native_dkim = true,
+            "--opendkim-conf" => match args.next() {
+                Some(file) => options.opendkim_conf = PathBuf::from(file),
+                None => return usage("--opendkim-conf needs a file"),
+            },
+            other if other.starts_with("--opendkim-conf=") => {
+                options.opendkim_conf = PathBuf::from(&other["--opendkim-conf=".len()..]);
+            }
             other if other.starts_with('-') => return usage(&format!("invalid option {other}")),
             other => operands.push(PathBuf::from(other)),
         }
@@ -111,7 +144,7 @@ pub fn main(args: &[String]) -> i32 {
         .get(1)
         .cloned()
         .unwrap_or_else(|| rostfix_config::config_dir(None));
-    match import(&source, &target, dry_run) {
+    match import(&source, &target, &options) {
         Ok(report) => {
             print!("{report}");
             0
@@ -125,7 +158,9 @@ pub fn main(args: &[String]) -> i32 {
 
 fn usage(message: &str) -> i32 {
     eprintln!("rostconf: import: {message}");
-    eprintln!("usage: rostconf import [-n] [SOURCE [TARGET]]");
+    eprintln!(
+        "usage: rostconf import [-n] [--native-dkim] [--opendkim-conf FILE] [SOURCE [TARGET]]"
+    );
     EX_USAGE
 }
 
@@ -158,7 +193,8 @@ fn daemon_directory() -> PathBuf {
     })
 }
 
-fn import(source: &Path, target: &Path, dry_run: bool) -> Result<String, ImportError> {
+fn import(source: &Path, target: &Path, options: &Options) -> Result<String, ImportError> {
+    let dry_run = options.dry_run;
     let main_text = read(&source.join("main.cf"))?;
     let master_text = read(&source.join("master.cf"))?;
     let postfix_queue = postfix_setting(&main_text, "queue_directory")
@@ -167,13 +203,27 @@ fn import(source: &Path, target: &Path, dry_run: bool) -> Result<String, ImportE
     let daemons = daemon_directory();
     let available = |command: &str| !command.contains('/') && daemons.join(command).is_file();
 
-    let main = translate::main_cf(&main_text, &paths);
+    let mut main = translate::main_cf(&main_text, &paths);
     let master = translate::master_cf(&master_text, &paths, &available);
     let main_path = target.join("main.cf");
-    let loaded =
+    let mut loaded =
         MainCf::parse(&main.text, &main_path).map_err(|e| ImportError::Invalid("main.cf", e))?;
     let services = MasterCf::parse(&master.text, &target.join("master.cf"), 100)
         .map_err(|e| ImportError::Invalid("master.cf", e))?;
+    let dkim = match opendkim::OpenDkimConf::read(&options.opendkim_conf) {
+        Some(conf) => opendkim::plan(&loaded, &services, &conf, options.native_dkim, &|kt, st| {
+            rostfix_dkim::Signer::load(kt, st)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }),
+        None => opendkim::Plan::default(),
+    };
+    if !dkim.edits.is_empty() {
+        main.text = rostfix_config::edit_main_cf_text(&main_path, &main.text, &dkim.edits)
+            .map_err(|e| ImportError::Invalid("main.cf", e))?;
+        loaded = MainCf::parse(&main.text, &main_path)
+            .map_err(|e| ImportError::Invalid("main.cf", e))?;
+    }
 
     let mut notes: Vec<Note> = main.notes.into_iter().chain(master.notes).collect();
     let mut carried = vec![format!(
@@ -230,6 +280,12 @@ fn import(source: &Path, target: &Path, dry_run: bool) -> Result<String, ImportE
     if !dovecot.is_empty() {
         let _ = writeln!(report, "\n{DOVECOT_HEADING}");
         for item in &dovecot {
+            let _ = writeln!(report, "  - {item}");
+        }
+    }
+    if !dkim.report.is_empty() {
+        let _ = writeln!(report, "\nDKIM signing (OpenDKIM):");
+        for item in &dkim.report {
             let _ = writeln!(report, "  - {item}");
         }
     }
