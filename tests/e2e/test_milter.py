@@ -329,17 +329,24 @@ def test_milter_closing_in_body_default_accept(make_instance, broken):
     wait_for(lambda: _delivered("mid-body-accept"), what="mail past a failed milter")
 
 
-@pytest.fixture(scope="module")
-def pymilter():
-    """The libmilter test milter (pymilter_peer.py) on a free port."""
+@contextlib.contextmanager
+def pymilter_peer(*flags):
+    """The libmilter test milter (pymilter_peer.py) on a free port, with `flags`
+    (leadspc, rcptrej); yields the port."""
     try:
         import Milter  # noqa: F401
     except ImportError:
         pytest.skip("python3-milter not installed (tests/setup-deps.sh)")
     port = free_port()
     argv = [sys.executable, str(Path(__file__).parent / "pymilter_peer.py"), str(port),
-            f"{USER2}@rostfix.test"]
+            f"{USER2}@rostfix.test", *flags]
     with _daemon(argv, port, "pymilter peer"):
+        yield port
+
+
+@pytest.fixture(scope="module")
+def pymilter():
+    with pymilter_peer() as port:
         yield port
 
 

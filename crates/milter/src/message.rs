@@ -16,12 +16,16 @@ pub struct Header {
 }
 
 impl Header {
-    /// The value as libmilter expects it without SMFIP_HDR_LEADSPC: the leading
-    /// white space of the first line dropped, line breaks as CRLF.
-    pub fn milter_value(&self) -> String {
-        self.value
-            .trim_start_matches([' ', '\t'])
-            .replace('\n', "\r\n")
+    /// The value as the milter expects it, line breaks as CRLF: without
+    /// SMFIP_HDR_LEADSPC the leading white space of the first line dropped, with it
+    /// (`leadspc`) kept as is.
+    pub fn milter_value(&self, leadspc: bool) -> String {
+        let v = if leadspc {
+            self.value.as_str()
+        } else {
+            self.value.trim_start_matches([' ', '\t'])
+        };
+        v.replace('\n', "\r\n")
     }
 }
 
@@ -173,9 +177,17 @@ impl Message {
         change: Response,
         env: &mut EnvelopeEdits,
         new_body: &mut Option<Vec<u8>>,
+        leadspc: bool,
     ) -> bool {
-        // Without SMFIP_HDR_LEADSPC the milter's value lacks the space after the colon.
-        let field = |value: &str| format!(" {}", to_lf(value));
+        // Without SMFIP_HDR_LEADSPC the milter's value lacks the space after the colon;
+        // with it the milter wrote the value as it is to appear.
+        let field = |value: &str| {
+            if leadspc {
+                to_lf(value)
+            } else {
+                format!(" {}", to_lf(value))
+            }
+        };
         match change {
             Response::AddHeader { name, value } => self.headers.push(Header {
                 name,
@@ -248,10 +260,25 @@ mod tests {
         let m = Message::parse(MSG);
         assert_eq!(m.headers.len(), 4);
         assert_eq!(m.headers[0].value, " from x\n\tby y");
-        assert_eq!(m.headers[0].milter_value(), "from x\r\n\tby y");
+        assert_eq!(m.headers[0].milter_value(false), "from x\r\n\tby y");
         assert_eq!(m.body, b"body line\nsecond\n");
         assert_eq!(m.render(), MSG);
         assert_eq!(m.crlf_body(), b"body line\r\nsecond\r\n");
+    }
+
+    #[test]
+    fn leading_space_kept_both_ways_under_hdr_leadspc() {
+        let mut m = Message::parse(MSG);
+        assert_eq!(m.headers[0].milter_value(true), " from x\r\n\tby y");
+        let (mut env, mut body) = (EnvelopeEdits::default(), None);
+        let add = |value: &str| Response::AddHeader {
+            name: "X-Lead".into(),
+            value: value.into(),
+        };
+        assert!(m.apply(add("\tindented"), &mut env, &mut body, true));
+        assert!(m.apply(add("tight"), &mut env, &mut body, true));
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains("X-Lead:\tindented\nX-Lead:tight\n"), "{text}");
     }
 
     #[test]
@@ -264,26 +291,26 @@ mod tests {
             name: "X-A".into(),
             value: value.into(),
         };
-        assert!(m.apply(chg(2, "two"), &mut env, &mut body));
+        assert!(m.apply(chg(2, "two"), &mut env, &mut body, false));
         assert_eq!(m.headers[3].value, " two");
-        assert!(m.apply(chg(1, ""), &mut env, &mut body));
+        assert!(m.apply(chg(1, ""), &mut env, &mut body, false));
         assert_eq!(m.headers.len(), 3);
         let ins = Response::InsHeader {
             index: 0,
             name: "X-Top".into(),
             value: "t".into(),
         };
-        assert!(m.apply(ins, &mut env, &mut body));
+        assert!(m.apply(ins, &mut env, &mut body, false));
         assert_eq!(m.headers[0].name, "X-Top");
         let add = Response::AddHeader {
             name: "X-End".into(),
             value: "a\r\n\tb".into(),
         };
-        assert!(m.apply(add, &mut env, &mut body));
+        assert!(m.apply(add, &mut env, &mut body, false));
         assert!(m.render().starts_with(
             b"X-Top: t\nReceived: from x\n\tby y\nSubject: hi\nx-a: two\nX-End: a\n\tb\n\n"
         ));
-        assert!(!m.apply(Response::Continue, &mut env, &mut body));
+        assert!(!m.apply(Response::Continue, &mut env, &mut body, false));
     }
 
     #[test]
@@ -291,7 +318,12 @@ mod tests {
         let mut m = Message::parse(MSG);
         let mut env = EnvelopeEdits::default();
         let mut body = None;
-        m.apply(Response::DelRcpt("<a@x>".into()), &mut env, &mut body);
+        m.apply(
+            Response::DelRcpt("<a@x>".into()),
+            &mut env,
+            &mut body,
+            false,
+        );
         m.apply(
             Response::AddRcpt {
                 rcpt: "<b@x>".into(),
@@ -299,6 +331,7 @@ mod tests {
             },
             &mut env,
             &mut body,
+            false,
         );
         m.apply(
             Response::ChgFrom {
@@ -307,12 +340,19 @@ mod tests {
             },
             &mut env,
             &mut body,
+            false,
         );
-        m.apply(Response::ReplBody(b"new\r\n".to_vec()), &mut env, &mut body);
+        m.apply(
+            Response::ReplBody(b"new\r\n".to_vec()),
+            &mut env,
+            &mut body,
+            false,
+        );
         m.apply(
             Response::ReplBody(b"body\r\n".to_vec()),
             &mut env,
             &mut body,
+            false,
         );
         assert_eq!(env.del_rcpts, ["a@x"]);
         assert_eq!(env.add_rcpts, [("b@x".to_string(), None)]);
