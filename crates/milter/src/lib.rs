@@ -13,6 +13,8 @@ pub mod chain;
 pub mod client;
 pub mod codec;
 pub mod config;
+/// Properties the fuzz targets check (also replayed over the corpus by `cargo test`).
+pub mod fuzzing;
 pub mod message;
 
 pub use chain::{ConnectInfo, MacroLookup, Milters, Verdict};

@@ -90,6 +90,31 @@ fn to_lf(text: &str) -> String {
     text.replace("\r\n", "\n").replace('\r', "")
 }
 
+/// A milter's header value in stored form: LF line breaks, every line after the first
+/// indented (a tab added where the milter's line starts in column 1) and no trailing
+/// line break, so a value can neither start a field of its own nor end the header
+/// section early.
+fn header_value(text: &str) -> String {
+    let lf = to_lf(text);
+    let mut out = String::with_capacity(lf.len() + 8);
+    for (i, line) in lf.trim_end_matches('\n').split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            if !line.starts_with([' ', '\t']) {
+                out.push('\t');
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// A field name RFC 5322 allows (printable ASCII but the colon): anything else from a
+/// milter would break the header section it is written into.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+}
+
 impl Message {
     /// Splits stored content (LF line endings) at the first empty line.
     pub fn parse(content: &[u8]) -> Message {
@@ -183,11 +208,25 @@ impl Message {
         // with it the milter wrote the value as it is to appear.
         let field = |value: &str| {
             if leadspc {
-                to_lf(value)
+                header_value(value)
             } else {
-                format!(" {}", to_lf(value))
+                format!(" {}", header_value(value))
             }
         };
+        match &change {
+            Response::AddHeader { name, .. }
+            | Response::InsHeader { name, .. }
+            | Response::ChgHeader { name, .. }
+                if !valid_name(name) =>
+            {
+                log::warn!(
+                    "milter header modification with bad field name {:?}: ignored",
+                    name.escape_debug().to_string()
+                );
+                return true;
+            }
+            _ => {}
+        }
         match change {
             Response::AddHeader { name, value } => self.headers.push(Header {
                 name,
@@ -264,6 +303,30 @@ mod tests {
         assert_eq!(m.body, b"body line\nsecond\n");
         assert_eq!(m.render(), MSG);
         assert_eq!(m.crlf_body(), b"body line\r\nsecond\r\n");
+    }
+
+    #[test]
+    fn milter_header_text_cannot_break_the_header_section() {
+        let mut m = Message::parse(MSG);
+        let (mut env, mut body) = (EnvelopeEdits::default(), None);
+        let add = |name: &str, value: &str| Response::AddHeader {
+            name: name.into(),
+            value: value.into(),
+        };
+        assert!(m.apply(
+            add("X-A", "one\r\nX-Evil: 1\r\n\r\nbody?\r\n"),
+            &mut env,
+            &mut body,
+            false
+        ));
+        assert!(m.apply(add("Bad Name", "v"), &mut env, &mut body, false));
+        assert!(m.apply(add("X-B\nX-C", "v"), &mut env, &mut body, false));
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(
+            text.contains("\nX-A: one\n\tX-Evil: 1\n\t\n\tbody?\n\nbody line\n"),
+            "{text}"
+        );
+        assert_eq!(Message::parse(text.as_bytes()).headers.len(), 5);
     }
 
     #[test]
