@@ -250,6 +250,12 @@ pub static PARAMS: &[ParamDef] = &[
     p("lmtp_tls_protocols", ">=TLSv1", ParamKind::List),
     p("lmtp_tls_secure_cert_match", "nexthop", ParamKind::List),
     p("lmtp_tls_security_level", "", ParamKind::Str),
+    p("lmtp_tls_session_cache_database", "", ParamKind::Str),
+    p(
+        "lmtp_tls_session_cache_timeout",
+        "3600s",
+        ParamKind::Time('s'),
+    ),
     p("lmtp_tls_verify_cert_match", "hostname", ParamKind::List),
     p("local_command_shell", "", ParamKind::Str),
     p("local_destination_concurrency_limit", "2", ParamKind::Int),
@@ -503,6 +509,10 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: how many instances of one table (each with its own database
     // connection) a proxymap process opens at most; lookups beyond wait their turn.
     p("rostfix_proxymap_pool_size", "4", ParamKind::Int),
+    // Rostfix-specific: smtpd offers REQUIRETLS (RFC 8689) on TLS sessions; mail
+    // taken with it leaves only over TLS verified by DANE, MTA-STS or PKIX with a
+    // secured MX lookup, else it is returned (5.7.10).
+    p("rostfix_requiretls_enable", "yes", ParamKind::Bool),
     // Rostfix-specific: the format a showq service answers in: rostfix (framed JSON,
     // for rostqueue) or postfix (Postfix 3's showq stream, for tools written against
     // Postfix such as prometheus-postfix-exporter); set per service with -o.
