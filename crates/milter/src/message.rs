@@ -55,26 +55,88 @@ impl EnvelopeEdits {
     }
 
     /// Applies CHGFROM, DELRCPT and ADDRCPT to the envelope to be queued (smtpd's and
-    /// pickup's, the one place both take milter envelope changes from).
+    /// pickup's, the one place both take milter envelope changes from), with the
+    /// ESMTP arguments Postfix's cleanup takes: RET= and ENVID= of CHGFROM, NOTIFY=
+    /// and ORCPT= of ADDRCPT_PAR. Others, and bad values, are logged and ignored.
     pub fn apply_to(&self, env: &mut rostfix_queue::Envelope) {
-        if let Some((sender, _args)) = &self.sender {
-            // ESMTP arguments of CHGFROM (e.g. a new SIZE) are not applied.
+        if let Some((sender, args)) = &self.sender {
             env.sender = sender.clone();
+            for (attr, value) in sender_args(args.as_deref()) {
+                env.attrs.retain(|(n, _)| n != attr);
+                env.attrs.push((attr.to_string(), value));
+            }
         }
         env.recipients.retain(|r| {
             !self.del_rcpts.iter().any(|d| {
                 d.eq_ignore_ascii_case(&r.address) || d.eq_ignore_ascii_case(&r.orig_address)
             })
         });
-        for (addr, _args) in &self.add_rcpts {
-            // ADDRCPT_PAR arguments (NOTIFY=, ORCPT=) are not applied.
+        for (addr, args) in &self.add_rcpts {
+            let (notify, orcpt) = rcpt_args(args.as_deref());
             env.recipients.push(rostfix_queue::Recipient {
                 address: addr.clone(),
-                orig_address: addr.clone(),
+                orig_address: orcpt.unwrap_or_else(|| addr.clone()),
+                notify,
                 ..rostfix_queue::Recipient::default()
             });
         }
     }
+}
+
+/// `KEY=value` words of a milter's ESMTP arguments, keys upper-cased.
+fn esmtp_words(args: Option<&str>) -> impl Iterator<Item = (String, &str, &str)> {
+    args.unwrap_or("").split_whitespace().map(|word| {
+        let (k, v) = word.split_once('=').unwrap_or((word, ""));
+        (k.to_ascii_uppercase(), v, word)
+    })
+}
+
+fn ignored(word: &str, from: &str) {
+    log::warn!(
+        "ignoring ESMTP argument from milter {from}: \"{}\"",
+        word.chars().take(100).collect::<String>().escape_debug()
+    );
+}
+
+/// CHGFROM's RET= and ENVID= as the queue attributes smtpd writes for them.
+fn sender_args(args: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for (key, value, word) in esmtp_words(args) {
+        match key.as_str() {
+            "RET" if value.eq_ignore_ascii_case("FULL") || value.eq_ignore_ascii_case("HDRS") => {
+                out.push(("dsn_ret", value.to_ascii_uppercase()));
+            }
+            "ENVID" => match rostfix_proto::dsn_args::decode_xtext(value) {
+                Some(id) if !id.is_empty() && id.len() <= 100 => {
+                    if rostfix_proto::dsn_args::printable_ascii(&id) {
+                        out.push(("dsn_envid", id));
+                    } else {
+                        ignored(word, "change sender");
+                    }
+                }
+                _ => ignored(word, "change sender"),
+            },
+            _ => ignored(word, "change sender"),
+        }
+    }
+    out
+}
+
+/// ADDRCPT_PAR's NOTIFY= (canonical form, "" when absent) and decoded ORCPT=.
+fn rcpt_args(args: Option<&str>) -> (String, Option<String>) {
+    let (mut notify, mut orcpt) = (String::new(), None);
+    for (key, value, word) in esmtp_words(args) {
+        let parsed = match key.as_str() {
+            "NOTIFY" => rostfix_proto::dsn_args::parse_notify(value).map(|n| notify = n),
+            // A milter may give a utf-8 ORCPT (RFC 6533) as Postfix's cleanup allows.
+            "ORCPT" => rostfix_proto::dsn_args::parse_orcpt(value, true).map(|o| orcpt = Some(o)),
+            _ => None,
+        };
+        if parsed.is_none() {
+            ignored(word, "add recipient");
+        }
+    }
+    (notify, orcpt)
 }
 
 /// Strips one pair of angle brackets: milters send `<a@b>` or `a@b`.
@@ -303,6 +365,43 @@ mod tests {
         assert_eq!(m.body, b"body line\nsecond\n");
         assert_eq!(m.render(), MSG);
         assert_eq!(m.crlf_body(), b"body line\r\nsecond\r\n");
+    }
+
+    #[test]
+    fn esmtp_arguments_of_envelope_changes_are_applied() {
+        let edits = EnvelopeEdits {
+            sender: Some(("new@x".into(), Some("RET=hdrs ENVID=QQ+2B1 SIZE=5".into()))),
+            add_rcpts: vec![
+                (
+                    "archive@x".into(),
+                    Some("NOTIFY=never ORCPT=rfc822;a+2Bb@x".into()),
+                ),
+                ("plain@x".into(), Some("NOTIFY=bogus XYZ=1".into())),
+            ],
+            ..EnvelopeEdits::default()
+        };
+        let mut env = rostfix_queue::Envelope {
+            attrs: vec![("dsn_ret".into(), "FULL".into())],
+            ..rostfix_queue::Envelope::default()
+        };
+        edits.apply_to(&mut env);
+        assert_eq!(env.sender, "new@x");
+        assert_eq!(env.attr("dsn_ret"), Some("HDRS"));
+        assert_eq!(env.attr("dsn_envid"), Some("QQ+1"));
+        assert_eq!(env.attrs.len(), 2);
+        let r = &env.recipients;
+        assert_eq!(
+            (
+                r[0].address.as_str(),
+                r[0].orig_address.as_str(),
+                r[0].notify.as_str()
+            ),
+            ("archive@x", "a+b@x", "NEVER")
+        );
+        assert_eq!(
+            (r[1].orig_address.as_str(), r[1].notify.as_str()),
+            ("plain@x", "")
+        );
     }
 
     #[test]
