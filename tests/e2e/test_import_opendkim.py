@@ -5,8 +5,10 @@ opendkim.conf names that Socket with a KeyTable and a refile: SigningTable.
 - By default the milter is kept and IMPORT-REPORT says native signing can replace it.
 - With --native-dkim, rostfix_dkim_key_table and rostfix_dkim_signing_table point at
   OpenDKIM's own tables, the milter is gone from main.cf, and the report says so.
-- The signature OpenDKIM (Debian's) makes as a milter and the one Rostfix makes
-  natively from the imported settings carry the same d= and s=, and both verify
+- An OpenDKIM with a single KeyFile (Domain, Selector, no tables) imported with
+  --native-dkim gets a KeyTable and SigningTable written beside main.cf.
+- The signature OpenDKIM (Debian's) makes as a milter and the ones Rostfix makes
+  natively from both imported settings carry the same d= and s=, and all verify
   (dkimpy) against the one key published in the test dnsmasq."""
 
 import re
@@ -124,6 +126,22 @@ def test_import_keeps_opendkim_or_replaces_it_with_the_same_signatures(make_inst
                             "smtpd_milters"], capture_output=True, text=True, timeout=30)
     assert check.stdout.strip() == "smtpd_milters =", (check.stdout, check.stderr)
 
+    # The same key as OpenDKIM's single-key form.
+    single_conf = base / "opendkim-single.conf"
+    single_conf.write_text(f"Mode sv\nSocket inet:{port}@127.0.0.1\nDomain {DOMAIN}\n"
+                           f"Selector {SELECTOR}\nKeyFile {keys}/{SELECTOR}.private\n")
+    single = base / "single"
+    report, main_cf = _import(src, single, single_conf, "--native-dkim")
+    assert "tables written by this import for OpenDKIM's KeyFile" in report, report
+    single_settings = {"rostfix_dkim_key_table": _setting(main_cf, "rostfix_dkim_key_table"),
+                       "rostfix_dkim_signing_table":
+                           _setting(main_cf, "rostfix_dkim_signing_table")}
+    assert single_settings == {
+        "rostfix_dkim_key_table": f"{single}/opendkim-KeyTable",
+        "rostfix_dkim_signing_table": f"refile:{single}/opendkim-SigningTable"}, main_cf
+    assert (single / "opendkim-SigningTable").read_text() == \
+        f"*@{DOMAIN} {SELECTOR}._domainkey.{DOMAIN}\n"
+
     exe = shutil.which("opendkim", path="/usr/sbin:/usr/bin")
     chunks = _txt_chunks(keys / f"{SELECTOR}.txt")
     record = f"--txt-record={SELECTOR}._domainkey.{DOMAIN}," + ",".join(chunks)
@@ -135,6 +153,10 @@ def test_import_keeps_opendkim_or_replaces_it_with_the_same_signatures(make_inst
         native = make_instance(main_extra={"rostfix_dkim_key_table": key_table,
                                            "rostfix_dkim_signing_table": signing_table})
         by_rostfix = _send_and_tags(native, "via-native", dns_port)
+        native.stop()
+        from_single = make_instance(main_extra=single_settings)
+        by_single = _send_and_tags(from_single, "via-single", dns_port)
     assert (by_rostfix["d"], by_rostfix["s"]) == (by_opendkim["d"], by_opendkim["s"]) \
-        == (DOMAIN, SELECTOR), (by_opendkim, by_rostfix)
+        == (by_single["d"], by_single["s"]) == (DOMAIN, SELECTOR), \
+        (by_opendkim, by_rostfix, by_single)
     assert "DKIM-Signature field added" in native.log_text()

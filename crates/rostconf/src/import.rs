@@ -63,6 +63,8 @@ DESCRIPTION
     and rostfix_dkim_signing_table are set to OpenDKIM's tables (read in place) and
     the milter is removed from the lists, provided Rostfix's signer loads those
     tables and keys as they are (else the milter stays and the report says why).
+    For an OpenDKIM with a single KeyFile (Domain, Selector), --native-dkim writes
+    TARGET/opendkim-KeyTable and opendkim-SigningTable that sign the same way.
 
 OPTIONS
     -n      dry run: print the report, write nothing.
@@ -210,19 +212,25 @@ fn import(source: &Path, target: &Path, options: &Options) -> Result<String, Imp
         MainCf::parse(&main.text, &main_path).map_err(|e| ImportError::Invalid("main.cf", e))?;
     let services = MasterCf::parse(&master.text, &target.join("master.cf"), 100)
         .map_err(|e| ImportError::Invalid("master.cf", e))?;
-    let dkim = match opendkim::OpenDkimConf::read(&options.opendkim_conf) {
-        Some(conf) => opendkim::plan(&loaded, &services, &conf, options.native_dkim, &|kt, st| {
-            rostfix_dkim::Signer::load(kt, st)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }),
-        None => opendkim::Plan::default(),
-    };
+    let (dkim, dkim_tables) = opendkim_plan(&loaded, &services, target, options);
     if !dkim.edits.is_empty() {
         main.text = rostfix_config::edit_main_cf_text(&main_path, &main.text, &dkim.edits)
             .map_err(|e| ImportError::Invalid("main.cf", e))?;
         loaded = MainCf::parse(&main.text, &main_path)
             .map_err(|e| ImportError::Invalid("main.cf", e))?;
+        if !dry_run {
+            // Tables made for a single-key OpenDKIM, now that main.cf names them.
+            std::fs::create_dir_all(target).map_err(|source| ImportError::Write {
+                path: target.to_path_buf(),
+                source,
+            })?;
+            for (path, text) in &dkim_tables {
+                files::write_atomic(path, text, 0o644).map_err(|source| ImportError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
     }
 
     let mut notes: Vec<Note> = main.notes.into_iter().chain(master.notes).collect();
@@ -296,6 +304,59 @@ fn import(source: &Path, target: &Path, options: &Options) -> Result<String, Imp
             .map_err(|source| ImportError::Write { path, source })?;
     }
     Ok(report)
+}
+
+/// What to do about an OpenDKIM milter (import/opendkim.rs), and the KeyTable and
+/// SigningTable to write into `target` for a single-key OpenDKIM when its milter is
+/// replaced. The signer is tried on the tables as they would be; made tables are
+/// tried from a private temporary directory, since nothing is written yet.
+fn opendkim_plan(
+    loaded: &MainCf,
+    services: &MasterCf,
+    target: &Path,
+    options: &Options,
+) -> (opendkim::Plan, Vec<(PathBuf, String)>) {
+    let Some(mut conf) = opendkim::OpenDkimConf::read(&options.opendkim_conf) else {
+        return (opendkim::Plan::default(), Vec::new());
+    };
+    let mut made = Vec::new();
+    if let Some(tables) = conf.single_key_tables() {
+        conf.made_tables = Some(tables.as_ref().map(|_| ()).map_err(Clone::clone));
+        if let Ok((kt, st)) = tables {
+            let (kt_path, st_path) = (
+                target.join("opendkim-KeyTable"),
+                target.join("opendkim-SigningTable"),
+            );
+            conf.key_table = Some(kt_path.display().to_string());
+            conf.signing_table = Some(format!("refile:{}", st_path.display()));
+            made = vec![(kt_path, kt), (st_path, st)];
+        }
+    }
+    let load = |kt: &str, st: &str| -> Result<(), String> {
+        if made.is_empty() {
+            return rostfix_dkim::Signer::load(kt, st)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+        }
+        let dir = std::env::temp_dir().join(format!("rostconf-dkim-{}", std::process::id()));
+        let result = (|| {
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let (kt_tmp, st_tmp) = (dir.join("KeyTable"), dir.join("SigningTable"));
+            std::fs::write(&kt_tmp, &made[0].1).map_err(|e| e.to_string())?;
+            std::fs::write(&st_tmp, &made[1].1).map_err(|e| e.to_string())?;
+            rostfix_dkim::Signer::load(
+                &kt_tmp.display().to_string(),
+                &format!("refile:{}", st_tmp.display()),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        })();
+        // Ours, made a moment ago; nothing else is in it.
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    };
+    let plan = opendkim::plan(loaded, services, &conf, options.native_dkim, &load);
+    (plan, made)
 }
 
 /// Where Dovecot's configuration is looked for.

@@ -25,7 +25,12 @@ pub struct OpenDkimConf {
     pub mode: String,
     /// A single key without tables (Domain/Selector/KeyFile).
     pub key_file: Option<String>,
+    pub domain: Option<String>,
+    pub selector: Option<String>,
     pub internal_hosts: Option<String>,
+    /// key_table and signing_table are tables the import writes for a single-key
+    /// OpenDKIM (not OpenDKIM's own files); None: not tried, Some(Err): why not.
+    pub made_tables: Option<Result<(), String>>,
 }
 
 impl OpenDkimConf {
@@ -54,6 +59,8 @@ impl OpenDkimConf {
                 "signingtable" => conf.signing_table = Some(value),
                 "mode" => conf.mode = value,
                 "keyfile" => conf.key_file = Some(value),
+                "domain" => conf.domain = Some(value),
+                "selector" => conf.selector = Some(value),
                 "internalhosts" => conf.internal_hosts = Some(value),
                 _ => {}
             }
@@ -63,6 +70,40 @@ impl OpenDkimConf {
 
     fn signs(&self) -> bool {
         self.mode.contains('s')
+    }
+
+    /// For a single-key OpenDKIM (KeyFile, Selector and literal Domain names, no
+    /// KeyTable): the KeyTable and SigningTable (refile:) text that signs the same
+    /// way, or why it cannot be written (a Domain that is a file or a pattern).
+    pub fn single_key_tables(&self) -> Option<Result<(String, String), String>> {
+        if self.key_table.is_some() || self.signing_table.is_some() {
+            return None;
+        }
+        let (Some(key), Some(selector), Some(domains)) =
+            (&self.key_file, &self.selector, &self.domain)
+        else {
+            return None;
+        };
+        let names: Vec<&str> = domains
+            .split([',', ' ', '\t'])
+            .filter(|d| !d.is_empty())
+            .collect();
+        let literal = |d: &str| {
+            d.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        };
+        if names.is_empty() || !names.iter().all(|d| literal(d)) {
+            return Some(Err(format!(
+                "its Domain ({domains}) is not a list of domain names"
+            )));
+        }
+        let (mut kt, mut st) = (String::new(), String::new());
+        for d in names {
+            let keyname = format!("{selector}._domainkey.{d}");
+            kt.push_str(&format!("{keyname} {d}:{selector}:{key}\n"));
+            st.push_str(&format!("*@{d} {keyname}\n"));
+        }
+        Some(Ok((kt, st)))
     }
 }
 
@@ -221,6 +262,13 @@ fn main_cf_plan(
         ));
         return plan;
     }
+    if let Some(Err(why)) = &conf.made_tables {
+        plan.report.push(format!(
+            "{intro}: kept as a milter. It signs with a single KeyFile and {why}: Rostfix signs \
+             natively from a KeyTable and SigningTable (docs/dkim.md)."
+        ));
+        return plan;
+    }
     let (Some(kt), Some(st)) = (conf.key_table.as_deref(), conf.signing_table.as_deref()) else {
         plan.report.push(format!(
             "{intro}: kept as a milter. It signs with a single KeyFile, not a KeyTable and \
@@ -229,7 +277,16 @@ fn main_cf_plan(
         ));
         return plan;
     };
+    let made = matches!(conf.made_tables, Some(Ok(())));
     let settings = format!("rostfix_dkim_key_table = {kt}, rostfix_dkim_signing_table = {st}");
+    if !native && made {
+        plan.report.push(format!(
+            "{intro}: kept as a milter. Rostfix can sign natively with its KeyFile, no milter \
+             needed: `rostconf import --native-dkim` writes a KeyTable and SigningTable for it \
+             and sets {settings} (docs/dkim.md)."
+        ));
+        return plan;
+    }
     if !native {
         plan.report.push(format!(
             "{intro}: kept as a milter. Rostfix can sign natively with the same KeyTable and \
@@ -267,9 +324,14 @@ fn main_cf_plan(
         "rostfix_dkim_signing_table".into(),
         MainCfEdit::Set(st.to_string()),
     ));
+    let whose = if made {
+        "tables written by this import for OpenDKIM's KeyFile"
+    } else {
+        "OpenDKIM's files, read in place"
+    };
     plan.report.push(format!(
-        "{intro}: replaced by native signing: {settings} (OpenDKIM's files, read in place); \
-         the milter was removed from {}. Stop OpenDKIM once Rostfix runs.",
+        "{intro}: replaced by native signing: {settings} ({whose}); the milter was removed \
+         from {}. Stop OpenDKIM once Rostfix runs.",
         names.join(" and ")
     ));
     plan.report.push(
@@ -314,6 +376,25 @@ mod tests {
         load: &dyn Fn(&str, &str) -> Result<(), String>,
     ) -> Plan {
         super::plan(m, &MasterCf::default(), c, native, load)
+    }
+
+    #[test]
+    fn a_single_key_gets_tables_that_sign_the_same_way() {
+        let c = conf(
+            "Socket inet:8891@localhost\nDomain example.com, example.net\n\
+                      Selector mail\nKeyFile /etc/dkimkeys/mail.private\n",
+        );
+        let (kt, st) = c.single_key_tables().unwrap().unwrap();
+        assert_eq!(
+            kt,
+            "mail._domainkey.example.com example.com:mail:/etc/dkimkeys/mail.private\n\
+             mail._domainkey.example.net example.net:mail:/etc/dkimkeys/mail.private\n"
+        );
+        assert_eq!(
+            st,
+            "*@example.com mail._domainkey.example.com\n*@example.net mail._domainkey.example.net\n"
+        );
+        assert!(conf(DEBIAN).single_key_tables().is_none());
     }
 
     #[test]
@@ -433,6 +514,11 @@ mod tests {
         let single = conf("Socket inet:8891@localhost\nKeyFile /etc/dkim.key\nSelector s\n");
         let p = plan(&m, &single, true, &|_, _| Ok(()));
         assert!(p.edits.is_empty() && p.report[0].contains("single KeyFile"));
+        let mut pattern =
+            conf("Socket inet:8891@localhost\nKeyFile /k\nSelector s\nDomain /etc/d\n");
+        pattern.made_tables = pattern.single_key_tables().map(|r| r.map(|_| ()));
+        let p = plan(&m, &pattern, true, &|_, _| Ok(()));
+        assert!(p.edits.is_empty() && p.report[0].contains("not a list of domain names"));
         let verify = conf(&format!("{DEBIAN}Mode v\n"));
         let p = plan(&m, &verify, true, &|_, _| Ok(()));
         assert!(p.edits.is_empty() && p.report[0].contains("only verifies"));
