@@ -54,7 +54,8 @@ def _daemon(argv, port, what):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
                 return True
             return False
-        wait_for(listening, what=f"{what} listening")
+        # Generous: rspamd and spamd load their rules first, and the machine is shared.
+        wait_for(listening, timeout=60, what=f"{what} listening")
         yield
     finally:
         proc.terminate()
@@ -434,7 +435,7 @@ def rspamd(workdir):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", scanner), 1):
                 return True
             return False
-        wait_for(scanner_up, what="rspamd's scanner worker")
+        wait_for(scanner_up, timeout=60, what="rspamd's scanner worker")
         yield port
 
 
