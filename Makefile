@@ -82,7 +82,7 @@ test-package: release
 # crates/smtpd/tests/fuzz_corpus.rs). Needs the nightly toolchain (rustup) and a C++
 # compiler for libFuzzer; installs cargo-fuzz when missing. FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= command_parser data_machine bdat_chunks proxy_header mime_splitter
+FUZZ_TARGETS ?= command_parser data_machine bdat_chunks proxy_header mime_splitter milter_replies
 .PHONY: fuzz
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked

@@ -43,6 +43,8 @@ NEEDED="
     python3-nacl:/usr/lib/python3/dist-packages/nacl
     rspamd:/usr/bin/rspamd
     python3-dnspython:/usr/lib/python3/dist-packages/dns
+    spamass-milter:/usr/sbin/spamass-milter
+    spamd:/usr/sbin/spamd
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

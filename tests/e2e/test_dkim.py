@@ -3,13 +3,18 @@ From: domain through OpenDKIM-format KeyTable and SigningTable files
 (rostfix_dkim_key_table, rostfix_dkim_signing_table = refile:...). Mail from
 mynetworks, from SASL-authenticated clients and from the local sendmail command
 (pickup) is delivered with a DKIM-Signature that dkimpy (python3-dkim) verifies
-against the TXT record dkim-keygen printed, for an RSA and an Ed25519 key; mail from a
+against the TXT record dkim-keygen printed, for an RSA and an Ed25519 key, and that
+OpenDKIM's own verifier (opendkim-testmsg, which asks the system resolver: it runs in
+a private network and mount namespace whose /etc/resolv.conf names a dnsmasq on
+127.0.0.1:53 serving the records) accepts as well; mail from a
 client outside mynetworks to a local user is not signed. A key that group or others
 can read stops smtpd at start with the file named.
 
 Before this work both parameters were unknown to Rostfix and mail left unsigned."""
 
+import email.utils
 import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -94,8 +99,10 @@ def delivered(subject):
 
 
 def message(sender, subject):
+    # With a Date: libopendkim (opendkim-testmsg) calls a message without one a
+    # syntax error before it looks at the signature.
     return (f"From: Sender <{sender}>\r\nTo: {RCPT}\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{subject}@test>\r\n\r\n"
+            f"Date: {email.utils.formatdate()}\r\nMessage-ID: <{subject}@test>\r\n\r\n"
             + "Signed natively by Rostfix.\r\n" * 3)
 
 
@@ -126,14 +133,63 @@ def assert_signed(data, records, domain, selector, algorithm):
     assert not dkim.verify(tampered, dnsfunc=dnsfunc(records))
 
 
-def test_mynetworks_mail_signed_rsa_and_ed25519(signing):
+# Run inside `unshare -mn`: loopback up, /etc/resolv.conf replaced (in this mount
+# namespace only) by one naming 127.0.0.1, dnsmasq there on port 53 with the records,
+# then opendkim-testmsg verifying the message on stdin.
+TESTMSG_SCRIPT = """
+set -u
+ip link set lo up
+mount --bind "$1" /etc/resolv.conf
+shift
+dnsmasq --no-daemon --port=53 --listen-address=127.0.0.1 --bind-interfaces \
+    --no-resolv --no-hosts --user=root --pid-file= --log-facility=- "$@" 2>/dev/null &
+dns=$!
+sleep 0.5
+opendkim-testmsg
+rc=$?
+kill $dns
+wait $dns
+exit $rc
+"""
+
+
+def opendkim_testmsg(data, records, workdir):
+    """opendkim-testmsg's verdict on `data` with `records` in DNS: (exit code, stderr)."""
+    if shutil.which("opendkim-testmsg", path="/usr/sbin:/usr/bin") is None:
+        pytest.skip("opendkim-testmsg not installed (tests/setup-deps.sh: opendkim-tools)")
+    resolv = Path(workdir) / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\n")
+    options = []
+    for name, value in records.items():
+        chunks = [value[i:i + 200] for i in range(0, len(value), 200)]
+        options.append(f"--txt-record={name}," + ",".join(chunks))
+    proc = subprocess.run(["unshare", "-mn", "sh", "-c", TESTMSG_SCRIPT, "testmsg",
+                           str(resolv), *options],
+                          input=data.replace(b"\r\n", b"\n"), capture_output=True, timeout=60,
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    return proc.returncode, proc.stderr.decode(errors="replace")
+
+
+def assert_opendkim_verifies(data, records, workdir):
+    code, err = opendkim_testmsg(data, records, workdir)
+    assert code == 0 and err == "", err
+    tampered = wire(data).replace(b"Signed natively", b"Signed by someone")
+    code, err = opendkim_testmsg(tampered, records, workdir)
+    assert code != 0 and "dkim_eom(): Bad signature" in err, (code, err)
+
+
+def test_mynetworks_mail_signed_rsa_and_ed25519(signing, workdir):
     inst, records = signing
     with inst.smtp() as s:
         s.ehlo("client.test")
         s.sendmail(f"alice@{RSA_DOMAIN}", [RCPT], message(f"alice@{RSA_DOMAIN}", "rsa-signed"))
         s.sendmail(f"carol@{ED_DOMAIN}", [RCPT], message(f"carol@{ED_DOMAIN}", "ed-signed"))
-    assert_signed(delivered("rsa-signed"), records, RSA_DOMAIN, "rsa", "rsa-sha256")
-    assert_signed(delivered("ed-signed"), records, ED_DOMAIN, "ed", "ed25519-sha256")
+    rsa, ed = delivered("rsa-signed"), delivered("ed-signed")
+    assert_signed(rsa, records, RSA_DOMAIN, "rsa", "rsa-sha256")
+    assert_signed(ed, records, ED_DOMAIN, "ed", "ed25519-sha256")
+    # OpenDKIM's verifier agrees, for both algorithms.
+    assert_opendkim_verifies(rsa, records, workdir)
+    assert_opendkim_verifies(ed, records, workdir)
     log = inst.log_text()
     assert f"DKIM-Signature field added (s=rsa, d={RSA_DOMAIN})" in log, log[-3000:]
     assert f"DKIM-Signature field added (s=ed, d={ED_DOMAIN})" in log, log[-3000:]
@@ -161,13 +217,15 @@ def test_authenticated_client_signed_outside_client_not(signing):
     assert_signed(delivered("auth-signed"), records, RSA_DOMAIN, "rsa", "rsa-sha256")
 
 
-def test_local_submission_signed_by_pickup(signing):
+def test_local_submission_signed_by_pickup(signing, workdir):
     inst, records = signing
     proc = inst._run([str(inst.bindir / "sendmail"), "-C", str(inst.conf), "-t"],
                      check=False, user=USER1,
                      input=message(f"carol@{ED_DOMAIN}", "pickup-signed").encode())
     assert proc.returncode == 0, proc.stderr
-    assert_signed(delivered("pickup-signed"), records, ED_DOMAIN, "ed", "ed25519-sha256")
+    data = delivered("pickup-signed")
+    assert_signed(data, records, ED_DOMAIN, "ed", "ed25519-sha256")
+    assert_opendkim_verifies(data, records, workdir)
 
 
 def test_readable_key_stops_smtpd_with_the_file_named(make_instance, keys):

@@ -54,7 +54,8 @@ def _daemon(argv, port, what):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
                 return True
             return False
-        wait_for(listening, what=f"{what} listening")
+        # Generous: rspamd and spamd load their rules first, and the machine is shared.
+        wait_for(listening, timeout=60, what=f"{what} listening")
         yield
     finally:
         proc.terminate()
@@ -111,6 +112,19 @@ def _dns_txt(dns_port):
     return lookup
 
 
+def assert_opendkim_signed(data, dns_port):
+    """`data` (as delivered) carries OpenDKIM's signature with our selector, dkimpy
+    verifies it, and a changed body no longer does."""
+    import dkim
+
+    assert b"DKIM-Signature:" in data, data[:2000]
+    assert f"s={SELECTOR};".encode() in data.replace(b" ", b"").replace(b"\n\t", b""), data
+    message = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert dkim.verify(message, dnsfunc=_dns_txt(dns_port)), data[:2000]
+    tampered = message.replace(b"Signed by OpenDKIM", b"Signed by someone")
+    assert not dkim.verify(tampered, dnsfunc=_dns_txt(dns_port))
+
+
 def _delivered(subject, user=USER1):
     for _, data in maildir_messages(user):
         if f"Subject: {subject}".encode() in data:
@@ -119,8 +133,6 @@ def _delivered(subject, user=USER1):
 
 
 def test_opendkim_signs_and_signature_verifies(make_instance, workdir):
-    import dkim
-
     with opendkim(workdir) as (milter_port, records), dnsmasq(records) as dns_port:
         inst = make_instance(main_extra={
             "smtpd_milters": f"inet:127.0.0.1:{milter_port}",
@@ -133,13 +145,7 @@ def test_opendkim_signs_and_signature_verifies(make_instance, workdir):
                        f"From: alice@rostfix.test\r\nTo: {RCPT}\r\n"
                        f"Subject: dkim-signed\r\n\r\n{body}")
         data = wait_for(lambda: _delivered("dkim-signed"), what="signed mail delivered")
-        assert b"DKIM-Signature:" in data, data[:2000]
-        assert f"s={SELECTOR};".encode() in data.replace(b" ", b"").replace(b"\n\t", b""), data
-        message = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        assert dkim.verify(message, dnsfunc=_dns_txt(dns_port)), data[:2000]
-        # The signature covers the body: a changed body no longer verifies.
-        tampered = message.replace(b"Signed by OpenDKIM", b"Signed by someone")
-        assert not dkim.verify(tampered, dnsfunc=_dns_txt(dns_port))
+        assert_opendkim_signed(data, dns_port)
         # Mail from outside (not OpenDKIM's InternalHosts) is verified, not signed:
         # OpenDKIM's Authentication-Results reaches the mailbox.
         with inst.smtp(source_address="127.0.0.2") as s:
@@ -324,17 +330,24 @@ def test_milter_closing_in_body_default_accept(make_instance, broken):
     wait_for(lambda: _delivered("mid-body-accept"), what="mail past a failed milter")
 
 
-@pytest.fixture(scope="module")
-def pymilter():
-    """The libmilter test milter (pymilter_peer.py) on a free port."""
+@contextlib.contextmanager
+def pymilter_peer(*flags):
+    """The libmilter test milter (pymilter_peer.py) on a free port, with `flags`
+    (leadspc, rcptrej); yields the port."""
     try:
         import Milter  # noqa: F401
     except ImportError:
         pytest.skip("python3-milter not installed (tests/setup-deps.sh)")
     port = free_port()
     argv = [sys.executable, str(Path(__file__).parent / "pymilter_peer.py"), str(port),
-            f"{USER2}@rostfix.test"]
+            f"{USER2}@rostfix.test", *flags]
     with _daemon(argv, port, "pymilter peer"):
+        yield port
+
+
+@pytest.fixture(scope="module")
+def pymilter():
+    with pymilter_peer() as port:
         yield port
 
 
@@ -422,7 +435,7 @@ def rspamd(workdir):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", scanner), 1):
                 return True
             return False
-        wait_for(scanner_up, what="rspamd's scanner worker")
+        wait_for(scanner_up, timeout=60, what="rspamd's scanner worker")
         yield port
 
 

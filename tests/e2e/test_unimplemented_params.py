@@ -39,7 +39,7 @@ def test_start_reload_and_check_name_file_line_and_parameter(make_instance):
     sub_port = free_port()
     master.write_text(master.read_text()
                       + f"127.0.0.1:{sub_port} inet n - y - - smtpd\n"
-                      + "  -o non_smtpd_milters=inet:127.0.0.1:8891\n"
+                      + "  -o defer_transports=smtp\n"
                       + "  -o soft_bounce=no\n")
     rewriting_line = line_of(main, "resolve_dequoted_address =")
     bounce_line = line_of(main, "soft_bounce =")
@@ -48,7 +48,7 @@ def test_start_reload_and_check_name_file_line_and_parameter(make_instance):
     expected = [
         message(main, rewriting_line, "resolve_dequoted_address", "address rewriting"),
         message(main, bounce_line, "soft_bounce", "bounces and notices"),
-        message(master, sub_line, "non_smtpd_milters", "milters",
+        message(master, sub_line, "defer_transports", "routing",
                 service=f"127.0.0.1:{sub_port}/inet"),
     ]
 

@@ -119,6 +119,21 @@ fn push_line(out: &mut String, line: &str) {
 /// Applies `edits` (parameter name, what to do) to main.cf at `path`. A missing file
 /// is created when something is set.
 pub fn edit_main_cf_with(path: &Path, edits: &[(String, MainCfEdit)]) -> Result<(), ConfigError> {
+    let creates = edits
+        .iter()
+        .any(|(_, edit)| matches!(edit, MainCfEdit::Set(_)));
+    let text = read_text(path, creates)?;
+    let out = edit_main_cf_text(path, &text, edits)?;
+    replace_file(path, &out)
+}
+
+/// Applies `edits` to main.cf text not yet written (`rostconf import` edits its
+/// translation before writing it); `path` names the file in errors.
+pub fn edit_main_cf_text(
+    path: &Path,
+    text: &str,
+    edits: &[(String, MainCfEdit)],
+) -> Result<String, ConfigError> {
     for (name, edit) in edits {
         check_name(path, name)?;
         if let MainCfEdit::Set(value) = edit {
@@ -130,10 +145,6 @@ pub fn edit_main_cf_with(path: &Path, edits: &[(String, MainCfEdit)]) -> Result<
             }
         }
     }
-    let creates = edits
-        .iter()
-        .any(|(_, edit)| matches!(edit, MainCfEdit::Set(_)));
-    let text = read_text(path, creates)?;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     // What happens to each line: None keeps it, Some(replacement) swaps it ("" drops).
     let mut replaced: Vec<Option<String>> = vec![None; lines.len()];
@@ -185,7 +196,7 @@ pub fn edit_main_cf_with(path: &Path, edits: &[(String, MainCfEdit)]) -> Result<
             push_line(&mut out, &format!("{name} = {value}"));
         }
     }
-    replace_file(path, &out)
+    Ok(out)
 }
 
 /// Sets `sets` (replacing an existing line, continuation lines included, in place, or

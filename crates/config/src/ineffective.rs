@@ -140,13 +140,13 @@ mod tests {
 
     #[test]
     fn main_cf_settings_name_file_line_and_group() {
-        let main = main_cf("myhostname = mx.example\nnon_smtpd_milters = inet:127.0.0.1:8891\nsoft_bounce = no\nbiff = no\nresolve_dequoted_address = no\n");
+        let main = main_cf("myhostname = mx.example\ndefer_transports = smtp\nsoft_bounce = no\nbiff = no\nresolve_dequoted_address = no\n");
         let found: Vec<String> = in_main_cf(&main).iter().map(ToString::to_string).collect();
         assert_eq!(
             found,
             vec![
-                "/etc/rostfix/main.cf, line 2: parameter non_smtpd_milters is not implemented by \
-                 Rostfix; its setting has no effect (milters)"
+                "/etc/rostfix/main.cf, line 2: parameter defer_transports is not implemented by \
+                 Rostfix; its setting has no effect (routing)"
                     .to_string(),
                 "/etc/rostfix/main.cf, line 5: parameter resolve_dequoted_address is not implemented by \
                  Rostfix; its setting has no effect (address rewriting)"
@@ -159,19 +159,19 @@ mod tests {
     fn values_are_compared_expanded() {
         // milter_macro_daemon_name defaults to $myhostname: same value, nothing new.
         let main = main_cf(
-            "myhostname = mx.example\nmilter_macro_daemon_name = mx.example\nnon_smtpd_milters = inet:x:1\n",
+            "myhostname = mx.example\nmilter_macro_daemon_name = mx.example\ndefer_transports = smtp\n",
         );
         let names: Vec<String> = in_main_cf(&main).into_iter().map(|i| i.param).collect();
-        assert_eq!(names, vec!["non_smtpd_milters".to_string()]);
+        assert_eq!(names, vec!["defer_transports".to_string()]);
         let main = main_cf("x = yes\nsoft_bounce = $x\n");
         assert_eq!(in_main_cf(&main).len(), 1);
     }
 
     #[test]
     fn master_cf_overrides_name_service() {
-        let main = main_cf("milter = inet:127.0.0.1:8891\n");
+        let main = main_cf("held = smtp\n");
         let master = MasterCf::parse(
-            "smtp inet n - n - - smtpd\n  -o non_smtpd_milters=$milter\n  -o soft_bounce=no\n  -o smtpd_tls_security_level=may\n",
+            "smtp inet n - n - - smtpd\n  -o defer_transports=$held\n  -o soft_bounce=no\n  -o smtpd_tls_security_level=may\n",
             Path::new("/etc/rostfix/master.cf"),
             100,
         )
@@ -183,8 +183,8 @@ mod tests {
         assert_eq!(
             found,
             vec![
-                "/etc/rostfix/master.cf, line 1: parameter non_smtpd_milters (-o of service \
-                  smtp/inet) is not implemented by Rostfix; its setting has no effect (milters)"
+                "/etc/rostfix/master.cf, line 1: parameter defer_transports (-o of service \
+                  smtp/inet) is not implemented by Rostfix; its setting has no effect (routing)"
                     .to_string()
             ]
         );

@@ -29,7 +29,8 @@ pub mod unused;
 mod tests;
 
 pub use edit::{
-    comment_out_main_cf, edit_main_cf, edit_main_cf_with, edit_master_cf_entry, MainCfEdit,
+    comment_out_main_cf, edit_main_cf, edit_main_cf_text, edit_main_cf_with, edit_master_cf_entry,
+    MainCfEdit,
 };
 pub use error::ConfigError;
 pub use expand::expand_template;

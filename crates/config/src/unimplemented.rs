@@ -25,8 +25,6 @@ use std::fmt;
 pub enum Stops {
     /// header_checks, body_checks, content_filter, smtpd_proxy_filter ...
     ContentInspection,
-    /// Milter protocol for mail not received by smtpd (non_smtpd_milters).
-    Milters,
     /// canonical and masquerading rewrites, `%` and `!` address forms.
     AddressRewriting,
     /// Headers added or removed by Postfix's cleanup.
@@ -64,7 +62,6 @@ impl Stops {
     pub fn as_str(self) -> &'static str {
         match self {
             Stops::ContentInspection => "content inspection",
-            Stops::Milters => "milters",
             Stops::AddressRewriting => "address rewriting",
             Stops::HeaderProcessing => "header processing",
             Stops::Routing => "routing",
@@ -167,7 +164,6 @@ pub static UNIMPLEMENTED: &[Unimplemented] = &[
     u("message_drop_headers", HeaderProcessing),
     u("mynetworks_style", SmtpServer),
     u("non_fqdn_reject_code", ReplyCodes),
-    u("non_smtpd_milters", Milters),
     u("owner_request_special", LocalDelivery),
     u("postlog_service_name", Logging),
     u("postscreen_allowlist_interfaces", SmtpServer),
@@ -331,8 +327,8 @@ mod tests {
         assert!(ineffective("soft_bounce", "no", "no").is_none());
         assert!(ineffective("soft_bounce", "No", "no").is_none());
         assert!(ineffective("soft_bounce", "yes", "no").is_some());
-        assert!(ineffective("non_smtpd_milters", "", "").is_none());
-        assert!(ineffective("non_smtpd_milters", "inet:127.0.0.1:8891", "").is_some());
+        assert!(ineffective("defer_transports", "", "").is_none());
+        assert!(ineffective("defer_transports", "smtp", "").is_some());
         assert!(ineffective("daemon_timeout", "5h", "18000s").is_none());
         assert!(ineffective("myhostname", "x", "y").is_none());
     }

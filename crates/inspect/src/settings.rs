@@ -90,7 +90,8 @@ pub struct ReceiveOverrides {
     pub no_unknown_recipient_checks: bool,
     /// No address rewriting (virtual aliases): they were applied before the filter.
     pub no_address_mappings: bool,
-    /// No milters (Rostfix has none yet: accepted and changes nothing).
+    /// No milters: smtpd_milters and non_smtpd_milters are not called, and native DKIM
+    /// signing (which replaces the OpenDKIM milter) is off.
     pub no_milters: bool,
 }
 

@@ -6,7 +6,7 @@
 
 use crate::client::{Decision, Milter, MilterError};
 use crate::codec::{act, cmd, proto, put_str, Response, BODY_CHUNK};
-use crate::config::{DefaultAction, MilterConfig};
+use crate::config::{DefaultAction, MacroLists, MilterConfig};
 use crate::message::{EnvelopeEdits, Message};
 
 /// What smtpd must do after an event.
@@ -76,6 +76,8 @@ enum Event {
     Mail,
     Rcpt,
     Data,
+    /// A command smtpd does not know.
+    Unknown,
 }
 
 impl Event {
@@ -86,6 +88,7 @@ impl Event {
             Event::Mail => cmd::MAIL,
             Event::Rcpt => cmd::RCPT,
             Event::Data => cmd::DATA,
+            Event::Unknown => cmd::UNKNOWN,
         }
     }
     /// (skip flag, no-reply flag)
@@ -96,6 +99,7 @@ impl Event {
             Event::Mail => (proto::NOMAIL, proto::NR_MAIL),
             Event::Rcpt => (proto::NORCPT, proto::NR_RCPT),
             Event::Data => (proto::NODATA, proto::NR_DATA),
+            Event::Unknown => (proto::NOUNKNOWN, proto::NR_UNKN),
         }
     }
     fn name(self) -> &'static str {
@@ -105,8 +109,44 @@ impl Event {
             Event::Mail => "mail",
             Event::Rcpt => "rcpt",
             Event::Data => "data",
+            Event::Unknown => "unknown command",
         }
     }
+
+    /// The macro names sent before it: the milter's own list (SETSYMLIST) when it
+    /// gave one for this stage, else the configured one. None for UNKNOWN, which
+    /// has no macro stage.
+    fn macros<'a>(self, configured: &'a MacroLists, own: &'a MacroLists) -> &'a [String] {
+        let pick = |f: fn(&MacroLists) -> &Vec<String>| {
+            let o = f(own);
+            if o.is_empty() {
+                f(configured).as_slice()
+            } else {
+                o.as_slice()
+            }
+        };
+        match self {
+            Event::Connect => pick(|l| &l.connect),
+            Event::Helo => pick(|l| &l.helo),
+            Event::Mail => pick(|l| &l.mail),
+            Event::Rcpt => pick(|l| &l.rcpt),
+            Event::Data => pick(|l| &l.data),
+            Event::Unknown => &[],
+        }
+    }
+}
+
+/// The end-of-header and end-of-message macro names for one milter (its own lists
+/// when it asked for them).
+fn content_macros<'a>(
+    configured: &'a MacroLists,
+    own: &'a MacroLists,
+) -> (&'a [String], &'a [String]) {
+    let or = |o: &'a Vec<String>, c: &'a Vec<String>| if o.is_empty() { c } else { o };
+    (
+        or(&own.eoh, &configured.eoh).as_slice(),
+        or(&own.eom, &configured.eom).as_slice(),
+    )
 }
 
 /// The values of the macros in `names` that have one.
@@ -138,7 +178,13 @@ impl Milters {
             list,
         };
         let mut data = Vec::new();
-        put_str(&mut data, &client.hostname);
+        // A client without a verified name is `[addr]` to milters (Sendmail's form,
+        // as Postfix's milter8 sends it), not Postfix's "unknown".
+        let name = match client.addr {
+            Some(ip) if client.hostname == "unknown" => format!("[{ip}]"),
+            _ => client.hostname.clone(),
+        };
+        put_str(&mut data, &name);
         match client.addr {
             Some(ip) => {
                 data.push(if ip.is_ipv4() { b'4' } else { b'6' });
@@ -203,21 +249,46 @@ impl Milters {
         }
     }
 
-    fn macros_for(&self, event: Event) -> &[String] {
-        let l = &self.config.macros;
-        match event {
-            Event::Connect => &l.connect,
-            Event::Helo => &l.helo,
-            Event::Mail => &l.mail,
-            Event::Rcpt => &l.rcpt,
-            Event::Data => &l.data,
+    /// A command smtpd does not know (the whole line): a refusal is the reply to give
+    /// instead of 502, as Postfix's smtpd does.
+    pub fn unknown(&mut self, line: &str, lookup: MacroLookup) -> Verdict {
+        let mut data = Vec::new();
+        put_str(&mut data, line);
+        self.event(Event::Unknown, &data, lookup)
+    }
+
+    /// A recipient smtpd refused, shown to the milters that asked for refused
+    /// recipients (SMFIP_RCPT_REJ); their answers change nothing (Postfix's rule).
+    /// `lookup` gives `{rcpt_mailer}` = error and the refusal in `{rcpt_host}` and
+    /// `{rcpt_addr}`.
+    pub fn rejected_rcpt(&mut self, args: &[String], lookup: MacroLookup) {
+        let mut data = Vec::new();
+        for a in args {
+            put_str(&mut data, a);
+        }
+        for m in &mut self.list {
+            if !m.active() || m.steps & proto::RCPT_REJ == 0 || m.steps & proto::NORCPT != 0 {
+                continue;
+            }
+            let macros = macro_values(Event::Rcpt.macros(&self.config.macros, &m.symlists), lookup);
+            let no_reply = m.steps & proto::NR_RCPT != 0;
+            let r = m
+                .macros(cmd::RCPT, &macros)
+                .and_then(|()| m.event(cmd::RCPT, &data, no_reply, false, "rcpt"));
+            if let Err(e) = r {
+                m.fail(&e);
+            }
         }
     }
 
     fn event(&mut self, event: Event, data: &[u8], lookup: MacroLookup) -> Verdict {
-        let macros = macro_values(self.macros_for(event), lookup);
-        let before_mail = matches!(event, Event::Connect | Event::Helo);
         for m in &mut self.list {
+            // ACCEPT ends the session's interest before MAIL, the message's after it.
+            let before_mail = match event {
+                Event::Connect | Event::Helo => true,
+                Event::Unknown => !m.in_message,
+                _ => false,
+            };
             let decision = if m.failed {
                 m.default_decision()
             } else if !m.active() {
@@ -230,6 +301,7 @@ impl Milters {
                 if matches!(event, Event::Mail) {
                     m.in_message = true;
                 }
+                let macros = macro_values(event.macros(&self.config.macros, &m.symlists), lookup);
                 let r = m.macros(event.command(), &macros).and_then(|()| {
                     m.event(
                         event.command(),
@@ -270,8 +342,6 @@ impl Milters {
         env: &mut EnvelopeEdits,
         lookup: MacroLookup,
     ) -> Verdict {
-        let eoh = macro_values(&self.config.macros.eoh, lookup);
-        let eom = macro_values(&self.config.macros.eom, lookup);
         for m in &mut self.list {
             if m.failed {
                 match m.spec.default_action {
@@ -287,6 +357,8 @@ impl Milters {
             if !m.active() {
                 continue;
             }
+            let (eoh, eom) = content_macros(&self.config.macros, &m.symlists);
+            let (eoh, eom) = (macro_values(eoh, lookup), macro_values(eom, lookup));
             match one_message(m, msg, env, &eoh, &eom) {
                 Ok(Decision::Continue | Decision::Accept | Decision::Skip) => {}
                 Ok(Decision::Reject) => return Verdict::reject(),
@@ -326,12 +398,13 @@ fn one_message(
     eom_macros: &[(String, String)],
 ) -> Result<Decision, MilterError> {
     let steps = m.steps;
+    let leadspc = steps & proto::HDR_LEADSPC != 0;
     m.in_message = true;
     if steps & proto::NOHDRS == 0 {
         for h in &msg.headers {
             let mut data = Vec::new();
             put_str(&mut data, &h.name);
-            put_str(&mut data, &h.milter_value());
+            put_str(&mut data, &h.milter_value(leadspc));
             match m.event(
                 cmd::HEADER,
                 &data,
@@ -383,7 +456,7 @@ fn one_message(
                 );
                 continue;
             }
-            edited.apply(r, &mut edited_env, &mut new_body);
+            edited.apply(r, &mut edited_env, &mut new_body, leadspc);
             continue;
         }
         let d = crate::client::decision(r, "end of message")?;

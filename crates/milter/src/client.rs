@@ -6,8 +6,8 @@
 //! A milter that cannot be reached, times out or breaks the protocol is closed and from
 //! then on answers every event with its default_action, as Postfix's milter8 does.
 
-use crate::codec::{self, cmd, proto, read_packet, CodecError, Response};
-use crate::config::{DefaultAction, Endpoint, MilterSpec};
+use crate::codec::{self, cmd, proto, read_packet, stage, CodecError, Response};
+use crate::config::{DefaultAction, Endpoint, MacroLists, MilterSpec};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
@@ -108,6 +108,9 @@ pub struct Milter {
     /// Negotiated actions and protocol steps.
     pub actions: u32,
     pub steps: u32,
+    /// The macro lists the milter asked for (SETSYMLIST); an empty list means the
+    /// configured milter_*_macros, as in Postfix.
+    pub symlists: MacroLists,
     /// Failed: answers with its default action from now on.
     pub failed: bool,
     /// ACCEPT before MAIL: nothing more for this session.
@@ -126,6 +129,7 @@ impl Milter {
             stream: None,
             actions: 0,
             steps: 0,
+            symlists: MacroLists::default(),
             failed: false,
             session_done: false,
             message_done: false,
@@ -144,7 +148,7 @@ impl Milter {
         self.stream = Some(s);
         let mut data = Vec::with_capacity(12);
         data.extend_from_slice(&self.spec.protocol.to_be_bytes());
-        data.extend_from_slice(&codec::act::ALL.to_be_bytes());
+        data.extend_from_slice(&codec::act::OFFERED.to_be_bytes());
         data.extend_from_slice(&proto::ALL.to_be_bytes());
         self.send(cmd::OPTNEG, &data)?;
         match self.receive("negotiation")? {
@@ -152,6 +156,7 @@ impl Milter {
                 version,
                 actions,
                 protocol,
+                symlists,
             } => {
                 if version < 2 {
                     return Err(MilterError::Version(version));
@@ -159,10 +164,35 @@ impl Milter {
                 // Bits we did not offer are ignored: we cannot honour them.
                 self.actions = actions & codec::act::ALL;
                 self.steps = protocol & proto::ALL;
+                for (at, names) in symlists {
+                    self.set_symlist(at, &names);
+                }
                 Ok(())
             }
             other => Err(MilterError::Unexpected(Box::new(other), "negotiation")),
         }
+    }
+
+    /// Replaces the configured macro list of one stage by the milter's own.
+    fn set_symlist(&mut self, at: u32, names: &str) {
+        let l = &mut self.symlists;
+        let list = match at {
+            stage::CONNECT => &mut l.connect,
+            stage::HELO => &mut l.helo,
+            stage::ENVFROM => &mut l.mail,
+            stage::ENVRCPT => &mut l.rcpt,
+            stage::DATA => &mut l.data,
+            stage::EOM => &mut l.eom,
+            stage::EOH => &mut l.eoh,
+            other => {
+                log::warn!(
+                    "milter {}: ignoring unknown macro type {other}",
+                    self.spec.name
+                );
+                return;
+            }
+        };
+        *list = rostfix_config::split_list(names);
     }
 
     /// Logs the failure and closes the connection; default_action applies from now on.

@@ -28,6 +28,8 @@ pub mod cmd {
     pub const QUIT: u8 = b'Q';
     pub const RCPT: u8 = b'R';
     pub const DATA: u8 = b'T';
+    /// A command smtpd does not know (the whole line).
+    pub const UNKNOWN: u8 = b'U';
 }
 
 /// Modification actions (SMFIF_*) the MTA allows.
@@ -43,6 +45,22 @@ pub mod act {
     /// Everything this client applies.
     pub const ALL: u32 =
         ADDHDRS | CHGBODY | ADDRCPT | DELRCPT | CHGHDRS | QUARANTINE | CHGFROM | ADDRCPT_PAR;
+    /// SMFIF_SETSYMLIST: the milter may name the macros it wants per stage in its
+    /// negotiation reply (not a modification).
+    pub const SETSYMLIST: u32 = 0x100;
+    /// What the negotiation offers, as Postfix's milter8 does.
+    pub const OFFERED: u32 = ALL | SETSYMLIST;
+}
+
+/// Macro stages (SMFIM_*) of a SETSYMLIST list.
+pub mod stage {
+    pub const CONNECT: u32 = 0;
+    pub const HELO: u32 = 1;
+    pub const ENVFROM: u32 = 2;
+    pub const ENVRCPT: u32 = 3;
+    pub const DATA: u32 = 4;
+    pub const EOM: u32 = 5;
+    pub const EOH: u32 = 6;
 }
 
 /// Protocol step flags (SMFIP_*): which events the milter does not want (NO*) and to
@@ -68,8 +86,10 @@ pub mod proto {
     pub const NR_UNKN: u32 = 0x20000;
     pub const NR_EOH: u32 = 0x40000;
     pub const NR_BODY: u32 = 0x80000;
-    /// Everything this client understands (not HDR_LEADSPC, not RCPT_REJ: rejected
-    /// recipients are never shown to milters, as in Postfix's default).
+    /// Header values sent and taken with their leading white space as is.
+    pub const HDR_LEADSPC: u32 = 0x100000;
+    /// Everything this client understands; RCPT_REJ and HDR_LEADSPC take effect only
+    /// for a milter that asks for them.
     pub const ALL: u32 = NOCONNECT
         | NOHELO
         | NOMAIL
@@ -88,7 +108,9 @@ pub mod proto {
         | NR_DATA
         | NR_UNKN
         | NR_EOH
-        | NR_BODY;
+        | NR_BODY
+        | RCPT_REJ
+        | HDR_LEADSPC;
 }
 
 /// Why a packet could not be read or understood.
@@ -158,11 +180,13 @@ pub fn read_packet<R: Read>(input: &mut R) -> Result<(u8, Vec<u8>), CodecError> 
 /// A milter's reply, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
-    /// Option negotiation: version, actions, protocol steps.
+    /// Option negotiation: version, actions, protocol steps, and the macro lists the
+    /// milter asks for (SETSYMLIST: stage, space-separated names).
     OptNeg {
         version: u32,
         actions: u32,
         protocol: u32,
+        symlists: Vec<(u32, String)>,
     },
     Accept,
     Continue,
@@ -233,6 +257,19 @@ fn be32(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(bytes))
 }
 
+/// The SETSYMLIST part of a negotiation reply: (stage, NUL-terminated names)*.
+fn symlists(mut data: &[u8]) -> Option<Vec<(u32, String)>> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let stage = be32(data, 0)?;
+        let rest = &data[4..];
+        let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+        out.push((stage, String::from_utf8_lossy(&rest[..end]).into_owned()));
+        data = rest.get(end + 1..).unwrap_or(&[]);
+    }
+    Some(out)
+}
+
 impl Response {
     /// Decodes a reply packet's code and data.
     pub fn decode(code: u8, data: &[u8]) -> Result<Response, CodecError> {
@@ -252,6 +289,7 @@ impl Response {
                 version: be32(data, 0).ok_or_else(bad)?,
                 actions: be32(data, 4).ok_or_else(bad)?,
                 protocol: be32(data, 8).ok_or_else(bad)?,
+                symlists: symlists(&data[12..]).ok_or_else(bad)?,
             },
             b'a' => Response::Accept,
             b'c' => Response::Continue,
@@ -344,9 +382,24 @@ mod tests {
             Response::OptNeg {
                 version: 6,
                 actions: 0x1ff,
-                protocol: 0x10
+                protocol: 0x10,
+                symlists: vec![]
             }
         );
+        optneg.extend_from_slice(b"\0\0\0\0{client_port} j\0\0\0\0\x05i");
+        assert_eq!(
+            Response::decode(b'O', &optneg).unwrap(),
+            Response::OptNeg {
+                version: 6,
+                actions: 0x1ff,
+                protocol: 0x10,
+                symlists: vec![(0, "{client_port} j".into()), (5, "i".into())]
+            }
+        );
+        // A stage number cut short is malformed.
+        assert!(Response::decode(b'O', &optneg[..optneg.len() - 3]).is_err());
+        let cut = [&optneg[..12], b"\0\0"].concat();
+        assert!(Response::decode(b'O', &cut).is_err());
         assert_eq!(
             Response::decode(b'y', b"550 5.7.1 go away\0").unwrap(),
             Response::ReplyCode("550 5.7.1 go away".into())

@@ -3,9 +3,9 @@
 //! milter connection (client.rs), the ordered list of a session's milters (chain.rs)
 //! and the message model milter edits apply to (message.rs).
 //!
-//! Not implemented (see docs/milters.md): the unknown-command event, macro lists the
-//! milter requests in its negotiation reply (SMFIR_SETSYMLIST; the configured
-//! milter_*_macros are always sent), SMFIP_HDR_LEADSPC, and SMFIP_RCPT_REJ.
+//! Beyond the basic events it speaks Postfix's extensions: the unknown-command event,
+//! the macro lists a milter names in its negotiation reply (SMFIR_SETSYMLIST),
+//! SMFIP_HDR_LEADSPC and SMFIP_RCPT_REJ (docs/milters.md).
 
 #![forbid(unsafe_code)]
 
@@ -13,6 +13,8 @@ pub mod chain;
 pub mod client;
 pub mod codec;
 pub mod config;
+/// Properties the fuzz targets check (also replayed over the corpus by `cargo test`).
+pub mod fuzzing;
 pub mod message;
 
 pub use chain::{ConnectInfo, MacroLookup, Milters, Verdict};

@@ -16,12 +16,16 @@ pub struct Header {
 }
 
 impl Header {
-    /// The value as libmilter expects it without SMFIP_HDR_LEADSPC: the leading
-    /// white space of the first line dropped, line breaks as CRLF.
-    pub fn milter_value(&self) -> String {
-        self.value
-            .trim_start_matches([' ', '\t'])
-            .replace('\n', "\r\n")
+    /// The value as the milter expects it, line breaks as CRLF: without
+    /// SMFIP_HDR_LEADSPC the leading white space of the first line dropped, with it
+    /// (`leadspc`) kept as is.
+    pub fn milter_value(&self, leadspc: bool) -> String {
+        let v = if leadspc {
+            self.value.as_str()
+        } else {
+            self.value.trim_start_matches([' ', '\t'])
+        };
+        v.replace('\n', "\r\n")
     }
 }
 
@@ -49,6 +53,90 @@ impl EnvelopeEdits {
     pub fn is_empty(&self) -> bool {
         self.sender.is_none() && self.add_rcpts.is_empty() && self.del_rcpts.is_empty()
     }
+
+    /// Applies CHGFROM, DELRCPT and ADDRCPT to the envelope to be queued (smtpd's and
+    /// pickup's, the one place both take milter envelope changes from), with the
+    /// ESMTP arguments Postfix's cleanup takes: RET= and ENVID= of CHGFROM, NOTIFY=
+    /// and ORCPT= of ADDRCPT_PAR. Others, and bad values, are logged and ignored.
+    pub fn apply_to(&self, env: &mut rostfix_queue::Envelope) {
+        if let Some((sender, args)) = &self.sender {
+            env.sender = sender.clone();
+            for (attr, value) in sender_args(args.as_deref()) {
+                env.attrs.retain(|(n, _)| n != attr);
+                env.attrs.push((attr.to_string(), value));
+            }
+        }
+        env.recipients.retain(|r| {
+            !self.del_rcpts.iter().any(|d| {
+                d.eq_ignore_ascii_case(&r.address) || d.eq_ignore_ascii_case(&r.orig_address)
+            })
+        });
+        for (addr, args) in &self.add_rcpts {
+            let (notify, orcpt) = rcpt_args(args.as_deref());
+            env.recipients.push(rostfix_queue::Recipient {
+                address: addr.clone(),
+                orig_address: orcpt.unwrap_or_else(|| addr.clone()),
+                notify,
+                ..rostfix_queue::Recipient::default()
+            });
+        }
+    }
+}
+
+/// `KEY=value` words of a milter's ESMTP arguments, keys upper-cased.
+fn esmtp_words(args: Option<&str>) -> impl Iterator<Item = (String, &str, &str)> {
+    args.unwrap_or("").split_whitespace().map(|word| {
+        let (k, v) = word.split_once('=').unwrap_or((word, ""));
+        (k.to_ascii_uppercase(), v, word)
+    })
+}
+
+fn ignored(word: &str, from: &str) {
+    log::warn!(
+        "ignoring ESMTP argument from milter {from}: \"{}\"",
+        word.chars().take(100).collect::<String>().escape_debug()
+    );
+}
+
+/// CHGFROM's RET= and ENVID= as the queue attributes smtpd writes for them.
+fn sender_args(args: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for (key, value, word) in esmtp_words(args) {
+        match key.as_str() {
+            "RET" if value.eq_ignore_ascii_case("FULL") || value.eq_ignore_ascii_case("HDRS") => {
+                out.push(("dsn_ret", value.to_ascii_uppercase()));
+            }
+            "ENVID" => match rostfix_proto::dsn_args::decode_xtext(value) {
+                Some(id) if !id.is_empty() && id.len() <= 100 => {
+                    if rostfix_proto::dsn_args::printable_ascii(&id) {
+                        out.push(("dsn_envid", id));
+                    } else {
+                        ignored(word, "change sender");
+                    }
+                }
+                _ => ignored(word, "change sender"),
+            },
+            _ => ignored(word, "change sender"),
+        }
+    }
+    out
+}
+
+/// ADDRCPT_PAR's NOTIFY= (canonical form, "" when absent) and decoded ORCPT=.
+fn rcpt_args(args: Option<&str>) -> (String, Option<String>) {
+    let (mut notify, mut orcpt) = (String::new(), None);
+    for (key, value, word) in esmtp_words(args) {
+        let parsed = match key.as_str() {
+            "NOTIFY" => rostfix_proto::dsn_args::parse_notify(value).map(|n| notify = n),
+            // A milter may give a utf-8 ORCPT (RFC 6533) as Postfix's cleanup allows.
+            "ORCPT" => rostfix_proto::dsn_args::parse_orcpt(value, true).map(|o| orcpt = Some(o)),
+            _ => None,
+        };
+        if parsed.is_none() {
+            ignored(word, "add recipient");
+        }
+    }
+    (notify, orcpt)
 }
 
 /// Strips one pair of angle brackets: milters send `<a@b>` or `a@b`.
@@ -62,6 +150,31 @@ pub fn strip_brackets(addr: &str) -> &str {
 /// Milter text (CRLF line breaks, maybe bare LF) to stored form (LF).
 fn to_lf(text: &str) -> String {
     text.replace("\r\n", "\n").replace('\r', "")
+}
+
+/// A milter's header value in stored form: LF line breaks, every line after the first
+/// indented (a tab added where the milter's line starts in column 1) and no trailing
+/// line break, so a value can neither start a field of its own nor end the header
+/// section early.
+fn header_value(text: &str) -> String {
+    let lf = to_lf(text);
+    let mut out = String::with_capacity(lf.len() + 8);
+    for (i, line) in lf.trim_end_matches('\n').split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            if !line.starts_with([' ', '\t']) {
+                out.push('\t');
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// A field name RFC 5322 allows (printable ASCII but the colon): anything else from a
+/// milter would break the header section it is written into.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
 }
 
 impl Message {
@@ -151,9 +264,31 @@ impl Message {
         change: Response,
         env: &mut EnvelopeEdits,
         new_body: &mut Option<Vec<u8>>,
+        leadspc: bool,
     ) -> bool {
-        // Without SMFIP_HDR_LEADSPC the milter's value lacks the space after the colon.
-        let field = |value: &str| format!(" {}", to_lf(value));
+        // Without SMFIP_HDR_LEADSPC the milter's value lacks the space after the colon;
+        // with it the milter wrote the value as it is to appear.
+        let field = |value: &str| {
+            if leadspc {
+                header_value(value)
+            } else {
+                format!(" {}", header_value(value))
+            }
+        };
+        match &change {
+            Response::AddHeader { name, .. }
+            | Response::InsHeader { name, .. }
+            | Response::ChgHeader { name, .. }
+                if !valid_name(name) =>
+            {
+                log::warn!(
+                    "milter header modification with bad field name {:?}: ignored",
+                    name.escape_debug().to_string()
+                );
+                return true;
+            }
+            _ => {}
+        }
         match change {
             Response::AddHeader { name, value } => self.headers.push(Header {
                 name,
@@ -226,10 +361,86 @@ mod tests {
         let m = Message::parse(MSG);
         assert_eq!(m.headers.len(), 4);
         assert_eq!(m.headers[0].value, " from x\n\tby y");
-        assert_eq!(m.headers[0].milter_value(), "from x\r\n\tby y");
+        assert_eq!(m.headers[0].milter_value(false), "from x\r\n\tby y");
         assert_eq!(m.body, b"body line\nsecond\n");
         assert_eq!(m.render(), MSG);
         assert_eq!(m.crlf_body(), b"body line\r\nsecond\r\n");
+    }
+
+    #[test]
+    fn esmtp_arguments_of_envelope_changes_are_applied() {
+        let edits = EnvelopeEdits {
+            sender: Some(("new@x".into(), Some("RET=hdrs ENVID=QQ+2B1 SIZE=5".into()))),
+            add_rcpts: vec![
+                (
+                    "archive@x".into(),
+                    Some("NOTIFY=never ORCPT=rfc822;a+2Bb@x".into()),
+                ),
+                ("plain@x".into(), Some("NOTIFY=bogus XYZ=1".into())),
+            ],
+            ..EnvelopeEdits::default()
+        };
+        let mut env = rostfix_queue::Envelope {
+            attrs: vec![("dsn_ret".into(), "FULL".into())],
+            ..rostfix_queue::Envelope::default()
+        };
+        edits.apply_to(&mut env);
+        assert_eq!(env.sender, "new@x");
+        assert_eq!(env.attr("dsn_ret"), Some("HDRS"));
+        assert_eq!(env.attr("dsn_envid"), Some("QQ+1"));
+        assert_eq!(env.attrs.len(), 2);
+        let r = &env.recipients;
+        assert_eq!(
+            (
+                r[0].address.as_str(),
+                r[0].orig_address.as_str(),
+                r[0].notify.as_str()
+            ),
+            ("archive@x", "a+b@x", "NEVER")
+        );
+        assert_eq!(
+            (r[1].orig_address.as_str(), r[1].notify.as_str()),
+            ("plain@x", "")
+        );
+    }
+
+    #[test]
+    fn milter_header_text_cannot_break_the_header_section() {
+        let mut m = Message::parse(MSG);
+        let (mut env, mut body) = (EnvelopeEdits::default(), None);
+        let add = |name: &str, value: &str| Response::AddHeader {
+            name: name.into(),
+            value: value.into(),
+        };
+        assert!(m.apply(
+            add("X-A", "one\r\nX-Evil: 1\r\n\r\nbody?\r\n"),
+            &mut env,
+            &mut body,
+            false
+        ));
+        assert!(m.apply(add("Bad Name", "v"), &mut env, &mut body, false));
+        assert!(m.apply(add("X-B\nX-C", "v"), &mut env, &mut body, false));
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(
+            text.contains("\nX-A: one\n\tX-Evil: 1\n\t\n\tbody?\n\nbody line\n"),
+            "{text}"
+        );
+        assert_eq!(Message::parse(text.as_bytes()).headers.len(), 5);
+    }
+
+    #[test]
+    fn leading_space_kept_both_ways_under_hdr_leadspc() {
+        let mut m = Message::parse(MSG);
+        assert_eq!(m.headers[0].milter_value(true), " from x\r\n\tby y");
+        let (mut env, mut body) = (EnvelopeEdits::default(), None);
+        let add = |value: &str| Response::AddHeader {
+            name: "X-Lead".into(),
+            value: value.into(),
+        };
+        assert!(m.apply(add("\tindented"), &mut env, &mut body, true));
+        assert!(m.apply(add("tight"), &mut env, &mut body, true));
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains("X-Lead:\tindented\nX-Lead:tight\n"), "{text}");
     }
 
     #[test]
@@ -242,26 +453,26 @@ mod tests {
             name: "X-A".into(),
             value: value.into(),
         };
-        assert!(m.apply(chg(2, "two"), &mut env, &mut body));
+        assert!(m.apply(chg(2, "two"), &mut env, &mut body, false));
         assert_eq!(m.headers[3].value, " two");
-        assert!(m.apply(chg(1, ""), &mut env, &mut body));
+        assert!(m.apply(chg(1, ""), &mut env, &mut body, false));
         assert_eq!(m.headers.len(), 3);
         let ins = Response::InsHeader {
             index: 0,
             name: "X-Top".into(),
             value: "t".into(),
         };
-        assert!(m.apply(ins, &mut env, &mut body));
+        assert!(m.apply(ins, &mut env, &mut body, false));
         assert_eq!(m.headers[0].name, "X-Top");
         let add = Response::AddHeader {
             name: "X-End".into(),
             value: "a\r\n\tb".into(),
         };
-        assert!(m.apply(add, &mut env, &mut body));
+        assert!(m.apply(add, &mut env, &mut body, false));
         assert!(m.render().starts_with(
             b"X-Top: t\nReceived: from x\n\tby y\nSubject: hi\nx-a: two\nX-End: a\n\tb\n\n"
         ));
-        assert!(!m.apply(Response::Continue, &mut env, &mut body));
+        assert!(!m.apply(Response::Continue, &mut env, &mut body, false));
     }
 
     #[test]
@@ -269,7 +480,12 @@ mod tests {
         let mut m = Message::parse(MSG);
         let mut env = EnvelopeEdits::default();
         let mut body = None;
-        m.apply(Response::DelRcpt("<a@x>".into()), &mut env, &mut body);
+        m.apply(
+            Response::DelRcpt("<a@x>".into()),
+            &mut env,
+            &mut body,
+            false,
+        );
         m.apply(
             Response::AddRcpt {
                 rcpt: "<b@x>".into(),
@@ -277,6 +493,7 @@ mod tests {
             },
             &mut env,
             &mut body,
+            false,
         );
         m.apply(
             Response::ChgFrom {
@@ -285,12 +502,19 @@ mod tests {
             },
             &mut env,
             &mut body,
+            false,
         );
-        m.apply(Response::ReplBody(b"new\r\n".to_vec()), &mut env, &mut body);
+        m.apply(
+            Response::ReplBody(b"new\r\n".to_vec()),
+            &mut env,
+            &mut body,
+            false,
+        );
         m.apply(
             Response::ReplBody(b"body\r\n".to_vec()),
             &mut env,
             &mut body,
+            false,
         );
         assert_eq!(env.del_rcpts, ["a@x"]);
         assert_eq!(env.add_rcpts, [("b@x".to_string(), None)]);

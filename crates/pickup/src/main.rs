@@ -10,6 +10,7 @@ mod attrs;
 mod bounce;
 mod envelope;
 mod help;
+mod milter;
 mod process;
 mod qualify;
 mod scan;
@@ -65,12 +66,17 @@ fn main() {
                 .map_err(StartError::daemon)?,
             ));
             // DKIM keys are readable by root only: read them before privileges go.
-            let dkim = rostfix_dkim::Signer::load(
-                &service.config.get("rostfix_dkim_key_table"),
-                &service.config.get("rostfix_dkim_signing_table"),
-            )
-            .map_err(StartError::daemon)?
-            .map(Arc::new);
+            // no_milters turns signing off, as in smtpd: it replaces OpenDKIM's milter.
+            let dkim = if overrides.no_milters {
+                None
+            } else {
+                rostfix_dkim::Signer::load(
+                    &service.config.get("rostfix_dkim_key_table"),
+                    &service.config.get("rostfix_dkim_signing_table"),
+                )
+                .map_err(StartError::daemon)?
+                .map(Arc::new)
+            };
             Ok((content_checks, overrides, rewrite, dkim))
         },
         after_confine: |service: &mut Service,
@@ -78,7 +84,23 @@ fn main() {
             let content_filter =
                 rostfix_queue::ContentFilter::parse(&service.config.get("content_filter"))
                     .map_err(StartError::daemon)?;
+            // non_smtpd_milters; receive_override_options = no_milters turns them off
+            // (a content filter's re-injection), as in Postfix.
+            let milters = if overrides.no_milters {
+                None
+            } else {
+                Some(
+                    rostfix_milter::MilterConfig::from_main_cf(
+                        &service.config,
+                        "non_smtpd_milters",
+                    )
+                    .map_err(StartError::daemon)?,
+                )
+                .filter(|m| !m.is_empty())
+                .map(Arc::new)
+            };
             let mut scanner = Scanner::new(Settings {
+                milters,
                 content_checks,
                 no_address_mappings: overrides.no_address_mappings,
                 rewrite,

@@ -47,6 +47,8 @@ pub struct Settings {
     /// Native DKIM signing (crates/dkim): locally submitted mail is signed when its
     /// From: has a key, as OpenDKIM signs what Postfix's pickup hands its milter.
     pub dkim: Option<Arc<rostfix_dkim::Signer>>,
+    /// non_smtpd_milters (None: none set, or receive_override_options = no_milters).
+    pub milters: Option<Arc<rostfix_milter::MilterConfig>>,
 }
 
 /// A message that made it into incoming/.
@@ -274,9 +276,10 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
         }));
     }
     let mut staged = Vec::new();
-    // With DKIM signing the content is kept until the signature over all of it is
-    // made (bounded by message_size_limit, checked below as it grows).
-    let mut held = settings.dkim.as_ref().map(|_| Vec::new());
+    // With milters or DKIM signing the content is kept until the milters saw it and
+    // the signature over all of it is made (bounded by message_size_limit, checked
+    // below as it grows).
+    let mut held = (settings.dkim.is_some() || settings.milters.is_some()).then(Vec::new);
     let mut out = Out {
         writer: &mut writer,
         held: &mut held,
@@ -323,27 +326,39 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
     staged.clear();
     let outcome = inspector.finish(&mut staged);
     out.write(&staged)?;
-    if let (Some(content), Some(signer)) = (held, settings.dkim.as_ref()) {
-        // Signed over the content as queued (after header_checks and rewriting).
-        let signed = signer.sign(&content).map_err(|e| {
-            // Left in maildrop for the next scan, as OpenDKIM tempfails it.
-            PickupError::Retry(format!("DKIM signing failed: {e}"))
-        })?;
-        if let Some(sig) = &signed {
-            log::info!(
-                "{new_id}: DKIM-Signature field added (s={}, d={})",
-                sig.selector,
-                sig.domain
-            );
-            writer
-                .write_content(sig.header.as_bytes())
-                .map_err(|e| PickupError::Retry(e.to_string()))?;
+    let mut outcome = outcome;
+    let mut envelope_edited = false;
+    if let Some(mut content) = held {
+        if let Some(cfg) = &settings.milters {
+            // As cleanup ignores milters once header_checks refused or dropped it.
+            if matches!(outcome.verdict(), rostfix_inspect::Verdict::Queue { .. }) {
+                let r = crate::milter::run(cfg, &settings.myhostname, &new_id, &envelope, &content);
+                envelope_edited = apply_milters(r, &mut content, &mut envelope, &mut outcome);
+            }
+        }
+        if let Some(signer) = &settings.dkim {
+            // Signed over the content as queued (after header_checks, rewriting and
+            // the milters' edits).
+            let signed = signer.sign(&content).map_err(|e| {
+                // Left in maildrop for the next scan, as OpenDKIM tempfails it.
+                PickupError::Retry(format!("DKIM signing failed: {e}"))
+            })?;
+            if let Some(sig) = &signed {
+                log::info!(
+                    "{new_id}: DKIM-Signature field added (s={}, d={})",
+                    sig.selector,
+                    sig.domain
+                );
+                writer
+                    .write_content(sig.header.as_bytes())
+                    .map_err(|e| PickupError::Retry(e.to_string()))?;
+            }
         }
         writer
             .write_content(&content)
             .map_err(|e| PickupError::Retry(e.to_string()))?;
     }
-    let (new_id, fate) = crate::verdict::apply(root, writer, &envelope, &outcome)?;
+    let (new_id, fate) = crate::verdict::apply(root, writer, &envelope, envelope_edited, &outcome)?;
     // The message is queued (or settled); the leftover would be queued again by the next scan.
     if let Err(e) = std::fs::remove_file(&path) {
         log::warn!("maildrop/{name}: remove after queueing as {new_id}: {e}");
@@ -356,7 +371,45 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
     })
 }
 
-/// Where inspected content goes: the queue file, or memory until it is signed.
+/// Takes the milters' result into the content, the envelope and the inspection
+/// outcome (a refusal, DISCARD or QUARANTINE decided there); true when the envelope
+/// changed.
+fn apply_milters(
+    r: crate::milter::MilterResult,
+    content: &mut Vec<u8>,
+    envelope: &mut Envelope,
+    outcome: &mut rostfix_inspect::Outcome,
+) -> bool {
+    use crate::milter::MilterResult;
+    match r {
+        MilterResult::Queue {
+            content: new,
+            edits,
+        } => {
+            if let Some(new) = new {
+                *content = new;
+            }
+            if edits.quarantine.is_some() {
+                outcome.hold = true;
+            }
+            if edits.is_empty() {
+                return false;
+            }
+            edits.apply_to(envelope);
+            true
+        }
+        MilterResult::Refuse(reason) => {
+            outcome.reject = Some(reason);
+            false
+        }
+        MilterResult::Discard => {
+            outcome.discard = true;
+            false
+        }
+    }
+}
+
+/// Where inspected content goes: the queue file, or memory until milters and signing.
 struct Out<'a> {
     writer: &'a mut QueueWriter,
     held: &'a mut Option<Vec<u8>>,
@@ -418,6 +471,7 @@ mod tests {
             content_filter: None,
             forms: rostfix_rewrite::AddressForms::default(),
             dkim: None,
+            milters: None,
         }
     }
 

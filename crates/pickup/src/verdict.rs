@@ -19,18 +19,22 @@ pub enum Fate {
     Bounced,
 }
 
-/// Commits, holds, drops or bounces the message `writer` holds.
+/// Commits, holds, drops or bounces the message `writer` holds; `edited`: milters
+/// changed `envelope` since the writer was created with it.
 pub fn apply(
     root: &Path,
     writer: QueueWriter,
     envelope: &Envelope,
+    edited: bool,
     outcome: &Outcome,
 ) -> Result<(String, Fate), PickupError> {
     let retry = |e: rostfix_queue::QueueError| PickupError::Retry(e.to_string());
     let id = writer.queue_id().to_string();
     match outcome.verdict() {
         Verdict::Queue { hold } => {
-            let new_env = outcome.rewrite_envelope(envelope);
+            let new_env = outcome
+                .rewrite_envelope(envelope)
+                .or_else(|| edited.then(|| envelope.clone()));
             let id = writer
                 .commit_to(hold.then_some(QueueName::Hold), new_env.as_ref())
                 .map_err(retry)?;

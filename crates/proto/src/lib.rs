@@ -11,6 +11,7 @@
 mod agent_stream;
 mod anvil;
 mod client;
+pub mod dsn_args;
 mod frame;
 pub mod haproxy;
 mod log_escape;

@@ -7,6 +7,7 @@
 
 mod dovecot;
 mod files;
+mod opendkim;
 mod queue;
 mod translate;
 
@@ -23,7 +24,7 @@ NAME
     rostconf import - carry a Postfix configuration into Rostfix
 
 SYNOPSIS
-    rostconf import [-n] [SOURCE [TARGET]]
+    rostconf import [-n] [--native-dkim] [--opendkim-conf FILE] [SOURCE [TARGET]]
 
 DESCRIPTION
     Reads Postfix's configuration directory SOURCE (default /etc/postfix) and writes
@@ -44,7 +45,7 @@ DESCRIPTION
       tables named in main.cf, and the aliases, are rebuilt with rostmap/rostalias.
     - TARGET/main.cf and master.cf as they were are saved as *.pre-import first.
 
-    Settings Rostfix accepts but does not implement (milters, message_drop_headers,
+    Settings Rostfix accepts but does not implement (message_drop_headers,
     soft_bounce = yes, ...) are listed with file, line and parameter, grouped by what
     stops working; so are values with a trailing `# comment`.
 
@@ -56,8 +57,21 @@ DESCRIPTION
     in Rostfix's queue directory, user mail_owner and group mail_owner's group
     (Dovecot's files are not edited; restart Dovecot after editing them).
 
+    OpenDKIM: a milter in smtpd_milters or non_smtpd_milters that is the Socket of
+    /etc/opendkim.conf is kept, and the report says Rostfix can sign natively with
+    the same KeyTable and SigningTable. With --native-dkim, rostfix_dkim_key_table
+    and rostfix_dkim_signing_table are set to OpenDKIM's tables (read in place) and
+    the milter is removed from the lists, provided Rostfix's signer loads those
+    tables and keys as they are (else the milter stays and the report says why).
+    For an OpenDKIM with a single KeyFile (Domain, Selector), --native-dkim writes
+    TARGET/opendkim-KeyTable and opendkim-SigningTable that sign the same way.
+
 OPTIONS
     -n      dry run: print the report, write nothing.
+    --native-dkim
+            replace the OpenDKIM milter by native DKIM signing (see above).
+    --opendkim-conf FILE
+            OpenDKIM's configuration (default /etc/opendkim.conf).
     --help  this text.
 
 EXIT STATUS
@@ -85,17 +99,38 @@ enum ImportError {
     Invalid(&'static str, rostfix_config::ConfigError),
 }
 
+/// The command line's choices.
+struct Options {
+    dry_run: bool,
+    /// --native-dkim: replace the OpenDKIM milter by native signing.
+    native_dkim: bool,
+    opendkim_conf: PathBuf,
+}
+
 /// Runs `rostconf import` with the arguments after `import`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    let mut dry_run = false;
+    let mut options = Options {
+        dry_run: false,
+        native_dkim: false,
+        opendkim_conf: PathBuf::from(opendkim::DEFAULT_CONF),
+    };
     let mut operands = Vec::new();
-    for arg in args {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--help" => {
                 print!("{HELP}");
                 return 0;
             }
-            "-n" => dry_run = true,
+            "-n" => options.dry_run = true,
+            "--native-dkim" => options.native_dkim = true,
+            "--opendkim-conf" => match args.next() {
+                Some(file) => options.opendkim_conf = PathBuf::from(file),
+                None => return usage("--opendkim-conf needs a file"),
+            },
+            other if other.starts_with("--opendkim-conf=") => {
+                options.opendkim_conf = PathBuf::from(&other["--opendkim-conf=".len()..]);
+            }
             other if other.starts_with('-') => return usage(&format!("invalid option {other}")),
             other => operands.push(PathBuf::from(other)),
         }
@@ -111,7 +146,7 @@ pub fn main(args: &[String]) -> i32 {
         .get(1)
         .cloned()
         .unwrap_or_else(|| rostfix_config::config_dir(None));
-    match import(&source, &target, dry_run) {
+    match import(&source, &target, &options) {
         Ok(report) => {
             print!("{report}");
             0
@@ -125,7 +160,9 @@ pub fn main(args: &[String]) -> i32 {
 
 fn usage(message: &str) -> i32 {
     eprintln!("rostconf: import: {message}");
-    eprintln!("usage: rostconf import [-n] [SOURCE [TARGET]]");
+    eprintln!(
+        "usage: rostconf import [-n] [--native-dkim] [--opendkim-conf FILE] [SOURCE [TARGET]]"
+    );
     EX_USAGE
 }
 
@@ -158,7 +195,8 @@ fn daemon_directory() -> PathBuf {
     })
 }
 
-fn import(source: &Path, target: &Path, dry_run: bool) -> Result<String, ImportError> {
+fn import(source: &Path, target: &Path, options: &Options) -> Result<String, ImportError> {
+    let dry_run = options.dry_run;
     let main_text = read(&source.join("main.cf"))?;
     let master_text = read(&source.join("master.cf"))?;
     let postfix_queue = postfix_setting(&main_text, "queue_directory")
@@ -167,13 +205,33 @@ fn import(source: &Path, target: &Path, dry_run: bool) -> Result<String, ImportE
     let daemons = daemon_directory();
     let available = |command: &str| !command.contains('/') && daemons.join(command).is_file();
 
-    let main = translate::main_cf(&main_text, &paths);
+    let mut main = translate::main_cf(&main_text, &paths);
     let master = translate::master_cf(&master_text, &paths, &available);
     let main_path = target.join("main.cf");
-    let loaded =
+    let mut loaded =
         MainCf::parse(&main.text, &main_path).map_err(|e| ImportError::Invalid("main.cf", e))?;
     let services = MasterCf::parse(&master.text, &target.join("master.cf"), 100)
         .map_err(|e| ImportError::Invalid("master.cf", e))?;
+    let (dkim, dkim_tables) = opendkim_plan(&loaded, &services, target, options);
+    if !dkim.edits.is_empty() {
+        main.text = rostfix_config::edit_main_cf_text(&main_path, &main.text, &dkim.edits)
+            .map_err(|e| ImportError::Invalid("main.cf", e))?;
+        loaded = MainCf::parse(&main.text, &main_path)
+            .map_err(|e| ImportError::Invalid("main.cf", e))?;
+        if !dry_run {
+            // Tables made for a single-key OpenDKIM, now that main.cf names them.
+            std::fs::create_dir_all(target).map_err(|source| ImportError::Write {
+                path: target.to_path_buf(),
+                source,
+            })?;
+            for (path, text) in &dkim_tables {
+                files::write_atomic(path, text, 0o644).map_err(|source| ImportError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
+    }
 
     let mut notes: Vec<Note> = main.notes.into_iter().chain(master.notes).collect();
     let mut carried = vec![format!(
@@ -233,6 +291,12 @@ fn import(source: &Path, target: &Path, dry_run: bool) -> Result<String, ImportE
             let _ = writeln!(report, "  - {item}");
         }
     }
+    if !dkim.report.is_empty() {
+        let _ = writeln!(report, "\nDKIM signing (OpenDKIM):");
+        for item in &dkim.report {
+            let _ = writeln!(report, "  - {item}");
+        }
+    }
     report.push_str(&not_implemented(&loaded, &services));
     if !dry_run {
         let path = target.join("IMPORT-REPORT");
@@ -240,6 +304,59 @@ fn import(source: &Path, target: &Path, dry_run: bool) -> Result<String, ImportE
             .map_err(|source| ImportError::Write { path, source })?;
     }
     Ok(report)
+}
+
+/// What to do about an OpenDKIM milter (import/opendkim.rs), and the KeyTable and
+/// SigningTable to write into `target` for a single-key OpenDKIM when its milter is
+/// replaced. The signer is tried on the tables as they would be; made tables are
+/// tried from a private temporary directory, since nothing is written yet.
+fn opendkim_plan(
+    loaded: &MainCf,
+    services: &MasterCf,
+    target: &Path,
+    options: &Options,
+) -> (opendkim::Plan, Vec<(PathBuf, String)>) {
+    let Some(mut conf) = opendkim::OpenDkimConf::read(&options.opendkim_conf) else {
+        return (opendkim::Plan::default(), Vec::new());
+    };
+    let mut made = Vec::new();
+    if let Some(tables) = conf.single_key_tables() {
+        conf.made_tables = Some(tables.as_ref().map(|_| ()).map_err(Clone::clone));
+        if let Ok((kt, st)) = tables {
+            let (kt_path, st_path) = (
+                target.join("opendkim-KeyTable"),
+                target.join("opendkim-SigningTable"),
+            );
+            conf.key_table = Some(kt_path.display().to_string());
+            conf.signing_table = Some(format!("refile:{}", st_path.display()));
+            made = vec![(kt_path, kt), (st_path, st)];
+        }
+    }
+    let load = |kt: &str, st: &str| -> Result<(), String> {
+        if made.is_empty() {
+            return rostfix_dkim::Signer::load(kt, st)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+        }
+        let dir = std::env::temp_dir().join(format!("rostconf-dkim-{}", std::process::id()));
+        let result = (|| {
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let (kt_tmp, st_tmp) = (dir.join("KeyTable"), dir.join("SigningTable"));
+            std::fs::write(&kt_tmp, &made[0].1).map_err(|e| e.to_string())?;
+            std::fs::write(&st_tmp, &made[1].1).map_err(|e| e.to_string())?;
+            rostfix_dkim::Signer::load(
+                &kt_tmp.display().to_string(),
+                &format!("refile:{}", st_tmp.display()),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        })();
+        // Ours, made a moment ago; nothing else is in it.
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    };
+    let plan = opendkim::plan(loaded, services, &conf, options.native_dkim, &load);
+    (plan, made)
 }
 
 /// Where Dovecot's configuration is looked for.
@@ -440,7 +557,7 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let master = MasterCf::parse(
-            "smtp inet n - y - - smtpd\n  -o non_smtpd_milters=inet:127.0.0.1:8891\n",
+            "smtp inet n - y - - smtpd\n  -o defer_transports=smtp\n",
             Path::new("/etc/rostfix/master.cf"),
             100,
         )
@@ -454,7 +571,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("  milters:\n    - /etc/rostfix/master.cf, line 1: non_smtpd_milters = inet:127.0.0.1:8891 (-o of service smtp/inet)\n"),
+            text.contains("  routing:\n    - /etc/rostfix/master.cf, line 1: defer_transports = smtp (-o of service smtp/inet)\n"),
             "{text}"
         );
         assert!(

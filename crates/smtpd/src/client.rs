@@ -5,7 +5,7 @@
 //! reject_unknown_client_hostname can tell a temporary failure from a permanent one.
 
 use crate::cidr::normalize_ip;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// How a name lookup ended (Postfix's SMTPD_PEER_CODE_*).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,6 +30,12 @@ pub struct ClientInfo {
     pub reverse_name_status: NameStatus,
     /// The address (IPv4-mapped IPv6 shown as IPv4); None for a UNIX-domain client.
     pub ip: Option<IpAddr>,
+    /// The client's TCP port, 0 when not known (a UNIX-domain client). Milters get it
+    /// in CONNECT and `{client_port}`.
+    pub port: u16,
+    /// Our end of the connection (the address and port the client reached), for the
+    /// `{daemon_addr}` and `{daemon_port}` milter macros; None when not known.
+    pub server: Option<SocketAddr>,
 }
 
 impl ClientInfo {
@@ -41,6 +47,17 @@ impl ClientInfo {
             name_status: NameStatus::Perm,
             reverse_name_status: NameStatus::Perm,
             ip: Some(normalize_ip(ip)),
+            port: 0,
+            server: None,
+        }
+    }
+
+    /// A TCP client from its and our socket addresses.
+    pub fn from_endpoints(client: SocketAddr, server: Option<SocketAddr>) -> ClientInfo {
+        ClientInfo {
+            port: client.port(),
+            server: server.map(|s| SocketAddr::new(normalize_ip(s.ip()), s.port())),
+            ..ClientInfo::from_ip(client.ip())
         }
     }
 
@@ -52,6 +69,8 @@ impl ClientInfo {
             name_status: NameStatus::Ok,
             reverse_name_status: NameStatus::Ok,
             ip: None,
+            port: 0,
+            server: None,
         }
     }
 

@@ -30,7 +30,7 @@ fn proxied_client(
     match haproxy::receive(stream, limit) {
         Ok(p) => Some(
             p.endpoints
-                .map(|(client, _)| ClientInfo::from_ip(client.ip())),
+                .map(|(client, server)| ClientInfo::from_endpoints(client, Some(server))),
         ),
         Err(e) => {
             log::warn!("{e}");
@@ -101,7 +101,7 @@ pub fn handle(
     match conn {
         Connection::Tcp(mut stream) => {
             let mut client = match stream.peer_addr() {
-                Ok(addr) => ClientInfo::from_ip(addr.ip()),
+                Ok(addr) => ClientInfo::from_endpoints(addr, stream.local_addr().ok()),
                 Err(e) => {
                     log::warn!("getpeername: {e}");
                     return;
@@ -120,7 +120,8 @@ pub fn handle(
         // header named, which the socket's peer is not). postscreen has read the
         // header already, so smtpd_upstream_proxy_protocol does not apply here.
         Connection::Passed(passed) => {
-            let client = ClientInfo::from_ip(passed.endpoints.client.ip());
+            let e = &passed.endpoints;
+            let client = ClientInfo::from_endpoints(e.client, Some(e.server));
             serve_tcp(settings, service, tls, passed.stream, client);
         }
         Connection::Unix(stream) => {

@@ -3,7 +3,8 @@
 //! (RFC 4954, accepted and ignored here: the AUTH layer may use it).
 //!
 //! Each function checks the parameters the client sent and returns either what the
-//! transaction keeps or the exact reply to send. xtext (RFC 3461 4) is decoded here;
+//! transaction keeps or the exact reply to send. xtext (RFC 3461 4), NOTIFY and ORCPT
+//! are decoded by rostfix_proto::dsn_args (shared with milters' ADDRCPT_PAR);
 //! decoded ENVID and ORCPT values must be printable ASCII (or, for a UTF-8 ORCPT under
 //! SMTPUTF8, free of control characters), so nothing a client sends can inject a line
 //! break into a queue file record, a log line or a DSN.
@@ -12,11 +13,11 @@
 //! docs/queue-format.md: `body_type`, `smtputf8`, `dsn_ret`, `dsn_envid`.
 
 use crate::reply::Reply;
+pub use rostfix_proto::dsn_args::decode_xtext;
+use rostfix_proto::dsn_args::{parse_notify, parse_orcpt, printable_ascii};
 
 /// RFC 3461 4.4: ENVID is at most 100 characters.
 const MAX_ENVID: usize = 100;
-/// RFC 3461 4.2: ORCPT is at most 500 characters.
-const MAX_ORCPT: usize = 500;
 
 /// What MAIL FROM's parameters said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -190,111 +191,6 @@ pub fn rcpt_params(
         }
     }
     Ok(out)
-}
-
-/// `NEVER` alone, or any of SUCCESS, FAILURE, DELAY (each once); returned canonical.
-fn parse_notify(v: &str) -> Option<String> {
-    let mut never = false;
-    let mut flags = [false; 3];
-    for word in v.split(',') {
-        let slot = match word.to_ascii_uppercase().as_str() {
-            "NEVER" => {
-                if never {
-                    return None;
-                }
-                never = true;
-                continue;
-            }
-            "SUCCESS" => 0,
-            "FAILURE" => 1,
-            "DELAY" => 2,
-            _ => return None,
-        };
-        if flags[slot] {
-            return None;
-        }
-        flags[slot] = true;
-    }
-    let any = flags.iter().any(|f| *f);
-    match (never, any) {
-        (true, false) => Some("NEVER".to_string()),
-        (false, true) => Some(
-            ["SUCCESS", "FAILURE", "DELAY"]
-                .iter()
-                .zip(flags)
-                .filter(|(_, on)| *on)
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        _ => None,
-    }
-}
-
-/// `rfc822;xtext` (or `utf-8;...` under SMTPUTF8, RFC 6533) -> the decoded address.
-fn parse_orcpt(v: &str, smtputf8: bool) -> Option<String> {
-    if v.len() > MAX_ORCPT {
-        return None;
-    }
-    let (kind, addr) = v.split_once(';')?;
-    let decoded = if kind.eq_ignore_ascii_case("rfc822") {
-        decode_xtext(addr).filter(|a| printable_ascii(a))?
-    } else if smtputf8 && kind.eq_ignore_ascii_case("utf-8") {
-        // RFC 6533 utf-8-addr-xtext: \x{HEX} escapes; plain UTF-8 otherwise.
-        decode_utf8_addr(addr).filter(|a| !a.chars().any(char::is_control))?
-    } else {
-        return None;
-    };
-    (!decoded.is_empty()).then_some(decoded)
-}
-
-/// RFC 3461 4: `+HH` escapes; other characters must be printable ASCII except `+`
-/// and `=`. None when malformed.
-pub fn decode_xtext(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                // RFC 3461: the hex digits are upper case; accept lower case as well.
-                let text = std::str::from_utf8(hex).ok()?;
-                if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(text, 16).ok()?);
-                i += 3;
-            }
-            b'=' => return None,
-            b @ b'!'..=b'~' => {
-                out.push(b);
-                i += 1;
-            }
-            _ => return None,
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// RFC 6533 `\x{HEX}` escapes in a UTF-8 address.
-fn decode_utf8_addr(s: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find("\\x{") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 3..];
-        let end = after.find('}')?;
-        let code = u32::from_str_radix(&after[..end], 16).ok()?;
-        out.push(char::from_u32(code)?);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
-fn printable_ascii(s: &str) -> bool {
-    s.bytes().all(|b| (b' '..=b'~').contains(&b))
 }
 
 /// RFC 6531 3.4: without SMTPUTF8 on MAIL, addresses must be ASCII.

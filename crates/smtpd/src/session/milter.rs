@@ -11,7 +11,6 @@ use super::{Session, Transaction};
 use crate::reply::Reply;
 use crate::sink::QueueSink;
 use rostfix_milter::{ConnectInfo, EnvelopeEdits, Message, Milters, Verdict};
-use rostfix_queue::{Envelope, Recipient};
 use std::collections::HashMap;
 
 /// The milters' decision on a finished message.
@@ -63,6 +62,11 @@ impl<S: QueueSink> Session<'_, S> {
             format!("{} [{}]", self.client.name, self.client.addr()),
         );
         m.insert("client_addr", self.client.addr());
+        m.insert("client_port", self.client.port.to_string());
+        if let Some(server) = self.client.server {
+            m.insert("daemon_addr", server.ip().to_string());
+            m.insert("daemon_port", server.port().to_string());
+        }
         m.insert("client_name", self.client.name.clone());
         m.insert("client_ptr", self.client.reverse_name.clone());
         if let Some(h) = &self.helo {
@@ -100,7 +104,7 @@ impl<S: QueueSink> Session<'_, S> {
         let info = ConnectInfo {
             hostname: self.client.name.clone(),
             addr: self.client.ip,
-            port: 0,
+            port: self.client.port,
         };
         let macros = self.milter_macros(None, None, None);
         let (milters, verdict) = Milters::connect(&cfg, &info, &|n| macros.get(n).cloned());
@@ -189,6 +193,46 @@ impl<S: QueueSink> Session<'_, S> {
         let sender = self.txn.as_ref().map(|t| t.sender.clone());
         self.milter_event("RCPT", sender.as_deref(), Some(rcpt), |m, mac| {
             m.rcpt(&args, &|n| mac.get(n).cloned())
+        })
+    }
+
+    /// A recipient smtpd refused, shown to the milters that asked for refused
+    /// recipients (SMFIP_RCPT_REJ) with Postfix's macros: `{rcpt_mailer}` error,
+    /// `{rcpt_host}` the enhanced status code, `{rcpt_addr}` the rest of the reply.
+    pub(super) fn milter_rejected_rcpt(
+        &mut self,
+        rcpt: &str,
+        params: &[(String, Option<String>)],
+        reply: &Reply,
+    ) {
+        if !self.milters_active() {
+            return;
+        }
+        let args = milter_args(rcpt, params);
+        let sender = self.txn.as_ref().map(|t| t.sender.clone());
+        let mut macros = self.milter_macros(None, sender.as_deref(), Some(rcpt));
+        // "550 5.1.1 <x>: Recipient address rejected: ..."
+        let text = reply.log_text();
+        let mut parts = text.splitn(3, ' ').skip(1);
+        macros.insert("rcpt_mailer", "error".into());
+        macros.insert("rcpt_host", parts.next().unwrap_or("").to_string());
+        macros.insert("rcpt_addr", parts.next().unwrap_or("").to_string());
+        if let Some(m) = self.milters.as_mut() {
+            m.rejected_rcpt(&args, &|n| macros.get(n).cloned());
+        }
+    }
+
+    /// A command smtpd does not know: the milters' refusal, if any, replaces 502.
+    pub(super) fn milter_unknown(&mut self, line: &[u8]) -> Option<Reply> {
+        if !self.milters_active() {
+            return None;
+        }
+        let line = String::from_utf8_lossy(line)
+            .trim_end_matches(['\r', '\n'])
+            .to_string();
+        let sender = self.txn.as_ref().map(|t| t.sender.clone());
+        self.milter_event("UNKNOWN", sender.as_deref(), None, |m, mac| {
+            m.unknown(&line, &|n| mac.get(n).cloned())
         })
     }
 
@@ -319,26 +363,4 @@ fn milter_args(address: &str, params: &[(String, Option<String>)]) -> Vec<String
         });
     }
     args
-}
-
-/// Applies the milters' envelope changes to `env` (CHGFROM, DELRCPT, ADDRCPT).
-pub(super) fn apply_envelope_edits(env: &mut Envelope, edits: &EnvelopeEdits) {
-    if let Some((sender, _args)) = &edits.sender {
-        // ESMTP arguments of CHGFROM (e.g. a new SIZE) are not applied.
-        env.sender = sender.clone();
-    }
-    env.recipients.retain(|r| {
-        !edits
-            .del_rcpts
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(&r.address) || d.eq_ignore_ascii_case(&r.orig_address))
-    });
-    for (addr, _args) in &edits.add_rcpts {
-        // ADDRCPT_PAR arguments (NOTIFY=, ORCPT=) are not applied.
-        env.recipients.push(Recipient {
-            address: addr.clone(),
-            orig_address: addr.clone(),
-            ..Recipient::default()
-        });
-    }
 }

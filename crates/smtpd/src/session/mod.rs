@@ -302,7 +302,11 @@ impl<'a, S: QueueSink> Session<'a, S> {
                 }
                 Err(e) => {
                     self.last = e.name().to_ascii_uppercase();
-                    let reply = error_reply(&e);
+                    let milter = match e {
+                        CommandError::Unknown(_) => self.milter_unknown(&line),
+                        _ => None,
+                    };
+                    let reply = milter.unwrap_or_else(|| error_reply(&e));
                     self.finish(e.name(), io, reply);
                 }
             }
@@ -760,6 +764,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
         if let Some(reply) =
             self.restriction_check(CheckPoint::Rcpt, Some(&txn.sender), Some(&arg.address))
         {
+            self.milter_rejected_rcpt(&arg.address, &arg.params, &reply);
             return reply;
         }
         if !self.anvil.recipient_allowed() {

@@ -16,7 +16,7 @@
 //! Past a limit or a write error the content is still accepted from the client (and
 //! dropped) until the end, so the session stays in sync; the reply comes at the end.
 
-use super::milter::{apply_envelope_edits, MessageVerdict};
+use super::milter::MessageVerdict;
 use super::{Session, Transaction};
 use crate::headers::HeaderScanner;
 use crate::limits::HeaderSizeGuard;
@@ -345,7 +345,7 @@ impl<S: QueueSink> Session<'_, S> {
             }
             if !edits.is_empty() {
                 let mut env = new_envelope.unwrap_or_else(|| envelope.clone());
-                apply_envelope_edits(&mut env, &edits);
+                edits.apply_to(&mut env);
                 new_envelope = Some(env);
             }
         }

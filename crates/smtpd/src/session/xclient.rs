@@ -110,6 +110,11 @@ fn bad(cmd: &'static str, attr: &'static str, value: &str) -> AttrError {
 pub(super) struct XclientRequest {
     name: Option<Option<String>>,
     addr: Option<IpAddr>,
+    /// PORT, DESTADDR, DESTPORT: what milters are told ({client_port}, {daemon_addr},
+    /// {daemon_port}).
+    port: Option<u16>,
+    dest_addr: Option<IpAddr>,
+    dest_port: Option<u16>,
     helo: Option<Option<String>>,
     proto_esmtp: Option<bool>,
     login: Option<Option<String>>,
@@ -127,13 +132,19 @@ pub(super) fn parse_xclient(args: &str) -> Result<XclientRequest, AttrError> {
                 }
             }
             "PORT" | "DESTPORT" => {
-                if known(value.clone()).is_some() && value.parse::<u16>().is_err() {
-                    return Err(bad(CMD, "PORT", &value));
+                if known(value.clone()).is_some() {
+                    let port = value.parse::<u16>().map_err(|_| bad(CMD, "PORT", &value))?;
+                    if name == "PORT" {
+                        r.port = Some(port);
+                    } else {
+                        r.dest_port = Some(port);
+                    }
                 }
             }
             "DESTADDR" => {
-                if known(value.clone()).is_some() && parse_addr(&value).is_none() {
-                    return Err(bad(CMD, "DESTADDR", &value));
+                if known(value.clone()).is_some() {
+                    r.dest_addr =
+                        Some(parse_addr(&value).ok_or_else(|| bad(CMD, "DESTADDR", &value))?);
                 }
             }
             "PROTO" => match value.to_ascii_uppercase().as_str() {
@@ -260,9 +271,21 @@ impl<S: QueueSink> Session<'_, S> {
             Err(e) => return Reply::new(501, "5.5.4", e.to_string()),
         };
         let mut client = match req.addr {
-            Some(ip) => ClientInfo::from_ip(ip),
+            Some(ip) => ClientInfo {
+                server: self.client.server,
+                ..ClientInfo::from_ip(ip)
+            },
             None => self.client.clone(),
         };
+        if let Some(port) = req.port {
+            client.port = port;
+        }
+        if req.dest_addr.is_some() || req.dest_port.is_some() {
+            let old = client.server;
+            let ip = req.dest_addr.or(old.map(|s| s.ip()));
+            let port = req.dest_port.or(old.map(|s| s.port())).unwrap_or(0);
+            client.server = ip.map(|ip| std::net::SocketAddr::new(ip, port));
+        }
         if let Some(name) = req.name {
             client.name = name.unwrap_or_else(|| "unknown".into());
         }
@@ -324,6 +347,12 @@ mod tests {
         assert_eq!(r.addr, Some("192.0.2.7".parse().unwrap()));
         assert_eq!(r.proto_esmtp, Some(true));
         assert_eq!(r.helo, Some(Some("h".into())));
+        assert_eq!(r.port, Some(1234));
+        let r = parse_xclient("DESTADDR=192.0.2.1 DESTPORT=587").unwrap();
+        assert_eq!(
+            (r.dest_addr, r.dest_port),
+            (Some("192.0.2.1".parse().unwrap()), Some(587))
+        );
         let r =
             parse_xclient("NAME=[UNAVAILABLE] ADDR=IPV6:2001:db8::1 LOGIN=[TEMPUNAVAIL]").unwrap();
         assert_eq!(r.name, Some(None));
