@@ -256,8 +256,9 @@ pub fn from_address(value: &str) -> Option<String> {
     Some(addr.to_ascii_lowercase())
 }
 
-/// LF to CRLF (lines already ending in CRLF are left alone).
-fn to_crlf(message: &[u8]) -> Vec<u8> {
+/// LF to CRLF (lines already ending in CRLF are left alone): the wire form that
+/// signatures are made and verified over (crates/authverify verifies with it too).
+pub fn to_crlf(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 32);
     let mut prev = 0u8;
     for &b in message {

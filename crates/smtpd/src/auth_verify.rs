@@ -1,0 +1,119 @@
+//! The settings of verification on receipt (crates/authverify): which mail is
+//! checked (rostfix_auth_verify), the deadline of one check
+//! (rostfix_auth_verify_timeout), the public suffix list, and what is done with a
+//! DMARC failure (rostfix_dmarc_reject_policy with the exception tables
+//! rostfix_dmarc_exception_maps). Read once, before the chroot: the suffix list and
+//! /etc/resolv.conf are not readable afterwards. The session side is
+//! session/authverify.rs.
+
+use rostfix_authverify::Verifier;
+use rostfix_config::MainCf;
+use rostfix_maps::{Map, MapError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthVerifyError {
+    #[error("rostfix_auth_verify: {0:?}: want no, outside or all")]
+    Scope(String),
+    #[error("rostfix_auth_verify: {0}")]
+    Setup(#[from] rostfix_authverify::VerifyError),
+    #[error("rostfix_dmarc_exception_maps: {0}")]
+    Table(#[from] MapError),
+}
+
+/// Which mail gets an Authentication-Results header and the DMARC policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Mail from clients outside mynetworks that did not authenticate: mail from
+    /// elsewhere, which is what a receiver verifies (our own mail is signed instead).
+    Outside,
+    /// Every message, also from mynetworks and authenticated clients.
+    All,
+}
+
+/// Verification of received mail.
+pub struct AuthVerify {
+    pub verifier: Arc<Verifier>,
+    pub scope: Scope,
+    /// rostfix_dmarc_reject_policy: answer a p=reject failure with 550 5.7.1.
+    pub dmarc_reject: bool,
+    exceptions: Vec<Box<dyn Map>>,
+}
+
+impl std::fmt::Debug for AuthVerify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthVerify")
+            .field("scope", &self.scope)
+            .field("dmarc_reject", &self.dmarc_reject)
+            .finish()
+    }
+}
+
+/// The verification settings when on, and the verifier when anything uses it.
+pub type Configured = (Option<Arc<AuthVerify>>, Option<Arc<Verifier>>);
+
+/// The per-query DNS timeout: each query is also bounded by the whole check's
+/// deadline, whichever comes first.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl AuthVerify {
+    /// The verification settings (None when rostfix_auth_verify = no) and the
+    /// verifier, which reject_spf_fail uses even then (`spf_restriction`).
+    pub fn from_config(
+        cf: &MainCf,
+        myhostname: &str,
+        spf_restriction: bool,
+    ) -> Result<Configured, AuthVerifyError> {
+        let value = cf.get("rostfix_auth_verify");
+        let scope = match value.trim().to_ascii_lowercase().as_str() {
+            "no" | "" => None,
+            "outside" | "yes" => Some(Scope::Outside),
+            "all" => Some(Scope::All),
+            other => return Err(AuthVerifyError::Scope(other.to_string())),
+        };
+        if scope.is_none() && !spf_restriction {
+            return Ok((None, None));
+        }
+        let servers = cf.get_list("rostfix_dns_servers");
+        let deadline = cf
+            .get_time("rostfix_auth_verify_timeout")
+            .max(Duration::from_secs(1));
+        let verifier = Arc::new(Verifier::new(
+            &servers,
+            QUERY_TIMEOUT.min(deadline),
+            deadline,
+            cf.get("rostfix_public_suffix_list").trim(),
+            myhostname,
+        )?);
+        let Some(scope) = scope else {
+            return Ok((None, Some(verifier)));
+        };
+        let mut exceptions = Vec::new();
+        for spec in cf.get_list("rostfix_dmarc_exception_maps") {
+            exceptions.push(rostfix_maps::open_map(&spec)?);
+        }
+        let settings = AuthVerify {
+            verifier: verifier.clone(),
+            scope,
+            dmarc_reject: cf.get_bool("rostfix_dmarc_reject_policy"),
+            exceptions,
+        };
+        Ok((Some(Arc::new(settings)), Some(verifier)))
+    }
+
+    /// The From: domain or its organisational domain is listed in
+    /// rostfix_dmarc_exception_maps (any value: OpenDMARC's IgnoreDomains). A lookup
+    /// error is an Err: the caller does not reject on a table it cannot read.
+    pub fn exempt(&self, from_domain: &str, org_domain: &str) -> Result<bool, MapError> {
+        for table in &self.exceptions {
+            for key in [from_domain, org_domain] {
+                if table.lookup(key)?.is_some() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+}

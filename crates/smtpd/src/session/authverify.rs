@@ -1,0 +1,96 @@
+//! Verification on receipt in smtpd (a child module of session/mod.rs): for the
+//! mail rostfix_auth_verify selects (by default mail from outside: neither
+//! mynetworks nor SASL-authenticated), the held content is checked by
+//! crates/authverify (SPF at HELO and MAIL FROM, DKIM, ARC, DMARC), incoming
+//! Authentication-Results fields that claim our authserv-id (myhostname) are removed
+//! as forged, and one Authentication-Results header is put on top. It runs before
+//! the milters, so a milter (OpenDMARC, rspamd) sees our results.
+//!
+//! rostfix_dmarc_reject_policy = yes answers a DMARC failure of a domain that
+//! publishes p=reject with 550 5.7.1 (RFC 7489 10.3 names 5.7.1), unless
+//! rostfix_dmarc_exception_maps lists the From: domain. A DNS failure is a
+//! temperror result and never rejects (not even temporarily: the header says so).
+
+use super::{Session, Transaction};
+use crate::auth_verify::{AuthVerify, Scope};
+use crate::reply::Reply;
+use crate::sink::QueueSink;
+use rostfix_authverify::{strip_forged, DmarcStatus, Peer, Policy};
+
+impl<S: QueueSink> Session<'_, S> {
+    /// The verification settings when this session's mail is verified.
+    pub(super) fn verification(&self) -> Option<&AuthVerify> {
+        let av = self.cfg.auth_verify.as_deref()?;
+        let outside = !self.trusted && self.auth.username.is_none();
+        (av.scope == Scope::All || outside).then_some(av)
+    }
+
+    /// The content with forged Authentication-Results removed and ours on top, or
+    /// the refusal of a DMARC p=reject failure.
+    pub(super) fn verify_received(
+        &self,
+        id: &str,
+        content: Vec<u8>,
+        txn: &Transaction,
+        stage: &str,
+    ) -> Result<Vec<u8>, Reply> {
+        let (Some(av), Some(ip)) = (self.verification(), self.client.ip) else {
+            return Ok(content);
+        };
+        let peer = Peer {
+            ip,
+            helo: self.helo.as_deref().unwrap_or(""),
+            sender: &txn.sender,
+        };
+        // Checked as received: a forged header the sender signed still verifies.
+        let report = av.verifier.verify(&peer, &content);
+        let (content, forged) = strip_forged(&content, av.verifier.authserv_id());
+        if forged > 0 {
+            log::warn!(
+                "{id}: removed {forged} Authentication-Results header(s) claiming our authserv-id {}",
+                av.verifier.authserv_id()
+            );
+        }
+        let dmarc_text = match &report.dmarc {
+            Some(d) => format!(" dmarc={} header.from={}", d.status.as_str(), d.from_domain),
+            None => String::new(),
+        };
+        log::info!(
+            "{id}: authentication: spf={}{dmarc_text}",
+            rostfix_authverify::spf_name(report.spf)
+        );
+        if let Some(d) = report.dmarc.as_ref().filter(|d| {
+            av.dmarc_reject && d.status == DmarcStatus::Fail && d.policy == Some(Policy::Reject)
+        }) {
+            match av.exempt(&d.from_domain, &d.org_domain) {
+                Ok(true) => log::info!(
+                    "{id}: DMARC p=reject failure of {} not rejected: rostfix_dmarc_exception_maps",
+                    d.from_domain
+                ),
+                Ok(false) => {
+                    let reply = Reply::new(
+                        550,
+                        "5.7.1",
+                        format!("Rejected by DMARC policy for {}", d.from_domain),
+                    );
+                    let rcpt = txn.recipients.first().map(String::as_str).unwrap_or("");
+                    self.log_reject(
+                        id,
+                        (stage, "rostfix_dmarc_reject_policy"),
+                        &reply,
+                        &txn.sender,
+                        rcpt,
+                    );
+                    return Err(reply);
+                }
+                // A table that cannot be read: the mail is accepted with its header
+                // (rejecting on a lookup failure would refuse listed domains too).
+                Err(e) => log::warn!("{id}: rostfix_dmarc_exception_maps: {e}"),
+            }
+        }
+        let mut out = Vec::with_capacity(report.header.len() + content.len());
+        out.extend_from_slice(report.header.as_bytes());
+        out.extend_from_slice(&content);
+        Ok(out)
+    }
+}
