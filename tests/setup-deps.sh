@@ -42,6 +42,8 @@ NEEDED="
     python3-nacl:/usr/lib/python3/dist-packages/nacl
     rspamd:/usr/bin/rspamd
     python3-dnspython:/usr/lib/python3/dist-packages/dns
+    opendmarc:/usr/sbin/opendmarc
+    publicsuffix:/usr/share/publicsuffix/public_suffix_list.dat
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

@@ -5,6 +5,10 @@
 //!
 //! Content is as stored: LF line endings, header section up to the first empty line.
 
+use base64::Engine;
+use mail_auth::common::auth_results::AsAuthResult;
+use mail_auth::DkimOutput;
+
 /// The field name compared case-insensitively.
 const AR_NAME: &str = "authentication-results";
 
@@ -89,6 +93,37 @@ fn authserv(value: &[u8]) -> Option<String> {
         .trim_matches('"')
         .to_string();
     (!token.is_empty()).then_some(token)
+}
+
+/// `;\r\n\tdkim=RESULT header.d=D header.i=I header.s=S header.b=B` for one
+/// signature, as OpenDKIM writes it. mail-auth's builder writes header.i alone when
+/// the signature has i=, but OpenDMARC takes the domain to align from header.d.
+pub fn dkim_result(o: &DkimOutput<'_>) -> String {
+    let mut out = String::from(";\r\n\tdkim=");
+    o.result().as_auth_result(&mut out);
+    if let Some(sig) = o.signature() {
+        for (name, value) in [("d", &sig.d), ("i", &sig.i), ("s", &sig.s)] {
+            let value = pvalue(value);
+            if !value.is_empty() {
+                out.push_str(&format!(" header.{name}={value}"));
+            }
+        }
+        // The first 8 characters of the signature (RFC 6008): which one, when several.
+        let b = base64::engine::general_purpose::STANDARD.encode(&sig.b);
+        if let Some(b) = b.get(..8) {
+            out.push_str(&format!(" header.b={b}"));
+        }
+    }
+    out
+}
+
+/// A property value as a bare token: the characters of domains, selectors and
+/// `local@domain` identities only (anything else in them is a sender's trick).
+fn pvalue(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@' | '+'))
+        .collect()
 }
 
 /// CRLF line ends to LF, ending in one LF: the queue file's form of a header.

@@ -11,10 +11,11 @@ use crate::dmarc::{self, DmarcOutcome, Identifiers};
 use crate::header::to_lf_field;
 use crate::psl::SuffixList;
 use crate::VerifyError;
+use mail_auth::dkim::DkimError;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, MessageAuthenticator, SpfOutput,
-    SpfResult,
+    AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, Error,
+    MessageAuthenticator, SpfOutput, SpfResult,
 };
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -154,12 +155,15 @@ impl Verifier {
     pub fn verify(&self, peer: &Peer<'_>, content: &[u8]) -> Report {
         let helo_spf = self.spf_helo(peer);
         let mail_spf = self.spf_mail_from(peer);
-        let mut ar = AuthenticationResults::new(&self.authserv_id).with_spf_mailfrom_result(
-            &mail_spf,
-            peer.ip,
-            peer.sender,
-            peer.helo,
-        );
+        // The MAIL FROM result first: it is the identity DMARC aligns, and the
+        // Authentication-Results parsers of OpenDMARC and OpenARC keep only the first
+        // result of each method (but dkim) when they read ours as trusted.
+        // smtp.mailfrom names the domain, as pypolicyd-spf writes it: RFC 8601 allows
+        // the address or its domain, and OpenDMARC 1.4 cannot read the address form
+        // (it then takes the SPF pass for a failure).
+        let mailfrom = peer.sender.rsplit_once('@').map_or(peer.sender, |(_, d)| d);
+        let mut ar = AuthenticationResults::new(&self.authserv_id)
+            .with_spf_mailfrom_result(&mail_spf, peer.ip, mailfrom, peer.helo);
         if !peer.helo.is_empty() && !peer.helo.starts_with('[') {
             ar = ar.with_spf_ehlo_result(&helo_spf, peer.ip, peer.helo);
         }
@@ -192,8 +196,21 @@ impl Verifier {
             None => peer.helo,
         };
         let checks = async {
-            let dkim = self.auth.verify_dkim(message).await;
+            let dkim: Vec<DkimOutput<'_>> = self
+                .auth
+                .verify_dkim(message)
+                .await
+                .into_iter()
+                .map(|o| body_hash_fails(message, o))
+                .collect();
             let arc = self.auth.verify_arc(message).await;
+            // RFC 8617 knows pass, fail and none: a chain that does not verify fails.
+            let arc = match arc.result().clone() {
+                DkimResult::Neutral(e) | DkimResult::PermError(e) => {
+                    arc.with_result(DkimResult::Fail(e))
+                }
+                _ => arc,
+            };
             let dmarc = match from_domains.as_slice() {
                 [from] => {
                     let ids = Identifiers {
@@ -214,12 +231,13 @@ impl Verifier {
                 // receiver; mail-auth and RFC 9989 exempt them): no DMARC.
                 _ => None,
             };
-            let header_from = from_domains.first().map(String::as_str).unwrap_or("");
-            let mut text = if dkim.is_empty() {
-                format!("{ar};\r\n\tdkim=none")
-            } else {
-                ar.clone().with_dkim_results(&dkim, header_from).to_string()
-            };
+            let mut text = ar.to_string();
+            if dkim.is_empty() {
+                text.push_str(";\r\n\tdkim=none");
+            }
+            for o in &dkim {
+                text.push_str(&crate::header::dkim_result(o));
+            }
             if !message.ams_headers.is_empty() || !message.as_headers.is_empty() {
                 let arc_part = AuthenticationResults::new("").with_arc_result(&arc, peer.ip);
                 text.push_str(&arc_part.to_string());
@@ -246,6 +264,28 @@ impl Verifier {
             text.push_str(&dmarc_result(d));
         }
         (text, dmarc)
+    }
+}
+
+/// A body hash mismatch as `fail`: mail-auth says `neutral`, as OpenDKIM does, but
+/// RFC 6376 6.1.3 makes it a PERMFAIL and RFC 8601 2.7.1 calls a signature that failed
+/// its verification test `fail` (`neutral` is for signatures that could not be
+/// processed), which is what dkimpy and receivers such as Gmail report.
+fn body_hash_fails<'x>(message: &'x AuthenticatedMessage<'x>, o: DkimOutput<'x>) -> DkimOutput<'x> {
+    let DkimResult::Neutral(e @ Error::Dkim(DkimError::FailedBodyHashMatch)) = o.result() else {
+        return o;
+    };
+    // The output's signature borrows from the message: find it there for its lifetime.
+    let sig = o.signature().and_then(|sig| {
+        message
+            .dkim_headers
+            .iter()
+            .map(|h| &h.header)
+            .find(|s| std::ptr::eq(*s, sig))
+    });
+    match sig {
+        Some(sig) => DkimOutput::fail(e.clone()).with_signature(sig),
+        None => o,
     }
 }
 
