@@ -117,3 +117,85 @@ impl AuthVerify {
         Ok(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{test_config, Settings, SettingsError};
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let mut all = vec![
+            ("myhostname", "mx.example.net"),
+            ("local_recipient_maps", ""),
+        ];
+        all.extend_from_slice(pairs);
+        Settings::from_config(&test_config(&all)?, None).map(|(s, _)| s)
+    }
+
+    /// A suffix list file of our own, so the test does not depend on the host's.
+    fn suffix_list() -> String {
+        let path = std::env::temp_dir().join(format!("rostfix-psl-{}.dat", std::process::id()));
+        std::fs::write(
+            &path,
+            "// ===BEGIN ICANN DOMAINS===\ncom\n// ===END ICANN DOMAINS===\n",
+        )
+        .unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn off_by_default_and_no_verifier_without_a_user() {
+        let s = settings(&[]).unwrap();
+        assert!(s.auth_verify.is_none());
+        assert!(s.restrictions.auth_verifier.is_none());
+    }
+
+    #[test]
+    fn scopes_and_the_spf_restriction_alone() {
+        let psl = suffix_list();
+        let dns = ("rostfix_dns_servers", "127.0.0.1:9");
+        let s = settings(&[
+            ("rostfix_auth_verify", "outside"),
+            ("rostfix_public_suffix_list", &psl),
+            dns,
+        ])
+        .unwrap();
+        let av = s.auth_verify.expect("verification on");
+        assert_eq!(av.scope, Scope::Outside);
+        assert!(!av.dmarc_reject);
+        assert_eq!(av.verifier.authserv_id(), "mx.example.net");
+        assert!(s.restrictions.auth_verifier.is_some());
+        let s = settings(&[
+            ("rostfix_auth_verify", "all"),
+            ("rostfix_public_suffix_list", &psl),
+            dns,
+        ])
+        .unwrap();
+        assert_eq!(s.auth_verify.map(|a| a.scope), Some(Scope::All));
+        // reject_spf_fail alone: the verifier without header writing.
+        let s = settings(&[
+            ("smtpd_sender_restrictions", "reject_spf_fail"),
+            ("rostfix_public_suffix_list", &psl),
+            dns,
+        ])
+        .unwrap();
+        assert!(s.auth_verify.is_none());
+        assert!(s.restrictions.auth_verifier.is_some());
+    }
+
+    #[test]
+    fn bad_values_stop_smtpd_naming_the_parameter() {
+        let e = settings(&[("rostfix_auth_verify", "sometimes")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("rostfix_auth_verify: \"sometimes\""),
+            "{e}"
+        );
+        let e = settings(&[
+            ("rostfix_auth_verify", "outside"),
+            ("rostfix_public_suffix_list", "/nonexistent/psl.dat"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/psl.dat"), "{e}");
+    }
+}
