@@ -19,7 +19,7 @@ use mail_auth::{
 };
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The SMTP facts the checks use.
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +41,13 @@ pub struct Report {
     pub spf: SpfResult,
 }
 
-/// Remembered SPF results: (ip, identity) -> output; a handful per session.
-type SpfMemo = Vec<((IpAddr, String), SpfOutput)>;
+/// Remembered SPF results: (ip, identity) -> (when, output); a handful per session.
+type SpfMemo = Vec<((IpAddr, String), (Instant, SpfOutput))>;
+
+/// How long an SPF result is reused: long enough for one session's MAIL FROM, RCPT
+/// and end of DATA, short enough that a process serving many sessions sees a
+/// changed record soon (its DNS answers are not cached beyond their TTL either).
+const SPF_MEMO_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Verification, set up once before the chroot.
 pub struct Verifier {
@@ -130,8 +135,9 @@ impl Verifier {
         Fut: std::future::Future<Output = SpfOutput>,
     {
         let key = (ip, identity.to_ascii_lowercase());
-        if let Ok(memo) = self.spf_memo.lock() {
-            if let Some((_, out)) = memo.iter().find(|(k, _)| *k == key) {
+        if let Ok(mut memo) = self.spf_memo.lock() {
+            memo.retain(|(_, (when, _))| when.elapsed() < SPF_MEMO_LIFETIME);
+            if let Some((_, (_, out))) = memo.iter().find(|(k, _)| *k == key) {
                 return out.clone();
             }
         }
@@ -145,7 +151,7 @@ impl Verifier {
             if memo.len() >= 16 {
                 memo.remove(0);
             }
-            memo.push((key, out.clone()));
+            memo.push((key, (Instant::now(), out.clone())));
         }
         out
     }

@@ -42,7 +42,7 @@ impl<S: QueueSink> Session<'_, S> {
             helo: self.helo.as_deref().unwrap_or(""),
             sender: &txn.sender,
         };
-        // Checked as received: a forged header the sender signed still verifies.
+        // Checked before the forged headers go: one the sender signed still verifies.
         let report = av.verifier.verify(&peer, &content);
         let (content, forged) = strip_forged(&content, av.verifier.authserv_id());
         if forged > 0 {
