@@ -2,7 +2,8 @@
 aiosmtpd (Debian's python3-aiosmtpd) on 127.0.0.1:PORT with STARTTLS from CERT/KEY,
 optionally requiring STARTTLS and AUTH (PLAIN/LOGIN against one user:password).
 Each accepted message is written to OUTDIR as NNN.eml with a first line
-`X-Peer: ip:port tls=yes|no auth=user` so tests see which connection carried it.
+`X-Peer: ip:port tls=yes|no auth=user reused=yes|no` so tests see which connection
+carried it and whether its TLS session was resumed.
 
 usage: smtp_peer.py PORT CERT KEY OUTDIR [--auth USER:PASSWORD]
 """
@@ -27,7 +28,10 @@ class Saver:
         tls = "yes" if session.ssl else "no"
         data = getattr(session, "auth_data", None)
         user = data.login.decode() if isinstance(data, LoginPassword) else None
-        head = f"X-Peer: {session.peer[0]}:{session.peer[1]} tls={tls} auth={user}\r\n"
+        ssl_object = server.transport.get_extra_info("ssl_object") if session.ssl else None
+        reused = "yes" if ssl_object is not None and ssl_object.session_reused else "no"
+        head = (f"X-Peer: {session.peer[0]}:{session.peer[1]} tls={tls} auth={user} "
+                f"reused={reused}\r\n")
         path = self.outdir / f"{self.count:03d}.eml"
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(head.encode() + envelope.original_content)

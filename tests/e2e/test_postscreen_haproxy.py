@@ -159,3 +159,36 @@ def test_a_bad_or_missing_proxy_header_is_refused(behind_haproxy):
              >= 2, what="the trickle's timeout warning")
     assert "CONNECT from" not in "".join(
         l for l in inst.log_text().splitlines() if f":{direct}" in l)
+
+
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def test_a_v2_local_header_speaks_for_the_connection_itself(behind_haproxy):
+    """A v2 LOCAL header (HAProxy's health checks with send-proxy-v2) names no client:
+    postscreen screens the connection's own peer, here 127.0.0.1 (denylisted) and
+    127.0.0.5 (not), instead of refusing the header."""
+    inst = behind_haproxy
+    direct = inst.proxy_ports["postscreen"]
+    local = V2_SIGNATURE + bytes([0x20, 0x00]) + (0).to_bytes(2, "big")
+    sock = socket.create_connection(("127.0.0.1", direct), timeout=20,
+                                    source_address=("127.0.0.1", 0))
+    with sock:
+        port = sock.getsockname()[1]
+        sock.sendall(local)
+        assert read_reply(sock.makefile("rb")) == ["521 5.3.2 Service currently unavailable"]
+    wait_for(lambda: f"DENYLISTED [127.0.0.1]:{port}" in inst.log_text(),
+             what="the LOCAL connection screened as its own peer")
+
+    sock = socket.create_connection(("127.0.0.1", direct), timeout=20,
+                                    source_address=("127.0.0.5", 0))
+    with sock:
+        port = sock.getsockname()[1]
+        # LOCAL with an address block anyway (allowed): its addresses are ignored.
+        block = bytes([127, 0, 0, 9, 127, 0, 0, 1]) + (1).to_bytes(2, "big") + (25).to_bytes(2, "big")
+        sock.sendall(V2_SIGNATURE + bytes([0x20, 0x11]) + len(block).to_bytes(2, "big") + block)
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"220-")
+    log = inst.log_text()
+    assert f"CONNECT from [127.0.0.5]:{port} to [127.0.0.1]:{direct}" in log, log
+    assert "[127.0.0.9]" not in log

@@ -96,3 +96,47 @@ def test_encrypt_to_a_peer_without_starttls_defers(make_instance, certs, start_p
     wait_for(lambda: a.queue_ids("deferred"), timeout=30, what="the message to be deferred")
     assert re.search(r"dsn=4\.7\.4, status=deferred \(TLS is required, but was not offered by "
                      rf"host 127\.0\.0\.1\[127\.0\.0\.1\]\)", a.log_text()), a.log_text()
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_session_cache_resumes_the_second_connection(make_instance, certs, start_peer, cache):
+    """With smtp_tls_session_cache_database set, the second TLS connection to the same
+    server resumes the first one's session (the peer's OpenSSL says so); without it,
+    Postfix's default, every connection does a full handshake."""
+    peer = start_peer(certs / "server.pem", certs / "server.key")
+    extra = {
+        "relayhost": f"[127.0.0.1]:{peer.port}",
+        "smtp_tls_security_level": "verify",
+        "smtp_tls_CAfile": str(certs / "ca.pem"),
+        "smtp_tls_loglevel": "2",
+        # A new connection for each message, so that TLS starts twice.
+        "smtp_connection_cache_on_demand": "no",
+    }
+    if cache:
+        extra["smtp_tls_session_cache_database"] = "btree:${data_directory}/smtp_scache"
+    a = make_instance(main_extra=extra, start=False)
+    # One smtp process: the cache lives in each process (crates/smtp/src/tls_sessions.rs).
+    master = a.conf / "master.cf"
+    text = master.read_text()
+    line = next(l for l in text.splitlines() if l.startswith("smtp ") and "unix" in l)
+    fields = line.split()
+    fields[6] = "1"  # maxproc
+    master.write_text(text.replace(line, " ".join(fields)))
+    a.start()
+    send(a, "first")
+    wait_for(lambda: len(peer.messages()) == 1, timeout=30, what="first delivery")
+    send(a, "second")
+    msgs = wait_for(lambda: len(peer.messages()) == 2 and peer.messages(), timeout=30,
+                    what="second delivery")
+    first, second = (m.split(b"\r\n", 1)[0] for m in msgs)
+    assert first.endswith(b"tls=yes auth=None reused=no"), first
+    assert first.split()[1] != second.split()[1], "expected two TCP connections"
+    log = a.log_text()
+    # Both connections are judged Verified: a resumed session is checked again.
+    assert log.count("Verified TLS connection established to 127.0.0.1[127.0.0.1]") == 2, log
+    if cache:
+        assert second.endswith(b"reused=yes"), (second, log)
+        assert f"127.0.0.1[127.0.0.1]:{peer.port}: Reusing old session" in log, log
+    else:
+        assert second.endswith(b"reused=no"), second
+        assert "Reusing old session" not in log

@@ -250,6 +250,12 @@ pub static PARAMS: &[ParamDef] = &[
     p("lmtp_tls_protocols", ">=TLSv1", ParamKind::List),
     p("lmtp_tls_secure_cert_match", "nexthop", ParamKind::List),
     p("lmtp_tls_security_level", "", ParamKind::Str),
+    p("lmtp_tls_session_cache_database", "", ParamKind::Str),
+    p(
+        "lmtp_tls_session_cache_timeout",
+        "3600s",
+        ParamKind::Time('s'),
+    ),
     p("lmtp_tls_verify_cert_match", "hostname", ParamKind::List),
     p("local_command_shell", "", ParamKind::Str),
     p("local_destination_concurrency_limit", "2", ParamKind::Int),
@@ -516,6 +522,10 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: the public suffix list DMARC takes organisational domains from
     // (Debian's publicsuffix package keeps this file current; OpenDMARC reads it too).
     p("rostfix_public_suffix_list", "/usr/share/publicsuffix/public_suffix_list.dat", ParamKind::Str),
+    // Rostfix-specific: smtpd offers REQUIRETLS (RFC 8689) on TLS sessions; mail
+    // taken with it leaves only over TLS verified by DANE, MTA-STS or PKIX with a
+    // secured MX lookup, else it is returned (5.7.10).
+    p("rostfix_requiretls_enable", "yes", ParamKind::Bool),
     // Rostfix-specific: the format a showq service answers in: rostfix (framed JSON,
     // for rostqueue) or postfix (Postfix 3's showq stream, for tools written against
     // Postfix such as prometheus-postfix-exporter); set per service with -o.

@@ -10,8 +10,8 @@ use crate::action::Action;
 use crate::cache::Test;
 use crate::reply::escape;
 use crate::session::{unix_now, Session};
-use std::io::{self, BufRead, BufReader};
-use std::net::TcpStream;
+use rostfix_smtpd::{NetStream, Transport};
+use std::io::{self, Read};
 use std::time::Duration;
 
 /// One read from the client.
@@ -22,45 +22,78 @@ enum Input {
     Timeout,
 }
 
-fn read_line(reader: &mut BufReader<TcpStream>, limit: usize) -> Input {
-    let mut line = Vec::new();
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Input::Timeout
+/// The client's bytes read and not yet taken as lines. Its own buffer rather than a
+/// BufReader, because the source changes under it at STARTTLS: from the socket to
+/// the TLS stream (`Session::tls`).
+#[derive(Default)]
+struct LineReader {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl LineReader {
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Drops what the client sent ahead (plaintext pipelined behind STARTTLS must
+    /// never be read as if it came through TLS).
+    fn discard(&mut self) -> usize {
+        let n = self.buffered().len();
+        self.buf.clear();
+        self.start = 0;
+        n
+    }
+
+    fn read_line(&mut self, s: &mut Session<'_>, limit: usize) -> Input {
+        let mut line = Vec::new();
+        loop {
+            let available = self.buffered();
+            if !available.is_empty() {
+                let (taken, done) = match available.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (available.len(), false),
+                };
+                line.extend_from_slice(&available[..taken]);
+                self.start += taken;
+                if line.len() > limit {
+                    return Input::TooLong;
+                }
+                if done {
+                    return Input::Line(line);
+                }
+                continue;
             }
-            Err(_) => return Input::Eof,
-        };
-        if available.is_empty() {
-            return if line.is_empty() {
-                Input::Eof
-            } else {
-                Input::Line(line)
+            self.discard();
+            let mut chunk = [0u8; 4096];
+            let read = match &mut s.tls {
+                Some(tls) => tls.read(&mut chunk),
+                None => (&s.stream).read(&mut chunk),
             };
-        }
-        let (taken, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (available.len(), false),
-        };
-        line.extend_from_slice(&available[..taken]);
-        reader.consume(taken);
-        if line.len() > limit {
-            return Input::TooLong;
-        }
-        if done {
-            return Input::Line(line);
+            match read {
+                Ok(0) => {
+                    return if line.is_empty() {
+                        Input::Eof
+                    } else {
+                        Input::Line(line)
+                    }
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Input::Timeout
+                }
+                Err(_) => return Input::Eof,
+            }
         }
     }
 }
 
-/// `Name:` as the first word: a mail header sent as a command.
 fn is_header(word: &str) -> bool {
     word.len() > 1
         && word.ends_with(':')
@@ -110,19 +143,11 @@ pub fn run(s: &mut Session<'_>) {
         }
     }
     let limit = s.settings().command_time_limit.max(Duration::from_secs(1));
-    let reader_stream = match s.stream.try_clone() {
-        Ok(r) => r,
-        Err(e) => {
-            log::warn!("cannot read from {}: {e}", s.who());
-            s.drop_session("421 4.3.2 No system resources");
-            return;
-        }
-    };
-    if reader_stream.set_read_timeout(Some(limit)).is_err() {
+    if s.stream.set_read_timeout(Some(limit)).is_err() {
         s.drop_session("421 4.3.2 No system resources");
         return;
     }
-    let mut reader = BufReader::new(reader_stream);
+    let mut reader = LineReader::default();
     // No banner for a client that spoke first: it is not listening anyway.
     if !s.pregreet_failed {
         let greeting = format!("220 {}", s.settings().smtpd_banner);
@@ -142,7 +167,7 @@ pub fn run(s: &mut Session<'_>) {
     let hostname = s.settings().myhostname.clone();
     let generic_421 = format!("421 4.7.0 {hostname} Service unavailable - try again later");
     loop {
-        let line = match read_line(&mut reader, s.settings().line_length_limit) {
+        let line = match reader.read_line(s, s.settings().line_length_limit) {
             Input::Line(l) => l,
             Input::Eof => {
                 s.hang_up("tests after SMTP handshake");
@@ -204,12 +229,15 @@ pub fn run(s: &mut Session<'_>) {
         }
         let has_payload = command == "DATA" || command == "BDAT";
         if !has_payload && deep_due(s, &d, Test::Pipelining) {
-            let buffered = reader.buffer().to_vec();
+            let buffered = reader.buffered().to_vec();
             let more = !buffered.is_empty()
-                || crate::wait::readable(&s.stream, Duration::ZERO).unwrap_or(false);
+                || match &mut s.tls {
+                    Some(tls) => tls.input_ready(),
+                    None => crate::wait::readable(&s.stream, Duration::ZERO).unwrap_or(false),
+                };
             if more {
                 let mut peek = buffered;
-                if peek.is_empty() {
+                if peek.is_empty() && s.tls.is_none() {
                     let mut buf = [0u8; 100];
                     if let Ok(n) = s.stream.peek(&mut buf) {
                         peek.extend_from_slice(&buf[..n]);
@@ -248,7 +276,18 @@ pub fn run(s: &mut Session<'_>) {
         } else {
             "UNIMPL".to_string()
         };
-        if !answer(s, &mut d, &command, args) {
+        let go_on = if known
+            && s.settings().tls.enforce
+            && s.tls.is_none()
+            && !PRE_TLS.contains(&command.as_str())
+        {
+            s.send("530 5.7.0 Must issue a STARTTLS command first") || hung_up(s)
+        } else if command == "STARTTLS" {
+            starttls(s, &mut d, &mut reader, args)
+        } else {
+            answer(s, &mut d, &command, args)
+        };
+        if !go_on {
             return;
         }
     }
@@ -320,7 +359,7 @@ fn answer(s: &mut Session<'_>, d: &mut Dialogue, command: &str, args: &str) -> b
             }
         }
         "MAIL" => {
-            if d.helo.is_none() {
+            if d.helo.is_none() && s.settings().helo_required {
                 "503 5.5.1 Error: send HELO/EHLO first".into()
             } else if d.sender.is_some() {
                 "503 5.5.1 Error: nested MAIL command".into()
@@ -382,9 +421,7 @@ fn answer(s: &mut Session<'_>, d: &mut Dialogue, command: &str, args: &str) -> b
             s.drop_session("221 2.0.0 Bye");
             return false;
         }
-        "STARTTLS" | "AUTH" | "XCLIENT" | "XFORWARD" => {
-            "502 5.5.1 Error: command not implemented".into()
-        }
+        "AUTH" | "XCLIENT" | "XFORWARD" => "502 5.5.1 Error: command not implemented".into(),
         _ => "502 5.5.2 Error: command not recognized".into(),
     };
     if !s.send(&reply) {
@@ -394,8 +431,77 @@ fn answer(s: &mut Session<'_>, d: &mut Dialogue, command: &str, args: &str) -> b
     true
 }
 
+/// Commands a client may give before STARTTLS when TLS is enforced (Postfix's
+/// PSC_SMTPD_CMD_FLAG_PRE_TLS).
+const PRE_TLS: &[&str] = &["HELO", "EHLO", "STARTTLS", "NOOP", "QUIT"];
+
+/// The write of a reply failed: the client is gone.
+fn hung_up(s: &mut Session<'_>) -> bool {
+    s.hang_up("tests after SMTP handshake");
+    false
+}
+
+/// STARTTLS (Postfix's psc_starttls_cmd, with the handshake done here instead of in
+/// tlsproxy). Returns false when the session is over.
+fn starttls(s: &mut Session<'_>, d: &mut Dialogue, reader: &mut LineReader, args: &str) -> bool {
+    let reply = if !args.is_empty() {
+        "501 5.5.4 Syntax: STARTTLS"
+    } else if s.tls.is_some() {
+        "554 5.5.1 Error: TLS already active"
+    } else if s.ctx.tls.is_none() {
+        "502 5.5.1 Error: command not implemented"
+    } else {
+        ""
+    };
+    if !reply.is_empty() {
+        return s.send(reply) || hung_up(s);
+    }
+    if !s.send("220 2.0.0 Ready to start TLS") {
+        return hung_up(s);
+    }
+    let discarded = reader.discard();
+    if discarded > 0 {
+        log::info!(
+            "discarded {discarded} bytes of pipelined plaintext after STARTTLS from {}",
+            s.who()
+        );
+    }
+    let sock = match s.stream.try_clone() {
+        Ok(sock) => sock,
+        Err(e) => {
+            log::warn!("cannot start TLS for {}: {e}", s.who());
+            s.hangup = true;
+            s.drop_session("");
+            return false;
+        }
+    };
+    let mut tls = NetStream::new(sock, s.ctx.tls.clone());
+    match tls.start_tls() {
+        Ok((info, _)) => {
+            if s.settings().tls.loglevel >= 1 {
+                log::info!(
+                    "Anonymous TLS connection established from {}: {}",
+                    s.who(),
+                    info.summary()
+                );
+            }
+            s.tls = Some(tls);
+            // RFC 3207 4.2: nothing said before the handshake counts after it.
+            d.helo = None;
+            d.sender = None;
+            true
+        }
+        Err(e) => {
+            log::info!("SSL_accept error from {}: {e}", s.who());
+            // Nothing more can be said on a half-made TLS session.
+            s.hang_up("tests after SMTP handshake");
+            false
+        }
+    }
+}
+
 /// postscreen's EHLO: like smtpd's, but never PIPELINING (that is the test) and no
-/// STARTTLS or AUTH (nobody sends mail here).
+/// AUTH (nobody sends mail here); STARTTLS when postscreen_tls_security_level allows.
 fn ehlo_reply(s: &Session<'_>) -> String {
     let st = s.settings();
     let mut lines = vec![st.myhostname.clone()];
@@ -407,8 +513,11 @@ fn ehlo_reply(s: &Session<'_>) -> String {
     if !st.disable_vrfy {
         lines.push("VRFY".into());
     }
+    lines.push("ETRN".into());
+    if s.ctx.tls.is_some() && s.tls.is_none() {
+        lines.push("STARTTLS".into());
+    }
     for word in [
-        "ETRN",
         "ENHANCEDSTATUSCODES",
         "8BITMIME",
         "DSN",
@@ -417,6 +526,7 @@ fn ehlo_reply(s: &Session<'_>) -> String {
     ] {
         lines.push(word.into());
     }
+    st.discard_ehlo.apply(Some(s.client.ip()), &mut lines);
     let last = lines.len() - 1;
     lines
         .iter()
@@ -432,8 +542,8 @@ mod tests {
     use crate::session::{serve, Ctx};
     use crate::settings::Settings;
     use rostfix_config::MainCf;
-    use std::io::{BufRead, Write};
-    use std::net::TcpListener;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
     use std::path::Path;
     use std::sync::Arc;
 
@@ -554,6 +664,35 @@ mod tests {
             ["220-hi", "421 4.3.2 All server ports are busy"]
         );
         t.join().unwrap();
+    }
+
+    #[test]
+    fn helo_is_required_only_when_configured() {
+        for (required, want) in [("no", "250 2.1.0 Ok"), ("yes", "503 5.5.1")] {
+            let (mut c, _t) = screened(&format!(
+                "postscreen_pipelining_enable = yes\npostscreen_helo_required = {required}\n"
+            ));
+            assert!(reply(&mut c)[0].starts_with("220 "));
+            send(&mut c, b"MAIL FROM:<a@example.org>\r\n");
+            assert!(reply(&mut c)[0].starts_with(want), "{required}");
+        }
+    }
+
+    #[test]
+    fn discarded_ehlo_keywords_and_no_starttls_without_a_certificate() {
+        let (mut c, _t) = screened(
+            "postscreen_pipelining_enable = yes\npostscreen_discard_ehlo_keywords = etrn, dsn\n",
+        );
+        assert!(reply(&mut c)[0].starts_with("220 "));
+        send(&mut c, b"EHLO client.example\r\n");
+        let ehlo = reply(&mut c).join("\n");
+        assert!(!ehlo.contains("ETRN") && !ehlo.contains("DSN"), "{ehlo}");
+        assert!(
+            !ehlo.contains("STARTTLS") && ehlo.contains("8BITMIME"),
+            "{ehlo}"
+        );
+        send(&mut c, b"STARTTLS\r\n");
+        assert_eq!(reply(&mut c), ["502 5.5.1 Error: command not implemented"]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod lookup;
 mod reply;
 mod session;
 mod settings;
+mod tls;
 mod wait;
 
 use rostfix_service::manual::{Manual, RETIRING_EXIT_STATUS};
@@ -58,7 +59,11 @@ postscreen_bare_newline_enable, postscreen_bare_newline_action,
 postscreen_bare_newline_ttl, postscreen_command_count_limit,
 postscreen_command_time_limit, postscreen_client_connection_count_limit,
 postscreen_pre_queue_limit,
-postscreen_disable_vrfy_command, postscreen_cache_map,
+postscreen_disable_vrfy_command, postscreen_helo_required,
+postscreen_discard_ehlo_keywords, postscreen_discard_ehlo_keyword_address_maps,
+postscreen_tls_security_level (postscreen_use_tls, postscreen_enforce_tls; the
+certificate and protocols are smtpd's smtpd_tls_*), postscreen_post_queue_limit,
+postscreen_cache_map,
 postscreen_cache_retention_time, postscreen_cache_cleanup_interval,
 postscreen_upstream_proxy_protocol (haproxy, PROXY v1 and v2),
 postscreen_upstream_proxy_timeout,
@@ -130,7 +135,11 @@ fn load(svc: &Service) -> Result<Arc<Ctx>, StartError> {
     } else {
         None
     };
-    Ok(Arc::new(Ctx::new(settings, cache, dnsbl)))
+    let tls = match &settings.tls.settings {
+        Some(t) => Some(t.load().map_err(StartError::daemon)?),
+        None => None,
+    };
+    Ok(Arc::new(Ctx::new(settings, cache, dnsbl).with_tls(tls)))
 }
 
 /// Gives the client a thread of its own, so that one slow client (or a full

@@ -15,6 +15,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,13 +25,57 @@ const PEEK_SIZE: usize = 1024;
 const TICK: Duration = Duration::from_millis(50);
 /// Bound on writing one reply to a client.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a hand-off waits for an smtpd process to take the client (Postfix's
+/// PSC_SEND_SOCK_NOTIFY_TIMEOUT): until then the client counts against
+/// postscreen_post_queue_limit.
+const HAND_OFF_TIMEOUT: Duration = Duration::from_secs(100);
 
 /// What every client thread shares.
 pub struct Ctx {
     pub settings: Settings,
     pub cache: Option<Mutex<Cache>>,
     pub dnsbl: Option<Arc<Dnsbl>>,
+    /// The engine's STARTTLS (certificates loaded before confinement).
+    pub tls: Option<Arc<rostfix_smtpd::TlsServer>>,
     concurrency: Mutex<HashMap<IpAddr, u32>>,
+    /// Clients sent to smtpd and not yet taken by an smtpd process.
+    post_queue: AtomicU32,
+}
+
+/// One client in the post-screening queue, counted for as long as the guard lives.
+struct PostQueued<'a>(&'a AtomicU32);
+
+impl<'a> PostQueued<'a> {
+    fn enter(count: &'a AtomicU32) -> PostQueued<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        PostQueued(count)
+    }
+}
+
+impl Drop for PostQueued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits for the receiving smtpd to close the pass channel (it does once it holds
+/// the client's descriptor); false after HAND_OFF_TIMEOUT.
+fn taken(channel: &UnixStream) -> bool {
+    use std::io::Read;
+    if channel.set_read_timeout(Some(HAND_OFF_TIMEOUT)).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    loop {
+        match (&*channel).read(&mut byte) {
+            Ok(0) => return true,
+            // Nothing is ever sent back; a byte would be a protocol change: go on.
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // A reset also means the receiver is done with the channel.
+            Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
 }
 
 /// Reading the per-address counts also gives the total being screened.
@@ -44,8 +89,15 @@ impl Ctx {
             settings,
             cache: cache.map(Mutex::new),
             dnsbl,
+            tls: None,
             concurrency: Mutex::new(HashMap::new()),
+            post_queue: AtomicU32::new(0),
         }
+    }
+
+    pub fn with_tls(mut self, tls: Option<Arc<rostfix_smtpd::TlsServer>>) -> Ctx {
+        self.tls = tls;
+        self
     }
 
     /// Clients being served now.
@@ -127,6 +179,10 @@ fn plain(addr: SocketAddr) -> SocketAddr {
 pub struct Session<'a> {
     pub ctx: &'a Ctx,
     pub stream: TcpStream,
+    /// After STARTTLS in the engine: every later read and write goes through it (it
+    /// holds a second descriptor of `stream`'s socket, so socket options set on
+    /// `stream` apply to it too).
+    pub tls: Option<rostfix_smtpd::NetStream<TcpStream>>,
     /// The real client (behind HAProxy, the one its PROXY header named).
     pub client: SocketAddr,
     /// The address and port the client connected to, passed on to smtpd.
@@ -159,7 +215,13 @@ impl Session<'_> {
         let mut text = String::with_capacity(reply.len() + 2);
         text.push_str(reply);
         text.push_str("\r\n");
-        self.stream.write_all(text.as_bytes()).is_ok()
+        match &mut self.tls {
+            Some(tls) => tls
+                .write_all(text.as_bytes())
+                .and_then(|()| tls.flush())
+                .is_ok(),
+            None => self.stream.write_all(text.as_bytes()).is_ok(),
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -245,7 +307,10 @@ impl Session<'_> {
     /// and a reset can destroy our last reply before the client has read it.
     fn discard_pending(&mut self) {
         use std::io::Read;
-        if self.stream.set_nonblocking(true).is_err() {
+        // Under TLS the client's unread bytes are records: a reset is no worse than
+        // a close_notify nobody waits for, and reading them would mean a handshake
+        // state machine on a non-blocking socket. Leave them.
+        if self.tls.is_some() || self.stream.set_nonblocking(true).is_err() {
             return;
         }
         let mut buf = [0u8; 4096];
@@ -257,9 +322,17 @@ impl Session<'_> {
         }
     }
 
-    /// Sends the client's socket to smtpd over the `pass` service.
+    /// Sends the client's socket to smtpd over the `pass` service, then waits (bounded)
+    /// until an smtpd process has taken it, which it shows by closing the channel:
+    /// until then the client is in postscreen's post-screening queue.
     fn hand_off(&mut self) {
         let service = format!("private/{}", self.settings().smtpd_service);
+        let queued = PostQueued::enter(&self.ctx.post_queue);
+        log::debug!(
+            "{}: post-screening queue {} while passing to service {service}",
+            self.who(),
+            queued.0.load(Ordering::SeqCst)
+        );
         let sent = UnixStream::connect(&service).and_then(|channel| {
             channel.set_write_timeout(Some(WRITE_TIMEOUT))?;
             let endpoints = rostfix_proto::PassedEndpoints {
@@ -267,11 +340,23 @@ impl Session<'_> {
                 server: self.server,
             };
             rostfix_service::pass::send_connection(&channel, &self.stream.as_fd(), &endpoints)
-                .map_err(|e| std::io::Error::other(e.to_string()))
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            Ok(channel)
         });
-        if let Err(e) = sent {
-            log::warn!("cannot pass connection to service {service}: {e}");
-            self.send("421 4.3.2 All server ports are busy");
+        match sent {
+            Ok(channel) => {
+                if taken(&channel) {
+                    drop(queued);
+                    log::debug!("{}: taken by service {service}", self.who());
+                } else {
+                    // smtpd may still take it later: the client is not ours to answer.
+                    log::warn!("timeout sending connection to service {service}");
+                }
+            }
+            Err(e) => {
+                log::warn!("cannot pass connection to service {service}: {e}");
+                self.send("421 4.3.2 All server ports are busy");
+            }
         }
     }
 
@@ -497,6 +582,7 @@ pub fn serve(ctx: &Ctx, mut stream: TcpStream) {
     let mut s = Session {
         ctx,
         stream,
+        tls: None,
         client,
         server,
         start: Instant::now(),
@@ -518,6 +604,15 @@ pub fn serve(ctx: &Ctx, mut stream: TcpStream) {
             s.who()
         );
         s.drop_session("421 4.7.0 Error: too many connections");
+        return;
+    }
+    let post_queue = ctx.settings.post_queue_limit;
+    if post_queue > 0 && ctx.post_queue.load(Ordering::SeqCst) >= post_queue {
+        log::info!(
+            "NOQUEUE: reject: CONNECT from {}: all server ports busy",
+            s.who()
+        );
+        s.drop_session("421 4.3.2 All server ports are busy");
         return;
     }
     match ctx.settings.access.check(client.ip()) {

@@ -27,6 +27,10 @@ pub enum SettingsError {
     ReplyMap(rostfix_maps::MapError),
     #[error("unsupported postscreen_upstream_proxy_protocol: \"{0}\" (want haproxy or empty)")]
     ProxyProtocol(String),
+    #[error("postscreen TLS: {0}")]
+    Tls(#[from] rostfix_smtpd::TlsError),
+    #[error(transparent)]
+    EhloDiscard(#[from] rostfix_smtpd::ehlo_discard::EhloDiscardError),
 }
 
 /// One deep (after-greeting) protocol test: whether it is on, its action (also used
@@ -66,6 +70,11 @@ pub struct Settings {
     pub connection_count_limit: u32,
     /// Clients screened at once; more are told 421 (0 = no limit).
     pub pre_queue_limit: u32,
+    /// Clients being handed to smtpd (sent, not yet taken by an smtpd process) at
+    /// once; a new client beyond it is told 421 (0 = no limit).
+    pub post_queue_limit: u32,
+    /// STARTTLS in the engine (postscreen_tls_security_level).
+    pub tls: crate::tls::PostscreenTls,
     pub cache_map: String,
     pub cache_retention: u64,
     pub cache_cleanup: u64,
@@ -74,6 +83,10 @@ pub struct Settings {
     pub myhostname: String,
     pub message_size_limit: u64,
     pub disable_vrfy: bool,
+    /// postscreen_helo_required: MAIL before HELO/EHLO gets 503.
+    pub helo_required: bool,
+    /// postscreen_discard_ehlo_keywords and postscreen_discard_ehlo_keyword_address_maps.
+    pub discard_ehlo: rostfix_smtpd::ehlo_discard::EhloDiscard,
     pub line_length_limit: usize,
     /// The `pass` service that takes clients: private/NAME.
     pub smtpd_service: String,
@@ -200,6 +213,8 @@ impl Settings {
             command_count_limit: cf.get_u32("postscreen_command_count_limit"),
             connection_count_limit: cf.get_u32("postscreen_client_connection_count_limit"),
             pre_queue_limit: cf.get_u32("postscreen_pre_queue_limit"),
+            post_queue_limit: cf.get_u32("postscreen_post_queue_limit"),
+            tls: crate::tls::PostscreenTls::from_config(cf)?,
             cache_map: cf.get("postscreen_cache_map").trim().to_string(),
             cache_retention: cf.get_time("postscreen_cache_retention_time").as_secs(),
             cache_cleanup: cf.get_time("postscreen_cache_cleanup_interval").as_secs(),
@@ -207,6 +222,12 @@ impl Settings {
             myhostname: cf.get("myhostname"),
             message_size_limit: cf.get_u64("message_size_limit"),
             disable_vrfy: cf.get_bool("postscreen_disable_vrfy_command"),
+            helo_required: cf.get_bool("postscreen_helo_required"),
+            discard_ehlo: rostfix_smtpd::ehlo_discard::EhloDiscard::from_config(
+                cf,
+                "postscreen_discard_ehlo_keywords",
+                "postscreen_discard_ehlo_keyword_address_maps",
+            )?,
             line_length_limit: usize::try_from(cf.get_u64("line_length_limit"))
                 .unwrap_or(usize::MAX)
                 .max(512),

@@ -115,6 +115,9 @@ pub fn check(config_dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<Checked, F
     if let Some(warning) = postscreen_without_pass(&master) {
         warn(&warning);
     }
+    if let Some(notice) = system_trust_notice(&main) {
+        warn(&notice);
+    }
     for command in missing_programs(&master, &daemon_directory, &|path| path.is_file()) {
         warn(&format!(
             "{}: no such program (named in master.cf)",
@@ -178,6 +181,29 @@ pub fn postscreen_without_pass(master: &MasterCf) -> Option<String> {
     ))
 }
 
+/// Neither smtp_tls_CAfile nor smtp_tls_CApath is set while the smtp client may
+/// verify certificates (a verify/secure level, a policy table, MTA-STS): Rostfix then
+/// trusts the system CA store where Postfix trusts no CA at all. Said, not silent.
+pub fn system_trust_notice(main: &MainCf) -> Option<String> {
+    let set = |name: &str| !main.get(name).trim().is_empty();
+    if set("smtp_tls_CAfile") || set("smtp_tls_CApath") {
+        return None;
+    }
+    let level = main
+        .get("smtp_tls_security_level")
+        .trim()
+        .to_ascii_lowercase();
+    let may_verify = matches!(level.as_str(), "verify" | "secure")
+        || set("smtp_tls_policy_maps")
+        || main.get_bool("rostfix_mta_sts_enable");
+    may_verify.then(|| {
+        "smtp_tls_CAfile and smtp_tls_CApath are empty: the smtp client verifies servers \
+         against the system CA store (/etc/ssl/certs/ca-certificates.crt), where Postfix \
+         would trust no CA; set smtp_tls_CAfile to choose the CAs"
+            .to_string()
+    })
+}
+
 /// Each command of an inet/unix/pass master.cf entry that daemon_directory lacks, once
 /// (dnsblog and tlsproxy are not run at all: postscreen does their work).
 pub fn missing_programs(
@@ -203,6 +229,21 @@ pub fn missing_programs(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn system_trust_is_said_when_verification_may_happen() {
+        let cf = |text: &str| {
+            rostfix_config::MainCf::parse(text, std::path::Path::new("/etc/rostfix/main.cf"))
+                .unwrap()
+        };
+        assert!(super::system_trust_notice(&cf("smtp_tls_security_level = may\n")).is_none());
+        assert!(super::system_trust_notice(&cf("smtp_tls_security_level = secure\n")).is_some());
+        assert!(super::system_trust_notice(&cf(
+            "smtp_tls_security_level = verify\nsmtp_tls_CAfile = /etc/ssl/ca.pem\n"
+        ))
+        .is_none());
+        assert!(super::system_trust_notice(&cf("smtp_tls_policy_maps = hash:/x\n")).is_some());
+    }
+
     use super::*;
 
     #[test]

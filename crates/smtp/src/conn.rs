@@ -3,18 +3,18 @@
 //! from it (per-stage deadlines, the upgrade), so unit tests drive the session with a
 //! scripted fake.
 
-use crate::tls::{self, HandshakeError, TlsInfo, Trust};
+use crate::tls::{self, HandshakeError, TlsInfo};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What STARTTLS needs to run the handshake.
 pub struct TlsStart<'a> {
     pub config: Arc<ClientConfig>,
-    pub verdict: &'a Mutex<Trust>,
+    pub recorder: &'a Arc<tls::Recorder>,
     /// The server host name (or address), for the rustls `ServerName`.
     pub server: &'a str,
     pub timeout: Duration,
@@ -127,7 +127,7 @@ impl Transport for Conn {
             Conn::Plain(sock) => {
                 sock.set_timeout(start.timeout)?;
                 let (stream, info) =
-                    tls::handshake(start.config.clone(), start.verdict, start.server, sock)?;
+                    tls::handshake(start.config.clone(), start.recorder, start.server, sock)?;
                 *self = Conn::Tls(Box::new(stream));
                 Ok(info)
             }

@@ -67,6 +67,8 @@ struct Message {
     envid: Option<String>,
     eight_bit: bool,
     smtputf8: bool,
+    requiretls: bool,
+    tls_optional: bool,
     xforward: crate::xforward::Attributes,
 }
 
@@ -107,6 +109,8 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
                 mime_downgrade: agent.settings.mime_downgrade,
                 xforward: agent.settings.send_xforward.then_some(&msg.xforward),
                 probe: req.probe,
+                requiretls: msg.requiretls,
+                tls_optional: msg.tls_optional,
             };
             let mut run = Run {
                 req,
@@ -216,7 +220,11 @@ fn read_message(req: &DeliveryRequest) -> Result<Message, Outcome> {
     };
     let non_ascii_address =
         !req.sender.is_ascii() || req.recipients.iter().any(|r| !r.address.is_ascii());
+    let requiretls = truthy("requiretls");
     Ok(Message {
+        requiretls,
+        // RFC 8689 5: with REQUIRETLS the header is ignored.
+        tls_optional: !requiretls && crate::envelope::tls_required_no(&content),
         eight_bit: attr("body_type").is_some_and(|b| b.eq_ignore_ascii_case("8BITMIME"))
             || has_8bit(&content),
         smtputf8: non_ascii_address || (truthy("smtputf8") && headers_have_utf8(&content)),
@@ -243,7 +251,8 @@ impl Run<'_> {
         let n = env.recipients.len();
         let s = &self.agent.settings;
         let key = format!("{}:{}", s.mode.prefix(), self.req.nexthop);
-        let cached = if self.cacheable() {
+        // A cached session may be plaintext or unverified: REQUIRETLS mail opens its own.
+        let cached = if self.cacheable() && !env.requiretls {
             self.agent.cache.take(&key)
         } else {
             None
@@ -280,7 +289,7 @@ impl Run<'_> {
         };
         // MTA-STS: only for a domain whose MX hosts were looked up (docs/mta-sts.md).
         let sts_policy = match (s.mta_sts, mx_secure) {
-            (Some(timeout), Some(_)) => {
+            (Some(timeout), Some(_)) if !env.tls_optional => {
                 mta_sts::lookup(&nexthop_domain, timeout, &self.req.queue_id)
             }
             _ => None,
@@ -385,6 +394,33 @@ impl Run<'_> {
                     (level.max(Level::May), Some(vec![host.clone()]))
                 }
             };
+            // TLS-Required: No: the domain's policies are not enforced, TLS is tried.
+            let (level, tlsa_records, dane_names) = if env.tls_optional {
+                (level.min(Level::May), None, None)
+            } else {
+                (level, tlsa_records, dane_names)
+            };
+            if env.requiretls {
+                // RFC 8689 4.2.1: the MX hosts must come from DNSSEC or an MTA-STS
+                // policy, and the certificate must verify (DANE, or PKIX at verify).
+                let by_policy = tlsa_records.is_some() || sts == Some(mta_sts::Action::Enforce);
+                if !by_policy && mx_secure == Some(false) {
+                    last = Some(SiteFailure {
+                        status: DeliveryStatus::Bounced,
+                        dsn: "5.7.10".into(),
+                        text: format!(
+                            "REQUIRETLS: the MX records of {nexthop_domain} are not DNSSEC-validated and it has no MTA-STS policy"
+                        ),
+                        try_next: false,
+                    });
+                    break;
+                }
+            }
+            let level = if env.requiretls && tlsa_records.is_none() {
+                level.max(Level::Verify)
+            } else {
+                level
+            };
             let (peer, relay) = match addr {
                 Addr::Inet(ip, port) => (format!("{host}[{ip}]"), format!("{host}[{ip}]:{port}")),
                 Addr::Unix(path) => {
@@ -473,6 +509,12 @@ impl Run<'_> {
             let mut client = match opened {
                 Ok(c) => c,
                 Err(mut f) if f.try_next => {
+                    if env.requiretls && f.dsn.starts_with("4.7.") {
+                        // No verified TLS with this host: the message may not go there.
+                        f.status = DeliveryStatus::Bounced;
+                        f.dsn = "5.7.10".into();
+                        f.text = format!("REQUIRETLS: {}", f.text);
+                    }
                     if sts == Some(mta_sts::Action::Enforce) && f.dsn.starts_with("4.7.") {
                         f.text = format!(
                             "{} (MTA-STS policy of {nexthop_domain} requires verified TLS)",

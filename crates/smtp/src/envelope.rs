@@ -40,6 +40,13 @@ pub struct Envelope<'a> {
     pub xforward: Option<&'a crate::xforward::Attributes>,
     /// An address verification probe: MAIL and RCPT only, then RSET (session.rs).
     pub probe: bool,
+    /// Received with REQUIRETLS (RFC 8689): sent only over verified TLS to a server
+    /// that offers REQUIRETLS, with the parameter passed on (session.rs checks).
+    pub requiretls: bool,
+    /// The message carries `TLS-Required: No` (RFC 8689 5) and no REQUIRETLS: the
+    /// recipient domain's TLS policies (DANE, MTA-STS, policy table) are not enforced;
+    /// TLS is still tried (deliver.rs).
+    pub tls_optional: bool,
 }
 
 /// Which extensions the server announced that change the commands.
@@ -53,6 +60,7 @@ pub struct Offers {
     pub pipelining: bool,
     /// XFORWARD announced, with the attribute names it takes.
     pub xforward: Option<crate::xforward::Offered>,
+    pub requiretls: bool,
 }
 
 impl Offers {
@@ -65,6 +73,7 @@ impl Offers {
             smtputf8: has("SMTPUTF8"),
             pipelining: has("PIPELINING"),
             xforward: crate::xforward::Offered::from_extensions(ext),
+            requiretls: has("REQUIRETLS"),
             size: ext.iter().find_map(|e| {
                 let mut w = e.split_whitespace();
                 (w.next() == Some("SIZE"))
@@ -86,6 +95,9 @@ pub fn mail_command(env: &Envelope<'_>, offers: &Offers, size: u64) -> String {
     if env.smtputf8 && offers.smtputf8 {
         cmd.push_str(" SMTPUTF8");
     }
+    if env.requiretls && offers.requiretls {
+        cmd.push_str(" REQUIRETLS");
+    }
     if offers.dsn {
         if let Some(ret) = env.ret.filter(|r| !r.is_empty()) {
             cmd.push_str(&format!(" RET={}", ret.to_ascii_uppercase()));
@@ -95,6 +107,36 @@ pub fn mail_command(env: &Envelope<'_>, offers: &Offers, size: u64) -> String {
         }
     }
     cmd
+}
+
+/// Whether the header section has `TLS-Required: No` (RFC 8689 section 5; unfolded,
+/// case-insensitive).
+pub fn tls_required_no(content: &[u8]) -> bool {
+    let end = content
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| content.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(content.len());
+    let head = String::from_utf8_lossy(&content[..end]);
+    let mut value: Option<String> = None;
+    let mut found = false;
+    for line in head.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = value.as_mut() {
+                v.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some(v) = value.take() {
+            found |= v.trim().eq_ignore_ascii_case("no");
+        }
+        if let Some((name, rest)) = line.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("TLS-Required") {
+                value = Some(rest.trim().to_string());
+            }
+        }
+    }
+    found || value.is_some_and(|v| v.trim().eq_ignore_ascii_case("no"))
 }
 
 /// `RCPT TO:<r>` with NOTIFY and ORCPT when the server offers DSN.
@@ -163,7 +205,19 @@ mod tests {
             mime_downgrade: true,
             xforward: None,
             probe: false,
+            requiretls: false,
+            tls_optional: false,
         }
+    }
+
+    #[test]
+    fn tls_required_header() {
+        assert!(tls_required_no(
+            b"Subject: x\r\nTLS-Required: No\r\n\r\nbody"
+        ));
+        assert!(tls_required_no(b"tls-required:\r\n no\r\n\r\n"));
+        assert!(!tls_required_no(b"Subject: x\r\n\r\nTLS-Required: No\r\n"));
+        assert!(!tls_required_no(b"TLS-Required: yes\r\n\r\n"));
     }
 
     #[test]
@@ -193,6 +247,7 @@ mod tests {
             size: Some(0),
             pipelining: true,
             xforward: None,
+            requiretls: true,
         };
         assert_eq!(
             mail_command(&e, &all, 42),

@@ -254,13 +254,13 @@ impl<T: Transport> Client<T> {
                 ),
             ));
         }
-        let (config, verdict) = tls
+        let (config, recorder) = tls
             .client
             .config(tls.level, &tls.match_names, tls.dane.clone())
             .map_err(|e| self.failure("4.7.5", format!("Cannot start TLS: {e}")))?;
         let start = TlsStart {
             config,
-            verdict: &verdict,
+            recorder: &recorder,
             server: opts.server_name,
             timeout: opts.timeouts.starttls,
         };
@@ -276,6 +276,9 @@ impl<T: Transport> Client<T> {
                 try_next: true,
             }
         })?;
+        if info.resumed && tls.loglevel >= 2 {
+            log::info!("{}: Reusing old session", opts.relay);
+        }
         if tls.loglevel >= 1 {
             log::info!(
                 "{} TLS connection established to {}: {}",
@@ -366,10 +369,47 @@ impl<T: Transport> Client<T> {
     }
 
     /// Delivers one message. On `Err` the connection must not be reused.
+    /// RFC 8689 4.2.1: REQUIRETLS mail goes only over TLS whose certificate was
+    /// verified (DANE, MTA-STS or PKIX; deliver.rs chose the level) and only to a server
+    /// that offers REQUIRETLS. Another MX host may do better: try_next.
+    fn requiretls_check(&self, offers: &Offers) -> Result<(), SiteFailure> {
+        let failure = |dsn: &str, text: String| SiteFailure {
+            status: DeliveryStatus::Bounced,
+            dsn: dsn.into(),
+            text,
+            try_next: true,
+        };
+        match &self.tls {
+            None => Err(failure(
+                "5.7.10",
+                format!("REQUIRETLS: no TLS with host {}", self.peer),
+            )),
+            Some(t) if t.trust != Trust::Verified => Err(failure(
+                "5.7.10",
+                format!(
+                    "REQUIRETLS: {} TLS connection with host {}, certificate not verified",
+                    t.trust.word(),
+                    self.peer
+                ),
+            )),
+            Some(_) if !offers.requiretls => Err(failure(
+                "5.7.30",
+                format!(
+                    "REQUIRETLS support required, but not offered by host {}",
+                    self.peer
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
     pub fn transaction(&mut self, env: &Envelope<'_>) -> Result<Vec<Outcome>, SiteFailure> {
         self.uses += 1;
         let t = self.timeouts.clone();
         let offers = self.offers;
+        if env.requiretls {
+            self.requiretls_check(&offers)?;
+        }
         if env.smtputf8 && !offers.smtputf8 {
             return Err(SiteFailure {
                 status: DeliveryStatus::Bounced,

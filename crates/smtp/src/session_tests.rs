@@ -89,6 +89,8 @@ fn env_of(rcpts: &[Rcpt]) -> Envelope<'_> {
         mime_downgrade: true,
         xforward: None,
         probe: false,
+        requiretls: false,
+        tls_optional: false,
     }
 }
 
@@ -442,6 +444,7 @@ fn encrypt_level_without_starttls_offer_fails_over() {
         key_file: "",
         protocols: ("p", ">=TLSv1.2"),
         mandatory_protocols: ("m", ">=TLSv1.2"),
+        session_cache: ("", std::time::Duration::ZERO),
     })
     .unwrap();
     let mut o = opts(&t, false, None);
@@ -558,6 +561,8 @@ fn a_probe_stops_after_rcpt_and_resets() {
     let r = rcpts_of(&["bob@b.test", "x@b.test"]);
     let env = Envelope {
         probe: true,
+        requiretls: false,
+        tls_optional: false,
         ..env_of(&r)
     };
     let (out, written) = session(
@@ -585,6 +590,8 @@ fn a_probe_without_pipelining_refused_at_mail_still_resets() {
     let r = rcpts_of(&["bob@b.test"]);
     let env = Envelope {
         probe: true,
+        requiretls: false,
+        tls_optional: false,
         ..env_of(&r)
     };
     let (out, written) = session(

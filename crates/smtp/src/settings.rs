@@ -125,6 +125,10 @@ impl Settings {
                 &name("tls_mandatory_protocols"),
                 &cfg.get(&name("tls_mandatory_protocols")),
             ),
+            session_cache: (
+                &cfg.get(&name("tls_session_cache_database")),
+                cfg.get_time(&name("tls_session_cache_timeout")),
+            ),
         })?;
         let sasl = if cfg.get_bool(&name("sasl_auth_enable")) {
             let plain = cfg.get_list(&name("sasl_security_options"));

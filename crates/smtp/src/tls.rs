@@ -1,6 +1,7 @@
 //! Client TLS with rustls (ring provider): the smtp_tls_security_level values, the CA
-//! roots and optional client certificate loaded once before chroot, the per-connection
-//! `ClientConfig`, and the certificate check that decides whether a peer is
+//! roots and optional client certificate loaded once before chroot, the `ClientConfig`s
+//! (one per protocol set, kept for session resumption), and the certificate check
+//! (crate::tls_verify) that decides whether a peer is
 //! Untrusted, Trusted (chain verified, name not matched) or Verified (chain and name),
 //! as Postfix's log words say. At the DANE levels the verdict comes from the TLSA
 //! records instead (`dane_verify.rs`): Verified when they match, else Untrusted.
@@ -16,19 +17,18 @@
 //! trusts nothing; without it `verify` could never succeed on a default installation.
 
 use crate::dane::{DaneLevel, Tlsa};
+pub use crate::tls_verify::Recorder;
 use rostfix_tls::Negotiated;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{
-    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
-    SignatureScheme, StreamOwned, SupportedProtocolVersion,
+    ClientConfig, ClientConnection, RootCertStore, StreamOwned, SupportedProtocolVersion,
 };
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Debian's bundle of the system CA store.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -95,6 +95,8 @@ impl Trust {
 pub struct TlsInfo {
     pub negotiated: Negotiated,
     pub trust: Trust,
+    /// The handshake resumed a cached session (smtp_tls_session_cache_database).
+    pub resumed: bool,
 }
 
 impl TlsInfo {
@@ -138,11 +140,14 @@ pub enum HandshakeError {
 /// Everything loaded once at start (before chroot).
 pub struct TlsClient {
     provider: Arc<CryptoProvider>,
-    roots: Option<Arc<RootCertStore>>,
-    /// smtp_tls_protocols (opportunistic) and smtp_tls_mandatory_protocols.
-    versions: Vec<&'static SupportedProtocolVersion>,
-    mandatory_versions: Vec<&'static SupportedProtocolVersion>,
-    client_cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    /// The chain verifier over the CA roots, built once.
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    /// One configuration per protocol set (smtp_tls_protocols for opportunistic
+    /// levels, smtp_tls_mandatory_protocols for the others), kept for the
+    /// life of the process: rustls resumes a session only under the configuration's
+    /// own verifier and client-certificate objects (crate::tls_verify says more).
+    opportunistic: Arc<ClientConfig>,
+    mandatory: Arc<ClientConfig>,
 }
 
 /// The file settings [`TlsClient::load`] needs.
@@ -154,6 +159,8 @@ pub struct TlsFiles<'a> {
     pub key_file: &'a str,
     pub protocols: (&'a str, &'a str),
     pub mandatory_protocols: (&'a str, &'a str),
+    /// smtp_tls_session_cache_database and smtp_tls_session_cache_timeout.
+    pub session_cache: (&'a str, std::time::Duration),
 }
 
 impl TlsClient {
@@ -205,68 +212,84 @@ impl TlsClient {
                 })?;
             Some((certs, key))
         };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let webpki = match &roots {
+            Some(roots) => Some(
+                WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+                    .build()
+                    .map_err(|e| rustls::Error::General(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let dispatch = Arc::new(crate::tls_verify::Dispatch {
+            provider: provider.clone(),
+        });
+        let sessions = crate::tls_sessions::SessionCache::new(f.session_cache.0, f.session_cache.1)
+            .map(Arc::new);
+        let make = |versions: &[&'static SupportedProtocolVersion]| {
+            let builder = ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(versions)?
+                .dangerous()
+                .with_custom_certificate_verifier(dispatch.clone());
+            let mut config = match &client_cert {
+                Some((certs, key)) => {
+                    builder.with_client_auth_cert(certs.clone(), key.clone_key())?
+                }
+                None => builder.with_no_client_auth(),
+            };
+            // Postfix sends no SNI unless smtp_tls_servername is set.
+            config.enable_sni = false;
+            config.resumption = match &sessions {
+                Some(cache) => rustls::client::Resumption::store(cache.clone()),
+                None => rustls::client::Resumption::disabled(),
+            };
+            Ok::<_, TlsSetupError>(Arc::new(config))
+        };
+        let opportunistic = make(&parse_protocols(f.protocols.1, f.protocols.0)?)?;
+        let mandatory = make(&parse_protocols(
+            f.mandatory_protocols.1,
+            f.mandatory_protocols.0,
+        )?)?;
         Ok(TlsClient {
-            provider: Arc::new(rustls::crypto::ring::default_provider()),
-            roots,
-            versions: parse_protocols(f.protocols.1, f.protocols.0)?,
-            mandatory_versions: parse_protocols(f.mandatory_protocols.1, f.mandatory_protocols.0)?,
-            client_cert,
+            provider,
+            webpki,
+            opportunistic,
+            mandatory,
         })
     }
 
-    /// A configuration for one connection at `level`, whose verifier checks the chain
-    /// against the roots and the certificate against any of `match_names`, recording
-    /// the verdict in the returned cell.
+    /// The configuration for one connection at `level`, and the Recorder that checks
+    /// the chain against the roots and the certificate against any of `match_names`.
     /// With `dane` records the verdict comes from them alone (no CA roots).
     pub fn config(
         &self,
         level: Level,
         match_names: &[String],
         dane: Option<Arc<Vec<Tlsa>>>,
-    ) -> Result<(Arc<ClientConfig>, Arc<Mutex<Trust>>), rustls::Error> {
-        let verdict = Arc::new(Mutex::new(Trust::Untrusted));
-        let inner = match &self.roots {
-            Some(roots) => Some(
-                WebPkiServerVerifier::builder_with_provider(roots.clone(), self.provider.clone())
-                    .build()
-                    .map_err(|e| rustls::Error::General(e.to_string()))?,
-            ),
-            None => None,
-        };
+    ) -> Result<(Arc<ClientConfig>, Arc<Recorder>), rustls::Error> {
         let names = match_names
             .iter()
             .filter_map(|n| ServerName::try_from(n.clone()).ok())
             .collect();
-        let verifier = Arc::new(Recorder {
-            inner,
+        let recorder = Arc::new(Recorder::new(
+            self.webpki.clone(),
             dane,
             names,
-            verdict: verdict.clone(),
-            provider: self.provider.clone(),
-        });
-        let versions = if level.mandatory() {
-            &self.mandatory_versions
+            self.provider.clone(),
+        ));
+        let config = if level.mandatory() {
+            &self.mandatory
         } else {
-            &self.versions
+            &self.opportunistic
         };
-        let builder = ClientConfig::builder_with_provider(self.provider.clone())
-            .with_protocol_versions(versions)?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier);
-        let mut config = match &self.client_cert {
-            Some((certs, key)) => builder.with_client_auth_cert(certs.clone(), key.clone_key())?,
-            None => builder.with_no_client_auth(),
-        };
-        // Postfix sends no SNI unless smtp_tls_servername is set.
-        config.enable_sni = false;
-        Ok((Arc::new(config), verdict))
+        Ok((config.clone(), recorder))
     }
 }
 
 /// Runs the client handshake on `sock` and returns the TLS stream and what was agreed.
 pub fn handshake<S: Read + Write>(
     config: Arc<ClientConfig>,
-    verdict: &Mutex<Trust>,
+    recorder: &Arc<Recorder>,
     server: &str,
     mut sock: S,
 ) -> Result<(StreamOwned<ClientConnection, S>, TlsInfo), HandshakeError> {
@@ -275,13 +298,21 @@ pub fn handshake<S: Read + Write>(
     let name = ServerName::try_from(server.to_string())
         .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("static name"));
     let mut conn = ClientConnection::new(config, name)?;
+    let active = recorder.activate();
     while conn.is_handshaking() {
         conn.complete_io(&mut sock)?;
     }
-    let trust = verdict.lock().map(|t| *t).unwrap_or(Trust::Untrusted);
+    drop(active);
+    let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    if resumed {
+        // rustls calls no verifier on resumption: judge the chain the session was made
+        // with against this connection's policy, which may be stricter.
+        recorder.recheck(conn.peer_certificates().unwrap_or(&[]));
+    }
     let info = TlsInfo {
         negotiated: Negotiated::of(&conn),
-        trust,
+        trust: recorder.trust(),
+        resumed,
     };
     // For the metrics endpoint (rostfix_metrics::process, started by agent.rs); the
     // suite and version names are a fixed set, so the labels stay bounded.
@@ -294,104 +325,6 @@ pub fn handshake<S: Read + Write>(
         1.0,
     );
     Ok((StreamOwned::new(conn, sock), info))
-}
-
-/// Verifies and records, never refuses: the level decides later what a verdict means.
-/// Handshake signatures are always checked for real (a peer must own its key).
-#[derive(Debug)]
-struct Recorder {
-    inner: Option<Arc<WebPkiServerVerifier>>,
-    /// Usable TLSA records at the DANE levels.
-    dane: Option<Arc<Vec<Tlsa>>>,
-    names: Vec<ServerName<'static>>,
-    verdict: Arc<Mutex<Trust>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Recorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let mut trust = Trust::Untrusted;
-        if let Some(records) = &self.dane {
-            if crate::dane_verify::verified(
-                records,
-                end_entity,
-                intermediates,
-                &self.names,
-                now,
-                &self.provider,
-            ) {
-                trust = Trust::Verified;
-            }
-        } else if let Some(v) = &self.inner {
-            // webpki checks the chain before the name, so a name error means the chain
-            // itself was good: Postfix's "Trusted".
-            let fallback = [ServerName::try_from("invalid.invalid").expect("static name")];
-            let names = if self.names.is_empty() {
-                &fallback[..]
-            } else {
-                &self.names[..]
-            };
-            for name in names {
-                match v.verify_server_cert(end_entity, intermediates, name, ocsp, now) {
-                    Ok(_) if !self.names.is_empty() => {
-                        trust = Trust::Verified;
-                        break;
-                    }
-                    Ok(_) => trust = Trust::Trusted,
-                    Err(rustls::Error::InvalidCertificate(
-                        CertificateError::NotValidForName
-                        | CertificateError::NotValidForNameContext { .. },
-                    )) => trust = Trust::Trusted,
-                    Err(_) => {}
-                }
-            }
-        }
-        if let Ok(mut v) = self.verdict.lock() {
-            *v = trust;
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 fn read_certs(

@@ -31,6 +31,8 @@ pub struct MailParams {
     pub ret: Option<&'static str>,
     /// Decoded ENVID.
     pub envid: Option<String>,
+    /// REQUIRETLS (RFC 8689): deliver only over verified TLS.
+    pub requiretls: bool,
 }
 
 impl MailParams {
@@ -48,6 +50,9 @@ impl MailParams {
         }
         if let Some(e) = &self.envid {
             out.push(("dsn_envid".to_string(), e.clone()));
+        }
+        if self.requiretls {
+            out.push(("requiretls".to_string(), "1".to_string()));
         }
         out
     }
@@ -70,6 +75,9 @@ pub struct ParamPolicy {
     pub size_limit: u64,
     /// smtputf8_enable.
     pub smtputf8_enable: bool,
+    /// REQUIRETLS was offered in this session (TLS active, rostfix_requiretls_enable):
+    /// otherwise the parameter is as unknown as any other.
+    pub requiretls_offered: bool,
 }
 
 fn syntax(what: &str) -> Reply {
@@ -106,6 +114,12 @@ pub fn mail_params(
                     Some(v) if v.eq_ignore_ascii_case("8BITMIME") => "8BITMIME",
                     _ => return Err(Reply::new(501, "5.5.4", "Unsupported BODY parameter value")),
                 });
+            }
+            "REQUIRETLS" if policy.requiretls_offered => {
+                if value.is_some() {
+                    return Err(syntax("REQUIRETLS"));
+                }
+                out.requiretls = true;
             }
             "SMTPUTF8" if policy.smtputf8_enable => {
                 if value.is_some() {
@@ -312,6 +326,7 @@ mod tests {
     const POLICY: ParamPolicy = ParamPolicy {
         size_limit: 1000,
         smtputf8_enable: true,
+        requiretls_offered: true,
     };
 
     fn code(r: Result<impl std::fmt::Debug, Reply>) -> String {
@@ -348,6 +363,19 @@ mod tests {
     }
 
     #[test]
+    fn requiretls_only_when_offered() {
+        let m = mail_params(&kv(&[("REQUIRETLS", None)]), POLICY).unwrap();
+        assert!(m.requiretls);
+        assert_eq!(m.attributes(), vec![("requiretls".into(), "1".into())]);
+        assert!(code(mail_params(&kv(&[("REQUIRETLS", Some("x"))]), POLICY)).starts_with("501"));
+        let plain = ParamPolicy {
+            requiretls_offered: false,
+            ..POLICY
+        };
+        assert!(code(mail_params(&kv(&[("REQUIRETLS", None)]), plain)).starts_with("555 5.5.4"));
+    }
+
+    #[test]
     fn mail_errors() {
         assert!(code(mail_params(&kv(&[("SIZE", Some("1001"))]), POLICY)).starts_with("552 5.3.4"));
         assert!(code(mail_params(&kv(&[("SIZE", Some("x"))]), POLICY)).starts_with("501 5.5.4"));
@@ -363,6 +391,7 @@ mod tests {
         assert!(code(mail_params(&kv(&[("XYZ", None)]), POLICY)).starts_with("555 5.5.4"));
         let off = ParamPolicy {
             smtputf8_enable: false,
+            requiretls_offered: false,
             ..POLICY
         };
         assert!(code(mail_params(&kv(&[("SMTPUTF8", None)]), off)).starts_with("555"));

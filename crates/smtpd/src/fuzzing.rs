@@ -24,6 +24,7 @@ pub fn command_line(input: &[u8]) {
     let policy = ParamPolicy {
         size_limit: 10_240_000,
         smtputf8_enable: true,
+        requiretls_offered: true,
     };
     match cmd {
         Command::Mail(arg) => {

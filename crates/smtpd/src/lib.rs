@@ -21,6 +21,7 @@ pub mod command;
 pub mod connection;
 pub mod data;
 pub mod dsn_params;
+pub mod ehlo_discard;
 pub mod fuzzing;
 mod gate;
 mod headers;
@@ -48,3 +49,5 @@ mod tls_ciphers;
 
 /// What main.rs loads before confinement and hands to each connection.
 pub use tls::TlsServer;
+/// postscreen's own SMTP engine offers STARTTLS with smtpd's settings and stream.
+pub use tls::{NetStream, SecurityLevel, TlsError, TlsInfo, TlsSettings, Transport};

@@ -62,6 +62,8 @@ pub struct ProtoSettings {
     pub header_size_limit: usize,
     pub disable_vrfy: bool,
     pub smtputf8_enable: bool,
+    /// rostfix_requiretls_enable: REQUIRETLS offered on TLS sessions.
+    pub requiretls_enable: bool,
     /// rostfix_smtpd_greet_pause; zero = off.
     pub greet_pause: Duration,
     /// smtpd_forbid_unauth_pipelining.
@@ -115,6 +117,7 @@ impl ProtoSettings {
             header_size_limit: cf.get_u64("header_size_limit").max(1) as usize,
             disable_vrfy: cf.get_bool("disable_vrfy_command"),
             smtputf8_enable: cf.get_bool("smtputf8_enable"),
+            requiretls_enable: cf.get_bool("rostfix_requiretls_enable"),
             greet_pause: cf.get_time("rostfix_smtpd_greet_pause"),
             forbid_unauth_pipelining: cf.get_bool("smtpd_forbid_unauth_pipelining"),
             client_limits: ClientLimits {

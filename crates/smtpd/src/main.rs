@@ -41,7 +41,8 @@ smtpd_tls_security_level (none, may, encrypt; or the legacy smtpd_use_tls and
 smtpd_enforce_tls), smtpd_tls_cert_file, smtpd_tls_key_file,
 smtpd_tls_wrappermode, smtpd_tls_protocols, smtpd_tls_mandatory_protocols,
 smtpd_soft_error_limit, smtpd_error_sleep_time, header_size_limit,
-disable_vrfy_command, smtputf8_enable, smtpd_forbid_bare_newline (default yes)
+disable_vrfy_command, smtputf8_enable, rostfix_requiretls_enable (REQUIRETLS,
+RFC 8689, on TLS sessions), smtpd_forbid_bare_newline (default yes)
 with _reject_code and _exclusions, smtpd_client_connection_count_limit,
 smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit,
 smtpd_client_recipient_rate_limit, smtpd_client_auth_rate_limit (through

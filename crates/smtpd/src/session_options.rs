@@ -148,25 +148,13 @@ impl HostList {
     }
 }
 
-/// Tables looked up by client address.
-pub struct AddressMaps(Vec<Box<dyn Map>>);
-
-impl std::fmt::Debug for AddressMaps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let specs: Vec<&str> = self.0.iter().map(|m| m.spec()).collect();
-        f.debug_tuple("AddressMaps").field(&specs).finish()
-    }
-}
-
 /// The session settings of this module.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
     pub helo_required: bool,
     pub forbidden_commands: Arc<ForbiddenCommands>,
-    /// Lower case; may hold `silent-discard`.
-    pub discard_ehlo_keywords: Vec<String>,
-    /// Client address -> keywords to discard for that client.
-    pub discard_ehlo_maps: Arc<AddressMaps>,
+    /// smtpd_discard_ehlo_keywords and smtpd_discard_ehlo_keyword_address_maps.
+    pub discard_ehlo: Arc<crate::ehlo_discard::EhloDiscard>,
     pub sasl_plain: SaslSecurity,
     pub sasl_tls: SaslSecurity,
     /// Some(timeout) with smtpd_upstream_proxy_protocol = haproxy.
@@ -205,13 +193,15 @@ impl SessionOptions {
                 names.push(item);
             }
         }
-        let mut maps = Vec::new();
-        for item in list_with_braces(&cf.get("smtpd_discard_ehlo_keyword_address_maps")) {
-            maps.push(open_map(&item).map_err(|source| OptionsError::Table {
-                param: "smtpd_discard_ehlo_keyword_address_maps",
-                source,
-            })?);
-        }
+        let discard_ehlo = crate::ehlo_discard::EhloDiscard::from_config(
+            cf,
+            "smtpd_discard_ehlo_keywords",
+            "smtpd_discard_ehlo_keyword_address_maps",
+        )
+        .map_err(|e| OptionsError::Table {
+            param: e.param,
+            source: e.source,
+        })?;
         Ok(SessionOptions {
             helo_required: cf.get_bool("smtpd_helo_required"),
             forbidden_commands: Arc::new(ForbiddenCommands {
@@ -219,8 +209,7 @@ impl SessionOptions {
                 tables,
                 inline,
             }),
-            discard_ehlo_keywords: keywords(&cf.get("smtpd_discard_ehlo_keywords")),
-            discard_ehlo_maps: Arc::new(AddressMaps(maps)),
+            discard_ehlo: Arc::new(discard_ehlo),
             sasl_plain: SaslSecurity::parse(
                 "smtpd_sasl_security_options",
                 &cf.get("smtpd_sasl_security_options"),
@@ -245,24 +234,10 @@ impl SessionOptions {
         })
     }
 
-    /// The EHLO keywords to hide from the client at `ip`: the address map's value
-    /// when it has one (lookup errors fall back to the global list), else
-    /// smtpd_discard_ehlo_keywords.
+    /// The EHLO keywords to hide from the client at `ip`.
     pub fn discarded_keywords(&self, ip: Option<IpAddr>) -> Vec<String> {
-        if let Some(ip) = ip {
-            let key = ip.to_string();
-            for map in self.discard_ehlo_maps.0.iter() {
-                if let Ok(Some(value)) = map.lookup(&key) {
-                    return keywords(&value);
-                }
-            }
-        }
-        self.discard_ehlo_keywords.clone()
+        self.discard_ehlo.for_client(ip)
     }
-}
-
-fn keywords(value: &str) -> Vec<String> {
-    split_list(value).map(str::to_ascii_lowercase).collect()
 }
 
 /// Postfix list syntax: commas and white space separate.
@@ -273,7 +248,7 @@ fn split_list(s: &str) -> impl Iterator<Item = &str> {
 
 /// Like [`split_list`], but a `{ ... }` group (inline tables such as
 /// `regexp:{{/^[^A-Z]/ Bogus}}` or `inline:{ a=b }`) stays one item with its spaces.
-fn list_with_braces(s: &str) -> Vec<String> {
+pub(crate) fn list_with_braces(s: &str) -> Vec<String> {
     let mut items = Vec::new();
     let mut cur = String::new();
     let mut depth = 0usize;

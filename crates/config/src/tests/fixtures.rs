@@ -111,7 +111,7 @@ fn ubuntu_master_cf_loads_with_overrides() {
 }
 
 #[test]
-fn ubuntu_settings_without_effect_are_the_tls_cache() {
+fn ubuntu_settings_all_take_effect() {
     let dir = manifest_dir().join("testdata");
     let main_path = dir.join("ubuntu-dovecot-main.cf");
     let master_path = dir.join("ubuntu-dovecot-master.cf");
@@ -126,11 +126,8 @@ fn ubuntu_settings_without_effect_are_the_tls_cache() {
         .chain(crate::ineffective::in_master_cf(&master, &main))
         .map(|item| (item.param, item.service))
         .collect();
-    // biff = no is what Rostfix does anyway; the TLS session cache really is a
-    // setting without effect (the milter macro has one now that smtpd_milters work).
-    assert_eq!(
-        found,
-        vec![("smtp_tls_session_cache_database".to_string(), None)]
-    );
+    // biff = no is what Rostfix does anyway; the milter macro has an effect now that
+    // smtpd_milters work, and the TLS session cache now that smtp resumes sessions.
+    assert!(found.is_empty(), "{found:?}");
     assert!(crate::ineffective::comment_warnings(&main).is_empty());
 }

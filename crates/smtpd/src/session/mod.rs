@@ -658,6 +658,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
             if self.cfg.proto.smtputf8_enable {
                 lines.push("SMTPUTF8".into());
             }
+            if self.requiretls_offered() {
+                lines.push("REQUIRETLS".into());
+            }
             if self.cfg.proxy_filter.is_none() {
                 // BDAT is not relayed to a before-queue filter (proxy.rs).
                 lines.push("CHUNKING".into());
@@ -673,6 +676,12 @@ impl<'a, S: QueueSink> Session<'a, S> {
             self.discard_ehlo_keywords(&mut lines);
         }
         Reply::plain(250, lines)
+    }
+
+    /// RFC 8689 4.1: REQUIRETLS is offered (and its MAIL parameter taken) only on a
+    /// TLS session.
+    fn requiretls_offered(&self) -> bool {
+        self.cfg.proto.requiretls_enable && self.tls.is_some()
     }
 
     /// Postfix's smtpd_check_queue (storage.rs): no MAIL while the queue is short of
@@ -695,6 +704,7 @@ impl<'a, S: QueueSink> Session<'a, S> {
         let policy = ParamPolicy {
             size_limit: self.cfg.message_size_limit,
             smtputf8_enable: self.cfg.proto.smtputf8_enable,
+            requiretls_offered: self.requiretls_offered(),
         };
         let params = match mail_params(&arg.params, policy) {
             Ok(p) => p,
