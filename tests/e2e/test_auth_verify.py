@@ -24,6 +24,7 @@ the C library, which cannot be given a port, so it runs in a mount namespace who
 
 import base64
 import contextlib
+import os
 import re
 import shutil
 import smtplib
@@ -33,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+import harness
+import smtpsink
 from dns_server import dnsmasq
 from harness import USER1, free_port, maildir_messages, wait_for
 from test_milter import _daemon as milter_daemon
@@ -55,6 +58,19 @@ def _rsa_key(d, name):
     return key.read_bytes(), base64.b64encode(der).decode()
 
 
+def _our_key(d):
+    """Our key for rostfix.test from `rostfix dkim-keygen`, in OpenDKIM-format tables
+    (KeyTable, SigningTable) in `d`; returns the TXT record's name and value."""
+    out = subprocess.run([str(harness.BIN / "rostfix"), "dkim-keygen", "-D", str(d),
+                          "rostfix.test", "seal"], check=True, capture_output=True,
+                         text=True).stdout
+    line = next(l for l in out.splitlines() if " IN TXT " in l)
+    (Path(d) / "KeyTable").write_text(
+        f"seal._domainkey.rostfix.test rostfix.test:seal:{d}/seal.private\n")
+    (Path(d) / "SigningTable").write_text("*@rostfix.test seal._domainkey.rostfix.test\n")
+    return line.split()[0].rstrip("."), "".join(re.findall(r'"([^"]*)"', line))
+
+
 def _txt(name, value):
     """A dnsmasq TXT option, the value in character-strings of at most 200 bytes."""
     return f"--txt-record={name}," + ",".join(value[i:i + 200]
@@ -67,8 +83,10 @@ def world(workdir):
     if not Path(PSL).exists():
         pytest.skip("publicsuffix not installed (tests/setup-deps.sh)")
     d = tempfile.mkdtemp(prefix="authverify-", dir=workdir)
+    os.chmod(d, 0o755)  # local reads the aliases as mail_owner
     dkim_key, dkim_pub = _rsa_key(d, "pass")
     arc_key, arc_pub = _rsa_key(d, "arc")
+    seal_name, seal_txt = _our_key(d)
     spf_ok = "v=spf1 ip4:127.0.0.2 -all"
     records = [
         # Names without records are NXDOMAIN, not REFUSED (no upstream server).
@@ -88,6 +106,7 @@ def world(workdir):
         _txt("_dmarc.except.test", "v=DMARC1; p=reject"),
         _txt("sel._domainkey.pass.test", f"v=DKIM1; k=rsa; p={dkim_pub}"),
         _txt("arc._domainkey.forwarder.test", f"v=DKIM1; k=rsa; p={arc_pub}"),
+        _txt(seal_name, seal_txt),
         # A lookup that fails: forwarded to a closed port (SERVFAIL).
         "--server=/broken.test/127.0.0.1#9",
     ]
@@ -141,10 +160,10 @@ def arc_sealed(subject, dkim_key, arc_key):
     return b"".join(arc) + msg
 
 
-def send(inst, mail_from, msg, source=CLIENT, helo=HELO):
+def send(inst, mail_from, msg, source=CLIENT, helo=HELO, rcpt=RCPT):
     with inst.smtp(source_address=source) as s:
         s.ehlo(helo)
-        s.sendmail(mail_from, [RCPT], msg)
+        s.sendmail(mail_from, [rcpt], msg)
 
 
 def delivered(subject):
@@ -333,3 +352,53 @@ def test_reject_spf_fail_restriction(make_instance, world):
     send(inst, "a@broken.test", message("a@broken.test", "sr-temperror"))
     assert re.search(r"\bspf=softfail\b", ours(delivered("sr-soft")))
     assert re.search(r"\bspf=temperror\b", ours(delivered("sr-temperror")))
+
+
+def test_forwarded_copy_is_arc_sealed(make_instance, world):
+    """An alias forwarding to another site: local puts an ARC set on the copy, made
+    with the key the SigningTable gives the alias address; dkimpy's arc_verify
+    checks the chain against the key in the dnsmasq."""
+    import dkim
+
+    d = world["dir"]
+    aliases = d / "aliases"
+    aliases.write_text("fwd remote@elsewhere.test\n")  # texthash: postmap form
+    port = free_port()
+    sink = smtpsink.Sink(port)
+    try:
+        inst = make_instance(main_extra=verify_main(
+            alias_maps=f"texthash:{aliases}", alias_database=f"texthash:{aliases}",
+            relayhost=f"[127.0.0.1]:{port}",
+            rostfix_arc_seal_forwarded="yes",
+            rostfix_dkim_key_table=f"{d}/KeyTable",
+            rostfix_dkim_signing_table=f"refile:{d}/SigningTable"))
+        send(inst, "x@soft.test", dkim_signed("a@pass.test", "arc-forward", world["dkim"]),
+             rcpt="fwd@rostfix.test")
+        try:
+            got = wait_for(lambda: sink.for_rcpt("remote@elsewhere.test"), timeout=30,
+                           what="the forwarded copy")
+        except AssertionError:
+            raise AssertionError(inst.log_text()[-4000:])
+    finally:
+        sink.stop()
+    data = got[0][2].replace("\n", "\r\n").encode()
+    assert data.startswith(b"ARC-Seal: i=1; "), data[:2000]
+    assert b"ARC-Authentication-Results: i=1; mx.rostfix.test" in data, data[:3000]
+    cv, results, reason = dkim.arc_verify(data, dnsfunc=_dnsmasq_txt())
+    assert cv == dkim.CV_Pass, (cv, results, reason, data[:3000])
+    # The sender's own signature still verifies after forwarding.
+    assert dkim.verify(data, dnsfunc=_dnsmasq_txt())
+
+
+def _dnsmasq_txt():
+    """dkimpy's DNS lookup, asking the test dnsmasq."""
+    import dns.resolver
+
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [DNS_ADDR]
+
+    def lookup(name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        answer = resolver.resolve(name, "TXT", lifetime=timeout)
+        return b"".join(b"".join(r.strings) for r in answer)
+    return lookup

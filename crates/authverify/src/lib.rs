@@ -11,11 +11,13 @@
 
 #![forbid(unsafe_code)]
 
+mod arc_seal;
 pub mod dmarc;
 mod header;
 mod psl;
 mod verifier;
 
+pub use arc_seal::SealError;
 pub use dmarc::{DmarcOutcome, DmarcStatus, Policy};
 pub use header::strip_forged;
 pub use mail_auth::SpfResult;

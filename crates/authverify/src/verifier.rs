@@ -93,8 +93,13 @@ impl Verifier {
         &self.authserv_id
     }
 
+    /// The resolver-backed checker (arc_seal.rs).
+    pub(crate) fn auth(&self) -> &MessageAuthenticator {
+        &self.auth
+    }
+
     /// Runs `fut` to completion or until the deadline (None).
-    fn bounded<F: std::future::Future>(&self, fut: F) -> Option<F::Output> {
+    pub(crate) fn bounded<F: std::future::Future>(&self, fut: F) -> Option<F::Output> {
         self.runtime
             .block_on(async { tokio::time::timeout(self.deadline, fut).await.ok() })
     }

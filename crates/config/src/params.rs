@@ -482,6 +482,10 @@ pub static PARAMS: &[ParamDef] = &[
     // Redis server (host:port; empty = this machine's own limits only).
     p("rostfix_anvil_redis_prefix", "rostfix:anvil:", ParamKind::Str),
     p("rostfix_anvil_redis_server", "", ParamKind::Str),
+    // Rostfix-specific: local puts an ARC set (RFC 8617) on each copy it forwards for
+    // an alias, .forward or :include: address, signed with the key the DKIM
+    // SigningTable gives that address (docs/mail-auth.md).
+    p("rostfix_arc_seal_forwarded", "no", ParamKind::Bool),
     // Rostfix-specific: verification on receipt (crates/authverify, docs/mail-auth.md):
     // which mail smtpd checks (no, outside = not mynetworks nor SASL-authenticated,
     // all) and writes one Authentication-Results header for, and the deadline of one
