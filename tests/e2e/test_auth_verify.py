@@ -270,9 +270,13 @@ def test_spf_dkim_dmarc_arc_results(make_instance, world):
     send(inst, "a@broken.test", message("a@broken.test", "av-temperror"))
     assert re.search(r"\bspf=temperror\b", ours(delivered("av-temperror")))
 
-    # Mail from mynetworks is not verified (outside is the default scope).
-    send(inst, "a@pass.test", message("a@pass.test", "av-inside"), source="127.0.0.1")
-    assert results(delivered("av-inside"), ME) == []
+    # Mail from mynetworks is not verified (outside is the default scope), but a
+    # header claiming our name is removed from it too.
+    send(inst, "a@pass.test", message("a@pass.test", "av-inside", extra_headers=forged),
+         source="127.0.0.1")
+    inside = delivered("av-inside")
+    assert results(inside, ME) == [], inside[:3000]
+    assert len(results(inside, "other.test")) == 1
 
 
 @contextlib.contextmanager

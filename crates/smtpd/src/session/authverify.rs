@@ -3,8 +3,9 @@
 //! mynetworks nor SASL-authenticated), the held content is checked by
 //! crates/authverify (SPF at HELO and MAIL FROM, DKIM, ARC, DMARC), incoming
 //! Authentication-Results fields that claim our authserv-id (myhostname) are removed
-//! as forged, and one Authentication-Results header is put on top. It runs before
-//! the milters, so a milter (OpenDMARC, rspamd) sees our results.
+//! as forged (from every client, checked or not), and one Authentication-Results
+//! header is put on top. It runs before the milters, so a milter (OpenDMARC,
+//! rspamd) sees our results.
 //!
 //! rostfix_dmarc_reject_policy = yes answers a DMARC failure of a domain that
 //! publishes p=reject with 550 5.7.1 (RFC 7489 10.3 names 5.7.1), unless
@@ -18,6 +19,18 @@ use crate::sink::QueueSink;
 use rostfix_authverify::{strip_forged, DmarcStatus, Peer, Policy};
 
 impl<S: QueueSink> Session<'_, S> {
+    /// `content` without Authentication-Results fields that claim our authserv-id.
+    fn strip_forged(&self, id: &str, content: &[u8], av: &AuthVerify) -> Vec<u8> {
+        let (content, forged) = strip_forged(content, av.verifier.authserv_id());
+        if forged > 0 {
+            log::warn!(
+                "{id}: removed {forged} Authentication-Results header(s) claiming our authserv-id {}",
+                av.verifier.authserv_id()
+            );
+        }
+        content
+    }
+
     /// The verification settings when this session's mail is verified.
     pub(super) fn verification(&self) -> Option<&AuthVerify> {
         let av = self.cfg.auth_verify.as_deref()?;
@@ -34,8 +47,14 @@ impl<S: QueueSink> Session<'_, S> {
         txn: &Transaction,
         stage: &str,
     ) -> Result<Vec<u8>, Reply> {
-        let (Some(av), Some(ip)) = (self.verification(), self.client.ip) else {
+        let Some(av) = self.cfg.auth_verify.as_deref() else {
             return Ok(content);
+        };
+        let (Some(ip), true) = (self.client.ip, self.verification().is_some()) else {
+            // Not checked (mynetworks, SASL-authenticated), but a header claiming our
+            // name is still not ours: a local user must not hand internal recipients'
+            // filters a "pass" either.
+            return Ok(self.strip_forged(id, &content, av));
         };
         let peer = Peer {
             ip,
@@ -44,13 +63,7 @@ impl<S: QueueSink> Session<'_, S> {
         };
         // Checked before the forged headers go: one the sender signed still verifies.
         let report = av.verifier.verify(&peer, &content);
-        let (content, forged) = strip_forged(&content, av.verifier.authserv_id());
-        if forged > 0 {
-            log::warn!(
-                "{id}: removed {forged} Authentication-Results header(s) claiming our authserv-id {}",
-                av.verifier.authserv_id()
-            );
-        }
+        let content = self.strip_forged(id, &content, av);
         let dmarc_text = match &report.dmarc {
             Some(d) => format!(" dmarc={} header.from={}", d.status.as_str(), d.from_domain),
             None => String::new(),

@@ -159,7 +159,7 @@ impl<S: QueueSink> Session<'_, S> {
             staged: Vec::new(),
             scanner: HeaderScanner::new(),
             header_guard: HeaderSizeGuard::new(self.cfg.proto.header_size_limit),
-            held: (self.milters_active() || self.dkim_signs() || self.verification().is_some())
+            held: (self.milters_active() || self.dkim_signs() || self.cfg.auth_verify.is_some())
                 .then(Vec::new),
             size,
             limit,
