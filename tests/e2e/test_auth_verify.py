@@ -320,6 +320,7 @@ def test_dmarc_reject_policy_with_exceptions(make_instance, world, workdir):
     exceptions.write_text("except.test yes\n")
     inst = make_instance(main_extra=verify_main(
         rostfix_dmarc_reject_policy="yes",
+        rostfix_dmarc_quarantine_policy="yes",
         rostfix_dmarc_exception_maps=f"texthash:{exceptions}"))
     for mail_from, msg in [
             ("a@fail.test", message("a@fail.test", "rj-spf-fail")),
@@ -332,15 +333,20 @@ def test_dmarc_reject_policy_with_exceptions(make_instance, world, workdir):
             e.value
     log = inst.log_text()
     assert "reject: DATA from" in log and "Rejected by DMARC policy for fail.test" in log, log[-3000:]
-    # p=none and p=quarantine failures, an excepted domain, and a pass are accepted.
+    # A p=none failure, an excepted domain and a pass are delivered; a p=quarantine
+    # failure is accepted into the hold queue.
     send(inst, "a@soft.test", message("a@soft.test", "rj-none"))
     send(inst, "bounce@mail.strict.test", message("a@strict.test", "rj-quarantine"))
     send(inst, "a@fail.test", message("a@except.test", "rj-except"))
     send(inst, "x@soft.test", dkim_signed("a@pass.test", "rj-pass", world["dkim"]))
     assert dmarc_of(ours(delivered("rj-none"))) == ("fail", "soft.test")
-    assert dmarc_of(ours(delivered("rj-quarantine"))) == ("fail", "strict.test")
     assert dmarc_of(ours(delivered("rj-except"))) == ("fail", "except.test")
     assert dmarc_of(ours(delivered("rj-pass"))) == ("pass", "pass.test")
+    held = inst.queue_ids("hold")
+    assert len(held) == 1, (held, inst.log_text()[-3000:])
+    assert "DMARC p=quarantine failure of strict.test" in inst.log_text()
+    shown = inst.cmd("rostcat", "-h", "-q", held[0]).stdout.decode(errors="replace")
+    assert "dmarc=fail (p=quarantine dis=quarantine) header.from=strict.test" in shown, shown
 
 
 def test_reject_spf_fail_restriction(make_instance, world):

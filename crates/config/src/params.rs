@@ -500,6 +500,9 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: DMARC p=reject failures are answered 550 5.7.1 (yes) unless the
     // From: domain (or its organisational domain) is in the exception tables.
     p("rostfix_dmarc_exception_maps", "", ParamKind::List),
+    // Rostfix-specific: DMARC p=quarantine failures go to the hold queue (yes), with
+    // the same exception tables.
+    p("rostfix_dmarc_quarantine_policy", "no", ParamKind::Bool),
     p("rostfix_dmarc_reject_policy", "no", ParamKind::Bool),
     p("rostfix_dns_servers", "", ParamKind::List),
     // Rostfix-specific: a file of DNSKEY records trusted for DNSSEC validation

@@ -1,8 +1,8 @@
 //! The settings of verification on receipt (crates/authverify): which mail is
 //! checked (rostfix_auth_verify), the deadline of one check
 //! (rostfix_auth_verify_timeout), the public suffix list, and what is done with a
-//! DMARC failure (rostfix_dmarc_reject_policy with the exception tables
-//! rostfix_dmarc_exception_maps). Read once, before the chroot: the suffix list and
+//! DMARC failure (rostfix_dmarc_reject_policy, rostfix_dmarc_quarantine_policy, with
+//! the exception tables rostfix_dmarc_exception_maps). Read once, before the chroot: the suffix list and
 //! /etc/resolv.conf are not readable afterwards. The session side is
 //! session/authverify.rs.
 
@@ -39,6 +39,8 @@ pub struct AuthVerify {
     pub scope: Scope,
     /// rostfix_dmarc_reject_policy: answer a p=reject failure with 550 5.7.1.
     pub dmarc_reject: bool,
+    /// rostfix_dmarc_quarantine_policy: a p=quarantine failure goes to hold/.
+    pub dmarc_quarantine: bool,
     exceptions: Vec<Box<dyn Map>>,
 }
 
@@ -98,6 +100,7 @@ impl AuthVerify {
             verifier: verifier.clone(),
             scope,
             dmarc_reject: cf.get_bool("rostfix_dmarc_reject_policy"),
+            dmarc_quarantine: cf.get_bool("rostfix_dmarc_quarantine_policy"),
             exceptions,
         };
         Ok((Some(Arc::new(settings)), Some(verifier)))
@@ -162,7 +165,7 @@ mod tests {
         .unwrap();
         let av = s.auth_verify.expect("verification on");
         assert_eq!(av.scope, Scope::Outside);
-        assert!(!av.dmarc_reject);
+        assert!(!av.dmarc_reject && !av.dmarc_quarantine);
         assert_eq!(av.verifier.authserv_id(), "mx.example.net");
         assert!(s.restrictions.auth_verifier.is_some());
         let s = settings(&[

@@ -73,7 +73,7 @@ body_checks, body_checks_size_limit, disable_mime_input_processing,
 receive_override_options (docs/content-inspection.md).
 Verification on receipt: rostfix_auth_verify, rostfix_auth_verify_timeout,
 rostfix_public_suffix_list, rostfix_dmarc_reject_policy,
-rostfix_dmarc_exception_maps, and the reject_spf_fail restriction
+rostfix_dmarc_quarantine_policy, rostfix_dmarc_exception_maps, and the reject_spf_fail restriction
 (docs/mail-auth.md).
 See docs/smtpd-protocol.md.",
     exit_status: "0 when master stops it normally, 1 on a startup error.",

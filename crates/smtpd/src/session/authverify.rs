@@ -8,8 +8,9 @@
 //! rspamd) sees our results.
 //!
 //! rostfix_dmarc_reject_policy = yes answers a DMARC failure of a domain that
-//! publishes p=reject with 550 5.7.1 (RFC 7489 10.3 names 5.7.1), unless
-//! rostfix_dmarc_exception_maps lists the From: domain. A DNS failure is a
+//! publishes p=reject with 550 5.7.1 (RFC 7489 10.3 names 5.7.1), and
+//! rostfix_dmarc_quarantine_policy = yes sends a p=quarantine failure to the hold
+//! queue, unless rostfix_dmarc_exception_maps lists the From: domain. A DNS failure is a
 //! temperror result and never rejects (not even temporarily: the header says so).
 
 use super::{Session, Transaction};
@@ -38,23 +39,24 @@ impl<S: QueueSink> Session<'_, S> {
         (av.scope == Scope::All || outside).then_some(av)
     }
 
-    /// The content with forged Authentication-Results removed and ours on top, or
-    /// the refusal of a DMARC p=reject failure.
+    /// The content with forged Authentication-Results removed and ours on top, and
+    /// whether a DMARC p=quarantine failure sends it to hold/; or the refusal of a
+    /// p=reject failure.
     pub(super) fn verify_received(
         &self,
         id: &str,
         content: Vec<u8>,
         txn: &Transaction,
         stage: &str,
-    ) -> Result<Vec<u8>, Reply> {
+    ) -> Result<(Vec<u8>, bool), Reply> {
         let Some(av) = self.cfg.auth_verify.as_deref() else {
-            return Ok(content);
+            return Ok((content, false));
         };
         let (Some(ip), true) = (self.client.ip, self.verification().is_some()) else {
             // Not checked (mynetworks, SASL-authenticated), but a header claiming our
             // name is still not ours: a local user must not hand internal recipients'
             // filters a "pass" either.
-            return Ok(self.strip_forged(id, &content, av));
+            return Ok((self.strip_forged(id, &content, av), false));
         };
         let peer = Peer {
             ip,
@@ -72,21 +74,38 @@ impl<S: QueueSink> Session<'_, S> {
             "{id}: authentication: spf={}{dmarc_text}",
             rostfix_authverify::spf_name(report.spf)
         );
-        if let Some(d) = report.dmarc.as_ref().filter(|d| {
-            av.dmarc_reject && d.status == DmarcStatus::Fail && d.policy == Some(Policy::Reject)
-        }) {
+        let acted = report.dmarc.as_ref().filter(|d| {
+            d.status == DmarcStatus::Fail
+                && match d.policy {
+                    Some(Policy::Reject) => av.dmarc_reject,
+                    Some(Policy::Quarantine) => av.dmarc_quarantine,
+                    _ => false,
+                }
+        });
+        let mut hold = false;
+        if let Some(d) = acted {
+            let rcpt = txn.recipients.first().map(String::as_str).unwrap_or("");
             match av.exempt(&d.from_domain, &d.org_domain) {
                 Ok(true) => log::info!(
-                    "{id}: DMARC p=reject failure of {} not rejected: rostfix_dmarc_exception_maps",
+                    "{id}: DMARC failure of {} not acted on: rostfix_dmarc_exception_maps",
                     d.from_domain
                 ),
+                Ok(false) if d.policy == Some(Policy::Quarantine) => {
+                    // Postfix's HOLD action, logged as cleanup logs one.
+                    log::info!(
+                        "{id}: hold: END-OF-MESSAGE from {}: DMARC p=quarantine failure of {}; from=<{}> to=<{rcpt}>",
+                        self.client.log_name(),
+                        d.from_domain,
+                        txn.sender
+                    );
+                    hold = true;
+                }
                 Ok(false) => {
                     let reply = Reply::new(
                         550,
                         "5.7.1",
                         format!("Rejected by DMARC policy for {}", d.from_domain),
                     );
-                    let rcpt = txn.recipients.first().map(String::as_str).unwrap_or("");
                     self.log_reject(
                         id,
                         (stage, "rostfix_dmarc_reject_policy"),
@@ -101,9 +120,17 @@ impl<S: QueueSink> Session<'_, S> {
                 Err(e) => log::warn!("{id}: rostfix_dmarc_exception_maps: {e}"),
             }
         }
-        let mut out = Vec::with_capacity(report.header.len() + content.len());
-        out.extend_from_slice(report.header.as_bytes());
+        // The disposition OpenDMARC writes: what was done with the failure.
+        let header = if hold {
+            report
+                .header
+                .replace("(p=quarantine dis=none)", "(p=quarantine dis=quarantine)")
+        } else {
+            report.header
+        };
+        let mut out = Vec::with_capacity(header.len() + content.len());
+        out.extend_from_slice(header.as_bytes());
         out.extend_from_slice(&content);
-        Ok(out)
+        Ok((out, hold))
     }
 }

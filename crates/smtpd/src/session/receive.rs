@@ -301,7 +301,10 @@ impl<S: QueueSink> Session<'_, S> {
             // Verification on receipt (authverify.rs): before the milters, so they
             // see our Authentication-Results.
             let content = match self.verify_received(&id, content, txn, stage) {
-                Ok(content) => content,
+                Ok((content, quarantine)) => {
+                    hold |= quarantine;
+                    content
+                }
                 Err(reply) => {
                     msg.abort();
                     return reply;
