@@ -14,6 +14,7 @@ NEEDED="
     libio-socket-ssl-perl:/usr/share/perl5/IO/Socket/SSL.pm
     dnsmasq-base:/usr/sbin/dnsmasq
     python3-aiosmtpd:/usr/lib/python3/dist-packages/aiosmtpd
+    python3-jsonschema:/usr/lib/python3/dist-packages/jsonschema
     dovecot-lmtpd:/usr/lib/dovecot/lmtp
     dovecot-imapd:/usr/lib/dovecot/imap
     dovecot-core:/usr/sbin/dovecot

@@ -23,7 +23,7 @@ import time
 import pytest
 
 from dns_server import dnsmasq
-from harness import USER2, free_port, stop_process, wait_for
+from harness import USER1, USER2, free_port, stop_process, wait_for
 from peers import certs, chain_for, start_peer  # noqa: F401 (fixtures)
 from signed_dns import signed_dns
 from starttls_strip import Listener, StarttlsStripper
@@ -126,6 +126,9 @@ def sts(workdir, certs, start_peer):
         records += [f"--mx-host={domain},mx.{domain},10",
                     f"--host-record=mx.{domain},127.0.0.1",
                     f"--txt-record=_mta-sts.{domain},v=STSv1; id=20261204a;"]
+        # SMTP TLS reporting (test_tls_reporting.py): reports to a local user.
+        records.append(f"--txt-record=_smtp._tls.{domain},"
+                       f"v=TLSRPTv1; rua=mailto:{USER1}@mx.rostfix.test")
         ip = "127.0.0.2" if domain == "slow.test" else "127.0.0.1"
         records.append(f"--host-record=mta-sts.{domain},{ip}")
     base = workdir / f"nginx-{https_port}"
@@ -142,14 +145,15 @@ def sts(workdir, certs, start_peer):
         hanging.close()
 
 
-def instance_for(make_instance, sts, workdir, ports=None):
+def instance_for(make_instance, sts, workdir, ports=None, main_extra=None, master_extra=""):
     """An instance with MTA-STS on, routing each test domain to the peer (or to the
-    port `ports` gives for it)."""
+    port `ports` gives for it); `main_extra`/`master_extra` add settings."""
     ports = ports or {}
     transport = sts["base"] / "transport"
     transport.write_text("".join(f"{d} smtp:{d}:{ports.get(d, sts['peer'].port)}\n"
                                  for d in POLICIES))
-    return make_instance(master_extra=MTASTS_SERVICE, main_extra={
+    return make_instance(master_extra=MTASTS_SERVICE + master_extra, main_extra={
+        **(main_extra or {}),
         "transport_maps": f"texthash:{transport}",
         "smtp_tls_security_level": "may",
         "smtp_tls_CAfile": str(sts["ca"]),

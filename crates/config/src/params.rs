@@ -540,6 +540,22 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: smtpd waits this long before its greeting and rejects a client
     // that talks first (Postfix does this only in postscreen); 0 = off.
     p("rostfix_smtpd_greet_pause", "0s", ParamKind::Time('s')),
+    // Rostfix-specific: SMTP TLS reporting (RFC 8460, docs/tls-reporting.md): the smtp
+    // client records TLS session outcomes for domains with MTA-STS or DANE policies and
+    // the tlsrpt service mails each period's report to the domain's rua.
+    p(
+        "rostfix_tlsrpt_contact",
+        "postmaster@$mydomain",
+        ParamKind::Str,
+    ),
+    p("rostfix_tlsrpt_enable", "no", ParamKind::Bool),
+    p("rostfix_tlsrpt_organization", "$mydomain", ParamKind::Str),
+    p("rostfix_tlsrpt_period", "1d", ParamKind::Time('s')),
+    p(
+        "rostfix_tlsrpt_sender",
+        "noreply-smtp-tls-reporting@$mydomain",
+        ParamKind::Str,
+    ),
     p("sample_directory", "/etc/rostfix", ParamKind::Str),
     p("sender_bcc_maps", "", ParamKind::List),
     p(

@@ -43,7 +43,45 @@ pub struct Resolver {
     pub resolver: TokioResolver,
 }
 
+/// Why a TXT lookup gave no answer worth reading.
+#[derive(Debug, thiserror::Error)]
+pub enum TxtError {
+    /// No such name, or no TXT record at it.
+    #[error("no TXT record")]
+    None,
+    /// A timeout or server failure: try again later.
+    #[error("{0}")]
+    Failed(String),
+}
+
 impl Resolver {
+    /// The TXT records at `qname`, each record's strings joined (RFC 7208 3.3 and the
+    /// reporting/policy RFCs that reuse it).
+    pub fn txt(&self, qname: &str) -> Result<Vec<String>, TxtError> {
+        use hickory_resolver::net::{DnsError, NetError};
+        use hickory_resolver::proto::op::ResponseCode;
+        use hickory_resolver::proto::rr::RData;
+        match self.runtime.block_on(self.resolver.txt_lookup(qname)) {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::TXT(t) => Some(
+                        t.txt_data
+                            .iter()
+                            .map(|d| String::from_utf8_lossy(d).into_owned())
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .collect()),
+            Err(NetError::Dns(
+                DnsError::NoRecordsFound(_) | DnsError::ResponseCode(ResponseCode::NXDomain),
+            )) => Err(TxtError::None),
+            Err(e) => Err(TxtError::Failed(e.to_string())),
+        }
+    }
+
     /// `servers` (from rostfix_dns_servers) when not empty, else the system
     /// configuration. Call before chroot.
     pub fn new(servers: &[String], timeout: Duration) -> Result<Resolver, SetupError> {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The daemons Rostfix ships; master runs only these.
-pub const SUPPORTED_COMMANDS: [&str; 17] = [
+pub const SUPPORTED_COMMANDS: [&str; 18] = [
     "smtpd",
     "qmgr",
     "local",
@@ -26,6 +26,7 @@ pub const SUPPORTED_COMMANDS: [&str; 17] = [
     "verify",
     "metrics",
     "mtasts",
+    "tlsrpt",
 ];
 
 /// master.cf's type column as written.

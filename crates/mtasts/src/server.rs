@@ -9,7 +9,6 @@
 //! one, at most [`MAX_STREAMS`] clients at once; DNS lookups and fetches are bounded
 //! by their own timeouts.
 
-use hickory_resolver::proto::rr::RData;
 use rostfix_mtasts::cache::{Cache, Entry};
 use rostfix_mtasts::fetch::Fetcher;
 use rostfix_mtasts::policy::{self, Policy};
@@ -115,30 +114,13 @@ impl Shared {
     /// no record (the cache decides then).
     fn txt_id(&self, domain: &str) -> Option<String> {
         let qname = format!("_mta-sts.{domain}.");
-        let dns = lock(&self.dns);
-        let answer = dns
-            .runtime
-            .block_on(dns.resolver.txt_lookup(qname.as_str()));
-        let lookup = match answer {
-            Ok(l) => l,
+        let records = match lock(&self.dns).txt(&qname) {
+            Ok(r) => r,
             Err(e) => {
                 log::debug!("{qname}: {e}");
                 return None;
             }
         };
-        let records: Vec<String> = lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::TXT(t) => Some(
-                    t.txt_data
-                        .iter()
-                        .map(|d| String::from_utf8_lossy(d).into_owned())
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .collect();
         txt::policy_id(&records)
     }
 

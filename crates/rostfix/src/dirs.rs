@@ -33,7 +33,7 @@ const fn d(name: &'static str, owner: Owner, setgid_group: bool, mode: u32) -> D
 }
 
 /// Every directory under queue_directory.
-pub const QUEUE_DIRS: [DirSpec; 12] = [
+pub const QUEUE_DIRS: [DirSpec; 13] = [
     d("incoming", Owner::MailOwner, false, 0o700),
     d("active", Owner::MailOwner, false, 0o700),
     d("deferred", Owner::MailOwner, false, 0o700),
@@ -46,6 +46,8 @@ pub const QUEUE_DIRS: [DirSpec; 12] = [
     d("maildrop", Owner::MailOwner, true, 0o730),
     d("pid", Owner::Root, false, 0o755),
     d("recycle", Owner::MailOwner, false, 0o700),
+    // SMTP TLS reporting: the smtp client's session outcomes (crates/tlsrpt).
+    d("tlsrpt", Owner::MailOwner, false, 0o700),
 ];
 
 /// The ids directories are given to.

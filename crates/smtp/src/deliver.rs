@@ -21,6 +21,7 @@ use crate::sasl;
 use crate::session::{self, Client, OpenOptions, Outcome, SaslRequest, SiteFailure, TlsRequest};
 use crate::settings::{Mode, Settings};
 use crate::tls::{Level, Trust};
+use crate::tls_report;
 use rostfix_maillog::DeliveryLine;
 use rostfix_proto::{DeliveryReply, DeliveryRequest, DeliveryStatus, Dsn, RecipientResult};
 use rostfix_queue::{open_requested, queue_path, RequestedMessage};
@@ -374,6 +375,23 @@ impl Run<'_> {
                 None => (level, None),
                 Some(mta_sts::Action::Skip(text)) => {
                     log::info!("{}: {text}", self.req.queue_id);
+                    if let (Some(period), Some(facts)) = (
+                        s.tlsrpt,
+                        tls_report::PolicyFacts::of(sts_policy.as_ref(), None),
+                    ) {
+                        let ip = match addr {
+                            Addr::Inet(ip, _) => Some(*ip),
+                            Addr::Unix(_) => None,
+                        };
+                        tls_report::record(
+                            period,
+                            &nexthop_domain,
+                            &facts,
+                            "validation-failure",
+                            (host, ip),
+                            text,
+                        );
+                    }
                     last = Some(SiteFailure {
                         status: DeliveryStatus::Deferred,
                         dsn: "4.7.5".into(),
@@ -505,6 +523,18 @@ impl Run<'_> {
                 server_name: host,
             };
             let opened = session::open(conn, &opts);
+            self.report_tls(
+                &opened,
+                &nexthop_domain,
+                (host, addr),
+                sts_policy.as_ref().filter(|_| {
+                    matches!(
+                        sts,
+                        Some(mta_sts::Action::Enforce | mta_sts::Action::Test { .. })
+                    )
+                }),
+                tlsa_records.as_deref().map(Vec::as_slice),
+            );
             *self.setup = self.started.elapsed().as_secs_f64();
             let mut client = match opened {
                 Ok(c) => c,
@@ -567,6 +597,36 @@ impl Run<'_> {
             Some(f) => site_outcomes(&f, n),
             None => vec![defer("4.4.3", "no server address to try".into()); n],
         }
+    }
+
+    /// SMTP TLS reporting (rostfix_tlsrpt_enable): the session's TLS outcome, for a
+    /// domain with a policy in force.
+    fn report_tls(
+        &self,
+        opened: &Result<Client<Conn>, SiteFailure>,
+        domain: &str,
+        (host, addr): (&str, &Addr),
+        sts: Option<&rostfix_mtasts::policy::Policy>,
+        tlsa: Option<&[crate::dane::Tlsa]>,
+    ) {
+        let Some(period) = self.agent.settings.tlsrpt else {
+            return;
+        };
+        let Some(facts) = tls_report::PolicyFacts::of(sts, tlsa) else {
+            return;
+        };
+        let ip = match addr {
+            Addr::Inet(ip, _) => Some(*ip),
+            Addr::Unix(_) => None,
+        };
+        let (result, reason) = match opened {
+            Ok(c) => (tls_report::of_session(&facts, c.tls.as_ref()), ""),
+            Err(f) => match tls_report::of_failure(&facts, f) {
+                Some(r) => (r, f.text.as_str()),
+                None => return,
+            },
+        };
+        tls_report::record(period, domain, &facts, result, (host, ip), reason);
     }
 
     /// False with sender-dependent authentication: as Postfix, no session is cached

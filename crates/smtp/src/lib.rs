@@ -40,6 +40,7 @@ pub mod sasl;
 pub mod session;
 pub mod settings;
 pub mod tls;
+pub mod tls_report;
 pub mod tls_sessions;
 pub mod tls_verify;
 pub mod xforward;

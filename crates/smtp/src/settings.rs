@@ -89,6 +89,9 @@ pub struct Settings {
     /// rostfix_mta_sts_enable (SMTP only): how long to wait for the mtasts service's
     /// answer (its fetch timeout plus DNS time); `None` = MTA-STS off.
     pub mta_sts: Option<Duration>,
+    /// rostfix_tlsrpt_enable (SMTP only): the report period in seconds; `None` = no
+    /// TLS reporting.
+    pub tlsrpt: Option<u64>,
 }
 
 impl Settings {
@@ -152,6 +155,8 @@ impl Settings {
             .then(|| cfg.get_time("rostfix_mta_sts_fetch_timeout") + Duration::from_secs(25));
         Ok(Settings {
             mta_sts,
+            tlsrpt: (mode == Mode::Smtp && cfg.get_bool("rostfix_tlsrpt_enable"))
+                .then(|| cfg.get_time("rostfix_tlsrpt_period").as_secs().max(1)),
             mime_downgrade: !cfg.get_bool("disable_mime_output_conversion"),
             send_xforward: cfg.get_bool(&name("send_xforward_command")),
             mode,

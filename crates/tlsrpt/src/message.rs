@@ -1,0 +1,125 @@
+//! The report as mail (RFC 8460 5.3): a multipart/report; report-type="tlsrpt" with a
+//! short text part and the gzipped JSON as application/tlsrpt+gzip, named
+//! `submitter!domain!start!end.json.gz`, and the TLS-Report-Domain /
+//! TLS-Report-Submitter headers.
+
+use crate::report::{report_id, Reporter};
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use std::io::Write;
+
+/// The whole message (CRLF line ends) to `to` from `from`.
+pub fn build(
+    reporter: &Reporter,
+    from: &str,
+    to: &[String],
+    domain: &str,
+    (start, end): (u64, u64),
+    json: &str,
+    date: &str,
+) -> std::io::Result<Vec<u8>> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(json.as_bytes())?;
+    let compressed = gz.finish()?;
+    let id = report_id(reporter, domain, start);
+    let submitter = &reporter.submitter;
+    let boundary = format!("=_tlsrpt_{start}_{}", domain.len());
+    let mut m = String::new();
+    m.push_str(&format!("From: <{from}>\r\n"));
+    m.push_str(&format!(
+        "To: {}\r\n",
+        to.iter()
+            .map(|t| format!("<{t}>"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    m.push_str(&format!(
+        "Subject: Report Domain: {domain} Submitter: {submitter} Report-ID: <{id}>\r\n"
+    ));
+    m.push_str(&format!("Date: {date}\r\n"));
+    m.push_str(&format!("Message-ID: <tlsrpt.{id}>\r\n"));
+    m.push_str(&format!("TLS-Report-Domain: {domain}\r\n"));
+    m.push_str(&format!("TLS-Report-Submitter: {submitter}\r\n"));
+    m.push_str("Auto-Submitted: auto-generated\r\n");
+    m.push_str("MIME-Version: 1.0\r\n");
+    m.push_str(&format!(
+        "Content-Type: multipart/report; report-type=\"tlsrpt\"; boundary=\"{boundary}\"\r\n\r\n"
+    ));
+    m.push_str(&format!(
+        "--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+    ));
+    m.push_str(&format!(
+        "This is an aggregate TLS report from {submitter} for {domain}.\r\n\r\n"
+    ));
+    m.push_str(&format!(
+        "--{boundary}\r\nContent-Type: application/tlsrpt+gzip\r\n\
+         Content-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=\"{submitter}!{domain}!{start}!{end}.json.gz\"\r\n\r\n"
+    ));
+    for chunk in base64(&compressed).as_bytes().chunks(76) {
+        m.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        m.push_str("\r\n");
+    }
+    m.push_str(&format!("--{boundary}--\r\n"));
+    Ok(m.into_bytes())
+}
+
+/// Standard base64 with padding (RFC 4648 4).
+fn base64(data: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_vectors() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn message_shape() {
+        let r = Reporter {
+            organization: "Org".into(),
+            contact: "c".into(),
+            submitter: "mx.s.test".into(),
+        };
+        let m = build(
+            &r,
+            "noreply@s.test",
+            &["tls@d.test".to_string()],
+            "d.test",
+            (0, 86_400),
+            "{}",
+            "Thu, 1 Jan 1970 00:00:00 +0000",
+        )
+        .unwrap();
+        let text = String::from_utf8(m).unwrap();
+        assert!(text.contains("report-type=\"tlsrpt\""));
+        assert!(text.contains("filename=\"mx.s.test!d.test!0!86400.json.gz\""));
+        assert!(text.contains(
+            "Subject: Report Domain: d.test Submitter: mx.s.test Report-ID: <0.d.test@mx.s.test>"
+        ));
+    }
+}
