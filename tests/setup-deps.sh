@@ -45,6 +45,8 @@ NEEDED="
     python3-dnspython:/usr/lib/python3/dist-packages/dns
     spamass-milter:/usr/sbin/spamass-milter
     spamd:/usr/sbin/spamd
+    opendmarc:/usr/sbin/opendmarc
+    publicsuffix:/usr/share/publicsuffix/public_suffix_list.dat
 "
 
 # Postfix's smtp-sink / smtp-source (unpacked from Debian's package, not installed)

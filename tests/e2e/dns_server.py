@@ -17,15 +17,17 @@ from harness import free_port
 
 
 @contextlib.contextmanager
-def dnsmasq(records):
+def dnsmasq(records, address="127.0.0.1", port=None):
     """Yields the port of a dnsmasq serving `records`; skips the test when dnsmasq is
-    not installed (tests/setup-deps.sh installs it)."""
+    not installed (tests/setup-deps.sh installs it). `address` and `port` for a peer
+    whose resolver cannot be given a port (the C library's: port 53 on another
+    loopback address, with its own resolv.conf)."""
     exe = shutil.which("dnsmasq", path="/usr/sbin:/usr/bin:/sbin:/bin")
     if exe is None:
         pytest.skip("dnsmasq not installed (tests/setup-deps.sh)")
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
-        [exe, "--no-daemon", f"--port={port}", "--listen-address=127.0.0.1",
+        [exe, "--no-daemon", f"--port={port}", f"--listen-address={address}",
          "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root",
          "--pid-file=", "--log-facility=-", *records],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -489,11 +489,28 @@ pub static PARAMS: &[ParamDef] = &[
     // Redis server (host:port; empty = this machine's own limits only).
     p("rostfix_anvil_redis_prefix", "rostfix:anvil:", ParamKind::Str),
     p("rostfix_anvil_redis_server", "", ParamKind::Str),
+    // Rostfix-specific: local puts an ARC set (RFC 8617) on each copy it forwards for
+    // an alias, .forward or :include: address, signed with the key the DKIM
+    // SigningTable gives that address (docs/mail-auth.md).
+    p("rostfix_arc_seal_forwarded", "no", ParamKind::Bool),
+    // Rostfix-specific: verification on receipt (crates/authverify, docs/mail-auth.md):
+    // which mail smtpd checks (no, outside = not mynetworks nor SASL-authenticated,
+    // all) and writes one Authentication-Results header for, and the deadline of one
+    // check (an SPF evaluation, or a message's DKIM/ARC/DMARC).
+    p("rostfix_auth_verify", "no", ParamKind::Str),
+    p("rostfix_auth_verify_timeout", "20s", ParamKind::Time('s')),
     // Rostfix-specific: native DKIM signing (crates/dkim, docs/dkim.md): OpenDKIM's
     // KeyTable and SigningTable files as they are (`refile:` for wildcard patterns);
     // both empty = no signing.
     p("rostfix_dkim_key_table", "", ParamKind::Str),
     p("rostfix_dkim_signing_table", "", ParamKind::Str),
+    // Rostfix-specific: DMARC p=reject failures are answered 550 5.7.1 (yes) unless the
+    // From: domain (or its organisational domain) is in the exception tables.
+    p("rostfix_dmarc_exception_maps", "", ParamKind::List),
+    // Rostfix-specific: DMARC p=quarantine failures go to the hold queue (yes), with
+    // the same exception tables.
+    p("rostfix_dmarc_quarantine_policy", "no", ParamKind::Bool),
+    p("rostfix_dmarc_reject_policy", "no", ParamKind::Bool),
     p("rostfix_dns_servers", "", ParamKind::List),
     // Rostfix-specific: a file of DNSKEY records trusted for DNSSEC validation
     // (smtp_dns_support_level = dnssec); empty = the IANA root keys.
@@ -516,6 +533,9 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: how many instances of one table (each with its own database
     // connection) a proxymap process opens at most; lookups beyond wait their turn.
     p("rostfix_proxymap_pool_size", "4", ParamKind::Int),
+    // Rostfix-specific: the public suffix list DMARC takes organisational domains from
+    // (Debian's publicsuffix package keeps this file current; OpenDMARC reads it too).
+    p("rostfix_public_suffix_list", "/usr/share/publicsuffix/public_suffix_list.dat", ParamKind::Str),
     // Rostfix-specific: smtpd offers REQUIRETLS (RFC 8689) on TLS sessions; mail
     // taken with it leaves only over TLS verified by DANE, MTA-STS or PKIX with a
     // secured MX lookup, else it is returned (5.7.10).

@@ -7,7 +7,8 @@
 //!
 //! Which mail is signed (authenticated, mynetworks, locally submitted) is the caller's
 //! decision: smtpd and pickup ask [`Signer::sign`] only for such mail.
-//! Verification, ARC and DNS checks are not here (issue 15, later parts).
+//! Verification on receipt is crates/authverify; the DNS readiness check is a later
+//! part of issue 15.
 
 #![forbid(unsafe_code)]
 
@@ -17,7 +18,7 @@ mod sign;
 mod tables;
 
 pub use key::{load_key, KeyKind, LoadedKey};
-pub use sign::{from_address, Signed, Signer};
+pub use sign::{from_address, to_crlf, KeyRef, Signed, Signer, TableKey};
 pub use tables::{KeyTable, KeyTableEntry, SigningTable};
 
 /// Why signing cannot be set up or a key cannot be used.

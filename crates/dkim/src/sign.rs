@@ -116,6 +116,23 @@ impl Signer {
 
     /// Signs `message` (queue form, LF line endings) when the SigningTable has a key
     /// for its From: address; None when it has none or there is no usable From:.
+    /// The key and signing identity the SigningTable gives `address` (a `%` domain
+    /// in the KeyTable is the address's domain).
+    pub fn key_for(&self, address: &str) -> Option<TableKey<'_>> {
+        let address = address.to_ascii_lowercase();
+        let key = self.table.lookup(&address).and_then(|n| self.keys.get(n))?;
+        let domain = if key.domain == "%" {
+            address.rsplit_once('@').map_or("", |(_, d)| d).to_string()
+        } else {
+            key.domain.clone()
+        };
+        Some(TableKey {
+            domain,
+            selector: &key.selector,
+            key: KeyRef(&key.key),
+        })
+    }
+
     pub fn sign(&self, message: &[u8]) -> Result<Option<Signed>, DkimError> {
         let fields = header_fields(header_block(message));
         let value_of = |name: &str| {
@@ -164,7 +181,15 @@ impl Signer {
 
 /// Borrows a loaded key for one signature: mail-auth's signer owns its key, and the
 /// keys are loaded once at start and shared by every message.
-struct KeyRef<'a>(&'a LoadedKey);
+pub struct KeyRef<'a>(&'a LoadedKey);
+
+/// The key the SigningTable gives an address, for a signature other than DKIM's
+/// (the ARC seal of forwarded mail, crates/authverify).
+pub struct TableKey<'a> {
+    pub domain: String,
+    pub selector: &'a str,
+    pub key: KeyRef<'a>,
+}
 
 impl SigningKey for KeyRef<'_> {
     type Hasher = Sha256;
@@ -256,8 +281,9 @@ pub fn from_address(value: &str) -> Option<String> {
     Some(addr.to_ascii_lowercase())
 }
 
-/// LF to CRLF (lines already ending in CRLF are left alone).
-fn to_crlf(message: &[u8]) -> Vec<u8> {
+/// LF to CRLF (lines already ending in CRLF are left alone): the wire form that
+/// signatures are made and verified over (crates/authverify verifies with it too).
+pub fn to_crlf(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 32);
     let mut prev = 0u8;
     for &b in message {

@@ -20,6 +20,7 @@
 #![deny(unsafe_code)]
 
 pub mod agent;
+pub mod arc;
 pub mod attributes;
 pub mod command;
 pub mod deliver;

@@ -5,12 +5,13 @@
 #![deny(unsafe_code)]
 
 use rostfix_local::agent::Context;
+use rostfix_local::arc::ArcSealing;
 use rostfix_local::deliver::system_user;
 use rostfix_local::resubmit::QueueForwarder;
 use rostfix_local::server::{mail_owner, rest, serve_stream, AGENT_EXIT_STATUS};
 use rostfix_local::setup::{local_conf, settings};
 use rostfix_service::manual::Manual;
-use rostfix_service::{Connection, Daemon, Passed, Service, Shape};
+use rostfix_service::{Connection, Daemon, Passed, Service, Shape, StartError};
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,7 +57,10 @@ allow_mail_to_files, command_execution_directory, command_time_limit,
 default_privs, expansion_size_limit, export_environment, forward_path,
 home_mailbox, local_command_shell, luser_relay, mail_spool_directory,
 mailbox_command, mailbox_size_limit, recipient_delimiter,
-rostfix_maildir_extension_folders, queue_directory, mail_owner.",
+rostfix_maildir_extension_folders, queue_directory, mail_owner;
+rostfix_arc_seal_forwarded with rostfix_dkim_key_table, rostfix_dkim_signing_table,
+rostfix_dns_servers, rostfix_auth_verify_timeout and rostfix_public_suffix_list (an
+ARC set on each forwarded copy, docs/mail-auth.md).",
     more_options: "",
     exit_status: AGENT_EXIT_STATUS,
     see_also: "master(8), qmgr(8), virtual(8), rostfix(1), aliases(5), rostalias(1)",
@@ -68,6 +72,8 @@ fn main() {
         help: HELP,
         before_confine: |service: &mut Service| mail_owner(service),
         after_confine: |service: &mut Service, owner| {
+            // The DKIM keys are root's (mode 0600): read before resting as mail_owner.
+            let arc = ArcSealing::from_config(&service.config).map_err(StartError::daemon)?;
             rest(owner)?;
             let settings = settings(&service.config);
             let conf = local_conf(&service.config);
@@ -76,6 +82,7 @@ fn main() {
             let mut forwarder = QueueForwarder {
                 root: ".".into(),
                 owner,
+                arc,
             };
             Ok(Shape::Single(Box::new(move |_svc, conn| {
                 let mut cx = Context {

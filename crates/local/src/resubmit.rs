@@ -47,6 +47,8 @@ pub struct QueueForwarder {
     pub root: PathBuf,
     /// mail_owner; None when not running as root (nothing to switch).
     pub owner: Option<Identity>,
+    /// rostfix_arc_seal_forwarded: each copy gets an ARC set (arc.rs).
+    pub arc: Option<std::sync::Arc<crate::arc::ArcSealing>>,
 }
 
 /// The content of a forwarded copy: the Delivered-To line, then the original.
@@ -104,8 +106,12 @@ impl Forwarder for QueueForwarder {
             };
             let mut w =
                 QueueWriter::create(&self.root, QueueName::Incoming, &envelope).map_err(fail)?;
-            w.write_content(&forwarded_content(delivered_to, content))
-                .map_err(fail)?;
+            let copy = forwarded_content(delivered_to, content);
+            let copy = match &self.arc {
+                Some(arc) => arc.seal(delivered_to, copy),
+                None => copy,
+            };
+            w.write_content(&copy).map_err(fail)?;
             w.commit().map_err(fail)?.to_string()
         };
         if let Err(e) = rostfix_proto::wake_qmgr(&self.root) {
@@ -162,6 +168,7 @@ mod tests {
         let mut f = QueueForwarder {
             root: t.path().to_path_buf(),
             owner: None,
+            arc: None,
         };
         let id = f
             .forward(

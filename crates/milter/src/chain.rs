@@ -481,8 +481,11 @@ const MAX_EDIT_BYTES: usize = 64 * 1024 * 1024;
 /// The SMFIF_ action a modification needs, None for a reply that is not one.
 fn action_needed(r: &Response) -> Option<u32> {
     Some(match r {
-        Response::AddHeader { .. } => act::ADDHDRS,
-        Response::InsHeader { .. } | Response::ChgHeader { .. } => act::CHGHDRS,
+        // libmilter's smfi_insheader asks for SMFIF_ADDHDRS, as smfi_addheader does
+        // (OpenDMARC and OpenDKIM insert their Authentication-Results with it and
+        // negotiate ADDHDRS alone); only changing or deleting needs CHGHDRS.
+        Response::AddHeader { .. } | Response::InsHeader { .. } => act::ADDHDRS,
+        Response::ChgHeader { .. } => act::CHGHDRS,
         Response::AddRcpt { args: None, .. } => act::ADDRCPT,
         Response::AddRcpt { args: Some(_), .. } => act::ADDRCPT_PAR,
         Response::DelRcpt(_) => act::DELRCPT,
@@ -491,4 +494,20 @@ fn action_needed(r: &Response) -> Option<u32> {
         Response::Quarantine(_) => act::QUARANTINE,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inserting_a_header_needs_addhdrs_as_in_libmilter() {
+        let h = |index| (index, "A".to_string(), "b".to_string());
+        let (index, name, value) = h(0);
+        let ins = Response::InsHeader { index, name, value };
+        assert_eq!(action_needed(&ins), Some(act::ADDHDRS));
+        let (index, name, value) = h(1);
+        let chg = Response::ChgHeader { index, name, value };
+        assert_eq!(action_needed(&chg), Some(act::CHGHDRS));
+    }
 }

@@ -11,6 +11,7 @@
 pub mod address;
 mod anvil_client;
 mod auth;
+pub mod auth_verify;
 mod ccert;
 mod ccert_der;
 pub mod chunk;

@@ -71,6 +71,10 @@ rbl_reply_maps. See README (SMTP AUTH and restrictions).
 Content inspection: header_checks, mime_header_checks, nested_header_checks,
 body_checks, body_checks_size_limit, disable_mime_input_processing,
 receive_override_options (docs/content-inspection.md).
+Verification on receipt: rostfix_auth_verify, rostfix_auth_verify_timeout,
+rostfix_public_suffix_list, rostfix_dmarc_reject_policy,
+rostfix_dmarc_quarantine_policy, rostfix_dmarc_exception_maps, and the reject_spf_fail restriction
+(docs/mail-auth.md).
 See docs/smtpd-protocol.md.",
     exit_status: "0 when master stops it normally, 1 on a startup error.",
     see_also: "master(8), qmgr(8), rostconf(1), main.cf(5)",

@@ -45,6 +45,9 @@ pub enum SettingsError {
     /// A DKIM table or key that cannot be read: the daemon does not start.
     #[error("rostfix_dkim_key_table/rostfix_dkim_signing_table: {0}")]
     Dkim(#[from] rostfix_dkim::DkimError),
+    /// Verification on receipt that cannot be set up (suffix list, DNS, tables).
+    #[error(transparent)]
+    AuthVerify(#[from] crate::auth_verify::AuthVerifyError),
 }
 
 /// What smtpd needs from main.cf.
@@ -105,6 +108,9 @@ pub struct Settings {
     /// Native DKIM signing (crates/dkim): tables and keys read here, before
     /// confinement; None when rostfix_dkim_key_table/_signing_table are empty.
     pub dkim: Option<std::sync::Arc<rostfix_dkim::Signer>>,
+    /// SPF/DKIM/ARC/DMARC verification of received mail (auth_verify.rs); None when
+    /// rostfix_auth_verify = no.
+    pub auth_verify: Option<std::sync::Arc<crate::auth_verify::AuthVerify>>,
 }
 
 impl Settings {
@@ -166,6 +172,9 @@ impl Settings {
         let (mut rc, w) = crate::restrictions::config::RestrictionConfig::from_config(cf)?;
         warnings.extend(w);
         let session = crate::session_options::SessionOptions::from_config(cf, &mut warnings)?;
+        let (auth_verify, verifier) =
+            crate::auth_verify::AuthVerify::from_config(cf, &myhostname, rc.uses_spf())?;
+        rc.auth_verifier = verifier;
         let (receive_overrides, w) = rostfix_inspect::ReceiveOverrides::from_config(cf);
         warnings.extend(w);
         if receive_overrides.no_unknown_recipient_checks {
@@ -225,6 +234,7 @@ impl Settings {
                 &cf.get("rostfix_dkim_signing_table"),
             )?
             .map(std::sync::Arc::new),
+            auth_verify,
         };
         Ok((settings, warnings))
     }

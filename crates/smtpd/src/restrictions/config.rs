@@ -133,6 +133,9 @@ pub struct RestrictionConfig {
     /// reject_unlisted_* for non-local domains (unlisted.rs).
     pub class_tables: super::unlisted::ClassTables,
     pub dns: Option<Arc<Dns>>,
+    /// SPF/DKIM/DMARC verification (crates/authverify), for reject_spf_fail; set by
+    /// Settings when verification or that restriction is configured.
+    pub auth_verifier: Option<Arc<rostfix_authverify::Verifier>>,
     /// smtpd_restriction_classes: lower-case name -> its list.
     pub classes: HashMap<String, Vec<Restriction>>,
     pub class_names: Vec<String>,
@@ -258,6 +261,7 @@ impl RestrictionConfig {
             local: LocalRecipients::default(),
             class_tables: super::unlisted::ClassTables::default(),
             dns: None,
+            auth_verifier: None,
             classes,
             class_names: class_names.clone(),
             sender_login: SenderLoginMaps::default(),
@@ -415,6 +419,11 @@ impl RestrictionConfig {
             }
         }
         Ok((rc, warnings))
+    }
+
+    /// reject_spf_fail is in some list (it needs the verifier of crates/authverify).
+    pub fn uses_spf(&self) -> bool {
+        self.all().any(|r| matches!(r, Restriction::RejectSpfFail))
     }
 
     fn all(&self) -> impl Iterator<Item = &Restriction> {

@@ -282,6 +282,7 @@ fn one(
         Restriction::RejectUnknownSenderDomain => unknown::address(f.sender, true, f, rc),
         Restriction::RejectUnknownRecipientDomain => unknown::address(f.recipient, false, f, rc),
         Restriction::RejectUnlistedRecipient => unlisted(f, rc),
+        Restriction::RejectSpfFail => super::spf::reject_fail(f, rc),
         Restriction::CheckAccess { kind, table } => {
             let (keys, what) = match kind {
                 AccessKind::Client => (

@@ -27,6 +27,7 @@ pub mod policy_service;
 pub mod ptr_query;
 pub mod queue_actions;
 pub mod server_access;
+mod spf;
 pub mod unknown;
 pub mod unlisted;
 pub mod verify;
@@ -68,6 +69,8 @@ pub enum Restriction {
     RejectNonFqdnHelo,
     RejectInvalidHelo,
     RejectUnlistedRecipient,
+    /// reject_spf_fail (Rostfix): SPF of the MAIL FROM identity fails (spf.rs).
+    RejectSpfFail,
     CheckAccess {
         kind: AccessKind,
         table: Arc<dyn Map>,
@@ -157,6 +160,7 @@ impl Restriction {
             Restriction::RejectNonFqdnHelo => "reject_non_fqdn_helo_hostname",
             Restriction::RejectInvalidHelo => "reject_invalid_helo_hostname",
             Restriction::RejectUnlistedRecipient => "reject_unlisted_recipient",
+            Restriction::RejectSpfFail => "reject_spf_fail",
             Restriction::CheckAccess { kind, .. } => match kind {
                 AccessKind::Client => "check_client_access",
                 AccessKind::ReverseClient => "check_reverse_client_hostname_access",
@@ -347,6 +351,7 @@ pub fn parse_list_in(
             "reject_unauth_destination" => Restriction::RejectUnauthDestination,
             "defer_unauth_destination" => Restriction::DeferUnauthDestination,
             "reject_unknown_sender_domain" => Restriction::RejectUnknownSenderDomain,
+            "reject_spf_fail" => Restriction::RejectSpfFail,
             "reject_unknown_recipient_domain" => Restriction::RejectUnknownRecipientDomain,
             "reject_non_fqdn_sender" => Restriction::RejectNonFqdnSender,
             "reject_non_fqdn_recipient" => Restriction::RejectNonFqdnRecipient,

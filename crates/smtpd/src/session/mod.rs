@@ -973,6 +973,7 @@ fn error_reply(e: &CommandError) -> Reply {
 }
 
 mod auth;
+mod authverify;
 mod bdat;
 mod checks;
 mod dkim;

@@ -40,7 +40,7 @@ pub(super) struct Intake<M: QueuedMessage> {
     staged: Vec<u8>,
     scanner: HeaderScanner,
     header_guard: HeaderSizeGuard,
-    /// With smtpd_milters or DKIM signing the content is kept here, not written,
+    /// With smtpd_milters, DKIM signing or verification the content is kept here, not written,
     /// until the milters have seen (and maybe edited) it and the signature over the
     /// final content is made; bounded by message_size_limit since `push` stops
     /// passing content on once the message is too big.
@@ -161,7 +161,8 @@ impl<S: QueueSink> Session<'_, S> {
             staged: Vec::new(),
             scanner: HeaderScanner::new(),
             header_guard: HeaderSizeGuard::new(self.cfg.proto.header_size_limit),
-            held: (self.milters_active() || self.dkim_signs()).then(Vec::new),
+            held: (self.milters_active() || self.dkim_signs() || self.cfg.auth_verify.is_some())
+                .then(Vec::new),
             size,
             limit,
             too_big: limit > 0 && size > limit,
@@ -299,6 +300,18 @@ impl<S: QueueSink> Session<'_, S> {
         let mut hold = hold;
         let mut new_envelope = outcome.rewrite_envelope(&envelope);
         if let Some(content) = held {
+            // Verification on receipt (authverify.rs): before the milters, so they
+            // see our Authentication-Results.
+            let content = match self.verify_received(&id, content, txn, stage) {
+                Ok((content, quarantine)) => {
+                    hold |= quarantine;
+                    content
+                }
+                Err(reply) => {
+                    msg.abort();
+                    return reply;
+                }
+            };
             let (content, edits) = if self.milters_active() {
                 match self.milter_message(&id, &content, txn) {
                     MessageVerdict::Queue(content, edits) => (content, edits),
