@@ -14,6 +14,7 @@ shows smtp's outbound TLS. It checks contrib/grafana-rostfix.json against the li
 endpoint: every series the dashboard queries is served, and Prometheus accepts each
 of its expressions."""
 
+import base64
 import json
 import re
 import shutil
@@ -311,3 +312,85 @@ def test_prometheus_scrapes_smtpd_counts_and_the_dashboard_matches(
     finally:
         if prom:
             prom.stop()
+
+
+def scrape(metrics_port, auth=None):
+    """(status, body) of GET /metrics, with `auth` = (user, password) for basic auth."""
+    req = urllib.request.Request(f"http://127.0.0.1:{metrics_port}/metrics")
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+
+
+def series_value(body, name, **labels):
+    """The value of series `name{labels}` in an exposition (None when absent)."""
+    for line in body.splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        got = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        if all(got.get(k) == v for k, v in labels.items()):
+            return float(m.group(4))
+    return None
+
+
+def test_basic_auth_milter_table_errors_and_postscreen_verdicts(make_instance, workdir):
+    """The endpoint behind basic auth (401 without, wrong or right credentials), and
+    the counts of a milter that is down, a table that cannot be reached and
+    postscreen's verdicts."""
+    metrics_port = free_port()
+    closed = free_port()  # nothing listens here: the milter and the tcp: table fail
+    secrets = Path(tempfile.mkdtemp(prefix="metrics-auth-", dir=workdir))
+    (secrets / "passwd").write_text("# Prometheus\nprom:s3cret\n")
+    (secrets / "passwd").chmod(0o600)
+    inst = make_instance(start=False, main_extra={
+        "rostfix_metrics_listen": f"127.0.0.1:{metrics_port}",
+        "rostfix_metrics_password_file": str(secrets / "passwd"),
+        "smtpd_milters": f"inet:127.0.0.1:{closed}",
+        "milter_default_action": "accept",
+        "smtpd_client_restrictions": f"check_client_access tcp:127.0.0.1:{closed}",
+        "postscreen_greet_wait": "1s",
+        # Every client is allowlisted: postscreen hands each to smtpd at once.
+        "mynetworks": "127.0.0.0/8",
+    }, master_extra="metrics unix - - y - 1 metrics\n")
+    master = inst.conf / "master.cf"
+    text = master.read_text()
+    smtpd_line = f"127.0.0.1:{inst.port} inet n - y - - smtpd\n"
+    master.write_text(text.replace(
+        smtpd_line,
+        f"127.0.0.1:{inst.port} inet n - y - 1 postscreen\n"
+        "smtpd     pass  -       -       y       -       -       smtpd\n"))
+    inst.start()
+    with inst.smtp() as s:
+        s.ehlo("client.test")
+        s.mail("a@client.test")
+        code, _ = s.rcpt("someone@mx.rostfix.test")
+        assert code // 100 == 4, code  # the table's failure is a temporary refusal
+
+    # master starts the metrics service when the first report arrives.
+    def up():
+        try:
+            return scrape(metrics_port)[0]
+        except urllib.error.URLError:
+            return None
+    assert wait_for(up, timeout=30, what="the metrics endpoint") == 401
+    assert scrape(metrics_port, ("prom", "wrong"))[0] == 401
+
+    def counted():
+        status, body = scrape(metrics_port, ("prom", "s3cret"))
+        assert status == 200
+        return (series_value(body, "rostfix_milter_errors_total",
+                             milter=f"inet:127.0.0.1:{closed}") or 0) >= 1 \
+            and (series_value(body, "rostfix_table_errors_total", type="tcp") or 0) >= 1 \
+            and (series_value(body, "rostfix_postscreen_verdicts_total",
+                              verdict="ALLOWLISTED") or 0) >= 1
+    try:
+        wait_for(counted, timeout=30, what="milter, table and postscreen counts")
+    except AssertionError:
+        raise AssertionError(f"{scrape(metrics_port, ('prom', 's3cret'))[1][-3000:]}\n"
+                             f"{inst.log_text()[-2000:]}")

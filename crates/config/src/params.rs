@@ -519,8 +519,11 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: maillog_file lines as Postfix's text (text) or one JSON object
     // per line (json) for log pipelines; syslog always gets text.
     p("rostfix_maillog_format", "text", ParamKind::Str),
-    // Rostfix-specific: where the metrics service answers Prometheus (HTTP, no auth).
+    // Rostfix-specific: where the metrics service answers Prometheus (HTTP).
     p("rostfix_metrics_listen", "127.0.0.1:9155", ParamKind::Str),
+    // Rostfix-specific: user:password lines; when set, /metrics asks for HTTP basic
+    // authentication (Prometheus's basic_auth).
+    p("rostfix_metrics_password_file", "", ParamKind::Str),
     // Rostfix-specific: MTA-STS (RFC 8461) in the smtp client, through the mtasts
     // service (docs/mta-sts.md): the switch, the CA file that authenticates policy
     // hosts (empty = the system store), the policy cache file, the HTTPS port of

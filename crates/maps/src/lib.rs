@@ -81,6 +81,7 @@
 
 pub mod address;
 pub mod cidr;
+mod counted;
 pub mod domain;
 pub mod error;
 pub mod hash;
@@ -208,6 +209,12 @@ pub fn open_map_for_write(spec: &str, flags: OpenFlags) -> Result<Box<dyn Map>, 
 
 /// Open a table given as `type:name` with `flags`.
 pub fn open_map_with(spec: &str, flags: OpenFlags) -> Result<Box<dyn Map>, MapError> {
+    let kind = split_spec(spec)?.0.to_string();
+    let inner = open_uncounted(spec, flags)?;
+    Ok(Box::new(counted::Counted::new(inner, kind)))
+}
+
+fn open_uncounted(spec: &str, flags: OpenFlags) -> Result<Box<dyn Map>, MapError> {
     let (kind, name) = split_spec(spec)?;
     if kind == "proxy" {
         return Ok(Box::new(proxy::ProxyMap::open(spec, name, flags)?));

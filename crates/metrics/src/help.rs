@@ -15,18 +15,21 @@ the queue sizes, to Prometheus. master.cf:
 Daemons report to private/metrics every few seconds (qmgr: recipients
 sent, bounced and deferred per transport, delivery delays, messages
 activated; smtpd: connections, rejects by stage, restriction and code,
-AUTH results, TLS handshakes, accepted messages and their sizes; smtp:
-outbound TLS handshakes). GET /metrics on rostfix_metrics_listen (default
+AUTH results, TLS handshakes and failures, accepted messages and their
+sizes; smtp: outbound TLS handshakes and failures; qmgr also per-destination
+concurrency and dead destinations; postscreen: verdicts; any daemon: milter
+and table errors). GET /metrics on rostfix_metrics_listen (default
 127.0.0.1:9155) answers in Prometheus's text format, adding the number
 of messages and the oldest message's age per queue, read from the queue
 directories at each scrape. Counts are kept in memory: a restart starts
-them from zero, which Prometheus treats as a counter reset. The
-endpoint has no authentication: keep it on loopback or behind a proxy
-that has (docs/operations.md).",
+them from zero, which Prometheus treats as a counter reset. With
+rostfix_metrics_password_file (user:password lines, read as root at start)
+the endpoint asks for HTTP basic authentication (401 without it);
+otherwise it has none: keep it on loopback (docs/operations.md).",
     more_options: "",
     exit_status: "\
 0 when master goes away; 1 when it cannot start (the listen address
-cannot be bound).",
+cannot be bound, the password file cannot be read).",
     see_also: "master(8), qmgr(8), docs/operations.md",
 };
 

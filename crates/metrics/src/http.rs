@@ -14,13 +14,17 @@ const MAX_HEAD: usize = 8192;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts the accept thread.
-pub fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>) {
+pub fn serve(
+    listener: TcpListener,
+    registry: Arc<Mutex<Registry>>,
+    auth: Option<crate::auth::Credentials>,
+) {
     let spawned = std::thread::Builder::new()
         .name("http".into())
         .spawn(move || {
             for conn in listener.incoming() {
                 match conn {
-                    Ok(stream) => answer(stream, &registry),
+                    Ok(stream) => answer(stream, &registry, auth.as_ref()),
                     Err(e) => {
                         log::warn!("accept on the metrics listener: {e}");
                         std::thread::sleep(Duration::from_millis(100));
@@ -33,11 +37,10 @@ pub fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>) {
     }
 }
 
-/// The request line of a head, when the head is complete.
-fn request_line(head: &[u8]) -> Option<&str> {
+/// The head without its blank line, when it is complete.
+fn complete_head(head: &[u8]) -> Option<&str> {
     let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let text = std::str::from_utf8(&head[..end]).ok()?;
-    text.lines().next()
+    std::str::from_utf8(&head[..end]).ok()
 }
 
 /// (status line, body) for a request line.
@@ -50,7 +53,11 @@ pub fn route(line: &str) -> (&'static str, bool) {
     }
 }
 
-fn answer(mut stream: TcpStream, registry: &Mutex<Registry>) {
+fn answer(
+    mut stream: TcpStream,
+    registry: &Mutex<Registry>,
+    auth: Option<&crate::auth::Credentials>,
+) {
     if stream.set_read_timeout(Some(IO_TIMEOUT)).is_err()
         || stream.set_write_timeout(Some(IO_TIMEOUT)).is_err()
     {
@@ -58,9 +65,9 @@ fn answer(mut stream: TcpStream, registry: &Mutex<Registry>) {
     }
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
-    let line = loop {
-        if let Some(line) = request_line(&head) {
-            break line.to_string();
+    let text = loop {
+        if let Some(text) = complete_head(&head) {
+            break text.to_string();
         }
         if head.len() >= MAX_HEAD {
             let _ = stream.write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
@@ -71,7 +78,11 @@ fn answer(mut stream: TcpStream, registry: &Mutex<Registry>) {
             Ok(n) => head.extend_from_slice(&buf[..n.min(MAX_HEAD - head.len())]),
         }
     };
-    let (status, ok) = route(&line);
+    if auth.is_some_and(|a| !a.admits(&text)) {
+        let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"rostfix\"\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        return;
+    }
+    let (status, ok) = route(text.lines().next().unwrap_or(""));
     let body = if ok {
         let gauges = queue_gauges::read(std::path::Path::new("."));
         let mut r = registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -102,10 +113,10 @@ mod tests {
 
     #[test]
     fn head_must_be_complete() {
-        assert_eq!(request_line(b"GET /metrics HTTP/1.1\r\nHost: x\r\n"), None);
+        assert_eq!(complete_head(b"GET /metrics HTTP/1.1\r\nHost: x\r\n"), None);
         assert_eq!(
-            request_line(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Some("GET /metrics HTTP/1.1")
+            complete_head(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some("GET /metrics HTTP/1.1\r\nHost: x")
         );
     }
 }

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+mod auth;
 mod help;
 mod http;
 mod queue_gauges;
@@ -38,23 +39,28 @@ fn main() {
         help: help::HELP,
         before_confine: |service: &mut Service| {
             let address = service.config.get("rostfix_metrics_listen");
-            TcpListener::bind(&address)
-                .map_err(|source| StartError::daemon(ListenError { address, source }))
+            let auth =
+                auth::Credentials::load(&service.config.get("rostfix_metrics_password_file"))
+                    .map_err(StartError::daemon)?;
+            let listener = TcpListener::bind(&address)
+                .map_err(|source| StartError::daemon(ListenError { address, source }))?;
+            Ok((listener, auth))
         },
-        after_confine: |_service: &mut Service, listener: TcpListener| {
-            let registry = Arc::new(Mutex::new(describe(Registry::default())));
-            let for_reports = registry.clone();
-            Ok(Shape::Multi {
-                on_client: Arc::new(move |conn| start_report(conn, &for_reports)),
-                main_loop: Box::new(move |service: &Service| {
-                    http::serve(listener, registry);
-                    while service.master_alive() {
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                    log::debug!("master is gone; exiting");
-                }),
-            })
-        },
+        after_confine:
+            |_service: &mut Service, (listener, auth): (TcpListener, Option<auth::Credentials>)| {
+                let registry = Arc::new(Mutex::new(describe(Registry::default())));
+                let for_reports = registry.clone();
+                Ok(Shape::Multi {
+                    on_client: Arc::new(move |conn| start_report(conn, &for_reports)),
+                    main_loop: Box::new(move |service: &Service| {
+                        http::serve(listener, registry, auth);
+                        while service.master_alive() {
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                        log::debug!("master is gone; exiting");
+                    }),
+                })
+            },
     })
 }
 

@@ -198,6 +198,12 @@ impl Milter {
     /// Logs the failure and closes the connection; default_action applies from now on.
     pub fn fail(&mut self, e: &MilterError) {
         log::warn!("milter {}: {e}", self.spec.name);
+        // The label is a milter of the configuration: bounded.
+        rostfix_metrics::process::add(
+            "rostfix_milter_errors_total",
+            &[("milter", &self.spec.name)],
+            1.0,
+        );
         self.stream = None;
         self.failed = true;
     }

@@ -197,6 +197,7 @@ pub fn run(s: &mut Session<'_>) {
 
         if bare_newline && deep_due(s, &d, Test::BareNewline) {
             log::info!("BARE NEWLINE from {} after {}", s.who(), d.last);
+            crate::session::verdict("BARE_NEWLINE");
             if !deep_fail(
                 s,
                 &mut d,
@@ -217,6 +218,7 @@ pub fn run(s: &mut Session<'_>) {
                 d.last,
                 escape(text.as_bytes(), 100)
             );
+            crate::session::verdict("NON_SMTP_COMMAND");
             if !deep_fail(
                 s,
                 &mut d,
@@ -249,6 +251,7 @@ pub fn run(s: &mut Session<'_>) {
                     escape(command.as_bytes(), 100),
                     escape(&peek, 100)
                 );
+                crate::session::verdict("PIPELINING");
                 if !deep_fail(s, &mut d, Test::Pipelining, "521 5.5.1 Protocol error", now) {
                     return;
                 }

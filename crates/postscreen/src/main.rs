@@ -78,6 +78,8 @@ fn main() {
         help: HELP,
         before_confine: |svc: &mut Service| load(svc),
         after_confine: |_svc: &mut Service, ctx: Arc<Ctx>| {
+            // Verdict counts for the metrics service (flushed every 5 s and at exit).
+            rostfix_metrics::process::start("postscreen", std::path::Path::new("."));
             let for_clients = Arc::clone(&ctx);
             Ok(Shape::Multi {
                 on_client: Arc::new(move |conn| start_client(&for_clients, conn)),

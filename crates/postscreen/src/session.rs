@@ -78,6 +78,16 @@ fn taken(channel: &UnixStream) -> bool {
     }
 }
 
+/// Counts one of postscreen's verdicts for the metrics service
+/// (`rostfix_postscreen_verdicts_total{verdict}`; a fixed set of words).
+pub fn verdict(word: &str) {
+    rostfix_metrics::process::add(
+        "rostfix_postscreen_verdicts_total",
+        &[("verdict", word)],
+        1.0,
+    );
+}
+
 /// Reading the per-address counts also gives the total being screened.
 fn total(map: &HashMap<IpAddr, u32>) -> u32 {
     map.values().sum()
@@ -266,6 +276,7 @@ impl Session<'_> {
             elapsed(self.start.elapsed()),
             self.who()
         );
+        verdict("HANGUP");
         self.hangup = true;
         self.noforward = true;
         self.conclude();
@@ -285,6 +296,7 @@ impl Session<'_> {
                 if self.new { "NEW" } else { "OLD" },
                 self.who()
             );
+            verdict(if self.new { "PASS_NEW" } else { "PASS_OLD" });
         }
         if any_pass {
             self.ctx.remember(self.client.ip(), self.stamps, unix_now());
@@ -441,6 +453,7 @@ impl Session<'_> {
                                     self.who(),
                                     escape(&buf[..n], 100)
                                 );
+                                verdict("PREGREET");
                                 watching = false;
                                 let action = self.ctx.settings.greet_action;
                                 self.pregreet_failed = action != Action::Ignore;
@@ -509,6 +522,7 @@ impl Session<'_> {
             return true;
         }
         log::info!("DNSBL rank {} for {}", score.rank, self.who());
+        verdict("DNSBL");
         let name = score
             .listed_by
             .as_deref()
@@ -603,6 +617,7 @@ pub fn serve(ctx: &Ctx, mut stream: TcpStream) {
             "NOQUEUE: reject: CONNECT from {}: too many connections",
             s.who()
         );
+        verdict("CONNECTION_LIMIT");
         s.drop_session("421 4.7.0 Error: too many connections");
         return;
     }
@@ -612,17 +627,20 @@ pub fn serve(ctx: &Ctx, mut stream: TcpStream) {
             "NOQUEUE: reject: CONNECT from {}: all server ports busy",
             s.who()
         );
+        verdict("POST_QUEUE_FULL");
         s.drop_session("421 4.3.2 All server ports are busy");
         return;
     }
     match ctx.settings.access.check(client.ip()) {
         crate::access::Verdict::Allowlisted => {
             log::info!("ALLOWLISTED {}", s.who());
+            verdict("ALLOWLISTED");
             s.conclude();
             return;
         }
         crate::access::Verdict::Denylisted => {
             log::info!("DENYLISTED {}", s.who());
+            verdict("DENYLISTED");
             if !s.fail(
                 ctx.settings.denylist_action,
                 "521 5.3.2 Service currently unavailable",
@@ -642,6 +660,7 @@ pub fn serve(ctx: &Ctx, mut stream: TcpStream) {
     s.set_todo(now);
     if !s.enforced && !s.todo.iter().any(|&t| t) {
         log::info!("PASS OLD {}", s.who());
+        verdict("PASS_OLD");
         s.conclude();
         return;
     }
@@ -649,6 +668,7 @@ pub fn serve(ctx: &Ctx, mut stream: TcpStream) {
     let pre_queue = ctx.settings.pre_queue_limit;
     if pre_queue > 0 && slot.screening > pre_queue {
         log::info!("reject: connect from {}: all screening ports busy", s.who());
+        verdict("PRE_QUEUE_FULL");
         s.drop_session("421 4.3.2 All screening ports are busy");
         return;
     }
