@@ -43,7 +43,8 @@ pub struct Resolver {
     pub resolver: TokioResolver,
 }
 
-/// Why a TXT lookup gave no answer worth reading.
+/// Why a simple lookup ([`Resolver::txt`], [`Resolver::mx`], ...) gave no answer
+/// worth reading.
 #[derive(Debug, thiserror::Error)]
 pub enum TxtError {
     /// No such name, or no TXT record at it.
@@ -54,32 +55,87 @@ pub enum TxtError {
     Failed(String),
 }
 
+fn simple_error(e: hickory_resolver::net::NetError) -> TxtError {
+    use hickory_resolver::net::{DnsError, NetError};
+    use hickory_resolver::proto::op::ResponseCode;
+    match e {
+        NetError::Dns(
+            DnsError::NoRecordsFound(_) | DnsError::ResponseCode(ResponseCode::NXDomain),
+        ) => TxtError::None,
+        other => TxtError::Failed(other.to_string()),
+    }
+}
+
 impl Resolver {
     /// The TXT records at `qname`, each record's strings joined (RFC 7208 3.3 and the
     /// reporting/policy RFCs that reuse it).
     pub fn txt(&self, qname: &str) -> Result<Vec<String>, TxtError> {
-        use hickory_resolver::net::{DnsError, NetError};
-        use hickory_resolver::proto::op::ResponseCode;
         use hickory_resolver::proto::rr::RData;
-        match self.runtime.block_on(self.resolver.txt_lookup(qname)) {
-            Ok(lookup) => Ok(lookup
-                .answers()
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::TXT(t) => Some(
-                        t.txt_data
-                            .iter()
-                            .map(|d| String::from_utf8_lossy(d).into_owned())
-                            .collect(),
-                    ),
-                    _ => None,
-                })
-                .collect()),
-            Err(NetError::Dns(
-                DnsError::NoRecordsFound(_) | DnsError::ResponseCode(ResponseCode::NXDomain),
-            )) => Err(TxtError::None),
-            Err(e) => Err(TxtError::Failed(e.to_string())),
-        }
+        let lookup = self
+            .runtime
+            .block_on(self.resolver.txt_lookup(qname))
+            .map_err(simple_error)?;
+        Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(t) => Some(
+                    t.txt_data
+                        .iter()
+                        .map(|d| String::from_utf8_lossy(d).into_owned())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The MX records of `domain`: (preference, host without the final dot).
+    pub fn mx(&self, domain: &str) -> Result<Vec<(u16, String)>, TxtError> {
+        use hickory_resolver::proto::rr::RData;
+        let lookup = self
+            .runtime
+            .block_on(self.resolver.mx_lookup(domain))
+            .map_err(simple_error)?;
+        let mut out: Vec<(u16, String)> = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::MX(mx) => Some((
+                    mx.preference,
+                    mx.exchange.to_ascii().trim_end_matches('.').to_string(),
+                )),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The addresses (A and AAAA) of `host`.
+    pub fn addresses(&self, host: &str) -> Result<Vec<std::net::IpAddr>, TxtError> {
+        let lookup = self
+            .runtime
+            .block_on(self.resolver.lookup_ip(host))
+            .map_err(simple_error)?;
+        Ok(lookup.iter().collect())
+    }
+
+    /// The PTR names of `ip`, without the final dot.
+    pub fn ptr(&self, ip: std::net::IpAddr) -> Result<Vec<String>, TxtError> {
+        let lookup = self
+            .runtime
+            .block_on(self.resolver.reverse_lookup(ip))
+            .map_err(simple_error)?;
+        use hickory_resolver::proto::rr::RData;
+        Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::PTR(n) => Some(n.0.to_ascii().trim_end_matches('.').to_string()),
+                _ => None,
+            })
+            .collect())
     }
 
     /// `servers` (from rostfix_dns_servers) when not empty, else the system

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// One-line usage, printed with exit 64 on a bad command line.
 pub const USAGE: &str =
-    "usage: rostfix [-c DIR] [-v] start|start-fg|stop|reload|status|check|flush\n       rostfix dkim-keygen [-a rsa|ed25519] [-b BITS] [-D DIR] DOMAIN SELECTOR";
+    "usage: rostfix [-c DIR] [-v] start|start-fg|stop|reload|status|check|flush\n       rostfix dkim-keygen [-a rsa|ed25519] [-b BITS] [-D DIR] DOMAIN SELECTOR\n       rostfix check-dns [-c DIR] [-i ADDRESS] DOMAIN";
 
 /// The manual page.
 pub const HELP: &str = "\
@@ -46,6 +46,10 @@ COMMANDS
     dkim-keygen [-a rsa|ed25519] [-b BITS] [-D DIR] DOMAIN SELECTOR
               Make a DKIM signing key and print the TXT record to publish
               (rostfix dkim-keygen --help; docs/dkim.md).
+    check-dns [-c DIR] [-i ADDRESS] DOMAIN
+              Check DOMAIN's MX, SPF, DKIM, DMARC and PTR records against this
+              server's main.cf and print each wrong one as it should be
+              published (rostfix check-dns --help; docs/mail-auth.md).
 
 OPTIONS
     -c DIR    Configuration directory (default: MAIL_CONFIG, else /etc/rostfix).

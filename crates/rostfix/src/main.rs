@@ -5,6 +5,7 @@
 
 mod args;
 mod check;
+mod check_dns;
 mod check_files;
 mod check_smtpd;
 mod control;
@@ -183,6 +184,9 @@ fn main() {
     // A tool of its own with its own options (no main.cf needed).
     if argv.first().map(String::as_str) == Some("dkim-keygen") {
         std::process::exit(dkim_keygen::main(&argv[1..]));
+    }
+    if argv.first().map(String::as_str) == Some("check-dns") {
+        std::process::exit(check_dns::main(&argv[1..]));
     }
     let options = match args::parse_args(argv) {
         Ok(options) => options,
