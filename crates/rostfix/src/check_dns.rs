@@ -32,7 +32,7 @@ DESCRIPTION
       PTR      ADDRESS has a PTR record whose name resolves back to ADDRESS;
       MTA-STS  and TLS-RPT: whether DOMAIN publishes them (information only).
     Each record that is missing or wrong is followed by the line to publish.
-    ADDRESS is -i, else smtp_bind_address, else the address of myhostname.
+    ADDRESS is -i, else the address of myhostname.
 
 OPTIONS
     -c DIR    Configuration directory (default /etc/rostfix).
@@ -189,16 +189,14 @@ fn run(cf: &MainCf, dns: &Resolver, req: &Request, r: &mut Report) {
         Err(TxtError::Failed(e)) => r.line("MX", Verdict::Failed, &e, None),
     }
     // The outbound address.
-    let bind = cf.get("smtp_bind_address");
     let ip = req
         .ip
-        .or_else(|| bind.trim().parse().ok())
         .or_else(|| dns.addresses(&host).ok().and_then(|a| a.first().copied()));
     let Some(ip) = ip else {
         r.line(
             "SPF",
             Verdict::Failed,
-            &format!("no outbound address: give -i, set smtp_bind_address, or publish an address for {host}"),
+            &format!("no outbound address: give -i, or publish an address for {host}"),
             None,
         );
         return;
