@@ -56,7 +56,9 @@ pub fn build(
          Content-Transfer-Encoding: base64\r\n\
          Content-Disposition: attachment; filename=\"{submitter}!{domain}!{start}!{end}.json.gz\"\r\n\r\n"
     ));
-    for chunk in base64(&compressed).as_bytes().chunks(76) {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&compressed);
+    for chunk in encoded.as_bytes().chunks(76) {
         m.push_str(std::str::from_utf8(chunk).unwrap_or_default());
         m.push_str("\r\n");
     }
@@ -64,39 +66,9 @@ pub fn build(
     Ok(m.into_bytes())
 }
 
-/// Standard base64 with padding (RFC 4648 4).
-fn base64(data: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_vectors() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
 
     #[test]
     fn message_shape() {
