@@ -16,6 +16,10 @@ pub const SPOOL: &str = "tlsrpt";
 const MAX_LINE: usize = 3500;
 /// Longest single field kept.
 const MAX_FIELD: usize = 300;
+/// Most of one period's spool file read (about 300 000 sessions); the rest of a larger
+/// file is not reported (the line cut at the bound counts as unreadable, so the
+/// caller warns).
+const MAX_SPOOL: u64 = 256 * 1024 * 1024;
 
 /// One session: `result` is `success` or an RFC 8460 result-type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +106,12 @@ pub fn append(queue: &Path, event: Event, now: u64, period: u64) -> io::Result<(
 /// The events of one spool file; lines that do not parse (a torn write after a
 /// crash) are skipped and counted.
 pub fn read(path: &Path) -> io::Result<(Vec<Event>, usize)> {
-    let text = std::fs::read_to_string(path)?;
+    use std::io::Read;
+    let mut raw = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_SPOOL)
+        .read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
     let mut events = Vec::new();
     let mut bad = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
