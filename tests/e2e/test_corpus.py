@@ -91,7 +91,9 @@ CASES = [
          files={"vhost": f"{DOMAIN}\n", "virtual": ""},
          why=["vhost and virtual: written by DMS's start scripts; test data"],),
     Case("mailcow",
-         check_names=["smtpd_milters"],
+         # The milters (inet:rspamd:9900) are built now (issue 15); what `rostfix check`
+         # must still name is the SQL tables whose definitions the container mounts.
+         check_names=["proxy:mysql:/opt/postfix/conf/sql/"],
          mounts=["/opt/postfix/conf"],
          files={"custom_transport.pcre": "", "custom_postscreen_whitelist.cidr": ""},
          main={"smtpd_milters": "", "non_smtpd_milters": "",
