@@ -40,6 +40,9 @@ const SIGNED: &[&str] = &[
     "List-Id",
     "List-Help",
     "List-Unsubscribe",
+    // RFC 8058 4: one-click unsubscription counts only when the signature covers
+    // both List-Unsubscribe and List-Unsubscribe-Post.
+    "List-Unsubscribe-Post",
     "List-Subscribe",
     "List-Post",
     "List-Owner",
@@ -376,5 +379,19 @@ mod tests {
         // Another domain's From: no key, no signature.
         let other = b"From: a@example.org\n\nbody\n";
         assert!(s.sign(other).unwrap().is_none());
+    }
+
+    #[test]
+    fn one_click_unsubscription_headers_are_both_signed() {
+        let pem = crate::keygen::ed25519_pem().unwrap();
+        let s = signer(pem.as_bytes(), "%");
+        let msg = b"From: news@example.com\nList-Unsubscribe: <https://example.com/u/1>\n\
+List-Unsubscribe-Post: List-Unsubscribe=One-Click\nSubject: n\n\nbody\n";
+        let signed = s.sign(msg).unwrap().expect("signed");
+        let h = signed.header.replace("\n\t", "").replace(' ', "");
+        let tags = h.split(';').find(|t| t.starts_with("h=")).unwrap();
+        let names: Vec<String> = tags[2..].split(':').map(str::to_ascii_lowercase).collect();
+        assert!(names.contains(&"list-unsubscribe".to_string()), "{tags}");
+        assert!(names.contains(&"list-unsubscribe-post".to_string()), "{tags}");
     }
 }
