@@ -77,6 +77,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("authorized_flush_users", "static:anyone", ParamKind::List),
     p("authorized_mailq_users", "static:anyone", ParamKind::List),
     p("authorized_submit_users", "static:anyone", ParamKind::List),
+    p("authorized_verp_clients", "$mynetworks", ParamKind::List),
     p("biff", "yes", ParamKind::Bool),
     p("body_checks", "", ParamKind::List),
     p("body_checks_size_limit", "51200", ParamKind::Int),
@@ -143,6 +144,7 @@ pub static PARAMS: &[ParamDef] = &[
     ),
     p("default_recipient_limit", "20000", ParamKind::Int),
     p("default_transport", "smtp", ParamKind::Str),
+    p("default_verp_delimiters", "+=", ParamKind::Str),
     p("defer_transports", "", ParamKind::List),
     p("delay_notice_recipient", "postmaster", ParamKind::Str),
     p("delay_warning_time", "0h", ParamKind::Time('h')),
@@ -661,6 +663,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("smtp_tls_verify_cert_match", "hostname", ParamKind::List),
     p("smtp_tls_wrappermode", "no", ParamKind::Bool),
     p("smtp_use_tls", "no", ParamKind::Bool),
+    p("smtpd_authorized_verp_clients", "$authorized_verp_clients", ParamKind::List),
     p("smtpd_authorized_xclient_hosts", "", ParamKind::List),
     p("smtpd_authorized_xforward_hosts", "", ParamKind::List),
     p(
@@ -843,6 +846,7 @@ pub static PARAMS: &[ParamDef] = &[
     p("unverified_sender_reject_code", "450", ParamKind::Int),
     p("unverified_sender_reject_reason", "", ParamKind::Str),
     p("unverified_sender_tempfail_action", "defer_if_permit", ParamKind::Str),
+    p("verp_delimiter_filter", "-=+", ParamKind::Str),
     p("virtual_alias_address_length_limit", "1000", ParamKind::Int),
     p(
         "virtual_alias_domains",

@@ -25,12 +25,21 @@ pub enum AttrRefusal {
 /// Longest DSN envelope id, as rostdrop and smtpd accept it (RFC 3461: 100).
 const MAX_ENVID: usize = 100;
 
+/// Characters a VERP delimiter may be at all (address syntax aside); the configured
+/// verp_delimiter_filter narrows them down in qmgr.
+const VERP_PUNCTUATION: &str = "!#$%&'*+-/=?^_`{|}~.";
+
 /// Accepts `name=value` when a local submitter may set it.
 pub fn check_attribute(name: &str, value: &str) -> Result<(), AttrRefusal> {
     let valid = match name {
         "uid" | "rewrite_context" => return Err(AttrRefusal::Trusted),
         "body_type" => matches!(value, "7BIT" | "8BITMIME"),
         "dsn_ret" => matches!(value, "FULL" | "HDRS"),
+        // sendmail -XV: two delimiter characters; qmgr holds them to
+        // verp_delimiter_filter when it delivers.
+        rostfix_queue::VERP_ATTR => {
+            rostfix_queue::verify_delimiters(value, VERP_PUNCTUATION).is_ok()
+        }
         "dsn_envid" => {
             !value.is_empty()
                 && value.len() <= MAX_ENVID
@@ -73,6 +82,8 @@ mod tests {
         assert_eq!(check_attribute("dsn_ret", "HDRS"), Ok(()));
         assert_eq!(check_attribute("dsn_ret", "FULL"), Ok(()));
         assert_eq!(check_attribute("dsn_envid", "abc.123+x"), Ok(()));
+        assert_eq!(check_attribute("verp_delimiters", "+="), Ok(()));
+        assert_eq!(check_attribute("verp_delimiters", "-="), Ok(()));
     }
 
     #[test]
@@ -118,6 +129,13 @@ mod tests {
             Err(AttrRefusal::BadValue)
         );
         assert_eq!(check_attribute("dsn_envid", &"e".repeat(MAX_ENVID)), Ok(()));
+        for bad in ["+", "+=+", "a=", "+@", "+ "] {
+            assert_eq!(
+                check_attribute("verp_delimiters", bad),
+                Err(AttrRefusal::BadValue),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -409,10 +409,14 @@ impl Manager {
                 .finished(&req.route, &Outcome::Success, Instant::now());
             return;
         };
+        let sender = match (msg.verp, req.recipients.as_slice()) {
+            (Some(delims), [one]) => rostfix_queue::verp_sender(&msg.sender, delims, &one.address),
+            _ => msg.sender.clone(),
+        };
         let request = DeliveryRequest {
             queue_name: QueueName::Active,
             queue_id,
-            sender: msg.sender.clone(),
+            sender,
             nexthop: req.route.nexthop.clone(),
             arrival: msg.arrival,
             recipients: req.recipients,

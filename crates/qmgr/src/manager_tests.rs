@@ -63,6 +63,7 @@ fn settings() -> Settings {
         agent_idle_limit: Duration::from_secs(2),
         default_filter_nexthop: String::new(),
         myhostname: "mail.example.org".into(),
+        verp_filter: "-=+".into(),
     }
 }
 
@@ -842,6 +843,61 @@ fn a_probe_reports_to_verify_and_is_never_bounced_or_retried() {
                 "dave@localhost".to_string(),
                 VerifyStatus::Undeliverable,
                 "unknown user".to_string()
+            ),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn verp_gives_each_recipient_its_own_request_and_sender() {
+    let root = queue_root("verp");
+    let smtp = agent(&root, "smtp", local_verdict);
+    let verp = vec![("verp_delimiters".to_string(), "+=".to_string())];
+    queue_message_attrs(
+        &root,
+        "news@example.org",
+        &["ann@far.example", "bob@far.example"],
+        now_secs(),
+        "",
+        verp,
+    );
+    // Delimiters outside verp_delimiter_filter: delivered, but with the plain sender.
+    let bad = vec![("verp_delimiters".to_string(), "#=".to_string())];
+    queue_message_attrs(
+        &root,
+        "plain@example.org",
+        &["cy@far.example", "dee@far.example"],
+        now_secs(),
+        "",
+        bad,
+    );
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    let reqs = smtp.lock().expect("lock");
+    let mut seen: Vec<(String, Vec<String>)> = reqs
+        .iter()
+        .map(|r| {
+            let rcpts = r.recipients.iter().map(|x| x.address.clone()).collect();
+            (r.sender.clone(), rcpts)
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "news+ann=far.example@example.org".into(),
+                vec!["ann@far.example".into()]
+            ),
+            (
+                "news+bob=far.example@example.org".into(),
+                vec!["bob@far.example".into()]
+            ),
+            (
+                "plain@example.org".into(),
+                vec!["cy@far.example".into(), "dee@far.example".into()]
             ),
         ]
     );

@@ -50,6 +50,9 @@ pub struct ActiveMessage {
     /// An address verification probe (manager/probe.rs): outcomes go to verify,
     /// never into notices or retries.
     pub probe: bool,
+    /// VERP delimiters: each request carries one recipient and the sender made for
+    /// it (rostfix_queue::verp_sender).
+    pub verp: Option<[char; 2]>,
 }
 
 impl ActiveMessage {
@@ -63,6 +66,7 @@ impl ActiveMessage {
             expire_tried: false,
             forced_expire: false,
             probe: false,
+            verp: None,
             activated: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),

@@ -43,6 +43,8 @@ pub struct Settings {
     /// names none (see `ContentFilter::nexthop_for`).
     pub default_filter_nexthop: String,
     pub myhostname: String,
+    /// verp_delimiter_filter: what a queued VERP request may use.
+    pub verp_filter: String,
 }
 
 fn int(main: &MainCf, name: &str) -> i64 {
@@ -181,6 +183,7 @@ impl Settings {
             ),
             default_filter_nexthop: p.get("default_filter_nexthop"),
             myhostname: p.get("myhostname"),
+            verp_filter: p.get("verp_delimiter_filter"),
         }
     }
 }

@@ -27,6 +27,7 @@ mod rewrite;
 mod stream;
 #[cfg(test)]
 mod tempdir;
+mod verp;
 mod writer;
 
 pub use error::QueueError;
@@ -46,4 +47,5 @@ pub use requested::{open_requested, NamesQueueFile, RequestedError, RequestedMes
 pub use rewrite::{rewrite_envelope, rewrite_envelope_locked};
 pub use rostfix_proto::QueueId;
 pub use stream::{RecordStream, StreamRecord};
+pub use verp::{verify_delimiters, verp_sender, VerpError, VERP_ATTR};
 pub use writer::QueueWriter;

@@ -1,5 +1,5 @@
 //! rostdrop's command line: `rostdrop [-c DIR] [-N NOTIFY] [-R RET] [-V ENVID]
-//! [-B BODY] -f SENDER [--] RCPT...`. Strict: the only caller is sendmail, so anything
+//! [-B BODY] [-X VERP] -f SENDER [--] RCPT...`. Strict: the only caller is sendmail, so anything
 //! unexpected is a usage error; the DSN values are checked in validate.rs.
 
 use rostfix_config::getopt::{Getopt, GetoptError, Opt, Ordering};
@@ -22,6 +22,8 @@ pub struct DropArgs {
     pub envid: Option<String>,
     /// `-B`: body type.
     pub body: Option<String>,
+    /// `-X`: the two VERP delimiters (sendmail -XV).
+    pub verp: Option<String>,
 }
 
 /// Why the command line was refused.
@@ -39,10 +41,10 @@ pub enum ArgsError {
 pub fn parse_args(args: &[String]) -> Result<Command, ArgsError> {
     let mut config_dir = None;
     let mut sender = None;
-    let (mut notify, mut ret, mut envid, mut body) = (None, None, None, None);
+    let (mut notify, mut ret, mut envid, mut body, mut verp) = (None, None, None, None, None);
     let mut recipients = Vec::new();
     let words = args.iter().cloned();
-    for opt in Getopt::new("c:f:N:R:V:B:", words, Ordering::StopAtOperand) {
+    for opt in Getopt::new("c:f:N:R:V:B:X:", words, Ordering::StopAtOperand) {
         match opt? {
             Opt::Long(word) if word == "--help" => return Ok(Command::Help),
             Opt::Long(word) => return Err(GetoptError::UnknownLong(word).into()),
@@ -53,6 +55,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, ArgsError> {
             Opt::Value('R', value) => ret = Some(value),
             Opt::Value('V', value) => envid = Some(value),
             Opt::Value('B', value) => body = Some(value),
+            Opt::Value('X', value) => verp = Some(value),
             Opt::Value(other, _) | Opt::Flag(other) => {
                 return Err(GetoptError::Unknown(other).into())
             }
@@ -70,6 +73,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, ArgsError> {
         ret,
         envid,
         body,
+        verp,
     }))
 }
 
@@ -93,6 +97,7 @@ mod tests {
                 ret: None,
                 envid: None,
                 body: None,
+                verp: None,
             }))
         );
     }

@@ -39,6 +39,9 @@ OPTIONS
     -R RET        DSN RET (FULL or HDRS), stored as attribute dsn_ret.
     -V ENVID      DSN ENVID (printable ASCII), stored as attribute dsn_envid.
     -B BODY       7BIT or 8BITMIME, stored as attribute body_type.
+    -X DELIMS     VERP: two characters from verp_delimiter_filter, stored as
+                  attribute verp_delimiters (sendmail -XV); needs a non-null
+                  sender.
     --            End of options; recipients follow.
     --help        Show this text.
 

@@ -52,6 +52,8 @@ pub struct DsnSettings {
     pub ret: Option<String>,
     pub envid: Option<String>,
     pub body: Option<String>,
+    /// VERP delimiters (checked against verp_delimiter_filter by the caller).
+    pub verp: Option<String>,
 }
 
 /// The envelope rostdrop writes: pickup trusts the file owner, `uid` is informative.
@@ -70,6 +72,7 @@ pub fn build_envelope(
         ("body_type", &dsn.body),
         ("dsn_ret", &dsn.ret),
         ("dsn_envid", &dsn.envid),
+        (rostfix_queue::VERP_ATTR, &dsn.verp),
     ] {
         if let Some(v) = value {
             attrs.push((name.to_string(), v.clone()));
@@ -160,11 +163,13 @@ mod tests {
             ret: Some("HDRS".into()),
             envid: Some("x1".into()),
             body: None,
+            verp: Some("+=".into()),
         };
         let e = build_envelope("joe", &["a@x".into()], 1000, 5, &dsn);
         assert_eq!(e.recipients[0].notify, "SUCCESS,DELAY");
         assert_eq!(e.attr("dsn_ret"), Some("HDRS"));
         assert_eq!(e.attr("dsn_envid"), Some("x1"));
+        assert_eq!(e.attr("verp_delimiters"), Some("+="));
         assert_eq!(e.attr("body_type"), None);
     }
 

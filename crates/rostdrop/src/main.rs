@@ -67,11 +67,27 @@ fn run(args: &DropArgs, saved_env: &SavedEnvironment) -> ! {
     ) {
         fatal(EX_DATAERR, e);
     }
+    if let Some(delims) = &args.verp {
+        if args.sender.is_empty() {
+            fatal(
+                rostfix_config::getopt::EX_USAGE,
+                "-X (VERP) requires a non-null sender address",
+            );
+        }
+        let filter = config.get("verp_delimiter_filter");
+        if let Err(e) = rostfix_queue::verify_delimiters(delims, &filter) {
+            fatal(
+                rostfix_config::getopt::EX_USAGE,
+                format!("-X {}: {e}", delims.escape_default()),
+            );
+        }
+    }
     let dsn = maildrop::DsnSettings {
         notify: args.notify.clone(),
         ret: args.ret.clone(),
         envid: args.envid.clone(),
         body: args.body.clone(),
+        verp: args.verp.clone(),
     };
     let queue_directory = config.get("queue_directory");
     if let Err(e) = std::env::set_current_dir(&queue_directory) {

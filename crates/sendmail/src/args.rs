@@ -41,6 +41,9 @@ pub struct Options {
     pub envid: Option<String>,
     /// `-B`: body type, `7BIT` or `8BITMIME`.
     pub body: Option<&'static str>,
+    /// `-XV` (Some("")) or `-XVxy` (Some("xy")): VERP; the delimiters are checked
+    /// against main.cf's verp_delimiter_filter when the message is submitted.
+    pub verp: Option<String>,
 }
 
 /// The sendmail mode.
@@ -239,6 +242,7 @@ fn apply_valued(opts: &mut Options, c: char, value: String) -> Result<(), ArgsEr
                 _ => return Err(ArgsError::BadValue(format!("bad -B option: {value}"))),
             })
         }
+        'X' if value.starts_with('V') => opts.verp = Some(value[1..].to_string()),
         'X' | 'O' | 'L' => opts.warnings.push(format!("-{c} {value} option ignored")),
         // -e error mode, -h hop count, -p protocol: no effect here.
         _ => {}
@@ -372,6 +376,16 @@ mod tests {
         let o = submit(&["-oXfoo", "r"]);
         assert!(!o.ignore_dots);
         assert_eq!(o.warnings, vec!["-oXfoo option ignored"]);
+    }
+
+    #[test]
+    fn xv_is_verp_and_other_x_values_are_ignored() {
+        assert_eq!(submit(&["-XV", "r"]).verp.as_deref(), Some(""));
+        assert_eq!(submit(&["-XV-=", "r"]).verp.as_deref(), Some("-="));
+        assert_eq!(submit(&["-X", "V+=", "r"]).verp.as_deref(), Some("+="));
+        let o = submit(&["-X", "/tmp/log", "r"]);
+        assert_eq!(o.verp, None);
+        assert_eq!(o.warnings, vec!["-X /tmp/log option ignored"]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `--help` text (man-page style) and the short usage line for bad arguments.
 
 /// One-line usage, printed with exit 64 on a bad command line.
-pub const USAGE: &str = "usage: sendmail [-C DIR] [-t] [-i] [-f sender] [-F fullname] [-N dsn] [-R ret] [-V envid] [-B type] [-oX...] [--] [recipient...]
+pub const USAGE: &str = "usage: sendmail [-C DIR] [-t] [-i] [-f sender] [-F fullname] [-N dsn] [-R ret] [-V envid] [-B type] [-XV[xy]] [-oX...] [--] [recipient...]
        sendmail -bs | -bp | -bi | -q | -qRsite    (also: mailq, newaliases)";
 
 /// The manual page.
@@ -68,6 +68,10 @@ OPTIONS
     -R ret        DSN RET: full or hdrs.
     -V envid      DSN ENVID (1 to 100 printable ASCII characters).
     -B type       Body type: 7BIT or 8BITMIME.
+    -XV, -XVxy    VERP: each recipient user@domain gets the envelope sender
+                  owner+user=domain@origin; + and = are default_verp_delimiters
+                  or x and y, both from verp_delimiter_filter. Needs a
+                  non-null sender.
     -odi, -odb, -oem, -om, -G, -U, -n, -m, -x, -c, -h n, -p x
                   Accepted for compatibility and ignored.
     -oX...        Other -o settings are ignored with a warning.

@@ -206,13 +206,36 @@ fn context<'a>(
     }
 }
 
-fn drop_options(opts: &Options) -> DropOptions {
+fn drop_options(opts: &Options, verp: Option<String>) -> DropOptions {
     DropOptions {
         notify: opts.notify.clone(),
         ret: opts.ret.map(String::from),
         envid: opts.envid.clone(),
         body: opts.body.map(String::from),
+        verp,
     }
+}
+
+/// `-XV[xy]`: the delimiters to store, from the option or default_verp_delimiters,
+/// checked against verp_delimiter_filter (Postfix exits EX_USAGE likewise).
+fn verp_delimiters(opts: &Options, config: &MainCf, sender: &str) -> Result<Option<String>, Fatal> {
+    let Some(given) = &opts.verp else {
+        return Ok(None);
+    };
+    if sender.is_empty() {
+        return Err(Fatal::Unsupported(
+            "-XV option requires non-null sender address".into(),
+        ));
+    }
+    let delims = if given.is_empty() {
+        config.get("default_verp_delimiters")
+    } else {
+        given.clone()
+    };
+    let filter = config.get("verp_delimiter_filter");
+    rostfix_queue::verify_delimiters(&delims, &filter)
+        .map_err(|_| Fatal::Unsupported(format!("-XV requires two characters from {filter}")))?;
+    Ok(Some(delims))
 }
 
 fn submit_stdin(opts: &Options, config: &MainCf) -> Result<i32, Fatal> {
@@ -221,6 +244,7 @@ fn submit_stdin(opts: &Options, config: &MainCf) -> Result<i32, Fatal> {
         .ok()
         .flatten();
     let sender = sender_of(opts, user.as_ref())?;
+    let verp = verp_delimiters(opts, config, &sender)?;
 
     let content = input::read_message(BufReader::new(io::stdin().lock()), opts.ignore_dots, limit)?;
 
@@ -254,7 +278,7 @@ fn submit_stdin(opts: &Options, config: &MainCf) -> Result<i32, Fatal> {
         &sender,
         &submission.recipients,
         &submission.content,
-        &drop_options(opts),
+        &drop_options(opts, verp),
     )?)
 }
 
@@ -292,6 +316,8 @@ fn smtp(opts: &Options, config: &MainCf) -> Result<i32, Fatal> {
             ret: tx.ret.clone(),
             envid: tx.envid.clone(),
             body: tx.body.clone(),
+            // -bs takes no XVERP (its session offers none): VERP is -XV's.
+            verp: None,
         };
         match submit::run_rostdrop(
             &rostdrop,

@@ -35,6 +35,8 @@ pub struct DropOptions {
     pub envid: Option<String>,
     /// 7BIT or 8BITMIME.
     pub body: Option<String>,
+    /// VERP delimiters, already resolved and checked.
+    pub verp: Option<String>,
 }
 
 /// Runs rostdrop and returns its exit code.
@@ -55,6 +57,7 @@ pub fn run_rostdrop(
         ("-R", &dsn.ret),
         ("-V", &dsn.envid),
         ("-B", &dsn.body),
+        ("-X", &dsn.verp),
     ] {
         if let Some(v) = value {
             cmd.arg(flag).arg(v);

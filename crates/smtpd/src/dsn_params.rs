@@ -1,5 +1,6 @@
 //! The ESMTP parameters of MAIL FROM and RCPT TO: SIZE (RFC 1870), BODY (RFC 6152),
-//! SMTPUTF8 (RFC 6531), DSN's RET, ENVID, NOTIFY and ORCPT (RFC 3461), and AUTH=
+//! SMTPUTF8 (RFC 6531), DSN's RET, ENVID, NOTIFY and ORCPT (RFC 3461), REQUIRETLS
+//! (RFC 8689), Postfix's XVERP (for smtpd_authorized_verp_clients only), and AUTH=
 //! (RFC 4954, accepted and ignored here: the AUTH layer may use it).
 //!
 //! Each function checks the parameters the client sent and returns either what the
@@ -34,6 +35,8 @@ pub struct MailParams {
     pub envid: Option<String>,
     /// REQUIRETLS (RFC 8689): deliver only over verified TLS.
     pub requiretls: bool,
+    /// XVERP: the two checked delimiter characters.
+    pub verp: Option<[char; 2]>,
 }
 
 impl MailParams {
@@ -55,6 +58,9 @@ impl MailParams {
         if self.requiretls {
             out.push(("requiretls".to_string(), "1".to_string()));
         }
+        if let Some([a, b]) = self.verp {
+            out.push((rostfix_queue::VERP_ATTR.to_string(), format!("{a}{b}")));
+        }
         out
     }
 }
@@ -69,9 +75,17 @@ pub struct RcptParams {
     pub orcpt: Option<String>,
 }
 
+/// XVERP for a client in smtpd_authorized_verp_clients: default_verp_delimiters and
+/// verp_delimiter_filter.
+#[derive(Debug, Clone, Copy)]
+pub struct VerpPolicy<'a> {
+    pub default: &'a str,
+    pub filter: &'a str,
+}
+
 /// Limits and switches the MAIL parameters are checked against.
 #[derive(Debug, Clone, Copy)]
-pub struct ParamPolicy {
+pub struct ParamPolicy<'a> {
     /// message_size_limit; 0 = none.
     pub size_limit: u64,
     /// smtputf8_enable.
@@ -79,6 +93,8 @@ pub struct ParamPolicy {
     /// REQUIRETLS was offered in this session (TLS active, rostfix_requiretls_enable):
     /// otherwise the parameter is as unknown as any other.
     pub requiretls_offered: bool,
+    /// XVERP allowed for this client (else the parameter is unknown, as in Postfix).
+    pub verp: Option<VerpPolicy<'a>>,
 }
 
 fn syntax(what: &str) -> Reply {
@@ -115,6 +131,20 @@ pub fn mail_params(
                     Some(v) if v.eq_ignore_ascii_case("8BITMIME") => "8BITMIME",
                     _ => return Err(Reply::new(501, "5.5.4", "Unsupported BODY parameter value")),
                 });
+            }
+            "XVERP" if policy.verp.is_some() => {
+                let Some(verp) = policy.verp else {
+                    return Err(unsupported(key));
+                };
+                let delims = value.unwrap_or(verp.default);
+                let pair = rostfix_queue::verify_delimiters(delims, verp.filter).map_err(|_| {
+                    Reply::new(
+                        501,
+                        "5.5.4",
+                        format!("Error: XVERP needs two characters from {}", verp.filter),
+                    )
+                })?;
+                out.verp = Some(pair);
             }
             "REQUIRETLS" if policy.requiretls_offered => {
                 if value.is_some() {
@@ -223,6 +253,10 @@ mod tests {
         size_limit: 1000,
         smtputf8_enable: true,
         requiretls_offered: true,
+        verp: Some(VerpPolicy {
+            default: "+=",
+            filter: "-=+",
+        }),
     };
 
     fn code(r: Result<impl std::fmt::Debug, Reply>) -> String {
@@ -269,6 +303,29 @@ mod tests {
             ..POLICY
         };
         assert!(code(mail_params(&kv(&[("REQUIRETLS", None)]), plain)).starts_with("555 5.5.4"));
+    }
+
+    #[test]
+    fn xverp_only_for_authorized_clients_with_filtered_delimiters() {
+        let m = mail_params(&kv(&[("XVERP", None)]), POLICY).unwrap();
+        assert_eq!(m.verp, Some(['+', '=']));
+        assert_eq!(
+            m.attributes(),
+            vec![("verp_delimiters".into(), "+=".into())]
+        );
+        let m = mail_params(&kv(&[("XVERP", Some("-="))]), POLICY).unwrap();
+        assert_eq!(m.verp, Some(['-', '=']));
+        let bad = code(mail_params(&kv(&[("XVERP", Some("#="))]), POLICY));
+        assert_eq!(bad, "501 5.5.4 Error: XVERP needs two characters from -=+");
+        assert!(code(mail_params(&kv(&[("XVERP", Some("+"))]), POLICY)).starts_with("501 5.5.4"));
+        let outsider = ParamPolicy {
+            verp: None,
+            ..POLICY
+        };
+        assert_eq!(
+            code(mail_params(&kv(&[("XVERP", None)]), outsider)),
+            "555 5.5.4 Unsupported option: XVERP"
+        );
     }
 
     #[test]

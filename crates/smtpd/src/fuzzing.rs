@@ -25,6 +25,10 @@ pub fn command_line(input: &[u8]) {
         size_limit: 10_240_000,
         smtputf8_enable: true,
         requiretls_offered: true,
+        verp: Some(crate::dsn_params::VerpPolicy {
+            default: "+=",
+            filter: "-=+",
+        }),
     };
     match cmd {
         Command::Mail(arg) => {

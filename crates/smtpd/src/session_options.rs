@@ -161,6 +161,11 @@ pub struct SessionOptions {
     pub upstream_proxy: Option<Duration>,
     pub xclient_hosts: HostList,
     pub xforward_hosts: HostList,
+    /// smtpd_authorized_verp_clients: who may send MAIL FROM ... XVERP.
+    pub verp_clients: HostList,
+    /// default_verp_delimiters and verp_delimiter_filter.
+    pub verp_default: String,
+    pub verp_filter: String,
     pub tls_received_header: bool,
     pub tls_loglevel: u32,
 }
@@ -229,6 +234,13 @@ impl SessionOptions {
                 &cf.get("smtpd_authorized_xforward_hosts"),
                 warnings,
             )?,
+            verp_clients: HostList::parse(
+                "smtpd_authorized_verp_clients",
+                &cf.get("smtpd_authorized_verp_clients"),
+                warnings,
+            )?,
+            verp_default: cf.get("default_verp_delimiters"),
+            verp_filter: cf.get("verp_delimiter_filter"),
             tls_received_header: cf.get_bool("smtpd_tls_received_header"),
             tls_loglevel: cf.get_u32("smtpd_tls_loglevel"),
         })

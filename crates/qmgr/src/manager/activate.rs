@@ -11,7 +11,7 @@ use crate::expand::expand_envelope;
 use crate::logline::{from_line, to_line};
 use crate::message::ActiveMessage;
 use crate::route::Route;
-use crate::schedule::group;
+use crate::schedule::{group, PendingRequest};
 use rostfix_proto::DeliveryRecipient;
 use rostfix_queue::{
     append_defer_reason, list_queue, move_file, queue_path, rename_file, rewrite_envelope_locked,
@@ -189,6 +189,7 @@ impl Manager {
         let arrival = qf.envelope.arrival_us.div_euclid(1_000_000);
         let mut msg = ActiveMessage::new(id, &qf.envelope.sender, arrival);
         msg.probe = qf.envelope.attr(super::probe::PROBE_ATTR) == Some("1");
+        msg.verp = self.verp_of(&qf);
         // rostsuper -e marks the file with the owner-execute bit (docs/queue-format.md).
         msg.forced_expire = std::fs::metadata(&qf.path)
             .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0);
@@ -259,7 +260,12 @@ impl Manager {
                 }
             }
         }
-        let requests = group(id, routed, &self.settings.limits);
+        let mut requests = group(id, routed, &self.settings.limits);
+        if msg.verp.is_some() {
+            // Each recipient gets its own sender, hence its own request (Postfix's
+            // qmgr likewise sets the recipient limit to 1 for VERP mail).
+            requests = requests.into_iter().flat_map(one_per_recipient).collect();
+        }
         msg.outstanding = requests.len() + usize::from(!builtins.is_empty());
         self.rcpt_count += msg.recipients.len();
         self.messages.insert(id.to_string(), msg);
@@ -271,6 +277,28 @@ impl Manager {
         }
         self.finish_if_idle(id);
         true
+    }
+
+    /// The message's VERP delimiters, if it asks for VERP and they pass
+    /// verp_delimiter_filter; a bad request is ignored with a warning (the mail goes
+    /// with its own sender), as Postfix's cleanup does.
+    fn verp_of(&self, qf: &QueueFile) -> Option<[char; 2]> {
+        let delims = qf.envelope.attr(rostfix_queue::VERP_ATTR)?;
+        if qf.envelope.sender.is_empty() {
+            log::warn!("{}: ignoring VERP request for null sender", qf.id);
+            return None;
+        }
+        match rostfix_queue::verify_delimiters(delims, &self.settings.verp_filter) {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                log::warn!(
+                    "{}: ignoring bad VERP request \"{}\": {e}",
+                    qf.id,
+                    delims.escape_default()
+                );
+                None
+            }
+        }
     }
 
     /// Expands virtual aliases once and stores the result in the file (atomically)
@@ -388,4 +416,16 @@ impl Manager {
         }
         msg.set_reason(offset, text);
     }
+}
+
+/// Splits a request into one request per recipient (VERP).
+fn one_per_recipient(req: PendingRequest) -> Vec<PendingRequest> {
+    req.recipients
+        .into_iter()
+        .map(|r| PendingRequest {
+            queue_id: req.queue_id.clone(),
+            route: req.route.clone(),
+            recipients: vec![r],
+        })
+        .collect()
 }

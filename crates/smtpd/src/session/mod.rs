@@ -31,7 +31,7 @@ use crate::command::{parse_command, Command, CommandError, PathArg};
 use crate::data::DataMachine;
 use crate::dsn_params::{
     mail_params, needs_smtputf8, rcpt_params, utf8_without_smtputf8, MailParams, ParamPolicy,
-    RcptParams,
+    RcptParams, VerpPolicy,
 };
 use crate::io::{is_timeout, LineRead, SmtpIo};
 use crate::limits::error_delay;
@@ -679,6 +679,9 @@ impl<'a, S: QueueSink> Session<'a, S> {
             if self.xforward_allowed {
                 lines.push("XFORWARD NAME ADDR PROTO HELO SOURCE PORT IDENT".into());
             }
+            if self.verp_allowed() {
+                lines.push("XVERP".into());
+            }
             self.discard_ehlo_keywords(&mut lines);
         }
         Reply::plain(250, lines)
@@ -688,6 +691,12 @@ impl<'a, S: QueueSink> Session<'a, S> {
     /// TLS session.
     fn requiretls_offered(&self) -> bool {
         self.cfg.proto.requiretls_enable && self.tls.is_some()
+    }
+
+    /// smtpd_authorized_verp_clients, for the client as it is now (XCLIENT may have
+    /// changed it), as Postfix matches at MAIL time.
+    fn verp_allowed(&self) -> bool {
+        self.cfg.session.verp_clients.contains(self.client.ip)
     }
 
     /// Postfix's smtpd_check_queue (storage.rs): no MAIL while the queue is short of
@@ -711,11 +720,18 @@ impl<'a, S: QueueSink> Session<'a, S> {
             size_limit: self.cfg.message_size_limit,
             smtputf8_enable: self.cfg.proto.smtputf8_enable,
             requiretls_offered: self.requiretls_offered(),
+            verp: self.verp_allowed().then_some(VerpPolicy {
+                default: &self.cfg.session.verp_default,
+                filter: &self.cfg.session.verp_filter,
+            }),
         };
         let params = match mail_params(&arg.params, policy) {
             Ok(p) => p,
             Err(reply) => return reply,
         };
+        if params.verp.is_some() && arg.address.is_empty() {
+            return Reply::new(503, "5.5.4", "Error: XVERP requires non-null sender");
+        }
         if !params.smtputf8 && needs_smtputf8(&arg.address) {
             return utf8_without_smtputf8();
         }
