@@ -504,6 +504,8 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: native DKIM signing (crates/dkim, docs/dkim.md): OpenDKIM's
     // KeyTable and SigningTable files as they are (`refile:` for wildcard patterns);
     // both empty = no signing.
+    p("rostfix_bulk_hygiene_action", "warn", ParamKind::Str),
+    p("rostfix_bulk_hygiene_checks", "dkim, one_click_unsubscribe, dmarc", ParamKind::List),
     p("rostfix_dkim_key_table", "", ParamKind::Str),
     p("rostfix_dkim_signing_table", "", ParamKind::Str),
     // Rostfix-specific: DMARC p=reject failures are answered 550 5.7.1 (yes) unless the

@@ -18,7 +18,9 @@ mod sign;
 mod tables;
 
 pub use key::{load_key, KeyKind, LoadedKey};
-pub use sign::{from_address, to_crlf, KeyRef, Signed, Signer, TableKey};
+pub use sign::{
+    from_address, header_block, header_fields, to_crlf, KeyRef, Signed, Signer, TableKey,
+};
 pub use tables::{KeyTable, KeyTableEntry, SigningTable};
 
 /// Why signing cannot be set up or a key cannot be used.

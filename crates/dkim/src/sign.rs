@@ -213,7 +213,7 @@ impl SigningKey for KeyRef<'_> {
 }
 
 /// The header section: up to the first empty line (LF or CRLF form).
-fn header_block(message: &[u8]) -> &[u8] {
+pub fn header_block(message: &[u8]) -> &[u8] {
     let mut start = 0;
     for line in message.split_inclusive(|b| *b == b'\n') {
         if line == b"\n" || line == b"\r\n" {
@@ -225,7 +225,7 @@ fn header_block(message: &[u8]) -> &[u8] {
 }
 
 /// The header fields of `head`, unfolded: (name, value trimmed), in order.
-fn header_fields(head: &[u8]) -> Vec<(String, String)> {
+pub fn header_fields(head: &[u8]) -> Vec<(String, String)> {
     let text = String::from_utf8_lossy(head);
     let mut lines: Vec<String> = Vec::new();
     for line in text.split('\n') {
@@ -392,6 +392,9 @@ List-Unsubscribe-Post: List-Unsubscribe=One-Click\nSubject: n\n\nbody\n";
         let tags = h.split(';').find(|t| t.starts_with("h=")).unwrap();
         let names: Vec<String> = tags[2..].split(':').map(str::to_ascii_lowercase).collect();
         assert!(names.contains(&"list-unsubscribe".to_string()), "{tags}");
-        assert!(names.contains(&"list-unsubscribe-post".to_string()), "{tags}");
+        assert!(
+            names.contains(&"list-unsubscribe-post".to_string()),
+            "{tags}"
+        );
     }
 }

@@ -1,10 +1,26 @@
 //! Watches the stored (LF-terminated) message header as it streams by: counts
-//! `Received:` headers for the hop-count limit and picks up the first `Message-ID:`
-//! for the log. Memory is bounded: only the first [`MAX_KEPT`] bytes of a line (and of
-//! the Message-ID value, continuation lines included) are kept.
+//! `Received:` headers for the hop-count limit, picks up the first `Message-ID:`
+//! for the log, and keeps the fields the bulk-mail hygiene checks read (From,
+//! List-Id, List-Unsubscribe, List-Unsubscribe-Post, Precedence, DKIM-Signature:
+//! crates/hygiene). Memory is bounded: only the first [`MAX_KEPT`] bytes of a line
+//! (and of each kept value, continuation lines included) are kept, and at most
+//! [`MAX_FIELDS`] fields.
 
 /// Bytes of one header line (or of the Message-ID value) kept for inspection.
 const MAX_KEPT: usize = 998;
+
+/// Most header fields kept for the hygiene checks.
+const MAX_FIELDS: usize = 32;
+
+/// The fields crates/hygiene reads.
+const HYGIENE_FIELDS: &[&[u8]] = &[
+    b"from",
+    b"list-id",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+    b"precedence",
+    b"dkim-signature",
+];
 
 /// The header scanner.
 #[derive(Debug, Clone)]
@@ -15,6 +31,10 @@ pub struct HeaderScanner {
     message_id: Option<String>,
     /// The header being continued is the (first) Message-ID.
     in_message_id: bool,
+    /// Hygiene fields: (name as sent, unfolded value).
+    fields: Vec<(String, String)>,
+    /// The header being continued is the last of `fields`.
+    in_field: bool,
 }
 
 impl Default for HeaderScanner {
@@ -25,6 +45,8 @@ impl Default for HeaderScanner {
             received: 0,
             message_id: None,
             in_message_id: false,
+            fields: Vec::new(),
+            in_field: false,
         }
     }
 }
@@ -45,6 +67,14 @@ impl HeaderScanner {
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
+    }
+
+    /// The hygiene fields seen (crates/hygiene), values unfolded and trimmed.
+    pub fn hygiene_fields(&self) -> Vec<(String, String)> {
+        self.fields
+            .iter()
+            .map(|(n, v)| (n.clone(), v.trim().to_string()))
+            .collect()
     }
 
     /// Feeds stored content (LF line endings).
@@ -78,9 +108,15 @@ impl HeaderScanner {
                     push_capped(id, line);
                 }
             }
+            if self.in_field {
+                if let Some((_, value)) = self.fields.last_mut() {
+                    push_capped(value, line);
+                }
+            }
             return;
         }
         self.in_message_id = false;
+        self.in_field = false;
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             // Not a header: the body starts here (no blank line).
             self.in_header = false;
@@ -90,6 +126,15 @@ impl HeaderScanner {
         if name.is_empty() || !name.iter().all(|&b| (33..=126).contains(&b)) {
             self.in_header = false;
             return;
+        }
+        if self.fields.len() < MAX_FIELDS
+            && HYGIENE_FIELDS.iter().any(|f| name.eq_ignore_ascii_case(f))
+        {
+            let mut value = String::new();
+            push_capped(&mut value, &line[colon + 1..]);
+            self.fields
+                .push((String::from_utf8_lossy(name).into_owned(), value));
+            self.in_field = true;
         }
         if name.eq_ignore_ascii_case(b"received") {
             self.received = self.received.saturating_add(1);
@@ -123,6 +168,30 @@ mod tests {
         let mut s = HeaderScanner::new();
         s.feed(data);
         s
+    }
+
+    #[test]
+    fn keeps_the_hygiene_fields_unfolded_and_bounded() {
+        let s = scan(
+            b"From: A <a@example.com>\nList-Unsubscribe: <https://x/u>,\n <mailto:u@x>\n\
+Subject: s\nlist-unsubscribe-post: List-Unsubscribe=One-Click\n\nList-Id: <body>\n",
+        );
+        assert_eq!(
+            s.hygiene_fields(),
+            vec![
+                ("From".to_string(), "A <a@example.com>".to_string()),
+                (
+                    "List-Unsubscribe".to_string(),
+                    "<https://x/u>, <mailto:u@x>".to_string()
+                ),
+                (
+                    "list-unsubscribe-post".to_string(),
+                    "List-Unsubscribe=One-Click".to_string()
+                ),
+            ]
+        );
+        let many = "From: a@b\n".repeat(100) + "\n";
+        assert_eq!(scan(many.as_bytes()).hygiene_fields().len(), MAX_FIELDS);
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub enum SettingsError {
     /// A DKIM table or key that cannot be read: the daemon does not start.
     #[error("rostfix_dkim_key_table/rostfix_dkim_signing_table: {0}")]
     Dkim(#[from] rostfix_dkim::DkimError),
+    #[error("{0}")]
+    Hygiene(#[from] rostfix_hygiene::HygieneError),
     /// Verification on receipt that cannot be set up (suffix list, DNS, tables).
     #[error(transparent)]
     AuthVerify(#[from] crate::auth_verify::AuthVerifyError),
@@ -111,6 +113,9 @@ pub struct Settings {
     /// SPF/DKIM/ARC/DMARC verification of received mail (auth_verify.rs); None when
     /// rostfix_auth_verify = no.
     pub auth_verify: Option<std::sync::Arc<crate::auth_verify::AuthVerify>>,
+    /// Bulk-mail hygiene for submitted campaign mail (session/hygiene.rs); None when
+    /// rostfix_bulk_hygiene_checks is empty.
+    pub hygiene: Option<rostfix_hygiene::Policy>,
 }
 
 impl Settings {
@@ -175,6 +180,24 @@ impl Settings {
         let (auth_verify, verifier) =
             crate::auth_verify::AuthVerify::from_config(cf, &myhostname, rc.uses_spf())?;
         rc.auth_verifier = verifier;
+        let hygiene = Some(rostfix_hygiene::Policy::parse(
+            &cf.get("rostfix_bulk_hygiene_checks"),
+            &cf.get("rostfix_bulk_hygiene_action"),
+        )?)
+        .filter(|p| !p.is_off());
+        if rc.dns.is_none()
+            && hygiene
+                .as_ref()
+                .is_some_and(|h| h.checks.contains(&rostfix_hygiene::Check::Dmarc))
+        {
+            // Without DNS the DMARC check cannot decide, which never refuses mail.
+            match crate::restrictions::dns::Dns::from_config(cf) {
+                Ok(dns) => rc.dns = Some(std::sync::Arc::new(dns)),
+                Err(e) => warnings.push(format!(
+                    "rostfix_bulk_hygiene_checks: dmarc: cannot set up DNS: {e}; not checked"
+                )),
+            }
+        }
         let (receive_overrides, w) = rostfix_inspect::ReceiveOverrides::from_config(cf);
         warnings.extend(w);
         if receive_overrides.no_unknown_recipient_checks {
@@ -235,6 +258,7 @@ impl Settings {
             )?
             .map(std::sync::Arc::new),
             auth_verify,
+            hygiene,
         };
         Ok((settings, warnings))
     }

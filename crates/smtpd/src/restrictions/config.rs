@@ -14,7 +14,6 @@ use rostfix_maps::Map;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Postfix's default for smtpd_relay_restrictions.
 pub const DEFAULT_RELAY: &str =
@@ -403,12 +402,7 @@ impl RestrictionConfig {
         }
         let needs_dns = rc.all().any(Restriction::uses_dns);
         if rc.peername_lookup || needs_dns {
-            let servers: Vec<String> = get("rostfix_dns_servers")
-                .split(|c: char| c == ',' || c.is_whitespace())
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
-            match Dns::new(&servers, Duration::from_secs(5)) {
+            match Dns::from_config(cf) {
                 Ok(dns) => rc.dns = Some(Arc::new(dns)),
                 Err(e) if needs_dns => return Err(e.into()),
                 // Names alone are not worth refusing all mail over: clients stay

@@ -54,6 +54,18 @@ impl Dns {
         })
     }
 
+    /// The resolver of `rostfix_dns_servers` (`ip:port` entries; empty:
+    /// /etc/resolv.conf) with smtpd's five-second timeout. Call before chroot.
+    pub fn from_config(cf: &rostfix_config::MainCf) -> Result<Dns, DnsSetupError> {
+        let servers: Vec<String> = cf
+            .get("rostfix_dns_servers")
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        Dns::new(&servers, Duration::from_secs(5))
+    }
+
     fn fqdn(name: &str) -> String {
         format!("{}.", name.trim_end_matches('.'))
     }
@@ -92,6 +104,12 @@ impl Dns {
             Err(e) if is_not_found(&e) => Answer::NotFound,
             Err(_) => Answer::TempFail,
         }
+    }
+
+    /// TXT records of `name` (each record's strings joined), for the DMARC check of
+    /// the bulk-mail hygiene (session/hygiene.rs).
+    pub fn txt_records(&self, name: &str) -> Answer<Vec<String>> {
+        self.lookup(name, RecordType::TXT)
     }
 
     /// Whether `name` has a record of any of `types`, asked in that order: Found at

@@ -995,6 +995,7 @@ mod checks;
 mod dkim;
 mod ehlo_discard;
 mod etrn;
+mod hygiene;
 mod milter;
 mod pipelining;
 /// Client bytes made printable for a log line (also for the PROXY header warnings).

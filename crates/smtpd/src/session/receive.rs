@@ -299,6 +299,7 @@ impl<S: QueueSink> Session<'_, S> {
         };
         let mut hold = hold;
         let mut new_envelope = outcome.rewrite_envelope(&envelope);
+        let mut signed = false;
         if let Some(content) = held {
             // Verification on receipt (authverify.rs): before the milters, so they
             // see our Authentication-Results.
@@ -336,6 +337,7 @@ impl<S: QueueSink> Session<'_, S> {
                     return reply;
                 }
             };
+            signed = signature.is_some();
             let written = match signature {
                 Some(sig) => msg.write(sig.as_bytes()).and_then(|()| msg.write(&content)),
                 None => msg.write(&content),
@@ -361,6 +363,11 @@ impl<S: QueueSink> Session<'_, S> {
                 edits.apply_to(&mut env);
                 new_envelope = Some(env);
             }
+        }
+        let fields = scanner.hygiene_fields();
+        if let Some(reply) = self.hygiene_check(&id, &fields, signed, txn, (stage, rcpt)) {
+            msg.abort();
+            return reply;
         }
         if let Some(mid) = scanner.message_id() {
             rostfix_maillog::cleanup!("{id}: message-id={mid}");
