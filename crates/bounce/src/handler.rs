@@ -117,15 +117,19 @@ pub fn handle(req: &BounceRequest, cfg: &BounceConfig, root: &Path) -> BounceRep
         .filter(|r| postmaster || wants(&r.notify, req.kind))
         .cloned()
         .collect();
-    let (content, full, envid) = match open_requested(root, req) {
+    let (content, full, envid, requiretls) = match open_requested(root, req) {
         Ok(RequestedMessage {
             file: f,
             mut content,
         }) => {
-            let ret_full = !f
-                .envelope
-                .attr("dsn_ret")
-                .is_some_and(|r| r.eq_ignore_ascii_case("HDRS"));
+            // RFC 8689 5: a notice about REQUIRETLS mail returns the headers only
+            // (as if RET=HDRS, whatever RET said) and travels with REQUIRETLS itself.
+            let requiretls = f.envelope.attr("requiretls") == Some("1");
+            let ret_full = !requiretls
+                && !f
+                    .envelope
+                    .attr("dsn_ret")
+                    .is_some_and(|r| r.eq_ignore_ascii_case("HDRS"));
             let full =
                 ret_full && req.kind == NoticeKind::Failure && content.len() <= cfg.size_limit;
             if !full {
@@ -133,11 +137,11 @@ pub fn handle(req: &BounceRequest, cfg: &BounceConfig, root: &Path) -> BounceRep
                 content.truncate(keep);
             }
             let envid = f.envelope.attr("dsn_envid").map(str::to_string);
-            (Some(content), full, envid)
+            (Some(content), full, envid, requiretls)
         }
         Err(e) => {
             log::warn!("{id}: cannot read the original message for the notice: {e}");
-            (None, false, None)
+            (None, false, None, false)
         }
     };
     let now = SystemTime::now()
@@ -151,10 +155,14 @@ pub fn handle(req: &BounceRequest, cfg: &BounceConfig, root: &Path) -> BounceRep
     } else {
         (req.sender.clone(), String::new())
     };
+    let mut attrs = vec![("rewrite_context".to_string(), "local".to_string())];
+    if requiretls {
+        attrs.push(("requiretls".to_string(), "1".to_string()));
+    }
     let envelope = Envelope {
         sender: notice_sender,
         arrival_us: now.saturating_mul(1_000_000),
-        attrs: vec![("rewrite_context".to_string(), "local".to_string())],
+        attrs,
         recipients: vec![Recipient {
             address: to.clone(),
             orig_address: to.clone(),
@@ -361,6 +369,50 @@ mod tests {
         let (mut s, _) = qmgr.accept().expect("qmgr was woken");
         let t: rostfix_proto::Trigger = rostfix_proto::read_message(&mut s).expect("trigger");
         assert_eq!(t, rostfix_proto::Trigger::Wakeup);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_requiretls_message_is_returned_headers_only_with_requiretls() {
+        let root = std::env::temp_dir().join(format!("bounce-rt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["incoming", "active", "public"] {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        let _qmgr = std::os::unix::net::UnixListener::bind(root.join("public/qmgr")).expect("bind");
+        let env = Envelope {
+            sender: "alice@example.org".into(),
+            arrival_us: 1_700_000_000_000_000,
+            // RET=FULL asked for, REQUIRETLS overrides it.
+            attrs: vec![
+                ("dsn_ret".into(), "FULL".into()),
+                ("requiretls".into(), "1".into()),
+            ],
+            recipients: vec![Recipient {
+                address: "u0@x".into(),
+                ..Recipient::default()
+            }],
+        };
+        let mut w = QueueWriter::create(&root, QueueName::Incoming, &env).expect("create");
+        w.write_content(b"Subject: private\n\nsecret body\n")
+            .expect("write");
+        let orig_id = w.commit().expect("commit");
+        rostfix_queue::move_file(&root, QueueName::Incoming, QueueName::Active, &orig_id)
+            .expect("move");
+        let reply = handle(
+            &req(&orig_id, "active", "alice@example.org", 1),
+            &cfg(),
+            &root,
+        );
+        let BounceReply::Queued(new_id) = reply else {
+            panic!("not queued: {reply:?}")
+        };
+        let qf = QueueFile::open(&root, QueueName::Incoming, &new_id).expect("notice file");
+        assert_eq!(qf.envelope.attr("requiretls"), Some("1"));
+        let content = qf.read_content().expect("content");
+        let text = String::from_utf8_lossy(&content);
+        assert!(text.contains("Subject: private"), "{text}");
+        assert!(!text.contains("secret body"), "{text}");
         let _ = std::fs::remove_dir_all(&root);
     }
 }
