@@ -1,12 +1,18 @@
-"""Client rate limits shared by two Rostfix instances through one Redis server
-(issue 20, rostfix_anvil_redis_server): a client that uses up its connection rate on
-the first instance is refused by the second; with Redis stopped both go on with their
-own limits and say so, and shared limits come back with Redis. The client connects from
+"""Client rate limits and connection counts shared by two Rostfix instances through one
+Redis server (issue 20, rostfix_anvil_redis_server): a client that uses up its
+connection rate on the first instance is refused by the second; with Redis stopped both
+go on with their own limits and say so, and shared limits come back with Redis. A client
+holding its smtpd_client_connection_count_limit on the first instance is refused by the
+second until it closes one, and the connections of an anvil killed with -9 stop
+counting once their lease (rostfix_anvil_connection_lease) lapses. The client connects from
 127.0.0.7 so that the harness's own readiness probes (from 127.0.0.1) are not counted."""
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import time
 import tempfile
 from pathlib import Path
 
@@ -77,7 +83,72 @@ def test_two_instances_share_the_connection_rate_through_redis(make_instance, wo
         redis = Redis(port, workdir)
         # anvil retries Redis after 5 s; the new server has forgotten the counts.
         wait_for(lambda: greeting(second).startswith("220") and
-                 "reachable again: client rate limits are shared" in second.log_text(),
+                 "reachable again: client rate limits and connection counts are shared"
+                 in second.log_text(),
                  timeout=20, interval=1, what="shared limits to come back")
     finally:
+        redis.stop()
+
+
+def hold(inst):
+    """An open session from CLIENT past its greeting: (socket, greeting)."""
+    s = socket.create_connection(("127.0.0.1", inst.port), timeout=20,
+                                 source_address=(CLIENT, 0))
+    f = s.makefile("rb")
+    return s, f, read_reply(f)[0]
+
+
+def test_two_instances_share_the_connection_count_as_leases(make_instance, workdir):
+    if REDIS is None:
+        pytest.skip("needs redis-server (tests/setup-deps.sh)")
+    port = free_port()
+    redis = Redis(port, workdir)
+    held = []
+    try:
+        settings = {
+            "smtpd_client_connection_count_limit": "2",
+            "smtpd_client_event_limit_exceptions": "",
+            "rostfix_anvil_redis_server": f"127.0.0.1:{port}",
+            "rostfix_anvil_redis_prefix": f"count{port}:",
+            "rostfix_anvil_connection_lease": "3s",
+        }
+        first = make_instance(main_extra=settings)
+        second = make_instance(main_extra=settings)
+        for _ in range(2):
+            s, f, g = hold(first)
+            assert g.startswith("220"), g
+            held.append((s, f))
+        # Two open on the first machine: the second refuses a third.
+        assert greeting(second) == REFUSED
+        assert "Connection concurrency limit exceeded: 3 from" in second.log_text()
+        # Closing one frees a slot everywhere.
+        s, f = held.pop()
+        f.close()
+        s.close()
+        wait_for(lambda: greeting(second).startswith("220"), timeout=10, interval=0.5,
+                 what="the slot given back to be seen by the second instance")
+        # More than a lease later the one still open is still counted (renewed).
+        time.sleep(4)
+        s2, f2, g = hold(second)
+        assert g.startswith("220"), g
+        assert greeting(second) == REFUSED
+        f2.close()
+        s2.close()
+        # anvil of the first instance dies with -9 while two sessions are open: their
+        # leases are never given back, but lapse.
+        s, f, g = hold(first)
+        assert g.startswith("220"), g
+        held.append((s, f))
+        assert greeting(second) == REFUSED
+        anvils = [pid for pid, name in first.processes().items() if name == "anvil"]
+        assert anvils, first.processes()
+        for pid in anvils:
+            os.kill(pid, signal.SIGKILL)
+        assert greeting(second) == REFUSED
+        wait_for(lambda: greeting(second).startswith("220"),
+                 timeout=15, interval=0.5, what="the dead anvil's leases to lapse")
+    finally:
+        for s, f in held:
+            f.close()
+            s.close()
         redis.stop()

@@ -22,7 +22,10 @@ these limits and logs a warning.
 With rostfix_anvil_redis_server = host:port (an IP address: anvil runs
 chrooted) the rates are counted in that Redis server too, shared by every
 machine using the same rostfix_anvil_redis_prefix (sliding window counter,
-one round trip per event); connection counts stay per machine. When Redis
+one round trip per event), and each open connection holds a lease there
+(renewed every third of rostfix_anvil_connection_lease, so a crashed machine's
+connections stop counting one lease later): the connection count is that of
+every machine. When Redis
 cannot answer anvil uses its own counts, logs the switch, and tries Redis
 again every 5 seconds.",
     more_options: "",

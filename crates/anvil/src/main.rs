@@ -7,7 +7,8 @@
 //! at once; a stream's open connections are counted down when the stream closes,
 //! whatever the peer did. The main thread exits when master goes away, and logs the
 //! maxima every anvil_status_update_time, as Postfix. With rostfix_anvil_redis_server
-//! the rates are shared with other machines through Redis (shared_limits.rs).
+//! the rates and simultaneous connection counts are shared with other machines through
+//! Redis (shared_limits.rs).
 
 #![forbid(unsafe_code)]
 
@@ -42,9 +43,10 @@ fn main() {
                     &redis,
                     &service.config.get("rostfix_anvil_redis_prefix"),
                     unit,
+                    service.config.get_time("rostfix_anvil_connection_lease"),
                 )
             });
-            let shared = server::Shared::new(unit, redis);
+            let shared = server::Shared::new(unit, redis, &service.config.get("myhostname"));
             let for_clients = shared.clone();
             Ok(Shape::Multi {
                 on_client: Arc::new(move |conn| server::start_stream(conn, &for_clients)),

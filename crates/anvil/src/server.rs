@@ -9,8 +9,10 @@ use crate::shared_limits::{Kind, SharedLimits};
 use crate::table::Table;
 use rostfix_proto::{read_message, write_message, AnvilClient, AnvilRequest, FrameError};
 use rostfix_service::{ClientThreads, Connection};
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -23,21 +25,78 @@ const MAX_REQUEST: u64 = 4096;
 const STREAM_IDLE: Duration = Duration::from_secs(3600);
 
 /// The table and the stream counter, shared by every thread, and the Redis-shared
-/// rates when configured (shared_limits.rs).
+/// rates and connection leases when configured (shared_limits.rs).
 #[derive(Debug, Clone)]
 pub struct Shared {
     table: Arc<Mutex<Table>>,
     threads: ClientThreads,
     redis: Option<Arc<Mutex<SharedLimits>>>,
+    /// This process's lease members: `MACHINE:` and a counter.
+    machine: Arc<str>,
+    next_member: Arc<AtomicU64>,
+    /// Connections leased in Redis and still open: member -> client address.
+    held: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Shared {
-    pub fn new(unit: Duration, redis: Option<SharedLimits>) -> Shared {
+    pub fn new(unit: Duration, redis: Option<SharedLimits>, machine: &str) -> Shared {
         Shared {
             table: Arc::new(Mutex::new(Table::new(unit))),
             threads: ClientThreads::new("anvil", MAX_STREAMS),
             redis: redis.map(|r| Arc::new(Mutex::new(r))),
+            machine: Arc::from(format!("{machine}:{}", std::process::id())),
+            next_member: Arc::new(AtomicU64::new(0)),
+            held: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    fn redis(&self) -> Option<MutexGuard<'_, SharedLimits>> {
+        let r = self.redis.as_ref()?;
+        Some(r.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Leases a slot for a new connection of `who`: its member name (to give it back)
+    /// and the count across machines; None without Redis.
+    fn lease(&self, who: &AnvilClient) -> Option<(String, Option<u32>)> {
+        let mut redis = self.redis()?;
+        let n = self.next_member.fetch_add(1, Ordering::Relaxed);
+        let member = format!("{}:{n}", self.machine);
+        let count = redis.connect(&who.address, &member);
+        drop(redis);
+        if count.is_some() {
+            self.held().insert(member.clone(), who.address.clone());
+        }
+        Some((member, count))
+    }
+
+    /// Gives a leased slot back.
+    fn release(&self, member: &str) {
+        let Some(address) = self.held().remove(member) else {
+            return;
+        };
+        if let Some(mut redis) = self.redis() {
+            redis.disconnect(&address, member);
+        }
+    }
+
+    /// Renews the leases of every connection still open (supervise, periodically).
+    fn renew(&self) {
+        let held: Vec<(String, String)> = self
+            .held()
+            .iter()
+            .map(|(m, a)| (a.clone(), m.clone()))
+            .collect();
+        if let Some(mut redis) = self.redis() {
+            redis.renew(&held);
+        }
+    }
+
+    fn renew_every(&self) -> Option<Duration> {
+        self.redis().map(|r| r.renew_every())
     }
 
     /// The rate across machines for this event when Redis shares them; None when it
@@ -73,7 +132,8 @@ pub fn start_stream(conn: Connection, shared: &Shared) {
 
 /// Answers one stream's requests until it closes, then counts its connections down.
 fn serve_stream(mut stream: UnixStream, shared: &Shared) {
-    let mut connected: Vec<AnvilClient> = Vec::new();
+    // Each open connection with its Redis lease member, if it got one.
+    let mut connected: Vec<(AnvilClient, Option<String>)> = Vec::new();
     if let Err(e) = stream
         .set_read_timeout(Some(STREAM_IDLE))
         .and_then(|()| stream.set_write_timeout(Some(Duration::from_secs(10))))
@@ -96,20 +156,28 @@ fn serve_stream(mut stream: UnixStream, shared: &Shared) {
             match &req {
                 AnvilRequest::Disconnect(c) => {
                     // Only a connection this stream opened can be closed by it.
-                    if let Some(i) = connected.iter().position(|x| x == c) {
-                        connected.swap_remove(i);
-                        table.event(&req, now)
+                    if let Some(i) = connected.iter().position(|(x, _)| x == c) {
+                        let (_, member) = connected.swap_remove(i);
+                        drop(table);
+                        if let Some(m) = member {
+                            shared.release(&m);
+                        }
+                        shared.table().event(&req, now)
                     } else {
                         rostfix_proto::AnvilReply { count: 0, rate: 0 }
                     }
                 }
-                AnvilRequest::Connect(c) => {
-                    connected.push(c.clone());
-                    table.event(&req, now)
-                }
+                AnvilRequest::Connect(_) => table.event(&req, now),
                 _ => table.event(&req, now),
             }
         };
+        if let AnvilRequest::Connect(c) = &req {
+            let lease = shared.lease(c);
+            if let Some((_, Some(count))) = &lease {
+                reply.count = *count;
+            }
+            connected.push((c.clone(), lease.map(|(m, _)| m)));
+        }
         // The local table counts every event, so that it is ready when Redis fails.
         if let Some(rate) = shared.shared_rate(&req) {
             reply.rate = rate;
@@ -120,8 +188,13 @@ fn serve_stream(mut stream: UnixStream, shared: &Shared) {
         }
     }
     let now = Instant::now();
+    for (_, member) in &connected {
+        if let Some(m) = member {
+            shared.release(m);
+        }
+    }
     let mut table = shared.table();
-    for c in &connected {
+    for (c, _) in &connected {
         table.disconnect(c, now);
     }
 }
@@ -130,6 +203,7 @@ fn serve_stream(mut stream: UnixStream, shared: &Shared) {
 /// master is gone.
 pub fn supervise(shared: &Shared, status_every: Duration, master_alive: &dyn Fn() -> bool) {
     let mut last_status = Instant::now();
+    let mut last_renew = Instant::now();
     loop {
         std::thread::sleep(Duration::from_secs(1));
         if !master_alive() {
@@ -137,6 +211,13 @@ pub fn supervise(shared: &Shared, status_every: Duration, master_alive: &dyn Fn(
             return;
         }
         let now = Instant::now();
+        if shared
+            .renew_every()
+            .is_some_and(|every| now.saturating_duration_since(last_renew) >= every)
+        {
+            last_renew = now;
+            shared.renew();
+        }
         let mut table = shared.table();
         table.purge(now);
         if now.saturating_duration_since(last_status) >= status_every {

@@ -1,6 +1,7 @@
-//! Rate counts shared by several Rostfix machines through Redis
+//! Rates and connection counts shared by several Rostfix machines through Redis
 //! (`rostfix_anvil_redis_server`, issue 20): a client that uses up its
-//! smtpd_client_*_rate_limit on one machine is refused by the others.
+//! smtpd_client_*_rate_limit, or holds its smtpd_client_connection_count_limit, on
+//! one machine is refused by the others.
 //!
 //! The algorithm is the sliding window counter: per client address and event kind, one
 //! Redis counter per `anvil_rate_time_unit` window (INCR, expiring after two windows);
@@ -10,9 +11,14 @@
 //! step (NTP); keys are `PREFIX + kind + ":" + address + ":" + window`, with no
 //! service name, so every service and machine sharing the prefix shares the limit.
 //!
-//! Only rates are shared. Simultaneous connection counts stay per machine: a machine
-//! that crashed would leave its connections counted in Redis, refusing clients that
-//! are not connected at all.
+//! Simultaneous connections are leases: per client address one sorted set
+//! (`PREFIX conncount:ADDRESS`) whose members are this anvil's open connections
+//! (`MACHINE:N`, MACHINE being myhostname and the process id) scored with the time
+//! their lease ends. Connecting drops the expired members, adds its own and counts
+//! the set (one pipelined round trip); disconnecting removes it; every third of
+//! `rostfix_anvil_connection_lease` anvil renews the leases of the connections it
+//! still holds. A machine that crashes or loses its network cannot count them down:
+//! its connections stop counting when their lease ends, not never.
 //!
 //! When Redis cannot be reached (or answers wrongly), anvil answers from its local
 //! table, as without Redis, and logs the switch once; it tries Redis again at most
@@ -55,41 +61,148 @@ pub fn sliding_rate(previous: u64, current: u64, elapsed: f64) -> u32 {
     u32::try_from(estimate.ceil() as u64).unwrap_or(u32::MAX)
 }
 
+/// Milliseconds since the Unix epoch (the lease scores).
+fn now_ms() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
+}
+
 /// The connection to Redis and whether it is usable.
 #[derive(Debug)]
 pub struct SharedLimits {
     address: String,
     prefix: String,
     unit: Duration,
+    /// rostfix_anvil_connection_lease.
+    lease: Duration,
     conn: Option<Connection>,
     /// Set while Redis is failing: when it was last tried.
     down_since: Option<Instant>,
 }
 
 impl SharedLimits {
-    pub fn new(address: &str, prefix: &str, unit: Duration) -> SharedLimits {
+    pub fn new(address: &str, prefix: &str, unit: Duration, lease: Duration) -> SharedLimits {
         SharedLimits {
             address: address.to_string(),
             prefix: prefix.to_string(),
             unit: unit.max(Duration::from_secs(1)),
+            lease: lease.max(Duration::from_secs(3)),
             conn: None,
             down_since: None,
         }
     }
 
+    /// How often the leases of held connections are renewed.
+    pub fn renew_every(&self) -> Duration {
+        self.lease / 3
+    }
+
     /// Counts one event of `kind` from `address` and returns the shared rate, or None
     /// when Redis cannot answer (the caller then uses its local rate).
     pub fn count(&mut self, kind: Kind, address: &str) -> Option<u32> {
+        self.with_redis(|s| s.try_count(kind, address))
+    }
+
+    /// Leases a connection slot `member` for `address` and returns the number of
+    /// connections from `address` on every machine, this one included; None when
+    /// Redis cannot answer (the local count stands).
+    pub fn connect(&mut self, address: &str, member: &str) -> Option<u32> {
+        let key = self.conn_key(address);
+        let now = now_ms();
+        let until = now.saturating_add(u64::try_from(self.lease.as_millis()).unwrap_or(0));
+        let commands = vec![
+            vec![
+                "ZREMRANGEBYSCORE".to_string(),
+                key.clone(),
+                "-inf".to_string(),
+                now.to_string(),
+            ],
+            vec![
+                "ZADD".to_string(),
+                key.clone(),
+                until.to_string(),
+                member.to_string(),
+            ],
+            vec![
+                "PEXPIRE".to_string(),
+                key.clone(),
+                (self.lease.as_millis() * 2).to_string(),
+            ],
+            vec!["ZCARD".to_string(), key],
+        ];
+        self.with_redis(|s| match s.pipeline(&commands)?.get(3) {
+            Some(Reply::Integer(n)) => Ok(u32::try_from(*n).unwrap_or(u32::MAX)),
+            other => Err(RespError::Protocol(format!("ZCARD answered {other:?}"))),
+        })
+    }
+
+    /// Gives the slot of a closed connection back.
+    pub fn disconnect(&mut self, address: &str, member: &str) {
+        let command = vec![vec![
+            "ZREM".to_string(),
+            self.conn_key(address),
+            member.to_string(),
+        ]];
+        let _ = self.with_redis(|s| s.pipeline(&command).map(|_| ()));
+    }
+
+    /// Renews the leases of the connections this machine holds: (address, member).
+    pub fn renew(&mut self, held: &[(String, String)]) {
+        if held.is_empty() {
+            return;
+        }
+        let until = now_ms().saturating_add(u64::try_from(self.lease.as_millis()).unwrap_or(0));
+        let ttl = (self.lease.as_millis() * 2).to_string();
+        let mut commands = Vec::with_capacity(held.len() * 2);
+        for (address, member) in held {
+            let key = self.conn_key(address);
+            // XX: a member that was given back meanwhile is not brought back.
+            commands.push(vec![
+                "ZADD".to_string(),
+                key.clone(),
+                "XX".to_string(),
+                until.to_string(),
+                member.clone(),
+            ]);
+            commands.push(vec!["PEXPIRE".to_string(), key, ttl.clone()]);
+        }
+        let _ = self.with_redis(|s| s.pipeline(&commands).map(|_| ()));
+    }
+
+    fn conn_key(&self, address: &str) -> String {
+        format!("{}conncount:{address}", self.prefix)
+    }
+
+    /// One pipelined round trip on the (re)opened connection.
+    fn pipeline(&mut self, commands: &[Vec<String>]) -> Result<Vec<Reply>, RespError> {
+        if self.conn.is_none() {
+            self.conn = Some(Connection::open(&self.address, REDIS_TIMEOUT)?);
+        }
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| RespError::Protocol("no connection".into()))?;
+        conn.pipeline(commands)
+    }
+
+    /// Runs `f` against Redis unless it failed within RETRY_EVERY; logs the switch to
+    /// local limits and back.
+    fn with_redis<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, RespError>) -> Option<T> {
         if let Some(since) = self.down_since {
             if since.elapsed() < RETRY_EVERY {
                 return None;
             }
         }
-        match self.try_count(kind, address) {
+        match f(self) {
             Ok(rate) => {
                 if self.down_since.take().is_some() {
                     log::info!(
-                        "redis server {} reachable again: client rate limits are shared",
+                        "redis server {} reachable again: client rate limits and connection counts are shared",
                         self.address
                     );
                 }
@@ -99,7 +212,7 @@ impl SharedLimits {
                 self.conn = None;
                 if self.down_since.is_none() {
                     log::warn!(
-                        "redis server {}: {e}; using this machine's own client rate limits",
+                        "redis server {}: {e}; using this machine's own client rate limits and connection counts",
                         self.address
                     );
                 }
@@ -124,14 +237,7 @@ impl SharedLimits {
             vec!["PEXPIRE".to_string(), key(window), ttl_ms],
             vec!["GET".to_string(), key(window.saturating_sub(1))],
         ];
-        if self.conn.is_none() {
-            self.conn = Some(Connection::open(&self.address, REDIS_TIMEOUT)?);
-        }
-        let conn = self
-            .conn
-            .as_mut()
-            .ok_or_else(|| RespError::Protocol("no connection".into()))?;
-        let replies = conn.pipeline(&commands)?;
+        let replies = self.pipeline(&commands)?;
         let current = match replies.first() {
             Some(Reply::Integer(n)) => u64::try_from(*n).unwrap_or(0),
             other => return Err(RespError::Protocol(format!("INCR answered {other:?}"))),
@@ -164,11 +270,17 @@ mod tests {
     #[test]
     fn unreachable_redis_answers_none_and_waits_before_retrying() {
         // Port 9 on loopback: nothing listens (the tests' DNS default uses it too).
-        let mut s = SharedLimits::new("127.0.0.1:9", "t:", Duration::from_secs(60));
+        let mut s = SharedLimits::new(
+            "127.0.0.1:9",
+            "t:",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
         assert_eq!(s.count(Kind::Connection, "192.0.2.1"), None);
         assert!(s.down_since.is_some());
         let tried = s.down_since;
         assert_eq!(s.count(Kind::Connection, "192.0.2.1"), None);
+        assert_eq!(s.connect("192.0.2.1", "m:1"), None);
         assert_eq!(s.down_since, tried, "no new attempt within RETRY_EVERY");
     }
 }

@@ -489,6 +489,7 @@ pub static PARAMS: &[ParamDef] = &[
     // (tests point the smtp client at a local DNS server); empty = the system resolver.
     // Rostfix-specific: anvil shares client rates with other machines through this
     // Redis server (host:port; empty = this machine's own limits only).
+    p("rostfix_anvil_connection_lease", "60s", ParamKind::Time('s')),
     p("rostfix_anvil_redis_prefix", "rostfix:anvil:", ParamKind::Str),
     p("rostfix_anvil_redis_server", "", ParamKind::Str),
     // Rostfix-specific: local puts an ARC set (RFC 8617) on each copy it forwards for
