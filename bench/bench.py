@@ -34,7 +34,17 @@ WORK = REPO / "bench" / "work"
 RESULTS = REPO / "bench" / "results"
 PFX = WORK / "postfix"
 PFX_LIB = PFX / "usr" / "lib" / "postfix"
-SCENARIOS = ["receive", "relay", "local", "fanout", "ceiling"]
+SCENARIOS = ["receive", "relay", "local", "fanout", "ceiling",
+             "receive-dkim", "relay-dkim", "relay-shared"]
+# Variants: the load of a base scenario on Rostfix configured otherwise, reported
+# beside the base figures (Postfix is not measured in them):
+# - *-dkim: native DKIM signing of every message (issue 15: "signing must not halve
+#   throughput"), an RSA-2048 key for the From: domain of smtp-source's mail;
+# - relay-shared: what the shared engines of a multi-machine set-up add per message
+#   (issue 20): a check_sender_access lookup in PostgreSQL through proxymap for every
+#   MAIL, and every connection, message and recipient counted in Redis by anvil.
+VARIANTS = {"receive-dkim": ("receive", "dkim"), "relay-dkim": ("relay", "dkim"),
+            "relay-shared": ("relay", "shared")}
 # receive: mail for this domain goes to the discard transport in both suites, so the
 # scenario measures intake to the durable queue (and the queue manager's pass), not a
 # delivery agent.
@@ -296,6 +306,9 @@ class Rostfix:
             "maximal_backoff_time": "600s"})
         self.port = self.inst.port
 
+        self.main_cf = (self.inst.conf / "main.cf").read_text()
+        self.engines = []
+
     def start(self):
         self.inst.start()
 
@@ -303,6 +316,49 @@ class Rostfix:
         self.inst.stop()
         if not os.environ.get("BENCH_KEEP"):  # its queue and log, for a post-mortem
             discard(self.inst.base)
+
+    def restart_with(self, variant):
+        """Restarts with a variant's settings added to main.cf (None: the base)."""
+        extra = {"dkim": self._dkim, "shared": self._shared}[variant]() if variant else {}
+        self.inst.stop()
+        (self.inst.conf / "main.cf").write_text(
+            self.main_cf + "".join(f"{k} = {v}\n" for k, v in extra.items()))
+        self.inst.start()
+
+    def _dkim(self):
+        keys = self.inst.base / "dkim"
+        if not keys.exists():
+            keys.mkdir()
+            subprocess.run([str(harness.BIN / "rostfix"), "dkim-keygen", "-a", "rsa", "-D",
+                            str(keys), "source.test", "bench"], check=True,
+                           capture_output=True)
+            (keys / "KeyTable").write_text(
+                f"bench._domainkey.source.test source.test:bench:{keys}/bench.private\n")
+            (keys / "SigningTable").write_text("*@source.test bench._domainkey.source.test\n")
+        return {"rostfix_dkim_key_table": f"{keys}/KeyTable",
+                "rostfix_dkim_signing_table": f"refile:{keys}/SigningTable"}
+
+    def _shared(self):
+        from test_sql_tables import Postgres  # noqa: E402 (bench-only dependency)
+        from test_shared_limits import Redis  # noqa: E402
+        if not self.engines:
+            self.engines = [Postgres(), Redis(free_port(), str(self.inst.base))]
+        pg, redis = self.engines
+        cf = self.inst.conf / "pgsql-senders.cf"
+        cf.write_text(pg.cf("SELECT 'OK' FROM domain WHERE domain='%s' AND active = 1"))
+        os.chown(cf, 0, pwd.getpwnam(harness.MAIL_OWNER).pw_gid)
+        os.chmod(cf, 0o640)
+        return {"smtpd_sender_restrictions": f"check_sender_access proxy:pgsql:{cf}",
+                "rostfix_anvil_redis_server": f"127.0.0.1:{redis.port}",
+                "smtpd_client_event_limit_exceptions": "",
+                "smtpd_client_connection_rate_limit": "10000000",
+                "smtpd_client_message_rate_limit": "10000000",
+                "smtpd_client_recipient_rate_limit": "10000000"}
+
+    def close_engines(self):
+        for engine in self.engines:
+            (engine.close if hasattr(engine, "close") else engine.stop)()
+        self.engines = []
 
     def master_pid(self):
         for pid, prog in self.inst.processes().items():
@@ -415,8 +471,9 @@ def run_once(scenario, suite, sink, cfg):
         fanout_send(port, cfg)
         accepted = time.monotonic() - t0
     else:
+        base = VARIANTS.get(scenario, (scenario,))[0]
         to = {"receive": f"user@{DISCARD_DOMAIN}", "local": f"{USER}@localhost",
-              "relay": "user@relay.test", "ceiling": "user@relay.test"}[scenario]
+              "relay": "user@relay.test", "ceiling": "user@relay.test"}[base]
         smtp_source(port, cfg, to, cfg.messages)
     accepted = time.monotonic() - t0  # every message had its 250 (after fsync)
 
@@ -456,6 +513,8 @@ def measure(scenario, suite, sink, cfg):
 
 
 def skip_reason(scenario, suite):
+    if scenario in VARIANTS and suite.name != "rostfix":
+        return "not measured: a variant of Rostfix's own configuration"
     if (suite.name == "rostfix" and scenario in ("relay", "fanout")
             and suite.smtp_is_placeholder()):
         return ("skipped: Rostfix's smtp client is still the foundation placeholder "
@@ -477,14 +536,23 @@ def run_suite(suite, sink, cfg, results):
                 entry[suite.name] = None
                 continue
             suite.purge()
+            variant = VARIANTS.get(sc, (sc, None))[1]
             try:
+                if variant:
+                    suite.restart_with(variant)
                 entry[suite.name] = measure(sc, suite, sink, cfg)
-            except (RuntimeError, AssertionError, subprocess.TimeoutExpired) as e:
+            except (RuntimeError, AssertionError, subprocess.TimeoutExpired,
+                    subprocess.CalledProcessError) as e:
                 log(f"{sc} {suite.name}: FAILED: {e}")
                 entry.setdefault("failed", {})[suite.name] = str(e)[:300]
                 entry[suite.name] = None
+            finally:
+                if variant:
+                    suite.restart_with(None)
     finally:
         suite.stop()
+        if hasattr(suite, "close_engines"):
+            suite.close_engines()
 
 
 def machine():
