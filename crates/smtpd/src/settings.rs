@@ -417,8 +417,9 @@ mod tests {
             ("hopcount_limit", "3"),
         ])
         .unwrap();
-        // mydestination, mynetworks, and the two lists that default to $mynetworks.
-        assert_eq!(w.len(), 4, "{w:?}");
+        // mydestination, mynetworks, and the three lists that default to $mynetworks
+        // (smtpd_authorized_verp_clients through authorized_verp_clients).
+        assert_eq!(w.len(), 5, "{w:?}");
         assert_eq!(s.banner, "mx.example.com ESMTP hi");
         assert_eq!(s.mydestination, vec!["mx.example.com", "localhost"]);
         // inet_interfaces defaults to all: at least the loopback literals are ours.
