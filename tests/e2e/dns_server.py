@@ -4,11 +4,15 @@ smtpd and the smtp client are pointed at it with `rostfix_dns_servers = 127.0.0.
 
 Records are dnsmasq options, e.g. `--host-record=ok.test,127.0.0.9`,
 `--txt-record=ok.test,"v=spf1 -all"`, `--ptr-record=9.0.0.127.in-addr.arpa,ok.test`,
-`--mx-host=ok.test,mx.ok.test,10`, `--address=/nx.test/` (NXDOMAIN for the subtree)."""
+`--mx-host=ok.test,mx.ok.test,10`, `--address=/nx.test/` (NXDOMAIN for the subtree).
+They are handed to dnsmasq in a configuration file, not on its command line, because
+only there does it honour quotes: a quoted TXT value keeps its commas in one string
+(on the command line the quotes are kept as text and every comma starts a new string)."""
 
 import contextlib
 import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -26,10 +30,13 @@ def dnsmasq(records, address="127.0.0.1", port=None):
     if exe is None:
         pytest.skip("dnsmasq not installed (tests/setup-deps.sh)")
     port = port or free_port()
+    conf = tempfile.NamedTemporaryFile("w", prefix="dnsmasq-", suffix=".conf")
+    conf.write("".join(r.removeprefix("--") + "\n" for r in records))
+    conf.flush()
     proc = subprocess.Popen(
         [exe, "--no-daemon", f"--port={port}", f"--listen-address={address}",
          "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root",
-         "--pid-file=", "--log-facility=-", *records],
+         "--pid-file=", "--log-facility=-", f"--conf-file={conf.name}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         time.sleep(0.5)
@@ -43,3 +50,4 @@ def dnsmasq(records, address="127.0.0.1", port=None):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        conf.close()

@@ -121,14 +121,19 @@ def sts(workdir, certs, start_peer):
     https_chain, https_key = chain_for(
         certs, *[f"mta-sts.{d}" for d, body in POLICIES.items() if body is not None])
     https_port = free_port()
-    records = []
+    report_port = free_port()
+    records = ["--host-record=reports.enf.test,127.0.0.1"]
     for domain in POLICIES:
         records += [f"--mx-host={domain},mx.{domain},10",
                     f"--host-record=mx.{domain},127.0.0.1",
                     f"--txt-record=_mta-sts.{domain},v=STSv1; id=20261204a;"]
-        # SMTP TLS reporting (test_tls_reporting.py): reports to a local user.
+        # SMTP TLS reporting (test_tls_reporting.py): reports to a local user, and for
+        # enf.test also by https POST.
+        https_rua = (f",https://reports.enf.test:{report_port}/v1/tlsrpt"
+                     if domain == "enf.test" else "")
+        # Quoted: dnsmasq splits an unquoted value into TXT strings at each comma.
         records.append(f"--txt-record=_smtp._tls.{domain},"
-                       f"v=TLSRPTv1; rua=mailto:{USER1}@mx.rostfix.test")
+                       f'"v=TLSRPTv1; rua=mailto:{USER1}@mx.rostfix.test{https_rua}"')
         ip = "127.0.0.2" if domain == "slow.test" else "127.0.0.1"
         records.append(f"--host-record=mta-sts.{domain},{ip}")
     base = workdir / f"nginx-{https_port}"
@@ -139,7 +144,8 @@ def sts(workdir, certs, start_peer):
     try:
         with dnsmasq(records) as dns_port:
             yield {"peer": peer, "dns_port": dns_port, "https_port": https_port,
-                   "nginx": nginx, "ca": certs / "ca.pem", "base": base}
+                   "nginx": nginx, "ca": certs / "ca.pem", "base": base,
+                   "certs": certs, "report_port": report_port}
     finally:
         nginx.stop()
         hanging.close()

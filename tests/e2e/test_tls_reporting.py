@@ -4,19 +4,25 @@ mx.enf.test), with `_smtp._tls` TXT records asking for reports by mail to a loca
 user. After a delivery that succeeds under enf.test's enforced policy and one that
 fails under wrong.test's (certificate name mismatch), the tlsrpt service sends, once
 the report period has ended, one report per domain: a multipart/report mail with the
-gzipped JSON, which validates against RFC 8460's schema and counts what happened."""
+gzipped JSON, which validates against RFC 8460's schema and counts what happened; and
+enf.test's record also names an https: destination, to which the same report is
+POSTed as application/tlsrpt+gzip (a Python HTTPS server with a certificate from the
+test CA, found through the test DNS)."""
 
 import base64
 import email
 import gzip
+import http.server
 import json
 import re
+import ssl
+import threading
 
 import jsonschema
 import pytest
 
 from harness import USER1, maildir_messages, wait_for
-from peers import certs, start_peer  # noqa: F401 (fixtures)
+from peers import certs, chain_for, start_peer  # noqa: F401 (fixtures)
 from test_mta_sts import NGINX, deferred_line, instance_for, send, sts  # noqa: F401
 
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx not installed")
@@ -84,6 +90,34 @@ def reports(domain):
     return out
 
 
+class ReportServer:
+    """An HTTPS server for reports.enf.test that keeps every POST: (headers, body)."""
+
+    def __init__(self, port, chain, key):
+        posts = self.posts = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("Content-Length", "0"))
+                posts.append((self.path, dict(self.headers), self.rfile.read(length)))
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(chain, key)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def totals(domain):
     ok = failed = 0
     for _, report in reports(domain):
@@ -94,10 +128,20 @@ def totals(domain):
 
 
 def test_reports_count_successes_and_failures_and_validate(make_instance, sts, workdir):
+    chain, key = chain_for(sts["certs"], "reports.enf.test")
+    server = ReportServer(sts["report_port"], chain, key)
+    try:
+        check_reports(make_instance, sts, workdir, server)
+    finally:
+        server.stop()
+
+
+def check_reports(make_instance, sts, workdir, server):
     a = instance_for(make_instance, sts, workdir, master_extra=TLSRPT_SERVICE, main_extra={
         "rostfix_tlsrpt_enable": "yes",
         "rostfix_tlsrpt_period": "5s",
         "rostfix_tlsrpt_organization": "Rostfix Test",
+        "rostfix_tlsrpt_CAfile": str(sts["ca"]),
     })
     send(a, "enf.test", "enforced")
     wait_for(lambda: "status=sent" in a.log_text(), timeout=30, what="the enf.test delivery")
@@ -135,3 +179,16 @@ def test_reports_count_successes_and_failures_and_validate(make_instance, sts, w
     # No domain without a TLSRPT record got a report, and the log says what was sent.
     assert re.search(r"tlsrpt\[\d+\]: \w+: TLS report for wrong\.test \(\S+ to \S+\) to "
                      rf"{USER1}@mx\.rostfix\.test", a.log_text()), a.log_text()
+    # enf.test's https: destination got the same report by POST; wrong.test names none.
+    wait_for(lambda: server.posts, timeout=30, what="the https upload")
+    assert "enf.test: TLS report posted to https://reports.enf.test:" in a.log_text()
+    posted = []
+    for path, headers, body in server.posts:
+        assert path == "/v1/tlsrpt"
+        assert headers["Content-Type"] == "application/tlsrpt+gzip", headers
+        report = json.loads(gzip.decompress(body))
+        jsonschema.validate(report, SCHEMA)
+        posted.append(report)
+    assert {p["policy"]["policy-domain"] for r in posted for p in r["policies"]} == {"enf.test"}
+    assert sum(p["summary"]["total-successful-session-count"]
+               for r in posted for p in r["policies"]) == 1

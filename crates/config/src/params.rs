@@ -558,6 +558,7 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: SMTP TLS reporting (RFC 8460, docs/tls-reporting.md): the smtp
     // client records TLS session outcomes for domains with MTA-STS or DANE policies and
     // the tlsrpt service mails each period's report to the domain's rua.
+    p("rostfix_tlsrpt_CAfile", "", ParamKind::Str),
     p(
         "rostfix_tlsrpt_contact",
         "postmaster@$mydomain",

@@ -3,12 +3,13 @@
 //! `tlsrpt/` whose report period (rostfix_tlsrpt_period, default one day) has ended,
 //! builds one report per policy domain, looks up the domain's `_smtp._tls` TXT record
 //! and queues the gzipped report as mail to its `mailto:` addresses (through maildrop
-//! and pickup, like any local submission), then removes the spool file. Domains
-//! without a record get no report. It runs unchrooted as mail_owner (the resolver
+//! and pickup, like any local submission) and POSTs it to its `https:` ones, then
+//! removes the spool file. Domains without a record get no report. It runs unchrooted as mail_owner (the resolver
 //! configuration is read before confinement like the other services').
 
 #![forbid(unsafe_code)]
 
+use rostfix_mtasts::fetch::{Fetcher, HttpsUrl};
 use rostfix_queue::{Envelope, QueueName, QueueWriter, Recipient};
 use rostfix_service::manual::{Manual, RETIRING_EXIT_STATUS};
 use rostfix_service::{Daemon, Service, Shape, StartError};
@@ -25,13 +26,16 @@ Sends SMTP TLS reports (RFC 8460). With rostfix_tlsrpt_enable = yes the smtp
 client records the outcome of each TLS session with a domain that has an
 MTA-STS or DANE policy in tlsrpt/ under the queue directory; once a report
 period has ended this service builds each domain's JSON report, looks up the
-domain's _smtp._tls TXT record and mails the gzipped report to its mailto:
-addresses through the local queue. https: destinations are not served yet
-(logged and skipped). Not meant to be run by hand: master starts it.",
+domain's _smtp._tls TXT record, mails the gzipped report to its mailto:
+addresses through the local queue and POSTs it (application/tlsrpt+gzip) to its
+https: ones, the server's certificate checked against rostfix_tlsrpt_CAfile or
+the system CA store; an upload that fails is logged and not retried (RFC 8460
+5.3 leaves retries to the submitter). Not meant to be run by hand: master
+starts it.",
     more_options: "\
 Parameters used: rostfix_tlsrpt_enable, rostfix_tlsrpt_period,
 rostfix_tlsrpt_organization, rostfix_tlsrpt_contact, rostfix_tlsrpt_sender,
-myhostname, rostfix_dns_servers.",
+rostfix_tlsrpt_CAfile, myhostname, rostfix_dns_servers.",
     exit_status: RETIRING_EXIT_STATUS,
     see_also: "smtp(8), master(8), docs/tls-reporting.md",
 };
@@ -39,12 +43,16 @@ myhostname, rostfix_dns_servers.",
 /// How often the spool is looked at without a trigger.
 const SCAN: Duration = Duration::from_secs(60);
 const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on one https upload (connect, handshake, request, answer).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Ctx {
     reporter: Reporter,
     sender: String,
     period: u64,
     dns: rostfix_dns::Resolver,
+    /// For https: destinations; None when the CA roots could not be loaded (logged).
+    https: Option<Fetcher>,
 }
 
 fn main() {
@@ -55,6 +63,16 @@ fn main() {
             let cf = &service.config;
             let dns = rostfix_dns::Resolver::new(&cf.get_list("rostfix_dns_servers"), DNS_TIMEOUT)
                 .map_err(StartError::daemon)?;
+            // The CA roots are read before confinement, as the mtasts service does.
+            let ca = cf.get("rostfix_tlsrpt_CAfile");
+            let ca = (!ca.trim().is_empty()).then(|| std::path::PathBuf::from(ca.trim()));
+            let https = match Fetcher::new(ca.as_deref(), 443, UPLOAD_TIMEOUT) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    log::warn!("https: report destinations cannot be served: {e}");
+                    None
+                }
+            };
             Ok(Ctx {
                 reporter: Reporter {
                     organization: cf.get("rostfix_tlsrpt_organization").trim().to_string(),
@@ -64,6 +82,7 @@ fn main() {
                 sender: cf.get("rostfix_tlsrpt_sender").trim().to_string(),
                 period: cf.get_time("rostfix_tlsrpt_period").as_secs().max(1),
                 dns,
+                https,
             })
         },
         after_confine: |_service: &mut Service, ctx: Ctx| {
@@ -134,13 +153,13 @@ fn send_report(ctx: &Ctx, domain: &str, (start, end): (u64, u64), events: &[even
         log::info!("{domain}: no TLSRPT record, no report");
         return true;
     };
+    let json = report::build(&ctx.reporter, domain, start, end, events).to_string();
     for uri in &rua.https {
-        log::warn!("{domain}: TLS report destination {uri} skipped: https is not supported yet");
+        upload(ctx, domain, uri, &json);
     }
     if rua.mailto.is_empty() {
         return true;
     }
-    let json = report::build(&ctx.reporter, domain, start, end, events).to_string();
     let built = message::build(
         &ctx.reporter,
         &ctx.sender,
@@ -188,6 +207,28 @@ fn send_report(ctx: &Ctx, domain: &str, (start, end): (u64, u64), events: &[even
             log::warn!("{domain}: cannot queue the TLS report: {e}");
             false
         }
+    }
+}
+
+/// POSTs the gzipped report to one https: destination; failures are logged only (a
+/// retry would mail the report to the mailto: destinations again).
+fn upload(ctx: &Ctx, domain: &str, uri: &str, json: &str) {
+    let Some(https) = &ctx.https else {
+        log::warn!("{domain}: TLS report destination {uri} skipped: no CA roots loaded");
+        return;
+    };
+    let sent = HttpsUrl::parse(uri)
+        .map_err(|e| e.to_string())
+        .and_then(|url| {
+            let addrs = ctx.dns.addresses(&url.host).map_err(|e| e.to_string())?;
+            let body = message::gzip(json).map_err(|e| e.to_string())?;
+            https
+                .post(&url, &addrs, "application/tlsrpt+gzip", &body)
+                .map_err(|e| e.to_string())
+        });
+    match sent {
+        Ok(()) => log::info!("{domain}: TLS report posted to {uri}"),
+        Err(e) => log::warn!("{domain}: TLS report to {uri} failed: {e}"),
     }
 }
 

@@ -8,6 +8,13 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::Write;
 
+/// The report as application/tlsrpt+gzip (mailed and POSTed alike).
+pub fn gzip(json: &str) -> std::io::Result<Vec<u8>> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(json.as_bytes())?;
+    gz.finish()
+}
+
 /// The whole message (CRLF line ends) to `to` from `from`.
 pub fn build(
     reporter: &Reporter,
@@ -18,9 +25,7 @@ pub fn build(
     json: &str,
     date: &str,
 ) -> std::io::Result<Vec<u8>> {
-    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-    gz.write_all(json.as_bytes())?;
-    let compressed = gz.finish()?;
+    let compressed = gzip(json)?;
     let id = report_id(reporter, domain, start);
     let submitter = &reporter.submitter;
     let boundary = format!("=_tlsrpt_{start}_{}", domain.len());

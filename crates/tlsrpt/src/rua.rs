@@ -1,6 +1,6 @@
 //! The `_smtp._tls.DOMAIN` TXT record (RFC 8460 3): `v=TLSRPTv1; rua=mailto:a@b,https://...`.
-//! Only `mailto:` addresses are used so far (https POST is not implemented: such
-//! destinations are logged and skipped).
+//! `mailto:` addresses get the report as mail, `https:` ones by POST (the tlsrpt
+//! service's `upload`).
 
 /// Where a domain wants its reports.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -29,8 +29,7 @@ pub fn parse(records: &[String]) -> Option<Rua> {
         }
         for uri in value.split(',').map(str::trim).filter(|u| !u.is_empty()) {
             if let Some(addr) = uri.strip_prefix("mailto:") {
-                // %-encoding is allowed in URIs; addresses we can use have none.
-                if addr.contains('@') && !addr.contains(['%', '?', '<', '>', ' ']) {
+                if usable_address(addr) {
                     rua.mailto.push(addr.to_string());
                 }
             } else if uri.starts_with("https://") {
@@ -39,6 +38,24 @@ pub fn parse(records: &[String]) -> Option<Rua> {
         }
     }
     (!rua.mailto.is_empty() || !rua.https.is_empty()).then_some(rua)
+}
+
+/// An address the report can be queued to: %-encoding and URI parameters are allowed
+/// in mailto: URIs but the addresses we can use have none, and the domain must be a
+/// host name (a record whose strings were split at a comma joins the next URI onto it:
+/// `mailto:a@example.orghttps://...` is refused, not mailed).
+fn usable_address(addr: &str) -> bool {
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && !local.contains(['%', '?', '<', '>', ' ', '"', '\\', ',', ':', '/'])
+        && !domain.is_empty()
+        && domain.len() <= 253
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 #[cfg(test)]
@@ -58,5 +75,21 @@ mod tests {
         ])
         .is_none());
         assert!(parse(&["v=TLSRPTv1; rua=ftp://x".into()]).is_none());
+        // Two TXT strings joined without their comma (RFC 8460 3: strings are
+        // concatenated): the glued mailto: is no address.
+        let glued = parse(&["v=TLSRPTv1; rua=mailto:t@x.examplehttps://r.example/x".into()]);
+        assert!(glued.is_none());
+        for bad in [
+            "mailto:@x",
+            "mailto:a@",
+            "mailto:a@x..y",
+            "mailto:a%40b@x",
+            "mailto:a@x?s=1",
+        ] {
+            assert!(
+                parse(&[format!("v=TLSRPTv1; rua={bad}")]).is_none(),
+                "{bad}"
+            );
+        }
     }
 }
