@@ -25,6 +25,7 @@ mod recycle;
 mod requested;
 mod rewrite;
 mod stream;
+mod suppress;
 #[cfg(test)]
 mod tempdir;
 mod writer;
@@ -46,4 +47,8 @@ pub use requested::{open_requested, NamesQueueFile, RequestedError, RequestedMes
 pub use rewrite::{rewrite_envelope, rewrite_envelope_locked};
 pub use rostfix_proto::QueueId;
 pub use stream::{RecordStream, StreamRecord};
+pub use suppress::{
+    normalize_address, Entry as SuppressionEntry, Loaded as SuppressionLoaded, SuppressError,
+    SuppressionCache, SuppressionStore, SUPPRESS_DIR,
+};
 pub use writer::QueueWriter;
