@@ -19,6 +19,7 @@
 //! manager/outcome.rs (delivery and bounce replies, a message's end) and
 //! manager/recovery.rs (orphans, stranded and unreadable files).
 
+use crate::bulk::Bulk;
 use crate::event::{DeliveryOutcome, Event};
 use crate::message::ActiveMessage;
 use crate::route::nexthop_host;
@@ -108,6 +109,8 @@ pub struct Manager {
     stopping: bool,
     /// Counts for the metrics service (crates/metrics); main.rs starts its flusher.
     metrics: Arc<Reporter>,
+    /// The JSON delivery log and the suppression list (bulk.rs).
+    bulk: Bulk,
 }
 
 impl Manager {
@@ -144,7 +147,15 @@ impl Manager {
             wake_pending: WakePending::default(),
             stopping: false,
             metrics,
+            bulk: Bulk::default(),
         }
+    }
+
+    /// Installs the delivery log and suppression settings (main.rs opens them before
+    /// the chroot); the list is looked up under this qmgr's queue directory.
+    pub fn set_bulk(&mut self, mut bulk: Bulk) {
+        bulk.set_root(&self.root);
+        self.bulk = bulk;
     }
 
     /// The reporter of this qmgr's counts (its flusher is started by main.rs).
@@ -440,6 +451,7 @@ impl Manager {
 }
 
 mod activate;
+mod attempts;
 mod outcome;
 mod probe;
 mod recovery;

@@ -50,6 +50,8 @@ pub struct ActiveMessage {
     /// An address verification probe (manager/probe.rs): outcomes go to verify,
     /// never into notices or retries.
     pub probe: bool,
+    /// The queue file's campaign_id attribute, for the JSON delivery log.
+    pub campaign_id: Option<String>,
 }
 
 impl ActiveMessage {
@@ -63,6 +65,7 @@ impl ActiveMessage {
             expire_tried: false,
             forced_expire: false,
             probe: false,
+            campaign_id: None,
             activated: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),

@@ -49,6 +49,6 @@ pub use rostfix_proto::QueueId;
 pub use stream::{RecordStream, StreamRecord};
 pub use suppress::{
     normalize_address, Entry as SuppressionEntry, Loaded as SuppressionLoaded, SuppressError,
-    SuppressionCache, SuppressionStore, SUPPRESS_DIR,
+    SuppressionAction, SuppressionCache, SuppressionStore, SUPPRESS_DIR,
 };
 pub use writer::QueueWriter;

@@ -53,6 +53,32 @@ fn io_err(path: &Path, source: std::io::Error) -> SuppressError {
     }
 }
 
+/// `rostfix_suppression_action`: what happens to mail for a listed address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SuppressionAction {
+    /// Nothing is recorded or checked.
+    #[default]
+    Off,
+    /// smtpd refuses the RCPT of relayed mail; qmgr bounces what still arrives.
+    Reject,
+    /// Accepted, then bounced by qmgr without a connection.
+    Bounce,
+}
+
+impl SuppressionAction {
+    /// The value of `rostfix_suppression_action`.
+    pub fn parse(value: &str) -> Result<SuppressionAction, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "off" | "no" | "" => Ok(SuppressionAction::Off),
+            "reject" => Ok(SuppressionAction::Reject),
+            "bounce" => Ok(SuppressionAction::Bounce),
+            other => Err(format!(
+                "rostfix_suppression_action = {other}: expected off, reject or bounce"
+            )),
+        }
+    }
+}
+
 /// One suppressed address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

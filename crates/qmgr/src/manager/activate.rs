@@ -13,6 +13,7 @@ use crate::message::ActiveMessage;
 use crate::route::Route;
 use crate::schedule::group;
 use rostfix_proto::DeliveryRecipient;
+use rostfix_resolve::AddressClass;
 use rostfix_queue::{
     append_defer_reason, list_queue, move_file, queue_path, rename_file, rewrite_envelope_locked,
     sync_queue_dirs, ContentFilter, LockAttempt, QueueError, QueueFile, QueueLock, QueueName,
@@ -189,6 +190,11 @@ impl Manager {
         let arrival = qf.envelope.arrival_us.div_euclid(1_000_000);
         let mut msg = ActiveMessage::new(id, &qf.envelope.sender, arrival);
         msg.probe = qf.envelope.attr(super::probe::PROBE_ATTR) == Some("1");
+        msg.campaign_id = qf
+            .envelope
+            .attr(crate::bulk::CAMPAIGN_ATTR)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
         // rostsuper -e marks the file with the owner-execute bit (docs/queue-format.md).
         msg.forced_expire = std::fs::metadata(&qf.path)
             .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0);
@@ -220,6 +226,8 @@ impl Manager {
             let Some(d) = msg.delivery_recipient(r.offset) else {
                 continue;
             };
+            // The third member: the address leaves this system (relay or default
+            // class), so the suppression list applies to it.
             let resolved = match &filter {
                 Some(f) => Ok((
                     f.transport.clone(),
@@ -228,15 +236,22 @@ impl Manager {
                         &r.address,
                         &self.settings.myhostname,
                     ),
+                    false,
                 )),
                 // The sender matters: sender_dependent_relayhost_maps and
                 // sender_dependent_default_transport_maps.
                 None => address
                     .and_then(|a| self.resolver.resolve_from(Some(&qf.envelope.sender), &a))
-                    .map(|res| (res.transport, res.nexthop)),
+                    .map(|res| {
+                        let relayed = matches!(res.class, AddressClass::Relay | AddressClass::Default);
+                        (res.transport, res.nexthop, relayed)
+                    }),
             };
             match resolved {
-                Ok((transport, nexthop)) => match Builtin::from_transport(&transport) {
+                Ok((_, _, true)) if self.bulk.is_suppressed(&d.address, now_secs()) => {
+                    builtins.push((Builtin::Suppressed, String::new(), d));
+                }
+                Ok((transport, nexthop, _)) => match Builtin::from_transport(&transport) {
                     Some(b) => builtins.push((b, nexthop, d)),
                     None => routed.push((Route { transport, nexthop }, d)),
                 },
