@@ -18,6 +18,8 @@ pub enum SettingsError {
     /// A value main.cf accepted by type but smtpd cannot use (file, line, parameter).
     #[error(transparent)]
     Config(#[from] rostfix_config::ConfigError),
+    #[error("{0}")]
+    Suppression(String),
     #[error("mynetworks: {0}")]
     Networks(#[from] CidrError),
     #[error(transparent)]
@@ -111,6 +113,10 @@ pub struct Settings {
     /// SPF/DKIM/ARC/DMARC verification of received mail (auth_verify.rs); None when
     /// rostfix_auth_verify = no.
     pub auth_verify: Option<std::sync::Arc<crate::auth_verify::AuthVerify>>,
+    /// The suppression list (session/suppression.rs), when rostfix_suppression_action
+    /// = reject; read as `suppress/list` relative to the queue directory, which is the
+    /// working directory inside and outside the chroot.
+    pub suppression: Option<std::sync::Arc<std::sync::Mutex<rostfix_queue::SuppressionCache>>>,
 }
 
 impl Settings {
@@ -235,6 +241,18 @@ impl Settings {
             )?
             .map(std::sync::Arc::new),
             auth_verify,
+            suppression: match rostfix_queue::SuppressionAction::parse(
+                &cf.get("rostfix_suppression_action"),
+            )
+            .map_err(SettingsError::Suppression)?
+            {
+                rostfix_queue::SuppressionAction::Reject => Some(std::sync::Arc::new(
+                    std::sync::Mutex::new(rostfix_queue::SuppressionCache::new(
+                        rostfix_queue::SuppressionStore::new(std::path::Path::new(".")),
+                    )),
+                )),
+                _ => None,
+            },
         };
         Ok((settings, warnings))
     }
