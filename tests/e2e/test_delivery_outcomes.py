@@ -195,11 +195,11 @@ def test_campaign_delivery_log_classes(make_instance, workdir):
         "transport_maps": f"texthash:{transport}",
         "smtp_tls_policy_maps": f"texthash:{policy}",
         "rostfix_delivery_log": str(jlog),
-        # Deferred mail is retried during the run, but not so often that retries
-        # crowd out the first attempts.
-        "minimal_backoff_time": "30s",
-        "maximal_backoff_time": "60s",
-        "queue_run_delay": "30s",
+        # Deferred mail is retried during the run (each retry is one more record),
+        # but not so often that retries crowd out the first attempts.
+        "minimal_backoff_time": "10s",
+        "maximal_backoff_time": "20s",
+        "queue_run_delay": "10s",
         "smtp_connect_timeout": "5s",
     })
     try:
@@ -222,6 +222,14 @@ def test_campaign_delivery_log_classes(make_instance, workdir):
 
         wait_for(lambda: first_attempts() >= 10_000, timeout=150, interval=2,
                  what=f"a first attempt for every message (have {first_attempts()})")
+
+        def retried_domains():
+            attempts = Counter((r["queue_id"], r["recipient"]) for r in records(jlog))
+            return {rcpt.rsplit("@", 1)[1] for (_, rcpt), n in attempts.items() if n > 1}
+
+        deferring = {d for d, (_, status, _) in CAMPAIGN.items() if status == "deferred"}
+        wait_for(lambda: deferring <= retried_domains(), timeout=120, interval=2,
+                 what="a second attempt at each deferring sink")
         elapsed = time.monotonic() - started
         # Stopped, so that no retry runs between reading the two logs.
         inst.stop()
@@ -257,6 +265,9 @@ def test_campaign_delivery_log_classes(make_instance, workdir):
     assert line_count == rec_count
     # Counts add up at the receiving ends too.
     assert len(sinks["ok.test"].messages) == 5000
+    # Deferred messages were tried again, each attempt a record of its own.
+    for domain in deferring:
+        assert max(Counter(r["queue_id"] for r in by_domain[domain]).values()) >= 2, domain
     assert not any("tls" in r for r in by_domain["ok.test"])
     assert all("delays" in r for r in by_domain["ok.test"])
     assert len(set(sinks["unknown.test"].rcpts_seen)) == 1000
