@@ -153,7 +153,9 @@ mod tests {
         assert_eq!(v["delays"]["d"], 0.635);
         assert_eq!(v["attempt"], 1);
         assert!(v["tls"].as_str().is_some_and(|t| t.starts_with("TLSv1.3")));
-        assert!(v["reply"].as_str().is_some_and(|r| r.contains("User unknown")));
+        assert!(v["reply"]
+            .as_str()
+            .is_some_and(|r| r.contains("User unknown")));
     }
 
     #[test]

@@ -265,8 +265,8 @@ fn dsn_parts(dsn: &str) -> Option<(u8, u16, u16)> {
 /// The shaping code uses this to back off a provider.
 pub fn is_rate_limited(dsn: &str, reply_code: Option<u16>, text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
-    let temporary = matches!(reply_code, Some(400..=499))
-        || dsn_parts(dsn).is_some_and(|(c, _, _)| c == 4);
+    let temporary =
+        matches!(reply_code, Some(400..=499)) || dsn_parts(dsn).is_some_and(|(c, _, _)| c == 4);
     let quota = dsn_parts(dsn).is_some_and(|(_, s, d)| s == 2 && d == 2);
     temporary && !quota && has_any(&lower, RATE_PHRASES)
 }
@@ -327,7 +327,11 @@ pub fn classify(o: &Outcome<'_>) -> Class {
 
 /// The classes an enhanced status code settles by itself (RFC 3463 subjects and the
 /// registered details); None to let the text decide.
-fn by_status_code((class, subject, detail): (u8, u16, u16), remote: bool, lower: &str) -> Option<Class> {
+fn by_status_code(
+    (class, subject, detail): (u8, u16, u16),
+    remote: bool,
+    lower: &str,
+) -> Option<Class> {
     let permanent = class == 5;
     match (subject, detail) {
         (1, 1) | (1, 10) | (1, 6) => Some(Class::BadMailbox),
@@ -355,7 +359,11 @@ fn local_failure(lower: &str, status: &str) -> Option<Class> {
     if has_any(lower, DNS_PHRASES) {
         // "not found" without "try again" is NXDOMAIN: the domain does not exist.
         let permanent = status == "bounced" && !lower.contains("try again");
-        return Some(if permanent { Class::BadDomain } else { Class::Dns });
+        return Some(if permanent {
+            Class::BadDomain
+        } else {
+            Class::Dns
+        });
     }
     if has_any(lower, TLS_PHRASES) {
         return Some(Class::Tls);
@@ -484,13 +492,33 @@ mod tests {
 
     #[test]
     fn rate_limit_needs_a_temporary_reply() {
-        assert!(is_rate_limited("4.7.0", Some(421), "421 4.7.0 rate limited, try again later"));
-        assert!(is_rate_limited("", Some(450), "450 too many messages, slow down"));
+        assert!(is_rate_limited(
+            "4.7.0",
+            Some(421),
+            "421 4.7.0 rate limited, try again later"
+        ));
+        assert!(is_rate_limited(
+            "",
+            Some(450),
+            "450 too many messages, slow down"
+        ));
         // A permanent refusal mentioning rates is a block, not throttling.
-        assert!(!is_rate_limited("5.7.1", Some(550), "550 5.7.1 rate limit exceeded forever"));
+        assert!(!is_rate_limited(
+            "5.7.1",
+            Some(550),
+            "550 5.7.1 rate limit exceeded forever"
+        ));
         // A full mailbox is quota even when it says "try again later".
-        assert!(!is_rate_limited("4.2.2", Some(452), "452 4.2.2 mailbox full, try again later"));
-        assert!(!is_rate_limited("4.0.0", Some(451), "451 local error in processing"));
+        assert!(!is_rate_limited(
+            "4.2.2",
+            Some(452),
+            "452 4.2.2 mailbox full, try again later"
+        ));
+        assert!(!is_rate_limited(
+            "4.0.0",
+            Some(451),
+            "451 local error in processing"
+        ));
     }
 
     #[test]

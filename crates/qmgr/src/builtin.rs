@@ -181,7 +181,10 @@ mod tests {
     #[test]
     fn suppressed_bounces_with_its_class() {
         let r = result(Builtin::Suppressed, "", &d());
-        assert_eq!((r.status, r.dsn.as_str()), (DeliveryStatus::Bounced, "5.1.1"));
+        assert_eq!(
+            (r.status, r.dsn.as_str()),
+            (DeliveryStatus::Bounced, "5.1.1")
+        );
         assert!(log_line("ABC", &d(), 0.5, &r).ends_with(
             "status=bounced (Recipient address suppressed after hard bounce) class=suppressed"
         ));

@@ -9,9 +9,7 @@
 use rostfix_config::MainCf;
 use rostfix_maillog::outcome::{classify, Class, Outcome};
 use rostfix_maillog::{AttemptLog, AttemptRecord};
-use rostfix_queue::{
-    SuppressionAction, SuppressionCache, SuppressionEntry, SuppressionStore,
-};
+use rostfix_queue::{SuppressionAction, SuppressionCache, SuppressionEntry, SuppressionStore};
 use std::path::Path;
 
 /// The queue-file attribute naming the campaign a message belongs to (written by
@@ -73,23 +71,6 @@ impl BulkSettings {
     }
 }
 
-/// One recipient's outcome as the JSON log and the suppression list need it.
-#[derive(Debug, Clone)]
-pub struct Attempt<'a> {
-    pub queue_id: &'a str,
-    pub campaign_id: Option<&'a str>,
-    pub sender: &'a str,
-    pub recipient: &'a str,
-    pub orig_recipient: &'a str,
-    pub status: &'a str,
-    pub dsn: &'a str,
-    pub relay: &'a str,
-    pub text: &'a str,
-    pub tls: Option<&'a str>,
-    pub delay: f64,
-    pub delays: Option<[f64; 4]>,
-}
-
 /// The delivery log and the suppression list of one qmgr.
 #[derive(Debug, Default)]
 pub struct Bulk {
@@ -129,26 +110,14 @@ impl Bulk {
         }
     }
 
-    /// Logs one attempt and notes a hard bounce for the list; returns its class.
-    pub fn record(&mut self, a: &Attempt<'_>, now: i64) -> Class {
-        let class = classify(&Outcome::of(a.status, a.dsn, a.text));
-        self.log.append(&AttemptRecord {
-            time: now,
-            queue_id: a.queue_id,
-            campaign_id: a.campaign_id,
-            sender: a.sender,
-            recipient: a.recipient,
-            orig_recipient: a.orig_recipient,
-            status: a.status,
-            dsn: a.dsn,
-            class,
-            relay: a.relay,
-            reply: a.text,
-            tls: a.tls,
-            delay: a.delay,
-            delays: a.delays,
-            attempt: None,
-        });
+    /// Logs one attempt and notes a hard bounce for the list; returns its class. The
+    /// record's `class` is set here, from its status, dsn and reply, whatever the
+    /// caller put there.
+    pub fn record(&mut self, mut a: AttemptRecord<'_>) -> Class {
+        let class = classify(&Outcome::of(a.status, a.dsn, a.reply));
+        a.class = class;
+        self.log.append(&a);
+        let now = a.time;
         if a.status == "bounced"
             && self.settings.action != SuppressionAction::Off
             && self.settings.classes.contains(&class)
@@ -157,7 +126,7 @@ impl Bulk {
                 address: a.recipient.to_string(),
                 expires: now.saturating_add(self.settings.expiry),
                 added: now,
-                reason: format!("{class} {} {}", a.dsn, a.text),
+                reason: format!("{class} {} {}", a.dsn, a.reply),
             });
         }
         class
@@ -187,8 +156,11 @@ impl Bulk {
 mod tests {
     use super::*;
 
-    fn attempt<'a>(status: &'a str, dsn: &'a str, text: &'a str) -> Attempt<'a> {
-        Attempt {
+    fn attempt<'a>(status: &'a str, dsn: &'a str, text: &'a str) -> AttemptRecord<'a> {
+        AttemptRecord {
+            time: 1000,
+            class: Class::Other,
+            attempt: None,
             queue_id: "ABC123",
             campaign_id: Some("c1"),
             sender: "news@example.org",
@@ -197,7 +169,7 @@ mod tests {
             status,
             dsn,
             relay: "mx[127.0.0.1]:25",
-            text,
+            reply: text,
             tls: None,
             delay: 0.5,
             delays: None,
@@ -223,14 +195,15 @@ mod tests {
         })
         .expect("open");
         bulk.set_root(&root);
-        let c = bulk.record(
-            &attempt("bounced", "5.1.1", "host mx said: 550 5.1.1 user unknown (in reply to RCPT TO command)"),
-            1000,
-        );
+        let c = bulk.record(attempt(
+            "bounced",
+            "5.1.1",
+            "host mx said: 550 5.1.1 user unknown (in reply to RCPT TO command)",
+        ));
         assert_eq!(c, Class::BadMailbox);
         // Quota is not a hard bounce class, and deferrals never list.
-        bulk.record(&attempt("bounced", "5.2.2", "mailbox full"), 1000);
-        bulk.record(&attempt("deferred", "4.1.1", "user unknown"), 1000);
+        bulk.record(attempt("bounced", "5.2.2", "mailbox full"));
+        bulk.record(attempt("deferred", "4.1.1", "user unknown"));
         assert!(!bulk.is_suppressed("bob@example.net", 1001));
         bulk.flush(1000);
         assert!(bulk.is_suppressed("bob@example.net", 1001));
@@ -257,7 +230,7 @@ mod tests {
         })
         .expect("open");
         bulk.set_root(&root);
-        bulk.record(&attempt("bounced", "5.1.1", "user unknown"), 1000);
+        bulk.record(attempt("bounced", "5.1.1", "user unknown"));
         bulk.flush(1000);
         assert!(!bulk.is_suppressed("bob@example.net", 1001));
         assert!(!root.join(rostfix_queue::SUPPRESS_DIR).join("list").exists());

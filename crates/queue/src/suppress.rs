@@ -285,7 +285,9 @@ impl SuppressionStore {
     /// Replaces the list durably; the new file gets the directory's owner, so a list
     /// root edited stays readable and replaceable by mail_owner.
     fn write(&self, text: &str) -> Result<(), SuppressError> {
-        let tmp = self.dir.join(format!("{LIST_FILE}.tmp.{}", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!("{LIST_FILE}.tmp.{}", std::process::id()));
         let owner = std::fs::metadata(&self.dir).map_err(|e| io_err(&self.dir, e))?;
         let _ = std::fs::remove_file(&tmp);
         let mut file = OpenOptions::new()
@@ -418,7 +420,13 @@ mod tests {
         assert!(!cache.is_suppressed("old@x", 150));
         // The next change drops the expired entry from the file.
         s.add(&[entry("other@x", 5000)], 200).unwrap();
-        let addrs: Vec<String> = s.load().unwrap().entries.into_iter().map(|e| e.address).collect();
+        let addrs: Vec<String> = s
+            .load()
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|e| e.address)
+            .collect();
         assert_eq!(addrs, ["new@x", "other@x"]);
     }
 

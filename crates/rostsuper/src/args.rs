@@ -285,8 +285,14 @@ mod tests {
             cmd(&["-S", "drop", "a@x"]),
             Err(ArgsError::BadSuppressCommand("drop".into()))
         );
-        assert_eq!(cmd(&["-S", "list", "-d", "ALL"]), Err(ArgsError::SuppressMixed));
-        assert_eq!(cmd(&["-S", "list", "-S", "list"]), Err(ArgsError::SuppressMixed));
+        assert_eq!(
+            cmd(&["-S", "list", "-d", "ALL"]),
+            Err(ArgsError::SuppressMixed)
+        );
+        assert_eq!(
+            cmd(&["-S", "list", "-S", "list"]),
+            Err(ArgsError::SuppressMixed)
+        );
         assert_eq!(cmd(&["-S"]), Err(GetoptError::MissingValue('S').into()));
     }
 

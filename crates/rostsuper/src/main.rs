@@ -167,8 +167,8 @@ fn run(options: &Options) -> Result<bool, Fatal> {
         if nix::unistd::geteuid().is_root() {
             rostfix_privilege::drop_to(mail_owner(&cf)?)?;
         }
-        let expiry = i64::try_from(cf.get_time("rostfix_suppression_expiry").as_secs())
-            .unwrap_or(i64::MAX);
+        let expiry =
+            i64::try_from(cf.get_time("rostfix_suppression_expiry").as_secs()).unwrap_or(i64::MAX);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));

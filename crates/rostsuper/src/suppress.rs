@@ -85,7 +85,10 @@ pub fn run(
             let mut ok = true;
             for a in addresses {
                 match store.remove(a, now) {
-                    Ok(true) => report(&format!("<{}>: removed from the suppression list", a.trim())),
+                    Ok(true) => report(&format!(
+                        "<{}>: removed from the suppression list",
+                        a.trim()
+                    )),
                     Ok(false) => report(&format!("<{}>: not on the suppression list", a.trim())),
                     Err(SuppressError::BadAddress(_)) => {
                         warn(&format!("not a valid address: {}", a.escape_debug()));

@@ -13,12 +13,12 @@ use crate::message::ActiveMessage;
 use crate::route::Route;
 use crate::schedule::group;
 use rostfix_proto::DeliveryRecipient;
-use rostfix_resolve::AddressClass;
 use rostfix_queue::{
     append_defer_reason, list_queue, move_file, queue_path, rename_file, rewrite_envelope_locked,
     sync_queue_dirs, ContentFilter, LockAttempt, QueueError, QueueFile, QueueLock, QueueName,
     FILTER_ATTR,
 };
+use rostfix_resolve::AddressClass;
 use std::time::{Instant, UNIX_EPOCH};
 
 /// DSN of a recipient the resolver could not route (configuration error).
@@ -243,7 +243,8 @@ impl Manager {
                 None => address
                     .and_then(|a| self.resolver.resolve_from(Some(&qf.envelope.sender), &a))
                     .map(|res| {
-                        let relayed = matches!(res.class, AddressClass::Relay | AddressClass::Default);
+                        let relayed =
+                            matches!(res.class, AddressClass::Relay | AddressClass::Default);
                         (res.transport, res.nexthop, relayed)
                     }),
             };

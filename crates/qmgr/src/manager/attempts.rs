@@ -4,9 +4,10 @@
 //! in one update.
 
 use super::{now_f64, now_secs, Manager};
-use crate::bulk::Attempt;
 use crate::event::DeliveryOutcome;
 use crate::message::{ActiveMessage, Classified};
+use rostfix_maillog::outcome::Class;
+use rostfix_maillog::AttemptRecord;
 use rostfix_proto::RecipientResult;
 
 impl Manager {
@@ -71,46 +72,55 @@ impl Manager {
             ));
         }
         for (to, orig, status, dsn, relay, text) in &rows {
-            self.bulk.record(
-                &Attempt {
-                    queue_id: &msg.id,
-                    campaign_id: msg.campaign_id.as_deref(),
-                    sender: &msg.sender,
-                    recipient: to,
-                    orig_recipient: orig,
-                    status,
-                    dsn,
-                    relay,
-                    text,
-                    tls,
-                    delay,
-                    delays,
-                },
-                now,
-            );
+            self.bulk.record(AttemptRecord {
+                time: now,
+                // Set by Bulk::record.
+                class: Class::Other,
+                attempt: None,
+                queue_id: &msg.id,
+                campaign_id: msg.campaign_id.as_deref(),
+                sender: &msg.sender,
+                recipient: to,
+                orig_recipient: orig,
+                status,
+                dsn,
+                relay,
+                reply: text,
+                tls,
+                delay,
+                delays,
+            });
         }
         self.bulk.flush(now);
     }
 
     /// Records recipients returned to the sender because their message expired.
-    pub(super) fn record_expired(&mut self, msg: &ActiveMessage, address: &str, orig: &str, dsn: &str, reason: &str) {
+    pub(super) fn record_expired(
+        &mut self,
+        msg: &ActiveMessage,
+        address: &str,
+        orig: &str,
+        dsn: &str,
+        reason: &str,
+    ) {
         let now = now_secs();
-        self.bulk.record(
-            &Attempt {
-                queue_id: &msg.id,
-                campaign_id: msg.campaign_id.as_deref(),
-                sender: &msg.sender,
-                recipient: address,
-                orig_recipient: orig,
-                status: "expired",
-                dsn,
-                relay: "none",
-                text: reason,
-                tls: None,
-                delay: (now_f64() - msg.arrival as f64).max(0.0),
-                delays: None,
-            },
-            now,
-        );
+        self.bulk.record(AttemptRecord {
+            time: now,
+            // Set by Bulk::record.
+            class: Class::Other,
+            attempt: None,
+            queue_id: &msg.id,
+            campaign_id: msg.campaign_id.as_deref(),
+            sender: &msg.sender,
+            recipient: address,
+            orig_recipient: orig,
+            status: "expired",
+            dsn,
+            relay: "none",
+            reply: reason,
+            tls: None,
+            delay: (now_f64() - msg.arrival as f64).max(0.0),
+            delays: None,
+        });
     }
 }

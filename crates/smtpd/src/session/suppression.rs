@@ -36,7 +36,13 @@ impl<S: QueueSink> Session<'_, S> {
         }
         let reply = Reply::new(550, "5.1.1", format!("<{rcpt}>: {SUPPRESSED_TEXT}"));
         crate::metrics::reject("RCPT", LABEL, reply.code());
-        self.log_check("reject", "RCPT", &reply.log_text(), Some(sender), Some(rcpt));
+        self.log_check(
+            "reject",
+            "RCPT",
+            &reply.log_text(),
+            Some(sender),
+            Some(rcpt),
+        );
         Some(reply)
     }
 
