@@ -99,9 +99,12 @@ fn main() {
                 main_loop: Box::new(move |service: &Service| {
                     manager.recover();
                     manager.scan_incoming();
-                    manager.run(rx, &|| service.master_alive(), &|| {
-                        service.why_pipe_broke() == rostfix_service::PipeBroke::Reload
-                    });
+                    manager.run(
+                        rx,
+                        &|| service.master_alive(),
+                        &|| service.why_pipe_broke() == rostfix_service::PipeBroke::Reload,
+                        &|| service.terminating(),
+                    );
                 }),
             })
         },

@@ -163,14 +163,17 @@ impl Manager {
         self.metrics.clone()
     }
 
-    /// Runs until master is gone (or a reload retired this qmgr) and nothing is in
-    /// flight. `master_alive` polls the status pipe; `reloaded`, asked once it broke,
-    /// says whether master still runs.
+    /// Runs until master is gone (or a reload retired this qmgr, or master is stopping
+    /// the system) and nothing is in flight. `master_alive` polls the status pipe;
+    /// `reloaded`, asked once it broke, says whether master still runs; `terminating`
+    /// is SIGTERM from master's stop. Finishing what is in flight lets each outcome
+    /// reach the queue file and the delivery log, which an agent already logged.
     pub fn run(
         mut self,
         rx: Receiver<Event>,
         master_alive: &dyn Fn() -> bool,
         reloaded: &dyn Fn() -> bool,
+        terminating: &dyn Fn() -> bool,
     ) {
         loop {
             match rx.recv_timeout(TICK) {
@@ -184,6 +187,14 @@ impl Manager {
                     Ok(ev) => self.handle(ev),
                     Err(_) => break,
                 }
+            }
+            if !self.stopping && terminating() {
+                log::info!(
+                    "terminating: finishing {} deliveries in flight, then exiting ({} not started stay queued)",
+                    self.sched.in_flight(),
+                    self.sched.queued()
+                );
+                self.stopping = true;
             }
             if !self.stopping && !master_alive() {
                 // After a reload the new qmgr takes over at once: routine, so not
