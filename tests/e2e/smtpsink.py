@@ -1,7 +1,8 @@
 """A minimal SMTP server on loopback for end-to-end tests: records every message it
 accepts (envelope and data) and can hand chosen recipients back to another SMTP server
 (a "remailer"), which is how a forwarding loop through a remote site is staged.
-Bounded: lines of at most 64 KiB, 30 s socket timeouts, stopped by stop()."""
+It can also play a failing receiver: a fixed reply to every MAIL, RCPT or end of DATA,
+or a STARTTLS that answers with bytes that are not TLS. Bounded: lines of at most 64 KiB, 30 s socket timeouts, stopped by stop()."""
 
 import smtplib
 import socket
@@ -30,17 +31,35 @@ class _Handler(socketserver.StreamRequestHandler):
             while True:
                 line = self._line()
                 verb = line[:4].upper()
-                if verb in ("EHLO", "HELO"):
+                if verb == "EHLO" and sink.broken_tls:
+                    self._send("250-sink.test")
+                    self._send("250 STARTTLS")
+                elif verb in ("EHLO", "HELO"):
                     self._send("250 sink.test")
+                elif verb == "STAR" and sink.broken_tls:
+                    self._send("220 ready")
+                    self.wfile.write(b"this is not a TLS server hello\r\n" * 4)
+                    self.wfile.flush()
+                    return
                 elif verb == "MAIL":
+                    if sink.mail_reply:
+                        self._send(sink.mail_reply)
+                        if sink.mail_reply.startswith("421"):
+                            return
+                        continue
                     sender, rcpts = line.split(":", 1)[1].strip().split()[0].strip("<>"), []
                     with sink.lock:
                         sink.senders.append(sender)
                     self._send("250 ok")
                 elif verb == "RCPT":
                     rcpt = line.split(":", 1)[1].strip().split()[0].strip("<>")
+                    with sink.lock:
+                        sink.rcpts_seen.append(rcpt)
                     if rcpt in sink.rcpt_replies:
                         self._send(sink.rcpt_replies[rcpt])
+                        continue
+                    if sink.rcpt_reply:
+                        self._send(sink.rcpt_reply)
                         continue
                     rcpts.append(rcpt)
                     self._send("250 ok")
@@ -53,6 +72,9 @@ class _Handler(socketserver.StreamRequestHandler):
                         if l == ".":
                             break
                         data.append(l[1:] if l.startswith("..") else l)
+                    if sink.data_reply:
+                        self._send(sink.data_reply)
+                        continue
                     sink.received(sender, rcpts, "\n".join(data) + "\n", raw)
                     self._send("250 queued")
                 elif verb == "QUIT":
@@ -72,11 +94,21 @@ class _Server(socketserver.ThreadingTCPServer):
 class Sink:
     """Sink(port, remail={"rcpt@remote": ("127.0.0.1", port, "new@rcpt")},
     rcpt_replies={"rcpt@remote": "550 5.1.1 no such user"}): RCPT for a listed
-    address gets that reply instead of 250. `senders` lists every MAIL FROM."""
+    address gets that reply instead of 250. `senders` lists every MAIL FROM,
+    `rcpts_seen` every RCPT TO address (refused ones too). mail_reply, rcpt_reply and
+    data_reply answer every MAIL, RCPT (not listed in rcpt_replies) or end of DATA
+    with that reply (a 421 to MAIL closes the connection); broken_tls offers
+    STARTTLS and answers it with bytes that are not TLS."""
 
-    def __init__(self, port, remail=None, rcpt_replies=None):
+    def __init__(self, port, remail=None, rcpt_replies=None, mail_reply=None,
+                 rcpt_reply=None, data_reply=None, broken_tls=False):
         self.messages = []
         self.senders = []
+        self.rcpts_seen = []
+        self.mail_reply = mail_reply
+        self.rcpt_reply = rcpt_reply
+        self.data_reply = data_reply
+        self.broken_tls = broken_tls
         self.rcpt_replies = rcpt_replies or {}
         self.raw = []
         self.remail = remail or {}

@@ -502,6 +502,9 @@ pub static PARAMS: &[ParamDef] = &[
     // check (an SPF evaluation, or a message's DKIM/ARC/DMARC).
     p("rostfix_auth_verify", "no", ParamKind::Str),
     p("rostfix_auth_verify_timeout", "20s", ParamKind::Time('s')),
+    // Rostfix-specific: the JSON delivery log qmgr appends one line per delivery
+    // attempt per recipient to (docs/bulk-sending.md); empty = none.
+    p("rostfix_delivery_log", "", ParamKind::Str),
     // Rostfix-specific: native DKIM signing (crates/dkim, docs/dkim.md): OpenDKIM's
     // KeyTable and SigningTable files as they are (`refile:` for wildcard patterns);
     // both empty = no signing.
@@ -555,6 +558,13 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: smtpd waits this long before its greeting and rejects a client
     // that talks first (Postfix does this only in postscreen); 0 = off.
     p("rostfix_smtpd_greet_pause", "0s", ParamKind::Time('s')),
+    // Rostfix-specific: the suppression list (docs/bulk-sending.md): off, reject (smtpd
+    // refuses RCPT of relayed mail to a listed address, qmgr bounces what still comes)
+    // or bounce (qmgr bounces without a connection); which outcome classes put the
+    // recipient on the list; how long an entry lasts.
+    p("rostfix_suppression_action", "off", ParamKind::Str),
+    p("rostfix_suppression_classes", "bad-mailbox, bad-domain", ParamKind::List),
+    p("rostfix_suppression_expiry", "30d", ParamKind::Time('s')),
     // Rostfix-specific: SMTP TLS reporting (RFC 8460, docs/tls-reporting.md): the smtp
     // client records TLS session outcomes for domains with MTA-STS or DANE policies and
     // the tlsrpt service mails each period's report to the domain's rua.

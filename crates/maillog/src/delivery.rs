@@ -1,12 +1,19 @@
 //! The one per-recipient delivery line every agent and qmgr's built-in transports log,
 //! in the shape of Postfix's log_adhoc.c, which pflogsumm and log exporters parse:
 //! `ID: to=<ADDR>, orig_to=<ORIG>, relay=R, conn_use=N, delay=T, delays=a/b/c/d,
-//! dsn=X.Y.Z, status=STATUS (TEXT)`.
+//! dsn=X.Y.Z, status=STATUS (TEXT) class=CLASS`.
+//!
+//! `class=` (outcome.rs) is Rostfix's addition. It goes last: pflogsumm's pattern
+//! requires `relay=`, `delay=`, `delays=`, `dsn=` and `status=` in that order with
+//! nothing between them and ends with `(.*)$`, and prometheus-postfix-exporter's
+//! requires `dsn=..., status=WORD ` followed by anything, so text after the reason is
+//! the one place both ignore.
 //!
 //! Times follow Postfix's format_tv with two significant digits and at most two
 //! decimals (delay_logging_resolution_limit's default): `0.04`, `0.5`, `1.5`, `13`,
 //! trailing zeros never printed, `0` for nothing.
 
+use crate::outcome::{classify, Outcome};
 use std::fmt;
 
 /// Significant digits Postfix keeps for sub-10-second times.
@@ -63,7 +70,14 @@ impl fmt::Display for DeliveryLine<'_> {
         if let Some(text) = self.text {
             write!(f, " ({})", printable(text))?;
         }
-        Ok(())
+        write!(f, " class={}", self.class())
+    }
+}
+
+impl DeliveryLine<'_> {
+    /// The outcome class of this line, as the JSON delivery log records it too.
+    pub fn class(&self) -> crate::outcome::Class {
+        classify(&Outcome::of(self.status, self.dsn, self.text.unwrap_or("")))
     }
 }
 
@@ -169,7 +183,7 @@ mod tests {
         assert_eq!(
             line().to_string(),
             "3F2A81C0D4E: to=<alice@example.org>, relay=local, delay=0.12, \
-             delays=0.1/0/0/0.02, dsn=2.0.0, status=sent (delivered to maildir)"
+             delays=0.1/0/0/0.02, dsn=2.0.0, status=sent (delivered to maildir) class=delivered"
         );
         let mut l = line();
         l.orig_to = "root@example.org";
@@ -181,7 +195,7 @@ mod tests {
             l.to_string(),
             "3F2A81C0D4E: to=<alice@example.org>, orig_to=<root@example.org>, \
              relay=mx.example.org[192.0.2.1]:25, conn_use=2, delay=1.2, \
-             delays=0.5/0/0.12/12, dsn=2.0.0, status=sent (delivered to maildir)"
+             delays=0.5/0/0.12/12, dsn=2.0.0, status=sent (delivered to maildir) class=delivered"
         );
     }
 
@@ -200,6 +214,6 @@ mod tests {
         l.text = None;
         let s = l.to_string();
         assert!(s.contains("to=<a?b>"));
-        assert!(s.ends_with("status=expired, returned to sender"));
+        assert!(s.ends_with("status=expired, returned to sender class=other"));
     }
 }

@@ -26,7 +26,7 @@ fn severity_word(severity: Severity) -> &'static str {
 }
 
 /// RFC 3339 local time with its offset (`2026-12-04T13:43:07+01:00`).
-fn rfc3339(unix: i64) -> String {
+pub(crate) fn rfc3339(unix: i64) -> String {
     let offset = local_offset(unix);
     let (y, mo, d, h, mi, s, _) = broken_down(unix, offset);
     let sign = if offset < 0 { '-' } else { '+' };

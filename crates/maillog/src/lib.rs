@@ -15,14 +15,17 @@
 
 #![deny(unsafe_code)]
 
+mod attempt_log;
 pub mod date;
 mod delivery;
 mod json;
 mod line;
 mod logger;
+pub mod outcome;
 mod sink;
 mod stamp;
 
+pub use attempt_log::{AttemptLog, AttemptRecord};
 pub use delivery::{format_delay, printable, DeliveryLine};
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -73,7 +73,7 @@ impl Sink {
     }
 }
 
-fn open_file(path: &Path) -> Result<File, LogError> {
+pub(crate) fn open_file(path: &Path) -> Result<File, LogError> {
     // std adds O_CLOEXEC, so programs a daemon runs (pipe deliveries) do not inherit it.
     OpenOptions::new()
         .append(true)
@@ -94,7 +94,7 @@ fn connect_syslog() -> Option<UnixDatagram> {
 
 /// Writes `line` plus a newline with one write(2). Only if the kernel takes part of it
 /// (disk full, signal) is the rest written by further calls, rather than lost.
-fn write_line<W: Write>(out: &mut W, line: String) {
+pub(crate) fn write_line<W: Write>(out: &mut W, line: String) {
     let mut buf = line.into_bytes();
     buf.push(b'\n');
     let mut rest = &buf[..];

@@ -105,6 +105,14 @@ pub struct DeliveryReply {
     /// (false) from agents that answer one request per connection.
     #[serde(default)]
     pub keep_open: bool,
+    /// What TLS the delivery used (`TLSv1.3 with cipher ...`), for qmgr's JSON
+    /// delivery log; absent when plaintext or from agents that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// Postfix's delays=a/b/c/d in milliseconds, as the agent measured them, for the
+    /// JSON delivery log; absent from agents that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delays_ms: Option<[u64; 4]>,
 }
 
 impl DeliveryReply {
@@ -113,6 +121,8 @@ impl DeliveryReply {
         DeliveryReply {
             results,
             keep_open: false,
+            tls: None,
+            delays_ms: None,
         }
     }
 }

@@ -7,6 +7,8 @@
 //! - `discard:TEXT`: the recipient is marked done, logged `status=sent (TEXT)`.
 //! - `retry:TEXT`: the recipient is deferred (4.x.x; default 4.0.0), as Postfix 3.x's
 //!   retry(8).
+//! - a relayed recipient on the suppression list (not a transport name) bounces with
+//!   5.1.1 "Recipient address suppressed after hard bounce" (docs/bulk-sending.md).
 
 use rostfix_maillog::DeliveryLine;
 use rostfix_proto::{DeliveryRecipient, DeliveryStatus, Dsn, RecipientResult};
@@ -17,6 +19,9 @@ pub enum Builtin {
     Error,
     Discard,
     Retry,
+    /// Not a transport name: a relayed recipient on the suppression list, bounced
+    /// without a connection (bulk.rs).
+    Suppressed,
 }
 
 impl Builtin {
@@ -77,6 +82,11 @@ pub fn result(kind: Builtin, text: &str, d: &DeliveryRecipient) -> RecipientResu
                 rest,
             )
         }
+        Builtin::Suppressed => (
+            DeliveryStatus::Bounced,
+            "5.1.1".to_string(),
+            rostfix_maillog::outcome::SUPPRESSED_TEXT.to_string(),
+        ),
         Builtin::Discard => {
             let t = if text.trim().is_empty() {
                 "discarded".to_string()
@@ -169,11 +179,24 @@ mod tests {
     }
 
     #[test]
+    fn suppressed_bounces_with_its_class() {
+        let r = result(Builtin::Suppressed, "", &d());
+        assert_eq!(
+            (r.status, r.dsn.as_str()),
+            (DeliveryStatus::Bounced, "5.1.1")
+        );
+        assert!(log_line("ABC", &d(), 0.5, &r).ends_with(
+            "status=bounced (Recipient address suppressed after hard bounce) class=suppressed"
+        ));
+        assert_eq!(Builtin::from_transport("suppressed"), None);
+    }
+
+    #[test]
     fn log_line_shape() {
         let r = result(Builtin::Discard, "bye", &d());
         assert_eq!(
             log_line("ABC", &d(), 0.5, &r),
-            "ABC: to=<a@x>, orig_to=<list@x>, relay=none, delay=0.5, delays=0/0/0/0, dsn=2.0.0, status=sent (bye)"
+            "ABC: to=<a@x>, orig_to=<list@x>, relay=none, delay=0.5, delays=0/0/0/0, dsn=2.0.0, status=sent (bye) class=delivered"
         );
     }
 }

@@ -59,7 +59,7 @@ mod tests {
     fn to_line_shape() {
         assert_eq!(
             to_line("A1", "bob@x", "bob@x", 12.4, "4.3.0", "deferred", Some("mail transport unavailable")),
-            "A1: to=<bob@x>, relay=none, delay=12, delays=0/0/0/0, dsn=4.3.0, status=deferred (mail transport unavailable)"
+            "A1: to=<bob@x>, relay=none, delay=12, delays=0/0/0/0, dsn=4.3.0, status=deferred (mail transport unavailable) class=other"
         );
         assert!(to_line(
             "A1",

@@ -16,6 +16,7 @@
 
 mod backoff;
 mod builtin;
+mod bulk;
 mod event;
 mod expand;
 mod help;
@@ -61,6 +62,9 @@ fn process_limits(service: &Service) -> HashMap<String, usize> {
 struct Opened {
     settings: Settings,
     resolver: Resolver,
+    /// The JSON delivery log (opened here: its path is outside the chroot) and the
+    /// suppression settings.
+    bulk: bulk::Bulk,
 }
 
 /// How often qmgr's counts go to the metrics service.
@@ -75,6 +79,9 @@ fn main() {
                 settings: Settings::load(&service.config, &process_limits(service)),
                 // Tables are opened before the chroot (their paths are outside it).
                 resolver: Resolver::from_config(&service.config).map_err(StartError::daemon)?,
+                bulk: bulk::BulkSettings::load(&service.config)
+                    .and_then(bulk::Bulk::open)
+                    .map_err(StartError::daemon)?,
             })
         },
         after_confine: |_: &mut Service, opened: Opened| {
@@ -85,15 +92,19 @@ fn main() {
             let mut manager =
                 Manager::new(PathBuf::from("."), opened.settings, opened.resolver, tx);
             manager.share_wake_pending(wake_pending);
+            manager.set_bulk(opened.bulk);
             manager.metrics().spawn_flusher(METRICS_EVERY);
             Ok(Shape::Event {
                 on_trigger: Arc::new(on_trigger),
                 main_loop: Box::new(move |service: &Service| {
                     manager.recover();
                     manager.scan_incoming();
-                    manager.run(rx, &|| service.master_alive(), &|| {
-                        service.why_pipe_broke() == rostfix_service::PipeBroke::Reload
-                    });
+                    manager.run(
+                        rx,
+                        &|| service.master_alive(),
+                        &|| service.why_pipe_broke() == rostfix_service::PipeBroke::Reload,
+                        &|| service.terminating(),
+                    );
                 }),
             })
         },

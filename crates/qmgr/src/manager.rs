@@ -19,6 +19,7 @@
 //! manager/outcome.rs (delivery and bounce replies, a message's end) and
 //! manager/recovery.rs (orphans, stranded and unreadable files).
 
+use crate::bulk::Bulk;
 use crate::event::{DeliveryOutcome, Event};
 use crate::message::ActiveMessage;
 use crate::route::nexthop_host;
@@ -108,6 +109,8 @@ pub struct Manager {
     stopping: bool,
     /// Counts for the metrics service (crates/metrics); main.rs starts its flusher.
     metrics: Arc<Reporter>,
+    /// The JSON delivery log and the suppression list (bulk.rs).
+    bulk: Bulk,
 }
 
 impl Manager {
@@ -144,7 +147,15 @@ impl Manager {
             wake_pending: WakePending::default(),
             stopping: false,
             metrics,
+            bulk: Bulk::default(),
         }
+    }
+
+    /// Installs the delivery log and suppression settings (main.rs opens them before
+    /// the chroot); the list is looked up under this qmgr's queue directory.
+    pub fn set_bulk(&mut self, mut bulk: Bulk) {
+        bulk.set_root(&self.root);
+        self.bulk = bulk;
     }
 
     /// The reporter of this qmgr's counts (its flusher is started by main.rs).
@@ -152,14 +163,17 @@ impl Manager {
         self.metrics.clone()
     }
 
-    /// Runs until master is gone (or a reload retired this qmgr) and nothing is in
-    /// flight. `master_alive` polls the status pipe; `reloaded`, asked once it broke,
-    /// says whether master still runs.
+    /// Runs until master is gone (or a reload retired this qmgr, or master is stopping
+    /// the system) and nothing is in flight. `master_alive` polls the status pipe;
+    /// `reloaded`, asked once it broke, says whether master still runs; `terminating`
+    /// is SIGTERM from master's stop. Finishing what is in flight lets each outcome
+    /// reach the queue file and the delivery log, which an agent already logged.
     pub fn run(
         mut self,
         rx: Receiver<Event>,
         master_alive: &dyn Fn() -> bool,
         reloaded: &dyn Fn() -> bool,
+        terminating: &dyn Fn() -> bool,
     ) {
         loop {
             match rx.recv_timeout(TICK) {
@@ -173,6 +187,14 @@ impl Manager {
                     Ok(ev) => self.handle(ev),
                     Err(_) => break,
                 }
+            }
+            if !self.stopping && terminating() {
+                log::info!(
+                    "terminating: finishing {} deliveries in flight, then exiting ({} not started stay queued)",
+                    self.sched.in_flight(),
+                    self.sched.queued()
+                );
+                self.stopping = true;
             }
             if !self.stopping && !master_alive() {
                 // After a reload the new qmgr takes over at once: routine, so not
@@ -444,6 +466,7 @@ impl Manager {
 }
 
 mod activate;
+mod attempts;
 mod outcome;
 mod probe;
 mod recovery;

@@ -53,6 +53,8 @@ pub struct ActiveMessage {
     /// VERP delimiters: each request carries one recipient and the sender made for
     /// it (rostfix_queue::verp_sender).
     pub verp: Option<[char; 2]>,
+    /// The queue file's campaign_id attribute, for the JSON delivery log.
+    pub campaign_id: Option<String>,
 }
 
 impl ActiveMessage {
@@ -67,6 +69,7 @@ impl ActiveMessage {
             forced_expire: false,
             probe: false,
             verp: None,
+            campaign_id: None,
             activated: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),

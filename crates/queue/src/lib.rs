@@ -25,6 +25,7 @@ mod recycle;
 mod requested;
 mod rewrite;
 mod stream;
+mod suppress;
 #[cfg(test)]
 mod tempdir;
 mod verp;
@@ -48,4 +49,8 @@ pub use rewrite::{rewrite_envelope, rewrite_envelope_locked};
 pub use rostfix_proto::QueueId;
 pub use stream::{RecordStream, StreamRecord};
 pub use verp::{verify_delimiters, verp_sender, VerpError, VERP_ATTR};
+pub use suppress::{
+    normalize_address, Entry as SuppressionEntry, Loaded as SuppressionLoaded, SuppressError,
+    SuppressionAction, SuppressionCache, SuppressionStore, SUPPRESS_DIR,
+};
 pub use writer::QueueWriter;

@@ -1,7 +1,9 @@
 //! Command-line parsing: postsuper's -d, -h, -H, -r, -e and -f (each repeatable, each
 //! taking a queue id, `ALL` or `-` for ids on standard input), the flags -s (repair)
 //! and -p (purge temporary files), then optional queue names. Without any operation,
-//! -s and -p are done, as postsuper does.
+//! -s and -p are done, as postsuper does. `-S list|add|remove` works on the
+//! suppression list instead; its operands are addresses, and it takes no other
+//! operation.
 
 use rostfix_config::getopt::{Getopt, GetoptError, Opt, Ordering};
 use rostfix_queue::QueueName;
@@ -41,6 +43,14 @@ pub struct Operation {
     pub target: Target,
 }
 
+/// `-S`: a change to, or the listing of, the suppression list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuppressCmd {
+    List,
+    Add(Vec<String>),
+    Remove(Vec<String>),
+}
+
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -53,6 +63,8 @@ pub struct Options {
     pub repair: bool,
     /// -p: remove stale temporary files.
     pub purge: bool,
+    /// -S: the suppression list instead of the queue.
+    pub suppress: Option<SuppressCmd>,
 }
 
 /// The command line asked for --help, or for work.
@@ -69,6 +81,14 @@ pub enum ArgsError {
     BadQueue(String),
     #[error("standard input can be read only once ('-' given twice)")]
     StdinTwice,
+    #[error("-S takes list, add or remove, not '{0}'")]
+    BadSuppressCommand(String),
+    #[error("-S {0} needs at least one address")]
+    NoAddress(&'static str),
+    #[error("-S list takes no address")]
+    ListWithAddress,
+    #[error("-S cannot be combined with other operations")]
+    SuppressMixed,
 }
 
 /// Parses the arguments after the program name. Options may follow operands, as with
@@ -78,12 +98,21 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
     let mut operations = Vec::new();
     let mut queues = Vec::new();
     let (mut repair, mut purge, mut any_flag) = (false, false, false);
-    for opt in Getopt::new("c:d:h:H:r:e:f:spv", argv, Ordering::Permute) {
+    let mut suppress_word: Option<String> = None;
+    let mut operands = Vec::new();
+    for opt in Getopt::new("c:d:h:H:r:e:f:spvS:", argv, Ordering::Permute) {
         let (letter, value) = match opt? {
             Opt::Long(word) if word == "--help" => return Ok(Command::Help),
             Opt::Long(word) => return Err(GetoptError::UnknownLong(word).into()),
             Opt::Operand(word) => {
-                queues.push(QueueName::parse(&word).ok_or(ArgsError::BadQueue(word.clone()))?);
+                operands.push(word);
+                continue;
+            }
+            Opt::Value('S', word) => {
+                if suppress_word.is_some() {
+                    return Err(ArgsError::SuppressMixed);
+                }
+                suppress_word = Some(word);
                 continue;
             }
             Opt::Flag('v') => continue,
@@ -125,6 +154,31 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
         }
         operations.push(Operation { action, target });
     }
+    if let Some(word) = suppress_word {
+        if !operations.is_empty() || any_flag {
+            return Err(ArgsError::SuppressMixed);
+        }
+        let cmd = match word.as_str() {
+            "list" if operands.is_empty() => SuppressCmd::List,
+            "list" => return Err(ArgsError::ListWithAddress),
+            "add" if operands.is_empty() => return Err(ArgsError::NoAddress("add")),
+            "add" => SuppressCmd::Add(operands),
+            "remove" if operands.is_empty() => return Err(ArgsError::NoAddress("remove")),
+            "remove" => SuppressCmd::Remove(operands),
+            other => return Err(ArgsError::BadSuppressCommand(other.to_string())),
+        };
+        return Ok(Command::Run(Options {
+            config_dir,
+            operations,
+            queues,
+            repair,
+            purge,
+            suppress: Some(cmd),
+        }));
+    }
+    for word in operands {
+        queues.push(QueueName::parse(&word).ok_or(ArgsError::BadQueue(word.clone()))?);
+    }
     if operations.is_empty() && !any_flag {
         if !queues.is_empty() {
             return Err(ArgsError::NoOperation);
@@ -138,6 +192,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, Ar
         queues,
         repair,
         purge,
+        suppress: None,
     }))
 }
 
@@ -171,6 +226,7 @@ mod tests {
                 queues: vec![QueueName::Deferred, QueueName::Hold],
                 repair: false,
                 purge: false,
+                suppress: None,
             }))
         );
     }
@@ -205,6 +261,39 @@ mod tests {
         assert!(
             matches!(parse(&["-d", "bogus"]), Ok(Command::Run(o)) if o.operations[0].target == Target::Id("bogus".into()))
         );
+    }
+
+    #[test]
+    fn suppression_commands() {
+        let cmd = |args: &[&str]| match parse(args) {
+            Ok(Command::Run(o)) => Ok(o.suppress),
+            Ok(Command::Help) => panic!("help"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(cmd(&["-S", "list"]), Ok(Some(SuppressCmd::List)));
+        assert_eq!(
+            cmd(&["-S", "add", "a@x", "b@y"]),
+            Ok(Some(SuppressCmd::Add(vec!["a@x".into(), "b@y".into()])))
+        );
+        assert_eq!(
+            cmd(&["a@x", "-Sremove"]),
+            Ok(Some(SuppressCmd::Remove(vec!["a@x".into()])))
+        );
+        assert_eq!(cmd(&["-S", "add"]), Err(ArgsError::NoAddress("add")));
+        assert_eq!(cmd(&["-S", "list", "a@x"]), Err(ArgsError::ListWithAddress));
+        assert_eq!(
+            cmd(&["-S", "drop", "a@x"]),
+            Err(ArgsError::BadSuppressCommand("drop".into()))
+        );
+        assert_eq!(
+            cmd(&["-S", "list", "-d", "ALL"]),
+            Err(ArgsError::SuppressMixed)
+        );
+        assert_eq!(
+            cmd(&["-S", "list", "-S", "list"]),
+            Err(ArgsError::SuppressMixed)
+        );
+        assert_eq!(cmd(&["-S"]), Err(GetoptError::MissingValue('S').into()));
     }
 
     #[test]

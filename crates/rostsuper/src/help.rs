@@ -1,7 +1,7 @@
 //! The --help manual page and the usage line.
 
 /// Printed with a usage error (exit 64).
-pub const USAGE: &str = "usage: rostsuper [-c config_dir] [-d queue_id] [-h queue_id] [-H queue_id] [-r queue_id] [-e queue_id] [-f queue_id] [-s] [-p] [queue...]\n       rostsuper --help";
+pub const USAGE: &str = "usage: rostsuper [-c config_dir] [-d queue_id] [-h queue_id] [-H queue_id] [-r queue_id] [-e queue_id] [-f queue_id] [-s] [-p] [queue...]\n       rostsuper [-c config_dir] -S list|add|remove [address...]\n       rostsuper --help";
 
 /// The manual page.
 pub const HELP: &str = "\
@@ -11,6 +11,8 @@ NAME
 SYNOPSIS
        rostsuper [-c config_dir] [-d queue_id] [-h queue_id] [-H queue_id]
                  [-r queue_id] [-e queue_id] [-f queue_id] [-s] [-p] [queue...]
+       rostsuper [-c config_dir] -S list
+       rostsuper [-c config_dir] -S add|remove address...
 
 DESCRIPTION
        rostsuper deletes messages from the mail queue, puts them on hold and
@@ -77,6 +79,24 @@ OPTIONS
        -p     Remove temporary files (tmp.PID.N) left by writers that crashed:
               only when the writer process is gone and the file is a minute
               old, or when it is a day old.
+
+       -S list
+              Print the suppression list (recipients whose mail hard-bounced,
+              see rostfix_suppression_action): one line per address that has
+              not expired, with its expiry time, the time it was added and the
+              reason (class, status code and reply).
+
+       -S add address...
+              Put the addresses on the suppression list for
+              rostfix_suppression_expiry (a later add extends the expiry).
+
+       -S remove address...
+              Take the addresses off the suppression list: mail to them is
+              tried again. Each is reported as removed or as not listed.
+
+              -S takes no other operation; its operands are addresses, not
+              queue names. Changes lock the list as qmgr does, so entries
+              qmgr adds meanwhile are kept. See docs/bulk-sending.md.
 
        -v     Accepted for compatibility; does nothing.
 

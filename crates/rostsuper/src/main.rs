@@ -2,7 +2,7 @@
 //! them on hold and releases them, requeues and expires them, repairs queue file names
 //! and permissions and purges stale temporary files, reporting each like postsuper
 //! does. Root or mail_owner only. After a change qmgr is woken by a trigger so it
-//! acts on it at once.
+//! acts on it at once. `-S` lists and edits the suppression list (suppress.rs).
 
 #![forbid(unsafe_code)]
 
@@ -11,6 +11,7 @@ mod help;
 mod ops;
 mod owners;
 mod repair;
+mod suppress;
 
 use args::{Action, Operation, Options, Target};
 use rostfix_config::getopt::options_or_exit;
@@ -45,6 +46,8 @@ enum Fatal {
     RootOwner(String),
     #[error("{0}")]
     Drop(#[from] rostfix_privilege::UgidError),
+    #[error("suppression list: {0}")]
+    Suppress(#[from] rostfix_queue::SuppressError),
 }
 
 impl Fatal {
@@ -52,7 +55,7 @@ impl Fatal {
         match self {
             Fatal::Config(_) => EX_CONFIG,
             Fatal::NotPrivileged(_) => EX_NOPERM,
-            Fatal::Stdin(_) | Fatal::Drop(_) => EX_TEMPFAIL,
+            Fatal::Stdin(_) | Fatal::Drop(_) | Fatal::Suppress(_) => EX_TEMPFAIL,
             Fatal::UnknownOwner(_) | Fatal::RootOwner(_) => EX_CONFIG,
         }
     }
@@ -158,6 +161,20 @@ fn run(options: &Options) -> Result<bool, Fatal> {
     check_privilege(&cf)?;
     init_maillog(&cf);
     let root = PathBuf::from(cf.get("queue_directory"));
+    if let Some(cmd) = &options.suppress {
+        // As mail_owner, so the list stays mail_owner's and no planted link in the
+        // queue directory borrows root's rights.
+        if nix::unistd::geteuid().is_root() {
+            rostfix_privilege::drop_to(mail_owner(&cf)?)?;
+        }
+        let expiry =
+            i64::try_from(cf.get_time("rostfix_suppression_expiry").as_secs()).unwrap_or(i64::MAX);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let store = rostfix_queue::SuppressionStore::new(&root);
+        return Ok(suppress::run(&store, cmd, expiry, now, &report, &warn)?);
+    }
     let mut ok = true;
     let repair_queues: Vec<QueueName> = if options.queues.is_empty() {
         repair::REPAIR_QUEUES.to_vec()

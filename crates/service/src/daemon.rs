@@ -187,6 +187,12 @@ where
                 return Err(StartError::NoListener);
             }
             background::spawn_acceptors(listeners, service.status_pipe(), on_client)?;
+            // An event daemon owns work in flight (qmgr's deliveries): SIGTERM becomes a
+            // flag its loop reads through Service::terminating, so it can finish that work
+            // within master's shutdown grace instead of dying with it half-recorded.
+            if let Err(e) = crate::signals::catch_sigterm() {
+                log::warn!("cannot catch SIGTERM: {e}");
+            }
             main_loop(&service);
         }
         Shape::Trigger { on_trigger, every } => {
@@ -205,6 +211,12 @@ where
                 }
             });
             background::spawn_acceptors(listeners, service.status_pipe(), on_client)?;
+            // An event daemon owns work in flight (qmgr's deliveries): SIGTERM becomes a
+            // flag its loop reads through Service::terminating, so it can finish that work
+            // within master's shutdown grace instead of dying with it half-recorded.
+            if let Err(e) = crate::signals::catch_sigterm() {
+                log::warn!("cannot catch SIGTERM: {e}");
+            }
             main_loop(&service);
         }
     }

@@ -289,6 +289,12 @@ impl Service {
         .alive()
     }
 
+    /// True once SIGTERM arrived, for daemons whose main loop caught it (event daemons):
+    /// master is stopping the mail system and will SIGKILL after its grace period.
+    pub fn terminating(&self) -> bool {
+        signals::terminate_requested()
+    }
+
     /// Once [`Service::master_alive`] is false: whether master itself died (we were
     /// re-parented) or a reload retired this process's generation (master runs on and
     /// started new processes). Blocks up to two seconds while the re-parenting that

@@ -80,6 +80,7 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
     let mut relay = "none".to_string();
     let mut setup = started.elapsed().as_secs_f64();
     let mut conn_use = 0;
+    let mut tls = None;
     let flags = agent.header_flags;
     let outcomes = match read_message(req) {
         Err(failure) => vec![failure; req.recipients.len()],
@@ -120,6 +121,7 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
                 setup: &mut setup,
                 relay: &mut relay,
                 conn_use: &mut conn_use,
+                tls: &mut tls,
             };
             run.deliver(&env)
         }
@@ -184,7 +186,10 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
             notify_sender: None,
         });
     }
-    (DeliveryReply::new(results), lines)
+    let mut reply = DeliveryReply::new(results);
+    reply.tls = tls;
+    reply.delays_ms = Some(delays.map(|s| (s.max(0.0) * 1000.0).round() as u64));
+    (reply, lines)
 }
 
 /// A probe's log word, as Postfix logs verification results.
@@ -245,6 +250,9 @@ struct Run<'a> {
     setup: &'a mut f64,
     relay: &'a mut String,
     conn_use: &'a mut u32,
+    /// What TLS the session that carried the transaction negotiated, for qmgr's
+    /// JSON delivery log.
+    tls: &'a mut Option<String>,
 }
 
 impl Run<'_> {
@@ -261,6 +269,7 @@ impl Run<'_> {
         if let Some(mut client) = cached {
             *self.setup = self.started.elapsed().as_secs_f64();
             *self.relay = client.relay().to_string();
+            *self.tls = client.tls.as_ref().map(|t| t.summary());
             let r = client.transaction(env);
             *self.conn_use = client.uses;
             match r {
@@ -573,6 +582,7 @@ impl Run<'_> {
                     );
                 }
             }
+            *self.tls = client.tls.as_ref().map(|t| t.summary());
             let r = client.transaction(env);
             *self.conn_use = client.uses;
             match r {

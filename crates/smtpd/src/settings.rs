@@ -18,6 +18,8 @@ pub enum SettingsError {
     /// A value main.cf accepted by type but smtpd cannot use (file, line, parameter).
     #[error(transparent)]
     Config(#[from] rostfix_config::ConfigError),
+    #[error("{0}")]
+    Suppression(String),
     #[error("mynetworks: {0}")]
     Networks(#[from] CidrError),
     #[error(transparent)]
@@ -116,6 +118,10 @@ pub struct Settings {
     /// Bulk-mail hygiene for submitted campaign mail (session/hygiene.rs); None when
     /// rostfix_bulk_hygiene_checks is empty.
     pub hygiene: Option<rostfix_hygiene::Policy>,
+    /// The suppression list (session/suppression.rs), when rostfix_suppression_action
+    /// = reject; read as `suppress/list` relative to the queue directory, which is the
+    /// working directory inside and outside the chroot.
+    pub suppression: Option<std::sync::Arc<std::sync::Mutex<rostfix_queue::SuppressionCache>>>,
 }
 
 impl Settings {
@@ -259,6 +265,18 @@ impl Settings {
             .map(std::sync::Arc::new),
             auth_verify,
             hygiene,
+            suppression: match rostfix_queue::SuppressionAction::parse(
+                &cf.get("rostfix_suppression_action"),
+            )
+            .map_err(SettingsError::Suppression)?
+            {
+                rostfix_queue::SuppressionAction::Reject => Some(std::sync::Arc::new(
+                    std::sync::Mutex::new(rostfix_queue::SuppressionCache::new(
+                        rostfix_queue::SuppressionStore::new(std::path::Path::new(".")),
+                    )),
+                )),
+                _ => None,
+            },
         };
         Ok((settings, warnings))
     }

@@ -18,6 +18,7 @@ use rostfix_queue::{
     sync_queue_dirs, ContentFilter, LockAttempt, QueueError, QueueFile, QueueLock, QueueName,
     FILTER_ATTR,
 };
+use rostfix_resolve::AddressClass;
 use std::time::{Instant, UNIX_EPOCH};
 
 /// DSN of a recipient the resolver could not route (configuration error).
@@ -190,6 +191,11 @@ impl Manager {
         let mut msg = ActiveMessage::new(id, &qf.envelope.sender, arrival);
         msg.probe = qf.envelope.attr(super::probe::PROBE_ATTR) == Some("1");
         msg.verp = self.verp_of(&qf);
+        msg.campaign_id = qf
+            .envelope
+            .attr(crate::bulk::CAMPAIGN_ATTR)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
         // rostsuper -e marks the file with the owner-execute bit (docs/queue-format.md).
         msg.forced_expire = std::fs::metadata(&qf.path)
             .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0);
@@ -221,6 +227,8 @@ impl Manager {
             let Some(d) = msg.delivery_recipient(r.offset) else {
                 continue;
             };
+            // The third member: the address leaves this system (relay or default
+            // class), so the suppression list applies to it.
             let resolved = match &filter {
                 Some(f) => Ok((
                     f.transport.clone(),
@@ -229,15 +237,23 @@ impl Manager {
                         &r.address,
                         &self.settings.myhostname,
                     ),
+                    false,
                 )),
                 // The sender matters: sender_dependent_relayhost_maps and
                 // sender_dependent_default_transport_maps.
                 None => address
                     .and_then(|a| self.resolver.resolve_from(Some(&qf.envelope.sender), &a))
-                    .map(|res| (res.transport, res.nexthop)),
+                    .map(|res| {
+                        let relayed =
+                            matches!(res.class, AddressClass::Relay | AddressClass::Default);
+                        (res.transport, res.nexthop, relayed)
+                    }),
             };
             match resolved {
-                Ok((transport, nexthop)) => match Builtin::from_transport(&transport) {
+                Ok((_, _, true)) if self.bulk.is_suppressed(&d.address, now_secs()) => {
+                    builtins.push((Builtin::Suppressed, String::new(), d));
+                }
+                Ok((transport, nexthop, _)) => match Builtin::from_transport(&transport) {
                     Some(b) => builtins.push((b, nexthop, d)),
                     None => routed.push((Route { transport, nexthop }, d)),
                 },

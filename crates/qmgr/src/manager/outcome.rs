@@ -81,6 +81,7 @@ impl Manager {
             return;
         }
         self.count_outcome(&o.route.transport, &msg, &classified);
+        self.record_attempts(&o, &msg, &classified);
         let mut success_notices = Vec::new();
         for off in &classified.sent {
             msg.set_done(*off);
@@ -306,6 +307,13 @@ impl Manager {
                         Ok(()) => {
                             msg.set_done(*off);
                             if o.expired {
+                                self.record_expired(
+                                    &msg,
+                                    &r.address,
+                                    &r.orig_address,
+                                    &r.dsn,
+                                    &r.text,
+                                );
                                 log::info!(
                                     "{}",
                                     to_line(

@@ -783,6 +783,10 @@ impl<'a, S: QueueSink> Session<'a, S> {
             self.milter_rejected_rcpt(&arg.address, &arg.params, &reply);
             return reply;
         }
+        if let Some(reply) = self.suppression_check(&txn.sender, &arg.address) {
+            self.milter_rejected_rcpt(&arg.address, &arg.params, &reply);
+            return reply;
+        }
         if !self.anvil.recipient_allowed() {
             return self.anvil.recipient_rate_reply();
         }
@@ -1002,6 +1006,7 @@ mod pipelining;
 mod proxy;
 mod receive;
 mod rewrite;
+mod suppression;
 mod xclient;
 use checks::CheckPoint;
 
