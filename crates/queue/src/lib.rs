@@ -47,3 +47,4 @@ pub use rewrite::{rewrite_envelope, rewrite_envelope_locked};
 pub use rostfix_proto::QueueId;
 pub use stream::{RecordStream, StreamRecord};
 pub use writer::QueueWriter;
+pub mod space;

@@ -33,7 +33,7 @@ const fn d(name: &'static str, owner: Owner, setgid_group: bool, mode: u32) -> D
 }
 
 /// Every directory under queue_directory.
-pub const QUEUE_DIRS: [DirSpec; 13] = [
+pub const QUEUE_DIRS: [DirSpec; 14] = [
     d("incoming", Owner::MailOwner, false, 0o700),
     d("active", Owner::MailOwner, false, 0o700),
     d("deferred", Owner::MailOwner, false, 0o700),
@@ -48,6 +48,8 @@ pub const QUEUE_DIRS: [DirSpec; 13] = [
     d("recycle", Owner::MailOwner, false, 0o700),
     // SMTP TLS reporting: the smtp client's session outcomes (crates/tlsrpt).
     d("tlsrpt", Owner::MailOwner, false, 0o700),
+    // The bus intake's staging files and its log of queued bus ids (crates/bus).
+    d("bus", Owner::MailOwner, false, 0o700),
 ];
 
 /// The ids directories are given to.
