@@ -35,8 +35,6 @@ pub enum HttpError {
     Connect(String, std::io::Error),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
-    #[error("no answer within {0:?}")]
-    NoAnswer(Duration),
     #[error("TLS or I/O error: {0}")]
     Io(std::io::Error),
     #[error("answer larger than {0} bytes")]
@@ -125,16 +123,13 @@ impl Client {
     }
 
     /// `POST path` with a JSON body; returns the status and the body (at most
-    /// `max_body` bytes). With `answer_wait`, the first byte of the answer must come
-    /// within that time, else [`HttpError::NoAnswer`] (a long-polling pull that found
-    /// nothing); the whole exchange stays within the client's timeout either way.
+    /// `max_body` bytes), the whole exchange within the client's timeout.
     pub fn post_json(
         &self,
         path: &str,
         body: &[u8],
         bearer: Option<&str>,
         max_body: usize,
-        answer_wait: Option<Duration>,
     ) -> Result<(u16, Vec<u8>), HttpError> {
         let deadline = Instant::now() + self.timeout;
         let tcp = self.connect(deadline)?;
@@ -151,7 +146,6 @@ impl Client {
             tcp,
             deadline,
             total: self.timeout,
-            answer_wait: answer_wait.map(|w| (w, None)),
         };
         match &self.tls {
             None => exchange(stream, head.as_bytes(), body, max_body, self.timeout),
@@ -223,9 +217,6 @@ struct Deadlined {
     tcp: TcpStream,
     deadline: Instant,
     total: Duration,
-    /// How long the first byte of the answer may take, and (once the request is
-    /// written, at the first read) until when.
-    answer_wait: Option<(Duration, Option<Instant>)>,
 }
 
 impl Deadlined {
@@ -245,45 +236,9 @@ impl Deadlined {
 impl Read for Deadlined {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.arm()?;
-        if let Some((wait, until)) = &mut self.answer_wait {
-            let until = *until.get_or_insert_with(|| Instant::now() + *wait);
-            let left = until.saturating_duration_since(Instant::now());
-            let whole = self.deadline.saturating_duration_since(Instant::now());
-            if left < whole {
-                self.tcp
-                    .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
-                return match self.tcp.read(buf) {
-                    Ok(n) => {
-                        self.answer_wait = None;
-                        Ok(n)
-                    }
-                    Err(e) if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                    {
-                        Err(std::io::Error::other(NoAnswerYet(*wait)))
-                    }
-                    Err(e) => Err(e),
-                };
-            }
-        }
         self.tcp.read(buf)
     }
 }
-
-/// The first byte of the answer did not come within the wait (carried through
-/// std::io::Error to [`io_error`]).
-#[derive(Debug)]
-struct NoAnswerYet(Duration);
-
-impl std::fmt::Display for NoAnswerYet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "no answer within {:?}", self.0)
-    }
-}
-
-impl std::error::Error for NoAnswerYet {}
 
 impl Write for Deadlined {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -305,9 +260,6 @@ fn remaining(deadline: Instant, total: Duration) -> Result<Duration, HttpError> 
 }
 
 fn io_error(e: std::io::Error, total: Duration) -> HttpError {
-    if let Some(NoAnswerYet(wait)) = e.get_ref().and_then(|i| i.downcast_ref::<NoAnswerYet>()) {
-        return HttpError::NoAnswer(*wait);
-    }
     match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => HttpError::Timeout(total),
         _ => HttpError::Io(e),

@@ -153,7 +153,6 @@ fn run_intake(service: &Service, loaded: Loaded) -> i32 {
     let mut trouble_pause = Duration::from_secs(1);
     let mut space_warned: Option<Instant> = None;
     while service.master_alive() {
-        let pulled_at = Instant::now();
         let step = match intake.step() {
             Ok(s) => s,
             Err(e) => {
@@ -167,8 +166,7 @@ fn run_intake(service: &Service, loaded: Loaded) -> i32 {
         }
         let wait = match step {
             Step::Batch { .. } => Duration::ZERO,
-            // A server that held the pull open already waited for us.
-            Step::Empty if pulled_at.elapsed() >= loaded.poll => Duration::ZERO,
+            // Pulls answer at once (pubsub.rs says why): the pause is ours.
             Step::Empty => loaded.poll,
             Step::Backlog(_) => BACKLOG_PAUSE,
             Step::NoSpace(why) => {

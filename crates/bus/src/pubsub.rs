@@ -24,9 +24,6 @@ const MAX_TOKEN: u64 = 64 * 1024;
 const ACK_CHUNK: usize = 1000;
 /// Answers to acknowledge/modifyAckDeadline are `{}`; bound them anyway.
 const SMALL_ANSWER: usize = 64 * 1024;
-/// How long a pull may wait for the server's first byte (it holds the request open
-/// while the subscription is empty).
-const PULL_WAIT: Duration = Duration::from_secs(5);
 /// Pub/Sub's largest pull batch.
 pub const MAX_PULL: usize = 1000;
 
@@ -206,18 +203,12 @@ impl PubSub {
         &self.subscription
     }
 
-    fn call(
-        &self,
-        verb: &str,
-        body: &[u8],
-        max: usize,
-        answer_wait: Option<Duration>,
-    ) -> Result<Vec<u8>, BusError> {
+    fn call(&self, verb: &str, body: &[u8], max: usize) -> Result<Vec<u8>, BusError> {
         let token = self.token.as_ref().map(TokenFile::read).transpose()?;
         let path = format!("/v1/{}:{verb}", self.subscription);
         let (status, answer) =
             self.client
-                .post_json(&path, body, token.as_deref(), max, answer_wait)?;
+                .post_json(&path, body, token.as_deref(), max)?;
         if status != 200 {
             let text = String::from_utf8_lossy(&answer);
             return Err(BusError::Status {
@@ -235,7 +226,7 @@ impl PubSub {
                 ack_deadline_seconds: seconds,
             })
             .map_err(|e| BusError::Answer(e.to_string()))?;
-            self.call("modifyAckDeadline", &body, SMALL_ANSWER, None)?;
+            self.call("modifyAckDeadline", &body, SMALL_ANSWER)?;
         }
         Ok(())
     }
@@ -245,19 +236,17 @@ impl Bus for PubSub {
     fn pull(&mut self, max: usize) -> Result<Vec<BusMessage>, BusError> {
         let body = serde_json::to_vec(&PullRequest {
             max_messages: max.clamp(1, MAX_PULL),
-            // Let the server wait for messages (the documented way); the caller
-            // pauses after an empty answer that came back at once.
-            return_immediately: false,
+            // Not a long poll: a pull the server holds open until messages come must
+            // be waited out to its end, or the server hands the next messages to a
+            // connection nobody reads any more and they sit out a whole ack deadline
+            // before redelivery (the emulator holds an empty pull open indefinitely,
+            // so any client timeout does exactly that). An immediate answer, and the
+            // caller's rostfix_bus_poll_interval after an empty one, cost an idle
+            // request a second and never strand a message.
+            return_immediately: true,
         })
         .map_err(|e| BusError::Answer(e.to_string()))?;
-        // The server holds a pull open until messages come; after PULL_WAIT without
-        // an answer there is nothing to take now (the request is dropped; anything
-        // the server hands out at that very moment is redelivered after its ack
-        // deadline).
-        let answer = match self.call("pull", &body, self.max_answer, Some(PULL_WAIT)) {
-            Err(BusError::Transport(crate::http::HttpError::NoAnswer(_))) => return Ok(Vec::new()),
-            other => other?,
-        };
+        let answer = self.call("pull", &body, self.max_answer)?;
         let (messages, unusable) = parse_pull_answer(&answer)?;
         if unusable > 0 {
             log::warn!("{unusable} pulled message(s) without an ackId ignored");
@@ -269,7 +258,7 @@ impl Bus for PubSub {
         for chunk in handles.chunks(ACK_CHUNK) {
             let body = serde_json::to_vec(&AckRequest { ack_ids: chunk })
                 .map_err(|e| BusError::Answer(e.to_string()))?;
-            self.call("acknowledge", &body, SMALL_ANSWER, None)?;
+            self.call("acknowledge", &body, SMALL_ANSWER)?;
         }
         Ok(())
     }
@@ -339,10 +328,10 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&PullRequest {
                 max_messages: 5,
-                return_immediately: false
+                return_immediately: true
             })
             .unwrap(),
-            r#"{"maxMessages":5,"returnImmediately":false}"#
+            r#"{"maxMessages":5,"returnImmediately":true}"#
         );
     }
 }
