@@ -210,7 +210,8 @@ mod tests {
     use super::*;
 
     fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("rostfix-bus-dedup-{name}-{}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("rostfix-bus-dedup-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -256,7 +257,10 @@ mod tests {
     fn only_one_store_per_directory() {
         let d = dir("lock");
         let s = DedupStore::open(&d, 100, 0).unwrap();
-        assert!(matches!(DedupStore::open(&d, 100, 0), Err(DedupError::Busy(_))));
+        assert!(matches!(
+            DedupStore::open(&d, 100, 0),
+            Err(DedupError::Busy(_))
+        ));
         drop(s);
         assert!(DedupStore::open(&d, 100, 0).is_ok());
         std::fs::remove_dir_all(&d).unwrap();

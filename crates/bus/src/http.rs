@@ -409,7 +409,13 @@ mod tests {
         assert_eq!((e.tls, e.port), (true, 443));
         let e = Endpoint::parse("http://[::1]:9").unwrap();
         assert_eq!((e.host.as_str(), e.port), ("[::1]", 9));
-        for bad in ["ftp://x", "http://", "https://x/v1", "http://x:port", "http://u@x"] {
+        for bad in [
+            "ftp://x",
+            "http://",
+            "https://x/v1",
+            "http://x:port",
+            "http://u@x",
+        ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }
@@ -432,7 +438,10 @@ mod tests {
             Err(HttpError::TooLarge(10))
         ));
         assert!(matches!(
-            answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n", 10),
+            answer(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n",
+                10
+            ),
             Err(HttpError::TooLarge(10))
         ));
         assert!(matches!(
@@ -443,9 +452,18 @@ mod tests {
             answer(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", 10),
             Err(HttpError::Malformed(_))
         ));
-        assert!(matches!(answer(b"SMTP 220\r\n\r\n", 10), Err(HttpError::Malformed(_))));
-        assert!(matches!(answer(b"HTTP/1.1 200 OK\r\nX", 10), Err(HttpError::Malformed(_))));
+        assert!(matches!(
+            answer(b"SMTP 220\r\n\r\n", 10),
+            Err(HttpError::Malformed(_))
+        ));
+        assert!(matches!(
+            answer(b"HTTP/1.1 200 OK\r\nX", 10),
+            Err(HttpError::Malformed(_))
+        ));
         let long = format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
-        assert!(matches!(answer(long.as_bytes(), 10), Err(HttpError::TooLarge(_))));
+        assert!(matches!(
+            answer(long.as_bytes(), 10),
+            Err(HttpError::TooLarge(_))
+        ));
     }
 }

@@ -130,7 +130,10 @@ impl<B: Bus> Intake<B> {
         let ids: Vec<String> = found.staged.iter().map(|(q, _)| q.clone()).collect();
         stage::release(&self.root, &ids)?;
         for (qid, bus_id) in &found.staged {
-            log::info!("{qid}: uid={} bus_id={bus_id} recovered from bus/", self.uid);
+            log::info!(
+                "{qid}: uid={} bus_id={bus_id} recovered from bus/",
+                self.uid
+            );
         }
         if !ids.is_empty() {
             self.wake_pickup();

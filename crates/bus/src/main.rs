@@ -74,7 +74,11 @@ fn load(service: &Service) -> Result<Option<Loaded>, ConfigError> {
         .max(1);
     // A pull answer holds at most a batch of messages of the largest size, base64
     // (4/3) plus JSON; capped so a misbehaving server cannot make us hold more.
-    let per_message = if size_limit == 0 { 10 << 20 } else { size_limit };
+    let per_message = if size_limit == 0 {
+        10 << 20
+    } else {
+        size_limit
+    };
     let batch = max_outstanding.min(rostfix_bus::pubsub::MAX_PULL) as u64;
     let max_answer = (batch.saturating_mul(per_message / 3 * 4 + 16 * 1024)).min(512 << 20);
     Ok(Some(Loaded {

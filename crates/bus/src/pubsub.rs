@@ -150,8 +150,7 @@ pub fn valid_subscription(s: &str) -> bool {
     let name_ok = |n: &str| {
         !n.is_empty()
             && n.len() <= 255
-            && n
-                .bytes()
+            && n.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.~+%".contains(&b))
     };
     parts.len() == 4
@@ -206,9 +205,7 @@ impl PubSub {
     fn call(&self, verb: &str, body: &[u8], max: usize) -> Result<Vec<u8>, BusError> {
         let token = self.token.as_ref().map(TokenFile::read).transpose()?;
         let path = format!("/v1/{}:{verb}", self.subscription);
-        let (status, answer) =
-            self.client
-                .post_json(&path, body, token.as_deref(), max)?;
+        let (status, answer) = self.client.post_json(&path, body, token.as_deref(), max)?;
         if status != 200 {
             let text = String::from_utf8_lossy(&answer);
             return Err(BusError::Status {
@@ -308,7 +305,10 @@ mod tests {
         assert_eq!(m[0].id, "7");
         assert_eq!(m[0].ack_handle, "A1");
         assert_eq!(m[0].data_b64, "eA==");
-        assert_eq!(m[0].attributes.get("sender").map(String::as_str), Some("a@b"));
+        assert_eq!(
+            m[0].attributes.get("sender").map(String::as_str),
+            Some("a@b")
+        );
         assert_eq!((m[1].id.as_str(), m[1].data_b64.as_str()), ("9", ""));
         assert!(parse_pull_answer(b"{}").unwrap().0.is_empty());
         assert!(parse_pull_answer(b"[").is_err());

@@ -101,10 +101,10 @@ pub fn leftovers(root: &Path) -> Result<Leftovers, QueueError> {
     })?;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if name.to_str().is_some_and(|n| n.starts_with("tmp.")) {
-            if std::fs::remove_file(entry.path()).is_ok() {
-                found.removed_temps += 1;
-            }
+        if name.to_str().is_some_and(|n| n.starts_with("tmp."))
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            found.removed_temps += 1;
         }
     }
     for id in list_queue(root, QueueName::Bus)? {
@@ -128,7 +128,8 @@ mod tests {
     use super::*;
 
     fn root(name: &str) -> std::path::PathBuf {
-        let r = std::env::temp_dir().join(format!("rostfix-bus-stage-{name}-{}", std::process::id()));
+        let r =
+            std::env::temp_dir().join(format!("rostfix-bus-stage-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&r);
         for d in ["bus", "maildrop", "corrupt"] {
             std::fs::create_dir_all(r.join(d)).unwrap();
@@ -181,7 +182,10 @@ mod tests {
         assert_eq!(found.removed_temps, 1);
         assert!(r.join("corrupt/ABCDEF12").exists());
         assert!(!r.join("bus/tmp.1.2").exists());
-        assert!(r.join("bus/ids").exists(), "the dedup log is not a leftover");
+        assert!(
+            r.join("bus/ids").exists(),
+            "the dedup log is not a leftover"
+        );
         std::fs::remove_dir_all(&r).unwrap();
     }
 }

@@ -5,7 +5,7 @@
 //! bounded here, and a message that fails is refused as a whole with one reason (the
 //! caller acknowledges it and logs the reason: retrying would fail the same way).
 //!
-//! The schema is documented in docs/bulk-sending.md ("Intake from a message bus").
+//! The schema is documented in docs/bulk-sending.md ("Bus intake", "The message schema").
 
 use std::collections::BTreeMap;
 
@@ -320,7 +320,10 @@ mod tests {
     #[test]
     fn recipients_as_json_list_and_null_sender() {
         let m = message(
-            &[("sender", "<>"), ("recipients", r#"["a@x.example","b@y.example"]"#)],
+            &[
+                ("sender", "<>"),
+                ("recipients", r#"["a@x.example","b@y.example"]"#),
+            ],
             b"x\n",
         );
         let s = m.to_submission(0).unwrap();
@@ -334,10 +337,7 @@ mod tests {
     fn refusals() {
         let ok = [("sender", "a@b.example"), ("recipients", "c@d.example")];
         let refused = |attrs: &[(&str, &str)], data: &[u8]| message(attrs, data).to_submission(100);
-        assert_eq!(
-            refused(&ok[1..], b"x"),
-            Err(Refusal::Missing("sender"))
-        );
+        assert_eq!(refused(&ok[1..], b"x"), Err(Refusal::Missing("sender")));
         assert_eq!(refused(&ok[..1], b"x"), Err(Refusal::Missing("recipients")));
         assert_eq!(refused(&ok, b""), Err(Refusal::EmptyData));
         assert!(matches!(

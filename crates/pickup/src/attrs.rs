@@ -164,15 +164,24 @@ mod tests {
                 Err(AttrRefusal::NotAllowed),
                 "{name} from a local user"
             );
-            assert_eq!(check_attribute_from(name, "a b", true), Err(AttrRefusal::BadValue));
-            assert_eq!(check_attribute_from(name, "", true), Err(AttrRefusal::BadValue));
+            assert_eq!(
+                check_attribute_from(name, "a b", true),
+                Err(AttrRefusal::BadValue)
+            );
+            assert_eq!(
+                check_attribute_from(name, "", true),
+                Err(AttrRefusal::BadValue)
+            );
             assert_eq!(
                 check_attribute_from(name, &"x".repeat(MAX_BUS_TOKEN + 1), true),
                 Err(AttrRefusal::BadValue)
             );
         }
         // mail_owner's files get no more than that.
-        assert_eq!(check_attribute_from("uid", "0", true), Err(AttrRefusal::Trusted));
+        assert_eq!(
+            check_attribute_from("uid", "0", true),
+            Err(AttrRefusal::Trusted)
+        );
         assert_eq!(
             check_attribute_from("client_address", "1.2.3.4", true),
             Err(AttrRefusal::NotAllowed)

@@ -96,7 +96,7 @@ impl IncomingEnvelope {
 
     /// Marks the file as mail_owner's own (its owner is pickup's uid): the bus
     /// intake's, whose `campaign_id` and `bus_id` attributes are then copied.
-    pub fn from_mail_owner(mut self, yes: bool) -> Self {
+    pub fn owned_by_mail_owner(mut self, yes: bool) -> Self {
         self.from_mail_owner = yes;
         self
     }
@@ -121,7 +121,8 @@ impl IncomingEnvelope {
     /// Copies the attribute if a local submitter may set it.
     pub fn attribute(&mut self, name: &str, value: &str) {
         let uid = self.owner_uid;
-        let check = |name: &str, value: &str| check_attribute_from(name, value, self.from_mail_owner);
+        let check =
+            |name: &str, value: &str| check_attribute_from(name, value, self.from_mail_owner);
         if self.env.attr(name).is_some() && check(name, value).is_ok() {
             // One of each is all rostdrop writes; more would only grow the queue file.
             self.warn(format!(
@@ -246,7 +247,7 @@ mod tests {
     #[test]
     fn campaign_id_only_from_mail_owners_files() {
         let attrs = [("campaign_id", "spring"), ("bus_id", "42")];
-        let mut b = IncomingEnvelope::new(7, "example.org").from_mail_owner(true);
+        let mut b = IncomingEnvelope::new(7, "example.org").owned_by_mail_owner(true);
         b.sender("news@example.org");
         for (n, v) in attrs {
             b.attribute(n, v);

@@ -183,7 +183,7 @@ fn read_envelope(
     let mail_owners = owner == nix::unistd::geteuid().as_raw();
     let mut incoming = IncomingEnvelope::new(owner, &settings.myorigin)
         .with_forms(settings.forms)
-        .from_mail_owner(mail_owners);
+        .owned_by_mail_owner(mail_owners);
     let now = now_us();
     let first_content = loop {
         match stream.next_record().map_err(from_read_error)? {
