@@ -502,6 +502,15 @@ pub static PARAMS: &[ParamDef] = &[
     // check (an SPF evaluation, or a message's DKIM/ARC/DMARC).
     p("rostfix_auth_verify", "no", ParamKind::Str),
     p("rostfix_auth_verify_timeout", "20s", ParamKind::Time('s')),
+    // Rostfix-specific: the bus intake (crates/bus, docs/bulk-sending.md): how long
+    // bus message ids are remembered against redelivery, messages pulled and not yet
+    // picked up, the pause after an empty pull, one HTTP exchange's time limit, the
+    // kind of bus.
+    p("rostfix_bus_dedup_time", "7d", ParamKind::Time('d')),
+    p("rostfix_bus_max_outstanding", "1000", ParamKind::Int),
+    p("rostfix_bus_poll_interval", "1s", ParamKind::Time('s')),
+    p("rostfix_bus_timeout", "60s", ParamKind::Time('s')),
+    p("rostfix_bus_type", "pubsub", ParamKind::Str),
     // Rostfix-specific: the JSON delivery log qmgr appends one line per delivery
     // attempt per recipient to (docs/bulk-sending.md); empty = none.
     p("rostfix_delivery_log", "", ParamKind::Str),
@@ -547,6 +556,12 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: the public suffix list DMARC takes organisational domains from
     // (Debian's publicsuffix package keeps this file current; OpenDMARC reads it too).
     p("rostfix_public_suffix_list", "/usr/share/publicsuffix/public_suffix_list.dat", ParamKind::Str),
+    // Rostfix-specific: the Pub/Sub bus intake: REST endpoint (http:// for the
+    // emulator), projects/P/subscriptions/S (empty: the bus service idles), a file
+    // whose first line is an OAuth bearer token kept fresh by an outside tool.
+    p("rostfix_pubsub_endpoint", "https://pubsub.googleapis.com", ParamKind::Str),
+    p("rostfix_pubsub_subscription", "", ParamKind::Str),
+    p("rostfix_pubsub_token_file", "", ParamKind::Str),
     // Rostfix-specific: smtpd offers REQUIRETLS (RFC 8689) on TLS sessions; mail
     // taken with it leaves only over TLS verified by DANE, MTA-STS or PKIX with a
     // secured MX lookup, else it is returned (5.7.10).

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The daemons Rostfix ships; master runs only these.
-pub const SUPPORTED_COMMANDS: [&str; 18] = [
+pub const SUPPORTED_COMMANDS: [&str; 19] = [
     "smtpd",
     "qmgr",
     "local",
@@ -27,6 +27,7 @@ pub const SUPPORTED_COMMANDS: [&str; 18] = [
     "metrics",
     "mtasts",
     "tlsrpt",
+    "bus",
 ];
 
 /// master.cf's type column as written.

@@ -7,6 +7,11 @@
 //! `sasl_username`, `protocol`, ...) would let a local user skip virtual alias
 //! expansion or pose as a network or authenticated client, and is ignored with a
 //! warning, as Postfix's pickup and postdrop ignore attributes outside their list.
+//!
+//! One writer is trusted a little further: the bus intake (crates/bus), which runs as
+//! mail_owner, so its files are owned by pickup's own uid, which no local user can
+//! forge (rostdrop runs with the submitter's uid). From those files pickup also copies
+//! `campaign_id` and `bus_id` (see [`check_attribute_from`]).
 
 /// Why a maildrop attribute was not copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +53,36 @@ pub fn check_attribute(name: &str, value: &str) -> Result<(), AttrRefusal> {
         _ => return Err(AttrRefusal::NotAllowed),
     };
     if valid {
+        Ok(())
+    } else {
+        Err(AttrRefusal::BadValue)
+    }
+}
+
+/// Longest `campaign_id` or `bus_id` the bus intake writes.
+const MAX_BUS_TOKEN: usize = 128;
+
+/// Attributes only mail_owner's own files (the bus intake's) may carry.
+const MAIL_OWNER_ATTRS: [&str; 2] = ["campaign_id", "bus_id"];
+
+/// As [`check_attribute`], for a file whose owner is mail_owner (`from_mail_owner`):
+/// such a file may also carry `campaign_id` and `bus_id` (printable ASCII without
+/// space, 1 to 128 characters). From anyone else they are [`AttrRefusal::NotAllowed`].
+pub fn check_attribute_from(
+    name: &str,
+    value: &str,
+    from_mail_owner: bool,
+) -> Result<(), AttrRefusal> {
+    if !MAIL_OWNER_ATTRS.contains(&name) {
+        return check_attribute(name, value);
+    }
+    if !from_mail_owner {
+        return Err(AttrRefusal::NotAllowed);
+    }
+    if !value.is_empty()
+        && value.len() <= MAX_BUS_TOKEN
+        && value.bytes().all(|b| (0x21..0x7f).contains(&b))
+    {
         Ok(())
     } else {
         Err(AttrRefusal::BadValue)
@@ -136,6 +171,40 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn campaign_and_bus_ids_only_from_mail_owner() {
+        for name in ["campaign_id", "bus_id"] {
+            assert_eq!(check_attribute_from(name, "c-1", true), Ok(()));
+            assert_eq!(
+                check_attribute_from(name, "c-1", false),
+                Err(AttrRefusal::NotAllowed),
+                "{name} from a local user"
+            );
+            assert_eq!(
+                check_attribute_from(name, "a b", true),
+                Err(AttrRefusal::BadValue)
+            );
+            assert_eq!(
+                check_attribute_from(name, "", true),
+                Err(AttrRefusal::BadValue)
+            );
+            assert_eq!(
+                check_attribute_from(name, &"x".repeat(MAX_BUS_TOKEN + 1), true),
+                Err(AttrRefusal::BadValue)
+            );
+        }
+        // mail_owner's files get no more than that.
+        assert_eq!(
+            check_attribute_from("uid", "0", true),
+            Err(AttrRefusal::Trusted)
+        );
+        assert_eq!(
+            check_attribute_from("client_address", "1.2.3.4", true),
+            Err(AttrRefusal::NotAllowed)
+        );
+        assert_eq!(check_attribute_from("dsn_ret", "HDRS", false), Ok(()));
     }
 
     #[test]

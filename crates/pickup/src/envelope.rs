@@ -7,7 +7,7 @@
 //! and are qualified with `@$myorigin`; the Received: header Postfix's cleanup
 //! adds to local submissions is built here too.
 
-use crate::attrs::{check_attribute, valid_notify, AttrRefusal};
+use crate::attrs::{check_attribute_from, valid_notify, AttrRefusal};
 use crate::qualify::qualify;
 use rostfix_queue::{Envelope, Recipient};
 
@@ -40,6 +40,8 @@ pub enum EnvelopeError {
 #[derive(Debug)]
 pub struct IncomingEnvelope {
     owner_uid: u32,
+    /// The file is mail_owner's (the bus intake's): campaign_id and bus_id are kept.
+    from_mail_owner: bool,
     myorigin: String,
     /// swap_bangpath, allow_percent_hack (off unless set).
     forms: rostfix_rewrite::AddressForms,
@@ -55,6 +57,7 @@ impl IncomingEnvelope {
     pub fn new(owner_uid: u32, myorigin: &str) -> Self {
         IncomingEnvelope {
             owner_uid,
+            from_mail_owner: false,
             myorigin: myorigin.to_string(),
             forms: rostfix_rewrite::AddressForms::default(),
             env: Envelope {
@@ -91,6 +94,13 @@ impl IncomingEnvelope {
         };
     }
 
+    /// Marks the file as mail_owner's own (its owner is pickup's uid): the bus
+    /// intake's, whose `campaign_id` and `bus_id` attributes are then copied.
+    pub fn owned_by_mail_owner(mut self, yes: bool) -> Self {
+        self.from_mail_owner = yes;
+        self
+    }
+
     /// Turns `site!user` and `user%site` into `user@site` before qualification, as
     /// trivial-rewrite does in cleanup (otherwise `@$myorigin` would be appended).
     pub fn with_forms(mut self, forms: rostfix_rewrite::AddressForms) -> Self {
@@ -111,7 +121,9 @@ impl IncomingEnvelope {
     /// Copies the attribute if a local submitter may set it.
     pub fn attribute(&mut self, name: &str, value: &str) {
         let uid = self.owner_uid;
-        if self.env.attr(name).is_some() && check_attribute(name, value).is_ok() {
+        let check =
+            |name: &str, value: &str| check_attribute_from(name, value, self.from_mail_owner);
+        if self.env.attr(name).is_some() && check(name, value).is_ok() {
             // One of each is all rostdrop writes; more would only grow the queue file.
             self.warn(format!(
                 "uid={uid}: ignoring attribute record: {}={} (duplicate)",
@@ -120,7 +132,7 @@ impl IncomingEnvelope {
             ));
             return;
         }
-        match check_attribute(name, value) {
+        match check(name, value) {
             Ok(()) => self.env.attrs.push((name.to_string(), value.to_string())),
             // What rostdrop itself writes: no news.
             Err(AttrRefusal::Trusted)
@@ -230,6 +242,30 @@ mod tests {
         }
         b.recipient(&rcpt("amy", "amy", "")).unwrap();
         b.finish().unwrap()
+    }
+
+    #[test]
+    fn campaign_id_only_from_mail_owners_files() {
+        let attrs = [("campaign_id", "spring"), ("bus_id", "42")];
+        let mut b = IncomingEnvelope::new(7, "example.org").owned_by_mail_owner(true);
+        b.sender("news@example.org");
+        for (n, v) in attrs {
+            b.attribute(n, v);
+        }
+        b.recipient(&rcpt("amy@x.org", "amy@x.org", "")).unwrap();
+        let (e, w) = b.finish().unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(e.attr("campaign_id"), Some("spring"));
+        assert_eq!(e.attr("bus_id"), Some("42"));
+        // The same file from a local user: ignored with the usual warning.
+        let (e, w) = build(&attrs);
+        assert_eq!(e.attr("campaign_id"), None);
+        assert_eq!(e.attr("bus_id"), None);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("uid=1000: ignoring attribute record: campaign_id=spring"),
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -179,7 +179,11 @@ fn read_envelope(
     owner: u32,
     settings: &Settings,
 ) -> Result<(Envelope, StreamRecord), PickupError> {
-    let mut incoming = IncomingEnvelope::new(owner, &settings.myorigin).with_forms(settings.forms);
+    // A file owned by our own uid was written by mail_owner: the bus intake.
+    let mail_owners = owner == nix::unistd::geteuid().as_raw();
+    let mut incoming = IncomingEnvelope::new(owner, &settings.myorigin)
+        .with_forms(settings.forms)
+        .owned_by_mail_owner(mail_owners);
     let now = now_us();
     let first_content = loop {
         match stream.next_record().map_err(from_read_error)? {

@@ -125,6 +125,9 @@ pub enum QueueName {
     Deferred,
     Hold,
     Corrupt,
+    /// The bus intake's staging directory: complete messages not yet in maildrop/
+    /// (crates/bus). Not a queue rostqueue lists, so not in [`ALL_QUEUES`].
+    Bus,
 }
 
 /// All of them, in the order rostqueue lists them.
@@ -147,6 +150,7 @@ impl QueueName {
             QueueName::Deferred => "deferred",
             QueueName::Hold => "hold",
             QueueName::Corrupt => "corrupt",
+            QueueName::Bus => "bus",
         }
     }
 

@@ -54,3 +54,4 @@ pub use suppress::{
     SuppressionAction, SuppressionCache, SuppressionStore, SUPPRESS_DIR,
 };
 pub use writer::QueueWriter;
+pub mod space;

@@ -33,7 +33,7 @@ const fn d(name: &'static str, owner: Owner, setgid_group: bool, mode: u32) -> D
 }
 
 /// Every directory under queue_directory.
-pub const QUEUE_DIRS: [DirSpec; 14] = [
+pub const QUEUE_DIRS: [DirSpec; 15] = [
     d("incoming", Owner::MailOwner, false, 0o700),
     d("active", Owner::MailOwner, false, 0o700),
     d("deferred", Owner::MailOwner, false, 0o700),
@@ -48,6 +48,8 @@ pub const QUEUE_DIRS: [DirSpec; 14] = [
     d("recycle", Owner::MailOwner, false, 0o700),
     // SMTP TLS reporting: the smtp client's session outcomes (crates/tlsrpt).
     d("tlsrpt", Owner::MailOwner, false, 0o700),
+    // The bus intake's staging files and its log of queued bus ids (crates/bus).
+    d("bus", Owner::MailOwner, false, 0o700),
     // The suppression list of hard-bounced recipients (docs/bulk-sending.md).
     d("suppress", Owner::MailOwner, false, 0o700),
 ];

@@ -38,14 +38,9 @@ impl QueueSink for SpoolSink {
         Ok(SpoolMessage { writer, id })
     }
 
-    // fsblkcnt_t and c_ulong are u64 here but narrower on some targets.
-    #[allow(clippy::useless_conversion)]
     fn free_space(&self) -> Option<u64> {
-        // What an unprivileged writer may use: blocks reserved for root do not count.
-        match nix::sys::statvfs::statvfs(&self.root.join(QueueName::Incoming.as_str())) {
-            Ok(st) => {
-                Some(u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size())))
-            }
+        match rostfix_queue::space::free_bytes(&self.root.join(QueueName::Incoming.as_str())) {
+            Ok(free) => Some(free),
             Err(e) => {
                 log::warn!("cannot get the free space of the queue file system: {e}");
                 None
