@@ -152,7 +152,7 @@ impl Shaper {
 
     /// The bucket of `route` as far as known now, asking for MX hosts when needed.
     pub fn classify(&mut self, route: &Route, now: Instant) -> Class {
-        if self.rules.rules.is_empty() || !self.transports.iter().any(|t| *t == route.transport) {
+        if self.rules.rules.is_empty() || !self.transports.contains(&route.transport) {
             return Class::Unshaped;
         }
         let host = nexthop_host(&route.nexthop);
