@@ -207,6 +207,7 @@ pub static PARAMS: &[ParamDef] = &[
         "2s",
         ParamKind::Time('s'),
     ),
+    p("lmtp_connection_reuse_count_limit", "0", ParamKind::Int),
     p(
         "lmtp_connection_reuse_time_limit",
         "300s",
@@ -566,6 +567,11 @@ pub static PARAMS: &[ParamDef] = &[
     // taken with it leaves only over TLS verified by DANE, MTA-STS or PKIX with a
     // secured MX lookup, else it is returned (5.7.10).
     p("rostfix_requiretls_enable", "yes", ParamKind::Bool),
+    // Rostfix-specific: the traffic shaping rules file qmgr reads (and re-reads when
+    // it changes); empty = no shaping (docs/bulk-sending.md).
+    p("rostfix_shaping_rules", "", ParamKind::Str),
+    // Rostfix-specific: the transports whose destinations the shaping rules apply to.
+    p("rostfix_shaping_transports", "smtp", ParamKind::List),
     // Rostfix-specific: the format a showq service answers in: rostfix (framed JSON,
     // for rostqueue) or postfix (Postfix 3's showq stream, for tools written against
     // Postfix such as prometheus-postfix-exporter); set per service with -o.
@@ -623,6 +629,9 @@ pub static PARAMS: &[ParamDef] = &[
         "2s",
         ParamKind::Time('s'),
     ),
+    // A session that carried this many transactions is closed, not reused; 0 = no
+    // limit (Postfix 3.x's parameter; a shaping bucket's messages_per_connection wins).
+    p("smtp_connection_reuse_count_limit", "0", ParamKind::Int),
     p(
         "smtp_connection_reuse_time_limit",
         "300s",

@@ -364,6 +364,7 @@ mod tests {
                 .collect(),
             activated: None,
             probe: false,
+            shaping: None,
         }
     }
 
@@ -464,6 +465,7 @@ mod tests {
             ],
             activated: None,
             probe: false,
+            shaping: None,
         };
         let none = |_: &str| Ok(None);
         let reply = run(&req, t.path(), &none);

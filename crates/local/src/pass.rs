@@ -184,6 +184,7 @@ mod tests {
             recipients: Vec::new(),
             activated: None,
             probe: false,
+            shaping: None,
         };
         let dir = std::env::temp_dir().join(format!("rostfix-pass-{}", std::process::id()));
         let cx = PassContext::new(&req, &dir);

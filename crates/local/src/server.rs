@@ -107,6 +107,7 @@ mod tests {
             }],
             activated: None,
             probe: false,
+            shaping: None,
         };
         // Two requests on one stream, then qmgr closes it: two replies, each saying
         // the stream may carry another.

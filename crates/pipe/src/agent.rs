@@ -181,6 +181,7 @@ mod tests {
                 .collect(),
             activated: None,
             probe: false,
+            shaping: None,
         }
     }
 

@@ -85,6 +85,7 @@ mod tests {
             recipients: Vec::new(),
             activated: None,
             probe: false,
+            shaping: None,
         }
     }
 

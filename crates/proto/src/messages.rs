@@ -45,6 +45,21 @@ pub struct DeliveryRequest {
     /// Absent (false) from older senders.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub probe: bool,
+    /// The traffic-shaping bucket qmgr counted this delivery in (docs/bulk-sending.md,
+    /// "Traffic shaping per provider"). Absent (None) when unshaped or from older
+    /// senders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shaping: Option<ShapingHint>,
+}
+
+/// What the smtp client must know of a delivery's shaping bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShapingHint {
+    /// The bucket's name, for the log.
+    pub bucket: String,
+    /// Messages per connection: a cached session that has carried this many is
+    /// closed instead of reused; 0 = smtp_connection_reuse_count_limit.
+    pub reuse_count_limit: u32,
 }
 
 impl DeliveryRequest {
@@ -252,6 +267,7 @@ mod tests {
             }],
             activated: None,
             probe: false,
+            shaping: None,
         }
     }
 
@@ -353,6 +369,7 @@ mod tests {
             recipients: Vec::new(),
             activated: None,
             probe: false,
+            shaping: None,
         };
         assert_eq!(r.split_before(3.0), (3.0, 0.0));
         r.activated = Some(101_000_000);

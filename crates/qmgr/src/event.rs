@@ -15,6 +15,8 @@ pub enum Event {
     Delivered(DeliveryOutcome),
     /// A bounce request finished.
     Bounced(BounceOutcome),
+    /// The shaping lookup thread's answer for a domain's MX hosts.
+    Mx(String, crate::shaping::mx::MxAnswer),
 }
 
 /// The result of one delivery request.

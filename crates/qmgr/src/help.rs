@@ -21,6 +21,11 @@ deferred/ with a retry time between minimal_backoff_time and
 maximal_backoff_time until maximal_queue_lifetime. Woken through public/qmgr by
 smtpd, pickup, bounce, rostqueue -f/-s and master's timer. At start it moves
 active/ back to incoming/, so a crash loses nothing.
+With rostfix_shaping_rules, destinations of rostfix_shaping_transports are
+also counted in the rules' buckets (matched by domain or by MX host, looked up
+here), each with a concurrency, a rate per hour and an adaptive back-off on
+throttling replies; the file is re-read when it changes
+(docs/bulk-sending.md).
 Partial: a message is read whole; no sender-dependent routing. canonical_maps
 and masquerading are done before queueing by smtpd and pickup.",
     more_options: "",

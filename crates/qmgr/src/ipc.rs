@@ -136,6 +136,7 @@ mod tests {
             }],
             activated: None,
             probe: false,
+            shaping: None,
         }
     }
 

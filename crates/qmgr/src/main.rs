@@ -27,6 +27,7 @@ mod message;
 mod route;
 mod schedule;
 mod settings;
+mod shaping;
 mod trigger;
 mod worker;
 
@@ -65,6 +66,33 @@ struct Opened {
     /// The JSON delivery log (opened here: its path is outside the chroot) and the
     /// suppression settings.
     bulk: bulk::Bulk,
+    shaper: shaping::Shaper,
+    /// For the shaping rules' MX lookups; None without rules file or resolver.
+    dns: Option<rostfix_dns::Resolver>,
+}
+
+/// Each try of a shaping MX lookup (the resolver tries twice).
+const SHAPING_DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The shaping rules (rostfix_shaping_rules) and, when there is a rules file, the DNS
+/// resolver for their MX lookups, built before the chroot (it reads resolv.conf).
+fn shaping_setup(service: &Service) -> (shaping::Shaper, Option<rostfix_dns::Resolver>) {
+    let cf = &service.config;
+    let path = cf.get("rostfix_shaping_rules");
+    let shaper = shaping::Shaper::new(
+        Some(PathBuf::from(path.trim())),
+        cf.get_list("rostfix_shaping_transports"),
+    );
+    if !shaper.enabled() {
+        return (shaper, None);
+    }
+    match rostfix_dns::Resolver::new(&cf.get_list("rostfix_dns_servers"), SHAPING_DNS_TIMEOUT) {
+        Ok(dns) => (shaper, Some(dns)),
+        Err(e) => {
+            log::warn!("shaping: no DNS resolver ({e}): only domain rules apply");
+            (shaper, None)
+        }
+    }
 }
 
 /// How often qmgr's counts go to the metrics service.
@@ -75,7 +103,10 @@ fn main() {
         program: "qmgr",
         help: help::HELP,
         before_confine: |service: &mut Service| {
+            let (shaper, dns) = shaping_setup(service);
             Ok(Opened {
+                shaper,
+                dns,
                 settings: Settings::load(&service.config, &process_limits(service)),
                 // Tables are opened before the chroot (their paths are outside it).
                 resolver: Resolver::from_config(&service.config).map_err(StartError::daemon)?,
@@ -89,10 +120,22 @@ fn main() {
             let wake_pending = trigger::WakePending::default();
             let on_trigger = trigger::forwarder(tx.clone(), wake_pending.clone());
             // After confine the working directory is queue_directory (or the chroot).
-            let mut manager =
-                Manager::new(PathBuf::from("."), opened.settings, opened.resolver, tx);
+            let mut manager = Manager::new(
+                PathBuf::from("."),
+                opened.settings,
+                opened.resolver,
+                tx.clone(),
+            );
             manager.share_wake_pending(wake_pending);
             manager.set_bulk(opened.bulk);
+            let mut shaper = opened.shaper;
+            if let Some(dns) = opened.dns {
+                match shaping::mx::MxLookups::start(dns, tx.clone()) {
+                    Ok(l) => shaper.set_lookups(l),
+                    Err(e) => log::warn!("shaping: cannot start the MX lookup thread: {e}"),
+                }
+            }
+            manager.set_shaper(shaper);
             manager.metrics().spawn_flusher(METRICS_EVERY);
             Ok(Shape::Event {
                 on_trigger: Arc::new(on_trigger),

@@ -25,6 +25,8 @@ use crate::message::ActiveMessage;
 use crate::route::nexthop_host;
 use crate::schedule::{Outcome, PendingRequest, Scheduler};
 use crate::settings::Settings;
+use crate::shaping::throttle::{is_throttle, reply_code};
+use crate::shaping::{Class, Shaper};
 use crate::trigger::WakePending;
 use crate::worker::{unstarted, Job, Workers};
 use rostfix_metrics::Reporter;
@@ -53,6 +55,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_EVENTS_PER_TURN: usize = 1000;
 /// DSN of mail deferred because its destination is marked dead.
 const SUSPENDED_DSN: &str = "4.4.1";
+/// How often the shaping rules file's time stamp is looked at.
+const SHAPING_CHECK: Duration = Duration::from_secs(1);
 
 fn now_secs() -> i64 {
     SystemTime::now()
@@ -111,6 +115,9 @@ pub struct Manager {
     metrics: Arc<Reporter>,
     /// The JSON delivery log and the suppression list (bulk.rs).
     bulk: Bulk,
+    /// Traffic shaping: rules, MX cache, requests waiting for an MX answer.
+    shaper: Shaper,
+    next_shaping_check: Instant,
 }
 
 impl Manager {
@@ -148,6 +155,46 @@ impl Manager {
             stopping: false,
             metrics,
             bulk: Bulk::default(),
+            shaper: Shaper::disabled(),
+            next_shaping_check: now,
+        }
+    }
+
+    /// Uses `shaper`'s rules (main.rs builds it, with its MX lookup thread).
+    pub fn set_shaper(&mut self, shaper: Shaper) {
+        self.shaper = shaper;
+        self.apply_shaping_rules();
+    }
+
+    /// Puts the shaper's rules in force in the scheduler.
+    fn apply_shaping_rules(&mut self) {
+        let now = Instant::now();
+        let rules = self.shaper.rules().clone();
+        let shaper = &mut self.shaper;
+        self.sched
+            .set_rules(&rules, now, |route| shaper.known(route, now));
+    }
+
+    /// Queues a request in its destination's shaping bucket, or holds it while the
+    /// bucket is being found out.
+    fn enqueue_shaped(&mut self, req: PendingRequest) {
+        let now = Instant::now();
+        match self.shaper.classify(&req.route, now) {
+            Class::Unshaped => self.sched.enqueue_in(req, None),
+            Class::Bucket(b) => self.sched.enqueue_in(req, Some(b)),
+            Class::Wait => self.shaper.hold(req, now),
+        }
+    }
+
+    /// A throttling reply among a delivery's deferrals slows its bucket down.
+    fn note_throttles(&mut self, o: &DeliveryOutcome, classified: &crate::message::Classified) {
+        let throttle = classified
+            .deferred
+            .iter()
+            .find(|d| is_throttle(reply_code(&d.text), &d.dsn.to_string(), &d.text));
+        if let Some(d) = throttle {
+            let why = crate::shaping::throttle::summary(&d.dsn.to_string(), &d.text);
+            self.sched.throttled(&o.route, &why, Instant::now());
         }
     }
 
@@ -176,7 +223,13 @@ impl Manager {
         terminating: &dyn Fn() -> bool,
     ) {
         loop {
-            match rx.recv_timeout(TICK) {
+            // A shaping bucket's next token or recovery step may be due before a tick.
+            let now = Instant::now();
+            let wait = self.sched.next_shaping_event(now).map_or(TICK, |t| {
+                t.saturating_duration_since(now)
+                    .clamp(Duration::from_millis(10), TICK)
+            });
+            match rx.recv_timeout(wait) {
                 Ok(ev) => self.handle(ev),
                 Err(RecvTimeoutError::Timeout) => {}
                 // Unreachable while we hold a sender; treat like a quiet tick.
@@ -208,7 +261,7 @@ impl Manager {
                     log::info!(
                         "master is gone: finishing {} deliveries in flight, then exiting ({} not started stay queued)",
                         self.sched.in_flight(),
-                        self.sched.queued()
+                        self.sched.queued() + self.shaper.waiting()
                     );
                 }
                 self.stopping = true;
@@ -233,6 +286,12 @@ impl Manager {
             self.next_gauges = now + GAUGE_EVERY;
         }
         self.retry_stranded();
+        if now >= self.next_shaping_check {
+            self.next_shaping_check = now + SHAPING_CHECK;
+            if self.shaper.reload_if_changed() {
+                self.apply_shaping_rules();
+            }
+        }
         if now >= self.next_orphan_scan {
             // Requeued orphans are taken in by the scan just below.
             self.scan_wanted |= self.recover_orphans().requeued > 0;
@@ -283,6 +342,11 @@ impl Manager {
             Event::Trigger(_) => {}
             Event::Delivered(o) => self.on_delivered(o),
             Event::Bounced(o) => self.on_bounced(o),
+            Event::Mx(domain, answer) => {
+                for req in self.shaper.answer(domain, answer, Instant::now()) {
+                    self.enqueue_shaped(req);
+                }
+            }
         }
     }
 
@@ -386,6 +450,15 @@ impl Manager {
             return;
         }
         let now = Instant::now();
+        for req in self.shaper.overdue(now) {
+            log::info!(
+                "shaping: no MX answer for {} yet: {} goes unshaped",
+                req.route.nexthop,
+                req.queue_id
+            );
+            self.sched.enqueue_in(req, None);
+        }
+        self.sched.tick(now);
         for (req, reason) in self.sched.take_suspended(now) {
             self.defer_request(req, &reason);
         }
@@ -444,6 +517,12 @@ impl Manager {
             recipients: req.recipients,
             activated: Some(msg.activated),
             probe: msg.probe,
+            shaping: self.sched.bucket_of(&req.route).map(|(bucket, n)| {
+                rostfix_proto::ShapingHint {
+                    bucket: bucket.to_string(),
+                    reuse_count_limit: n,
+                }
+            }),
         };
         let job = Job {
             path: self.root.join(transport_socket(&req.route.transport)),
@@ -451,9 +530,20 @@ impl Manager {
             request,
         };
         // At most the window's worth of workers (parallel deliveries); requests the
-        // scheduler allows beyond it wait in a worker's queue.
-        let window = self.sched.window_of(&job.route);
-        if let Err(failed) = self.workers.assign(job, window) {
+        // scheduler allows beyond it wait in a worker's queue. A shaping bucket's
+        // destinations share its workers, so its agent streams (and so its SMTP
+        // connections, one per smtp process) never outnumber its concurrency.
+        let (key, window) = match &job.request.shaping {
+            Some(h) if self.sched.bucket_concurrency(&h.bucket) > 0 => (
+                crate::route::Route {
+                    transport: job.route.transport.clone(),
+                    nexthop: format!("shaping bucket {}", h.bucket),
+                },
+                self.sched.bucket_concurrency(&h.bucket),
+            ),
+            _ => (job.route.clone(), self.sched.window_of(&job.route)),
+        };
+        if let Err(failed) = self.workers.assign(job, key, window) {
             let (job, e) = *failed;
             self.on_delivered(unstarted(job, e));
         }

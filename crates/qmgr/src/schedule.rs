@@ -19,8 +19,13 @@
 //!   time and waits that long after each before starting the next.
 //! - Process limit: the transport's master.cf maxproc caps its requests in flight over
 //!   all its destinations (0 = no cap).
+//! - Shaping buckets (crates/qmgr/src/shaping): a destination tagged with a bucket also
+//!   waits for the bucket's concurrency (over all its destinations) and its hourly rate;
+//!   throttling replies slow the bucket down and [`Scheduler::tick`] recovers it.
 
 use crate::route::Route;
+use crate::shaping::bucket::Bucket;
+use crate::shaping::rules::Rules;
 use rostfix_proto::DeliveryRecipient;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -215,6 +220,8 @@ struct Dest {
     /// requests queued behind running ones (depth), so a destination that turns out
     /// dead is tried no more often than its window allows.
     proven: bool,
+    /// The shaping bucket its deliveries count in.
+    bucket: Option<String>,
 }
 
 /// Queued requests and concurrency state per destination.
@@ -226,6 +233,8 @@ pub struct Scheduler {
     total_in_flight: usize,
     /// The destination served last: the next pick starts after it (round-robin).
     cursor: Option<Route>,
+    /// Shaping buckets by name (the rules in force).
+    buckets: HashMap<String, Bucket>,
 }
 
 impl Scheduler {
@@ -236,6 +245,7 @@ impl Scheduler {
             per_transport: HashMap::new(),
             total_in_flight: 0,
             cursor: None,
+            buckets: HashMap::new(),
         }
     }
 
@@ -258,12 +268,128 @@ impl Scheduler {
             reason: String::new(),
             not_before: None,
             proven: false,
+            bucket: None,
         })
     }
 
+    /// Queues `req` with its destination unshaped (the tests' short form).
+    #[cfg(test)]
     pub fn enqueue(&mut self, req: PendingRequest) {
+        self.enqueue_in(req, None);
+    }
+
+    /// Queues `req`, its destination counted in `bucket` from now on (None: unshaped).
+    pub fn enqueue_in(&mut self, req: PendingRequest, bucket: Option<String>) {
         let route = req.route.clone();
+        self.retag(&route, bucket);
         self.dest(&route).queue.push_back(req);
+    }
+
+    /// Moves a destination to another bucket, its deliveries in flight with it.
+    fn retag(&mut self, route: &Route, bucket: Option<String>) {
+        let bucket = bucket.filter(|b| self.buckets.contains_key(b));
+        let d = self.dest(route);
+        if d.bucket == bucket {
+            return;
+        }
+        let (old, n) = (
+            std::mem::replace(&mut d.bucket, bucket.clone()),
+            d.in_flight,
+        );
+        if let Some(b) = old.and_then(|o| self.buckets.get_mut(&o)) {
+            b.in_flight = b.in_flight.saturating_sub(n);
+        }
+        if let Some(b) = bucket.and_then(|o| self.buckets.get_mut(&o)) {
+            b.in_flight += n;
+        }
+    }
+
+    /// New shaping rules: buckets kept by name (with their counts), changed limits in
+    /// force at once; destinations are re-tagged by `bucket_of`.
+    pub fn set_rules(
+        &mut self,
+        rules: &Rules,
+        now: Instant,
+        mut bucket_of: impl FnMut(&Route) -> Option<String>,
+    ) {
+        let mut old = std::mem::take(&mut self.buckets);
+        for rule in &rules.rules {
+            let b = match old.remove(&rule.name) {
+                Some(mut b) => {
+                    b.update(rule.clone(), now);
+                    b
+                }
+                None => Bucket::new(rule.clone(), now),
+            };
+            self.buckets.insert(rule.name.clone(), b);
+        }
+        let routes: Vec<Route> = self.dests.keys().cloned().collect();
+        for route in routes {
+            let want = bucket_of(&route);
+            if let Some(d) = self.dests.get_mut(&route) {
+                // Counts of a removed bucket went with it.
+                if d.bucket
+                    .as_ref()
+                    .is_some_and(|b| !self.buckets.contains_key(b))
+                {
+                    d.bucket = None;
+                }
+            }
+            if let Some(d) = self.dests.get(&route) {
+                if d.bucket != want {
+                    self.retag(&route, want);
+                }
+            }
+        }
+    }
+
+    /// The bucket a destination counts in, and its rule's messages per connection.
+    pub fn bucket_of(&self, route: &Route) -> Option<(&str, u32)> {
+        let name = self.dests.get(route)?.bucket.as_deref()?;
+        let b = self.buckets.get(name)?;
+        Some((name, b.rule.messages_per_connection))
+    }
+
+    /// The bucket's configured concurrency (0 = none of its own).
+    pub fn bucket_concurrency(&self, name: &str) -> usize {
+        self.buckets.get(name).map_or(0, |b| b.rule.concurrency)
+    }
+
+    /// A throttling reply (`why`) from a destination: its bucket backs off (logged).
+    pub fn throttled(&mut self, route: &Route, why: &str, now: Instant) {
+        let Some(name) = self.dests.get(route).and_then(|d| d.bucket.clone()) else {
+            return;
+        };
+        if let Some(change) = self
+            .buckets
+            .get_mut(&name)
+            .and_then(|b| b.throttled(why, now))
+        {
+            log::warn!("shaping: bucket {name}: {change}");
+        }
+    }
+
+    /// Recovery steps that are due (logged).
+    pub fn tick(&mut self, now: Instant) {
+        for (name, b) in &mut self.buckets {
+            if let Some(change) = b.tick(now) {
+                log::info!("shaping: bucket {name}: {change}");
+            }
+        }
+    }
+
+    /// When a bucket next gets a token or a recovery step: the main loop wakes then.
+    pub fn next_shaping_event(&self, now: Instant) -> Option<Instant> {
+        self.buckets
+            .values()
+            .filter_map(|b| b.next_event(now))
+            .min()
+    }
+
+    /// A bucket's current (rate per hour, concurrency), for tests.
+    #[cfg(test)]
+    pub fn bucket_limits(&self, name: &str) -> Option<(u32, usize)> {
+        self.buckets.get(name).map(|b| (b.rate, b.concurrency))
     }
 
     /// The current concurrency window of a destination.
@@ -364,6 +490,10 @@ impl Scheduler {
                         1
                     }
             && d.not_before.is_none_or(|t| now >= t)
+            && d.bucket
+                .as_ref()
+                .and_then(|b| self.buckets.get(b))
+                .is_none_or(|b| b.ready(now))
             && (policy.process_limit == 0
                 || self
                     .per_transport
@@ -397,6 +527,9 @@ impl Scheduler {
         let d = self.dests.get_mut(&pick)?;
         let req = d.queue.pop_front()?;
         d.in_flight += 1;
+        if let Some(b) = d.bucket.as_ref().and_then(|b| self.buckets.get_mut(b)) {
+            b.start(now);
+        }
         *self
             .per_transport
             .entry(pick.transport.clone())
@@ -418,6 +551,9 @@ impl Scheduler {
             return;
         }
         d.in_flight -= 1;
+        if let Some(b) = d.bucket.as_ref().and_then(|b| self.buckets.get_mut(b)) {
+            b.finish();
+        }
         self.total_in_flight = self.total_in_flight.saturating_sub(1);
         if let Some(n) = self.per_transport.get_mut(&route.transport) {
             *n = n.saturating_sub(1);

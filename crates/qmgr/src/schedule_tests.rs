@@ -351,3 +351,64 @@ fn depth_hands_out_more_requests_than_the_window_except_with_a_rate_delay() {
     assert!(s.next(now).is_some());
     assert!(s.next(now).is_none(), "one at a time with a rate delay");
 }
+
+fn shaping_rules() -> crate::shaping::rules::Rules {
+    crate::shaping::rules::parse(
+        "[a]\nmx = *.provider-a.test\nconcurrency = 2\nrate = 3600\nburst = 3\n\
+         messages_per_connection = 7\nrecover_interval = 10s\ncooloff = 20s\n",
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_bucket_limits_concurrency_and_rate_over_its_destinations() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(limits());
+    s.set_rules(&shaping_rules(), now, |_| None);
+    let (a1, a2, b) = (
+        route("smtp", "a1.test"),
+        route("smtp", "a2.test"),
+        route("smtp", "b.test"),
+    );
+    for i in 0..3 {
+        s.enqueue_in(req(&format!("A1{i}"), &a1), Some("a".into()));
+        s.enqueue_in(req(&format!("A2{i}"), &a2), Some("a".into()));
+        s.enqueue(req(&format!("B{i}"), &b));
+    }
+    assert_eq!(s.bucket_of(&a1), Some(("a", 7)));
+    assert_eq!(s.bucket_of(&b), None);
+    // Two of the bucket's six at once (over both destinations), all three of b.
+    let started = drain(&mut s, now);
+    let in_a = started.iter().filter(|r| r.route != b).count();
+    assert_eq!((in_a, started.len() - in_a), (2, 3));
+    // One finishes: the third token of the burst lets one more go.
+    s.finished(&a1, &Outcome::Success, now);
+    assert_eq!(drain(&mut s, now).len(), 1);
+    // The next waits for the rate (3600/h: one a second), not the concurrency.
+    s.finished(&a2, &Outcome::Success, now);
+    assert!(drain(&mut s, now).is_empty());
+    let t = s.next_shaping_event(now).unwrap();
+    assert_eq!(t.duration_since(now), Duration::from_secs(1));
+    assert_eq!(drain(&mut s, t).len(), 1);
+}
+
+#[test]
+fn throttles_slow_the_bucket_and_it_recovers_by_ticks() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(limits());
+    s.set_rules(&shaping_rules(), now, |_| None);
+    let a1 = route("smtp", "a1.test");
+    s.enqueue_in(req("Q1", &a1), Some("a".into()));
+    s.throttled(&a1, "421 4.7.0 from mx1.provider-a.test[127.0.0.1]", now);
+    assert_eq!(s.bucket_limits("a"), Some((1800, 1)));
+    s.tick(now + Duration::from_secs(19));
+    assert_eq!(s.bucket_limits("a"), Some((1800, 1)));
+    s.tick(now + Duration::from_secs(20));
+    assert_eq!(s.bucket_limits("a"), Some((2700, 2)));
+    s.tick(now + Duration::from_secs(30));
+    assert_eq!(s.bucket_limits("a"), Some((3600, 2)));
+    // A reload that drops the bucket leaves its destinations unshaped.
+    s.set_rules(&crate::shaping::rules::Rules::default(), now, |_| None);
+    assert_eq!(s.bucket_of(&a1), None);
+    assert_eq!(s.bucket_limits("a"), None);
+}

@@ -61,12 +61,17 @@ impl Workers {
         }
     }
 
-    /// Gives `job` to a worker of its destination: an idle one (its stream and the
-    /// agent's session are reused), else a new one while the destination has fewer
-    /// than `window`, else the least busy. Err (with the job) when no thread could be
-    /// started.
-    pub fn assign(&mut self, job: Job, window: usize) -> Result<(), Box<(Job, std::io::Error)>> {
-        let list = self.by_route.entry(job.route.clone()).or_default();
+    /// Gives `job` to a worker of `key` (its destination, or the shaping bucket the
+    /// destination shares workers with): an idle one (its stream and the agent's
+    /// session are reused), else a new one while the key has fewer than `window`, else
+    /// the least busy. Err (with the job) when no thread could be started.
+    pub fn assign(
+        &mut self,
+        job: Job,
+        key: Route,
+        window: usize,
+    ) -> Result<(), Box<(Job, std::io::Error)>> {
+        let list = self.by_route.entry(key).or_default();
         let idle = list.iter().position(|w| w.queued == 0);
         let pick = match idle {
             Some(i) => Some(i),
@@ -110,12 +115,13 @@ impl Workers {
         Ok(())
     }
 
-    /// A job of worker `id` for `route` was reported.
-    pub fn done(&mut self, route: &Route, id: u64) {
+    /// A job of worker `id` was reported (found by id: a job's worker may be keyed by
+    /// a shaping bucket that was re-read since).
+    pub fn done(&mut self, id: u64) {
         if let Some(w) = self
             .by_route
-            .get_mut(route)
-            .and_then(|l| l.iter_mut().find(|w| w.id == id))
+            .values_mut()
+            .find_map(|l| l.iter_mut().find(|w| w.id == id))
         {
             w.queued = w.queued.saturating_sub(1);
             if w.queued == 0 {
@@ -214,6 +220,7 @@ mod tests {
                 }],
                 activated: None,
                 probe: false,
+                shaping: None,
             },
             route: route.clone(),
             path: path.to_path_buf(),
@@ -264,7 +271,7 @@ mod tests {
         };
         // Window 2, six jobs at once: two workers, three jobs each, two connections.
         for n in 0..6 {
-            w.assign(job(&route, &path, n), 2).unwrap();
+            w.assign(job(&route, &path, n), route.clone(), 2).unwrap();
         }
         assert_eq!(w.count(&route), 2);
         let mut offsets = Vec::new();
@@ -272,7 +279,7 @@ mod tests {
             match rx.recv_timeout(Duration::from_secs(5)).unwrap() {
                 Event::Delivered(o) => {
                     assert!(o.reply.is_ok());
-                    w.done(&route, o.worker.unwrap());
+                    w.done(o.worker.unwrap());
                     offsets.push(o.requested[0].offset);
                 }
                 other => panic!("unexpected {other:?}"),

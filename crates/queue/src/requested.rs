@@ -69,6 +69,7 @@ mod tests {
             recipients: Vec::new(),
             activated: None,
             probe: false,
+            shaping: None,
         }
     }
 

@@ -266,6 +266,11 @@ impl Run<'_> {
         } else {
             None
         };
+        if cached.is_none() && self.req.shaping.is_some() {
+            // qmgr counts a shaping bucket's connections as its agent streams: this
+            // process holds at most one open session while it delivers bucket mail.
+            self.agent.cache.close_all();
+        }
         if let Some(mut client) = cached {
             *self.setup = self.started.elapsed().as_secs_f64();
             *self.relay = client.relay().to_string();
@@ -650,10 +655,17 @@ impl Run<'_> {
             .is_some_and(|s| s.sender_dependent)
     }
 
-    /// Caches a good session, or closes it.
+    /// Caches a good session, or closes it (also when it carried its messages per
+    /// connection: the shaping bucket's, else smtp_connection_reuse_count_limit).
     fn keep(&self, key: String, mut client: Client<Conn>) {
         let c = &self.agent.settings.cache;
+        let count_limit = match &self.req.shaping {
+            Some(h) if h.reuse_count_limit > 0 => h.reuse_count_limit,
+            _ => c.reuse_count_limit,
+        };
+        let worn_out = count_limit > 0 && client.uses >= count_limit;
         let wanted = self.cacheable()
+            && !worn_out
             && (c.on_demand || c.destinations.iter().any(|d| d == &self.req.nexthop));
         if wanted && client.reusable() {
             self.agent.cache.put(key, client);

@@ -23,7 +23,10 @@ smtp_sasl_auth_enable = yes; with smtp_sender_dependent_authentication = yes
 the envelope sender is looked up first and no session is cached. Serves requests on one qmgr stream until qmgr
 closes it; the session to the destination is kept between them
 (smtp_connection_cache_time_limit) and reused after RSET, the delivery line
-then shows conn_use=N; closing the stream closes the session. 8-bit mail to a
+then shows conn_use=N; a session that carried smtp_connection_reuse_count_limit
+transactions (for shaped mail: its qmgr bucket's messages_per_connection) is
+closed instead, and a process serving shaped mail keeps one session at most
+(docs/bulk-sending.md); closing the stream closes the session. 8-bit mail to a
 server without 8BITMIME is converted to quoted-printable unless
 disable_mime_output_conversion = yes.
 master.cf flags=DORX (Postfix 3.0): D prepends Delivered-To:, O

@@ -58,6 +58,9 @@ pub struct CacheSettings {
     pub destinations: Vec<String>,
     pub time_limit: Duration,
     pub reuse_limit: Duration,
+    /// smtp_connection_reuse_count_limit: transactions after which a session is
+    /// closed instead of cached; 0 = no limit.
+    pub reuse_count_limit: u32,
 }
 
 /// Everything a delivery needs from main.cf.
@@ -182,6 +185,7 @@ impl Settings {
                 destinations: cfg.get_list(&name("connection_cache_destinations")),
                 time_limit: nonzero(cfg.get_time(&name("connection_cache_time_limit")), 2),
                 reuse_limit: nonzero(cfg.get_time(&name("connection_reuse_time_limit")), 300),
+                reuse_count_limit: cfg.get_u32(&name("connection_reuse_count_limit")),
             },
         })
     }

@@ -286,7 +286,7 @@ impl Manager {
         self.rcpt_count += msg.recipients.len();
         self.messages.insert(id.to_string(), msg);
         for r in requests {
-            self.sched.enqueue(r);
+            self.enqueue_shaped(r);
         }
         if !builtins.is_empty() {
             self.run_builtins(id, builtins);

@@ -32,9 +32,10 @@ impl Manager {
     /// the per-recipient results, both from the one classification of the reply.
     pub(super) fn on_delivered(&mut self, o: DeliveryOutcome) {
         if let Some(id) = o.worker {
-            self.workers.done(&o.route, id);
+            self.workers.done(id);
         }
         let classified = Self::classify_outcome(&o);
+        self.note_throttles(&o, &classified);
         let fb = feedback(o.reply.as_ref().err().map(ToString::to_string), &classified);
         self.sched.finished(&o.route, &fb, Instant::now());
         // Refill the workers' queues before this message's bookkeeping (which frees
