@@ -5,8 +5,9 @@ file; a malformed bus message is refused with a log line and does not hold up th
 
 The emulator (Java) starts once per session on a free loopback port and is killed at the
 end, even on failure. ROSTFIX_BUS_MESSAGES sets how many messages the main test
-publishes (default 100 000, as issue 19 asks: about 3.5 minutes here; docs/bulk-sending.md
-records the measured run)."""
+publishes: 10 000 by default, so `make test` stays inside CI's time budget;
+ROSTFIX_BUS_MESSAGES=100000 is the run issue 19 asks for (about 3.5 minutes here;
+docs/bulk-sending.md records it)."""
 
 import base64
 import collections
@@ -27,7 +28,7 @@ from smtpsink import Sink
 
 EMULATOR = "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator"
 PROJECT = "rostfix-test"
-MESSAGES = int(os.environ.get("ROSTFIX_BUS_MESSAGES", "100000"))
+MESSAGES = int(os.environ.get("ROSTFIX_BUS_MESSAGES", "10000"))
 # Pub/Sub's limit per publish request.
 PUBLISH_BATCH = 1000
 TAG = re.compile(r"^X-Bus-Test: (\S+)$", re.M)

@@ -503,6 +503,10 @@ pub static PARAMS: &[ParamDef] = &[
     // check (an SPF evaluation, or a message's DKIM/ARC/DMARC).
     p("rostfix_auth_verify", "no", ParamKind::Str),
     p("rostfix_auth_verify_timeout", "20s", ParamKind::Time('s')),
+    // Rostfix-specific: bulk-mail hygiene checks on submitted campaign mail and what
+    // a failed check does (crates/hygiene, docs/bulk-sending.md).
+    p("rostfix_bulk_hygiene_action", "warn", ParamKind::Str),
+    p("rostfix_bulk_hygiene_checks", "dkim, one_click_unsubscribe, dmarc", ParamKind::List),
     // Rostfix-specific: the bus intake (crates/bus, docs/bulk-sending.md): how long
     // bus message ids are remembered against redelivery, messages pulled and not yet
     // picked up, the pause after an empty pull, one HTTP exchange's time limit, the
@@ -518,8 +522,6 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: native DKIM signing (crates/dkim, docs/dkim.md): OpenDKIM's
     // KeyTable and SigningTable files as they are (`refile:` for wildcard patterns);
     // both empty = no signing.
-    p("rostfix_bulk_hygiene_action", "warn", ParamKind::Str),
-    p("rostfix_bulk_hygiene_checks", "dkim, one_click_unsubscribe, dmarc", ParamKind::List),
     p("rostfix_dkim_key_table", "", ParamKind::Str),
     p("rostfix_dkim_signing_table", "", ParamKind::Str),
     // Rostfix-specific: DMARC p=reject failures are answered 550 5.7.1 (yes) unless the

@@ -48,10 +48,14 @@ pub use requested::{open_requested, NamesQueueFile, RequestedError, RequestedMes
 pub use rewrite::{rewrite_envelope, rewrite_envelope_locked};
 pub use rostfix_proto::QueueId;
 pub use stream::{RecordStream, StreamRecord};
-pub use verp::{verify_delimiters, verp_sender, VerpError, VERP_ATTR};
 pub use suppress::{
     normalize_address, Entry as SuppressionEntry, Loaded as SuppressionLoaded, SuppressError,
     SuppressionAction, SuppressionCache, SuppressionStore, SUPPRESS_DIR,
 };
+pub use verp::{verify_delimiters, verp_sender, VerpError, VERP_ATTR};
+
+/// The queue file attribute naming the campaign a message belongs to (set by the bus
+/// intake; read by qmgr's delivery log and pickup's hygiene checks).
+pub const CAMPAIGN_ID_ATTR: &str = "campaign_id";
 pub use writer::QueueWriter;
 pub mod space;
