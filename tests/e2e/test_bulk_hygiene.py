@@ -4,14 +4,19 @@ by native signing with a key from `rostfix dkim-keygen`), RFC 8058 one-click
 unsubscription, a From: domain publishing DMARC (served by a private dnsmasq) — and
 each failure is logged (action warn) or refused with 550 5.7.1 (action reject, logged
 as smtpd logs a reject at the end of DATA).
-Person-to-person mail and mail from outside mynetworks are never judged."""
+Person-to-person mail and mail from outside mynetworks are never judged.
+Locally submitted mail (sendmail, and the bus intake, which reaches the queue through
+maildrop/) is checked by pickup, after its own DKIM signing: action reject returns it
+to its sender with 5.7.1."""
 
 import smtplib
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from dns_server import dnsmasq
-from harness import USER1, wait_for
+from harness import USER1, maildir_messages, wait_for
 from test_dkim import keygen
 
 RCPT = f"{USER1}@mx.rostfix.test"
@@ -35,8 +40,7 @@ def dns():
 
 
 def instance(make_instance, workdir, dns, action):
-    keys = workdir / f"dkim-{action}"
-    keys.mkdir()
+    keys = Path(tempfile.mkdtemp(prefix=f"dkim-{action}-", dir=workdir))
     keygen(keys, GOOD, "s1", "ed25519")
     (keys / "KeyTable").write_text(f"s1._domainkey.{GOOD} {GOOD}:s1:{keys}/s1.private\n")
     (keys / "SigningTable").write_text(f"*@{GOOD} s1._domainkey.{GOOD}\n")
@@ -95,3 +99,34 @@ def test_reject_refuses_and_outside_mail_is_not_judged(make_instance, workdir, d
     log = inst.log_text()
     assert log.count(" reject: DATA from unknown[127.0.0.1]: 550 5.7.1") == 1, log[-3000:]
     assert "550 5.7.1 Error: bulk mail hygiene" in log
+
+
+def submit(inst, content):
+    inst._run([str(inst.bindir / "sendmail"), "-C", str(inst.conf), "-f", USER1, RCPT],
+              user=USER1, input=content.replace(b"\r\n", b"\n"))
+
+
+def test_local_submission_is_checked_by_pickup(make_instance, workdir, dns):
+    inst = instance(make_instance, workdir, dns, "reject")
+    before = len(maildir_messages(USER1))
+    # Signed by pickup's native signer, so it passes; the other has no key and no
+    # signature of its own.
+    submit(inst, campaign(GOOD, extra="Message-ID: <good@local.test>\r\n"))
+    submit(inst, campaign(BAD, extra="Message-ID: <bad@local.test>\r\n"))
+    # Person-to-person mail is not campaign mail.
+    submit(inst, f"From: friend@{BAD}\r\nSubject: hi\r\nMessage-ID: <hi@local.test>"
+                 "\r\n\r\nhello\r\n".encode())
+    msgs = wait_for(lambda: len(maildir_messages(USER1)) >= before + 3
+                    and [raw for _, raw in maildir_messages(USER1)[before:]],
+                    timeout=40, what="the good campaign, the personal mail and the notice")
+    inst.wait_queue_empty()
+    msgs = [raw for _, raw in maildir_messages(USER1)[before:]]
+    delivered = [m for m in msgs if b"Undelivered Mail" not in m]
+    notices = [m for m in msgs if b"Undelivered Mail" in m]
+    assert len(delivered) == 2 and len(notices) == 1, msgs
+    good = [m for m in delivered if b"<good@local.test>" in m]
+    assert good and b"DKIM-Signature:" in good[0], delivered
+    assert any(b"<hi@local.test>" in m for m in delivered), delivered
+    # The refused campaign came back to its sender with the reason.
+    assert b"bulk mail hygiene: not DKIM-signed for bad.rostfix.test" in notices[0], notices[0]
+    assert b"<bad@local.test>" in notices[0]

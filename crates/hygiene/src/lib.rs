@@ -117,6 +117,18 @@ pub struct Finding {
     pub text: String,
 }
 
+impl Finding {
+    /// The warning logged under action warn, the same from every intake:
+    /// `ID: bulk mail hygiene: CHECK: WHY; from=<SENDER>`.
+    pub fn warning(&self, id: &str, sender: &str) -> String {
+        format!(
+            "{id}: bulk mail hygiene: {}: {}; from=<{sender}>",
+            self.check.name(),
+            self.text
+        )
+    }
+}
+
 /// What the DMARC lookup of one name gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxtAnswer {

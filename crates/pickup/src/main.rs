@@ -10,6 +10,7 @@ mod attrs;
 mod bounce;
 mod envelope;
 mod help;
+mod hygiene;
 mod milter;
 mod process;
 mod qualify;
@@ -31,6 +32,7 @@ type Loaded = (
     ReceiveOverrides,
     Option<Arc<rostfix_rewrite::Rewriter>>,
     Option<Arc<rostfix_dkim::Signer>>,
+    Option<Arc<hygiene::Hygiene>>,
 );
 
 /// Longest pause between scans.
@@ -77,50 +79,55 @@ fn main() {
                 .map_err(StartError::daemon)?
                 .map(Arc::new)
             };
-            Ok((content_checks, overrides, rewrite, dkim))
+            // Its DNS resolver reads resolv.conf, outside the chroot.
+            let hygiene = hygiene::Hygiene::from_config(&service.config)
+                .map_err(StartError::daemon)?
+                .map(Arc::new);
+            Ok((content_checks, overrides, rewrite, dkim, hygiene))
         },
-        after_confine: |service: &mut Service,
-                        (content_checks, overrides, rewrite, dkim): Loaded| {
-            let content_filter =
-                rostfix_queue::ContentFilter::parse(&service.config.get("content_filter"))
-                    .map_err(StartError::daemon)?;
-            // non_smtpd_milters; receive_override_options = no_milters turns them off
-            // (a content filter's re-injection), as in Postfix.
-            let milters = if overrides.no_milters {
-                None
-            } else {
-                Some(
-                    rostfix_milter::MilterConfig::from_main_cf(
-                        &service.config,
-                        "non_smtpd_milters",
+        after_confine:
+            |service: &mut Service, (content_checks, overrides, rewrite, dkim, hygiene): Loaded| {
+                let content_filter =
+                    rostfix_queue::ContentFilter::parse(&service.config.get("content_filter"))
+                        .map_err(StartError::daemon)?;
+                // non_smtpd_milters; receive_override_options = no_milters turns them off
+                // (a content filter's re-injection), as in Postfix.
+                let milters = if overrides.no_milters {
+                    None
+                } else {
+                    Some(
+                        rostfix_milter::MilterConfig::from_main_cf(
+                            &service.config,
+                            "non_smtpd_milters",
+                        )
+                        .map_err(StartError::daemon)?,
                     )
-                    .map_err(StartError::daemon)?,
-                )
-                .filter(|m| !m.is_empty())
-                .map(Arc::new)
-            };
-            let mut scanner = Scanner::new(Settings {
-                milters,
-                content_checks,
-                no_address_mappings: overrides.no_address_mappings,
-                rewrite,
-                content_filter,
-                forms: rostfix_rewrite::AddressForms::from_config(&service.config),
-                dkim,
-                myhostname: service.config.get("myhostname"),
-                myorigin: service.config.get("myorigin"),
-                message_size_limit: u64::try_from(service.config.get_int("message_size_limit"))
-                    .unwrap_or(0),
-            });
-            scanner.scan(Path::new("."), wake_qmgr);
-            // Whatever a trigger says, it means "scan now".
-            Ok(Shape::Trigger {
-                on_trigger: Box::new(move |_, _| {
-                    scanner.scan(Path::new("."), wake_qmgr);
-                }),
-                every: Some(SCAN_INTERVAL),
-            })
-        },
+                    .filter(|m| !m.is_empty())
+                    .map(Arc::new)
+                };
+                let mut scanner = Scanner::new(Settings {
+                    milters,
+                    content_checks,
+                    no_address_mappings: overrides.no_address_mappings,
+                    rewrite,
+                    content_filter,
+                    forms: rostfix_rewrite::AddressForms::from_config(&service.config),
+                    dkim,
+                    hygiene,
+                    myhostname: service.config.get("myhostname"),
+                    myorigin: service.config.get("myorigin"),
+                    message_size_limit: u64::try_from(service.config.get_int("message_size_limit"))
+                        .unwrap_or(0),
+                });
+                scanner.scan(Path::new("."), wake_qmgr);
+                // Whatever a trigger says, it means "scan now".
+                Ok(Shape::Trigger {
+                    on_trigger: Box::new(move |_, _| {
+                        scanner.scan(Path::new("."), wake_qmgr);
+                    }),
+                    every: Some(SCAN_INTERVAL),
+                })
+            },
     })
 }
 

@@ -49,6 +49,8 @@ pub struct Settings {
     pub dkim: Option<Arc<rostfix_dkim::Signer>>,
     /// non_smtpd_milters (None: none set, or receive_override_options = no_milters).
     pub milters: Option<Arc<rostfix_milter::MilterConfig>>,
+    /// rostfix_bulk_hygiene_checks (None: empty).
+    pub hygiene: Option<Arc<crate::hygiene::Hygiene>>,
 }
 
 /// A message that made it into incoming/.
@@ -280,10 +282,12 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
         }));
     }
     let mut staged = Vec::new();
-    // With milters or DKIM signing the content is kept until the milters saw it and
-    // the signature over all of it is made (bounded by message_size_limit, checked
-    // below as it grows).
-    let mut held = (settings.dkim.is_some() || settings.milters.is_some()).then(Vec::new);
+    // With milters, DKIM signing or hygiene checks the content is kept until the
+    // milters saw it, the signature over all of it is made and its final header is
+    // checked (bounded by message_size_limit, checked below as it grows).
+    let mut held =
+        (settings.dkim.is_some() || settings.milters.is_some() || settings.hygiene.is_some())
+            .then(Vec::new);
     let mut out = Out {
         writer: &mut writer,
         held: &mut held,
@@ -340,6 +344,7 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
                 envelope_edited = apply_milters(r, &mut content, &mut envelope, &mut outcome);
             }
         }
+        let mut signed_header: Option<String> = None;
         if let Some(signer) = &settings.dkim {
             // Signed over the content as queued (after header_checks, rewriting and
             // the milters' edits).
@@ -356,6 +361,23 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
                 writer
                     .write_content(sig.header.as_bytes())
                     .map_err(|e| PickupError::Retry(e.to_string()))?;
+                signed_header = Some(sig.header.clone());
+            }
+        }
+        if let Some(hygiene) = &settings.hygiene {
+            // A message already refused or dropped needs no verdict of ours.
+            if matches!(outcome.verdict(), rostfix_inspect::Verdict::Queue { .. }) {
+                // Only the header is looked at, with the signature we put on top.
+                let head = rostfix_hygiene::header_block(&content);
+                let checked = match &signed_header {
+                    Some(h) => [h.as_bytes(), head].concat(),
+                    None => head.to_vec(),
+                };
+                if let Some(refusal) =
+                    hygiene.check(&new_id, &envelope, &checked, signed_header.is_some())
+                {
+                    outcome.reject = Some(refusal);
+                }
             }
         }
         writer
@@ -475,6 +497,7 @@ mod tests {
             content_filter: None,
             forms: rostfix_rewrite::AddressForms::default(),
             dkim: None,
+            hygiene: None,
             milters: None,
         }
     }

@@ -14,7 +14,7 @@ use std::path::Path;
 
 /// The queue-file attribute naming the campaign a message belongs to (written by
 /// the bus intake and by `sendmail -o campaign_id=...`-style submitters).
-pub const CAMPAIGN_ATTR: &str = "campaign_id";
+pub const CAMPAIGN_ATTR: &str = rostfix_queue::CAMPAIGN_ID_ATTR;
 
 /// Why the bulk-sending settings cannot be used.
 #[derive(Debug, thiserror::Error)]

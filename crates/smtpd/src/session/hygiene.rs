@@ -63,12 +63,7 @@ impl<S: QueueSink> Session<'_, S> {
         let first = findings.first()?;
         if policy.action == Action::Warn {
             for f in &findings {
-                log::warn!(
-                    "{id}: bulk mail hygiene: {}: {}; from=<{}>",
-                    f.check.name(),
-                    f.text,
-                    txn.sender
-                );
+                log::warn!("{}", f.warning(id, &txn.sender));
             }
             return None;
         }
