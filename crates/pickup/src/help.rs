@@ -22,7 +22,11 @@ wakes qmgr. Unparseable files go to corrupt/; entries that are not regular
 files are removed, or logged once and skipped if they cannot be. The content
 goes through header_checks, mime_header_checks, nested_header_checks and
 body_checks as smtpd's does; a REJECT returns the message to its sender in a
-non-delivery notice (docs/content-inspection.md).",
+non-delivery notice (docs/content-inspection.md). Then non_smtpd_milters see
+it, native DKIM signing signs it (docs/dkim.md), and campaign mail (a
+campaign_id, list headers or Precedence: bulk) is held to
+rostfix_bulk_hygiene_checks: warned about, or returned with 5.7.1 under
+rostfix_bulk_hygiene_action = reject (docs/bulk-sending.md).",
     more_options: "\
 Parameters used: myhostname, myorigin, message_size_limit, header_checks,
 mime_header_checks, nested_header_checks, body_checks, body_checks_size_limit,
@@ -31,7 +35,9 @@ canonical_maps, sender_canonical_maps, recipient_canonical_maps,
 canonical_classes, sender_canonical_classes, recipient_canonical_classes,
 masquerade_domains, masquerade_exceptions, masquerade_classes, always_bcc,
 sender_bcc_maps, recipient_bcc_maps, swap_bangpath, allow_percent_hack,
-propagate_unmatched_extensions, recipient_delimiter.",
+propagate_unmatched_extensions, recipient_delimiter, non_smtpd_milters,
+rostfix_dkim_key_table, rostfix_dkim_signing_table,
+rostfix_bulk_hygiene_checks, rostfix_bulk_hygiene_action, rostfix_dns_servers.",
     exit_status: RETIRING_EXIT_STATUS,
     see_also: "sendmail(1), rostdrop(1), qmgr(8)",
 };

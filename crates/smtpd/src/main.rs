@@ -47,6 +47,11 @@ with _reject_code and _exclusions, smtpd_client_connection_count_limit,
 smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit,
 smtpd_client_recipient_rate_limit, smtpd_client_auth_rate_limit (through
 anvil(8)), smtpd_client_event_limit_exceptions, rostfix_smtpd_greet_pause.
+Bulk mail (docs/bulk-sending.md): smtpd_authorized_verp_clients,
+verp_delimiter_filter, default_verp_delimiters (XVERP),
+rostfix_bulk_hygiene_checks and rostfix_bulk_hygiene_action (campaign mail
+from mynetworks or after AUTH), rostfix_suppression_action = reject
+(RCPT of a suppressed address refused with 550 5.1.1).
 AUTH: smtpd_sasl_auth_enable, smtpd_sasl_type (dovecot, rostfix),
 smtpd_sasl_path, smtpd_sasl_service, smtpd_sasl_authenticated_header,
 smtpd_tls_auth_only, smtpd_sasl_security_options,
