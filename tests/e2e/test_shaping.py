@@ -49,12 +49,13 @@ class Provider:
     """An SMTP sink standing for one provider: counts connections open at once and
     messages per connection, records each accepted message with its time, and (with
     `throttle`) answers 421 4.7.0 to every recipient whose running number says so
-    (3 of every 10), then hangs up, as providers do. Bounded: 64 KiB lines, 30 s
-    timeouts."""
+    (3 of every 10), or (with `refuse`) to each RCPT line it says yes to, then hangs
+    up, as providers do. Bounded: 64 KiB lines, 30 s timeouts."""
 
-    def __init__(self, port, throttle=False):
+    def __init__(self, port, throttle=False, refuse=None):
         self.port = port
         self.throttle = throttle
+        self.refuse = refuse
         self.lock = threading.Lock()
         self.open = 0
         self.max_open = 0
@@ -99,13 +100,15 @@ class Provider:
         send("220 sink.provider.test ESMTP")
         messages = 0
         while True:
-            verb = line()[:4].upper()
+            command = line()
+            verb = command[:4].upper()
             if verb in ("EHLO", "HELO"):
                 send("250 sink.provider.test")
             elif verb == "RCPT":
                 with self.lock:
                     self.rcpts_seen += 1
-                    refuse = self.throttle and self.rcpts_seen % 10 in (1, 4, 7)
+                    refuse = ((self.throttle and self.rcpts_seen % 10 in (1, 4, 7))
+                              or (self.refuse is not None and self.refuse(command)))
                     self.throttled += refuse
                 if refuse:
                     send("421 4.7.0 rate limited, try again later")

@@ -13,7 +13,6 @@
 #![forbid(unsafe_code)]
 
 mod help;
-mod resp;
 mod server;
 mod shared_limits;
 mod table;

@@ -25,7 +25,7 @@
 //! every [`RETRY_EVERY`] so a dead server does not slow every event, and logs when
 //! shared limits are back.
 
-use crate::resp::{Connection, Reply, RespError};
+use rostfix_resp::{Connection, Reply, RespError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Bound on connecting to Redis and on each round trip.

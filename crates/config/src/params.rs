@@ -569,6 +569,15 @@ pub static PARAMS: &[ParamDef] = &[
     // taken with it leaves only over TLS verified by DANE, MTA-STS or PKIX with a
     // secured MX lookup, else it is returned (5.7.10).
     p("rostfix_requiretls_enable", "yes", ParamKind::Bool),
+    // Rostfix-specific: the Redis server (an IP address and port) and key prefix
+    // through which several machines' qmgr share each shaping bucket's rate (GCRA) and
+    // back-off; empty = each machine's own rates (docs/operations.md).
+    p("rostfix_shaping_redis_prefix", "rostfix:shaping:", ParamKind::Str),
+    p(
+        "rostfix_shaping_redis_server",
+        "$rostfix_anvil_redis_server",
+        ParamKind::Str,
+    ),
     // Rostfix-specific: the traffic shaping rules file qmgr reads (and re-reads when
     // it changes); empty = no shaping (docs/bulk-sending.md).
     p("rostfix_shaping_rules", "", ParamKind::Str),

@@ -17,6 +17,8 @@ pub enum Event {
     Bounced(BounceOutcome),
     /// The shaping lookup thread's answer for a domain's MX hosts.
     Mx(String, crate::shaping::mx::MxAnswer),
+    /// The shaping Redis thread's answer to a bucket's ask for tokens.
+    Grant(String, crate::shaping::shared::Grant),
 }
 
 /// The result of one delivery request.

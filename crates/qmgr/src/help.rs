@@ -25,11 +25,14 @@ With rostfix_shaping_rules, destinations of rostfix_shaping_transports are
 also counted in the rules' buckets (matched by domain or by MX host, looked up
 here), each with a concurrency, a rate per hour and an adaptive back-off on
 throttling replies; the file is re-read when it changes
-(docs/bulk-sending.md). With rostfix_delivery_log, each delivery attempt of
+(docs/bulk-sending.md). With rostfix_shaping_redis_server (default
+$rostfix_anvil_redis_server) each bucket's rate and back-off are shared with
+the other machines using that Redis server (GCRA), or this machine's own while
+Redis does not answer. With rostfix_delivery_log, each delivery attempt of
 each recipient is appended there as a JSON line with its outcome class; with
 rostfix_suppression_action, recipients that hard-bounced are kept on
 suppress/list and later mail to them is bounced without a connection.
-Partial: a message is read whole; no sender-dependent routing. canonical_maps
+Partial: a message is read whole. canonical_maps
 and masquerading are done before queueing by smtpd and pickup.",
     more_options: "",
     exit_status: RETIRING_EXIT_STATUS,

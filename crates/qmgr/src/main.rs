@@ -69,6 +69,8 @@ struct Opened {
     shaper: shaping::Shaper,
     /// For the shaping rules' MX lookups; None without rules file or resolver.
     dns: Option<rostfix_dns::Resolver>,
+    /// rostfix_shaping_redis_server and _prefix, when bucket rates are shared.
+    shared_rates: Option<(String, String)>,
 }
 
 /// Each try of a shaping MX lookup (the resolver tries twice).
@@ -104,9 +106,17 @@ fn main() {
         help: help::HELP,
         before_confine: |service: &mut Service| {
             let (shaper, dns) = shaping_setup(service);
+            let redis = service.config.get("rostfix_shaping_redis_server");
+            let shared_rates = (shaper.enabled() && !redis.trim().is_empty()).then(|| {
+                (
+                    redis.trim().to_string(),
+                    service.config.get("rostfix_shaping_redis_prefix"),
+                )
+            });
             Ok(Opened {
                 shaper,
                 dns,
+                shared_rates,
                 settings: Settings::load(&service.config, &process_limits(service)),
                 // Tables are opened before the chroot (their paths are outside it).
                 resolver: Resolver::from_config(&service.config).map_err(StartError::daemon)?,
@@ -133,6 +143,14 @@ fn main() {
                 match shaping::mx::MxLookups::start(dns, tx.clone()) {
                     Ok(l) => shaper.set_lookups(l),
                     Err(e) => log::warn!("shaping: cannot start the MX lookup thread: {e}"),
+                }
+            }
+            if let Some((address, prefix)) = opened.shared_rates {
+                match shaping::shared::SharedRates::start(address, prefix, tx.clone()) {
+                    Ok(s) => shaper.set_shared(s),
+                    Err(e) => log::warn!(
+                        "shaping: cannot start the redis thread: {e}; bucket rates are this machine's own"
+                    ),
                 }
             }
             manager.set_shaper(shaper);

@@ -163,6 +163,9 @@ impl Manager {
     /// Uses `shaper`'s rules (main.rs builds it, with its MX lookup thread).
     pub fn set_shaper(&mut self, shaper: Shaper) {
         self.shaper = shaper;
+        if self.shaper.shared().is_some() {
+            self.sched.share_rates();
+        }
         self.apply_shaping_rules();
     }
 
@@ -347,6 +350,7 @@ impl Manager {
                     self.enqueue_shaped(req);
                 }
             }
+            Event::Grant(bucket, grant) => self.sched.granted(&bucket, &grant, Instant::now()),
         }
     }
 
@@ -464,6 +468,13 @@ impl Manager {
         }
         while let Some(req) = self.sched.next(now) {
             self.spawn_delivery(req);
+        }
+        if let Some(shared) = self.shaper.shared() {
+            for (bucket, ask) in self.sched.shared_asks(now) {
+                if !shared.ask(&bucket, ask) {
+                    log::warn!("shaping: the redis thread has ended");
+                }
+            }
         }
     }
 

@@ -26,8 +26,9 @@
 use crate::route::Route;
 use crate::shaping::bucket::Bucket;
 use crate::shaping::rules::Rules;
+use crate::shaping::shared::{Ask, Grant};
 use rostfix_proto::DeliveryRecipient;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// A feedback amount: `N` or `N/concurrency` (relative to the current window).
@@ -235,6 +236,8 @@ pub struct Scheduler {
     cursor: Option<Route>,
     /// Shaping buckets by name (the rules in force).
     buckets: HashMap<String, Bucket>,
+    /// Bucket rates are shared with other machines (shaping/shared.rs).
+    shared_rates: bool,
 }
 
 impl Scheduler {
@@ -246,7 +249,14 @@ impl Scheduler {
             total_in_flight: 0,
             cursor: None,
             buckets: HashMap::new(),
+            shared_rates: false,
         }
+    }
+
+    /// Shares the rates of the buckets (present and future) with other machines.
+    pub fn share_rates(&mut self) {
+        self.shared_rates = true;
+        self.buckets.values_mut().for_each(Bucket::share);
     }
 
     fn initial_window(&self, transport: &str) -> f64 {
@@ -314,13 +324,16 @@ impl Scheduler {
     ) {
         let mut old = std::mem::take(&mut self.buckets);
         for rule in &rules.rules {
-            let b = match old.remove(&rule.name) {
+            let mut b = match old.remove(&rule.name) {
                 Some(mut b) => {
                     b.update(rule.clone(), now);
                     b
                 }
                 None => Bucket::new(rule.clone(), now),
             };
+            if self.shared_rates {
+                b.share();
+            }
             self.buckets.insert(rule.name.clone(), b);
         }
         let routes: Vec<Route> = self.dests.keys().cloned().collect();
@@ -364,6 +377,38 @@ impl Scheduler {
             .buckets
             .get_mut(&name)
             .and_then(|b| b.throttled(why, now))
+        {
+            log::warn!("shaping: bucket {name}: {change}");
+        }
+    }
+
+    /// What the buckets ask Redis for now: tokens for buckets with queued work that
+    /// run low, cuts to publish.
+    pub fn shared_asks(&mut self, now: Instant) -> Vec<(String, Ask)> {
+        if !self.shared_rates {
+            return Vec::new();
+        }
+        let busy: HashSet<&str> = self
+            .dests
+            .values()
+            .filter(|d| !d.queue.is_empty())
+            .filter_map(|d| d.bucket.as_deref())
+            .collect();
+        let mut asks = Vec::new();
+        for (name, b) in &mut self.buckets {
+            if let Some(ask) = b.ask(busy.contains(name.as_str()), now) {
+                asks.push((name.clone(), ask));
+            }
+        }
+        asks
+    }
+
+    /// Redis's answer for bucket `name` (a change logged).
+    pub fn granted(&mut self, name: &str, grant: &Grant, now: Instant) {
+        if let Some(change) = self
+            .buckets
+            .get_mut(name)
+            .and_then(|b| b.answer(grant, now))
         {
             log::warn!("shaping: bucket {name}: {change}");
         }

@@ -9,9 +9,20 @@
 //! one, the bucket recovers one step per `recover_interval`: `recover_step` percent of
 //! the configured rate and one more connection, up to the configured limits. Each
 //! change is returned as a log text, which the scheduler logs.
+//!
+//! Shared rate ([`Allowance`], issue 20): with a Redis server for shaping, a bucket with
+//! a rate also needs tokens that Redis granted this machine (shared.rs), so the rate is
+//! the provider's for all machines together; while Redis is unreachable the local
+//! token bucket alone decides, as without Redis. A cut the bucket makes is published;
+//! a lower rate published by another machine is adopted as a back-off here.
 
 use super::rules::Rule;
+use super::shared::{Ask, Grant};
 use std::time::{Duration, Instant};
+
+/// Shortest time between two asks that Redis answered with no token: bounds the
+/// round trips one bucket makes while the shared rate is used up.
+const MIN_ASK_GAP: Duration = Duration::from_millis(50);
 
 /// A token bucket: `per_hour` tokens an hour, at most `capacity` saved up.
 #[derive(Debug, Clone)]
@@ -77,6 +88,29 @@ impl TokenBucket {
     }
 }
 
+/// The part of a bucket's rate shared through Redis: the tokens granted to this
+/// machine and the state of the asking.
+#[derive(Debug, Clone, Default)]
+pub struct Allowance {
+    /// Tokens Redis granted this machine, not spent yet.
+    pub granted: u32,
+    /// An ask is out; its answer comes as an event.
+    asking: bool,
+    /// No ask before this: Redis said when the next token is due, or is unreachable.
+    not_before: Option<Instant>,
+    /// Redis is unreachable: the local token bucket alone decides until it answers.
+    local: bool,
+    /// The rate was cut here; the next ask tells the other machines.
+    publish_cut: bool,
+}
+
+/// Tokens asked for at a time: about one second of the rate, at most the burst. A
+/// machine holds at most this many tokens others cannot use, which bounds how far the
+/// machines together can lag behind the shared rate.
+fn batch(rule: &Rule) -> u32 {
+    rule.rate.div_ceil(3600).clamp(1, rule.burst.max(1))
+}
+
 /// A bucket's state.
 #[derive(Debug, Clone)]
 pub struct Bucket {
@@ -89,6 +123,8 @@ pub struct Bucket {
     last_cut: Option<Instant>,
     /// Recovery starts (or takes its next step) at this time; None = at full speed.
     next_step: Option<Instant>,
+    /// Some when the rate is shared with other machines (a rate and a Redis server).
+    pub shared: Option<Allowance>,
 }
 
 impl Bucket {
@@ -101,6 +137,15 @@ impl Bucket {
             in_flight: 0,
             last_cut: None,
             next_step: None,
+            shared: None,
+        }
+    }
+
+    /// Shares this bucket's rate with other machines from now on (a bucket without a
+    /// rate has nothing to share).
+    pub fn share(&mut self) {
+        if self.rule.rate > 0 && self.shared.is_none() {
+            self.shared = Some(Allowance::default());
         }
     }
 
@@ -119,27 +164,97 @@ impl Bucket {
 
     /// Whether one more delivery may start now.
     pub fn ready(&self, now: Instant) -> bool {
-        (self.concurrency == 0 || self.in_flight < self.concurrency) && self.tokens.ready(now)
+        (self.concurrency == 0 || self.in_flight < self.concurrency)
+            && self.tokens.ready(now)
+            && self
+                .shared
+                .as_ref()
+                .is_none_or(|a| a.local || a.granted > 0)
     }
 
     /// A delivery starts.
     pub fn start(&mut self, now: Instant) {
         self.in_flight += 1;
         self.tokens.take(now);
+        if let Some(a) = self.shared.as_mut().filter(|a| !a.local) {
+            a.granted = a.granted.saturating_sub(1);
+        }
+    }
+
+    /// What to ask Redis now, if anything: tokens when few are left and `has_work`,
+    /// or a cut to publish. Marks the ask as out.
+    pub fn ask(&mut self, has_work: bool, now: Instant) -> Option<Ask> {
+        let want = batch(&self.rule);
+        let (rate, burst, cooloff) = (self.rule.rate, self.rule.burst, self.rule.cooloff);
+        let current = self.rate;
+        let a = self.shared.as_mut()?;
+        if a.asking || a.not_before.is_some_and(|t| now < t) {
+            return None;
+        }
+        let need = has_work && (a.local || a.granted <= want / 2);
+        if !need && !a.publish_cut {
+            return None;
+        }
+        a.asking = true;
+        let cut = std::mem::take(&mut a.publish_cut).then_some(current);
+        Some(Ask {
+            want: if need { want } else { 0 },
+            rate,
+            burst,
+            cut,
+            cooloff,
+        })
+    }
+
+    /// Redis's answer to [`Self::ask`]. Returns the log text of a change: Redis lost
+    /// or back, or another machine's cut adopted.
+    pub fn answer(&mut self, grant: &Grant, now: Instant) -> Option<String> {
+        let rate = self.rate;
+        let a = self.shared.as_mut()?;
+        a.asking = false;
+        match grant {
+            Grant::Unreachable { retry } => {
+                a.not_before = Some(now + *retry);
+                a.local = true;
+                None
+            }
+            Grant::Given {
+                tokens,
+                wait,
+                shared_rate,
+            } => {
+                a.local = false;
+                a.granted = a.granted.saturating_add(*tokens);
+                a.not_before = (*tokens == 0).then(|| now + (*wait).max(MIN_ASK_GAP));
+                let adopt = *shared_rate > 0 && *shared_rate < rate;
+                if !adopt {
+                    return None;
+                }
+                self.rate = *shared_rate;
+                self.tokens.set_rate(self.rate, self.rule.burst, now);
+                self.next_step = Some(now + self.rule.cooloff);
+                Some(format!(
+                    "rate {rate}/h -> {}/h after a back-off on another machine",
+                    self.rate
+                ))
+            }
+        }
     }
 
     pub fn finish(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 
-    /// When the bucket may next change by itself or a token arrives: the scheduler
-    /// sleeps no longer than this.
+    /// When the bucket may next change by itself or a token arrives (or may be asked
+    /// for): the scheduler sleeps no longer than this.
     pub fn next_event(&self, now: Instant) -> Option<Instant> {
         let token = (!self.tokens.ready(now)).then(|| now + self.tokens.wait(now));
-        match (token, self.next_step) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let ask = self
+            .shared
+            .as_ref()
+            .filter(|a| !a.asking)
+            .and_then(|a| a.not_before);
+        [token, self.next_step, ask].into_iter().flatten().min()
     }
 
     fn describe(&self, rate: u32, conc: usize) -> String {
@@ -176,6 +291,9 @@ impl Bucket {
         self.last_cut = Some(now);
         if (rate, conc) == (self.rate, self.concurrency) {
             return None;
+        }
+        if let Some(a) = self.shared.as_mut().filter(|_| self.rate < rate) {
+            a.publish_cut = true;
         }
         self.tokens.set_rate(self.rate, self.rule.burst, now);
         Some(format!("{} after {why}", self.describe(rate, conc)))
@@ -308,6 +426,98 @@ mod tests {
         assert!(last.ends_with(", recovered"), "{last}");
         assert_eq!((b.rate, b.concurrency), (3600, 8));
         assert_eq!(b.next_event(t), None);
+    }
+
+    #[test]
+    fn a_shared_bucket_spends_granted_tokens_and_falls_back_to_local() {
+        let t0 = Instant::now();
+        let mut r = rule();
+        r.rate = 36_000; // ten a second: batches of ten
+        r.burst = 20;
+        let mut b = Bucket::new(r, t0);
+        b.share();
+        assert!(!b.ready(t0), "no token granted yet");
+        assert_eq!(b.ask(false, t0), None, "nothing queued, nothing asked");
+        let ask = b.ask(true, t0).unwrap();
+        assert_eq!(
+            (ask.want, ask.rate, ask.burst, ask.cut),
+            (10, 36_000, 20, None)
+        );
+        assert_eq!(b.ask(true, t0), None, "one ask out at a time");
+        let given = |tokens, wait_ms, shared_rate| Grant::Given {
+            tokens,
+            wait: Duration::from_millis(wait_ms),
+            shared_rate,
+        };
+        assert_eq!(b.answer(&given(2, 100, 0), t0), None);
+        for _ in 0..2 {
+            assert!(b.ready(t0));
+            b.start(t0);
+        }
+        assert!(!b.ready(t0), "both granted tokens spent");
+        // Redis had no more: the next ask waits for the token it said is due.
+        b.ask(true, t0).unwrap();
+        b.answer(&given(0, 100, 0), t0);
+        assert_eq!(b.ask(true, t0), None);
+        assert_eq!(b.next_event(t0), Some(t0 + Duration::from_millis(100)));
+        assert!(b.ask(true, t0 + Duration::from_millis(100)).is_some());
+        // Redis unreachable: the local token bucket alone decides until it answers.
+        let t1 = t0 + secs(1);
+        b.answer(&Grant::Unreachable { retry: secs(5) }, t1);
+        assert!(b.ready(t1));
+        b.start(t1);
+        assert_eq!(b.ask(true, t1 + secs(1)), None);
+        assert!(b.ask(true, t1 + secs(5)).is_some());
+        b.answer(&given(1, 0, 0), t1 + secs(5));
+        b.start(t1 + secs(5));
+        assert!(
+            !b.ready(t1 + secs(5)),
+            "shared again: the one token is spent"
+        );
+    }
+
+    #[test]
+    fn cuts_are_published_and_other_machines_cuts_adopted() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(rule(), t0);
+        b.share();
+        b.throttled("421 4.7.0 slow down", t0);
+        let ask = b.ask(false, t0).unwrap();
+        assert_eq!(
+            (ask.want, ask.cut),
+            (0, Some(1800)),
+            "a cut is told even when idle"
+        );
+        b.answer(
+            &Grant::Given {
+                tokens: 0,
+                wait: Duration::ZERO,
+                shared_rate: 1800,
+            },
+            t0,
+        );
+        assert_eq!(b.ask(false, t0 + secs(1)), None, "told once");
+        // Another machine cut further: adopted, and recovery waits a cool-off.
+        let t1 = t0 + secs(1);
+        b.ask(true, t1).unwrap();
+        let change = b.answer(
+            &Grant::Given {
+                tokens: 1,
+                wait: Duration::ZERO,
+                shared_rate: 900,
+            },
+            t1,
+        );
+        assert_eq!(
+            change.as_deref(),
+            Some("rate 1800/h -> 900/h after a back-off on another machine")
+        );
+        assert_eq!(b.tick(t1 + secs(59)), None);
+        assert!(b.tick(t1 + secs(60)).is_some());
+        // An unshared bucket never asks.
+        let mut alone = Bucket::new(rule(), t0);
+        alone.throttled("421", t0);
+        assert_eq!(alone.ask(true, t0), None);
     }
 
     #[test]

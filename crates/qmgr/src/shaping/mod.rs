@@ -12,12 +12,14 @@ pub mod bucket;
 pub mod mx;
 pub mod pattern;
 pub mod rules;
+pub mod shared;
 pub mod throttle;
 
 use crate::route::{nexthop_host, Route};
 use crate::schedule::PendingRequest;
 use mx::{MxAnswer, MxLookups};
 use rules::Rules;
+use shared::SharedRates;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
@@ -51,6 +53,8 @@ pub struct Shaper {
     asked: HashSet<String>,
     waiting: Vec<(PendingRequest, String, Instant)>,
     lookups: Option<MxLookups>,
+    /// The Redis thread when bucket rates are shared with other machines.
+    shared: Option<SharedRates>,
 }
 
 /// Why the rules file could not be used.
@@ -95,6 +99,7 @@ impl Shaper {
             asked: HashSet::new(),
             waiting: Vec::new(),
             lookups: None,
+            shared: None,
         };
         s.reload_if_changed();
         s
@@ -106,6 +111,15 @@ impl Shaper {
 
     pub fn set_lookups(&mut self, lookups: MxLookups) {
         self.lookups = Some(lookups);
+    }
+
+    /// Shares the buckets' rates through this Redis thread.
+    pub fn set_shared(&mut self, shared: SharedRates) {
+        self.shared = Some(shared);
+    }
+
+    pub fn shared(&self) -> Option<&SharedRates> {
+        self.shared.as_ref()
     }
 
     pub fn rules(&self) -> &Rules {

@@ -1,7 +1,9 @@
-//! A minimal Redis client (RESP2) for anvil's shared limits: send commands as arrays of
-//! bulk strings, pipelined, and read integer, status, error, bulk and nil replies.
-//! Written here rather than pulling in the redis crate: anvil needs three commands,
-//! strict time bounds on every call and bounded reads, and nothing else.
+//! A minimal Redis client (RESP2) for the state several machines share (issue 20):
+//! anvil's client rate limits and connection counts, qmgr's shaping buckets. Sends
+//! commands as arrays of bulk strings, pipelined, and reads integer, status, error,
+//! bulk and nil replies. Written here rather than pulling in the redis crate: the
+//! users need a handful of commands, strict time bounds on every call and bounded
+//! reads, and nothing else.
 //!
 //! Bounds: every call has the connection's read/write timeout; a reply line is at most
 //! [`MAX_LINE`] bytes and a bulk string at most [`MAX_BULK`] bytes; arrays (not sent by
