@@ -9,6 +9,8 @@
 //! [`MAX_LINE`] bytes and a bulk string at most [`MAX_BULK`] bytes; arrays (not sent by
 //! the commands used here) are refused.
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
