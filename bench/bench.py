@@ -704,7 +704,8 @@ class Postfix:
         subprocess.run(["postconf", "-e"] + [f"{k}={v}" for k, v in settings.items()],
                        check=True)
         gone = [k for k in VARIANT_ONLY_KEYS if k not in settings]
-        subprocess.run(["postconf", "-X"] + gone, check=True)
+        if gone:
+            subprocess.run(["postconf", "-X"] + gone, check=True)
         # No port 25: comment out the stock smtpd and listen on our own high port.
         subprocess.run(["postconf", "-M#", "smtp/inet"], check=False)
         subprocess.run(["postconf", "-M",
@@ -1119,6 +1120,7 @@ class Rig:
     def close(self):
         if self.proxy:
             self.proxy.stop()
+            (WORK / "sinkproxy.json").unlink(missing_ok=True)
         for sink in [self.sink] + self.others:
             sink.stop()
         self.routes.unlink(missing_ok=True)
