@@ -520,7 +520,15 @@ def populate_deferred(template, copies, retry_at):
         finally:
             os.close(fd)
         qid = f"{(i * 7919) % 1000000:05X}{ino:X}"
-        os.rename(tmp, deferred.joinpath(*qid[:depth], qid))
+        target = deferred.joinpath(*qid[:depth], qid)
+        if depth and not target.parent.is_dir():
+            # Postfix makes a hashed subdirectory when it first needs it: as it would.
+            target.parent.mkdir(parents=True)
+            dst = template.parent.stat()
+            for d in [target.parent] + list(target.parent.parents)[:depth - 1]:
+                os.chown(d, dst.st_uid, dst.st_gid)
+                os.chmod(d, dst.st_mode & 0o7777)
+        os.rename(tmp, target)
     os.utime(template, (retry_at, retry_at))
 
 
@@ -1162,7 +1170,7 @@ def table(results, peers):
                      mem(ro), mem(po),
                      f(ro and ro["cpu_s_per_1000"], "{:.2f}"),
                      f(po and po["cpu_s_per_1000"], "{:.2f}")])
-    out = [markdown(rows)]
+    out = [markdown(rows)] if len(rows) > 1 else []
     # What only some scenarios have: completion time, qmgr's peak, fanout-100k's
     # concurrency check, curve-deferred's flush.
     rows = [["scenario", "suite", "seconds", "qmgr kB", "details"]]
