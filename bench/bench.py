@@ -198,11 +198,15 @@ def smtp_source_many(port, cfg, targets, sessions=None, size=None):
     them at a time: smtp-source has one recipient address per run, so this is how mail
     to many users or domains keeps the same number of parallel sessions as the rest."""
     workers = min(sessions or cfg.sessions, len(targets))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+    try:
         jobs = [pool.submit(smtp_source, port, cfg, to, n, 1, size)
                 for to, n in targets if n]
         for job in jobs:
             job.result()
+    finally:
+        # On a failure (or SIGTERM) the runs not started yet are dropped.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def spread(total, names):
@@ -375,7 +379,7 @@ class CpuGroup:
     def close(self):
         """Kills what is left in the group (only the suite's own processes are there),
         then removes it."""
-        if self.path is None:
+        if self.path is None or not self.path.exists():
             return
         for _ in range(50):
             pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
@@ -1315,6 +1319,9 @@ def main():
     if os.geteuid() != 0:
         print("bench: must run as root (master, chroot, local delivery)", file=sys.stderr)
         return 77
+    # SIGTERM unwinds like a failure, so that every `finally` cleans up (suites, sinks,
+    # users, cgroups, Postfix's parked queue).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     fetch_load_tools()
     empty_trash()  # left by an interrupted run; before anything is measured
     entries = plan(cfg)
@@ -1332,6 +1339,7 @@ def main():
     runs_dir = WORK / "instances"
     runs_dir.mkdir(parents=True, exist_ok=True)
     rig = cpu_kind = None
+    suites = []
     try:
         ensure_system_users()
         ensure_bench_users(users, homes)
@@ -1342,14 +1350,18 @@ def main():
             if cfg.peers:
                 results["ceiling"]["postfix"] = results["ceiling"]["rostfix"]
         rostfix = Rostfix(runs_dir, rig.sink.port, cfg, rig)
+        suites.append(rostfix)
         cpu_kind = rostfix.cpu.kind
         run_suite(rostfix, rig, cfg, entries, results)
         if cfg.peers == "postfix":
             pf = Postfix(rig.sink.port, cfg, rig)
+            suites.append(pf)
             pf.install()
             pf.configure()
             run_suite(pf, rig, cfg, entries, results)
     finally:
+        for suite in suites:  # run_suite closed them, unless it never ran
+            suite.cpu.close()
         if rig:
             rig.close()
         remove_bench_users(users, homes)
