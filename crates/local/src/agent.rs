@@ -365,6 +365,7 @@ mod tests {
             activated: None,
             probe: false,
             shaping: None,
+            group: None,
         }
     }
 
@@ -466,6 +467,7 @@ mod tests {
             activated: None,
             probe: false,
             shaping: None,
+            group: None,
         };
         let none = |_: &str| Ok(None);
         let reply = run(&req, t.path(), &none);

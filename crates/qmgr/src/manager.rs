@@ -523,6 +523,7 @@ impl Manager {
                     reuse_count_limit: n,
                 }
             }),
+            group: None,
         };
         let job = Job {
             path: self.root.join(transport_socket(&req.route.transport)),

@@ -221,6 +221,7 @@ mod tests {
                 activated: None,
                 probe: false,
                 shaping: None,
+                group: None,
             },
             route: route.clone(),
             path: path.to_path_buf(),
