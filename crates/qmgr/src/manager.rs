@@ -2,6 +2,9 @@
 //! requests are queued or in flight. Helper threads (trigger listener, one worker per
 //! delivery or bounce request) report over one channel; only this loop touches queue
 //! files (moves, done marks after bounces, defer logs, removal), so there are no locks.
+//! The one exception: a worker writes the done marks of a group commit's delivered
+//! recipients (crate::group_commit) before it reports, while the message is in flight
+//! and so cannot be moved or removed by this loop.
 //!
 //! Timers: incoming/ is rescanned every [`INCOMING_SCAN`] as a safety net against lost
 //! triggers, deferred/ every queue_run_delay. When master goes away (it stopped, or it
