@@ -10,9 +10,11 @@ through, and check the order that makes an acknowledgement safe against a power 
 - qmgr: incoming/ID renamed to active/ID -> active/ and incoming/ fsync'ed -> only then
   the delivery request for ID; a deferred message: active/ID renamed to deferred/ID ->
   deferred/ fsync'ed, then active/;
-- local: Maildir tmp/NAME written -> fsync'ed -> linked to new/NAME -> new/ fsync'ed ->
-  the recipient's done mark written into the queue file -> fdatasync -> the reply to
-  qmgr that says "Sent".
+- local (a group commit, docs/performance.md): Maildir tmp/UNIQUE written -> fsync'ed
+  -> linked to new/NAME (the name stamped with the queue id and the recipient's
+  offset) -> new/ fsync'ed -> the reply to qmgr that says "Sent"; then qmgr writes the
+  recipient's done mark into the queue file -> syncfs -> and only then moves the file
+  on (here to deferred/: the message's other recipient was deferred).
 
 A second test watches new/ with inotify while 200 messages are delivered: each file is
 complete when it appears, and no file in new/ is ever written through new/.
@@ -21,6 +23,7 @@ complete when it appears, and no file in new/ is ever written through new/.
 import ctypes
 import os
 import pwd
+import re
 import select
 import shutil
 import struct
@@ -185,7 +188,7 @@ def test_qmgr_syncs_target_then_source_when_deferring(traced):
            lambda c: c.name in SYNCS and c.fd_path == defer_log, after=block)
 
 
-def test_local_links_syncs_then_marks_done_then_replies(traced):
+def test_local_links_syncs_and_replies_then_qmgr_marks_done_and_syncs(traced):
     inst, qid, calls = traced
     queue_file = os.path.realpath(inst.queue / "active" / qid)
     maildir = os.path.realpath(_home(USER1) / "Maildir")
@@ -193,10 +196,13 @@ def test_local_links_syncs_then_marks_done_then_replies(traced):
                   lambda c: c.name in RENAMES and len(c.strings()) >= 2
                   and c.strings()[1].startswith(f"{maildir}/new/"))
     local = link.tid
-    tmp_path = link.strings()[0]
+    tmp_path, new_path = link.strings()[0], link.strings()[1]
     assert tmp_path.startswith(f"{maildir}/tmp/"), \
         f"the message reached new/ from {tmp_path}, not from tmp/"
-    assert os.path.basename(tmp_path) == os.path.basename(link.strings()[1]), link
+    # The name in new/ is stamped: a repeated delivery of this recipient finds it.
+    m = re.fullmatch(rf"\d+\.M\d+Q{qid}_(\d+)\.mx\.rostfix\.test", os.path.basename(new_path))
+    assert m, new_path
+    offset = m.group(1)
     # Nothing is ever created or written under new/ directly.
     direct = [c for c in calls if c.name == "openat" and f"{maildir}/new/" in "".join(c.strings())]
     assert not direct, [str(c) for c in direct]
@@ -212,23 +218,28 @@ def test_local_links_syncs_then_marks_done_then_replies(traced):
                       lambda c: c.tid == local and c.name == "fsync"
                       and c.fd_path == f"{maildir}/new",
                       after=link)
-    mark = _first(calls, f"the done mark ('D') written into {queue_file}",
-                  lambda c: c.tid == local and c.name in ("pwrite64", "pwritev")
-                  and c.fd_path == queue_file and c.strings() == ["D"])
-    assert new_sync.end <= mark.start, \
-        f"the recipient was marked done before new/ was synced:\n {new_sync}\n {mark}"
-    offset = mark.args.rsplit(",", 1)[-1].strip()
-    mark_sync = _first(calls, "fdatasync of the queue file after the mark",
-                       lambda c: c.tid == local and c.name in SYNCS
-                       and c.fd_path == queue_file, after=mark)
-    # The reply to this request is local's first "Sent" for that offset once the mark
-    # is being written (a later message may reuse the offset, in a later reply).
     reply = _first(calls, "local's reply that the recipient was sent",
                    lambda c: c.tid == local and c.name in ("sendto", "write", "sendmsg")
                    and f'"offset":{offset},"status":"Sent"' in _data(c)
-                   and c.start >= mark.start)
-    assert mark_sync.end <= reply.start, \
-        f"local told qmgr 'Sent' before the mark was synced:\n {mark_sync}\n {reply}"
+                   and c.start >= link.end)
+    assert new_sync.end <= reply.start, \
+        f"local told qmgr 'Sent' before new/ was synced:\n {new_sync}\n {reply}"
+    # The agent marks nothing in a group commit: qmgr does, after the reply.
+    early = [c for c in calls if c.tid == local and c.name in ("pwrite64", "pwritev")
+             and c.fd_path == queue_file]
+    assert not early, [str(c) for c in early]
+    mark = _first(calls, f"the done mark ('D') written into {queue_file} at {offset}",
+                  lambda c: c.name in ("pwrite64", "pwritev") and c.fd_path == queue_file
+                  and c.strings() == ["D"] and c.args.rsplit(",", 1)[-1].strip() == offset)
+    assert reply.start <= mark.start and new_sync.end <= mark.start, \
+        f"the recipient was marked done before it was durable and reported:\n {mark}"
+    mark_sync = _first(calls, "syncfs of the queue after the mark",
+                       lambda c: c.tid == mark.tid and c.name == "syncfs", after=mark)
+    moved = _first(calls, f"{qid} moved out of active/",
+                   lambda c: c.name in RENAMES and c.strings()
+                   and c.strings()[0].endswith(f"active/{qid}"), after=mark)
+    assert mark_sync.end <= moved.start, \
+        f"the file moved on before its mark was synced:\n {mark_sync}\n {moved}"
 
 
 # -- a reader watching new/ with inotify -------------------------------------------------

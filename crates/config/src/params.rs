@@ -535,6 +535,13 @@ pub static PARAMS: &[ParamDef] = &[
     // Rostfix-specific: a file of DNSKEY records trusted for DNSSEC validation
     // (smtp_dns_support_level = dnssec); empty = the IANA root keys.
     p("rostfix_dnssec_trust_anchor", "", ParamKind::Str),
+    // Rostfix-specific: the group commit of local deliveries (docs/performance.md):
+    // qmgr hands a local agent up to this many queued messages for one recipient in
+    // one request, which it stores with one Maildir directory sync; 0 or 1 = one
+    // message per request. The size limit bounds the batch's message bytes (a batch
+    // holds at least one message).
+    p("rostfix_local_batch_limit", "32", ParamKind::Int),
+    p("rostfix_local_batch_size_limit", "10240000", ParamKind::Int),
     p("rostfix_maildir_extension_folders", "no", ParamKind::Bool),
     // Rostfix-specific: maillog_file lines as Postfix's text (text) or one JSON object
     // per line (json) for log pipelines; syslog always gets text.

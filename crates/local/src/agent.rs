@@ -1,14 +1,24 @@
-//! One delivery request from qmgr: read the queue file, deliver each recipient, mark
-//! the delivered ones done in the queue file BEFORE answering (a crash after delivery
+//! One delivery request from qmgr: read the queue file, deliver each recipient, make
+//! each delivered one durable and marked done BEFORE answering (a crash after delivery
 //! must not deliver again), log each recipient Postfix-style, and build the reply.
+//!
+//! Who marks: outside a group commit the agent marks each delivered recipient done in
+//! the queue file (fdatasync) right after its delivery. In a group commit (several
+//! messages for one recipient in one request, crate::group_commit) Maildir copies wait
+//! for one `new/` sync at the end of the request and qmgr records the done marks after
+//! the reply; a recipient that reached any other destination is synced and marked by
+//! the agent at once, as outside a group commit.
 
-use crate::deliver::{Message, Settings};
+use crate::deliver::{Commit, Message, Settings};
 use crate::expand::{verdict, Expansion, Leaf, LocalConf, UserLookup};
 use crate::failure::Failure;
+use crate::maildir::Stamp;
 use crate::privileges::RootGuard;
 use crate::resubmit::Forwarder;
 use rostfix_maillog::DeliveryLine;
-use rostfix_proto::{DeliveryReply, DeliveryRequest, DeliveryStatus, Dsn, RecipientResult};
+use rostfix_proto::{
+    DeliveryRecipient, DeliveryReply, DeliveryRequest, DeliveryStatus, Dsn, RecipientResult,
+};
 use rostfix_queue::{open_requested, QueueFile};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -44,6 +54,9 @@ pub fn handle_request(
     queue_root: &Path,
     received: SystemTime,
 ) -> DeliveryReply {
+    if req.is_group_commit() {
+        return crate::group_request::handle_group(cx, req, queue_root, received);
+    }
     let (qf, content) = match load(req, queue_root, received) {
         Ok(loaded) => loaded,
         Err(reply) => return reply,
@@ -52,9 +65,23 @@ pub fn handle_request(
     let mut expansion = Expansion::new(cx.settings, cx.conf, cx.users, msg);
     expansion.set_pass_context(crate::pass::PassContext::new(req, queue_root));
     let forwarder = &mut *cx.forwarder;
-    deliver_all(req, &qf, received, |address, orig| {
-        expansion.recipient(address, orig, forwarder)
+    deliver_all(req, &qf, received, |r| {
+        let commit = Commit {
+            stamp: Some(stamp(req, &qf, r.offset)),
+            stage: None,
+        };
+        expansion.recipient_with(&r.address, &r.orig_address, commit, forwarder)
     })
+}
+
+/// The name stamp of `offset`'s Maildir copies of the message of `req`.
+pub fn stamp<'a>(req: &'a DeliveryRequest, qf: &QueueFile, offset: u64) -> Stamp<'a> {
+    Stamp {
+        queue_id: req.queue_id.as_str(),
+        arrival_us: qf.envelope.arrival_us,
+        offset,
+        retry: req.group.as_ref().is_some_and(|g| g.retry),
+    }
 }
 
 /// The message of a request, delivered now.
@@ -68,6 +95,7 @@ pub fn message<'m>(req: &'m DeliveryRequest, content: &'m [u8]) -> Message<'m> {
         original: "",
         content,
         now,
+        commit: Commit::default(),
     }
 }
 
@@ -103,30 +131,50 @@ pub fn load(
     })
 }
 
-/// The request loop shared by local and virtual: `deliver` returns each recipient's
-/// leaves; sent recipients are marked done in the queue file before the reply, every
-/// leaf is logged, and the reply holds one verdict per recipient.
+/// The request loop shared by local, virtual and pipe: `deliver` returns each
+/// recipient's leaves; a sent recipient is marked done in the queue file right after
+/// its delivery, before the reply; every leaf is logged, and the reply holds one
+/// verdict per recipient.
 pub fn deliver_all<D>(
     req: &DeliveryRequest,
     qf: &QueueFile,
     received: SystemTime,
-    mut deliver: D,
+    deliver: D,
 ) -> DeliveryReply
 where
-    D: FnMut(&str, &str) -> Vec<Leaf>,
+    D: FnMut(&DeliveryRecipient) -> Vec<Leaf>,
 {
-    let arrival = UNIX_EPOCH + Duration::from_secs(req.arrival.max(0) as u64);
-    let before = received.duration_since(arrival).unwrap_or_default();
     if req.probe {
+        let arrival = UNIX_EPOCH + Duration::from_secs(req.arrival.max(0) as u64);
+        let before = received.duration_since(arrival).unwrap_or_default();
         return probe_reply(req, arrival, before);
     }
-    let mut results = Vec::with_capacity(req.recipients.len());
+    let runs = run_recipients(req, deliver, |r, leaves| {
+        if verdict(leaves).is_ok() {
+            mark_done(req, qf, r);
+        }
+    });
+    report(req, received, runs)
+}
+
+/// One recipient's leaves and how long its delivery took.
+pub(crate) struct Run {
+    pub(crate) leaves: Vec<Leaf>,
+    took: Duration,
+}
+
+/// Delivers each recipient of `req` with root's rights (`deliver`), then `settle`s it
+/// with the resting identity (mail_owner), which reads and marks queue files.
+pub(crate) fn run_recipients<D, S>(req: &DeliveryRequest, mut deliver: D, mut settle: S) -> Vec<Run>
+where
+    D: FnMut(&DeliveryRecipient) -> Vec<Leaf>,
+    S: FnMut(&DeliveryRecipient, &mut [Leaf]),
+{
+    let mut runs = Vec::with_capacity(req.recipients.len());
     for r in &req.recipients {
         let start = Instant::now();
-        // Root only for the delivery itself: the queue file was read, and is marked
-        // below, with the resting identity (mail_owner).
-        let leaves = match RootGuard::regain() {
-            Ok(_root) => deliver(&r.address, &r.orig_address),
+        let mut leaves = match RootGuard::regain() {
+            Ok(_root) => deliver(r),
             Err(e) => {
                 log::warn!("{}: {e}", req.queue_id);
                 vec![Leaf {
@@ -134,24 +182,39 @@ where
                     result: Err(Failure::defer("4.3.0", e.to_string())),
                     owner: None,
                     passed: false,
+                    staged: None,
                 }]
             }
         };
         let took = start.elapsed();
+        settle(r, &mut leaves);
+        runs.push(Run { leaves, took });
+    }
+    runs
+}
+
+/// Marks a delivered recipient done (fdatasync). The mail is in the mailbox: it is
+/// reported sent even if this fails. Deferring would deliver it twice; at worst a
+/// crash of qmgr before it removes the file repeats this one delivery.
+pub(crate) fn mark_done(req: &DeliveryRequest, qf: &QueueFile, r: &DeliveryRecipient) {
+    if let Err(e) = QueueFile::mark_done(&qf.path, r.offset) {
+        log::warn!(
+            "{}: cannot mark recipient {} done: {e}",
+            req.queue_id,
+            r.address
+        );
+    }
+}
+
+/// Each recipient's verdict and log lines, and the reply.
+pub(crate) fn report(req: &DeliveryRequest, received: SystemTime, runs: Vec<Run>) -> DeliveryReply {
+    let arrival = UNIX_EPOCH + Duration::from_secs(req.arrival.max(0) as u64);
+    let before = received.duration_since(arrival).unwrap_or_default();
+    let mut results = Vec::with_capacity(runs.len());
+    for (r, run) in req.recipients.iter().zip(runs) {
+        let (leaves, took) = (run.leaves, run.took);
         let (status, f) = match verdict(&leaves) {
-            Ok(text) => {
-                if let Err(e) = QueueFile::mark_done(&qf.path, r.offset) {
-                    // The mail is in the mailbox: report it sent anyway. Deferring would
-                    // deliver it twice; at worst a crash of qmgr before it removes the
-                    // file repeats this one delivery.
-                    log::warn!(
-                        "{}: cannot mark recipient {} done: {e}",
-                        req.queue_id,
-                        r.address
-                    );
-                }
-                (DeliveryStatus::Sent, sent(text))
-            }
+            Ok(text) => (DeliveryStatus::Sent, sent(text)),
             Err(f) if f.permanent => (DeliveryStatus::Bounced, f),
             Err(f) => (DeliveryStatus::Deferred, f),
         };
@@ -291,8 +354,9 @@ mod tests {
     use crate::deliver::UserInfo;
     use crate::privileges::Identity;
     use crate::testdir::TestDir;
+    use crate::testqueue::{queue_message, request};
     use rostfix_proto::DeliveryRecipient;
-    use rostfix_queue::{Envelope, QueueName, QueueWriter, Recipient};
+    use rostfix_queue::QueueName;
     use std::path::PathBuf;
 
     fn run(
@@ -321,50 +385,6 @@ mod tests {
             mailbox_size_limit: 0,
             lock_wait: Duration::from_secs(5),
             extension_folders: false,
-        }
-    }
-
-    fn queue_message(root: &Path, rcpts: &[&str], content: &[u8]) -> String {
-        std::fs::create_dir_all(root.join("active")).unwrap();
-        let env = Envelope {
-            sender: "bob@example.org".into(),
-            arrival_us: 1_700_000_000_000_000,
-            attrs: vec![],
-            recipients: rcpts
-                .iter()
-                .map(|a| Recipient {
-                    address: a.to_string(),
-                    orig_address: a.to_string(),
-                    ..Recipient::default()
-                })
-                .collect(),
-        };
-        let mut w = QueueWriter::create(root, QueueName::Active, &env).unwrap();
-        w.write_content(content).unwrap();
-        w.commit().unwrap()
-    }
-
-    fn request(root: &Path, id: &str) -> DeliveryRequest {
-        let qf = QueueFile::open(root, QueueName::Active, id).unwrap();
-        DeliveryRequest {
-            queue_name: QueueName::Active,
-            queue_id: id.parse().unwrap(),
-            sender: qf.envelope.sender.clone(),
-            nexthop: "mx.example.org".into(),
-            arrival: 1_700_000_000,
-            recipients: qf
-                .envelope
-                .recipients
-                .iter()
-                .map(|r| DeliveryRecipient {
-                    offset: r.offset,
-                    address: r.address.clone(),
-                    orig_address: r.orig_address.clone(),
-                })
-                .collect(),
-            activated: None,
-            probe: false,
-            shaping: None,
         }
     }
 
@@ -466,6 +486,7 @@ mod tests {
             activated: None,
             probe: false,
             shaping: None,
+            group: None,
         };
         let none = |_: &str| Ok(None);
         let reply = run(&req, t.path(), &none);

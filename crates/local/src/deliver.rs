@@ -6,12 +6,14 @@
 use crate::destination::{destination, Destination};
 use crate::dotlock::{Dotlock, DotlockError};
 use crate::failure::{errtext, Failure};
+use crate::group_commit::Stage;
 use crate::headers::{delivered_copy, has_delivered_to};
-use crate::maildir::{self, MaildirError};
+use crate::maildir::{self, MaildirError, Placement, Stamp};
 use crate::mbox::{self, Mailbox, MboxError, MboxOptions};
 use crate::privileges::{running_as_root, Identity, PrivGuard};
 use crate::recipient::{parse_recipient, plausible_user_name};
 use nix::unistd::{Gid, Uid};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -66,6 +68,18 @@ pub struct Message<'a> {
     pub content: &'a [u8],
     /// Delivery time (seconds since the epoch) for the mbox `From ` line.
     pub now: i64,
+    /// How Maildir copies are named and made durable.
+    pub commit: Commit<'a>,
+}
+
+/// How a Maildir copy is named and made durable: by default under a fresh unique
+/// name with `new/` synced at once; with a stamp under the name derived from the queue
+/// file and recipient (an idempotent delivery, crate::maildir); with a stage, the
+/// `new/` sync is left to the group commit that owns the stage (crate::group_commit).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Commit<'a> {
+    pub stamp: Option<Stamp<'a>>,
+    pub stage: Option<&'a RefCell<Stage>>,
 }
 
 /// Delivers `msg` to `address`. Ok holds the status text (`delivered to maildir` or
@@ -129,7 +143,7 @@ pub fn deliver_mailbox(
                 Some(folder) if settings.extension_folders => dir.join(folder),
                 _ => dir,
             };
-            deliver_maildir(settings, &dir, &copy, ident, &user.name)?;
+            deliver_maildir(settings, msg.commit, &dir, &copy, ident, &user.name)?;
             Ok("delivered to maildir")
         }
         Destination::Mbox { path, spool } => {
@@ -196,6 +210,7 @@ fn switch(ident: Identity) -> Result<PrivGuard, Failure> {
 
 fn deliver_maildir(
     settings: &Settings,
+    commit: Commit<'_>,
     dir: &Path,
     copy: &[u8],
     ident: Identity,
@@ -203,15 +218,30 @@ fn deliver_maildir(
 ) -> Result<(), Failure> {
     let _guard = switch(ident)?;
     let euid = nix::unistd::geteuid();
-    maildir::deliver(
+    let placement = Placement {
+        stamp: commit.stamp,
+        sync_dir: commit.stage.is_none(),
+    };
+    let stored = maildir::deliver_placed(
         dir,
         copy,
         &settings.hostname,
         settings.mailbox_size_limit,
         euid,
+        placement,
     )
-    .map(|_| ())
-    .map_err(|e| maildir_failure(&e, dir, user))
+    .map_err(|e| maildir_failure(&e, dir, user))?;
+    if stored.earlier {
+        let id = commit.stamp.map_or("", |s| s.queue_id);
+        log::info!(
+            "{id}: {} holds this message from an earlier delivery attempt: not stored again",
+            stored.path.display()
+        );
+    }
+    if let Some(stage) = commit.stage {
+        stage.borrow_mut().add(stored, ident);
+    }
+    Ok(())
 }
 
 fn maildir_failure(e: &MaildirError, dir: &Path, user: &str) -> Failure {
@@ -363,6 +393,7 @@ mod tests {
             original: "",
             content: CONTENT,
             now: 1_700_000_000,
+            commit: Commit::default(),
         }
     }
 

@@ -45,7 +45,7 @@
 
 use crate::attributes::{command_environment, expand, expand_filtered, Attributes};
 use crate::command::{run_command, CommandSpec};
-use crate::deliver::{deliver_file, deliver_mailbox, Message, Settings, UserInfo};
+use crate::deliver::{deliver_file, deliver_mailbox, Commit, Message, Settings, UserInfo};
 use crate::expansion_list::{parse_file, parse_list, Item};
 use crate::failure::Failure;
 use crate::headers::{delivered_copy, has_delivered_to};
@@ -167,6 +167,9 @@ pub struct Leaf {
     /// Handed to another agent (mailbox_transport, fallback_transport), which logged
     /// it: the agent loop logs no line of its own for this destination.
     pub passed: bool,
+    /// A Maildir copy of a group commit: its index in the request's stage
+    /// (crate::group_commit); delivered only once that copy's `new/` is synced.
+    pub staged: Option<usize>,
 }
 
 /// The identity and user attributes commands and files of a list run with.
@@ -280,13 +283,33 @@ impl<'a> Expansion<'a> {
         std::mem::take(&mut self.leaves)
     }
 
+    /// As [`Expansion::recipient`], with the recipient's Maildir copies named and made
+    /// durable as `commit` says (the agent gives each recipient its stamp).
+    pub fn recipient_with(
+        &mut self,
+        address: &str,
+        orig_address: &str,
+        commit: Commit<'a>,
+        forwarder: &mut dyn Forwarder,
+    ) -> Vec<Leaf> {
+        self.msg.commit = commit;
+        let leaves = self.recipient(address, orig_address, forwarder);
+        self.msg.commit = Commit::default();
+        leaves
+    }
+
     fn leaf(&mut self, to: &str, result: Result<String, Failure>) {
+        self.leaf_staged(to, result, None);
+    }
+
+    fn leaf_staged(&mut self, to: &str, result: Result<String, Failure>, staged: Option<usize>) {
         let owner = self.owners.last().cloned().flatten();
         self.leaves.push(Leaf {
             to: to.to_string(),
             result,
             owner,
             passed: false,
+            staged,
         });
     }
 
@@ -344,6 +367,7 @@ impl<'a> Expansion<'a> {
             result,
             owner,
             passed: self.pass_cx.is_some(),
+            staged: None,
         });
     }
 
@@ -632,9 +656,17 @@ impl<'a> Expansion<'a> {
             original: &self.orig,
             ..self.msg
         };
+        // A Maildir copy staged for the group commit is the stage's newest entry.
+        let staged_before = self.msg.commit.stage.map(|st| st.borrow().len());
         let result =
             deliver_mailbox(self.settings, msg, &self.top, &info, extension).map(str::to_string);
-        self.leaf(address, result);
+        let staged = match (self.msg.commit.stage, staged_before) {
+            (Some(st), Some(before)) if result.is_ok() && st.borrow().len() > before => {
+                Some(st.borrow().len() - 1)
+            }
+            _ => None,
+        };
+        self.leaf_staged(address, result, staged);
     }
 
     fn luser_relay(

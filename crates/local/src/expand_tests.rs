@@ -60,6 +60,7 @@ fn msg() -> Message<'static> {
         original: "",
         content: CONTENT,
         now: 1_700_000_000,
+        commit: crate::deliver::Commit::default(),
     }
 }
 
@@ -278,6 +279,7 @@ fn include_lists_and_restricted_commands() {
             }),
             owner: None,
             passed: false,
+            staged: None,
         })
         .collect();
     assert_eq!(verdict(&leaves).unwrap_err().dsn, "5.7.1");
@@ -327,6 +329,7 @@ fn bounce_owner_follows_the_failed_leaf() {
         result: Ok("delivered".into()),
         owner: owner.map(str::to_string),
         passed: false,
+        staged: None,
     };
     let bad = |to: &str, owner: Option<&str>| Leaf {
         to: to.into(),
@@ -337,6 +340,7 @@ fn bounce_owner_follows_the_failed_leaf() {
         }),
         owner: owner.map(str::to_string),
         passed: false,
+        staged: None,
     };
     assert_eq!(
         bounce_owner(&[ok("a", Some("owner-x@h")), bad("b", None)]),

@@ -29,6 +29,8 @@ pub mod dotlock;
 pub mod expand;
 pub mod expansion_list;
 pub mod failure;
+pub mod group_commit;
+pub mod group_request;
 pub mod headers;
 pub mod listfile;
 pub mod maildir;
@@ -46,3 +48,5 @@ pub mod virtual_mailbox;
 mod expand_tests;
 #[cfg(test)]
 mod testdir;
+#[cfg(test)]
+mod testqueue;

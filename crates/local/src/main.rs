@@ -49,8 +49,18 @@ and the export_environment variables, in command_execution_directory, killed
 after command_time_limit; exit codes map to DSN codes as sysexits(3) says
 (75 defers, 67 bounces 5.1.1, ...). Addresses that are not local are written
 back into the queue (incoming/) as a new message and qmgr is woken. Each final
-destination gets the message once per request. Delivered recipients are marked
-done in the queue file before the reply.
+destination gets the message once per message delivered. Delivered recipients
+are marked done in the queue file before the reply.
+
+Maildir copies of queued mail get a name derived from the queue id, arrival
+time and recipient (ARRIVAL.MMICROSQQUEUEID_OFFSET.HOST), so a delivery repeated
+after a crash finds the earlier copy in new/ (or, for a deferred message, in
+cur/) instead of storing a second one. Group commit: qmgr may send up to
+rostfix_local_batch_limit queued messages (rostfix_local_batch_size_limit
+bytes) for one recipient in one request; local stores each, syncs each Maildir
+new/ directory once for the whole batch, answers per message, and qmgr records
+the done marks with one sync. mbox, file, command and forwarding destinations
+are still made durable and marked done one message at a time.
 
 Parameters: myhostname, mydestination, myorigin, alias_maps, allow_mail_to_commands,
 allow_mail_to_files, command_execution_directory, command_time_limit,

@@ -185,6 +185,7 @@ mod tests {
             activated: None,
             probe: false,
             shaping: None,
+            group: None,
         };
         let dir = std::env::temp_dir().join(format!("rostfix-pass-{}", std::process::id()));
         let cx = PassContext::new(&req, &dir);

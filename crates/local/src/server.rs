@@ -108,6 +108,7 @@ mod tests {
             activated: None,
             probe: false,
             shaping: None,
+            group: None,
         };
         // Two requests on one stream, then qmgr closes it: two replies, each saying
         // the stream may carry another.

@@ -121,18 +121,29 @@ pub fn deliver_virtual(
     let copy = delivered_copy(msg.sender, msg.original, address, msg.content);
     let _guard = PrivGuard::switch(ident).map_err(|e| Failure::defer("4.3.0", e.to_string()))?;
     if value.ends_with('/') {
-        maildir::deliver(&path, &copy, &conf.hostname, conf.limit, ident.uid)
-            .map(|_| "delivered to maildir")
-            .map_err(|e| {
-                let text = format!("maildir delivery failed for {address}: {e}");
-                match e {
-                    maildir::MaildirError::Full { .. } => Failure::bounce("5.2.2", text),
-                    ref other => match other.io_error() {
-                        Some(io) => Failure::from_io(io, text),
-                        None => Failure::defer("4.2.0", text),
-                    },
-                }
-            })
+        let placement = maildir::Placement {
+            stamp: msg.commit.stamp,
+            sync_dir: true,
+        };
+        maildir::deliver_placed(
+            &path,
+            &copy,
+            &conf.hostname,
+            conf.limit,
+            ident.uid,
+            placement,
+        )
+        .map(|_| "delivered to maildir")
+        .map_err(|e| {
+            let text = format!("maildir delivery failed for {address}: {e}");
+            match e {
+                maildir::MaildirError::Full { .. } => Failure::bounce("5.2.2", text),
+                ref other => match other.io_error() {
+                    Some(io) => Failure::from_io(io, text),
+                    None => Failure::defer("4.2.0", text),
+                },
+            }
+        })
     } else {
         let record = mbox::format_record(msg.sender, &mbox::asctime(msg.now), &copy);
         let opts = MboxOptions {
@@ -191,6 +202,7 @@ mod tests {
             original: "Info@Alias.test",
             content: b"Subject: hi\n\nFrom me\n",
             now: 1_700_000_000,
+            commit: crate::deliver::Commit::default(),
         }
     }
 

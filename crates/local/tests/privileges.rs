@@ -80,6 +80,7 @@ fn run(base: &Path, nobody: &UserInfo) {
         original: "",
         content: b"Subject: x\n\nhi\n",
         now: 0,
+        commit: Default::default(),
     };
     let s = settings("Maildir/", &base.join("nospool"));
     assert_eq!(

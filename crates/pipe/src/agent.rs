@@ -45,7 +45,7 @@ pub fn handle_request(
     if req.probe {
         // deliver_all answers an address verification probe itself, without calling
         // the closure: the command never runs for a probe.
-        return deliver_all(req, &qf, received, |_, _| Vec::new());
+        return deliver_all(req, &qf, received, |_| Vec::new());
     }
     let outcome = match RootGuard::regain() {
         Ok(_root) => deliver(pipe, req, &qf.envelope.attrs, &content),
@@ -54,12 +54,13 @@ pub fn handle_request(
             Err(Failure::defer("4.3.0", e.to_string()))
         }
     };
-    deliver_all(req, &qf, received, |address, _orig| {
+    deliver_all(req, &qf, received, |r| {
         vec![Leaf {
-            to: address.to_string(),
+            to: r.address.clone(),
             result: outcome.clone(),
             owner: None,
             passed: false,
+            staged: None,
         }]
     })
 }
@@ -182,6 +183,7 @@ mod tests {
             activated: None,
             probe: false,
             shaping: None,
+            group: None,
         }
     }
 

@@ -86,6 +86,7 @@ mod tests {
             activated: None,
             probe: false,
             shaping: None,
+            group: None,
         }
     }
 

@@ -50,6 +50,55 @@ pub struct DeliveryRequest {
     /// senders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shaping: Option<ShapingHint>,
+    /// A group commit (docs/ipc.md, "Group commit"): qmgr, not the agent, records the
+    /// done marks of the Sent recipients, after the reply, with one sync for all the
+    /// messages of the request; `more` holds further messages for the same destination
+    /// (local: the same recipient). Absent from older senders and for other agents:
+    /// then the agent marks each Sent recipient done itself before replying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupCommit>,
+}
+
+/// The group-commit part of a [`DeliveryRequest`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCommit {
+    /// The message named at the top of the request was deferred before (see
+    /// [`BatchedMessage::retry`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
+    /// Further messages, delivered after the one named at the top and answered in
+    /// [`DeliveryReply::more`] in the same order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<BatchedMessage>,
+}
+
+/// One further message of a group commit: the per-message fields of a
+/// [`DeliveryRequest`] (nexthop and shaping are the request's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchedMessage {
+    pub queue_name: QueueName,
+    pub queue_id: QueueId,
+    pub sender: String,
+    pub arrival: i64,
+    pub recipients: Vec<DeliveryRecipient>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
+    /// The message was deferred before: an earlier attempt may have stored it without
+    /// its done mark being recorded (an agent killed before its reply), so the agent
+    /// also looks for that copy among the mailbox's read messages (Maildir `cur/`),
+    /// not only in `new/`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
+}
+
+/// The results of one further message of a group commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchedResults {
+    /// The message's queue id, as requested (a check: results go by position).
+    pub queue_id: QueueId,
+    pub results: Vec<RecipientResult>,
 }
 
 /// What the smtp client must know of a delivery's shaping bucket.
@@ -63,6 +112,47 @@ pub struct ShapingHint {
 }
 
 impl DeliveryRequest {
+    /// True when qmgr records the done marks (a group commit).
+    pub fn is_group_commit(&self) -> bool {
+        self.group.is_some()
+    }
+
+    /// The request cut into one request per message: the message at the top, then
+    /// each of `group.more`, every one without further messages (their `group` keeps
+    /// only its `retry` flag, so each still counts as a group commit).
+    pub fn messages(&self) -> Vec<DeliveryRequest> {
+        let Some(group) = &self.group else {
+            return vec![self.clone()];
+        };
+        let head = DeliveryRequest {
+            group: Some(GroupCommit {
+                retry: group.retry,
+                more: Vec::new(),
+            }),
+            ..self.clone()
+        };
+        let mut out = Vec::with_capacity(1 + group.more.len());
+        out.push(head);
+        for m in &group.more {
+            out.push(DeliveryRequest {
+                queue_name: m.queue_name,
+                queue_id: m.queue_id.clone(),
+                sender: m.sender.clone(),
+                nexthop: self.nexthop.clone(),
+                arrival: m.arrival,
+                recipients: m.recipients.clone(),
+                activated: m.activated,
+                probe: m.probe,
+                shaping: self.shaping.clone(),
+                group: Some(GroupCommit {
+                    retry: m.retry,
+                    more: Vec::new(),
+                }),
+            });
+        }
+        out
+    }
+
     /// `(a, b)` of Postfix's delays=a/b/c/d, given `before` = seconds from arrival to
     /// the agent's receipt of this request: a = arrival to activation, b = the rest.
     pub fn split_before(&self, before: f64) -> (f64, f64) {
@@ -128,6 +218,10 @@ pub struct DeliveryReply {
     /// JSON delivery log; absent from agents that do not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delays_ms: Option<[u64; 4]>,
+    /// The results of a group commit's further messages (`group.more` of the
+    /// request), in the same order; `results` above are the first message's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<BatchedResults>,
 }
 
 impl DeliveryReply {
@@ -138,7 +232,26 @@ impl DeliveryReply {
             keep_open: false,
             tls: None,
             delays_ms: None,
+            more: Vec::new(),
         }
+    }
+
+    /// One reply for the messages of a group commit, in request order (see
+    /// [`DeliveryRequest::messages`]): the first one's results at the top, the others
+    /// in `more`.
+    pub fn merged(mut replies: Vec<(QueueId, DeliveryReply)>) -> DeliveryReply {
+        if replies.is_empty() {
+            return DeliveryReply::new(Vec::new());
+        }
+        let (_, mut head) = replies.remove(0);
+        head.more = replies
+            .into_iter()
+            .map(|(queue_id, r)| BatchedResults {
+                queue_id,
+                results: r.results,
+            })
+            .collect();
+        head
     }
 }
 
@@ -268,6 +381,7 @@ mod tests {
             activated: None,
             probe: false,
             shaping: None,
+            group: None,
         }
     }
 
@@ -370,6 +484,7 @@ mod tests {
             activated: None,
             probe: false,
             shaping: None,
+            group: None,
         };
         assert_eq!(r.split_before(3.0), (3.0, 0.0));
         r.activated = Some(101_000_000);
@@ -379,5 +494,76 @@ mod tests {
         assert_eq!(r.split_before(3.0), (0.0, 3.0));
         r.activated = Some(110_000_000);
         assert_eq!(r.split_before(3.0), (3.0, 0.0));
+    }
+
+    #[test]
+    fn a_group_commit_splits_into_one_request_per_message_and_merges_back() {
+        let mut req = request();
+        // Without `group` the wire form is what older agents know, and one message.
+        let json = serde_json::to_string(&req).unwrap();
+        assert!(!json.contains("group"), "{json}");
+        assert_eq!(req.messages(), vec![req.clone()]);
+        assert!(!req.is_group_commit());
+        req.group = Some(GroupCommit {
+            retry: false,
+            more: vec![BatchedMessage {
+                queue_name: QueueName::Active,
+                queue_id: QueueId::new("AAAAAA1").unwrap(),
+                sender: "c@example.org".into(),
+                arrival: 200,
+                recipients: req.recipients.clone(),
+                activated: Some(5),
+                probe: false,
+                retry: true,
+            }],
+        });
+        let json = serde_json::to_string(&req).unwrap();
+        let back: DeliveryRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, req);
+        let parts = req.messages();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].queue_id, req.queue_id);
+        assert_eq!(parts[1].queue_id.as_str(), "AAAAAA1");
+        assert_eq!(parts[1].sender, "c@example.org");
+        assert_eq!(parts[1].nexthop, "h");
+        assert!(parts.iter().all(|p| p.is_group_commit()));
+        assert!(parts
+            .iter()
+            .all(|p| p.group.as_ref().unwrap().more.is_empty()));
+        assert_eq!(
+            parts
+                .iter()
+                .map(|p| p.group.as_ref().unwrap().retry)
+                .collect::<Vec<_>>(),
+            [false, true]
+        );
+        // A batched message with a bad queue id is refused like the first one.
+        let e = decode_with(&req, "group/more/0/queue_id", "../x").unwrap_err();
+        assert!(e.to_string().contains("invalid queue id"), "{e}");
+
+        let result = |offset| RecipientResult {
+            offset,
+            status: DeliveryStatus::Sent,
+            dsn: Dsn::new("2.0.0").unwrap(),
+            text: "delivered to maildir".into(),
+            relay: "local".into(),
+            notify_sender: None,
+        };
+        let merged = DeliveryReply::merged(vec![
+            (
+                parts[0].queue_id.clone(),
+                DeliveryReply::new(vec![result(7)]),
+            ),
+            (
+                parts[1].queue_id.clone(),
+                DeliveryReply::new(vec![result(9)]),
+            ),
+        ]);
+        assert_eq!(merged.results, vec![result(7)]);
+        assert_eq!(merged.more.len(), 1);
+        assert_eq!(merged.more[0].queue_id.as_str(), "AAAAAA1");
+        assert_eq!(merged.more[0].results, vec![result(9)]);
+        let old_style = serde_json::to_string(&DeliveryReply::new(vec![result(7)])).unwrap();
+        assert!(!old_style.contains("more"), "{old_style}");
     }
 }

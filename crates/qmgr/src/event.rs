@@ -30,6 +30,9 @@ pub struct DeliveryOutcome {
     pub reply: Result<DeliveryReply, CallError>,
     /// The worker (worker.rs) that ran the request; None when none did.
     pub worker: Option<u64>,
+    /// The outcomes of the further messages of a group commit (crate::group_commit),
+    /// which shared this request's slot; empty otherwise.
+    pub batched: Vec<DeliveryOutcome>,
 }
 
 /// The result of one bounce request.

@@ -18,7 +18,16 @@ keeps the agent's stream open when the agent offers and queues the
 destination's next request behind the running one, asks private/bounce for
 failure, delay and success notices, and moves what failed temporarily to
 deferred/ with a retry time between minimal_backoff_time and
-maximal_backoff_time until maximal_queue_lifetime. Woken through public/qmgr by
+maximal_backoff_time until maximal_queue_lifetime. For a transport whose
+recipient limit is 1 (local) the destination is the recipient, as in Postfix:
+local_destination_concurrency_limit counts deliveries to one mailbox, and such
+destinations share the transport's agent streams. Group commit: a transport
+run by the local command (master.cf) gets up to rostfix_local_batch_limit
+queued messages (default 32; 1 = off) of at most rostfix_local_batch_size_limit
+bytes together (at least one) for one recipient in one request, the backlog
+spread over the recipient's free slots; after the agent's reply the delivering
+thread records every delivered recipient's done mark with one syncfs before
+the files are removed (docs/performance.md). Woken through public/qmgr by
 smtpd, pickup, bounce, rostqueue -f/-s and master's timer. At start it moves
 active/ back to incoming/, so a crash loses nothing.
 With rostfix_shaping_rules, destinations of rostfix_shaping_transports are

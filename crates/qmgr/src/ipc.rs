@@ -24,6 +24,10 @@ pub enum CallError {
     },
     #[error("{path}: {source}")]
     Exchange { path: String, source: FrameError },
+    /// The group commit this message was part of failed: the first message's error,
+    /// as text (crate::group_commit).
+    #[error("{0}")]
+    Batched(String),
 }
 
 /// Connects and sets the read/write timeout for the exchange that follows.
@@ -137,6 +141,7 @@ mod tests {
             activated: None,
             probe: false,
             shaping: None,
+            group: None,
         }
     }
 

@@ -19,6 +19,7 @@ mod builtin;
 mod bulk;
 mod event;
 mod expand;
+mod group_commit;
 mod help;
 mod ipc;
 mod logline;
@@ -40,21 +41,31 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// master.cf maxproc of every unix service (the transports qmgr may call), read before
-/// the chroot. An unreadable master.cf means no per-transport caps (master would not
-/// run with one anyway).
-fn process_limits(service: &Service) -> HashMap<String, usize> {
+/// The transport services master.cf names, read before the chroot: the maxproc of
+/// every unix service (the transports qmgr may call), and those that run the local
+/// delivery agent (they get the group commit). An unreadable master.cf means no
+/// per-transport caps (master would not run with one anyway) and the stock `local`.
+fn transport_services(service: &Service) -> (HashMap<String, usize>, Vec<String>) {
     let default = u32::try_from(service.config.get_int("default_process_limit")).unwrap_or(100);
     match MasterCf::load(&service.config_dir, default) {
-        Ok(m) => m
-            .services
-            .iter()
-            .filter(|e| e.service_type == ServiceType::Unix)
-            .map(|e| (e.name.clone(), e.maxproc as usize))
-            .collect(),
+        Ok(m) => {
+            let unix = || {
+                m.services
+                    .iter()
+                    .filter(|e| e.service_type == ServiceType::Unix)
+            };
+            let limits = unix()
+                .map(|e| (e.name.clone(), e.maxproc as usize))
+                .collect();
+            let local = unix()
+                .filter(|e| e.command == "local")
+                .map(|e| e.name.clone())
+                .collect();
+            (limits, local)
+        }
         Err(e) => {
             log::warn!("cannot read master.cf for process limits: {e}");
-            HashMap::new()
+            (HashMap::new(), vec!["local".to_string()])
         }
     }
 }
@@ -113,11 +124,12 @@ fn main() {
                     service.config.get("rostfix_shaping_redis_prefix"),
                 )
             });
+            let (process_limits, local_services) = transport_services(service);
             Ok(Opened {
                 shaper,
                 dns,
                 shared_rates,
-                settings: Settings::load(&service.config, &process_limits(service)),
+                settings: Settings::load(&service.config, &process_limits, &local_services),
                 // Tables are opened before the chroot (their paths are outside it).
                 resolver: Resolver::from_config(&service.config).map_err(StartError::daemon)?,
                 bulk: bulk::BulkSettings::load(&service.config)

@@ -2,6 +2,9 @@
 //! requests are queued or in flight. Helper threads (trigger listener, one worker per
 //! delivery or bounce request) report over one channel; only this loop touches queue
 //! files (moves, done marks after bounces, defer logs, removal), so there are no locks.
+//! The one exception: a worker writes the done marks of a group commit's delivered
+//! recipients (crate::group_commit) before it reports, while the message is in flight
+//! and so cannot be moved or removed by this loop.
 //!
 //! Timers: incoming/ is rescanned every [`INCOMING_SCAN`] as a safety net against lost
 //! triggers, deferred/ every queue_run_delay. When master goes away (it stopped, or it
@@ -30,7 +33,10 @@ use crate::shaping::{Class, Shaper};
 use crate::trigger::WakePending;
 use crate::worker::{unstarted, Job, Workers};
 use rostfix_metrics::Reporter;
-use rostfix_proto::{transport_socket, DeliveryRequest, DeliveryStatus, Dsn, QueueId, Trigger};
+use rostfix_proto::{
+    transport_socket, BatchedMessage, DeliveryRequest, DeliveryStatus, Dsn, GroupCommit, QueueId,
+    Trigger,
+};
 use rostfix_queue::{
     is_valid_queue_id, list_queue, move_file, QueueError, QueueFile, QueueLock, QueueName, Recycler,
 };
@@ -313,16 +319,22 @@ impl Manager {
     /// has forgotten keeps its last value: qmgr forgets only idle ones, reported at 0.
     fn report_destinations(&self, now: Instant) {
         let mut dead: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
-        for (route, in_flight, is_dead) in self.sched.destination_states(now) {
+        // Per-recipient destinations are summed per next hop: a series per mailbox
+        // would crowd the metrics service's series cap.
+        let mut in_flight: std::collections::BTreeMap<(&str, &str), f64> =
+            std::collections::BTreeMap::new();
+        for (route, n, is_dead) in self.sched.destination_states(now) {
+            *in_flight
+                .entry((route.transport.as_str(), route.nexthop.as_str()))
+                .or_insert(0.0) += n as f64;
+            *dead.entry(route.transport.as_str()).or_insert(0.0) += f64::from(u8::from(is_dead));
+        }
+        for ((transport, destination), n) in in_flight {
             self.metrics.set(
                 "rostfix_qmgr_destination_concurrency",
-                &[
-                    ("transport", route.transport.as_str()),
-                    ("destination", route.nexthop.as_str()),
-                ],
-                in_flight as f64,
+                &[("transport", transport), ("destination", destination)],
+                n,
             );
-            *dead.entry(route.transport.as_str()).or_insert(0.0) += f64::from(u8::from(is_dead));
         }
         for (transport, n) in dead {
             self.metrics.set(
@@ -466,8 +478,8 @@ impl Manager {
         for (req, reason) in self.sched.take_suspended(now) {
             self.defer_request(req, &reason);
         }
-        while let Some(req) = self.sched.next(now) {
-            self.spawn_delivery(req);
+        while let Some(batch) = self.sched.next_batch(now) {
+            self.spawn_delivery(batch);
         }
         if let Some(shared) = self.shaper.shared() {
             for (bucket, ask) in self.sched.shared_asks(now) {
@@ -499,59 +511,114 @@ impl Manager {
             requested: req.recipients,
             reply: Ok(rostfix_proto::DeliveryReply::new(results)),
             worker: None,
+            batched: Vec::new(),
         };
         let classified = Self::classify_outcome(&outcome);
         self.apply_outcome(outcome, classified, true);
     }
 
-    fn spawn_delivery(&mut self, req: PendingRequest) {
-        let queue_id = match QueueId::new(req.queue_id.as_str()) {
-            Ok(id) => id,
-            Err(e) => return self.defer_request(req, &e.to_string()),
-        };
-        let Some(msg) = self.messages.get(&req.queue_id) else {
-            // The message went away (cannot happen while requests are outstanding).
-            self.sched
-                .finished(&req.route, &Outcome::Success, Instant::now());
-            return;
-        };
+    /// The per-message part of the request for `req`, from its message in memory;
+    /// None when the message is gone (cannot happen while requests are outstanding) or
+    /// its id cannot be sent (then the request is deferred here).
+    fn request_part(&mut self, req: &PendingRequest) -> Option<BatchedMessage> {
+        let msg = self.messages.get(&req.queue_id)?;
         let sender = match (msg.verp, req.recipients.as_slice()) {
             (Some(delims), [one]) => rostfix_queue::verp_sender(&msg.sender, delims, &one.address),
             _ => msg.sender.clone(),
         };
-        let request = DeliveryRequest {
+        let (arrival, activated, probe, retry) = (msg.arrival, msg.activated, msg.probe, msg.retry);
+        let queue_id = match QueueId::new(req.queue_id.as_str()) {
+            Ok(id) => id,
+            Err(e) => {
+                self.defer_request(req.clone(), &e.to_string());
+                return None;
+            }
+        };
+        Some(BatchedMessage {
             queue_name: QueueName::Active,
             queue_id,
             sender,
-            nexthop: req.route.nexthop.clone(),
-            arrival: msg.arrival,
-            recipients: req.recipients,
-            activated: Some(msg.activated),
-            probe: msg.probe,
-            shaping: self.sched.bucket_of(&req.route).map(|(bucket, n)| {
-                rostfix_proto::ShapingHint {
+            arrival,
+            recipients: req.recipients.clone(),
+            activated: Some(activated),
+            probe,
+            retry,
+        })
+    }
+
+    /// Starts one delivery for `batch` (requests of one destination the scheduler
+    /// handed out together, in one slot): one request to the agent, a group commit
+    /// when the transport batches (the first message at the top, the others in
+    /// `group.more`).
+    fn spawn_delivery(&mut self, batch: Vec<PendingRequest>) {
+        let Some(route) = batch.first().map(|r| r.route.clone()) else {
+            return;
+        };
+        let group_commit = self.settings.limits.policy(&route.transport).batch_limit > 1;
+        let mut parts = Vec::with_capacity(batch.len());
+        for req in batch {
+            if let Some(part) = self.request_part(&req) {
+                parts.push(part);
+            }
+        }
+        let mut parts = parts.into_iter();
+        let Some(head) = parts.next() else {
+            // Nothing left to send: the slot is free again.
+            self.sched
+                .finished(&route, &Outcome::Success, Instant::now());
+            return;
+        };
+        let more: Vec<BatchedMessage> = parts.collect();
+        let members = more
+            .iter()
+            .map(|m| crate::group_commit::Member {
+                queue_id: m.queue_id.to_string(),
+                requested: m.recipients.clone(),
+            })
+            .collect();
+        let request = DeliveryRequest {
+            queue_name: head.queue_name,
+            queue_id: head.queue_id,
+            sender: head.sender,
+            nexthop: route.nexthop.clone(),
+            arrival: head.arrival,
+            recipients: head.recipients,
+            activated: head.activated,
+            probe: head.probe,
+            shaping: self
+                .sched
+                .bucket_of(&route)
+                .map(|(bucket, n)| rostfix_proto::ShapingHint {
                     bucket: bucket.to_string(),
                     reuse_count_limit: n,
-                }
+                }),
+            group: group_commit.then_some(GroupCommit {
+                retry: head.retry,
+                more,
             }),
         };
         let job = Job {
-            path: self.root.join(transport_socket(&req.route.transport)),
-            route: req.route,
+            path: self.root.join(transport_socket(&route.transport)),
+            route,
             request,
+            members,
+            commit_root: group_commit.then(|| self.root.clone()),
         };
         // At most the window's worth of workers (parallel deliveries); requests the
         // scheduler allows beyond it wait in a worker's queue. A shaping bucket's
         // destinations share its workers, so its agent streams (and so its SMTP
         // connections, one per smtp process) never outnumber its concurrency.
+        // Per-recipient destinations share their transport's workers (worker.rs):
+        // the scheduler bounds their deliveries, so the pool never queues one.
         let (key, window) = match &job.request.shaping {
             Some(h) if self.sched.bucket_concurrency(&h.bucket) > 0 => (
-                crate::route::Route {
-                    transport: job.route.transport.clone(),
-                    nexthop: format!("shaping bucket {}", h.bucket),
-                },
+                crate::route::Route::new(
+                    job.route.transport.clone(),
+                    format!("shaping bucket {}", h.bucket),
+                ),
                 self.sched.bucket_concurrency(&h.bucket),
             ),
+            _ if !job.route.recipient.is_empty() => (job.route.pool(), usize::MAX),
             _ => (job.route.clone(), self.sched.window_of(&job.route)),
         };
         if let Err(failed) = self.workers.assign(job, key, window) {

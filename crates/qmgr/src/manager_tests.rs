@@ -903,3 +903,137 @@ fn verp_gives_each_recipient_its_own_request_and_sender() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+fn batching_settings() -> Settings {
+    let mut s = settings();
+    if let Some(p) = s.limits.per_transport.get_mut("local") {
+        p.batch_limit = 32;
+        p.batch_size_limit = 0;
+    }
+    s
+}
+
+/// A fake local agent that speaks the group commit: it marks nothing (qmgr records
+/// the marks), answers every message of a request, keeps the stream open; with
+/// `hang_up` it closes the stream instead of answering (an agent killed mid-batch).
+fn group_agent(root: &Path, hang_up: bool) -> Arc<Mutex<Vec<DeliveryRequest>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = UnixListener::bind(root.join("private").join("local")).expect("bind agent");
+    let (root, log) = (root.to_path_buf(), Arc::clone(&seen));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let (root, log) = (root.clone(), Arc::clone(&log));
+            std::thread::spawn(move || {
+                while let Ok(req) = read_message::<_, DeliveryRequest>(&mut s) {
+                    log.lock().expect("lock").push(req.clone());
+                    if hang_up {
+                        return;
+                    }
+                    let replies = req
+                        .messages()
+                        .into_iter()
+                        .map(|m| {
+                            // Nothing is marked before qmgr hears of the delivery.
+                            let qf = QueueFile::open(&root, QueueName::Active, &m.queue_id)
+                                .expect("queued");
+                            assert!(qf.envelope.recipients.iter().all(|r| !r.done));
+                            let results = m
+                                .recipients
+                                .iter()
+                                .map(|r| RecipientResult {
+                                    offset: r.offset,
+                                    status: DeliveryStatus::Sent,
+                                    dsn: "2.0.0".parse().unwrap(),
+                                    text: "delivered to maildir".into(),
+                                    relay: "local".into(),
+                                    notify_sender: None,
+                                })
+                                .collect();
+                            (m.queue_id.clone(), DeliveryReply::new(results))
+                        })
+                        .collect();
+                    let mut reply = DeliveryReply::merged(replies);
+                    reply.keep_open = true;
+                    if write_message(&mut s, &reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    seen
+}
+
+/// `n` messages for bob@localhost delivered by a [`group_agent`] through a manager
+/// with the group commit on, until nothing is active.
+#[allow(clippy::type_complexity)]
+fn group_run(
+    name: &str,
+    hang_up: bool,
+    n: usize,
+) -> (
+    PathBuf,
+    Arc<Mutex<Vec<DeliveryRequest>>>,
+    Vec<String>,
+    Manager,
+    Receiver<Event>,
+) {
+    let root = queue_root(name);
+    let local = group_agent(&root, hang_up);
+    let ids: Vec<String> = (0..n)
+        .map(|_| queue_message(&root, "alice@example.org", &["bob@localhost"], now_secs()))
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut m = Manager::new(root.clone(), batching_settings(), resolver(), tx);
+    m.scan_incoming();
+    run_until_idle(&mut m, &rx);
+    (root, local, ids, m, rx)
+}
+
+#[test]
+fn mail_for_one_mailbox_goes_in_group_commits_and_qmgr_marks_it_done() {
+    let (root, local, ids, _m, _rx) = group_run("group", false, 7);
+    for id in &ids {
+        for q in [QueueName::Incoming, QueueName::Active, QueueName::Deferred] {
+            assert!(!exists(&root, q, id), "{id} left in {q:?}");
+        }
+    }
+    let reqs = local.lock().expect("lock");
+    assert!(
+        reqs.iter().all(|r| r.group.is_some()),
+        "every request a group commit"
+    );
+    let messages: usize = reqs.iter().map(|r| r.messages().len()).sum();
+    assert_eq!(messages, 7, "each message once");
+    // Seven messages, two slots for the one mailbox: two batches (4 + 3).
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_group_commit_without_a_reply_defers_every_message_unmarked() {
+    let (root, local, ids, mut m, rx) = group_run("group-hangup", true, 3);
+    for id in &ids {
+        assert!(exists(&root, QueueName::Deferred, id), "{id} deferred");
+        let qf = QueueFile::open(&root, QueueName::Deferred, id).expect("readable");
+        assert!(!qf.envelope.recipients[0].done, "{id} not marked");
+    }
+    assert!(local
+        .lock()
+        .expect("lock")
+        .iter()
+        .all(|r| !r.group.as_ref().unwrap().retry));
+    // The retry tells the agent to look among the mailbox's read messages too (the
+    // failures marked the mailbox dead: revived as `rostqueue -s` would).
+    let before = local.lock().expect("lock").len();
+    assert!(m.sched.revive_site("mail.example.org") > 0);
+    m.scan_deferred(true);
+    run_until_idle(&mut m, &rx);
+    let reqs = local.lock().expect("lock");
+    assert!(reqs.len() > before, "sent again");
+    let last = reqs.last().expect("retried");
+    let g = last.group.as_ref().expect("group commit");
+    assert!(g.retry && g.more.iter().all(|b| b.retry), "{last:?}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -55,6 +55,10 @@ pub struct ActiveMessage {
     pub verp: Option<[char; 2]>,
     /// The queue file's campaign_id attribute, for the JSON delivery log.
     pub campaign_id: Option<String>,
+    /// It came from deferred/: an earlier attempt may have reached the mailbox without
+    /// its done mark (a group commit cut short), which the local agent then also looks
+    /// for among the mailbox's read messages (DeliveryRequest `retry`).
+    pub retry: bool,
 }
 
 impl ActiveMessage {
@@ -70,6 +74,7 @@ impl ActiveMessage {
             probe: false,
             verp: None,
             campaign_id: None,
+            retry: false,
             activated: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),

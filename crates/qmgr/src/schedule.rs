@@ -22,6 +22,12 @@
 //! - Shaping buckets (crates/qmgr/src/shaping): a destination tagged with a bucket also
 //!   waits for the bucket's concurrency (over all its destinations) and its hourly rate;
 //!   throttling replies slow the bucket down and [`Scheduler::tick`] recovers it.
+//! - Per-recipient destinations: for a transport whose recipient limit is 1 the
+//!   destination is the recipient (Postfix's rule; crate::route), so
+//!   `local_destination_concurrency_limit = 2` means two deliveries at once per mailbox.
+//! - Group commit: a transport with a batch limit above 1 (the local agent's) takes
+//!   several queued requests of one destination in one slot ([`Scheduler::next_batch`]),
+//!   spread so that every free slot of the window gets its share of the backlog.
 
 use crate::route::Route;
 use crate::shaping::bucket::Bucket;
@@ -74,6 +80,12 @@ pub struct TransportPolicy {
     pub rate_delay: Duration,
     /// master.cf maxproc of the transport; 0 = unlimited.
     pub process_limit: usize,
+    /// Group commit: requests of one destination sent together in one request (one
+    /// slot); 1 = one at a time (rostfix_local_batch_limit for the local agent).
+    pub batch_limit: usize,
+    /// Content bytes of a group commit's messages (a batch holds at least one); 0 = no
+    /// bound (rostfix_local_batch_size_limit).
+    pub batch_size_limit: u64,
 }
 
 impl Default for TransportPolicy {
@@ -88,6 +100,8 @@ impl Default for TransportPolicy {
             failed_cohort_limit: 1,
             rate_delay: Duration::ZERO,
             process_limit: 0,
+            batch_limit: 1,
+            batch_size_limit: 0,
         }
     }
 }
@@ -125,14 +139,22 @@ impl Limits {
     /// Requests handed out per window slot: the manager runs at most the window's
     /// worth of deliveries at once and queues the rest on those workers, so an agent
     /// finds its next request waiting. 1 with a rate delay (the delay is between
-    /// deliveries) or a process limit of 1.
+    /// deliveries), a process limit of 1, or per-recipient destinations: those share
+    /// the transport's agent streams (worker.rs), where a request queued behind a
+    /// running one could wait on another recipient's delivery (the group commit keeps
+    /// their agents busy instead).
     pub fn depth(&self, transport: &str) -> usize {
         let p = self.policy(transport);
-        if p.rate_delay > Duration::ZERO || p.process_limit == 1 {
+        if p.rate_delay > Duration::ZERO || p.process_limit == 1 || self.per_recipient(transport) {
             1
         } else {
             self.pipeline_depth.max(1)
         }
+    }
+
+    /// True when the transport's destinations are recipients (recipient limit 1).
+    pub fn per_recipient(&self, transport: &str) -> bool {
+        self.policy(transport).recipient_limit == 1
     }
 
     /// Recipients per request for `transport`; `usize::MAX` when unlimited (0).
@@ -150,6 +172,8 @@ pub struct PendingRequest {
     pub queue_id: String,
     pub route: Route,
     pub recipients: Vec<DeliveryRecipient>,
+    /// The message's content size, for the group commit's byte bound.
+    pub size: u64,
 }
 
 /// How a finished request went, for the concurrency feedback.
@@ -163,15 +187,22 @@ pub enum Outcome {
 }
 
 /// Groups a message's routed recipients into requests: one destination per request, at
-/// most the transport's recipient limit each, recipients in their original order.
+/// most the transport's recipient limit each, recipients in their original order. A
+/// transport with a recipient limit of 1 gets the recipient as its destination.
 pub fn group(
     queue_id: &str,
+    size: u64,
     routed: Vec<(Route, DeliveryRecipient)>,
     limits: &Limits,
 ) -> Vec<PendingRequest> {
     let mut order: Vec<Route> = Vec::new();
     let mut by_route: HashMap<Route, Vec<DeliveryRecipient>> = HashMap::new();
     for (route, rcpt) in routed {
+        let route = if limits.per_recipient(&route.transport) {
+            route.for_recipient(&rcpt.address)
+        } else {
+            route
+        };
         if !by_route.contains_key(&route) {
             order.push(route.clone());
         }
@@ -189,6 +220,7 @@ pub fn group(
                     queue_id: queue_id.to_string(),
                     route: route.clone(),
                     recipients: std::mem::take(&mut chunk),
+                    size,
                 });
             }
         }
@@ -197,6 +229,7 @@ pub fn group(
                 queue_id: queue_id.to_string(),
                 route,
                 recipients: chunk,
+                size,
             });
         }
     }
@@ -584,6 +617,49 @@ impl Scheduler {
         Some(req)
     }
 
+    /// As [`Scheduler::next`], with the further requests of the same destination that
+    /// its transport's group commit takes along in the same slot: at most
+    /// `batch_limit` requests and `batch_size_limit` bytes (the first always), and no
+    /// more than the destination's share of its free slots, so a backlog is spread
+    /// over every parallel delivery the window allows (a slow command or mbox
+    /// recipient keeps its parallelism) instead of queued behind one.
+    pub fn next_batch(&mut self, now: Instant) -> Option<Vec<PendingRequest>> {
+        let first = self.next(now)?;
+        let policy = self.limits.policy(&first.route.transport);
+        let (limit, byte_limit) = (policy.batch_limit.max(1), policy.batch_size_limit);
+        if limit == 1 {
+            return Some(vec![first]);
+        }
+        let depth = self.limits.depth(&first.route.transport);
+        let Some(d) = self.dests.get(&first.route) else {
+            return Some(vec![first]);
+        };
+        let slots = self.clamped_window(&first.route, d) * if d.proven { depth } else { 1 };
+        // The slots that were free before this batch took one.
+        let free = slots.saturating_sub(d.in_flight.saturating_sub(1)).max(1);
+        let share = (d.queue.len() + 1).div_ceil(free).clamp(1, limit);
+        let Some(d) = self.dests.get_mut(&first.route) else {
+            return Some(vec![first]);
+        };
+        let mut bytes = first.size;
+        let mut out = vec![first];
+        while out.len() < share {
+            let fits = d
+                .queue
+                .front()
+                .is_some_and(|r| byte_limit == 0 || bytes.saturating_add(r.size) <= byte_limit);
+            if !fits {
+                break;
+            }
+            let Some(r) = d.queue.pop_front() else {
+                break;
+            };
+            bytes = bytes.saturating_add(r.size);
+            out.push(r);
+        }
+        Some(out)
+    }
+
     /// A request to `route` finished: frees its slot and applies the feedback.
     pub fn finished(&mut self, route: &Route, outcome: &Outcome, now: Instant) {
         let policy = self.limits.policy(&route.transport).clone();
@@ -630,7 +706,7 @@ impl Scheduler {
                     log::warn!(
                         "{}: destination {} marked dead for {}s: {reason}",
                         route.transport,
-                        route.nexthop,
+                        route,
                         dead_time.as_secs()
                     );
                 } else {

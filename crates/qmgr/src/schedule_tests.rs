@@ -30,10 +30,7 @@ fn limits() -> Limits {
 }
 
 fn route(t: &str, n: &str) -> Route {
-    Route {
-        transport: t.into(),
-        nexthop: n.into(),
-    }
+    Route::new(t, n)
 }
 
 fn rcpt(i: u64) -> DeliveryRecipient {
@@ -49,6 +46,7 @@ fn req(q: &str, r: &Route) -> PendingRequest {
         queue_id: q.into(),
         route: r.clone(),
         recipients: vec![rcpt(1)],
+        size: 1000,
     }
 }
 
@@ -69,7 +67,7 @@ fn feedback_syntax() {
 #[test]
 fn local_gets_one_recipient_per_request() {
     let routed = (0..3).map(|i| (route("local", "h"), rcpt(i))).collect();
-    let reqs = group("ID1", routed, &limits());
+    let reqs = group("ID1", 0, routed, &limits());
     assert_eq!(reqs.len(), 3);
     assert!(reqs.iter().all(|r| r.recipients.len() == 1));
 }
@@ -81,7 +79,7 @@ fn remote_recipients_grouped_by_destination_up_to_the_limit() {
         routed.push((route("smtp", "a.example"), rcpt(i)));
     }
     routed.push((route("smtp", "b.example"), rcpt(500)));
-    let sizes: Vec<(String, usize)> = group("ID", routed, &limits())
+    let sizes: Vec<(String, usize)> = group("ID", 0, routed, &limits())
         .iter()
         .map(|r| (r.route.nexthop.clone(), r.recipients.len()))
         .collect();
@@ -101,7 +99,7 @@ fn zero_recipient_limit_means_unlimited() {
     let mut l = limits();
     l.default.recipient_limit = 0;
     let routed = (0..200).map(|i| (route("smtp", "a"), rcpt(i))).collect();
-    assert_eq!(group("ID", routed, &l).len(), 1);
+    assert_eq!(group("ID", 0, routed, &l).len(), 1);
 }
 
 #[test]
@@ -252,22 +250,118 @@ fn process_limit_caps_a_transport_over_destinations() {
     assert_eq!(drain(&mut s, now).len(), 1);
 }
 
+/// `n` requests, one message each, for the one local recipient `address`.
+fn for_mailbox(address: &str, n: u64) -> Vec<PendingRequest> {
+    (0..n)
+        .flat_map(|i| {
+            let r = DeliveryRecipient {
+                offset: i,
+                address: address.into(),
+                orig_address: address.into(),
+            };
+            group(
+                &format!("ID{i}"),
+                1000,
+                vec![(route("local", "h"), r)],
+                &limits(),
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn local_concurrency_is_capped_at_two() {
+fn local_concurrency_is_capped_at_two_per_recipient() {
     let now = Instant::now();
     let mut s = Scheduler::new(limits());
-    for r in group(
-        "ID",
-        (0..5).map(|i| (route("local", "h"), rcpt(i))).collect(),
-        &limits(),
-    ) {
+    let alice = for_mailbox("Alice@h", 5);
+    let alice_route = alice[0].route.clone();
+    assert_eq!(alice_route.recipient, "alice@h");
+    for r in alice {
         s.enqueue(r);
     }
     assert_eq!(drain(&mut s, now).len(), 2);
     assert_eq!((s.in_flight(), s.queued()), (2, 3));
-    s.finished(&route("local", "h"), &Outcome::Success, now);
+    s.finished(&alice_route, &Outcome::Success, now);
     let third = s.next(now).expect("a slot was freed");
     assert_eq!(third.recipients[0].offset, 2);
+    // Another mailbox has slots of its own (Postfix: the destination is the recipient).
+    for r in for_mailbox("bob@h", 3) {
+        s.enqueue(r);
+    }
+    let bobs = drain(&mut s, now);
+    assert_eq!(bobs.len(), 2);
+    assert!(bobs.iter().all(|r| r.route.recipient == "bob@h"));
+}
+
+fn batching(batch_limit: usize, batch_size_limit: u64) -> Limits {
+    let mut l = limits();
+    if let Some(p) = l.per_transport.get_mut("local") {
+        p.batch_limit = batch_limit;
+        p.batch_size_limit = batch_size_limit;
+    }
+    l
+}
+
+#[test]
+fn a_backlog_for_one_mailbox_is_spread_over_both_slots_in_batches() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(batching(32, 0));
+    for r in for_mailbox("alice@h", 11) {
+        s.enqueue(r);
+    }
+    // Two free slots, eleven waiting: six now, the other five in the second slot.
+    let first = s.next_batch(now).expect("a batch");
+    let second = s.next_batch(now).expect("a second batch");
+    assert_eq!((first.len(), second.len()), (6, 5));
+    assert!(s.next_batch(now).is_none(), "both slots busy");
+    assert_eq!((s.in_flight(), s.queued()), (2, 0));
+    let offsets: Vec<u64> = first
+        .iter()
+        .chain(&second)
+        .map(|r| r.recipients[0].offset)
+        .collect();
+    assert_eq!(offsets, (0..11).collect::<Vec<_>>(), "in queue order");
+    // What arrives while both run goes in one batch to the first slot that frees.
+    for r in for_mailbox("alice@h", 40) {
+        s.enqueue(r);
+    }
+    s.finished(&first[0].route, &Outcome::Success, now);
+    assert_eq!(
+        s.next_batch(now).map(|b| b.len()),
+        Some(32),
+        "the batch limit"
+    );
+    assert_eq!(s.queued(), 8);
+}
+
+#[test]
+fn a_batch_stops_at_the_byte_bound_but_holds_at_least_one_message() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(batching(32, 2500));
+    let mut reqs = for_mailbox("alice@h", 4);
+    reqs[0].size = 5000;
+    for r in reqs {
+        s.enqueue(r);
+    }
+    assert_eq!(
+        s.next_batch(now).map(|b| b.len()),
+        Some(1),
+        "alone and too big"
+    );
+    let b = s.next_batch(now).expect("the other slot");
+    assert_eq!(b.len(), 2, "2 x 1000 bytes fit in 2500, a third does not");
+}
+
+#[test]
+fn without_a_batch_limit_every_request_takes_its_own_slot() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(batching(1, 0));
+    for r in for_mailbox("alice@h", 5) {
+        s.enqueue(r);
+    }
+    assert_eq!(s.next_batch(now).map(|b| b.len()), Some(1));
+    assert_eq!(s.next_batch(now).map(|b| b.len()), Some(1));
+    assert!(s.next_batch(now).is_none());
 }
 
 #[test]

@@ -8,6 +8,8 @@
 //! `TRANSPORT_destination_concurrency_failed_cohort_limit`,
 //! `TRANSPORT_destination_rate_delay`; unset ones take the `default_` value (for
 //! `local`: local_destination_concurrency_limit 2, local_destination_recipient_limit 1).
+//! Every transport that master.cf runs with the `local` command gets the group commit
+//! of rostfix_local_batch_limit and rostfix_local_batch_size_limit (docs/performance.md).
 
 use crate::backoff::RetryPolicy;
 use crate::schedule::{Feedback, Limits, TransportPolicy};
@@ -98,8 +100,13 @@ fn transport_policy(
 }
 
 impl Settings {
-    /// `process_limits`: master.cf maxproc per transport service (0 = unlimited).
-    pub fn load(p: &MainCf, process_limits: &HashMap<String, usize>) -> Settings {
+    /// `process_limits`: master.cf maxproc per transport service (0 = unlimited);
+    /// `local_services`: the transport services master.cf runs the local agent for.
+    pub fn load(
+        p: &MainCf,
+        process_limits: &HashMap<String, usize>,
+        local_services: &[String],
+    ) -> Settings {
         let feedback =
             |name: &str| Feedback::parse(&p.get(name)).unwrap_or(Feedback::PerConcurrency(1.0));
         let default = TransportPolicy {
@@ -116,6 +123,8 @@ impl Settings {
                 secs(p, "default_destination_rate_delay").unsigned_abs(),
             ),
             process_limit: 0,
+            batch_limit: 1,
+            batch_size_limit: 0,
         };
         // Explicit `TRANSPORT_suffix` settings (any transport name master.cf may have).
         let mut explicit = HashMap::new();
@@ -131,6 +140,9 @@ impl Settings {
             }
         }
         transports.extend(process_limits.keys().cloned());
+        transports.extend(local_services.iter().cloned());
+        let batch_limit = to_usize(int(p, "rostfix_local_batch_limit")).max(1);
+        let batch_size_limit = u64::try_from(int(p, "rostfix_local_batch_size_limit")).unwrap_or(0);
         let local_base = TransportPolicy {
             concurrency_limit: to_usize(int(p, "local_destination_concurrency_limit")).max(1),
             recipient_limit: to_usize(int(p, "local_destination_recipient_limit")),
@@ -140,7 +152,12 @@ impl Settings {
         for t in transports {
             let base = if t == "local" { &local_base } else { &default };
             let maxproc = process_limits.get(&t).copied().unwrap_or(0);
-            per_transport.insert(t.clone(), transport_policy(base, &explicit, &t, maxproc));
+            let mut policy = transport_policy(base, &explicit, &t, maxproc);
+            if local_services.contains(&t) {
+                policy.batch_limit = batch_limit;
+                policy.batch_size_limit = batch_size_limit;
+            }
+            per_transport.insert(t.clone(), policy);
         }
         let retry = RetryPolicy {
             minimal_backoff: secs(p, "minimal_backoff_time"),
@@ -199,8 +216,13 @@ mod tests {
 
     #[test]
     fn unset_parameters_take_postfix_defaults() {
-        let s = Settings::load(&main_cf(""), &HashMap::new());
+        let s = Settings::load(&main_cf(""), &HashMap::new(), &["local".to_string()]);
         assert_eq!(s.limits.concurrency("local"), 2);
+        assert_eq!(s.limits.policy("local").batch_limit, 32);
+        assert_eq!(s.limits.policy("local").batch_size_limit, 10_240_000);
+        assert_eq!(s.limits.policy("smtp").batch_limit, 1);
+        assert!(s.limits.per_recipient("local"));
+        assert!(!s.limits.per_recipient("smtp"));
         assert_eq!(s.limits.concurrency("smtp"), 20);
         assert_eq!(s.limits.recipients("local"), 1);
         assert_eq!(s.limits.recipients("smtp"), 50);
@@ -225,10 +247,21 @@ mod tests {
                  slow_initial_destination_concurrency = 1\n\
                  slow_destination_concurrency_failed_cohort_limit = 3\n\
                  default_destination_concurrency_limit = 7\n\
-                 delay_warning_time = 4h\n",
+                 delay_warning_time = 4h\n\
+                 rostfix_local_batch_limit = 0\n\
+                 rostfix_local_batch_size_limit = 4096\n",
             ),
             &HashMap::from([("smtp".to_string(), 30)]),
+            &["local".to_string(), "maildrop".to_string()],
         );
+        assert_eq!(
+            s.limits.policy("maildrop").batch_limit,
+            1,
+            "0 means one at a time"
+        );
+        assert_eq!(s.limits.policy("maildrop").batch_size_limit, 4096);
+        assert!(s.limits.per_recipient("local"));
+        assert_eq!(s.limits.policy("relay").batch_limit, 1);
         assert_eq!(s.retry.maximal_queue_lifetime, 86400);
         assert_eq!(s.retry.bounce_queue_lifetime, 0);
         assert_eq!(s.limits.policy("relay").concurrency_limit, 4);

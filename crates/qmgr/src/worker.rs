@@ -11,11 +11,19 @@
 //! main loop when idle (their queue empty) longer than the agent idle limit: dropping
 //! the sender ends the thread, which closes the stream (and so the agent's cached
 //! SMTP session). A worker never ends on its own, so no request sent to it is lost.
+//!
+//! Per-recipient destinations (the local transport's) share the workers of their
+//! transport and next hop (`Route::pool`): any idle one takes the next request, as any
+//! idle local process takes Postfix's next delivery, so an idle stream never holds an
+//! agent process for one mailbox while another mailbox's mail waits. For a group
+//! commit the worker also records the done marks before it reports
+//! (crate::group_commit).
 
 use crate::event::{DeliveryOutcome, Event};
+use crate::group_commit::{outcomes, record_done, Member};
 use crate::ipc::{self, CallError};
 use crate::route::Route;
-use rostfix_proto::DeliveryRequest;
+use rostfix_proto::{DeliveryReply, DeliveryRequest};
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -29,6 +37,29 @@ pub struct Job {
     pub route: Route,
     /// `private/TRANSPORT`.
     pub path: PathBuf,
+    /// The further messages of a group commit (`request.group.more`).
+    pub members: Vec<Member>,
+    /// For a group commit: queue_directory, where the worker records the done marks
+    /// of the delivered recipients before it reports the outcome.
+    pub commit_root: Option<PathBuf>,
+}
+
+impl Job {
+    /// The job's outcome, one per message, given the agent's `reply`.
+    fn outcome(
+        self,
+        reply: Result<DeliveryReply, CallError>,
+        worker: Option<u64>,
+    ) -> DeliveryOutcome {
+        outcomes(
+            self.request.queue_id.into(),
+            self.route,
+            self.request.recipients,
+            self.members,
+            reply,
+            worker,
+        )
+    }
 }
 
 #[derive(Debug)]
@@ -158,7 +189,7 @@ fn spawn(
         .name("deliver".into())
         .spawn(move || {
             let mut kept: Option<UnixStream> = None;
-            while let Ok(job) = rx.recv() {
+            while let Ok(mut job) = rx.recv() {
                 let (reply, stream) = ipc::deliver_on(
                     kept.take(),
                     &job.path,
@@ -167,13 +198,11 @@ fn spawn(
                     io_timeout,
                 );
                 kept = stream;
-                let outcome = DeliveryOutcome {
-                    queue_id: job.request.queue_id.into(),
-                    route: job.route,
-                    requested: job.request.recipients,
-                    reply,
-                    worker: Some(id),
-                };
+                let commit_root = job.commit_root.take();
+                let outcome = job.outcome(reply, Some(id));
+                if let Some(root) = commit_root {
+                    record_done(&root, &outcome);
+                }
                 if events.send(Event::Delivered(outcome)).is_err() {
                     return; // the main loop is gone
                 }
@@ -184,16 +213,13 @@ fn spawn(
 
 /// The outcome of a job no worker could take.
 pub fn unstarted(job: Job, e: std::io::Error) -> DeliveryOutcome {
-    DeliveryOutcome {
-        queue_id: job.request.queue_id.into(),
-        route: job.route,
-        requested: job.request.recipients,
-        reply: Err(CallError::Connect {
+    job.outcome(
+        Err(CallError::Connect {
             path: "worker thread".into(),
             source: e,
         }),
-        worker: None,
-    }
+        None,
+    )
 }
 
 #[cfg(test)]
@@ -221,9 +247,12 @@ mod tests {
                 activated: None,
                 probe: false,
                 shaping: None,
+                group: None,
             },
             route: route.clone(),
             path: path.to_path_buf(),
+            members: Vec::new(),
+            commit_root: None,
         }
     }
 
@@ -265,10 +294,7 @@ mod tests {
         let conns = agent(&path);
         let (events, rx) = channel();
         let mut w = Workers::new(events, Duration::from_secs(5), Duration::from_secs(5));
-        let route = Route {
-            transport: "local".into(),
-            nexthop: "h".into(),
-        };
+        let route = Route::new("local", "h");
         // Window 2, six jobs at once: two workers, three jobs each, two connections.
         for n in 0..6 {
             w.assign(job(&route, &path, n), route.clone(), 2).unwrap();

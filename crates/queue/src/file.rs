@@ -117,7 +117,7 @@ impl QueueFile {
     }
 
     fn mark(path: &Path, offset: u64, sync: bool) -> Result<(), QueueError> {
-        Self::mark_all(path, &[offset], sync)
+        Self::mark_all(path, &[offset], sync).map(|_| ())
     }
 
     /// Marks several recipients of one file done with one parse of the envelope and one
@@ -125,12 +125,14 @@ impl QueueFile {
     /// one transaction would otherwise parse the envelope and sync 50 times. Every
     /// offset is checked before any byte is written.
     pub fn mark_done_many(path: &Path, offsets: &[u64]) -> Result<(), QueueError> {
-        Self::mark_all(path, offsets, true)
+        Self::mark_all(path, offsets, true).map(|_| ())
     }
 
-    fn mark_all(path: &Path, offsets: &[u64], sync: bool) -> Result<(), QueueError> {
+    /// Writes the marks; true when a byte changed (false: they were all done already).
+    /// With `sync`, fdatasyncs the file when a byte changed.
+    pub(crate) fn mark_all(path: &Path, offsets: &[u64], sync: bool) -> Result<bool, QueueError> {
         if offsets.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let (file, len) = open_existing(path, true)?;
         let parsed = parse::parse(&file, len, Depth::Envelope).map_err(|e| map_parse(path, e))?;
@@ -169,7 +171,7 @@ impl QueueFile {
         if sync && wrote {
             file.sync_data().map_err(io)?;
         }
-        Ok(())
+        Ok(wrote)
     }
 
     /// Recipients not yet done.

@@ -6,7 +6,8 @@
 //! an existing file, and its directory fsync'ed: only then may the caller acknowledge
 //! the message. Done recipients are marked in place by
 //! overwriting one byte and fdatasync'ing, so a crash never re-delivers them (the
-//! discard transport's marks are not synced: discarding again changes nothing).
+//! discard transport's marks are not synced: discarding again changes nothing; the
+//! marks of a group commit of local deliveries share one sync, [`mark_done_group`]).
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ mod file;
 mod filter;
 #[cfg(test)]
 mod format_tests;
+mod group_marks;
 mod id;
 mod layout;
 mod lock;
@@ -34,6 +36,7 @@ mod writer;
 pub use error::QueueError;
 pub use file::{Envelope, QueueFile, Recipient};
 pub use filter::{ContentFilter, FilterError, FILTER_ATTR};
+pub use group_marks::{mark_done_group, GroupMarks};
 pub use id::is_valid_queue_id;
 pub use layout::{
     list_queue, move_file, queue_path, rename_file, set_retry_time, sync_queue_dirs, QueueName,

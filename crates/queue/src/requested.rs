@@ -70,6 +70,7 @@ mod tests {
             activated: None,
             probe: false,
             shaping: None,
+            group: None,
         }
     }
 

@@ -4,8 +4,8 @@
 
 #![deny(unsafe_code)]
 
-use rostfix_local::agent::{deliver_all, load, message, set_relay};
-use rostfix_local::deliver::Message;
+use rostfix_local::agent::{deliver_all, load, message, set_relay, stamp};
+use rostfix_local::deliver::{Commit, Message};
 use rostfix_local::expand::Leaf;
 use rostfix_local::server::{mail_owner, rest, AGENT_EXIT_STATUS};
 use rostfix_local::setup::virtual_conf;
@@ -83,16 +83,23 @@ fn serve<S: Read + Write>(conf: &VirtualConf, stream: &mut S) {
         Err(reply) => reply,
         Ok((qf, content)) => {
             let msg = message(&req, &content);
-            deliver_all(&req, &qf, received, |address, orig| {
+            deliver_all(&req, &qf, received, |r| {
+                // Stamped Maildir names: a message delivered again after a crash is
+                // found in new/ instead of stored twice.
                 let msg = Message {
-                    original: orig,
+                    original: &r.orig_address,
+                    commit: Commit {
+                        stamp: Some(stamp(&req, &qf, r.offset)),
+                        stage: None,
+                    },
                     ..msg
                 };
                 vec![Leaf {
-                    to: address.to_string(),
-                    result: deliver_virtual(conf, msg, address).map(str::to_string),
+                    to: r.address.clone(),
+                    result: deliver_virtual(conf, msg, &r.address).map(str::to_string),
                     owner: None,
                     passed: false,
+                    staged: None,
                 }]
             })
         }

@@ -190,6 +190,7 @@ impl Manager {
         let arrival = qf.envelope.arrival_us.div_euclid(1_000_000);
         let mut msg = ActiveMessage::new(id, &qf.envelope.sender, arrival);
         msg.probe = qf.envelope.attr(super::probe::PROBE_ATTR) == Some("1");
+        msg.retry = from == QueueName::Deferred;
         msg.verp = self.verp_of(&qf);
         msg.campaign_id = qf
             .envelope
@@ -255,7 +256,7 @@ impl Manager {
                 }
                 Ok((transport, nexthop, _)) => match Builtin::from_transport(&transport) {
                     Some(b) => builtins.push((b, nexthop, d)),
-                    None => routed.push((Route { transport, nexthop }, d)),
+                    None => routed.push((Route::new(transport, nexthop), d)),
                 },
                 Err(e) => {
                     let text = e.to_string();
@@ -276,7 +277,7 @@ impl Manager {
                 }
             }
         }
-        let mut requests = group(id, routed, &self.settings.limits);
+        let mut requests = group(id, qf.content_len, routed, &self.settings.limits);
         if msg.verp.is_some() {
             // Each recipient gets its own sender, hence its own request (Postfix's
             // qmgr likewise sets the recipient limit to 1 for VERP mail).
@@ -408,13 +409,11 @@ impl Manager {
         }
         let outcome = DeliveryOutcome {
             queue_id: id.to_string(),
-            route: Route {
-                transport: "builtin".into(),
-                nexthop: String::new(),
-            },
+            route: Route::new("builtin", ""),
             requested,
             reply: Ok(rostfix_proto::DeliveryReply::new(results)),
             worker: None,
+            batched: Vec::new(),
         };
         let classified = Self::classify_outcome(&outcome);
         self.apply_outcome(outcome, classified, false);
@@ -442,6 +441,7 @@ fn one_per_recipient(req: PendingRequest) -> Vec<PendingRequest> {
             queue_id: req.queue_id.clone(),
             route: req.route.clone(),
             recipients: vec![r],
+            size: req.size,
         })
         .collect()
 }

@@ -30,10 +30,15 @@ type NoticeGroup = (Option<String>, Vec<(u64, BouncedRecipient)>);
 impl Manager {
     /// A delivery agent answered (or could not be reached): concurrency feedback, then
     /// the per-recipient results, both from the one classification of the reply.
-    pub(super) fn on_delivered(&mut self, o: DeliveryOutcome) {
+    ///
+    /// A group commit's further messages (`o.batched`) shared the request's slot: the
+    /// first message's reply gives the feedback, then each message's results apply
+    /// (their done marks are already recorded by the worker, crate::group_commit).
+    pub(super) fn on_delivered(&mut self, mut o: DeliveryOutcome) {
         if let Some(id) = o.worker {
             self.workers.done(id);
         }
+        let batched = std::mem::take(&mut o.batched);
         let classified = Self::classify_outcome(&o);
         self.note_throttles(&o, &classified);
         let fb = feedback(o.reply.as_ref().err().map(ToString::to_string), &classified);
@@ -42,6 +47,10 @@ impl Manager {
         // no slot: `finished` did).
         self.dispatch();
         self.apply_outcome(o, classified, false);
+        for m in batched {
+            let classified = Self::classify_outcome(&m);
+            self.apply_outcome(m, classified, false);
+        }
     }
 
     /// Sorts a reply into sent, bounced and deferred recipients (message.rs `classify`);

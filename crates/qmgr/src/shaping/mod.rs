@@ -265,10 +265,7 @@ mod tests {
     use rostfix_proto::DeliveryRecipient;
 
     fn route(nexthop: &str) -> Route {
-        Route {
-            transport: "smtp".into(),
-            nexthop: nexthop.into(),
-        }
+        Route::new("smtp", nexthop)
     }
 
     fn request(nexthop: &str) -> PendingRequest {
@@ -280,6 +277,7 @@ mod tests {
                 address: format!("u@{nexthop}"),
                 orig_address: String::new(),
             }],
+            size: 0,
         }
     }
 
@@ -306,10 +304,7 @@ mod tests {
             s.classify(&route("[mx.b.test]:25"), t0),
             Class::Bucket("b".into())
         );
-        let other = Route {
-            transport: "local".into(),
-            nexthop: "b.test".into(),
-        };
+        let other = Route::new("local", "b.test");
         assert_eq!(s.classify(&other, t0), Class::Unshaped);
         // Without a lookup thread, unknown domains go unshaped at once.
         assert_eq!(s.classify(&route("a1.test"), t0), Class::Unshaped);
