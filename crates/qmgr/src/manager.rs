@@ -18,7 +18,8 @@
 //! every [`ORPHAN_SCAN`] after (an exiting qmgr leaves its unstarted messages there).
 //!
 //! This file holds the state, the loop, triggers and dispatch; the rest of `impl
-//! Manager` is split by phase: manager/activate.rs (into active/ and the scheduler),
+//! Manager` is split by phase: manager/scan.rs (incoming/ and deferred/, a slice per
+//! turn), manager/activate.rs (into active/ and the scheduler),
 //! manager/outcome.rs (delivery and bounce replies, a message's end) and
 //! manager/recovery.rs (orphans, stranded and unreadable files).
 
@@ -104,6 +105,8 @@ pub struct Manager {
     workers: Workers,
     next_incoming_scan: Instant,
     next_deferred_scan: Instant,
+    /// A pass over deferred/ that has files left (manager/scan.rs).
+    deferred_scan: Option<scan::DeferredScan>,
     next_orphan_scan: Instant,
     /// When the destination gauges go to the metrics service next.
     next_gauges: Instant,
@@ -153,6 +156,7 @@ impl Manager {
             workers,
             next_incoming_scan: now,
             next_deferred_scan: now,
+            deferred_scan: None,
             next_orphan_scan: now + ORPHAN_SCAN,
             next_gauges: now,
             scan_wanted: false,
@@ -234,10 +238,15 @@ impl Manager {
         loop {
             // A shaping bucket's next token or recovery step may be due before a tick.
             let now = Instant::now();
-            let wait = self.sched.next_shaping_event(now).map_or(TICK, |t| {
-                t.saturating_duration_since(now)
-                    .clamp(Duration::from_millis(10), TICK)
-            });
+            let wait = if !self.stopping && self.scan_in_progress() {
+                // The scan's next slice is waiting: take what events there are and go on.
+                Duration::ZERO
+            } else {
+                self.sched.next_shaping_event(now).map_or(TICK, |t| {
+                    t.saturating_duration_since(now)
+                        .clamp(Duration::from_millis(10), TICK)
+                })
+            };
             match rx.recv_timeout(wait) {
                 Ok(ev) => self.handle(ev),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -310,6 +319,8 @@ impl Manager {
         }
         if now >= self.next_deferred_scan {
             self.scan_deferred(false);
+        } else {
+            self.continue_deferred_scan();
         }
         self.dispatch();
     }
@@ -638,6 +649,7 @@ mod attempts;
 mod outcome;
 mod probe;
 mod recovery;
+mod scan;
 mod unreadable;
 use unreadable::Unreadable;
 

@@ -2,6 +2,7 @@
 //! bounce service on unix sockets in a temporary queue directory.
 
 use super::recovery::Orphans;
+use super::scan::SLICE_MESSAGES as SLICE;
 use super::*;
 use crate::backoff::RetryPolicy;
 use crate::schedule::{Limits, TransportPolicy};
@@ -1035,5 +1036,83 @@ fn a_group_commit_without_a_reply_defers_every_message_unmarked() {
     let last = reqs.last().expect("retried");
     let g = last.group.as_ref().expect("group commit");
     assert!(g.retry && g.more.iter().all(|b| b.retry), "{last:?}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn scans_take_a_slice_per_turn_so_dispatch_is_not_held_back() {
+    let root = queue_root("slices");
+    let total = SLICE + 100;
+    let ids: Vec<String> = (0..total)
+        .map(|_| {
+            queue_message(
+                &root,
+                "alice@example.org",
+                &["carol@example.net"],
+                now_secs(),
+            )
+        })
+        .collect();
+    let mut s = settings();
+    s.active_limit = 2 * total;
+    s.recipient_limit = 2 * total;
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let mut m = Manager::new(root.clone(), s.clone(), resolver(), tx);
+
+    // incoming/: one slice, then the flag that has the loop come back at once.
+    m.scan_incoming();
+    let first = m.messages.len();
+    assert!(first > 0 && first <= SLICE, "one slice: {first}");
+    assert!(m.scan_wanted && m.scan_in_progress());
+    while m.scan_in_progress() {
+        m.scan_incoming();
+    }
+    assert_eq!(m.messages.len(), total);
+    drop(m);
+
+    // deferred/, forced (`rostqueue -f`): the pass goes on turn after turn.
+    for id in &ids {
+        rostfix_queue::rename_file(&root, QueueName::Active, QueueName::Deferred, id)
+            .expect("to deferred");
+    }
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let mut m = Manager::new(root.clone(), s, resolver(), tx);
+    m.scan_deferred(true);
+    let first = m.messages.len();
+    assert!(first > 0 && first <= SLICE, "one slice: {first}");
+    assert!(m.scan_in_progress());
+    let mut turns = 1;
+    while m.scan_in_progress() {
+        m.continue_deferred_scan();
+        turns += 1;
+    }
+    assert!(turns >= 2, "{turns}");
+    assert_eq!(m.messages.len(), total);
+    assert!(ids.iter().all(|id| exists(&root, QueueName::Active, id)));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_full_active_queue_keeps_the_deferred_pass_without_spinning() {
+    let root = queue_root("slices-full");
+    for _ in 0..5 {
+        let id = queue_message(
+            &root,
+            "alice@example.org",
+            &["carol@example.net"],
+            now_secs(),
+        );
+        rostfix_queue::rename_file(&root, QueueName::Incoming, QueueName::Deferred, &id)
+            .expect("to deferred");
+    }
+    let mut s = settings();
+    s.active_limit = 2;
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let mut m = Manager::new(root.clone(), s, resolver(), tx);
+    m.scan_deferred(true);
+    assert_eq!(m.messages.len(), 2);
+    // No room: the pass waits (the loop sleeps for events instead of turning).
+    assert!(m.deferred_scan.is_some());
+    assert!(!m.scan_in_progress());
     let _ = std::fs::remove_dir_all(&root);
 }

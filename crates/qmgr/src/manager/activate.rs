@@ -1,10 +1,10 @@
-//! Activation: how a message gets into active/ and into the scheduler. Scans of
-//! incoming/ and of due deferred/ files rename them into active/ (the directories are
-//! synced once per scan), lock and read each file, expand virtual aliases once and
+//! Activation: how a message gets into active/ and into the scheduler. Scans
+//! (manager/scan.rs) rename files from incoming/ and deferred/ into active/ (the
+//! directories are synced once per slice); activation locks and reads each file, expand virtual aliases once and
 //! store the result, resolve every pending recipient to a route or to one of qmgr's
 //! own transports, and queue the delivery requests.
 
-use super::{now_f64, now_secs, Manager, INCOMING_SCAN};
+use super::{now_f64, now_secs, Manager};
 use crate::builtin::{self, Builtin};
 use crate::event::DeliveryOutcome;
 use crate::expand::expand_envelope;
@@ -14,38 +14,16 @@ use crate::route::Route;
 use crate::schedule::{group, PendingRequest};
 use rostfix_proto::DeliveryRecipient;
 use rostfix_queue::{
-    append_defer_reason, list_queue, move_file, queue_path, rename_file, rewrite_envelope_locked,
+    append_defer_reason, move_file, queue_path, rename_file, rewrite_envelope_locked,
     sync_queue_dirs, ContentFilter, LockAttempt, QueueError, QueueFile, QueueLock, QueueName,
     FILTER_ATTR,
 };
 use rostfix_resolve::AddressClass;
-use std::time::{Instant, UNIX_EPOCH};
 
 /// DSN of a recipient the resolver could not route (configuration error).
 const RESOLVE_DSN: &str = "4.3.5";
 
 impl Manager {
-    pub fn scan_incoming(&mut self) {
-        self.next_incoming_scan = Instant::now() + INCOMING_SCAN;
-        self.scan_wanted = false;
-        self.wake_pending.clear();
-        let ids = match list_queue(&self.root, QueueName::Incoming) {
-            Ok(ids) => ids,
-            Err(e) => {
-                log::warn!("cannot scan incoming queue: {e}");
-                return;
-            }
-        };
-        let mut moved = 0;
-        for id in ids {
-            if !self.has_room() {
-                break;
-            }
-            moved += usize::from(self.activate(QueueName::Incoming, &id));
-        }
-        self.sync_activated(QueueName::Incoming, moved);
-    }
-
     /// Makes the renames of one scan durable with one fsync of active/ and one of the
     /// source directory, before any of those messages is handed to an agent (the
     /// caller dispatches after the scan). Two fsyncs per message on qmgr's one thread
@@ -59,43 +37,6 @@ impl Manager {
             // disk leaves them in `from`, where the next qmgr finds them again.
             log::warn!("cannot sync the active queue directory: {e}");
         }
-    }
-
-    /// Moves due deferred messages (all of them when `force`) into active/.
-    pub(super) fn scan_deferred(&mut self, force: bool) {
-        self.next_deferred_scan = Instant::now() + self.settings.queue_run_delay;
-        let ids = match list_queue(&self.root, QueueName::Deferred) {
-            Ok(ids) => ids,
-            Err(e) => {
-                log::warn!("cannot scan deferred queue: {e}");
-                return;
-            }
-        };
-        let now = now_secs();
-        let mut moved = 0;
-        for id in ids {
-            if !self.has_room() {
-                break;
-            }
-            if self.unreadable.is_waiting(&id, now) {
-                continue;
-            }
-            if !force {
-                let path = queue_path(&self.root, QueueName::Deferred, &id);
-                let due = std::fs::metadata(&path)
-                    .and_then(|m| m.modified())
-                    .map(|t| {
-                        t.duration_since(UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs() as i64)
-                    })
-                    .map(|retry| crate::backoff::is_due(retry, now));
-                if !matches!(due, Ok(true)) {
-                    continue;
-                }
-            }
-            moved += usize::from(self.activate(QueueName::Deferred, &id));
-        }
-        self.sync_activated(QueueName::Deferred, moved);
     }
 
     /// Moves one file into active/ (a rename: the caller syncs the directories once per
