@@ -39,8 +39,20 @@ def workdir():
         print(f"\nROSTFIX_KEEP: instances kept under {base}")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the item, so fixtures can tell a failed test."""
+    outcome = yield
+    setattr(item, "rep_" + outcome.get_result().when, outcome.get_result())
+
+
+# How much of a failed test's maillog is printed: enough to see what the instance
+# did last, which is all a CI log keeps once the instance folder is removed.
+FAILED_LOG_LINES = 80
+
+
 @pytest.fixture
-def make_instance(workdir):
+def make_instance(workdir, request):
     """Factory: make_instance(main_extra={...}) -> a started Instance, stopped at the end."""
     made = []
 
@@ -54,8 +66,14 @@ def make_instance(workdir):
         return inst
 
     yield factory
+    call = getattr(request.node, "rep_call", None)
+    failed = call is not None and call.failed
     for inst in made:
         inst.stop()
+        if failed:
+            tail = inst.log_text().splitlines()[-FAILED_LOG_LINES:]
+            print(f"\n--- last {len(tail)} lines of {inst.maillog} ---", file=sys.stderr)
+            print("\n".join(tail), file=sys.stderr)
         inst.forget()
         if os.environ.get("ROSTFIX_KEEP") is None:
             shutil.rmtree(inst.base, ignore_errors=True)
