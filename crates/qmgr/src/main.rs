@@ -19,6 +19,7 @@ mod builtin;
 mod bulk;
 mod event;
 mod expand;
+mod fd_limit;
 mod group_commit;
 mod help;
 mod ipc;
@@ -125,11 +126,13 @@ fn main() {
                 )
             });
             let (process_limits, local_services) = transport_services(service);
+            let mut settings = Settings::load(&service.config, &process_limits, &local_services);
+            settings.active_limit = fd_limit::fit_active_limit(settings.active_limit);
             Ok(Opened {
                 shaper,
                 dns,
                 shared_rates,
-                settings: Settings::load(&service.config, &process_limits, &local_services),
+                settings,
                 // Tables are opened before the chroot (their paths are outside it).
                 resolver: Resolver::from_config(&service.config).map_err(StartError::daemon)?,
                 bulk: bulk::BulkSettings::load(&service.config)
