@@ -22,16 +22,12 @@
 //!
 //! When Redis cannot be reached (or answers wrongly), anvil answers from its local
 //! table, as without Redis, and logs the switch once; it tries Redis again at most
-//! every [`RETRY_EVERY`] so a dead server does not slow every event, and logs when
-//! shared limits are back.
+//! every [`rostfix_resp::RETRY_EVERY`] so a dead server does not slow every event, and logs when
+//! shared limits are back (the policy of rostfix_resp's `Shared`, which qmgr's shared
+//! shaping rates follow too).
 
-use rostfix_resp::{Connection, Reply, RespError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Bound on connecting to Redis and on each round trip.
-pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long anvil keeps to local limits after Redis failed before it tries again.
-pub const RETRY_EVERY: Duration = Duration::from_secs(5);
+use rostfix_resp::{Connection, Reply, RespError, Shared};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The event kinds, as they appear in keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,25 +71,20 @@ fn now_ms() -> u64 {
 /// The connection to Redis and whether it is usable.
 #[derive(Debug)]
 pub struct SharedLimits {
-    address: String,
     prefix: String,
     unit: Duration,
     /// rostfix_anvil_connection_lease.
     lease: Duration,
-    conn: Option<Connection>,
-    /// Set while Redis is failing: when it was last tried.
-    down_since: Option<Instant>,
+    server: Shared,
 }
 
 impl SharedLimits {
     pub fn new(address: &str, prefix: &str, unit: Duration, lease: Duration) -> SharedLimits {
         SharedLimits {
-            address: address.to_string(),
             prefix: prefix.to_string(),
             unit: unit.max(Duration::from_secs(1)),
             lease: lease.max(Duration::from_secs(3)),
-            conn: None,
-            down_since: None,
+            server: Shared::new(address, "", "client rate limits and connection counts"),
         }
     }
 
@@ -105,7 +96,9 @@ impl SharedLimits {
     /// Counts one event of `kind` from `address` and returns the shared rate, or None
     /// when Redis cannot answer (the caller then uses its local rate).
     pub fn count(&mut self, kind: Kind, address: &str) -> Option<u32> {
-        self.with_redis(|s| s.try_count(kind, address))
+        let (prefix, unit) = (&self.prefix, self.unit);
+        self.server
+            .call(|conn| try_count(conn, prefix, unit, kind, address))
     }
 
     /// Leases a connection slot `member` for `address` and returns the number of
@@ -135,10 +128,11 @@ impl SharedLimits {
             ],
             vec!["ZCARD".to_string(), key],
         ];
-        self.with_redis(|s| match s.pipeline(&commands)?.get(3) {
-            Some(Reply::Integer(n)) => Ok(u32::try_from(*n).unwrap_or(u32::MAX)),
-            other => Err(RespError::Protocol(format!("ZCARD answered {other:?}"))),
-        })
+        self.server
+            .call(|conn| match conn.pipeline(&commands)?.get(3) {
+                Some(Reply::Integer(n)) => Ok(u32::try_from(*n).unwrap_or(u32::MAX)),
+                other => Err(RespError::Protocol(format!("ZCARD answered {other:?}"))),
+            })
     }
 
     /// Gives the slot of a closed connection back.
@@ -148,7 +142,7 @@ impl SharedLimits {
             self.conn_key(address),
             member.to_string(),
         ]];
-        let _ = self.with_redis(|s| s.pipeline(&command).map(|_| ()));
+        let _ = self.server.call(|conn| conn.pipeline(&command).map(|_| ()));
     }
 
     /// Renews the leases of the connections this machine holds: (address, member).
@@ -171,87 +165,52 @@ impl SharedLimits {
             ]);
             commands.push(vec!["PEXPIRE".to_string(), key, ttl.clone()]);
         }
-        let _ = self.with_redis(|s| s.pipeline(&commands).map(|_| ()));
+        let _ = self
+            .server
+            .call(|conn| conn.pipeline(&commands).map(|_| ()));
     }
 
     fn conn_key(&self, address: &str) -> String {
         format!("{}conncount:{address}", self.prefix)
     }
+}
 
-    /// One pipelined round trip on the (re)opened connection.
-    fn pipeline(&mut self, commands: &[Vec<String>]) -> Result<Vec<Reply>, RespError> {
-        if self.conn.is_none() {
-            self.conn = Some(Connection::open(&self.address, REDIS_TIMEOUT)?);
-        }
-        let conn = self
-            .conn
-            .as_mut()
-            .ok_or_else(|| RespError::Protocol("no connection".into()))?;
-        conn.pipeline(commands)
-    }
-
-    /// Runs `f` against Redis unless it failed within RETRY_EVERY; logs the switch to
-    /// local limits and back.
-    fn with_redis<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, RespError>) -> Option<T> {
-        if let Some(since) = self.down_since {
-            if since.elapsed() < RETRY_EVERY {
-                return None;
-            }
-        }
-        match f(self) {
-            Ok(rate) => {
-                if self.down_since.take().is_some() {
-                    log::info!(
-                        "redis server {} reachable again: client rate limits and connection counts are shared",
-                        self.address
-                    );
-                }
-                Some(rate)
-            }
-            Err(e) => {
-                self.conn = None;
-                if self.down_since.is_none() {
-                    log::warn!(
-                        "redis server {}: {e}; using this machine's own client rate limits and connection counts",
-                        self.address
-                    );
-                }
-                self.down_since = Some(Instant::now());
-                None
-            }
-        }
-    }
-
-    fn try_count(&mut self, kind: Kind, address: &str) -> Result<u32, RespError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
-        let unit = self.unit.as_secs_f64();
-        let window = (now / unit).floor() as u64;
-        let elapsed = (now - window as f64 * unit) / unit;
-        let key = |w: u64| format!("{}{}:{address}:{w}", self.prefix, kind.key());
-        let ttl_ms = (self.unit.as_millis() * 2).to_string();
-        let commands = vec![
-            vec!["INCR".to_string(), key(window)],
-            vec!["PEXPIRE".to_string(), key(window), ttl_ms],
-            vec!["GET".to_string(), key(window.saturating_sub(1))],
-        ];
-        let replies = self.pipeline(&commands)?;
-        let current = match replies.first() {
-            Some(Reply::Integer(n)) => u64::try_from(*n).unwrap_or(0),
-            other => return Err(RespError::Protocol(format!("INCR answered {other:?}"))),
-        };
-        let previous = match replies.get(2) {
-            Some(Reply::Bulk(None)) => 0,
-            Some(Reply::Bulk(Some(v))) => std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| RespError::Protocol("previous window is not a number".into()))?,
-            other => return Err(RespError::Protocol(format!("GET answered {other:?}"))),
-        };
-        Ok(sliding_rate(previous, current, elapsed))
-    }
+/// One event counted in the current window, and the sliding rate read back.
+fn try_count(
+    conn: &mut Connection,
+    prefix: &str,
+    window_unit: Duration,
+    kind: Kind,
+    address: &str,
+) -> Result<u32, RespError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let unit = window_unit.as_secs_f64();
+    let window = (now / unit).floor() as u64;
+    let elapsed = (now - window as f64 * unit) / unit;
+    let key = |w: u64| format!("{prefix}{}:{address}:{w}", kind.key());
+    let ttl_ms = (window_unit.as_millis() * 2).to_string();
+    let commands = vec![
+        vec!["INCR".to_string(), key(window)],
+        vec!["PEXPIRE".to_string(), key(window), ttl_ms],
+        vec!["GET".to_string(), key(window.saturating_sub(1))],
+    ];
+    let replies = conn.pipeline(&commands)?;
+    let current = match replies.first() {
+        Some(Reply::Integer(n)) => u64::try_from(*n).unwrap_or(0),
+        other => return Err(RespError::Protocol(format!("INCR answered {other:?}"))),
+    };
+    let previous = match replies.get(2) {
+        Some(Reply::Bulk(None)) => 0,
+        Some(Reply::Bulk(Some(v))) => std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| RespError::Protocol("previous window is not a number".into()))?,
+        other => return Err(RespError::Protocol(format!("GET answered {other:?}"))),
+    };
+    Ok(sliding_rate(previous, current, elapsed))
 }
 
 #[cfg(test)]
@@ -277,10 +236,14 @@ mod tests {
             Duration::from_secs(60),
         );
         assert_eq!(s.count(Kind::Connection, "192.0.2.1"), None);
-        assert!(s.down_since.is_some());
-        let tried = s.down_since;
+        assert!(s.server.down_since().is_some());
+        let tried = s.server.down_since();
         assert_eq!(s.count(Kind::Connection, "192.0.2.1"), None);
         assert_eq!(s.connect("192.0.2.1", "m:1"), None);
-        assert_eq!(s.down_since, tried, "no new attempt within RETRY_EVERY");
+        assert_eq!(
+            s.server.down_since(),
+            tried,
+            "no new attempt within RETRY_EVERY"
+        );
     }
 }

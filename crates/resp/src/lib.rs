@@ -7,9 +7,14 @@
 //!
 //! Bounds: every call has the connection's read/write timeout; a reply line is at most
 //! [`MAX_LINE`] bytes and a bulk string at most [`MAX_BULK`] bytes; arrays (not sent by
-//! the commands used here) are refused.
+//! the commands used here) are refused. fallback.rs holds the policy of its users when
+//! the server does not answer.
 
 #![forbid(unsafe_code)]
+
+pub mod fallback;
+
+pub use fallback::{Shared, REDIS_TIMEOUT, RETRY_EVERY};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

@@ -13,20 +13,16 @@
 //! carries it so the other machines back off too.
 //!
 //! One helper thread owns the connection, off the main loop, and answers over the
-//! main loop's event channel. When Redis cannot answer within [`REDIS_TIMEOUT`], the
+//! main loop's event channel. When Redis cannot answer within
+//! [`rostfix_resp::REDIS_TIMEOUT`], the
 //! answer is [`Grant::Unreachable`]: the bucket runs on this machine's own token bucket
 //! (as without Redis) and asks again after [`RETRY_EVERY`]; the switch and the return
 //! are logged once each.
 
 use crate::event::Event;
-use rostfix_resp::{Connection, Reply, RespError};
+use rostfix_resp::{Connection, Reply, RespError, Shared, RETRY_EVERY};
 use std::sync::mpsc::{channel, Sender};
-use std::time::{Duration, Instant};
-
-/// Bound on connecting to Redis and on each round trip.
-pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long a bucket keeps to its local rate after Redis failed before it asks again.
-pub const RETRY_EVERY: Duration = Duration::from_secs(5);
+use std::time::Duration;
 
 /// GCRA with a quantity, plus the shared cut. KEYS: the arrival-time key, the cut key.
 /// ARGV: rate per hour, burst, tokens wanted, this machine's cut (0: none), cool-off
@@ -123,79 +119,52 @@ impl SharedRates {
     }
 }
 
-/// The connection and whether Redis is usable.
+/// The connection and whether Redis is usable (rostfix_resp's fallback policy).
 pub struct Redis {
-    address: String,
     prefix: String,
-    conn: Option<Connection>,
-    /// Set while Redis is failing: when it was last tried.
-    down_since: Option<Instant>,
+    server: Shared,
 }
 
 impl Redis {
     pub fn new(address: String, prefix: String) -> Redis {
         Redis {
-            address,
             prefix,
-            conn: None,
-            down_since: None,
+            server: Shared::new(&address, "shaping: ", "bucket rates"),
         }
     }
 
     /// One ask, answered from Redis or, when it fails, as unreachable (logged once per
     /// outage; tried again at most every [`RETRY_EVERY`]).
     pub fn ask(&mut self, bucket: &str, ask: &Ask) -> Grant {
-        if self.down_since.is_some_and(|t| t.elapsed() < RETRY_EVERY) {
-            return Grant::Unreachable { retry: RETRY_EVERY };
-        }
-        match self.try_ask(bucket, ask) {
-            Ok(grant) => {
-                if self.down_since.take().is_some() {
-                    log::info!(
-                        "shaping: redis server {} reachable again: bucket rates are shared",
-                        self.address
-                    );
-                }
-                grant
-            }
-            Err(e) => {
-                self.conn = None;
-                if self.down_since.is_none() {
-                    log::warn!(
-                        "shaping: redis server {}: {e}; using this machine's own bucket rates",
-                        self.address
-                    );
-                }
-                self.down_since = Some(Instant::now());
-                Grant::Unreachable { retry: RETRY_EVERY }
-            }
-        }
+        let prefix = &self.prefix;
+        self.server
+            .call(|conn| try_ask(conn, prefix, bucket, ask))
+            .unwrap_or(Grant::Unreachable { retry: RETRY_EVERY })
     }
+}
 
-    fn try_ask(&mut self, bucket: &str, ask: &Ask) -> Result<Grant, RespError> {
-        if self.conn.is_none() {
-            self.conn = Some(Connection::open(&self.address, REDIS_TIMEOUT)?);
-        }
-        let conn = self
-            .conn
-            .as_mut()
-            .ok_or_else(|| RespError::Protocol("no connection".into()))?;
-        let command = vec![
-            "EVAL".to_string(),
-            SCRIPT.to_string(),
-            "2".to_string(),
-            format!("{}tat:{bucket}", self.prefix),
-            format!("{}cut:{bucket}", self.prefix),
-            ask.rate.max(1).to_string(),
-            ask.burst.to_string(),
-            ask.want.to_string(),
-            ask.cut.unwrap_or(0).to_string(),
-            ask.cooloff.as_millis().to_string(),
-        ];
-        match conn.pipeline(&[command])?.pop() {
-            Some(Reply::Bulk(Some(text))) => parse_answer(&String::from_utf8_lossy(&text)),
-            other => Err(RespError::Protocol(format!("script answered {other:?}"))),
-        }
+/// One ask: the script's round trip and its answer read.
+fn try_ask(
+    conn: &mut Connection,
+    prefix: &str,
+    bucket: &str,
+    ask: &Ask,
+) -> Result<Grant, RespError> {
+    let command = vec![
+        "EVAL".to_string(),
+        SCRIPT.to_string(),
+        "2".to_string(),
+        format!("{prefix}tat:{bucket}"),
+        format!("{prefix}cut:{bucket}"),
+        ask.rate.max(1).to_string(),
+        ask.burst.to_string(),
+        ask.want.to_string(),
+        ask.cut.unwrap_or(0).to_string(),
+        ask.cooloff.as_millis().to_string(),
+    ];
+    match conn.pipeline(&[command])?.pop() {
+        Some(Reply::Bulk(Some(text))) => parse_answer(&String::from_utf8_lossy(&text)),
+        other => Err(RespError::Protocol(format!("script answered {other:?}"))),
     }
 }
 
@@ -218,6 +187,7 @@ fn parse_answer(text: &str) -> Result<Grant, RespError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn parses_the_script_answer() {
