@@ -246,3 +246,41 @@ def test_readable_key_stops_smtpd_with_the_file_named(make_instance, keys):
     assert not inst.accepting()
     line = next(l for l in inst.log_text().splitlines() if key in l)
     assert "chmod 600" in line and "BEGIN" not in line, line
+
+
+def test_multiple_signatures_rsa_and_ed25519_on_one_message(make_instance, workdir):
+    """rostfix_dkim_multiple_signatures (OpenDKIM's MultipleSignatures): one message
+    signed with an RSA and an Ed25519 key of the same domain, both verified by dkimpy
+    and by opendkim-testmsg (that without it only the first match signs is a unit test of
+    crates/dkim)."""
+    import dkim
+
+    d = Path(tempfile.mkdtemp(prefix="dkim-multi-", dir=workdir))
+    records = dict([keygen(d, RSA_DOMAIN, "rsa", "rsa"),
+                    keygen(d, RSA_DOMAIN, "ed", "ed25519")])
+    (d / "KeyTable").write_text(
+        f"rsa._domainkey.{RSA_DOMAIN} {RSA_DOMAIN}:rsa:{d}/rsa.private\n"
+        f"ed._domainkey.{RSA_DOMAIN} {RSA_DOMAIN}:ed:{d}/ed.private\n")
+    (d / "SigningTable").write_text(
+        f"*@{RSA_DOMAIN} rsa._domainkey.{RSA_DOMAIN}\n"
+        f"*@{RSA_DOMAIN} ed._domainkey.{RSA_DOMAIN}\n")
+    main = dkim_main(d)
+    main["rostfix_dkim_multiple_signatures"] = "yes"
+    inst = make_instance(main_extra=main)
+    with inst.smtp() as s:
+        s.sendmail(f"alice@{RSA_DOMAIN}", [RCPT], message(f"alice@{RSA_DOMAIN}", "two-sigs"))
+    data = delivered("two-sigs")
+    assert data.count(b"DKIM-Signature:") == 2, data[:3000]
+    msg = wire(data)
+    checker = dkim.DKIM(msg)
+    algorithms = set()
+    for idx in (0, 1):
+        assert checker.verify(idx=idx, dnsfunc=dnsfunc(records)), (idx, data[:3000])
+        algorithms.add(checker.signature_fields[b"a"].decode())
+        tampered = msg.replace(b"Signed natively", b"Signed by someone")
+        assert not dkim.DKIM(tampered).verify(idx=idx, dnsfunc=dnsfunc(records))
+    assert algorithms == {"rsa-sha256", "ed25519-sha256"}, algorithms
+    assert_opendkim_verifies(data, records, workdir)
+    log = inst.log_text()
+    for selector in ("rsa", "ed"):
+        assert f"DKIM-Signature field added (s={selector}, d={RSA_DOMAIN})" in log, log[-3000:]

@@ -523,6 +523,7 @@ pub static PARAMS: &[ParamDef] = &[
     // KeyTable and SigningTable files as they are (`refile:` for wildcard patterns);
     // both empty = no signing.
     p("rostfix_dkim_key_table", "", ParamKind::Str),
+    p("rostfix_dkim_multiple_signatures", "no", ParamKind::Bool),
     p("rostfix_dkim_signing_table", "", ParamKind::Str),
     // Rostfix-specific: DMARC p=reject failures are answered 550 5.7.1 (yes) unless the
     // From: domain (or its organisational domain) is in the exception tables.

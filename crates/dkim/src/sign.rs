@@ -1,5 +1,6 @@
-//! The DKIM-Signature: header for one message: the key chosen by the From: address
-//! through the SigningTable, relaxed/relaxed canonicalization, the headers present
+//! The DKIM-Signature: headers for one message: the key chosen by the From: address
+//! through the SigningTable (every key it lists for that address when multiple
+//! signatures are on, e.g. an RSA and an Ed25519 one), relaxed/relaxed canonicalization, the headers present
 //! among OpenDKIM's default list signed, From oversigned (listed once more than it
 //! occurs, so a From: added later breaks the signature).
 //!
@@ -63,6 +64,9 @@ struct Key {
 pub struct Signer {
     keys: HashMap<String, Key>,
     table: SigningTable,
+    /// rostfix_dkim_multiple_signatures: a signature per SigningTable match, not
+    /// only the first.
+    multiple: bool,
 }
 
 /// A signature made for one message.
@@ -114,11 +118,20 @@ impl Signer {
                 },
             );
         }
-        Ok(Some(Signer { keys, table }))
+        Ok(Some(Signer {
+            keys,
+            table,
+            multiple: false,
+        }))
     }
 
-    /// Signs `message` (queue form, LF line endings) when the SigningTable has a key
-    /// for its From: address; None when it has none or there is no usable From:.
+    /// Signs with every key the SigningTable lists for the From: address, not only
+    /// the first (rostfix_dkim_multiple_signatures, OpenDKIM's MultipleSignatures).
+    pub fn with_multiple_signatures(mut self, on: bool) -> Signer {
+        self.multiple = on;
+        self
+    }
+
     /// The key and signing identity the SigningTable gives `address` (a `%` domain
     /// in the KeyTable is the address's domain).
     pub fn key_for(&self, address: &str) -> Option<TableKey<'_>> {
@@ -136,7 +149,10 @@ impl Signer {
         })
     }
 
-    pub fn sign(&self, message: &[u8]) -> Result<Option<Signed>, DkimError> {
+    /// The signatures for `message` (queue form, LF line endings), in the order
+    /// they go on top of it; none when the SigningTable has no key for its From:
+    /// address or there is no usable From:.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<Signed>, DkimError> {
         let fields = header_fields(header_block(message));
         let value_of = |name: &str| {
             fields
@@ -145,40 +161,51 @@ impl Signer {
                 .map(|(_, v)| v.as_str())
         };
         let Some(from) = value_of("From").and_then(from_address) else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        let Some(key) = self.table.lookup(&from).and_then(|n| self.keys.get(n)) else {
-            return Ok(None);
-        };
+        let mut names = self.table.lookup_all(&from);
+        if !self.multiple {
+            names.truncate(1);
+        }
+        let keys: Vec<&Key> = names.iter().filter_map(|n| self.keys.get(*n)).collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
         let from_domain = from.rsplit_once('@').map_or("", |(_, d)| d);
-        let domain = if key.domain == "%" {
-            from_domain.to_string()
-        } else {
-            key.domain.clone()
-        };
-        let mut names: Vec<&str> = SIGNED
+        let mut headers: Vec<&str> = SIGNED
             .iter()
             .copied()
             .filter(|n| value_of(n).is_some())
             .collect();
         // Oversigning: one more From than the message has.
-        names.push("From");
+        headers.push("From");
         let wire = to_crlf(message);
-        let sig = DkimSigner::from_key(KeyRef(&key.key))
-            .domain(domain.as_str())
-            .selector(key.selector.as_str())
-            .headers(names)
-            .sign(&wire)
-            .map_err(|e| DkimError::Sign(e.to_string()))?;
-        let mut header = sig.to_header().replace("\r\n", "\n");
-        if !header.ends_with('\n') {
-            header.push('\n');
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let domain = if key.domain == "%" {
+                from_domain.to_string()
+            } else {
+                key.domain.clone()
+            };
+            // Each signature covers the message without the others (none of them
+            // lists DKIM-Signature in h=), so their order does not matter to a verifier.
+            let sig = DkimSigner::from_key(KeyRef(&key.key))
+                .domain(domain.as_str())
+                .selector(key.selector.as_str())
+                .headers(headers.clone())
+                .sign(&wire)
+                .map_err(|e| DkimError::Sign(e.to_string()))?;
+            let mut header = sig.to_header().replace("\r\n", "\n");
+            if !header.ends_with('\n') {
+                header.push('\n');
+            }
+            out.push(Signed {
+                header,
+                domain,
+                selector: key.selector.clone(),
+            });
         }
-        Ok(Some(Signed {
-            header,
-            domain,
-            selector: key.selector.clone(),
-        }))
+        Ok(out)
     }
 }
 
@@ -357,6 +384,7 @@ mod tests {
         Signer {
             keys,
             table: SigningTable::parse("st", "*@example.com k\n", true).unwrap(),
+            multiple: false,
         }
     }
 
@@ -366,7 +394,7 @@ mod tests {
         let s = signer(pem.as_bytes(), "%");
         let msg =
             b"Received: from x\nFrom: A <a@Example.com>\nTo: b@else.test\nSubject: hi\n\nbody\n";
-        let signed = s.sign(msg).unwrap().expect("signed");
+        let signed = s.sign(msg).unwrap().pop().expect("signed");
         assert_eq!(signed.domain, "example.com");
         assert!(signed
             .header
@@ -378,7 +406,7 @@ mod tests {
         assert!(!tags.contains("Received"));
         // Another domain's From: no key, no signature.
         let other = b"From: a@example.org\n\nbody\n";
-        assert!(s.sign(other).unwrap().is_none());
+        assert!(s.sign(other).unwrap().is_empty());
     }
 
     #[test]
@@ -387,7 +415,7 @@ mod tests {
         let s = signer(pem.as_bytes(), "%");
         let msg = b"From: news@example.com\nList-Unsubscribe: <https://example.com/u/1>\n\
 List-Unsubscribe-Post: List-Unsubscribe=One-Click\nSubject: n\n\nbody\n";
-        let signed = s.sign(msg).unwrap().expect("signed");
+        let signed = s.sign(msg).unwrap().pop().expect("signed");
         let h = signed.header.replace("\n\t", "").replace(' ', "");
         let tags = h.split(';').find(|t| t.starts_with("h=")).unwrap();
         let names: Vec<String> = tags[2..].split(':').map(str::to_ascii_lowercase).collect();
@@ -396,5 +424,40 @@ List-Unsubscribe-Post: List-Unsubscribe=One-Click\nSubject: n\n\nbody\n";
             names.contains(&"list-unsubscribe-post".to_string()),
             "{tags}"
         );
+    }
+
+    #[test]
+    fn every_listed_key_signs_when_multiple_signatures_are_on() {
+        let rsa = crate::keygen::rsa_pem(2048).unwrap();
+        let ed = crate::keygen::ed25519_pem().unwrap();
+        let mut keys = HashMap::new();
+        for (name, pem) in [("rsa", rsa.as_bytes()), ("ed", ed.as_bytes())] {
+            keys.insert(
+                name.to_string(),
+                Key {
+                    domain: "%".to_string(),
+                    selector: name.to_string(),
+                    key: parse_key(pem).unwrap(),
+                },
+            );
+        }
+        let table = "*@example.com rsa\n*@example.com ed\n";
+        let s = Signer {
+            keys,
+            table: SigningTable::parse("st", table, true).unwrap(),
+            multiple: false,
+        };
+        let msg = b"From: a@example.com\nSubject: hi\n\nbody\n";
+        let one = s.sign(msg).unwrap();
+        assert_eq!(one.len(), 1, "first match only, as OpenDKIM by default");
+        assert_eq!(one[0].selector, "rsa");
+        let s = s.with_multiple_signatures(true);
+        let both = s.sign(msg).unwrap();
+        let got: Vec<(&str, bool)> = both
+            .iter()
+            .map(|x| (x.selector.as_str(), x.header.contains("a=ed25519-sha256;")))
+            .collect();
+        assert_eq!(got, [("rsa", false), ("ed", true)]);
+        assert!(both.iter().all(|x| x.domain == "example.com"));
     }
 }

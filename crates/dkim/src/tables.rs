@@ -9,8 +9,9 @@
 //! SigningTable: `pattern keyname` per line. With a `refile:` prefix the patterns are
 //! wildcards (`*@example.com`, `*`) matched against the whole From: address; without
 //! it the table is keyed by `user@domain`, then `domain`, then `.parent` for each
-//! parent domain, then `*`, the first entry found wins (one signature per message, as
-//! OpenDKIM without MultipleSignatures).
+//! parent domain, then `*`. The first entry found wins (one signature per message, as
+//! OpenDKIM without MultipleSignatures); with rostfix_dkim_multiple_signatures (OpenDKIM's
+//! MultipleSignatures) every entry found counts, in that order, each key name once.
 
 use crate::DkimError;
 use std::collections::HashMap;
@@ -156,27 +157,44 @@ impl SigningTable {
 
     /// The key name for a From: address (`user@domain`, lowercased by the caller).
     pub fn lookup(&self, address: &str) -> Option<&str> {
-        if self.wildcard {
-            return self
-                .rows
-                .iter()
-                .find(|(p, _)| wildcard_match(p.as_bytes(), address.as_bytes()))
-                .map(|(_, n)| n.as_str());
-        }
-        let domain = address.rsplit_once('@').map_or(address, |(_, d)| d);
-        let mut keys = vec![address.to_string(), domain.to_string()];
-        let mut rest = domain;
-        while let Some((_, parent)) = rest.split_once('.') {
-            keys.push(format!(".{parent}"));
-            rest = parent;
-        }
-        keys.push("*".to_string());
-        keys.iter().find_map(|k| {
+        self.lookup_all(address).into_iter().next()
+    }
+
+    /// Every key name for a From: address, best match first, each once: refile rows
+    /// in file order; otherwise `user@domain`, `domain`, each `.parent`, then `*`,
+    /// and within one of those the rows in file order.
+    pub fn lookup_all(&self, address: &str) -> Vec<&str> {
+        let matching: Vec<&str> = if self.wildcard {
             self.rows
                 .iter()
-                .find(|(p, _)| p == k)
+                .filter(|(p, _)| wildcard_match(p.as_bytes(), address.as_bytes()))
                 .map(|(_, n)| n.as_str())
-        })
+                .collect()
+        } else {
+            let domain = address.rsplit_once('@').map_or(address, |(_, d)| d);
+            let mut keys = vec![address.to_string(), domain.to_string()];
+            let mut rest = domain;
+            while let Some((_, parent)) = rest.split_once('.') {
+                keys.push(format!(".{parent}"));
+                rest = parent;
+            }
+            keys.push("*".to_string());
+            keys.iter()
+                .flat_map(|k| {
+                    self.rows
+                        .iter()
+                        .filter(move |(p, _)| p == k)
+                        .map(|(_, n)| n.as_str())
+                })
+                .collect()
+        };
+        let mut names: Vec<&str> = Vec::with_capacity(matching.len());
+        for name in matching {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
     }
 }
 
@@ -258,6 +276,33 @@ mod tests {
         // Many stars against a long hostile text stays fast (no backtracking blow-up).
         let text = "@".repeat(20_000) + "b";
         assert!(!wildcard_match(b"*@*@*@*@*a", text.as_bytes()));
+    }
+
+    #[test]
+    fn every_match_in_order_for_multiple_signatures() {
+        let refile = SigningTable::parse(
+            "st",
+            "*@example.com rsa\n*@example.com ed\n* fallback\n*@example.com rsa\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            refile.lookup_all("a@example.com"),
+            vec!["rsa", "ed", "fallback"]
+        );
+        assert_eq!(refile.lookup_all("a@example.org"), vec!["fallback"]);
+        let plain = SigningTable::parse(
+            "st",
+            "* any\nexample.com dom\nboss@example.com boss\nexample.com dom2\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            plain.lookup_all("boss@example.com"),
+            vec!["boss", "dom", "dom2", "any"]
+        );
+        assert_eq!(plain.lookup("boss@example.com"), Some("boss"));
+        assert!(plain.lookup_all("x@other.test") == vec!["any"]);
     }
 
     #[test]

@@ -77,7 +77,11 @@ fn main() {
                     &service.config.get("rostfix_dkim_signing_table"),
                 )
                 .map_err(StartError::daemon)?
-                .map(Arc::new)
+                .map(|s| {
+                    Arc::new(s.with_multiple_signatures(
+                        service.config.get_bool("rostfix_dkim_multiple_signatures"),
+                    ))
+                })
             };
             // Its DNS resolver reads resolv.conf, outside the chroot.
             let hygiene = hygiene::Hygiene::from_config(&service.config)

@@ -352,16 +352,19 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
                 // Left in maildrop for the next scan, as OpenDKIM tempfails it.
                 PickupError::Retry(format!("DKIM signing failed: {e}"))
             })?;
-            if let Some(sig) = &signed {
+            for sig in &signed {
                 log::info!(
                     "{new_id}: DKIM-Signature field added (s={}, d={})",
                     sig.selector,
                     sig.domain
                 );
+            }
+            if !signed.is_empty() {
+                let headers: String = signed.into_iter().map(|s| s.header).collect();
                 writer
-                    .write_content(sig.header.as_bytes())
+                    .write_content(headers.as_bytes())
                     .map_err(|e| PickupError::Retry(e.to_string()))?;
-                signed_header = Some(sig.header.clone());
+                signed_header = Some(headers);
             }
         }
         if let Some(hygiene) = &settings.hygiene {

@@ -262,7 +262,11 @@ impl Settings {
                 &cf.get("rostfix_dkim_key_table"),
                 &cf.get("rostfix_dkim_signing_table"),
             )?
-            .map(std::sync::Arc::new),
+            .map(|s| {
+                std::sync::Arc::new(
+                    s.with_multiple_signatures(cf.get_bool("rostfix_dkim_multiple_signatures")),
+                )
+            }),
             auth_verify,
             hygiene,
             suppression: match rostfix_queue::SuppressionAction::parse(

@@ -28,6 +28,8 @@ pub struct OpenDkimConf {
     pub domain: Option<String>,
     pub selector: Option<String>,
     pub internal_hosts: Option<String>,
+    /// MultipleSignatures: a signature per SigningTable match.
+    pub multiple_signatures: bool,
     /// key_table and signing_table are tables the import writes for a single-key
     /// OpenDKIM (not OpenDKIM's own files); None: not tried, Some(Err): why not.
     pub made_tables: Option<Result<(), String>>,
@@ -62,6 +64,11 @@ impl OpenDkimConf {
                 "domain" => conf.domain = Some(value),
                 "selector" => conf.selector = Some(value),
                 "internalhosts" => conf.internal_hosts = Some(value),
+                "multiplesignatures" => {
+                    // opendkim.conf(5) booleans: yes/true/1 (first letter counts).
+                    conf.multiple_signatures =
+                        matches!(value.bytes().next(), Some(b'y' | b'Y' | b't' | b'T' | b'1'))
+                }
                 _ => {}
             }
         }
@@ -324,6 +331,15 @@ fn main_cf_plan(
         "rostfix_dkim_signing_table".into(),
         MainCfEdit::Set(st.to_string()),
     ));
+    let settings = if conf.multiple_signatures {
+        plan.edits.push((
+            "rostfix_dkim_multiple_signatures".into(),
+            MainCfEdit::Set("yes".into()),
+        ));
+        format!("{settings}, rostfix_dkim_multiple_signatures = yes (its MultipleSignatures)")
+    } else {
+        settings
+    };
     let whose = if made {
         "tables written by this import for OpenDKIM's KeyFile"
     } else {
@@ -522,5 +538,23 @@ mod tests {
         let verify = conf(&format!("{DEBIAN}Mode v\n"));
         let p = plan(&m, &verify, true, &|_, _| Ok(()));
         assert!(p.edits.is_empty() && p.report[0].contains("only verifies"));
+    }
+
+    #[test]
+    fn multiple_signatures_carry_over_to_native_signing() {
+        let m = main("smtpd_milters = inet:127.0.0.1:8891\n");
+        let text = format!("{DEBIAN}\nMultipleSignatures   Yes\n");
+        let p = plan(&m, &conf(&text), true, &|_, _| Ok(()));
+        assert!(p.edits.contains(&(
+            "rostfix_dkim_multiple_signatures".to_string(),
+            MainCfEdit::Set("yes".into())
+        )));
+        assert!(p.report[0].contains("rostfix_dkim_multiple_signatures = yes"));
+        // Without it (OpenDKIM's default): one signature, nothing set.
+        let p = plan(&m, &conf(DEBIAN), true, &|_, _| Ok(()));
+        assert!(!p
+            .edits
+            .iter()
+            .any(|(n, _)| n == "rostfix_dkim_multiple_signatures"));
     }
 }

@@ -22,7 +22,7 @@ impl<S: QueueSink> Session<'_, S> {
             && (self.trusted || self.auth.username.is_some())
     }
 
-    /// The DKIM-Signature: header for the final `content` (LF form), or None when
+    /// The DKIM-Signature: headers for the final `content` (LF form), or None when
     /// this session's mail is not signed or no key matches its From:. A signing
     /// failure is a temporary error, as OpenDKIM's default answer to it: mail that
     /// should carry a signature is not sent without one.
@@ -31,15 +31,17 @@ impl<S: QueueSink> Session<'_, S> {
             return Ok(None);
         };
         match signer.sign(content) {
-            Ok(Some(signed)) => {
-                log::info!(
-                    "{id}: DKIM-Signature field added (s={}, d={})",
-                    signed.selector,
-                    signed.domain
-                );
-                Ok(Some(signed.header))
+            Ok(signed) if signed.is_empty() => Ok(None),
+            Ok(signed) => {
+                for s in &signed {
+                    log::info!(
+                        "{id}: DKIM-Signature field added (s={}, d={})",
+                        s.selector,
+                        s.domain
+                    );
+                }
+                Ok(Some(signed.into_iter().map(|s| s.header).collect()))
             }
-            Ok(None) => Ok(None),
             Err(e) => {
                 log::warn!("{id}: DKIM signing failed: {e}");
                 Err(Reply::new(451, "4.7.0", "Error: DKIM signing failed"))
