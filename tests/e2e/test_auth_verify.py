@@ -104,9 +104,16 @@ def world(workdir):
         _txt("_dmarc.strict.test", "v=DMARC1; p=quarantine; aspf=s; adkim=s"),
         _txt("_dmarc.shop.co.uk", "v=DMARC1; p=reject"),
         _txt("_dmarc.except.test", "v=DMARC1; p=reject"),
+        # pct=0 and test mode (RFC 9989 t=y): a failure is treated one policy lower.
+        _txt("_dmarc.sample.test", "v=DMARC1; p=reject; pct=0"),
+        _txt("_dmarc.testing.test", "v=DMARC1; p=reject; t=y"),
         _txt("sel._domainkey.pass.test", f"v=DKIM1; k=rsa; p={dkim_pub}"),
         _txt("arc._domainkey.forwarder.test", f"v=DKIM1; k=rsa; p={arc_pub}"),
         _txt(seal_name, seal_txt),
+        # The clients' names, for iprev: 127.0.0.2 forward-confirmed, 127.0.0.3 a
+        # PTR whose name has no address.
+        "--host-record=client.pass.test,127.0.0.2",
+        "--ptr-record=3.0.0.127.in-addr.arpa,liar.pass.test",
         # A lookup that fails: forwarded to a closed port (SERVFAIL).
         "--server=/broken.test/127.0.0.1#9",
     ]
@@ -266,6 +273,14 @@ def test_spf_dkim_dmarc_arc_results(make_instance, world):
     assert "removed 1 Authentication-Results header(s) claiming our authserv-id" in \
         inst.log_text()
 
+    # iprev, from the client name smtpd looked up at connect: forward-confirmed, and
+    # a PTR name without the address (RFC 8601 2.7.3 fail).
+    assert "iprev=pass policy.iprev=127.0.0.2 (client.pass.test)" in ar["spf-pass"], \
+        ar["spf-pass"]
+    send(inst, "a@soft.test", message("a@soft.test", "av-iprev-fail"), source="127.0.0.3")
+    liar = ours(delivered("av-iprev-fail"))
+    assert "iprev=fail policy.iprev=127.0.0.3" in liar, liar
+
     # A DNS failure is a temperror result, and the mail is accepted.
     send(inst, "a@broken.test", message("a@broken.test", "av-temperror"))
     assert re.search(r"\bspf=temperror\b", ours(delivered("av-temperror")))
@@ -347,6 +362,16 @@ def test_dmarc_reject_policy_with_exceptions(make_instance, world, workdir):
     assert "DMARC p=quarantine failure of strict.test" in inst.log_text()
     shown = inst.cmd("rostcat", "-h", "-q", held[0]).stdout.decode(errors="replace")
     assert "dmarc=fail (p=quarantine dis=quarantine) header.from=strict.test" in shown, shown
+    # p=reject with pct=0, and p=reject in test mode: not refused but held, as the
+    # next policy down says (RFC 7489 6.6.4); the header keeps the published p=.
+    send(inst, "a@fail.test", message("a@sample.test", "rj-pct0"))
+    send(inst, "a@fail.test", message("a@testing.test", "rj-testmode"))
+    held = [h for h in inst.queue_ids("hold") if h not in held]
+    assert len(held) == 2, (held, inst.log_text()[-3000:])
+    shown = "".join(inst.cmd("rostcat", "-h", "-q", h).stdout.decode(errors="replace")
+                    for h in held)
+    for domain in ("sample.test", "testing.test"):
+        assert f"dmarc=fail (p=reject dis=quarantine) header.from={domain}" in shown, shown
 
 
 def test_reject_spf_fail_restriction(make_instance, world):

@@ -8,6 +8,13 @@
 //!
 //! The record lookup is mail-auth's (its parser, our resolver); the rest is here
 //! because mail-auth 0.13 follows RFC 9989's DNS tree walk instead of the list.
+//!
+//! `pct=` (RFC 7489 6.6.4): a failure is treated by the published policy for that
+//! share of messages, drawn at random, and by the next policy down (reject ->
+//! quarantine -> none) for the others; RFC 9989's `t=y` (test mode) is the next
+//! policy down for all. mail-auth 0.13 parses records as RFC 9989 does, which
+//! dropped `pct=`, so the tag is read from the TXT record here (the resolver's
+//! cache answers that second query).
 
 use crate::psl::SuffixList;
 use mail_auth::common::cache::NoCache;
@@ -46,6 +53,14 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// The next policy down, for the messages `pct=` leaves out.
+    pub fn lower(self) -> Policy {
+        match self {
+            Policy::Reject => Policy::Quarantine,
+            Policy::Quarantine | Policy::None => Policy::None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Policy::None => "none",
@@ -65,6 +80,9 @@ pub struct DmarcOutcome {
     pub org_domain: String,
     /// The policy that applies (p= or sp=); None when no record was found.
     pub policy: Option<Policy>,
+    /// What a failure of this message is treated by: `policy`, or one step lower
+    /// when `pct=` left this message out or the record is in test mode (`t=y`).
+    pub enforce: Option<Policy>,
 }
 
 /// The identifiers DMARC aligns and what SPF and DKIM said about them.
@@ -86,9 +104,8 @@ enum Lookup {
 }
 
 async fn lookup(auth: &MessageAuthenticator, domain: &str) -> Lookup {
-    let name = format!("_dmarc.{domain}.");
     match auth
-        .txt_lookup::<Dmarc>(name, None::<&NoCache<Box<str>, Txt>>)
+        .txt_lookup::<Dmarc>(record_name(domain), None::<&NoCache<Box<str>, Txt>>)
         .await
     {
         Ok(record) => Lookup::Found(record),
@@ -96,6 +113,72 @@ async fn lookup(auth: &MessageAuthenticator, domain: &str) -> Lookup {
         // NXDOMAIN, no TXT, no v=DMARC1 record, a record that does not parse: no policy.
         Err(_) => Lookup::NotFound,
     }
+}
+
+fn record_name(domain: &str) -> String {
+    format!("_dmarc.{domain}.")
+}
+
+/// `pct=` of the DMARC record published for `domain`: 100 when it has none, and when
+/// the record cannot be read again (the policy then applies in full, as without the tag).
+async fn pct(auth: &MessageAuthenticator, domain: &str) -> u8 {
+    use mail_auth::hickory_resolver::proto::rr::{Name, RData};
+    let Ok(name) = Name::from_str_relaxed::<&str>(&record_name(domain)) else {
+        return 100;
+    };
+    let Ok(answer) = auth.0.txt_lookup(name).await else {
+        return 100;
+    };
+    for record in answer.answers() {
+        if let RData::TXT(txt) = &record.data {
+            let text: Vec<u8> = txt
+                .txt_data
+                .iter()
+                .flat_map(|d| d.iter().copied())
+                .collect();
+            if let Some(p) = pct_tag(&text) {
+                return p;
+            }
+        }
+    }
+    100
+}
+
+/// For a DMARC record (`v=DMARC1` first), its `pct=` (100 when absent or not a
+/// number from 0 to 100, which RFC 7489 6.3 says to ignore); None for other records.
+fn pct_tag(text: &[u8]) -> Option<u8> {
+    let text = String::from_utf8_lossy(text);
+    let mut tags = text.split(';').map(|t| t.trim());
+    let version = tags.next()?.split_once('=')?;
+    if !(version.0.trim() == "v" && version.1.trim().eq_ignore_ascii_case("DMARC1")) {
+        return None;
+    }
+    let value = tags
+        .filter_map(|t| t.split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("pct"))
+        .and_then(|(_, v)| v.trim().parse::<u8>().ok())
+        .filter(|p| *p <= 100);
+    Some(value.unwrap_or(100))
+}
+
+/// What a failure is treated by: `policy` when `sample` (0..100) falls within
+/// `pct`, else (and always in test mode) the next policy down.
+fn enforced(policy: Policy, pct: u8, testing: bool, sample: u8) -> Policy {
+    if testing || sample >= pct {
+        policy.lower()
+    } else {
+        policy
+    }
+}
+
+/// A draw from 0 to 99 for `pct=`. RandomState's keys come from the OS and each new
+/// one differs: unpredictable enough to sample mail by, which needs no secrecy.
+fn sample() -> u8 {
+    use std::hash::{BuildHasher, Hasher};
+    let draw = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (draw % 100) as u8
 }
 
 /// DMARC for a message whose From: domain is `from_domain`.
@@ -112,6 +195,7 @@ pub async fn check(
         from_domain,
         org_domain,
         policy: None,
+        enforce: None,
     };
     let (record, own) = match lookup(auth, &outcome.from_domain).await {
         Lookup::Found(r) => (r, true),
@@ -132,6 +216,16 @@ pub async fn check(
     let (policy, status) = evaluate(&record, own, &outcome, ids, psl);
     outcome.policy = Some(policy);
     outcome.status = status;
+    outcome.enforce = Some(policy);
+    if status == DmarcStatus::Fail && policy != Policy::None {
+        let publisher = if own {
+            &outcome.from_domain
+        } else {
+            &outcome.org_domain
+        };
+        let pct = pct(auth, publisher).await;
+        outcome.enforce = Some(enforced(policy, pct, record.t, sample()));
+    }
     outcome
 }
 
@@ -182,6 +276,7 @@ mod tests {
             from_domain: from.into(),
             org_domain: psl().organizational(from),
             policy: None,
+            enforce: None,
         }
     }
 
@@ -249,5 +344,33 @@ mod tests {
             evaluate(&r, true, &o, &temp, &psl).1,
             DmarcStatus::TempError
         );
+    }
+
+    #[test]
+    fn pct_tag_of_dmarc_records_only() {
+        assert_eq!(pct_tag(b"v=DMARC1; p=reject; pct=25"), Some(25));
+        assert_eq!(
+            pct_tag(b"v=DMARC1;p=quarantine;PCT = 0;rua=mailto:a@b"),
+            Some(0)
+        );
+        assert_eq!(pct_tag(b"v=DMARC1; p=reject"), Some(100));
+        // Out of range or not a number: ignored (RFC 7489 6.3).
+        assert_eq!(pct_tag(b"v=DMARC1; p=reject; pct=150"), Some(100));
+        assert_eq!(pct_tag(b"v=DMARC1; p=reject; pct=x"), Some(100));
+        assert_eq!(pct_tag(b"google-site-verification=abc; pct=5"), None);
+    }
+
+    #[test]
+    fn pct_and_test_mode_lower_the_policy_for_the_rest() {
+        assert_eq!(enforced(Policy::Reject, 100, false, 99), Policy::Reject);
+        assert_eq!(enforced(Policy::Reject, 25, false, 24), Policy::Reject);
+        assert_eq!(enforced(Policy::Reject, 25, false, 25), Policy::Quarantine);
+        assert_eq!(enforced(Policy::Reject, 0, false, 0), Policy::Quarantine);
+        assert_eq!(enforced(Policy::Quarantine, 0, false, 0), Policy::None);
+        assert_eq!(enforced(Policy::Reject, 100, true, 0), Policy::Quarantine);
+        assert!((0..1000).all(|_| sample() < 100));
+        // Not one fixed value.
+        let draws: std::collections::HashSet<u8> = (0..50).map(|_| sample()).collect();
+        assert!(draws.len() > 5, "{draws:?}");
     }
 }

@@ -22,7 +22,7 @@ pub use dmarc::{DmarcOutcome, DmarcStatus, Policy};
 pub use header::strip_forged;
 pub use mail_auth::SpfResult;
 pub use psl::SuffixList;
-pub use verifier::{Peer, Report, Verifier};
+pub use verifier::{Iprev, Peer, Report, Verifier};
 
 /// Why verification cannot be set up.
 #[derive(Debug, thiserror::Error)]

@@ -29,6 +29,43 @@ pub struct Peer<'a> {
     pub helo: &'a str,
     /// The envelope sender ("" for the null sender).
     pub sender: &'a str,
+    /// What the server's reverse lookup of the client found, reported as `iprev`;
+    /// None when it does not look client names up.
+    pub iprev: Option<Iprev<'a>>,
+}
+
+/// The iprev result (RFC 8601 2.7.3) of the lookup smtpd already makes for its
+/// client name: the PTR name, and its address lookup that must give the client's
+/// address back. Not looked up again here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Iprev<'a> {
+    /// Forward-confirmed: the verified name.
+    Pass(&'a str),
+    /// The PTR name's addresses do not include the client's (or it has none).
+    Fail,
+    /// A DNS timeout or server failure.
+    TempError,
+    /// No PTR record (or a malformed name).
+    PermError,
+}
+
+impl Iprev<'_> {
+    /// `;\r\n\tiprev=RESULT policy.iprev=IP`, with the verified name as a comment.
+    fn clause(&self, ip: IpAddr) -> String {
+        let (result, name) = match self {
+            Iprev::Pass(name) => ("pass", Some(*name)),
+            Iprev::Fail => ("fail", None),
+            Iprev::TempError => ("temperror", None),
+            Iprev::PermError => ("permerror", None),
+        };
+        // An IPv6 address has colons, which a pvalue token cannot hold: quoted.
+        let ip = match ip {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("\"{a}\""),
+        };
+        let comment = name.map_or(String::new(), |n| format!(" ({n})"));
+        format!(";\r\n\tiprev={result} policy.iprev={ip}{comment}")
+    }
 }
 
 /// What verification of one message found.
@@ -179,13 +216,16 @@ impl Verifier {
             ar = ar.with_spf_ehlo_result(&helo_spf, peer.ip, peer.helo);
         }
         let wire = rostfix_dkim::to_crlf(content);
-        let (tail, dmarc) = match AuthenticatedMessage::parse(&wire) {
+        let (mut tail, dmarc) = match AuthenticatedMessage::parse(&wire) {
             Some(message) => self.message_results(peer, &message, &mail_spf, ar.clone()),
             None => (
                 format!("{ar};\r\n\tdkim=permerror (message not parseable)"),
                 None,
             ),
         };
+        if let Some(iprev) = &peer.iprev {
+            tail.push_str(&iprev.clause(peer.ip));
+        }
         Report {
             header: to_lf_field(&format!("Authentication-Results: {tail}")),
             dmarc,
@@ -264,6 +304,7 @@ impl Verifier {
                     from_domain: d.clone(),
                     org_domain: self.psl.organizational(d),
                     policy: None,
+                    enforce: None,
                 });
                 (
                     format!("{ar};\r\n\tdkim=temperror (verification timed out)"),
@@ -353,10 +394,27 @@ mod tests {
             from_domain: "example.org".into(),
             org_domain: "example.org".into(),
             policy: Some(crate::Policy::Reject),
+            enforce: Some(crate::Policy::Reject),
         };
         assert_eq!(
             dmarc_result(&d),
             ";\r\n\tdmarc=fail (p=reject dis=none) header.from=example.org"
         );
+    }
+
+    #[test]
+    fn iprev_clauses() {
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(
+            Iprev::Pass("mail.example.org").clause(v4),
+            ";\r\n\tiprev=pass policy.iprev=192.0.2.1 (mail.example.org)"
+        );
+        assert_eq!(
+            Iprev::Fail.clause(v6),
+            ";\r\n\tiprev=fail policy.iprev=\"2001:db8::1\""
+        );
+        assert!(Iprev::PermError.clause(v4).contains("iprev=permerror "));
+        assert!(Iprev::TempError.clause(v4).contains("iprev=temperror "));
     }
 }

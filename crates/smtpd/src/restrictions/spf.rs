@@ -18,7 +18,12 @@ pub(super) fn reject_fail(f: &Facts<'_>, rc: &RestrictionConfig) -> Step {
         return Step::Go;
     };
     let helo = f.helo.unwrap_or("");
-    let spf = verifier.spf_mail_from(&Peer { ip, helo, sender });
+    let spf = verifier.spf_mail_from(&Peer {
+        ip,
+        helo,
+        sender,
+        iprev: None,
+    });
     if spf.result() != SpfResult::Fail {
         return Step::Go;
     }

@@ -10,14 +10,18 @@
 //! rostfix_dmarc_reject_policy = yes answers a DMARC failure of a domain that
 //! publishes p=reject with 550 5.7.1 (RFC 7489 10.3 names 5.7.1), and
 //! rostfix_dmarc_quarantine_policy = yes sends a p=quarantine failure to the hold
-//! queue, unless rostfix_dmarc_exception_maps lists the From: domain. A DNS failure is a
-//! temperror result and never rejects (not even temporarily: the header says so).
+//! queue, unless rostfix_dmarc_exception_maps lists the From: domain. A record's
+//! `pct=` and `t=y` lower the policy for the messages they leave out (crates/authverify
+//! dmarc.rs): a p=reject failure outside pct= is treated as a p=quarantine one. A DNS
+//! failure is a temperror result and never rejects (not even temporarily: the header
+//! says so).
 
 use super::{Session, Transaction};
 use crate::auth_verify::{AuthVerify, Scope};
+use crate::client::NameStatus;
 use crate::reply::Reply;
 use crate::sink::QueueSink;
-use rostfix_authverify::{strip_forged, DmarcStatus, Peer, Policy};
+use rostfix_authverify::{strip_forged, DmarcStatus, Iprev, Peer, Policy};
 
 impl<S: QueueSink> Session<'_, S> {
     /// `content` without Authentication-Results fields that claim our authserv-id.
@@ -30,6 +34,21 @@ impl<S: QueueSink> Session<'_, S> {
             );
         }
         content
+    }
+
+    /// The client name lookup made at connect, as an iprev result; None when smtpd
+    /// does not look names up (smtpd_peername_lookup = no, or no DNS).
+    fn iprev(&self) -> Option<Iprev<'_>> {
+        let rc = &self.cfg.restrictions;
+        if !rc.peername_lookup || rc.dns.is_none() {
+            return None;
+        }
+        Some(match self.client.name_status {
+            NameStatus::Ok => Iprev::Pass(&self.client.name),
+            NameStatus::Forged => Iprev::Fail,
+            NameStatus::Temp => Iprev::TempError,
+            NameStatus::Perm => Iprev::PermError,
+        })
     }
 
     /// The verification settings when this session's mail is verified.
@@ -62,6 +81,7 @@ impl<S: QueueSink> Session<'_, S> {
             ip,
             helo: self.helo.as_deref().unwrap_or(""),
             sender: &txn.sender,
+            iprev: self.iprev(),
         };
         // Checked before the forged headers go: one the sender signed still verifies.
         let report = av.verifier.verify(&peer, &content);
@@ -74,9 +94,10 @@ impl<S: QueueSink> Session<'_, S> {
             "{id}: authentication: spf={}{dmarc_text}",
             rostfix_authverify::spf_name(report.spf)
         );
+        // `enforce`, not `policy`: pct= and t=y may have lowered it for this message.
         let acted = report.dmarc.as_ref().filter(|d| {
             d.status == DmarcStatus::Fail
-                && match d.policy {
+                && match d.enforce {
                     Some(Policy::Reject) => av.dmarc_reject,
                     Some(Policy::Quarantine) => av.dmarc_quarantine,
                     _ => false,
@@ -90,7 +111,7 @@ impl<S: QueueSink> Session<'_, S> {
                     "{id}: DMARC failure of {} not acted on: rostfix_dmarc_exception_maps",
                     d.from_domain
                 ),
-                Ok(false) if d.policy == Some(Policy::Quarantine) => {
+                Ok(false) if d.enforce == Some(Policy::Quarantine) => {
                     // Postfix's HOLD action, logged as cleanup logs one.
                     log::info!(
                         "{id}: hold: END-OF-MESSAGE from {}: DMARC p=quarantine failure of {}; from=<{}> to=<{rcpt}>",
@@ -121,12 +142,12 @@ impl<S: QueueSink> Session<'_, S> {
             }
         }
         // The disposition OpenDMARC writes: what was done with the failure.
-        let header = if hold {
-            report
-                .header
-                .replace("(p=quarantine dis=none)", "(p=quarantine dis=quarantine)")
-        } else {
-            report.header
+        let header = match report.dmarc.as_ref().and_then(|d| d.policy) {
+            Some(p) if hold => report.header.replace(
+                &format!("(p={} dis=none)", p.as_str()),
+                &format!("(p={} dis=quarantine)", p.as_str()),
+            ),
+            _ => report.header,
         };
         let mut out = Vec::with_capacity(header.len() + content.len());
         out.extend_from_slice(header.as_bytes());
