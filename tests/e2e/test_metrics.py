@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import free_port, read_reply, stop_process, wait_for
+from harness import USER1, free_port, read_reply, stop_process, wait_for
 from peers import certs, start_peer  # noqa: F401 (fixtures)
 from postfix_tools import SmtpSink, postfix_tools
 from saslpeer import PASSWORD, plain_blob, write_passwd
@@ -339,10 +339,16 @@ def series_value(body, name, **labels):
     return None
 
 
+# Messages test_basic_auth_milter_table_errors_and_postscreen_verdicts submits with
+# sendmail.
+PICKED_UP = 2
+
+
 def test_basic_auth_milter_table_errors_and_postscreen_verdicts(make_instance, workdir):
     """The endpoint behind basic auth (401 without, wrong or right credentials), and
-    the counts of a milter that is down, a table that cannot be reached and
-    postscreen's verdicts."""
+    the counts of a milter that is down (in smtpd and, as non_smtpd_milters, in
+    pickup), a table that cannot be reached, postscreen's verdicts and the messages
+    pickup queued."""
     metrics_port = free_port()
     closed = free_port()  # nothing listens here: the milter and the tcp: table fail
     secrets = Path(tempfile.mkdtemp(prefix="metrics-auth-", dir=workdir))
@@ -352,6 +358,7 @@ def test_basic_auth_milter_table_errors_and_postscreen_verdicts(make_instance, w
         "rostfix_metrics_listen": f"127.0.0.1:{metrics_port}",
         "rostfix_metrics_password_file": str(secrets / "passwd"),
         "smtpd_milters": f"inet:127.0.0.1:{closed}",
+        "non_smtpd_milters": f"inet:127.0.0.1:{closed}",
         "milter_default_action": "accept",
         "smtpd_client_restrictions": f"check_client_access tcp:127.0.0.1:{closed}",
         "postscreen_greet_wait": "1s",
@@ -371,6 +378,11 @@ def test_basic_auth_milter_table_errors_and_postscreen_verdicts(make_instance, w
         s.mail("a@client.test")
         code, _ = s.rcpt("someone@mx.rostfix.test")
         assert code // 100 == 4, code  # the table's failure is a temporary refusal
+    for i in range(PICKED_UP):
+        proc = inst._run([str(inst.bindir / "sendmail"), "-C", str(inst.conf), "-t"],
+                         check=False, user=USER1,
+                         input=f"To: {USER1}@mx.rostfix.test\nSubject: p{i}\n\nx\n".encode())
+        assert proc.returncode == 0, proc.stderr
 
     # master starts the metrics service when the first report arrives.
     def up():
@@ -384,8 +396,11 @@ def test_basic_auth_milter_table_errors_and_postscreen_verdicts(make_instance, w
     def counted():
         status, body = scrape(metrics_port, ("prom", "s3cret"))
         assert status == 200
+        # One from smtpd's session, one per message pickup ran through the milter.
         return (series_value(body, "rostfix_milter_errors_total",
-                             milter=f"inet:127.0.0.1:{closed}") or 0) >= 1 \
+                             milter=f"inet:127.0.0.1:{closed}") or 0) >= 1 + PICKED_UP \
+            and series_value(body, "rostfix_pickup_messages_total",
+                             fate="queued") == PICKED_UP \
             and (series_value(body, "rostfix_table_errors_total", type="tcp") or 0) >= 1 \
             and (series_value(body, "rostfix_postscreen_verdicts_total",
                               verdict="ALLOWLISTED") or 0) >= 1

@@ -91,6 +91,9 @@ fn main() {
         },
         after_confine:
             |service: &mut Service, (content_checks, overrides, rewrite, dkim, hygiene): Loaded| {
+                // After confinement the working directory is queue_directory. pickup
+                // keeps one identity, so the reporter's thread can reach the service.
+                rostfix_metrics::process::start("pickup", Path::new("."));
                 let content_filter =
                     rostfix_queue::ContentFilter::parse(&service.config.get("content_filter"))
                         .map_err(StartError::daemon)?;
@@ -135,8 +138,15 @@ fn main() {
     })
 }
 
-/// Wakes qmgr for a message just queued.
+/// Counts a message picked up, and wakes qmgr for one just queued.
 fn wake_qmgr(q: &process::Queued) {
+    let fate = match q.fate {
+        verdict::Fate::Queued => "queued",
+        verdict::Fate::Held => "held",
+        verdict::Fate::Discarded => "discarded",
+        verdict::Fate::Bounced => "bounced",
+    };
+    rostfix_metrics::process::add("rostfix_pickup_messages_total", &[("fate", fate)], 1.0);
     // Held, discarded and bounced messages give qmgr nothing to do (the bounce
     // service wakes it for its notice).
     if q.fate != verdict::Fate::Queued {
