@@ -632,7 +632,12 @@ impl Manager {
             _ if !job.route.recipient.is_empty() => (job.route.pool(), usize::MAX),
             _ => (job.route.clone(), self.sched.window_of(&job.route)),
         };
-        if let Err(failed) = self.workers.assign(job, key, window) {
+        let process_limit = self
+            .settings
+            .limits
+            .policy(&job.route.transport)
+            .process_limit;
+        if let Err(failed) = self.workers.assign(job, key, window, process_limit) {
             let (job, e) = *failed;
             self.on_delivered(unstarted(job, e));
         }

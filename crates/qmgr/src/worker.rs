@@ -12,6 +12,14 @@
 //! the sender ends the thread, which closes the stream (and so the agent's cached
 //! SMTP session). A worker never ends on its own, so no request sent to it is lost.
 //!
+//! An idle worker still holds its agent process, and master runs at most the
+//! transport's maxproc of them. So when a destination needs a new worker and the
+//! transport's workers already number its process limit, the longest-idle worker of
+//! another destination is retired first: otherwise, with more destinations than
+//! processes (a newsletter to 1 000 domains, 100 smtp processes), the new stream
+//! waits for a process that an idle worker keeps for up to the agent idle limit, and
+//! deliveries ran at about 100 per that limit, the CPUs idle.
+//!
 //! Per-recipient destinations (the local transport's) share the workers of their
 //! transport and next hop (`Route::pool`): any idle one takes the next request, as any
 //! idle local process takes Postfix's next delivery, so an idle stream never holds an
@@ -95,13 +103,23 @@ impl Workers {
     /// Gives `job` to a worker of `key` (its destination, or the shaping bucket the
     /// destination shares workers with): an idle one (its stream and the agent's
     /// session are reused), else a new one while the key has fewer than `window`, else
-    /// the least busy. Err (with the job) when no thread could be started.
+    /// the least busy. A new worker first makes room under the transport's
+    /// `process_limit` (0: none) by retiring another destination's longest-idle
+    /// worker. Err (with the job) when no thread could be started.
     pub fn assign(
         &mut self,
         job: Job,
         key: Route,
         window: usize,
+        process_limit: usize,
     ) -> Result<(), Box<(Job, std::io::Error)>> {
+        let needs_new = self
+            .by_route
+            .get(&key)
+            .is_none_or(|l| !l.iter().any(|w| w.queued == 0) && l.len() < window.max(1));
+        if needs_new && process_limit > 0 {
+            self.make_room(&key, process_limit);
+        }
         let list = self.by_route.entry(key).or_default();
         let idle = list.iter().position(|w| w.queued == 0);
         let pick = match idle {
@@ -157,6 +175,41 @@ impl Workers {
             w.queued = w.queued.saturating_sub(1);
             if w.queued == 0 {
                 w.idle_since = Instant::now();
+            }
+        }
+    }
+
+    /// When `key`'s transport has `process_limit` workers or more, retires the
+    /// longest-idle one of another destination (busy ones are left alone: the
+    /// scheduler keeps deliveries in flight within the limit).
+    fn make_room(&mut self, key: &Route, process_limit: usize) {
+        let transport = &key.transport;
+        let streams: usize = self
+            .by_route
+            .iter()
+            .filter(|(r, _)| &r.transport == transport)
+            .map(|(_, l)| l.len())
+            .sum();
+        if streams < process_limit {
+            return;
+        }
+        let oldest = self
+            .by_route
+            .iter()
+            .filter(|(r, _)| &r.transport == transport && *r != key)
+            .flat_map(|(r, l)| {
+                l.iter()
+                    .filter(|w| w.queued == 0)
+                    .map(move |w| (w.idle_since, w.id, r.clone()))
+            })
+            .min_by_key(|(since, id, _)| (*since, *id));
+        if let Some((_, id, route)) = oldest {
+            if let Some(list) = self.by_route.get_mut(&route) {
+                // Dropping the sender ends the thread and closes the agent's stream.
+                list.retain(|w| w.id != id);
+                if list.is_empty() {
+                    self.by_route.remove(&route);
+                }
             }
         }
     }
@@ -297,7 +350,8 @@ mod tests {
         let route = Route::new("local", "h");
         // Window 2, six jobs at once: two workers, three jobs each, two connections.
         for n in 0..6 {
-            w.assign(job(&route, &path, n), route.clone(), 2).unwrap();
+            w.assign(job(&route, &path, n), route.clone(), 2, 0)
+                .unwrap();
         }
         assert_eq!(w.count(&route), 2);
         let mut offsets = Vec::new();
@@ -319,6 +373,62 @@ mod tests {
         assert_eq!(w.count(&route), 2);
         w.retire_idle(Duration::from_secs(60), true);
         assert_eq!(w.count(&route), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_new_destination_takes_an_idle_process_at_the_process_limit() {
+        let dir = std::env::temp_dir().join(format!("qmgr-worker-lim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("smtp");
+        let _conns = agent(&path);
+        let (events, rx) = channel();
+        let mut w = Workers::new(events, Duration::from_secs(5), Duration::from_secs(5));
+        let routes: Vec<Route> = ["a", "b", "c"]
+            .iter()
+            .map(|h| Route::new("smtp", *h))
+            .collect();
+        // Process limit 2: a and b each get a worker, which go idle.
+        for (n, route) in routes[..2].iter().enumerate() {
+            w.assign(job(route, &path, n as u64), route.clone(), 5, 2)
+                .unwrap();
+            match rx.recv_timeout(Duration::from_secs(5)).unwrap() {
+                Event::Delivered(o) => w.done(o.worker.unwrap()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((w.count(&routes[0]), w.count(&routes[1])), (1, 1));
+        // c needs one: a's, idle longest, is retired for it.
+        w.assign(job(&routes[2], &path, 2), routes[2].clone(), 5, 2)
+            .unwrap();
+        assert_eq!(
+            (
+                w.count(&routes[0]),
+                w.count(&routes[1]),
+                w.count(&routes[2])
+            ),
+            (0, 1, 1)
+        );
+        // An idle worker of the destination itself is reused, nothing retired.
+        match rx.recv_timeout(Duration::from_secs(5)).unwrap() {
+            Event::Delivered(o) => w.done(o.worker.unwrap()),
+            other => panic!("unexpected {other:?}"),
+        }
+        w.assign(job(&routes[1], &path, 3), routes[1].clone(), 5, 2)
+            .unwrap();
+        assert_eq!((w.count(&routes[1]), w.count(&routes[2])), (1, 1));
+        // Without a limit nothing is retired.
+        w.assign(job(&routes[0], &path, 4), routes[0].clone(), 5, 0)
+            .unwrap();
+        assert_eq!(
+            (
+                w.count(&routes[0]),
+                w.count(&routes[1]),
+                w.count(&routes[2])
+            ),
+            (1, 1, 1)
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
