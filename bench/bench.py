@@ -485,9 +485,13 @@ def variant_settings(variant, cfg, rig):
         # Retries after 421/450 within seconds, not the benchmark's usual 300 s (which
         # exists to make a deferral fail the run); the per-destination limit set to
         # both suites' default explicitly, since it is what the run checks.
+        # No size limit: Postfix counts the envelope in message_size_limit, and the
+        # 100 000 recipients of fanout-100k-rcpts take it past the default 10 MB
+        # ("552 5.3.4 Error: message file too big"); Rostfix counts the content only.
         return {"transport_maps": routes, "minimal_backoff_time": f"{cfg.f100k_backoff}s",
                 "maximal_backoff_time": f"{2 * cfg.f100k_backoff}s",
-                "smtp_destination_concurrency_limit": str(cfg.f100k_concurrency)}
+                "smtp_destination_concurrency_limit": str(cfg.f100k_concurrency),
+                "message_size_limit": "0"}
     if variant == "deferred":
         # Both suites' defaults: no scan of deferred/ but the one the flush asks for.
         return {"transport_maps": routes, "queue_run_delay": "300s",
@@ -496,7 +500,7 @@ def variant_settings(variant, cfg, rig):
 
 
 # Set by a variant and by no base configuration (Postfix: removed with postconf -X).
-VARIANT_ONLY_KEYS = ("smtp_destination_concurrency_limit",)
+VARIANT_ONLY_KEYS = ("smtp_destination_concurrency_limit", "message_size_limit")
 
 
 def populate_deferred(template, copies, retry_at):
