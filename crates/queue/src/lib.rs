@@ -47,7 +47,9 @@ pub use logs::{
     append_defer_reason, delay_warned, mark_delay_warned, read_defer_reasons, remove_message_logs,
 };
 pub use recycle::{Recycler, RECYCLE_DIR, RECYCLE_LIMIT, RECYCLE_MAX_SIZE};
-pub use requested::{open_requested, NamesQueueFile, RequestedError, RequestedMessage};
+pub use requested::{
+    open_requested, open_requested_recipients, NamesQueueFile, RequestedError, RequestedMessage,
+};
 pub use rewrite::{rewrite_envelope, rewrite_envelope_locked};
 pub use rostfix_proto::QueueId;
 pub use stream::{RecordStream, StreamRecord};

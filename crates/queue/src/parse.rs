@@ -187,6 +187,18 @@ pub(crate) fn parse_recipient(
 
 /// Parses a queue file from `src` (whose total size is `len`).
 pub(crate) fn parse<R: Read + Seek>(src: R, len: u64, depth: Depth) -> Result<Parsed, ParseError> {
+    parse_keeping(src, len, depth, &|_| true)
+}
+
+/// [`parse`], keeping only the recipient records whose offset `keep` accepts (the
+/// others are skipped unread: a delivery agent asked about 50 recipients of a
+/// 100 000-recipient message need not hold them all).
+pub(crate) fn parse_keeping<R: Read + Seek>(
+    src: R,
+    len: u64,
+    depth: Depth,
+    keep: &dyn Fn(u64) -> bool,
+) -> Result<Parsed, ParseError> {
     let mut r = RecordReader::new(src, len, 0)?;
     let mut env = Envelope::default();
 
@@ -245,6 +257,10 @@ pub(crate) fn parse<R: Read + Seek>(src: R, len: u64, depth: Depth) -> Result<Pa
                 env.attrs.push((name.to_string(), value.to_string()));
             }
             REC_ATTR => return corrupt(format!("offset {off}: attribute after recipients")),
+            REC_RCPT | REC_DONE if !keep(off) => {
+                seen_recipient = true;
+                r.skip(n)?;
+            }
             REC_RCPT | REC_DONE => {
                 seen_recipient = true;
                 let payload = r.payload(n)?;

@@ -53,6 +53,21 @@ pub fn open_requested(
     Ok(RequestedMessage { file, content })
 }
 
+/// [`open_requested`] for a delivery request, with only the request's recipients
+/// read from the envelope (`file.envelope.recipients` holds those, in file order).
+pub fn open_requested_recipients(
+    root: &Path,
+    req: &DeliveryRequest,
+) -> Result<RequestedMessage, RequestedError> {
+    let wanted: std::collections::HashSet<u64> = req.recipients.iter().map(|r| r.offset).collect();
+    let file = QueueFile::open_keeping(root, req.queue_name, &req.queue_id, &|off| {
+        wanted.contains(&off)
+    })
+    .map_err(RequestedError::Open)?;
+    let content = file.read_content().map_err(RequestedError::Content)?;
+    Ok(RequestedMessage { file, content })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +117,43 @@ mod tests {
             gone.to_string().starts_with("cannot read queue file: "),
             "{gone}"
         );
+    }
+
+    #[test]
+    fn a_delivery_request_reads_only_its_recipients() {
+        let dir = TempRoot::new();
+        let root = dir.path();
+        let env = Envelope {
+            sender: "a@example.org".into(),
+            recipients: (0..5)
+                .map(|i| Recipient {
+                    address: format!("r{i}@example.org"),
+                    notify: if i == 3 {
+                        "FAILURE".into()
+                    } else {
+                        String::new()
+                    },
+                    ..Recipient::default()
+                })
+                .collect(),
+            ..Envelope::default()
+        };
+        let mut w = QueueWriter::create(root, QueueName::Active, &env).unwrap();
+        w.write_content(b"Subject: x\n\nbody\n").unwrap();
+        let id = w.commit().unwrap();
+        let all = open_requested(root, &request(&id)).unwrap();
+        assert_eq!(all.file.envelope.recipients.len(), 5);
+        let third = &all.file.envelope.recipients[3];
+        let mut req = request(&id);
+        req.recipients = vec![rostfix_proto::DeliveryRecipient {
+            offset: third.offset,
+            address: third.address.clone(),
+            orig_address: third.address.clone(),
+        }];
+        let got = open_requested_recipients(root, &req).unwrap();
+        assert_eq!(got.file.envelope.recipients.len(), 1);
+        assert_eq!(got.file.envelope.recipients[0].address, "r3@example.org");
+        assert_eq!(got.file.envelope.recipients[0].notify, "FAILURE");
+        assert_eq!(got.content, b"Subject: x\n\nbody\n");
     }
 }

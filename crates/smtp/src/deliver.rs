@@ -24,7 +24,7 @@ use crate::tls::{Level, Trust};
 use crate::tls_report;
 use rostfix_maillog::DeliveryLine;
 use rostfix_proto::{DeliveryReply, DeliveryRequest, DeliveryStatus, Dsn, RecipientResult};
-use rostfix_queue::{open_requested, queue_path, RequestedMessage};
+use rostfix_queue::{open_requested_recipients, queue_path, RequestedMessage};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -203,8 +203,9 @@ fn probe_status(s: DeliveryStatus) -> &'static str {
 
 /// Reads content and per-message attributes from the queue file.
 fn read_message(req: &DeliveryRequest) -> Result<Message, Outcome> {
-    let RequestedMessage { file, content } =
-        open_requested(Path::new("."), req).map_err(|e| defer("4.3.0", e.to_string()))?;
+    // Only the request's recipients: a newsletter's file holds 100 000.
+    let RequestedMessage { file, content } = open_requested_recipients(Path::new("."), req)
+        .map_err(|e| defer("4.3.0", e.to_string()))?;
     let envl = &file.envelope;
     let rcpts: Vec<Rcpt> = req
         .recipients
