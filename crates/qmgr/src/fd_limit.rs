@@ -5,7 +5,7 @@
 //! files") and set thousands of messages aside as unreadable. At start qmgr raises
 //! its soft RLIMIT_NOFILE towards the hard limit as far as the active limit needs,
 //! and when even the hard limit is too low, lowers the active limit to fit, and says
-//! so in the log.
+//! so in the log (at info level).
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
@@ -50,7 +50,10 @@ pub fn fit_active_limit(active_limit: usize) -> usize {
     }
     let allowed = allowed_active(active_limit, files);
     if allowed < active_limit {
-        log::warn!(
+        // Info, not a warning: a hard limit of 20 000 (common in containers) would
+        // otherwise warn at every start of a default configuration, and the lower
+        // limit only bounds how many messages are in memory at once.
+        log::info!(
             "qmgr_message_active_limit {active_limit} lowered to {allowed}: the open file limit is {files} (hard limit {hard}) and each active message holds its queue file open; raise the limit (LimitNOFILE= in the service unit, or ulimit -n) to use the configured value"
         );
     }
