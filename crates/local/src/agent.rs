@@ -19,7 +19,7 @@ use rostfix_maillog::DeliveryLine;
 use rostfix_proto::{
     DeliveryRecipient, DeliveryReply, DeliveryRequest, DeliveryStatus, Dsn, RecipientResult,
 };
-use rostfix_queue::{open_requested, QueueFile};
+use rostfix_queue::{open_requested_recipients, QueueFile};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -299,10 +299,13 @@ fn word(status: DeliveryStatus) -> &'static str {
     }
 }
 
-/// Opens the queue file named by the request and reads its content. Any problem is a
-/// temporary failure (4.3.0) for every recipient: qmgr will look at the file again.
+/// Opens the queue file named by the request and reads its content, with only the
+/// request's recipients read from the envelope (one mailbox's request need not hold
+/// the other 99 999 of a list message). Any problem is a temporary failure (4.3.0)
+/// for every recipient: qmgr will look at the file again.
 fn read_message(req: &DeliveryRequest, root: &Path) -> Result<(QueueFile, Vec<u8>), Failure> {
-    let m = open_requested(root, req).map_err(|e| Failure::defer("4.3.0", e.to_string()))?;
+    let m =
+        open_requested_recipients(root, req).map_err(|e| Failure::defer("4.3.0", e.to_string()))?;
     Ok((m.file, m.content))
 }
 

@@ -166,7 +166,11 @@ impl QueueFile {
             return Ok(false);
         }
         let (file, len) = open_existing(path, true)?;
-        let parsed = parse::parse(&file, len, Depth::Envelope).map_err(|e| map_parse(path, e))?;
+        // Only the records being marked are read: marking one recipient of 100 000
+        // must not parse the other 99 999 each time.
+        let wanted: std::collections::HashSet<u64> = offsets.iter().copied().collect();
+        let parsed = parse::parse_keeping(&file, len, Depth::Envelope, &|o| wanted.contains(&o))
+            .map_err(|e| map_parse(path, e))?;
         let known: std::collections::HashSet<u64> = parsed
             .envelope
             .recipients
