@@ -1294,6 +1294,16 @@ def parse_args():
     return cfg
 
 
+def results_path(stem):
+    """bench/results/STEM.json, or STEM-2.json, -3, ... when taken: a second run on one
+    day must not overwrite the first run's figures (docs cite them by file name)."""
+    path, n = RESULTS / f"{stem}.json", 1
+    while path.exists():
+        n += 1
+        path = RESULTS / f"{stem}-{n}.json"
+    return path
+
+
 def parameters(cfg, entries):
     out = {"messages": cfg.messages, "runs": cfg.runs, "sessions": cfg.sessions,
            "size": cfg.size, "fanout_rcpts": cfg.fanout_rcpts,
@@ -1379,8 +1389,7 @@ def main():
            [cpu_kind],
            "scenarios": [results[e["name"]] for e in entries]}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / (datetime.date.today().isoformat() + "-" + socket.gethostname()
-                      + ".json")
+    path = results_path(datetime.date.today().isoformat() + "-" + socket.gethostname())
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(table(out["scenarios"], cfg.peers))
     log(f"results written to {path}")
