@@ -37,7 +37,8 @@ import pytest
 import harness
 import smtpsink
 from dns_server import dnsmasq
-from harness import USER1, free_port, maildir_messages, wait_for
+from harness import USER1, USER2, free_port, maildir_messages, wait_for
+from saslpeer import PASSWORD, write_passwd
 from test_milter import _daemon as milter_daemon
 
 RCPT = f"{USER1}@mx.rostfix.test"
@@ -423,6 +424,82 @@ def test_forwarded_copy_is_arc_sealed(make_instance, world):
     assert cv == dkim.CV_Pass, (cv, results, reason, data[:3000])
     # The sender's own signature still verifies after forwarding.
     assert dkim.verify(data, dnsfunc=_dnsmasq_txt())
+
+
+def test_list_manager_resubmission_is_arc_sealed(make_instance, world, workdir):
+    """A list manager sends on mail we received from outside, with a subject tag and a
+    footer that break the sender's signature. As a local user listed in
+    rostfix_arc_seal_resubmitted (sendmail, pickup) and as a listed SASL login
+    (smtpd), its copies leave with an ARC set whose ARC-Authentication-Results hold
+    what we found on receipt (dkim=pass), sealed with the key of its envelope sender;
+    dkimpy's arc_verify passes the chain. The same message from a local user not
+    listed, and from a client in mynetworks that did not log in, leaves unsealed
+    (smtpd removes our header from the latter): anyone who can submit can write one."""
+    import dkim
+
+    d = world["dir"]
+    port = free_port()
+    sink = smtpsink.Sink(port)
+    sasl_dir = Path(tempfile.mkdtemp(prefix="sasl-", dir=workdir))
+    lists = "list-bounces@rostfix.test"
+    out = {}
+    try:
+        inst = make_instance(main_extra=verify_main(
+            relayhost=f"[127.0.0.1]:{port}",
+            rostfix_arc_seal_resubmitted=USER1,
+            rostfix_dkim_key_table=f"{d}/KeyTable",
+            rostfix_dkim_signing_table=f"refile:{d}/SigningTable",
+            smtpd_sasl_auth_enable="yes", smtpd_sasl_type="rostfix",
+            smtpd_sasl_path=str(write_passwd(sasl_dir / "sasl_passwd", {USER1: PASSWORD}))))
+        send(inst, "x@soft.test", dkim_signed("a@pass.test", "list-in", world["dkim"]))
+        got = delivered("list-in")
+        assert re.search(r"\bdkim=pass\b", ours(got)), got[:2000]
+
+        def post(tag):
+            head, body = got.replace("\r\n", "\n").split("\n\n", 1)
+            head = re.sub(r"^Subject: list-in$", f"Subject: [list] {tag}", head, flags=re.M)
+            # The delivery's own fields are not the list's.
+            head = "\n".join(l for l in head.split("\n")
+                             if not l.startswith(("Return-Path:", "Delivered-To:")))
+            return (head + "\n\n" + body + "-- \nTo unsubscribe: list-leave@rostfix.test\n")
+
+        def sendmail(user, tag, rcpt):
+            proc = inst._run([str(inst.bindir / "sendmail"), "-C", str(inst.conf), "-f", lists,
+                              rcpt], check=False, user=user, input=post(tag).encode())
+            assert proc.returncode == 0, proc.stderr
+
+        sendmail(USER1, "by-pickup", "a1@elsewhere.test")
+        sendmail(USER2, "not-listed", "a2@elsewhere.test")
+        with inst.smtp() as s:
+            s.ehlo("lists.rostfix.test")
+            s.sendmail(lists, ["a3@elsewhere.test"], post("mynetworks").replace("\n", "\r\n"))
+        with inst.smtp(source_address=CLIENT) as s:
+            s.ehlo("lists.rostfix.test")
+            s.user, s.password = USER1, PASSWORD
+            assert s.auth("PLAIN", s.auth_plain, initial_response_ok=True)[0] == 235
+            s.sendmail(lists, ["a4@elsewhere.test"], post("by-smtpd").replace("\n", "\r\n"))
+        for n in range(1, 5):
+            rcpt = f"a{n}@elsewhere.test"
+            found = wait_for(lambda r=rcpt: sink.for_rcpt(r), timeout=30, what=f"mail to {rcpt}")
+            out[rcpt] = found[0][2].replace("\n", "\r\n").encode()
+    finally:
+        sink.stop()
+    for rcpt in ("a1@elsewhere.test", "a4@elsewhere.test"):
+        data = out[rcpt]
+        assert data.startswith(b"ARC-Seal: i=1; "), data[:2000]
+        aar = re.search(rb"^ARC-Authentication-Results: i=1; mx\.rostfix\.test; (.*)$", data, re.M)
+        assert aar and re.search(rb"\bdkim=pass\b", aar.group(1)), data[:3000]
+        assert re.search(rb"^ARC-Seal: .*\bd=rostfix\.test;", data, re.M | re.S), data[:2000]
+        cv, results, reason = dkim.arc_verify(data, dnsfunc=_dnsmasq_txt())
+        assert cv == dkim.CV_Pass, (rcpt, cv, results, reason, data[:3000])
+        # The footer broke the sender's signature: the seal is what vouches for it.
+        try:
+            assert not dkim.verify(data, dnsfunc=_dnsmasq_txt())
+        except dkim.ValidationError:
+            pass
+    for rcpt in ("a2@elsewhere.test", "a3@elsewhere.test"):
+        assert b"ARC-Seal:" not in out[rcpt], out[rcpt][:2000]
+    assert f"Authentication-Results: {ME};".encode() not in out["a3@elsewhere.test"]
 
 
 def _dnsmasq_txt():

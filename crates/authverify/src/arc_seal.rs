@@ -1,6 +1,8 @@
 //! ARC sealing (RFC 8617) of mail we forward (alias, .forward and :include:
-//! expansion in local): the chain the message arrived with is verified, this hop's
-//! DKIM results become the ARC-Authentication-Results, and an ARC-Message-Signature
+//! expansion in local) or that a list manager resends (pickup and smtpd,
+//! arc_sealing.rs): the chain the message arrived with is verified, the results of
+//! our own Authentication-Results header (what we found on receipt) or else this
+//! hop's DKIM results become the ARC-Authentication-Results, and an ARC-Message-Signature
 //! and ARC-Seal are made with the key the DKIM SigningTable gives the forwarding
 //! address, so a receiver whose DMARC check fails because forwarding broke SPF (and
 //! maybe a signature) can see that the message passed here.
@@ -30,6 +32,10 @@ const SEALED: &[&str] = &[
     "Content-Transfer-Encoding",
     "DKIM-Signature",
 ];
+
+/// The longest received results copied into a seal: it is written on one line, which
+/// must stay under RFC 5322's 998 characters with its field name and i=.
+const MAX_RECEIVED_RESULTS: usize = 900;
 
 /// Why a message could not be sealed (it is forwarded without a seal).
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +76,21 @@ impl Verifier {
             return Ok(None);
         }
         let from = message.from().to_string();
-        let results =
-            AuthenticationResults::new(self.authserv_id()).with_dkim_results(&dkim, &from);
+        // What we found on receipt, when the message carries our header (a list or
+        // forwarder resending mail we received: the signature may be broken by now),
+        // else this hop's DKIM results.
+        let received = crate::header::our_results(content, self.authserv_id())
+            .map(|r| format!("{}{r}", self.authserv_id()))
+            .filter(|r| r.len() <= MAX_RECEIVED_RESULTS);
+        let results = match &received {
+            // mail-auth 0.13.3 has no constructor taking result text; its
+            // "hostname" is written as given, in the header and in the sealed
+            // (relaxed) form alike, and our_results made it one line with single
+            // spaces, so both forms are the same bytes and the seal verifies
+            // (tests/e2e/test_auth_verify.py checks it with dkimpy).
+            Some(text) => AuthenticationResults::new(text),
+            None => AuthenticationResults::new(self.authserv_id()).with_dkim_results(&dkim, &from),
+        };
         let present: Vec<&str> = SEALED
             .iter()
             .copied()

@@ -33,6 +33,38 @@ pub fn strip_forged(content: &[u8], authserv_id: &str) -> (Vec<u8>, usize) {
     (out, removed)
 }
 
+/// The results of the topmost Authentication-Results field naming `authserv_id`: the
+/// text after the authserv-id (`; spf=pass ...; dkim=pass ...`), unfolded, white
+/// space runs made one space, trimmed. None without such a field. This is what this
+/// server found when the message arrived from outside; a sealer of a resubmission
+/// puts it into the ARC-Authentication-Results, as OpenARC does, because the message
+/// may have changed since (a list's subject tag and footer break the signature).
+pub fn our_results(content: &[u8], authserv_id: &str) -> Option<String> {
+    let head_end = header_end(content);
+    let mut pos = 0;
+    while pos < head_end {
+        let end = field_end(content, pos, head_end);
+        let field = &content[pos..end];
+        if is_ours(field, authserv_id) {
+            let colon = field.iter().position(|&b| b == b':')?;
+            let value = String::from_utf8_lossy(&field[colon + 1..]);
+            let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+            let at = value
+                .to_ascii_lowercase()
+                .find(&authserv_id.to_ascii_lowercase())?;
+            let rest = value[at + authserv_id.len()..].trim();
+            return Some(if rest.is_empty() || rest.starts_with(';') {
+                rest.to_string()
+            } else {
+                // An RFC 8601 version after the authserv-id: " 1; ...".
+                format!(" {rest}")
+            });
+        }
+        pos = end;
+    }
+    None
+}
+
 /// Where the header section ends: at the empty line (it and the body stay), or the
 /// end of a message without a body.
 fn header_end(content: &[u8]) -> usize {
@@ -158,6 +190,29 @@ mod tests {
              Subject: Authentication-Results: mx.example.net; dkim=pass\n\
              \n\
              Authentication-Results: mx.example.net; in the body stays\n"
+        );
+    }
+
+    #[test]
+    fn our_results_are_the_topmost_field_of_ours_unfolded() {
+        let msg = b"Received: from x\n\
+            Authentication-Results: other.example; spf=fail\n\
+            Authentication-Results: (checked) MX.example.net;\n\
+            \tspf=pass smtp.mailfrom=a.example;\n  dkim=pass header.d=a.example\n\
+            Authentication-Results: mx.example.net; dkim=fail\n\
+            \n\
+            body\n";
+        assert_eq!(
+            our_results(msg, "mx.example.net").as_deref(),
+            Some("; spf=pass smtp.mailfrom=a.example; dkim=pass header.d=a.example")
+        );
+        assert_eq!(
+            our_results(b"Authentication-Results: mx 1; none\n\nx\n", "mx").as_deref(),
+            Some(" 1; none")
+        );
+        assert_eq!(
+            our_results(b"Subject: x\n\nAuthentication-Results: mx; none\n", "mx"),
+            None
         );
     }
 

@@ -12,14 +12,16 @@
 #![forbid(unsafe_code)]
 
 mod arc_seal;
+mod arc_sealing;
 pub mod dmarc;
 mod header;
 mod psl;
 mod verifier;
 
 pub use arc_seal::SealError;
+pub use arc_sealing::{ArcSealing, ArcSetupError, Resubmitters};
 pub use dmarc::{DmarcOutcome, DmarcStatus, Policy};
-pub use header::strip_forged;
+pub use header::{our_results, strip_forged};
 pub use mail_auth::SpfResult;
 pub use psl::SuffixList;
 pub use verifier::{Iprev, Peer, Report, Verifier};

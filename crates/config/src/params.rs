@@ -497,6 +497,12 @@ pub static PARAMS: &[ParamDef] = &[
     // an alias, .forward or :include: address, signed with the key the DKIM
     // SigningTable gives that address (docs/mail-auth.md).
     p("rostfix_arc_seal_forwarded", "no", ParamKind::Bool),
+    // Rostfix-specific: the list managers whose mail is ARC-sealed when it carries our
+    // own Authentication-Results header (mail we received, sent on to a list): local
+    // users submitting with sendmail (pickup) and SASL login names (smtpd). Sealed
+    // with the key the SigningTable gives the envelope sender (else From:), the AAR
+    // holding what we found on receipt (docs/mail-auth.md). Empty: none.
+    p("rostfix_arc_seal_resubmitted", "", ParamKind::List),
     // Rostfix-specific: verification on receipt (crates/authverify, docs/mail-auth.md):
     // which mail smtpd checks (no, outside = not mynetworks nor SASL-authenticated,
     // all) and writes one Authentication-Results header for, and the deadline of one

@@ -20,7 +20,6 @@
 #![deny(unsafe_code)]
 
 pub mod agent;
-pub mod arc;
 pub mod attributes;
 pub mod command;
 pub mod deliver;

@@ -4,8 +4,8 @@
 
 #![deny(unsafe_code)]
 
+use rostfix_authverify::ArcSealing;
 use rostfix_local::agent::Context;
-use rostfix_local::arc::ArcSealing;
 use rostfix_local::deliver::system_user;
 use rostfix_local::resubmit::QueueForwarder;
 use rostfix_local::server::{mail_owner, rest, serve_stream, AGENT_EXIT_STATUS};
@@ -83,7 +83,8 @@ fn main() {
         before_confine: |service: &mut Service| mail_owner(service),
         after_confine: |service: &mut Service, owner| {
             // The DKIM keys are root's (mode 0600): read before resting as mail_owner.
-            let arc = ArcSealing::from_config(&service.config).map_err(StartError::daemon)?;
+            let arc = ArcSealing::from_config(&service.config, "rostfix_arc_seal_forwarded")
+                .map_err(StartError::daemon)?;
             rest(owner)?;
             let settings = settings(&service.config);
             let conf = local_conf(&service.config);

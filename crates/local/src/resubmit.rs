@@ -47,8 +47,8 @@ pub struct QueueForwarder {
     pub root: PathBuf,
     /// mail_owner; None when not running as root (nothing to switch).
     pub owner: Option<Identity>,
-    /// rostfix_arc_seal_forwarded: each copy gets an ARC set (arc.rs).
-    pub arc: Option<std::sync::Arc<crate::arc::ArcSealing>>,
+    /// rostfix_arc_seal_forwarded: each copy gets an ARC set (crates/authverify).
+    pub arc: Option<std::sync::Arc<rostfix_authverify::ArcSealing>>,
 }
 
 /// The content of a forwarded copy: the Delivered-To line, then the original.
@@ -107,8 +107,12 @@ impl Forwarder for QueueForwarder {
             let mut w =
                 QueueWriter::create(&self.root, QueueName::Incoming, &envelope).map_err(fail)?;
             let copy = forwarded_content(delivered_to, content);
-            let copy = match &self.arc {
-                Some(arc) => arc.seal(delivered_to, copy),
+            let copy = match self
+                .arc
+                .as_ref()
+                .and_then(|a| a.seal(&[delivered_to], &copy))
+            {
+                Some(set) => [set.into_bytes(), copy].concat(),
                 None => copy,
             };
             w.write_content(&copy).map_err(fail)?;

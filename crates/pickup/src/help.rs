@@ -23,7 +23,9 @@ files are removed, or logged once and skipped if they cannot be. The content
 goes through header_checks, mime_header_checks, nested_header_checks and
 body_checks as smtpd's does; a REJECT returns the message to its sender in a
 non-delivery notice (docs/content-inspection.md). Then non_smtpd_milters see
-it, native DKIM signing signs it (docs/dkim.md), and campaign mail (a
+it, native DKIM signing signs it (docs/dkim.md), a list manager's mail that
+carries our Authentication-Results is ARC-sealed (rostfix_arc_seal_resubmitted,
+docs/mail-auth.md), and campaign mail (a
 campaign_id, list headers or Precedence: bulk) is held to
 rostfix_bulk_hygiene_checks: warned about, or returned with 5.7.1 under
 rostfix_bulk_hygiene_action = reject (docs/bulk-sending.md).",
@@ -37,6 +39,7 @@ masquerade_domains, masquerade_exceptions, masquerade_classes, always_bcc,
 sender_bcc_maps, recipient_bcc_maps, swap_bangpath, allow_percent_hack,
 propagate_unmatched_extensions, recipient_delimiter, non_smtpd_milters,
 rostfix_dkim_key_table, rostfix_dkim_signing_table, rostfix_dkim_multiple_signatures,
+rostfix_arc_seal_resubmitted, rostfix_auth_verify_timeout, rostfix_public_suffix_list,
 rostfix_bulk_hygiene_checks, rostfix_bulk_hygiene_action, rostfix_dns_servers.",
     exit_status: RETIRING_EXIT_STATUS,
     see_also: "sendmail(1), rostdrop(1), qmgr(8)",

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod arc;
 mod attrs;
 mod bounce;
 mod envelope;
@@ -17,6 +18,7 @@ mod qualify;
 mod scan;
 mod verdict;
 
+use arc::ResubmitSealing;
 use process::Settings;
 use rostfix_inspect::{ContentChecks, ReceiveOverrides};
 use rostfix_service::{Daemon, Service, Shape, StartError};
@@ -33,6 +35,7 @@ type Loaded = (
     Option<Arc<rostfix_rewrite::Rewriter>>,
     Option<Arc<rostfix_dkim::Signer>>,
     Option<Arc<hygiene::Hygiene>>,
+    Option<Arc<ResubmitSealing>>,
 );
 
 /// Longest pause between scans.
@@ -87,10 +90,20 @@ fn main() {
             let hygiene = hygiene::Hygiene::from_config(&service.config)
                 .map_err(StartError::daemon)?
                 .map(Arc::new);
-            Ok((content_checks, overrides, rewrite, dkim, hygiene))
+            // rostfix_arc_seal_resubmitted: the same keys, a resolver (resolv.conf)
+            // and the listed users' uids (/etc/passwd), all outside the chroot.
+            let arc = if overrides.no_milters {
+                None
+            } else {
+                ResubmitSealing::from_config(&service.config)
+                    .map_err(StartError::daemon)?
+                    .map(Arc::new)
+            };
+            Ok((content_checks, overrides, rewrite, dkim, hygiene, arc))
         },
         after_confine:
-            |service: &mut Service, (content_checks, overrides, rewrite, dkim, hygiene): Loaded| {
+            |service: &mut Service,
+             (content_checks, overrides, rewrite, dkim, hygiene, arc): Loaded| {
                 // After confinement the working directory is queue_directory. pickup
                 // keeps one identity, so the reporter's thread can reach the service.
                 rostfix_metrics::process::start("pickup", Path::new("."));
@@ -120,6 +133,7 @@ fn main() {
                     content_filter,
                     forms: rostfix_rewrite::AddressForms::from_config(&service.config),
                     dkim,
+                    arc,
                     hygiene,
                     myhostname: service.config.get("myhostname"),
                     myorigin: service.config.get("myorigin"),

@@ -47,6 +47,10 @@ pub struct Settings {
     /// Native DKIM signing (crates/dkim): locally submitted mail is signed when its
     /// From: has a key, as OpenDKIM signs what Postfix's pickup hands its milter.
     pub dkim: Option<Arc<rostfix_dkim::Signer>>,
+    /// rostfix_arc_seal_resubmitted: mail of a listed user carrying our
+    /// Authentication-Results (a list manager sending on mail we received) gets an
+    /// ARC set.
+    pub arc: Option<Arc<crate::arc::ResubmitSealing>>,
     /// non_smtpd_milters (None: none set, or receive_override_options = no_milters).
     pub milters: Option<Arc<rostfix_milter::MilterConfig>>,
     /// rostfix_bulk_hygiene_checks (None: empty).
@@ -285,9 +289,11 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
     // With milters, DKIM signing or hygiene checks the content is kept until the
     // milters saw it, the signature over all of it is made and its final header is
     // checked (bounded by message_size_limit, checked below as it grows).
-    let mut held =
-        (settings.dkim.is_some() || settings.milters.is_some() || settings.hygiene.is_some())
-            .then(Vec::new);
+    let mut held = (settings.dkim.is_some()
+        || settings.milters.is_some()
+        || settings.hygiene.is_some()
+        || settings.arc.is_some())
+    .then(Vec::new);
     let mut out = Out {
         writer: &mut writer,
         held: &mut held,
@@ -360,12 +366,23 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
                 );
             }
             if !signed.is_empty() {
-                let headers: String = signed.into_iter().map(|s| s.header).collect();
-                writer
-                    .write_content(headers.as_bytes())
-                    .map_err(|e| PickupError::Retry(e.to_string()))?;
-                signed_header = Some(headers);
+                signed_header = Some(signed.into_iter().map(|s| s.header).collect());
             }
+        }
+        // A list manager sending on mail we received (it carries our
+        // Authentication-Results): an ARC set on top, sealed over what leaves, our
+        // signatures included.
+        let sealed = settings.arc.as_ref().and_then(|arc| {
+            let whole = [signed_header.as_deref().unwrap_or("").as_bytes(), &content].concat();
+            arc.seal(owner, &envelope.sender, &whole)
+        });
+        if sealed.is_some() {
+            log::info!("{new_id}: ARC-Seal field added");
+        }
+        for head in [&sealed, &signed_header].into_iter().flatten() {
+            writer
+                .write_content(head.as_bytes())
+                .map_err(|e| PickupError::Retry(e.to_string()))?;
         }
         if let Some(hygiene) = &settings.hygiene {
             // A message already refused or dropped needs no verdict of ours.
@@ -500,6 +517,7 @@ mod tests {
             content_filter: None,
             forms: rostfix_rewrite::AddressForms::default(),
             dkim: None,
+            arc: None,
             hygiene: None,
             milters: None,
         }

@@ -127,6 +127,7 @@ mod tests {
             content_filter: None,
             forms: rostfix_rewrite::AddressForms::default(),
             dkim: None,
+            arc: None,
             hygiene: None,
             milters: None,
         })

@@ -79,7 +79,9 @@ receive_override_options (docs/content-inspection.md).
 Verification on receipt: rostfix_auth_verify, rostfix_auth_verify_timeout,
 rostfix_public_suffix_list, rostfix_dmarc_reject_policy,
 rostfix_dmarc_quarantine_policy, rostfix_dmarc_exception_maps, and the reject_spf_fail restriction
-(docs/mail-auth.md).
+(docs/mail-auth.md). DKIM signing: rostfix_dkim_key_table, rostfix_dkim_signing_table,
+rostfix_dkim_multiple_signatures (docs/dkim.md); ARC sealing of a listed list
+manager's resubmissions: rostfix_arc_seal_resubmitted (docs/mail-auth.md).
 See docs/smtpd-protocol.md.",
     exit_status: "0 when master stops it normally, 1 on a startup error.",
     see_also: "master(8), qmgr(8), rostconf(1), main.cf(5)",

@@ -49,6 +49,9 @@ pub enum SettingsError {
     Dkim(#[from] rostfix_dkim::DkimError),
     #[error("{0}")]
     Hygiene(#[from] rostfix_hygiene::HygieneError),
+    /// rostfix_arc_seal_resubmitted without keys, or without a resolver.
+    #[error(transparent)]
+    ArcSealing(#[from] rostfix_authverify::ArcSetupError),
     /// Verification on receipt that cannot be set up (suffix list, DNS, tables).
     #[error(transparent)]
     AuthVerify(#[from] crate::auth_verify::AuthVerifyError),
@@ -112,6 +115,10 @@ pub struct Settings {
     /// Native DKIM signing (crates/dkim): tables and keys read here, before
     /// confinement; None when rostfix_dkim_key_table/_signing_table are empty.
     pub dkim: Option<std::sync::Arc<rostfix_dkim::Signer>>,
+    /// rostfix_arc_seal_resubmitted: mail from the SASL logins it lists that carries
+    /// our Authentication-Results (a list manager sending on mail we received) gets
+    /// an ARC set (session/dkim.rs); keys and resolver read before confinement.
+    pub arc_resubmitted: Option<rostfix_authverify::Resubmitters>,
     /// SPF/DKIM/ARC/DMARC verification of received mail (auth_verify.rs); None when
     /// rostfix_auth_verify = no.
     pub auth_verify: Option<std::sync::Arc<crate::auth_verify::AuthVerify>>,
@@ -267,6 +274,7 @@ impl Settings {
                     s.with_multiple_signatures(cf.get_bool("rostfix_dkim_multiple_signatures")),
                 )
             }),
+            arc_resubmitted: rostfix_authverify::Resubmitters::from_config(cf)?,
             auth_verify,
             hygiene,
             suppression: match rostfix_queue::SuppressionAction::parse(

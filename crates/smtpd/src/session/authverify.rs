@@ -74,7 +74,11 @@ impl<S: QueueSink> Session<'_, S> {
         let (Some(ip), true) = (self.client.ip, self.verification().is_some()) else {
             // Not checked (mynetworks, SASL-authenticated), but a header claiming our
             // name is still not ours: a local user must not hand internal recipients'
-            // filters a "pass" either.
+            // filters a "pass" either. A listed list manager passes ours on as it got
+            // it from our delivery (it goes into the ARC seal: session/dkim.rs).
+            if self.arc_seals() {
+                return Ok((content, false));
+            }
             return Ok((self.strip_forged(id, &content, av), false));
         };
         let peer = Peer {

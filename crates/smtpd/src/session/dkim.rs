@@ -22,6 +22,38 @@ impl<S: QueueSink> Session<'_, S> {
             && (self.trusted || self.auth.username.is_some())
     }
 
+    /// The ARC set for mail of this session that a list manager sends on (it carries
+    /// our Authentication-Results: crates/authverify), sealed over `signature` (ours,
+    /// if any) and `content`; None otherwise.
+    pub(super) fn arc_resubmitted(
+        &self,
+        id: &str,
+        sender: &str,
+        signature: Option<&str>,
+        content: &[u8],
+    ) -> Option<String> {
+        let arc = self
+            .cfg
+            .arc_resubmitted
+            .as_ref()
+            .filter(|_| self.arc_seals())?;
+        let whole = [signature.unwrap_or("").as_bytes(), content].concat();
+        let set = arc.sealing.seal_resubmission(sender, &whole)?;
+        log::info!("{id}: ARC-Seal field added");
+        Some(set)
+    }
+
+    /// The client logged in as a list manager of rostfix_arc_seal_resubmitted: its
+    /// mail may be ARC-sealed as a resubmission, and our Authentication-Results in
+    /// it are kept (session/authverify.rs removes them from everyone else's).
+    pub(super) fn arc_seals(&self) -> bool {
+        !self.cfg.receive_overrides.no_milters
+            && match (&self.cfg.arc_resubmitted, &self.auth.username) {
+                (Some(r), Some(login)) => r.lists(login),
+                _ => false,
+            }
+    }
+
     /// The DKIM-Signature: headers for the final `content` (LF form), or None when
     /// this session's mail is not signed or no key matches its From:. A signing
     /// failure is a temporary error, as OpenDKIM's default answer to it: mail that

@@ -161,8 +161,11 @@ impl<S: QueueSink> Session<'_, S> {
             staged: Vec::new(),
             scanner: HeaderScanner::new(),
             header_guard: HeaderSizeGuard::new(self.cfg.proto.header_size_limit),
-            held: (self.milters_active() || self.dkim_signs() || self.cfg.auth_verify.is_some())
-                .then(Vec::new),
+            held: (self.milters_active()
+                || self.dkim_signs()
+                || self.arc_seals()
+                || self.cfg.auth_verify.is_some())
+            .then(Vec::new),
             size,
             limit,
             too_big: limit > 0 && size > limit,
@@ -338,10 +341,12 @@ impl<S: QueueSink> Session<'_, S> {
                 }
             };
             signed = signature.is_some();
-            let written = match signature {
-                Some(sig) => msg.write(sig.as_bytes()).and_then(|()| msg.write(&content)),
-                None => msg.write(&content),
-            };
+            let sealed = self.arc_resubmitted(&id, &txn.sender, signature.as_deref(), &content);
+            let written = [sealed, signature]
+                .iter()
+                .flatten()
+                .try_for_each(|head| msg.write(head.as_bytes()))
+                .and_then(|()| msg.write(&content));
             if let Err(e) = written {
                 log::warn!("{id}: queue file write error: {e}");
                 msg.abort();
