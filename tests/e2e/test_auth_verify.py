@@ -14,7 +14,10 @@ records in the test dnsmasq:
   header.from for the same messages;
 - rostfix_dmarc_reject_policy = yes answers a p=reject failure 550 5.7.1 unless
   rostfix_dmarc_exception_maps lists the domain; reject_spf_fail in
-  smtpd_sender_restrictions answers an SPF fail 550 5.7.23.
+  smtpd_sender_restrictions answers an SPF fail 550 5.7.23;
+- ARC sets on the copies local forwards (rostfix_arc_seal_forwarded) and on what a
+  listed list manager sends on (rostfix_arc_seal_resubmitted, by sendmail and by
+  SMTP AUTH), verified by dkimpy's arc_verify; unlisted submitters are not sealed.
 
 Before this work received mail was not checked at all and no such header was written.
 
