@@ -41,8 +41,10 @@ test-unit:
 
 # End-to-end tests boot real instances; they need root (master runs as root so chroot
 # and privilege dropping really happen) and skip with that reason otherwise.
+# PYTEST_TIMEOUT (pytest-timeout, ignored without it): a hung test fails after 15 min,
+# its fixtures still stop what it started, instead of holding CI until its limit.
 test-e2e: build
-	$(PYTHON) -m pytest -v -p no:cacheprovider tests/e2e
+	PYTEST_TIMEOUT=900 $(PYTHON) -m pytest -v -p no:cacheprovider tests/e2e
 
 lint:
 	scripts/check-unsafe.sh

@@ -8,6 +8,7 @@ set -eu
 # additions by different changes do not collide.
 NEEDED="
     python3-pytest:/usr/lib/python3/dist-packages/pytest
+    python3-pytest-timeout:/usr/lib/python3/dist-packages/pytest_timeout.py
     strace:/usr/bin/strace
     swaks:/usr/bin/swaks
     openssl:/usr/bin/openssl
