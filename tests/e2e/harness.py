@@ -143,6 +143,17 @@ def stop_process(proc, timeout=5):
         proc.wait()
 
 
+def write_table(workdir, name, rows):
+    """A `key value` table file (texthash: form) named `name` in a fresh directory of
+    `workdir`, both readable by the confined services; returns its path."""
+    d = Path(tempfile.mkdtemp(prefix="tables-", dir=workdir))
+    os.chmod(d, 0o755)
+    t = d / name
+    t.write_text("".join(f"{k} {v}\n" for k, v in rows))
+    os.chmod(t, 0o644)
+    return t
+
+
 def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
     """Polls predicate until it returns a truthy value; raises with `what` on timeout."""
     deadline = time.monotonic() + timeout

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import USER1, free_port, wait_for
+from harness import USER1, free_port, wait_for, write_table
 from postfix_tools import postfix_tools
 from smtpsink import Sink
 
@@ -30,12 +30,7 @@ UNKNOWN = "550 5.1.1 <{}>: Recipient address rejected: User unknown in local rec
 
 
 def table(workdir, name, lines):
-    d = Path(tempfile.mkdtemp(prefix="tables-", dir=workdir))
-    os.chmod(d, 0o755)
-    t = d / name
-    t.write_text("".join(f"{k} {v}\n" for k, v in lines))
-    os.chmod(t, 0o644)
-    return t
+    return write_table(workdir, name, lines)
 
 
 def records(path):

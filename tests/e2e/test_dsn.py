@@ -6,11 +6,8 @@ email package."""
 
 import email
 import email.policy
-import os
-import tempfile
-from pathlib import Path
 
-from harness import USER1, USER2, free_port, maildir_messages, wait_for
+from harness import USER1, USER2, free_port, maildir_messages, wait_for, write_table
 from smtpsink import Sink
 
 
@@ -27,12 +24,7 @@ def report_blocks(msg):
 
 
 def tables(workdir, lines):
-    d = Path(tempfile.mkdtemp(prefix="tables-", dir=workdir))
-    os.chmod(d, 0o755)
-    t = d / "transport"
-    t.write_text("".join(f"{k} {v}\n" for k, v in lines))
-    os.chmod(t, 0o644)
-    return t
+    return write_table(workdir, "transport", lines)
 
 
 def test_success_notices_delivered_and_relayed(make_instance, workdir):

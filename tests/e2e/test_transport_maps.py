@@ -5,24 +5,16 @@ addresses, with an unknown alias bounced as "User unknown in virtual alias table
 
 import email
 import email.policy
-import os
 import smtplib
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from harness import USER1, USER2, free_port, maildir_messages, wait_for
+from harness import USER1, USER2, free_port, maildir_messages, wait_for, write_table
 from smtpsink import Sink
 
 
 def table(workdir, name, lines):
-    d = Path(tempfile.mkdtemp(prefix="tables-", dir=workdir))
-    os.chmod(d, 0o755)
-    t = d / name
-    t.write_text("".join(f"{k} {v}\n" for k, v in lines))
-    os.chmod(t, 0o644)
-    return t
+    return write_table(workdir, name, lines)
 
 
 def test_routing_error_and_discard(make_instance, workdir):

@@ -5,23 +5,15 @@ sends DATA; the answer is cached in address_verify_map, so the second RCPT gets 
 cached 550 and a deliverable address is accepted and delivered; the cache survives a
 restart of the mail system."""
 
-import os
-import tempfile
-from pathlib import Path
 
-from harness import USER1, free_port, wait_for
+from harness import USER1, free_port, wait_for, write_table
 from smtpsink import Sink
 
 MASTER_VERIFY = "verify    unix  -       -       n       -       1       verify\n"
 
 
 def table(workdir, name, lines):
-    d = Path(tempfile.mkdtemp(prefix="tables-", dir=workdir))
-    os.chmod(d, 0o755)
-    t = d / name
-    t.write_text("".join(f"{k} {v}\n" for k, v in lines))
-    os.chmod(t, 0o644)
-    return t
+    return write_table(workdir, name, lines)
 
 
 def rcpt_reply(inst, rcpt):

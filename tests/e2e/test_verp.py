@@ -6,24 +6,16 @@ MAIL FROM, a local Maildir's Return-Path, the non-delivery notice (which goes to
 unchanged sender), and the refusals Postfix gives (555 for an unauthorized client,
 501 for delimiters outside verp_delimiter_filter, 503 for the null sender)."""
 
-import os
 import smtplib
-import tempfile
-from pathlib import Path
 
-from harness import USER1, free_port, maildir_messages, wait_for
+from harness import USER1, free_port, maildir_messages, wait_for, write_table
 from smtpsink import Sink
 
 OWNER = f"{USER1}@rostfix.test"
 
 
 def transport(workdir, port):
-    d = Path(tempfile.mkdtemp(prefix="tables-", dir=workdir))
-    os.chmod(d, 0o755)
-    t = d / "transport"
-    t.write_text(f"sink.test smtp:[127.0.0.1]:{port}\n")
-    os.chmod(t, 0o644)
-    return t
+    return write_table(workdir, "transport", [("sink.test", f"smtp:[127.0.0.1]:{port}")])
 
 
 def senders_by_rcpt(sink):
