@@ -86,9 +86,29 @@ class _Handler(socketserver.StreamRequestHandler):
             return
 
 
-class _Server(socketserver.ThreadingTCPServer):
+class ThreadingServer(socketserver.ThreadingTCPServer):
+    """The test servers' base: a thread per connection, and a listening socket that
+    never blocks in accept(). socketserver accepts after poll() says the socket is
+    readable; a client that resets before the accept (a table lookup given up on)
+    leaves a blocking accept() waiting for good, the server answers nobody again,
+    and its shutdown() hangs the test run (test_net_tables did, in CI). Non-blocking,
+    that accept() fails with EAGAIN, which socketserver ignores."""
+
     allow_reuse_address = True
     daemon_threads = True
+
+    def server_activate(self):
+        super().server_activate()
+        self.socket.setblocking(False)
+
+    def get_request(self):
+        conn, addr = super().get_request()
+        # Accepted sockets must block as before (the handlers read with makefile()).
+        conn.setblocking(True)
+        return conn, addr
+
+
+_Server = ThreadingServer
 
 
 class Sink:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from harness import USER1, USER2, free_port, maildir_messages, wait_for
+from smtpsink import ThreadingServer
 from peers import make_ca_and_server_cert
 
 SLAPD = "/usr/sbin/slapd"
@@ -195,9 +196,7 @@ class TcpHandler(socketserver.StreamRequestHandler):
             self.wfile.write((reply + "\n").encode())
 
 
-class Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+Server = ThreadingServer
 
 
 @pytest.fixture

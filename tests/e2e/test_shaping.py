@@ -18,6 +18,7 @@ import time
 
 from dns_server import dnsmasq
 from harness import free_port, wait_for
+from smtpsink import ThreadingServer
 
 PER_DOMAIN = 12
 CONCURRENCY = 3
@@ -80,11 +81,7 @@ class Provider:
                     with provider.lock:
                         provider.open -= 1
 
-        class Server(socketserver.ThreadingTCPServer):
-            allow_reuse_address = True
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", port), Handler)
+        self.server = ThreadingServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def session(self, rfile, wfile):
