@@ -108,8 +108,6 @@ class ThreadingServer(socketserver.ThreadingTCPServer):
         return conn, addr
 
 
-_Server = ThreadingServer
-
 
 class Sink:
     """Sink(port, remail={"rcpt@remote": ("127.0.0.1", port, "new@rcpt")},
@@ -133,7 +131,7 @@ class Sink:
         self.raw = []
         self.remail = remail or {}
         self.lock = threading.Lock()
-        self.server = _Server(("127.0.0.1", port), _Handler)
+        self.server = ThreadingServer(("127.0.0.1", port), _Handler)
         self.server.sink = self
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -79,20 +79,13 @@ impl ArcSealing {
         Ok(Arc::new(ArcSealing { verifier, signer }))
     }
 
-    /// True when `content` (stored form) carries an Authentication-Results header of
-    /// ours: it came in from outside through this server and is being sent again.
-    pub fn is_resubmission(&self, content: &[u8]) -> bool {
-        header::our_results(content, self.verifier.authserv_id()).is_some()
-    }
-
-    /// For a resubmission of mail we received (see [`ArcSealing::is_resubmission`]):
-    /// the ARC set, sealed for the list, i.e. its envelope sender (a list's bounce
+    /// For a resubmission of mail we received (`content`, stored form, carries an
+    /// Authentication-Results header of ours: it came in from outside through this
+    /// server and is being sent again): the ARC set, sealed for the list, i.e. its envelope sender (a list's bounce
     /// address) or else its From: (a list that rewrites From: for DMARC's sake).
     /// None when the message does not carry our Authentication-Results.
     pub fn seal_resubmission(&self, sender: &str, content: &[u8]) -> Option<String> {
-        if !self.is_resubmission(content) {
-            return None;
-        }
+        header::our_results(content, self.verifier.authserv_id())?;
         let fields = rostfix_dkim::header_fields(rostfix_dkim::header_block(content));
         let from = fields
             .iter()

@@ -21,7 +21,7 @@ mod verifier;
 pub use arc_seal::SealError;
 pub use arc_sealing::{ArcSealing, ArcSetupError, Resubmitters};
 pub use dmarc::{DmarcOutcome, DmarcStatus, Policy};
-pub use header::{our_results, strip_forged};
+pub use header::strip_forged;
 pub use mail_auth::SpfResult;
 pub use psl::SuffixList;
 pub use verifier::{Iprev, Peer, Report, Verifier};

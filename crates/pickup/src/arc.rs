@@ -37,11 +37,16 @@ impl ResubmitSealing {
         }))
     }
 
+    /// `uid` is a listed list manager.
+    pub fn lists(&self, uid: u32) -> bool {
+        self.uids.contains(&uid)
+    }
+
     /// The ARC set for `content` (what leaves, our signatures included) submitted by
     /// `uid` with envelope sender `sender`: None unless `uid` is listed and the
     /// message carries our Authentication-Results.
     pub fn seal(&self, uid: u32, sender: &str, content: &[u8]) -> Option<String> {
-        if !self.uids.contains(&uid) {
+        if !self.lists(uid) {
             return None;
         }
         self.sealing.seal_resubmission(sender, content)

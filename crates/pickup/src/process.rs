@@ -286,13 +286,14 @@ pub fn pickup_file(root: &Path, name: &str, settings: &Settings) -> Result<Queue
         }));
     }
     let mut staged = Vec::new();
-    // With milters, DKIM signing or hygiene checks the content is kept until the
-    // milters saw it, the signature over all of it is made and its final header is
-    // checked (bounded by message_size_limit, checked below as it grows).
+    // With milters, DKIM signing, hygiene checks or an ARC seal for a listed list
+    // manager, the content is kept until the milters saw it, the signature and seal
+    // over all of it are made and its final header is checked (bounded by
+    // message_size_limit, checked below as it grows).
     let mut held = (settings.dkim.is_some()
         || settings.milters.is_some()
         || settings.hygiene.is_some()
-        || settings.arc.is_some())
+        || settings.arc.as_ref().is_some_and(|a| a.lists(owner)))
     .then(Vec::new);
     let mut out = Out {
         writer: &mut writer,
