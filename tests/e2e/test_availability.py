@@ -122,6 +122,56 @@ def test_burst_of_1000_connections_is_greeted_and_served(make_instance):
     assert len(subjects) == BURST
 
 
+def listen_drops():
+    """The kernel's count of handshakes dropped because an accept queue was full
+    (TcpExt ListenOverflows and ListenDrops, /proc/net/netstat)."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    total = 0
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            row = dict(zip(names.split()[1:], values.split()[1:]))
+            total += int(row.get("ListenOverflows", 0)) + int(row.get("ListenDrops", 0))
+    return total
+
+
+def test_burst_beyond_the_process_limit_waits_in_the_accept_queue(make_instance):
+    """Six times as many clients as smtpd processes at once: the accept queue holds
+    eight process limits, so no handshake is dropped (Postfix's backlog of one process
+    limit dropped the rest, which then waited on SYN retransmits of 1, 3, 7 s) and
+    every client is served."""
+    procs, burst = 10, 60
+    inst = make_instance(start=False, main_extra={"default_process_limit": str(procs)})
+    master_cf = inst.conf / "master.cf"
+    text = master_cf.read_text().replace(
+        f"127.0.0.1:{inst.port} inet n - y - - smtpd",
+        f"127.0.0.1:{inst.port} inet n - y - {procs} smtpd")
+    assert text != master_cf.read_text()
+    master_cf.write_text(text)
+    inst.start()
+    results = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(burst)
+
+    def client(n):
+        try:
+            barrier.wait(timeout=60)
+            outcome = send_one(inst.port, f"queued-{n:03d}", timeout=90)
+        except OSError as e:
+            outcome = (False, repr(e))
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(burst)]
+    before = listen_drops()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    dropped = listen_drops() - before
+    assert sum(1 for g, q in results if g is True and q is True) == burst, results
+    assert dropped == 0, f"{dropped} handshakes dropped at a full accept queue"
+
+
 # -- item 2: a new master at once after kill -9 -----------------------------------------
 
 def master_pid(inst):

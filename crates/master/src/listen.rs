@@ -26,20 +26,54 @@ use std::path::Path;
 /// Where Linux caps every listen backlog (a larger request is silently cut down).
 const SOMAXCONN_PATH: &str = "/proc/sys/net/core/somaxconn";
 
-/// The listen backlog of a service, as Postfix sizes it: the larger of its maxproc and
-/// default_process_limit, so that a burst as large as the process limit waits in the
-/// accept queue instead of falling back to SYN cookies or retransmits.
-pub fn service_backlog(maxproc: u32, default_process_limit: u32) -> i32 {
-    i32::try_from(maxproc.max(default_process_limit).max(1)).unwrap_or(i32::MAX)
+/// How many times its process limit an inet service's accept queue holds, up to the
+/// kernel's cap. Postfix sizes the backlog at the process limit; a burst of clients
+/// beyond it then has its handshakes dropped and retried on the clients' SYN back-off
+/// (1, 3, 7 s...), so 500 sessions against 100 smtpd processes ran at an eighth of the
+/// rate of 100 (both suites, docs/performance.md). Waiting in the queue, a client is
+/// served as soon as a process is free; each waiting connection costs the kernel a
+/// socket.
+const BURST_FACTOR: i32 = 8;
+
+/// The listen backlog of a service: the larger of its maxproc and
+/// default_process_limit (Postfix's sizing: a burst as large as the process limit
+/// waits in the accept queue). An inet service (`burst`) queues [`BURST_FACTOR`] times
+/// that, as far as `somaxconn` (the kernel's cap, when known) allows, never below
+/// Postfix's sizing: that part is warned about when the kernel cuts it
+/// ([`warn_if_capped`]).
+///
+/// UNIX-domain and FIFO services keep Postfix's sizing: their clients are our own
+/// daemons, which bound their own concurrency to the process limit (qmgr, for one,
+/// counts a delivery as started once its connect returns, so a deeper queue there
+/// would only hide that every agent is busy).
+pub fn service_backlog(
+    maxproc: u32,
+    default_process_limit: u32,
+    burst: bool,
+    somaxconn: Option<i32>,
+) -> i32 {
+    let limit = i32::try_from(maxproc.max(default_process_limit).max(1)).unwrap_or(i32::MAX);
+    if !burst {
+        return limit;
+    }
+    let deep = limit.saturating_mul(BURST_FACTOR);
+    match somaxconn {
+        Some(cap) => deep.min(cap).max(limit),
+        None => deep,
+    }
+}
+
+/// net.core.somaxconn, when readable.
+pub fn somaxconn() -> Option<i32> {
+    std::fs::read_to_string(SOMAXCONN_PATH)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
 }
 
 /// Warns when the kernel will cut `wanted` down (net.core.somaxconn, 4096 by default
 /// since Linux 5.4): the burst the service can absorb is then the kernel's limit.
 pub fn warn_if_capped(service: &str, wanted: i32) {
-    let Ok(text) = std::fs::read_to_string(SOMAXCONN_PATH) else {
-        return;
-    };
-    if let Ok(cap) = text.trim().parse::<i32>() {
+    if let Some(cap) = somaxconn() {
         if cap < wanted {
             log::warn!(
                 "service {service}: listen backlog {wanted} exceeds net.core.somaxconn \
@@ -310,12 +344,25 @@ mod tests {
     }
 
     #[test]
-    fn backlog_is_the_larger_of_maxproc_and_the_default_limit() {
-        assert_eq!(service_backlog(1100, 100), 1100);
-        assert_eq!(service_backlog(2, 100), 100);
+    fn inet_backlog_is_eight_process_limits_within_the_kernel_cap() {
+        // The process limit is the larger of maxproc and default_process_limit.
+        assert_eq!(service_backlog(2, 100, true, Some(4096)), 800);
+        assert_eq!(service_backlog(300, 100, true, Some(4096)), 2400);
+        // Cut to the kernel's cap, but never below the process limit (warned).
+        assert_eq!(service_backlog(1100, 100, true, Some(4096)), 4096);
+        assert_eq!(service_backlog(1100, 100, true, Some(128)), 1100);
+        assert_eq!(service_backlog(2, 100, true, None), 800);
         // maxproc 0 (unlimited) and default_process_limit 0 still listen.
-        assert_eq!(service_backlog(0, 0), 1);
-        assert_eq!(service_backlog(u32::MAX, 100), i32::MAX);
+        assert_eq!(service_backlog(0, 0, true, Some(4096)), 8);
+        assert_eq!(service_backlog(u32::MAX, 100, true, None), i32::MAX);
+    }
+
+    #[test]
+    fn local_sockets_keep_the_process_limit_as_backlog() {
+        assert_eq!(service_backlog(2, 100, false, Some(4096)), 100);
+        assert_eq!(service_backlog(300, 100, false, Some(4096)), 300);
+        assert_eq!(service_backlog(0, 0, false, None), 1);
+        assert_eq!(service_backlog(u32::MAX, 100, false, None), i32::MAX);
     }
 
     #[test]

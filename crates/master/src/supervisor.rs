@@ -187,7 +187,12 @@ impl Master {
 
     /// The listen backlog of a service (warned about when the kernel caps it).
     fn backlog_of(&self, planned: &PlannedService) -> i32 {
-        let backlog = service_backlog(planned.entry.maxproc, self.settings.default_process_limit);
+        let backlog = service_backlog(
+            planned.entry.maxproc,
+            self.settings.default_process_limit,
+            planned.entry.service_type == ServiceType::Inet,
+            crate::listen::somaxconn(),
+        );
         warn_if_capped(&planned.key.to_string(), backlog);
         backlog
     }
