@@ -247,26 +247,29 @@ impl Manager {
                         .clamp(Duration::from_millis(10), TICK)
                 })
             };
+            // Master closes the agents' sockets before it signals us: checked before
+            // each event, so that the outcomes handled after the signal start no new
+            // delivery that could only fail ("connect to private/smtp: ENOENT") and be
+            // logged and counted as a failed attempt.
             match rx.recv_timeout(wait) {
-                Ok(ev) => self.handle(ev),
+                Ok(ev) => {
+                    self.check_terminating(terminating);
+                    self.handle(ev)
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 // Unreachable while we hold a sender; treat like a quiet tick.
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(TICK),
             }
             for _ in 0..MAX_EVENTS_PER_TURN {
                 match rx.try_recv() {
-                    Ok(ev) => self.handle(ev),
+                    Ok(ev) => {
+                        self.check_terminating(terminating);
+                        self.handle(ev)
+                    }
                     Err(_) => break,
                 }
             }
-            if !self.stopping && terminating() {
-                log::info!(
-                    "terminating: finishing {} deliveries in flight, then exiting ({} not started stay queued)",
-                    self.sched.in_flight(),
-                    self.sched.queued()
-                );
-                self.stopping = true;
-            }
+            self.check_terminating(terminating);
             if !self.stopping && !master_alive() {
                 // After a reload the new qmgr takes over at once: routine, so not
                 // logged as an event (Postfix's qmgr says nothing either).
@@ -292,6 +295,19 @@ impl Manager {
                 continue;
             }
             self.after_events();
+        }
+    }
+
+    /// Stops dispatching once master's stop has signalled us (SIGTERM): what is in
+    /// flight finishes, what is queued stays in the queue for the next start.
+    fn check_terminating(&mut self, terminating: &dyn Fn() -> bool) {
+        if !self.stopping && terminating() {
+            log::info!(
+                "terminating: finishing {} deliveries in flight, then exiting ({} not started stay queued)",
+                self.sched.in_flight(),
+                self.sched.queued()
+            );
+            self.stopping = true;
         }
     }
 

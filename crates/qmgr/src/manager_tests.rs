@@ -1116,3 +1116,41 @@ fn a_full_active_queue_keeps_the_deferred_pass_without_spinning() {
     assert!(!m.scan_in_progress());
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_request_that_cannot_reach_its_agent_while_stopping_is_not_an_attempt() {
+    // Master removes the agents' sockets before it signals qmgr: a delivery started in
+    // between fails to connect. It must not be logged as deferred, recorded in the
+    // defer log, or move the message out of active/ (the next qmgr takes it up).
+    let root = queue_root("stopping");
+    let id = queue_message(
+        &root,
+        "alice@example.org",
+        &["carol@example.net"],
+        now_secs(),
+    );
+    let (mut m, rx) = manager(&root);
+    m.scan_incoming();
+    m.dispatch();
+    let ev = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the failed connect is reported");
+    m.stopping = true;
+    m.handle(ev);
+    assert_eq!(m.sched.in_flight(), 0, "the slot is given back");
+    assert_eq!(m.messages.get(&id).map(|msg| msg.outstanding), Some(0));
+    assert!(
+        exists(&root, QueueName::Active, &id),
+        "left for the next qmgr"
+    );
+    assert!(!exists(&root, QueueName::Deferred, &id));
+    assert!(
+        read_defer_reasons(&root, &id)
+            .unwrap_or_default()
+            .is_empty(),
+        "no deferral recorded"
+    );
+    let qf = QueueFile::open(&root, QueueName::Active, &id).expect("active file");
+    assert_eq!(qf.pending().count(), 1);
+    let _ = std::fs::remove_dir_all(&root);
+}

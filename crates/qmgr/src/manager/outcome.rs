@@ -38,6 +38,10 @@ impl Manager {
         if let Some(id) = o.worker {
             self.workers.done(id);
         }
+        if self.stopping && matches!(o.reply, Err(CallError::Connect { .. })) {
+            self.not_started(o);
+            return;
+        }
         let batched = std::mem::take(&mut o.batched);
         let classified = Self::classify_outcome(&o);
         self.note_throttles(&o, &classified);
@@ -51,6 +55,25 @@ impl Manager {
             let classified = Self::classify_outcome(&m);
             self.apply_outcome(m, classified, false);
         }
+    }
+
+    /// A request that could not reach its agent because the system is stopping
+    /// (master removes the sockets, then signals qmgr): not an attempt, so nothing is
+    /// logged, recorded or fed back. Its recipients stay pending in active/, where the
+    /// next qmgr finds the file (as for requests that were never started).
+    fn not_started(&mut self, o: DeliveryOutcome) {
+        self.sched
+            .finished(&o.route, &crate::schedule::Outcome::Success, Instant::now());
+        for id in std::iter::once(&o.queue_id).chain(o.batched.iter().map(|m| &m.queue_id)) {
+            if let Some(msg) = self.messages.get_mut(id) {
+                msg.outstanding = msg.outstanding.saturating_sub(1);
+            }
+        }
+        log::debug!(
+            "{}: not delivered: the system is stopping ({} recipient(s) stay queued)",
+            o.queue_id,
+            o.requested.len()
+        );
     }
 
     /// Sorts a reply into sent, bounced and deferred recipients (message.rs `classify`);
