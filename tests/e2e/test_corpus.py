@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import dns_server  # noqa: E402
 import harness  # noqa: E402
 from harness import BIN, USER1, free_port, wait_for  # noqa: E402
+from smtpsink import ThreadingServer
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 DOMAIN = "corpus.test"
@@ -195,8 +196,7 @@ class PolicyStandIn:
                     self.wfile.write(b"action=DUNNO\n\n")
                     self.wfile.flush()
 
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", free_port()), Handler)
-        self.server.daemon_threads = True
+        self.server = ThreadingServer(("127.0.0.1", free_port()), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -217,8 +217,12 @@ def test_campaign_delivery_log_classes(make_instance, workdir):
             return len({r["queue_id"] for r in records(jlog)
                         if r["recipient"].rsplit("@", 1)[1] in CAMPAIGN})
 
-        wait_for(lambda: first_attempts() >= 10_000, timeout=150, interval=2,
-                 what=f"a first attempt for every message (have {first_attempts()})")
+        try:
+            wait_for(lambda: first_attempts() >= 10_000, timeout=150, interval=2,
+                     what="a first attempt for every message")
+        except AssertionError as e:
+            # The count when the wait gave up, not when it began.
+            raise AssertionError(f"{e} (have {first_attempts()})") from None
 
         def retried_domains():
             attempts = Counter((r["queue_id"], r["recipient"]) for r in records(jlog))
