@@ -127,6 +127,10 @@ pub struct Manager {
     /// Traffic shaping: rules, MX cache, requests waiting for an MX answer.
     shaper: Shaper,
     next_shaping_check: Instant,
+    /// The message whose next slices are being read (manager/slices.rs): qmgr's own
+    /// transports finish a slice within the call that queues it, and the completion
+    /// that would start from there is left to the loop already running.
+    reading_slices: Option<String>,
 }
 
 impl Manager {
@@ -167,6 +171,7 @@ impl Manager {
             bulk: Bulk::default(),
             shaper: Shaper::disabled(),
             next_shaping_check: now,
+            reading_slices: None,
         }
     }
 
@@ -671,6 +676,7 @@ mod outcome;
 mod probe;
 mod recovery;
 mod scan;
+mod slices;
 mod unreadable;
 use unreadable::Unreadable;
 

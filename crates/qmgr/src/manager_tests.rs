@@ -1154,3 +1154,163 @@ fn a_request_that_cannot_reach_its_agent_while_stopping_is_not_an_attempt() {
     assert_eq!(qf.pending().count(), 1);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A message of `n` recipients over a few remote domains, and a manager that reads
+/// large messages in slices of 100 (qmgr_message_recipient_limit 200).
+fn sliced_setup(name: &str, n: usize) -> (PathBuf, String, Manager, Receiver<Event>) {
+    let root = queue_root(name);
+    let rcpts: Vec<String> = (0..n)
+        .map(|i| format!("u{i}@d{}.example.net", i % 7))
+        .collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let id = queue_message(&root, "list@example.org", &refs, now_secs());
+    let mut s = settings();
+    s.recipient_limit = 200;
+    s.limits.default.initial_concurrency = 5;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let m = Manager::new(root.clone(), s, resolver(), tx);
+    (root, id, m, rx)
+}
+
+/// Runs the loop until `id` leaves memory; returns the most recipients it held at once.
+fn run_tracking_held(m: &mut Manager, rx: &Receiver<Event>, id: &str) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut most = 0;
+    m.scan_incoming();
+    m.dispatch();
+    while m.messages.contains_key(id) && Instant::now() < deadline {
+        most = most.max(m.messages.get(id).map_or(0, |msg| msg.recipients.len()));
+        assert!(m.rcpt_count <= 400, "rcpt_count {}", m.rcpt_count);
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(200)) {
+            m.handle(ev);
+        }
+        m.dispatch();
+    }
+    assert!(!m.messages.contains_key(id), "{id} still active");
+    assert_eq!(m.rcpt_count, 0, "every recipient counted out again");
+    most
+}
+
+#[test]
+fn a_large_message_is_held_a_slice_at_a_time_and_each_recipient_delivered_once() {
+    let n = 1000;
+    let (root, id, mut m, rx) = sliced_setup("sliced-sent", n);
+    let smtp = agent(&root, "smtp", |_| DeliveryStatus::Sent);
+    let most = run_tracking_held(&mut m, &rx, &id);
+    // A slice of 100, plus the next one read when half the requests are done.
+    assert!(most <= 200, "held {most} recipients of {n} at once");
+    for q in [QueueName::Incoming, QueueName::Active, QueueName::Deferred] {
+        assert!(!exists(&root, q, &id), "{id} left in {q:?}");
+    }
+    let reqs = smtp.lock().expect("lock");
+    let mut delivered: Vec<String> = reqs
+        .iter()
+        .flat_map(|r| r.recipients.iter().map(|d| d.address.clone()))
+        .collect();
+    assert_eq!(delivered.len(), n, "no recipient asked for twice");
+    delivered.sort();
+    delivered.dedup();
+    assert_eq!(delivered.len(), n, "every recipient asked for");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn deferred_recipients_of_every_slice_keep_the_message_until_all_are_read() {
+    let n = 450;
+    let (root, id, mut m, rx) = sliced_setup("sliced-deferred", n);
+    // The odd ones are delivered, the even ones deferred (a 4xx to RCPT: the
+    // destinations stay alive).
+    let _smtp = agent(&root, "smtp", |a| {
+        let i: usize = a[1..a.find('@').unwrap_or(1)].parse().unwrap_or(0);
+        if i.is_multiple_of(2) {
+            DeliveryStatus::Deferred
+        } else {
+            DeliveryStatus::Sent
+        }
+    });
+    run_tracking_held(&mut m, &rx, &id);
+    assert!(
+        exists(&root, QueueName::Deferred, &id),
+        "deferred once, at the end"
+    );
+    let qf = QueueFile::open(&root, QueueName::Deferred, &id).expect("deferred file");
+    let pending: Vec<&str> = qf.pending().map(|r| r.address.as_str()).collect();
+    assert_eq!(pending.len(), n / 2);
+    assert!(pending.iter().all(|a| {
+        let i: usize = a[1..a.find('@').unwrap_or(1)].parse().unwrap_or(1);
+        i.is_multiple_of(2)
+    }));
+    // Every slice's deferrals reached the defer log.
+    let reasons = read_defer_reasons(&root, &id).expect("defer log");
+    assert_eq!(reasons.len(), n / 2);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn an_expired_large_message_is_returned_once_with_every_slice_tried() {
+    let n = 250;
+    let root = queue_root("sliced-expired");
+    let rcpts: Vec<String> = (0..n)
+        .map(|i| format!("u{i}@d{}.example.net", i % 3))
+        .collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    // Older than maximal_queue_lifetime (5 days).
+    let id = queue_message(&root, "list@example.org", &refs, now_secs() - 6 * 86400);
+    let smtp = agent(&root, "smtp", |a| {
+        if a.starts_with("u1") {
+            DeliveryStatus::Sent
+        } else {
+            DeliveryStatus::Deferred
+        }
+    });
+    let bounces = bounce_service(&root, BounceReply::Queued("B0000001".into()));
+    let mut s = settings();
+    s.recipient_limit = 200;
+    s.limits.default.initial_concurrency = 5;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut m = Manager::new(root.clone(), s, resolver(), tx);
+    run_tracking_held(&mut m, &rx, &id);
+    let tried: usize = smtp
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|r| r.recipients.len())
+        .sum();
+    assert_eq!(tried, n, "every slice was tried before the expiry");
+    let b = bounces.lock().expect("lock");
+    assert_eq!(b.len(), 1, "one expiry notice for the whole message");
+    let sent = rcpts.iter().filter(|a| a.starts_with("u1")).count();
+    assert_eq!(b[0].recipients.len(), n - sent);
+    assert!(!exists(&root, QueueName::Active, &id));
+    assert!(!exists(&root, QueueName::Deferred, &id));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_large_discarded_message_completes_slice_after_slice_without_recursing() {
+    // Every slice goes to qmgr's own discard transport and so completes inside the
+    // call that queues it; the next slice must come from the loop, not a nested call.
+    let n = 5_000;
+    let root = queue_root("sliced-discard");
+    let rcpts: Vec<String> = (0..n).map(|i| format!("u{i}@trash.example")).collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let id = queue_message(&root, "list@example.org", &refs, now_secs());
+    let mut s = settings();
+    s.recipient_limit = 200;
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let mut m = Manager::new(root.clone(), s, resolver(), tx);
+    // A small stack: 50 slices in nested calls would not fit in it.
+    let handle = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            m.scan_incoming();
+            (m.messages.is_empty(), m.rcpt_count)
+        })
+        .expect("thread");
+    let (empty, count) = handle.join().expect("no stack overflow");
+    assert!(empty && count == 0);
+    for q in [QueueName::Incoming, QueueName::Active, QueueName::Deferred] {
+        assert!(!exists(&root, q, &id), "{id} left in {q:?}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -59,6 +59,17 @@ pub struct ActiveMessage {
     /// its done mark (a group commit cut short), which the local agent then also looks
     /// for among the mailbox's read messages (DeliveryRequest `retry`).
     pub retry: bool,
+    /// Where the pending recipients not yet read into memory start in the queue file
+    /// (manager/slices.rs); None once the last slice is read. The message is never
+    /// removed, deferred or expired while some are unread.
+    pub unread: Option<u64>,
+    /// Requests queued for the latest slice: the next slice is read once half of
+    /// this many are still outstanding.
+    pub slice_requests: usize,
+    /// The content filter every recipient goes to (the queue file's attribute).
+    pub filter: Option<rostfix_queue::ContentFilter>,
+    /// Content size, for the requests of later slices.
+    pub size: u64,
 }
 
 impl ActiveMessage {
@@ -75,6 +86,10 @@ impl ActiveMessage {
             verp: None,
             campaign_id: None,
             retry: false,
+            unread: None,
+            slice_requests: 0,
+            filter: None,
+            size: 0,
             activated: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
@@ -264,11 +279,16 @@ pub enum Completion {
 }
 
 /// Decides a finished message's fate at `now`.
+/// Recipients not read yet (`unread`) count as pending: such a message is deferred
+/// (it is only here when its next slice could not be read), never removed, and it
+/// expires only once every recipient has been read and tried.
 pub fn completion(msg: &ActiveMessage, now: i64, policy: &RetryPolicy) -> Completion {
     let pending = msg.pending();
-    if pending.is_empty() {
+    let all_read = msg.unread.is_none();
+    if pending.is_empty() && all_read {
         Completion::Remove
-    } else if !msg.expire_tried
+    } else if all_read
+        && !msg.expire_tried
         && (msg.forced_expire || policy.is_expired(now, msg.arrival, &msg.sender))
     {
         Completion::Expire { pending }
@@ -413,6 +433,30 @@ mod tests {
         ));
         m.set_done(1);
         assert_eq!(completion(&m, 1010, &POLICY), Completion::Remove);
+    }
+
+    #[test]
+    fn unread_recipients_keep_the_message_and_put_off_its_expiry() {
+        let mut m = ActiveMessage::new("ID", "a@b", 1000);
+        m.add_recipient(1, "x@y", "x@y");
+        m.set_done(1);
+        m.unread = Some(4096);
+        // Everything in memory is done, but recipients are left in the file.
+        assert_eq!(
+            completion(&m, 1010, &POLICY),
+            Completion::Defer { retry_at: 1310 }
+        );
+        // Old enough to expire: not before the rest has been read and tried.
+        m.add_recipient(2, "z@y", "z@y");
+        assert!(matches!(
+            completion(&m, 1000 + 86401, &POLICY),
+            Completion::Defer { .. }
+        ));
+        m.unread = None;
+        assert_eq!(
+            completion(&m, 1000 + 86401, &POLICY),
+            Completion::Expire { pending: vec![2] }
+        );
     }
 
     #[test]

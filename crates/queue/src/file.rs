@@ -89,21 +89,70 @@ impl QueueFile {
                 value: id.to_string(),
             });
         }
-        let mut qf = QueueFile::parse_path(&queue_path(root, queue, id), queue, keep)?;
+        let mut qf =
+            QueueFile::parse_path(&queue_path(root, queue, id), queue, &|off, _| keep(off))?;
         qf.id = id.to_string();
         Ok(qf)
+    }
+
+    /// The next slice of a message's pending recipients for qmgr, which holds a
+    /// bounded number of a large message's recipients in memory at a time: at most
+    /// `max` recipients not yet done whose records start at or after `from`, read
+    /// from the envelope (content is not looked at: `content_len` is 0). Also
+    /// returns where the next slice starts: the offset of the first pending
+    /// recipient left out, or None when this slice holds the last of them.
+    pub fn open_slice(
+        root: &Path,
+        queue: QueueName,
+        id: &str,
+        from: u64,
+        max: usize,
+    ) -> Result<(QueueFile, Option<u64>), QueueError> {
+        if !is_valid_queue_id(id) {
+            return Err(QueueError::Invalid {
+                what: "queue id",
+                value: id.to_string(),
+            });
+        }
+        let path = queue_path(root, queue, id);
+        let taken = std::cell::Cell::new(0usize);
+        let next = std::cell::Cell::new(None);
+        let keep = |off: u64, done: bool| {
+            if done || off < from || next.get().is_some() {
+                return false;
+            }
+            if taken.get() < max {
+                taken.set(taken.get() + 1);
+                true
+            } else {
+                next.set(Some(off));
+                false
+            }
+        };
+        let (file, len) = open_existing(&path, false)?;
+        let parsed = parse::parse_keeping(file, len, Depth::Envelope, &keep)
+            .map_err(|e| map_parse(&path, e))?;
+        let qf = QueueFile {
+            id: id.to_string(),
+            queue,
+            path,
+            envelope: parsed.envelope,
+            content_len: 0,
+            content_offset: parsed.content_offset,
+        };
+        Ok((qf, next.get()))
     }
 
     /// Parses a file at any path (maildrop files have no queue id names).
     /// `id` is the file name (whatever it is).
     pub fn open_path(path: &Path, queue: QueueName) -> Result<QueueFile, QueueError> {
-        QueueFile::parse_path(path, queue, &|_| true)
+        QueueFile::parse_path(path, queue, &|_, _| true)
     }
 
     fn parse_path(
         path: &Path,
         queue: QueueName,
-        keep: &dyn Fn(u64) -> bool,
+        keep: &dyn Fn(u64, bool) -> bool,
     ) -> Result<QueueFile, QueueError> {
         let (file, len) = open_existing(path, false)?;
         let parsed =
@@ -159,6 +208,13 @@ impl QueueFile {
         Self::mark_all(path, offsets, true).map(|_| ())
     }
 
+    /// [`QueueFile::mark_done_many`] without the fdatasync, for the discard transport
+    /// (see [`QueueFile::mark_done_unsynced`]): qmgr discarding the recipients of a
+    /// large list would otherwise parse the envelope once per recipient.
+    pub fn mark_done_many_unsynced(path: &Path, offsets: &[u64]) -> Result<(), QueueError> {
+        Self::mark_all(path, offsets, false).map(|_| ())
+    }
+
     /// Writes the marks; true when a byte changed (false: they were all done already).
     /// With `sync`, fdatasyncs the file when a byte changed.
     pub(crate) fn mark_all(path: &Path, offsets: &[u64], sync: bool) -> Result<bool, QueueError> {
@@ -169,7 +225,7 @@ impl QueueFile {
         // Only the records being marked are read: marking one recipient of 100 000
         // must not parse the other 99 999 each time.
         let wanted: std::collections::HashSet<u64> = offsets.iter().copied().collect();
-        let parsed = parse::parse_keeping(&file, len, Depth::Envelope, &|o| wanted.contains(&o))
+        let parsed = parse::parse_keeping(&file, len, Depth::Envelope, &|o, _| wanted.contains(&o))
             .map_err(|e| map_parse(path, e))?;
         let known: std::collections::HashSet<u64> = parsed
             .envelope

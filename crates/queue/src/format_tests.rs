@@ -218,6 +218,62 @@ fn mark_done_many_marks_all_or_none() {
 }
 
 #[test]
+fn slices_cover_every_pending_recipient_once_in_file_order() {
+    let t = TempRoot::new();
+    let mut env = sample_env();
+    env.recipients = (0..10)
+        .map(|i| rcpt(&format!("u{i}@example.net")))
+        .collect();
+    let id = write_msg(t.path(), QueueName::Active, &env, b"body\n");
+    let all = QueueFile::open(t.path(), QueueName::Active, &id).unwrap();
+    let offsets: Vec<u64> = all.envelope.recipients.iter().map(|r| r.offset).collect();
+    // Done ones are skipped and not counted: u1 (first slice), u4 (a boundary).
+    QueueFile::mark_done_many(&all.path, &[offsets[1], offsets[4]]).unwrap();
+
+    let mut seen = Vec::new();
+    let mut from = Some(0);
+    let mut slices = 0;
+    while let Some(start) = from {
+        let (qf, next) = QueueFile::open_slice(t.path(), QueueName::Active, &id, start, 3).unwrap();
+        assert!(qf.envelope.recipients.len() <= 3);
+        assert!(qf
+            .envelope
+            .recipients
+            .iter()
+            .all(|r| !r.done && r.offset >= start));
+        assert_eq!(
+            qf.envelope.sender, env.sender,
+            "the envelope head is read too"
+        );
+        seen.extend(qf.envelope.recipients.iter().map(|r| r.address.clone()));
+        if let Some(n) = next {
+            assert!(qf.envelope.recipients.iter().all(|r| r.offset < n));
+        }
+        from = next;
+        slices += 1;
+    }
+    let want: Vec<String> = [0, 2, 3, 5, 6, 7, 8, 9]
+        .iter()
+        .map(|i| format!("u{i}@example.net"))
+        .collect();
+    assert_eq!(seen, want);
+    assert_eq!(slices, 3, "8 pending recipients in slices of 3");
+
+    // A slice exactly as large as what is left says there is nothing after it.
+    let (qf, next) =
+        QueueFile::open_slice(t.path(), QueueName::Active, &id, offsets[7], 3).unwrap();
+    assert_eq!(qf.envelope.recipients.len(), 3);
+    assert_eq!(next, None);
+    // Nothing pending from there on: an empty slice, no next one.
+    QueueFile::mark_done_many(&all.path, &offsets[7..]).unwrap();
+    let (qf, next) =
+        QueueFile::open_slice(t.path(), QueueName::Active, &id, offsets[7], 3).unwrap();
+    assert!(qf.envelope.recipients.is_empty());
+    assert_eq!(next, None);
+    assert!(QueueFile::open_slice(t.path(), QueueName::Active, "../x", 0, 3).is_err());
+}
+
+#[test]
 fn mark_done_refuses_non_recipient_offsets() {
     let t = TempRoot::new();
     // Content full of 'R' bytes: an offset into it must still be refused.

@@ -187,7 +187,7 @@ pub(crate) fn parse_recipient(
 
 /// Parses a queue file from `src` (whose total size is `len`).
 pub(crate) fn parse<R: Read + Seek>(src: R, len: u64, depth: Depth) -> Result<Parsed, ParseError> {
-    parse_keeping(src, len, depth, &|_| true)
+    parse_keeping(src, len, depth, &|_, _| true)
 }
 
 /// [`parse`], keeping only the recipient records whose offset `keep` accepts (the
@@ -197,7 +197,7 @@ pub(crate) fn parse_keeping<R: Read + Seek>(
     src: R,
     len: u64,
     depth: Depth,
-    keep: &dyn Fn(u64) -> bool,
+    keep: &dyn Fn(u64, bool) -> bool,
 ) -> Result<Parsed, ParseError> {
     let mut r = RecordReader::new(src, len, 0)?;
     let mut env = Envelope::default();
@@ -257,7 +257,7 @@ pub(crate) fn parse_keeping<R: Read + Seek>(
                 env.attrs.push((name.to_string(), value.to_string()));
             }
             REC_ATTR => return corrupt(format!("offset {off}: attribute after recipients")),
-            REC_RCPT | REC_DONE if !keep(off) => {
+            REC_RCPT | REC_DONE if !keep(off, t == REC_DONE) => {
                 seen_recipient = true;
                 r.skip(n)?;
             }

@@ -16,7 +16,7 @@ use rostfix_proto::DeliveryRecipient;
 use rostfix_queue::{
     append_defer_reason, move_file, queue_path, rename_file, rewrite_envelope_locked,
     sync_queue_dirs, ContentFilter, LockAttempt, QueueError, QueueFile, QueueLock, QueueName,
-    FILTER_ATTR,
+    Recipient, FILTER_ATTR,
 };
 use rostfix_resolve::AddressClass;
 
@@ -141,9 +141,34 @@ impl Manager {
         // rostsuper -e marks the file with the owner-execute bit (docs/queue-format.md).
         msg.forced_expire = std::fs::metadata(&qf.path)
             .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0);
+        msg.filter = filter;
+        msg.size = qf.content_len;
+        // A large message is read a slice at a time (manager/slices.rs): the first
+        // one now, the rest as its deliveries finish.
+        let slice = self.slice_size();
+        let mut pending = qf.envelope.recipients.into_iter().filter(|r| !r.done);
+        let first: Vec<Recipient> = pending.by_ref().take(slice).collect();
+        msg.unread = pending.next().map(|r| r.offset);
+        drop(pending);
+        if msg.unread.is_some() {
+            log::info!("{id}: more than {slice} pending recipients: read {slice} at a time");
+        }
+        self.queue_slice(msg, first);
+        self.finish_if_idle(id);
+        true
+    }
+
+    /// Resolves a slice of a message's pending recipients to routes or to qmgr's own
+    /// transports, adds them to the message and queues its requests (the message goes
+    /// (back) into `messages`). The caller decides about completion.
+    pub(super) fn queue_slice(&mut self, mut msg: ActiveMessage, recipients: Vec<Recipient>) {
+        let id = msg.id.clone();
+        let id = id.as_str();
+        let held_before = msg.recipients.len();
+        let arrival = msg.arrival;
         let mut routed = Vec::new();
         let mut builtins: Vec<(Builtin, String, DeliveryRecipient)> = Vec::new();
-        for r in qf.pending() {
+        for r in &recipients {
             let orig = if r.orig_address.is_empty() {
                 r.address.clone()
             } else {
@@ -154,7 +179,7 @@ impl Manager {
             // as received; the current main.cf decides): user%site@ourdomain is
             // delivered to user@site, orig_to keeping the original. A content filter
             // gets the address unresolved, as Postfix's qmgr gives it.
-            let address = match &filter {
+            let address = match &msg.filter {
                 Some(_) => Ok(r.address.clone()),
                 None => self.resolver.route_local_part(&r.address),
             };
@@ -171,7 +196,7 @@ impl Manager {
             };
             // The third member: the address leaves this system (relay or default
             // class), so the suppression list applies to it.
-            let resolved = match &filter {
+            let resolved = match &msg.filter {
                 Some(f) => Ok((
                     f.transport.clone(),
                     f.nexthop_for(
@@ -184,7 +209,7 @@ impl Manager {
                 // The sender matters: sender_dependent_relayhost_maps and
                 // sender_dependent_default_transport_maps.
                 None => address
-                    .and_then(|a| self.resolver.resolve_from(Some(&qf.envelope.sender), &a))
+                    .and_then(|a| self.resolver.resolve_from(Some(&msg.sender), &a))
                     .map(|res| {
                         let relayed =
                             matches!(res.class, AddressClass::Relay | AddressClass::Default);
@@ -218,14 +243,16 @@ impl Manager {
                 }
             }
         }
-        let mut requests = group(id, qf.content_len, routed, &self.settings.limits);
+        let mut requests = group(id, msg.size, routed, &self.settings.limits);
         if msg.verp.is_some() {
             // Each recipient gets its own sender, hence its own request (Postfix's
             // qmgr likewise sets the recipient limit to 1 for VERP mail).
             requests = requests.into_iter().flat_map(one_per_recipient).collect();
         }
-        msg.outstanding = requests.len() + usize::from(!builtins.is_empty());
-        self.rcpt_count += msg.recipients.len();
+        let queued = requests.len() + usize::from(!builtins.is_empty());
+        msg.outstanding += queued;
+        msg.slice_requests = queued.max(1);
+        self.rcpt_count += msg.recipients.len().saturating_sub(held_before);
         self.messages.insert(id.to_string(), msg);
         for r in requests {
             self.enqueue_shaped(r);
@@ -233,8 +260,6 @@ impl Manager {
         if !builtins.is_empty() {
             self.run_builtins(id, builtins);
         }
-        self.finish_if_idle(id);
-        true
     }
 
     /// The message's VERP delimiters, if it asks for VERP and they pass
@@ -335,12 +360,20 @@ impl Manager {
         let delay = now_f64() - arrival as f64;
         let mut requested = Vec::new();
         let mut results = Vec::new();
+        // Not synced: discarding again after a power loss changes nothing, and an
+        // fdatasync per message on this one thread held up the queue. One parse of the
+        // envelope for all of them: one per recipient made discarding a large list
+        // quadratic.
+        let discarded: Vec<u64> = list
+            .iter()
+            .filter(|(kind, _, _)| *kind == Builtin::Discard)
+            .map(|(_, _, d)| d.offset)
+            .collect();
+        let marked = QueueFile::mark_done_many_unsynced(&path, &discarded);
         for (kind, text, d) in list {
             let mut res = builtin::result(kind, &text, &d);
             if kind == Builtin::Discard {
-                // Not synced: discarding again after a power loss changes nothing,
-                // and an fdatasync per message on this one thread held up the queue.
-                if let Err(e) = QueueFile::mark_done_unsynced(&path, d.offset) {
+                if let Err(e) = &marked {
                     res = builtin::unavailable(&d, &format!("cannot mark done: {e}"));
                 }
             }

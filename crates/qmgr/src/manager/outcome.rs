@@ -392,9 +392,13 @@ impl Manager {
         }
     }
 
+    /// Completes a message with nothing outstanding; reads the next slice of one
+    /// still busy when it is due (manager/slices.rs).
     pub(super) fn finish_if_idle(&mut self, id: &str) {
-        if self.messages.get(id).is_some_and(|m| m.outstanding == 0) {
-            self.finish(id);
+        match self.messages.get(id).map(|m| m.outstanding) {
+            Some(0) => self.finish(id),
+            Some(_) => self.read_ahead(id),
+            None => {}
         }
     }
 
@@ -412,6 +416,10 @@ impl Manager {
         };
         if msg.probe {
             self.finish_probe(id);
+        }
+        // Recipients left unread come first: the message is not finished.
+        if self.continue_slices(id) {
+            return;
         }
         let Some(msg) = self.messages.get_mut(id) else {
             return;
