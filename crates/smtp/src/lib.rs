@@ -24,6 +24,7 @@
 pub mod agent;
 pub mod cache;
 pub mod conn;
+pub mod content;
 pub mod dane;
 pub mod dane_verify;
 pub mod deliver;
