@@ -79,11 +79,13 @@ struct Message {
 }
 
 impl Message {
-    /// Whether the message goes with BODY=8BITMIME and needs SMTPUTF8.
+    /// Whether the message goes with BODY=8BITMIME: received so, or 8-bit data in it.
     fn eight_bit(&self, scan: &Scan) -> bool {
         self.body_8bitmime || scan.eight_bit
     }
 
+    /// Whether the message needs SMTPUTF8: a non-ASCII address, or received with
+    /// SMTPUTF8 and UTF-8 in its headers.
     fn smtputf8(&self, scan: &Scan) -> bool {
         self.non_ascii_address || (self.smtputf8_requested && scan.headers_8bit)
     }
