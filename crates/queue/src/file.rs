@@ -1,5 +1,6 @@
 //! Reading queue files and marking recipients done.
 
+use crate::content::{At, MessageContent};
 use crate::parse::{self, Depth, ParseError};
 use crate::record::{REC_DONE, REC_RCPT};
 use crate::{is_valid_queue_id, queue_path, QueueError, QueueName};
@@ -53,7 +54,6 @@ pub struct QueueFile {
     pub envelope: Envelope,
     /// Size of the message content in bytes.
     pub content_len: u64,
-    content_offset: u64,
 }
 
 impl QueueFile {
@@ -138,7 +138,6 @@ impl QueueFile {
             path,
             envelope: parsed.envelope,
             content_len: 0,
-            content_offset: parsed.content_offset,
         };
         Ok((qf, next.get()))
     }
@@ -149,32 +148,70 @@ impl QueueFile {
         QueueFile::parse_path(path, queue, &|_, _| true)
     }
 
+    /// [`QueueFile::open_keeping`], and the content of the file just parsed, held open
+    /// to be streamed (see [`MessageContent`]): the smtp client reads a message of any
+    /// size through a buffer, as often as it needs to, from the file it parsed.
+    pub fn open_with_content(
+        root: &Path,
+        queue: QueueName,
+        id: &str,
+        keep: &dyn Fn(u64) -> bool,
+    ) -> Result<(QueueFile, MessageContent), QueueError> {
+        if !is_valid_queue_id(id) {
+            return Err(QueueError::Invalid {
+                what: "queue id",
+                value: id.to_string(),
+            });
+        }
+        let (mut qf, content) =
+            QueueFile::parse_open(&queue_path(root, queue, id), queue, &|off, _| keep(off))?;
+        qf.id = id.to_string();
+        Ok((qf, content))
+    }
+
     fn parse_path(
         path: &Path,
         queue: QueueName,
         keep: &dyn Fn(u64, bool) -> bool,
     ) -> Result<QueueFile, QueueError> {
+        QueueFile::parse_open(path, queue, keep).map(|(qf, _)| qf)
+    }
+
+    /// Parses the file at `path` and returns it with its open content.
+    fn parse_open(
+        path: &Path,
+        queue: QueueName,
+        keep: &dyn Fn(u64, bool) -> bool,
+    ) -> Result<(QueueFile, MessageContent), QueueError> {
         let (file, len) = open_existing(path, false)?;
-        let parsed =
-            parse::parse_keeping(file, len, Depth::Full, keep).map_err(|e| map_parse(path, e))?;
+        let parsed = parse::parse_keeping(At::new(&file), len, Depth::Full, keep)
+            .map_err(|e| map_parse(path, e))?;
         let id = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Ok(QueueFile {
+        let content =
+            MessageContent::new(file, path, len, parsed.content_offset, parsed.content_len);
+        let qf = QueueFile {
             id,
             queue,
             path: path.to_path_buf(),
             envelope: parsed.envelope,
             content_len: parsed.content_len,
-            content_offset: parsed.content_offset,
-        })
+        };
+        Ok((qf, content))
+    }
+
+    /// The message content, to be streamed: the file at [`QueueFile::path`] opened
+    /// again and parsed again, since it may have been replaced since this was read
+    /// (qmgr's envelope rewrite renames a new file over it, with other offsets).
+    pub fn content(&self) -> Result<MessageContent, QueueError> {
+        QueueFile::parse_open(&self.path, self.queue, &|_, _| false).map(|(_, c)| c)
     }
 
     /// The whole message content (headers and body, CRLF or LF as stored: LF).
     pub fn read_content(&self) -> Result<Vec<u8>, QueueError> {
-        let (file, len) = open_existing(&self.path, false)?;
-        parse::read_content(file, len, self.content_offset).map_err(|e| map_parse(&self.path, e))
+        self.content()?.read_all()
     }
 
     /// Marks the recipient whose record starts at `offset` as done and fdatasyncs.
@@ -276,7 +313,7 @@ impl QueueFile {
 /// cannot hang the open): the agents that read queue files run with root's real uid,
 /// and a link planted in a queue directory must not make them read or mark another
 /// file, as Postfix's queue readers refuse too.
-fn open_existing(path: &Path, write: bool) -> Result<(File, u64), QueueError> {
+pub(crate) fn open_existing(path: &Path, write: bool) -> Result<(File, u64), QueueError> {
     let file = OpenOptions::new()
         .read(true)
         .write(write)

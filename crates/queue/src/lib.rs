@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+mod content;
 mod error;
 mod file;
 mod filter;
@@ -33,6 +34,7 @@ mod tempdir;
 mod verp;
 mod writer;
 
+pub use content::{ContentReader, MessageContent};
 pub use error::QueueError;
 pub use file::{Envelope, QueueFile, Recipient};
 pub use filter::{ContentFilter, FilterError, FILTER_ATTR};
@@ -48,7 +50,8 @@ pub use logs::{
 };
 pub use recycle::{Recycler, RECYCLE_DIR, RECYCLE_LIMIT, RECYCLE_MAX_SIZE};
 pub use requested::{
-    open_requested, open_requested_recipients, NamesQueueFile, RequestedError, RequestedMessage,
+    open_requested, open_requested_recipients, open_requested_stream, NamesQueueFile,
+    RequestedError, RequestedMessage, RequestedStream,
 };
 pub use rewrite::{rewrite_envelope, rewrite_envelope_locked};
 pub use rostfix_proto::QueueId;

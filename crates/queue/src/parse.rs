@@ -128,6 +128,29 @@ impl<R: Read + Seek> RecordReader<R> {
         Ok(buf)
     }
 
+    /// Reads up to `buf.len()` payload bytes (at least one for a non-empty `buf`): a
+    /// streaming reader's part of a payload whose length [`Self::header`] validated.
+    pub(crate) fn read_some(&mut self, buf: &mut [u8]) -> Result<usize, ParseError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if (buf.len() as u64) > self.remaining() {
+            return corrupt(format!("offset {}: truncated record", self.pos));
+        }
+        loop {
+            match self.inner.read(buf) {
+                // The file shrank under us: that is truncation too.
+                Ok(0) => return corrupt(format!("offset {}: truncated record", self.pos)),
+                Ok(n) => {
+                    self.pos += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Skips a payload whose length [`Self::header`] validated.
     pub(crate) fn skip(&mut self, n: u64) -> Result<(), ParseError> {
         if n > self.remaining() {
@@ -330,25 +353,22 @@ pub(crate) fn parse_keeping<R: Read + Seek>(
     }
 }
 
-/// Reads the content: the `N` payloads from `content_offset` up to `E`.
+/// Reads the content: the `N` payloads from `content_offset` up to `E` (the streaming
+/// reader of content.rs, collected); the format tests read byte buffers with it.
+#[cfg(test)]
 pub(crate) fn read_content<R: Read + Seek>(
     src: R,
     len: u64,
     content_offset: u64,
 ) -> Result<Vec<u8>, ParseError> {
-    let mut r = RecordReader::new(src, len, content_offset)?;
+    let mut r = crate::content::ContentRecords::new(src, len, content_offset)?;
     let mut out = Vec::new();
+    let mut buf = vec![0u8; MAX_CONTENT_RECORD];
     loop {
-        let (off, t, n) = r.need_header()?;
-        match t {
-            REC_CONTENT if n <= MAX_CONTENT_RECORD as u64 => out.extend_from_slice(&r.payload(n)?),
-            REC_END => return Ok(out),
-            other => {
-                return corrupt(format!(
-                    "offset {off}: unexpected record {} in content",
-                    describe(other)
-                ))
-            }
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(out);
         }
+        out.extend_from_slice(&buf[..n]);
     }
 }

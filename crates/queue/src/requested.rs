@@ -3,7 +3,7 @@
 //! were asked about. The request's queue name and id were checked when it was
 //! decoded (rostfix_proto's typed names), so what is left are the file's own failures.
 
-use crate::{QueueError, QueueFile, QueueName};
+use crate::{MessageContent, QueueError, QueueFile, QueueName};
 use rostfix_proto::{BounceRequest, DeliveryRequest, QueueId};
 use std::path::Path;
 
@@ -12,6 +12,14 @@ use std::path::Path;
 pub struct RequestedMessage {
     pub file: QueueFile,
     pub content: Vec<u8>,
+}
+
+/// The parsed queue file and its content held open to be streamed: what a delivery
+/// agent that can send a message of any size through a buffer asks for (smtp, lmtp).
+#[derive(Debug)]
+pub struct RequestedStream {
+    pub file: QueueFile,
+    pub content: MessageContent,
 }
 
 /// Why the requested message could not be read; each is temporary for a delivery
@@ -48,8 +56,9 @@ pub fn open_requested(
     req: &impl NamesQueueFile,
 ) -> Result<RequestedMessage, RequestedError> {
     let (queue, id) = req.queue_file();
-    let file = QueueFile::open(root, queue, id).map_err(RequestedError::Open)?;
-    let content = file.read_content().map_err(RequestedError::Content)?;
+    let (file, content) =
+        QueueFile::open_with_content(root, queue, id, &|_| true).map_err(RequestedError::Open)?;
+    let content = content.read_all().map_err(RequestedError::Content)?;
     Ok(RequestedMessage { file, content })
 }
 
@@ -59,13 +68,23 @@ pub fn open_requested_recipients(
     root: &Path,
     req: &DeliveryRequest,
 ) -> Result<RequestedMessage, RequestedError> {
-    let wanted: std::collections::HashSet<u64> = req.recipients.iter().map(|r| r.offset).collect();
-    let file = QueueFile::open_keeping(root, req.queue_name, &req.queue_id, &|off| {
-        wanted.contains(&off)
-    })
-    .map_err(RequestedError::Open)?;
-    let content = file.read_content().map_err(RequestedError::Content)?;
+    let RequestedStream { file, content } = open_requested_stream(root, req)?;
+    let content = content.read_all().map_err(RequestedError::Content)?;
     Ok(RequestedMessage { file, content })
+}
+
+/// [`open_requested_recipients`] with the content left in the file, to be streamed.
+pub fn open_requested_stream(
+    root: &Path,
+    req: &DeliveryRequest,
+) -> Result<RequestedStream, RequestedError> {
+    let wanted: std::collections::HashSet<u64> = req.recipients.iter().map(|r| r.offset).collect();
+    let (file, content) =
+        QueueFile::open_with_content(root, req.queue_name, &req.queue_id, &|off| {
+            wanted.contains(&off)
+        })
+        .map_err(RequestedError::Open)?;
+    Ok(RequestedStream { file, content })
 }
 
 #[cfg(test)]
@@ -155,5 +174,11 @@ mod tests {
         assert_eq!(got.file.envelope.recipients[0].address, "r3@example.org");
         assert_eq!(got.file.envelope.recipients[0].notify, "FAILURE");
         assert_eq!(got.content, b"Subject: x\n\nbody\n");
+        let streamed = open_requested_stream(root, &req).unwrap();
+        assert_eq!(streamed.file.envelope.recipients.len(), 1);
+        assert_eq!(
+            streamed.content.read_all().unwrap(),
+            b"Subject: x\n\nbody\n"
+        );
     }
 }

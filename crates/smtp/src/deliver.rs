@@ -11,9 +11,10 @@
 
 use crate::cache::Cache;
 use crate::conn::{Conn, Socket};
+use crate::content::{Content, Scan};
 use crate::dane;
 use crate::dns::{Dns, LookupError};
-use crate::envelope::{has_8bit, headers_have_utf8, Envelope, Rcpt};
+use crate::envelope::{Envelope, Rcpt};
 use crate::mta_sts;
 use crate::nexthop::{self, LmtpHop};
 use crate::policy;
@@ -24,7 +25,7 @@ use crate::tls::{Level, Trust};
 use crate::tls_report;
 use rostfix_maillog::DeliveryLine;
 use rostfix_proto::{DeliveryReply, DeliveryRequest, DeliveryStatus, Dsn, RecipientResult};
-use rostfix_queue::{open_requested_recipients, queue_path, RequestedMessage};
+use rostfix_queue::{open_requested_stream, queue_path, MessageContent, RequestedStream};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -60,17 +61,34 @@ struct Targets {
     mx_secure: Option<bool>,
 }
 
-/// The message as read from the queue file.
+/// The message as read from the queue file: its envelope attributes, and its content
+/// left in the open file, to be streamed.
 struct Message {
-    content: Vec<u8>,
+    content: MessageContent,
     rcpts: Vec<Rcpt>,
     ret: Option<String>,
     envid: Option<String>,
-    eight_bit: bool,
-    smtputf8: bool,
+    /// Received with BODY=8BITMIME.
+    body_8bitmime: bool,
+    /// Received with SMTPUTF8.
+    smtputf8_requested: bool,
+    /// The sender or a recipient is not ASCII.
+    non_ascii_address: bool,
     requiretls: bool,
-    tls_optional: bool,
     xforward: crate::xforward::Attributes,
+}
+
+impl Message {
+    /// Whether the message goes with BODY=8BITMIME: received so, or 8-bit data in it.
+    fn eight_bit(&self, scan: &Scan) -> bool {
+        self.body_8bitmime || scan.eight_bit
+    }
+
+    /// Whether the message needs SMTPUTF8: a non-ASCII address, or received with
+    /// SMTPUTF8 and UTF-8 in its headers.
+    fn smtputf8(&self, scan: &Scan) -> bool {
+        self.non_ascii_address || (self.smtputf8_requested && scan.headers_8bit)
+    }
 }
 
 /// Delivers `req`; returns the reply for qmgr and one log line per recipient.
@@ -94,36 +112,45 @@ pub fn deliver(req: &DeliveryRequest, agent: &Agent) -> (DeliveryReply, Vec<Stri
             vec![o; req.recipients.len()]
         }
         Ok(msg) => {
-            let prepended = match (flags.any(), msg.rcpts.first()) {
-                (true, Some(r)) => {
-                    Some(flags.prepend(&req.sender, &r.address, &r.orig, &msg.content))
+            let head = match (flags.any(), msg.rcpts.first()) {
+                (true, Some(r)) => flags.headers(&req.sender, &r.address, &r.orig),
+                _ => Vec::new(),
+            };
+            // One pass over the content before any connection: its size on the wire
+            // and what decides BODY=, SMTPUTF8 and TLS-Required.
+            match Content::scan(head, &msg.content) {
+                Err(e) => {
+                    let o = defer("4.3.0", format!("cannot read message content: {e}"));
+                    vec![o; req.recipients.len()]
                 }
-                _ => None,
-            };
-            let env = Envelope {
-                sender: &req.sender,
-                recipients: &msg.rcpts,
-                content: prepended.as_deref().unwrap_or(&msg.content),
-                ret: msg.ret.as_deref(),
-                envid: msg.envid.as_deref(),
-                eight_bit: msg.eight_bit,
-                smtputf8: msg.smtputf8,
-                mime_downgrade: agent.settings.mime_downgrade,
-                xforward: agent.settings.send_xforward.then_some(&msg.xforward),
-                probe: req.probe,
-                requiretls: msg.requiretls,
-                tls_optional: msg.tls_optional,
-            };
-            let mut run = Run {
-                req,
-                agent,
-                started,
-                setup: &mut setup,
-                relay: &mut relay,
-                conn_use: &mut conn_use,
-                tls: &mut tls,
-            };
-            run.deliver(&env)
+                Ok((content, scan)) => {
+                    let env = Envelope {
+                        sender: &req.sender,
+                        recipients: &msg.rcpts,
+                        content: &content,
+                        ret: msg.ret.as_deref(),
+                        envid: msg.envid.as_deref(),
+                        eight_bit: msg.eight_bit(&scan),
+                        smtputf8: msg.smtputf8(&scan),
+                        mime_downgrade: agent.settings.mime_downgrade,
+                        xforward: agent.settings.send_xforward.then_some(&msg.xforward),
+                        probe: req.probe,
+                        requiretls: msg.requiretls,
+                        // RFC 8689 5: with REQUIRETLS the header is ignored.
+                        tls_optional: !msg.requiretls && scan.tls_required_no,
+                    };
+                    let mut run = Run {
+                        req,
+                        agent,
+                        started,
+                        setup: &mut setup,
+                        relay: &mut relay,
+                        conn_use: &mut conn_use,
+                        tls: &mut tls,
+                    };
+                    run.deliver(&env)
+                }
+            }
         }
     };
     let total_agent = started.elapsed().as_secs_f64();
@@ -201,11 +228,12 @@ fn probe_status(s: DeliveryStatus) -> &'static str {
     }
 }
 
-/// Reads content and per-message attributes from the queue file.
+/// Opens the queue file (held open for the delivery: the content is streamed from it)
+/// and reads the per-message attributes.
 fn read_message(req: &DeliveryRequest) -> Result<Message, Outcome> {
     // Only the request's recipients: a newsletter's file holds 100 000.
-    let RequestedMessage { file, content } = open_requested_recipients(Path::new("."), req)
-        .map_err(|e| defer("4.3.0", e.to_string()))?;
+    let RequestedStream { file, content } =
+        open_requested_stream(Path::new("."), req).map_err(|e| defer("4.3.0", e.to_string()))?;
     let envl = &file.envelope;
     let rcpts: Vec<Rcpt> = req
         .recipients
@@ -225,16 +253,12 @@ fn read_message(req: &DeliveryRequest) -> Result<Message, Outcome> {
     let truthy = |n: &str| {
         attr(n).is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "no" | "false"))
     };
-    let non_ascii_address =
-        !req.sender.is_ascii() || req.recipients.iter().any(|r| !r.address.is_ascii());
-    let requiretls = truthy("requiretls");
     Ok(Message {
-        requiretls,
-        // RFC 8689 5: with REQUIRETLS the header is ignored.
-        tls_optional: !requiretls && crate::envelope::tls_required_no(&content),
-        eight_bit: attr("body_type").is_some_and(|b| b.eq_ignore_ascii_case("8BITMIME"))
-            || has_8bit(&content),
-        smtputf8: non_ascii_address || (truthy("smtputf8") && headers_have_utf8(&content)),
+        requiretls: truthy("requiretls"),
+        body_8bitmime: attr("body_type").is_some_and(|b| b.eq_ignore_ascii_case("8BITMIME")),
+        smtputf8_requested: truthy("smtputf8"),
+        non_ascii_address: !req.sender.is_ascii()
+            || req.recipients.iter().any(|r| !r.address.is_ascii()),
         ret: attr("dsn_ret"),
         envid: attr("dsn_envid"),
         xforward: crate::xforward::Attributes::from_queue(|n| envl.attr(n), &req.queue_id),

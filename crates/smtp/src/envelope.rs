@@ -1,7 +1,9 @@
 //! What one transaction sends, and the MAIL FROM / RCPT TO parameters that depend on
 //! what the server offers: SIZE, BODY=8BITMIME, SMTPUTF8, and the DSN parameters
 //! (RET, ENVID on MAIL; NOTIFY, ORCPT on RCPT, RFC 3461) passed on only when the server
-//! announces DSN. Also the content checks that decide BODY=8BITMIME and SMTPUTF8.
+//! announces DSN. Also the `TLS-Required: No` check over the header section (content.rs
+//! scans the message for it and for the 8-bit data that decides BODY=8BITMIME and
+//! SMTPUTF8).
 //!
 //! 8BITMIME: a message with 8-bit content goes to a server without 8BITMIME converted
 //! to 7-bit MIME (quoted-printable, `downgrade.rs`), as Postfix does by default; with
@@ -25,7 +27,8 @@ pub struct Rcpt {
 pub struct Envelope<'a> {
     pub sender: &'a str,
     pub recipients: &'a [Rcpt],
-    pub content: &'a [u8],
+    /// What goes after DATA, streamed (content.rs).
+    pub content: &'a crate::content::Content<'a>,
     /// DSN RET (`FULL`/`HDRS`) and ENVID as received, if any.
     pub ret: Option<&'a str>,
     pub envid: Option<&'a str>,
@@ -173,21 +176,6 @@ pub fn xtext(s: &str) -> String {
     out
 }
 
-/// Whether the content has bytes above 127 (8-bit data).
-pub fn has_8bit(content: &[u8]) -> bool {
-    content.iter().any(|b| *b > 127)
-}
-
-/// Whether the header section (up to the first empty line) has non-ASCII bytes.
-pub fn headers_have_utf8(content: &[u8]) -> bool {
-    let end = content
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .or_else(|| content.windows(4).position(|w| w == b"\r\n\r\n"))
-        .unwrap_or(content.len());
-    has_8bit(&content[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,7 +185,8 @@ mod tests {
         Envelope {
             sender: "a@x.test",
             recipients: rcpts,
-            content: b"",
+            // Leaked: a test's envelope borrows its content for as long as it lives.
+            content: Box::leak(Box::new(crate::content::Content::from_bytes(b""))),
             ret: Some("hdrs"),
             envid: Some("id+1=2"),
             eight_bit: true,
@@ -260,14 +249,6 @@ mod tests {
         let none = Offers::default();
         assert_eq!(mail_command(&e, &none, 42), "MAIL FROM:<a@x.test>");
         assert_eq!(rcpt_command(&r[0], &none), "RCPT TO:<b@y.test>");
-    }
-
-    #[test]
-    fn content_checks() {
-        assert!(has_8bit("é".as_bytes()));
-        assert!(!has_8bit(b"plain"));
-        assert!(headers_have_utf8("Subject: é\n\nbody".as_bytes()));
-        assert!(!headers_have_utf8("Subject: e\n\nbodé".as_bytes()));
     }
 
     proptest! {

@@ -53,8 +53,9 @@ impl HeaderFlags {
         self.delivered_to || self.original_to || self.return_path
     }
 
-    /// The content to send: the requested headers, then `content`.
-    pub fn prepend(&self, sender: &str, rcpt: &str, orig: &str, content: &[u8]) -> Vec<u8> {
+    /// The requested header lines (LF-terminated, in Postfix's order), to be sent
+    /// before the message (content.rs); empty when none is.
+    pub fn headers(&self, sender: &str, rcpt: &str, orig: &str) -> Vec<u8> {
         let mut out = String::new();
         if self.return_path {
             out.push_str(&format!("Return-Path: <{sender}>\n"));
@@ -66,9 +67,7 @@ impl HeaderFlags {
         if self.delivered_to {
             out.push_str(&format!("Delivered-To: {}\n", rcpt.to_lowercase()));
         }
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(content);
-        bytes
+        out.into_bytes()
     }
 }
 
@@ -85,14 +84,12 @@ mod tests {
         let f = HeaderFlags::parse(&words("flags=DORX")).unwrap();
         assert!(f.any() && f.needs_single_recipient());
         assert_eq!(
-            f.prepend("s@x", "Bob@Example.org", "Alias@x", b"Subject: y\n\nz\n"),
-            b"Return-Path: <s@x>\nX-Original-To: Alias@x\nDelivered-To: bob@example.org\n\
-              Subject: y\n\nz\n"
-                .to_vec()
+            f.headers("s@x", "Bob@Example.org", "Alias@x"),
+            b"Return-Path: <s@x>\nX-Original-To: Alias@x\nDelivered-To: bob@example.org\n".to_vec()
         );
         let none = HeaderFlags::parse(&[]).unwrap();
         assert!(!none.any());
-        assert_eq!(none.prepend("s", "r", "o", b"x"), b"x".to_vec());
+        assert_eq!(none.headers("s", "r", "o"), Vec::<u8>::new());
     }
 
     #[test]

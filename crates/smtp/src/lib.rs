@@ -6,10 +6,10 @@
 //! `host[:port]` with MX lookup, A/AAAA fallback, null MX; for LMTP `unix:path`,
 //! `inet:host:port`), reuses a cached session or opens one (STARTTLS per
 //! smtp_tls_security_level / smtp_tls_policy_maps, client SASL for relayhosts), runs
-//! the transaction (PIPELINING, SIZE, 8BITMIME, SMTPUTF8, DSN), marks accepted
-//! recipients done in the queue file, answers qmgr with one result per recipient and
-//! logs Postfix-shaped `to=<>, relay=, [conn_use=,] delay=, delays=, dsn=, status=`
-//! lines.
+//! the transaction (PIPELINING, SIZE, 8BITMIME, SMTPUTF8, DSN; the message streamed
+//! from the queue file, content.rs), marks accepted recipients done in the queue file,
+//! answers qmgr with one result per recipient and logs Postfix-shaped `to=<>, relay=,
+//! [conn_use=,] delay=, delays=, dsn=, status=` lines.
 //!
 //! The DNS resolver reads /etc/resolv.conf before the service chroots. The
 //! Rostfix-specific parameter `rostfix_dns_servers` (a list of `ip:port`, default empty
@@ -24,6 +24,7 @@
 pub mod agent;
 pub mod cache;
 pub mod conn;
+pub mod content;
 pub mod dane;
 pub mod dane_verify;
 pub mod deliver;

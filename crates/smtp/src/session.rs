@@ -14,6 +14,7 @@
 //! 5xx to HELO/MAIL: bounce everything).
 
 use crate::conn::{TlsStart, Transport};
+use crate::content::{Content, SendError};
 use crate::envelope::{mail_command, rcpt_command, Envelope, Offers};
 use crate::reply::{read_reply, Reply, ReplyError};
 use crate::sasl::{self, Credentials, Mechanism, SecurityOptions};
@@ -123,6 +124,9 @@ pub struct Client<T: Transport> {
     pub created: Instant,
     /// Set when the server closed the session (421) or lost it half-way.
     broken: bool,
+    /// Set when a transaction stopped inside DATA (the content became unreadable):
+    /// anything written now would be message content, so not even QUIT is sent.
+    abandoned: bool,
 }
 
 /// Greets, says EHLO/LHLO, starts TLS and authenticates as `opts` asks.
@@ -138,6 +142,7 @@ pub fn open<T: Transport>(stream: T, opts: &OpenOptions<'_>) -> Result<Client<T>
         uses: 0,
         created: Instant::now(),
         broken: false,
+        abandoned: false,
     };
     match c.setup(opts) {
         Ok(()) => Ok(c),
@@ -421,14 +426,23 @@ impl<T: Transport> Client<T> {
                 try_next: false,
             });
         }
-        // RFC 6152: 8-bit content to a server without 8BITMIME is converted first.
+        // RFC 6152: 8-bit content to a server without 8BITMIME is converted first, in
+        // memory (Content::read_all says why); everything else is streamed.
         let downgraded = if env.eight_bit && !offers.eight_bit_mime && env.mime_downgrade {
-            crate::downgrade::to_7bit(env.content)
+            let whole = env.content.read_all().map_err(|e| SiteFailure {
+                status: DeliveryStatus::Deferred,
+                dsn: "4.3.0".into(),
+                text: unreadable(&e),
+                // Another server would need the same content.
+                try_next: false,
+            })?;
+            crate::downgrade::to_7bit(&whole)
         } else {
             None
         };
-        let mut wire = to_wire(downgraded.as_deref().unwrap_or(env.content));
-        let size = wire.len() as u64;
+        let downgraded = downgraded.as_deref().map(Content::from_bytes);
+        let content = downgraded.as_ref().unwrap_or(env.content);
+        let size = content.wire_size();
         if let Some(limit) = offers.size.filter(|l| *l > 0 && size > *l) {
             return Err(SiteFailure {
                 status: DeliveryStatus::Bounced,
@@ -544,10 +558,25 @@ impl<T: Transport> Client<T> {
             return Ok(fill(outcomes, &accepted, &outcome));
         }
         self.set_timeout(t.data_xfer, "sending message body")?;
-        // Body and end marker in one write: a separate small ".\r\n" would wait for
-        // the peer's delayed ACK of the body (Nagle), 40 ms per message on Linux.
-        wire.extend_from_slice(b".\r\n");
-        self.write(&wire, "sending message body")?;
+        let sent = content.send(&mut |wire: &[u8]| self.write(wire, "sending message body"));
+        match sent {
+            Ok(()) => {}
+            Err(SendError::Write(f)) => return Err(f),
+            Err(SendError::Read(e)) => {
+                // Part of the message is out and the rest cannot be read: the end of
+                // data must not be sent, or the server would deliver it truncated.
+                // Only closing the connection undoes it (no QUIT either: inside DATA
+                // that would be content).
+                self.abandoned = true;
+                self.broken = true;
+                let outcome = Outcome {
+                    status: DeliveryStatus::Deferred,
+                    dsn: "4.3.0".into(),
+                    text: unreadable(&e),
+                };
+                return Ok(fill(outcomes, &accepted, &outcome));
+            }
+        }
         let stage = "sending end of data -- message may be sent more than once";
         self.set_timeout(t.data_done, stage)?;
         if !self.lmtp {
@@ -613,12 +642,18 @@ impl<T: Transport> Client<T> {
 
     /// RSET before reusing the connection; false when it is no longer usable.
     pub fn reset(&mut self) -> bool {
+        if self.abandoned {
+            return false;
+        }
         let t = self.timeouts.rset;
         matches!(self.command("RSET", t, "sending RSET"), Ok(r) if r.class() == 2)
     }
 
     /// QUIT, as a courtesy: its failure changes nothing that was decided.
     pub fn quit(&mut self) {
+        if self.abandoned {
+            return;
+        }
         let t = self.timeouts.quit;
         let _ = self.command("QUIT", t, "sending QUIT");
     }
@@ -743,37 +778,9 @@ fn finish(outcomes: Vec<Option<Outcome>>) -> Vec<Outcome> {
         .collect()
 }
 
-/// Message content as sent after DATA: every line ends in CR LF, a line starting with
-/// `.` gets another `.` (RFC 5321 4.5.2), and the last line is terminated. The final
-/// `.\r\n` is not included.
-///
-/// A line ends at LF (stored content ends lines in LF; a CR right before it is part of
-/// the line end). A CR anywhere else becomes a space, as Postfix's smtp client does:
-/// RFC 5321 2.3.8 forbids sending a bare CR, and a receiver that takes one for a line
-/// end would read `\r.\r` as the end of the data and what follows as commands.
-pub fn to_wire(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + content.len() / 32 + 2);
-    let mut line_start = true;
-    for (i, &b) in content.iter().enumerate() {
-        match b {
-            b'\r' if content.get(i + 1) == Some(&b'\n') => {}
-            b'\n' => {
-                out.extend_from_slice(b"\r\n");
-                line_start = true;
-            }
-            _ => {
-                if line_start && b == b'.' {
-                    out.push(b'.');
-                }
-                out.push(if b == b'\r' { b' ' } else { b });
-                line_start = false;
-            }
-        }
-    }
-    if !line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+/// The text for content that could not be read from the queue file.
+fn unreadable(e: &std::io::Error) -> String {
+    format!("cannot read message content: {e}")
 }
 
 #[cfg(test)]

@@ -5,8 +5,6 @@ use crate::envelope::Rcpt;
 use crate::sasl::parse_entry;
 use std::io::{Read, Write};
 
-use proptest::prelude::*;
-
 /// A server that has already "said" everything in `script` and records what the
 /// client writes. Reads return one line at a time, as a real server's replies arrive.
 struct Fake {
@@ -77,11 +75,16 @@ fn rcpts_of(rcpts: &[&str]) -> Vec<Rcpt> {
         .collect()
 }
 
+/// Content for a test envelope, leaked: the envelope borrows it for as long as it lives.
+fn content(bytes: &'static [u8]) -> &'static Content<'static> {
+    Box::leak(Box::new(Content::from_bytes(bytes)))
+}
+
 fn env_of(rcpts: &[Rcpt]) -> Envelope<'_> {
     Envelope {
         sender: "alice@a.test",
         recipients: rcpts,
-        content: b"Subject: hi\n\n.dot\nbody\n",
+        content: content(b"Subject: hi\n\n.dot\nbody\n"),
         ret: None,
         envid: None,
         eight_bit: false,
@@ -248,44 +251,6 @@ fn data_rejection_and_size_limit() {
     assert_eq!(r.unwrap()[0].status, DeliveryStatus::Bounced);
     let (r, _) = run_with("220 x\n250-x\n250 SIZE 10\n", &["a@b.test"]);
     assert_eq!(r.unwrap_err().dsn, "5.3.4");
-}
-
-#[test]
-fn wire_conversion() {
-    assert_eq!(to_wire(b"a\n.b\n..c\nd"), b"a\r\n..b\r\n...c\r\nd\r\n");
-    assert_eq!(to_wire(b".\r\nx\r\n"), b"..\r\nx\r\n");
-    assert_eq!(to_wire(b""), b"");
-}
-
-#[test]
-fn bare_cr_goes_out_as_a_space() {
-    // The smuggling sequence stays inside one line instead of ending the data early.
-    assert_eq!(
-        to_wire(b"a\r.\rMAIL FROM:<e@x>\n"),
-        b"a . MAIL FROM:<e@x>\r\n"
-    );
-    assert_eq!(to_wire(b"\r.\r\n"), b" .\r\n");
-    assert_eq!(to_wire(b"x\r"), b"x \r\n");
-    assert_eq!(to_wire(b"x\r\r\ny"), b"x \r\ny\r\n");
-    // A CR right before LF is the line end; a dot after it is stuffed.
-    assert_eq!(to_wire(b"a\r\n.\r\n"), b"a\r\n..\r\n");
-}
-
-proptest! {
-    #[test]
-    fn wire_never_has_bare_cr_or_lf_or_lone_dot_line(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-        let w = to_wire(&data);
-        for (i, &b) in w.iter().enumerate() {
-            if b == b'\n' {
-                prop_assert!(i > 0 && w[i - 1] == b'\r');
-            }
-            if b == b'\r' {
-                prop_assert_eq!(w.get(i + 1), Some(&b'\n'));
-            }
-        }
-        prop_assert!(!w.windows(5).any(|x| x == b"\r\n.\r\n"));
-        prop_assert!(!w.starts_with(b".\r\n"));
-    }
 }
 
 #[test]
@@ -473,9 +438,8 @@ fn encrypt_level_without_starttls_offer_fails_over() {
 #[test]
 fn eight_bit_mail_is_downgraded_for_a_server_without_8bitmime() {
     let rcpts = rcpts_of(&["bob@b.test"]);
-    let content = "Subject: hi\n\nna\u{ef}ve\n".as_bytes();
     let mut env = env_of(&rcpts);
-    env.content = content;
+    env.content = content("Subject: hi\n\nna\u{ef}ve\n".as_bytes());
     env.eight_bit = true;
     let plain = "220 b.test ESMTP\n250-b.test\n250 PIPELINING\n250 2.1.0 Ok\n250 2.1.5 Ok\n354 go\n250 2.0.0 Ok\n221 Bye\n";
     let (r, written) = session(plain, &env, false, None);
@@ -606,4 +570,84 @@ fn a_probe_without_pipelining_refused_at_mail_still_resets() {
         written.ends_with("RCPT TO:<bob@b.test>\r\nRSET\r\nQUIT\r\n"),
         "{written}"
     );
+}
+
+/// A queued message is streamed after DATA: SIZE= is the size of what follows DATA,
+/// and a second transaction (the next server, a reused session) sends it again whole.
+#[test]
+fn a_queued_message_is_streamed_and_sized() {
+    let mut body = b"Subject: big\n\n".to_vec();
+    for i in 0..30_000 {
+        body.extend_from_slice(format!(".{i}\n").as_bytes());
+    }
+    let (_root, queued, _) = crate::content::testqueue::queued(&body);
+    let (content, _) = Content::scan(Vec::new(), &queued).unwrap();
+    let r = rcpts_of(&["bob@b.test"]);
+    let mut env = env_of(&r);
+    env.content = &content;
+    let script =
+        "220 x\n250-x\n250-PIPELINING\n250 SIZE 100000000\n250 ok\n250 ok\n354 go\n250 one\n\
+                  250 reset\n250 ok\n250 ok\n354 go\n250 two\n";
+    let mut f = fake(script);
+    let t = Timeouts::default();
+    let mut c = open(&mut f, &opts(&t, false, None)).unwrap();
+    assert_eq!(c.transaction(&env).unwrap()[0].text, "250 one");
+    assert!(c.reset());
+    assert_eq!(c.transaction(&env).unwrap()[0].text, "250 two");
+    drop(c);
+    let written = f.written;
+    let data = [crate::content::to_wire(&body), b".\r\n".to_vec()].concat();
+    let size = format!("SIZE={}", data.len() - 3);
+    let starts: Vec<usize> = written
+        .windows(data.len())
+        .enumerate()
+        .filter(|(_, w)| *w == &data[..])
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(starts.len(), 2, "the message twice");
+    let text = String::from_utf8_lossy(&written);
+    assert_eq!(text.matches(&size).count(), 2, "{size}");
+}
+
+/// When the content becomes unreadable half-way through DATA, the end of data is not
+/// sent (the server must not deliver a truncated message), the recipients are
+/// deferred, and nothing more is written: not even QUIT, which would be content.
+#[test]
+fn unreadable_content_abandons_the_session_inside_data() {
+    let body = vec![b'a'; 300_000];
+    let (_root, queued, path) = crate::content::testqueue::queued(&body);
+    let (content, _) = Content::scan(Vec::new(), &queued).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let r = rcpts_of(&["bob@b.test", "eve@b.test"]);
+    let mut env = env_of(&r);
+    env.content = &content;
+    let mut f =
+        fake("220 x\n250-x\n250 PIPELINING\n250 ok\n250 ok\n550 5.1.1 no such user\n354 go\n");
+    let t = Timeouts::default();
+    let mut c = open(&mut f, &opts(&t, false, None)).unwrap();
+    let out = c.transaction(&env).unwrap();
+    assert_eq!(out[0].status, DeliveryStatus::Deferred);
+    assert_eq!(out[0].dsn, "4.3.0");
+    assert!(
+        out[0].text.starts_with("cannot read message content: "),
+        "{}",
+        out[0].text
+    );
+    // The refused recipient keeps its own answer.
+    assert_eq!(out[1].status, DeliveryStatus::Bounced);
+    assert!(!c.reusable());
+    assert!(!c.reset());
+    c.quit();
+    drop(c);
+    let written = f.written;
+    assert!(written.len() > 100_000, "part of the message went out");
+    assert!(!written.ends_with(b"\r\n.\r\n"));
+    assert!(!String::from_utf8_lossy(&written).contains("QUIT"));
+    assert!(!String::from_utf8_lossy(&written).contains("RSET"));
 }
