@@ -2,7 +2,7 @@
 recipients at a time (crates/qmgr/src/manager/slices.rs) and a kill -9 of the whole
 suite in the middle loses no recipient.
 
-qmgr_message_recipient_limit is set to 400 here, so slices hold 200 recipients and the
+qmgr_message_recipient_limit is set to 200 here, so slices hold 200 recipients and the
 20 000 recipients of the message take a hundred of them."""
 
 import time
@@ -12,7 +12,7 @@ from harness import free_port, wait_for, write_table
 from smtpsink import Sink
 
 RCPTS = 20_000
-LIMIT = 400
+LIMIT = 200
 # The smtp client's requests: at most smtp_destination_recipient_limit (50) recipients
 # each, and as many at once as the destination's concurrency limit (20) allows.
 IN_FLIGHT_BOUND = 20 * 50
@@ -50,7 +50,7 @@ def test_a_list_message_is_held_a_slice_at_a_time_and_survives_kill_9(make_insta
         before = received(sink)
         assert sum(before.values()) < RCPTS, "delivery ended before the kill: test nothing"
         log = inst.log_text()
-        assert f"more than {LIMIT // 2} pending recipients: read {LIMIT // 2} at a time" in log
+        assert f"more than {LIMIT} pending recipients: read {LIMIT} at a time" in log
 
         inst.start()
         wait_for(lambda: len(received(sink)) >= RCPTS, timeout=300, interval=0.5,

@@ -67,6 +67,81 @@ pub fn expand_envelope(resolver: &Resolver, env: &Envelope) -> Result<Option<Env
     Ok(Some(new))
 }
 
+/// Whether [`expand_envelope`] would change an envelope, decided one recipient at a
+/// time without holding them: qmgr looks at a large message this way at activation
+/// and reads the whole envelope only when something must be rewritten. Duplicates are
+/// found through a set of hashes; a collision only sends the message down the full
+/// path, which decides exactly.
+pub struct ExpansionCheck<'a> {
+    resolver: &'a Resolver,
+    local_context: bool,
+    /// Expanded before (EXPANDED_ATTR): nothing to look at.
+    done_before: bool,
+    seen: std::collections::HashSet<u64>,
+    changes: bool,
+    failed: Option<String>,
+}
+
+impl<'a> ExpansionCheck<'a> {
+    /// For an envelope with these attributes (`rewrite_context`, EXPANDED_ATTR).
+    pub fn new(resolver: &'a Resolver, head: &Envelope) -> ExpansionCheck<'a> {
+        ExpansionCheck {
+            resolver,
+            local_context: head.attr("rewrite_context") == Some("local"),
+            done_before: head.attr(EXPANDED_ATTR) == Some("1"),
+            seen: std::collections::HashSet::new(),
+            changes: false,
+            failed: None,
+        }
+    }
+
+    /// Looks at one recipient (in any order).
+    pub fn see(&mut self, r: &Recipient) {
+        if self.done_before || self.changes || self.failed.is_some() || r.done {
+            return;
+        }
+        let canonical = self.resolver.canonicalize(&r.address, self.local_context);
+        let expanded = match self.resolver.expand_virtual(&canonical) {
+            Ok(e) => e,
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                return;
+            }
+        };
+        if expanded.len() != 1 || expanded[0] != r.address {
+            self.changes = true;
+            return;
+        }
+        let orig = if r.orig_address.is_empty() {
+            &r.address
+        } else {
+            &r.orig_address
+        };
+        if !self.seen.insert(pair_hash(&r.address, orig)) {
+            self.changes = true;
+        }
+    }
+
+    /// Ok(true): the envelope must be expanded (and rewritten); Ok(false): it stays as
+    /// it is; Err: expansion cannot be done now (the message is deferred).
+    pub fn outcome(self) -> Result<bool, String> {
+        match self.failed {
+            Some(why) => Err(why),
+            None => Ok(self.changes),
+        }
+    }
+}
+
+/// The duplicate key of [`expand_envelope`] (address and original, case folded),
+/// hashed.
+fn pair_hash(address: &str, orig: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    address.to_lowercase().hash(&mut h);
+    orig.to_lowercase().hash(&mut h);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +225,36 @@ mod tests {
         let new = expand_envelope(&resolver(), &e).unwrap().expect("changed");
         assert_eq!(new.recipients[0].address, "joe@example.com");
         assert_eq!(new.recipients[0].orig_address, "joe");
+    }
+
+    #[test]
+    fn the_streaming_check_agrees_with_the_expansion() {
+        let r = resolver();
+        let mut local = env(vec![rcpt("joe", false)]);
+        local.attrs.push(("rewrite_context".into(), "local".into()));
+        let mut expanded_before = env(vec![rcpt("info@v.org", false)]);
+        expanded_before
+            .attrs
+            .push((EXPANDED_ATTR.into(), "1".into()));
+        let cases = [
+            env(vec![rcpt("a@far.org", false), rcpt("b@far.org", false)]),
+            env(vec![rcpt("info@v.org", false), rcpt("old@v.org", true)]),
+            env(vec![rcpt("self@v.org", false)]),
+            // A duplicate (case folded) is removed by the expansion.
+            env(vec![rcpt("a@far.org", false), rcpt("A@Far.org", false)]),
+            // Done ones are copied, never looked at.
+            env(vec![rcpt("info@v.org", true), rcpt("a@far.org", false)]),
+            local,
+            expanded_before,
+        ];
+        for e in &cases {
+            let mut check = ExpansionCheck::new(&r, e);
+            // Order does not matter: the slice is shown after the rest.
+            for rc in e.recipients.iter().rev() {
+                check.see(rc);
+            }
+            let full = expand_envelope(&r, e).unwrap().is_some();
+            assert_eq!(check.outcome(), Ok(full), "{:?}", e.recipients);
+        }
     }
 }

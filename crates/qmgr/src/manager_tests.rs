@@ -1156,7 +1156,7 @@ fn a_request_that_cannot_reach_its_agent_while_stopping_is_not_an_attempt() {
 }
 
 /// A message of `n` recipients over a few remote domains, and a manager that reads
-/// large messages in slices of 100 (qmgr_message_recipient_limit 200).
+/// large messages in slices of 100 (qmgr_message_recipient_limit 100).
 fn sliced_setup(name: &str, n: usize) -> (PathBuf, String, Manager, Receiver<Event>) {
     let root = queue_root(name);
     let rcpts: Vec<String> = (0..n)
@@ -1165,7 +1165,7 @@ fn sliced_setup(name: &str, n: usize) -> (PathBuf, String, Manager, Receiver<Eve
     let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
     let id = queue_message(&root, "list@example.org", &refs, now_secs());
     let mut s = settings();
-    s.recipient_limit = 200;
+    s.recipient_limit = 100;
     s.limits.default.initial_concurrency = 5;
     let (tx, rx) = std::sync::mpsc::channel();
     let m = Manager::new(root.clone(), s, resolver(), tx);
@@ -1265,7 +1265,7 @@ fn an_expired_large_message_is_returned_once_with_every_slice_tried() {
     });
     let bounces = bounce_service(&root, BounceReply::Queued("B0000001".into()));
     let mut s = settings();
-    s.recipient_limit = 200;
+    s.recipient_limit = 100;
     s.limits.default.initial_concurrency = 5;
     let (tx, rx) = std::sync::mpsc::channel();
     let mut m = Manager::new(root.clone(), s, resolver(), tx);
@@ -1296,7 +1296,7 @@ fn a_large_discarded_message_completes_slice_after_slice_without_recursing() {
     let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
     let id = queue_message(&root, "list@example.org", &refs, now_secs());
     let mut s = settings();
-    s.recipient_limit = 200;
+    s.recipient_limit = 100;
     let (tx, _rx) = std::sync::mpsc::channel();
     let mut m = Manager::new(root.clone(), s, resolver(), tx);
     // A small stack: 50 slices in nested calls would not fit in it.

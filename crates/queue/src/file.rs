@@ -108,6 +108,31 @@ impl QueueFile {
         from: u64,
         max: usize,
     ) -> Result<(QueueFile, Option<u64>), QueueError> {
+        QueueFile::slice(root, queue, id, from, max, None)
+    }
+
+    /// The first slice of [`QueueFile::open_slice`] for qmgr's activation, with the
+    /// content's length (the content records are walked, not read), and every
+    /// recipient left out of the slice, done ones too, parsed and shown to `visit`:
+    /// the whole envelope is checked and looked at once, and never held.
+    pub fn open_first_slice(
+        root: &Path,
+        queue: QueueName,
+        id: &str,
+        max: usize,
+        visit: &mut dyn FnMut(&Recipient),
+    ) -> Result<(QueueFile, Option<u64>), QueueError> {
+        QueueFile::slice(root, queue, id, 0, max, Some(visit))
+    }
+
+    fn slice(
+        root: &Path,
+        queue: QueueName,
+        id: &str,
+        from: u64,
+        max: usize,
+        visit: Option<&mut dyn FnMut(&Recipient)>,
+    ) -> Result<(QueueFile, Option<u64>), QueueError> {
         if !is_valid_queue_id(id) {
             return Err(QueueError::Invalid {
                 what: "queue id",
@@ -129,15 +154,21 @@ impl QueueFile {
                 false
             }
         };
+        // The first slice also gives the content length (qmgr's message size).
+        let depth = if visit.is_some() {
+            Depth::Full
+        } else {
+            Depth::Envelope
+        };
         let (file, len) = open_existing(&path, false)?;
-        let parsed = parse::parse_keeping(file, len, Depth::Envelope, &keep)
+        let parsed = parse::parse_visiting(file, len, depth, &keep, visit)
             .map_err(|e| map_parse(&path, e))?;
         let qf = QueueFile {
             id: id.to_string(),
             queue,
             path,
             envelope: parsed.envelope,
-            content_len: 0,
+            content_len: parsed.content_len,
         };
         Ok((qf, next.get()))
     }

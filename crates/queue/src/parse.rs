@@ -222,6 +222,20 @@ pub(crate) fn parse_keeping<R: Read + Seek>(
     depth: Depth,
     keep: &dyn Fn(u64, bool) -> bool,
 ) -> Result<Parsed, ParseError> {
+    parse_visiting(src, len, depth, keep, None)
+}
+
+/// [`parse_keeping`], with every recipient `keep` leaves out parsed all the same and
+/// shown to `visit` (when given) instead of being kept: qmgr looks at each recipient
+/// of a large message once at activation (checked, counted, alias expansion
+/// considered) while holding only a slice of them.
+pub(crate) fn parse_visiting<R: Read + Seek>(
+    src: R,
+    len: u64,
+    depth: Depth,
+    keep: &dyn Fn(u64, bool) -> bool,
+    mut visit: Option<&mut dyn FnMut(&Recipient)>,
+) -> Result<Parsed, ParseError> {
     let mut r = RecordReader::new(src, len, 0)?;
     let mut env = Envelope::default();
 
@@ -282,7 +296,10 @@ pub(crate) fn parse_keeping<R: Read + Seek>(
             REC_ATTR => return corrupt(format!("offset {off}: attribute after recipients")),
             REC_RCPT | REC_DONE if !keep(off, t == REC_DONE) => {
                 seen_recipient = true;
-                r.skip(n)?;
+                match visit.as_mut() {
+                    Some(v) => v(&parse_recipient(off, t, r.payload(n)?)?),
+                    None => r.skip(n)?,
+                }
             }
             REC_RCPT | REC_DONE => {
                 seen_recipient = true;

@@ -7,7 +7,7 @@
 use super::{now_f64, now_secs, Manager};
 use crate::builtin::{self, Builtin};
 use crate::event::DeliveryOutcome;
-use crate::expand::expand_envelope;
+use crate::expand::{expand_envelope, ExpansionCheck};
 use crate::logline::{from_line, to_line};
 use crate::message::ActiveMessage;
 use crate::route::Route;
@@ -69,50 +69,13 @@ impl Manager {
                 return true;
             }
         }
-        let qf = match QueueFile::open(&self.root, QueueName::Active, id) {
-            Ok(f) => f,
-            Err(QueueError::Corrupt { reason, .. }) => {
-                match move_file(&self.root, QueueName::Active, QueueName::Corrupt, id) {
-                    Ok(()) => log::warn!("{id}: corrupt queue file: {reason}; moved to corrupt"),
-                    Err(e) => log::warn!(
-                        "{id}: corrupt queue file: {reason}; cannot move to corrupt: {e}"
-                    ),
-                }
-                self.release(id);
-                return true;
-            }
-            Err(QueueError::NotFound(_)) => {
-                self.release(id);
-                return true;
-            }
-            Err(e) => {
-                self.release(id);
-                self.set_aside(id, &e);
-                return true;
-            }
-        };
-        self.unreadable.cleared(id);
-        let qf = match self.expand_aliases(qf) {
-            Ok(qf) => qf,
-            Err(None) => {
-                self.release(id);
-                return true;
-            }
-            Err(Some((qf, why))) => {
-                // Cannot expand now: every pending recipient waits, none is delivered
-                // unexpanded (Postfix's cleanup would not have accepted the message).
-                self.defer_whole(&qf, &why);
-                return true;
-            }
+        let slice = self.slice_size();
+        let Some((qf, unread, total)) = self.read_for_activation(id, slice) else {
+            return true;
         };
         log::info!(
             "{}",
-            from_line(
-                id,
-                &qf.envelope.sender,
-                qf.content_len,
-                qf.envelope.recipients.len()
-            )
+            from_line(id, &qf.envelope.sender, qf.content_len, total)
         );
         self.metrics
             .add("rostfix_messages_activated_total", &[], 1.0);
@@ -145,17 +108,117 @@ impl Manager {
         msg.size = qf.content_len;
         // A large message is read a slice at a time (manager/slices.rs): the first
         // one now, the rest as its deliveries finish.
-        let slice = self.slice_size();
-        let mut pending = qf.envelope.recipients.into_iter().filter(|r| !r.done);
-        let first: Vec<Recipient> = pending.by_ref().take(slice).collect();
-        msg.unread = pending.next().map(|r| r.offset);
-        drop(pending);
+        msg.unread = unread;
+        let first = qf.envelope.recipients;
         if msg.unread.is_some() {
             log::info!("{id}: more than {slice} pending recipients: read {slice} at a time");
         }
         self.queue_slice(msg, first);
         self.finish_if_idle(id);
         true
+    }
+
+    /// Reads a file just moved into active/ and locked: its envelope head and first
+    /// slice of pending recipients, every other recipient checked and looked at once
+    /// but not held (QueueFile::open_first_slice), with virtual alias expansion done
+    /// and stored first when it changes anything. Returns the file as read, where the
+    /// unread recipients start, and how many recipients it has in all; None when the
+    /// file was dealt with here (gone, corrupt, set aside, or deferred whole).
+    fn read_for_activation(
+        &mut self,
+        id: &str,
+        slice: usize,
+    ) -> Option<(QueueFile, Option<u64>, usize)> {
+        let head = match QueueFile::open_slice(&self.root, QueueName::Active, id, u64::MAX, 0) {
+            Ok((head, _)) => head,
+            Err(e) => {
+                self.cannot_open(id, e);
+                return None;
+            }
+        };
+        let mut check = ExpansionCheck::new(&self.resolver, &head.envelope);
+        let mut total = 0usize;
+        let read =
+            QueueFile::open_first_slice(&self.root, QueueName::Active, id, slice, &mut |r| {
+                total += 1;
+                check.see(r);
+            });
+        let (qf, unread) = match read {
+            Ok(x) => x,
+            Err(e) => {
+                self.cannot_open(id, e);
+                return None;
+            }
+        };
+        for r in &qf.envelope.recipients {
+            check.see(r);
+        }
+        total += qf.envelope.recipients.len();
+        self.unreadable.cleared(id);
+        if check.outcome() == Ok(false) {
+            return Some((qf, unread, total));
+        }
+        // Something to rewrite, or the expansion failed: the whole envelope, once.
+        let full = match QueueFile::open(&self.root, QueueName::Active, id) {
+            Ok(f) => f,
+            Err(e) => {
+                self.cannot_open(id, e);
+                return None;
+            }
+        };
+        match self.expand_aliases(full) {
+            Ok(full) => {
+                drop(full);
+                let mut count = 0usize;
+                match QueueFile::open_first_slice(
+                    &self.root,
+                    QueueName::Active,
+                    id,
+                    slice,
+                    &mut |_| count += 1,
+                ) {
+                    Ok((qf, unread)) => {
+                        let total = count + qf.envelope.recipients.len();
+                        Some((qf, unread, total))
+                    }
+                    Err(e) => {
+                        self.cannot_open(id, e);
+                        None
+                    }
+                }
+            }
+            Err(None) => {
+                self.release(id);
+                None
+            }
+            Err(Some((full, why))) => {
+                // Cannot expand now: every pending recipient waits, none is delivered
+                // unexpanded (Postfix's cleanup would not have accepted the message).
+                self.defer_whole(&full, &why);
+                None
+            }
+        }
+    }
+
+    /// A file in active/ that could not be read: a corrupt one goes to corrupt/, a
+    /// vanished one is forgotten, anything else is set aside and retried.
+    fn cannot_open(&mut self, id: &str, e: QueueError) {
+        match e {
+            QueueError::Corrupt { reason, .. } => {
+                match move_file(&self.root, QueueName::Active, QueueName::Corrupt, id) {
+                    Ok(()) => log::warn!("{id}: corrupt queue file: {reason}; moved to corrupt"),
+                    Err(e) => log::warn!(
+                        "{id}: corrupt queue file: {reason}; cannot move to corrupt: {e}"
+                    ),
+                }
+                self.release(id);
+            }
+            QueueError::NotFound(_) => self.release(id),
+            e => {
+                self.release(id);
+                self.set_aside(id, &e);
+            }
+        }
     }
 
     /// Resolves a slice of a message's pending recipients to routes or to qmgr's own

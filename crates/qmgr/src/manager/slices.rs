@@ -25,11 +25,17 @@ use rostfix_queue::{QueueFile, QueueName};
 const MIN_SLICE: usize = 100;
 
 impl Manager {
-    /// Recipients read into memory per slice: half of qmgr_message_recipient_limit,
-    /// which bounds the recipients held over all active messages, so that one large
-    /// message leaves room for others to be activated beside it.
+    /// Recipients read into memory per slice: qmgr_message_recipient_limit (20 000
+    /// by default), the bound Postfix puts on the recipients held in memory.
+    ///
+    /// Measured on fanout-100k-rcpts (100 000 recipients over 1 000 domains, file
+    /// order interleaving the domains): the slice also bounds how many recipients of
+    /// one domain can share a transaction, so smaller slices mean more of them. Half
+    /// the limit took 85 s, the whole limit 61.5 s, no slicing 33.5 s (Postfix: 58 s).
+    /// Each request costs the agent a pass over the envelope, which is what makes
+    /// more requests expensive (docs/performance.md).
     pub(super) fn slice_size(&self) -> usize {
-        (self.settings.recipient_limit / 2).max(MIN_SLICE)
+        self.settings.recipient_limit.max(MIN_SLICE)
     }
 
     /// Reads the next slice ahead of the message's completion once half of the
