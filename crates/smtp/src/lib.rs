@@ -16,8 +16,9 @@
 //! = the system configuration) points it at other name servers instead; tests use it
 //! for a DNS server on loopback.
 //!
-//! Partial (see docs/ARCHITECTURE.md): no 8-bit to 7-bit MIME downgrade, no DANE, no
-//! dot-nexthop certificate matching, the connection cache is per process.
+//! Partial (see docs/ARCHITECTURE.md): no dot-nexthop certificate matching, TLS
+//! sessions are not shared between smtp processes, the connection cache is per
+//! process (8-bit to 7-bit MIME downgrade and DANE are done: downgrade.rs, dane.rs).
 
 #![forbid(unsafe_code)]
 
